@@ -1,0 +1,123 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ParticipantPrincipal } from '../participants/model.ts';
+import type { ParticipantService } from '../participants/service.ts';
+import type { TokenService } from '../participants/tokens.ts';
+import type { Actor } from '../audit/service.ts';
+import type { Db, Tx } from '../platform/db.ts';
+import type { HttpServer } from '../platform/http.ts';
+import { requestHash, runEffect, type EffectResponse, type Idempotency, type StoredResponse } from '../platform/idempotency.ts';
+import type { TokenBucketLimiter } from '../platform/rate-limit.ts';
+import type { DomainError } from '../platform/result.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: ParticipantPrincipal;
+    isOperator?: boolean;
+  }
+}
+
+export interface AuthDeps {
+  readonly tokens: TokenService;
+  readonly participants: ParticipantService;
+  readonly operatorToken: string;
+  readonly limiter: TokenBucketLimiter;
+}
+
+function bearer(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (typeof header !== 'string' || !header.startsWith('Bearer ')) return undefined;
+  return header.slice('Bearer '.length).trim();
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest();
+
+/**
+ * Authentication for every route, declared per route with `config: { auth }` (default: participant):
+ * participant routes take an access token from POST /oauth/token; operator routes take the operator credential.
+ * After authentication, each participant has its own rate limit (429 with Retry-After).
+ */
+export function registerAuth(app: HttpServer, deps: AuthDeps): void {
+  const operatorDigest = sha256(deps.operatorToken);
+  app.addHook('onRequest', async (request, reply) => {
+    const auth = request.routeOptions.config.auth ?? 'participant';
+    if (auth === 'none' || request.routeOptions.url === undefined) return;
+    const token = bearer(request);
+    if (token === undefined) return reply.fail({ code: 'unauthorized', message: 'send Authorization: Bearer <token>' });
+    if (auth === 'operator') {
+      if (!timingSafeEqual(sha256(token), operatorDigest)) return reply.fail({ code: 'unauthorized', message: 'not the operator credential' });
+      request.isOperator = true;
+      return;
+    }
+    const claims = await deps.tokens.verify(token);
+    if (claims === undefined) return reply.fail({ code: 'unauthorized', message: 'the access token is invalid or expired; get a new one from POST /oauth/token' });
+    const access = await deps.participants.checkAccess(claims.credentialId);
+    if (!access.ok) return reply.fail(access.error);
+    const limit = deps.limiter.take(claims.participantId);
+    if (!limit.allowed) {
+      reply.header('retry-after', String(Math.max(1, Math.ceil(limit.retryAfterMs / 1000))));
+      return reply.fail({ code: 'rate_limited', message: 'too many requests for this participant', details: { retryAfterMs: limit.retryAfterMs } });
+    }
+    request.principal = claims;
+  });
+}
+
+/** The authenticated participant; routes with `auth: 'participant'` always have one. */
+export function principalOf(request: FastifyRequest): ParticipantPrincipal {
+  if (request.principal === undefined) throw new Error('principalOf on a route without participant auth');
+  return request.principal;
+}
+
+export function actorOf(request: FastifyRequest, customerId?: string): Actor {
+  if (request.isOperator === true) return { type: 'operator' };
+  const p = principalOf(request);
+  return customerId === undefined ? { type: 'participant', participantId: p.participantId } : { type: 'participant', participantId: p.participantId, customerId };
+}
+
+/** What a handler's effect answers: a response to send, or a domain error (its writes are rolled back). */
+export type Outcome = StoredResponse | DomainError;
+
+export function created(body: unknown): StoredResponse {
+  return { status: 201, body };
+}
+
+export function okResponse(body: unknown): StoredResponse {
+  return { status: 200, body };
+}
+
+function isDomainError(o: Outcome): o is DomainError {
+  return 'code' in o && 'message' in o && !('status' in o);
+}
+
+export type Idempotent = (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  effect: (tx: Tx) => Promise<Outcome>,
+  options?: { required?: boolean },
+) => Promise<FastifyReply>;
+
+/**
+ * Runs a creating or money-moving handler in one transaction, under the request's Idempotency-Key when given (or
+ * always, when `required`). A domain error rolls the effect back and is answered (and, under a key, replayed) like a
+ * success, so a retry sees the same answer and nothing is half-written.
+ */
+export function createIdempotentRunner(deps: { db: Db; idempotency: Idempotency; errorStatus: Readonly<Record<string, number>> }): Idempotent {
+  const toEffect = (o: Outcome): EffectResponse =>
+    isDomainError(o)
+      ? { status: deps.errorStatus[o.code] ?? 500, body: { error: o.details === undefined ? { code: o.code, message: o.message } : { code: o.code, message: o.message, details: o.details } }, commit: false }
+      : { ...o, commit: true };
+  return async (request, reply, effect, options = {}) => {
+    const key = request.headers['idempotency-key'];
+    if (typeof key !== 'string') {
+      if (options.required === true) return reply.fail({ code: 'idempotency_key_required', message: 'this request moves money: send an Idempotency-Key header' });
+      const stored = await runEffect(deps.db, async (tx) => toEffect(await effect(tx)));
+      return reply.code(stored.status).send(stored.body);
+    }
+    const scope = request.principal?.participantId ?? 'operator';
+    const hash = requestHash([request.method, request.routeOptions.url, request.params, request.body]);
+    const result = await deps.idempotency.run(scope, key, hash, async (tx) => toEffect(await effect(tx)));
+    if (!result.ok) return reply.fail(result.error);
+    if (result.value.replayed) reply.header('idempotent-replayed', 'true');
+    return reply.code(result.value.status).send(result.value.body);
+  };
+}

@@ -1,0 +1,193 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createAuditService, type AuditService } from './audit/service.ts';
+import { registerAuditRoutes } from './audit/routes.ts';
+import { createIdempotentRunner, registerAuth, type Idempotent } from './api/context.ts';
+import { errorStatus } from './api/errors.ts';
+import { createCustomerService, type CustomerService } from './customers/service.ts';
+import { registerCustomerRoutes } from './customers/routes.ts';
+import { participantSchemas, registerParticipantRoutes } from './participants/routes.ts';
+import { createParticipantService, type ParticipantService } from './participants/service.ts';
+import { createTokenService, type TokenService } from './participants/tokens.ts';
+import { systemClock, type Clock } from './platform/clock.ts';
+import type { HubConfig } from './platform/config.ts';
+import { openDb, type Db } from './platform/db.ts';
+import { createHttpServer, type HttpServer } from './platform/http.ts';
+import { createIdempotency, type Idempotency } from './platform/idempotency.ts';
+import { createLogger, type Logger } from './platform/logger.ts';
+import { createMetrics, type HttpMetrics } from './platform/metrics.ts';
+import { migrate } from './platform/migrate.ts';
+import { createTokenBucketLimiter } from './platform/rate-limit.ts';
+import { createVault, defaultKeySource, type KeySource, type Vault } from './platform/vault.ts';
+import { registerSystemRoutes } from './system/routes.ts';
+import { createWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispatcher.ts';
+import { createEventOutbox, type EventOutbox } from './webhooks/events.ts';
+import { registerWebhookRoutes } from './webhooks/routes.ts';
+
+export const HUB_VERSION = '0.1.0';
+
+export interface HubServices {
+  readonly db: Db;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly vault: Vault;
+  readonly audit: AuditService;
+  readonly events: EventOutbox;
+  readonly idempotency: Idempotency;
+  readonly idempotent: Idempotent;
+  readonly participants: ParticipantService;
+  readonly customers: CustomerService;
+  readonly tokens: TokenService;
+  readonly webhooks: WebhookDispatcher;
+  readonly metrics: HttpMetrics;
+}
+
+export interface Hub extends HubServices {
+  readonly config: HubConfig;
+  readonly app: HttpServer;
+  readonly operatorToken: string;
+  /** Starts the background work: webhook delivery, audit chaining, key expiry sweeps. */
+  startBackground(): void;
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface CreateHubOptions {
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** An already opened (and possibly shared) database; the hub then does not close it. */
+  readonly db?: Db;
+  readonly keys?: KeySource;
+  readonly fetch?: typeof fetch;
+}
+
+/** The embedded default keeps a generated operator credential in the data directory (0600). */
+export function resolveOperatorToken(config: HubConfig): string {
+  if (config.operatorToken !== undefined && config.operatorToken !== '') return config.operatorToken;
+  const path = join(config.dataDir, 'operator-token');
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const token = `op_${randomBytes(24).toString('base64url')}`;
+  writeFileSync(path, `${token}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return token;
+}
+
+const AUDIT_CHAIN_INTERVAL_MS = 1_000;
+const SWEEP_INTERVAL_MS = 10 * 60_000;
+
+/** The composition root: every service is created here, with its dependencies explicit. */
+export async function createHub(config: HubConfig, options: CreateHubOptions = {}): Promise<Hub> {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const ownsDb = options.db === undefined;
+  const db = options.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: join(config.dataDir, 'pglite'), maxConnections: config.dbMaxConnections }));
+  await migrate(db, (version) => logger.info({ version }, 'migration applied'));
+
+  const vault = createVault({ db, clock, keys: options.keys ?? defaultKeySource(config.dataDir, config.kek) });
+  const audit = createAuditService({ db, clock });
+  const events = createEventOutbox({ clock });
+  const idempotency = createIdempotency({ db, clock });
+  const idempotent = createIdempotentRunner({ db, idempotency, errorStatus });
+  const participants = createParticipantService({ db, clock, vault, audit, events });
+  const customers = createCustomerService({ db, clock, audit });
+  const tokens = createTokenService({ vault, clock, ttlS: config.accessTokenTtlS });
+  const webhooks = createWebhookDispatcher({ db, clock, vault, logger, ...(options.fetch !== undefined ? { fetch: options.fetch } : {}) });
+  const metrics = createMetrics();
+  const operatorToken = resolveOperatorToken(config);
+
+  // Per-participant limits: the participant's own setting, else the hub default. Looked up from a small cache that
+  // the auth check refreshes, so the limiter never queries the database itself.
+  const limits = new Map<string, number>();
+  const limiter = createTokenBucketLimiter({ ratePerS: (id) => limits.get(id) ?? config.rateLimitPerS, burst: (id) => (limits.get(id) ?? config.rateLimitPerS) * 2, nowMs: () => clock.nowMs() });
+  const checkAccess = participants.checkAccess;
+  const participantsWithLimits: ParticipantService = {
+    ...participants,
+    async checkAccess(credentialId) {
+      const result = await checkAccess(credentialId);
+      if (result.ok) {
+        const own = result.value.participant.rateLimitPerS;
+        if (own === null) limits.delete(result.value.participant.id);
+        else limits.set(result.value.participant.id, own);
+      }
+      return result;
+    },
+  };
+
+  const app = await createHttpServer({
+    logger,
+    bodyLimitBytes: config.bodyLimitBytes,
+    metrics,
+    errorStatus,
+    title: 'Hutong hub API',
+    version: HUB_VERSION,
+    description:
+      'Hutong (互通) connects banks, wallets and merchants. Participants authenticate with OAuth 2.0 client credentials ' +
+      '(POST /oauth/token) and send `Authorization: Bearer <token>`. Money is a decimal string with an ISO 4217 currency. ' +
+      'Every error is `{ "error": { "code", "message", "details"? } }`; the codes are listed under `x-error-codes`. ' +
+      'POSTs that create or move money accept `Idempotency-Key`.',
+  });
+  for (const schema of participantSchemas) app.addSchema(schema);
+  registerAuth(app, { tokens, participants: participantsWithLimits, operatorToken, limiter });
+  registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
+  registerParticipantRoutes(app, { participants, tokens, idempotent });
+  registerCustomerRoutes(app, { customers, participants, idempotent });
+  registerAuditRoutes(app, { audit });
+  registerWebhookRoutes(app, { db });
+  await app.ready();
+
+  const timers: NodeJS.Timeout[] = [];
+  let closed = false;
+  const every = (ms: number, name: string, job: () => Promise<unknown>) => {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || closed) return;
+      busy = true;
+      job()
+        .catch((error: unknown) => logger.error({ err: error, job: name }, 'background job failed'))
+        .finally(() => {
+          busy = false;
+        });
+    }, ms);
+    timer.unref();
+    timers.push(timer);
+  };
+
+  return {
+    config,
+    app,
+    db,
+    clock,
+    logger,
+    vault,
+    audit,
+    events,
+    idempotency,
+    idempotent,
+    participants,
+    customers,
+    tokens,
+    webhooks,
+    metrics,
+    operatorToken,
+    startBackground() {
+      if (config.webhooks.enabled) webhooks.start(config.webhooks.pollMs);
+      every(AUDIT_CHAIN_INTERVAL_MS, 'audit-chain', () => audit.chain());
+      every(SWEEP_INTERVAL_MS, 'idempotency-sweep', () => idempotency.sweep());
+    },
+    async listen() {
+      return app.listen({ port: config.port, host: config.host });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const timer of timers) clearInterval(timer);
+      // In-flight requests finish first; then background work stops; then storage closes.
+      await app.close();
+      await webhooks.stop();
+      await audit.chain().catch(() => undefined);
+      if (ownsDb) await db.close();
+    },
+  };
+}

@@ -1,0 +1,202 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Actor, AuditService } from '../audit/service.ts';
+import type { EventOutbox } from '../webhooks/events.ts';
+import { newWebhookSecret } from '../webhooks/signing.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Db, Queryable } from '../platform/db.ts';
+import { newId, randomSecret } from '../platform/ids.ts';
+import { isCurrency } from '../platform/money.ts';
+import { err, ok, type DomainError, type Result } from '../platform/result.ts';
+import type { Vault } from '../platform/vault.ts';
+import {
+  MAX_ACTIVE_CREDENTIALS,
+  type Credential,
+  type IssuedCredential,
+  type Participant,
+  type ParticipantErrorCode,
+  type ParticipantKind,
+  type ParticipantStatus,
+} from './model.ts';
+
+type PErr = DomainError<ParticipantErrorCode | 'unknown_currency'>;
+
+export interface CreateParticipantInput {
+  readonly kind: ParticipantKind;
+  readonly name: string;
+  readonly country: string;
+  readonly currencies: readonly string[];
+  readonly webhookUrl?: string | undefined;
+  readonly rateLimitPerS?: number | undefined;
+  /** Seeds use a stable key so that seeding twice creates nothing new. */
+  readonly demoKey?: string | undefined;
+  /** Seeds choose their id; everyone else gets a random one. */
+  readonly id?: string | undefined;
+}
+
+interface ParticipantRow {
+  id: string;
+  kind: ParticipantKind;
+  name: string;
+  country: string;
+  currencies: string[];
+  webhook_url: string | null;
+  status: ParticipantStatus;
+  rate_limit_per_s: number | null;
+  created_at: Date;
+}
+
+const toParticipant = (r: ParticipantRow): Participant => ({
+  id: r.id,
+  kind: r.kind,
+  name: r.name,
+  country: r.country,
+  currencies: r.currencies,
+  webhookUrl: r.webhook_url,
+  status: r.status,
+  rateLimitPerS: r.rate_limit_per_s,
+  createdAt: r.created_at,
+});
+
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+function validWebhookUrl(url: string): boolean {
+  try {
+    const parsed = new URL(url);
+    return (parsed.protocol === 'https:' || parsed.protocol === 'http:') && url.length <= 2048;
+  } catch {
+    return false;
+  }
+}
+
+export interface ParticipantService {
+  create(tx: Queryable, actor: Actor, input: CreateParticipantInput): Promise<Result<{ participant: Participant; credential: IssuedCredential; webhookSecret: string }, PErr>>;
+  get(id: string, q?: Queryable): Promise<Participant | undefined>;
+  list(options: { kind?: ParticipantKind; afterId?: string; limit: number }): Promise<Participant[]>;
+  setStatus(tx: Queryable, actor: Actor, id: string, status: ParticipantStatus): Promise<Result<Participant, PErr>>;
+  updateWebhook(tx: Queryable, actor: Actor, id: string, webhookUrl: string | null): Promise<Result<Participant, PErr>>;
+  issueCredential(tx: Queryable, actor: Actor, participantId: string, fixed?: { id: string; secret: string }): Promise<Result<IssuedCredential, PErr>>;
+  revokeCredential(tx: Queryable, actor: Actor, participantId: string, credentialId: string): Promise<Result<Credential, PErr>>;
+  listCredentials(participantId: string): Promise<Credential[]>;
+  /** Checks a client id and secret (token endpoint). */
+  checkClient(clientId: string, clientSecret: string): Promise<Result<{ participant: Participant; credentialId: string }, PErr>>;
+  /** The per-request check behind every access token: credential not revoked, participant active. */
+  checkAccess(credentialId: string): Promise<Result<{ participant: Participant }, PErr>>;
+}
+
+export function createParticipantService(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox }): ParticipantService {
+  const { db, clock, vault, audit, events } = deps;
+
+  const get = async (id: string, q: Queryable = db) => {
+    const [row] = await q.query<ParticipantRow>('select * from participants where id = $1', [id]);
+    return row === undefined ? undefined : toParticipant(row);
+  };
+
+  const issueCredential: ParticipantService['issueCredential'] = async (tx, actor, participantId, fixed) => {
+    // Lock the participant row so that two concurrent issues cannot both pass the two-credential limit.
+    const [p] = await tx.query<{ id: string }>('select id from participants where id = $1 for update', [participantId]);
+    if (p === undefined) return err('participant_not_found', 'no such participant', { participantId });
+    const [active] = await tx.query<{ n: bigint }>('select count(*) as n from credentials where participant_id = $1 and revoked_at is null', [participantId]);
+    if ((active?.n ?? 0n) >= BigInt(MAX_ACTIVE_CREDENTIALS)) {
+      return err('credential_limit', `at most ${MAX_ACTIVE_CREDENTIALS} credentials can be active; revoke one first`, { participantId });
+    }
+    const id = fixed?.id ?? newId('cli');
+    const secret = fixed?.secret ?? randomSecret('sk');
+    const now = clock.now();
+    await tx.query('insert into credentials (id, participant_id, secret_hash, created_at) values ($1, $2, $3, $4)', [id, participantId, hashSecret(secret), now]);
+    await audit.record(tx, { actor, action: 'credential.issued', objectType: 'credential', objectId: id, details: { participantId } });
+    await events.emit(tx, { participantId, type: 'credential.issued', data: { credentialId: id } });
+    return ok({ id, participantId, createdAt: now, revokedAt: null, clientSecret: secret });
+  };
+
+  const checkAccess: ParticipantService['checkAccess'] = async (credentialId) => {
+    const [row] = await db.query<ParticipantRow & { revoked_at: Date | null }>(
+      `select p.*, c.revoked_at from credentials c join participants p on p.id = c.participant_id where c.id = $1`,
+      [credentialId],
+    );
+    if (row === undefined || row.revoked_at !== null) return err('unauthorized', 'the credential behind this token was revoked');
+    if (row.status !== 'active') return err('participant_suspended', 'this participant is suspended');
+    return ok({ participant: toParticipant(row) });
+  };
+
+  return {
+    get,
+    async create(tx, actor, input) {
+      if (!/^[A-Z]{2}$/.test(input.country)) return err('invalid_country', 'country must be an ISO 3166-1 alpha-2 code', { country: input.country });
+      const badCurrency = input.currencies.find((c) => !isCurrency(c));
+      if (badCurrency !== undefined) return err('unknown_currency', `${badCurrency} is not a supported ISO 4217 currency`, { currency: badCurrency });
+      if (input.webhookUrl !== undefined && !validWebhookUrl(input.webhookUrl)) return err('invalid_webhook_url', 'webhookUrl must be an http(s) URL');
+      const id = input.id ?? newId('par');
+      const webhookSecret = newWebhookSecret();
+      const now = clock.now();
+      await tx.query(
+        `insert into participants (id, kind, name, country, currencies, webhook_url, webhook_secret_sealed, status, rate_limit_per_s, demo_key, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $10)`,
+        [id, input.kind, input.name, input.country, [...new Set(input.currencies)], input.webhookUrl ?? null, await vault.seal(webhookSecret), input.rateLimitPerS ?? null, input.demoKey ?? null, now],
+      );
+      await audit.record(tx, { actor, action: 'participant.created', objectType: 'participant', objectId: id, details: { kind: input.kind, name: input.name } });
+      const credential = await issueCredential(tx, actor, id);
+      if (!credential.ok) return credential;
+      const participant = await get(id, tx);
+      if (participant === undefined) throw new Error('participant vanished inside its own transaction');
+      return ok({ participant, credential: credential.value, webhookSecret });
+    },
+    async list(options) {
+      const rows = await db.query<ParticipantRow>(
+        `select * from participants where ($1::text is null or kind = $1) and ($2::text is null or id > $2) order by id limit $3`,
+        [options.kind ?? null, options.afterId ?? null, options.limit],
+      );
+      return rows.map(toParticipant);
+    },
+    async setStatus(tx, actor, id, status) {
+      const rows = await tx.query<ParticipantRow>('update participants set status = $2, updated_at = $3 where id = $1 returning *', [id, status, clock.now()]);
+      const row = rows[0];
+      if (row === undefined) return err('participant_not_found', 'no such participant', { participantId: id });
+      await audit.record(tx, { actor, action: status === 'suspended' ? 'participant.suspended' : 'participant.reactivated', objectType: 'participant', objectId: id });
+      await events.emit(tx, { participantId: id, type: `participant.${status}`, data: { participantId: id } });
+      return ok(toParticipant(row));
+    },
+    async updateWebhook(tx, actor, id, webhookUrl) {
+      if (webhookUrl !== null && !validWebhookUrl(webhookUrl)) return err('invalid_webhook_url', 'webhookUrl must be an http(s) URL');
+      const rows = await tx.query<ParticipantRow>('update participants set webhook_url = $2, updated_at = $3 where id = $1 returning *', [id, webhookUrl, clock.now()]);
+      const row = rows[0];
+      if (row === undefined) return err('participant_not_found', 'no such participant', { participantId: id });
+      await audit.record(tx, { actor, action: 'participant.webhook_updated', objectType: 'participant', objectId: id, details: { webhookUrl } });
+      return ok(toParticipant(row));
+    },
+    issueCredential,
+    async revokeCredential(tx, actor, participantId, credentialId) {
+      const rows = await tx.query<{ id: string; participant_id: string; created_at: Date; revoked_at: Date }>(
+        `update credentials set revoked_at = coalesce(revoked_at, $3) where id = $1 and participant_id = $2 returning *`,
+        [credentialId, participantId, clock.now()],
+      );
+      const row = rows[0];
+      if (row === undefined) return err('credential_not_found', 'no such credential', { credentialId });
+      await audit.record(tx, { actor, action: 'credential.revoked', objectType: 'credential', objectId: credentialId, details: { participantId } });
+      await events.emit(tx, { participantId, type: 'credential.revoked', data: { credentialId } });
+      return ok({ id: row.id, participantId: row.participant_id, createdAt: row.created_at, revokedAt: row.revoked_at });
+    },
+    async listCredentials(participantId) {
+      const rows = await db.query<{ id: string; participant_id: string; created_at: Date; revoked_at: Date | null }>(
+        'select id, participant_id, created_at, revoked_at from credentials where participant_id = $1 order by created_at desc, id limit 50',
+        [participantId],
+      );
+      return rows.map((r) => ({ id: r.id, participantId: r.participant_id, createdAt: r.created_at, revokedAt: r.revoked_at }));
+    },
+    async checkClient(clientId, clientSecret) {
+      const [row] = await db.query<{ secret_hash: string; revoked_at: Date | null; participant_id: string }>(
+        'select secret_hash, revoked_at, participant_id from credentials where id = $1',
+        [clientId],
+      );
+      const given = Buffer.from(hashSecret(clientSecret), 'hex');
+      const expected = Buffer.from(row?.secret_hash ?? '0'.repeat(64), 'hex');
+      const matches = timingSafeEqual(given, expected);
+      if (row === undefined || !matches || row.revoked_at !== null) return err('invalid_client', 'unknown client or wrong secret');
+      const access = await checkAccess(clientId);
+      if (!access.ok) return access;
+      return ok({ participant: access.value.participant, credentialId: clientId });
+    },
+    checkAccess,
+  };
+}

@@ -1,0 +1,56 @@
+import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import type { Clock } from '../platform/clock.ts';
+import type { Vault } from '../platform/vault.ts';
+import type { ParticipantKind } from './model.ts';
+
+/**
+ * OAuth 2.0 client credentials → short-lived HS256 JWTs (jose). The signing key is a vault secret shared by every hub
+ * process over the same database, so any process verifies any token without a network hop.
+ */
+const ISSUER = 'hutong';
+const AUDIENCE = 'hutong-api';
+
+export interface AccessClaims {
+  readonly participantId: string;
+  readonly credentialId: string;
+  readonly kind: ParticipantKind;
+}
+
+export interface TokenService {
+  issue(claims: AccessClaims): Promise<{ accessToken: string; expiresInS: number }>;
+  verify(token: string): Promise<AccessClaims | undefined>;
+}
+
+export function createTokenService(deps: { vault: Vault; clock: Clock; ttlS: number }): TokenService {
+  const key = () => deps.vault.secret('jwt');
+  return {
+    async issue(claims) {
+      const nowS = Math.floor(deps.clock.nowMs() / 1000);
+      const accessToken = await new SignJWT({ cid: claims.credentialId, knd: claims.kind })
+        .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
+        .setSubject(claims.participantId)
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setIssuedAt(nowS)
+        .setExpirationTime(nowS + deps.ttlS)
+        .sign(await key());
+      return { accessToken, expiresInS: deps.ttlS };
+    },
+    async verify(token) {
+      try {
+        const { payload } = await jwtVerify(token, await key(), {
+          issuer: ISSUER,
+          audience: AUDIENCE,
+          algorithms: ['HS256'],
+          currentDate: deps.clock.now(),
+          typ: 'at+jwt',
+        });
+        if (typeof payload.sub !== 'string' || typeof payload.cid !== 'string' || typeof payload.knd !== 'string') return undefined;
+        return { participantId: payload.sub, credentialId: payload.cid, kind: payload.knd as ParticipantKind };
+      } catch (error) {
+        if (error instanceof joseErrors.JOSEError) return undefined;
+        throw error;
+      }
+    },
+  };
+}

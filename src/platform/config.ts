@@ -1,0 +1,47 @@
+import { join, resolve } from 'node:path';
+
+export interface HubConfig {
+  readonly port: number;
+  readonly host: string;
+  /** PostgreSQL connection string; absent means the embedded PGlite engine. */
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  /** Operator bearer credential; absent means generate one into the data directory (embedded default). */
+  readonly operatorToken: string | undefined;
+  /** Base64 key-encrypting key; absent means a key file in the data directory. */
+  readonly kek: string | undefined;
+  readonly logLevel: string;
+  readonly bodyLimitBytes: number;
+  readonly rateLimitPerS: number;
+  readonly accessTokenTtlS: number;
+  readonly seedDemo: boolean;
+  readonly dbMaxConnections: number;
+  readonly webhooks: { readonly enabled: boolean; readonly pollMs: number };
+}
+
+function int(value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0) throw new Error(`expected a non-negative integer, got ${value}`);
+  return parsed;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<HubConfig> = {}): HubConfig {
+  const dataDir = resolve(env.HUTONG_DATA_DIR ?? join(process.cwd(), 'data'));
+  return {
+    port: int(env.PORT ?? env.HUTONG_PORT, 8080),
+    host: env.HUTONG_HOST ?? '127.0.0.1',
+    databaseUrl: env.DATABASE_URL === '' ? undefined : env.DATABASE_URL,
+    dataDir,
+    operatorToken: env.HUTONG_OPERATOR_TOKEN,
+    kek: env.HUTONG_KEK,
+    logLevel: env.HUTONG_LOG_LEVEL ?? env.LOG_LEVEL ?? 'info',
+    bodyLimitBytes: int(env.HUTONG_BODY_LIMIT_BYTES, 64 * 1024),
+    rateLimitPerS: int(env.HUTONG_RATE_LIMIT_PER_S, 2_000),
+    accessTokenTtlS: int(env.HUTONG_ACCESS_TOKEN_TTL_S, 300),
+    seedDemo: env.HUTONG_SEED_DEMO !== '0',
+    dbMaxConnections: int(env.HUTONG_DB_MAX_CONNECTIONS, 16),
+    webhooks: { enabled: env.HUTONG_WEBHOOKS !== '0', pollMs: int(env.HUTONG_WEBHOOK_POLL_MS, 500) },
+    ...overrides,
+  };
+}

@@ -1,0 +1,155 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import postgres from 'postgres';
+
+/**
+ * One SQL dialect (PostgreSQL's) over two engines: PGlite embedded in the process, or a PostgreSQL server.
+ * Parameters are positional ($1, $2…); INT8 comes back as bigint; jsonb parameters are passed as plain objects.
+ */
+export type Row = Record<string, unknown>;
+
+export interface Queryable {
+  query<T extends object = Row>(text: string, params?: readonly unknown[]): Promise<T[]>;
+}
+
+export type Tx = Queryable;
+
+export type Isolation = 'read committed' | 'repeatable read' | 'serializable';
+
+export interface TransactionOptions {
+  readonly isolation?: Isolation;
+  /** Retries on serialization failure or deadlock; bounded (default 0: fail at once). */
+  readonly retries?: number;
+}
+
+export interface Db extends Queryable {
+  readonly engine: 'pglite' | 'postgres';
+  transaction<T>(fn: (tx: Tx) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /** Runs a multi-statement script (migrations). */
+  exec(script: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** SQLSTATE codes that mean "try the whole transaction again". */
+const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
+const MAX_TRANSACTION_RETRIES = 10;
+
+export function sqlState(error: unknown): string | undefined {
+  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string') return error.code;
+  return undefined;
+}
+
+/** A FIFO async mutex: PGlite is one connection, so every use of it is serialized here. */
+export function createMutex(): <T>(fn: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = tail.then(fn, fn);
+    tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  };
+}
+
+export async function openPglite(dataDir: string | undefined): Promise<Db> {
+  if (dataDir !== undefined) mkdirSync(dataDir, { recursive: true });
+  const pg = new PGlite(dataDir ?? 'memory://', { parsers: { 20: (value: string) => BigInt(value) } });
+  await pg.waitReady;
+  const exclusive = createMutex();
+  // Code running inside a transaction that calls the top-level db (a nested service call) would wait forever for the
+  // one connection it already holds; such calls join the open transaction instead.
+  const inTransaction = new AsyncLocalStorage<Queryable>();
+  const direct: Queryable = {
+    async query<T extends object>(text: string, params: readonly unknown[] = []) {
+      const result = await pg.query<T>(text, params as unknown[]);
+      return result.rows;
+    },
+  };
+  let closed = false;
+  return {
+    engine: 'pglite',
+    query: (text, params) => {
+      const open = inTransaction.getStore();
+      return open !== undefined ? open.query(text, params) : exclusive(() => direct.query(text, params));
+    },
+    transaction: (fn) => {
+      const open = inTransaction.getStore();
+      if (open !== undefined) return fn(open);
+      return exclusive(() =>
+        pg.transaction(async (tx) => {
+          const wrapped: Queryable = {
+            async query<T extends object>(text: string, params: readonly unknown[] = []) {
+              return (await tx.query<T>(text, params as unknown[])).rows;
+            },
+          };
+          return inTransaction.run(wrapped, () => fn(wrapped));
+        }),
+      );
+    },
+    exec: (script) =>
+      exclusive(async () => {
+        await pg.exec(script);
+      }),
+    close: () =>
+      exclusive(async () => {
+        if (closed) return;
+        closed = true;
+        await pg.close();
+      }),
+  };
+}
+
+export interface PostgresOptions {
+  readonly url: string;
+  readonly maxConnections?: number;
+}
+
+export function openPostgres(options: PostgresOptions): Db {
+  const sql = postgres(options.url, {
+    max: options.maxConnections ?? 10,
+    types: { bigint: postgres.BigInt },
+    onnotice: () => undefined,
+    // Prepared statements are reused per connection: the hot paths repeat the same SQL text.
+    prepare: true,
+  });
+  const wrap = (conn: postgres.Sql | postgres.TransactionSql): Queryable => ({
+    async query<T extends object>(text: string, params: readonly unknown[] = []) {
+      const rows = await conn.unsafe(text, params as postgres.ParameterOrJSON<never>[]);
+      return rows as unknown as T[];
+    },
+  });
+  const top = wrap(sql);
+  return {
+    engine: 'postgres',
+    query: (text, params) => top.query(text, params),
+    async transaction<T>(fn: (tx: Tx) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+      const retries = Math.min(opts.retries ?? 0, MAX_TRANSACTION_RETRIES);
+      const begin = `isolation level ${opts.isolation ?? 'read committed'}`;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return (await sql.begin(begin, (tx) => fn(wrap(tx)))) as T;
+        } catch (error) {
+          const state = sqlState(error);
+          if (attempt >= retries || state === undefined || !RETRYABLE_SQLSTATES.has(state)) throw error;
+          // Jittered backoff so that colliding transactions do not collide again in lockstep.
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 2 ** Math.min(attempt, 6)));
+        }
+      }
+    },
+    async exec(script) {
+      await sql.unsafe(script);
+    },
+    async close() {
+      await sql.end({ timeout: 5 });
+    },
+  };
+}
+
+export async function openDb(config: { databaseUrl?: string | undefined; dataDir?: string | undefined; maxConnections?: number }): Promise<Db> {
+  if (config.databaseUrl !== undefined && config.databaseUrl !== '') {
+    return openPostgres({ url: config.databaseUrl, ...(config.maxConnections !== undefined ? { maxConnections: config.maxConnections } : {}) });
+  }
+  return openPglite(config.dataDir);
+}
