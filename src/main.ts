@@ -41,6 +41,7 @@ export interface HubServices {
   readonly tokens: TokenService;
   readonly webhooks: WebhookDispatcher;
   readonly metrics: HttpMetrics;
+  // @modules:service-types (each capability adds its service here)
 }
 
 export interface Hub extends HubServices {
@@ -96,6 +97,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const webhooks = createWebhookDispatcher({ db, clock, vault, logger, ...(options.fetch !== undefined ? { fetch: options.fetch } : {}) });
   const metrics = createMetrics();
   const operatorToken = resolveOperatorToken(config);
+  // @modules:create (each capability creates its services here, dependencies explicit)
 
   // Per-participant limits: the participant's own setting, else the hub default. Looked up from a small cache that
   // the auth check refreshes, so the limiter never queries the database itself.
@@ -135,6 +137,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   registerCustomerRoutes(app, { customers, participants, idempotent });
   registerAuditRoutes(app, { audit });
   registerWebhookRoutes(app, { db });
+  // @modules:routes (each capability registers its routes here)
   await app.ready();
 
   const timers: NodeJS.Timeout[] = [];
@@ -170,9 +173,11 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
     tokens,
     webhooks,
     metrics,
+    // @modules:hub-fields
     operatorToken,
     startBackground() {
       if (config.webhooks.enabled) webhooks.start(config.webhooks.pollMs);
+      // @modules:background (each capability's periodic jobs, via every(ms, name, job))
       every(AUDIT_CHAIN_INTERVAL_MS, 'audit-chain', () => audit.chain());
       every(SWEEP_INTERVAL_MS, 'idempotency-sweep', () => idempotency.sweep());
     },
@@ -185,6 +190,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
       for (const timer of timers) clearInterval(timer);
       // In-flight requests finish first; then background work stops; then storage closes.
       await app.close();
+      // @modules:close (each capability flushes and stops here, before storage closes)
       await webhooks.stop();
       await audit.chain().catch(() => undefined);
       if (ownsDb) await db.close();

@@ -22,7 +22,14 @@ type PlatformErrorCode =
   | 'internal'
   | 'unavailable';
 
-export type ErrorCode = PlatformErrorCode | IdempotencyErrorCode | MoneyErrorCode | ParticipantErrorCode | CustomerErrorCode;
+export type ErrorCode =
+  | PlatformErrorCode
+  | IdempotencyErrorCode
+  | MoneyErrorCode
+  | ParticipantErrorCode
+  | CustomerErrorCode
+  // @modules:error-code-types (each capability adds its code union here)
+  ;
 
 const platformErrorStatus: Record<PlatformErrorCode | IdempotencyErrorCode | MoneyErrorCode, number> = {
   validation_failed: 400,
@@ -50,6 +57,7 @@ export const errorStatus: Readonly<Record<ErrorCode, number>> = {
   ...platformErrorStatus,
   ...participantErrorStatus,
   ...customerErrorStatus,
+  // @modules:error-statuses (each capability spreads its Record<Code, status> here)
 };
 
 export const ERROR_CODES = Object.keys(errorStatus).sort() as ErrorCode[];

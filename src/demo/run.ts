@@ -9,6 +9,7 @@ export interface DemoScenario {
 
 const SCENARIOS: Record<string, () => Promise<DemoScenario>> = {
   network: async () => (await import('./network.ts')).networkScenario,
+  // @modules:demo-scenarios (each capability adds `hutong demo <name>` here)
 };
 
 export async function runDemo(args: string[], io: CliIo): Promise<number> {

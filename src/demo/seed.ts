@@ -100,5 +100,6 @@ export async function seedDemoNetwork(hub: Pick<Hub, 'db' | 'vault' | 'participa
       if (!result.ok) throw new Error(`demo seed: ${result.error.message}`);
     });
   }
+  // @modules:demo-seed (each capability seeds its demo data here, idempotently)
   return { participants: out, customers: customerIds, created };
 }
