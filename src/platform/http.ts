@@ -150,8 +150,13 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     options.metrics.duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
   });
 
-  // OAuth's token endpoint takes form bodies (RFC 6749 §4.4).
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+  // JSON only, except OAuth's token endpoint, which takes form bodies (RFC 6749 §4.4).
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (req, body, done) => {
+    if (req.routeOptions.url !== '/oauth/token') {
+      done(Object.assign(new Error('send application/json'), { statusCode: 415, code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' }), undefined);
+      return;
+    }
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
 
@@ -159,6 +164,8 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
 
   // Every route answers errors in the one shape: add it to each route's documented responses.
   app.addHook('onRoute', (route) => {
+    // The browsable docs are public, like /openapi.json.
+    if (route.url.startsWith('/docs')) route.config = { ...route.config, auth: 'none' };
     if (route.schema === undefined || route.schema.hide === true) return;
     const response = (route.schema.response ?? {}) as Record<string, unknown>;
     response['4xx'] ??= Type.Ref(ErrorBody);

@@ -71,7 +71,18 @@ export function createLogger(options: { level: string; destination?: pino.Destin
     {
       level: options.level,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      formatters: { log: (object) => scrub(object, 0) as Record<string, unknown> },
+      // Request lines carry the method and path only: never headers (credentials) or bodies (card data).
+      serializers: {
+        req: (req: { method?: string; url?: string; ip?: string }) => ({ method: req.method, url: maskPans(req.url ?? ''), remoteAddress: req.ip }),
+        res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
+        err: pino.stdSerializers.err,
+      },
+      formatters: {
+        log: (object) => {
+          const { req, res, ...rest } = object;
+          return { ...(req !== undefined ? { req } : {}), ...(res !== undefined ? { res } : {}), ...(scrub(rest, 0) as Record<string, unknown>) };
+        },
+      },
       hooks: {
         logMethod(args, method) {
           // Scrub the message string too (the formatter sees only the merged object).

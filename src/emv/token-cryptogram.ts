@@ -1,0 +1,92 @@
+/**
+ * The hub's token cryptogram, modelled on Visa CVN 18 so that issuer HSMs can compute it with standard commands.
+ * Pure TypeScript with no Node-only imports: wallets and browsers run it as well.
+ *
+ * Keys: token key = EMV Option A ICC master key derived from the issuer master key, the token number and PSN.
+ *       session key = EMV common session key from the token key with R = ATC || 00 00 00 00 00 00.
+ * MAC:  ISO/IEC 9797-1 algorithm 3 (retail MAC), padding method 2, full 8 bytes, over 20 bytes of data:
+ *
+ *   offset  bytes  tag   content
+ *        0      6  9F02  amount, minor units, n12 BCD
+ *        6      2  5F2A  transaction currency, ISO 4217 numeric, n4 BCD ("156" → 01 56)
+ *        8      2  9F1A  terminal country, ISO 3166 numeric, n4 BCD ("0156" → 01 56)
+ *       10      3  9A    transaction date, YYMMDD BCD
+ *       13      1  9C    transaction type, n2 BCD ("00" purchase)
+ *       14      4  9F37  unpredictable number
+ *       18      2  9F36  ATC, big-endian
+ *
+ * Malformed inputs throw RangeError: the hub builds these values itself, so a bad one is a bug, not a decline.
+ */
+import { deriveAcSessionKey, deriveIccMasterKey, retailMac } from './cryptogram.ts';
+import { bytesToHex, concatBytes, constantTimeEqual, hexToBytes, mustHexToBytes } from './hex.ts';
+
+export interface TokenCryptogramInput {
+  readonly tokenKeyHex: string;
+  readonly atc: number;
+  readonly amountMinor: bigint;
+  readonly currencyNumeric: string;
+  readonly countryNumeric: string;
+  /** YYMMDD. */
+  readonly transactionDate: string;
+  readonly transactionType: string;
+  /** 8 hex characters. */
+  readonly unpredictableNumber: string;
+}
+
+const MAX_AMOUNT_MINOR = 999_999_999_999n;
+
+export function deriveTokenKey(issuerMasterKeyHex: string, tokenNumber: string, psn = '00'): string {
+  const issuerMasterKey = hexToBytes(issuerMasterKeyHex);
+  if (issuerMasterKey?.length !== 16) throw new RangeError('issuer master key must be 32 hex characters');
+  return bytesToHex(deriveIccMasterKey(issuerMasterKey, tokenNumber, psn));
+}
+
+function digits(name: string, value: string, pattern: RegExp, widthDigits: number): Uint8Array {
+  if (!pattern.test(value)) throw new RangeError(`${name}: "${value}" does not match ${pattern.source}`);
+  return mustHexToBytes(value.padStart(widthDigits, '0'));
+}
+
+function atcBytes(atc: number): Uint8Array {
+  if (!Number.isInteger(atc) || atc < 0 || atc > 0xffff) throw new RangeError(`ATC must be an integer 0–65535, got ${atc}`);
+  return Uint8Array.of(atc >> 8, atc & 0xff);
+}
+
+function amountBytes(amountMinor: bigint): Uint8Array {
+  if (amountMinor < 0n || amountMinor > MAX_AMOUNT_MINOR) throw new RangeError('amountMinor must be 0 to 999999999999');
+  return mustHexToBytes(amountMinor.toString().padStart(12, '0'));
+}
+
+/** The 20 data bytes described at the top of this file. */
+export function tokenCryptogramData(input: TokenCryptogramInput): Uint8Array {
+  const un = hexToBytes(input.unpredictableNumber);
+  if (un?.length !== 4) throw new RangeError('unpredictableNumber must be 8 hex characters');
+  return concatBytes(
+    amountBytes(input.amountMinor),
+    digits('currencyNumeric', input.currencyNumeric, /^[0-9]{3}$/, 4),
+    digits('countryNumeric', input.countryNumeric, /^[0-9]{3,4}$/, 4),
+    digits('transactionDate', input.transactionDate, /^[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])$/, 6),
+    digits('transactionType', input.transactionType, /^[0-9]{2}$/, 2),
+    un,
+    atcBytes(input.atc),
+  );
+}
+
+function tokenKey(tokenKeyHex: string): Uint8Array {
+  const key = hexToBytes(tokenKeyHex);
+  if (key?.length !== 16) throw new RangeError('tokenKeyHex must be 32 hex characters');
+  return key;
+}
+
+/** 16 uppercase hex characters. */
+export function computeTokenCryptogram(input: TokenCryptogramInput): string {
+  const sessionKey = deriveAcSessionKey(tokenKey(input.tokenKeyHex), atcBytes(input.atc));
+  return bytesToHex(retailMac(sessionKey, tokenCryptogramData(input), 2));
+}
+
+/** True when `cryptogramHex` (either case) is the cryptogram for `input`; compared in constant time. */
+export function verifyTokenCryptogram(input: TokenCryptogramInput & { readonly cryptogramHex: string }): boolean {
+  const received = hexToBytes(input.cryptogramHex);
+  if (received?.length !== 8) return false;
+  const expected = mustHexToBytes(computeTokenCryptogram(input));
+  return constantTimeEqual(expected, received);
+}
