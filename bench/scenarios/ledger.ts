@@ -1,0 +1,211 @@
+import { randomBytes } from 'node:crypto';
+import { systemClock } from '../../src/platform/clock.ts';
+import { openPglite, openPostgres, type Db } from '../../src/platform/db.ts';
+import { migrate } from '../../src/platform/migrate.ts';
+import { createLedger, type BatchOptions, type Ledger } from '../../src/ledger/ledger.ts';
+import { createScratchPostgres, postgresReachable } from '../../test/support/engines.ts';
+import { createLatencyRecorder, runClosedLoop, summarize, type BenchResult } from '../recorder.ts';
+import type { Scenario } from './index.ts';
+
+/**
+ * ledger: the batching engine against a naive one-transaction-per-transfer baseline, on PostgreSQL (when reachable)
+ * and PGlite. Options: --seconds=N per measurement, --clients=N concurrent submitters, --engines=postgres,pglite,
+ * --batch=N (maxBatchSize), --wait=N (maxWaitMs), --pool=N (PostgreSQL connections).
+ */
+
+const ACCOUNT_COUNT = 10_000;
+const FUNDING_MINOR = 1_000_000_000n;
+const CURRENCY = 'CNY';
+
+function option(args: readonly string[], name: string, fallback: number): number {
+  const found = args.find((a) => a.startsWith(`--${name}=`));
+  return found === undefined ? fallback : Number(found.slice(name.length + 3));
+}
+
+interface Setup {
+  readonly db: Db;
+  readonly ledger: Ledger;
+  readonly accountIds: string[];
+  readonly hotAccountId: string;
+  teardown(): Promise<void>;
+}
+
+async function setUp(engine: 'postgres' | 'pglite', pool: number, batch: Partial<BatchOptions>): Promise<Setup> {
+  let db: Db;
+  let drop: () => Promise<void> = async () => undefined;
+  if (engine === 'postgres') {
+    const scratch = await createScratchPostgres();
+    db = openPostgres({ url: scratch.url, maxConnections: pool });
+    drop = scratch.drop;
+  } else {
+    db = await openPglite(undefined);
+  }
+  await migrate(db);
+  const now = new Date();
+  await db.query(
+    `insert into participants (id, kind, name, country, currencies, webhook_secret_sealed, status, created_at, updated_at)
+     values ('par_bench', 'wallet', 'Bench', 'CN', '{CNY}', 'sealed', 'active', $1, $1)`,
+    [now],
+  );
+  const ledger = createLedger({ db, clock: systemClock, batch });
+  const funding = await ledger.createAccount({ id: 'acc_funding', ownerParticipantId: 'par_bench', currency: CURRENCY, kind: 'funding' });
+  const hot = await ledger.createAccount({ id: 'acc_hot', ownerParticipantId: 'par_bench', currency: CURRENCY, kind: 'merchant' });
+  if (!funding.ok || !hot.ok) throw new Error('bench: cannot create accounts');
+  const accountIds: string[] = [];
+  for (let chunk = 0; chunk < ACCOUNT_COUNT / 1000; chunk++) {
+    const created = await ledger.createAccounts(
+      Array.from({ length: 1000 }, (_, i) => ({
+        id: `acc_b${String(chunk * 1000 + i).padStart(5, '0')}`,
+        ownerParticipantId: 'par_bench',
+        currency: CURRENCY,
+        kind: 'customer' as const,
+        debitsMustNotExceedCredits: true,
+      })),
+    );
+    if (!created.ok) throw new Error(`bench: ${created.error.code}`);
+    accountIds.push(...created.value.map((a) => a.id));
+    const funded = await ledger.submit(
+      created.value.map((a) => ({ id: `fund_${a.id}`, debitAccountId: 'acc_funding', creditAccountId: a.id, amountMinor: FUNDING_MINOR, currency: CURRENCY, purpose: 'bench_funding' })),
+    );
+    if (!funded.every((r) => r.ok)) throw new Error('bench: funding failed');
+  }
+  return {
+    db,
+    ledger,
+    accountIds,
+    hotAccountId: 'acc_hot',
+    async teardown() {
+      await ledger.close();
+      await db.close();
+      await drop();
+    },
+  };
+}
+
+function pick(ids: readonly string[]): string {
+  return ids[Math.floor(Math.random() * ids.length)]!;
+}
+
+function randomPair(ids: readonly string[]): [string, string] {
+  const debit = pick(ids);
+  let credit = pick(ids);
+  // Bounded: with 10,000 accounts a collision is rare, and three draws in a row are rarer still.
+  for (let i = 0; i < 8 && credit === debit; i++) credit = pick(ids);
+  return [debit, credit === debit ? ids[(ids.indexOf(debit) + 1) % ids.length]! : credit];
+}
+
+/** The naive design the batcher is measured against: one transaction, ~6 round trips, per transfer. */
+async function naiveTransfer(db: Db, id: string, debitId: string, creditId: string, amountMinor: bigint): Promise<boolean> {
+  return db.transaction(
+    async (tx) => {
+      const rows = await tx.query(
+        `select id, debits_pending, debits_posted, credits_posted, debits_must_not_exceed_credits, history_seq
+           from ledger_accounts where id = any($1::text[]) order by id for update`,
+        [[debitId, creditId].sort()],
+      );
+      const debit = rows.find((r) => r.id === debitId);
+      if (debit === undefined || rows.length !== 2) return false;
+      if (debit.debits_must_not_exceed_credits === true && (debit.debits_pending as bigint) + (debit.debits_posted as bigint) + amountMinor > (debit.credits_posted as bigint)) {
+        return false;
+      }
+      const now = new Date();
+      await tx.query(
+        `insert into ledger_transfers (id, kind, debit_account_id, credit_account_id, amount_minor, currency, purpose, metadata, linked, fingerprint, created_at)
+         values ($1, 'single_phase', $2, $3, $4, $5, 'bench', '{}', false, $1, $6)`,
+        [id, debitId, creditId, amountMinor, CURRENCY, now],
+      );
+      const d = await tx.query(
+        `update ledger_accounts set debits_posted = debits_posted + $2, history_seq = history_seq + 1 where id = $1 returning debits_pending, debits_posted, credits_pending, credits_posted, history_seq`,
+        [debitId, amountMinor],
+      );
+      const c = await tx.query(
+        `update ledger_accounts set credits_posted = credits_posted + $2, history_seq = history_seq + 1 where id = $1 returning debits_pending, debits_posted, credits_pending, credits_posted, history_seq`,
+        [creditId, amountMinor],
+      );
+      for (const [accountId, side, r] of [[debitId, 'debit', d[0]!], [creditId, 'credit', c[0]!]] as const) {
+        await tx.query(
+          `insert into ledger_history (account_id, seq, transfer_id, event, side, amount_minor, debits_pending, debits_posted, credits_pending, credits_posted, at)
+           values ($1, $2, $3, 'single_phase', $4, $5, $6, $7, $8, $9, $10)`,
+          [accountId, r.history_seq, id, side, amountMinor, r.debits_pending, r.debits_posted, r.credits_pending, r.credits_posted, now],
+        );
+      }
+      return true;
+    },
+    { retries: 10 },
+  );
+}
+
+async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
+  const seconds = option(args, 'seconds', 5);
+  const engineArg = args.find((a) => a.startsWith('--engines='))?.slice('--engines='.length);
+  const wanted = engineArg === undefined ? ['postgres', 'pglite'] : engineArg.split(',');
+  const engines: ('postgres' | 'pglite')[] = [];
+  if (wanted.includes('postgres') && (await postgresReachable())) engines.push('postgres');
+  if (wanted.includes('pglite')) engines.push('pglite');
+  const runTag = randomBytes(3).toString('hex');
+  for (const engine of engines) {
+    const clients = option(args, 'clients', engine === 'postgres' ? 512 : 256);
+    const batch: Partial<BatchOptions> = { maxBatchSize: option(args, 'batch', 2000), maxWaitMs: option(args, 'wait', 1), maxQueue: 50_000, maxInFlight: option(args, 'inflight', 2) };
+    const setup = await setUp(engine, option(args, 'pool', 10), batch);
+    try {
+      const maxMs = seconds * 1000;
+      const maxOps = 2_000_000;
+      const tag = `${runTag}_${engine}`;
+      let rejected = 0;
+      const submitOne = async (id: string, debit: string, credit: string): Promise<void> => {
+        const [result] = await setup.ledger.submit([{ id, debitAccountId: debit, creditAccountId: credit, amountMinor: BigInt(1 + Math.floor(Math.random() * 100)), currency: CURRENCY, purpose: 'bench' }]);
+        if (result === undefined || !result.ok) rejected++;
+      };
+
+      // (c) first, so that (a) can carry the baseline on its line.
+      const baselineRecorder = createLatencyRecorder();
+      let baselineFailed = 0;
+      const baselineMs = await runClosedLoop({
+        clients: Math.min(clients, 64),
+        maxOps,
+        maxMs: Math.min(maxMs, 3000),
+        recorder: baselineRecorder,
+        op: async (_c, n) => {
+          const [debit, credit] = randomPair(setup.accountIds);
+          if (!(await naiveTransfer(setup.db, `nv_${tag}_${n}`, debit, credit, BigInt(1 + Math.floor(Math.random() * 100))))) baselineFailed++;
+        },
+      });
+      const baseline = summarize('ledger_baseline', engine, baselineRecorder, baselineMs, { clients: Math.min(clients, 64), failed: baselineFailed });
+
+      const batchedRecorder = createLatencyRecorder();
+      const batchedMs = await runClosedLoop({
+        clients,
+        maxOps,
+        maxMs,
+        recorder: batchedRecorder,
+        op: async (_c, n) => {
+          const [debit, credit] = randomPair(setup.accountIds);
+          await submitOne(`bt_${tag}_${n}`, debit, credit);
+        },
+      });
+      yield summarize('ledger_batched', engine, batchedRecorder, batchedMs, { clients, failed: rejected, baseline_ops_per_s: baseline.ops_per_s, speedup: Math.round((batchedRecorder.count / batchedMs / (baselineRecorder.count / baselineMs)) * 10) / 10 });
+
+      rejected = 0;
+      const hotRecorder = createLatencyRecorder();
+      const hotMs = await runClosedLoop({
+        clients,
+        maxOps,
+        maxMs,
+        recorder: hotRecorder,
+        op: async (_c, n) => submitOne(`ht_${tag}_${n}`, pick(setup.accountIds), setup.hotAccountId),
+      });
+      yield summarize('ledger_hot_account', engine, hotRecorder, hotMs, { clients, failed: rejected });
+      yield baseline;
+      const violations = await setup.ledger.checkInvariants();
+      if (violations.length > 0) throw new Error(`bench: invariants violated: ${JSON.stringify(violations)}`);
+    } finally {
+      await setup.teardown();
+    }
+  }
+}
+
+export const ledgerScenario: Scenario = {
+  name: 'ledger',
+  description: 'double-entry ledger: batched vs hot account vs one transaction per transfer (PostgreSQL and PGlite)',
+  run: runLedger,
+};

@@ -1,0 +1,294 @@
+import type { Queryable, Row } from '../platform/db.ts';
+import type { AccountState, BatchState, BatchWrites, Existing, PendingRow } from './compute.ts';
+import type { Account, AccountKind, HistoryEntry, LedgerErrorCode, PendingState, Transfer, TransferKind } from './types.ts';
+
+/**
+ * SQL of the ledger. Every multi-row statement takes one text[] per column and unnests it: one round trip and one
+ * prepared statement whatever the batch size (array parameters are passed as text and cast, which both engines accept).
+ */
+
+/** Runs independent statements: pipelined on a PostgreSQL connection, one after the other on PGlite. */
+export async function runAll(pipelined: boolean, statements: readonly (() => Promise<unknown>)[]): Promise<void> {
+  if (pipelined) {
+    await Promise.all(statements.map((s) => s()));
+    return;
+  }
+  for (const s of statements) await s();
+}
+
+const ACCOUNT_COLUMNS = `id, owner_participant_id, customer_id, currency, kind, debits_must_not_exceed_credits, credits_must_not_exceed_debits,
+  credit_limit_minor, closed, debits_pending, debits_posted, credits_pending, credits_posted, created_at, updated_at`;
+
+export { ACCOUNT_COLUMNS };
+
+export function toAccount(r: Row): Account {
+  return {
+    id: r.id as string,
+    ownerParticipantId: r.owner_participant_id as string,
+    customerId: (r.customer_id as string | null) ?? null,
+    currency: r.currency as string,
+    kind: r.kind as AccountKind,
+    debitsMustNotExceedCredits: r.debits_must_not_exceed_credits as boolean,
+    creditsMustNotExceedDebits: r.credits_must_not_exceed_debits as boolean,
+    creditLimitMinor: (r.credit_limit_minor as bigint | null) ?? null,
+    closed: r.closed as boolean,
+    debitsPendingMinor: r.debits_pending as bigint,
+    debitsPostedMinor: r.debits_posted as bigint,
+    creditsPendingMinor: r.credits_pending as bigint,
+    creditsPostedMinor: r.credits_posted as bigint,
+    createdAt: r.created_at as Date,
+    updatedAt: r.updated_at as Date,
+  };
+}
+
+export const TRANSFER_COLUMNS = `id, kind, debit_account_id, credit_account_id, amount_minor, currency, purpose, metadata, linked, pending_id, timeout_ms,
+  expires_at, fingerprint, created_at`;
+
+export function toTransfer(r: Row): Transfer {
+  return {
+    id: r.id as string,
+    kind: r.kind as TransferKind,
+    debitAccountId: r.debit_account_id as string,
+    creditAccountId: r.credit_account_id as string,
+    amountMinor: r.amount_minor as bigint,
+    currency: r.currency as string,
+    purpose: r.purpose as string,
+    metadata: r.metadata as Record<string, unknown>,
+    linked: r.linked as boolean,
+    pendingId: (r.pending_id as string | null) ?? null,
+    timeoutMs: r.timeout_ms === null || r.timeout_ms === undefined ? null : Number(r.timeout_ms as bigint),
+    expiresAt: (r.expires_at as Date | null) ?? null,
+    createdAt: r.created_at as Date,
+  };
+}
+
+export function toHistoryEntry(r: Row): HistoryEntry {
+  return {
+    accountId: r.account_id as string,
+    seq: r.seq as bigint,
+    transferId: r.transfer_id as string,
+    event: r.event as HistoryEntry['event'],
+    side: r.side as 'debit' | 'credit',
+    amountMinor: r.amount_minor as bigint,
+    debitsPendingMinor: r.debits_pending as bigint,
+    debitsPostedMinor: r.debits_posted as bigint,
+    creditsPendingMinor: r.credits_pending as bigint,
+    creditsPostedMinor: r.credits_posted as bigint,
+    at: r.at as Date,
+  };
+}
+
+function toPendingRow(r: Row): PendingRow {
+  return {
+    transferId: r.transfer_id as string,
+    debitAccountId: r.debit_account_id as string,
+    creditAccountId: r.credit_account_id as string,
+    amountMinor: r.amount_minor as bigint,
+    currency: r.currency as string,
+    expiresAtMs: r.expires_at === null ? null : (r.expires_at as Date).getTime(),
+    state: r.state as PendingState,
+    resolvedBy: null,
+    isNew: false,
+    changed: false,
+  };
+}
+
+/**
+ * Locks and loads what a batch needs, in a fixed order shared by every writer: pending rows first (sorted), then
+ * accounts (sorted). Every process takes locks in the same global order, so batches never deadlock each other.
+ * Existing ids are read after the locks: under read committed that statement sees every batch that committed before
+ * we got our locks, so an id applied by another process is found rather than applied twice.
+ */
+export async function loadBatchState(
+  tx: Queryable,
+  pipelined: boolean,
+  ids: { accountIds: Set<string>; pendingIds: Set<string>; transferIds: Set<string> },
+): Promise<BatchState> {
+  const pendings = new Map<string, PendingRow>();
+  if (ids.pendingIds.size > 0) {
+    const rows = await tx.query(
+      `select transfer_id, debit_account_id, credit_account_id, amount_minor, currency, expires_at, state
+         from ledger_pending where transfer_id = any($1::text[]) order by transfer_id for update`,
+      [[...ids.pendingIds]],
+    );
+    for (const r of rows) {
+      const row = toPendingRow(r);
+      pendings.set(row.transferId, row);
+      ids.accountIds.add(row.debitAccountId);
+      ids.accountIds.add(row.creditAccountId);
+    }
+  }
+  const accounts = new Map<string, AccountState>();
+  const existing = new Map<string, Existing>();
+  const sortedAccountIds = [...ids.accountIds].sort();
+  const transferIds = [...ids.transferIds];
+  await runAll(pipelined, [
+    async () => {
+      if (sortedAccountIds.length === 0) return;
+      const rows = await tx.query(
+        `select id, currency, closed, debits_must_not_exceed_credits, credits_must_not_exceed_debits, credit_limit_minor,
+                debits_pending, debits_posted, credits_pending, credits_posted, history_seq
+           from ledger_accounts where id = any($1::text[]) order by id for update`,
+        [sortedAccountIds],
+      );
+      for (const r of rows) {
+        accounts.set(r.id as string, {
+          id: r.id as string,
+          currency: r.currency as string,
+          closed: r.closed as boolean,
+          debitsMustNotExceedCredits: r.debits_must_not_exceed_credits as boolean,
+          creditsMustNotExceedDebits: r.credits_must_not_exceed_debits as boolean,
+          creditLimitMinor: (r.credit_limit_minor as bigint | null) ?? null,
+          debitsPendingMinor: r.debits_pending as bigint,
+          debitsPostedMinor: r.debits_posted as bigint,
+          creditsPendingMinor: r.credits_pending as bigint,
+          creditsPostedMinor: r.credits_posted as bigint,
+          historySeq: r.history_seq as bigint,
+          changed: false,
+        });
+      }
+    },
+    async () => {
+      if (transferIds.length === 0) return;
+      const rows = await tx.query(`select ${TRANSFER_COLUMNS} from ledger_transfers where id = any($1::text[])`, [transferIds]);
+      for (const r of rows) existing.set(r.id as string, { type: 'transfer', fingerprint: r.fingerprint as string, transfer: toTransfer(r) });
+    },
+    async () => {
+      if (transferIds.length === 0) return;
+      const rows = await tx.query(`select id, code, fingerprint from ledger_transfer_failures where id = any($1::text[])`, [transferIds]);
+      for (const r of rows) {
+        if (!existing.has(r.id as string)) existing.set(r.id as string, { type: 'failure', fingerprint: r.fingerprint as string, code: r.code as LedgerErrorCode });
+      }
+    },
+  ]);
+  return { accounts, pendings, existing };
+}
+
+const s = (v: bigint | number | null): string | null => (v === null ? null : v.toString());
+
+/** Writes a computed batch with at most six statements, whatever its size. */
+export async function writeBatch(tx: Queryable, pipelined: boolean, state: BatchState, writes: BatchWrites, now: Date): Promise<void> {
+  const statements: (() => Promise<unknown>)[] = [];
+  const transfers = writes.transfers.map((w) => w.transfer);
+  if (transfers.length > 0) {
+    const fingerprints = writes.transfers.map((w) => w.fingerprint);
+    statements.push(() =>
+      tx.query(
+        `insert into ledger_transfers (${TRANSFER_COLUMNS})
+         select u.id, u.kind, u.d, u.c, u.a::int8, u.cur, u.p, u.m::jsonb, u.l::bool, u.pid, u.t::int8, u.e::timestamptz, u.f, $13::timestamptz
+           from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                       $10::text[], $11::text[], $12::text[], $14::text[]) as u(id, kind, d, c, a, cur, p, m, l, pid, t, e, f)`,
+        [
+          transfers.map((t) => t.id),
+          transfers.map((t) => t.kind),
+          transfers.map((t) => t.debitAccountId),
+          transfers.map((t) => t.creditAccountId),
+          transfers.map((t) => t.amountMinor.toString()),
+          transfers.map((t) => t.currency),
+          transfers.map((t) => t.purpose),
+          // Most transfers carry no metadata: skip serializing an empty object thousands of times.
+          transfers.map((t) => (Object.keys(t.metadata).length === 0 ? '{}' : JSON.stringify(t.metadata))),
+          transfers.map((t) => (t.linked ? 't' : 'f')),
+          transfers.map((t) => t.pendingId),
+          transfers.map((t) => s(t.timeoutMs)),
+          transfers.map((t) => t.expiresAt?.toISOString() ?? null),
+          now,
+          fingerprints,
+        ],
+      ),
+    );
+  }
+  const newPendings: PendingRow[] = [];
+  const resolved: PendingRow[] = [];
+  for (const row of state.pendings.values()) {
+    if (!row.changed) continue;
+    if (row.isNew) newPendings.push(row);
+    else resolved.push(row);
+  }
+  if (newPendings.length > 0) {
+    statements.push(() =>
+      tx.query(
+        `insert into ledger_pending (transfer_id, debit_account_id, credit_account_id, amount_minor, currency, expires_at, state, resolved_by, resolved_at)
+         select u.id, u.d, u.c, u.a::int8, u.cur, u.e::timestamptz, u.st, u.rb, case when u.st = 'pending' then null else $9::timestamptz end
+           from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) as u(id, d, c, a, cur, e, st, rb)`,
+        [
+          newPendings.map((p) => p.transferId),
+          newPendings.map((p) => p.debitAccountId),
+          newPendings.map((p) => p.creditAccountId),
+          newPendings.map((p) => p.amountMinor.toString()),
+          newPendings.map((p) => p.currency),
+          newPendings.map((p) => (p.expiresAtMs === null ? null : new Date(p.expiresAtMs).toISOString())),
+          newPendings.map((p) => p.state),
+          newPendings.map((p) => p.resolvedBy),
+          now,
+        ],
+      ),
+    );
+  }
+  if (resolved.length > 0) {
+    statements.push(() =>
+      tx.query(
+        `update ledger_pending p set state = u.st, resolved_by = u.rb, resolved_at = $4::timestamptz
+           from unnest($1::text[], $2::text[], $3::text[]) as u(id, st, rb) where p.transfer_id = u.id`,
+        [resolved.map((p) => p.transferId), resolved.map((p) => p.state), resolved.map((p) => p.resolvedBy), now],
+      ),
+    );
+  }
+  const changed: AccountState[] = [];
+  for (const acc of state.accounts.values()) if (acc.changed) changed.push(acc);
+  if (changed.length > 0) {
+    // Absolute values, not deltas: we hold every row's lock, so the in-memory running balance is the truth.
+    // One row update per account per batch, however many transfers touched it.
+    statements.push(() =>
+      tx.query(
+        `update ledger_accounts a set debits_pending = u.dp::int8, debits_posted = u.dpo::int8, credits_pending = u.cp::int8,
+                credits_posted = u.cpo::int8, history_seq = u.hs::int8, updated_at = $7::timestamptz
+           from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) as u(id, dp, dpo, cp, cpo, hs) where a.id = u.id`,
+        [
+          changed.map((a) => a.id),
+          changed.map((a) => a.debitsPendingMinor.toString()),
+          changed.map((a) => a.debitsPostedMinor.toString()),
+          changed.map((a) => a.creditsPendingMinor.toString()),
+          changed.map((a) => a.creditsPostedMinor.toString()),
+          changed.map((a) => a.historySeq.toString()),
+          now,
+        ],
+      ),
+    );
+  }
+  const h = writes.history;
+  if (h.length > 0) {
+    statements.push(() =>
+      tx.query(
+        `insert into ledger_history (account_id, seq, transfer_id, event, side, amount_minor, debits_pending, debits_posted, credits_pending, credits_posted, at)
+         select u.acc, u.seq::int8, u.tid, u.ev, u.side, u.a::int8, u.dp::int8, u.dpo::int8, u.cp::int8, u.cpo::int8, $11::timestamptz
+           from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+             as u(acc, seq, tid, ev, side, a, dp, dpo, cp, cpo)`,
+        [
+          h.map((r) => r.accountId),
+          h.map((r) => r.seq.toString()),
+          h.map((r) => r.transferId),
+          h.map((r) => r.event),
+          h.map((r) => r.side),
+          h.map((r) => r.amountMinor.toString()),
+          h.map((r) => r.debitsPendingMinor.toString()),
+          h.map((r) => r.debitsPostedMinor.toString()),
+          h.map((r) => r.creditsPendingMinor.toString()),
+          h.map((r) => r.creditsPostedMinor.toString()),
+          now,
+        ],
+      ),
+    );
+  }
+  const f = writes.failures;
+  if (f.length > 0) {
+    statements.push(() =>
+      tx.query(
+        `insert into ledger_transfer_failures (id, code, fingerprint, created_at)
+         select u.id, u.code, u.f, $4::timestamptz from unnest($1::text[], $2::text[], $3::text[]) as u(id, code, f)`,
+        [f.map((x) => x.id), f.map((x) => x.code), f.map((x) => x.fingerprint), now],
+      ),
+    );
+  }
+  await runAll(pipelined, statements);
+}
