@@ -42,6 +42,8 @@ export interface HubServices {
   readonly webhooks: WebhookDispatcher;
   readonly metrics: HttpMetrics;
   // @modules:service-types (each capability adds its service here)
+  readonly cards: import('./cards/module.ts').CardsModule;
+  readonly transfers: import('./transfers/module.ts').TransfersModule;
 }
 
 export interface Hub extends HubServices {
@@ -98,6 +100,8 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const metrics = createMetrics();
   const operatorToken = resolveOperatorToken(config);
   // @modules:create (each capability creates its services here, dependencies explicit)
+  const cards = (await import('./cards/module.ts')).createCardsModule({ db, clock, vault, audit, events });
+  const transfers = (await import('./transfers/module.ts')).createTransfersModule({ db, clock, audit, events, vault, customers });
 
   // Per-participant limits: the participant's own setting, else the hub default. Looked up from a small cache that
   // the auth check refreshes, so the limiter never queries the database itself.
@@ -138,6 +142,8 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   registerAuditRoutes(app, { audit });
   registerWebhookRoutes(app, { db });
   // @modules:routes (each capability registers its routes here)
+  cards.registerRoutes(app, { idempotent });
+  transfers.registerRoutes(app, { idempotent });
   await app.ready();
 
   const timers: NodeJS.Timeout[] = [];
@@ -174,10 +180,13 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
     webhooks,
     metrics,
     // @modules:hub-fields
+    cards,
+    transfers,
     operatorToken,
     startBackground() {
       if (config.webhooks.enabled) webhooks.start(config.webhooks.pollMs);
       // @modules:background (each capability's periodic jobs, via every(ms, name, job))
+      every(30_000, 'red-packet-sweep', () => transfers.sweep());
       every(AUDIT_CHAIN_INTERVAL_MS, 'audit-chain', () => audit.chain());
       every(SWEEP_INTERVAL_MS, 'idempotency-sweep', () => idempotency.sweep());
     },

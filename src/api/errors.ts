@@ -29,6 +29,8 @@ export type ErrorCode =
   | ParticipantErrorCode
   | CustomerErrorCode
   // @modules:error-code-types (each capability adds its code union here)
+  | import('../cards/errors.ts').CardsErrorCode
+  | import('../transfers/errors.ts').TransfersErrorCode
   ;
 
 const platformErrorStatus: Record<PlatformErrorCode | IdempotencyErrorCode | MoneyErrorCode, number> = {
@@ -58,6 +60,8 @@ export const errorStatus: Readonly<Record<ErrorCode, number>> = {
   ...participantErrorStatus,
   ...customerErrorStatus,
   // @modules:error-statuses (each capability spreads its Record<Code, status> here)
+  ...(await import('../cards/errors.ts')).cardsErrorStatus,
+  ...(await import('../transfers/errors.ts')).transfersErrorStatus,
 };
 
 export const ERROR_CODES = Object.keys(errorStatus).sort() as ErrorCode[];

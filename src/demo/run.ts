@@ -10,6 +10,8 @@ export interface DemoScenario {
 const SCENARIOS: Record<string, () => Promise<DemoScenario>> = {
   network: async () => (await import('./network.ts')).networkScenario,
   // @modules:demo-scenarios (each capability adds `hutong demo <name>` here)
+  cards: async () => (await import('../cards/demo.ts')).cardsScenario,
+  transfers: async () => (await import('../transfers/demo.ts')).transfersScenario,
 };
 
 export async function runDemo(args: string[], io: CliIo): Promise<number> {

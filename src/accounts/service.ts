@@ -1,0 +1,284 @@
+import { randomInt, timingSafeEqual } from 'node:crypto';
+import type { Actor, AuditService } from '../audit/service.ts';
+import type { CustomerService } from '../customers/service.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { Account, AccountKind } from '../ledger/types.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Db, Queryable } from '../platform/db.ts';
+import { newId } from '../platform/ids.ts';
+import { isCurrency } from '../platform/money.ts';
+import { err, ok, type Result } from '../platform/result.ts';
+import type { Vault } from '../platform/vault.ts';
+import type { EventOutbox } from '../webhooks/events.ts';
+import type { TErr } from '../transfers/errors.ts';
+
+/**
+ * Customer accounts held in the hub's ledger (owned by the participant, customer id set, no overdraft), the
+ * participants' own system accounts, and account links: a wallet customer's consented access to accounts a bank
+ * holds for the same person. Consent is a one-time 6-digit code the hub sends to the bank (webhook
+ * `account_link.consent_requested`); the bank shows it to its customer, who types it into the wallet. Only a keyed
+ * hash of the code is kept; it expires after CONSENT_TTL_MS and locks after CONSENT_MAX_ATTEMPTS wrong tries.
+ */
+export const CONSENT_TTL_MS = 10 * 60_000;
+export const CONSENT_MAX_ATTEMPTS = 5;
+
+export const customerAccountId = (customerId: string, currency: string) => `acc_${customerId}_${currency}`;
+const SYSTEM_PREFIX = { funding: 'fund', fees: 'fee', suspense: 'esc', fx_liquidity: 'fxl' } as const;
+export type SystemAccountKind = keyof typeof SYSTEM_PREFIX;
+export const systemAccountId = (kind: SystemAccountKind, participantId: string, currency: string) => `${SYSTEM_PREFIX[kind]}_${participantId}_${currency}`;
+
+export interface AccountRef {
+  readonly id: string;
+  readonly ownerParticipantId: string;
+  readonly customerId: string | null;
+  readonly currency: string;
+  readonly kind: AccountKind;
+  readonly closed: boolean;
+}
+
+export interface AccountLink {
+  readonly id: string;
+  readonly walletParticipantId: string;
+  readonly walletCustomerId: string;
+  readonly bankParticipantId: string;
+  readonly bankCustomerId: string;
+  readonly accountId: string;
+  readonly status: 'active' | 'revoked';
+  readonly createdAt: Date;
+  readonly revokedAt: Date | null;
+}
+
+export interface Consent {
+  readonly id: string;
+  readonly status: 'pending' | 'confirmed' | 'failed' | 'expired';
+  readonly expiresAt: Date;
+  readonly bankParticipantId: string;
+}
+
+export interface ListedAccount {
+  readonly account: Account;
+  readonly holderParticipantId: string;
+  readonly holderName: string;
+  readonly linkId: string | null;
+}
+
+/** A 6-digit one-time code, zero-padded, from the crypto RNG. */
+export function newOtp(): string {
+  return String(randomInt(0, 1_000_000)).padStart(6, '0');
+}
+
+export interface AccountService {
+  readonly ledger: Ledger;
+  ensureSystemAccount(kind: SystemAccountKind, participantId: string, currency: string): Promise<string>;
+  openCustomerAccount(tx: Queryable, actor: Actor, participantId: string, customerId: string, currency: string): Promise<Result<Account, TErr>>;
+  deposit(tx: Queryable, actor: Actor, participantId: string, accountId: string, amountMinor: bigint, transferId: string): Promise<Result<void, TErr>>;
+  ref(q: Queryable, accountId: string): Promise<AccountRef | undefined>;
+  /** The account if this participant's customer may pay from it: their own account, or one linked and active. */
+  debitable(q: Queryable, participantId: string, customerId: string, accountId: string): Promise<AccountRef | undefined>;
+  listForCustomer(participantId: string, customerId: string): Promise<ListedAccount[]>;
+  requestLink(tx: Queryable, actor: Actor, input: { walletParticipantId: string; walletCustomerId: string; bankParticipantId: string; currency?: string | undefined }): Promise<Result<Consent, TErr>>;
+  confirmLink(tx: Queryable, actor: Actor, walletParticipantId: string, consentId: string, code: string): Promise<Result<AccountLink[], TErr>>;
+  listLinks(participantId: string, customerId?: string): Promise<AccountLink[]>;
+  revokeLink(tx: Queryable, actor: Actor, participantId: string, linkId: string): Promise<Result<AccountLink, TErr>>;
+}
+
+interface LinkRow {
+  id: string;
+  wallet_participant_id: string;
+  wallet_customer_id: string;
+  bank_participant_id: string;
+  bank_customer_id: string;
+  account_id: string;
+  status: 'active' | 'revoked';
+  created_at: Date;
+  revoked_at: Date | null;
+}
+const toLink = (r: LinkRow): AccountLink => ({
+  id: r.id,
+  walletParticipantId: r.wallet_participant_id,
+  walletCustomerId: r.wallet_customer_id,
+  bankParticipantId: r.bank_participant_id,
+  bankCustomerId: r.bank_customer_id,
+  accountId: r.account_id,
+  status: r.status,
+  createdAt: r.created_at,
+  revokedAt: r.revoked_at,
+});
+
+export function createAccountService(deps: { db: Db; clock: Clock; audit: AuditService; events: EventOutbox; vault: Vault; ledger: Ledger; customers: CustomerService }): AccountService {
+  const { db, clock, audit, events, vault, ledger, customers } = deps;
+  const ensured = new Set<string>();
+  const codeHash = (consentId: string, code: string) => vault.indexHash(`otp:${consentId}:${code}`);
+
+  const ref = async (q: Queryable, accountId: string): Promise<AccountRef | undefined> => {
+    const [r] = await q.query<{ id: string; owner_participant_id: string; customer_id: string | null; currency: string; kind: AccountKind; closed: boolean }>(
+      'select id, owner_participant_id, customer_id, currency, kind, closed from ledger_accounts where id = $1',
+      [accountId],
+    );
+    return r === undefined ? undefined : { id: r.id, ownerParticipantId: r.owner_participant_id, customerId: r.customer_id, currency: r.currency, kind: r.kind, closed: r.closed };
+  };
+
+  const ensureSystemAccount = async (kind: SystemAccountKind, participantId: string, currency: string): Promise<string> => {
+    const id = systemAccountId(kind, participantId, currency);
+    if (ensured.has(id)) return id;
+    if ((await ref(db, id)) === undefined) {
+      const created = await ledger.createAccount({ id, ownerParticipantId: participantId, currency, kind, ...(kind === 'suspense' || kind === 'fx_liquidity' ? { debitsMustNotExceedCredits: true } : {}) });
+      if (!created.ok && created.error.code !== 'account_exists') throw new Error(`system account ${id}: ${created.error.code}`);
+    }
+    ensured.add(id);
+    return id;
+  };
+
+  return {
+    ledger,
+    ensureSystemAccount,
+    async openCustomerAccount(tx, actor, participantId, customerId, currency) {
+      const customer = await customers.get(participantId, customerId, tx);
+      if (customer === undefined) return err('customer_not_found', 'no such customer', { customerId });
+      const [p] = await tx.query<{ currencies: string[] }>('select currencies from participants where id = $1', [participantId]);
+      if (!isCurrency(currency) || !(p?.currencies ?? []).includes(currency)) return err('currency_not_receivable', `this participant does not hold ${currency}`, { currency });
+      const id = customerAccountId(customerId, currency);
+      if ((await ref(tx, id)) !== undefined) return err('customer_account_exists', 'the customer already has an account in this currency', { accountId: id });
+      const created = await ledger.createAccount({ id, ownerParticipantId: participantId, customerId, currency, kind: 'customer', debitsMustNotExceedCredits: true });
+      if (!created.ok) return created.error.code === 'account_exists' ? err('customer_account_exists', 'the customer already has an account in this currency', { accountId: id }) : err('ledger_rejected', created.error.message);
+      await audit.record(tx, { actor, action: 'account.opened', objectType: 'account', objectId: id, details: { customerId, currency } });
+      return ok(created.value);
+    },
+    async deposit(tx, actor, participantId, accountId, amountMinor, transferId) {
+      const acc = await ref(tx, accountId);
+      if (acc === undefined || acc.ownerParticipantId !== participantId) return err('account_unavailable', 'no such account', { accountId });
+      const funding = await ensureSystemAccount('funding', participantId, acc.currency);
+      const [r] = await ledger.applyInTx(tx, [{ id: transferId, debitAccountId: funding, creditAccountId: accountId, amountMinor, currency: acc.currency, purpose: 'deposit', metadata: { participantId } }]);
+      if (r === undefined || !r.ok) return err('ledger_rejected', r?.ok === false ? r.error.message : 'deposit failed');
+      await audit.record(tx, { actor, action: 'account.deposit', objectType: 'account', objectId: accountId, details: { amountMinor: amountMinor.toString(), transferId } });
+      return ok(undefined);
+    },
+    ref,
+    async debitable(q, participantId, customerId, accountId) {
+      const acc = await ref(q, accountId);
+      if (acc === undefined || acc.kind !== 'customer' || acc.closed) return undefined;
+      if (acc.ownerParticipantId === participantId && acc.customerId === customerId) return acc;
+      const [link] = await q.query('select 1 as x from account_links where wallet_participant_id = $1 and wallet_customer_id = $2 and account_id = $3 and status = $4', [
+        participantId,
+        customerId,
+        accountId,
+        'active',
+      ]);
+      return link === undefined ? undefined : acc;
+    },
+    async listForCustomer(participantId, customerId) {
+      const own = await ledger.listAccounts({ ownerParticipantId: participantId, customerId });
+      const links = await db.query<{ id: string; account_id: string; bank_participant_id: string }>(
+        `select id, account_id, bank_participant_id from account_links where wallet_participant_id = $1 and wallet_customer_id = $2 and status = 'active' order by id limit 100`,
+        [participantId, customerId],
+      );
+      const linked = await ledger.getAccounts(links.map((l) => l.account_id));
+      const names = new Map(
+        (await db.query<{ id: string; name: string }>('select id, name from participants where id = any($1::text[])', [[participantId, ...links.map((l) => l.bank_participant_id)]])).map((r) => [r.id, r.name]),
+      );
+      const byAccount = new Map(links.map((l) => [l.account_id, l]));
+      return [
+        ...own.filter((a) => a.kind === 'customer').map((account) => ({ account, holderParticipantId: participantId, holderName: names.get(participantId) ?? participantId, linkId: null })),
+        ...linked.map((account) => {
+          const l = byAccount.get(account.id)!;
+          return { account, holderParticipantId: l.bank_participant_id, holderName: names.get(l.bank_participant_id) ?? l.bank_participant_id, linkId: l.id };
+        }),
+      ];
+    },
+    async requestLink(tx, actor, input) {
+      const walletCustomer = await customers.get(input.walletParticipantId, input.walletCustomerId, tx);
+      if (walletCustomer === undefined) return err('customer_not_found', 'no such customer', { customerId: input.walletCustomerId });
+      if (input.bankParticipantId === input.walletParticipantId) return err('bank_customer_not_found', 'link accounts held by another participant');
+      // The bank's customer is the same person: matched by phone number; the code sent through the bank proves it.
+      const [bankCustomer] =
+        walletCustomer.phone === null
+          ? []
+          : await tx.query<{ id: string }>('select id from customers where participant_id = $1 and phone = $2 order by id limit 1', [input.bankParticipantId, walletCustomer.phone]);
+      if (bankCustomer === undefined) return err('bank_customer_not_found', 'the bank has no customer with this phone number', { bankParticipantId: input.bankParticipantId });
+      const [wallet] = await tx.query<{ name: string }>('select name from participants where id = $1', [input.walletParticipantId]);
+      const id = newId('lnc');
+      const code = newOtp();
+      const expiresAt = new Date(clock.nowMs() + CONSENT_TTL_MS);
+      await tx.query(
+        `insert into account_link_consents (id, wallet_participant_id, wallet_customer_id, bank_participant_id, bank_customer_id, currency, code_hash, status, expires_at, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9)`,
+        [id, input.walletParticipantId, input.walletCustomerId, input.bankParticipantId, bankCustomer.id, input.currency ?? null, await codeHash(id, code), expiresAt, clock.now()],
+      );
+      await audit.record(tx, { actor, action: 'account_link.consent_requested', objectType: 'account_link_consent', objectId: id, details: { bankParticipantId: input.bankParticipantId } });
+      // The bank delivers the code to its customer (SMS, app): the webhook is the delivery channel; the hub keeps a hash.
+      await events.emit(tx, {
+        participantId: input.bankParticipantId,
+        type: 'account_link.consent_requested',
+        data: {
+          consentId: id,
+          customerId: bankCustomer.id,
+          walletName: wallet?.name ?? input.walletParticipantId,
+          code,
+          expiresAt: expiresAt.toISOString(),
+          message: `Code ${code}: allow ${wallet?.name ?? 'a wallet'} to see your balances and pay from your accounts. Never share it with anyone else.`,
+        },
+      });
+      return ok({ id, status: 'pending', expiresAt, bankParticipantId: input.bankParticipantId });
+    },
+    async confirmLink(tx, actor, walletParticipantId, consentId, code) {
+      const [c] = await tx.query<{ id: string; wallet_customer_id: string; bank_participant_id: string; bank_customer_id: string; currency: string | null; code_hash: string; attempts: number; status: string; expires_at: Date }>(
+        'select * from account_link_consents where id = $1 and wallet_participant_id = $2 for update',
+        [consentId, walletParticipantId],
+      );
+      if (c === undefined) return err('consent_not_found', 'no such consent', { consentId });
+      if (c.status !== 'pending') return err(c.status === 'expired' ? 'consent_expired' : 'consent_locked', `the consent is ${c.status}`);
+      if (c.expires_at.getTime() <= clock.nowMs()) return err('consent_expired', 'the code expired; ask for a new one');
+      if (c.attempts >= CONSENT_MAX_ATTEMPTS) return err('consent_locked', 'too many wrong codes; ask for a new one');
+      const given = Buffer.from(await codeHash(consentId, code));
+      const expected = Buffer.from(c.code_hash);
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        return err('consent_code_invalid', 'wrong code', { attemptsLeft: Math.max(0, CONSENT_MAX_ATTEMPTS - c.attempts - 1), consentId });
+      }
+      await tx.query(`update account_link_consents set status = 'confirmed' where id = $1`, [consentId]);
+      const accounts = (await ledger.listAccounts({ ownerParticipantId: c.bank_participant_id, customerId: c.bank_customer_id })).filter(
+        (a) => a.kind === 'customer' && !a.closed && (c.currency === null || a.currency === c.currency),
+      );
+      const now = clock.now();
+      const links: AccountLink[] = [];
+      for (const a of accounts) {
+        const rows = await tx.query<LinkRow>(
+          `insert into account_links (id, consent_id, wallet_participant_id, wallet_customer_id, bank_participant_id, bank_customer_id, account_id, status, created_at)
+           values ($1, $2, $3, $4, $5, $6, $7, 'active', $8) on conflict do nothing returning *`,
+          [newId('lnk'), consentId, walletParticipantId, c.wallet_customer_id, c.bank_participant_id, c.bank_customer_id, a.id, now],
+        );
+        if (rows[0] !== undefined) links.push(toLink(rows[0]));
+      }
+      await audit.record(tx, { actor, action: 'account_link.confirmed', objectType: 'account_link_consent', objectId: consentId, details: { accounts: links.map((l) => l.accountId) } });
+      await events.emit(tx, { participantId: walletParticipantId, type: 'account_link.created', data: { consentId, linkIds: links.map((l) => l.id) } });
+      await events.emit(tx, { participantId: c.bank_participant_id, type: 'account_link.created', data: { consentId, customerId: c.bank_customer_id, links: links.map((l) => ({ linkId: l.id, accountId: l.accountId })) } });
+      return ok(links);
+    },
+    async listLinks(participantId, customerId) {
+      const rows = await db.query<LinkRow>(
+        `select * from account_links where (wallet_participant_id = $1 or bank_participant_id = $1)
+           and ($2::text is null or wallet_customer_id = $2 or bank_customer_id = $2) order by created_at desc, id limit 200`,
+        [participantId, customerId ?? null],
+      );
+      return rows.map(toLink);
+    },
+    async revokeLink(tx, actor, participantId, linkId) {
+      const rows = await tx.query<LinkRow>(
+        `update account_links set status = 'revoked', revoked_at = coalesce(revoked_at, $3) where id = $1 and (wallet_participant_id = $2 or bank_participant_id = $2) returning *`,
+        [linkId, participantId, clock.now()],
+      );
+      const row = rows[0];
+      if (row === undefined) return err('link_not_found', 'no such link', { linkId });
+      await audit.record(tx, { actor, action: 'account_link.revoked', objectType: 'account_link', objectId: linkId });
+      for (const p of [row.wallet_participant_id, row.bank_participant_id]) await events.emit(tx, { participantId: p, type: 'account_link.revoked', data: { linkId } });
+      return ok(toLink(row));
+    },
+  };
+}
+
+/** Counts a wrong code outside the rolled-back request (the request's own writes are undone). */
+export async function countWrongConsentCode(db: Db, consentId: string): Promise<void> {
+  await db.query(`update account_link_consents set attempts = attempts + 1, status = case when attempts + 1 >= $2 then 'failed' else status end where id = $1 and status = 'pending'`, [
+    consentId,
+    CONSENT_MAX_ATTEMPTS,
+  ]);
+}

@@ -1,0 +1,259 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { Actor, AuditService } from '../audit/service.ts';
+import { newOtp, type AccountService } from '../accounts/service.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Db, Queryable } from '../platform/db.ts';
+import { newId } from '../platform/ids.ts';
+import { createTokenBucketLimiter } from '../platform/rate-limit.ts';
+import { err, ok, type Result } from '../platform/result.ts';
+import type { Vault } from '../platform/vault.ts';
+import type { EventOutbox } from '../webhooks/events.ts';
+import type { TErr } from '../transfers/errors.ts';
+import { maskName, normalizeAlias, type AliasType } from './normalize.ts';
+
+/**
+ * The alias directory: phone (E.164), email or handle → one account at one participant. Lookups answer a masked
+ * name and the participant's name (verification of payee), never account details, under two token buckets — one per
+ * participant and one per customer — where a miss costs MISS_COST tokens and a hit one, so enumerating the
+ * directory runs dry fast. Participants can flag an alias for fraud; payers see a warning and risk rules use it.
+ */
+export const ALIAS_MOVE_TTL_MS = 10 * 60_000;
+export const ALIAS_MOVE_MAX_ATTEMPTS = 5;
+
+export interface AliasLimits {
+  participantPerS: number;
+  participantBurst: number;
+  customerPerS: number;
+  customerBurst: number;
+  missCost: number;
+}
+export const DEFAULT_ALIAS_LIMITS: AliasLimits = { participantPerS: 200, participantBurst: 400, customerPerS: 0.5, customerBurst: 20, missCost: 5 };
+
+export interface AliasRecord {
+  readonly id: string;
+  readonly type: AliasType;
+  readonly value: string;
+  readonly participantId: string;
+  readonly participantName: string;
+  readonly customerId: string;
+  readonly customerName: string;
+  readonly accountId: string;
+  readonly currency: string;
+  readonly flagged: boolean;
+  readonly createdAt: Date;
+}
+
+export interface AliasLookup {
+  readonly alias: string;
+  readonly type: AliasType;
+  readonly maskedName: string;
+  readonly participantId: string;
+  readonly participantName: string;
+  readonly currency: string;
+  readonly flagged: boolean;
+  readonly warning: string | null;
+}
+
+export const FLAGGED_WARNING = 'Warning: a participant has reported this payee for suspected fraud. Do not pay unless you are certain who they are.';
+
+export interface AliasService {
+  readonly limits: AliasLimits;
+  resolve(q: Queryable, type: AliasType, value: string, defaultCountry: string): Promise<AliasRecord | undefined>;
+  byId(q: Queryable, id: string): Promise<AliasRecord | undefined>;
+  /** Any flagged alias pointing at this customer (requests come from customers, not aliases). */
+  customerFlagged(q: Queryable, participantId: string, customerId: string): Promise<boolean>;
+  lookup(participant: { id: string; country: string }, customerId: string, type: AliasType, value: string): Promise<Result<AliasLookup, TErr>>;
+  register(tx: Queryable, actor: Actor, participant: { id: string; country: string }, input: { customerId: string; type: AliasType; value: string; accountId: string }): Promise<Result<AliasRecord, TErr>>;
+  list(participantId: string, customerId: string): Promise<AliasRecord[]>;
+  remove(tx: Queryable, actor: Actor, participantId: string, aliasId: string): Promise<Result<AliasRecord, TErr>>;
+  requestMove(tx: Queryable, actor: Actor, participant: { id: string; country: string }, input: { customerId: string; type: AliasType; value: string; accountId: string }): Promise<Result<{ id: string; expiresAt: Date }, TErr>>;
+  confirmMove(tx: Queryable, actor: Actor, participantId: string, moveId: string, code: string): Promise<Result<AliasRecord, TErr>>;
+  flag(tx: Queryable, actor: Actor, participant: { id: string; country: string }, type: AliasType, value: string, reason: string): Promise<Result<AliasRecord, TErr>>;
+  unflag(tx: Queryable, actor: Actor, participant: { id: string; country: string }, type: AliasType, value: string): Promise<Result<AliasRecord, TErr>>;
+}
+
+interface AliasRow {
+  id: string;
+  type: AliasType;
+  value: string;
+  participant_id: string;
+  participant_name: string;
+  customer_id: string;
+  customer_name: string;
+  account_id: string;
+  currency: string;
+  flagged: boolean;
+  created_at: Date;
+}
+const toAlias = (r: AliasRow): AliasRecord => ({
+  id: r.id,
+  type: r.type,
+  value: r.value,
+  participantId: r.participant_id,
+  participantName: r.participant_name,
+  customerId: r.customer_id,
+  customerName: r.customer_name,
+  accountId: r.account_id,
+  currency: r.currency,
+  flagged: r.flagged,
+  createdAt: r.created_at,
+});
+
+const SELECT = `select a.id, a.type, a.value, a.participant_id, p.name as participant_name, a.customer_id, c.name as customer_name, a.account_id,
+  la.currency, exists (select 1 from alias_flags f where f.alias_id = a.id) as flagged, a.created_at
+  from aliases a join participants p on p.id = a.participant_id join customers c on c.id = a.customer_id join ledger_accounts la on la.id = a.account_id`;
+
+export function createAliasService(deps: { db: Db; clock: Clock; audit: AuditService; events: EventOutbox; vault: Vault; accounts: AccountService; limits?: Partial<AliasLimits> }): AliasService {
+  const { db, clock, audit, events, vault, accounts } = deps;
+  const limits: AliasLimits = { ...DEFAULT_ALIAS_LIMITS, ...deps.limits };
+  const byParticipant = createTokenBucketLimiter({ ratePerS: () => limits.participantPerS, burst: () => limits.participantBurst, nowMs: () => clock.nowMs() });
+  const byCustomer = createTokenBucketLimiter({ ratePerS: () => limits.customerPerS, burst: () => limits.customerBurst, nowMs: () => clock.nowMs() });
+  const codeHash = (moveId: string, code: string) => vault.indexHash(`alias-move:${moveId}:${code}`);
+
+  const resolve: AliasService['resolve'] = async (q, type, value, defaultCountry) => {
+    const normalized = normalizeAlias(type, value, defaultCountry);
+    if (normalized === undefined) return undefined;
+    const [row] = await q.query<AliasRow>(`${SELECT} where a.type = $1 and a.value = $2`, [type, normalized]);
+    return row === undefined ? undefined : toAlias(row);
+  };
+  const byId: AliasService['byId'] = async (q, id) => {
+    const [row] = await q.query<AliasRow>(`${SELECT} where a.id = $1`, [id]);
+    return row === undefined ? undefined : toAlias(row);
+  };
+
+  const checkTarget = async (q: Queryable, participantId: string, customerId: string, accountId: string): Promise<TErr | undefined> => {
+    const acc = await accounts.ref(q, accountId);
+    if (acc === undefined || acc.ownerParticipantId !== participantId || acc.customerId !== customerId || acc.kind !== 'customer' || acc.closed) {
+      return { code: 'account_unavailable', message: "the alias must point to one of this customer's accounts", details: { accountId } };
+    }
+    return undefined;
+  };
+
+  return {
+    limits,
+    resolve,
+    byId,
+    async customerFlagged(q, participantId, customerId) {
+      const [r] = await q.query<{ x: boolean }>(
+        'select exists (select 1 from alias_flags f join aliases a on a.id = f.alias_id where a.participant_id = $1 and a.customer_id = $2) as x',
+        [participantId, customerId],
+      );
+      return r?.x === true;
+    },
+    async lookup(participant, customerId, type, value) {
+      const retry = (ms: number) => err('alias_lookup_limited', 'too many alias lookups; slow down', { retryAfterMs: ms });
+      const p = byParticipant.take(participant.id, 1);
+      if (!p.allowed) return retry(p.retryAfterMs);
+      const c = byCustomer.take(`${participant.id}:${customerId}`, 1);
+      if (!c.allowed) return retry(c.retryAfterMs);
+      const found = await resolve(db, type, value, participant.country);
+      if (found === undefined) {
+        // A miss costs more: enumeration mostly misses. The extra is taken best-effort (never below zero).
+        byParticipant.take(participant.id, limits.missCost - 1);
+        byCustomer.take(`${participant.id}:${customerId}`, limits.missCost - 1);
+        return err('alias_not_found', 'no account is registered under this alias');
+      }
+      return ok({
+        alias: found.value,
+        type: found.type,
+        maskedName: maskName(found.customerName),
+        participantId: found.participantId,
+        participantName: found.participantName,
+        currency: found.currency,
+        flagged: found.flagged,
+        warning: found.flagged ? FLAGGED_WARNING : null,
+      });
+    },
+    async register(tx, actor, participant, input) {
+      const value = normalizeAlias(input.type, input.value, participant.country);
+      if (value === undefined) return err('invalid_alias', `not a valid ${input.type}`, { type: input.type });
+      const bad = await checkTarget(tx, participant.id, input.customerId, input.accountId);
+      if (bad !== undefined) return { ok: false, error: bad };
+      const now = clock.now();
+      const id = newId('ali');
+      const rows = await tx.query<{ id: string }>(
+        `insert into aliases (id, type, value, participant_id, customer_id, account_id, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $7)
+         on conflict (type, value) do nothing returning id`,
+        [id, input.type, value, participant.id, input.customerId, input.accountId, now],
+      );
+      if (rows.length === 0) return err('alias_taken', 'this alias is registered already; to move it here, ask for a move with the customer’s confirmation', { type: input.type });
+      await audit.record(tx, { actor, action: 'alias.registered', objectType: 'alias', objectId: id, details: { type: input.type, customerId: input.customerId } });
+      await events.emit(tx, { participantId: participant.id, type: 'alias.registered', data: { aliasId: id, type: input.type, customerId: input.customerId } });
+      return ok((await byId(tx, id))!);
+    },
+    async list(participantId, customerId) {
+      return (await db.query<AliasRow>(`${SELECT} where a.participant_id = $1 and a.customer_id = $2 order by a.created_at, a.id limit 50`, [participantId, customerId])).map(toAlias);
+    },
+    async remove(tx, actor, participantId, aliasId) {
+      const found = await byId(tx, aliasId);
+      if (found === undefined || found.participantId !== participantId) return err('alias_not_found', 'no such alias', { aliasId });
+      await tx.query('delete from alias_flags where alias_id = $1', [aliasId]);
+      await tx.query('delete from aliases where id = $1', [aliasId]);
+      await audit.record(tx, { actor, action: 'alias.deleted', objectType: 'alias', objectId: aliasId, details: { type: found.type } });
+      await events.emit(tx, { participantId, type: 'alias.deleted', data: { aliasId } });
+      return ok(found);
+    },
+    async requestMove(tx, actor, participant, input) {
+      const current = await resolve(tx, input.type, input.value, participant.country);
+      if (current === undefined) return err('alias_not_found', 'no such alias: register it instead');
+      if (current.participantId === participant.id) return err('alias_taken', 'the alias is already held by this participant');
+      const bad = await checkTarget(tx, participant.id, input.customerId, input.accountId);
+      if (bad !== undefined) return { ok: false, error: bad };
+      const id = newId('amv');
+      const code = newOtp();
+      const expiresAt = new Date(clock.nowMs() + ALIAS_MOVE_TTL_MS);
+      await tx.query(
+        `insert into alias_moves (id, alias_id, to_participant_id, to_customer_id, to_account_id, code_hash, status, expires_at, created_at) values ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)`,
+        [id, current.id, participant.id, input.customerId, input.accountId, await codeHash(id, code), expiresAt, clock.now()],
+      );
+      const [to] = await tx.query<{ name: string }>('select name from participants where id = $1', [participant.id]);
+      await audit.record(tx, { actor, action: 'alias.move_requested', objectType: 'alias', objectId: current.id, details: { moveId: id } });
+      // The current holder shows the code to its customer: only the person who controls the alias can confirm.
+      await events.emit(tx, {
+        participantId: current.participantId,
+        type: 'alias.move_requested',
+        data: { moveId: id, aliasId: current.id, customerId: current.customerId, toParticipantName: to?.name ?? participant.id, code, expiresAt: expiresAt.toISOString() },
+      });
+      return ok({ id, expiresAt });
+    },
+    async confirmMove(tx, actor, participantId, moveId, code) {
+      const [m] = await tx.query<{ alias_id: string; to_customer_id: string; to_account_id: string; code_hash: string; attempts: number; status: string; expires_at: Date }>(
+        'select * from alias_moves where id = $1 and to_participant_id = $2 for update',
+        [moveId, participantId],
+      );
+      if (m === undefined) return err('alias_move_not_found', 'no such alias move', { moveId });
+      if (m.status !== 'pending' || m.attempts >= ALIAS_MOVE_MAX_ATTEMPTS) return err('alias_move_locked', `the move is ${m.status}`);
+      if (m.expires_at.getTime() <= clock.nowMs()) return err('alias_move_expired', 'the code expired; ask for a new move');
+      const given = Buffer.from(await codeHash(moveId, code));
+      const expected = Buffer.from(m.code_hash);
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) return err('alias_code_invalid', 'wrong code', { moveId });
+      const before = await byId(tx, m.alias_id);
+      if (before === undefined) return err('alias_not_found', 'the alias was deleted meanwhile');
+      await tx.query(`update alias_moves set status = 'confirmed' where id = $1`, [moveId]);
+      await tx.query('update aliases set participant_id = $2, customer_id = $3, account_id = $4, updated_at = $5 where id = $1', [m.alias_id, participantId, m.to_customer_id, m.to_account_id, clock.now()]);
+      await audit.record(tx, { actor, action: 'alias.moved', objectType: 'alias', objectId: m.alias_id, details: { from: before.participantId, to: participantId } });
+      await events.emit(tx, { participantId: before.participantId, type: 'alias.moved_away', data: { aliasId: m.alias_id, customerId: before.customerId } });
+      await events.emit(tx, { participantId, type: 'alias.moved_in', data: { aliasId: m.alias_id, customerId: m.to_customer_id } });
+      return ok((await byId(tx, m.alias_id))!);
+    },
+    async flag(tx, actor, participant, type, value, reason) {
+      const found = await resolve(tx, type, value, participant.country);
+      if (found === undefined) return err('alias_not_found', 'no such alias');
+      await tx.query('insert into alias_flags (alias_id, participant_id, reason, created_at) values ($1, $2, $3, $4) on conflict do nothing', [found.id, participant.id, reason, clock.now()]);
+      await audit.record(tx, { actor, action: 'alias.flagged', objectType: 'alias', objectId: found.id, details: { reason } });
+      await events.emit(tx, { participantId: found.participantId, type: 'alias.flagged', data: { aliasId: found.id, customerId: found.customerId } });
+      return ok({ ...found, flagged: true });
+    },
+    async unflag(tx, actor, participant, type, value) {
+      const found = await resolve(tx, type, value, participant.country);
+      if (found === undefined) return err('alias_not_found', 'no such alias');
+      await tx.query('delete from alias_flags where alias_id = $1 and participant_id = $2', [found.id, participant.id]);
+      await audit.record(tx, { actor, action: 'alias.unflagged', objectType: 'alias', objectId: found.id });
+      return ok((await byId(tx, found.id))!);
+    },
+  };
+}
+
+export async function countWrongMoveCode(db: Db, moveId: string): Promise<void> {
+  await db.query(`update alias_moves set attempts = attempts + 1, status = case when attempts + 1 >= $2 then 'failed' else status end where id = $1 and status = 'pending'`, [moveId, ALIAS_MOVE_MAX_ATTEMPTS]);
+}

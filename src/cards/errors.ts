@@ -1,0 +1,74 @@
+/**
+ * Error codes of the cards and tokens capabilities (issue 4), one union so that src/api/errors.ts takes one line.
+ */
+export type CardsErrorCode =
+  | 'not_issuer'
+  | 'not_wallet'
+  | 'card_product_not_found'
+  | 'bin_in_token_range'
+  | 'bin_taken'
+  | 'card_not_found'
+  | 'card_state'
+  | 'invalid_controls'
+  | 'invalid_credit_limit'
+  | 'card_request_key_reused'
+  | 'token_not_found'
+  | 'token_state'
+  | 'token_exists'
+  | 'provisioning_not_found'
+  | 'provisioning_state'
+  | 'reference_not_found'
+  | 'card_data_invalid'
+  | 'consent_required'
+  | 'step_up_failed'
+  | 'step_up_expired'
+  | 'step_up_locked'
+  | 'authenticator_exists';
+
+export const cardsErrorStatus: Record<CardsErrorCode, number> = {
+  not_issuer: 403,
+  not_wallet: 403,
+  card_product_not_found: 404,
+  bin_in_token_range: 400,
+  bin_taken: 409,
+  card_not_found: 404,
+  card_state: 409,
+  invalid_controls: 400,
+  invalid_credit_limit: 400,
+  card_request_key_reused: 422,
+  token_not_found: 404,
+  token_state: 409,
+  token_exists: 409,
+  provisioning_not_found: 404,
+  provisioning_state: 409,
+  reference_not_found: 404,
+  card_data_invalid: 422,
+  consent_required: 400,
+  step_up_failed: 422,
+  step_up_expired: 410,
+  step_up_locked: 423,
+  authenticator_exists: 409,
+};
+
+/** Why a card payment is declined by the card's own state or controls (checkControls), for the payments issue. */
+export type CardDeclineCode =
+  | 'card_not_active'
+  | 'card_expired'
+  | 'currency_not_allowed'
+  | 'exceeds_transaction_limit'
+  | 'exceeds_daily_limit'
+  | 'exceeds_monthly_limit'
+  | 'mcc_blocked'
+  | 'country_not_allowed'
+  | 'channel_not_allowed';
+
+/** Why a token payment is refused by verifyTokenPayment. */
+export type TokenPaymentDeclineCode =
+  | 'token_unknown'
+  | 'token_not_active'
+  | 'token_expired'
+  | 'card_not_active'
+  | 'requestor_mismatch'
+  | 'channel_not_allowed'
+  | 'cryptogram_invalid'
+  | 'atc_replayed';

@@ -1,0 +1,64 @@
+export const CARD_STATUSES = ['inactive', 'active', 'frozen', 'lost', 'stolen', 'replaced', 'cancelled'] as const;
+export type CardStatus = (typeof CARD_STATUSES)[number];
+export const CHANNELS = ['qr', 'tap', 'online'] as const;
+export type Channel = (typeof CHANNELS)[number];
+export type CardType = 'debit' | 'credit';
+
+/** Spending controls of one card; absent fields mean "no limit". Amounts in the card's currency, minor units. */
+export interface CardControls {
+  readonly perTransactionMaxMinor?: bigint;
+  readonly dailyLimitMinor?: bigint;
+  readonly monthlyLimitMinor?: bigint;
+  /** When present, only these merchant category codes. */
+  readonly allowedMccs?: readonly string[];
+  readonly blockedMccs?: readonly string[];
+  /** ISO 3166-1 alpha-2; when present, only these countries. */
+  readonly allowedCountries?: readonly string[];
+  /** When present, only these channels. */
+  readonly channels?: readonly Channel[];
+}
+
+export interface CardProduct {
+  readonly id: string;
+  readonly issuerParticipantId: string;
+  readonly name: string;
+  readonly binPrefix: string;
+  readonly panLength: number;
+  readonly brand: string;
+  readonly currency: string;
+  readonly cardType: CardType;
+  readonly defaultCreditLimitMinor: bigint | null;
+  readonly validityYears: number;
+  readonly createdAt: Date;
+}
+
+/** A card as everyone but the cardholder sees it: masked number, never the CVV. */
+export interface Card {
+  readonly id: string;
+  readonly issuerParticipantId: string;
+  readonly productId: string;
+  readonly customerId: string;
+  readonly first6: string;
+  readonly last4: string;
+  readonly maskedNumber: string;
+  readonly expiry: string;
+  readonly status: CardStatus;
+  readonly par: string;
+  readonly brand: string;
+  readonly currency: string;
+  readonly cardType: CardType;
+  readonly fundingAccountId: string | null;
+  readonly creditLimitMinor: bigint | null;
+  readonly controls: CardControls;
+  readonly replacesCardId: string | null;
+  readonly replacedByCardId: string | null;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+/** What issuing (or replacing) a card answers once: the number and the derived CVV. */
+export interface IssuedCard {
+  readonly card: Card;
+  readonly cardNumber: string;
+  readonly cvv: string;
+}

@@ -1,0 +1,35 @@
+import type { AuditService } from '../audit/service.ts';
+import type { Idempotent } from '../api/context.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Db } from '../platform/db.ts';
+import type { HttpServer } from '../platform/http.ts';
+import type { Vault } from '../platform/vault.ts';
+import { createTokenPropagation } from '../tokens/propagate.ts';
+import { registerWalletTokenRoutes } from '../tokens/routes.ts';
+import { createWalletTokenService, type WalletTokenService } from '../tokens/service.ts';
+import type { EventOutbox } from '../webhooks/events.ts';
+import { createRequestKeys } from './request-keys.ts';
+import { registerCardRoutes } from './routes.ts';
+import { createCardService, type CardService } from './service.ts';
+
+/** Issue 4 ("one card, many wallets"): the issuer's cards and the wallets' tokens, wired as one module. */
+export interface CardsModule {
+  readonly cards: CardService;
+  readonly walletTokens: WalletTokenService;
+  registerRoutes(app: HttpServer, deps: { idempotent: Idempotent }): void;
+}
+
+export function createCardsModule(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox }): CardsModule {
+  const propagation = createTokenPropagation(deps);
+  const cards = createCardService({ ...deps, tokens: propagation });
+  const walletTokens = createWalletTokenService({ ...deps, cards });
+  const withRequestKey = createRequestKeys(deps);
+  return {
+    cards,
+    walletTokens,
+    registerRoutes(app, { idempotent }) {
+      registerCardRoutes(app, { cards, walletTokens, idempotent, withRequestKey, db: deps.db });
+      registerWalletTokenRoutes(app, { walletTokens, idempotent, withRequestKey, db: deps.db });
+    },
+  };
+}

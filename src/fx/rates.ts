@@ -1,0 +1,124 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { currencyMinorUnit } from '../platform/money.ts';
+import { err, ok, type DomainError, type Result } from '../platform/result.ts';
+
+/**
+ * FX reference rates in the ECB daily format (eurofxref-daily.xml): `<Cube currency="USD" rate="1.0842"/>`, each
+ * the number of currency units one EUR buys. Rates are kept as exact scaled integers (RATE_SCALE), never floats.
+ *
+ * Rounding rule (stated once, applied everywhere): every conversion rounds in the hub's favour — an amount the
+ * customer receives is rounded down to the currency's minor unit, an amount the customer pays (or a fee) is rounded
+ * up. The customer rate is the mid rate less the spread: target = source × mid × (1 − spreadBps/10 000).
+ */
+export const DEMO_RATES_PATH = fileURLToPath(new URL('./demo-rates.xml', import.meta.url));
+export const RATE_SCALE_DIGITS = 12;
+const RATE_SCALE = 10n ** BigInt(RATE_SCALE_DIGITS);
+const BPS = 10_000n;
+
+export type FxErrorCode = 'fx_rates_invalid' | 'fx_rate_unavailable';
+
+export interface RateTable {
+  /** The ECB publication date (YYYY-MM-DD). */
+  readonly asOf: string;
+  /** Units of the currency per 1 EUR, scaled by 10^RATE_SCALE_DIGITS. EUR itself is present as 1. */
+  readonly perEur: ReadonlyMap<string, bigint>;
+}
+
+/** Parses a decimal string to a scaled integer, exactly (no float on the way). */
+export function parseScaledDecimal(text: string, scaleDigits = RATE_SCALE_DIGITS): bigint | undefined {
+  const m = /^([0-9]{1,12})(?:\.([0-9]{1,12}))?$/.exec(text);
+  if (m === null) return undefined;
+  const frac = (m[2] ?? '').slice(0, scaleDigits).padEnd(scaleDigits, '0');
+  return BigInt(m[1] ?? '0') * 10n ** BigInt(scaleDigits) + BigInt(frac);
+}
+
+export function formatScaled(value: bigint, digits = 8): string {
+  // value is scaled by RATE_SCALE; print `digits` decimals, rounded half-even (display only).
+  const factor = 10n ** BigInt(RATE_SCALE_DIGITS - digits);
+  let q = value / factor;
+  const r = value % factor;
+  if (r * 2n > factor || (r * 2n === factor && q % 2n === 1n)) q += 1n;
+  const s = q.toString().padStart(digits + 1, '0');
+  return `${s.slice(0, -digits)}.${s.slice(-digits)}`;
+}
+
+/** Parses the ECB daily XML. Strict about what it accepts: known currencies, positive decimal rates, one date. */
+export function parseEcbXml(xml: string): Result<RateTable, DomainError<FxErrorCode>> {
+  if (xml.length > 200_000) return err('fx_rates_invalid', 'the rates document is too large');
+  const time = /<Cube\s+time=["'](\d{4}-\d{2}-\d{2})["']\s*>/.exec(xml);
+  if (time === null) return err('fx_rates_invalid', 'no <Cube time="YYYY-MM-DD"> element');
+  const perEur = new Map<string, bigint>([['EUR', RATE_SCALE]]);
+  const re = /<Cube\s+currency=["']([A-Z]{3})["']\s+rate=["']([0-9.]+)["']\s*\/>/g;
+  let count = 0;
+  for (let m = re.exec(xml); m !== null && count < 500; m = re.exec(xml)) {
+    count++;
+    const [, currency, rateText] = m;
+    if (currency === undefined || rateText === undefined) continue;
+    const rate = parseScaledDecimal(rateText);
+    if (rate === undefined || rate <= 0n) return err('fx_rates_invalid', `bad rate for ${currency}: ${rateText}`, { currency });
+    if (currencyMinorUnit(currency) === undefined) continue; // a currency the hub does not hold is ignored
+    perEur.set(currency, rate);
+  }
+  if (perEur.size < 2) return err('fx_rates_invalid', 'no <Cube currency="…" rate="…"/> rates found');
+  return ok({ asOf: time[1] ?? '', perEur });
+}
+
+export function loadRatesFile(path: string = DEMO_RATES_PATH): Result<RateTable, DomainError<FxErrorCode>> {
+  return parseEcbXml(readFileSync(path, 'utf8'));
+}
+
+export interface Conversion {
+  /** Customer rate (target units per source unit, after spread), scaled by RATE_SCALE. */
+  readonly rate: bigint;
+  readonly midRate: bigint;
+  readonly spreadBps: number;
+}
+
+/** The mid rate and the customer rate from one currency to another. */
+export function conversion(table: RateTable, from: string, to: string, spreadBps: number): Result<Conversion, DomainError<FxErrorCode>> {
+  const rf = table.perEur.get(from);
+  const rt = table.perEur.get(to);
+  if (rf === undefined || rt === undefined) return err('fx_rate_unavailable', `no reference rate for ${from}/${to}`, { from, to });
+  const spread = from === to ? 0 : spreadBps;
+  const mid = (rt * RATE_SCALE) / rf;
+  const rate = (rt * RATE_SCALE * (BPS - BigInt(spread))) / (rf * BPS);
+  return ok({ rate, midRate: mid, spreadBps: spread });
+}
+
+const ceilDiv = (a: bigint, b: bigint) => (a + b - 1n) / b;
+
+/** Minor units received for `sendMinor` sent: rounded down (hub's favour). Exact from the reference rates. */
+export function convertSendToReceive(table: RateTable, from: string, to: string, spreadBps: number, sendMinor: bigint): bigint {
+  if (from === to) return sendMinor;
+  const rf = table.perEur.get(from)!;
+  const rt = table.perEur.get(to)!;
+  const df = 10n ** BigInt(currencyMinorUnit(from) ?? 2);
+  const dt = 10n ** BigInt(currencyMinorUnit(to) ?? 2);
+  const spread = BigInt(spreadBps);
+  return (sendMinor * rt * (BPS - spread) * dt) / (rf * BPS * df);
+}
+
+/** Minor units to send so that at least `receiveMinor` arrives: rounded up (hub's favour). */
+export function convertReceiveToSend(table: RateTable, from: string, to: string, spreadBps: number, receiveMinor: bigint): bigint {
+  if (from === to) return receiveMinor;
+  const rf = table.perEur.get(from)!;
+  const rt = table.perEur.get(to)!;
+  const df = 10n ** BigInt(currencyMinorUnit(from) ?? 2);
+  const dt = 10n ** BigInt(currencyMinorUnit(to) ?? 2);
+  const spread = BigInt(spreadBps);
+  return ceilDiv(receiveMinor * rf * BPS * df, rt * (BPS - spread) * dt);
+}
+
+/** Mid-rate equivalent in EUR cents, rounded up: the reference unit for limits and risk. */
+export function toEurCents(table: RateTable, currency: string, amountMinor: bigint): bigint {
+  const r = table.perEur.get(currency);
+  if (r === undefined) return amountMinor; // unknown: count the raw amount (conservative for most currencies)
+  const d = 10n ** BigInt(currencyMinorUnit(currency) ?? 2);
+  return ceilDiv(amountMinor * 100n * RATE_SCALE, r * d);
+}
+
+/** Fee: fixed + basis points of the amount, rounded up to the minor unit (hub's favour). */
+export function computeFee(amountMinor: bigint, fixedMinor: bigint, bps: number): bigint {
+  return fixedMinor + ceilDiv(amountMinor * BigInt(bps), BPS);
+}

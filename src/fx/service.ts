@@ -1,0 +1,78 @@
+import type { Actor, AuditService } from '../audit/service.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Db, Queryable } from '../platform/db.ts';
+import { ok, type DomainError, type Result } from '../platform/result.ts';
+import { formatScaled, loadRatesFile, parseEcbXml, parseScaledDecimal, RATE_SCALE_DIGITS, type FxErrorCode, type RateTable } from './rates.ts';
+
+/**
+ * The rate table in force: kept in the database (so every hub process and restart sees the same one) and cached in
+ * memory. `refresh(xml)` replaces it as a whole; quotes already issued keep the rate they locked.
+ */
+export interface FxService {
+  table(): Promise<RateTable>;
+  refresh(tx: Queryable, actor: Actor, xml: string): Promise<Result<RateTable, DomainError<FxErrorCode>>>;
+  /** Loads the shipped demo file when the database has no rates yet. */
+  ensureLoaded(): Promise<void>;
+  spreadBps(): number;
+  setSpreadBps(bps: number): void;
+}
+
+export function createFxService(deps: { db: Db; clock: Clock; audit: AuditService; spreadBps?: number }): FxService {
+  const { db, clock, audit } = deps;
+  let cached: RateTable | undefined;
+  let spread = deps.spreadBps ?? 50;
+
+  const readDb = async (q: Queryable): Promise<RateTable | undefined> => {
+    const rows = await q.query<{ currency: string; per_eur: string; as_of: string }>('select currency, per_eur::text as per_eur, as_of from fx_rates');
+    if (rows.length === 0) return undefined;
+    const perEur = new Map<string, bigint>();
+    for (const r of rows) {
+      const v = parseScaledDecimal(r.per_eur);
+      if (v !== undefined) perEur.set(r.currency, v);
+    }
+    return { asOf: rows[0]?.as_of ?? '', perEur };
+  };
+
+  const write = async (q: Queryable, table: RateTable) => {
+    await q.query('delete from fx_rates');
+    const entries = [...table.perEur.entries()];
+    await q.query(
+      `insert into fx_rates (currency, per_eur, as_of, loaded_at) select c, r::numeric, $3, $4 from unnest($1::text[], $2::text[]) as u(c, r)`,
+      [entries.map(([c]) => c), entries.map(([, v]) => formatScaled(v, RATE_SCALE_DIGITS)), table.asOf, clock.now()],
+    );
+  };
+
+  return {
+    async table() {
+      if (cached !== undefined) return cached;
+      const fromDb = await readDb(db);
+      if (fromDb !== undefined) {
+        cached = fromDb;
+        return fromDb;
+      }
+      const demo = loadRatesFile();
+      if (!demo.ok) throw new Error(`demo rates: ${demo.error.message}`);
+      return demo.value;
+    },
+    async ensureLoaded() {
+      if ((await readDb(db)) !== undefined) return;
+      const demo = loadRatesFile();
+      if (!demo.ok) throw new Error(`demo rates: ${demo.error.message}`);
+      await db.transaction((tx) => write(tx, demo.value));
+      cached = demo.value;
+    },
+    async refresh(tx, actor, xml) {
+      const parsed = parseEcbXml(xml);
+      if (!parsed.ok) return parsed;
+      await write(tx, parsed.value);
+      cached = parsed.value;
+      await audit.record(tx, { actor, action: 'fx.rates_refreshed', objectType: 'fx_rates', objectId: parsed.value.asOf, details: { currencies: parsed.value.perEur.size } });
+      return ok(parsed.value);
+    },
+    spreadBps: () => spread,
+    setSpreadBps(bps) {
+      if (!Number.isInteger(bps) || bps < 0 || bps >= 10_000) throw new Error('spread must be 0–9999 bps');
+      spread = bps;
+    },
+  };
+}

@@ -1,0 +1,235 @@
+import type { Actor, AuditService } from '../audit/service.ts';
+import type { EventOutbox } from '../webhooks/events.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Db, Queryable } from '../platform/db.ts';
+import { newId } from '../platform/ids.ts';
+import { err, ok, type DomainError, type Result } from '../platform/result.ts';
+
+/**
+ * Risk checks shared by every channel (P2P today, card payments next). Rules are data: a hub default row
+ * (participant '*') per rule, overridden per participant. Each triggered rule adds a score and a reason and asks for
+ * an action; the decision is the most severe action asked for. Anything but `approve` raises an alert that the
+ * participant and the operator can list and resolve.
+ */
+export type RiskErrorCode = 'risk_alert_not_found' | 'risk_rule_invalid';
+export type RiskDecision = 'approve' | 'step_up' | 'decline';
+export type RiskAction = Exclude<RiskDecision, 'approve'>;
+
+export interface RiskInput {
+  readonly channel: string;
+  readonly participantId: string;
+  readonly customerId: string;
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  /** Amount in the hub's reference unit (EUR cents at mid rate), for thresholds across currencies. */
+  readonly refEurCents: bigint;
+  readonly counterparty: { readonly id: string; readonly flagged?: boolean };
+  readonly country: string;
+  readonly device?: string;
+}
+
+export interface RiskReason {
+  readonly rule: string;
+  readonly score: number;
+  readonly action: RiskAction;
+  readonly message: string;
+}
+
+export interface RiskAssessment {
+  readonly decision: RiskDecision;
+  readonly score: number;
+  readonly reasons: readonly RiskReason[];
+}
+
+export type RuleName = 'velocity' | 'amount_vs_history' | 'new_counterparty' | 'flagged_counterparty' | 'large_amount';
+export const RULE_NAMES: readonly RuleName[] = ['velocity', 'amount_vs_history', 'new_counterparty', 'flagged_counterparty', 'large_amount'];
+
+export interface RuleParams {
+  readonly action: RiskAction;
+  readonly score: number;
+  /** velocity: window and count; amount_vs_history: multiple of the average and history needed; thresholds in EUR cents. */
+  readonly windowS?: number;
+  readonly maxCount?: number;
+  readonly multiple?: number;
+  readonly minHistory?: number;
+  readonly minRefEurCents?: number;
+}
+
+export const DEFAULT_RULES: Readonly<Record<RuleName, RuleParams>> = {
+  velocity: { action: 'step_up', score: 40, windowS: 600, maxCount: 20 },
+  amount_vs_history: { action: 'step_up', score: 30, multiple: 10, minHistory: 3, minRefEurCents: 5_000 },
+  new_counterparty: { action: 'step_up', score: 20, minRefEurCents: 100_000 },
+  flagged_counterparty: { action: 'decline', score: 90 },
+  large_amount: { action: 'decline', score: 80, minRefEurCents: 2_000_000 },
+};
+
+export interface RiskAlert {
+  readonly id: string;
+  readonly participantId: string;
+  readonly customerId: string;
+  readonly channel: string;
+  readonly decision: RiskAction;
+  readonly score: number;
+  readonly reasons: readonly RiskReason[];
+  readonly context: Record<string, unknown>;
+  readonly status: 'open' | 'resolved';
+  readonly resolution: string | null;
+  readonly createdAt: Date;
+  readonly resolvedAt: Date | null;
+}
+
+export interface RiskService {
+  evaluate(q: Queryable, input: RiskInput): Promise<RiskAssessment>;
+  /** Records an approved transaction so that later checks see it (velocity, history, known counterparties). */
+  observe(q: Queryable, input: RiskInput): Promise<void>;
+  raiseAlert(tx: Queryable, input: RiskInput, assessment: RiskAssessment, context?: Record<string, unknown>): Promise<RiskAlert>;
+  listAlerts(filter: { participantId?: string; status?: 'open' | 'resolved'; limit: number }): Promise<RiskAlert[]>;
+  resolveAlert(tx: Queryable, actor: Actor, id: string, participantId: string | undefined, resolution: string): Promise<Result<RiskAlert, DomainError<RiskErrorCode>>>;
+  rules(participantId: string): Promise<Record<RuleName, RuleParams & { enabled: boolean }>>;
+  setRule(tx: Queryable, actor: Actor, participantId: string, rule: RuleName, params: RuleParams, enabled: boolean): Promise<Result<void, DomainError<RiskErrorCode>>>;
+}
+
+const SEVERITY: Record<RiskDecision, number> = { approve: 0, step_up: 1, decline: 2 };
+
+interface AlertRow {
+  id: string;
+  participant_id: string;
+  customer_id: string;
+  channel: string;
+  decision: RiskAction;
+  score: number;
+  reasons: RiskReason[];
+  context: Record<string, unknown>;
+  status: 'open' | 'resolved';
+  resolution: string | null;
+  created_at: Date;
+  resolved_at: Date | null;
+}
+const toAlert = (r: AlertRow): RiskAlert => ({
+  id: r.id,
+  participantId: r.participant_id,
+  customerId: r.customer_id,
+  channel: r.channel,
+  decision: r.decision,
+  score: r.score,
+  reasons: r.reasons,
+  context: r.context,
+  status: r.status,
+  resolution: r.resolution,
+  createdAt: r.created_at,
+  resolvedAt: r.resolved_at,
+});
+
+function validParams(rule: RuleName, p: RuleParams): boolean {
+  const pos = (n: number | undefined) => n === undefined || (Number.isInteger(n) && n >= 0 && n <= 1e12);
+  if (!['step_up', 'decline'].includes(p.action) || !Number.isInteger(p.score) || p.score < 0 || p.score > 100) return false;
+  if (![p.windowS, p.maxCount, p.multiple, p.minHistory, p.minRefEurCents].every(pos)) return false;
+  if (rule === 'velocity') return (p.windowS ?? 0) > 0 && (p.maxCount ?? 0) > 0;
+  if (rule === 'amount_vs_history') return (p.multiple ?? 0) > 0;
+  return true;
+}
+
+export function createRiskService(deps: { db: Db; clock: Clock; audit: AuditService; events: EventOutbox }): RiskService {
+  const { db, clock, audit, events } = deps;
+  // Rules change rarely: cached per participant for a few seconds (bounded map).
+  const cache = new Map<string, { at: number; rules: Record<RuleName, RuleParams & { enabled: boolean }> }>();
+  const CACHE_MS = 5_000;
+
+  const rules: RiskService['rules'] = async (participantId) => {
+    const hit = cache.get(participantId);
+    if (hit !== undefined && clock.nowMs() - hit.at < CACHE_MS) return hit.rules;
+    const rows = await db.query<{ participant_id: string; rule: RuleName; params: RuleParams; enabled: boolean }>(
+      `select participant_id, rule, params, enabled from risk_rules where participant_id in ('*', $1) order by (participant_id = '*') desc`,
+      [participantId],
+    );
+    const out = Object.fromEntries(RULE_NAMES.map((r) => [r, { ...DEFAULT_RULES[r], enabled: true }])) as Record<RuleName, RuleParams & { enabled: boolean }>;
+    for (const row of rows) out[row.rule] = { ...DEFAULT_RULES[row.rule], ...row.params, enabled: row.enabled };
+    if (cache.size > 10_000) cache.clear();
+    cache.set(participantId, { at: clock.nowMs(), rules: out });
+    return out;
+  };
+
+  return {
+    rules,
+    async evaluate(q, input) {
+      const r = await rules(input.participantId);
+      const windowS = r.velocity.windowS ?? 600;
+      const [stats] = await q.query<{ recent: bigint; n: bigint; avg: string | null; known: boolean }>(
+        `select count(*) filter (where at > $3) as recent, count(*) as n, avg(ref_eur_cents)::text as avg,
+                coalesce(bool_or(counterparty = $4), false) as known
+           from (select at, ref_eur_cents, counterparty from risk_observations
+                  where participant_id = $1 and customer_id = $2 order by at desc limit 500) h`,
+        [input.participantId, input.customerId, new Date(clock.nowMs() - windowS * 1000), input.counterparty.id],
+      );
+      const reasons: RiskReason[] = [];
+      const hit = (rule: RuleName, message: string) => {
+        const p = r[rule];
+        if (p.enabled) reasons.push({ rule, score: p.score, action: p.action, message });
+      };
+      const recent = Number(stats?.recent ?? 0n);
+      if (recent >= (r.velocity.maxCount ?? 20)) hit('velocity', `${recent} payments in the last ${windowS} s`);
+      const n = Number(stats?.n ?? 0n);
+      const avg = stats?.avg === null || stats?.avg === undefined ? 0 : Number(stats.avg);
+      const hist = r.amount_vs_history;
+      if (n >= (hist.minHistory ?? 3) && Number(input.refEurCents) >= (hist.minRefEurCents ?? 0) && Number(input.refEurCents) > avg * (hist.multiple ?? 10)) {
+        hit('amount_vs_history', `amount is more than ${hist.multiple ?? 10}× this customer's average`);
+      }
+      if (stats?.known !== true && Number(input.refEurCents) >= (r.new_counterparty.minRefEurCents ?? 0)) hit('new_counterparty', 'first payment to this counterparty');
+      if (input.counterparty.flagged === true) hit('flagged_counterparty', 'the counterparty was flagged for fraud by a participant');
+      if (Number(input.refEurCents) >= (r.large_amount.minRefEurCents ?? Number.MAX_SAFE_INTEGER)) hit('large_amount', 'amount above the large-amount threshold');
+      const decision = reasons.reduce<RiskDecision>((d, x) => (SEVERITY[x.action] > SEVERITY[d] ? x.action : d), 'approve');
+      return { decision, score: Math.min(100, reasons.reduce((s, x) => s + x.score, 0)), reasons };
+    },
+    async observe(q, input) {
+      await q.query('insert into risk_observations (channel, participant_id, customer_id, counterparty, ref_eur_cents, at) values ($1, $2, $3, $4, $5, $6)', [
+        input.channel,
+        input.participantId,
+        input.customerId,
+        input.counterparty.id,
+        input.refEurCents,
+        clock.now(),
+      ]);
+    },
+    async raiseAlert(tx, input, assessment, context = {}) {
+      if (assessment.decision === 'approve') throw new Error('raiseAlert on an approved assessment');
+      const id = newId('ral');
+      const now = clock.now();
+      const ctx = { ...context, channel: input.channel, amountMinor: input.amountMinor.toString(), currency: input.currency, counterparty: input.counterparty.id, country: input.country, ...(input.device !== undefined ? { device: input.device } : {}) };
+      await tx.query(
+        `insert into risk_alerts (id, participant_id, customer_id, channel, decision, score, reasons, context, status, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9)`,
+        [id, input.participantId, input.customerId, input.channel, assessment.decision, assessment.score, [...assessment.reasons], ctx, now],
+      );
+      await audit.record(tx, { actor: { type: 'system' }, action: 'risk.alert_raised', objectType: 'risk_alert', objectId: id, details: { decision: assessment.decision, score: assessment.score } });
+      await events.emit(tx, { participantId: input.participantId, type: 'risk.alert_raised', data: { alertId: id, customerId: input.customerId, decision: assessment.decision, score: assessment.score, reasons: assessment.reasons.map((x) => x.rule) } });
+      return { id, participantId: input.participantId, customerId: input.customerId, channel: input.channel, decision: assessment.decision, score: assessment.score, reasons: assessment.reasons, context: ctx, status: 'open', resolution: null, createdAt: now, resolvedAt: null };
+    },
+    async listAlerts(filter) {
+      const rows = await db.query<AlertRow>(
+        `select * from risk_alerts where ($1::text is null or participant_id = $1) and ($2::text is null or status = $2) order by created_at desc, id limit $3`,
+        [filter.participantId ?? null, filter.status ?? null, filter.limit],
+      );
+      return rows.map(toAlert);
+    },
+    async resolveAlert(tx, actor, id, participantId, resolution) {
+      const rows = await tx.query<AlertRow>(
+        `update risk_alerts set status = 'resolved', resolution = $3, resolved_at = coalesce(resolved_at, $4) where id = $1 and ($2::text is null or participant_id = $2) returning *`,
+        [id, participantId ?? null, resolution, clock.now()],
+      );
+      const row = rows[0];
+      if (row === undefined) return err('risk_alert_not_found', 'no such alert', { alertId: id });
+      await audit.record(tx, { actor, action: 'risk.alert_resolved', objectType: 'risk_alert', objectId: id, details: { resolution } });
+      return ok(toAlert(row));
+    },
+    async setRule(tx, actor, participantId, rule, params, enabled) {
+      if (!RULE_NAMES.includes(rule) || !validParams(rule, params)) return err('risk_rule_invalid', 'rule parameters are out of range', { rule });
+      await tx.query(
+        `insert into risk_rules (participant_id, rule, params, enabled, updated_at) values ($1, $2, $3, $4, $5)
+         on conflict (participant_id, rule) do update set params = excluded.params, enabled = excluded.enabled, updated_at = excluded.updated_at`,
+        [participantId, rule, params, enabled, clock.now()],
+      );
+      cache.clear();
+      await audit.record(tx, { actor, action: 'risk.rule_set', objectType: 'risk_rule', objectId: `${participantId}:${rule}`, details: { params, enabled } });
+      return ok(undefined);
+    },
+  };
+}

@@ -1,0 +1,697 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { generateSecret, generateURI, verifySync } from 'otplib';
+import type { Actor, AuditService } from '../audit/service.ts';
+import type { CardsErrorCode, TokenPaymentDeclineCode } from '../cards/errors.ts';
+import type { Card, Channel } from '../cards/model.ts';
+import { countryNumeric, currencyNumeric, expiryAfter, isExpired, randomCardNumber, TOKEN_BIN_PREFIXES, TOKEN_LENGTH } from '../cards/numbers.ts';
+import type { CardService } from '../cards/service.ts';
+import { deriveTokenKey, verifyTokenCryptogram } from '../emv/token-cryptogram.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Db, Queryable } from '../platform/db.ts';
+import { newId } from '../platform/ids.ts';
+import { err, ok, type DomainError, type Result } from '../platform/result.ts';
+import type { Vault } from '../platform/vault.ts';
+import type { EventOutbox } from '../webhooks/events.ts';
+import { newOtpCode, sealCodeForIssuer } from './stepup.ts';
+
+type TErr = DomainError<CardsErrorCode | 'customer_not_found'>;
+
+export const STEP_UP_TTL_MS = 5 * 60_000;
+export const STEP_UP_MAX_ATTEMPTS = 5;
+export const TOKEN_VALIDITY_YEARS = 3;
+/** Most live tokens one card may have (bounds every fan-out of a card change). */
+export const MAX_TOKENS_PER_CARD = 20;
+const TOTP_TOLERANCE_S = 30;
+
+export type RuleDecision = 'approve' | 'step_up' | 'decline';
+/** Hosted provisioning rules per issuer. */
+export interface ProvisioningRules {
+  readonly typed: RuleDecision;
+  readonly byReference: RuleDecision;
+  readonly newDevice: RuleDecision;
+}
+export const DEFAULT_RULES: ProvisioningRules = { typed: 'step_up', byReference: 'step_up', newDevice: 'step_up' };
+
+export type ProvisionSource =
+  | { readonly type: 'typed'; readonly cardNumber: string; readonly expiry: string; readonly cvv: string }
+  | { readonly type: 'token_ref'; readonly tokenRef: string }
+  | { readonly type: 'card_ref'; readonly cardRef: string };
+
+export interface ProvisionInput {
+  readonly customerId: string;
+  readonly consent: boolean;
+  readonly deviceId?: string;
+  readonly channels?: readonly Channel[];
+  readonly source: ProvisionSource;
+}
+
+export type ProvisioningStatus = 'pending_step_up' | 'approved' | 'declined' | 'failed' | 'expired';
+
+export interface Provisioning {
+  readonly id: string;
+  readonly requestorParticipantId: string;
+  readonly customerId: string;
+  readonly method: 'typed' | 'token_ref' | 'card_ref';
+  readonly status: ProvisioningStatus;
+  readonly stepUpMethod: 'otp' | 'totp' | null;
+  readonly attemptsRemaining: number;
+  readonly expiresAt: Date | null;
+  readonly tokenId: string | null;
+  readonly cardLast4: string;
+  readonly brand: string;
+  readonly createdAt: Date;
+}
+
+export type TokenStatus = 'active' | 'suspended' | 'deleted';
+
+export interface WalletToken {
+  readonly id: string;
+  readonly tokenRef: string;
+  readonly cardId: string;
+  readonly issuerParticipantId: string;
+  readonly requestorParticipantId: string;
+  readonly customerId: string;
+  readonly tokenLast4: string;
+  readonly expiry: string;
+  readonly status: TokenStatus;
+  readonly suspendedBy: string | null;
+  readonly channels: readonly Channel[];
+  readonly deviceId: string | null;
+  readonly lastAtc: number | null;
+  readonly lastUsedAt: Date | null;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+  readonly par: string;
+  readonly cardLast4: string;
+  readonly brand: string;
+}
+
+/** Given to the wallet once, when its token is created: the token number (never a card number) and its key. */
+export interface ProvisionedToken {
+  readonly token: WalletToken;
+  readonly tokenNumber: string;
+  /** 32 hex characters: the per-token key for src/emv/token-cryptogram.ts. */
+  readonly tokenKey: string;
+}
+
+export interface ProvisionOutcome {
+  readonly provisioning: Provisioning;
+  readonly provisioned?: ProvisionedToken;
+}
+
+/** One wallet holding a token for a card, as the customer's consent view shows it. */
+export interface ConsentEntry {
+  readonly id: string;
+  readonly walletParticipantId: string;
+  readonly walletName: string;
+  readonly status: TokenStatus;
+  readonly suspendedBy: string | null;
+  readonly tokenLast4: string;
+  readonly deviceId: string | null;
+  readonly addedAt: Date;
+  readonly lastUsedAt: Date | null;
+}
+
+export interface VerifyTokenPaymentInput {
+  readonly tokenNumber?: string;
+  readonly tokenRef?: string;
+  readonly atc: number;
+  readonly cryptogram: string;
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  /** ISO 3166-1 alpha-2 or numeric. */
+  readonly country: string;
+  /** The transaction date (UTC) or YYMMDD. */
+  readonly date: Date | string;
+  /** Two digits, "00" purchase. */
+  readonly type: string;
+  readonly unpredictableNumber: string;
+  readonly channel: Channel;
+  /** The wallet that presented the token: must be the token's own requestor. */
+  readonly requestorParticipantId: string;
+  /** Who asks (an acquirer, the payments service); audited. Defaults to the requestor. */
+  readonly actingParticipantId?: string;
+}
+
+export interface VerifiedTokenPayment {
+  readonly tokenId: string;
+  readonly tokenRef: string;
+  readonly card: Card;
+  readonly par: string;
+  readonly requestorParticipantId: string;
+  readonly walletCustomerId: string;
+  readonly atc: number;
+}
+
+export type TokenParty = { readonly kind: 'wallet'; readonly participantId: string; readonly customerId?: string } | { readonly kind: 'issuer'; readonly participantId: string } | { readonly kind: 'customer'; readonly participantId: string; readonly customerId: string };
+
+interface ProvisioningRow {
+  id: string;
+  requestor_participant_id: string;
+  customer_id: string;
+  card_id: string;
+  issuer_participant_id: string;
+  method: 'typed' | 'token_ref' | 'card_ref';
+  device_id: string | null;
+  channels: Channel[];
+  status: ProvisioningStatus;
+  step_up_method: 'otp' | 'totp' | null;
+  code_hmac: string | null;
+  attempts: number;
+  max_attempts: number;
+  expires_at: Date | null;
+  token_id: string | null;
+  created_at: Date;
+}
+
+interface TokenRow {
+  id: string;
+  token_ref: string;
+  card_id: string;
+  issuer_participant_id: string;
+  requestor_participant_id: string;
+  customer_id: string;
+  token_sealed: string;
+  token_last4: string;
+  expiry: string;
+  status: TokenStatus;
+  suspended_by: string | null;
+  channels: Channel[];
+  device_id: string | null;
+  last_atc: number | null;
+  last_used_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  par: string;
+  pan_last4: string;
+  brand: string;
+}
+
+const TOKEN_SELECT = `select t.*, c.par, c.pan_last4, p.brand from card_tokens t join cards c on c.id = t.card_id join card_products p on p.id = c.product_id`;
+
+const toToken = (r: TokenRow): WalletToken => ({
+  id: r.id,
+  tokenRef: r.token_ref,
+  cardId: r.card_id,
+  issuerParticipantId: r.issuer_participant_id,
+  requestorParticipantId: r.requestor_participant_id,
+  customerId: r.customer_id,
+  tokenLast4: r.token_last4,
+  expiry: r.expiry,
+  status: r.status,
+  suspendedBy: r.suspended_by,
+  channels: r.channels,
+  deviceId: r.device_id,
+  lastAtc: r.last_atc,
+  lastUsedAt: r.last_used_at,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+  par: r.par,
+  cardLast4: r.pan_last4,
+  brand: r.brand,
+});
+
+export interface WalletTokenService {
+  provision(tx: Queryable, actor: Actor, walletId: string, input: ProvisionInput): Promise<Result<ProvisionOutcome, TErr>>;
+  /** Commits its own attempt count: call it in a transaction that commits even when it answers an error. */
+  completeStepUp(tx: Queryable, actor: Actor, walletId: string, provisioningId: string, code: string): Promise<Result<ProvisionOutcome, TErr>>;
+  getProvisioning(walletId: string, provisioningId: string, q?: Queryable): Promise<Provisioning | undefined>;
+  /** The token key again, for an idempotent retry of the request that created the token (same wallet only). */
+  reissue(walletId: string, tokenId: string, q?: Queryable): Promise<ProvisionedToken | undefined>;
+  listForWallet(walletId: string, options: { customerId?: string; afterId?: string; limit: number }): Promise<WalletToken[]>;
+  getForWallet(walletId: string, tokenRef: string, q?: Queryable): Promise<WalletToken | undefined>;
+  /** Suspend / resume / delete, by the wallet (its own token), the issuer (a token of its card) or the customer. */
+  act(tx: Queryable, actor: Actor, party: TokenParty, token: WalletToken, action: 'suspend' | 'resume' | 'delete'): Promise<Result<WalletToken, TErr>>;
+  /** Every wallet holding a live token for the card behind one of this wallet's tokens (the customer's consent view). */
+  consentList(walletId: string, tokenRef: string): Promise<Result<ConsentEntry[], TErr>>;
+  /** The customer, through one of their wallets, deletes any token of the same card. */
+  revokeByConsent(tx: Queryable, actor: Actor, walletId: string, tokenRef: string, entryId: string): Promise<Result<WalletToken, TErr>>;
+  listForCard(issuerId: string, cardId: string): Promise<Result<ConsentEntry[], TErr>>;
+  getForIssuer(issuerId: string, cardId: string, tokenId: string, q?: Queryable): Promise<WalletToken | undefined>;
+  getRules(issuerId: string): Promise<ProvisioningRules>;
+  setRules(tx: Queryable, actor: Actor, issuerId: string, rules: ProvisioningRules): Promise<ProvisioningRules>;
+  enrollAuthenticator(tx: Queryable, actor: Actor, issuerId: string, customerId: string): Promise<Result<{ secret: string; otpauthUri: string }, TErr>>;
+  verifyTokenPayment(input: VerifyTokenPaymentInput, tx?: Queryable): Promise<Result<VerifiedTokenPayment, DomainError<TokenPaymentDeclineCode>>>;
+  /** The wallets and persons linked to a customer record through verification. */
+  personOf(participantId: string, customerId: string, q?: Queryable): Promise<string | undefined>;
+}
+
+export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox; cards: CardService }): WalletTokenService {
+  const { db, clock, vault, audit, events, cards } = deps;
+
+  let codeKeyPromise: Promise<Buffer> | undefined;
+  const codeKey = () => (codeKeyPromise ??= vault.secret('index').then((k) => createHmac('sha256', k).update('hutong:step-up-hmac:v1').digest()));
+  const codeHmac = async (provisioningId: string, code: string) => createHmac('sha256', await codeKey()).update(`${provisioningId}|${code}`).digest('base64url');
+
+  const settings = async (q: Queryable, issuerId: string): Promise<{ masterKeyHex: string; rules: ProvisioningRules }> => {
+    let [row] = await q.query<{ master_key_sealed: string; rules: ProvisioningRules }>('select master_key_sealed, rules from issuer_token_settings where issuer_participant_id = $1', [issuerId]);
+    if (row === undefined) {
+      const now = clock.now();
+      await q.query(
+        `insert into issuer_token_settings (issuer_participant_id, master_key_sealed, rules, created_at, updated_at) values ($1, $2, $3, $4, $4)
+         on conflict (issuer_participant_id) do nothing`,
+        [issuerId, await vault.seal(randomBytes(16).toString('hex').toUpperCase()), DEFAULT_RULES, now],
+      );
+      [row] = await q.query<{ master_key_sealed: string; rules: ProvisioningRules }>('select master_key_sealed, rules from issuer_token_settings where issuer_participant_id = $1', [issuerId]);
+      if (row === undefined) throw new Error('issuer token settings vanished');
+    }
+    return { masterKeyHex: await vault.open(row.master_key_sealed), rules: { ...DEFAULT_RULES, ...row.rules } };
+  };
+
+  const tokenById = async (id: string, q: Queryable = db) => {
+    const [row] = await q.query<TokenRow>(`${TOKEN_SELECT} where t.id = $1`, [id]);
+    return row === undefined ? undefined : toToken(row);
+  };
+
+  const toProvisioning = (r: ProvisioningRow, card: Card): Provisioning => ({
+    id: r.id,
+    requestorParticipantId: r.requestor_participant_id,
+    customerId: r.customer_id,
+    method: r.method,
+    status: r.status,
+    stepUpMethod: r.step_up_method,
+    attemptsRemaining: Math.max(0, r.max_attempts - r.attempts),
+    expiresAt: r.expires_at,
+    tokenId: r.token_id,
+    cardLast4: card.last4,
+    brand: card.brand,
+    createdAt: r.created_at,
+  });
+
+  const provisioningRow = async (q: Queryable, walletId: string, id: string, lock = false) => {
+    const [row] = await q.query<ProvisioningRow>(`select * from token_provisionings where id = $1 and requestor_participant_id = $2${lock ? ' for update' : ''}`, [id, walletId]);
+    return row;
+  };
+
+  /** Links the wallet's customer and the issuer's cardholder to one person (merging persons already linked). */
+  const linkPerson = async (tx: Queryable, records: { participantId: string; customerId: string }[], via: string): Promise<string> => {
+    const existing = await tx.query<{ person_id: string }>(
+      `select distinct person_id from person_links where (participant_id, customer_id) in (select * from unnest($1::text[], $2::text[])) order by person_id`,
+      [records.map((r) => r.participantId), records.map((r) => r.customerId)],
+    );
+    const now = clock.now();
+    let personId = existing[0]?.person_id;
+    if (personId === undefined) {
+      personId = newId('psn');
+      await tx.query('insert into persons (id, created_at) values ($1, $2)', [personId, now]);
+    }
+    const others = existing.slice(1).map((e) => e.person_id);
+    if (others.length > 0) await tx.query('update person_links set person_id = $1 where person_id = any($2::text[])', [personId, others]);
+    for (const r of records) {
+      await tx.query(
+        `insert into person_links (participant_id, customer_id, person_id, via, verified_at) values ($1, $2, $3, $4, $5) on conflict (participant_id, customer_id) do nothing`,
+        [r.participantId, r.customerId, personId, via, now],
+      );
+    }
+    return personId;
+  };
+
+  const createToken = async (tx: Queryable, actor: Actor, prov: ProvisioningRow, card: Card): Promise<ProvisionedToken> => {
+    const { masterKeyHex } = await settings(tx, card.issuerParticipantId);
+    const now = clock.now();
+    const id = newId('tok');
+    const tokenRef = newId('tref');
+    const expiry = expiryAfter(now, TOKEN_VALIDITY_YEARS);
+    let tokenNumber: string | undefined;
+    for (let attempt = 0; attempt < 20 && tokenNumber === undefined; attempt++) {
+      const candidate = randomCardNumber(TOKEN_BIN_PREFIXES[0] ?? '489537', TOKEN_LENGTH);
+      const rows = await tx.query<{ id: string }>(
+        `insert into card_tokens (id, token_ref, card_id, issuer_participant_id, requestor_participant_id, customer_id, provisioning_id, token_sealed, token_index,
+                                  token_last4, expiry, status, channels, device_id, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $13, $14, $14) on conflict (token_index) do nothing returning id`,
+        [id, tokenRef, card.id, card.issuerParticipantId, prov.requestor_participant_id, prov.customer_id, prov.id, await vault.seal(candidate), await vault.indexHash(candidate), candidate.slice(-4), expiry, prov.channels, prov.device_id, now],
+      );
+      if (rows.length === 1) tokenNumber = candidate;
+    }
+    if (tokenNumber === undefined) throw new Error('no free token number');
+    await tx.query(`update token_provisionings set status = 'approved', token_id = $2, updated_at = $3 where id = $1`, [prov.id, id, now]);
+    await audit.record(tx, { actor, action: 'token.provisioned', objectType: 'token', objectId: id, details: { cardId: card.id, requestorParticipantId: prov.requestor_participant_id, method: prov.method, provisioningId: prov.id } });
+    await events.emit(tx, { participantId: card.issuerParticipantId, type: 'token.provisioned', data: { cardId: card.id, tokenId: id, walletParticipantId: prov.requestor_participant_id, method: prov.method } });
+    const token = await tokenById(id, tx);
+    if (token === undefined) throw new Error('token vanished');
+    return { token, tokenNumber, tokenKey: deriveTokenKey(masterKeyHex, tokenNumber, '00') };
+  };
+
+  const resolveCard = async (tx: Queryable, source: ProvisionSource): Promise<Result<Card, TErr>> => {
+    if (source.type === 'typed') {
+      const digits = source.cardNumber.replace(/[ -]/g, '');
+      const match = await cards.matchCardData(digits, source.expiry, source.cvv, tx);
+      // One answer for "no such card" and "wrong expiry or CVV": the request learns nothing about which.
+      if (match === undefined || !match.matches) return err('card_data_invalid', 'the card details were not accepted');
+      return ok(match.card);
+    }
+    let cardId: string | undefined;
+    if (source.type === 'token_ref') {
+      const [row] = await tx.query<{ card_id: string }>(`select card_id from card_tokens where token_ref = $1 and status <> 'deleted'`, [source.tokenRef]);
+      cardId = row?.card_id;
+    } else {
+      cardId = source.cardRef;
+    }
+    const card = cardId === undefined ? undefined : await cards.getById(cardId, tx);
+    if (card === undefined || card.status === 'replaced' || card.status === 'cancelled') return err('reference_not_found', 'no card behind this reference');
+    return ok(card);
+  };
+
+  const reveal = async (token: WalletToken, q: Queryable): Promise<ProvisionedToken> => {
+    const [row] = await q.query<{ token_sealed: string }>('select token_sealed from card_tokens where id = $1', [token.id]);
+    if (row === undefined) throw new Error('token vanished');
+    const tokenNumber = await vault.open(row.token_sealed);
+    const { masterKeyHex } = await settings(q, token.issuerParticipantId);
+    return { token, tokenNumber, tokenKey: deriveTokenKey(masterKeyHex, tokenNumber, '00') };
+  };
+
+  const entries = async (cardId: string): Promise<ConsentEntry[]> => {
+    const rows = await db.query<{ id: string; requestor_participant_id: string; name: string; status: TokenStatus; suspended_by: string | null; token_last4: string; device_id: string | null; created_at: Date; last_used_at: Date | null }>(
+      `select t.id, t.requestor_participant_id, p.name, t.status, t.suspended_by, t.token_last4, t.device_id, t.created_at, t.last_used_at
+         from card_tokens t join participants p on p.id = t.requestor_participant_id
+        where t.card_id = $1 and t.status <> 'deleted' order by t.created_at, t.id limit $2`,
+      [cardId, MAX_TOKENS_PER_CARD],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      walletParticipantId: r.requestor_participant_id,
+      walletName: r.name,
+      status: r.status,
+      suspendedBy: r.suspended_by,
+      tokenLast4: r.token_last4,
+      deviceId: r.device_id,
+      addedAt: r.created_at,
+      lastUsedAt: r.last_used_at,
+    }));
+  };
+
+  const act: WalletTokenService['act'] = async (tx, actor, party, token, action) => {
+    const [locked] = await tx.query<{ status: TokenStatus; suspended_by: string | null }>('select status, suspended_by from card_tokens where id = $1 for update', [token.id]);
+    if (locked === undefined) return err('token_not_found', 'no such token');
+    if (locked.status === 'deleted') return err('token_state', 'the token is deleted', { status: 'deleted' });
+    const by = party.kind;
+    let status: TokenStatus;
+    let suspendedBy: string | null;
+    if (action === 'suspend') {
+      if (locked.status !== 'active') return err('token_state', `the token is ${locked.status}`, { status: locked.status });
+      status = 'suspended';
+      suspendedBy = by;
+    } else if (action === 'resume') {
+      if (locked.status !== 'suspended') return err('token_state', `the token is ${locked.status}`, { status: locked.status });
+      // A card-level suspension lifts with the card; the issuer may lift anyone's; others only their own.
+      if (locked.suspended_by === 'card' || (by !== 'issuer' && locked.suspended_by !== by)) {
+        return err('token_state', `the token was suspended by the ${locked.suspended_by ?? 'hub'}`, { suspendedBy: locked.suspended_by });
+      }
+      const card = await cards.getById(token.cardId, tx);
+      if (card?.status !== 'active') return err('card_state', 'the card is not active');
+      status = 'active';
+      suspendedBy = null;
+    } else {
+      status = 'deleted';
+      suspendedBy = locked.suspended_by;
+    }
+    await tx.query('update card_tokens set status = $2, suspended_by = $3, updated_at = $4 where id = $1', [token.id, status, suspendedBy, clock.now()]);
+    const auditAction = { suspend: 'token.suspended', resume: 'token.resumed', delete: 'token.deleted' }[action];
+    await audit.record(tx, { actor, action: auditAction, objectType: 'token', objectId: token.id, details: { cardId: token.cardId, by, requestorParticipantId: token.requestorParticipantId } });
+    const data = { tokenRef: token.tokenRef, status, by };
+    await events.emit(tx, { participantId: token.requestorParticipantId, type: auditAction, data });
+    if (party.participantId !== token.issuerParticipantId) {
+      await events.emit(tx, { participantId: token.issuerParticipantId, type: auditAction, data: { cardId: token.cardId, tokenId: token.id, status, by, walletParticipantId: token.requestorParticipantId } });
+    }
+    const fresh = await tokenById(token.id, tx);
+    if (fresh === undefined) throw new Error('token vanished');
+    return ok(fresh);
+  };
+
+  const getForWallet = async (walletId: string, tokenRef: string, q: Queryable = db) => {
+    const [row] = await q.query<TokenRow>(`${TOKEN_SELECT} where t.token_ref = $1 and t.requestor_participant_id = $2`, [tokenRef, walletId]);
+    return row === undefined ? undefined : toToken(row);
+  };
+
+  return {
+    async provision(tx, actor, walletId, input) {
+      if (!input.consent) return err('consent_required', "the customer's consent to add the card is required (consent: true)");
+      const [customer] = await tx.query<{ id: string }>('select id from customers where id = $1 and participant_id = $2', [input.customerId, walletId]);
+      if (customer === undefined) return err('customer_not_found', 'no such customer', { customerId: input.customerId });
+      const resolved = await resolveCard(tx, input.source);
+      if (!resolved.ok) return resolved;
+      const card = resolved.value;
+      if (card.status !== 'active') return err('card_state', 'the card cannot be added to a wallet now', { status: card.status });
+      const deviceId = input.deviceId ?? null;
+      const [{ n } = { n: 0n }] = await tx.query<{ n: bigint }>(`select count(*) as n from card_tokens where card_id = $1 and status <> 'deleted'`, [card.id]);
+      if (n >= BigInt(MAX_TOKENS_PER_CARD)) return err('token_exists', `a card holds at most ${MAX_TOKENS_PER_CARD} tokens`);
+      const [dup] = await tx.query<{ token_ref: string }>(
+        `select token_ref from card_tokens where card_id = $1 and requestor_participant_id = $2 and customer_id = $3 and coalesce(device_id, '') = coalesce($4, '') and status <> 'deleted'`,
+        [card.id, walletId, input.customerId, deviceId],
+      );
+      if (dup !== undefined) return err('token_exists', 'this wallet already holds a token for this card on this device', { tokenRef: dup.token_ref });
+
+      const { rules } = await settings(tx, card.issuerParticipantId);
+      const method = input.source.type;
+      const decisions: RuleDecision[] = [method === 'typed' ? rules.typed : rules.byReference];
+      const [seen] = await tx.query<{ id: string }>(
+        `select id from card_tokens where card_id = $1 and requestor_participant_id = $2 and customer_id = $3 and device_id is not distinct from $4 limit 1`,
+        [card.id, walletId, input.customerId, deviceId],
+      );
+      if (seen === undefined) decisions.push(rules.newDevice);
+      const decision: RuleDecision = decisions.includes('decline') ? 'decline' : decisions.includes('step_up') ? 'step_up' : 'approve';
+
+      const id = newId('prv');
+      const now = clock.now();
+      const channels = [...new Set(input.channels ?? ['qr', 'tap', 'online'])];
+      let stepUpMethod: 'otp' | 'totp' | null = null;
+      let code: string | undefined;
+      if (decision === 'step_up') {
+        const [auth] = await tx.query<{ customer_id: string }>('select customer_id from customer_authenticators where participant_id = $1 and customer_id = $2', [card.issuerParticipantId, card.customerId]);
+        stepUpMethod = auth !== undefined ? 'totp' : 'otp';
+        if (stepUpMethod === 'otp') code = newOtpCode();
+      }
+      const status: ProvisioningStatus = decision === 'decline' ? 'declined' : decision === 'step_up' ? 'pending_step_up' : 'approved';
+      const [row] = await tx.query<ProvisioningRow>(
+        `insert into token_provisionings (id, requestor_participant_id, customer_id, card_id, issuer_participant_id, method, device_id, channels, status, step_up_method,
+                                          code_hmac, attempts, max_attempts, expires_at, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $14) returning *`,
+        [id, walletId, input.customerId, card.id, card.issuerParticipantId, method, deviceId, channels, status, stepUpMethod, code === undefined ? null : await codeHmac(id, code), STEP_UP_MAX_ATTEMPTS, decision === 'step_up' ? new Date(now.getTime() + STEP_UP_TTL_MS) : null, now],
+      );
+      if (row === undefined) throw new Error('insert returned nothing');
+      await audit.record(tx, { actor, action: `token.provisioning_${decision === 'approve' ? 'approved' : decision === 'decline' ? 'declined' : 'step_up'}`, objectType: 'token_provisioning', objectId: id, details: { cardId: card.id, method, stepUpMethod } });
+      if (decision === 'step_up') {
+        const [issuer] = await tx.query<{ webhook_secret_sealed: string }>('select webhook_secret_sealed from participants where id = $1', [card.issuerParticipantId]);
+        if (issuer === undefined) throw new Error('issuer vanished');
+        await events.emit(tx, {
+          participantId: card.issuerParticipantId,
+          type: 'token.step_up_requested',
+          data: {
+            provisioningId: id,
+            cardId: card.id,
+            customerId: card.customerId,
+            walletParticipantId: walletId,
+            method: stepUpMethod,
+            expiresAt: row.expires_at?.toISOString() ?? null,
+            // Only for the issuer: the code, encrypted under a key derived from the issuer's webhook secret.
+            ...(code !== undefined ? { codeSealed: sealCodeForIssuer(await vault.open(issuer.webhook_secret_sealed), code, id) } : {}),
+          },
+        });
+      }
+      if (decision === 'approve') {
+        const provisioned = await createToken(tx, actor, row, card);
+        const fresh = await provisioningRow(tx, walletId, id);
+        if (fresh === undefined) throw new Error('provisioning vanished');
+        return ok({ provisioning: toProvisioning(fresh, card), provisioned });
+      }
+      return ok({ provisioning: toProvisioning(row, card) });
+    },
+
+    async completeStepUp(tx, actor, walletId, provisioningId, code) {
+      const row = await provisioningRow(tx, walletId, provisioningId, true);
+      if (row === undefined) return err('provisioning_not_found', 'no such provisioning');
+      const card = await cards.getById(row.card_id, tx);
+      if (card === undefined) throw new Error('card vanished');
+      if (row.status !== 'pending_step_up') return err('provisioning_state', `the provisioning is ${row.status}`, { status: row.status, tokenId: row.token_id });
+      const now = clock.now();
+      if (row.expires_at === null || now >= row.expires_at) {
+        await tx.query(`update token_provisionings set status = 'expired', updated_at = $2 where id = $1`, [row.id, now]);
+        await audit.record(tx, { actor, action: 'token.step_up_expired', objectType: 'token_provisioning', objectId: row.id });
+        return err('step_up_expired', 'the code has expired; start the provisioning again');
+      }
+      if (row.attempts >= row.max_attempts) return err('step_up_locked', 'too many wrong codes; start the provisioning again');
+      let valid = false;
+      let timeStep: number | undefined;
+      if (row.step_up_method === 'otp' && row.code_hmac !== null && /^[0-9]{6}$/.test(code)) {
+        const given = Buffer.from(await codeHmac(row.id, code));
+        const expected = Buffer.from(row.code_hmac);
+        valid = given.length === expected.length && timingSafeEqual(given, expected);
+      } else if (row.step_up_method === 'totp' && /^[0-9]{6}$/.test(code)) {
+        const [auth] = await tx.query<{ secret_sealed: string; last_time_step: bigint | null }>(
+          'select secret_sealed, last_time_step from customer_authenticators where participant_id = $1 and customer_id = $2 for update',
+          [card.issuerParticipantId, card.customerId],
+        );
+        if (auth !== undefined) {
+          const epoch = Math.floor(clock.nowMs() / 1000);
+          const result = verifySync({ secret: await vault.open(auth.secret_sealed), token: code, epoch, epochTolerance: TOTP_TOLERANCE_S });
+          const step = result.valid ? ('timeStep' in result && typeof result.timeStep === 'number' ? result.timeStep : Math.floor(epoch / 30)) : undefined;
+          // A TOTP code is good once: a time step at or before the last one used is a replay.
+          if (step !== undefined && (auth.last_time_step === null || BigInt(step) > auth.last_time_step)) {
+            valid = true;
+            timeStep = step;
+          }
+        }
+      }
+      if (!valid) {
+        const attempts = row.attempts + 1;
+        const locked = attempts >= row.max_attempts;
+        await tx.query(`update token_provisionings set attempts = $2, status = $3, updated_at = $4 where id = $1`, [row.id, attempts, locked ? 'failed' : 'pending_step_up', now]);
+        await audit.record(tx, { actor, action: 'token.step_up_failed', objectType: 'token_provisioning', objectId: row.id, details: { attempts } });
+        return locked
+          ? err('step_up_locked', 'too many wrong codes; start the provisioning again', { attemptsRemaining: 0 })
+          : err('step_up_failed', 'the code was not accepted', { attemptsRemaining: row.max_attempts - attempts });
+      }
+      if (timeStep !== undefined) {
+        await tx.query('update customer_authenticators set last_time_step = $3 where participant_id = $1 and customer_id = $2', [card.issuerParticipantId, card.customerId, timeStep]);
+      }
+      if (card.status !== 'active') return err('card_state', 'the card cannot be added to a wallet now', { status: card.status });
+      await tx.query('update token_provisionings set code_hmac = null where id = $1', [row.id]);
+      const personId = await linkPerson(
+        tx,
+        [
+          { participantId: card.issuerParticipantId, customerId: card.customerId },
+          { participantId: walletId, customerId: row.customer_id },
+        ],
+        `step_up:${row.step_up_method ?? 'otp'}`,
+      );
+      await audit.record(tx, { actor, action: 'person.linked', objectType: 'person', objectId: personId, details: { provisioningId: row.id, walletParticipantId: walletId, issuerParticipantId: card.issuerParticipantId } });
+      const provisioned = await createToken(tx, actor, row, card);
+      const fresh = await provisioningRow(tx, walletId, row.id);
+      if (fresh === undefined) throw new Error('provisioning vanished');
+      return ok({ provisioning: toProvisioning(fresh, card), provisioned });
+    },
+
+    async getProvisioning(walletId, provisioningId, q = db) {
+      const row = await provisioningRow(q, walletId, provisioningId);
+      if (row === undefined) return undefined;
+      const card = await cards.getById(row.card_id, q);
+      return card === undefined ? undefined : toProvisioning(row, card);
+    },
+
+    async reissue(walletId, tokenId, q = db) {
+      const token = await tokenById(tokenId, q);
+      if (token === undefined || token.requestorParticipantId !== walletId) return undefined;
+      return reveal(token, q);
+    },
+
+    async listForWallet(walletId, options) {
+      const rows = await db.query<TokenRow>(
+        `${TOKEN_SELECT} where t.requestor_participant_id = $1 and ($2::text is null or t.customer_id = $2) and ($3::text is null or t.token_ref > $3) order by t.token_ref limit $4`,
+        [walletId, options.customerId ?? null, options.afterId ?? null, options.limit],
+      );
+      return rows.map(toToken);
+    },
+    getForWallet,
+    act,
+
+    async consentList(walletId, tokenRef) {
+      const mine = await getForWallet(walletId, tokenRef);
+      if (mine === undefined || mine.status === 'deleted') return err('token_not_found', 'no such token');
+      return ok(await entries(mine.cardId));
+    },
+
+    async revokeByConsent(tx, actor, walletId, tokenRef, entryId) {
+      const mine = await getForWallet(walletId, tokenRef, tx);
+      if (mine === undefined || mine.status === 'deleted') return err('token_not_found', 'no such token');
+      const target = await tokenById(entryId, tx);
+      if (target === undefined || target.cardId !== mine.cardId) return err('token_not_found', 'no such wallet entry for this card');
+      return act(tx, actor, { kind: 'customer', participantId: walletId, customerId: mine.customerId }, target, 'delete');
+    },
+
+    async listForCard(issuerId, cardId) {
+      const card = await cards.get(issuerId, cardId);
+      if (card === undefined) return err('card_not_found', 'no such card');
+      return ok(await entries(card.id));
+    },
+
+    async getForIssuer(issuerId, cardId, tokenId, q = db) {
+      const token = await tokenById(tokenId, q);
+      return token !== undefined && token.issuerParticipantId === issuerId && token.cardId === cardId ? token : undefined;
+    },
+
+    async getRules(issuerId) {
+      return (await settings(db, issuerId)).rules;
+    },
+
+    async setRules(tx, actor, issuerId, rules) {
+      await settings(tx, issuerId);
+      await tx.query('update issuer_token_settings set rules = $2, updated_at = $3 where issuer_participant_id = $1', [issuerId, rules, clock.now()]);
+      await audit.record(tx, { actor, action: 'token.rules_set', objectType: 'issuer_token_settings', objectId: issuerId, details: { ...rules } });
+      return rules;
+    },
+
+    async enrollAuthenticator(tx, actor, issuerId, customerId) {
+      const [customer] = await tx.query<{ external_id: string }>('select external_id from customers where id = $1 and participant_id = $2', [customerId, issuerId]);
+      if (customer === undefined) return err('customer_not_found', 'no such customer');
+      const secret = generateSecret();
+      const rows = await tx.query<{ customer_id: string }>(
+        `insert into customer_authenticators (participant_id, customer_id, secret_sealed, created_at) values ($1, $2, $3, $4) on conflict do nothing returning customer_id`,
+        [issuerId, customerId, await vault.seal(secret), clock.now()],
+      );
+      if (rows.length === 0) return err('authenticator_exists', 'this customer already has an authenticator');
+      await audit.record(tx, { actor, action: 'customer.authenticator_enrolled', objectType: 'customer', objectId: customerId });
+      return ok({ secret, otpauthUri: generateURI({ issuer: 'Hutong', label: customer.external_id, secret }) });
+    },
+
+    async verifyTokenPayment(input, outer) {
+      const run = async (tx: Queryable): Promise<Result<VerifiedTokenPayment, DomainError<TokenPaymentDeclineCode>>> => {
+        let row: TokenRow | undefined;
+        if (input.tokenRef !== undefined) [row] = await tx.query<TokenRow>(`${TOKEN_SELECT} where t.token_ref = $1`, [input.tokenRef]);
+        else if (input.tokenNumber !== undefined) [row] = await tx.query<TokenRow>(`${TOKEN_SELECT} where t.token_index = $1`, [await vault.indexHash(input.tokenNumber)]);
+        if (row === undefined) return err('token_unknown', 'unknown token');
+        const token = toToken(row);
+        if (token.requestorParticipantId !== input.requestorParticipantId) return err('requestor_mismatch', 'the token belongs to another wallet');
+        if (token.status !== 'active') return err('token_not_active', `the token is ${token.status}`);
+        const now = clock.now();
+        if (isExpired(token.expiry, now)) return err('token_expired', 'the token has expired');
+        if (!token.channels.includes(input.channel)) return err('channel_not_allowed', `the token is not valid for ${input.channel}`);
+        const card = await cards.getById(token.cardId, tx);
+        if (card === undefined || card.status !== 'active') return err('card_not_active', 'the card is not active');
+        const tokenNumber = input.tokenNumber ?? (await vault.open(row.token_sealed));
+        const { masterKeyHex } = await settings(tx, token.issuerParticipantId);
+        const currency = currencyNumeric(input.currency);
+        const country = countryNumeric(input.country);
+        const date = typeof input.date === 'string' ? input.date : input.date.toISOString().slice(2, 10).replace(/-/g, '');
+        let valid = false;
+        if (currency !== undefined && country !== undefined && Number.isInteger(input.atc) && input.atc >= 0 && input.atc <= 0xffff) {
+          try {
+            valid = verifyTokenCryptogram({
+              tokenKeyHex: deriveTokenKey(masterKeyHex, tokenNumber, '00'),
+              atc: input.atc,
+              amountMinor: input.amountMinor,
+              currencyNumeric: currency,
+              countryNumeric: country,
+              transactionDate: date,
+              transactionType: input.type,
+              unpredictableNumber: input.unpredictableNumber,
+              cryptogramHex: input.cryptogram,
+            });
+          } catch (e) {
+            if (!(e instanceof RangeError)) throw e;
+          }
+        }
+        if (!valid) return err('cryptogram_invalid', 'the cryptogram does not verify');
+        // One statement: of two requests with the same counter, the second finds the row already moved on.
+        const moved = await tx.query<{ id: string }>(
+          `update card_tokens set last_atc = $2, last_used_at = $3 where id = $1 and status = 'active' and (last_atc is null or last_atc < $2) returning id`,
+          [token.id, input.atc, now],
+        );
+        if (moved.length === 0) return err('atc_replayed', 'the transaction counter was already used');
+        await audit.record(tx, {
+          actor: { type: 'participant', participantId: input.actingParticipantId ?? input.requestorParticipantId },
+          action: 'token.used',
+          objectType: 'token',
+          objectId: token.id,
+          details: { cardId: card.id, atc: input.atc, channel: input.channel, requestorParticipantId: token.requestorParticipantId },
+        });
+        return ok({ tokenId: token.id, tokenRef: token.tokenRef, card, par: card.par, requestorParticipantId: token.requestorParticipantId, walletCustomerId: token.customerId, atc: input.atc });
+      };
+      return outer !== undefined ? run(outer) : db.transaction(run);
+    },
+
+    async personOf(participantId, customerId, q = db) {
+      const [row] = await q.query<{ person_id: string }>('select person_id from person_links where participant_id = $1 and customer_id = $2', [participantId, customerId]);
+      return row?.person_id;
+    },
+  };
+}

@@ -1,0 +1,53 @@
+import type { AuditService } from '../audit/service.ts';
+import { createAccountService, type AccountService } from '../accounts/service.ts';
+import { createAliasService, type AliasService } from '../aliases/service.ts';
+import type { Idempotent } from '../api/context.ts';
+import type { CustomerService } from '../customers/service.ts';
+import { createFxService, type FxService } from '../fx/service.ts';
+import { createLedger, type Ledger } from '../ledger/ledger.ts';
+import { createRiskService, type RiskService } from '../risk/service.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Db } from '../platform/db.ts';
+import type { HttpServer } from '../platform/http.ts';
+import type { Vault } from '../platform/vault.ts';
+import type { EventOutbox } from '../webhooks/events.ts';
+import { registerTransferRoutes } from './routes.ts';
+import { createTransferService, ledgerMoneyMover, type TransferService } from './service.ts';
+
+/** Issue 6 wired together: accounts and links, alias directory, FX, risk, and the P2P flows on top of the ledger. */
+export interface TransfersModule {
+  readonly ledger: Ledger;
+  readonly accounts: AccountService;
+  readonly aliases: AliasService;
+  readonly fx: FxService;
+  readonly risk: RiskService;
+  readonly transfers: TransferService;
+  registerRoutes(app: HttpServer, deps: { idempotent: Idempotent }): void;
+  /** The red-packet expiry sweeper (registered at the background anchor). */
+  sweep(): Promise<{ refunded: number; completed: number }>;
+}
+
+export const RED_PACKET_SWEEP_MS = 30_000;
+
+export function createTransfersModule(deps: { db: Db; clock: Clock; audit: AuditService; events: EventOutbox; vault: Vault; customers: CustomerService; ledger?: Ledger }): TransfersModule {
+  const { db, clock, audit, events, vault, customers } = deps;
+  // Only applyInTx and account calls are used: these need no batcher state, so a private instance is safe to share the database with.
+  const ledger = deps.ledger ?? createLedger({ db, clock });
+  const accounts = createAccountService({ db, clock, audit, events, vault, ledger, customers });
+  const aliases = createAliasService({ db, clock, audit, events, vault, accounts });
+  const fx = createFxService({ db, clock, audit });
+  const risk = createRiskService({ db, clock, audit, events });
+  const transfers = createTransferService({ db, clock, audit, events, customers, accounts, aliases, fx, risk, mover: ledgerMoneyMover(ledger) });
+  return {
+    ledger,
+    accounts,
+    aliases,
+    fx,
+    risk,
+    transfers,
+    registerRoutes(app, { idempotent }) {
+      registerTransferRoutes(app, { db, idempotent, accounts, aliases, fx, risk, transfers });
+    },
+    sweep: () => transfers.sweepRedPackets(),
+  };
+}

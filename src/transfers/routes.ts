@@ -1,0 +1,630 @@
+import { Type, type TSchema } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
+import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/context.ts';
+import { CurrencyCode, Id, Money, Strict, Timestamp } from '../api/schemas.ts';
+import { countWrongConsentCode, type AccountService } from '../accounts/service.ts';
+import { countWrongMoveCode, type AliasService } from '../aliases/service.ts';
+import { ALIAS_TYPES, type AliasType } from '../aliases/normalize.ts';
+import type { FxService } from '../fx/service.ts';
+import { formatScaled } from '../fx/rates.ts';
+import { RULE_NAMES, type RiskAlert, type RiskService, type RuleName } from '../risk/service.ts';
+import type { Db } from '../platform/db.ts';
+import type { HttpServer } from '../platform/http.ts';
+import { formatMoney, parseMoney } from '../platform/money.ts';
+import type { DomainError } from '../platform/result.ts';
+import type { Deferred, MoneyRequest, Payment, Quote, RedPacketView, SplitView, TransferService } from './service.ts';
+
+export interface TransferRouteDeps {
+  readonly db: Db;
+  readonly idempotent: Idempotent;
+  readonly accounts: AccountService;
+  readonly aliases: AliasService;
+  readonly fx: FxService;
+  readonly risk: RiskService;
+  readonly transfers: TransferService;
+}
+
+const AliasTypeSchema = Type.Union(ALIAS_TYPES.map((t) => Type.Literal(t)));
+const AliasRef = Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }) });
+const CustomerId = Id('Your customer id');
+/** Responses are documented as objects; the wire* functions below fix their fields. */
+const Obj = (description: string) => Type.Object({}, { additionalProperties: true, description });
+const Items = (description: string) => Type.Object({ items: Type.Array(Obj(description)) }, { additionalProperties: true });
+const tags = (t: string) => [t];
+
+const money = (minor: bigint, currency: string) => formatMoney(minor, currency);
+
+export const wireQuote = (q: Quote) => ({
+  id: q.id,
+  customerId: q.payerCustomerId,
+  sourceAccountId: q.sourceAccountId,
+  payee: q.payee,
+  sendAmount: money(q.sendMinor, q.sendCurrency),
+  receiveAmount: money(q.receiveMinor, q.receiveCurrency),
+  fee: money(q.feeMinor, q.sendCurrency),
+  totalDebit: money(q.sendMinor + q.feeMinor, q.sendCurrency),
+  rate: q.rate,
+  midRate: q.midRate,
+  spreadBps: q.spreadBps,
+  rounding: 'in the hub’s favour: received amounts round down, paid amounts and fees round up, to the currency’s minor unit',
+  requestId: q.requestId,
+  warnings: [...q.warnings],
+  expiresAt: q.expiresAt.toISOString(),
+  createdAt: q.createdAt.toISOString(),
+});
+
+export const wirePayment = (p: Payment, viewer: string) => ({
+  id: p.id,
+  quoteId: p.quoteId,
+  status: p.status,
+  role: p.payerParticipantId === viewer ? 'payer' : 'payee',
+  customerId: p.payerParticipantId === viewer ? p.payerCustomerId : p.payeeCustomerId,
+  sendAmount: p.payerParticipantId === viewer ? money(p.sendMinor, p.sendCurrency) : undefined,
+  fee: p.payerParticipantId === viewer ? money(p.feeMinor, p.sendCurrency) : undefined,
+  receiveAmount: money(p.receiveMinor, p.receiveCurrency),
+  rate: p.rate,
+  requestId: p.requestId,
+  transferIds: p.payerParticipantId === viewer ? [...p.transferIds] : undefined,
+  createdAt: p.createdAt.toISOString(),
+});
+
+export const wireRequest = (r: MoneyRequest) => ({
+  id: r.id,
+  status: r.status,
+  requester: { maskedName: r.requesterMaskedName, participantName: r.requesterParticipantName },
+  requesterCustomerId: r.requesterCustomerId,
+  payerCustomerId: r.payerCustomerId,
+  amount: money(r.amountMinor, r.currency),
+  note: r.note,
+  firstTime: r.firstTime,
+  flagged: r.flagged,
+  warning: r.warning,
+  splitId: r.splitId,
+  paymentId: r.paymentId,
+  expiresAt: r.expiresAt.toISOString(),
+  createdAt: r.createdAt.toISOString(),
+});
+
+export const wireSplit = (s: SplitView) => ({
+  id: s.id,
+  customerId: s.customerId,
+  total: money(s.totalMinor, s.currency),
+  method: s.method,
+  note: s.note,
+  rounding: 'each share is rounded down to the minor unit; the remainder goes one unit at a time to the first members listed (equal) or to the largest fractional parts, ties by listed order (shares)',
+  members: s.members.map((m) => ({ index: m.idx, maskedName: m.maskedName, amount: money(m.amountMinor, s.currency), isPayer: m.isPayer, requestId: m.requestId, status: m.status })),
+  paidCount: s.members.filter((m) => m.status === 'paid').length,
+  createdAt: s.createdAt.toISOString(),
+});
+
+export const wirePacket = (p: RedPacketView) => ({
+  id: p.id,
+  total: money(p.totalMinor, p.currency),
+  shares: p.shareCount,
+  mode: p.mode,
+  message: p.message,
+  status: p.status,
+  claimedCount: p.claimedCount,
+  claimed: money(p.claimedMinor, p.currency),
+  refunded: money(p.refundedMinor, p.currency),
+  claims: p.claims.map((c) => ({ maskedName: c.maskedName, amount: money(c.amountMinor, p.currency), claimedAt: c.claimedAt.toISOString() })),
+  expiresAt: p.expiresAt.toISOString(),
+  createdAt: p.createdAt.toISOString(),
+});
+
+const wireAlert = (a: RiskAlert) => ({
+  id: a.id,
+  participantId: a.participantId,
+  customerId: a.customerId,
+  channel: a.channel,
+  decision: a.decision,
+  score: a.score,
+  reasons: a.reasons,
+  context: a.context,
+  status: a.status,
+  resolution: a.resolution,
+  createdAt: a.createdAt.toISOString(),
+  resolvedAt: a.resolvedAt?.toISOString() ?? null,
+});
+
+interface SchemaParts {
+  body?: TSchema;
+  params?: TSchema;
+  querystring?: TSchema;
+  response?: Record<number, TSchema>;
+  description?: string;
+  operator?: boolean;
+}
+
+function schema<P extends SchemaParts>(tag: string, summary: string, parts: P) {
+  const { operator, response, ...rest } = parts;
+  return { tags: tags(tag), summary, security: [operator === true ? { operator: [] } : { participant: [] }], ...rest, response: response ?? { 200: Obj(summary) } };
+}
+
+export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps): void {
+  const { db, idempotent, accounts, aliases, fx, risk, transfers } = deps;
+  const me = async (request: FastifyRequest) => {
+    const id = principalOf(request).participantId;
+    const [p] = await db.query<{ country: string }>('select country from participants where id = $1', [id]);
+    return { id, country: p?.country ?? 'ZZ' };
+  };
+  const parse = (m: { amount: string; currency: string }, field = 'amount') => parseMoney(m, field);
+
+  // ---- accounts and links ------------------------------------------------------------------------------------------
+  app.post(
+    '/v1/accounts',
+    { schema: schema('accounts', 'Open an account for one of your customers', { body: Strict({ customerId: CustomerId, currency: CurrencyCode }), response: { 201: Obj('Account') } }) },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const { participantId } = principalOf(request);
+        const r = await accounts.openCustomerAccount(tx, actorOf(request, request.body.customerId), participantId, request.body.customerId, request.body.currency);
+        return r.ok ? created({ id: r.value.id, customerId: request.body.customerId, currency: r.value.currency, balance: money(0n, r.value.currency) }) : r.error;
+      }),
+  );
+
+  app.post(
+    '/v1/accounts/:accountId/deposits',
+    {
+      schema: schema('accounts', 'Fund a customer account (cash-in): a ledger transfer from your funding account', {
+        params: Strict({ accountId: Id('Account id') }),
+        body: Strict({ amount: Money }),
+        response: { 201: Obj('Deposit') },
+      }),
+    },
+    async (request, reply) =>
+      idempotent(
+        request,
+        reply,
+        async (tx) => {
+          const amount = parse(request.body.amount);
+          if (!amount.ok) return amount.error;
+          const { participantId } = principalOf(request);
+          const key = String(request.headers['idempotency-key']);
+          const r = await accounts.deposit(tx, actorOf(request), participantId, request.params.accountId, amount.value.amountMinor, `dep_${participantId}_${key}`.slice(0, 64));
+          if (!r.ok) return r.error;
+          return created({ accountId: request.params.accountId, amount: request.body.amount });
+        },
+        { required: true },
+      ),
+  );
+
+  app.get(
+    '/v1/accounts',
+    {
+      schema: schema('accounts', "List a customer's accounts: their own and every linked bank account, with balances", {
+        querystring: Strict({ customerId: CustomerId }),
+        response: { 200: Items('Account with balance') },
+      }),
+    },
+    async (request) => {
+      const list = await accounts.listForCustomer(principalOf(request).participantId, request.query.customerId);
+      return {
+        items: list.map((l) => ({
+          id: l.account.id,
+          currency: l.account.currency,
+          balance: money(l.account.creditsPostedMinor - l.account.debitsPostedMinor, l.account.currency),
+          available: money(l.account.creditsPostedMinor - l.account.debitsPostedMinor - l.account.debitsPendingMinor, l.account.currency),
+          heldBy: { participantId: l.holderParticipantId, name: l.holderName },
+          linkId: l.linkId,
+        })),
+      };
+    },
+  );
+
+  app.post(
+    '/v1/account-links',
+    {
+      schema: schema('accounts', 'Ask a bank to link its accounts of this customer into your wallet', {
+        description: 'The bank receives a 6-digit code in the `account_link.consent_requested` webhook and shows it to its customer; the customer types it into the wallet.',
+        body: Strict({ customerId: CustomerId, bankParticipantId: Id('The bank'), currency: Type.Optional(CurrencyCode) }),
+        response: { 201: Obj('Consent') },
+      }),
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const r = await accounts.requestLink(tx, actorOf(request, request.body.customerId), {
+          walletParticipantId: principalOf(request).participantId,
+          walletCustomerId: request.body.customerId,
+          bankParticipantId: request.body.bankParticipantId,
+          currency: request.body.currency,
+        });
+        return r.ok ? created({ id: r.value.id, status: r.value.status, bankParticipantId: r.value.bankParticipantId, expiresAt: r.value.expiresAt.toISOString() }) : r.error;
+      }),
+  );
+
+  app.post(
+    '/v1/account-links/consents/:consentId/confirm',
+    { schema: schema('accounts', 'Confirm a link with the code the customer received from the bank', { params: Strict({ consentId: Id() }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }), response: { 201: Items('Link') } }) },
+    async (request, reply) => {
+      let wrong = false;
+      const res = await idempotent(request, reply, async (tx) => {
+        const r = await accounts.confirmLink(tx, actorOf(request), principalOf(request).participantId, request.params.consentId, request.body.code);
+        if (!r.ok) {
+          wrong = r.error.code === 'consent_code_invalid';
+          return r.error;
+        }
+        return created({ items: r.value.map((l) => ({ id: l.id, accountId: l.accountId, bankParticipantId: l.bankParticipantId, status: l.status })) });
+      });
+      if (wrong) await countWrongConsentCode(db, request.params.consentId);
+      return res;
+    },
+  );
+
+  app.get('/v1/account-links', { schema: schema('accounts', 'List account links (as the wallet or as the bank)', { querystring: Strict({ customerId: Type.Optional(CustomerId) }), response: { 200: Items('Link') } }) }, async (request) => ({
+    items: (await accounts.listLinks(principalOf(request).participantId, request.query.customerId)).map((l) => ({
+      id: l.id,
+      walletParticipantId: l.walletParticipantId,
+      bankParticipantId: l.bankParticipantId,
+      accountId: l.accountId,
+      status: l.status,
+      createdAt: l.createdAt.toISOString(),
+      revokedAt: l.revokedAt?.toISOString() ?? null,
+    })),
+  }));
+
+  app.delete('/v1/account-links/:linkId', { schema: schema('accounts', 'Unlink: revokes access at once (wallet or bank)', { params: Strict({ linkId: Id() }) }) }, async (request, reply) => {
+    const r = await db.transaction((tx) => accounts.revokeLink(tx, actorOf(request), principalOf(request).participantId, request.params.linkId));
+    return r.ok ? { id: r.value.id, status: r.value.status } : reply.fail(r.error);
+  });
+
+  // ---- aliases -----------------------------------------------------------------------------------------------------
+  const aliasBody = Strict({ customerId: CustomerId, type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), accountId: Id('The account the alias points to') });
+  const wireAlias = (a: { id: string; type: string; value: string; accountId: string; flagged: boolean; createdAt: Date }) => ({ id: a.id, type: a.type, value: a.value, accountId: a.accountId, flagged: a.flagged, createdAt: a.createdAt.toISOString() });
+  app.post('/v1/aliases', { schema: schema('aliases', 'Register an alias (phone, email or handle) for a customer account', { body: aliasBody, response: { 201: Obj('Alias') } }) }, async (request, reply) =>
+    idempotent(request, reply, async (tx) => {
+      const r = await aliases.register(tx, actorOf(request, request.body.customerId), await me(request), request.body);
+      return r.ok ? created(wireAlias(r.value)) : r.error;
+    }),
+  );
+  app.get('/v1/aliases', { schema: schema('aliases', "List a customer's aliases", { querystring: Strict({ customerId: CustomerId }), response: { 200: Items('Alias') } }) }, async (request) => ({
+    items: (await aliases.list(principalOf(request).participantId, request.query.customerId)).map(wireAlias),
+  }));
+  app.delete('/v1/aliases/:aliasId', { schema: schema('aliases', 'Delete an alias', { params: Strict({ aliasId: Id() }) }) }, async (request, reply) => {
+    const r = await db.transaction((tx) => aliases.remove(tx, actorOf(request), principalOf(request).participantId, request.params.aliasId));
+    return r.ok ? { id: r.value.id, deleted: true } : reply.fail(r.error);
+  });
+  app.get(
+    '/v1/aliases/lookup',
+    {
+      schema: schema('aliases', 'Verification of payee: who is behind an alias (masked name, participant), never account details', {
+        description: 'Rate limited per participant and per customer; a miss costs more than a hit.',
+        querystring: Strict({ customerId: CustomerId, type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }) }),
+      }),
+    },
+    async (request, reply) => {
+      const r = await aliases.lookup(await me(request), request.query.customerId, request.query.type as AliasType, request.query.value);
+      if (!r.ok) {
+        const retry = (r.error.details as { retryAfterMs?: number } | undefined)?.retryAfterMs;
+        if (retry !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(retry / 1000))));
+        return reply.fail(r.error);
+      }
+      return r.value;
+    },
+  );
+  app.post('/v1/aliases/moves', { schema: schema('aliases', 'Move an alias here from another participant; the customer confirms with a code sent through its current holder', { body: aliasBody, response: { 201: Obj('Move') } }) }, async (request, reply) =>
+    idempotent(request, reply, async (tx) => {
+      const r = await aliases.requestMove(tx, actorOf(request, request.body.customerId), await me(request), request.body);
+      return r.ok ? created({ id: r.value.id, status: 'pending', expiresAt: r.value.expiresAt.toISOString() }) : r.error;
+    }),
+  );
+  app.post('/v1/aliases/moves/:moveId/confirm', { schema: schema('aliases', 'Confirm an alias move with the customer’s code', { params: Strict({ moveId: Id() }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }) }) }, async (request, reply) => {
+    let wrong = false;
+    const res = await idempotent(request, reply, async (tx) => {
+      const r = await aliases.confirmMove(tx, actorOf(request), principalOf(request).participantId, request.params.moveId, request.body.code);
+      if (!r.ok) {
+        wrong = r.error.code === 'alias_code_invalid';
+        return r.error;
+      }
+      return okResponse(wireAlias(r.value));
+    });
+    if (wrong) await countWrongMoveCode(db, request.params.moveId);
+    return res;
+  });
+  app.post('/v1/aliases/flags', { schema: schema('aliases', 'Flag an alias for suspected fraud (payers are warned, risk rules use it)', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), reason: Type.String({ minLength: 1, maxLength: 500 }) }), response: { 201: Obj('Flag') } }) }, async (request, reply) =>
+    idempotent(request, reply, async (tx) => {
+      const r = await aliases.flag(tx, actorOf(request), await me(request), request.body.type, request.body.value, request.body.reason);
+      return r.ok ? created({ aliasId: r.value.id, flagged: true }) : r.error;
+    }),
+  );
+  app.post('/v1/aliases/flags/remove', { schema: schema('aliases', 'Withdraw your fraud flag on an alias', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }) }) }) }, async (request, reply) => {
+    const r = await db.transaction(async (tx) => aliases.unflag(tx, actorOf(request), await me(request), request.body.type, request.body.value));
+    return r.ok ? { aliasId: r.value.id, flagged: r.value.flagged } : reply.fail(r.error);
+  });
+
+  // ---- FX and fees -------------------------------------------------------------------------------------------------
+  app.get('/v1/fx/rates', { schema: schema('fx', 'Reference rates in force (per 1 EUR) and the spread', {}) }, async () => {
+    const t = await fx.table();
+    return { asOf: t.asOf, base: 'EUR', spreadBps: fx.spreadBps(), rates: Object.fromEntries([...t.perEur.entries()].map(([c, v]) => [c, formatScaled(v, 6)])) };
+  });
+  app.post(
+    '/v1/operator/fx/rates',
+    {
+      config: { auth: 'operator' },
+      schema: schema('fx', 'Replace the reference rates with an ECB daily XML document (eurofxref-daily.xml)', { operator: true, body: Strict({ xml: Type.String({ minLength: 20, maxLength: 200_000 }), spreadBps: Type.Optional(Type.Integer({ minimum: 0, maximum: 2000 })) }) }),
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const r = await fx.refresh(tx, actorOf(request), request.body.xml);
+        if (!r.ok) return r.error;
+        if (request.body.spreadBps !== undefined) fx.setSpreadBps(request.body.spreadBps);
+        return okResponse({ asOf: r.value.asOf, currencies: r.value.perEur.size, spreadBps: fx.spreadBps() });
+      }),
+  );
+  app.post(
+    '/v1/operator/fees',
+    {
+      config: { auth: 'operator' },
+      schema: schema('fx', 'Set the fee for payments from one participant to another: fixed + basis points, charged to the payer', {
+        operator: true,
+        body: Strict({ payerParticipantId: Id(), payeeParticipantId: Id(), fixed: Money, bps: Type.Integer({ minimum: 0, maximum: 10_000 }) }),
+      }),
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const fixed = parseMoney(request.body.fixed, 'fixed');
+        const fixedMinor = fixed.ok ? fixed.value.amountMinor : request.body.fixed.amount.match(/^0+(\.0+)?$/) !== null ? 0n : undefined;
+        if (fixedMinor === undefined) return (fixed as { error: DomainError }).error;
+        const r = await transfers.setFee(tx, actorOf(request), { ...request.body, fixedMinor, fixedCurrency: request.body.fixed.currency });
+        return r.ok ? okResponse({ ...request.body }) : r.error;
+      }),
+  );
+
+  // ---- pay ---------------------------------------------------------------------------------------------------------
+  app.post(
+    '/v1/transfers/quotes',
+    {
+      schema: schema('transfers', 'Quote a payment to an alias: fee, FX rate and spread, locked for 30 seconds', {
+        body: Strict({ customerId: CustomerId, sourceAccountId: Type.Optional(Id('Own or linked account to pay from')), payee: AliasRef, sendAmount: Type.Optional(Money), receiveAmount: Type.Optional(Money) }),
+        response: { 201: Obj('Quote') },
+      }),
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const b = request.body;
+        const send = b.sendAmount === undefined ? undefined : parse(b.sendAmount, 'sendAmount');
+        const receive = b.receiveAmount === undefined ? undefined : parse(b.receiveAmount, 'receiveAmount');
+        if (send?.ok === false) return send.error;
+        if (receive?.ok === false) return receive.error;
+        const r = await transfers.quote(tx, actorOf(request, b.customerId), await me(request), {
+          customerId: b.customerId,
+          sourceAccountId: b.sourceAccountId,
+          payee: b.payee,
+          sendAmount: send?.ok === true ? send.value : undefined,
+          receiveAmount: receive?.ok === true ? receive.value : undefined,
+        });
+        return r.ok ? created(wireQuote(r.value)) : r.error;
+      }),
+  );
+
+  app.post(
+    '/v1/transfers/payments',
+    {
+      schema: schema('transfers', 'Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing)', {
+        body: Strict({ quoteId: Id('Quote id'), stepUpCompleted: Type.Optional(Type.Boolean({ description: 'You re-authenticated the customer after step_up_required' })) }),
+        response: { 201: Obj('Payment') },
+      }),
+    },
+    async (request, reply) => {
+      const deferred: Deferred = {};
+      const res = await idempotent(
+        request,
+        reply,
+        async (tx) => {
+          const r = await transfers.confirm(tx, actorOf(request), principalOf(request).participantId, request.body.quoteId, { stepUpCompleted: request.body.stepUpCompleted }, deferred);
+          return r.ok ? created(wirePayment(r.value, principalOf(request).participantId)) : r.error;
+        },
+        { required: true },
+      );
+      // The payment was rolled back; its risk alert must survive it.
+      const alert = deferred.alert;
+      if (alert !== undefined) await db.transaction((tx) => risk.raiseAlert(tx, alert.input, alert.assessment, alert.context));
+      return res;
+    },
+  );
+  app.get('/v1/transfers/payments/:paymentId', { schema: schema('transfers', 'Payment status (payer or payee participant)', { params: Strict({ paymentId: Id() }) }) }, async (request, reply) => {
+    const p = await transfers.getPayment(principalOf(request).participantId, request.params.paymentId);
+    return p === undefined ? reply.fail({ code: 'payment_not_found', message: 'no such payment' }) : wirePayment(p, principalOf(request).participantId);
+  });
+  app.get(
+    '/v1/transfers/payments',
+    { schema: schema('transfers', 'Payments sent or received by your customers', { querystring: Strict({ customerId: Type.Optional(CustomerId), limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$' })) }), response: { 200: Items('Payment') } }) },
+    async (request) => {
+      const pid = principalOf(request).participantId;
+      const limit = Math.min(Math.max(Number(request.query.limit ?? 50), 1), 200);
+      return { items: (await transfers.listPayments(pid, request.query.customerId, limit)).map((p) => wirePayment(p, pid)) };
+    },
+  );
+
+  // ---- requests ----------------------------------------------------------------------------------------------------
+  app.post(
+    '/v1/transfers/requests',
+    {
+      schema: schema('transfers', 'Request money from an alias (never debits anything: the payer must approve in their own wallet)', {
+        body: Strict({ customerId: CustomerId, payer: AliasRef, amount: Money, note: Type.Optional(Type.String({ maxLength: 140 })), accountId: Type.Optional(Id('Account to receive into')) }),
+        response: { 201: Obj('Request') },
+      }),
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const amount = parse(request.body.amount);
+        if (!amount.ok) return amount.error;
+        const r = await transfers.createRequest(tx, actorOf(request, request.body.customerId), await me(request), {
+          customerId: request.body.customerId,
+          payer: request.body.payer,
+          amountMinor: amount.value.amountMinor,
+          currency: amount.value.currency,
+          note: request.body.note,
+          accountId: request.body.accountId,
+        });
+        return r.ok ? created(wireRequest(r.value)) : r.error;
+      }),
+  );
+  app.get(
+    '/v1/transfers/requests',
+    { schema: schema('transfers', 'Requests to or from a customer', { querystring: Strict({ customerId: CustomerId, role: Type.Union([Type.Literal('payer'), Type.Literal('requester')]) }), response: { 200: Items('Request') } }) },
+    async (request) => ({ items: (await transfers.listRequests(principalOf(request).participantId, request.query.customerId, request.query.role, 100)).map(wireRequest) }),
+  );
+  app.get('/v1/transfers/requests/:requestId', { schema: schema('transfers', 'A request', { params: Strict({ requestId: Id() }) }) }, async (request, reply) => {
+    const r = await transfers.getRequest(principalOf(request).participantId, request.params.requestId);
+    return r === undefined ? reply.fail({ code: 'request_not_found', message: 'no such request' }) : wireRequest(r);
+  });
+  app.post(
+    '/v1/transfers/requests/:requestId/approve',
+    {
+      schema: schema('transfers', 'The payer approves: answers a quote (with warnings) to confirm through POST /v1/transfers/payments', {
+        params: Strict({ requestId: Id() }),
+        body: Strict({ customerId: CustomerId, sourceAccountId: Type.Optional(Id()) }),
+        response: { 201: Obj('Quote') },
+      }),
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const r = await transfers.approveRequest(tx, actorOf(request, request.body.customerId), await me(request), request.params.requestId, request.body);
+        return r.ok ? created(wireQuote(r.value)) : r.error;
+      }),
+  );
+  app.post(
+    '/v1/transfers/requests/:requestId/decline',
+    { schema: schema('transfers', 'The payer declines, and may block the requester', { params: Strict({ requestId: Id() }), body: Strict({ customerId: CustomerId, block: Type.Optional(Type.Boolean()) }) }) },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const r = await transfers.declineRequest(tx, actorOf(request, request.body.customerId), principalOf(request).participantId, request.params.requestId, request.body);
+        return r.ok ? okResponse(wireRequest(r.value)) : r.error;
+      }),
+  );
+
+  // ---- splits ------------------------------------------------------------------------------------------------------
+  app.post(
+    '/v1/transfers/splits',
+    {
+      schema: schema('transfers', 'Split a bill you paid: each other member gets a request for their share', {
+        body: Strict({
+          customerId: CustomerId,
+          total: Money,
+          method: Type.Union([Type.Literal('equal'), Type.Literal('shares'), Type.Literal('amounts')]),
+          note: Type.Optional(Type.String({ maxLength: 140 })),
+          members: Type.Array(Strict({ alias: AliasRef, shares: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), amount: Type.Optional(Type.String({ pattern: '^[0-9]{1,19}(\\.[0-9]{1,4})?$' })) }), { minItems: 2, maxItems: 50 }),
+        }),
+        response: { 201: Obj('Split') },
+      }),
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const total = parse(request.body.total, 'total');
+        if (!total.ok) return total.error;
+        const members = [];
+        for (const [i, m] of request.body.members.entries()) {
+          let amountMinor: bigint | undefined;
+          if (m.amount !== undefined) {
+            const a = parse({ amount: m.amount, currency: total.value.currency }, `members[${i}].amount`);
+            if (!a.ok) return a.error;
+            amountMinor = a.value.amountMinor;
+          }
+          members.push({ alias: m.alias, shares: m.shares, amountMinor });
+        }
+        const r = await transfers.createSplit(tx, actorOf(request, request.body.customerId), await me(request), {
+          customerId: request.body.customerId,
+          totalMinor: total.value.amountMinor,
+          currency: total.value.currency,
+          method: request.body.method,
+          note: request.body.note,
+          members,
+        });
+        return r.ok ? created(wireSplit(r.value)) : r.error;
+      }),
+  );
+  app.get('/v1/transfers/splits/:splitId', { schema: schema('transfers', 'A split: who paid, who has not', { params: Strict({ splitId: Id() }) }) }, async (request, reply) => {
+    const s = await transfers.getSplit(principalOf(request).participantId, request.params.splitId);
+    return s === undefined ? reply.fail({ code: 'split_not_found', message: 'no such split' }) : wireSplit(s);
+  });
+  app.post('/v1/transfers/splits/:splitId/remind', { schema: schema('transfers', 'Remind members who have not paid (at most once an hour)', { params: Strict({ splitId: Id() }) }) }, async (request, reply) => {
+    const r = await db.transaction((tx) => transfers.remind(tx, actorOf(request), principalOf(request).participantId, request.params.splitId));
+    return r.ok ? r.value : reply.fail(r.error);
+  });
+
+  // ---- red packets -------------------------------------------------------------------------------------------------
+  app.post(
+    '/v1/transfers/red-packets',
+    {
+      schema: schema('transfers', 'Send a red packet (红包) to a group: funded into escrow now, claimed share by share, the rest refunded at expiry', {
+        body: Strict({
+          customerId: CustomerId,
+          sourceAccountId: Type.Optional(Id()),
+          total: Money,
+          shares: Type.Integer({ minimum: 1, maximum: 200 }),
+          mode: Type.Union([Type.Literal('equal'), Type.Literal('random')]),
+          members: Type.Array(AliasRef, { minItems: 1, maxItems: 500 }),
+          message: Type.Optional(Type.String({ maxLength: 140 })),
+          expiresInS: Type.Optional(Type.Integer({ minimum: 60, maximum: 604_800 })),
+        }),
+        response: { 201: Obj('Red packet') },
+      }),
+    },
+    async (request, reply) =>
+      idempotent(
+        request,
+        reply,
+        async (tx) => {
+          const total = parse(request.body.total, 'total');
+          if (!total.ok) return total.error;
+          const r = await transfers.createRedPacket(tx, actorOf(request, request.body.customerId), await me(request), { ...request.body, totalMinor: total.value.amountMinor, currency: total.value.currency });
+          return r.ok ? created(wirePacket(r.value)) : r.error;
+        },
+        { required: true },
+      ),
+  );
+  app.get('/v1/transfers/red-packets/:packetId', { schema: schema('transfers', 'A red packet and its claims', { params: Strict({ packetId: Id() }) }) }, async (request, reply) => {
+    const p = await transfers.getRedPacket(principalOf(request).participantId, request.params.packetId);
+    return p === undefined ? reply.fail({ code: 'red_packet_not_found', message: 'no such red packet' }) : wirePacket(p);
+  });
+  app.post(
+    '/v1/transfers/red-packets/:packetId/claim',
+    { schema: schema('transfers', 'Claim a share (once per group member)', { params: Strict({ packetId: Id() }), body: Strict({ customerId: CustomerId }), response: { 201: Obj('Claim') } }) },
+    async (request, reply) =>
+      idempotent(
+        request,
+        reply,
+        async (tx) => {
+          const r = await transfers.claimRedPacket(tx, actorOf(request, request.body.customerId), principalOf(request).participantId, request.params.packetId, request.body.customerId);
+          return r.ok ? created({ packetId: request.params.packetId, amount: money(r.value.amountMinor, r.value.currency), packet: wirePacket(r.value.packet) }) : r.error;
+        },
+        { required: true },
+      ),
+  );
+
+  // ---- risk --------------------------------------------------------------------------------------------------------
+  const AlertQuery = Strict({ status: Type.Optional(Type.Union([Type.Literal('open'), Type.Literal('resolved')])) });
+  const ResolveBody = Strict({ resolution: Type.String({ minLength: 1, maxLength: 500 }) });
+  app.get('/v1/risk/alerts', { schema: schema('risk', 'Risk alerts on your customers', { querystring: AlertQuery, response: { 200: Items('Alert') } }) }, async (request) => ({
+    items: (await risk.listAlerts({ participantId: principalOf(request).participantId, ...(request.query.status !== undefined ? { status: request.query.status } : {}), limit: 200 })).map(wireAlert),
+  }));
+  app.post('/v1/risk/alerts/:alertId/resolve', { schema: schema('risk', 'Resolve one of your alerts', { params: Strict({ alertId: Id() }), body: ResolveBody }) }, async (request, reply) => {
+    const r = await db.transaction((tx) => risk.resolveAlert(tx, actorOf(request), request.params.alertId, principalOf(request).participantId, request.body.resolution));
+    return r.ok ? wireAlert(r.value) : reply.fail(r.error);
+  });
+  app.get('/v1/operator/risk/alerts', { config: { auth: 'operator' }, schema: schema('risk', 'Every risk alert', { operator: true, querystring: AlertQuery, response: { 200: Items('Alert') } }) }, async (request) => ({
+    items: (await risk.listAlerts({ ...(request.query.status !== undefined ? { status: request.query.status } : {}), limit: 200 })).map(wireAlert),
+  }));
+  app.post('/v1/operator/risk/alerts/:alertId/resolve', { config: { auth: 'operator' }, schema: schema('risk', 'Resolve any alert', { operator: true, params: Strict({ alertId: Id() }), body: ResolveBody }) }, async (request, reply) => {
+    const r = await db.transaction((tx) => risk.resolveAlert(tx, actorOf(request), request.params.alertId, undefined, request.body.resolution));
+    return r.ok ? wireAlert(r.value) : reply.fail(r.error);
+  });
+  const RuleBody = Strict({
+    rule: Type.Union(RULE_NAMES.map((r) => Type.Literal(r))),
+    enabled: Type.Boolean(),
+    action: Type.Union([Type.Literal('step_up'), Type.Literal('decline')]),
+    score: Type.Integer({ minimum: 0, maximum: 100 }),
+    windowS: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_592_000 })),
+    maxCount: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+    multiple: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    minHistory: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+    minRefEurCents: Type.Optional(Type.Integer({ minimum: 0 })),
+  });
+  app.get('/v1/risk/rules', { schema: schema('risk', 'The risk rules in force for you (hub defaults with your overrides)', {}) }, async (request) => risk.rules(principalOf(request).participantId));
+  app.post('/v1/risk/rules', { schema: schema('risk', 'Override one risk rule’s thresholds for your customers', { body: RuleBody }) }, async (request, reply) => {
+    const { rule, enabled, ...params } = request.body;
+    const r = await db.transaction((tx) => risk.setRule(tx, actorOf(request), principalOf(request).participantId, rule as RuleName, params, enabled));
+    return r.ok ? { rule, enabled, ...params } : reply.fail(r.error);
+  });
+  void Timestamp;
+}

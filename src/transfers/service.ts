@@ -1,0 +1,982 @@
+import type { Actor, AuditService } from '../audit/service.ts';
+import { customerAccountId, type AccountRef, type AccountService } from '../accounts/service.ts';
+import { FLAGGED_WARNING, type AliasRecord, type AliasService } from '../aliases/service.ts';
+import { maskName, type AliasType } from '../aliases/normalize.ts';
+import type { CustomerService } from '../customers/service.ts';
+import { computeFee, conversion, convertReceiveToSend, convertSendToReceive, formatScaled, toEurCents } from '../fx/rates.ts';
+import type { FxService } from '../fx/service.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { TransferInput, TransferResult } from '../ledger/types.ts';
+import type { RiskAssessment, RiskInput, RiskService } from '../risk/service.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Db, Queryable } from '../platform/db.ts';
+import { newId } from '../platform/ids.ts';
+import { createTokenBucketLimiter } from '../platform/rate-limit.ts';
+import { err, ok, type Result } from '../platform/result.ts';
+import type { EventOutbox } from '../webhooks/events.ts';
+import type { TErr } from './errors.ts';
+import { splitByShares, splitEqual, splitRandom } from './split.ts';
+
+export const QUOTE_TTL_MS = 30_000;
+export const REQUEST_TTL_MS = 7 * 24 * 3_600_000;
+export const RED_PACKET_TTL_MS = 24 * 3_600_000;
+export const MAX_PENDING_REQUESTS_PER_PAYER = 5;
+export const REMINDER_INTERVAL_MS = 3_600_000;
+
+/** Daily and monthly limits per KYC level, in EUR cents at mid rate (every currency counts against one limit). */
+export const KYC_LIMITS_EUR_CENTS: Readonly<Record<number, { daily: bigint; monthly: bigint }>> = {
+  0: { daily: 10_000n, monthly: 30_000n },
+  1: { daily: 100_000n, monthly: 500_000n },
+  2: { daily: 500_000n, monthly: 2_000_000n },
+  3: { daily: 5_000_000n, monthly: 20_000_000n },
+};
+
+export const REQUEST_WARNING =
+  'Approving this request SENDS money from your account. You never receive money by approving a request. Only approve if you know the requester and expect to pay them.';
+export const FIRST_TIME_WARNING = 'You have never paid this person before: it may be a scam.';
+
+/**
+ * How money moves between two accounts. The hub-ledger mover applies linked ledger transfers inside the caller's
+ * transaction. A participant that keeps its own books would get its own mover (a pending ledger transfer to its
+ * settlement account, an API call, then post or void) without changing the payment flow.
+ */
+export interface MoneyMover {
+  readonly name: string;
+  move(tx: Queryable, legs: readonly TransferInput[]): Promise<TransferResult[]>;
+}
+
+export function ledgerMoneyMover(ledger: Ledger): MoneyMover {
+  return { name: 'hub-ledger', move: (tx, legs) => ledger.applyInTx(tx, legs) };
+}
+
+export interface Payee {
+  readonly aliasId: string;
+  readonly participantId: string;
+  readonly participantName: string;
+  readonly customerId: string;
+  readonly customerName: string;
+  readonly accountId: string;
+  readonly currency: string;
+  readonly flagged: boolean;
+}
+
+export interface Quote {
+  readonly id: string;
+  readonly payerParticipantId: string;
+  readonly payerCustomerId: string;
+  readonly sourceAccountId: string;
+  readonly payee: { readonly maskedName: string; readonly participantId: string; readonly participantName: string; readonly flagged: boolean };
+  readonly sendMinor: bigint;
+  readonly sendCurrency: string;
+  readonly receiveMinor: bigint;
+  readonly receiveCurrency: string;
+  readonly feeMinor: bigint;
+  readonly rate: string | null;
+  readonly midRate: string | null;
+  readonly spreadBps: number;
+  readonly requestId: string | null;
+  readonly warnings: readonly string[];
+  readonly expiresAt: Date;
+  readonly createdAt: Date;
+}
+
+export interface Payment {
+  readonly id: string;
+  readonly quoteId: string;
+  readonly status: 'completed';
+  readonly payerParticipantId: string;
+  readonly payerCustomerId: string;
+  readonly payeeParticipantId: string;
+  readonly payeeCustomerId: string;
+  readonly sendMinor: bigint;
+  readonly sendCurrency: string;
+  readonly receiveMinor: bigint;
+  readonly receiveCurrency: string;
+  readonly feeMinor: bigint;
+  readonly rate: string | null;
+  readonly requestId: string | null;
+  readonly transferIds: readonly string[];
+  readonly createdAt: Date;
+}
+
+export interface MoneyRequest {
+  readonly id: string;
+  readonly requesterParticipantId: string;
+  readonly requesterCustomerId: string;
+  readonly requesterMaskedName: string;
+  readonly requesterParticipantName: string;
+  readonly payerParticipantId: string;
+  readonly payerCustomerId: string;
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  readonly note: string | null;
+  readonly firstTime: boolean;
+  readonly flagged: boolean;
+  readonly splitId: string | null;
+  readonly status: 'pending' | 'paid' | 'declined' | 'cancelled' | 'expired';
+  readonly paymentId: string | null;
+  readonly warning: string;
+  readonly expiresAt: Date;
+  readonly createdAt: Date;
+}
+
+export interface SplitView {
+  readonly id: string;
+  readonly participantId: string;
+  readonly customerId: string;
+  readonly totalMinor: bigint;
+  readonly currency: string;
+  readonly method: 'equal' | 'shares' | 'amounts';
+  readonly note: string | null;
+  readonly members: readonly { idx: number; maskedName: string; amountMinor: bigint; isPayer: boolean; requestId: string | null; status: 'paid' | 'pending' | 'declined' | 'expired' | 'cancelled' }[];
+  readonly createdAt: Date;
+}
+
+export interface RedPacketView {
+  readonly id: string;
+  readonly participantId: string;
+  readonly customerId: string;
+  readonly totalMinor: bigint;
+  readonly currency: string;
+  readonly shareCount: number;
+  readonly mode: 'equal' | 'random';
+  readonly message: string | null;
+  readonly status: 'open' | 'completed' | 'refunded';
+  readonly claimedCount: number;
+  readonly claimedMinor: bigint;
+  readonly refundedMinor: bigint;
+  readonly claims: readonly { maskedName: string; amountMinor: bigint; claimedAt: Date }[];
+  readonly expiresAt: Date;
+  readonly createdAt: Date;
+}
+
+type Participant = { readonly id: string; readonly country: string };
+/** A risk decline or step-up to record after the request's transaction rolled back. */
+export type Deferred = { alert?: { input: RiskInput; assessment: RiskAssessment; context: Record<string, unknown> } };
+
+export interface TransferLimits {
+  requestsPerMinute: number;
+  requestBurst: number;
+}
+
+export interface TransferService {
+  readonly requestLimits: TransferLimits;
+  quote(
+    tx: Queryable,
+    actor: Actor,
+    payer: Participant,
+    input: { customerId: string; sourceAccountId?: string | undefined; payee: { type: AliasType; value: string }; sendAmount?: { amountMinor: bigint; currency: string } | undefined; receiveAmount?: { amountMinor: bigint; currency: string } | undefined },
+  ): Promise<Result<Quote, TErr>>;
+  confirm(tx: Queryable, actor: Actor, participantId: string, quoteId: string, options: { stepUpCompleted?: boolean | undefined }, deferred: Deferred): Promise<Result<Payment, TErr>>;
+  getPayment(participantId: string, id: string): Promise<Payment | undefined>;
+  listPayments(participantId: string, customerId: string | undefined, limit: number): Promise<Payment[]>;
+  setFee(tx: Queryable, actor: Actor, input: { payerParticipantId: string; payeeParticipantId: string; fixedMinor: bigint; fixedCurrency: string; bps: number }): Promise<Result<void, TErr>>;
+
+  createRequest(
+    tx: Queryable,
+    actor: Actor,
+    requester: Participant,
+    input: { customerId: string; payer: { type: AliasType; value: string }; amountMinor: bigint; currency: string; note?: string | undefined; accountId?: string | undefined },
+  ): Promise<Result<MoneyRequest, TErr>>;
+  listRequests(participantId: string, customerId: string, role: 'payer' | 'requester', limit: number): Promise<MoneyRequest[]>;
+  getRequest(participantId: string, id: string): Promise<MoneyRequest | undefined>;
+  approveRequest(tx: Queryable, actor: Actor, payer: Participant, requestId: string, input: { customerId: string; sourceAccountId?: string | undefined }): Promise<Result<Quote, TErr>>;
+  declineRequest(tx: Queryable, actor: Actor, participantId: string, requestId: string, input: { customerId: string; block?: boolean | undefined }): Promise<Result<MoneyRequest, TErr>>;
+
+  createSplit(
+    tx: Queryable,
+    actor: Actor,
+    creator: Participant,
+    input: { customerId: string; totalMinor: bigint; currency: string; method: 'equal' | 'shares' | 'amounts'; note?: string | undefined; members: readonly { alias: { type: AliasType; value: string }; shares?: number | undefined; amountMinor?: bigint | undefined }[] },
+  ): Promise<Result<SplitView, TErr>>;
+  getSplit(participantId: string, id: string, q?: Queryable): Promise<SplitView | undefined>;
+  remind(tx: Queryable, actor: Actor, participantId: string, splitId: string): Promise<Result<{ reminded: number }, TErr>>;
+
+  createRedPacket(
+    tx: Queryable,
+    actor: Actor,
+    sender: Participant,
+    input: { customerId: string; sourceAccountId?: string | undefined; totalMinor: bigint; currency: string; shares: number; mode: 'equal' | 'random'; members: readonly { type: AliasType; value: string }[]; message?: string | undefined; expiresInS?: number | undefined },
+  ): Promise<Result<RedPacketView, TErr>>;
+  claimRedPacket(tx: Queryable, actor: Actor, participantId: string, packetId: string, customerId: string): Promise<Result<{ amountMinor: bigint; currency: string; packet: RedPacketView }, TErr>>;
+  getRedPacket(participantId: string, id: string, q?: Queryable): Promise<RedPacketView | undefined>;
+  /** Refunds what is unclaimed in packets past expiry, at most `maxPackets` per call. */
+  sweepRedPackets(maxPackets?: number): Promise<{ refunded: number; completed: number }>;
+}
+
+interface QuoteRow {
+  id: string;
+  payer_participant_id: string;
+  payer_customer_id: string;
+  source_account_id: string;
+  payee_alias_id: string;
+  payee_participant_id: string;
+  payee_customer_id: string;
+  payee_account_id: string;
+  send_minor: bigint;
+  send_currency: string;
+  receive_minor: bigint;
+  receive_currency: string;
+  fee_minor: bigint;
+  rate: string | null;
+  mid_rate: string | null;
+  spread_bps: number;
+  ref_eur_cents: bigint;
+  request_id: string | null;
+  status: 'open' | 'used';
+  expires_at: Date;
+  created_at: Date;
+}
+
+interface PaymentRow {
+  id: string;
+  quote_id: string;
+  status: 'completed';
+  payer_participant_id: string;
+  payer_customer_id: string;
+  payee_participant_id: string;
+  payee_customer_id: string;
+  send_minor: bigint;
+  send_currency: string;
+  receive_minor: bigint;
+  receive_currency: string;
+  fee_minor: bigint;
+  rate: string | null;
+  request_id: string | null;
+  transfer_ids: string[];
+  created_at: Date;
+}
+const toPayment = (r: PaymentRow): Payment => ({
+  id: r.id,
+  quoteId: r.quote_id,
+  status: r.status,
+  payerParticipantId: r.payer_participant_id,
+  payerCustomerId: r.payer_customer_id,
+  payeeParticipantId: r.payee_participant_id,
+  payeeCustomerId: r.payee_customer_id,
+  sendMinor: r.send_minor,
+  sendCurrency: r.send_currency,
+  receiveMinor: r.receive_minor,
+  receiveCurrency: r.receive_currency,
+  feeMinor: r.fee_minor,
+  rate: r.rate,
+  requestId: r.request_id,
+  transferIds: r.transfer_ids,
+  createdAt: r.created_at,
+});
+
+interface RequestRow {
+  id: string;
+  requester_participant_id: string;
+  requester_customer_id: string;
+  requester_name: string;
+  requester_participant_name: string;
+  requester_account_id: string;
+  payer_participant_id: string;
+  payer_customer_id: string;
+  amount_minor: bigint;
+  currency: string;
+  note: string | null;
+  first_time: boolean;
+  flagged: boolean;
+  split_id: string | null;
+  status: MoneyRequest['status'];
+  payment_id: string | null;
+  expires_at: Date;
+  created_at: Date;
+}
+const REQUEST_SELECT = `select r.*, c.name as requester_name, p.name as requester_participant_name,
+  exists (select 1 from alias_flags f join aliases a on a.id = f.alias_id where a.participant_id = r.requester_participant_id and a.customer_id = r.requester_customer_id) as flagged
+  from money_requests r join customers c on c.id = r.requester_customer_id join participants p on p.id = r.requester_participant_id`;
+
+function toRequest(r: RequestRow, nowMs: number): MoneyRequest {
+  const status = r.status === 'pending' && r.expires_at.getTime() <= nowMs ? 'expired' : r.status;
+  const warning = [REQUEST_WARNING, ...(r.first_time ? [FIRST_TIME_WARNING] : []), ...(r.flagged ? [FLAGGED_WARNING] : [])].join(' ');
+  return {
+    id: r.id,
+    requesterParticipantId: r.requester_participant_id,
+    requesterCustomerId: r.requester_customer_id,
+    requesterMaskedName: maskName(r.requester_name),
+    requesterParticipantName: r.requester_participant_name,
+    payerParticipantId: r.payer_participant_id,
+    payerCustomerId: r.payer_customer_id,
+    amountMinor: r.amount_minor,
+    currency: r.currency,
+    note: r.note,
+    firstTime: r.first_time,
+    flagged: r.flagged,
+    splitId: r.split_id,
+    status,
+    paymentId: r.payment_id,
+    warning,
+    expiresAt: r.expires_at,
+    createdAt: r.created_at,
+  };
+}
+
+const failed = (results: readonly TransferResult[]) => results.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed') ?? results.find((r) => !r.ok);
+
+export function createTransferService(deps: {
+  db: Db;
+  clock: Clock;
+  audit: AuditService;
+  events: EventOutbox;
+  customers: CustomerService;
+  accounts: AccountService;
+  aliases: AliasService;
+  fx: FxService;
+  risk: RiskService;
+  mover: MoneyMover;
+  limits?: Partial<TransferLimits>;
+}): TransferService {
+  const { db, clock, audit, events, customers, accounts, aliases, fx, risk, mover } = deps;
+  const requestLimits: TransferLimits = { requestsPerMinute: 10, requestBurst: 10, ...deps.limits };
+  const requestLimiter = createTokenBucketLimiter({ ratePerS: () => requestLimits.requestsPerMinute / 60, burst: () => requestLimits.requestBurst, nowMs: () => clock.nowMs() });
+  const reminderLimiter = createTokenBucketLimiter({ ratePerS: () => 1 / 3600, burst: () => 1, nowMs: () => clock.nowMs() });
+  const feeCache = new Map<string, { fixedMinor: bigint; fixedCurrency: string; bps: number } | null>();
+  const fxLiquidity = new Map<string, string>();
+
+
+  const feeFor = async (q: Queryable, payer: string, payee: string) => {
+    const key = `${payer}>${payee}`;
+    if (feeCache.has(key)) return feeCache.get(key) ?? null;
+    const [r] = await q.query<{ fixed_minor: bigint; fixed_currency: string; bps: number }>('select * from fee_schedules where payer_participant_id = $1 and payee_participant_id = $2', [payer, payee]);
+    const v = r === undefined ? null : { fixedMinor: r.fixed_minor, fixedCurrency: r.fixed_currency, bps: r.bps };
+    if (feeCache.size > 10_000) feeCache.clear();
+    feeCache.set(key, v);
+    return v;
+  };
+
+  const liquidityAccount = async (q: Queryable, currency: string) => {
+    const cached = fxLiquidity.get(currency);
+    if (cached !== undefined) return cached;
+    const [r] = await q.query<{ account_id: string }>('select account_id from fx_liquidity_accounts where currency = $1', [currency]);
+    if (r !== undefined) fxLiquidity.set(currency, r.account_id);
+    return r?.account_id;
+  };
+
+  const usedToday = async (q: Queryable, customerId: string): Promise<{ day: bigint; month: bigint }> => {
+    const now = clock.now();
+    const dayStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
+    const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+    const [r] = await q.query<{ day: bigint | null; month: bigint | null }>(
+      `select sum(ref_eur_cents) filter (where created_at >= $2)::int8 as day, sum(ref_eur_cents)::int8 as month from payments where payer_customer_id = $1 and created_at >= $3`,
+      [customerId, dayStart, monthStart],
+    );
+    return { day: r?.day ?? 0n, month: r?.month ?? 0n };
+  };
+
+  const checkLimits = async (q: Queryable, customerId: string, kycLevel: number, refEurCents: bigint): Promise<TErr | undefined> => {
+    const limits = KYC_LIMITS_EUR_CENTS[Math.max(0, Math.min(3, kycLevel))]!;
+    const used = await usedToday(q, customerId);
+    if (used.day + refEurCents > limits.daily) return { code: 'limit_exceeded', message: 'the daily limit for this customer’s KYC level would be exceeded', details: { period: 'daily', kycLevel } };
+    if (used.month + refEurCents > limits.monthly) return { code: 'limit_exceeded', message: 'the monthly limit for this customer’s KYC level would be exceeded', details: { period: 'monthly', kycLevel } };
+    return undefined;
+  };
+
+  const payeeFromAlias = (a: AliasRecord): Payee => ({
+    aliasId: a.id,
+    participantId: a.participantId,
+    participantName: a.participantName,
+    customerId: a.customerId,
+    customerName: a.customerName,
+    accountId: a.accountId,
+    currency: a.currency,
+    flagged: a.flagged,
+  });
+
+  const pickSource = async (q: Queryable, participantId: string, customerId: string, given: string | undefined, currency: string): Promise<AccountRef | undefined> => {
+    if (given !== undefined) return accounts.debitable(q, participantId, customerId, given);
+    const own = await accounts.debitable(q, participantId, customerId, customerAccountId(customerId, currency));
+    if (own !== undefined) return own;
+    // No account in that currency: the customer's first own account (the payment converts).
+    const [first] = await q.query<{ id: string }>(`select id from ledger_accounts where owner_participant_id = $1 and customer_id = $2 and kind = 'customer' and not closed order by id limit 1`, [participantId, customerId]);
+    return first === undefined ? undefined : accounts.debitable(q, participantId, customerId, first.id);
+  };
+
+  /** The core of quoting, for a payee already resolved (by alias, or the requester of a money request). */
+  async function makeQuote(
+    tx: Queryable,
+    actor: Actor,
+    payer: Participant,
+    customerId: string,
+    payee: Payee,
+    amount: { mode: 'send' | 'receive'; amountMinor: bigint; currency: string },
+    sourceAccountId: string | undefined,
+    requestId: string | null,
+  ): Promise<Result<Quote, TErr>> {
+    const customer = await customers.get(payer.id, customerId, tx);
+    if (customer === undefined) return err('customer_not_found', 'no such customer', { customerId });
+    if (amount.mode === 'receive' && amount.currency !== payee.currency) return err('currency_not_receivable', `the payee receives ${payee.currency} only`, { currency: amount.currency, receivable: payee.currency });
+    const source = await pickSource(tx, payer.id, customerId, sourceAccountId, amount.mode === 'send' ? amount.currency : payee.currency);
+    if (source === undefined) return err('account_unavailable', 'no such account to pay from (or its link was revoked)', { sourceAccountId: sourceAccountId ?? null });
+    if (source.id === payee.accountId || (payee.participantId === payer.id && payee.customerId === customerId)) return err('cannot_pay_self', 'the payee is the payer');
+    if (amount.mode === 'send' && amount.currency !== source.currency) return err('source_currency_mismatch', `the source account holds ${source.currency}`, { currency: source.currency });
+    if (amount.mode === 'receive' && amount.currency !== payee.currency) return err('currency_not_receivable', `the payee receives ${payee.currency} only`, { currency: amount.currency, receivable: payee.currency });
+    const table = await fx.table();
+    const sendCurrency = source.currency;
+    const receiveCurrency = payee.currency;
+    const spreadBps = sendCurrency === receiveCurrency ? 0 : fx.spreadBps();
+    const conv = conversion(table, sendCurrency, receiveCurrency, spreadBps);
+    if (!conv.ok) return err('currency_not_receivable', `the hub cannot convert ${sendCurrency} to ${receiveCurrency}`, { from: sendCurrency, to: receiveCurrency });
+    let sendMinor: bigint;
+    let receiveMinor: bigint;
+    if (amount.mode === 'send') {
+      sendMinor = amount.amountMinor;
+      receiveMinor = convertSendToReceive(table, sendCurrency, receiveCurrency, spreadBps, sendMinor);
+    } else {
+      receiveMinor = amount.amountMinor;
+      sendMinor = convertReceiveToSend(table, sendCurrency, receiveCurrency, spreadBps, receiveMinor);
+    }
+    if (receiveMinor <= 0n || sendMinor <= 0n) return err('currency_not_receivable', 'the amount is below one minor unit once converted');
+    const fee = await feeFor(tx, payer.id, payee.participantId);
+    let feeMinor = 0n;
+    if (fee !== null) {
+      const fixed = fee.fixedCurrency === sendCurrency ? fee.fixedMinor : convertReceiveToSend(table, sendCurrency, fee.fixedCurrency, 0, fee.fixedMinor);
+      feeMinor = computeFee(sendMinor, fixed, fee.bps);
+    }
+    const refEurCents = toEurCents(table, sendCurrency, sendMinor + feeMinor);
+    const limit = await checkLimits(tx, customerId, customer.kycLevel, refEurCents);
+    if (limit !== undefined) return { ok: false, error: limit };
+    const id = newId('quo');
+    const now = clock.now();
+    const expiresAt = new Date(now.getTime() + QUOTE_TTL_MS);
+    const rate = sendCurrency === receiveCurrency ? null : formatScaled(conv.value.rate, 8);
+    const midRate = sendCurrency === receiveCurrency ? null : formatScaled(conv.value.midRate, 8);
+    await tx.query(
+      `insert into quotes (id, payer_participant_id, payer_customer_id, source_account_id, payee_alias_id, payee_participant_id, payee_customer_id, payee_account_id,
+         send_minor, send_currency, receive_minor, receive_currency, fee_minor, rate, mid_rate, spread_bps, ref_eur_cents, risk, request_id, status, expires_at, created_at)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 'open', $20, $21)`,
+      [id, payer.id, customerId, source.id, payee.aliasId, payee.participantId, payee.customerId, payee.accountId, sendMinor, sendCurrency, receiveMinor, receiveCurrency, feeMinor, rate, midRate, spreadBps, refEurCents, {}, requestId, expiresAt, now],
+    );
+    const warnings = payee.flagged ? [FLAGGED_WARNING] : [];
+    void actor;
+    return ok({
+      id,
+      payerParticipantId: payer.id,
+      payerCustomerId: customerId,
+      sourceAccountId: source.id,
+      payee: { maskedName: maskName(payee.customerName), participantId: payee.participantId, participantName: payee.participantName, flagged: payee.flagged },
+      sendMinor,
+      sendCurrency,
+      receiveMinor,
+      receiveCurrency,
+      feeMinor,
+      rate,
+      midRate,
+      spreadBps,
+      requestId,
+      warnings,
+      expiresAt,
+      createdAt: now,
+    });
+  }
+
+  // Red packets ---------------------------------------------------------------------------------------------------
+  interface PacketRow {
+    id: string;
+    participant_id: string;
+    customer_id: string;
+    source_account_id: string;
+    escrow_account_id: string;
+    total_minor: bigint;
+    currency: string;
+    share_count: number;
+    mode: 'equal' | 'random';
+    message: string | null;
+    status: 'open' | 'completed' | 'refunded';
+    refunded_minor: bigint;
+    expires_at: Date;
+    created_at: Date;
+  }
+
+  const packetView = async (q: Queryable, row: PacketRow): Promise<RedPacketView> => {
+    const claims = await q.query<{ name: string; amount_minor: bigint; claimed_at: Date }>(
+      `select c.name, s.amount_minor, s.claimed_at from red_packet_shares s join customers c on c.id = s.claimed_by_customer_id
+        where s.packet_id = $1 and s.claimed_at is not null order by s.claimed_at, s.idx`,
+      [row.id],
+    );
+    return {
+      id: row.id,
+      participantId: row.participant_id,
+      customerId: row.customer_id,
+      totalMinor: row.total_minor,
+      currency: row.currency,
+      shareCount: row.share_count,
+      mode: row.mode,
+      message: row.message,
+      status: row.status,
+      claimedCount: claims.length,
+      claimedMinor: claims.reduce((s, c) => s + c.amount_minor, 0n),
+      refundedMinor: row.refunded_minor,
+      claims: claims.map((c) => ({ maskedName: maskName(c.name), amountMinor: c.amount_minor, claimedAt: c.claimed_at })),
+      expiresAt: row.expires_at,
+      createdAt: row.created_at,
+    };
+  };
+
+  const visiblePacket = async (q: Queryable, participantId: string, id: string): Promise<PacketRow | undefined> => {
+    const [row] = await q.query<PacketRow>(
+      `select * from red_packets p where id = $1 and (participant_id = $2 or exists (select 1 from red_packet_members m where m.packet_id = p.id and m.participant_id = $2))`,
+      [id, participantId],
+    );
+    return row;
+  };
+
+  // Requests ------------------------------------------------------------------------------------------------------
+  async function insertRequest(
+    tx: Queryable,
+    actor: Actor,
+    requester: Participant,
+    customerId: string,
+    payer: AliasRecord,
+    amountMinor: bigint,
+    currency: string,
+    note: string | null,
+    accountId: string | undefined,
+    splitId: string | null,
+  ): Promise<Result<MoneyRequest, TErr>> {
+    const account = await accounts.ref(tx, accountId ?? customerAccountId(customerId, currency));
+    if (account === undefined || account.ownerParticipantId !== requester.id || account.customerId !== customerId || account.kind !== 'customer') {
+      return err('currency_not_receivable', `the requester has no ${currency} account to receive into`, { currency });
+    }
+    if (account.currency !== currency) return err('currency_not_receivable', `the receiving account holds ${account.currency}`, { currency });
+    if (payer.participantId === requester.id && payer.customerId === customerId) return err('cannot_pay_self', 'you cannot request money from yourself');
+    const [blocked] = await tx.query(
+      'select 1 as x from payer_blocks where payer_participant_id = $1 and payer_customer_id = $2 and blocked_participant_id = $3 and blocked_customer_id = $4',
+      [payer.participantId, payer.customerId, requester.id, customerId],
+    );
+    if (blocked !== undefined) return err('request_blocked', 'this payer does not accept requests from you');
+    const now = clock.now();
+    const [pending] = await tx.query<{ n: bigint }>(
+      `select count(*) as n from money_requests where payer_participant_id = $1 and payer_customer_id = $2 and status = 'pending' and expires_at > $3`,
+      [payer.participantId, payer.customerId, now],
+    );
+    if ((pending?.n ?? 0n) >= BigInt(MAX_PENDING_REQUESTS_PER_PAYER)) return err('too_many_pending_requests', 'this payer has too many requests waiting; try later', { max: MAX_PENDING_REQUESTS_PER_PAYER });
+    const [paidBefore] = await tx.query('select 1 as x from payments where payer_customer_id = $1 and payee_customer_id = $2 limit 1', [payer.customerId, customerId]);
+    const [ownAlias] = await tx.query<{ id: string }>('select id from aliases where participant_id = $1 and customer_id = $2 order by created_at limit 1', [requester.id, customerId]);
+    const id = newId('req');
+    const expiresAt = new Date(now.getTime() + REQUEST_TTL_MS);
+    await tx.query(
+      `insert into money_requests (id, requester_participant_id, requester_customer_id, requester_alias_id, requester_account_id, payer_alias_id, payer_participant_id, payer_customer_id,
+         amount_minor, currency, note, first_time, split_id, status, expires_at, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'pending', $14, $15)`,
+      [id, requester.id, customerId, ownAlias?.id ?? null, account.id, payer.id, payer.participantId, payer.customerId, amountMinor, currency, note, paidBefore === undefined, splitId, expiresAt, now],
+    );
+    const [row] = await tx.query<RequestRow>(`${REQUEST_SELECT} where r.id = $1`, [id]);
+    const request = toRequest(row!, clock.nowMs());
+    await audit.record(tx, { actor, action: 'money_request.created', objectType: 'money_request', objectId: id, details: { payerParticipantId: payer.participantId, amountMinor: amountMinor.toString(), currency, splitId } });
+    await events.emit(tx, { participantId: requester.id, type: 'money_request.created', data: { requestId: id, customerId } });
+    await events.emit(tx, {
+      participantId: payer.participantId,
+      type: 'money_request.received',
+      data: { requestId: id, customerId: payer.customerId, requesterMaskedName: request.requesterMaskedName, amountMinor: amountMinor.toString(), currency, firstTime: request.firstTime, flagged: request.flagged, warning: request.warning },
+    });
+    return ok(request);
+  }
+
+  const service: TransferService = {
+    requestLimits,
+    async quote(tx, actor, payer, input) {
+      if ((input.sendAmount === undefined) === (input.receiveAmount === undefined)) return err('split_invalid', 'give exactly one of sendAmount and receiveAmount');
+      const alias = await aliases.resolve(tx, input.payee.type, input.payee.value, payer.country);
+      if (alias === undefined) return err('alias_not_found', 'no account is registered under this alias');
+      const amount = input.sendAmount !== undefined ? { mode: 'send' as const, ...input.sendAmount } : { mode: 'receive' as const, ...input.receiveAmount! };
+      return makeQuote(tx, actor, payer, input.customerId, payeeFromAlias(alias), amount, input.sourceAccountId, null);
+    },
+
+    async confirm(tx, actor, participantId, quoteId, options, deferred) {
+      const [q] = await tx.query<QuoteRow>('select * from quotes where id = $1 and payer_participant_id = $2 for update', [quoteId, participantId]);
+      if (q === undefined) return err('quote_not_found', 'no such quote', { quoteId });
+      if (q.status === 'used') return err('quote_already_used', 'this quote was used already', { quoteId });
+      if (q.expires_at.getTime() <= clock.nowMs()) return err('quote_expired', 'the quote expired; ask for a new one', { quoteId });
+      await tx.query(`update quotes set status = 'used' where id = $1`, [quoteId]);
+      // Serialize the customer's own payments: limits are checked against committed totals.
+      const [customer] = await tx.query<{ kyc_level: number; participant_id: string }>('select kyc_level, participant_id from customers where id = $1 for update', [q.payer_customer_id]);
+      if (customer === undefined) return err('customer_not_found', 'no such customer');
+      const source = await accounts.debitable(tx, participantId, q.payer_customer_id, q.source_account_id);
+      if (source === undefined) return err('account_unavailable', 'the source account is no longer available (link revoked?)');
+      const limit = await checkLimits(tx, q.payer_customer_id, customer.kyc_level, q.ref_eur_cents);
+      if (limit !== undefined) return { ok: false, error: limit };
+      const payee = q.payee_alias_id === '' ? undefined : await aliases.byId(tx, q.payee_alias_id);
+      const flagged = payee?.flagged === true || (q.payee_alias_id === '' && (await aliases.customerFlagged(tx, q.payee_participant_id, q.payee_customer_id)));
+      const [payerParticipant] = await tx.query<{ country: string }>('select country from participants where id = $1', [participantId]);
+      const riskInput: RiskInput = {
+        channel: 'p2p',
+        participantId,
+        customerId: q.payer_customer_id,
+        amountMinor: q.send_minor,
+        currency: q.send_currency,
+        refEurCents: q.ref_eur_cents,
+        counterparty: { id: `${q.payee_participant_id}:${q.payee_customer_id}`, flagged },
+        country: payerParticipant?.country ?? 'ZZ',
+      };
+      const assessment = await risk.evaluate(tx, riskInput);
+      if (assessment.decision === 'decline' || (assessment.decision === 'step_up' && options.stepUpCompleted !== true)) {
+        deferred.alert = { input: riskInput, assessment, context: { quoteId } };
+        return assessment.decision === 'decline'
+          ? err('risk_declined', 'the payment was stopped by risk checks', { score: assessment.score, reasons: assessment.reasons.map((r) => r.rule) })
+          : err('step_up_required', 'authenticate the customer again (step-up), then confirm with stepUpCompleted: true', { score: assessment.score, reasons: assessment.reasons.map((r) => r.rule) });
+      }
+      const paymentId = `pay_${quoteId.slice(4)}`;
+      const legs: TransferInput[] = [];
+      const meta = { paymentId };
+      if (q.send_currency === q.receive_currency) {
+        legs.push({ id: `${paymentId}:p2p`, debitAccountId: q.source_account_id, creditAccountId: q.payee_account_id, amountMinor: q.send_minor, currency: q.send_currency, purpose: 'p2p', metadata: meta });
+      } else {
+        const liqIn = await liquidityAccount(tx, q.send_currency);
+        const liqOut = await liquidityAccount(tx, q.receive_currency);
+        if (liqIn === undefined || liqOut === undefined) return err('currency_not_receivable', 'no FX liquidity for this currency pair');
+        legs.push({ id: `${paymentId}:fx_in`, debitAccountId: q.source_account_id, creditAccountId: liqIn, amountMinor: q.send_minor, currency: q.send_currency, purpose: 'p2p_fx_in', metadata: meta });
+        legs.push({ id: `${paymentId}:fx_out`, debitAccountId: liqOut, creditAccountId: q.payee_account_id, amountMinor: q.receive_minor, currency: q.receive_currency, purpose: 'p2p_fx_out', metadata: meta });
+      }
+      if (q.fee_minor > 0n) {
+        const feeAccount = await accounts.ensureSystemAccount('fees', participantId, q.send_currency);
+        legs.push({ id: `${paymentId}:fee`, debitAccountId: q.source_account_id, creditAccountId: feeAccount, amountMinor: q.fee_minor, currency: q.send_currency, purpose: 'p2p_fee', metadata: meta });
+      }
+      const linked = legs.map((l, i) => ({ ...l, linked: i < legs.length - 1 }));
+      const results = await mover.move(tx, linked);
+      const bad = failed(results);
+      if (bad !== undefined && !bad.ok) {
+        const code = bad.error.code;
+        const index = results.indexOf(bad);
+        if (code === 'insufficient_funds') {
+          const leg = legs[index];
+          return leg !== undefined && 'debitAccountId' in leg && leg.debitAccountId.startsWith('fxl_')
+            ? err('fx_liquidity_insufficient', 'not enough FX liquidity for this conversion right now')
+            : err('insufficient_funds', 'the source account does not hold enough money');
+        }
+        if (code === 'account_closed') return err('account_unavailable', 'an account in this payment is closed');
+        return err('ledger_rejected', bad.error.message, { ledgerCode: code });
+      }
+      const now = clock.now();
+      const transferIds = linked.map((l) => l.id);
+      await tx.query(
+        `insert into payments (id, quote_id, payer_participant_id, payer_customer_id, source_account_id, payee_participant_id, payee_customer_id, payee_account_id, send_minor, send_currency,
+           receive_minor, receive_currency, fee_minor, rate, ref_eur_cents, request_id, status, transfer_ids, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'completed', $17, $18)`,
+        [paymentId, quoteId, participantId, q.payer_customer_id, q.source_account_id, q.payee_participant_id, q.payee_customer_id, q.payee_account_id, q.send_minor, q.send_currency, q.receive_minor, q.receive_currency, q.fee_minor, q.rate, q.ref_eur_cents, q.request_id, transferIds, now],
+      );
+      if (q.request_id !== null) {
+        const updated = await tx.query(`update money_requests set status = 'paid', payment_id = $2 where id = $1 and status = 'pending' returning id`, [q.request_id, paymentId]);
+        if (updated.length === 0) return err('request_not_pending', 'the request is no longer pending');
+      }
+      await risk.observe(tx, riskInput);
+      await audit.record(tx, { actor, action: 'payment.completed', objectType: 'payment', objectId: paymentId, details: { quoteId, sendMinor: q.send_minor.toString(), sendCurrency: q.send_currency, receiveMinor: q.receive_minor.toString(), receiveCurrency: q.receive_currency } });
+      const data = { paymentId, sendAmount: q.send_minor.toString(), sendCurrency: q.send_currency, receiveAmount: q.receive_minor.toString(), receiveCurrency: q.receive_currency, requestId: q.request_id };
+      await events.emit(tx, { participantId, type: 'payment.sent', data: { ...data, customerId: q.payer_customer_id } });
+      await events.emit(tx, { participantId: q.payee_participant_id, type: 'payment.received', data: { ...data, customerId: q.payee_customer_id } });
+      return ok({
+        id: paymentId,
+        quoteId,
+        status: 'completed',
+        payerParticipantId: participantId,
+        payerCustomerId: q.payer_customer_id,
+        payeeParticipantId: q.payee_participant_id,
+        payeeCustomerId: q.payee_customer_id,
+        sendMinor: q.send_minor,
+        sendCurrency: q.send_currency,
+        receiveMinor: q.receive_minor,
+        receiveCurrency: q.receive_currency,
+        feeMinor: q.fee_minor,
+        rate: q.rate,
+        requestId: q.request_id,
+        transferIds,
+        createdAt: now,
+      });
+    },
+
+    async getPayment(participantId, id) {
+      const [r] = await db.query<PaymentRow>('select * from payments where id = $1 and (payer_participant_id = $2 or payee_participant_id = $2)', [id, participantId]);
+      return r === undefined ? undefined : toPayment(r);
+    },
+    async listPayments(participantId, customerId, limit) {
+      const rows = await db.query<PaymentRow>(
+        `select * from payments where (payer_participant_id = $1 and ($2::text is null or payer_customer_id = $2)) or (payee_participant_id = $1 and ($2::text is null or payee_customer_id = $2))
+          order by created_at desc, id limit $3`,
+        [participantId, customerId ?? null, limit],
+      );
+      return rows.map(toPayment);
+    },
+    async setFee(tx, actor, input) {
+      if (input.bps < 0 || input.bps > 10_000 || input.fixedMinor < 0n) return err('fee_schedule_invalid', 'bps must be 0–10000 and the fixed fee ≥ 0');
+      await tx.query(
+        `insert into fee_schedules (payer_participant_id, payee_participant_id, fixed_minor, fixed_currency, bps) values ($1, $2, $3, $4, $5)
+         on conflict (payer_participant_id, payee_participant_id) do update set fixed_minor = excluded.fixed_minor, fixed_currency = excluded.fixed_currency, bps = excluded.bps`,
+        [input.payerParticipantId, input.payeeParticipantId, input.fixedMinor, input.fixedCurrency, input.bps],
+      );
+      feeCache.clear();
+      await audit.record(tx, { actor, action: 'fee_schedule.set', objectType: 'fee_schedule', objectId: `${input.payerParticipantId}>${input.payeeParticipantId}`, details: { fixedMinor: input.fixedMinor.toString(), fixedCurrency: input.fixedCurrency, bps: input.bps } });
+      return ok(undefined);
+    },
+
+    async createRequest(tx, actor, requester, input) {
+      const customer = await customers.get(requester.id, input.customerId, tx);
+      if (customer === undefined) return err('customer_not_found', 'no such customer');
+      const limited = requestLimiter.take(`${requester.id}:${input.customerId}`);
+      if (!limited.allowed) return err('request_rate_limited', 'too many requests sent; try later', { retryAfterMs: limited.retryAfterMs });
+      const payer = await aliases.resolve(tx, input.payer.type, input.payer.value, requester.country);
+      if (payer === undefined) return err('alias_not_found', 'no account is registered under this alias');
+      return insertRequest(tx, actor, requester, input.customerId, payer, input.amountMinor, input.currency, input.note ?? null, input.accountId, null);
+    },
+    async listRequests(participantId, customerId, role, limit) {
+      const column = role === 'payer' ? 'payer' : 'requester';
+      const rows = await db.query<RequestRow>(`${REQUEST_SELECT} where r.${column}_participant_id = $1 and r.${column}_customer_id = $2 order by r.created_at desc, r.id limit $3`, [participantId, customerId, limit]);
+      return rows.map((r) => toRequest(r, clock.nowMs()));
+    },
+    async getRequest(participantId, id) {
+      const [r] = await db.query<RequestRow>(`${REQUEST_SELECT} where r.id = $1 and (r.payer_participant_id = $2 or r.requester_participant_id = $2)`, [id, participantId]);
+      return r === undefined ? undefined : toRequest(r, clock.nowMs());
+    },
+    async approveRequest(tx, actor, payer, requestId, input) {
+      const [r] = await tx.query<RequestRow>(`${REQUEST_SELECT} where r.id = $1 and r.payer_participant_id = $2`, [requestId, payer.id]);
+      if (r === undefined) return err('request_not_found', 'no such request', { requestId });
+      if (r.payer_customer_id !== input.customerId) return err('not_request_payer', 'this request was sent to another customer');
+      const request = toRequest(r, clock.nowMs());
+      if (request.status !== 'pending') return err('request_not_pending', `the request is ${request.status}`);
+      const payee: Payee = {
+        aliasId: '',
+        participantId: r.requester_participant_id,
+        participantName: r.requester_participant_name,
+        customerId: r.requester_customer_id,
+        customerName: r.requester_name,
+        accountId: r.requester_account_id,
+        currency: r.currency,
+        flagged: r.flagged,
+      };
+      const quote = await makeQuote(tx, actor, payer, input.customerId, payee, { mode: 'receive', amountMinor: r.amount_minor, currency: r.currency }, input.sourceAccountId, requestId);
+      if (quote.ok) {
+        const warnings = [REQUEST_WARNING, ...(r.first_time ? [FIRST_TIME_WARNING] : []), ...quote.value.warnings];
+        return ok({ ...quote.value, warnings });
+      }
+      return quote;
+    },
+    async declineRequest(tx, actor, participantId, requestId, input) {
+      const [r] = await tx.query<RequestRow>(`${REQUEST_SELECT} where r.id = $1 and r.payer_participant_id = $2`, [requestId, participantId]);
+      if (r === undefined) return err('request_not_found', 'no such request', { requestId });
+      if (r.payer_customer_id !== input.customerId) return err('not_request_payer', 'this request was sent to another customer');
+      if (toRequest(r, clock.nowMs()).status !== 'pending') return err('request_not_pending', `the request is ${r.status}`);
+      await tx.query(`update money_requests set status = 'declined' where id = $1`, [requestId]);
+      if (input.block === true) {
+        await tx.query(
+          `insert into payer_blocks (payer_participant_id, payer_customer_id, blocked_participant_id, blocked_customer_id, created_at) values ($1, $2, $3, $4, $5) on conflict do nothing`,
+          [participantId, input.customerId, r.requester_participant_id, r.requester_customer_id, clock.now()],
+        );
+      }
+      await audit.record(tx, { actor, action: input.block === true ? 'money_request.declined_and_blocked' : 'money_request.declined', objectType: 'money_request', objectId: requestId });
+      await events.emit(tx, { participantId: r.requester_participant_id, type: 'money_request.declined', data: { requestId, customerId: r.requester_customer_id } });
+      const [after] = await tx.query<RequestRow>(`${REQUEST_SELECT} where r.id = $1`, [requestId]);
+      return ok(toRequest(after!, clock.nowMs()));
+    },
+
+    async createSplit(tx, actor, creator, input) {
+      const customer = await customers.get(creator.id, input.customerId, tx);
+      if (customer === undefined) return err('customer_not_found', 'no such customer');
+      const n = input.members.length;
+      if (n < 2 || n > 50) return err('split_invalid', 'a split has 2–50 members');
+      let amounts: bigint[];
+      if (input.method === 'equal') {
+        if (input.totalMinor < BigInt(n)) return err('split_invalid', 'the total is too small to give every member at least one minor unit');
+        amounts = splitEqual(input.totalMinor, n);
+      } else if (input.method === 'shares') {
+        const shares = input.members.map((m) => m.shares ?? 0);
+        if (shares.some((s) => !Number.isInteger(s) || s < 1 || s > 1000)) return err('split_invalid', 'every member needs shares, an integer 1–1000');
+        amounts = splitByShares(input.totalMinor, shares);
+        if (amounts.some((a) => a <= 0n)) return err('split_invalid', 'the total is too small for these shares');
+      } else {
+        if (input.members.some((m) => m.amountMinor === undefined || m.amountMinor <= 0n)) return err('split_invalid', 'every member needs a positive amount');
+        amounts = input.members.map((m) => m.amountMinor!);
+        const sum = amounts.reduce((a, b) => a + b, 0n);
+        if (sum !== input.totalMinor) return err('split_amounts_mismatch', 'the members’ amounts do not add up to the total', { sumMinor: sum.toString(), totalMinor: input.totalMinor.toString() });
+      }
+      const limited = requestLimiter.take(`${creator.id}:${input.customerId}`);
+      if (!limited.allowed) return err('request_rate_limited', 'too many requests sent; try later', { retryAfterMs: limited.retryAfterMs });
+      const id = newId('spl');
+      const now = clock.now();
+      await tx.query(`insert into bill_splits (id, participant_id, customer_id, total_minor, currency, method, note, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8)`, [
+        id,
+        creator.id,
+        input.customerId,
+        input.totalMinor,
+        input.currency,
+        input.method,
+        input.note ?? null,
+        now,
+      ]);
+      const seen = new Set<string>();
+      for (const [idx, member] of input.members.entries()) {
+        const alias = await aliases.resolve(tx, member.alias.type, member.alias.value, creator.country);
+        if (alias === undefined) return err('alias_not_found', `member ${idx + 1}: no account is registered under this alias`, { member: idx });
+        const who = `${alias.participantId}:${alias.customerId}`;
+        if (seen.has(who)) return err('split_invalid', `member ${idx + 1} is listed twice`, { member: idx });
+        seen.add(who);
+        const isPayer = alias.participantId === creator.id && alias.customerId === input.customerId;
+        let requestId: string | null = null;
+        if (!isPayer) {
+          const request = await insertRequest(tx, actor, creator, input.customerId, alias, amounts[idx]!, input.currency, input.note ?? 'bill split', undefined, id);
+          if (!request.ok) return request;
+          requestId = request.value.id;
+        }
+        await tx.query(
+          `insert into bill_split_members (split_id, idx, alias_id, participant_id, customer_id, amount_minor, request_id, is_payer) values ($1, $2, $3, $4, $5, $6, $7, $8)`,
+          [id, idx, alias.id, alias.participantId, alias.customerId, amounts[idx]!, requestId, isPayer],
+        );
+      }
+      await audit.record(tx, { actor, action: 'bill_split.created', objectType: 'bill_split', objectId: id, details: { members: n, method: input.method } });
+      return ok((await service.getSplit(creator.id, id, tx))!);
+    },
+    async getSplit(participantId, id, q = db) {
+      const [s] = await q.query<{ id: string; participant_id: string; customer_id: string; total_minor: bigint; currency: string; method: SplitView['method']; note: string | null; created_at: Date }>(
+        'select * from bill_splits where id = $1 and participant_id = $2',
+        [id, participantId],
+      );
+      if (s === undefined) return undefined;
+      const members = await q.query<{ idx: number; name: string; amount_minor: bigint; is_payer: boolean; request_id: string | null; status: string | null; expires_at: Date | null }>(
+        `select m.idx, c.name, m.amount_minor, m.is_payer, m.request_id, r.status, r.expires_at from bill_split_members m join customers c on c.id = m.customer_id
+           left join money_requests r on r.id = m.request_id where m.split_id = $1 order by m.idx`,
+        [id],
+      );
+      return {
+        id: s.id,
+        participantId: s.participant_id,
+        customerId: s.customer_id,
+        totalMinor: s.total_minor,
+        currency: s.currency,
+        method: s.method,
+        note: s.note,
+        createdAt: s.created_at,
+        members: members.map((m) => ({
+          idx: m.idx,
+          maskedName: maskName(m.name),
+          amountMinor: m.amount_minor,
+          isPayer: m.is_payer,
+          requestId: m.request_id,
+          status: m.is_payer ? 'paid' : m.status === 'pending' && m.expires_at !== null && m.expires_at.getTime() <= clock.nowMs() ? 'expired' : ((m.status ?? 'pending') as 'paid'),
+        })),
+      };
+    },
+    async remind(tx, actor, participantId, splitId) {
+      const [s] = await tx.query<{ reminded_at: Date | null }>('select reminded_at from bill_splits where id = $1 and participant_id = $2 for update', [splitId, participantId]);
+      if (s === undefined) return err('split_not_found', 'no such split', { splitId });
+      if (s.reminded_at !== null && clock.nowMs() - s.reminded_at.getTime() < REMINDER_INTERVAL_MS) {
+        return err('reminder_rate_limited', 'members were reminded less than an hour ago', { retryAfterMs: REMINDER_INTERVAL_MS - (clock.nowMs() - s.reminded_at.getTime()) });
+      }
+      const limited = reminderLimiter.take(splitId);
+      if (!limited.allowed) return err('reminder_rate_limited', 'members were reminded recently', { retryAfterMs: limited.retryAfterMs });
+      const unpaid = await tx.query<{ id: string; payer_participant_id: string; payer_customer_id: string }>(
+        `select r.id, r.payer_participant_id, r.payer_customer_id from bill_split_members m join money_requests r on r.id = m.request_id
+          where m.split_id = $1 and r.status = 'pending' and r.expires_at > $2 order by m.idx`,
+        [splitId, clock.now()],
+      );
+      for (const r of unpaid) await events.emit(tx, { participantId: r.payer_participant_id, type: 'money_request.reminder', data: { requestId: r.id, customerId: r.payer_customer_id, warning: REQUEST_WARNING } });
+      await tx.query('update bill_splits set reminded_at = $2 where id = $1', [splitId, clock.now()]);
+      await audit.record(tx, { actor, action: 'bill_split.reminded', objectType: 'bill_split', objectId: splitId, details: { reminded: unpaid.length } });
+      return ok({ reminded: unpaid.length });
+    },
+
+    async createRedPacket(tx, actor, sender, input) {
+      const customer = await customers.get(sender.id, input.customerId, tx);
+      if (customer === undefined) return err('customer_not_found', 'no such customer');
+      if (!Number.isInteger(input.shares) || input.shares < 1 || input.shares > 200) return err('red_packet_invalid', 'shares must be 1–200');
+      if (input.totalMinor < BigInt(input.shares)) return err('red_packet_invalid', 'every share needs at least one minor unit of the currency');
+      if (input.members.length < 1 || input.members.length > 500) return err('red_packet_invalid', 'a group has 1–500 members');
+      const ttlMs = (input.expiresInS ?? RED_PACKET_TTL_MS / 1000) * 1000;
+      if (ttlMs < 60_000 || ttlMs > 7 * 24 * 3_600_000) return err('red_packet_invalid', 'expiresInS must be 60 s – 7 days');
+      const source = await pickSource(tx, sender.id, input.customerId, input.sourceAccountId, input.currency);
+      if (source === undefined) return err('account_unavailable', 'no such account to pay from');
+      if (source.currency !== input.currency) return err('source_currency_mismatch', `the source account holds ${source.currency}`);
+      const table = await fx.table();
+      const limit = await checkLimits(tx, input.customerId, customer.kycLevel, toEurCents(table, input.currency, input.totalMinor));
+      if (limit !== undefined) return { ok: false, error: limit };
+      const members = new Map<string, AliasRecord>();
+      for (const [i, m] of input.members.entries()) {
+        const alias = await aliases.resolve(tx, m.type, m.value, sender.country);
+        if (alias === undefined) return err('alias_not_found', `member ${i + 1}: no account is registered under this alias`, { member: i });
+        if (alias.currency !== input.currency) return err('currency_not_receivable', `member ${i + 1} cannot receive ${input.currency}`, { member: i });
+        members.set(`${alias.participantId}:${alias.customerId}`, alias);
+      }
+      const escrow = await accounts.ensureSystemAccount('suspense', sender.id, input.currency);
+      const id = newId('rpk');
+      const now = clock.now();
+      const amounts = input.mode === 'equal' ? splitEqual(input.totalMinor, input.shares) : splitRandom(input.totalMinor, input.shares);
+      const [funded] = await mover.move(tx, [{ id: `${id}:fund`, debitAccountId: source.id, creditAccountId: escrow, amountMinor: input.totalMinor, currency: input.currency, purpose: 'red_packet_fund', metadata: { packetId: id } }]);
+      if (funded === undefined || !funded.ok) return funded?.ok === false && funded.error.code === 'insufficient_funds' ? err('insufficient_funds', 'the source account does not hold enough money') : err('ledger_rejected', 'the packet could not be funded');
+      await tx.query(
+        `insert into red_packets (id, participant_id, customer_id, source_account_id, escrow_account_id, total_minor, currency, share_count, mode, message, status, expires_at, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12)`,
+        [id, sender.id, input.customerId, source.id, escrow, input.totalMinor, input.currency, input.shares, input.mode, input.message ?? null, new Date(now.getTime() + ttlMs), now],
+      );
+      await tx.query(`insert into red_packet_shares (packet_id, idx, amount_minor) select $1, u.i::int - 1, u.a::int8 from unnest($2::text[]) with ordinality as u(a, i)`, [id, amounts.map(String)]);
+      const list = [...members.values()];
+      await tx.query(`insert into red_packet_members (packet_id, participant_id, customer_id, account_id) select $1, p, c, a from unnest($2::text[], $3::text[], $4::text[]) as u(p, c, a)`, [
+        id,
+        list.map((m) => m.participantId),
+        list.map((m) => m.customerId),
+        list.map((m) => m.accountId),
+      ]);
+      await audit.record(tx, { actor, action: 'red_packet.created', objectType: 'red_packet', objectId: id, details: { totalMinor: input.totalMinor.toString(), currency: input.currency, shares: input.shares, mode: input.mode } });
+      for (const p of new Set(list.map((m) => m.participantId))) {
+        await events.emit(tx, { participantId: p, type: 'red_packet.received', data: { packetId: id, customerIds: list.filter((m) => m.participantId === p).map((m) => m.customerId), message: input.message ?? null } });
+      }
+      const [row] = await tx.query<PacketRow>('select * from red_packets where id = $1', [id]);
+      return ok(await packetView(tx, row!));
+    },
+    async claimRedPacket(tx, actor, participantId, packetId, customerId) {
+      const packet = await visiblePacket(tx, participantId, packetId);
+      if (packet === undefined) return err('red_packet_not_found', 'no such red packet', { packetId });
+      // The member's row lock serializes two claims by the same member; the partial unique index backs it up.
+      const [member] = await tx.query<{ account_id: string; claimed_at: Date | null }>(
+        'select account_id, claimed_at from red_packet_members where packet_id = $1 and participant_id = $2 and customer_id = $3 for update',
+        [packetId, participantId, customerId],
+      );
+      if (member === undefined) return err('red_packet_not_member', 'this customer is not in the packet’s group');
+      if (member.claimed_at !== null) return err('red_packet_already_claimed', 'this customer claimed this packet already');
+      if (packet.status !== 'open' || packet.expires_at.getTime() <= clock.nowMs()) return err('red_packet_expired', 'the red packet has expired');
+      // One unclaimed share, skipping shares other claims hold right now: never two claims on one share.
+      const [share] = await tx.query<{ idx: number; amount_minor: bigint }>(
+        `update red_packet_shares set claimed_by_participant_id = $2, claimed_by_customer_id = $3, claimed_at = $4
+          where packet_id = $1 and idx = (select idx from red_packet_shares where packet_id = $1 and claimed_at is null and not refunded order by idx limit 1 for update skip locked)
+          returning idx, amount_minor`,
+        [packetId, participantId, customerId, clock.now()],
+      );
+      if (share === undefined) return err('red_packet_empty', 'every share was claimed');
+      const [moved] = await mover.move(tx, [
+        { id: `${packetId}:claim:${share.idx}`, debitAccountId: packet.escrow_account_id, creditAccountId: member.account_id, amountMinor: share.amount_minor, currency: packet.currency, purpose: 'red_packet_claim', metadata: { packetId } },
+      ]);
+      if (moved === undefined || !moved.ok) return err('ledger_rejected', 'the share could not be paid', { ledgerCode: moved?.ok === false ? moved.error.code : null });
+      await tx.query('update red_packet_members set claimed_minor = $4, claimed_at = $5 where packet_id = $1 and participant_id = $2 and customer_id = $3', [packetId, participantId, customerId, share.amount_minor, clock.now()]);
+      await audit.record(tx, { actor, action: 'red_packet.claimed', objectType: 'red_packet', objectId: packetId, details: { customerId, amountMinor: share.amount_minor.toString() } });
+      await events.emit(tx, { participantId, type: 'red_packet.claimed', data: { packetId, customerId, amount: share.amount_minor.toString(), currency: packet.currency } });
+      if (packet.participant_id !== participantId) await events.emit(tx, { participantId: packet.participant_id, type: 'red_packet.claimed', data: { packetId, customerId: packet.customer_id } });
+      return ok({ amountMinor: share.amount_minor, currency: packet.currency, packet: await packetView(tx, packet) });
+    },
+    async getRedPacket(participantId, id, q = db) {
+      const row = await visiblePacket(q, participantId, id);
+      return row === undefined ? undefined : packetView(q, row);
+    },
+    async sweepRedPackets(maxPackets = 100) {
+      const due = await db.query<{ id: string }>(`select id from red_packets where status = 'open' and expires_at <= $1 order by expires_at limit $2`, [clock.now(), Math.min(maxPackets, 1000)]);
+      let refunded = 0;
+      let completed = 0;
+      for (const { id } of due) {
+        await db.transaction(async (tx) => {
+          const [p] = await tx.query<PacketRow>(`select * from red_packets where id = $1 and status = 'open' for update`, [id]);
+          if (p === undefined) return;
+          // Waits for claims in flight on these shares; rows they claimed drop out when rechecked.
+          const rest = await tx.query<{ idx: number; amount_minor: bigint }>(`select idx, amount_minor from red_packet_shares where packet_id = $1 and claimed_at is null and not refunded for update`, [id]);
+          const sum = rest.reduce((s, r) => s + r.amount_minor, 0n);
+          if (sum > 0n) {
+            const [moved] = await mover.move(tx, [{ id: `${id}:refund`, debitAccountId: p.escrow_account_id, creditAccountId: p.source_account_id, amountMinor: sum, currency: p.currency, purpose: 'red_packet_refund', metadata: { packetId: id } }]);
+            if (moved === undefined || !moved.ok) throw new Error(`red packet ${id}: refund failed: ${moved?.ok === false ? moved.error.code : 'no result'}`);
+            await tx.query('update red_packet_shares set refunded = true where packet_id = $1 and claimed_at is null', [id]);
+            refunded++;
+          } else completed++;
+          await tx.query(`update red_packets set status = $2, refunded_minor = $3 where id = $1`, [id, sum > 0n ? 'refunded' : 'completed', sum]);
+          await audit.record(tx, { actor: { type: 'system' }, action: sum > 0n ? 'red_packet.refunded' : 'red_packet.completed', objectType: 'red_packet', objectId: id, details: { refundedMinor: sum.toString() } });
+          await events.emit(tx, { participantId: p.participant_id, type: sum > 0n ? 'red_packet.refunded' : 'red_packet.completed', data: { packetId: id, customerId: p.customer_id, refunded: sum.toString(), currency: p.currency } });
+        });
+      }
+      return { refunded, completed };
+    },
+  };
+  return service;
+}
