@@ -1,6 +1,8 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { createLedger, type Ledger } from './ledger/ledger.ts';
+import { registerLedgerRoutes } from './ledger/routes.ts';
 import { createAuditService, type AuditService } from './audit/service.ts';
 import { registerAuditRoutes } from './audit/routes.ts';
 import { createIdempotentRunner, registerAuth, type Idempotent } from './api/context.ts';
@@ -42,6 +44,7 @@ export interface HubServices {
   readonly webhooks: WebhookDispatcher;
   readonly metrics: HttpMetrics;
   // @modules:service-types (each capability adds its service here)
+  readonly ledger: Ledger;
   readonly cards: import('./cards/module.ts').CardsModule;
   readonly transfers: import('./transfers/module.ts').TransfersModule;
 }
@@ -78,6 +81,7 @@ export function resolveOperatorToken(config: HubConfig): string {
 }
 
 const AUDIT_CHAIN_INTERVAL_MS = 1_000;
+const LEDGER_EXPIRY_INTERVAL_MS = 1_000;
 const SWEEP_INTERVAL_MS = 10 * 60_000;
 
 /** The composition root: every service is created here, with its dependencies explicit. */
@@ -100,8 +104,10 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const metrics = createMetrics();
   const operatorToken = resolveOperatorToken(config);
   // @modules:create (each capability creates its services here, dependencies explicit)
+  // One ledger per process: its batcher aggregates what arrives concurrently from every module.
+  const ledger = createLedger({ db, clock });
   const cards = (await import('./cards/module.ts')).createCardsModule({ db, clock, vault, audit, events });
-  const transfers = (await import('./transfers/module.ts')).createTransfersModule({ db, clock, audit, events, vault, customers });
+  const transfers = (await import('./transfers/module.ts')).createTransfersModule({ db, clock, audit, events, vault, customers, ledger });
 
   // Per-participant limits: the participant's own setting, else the hub default. Looked up from a small cache that
   // the auth check refreshes, so the limiter never queries the database itself.
@@ -142,6 +148,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   registerAuditRoutes(app, { audit });
   registerWebhookRoutes(app, { db });
   // @modules:routes (each capability registers its routes here)
+  registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent });
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
   await app.ready();
@@ -180,12 +187,14 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
     webhooks,
     metrics,
     // @modules:hub-fields
+    ledger,
     cards,
     transfers,
     operatorToken,
     startBackground() {
       if (config.webhooks.enabled) webhooks.start(config.webhooks.pollMs);
       // @modules:background (each capability's periodic jobs, via every(ms, name, job))
+      every(LEDGER_EXPIRY_INTERVAL_MS, 'ledger-pending-expiry', () => ledger.expirePending());
       every(30_000, 'red-packet-sweep', () => transfers.sweep());
       every(AUDIT_CHAIN_INTERVAL_MS, 'audit-chain', () => audit.chain());
       every(SWEEP_INTERVAL_MS, 'idempotency-sweep', () => idempotency.sweep());
@@ -200,6 +209,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
       // In-flight requests finish first; then background work stops; then storage closes.
       await app.close();
       // @modules:close (each capability flushes and stops here, before storage closes)
+      await ledger.close();
       await webhooks.stop();
       await audit.chain().catch(() => undefined);
       if (ownsDb) await db.close();

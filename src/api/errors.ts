@@ -2,6 +2,7 @@ import type { ParticipantErrorCode } from '../participants/model.ts';
 import { participantErrorStatus } from '../participants/model.ts';
 import type { CustomerErrorCode } from '../customers/service.ts';
 import { customerErrorStatus } from '../customers/service.ts';
+import { ledgerErrorStatus, type LedgerErrorCode } from '../ledger/types.ts';
 import type { IdempotencyErrorCode } from '../platform/idempotency.ts';
 import type { MoneyErrorCode } from '../platform/money.ts';
 
@@ -29,6 +30,7 @@ export type ErrorCode =
   | ParticipantErrorCode
   | CustomerErrorCode
   // @modules:error-code-types (each capability adds its code union here)
+  | LedgerErrorCode
   | import('../cards/errors.ts').CardsErrorCode
   | import('../transfers/errors.ts').TransfersErrorCode
   ;
@@ -60,6 +62,7 @@ export const errorStatus: Readonly<Record<ErrorCode, number>> = {
   ...participantErrorStatus,
   ...customerErrorStatus,
   // @modules:error-statuses (each capability spreads its Record<Code, status> here)
+  ...ledgerErrorStatus,
   ...(await import('../cards/errors.ts')).cardsErrorStatus,
   ...(await import('../transfers/errors.ts')).transfersErrorStatus,
 };

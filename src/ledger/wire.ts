@@ -12,22 +12,22 @@ export interface WireMoney {
 
 export interface WireAccount {
   readonly id: string;
-  readonly owner_participant_id: string;
-  readonly customer_id: string | null;
+  readonly ownerParticipantId: string;
+  readonly customerId: string | null;
   readonly currency: string;
   readonly kind: string;
-  readonly flags: { readonly debits_must_not_exceed_credits: boolean; readonly credits_must_not_exceed_debits: boolean; readonly closed: boolean };
-  readonly credit_limit: WireMoney | null;
+  readonly flags: { readonly debitsMustNotExceedCredits: boolean; readonly creditsMustNotExceedDebits: boolean; readonly closed: boolean };
+  readonly creditLimit: WireMoney | null;
   /** Credit-normal view: credits_posted − debits_posted. */
   readonly balance: WireMoney;
   /** What can be spent now: balance − debits_pending + credit limit. */
   readonly available: WireMoney;
-  readonly debits_pending: WireMoney;
-  readonly debits_posted: WireMoney;
-  readonly credits_pending: WireMoney;
-  readonly credits_posted: WireMoney;
-  readonly created_at: string;
-  readonly updated_at: string;
+  readonly debitsPending: WireMoney;
+  readonly debitsPosted: WireMoney;
+  readonly creditsPending: WireMoney;
+  readonly creditsPosted: WireMoney;
+  readonly createdAt: string;
+  readonly updatedAt: string;
 }
 
 function money(amountMinor: bigint, currency: string): WireMoney {
@@ -38,80 +38,80 @@ export function accountToWire(a: Account): WireAccount {
   const balanceMinor = a.creditsPostedMinor - a.debitsPostedMinor;
   return {
     id: a.id,
-    owner_participant_id: a.ownerParticipantId,
-    customer_id: a.customerId,
+    ownerParticipantId: a.ownerParticipantId,
+    customerId: a.customerId,
     currency: a.currency,
     kind: a.kind,
-    flags: { debits_must_not_exceed_credits: a.debitsMustNotExceedCredits, credits_must_not_exceed_debits: a.creditsMustNotExceedDebits, closed: a.closed },
-    credit_limit: a.creditLimitMinor === null ? null : money(a.creditLimitMinor, a.currency),
+    flags: { debitsMustNotExceedCredits: a.debitsMustNotExceedCredits, creditsMustNotExceedDebits: a.creditsMustNotExceedDebits, closed: a.closed },
+    creditLimit: a.creditLimitMinor === null ? null : money(a.creditLimitMinor, a.currency),
     balance: money(balanceMinor, a.currency),
     available: money(balanceMinor - a.debitsPendingMinor + (a.creditLimitMinor ?? 0n), a.currency),
-    debits_pending: money(a.debitsPendingMinor, a.currency),
-    debits_posted: money(a.debitsPostedMinor, a.currency),
-    credits_pending: money(a.creditsPendingMinor, a.currency),
-    credits_posted: money(a.creditsPostedMinor, a.currency),
-    created_at: a.createdAt.toISOString(),
-    updated_at: a.updatedAt.toISOString(),
+    debitsPending: money(a.debitsPendingMinor, a.currency),
+    debitsPosted: money(a.debitsPostedMinor, a.currency),
+    creditsPending: money(a.creditsPendingMinor, a.currency),
+    creditsPosted: money(a.creditsPostedMinor, a.currency),
+    createdAt: a.createdAt.toISOString(),
+    updatedAt: a.updatedAt.toISOString(),
   };
 }
 
 export interface WireTransfer {
   readonly id: string;
   readonly kind: string;
-  readonly debit_account_id: string;
-  readonly credit_account_id: string;
+  readonly debitAccountId: string;
+  readonly creditAccountId: string;
   readonly amount: WireMoney;
   readonly purpose: string;
   readonly metadata: Readonly<Record<string, unknown>>;
   readonly linked: boolean;
-  readonly pending_id: string | null;
-  readonly pending_state: string | null;
-  readonly timeout_ms: number | null;
-  readonly expires_at: string | null;
-  readonly created_at: string;
+  readonly pendingId: string | null;
+  readonly pendingState: string | null;
+  readonly timeoutMs: number | null;
+  readonly expiresAt: string | null;
+  readonly createdAt: string;
 }
 
 export function transferToWire(t: Transfer | TransferView): WireTransfer {
   return {
     id: t.id,
     kind: t.kind,
-    debit_account_id: t.debitAccountId,
-    credit_account_id: t.creditAccountId,
+    debitAccountId: t.debitAccountId,
+    creditAccountId: t.creditAccountId,
     amount: money(t.amountMinor, t.currency),
     purpose: t.purpose,
     metadata: t.metadata,
     linked: t.linked,
-    pending_id: t.pendingId,
-    pending_state: 'pendingState' in t ? t.pendingState : null,
-    timeout_ms: t.timeoutMs,
-    expires_at: t.expiresAt?.toISOString() ?? null,
-    created_at: t.createdAt.toISOString(),
+    pendingId: t.pendingId,
+    pendingState: 'pendingState' in t ? t.pendingState : null,
+    timeoutMs: t.timeoutMs,
+    expiresAt: t.expiresAt?.toISOString() ?? null,
+    createdAt: t.createdAt.toISOString(),
   };
 }
 
 export interface WireHistoryEntry {
   readonly seq: string;
-  readonly transfer_id: string;
+  readonly transferId: string;
   readonly event: string;
   readonly side: 'debit' | 'credit';
   readonly amount: WireMoney;
   /** Credit-normal balance after this change. */
-  readonly balance_after: WireMoney;
-  readonly debits_pending_after: WireMoney;
-  readonly credits_pending_after: WireMoney;
+  readonly balanceAfter: WireMoney;
+  readonly debitsPendingAfter: WireMoney;
+  readonly creditsPendingAfter: WireMoney;
   readonly at: string;
 }
 
 export function historyEntryToWire(e: HistoryEntry, currency: string): WireHistoryEntry {
   return {
     seq: e.seq.toString(),
-    transfer_id: e.transferId,
+    transferId: e.transferId,
     event: e.event,
     side: e.side,
     amount: money(e.amountMinor, currency),
-    balance_after: money(e.creditsPostedMinor - e.debitsPostedMinor, currency),
-    debits_pending_after: money(e.debitsPendingMinor, currency),
-    credits_pending_after: money(e.creditsPendingMinor, currency),
+    balanceAfter: money(e.creditsPostedMinor - e.debitsPostedMinor, currency),
+    debitsPendingAfter: money(e.debitsPendingMinor, currency),
+    creditsPendingAfter: money(e.creditsPendingMinor, currency),
     at: e.at.toISOString(),
   };
 }

@@ -271,7 +271,7 @@ describe('wire helpers', () => {
       id: 'acc_1', ownerParticipantId: 'par_1', customerId: null, currency: 'CNY', kind: 'customer', debitsMustNotExceedCredits: true, creditsMustNotExceedDebits: false,
       creditLimitMinor: 500n, closed: false, debitsPendingMinor: 100n, debitsPostedMinor: 1000n, creditsPendingMinor: 0n, creditsPostedMinor: 250n, createdAt: at, updatedAt: at,
     });
-    expect([wire.balance, wire.available, wire.credit_limit]).toEqual([{ amount: '-7.50', currency: 'CNY' }, { amount: '-3.50', currency: 'CNY' }, { amount: '5.00', currency: 'CNY' }]);
+    expect([wire.balance, wire.available, wire.creditLimit]).toEqual([{ amount: '-7.50', currency: 'CNY' }, { amount: '-3.50', currency: 'CNY' }, { amount: '5.00', currency: 'CNY' }]);
     const t = transferToWire({ id: 't', kind: 'single_phase', debitAccountId: 'a', creditAccountId: 'b', amountMinor: 12345n, currency: 'JPY', purpose: 'x', metadata: {}, linked: false, pendingId: null, timeoutMs: null, expiresAt: null, createdAt: at });
     expect(t.amount).toEqual({ amount: '12345', currency: 'JPY' });
   });
