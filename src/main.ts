@@ -47,6 +47,7 @@ export interface HubServices {
   readonly ledger: Ledger;
   readonly cards: import('./cards/module.ts').CardsModule;
   readonly transfers: import('./transfers/module.ts').TransfersModule;
+  readonly payments: import('./payments/module.ts').PaymentsModule;
 }
 
 export interface Hub extends HubServices {
@@ -93,6 +94,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   await migrate(db, (version) => logger.info({ version }, 'migration applied'));
 
   const vault = createVault({ db, clock, keys: options.keys ?? defaultKeySource(config.dataDir, config.kek) });
+  await vault.warm();
   const audit = createAuditService({ db, clock });
   const events = createEventOutbox({ clock });
   const idempotency = createIdempotency({ db, clock });
@@ -108,6 +110,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const ledger = createLedger({ db, clock });
   const cards = (await import('./cards/module.ts')).createCardsModule({ db, clock, vault, audit, events });
   const transfers = (await import('./transfers/module.ts')).createTransfersModule({ db, clock, audit, events, vault, customers, ledger });
+  const payments = (await import('./payments/module.ts')).createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, fetch: options.fetch });
 
   // Per-participant limits: the participant's own setting, else the hub default. Looked up from a small cache that
   // the auth check refreshes, so the limiter never queries the database itself.
@@ -149,8 +152,10 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   registerWebhookRoutes(app, { db });
   // @modules:routes (each capability registers its routes here)
   registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent });
+  await (await import('./web/routes.ts')).registerWebRoutes(app, { db, vault, tokens, customers, demoEnabled: config.seedDemo });
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
+  payments.registerRoutes(app, { idempotent });
   await app.ready();
 
   const timers: NodeJS.Timeout[] = [];
@@ -190,12 +195,14 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
     ledger,
     cards,
     transfers,
+    payments,
     operatorToken,
     startBackground() {
       if (config.webhooks.enabled) webhooks.start(config.webhooks.pollMs);
       // @modules:background (each capability's periodic jobs, via every(ms, name, job))
       every(LEDGER_EXPIRY_INTERVAL_MS, 'ledger-pending-expiry', () => ledger.expirePending());
       every(30_000, 'red-packet-sweep', () => transfers.sweep());
+      every(60_000, 'payment-hold-expiry', () => payments.sweep());
       every(AUDIT_CHAIN_INTERVAL_MS, 'audit-chain', () => audit.chain());
       every(SWEEP_INTERVAL_MS, 'idempotency-sweep', () => idempotency.sweep());
     },

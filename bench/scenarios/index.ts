@@ -1,5 +1,6 @@
 import type { BenchResult } from '../recorder.ts';
 import { ledgerScenario } from './ledger.ts';
+import { authorizeScenario } from './authorize.ts';
 import { p2pScenario } from './p2p.ts';
 
 export interface Scenario {
@@ -10,4 +11,4 @@ export interface Scenario {
 }
 
 /** Adding a scenario: write bench/scenarios/<name>.ts exporting a Scenario, and list it here. */
-export const SCENARIOS: readonly Scenario[] = [ledgerScenario, p2pScenario];
+export const SCENARIOS: readonly Scenario[] = [ledgerScenario, p2pScenario, authorizeScenario];

@@ -33,6 +33,7 @@ export type ErrorCode =
   | LedgerErrorCode
   | import('../cards/errors.ts').CardsErrorCode
   | import('../transfers/errors.ts').TransfersErrorCode
+  | import('../payments/errors.ts').PaymentsErrorCode
   ;
 
 const platformErrorStatus: Record<PlatformErrorCode | IdempotencyErrorCode | MoneyErrorCode, number> = {
@@ -65,6 +66,7 @@ export const errorStatus: Readonly<Record<ErrorCode, number>> = {
   ...ledgerErrorStatus,
   ...(await import('../cards/errors.ts')).cardsErrorStatus,
   ...(await import('../transfers/errors.ts')).transfersErrorStatus,
+  ...(await import('../payments/errors.ts')).paymentsErrorStatus,
 };
 
 export const ERROR_CODES = Object.keys(errorStatus).sort() as ErrorCode[];

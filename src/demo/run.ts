@@ -12,6 +12,7 @@ const SCENARIOS: Record<string, () => Promise<DemoScenario>> = {
   // @modules:demo-scenarios (each capability adds `hutong demo <name>` here)
   cards: async () => (await import('../cards/demo.ts')).cardsScenario,
   transfers: async () => (await import('../transfers/demo.ts')).transfersScenario,
+  pay: async () => (await import('../payments/demo.ts')).payScenario,
 };
 
 export async function runDemo(args: string[], io: CliIo): Promise<number> {

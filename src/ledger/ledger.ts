@@ -110,7 +110,7 @@ export function createLedger(options: LedgerOptions): Ledger {
   async function runBatchTx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await db.transaction(fn, { isolation: 'read committed', retries: 5 });
+        return await db.transaction(fn, { isolation: 'read committed', retries: 5, detached: true });
       } catch (error) {
         // 23505: a concurrent batch committed one of our new transfer ids first; the retry finds it and replays it.
         if (sqlState(error) !== '23505' || attempt >= UNIQUE_VIOLATION_RETRIES) throw error;

@@ -21,8 +21,19 @@ export interface TransactionOptions {
   readonly isolation?: Isolation;
   /** Retries on serialization failure or deadlock; bounded (default 0: fail at once). */
   readonly retries?: number;
+  /**
+   * Called inside another transaction, a transaction normally joins it (see below). `detached` asks for a separate
+   * transaction on its own connection (the ledger's batches, which carry other requests' transfers). PGlite has one
+   * connection: there a detached transaction inside another still joins it, so never call such code inside one.
+   */
+  readonly detached?: boolean;
 }
 
+/**
+ * Inside `db.transaction(fn)`, code that calls the top-level `db` (a service called from another service) runs on the
+ * transaction it is already in, on both engines. On PostgreSQL this is what stops pool starvation: a request holding
+ * one pooled connection never waits for a second one, so N concurrent requests never deadlock a pool of N.
+ */
 export interface Db extends Queryable {
   readonly engine: 'pglite' | 'postgres';
   transaction<T>(fn: (tx: Tx) => Promise<T>, options?: TransactionOptions): Promise<T>;
@@ -121,15 +132,21 @@ export function openPostgres(options: PostgresOptions): Db {
     },
   });
   const top = wrap(sql);
+  const inTransaction = new AsyncLocalStorage<Queryable>();
   return {
     engine: 'postgres',
-    query: (text, params) => top.query(text, params),
+    query: (text, params) => (inTransaction.getStore() ?? top).query(text, params),
     async transaction<T>(fn: (tx: Tx) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+      const open = inTransaction.getStore();
+      if (open !== undefined && opts.detached !== true) return fn(open);
       const retries = Math.min(opts.retries ?? 0, MAX_TRANSACTION_RETRIES);
       const begin = `isolation level ${opts.isolation ?? 'read committed'}`;
       for (let attempt = 0; ; attempt++) {
         try {
-          return (await sql.begin(begin, (tx) => fn(wrap(tx)))) as T;
+          return (await sql.begin(begin, (tx) => {
+            const wrapped = wrap(tx);
+            return inTransaction.run(wrapped, () => fn(wrapped));
+          })) as T;
         } catch (error) {
           const state = sqlState(error);
           if (attempt >= retries || state === undefined || !RETRYABLE_SQLSTATES.has(state)) throw error;

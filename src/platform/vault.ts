@@ -118,6 +118,11 @@ export interface Vault {
   indexHash(value: string): Promise<string>;
   /** A stable 32-byte secret for a purpose (the JWT signing key). */
   secret(purpose: 'index' | 'jwt'): Promise<Buffer>;
+  /**
+   * Makes sure the data, index and JWT keys exist, outside any transaction. Called once at start: a key created
+   * inside a request's transaction would vanish with its rollback while this process kept using it.
+   */
+  warm(): Promise<void>;
   /** Re-wraps every data key under a new KEK; returns how many were re-wrapped. */
   rotate(onProgress?: (done: number, total: number) => void): Promise<{ rewrapped: number; kekId: string }>;
 }
@@ -208,6 +213,11 @@ export function createVault(deps: { db: Db; clock: Clock; keys: KeySource }): Va
       return createHmac('sha256', await secret('index')).update(value).digest('base64url');
     },
     secret,
+    async warm() {
+      await dataKey();
+      await secret('index');
+      await secret('jwt');
+    },
     async rotate(onProgress) {
       ring = keys.addActive();
       const rows = await db.query<{ id: string }>('select id from data_keys order by id');

@@ -1,0 +1,124 @@
+import type { Actor, AuditService } from '../audit/service.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Db, Queryable } from '../platform/db.ts';
+import { newId } from '../platform/ids.ts';
+import { err, ok, type Result } from '../platform/result.ts';
+import type { Vault } from '../platform/vault.ts';
+import { signWebhook } from '../webhooks/signing.ts';
+import type { PErr } from './errors.ts';
+
+/**
+ * How each issuer decides on its card payments:
+ * - hosted: the hub decides on the issuer's behalf and holds the amount on the card's funding account (a pending
+ *   ledger transfer), so insufficient funds decline at once;
+ * - webhook: the hub POSTs the authorization request, signed like webhooks (Standard Webhooks, the issuer's webhook
+ *   secret), to the issuer's endpoint and waits at most `deadlineMs`; when the issuer does not answer in time (or
+ *   answers garbage) the issuer's stand-in rules decide: approve up to `standInMaxMinor`, else decline.
+ */
+export type IssuerMode = 'hosted' | 'webhook';
+
+export interface IssuerSettings {
+  readonly issuerParticipantId: string;
+  readonly mode: IssuerMode;
+  readonly authUrl: string | null;
+  readonly deadlineMs: number;
+  readonly standIn: { readonly action: 'approve' | 'decline'; readonly maxAmountMinor: bigint };
+}
+
+export const DEFAULT_DEADLINE_MS = 2_000;
+
+export const defaultSettings = (issuerParticipantId: string): IssuerSettings => ({
+  issuerParticipantId,
+  mode: 'hosted',
+  authUrl: null,
+  deadlineMs: DEFAULT_DEADLINE_MS,
+  standIn: { action: 'decline', maxAmountMinor: 0n },
+});
+
+export type IssuerDecision =
+  | { readonly by: 'issuer'; readonly approved: true }
+  | { readonly by: 'issuer'; readonly approved: false; readonly reason: string }
+  | { readonly by: 'stand_in'; readonly approved: boolean; readonly reason: string };
+
+export interface IssuerGateway {
+  get(issuerId: string, q?: Queryable): Promise<IssuerSettings>;
+  set(tx: Queryable, actor: Actor, settings: IssuerSettings): Promise<Result<IssuerSettings, PErr>>;
+  /** Asks a webhook-mode issuer; never throws for the issuer's failures (they fall to stand-in). */
+  ask(settings: IssuerSettings, request: Record<string, unknown>, amountMinor: bigint, q: Queryable): Promise<IssuerDecision>;
+}
+
+interface Row {
+  issuer_participant_id: string;
+  mode: IssuerMode;
+  auth_url: string | null;
+  deadline_ms: number;
+  stand_in_action: 'approve' | 'decline';
+  stand_in_max_minor: bigint;
+}
+
+export function createIssuerGateway(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; fetch?: typeof fetch; maxDeadlineMs?: number }): IssuerGateway {
+  const { db, clock, vault, audit } = deps;
+  const doFetch = deps.fetch ?? fetch;
+  return {
+    async get(issuerId, q = db) {
+      const [row] = await q.query<Row>('select * from pay_issuer_settings where issuer_participant_id = $1', [issuerId]);
+      if (row === undefined) return defaultSettings(issuerId);
+      return {
+        issuerParticipantId: row.issuer_participant_id,
+        mode: row.mode,
+        authUrl: row.auth_url,
+        deadlineMs: row.deadline_ms,
+        standIn: { action: row.stand_in_action, maxAmountMinor: BigInt(row.stand_in_max_minor) },
+      };
+    },
+    async set(tx, actor, s) {
+      if (s.mode === 'webhook') {
+        let url: URL | undefined;
+        try {
+          url = s.authUrl === null ? undefined : new URL(s.authUrl);
+        } catch {
+          url = undefined;
+        }
+        if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) return err('issuer_settings_invalid', 'webhook mode needs an http(s) authUrl');
+      }
+      if (!Number.isInteger(s.deadlineMs) || s.deadlineMs < 50 || s.deadlineMs > 10_000) return err('issuer_settings_invalid', 'deadlineMs must be 50–10000');
+      await tx.query(
+        `insert into pay_issuer_settings (issuer_participant_id, mode, auth_url, deadline_ms, stand_in_action, stand_in_max_minor, updated_at) values ($1, $2, $3, $4, $5, $6, $7)
+         on conflict (issuer_participant_id) do update set mode = excluded.mode, auth_url = excluded.auth_url, deadline_ms = excluded.deadline_ms,
+           stand_in_action = excluded.stand_in_action, stand_in_max_minor = excluded.stand_in_max_minor, updated_at = excluded.updated_at`,
+        [s.issuerParticipantId, s.mode, s.authUrl, s.deadlineMs, s.standIn.action, s.standIn.maxAmountMinor, clock.now()],
+      );
+      await audit.record(tx, { actor, action: 'payments.issuer_settings_set', objectType: 'issuer', objectId: s.issuerParticipantId, details: { mode: s.mode, authUrl: s.authUrl, deadlineMs: s.deadlineMs, standIn: { action: s.standIn.action, maxAmountMinor: s.standIn.maxAmountMinor.toString() } } });
+      return ok(s);
+    },
+    async ask(s, request, amountMinor, q) {
+      const standIn = (reason: string): IssuerDecision => ({ by: 'stand_in', approved: s.standIn.action === 'approve' && amountMinor <= s.standIn.maxAmountMinor, reason });
+      if (s.authUrl === null) return standIn('no_endpoint');
+      const [p] = await q.query<{ webhook_secret_sealed: string }>('select webhook_secret_sealed from participants where id = $1', [s.issuerParticipantId]);
+      if (p === undefined) return standIn('no_issuer');
+      const secret = await vault.open(p.webhook_secret_sealed);
+      const id = newId('areq');
+      const ts = Math.floor(clock.nowMs() / 1000);
+      const body = JSON.stringify({ type: 'authorization.request', data: request });
+      try {
+        const res = await doFetch(s.authUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': signWebhook(secret, id, ts, body) },
+          body,
+          redirect: 'error',
+          signal: AbortSignal.timeout(Math.min(s.deadlineMs, deps.maxDeadlineMs ?? 10_000)),
+        });
+        if (!res.ok) return standIn(`http_${res.status}`);
+        const text = await res.text();
+        if (text.length > 8192) return standIn('malformed_answer');
+        const answer = JSON.parse(text) as { decision?: unknown; reason?: unknown };
+        if (answer.decision === 'approve') return { by: 'issuer', approved: true };
+        if (answer.decision === 'decline') return { by: 'issuer', approved: false, reason: typeof answer.reason === 'string' ? answer.reason.slice(0, 64) : 'declined' };
+        return standIn('malformed_answer');
+      } catch (error) {
+        const name = error instanceof Error ? error.name : '';
+        return standIn(name === 'TimeoutError' || name === 'AbortError' ? 'timeout' : 'unreachable');
+      }
+    },
+  };
+}

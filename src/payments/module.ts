@@ -1,0 +1,72 @@
+import type { AuditService } from '../audit/service.ts';
+import type { Idempotent } from '../api/context.ts';
+import type { CardsModule } from '../cards/module.ts';
+import { createMerchantService, type MerchantService } from '../merchants/service.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Db } from '../platform/db.ts';
+import type { HttpServer } from '../platform/http.ts';
+import type { Vault } from '../platform/vault.ts';
+import type { TransfersModule } from '../transfers/module.ts';
+import type { EventOutbox } from '../webhooks/events.ts';
+import { createIssuerGateway, type IssuerGateway } from './issuer.ts';
+import { createPaymentRuleStore, type PaymentRuleStore } from './risk-rules.ts';
+import { registerPaymentRoutes } from './routes.ts';
+import { createPaymentService, type PaymentService } from './service.ts';
+
+/** Issue 5 ("pay anywhere"): merchants, QR (MPM and CPM), tap, payment links, one authorization pipeline. */
+export interface PaymentsModule {
+  readonly merchants: MerchantService;
+  readonly payments: PaymentService;
+  readonly issuers: IssuerGateway;
+  readonly paymentRules: PaymentRuleStore;
+  registerRoutes(app: HttpServer, deps: { idempotent: Idempotent }): void;
+  /** Expires uncaptured holds (registered at the background anchor). */
+  sweep(): Promise<{ expired: number }>;
+}
+
+export const PAYMENT_SWEEP_MS = 60_000;
+
+export function createPaymentsModule(deps: {
+  db: Db;
+  clock: Clock;
+  vault: Vault;
+  audit: AuditService;
+  events: EventOutbox;
+  cards: CardsModule;
+  transfers: TransfersModule;
+  fetch?: typeof fetch | undefined;
+  holdTtlMs?: number;
+}): PaymentsModule {
+  const { db, clock, vault, audit, events, cards, transfers } = deps;
+  const { ledger, accounts, risk, fx } = transfers;
+  const merchants = createMerchantService({ db, clock, audit, events, ledger });
+  const issuers = createIssuerGateway({ db, clock, vault, audit, ...(deps.fetch !== undefined ? { fetch: deps.fetch } : {}) });
+  const paymentRules = createPaymentRuleStore({ db, clock, audit });
+  const payments = createPaymentService({
+    db,
+    clock,
+    vault,
+    audit,
+    events,
+    ledger,
+    accounts,
+    cards: cards.cards,
+    walletTokens: cards.walletTokens,
+    risk,
+    fx,
+    merchants,
+    issuers,
+    paymentRules,
+    ...(deps.holdTtlMs !== undefined ? { holdTtlMs: deps.holdTtlMs } : {}),
+  });
+  return {
+    merchants,
+    payments,
+    issuers,
+    paymentRules,
+    registerRoutes(app, { idempotent }) {
+      registerPaymentRoutes(app, { db, idempotent, merchants, payments, issuers, paymentRules, risk });
+    },
+    sweep: () => payments.sweep(),
+  };
+}

@@ -1,0 +1,487 @@
+import { Type, type TSchema } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
+import QRCode from 'qrcode';
+import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/context.ts';
+import { AmountString, CountryCode, CurrencyCode, Id, Money, Strict } from '../api/schemas.ts';
+import type { Merchant, MerchantService } from '../merchants/service.ts';
+import type { Db } from '../platform/db.ts';
+import type { HttpServer } from '../platform/http.ts';
+import { formatMoney, parseAmount, parseMoney } from '../platform/money.ts';
+import type { RiskService } from '../risk/service.ts';
+import type { PErr } from './errors.ts';
+import type { IssuerGateway } from './issuer.ts';
+import { PAYMENT_RULE_NAMES, type PaymentRuleName, type PaymentRuleStore } from './risk-rules.ts';
+import type { Authorization, Deferred, PaymentLink, PaymentService, QrCode, WalletPayInput } from './service.ts';
+
+export interface PaymentRouteDeps {
+  readonly db: Db;
+  readonly idempotent: Idempotent;
+  readonly merchants: MerchantService;
+  readonly payments: PaymentService;
+  readonly issuers: IssuerGateway;
+  readonly paymentRules: PaymentRuleStore;
+  readonly risk: RiskService;
+}
+
+const Obj = (description: string) => Type.Object({}, { additionalProperties: true, description });
+const Items = (description: string) => Type.Object({ items: Type.Array(Obj(description)) }, { additionalProperties: true });
+type SchemaParts = { body?: TSchema; params?: TSchema; querystring?: TSchema; headers?: TSchema; response?: Record<number, TSchema>; operator?: boolean; description?: string };
+function schema<P extends SchemaParts>(tag: string, summary: string, parts: P) {
+  const { operator, response, ...rest } = parts;
+  return { tags: [tag], summary, security: [operator === true ? { operator: [] } : { participant: [] }], ...rest, response: response ?? { 200: Obj(summary) } };
+}
+
+const money = formatMoney;
+
+export const wireMerchant = (m: Merchant) => ({
+  id: m.id,
+  ownerParticipantId: m.ownerParticipantId,
+  merchantParticipantId: m.merchantParticipantId,
+  name: m.name,
+  nameZh: m.nameZh,
+  mcc: m.mcc,
+  country: m.country,
+  city: m.city,
+  currency: m.currency,
+  settlementAccountId: m.settlementAccountId,
+  feeBps: m.feeBps,
+  createdAt: m.createdAt.toISOString(),
+});
+
+export const wireAuthorization = (a: Authorization) => ({
+  id: a.id,
+  merchantId: a.merchantId,
+  channel: a.channel,
+  status: a.status,
+  authorizationCode: a.authCode,
+  decidedBy: a.decidedBy,
+  amount: money(a.amountMinor, a.currency),
+  captured: money(a.capturedMinor, a.currency),
+  refunded: money(a.refundedMinor, a.currency),
+  fee: money(a.feeMinor, a.currency),
+  source: a.sourceKind,
+  cardId: a.cardId,
+  tokenId: a.tokenId,
+  payerParticipantId: a.payerParticipantId,
+  holdExpiresAt: a.holdExpiresAt?.toISOString() ?? null,
+  riskScore: a.riskScore,
+  qrId: a.qrId,
+  linkId: a.linkId,
+  createdAt: a.createdAt.toISOString(),
+  updatedAt: a.updatedAt.toISOString(),
+});
+
+const wirePayerView = (a: Authorization) => ({
+  id: a.id,
+  merchantId: a.merchantId,
+  channel: a.channel,
+  status: a.status,
+  authorizationCode: a.authCode,
+  amount: money(a.amountMinor, a.currency),
+  captured: money(a.capturedMinor, a.currency),
+  refunded: money(a.refundedMinor, a.currency),
+  customerId: a.payerCustomerId,
+  tokenId: a.tokenId,
+  createdAt: a.createdAt.toISOString(),
+});
+
+const wireQr = (q: QrCode) => ({
+  id: q.id,
+  merchantId: q.merchantId,
+  kind: q.kind,
+  amount: q.amountMinor === null ? null : money(q.amountMinor, q.currency),
+  currency: q.currency,
+  billNumber: q.billNumber,
+  reference: q.reference,
+  payload: q.payload,
+  expiresAt: q.expiresAt?.toISOString() ?? null,
+  paidAuthorizationId: q.paidAuthorizationId,
+  images: { png: `/v1/merchants/${q.merchantId}/qr-codes/${q.id}/png`, svg: `/v1/merchants/${q.merchantId}/qr-codes/${q.id}/svg` },
+  createdAt: q.createdAt.toISOString(),
+});
+
+const wireLink = (l: PaymentLink, m: Merchant) => ({
+  id: l.id,
+  url: `/v1/payment-links/${l.id}`,
+  merchant: { id: m.id, name: m.name, nameZh: m.nameZh, city: m.city, country: m.country, mcc: m.mcc },
+  amount: money(l.amountMinor, l.currency),
+  description: l.description,
+  multipleUse: l.multipleUse,
+  expiresAt: l.expiresAt.toISOString(),
+  payCount: l.payCount,
+  createdAt: l.createdAt.toISOString(),
+});
+
+const Hex = (bytes: number, description: string) => Type.String({ pattern: `^[0-9A-Fa-f]{${bytes * 2}}$`, description });
+const WalletSourceSchema = Type.Union([
+  Strict({ type: Type.Literal('token'), tokenRef: Id('Your token reference'), atc: Type.Integer({ minimum: 0, maximum: 65535 }), cryptogram: Hex(8, 'Token cryptogram over amount, currency, the merchant’s country, today (UTC), type 00, UN, ATC'), unpredictableNumber: Hex(4, 'Unpredictable number') }),
+  Strict({ type: Type.Literal('account'), accountId: Id('An account your customer may debit') }),
+]);
+const WalletPayFields = {
+  customerId: Id('Your customer'),
+  source: WalletSourceSchema,
+  deviceId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  deviceCountry: Type.Optional(CountryCode),
+  stepUpCompleted: Type.Optional(Type.Boolean({ description: 'You re-authenticated the customer after step_up_required' })),
+};
+const PaymentParams = Strict({ paymentId: Id('Payment (authorization) id') });
+const MerchantParams = Strict({ merchantId: Id('Merchant id') });
+const QrParams = Strict({ merchantId: Id('Merchant id'), qrId: Id('QR code id') });
+const LinkParams = Strict({ linkId: Id('Payment link id') });
+const OptionalAmount = Strict({ amount: Type.Optional(AmountString) });
+
+const walletInput = (body: { customerId: string; source: WalletPayInput['source']; deviceId?: string; deviceCountry?: string; stepUpCompleted?: boolean }): WalletPayInput => ({
+  customerId: body.customerId,
+  source: body.source,
+  ...(body.deviceId !== undefined ? { deviceId: body.deviceId } : {}),
+  ...(body.deviceCountry !== undefined ? { deviceCountry: body.deviceCountry } : {}),
+  ...(body.stepUpCompleted !== undefined ? { stepUpCompleted: body.stepUpCompleted } : {}),
+});
+
+export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): void {
+  const { db, idempotent, merchants, payments, issuers, paymentRules, risk } = deps;
+  const me = (request: FastifyRequest) => principalOf(request).participantId;
+
+  /** Runs a money-moving effect; a declined authorization's risk alert is raised after the rollback. */
+  const withAlert = async <T>(run: (deferred: Deferred) => Promise<T>): Promise<T> => {
+    const deferred: Deferred = {};
+    const res = await run(deferred);
+    const alert = deferred.alert;
+    if (alert !== undefined) await db.transaction((tx) => risk.raiseAlert(tx, alert.input, alert.assessment, alert.context));
+    return res;
+  };
+
+  // ---- merchants ---------------------------------------------------------------------------------------------------
+  app.post(
+    '/v1/merchants',
+    {
+      schema: schema('merchants', 'Create a merchant profile (a merchant participant: its own; an acquirer: any number)', {
+        body: Strict({
+          name: Type.String({ minLength: 1, maxLength: 25, description: 'Latin script, as in EMV tag 59' }),
+          nameZh: Type.String({ minLength: 1, maxLength: 25, description: 'Chinese script, EMV template 64' }),
+          mcc: Type.String({ pattern: '^[0-9]{4}$' }),
+          country: CountryCode,
+          city: Type.String({ minLength: 1, maxLength: 15 }),
+          currency: CurrencyCode,
+          feeBps: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, description: 'Merchant fee in basis points, taken at capture' })),
+        }),
+        response: { 201: Obj('Merchant') },
+      }),
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const r = await merchants.create(tx, actorOf(request), principalOf(request), request.body);
+        return r.ok ? created(wireMerchant(r.value)) : r.error;
+      }),
+  );
+  app.get('/v1/merchants', { schema: schema('merchants', 'Your merchants', { response: { 200: Items('Merchant') } }) }, async (request) => ({
+    items: (await merchants.list(me(request), { limit: 200 })).map(wireMerchant),
+  }));
+  app.get('/v1/merchants/:merchantId', { schema: schema('merchants', 'One of your merchants', { params: MerchantParams, response: { 200: Obj('Merchant') } }) }, async (request, reply) => {
+    const m = await merchants.get(me(request), request.params.merchantId);
+    return m === undefined ? reply.fail({ code: 'merchant_not_found', message: 'no such merchant' }) : wireMerchant(m);
+  });
+
+  // ---- merchant-presented QR --------------------------------------------------------------------------------------
+  app.post(
+    '/v1/merchants/:merchantId/qr-codes',
+    {
+      schema: schema('qr', 'Issue a merchant-presented QR code: static (payer enters the amount) or dynamic (amount, reference, expiry)', {
+        params: MerchantParams,
+        body: Strict({
+          kind: Type.Union([Type.Literal('static'), Type.Literal('dynamic')]),
+          amount: Type.Optional(AmountString),
+          billNumber: Type.Optional(Type.String({ minLength: 1, maxLength: 25, pattern: '^[\\x20-\\x7E]+$' })),
+          reference: Type.Optional(Type.String({ minLength: 1, maxLength: 25, pattern: '^[\\x20-\\x7E]+$' })),
+          expiresInS: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400 })),
+        }),
+        response: { 201: Obj('QR code') },
+      }),
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const merchant = await merchants.get(me(request), request.params.merchantId, tx);
+        if (merchant === undefined) return { code: 'merchant_not_found', message: 'no such merchant' } satisfies PErr;
+        let amountMinor: bigint | undefined;
+        if (request.body.amount !== undefined) {
+          const parsed = parseAmount(request.body.amount, merchant.currency);
+          if (!parsed.ok) return parsed.error;
+          amountMinor = parsed.value;
+        }
+        const { amount: _amount, ...rest } = request.body;
+        const r = await payments.createQr(tx, actorOf(request), me(request), merchant.id, { ...rest, ...(amountMinor !== undefined ? { amountMinor } : {}) });
+        return r.ok ? created(wireQr(r.value)) : r.error;
+      }),
+  );
+  for (const format of ['png', 'svg'] as const) {
+    app.get(
+      `/v1/merchants/:merchantId/qr-codes/:qrId/${format}`,
+      {
+        schema: schema('qr', `The QR code as ${format === 'png' ? 'a PNG image' : 'an SVG image'}`, {
+          params: QrParams,
+          response: { 200: Type.Unsafe<string>({ type: 'string', format: 'binary', description: format === 'png' ? 'image/png' : 'image/svg+xml' }) },
+        }),
+      },
+      async (request, reply) => {
+        const qr = await payments.getQr(me(request), request.params.merchantId, request.params.qrId);
+        if (qr === undefined) return reply.fail({ code: 'qr_not_found', message: 'no such QR code' });
+        reply.header('cache-control', 'private, max-age=60');
+        if (format === 'png') return reply.type('image/png').send(await QRCode.toBuffer(qr.payload, { type: 'png', errorCorrectionLevel: 'M', margin: 2, scale: 6 }));
+        return reply.type('image/svg+xml').send(await QRCode.toString(qr.payload, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 }));
+      },
+    );
+  }
+  app.post(
+    '/v1/wallet/qr/preview',
+    { schema: schema('qr', 'Decode a scanned merchant code: the merchant and the amount due (nothing is paid)', { body: Strict({ payload: Type.String({ minLength: 1, maxLength: 512 }) }) }) },
+    async (request, reply) => {
+      const r = await payments.previewQr(request.body.payload);
+      if (!r.ok) return reply.fail(r.error);
+      const { merchant, qr, amountMinor, currency } = r.value;
+      return { merchant: { id: merchant.id, name: merchant.name, nameZh: merchant.nameZh, city: merchant.city, country: merchant.country, mcc: merchant.mcc }, kind: qr === undefined ? 'static' : 'dynamic', amount: amountMinor === null ? null : money(amountMinor, currency), currency, expiresAt: qr?.expiresAt?.toISOString() ?? null };
+    },
+  );
+  app.post(
+    '/v1/wallet/payments/qr',
+    {
+      schema: schema('payments', 'Pay a scanned merchant-presented code with one of your tokens or accounts (captured at once)', {
+        body: Strict({ payload: Type.String({ minLength: 1, maxLength: 512 }), amount: Type.Optional(Money), ...WalletPayFields }),
+        response: { 201: Obj('Payment') },
+      }),
+    },
+    async (request, reply) =>
+      withAlert((deferred) =>
+        idempotent(
+          request,
+          reply,
+          async (tx) => {
+            let amountMinor: bigint | undefined;
+            if (request.body.amount !== undefined) {
+              const parsed = parseMoney(request.body.amount);
+              if (!parsed.ok) return parsed.error;
+              amountMinor = parsed.value.amountMinor;
+            }
+            const r = await payments.payQr(tx, actorOf(request, request.body.customerId), me(request), { ...walletInput(request.body), payload: request.body.payload, ...(amountMinor !== undefined ? { amountMinor } : {}) }, deferred);
+            return r.ok ? created(wirePayerView(r.value)) : r.error;
+          },
+          { required: true },
+        ),
+      ),
+  );
+  app.get('/v1/wallet/payments/:paymentId', { schema: schema('payments', 'A payment your customer made', { params: PaymentParams }) }, async (request, reply) => {
+    const a = await payments.get({ participantId: me(request), as: 'payer' }, request.params.paymentId);
+    return a === undefined ? reply.fail({ code: 'payment_not_found', message: 'no such payment' }) : wirePayerView(a);
+  });
+
+  // ---- consumer-presented QR and tap -------------------------------------------------------------------------------
+  app.post(
+    '/v1/merchants/:merchantId/payments/cpm',
+    {
+      schema: schema('payments', 'Authorize a consumer-presented QR code (base64 BER-TLV, CPV01) shown by any wallet', {
+        params: MerchantParams,
+        body: Strict({ payload: Type.String({ minLength: 1, maxLength: 1400 }), amount: Money }),
+        response: { 201: Obj('Authorization') },
+      }),
+    },
+    async (request, reply) =>
+      withAlert((deferred) =>
+        idempotent(
+          request,
+          reply,
+          async (tx) => {
+            const parsed = parseMoney(request.body.amount);
+            if (!parsed.ok) return parsed.error;
+            const r = await payments.authorizeCpm(tx, actorOf(request), me(request), request.params.merchantId, { payload: request.body.payload, amountMinor: parsed.value.amountMinor, currency: parsed.value.currency }, deferred);
+            return r.ok ? created(wireAuthorization(r.value)) : r.error;
+          },
+          { required: true },
+        ),
+      ),
+  );
+  app.post(
+    '/v1/merchants/:merchantId/payments/tap',
+    {
+      schema: schema('payments', 'Authorize a contactless tap: token, expiry, ATC, unpredictable number, amount and cryptogram from the terminal', {
+        params: MerchantParams,
+        body: Strict({
+          token: Type.String({ pattern: '^[0-9]{13,19}$' }),
+          expiry: Type.String({ pattern: '^[0-9]{2}(0[1-9]|1[0-2])$', description: 'YYMM' }),
+          atc: Type.Integer({ minimum: 0, maximum: 65535 }),
+          unpredictableNumber: Hex(4, 'Unpredictable number'),
+          amount: Money,
+          cryptogram: Hex(8, 'Token cryptogram'),
+        }),
+        response: { 201: Obj('Authorization') },
+      }),
+    },
+    async (request, reply) =>
+      withAlert((deferred) =>
+        idempotent(
+          request,
+          reply,
+          async (tx) => {
+            const parsed = parseMoney(request.body.amount);
+            if (!parsed.ok) return parsed.error;
+            const b = request.body;
+            const r = await payments.authorizeTap(tx, actorOf(request), me(request), request.params.merchantId, { token: b.token, expiry: b.expiry, atc: b.atc, unpredictableNumber: b.unpredictableNumber, cryptogram: b.cryptogram, amountMinor: parsed.value.amountMinor, currency: parsed.value.currency }, deferred);
+            return r.ok ? created(wireAuthorization(r.value)) : r.error;
+          },
+          { required: true },
+        ),
+      ),
+  );
+
+  // ---- payment links -----------------------------------------------------------------------------------------------
+  app.post(
+    '/v1/merchants/:merchantId/payment-links',
+    {
+      schema: schema('payment-links', 'Create a payment link (amount, description, expiry, single or multiple use)', {
+        params: MerchantParams,
+        body: Strict({ amount: Money, description: Type.String({ minLength: 1, maxLength: 200 }), expiresInS: Type.Integer({ minimum: 60, maximum: 30 * 86_400 }), multipleUse: Type.Optional(Type.Boolean()) }),
+        response: { 201: Obj('Payment link') },
+      }),
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const parsed = parseMoney(request.body.amount);
+        if (!parsed.ok) return parsed.error;
+        const r = await payments.createLink(tx, actorOf(request), me(request), request.params.merchantId, { amountMinor: parsed.value.amountMinor, currency: parsed.value.currency, description: request.body.description, expiresInS: request.body.expiresInS, multipleUse: request.body.multipleUse ?? false });
+        if (!r.ok) return r.error;
+        const merchant = await merchants.getById(r.value.merchantId, tx);
+        if (merchant === undefined) throw new Error('merchant vanished');
+        return created(wireLink(r.value, merchant));
+      }),
+  );
+  app.get('/v1/payment-links/:linkId', { schema: schema('payment-links', 'Open a payment link (any participant: the payer’s wallet shows it)', { params: LinkParams }) }, async (request, reply) => {
+    const found = await payments.getLink(request.params.linkId);
+    return found === undefined ? reply.fail({ code: 'payment_link_not_found', message: 'no such payment link' }) : wireLink(found.link, found.merchant);
+  });
+  app.post(
+    '/v1/payment-links/:linkId/pay',
+    { schema: schema('payment-links', 'Pay a payment link with one of your customer’s tokens or accounts (captured at once)', { params: LinkParams, body: Strict({ ...WalletPayFields }), response: { 201: Obj('Payment') } }) },
+    async (request, reply) =>
+      withAlert((deferred) =>
+        idempotent(
+          request,
+          reply,
+          async (tx) => {
+            const r = await payments.payLink(tx, actorOf(request, request.body.customerId), me(request), request.params.linkId, walletInput(request.body), deferred);
+            return r.ok ? created(wirePayerView(r.value)) : r.error;
+          },
+          { required: true },
+        ),
+      ),
+  );
+
+  // ---- after authorization -----------------------------------------------------------------------------------------
+  app.get(
+    '/v1/payments',
+    { schema: schema('payments', 'Your merchants’ payments, newest first', { querystring: Strict({ merchantId: Type.Optional(Id()) }), response: { 200: Items('Authorization') } }) },
+    async (request) => ({ items: (await payments.list(me(request), { ...(request.query.merchantId !== undefined ? { merchantId: request.query.merchantId } : {}), limit: 200 })).map(wireAuthorization) }),
+  );
+  app.get('/v1/payments/:paymentId', { schema: schema('payments', 'One of your merchants’ payments', { params: PaymentParams }) }, async (request, reply) => {
+    const a = await payments.get({ participantId: me(request), as: 'merchant' }, request.params.paymentId);
+    return a === undefined ? reply.fail({ code: 'payment_not_found', message: 'no such payment' }) : wireAuthorization(a);
+  });
+  const amountFor = async (request: FastifyRequest, paymentId: string, amount: string | undefined): Promise<{ ok: true; value: bigint | undefined } | { ok: false; error: PErr | { code: string; message: string } }> => {
+    if (amount === undefined) return { ok: true, value: undefined };
+    const a = await payments.get({ participantId: me(request), as: 'merchant' }, paymentId);
+    if (a === undefined) return { ok: false, error: { code: 'payment_not_found', message: 'no such payment' } };
+    const parsed = parseAmount(amount, a.currency);
+    return parsed.ok ? { ok: true, value: parsed.value } : { ok: false, error: parsed.error };
+  };
+  app.post(
+    '/v1/payments/:paymentId/capture',
+    { schema: schema('payments', 'Capture an authorization, fully or partly (once); the rest of the hold is released', { params: PaymentParams, body: OptionalAmount }) },
+    async (request, reply) =>
+      idempotent(
+        request,
+        reply,
+        async (tx) => {
+          const amount = await amountFor(request, request.params.paymentId, request.body.amount);
+          if (!amount.ok) return amount.error;
+          const r = await payments.capture(tx, actorOf(request), me(request), request.params.paymentId, amount.value);
+          return r.ok ? okResponse(wireAuthorization(r.value)) : r.error;
+        },
+        { required: true },
+      ),
+  );
+  app.post('/v1/payments/:paymentId/void', { schema: schema('payments', 'Void an uncaptured authorization: the hold is released', { params: PaymentParams }) }, async (request, reply) =>
+    idempotent(
+      request,
+      reply,
+      async (tx) => {
+        const r = await payments.void(tx, actorOf(request), me(request), request.params.paymentId);
+        return r.ok ? okResponse(wireAuthorization(r.value)) : r.error;
+      },
+      { required: true },
+    ),
+  );
+  app.post(
+    '/v1/payments/:paymentId/refunds',
+    { schema: schema('payments', 'Refund a captured payment, fully or partly, several times, never above what was captured', { params: PaymentParams, body: OptionalAmount, response: { 201: Obj('Refund') } }) },
+    async (request, reply) =>
+      idempotent(
+        request,
+        reply,
+        async (tx) => {
+          const amount = await amountFor(request, request.params.paymentId, request.body.amount);
+          if (!amount.ok) return amount.error;
+          const r = await payments.refund(tx, actorOf(request), me(request), request.params.paymentId, amount.value);
+          return r.ok ? created({ refundId: r.value.refundId, amount: money(r.value.amountMinor, r.value.authorization.currency), payment: wireAuthorization(r.value.authorization) }) : r.error;
+        },
+        { required: true },
+      ),
+  );
+
+  // ---- issuers: decision mode and card-payment risk rules ----------------------------------------------------------
+  const requireIssuer = (request: FastifyRequest): PErr | undefined => (principalOf(request).kind === 'issuer' ? undefined : { code: 'not_issuer_participant', message: 'only issuers configure card authorization' });
+  const wireSettings = (s: Awaited<ReturnType<IssuerGateway['get']>>) => ({ mode: s.mode, authUrl: s.authUrl, deadlineMs: s.deadlineMs, standIn: { action: s.standIn.action, maxAmountMinor: s.standIn.maxAmountMinor.toString() } });
+  app.get('/v1/issuer/authorization-settings', { schema: schema('issuer', 'How the hub decides on your card payments', {}) }, async (request, reply) => {
+    const bad = requireIssuer(request);
+    return bad !== undefined ? reply.fail(bad) : wireSettings(await issuers.get(me(request)));
+  });
+  app.post(
+    '/v1/issuer/authorization-settings',
+    {
+      schema: schema('issuer', 'Choose hosted holds or a real-time authorization webhook (signed like webhooks, with a deadline and stand-in rules)', {
+        body: Strict({
+          mode: Type.Union([Type.Literal('hosted'), Type.Literal('webhook')]),
+          authUrl: Type.Optional(Type.String({ maxLength: 2048 })),
+          deadlineMs: Type.Optional(Type.Integer({ minimum: 50, maximum: 10_000, description: 'Default 2000' })),
+          standIn: Type.Optional(Strict({ action: Type.Union([Type.Literal('approve'), Type.Literal('decline')]), maxAmountMinor: Type.String({ pattern: '^[0-9]{1,18}$' }) })),
+        }),
+      }),
+    },
+    async (request, reply) => {
+      const bad = requireIssuer(request);
+      if (bad !== undefined) return reply.fail(bad);
+      const b = request.body;
+      const r = await db.transaction((tx) =>
+        issuers.set(tx, actorOf(request), { issuerParticipantId: me(request), mode: b.mode, authUrl: b.authUrl ?? null, deadlineMs: b.deadlineMs ?? 2_000, standIn: { action: b.standIn?.action ?? 'decline', maxAmountMinor: BigInt(b.standIn?.maxAmountMinor ?? '0') } }),
+      );
+      return r.ok ? wireSettings(r.value) : reply.fail(r.error);
+    },
+  );
+  const RuleBody = Strict({
+    rule: Type.Union(PAYMENT_RULE_NAMES.map((r) => Type.Literal(r))),
+    enabled: Type.Boolean(),
+    action: Type.Union([Type.Literal('step_up'), Type.Literal('decline')]),
+    score: Type.Integer({ minimum: 0, maximum: 100 }),
+    windowS: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_592_000 })),
+    maxCount: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+    minAmountMinor: Type.Optional(Type.Integer({ minimum: 0 })),
+    mccs: Type.Optional(Type.Array(Type.String({ pattern: '^[0-9]{4}$' }), { maxItems: 100 })),
+  });
+  app.get('/v1/issuer/payment-risk-rules', { schema: schema('issuer', 'The card-payment risk rules in force for your cards (hub defaults with your overrides)', {}) }, async (request) => paymentRules.rules(me(request)));
+  app.post('/v1/issuer/payment-risk-rules', { schema: schema('issuer', 'Override one card-payment risk rule for your cards', { body: RuleBody }) }, async (request, reply) => {
+    const { rule, enabled, ...params } = request.body;
+    const r = await db.transaction((tx) => paymentRules.setRule(tx, actorOf(request), me(request), rule as PaymentRuleName, params, enabled));
+    return r.ok ? { rule, enabled, ...params } : reply.fail(r.error);
+  });
+  app.post('/v1/operator/payment-risk-rules', { config: { auth: 'operator' }, schema: schema('issuer', 'Set a hub-wide default card-payment risk rule', { operator: true, body: RuleBody }) }, async (request, reply) => {
+    const { rule, enabled, ...params } = request.body;
+    const r = await db.transaction((tx) => paymentRules.setRule(tx, actorOf(request), '*', rule as PaymentRuleName, params, enabled));
+    return r.ok ? { rule, enabled, ...params } : reply.fail(r.error);
+  });
+}

@@ -1,0 +1,232 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import { Type } from '@sinclair/typebox';
+import { principalOf } from '../api/context.ts';
+import { Id, Strict } from '../api/schemas.ts';
+import type { CustomerService } from '../customers/service.ts';
+import type { TokenService } from '../participants/tokens.ts';
+import type { Db } from '../platform/db.ts';
+import type { HttpServer } from '../platform/http.ts';
+import type { Vault } from '../platform/vault.ts';
+import { openStepUpCode } from '../tokens/stepup.ts';
+import { registerHistoryRoutes } from './history.ts';
+
+/**
+ * The faces of the hub: the operator console (/console) and the reference wallet app (/wallet), built by Vite into
+ * web/dist (`npm run build:web`, also run by `npm install`/`npm ci` through the `prepare` script) and served here.
+ *
+ * Demo-only helpers under /demo/v1 (enabled only when the demo network is seeded, HUTONG_SEED_DEMO≠0):
+ * - POST /demo/v1/session: a short-lived access token for a DEMO wallet, acting for one of its customers, so that the
+ *   browser never holds a client secret. It is a stand-in for the wallet's own back end (which would hold the
+ *   credential and call the hub); anyone who can reach a demo hub can use it, which is why it is demo-only.
+ * - GET /demo/v1/step-up-codes/:provisioningId: the one-time code a demo bank would text its cardholder. The hub only
+ *   has it sealed to the bank (webhook payload); the demo plays the bank and opens it with the bank's webhook secret.
+ */
+export interface WebRouteDeps {
+  readonly db: Db;
+  readonly vault: Vault;
+  readonly tokens: TokenService;
+  readonly customers: CustomerService;
+  /** The demo helpers answer only when true (the demo network is seeded). */
+  readonly demoEnabled: boolean;
+  /** Where the Vite build lives (default: web/dist of the repository). */
+  readonly distDir?: string;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const DEFAULT_DIST_DIR = resolve(here, '../../web/dist');
+const PAGES = ['wallet', 'console'] as const;
+
+const notBuilt = (page: string) =>
+  `<!doctype html><html lang="en"><meta charset="utf-8"><title>Hutong ${page}: not built</title>` +
+  `<body style="font-family:system-ui;max-width:40rem;margin:3rem auto"><h1>The ${page} page is not built</h1>` +
+  `<p>The hub serves the pages from <code>web/dist</code>, which the Vite build makes. Run <code>npm run build:web</code> ` +
+  `(it also runs on <code>npm install</code> / <code>npm ci</code>), then reload.</p><p>页面尚未构建：请运行 <code>npm run build:web</code>。</p></body></html>`;
+
+const SessionBody = Strict({
+  wallet: Type.String({ pattern: '^wallet-[a-z0-9-]{1,20}$', description: 'Demo wallet key, e.g. wallet-a' }),
+  customerId: Id('A customer of that demo wallet'),
+});
+
+const demoWalletId = (key: string) => `par_demo_${key.replace(/-/g, '_')}`;
+
+export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Promise<void> {
+  const distDir = deps.distDir ?? DEFAULT_DIST_DIR;
+
+  await app.register(async (scope) => {
+    // Static files are public and are not part of the API document.
+    scope.addHook('onRoute', (route) => {
+      route.config = { ...route.config, auth: 'none' };
+      route.schema = { ...route.schema, hide: true };
+    });
+    if (existsSync(join(distDir, 'assets'))) {
+      await scope.register(fastifyStatic, { root: join(distDir, 'assets'), prefix: '/app/assets/', decorateReply: false, index: false, maxAge: '1h', immutable: true });
+    }
+    for (const page of PAGES) {
+      const handler = async (_request: unknown, reply: import('fastify').FastifyReply) => {
+        const file = join(distDir, page, 'index.html');
+        if (!existsSync(file)) return reply.code(503).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(notBuilt(page));
+        return reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(readFileSync(file));
+      };
+      scope.get(`/${page}`, handler);
+      scope.get(`/${page}/`, handler);
+    }
+    scope.get('/', async (_request, reply) => reply.redirect('/wallet'));
+  });
+
+  registerHistoryRoutes(app, { db: deps.db, customers: deps.customers });
+
+  const disabled = { code: 'not_found', message: 'demo helpers are enabled only on a hub with the demo network (HUTONG_SEED_DEMO=1)' };
+
+  app.get(
+    '/demo/v1/directory',
+    {
+      config: { auth: 'none' },
+      schema: {
+        tags: ['demo'],
+        summary: 'Demo only: the demo wallets and their customers, for the reference wallet app sign-in',
+        response: {
+          200: Type.Object({
+            wallets: Type.Array(
+              Type.Object({
+                key: Type.String(),
+                participantId: Type.String(),
+                name: Type.String(),
+                customers: Type.Array(Type.Object({ id: Type.String(), name: Type.String() }, { additionalProperties: false })),
+              }, { additionalProperties: false }),
+            ),
+          }, { additionalProperties: false }),
+        },
+      },
+    },
+    async (_request, reply) => {
+      if (!deps.demoEnabled) return reply.fail(disabled);
+      const wallets = await deps.db.query<{ id: string; name: string; demo_key: string }>(
+        "select id, name, demo_key from participants where kind = 'wallet' and status = 'active' and demo_key is not null order by demo_key limit 20",
+      );
+      const out = [];
+      for (const w of wallets) {
+        const customers = await deps.db.query<{ id: string; name: string }>("select id, name from customers where participant_id = $1 and id like 'cus_demo_%' order by id limit 20", [w.id]);
+        out.push({ key: w.demo_key, participantId: w.id, name: w.name, customers });
+      }
+      return { wallets: out };
+    },
+  );
+
+  app.post(
+    '/demo/v1/session',
+    {
+      config: { auth: 'none' },
+      schema: {
+        tags: ['demo'],
+        summary: 'Demo only: a short-lived access token for a demo wallet acting for one of its customers',
+        description:
+          'Stands in for a wallet back end, so that the reference wallet app in the browser never holds a client secret. ' +
+          'Answers 404 unless the hub runs with the demo network (HUTONG_SEED_DEMO=1); only demo wallets (seeded, with a demo key) and their customers qualify. ' +
+          'The token is an ordinary participant access token (same lifetime as POST /oauth/token).',
+        body: SessionBody,
+        response: {
+          200: Type.Object({
+            accessToken: Type.String(),
+            expiresInS: Type.Integer(),
+            wallet: Type.Object({ key: Type.String(), participantId: Type.String(), name: Type.String() }, { additionalProperties: false }),
+            customer: Type.Object({ id: Type.String(), name: Type.String(), phone: Type.Union([Type.String(), Type.Null()]) }, { additionalProperties: false }),
+          }, { additionalProperties: false }),
+        },
+      },
+    },
+    async (request, reply) => {
+      if (!deps.demoEnabled) return reply.fail(disabled);
+      const participantId = demoWalletId(request.body.wallet);
+      const [wallet] = await deps.db.query<{ id: string; name: string; kind: string; status: string; demo_key: string | null }>(
+        'select id, name, kind, status, demo_key from participants where id = $1',
+        [participantId],
+      );
+      if (wallet === undefined || wallet.kind !== 'wallet' || wallet.demo_key !== request.body.wallet) return reply.fail({ code: 'not_found', message: 'no such demo wallet' });
+      if (wallet.status !== 'active') return reply.fail({ code: 'participant_suspended', message: 'this demo wallet is suspended' });
+      const customer = await deps.customers.get(participantId, request.body.customerId);
+      if (customer === undefined) return reply.fail({ code: 'customer_not_found', message: 'no such customer at this demo wallet' });
+      // The wallet's demo credential (client id cli_demo_<key>); if the operator revoked it, any other active one.
+      const [credential] = await deps.db.query<{ id: string }>(
+        'select id from credentials where participant_id = $1 and revoked_at is null order by (id = $2) desc, created_at desc limit 1',
+        [participantId, `cli_demo_${request.body.wallet.replace(/-/g, '_')}`],
+      );
+      if (credential === undefined) return reply.fail({ code: 'unauthorized', message: 'this demo wallet has no active credential' });
+      const token = await deps.tokens.issue({ participantId, credentialId: credential.id, kind: 'wallet' });
+      return {
+        accessToken: token.accessToken,
+        expiresInS: token.expiresInS,
+        wallet: { key: request.body.wallet, participantId, name: wallet.name },
+        customer: { id: customer.id, name: customer.name, phone: customer.phone ?? null },
+      };
+    },
+  );
+
+  app.post(
+    '/demo/v1/issuer-session',
+    {
+      config: { auth: 'operator' },
+      schema: {
+        tags: ['demo'],
+        summary: 'Demo only: the operator gets a short-lived access token for a demo bank (the console’s issuer view)',
+        description: 'Operator credential required. Answers 404 unless the hub runs with the demo network; only demo issuers (seeded, with a demo key) qualify.',
+        security: [{ operator: [] }],
+        body: Strict({ bank: Type.String({ pattern: '^bank-[a-z0-9-]{1,20}$', description: 'Demo bank key, e.g. bank-a' }) }),
+        response: {
+          200: Type.Object({ accessToken: Type.String(), expiresInS: Type.Integer(), bank: Type.Object({ key: Type.String(), participantId: Type.String(), name: Type.String() }, { additionalProperties: false }) }, { additionalProperties: false }),
+        },
+      },
+    },
+    async (request, reply) => {
+      if (!deps.demoEnabled) return reply.fail(disabled);
+      const participantId = demoWalletId(request.body.bank);
+      const [bank] = await deps.db.query<{ name: string; kind: string; status: string; demo_key: string | null }>('select name, kind, status, demo_key from participants where id = $1', [participantId]);
+      if (bank === undefined || bank.kind !== 'issuer' || bank.demo_key !== request.body.bank) return reply.fail({ code: 'not_found', message: 'no such demo bank' });
+      if (bank.status !== 'active') return reply.fail({ code: 'participant_suspended', message: 'this demo bank is suspended' });
+      const [credential] = await deps.db.query<{ id: string }>('select id from credentials where participant_id = $1 and revoked_at is null order by created_at desc limit 1', [participantId]);
+      if (credential === undefined) return reply.fail({ code: 'unauthorized', message: 'this demo bank has no active credential' });
+      const token = await deps.tokens.issue({ participantId, credentialId: credential.id, kind: 'issuer' });
+      return { accessToken: token.accessToken, expiresInS: token.expiresInS, bank: { key: request.body.bank, participantId, name: bank.name } };
+    },
+  );
+
+  app.get(
+    '/demo/v1/step-up-codes/:provisioningId',
+    {
+      schema: {
+        tags: ['demo'],
+        summary: "Demo only: the one-time code the demo bank would send its cardholder for this wallet's provisioning",
+        description:
+          'The hub keeps only a keyed hash of the code; the code itself travels sealed to the issuer in the token.step_up_requested webhook. ' +
+          'Here the demo plays the (demo) issuer: it opens the sealed code with the issuer’s webhook secret. Only for the calling wallet’s own ' +
+          'provisioning, only when the issuer is a demo bank, only on a demo hub.',
+        security: [{ participant: [] }],
+        params: Strict({ provisioningId: Id() }),
+        response: { 200: Type.Object({ provisioningId: Type.String(), code: Type.String(), issuerName: Type.String() }, { additionalProperties: false }) },
+      },
+    },
+    async (request, reply) => {
+      if (!deps.demoEnabled) return reply.fail(disabled);
+      const walletId = principalOf(request).participantId;
+      const id = request.params.provisioningId;
+      const [prov] = await deps.db.query<{ issuer_participant_id: string; name: string; demo_key: string | null; webhook_secret_sealed: string }>(
+        `select tp.issuer_participant_id, p.name, p.demo_key, p.webhook_secret_sealed from token_provisionings tp
+           join participants p on p.id = tp.issuer_participant_id
+          where tp.id = $1 and tp.requestor_participant_id = $2`,
+        [id, walletId],
+      );
+      const notFound = { code: 'not_found', message: 'no step-up code for this provisioning' };
+      if (prov === undefined || prov.demo_key === null) return reply.fail(notFound);
+      const [event] = await deps.db.query<{ payload: { codeSealed?: string } }>(
+        `select payload from events where type = 'token.step_up_requested' and participant_id = $1 and payload->>'provisioningId' = $2 order by created_at desc limit 1`,
+        [prov.issuer_participant_id, id],
+      );
+      const sealed = event?.payload.codeSealed;
+      if (sealed === undefined) return reply.fail(notFound);
+      const code = openStepUpCode(await deps.vault.open(prov.webhook_secret_sealed), sealed, id);
+      return { provisioningId: id, code, issuerName: prov.name };
+    },
+  );
+}

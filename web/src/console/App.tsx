@@ -1,0 +1,604 @@
+import { useMemo, useRef, useState } from 'react';
+import { createApi, type Api } from '../shared/api.ts';
+import { useI18n } from '../shared/i18n.tsx';
+import { ErrorBox, Field, LangSwitch, Section, Select, Tabs, useAction, useLoad } from '../shared/ui.tsx';
+
+type TabKey = 'participants' | 'transactions' | 'risk' | 'webhooks' | 'audit' | 'figures' | 'issuer';
+const TOKEN_KEY = 'hutong.console.operator';
+
+export function ConsoleApp() {
+  const { t } = useI18n();
+  const [token, setToken] = useState<string | null>(() => sessionStorage.getItem(TOKEN_KEY));
+  const [tab, setTab] = useState<TabKey>('participants');
+  const api = useMemo(() => (token === null ? undefined : createApi(async () => token)), [token]);
+  const signOut = () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    setToken(null);
+  };
+  return (
+    <>
+      <header className="topbar">
+        <h1>{t('app.console')}</h1>
+        <LangSwitch />
+        {token !== null && (
+          <button type="button" onClick={signOut}>
+            {t('common.signOut')}
+          </button>
+        )}
+      </header>
+      <main>
+        {api === undefined ? (
+          <SignIn
+            onToken={(v) => {
+              sessionStorage.setItem(TOKEN_KEY, v);
+              setToken(v);
+            }}
+          />
+        ) : (
+          <>
+            <Tabs
+              label="console"
+              current={tab}
+              onChange={setTab}
+              tabs={(['participants', 'transactions', 'risk', 'webhooks', 'audit', 'figures', 'issuer'] as const).map((k) => ({ key: k, label: t(`tab.${k}`) }))}
+            />
+            {tab === 'participants' && <Participants api={api} />}
+            {tab === 'transactions' && <Transactions api={api} />}
+            {tab === 'risk' && <Risk api={api} />}
+            {tab === 'webhooks' && <Webhooks api={api} />}
+            {tab === 'audit' && <Audit api={api} />}
+            {tab === 'figures' && <Figures />}
+            {tab === 'issuer' && <Issuer api={api} />}
+          </>
+        )}
+      </main>
+    </>
+  );
+}
+
+function SignIn({ onToken }: { onToken: (t: string) => void }) {
+  const { t } = useI18n();
+  const [value, setValue] = useState('');
+  const check = useAction(async () => {
+    await createApi(async () => value.trim()).get('/v1/operator/participants?limit=1');
+    onToken(value.trim());
+  });
+  return (
+    <div className="center">
+      <Section title={t('common.signIn')}>
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            void check.run();
+          }}
+        >
+          <Field label={t('console.token')} name="operatorToken" type="password" value={value} onChange={setValue} autoComplete="current-password" />
+          <button type="submit" disabled={value.trim() === '' || check.busy} data-testid="console-sign-in">
+            {t('common.signIn')}
+          </button>
+        </form>
+        <ErrorBox error={check.error} />
+        <p className="muted">{t('console.tokenNote')}</p>
+      </Section>
+    </div>
+  );
+}
+
+function Participants({ api }: { api: Api }) {
+  const { t, date } = useI18n();
+  const list = useLoad(async () => (await api.get<{ items: any[] }>('/v1/operator/participants?limit=200')).items, [api]);
+  const [selected, setSelected] = useState<string | undefined>();
+  const [kind, setKind] = useState('wallet');
+  const [name, setName] = useState('');
+  const [country, setCountry] = useState('CN');
+  const [currencies, setCurrencies] = useState('CNY');
+  const [secret, setSecret] = useState<{ clientId: string; clientSecret: string } | undefined>();
+  const create = useAction(async () => {
+    const r = await api.post('/v1/operator/participants', { kind, name: name.trim(), country: country.trim().toUpperCase(), currencies: currencies.split(/[,\s]+/).filter((c) => c !== '').map((c) => c.toUpperCase()) });
+    setSecret({ clientId: r.credential.clientId, clientSecret: r.credential.clientSecret });
+    setName('');
+    await list.reload();
+  });
+  const act = useAction(async (id: string, action: 'suspend' | 'reactivate') => {
+    await api.post(`/v1/operator/participants/${id}/${action}`);
+    await list.reload();
+  });
+  return (
+    <>
+      <Section title={t('tab.participants')} actions={<button type="button" className="secondary" onClick={() => void list.reload()}>{t('common.refresh')}</button>}>
+        <ErrorBox error={list.error ?? act.error} />
+        <table>
+          <thead>
+            <tr>
+              <th>{t('common.name')}</th>
+              <th>{t('common.kind')}</th>
+              <th>{t('p.country')}</th>
+              <th>{t('common.status')}</th>
+              <th>{t('p.created')}</th>
+              <th>{t('common.actions')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {(list.data ?? []).map((p) => (
+              <tr key={p.id}>
+                <td>
+                  <button type="button" className="secondary" onClick={() => setSelected(p.id)} aria-label={`${t('p.credentials')}: ${p.name}`}>
+                    {p.name}
+                  </button>
+                  <div className="muted mono">{p.id}</div>
+                </td>
+                <td>{p.kind}</td>
+                <td>{p.country}</td>
+                <td>
+                  <span className={`pill ${p.status}`}>{p.status}</span>
+                </td>
+                <td>{date(p.createdAt)}</td>
+                <td>
+                  {p.status === 'active' ? (
+                    <button type="button" className="secondary" onClick={() => void act.run(p.id, 'suspend')}>
+                      {t('p.suspend')}
+                    </button>
+                  ) : (
+                    <button type="button" onClick={() => void act.run(p.id, 'reactivate')}>
+                      {t('p.reactivate')}
+                    </button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </Section>
+      {selected !== undefined && <Credentials api={api} participantId={selected} />}
+      <Section title={t('p.create')}>
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            void create.run();
+          }}
+        >
+          <div className="row">
+            <Select label={t('common.kind')} name="kind" value={kind} onChange={setKind} options={['issuer', 'wallet', 'merchant', 'acquirer'].map((k) => ({ value: k, label: k }))} />
+            <Field label={t('common.name')} name="name" value={name} onChange={setName} />
+            <Field label={t('p.country')} name="country" value={country} onChange={setCountry} />
+            <Field label={t('p.currencies')} name="currencies" value={currencies} onChange={setCurrencies} />
+          </div>
+          <button type="submit" disabled={create.busy || name.trim() === ''}>
+            {t('p.create')}
+          </button>
+        </form>
+        <ErrorBox error={create.error} />
+        {secret !== undefined && (
+          <p className="warn">
+            client_id <span className="mono">{secret.clientId}</span> · {t('p.secretOnce')}: <span className="mono">{secret.clientSecret}</span>
+          </p>
+        )}
+      </Section>
+    </>
+  );
+}
+
+function Credentials({ api, participantId }: { api: Api; participantId: string }) {
+  const { t, date } = useI18n();
+  const p = useLoad(() => api.get<any>(`/v1/operator/participants/${participantId}`), [api, participantId]);
+  const [secret, setSecret] = useState<{ clientId: string; clientSecret: string } | undefined>();
+  const rotate = useAction(async () => {
+    const r = await api.post(`/v1/operator/participants/${participantId}/credentials`);
+    setSecret({ clientId: r.clientId ?? r.id, clientSecret: r.clientSecret ?? r.secret });
+    await p.reload();
+  });
+  const revoke = useAction(async (id: string) => {
+    await api.post(`/v1/operator/participants/${participantId}/credentials/${id}/revoke`);
+    await p.reload();
+  });
+  const creds: any[] = p.data?.credentials ?? [];
+  return (
+    <Section title={`${t('p.credentials')} — ${p.data?.name ?? participantId}`}>
+      <ErrorBox error={p.error ?? rotate.error ?? revoke.error} />
+      <table>
+        <tbody>
+          {creds.map((c) => (
+            <tr key={c.id ?? c.clientId}>
+              <td className="mono">{c.id ?? c.clientId}</td>
+              <td>{c.createdAt !== undefined ? date(c.createdAt) : ''}</td>
+              <td>{c.revokedAt !== null && c.revokedAt !== undefined ? <span className="pill suspended">revoked</span> : <span className="pill active">active</span>}</td>
+              <td>
+                {(c.revokedAt === null || c.revokedAt === undefined) && (
+                  <button type="button" className="secondary" onClick={() => void revoke.run(c.id ?? c.clientId)}>
+                    {t('p.revoke')}
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <button type="button" onClick={() => void rotate.run()} disabled={rotate.busy}>
+        {t('p.rotate')}
+      </button>
+      {secret !== undefined && (
+        <p className="warn">
+          client_id <span className="mono">{secret.clientId}</span> · {t('p.secretOnce')}: <span className="mono">{secret.clientSecret}</span>
+        </p>
+      )}
+    </Section>
+  );
+}
+
+/** Live transactions: the audit trail's money-moving records (payments, transfers, claims), polled, searchable. */
+function Transactions({ api }: { api: Api }) {
+  const { t, date } = useI18n();
+  const [q, setQ] = useState('');
+  const list = useLoad(async () => (await api.get<{ items: any[] }>('/v1/operator/audit?limit=200')).items, [api], 3000);
+  const moneyActions = /payment|transfer|red_packet|deposit|capture|refund|authoriz|split|request/;
+  const rows = (list.data ?? []).filter((r) => moneyActions.test(String(r.action))).filter((r) => q === '' || JSON.stringify(r).toLowerCase().includes(q.toLowerCase()));
+  return (
+    <Section title={t('tab.transactions')} testId="transactions">
+      <div className="row">
+        <Field label={t('common.search')} name="search" value={q} onChange={setQ} />
+        <span className="muted">{t('tx.live')}</span>
+      </div>
+      <ErrorBox error={list.error} />
+      <table>
+        <thead>
+          <tr>
+            <th>{t('common.date')}</th>
+            <th>{t('audit.action')}</th>
+            <th>{t('audit.actor')}</th>
+            <th>{t('common.id')}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.slice(0, 100).map((r) => (
+            <tr key={r.id}>
+              <td>{date(r.createdAt ?? r.at)}</td>
+              <td>{r.action}</td>
+              <td className="mono">{r.actor?.participantId ?? r.actor?.type ?? ''}</td>
+              <td className="mono">{r.objectId}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {rows.length === 0 && <p className="muted">{t('common.none')}</p>}
+    </Section>
+  );
+}
+
+function Risk({ api }: { api: Api }) {
+  const { t, date } = useI18n();
+  const [status, setStatus] = useState('open');
+  const list = useLoad(async () => (await api.get<{ items: any[] }>(`/v1/operator/risk/alerts?status=${status}`)).items, [api, status], 5000);
+  const [resolution, setResolution] = useState('reviewed: legitimate');
+  const resolve = useAction(async (id: string) => {
+    await api.post(`/v1/operator/risk/alerts/${id}/resolve`, { resolution });
+    await list.reload();
+  });
+  return (
+    <Section title={t('tab.risk')}>
+      <div className="row">
+        <Select label={t('common.status')} name="risk-status" value={status} onChange={setStatus} options={[{ value: 'open', label: t('risk.open') }, { value: 'resolved', label: t('risk.resolved') }]} />
+        <Field label={t('risk.resolution')} name="resolution" value={resolution} onChange={setResolution} />
+      </div>
+      <ErrorBox error={list.error ?? resolve.error} />
+      <table>
+        <tbody>
+          {(list.data ?? []).map((a) => (
+            <tr key={a.id}>
+              <td>{date(a.createdAt)}</td>
+              <td>{a.channel}</td>
+              <td>
+                <span className={`pill ${a.decision}`}>{a.decision}</span> {a.score}
+              </td>
+              <td>{(a.reasons as unknown[]).map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join(', ')}</td>
+              <td className="mono">{a.participantId}</td>
+              <td>
+                {a.status === 'open' ? (
+                  <button type="button" onClick={() => void resolve.run(a.id)}>
+                    {t('risk.resolve')}
+                  </button>
+                ) : (
+                  a.resolution
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {list.data?.length === 0 && <p className="muted">{t('common.none')}</p>}
+    </Section>
+  );
+}
+
+function Webhooks({ api }: { api: Api }) {
+  const { t, date } = useI18n();
+  const list = useLoad(async () => (await api.get<{ items: any[] }>('/v1/operator/webhooks/deliveries?limit=100')).items, [api], 5000);
+  return (
+    <Section title={t('tab.webhooks')}>
+      <ErrorBox error={list.error} />
+      <table>
+        <thead>
+          <tr>
+            <th>{t('common.date')}</th>
+            <th>{t('wh.type')}</th>
+            <th>{t('common.status')}</th>
+            <th>{t('wh.attempts')}</th>
+            <th>URL</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(list.data ?? []).map((d) => (
+            <tr key={d.id}>
+              <td>{date(d.createdAt)}</td>
+              <td>{d.type ?? d.eventType}</td>
+              <td>
+                <span className={`pill ${d.status}`}>{d.status}</span>
+              </td>
+              <td>{d.attempts}</td>
+              <td className="mono">{d.url ?? ''}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {list.data?.length === 0 && <p className="muted">{t('common.none')}</p>}
+    </Section>
+  );
+}
+
+function Audit({ api }: { api: Api }) {
+  const { t, date } = useI18n();
+  const list = useLoad(async () => (await api.get<{ items: any[] }>('/v1/operator/audit?limit=50')).items, [api]);
+  const [result, setResult] = useState<any>();
+  const verify = useAction(async () => setResult(await api.post('/v1/operator/audit/verify')));
+  return (
+    <Section
+      title={t('tab.audit')}
+      actions={
+        <button type="button" onClick={() => void verify.run()} disabled={verify.busy} data-testid="audit-verify">
+          {t('audit.verify')}
+        </button>
+      }
+    >
+      <ErrorBox error={verify.error ?? list.error} />
+      {result !== undefined && (
+        <p className={result.ok === true ? 'ok' : 'error'} role="status" data-testid="audit-result">
+          {result.ok === true ? t('audit.ok') : t('audit.broken')} — {result.checked} {t('audit.checked')}
+          {result.headHash !== undefined && <span className="mono"> · {String(result.headHash).slice(0, 24)}…</span>}
+          {result.firstBad !== undefined && <span className="mono"> · {JSON.stringify(result.firstBad)}</span>}
+        </p>
+      )}
+      <table>
+        <tbody>
+          {(list.data ?? []).map((r) => (
+            <tr key={r.id}>
+              <td>{date(r.createdAt ?? r.at)}</td>
+              <td>{r.action}</td>
+              <td className="mono">{r.actor?.participantId ?? r.actor?.type ?? ''}</td>
+              <td className="mono">{r.objectId}</td>
+              <td className="mono">{r.hash !== undefined && r.hash !== null ? `${String(r.hash).slice(0, 12)}…` : ''}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Section>
+  );
+}
+
+/** Requests/s and p99 from /metrics (Prometheus text): counter deltas between polls, p99 from the histogram buckets. */
+export function parseMetrics(text: string): { total: number; errors: number; buckets: Map<number, number>; count: number } {
+  let total = 0;
+  let errors = 0;
+  let count = 0;
+  const buckets = new Map<number, number>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([0-9.eE+-]+|NaN|\+Inf)/.exec(line);
+    if (m === null) continue;
+    const [, name = '', labels = '', v = '0'] = m;
+    const value = Number(v);
+    if (name.endsWith('_requests_total')) {
+      total += value;
+      if (/status="5/.test(labels)) errors += value;
+    } else if (name.endsWith('_duration_seconds_bucket')) {
+      const le = /le="([^"]+)"/.exec(labels)?.[1];
+      if (le !== undefined) {
+        const bound = le === '+Inf' ? Infinity : Number(le);
+        buckets.set(bound, (buckets.get(bound) ?? 0) + value);
+      }
+    } else if (name.endsWith('_duration_seconds_count')) count += value;
+  }
+  return { total, errors, buckets, count };
+}
+
+function quantile(prev: ReturnType<typeof parseMetrics> | undefined, cur: ReturnType<typeof parseMetrics>, q: number): number | undefined {
+  const bounds = [...cur.buckets.keys()].sort((a, b) => a - b);
+  const n = cur.count - (prev?.count ?? 0);
+  if (n <= 0) return undefined;
+  for (const b of bounds) {
+    const c = (cur.buckets.get(b) ?? 0) - (prev?.buckets.get(b) ?? 0);
+    if (c >= q * n) return b;
+  }
+  return undefined;
+}
+
+function Figures() {
+  const { t, lang } = useI18n();
+  const prev = useRef<{ at: number; m: ReturnType<typeof parseMetrics> } | undefined>(undefined);
+  const [fig, setFig] = useState<{ rps: number; p99?: number; total: number; errors: number } | undefined>();
+  const anonymous = useMemo(() => createApi(async () => undefined), []);
+  const load = useLoad(
+    async () => {
+      const m = parseMetrics(await anonymous.text('/metrics'));
+      const now = performance.now();
+      const p = prev.current;
+      const p99 = quantile(p?.m, m, 0.99);
+      setFig({ rps: p === undefined ? 0 : Math.max(0, (m.total - p.m.total) / ((now - p.at) / 1000)), ...(p99 !== undefined ? { p99 } : {}), total: m.total, errors: m.errors });
+      prev.current = { at: now, m };
+      return true;
+    },
+    [],
+    2000,
+  );
+  const nf = new Intl.NumberFormat(lang, { maximumFractionDigits: 1 });
+  return (
+    <div className="grid" data-testid="figures">
+      <ErrorBox error={load.error} />
+      <Section title={t('fig.rps')}>
+        <div className="figure">{fig === undefined ? '…' : nf.format(fig.rps)}</div>
+      </Section>
+      <Section title={t('fig.p99')}>
+        <div className="figure">{fig?.p99 === undefined ? '—' : fig.p99 === Infinity ? '> 10 s' : `≤ ${nf.format(fig.p99 * 1000)} ms`}</div>
+      </Section>
+      <Section title={t('fig.total')}>
+        <div className="figure">{fig === undefined ? '…' : nf.format(fig.total)}</div>
+      </Section>
+      <Section title={t('fig.errors')}>
+        <div className="figure">{fig === undefined ? '…' : nf.format(fig.errors)}</div>
+      </Section>
+    </div>
+  );
+}
+
+/** The issuer view acts as a demo bank through a short-lived token the operator obtains (POST /demo/v1/issuer-session). */
+function Issuer({ api }: { api: Api }) {
+  const { t, date, money } = useI18n();
+  const [bank, setBank] = useState('bank-a');
+  const [bankApi, setBankApi] = useState<{ api: Api; name: string } | undefined>();
+  const open = useAction(async () => {
+    const s = await api.post<{ accessToken: string; bank: { name: string } }>('/demo/v1/issuer-session', { bank });
+    setBankApi({ api: createApi(async () => s.accessToken), name: s.bank.name });
+  });
+  return (
+    <>
+      <Section title={t('tab.issuer')}>
+        <form
+          className="row"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void open.run();
+          }}
+        >
+          <Select label={t('iss.bank')} name="bank" value={bank} onChange={setBank} options={[{ value: 'bank-a', label: 'bank-a' }, { value: 'bank-b', label: 'bank-b' }]} />
+          <button type="submit">{t('iss.open')}</button>
+        </form>
+        <ErrorBox error={open.error} />
+      </Section>
+      {bankApi !== undefined && <IssuerCards api={bankApi.api} name={bankApi.name} date={date} money={money} />}
+    </>
+  );
+}
+
+function IssuerCards({ api, name, date, money }: { api: Api; name: string; date: (s: string) => string; money: (a: string, c: string) => string }) {
+  const { t } = useI18n();
+  const cards = useLoad(async () => (await api.get<{ items: any[] }>('/v1/issuer/cards?limit=100')).items, [api]);
+  const [open, setOpen] = useState<string | undefined>();
+  const act = useAction(async (id: string, action: string) => {
+    await api.post(`/v1/issuer/cards/${id}/${action}`);
+    await cards.reload();
+  });
+  return (
+    <Section title={`${t('iss.cards')} — ${name}`}>
+      <ErrorBox error={cards.error ?? act.error} />
+      <table>
+        <tbody>
+          {(cards.data ?? []).map((c) => (
+            <tr key={c.id}>
+              <td>
+                <div className="mono">{c.maskedNumber}</div>
+                <div className="muted mono">{c.id}</div>
+              </td>
+              <td>{c.brand}</td>
+              <td>
+                <span className={`pill ${c.status}`}>{c.status}</span>
+              </td>
+              <td>{c.controls?.perTransactionMax !== undefined ? money(c.controls.perTransactionMax, c.currency) : ''}</td>
+              <td>{date(c.createdAt)}</td>
+              <td className="row">
+                <button type="button" className="secondary" onClick={() => setOpen(open === c.id ? undefined : c.id)}>
+                  {t('iss.tokens')}
+                </button>
+                {c.status === 'active' && (
+                  <button type="button" className="secondary" onClick={() => void act.run(c.id, 'freeze')}>
+                    {t('iss.freeze')}
+                  </button>
+                )}
+                {c.status === 'frozen' && (
+                  <button type="button" onClick={() => void act.run(c.id, 'unfreeze')}>
+                    {t('iss.unfreeze')}
+                  </button>
+                )}
+                {(c.status === 'active' || c.status === 'frozen' || c.status === 'lost') && (
+                  <button type="button" className="secondary" onClick={() => void act.run(c.id, 'replace')}>
+                    {t('iss.replace')}
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {open !== undefined && <IssuerCardDetail api={api} cardId={open} onChange={() => void cards.reload()} />}
+    </Section>
+  );
+}
+
+function IssuerCardDetail({ api, cardId, onChange }: { api: Api; cardId: string; onChange: () => void }) {
+  const { t, date } = useI18n();
+  const tokens = useLoad(async () => (await api.get<{ items: any[] }>(`/v1/issuer/cards/${cardId}/tokens`)).items, [api, cardId]);
+  const [perTx, setPerTx] = useState('');
+  const [daily, setDaily] = useState('');
+  const save = useAction(async () => {
+    await api.post(`/v1/issuer/cards/${cardId}/controls`, { ...(perTx !== '' ? { perTransactionMax: perTx } : {}), ...(daily !== '' ? { dailyLimit: daily } : {}) });
+    onChange();
+  });
+  const act = useAction(async (tokenId: string, action: string) => {
+    await api.post(`/v1/issuer/cards/${cardId}/tokens/${tokenId}/${action}`);
+    await tokens.reload();
+  });
+  return (
+    <div className="card">
+      <h2>
+        {t('iss.tokens')} <span className="mono">{cardId}</span>
+      </h2>
+      <ErrorBox error={tokens.error ?? act.error ?? save.error} />
+      <table>
+        <tbody>
+          {(tokens.data ?? []).map((e) => (
+            <tr key={e.id}>
+              <td>{e.walletName}</td>
+              <td>…{e.tokenLast4}</td>
+              <td>
+                <span className={`pill ${e.status}`}>{e.status}</span>
+              </td>
+              <td>{date(e.addedAt)}</td>
+              <td className="row">
+                {e.status === 'active' && (
+                  <button type="button" className="secondary" onClick={() => void act.run(e.id, 'suspend')}>
+                    {t('p.suspend')}
+                  </button>
+                )}
+                {e.status === 'suspended' && (
+                  <button type="button" onClick={() => void act.run(e.id, 'resume')}>
+                    {t('p.reactivate')}
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {tokens.data?.length === 0 && <p className="muted">{t('common.none')}</p>}
+      <h2>{t('iss.controls')}</h2>
+      <form
+        className="row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void save.run();
+        }}
+      >
+        <Field label={t('iss.perTx')} name="perTx" value={perTx} onChange={setPerTx} inputMode="decimal" />
+        <Field label={t('iss.daily')} name="daily" value={daily} onChange={setDaily} inputMode="decimal" />
+        <button type="submit">{t('iss.saveControls')}</button>
+      </form>
+    </div>
+  );
+}

@@ -1,0 +1,159 @@
+import { useCallback, useEffect, useId, useRef, useState, type ReactNode } from 'react';
+import { errorText } from './api.ts';
+import { useI18n } from './i18n.tsx';
+
+export function Field(props: { label: string; value: string; onChange: (v: string) => void; type?: string; placeholder?: string; name?: string; autoComplete?: string; inputMode?: 'numeric' | 'text' | 'decimal'; required?: boolean }) {
+  const id = useId();
+  return (
+    <div className="field">
+      <label htmlFor={id}>{props.label}</label>
+      <input
+        id={id}
+        name={props.name}
+        type={props.type ?? 'text'}
+        value={props.value}
+        placeholder={props.placeholder}
+        autoComplete={props.autoComplete ?? 'off'}
+        inputMode={props.inputMode}
+        required={props.required}
+        onChange={(e) => props.onChange(e.target.value)}
+      />
+    </div>
+  );
+}
+
+export function TextArea(props: { label: string; value: string; onChange: (v: string) => void; name?: string; rows?: number }) {
+  const id = useId();
+  return (
+    <div className="field">
+      <label htmlFor={id}>{props.label}</label>
+      <textarea id={id} name={props.name} rows={props.rows ?? 3} value={props.value} onChange={(e) => props.onChange(e.target.value)} />
+    </div>
+  );
+}
+
+export function Select(props: { label: string; value: string; onChange: (v: string) => void; options: readonly { value: string; label: string }[]; name?: string }) {
+  const id = useId();
+  return (
+    <div className="field">
+      <label htmlFor={id}>{props.label}</label>
+      <select id={id} name={props.name} value={props.value} onChange={(e) => props.onChange(e.target.value)}>
+        {props.options.map((o) => (
+          <option key={o.value} value={o.value}>
+            {o.label}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
+export function Section(props: { title: string; children: ReactNode; actions?: ReactNode; testId?: string }) {
+  return (
+    <section className="card" aria-label={props.title} data-testid={props.testId}>
+      <header className="card-head">
+        <h2>{props.title}</h2>
+        {props.actions}
+      </header>
+      {props.children}
+    </section>
+  );
+}
+
+export function ErrorBox({ error }: { error: unknown }) {
+  if (error === undefined || error === null) return null;
+  return (
+    <p className="error" role="alert">
+      {errorText(error)}
+    </p>
+  );
+}
+
+/** Runs an async action with a busy flag and an error, for forms. */
+export function useAction<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(undefined);
+  const run = useCallback(
+    async (...args: A) => {
+      setBusy(true);
+      setError(undefined);
+      try {
+        await fn(...args);
+      } catch (e) {
+        setError(e);
+      } finally {
+        setBusy(false);
+      }
+    },
+    [fn],
+  );
+  return { busy, error, run, setError };
+}
+
+/** Loads data, with reload; keeps the last value while reloading. */
+export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[], intervalMs?: number) {
+  const [data, setData] = useState<T | undefined>(undefined);
+  const [error, setError] = useState<unknown>(undefined);
+  const loadRef = useRef(load);
+  loadRef.current = load;
+  const reload = useCallback(async () => {
+    try {
+      setData(await loadRef.current());
+      setError(undefined);
+    } catch (e) {
+      setError(e);
+    }
+  }, []);
+  useEffect(() => {
+    void reload();
+    if (intervalMs === undefined) return undefined;
+    const timer = setInterval(() => void reload(), intervalMs);
+    return () => clearInterval(timer);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, deps);
+  return { data, error, reload };
+}
+
+export function LangSwitch() {
+  const { lang, setLang, t } = useI18n();
+  return (
+    <button type="button" className="lang" aria-label={t('lang.label')} data-testid="lang-switch" onClick={() => setLang(lang === 'en' ? 'zh-CN' : 'en')}>
+      {t('lang.switch')}
+    </button>
+  );
+}
+
+export function Money({ amount, currency, sign }: { amount: string; currency: string; sign?: 'in' | 'out' }) {
+  const { money } = useI18n();
+  return <span className={`money ${sign ?? ''}`}>{`${sign === 'out' ? '−' : sign === 'in' ? '+' : ''}${money(amount, currency)}`}</span>;
+}
+
+export function Tabs<K extends string>(props: { tabs: readonly { key: K; label: string }[]; current: K; onChange: (k: K) => void; label: string }) {
+  return (
+    <nav className="tabs" aria-label={props.label}>
+      {props.tabs.map((tab) => (
+        <button key={tab.key} type="button" aria-current={tab.key === props.current ? 'page' : undefined} data-testid={`tab-${tab.key}`} onClick={() => props.onChange(tab.key)}>
+          {tab.label}
+        </button>
+      ))}
+    </nav>
+  );
+}
+
+/** Horizontal bars in plain CSS: label, value, bar scaled to the largest. */
+export function Bars({ rows, format, label }: { rows: readonly { label: string; value: number }[]; format: (v: number) => string; label: string }) {
+  const max = Math.max(1, ...rows.map((r) => r.value));
+  return (
+    <figure className="bars" aria-label={label}>
+      {rows.map((r) => (
+        <div className="bar-row" key={r.label}>
+          <span className="bar-label">{r.label}</span>
+          <span className="bar-track">
+            <span className="bar" style={{ width: `${Math.round((r.value / max) * 100)}%` }} />
+          </span>
+          <span className="bar-value">{format(r.value)}</span>
+        </div>
+      ))}
+    </figure>
+  );
+}

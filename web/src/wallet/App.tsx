@@ -1,0 +1,983 @@
+import { useEffect, useMemo, useState } from 'react';
+import QRCode from 'qrcode';
+import { createApi, type Api } from '../shared/api.ts';
+import { useI18n } from '../shared/i18n.tsx';
+import { Bars, ErrorBox, Field, LangSwitch, Money, Section, Select, Tabs, TextArea, useAction, useLoad } from '../shared/ui.tsx';
+import { cpmPayload, toMinor, tokenCryptogram, unpredictableNumber } from './emv.ts';
+import { deviceId, loadDeviceToken, loadSession, nextAtc, openSession, saveDeviceToken, saveSession, sessionApi, type WalletSession } from './session.ts';
+
+type MoneyWire = { amount: string; currency: string };
+interface Token { tokenRef: string; status: string; tokenLast4: string; cardLast4: string; brand: string; expiry: string; par: string; createdAt: string }
+interface Account { id: string; currency: string; balance: MoneyWire; available: MoneyWire; heldBy: { participantId: string; name: string }; linkId: string | null }
+interface Provisioning { id: string; status: string; stepUp: { method: string; attemptsRemaining: number } | null; cardLast4: string; brand: string; token: Token | null; tokenNumber?: string; tokenKey?: string }
+
+type TabKey = 'home' | 'add' | 'pay' | 'transfer' | 'history' | 'budget';
+
+export function WalletApp() {
+  const { t } = useI18n();
+  const [session, setSession] = useState<WalletSession | undefined>(loadSession);
+  const [tab, setTab] = useState<TabKey>('home');
+  const signOut = () => {
+    saveSession(undefined);
+    setSession(undefined);
+  };
+  const api = useMemo(() => (session === undefined ? undefined : sessionApi(session, () => undefined)), [session]);
+  return (
+    <>
+      <header className="topbar">
+        <h1>{t('app.wallet')}</h1>
+        {session !== undefined && (
+          <span className="who" data-testid="who">
+            {session.customerName} · {session.walletName}
+          </span>
+        )}
+        <LangSwitch />
+        {session !== undefined && (
+          <button type="button" onClick={signOut} data-testid="sign-out">
+            {t('common.signOut')}
+          </button>
+        )}
+      </header>
+      <main>
+        {session === undefined || api === undefined ? (
+          <SignIn
+            onSignedIn={(s) => {
+              saveSession(s);
+              setSession(s);
+              setTab('home');
+            }}
+          />
+        ) : (
+          <>
+            <Tabs
+              label="wallet"
+              current={tab}
+              onChange={setTab}
+              tabs={[
+                { key: 'home', label: t('nav.home') },
+                { key: 'add', label: t('nav.addCard') },
+                { key: 'pay', label: t('nav.pay') },
+                { key: 'transfer', label: t('nav.transfer') },
+                { key: 'history', label: t('nav.history') },
+                { key: 'budget', label: t('nav.budget') },
+              ]}
+            />
+            {tab === 'home' && <Home api={api} session={session} />}
+            {tab === 'add' && <AddCard api={api} session={session} onAdded={() => setTab('home')} />}
+            {tab === 'pay' && <Pay api={api} session={session} />}
+            {tab === 'transfer' && <Transfer api={api} session={session} />}
+            {tab === 'history' && <History api={api} session={session} />}
+            {tab === 'budget' && <Budget api={api} session={session} />}
+          </>
+        )}
+      </main>
+    </>
+  );
+}
+
+function SignIn({ onSignedIn }: { onSignedIn: (s: WalletSession) => void }) {
+  const { t } = useI18n();
+  const anonymous = useMemo(() => createApi(async () => undefined), []);
+  const dir = useLoad(() => anonymous.get<{ wallets: { key: string; name: string; customers: { id: string; name: string }[] }[] }>('/demo/v1/directory'), []);
+  const [wallet, setWallet] = useState('wallet-a');
+  const [customer, setCustomer] = useState('');
+  const w = dir.data?.wallets.find((x) => x.key === wallet);
+  useEffect(() => {
+    if (w !== undefined && !w.customers.some((c) => c.id === customer)) setCustomer(w.customers[0]?.id ?? '');
+  }, [w, customer]);
+  const action = useAction(async () => onSignedIn(await openSession(wallet, customer)));
+  return (
+    <div className="center">
+      <Section title={t('signin.title')}>
+        <ErrorBox error={dir.error} />
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            void action.run();
+          }}
+        >
+          <Select label={t('signin.wallet')} name="wallet" value={wallet} onChange={setWallet} options={(dir.data?.wallets ?? []).map((x) => ({ value: x.key, label: x.name }))} />
+          <Select label={t('signin.customer')} name="customer" value={customer} onChange={setCustomer} options={(w?.customers ?? []).map((c) => ({ value: c.id, label: `${c.name} (${c.id})` }))} />
+          <button type="submit" disabled={action.busy || customer === ''} data-testid="sign-in">
+            {t('common.signIn')}
+          </button>
+          <ErrorBox error={action.error} />
+        </form>
+        <p className="muted">{t('signin.demoNote')}</p>
+      </Section>
+    </div>
+  );
+}
+
+function useTokens(api: Api) {
+  return useLoad(async () => (await api.get<{ items: Token[] }>('/v1/wallet/tokens?limit=100')).items, [api]);
+}
+
+function useAccounts(api: Api, session: WalletSession) {
+  return useLoad(async () => (await api.get<{ items: Account[] }>(`/v1/accounts?customerId=${encodeURIComponent(session.customerId)}`)).items, [api]);
+}
+
+function Home({ api, session }: { api: Api; session: WalletSession }) {
+  const { t } = useI18n();
+  const tokens = useTokens(api);
+  const accounts = useAccounts(api, session);
+  const mine = (tokens.data ?? []).filter((x) => x.status !== 'deleted');
+  return (
+    <div className="grid">
+      <Section title={t('home.cards')} testId="cards">
+        <ErrorBox error={tokens.error} />
+        {mine.length === 0 && <p className="muted">{t('home.noCards')}</p>}
+        {mine.map((tok) => (
+          <CardTile key={tok.tokenRef} api={api} token={tok} onChange={() => void tokens.reload()} />
+        ))}
+      </Section>
+      <Section title={t('home.accounts')} testId="accounts">
+        <ErrorBox error={accounts.error} />
+        {(accounts.data ?? []).map((a) => (
+          <div key={a.id} className="row" style={{ justifyContent: 'space-between', borderBottom: '1px solid var(--line)', padding: '0.5rem 0' }}>
+            <div>
+              <div>{a.heldBy.name}</div>
+              <div className="muted mono">{a.id}</div>
+            </div>
+            <div style={{ textAlign: 'right' }}>
+              <Money amount={a.balance.amount} currency={a.balance.currency} />
+              <div className="muted">
+                {t('home.available')} <Money amount={a.available.amount} currency={a.available.currency} />
+              </div>
+            </div>
+          </div>
+        ))}
+        {session.customerName !== '' && accounts.data?.length === 0 && <p className="muted">{t('common.none')}</p>}
+      </Section>
+    </div>
+  );
+}
+
+function CardTile({ api, token, onChange }: { api: Api; token: Token; onChange: () => void }) {
+  const { t, date } = useI18n();
+  const [wallets, setWallets] = useState<{ id: string; walletName: string; walletParticipantId: string; status: string; tokenLast4: string; addedAt: string }[] | undefined>();
+  const [copied, setCopied] = useState(false);
+  const load = useAction(async () => setWallets((await api.get(`/v1/wallet/tokens/${token.tokenRef}/card-wallets`)).items));
+  const revoke = useAction(async (entryId: string) => {
+    await api.post(`/v1/wallet/tokens/${token.tokenRef}/card-wallets/${entryId}/revoke`);
+    await load.run();
+    onChange();
+  });
+  return (
+    <div className={`paycard ${token.status}`} data-testid="card-tile" data-token-ref={token.tokenRef}>
+      <div className="row" style={{ justifyContent: 'space-between' }}>
+        <strong>{token.brand}</strong>
+        <span>{t(`card.status.${token.status}`)}</span>
+      </div>
+      <div className="num">•••• •••• •••• {token.cardLast4}</div>
+      <div className="muted" style={{ color: '#ffe6ea' }}>
+        {t('home.tokenRef')}:
+      </div>
+      <div className="row">
+        <span className="mono" data-testid="token-ref">
+          {token.tokenRef}
+        </span>
+        <button
+          type="button"
+          aria-label={`${t('common.copy')} ${token.tokenRef}`}
+          onClick={() => {
+            void navigator.clipboard?.writeText(token.tokenRef).catch(() => undefined);
+            setCopied(true);
+          }}
+        >
+          {copied ? t('common.copied') : t('common.copy')}
+        </button>
+        <button type="button" onClick={() => void load.run()} data-testid="show-wallets">
+          {t('home.showWallets')}
+        </button>
+      </div>
+      <ErrorBox error={load.error ?? revoke.error} />
+      {wallets !== undefined && (
+        <table aria-label={t('home.wallets')} style={{ color: 'white', marginTop: '0.5rem' }}>
+          <tbody>
+            {wallets.map((w) => (
+              <tr key={w.id}>
+                <td>{w.walletName}</td>
+                <td>…{w.tokenLast4}</td>
+                <td>{t(`card.status.${w.status}`)}</td>
+                <td>{date(w.addedAt)}</td>
+                <td>
+                  {w.status !== 'deleted' && (
+                    <button type="button" onClick={() => void revoke.run(w.id)} disabled={revoke.busy}>
+                      {t('home.revoke')}
+                    </button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}
+
+function AddCard({ api, session, onAdded }: { api: Api; session: WalletSession; onAdded: () => void }) {
+  const { t } = useI18n();
+  const [mode, setMode] = useState<'typed' | 'ref'>('typed');
+  const [cardNumber, setCardNumber] = useState('');
+  const [expiry, setExpiry] = useState('');
+  const [cvv, setCvv] = useState('');
+  const [tokenRef, setTokenRef] = useState('');
+  const [cardRef, setCardRef] = useState('');
+  const [consent, setConsent] = useState(false);
+  const [prov, setProv] = useState<Provisioning | undefined>();
+  const [demoCode, setDemoCode] = useState<string | undefined>();
+  const [code, setCode] = useState('');
+  const [done, setDone] = useState<Provisioning | undefined>();
+
+  const remember = (p: Provisioning) => {
+    if (p.token !== null && p.tokenKey !== undefined && p.tokenNumber !== undefined) {
+      saveDeviceToken(session.participantId, { tokenRef: p.token.tokenRef, tokenNumber: p.tokenNumber, tokenKey: p.tokenKey, expiry: p.token.expiry, atc: 0 });
+    }
+  };
+  const finish = (p: Provisioning) => {
+    remember(p);
+    if (p.status === 'approved') setDone(p);
+  };
+  const submit = useAction(async () => {
+    setDone(undefined);
+    setDemoCode(undefined);
+    const source =
+      mode === 'typed' ? { type: 'typed', cardNumber: cardNumber.replace(/\s+/g, ''), expiry, cvv } : tokenRef.trim() !== '' ? { type: 'token_ref', tokenRef: tokenRef.trim() } : { type: 'card_ref', cardRef: cardRef.trim() };
+    const p = await api.post<Provisioning>('/v1/wallet/tokens', { customerId: session.customerId, consent, deviceId: deviceId(), source });
+    setProv(p);
+    setCardNumber('');
+    setCvv('');
+    if (p.status === 'pending_step_up') {
+      // Demo: read the code the demo bank "texted" the cardholder (the hub only holds it sealed to the bank).
+      try {
+        setDemoCode((await api.get<{ code: string }>(`/demo/v1/step-up-codes/${p.id}`)).code);
+      } catch {
+        setDemoCode(undefined);
+      }
+    } else finish(p);
+  });
+  const confirm = useAction(async () => {
+    if (prov === undefined) return;
+    const p = await api.post<Provisioning>(`/v1/wallet/provisionings/${prov.id}/step-up`, { code });
+    setProv(p);
+    setCode('');
+    finish(p);
+  });
+
+  return (
+    <Section title={t('nav.addCard')} testId="add-card">
+      <div className="row" role="radiogroup" aria-label={t('nav.addCard')} style={{ marginBottom: '0.8rem' }}>
+        <label>
+          <input type="radio" name="mode" checked={mode === 'typed'} onChange={() => setMode('typed')} data-testid="mode-typed" /> {t('add.typed')}
+        </label>
+        <label>
+          <input type="radio" name="mode" checked={mode === 'ref'} onChange={() => setMode('ref')} data-testid="mode-ref" /> {t('add.byRef')}
+        </label>
+      </div>
+      {prov === undefined || prov.status !== 'pending_step_up' ? (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            void submit.run();
+          }}
+        >
+          {mode === 'typed' ? (
+            <>
+              <Field label={t('add.cardNumber')} name="cardNumber" value={cardNumber} onChange={setCardNumber} inputMode="numeric" autoComplete="cc-number" />
+              <div className="row">
+                <Field label={t('add.expiry')} name="expiry" value={expiry} onChange={setExpiry} placeholder="MM/YY" autoComplete="cc-exp" />
+                <Field label={t('add.cvv')} name="cvv" value={cvv} onChange={setCvv} inputMode="numeric" autoComplete="cc-csc" type="password" />
+              </div>
+            </>
+          ) : (
+            <>
+              <Field label={t('add.tokenRef')} name="tokenRef" value={tokenRef} onChange={setTokenRef} placeholder="tok_…" />
+              <Field label={t('add.cardRef')} name="cardRef" value={cardRef} onChange={setCardRef} placeholder="crd_…" />
+            </>
+          )}
+          <label className="row" style={{ marginBottom: '0.7rem' }}>
+            <input type="checkbox" name="consent" checked={consent} onChange={(e) => setConsent(e.target.checked)} /> {t('add.consent')}
+          </label>
+          <button type="submit" disabled={submit.busy || !consent} data-testid="add-submit">
+            {t('add.submit')}
+          </button>
+        </form>
+      ) : (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            void confirm.run();
+          }}
+        >
+          <p>
+            {t('add.stepUp')} ({prov.brand} …{prov.cardLast4})
+          </p>
+          {demoCode !== undefined && (
+            <p className="warn">
+              {t('add.demoCode')}: <strong data-testid="demo-code">{demoCode}</strong>
+            </p>
+          )}
+          <Field label={t('add.code')} name="code" value={code} onChange={setCode} inputMode="numeric" autoComplete="one-time-code" />
+          <button type="submit" disabled={confirm.busy || code.length < 6} data-testid="code-submit">
+            {t('common.confirm')}
+          </button>
+        </form>
+      )}
+      <ErrorBox error={submit.error ?? confirm.error} />
+      {prov?.status === 'declined' && <p className="error">{t('add.declined')}</p>}
+      {done !== undefined && (
+        <p className="ok" data-testid="card-added">
+          {t('add.added')}: {done.brand} …{done.cardLast4}{' '}
+          <button type="button" className="secondary" onClick={onAdded}>
+            {t('nav.home')}
+          </button>
+        </p>
+      )}
+    </Section>
+  );
+}
+
+// ---- pay ---------------------------------------------------------------------------------------------------------
+
+interface QrPreview {
+  merchant: { id?: string; name: string; city?: string; country: string; mcc?: string };
+  amount: MoneyWire | null;
+  currency?: string;
+  kind?: string;
+}
+
+function PaySource({ api, session, value, onChange }: { api: Api; session: WalletSession; value: string; onChange: (v: string) => void }) {
+  const { t, money } = useI18n();
+  const tokens = useTokens(api);
+  const accounts = useAccounts(api, session);
+  const options = [
+    ...(tokens.data ?? []).filter((x) => x.status === 'active').map((x) => ({ value: `token:${x.tokenRef}`, label: `${x.brand} …${x.cardLast4}` })),
+    ...(accounts.data ?? []).map((a) => ({ value: `account:${a.id}`, label: `${a.heldBy.name} ${money(a.available.amount, a.currency)}` })),
+  ];
+  useEffect(() => {
+    if (value === '' && options[0] !== undefined) onChange(options[0].value);
+  }, [value, options, onChange]);
+  return <Select label={t('pay.payWith')} name="source" value={value} onChange={onChange} options={options} />;
+}
+
+/** The wallet's payment source: a token with a fresh cryptogram over the amount, or an account. */
+function buildSource(session: WalletSession, source: string, amount: MoneyWire, country: string) {
+  const [kind, id = ''] = source.split(/:(.*)/s);
+  if (kind === 'account') return { type: 'account', accountId: id };
+  const device = loadDeviceToken(session.participantId, id);
+  const atc = nextAtc(session.participantId, id);
+  if (device === undefined || atc === undefined) throw new Error('no token key on this device for this card');
+  const un = unpredictableNumber();
+  const cryptogram = tokenCryptogram({ tokenKey: device.tokenKey, atc, amountMinor: toMinor(amount.amount, amount.currency), currency: amount.currency, country, un });
+  return { type: 'token', tokenRef: id, atc, cryptogram, unpredictableNumber: un };
+}
+
+function Pay({ api, session }: { api: Api; session: WalletSession }) {
+  const { t, money } = useI18n();
+  const [payload, setPayload] = useState('');
+  const [preview, setPreview] = useState<QrPreview | undefined>();
+  const [amount, setAmount] = useState('');
+  const [source, setSource] = useState('');
+  const [paid, setPaid] = useState<any>();
+  const decode = useAction(async () => {
+    setPaid(undefined);
+    setPreview(await api.post<QrPreview>('/v1/wallet/qr/preview', { payload: payload.trim() }));
+  });
+  const pay = useAction(async () => {
+    if (preview === undefined) return;
+    const due = preview.amount ?? { amount, currency: preview.currency ?? 'CNY' };
+    const body = { customerId: session.customerId, payload: payload.trim(), source: buildSource(session, source, due, preview.merchant.country), deviceId: deviceId(), ...(preview.amount === null ? { amount: due } : {}) };
+    setPaid(await api.post('/v1/wallet/payments/qr', body));
+  });
+  const upload = useAction(async (file: File) => {
+    // Decoding a QR image needs the BarcodeDetector API (Chromium); otherwise paste the payload.
+    const Detector = (globalThis as { BarcodeDetector?: new (o: object) => { detect(i: ImageBitmap): Promise<{ rawValue: string }[]> } }).BarcodeDetector;
+    if (Detector === undefined) throw new Error('this browser cannot read QR images; paste the payload');
+    const found = await new Detector({ formats: ['qr_code'] }).detect(await createImageBitmap(file));
+    if (found[0] === undefined) throw new Error('no QR code found in the image');
+    setPayload(found[0].rawValue);
+  });
+  return (
+    <div className="grid">
+      <Section title={t('pay.mpm')} testId="pay-qr">
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            void decode.run();
+          }}
+        >
+          <TextArea label={t('pay.payload')} name="payload" value={payload} onChange={setPayload} />
+          <div className="field">
+            <label htmlFor="qr-image">{t('pay.image')}</label>
+            <input id="qr-image" type="file" accept="image/*" onChange={(e) => e.target.files?.[0] !== undefined && void upload.run(e.target.files[0])} />
+          </div>
+          <button type="submit" disabled={payload.trim() === '' || decode.busy} data-testid="qr-decode">
+            {t('pay.decode')}
+          </button>
+        </form>
+        <ErrorBox error={decode.error ?? upload.error} />
+        {preview !== undefined && (
+          <form
+            onSubmit={(e) => {
+              e.preventDefault();
+              void pay.run();
+            }}
+            data-testid="qr-preview"
+          >
+            <p>
+              {t('pay.merchant')}: <strong>{preview.merchant.name}</strong> {preview.merchant.city ?? ''}
+            </p>
+            {preview.amount !== null ? (
+              <p className="figure">{money(preview.amount.amount, preview.amount.currency)}</p>
+            ) : (
+              <Field label={`${t('common.amount')} (${preview.currency ?? ''})`} name="amount" value={amount} onChange={setAmount} inputMode="decimal" />
+            )}
+            <PaySource api={api} session={session} value={source} onChange={setSource} />
+            <button type="submit" disabled={pay.busy || source === ''} data-testid="qr-pay">
+              {t('pay.payNow')}
+            </button>
+          </form>
+        )}
+        <ErrorBox error={pay.error} />
+        {paid !== undefined && (
+          <p className="ok" data-testid="qr-paid">
+            {t('pay.paid')} ✓ {paid.amount !== undefined ? money(paid.amount.amount, paid.amount.currency) : ''} <span className="mono">{paid.id}</span>
+          </p>
+        )}
+      </Section>
+      <PaymentCode api={api} session={session} />
+      <PayLink api={api} session={session} />
+    </div>
+  );
+}
+
+function PaymentCode({ api, session }: { api: Api; session: WalletSession }) {
+  const { t } = useI18n();
+  const tokens = useTokens(api);
+  const [tokenRef, setTokenRef] = useState('');
+  const [image, setImage] = useState<string | undefined>();
+  const [error, setError] = useState<unknown>();
+  const [tick, setTick] = useState(0);
+  const active = (tokens.data ?? []).filter((x) => x.status === 'active');
+  const current = active.find((x) => x.tokenRef === tokenRef) ?? active[0];
+  useEffect(() => {
+    const timer = setInterval(() => setTick((n) => n + 1), 30_000);
+    return () => clearInterval(timer);
+  }, []);
+  useEffect(() => {
+    setImage(undefined);
+    setError(undefined);
+    if (current === undefined) return;
+    const device = loadDeviceToken(session.participantId, current.tokenRef);
+    const atc = nextAtc(session.participantId, current.tokenRef);
+    if (device === undefined || atc === undefined) {
+      setError(new Error(t('pay.noKey')));
+      return;
+    }
+    try {
+      const payload = cpmPayload({ tokenNumber: device.tokenNumber, tokenKey: device.tokenKey, expiry: device.expiry, atc, brand: current.brand, currency: 'CNY', country: 'CN' });
+      QRCode.toDataURL(payload, { errorCorrectionLevel: 'M', margin: 1, width: 440 }).then(setImage, setError);
+    } catch (e) {
+      setError(e);
+    }
+  }, [current?.tokenRef, tick, session.participantId, t]);
+  return (
+    <Section title={t('pay.cpm')} testId="payment-code">
+      {active.length > 1 && <Select label={t('pay.payWith')} value={current?.tokenRef ?? ''} onChange={setTokenRef} options={active.map((x) => ({ value: x.tokenRef, label: `${x.brand} …${x.cardLast4}` }))} />}
+      {current === undefined && <p className="muted">{t('home.noCards')}</p>}
+      {image !== undefined && (
+        <div className="qr">
+          <img src={image} alt={`${t('pay.cpm')} ${current?.brand ?? ''} …${current?.cardLast4 ?? ''}`} />
+        </div>
+      )}
+      <ErrorBox error={error} />
+      <p className="muted">{t('pay.cpmHint')}</p>
+    </Section>
+  );
+}
+
+function PayLink({ api, session }: { api: Api; session: WalletSession }) {
+  const { t, money } = useI18n();
+  const [link, setLink] = useState('');
+  const [info, setInfo] = useState<any>();
+  const [source, setSource] = useState('');
+  const [paid, setPaid] = useState<any>();
+  const id = () => link.trim().split(/[/?#]/).filter((s) => s !== '').pop() ?? '';
+  const open = useAction(async () => {
+    setPaid(undefined);
+    setInfo(await api.get(`/v1/payment-links/${encodeURIComponent(id())}`));
+  });
+  const pay = useAction(async () => {
+    const amount: MoneyWire = info.amount;
+    setPaid(await api.post(`/v1/payment-links/${encodeURIComponent(id())}/pay`, { customerId: session.customerId, source: buildSource(session, source, amount, info.merchant?.country ?? 'CN'), deviceId: deviceId() }));
+  });
+  return (
+    <Section title={t('pay.link')} testId="pay-link">
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          void open.run();
+        }}
+      >
+        <Field label={t('pay.linkUrl')} name="link" value={link} onChange={setLink} />
+        <button type="submit" disabled={link.trim() === ''}>
+          {t('pay.open')}
+        </button>
+      </form>
+      <ErrorBox error={open.error} />
+      {info !== undefined && (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            void pay.run();
+          }}
+        >
+          <p>
+            {info.merchant?.name} — {info.description} <strong>{info.amount !== undefined ? money(info.amount.amount, info.amount.currency) : ''}</strong>
+          </p>
+          <PaySource api={api} session={session} value={source} onChange={setSource} />
+          <button type="submit" disabled={pay.busy}>
+            {t('pay.payNow')}
+          </button>
+        </form>
+      )}
+      <ErrorBox error={pay.error} />
+      {paid !== undefined && <p className="ok">{t('pay.paid')} ✓</p>}
+    </Section>
+  );
+}
+
+// ---- transfers ---------------------------------------------------------------------------------------------------
+
+const ALIAS_TYPES = ['handle', 'phone', 'email'] as const;
+
+function AliasInput({ type, value, onType, onValue, prefix }: { type: string; value: string; onType: (v: string) => void; onValue: (v: string) => void; prefix: string }) {
+  const { t } = useI18n();
+  return (
+    <div className="row">
+      <Select label={t('xfer.aliasType')} name={`${prefix}-type`} value={type} onChange={onType} options={ALIAS_TYPES.map((a) => ({ value: a, label: t(`alias.${a}`) }))} />
+      <Field label={t('xfer.alias')} name={`${prefix}-alias`} value={value} onChange={onValue} />
+    </div>
+  );
+}
+
+function Transfer({ api, session }: { api: Api; session: WalletSession }) {
+  return (
+    <div className="grid">
+      <SendMoney api={api} session={session} />
+      <RequestMoney api={api} session={session} />
+      <IncomingRequests api={api} session={session} />
+      <SplitBill api={api} session={session} />
+      <RedPacket api={api} session={session} />
+      <ClaimPacket api={api} session={session} />
+    </div>
+  );
+}
+
+function SendMoney({ api, session }: { api: Api; session: WalletSession }) {
+  const { t, money } = useI18n();
+  const [type, setType] = useState('handle');
+  const [value, setValue] = useState('');
+  const [amount, setAmount] = useState('');
+  const [payee, setPayee] = useState<any>();
+  const [quote, setQuote] = useState<any>();
+  const [sent, setSent] = useState<any>();
+  const lookup = useAction(async () => {
+    setQuote(undefined);
+    setSent(undefined);
+    setPayee(await api.get(`/v1/aliases/lookup?customerId=${encodeURIComponent(session.customerId)}&type=${type}&value=${encodeURIComponent(value.trim())}`));
+  });
+  const getQuote = useAction(async () => {
+    setQuote(await api.post('/v1/transfers/quotes', { customerId: session.customerId, payee: { type, value: value.trim() }, sendAmount: { amount: amount.trim(), currency: 'CNY' } }));
+  });
+  const confirm = useAction(async () => {
+    setSent(await api.post('/v1/transfers/payments', { quoteId: quote.id }));
+    setQuote(undefined);
+  });
+  return (
+    <Section title={t('xfer.send')} testId="send-money">
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          void (payee === undefined ? lookup.run() : getQuote.run());
+        }}
+      >
+        <AliasInput prefix="send" type={type} value={value} onType={(v) => (setType(v), setPayee(undefined))} onValue={(v) => (setValue(v), setPayee(undefined))} />
+        {payee === undefined ? (
+          <button type="submit" disabled={value.trim() === '' || lookup.busy} data-testid="send-lookup">
+            {t('xfer.lookup')}
+          </button>
+        ) : (
+          <>
+            <p data-testid="payee">
+              {t('xfer.payee')}: <strong>{payee.maskedName}</strong> · {payee.participantName}
+            </p>
+            {payee.warning !== null && <p className="warn">{payee.warning}</p>}
+            <Field label={`${t('common.amount')} (CNY)`} name="send-amount" value={amount} onChange={setAmount} inputMode="decimal" />
+            <button type="submit" disabled={amount.trim() === '' || getQuote.busy} data-testid="send-quote">
+              {t('xfer.quote')}
+            </button>
+          </>
+        )}
+      </form>
+      <ErrorBox error={lookup.error ?? getQuote.error ?? confirm.error} />
+      {quote !== undefined && (
+        <div>
+          <p>
+            {t('xfer.fee')}: {money(quote.fee.amount, quote.fee.currency)} · {t('xfer.receives')}: <strong>{money(quote.receiveAmount.amount, quote.receiveAmount.currency)}</strong>
+          </p>
+          {(quote.warnings as string[]).map((w) => (
+            <p className="warn" key={w}>
+              {w}
+            </p>
+          ))}
+          <button type="button" onClick={() => void confirm.run()} disabled={confirm.busy} data-testid="send-confirm">
+            {t('common.confirm')} {money(quote.totalDebit.amount, quote.totalDebit.currency)}
+          </button>
+        </div>
+      )}
+      {sent !== undefined && (
+        <p className="ok" data-testid="sent">
+          {t('xfer.sent')} ✓ {money(sent.receiveAmount.amount, sent.receiveAmount.currency)} → {payee?.maskedName}
+        </p>
+      )}
+    </Section>
+  );
+}
+
+function RequestMoney({ api, session }: { api: Api; session: WalletSession }) {
+  const { t } = useI18n();
+  const [type, setType] = useState('handle');
+  const [value, setValue] = useState('');
+  const [amount, setAmount] = useState('');
+  const [note, setNote] = useState('');
+  const [done, setDone] = useState<any>();
+  const send = useAction(async () => {
+    setDone(await api.post('/v1/transfers/requests', { customerId: session.customerId, payer: { type, value: value.trim() }, amount: { amount: amount.trim(), currency: 'CNY' }, ...(note !== '' ? { note } : {}) }));
+  });
+  return (
+    <Section title={t('xfer.request')}>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          void send.run();
+        }}
+      >
+        <AliasInput prefix="request" type={type} value={value} onType={setType} onValue={setValue} />
+        <Field label={`${t('common.amount')} (CNY)`} name="request-amount" value={amount} onChange={setAmount} inputMode="decimal" />
+        <Field label={t('common.note')} name="request-note" value={note} onChange={setNote} />
+        <button type="submit" disabled={send.busy || value === '' || amount === ''}>
+          {t('xfer.request')}
+        </button>
+      </form>
+      <ErrorBox error={send.error} />
+      {done !== undefined && <p className="ok">{t('xfer.requested')} ✓</p>}
+    </Section>
+  );
+}
+
+function IncomingRequests({ api, session }: { api: Api; session: WalletSession }) {
+  const { t, money } = useI18n();
+  const list = useLoad(async () => (await api.get<{ items: any[] }>(`/v1/transfers/requests?customerId=${encodeURIComponent(session.customerId)}&role=payer`)).items, [api]);
+  const approve = useAction(async (id: string) => {
+    const quote = await api.post(`/v1/transfers/requests/${id}/approve`, { customerId: session.customerId });
+    await api.post('/v1/transfers/payments', { quoteId: quote.id });
+    await list.reload();
+  });
+  const decline = useAction(async (id: string) => {
+    await api.post(`/v1/transfers/requests/${id}/decline`, { customerId: session.customerId });
+    await list.reload();
+  });
+  const pending = (list.data ?? []).filter((r) => r.status === 'pending');
+  return (
+    <Section title={t('xfer.incoming')}>
+      <ErrorBox error={list.error ?? approve.error ?? decline.error} />
+      {pending.length === 0 && <p className="muted">{t('common.none')}</p>}
+      {pending.map((r) => (
+        <div key={r.id} className="row" style={{ justifyContent: 'space-between' }}>
+          <span>
+            {r.requester.maskedName} · {money(r.amount.amount, r.amount.currency)} {r.note ?? ''}
+          </span>
+          <span className="row">
+            <button type="button" onClick={() => void approve.run(r.id)}>
+              {t('xfer.approve')}
+            </button>
+            <button type="button" className="secondary" onClick={() => void decline.run(r.id)}>
+              {t('xfer.decline')}
+            </button>
+          </span>
+        </div>
+      ))}
+    </Section>
+  );
+}
+
+function parseAliases(text: string) {
+  return text
+    .split(/[,，\s]+/)
+    .filter((s) => s !== '')
+    .map((v) => ({ type: v.includes('@') ? 'email' : /^\+?[0-9]{6,}$/.test(v) ? 'phone' : 'handle', value: v }));
+}
+
+function SplitBill({ api, session }: { api: Api; session: WalletSession }) {
+  const { t, money } = useI18n();
+  const [total, setTotal] = useState('');
+  const [members, setMembers] = useState('');
+  const [note, setNote] = useState('');
+  const [split, setSplit] = useState<any>();
+  const create = useAction(async () => {
+    setSplit(await api.post('/v1/transfers/splits', { customerId: session.customerId, total: { amount: total.trim(), currency: 'CNY' }, method: 'equal', members: parseAliases(members).map((alias) => ({ alias })), ...(note !== '' ? { note } : {}) }));
+  });
+  return (
+    <Section title={t('xfer.split')}>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          void create.run();
+        }}
+      >
+        <Field label={`${t('xfer.total')} (CNY)`} name="split-total" value={total} onChange={setTotal} inputMode="decimal" />
+        <Field label={t('xfer.members')} name="split-members" value={members} onChange={setMembers} placeholder="liwei, zhangmin" />
+        <Field label={t('common.note')} name="split-note" value={note} onChange={setNote} />
+        <button type="submit" disabled={create.busy}>
+          {t('xfer.split')}
+        </button>
+      </form>
+      <ErrorBox error={create.error} />
+      {split !== undefined && (
+        <div className="ok">
+          {t('xfer.splitDone')}:
+          <ul>
+            {(split.members as any[]).map((m) => (
+              <li key={m.index}>
+                {m.maskedName} {money(m.amount.amount, m.amount.currency)} {m.status}
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
+    </Section>
+  );
+}
+
+function RedPacket({ api, session }: { api: Api; session: WalletSession }) {
+  const { t, money } = useI18n();
+  const [total, setTotal] = useState('');
+  const [shares, setShares] = useState('1');
+  const [mode, setMode] = useState('random');
+  const [members, setMembers] = useState('');
+  const [message, setMessage] = useState('恭喜发财');
+  const [packet, setPacket] = useState<any>();
+  const send = useAction(async () => {
+    setPacket(
+      await api.post('/v1/transfers/red-packets', { customerId: session.customerId, total: { amount: total.trim(), currency: 'CNY' }, shares: Number(shares), mode, members: parseAliases(members), ...(message !== '' ? { message } : {}) }),
+    );
+  });
+  return (
+    <Section title={t('xfer.packet')} testId="red-packet">
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          void send.run();
+        }}
+      >
+        <Field label={`${t('xfer.total')} (CNY)`} name="packet-total" value={total} onChange={setTotal} inputMode="decimal" />
+        <div className="row">
+          <Field label={t('xfer.shares')} name="packet-shares" value={shares} onChange={setShares} inputMode="numeric" />
+          <Select label={t('xfer.mode')} name="packet-mode" value={mode} onChange={setMode} options={[{ value: 'random', label: t('xfer.mode.random') }, { value: 'equal', label: t('xfer.mode.equal') }]} />
+        </div>
+        <Field label={t('xfer.members')} name="packet-members" value={members} onChange={setMembers} placeholder="zhangmin" />
+        <Field label={t('xfer.message')} name="packet-message" value={message} onChange={setMessage} />
+        <button type="submit" disabled={send.busy} data-testid="packet-send">
+          {t('xfer.packet')}
+        </button>
+      </form>
+      <ErrorBox error={send.error} />
+      {packet !== undefined && (
+        <p className="ok">
+          {t('xfer.packetSent')}: <span className="mono" data-testid="packet-id">{packet.id}</span> ({money(packet.total.amount, packet.total.currency)})
+        </p>
+      )}
+    </Section>
+  );
+}
+
+function ClaimPacket({ api, session }: { api: Api; session: WalletSession }) {
+  const { t, money } = useI18n();
+  const [id, setId] = useState('');
+  const [claimed, setClaimed] = useState<any>();
+  const claim = useAction(async () => {
+    setClaimed(await api.post(`/v1/transfers/red-packets/${encodeURIComponent(id.trim())}/claim`, { customerId: session.customerId }));
+  });
+  return (
+    <Section title={t('xfer.claim')} testId="claim-packet">
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          void claim.run();
+        }}
+      >
+        <Field label={t('xfer.packetId')} name="claim-id" value={id} onChange={setId} />
+        <button type="submit" disabled={claim.busy || id.trim() === ''} data-testid="packet-claim">
+          {t('xfer.claim')}
+        </button>
+      </form>
+      <ErrorBox error={claim.error} />
+      {claimed !== undefined && (
+        <p className="ok" data-testid="packet-claimed">
+          🧧 {t('xfer.claimed')} {money(claimed.amount.amount, claimed.amount.currency)} {claimed.packet.message ?? ''}
+        </p>
+      )}
+    </Section>
+  );
+}
+
+// ---- history, charts, budget --------------------------------------------------------------------------------------
+
+export interface HistoryItem {
+  id: string;
+  at: string;
+  kind: 'transfer' | 'merchant' | 'red_packet';
+  direction: 'in' | 'out';
+  amount: MoneyWire;
+  title: string;
+  mcc: string | null;
+  status: string;
+}
+
+/** The customer's unified history (GET /v1/history: transfers, merchant payments, red packets), newest first. */
+async function loadHistory(api: Api, session: WalletSession): Promise<{ items: HistoryItem[] }> {
+  return api.get(`/v1/history?customerId=${encodeURIComponent(session.customerId)}&limit=200`);
+}
+
+/** Spending categories from the merchant category code (ISO 18245), for the charts. */
+function category(i: HistoryItem): string {
+  if (i.kind === 'red_packet') return 'packet';
+  if (i.kind === 'transfer') return 'transfer';
+  const mcc = Number(i.mcc ?? 0);
+  if (mcc >= 4000 && mcc < 4800) return 'transport';
+  if (mcc >= 5811 && mcc <= 5814) return 'food';
+  if (mcc >= 5400 && mcc < 5500) return 'groceries';
+  return 'shopping';
+}
+
+function History({ api, session }: { api: Api; session: WalletSession }) {
+  const { t, date } = useI18n();
+  const h = useLoad(() => loadHistory(api, session), [api]);
+  return (
+    <Section
+      title={t('history.title')}
+      testId="history"
+      actions={
+        <button type="button" className="secondary" onClick={() => void h.reload()}>
+          {t('common.refresh')}
+        </button>
+      }
+    >
+      <ErrorBox error={h.error} />
+      {h.data?.items.length === 0 && <p className="muted">{t('history.empty')}</p>}
+      <table>
+        <thead>
+          <tr>
+            <th>{t('common.date')}</th>
+            <th>{t('common.kind')}</th>
+            <th>{t('common.name')}</th>
+            <th>{t('common.status')}</th>
+            <th style={{ textAlign: 'right' }}>{t('common.amount')}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(h.data?.items ?? []).map((i) => (
+            <tr key={`${i.kind}-${i.id}`} data-testid="history-row" data-kind={i.kind}>
+              <td>{date(i.at)}</td>
+              <td>{t(`history.kind.${i.kind}`)}</td>
+              <td>{i.title}</td>
+              <td>
+                <span className={`pill ${i.status}`}>{i.status}</span>
+              </td>
+              <td style={{ textAlign: 'right' }}>{i.amount !== undefined && <Money amount={i.amount.amount} currency={i.amount.currency} sign={i.direction} />}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Section>
+  );
+}
+
+function Budget({ api, session }: { api: Api; session: WalletSession }) {
+  const { t, money, month } = useI18n();
+  const key = `hutong.budget.${session.participantId}.${session.customerId}`;
+  const saved = JSON.parse(localStorage.getItem(key) ?? '{"limit":"2000","low":"100"}') as { limit: string; low: string };
+  const [limit, setLimit] = useState(saved.limit);
+  const [low, setLow] = useState(saved.low);
+  const h = useLoad(() => loadHistory(api, session), [api]);
+  const accounts = useAccounts(api, session);
+  const out = (h.data?.items ?? []).filter((i) => i.direction === 'out' && i.amount !== undefined && i.amount.currency === 'CNY');
+  const byCat = new Map<string, number>();
+  const byMonth = new Map<string, number>();
+  const thisMonth = new Date().toISOString().slice(0, 7);
+  let spent = 0;
+  for (const i of out) {
+    const v = Number(i.amount.amount);
+    const cat = category(i);
+    byCat.set(cat, (byCat.get(cat) ?? 0) + v);
+    const m = i.at.slice(0, 7);
+    byMonth.set(m, (byMonth.get(m) ?? 0) + v);
+    if (m === thisMonth) spent += v;
+  }
+  const own = (accounts.data ?? []).filter((a) => a.currency === 'CNY');
+  const balance = own.reduce((s, a) => s + Number(a.available.amount), 0);
+  const limitN = Number(limit);
+  const lowN = Number(low);
+  return (
+    <div className="grid">
+      <Section title={t('budget.title')} testId="budget">
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            localStorage.setItem(key, JSON.stringify({ limit, low }));
+          }}
+        >
+          <div className="row">
+            <Field label={`${t('budget.limit')} (CNY)`} name="budget-limit" value={limit} onChange={setLimit} inputMode="decimal" />
+            <Field label={`${t('budget.lowBalance')} (CNY)`} name="budget-low" value={low} onChange={setLow} inputMode="decimal" />
+          </div>
+          <button type="submit">{t('budget.save')}</button>
+        </form>
+        <p>
+          {t('budget.spent')}: <strong>{money(spent, 'CNY')}</strong> / {money(limitN || 0, 'CNY')}
+        </p>
+        <div className="bar-track" role="meter" aria-label={t('budget.spent')} aria-valuemin={0} aria-valuemax={limitN || 1} aria-valuenow={spent}>
+          <span className="bar" style={{ width: `${Math.min(100, Math.round((spent / (limitN || 1)) * 100))}%`, background: spent > limitN ? 'var(--red-dark)' : undefined }} />
+        </div>
+        {limitN > 0 && spent > limitN && (
+          <p className="error" role="alert">
+            {t('budget.over')}
+          </p>
+        )}
+        {limitN > 0 && spent <= limitN && spent > 0.8 * limitN && <p className="warn">{t('budget.near')}</p>}
+        {own.length > 0 && balance < lowN && (
+          <p className="warn" role="alert">
+            {t('budget.low')}: {money(balance, 'CNY')}
+          </p>
+        )}
+      </Section>
+      <Section title={t('budget.byCategory')}>
+        <Bars label={t('budget.byCategory')} rows={[...byCat].map(([k, v]) => ({ label: t(`cat.${k}`), value: v }))} format={(v) => money(v, 'CNY')} />
+        {byCat.size === 0 && <p className="muted">{t('history.empty')}</p>}
+      </Section>
+      <Section title={t('budget.byMonth')}>
+        <Bars
+          label={t('budget.byMonth')}
+          rows={[...byMonth]
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([k, v]) => ({ label: month(`${k}-01T00:00:00Z`), value: v }))}
+          format={(v) => money(v, 'CNY')}
+        />
+        {byMonth.size === 0 && <p className="muted">{t('history.empty')}</p>}
+      </Section>
+    </div>
+  );
+}

@@ -1,0 +1,100 @@
+import { createApi, type Api } from '../shared/api.ts';
+
+/** A demo wallet session: a short-lived wallet access token from POST /demo/v1/session, renewed before it expires. */
+export interface WalletSession {
+  readonly wallet: string;
+  readonly participantId: string;
+  readonly walletName: string;
+  readonly customerId: string;
+  readonly customerName: string;
+  token: string;
+  expiresAtMs: number;
+}
+
+const KEY = 'hutong.wallet.session';
+
+export function loadSession(): WalletSession | undefined {
+  try {
+    const raw = sessionStorage.getItem(KEY);
+    return raw === null ? undefined : (JSON.parse(raw) as WalletSession);
+  } catch {
+    return undefined;
+  }
+}
+
+export function saveSession(s: WalletSession | undefined): void {
+  if (s === undefined) sessionStorage.removeItem(KEY);
+  else sessionStorage.setItem(KEY, JSON.stringify(s));
+}
+
+const anonymous = createApi(async () => undefined);
+
+export async function openSession(wallet: string, customerId: string): Promise<WalletSession> {
+  const r = await anonymous.post<{ accessToken: string; expiresInS: number; wallet: { participantId: string; name: string }; customer: { id: string; name: string } }>('/demo/v1/session', { wallet, customerId });
+  return {
+    wallet,
+    participantId: r.wallet.participantId,
+    walletName: r.wallet.name,
+    customerId: r.customer.id,
+    customerName: r.customer.name,
+    token: r.accessToken,
+    expiresAtMs: Date.now() + r.expiresInS * 1000,
+  };
+}
+
+export function sessionApi(session: WalletSession, onExpired: () => void): Api {
+  let renewing: Promise<void> | undefined;
+  return createApi(async () => {
+    if (Date.now() > session.expiresAtMs - 30_000) {
+      renewing ??= openSession(session.wallet, session.customerId)
+        .then((fresh) => {
+          session.token = fresh.token;
+          session.expiresAtMs = fresh.expiresAtMs;
+          saveSession(session);
+        })
+        .finally(() => {
+          renewing = undefined;
+        });
+      await renewing;
+    }
+    return session.token;
+  }, onExpired);
+}
+
+/** The device's own store of token keys (what a phone keeps in its secure element), by token reference. */
+export interface DeviceToken {
+  readonly tokenRef: string;
+  readonly tokenNumber: string;
+  readonly tokenKey: string;
+  readonly expiry: string;
+  atc: number;
+}
+
+const deviceKey = (participantId: string, tokenRef: string) => `hutong.device.${participantId}.${tokenRef}`;
+
+export function deviceId(): string {
+  let id = localStorage.getItem('hutong.deviceId');
+  if (id === null) {
+    id = `web-${Math.random().toString(36).slice(2, 10)}`;
+    localStorage.setItem('hutong.deviceId', id);
+  }
+  return id;
+}
+
+export function saveDeviceToken(participantId: string, t: DeviceToken): void {
+  localStorage.setItem(deviceKey(participantId, t.tokenRef), JSON.stringify(t));
+}
+
+export function loadDeviceToken(participantId: string, tokenRef: string): DeviceToken | undefined {
+  const raw = localStorage.getItem(deviceKey(participantId, tokenRef));
+  return raw === null ? undefined : (JSON.parse(raw) as DeviceToken);
+}
+
+/** The next application transaction counter for a token (never reused: the issuer rejects a replayed ATC). */
+export function nextAtc(participantId: string, tokenRef: string): number | undefined {
+  const t = loadDeviceToken(participantId, tokenRef);
+  if (t === undefined) return undefined;
+  t.atc += 1;
+  saveDeviceToken(participantId, t);
+  return t.atc;
+}
