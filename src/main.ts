@@ -1,7 +1,11 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { createCardsModule, type CardsModule } from './cards/module.ts';
 import { createLedger, type Ledger } from './ledger/ledger.ts';
+import { createPaymentsModule, type PaymentsModule } from './payments/module.ts';
+import { createTransfersModule, type TransfersModule } from './transfers/module.ts';
+import { registerWebRoutes } from './web/routes.ts';
 import { registerLedgerRoutes } from './ledger/routes.ts';
 import { createAuditService, type AuditService } from './audit/service.ts';
 import { registerAuditRoutes } from './audit/routes.ts';
@@ -45,9 +49,9 @@ export interface HubServices {
   readonly metrics: HttpMetrics;
   // @modules:service-types (each capability adds its service here)
   readonly ledger: Ledger;
-  readonly cards: import('./cards/module.ts').CardsModule;
-  readonly transfers: import('./transfers/module.ts').TransfersModule;
-  readonly payments: import('./payments/module.ts').PaymentsModule;
+  readonly cards: CardsModule;
+  readonly transfers: TransfersModule;
+  readonly payments: PaymentsModule;
 }
 
 export interface Hub extends HubServices {
@@ -108,9 +112,9 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   // @modules:create (each capability creates its services here, dependencies explicit)
   // One ledger per process: its batcher aggregates what arrives concurrently from every module.
   const ledger = createLedger({ db, clock });
-  const cards = (await import('./cards/module.ts')).createCardsModule({ db, clock, vault, audit, events });
-  const transfers = (await import('./transfers/module.ts')).createTransfersModule({ db, clock, audit, events, vault, customers, ledger });
-  const payments = (await import('./payments/module.ts')).createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, fetch: options.fetch });
+  const cards = createCardsModule({ db, clock, vault, audit, events });
+  const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, ledger });
+  const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, fetch: options.fetch });
 
   // Per-participant limits: the participant's own setting, else the hub default. Looked up from a small cache that
   // the auth check refreshes, so the limiter never queries the database itself.
@@ -152,7 +156,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   registerWebhookRoutes(app, { db });
   // @modules:routes (each capability registers its routes here)
   registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent });
-  await (await import('./web/routes.ts')).registerWebRoutes(app, { db, vault, tokens, customers, demoEnabled: config.seedDemo });
+  await registerWebRoutes(app, { db, vault, tokens, customers, demoEnabled: config.seedDemo });
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
   payments.registerRoutes(app, { idempotent });

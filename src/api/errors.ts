@@ -2,6 +2,9 @@ import type { ParticipantErrorCode } from '../participants/model.ts';
 import { participantErrorStatus } from '../participants/model.ts';
 import type { CustomerErrorCode } from '../customers/service.ts';
 import { customerErrorStatus } from '../customers/service.ts';
+import { cardsErrorStatus, type CardsErrorCode } from '../cards/errors.ts';
+import { paymentsErrorStatus, type PaymentsErrorCode } from '../payments/errors.ts';
+import { transfersErrorStatus, type TransfersErrorCode } from '../transfers/errors.ts';
 import { ledgerErrorStatus, type LedgerErrorCode } from '../ledger/types.ts';
 import type { IdempotencyErrorCode } from '../platform/idempotency.ts';
 import type { MoneyErrorCode } from '../platform/money.ts';
@@ -31,9 +34,9 @@ export type ErrorCode =
   | CustomerErrorCode
   // @modules:error-code-types (each capability adds its code union here)
   | LedgerErrorCode
-  | import('../cards/errors.ts').CardsErrorCode
-  | import('../transfers/errors.ts').TransfersErrorCode
-  | import('../payments/errors.ts').PaymentsErrorCode
+  | CardsErrorCode
+  | TransfersErrorCode
+  | PaymentsErrorCode
   ;
 
 const platformErrorStatus: Record<PlatformErrorCode | IdempotencyErrorCode | MoneyErrorCode, number> = {
@@ -64,9 +67,9 @@ export const errorStatus: Readonly<Record<ErrorCode, number>> = {
   ...customerErrorStatus,
   // @modules:error-statuses (each capability spreads its Record<Code, status> here)
   ...ledgerErrorStatus,
-  ...(await import('../cards/errors.ts')).cardsErrorStatus,
-  ...(await import('../transfers/errors.ts')).transfersErrorStatus,
-  ...(await import('../payments/errors.ts')).paymentsErrorStatus,
+  ...cardsErrorStatus,
+  ...transfersErrorStatus,
+  ...paymentsErrorStatus,
 };
 
 export const ERROR_CODES = Object.keys(errorStatus).sort() as ErrorCode[];
