@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ParticipantPrincipal } from '../participants/model.ts';
+import type { Participant, ParticipantPrincipal } from '../participants/model.ts';
 import type { ParticipantService } from '../participants/service.ts';
 import type { TokenService } from '../participants/tokens.ts';
 import type { Actor } from '../audit/service.ts';
@@ -13,6 +13,8 @@ import type { DomainError } from '../platform/result.ts';
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: ParticipantPrincipal;
+    /** The caller's participant row as the auth check read it for this request (fresh: read per request, never cached). */
+    participant?: Participant;
     isOperator?: boolean;
   }
 }
@@ -59,7 +61,16 @@ export function registerAuth(app: HttpServer, deps: AuthDeps): void {
       return reply.fail({ code: 'rate_limited', message: 'too many requests for this participant', details: { retryAfterMs: limit.retryAfterMs } });
     }
     request.principal = claims;
+    request.participant = access.value.participant;
   });
+}
+
+/**
+ * The caller's participant row (country, name, currencies…) as read by this request's auth check, so that handlers
+ * need not read it again; undefined on routes without participant auth.
+ */
+export function participantOf(request: FastifyRequest): Participant | undefined {
+  return request.participant;
 }
 
 /** The authenticated participant; routes with `auth: 'participant'` always have one. */

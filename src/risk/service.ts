@@ -78,8 +78,51 @@ export interface RiskAlert {
   readonly resolvedAt: Date | null;
 }
 
+/** What the rules read about the customer's history (and the rules in force), loaded before deciding. */
+export interface RiskHistory {
+  readonly rules: Record<RuleName, RuleParams & { enabled: boolean }>;
+  readonly recent: number;
+  readonly count: number;
+  readonly avgRefEurCents: number;
+  readonly knownCounterparty: boolean;
+}
+
+/**
+ * The history the rules read — the customer's last 500 observations: how many inside the velocity window, how many in
+ * all, their average, and whether the counterparty is among them — as one SELECT over SQL expressions (parameters or
+ * columns of the caller's query), so that a caller can fold it into its own statement (`cross join lateral (…) h`).
+ */
+export function riskHistorySql(e: { participantId: string; customerId: string; counterparty: string; since: string }): string {
+  return `select count(*) filter (where at > ${e.since}) as recent, count(*) as n, avg(ref_eur_cents)::text as avg,
+                coalesce(bool_or(counterparty = ${e.counterparty}), false) as known
+           from (select at, ref_eur_cents, counterparty from risk_observations
+                  where participant_id = ${e.participantId} and customer_id = ${e.customerId} order by at desc limit 500) h`;
+}
+
+/** The row riskHistorySql answers (columns recent, n, avg, known), as a RiskHistory under the given rules. */
+export function riskHistoryOf(rules: RiskRules, row: { recent: bigint | null; n: bigint | null; avg: string | null; known: boolean | null } | undefined): RiskHistory {
+  return {
+    rules,
+    recent: Number(row?.recent ?? 0n),
+    count: Number(row?.n ?? 0n),
+    avgRefEurCents: row?.avg === null || row?.avg === undefined ? 0 : Number(row.avg),
+    knownCounterparty: row?.known === true,
+  };
+}
+
+export type RiskRules = Record<RuleName, RuleParams & { enabled: boolean }>;
+
 export interface RiskService {
   evaluate(q: Queryable, input: RiskInput): Promise<RiskAssessment>;
+  /**
+   * evaluate() in two halves, so that a caller can send the history read alongside its own reads (one round trip):
+   * load() reads the history (one statement; the rules come from a short cache, read through `q` on a miss), decide()
+   * applies the rules to it. evaluate(q, input) = decide(input, await load(q, input)).
+   */
+  load(q: Queryable, input: Pick<RiskInput, 'participantId' | 'customerId' | 'counterparty'>): Promise<RiskHistory>;
+  decide(input: RiskInput, history: RiskHistory): RiskAssessment;
+  /** The rules in force for a participant (short cache; a miss reads through `q`) and where its velocity window starts now. */
+  rulesVia(q: Queryable, participantId: string): Promise<{ rules: RiskRules; windowStart: Date }>;
   /** Records an approved transaction so that later checks see it (velocity, history, known counterparties). */
   observe(q: Queryable, input: RiskInput): Promise<void>;
   raiseAlert(tx: Queryable, input: RiskInput, assessment: RiskAssessment, context?: Record<string, unknown>): Promise<RiskAlert>;
@@ -135,10 +178,12 @@ export function createRiskService(deps: { db: Db; clock: Clock; audit: AuditServ
   const cache = new Map<string, { at: number; rules: Record<RuleName, RuleParams & { enabled: boolean }> }>();
   const CACHE_MS = 5_000;
 
-  const rules: RiskService['rules'] = async (participantId) => {
+  // Read through the caller's transaction when there is one: a second pool connection taken from inside a
+  // transaction can wait forever when every connection is held by such transactions.
+  const rulesVia = async (q: Queryable, participantId: string): Promise<Record<RuleName, RuleParams & { enabled: boolean }>> => {
     const hit = cache.get(participantId);
     if (hit !== undefined && clock.nowMs() - hit.at < CACHE_MS) return hit.rules;
-    const rows = await db.query<{ participant_id: string; rule: RuleName; params: RuleParams; enabled: boolean }>(
+    const rows = await q.query<{ participant_id: string; rule: RuleName; params: RuleParams; enabled: boolean }>(
       `select participant_id, rule, params, enabled from risk_rules where participant_id in ('*', $1) order by (participant_id = '*') desc`,
       [participantId],
     );
@@ -148,37 +193,52 @@ export function createRiskService(deps: { db: Db; clock: Clock; audit: AuditServ
     cache.set(participantId, { at: clock.nowMs(), rules: out });
     return out;
   };
+  const rules: RiskService['rules'] = (participantId) => rulesVia(db, participantId);
+
+  const load: RiskService['load'] = async (q, input) => {
+    const rules = await rulesVia(q, input.participantId);
+    const [row] = await q.query<{ recent: bigint; n: bigint; avg: string | null; known: boolean }>(riskHistorySql({ participantId: '$1', customerId: '$2', since: '$3', counterparty: '$4' }), [
+      input.participantId,
+      input.customerId,
+      new Date(clock.nowMs() - (rules.velocity.windowS ?? 600) * 1000),
+      input.counterparty.id,
+    ]);
+    return riskHistoryOf(rules, row);
+  };
+
+  const decide: RiskService['decide'] = (input, h) => {
+    const r = h.rules;
+    const windowS = r.velocity.windowS ?? 600;
+    const reasons: RiskReason[] = [];
+    const hit = (rule: RuleName, message: string) => {
+      const p = r[rule];
+      if (p.enabled) reasons.push({ rule, score: p.score, action: p.action, message });
+    };
+    const recent = h.recent;
+    if (recent >= (r.velocity.maxCount ?? 20)) hit('velocity', `${recent} payments in the last ${windowS} s`);
+    const n = h.count;
+    const avg = h.avgRefEurCents;
+    const hist = r.amount_vs_history;
+    if (n >= (hist.minHistory ?? 3) && Number(input.refEurCents) >= (hist.minRefEurCents ?? 0) && Number(input.refEurCents) > avg * (hist.multiple ?? 10)) {
+      hit('amount_vs_history', `amount is more than ${hist.multiple ?? 10}× this customer's average`);
+    }
+    if (!h.knownCounterparty && Number(input.refEurCents) >= (r.new_counterparty.minRefEurCents ?? 0)) hit('new_counterparty', 'first payment to this counterparty');
+    if (input.counterparty.flagged === true) hit('flagged_counterparty', 'the counterparty was flagged for fraud by a participant');
+    if (Number(input.refEurCents) >= (r.large_amount.minRefEurCents ?? Number.MAX_SAFE_INTEGER)) hit('large_amount', 'amount above the large-amount threshold');
+    const decision = reasons.reduce<RiskDecision>((d, x) => (SEVERITY[x.action] > SEVERITY[d] ? x.action : d), 'approve');
+    return { decision, score: Math.min(100, reasons.reduce((s, x) => s + x.score, 0)), reasons };
+  };
 
   return {
     rules,
+    load,
+    decide,
+    async rulesVia(q, participantId) {
+      const r = await rulesVia(q, participantId);
+      return { rules: r, windowStart: new Date(clock.nowMs() - (r.velocity.windowS ?? 600) * 1000) };
+    },
     async evaluate(q, input) {
-      const r = await rules(input.participantId);
-      const windowS = r.velocity.windowS ?? 600;
-      const [stats] = await q.query<{ recent: bigint; n: bigint; avg: string | null; known: boolean }>(
-        `select count(*) filter (where at > $3) as recent, count(*) as n, avg(ref_eur_cents)::text as avg,
-                coalesce(bool_or(counterparty = $4), false) as known
-           from (select at, ref_eur_cents, counterparty from risk_observations
-                  where participant_id = $1 and customer_id = $2 order by at desc limit 500) h`,
-        [input.participantId, input.customerId, new Date(clock.nowMs() - windowS * 1000), input.counterparty.id],
-      );
-      const reasons: RiskReason[] = [];
-      const hit = (rule: RuleName, message: string) => {
-        const p = r[rule];
-        if (p.enabled) reasons.push({ rule, score: p.score, action: p.action, message });
-      };
-      const recent = Number(stats?.recent ?? 0n);
-      if (recent >= (r.velocity.maxCount ?? 20)) hit('velocity', `${recent} payments in the last ${windowS} s`);
-      const n = Number(stats?.n ?? 0n);
-      const avg = stats?.avg === null || stats?.avg === undefined ? 0 : Number(stats.avg);
-      const hist = r.amount_vs_history;
-      if (n >= (hist.minHistory ?? 3) && Number(input.refEurCents) >= (hist.minRefEurCents ?? 0) && Number(input.refEurCents) > avg * (hist.multiple ?? 10)) {
-        hit('amount_vs_history', `amount is more than ${hist.multiple ?? 10}× this customer's average`);
-      }
-      if (stats?.known !== true && Number(input.refEurCents) >= (r.new_counterparty.minRefEurCents ?? 0)) hit('new_counterparty', 'first payment to this counterparty');
-      if (input.counterparty.flagged === true) hit('flagged_counterparty', 'the counterparty was flagged for fraud by a participant');
-      if (Number(input.refEurCents) >= (r.large_amount.minRefEurCents ?? Number.MAX_SAFE_INTEGER)) hit('large_amount', 'amount above the large-amount threshold');
-      const decision = reasons.reduce<RiskDecision>((d, x) => (SEVERITY[x.action] > SEVERITY[d] ? x.action : d), 'approve');
-      return { decision, score: Math.min(100, reasons.reduce((s, x) => s + x.score, 0)), reasons };
+      return decide(input, await load(q, input));
     },
     async observe(q, input) {
       await q.query('insert into risk_observations (channel, participant_id, customer_id, counterparty, ref_eur_cents, at) values ($1, $2, $3, $4, $5, $6)', [

@@ -1,6 +1,6 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
-import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/context.ts';
+import { actorOf, created, okResponse, participantOf, principalOf, type Idempotent } from '../api/context.ts';
 import { CurrencyCode, Id, Money, Strict, Timestamp } from '../api/schemas.ts';
 import { countWrongConsentCode, type AccountService } from '../accounts/service.ts';
 import { countWrongMoveCode, type AliasService } from '../aliases/service.ts';
@@ -145,6 +145,10 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   const { db, idempotent, accounts, aliases, fx, risk, transfers } = deps;
   const me = async (request: FastifyRequest) => {
     const id = principalOf(request).participantId;
+    // The auth check read the participant row for this request already: no second query (and none from inside a
+    // transaction on the top-level pool, which could wait for a connection its own transaction is holding).
+    const known = participantOf(request);
+    if (known !== undefined && known.id === id) return { id, country: known.country };
     const [p] = await db.query<{ country: string }>('select country from participants where id = $1', [id]);
     return { id, country: p?.country ?? 'ZZ' };
   };

@@ -7,7 +7,7 @@ import { computeFee, conversion, convertReceiveToSend, convertSendToReceive, for
 import type { FxService } from '../fx/service.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { TransferInput, TransferResult } from '../ledger/types.ts';
-import type { RiskAssessment, RiskInput, RiskService } from '../risk/service.ts';
+import { riskHistoryOf, riskHistorySql, type RiskAssessment, type RiskInput, type RiskService } from '../risk/service.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
@@ -45,6 +45,18 @@ export interface MoneyMover {
   move(tx: Queryable, legs: readonly TransferInput[]): Promise<TransferResult[]>;
 }
 
+/*
+ * Why confirm uses applyInTx and not the ledger's batching `submit` (which would aggregate a hot payee's credits into
+ * one row update per batch): submit commits in its own transaction, so the payment's record/audit/outbox/idempotency
+ * transaction and the money would commit separately. Sketch considered, NOT implemented:
+ *   tx1 (customer lock, limits, risk, quote → 'processing', payment row 'pending'; commit) → submit(chain with ids
+ *   `pay_<quote>:<leg>`) → tx2 (payment 'completed' or 'failed', audit, events, idempotency answer; commit).
+ * Crash after tx1: a sweeper finds 'pending' payments older than a lease and resubmits the same chain (same ids:
+ * the ledger answers `exists` or replays the recorded failure) and runs tx2. Crash after submit: the same. It needs
+ * a payments.status migration, the sweeper, and submit must never be awaited while holding a pool connection (every
+ * connection held by a tx waiting on a batch that needs a connection is a deadlock). Until then the payee row lock
+ * is held only for the ledger's own round trips, the idempotency record and the commit (see confirm).
+ */
 export function ledgerMoneyMover(ledger: Ledger): MoneyMover {
   return { name: 'hub-ledger', move: (tx, legs) => ledger.applyInTx(tx, legs) };
 }
@@ -374,6 +386,62 @@ export function createTransferService(deps: {
     return undefined;
   };
 
+  /** Limits against usage already read (the pure half of checkLimits). */
+  const limitError = (used: { day: bigint; month: bigint }, kycLevel: number, refEurCents: bigint): TErr | undefined => {
+    const limits = KYC_LIMITS_EUR_CENTS[Math.max(0, Math.min(3, kycLevel))]!;
+    if (used.day + refEurCents > limits.daily) return { code: 'limit_exceeded', message: 'the daily limit for this customer’s KYC level would be exceeded', details: { period: 'daily', kycLevel } };
+    if (used.month + refEurCents > limits.monthly) return { code: 'limit_exceeded', message: 'the monthly limit for this customer’s KYC level would be exceeded', details: { period: 'monthly', kycLevel } };
+    return undefined;
+  };
+
+  /** Statements that do not depend on each other: pipelined on one PostgreSQL connection, one by one on PGlite. */
+  const pipelined = db.engine === 'postgres';
+  async function both<A, B>(a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> {
+    if (pipelined) return Promise.all([a(), b()]);
+    const x = await a();
+    return [x, await b()];
+  }
+  async function all(statements: readonly (() => Promise<unknown>)[]): Promise<unknown[]> {
+    if (pipelined) return Promise.all(statements.map((f) => f()));
+    const out: unknown[] = [];
+    for (const f of statements) out.push(await f());
+    return out;
+  }
+
+  const periodStarts = () => {
+    const now = clock.now();
+    return { dayStart: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate())), monthStart: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)) };
+  };
+
+  /**
+   * Everything quoting needs to know about the payer, in one statement: the customer (scoped to the participant), the
+   * day/month usage for KYC limits, and the candidate source account with whether this customer may debit it (their
+   * own, or linked and active). No row: no such customer.
+   */
+  interface PayerContext {
+    readonly kycLevel: number;
+    readonly used: { day: bigint; month: bigint };
+    readonly source: AccountRef | undefined;
+  }
+  const payerContext = async (q: Queryable, participantId: string, customerId: string, accountId: string): Promise<PayerContext | undefined> => {
+    const { dayStart, monthStart } = periodStarts();
+    const [r] = await q.query<{ kyc_level: number; day: bigint | null; month: bigint | null; acc_id: string | null; owner_participant_id: string | null; acc_customer_id: string | null; acc_currency: string | null; kind: AccountRef['kind'] | null; closed: boolean | null; linked: boolean }>(
+      `select c.kyc_level, u.day, u.month, a.id as acc_id, a.owner_participant_id, a.customer_id as acc_customer_id, a.currency as acc_currency, a.kind, a.closed,
+              exists (select 1 from account_links l where l.wallet_participant_id = $4 and l.wallet_customer_id = $1 and l.account_id = $5 and l.status = 'active') as linked
+         from customers c
+         cross join (select sum(ref_eur_cents) filter (where created_at >= $2)::int8 as day, sum(ref_eur_cents)::int8 as month
+                       from payments where payer_customer_id = $1 and created_at >= $3) u
+         left join ledger_accounts a on a.id = $5
+        where c.id = $1 and c.participant_id = $4`,
+      [customerId, dayStart, monthStart, participantId, accountId],
+    );
+    if (r === undefined) return undefined;
+    const acc: AccountRef | undefined =
+      r.acc_id === null ? undefined : { id: r.acc_id, ownerParticipantId: r.owner_participant_id!, customerId: r.acc_customer_id, currency: r.acc_currency!, kind: r.kind!, closed: r.closed! };
+    const debitable = acc !== undefined && acc.kind === 'customer' && !acc.closed && ((acc.ownerParticipantId === participantId && acc.customerId === customerId) || r.linked);
+    return { kycLevel: r.kyc_level, used: { day: r.day ?? 0n, month: r.month ?? 0n }, source: debitable ? acc : undefined };
+  };
+
   const payeeFromAlias = (a: AliasRecord): Payee => ({
     aliasId: a.id,
     participantId: a.participantId,
@@ -404,11 +472,14 @@ export function createTransferService(deps: {
     amount: { mode: 'send' | 'receive'; amountMinor: bigint; currency: string },
     sourceAccountId: string | undefined,
     requestId: string | null,
+    context?: PayerContext | undefined | 'missing',
   ): Promise<Result<Quote, TErr>> {
-    const customer = await customers.get(payer.id, customerId, tx);
-    if (customer === undefined) return err('customer_not_found', 'no such customer', { customerId });
+    const wanted = sourceAccountId ?? customerAccountId(customerId, amount.mode === 'send' ? amount.currency : payee.currency);
+    const ctx = context === 'missing' ? undefined : (context ?? (await payerContext(tx, payer.id, customerId, wanted)));
+    if (ctx === undefined) return err('customer_not_found', 'no such customer', { customerId });
     if (amount.mode === 'receive' && amount.currency !== payee.currency) return err('currency_not_receivable', `the payee receives ${payee.currency} only`, { currency: amount.currency, receivable: payee.currency });
-    const source = await pickSource(tx, payer.id, customerId, sourceAccountId, amount.mode === 'send' ? amount.currency : payee.currency);
+    // No account in that currency: the customer's first own account (the payment converts).
+    const source = ctx.source ?? (sourceAccountId === undefined ? await pickSource(tx, payer.id, customerId, undefined, amount.mode === 'send' ? amount.currency : payee.currency) : undefined);
     if (source === undefined) return err('account_unavailable', 'no such account to pay from (or its link was revoked)', { sourceAccountId: sourceAccountId ?? null });
     if (source.id === payee.accountId || (payee.participantId === payer.id && payee.customerId === customerId)) return err('cannot_pay_self', 'the payee is the payer');
     if (amount.mode === 'send' && amount.currency !== source.currency) return err('source_currency_mismatch', `the source account holds ${source.currency}`, { currency: source.currency });
@@ -436,7 +507,7 @@ export function createTransferService(deps: {
       feeMinor = computeFee(sendMinor, fixed, fee.bps);
     }
     const refEurCents = toEurCents(table, sendCurrency, sendMinor + feeMinor);
-    const limit = await checkLimits(tx, customerId, customer.kycLevel, refEurCents);
+    const limit = limitError(ctx.used, ctx.kycLevel, refEurCents);
     if (limit !== undefined) return { ok: false, error: limit };
     const id = newId('quo');
     const now = clock.now();
@@ -578,28 +649,69 @@ export function createTransferService(deps: {
     requestLimits,
     async quote(tx, actor, payer, input) {
       if ((input.sendAmount === undefined) === (input.receiveAmount === undefined)) return err('split_invalid', 'give exactly one of sendAmount and receiveAmount');
-      const alias = await aliases.resolve(tx, input.payee.type, input.payee.value, payer.country);
-      if (alias === undefined) return err('alias_not_found', 'no account is registered under this alias');
       const amount = input.sendAmount !== undefined ? { mode: 'send' as const, ...input.sendAmount } : { mode: 'receive' as const, ...input.receiveAmount! };
-      return makeQuote(tx, actor, payer, input.customerId, payeeFromAlias(alias), amount, input.sourceAccountId, null);
+      // The payer's side does not depend on the payee when the source account is known (given, or the send currency's):
+      // both reads go out together.
+      const known = input.sourceAccountId ?? (amount.mode === 'send' ? customerAccountId(input.customerId, amount.currency) : undefined);
+      const [alias, ctx] = await both(
+        () => aliases.resolve(tx, input.payee.type, input.payee.value, payer.country),
+        async () => (known === undefined ? undefined : ((await payerContext(tx, payer.id, input.customerId, known)) ?? ('missing' as const))),
+      );
+      if (alias === undefined) return err('alias_not_found', 'no account is registered under this alias');
+      return makeQuote(tx, actor, payer, input.customerId, payeeFromAlias(alias), amount, input.sourceAccountId, null, ctx);
     },
 
     async confirm(tx, actor, participantId, quoteId, options, deferred) {
-      const [q] = await tx.query<QuoteRow>('select * from quotes where id = $1 and payer_participant_id = $2 for update', [quoteId, participantId]);
-      if (q === undefined) return err('quote_not_found', 'no such quote', { quoteId });
-      if (q.status === 'used') return err('quote_already_used', 'this quote was used already', { quoteId });
-      if (q.expires_at.getTime() <= clock.nowMs()) return err('quote_expired', 'the quote expired; ask for a new one', { quoteId });
-      await tx.query(`update quotes set status = 'used' where id = $1`, [quoteId]);
-      // Serialize the customer's own payments: limits are checked against committed totals.
-      const [customer] = await tx.query<{ kyc_level: number; participant_id: string }>('select kyc_level, participant_id from customers where id = $1 for update', [q.payer_customer_id]);
-      if (customer === undefined) return err('customer_not_found', 'no such customer');
-      const source = await accounts.debitable(tx, participantId, q.payer_customer_id, q.source_account_id);
-      if (source === undefined) return err('account_unavailable', 'the source account is no longer available (link revoked?)');
-      const limit = await checkLimits(tx, q.payer_customer_id, customer.kyc_level, q.ref_eur_cents);
+      // Round trip 1, two statements pipelined on the transaction's connection (PostgreSQL runs them in order):
+      // (a) consume the quote (ours, open, unexpired) and lock the payer customer's row, which serializes the customer's
+      //     own payments so that limits are checked against committed totals (lock order as before: quote, customer);
+      // (b) everything the checks read, found through the quote id: day/month usage for limits, the source account
+      //     and whether it is still debitable, whether the payee is flagged, the payer's country and the risk history.
+      //     (b) starts only when (a) has its locks, and under read committed takes its snapshot then: it sees every
+      //     payment the customer committed before. If (a) consumed nothing, (b) is ignored.
+      const nowMs = clock.nowMs();
+      const { rules, windowStart } = await risk.rulesVia(tx, participantId);
+      const { dayStart, monthStart } = periodStarts();
+      const [[q], [c]] = await both(
+        () =>
+          tx.query<QuoteRow & { kyc_level: number }>(
+            `with q as (update quotes set status = 'used' where id = $1 and payer_participant_id = $2 and status = 'open' and expires_at > $3 returning *)
+             select q.*, c.kyc_level from q join customers c on c.id = q.payer_customer_id for update of c`,
+            [quoteId, participantId, new Date(nowMs)],
+          ),
+        () =>
+          tx.query<{ day: bigint | null; month: bigint | null; acc_id: string | null; owner_participant_id: string | null; acc_customer_id: string | null; kind: string | null; closed: boolean | null; linked: boolean; flagged: boolean; country: string | null; recent: bigint | null; n: bigint | null; avg: string | null; known: boolean | null }>(
+            `select u.day, u.month, a.id as acc_id, a.owner_participant_id, a.customer_id as acc_customer_id, a.kind, a.closed,
+                    exists (select 1 from account_links l where l.wallet_participant_id = q.payer_participant_id and l.wallet_customer_id = q.payer_customer_id
+                              and l.account_id = q.source_account_id and l.status = 'active') as linked,
+                    case when q.payee_alias_id = '' then exists (select 1 from alias_flags f join aliases al on al.id = f.alias_id where al.participant_id = q.payee_participant_id and al.customer_id = q.payee_customer_id)
+                         else exists (select 1 from alias_flags f join aliases al on al.id = f.alias_id where f.alias_id = q.payee_alias_id) end as flagged,
+                    (select country from participants where id = q.payer_participant_id) as country,
+                    h.recent, h.n, h.avg, h.known
+               from quotes q
+               cross join lateral (select sum(ref_eur_cents) filter (where created_at >= $3)::int8 as day, sum(ref_eur_cents)::int8 as month
+                                     from payments where payer_customer_id = q.payer_customer_id and created_at >= $4) u
+               cross join lateral (${riskHistorySql({ participantId: 'q.payer_participant_id', customerId: 'q.payer_customer_id', counterparty: "q.payee_participant_id || ':' || q.payee_customer_id", since: '$5' })}) h
+               left join ledger_accounts a on a.id = q.source_account_id
+              where q.id = $1 and q.payer_participant_id = $2`,
+            [quoteId, participantId, dayStart, monthStart, windowStart],
+          ),
+      );
+      if (q === undefined) {
+        // Failure path only: say why (the request rolls back; nothing it did survives).
+        const [why] = await tx.query<{ status: string; expires_at: Date }>('select status, expires_at from quotes where id = $1 and payer_participant_id = $2', [quoteId, participantId]);
+        if (why === undefined) return err('quote_not_found', 'no such quote', { quoteId });
+        if (why.status === 'used') return err('quote_already_used', 'this quote was used already', { quoteId });
+        if (why.expires_at.getTime() <= nowMs) return err('quote_expired', 'the quote expired; ask for a new one', { quoteId });
+        return err('customer_not_found', 'no such customer');
+      }
+      const counterpartyId = `${q.payee_participant_id}:${q.payee_customer_id}`;
+      const history = riskHistoryOf(rules, c);
+      const debitable =
+        c !== undefined && c.acc_id !== null && c.kind === 'customer' && c.closed === false && ((c.owner_participant_id === participantId && c.acc_customer_id === q.payer_customer_id) || c.linked);
+      if (!debitable) return err('account_unavailable', 'the source account is no longer available (link revoked?)');
+      const limit = limitError({ day: c.day ?? 0n, month: c.month ?? 0n }, q.kyc_level, q.ref_eur_cents);
       if (limit !== undefined) return { ok: false, error: limit };
-      const payee = q.payee_alias_id === '' ? undefined : await aliases.byId(tx, q.payee_alias_id);
-      const flagged = payee?.flagged === true || (q.payee_alias_id === '' && (await aliases.customerFlagged(tx, q.payee_participant_id, q.payee_customer_id)));
-      const [payerParticipant] = await tx.query<{ country: string }>('select country from participants where id = $1', [participantId]);
       const riskInput: RiskInput = {
         channel: 'p2p',
         participantId,
@@ -607,10 +719,10 @@ export function createTransferService(deps: {
         amountMinor: q.send_minor,
         currency: q.send_currency,
         refEurCents: q.ref_eur_cents,
-        counterparty: { id: `${q.payee_participant_id}:${q.payee_customer_id}`, flagged },
-        country: payerParticipant?.country ?? 'ZZ',
+        counterparty: { id: counterpartyId, flagged: c.flagged },
+        country: c.country ?? 'ZZ',
       };
-      const assessment = await risk.evaluate(tx, riskInput);
+      const assessment = risk.decide(riskInput, history);
       if (assessment.decision === 'decline' || (assessment.decision === 'step_up' && options.stepUpCompleted !== true)) {
         deferred.alert = { input: riskInput, assessment, context: { quoteId } };
         return assessment.decision === 'decline'
@@ -634,7 +746,38 @@ export function createTransferService(deps: {
         legs.push({ id: `${paymentId}:fee`, debitAccountId: q.source_account_id, creditAccountId: feeAccount, amountMinor: q.fee_minor, currency: q.send_currency, purpose: 'p2p_fee', metadata: meta });
       }
       const linked = legs.map((l, i) => ({ ...l, linked: i < legs.length - 1 }));
-      const results = await mover.move(tx, linked);
+      const transferIds = linked.map((l) => l.id);
+      const now = clock.now();
+      // The payment record, the request it pays, the risk observation, the audit record and both outbox events are
+      // sent in the same pipeline as the ledger's linked chain (its account locks, reads and writes: all or nothing,
+      // never a debit without its credit, no overdraft under the row locks). One transaction: if the ledger refuses,
+      // the domain error below rolls every one of them back, so none exists without the money having moved. Nothing
+      // here waits for anything but the ledger, so the payee's account row (the contended one) stays locked only for
+      // the ledger's three round trips, the idempotency record and the commit.
+      const data = { paymentId, sendAmount: q.send_minor.toString(), sendCurrency: q.send_currency, receiveAmount: q.receive_minor.toString(), receiveCurrency: q.receive_currency, requestId: q.request_id };
+      let requestStillPending = true;
+      let results: TransferResult[] = [];
+      await all([
+        async () => {
+          results = await mover.move(tx, linked);
+        },
+        () =>
+          tx.query(
+            `insert into payments (id, quote_id, payer_participant_id, payer_customer_id, source_account_id, payee_participant_id, payee_customer_id, payee_account_id, send_minor, send_currency,
+               receive_minor, receive_currency, fee_minor, rate, ref_eur_cents, request_id, status, transfer_ids, created_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'completed', $17, $18)`,
+            [paymentId, quoteId, participantId, q.payer_customer_id, q.source_account_id, q.payee_participant_id, q.payee_customer_id, q.payee_account_id, q.send_minor, q.send_currency, q.receive_minor, q.receive_currency, q.fee_minor, q.rate, q.ref_eur_cents, q.request_id, transferIds, now],
+          ),
+        async () => {
+          if (q.request_id === null) return;
+          const updated = await tx.query(`update money_requests set status = 'paid', payment_id = $2 where id = $1 and status = 'pending' returning id`, [q.request_id, paymentId]);
+          requestStillPending = updated.length > 0;
+        },
+        () => risk.observe(tx, riskInput),
+        () => audit.record(tx, { actor, action: 'payment.completed', objectType: 'payment', objectId: paymentId, details: { quoteId, sendMinor: q.send_minor.toString(), sendCurrency: q.send_currency, receiveMinor: q.receive_minor.toString(), receiveCurrency: q.receive_currency } }),
+        () => events.emit(tx, { participantId, type: 'payment.sent', data: { ...data, customerId: q.payer_customer_id } }),
+        () => events.emit(tx, { participantId: q.payee_participant_id, type: 'payment.received', data: { ...data, customerId: q.payee_customer_id } }),
+      ]);
       const bad = failed(results);
       if (bad !== undefined && !bad.ok) {
         const code = bad.error.code;
@@ -648,23 +791,7 @@ export function createTransferService(deps: {
         if (code === 'account_closed') return err('account_unavailable', 'an account in this payment is closed');
         return err('ledger_rejected', bad.error.message, { ledgerCode: code });
       }
-      const now = clock.now();
-      const transferIds = linked.map((l) => l.id);
-      await tx.query(
-        `insert into payments (id, quote_id, payer_participant_id, payer_customer_id, source_account_id, payee_participant_id, payee_customer_id, payee_account_id, send_minor, send_currency,
-           receive_minor, receive_currency, fee_minor, rate, ref_eur_cents, request_id, status, transfer_ids, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'completed', $17, $18)`,
-        [paymentId, quoteId, participantId, q.payer_customer_id, q.source_account_id, q.payee_participant_id, q.payee_customer_id, q.payee_account_id, q.send_minor, q.send_currency, q.receive_minor, q.receive_currency, q.fee_minor, q.rate, q.ref_eur_cents, q.request_id, transferIds, now],
-      );
-      if (q.request_id !== null) {
-        const updated = await tx.query(`update money_requests set status = 'paid', payment_id = $2 where id = $1 and status = 'pending' returning id`, [q.request_id, paymentId]);
-        if (updated.length === 0) return err('request_not_pending', 'the request is no longer pending');
-      }
-      await risk.observe(tx, riskInput);
-      await audit.record(tx, { actor, action: 'payment.completed', objectType: 'payment', objectId: paymentId, details: { quoteId, sendMinor: q.send_minor.toString(), sendCurrency: q.send_currency, receiveMinor: q.receive_minor.toString(), receiveCurrency: q.receive_currency } });
-      const data = { paymentId, sendAmount: q.send_minor.toString(), sendCurrency: q.send_currency, receiveAmount: q.receive_minor.toString(), receiveCurrency: q.receive_currency, requestId: q.request_id };
-      await events.emit(tx, { participantId, type: 'payment.sent', data: { ...data, customerId: q.payer_customer_id } });
-      await events.emit(tx, { participantId: q.payee_participant_id, type: 'payment.received', data: { ...data, customerId: q.payee_customer_id } });
+      if (!requestStillPending) return err('request_not_pending', 'the request is no longer pending');
       return ok({
         id: paymentId,
         quoteId,

@@ -54,6 +54,35 @@ describe.each(engines)('P2P transfers on %s', (engine) => {
     expect(evts.map((e) => `${e.participant_id}:${e.type}`)).toEqual(expect.arrayContaining([`${demoParticipantId('wallet-a')}:payment.sent`, `${demoParticipantId('wallet-b')}:payment.received`]));
   });
 
+  it('concurrent confirms by one payer: never overdrawn, each payment recorded exactly when its money moved', async () => {
+    const payer = cus('li-at-wallet-b');
+    const from = acc('li-at-wallet-b', 'CNY');
+    const b0 = await balance(from);
+    // Enough quotes for twice the balance: at most half can be paid.
+    const amountMinor = b0 / 6n;
+    const quotes = [];
+    for (let i = 0; i < 12; i++) {
+      const q = await t.api('wallet-b').post('/v1/transfers/quotes', { customerId: payer, payee: { type: 'handle', value: 'zhangmin' }, sendAmount: { amount: (Number(amountMinor) / 100).toFixed(2), currency: 'CNY' } });
+      expect(q.status).toBe(201);
+      quotes.push(q.body.id as string);
+    }
+    const results = await Promise.all(quotes.map((id) => t.api('wallet-b').post('/v1/transfers/payments', { quoteId: id }, key())));
+    const paid = results.filter((r) => r.status === 201);
+    for (const r of results.filter((x) => x.status !== 201)) expect(['insufficient_funds', 'limit_exceeded']).toContain(r.body.error.code);
+    expect(paid.length).toBeGreaterThan(0);
+    expect(paid.length).toBeLessThanOrEqual(6);
+    expect(await balance(from)).toBe(b0 - BigInt(paid.length) * amountMinor);
+    expect(await balance(from)).toBeGreaterThanOrEqual(0n);
+    const rows = await t.hub.db.query<{ id: string }>('select id from payments where quote_id = any($1::text[])', [quotes]);
+    expect(rows.map((r) => r.id).sort()).toEqual(paid.map((r) => r.body.id as string).sort());
+    const audits = await t.hub.db.query<{ n: bigint }>(`select count(*) as n from audit_log where action = 'payment.completed' and object_id = any($1::text[])`, [rows.map((r) => r.id)]);
+    expect(audits[0]!.n).toBe(BigInt(paid.length));
+    // A failed confirm rolled back: its quote is still open, and a second confirm of a paid quote is refused.
+    const again = await t.api('wallet-b').post('/v1/transfers/payments', { quoteId: paid[0]!.body.quoteId }, key());
+    expect(again.body.error.code).toBe('quote_already_used');
+    expect(await t.hub.transfers.ledger.checkInvariants()).toEqual([]);
+  });
+
   it('pays in two currencies through FX liquidity accounts, with the fee, atomically', async () => {
     const from = acc('li-at-wallet-a', 'CNY');
     const to = acc('maria-at-wallet-c', 'SGD');
