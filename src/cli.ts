@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { loadConfig } from './platform/config.ts';
 import { openDb } from './platform/db.ts';
 import { migrate } from './platform/migrate.ts';
@@ -104,4 +103,3 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
   return 64;
 }
 
-export { parseArgs };

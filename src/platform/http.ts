@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
 import type { Logger } from './logger.ts';
 import type { HttpMetrics } from './metrics.ts';
 import type { DomainError } from './result.ts';
@@ -198,14 +198,4 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } });
 
   return app;
-}
-
-/** Request fields that later hooks attach. */
-export function requestIdOf(request: FastifyRequest): string {
-  return request.id;
-}
-
-/** A JSON Schema for query strings: values arrive as strings, so numbers are strings with a pattern. */
-export function QueryInt(options: { description?: string; default?: string } = {}): TSchema {
-  return Type.String({ pattern: '^[0-9]{1,6}$', ...options });
 }

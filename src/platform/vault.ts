@@ -91,6 +91,7 @@ export function defaultKeySource(dataDir: string, kek: string | undefined): KeyS
 export type KeyPurpose = 'data' | 'index' | 'jwt';
 
 const GCM_IV_BYTES = 12;
+const MAX_ROTATION_ROUNDS = 10;
 
 function gcmSeal(key: Buffer, plaintext: Buffer, aad: string): string {
   const iv = randomBytes(GCM_IV_BYTES);
@@ -220,17 +221,23 @@ export function createVault(deps: { db: Db; clock: Clock; keys: KeySource }): Va
     },
     async rotate(onProgress) {
       ring = keys.addActive();
-      const rows = await db.query<{ id: string }>('select id from data_keys order by id');
       let done = 0;
-      for (const { id } of rows) {
-        await db.transaction(async (tx) => {
-          const [row] = await tx.query<{ kek_id: string; wrapped: string }>('select kek_id, wrapped from data_keys where id = $1 for update', [id]);
-          if (row === undefined || row.kek_id === ring.activeId) return;
-          const key = gcmOpen(kek(row.kek_id), row.wrapped, id);
-          await tx.query('update data_keys set kek_id = $2, wrapped = $3 where id = $1', [id, ring.activeId, gcmSeal(kek(ring.activeId), key, id)]);
-        });
-        done++;
-        onProgress?.(done, rows.length);
+      // Re-read until no key is wrapped under an old KEK: a process that started during the rotation may have
+      // created a data key under the KEK it had loaded. Bounded: each round re-wraps what it finds.
+      for (let round = 0; round < MAX_ROTATION_ROUNDS; round++) {
+        const rows = await db.query<{ id: string }>('select id from data_keys where kek_id <> $1 order by id', [ring.activeId]);
+        if (rows.length === 0) break;
+        const total = done + rows.length;
+        for (const { id } of rows) {
+          await db.transaction(async (tx) => {
+            const [row] = await tx.query<{ kek_id: string; wrapped: string }>('select kek_id, wrapped from data_keys where id = $1 for update', [id]);
+            if (row === undefined || row.kek_id === ring.activeId) return;
+            const key = gcmOpen(kek(row.kek_id), row.wrapped, id);
+            await tx.query('update data_keys set kek_id = $2, wrapped = $3 where id = $1', [id, ring.activeId, gcmSeal(kek(ring.activeId), key, id)]);
+          });
+          done++;
+          onProgress?.(done, total);
+        }
       }
       ring = keys.retireInactive();
       return { rewrapped: done, kekId: ring.activeId };
