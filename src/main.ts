@@ -116,23 +116,8 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, ledger });
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, fetch: options.fetch });
 
-  // Per-participant limits: the participant's own setting, else the hub default. Looked up from a small cache that
-  // the auth check refreshes, so the limiter never queries the database itself.
-  const limits = new Map<string, number>();
-  const limiter = createTokenBucketLimiter({ ratePerS: (id) => limits.get(id) ?? config.rateLimitPerS, burst: (id) => (limits.get(id) ?? config.rateLimitPerS) * 2, nowMs: () => clock.nowMs() });
-  const checkAccess = participants.checkAccess;
-  const participantsWithLimits: ParticipantService = {
-    ...participants,
-    async checkAccess(credentialId) {
-      const result = await checkAccess(credentialId);
-      if (result.ok) {
-        const own = result.value.participant.rateLimitPerS;
-        if (own === null) limits.delete(result.value.participant.id);
-        else limits.set(result.value.participant.id, own);
-      }
-      return result;
-    },
-  };
+  // Per-participant limits: the participant's own setting (passed by the auth check), else the hub default.
+  const limiter = createTokenBucketLimiter({ ratePerS: () => config.rateLimitPerS, burst: () => config.rateLimitPerS * 2, nowMs: () => clock.nowMs() });
 
   const app = await createHttpServer({
     logger,
@@ -148,7 +133,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
       'POSTs that create or move money accept `Idempotency-Key`.',
   });
   for (const schema of participantSchemas) app.addSchema(schema);
-  registerAuth(app, { tokens, participants: participantsWithLimits, operatorToken, limiter });
+  registerAuth(app, { tokens, participants, operatorToken, limiter });
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
   registerParticipantRoutes(app, { participants, tokens, idempotent });
   registerCustomerRoutes(app, { customers, participants, idempotent });

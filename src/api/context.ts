@@ -55,7 +55,7 @@ export function registerAuth(app: HttpServer, deps: AuthDeps): void {
     if (claims === undefined) return reply.fail({ code: 'unauthorized', message: 'the access token is invalid or expired; get a new one from POST /oauth/token' });
     const access = await deps.participants.checkAccess(claims.credentialId);
     if (!access.ok) return reply.fail(access.error);
-    const limit = deps.limiter.take(claims.participantId);
+    const limit = deps.limiter.take(claims.participantId, 1, access.value.participant.rateLimitPerS ?? undefined);
     if (!limit.allowed) {
       reply.header('retry-after', String(Math.max(1, Math.ceil(limit.retryAfterMs / 1000))));
       return reply.fail({ code: 'rate_limited', message: 'too many requests for this participant', details: { retryAfterMs: limit.retryAfterMs } });

@@ -3,8 +3,11 @@
  * there to stop abuse and runaway clients, not to meter billing, so per-process accuracy is enough.
  */
 export interface TokenBucketLimiter {
-  /** Takes `cost` tokens from the key's bucket; when empty, says how long until enough tokens return. */
-  take(key: string, cost?: number): { allowed: true } | { allowed: false; retryAfterMs: number };
+  /**
+   * Takes `cost` tokens from the key's bucket; when empty, says how long until enough tokens return. `ratePerS`
+   * overrides the limiter's rate for this key (a participant's own limit; its burst is twice the rate).
+   */
+  take(key: string, cost?: number, ratePerS?: number): { allowed: true } | { allowed: false; retryAfterMs: number };
 }
 
 /** Bound on tracked keys: the least recently refilled buckets are dropped past it (they would be full anyway). */
@@ -17,9 +20,9 @@ export function createTokenBucketLimiter(options: {
 }): TokenBucketLimiter {
   const buckets = new Map<string, { tokens: number; atMs: number }>();
   return {
-    take(key, cost = 1) {
-      const rate = options.ratePerS(key);
-      const burst = options.burst?.(key) ?? rate;
+    take(key, cost = 1, ratePerS) {
+      const rate = ratePerS ?? options.ratePerS(key);
+      const burst = ratePerS !== undefined ? ratePerS * 2 : (options.burst?.(key) ?? rate);
       const now = options.nowMs();
       let bucket = buckets.get(key);
       if (bucket === undefined) {
