@@ -141,6 +141,11 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
 
   app.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-request-id', request.id);
+    // Every 429 says when to retry: domain errors carry `details.retryAfterMs`, whichever route answered them.
+    if (reply.statusCode === 429 && !reply.hasHeader('retry-after') && typeof payload === 'string') {
+      const retryAfterMs = (JSON.parse(payload) as { error?: { details?: { retryAfterMs?: unknown } } }).error?.details?.retryAfterMs;
+      if (typeof retryAfterMs === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+    }
     return payload;
   });
 

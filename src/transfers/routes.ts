@@ -153,6 +153,8 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     return { id, country: p?.country ?? 'ZZ' };
   };
   const parse = (m: { amount: string; currency: string }, field = 'amount') => parseMoney(m, field);
+  /** Risk alerts of refused confirms, raised by the payments route's onSend hook (see there). */
+  const deferredAlerts = new WeakMap<FastifyRequest, Deferred>();
 
   // ---- accounts and links ------------------------------------------------------------------------------------------
   app.post(
@@ -297,12 +299,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     },
     async (request, reply) => {
       const r = await aliases.lookup(await me(request), request.query.customerId, request.query.type as AliasType, request.query.value);
-      if (!r.ok) {
-        const retry = (r.error.details as { retryAfterMs?: number } | undefined)?.retryAfterMs;
-        if (retry !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(retry / 1000))));
-        return reply.fail(r.error);
-      }
-      return r.value;
+      return r.ok ? r.value : reply.fail(r.error);
     },
   );
   app.post('/v1/aliases/moves', { schema: schema('aliases', 'Move an alias here from another participant; the customer confirms with a code sent through its current holder', { body: aliasBody, response: { 201: Obj('Move') } }) }, async (request, reply) =>
@@ -407,10 +404,26 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         body: Strict({ quoteId: Id('Quote id'), stepUpCompleted: Type.Optional(Type.Boolean({ description: 'You re-authenticated the customer after step_up_required' })) }),
         response: { 201: Obj('Payment') },
       }),
+      // The payment was rolled back; its risk alert must survive it, and exist by the time the client reads the
+      // refusal (idempotent() sends the answer itself, so raising it after would race the client's next call).
+      onSend: async (request, _reply, payload) => {
+        const alert = deferredAlerts.get(request)?.alert;
+        deferredAlerts.delete(request);
+        if (alert !== undefined) {
+          try {
+            await db.transaction((tx) => risk.raiseAlert(tx, alert.input, alert.assessment, alert.context));
+          } catch (error) {
+            // The refusal stands (nothing moved); a lost alert is an infrastructure failure to log, not a reason to 500.
+            request.log.error({ err: error, quoteId: alert.context['quoteId'] }, 'risk alert for a refused payment could not be recorded');
+          }
+        }
+        return payload;
+      },
     },
     async (request, reply) => {
       const deferred: Deferred = {};
-      const res = await idempotent(
+      deferredAlerts.set(request, deferred);
+      return idempotent(
         request,
         reply,
         async (tx) => {
@@ -419,10 +432,6 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         },
         { required: true },
       );
-      // The payment was rolled back; its risk alert must survive it.
-      const alert = deferred.alert;
-      if (alert !== undefined) await db.transaction((tx) => risk.raiseAlert(tx, alert.input, alert.assessment, alert.context));
-      return res;
     },
   );
   app.get('/v1/transfers/payments/:paymentId', { schema: schema('transfers', 'Payment status (payer or payee participant)', { params: Strict({ paymentId: Id() }) }) }, async (request, reply) => {

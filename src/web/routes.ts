@@ -12,6 +12,7 @@ import type { HttpServer } from '../platform/http.ts';
 import type { Vault } from '../platform/vault.ts';
 import { openStepUpCode } from '../tokens/stepup.ts';
 import { registerHistoryRoutes } from './history.ts';
+import { registerOperatorTransactionRoutes } from './transactions.ts';
 
 /**
  * The faces of the hub: the operator console (/console) and the reference wallet app (/wallet), built by Vite into
@@ -77,6 +78,7 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
   });
 
   registerHistoryRoutes(app, { db: deps.db, customers: deps.customers });
+  registerOperatorTransactionRoutes(app, { db: deps.db });
 
   const disabled = { code: 'not_found', message: 'demo helpers are enabled only on a hub with the demo network (HUTONG_SEED_DEMO=1)' };
 

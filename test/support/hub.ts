@@ -47,17 +47,19 @@ export async function startTestHub(
     ...(options.fetch !== undefined ? { fetch: options.fetch } : {}),
   });
   const demo = options.seed === false ? { participants: [], customers: new Map<string, string>(), created: false } : await seedDemoNetwork(hub);
-  const tokens = new Map<string, string>();
+  // Tokens are cached per participant until they near expiry on the hub's clock (tests move fake clocks).
+  const tokens = new Map<string, { token: string; issuedAtMs: number }>();
+  const tokenLifetimeMs = (hub.config.accessTokenTtlS - 30) * 1000;
 
   const tokenFor = async (key: string): Promise<string> => {
     const cached = tokens.get(key);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined && hub.clock.nowMs() - cached.issuedAtMs < tokenLifetimeMs) return cached.token;
     const p = demo.participants.find((d) => d.key === key);
     if (p === undefined) throw new Error(`no demo participant ${key}`);
     const res = await hub.app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'client_credentials', client_id: p.clientId, client_secret: p.clientSecret } });
     if (res.statusCode !== 200) throw new Error(`token for ${key}: ${res.statusCode} ${res.body}`);
     const token = (res.json() as { access_token: string }).access_token;
-    tokens.set(key, token);
+    tokens.set(key, { token, issuedAtMs: hub.clock.nowMs() });
     return token;
   };
 

@@ -154,6 +154,11 @@ describe('the wallet and console pages in Chromium', () => {
     const row = page.locator('[data-testid=history-row][data-kind=merchant]').first();
     await row.waitFor();
     expect(await row.textContent()).toContain('23.00');
+    // Steps 1–2 linked 李伟's records at wallet A, wallet B and the bank through the bank's code: wallet B's history
+    // also shows what happened at wallet A (his opening balance there), named as such.
+    const fromA = page.locator(`[data-testid=history-row][data-own=false][data-participant=${t.demo.participants.find((p) => p.key === 'wallet-a')?.participantId}]`).first();
+    await fromA.waitFor();
+    expect(await fromA.textContent()).toContain('Lantern Pay');
     await shot('4a-unified-history');
     await page.getByTestId('tab-budget').click();
     await page.getByTestId('budget').waitFor();

@@ -1,7 +1,7 @@
-import { useMemo, useRef, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { createApi, type Api } from '../shared/api.ts';
 import { useI18n } from '../shared/i18n.tsx';
-import { ErrorBox, Field, LangSwitch, Section, Select, Tabs, useAction, useLoad } from '../shared/ui.tsx';
+import { ErrorBox, Field, LangSwitch, Money, Section, Select, Tabs, useAction, useLoad } from '../shared/ui.tsx';
 
 type TabKey = 'participants' | 'transactions' | 'risk' | 'webhooks' | 'audit' | 'figures' | 'issuer';
 const TOKEN_KEY = 'hutong.console.operator';
@@ -225,41 +225,74 @@ function Credentials({ api, participantId }: { api: Api; participantId: string }
   );
 }
 
-/** Live transactions: the audit trail's money-moving records (payments, transfers, claims), polled, searchable. */
+/**
+ * Live transactions: the hub's money movements (GET /v1/operator/transactions — ledger transfers with the participants
+ * on each side and the payment they belong to), polled, searched on the hub, paged with the cursor.
+ */
 function Transactions({ api }: { api: Api }) {
   const { t, date } = useI18n();
   const [q, setQ] = useState('');
-  const list = useLoad(async () => (await api.get<{ items: any[] }>('/v1/operator/audit?limit=200')).items, [api], 3000);
-  const moneyActions = /payment|transfer|red_packet|deposit|capture|refund|authoriz|split|request/;
-  const rows = (list.data ?? []).filter((r) => moneyActions.test(String(r.action))).filter((r) => q === '' || JSON.stringify(r).toLowerCase().includes(q.toLowerCase()));
+  const [older, setOlder] = useState<{ cursor: string; items: any[] }[]>([]);
+  const query = q.trim() === '' ? '' : `&q=${encodeURIComponent(q.trim())}`;
+  const list = useLoad(() => api.get<{ items: any[]; nextCursor: string | null }>(`/v1/operator/transactions?limit=50${query}`), [api, query], 3000);
+  // A new search starts from the newest page again.
+  useEffect(() => setOlder([]), [api, query]);
+  const more = useAction(async () => {
+    const cursor = older.at(-1)?.cursor ?? list.data?.nextCursor;
+    if (cursor === undefined || cursor === null) return;
+    const page = await api.get<{ items: any[]; nextCursor: string | null }>(`/v1/operator/transactions?limit=50${query}&cursor=${encodeURIComponent(cursor)}`);
+    setOlder((o) => [...o, { cursor: page.nextCursor ?? '', items: page.items }]);
+  });
+  // The live first page moves while older pages stay: keep each transfer once.
+  const rows = [...new Map([...(list.data?.items ?? []), ...older.flatMap((p) => p.items)].map((r) => [r.id as string, r])).values()];
+  const hasMore = older.length > 0 ? older.at(-1)?.cursor !== '' : (list.data?.nextCursor ?? null) !== null;
+  const side = (s: any) => s.participantName ?? s.accountId;
   return (
     <Section title={t('tab.transactions')} testId="transactions">
       <div className="row">
         <Field label={t('common.search')} name="search" value={q} onChange={setQ} />
         <span className="muted">{t('tx.live')}</span>
       </div>
-      <ErrorBox error={list.error} />
+      <ErrorBox error={list.error ?? more.error} />
       <table>
         <thead>
           <tr>
             <th>{t('common.date')}</th>
-            <th>{t('audit.action')}</th>
-            <th>{t('audit.actor')}</th>
-            <th>{t('common.id')}</th>
+            <th>{t('tx.kind')}</th>
+            <th>{t('tx.debit')}</th>
+            <th>{t('tx.credit')}</th>
+            <th>{t('tx.purpose')}</th>
+            <th>{t('tx.reference')}</th>
+            <th style={{ textAlign: 'right' }}>{t('common.amount')}</th>
           </tr>
         </thead>
         <tbody>
-          {rows.slice(0, 100).map((r) => (
-            <tr key={r.id}>
-              <td>{date(r.createdAt ?? r.at)}</td>
-              <td>{r.action}</td>
-              <td className="mono">{r.actor?.participantId ?? r.actor?.type ?? ''}</td>
-              <td className="mono">{r.objectId}</td>
+          {rows.map((r) => (
+            <tr key={r.id} data-testid="transaction-row" data-kind={r.kind}>
+              <td>{date(r.createdAt)}</td>
+              <td>
+                {r.kind}
+                {r.phase !== 'single_phase' && <span className="muted"> · {r.phase}</span>}
+              </td>
+              <td>{side(r.debit)}</td>
+              <td>{side(r.credit)}</td>
+              <td>{r.purpose}</td>
+              <td className="mono" title={r.id}>
+                {r.reference !== null ? `${r.reference.id}${r.reference.description !== null ? ` · ${r.reference.description}` : ''}` : r.id}
+              </td>
+              <td style={{ textAlign: 'right' }}>
+                <Money amount={r.amount.amount} currency={r.amount.currency} />
+              </td>
             </tr>
           ))}
         </tbody>
       </table>
-      {rows.length === 0 && <p className="muted">{t('common.none')}</p>}
+      {list.data !== undefined && rows.length === 0 && <p className="muted">{t('common.none')}</p>}
+      {hasMore && (
+        <button type="button" className="secondary" data-testid="transactions-more" onClick={() => void more.run()}>
+          {t('tx.more')}
+        </button>
+      )}
     </Section>
   );
 }

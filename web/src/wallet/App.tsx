@@ -839,33 +839,48 @@ function ClaimPacket({ api, session }: { api: Api; session: WalletSession }) {
 export interface HistoryItem {
   id: string;
   at: string;
-  kind: 'transfer' | 'merchant' | 'red_packet';
+  kind: 'transfer' | 'merchant' | 'red_packet' | 'account';
   direction: 'in' | 'out';
   amount: MoneyWire;
   title: string;
   mcc: string | null;
   status: string;
+  /** The wallet or bank where it happened: the person's records linked through verification are merged. */
+  participantId: string;
+  participantName: string;
+  own: boolean;
 }
 
-/** The customer's unified history (GET /v1/history: transfers, merchant payments, red packets), newest first. */
-async function loadHistory(api: Api, session: WalletSession): Promise<{ items: HistoryItem[] }> {
+interface LinkedRecord {
+  participantId: string;
+  participantName: string;
+  participantKind: string;
+  via: 'self' | 'person_link' | 'account_link';
+}
+
+/**
+ * The person's unified history (GET /v1/history): transfers, merchant payments, red packets and top-ups at this wallet
+ * and at every wallet and bank the hub linked to them through verification, newest first.
+ */
+async function loadHistory(api: Api, session: WalletSession): Promise<{ items: HistoryItem[]; linked: LinkedRecord[] }> {
   return api.get(`/v1/history?customerId=${encodeURIComponent(session.customerId)}&limit=200`);
 }
 
-/** Spending categories from the merchant category code (ISO 18245), for the charts. */
-function category(i: HistoryItem): string {
-  if (i.kind === 'red_packet') return 'packet';
-  if (i.kind === 'transfer') return 'transfer';
-  const mcc = Number(i.mcc ?? 0);
-  if (mcc >= 4000 && mcc < 4800) return 'transport';
-  if (mcc >= 5811 && mcc <= 5814) return 'food';
-  if (mcc >= 5400 && mcc < 5500) return 'groceries';
-  return 'shopping';
+interface SpendingBucket {
+  key: string;
+  amount: MoneyWire;
+  count: number;
+}
+
+/** Spending summed on the hub over the whole history (GET /v1/history/spending), not over a page of it. */
+async function loadSpending(api: Api, session: WalletSession, by: 'category' | 'month'): Promise<SpendingBucket[]> {
+  return (await api.get<{ buckets: SpendingBucket[] }>(`/v1/history/spending?customerId=${encodeURIComponent(session.customerId)}&by=${by}&currency=CNY`)).buckets;
 }
 
 function History({ api, session }: { api: Api; session: WalletSession }) {
   const { t, date } = useI18n();
   const h = useLoad(() => loadHistory(api, session), [api]);
+  const others = (h.data?.linked ?? []).filter((r) => r.via !== 'self');
   return (
     <Section
       title={t('history.title')}
@@ -877,6 +892,11 @@ function History({ api, session }: { api: Api; session: WalletSession }) {
       }
     >
       <ErrorBox error={h.error} />
+      {h.data !== undefined && (
+        <p className="muted" data-testid="history-linked">
+          {others.length > 0 ? `${t('history.linked')}: ${others.map((r) => r.participantName).join(' · ')}` : t('history.unlinked')}
+        </p>
+      )}
       {h.data?.items.length === 0 && <p className="muted">{t('history.empty')}</p>}
       <table>
         <thead>
@@ -884,16 +904,18 @@ function History({ api, session }: { api: Api; session: WalletSession }) {
             <th>{t('common.date')}</th>
             <th>{t('common.kind')}</th>
             <th>{t('common.name')}</th>
+            <th>{t('history.where')}</th>
             <th>{t('common.status')}</th>
             <th style={{ textAlign: 'right' }}>{t('common.amount')}</th>
           </tr>
         </thead>
         <tbody>
           {(h.data?.items ?? []).map((i) => (
-            <tr key={`${i.kind}-${i.id}`} data-testid="history-row" data-kind={i.kind}>
+            <tr key={`${i.kind}-${i.id}`} data-testid="history-row" data-kind={i.kind} data-participant={i.participantId} data-own={String(i.own)}>
               <td>{date(i.at)}</td>
               <td>{t(`history.kind.${i.kind}`)}</td>
               <td>{i.title}</td>
+              <td className={i.own ? 'muted' : undefined}>{i.participantName}</td>
               <td>
                 <span className={`pill ${i.status}`}>{i.status}</span>
               </td>
@@ -912,21 +934,13 @@ function Budget({ api, session }: { api: Api; session: WalletSession }) {
   const saved = JSON.parse(localStorage.getItem(key) ?? '{"limit":"2000","low":"100"}') as { limit: string; low: string };
   const [limit, setLimit] = useState(saved.limit);
   const [low, setLow] = useState(saved.low);
-  const h = useLoad(() => loadHistory(api, session), [api]);
+  const byCategory = useLoad(() => loadSpending(api, session, 'category'), [api]);
+  const byMonthLoad = useLoad(() => loadSpending(api, session, 'month'), [api]);
   const accounts = useAccounts(api, session);
-  const out = (h.data?.items ?? []).filter((i) => i.direction === 'out' && i.amount !== undefined && i.amount.currency === 'CNY');
-  const byCat = new Map<string, number>();
-  const byMonth = new Map<string, number>();
+  const byCat = new Map<string, number>((byCategory.data ?? []).map((b) => [b.key, Number(b.amount.amount)]));
+  const byMonth = new Map<string, number>((byMonthLoad.data ?? []).map((b) => [b.key, Number(b.amount.amount)]));
   const thisMonth = new Date().toISOString().slice(0, 7);
-  let spent = 0;
-  for (const i of out) {
-    const v = Number(i.amount.amount);
-    const cat = category(i);
-    byCat.set(cat, (byCat.get(cat) ?? 0) + v);
-    const m = i.at.slice(0, 7);
-    byMonth.set(m, (byMonth.get(m) ?? 0) + v);
-    if (m === thisMonth) spent += v;
-  }
+  const spent = byMonth.get(thisMonth) ?? 0;
   const own = (accounts.data ?? []).filter((a) => a.currency === 'CNY');
   const balance = own.reduce((s, a) => s + Number(a.available.amount), 0);
   const limitN = Number(limit);
@@ -934,6 +948,7 @@ function Budget({ api, session }: { api: Api; session: WalletSession }) {
   return (
     <div className="grid">
       <Section title={t('budget.title')} testId="budget">
+        <ErrorBox error={byCategory.error ?? byMonthLoad.error} />
         <form
           onSubmit={(e) => {
             e.preventDefault();
