@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHub } from '../../src/main.ts';
 import { seedDemoNetwork } from '../../src/demo/seed.ts';
 import { demoParticipantId } from '../../src/demo/seed.ts';
 import { loadConfig } from '../../src/platform/config.ts';
+import { openPostgres, type Db, type Queryable } from '../../src/platform/db.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { cardInTwoWallets, tapBody, type WalletToken } from '../../src/payments/fixtures.ts';
 import { createScratchPostgres, postgresReachable } from '../../test/support/engines.ts';
@@ -24,6 +25,47 @@ function option(args: readonly string[], name: string, fallback: number): number
 
 const MERCHANT = 'mer_demo_merchant_a';
 
+/** Counts every statement (top level or in a transaction) and every transaction that goes through a Db. */
+function countingDb(inner: Db): { db: Db; counter: { statements: number; transactions: number } } {
+  const counter = { statements: 0, transactions: 0 };
+  const counted = (q: Queryable): Queryable => ({
+    query: (text, params) => {
+      counter.statements++;
+      return q.query(text, params);
+    },
+  });
+  const top = counted(inner);
+  const db: Db = {
+    engine: inner.engine,
+    query: (text, params) => top.query(text, params),
+    transaction: (fn, options) =>
+      inner.transaction((tx) => {
+        counter.transactions++;
+        return fn(counted(tx));
+      }, options),
+    exec: (script) => inner.exec(script),
+    close: () => inner.close(),
+  };
+  return { db, counter };
+}
+
+/** CPU milliseconds used so far by the PostgreSQL backends serving one database (0 when PostgreSQL runs elsewhere). */
+function backendCpuMs(database: string): number {
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(database)) continue;
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return ticks * 10; // USER_HZ = 100
+}
+
 export const authorizeScenario: Scenario = {
   name: 'authorize',
   description: 'tap with a fresh cryptogram → authorization → capture over HTTP, PostgreSQL',
@@ -36,7 +78,8 @@ export const authorizeScenario: Scenario = {
     const scratch = await createScratchPostgres();
     const dataDir = mkdtempSync(join(tmpdir(), 'hutong-bench-'));
     const config = loadConfig({ HUTONG_DATA_DIR: dataDir, DATABASE_URL: scratch.url, HUTONG_LOG_LEVEL: 'silent', HUTONG_DB_MAX_CONNECTIONS: String(pool) }, { port: 0, host: '127.0.0.1', operatorToken: 'op_bench', rateLimitPerS: 1_000_000 });
-    const hub = await createHub(config, { logger: createLogger({ level: 'silent' }) });
+    const { db, counter } = countingDb(openPostgres({ url: scratch.url, maxConnections: pool }));
+    const hub = await createHub(config, { logger: createLogger({ level: 'silent' }), db });
     try {
       const demo = await seedDemoNetwork(hub);
       const base = await hub.listen();
@@ -70,6 +113,12 @@ export const authorizeScenario: Scenario = {
       let failures = 0;
       let firstFailure = '';
       const recorder = createLatencyRecorder();
+      counter.statements = 0;
+      counter.transactions = 0;
+      const load1Before = loadavg()[0]!;
+      const cpu0 = process.cpuUsage();
+      const database = new URL(scratch.url).pathname.slice(1);
+      const pg0 = backendCpuMs(database);
       const elapsed = await runClosedLoop({
         clients,
         maxOps,
@@ -85,10 +134,28 @@ export const authorizeScenario: Scenario = {
           }
         },
       });
-      const result: BenchResult = summarize('authorize', 'postgres', recorder, elapsed, { clients, pool, failures, op: 'tap+capture', ...(firstFailure !== '' ? { first_failure: firstFailure.slice(0, 120) } : {}) });
+      const ops = recorder.count;
+      const cpu = process.cpuUsage(cpu0);
+      const pgMs = backendCpuMs(database) - pg0;
+      const per = (x: number) => (ops === 0 ? 0 : Math.round((x / ops) * 10) / 10);
+      const result: BenchResult = summarize('authorize', 'postgres', recorder, elapsed, {
+        clients,
+        pool,
+        failures,
+        op: 'tap+capture',
+        // Per tap+capture: statements and transactions through the hub's Db; CPU of this one Node process (hub and
+        // HTTP clients) and of the PostgreSQL backends serving the scratch database.
+        sql_per_op: per(counter.statements),
+        tx_per_op: per(counter.transactions),
+        node_ms_per_op: per((cpu.user + cpu.system) / 1000),
+        pg_ms_per_op: per(pgMs),
+        load1: `${load1Before.toFixed(2)}→${loadavg()[0]!.toFixed(2)}`,
+        ...(firstFailure !== '' ? { first_failure: firstFailure.slice(0, 120) } : {}),
+      });
       yield result;
     } finally {
       await hub.close();
+      await db.close();
       await scratch.drop();
       rmSync(dataDir, { recursive: true, force: true });
     }

@@ -118,12 +118,21 @@ export function createAccountService(deps: { db: Db; clock: Clock; audit: AuditS
     return r === undefined ? undefined : { id: r.id, ownerParticipantId: r.owner_participant_id, customerId: r.customer_id, currency: r.currency, kind: r.kind, closed: r.closed };
   };
 
+  /**
+   * The hub's own account of a kind for a participant and currency, created on first use. Usually called inside a
+   * payment's transaction (the top-level db joins it): an advisory lock makes concurrent first uses create it once,
+   * and an id is remembered only once it was seen committed, never after our own (still revocable) insert.
+   */
   const ensureSystemAccount = async (kind: SystemAccountKind, participantId: string, currency: string): Promise<string> => {
     const id = systemAccountId(kind, participantId, currency);
     if (ensured.has(id)) return id;
     if ((await ref(db, id)) === undefined) {
-      const created = await ledger.createAccount({ id, ownerParticipantId: participantId, currency, kind, ...(kind === 'suspense' || kind === 'fx_liquidity' ? { debitsMustNotExceedCredits: true } : {}) });
-      if (!created.ok && created.error.code !== 'account_exists') throw new Error(`system account ${id}: ${created.error.code}`);
+      await db.query('select pg_advisory_xact_lock(hashtext($1))', [id]);
+      if ((await ref(db, id)) === undefined) {
+        const created = await ledger.createAccount({ id, ownerParticipantId: participantId, currency, kind, ...(kind === 'suspense' || kind === 'fx_liquidity' ? { debitsMustNotExceedCredits: true } : {}) });
+        if (!created.ok && created.error.code !== 'account_exists') throw new Error(`system account ${id}: ${created.error.code}`);
+        return id;
+      }
     }
     ensured.add(id);
     return id;

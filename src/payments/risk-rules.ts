@@ -1,9 +1,7 @@
-import type { Actor, AuditService } from '../audit/service.ts';
+import type { AuditService } from '../audit/service.ts';
 import type { Clock } from '../platform/clock.ts';
-import type { Db, Queryable } from '../platform/db.ts';
-import { err, ok, type Result } from '../platform/result.ts';
-import type { RiskAction, RiskReason } from '../risk/service.ts';
-import type { PErr } from './errors.ts';
+import type { Db } from '../platform/db.ts';
+import { createRuleStore, type RiskAction, type RiskReason, type RuleStore } from '../risk/service.ts';
 
 /**
  * Card-payment risk rules, as data: hub defaults (participant '*') overridden per issuer. They complement the shared
@@ -76,39 +74,17 @@ function validParams(rule: PaymentRuleName, p: PaymentRuleParams): boolean {
   return true;
 }
 
-export interface PaymentRuleStore {
-  rules(participantId: string): Promise<PaymentRules>;
-  setRule(tx: Queryable, actor: Actor, participantId: string, rule: PaymentRuleName, params: PaymentRuleParams, enabled: boolean): Promise<Result<void, PErr>>;
-}
+/** Stored like the shared rules of src/risk (its rule store), in their own table, with their own error and audit names. */
+export type PaymentRuleStore = RuleStore<PaymentRuleName, PaymentRuleParams, 'payment_risk_rule_invalid'>;
 
 export function createPaymentRuleStore(deps: { db: Db; clock: Clock; audit: AuditService }): PaymentRuleStore {
-  const { db, clock, audit } = deps;
-  const cache = new Map<string, { at: number; rules: PaymentRules }>();
-  const CACHE_MS = 5_000;
-  return {
-    async rules(participantId) {
-      const hit = cache.get(participantId);
-      if (hit !== undefined && clock.nowMs() - hit.at < CACHE_MS && clock.nowMs() >= hit.at) return hit.rules;
-      const rows = await db.query<{ rule: PaymentRuleName; params: PaymentRuleParams; enabled: boolean }>(
-        `select rule, params, enabled from pay_risk_rules where participant_id in ('*', $1) order by (participant_id = '*') desc`,
-        [participantId],
-      );
-      const out = Object.fromEntries(PAYMENT_RULE_NAMES.map((r) => [r, { ...DEFAULT_PAYMENT_RULES[r], enabled: true }])) as PaymentRules;
-      for (const row of rows) if (PAYMENT_RULE_NAMES.includes(row.rule)) out[row.rule] = { ...DEFAULT_PAYMENT_RULES[row.rule], ...row.params, enabled: row.enabled };
-      if (cache.size > 10_000) cache.clear();
-      cache.set(participantId, { at: clock.nowMs(), rules: out });
-      return out;
-    },
-    async setRule(tx, actor, participantId, rule, params, enabled) {
-      if (!PAYMENT_RULE_NAMES.includes(rule) || !validParams(rule, params)) return err('payment_risk_rule_invalid', 'rule parameters are out of range', { rule });
-      await tx.query(
-        `insert into pay_risk_rules (participant_id, rule, params, enabled, updated_at) values ($1, $2, $3, $4, $5)
-         on conflict (participant_id, rule) do update set params = excluded.params, enabled = excluded.enabled, updated_at = excluded.updated_at`,
-        [participantId, rule, params, enabled, clock.now()],
-      );
-      cache.clear();
-      await audit.record(tx, { actor, action: 'payments.risk_rule_set', objectType: 'payment_risk_rule', objectId: `${participantId}:${rule}`, details: { params, enabled } });
-      return ok(undefined);
-    },
-  };
+  return createRuleStore(deps, {
+    table: 'pay_risk_rules',
+    names: PAYMENT_RULE_NAMES,
+    defaults: DEFAULT_PAYMENT_RULES,
+    valid: validParams,
+    invalidCode: 'payment_risk_rule_invalid',
+    auditAction: 'payments.risk_rule_set',
+    auditObjectType: 'payment_risk_rule',
+  });
 }

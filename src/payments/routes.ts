@@ -1,12 +1,13 @@
 import { Type, type TSchema } from '@sinclair/typebox';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/context.ts';
 import { AmountString, CountryCode, CurrencyCode, Id, Money, Strict } from '../api/schemas.ts';
 import type { Merchant, MerchantService } from '../merchants/service.ts';
-import type { Db } from '../platform/db.ts';
+import type { Db, Tx } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatMoney, parseAmount, parseMoney } from '../platform/money.ts';
+import type { Result } from '../platform/result.ts';
 import type { RiskService } from '../risk/service.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway } from './issuer.ts';
@@ -151,6 +152,24 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
     return res;
   };
 
+  /**
+   * The scaffold of every route that pays or authorizes (CPM, tap, scanned merchant QR, payment link): Idempotency-Key
+   * required, one transaction, a decline's risk alert raised after the rollback, 201 with the payment as `wire` shows
+   * it to the caller. `run` is what differs: how the body becomes the service call (a parse error is answered as is).
+   */
+  const authorizing = (request: FastifyRequest, reply: FastifyReply, wire: (a: Authorization) => object, run: (tx: Tx, deferred: Deferred) => Promise<Result<Authorization>>) =>
+    withAlert((deferred) =>
+      idempotent(
+        request,
+        reply,
+        async (tx) => {
+          const r = await run(tx, deferred);
+          return r.ok ? created(wire(r.value)) : r.error;
+        },
+        { required: true },
+      ),
+    );
+
   // ---- merchants ---------------------------------------------------------------------------------------------------
   app.post(
     '/v1/merchants',
@@ -250,23 +269,11 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
       }),
     },
     async (request, reply) =>
-      withAlert((deferred) =>
-        idempotent(
-          request,
-          reply,
-          async (tx) => {
-            let amountMinor: bigint | undefined;
-            if (request.body.amount !== undefined) {
-              const parsed = parseMoney(request.body.amount);
-              if (!parsed.ok) return parsed.error;
-              amountMinor = parsed.value.amountMinor;
-            }
-            const r = await payments.payQr(tx, actorOf(request, request.body.customerId), me(request), { ...walletInput(request.body), payload: request.body.payload, ...(amountMinor !== undefined ? { amountMinor } : {}) }, deferred);
-            return r.ok ? created(wirePayerView(r.value)) : r.error;
-          },
-          { required: true },
-        ),
-      ),
+      authorizing(request, reply, wirePayerView, async (tx, deferred) => {
+        const amount = request.body.amount === undefined ? undefined : parseMoney(request.body.amount);
+        if (amount !== undefined && !amount.ok) return amount;
+        return payments.payQr(tx, actorOf(request, request.body.customerId), me(request), { ...walletInput(request.body), payload: request.body.payload, ...(amount !== undefined ? { amountMinor: amount.value.amountMinor } : {}) }, deferred);
+      }),
   );
   app.get('/v1/wallet/payments/:paymentId', { schema: schema('payments', 'A payment your customer made', { params: PaymentParams }) }, async (request, reply) => {
     const a = await payments.get({ participantId: me(request), as: 'payer' }, request.params.paymentId);
@@ -284,19 +291,11 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
       }),
     },
     async (request, reply) =>
-      withAlert((deferred) =>
-        idempotent(
-          request,
-          reply,
-          async (tx) => {
-            const parsed = parseMoney(request.body.amount);
-            if (!parsed.ok) return parsed.error;
-            const r = await payments.authorizeCpm(tx, actorOf(request), me(request), request.params.merchantId, { payload: request.body.payload, amountMinor: parsed.value.amountMinor, currency: parsed.value.currency }, deferred);
-            return r.ok ? created(wireAuthorization(r.value)) : r.error;
-          },
-          { required: true },
-        ),
-      ),
+      authorizing(request, reply, wireAuthorization, async (tx, deferred) => {
+        const amount = parseMoney(request.body.amount);
+        if (!amount.ok) return amount;
+        return payments.authorizeCpm(tx, actorOf(request), me(request), request.params.merchantId, { payload: request.body.payload, ...amount.value }, deferred);
+      }),
   );
   app.post(
     '/v1/merchants/:merchantId/payments/tap',
@@ -315,20 +314,12 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
       }),
     },
     async (request, reply) =>
-      withAlert((deferred) =>
-        idempotent(
-          request,
-          reply,
-          async (tx) => {
-            const parsed = parseMoney(request.body.amount);
-            if (!parsed.ok) return parsed.error;
-            const b = request.body;
-            const r = await payments.authorizeTap(tx, actorOf(request), me(request), request.params.merchantId, { token: b.token, expiry: b.expiry, atc: b.atc, unpredictableNumber: b.unpredictableNumber, cryptogram: b.cryptogram, amountMinor: parsed.value.amountMinor, currency: parsed.value.currency }, deferred);
-            return r.ok ? created(wireAuthorization(r.value)) : r.error;
-          },
-          { required: true },
-        ),
-      ),
+      authorizing(request, reply, wireAuthorization, async (tx, deferred) => {
+        const amount = parseMoney(request.body.amount);
+        if (!amount.ok) return amount;
+        const { token, expiry, atc, unpredictableNumber, cryptogram } = request.body;
+        return payments.authorizeTap(tx, actorOf(request), me(request), request.params.merchantId, { token, expiry, atc, unpredictableNumber, cryptogram, ...amount.value }, deferred);
+      }),
   );
 
   // ---- payment links -----------------------------------------------------------------------------------------------
@@ -360,17 +351,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
     '/v1/payment-links/:linkId/pay',
     { schema: schema('payment-links', 'Pay a payment link with one of your customer’s tokens or accounts (captured at once)', { params: LinkParams, body: Strict({ ...WalletPayFields }), response: { 201: Obj('Payment') } }) },
     async (request, reply) =>
-      withAlert((deferred) =>
-        idempotent(
-          request,
-          reply,
-          async (tx) => {
-            const r = await payments.payLink(tx, actorOf(request, request.body.customerId), me(request), request.params.linkId, walletInput(request.body), deferred);
-            return r.ok ? created(wirePayerView(r.value)) : r.error;
-          },
-          { required: true },
-        ),
-      ),
+      authorizing(request, reply, wirePayerView, (tx, deferred) => payments.payLink(tx, actorOf(request, request.body.customerId), me(request), request.params.linkId, walletInput(request.body), deferred)),
   );
 
   // ---- after authorization -----------------------------------------------------------------------------------------

@@ -306,6 +306,25 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
   const { db, clock, vault, audit, events, ledger, accounts, cards, walletTokens, risk, fx, merchants, issuers, paymentRules } = deps;
   const holdTtlMs = deps.holdTtlMs ?? DEFAULT_HOLD_TTL_MS;
 
+  /** Statements that do not depend on each other: pipelined on one PostgreSQL connection, one by one on PGlite. */
+  const pipelined = db.engine === 'postgres';
+  async function all<T extends unknown[]>(statements: [...{ [K in keyof T]: () => Promise<T[K]> }]): Promise<T> {
+    if (pipelined) return (await Promise.all(statements.map((f) => f()))) as T;
+    const out: unknown[] = [];
+    for (const f of statements) out.push(await f());
+    return out as T;
+  }
+
+  /**
+   * A system account (merchant fees, a webhook issuer's funding) inside the caller's transaction. Remembered only once
+   * seen committed: an account created by a transaction still open elsewhere is not there for this one yet (and is
+   * gone if that one rolls back). A miss takes a transaction advisory lock on the id, which waits for any other
+   * transaction creating it to end, then looks again and inserts only if still missing: a duplicate insert would abort
+   * the caller's transaction (on PostgreSQL a failed statement fails the transaction even when its error is handled).
+   * accounts.ensureSystemAccount is not used here: inside a transaction its insert joins that transaction, yet it
+   * remembers the account as existing as soon as the (uncommitted) insert returns — concurrent captures then met
+   * `account_not_found` (the authorize benchmark's failures).
+   */
   const refEurCents = async (currency: string, amountMinor: bigint): Promise<bigint> => {
     try {
       return toEurCents(await fx.table(), currency, amountMinor);
@@ -314,7 +333,8 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     }
   };
 
-  const notify = async (tx: Queryable, a: Authorization, type: string, data: Record<string, unknown> = {}) => {
+  type Notified = Pick<Authorization, 'id' | 'merchantId' | 'status' | 'amountMinor' | 'currency' | 'capturedMinor' | 'refundedMinor' | 'authCode' | 'ownerParticipantId' | 'issuerParticipantId' | 'payerParticipantId'>;
+  const notify = async (tx: Queryable, a: Notified, type: string, data: Record<string, unknown> = {}) => {
     const payload = {
       authorizationId: a.id,
       merchantId: a.merchantId,
@@ -326,7 +346,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       ...data,
     };
     const targets = new Set([a.ownerParticipantId, a.issuerParticipantId, ...(a.payerParticipantId !== null ? [a.payerParticipantId] : [])]);
-    for (const participantId of targets) await events.emit(tx, { participantId, type, data: payload });
+    await all([...targets].map((participantId) => () => events.emit(tx, { participantId, type, data: payload })));
   };
 
   const lockAuth = async (tx: Queryable, owner: string, id: string) => {
@@ -384,11 +404,6 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       );
       if (!verified.ok) return verified;
       if (s.walletCustomerId !== undefined && verified.value.walletCustomerId !== s.walletCustomerId) return err('payment_source_invalid', "the token is not this customer's");
-      if (input.tokenExpiry !== undefined) {
-        const [t] = await tx.query<{ expiry: string }>('select expiry from card_tokens where id = $1', [verified.value.tokenId]);
-        const expected = t === undefined ? undefined : `${t.expiry.slice(3, 5)}${t.expiry.slice(0, 2)}`;
-        if (expected !== input.tokenExpiry) return err('token_expired', 'the expiry read by the terminal does not match the token');
-      }
       card = verified.value.card;
       tokenId = verified.value.tokenId;
       payerParticipantId = verified.value.requestorParticipantId;
@@ -413,23 +428,56 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     let cardRecent = 0;
     let cardHistory = 0;
     let deviceKnown = false;
-    let deviceRecent = 0;
     const rules = await paymentRules.rules(issuerId);
-    if (card !== undefined) {
-      const dayStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
-      const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
-      const tokenSince = new Date(now.getTime() - (rules.token_velocity.windowS ?? 600) * 1000);
-      const cardSince = new Date(now.getTime() - (rules.card_velocity.windowS ?? 600) * 1000);
-      const [stats] = await tx.query<{ today: string; month: string; token_recent: bigint; card_recent: bigint; n: bigint; device_known: boolean }>(
-        `select coalesce(sum(amount_minor - refunded_minor) filter (where created_at >= $2 and status in ('authorized', 'captured')), 0)::text as today,
+    const riskInput: RiskInput = {
+      channel: `card_${input.channel}`,
+      participantId: issuerId,
+      customerId: riskCustomerId,
+      amountMinor: input.amountMinor,
+      currency: input.currency,
+      refEurCents: await refEurCents(input.currency, input.amountMinor),
+      counterparty: { id: merchant.id },
+      country: merchant.country,
+      ...(input.deviceId !== undefined ? { device: input.deviceId } : {}),
+    };
+
+    // The reads below do not depend on each other: one round trip on PostgreSQL. Their checks then run in the order
+    // they always did (token expiry, card controls, risk, issuer).
+    type Stats = { today: string; month: string; token_recent: bigint; card_recent: bigint; n: bigint; device_known: boolean };
+    const dayStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
+    const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+    const tokenSince = new Date(now.getTime() - (rules.token_velocity.windowS ?? 600) * 1000);
+    const cardSince = new Date(now.getTime() - (rules.card_velocity.windowS ?? 600) * 1000);
+    const deviceSince = new Date(now.getTime() - (rules.device_velocity.windowS ?? 600) * 1000);
+    const none = async () => undefined;
+    const [tokenRow, stats, deviceRow, history, settings] = await all([
+      card !== undefined && tokenId !== null && input.tokenExpiry !== undefined
+        ? async () => (await tx.query<{ expiry: string }>('select expiry from card_tokens where id = $1', [tokenId]))[0]
+        : none,
+      card !== undefined
+        ? async () =>
+            (
+              await tx.query<Stats>(
+                `select coalesce(sum(amount_minor - refunded_minor) filter (where created_at >= $2 and status in ('authorized', 'captured')), 0)::text as today,
                 coalesce(sum(amount_minor - refunded_minor) filter (where created_at >= $3 and status in ('authorized', 'captured')), 0)::text as month,
                 count(*) filter (where token_id = $4 and created_at > $5) as token_recent,
                 count(*) filter (where created_at > $6) as card_recent,
                 count(*) as n,
                 coalesce(bool_or(device_id = $7), false) as device_known
            from pay_authorizations where card_id = $1 and created_at >= least($3::timestamptz, $5::timestamptz, $6::timestamptz)`,
-        [card.id, dayStart, monthStart, tokenId, tokenSince, cardSince, input.deviceId ?? null],
-      );
+                [card.id, dayStart, monthStart, tokenId, tokenSince, cardSince, input.deviceId ?? null],
+              )
+            )[0]
+        : none,
+      input.deviceId !== undefined ? async () => (await tx.query<{ n: bigint }>('select count(*) as n from pay_authorizations where device_id = $1 and created_at > $2', [input.deviceId, deviceSince]))[0] : none,
+      () => risk.load(tx, riskInput),
+      card !== undefined ? () => issuers.get(issuerId, tx) : none,
+    ]);
+    if (card !== undefined && input.tokenExpiry !== undefined) {
+      const expected = tokenRow === undefined ? undefined : `${tokenRow.expiry.slice(3, 5)}${tokenRow.expiry.slice(0, 2)}`;
+      if (expected !== input.tokenExpiry) return err('token_expired', 'the expiry read by the terminal does not match the token');
+    }
+    if (card !== undefined) {
       spentToday = BigInt(stats?.today ?? '0');
       spentMonth = BigInt(stats?.month ?? '0');
       tokenRecent = Number(stats?.token_recent ?? 0n);
@@ -444,25 +492,10 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const declined = cards.checkControls(card, { amountMinor: input.amountMinor, currency: input.currency, mcc: merchant.mcc, country: merchant.country, channel, spentTodayMinor: spentToday, spentMonthMinor: spentMonth, now });
       if (declined !== undefined) return err(declined, `declined by the card's controls: ${declined}`);
     }
-    if (input.deviceId !== undefined) {
-      const since = new Date(now.getTime() - (rules.device_velocity.windowS ?? 600) * 1000);
-      const [d] = await tx.query<{ n: bigint }>('select count(*) as n from pay_authorizations where device_id = $1 and created_at > $2', [input.deviceId, since]);
-      deviceRecent = Number(d?.n ?? 0n);
-    }
+    const deviceRecent = Number(deviceRow?.n ?? 0n);
 
     // (3) real-time risk: the shared rules (src/risk) plus the card-payment rules, both data with per-issuer thresholds.
-    const riskInput: RiskInput = {
-      channel: `card_${input.channel}`,
-      participantId: issuerId,
-      customerId: riskCustomerId,
-      amountMinor: input.amountMinor,
-      currency: input.currency,
-      refEurCents: await refEurCents(input.currency, input.amountMinor),
-      counterparty: { id: merchant.id },
-      country: merchant.country,
-      ...(input.deviceId !== undefined ? { device: input.deviceId } : {}),
-    };
-    const shared = await risk.evaluate(tx, riskInput);
+    const shared = risk.decide(riskInput, history);
     const own = evaluatePaymentRules(rules, {
       amountMinor: input.amountMinor,
       mcc: merchant.mcc,
@@ -491,10 +524,9 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       }
     }
 
-    // (4) the issuer's decision and the hold.
+    // (4) the issuer's decision.
     let decidedBy: Authorization['decidedBy'] = 'account';
-    if (card !== undefined) {
-      const settings = await issuers.get(issuerId, tx);
+    if (card !== undefined && settings !== undefined) {
       if (settings.mode === 'webhook') {
         const answer = await issuers.ask(
           settings,
@@ -526,10 +558,69 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       }
     }
     if (fundingAccountId === undefined) return err('no_funding_account', 'no funding account');
+
+    // (5) the authorization, its audit record and events (one round trip), then the hold. The hold comes last because it
+    // locks the funding and the merchant's settlement account rows, which every payment to this merchant needs, until
+    // commit. A refused hold returns an error, and the error rolls back everything written before it.
+    const holdId = `${id}_hold`;
     const holdExpiresAt = new Date(now.getTime() + holdTtlMs);
+    const code = authCode();
+    const notified: Notified = {
+      id,
+      merchantId: merchant.id,
+      status: 'authorized',
+      amountMinor: input.amountMinor,
+      currency: input.currency,
+      capturedMinor: 0n,
+      refundedMinor: 0n,
+      authCode: code,
+      ownerParticipantId: merchant.ownerParticipantId,
+      issuerParticipantId: issuerId,
+      payerParticipantId,
+    };
+    const [rows] = await all([
+      () =>
+        tx.query<AuthRow>(
+          `insert into pay_authorizations (id, owner_participant_id, merchant_id, channel, status, source_kind, issuer_participant_id, card_id, token_id, payer_participant_id,
+                                       payer_customer_id, source_account_id, device_id, amount_minor, currency, auth_code, decided_by, hold_transfer_id, hold_expires_at,
+                                       qr_id, link_id, risk_score, country, mcc, created_at, updated_at)
+       values ($1, $2, $3, $4, 'authorized', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $24) returning *`,
+          [
+            id,
+            merchant.ownerParticipantId,
+            merchant.id,
+            input.channel,
+            input.source.kind,
+            issuerId,
+            card?.id ?? null,
+            tokenId,
+            payerParticipantId,
+            payerCustomerId,
+            fundingAccountId,
+            input.deviceId ?? null,
+            input.amountMinor,
+            input.currency,
+            code,
+            decidedBy,
+            holdId,
+            holdExpiresAt,
+            input.qrId ?? null,
+            input.linkId ?? null,
+            score,
+            merchant.country,
+            merchant.mcc,
+            now,
+          ],
+        ),
+      () => risk.observe(tx, riskInput),
+      () => audit.record(tx, { actor: input.actor, action: 'payment.authorized', objectType: 'payment', objectId: id, details: { merchantId: merchant.id, channel: input.channel, amountMinor: input.amountMinor.toString(), currency: input.currency, decidedBy, cardId: card?.id ?? null, riskScore: score } }),
+      () => notify(tx, notified, 'payment.authorized', { channel: input.channel, decidedBy }),
+    ]);
+    const row = rows[0];
+    if (row === undefined) throw new Error('authorization insert returned nothing');
     const [held] = await ledger.applyInTx(tx, [
       {
-        id: `${id}_hold`,
+        id: holdId,
         kind: 'pending',
         debitAccountId: fundingAccountId,
         creditAccountId: merchant.settlementAccountId,
@@ -541,46 +632,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       },
     ]);
     if (held === undefined || !held.ok) return err(ledgerCode(held?.ok === false ? held.error.code : 'unknown').code, ledgerCode(held?.ok === false ? held.error.code : 'unknown').message);
-
-    // (5) the authorization code back to the merchant.
-    const [row] = await tx.query<AuthRow>(
-      `insert into pay_authorizations (id, owner_participant_id, merchant_id, channel, status, source_kind, issuer_participant_id, card_id, token_id, payer_participant_id,
-                                       payer_customer_id, source_account_id, device_id, amount_minor, currency, auth_code, decided_by, hold_transfer_id, hold_expires_at,
-                                       qr_id, link_id, risk_score, country, mcc, created_at, updated_at)
-       values ($1, $2, $3, $4, 'authorized', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $24) returning *`,
-      [
-        id,
-        merchant.ownerParticipantId,
-        merchant.id,
-        input.channel,
-        input.source.kind,
-        issuerId,
-        card?.id ?? null,
-        tokenId,
-        payerParticipantId,
-        payerCustomerId,
-        fundingAccountId,
-        input.deviceId ?? null,
-        input.amountMinor,
-        input.currency,
-        authCode(),
-        decidedBy,
-        `${id}_hold`,
-        holdExpiresAt,
-        input.qrId ?? null,
-        input.linkId ?? null,
-        score,
-        merchant.country,
-        merchant.mcc,
-        now,
-      ],
-    );
-    if (row === undefined) throw new Error('authorization insert returned nothing');
-    const a = toAuth(row);
-    await risk.observe(tx, riskInput);
-    await audit.record(tx, { actor: input.actor, action: 'payment.authorized', objectType: 'payment', objectId: id, details: { merchantId: merchant.id, channel: input.channel, amountMinor: input.amountMinor.toString(), currency: input.currency, decidedBy, cardId: card?.id ?? null, riskScore: score } });
-    await notify(tx, a, 'payment.authorized', { channel: input.channel, decidedBy });
-    return ok(a);
+    return ok(toAuth(row));
   };
 
   const capture: PaymentService['capture'] = async (tx, actor, owner, authorizationId, amountMinor) => {
@@ -599,17 +651,22 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const feeAccount = await accounts.ensureSystemAccount('fees', a.issuerParticipantId, a.currency);
       transfers.push({ id: `${a.id}_fee`, debitAccountId: merchant.settlementAccountId, creditAccountId: feeAccount, amountMinor: fee, currency: a.currency, purpose: 'merchant_fee', metadata: { authorizationId: a.id, feeBps: merchant.feeBps } });
     }
+    // The payment's own writes first (one round trip), the ledger last: it locks the merchant's settlement account row,
+    // shared by every payment to this merchant, until commit. A ledger error rolls back the writes before it.
+    const [rows] = await all([
+      () => tx.query<AuthRow>(`update pay_authorizations set status = 'captured', captured_minor = $2, fee_minor = $3, updated_at = $4 where id = $1 returning *`, [a.id, amount, fee, clock.now()]),
+      () => audit.record(tx, { actor, action: 'payment.captured', objectType: 'payment', objectId: a.id, details: { amountMinor: amount.toString(), feeMinor: fee.toString() } }),
+      () => notify(tx, { ...a, status: 'captured', capturedMinor: amount }, 'payment.captured', { fee: formatAmount(fee, a.currency) }),
+    ]);
+    const row = rows[0];
+    if (row === undefined) throw new Error('authorization vanished');
     const results = await ledger.applyInTx(tx, transfers);
     const failed = results.find((r) => !r.ok);
     if (failed !== undefined && !failed.ok) {
       const first = results.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed');
       return { ok: false, error: ledgerCode(first !== undefined && !first.ok ? first.error.code : failed.error.code) };
     }
-    await tx.query(`update pay_authorizations set status = 'captured', captured_minor = $2, fee_minor = $3, updated_at = $4 where id = $1`, [a.id, amount, fee, clock.now()]);
-    const after = await reloadAuth(tx, a.id);
-    await audit.record(tx, { actor, action: 'payment.captured', objectType: 'payment', objectId: a.id, details: { amountMinor: amount.toString(), feeMinor: fee.toString() } });
-    await notify(tx, after, 'payment.captured', { fee: formatAmount(fee, a.currency) });
-    return ok(after);
+    return ok(toAuth(row));
   };
 
   const resolveQr = async (q: Queryable, payload: string): Promise<Result<{ merchant: Merchant; qr: QrCode | undefined; amountMinor: bigint | null; currency: string }, PErr>> => {
@@ -736,9 +793,8 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       );
     },
     async authorizeTap(tx, actor, owner, merchantId, input, deferred) {
-      const merchant = await ownMerchant(tx, owner, merchantId);
+      const [merchant, requestor] = await all([() => ownMerchant(tx, owner, merchantId), () => requestorOf(tx, input.token)]);
       if (merchant === undefined) return err('merchant_not_found', 'no such merchant');
-      const requestor = await requestorOf(tx, input.token);
       if (requestor === undefined) return err('token_unknown', 'unknown token');
       return authorize(
         tx,

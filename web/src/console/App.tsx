@@ -105,7 +105,7 @@ function Participants({ api }: { api: Api }) {
   });
   return (
     <>
-      <Section title={t('tab.participants')} actions={<button type="button" className="secondary" onClick={() => void list.reload()}>{t('common.refresh')}</button>}>
+      <Section title={t('tab.participants')} testId="participants" actions={<button type="button" className="secondary" onClick={() => void list.reload()}>{t('common.refresh')}</button>}>
         <ErrorBox error={list.error ?? act.error} />
         <table>
           <thead>
@@ -120,7 +120,7 @@ function Participants({ api }: { api: Api }) {
           </thead>
           <tbody>
             {(list.data ?? []).map((p) => (
-              <tr key={p.id}>
+              <tr key={p.id} data-testid="participant-row" data-participant-id={p.id}>
                 <td>
                   <button type="button" className="secondary" onClick={() => setSelected(p.id)} aria-label={`${t('p.credentials')}: ${p.name}`}>
                     {p.name}
@@ -163,13 +163,13 @@ function Participants({ api }: { api: Api }) {
             <Field label={t('p.country')} name="country" value={country} onChange={setCountry} />
             <Field label={t('p.currencies')} name="currencies" value={currencies} onChange={setCurrencies} />
           </div>
-          <button type="submit" disabled={create.busy || name.trim() === ''}>
+          <button type="submit" disabled={create.busy || name.trim() === ''} data-testid="participant-create">
             {t('p.create')}
           </button>
         </form>
         <ErrorBox error={create.error} />
         {secret !== undefined && (
-          <p className="warn">
+          <p className="warn" data-testid="participant-secret">
             client_id <span className="mono">{secret.clientId}</span> · {t('p.secretOnce')}: <span className="mono">{secret.clientSecret}</span>
           </p>
         )}
@@ -193,12 +193,12 @@ function Credentials({ api, participantId }: { api: Api; participantId: string }
   });
   const creds: any[] = p.data?.credentials ?? [];
   return (
-    <Section title={`${t('p.credentials')} — ${p.data?.name ?? participantId}`}>
+    <Section title={`${t('p.credentials')} — ${p.data?.participant?.name ?? participantId}`} testId="credentials">
       <ErrorBox error={p.error ?? rotate.error ?? revoke.error} />
       <table>
         <tbody>
           {creds.map((c) => (
-            <tr key={c.id ?? c.clientId}>
+            <tr key={c.id ?? c.clientId} data-testid="credential-row">
               <td className="mono">{c.id ?? c.clientId}</td>
               <td>{c.createdAt !== undefined ? date(c.createdAt) : ''}</td>
               <td>{c.revokedAt !== null && c.revokedAt !== undefined ? <span className="pill suspended">revoked</span> : <span className="pill active">active</span>}</td>
@@ -213,11 +213,11 @@ function Credentials({ api, participantId }: { api: Api; participantId: string }
           ))}
         </tbody>
       </table>
-      <button type="button" onClick={() => void rotate.run()} disabled={rotate.busy}>
+      <button type="button" onClick={() => void rotate.run()} disabled={rotate.busy} data-testid="credential-rotate">
         {t('p.rotate')}
       </button>
       {secret !== undefined && (
-        <p className="warn">
+        <p className="warn" data-testid="credential-secret">
           client_id <span className="mono">{secret.clientId}</span> · {t('p.secretOnce')}: <span className="mono">{secret.clientSecret}</span>
         </p>
       )}
@@ -307,7 +307,7 @@ function Risk({ api }: { api: Api }) {
     await list.reload();
   });
   return (
-    <Section title={t('tab.risk')}>
+    <Section title={t('tab.risk')} testId="risk">
       <div className="row">
         <Select label={t('common.status')} name="risk-status" value={status} onChange={setStatus} options={[{ value: 'open', label: t('risk.open') }, { value: 'resolved', label: t('risk.resolved') }]} />
         <Field label={t('risk.resolution')} name="resolution" value={resolution} onChange={setResolution} />
@@ -316,7 +316,7 @@ function Risk({ api }: { api: Api }) {
       <table>
         <tbody>
           {(list.data ?? []).map((a) => (
-            <tr key={a.id}>
+            <tr key={a.id} data-testid="risk-alert-row" data-alert-id={a.id} data-status={a.status}>
               <td>{date(a.createdAt)}</td>
               <td>{a.channel}</td>
               <td>
@@ -346,7 +346,7 @@ function Webhooks({ api }: { api: Api }) {
   const { t, date } = useI18n();
   const list = useLoad(async () => (await api.get<{ items: any[] }>('/v1/operator/webhooks/deliveries?limit=100')).items, [api], 5000);
   return (
-    <Section title={t('tab.webhooks')}>
+    <Section title={t('tab.webhooks')} testId="webhooks">
       <ErrorBox error={list.error} />
       <table>
         <thead>
@@ -360,7 +360,7 @@ function Webhooks({ api }: { api: Api }) {
         </thead>
         <tbody>
           {(list.data ?? []).map((d) => (
-            <tr key={d.id}>
+            <tr key={d.id} data-testid="webhook-row">
               <td>{date(d.createdAt)}</td>
               <td>{d.type ?? d.eventType}</td>
               <td>
@@ -385,6 +385,7 @@ function Audit({ api }: { api: Api }) {
   return (
     <Section
       title={t('tab.audit')}
+      testId="audit"
       actions={
         <button type="button" onClick={() => void verify.run()} disabled={verify.busy} data-testid="audit-verify">
           {t('audit.verify')}

@@ -458,6 +458,7 @@ function PaymentCode({ api, session }: { api: Api; session: WalletSession }) {
   const tokens = useTokens(api);
   const [tokenRef, setTokenRef] = useState('');
   const [image, setImage] = useState<string | undefined>();
+  const [shown, setShown] = useState<{ payload: string; atc: number } | undefined>();
   const [error, setError] = useState<unknown>();
   const [tick, setTick] = useState(0);
   const active = (tokens.data ?? []).filter((x) => x.status === 'active');
@@ -468,6 +469,7 @@ function PaymentCode({ api, session }: { api: Api; session: WalletSession }) {
   }, []);
   useEffect(() => {
     setImage(undefined);
+    setShown(undefined);
     setError(undefined);
     if (current === undefined) return;
     const device = loadDeviceToken(session.participantId, current.tokenRef);
@@ -478,6 +480,7 @@ function PaymentCode({ api, session }: { api: Api; session: WalletSession }) {
     }
     try {
       const payload = cpmPayload({ tokenNumber: device.tokenNumber, tokenKey: device.tokenKey, expiry: device.expiry, atc, brand: current.brand, currency: 'CNY', country: 'CN' });
+      setShown({ payload, atc });
       QRCode.toDataURL(payload, { errorCorrectionLevel: 'M', margin: 1, width: 440 }).then(setImage, setError);
     } catch (e) {
       setError(e);
@@ -489,8 +492,16 @@ function PaymentCode({ api, session }: { api: Api; session: WalletSession }) {
       {current === undefined && <p className="muted">{t('home.noCards')}</p>}
       {image !== undefined && (
         <div className="qr">
-          <img src={image} alt={`${t('pay.cpm')} ${current?.brand ?? ''} …${current?.cardLast4 ?? ''}`} />
+          <img src={image} alt={`${t('pay.cpm')} ${current?.brand ?? ''} …${current?.cardLast4 ?? ''}`} data-testid="cpm-qr" />
         </div>
+      )}
+      {image !== undefined && shown !== undefined && (
+        <details>
+          <summary>{t('pay.cpmText')}</summary>
+          <code className="mono" style={{ wordBreak: 'break-all' }} data-testid="cpm-payload" data-atc={shown.atc}>
+            {shown.payload}
+          </code>
+        </details>
       )}
       <ErrorBox error={error} />
       <p className="muted">{t('pay.cpmHint')}</p>
@@ -522,7 +533,7 @@ function PayLink({ api, session }: { api: Api; session: WalletSession }) {
         }}
       >
         <Field label={t('pay.linkUrl')} name="link" value={link} onChange={setLink} />
-        <button type="submit" disabled={link.trim() === ''}>
+        <button type="submit" disabled={link.trim() === '' || open.busy} data-testid="link-open">
           {t('pay.open')}
         </button>
       </form>
@@ -534,17 +545,21 @@ function PayLink({ api, session }: { api: Api; session: WalletSession }) {
             void pay.run();
           }}
         >
-          <p>
+          <p data-testid="link-info">
             {info.merchant?.name} — {info.description} <strong>{info.amount !== undefined ? money(info.amount.amount, info.amount.currency) : ''}</strong>
           </p>
           <PaySource api={api} session={session} value={source} onChange={setSource} />
-          <button type="submit" disabled={pay.busy}>
+          <button type="submit" disabled={pay.busy || source === '' || paid !== undefined} data-testid="link-pay">
             {t('pay.payNow')}
           </button>
         </form>
       )}
       <ErrorBox error={pay.error} />
-      {paid !== undefined && <p className="ok">{t('pay.paid')} ✓</p>}
+      {paid !== undefined && (
+        <p className="ok" data-testid="link-paid">
+          {t('pay.paid')} ✓ {paid.amount !== undefined ? money(paid.amount.amount, paid.amount.currency) : ''} <span className="mono">{paid.id}</span>
+        </p>
+      )}
     </Section>
   );
 }
@@ -658,7 +673,7 @@ function RequestMoney({ api, session }: { api: Api; session: WalletSession }) {
     setDone(await api.post('/v1/transfers/requests', { customerId: session.customerId, payer: { type, value: value.trim() }, amount: { amount: amount.trim(), currency: 'CNY' }, ...(note !== '' ? { note } : {}) }));
   });
   return (
-    <Section title={t('xfer.request')}>
+    <Section title={t('xfer.request')} testId="request-money">
       <form
         onSubmit={(e) => {
           e.preventDefault();
@@ -668,48 +683,106 @@ function RequestMoney({ api, session }: { api: Api; session: WalletSession }) {
         <AliasInput prefix="request" type={type} value={value} onType={setType} onValue={setValue} />
         <Field label={`${t('common.amount')} (CNY)`} name="request-amount" value={amount} onChange={setAmount} inputMode="decimal" />
         <Field label={t('common.note')} name="request-note" value={note} onChange={setNote} />
-        <button type="submit" disabled={send.busy || value === '' || amount === ''}>
+        <button type="submit" disabled={send.busy || value === '' || amount === ''} data-testid="request-send">
           {t('xfer.request')}
         </button>
       </form>
       <ErrorBox error={send.error} />
-      {done !== undefined && <p className="ok">{t('xfer.requested')} ✓</p>}
+      {done !== undefined && (
+        <p className="ok" data-testid="requested">
+          {t('xfer.requested')} ✓ <span className="mono">{done.id}</span>
+        </p>
+      )}
     </Section>
   );
 }
 
+interface TransferQuote { id: string; fee: MoneyWire; receiveAmount: MoneyWire; totalDebit: MoneyWire; warnings: string[] }
+
 function IncomingRequests({ api, session }: { api: Api; session: WalletSession }) {
   const { t, money } = useI18n();
   const list = useLoad(async () => (await api.get<{ items: any[] }>(`/v1/transfers/requests?customerId=${encodeURIComponent(session.customerId)}&role=payer`)).items, [api]);
+  // Approving answers a quote (fee, what the requester receives, the warnings again): the payer confirms it to pay.
+  const [quote, setQuote] = useState<{ requestId: string; quote: TransferQuote } | undefined>();
+  const [paid, setPaid] = useState<{ receiveAmount: MoneyWire } | undefined>();
   const approve = useAction(async (id: string) => {
-    const quote = await api.post(`/v1/transfers/requests/${id}/approve`, { customerId: session.customerId });
-    await api.post('/v1/transfers/payments', { quoteId: quote.id });
+    setPaid(undefined);
+    setQuote({ requestId: id, quote: await api.post<TransferQuote>(`/v1/transfers/requests/${id}/approve`, { customerId: session.customerId }) });
+  });
+  const confirm = useAction(async () => {
+    if (quote === undefined) return;
+    setPaid(await api.post<{ receiveAmount: MoneyWire }>('/v1/transfers/payments', { quoteId: quote.quote.id }));
+    setQuote(undefined);
     await list.reload();
   });
   const decline = useAction(async (id: string) => {
     await api.post(`/v1/transfers/requests/${id}/decline`, { customerId: session.customerId });
+    if (quote?.requestId === id) setQuote(undefined);
     await list.reload();
   });
   const pending = (list.data ?? []).filter((r) => r.status === 'pending');
   return (
-    <Section title={t('xfer.incoming')}>
-      <ErrorBox error={list.error ?? approve.error ?? decline.error} />
+    <Section
+      title={t('xfer.incoming')}
+      testId="incoming-requests"
+      actions={
+        <button type="button" className="secondary" onClick={() => void list.reload()}>
+          {t('common.refresh')}
+        </button>
+      }
+    >
+      <ErrorBox error={list.error ?? approve.error ?? confirm.error ?? decline.error} />
       {pending.length === 0 && <p className="muted">{t('common.none')}</p>}
-      {pending.map((r) => (
-        <div key={r.id} className="row" style={{ justifyContent: 'space-between' }}>
-          <span>
-            {r.requester.maskedName} · {money(r.amount.amount, r.amount.currency)} {r.note ?? ''}
-          </span>
-          <span className="row">
-            <button type="button" onClick={() => void approve.run(r.id)}>
-              {t('xfer.approve')}
-            </button>
-            <button type="button" className="secondary" onClick={() => void decline.run(r.id)}>
-              {t('xfer.decline')}
-            </button>
-          </span>
+      {pending.map((r) => {
+        const q = quote !== undefined && quote.requestId === r.id ? quote.quote : undefined;
+        return (
+        <div key={r.id} data-testid="incoming-request" data-request-id={r.id} style={{ borderBottom: '1px solid var(--line)', padding: '0.5rem 0' }}>
+          <div className="row" style={{ justifyContent: 'space-between' }}>
+            <span>
+              {r.requester.maskedName} · {r.requester.participantName} · {money(r.amount.amount, r.amount.currency)} {r.note ?? ''}
+            </span>
+            <span className="row">
+              <button type="button" onClick={() => void approve.run(r.id)} disabled={approve.busy || quote?.requestId === r.id} data-testid="request-approve">
+                {t('xfer.approve')}
+              </button>
+              <button type="button" className="secondary" onClick={() => void decline.run(r.id)} disabled={decline.busy} data-testid="request-decline">
+                {t('xfer.decline')}
+              </button>
+            </span>
+          </div>
+          {r.warning !== null && r.warning !== undefined && r.warning !== '' && (
+            <p className="warn" data-testid="request-warning">
+              {r.warning}
+            </p>
+          )}
+          {q !== undefined && (
+            <div data-testid="request-quote">
+              <p>
+                {t('xfer.fee')}: {money(q.fee.amount, q.fee.currency)} · {t('xfer.receives')}: <strong>{money(q.receiveAmount.amount, q.receiveAmount.currency)}</strong>
+              </p>
+              {q.warnings.map((w) => (
+                <p className="warn" key={w} role="alert">
+                  {w}
+                </p>
+              ))}
+              <span className="row">
+                <button type="button" onClick={() => void confirm.run()} disabled={confirm.busy} data-testid="request-confirm">
+                  {t('common.confirm')} {money(q.totalDebit.amount, q.totalDebit.currency)}
+                </button>
+                <button type="button" className="secondary" onClick={() => setQuote(undefined)}>
+                  {t('common.cancel')}
+                </button>
+              </span>
+            </div>
+          )}
         </div>
-      ))}
+        );
+      })}
+      {paid !== undefined && (
+        <p className="ok" data-testid="request-paid">
+          {t('xfer.sent')} ✓ {money(paid.receiveAmount.amount, paid.receiveAmount.currency)}
+        </p>
+      )}
     </Section>
   );
 }
@@ -731,7 +804,7 @@ function SplitBill({ api, session }: { api: Api; session: WalletSession }) {
     setSplit(await api.post('/v1/transfers/splits', { customerId: session.customerId, total: { amount: total.trim(), currency: 'CNY' }, method: 'equal', members: parseAliases(members).map((alias) => ({ alias })), ...(note !== '' ? { note } : {}) }));
   });
   return (
-    <Section title={t('xfer.split')}>
+    <Section title={t('xfer.split')} testId="split-bill">
       <form
         onSubmit={(e) => {
           e.preventDefault();
@@ -741,17 +814,17 @@ function SplitBill({ api, session }: { api: Api; session: WalletSession }) {
         <Field label={`${t('xfer.total')} (CNY)`} name="split-total" value={total} onChange={setTotal} inputMode="decimal" />
         <Field label={t('xfer.members')} name="split-members" value={members} onChange={setMembers} placeholder="liwei, zhangmin" />
         <Field label={t('common.note')} name="split-note" value={note} onChange={setNote} />
-        <button type="submit" disabled={create.busy}>
+        <button type="submit" disabled={create.busy || total.trim() === '' || members.trim() === ''} data-testid="split-submit">
           {t('xfer.split')}
         </button>
       </form>
       <ErrorBox error={create.error} />
       {split !== undefined && (
-        <div className="ok">
+        <div className="ok" data-testid="split-done">
           {t('xfer.splitDone')}:
           <ul>
             {(split.members as any[]).map((m) => (
-              <li key={m.index}>
+              <li key={m.index} data-testid="split-member">
                 {m.maskedName} {money(m.amount.amount, m.amount.currency)} {m.status}
               </li>
             ))}
