@@ -143,7 +143,12 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     reply.header('x-request-id', request.id);
     // Every 429 says when to retry: domain errors carry `details.retryAfterMs`, whichever route answered them.
     if (reply.statusCode === 429 && !reply.hasHeader('retry-after') && typeof payload === 'string') {
-      const retryAfterMs = (JSON.parse(payload) as { error?: { details?: { retryAfterMs?: unknown } } }).error?.details?.retryAfterMs;
+      let retryAfterMs: unknown;
+      try {
+        retryAfterMs = (JSON.parse(payload) as { error?: { details?: { retryAfterMs?: unknown } } }).error?.details?.retryAfterMs;
+      } catch {
+        retryAfterMs = undefined; // not our JSON error body: nothing to add
+      }
       if (typeof retryAfterMs === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
     }
     return payload;

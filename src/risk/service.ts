@@ -174,28 +174,13 @@ function validParams(rule: RuleName, p: RuleParams): boolean {
 
 export function createRiskService(deps: { db: Db; clock: Clock; audit: AuditService; events: EventOutbox }): RiskService {
   const { db, clock, audit, events } = deps;
-  // Rules change rarely: cached per participant for a few seconds (bounded map).
-  // TODO(risk owner): this store is createRuleStore (end of this file) over risk_rules with RULE_NAMES, DEFAULT_RULES,
-  // validParams, 'risk_rule_invalid', 'risk.rule_set'/'risk_rule' (it differs only in not skipping unknown rule rows and
-  // in trusting a cache entry from a clock that went back); replace it with one call, as src/payments/risk-rules.ts does.
-  const cache = new Map<string, { at: number; rules: Record<RuleName, RuleParams & { enabled: boolean }> }>();
-  const CACHE_MS = 5_000;
-
-  // Read through the caller's transaction when there is one: a second pool connection taken from inside a
-  // transaction can wait forever when every connection is held by such transactions.
-  const rulesVia = async (q: Queryable, participantId: string): Promise<Record<RuleName, RuleParams & { enabled: boolean }>> => {
-    const hit = cache.get(participantId);
-    if (hit !== undefined && clock.nowMs() - hit.at < CACHE_MS) return hit.rules;
-    const rows = await q.query<{ participant_id: string; rule: RuleName; params: RuleParams; enabled: boolean }>(
-      `select participant_id, rule, params, enabled from risk_rules where participant_id in ('*', $1) order by (participant_id = '*') desc`,
-      [participantId],
-    );
-    const out = Object.fromEntries(RULE_NAMES.map((r) => [r, { ...DEFAULT_RULES[r], enabled: true }])) as Record<RuleName, RuleParams & { enabled: boolean }>;
-    for (const row of rows) out[row.rule] = { ...DEFAULT_RULES[row.rule], ...row.params, enabled: row.enabled };
-    if (cache.size > 10_000) cache.clear();
-    cache.set(participantId, { at: clock.nowMs(), rules: out });
-    return out;
-  };
+  // Rules are data (hub defaults, per-participant overrides), read through a short cache; a cache miss inside a
+  // transaction reads through it (a second pool connection taken from inside a transaction could wait forever).
+  const store = createRuleStore(
+    { db, clock, audit },
+    { table: 'risk_rules', names: RULE_NAMES, defaults: DEFAULT_RULES, valid: validParams, invalidCode: 'risk_rule_invalid', auditAction: 'risk.rule_set', auditObjectType: 'risk_rule' },
+  );
+  const rulesVia = store.rulesVia;
   const rules: RiskService['rules'] = (participantId) => rulesVia(db, participantId);
 
   const load: RiskService['load'] = async (q, input) => {
@@ -283,17 +268,7 @@ export function createRiskService(deps: { db: Db; clock: Clock; audit: AuditServ
       await audit.record(tx, { actor, action: 'risk.alert_resolved', objectType: 'risk_alert', objectId: id, details: { resolution } });
       return ok(toAlert(row));
     },
-    async setRule(tx, actor, participantId, rule, params, enabled) {
-      if (!RULE_NAMES.includes(rule) || !validParams(rule, params)) return err('risk_rule_invalid', 'rule parameters are out of range', { rule });
-      await tx.query(
-        `insert into risk_rules (participant_id, rule, params, enabled, updated_at) values ($1, $2, $3, $4, $5)
-         on conflict (participant_id, rule) do update set params = excluded.params, enabled = excluded.enabled, updated_at = excluded.updated_at`,
-        [participantId, rule, params, enabled, clock.now()],
-      );
-      cache.clear();
-      await audit.record(tx, { actor, action: 'risk.rule_set', objectType: 'risk_rule', objectId: `${participantId}:${rule}`, details: { params, enabled } });
-      return ok(undefined);
-    },
+    setRule: (tx, actor, participantId, rule, params, enabled) => store.setRule(tx, actor, participantId, rule, params, enabled),
   };
 }
 
