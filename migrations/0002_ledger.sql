@@ -18,7 +18,7 @@ create table ledger_accounts (
   debits_posted bigint not null default 0 check (debits_posted >= 0),
   credits_pending bigint not null default 0 check (credits_pending >= 0),
   credits_posted bigint not null default 0 check (credits_posted >= 0),
-  -- Number of history rows written for this account: the next row's seq is history_seq + 1.
+  -- Number of statement entries of this account so far: the next entry's seq is history_seq + 1.
   history_seq bigint not null default 0,
   created_at timestamptz not null,
   updated_at timestamptz not null,
@@ -30,6 +30,8 @@ create index ledger_accounts_owner on ledger_accounts (owner_participant_id, cur
 create index ledger_accounts_customer on ledger_accounts (customer_id) where customer_id is not null;
 
 -- Transfers are immutable once written. Pending (two-phase) state lives in ledger_pending.
+-- Each transfer is also both accounts' statement entries: each side's seq (per-account, from history_seq) and that
+-- account's four balances right after the transfer. One row per transfer instead of one plus two history rows.
 create table ledger_transfers (
   id text collate "C" primary key check (length(id) between 1 and 64),
   kind text not null check (kind in ('single_phase', 'pending', 'post_pending', 'void_pending')),
@@ -45,8 +47,21 @@ create table ledger_transfers (
   expires_at timestamptz,
   -- Hash of the caller's fields: a retried id is compared to the original without re-reading every field.
   fingerprint text not null,
-  created_at timestamptz not null
+  created_at timestamptz not null,
+  debit_seq bigint not null,
+  debit_debits_pending bigint not null,
+  debit_debits_posted bigint not null,
+  debit_credits_pending bigint not null,
+  debit_credits_posted bigint not null,
+  credit_seq bigint not null,
+  credit_debits_pending bigint not null,
+  credit_debits_posted bigint not null,
+  credit_credits_pending bigint not null,
+  credit_credits_posted bigint not null
 );
+-- Statements: an account's entries are its transfers on either side, in seq order (plus ledger_history's).
+create index ledger_transfers_debit_statement on ledger_transfers (debit_account_id, debit_seq);
+create index ledger_transfers_credit_statement on ledger_transfers (credit_account_id, credit_seq);
 
 create table ledger_pending (
   transfer_id text collate "C" primary key,
@@ -69,7 +84,8 @@ create table ledger_transfer_failures (
   created_at timestamptz not null
 );
 
--- One row per balance change of an account, with the balances after it: statements are read from here.
+-- Statement entries of balance changes that have no transfer row of their own (a pending transfer's expiry), with the
+-- balances after them. Seqs share the account's history_seq with the transfers' debit_seq / credit_seq.
 create table ledger_history (
   account_id text collate "C" not null,
   seq bigint not null,

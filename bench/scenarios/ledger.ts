@@ -1,16 +1,20 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { systemClock } from '../../src/platform/clock.ts';
 import { openPglite, openPostgres, type Db } from '../../src/platform/db.ts';
 import { migrate } from '../../src/platform/migrate.ts';
 import { createLedger, type BatchOptions, type Ledger } from '../../src/ledger/ledger.ts';
 import { createScratchPostgres, postgresReachable } from '../../test/support/engines.ts';
-import { createLatencyRecorder, runClosedLoop, summarize, type BenchResult } from '../recorder.ts';
+import { createLatencyRecorder, runClosedLoop, summarize, type BenchResult, type LatencyRecorder } from '../recorder.ts';
 import type { Scenario } from './index.ts';
 
 /**
  * ledger: the batching engine against a naive one-transaction-per-transfer baseline, on PostgreSQL (when reachable)
- * and PGlite. Options: --seconds=N per measurement, --clients=N concurrent submitters, --engines=postgres,pglite,
- * --batch=N (maxBatchSize), --wait=N (maxWaitMs), --pool=N (PostgreSQL connections).
+ * and PGlite. Options: --seconds=N per measurement, --clients=N concurrent submitters (closed loop), --rate=N transfers/s
+ * for the open-loop latency run (default 60% of the closed-loop throughput), --engines=postgres,pglite,
+ * --batch=N (maxBatchSize), --wait=N (maxWaitMs), --inflight=N (maxInFlight), --pool=N (PostgreSQL connections).
+ * On PostgreSQL on this machine, lines carry pg_cpu_us_per_op / node_cpu_us_per_op: CPU per transfer, which a busy
+ * shared machine distorts far less than transfers/s.
  */
 
 const ACCOUNT_COUNT = 10_000;
@@ -82,6 +86,65 @@ async function setUp(engine: 'postgres' | 'pglite', pool: number, batch: Partial
   };
 }
 
+/**
+ * CPU time spent so far by this database's server backends (PostgreSQL on this machine: /proc) and by this process.
+ * Per-transfer CPU is what the design controls; transfers/s on a shared two-core machine mostly measures the neighbours.
+ */
+interface CpuSample {
+  readonly pg: Map<number, number>;
+  readonly nodeMs: number;
+}
+
+async function sampleCpu(db: Db): Promise<CpuSample | null> {
+  if (db.engine !== 'postgres') return null;
+  const pids = await db.query<{ pid: number }>(`select pid from pg_stat_activity where datname = current_database()`);
+  const pg = new Map<number, number>();
+  for (const { pid } of pids) {
+    try {
+      // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th (clock ticks, 100 Hz).
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      pg.set(pid, (Number(fields[11]) + Number(fields[12])) * 10);
+    } catch {
+      return null; // not on this machine
+    }
+  }
+  const usage = process.cpuUsage();
+  return { pg, nodeMs: (usage.user + usage.system) / 1000 };
+}
+
+function cpuPerOp(before: CpuSample | null, after: CpuSample | null, ops: number): Record<string, number> {
+  if (before === null || after === null || ops === 0) return {};
+  let pgMs = 0;
+  for (const [pid, ms] of after.pg) pgMs += ms - (before.pg.get(pid) ?? 0);
+  return { pg_cpu_us_per_op: Math.round((pgMs * 1000) / ops), node_cpu_us_per_op: Math.round(((after.nodeMs - before.nodeMs) * 1000) / ops) };
+}
+
+/**
+ * Open loop: transfers arrive at a fixed rate whatever the ledger's latency (as real requests do), each timed from its
+ * scheduled arrival, so queueing behind a slow batch counts. A closed loop of N clients instead measures N / throughput.
+ */
+async function runOpenLoop(options: { ratePerS: number; maxMs: number; recorder: LatencyRecorder; op: (n: number) => Promise<void> }): Promise<{ elapsedMs: number; issued: number }> {
+  const started = performance.now();
+  const intervalMs = 1000 / options.ratePerS;
+  const running = new Set<Promise<void>>();
+  let issued = 0;
+  // Bounded by maxMs: each round issues what is due, then sleeps about a millisecond.
+  while (performance.now() - started < options.maxMs) {
+    const due = Math.floor((performance.now() - started) / intervalMs);
+    for (; issued < due; issued++) {
+      const scheduledAt = started + issued * intervalMs;
+      const run: Promise<void> = options.op(issued).then(() => {
+        options.recorder.record(scheduledAt);
+        running.delete(run);
+      });
+      running.add(run);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await Promise.all(running);
+  return { elapsedMs: performance.now() - started, issued };
+}
+
 function pick(ids: readonly string[]): string {
   return ids[Math.floor(Math.random() * ids.length)]!;
 }
@@ -94,7 +157,7 @@ function randomPair(ids: readonly string[]): [string, string] {
   return [debit, credit === debit ? ids[(ids.indexOf(debit) + 1) % ids.length]! : credit];
 }
 
-/** The naive design the batcher is measured against: one transaction, ~6 round trips, per transfer. */
+/** The naive design the batcher is measured against: one transaction, 4 round trips, per transfer. */
 async function naiveTransfer(db: Db, id: string, debitId: string, creditId: string, amountMinor: bigint): Promise<boolean> {
   return db.transaction(
     async (tx) => {
@@ -109,11 +172,6 @@ async function naiveTransfer(db: Db, id: string, debitId: string, creditId: stri
         return false;
       }
       const now = new Date();
-      await tx.query(
-        `insert into ledger_transfers (id, kind, debit_account_id, credit_account_id, amount_minor, currency, purpose, metadata, linked, fingerprint, created_at)
-         values ($1, 'single_phase', $2, $3, $4, $5, 'bench', '{}', false, $1, $6)`,
-        [id, debitId, creditId, amountMinor, CURRENCY, now],
-      );
       const d = await tx.query(
         `update ledger_accounts set debits_posted = debits_posted + $2, history_seq = history_seq + 1 where id = $1 returning debits_pending, debits_posted, credits_pending, credits_posted, history_seq`,
         [debitId, amountMinor],
@@ -122,13 +180,16 @@ async function naiveTransfer(db: Db, id: string, debitId: string, creditId: stri
         `update ledger_accounts set credits_posted = credits_posted + $2, history_seq = history_seq + 1 where id = $1 returning debits_pending, debits_posted, credits_pending, credits_posted, history_seq`,
         [creditId, amountMinor],
       );
-      for (const [accountId, side, r] of [[debitId, 'debit', d[0]!], [creditId, 'credit', c[0]!]] as const) {
-        await tx.query(
-          `insert into ledger_history (account_id, seq, transfer_id, event, side, amount_minor, debits_pending, debits_posted, credits_pending, credits_posted, at)
-           values ($1, $2, $3, 'single_phase', $4, $5, $6, $7, $8, $9, $10)`,
-          [accountId, r.history_seq, id, side, amountMinor, r.debits_pending, r.debits_posted, r.credits_pending, r.credits_posted, now],
-        );
-      }
+      const [dr, cr] = [d[0]!, c[0]!];
+      // The transfer row carries both accounts' statement entries (seq and balances after).
+      await tx.query(
+        `insert into ledger_transfers (id, kind, debit_account_id, credit_account_id, amount_minor, currency, purpose, metadata, linked, fingerprint, created_at,
+                debit_seq, debit_debits_pending, debit_debits_posted, debit_credits_pending, debit_credits_posted,
+                credit_seq, credit_debits_pending, credit_debits_posted, credit_credits_pending, credit_credits_posted)
+         values ($1, 'single_phase', $2, $3, $4, $5, 'bench', '{}', false, $1, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+        [id, debitId, creditId, amountMinor, CURRENCY, now, dr.history_seq, dr.debits_pending, dr.debits_posted, dr.credits_pending, dr.credits_posted,
+          cr.history_seq, cr.debits_pending, cr.debits_posted, cr.credits_pending, cr.credits_posted],
+      );
       return true;
     },
     { retries: 10 },
@@ -173,6 +234,7 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
       const baseline = summarize('ledger_baseline', engine, baselineRecorder, baselineMs, { clients: Math.min(clients, 64), failed: baselineFailed });
 
       const batchedRecorder = createLatencyRecorder();
+      const batchedCpu = await sampleCpu(setup.db);
       const batchedMs = await runClosedLoop({
         clients,
         maxOps,
@@ -183,10 +245,34 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
           await submitOne(`bt_${tag}_${n}`, debit, credit);
         },
       });
-      yield summarize('ledger_batched', engine, batchedRecorder, batchedMs, { clients, failed: rejected, baseline_ops_per_s: baseline.ops_per_s, speedup: Math.round((batchedRecorder.count / batchedMs / (baselineRecorder.count / baselineMs)) * 10) / 10 });
+      const batchedCpuAfter = await sampleCpu(setup.db);
+      yield summarize('ledger_batched', engine, batchedRecorder, batchedMs, {
+        clients,
+        failed: rejected,
+        baseline_ops_per_s: baseline.ops_per_s,
+        speedup: Math.round((batchedRecorder.count / batchedMs / (baselineRecorder.count / baselineMs)) * 10) / 10,
+        ...cpuPerOp(batchedCpu, batchedCpuAfter, batchedRecorder.count),
+      });
+
+      // Latency at a sustainable load: open loop at --rate (default 60% of the closed-loop throughput just measured).
+      rejected = 0;
+      const rate = option(args, 'rate', Math.max(100, Math.round((0.6 * batchedRecorder.count * 1000) / batchedMs)));
+      const openRecorder = createLatencyRecorder();
+      const openCpu = await sampleCpu(setup.db);
+      const open = await runOpenLoop({
+        ratePerS: rate,
+        maxMs,
+        recorder: openRecorder,
+        op: async (n) => {
+          const [debit, credit] = randomPair(setup.accountIds);
+          await submitOne(`ol_${tag}_${n}`, debit, credit);
+        },
+      });
+      yield summarize('ledger_open_loop', engine, openRecorder, open.elapsedMs, { rate_per_s: rate, failed: rejected, ...cpuPerOp(openCpu, await sampleCpu(setup.db), openRecorder.count) });
 
       rejected = 0;
       const hotRecorder = createLatencyRecorder();
+      const hotCpu = await sampleCpu(setup.db);
       const hotMs = await runClosedLoop({
         clients,
         maxOps,
@@ -194,7 +280,7 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
         recorder: hotRecorder,
         op: async (_c, n) => submitOne(`ht_${tag}_${n}`, pick(setup.accountIds), setup.hotAccountId),
       });
-      yield summarize('ledger_hot_account', engine, hotRecorder, hotMs, { clients, failed: rejected });
+      yield summarize('ledger_hot_account', engine, hotRecorder, hotMs, { clients, failed: rejected, ...cpuPerOp(hotCpu, await sampleCpu(setup.db), hotRecorder.count) });
       yield baseline;
       const violations = await setup.ledger.checkInvariants();
       if (violations.length > 0) throw new Error(`bench: invariants violated: ${JSON.stringify(violations)}`);

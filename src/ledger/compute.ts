@@ -90,6 +90,9 @@ export interface HistoryRow {
 export interface NewTransferRow {
   readonly transfer: Transfer;
   readonly fingerprint: string;
+  /** Each side's statement entry (seq and balances after): stored on the transfer row itself, not as history rows. */
+  readonly debitSide: HistoryRow;
+  readonly creditSide: HistoryRow;
 }
 
 export interface BatchState {
@@ -100,6 +103,7 @@ export interface BatchState {
 
 export interface BatchWrites {
   readonly transfers: NewTransferRow[];
+  /** Statement entries of events without a transfer row of their own (expiry). */
   readonly history: HistoryRow[];
   readonly failures: { id: string; code: LedgerErrorCode; fingerprint: string }[];
 }
@@ -297,7 +301,6 @@ function fail(code: LedgerErrorCode, message: string, details?: Record<string, u
 /** Where a successful op's writes go until its chain is known to commit. */
 interface Staged {
   transfers: NewTransferRow[];
-  history: HistoryRow[];
 }
 
 function historyRow(acc: AccountState, transferId: string, event: HistoryRow['event'], side: 'debit' | 'credit', amountMinor: bigint): HistoryRow {
@@ -344,6 +347,7 @@ function applyOne(op: Op, state: BatchState, nowMs: number, journal: Journal, st
   }
   const createdAt = new Date(nowMs);
   let transfer: Transfer;
+  let sides: [HistoryRow, HistoryRow];
   if (op.kind === 'single_phase' || op.kind === 'pending') {
     const debit = state.accounts.get(op.debitAccountId!);
     const credit = state.accounts.get(op.creditAccountId!);
@@ -387,7 +391,7 @@ function applyOne(op: Op, state: BatchState, nowMs: number, journal: Journal, st
       expiresAt,
       createdAt,
     };
-    staged.history.push(historyRow(debit, op.id, op.kind, 'debit', amount), historyRow(credit, op.id, op.kind, 'credit', amount));
+    sides = [historyRow(debit, op.id, op.kind, 'debit', amount), historyRow(credit, op.id, op.kind, 'credit', amount)];
     if (pending) {
       const row: PendingRow = {
         transferId: op.id,
@@ -451,9 +455,9 @@ function applyOne(op: Op, state: BatchState, nowMs: number, journal: Journal, st
       expiresAt: null,
       createdAt,
     };
-    staged.history.push(historyRow(debit, op.id, op.kind, 'debit', movedMinor), historyRow(credit, op.id, op.kind, 'credit', movedMinor));
+    sides = [historyRow(debit, op.id, op.kind, 'debit', movedMinor), historyRow(credit, op.id, op.kind, 'credit', movedMinor)];
   }
-  staged.transfers.push({ transfer, fingerprint: op.fingerprint });
+  staged.transfers.push({ transfer, fingerprint: op.fingerprint, debitSide: sides[0], creditSide: sides[1] });
   state.existing.set(op.id, { type: 'transfer', fingerprint: op.fingerprint, transfer });
   journal.push(() => state.existing.delete(op.id));
   return { transfer, status: 'created' };
@@ -475,7 +479,7 @@ export function computeBatch(groups: readonly (readonly Op[])[], state: BatchSta
       while (end < ops.length - 1 && ops[end]!.linked) end++;
       const chain = ops.slice(start, end + 1);
       const journal = new Journal();
-      const staged: Staged = { transfers: [], history: [] };
+      const staged: Staged = { transfers: [] };
       const outcomes: ({ transfer: Transfer; status: 'created' | 'exists' } | LedgerError)[] = [];
       let failedAt = -1;
       for (let i = 0; i < chain.length; i++) {
@@ -489,7 +493,6 @@ export function computeBatch(groups: readonly (readonly Op[])[], state: BatchSta
       }
       if (failedAt < 0) {
         writes.transfers.push(...staged.transfers);
-        writes.history.push(...staged.history);
         for (const outcome of outcomes) groupResults.push(ok(outcome as { transfer: Transfer; status: 'created' | 'exists' }));
       } else {
         journal.rollback();

@@ -1,10 +1,11 @@
 import type { Queryable, Row } from '../platform/db.ts';
-import type { AccountState, BatchState, BatchWrites, Existing, PendingRow } from './compute.ts';
+import type { AccountState, BatchState, BatchWrites, Existing, HistoryRow, PendingRow } from './compute.ts';
 import type { Account, AccountKind, HistoryEntry, LedgerErrorCode, PendingState, Transfer, TransferKind } from './types.ts';
 
 /**
- * SQL of the ledger. Every multi-row statement takes one text[] per column and unnests it: one round trip and one
- * prepared statement whatever the batch size (array parameters are passed as text and cast, which both engines accept).
+ * SQL of the ledger. Every multi-row statement takes one array per column and unnests it: one round trip and one
+ * prepared statement whatever the batch size. Text columns go as text[]; int8 and bool columns as one array literal
+ * string each (see int8Array), typed by the statement, which both engines accept.
  */
 
 /** Runs independent statements: pipelined on a PostgreSQL connection, one after the other on PGlite. */
@@ -43,6 +44,10 @@ export function toAccount(r: Row): Account {
 
 export const TRANSFER_COLUMNS = `id, kind, debit_account_id, credit_account_id, amount_minor, currency, purpose, metadata, linked, pending_id, timeout_ms,
   expires_at, fingerprint, created_at`;
+
+/** Each side's statement entry, stored on the transfer row (see the migration). */
+export const STATEMENT_COLUMNS = `debit_seq, debit_debits_pending, debit_debits_posted, debit_credits_pending, debit_credits_posted,
+  credit_seq, credit_debits_pending, credit_debits_posted, credit_credits_pending, credit_credits_posted`;
 
 export function toTransfer(r: Row): Transfer {
   return {
@@ -164,7 +169,30 @@ export async function loadBatchState(
   return { accounts, pendings, existing };
 }
 
-const s = (v: bigint | number | null): string | null => (v === null ? null : v.toString());
+/**
+ * A bigint[] parameter as one array literal ('{1,2,NULL}'): the server parses it straight into int8 values, instead of
+ * building a text[] and casting every element per row; and the client sends one string instead of escaping each element.
+ * Both engines accept it.
+ */
+function int8Array(values: readonly (bigint | number | null)[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    out += (i === 0 ? '' : ',') + (v === null || v === undefined ? 'NULL' : v.toString());
+  }
+  return out + '}';
+}
+
+/** Seq and balances after of one side of each transfer, as five int8[] literals. */
+function sideColumns(sides: readonly HistoryRow[]): string[] {
+  return [
+    int8Array(sides.map((h) => h.seq)),
+    int8Array(sides.map((h) => h.debitsPendingMinor)),
+    int8Array(sides.map((h) => h.debitsPostedMinor)),
+    int8Array(sides.map((h) => h.creditsPendingMinor)),
+    int8Array(sides.map((h) => h.creditsPostedMinor)),
+  ];
+}
 
 /** Writes a computed batch with at most six statements, whatever its size. */
 export async function writeBatch(tx: Queryable, pipelined: boolean, state: BatchState, writes: BatchWrites, now: Date): Promise<void> {
@@ -174,26 +202,31 @@ export async function writeBatch(tx: Queryable, pipelined: boolean, state: Batch
     const fingerprints = writes.transfers.map((w) => w.fingerprint);
     statements.push(() =>
       tx.query(
-        `insert into ledger_transfers (${TRANSFER_COLUMNS})
-         select u.id, u.kind, u.d, u.c, u.a::int8, u.cur, u.p, u.m::jsonb, u.l::bool, u.pid, u.t::int8, u.e::timestamptz, u.f, $13::timestamptz
-           from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-                       $10::text[], $11::text[], $12::text[], $14::text[]) as u(id, kind, d, c, a, cur, p, m, l, pid, t, e, f)`,
+        `insert into ledger_transfers (${TRANSFER_COLUMNS}, ${STATEMENT_COLUMNS})
+         select u.id, u.kind, u.d, u.c, u.a, u.cur, u.p, u.m::jsonb, u.l, u.pid, u.t, u.e::timestamptz, u.f, $13::timestamptz,
+                u.ds, u.ddp, u.ddpo, u.dcp, u.dcpo, u.cs, u.cdp, u.cdpo, u.ccp, u.ccpo
+           from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::bool[],
+                       $10::text[], $11::int8[], $12::text[], $14::text[], $15::int8[], $16::int8[], $17::int8[], $18::int8[], $19::int8[],
+                       $20::int8[], $21::int8[], $22::int8[], $23::int8[], $24::int8[])
+             as u(id, kind, d, c, a, cur, p, m, l, pid, t, e, f, ds, ddp, ddpo, dcp, dcpo, cs, cdp, cdpo, ccp, ccpo)`,
         [
           transfers.map((t) => t.id),
           transfers.map((t) => t.kind),
           transfers.map((t) => t.debitAccountId),
           transfers.map((t) => t.creditAccountId),
-          transfers.map((t) => t.amountMinor.toString()),
+          int8Array(transfers.map((t) => t.amountMinor)),
           transfers.map((t) => t.currency),
           transfers.map((t) => t.purpose),
           // Most transfers carry no metadata: skip serializing an empty object thousands of times.
           transfers.map((t) => (Object.keys(t.metadata).length === 0 ? '{}' : JSON.stringify(t.metadata))),
-          transfers.map((t) => (t.linked ? 't' : 'f')),
+          `{${transfers.map((t) => (t.linked ? 't' : 'f')).join(',')}}`,
           transfers.map((t) => t.pendingId),
-          transfers.map((t) => s(t.timeoutMs)),
+          int8Array(transfers.map((t) => t.timeoutMs)),
           transfers.map((t) => t.expiresAt?.toISOString() ?? null),
           now,
           fingerprints,
+          ...sideColumns(writes.transfers.map((w) => w.debitSide)),
+          ...sideColumns(writes.transfers.map((w) => w.creditSide)),
         ],
       ),
     );
@@ -209,13 +242,13 @@ export async function writeBatch(tx: Queryable, pipelined: boolean, state: Batch
     statements.push(() =>
       tx.query(
         `insert into ledger_pending (transfer_id, debit_account_id, credit_account_id, amount_minor, currency, expires_at, state, resolved_by, resolved_at)
-         select u.id, u.d, u.c, u.a::int8, u.cur, u.e::timestamptz, u.st, u.rb, case when u.st = 'pending' then null else $9::timestamptz end
-           from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) as u(id, d, c, a, cur, e, st, rb)`,
+         select u.id, u.d, u.c, u.a, u.cur, u.e::timestamptz, u.st, u.rb, case when u.st = 'pending' then null else $9::timestamptz end
+           from unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[]) as u(id, d, c, a, cur, e, st, rb)`,
         [
           newPendings.map((p) => p.transferId),
           newPendings.map((p) => p.debitAccountId),
           newPendings.map((p) => p.creditAccountId),
-          newPendings.map((p) => p.amountMinor.toString()),
+          int8Array(newPendings.map((p) => p.amountMinor)),
           newPendings.map((p) => p.currency),
           newPendings.map((p) => (p.expiresAtMs === null ? null : new Date(p.expiresAtMs).toISOString())),
           newPendings.map((p) => p.state),
@@ -241,16 +274,16 @@ export async function writeBatch(tx: Queryable, pipelined: boolean, state: Batch
     // One row update per account per batch, however many transfers touched it.
     statements.push(() =>
       tx.query(
-        `update ledger_accounts a set debits_pending = u.dp::int8, debits_posted = u.dpo::int8, credits_pending = u.cp::int8,
-                credits_posted = u.cpo::int8, history_seq = u.hs::int8, updated_at = $7::timestamptz
-           from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) as u(id, dp, dpo, cp, cpo, hs) where a.id = u.id`,
+        `update ledger_accounts a set debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp,
+                credits_posted = u.cpo, history_seq = u.hs, updated_at = $7::timestamptz
+           from unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[]) as u(id, dp, dpo, cp, cpo, hs) where a.id = u.id`,
         [
           changed.map((a) => a.id),
-          changed.map((a) => a.debitsPendingMinor.toString()),
-          changed.map((a) => a.debitsPostedMinor.toString()),
-          changed.map((a) => a.creditsPendingMinor.toString()),
-          changed.map((a) => a.creditsPostedMinor.toString()),
-          changed.map((a) => a.historySeq.toString()),
+          int8Array(changed.map((a) => a.debitsPendingMinor)),
+          int8Array(changed.map((a) => a.debitsPostedMinor)),
+          int8Array(changed.map((a) => a.creditsPendingMinor)),
+          int8Array(changed.map((a) => a.creditsPostedMinor)),
+          int8Array(changed.map((a) => a.historySeq)),
           now,
         ],
       ),

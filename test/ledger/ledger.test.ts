@@ -159,6 +159,76 @@ describe.each(engines)('ledger on %s', (engine) => {
     expect(await f.ledger.checkInvariants()).toEqual([]);
   });
 
+  it('statement: every event of both sides (single, pending, post, void, expiry) in seq order with the balances after it', async () => {
+    const a = await f.account({ debitsMustNotExceedCredits: true });
+    const b = await f.account();
+    await f.fund(a.id, 1000n);
+    const r = await f.ledger.submit([
+      { id: 'st-1', debitAccountId: a.id, creditAccountId: b.id, amountMinor: 100n, currency: 'CNY', purpose: 'p' },
+      { id: 'st-2', debitAccountId: b.id, creditAccountId: a.id, amountMinor: 30n, currency: 'CNY', purpose: 'p' },
+      { kind: 'pending', id: 'st-p1', debitAccountId: a.id, creditAccountId: b.id, amountMinor: 50n, currency: 'CNY', purpose: 'hold' },
+      { kind: 'post_pending', id: 'st-p1-post', pendingId: 'st-p1', amountMinor: 20n, purpose: 'capture' },
+      { kind: 'pending', id: 'st-p2', debitAccountId: a.id, creditAccountId: b.id, amountMinor: 40n, currency: 'CNY', purpose: 'hold' },
+      { kind: 'void_pending', id: 'st-p2-void', pendingId: 'st-p2', purpose: 'release' },
+      { kind: 'pending', id: 'st-p3', debitAccountId: a.id, creditAccountId: b.id, amountMinor: 7n, currency: 'CNY', purpose: 'hold', timeoutMs: 10 },
+    ]);
+    expect(r.map(code)).toEqual(['created', 'created', 'created', 'created', 'created', 'created', 'created']);
+    f.clock.advance(10);
+    expect((await f.ledger.expirePending()).expiredCount).toBeGreaterThanOrEqual(1);
+    // One entry per page: the cursor walks the merged debit / credit / expiry sequence.
+    const entries = [];
+    let cursor: string | undefined;
+    for (let i = 0; i < 20; i++) {
+      const page = await f.ledger.history(a.id, { limit: 1, ...(cursor !== undefined ? { cursor } : {}) });
+      if (!page.ok) throw new Error(page.error.code);
+      entries.push(...page.value.entries);
+      if (page.value.nextCursor === null) break;
+      cursor = page.value.nextCursor;
+    }
+    expect(entries.map((e) => e.seq)).toEqual(entries.map((_, i) => BigInt(i + 1)));
+    expect(entries.map((e) => [e.transferId, e.event, e.side, e.amountMinor])).toEqual([
+      [expect.stringMatching(/^fund_/), 'single_phase', 'credit', 1000n],
+      ['st-1', 'single_phase', 'debit', 100n],
+      ['st-2', 'single_phase', 'credit', 30n],
+      ['st-p1', 'pending', 'debit', 50n],
+      ['st-p1-post', 'post_pending', 'debit', 20n],
+      ['st-p2', 'pending', 'debit', 40n],
+      ['st-p2-void', 'void_pending', 'debit', 40n],
+      ['st-p3', 'pending', 'debit', 7n],
+      ['st-p3', 'expired', 'debit', 7n],
+    ]);
+    expect(entries.map((e) => [e.creditsPostedMinor - e.debitsPostedMinor, e.debitsPendingMinor])).toEqual([
+      [1000n, 0n],
+      [900n, 0n],
+      [930n, 0n],
+      [930n, 50n],
+      [910n, 0n],
+      [910n, 40n],
+      [910n, 0n],
+      [910n, 7n],
+      [910n, 0n],
+    ]);
+    const whole = await f.ledger.history(b.id, { limit: 200 });
+    expect(whole.ok && whole.value.entries.map((e) => [e.transferId, e.side, e.creditsPostedMinor - e.debitsPostedMinor, e.creditsPendingMinor])).toEqual([
+      ['st-1', 'credit', 100n, 0n],
+      ['st-2', 'debit', 70n, 0n],
+      ['st-p1', 'credit', 70n, 50n],
+      ['st-p1-post', 'credit', 90n, 0n],
+      ['st-p2', 'credit', 90n, 40n],
+      ['st-p2-void', 'credit', 90n, 0n],
+      ['st-p3', 'credit', 90n, 7n],
+      ['st-p3', 'credit', 90n, 0n],
+    ]);
+    const [acc] = await f.ledger.getAccounts([a.id]);
+    const last = entries[entries.length - 1]!;
+    expect([last.debitsPostedMinor, last.creditsPostedMinor, last.debitsPendingMinor, last.creditsPendingMinor]).toEqual([
+      acc!.debitsPostedMinor,
+      acc!.creditsPostedMinor,
+      acc!.debitsPendingMinor,
+      acc!.creditsPendingMinor,
+    ]);
+  });
+
   it('expiry with a fake clock voids only what is due, exactly once', async () => {
     const a = await f.account({ debitsMustNotExceedCredits: true });
     const b = await f.account();
