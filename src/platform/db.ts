@@ -127,7 +127,7 @@ export function openPostgres(options: PostgresOptions): Db {
   });
   const wrap = (conn: postgres.Sql | postgres.TransactionSql): Queryable => ({
     async query<T extends object>(text: string, params: readonly unknown[] = []) {
-      const rows = await conn.unsafe(text, params as postgres.ParameterOrJSON<never>[]);
+      const rows = await conn.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
       return rows as unknown as T[];
     },
   });
