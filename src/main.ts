@@ -104,6 +104,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const idempotency = createIdempotency({ db, clock });
   const idempotent = createIdempotentRunner({ db, idempotency, errorStatus });
   const participants = createParticipantService({ db, clock, vault, audit, events });
+  await participants.start();
   const customers = createCustomerService({ db, clock, audit });
   const tokens = createTokenService({ vault, clock, ttlS: config.accessTokenTtlS });
   const webhooks = createWebhookDispatcher({ db, clock, vault, logger, ...(options.fetch !== undefined ? { fetch: options.fetch } : {}) });

@@ -1,22 +1,27 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHub } from '../../src/main.ts';
-import { seedDemoNetwork } from '../../src/demo/seed.ts';
-import { demoParticipantId } from '../../src/demo/seed.ts';
+import { demoParticipantId, seedDemoNetwork } from '../../src/demo/seed.ts';
 import { loadConfig } from '../../src/platform/config.ts';
-import { openPostgres, type Db, type Queryable } from '../../src/platform/db.ts';
+import { openPostgres } from '../../src/platform/db.ts';
 import { createLogger } from '../../src/platform/logger.ts';
-import { cardInTwoWallets, tapBody, type WalletToken } from '../../src/payments/fixtures.ts';
+import { cardInTwoWallets, type WalletToken } from '../../src/payments/fixtures.ts';
 import { createScratchPostgres, postgresReachable } from '../../test/support/engines.ts';
-import { createLatencyRecorder, runClosedLoop, summarize, type BenchResult } from '../recorder.ts';
+import type { AuthorizeData } from '../http-client.ts';
+import { cpuMeter, runHttpLoad } from '../http-load.ts';
+import { createLatencyRecorder, summarize } from '../recorder.ts';
+import { countingDb } from '../sql-counter.ts';
 import type { Scenario } from './index.ts';
 
 /**
- * authorize: over HTTP against an in-process hub on a scratch PostgreSQL database, each operation is a contactless
- * tap with a fresh cryptogram (POST /v1/merchants/:id/payments/tap: de-tokenize, cryptogram + ATC, controls, risk,
- * hosted hold in the ledger) followed by its capture (POST /v1/payments/:id/capture). One token per client (the ATC
- * must rise). Options: --seconds=N (default 20), --clients=N (default 32), --ops=N (default 200000), --pool=N.
+ * authorize: over HTTP against a hub on a scratch PostgreSQL database, each operation is a contactless tap with a
+ * fresh cryptogram (POST /v1/merchants/:id/payments/tap: de-tokenize, cryptogram + ATC, controls, risk, hosted hold
+ * in the ledger) followed by its capture (POST /v1/payments/:id/capture), at one merchant (its settlement account is
+ * the hot row). The cards belong to `--cardholders` different bank customers (each with its own funding account);
+ * each card is in two wallets, one token per client (a token's ATC must rise with every tap). The load comes from a
+ * separate process after a warm-up that is not measured (bench/http-load.ts).
+ * Options: --seconds=N (measured) --warmup=N --clients=N (even) --ops=N --pool=N --sql-detail.
  */
 function option(args: readonly string[], name: string, fallback: number): number {
   const found = args.find((a) => a.startsWith(`--${name}=`));
@@ -25,59 +30,23 @@ function option(args: readonly string[], name: string, fallback: number): number
 
 const MERCHANT = 'mer_demo_merchant_a';
 
-/** Counts every statement (top level or in a transaction) and every transaction that goes through a Db. */
-function countingDb(inner: Db): { db: Db; counter: { statements: number; transactions: number } } {
-  const counter = { statements: 0, transactions: 0 };
-  const counted = (q: Queryable): Queryable => ({
-    query: (text, params) => {
-      counter.statements++;
-      return q.query(text, params);
-    },
-  });
-  const top = counted(inner);
-  const db: Db = {
-    engine: inner.engine,
-    query: (text, params) => top.query(text, params),
-    transaction: (fn, options) =>
-      inner.transaction((tx) => {
-        counter.transactions++;
-        return fn(counted(tx));
-      }, options),
-    exec: (script) => inner.exec(script),
-    close: () => inner.close(),
-  };
-  return { db, counter };
-}
-
-/** CPU milliseconds used so far by the PostgreSQL backends serving one database (0 when PostgreSQL runs elsewhere). */
-function backendCpuMs(database: string): number {
-  let ticks = 0;
-  for (const pid of readdirSync('/proc')) {
-    if (!/^[0-9]+$/.test(pid)) continue;
-    try {
-      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(database)) continue;
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return ticks * 10; // USER_HZ = 100
-}
-
 export const authorizeScenario: Scenario = {
   name: 'authorize',
   description: 'tap with a fresh cryptogram → authorization → capture over HTTP, PostgreSQL',
   async *run(args) {
     if (!(await postgresReachable())) throw new Error('authorize bench needs PostgreSQL (HUTONG_TEST_PG_URL)');
-    const seconds = option(args, 'seconds', 20);
-    const clients = option(args, 'clients', 32);
-    const maxOps = option(args, 'ops', 200_000);
-    const pool = option(args, 'pool', 16);
+    const seconds = option(args, 'seconds', 15);
+    const warmup = option(args, 'warmup', 4);
+    const clients = Math.max(2, option(args, 'clients', 32));
+    const maxOps = option(args, 'ops', 2_000_000);
+    const pool = option(args, 'pool', 32);
+    const sqlDetail = args.includes('--sql-detail');
     const scratch = await createScratchPostgres();
     const dataDir = mkdtempSync(join(tmpdir(), 'hutong-bench-'));
-    const config = loadConfig({ HUTONG_DATA_DIR: dataDir, DATABASE_URL: scratch.url, HUTONG_LOG_LEVEL: 'silent', HUTONG_DB_MAX_CONNECTIONS: String(pool) }, { port: 0, host: '127.0.0.1', operatorToken: 'op_bench', rateLimitPerS: 1_000_000 });
+    const config = loadConfig(
+      { HUTONG_DATA_DIR: dataDir, DATABASE_URL: scratch.url, HUTONG_LOG_LEVEL: 'silent', HUTONG_DB_MAX_CONNECTIONS: String(pool), HUTONG_WEBHOOKS: '0' },
+      { port: 0, host: '127.0.0.1', operatorToken: 'op_bench', rateLimitPerS: 1_000_000 },
+    );
     const { db, counter } = countingDb(openPostgres({ url: scratch.url, maxConnections: pool }));
     const hub = await createHub(config, { logger: createLogger({ level: 'silent' }), db });
     try {
@@ -99,60 +68,71 @@ export const authorizeScenario: Scenario = {
         const text = await res.text();
         return { status: res.status, body: text.length > 0 ? JSON.parse(text) : undefined };
       };
-      // Benchmark traffic is one customer paying fast: lift the velocity thresholds (rules are data).
+      // Benchmark traffic is a few cards paying fast: lift the velocity thresholds (rules are data).
       const bankA = demoParticipantId('bank-a');
       await hub.db.transaction(async (tx) => {
         await hub.transfers.risk.setRule(tx, { type: 'system' }, bankA, 'velocity', { action: 'step_up', score: 40, windowS: 600, maxCount: 100_000_000 }, true);
         for (const rule of ['token_velocity', 'card_velocity', 'device_velocity'] as const) await hub.payments.paymentRules.setRule(tx, { type: 'system' }, bankA, rule, { action: 'decline', score: 50, windowS: 600, maxCount: 100_000_000 }, true);
       });
+      const bank = (await hub.participants.get(bankA))!;
       const walletTokens: WalletToken[] = [];
       for (let i = 0; i < clients; i += 2) {
-        const card = await cardInTwoWallets(hub, call, { depositMinor: 100_000_000_000n });
+        const holder = await hub.db.transaction(async (tx) => {
+          const c = await hub.customers.create(tx, { type: 'system' }, bank, { externalId: `bench-holder-${i}`, name: `Bench Holder ${i}`, kycLevel: 3 });
+          if (!c.ok) throw new Error(c.error.code);
+          return c.value.id;
+        });
+        const card = await cardInTwoWallets(hub, call, { depositMinor: 100_000_000_000n, holderId: holder });
         walletTokens.push(card.a, card.b);
       }
-      let failures = 0;
-      let firstFailure = '';
-      const recorder = createLatencyRecorder();
-      counter.statements = 0;
-      counter.transactions = 0;
-      const load1Before = loadavg()[0]!;
-      const cpu0 = process.cpuUsage();
+      const merchantToken = await token('merchant-a');
+      const data: AuthorizeData = { tag: 'b', merchantId: MERCHANT, headers: { authorization: `Bearer ${merchantToken}` }, tokens: walletTokens };
       const database = new URL(scratch.url).pathname.slice(1);
-      const pg0 = backendCpuMs(database);
-      const elapsed = await runClosedLoop({
+      const meter = cpuMeter(database);
+      const load1Before = loadavg()[0]!;
+      const out = await runHttpLoad({
+        op: 'authorize',
+        base,
         clients,
+        warmupSeconds: warmup,
+        seconds,
         maxOps,
-        maxMs: seconds * 1000,
-        recorder,
-        op: async (c, n) => {
-          const t = walletTokens[c % walletTokens.length]!;
-          const auth = await call('merchant-a', 'POST', `/v1/merchants/${MERCHANT}/payments/tap`, tapBody(t, { amount: '1.00', amountMinor: 100n, now: new Date() }), { 'idempotency-key': `bench-a-${n}` });
-          const cap = auth.status === 201 ? await call('merchant-a', 'POST', `/v1/payments/${auth.body.id}/capture`, {}, { 'idempotency-key': `bench-c-${n}` }) : auth;
-          if (cap.status !== 200) {
-            failures += 1;
-            if (firstFailure === '') firstFailure = `${cap.status} ${JSON.stringify(cap.body)}`;
-          }
+        data,
+        onMeasureStart: () => {
+          counter.reset();
+          meter.start();
         },
       });
-      const ops = recorder.count;
-      const cpu = process.cpuUsage(cpu0);
-      const pgMs = backendCpuMs(database) - pg0;
+      const ops = out.latenciesMs.length;
+      const cpu = meter.stop(ops);
+      const recorder = createLatencyRecorder();
+      const now = performance.now();
+      for (const ms of out.latenciesMs) recorder.record(now - ms);
       const per = (x: number) => (ops === 0 ? 0 : Math.round((x / ops) * 10) / 10);
-      const result: BenchResult = summarize('authorize', 'postgres', recorder, elapsed, {
-        clients,
-        pool,
-        failures,
+      const failures = Object.values(out.failures).reduce((a, b) => a + b, 0);
+      if (failures > 0) console.error(`[authorize] failures: ${JSON.stringify(out.failures)}`);
+      if (sqlDetail) {
+        const top = [...counter.byText.entries()].sort((x, y) => y[1].n - x[1].n).slice(0, 40);
+        console.error('[authorize] statements per op (count, mean ms)');
+        for (const [text, e] of top) console.error(`  ${(e.n / Math.max(1, ops)).toFixed(2).padStart(6)}  ${(e.ms / e.n).toFixed(2).padStart(7)}  ${text}`);
+      }
+      yield summarize('authorize', 'postgres', recorder, out.elapsedMs, {
         op: 'tap+capture',
-        // Per tap+capture: statements and transactions through the hub's Db; CPU of this one Node process (hub and
-        // HTTP clients) and of the PostgreSQL backends serving the scratch database.
+        req_per_s: Math.round(((ops * 2) / out.elapsedMs) * 1000),
+        failures,
+        clients,
+        cardholders: clients / 2,
+        pool,
+        warmup_s: warmup,
         sql_per_op: per(counter.statements),
         tx_per_op: per(counter.transactions),
-        node_ms_per_op: per((cpu.user + cpu.system) / 1000),
-        pg_ms_per_op: per(pgMs),
+        ...cpu,
+        client_cpu_ms_per_op: ops === 0 ? 0 : Math.round((out.clientCpuMs / ops) * 100) / 100,
         load1: `${load1Before.toFixed(2)}→${loadavg()[0]!.toFixed(2)}`,
-        ...(firstFailure !== '' ? { first_failure: firstFailure.slice(0, 120) } : {}),
+        ...(out.firstFailure !== undefined ? { first_failure: out.firstFailure.slice(0, 160) } : {}),
       });
-      yield result;
+      const violations = await hub.ledger.checkInvariants();
+      if (violations.length > 0) throw new Error(`ledger invariants violated after the bench: ${JSON.stringify(violations.slice(0, 3))}`);
     } finally {
       await hub.close();
       await db.close();

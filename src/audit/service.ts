@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '../platform/clock.ts';
-import type { Db, Queryable } from '../platform/db.ts';
+import type { Db, Flusher, Queryable } from '../platform/db.ts';
 
 /** Who did something. Every audit record names the acting participant (and customer, where there is one). */
 export type Actor =
@@ -112,6 +112,22 @@ export interface AuditService {
   list(filter: { participantId?: string; objectType?: string; objectId?: string; afterId?: bigint; limit: number }): Promise<AuditRecord[]>;
 }
 
+/** One audit record as staged: at (ISO), actor type, actor participant, actor customer, action, object type, object id, details (JSON). */
+type StagedAudit = readonly [string, string, string | null, string | null, string, string, string, string];
+
+/** Writes a transaction's audit records in one statement, in the order they were recorded (ids follow that order). */
+const auditFlusher: Flusher<StagedAudit> = {
+  flush: (tx, rows) =>
+    tx.query(
+      `insert into audit_log (at, actor_type, actor_participant_id, actor_customer_id, action, object_type, object_id, details)
+       select at::timestamptz, actor_type, actor_participant_id, actor_customer_id, action, object_type, object_id, details::jsonb
+         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+              with ordinality as r(at, actor_type, actor_participant_id, actor_customer_id, action, object_type, object_id, details, n)
+        order by n`,
+      [0, 1, 2, 3, 4, 5, 6, 7].map((i) => rows.map((r) => r[i])),
+    ),
+};
+
 export function createAuditService(deps: { db: Db; clock: Clock }): AuditService {
   const { db, clock } = deps;
 
@@ -151,20 +167,19 @@ export function createAuditService(deps: { db: Db; clock: Clock }): AuditService
   return {
     async record(tx, entry) {
       const actor = entry.actor;
-      await tx.query(
-        `insert into audit_log (at, actor_type, actor_participant_id, actor_customer_id, action, object_type, object_id, details)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        [
-          clock.now(),
-          actor.type,
-          'participantId' in actor ? actor.participantId : null,
-          'customerId' in actor ? (actor.customerId ?? null) : null,
-          entry.action,
-          entry.objectType,
-          entry.objectId,
-          entry.details ?? {},
-        ],
-      );
+      const row: StagedAudit = [
+        clock.now().toISOString(),
+        actor.type,
+        'participantId' in actor ? actor.participantId : null,
+        'customerId' in actor ? (actor.customerId ?? null) : null,
+        entry.action,
+        entry.objectType,
+        entry.objectId,
+        JSON.stringify(entry.details ?? {}),
+      ];
+      // Inside a transaction the record goes out with the COMMIT (one statement for all of the transaction's records).
+      if (tx.hooks !== undefined) tx.hooks.stage(auditFlusher, row);
+      else await auditFlusher.flush(tx, [row]);
     },
 
     async chain() {

@@ -83,7 +83,20 @@ export interface ParticipantService {
   checkClient(clientId: string, clientSecret: string): Promise<Result<{ participant: Participant; credentialId: string }, PErr>>;
   /** The per-request check behind every access token: credential not revoked, participant active. */
   checkAccess(credentialId: string): Promise<Result<{ participant: Participant }, PErr>>;
+  /** Listens for access changes made by any hub process (see ACCESS_CHANNEL). */
+  start(): Promise<void>;
 }
+
+/**
+ * checkAccess answers from a per-process cache. Every change to a participant or credential row notifies this channel
+ * inside its transaction; PostgreSQL delivers it after COMMIT to every hub process, and each drops its whole cache
+ * (changes are rare: suspensions, revocations, webhook URLs). The process that made the change also drops it right
+ * after its own COMMIT, so its next request already sees the change. The TTL only bounds staleness should a
+ * notification ever be lost without the listening connection noticing.
+ */
+export const ACCESS_CHANNEL = 'hutong_access';
+const ACCESS_CACHE_MAX = 10_000;
+const ACCESS_CACHE_TTL_MS = 5_000;
 
 export function createParticipantService(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox }): ParticipantService {
   const { db, clock, vault, audit, events } = deps;
@@ -110,14 +123,41 @@ export function createParticipantService(deps: { db: Db; clock: Clock; vault: Va
     return ok({ id, participantId, createdAt: now, revokedAt: null, clientSecret: secret });
   };
 
+  type Access = Result<{ participant: Participant }, PErr>;
+  const accessCache = new Map<string, { access: Access; atMs: number }>();
+  // Bumped on every invalidation: a lookup that started before one must not store what it read.
+  let accessGeneration = 0;
+  const forgetAccess = () => {
+    accessGeneration++;
+    accessCache.clear();
+  };
+  /** Called inside every transaction that changes a participant or credential row. */
+  const accessChanged = async (tx: Queryable) => {
+    tx.hooks?.afterCommit(forgetAccess);
+    await tx.query('select pg_notify($1, $2)', [ACCESS_CHANNEL, '']);
+  };
+
   const checkAccess: ParticipantService['checkAccess'] = async (credentialId) => {
+    const nowMs = performance.now();
+    const cached = accessCache.get(credentialId);
+    if (cached !== undefined && nowMs - cached.atMs < ACCESS_CACHE_TTL_MS) return cached.access;
+    const generation = accessGeneration;
     const [row] = await db.query<ParticipantRow & { revoked_at: Date | null }>(
       `select p.*, c.revoked_at from credentials c join participants p on p.id = c.participant_id where c.id = $1`,
       [credentialId],
     );
-    if (row === undefined || row.revoked_at !== null) return err('unauthorized', 'the credential behind this token was revoked');
-    if (row.status !== 'active') return err('participant_suspended', 'this participant is suspended');
-    return ok({ participant: toParticipant(row) });
+    if (row === undefined) return err('unauthorized', 'the credential behind this token was revoked');
+    const access: Access =
+      row.revoked_at !== null
+        ? err('unauthorized', 'the credential behind this token was revoked')
+        : row.status !== 'active'
+          ? err('participant_suspended', 'this participant is suspended')
+          : ok({ participant: toParticipant(row) });
+    if (generation === accessGeneration) {
+      if (accessCache.size >= ACCESS_CACHE_MAX) accessCache.delete(accessCache.keys().next().value!);
+      accessCache.set(credentialId, { access, atMs: nowMs });
+    }
+    return access;
   };
 
   return {
@@ -153,6 +193,7 @@ export function createParticipantService(deps: { db: Db; clock: Clock; vault: Va
       const rows = await tx.query<ParticipantRow>('update participants set status = $2, updated_at = $3 where id = $1 returning *', [id, status, clock.now()]);
       const row = rows[0];
       if (row === undefined) return err('participant_not_found', 'no such participant', { participantId: id });
+      await accessChanged(tx);
       await audit.record(tx, { actor, action: status === 'suspended' ? 'participant.suspended' : 'participant.reactivated', objectType: 'participant', objectId: id });
       await events.emit(tx, { participantId: id, type: `participant.${status}`, data: { participantId: id } });
       return ok(toParticipant(row));
@@ -162,6 +203,7 @@ export function createParticipantService(deps: { db: Db; clock: Clock; vault: Va
       const rows = await tx.query<ParticipantRow>('update participants set webhook_url = $2, updated_at = $3 where id = $1 returning *', [id, webhookUrl, clock.now()]);
       const row = rows[0];
       if (row === undefined) return err('participant_not_found', 'no such participant', { participantId: id });
+      await accessChanged(tx);
       await audit.record(tx, { actor, action: 'participant.webhook_updated', objectType: 'participant', objectId: id, details: { webhookUrl } });
       return ok(toParticipant(row));
     },
@@ -173,6 +215,7 @@ export function createParticipantService(deps: { db: Db; clock: Clock; vault: Va
       );
       const row = rows[0];
       if (row === undefined) return err('credential_not_found', 'no such credential', { credentialId });
+      await accessChanged(tx);
       await audit.record(tx, { actor, action: 'credential.revoked', objectType: 'credential', objectId: credentialId, details: { participantId } });
       await events.emit(tx, { participantId, type: 'credential.revoked', data: { credentialId } });
       return ok({ id: row.id, participantId: row.participant_id, createdAt: row.created_at, revokedAt: row.revoked_at });
@@ -198,5 +241,8 @@ export function createParticipantService(deps: { db: Db; clock: Clock; vault: Va
       return ok({ participant: access.value.participant, credentialId: clientId });
     },
     checkAccess,
+    async start() {
+      await db.listen(ACCESS_CHANNEL, forgetAccess, forgetAccess);
+    },
   };
 }

@@ -21,8 +21,15 @@ export interface TokenService {
   verify(token: string): Promise<AccessClaims | undefined>;
 }
 
+/** Bound on remembered verified tokens (one per credential per 5 minutes in practice); the oldest go first. */
+const VERIFIED_CACHE_MAX = 10_000;
+
 export function createTokenService(deps: { vault: Vault; clock: Clock; ttlS: number }): TokenService {
   const key = () => deps.vault.secret('jwt');
+  // A token verified once needs no second signature check until it expires: the signature cannot change, and the
+  // per-request credential check (participants.checkAccess) is what makes revocation immediate. This keeps WebCrypto
+  // (a thread-pool round trip per HMAC) off the hot path of every request.
+  const verified = new Map<string, { claims: AccessClaims; expMs: number }>();
   return {
     async issue(claims) {
       const nowS = Math.floor(deps.clock.nowMs() / 1000);
@@ -37,6 +44,12 @@ export function createTokenService(deps: { vault: Vault; clock: Clock; ttlS: num
       return { accessToken, expiresInS: deps.ttlS };
     },
     async verify(token) {
+      const known = verified.get(token);
+      if (known !== undefined) {
+        if (deps.clock.nowMs() < known.expMs) return known.claims;
+        verified.delete(token);
+        return undefined;
+      }
       try {
         const { payload } = await jwtVerify(token, await key(), {
           issuer: ISSUER,
@@ -45,8 +58,11 @@ export function createTokenService(deps: { vault: Vault; clock: Clock; ttlS: num
           currentDate: deps.clock.now(),
           typ: 'at+jwt',
         });
-        if (typeof payload.sub !== 'string' || typeof payload.cid !== 'string' || typeof payload.knd !== 'string') return undefined;
-        return { participantId: payload.sub, credentialId: payload.cid, kind: payload.knd as ParticipantKind };
+        if (typeof payload.sub !== 'string' || typeof payload.cid !== 'string' || typeof payload.knd !== 'string' || typeof payload.exp !== 'number') return undefined;
+        const claims: AccessClaims = { participantId: payload.sub, credentialId: payload.cid, kind: payload.knd as ParticipantKind };
+        if (verified.size >= VERIFIED_CACHE_MAX) verified.delete(verified.keys().next().value!);
+        verified.set(token, { claims, expMs: payload.exp * 1000 });
+        return claims;
       } catch (error) {
         if (error instanceof joseErrors.JOSEError) return undefined;
         throw error;

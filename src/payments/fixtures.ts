@@ -35,9 +35,13 @@ export interface CardInTwoWallets {
 
 const SYSTEM = { type: 'system' } as const;
 
-export async function cardInTwoWallets(hub: Hub, call: Caller, options: { depositMinor?: bigint; controls?: CardControls } = {}): Promise<CardInTwoWallets> {
+export async function cardInTwoWallets(
+  hub: Hub,
+  call: Caller,
+  options: { depositMinor?: bigint; controls?: CardControls; /** bank-a's customer holding the card (default: the demo's 李伟) */ holderId?: string } = {},
+): Promise<CardInTwoWallets> {
   const bankA = demoParticipantId('bank-a');
-  const holder = demoCustomerId('li-at-bank-a');
+  const holder = options.holderId ?? demoCustomerId('li-at-bank-a');
   const fundingAccountId = customerAccountId(holder, 'CNY');
   const issued = await hub.db.transaction(async (tx) => {
     const opened = await hub.transfers.accounts.openCustomerAccount(tx, SYSTEM, bankA, holder, 'CNY');

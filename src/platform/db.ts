@@ -11,9 +11,56 @@ export type Row = Record<string, unknown>;
 
 export interface Queryable {
   query<T extends object = Row>(text: string, params?: readonly unknown[]): Promise<T[]>;
+  /** Present on a transaction (see TxHooks); absent on the top-level db. */
+  readonly hooks?: TxHooks;
 }
 
 export type Tx = Queryable;
+
+/**
+ * Writes that only need to exist when the transaction commits (audit records, outbox events) are staged on the
+ * transaction and written by one set-based statement per kind just before COMMIT, in the same round trip as the
+ * COMMIT: a request that writes one audit record and two events sends one statement instead of five. Nothing inside
+ * the transaction may read what it staged (nothing does: audit and outbox rows are read by other requests).
+ */
+export interface Flusher<I> {
+  /** Writes every staged item in one statement (or very few); runs inside the transaction. */
+  flush(tx: Queryable, items: readonly I[]): Promise<unknown>;
+}
+
+export interface TxHooks {
+  stage<I>(flusher: Flusher<I>, item: I): void;
+  /** Runs after the transaction committed (not after a rollback); errors are the callback's own to handle. */
+  afterCommit(fn: () => void): void;
+}
+
+/** Items staged per flusher, in staging order, and the after-commit callbacks of one transaction. */
+class TxHookState implements TxHooks {
+  private readonly staged = new Map<Flusher<unknown>, unknown[]>();
+  private readonly committed: (() => void)[] = [];
+  stage<I>(flusher: Flusher<I>, item: I): void {
+    const items = this.staged.get(flusher as Flusher<unknown>);
+    if (items === undefined) this.staged.set(flusher as Flusher<unknown>, [item]);
+    else if (items.length >= MAX_STAGED_PER_FLUSHER) throw new Error('too many staged writes in one transaction');
+    else items.push(item);
+  }
+  afterCommit(fn: () => void): void {
+    this.committed.push(fn);
+  }
+  /** Starts every flush (they pipeline on the connection); the caller awaits them. */
+  flushAll(tx: Queryable): Promise<unknown>[] {
+    const out: Promise<unknown>[] = [];
+    for (const [flusher, items] of this.staged) out.push(flusher.flush(tx, items));
+    this.staged.clear();
+    return out;
+  }
+  runAfterCommit(): void {
+    for (const fn of this.committed) fn();
+  }
+}
+
+/** Bound on staged items of one kind in one transaction (a runaway loop fails instead of building a huge statement). */
+const MAX_STAGED_PER_FLUSHER = 10_000;
 
 export type Isolation = 'read committed' | 'repeatable read' | 'serializable';
 
@@ -39,6 +86,12 @@ export interface Db extends Queryable {
   transaction<T>(fn: (tx: Tx) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Runs a multi-statement script (migrations). */
   exec(script: string): Promise<void>;
+  /**
+   * Calls `onNotify` for every NOTIFY on `channel` (sent with pg_notify inside a transaction: delivered after it
+   * commits, to every hub process on the database) and `onReconnect` whenever the listening connection was
+   * (re)established, since notifications sent while it was down are lost.
+   */
+  listen(channel: string, onNotify: (payload: string) => void, onReconnect?: () => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -85,24 +138,37 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
       const open = inTransaction.getStore();
       return open !== undefined ? open.query(text, params) : exclusive(() => direct.query(text, params));
     },
-    transaction: (fn) => {
+    transaction: async (fn) => {
       const open = inTransaction.getStore();
       if (open !== undefined) return fn(open);
-      return exclusive(() =>
+      const hooks = new TxHookState();
+      const result = await exclusive(() =>
         pg.transaction(async (tx) => {
           const wrapped: Queryable = {
             async query<T extends object>(text: string, params: readonly unknown[] = []) {
               return (await tx.query<T>(text, params as unknown[])).rows;
             },
+            hooks,
           };
-          return inTransaction.run(wrapped, () => fn(wrapped));
+          return inTransaction.run(wrapped, async () => {
+            const value = await fn(wrapped);
+            // One connection: the staged writes go one after the other.
+            for (const flush of hooks.flushAll(wrapped)) await flush;
+            return value;
+          });
         }),
       );
+      hooks.runAfterCommit();
+      return result;
     },
     exec: (script) =>
       exclusive(async () => {
         await pg.exec(script);
       }),
+    async listen(channel, onNotify, onReconnect) {
+      await pg.listen(channel, onNotify);
+      onReconnect?.();
+    },
     close: () =>
       exclusive(async () => {
         if (closed) return;
@@ -127,12 +193,48 @@ export function openPostgres(options: PostgresOptions): Db {
   });
   const wrap = (conn: postgres.Sql | postgres.TransactionSql): Queryable => ({
     async query<T extends object>(text: string, params: readonly unknown[] = []) {
-      const rows = await conn.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
+      // Queued on the connection NOW, in call order: `await` alone would queue it a microtask later than a statement
+      // created after it and started with execute()/catch() (the transaction's COMMIT), and order is the point.
+      const rows = await conn.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }).execute();
       return rows as unknown as T[];
     },
   });
   const top = wrap(sql);
   const inTransaction = new AsyncLocalStorage<Queryable>();
+  const listeners: { unlisten(): Promise<void> }[] = [];
+
+  /**
+   * One transaction on a reserved connection. BEGIN is not awaited on its own: it goes out in the same socket write as
+   * the transaction's first statement, and the staged writes go out with the COMMIT, so a transaction costs no round
+   * trip of its own. (If BEGIN failed, the connection is broken and every later statement fails with it.)
+   */
+  const runTransaction = async <T>(fn: (tx: Tx) => Promise<T>, isolation: Isolation, hooks: TxHookState): Promise<T> => {
+    const conn = await sql.reserve();
+    const ignore = () => undefined;
+    try {
+      const began = conn.unsafe(`begin isolation level ${isolation}`).execute();
+      began.catch(ignore);
+      const tx: Queryable = { query: wrap(conn).query, hooks };
+      return await inTransaction.run(tx, async () => {
+        const value = await fn(tx);
+        const flushes = hooks.flushAll(tx);
+        const commit = conn.unsafe('commit').execute();
+        commit.catch(ignore);
+        await began;
+        await Promise.all(flushes);
+        const done = await commit;
+        // A statement that failed inside fn and was caught there leaves the transaction aborted: COMMIT then rolls back.
+        if (done.command !== 'COMMIT') throw new Error(`transaction ended with ${done.command} instead of COMMIT`);
+        return value;
+      });
+    } catch (error) {
+      await conn.unsafe('rollback').catch(ignore);
+      throw error;
+    } finally {
+      conn.release();
+    }
+  };
+
   return {
     engine: 'postgres',
     query: (text, params) => (inTransaction.getStore() ?? top).query(text, params),
@@ -140,13 +242,12 @@ export function openPostgres(options: PostgresOptions): Db {
       const open = inTransaction.getStore();
       if (open !== undefined && opts.detached !== true) return fn(open);
       const retries = Math.min(opts.retries ?? 0, MAX_TRANSACTION_RETRIES);
-      const begin = `isolation level ${opts.isolation ?? 'read committed'}`;
       for (let attempt = 0; ; attempt++) {
+        const hooks = new TxHookState();
         try {
-          return (await sql.begin(begin, (tx) => {
-            const wrapped = wrap(tx);
-            return inTransaction.run(wrapped, () => fn(wrapped));
-          })) as T;
+          const value = await runTransaction(fn, opts.isolation ?? 'read committed', hooks);
+          hooks.runAfterCommit();
+          return value;
         } catch (error) {
           const state = sqlState(error);
           if (attempt >= retries || state === undefined || !RETRYABLE_SQLSTATES.has(state)) throw error;
@@ -158,7 +259,11 @@ export function openPostgres(options: PostgresOptions): Db {
     async exec(script) {
       await sql.unsafe(script);
     },
+    async listen(channel, onNotify, onReconnect) {
+      listeners.push(await sql.listen(channel, onNotify, onReconnect));
+    },
     async close() {
+      for (const l of listeners.splice(0)) await l.unlisten().catch(() => undefined);
       await sql.end({ timeout: 5 });
     },
   };

@@ -1,15 +1,16 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from './clock.ts';
-import type { Db, Tx } from './db.ts';
+import type { Db, Flusher, Tx } from './db.ts';
 import { err, ok, type DomainError, type Result } from './result.ts';
 
 /**
  * Idempotency-Key handling for every POST that creates something or moves money.
  *
- * 1. Claim the key (scope = participant) with a short lease: a second request with the key while the first runs
- *    answers 409; after a crash the lease lapses and a retry takes over.
- * 2. Run the effect in one transaction that also stores the response under the key: the effect and its key commit
- *    together or not at all. A replay returns the stored status and body; a different body under the key is 422.
+ * The key (scope = participant) is claimed, the effect runs and the response is stored under the key in ONE
+ * transaction: the effect and its key commit together or not at all. A second request with the key while the first
+ * runs answers 409 in the same process, and waits for the first to end in another process (then replays it). A replay
+ * returns the stored status and body; a different body under the key is 422. A refused effect (domain error) rolls
+ * back and its answer is stored on its own, so a retry replays the refusal.
  * Effects that go through the batching ledger in their own transaction derive their transfer ids from the key
  * (see deterministicId), so a retry after a crash between the two commits cannot move money twice.
  */
@@ -32,20 +33,15 @@ class Rollback extends Error {
 }
 
 /** Runs an effect in a transaction, rolling it back when it answers `commit: false`. */
-export async function runEffect(db: Db, effect: (tx: Tx) => Promise<EffectResponse>, after?: (tx: Tx, r: StoredResponse) => Promise<void>): Promise<StoredResponse> {
+export async function runEffect(db: Db, effect: (tx: Tx) => Promise<EffectResponse>): Promise<StoredResponse> {
   try {
     return await db.transaction(async (tx) => {
       const response = await effect(tx);
       if (!response.commit) throw new Rollback(response);
-      await after?.(tx, response);
       return { status: response.status, body: response.body };
     });
   } catch (error) {
-    if (error instanceof Rollback) {
-      const response = { status: error.response.status, body: error.response.body };
-      if (after !== undefined) await db.transaction((tx) => after(tx, response));
-      return response;
-    }
+    if (error instanceof Rollback) return { status: error.response.status, body: error.response.body };
     throw error;
   }
 }
@@ -74,39 +70,55 @@ export interface Idempotency {
   sweep(): Promise<number>;
 }
 
+/** The answer stored under a key when its effect commits: written with the COMMIT (see Flusher). */
+type StagedAnswer = readonly [scope: string, key: string, status: number, body: string];
+
+const answerFlusher: Flusher<StagedAnswer> = {
+  flush: (tx, rows) =>
+    tx.query(
+      `update idempotency_keys k set state = 'done', locked_until = null, response_status = v.status, response_body = v.body::jsonb
+         from unnest($1::text[], $2::text[], $3::int4[], $4::text[]) as v(scope, key, status, body)
+        where k.scope = v.scope and k.key = v.key`,
+      [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[3])],
+    ),
+};
+
+interface KeyRow {
+  request_hash: string;
+  state: string;
+  locked_until: Date | null;
+  response_status: number | null;
+  response_body: unknown;
+}
+
 export function createIdempotency(deps: { db: Db; clock: Clock }): Idempotency {
   const { db, clock } = deps;
-  // A fast in-process guard; the lease in the database is what protects across processes.
+  // A fast in-process guard: a second request with a key this process is running answers 409 at once.
   const inFlight = new Set<string>();
+  const inProgress = (key: string) => err('idempotency_in_progress', 'a request with this Idempotency-Key is still being processed; retry later', { idempotencyKey: key });
 
-  const claim = async (scope: string, key: string, hash: string): Promise<Result<'claimed' | StoredResponse, DomainError<IdempotencyErrorCode>>> => {
+  /**
+   * Claims the key inside the effect's own transaction (the claim goes out with BEGIN). Another process holding the
+   * same new key makes this insert wait on the unique index until that transaction ends: then the key is either
+   * answered (replay) or free again (the other effect rolled back). A 'running' row is left only by an older hub
+   * version that claimed keys in a transaction of their own and died; it is taken over once its lease lapses.
+   */
+  const claim = async (tx: Tx, scope: string, key: string, hash: string): Promise<Result<'claimed' | StoredResponse, DomainError<IdempotencyErrorCode>>> => {
     const now = clock.now();
     const lease = new Date(now.getTime() + IDEMPOTENCY_LIMITS.leaseMs);
-    const inserted = await db.query(
+    const inserted = await tx.query(
       `insert into idempotency_keys (scope, key, request_hash, state, locked_until, created_at)
        values ($1, $2, $3, 'running', $4, $5) on conflict (scope, key) do nothing returning key`,
       [scope, key, hash, lease, now],
     );
     if (inserted.length === 1) return ok('claimed');
-    const [row] = await db.query<{ request_hash: string; state: string; locked_until: Date | null; response_status: number | null; response_body: unknown }>(
-      'select request_hash, state, locked_until, response_status, response_body from idempotency_keys where scope = $1 and key = $2',
-      [scope, key],
-    );
-    if (row === undefined) return claim(scope, key, hash); // swept between the two statements
-    if (row.request_hash !== hash) {
-      return err('idempotency_key_reused', 'this Idempotency-Key was used with a different request', { idempotencyKey: key });
-    }
+    const [row] = await tx.query<KeyRow>('select request_hash, state, locked_until, response_status, response_body from idempotency_keys where scope = $1 and key = $2 for update', [scope, key]);
+    if (row === undefined) return inProgress(key); // swept meanwhile: the client retries
+    if (row.request_hash !== hash) return err('idempotency_key_reused', 'this Idempotency-Key was used with a different request', { idempotencyKey: key });
     if (row.state === 'done') return ok({ status: row.response_status ?? 200, body: row.response_body });
-    if (row.locked_until !== null && row.locked_until > now) {
-      return err('idempotency_in_progress', 'a request with this Idempotency-Key is still being processed; retry later', { idempotencyKey: key });
-    }
-    const taken = await db.query(
-      `update idempotency_keys set locked_until = $3 where scope = $1 and key = $2 and state = 'running' and locked_until <= $4 returning key`,
-      [scope, key, lease, now],
-    );
-    return taken.length === 1
-      ? ok('claimed')
-      : err('idempotency_in_progress', 'a request with this Idempotency-Key is still being processed; retry later', { idempotencyKey: key });
+    if (row.locked_until !== null && row.locked_until > now) return inProgress(key);
+    await tx.query(`update idempotency_keys set locked_until = $3 where scope = $1 and key = $2`, [scope, key, lease]);
+    return ok('claimed');
   };
 
   return {
@@ -115,27 +127,34 @@ export function createIdempotency(deps: { db: Db; clock: Clock }): Idempotency {
         return err('idempotency_key_invalid', `Idempotency-Key must be 1–${IDEMPOTENCY_LIMITS.maxKeyChars} printable ASCII characters`);
       }
       const slot = `${scope}\u0000${key}`;
-      if (inFlight.has(slot)) {
-        return err('idempotency_in_progress', 'a request with this Idempotency-Key is still being processed; retry later', { idempotencyKey: key });
-      }
+      if (inFlight.has(slot)) return inProgress(key);
       inFlight.add(slot);
       try {
-        const claimed = await claim(scope, key, hash);
-        if (!claimed.ok) return claimed;
-        if (claimed.value !== 'claimed') return ok({ ...claimed.value, replayed: true });
-        try {
-          const response = await runEffect(db, effect, async (tx, result) => {
-            await tx.query(
-              `update idempotency_keys set state = 'done', locked_until = null, response_status = $3, response_body = $4 where scope = $1 and key = $2`,
-              [scope, key, result.status, result.body ?? null],
+        const outcome = await db
+          .transaction(async (tx) => {
+            const claimed = await claim(tx, scope, key, hash);
+            if (!claimed.ok) return claimed;
+            if (claimed.value !== 'claimed') return ok({ ...claimed.value, replayed: true });
+            const response = await effect(tx);
+            if (!response.commit) throw new Rollback(response);
+            const hooks = tx.hooks;
+            if (hooks === undefined) throw new Error('idempotency: a transaction without hooks');
+            hooks.stage(answerFlusher, [scope, key, response.status, JSON.stringify(response.body ?? null)]);
+            return ok({ status: response.status, body: response.body, replayed: false });
+          })
+          .catch(async (error: unknown) => {
+            if (!(error instanceof Rollback)) throw error;
+            // A refused effect rolled back with its claim: store its answer so that a retry replays the refusal. A
+            // concurrent request that claimed the key meanwhile keeps it (its own answer will be stored).
+            const answer = { status: error.response.status, body: error.response.body };
+            await db.query(
+              `insert into idempotency_keys (scope, key, request_hash, state, locked_until, response_status, response_body, created_at)
+               values ($1, $2, $3, 'done', null, $4, $5::jsonb, $6) on conflict (scope, key) do nothing`,
+              [scope, key, hash, answer.status, JSON.stringify(answer.body ?? null), clock.now()],
             );
+            return ok({ ...answer, replayed: false });
           });
-          return ok({ ...response, replayed: false });
-        } catch (error) {
-          // Nothing was written (the transaction rolled back): free the key so that a retry can run.
-          await db.query(`delete from idempotency_keys where scope = $1 and key = $2 and state = 'running'`, [scope, key]).catch(() => undefined);
-          throw error;
-        }
+        return outcome;
       } finally {
         inFlight.delete(slot);
       }

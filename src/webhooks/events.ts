@@ -1,5 +1,5 @@
 import type { Clock } from '../platform/clock.ts';
-import type { Queryable } from '../platform/db.ts';
+import type { Flusher, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 
 export interface OutboxEvent {
@@ -16,23 +16,38 @@ export interface EventOutbox {
   emit(tx: Queryable, event: OutboxEvent): Promise<string>;
 }
 
+/** One staged event: event id, participant, type, payload (JSON), created at (ISO). */
+type StagedEvent = readonly [string, string, string, string, string];
+
+/**
+ * Writes a transaction's events, and a webhook delivery for each whose participant has a URL, in one statement. A
+ * delivery's id is its event's id with the `whd_` prefix (one delivery per event).
+ */
+const eventFlusher: Flusher<StagedEvent> = {
+  flush: (tx, rows) =>
+    tx.query(
+      `with e as (
+         insert into events (event_id, participant_id, type, payload, created_at)
+         select event_id, participant_id, type, payload::jsonb, created_at::timestamptz
+           from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) with ordinality as r(event_id, participant_id, type, payload, created_at, n)
+          order by n
+         returning event_id, participant_id, created_at)
+       insert into webhook_deliveries (id, event_id, participant_id, url, status, next_attempt_at, created_at)
+       select 'whd_' || substr(e.event_id, 5), e.event_id, p.id, p.webhook_url, 'pending', e.created_at, e.created_at
+         from e join participants p on p.id = e.participant_id
+        where p.webhook_url is not null`,
+      [0, 1, 2, 3, 4].map((i) => rows.map((r) => r[i])),
+    ),
+};
+
 export function createEventOutbox(deps: { clock: Clock }): EventOutbox {
   return {
     async emit(tx, event) {
       const eventId = newId('evt');
-      const now = deps.clock.now();
-      await tx.query('insert into events (event_id, participant_id, type, payload, created_at) values ($1, $2, $3, $4, $5)', [
-        eventId,
-        event.participantId,
-        event.type,
-        event.data,
-        now,
-      ]);
-      await tx.query(
-        `insert into webhook_deliveries (id, event_id, participant_id, url, status, next_attempt_at, created_at)
-         select $1, $2, id, webhook_url, 'pending', $3, $3 from participants where id = $4 and webhook_url is not null`,
-        [newId('whd'), eventId, now, event.participantId],
-      );
+      const row: StagedEvent = [eventId, event.participantId, event.type, JSON.stringify(event.data), deps.clock.now().toISOString()];
+      // Inside a transaction the event goes out with the COMMIT (one statement for all of the transaction's events).
+      if (tx.hooks !== undefined) tx.hooks.stage(eventFlusher, row);
+      else await eventFlusher.flush(tx, [row]);
       return eventId;
     },
   };

@@ -1,0 +1,111 @@
+import { fork } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Closed-loop HTTP load from a separate Node process (bench/http-client.ts), so that the hub's process and the load
+ * generator's are measured apart: the wallets and terminals that call a hub are other systems. The client uses undici's
+ * connection pool (keep-alive, one connection per virtual client), far cheaper per request than fetch.
+ *
+ * A warm-up runs first and is not measured (V8 compiles the hot paths in its first seconds; a hub runs for days). The
+ * parent is told when the measured window starts, so that CPU counters are read over that window only.
+ */
+export interface HttpLoadOptions {
+  /** Operation name, defined in bench/http-client.ts. */
+  readonly op: 'p2p' | 'authorize';
+  readonly base: string;
+  readonly clients: number;
+  readonly warmupSeconds: number;
+  readonly seconds: number;
+  readonly maxOps: number;
+  /** Whatever the operation needs (tokens, parties); structured-cloned to the client process. */
+  readonly data: unknown;
+  /** Called when the measured window starts (after the warm-up). */
+  onMeasureStart?(): void;
+}
+
+export interface HttpLoadResult {
+  /** Latency of every operation completed in the measured window, in ms. */
+  readonly latenciesMs: Float64Array;
+  readonly elapsedMs: number;
+  readonly failures: Readonly<Record<string, number>>;
+  readonly firstFailure: string | undefined;
+  /** CPU (user + system) of the client process over the measured window. */
+  readonly clientCpuMs: number;
+}
+
+const CLIENT = fileURLToPath(new URL('./http-client.ts', import.meta.url));
+
+export async function runHttpLoad(options: HttpLoadOptions): Promise<HttpLoadResult> {
+  const child = fork(CLIENT, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  try {
+    return await new Promise<HttpLoadResult>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code) => reject(new Error(`bench client exited with ${code}`)));
+      child.on('message', (raw) => {
+        const message = raw as { type: 'measuring' } | ({ type: 'done'; latenciesMs: number[] } & Omit<HttpLoadResult, 'latenciesMs'>);
+        if (message.type === 'measuring') options.onMeasureStart?.();
+        else resolve({ ...message, latenciesMs: Float64Array.from(message.latenciesMs) });
+      });
+      child.send({ op: options.op, base: options.base, clients: options.clients, warmupSeconds: options.warmupSeconds, seconds: options.seconds, maxOps: options.maxOps, data: options.data });
+    });
+  } finally {
+    child.removeAllListeners('exit');
+    child.kill();
+  }
+}
+
+/** CPU milliseconds used so far by the PostgreSQL backends serving one database (found by their process titles). */
+export function backendCpuMs(database: string): number {
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(database)) continue;
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return ticks * 10; // USER_HZ = 100
+}
+
+/** Busy and total jiffies of the whole machine (every core, every process). */
+export function machineCpu(): { busy: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  const total = fields.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+/** CPU of this process, of PostgreSQL's backends for one database and of the whole machine, read at two points. */
+export function cpuMeter(database: string): { start(): void; stop(ops: number): Record<string, number> } {
+  let hub0 = process.cpuUsage();
+  let pg0 = 0;
+  let machine0 = machineCpu();
+  let t0 = performance.now();
+  const round = (n: number) => Math.round(n * 100) / 100;
+  return {
+    start() {
+      hub0 = process.cpuUsage();
+      pg0 = backendCpuMs(database);
+      machine0 = machineCpu();
+      t0 = performance.now();
+    },
+    stop(ops) {
+      const hub = process.cpuUsage(hub0);
+      const pgMs = backendCpuMs(database) - pg0;
+      const machine1 = machineCpu();
+      const elapsed = performance.now() - t0;
+      const per = (ms: number) => (ops === 0 ? 0 : round(ms / ops));
+      return {
+        hub_cpu_ms_per_op: per((hub.user + hub.system) / 1000),
+        hub_cpu_pct: Math.round(((hub.user + hub.system) / 1000 / elapsed) * 100),
+        pg_cpu_ms_per_op: per(pgMs),
+        machine_busy_pct: Math.round(((machine1.busy - machine0.busy) / Math.max(1, machine1.total - machine0.total)) * 100),
+      };
+    },
+  };
+}
