@@ -8,7 +8,8 @@ import type { Db, Tx } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { requestHash, runEffect, type EffectResponse, type Idempotency, type StoredResponse } from '../platform/idempotency.ts';
 import type { TokenBucketLimiter } from '../platform/rate-limit.ts';
-import type { DomainError } from '../platform/result.ts';
+import type { DomainError, Result } from '../platform/result.ts';
+import { createEffectBatcher, type EffectBatcherLimits } from '../platform/effect-batcher.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -100,12 +101,19 @@ function isDomainError(o: Outcome): o is DomainError {
   return 'code' in o && 'message' in o && !('status' in o);
 }
 
-export type Idempotent = (
+export type Idempotent = ((
   request: FastifyRequest,
   reply: FastifyReply,
   effect: (tx: Tx) => Promise<Outcome>,
   options?: { required?: boolean },
-) => Promise<FastifyReply>;
+) => Promise<FastifyReply>) & {
+  /**
+   * For a route whose effects run batched (src/platform/effect-batcher.ts): `run` answers every input of a batch in
+   * one transaction, writing nothing for an input it refuses. Returns the route's runner; the Idempotency-Key is
+   * required.
+   */
+  batched<I>(run: (tx: Tx, inputs: readonly I[]) => Promise<Outcome[]>, limits?: EffectBatcherLimits): (request: FastifyRequest, reply: FastifyReply, input: I) => Promise<FastifyReply>;
+};
 
 /**
  * Runs a creating or money-moving handler in one transaction, under the request's Idempotency-Key when given (or
@@ -117,18 +125,33 @@ export function createIdempotentRunner(deps: { db: Db; idempotency: Idempotency;
     isDomainError(o)
       ? { status: deps.errorStatus[o.code] ?? 500, body: { error: o.details === undefined ? { code: o.code, message: o.message } : { code: o.code, message: o.message, details: o.details } }, commit: false }
       : { ...o, commit: true };
-  return async (request, reply, effect, options = {}) => {
+  const keyOf = (request: FastifyRequest) => ({
+    scope: request.principal?.participantId ?? 'operator',
+    hash: requestHash([request.method, request.routeOptions.url, request.params, request.body]),
+  });
+  const answer = (reply: FastifyReply, result: Result<StoredResponse & { readonly replayed: boolean }, DomainError>) => {
+    if (!result.ok) return reply.fail(result.error);
+    if (result.value.replayed) reply.header('idempotent-replayed', 'true');
+    return reply.code(result.value.status).send(result.value.body);
+  };
+  const runner = async (request: FastifyRequest, reply: FastifyReply, effect: (tx: Tx) => Promise<Outcome>, options: { required?: boolean } = {}) => {
     const key = request.headers['idempotency-key'];
     if (typeof key !== 'string') {
       if (options.required === true) return reply.fail({ code: 'idempotency_key_required', message: 'this request moves money: send an Idempotency-Key header' });
       const stored = await runEffect(deps.db, async (tx) => toEffect(await effect(tx)));
       return reply.code(stored.status).send(stored.body);
     }
-    const scope = request.principal?.participantId ?? 'operator';
-    const hash = requestHash([request.method, request.routeOptions.url, request.params, request.body]);
-    const result = await deps.idempotency.run(scope, key, hash, async (tx) => toEffect(await effect(tx)));
-    if (!result.ok) return reply.fail(result.error);
-    if (result.value.replayed) reply.header('idempotent-replayed', 'true');
-    return reply.code(result.value.status).send(result.value.body);
+    const { scope, hash } = keyOf(request);
+    return answer(reply, await deps.idempotency.run(scope, key, hash, async (tx) => toEffect(await effect(tx))));
   };
+  return Object.assign(runner, {
+    batched<I>(run: (tx: Tx, inputs: readonly I[]) => Promise<Outcome[]>, limits?: EffectBatcherLimits) {
+      const batcher = createEffectBatcher<I>({ db: deps.db, idempotency: deps.idempotency }, async (tx, inputs) => (await run(tx, inputs)).map(toEffect), limits);
+      return async (request: FastifyRequest, reply: FastifyReply, input: I) => {
+        const key = request.headers['idempotency-key'];
+        if (typeof key !== 'string') return reply.fail({ code: 'idempotency_key_required', message: 'this request moves money: send an Idempotency-Key header' });
+        return answer(reply, await batcher.submit({ ...keyOf(request), key }, input));
+      };
+    },
+  });
 }

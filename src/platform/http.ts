@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -7,6 +6,7 @@ import { Type } from '@sinclair/typebox';
 import type { Logger } from './logger.ts';
 import type { HttpMetrics } from './metrics.ts';
 import type { DomainError } from './result.ts';
+import { idRandomBytes } from './ids.ts';
 
 /**
  * The HTTP conventions every route of the hub follows, kept in one place:
@@ -114,7 +114,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     // Callers may pass their own request id for correlation; otherwise the hub makes one.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : `req_${randomBytes(9).toString('base64url')}`;
+      return typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : `req_${Buffer.from(idRandomBytes(9)).toString('base64url')}`;
     },
     return503OnClosing: true,
     forceCloseConnections: 'idle',

@@ -67,7 +67,23 @@ export interface Idempotency {
     hash: string,
     effect: (tx: Tx) => Promise<EffectResponse>,
   ): Promise<Result<StoredResponse & { readonly replayed: boolean }, DomainError<IdempotencyErrorCode>>>;
+  /**
+   * The batch form, for effects that run many requests in one transaction (see effect-batcher.ts): claims every key in
+   * the caller's transaction (one statement), one answer per key, in order. A 'claimed' key must get its answer staged
+   * with answer() in the same transaction.
+   */
+  claimMany(tx: Tx, keys: readonly IdempotencyKeyRef[]): Promise<Result<'claimed' | StoredResponse, DomainError<IdempotencyErrorCode>>[]>;
+  /** Stages a claimed key's answer (written with the COMMIT). */
+  answer(tx: Tx, key: IdempotencyKeyRef, response: StoredResponse): void;
+  /** Whether a key is well formed (1–128 printable ASCII characters). */
+  validKey(key: string): boolean;
   sweep(): Promise<number>;
+}
+
+export interface IdempotencyKeyRef {
+  readonly scope: string;
+  readonly key: string;
+  readonly hash: string;
 }
 
 /** The answer stored under a key when its effect commits: written with the COMMIT (see Flusher). */
@@ -159,6 +175,32 @@ export function createIdempotency(deps: { db: Db; clock: Clock }): Idempotency {
         inFlight.delete(slot);
       }
     },
+
+    async claimMany(tx, keys) {
+      const now = clock.now();
+      const lease = new Date(now.getTime() + IDEMPOTENCY_LIMITS.leaseMs);
+      const inserted = await tx.query<{ scope: string; key: string }>(
+        `insert into idempotency_keys (scope, key, request_hash, state, locked_until, created_at)
+         select scope, key, hash, 'running', $4, $5 from unnest($1::text[], $2::text[], $3::text[]) as k(scope, key, hash)
+         on conflict (scope, key) do nothing returning scope, key`,
+        [keys.map((k) => k.scope), keys.map((k) => k.key), keys.map((k) => k.hash), lease, now],
+      );
+      const slot = (scope: string, key: string) => `${scope}\u0000${key}`;
+      const claimed = new Set(inserted.map((r) => slot(r.scope, r.key)));
+      // The rest were there already (or a concurrent process inserted them first and committed): decide each as claim()
+      // does. Rare (retries), so one statement each is fine.
+      const out: Result<'claimed' | StoredResponse, DomainError<IdempotencyErrorCode>>[] = [];
+      for (const k of keys) out.push(claimed.has(slot(k.scope, k.key)) ? ok('claimed') : await claim(tx, k.scope, k.key, k.hash));
+      return out;
+    },
+
+    answer(tx, key, response) {
+      const hooks = tx.hooks;
+      if (hooks === undefined) throw new Error('idempotency.answer outside a transaction');
+      hooks.stage(answerFlusher, [key.scope, key.key, response.status, JSON.stringify(response.body ?? null)]);
+    },
+
+    validKey: (key) => KEY_PATTERN.test(key),
 
     async sweep() {
       const cutoff = new Date(clock.nowMs() - IDEMPOTENCY_LIMITS.retentionMs);

@@ -1,7 +1,7 @@
 import type { Actor, AuditService } from '../audit/service.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 import type { Clock } from '../platform/clock.ts';
-import type { Db, Queryable } from '../platform/db.ts';
+import type { Db, Flusher, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 
@@ -134,6 +134,19 @@ export interface RiskService {
 
 const SEVERITY: Record<RiskDecision, number> = { approve: 0, step_up: 1, decline: 2 };
 
+/** One staged observation: channel, participant, customer, counterparty, EUR cents, at (ISO). */
+type StagedObservation = readonly [string, string, string, string, string, string];
+
+const observationFlusher: Flusher<StagedObservation> = {
+  flush: (tx, rows) =>
+    tx.query(
+      `insert into risk_observations (channel, participant_id, customer_id, counterparty, ref_eur_cents, at)
+       select channel, participant_id, customer_id, counterparty, ref_eur_cents::int8, at::timestamptz
+         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) as r(channel, participant_id, customer_id, counterparty, ref_eur_cents, at)`,
+      [0, 1, 2, 3, 4, 5].map((i) => rows.map((r) => r[i])),
+    ),
+};
+
 interface AlertRow {
   id: string;
   participant_id: string;
@@ -229,14 +242,11 @@ export function createRiskService(deps: { db: Db; clock: Clock; audit: AuditServ
       return decide(input, await load(q, input));
     },
     async observe(q, input) {
-      await q.query('insert into risk_observations (channel, participant_id, customer_id, counterparty, ref_eur_cents, at) values ($1, $2, $3, $4, $5, $6)', [
-        input.channel,
-        input.participantId,
-        input.customerId,
-        input.counterparty.id,
-        input.refEurCents,
-        clock.now(),
-      ]);
+      const row: StagedObservation = [input.channel, input.participantId, input.customerId, input.counterparty.id, input.refEurCents.toString(), clock.now().toISOString()];
+      // Inside a transaction it goes out with the COMMIT (one statement for all of the transaction's observations): the
+      // checks that read observations run before the payment they observe is recorded.
+      if (q.hooks !== undefined) q.hooks.stage(observationFlusher, row);
+      else await observationFlusher.flush(q, [row]);
     },
     async raiseAlert(tx, input, assessment, context = {}) {
       if (assessment.decision === 'approve') throw new Error('raiseAlert on an approved assessment');

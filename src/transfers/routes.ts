@@ -12,7 +12,7 @@ import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatMoney, parseMoney } from '../platform/money.ts';
 import type { DomainError } from '../platform/result.ts';
-import type { Deferred, MoneyRequest, Payment, Quote, RedPacketView, SplitView, TransferService } from './service.ts';
+import type { ConfirmInput, MoneyRequest, Payment, Quote, RedPacketView, SplitView, TransferService } from './service.ts';
 
 export interface TransferRouteDeps {
   readonly db: Db;
@@ -153,8 +153,6 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     return { id, country: p?.country ?? 'ZZ' };
   };
   const parse = (m: { amount: string; currency: string }, field = 'amount') => parseMoney(m, field);
-  /** Risk alerts of refused confirms, raised by the payments route's onSend hook (see there). */
-  const deferredAlerts = new WeakMap<FastifyRequest, Deferred>();
 
   // ---- accounts and links ------------------------------------------------------------------------------------------
   app.post(
@@ -397,6 +395,10 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       }),
   );
 
+  // Confirms run batched: concurrent confirms share one transaction and set-based statements (transfers.confirmMany).
+  const confirm = idempotent.batched<ConfirmInput>(async (tx, inputs) =>
+    (await transfers.confirmMany(tx, inputs)).map((r, i) => (r.ok ? created(wirePayment(r.value, inputs[i]!.participantId)) : r.error)),
+  );
   app.post(
     '/v1/transfers/payments',
     {
@@ -404,35 +406,9 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         body: Strict({ quoteId: Id('Quote id'), stepUpCompleted: Type.Optional(Type.Boolean({ description: 'You re-authenticated the customer after step_up_required' })) }),
         response: { 201: Obj('Payment') },
       }),
-      // The payment was rolled back; its risk alert must survive it, and exist by the time the client reads the
-      // refusal (idempotent() sends the answer itself, so raising it after would race the client's next call).
-      onSend: async (request, _reply, payload) => {
-        const alert = deferredAlerts.get(request)?.alert;
-        deferredAlerts.delete(request);
-        if (alert !== undefined) {
-          try {
-            await db.transaction((tx) => risk.raiseAlert(tx, alert.input, alert.assessment, alert.context));
-          } catch (error) {
-            // The refusal stands (nothing moved); a lost alert is an infrastructure failure to log, not a reason to 500.
-            request.log.error({ err: error, quoteId: alert.context['quoteId'] }, 'risk alert for a refused payment could not be recorded');
-          }
-        }
-        return payload;
-      },
     },
-    async (request, reply) => {
-      const deferred: Deferred = {};
-      deferredAlerts.set(request, deferred);
-      return idempotent(
-        request,
-        reply,
-        async (tx) => {
-          const r = await transfers.confirm(tx, actorOf(request), principalOf(request).participantId, request.body.quoteId, { stepUpCompleted: request.body.stepUpCompleted }, deferred);
-          return r.ok ? created(wirePayment(r.value, principalOf(request).participantId)) : r.error;
-        },
-        { required: true },
-      );
-    },
+    async (request, reply) =>
+      confirm(request, reply, { actor: actorOf(request), participantId: principalOf(request).participantId, quoteId: request.body.quoteId, stepUpCompleted: request.body.stepUpCompleted }),
   );
   app.get('/v1/transfers/payments/:paymentId', { schema: schema('transfers', 'Payment status (payer or payee participant)', { params: Strict({ paymentId: Id() }) }) }, async (request, reply) => {
     const p = await transfers.getPayment(principalOf(request).participantId, request.params.paymentId);

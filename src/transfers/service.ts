@@ -7,7 +7,7 @@ import { computeFee, conversion, convertReceiveToSend, convertSendToReceive, for
 import type { FxService } from '../fx/service.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { TransferInput, TransferResult } from '../ledger/types.ts';
-import { riskHistoryOf, riskHistorySql, type RiskAssessment, type RiskInput, type RiskService } from '../risk/service.ts';
+import { riskHistoryOf, riskHistorySql, type RiskInput, type RiskRules, type RiskService } from '../risk/service.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
@@ -46,16 +46,11 @@ export interface MoneyMover {
 }
 
 /*
- * Why confirm uses applyInTx and not the ledger's batching `submit` (which would aggregate a hot payee's credits into
- * one row update per batch): submit commits in its own transaction, so the payment's record/audit/outbox/idempotency
- * transaction and the money would commit separately. Sketch considered, NOT implemented:
- *   tx1 (customer lock, limits, risk, quote → 'processing', payment row 'pending'; commit) → submit(chain with ids
- *   `pay_<quote>:<leg>`) → tx2 (payment 'completed' or 'failed', audit, events, idempotency answer; commit).
- * Crash after tx1: a sweeper finds 'pending' payments older than a lease and resubmits the same chain (same ids:
- * the ledger answers `exists` or replays the recorded failure) and runs tx2. Crash after submit: the same. It needs
- * a payments.status migration, the sweeper, and submit must never be awaited while holding a pool connection (every
- * connection held by a tx waiting on a batch that needs a connection is a deadlock). Until then the payee row lock
- * is held only for the ledger's own round trips, the idempotency record and the commit (see confirm).
+ * Why confirms are batched (confirmMany, run by the route's effect batcher) rather than sent through the ledger's own
+ * batching `submit`: submit commits in its own transaction, so the payment's record, audit, outbox and idempotency
+ * answer would commit apart from the money (and need a sweeper to finish what a crash left in between). A batch of
+ * confirms is instead ONE transaction holding every payment's records and its money (applyInTx with one linked chain
+ * per payment): the same all-or-nothing per payment, one commit per batch, and a hot payee's row updated once per batch.
  */
 export function ledgerMoneyMover(ledger: Ledger): MoneyMover {
   return { name: 'hub-ledger', move: (tx, legs) => ledger.applyInTx(tx, legs) };
@@ -163,8 +158,16 @@ export interface RedPacketView {
 }
 
 type Participant = { readonly id: string; readonly country: string };
-/** A risk decline or step-up to record after the request's transaction rolled back. */
-export type Deferred = { alert?: { input: RiskInput; assessment: RiskAssessment; context: Record<string, unknown> } };
+
+export interface ConfirmInput {
+  readonly actor: Actor;
+  readonly participantId: string;
+  readonly quoteId: string;
+  readonly stepUpCompleted?: boolean | undefined;
+}
+
+/** Bound on payments confirmed in one transaction (one batch of the payments batcher). */
+export const MAX_CONFIRM_BATCH = 128;
 
 export interface TransferLimits {
   requestsPerMinute: number;
@@ -179,7 +182,12 @@ export interface TransferService {
     payer: Participant,
     input: { customerId: string; sourceAccountId?: string | undefined; payee: { type: AliasType; value: string }; sendAmount?: { amountMinor: bigint; currency: string } | undefined; receiveAmount?: { amountMinor: bigint; currency: string } | undefined },
   ): Promise<Result<Quote, TErr>>;
-  confirm(tx: Queryable, actor: Actor, participantId: string, quoteId: string, options: { stepUpCompleted?: boolean | undefined }, deferred: Deferred): Promise<Result<Payment, TErr>>;
+  /**
+   * Confirms up to MAX_CONFIRM_BATCH quotes in the caller's transaction, one result per input, in order. A refused
+   * payment writes nothing but its risk alert (when risk refused it); the others commit with the transaction. Sent
+   * through the payments batcher (routes), so that concurrent confirms share one transaction and set-based statements.
+   */
+  confirmMany(tx: Queryable, inputs: readonly ConfirmInput[]): Promise<Result<Payment, TErr>[]>;
   getPayment(participantId: string, id: string): Promise<Payment | undefined>;
   listPayments(participantId: string, customerId: string | undefined, limit: number): Promise<Payment[]>;
   setFee(tx: Queryable, actor: Actor, input: { payerParticipantId: string; payeeParticipantId: string; fixedMinor: bigint; fixedCurrency: string; bps: number }): Promise<Result<void, TErr>>;
@@ -661,155 +669,246 @@ export function createTransferService(deps: {
       return makeQuote(tx, actor, payer, input.customerId, payeeFromAlias(alias), amount, input.sourceAccountId, null, ctx);
     },
 
-    async confirm(tx, actor, participantId, quoteId, options, deferred) {
-      // Round trip 1, two statements pipelined on the transaction's connection (PostgreSQL runs them in order):
-      // (a) consume the quote (ours, open, unexpired) and lock the payer customer's row, which serializes the customer's
-      //     own payments so that limits are checked against committed totals (lock order as before: quote, customer);
-      // (b) everything the checks read, found through the quote id: day/month usage for limits, the source account
-      //     and whether it is still debitable, whether the payee is flagged, the payer's country and the risk history.
-      //     (b) starts only when (a) has its locks, and under read committed takes its snapshot then: it sees every
-      //     payment the customer committed before. If (a) consumed nothing, (b) is ignored.
+    async confirmMany(tx, inputs) {
+      const out: (Result<Payment, TErr> | undefined)[] = inputs.map(() => undefined);
+      if (inputs.length === 0) return [];
+      if (inputs.length > MAX_CONFIRM_BATCH) throw new Error(`confirmMany: at most ${MAX_CONFIRM_BATCH} payments at once`);
       const nowMs = clock.nowMs();
-      const { rules, windowStart } = await risk.rulesVia(tx, participantId);
+      const now = new Date(nowMs);
       const { dayStart, monthStart } = periodStarts();
-      const [[q], [c]] = await both(
+
+      // (1) Lock every quote with its payer customer, in customer-id order. The customer lock serializes a customer's
+      // own payments (limits are checked against committed totals); every batch, in every hub process, takes these
+      // locks in that one order and only then the ledger its account locks (in id order): no deadlock between them.
+      const locked = await tx.query<QuoteRow & { kyc_level: number; n: bigint }>(
+        `select q.*, c.kyc_level, u.n
+           from unnest($1::text[], $2::text[]) with ordinality as u(id, participant_id, n)
+           join quotes q on q.id = u.id and q.payer_participant_id = u.participant_id
+           join customers c on c.id = q.payer_customer_id
+          order by c.id, u.n
+            for update of q, c`,
+        [inputs.map((i) => i.quoteId), inputs.map((i) => i.participantId)],
+      );
+      const quoteOf = new Map<number, QuoteRow & { kyc_level: number }>();
+      for (const row of locked) quoteOf.set(Number(row.n) - 1, row);
+      const taken = new Set<string>();
+      const live: number[] = [];
+      inputs.forEach((input, i) => {
+        const q = quoteOf.get(i);
+        if (q === undefined) out[i] = err('quote_not_found', 'no such quote', { quoteId: input.quoteId });
+        else if (q.status === 'used' || taken.has(q.id)) out[i] = err('quote_already_used', 'this quote was used already', { quoteId: input.quoteId });
+        else if (q.expires_at.getTime() <= nowMs) out[i] = err('quote_expired', 'the quote expired; ask for a new one', { quoteId: input.quoteId });
+        else {
+          taken.add(q.id);
+          live.push(i);
+        }
+      });
+      if (live.length === 0) return out.map((r) => r!);
+
+      // (2) Everything the checks read, for every live quote in one statement (it starts once (1) holds its locks, so
+      // under read committed it sees every payment these customers committed before): day/month usage for limits, the
+      // source account and whether it is still debitable, whether the payee is flagged, the payer's country and the
+      // risk history (its window per payer participant's rules). Money requests being paid are locked too.
+      const windows = new Map<string, { rules: RiskRules; windowStart: Date }>();
+      for (const i of live) {
+        const pid = inputs[i]!.participantId;
+        if (!windows.has(pid)) windows.set(pid, await risk.rulesVia(tx, pid));
+      }
+      const requestIds = [...new Set(live.map((i) => quoteOf.get(i)!.request_id).filter((r): r is string => r !== null))].sort();
+      const [contexts, requests] = await both(
         () =>
-          tx.query<QuoteRow & { kyc_level: number }>(
-            `with q as (update quotes set status = 'used' where id = $1 and payer_participant_id = $2 and status = 'open' and expires_at > $3 returning *)
-             select q.*, c.kyc_level from q join customers c on c.id = q.payer_customer_id for update of c`,
-            [quoteId, participantId, new Date(nowMs)],
-          ),
-        () =>
-          tx.query<{ day: bigint | null; month: bigint | null; acc_id: string | null; owner_participant_id: string | null; acc_customer_id: string | null; kind: string | null; closed: boolean | null; linked: boolean; flagged: boolean; country: string | null; recent: bigint | null; n: bigint | null; avg: string | null; known: boolean | null }>(
-            `select u.day, u.month, a.id as acc_id, a.owner_participant_id, a.customer_id as acc_customer_id, a.kind, a.closed,
+          tx.query<{ n: bigint; day: bigint | null; month: bigint | null; acc_id: string | null; owner_participant_id: string | null; acc_customer_id: string | null; kind: string | null; closed: boolean | null; linked: boolean; flagged: boolean; country: string | null; recent: bigint | null; hn: bigint | null; avg: string | null; known: boolean | null }>(
+            `select u.n, x.day, x.month, a.id as acc_id, a.owner_participant_id, a.customer_id as acc_customer_id, a.kind, a.closed,
                     exists (select 1 from account_links l where l.wallet_participant_id = q.payer_participant_id and l.wallet_customer_id = q.payer_customer_id
                               and l.account_id = q.source_account_id and l.status = 'active') as linked,
                     case when q.payee_alias_id = '' then exists (select 1 from alias_flags f join aliases al on al.id = f.alias_id where al.participant_id = q.payee_participant_id and al.customer_id = q.payee_customer_id)
                          else exists (select 1 from alias_flags f join aliases al on al.id = f.alias_id where f.alias_id = q.payee_alias_id) end as flagged,
                     (select country from participants where id = q.payer_participant_id) as country,
-                    h.recent, h.n, h.avg, h.known
-               from quotes q
+                    h.recent, h.n as hn, h.avg, h.known
+               from unnest($1::text[], $2::text[]) with ordinality as u(id, since, n)
+               join quotes q on q.id = u.id
                cross join lateral (select sum(ref_eur_cents) filter (where created_at >= $3)::int8 as day, sum(ref_eur_cents)::int8 as month
-                                     from payments where payer_customer_id = q.payer_customer_id and created_at >= $4) u
-               cross join lateral (${riskHistorySql({ participantId: 'q.payer_participant_id', customerId: 'q.payer_customer_id', counterparty: "q.payee_participant_id || ':' || q.payee_customer_id", since: '$5' })}) h
-               left join ledger_accounts a on a.id = q.source_account_id
-              where q.id = $1 and q.payer_participant_id = $2`,
-            [quoteId, participantId, dayStart, monthStart, windowStart],
+                                     from payments where payer_customer_id = q.payer_customer_id and created_at >= $4) x
+               cross join lateral (${riskHistorySql({ participantId: 'q.payer_participant_id', customerId: 'q.payer_customer_id', counterparty: "q.payee_participant_id || ':' || q.payee_customer_id", since: 'u.since::timestamptz' })}) h
+               left join ledger_accounts a on a.id = q.source_account_id`,
+            [live.map((i) => quoteOf.get(i)!.id), live.map((i) => windows.get(inputs[i]!.participantId)!.windowStart.toISOString()), dayStart, monthStart],
           ),
+        () =>
+          requestIds.length === 0
+            ? Promise.resolve([] as { id: string; status: string }[])
+            : tx.query<{ id: string; status: string }>(`select id, status from money_requests where id = any($1::text[]) order by id for update`, [requestIds]),
       );
-      if (q === undefined) {
-        // Failure path only: say why (the request rolls back; nothing it did survives).
-        const [why] = await tx.query<{ status: string; expires_at: Date }>('select status, expires_at from quotes where id = $1 and payer_participant_id = $2', [quoteId, participantId]);
-        if (why === undefined) return err('quote_not_found', 'no such quote', { quoteId });
-        if (why.status === 'used') return err('quote_already_used', 'this quote was used already', { quoteId });
-        if (why.expires_at.getTime() <= nowMs) return err('quote_expired', 'the quote expired; ask for a new one', { quoteId });
-        return err('customer_not_found', 'no such customer');
+      const contextOf = new Map(contexts.map((c) => [live[Number(c.n) - 1]!, c]));
+      const pendingRequests = new Set(requests.filter((r) => r.status === 'pending').map((r) => r.id));
+
+      // (3) Decide each payment in arrival order. Payments of one customer in this batch count against each other's
+      // limits and risk history as if they had come one after the other.
+      const usedBy = new Map<string, { day: bigint; month: bigint }>();
+      const seenBy = new Map<string, { recent: number; count: number; counterparties: Set<string> }>();
+      const attempt = newId('att').slice(4, 12); // leg ids per attempt: a refused attempt's recorded failure never blocks a retry
+      interface Planned {
+        readonly i: number;
+        readonly q: QuoteRow & { kyc_level: number };
+        readonly paymentId: string;
+        readonly legs: TransferInput[];
+        readonly riskInput: RiskInput;
       }
-      const counterpartyId = `${q.payee_participant_id}:${q.payee_customer_id}`;
-      const history = riskHistoryOf(rules, c);
-      const debitable =
-        c !== undefined && c.acc_id !== null && c.kind === 'customer' && c.closed === false && ((c.owner_participant_id === participantId && c.acc_customer_id === q.payer_customer_id) || c.linked);
-      if (!debitable) return err('account_unavailable', 'the source account is no longer available (link revoked?)');
-      const limit = limitError({ day: c.day ?? 0n, month: c.month ?? 0n }, q.kyc_level, q.ref_eur_cents);
-      if (limit !== undefined) return { ok: false, error: limit };
-      const riskInput: RiskInput = {
-        channel: 'p2p',
-        participantId,
-        customerId: q.payer_customer_id,
-        amountMinor: q.send_minor,
-        currency: q.send_currency,
-        refEurCents: q.ref_eur_cents,
-        counterparty: { id: counterpartyId, flagged: c.flagged },
-        country: c.country ?? 'ZZ',
-      };
-      const assessment = risk.decide(riskInput, history);
-      if (assessment.decision === 'decline' || (assessment.decision === 'step_up' && options.stepUpCompleted !== true)) {
-        deferred.alert = { input: riskInput, assessment, context: { quoteId } };
-        return assessment.decision === 'decline'
-          ? err('risk_declined', 'the payment was stopped by risk checks', { score: assessment.score, reasons: assessment.reasons.map((r) => r.rule) })
-          : err('step_up_required', 'authenticate the customer again (step-up), then confirm with stepUpCompleted: true', { score: assessment.score, reasons: assessment.reasons.map((r) => r.rule) });
+      const planned: Planned[] = [];
+      for (const i of live) {
+        const input = inputs[i]!;
+        const q = quoteOf.get(i)!;
+        const c = contextOf.get(i);
+        const debitable =
+          c !== undefined && c.acc_id !== null && c.kind === 'customer' && c.closed === false && ((c.owner_participant_id === input.participantId && c.acc_customer_id === q.payer_customer_id) || c.linked);
+        if (!debitable) {
+          out[i] = err('account_unavailable', 'the source account is no longer available (link revoked?)');
+          continue;
+        }
+        if (q.request_id !== null && !pendingRequests.has(q.request_id)) {
+          out[i] = err('request_not_pending', 'the request is no longer pending');
+          continue;
+        }
+        const earlier = usedBy.get(q.payer_customer_id) ?? { day: 0n, month: 0n };
+        const limit = limitError({ day: (c.day ?? 0n) + earlier.day, month: (c.month ?? 0n) + earlier.month }, q.kyc_level, q.ref_eur_cents);
+        if (limit !== undefined) {
+          out[i] = { ok: false, error: limit };
+          continue;
+        }
+        const counterpartyId = `${q.payee_participant_id}:${q.payee_customer_id}`;
+        const seen = seenBy.get(q.payer_customer_id);
+        const stored = riskHistoryOf(windows.get(input.participantId)!.rules, { recent: c.recent, n: c.hn, avg: c.avg, known: c.known });
+        const history = seen === undefined ? stored : { ...stored, recent: stored.recent + seen.recent, count: stored.count + seen.count, knownCounterparty: stored.knownCounterparty || seen.counterparties.has(counterpartyId) };
+        const riskInput: RiskInput = {
+          channel: 'p2p',
+          participantId: input.participantId,
+          customerId: q.payer_customer_id,
+          amountMinor: q.send_minor,
+          currency: q.send_currency,
+          refEurCents: q.ref_eur_cents,
+          counterparty: { id: counterpartyId, flagged: c.flagged },
+          country: c.country ?? 'ZZ',
+        };
+        const assessment = risk.decide(riskInput, history);
+        if (assessment.decision === 'decline' || (assessment.decision === 'step_up' && input.stepUpCompleted !== true)) {
+          // The refusal's alert is the one thing a refused payment writes: the issuer and the operator must see it.
+          await risk.raiseAlert(tx, riskInput, assessment, { quoteId: q.id });
+          out[i] =
+            assessment.decision === 'decline'
+              ? err('risk_declined', 'the payment was stopped by risk checks', { score: assessment.score, reasons: assessment.reasons.map((r) => r.rule) })
+              : err('step_up_required', 'authenticate the customer again (step-up), then confirm with stepUpCompleted: true', { score: assessment.score, reasons: assessment.reasons.map((r) => r.rule) });
+          continue;
+        }
+        const paymentId = `pay_${q.id.slice(4)}`;
+        const legId = (leg: string) => `${paymentId}:${attempt}:${leg}`;
+        const meta = { paymentId };
+        const legs: TransferInput[] = [];
+        if (q.send_currency === q.receive_currency) {
+          legs.push({ id: legId('p2p'), debitAccountId: q.source_account_id, creditAccountId: q.payee_account_id, amountMinor: q.send_minor, currency: q.send_currency, purpose: 'p2p', metadata: meta });
+        } else {
+          const liqIn = await liquidityAccount(tx, q.send_currency);
+          const liqOut = await liquidityAccount(tx, q.receive_currency);
+          if (liqIn === undefined || liqOut === undefined) {
+            out[i] = err('currency_not_receivable', 'no FX liquidity for this currency pair');
+            continue;
+          }
+          legs.push({ id: legId('fx_in'), debitAccountId: q.source_account_id, creditAccountId: liqIn, amountMinor: q.send_minor, currency: q.send_currency, purpose: 'p2p_fx_in', metadata: meta });
+          legs.push({ id: legId('fx_out'), debitAccountId: liqOut, creditAccountId: q.payee_account_id, amountMinor: q.receive_minor, currency: q.receive_currency, purpose: 'p2p_fx_out', metadata: meta });
+        }
+        if (q.fee_minor > 0n) {
+          const feeAccount = await accounts.ensureSystemAccount('fees', input.participantId, q.send_currency);
+          legs.push({ id: legId('fee'), debitAccountId: q.source_account_id, creditAccountId: feeAccount, amountMinor: q.fee_minor, currency: q.send_currency, purpose: 'p2p_fee', metadata: meta });
+        }
+        planned.push({ i, q, paymentId, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), riskInput });
+        usedBy.set(q.payer_customer_id, { day: earlier.day + q.ref_eur_cents, month: earlier.month + q.ref_eur_cents });
+        const s0 = seen ?? { recent: 0, count: 0, counterparties: new Set<string>() };
+        s0.recent += 1;
+        s0.count += 1;
+        s0.counterparties.add(counterpartyId);
+        seenBy.set(q.payer_customer_id, s0);
       }
-      const paymentId = `pay_${quoteId.slice(4)}`;
-      const legs: TransferInput[] = [];
-      const meta = { paymentId };
-      if (q.send_currency === q.receive_currency) {
-        legs.push({ id: `${paymentId}:p2p`, debitAccountId: q.source_account_id, creditAccountId: q.payee_account_id, amountMinor: q.send_minor, currency: q.send_currency, purpose: 'p2p', metadata: meta });
-      } else {
-        const liqIn = await liquidityAccount(tx, q.send_currency);
-        const liqOut = await liquidityAccount(tx, q.receive_currency);
-        if (liqIn === undefined || liqOut === undefined) return err('currency_not_receivable', 'no FX liquidity for this currency pair');
-        legs.push({ id: `${paymentId}:fx_in`, debitAccountId: q.source_account_id, creditAccountId: liqIn, amountMinor: q.send_minor, currency: q.send_currency, purpose: 'p2p_fx_in', metadata: meta });
-        legs.push({ id: `${paymentId}:fx_out`, debitAccountId: liqOut, creditAccountId: q.payee_account_id, amountMinor: q.receive_minor, currency: q.receive_currency, purpose: 'p2p_fx_out', metadata: meta });
+      if (planned.length === 0) return out.map((r) => r!);
+
+      // (4) The money: every payment's legs as one linked chain each, in one ledger call (each chain all or nothing: never
+      // a debit without its credit, no overdraft under the ledger's row locks; a hot payee's row is updated once).
+      const results = await mover.move(
+        tx,
+        planned.flatMap((p) => p.legs),
+      );
+      const done: Planned[] = [];
+      let at = 0;
+      for (const p of planned) {
+        const mine = results.slice(at, at + p.legs.length);
+        at += p.legs.length;
+        const bad = failed(mine);
+        if (bad === undefined || bad.ok) {
+          done.push(p);
+          continue;
+        }
+        const code = bad.error.code;
+        const leg = p.legs[mine.indexOf(bad)];
+        out[p.i] =
+          code === 'insufficient_funds'
+            ? leg !== undefined && 'debitAccountId' in leg && leg.debitAccountId.startsWith('fxl_')
+              ? err('fx_liquidity_insufficient', 'not enough FX liquidity for this conversion right now')
+              : err('insufficient_funds', 'the source account does not hold enough money')
+            : code === 'account_closed'
+              ? err('account_unavailable', 'an account in this payment is closed')
+              : err('ledger_rejected', bad.error.message, { ledgerCode: code });
       }
-      if (q.fee_minor > 0n) {
-        const feeAccount = await accounts.ensureSystemAccount('fees', participantId, q.send_currency);
-        legs.push({ id: `${paymentId}:fee`, debitAccountId: q.source_account_id, creditAccountId: feeAccount, amountMinor: q.fee_minor, currency: q.send_currency, purpose: 'p2p_fee', metadata: meta });
-      }
-      const linked = legs.map((l, i) => ({ ...l, linked: i < legs.length - 1 }));
-      const transferIds = linked.map((l) => l.id);
-      const now = clock.now();
-      // The payment record, the request it pays, the risk observation, the audit record and both outbox events are
-      // sent in the same pipeline as the ledger's linked chain (its account locks, reads and writes: all or nothing,
-      // never a debit without its credit, no overdraft under the row locks). One transaction: if the ledger refuses,
-      // the domain error below rolls every one of them back, so none exists without the money having moved. Nothing
-      // here waits for anything but the ledger, so the payee's account row (the contended one) stays locked only for
-      // the ledger's three round trips, the idempotency record and the commit.
-      const data = { paymentId, sendAmount: q.send_minor.toString(), sendCurrency: q.send_currency, receiveAmount: q.receive_minor.toString(), receiveCurrency: q.receive_currency, requestId: q.request_id };
-      let requestStillPending = true;
-      let results: TransferResult[] = [];
+      if (done.length === 0) return out.map((r) => r!);
+
+      // (5) The records of the payments whose money moved, set-based; audit records, outbox events and risk
+      // observations are staged and go out with the COMMIT.
+      const paidRequests = done.filter((p) => p.q.request_id !== null);
       await all([
-        async () => {
-          results = await mover.move(tx, linked);
-        },
+        () => tx.query(`update quotes set status = 'used' where id = any($1::text[])`, [done.map((p) => p.q.id)]),
         () =>
           tx.query(
             `insert into payments (id, quote_id, payer_participant_id, payer_customer_id, source_account_id, payee_participant_id, payee_customer_id, payee_account_id, send_minor, send_currency,
                receive_minor, receive_currency, fee_minor, rate, ref_eur_cents, request_id, status, transfer_ids, created_at)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'completed', $17, $18)`,
-            [paymentId, quoteId, participantId, q.payer_customer_id, q.source_account_id, q.payee_participant_id, q.payee_customer_id, q.payee_account_id, q.send_minor, q.send_currency, q.receive_minor, q.receive_currency, q.fee_minor, q.rate, q.ref_eur_cents, q.request_id, transferIds, now],
+             select v.id, q.id, q.payer_participant_id, q.payer_customer_id, q.source_account_id, q.payee_participant_id, q.payee_customer_id, q.payee_account_id, q.send_minor, q.send_currency,
+                    q.receive_minor, q.receive_currency, q.fee_minor, q.rate, q.ref_eur_cents, q.request_id, 'completed', string_to_array(v.tids, ','), $4
+               from unnest($1::text[], $2::text[], $3::text[]) with ordinality as v(id, quote_id, tids, n)
+               join quotes q on q.id = v.quote_id
+              order by v.n`,
+            [done.map((p) => p.paymentId), done.map((p) => p.q.id), done.map((p) => p.legs.map((l) => l.id).join(',')), now],
           ),
-        async () => {
-          if (q.request_id === null) return;
-          const updated = await tx.query(`update money_requests set status = 'paid', payment_id = $2 where id = $1 and status = 'pending' returning id`, [q.request_id, paymentId]);
-          requestStillPending = updated.length > 0;
-        },
-        () => risk.observe(tx, riskInput),
-        () => audit.record(tx, { actor, action: 'payment.completed', objectType: 'payment', objectId: paymentId, details: { quoteId, sendMinor: q.send_minor.toString(), sendCurrency: q.send_currency, receiveMinor: q.receive_minor.toString(), receiveCurrency: q.receive_currency } }),
-        () => events.emit(tx, { participantId, type: 'payment.sent', data: { ...data, customerId: q.payer_customer_id } }),
-        () => events.emit(tx, { participantId: q.payee_participant_id, type: 'payment.received', data: { ...data, customerId: q.payee_customer_id } }),
+        () =>
+          paidRequests.length === 0
+            ? Promise.resolve([])
+            : tx.query(`update money_requests r set status = 'paid', payment_id = v.pid from unnest($1::text[], $2::text[]) as v(rid, pid) where r.id = v.rid`, [
+                paidRequests.map((p) => p.q.request_id),
+                paidRequests.map((p) => p.paymentId),
+              ]),
       ]);
-      const bad = failed(results);
-      if (bad !== undefined && !bad.ok) {
-        const code = bad.error.code;
-        const index = results.indexOf(bad);
-        if (code === 'insufficient_funds') {
-          const leg = legs[index];
-          return leg !== undefined && 'debitAccountId' in leg && leg.debitAccountId.startsWith('fxl_')
-            ? err('fx_liquidity_insufficient', 'not enough FX liquidity for this conversion right now')
-            : err('insufficient_funds', 'the source account does not hold enough money');
-        }
-        if (code === 'account_closed') return err('account_unavailable', 'an account in this payment is closed');
-        return err('ledger_rejected', bad.error.message, { ledgerCode: code });
+      for (const p of done) {
+        const q = p.q;
+        const input = inputs[p.i]!;
+        const data = { paymentId: p.paymentId, sendAmount: q.send_minor.toString(), sendCurrency: q.send_currency, receiveAmount: q.receive_minor.toString(), receiveCurrency: q.receive_currency, requestId: q.request_id };
+        await risk.observe(tx, p.riskInput);
+        await audit.record(tx, { actor: input.actor, action: 'payment.completed', objectType: 'payment', objectId: p.paymentId, details: { quoteId: q.id, sendMinor: q.send_minor.toString(), sendCurrency: q.send_currency, receiveMinor: q.receive_minor.toString(), receiveCurrency: q.receive_currency } });
+        await events.emit(tx, { participantId: input.participantId, type: 'payment.sent', data: { ...data, customerId: q.payer_customer_id } });
+        await events.emit(tx, { participantId: q.payee_participant_id, type: 'payment.received', data: { ...data, customerId: q.payee_customer_id } });
+        out[p.i] = ok({
+          id: p.paymentId,
+          quoteId: q.id,
+          status: 'completed',
+          payerParticipantId: input.participantId,
+          payerCustomerId: q.payer_customer_id,
+          payeeParticipantId: q.payee_participant_id,
+          payeeCustomerId: q.payee_customer_id,
+          sendMinor: q.send_minor,
+          sendCurrency: q.send_currency,
+          receiveMinor: q.receive_minor,
+          receiveCurrency: q.receive_currency,
+          feeMinor: q.fee_minor,
+          rate: q.rate,
+          requestId: q.request_id,
+          transferIds: p.legs.map((l) => l.id),
+          createdAt: now,
+        });
       }
-      if (!requestStillPending) return err('request_not_pending', 'the request is no longer pending');
-      return ok({
-        id: paymentId,
-        quoteId,
-        status: 'completed',
-        payerParticipantId: participantId,
-        payerCustomerId: q.payer_customer_id,
-        payeeParticipantId: q.payee_participant_id,
-        payeeCustomerId: q.payee_customer_id,
-        sendMinor: q.send_minor,
-        sendCurrency: q.send_currency,
-        receiveMinor: q.receive_minor,
-        receiveCurrency: q.receive_currency,
-        feeMinor: q.fee_minor,
-        rate: q.rate,
-        requestId: q.request_id,
-        transferIds,
-        createdAt: now,
-      });
+      return out.map((r) => r!);
     },
 
     async getPayment(participantId, id) {

@@ -1,0 +1,127 @@
+import { sqlState, type Db, type Tx } from './db.ts';
+import type { EffectResponse, Idempotency, IdempotencyErrorCode, IdempotencyKeyRef, StoredResponse } from './idempotency.ts';
+import { err, ok, type DomainError, type Result } from './result.ts';
+
+/**
+ * Runs the effects of concurrent requests of one kind (P2P confirms) together: ONE transaction and set-based
+ * statements for a whole batch instead of a transaction and a dozen statements per request, and a contended row (a
+ * hot payee's account) updated once per batch instead of once per request, each request waiting for the previous
+ * one's commit.
+ *
+ * Batches form by themselves, without a timer: the first request runs at once, those arriving while a batch runs form
+ * the next one (up to `maxBatch`). One batch at a time per process; several processes run theirs concurrently, and the
+ * effect's row locks keep them correct (taken in one global order; a deadlock still retries the whole batch).
+ *
+ * Idempotency is the batch's own: every request's key is claimed in the batch's transaction and its answer stored
+ * there. `run` must therefore write nothing for a request it refuses (`commit: false`): a batch cannot roll back one
+ * request's writes and keep its neighbours'. (The flows decide every request before writing.)
+ */
+export interface EffectBatcherLimits {
+  readonly maxBatch: number;
+  /** Requests waiting beyond this are refused at once with `unavailable` (503). */
+  readonly maxQueue: number;
+  /** Retries of a whole batch on a serialization failure or deadlock. */
+  readonly retries: number;
+}
+
+export const DEFAULT_BATCHER_LIMITS: EffectBatcherLimits = { maxBatch: 64, maxQueue: 5_000, retries: 5 };
+
+export type BatcherErrorCode = IdempotencyErrorCode | 'unavailable';
+
+export interface EffectBatcher<I> {
+  submit(key: IdempotencyKeyRef, input: I): Promise<Result<StoredResponse & { readonly replayed: boolean }, DomainError<BatcherErrorCode>>>;
+}
+
+interface Waiting<I> {
+  readonly key: IdempotencyKeyRef;
+  readonly input: I;
+  resolve(r: Result<StoredResponse & { readonly replayed: boolean }, DomainError<BatcherErrorCode>>): void;
+  reject(error: unknown): void;
+}
+
+const RETRYABLE = new Set(['40001', '40P01']);
+
+export function createEffectBatcher<I>(
+  deps: { db: Db; idempotency: Idempotency },
+  run: (tx: Tx, inputs: readonly I[]) => Promise<EffectResponse[]>,
+  limits: EffectBatcherLimits = DEFAULT_BATCHER_LIMITS,
+): EffectBatcher<I> {
+  const { db, idempotency } = deps;
+  const queue: Waiting<I>[] = [];
+  // Keys queued or running in this process: a second request with one answers 409 at once.
+  const inFlight = new Set<string>();
+  let draining = false;
+
+  const runBatch = async (batch: readonly Waiting<I>[]): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const answers = await db.transaction(async (tx) => {
+          const claims = await idempotency.claimMany(
+            tx,
+            batch.map((w) => w.key),
+          );
+          const fresh = batch.filter((_, i) => claims[i]!.ok && claims[i]!.value === 'claimed');
+          const responses = fresh.length === 0 ? [] : await run(tx, fresh.map((w) => w.input));
+          if (responses.length !== fresh.length) throw new Error('effect batcher: run() must answer every input');
+          const byWaiting = new Map<Waiting<I>, EffectResponse>();
+          fresh.forEach((w, i) => {
+            const response = responses[i]!;
+            byWaiting.set(w, response);
+            idempotency.answer(tx, w.key, { status: response.status, body: response.body });
+          });
+          return batch.map((w, i) => {
+            const claim = claims[i]!;
+            if (!claim.ok) return claim;
+            if (claim.value !== 'claimed') return ok({ ...claim.value, replayed: true });
+            const response = byWaiting.get(w)!;
+            return ok({ status: response.status, body: response.body, replayed: false });
+          });
+        });
+        batch.forEach((w, i) => w.resolve(answers[i]!));
+        return;
+      } catch (error) {
+        const state = sqlState(error);
+        if (attempt < limits.retries && state !== undefined && RETRYABLE.has(state)) {
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 2 ** Math.min(attempt, 6)));
+          continue;
+        }
+        for (const w of batch) w.reject(error);
+        return;
+      }
+    }
+  };
+
+  const drain = async (): Promise<void> => {
+    draining = true;
+    try {
+      while (queue.length > 0) {
+        const batch = queue.splice(0, limits.maxBatch);
+        try {
+          await runBatch(batch);
+        } finally {
+          for (const w of batch) inFlight.delete(slotOf(w.key));
+        }
+      }
+    } finally {
+      draining = false;
+    }
+  };
+
+  return {
+    submit(key, input) {
+      if (!idempotency.validKey(key.key)) return Promise.resolve(err('idempotency_key_invalid', 'Idempotency-Key must be 1–128 printable ASCII characters'));
+      const slot = slotOf(key);
+      if (inFlight.has(slot)) {
+        return Promise.resolve(err('idempotency_in_progress', 'a request with this Idempotency-Key is still being processed; retry later', { idempotencyKey: key.key }));
+      }
+      if (queue.length >= limits.maxQueue) return Promise.resolve(err('unavailable', 'the hub is at capacity for this kind of request; retry shortly'));
+      inFlight.add(slot);
+      return new Promise((resolve, reject) => {
+        queue.push({ key, input, resolve, reject });
+        if (!draining) void drain();
+      });
+    },
+  };
+}
+
+const slotOf = (k: IdempotencyKeyRef) => `${k.scope}\u0000${k.key}`;
