@@ -83,6 +83,38 @@ describe.each(engines)('P2P transfers on %s', (engine) => {
     expect(await t.hub.transfers.ledger.checkInvariants()).toEqual([]);
   });
 
+  it('a batch of confirms decides each payment on its own: refused ones write nothing, and a refused quote can be paid later', async () => {
+    const payer = cus('li-at-wallet-b');
+    const from = acc('li-at-wallet-b', 'CNY');
+    const quote = async (amount: string) => {
+      const q = await t.api('wallet-b').post('/v1/transfers/quotes', { customerId: payer, payee: { type: 'handle', value: 'zhangmin' }, sendAmount: { amount, currency: 'CNY' } });
+      expect(q.status).toBe(201);
+      return q.body.id as string;
+    };
+    const b0 = await balance(from);
+    const small = await quote('1.00');
+    const tooBig = await quote(((Number(b0) + 100) / 100).toFixed(2));
+    const expired = await quote('1.00');
+    await t.hub.db.query(`update quotes set expires_at = $2 where id = $1`, [expired, new Date(clock.nowMs() - 1)]);
+    const actor = { type: 'participant' as const, participantId: demoParticipantId('wallet-b') };
+    const one = (quoteId: string) => ({ actor, participantId: demoParticipantId('wallet-b'), quoteId });
+    const results = await t.hub.db.transaction((tx) => t.hub.transfers.transfers.confirmMany(tx, [one(small), one(tooBig), one(small), one(expired), one('quo_nosuchquote00000')]));
+    expect(results.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual(['ok', 'insufficient_funds', 'quote_already_used', 'quote_expired', 'quote_not_found']);
+    expect(await balance(from)).toBe(b0 - 100n);
+    const rows = await t.hub.db.query<{ quote_id: string }>('select quote_id from payments where quote_id = any($1::text[])', [[small, tooBig, expired]]);
+    expect(rows.map((r) => r.quote_id)).toEqual([small]);
+    const states = await t.hub.db.query<{ id: string; status: string }>('select id, status from quotes where id = any($1::text[]) order by id', [[small, tooBig]]);
+    expect(Object.fromEntries(states.map((r) => [r.id, r.status]))).toEqual({ [small]: 'used', [tooBig]: 'open' });
+    // The refused quote is still open: once the account holds enough, confirming it again pays (its first attempt's
+    // recorded ledger failure belongs to that attempt only).
+    const dep = await t.hub.db.transaction((tx) => t.hub.transfers.accounts.deposit(tx, { type: 'system' }, demoParticipantId('wallet-b'), from, 200n, `topup-${Date.now()}`));
+    expect(dep.ok).toBe(true);
+    const retry = await t.api('wallet-b').post('/v1/transfers/payments', { quoteId: tooBig }, key());
+    expect(retry.status).toBe(201);
+    expect(await balance(from)).toBe(b0 - 100n + 200n - (b0 + 100n));
+    expect(await t.hub.transfers.ledger.checkInvariants()).toEqual([]);
+  });
+
   it('pays in two currencies through FX liquidity accounts, with the fee, atomically', async () => {
     const from = acc('li-at-wallet-a', 'CNY');
     const to = acc('maria-at-wallet-c', 'SGD');
