@@ -110,9 +110,9 @@ export type Idempotent = ((
   /**
    * For a route whose effects run batched (src/platform/effect-batcher.ts): `run` answers every input of a batch in
    * one transaction, writing nothing for an input it refuses. Returns the route's runner; the Idempotency-Key is
-   * required.
+   * required unless `keyRequired` is false.
    */
-  batched<I>(run: (tx: Tx, inputs: readonly I[]) => Promise<Outcome[]>, limits?: EffectBatcherLimits): (request: FastifyRequest, reply: FastifyReply, input: I) => Promise<FastifyReply>;
+  batched<I>(run: (tx: Tx, inputs: readonly I[]) => Promise<Outcome[]>, options?: { keyRequired?: boolean; limits?: EffectBatcherLimits }): (request: FastifyRequest, reply: FastifyReply, input: I) => Promise<FastifyReply>;
 };
 
 /**
@@ -145,11 +145,14 @@ export function createIdempotentRunner(deps: { db: Db; idempotency: Idempotency;
     return answer(reply, await deps.idempotency.run(scope, key, hash, async (tx) => toEffect(await effect(tx))));
   };
   return Object.assign(runner, {
-    batched<I>(run: (tx: Tx, inputs: readonly I[]) => Promise<Outcome[]>, limits?: EffectBatcherLimits) {
-      const batcher = createEffectBatcher<I>({ db: deps.db, idempotency: deps.idempotency }, async (tx, inputs) => (await run(tx, inputs)).map(toEffect), limits);
+    batched<I>(run: (tx: Tx, inputs: readonly I[]) => Promise<Outcome[]>, options: { keyRequired?: boolean; limits?: EffectBatcherLimits } = {}) {
+      const batcher = createEffectBatcher<I>({ db: deps.db, idempotency: deps.idempotency }, async (tx, inputs) => (await run(tx, inputs)).map(toEffect), options.limits);
       return async (request: FastifyRequest, reply: FastifyReply, input: I) => {
         const key = request.headers['idempotency-key'];
-        if (typeof key !== 'string') return reply.fail({ code: 'idempotency_key_required', message: 'this request moves money: send an Idempotency-Key header' });
+        if (typeof key !== 'string') {
+          if (options.keyRequired !== false) return reply.fail({ code: 'idempotency_key_required', message: 'this request moves money: send an Idempotency-Key header' });
+          return answer(reply, await batcher.submit(undefined, input));
+        }
         return answer(reply, await batcher.submit({ ...keyOf(request), key }, input));
       };
     },

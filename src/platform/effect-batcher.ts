@@ -29,11 +29,12 @@ export const DEFAULT_BATCHER_LIMITS: EffectBatcherLimits = { maxBatch: 64, maxQu
 export type BatcherErrorCode = IdempotencyErrorCode | 'unavailable';
 
 export interface EffectBatcher<I> {
-  submit(key: IdempotencyKeyRef, input: I): Promise<Result<StoredResponse & { readonly replayed: boolean }, DomainError<BatcherErrorCode>>>;
+  /** `key` undefined: a request without an Idempotency-Key (where the route allows it); nothing is claimed or stored. */
+  submit(key: IdempotencyKeyRef | undefined, input: I): Promise<Result<StoredResponse & { readonly replayed: boolean }, DomainError<BatcherErrorCode>>>;
 }
 
 interface Waiting<I> {
-  readonly key: IdempotencyKeyRef;
+  readonly key: IdempotencyKeyRef | undefined;
   readonly input: I;
   resolve(r: Result<StoredResponse & { readonly replayed: boolean }, DomainError<BatcherErrorCode>>): void;
   reject(error: unknown): void;
@@ -56,10 +57,10 @@ export function createEffectBatcher<I>(
     for (let attempt = 0; ; attempt++) {
       try {
         const answers = await db.transaction(async (tx) => {
-          const claims = await idempotency.claimMany(
-            tx,
-            batch.map((w) => w.key),
-          );
+          const keyed = batch.filter((w) => w.key !== undefined);
+          const keyClaims = keyed.length === 0 ? [] : await idempotency.claimMany(tx, keyed.map((w) => w.key!));
+          const claimOf = new Map(keyed.map((w, i) => [w, keyClaims[i]!]));
+          const claims = batch.map((w) => claimOf.get(w) ?? ok('claimed' as const));
           const fresh = batch.filter((_, i) => claims[i]!.ok && claims[i]!.value === 'claimed');
           const responses = fresh.length === 0 ? [] : await run(tx, fresh.map((w) => w.input));
           if (responses.length !== fresh.length) throw new Error('effect batcher: run() must answer every input');
@@ -67,7 +68,7 @@ export function createEffectBatcher<I>(
           fresh.forEach((w, i) => {
             const response = responses[i]!;
             byWaiting.set(w, response);
-            idempotency.answer(tx, w.key, { status: response.status, body: response.body });
+            if (w.key !== undefined) idempotency.answer(tx, w.key, { status: response.status, body: response.body });
           });
           return batch.map((w, i) => {
             const claim = claims[i]!;
@@ -99,7 +100,7 @@ export function createEffectBatcher<I>(
         try {
           await runBatch(batch);
         } finally {
-          for (const w of batch) inFlight.delete(slotOf(w.key));
+          for (const w of batch) if (w.key !== undefined) inFlight.delete(slotOf(w.key));
         }
       }
     } finally {
@@ -109,13 +110,15 @@ export function createEffectBatcher<I>(
 
   return {
     submit(key, input) {
-      if (!idempotency.validKey(key.key)) return Promise.resolve(err('idempotency_key_invalid', 'Idempotency-Key must be 1–128 printable ASCII characters'));
-      const slot = slotOf(key);
-      if (inFlight.has(slot)) {
-        return Promise.resolve(err('idempotency_in_progress', 'a request with this Idempotency-Key is still being processed; retry later', { idempotencyKey: key.key }));
-      }
       if (queue.length >= limits.maxQueue) return Promise.resolve(err('unavailable', 'the hub is at capacity for this kind of request; retry shortly'));
-      inFlight.add(slot);
+      if (key !== undefined) {
+        if (!idempotency.validKey(key.key)) return Promise.resolve(err('idempotency_key_invalid', 'Idempotency-Key must be 1–128 printable ASCII characters'));
+        const slot = slotOf(key);
+        if (inFlight.has(slot)) {
+          return Promise.resolve(err('idempotency_in_progress', 'a request with this Idempotency-Key is still being processed; retry later', { idempotencyKey: key.key }));
+        }
+        inFlight.add(slot);
+      }
       return new Promise((resolve, reject) => {
         queue.push({ key, input, resolve, reject });
         if (!draining) void drain();

@@ -12,7 +12,7 @@ import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatMoney, parseMoney } from '../platform/money.ts';
 import type { DomainError } from '../platform/result.ts';
-import type { ConfirmInput, MoneyRequest, Payment, Quote, RedPacketView, SplitView, TransferService } from './service.ts';
+import type { ConfirmInput, QuoteInput, MoneyRequest, Payment, Quote, RedPacketView, SplitView, TransferService } from './service.ts';
 
 export interface TransferRouteDeps {
   readonly db: Db;
@@ -369,6 +369,11 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
 
   // ---- pay ---------------------------------------------------------------------------------------------------------
+  // Quotes run batched: concurrent quotes share one transaction, their reads and their insert set-based.
+  const quote = idempotent.batched<{ payer: { id: string; country: string }; input: QuoteInput }>(
+    async (tx, items) => (await transfers.quoteMany(tx, items)).map((r) => (r.ok ? created(wireQuote(r.value)) : r.error)),
+    { keyRequired: false },
+  );
   app.post(
     '/v1/transfers/quotes',
     {
@@ -377,22 +382,17 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         response: { 201: Obj('Quote') },
       }),
     },
-    async (request, reply) =>
-      idempotent(request, reply, async (tx) => {
-        const b = request.body;
-        const send = b.sendAmount === undefined ? undefined : parse(b.sendAmount, 'sendAmount');
-        const receive = b.receiveAmount === undefined ? undefined : parse(b.receiveAmount, 'receiveAmount');
-        if (send?.ok === false) return send.error;
-        if (receive?.ok === false) return receive.error;
-        const r = await transfers.quote(tx, actorOf(request, b.customerId), await me(request), {
-          customerId: b.customerId,
-          sourceAccountId: b.sourceAccountId,
-          payee: b.payee,
-          sendAmount: send?.ok === true ? send.value : undefined,
-          receiveAmount: receive?.ok === true ? receive.value : undefined,
-        });
-        return r.ok ? created(wireQuote(r.value)) : r.error;
-      }),
+    async (request, reply) => {
+      const b = request.body;
+      const send = b.sendAmount === undefined ? undefined : parse(b.sendAmount, 'sendAmount');
+      const receive = b.receiveAmount === undefined ? undefined : parse(b.receiveAmount, 'receiveAmount');
+      if (send?.ok === false) return reply.fail(send.error);
+      if (receive?.ok === false) return reply.fail(receive.error);
+      return quote(request, reply, {
+        payer: await me(request),
+        input: { customerId: b.customerId, sourceAccountId: b.sourceAccountId, payee: b.payee, sendAmount: send?.ok === true ? send.value : undefined, receiveAmount: receive?.ok === true ? receive.value : undefined },
+      });
+    },
   );
 
   // Confirms run batched: concurrent confirms share one transaction and set-based statements (transfers.confirmMany).

@@ -87,6 +87,9 @@ export interface Quote {
   readonly createdAt: Date;
 }
 
+/** A quote as planned, with what storing it needs beyond what the payer is shown. */
+type PlannedQuote = Quote & { readonly payeeAliasId: string; readonly payeeCustomerId: string; readonly payeeAccountId: string; readonly refEurCents: bigint };
+
 export interface Payment {
   readonly id: string;
   readonly quoteId: string;
@@ -166,6 +169,17 @@ export interface ConfirmInput {
   readonly stepUpCompleted?: boolean | undefined;
 }
 
+export interface QuoteInput {
+  readonly customerId: string;
+  readonly sourceAccountId?: string | undefined;
+  readonly payee: { readonly type: AliasType; readonly value: string };
+  readonly sendAmount?: { readonly amountMinor: bigint; readonly currency: string } | undefined;
+  readonly receiveAmount?: { readonly amountMinor: bigint; readonly currency: string } | undefined;
+}
+
+/** Bound on quotes planned in one transaction (one batch of the quotes batcher). */
+export const MAX_QUOTE_BATCH = 128;
+
 /** Bound on payments confirmed in one transaction (one batch of the payments batcher). */
 export const MAX_CONFIRM_BATCH = 128;
 
@@ -176,12 +190,11 @@ export interface TransferLimits {
 
 export interface TransferService {
   readonly requestLimits: TransferLimits;
-  quote(
-    tx: Queryable,
-    actor: Actor,
-    payer: Participant,
-    input: { customerId: string; sourceAccountId?: string | undefined; payee: { type: AliasType; value: string }; sendAmount?: { amountMinor: bigint; currency: string } | undefined; receiveAmount?: { amountMinor: bigint; currency: string } | undefined },
-  ): Promise<Result<Quote, TErr>>;
+  /**
+   * Quotes up to MAX_QUOTE_BATCH payments in the caller's transaction (reads and the insert set-based), one result
+   * per item, in order; only the successful ones are stored. Sent through the quotes batcher (routes).
+   */
+  quoteMany(tx: Queryable, items: readonly { payer: Participant; input: QuoteInput }[]): Promise<Result<Quote, TErr>[]>;
   /**
    * Confirms up to MAX_CONFIRM_BATCH quotes in the caller's transaction, one result per input, in order. A refused
    * payment writes nothing but its risk alert (when risk refused it); the others commit with the transaction. Sent
@@ -431,24 +444,32 @@ export function createTransferService(deps: {
     readonly used: { day: bigint; month: bigint };
     readonly source: AccountRef | undefined;
   }
-  const payerContext = async (q: Queryable, participantId: string, customerId: string, accountId: string): Promise<PayerContext | undefined> => {
+  /** payerContext for many payers in one statement, one answer per item, in order. */
+  const payerContexts = async (q: Queryable, items: readonly { participantId: string; customerId: string; accountId: string }[]): Promise<(PayerContext | undefined)[]> => {
+    if (items.length === 0) return [];
     const { dayStart, monthStart } = periodStarts();
-    const [r] = await q.query<{ kyc_level: number; day: bigint | null; month: bigint | null; acc_id: string | null; owner_participant_id: string | null; acc_customer_id: string | null; acc_currency: string | null; kind: AccountRef['kind'] | null; closed: boolean | null; linked: boolean }>(
-      `select c.kyc_level, u.day, u.month, a.id as acc_id, a.owner_participant_id, a.customer_id as acc_customer_id, a.currency as acc_currency, a.kind, a.closed,
-              exists (select 1 from account_links l where l.wallet_participant_id = $4 and l.wallet_customer_id = $1 and l.account_id = $5 and l.status = 'active') as linked
-         from customers c
-         cross join (select sum(ref_eur_cents) filter (where created_at >= $2)::int8 as day, sum(ref_eur_cents)::int8 as month
-                       from payments where payer_customer_id = $1 and created_at >= $3) u
-         left join ledger_accounts a on a.id = $5
-        where c.id = $1 and c.participant_id = $4`,
-      [customerId, dayStart, monthStart, participantId, accountId],
+    const rows = await q.query<{ n: bigint; kyc_level: number; day: bigint | null; month: bigint | null; acc_id: string | null; owner_participant_id: string | null; acc_customer_id: string | null; acc_currency: string | null; kind: AccountRef['kind'] | null; closed: boolean | null; linked: boolean }>(
+      `select u.n, c.kyc_level, x.day, x.month, a.id as acc_id, a.owner_participant_id, a.customer_id as acc_customer_id, a.currency as acc_currency, a.kind, a.closed,
+              exists (select 1 from account_links l where l.wallet_participant_id = u.pid and l.wallet_customer_id = u.cid and l.account_id = u.aid and l.status = 'active') as linked
+         from unnest($1::text[], $2::text[], $3::text[]) with ordinality as u(cid, pid, aid, n)
+         join customers c on c.id = u.cid and c.participant_id = u.pid
+         cross join lateral (select sum(ref_eur_cents) filter (where created_at >= $4)::int8 as day, sum(ref_eur_cents)::int8 as month
+                               from payments where payer_customer_id = u.cid and created_at >= $5) x
+         left join ledger_accounts a on a.id = u.aid`,
+      [items.map((i) => i.customerId), items.map((i) => i.participantId), items.map((i) => i.accountId), dayStart, monthStart],
     );
-    if (r === undefined) return undefined;
-    const acc: AccountRef | undefined =
-      r.acc_id === null ? undefined : { id: r.acc_id, ownerParticipantId: r.owner_participant_id!, customerId: r.acc_customer_id, currency: r.acc_currency!, kind: r.kind!, closed: r.closed! };
-    const debitable = acc !== undefined && acc.kind === 'customer' && !acc.closed && ((acc.ownerParticipantId === participantId && acc.customerId === customerId) || r.linked);
-    return { kycLevel: r.kyc_level, used: { day: r.day ?? 0n, month: r.month ?? 0n }, source: debitable ? acc : undefined };
+    const out: (PayerContext | undefined)[] = items.map(() => undefined);
+    for (const r of rows) {
+      const item = items[Number(r.n) - 1]!;
+      const acc: AccountRef | undefined =
+        r.acc_id === null ? undefined : { id: r.acc_id, ownerParticipantId: r.owner_participant_id!, customerId: r.acc_customer_id, currency: r.acc_currency!, kind: r.kind!, closed: r.closed! };
+      const debitable = acc !== undefined && acc.kind === 'customer' && !acc.closed && ((acc.ownerParticipantId === item.participantId && acc.customerId === item.customerId) || r.linked);
+      out[Number(r.n) - 1] = { kycLevel: r.kyc_level, used: { day: r.day ?? 0n, month: r.month ?? 0n }, source: debitable ? acc : undefined };
+    }
+    return out;
   };
+  const payerContext = async (q: Queryable, participantId: string, customerId: string, accountId: string): Promise<PayerContext | undefined> =>
+    (await payerContexts(q, [{ participantId, customerId, accountId }]))[0];
 
   const payeeFromAlias = (a: AliasRecord): Payee => ({
     aliasId: a.id,
@@ -470,10 +491,12 @@ export function createTransferService(deps: {
     return first === undefined ? undefined : accounts.debitable(q, participantId, customerId, first.id);
   };
 
-  /** The core of quoting, for a payee already resolved (by alias, or the requester of a money request). */
-  async function makeQuote(
+  /**
+   * The core of quoting, for a payee already resolved (by alias, or the requester of a money request): every check and
+   * the amounts, nothing written (insertQuotes stores it).
+   */
+  async function planQuote(
     tx: Queryable,
-    actor: Actor,
     payer: Participant,
     customerId: string,
     payee: Payee,
@@ -481,7 +504,7 @@ export function createTransferService(deps: {
     sourceAccountId: string | undefined,
     requestId: string | null,
     context?: PayerContext | undefined | 'missing',
-  ): Promise<Result<Quote, TErr>> {
+  ): Promise<Result<PlannedQuote, TErr>> {
     const wanted = sourceAccountId ?? customerAccountId(customerId, amount.mode === 'send' ? amount.currency : payee.currency);
     const ctx = context === 'missing' ? undefined : (context ?? (await payerContext(tx, payer.id, customerId, wanted)));
     if (ctx === undefined) return err('customer_not_found', 'no such customer', { customerId });
@@ -517,21 +540,9 @@ export function createTransferService(deps: {
     const refEurCents = toEurCents(table, sendCurrency, sendMinor + feeMinor);
     const limit = limitError(ctx.used, ctx.kycLevel, refEurCents);
     if (limit !== undefined) return { ok: false, error: limit };
-    const id = newId('quo');
     const now = clock.now();
-    const expiresAt = new Date(now.getTime() + QUOTE_TTL_MS);
-    const rate = sendCurrency === receiveCurrency ? null : formatScaled(conv.value.rate, 8);
-    const midRate = sendCurrency === receiveCurrency ? null : formatScaled(conv.value.midRate, 8);
-    await tx.query(
-      `insert into quotes (id, payer_participant_id, payer_customer_id, source_account_id, payee_alias_id, payee_participant_id, payee_customer_id, payee_account_id,
-         send_minor, send_currency, receive_minor, receive_currency, fee_minor, rate, mid_rate, spread_bps, ref_eur_cents, risk, request_id, status, expires_at, created_at)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 'open', $20, $21)`,
-      [id, payer.id, customerId, source.id, payee.aliasId, payee.participantId, payee.customerId, payee.accountId, sendMinor, sendCurrency, receiveMinor, receiveCurrency, feeMinor, rate, midRate, spreadBps, refEurCents, {}, requestId, expiresAt, now],
-    );
-    const warnings = payee.flagged ? [FLAGGED_WARNING] : [];
-    void actor;
     return ok({
-      id,
+      id: newId('quo'),
       payerParticipantId: payer.id,
       payerCustomerId: customerId,
       sourceAccountId: source.id,
@@ -541,14 +552,61 @@ export function createTransferService(deps: {
       receiveMinor,
       receiveCurrency,
       feeMinor,
-      rate,
-      midRate,
+      rate: sendCurrency === receiveCurrency ? null : formatScaled(conv.value.rate, 8),
+      midRate: sendCurrency === receiveCurrency ? null : formatScaled(conv.value.midRate, 8),
       spreadBps,
       requestId,
-      warnings,
-      expiresAt,
+      warnings: payee.flagged ? [FLAGGED_WARNING] : [],
+      expiresAt: new Date(now.getTime() + QUOTE_TTL_MS),
       createdAt: now,
+      payeeAliasId: payee.aliasId,
+      payeeCustomerId: payee.customerId,
+      payeeAccountId: payee.accountId,
+      refEurCents,
     });
+  }
+
+  /** Stores planned quotes, in one statement. */
+  const insertQuotes = async (tx: Queryable, quotes: readonly PlannedQuote[]): Promise<void> => {
+    if (quotes.length === 0) return;
+    const col = <T>(f: (q: PlannedQuote) => T) => quotes.map(f);
+    await tx.query(
+      `insert into quotes (id, payer_participant_id, payer_customer_id, source_account_id, payee_alias_id, payee_participant_id, payee_customer_id, payee_account_id,
+         send_minor, send_currency, receive_minor, receive_currency, fee_minor, rate, mid_rate, spread_bps, ref_eur_cents, risk, request_id, status, expires_at, created_at)
+       select id, pp, pc, src, pa, pep, pec, pea, sm::int8, sc, rm::int8, rc, fm::int8, rate, mid, bps, ref::int8, '{}'::jsonb, req, 'open', exp::timestamptz, at::timestamptz
+         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+                     $14::text[], $15::text[], $16::int4[], $17::text[], $18::text[], $19::text[], $20::text[])
+              as v(id, pp, pc, src, pa, pep, pec, pea, sm, sc, rm, rc, fm, rate, mid, bps, ref, req, exp, at)`,
+      [
+        col((q) => q.id),
+        col((q) => q.payerParticipantId),
+        col((q) => q.payerCustomerId),
+        col((q) => q.sourceAccountId),
+        col((q) => q.payeeAliasId),
+        col((q) => q.payee.participantId),
+        col((q) => q.payeeCustomerId),
+        col((q) => q.payeeAccountId),
+        col((q) => q.sendMinor.toString()),
+        col((q) => q.sendCurrency),
+        col((q) => q.receiveMinor.toString()),
+        col((q) => q.receiveCurrency),
+        col((q) => q.feeMinor.toString()),
+        col((q) => q.rate),
+        col((q) => q.midRate),
+        col((q) => q.spreadBps),
+        col((q) => q.refEurCents.toString()),
+        col((q) => q.requestId),
+        col((q) => q.expiresAt.toISOString()),
+        col((q) => q.createdAt.toISOString()),
+      ],
+    );
+  };
+
+  /** Plans and stores one quote (money requests approved by the payer). */
+  async function makeQuote(...args: Parameters<typeof planQuote>): Promise<Result<Quote, TErr>> {
+    const planned = await planQuote(...args);
+    if (planned.ok) await insertQuotes(args[0], [planned.value]);
+    return planned;
   }
 
   // Red packets ---------------------------------------------------------------------------------------------------
@@ -655,18 +713,35 @@ export function createTransferService(deps: {
 
   const service: TransferService = {
     requestLimits,
-    async quote(tx, actor, payer, input) {
-      if ((input.sendAmount === undefined) === (input.receiveAmount === undefined)) return err('split_invalid', 'give exactly one of sendAmount and receiveAmount');
-      const amount = input.sendAmount !== undefined ? { mode: 'send' as const, ...input.sendAmount } : { mode: 'receive' as const, ...input.receiveAmount! };
-      // The payer's side does not depend on the payee when the source account is known (given, or the send currency's):
-      // both reads go out together.
-      const known = input.sourceAccountId ?? (amount.mode === 'send' ? customerAccountId(input.customerId, amount.currency) : undefined);
-      const [alias, ctx] = await both(
-        () => aliases.resolve(tx, input.payee.type, input.payee.value, payer.country),
-        async () => (known === undefined ? undefined : ((await payerContext(tx, payer.id, input.customerId, known)) ?? ('missing' as const))),
+    async quoteMany(tx, items) {
+      if (items.length > MAX_QUOTE_BATCH) throw new Error(`quoteMany: at most ${MAX_QUOTE_BATCH} quotes at once`);
+      const amounts = items.map(({ input }) =>
+        input.sendAmount !== undefined ? { mode: 'send' as const, ...input.sendAmount } : input.receiveAmount !== undefined ? { mode: 'receive' as const, ...input.receiveAmount } : undefined,
       );
-      if (alias === undefined) return err('alias_not_found', 'no account is registered under this alias');
-      return makeQuote(tx, actor, payer, input.customerId, payeeFromAlias(alias), amount, input.sourceAccountId, null, ctx);
+      // The payer's side does not depend on the payee when the source account is known (given, or the send currency's):
+      // both reads go out together, each one statement for the whole batch.
+      const known = items.map(({ input }, i) => input.sourceAccountId ?? (amounts[i]?.mode === 'send' ? customerAccountId(input.customerId, amounts[i].currency) : undefined));
+      const withKnown = items.flatMap(({ payer, input }, i) => (known[i] === undefined ? [] : [{ i, participantId: payer.id, customerId: input.customerId, accountId: known[i] }]));
+      const [found, contexts] = await both(
+        () => aliases.resolveMany(tx, items.map(({ payer, input }) => ({ type: input.payee.type, value: input.payee.value, defaultCountry: payer.country }))),
+        () => payerContexts(tx, withKnown),
+      );
+      const contextOf = new Map(withKnown.map((w, k) => [w.i, contexts[k] ?? ('missing' as const)]));
+      const out: Result<Quote, TErr>[] = [];
+      const planned: PlannedQuote[] = [];
+      for (const [i, { payer, input }] of items.entries()) {
+        const amount = amounts[i];
+        const alias = found[i];
+        if (amount === undefined || (input.sendAmount !== undefined && input.receiveAmount !== undefined)) out.push(err('split_invalid', 'give exactly one of sendAmount and receiveAmount'));
+        else if (alias === undefined) out.push(err('alias_not_found', 'no account is registered under this alias'));
+        else {
+          const quote = await planQuote(tx, payer, input.customerId, payeeFromAlias(alias), amount, input.sourceAccountId, null, contextOf.get(i));
+          if (quote.ok) planned.push(quote.value);
+          out.push(quote);
+        }
+      }
+      await insertQuotes(tx, planned);
+      return out;
     },
 
     async confirmMany(tx, inputs) {
@@ -953,7 +1028,7 @@ export function createTransferService(deps: {
       const [r] = await db.query<RequestRow>(`${REQUEST_SELECT} where r.id = $1 and (r.payer_participant_id = $2 or r.requester_participant_id = $2)`, [id, participantId]);
       return r === undefined ? undefined : toRequest(r, clock.nowMs());
     },
-    async approveRequest(tx, actor, payer, requestId, input) {
+    async approveRequest(tx, _actor, payer, requestId, input) {
       const [r] = await tx.query<RequestRow>(`${REQUEST_SELECT} where r.id = $1 and r.payer_participant_id = $2`, [requestId, payer.id]);
       if (r === undefined) return err('request_not_found', 'no such request', { requestId });
       if (r.payer_customer_id !== input.customerId) return err('not_request_payer', 'this request was sent to another customer');
@@ -969,7 +1044,7 @@ export function createTransferService(deps: {
         currency: r.currency,
         flagged: r.flagged,
       };
-      const quote = await makeQuote(tx, actor, payer, input.customerId, payee, { mode: 'receive', amountMinor: r.amount_minor, currency: r.currency }, input.sourceAccountId, requestId);
+      const quote = await makeQuote(tx, payer, input.customerId, payee, { mode: 'receive', amountMinor: r.amount_minor, currency: r.currency }, input.sourceAccountId, requestId);
       if (quote.ok) {
         const warnings = [REQUEST_WARNING, ...(r.first_time ? [FIRST_TIME_WARNING] : []), ...quote.value.warnings];
         return ok({ ...quote.value, warnings });

@@ -91,6 +91,9 @@ describe.each(engines)('P2P transfers on %s', (engine) => {
       expect(q.status).toBe(201);
       return q.body.id as string;
     };
+    // Earlier tests may have spent this payer's money: start from a known amount.
+    const funded = await t.hub.db.transaction((tx) => t.hub.transfers.accounts.deposit(tx, { type: 'system' }, demoParticipantId('wallet-b'), from, 10_000n, `fund-${Date.now()}`));
+    expect(funded.ok).toBe(true);
     const b0 = await balance(from);
     const small = await quote('1.00');
     const tooBig = await quote(((Number(b0) + 100) / 100).toFixed(2));
