@@ -10,6 +10,7 @@ import type { Vault } from '../platform/vault.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 import type { TErr } from '../transfers/errors.ts';
 import { maskName, normalizeAlias, type AliasType } from './normalize.ts';
+import { createCoalescer } from '../platform/coalescer.ts';
 
 /**
  * The alias directory: phone (E.164), email or handle → one account at one participant. Lookups answer a masked
@@ -74,6 +75,9 @@ export interface AliasService {
   unflag(tx: Queryable, actor: Actor, participant: { id: string; country: string }, type: AliasType, value: string): Promise<Result<AliasRecord, TErr>>;
 }
 
+/** Bound on directory lookups answered by one statement. */
+const LOOKUP_BATCH = 128;
+
 interface AliasRow {
   id: string;
   type: AliasType;
@@ -129,6 +133,8 @@ export function createAliasService(deps: { db: Db; clock: Clock; audit: AuditSer
     const found = new Map(rows.map((r) => [`${r.type}\u0000${r.value}`, toAlias(r)]));
     return items.map((i, k) => (normalized[k] === undefined ? undefined : found.get(`${i.type}\u0000${normalized[k]}`)));
   };
+  // Directory lookups (verification of payee) are the hottest read of a payment: concurrent ones share a statement.
+  const lookups = createCoalescer((items: readonly { type: AliasType; value: string; defaultCountry: string }[]) => resolveMany(db, items), { maxBatch: LOOKUP_BATCH });
   const byId: AliasService['byId'] = async (q, id) => {
     const [row] = await q.query<AliasRow>(`${SELECT} where a.id = $1`, [id]);
     return row === undefined ? undefined : toAlias(row);
@@ -160,7 +166,7 @@ export function createAliasService(deps: { db: Db; clock: Clock; audit: AuditSer
       if (!p.allowed) return retry(p.retryAfterMs);
       const c = byCustomer.take(`${participant.id}:${customerId}`, 1);
       if (!c.allowed) return retry(c.retryAfterMs);
-      const found = await resolve(db, type, value, participant.country);
+      const found = await lookups.load({ type, value, defaultCountry: participant.country });
       if (found === undefined) {
         // A miss costs more: enumeration mostly misses. The extra is taken best-effort (never below zero).
         byParticipant.take(participant.id, limits.missCost - 1);
