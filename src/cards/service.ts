@@ -223,6 +223,8 @@ export interface CardService {
   get(issuerId: string, cardId: string, q?: Queryable): Promise<Card | undefined>;
   /** Unscoped, for the hub's own services (tokens, payments). */
   getById(cardId: string, q?: Queryable): Promise<Card | undefined>;
+  /** getById for many cards in one statement (unknown ids are absent from the map). */
+  getManyById(cardIds: readonly string[], q?: Queryable): Promise<Map<string, Card>>;
   list(issuerId: string, options: { customerId?: string; afterId?: string; limit: number }): Promise<Card[]>;
   /** The card with this number (by the vault's index hash) and whether expiry and CVV match; undefined if none. */
   matchCardData(pan: string, expiry: string, cvv: string, q?: Queryable): Promise<{ card: Card; matches: boolean } | undefined>;
@@ -245,6 +247,11 @@ export function createCardService(deps: { db: Db; clock: Clock; vault: Vault; au
   const getById = async (cardId: string, q: Queryable = db) => {
     const [row] = await q.query<CardRow>(`${CARD_SELECT} where c.id = $1`, [cardId]);
     return row === undefined ? undefined : toCard(row);
+  };
+  const getManyById = async (cardIds: readonly string[], q: Queryable = db) => {
+    if (cardIds.length === 0) return new Map<string, Card>();
+    const rows = await q.query<CardRow>(`${CARD_SELECT} where c.id = any($1::text[])`, [[...new Set(cardIds)]]);
+    return new Map(rows.map((r) => [r.id, toCard(r)]));
   };
   const get = async (issuerId: string, cardId: string, q: Queryable = db) => {
     const [row] = await q.query<CardRow>(`${CARD_SELECT} where c.id = $1 and c.issuer_participant_id = $2`, [cardId, issuerId]);
@@ -303,6 +310,7 @@ export function createCardService(deps: { db: Db; clock: Clock; vault: Vault; au
   return {
     checkControls,
     getById,
+    getManyById,
     get,
     getProduct,
     async createProduct(tx, actor, issuerId, input) {

@@ -82,6 +82,8 @@ export interface MerchantService {
   get(ownerParticipantId: string, merchantId: string, q?: Queryable): Promise<Merchant | undefined>;
   /** Unscoped, for resolving a scanned code or a link. */
   getById(merchantId: string, q?: Queryable): Promise<Merchant | undefined>;
+  /** getById for many merchants in one statement (unknown ids are absent from the map). */
+  getManyById(merchantIds: readonly string[], q?: Queryable): Promise<Map<string, Merchant>>;
   list(ownerParticipantId: string, options: { afterId?: string; limit: number }): Promise<Merchant[]>;
 }
 
@@ -93,6 +95,11 @@ export function createMerchantService(deps: { db: Db; clock: Clock; audit: Audit
   };
   return {
     getById,
+    async getManyById(merchantIds, q = db) {
+      if (merchantIds.length === 0) return new Map();
+      const rows = await q.query<MerchantRow>('select * from merchants where id = any($1::text[])', [[...new Set(merchantIds)]]);
+      return new Map(rows.map((r) => [r.id, toMerchant(r)]));
+    },
     async get(owner, merchantId, q = db) {
       const m = await getById(merchantId, q);
       return m !== undefined && m.ownerParticipantId === owner ? m : undefined;

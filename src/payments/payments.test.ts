@@ -240,7 +240,7 @@ describe.each(engines)('payments on %s', (engine) => {
       );
     const expectRisk = async (res: Promise<{ status: number; body: any }>, code: string, ruleName: string) => {
       const r = await res;
-      expect(r.body.error?.code).toBe(code);
+      expect(r.body.error?.code, JSON.stringify(r.body)).toBe(code);
       expect(r.body.error.details.reasons).toContain(ruleName);
     };
     const fresh = await cardInTwoWallets(t.hub, call); // a card with no history: velocity counts start at zero
@@ -317,6 +317,50 @@ describe.each(engines)('payments on %s', (engine) => {
       server.closeAllConnections();
       server.close();
     }
+  });
+
+  it('a batch of taps and captures decides each one on its own: declined ones write nothing, accepted counters advance once', async () => {
+    // Each card funded from its own holder's account (the default holder's is shared by every card of this file).
+    const bank = (await t.hub.participants.get(demoParticipantId('bank-a')))!;
+    const holder = (name: string) =>
+      t.hub.db.transaction(async (tx) => {
+        const c = await t.hub.customers.create(tx, { type: 'system' }, bank, { externalId: `batch-${name}-${engine}`, name });
+        if (!c.ok) throw new Error(c.error.code);
+        return c.value.id;
+      });
+    const poor = await cardInTwoWallets(t.hub, call, { depositMinor: 500n, holderId: await holder('Poor Holder') });
+    const rich = await cardInTwoWallets(t.hub, call, { depositMinor: 1_000_000n, holderId: await holder('Rich Holder') });
+    const merchant = demoParticipantId('merchant-a');
+    const actor = { type: 'participant' as const, participantId: merchant };
+    const item = (body: ReturnType<typeof tapBody>, merchantId = MERCHANT_A) => {
+      const { amount, ...rest } = body;
+      return { actor, owner: merchant, merchantId, input: { ...rest, amountMinor: BigInt(Math.round(Number(amount.amount) * 100)), currency: amount.currency } };
+    };
+    const now = clock.now();
+    const first = tapBody(rich.a, { amount: '1.00', amountMinor: 100n, now });
+    const second = tapBody(rich.a, { amount: '2.00', amountMinor: 200n, now });
+    const replay = { ...tapBody(rich.a, { amount: '1.00', amountMinor: 100n, now, atc: first.atc }) };
+    const tooBig = tapBody(poor.a, { amount: '9.00', amountMinor: 900n, now });
+    const holdsBefore = await t.hub.db.query<{ n: bigint }>(`select count(*) as n from ledger_pending where credit_account_id = $1`, [settlementA]);
+    const results = await t.hub.db.transaction((tx) => t.hub.payments.payments.authorizeTaps(tx, [item(first), item(second), item(replay), item(tooBig), item(first, 'mer_nosuchmerchant0')]));
+    expect(results.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual(['ok', 'ok', 'atc_replayed', 'insufficient_funds', 'merchant_not_found']);
+    const holdsAfter = await t.hub.db.query<{ n: bigint }>(`select count(*) as n from ledger_pending where credit_account_id = $1`, [settlementA]);
+    expect(holdsAfter[0]!.n - holdsBefore[0]!.n).toBe(2n);
+    // The accepted counters advanced to the highest one; the refused tap's card kept its counter (nothing written).
+    const atcOf = async (tokenRef: string) => (await t.hub.db.query<{ last_atc: number | null }>('select last_atc from card_tokens where token_ref = $1', [tokenRef]))[0]?.last_atc;
+    expect(await atcOf(rich.a.tokenRef)).toBe(second.atc);
+    expect(await atcOf(poor.a.tokenRef)).toBeNull();
+    const ids = results.flatMap((r) => (r.ok ? [r.value.id] : []));
+    expect((await t.hub.db.query('select id from pay_authorizations where id = any($1::text[])', [ids])).length).toBe(2);
+
+    const cap = (authorizationId: string, amountMinor?: bigint) => ({ actor, owner: merchant, authorizationId, amountMinor });
+    const captured = await t.hub.db.transaction((tx) =>
+      t.hub.payments.payments.captureMany(tx, [cap(ids[0]!), cap(ids[0]!), cap(ids[1]!, 999n), cap(ids[1]!, 150n), cap('pay_nosuchpayment000')]),
+    );
+    expect(captured.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual(['ok', 'already_captured', 'capture_exceeds_authorized', 'ok', 'payment_not_found']);
+    const rows = await t.hub.db.query<{ id: string; status: string; captured_minor: bigint }>('select id, status, captured_minor from pay_authorizations where id = any($1::text[]) order by created_at, id', [ids]);
+    expect(Object.fromEntries(rows.map((r) => [r.id, `${r.status}:${r.captured_minor}`]))).toEqual({ [ids[0]!]: 'captured:100', [ids[1]!]: 'captured:150' });
+    expect(await t.hub.ledger.checkInvariants()).toEqual([]);
   });
 
   it('uncaptured holds expire with the ledger pending and cannot be captured', async () => {

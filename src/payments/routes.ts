@@ -12,7 +12,7 @@ import type { RiskService } from '../risk/service.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway } from './issuer.ts';
 import { PAYMENT_RULE_NAMES, type PaymentRuleName, type PaymentRuleStore } from './risk-rules.ts';
-import type { Authorization, Deferred, PaymentLink, PaymentService, QrCode, WalletPayInput } from './service.ts';
+import type { Authorization, CaptureItem, Deferred, TapItem, PaymentLink, PaymentService, QrCode, WalletPayInput } from './service.ts';
 
 export interface PaymentRouteDeps {
   readonly db: Db;
@@ -152,8 +152,13 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
     return res;
   };
 
+  // Taps and captures run batched: concurrent ones share one transaction, set-based statements and one ledger call
+  // (payments.authorizeTaps / captureMany); a declined tap writes its risk alert in the batch.
+  const tap = idempotent.batched<TapItem>(async (tx, items) => (await payments.authorizeTaps(tx, items)).map((r) => (r.ok ? created(wireAuthorization(r.value)) : r.error)));
+  const capture = idempotent.batched<CaptureItem>(async (tx, items) => (await payments.captureMany(tx, items)).map((r) => (r.ok ? okResponse(wireAuthorization(r.value)) : r.error)));
+
   /**
-   * The scaffold of every route that pays or authorizes (CPM, tap, scanned merchant QR, payment link): Idempotency-Key
+   * The scaffold of every route that pays or authorizes (CPM, scanned merchant QR, payment link): Idempotency-Key
    * required, one transaction, a decline's risk alert raised after the rollback, 201 with the payment as `wire` shows
    * it to the caller. `run` is what differs: how the body becomes the service call (a parse error is answered as is).
    */
@@ -313,13 +318,12 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
         response: { 201: Obj('Authorization') },
       }),
     },
-    async (request, reply) =>
-      authorizing(request, reply, wireAuthorization, async (tx, deferred) => {
-        const amount = parseMoney(request.body.amount);
-        if (!amount.ok) return amount;
-        const { token, expiry, atc, unpredictableNumber, cryptogram } = request.body;
-        return payments.authorizeTap(tx, actorOf(request), me(request), request.params.merchantId, { token, expiry, atc, unpredictableNumber, cryptogram, ...amount.value }, deferred);
-      }),
+    async (request, reply) => {
+      const amount = parseMoney(request.body.amount);
+      if (!amount.ok) return reply.fail(amount.error);
+      const { token, expiry, atc, unpredictableNumber, cryptogram } = request.body;
+      return tap(request, reply, { actor: actorOf(request), owner: me(request), merchantId: request.params.merchantId, input: { token, expiry, atc, unpredictableNumber, cryptogram, ...amount.value } });
+    },
   );
 
   // ---- payment links -----------------------------------------------------------------------------------------------
@@ -374,18 +378,12 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   app.post(
     '/v1/payments/:paymentId/capture',
     { schema: schema('payments', 'Capture an authorization, fully or partly (once); the rest of the hold is released', { params: PaymentParams, body: OptionalAmount }) },
-    async (request, reply) =>
-      idempotent(
-        request,
-        reply,
-        async (tx) => {
-          const amount = await amountFor(request, request.params.paymentId, request.body.amount);
-          if (!amount.ok) return amount.error;
-          const r = await payments.capture(tx, actorOf(request), me(request), request.params.paymentId, amount.value);
-          return r.ok ? okResponse(wireAuthorization(r.value)) : r.error;
-        },
-        { required: true },
-      ),
+    async (request, reply) => {
+      // A partial capture's amount is parsed in the payment's currency (one read); a full capture needs none.
+      const amount = request.body.amount === undefined ? { ok: true as const, value: undefined } : await amountFor(request, request.params.paymentId, request.body.amount);
+      if (!amount.ok) return reply.fail(amount.error);
+      return capture(request, reply, { actor: actorOf(request), owner: me(request), authorizationId: request.params.paymentId, amountMinor: amount.value });
+    },
   );
   app.post('/v1/payments/:paymentId/void', { schema: schema('payments', 'Void an uncaptured authorization: the hold is released', { params: PaymentParams }) }, async (request, reply) =>
     idempotent(

@@ -10,13 +10,13 @@ import type { Ledger } from '../ledger/ledger.ts';
 import type { TransferInput } from '../ledger/types.ts';
 import type { Merchant, MerchantService } from '../merchants/service.ts';
 import type { Clock } from '../platform/clock.ts';
-import type { Db, Queryable } from '../platform/db.ts';
+import type { Db, Flusher, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { formatAmount } from '../platform/money.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
-import type { RiskAssessment, RiskDecision, RiskInput, RiskReason, RiskService } from '../risk/service.ts';
-import type { WalletTokenService } from '../tokens/service.ts';
+import { riskHistoryOf, riskHistorySql, type RiskAssessment, type RiskDecision, type RiskInput, type RiskReason, type RiskService } from '../risk/service.ts';
+import type { VerifiedTokenPayment, WalletTokenService } from '../tokens/service.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway } from './issuer.ts';
@@ -232,6 +232,23 @@ export interface TapInput {
   readonly cryptogram: string;
 }
 
+export interface TapItem {
+  readonly actor: Actor;
+  readonly owner: string;
+  readonly merchantId: string;
+  readonly input: TapInput;
+}
+
+export interface CaptureItem {
+  readonly actor: Actor;
+  readonly owner: string;
+  readonly authorizationId: string;
+  readonly amountMinor?: bigint | undefined;
+}
+
+/** Bound on taps or captures handled in one transaction (one batch of their batcher). */
+export const MAX_PAYMENT_BATCH = 128;
+
 /** A decline's risk alert: raised after the rollback, in its own transaction, so that it survives the decline. */
 export interface Deferred {
   alert?: { input: RiskInput; assessment: RiskAssessment; context: Record<string, unknown> };
@@ -269,6 +286,15 @@ export interface PaymentService {
   getLink(linkId: string): Promise<{ link: PaymentLink; merchant: Merchant } | undefined>;
   payLink(tx: Queryable, actor: Actor, walletId: string, linkId: string, input: WalletPayInput, deferred: Deferred): Promise<Result<Authorization, PErr>>;
   capture(tx: Queryable, actor: Actor, owner: string, authorizationId: string, amountMinor?: bigint): Promise<Result<Authorization, PErr>>;
+  /**
+   * authorizeTap for up to MAX_PAYMENT_BATCH taps in the caller's transaction, one result per tap, in order: every
+   * read set-based, every check decided in memory, then one ledger call for every hold (the merchant's settlement
+   * row updated once) and set-based writes for the taps that went through. A declined tap writes nothing but its
+   * risk alert (when risk declined it). Sent through the taps batcher (routes).
+   */
+  authorizeTaps(tx: Queryable, items: readonly TapItem[]): Promise<Result<Authorization, PErr>[]>;
+  /** capture for up to MAX_PAYMENT_BATCH captures in the caller's transaction, likewise. */
+  captureMany(tx: Queryable, items: readonly CaptureItem[]): Promise<Result<Authorization, PErr>[]>;
   void(tx: Queryable, actor: Actor, owner: string, authorizationId: string): Promise<Result<Authorization, PErr>>;
   refund(tx: Queryable, actor: Actor, owner: string, authorizationId: string, amountMinor?: bigint): Promise<Result<{ authorization: Authorization; refundId: string; amountMinor: bigint }, PErr>>;
   /** Scoped to the merchant's owner, or (viewer 'payer') to the paying wallet. */
@@ -301,6 +327,51 @@ const AUTH_CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
 const authCode = () => Array.from({ length: 6 }, () => AUTH_CODE_ALPHABET[randomInt(AUTH_CODE_ALPHABET.length)]).join('');
 
 const yymmdd = (d: Date) => d.toISOString().slice(2, 10).replace(/-/g, '');
+
+/** Authorizations of a batch, inserted with the COMMIT (one statement). */
+const authorizationFlusher: Flusher<Authorization> = {
+  flush: (tx, rows) => {
+    const col = <T>(f: (a: Authorization) => T) => rows.map(f);
+    return tx.query(
+      `insert into pay_authorizations (id, owner_participant_id, merchant_id, channel, status, source_kind, issuer_participant_id, card_id, token_id, payer_participant_id,
+                                       payer_customer_id, source_account_id, device_id, amount_minor, currency, auth_code, decided_by, hold_transfer_id, hold_expires_at,
+                                       qr_id, link_id, risk_score, country, mcc, created_at, updated_at)
+       select id, owner, merchant, channel, status, source_kind, issuer, card, token, payer, payer_customer, source_account, device, amount::int8, currency, code, decided_by, hold,
+              hold_expires::timestamptz, qr, link, score, country, mcc, at::timestamptz, at::timestamptz
+         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                     $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::int4[], $23::text[], $24::text[], $25::text[])
+              as v(id, owner, merchant, channel, status, source_kind, issuer, card, token, payer, payer_customer, source_account, device, amount, currency, code, decided_by, hold,
+                   hold_expires, qr, link, score, country, mcc, at)`,
+      [
+        col((a) => a.id),
+        col((a) => a.ownerParticipantId),
+        col((a) => a.merchantId),
+        col((a) => a.channel),
+        col((a) => a.status),
+        col((a) => a.sourceKind),
+        col((a) => a.issuerParticipantId),
+        col((a) => a.cardId),
+        col((a) => a.tokenId),
+        col((a) => a.payerParticipantId),
+        col((a) => a.payerCustomerId),
+        col((a) => a.sourceAccountId),
+        col((a) => a.deviceId),
+        col((a) => a.amountMinor.toString()),
+        col((a) => a.currency),
+        col((a) => a.authCode),
+        col((a) => a.decidedBy),
+        col((a) => a.holdTransferId),
+        col((a) => a.holdExpiresAt?.toISOString() ?? null),
+        col((a) => a.qrId),
+        col((a) => a.linkId),
+        col((a) => a.riskScore),
+        col((a) => a.country),
+        col((a) => a.mcc),
+        col((a) => a.createdAt.toISOString()),
+      ],
+    );
+  },
+};
 
 export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
   const { db, clock, vault, audit, events, ledger, accounts, cards, walletTokens, risk, fx, merchants, issuers, paymentRules } = deps;
@@ -669,6 +740,361 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     return ok(toAuth(row));
   };
 
+  const authorizeTaps: PaymentService['authorizeTaps'] = async (tx, items) => {
+    if (items.length > MAX_PAYMENT_BATCH) throw new Error(`authorizeTaps: at most ${MAX_PAYMENT_BATCH} taps at once`);
+    const out: (Result<Authorization, PErr> | undefined)[] = items.map(() => undefined);
+    const now = clock.now();
+    const merchantsById = await merchants.getManyById(
+      items.map((i) => i.merchantId),
+      tx,
+    );
+    const live: number[] = [];
+    items.forEach((item, i) => {
+      const m = merchantsById.get(item.merchantId);
+      if (m === undefined || m.ownerParticipantId !== item.owner) out[i] = err('merchant_not_found', 'no such merchant');
+      else if (item.input.currency !== m.currency) out[i] = err('payment_currency_mismatch', `this merchant takes ${m.currency}`, { currency: m.currency });
+      else live.push(i);
+    });
+    // (1)–(2) de-tokenize: the token rows locked, each cryptogram and counter checked, nothing written yet.
+    const verified = await walletTokens.verifyTokenPayments(
+      tx,
+      live.map((i) => {
+        const { input, owner } = items[i]!;
+        const m = merchantsById.get(items[i]!.merchantId)!;
+        return { tokenNumber: input.token, atc: input.atc, cryptogram: input.cryptogram, amountMinor: input.amountMinor, currency: input.currency, country: m.country, date: yymmdd(now), type: '00', unpredictableNumber: input.unpredictableNumber, channel: 'tap' as const, actingParticipantId: owner };
+      }),
+    );
+    interface Candidate {
+      readonly i: number;
+      readonly merchant: Merchant;
+      readonly v: VerifiedTokenPayment;
+      readonly riskInput: RiskInput;
+    }
+    const candidates: Candidate[] = [];
+    for (const [k, i] of live.entries()) {
+      const v = verified[k]!;
+      if (!v.ok) {
+        out[i] = v;
+        continue;
+      }
+      const input = items[i]!.input;
+      if (`${v.value.expiry.slice(3, 5)}${v.value.expiry.slice(0, 2)}` !== input.expiry) {
+        out[i] = err('token_expired', 'the expiry read by the terminal does not match the token');
+        continue;
+      }
+      const merchant = merchantsById.get(items[i]!.merchantId)!;
+      const card = v.value.card;
+      candidates.push({
+        i,
+        merchant,
+        v: v.value,
+        riskInput: {
+          channel: 'card_tap',
+          participantId: card.issuerParticipantId,
+          customerId: card.customerId,
+          amountMinor: input.amountMinor,
+          currency: input.currency,
+          refEurCents: await refEurCents(input.currency, input.amountMinor),
+          counterparty: { id: merchant.id },
+          country: merchant.country,
+        },
+      });
+    }
+    if (candidates.length === 0) return out.map((r) => r!);
+
+    // Everything the controls and the rules read, for every candidate in one statement each (pipelined): the card's
+    // spend and velocity, and the cardholder's risk history, under each issuer's own rule windows.
+    const issuerIds = [...new Set(candidates.map((c) => c.v.card.issuerParticipantId))];
+    const rulesOf = new Map(await Promise.all(issuerIds.map(async (id) => [id, await paymentRules.rules(id)] as const)));
+    const sharedOf = new Map(await Promise.all(issuerIds.map(async (id) => [id, await risk.rulesVia(tx, id)] as const)));
+    const settingsOf = new Map(await Promise.all(issuerIds.map(async (id) => [id, await issuers.get(id, tx)] as const)));
+    const dayStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
+    const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+    const sinceOf = (c: Candidate, rule: 'token_velocity' | 'card_velocity') => new Date(now.getTime() - (rulesOf.get(c.v.card.issuerParticipantId)![rule].windowS ?? 600) * 1000).toISOString();
+    const [stats, histories] = await all([
+      () =>
+        tx.query<{ n: bigint; today: string; month: string; token_recent: bigint; card_recent: bigint; total: bigint }>(
+          `select u.n,
+                  coalesce(sum(a.amount_minor - a.refunded_minor) filter (where a.created_at >= $5 and a.status in ('authorized', 'captured')), 0)::text as today,
+                  coalesce(sum(a.amount_minor - a.refunded_minor) filter (where a.status in ('authorized', 'captured')), 0)::text as month,
+                  count(a.id) filter (where a.token_id = u.token_id and a.created_at > u.token_since::timestamptz) as token_recent,
+                  count(a.id) filter (where a.created_at > u.card_since::timestamptz) as card_recent,
+                  count(a.id) as total
+             from unnest($1::text[], $2::text[], $3::text[], $4::text[]) with ordinality as u(card_id, token_id, token_since, card_since, n)
+             left join pay_authorizations a on a.card_id = u.card_id and a.created_at >= least($6::timestamptz, u.token_since::timestamptz, u.card_since::timestamptz)
+            group by u.n`,
+          [candidates.map((c) => c.v.card.id), candidates.map((c) => c.v.tokenId), candidates.map((c) => sinceOf(c, 'token_velocity')), candidates.map((c) => sinceOf(c, 'card_velocity')), dayStart, monthStart],
+        ),
+      () =>
+        tx.query<{ n: bigint; recent: bigint | null; hn: bigint | null; avg: string | null; known: boolean | null }>(
+          `select u.n, h.recent, h.n as hn, h.avg, h.known
+             from unnest($1::text[], $2::text[], $3::text[], $4::text[]) with ordinality as u(participant_id, customer_id, counterparty, since, n)
+             cross join lateral (${riskHistorySql({ participantId: 'u.participant_id', customerId: 'u.customer_id', counterparty: 'u.counterparty', since: 'u.since::timestamptz' })}) h`,
+          [
+            candidates.map((c) => c.riskInput.participantId),
+            candidates.map((c) => c.riskInput.customerId),
+            candidates.map((c) => c.riskInput.counterparty.id),
+            candidates.map((c) => sharedOf.get(c.riskInput.participantId)!.windowStart.toISOString()),
+          ],
+        ),
+    ]);
+    const statsOf = new Map(stats.map((r) => [Number(r.n) - 1, r]));
+    const historyOf = new Map(histories.map((r) => [Number(r.n) - 1, r]));
+
+    // (3)–(4) each tap in arrival order; taps of one card in this batch count against each other's totals and velocity.
+    const byCard = new Map<string, { spent: bigint; count: number; tokens: Map<string, number> }>();
+    const byCustomer = new Map<string, { count: number; counterparties: Set<string> }>();
+    interface Approved {
+      readonly c: Candidate;
+      readonly id: string;
+      readonly score: number;
+      decidedBy: Authorization['decidedBy'];
+      fundingAccountId: string | undefined;
+    }
+    const approved: Approved[] = [];
+    const asks: Promise<void>[] = [];
+    for (const [k, c] of candidates.entries()) {
+      const input = items[c.i]!.input;
+      const card = c.v.card;
+      const st = statsOf.get(k);
+      const mine = byCard.get(card.id) ?? { spent: 0n, count: 0, tokens: new Map<string, number>() };
+      const declined = cards.checkControls(card, {
+        amountMinor: input.amountMinor,
+        currency: input.currency,
+        mcc: c.merchant.mcc,
+        country: c.merchant.country,
+        channel: 'tap',
+        spentTodayMinor: BigInt(st?.today ?? '0') + mine.spent,
+        spentMonthMinor: BigInt(st?.month ?? '0') + mine.spent,
+        now,
+      });
+      if (declined !== undefined) {
+        out[c.i] = err(declined, `declined by the card's controls: ${declined}`);
+        continue;
+      }
+      const seen = byCustomer.get(card.customerId);
+      const h = historyOf.get(k);
+      const stored = riskHistoryOf(sharedOf.get(card.issuerParticipantId)!.rules, h === undefined ? undefined : { recent: h.recent, n: h.hn, avg: h.avg, known: h.known });
+      const history = seen === undefined ? stored : { ...stored, recent: stored.recent + seen.count, count: stored.count + seen.count, knownCounterparty: stored.knownCounterparty || seen.counterparties.has(c.merchant.id) };
+      const shared = risk.decide(c.riskInput, history);
+      const own = evaluatePaymentRules(rulesOf.get(card.issuerParticipantId)!, {
+        amountMinor: input.amountMinor,
+        mcc: c.merchant.mcc,
+        merchantCountry: c.merchant.country,
+        tokenRecent: Number(st?.token_recent ?? 0n) + (mine.tokens.get(c.v.tokenId) ?? 0),
+        cardRecent: Number(st?.card_recent ?? 0n) + mine.count,
+        deviceRecent: 0,
+        cardHistory: Number(st?.total ?? 0n) + mine.count,
+        deviceKnown: false,
+      });
+      const reasons: RiskReason[] = [...shared.reasons, ...own];
+      const decision = reasons.reduce<RiskDecision>((d, x) => (SEVERITY[x.action] > SEVERITY[d] ? x.action : d), 'approve');
+      const score = Math.min(100, reasons.reduce((sum, x) => sum + x.score, 0));
+      if (decision !== 'approve') {
+        // A tap carries no step-up: either action stops it. Its alert is the one thing a declined tap writes.
+        await risk.raiseAlert(tx, c.riskInput, { decision, score, reasons }, { merchantId: c.merchant.id, paymentChannel: 'tap', cardId: card.id, tokenId: c.v.tokenId, deviceCountry: null });
+        out[c.i] =
+          decision === 'decline'
+            ? err('risk_declined', 'the payment was stopped by a risk rule', { reasons: reasons.map((r) => r.rule), score })
+            : err('step_up_required', 'the cardholder must re-authenticate in the wallet', { reasons: reasons.map((r) => r.rule), score });
+        continue;
+      }
+      mine.spent += input.amountMinor;
+      mine.count += 1;
+      mine.tokens.set(c.v.tokenId, (mine.tokens.get(c.v.tokenId) ?? 0) + 1);
+      byCard.set(card.id, mine);
+      const cs = seen ?? { count: 0, counterparties: new Set<string>() };
+      cs.count += 1;
+      cs.counterparties.add(c.merchant.id);
+      byCustomer.set(card.customerId, cs);
+      const a: Approved = { c, id: newId('pay'), score, decidedBy: 'hosted', fundingAccountId: card.fundingAccountId ?? undefined };
+      approved.push(a);
+      const settings = settingsOf.get(card.issuerParticipantId)!;
+      if (settings.mode === 'webhook') {
+        // Webhook issuers are asked together (each within its deadline), before any lock on a ledger account is taken.
+        asks.push(
+          (async () => {
+            const answer = await issuers.ask(
+              settings,
+              {
+                authorizationId: a.id,
+                cardId: card.id,
+                customerId: card.customerId,
+                tokenId: c.v.tokenId,
+                walletParticipantId: c.v.requestorParticipantId,
+                amount: { amount: formatAmount(input.amountMinor, input.currency), currency: input.currency },
+                merchant: { id: c.merchant.id, name: c.merchant.name, mcc: c.merchant.mcc, country: c.merchant.country, city: c.merchant.city },
+                channel: 'tap',
+                riskScore: score,
+              },
+              input.amountMinor,
+              tx,
+            );
+            a.decidedBy = answer.by;
+            if (!answer.approved) {
+              out[c.i] =
+                answer.by === 'issuer'
+                  ? err('issuer_declined', 'the issuer declined the payment', { reason: answer.reason })
+                  : err('issuer_unavailable', 'the issuer did not answer in time and its stand-in rules decline', { reason: answer.reason });
+              return;
+            }
+            a.fundingAccountId = await accounts.ensureSystemAccount('funding', card.issuerParticipantId, input.currency);
+          })(),
+        );
+      } else if (a.fundingAccountId === undefined) {
+        out[c.i] = err('no_funding_account', 'the card has no funding account at the hub');
+      }
+    }
+    await Promise.all(asks);
+    const holding = approved.filter((a) => out[a.c.i] === undefined);
+    if (holding.length === 0) return out.map((r) => r!);
+
+    // (5) Every hold in one ledger call: each its own pending transfer (not linked), the merchant's row updated once.
+    const planned = holding.map((a) => {
+      const input = items[a.c.i]!.input;
+      return { a, id: a.id, holdId: `${a.id}_hold`, input };
+    });
+    const results = await ledger.applyInTx(
+      tx,
+      planned.map((p) => ({
+        id: p.holdId,
+        kind: 'pending' as const,
+        debitAccountId: p.a.fundingAccountId!,
+        creditAccountId: p.a.c.merchant.settlementAccountId,
+        amountMinor: p.input.amountMinor,
+        currency: p.input.currency,
+        timeoutMs: holdTtlMs,
+        purpose: 'card_authorization',
+        metadata: { authorizationId: p.id, merchantId: p.a.c.merchant.id },
+      })),
+    );
+    const uses: Parameters<WalletTokenService['recordTokenUses']>[1][number][] = [];
+    for (const [k, p] of planned.entries()) {
+      const held = results[k];
+      if (held === undefined || !held.ok) {
+        out[p.a.c.i] = { ok: false, error: ledgerCode(held?.ok === false ? held.error.code : 'unknown') };
+        continue;
+      }
+      const { c } = p.a;
+      const auth: Authorization = {
+        id: p.id,
+        ownerParticipantId: c.merchant.ownerParticipantId,
+        merchantId: c.merchant.id,
+        channel: 'tap',
+        status: 'authorized',
+        sourceKind: 'token',
+        issuerParticipantId: c.v.card.issuerParticipantId,
+        cardId: c.v.card.id,
+        tokenId: c.v.tokenId,
+        payerParticipantId: c.v.requestorParticipantId,
+        payerCustomerId: c.v.walletCustomerId,
+        sourceAccountId: p.a.fundingAccountId!,
+        deviceId: null,
+        amountMinor: p.input.amountMinor,
+        currency: p.input.currency,
+        capturedMinor: 0n,
+        refundedMinor: 0n,
+        feeMinor: 0n,
+        authCode: authCode(),
+        decidedBy: p.a.decidedBy,
+        holdTransferId: p.holdId,
+        holdExpiresAt: new Date(now.getTime() + holdTtlMs),
+        qrId: null,
+        linkId: null,
+        riskScore: p.a.score,
+        country: c.merchant.country,
+        mcc: c.merchant.mcc,
+        createdAt: now,
+        updatedAt: now,
+      };
+      tx.hooks!.stage(authorizationFlusher, auth);
+      uses.push({ verified: c.v, channel: 'tap', actingParticipantId: items[c.i]!.owner });
+      await risk.observe(tx, c.riskInput);
+      await audit.record(tx, { actor: items[c.i]!.actor, action: 'payment.authorized', objectType: 'payment', objectId: auth.id, details: { merchantId: c.merchant.id, channel: 'tap', amountMinor: auth.amountMinor.toString(), currency: auth.currency, decidedBy: auth.decidedBy, cardId: auth.cardId, riskScore: auth.riskScore } });
+      await notify(tx, auth, 'payment.authorized', { channel: 'tap', decidedBy: auth.decidedBy });
+      out[c.i] = ok(auth);
+    }
+    await walletTokens.recordTokenUses(tx, uses);
+    return out.map((r) => r!);
+  };
+
+  const captureMany: PaymentService['captureMany'] = async (tx, items) => {
+    if (items.length > MAX_PAYMENT_BATCH) throw new Error(`captureMany: at most ${MAX_PAYMENT_BATCH} captures at once`);
+    const out: (Result<Authorization, PErr> | undefined)[] = items.map(() => undefined);
+    // Lock every authorization (in id order, before the ledger's accounts), then decide each.
+    const rows = await tx.query<AuthRow>('select * from pay_authorizations where id = any($1::text[]) order by id for update', [[...new Set(items.map((i) => i.authorizationId))]]);
+    const byId = new Map(rows.map((r) => [r.id, toAuth(r)]));
+    const merchantsById = await merchants.getManyById(
+      rows.map((r) => r.merchant_id),
+      tx,
+    );
+    const taken = new Set<string>();
+    const planned: { i: number; a: Authorization; amount: bigint; fee: bigint; transfers: TransferInput[] }[] = [];
+    for (const [i, item] of items.entries()) {
+      const a = byId.get(item.authorizationId);
+      if (a === undefined || a.ownerParticipantId !== item.owner) {
+        out[i] = err('payment_not_found', 'no such payment');
+        continue;
+      }
+      if (a.status === 'captured' || taken.has(a.id)) {
+        out[i] = err('already_captured', 'the payment was already captured');
+        continue;
+      }
+      if (a.status !== 'authorized') {
+        out[i] = err('payment_state', `the payment is ${a.status}`, { status: a.status });
+        continue;
+      }
+      const amount = item.amountMinor ?? a.amountMinor;
+      if (amount <= 0n) {
+        out[i] = err('capture_exceeds_authorized', 'capture a positive amount');
+        continue;
+      }
+      if (amount > a.amountMinor) {
+        out[i] = err('capture_exceeds_authorized', 'cannot capture more than was authorized', { authorized: formatAmount(a.amountMinor, a.currency) });
+        continue;
+      }
+      const merchant = merchantsById.get(a.merchantId);
+      if (merchant === undefined) throw new Error('merchant vanished');
+      const fee = merchant.feeBps > 0 ? (amount * BigInt(merchant.feeBps) + 9_999n) / 10_000n : 0n;
+      const transfers: TransferInput[] = [{ id: `${a.id}_capture`, kind: 'post_pending', pendingId: a.holdTransferId, amountMinor: amount, purpose: 'card_capture', metadata: { authorizationId: a.id }, ...(fee > 0n ? { linked: true } : {}) }];
+      if (fee > 0n) {
+        const feeAccount = await accounts.ensureSystemAccount('fees', a.issuerParticipantId, a.currency);
+        transfers.push({ id: `${a.id}_fee`, debitAccountId: merchant.settlementAccountId, creditAccountId: feeAccount, amountMinor: fee, currency: a.currency, purpose: 'merchant_fee', metadata: { authorizationId: a.id, feeBps: merchant.feeBps } });
+      }
+      taken.add(a.id);
+      planned.push({ i, a, amount, fee, transfers });
+    }
+    if (planned.length === 0) return out.map((r) => r!);
+    const results = await ledger.applyInTx(
+      tx,
+      planned.flatMap((p) => p.transfers),
+    );
+    const done: typeof planned = [];
+    let at = 0;
+    for (const p of planned) {
+      const mine = results.slice(at, at + p.transfers.length);
+      at += p.transfers.length;
+      const failed = mine.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed') ?? mine.find((r) => !r.ok);
+      if (failed !== undefined && !failed.ok) out[p.i] = { ok: false, error: ledgerCode(failed.error.code) };
+      else done.push(p);
+    }
+    if (done.length === 0) return out.map((r) => r!);
+    const now = clock.now();
+    await tx.query(`update pay_authorizations a set status = 'captured', captured_minor = v.amount, fee_minor = v.fee, updated_at = $4 from unnest($1::text[], $2::int8[], $3::int8[]) as v(id, amount, fee) where a.id = v.id`, [
+      done.map((p) => p.a.id),
+      done.map((p) => p.amount.toString()),
+      done.map((p) => p.fee.toString()),
+      now,
+    ]);
+    for (const p of done) {
+      const captured: Authorization = { ...p.a, status: 'captured', capturedMinor: p.amount, feeMinor: p.fee, updatedAt: now };
+      await audit.record(tx, { actor: items[p.i]!.actor, action: 'payment.captured', objectType: 'payment', objectId: p.a.id, details: { amountMinor: p.amount.toString(), feeMinor: p.fee.toString() } });
+      await notify(tx, captured, 'payment.captured', { fee: formatAmount(p.fee, p.a.currency) });
+      out[p.i] = ok(captured);
+    }
+    return out.map((r) => r!);
+  };
+
   const resolveQr = async (q: Queryable, payload: string): Promise<Result<{ merchant: Merchant; qr: QrCode | undefined; amountMinor: bigint | null; currency: string }, PErr>> => {
     const decoded = decodeMpm(payload);
     if (!decoded.ok) return err('qr_invalid', decoded.error.message, decoded.error.details);
@@ -707,6 +1133,8 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
   const ownMerchant = async (q: Queryable, owner: string, merchantId: string) => merchants.get(owner, merchantId, q);
 
   return {
+    authorizeTaps,
+    captureMany,
     async createQr(tx, actor, owner, merchantId, input) {
       const merchant = await ownMerchant(tx, owner, merchantId);
       if (merchant === undefined) return err('merchant_not_found', 'no such merchant');

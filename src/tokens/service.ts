@@ -232,6 +232,16 @@ export interface WalletTokenService {
   setRules(tx: Queryable, actor: Actor, issuerId: string, rules: ProvisioningRules): Promise<ProvisioningRules>;
   enrollAuthenticator(tx: Queryable, actor: Actor, issuerId: string, customerId: string): Promise<Result<{ secret: string; otpauthUri: string }, TErr>>;
   verifyTokenPayment(input: VerifyTokenPaymentInput, tx?: Queryable): Promise<Result<VerifiedTokenPayment, DomainError<TokenPaymentDeclineCode>>>;
+  /**
+   * verifyTokenPayment for many presented tokens (by number) in the caller's transaction, writing NOTHING: the token
+   * rows are locked (in id order: every writer of token rows takes them before ledger accounts) and each payment is
+   * checked as verifyTokenPayment does, its counter against the last one recorded and against the counters accepted
+   * earlier in the same call. `requestorParticipantId` undefined: whichever wallet holds the token (a terminal does
+   * not know it). recordTokenUses then advances the counters of the payments that went through.
+   */
+  verifyTokenPayments(tx: Queryable, inputs: readonly (Omit<VerifyTokenPaymentInput, 'requestorParticipantId' | 'tokenRef'> & { tokenNumber: string; requestorParticipantId?: string })[]): Promise<Result<VerifiedTokenPayment & { readonly expiry: string }, DomainError<TokenPaymentDeclineCode>>[]>;
+  /** Advances the counters (one statement) and audits each use (staged). */
+  recordTokenUses(tx: Queryable, uses: readonly { verified: VerifiedTokenPayment; channel: Channel; actingParticipantId: string }[]): Promise<void>;
   /** The wallets and persons linked to a customer record through verification. */
   personOf(participantId: string, customerId: string, q?: Queryable): Promise<string | undefined>;
 }
@@ -687,6 +697,75 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
         return ok({ tokenId: token.id, tokenRef: token.tokenRef, card, par: card.par, requestorParticipantId: token.requestorParticipantId, walletCustomerId: token.customerId, atc: input.atc });
       };
       return outer !== undefined ? run(outer) : db.transaction(run);
+    },
+
+    async verifyTokenPayments(tx, inputs) {
+      if (inputs.length === 0) return [];
+      const indexes = await Promise.all(inputs.map((i) => vault.indexHash(i.tokenNumber)));
+      const rows = await tx.query<TokenRow & { token_index: string }>(`${TOKEN_SELECT} where t.token_index = any($1::text[]) order by t.id for update of t`, [[...new Set(indexes)]]);
+      const byIndex = new Map(rows.map((r) => [r.token_index, r]));
+      const cardsById = await cards.getManyById(
+        rows.map((r) => r.card_id),
+        tx,
+      );
+      const masterKeys = new Map<string, string>();
+      for (const issuerId of new Set(rows.map((r) => r.issuer_participant_id))) masterKeys.set(issuerId, (await settings(tx, issuerId)).masterKeyHex);
+      const now = clock.now();
+      const accepted = new Map<string, number>();
+      return inputs.map((input, i): Result<VerifiedTokenPayment & { readonly expiry: string }, DomainError<TokenPaymentDeclineCode>> => {
+        const row = byIndex.get(indexes[i]!);
+        if (row === undefined) return err('token_unknown', 'unknown token');
+        const token = toToken(row);
+        if (input.requestorParticipantId !== undefined && token.requestorParticipantId !== input.requestorParticipantId) return err('requestor_mismatch', 'the token belongs to another wallet');
+        if (token.status !== 'active') return err('token_not_active', `the token is ${token.status}`);
+        if (isExpired(token.expiry, now)) return err('token_expired', 'the token has expired');
+        if (!token.channels.includes(input.channel)) return err('channel_not_allowed', `the token is not valid for ${input.channel}`);
+        const card = cardsById.get(token.cardId);
+        if (card === undefined || card.status !== 'active') return err('card_not_active', 'the card is not active');
+        const currency = currencyNumeric(input.currency);
+        const country = countryNumeric(input.country);
+        const date = typeof input.date === 'string' ? input.date : input.date.toISOString().slice(2, 10).replace(/-/g, '');
+        let valid = false;
+        if (currency !== undefined && country !== undefined && Number.isInteger(input.atc) && input.atc >= 0 && input.atc <= 0xffff) {
+          try {
+            valid = verifyTokenCryptogram({
+              tokenKeyHex: deriveTokenKey(masterKeys.get(token.issuerParticipantId)!, input.tokenNumber, '00'),
+              atc: input.atc,
+              amountMinor: input.amountMinor,
+              currencyNumeric: currency,
+              countryNumeric: country,
+              transactionDate: date,
+              transactionType: input.type,
+              unpredictableNumber: input.unpredictableNumber,
+              cryptogramHex: input.cryptogram,
+            });
+          } catch (e) {
+            if (!(e instanceof RangeError)) throw e;
+          }
+        }
+        if (!valid) return err('cryptogram_invalid', 'the cryptogram does not verify');
+        // The row is locked: its last counter is the truth; a counter accepted earlier in this call counts as used.
+        const last = Math.max(row.last_atc ?? -1, accepted.get(token.id) ?? -1);
+        if (input.atc <= last) return err('atc_replayed', 'the transaction counter was already used');
+        accepted.set(token.id, input.atc);
+        return ok({ tokenId: token.id, tokenRef: token.tokenRef, card, par: card.par, requestorParticipantId: token.requestorParticipantId, walletCustomerId: token.customerId, atc: input.atc, expiry: token.expiry });
+      });
+    },
+
+    async recordTokenUses(tx, uses) {
+      if (uses.length === 0) return;
+      const highest = new Map<string, number>();
+      for (const u of uses) highest.set(u.verified.tokenId, Math.max(highest.get(u.verified.tokenId) ?? -1, u.verified.atc));
+      await tx.query(`update card_tokens t set last_atc = v.atc, last_used_at = $3 from unnest($1::text[], $2::int4[]) as v(id, atc) where t.id = v.id`, [[...highest.keys()], [...highest.values()], clock.now()]);
+      for (const u of uses) {
+        await audit.record(tx, {
+          actor: { type: 'participant', participantId: u.actingParticipantId },
+          action: 'token.used',
+          objectType: 'token',
+          objectId: u.verified.tokenId,
+          details: { cardId: u.verified.card.id, atc: u.verified.atc, channel: u.channel, requestorParticipantId: u.verified.requestorParticipantId },
+        });
+      }
     },
 
     async personOf(participantId, customerId, q = db) {
