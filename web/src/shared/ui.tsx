@@ -109,7 +109,7 @@ export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[], int
     if (intervalMs === undefined) return undefined;
     const timer = setInterval(() => void reload(), intervalMs);
     return () => clearInterval(timer);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // The caller lists what the load depends on (`deps`), as with useEffect itself.
   }, deps);
   return { data, error, reload };
 }
