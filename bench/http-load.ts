@@ -1,6 +1,9 @@
 import { fork } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { createLatencyRecorder, summarize, type BenchResult } from './recorder.ts';
+import type { SqlCounter } from './sql-counter.ts';
 
 /**
  * Closed-loop HTTP load from a separate Node process (bench/http-client.ts), so that the hub's process and the load
@@ -108,4 +111,57 @@ export function cpuMeter(database: string): { start(): void; stop(ops: number): 
       };
     },
   };
+}
+
+/**
+ * One measured line of an HTTP scenario: runs the load, and reports throughput and latency with the statements and
+ * transactions per op (the hub's Db, counted), CPU per op of the hub, PostgreSQL and the load generator, and failures.
+ */
+export async function measureHttpLoad(
+  options: Omit<HttpLoadOptions, 'onMeasureStart'> & {
+    readonly scenario: string;
+    /** The scratch database's name, for PostgreSQL's CPU. */
+    readonly database: string;
+    readonly counter: SqlCounter;
+    readonly requestsPerOp: number;
+    /** Print the statements per op to stderr. */
+    readonly sqlDetail: boolean;
+    readonly extra: Record<string, string | number | boolean>;
+  },
+): Promise<BenchResult> {
+  const meter = cpuMeter(options.database);
+  const load1Before = loadavg()[0]!;
+  const out = await runHttpLoad({
+    ...options,
+    onMeasureStart: () => {
+      options.counter.reset();
+      meter.start();
+    },
+  });
+  const ops = out.latenciesMs.length;
+  const cpu = meter.stop(ops);
+  const recorder = createLatencyRecorder();
+  const now = performance.now();
+  for (const ms of out.latenciesMs) recorder.record(now - ms);
+  const per = (x: number) => (ops === 0 ? 0 : Math.round((x / ops) * 10) / 10);
+  const failures = Object.values(out.failures).reduce((a, b) => a + b, 0);
+  if (failures > 0) console.error(`[${options.scenario}] failures: ${JSON.stringify(out.failures)}`);
+  if (options.sqlDetail) {
+    const top = [...options.counter.byText.entries()].sort((x, y) => y[1].n - x[1].n).slice(0, 40);
+    console.error(`[${options.scenario}] statements per op (count, mean ms)`);
+    for (const [text, e] of top) console.error(`  ${(e.n / Math.max(1, ops)).toFixed(2).padStart(6)}  ${(e.ms / e.n).toFixed(2).padStart(7)}  ${text}`);
+  }
+  return summarize(options.scenario, 'postgres', recorder, out.elapsedMs, {
+    req_per_s: Math.round(((ops * options.requestsPerOp) / out.elapsedMs) * 1000),
+    failures,
+    clients: options.clients,
+    ...options.extra,
+    warmup_s: options.warmupSeconds,
+    sql_per_op: per(options.counter.statements),
+    tx_per_op: per(options.counter.transactions),
+    ...cpu,
+    client_cpu_ms_per_op: ops === 0 ? 0 : Math.round((out.clientCpuMs / ops) * 100) / 100,
+    load1: `${load1Before.toFixed(2)}→${loadavg()[0]!.toFixed(2)}`,
+    ...(out.firstFailure !== undefined ? { first_failure: out.firstFailure.slice(0, 160) } : {}),
+  });
 }

@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHub } from '../../src/main.ts';
 import { demoParticipantId, seedDemoNetwork } from '../../src/demo/seed.ts';
@@ -9,8 +9,7 @@ import { createLogger } from '../../src/platform/logger.ts';
 import { cardInTwoWallets, type WalletToken } from '../../src/payments/fixtures.ts';
 import { createScratchPostgres, postgresReachable } from '../../test/support/engines.ts';
 import type { AuthorizeData } from '../http-client.ts';
-import { cpuMeter, runHttpLoad } from '../http-load.ts';
-import { createLatencyRecorder, summarize } from '../recorder.ts';
+import { measureHttpLoad } from '../http-load.ts';
 import { countingDb } from '../sql-counter.ts';
 import type { Scenario } from './index.ts';
 
@@ -87,10 +86,8 @@ export const authorizeScenario: Scenario = {
       }
       const merchantToken = await token('merchant-a');
       const data: AuthorizeData = { tag: 'b', merchantId: MERCHANT, headers: { authorization: `Bearer ${merchantToken}` }, tokens: walletTokens };
-      const database = new URL(scratch.url).pathname.slice(1);
-      const meter = cpuMeter(database);
-      const load1Before = loadavg()[0]!;
-      const out = await runHttpLoad({
+      yield await measureHttpLoad({
+        scenario: 'authorize',
         op: 'authorize',
         base,
         clients,
@@ -98,38 +95,11 @@ export const authorizeScenario: Scenario = {
         seconds,
         maxOps,
         data,
-        onMeasureStart: () => {
-          counter.reset();
-          meter.start();
-        },
-      });
-      const ops = out.latenciesMs.length;
-      const cpu = meter.stop(ops);
-      const recorder = createLatencyRecorder();
-      const now = performance.now();
-      for (const ms of out.latenciesMs) recorder.record(now - ms);
-      const per = (x: number) => (ops === 0 ? 0 : Math.round((x / ops) * 10) / 10);
-      const failures = Object.values(out.failures).reduce((a, b) => a + b, 0);
-      if (failures > 0) console.error(`[authorize] failures: ${JSON.stringify(out.failures)}`);
-      if (sqlDetail) {
-        const top = [...counter.byText.entries()].sort((x, y) => y[1].n - x[1].n).slice(0, 40);
-        console.error('[authorize] statements per op (count, mean ms)');
-        for (const [text, e] of top) console.error(`  ${(e.n / Math.max(1, ops)).toFixed(2).padStart(6)}  ${(e.ms / e.n).toFixed(2).padStart(7)}  ${text}`);
-      }
-      yield summarize('authorize', 'postgres', recorder, out.elapsedMs, {
-        op: 'tap+capture',
-        req_per_s: Math.round(((ops * 2) / out.elapsedMs) * 1000),
-        failures,
-        clients,
-        cardholders: clients / 2,
-        pool,
-        warmup_s: warmup,
-        sql_per_op: per(counter.statements),
-        tx_per_op: per(counter.transactions),
-        ...cpu,
-        client_cpu_ms_per_op: ops === 0 ? 0 : Math.round((out.clientCpuMs / ops) * 100) / 100,
-        load1: `${load1Before.toFixed(2)}→${loadavg()[0]!.toFixed(2)}`,
-        ...(out.firstFailure !== undefined ? { first_failure: out.firstFailure.slice(0, 160) } : {}),
+        database: new URL(scratch.url).pathname.slice(1),
+        counter,
+        requestsPerOp: 2,
+        sqlDetail,
+        extra: { op: 'tap+capture', cardholders: clients / 2, pool },
       });
       const violations = await hub.ledger.checkInvariants();
       if (violations.length > 0) throw new Error(`ledger invariants violated after the bench: ${JSON.stringify(violations.slice(0, 3))}`);

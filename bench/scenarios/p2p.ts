@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHub, type Hub } from '../../src/main.ts';
 import { demoParticipantId, seedDemoNetwork } from '../../src/demo/seed.ts';
@@ -8,8 +8,8 @@ import { openPostgres } from '../../src/platform/db.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createScratchPostgres } from '../../test/support/engines.ts';
 import type { P2pData } from '../http-client.ts';
-import { cpuMeter, runHttpLoad } from '../http-load.ts';
-import { createLatencyRecorder, summarize, type BenchResult } from '../recorder.ts';
+import { measureHttpLoad } from '../http-load.ts';
+import type { BenchResult } from '../recorder.ts';
 import { countingDb } from '../sql-counter.ts';
 import type { Scenario } from './index.ts';
 
@@ -110,54 +110,22 @@ export const p2pScenario: Scenario = {
       }
 
       let run = 0;
-      const database = new URL(scratch.url).pathname.slice(1);
-      const measure = async (scenario: string, hot: boolean): Promise<BenchResult> => {
-        const data: P2pData = { tag: `b${run++}`, headersOf, payers, payees, hotPayee: hot };
-        const meter = cpuMeter(database);
-        const load1Before = loadavg()[0]!;
-        const out = await runHttpLoad({
+      const measure = (scenario: string, hot: boolean): Promise<BenchResult> =>
+        measureHttpLoad({
+          scenario,
           op: 'p2p',
           base,
           clients,
           warmupSeconds: warmup,
           seconds,
           maxOps,
-          data,
-          onMeasureStart: () => {
-            counter.reset();
-            meter.start();
-          },
+          data: { tag: `b${run++}`, headersOf, payers, payees, hotPayee: hot } satisfies P2pData,
+          database: new URL(scratch.url).pathname.slice(1),
+          counter,
+          requestsPerOp: 3,
+          sqlDetail,
+          extra: { payers: payers.length, payees: hot ? 1 : payees.length, pool },
         });
-        const ops = out.latenciesMs.length;
-        const cpu = meter.stop(ops);
-        const recorder = createLatencyRecorder();
-        const now = performance.now();
-        for (const ms of out.latenciesMs) recorder.record(now - ms);
-        const per = (x: number) => (ops === 0 ? 0 : Math.round((x / ops) * 10) / 10);
-        const failures = Object.values(out.failures).reduce((a, b) => a + b, 0);
-        const result = summarize(scenario, 'postgres', recorder, out.elapsedMs, {
-          req_per_s: Math.round(((ops * 3) / out.elapsedMs) * 1000),
-          failures,
-          clients,
-          payers: payers.length,
-          payees: hot ? 1 : payees.length,
-          pool,
-          warmup_s: warmup,
-          sql_per_op: per(counter.statements),
-          tx_per_op: per(counter.transactions),
-          ...cpu,
-          client_cpu_ms_per_op: ops === 0 ? 0 : Math.round((out.clientCpuMs / ops) * 100) / 100,
-          load1: `${load1Before.toFixed(2)}→${loadavg()[0]!.toFixed(2)}`,
-          ...(out.firstFailure !== undefined ? { first_failure: out.firstFailure.slice(0, 160) } : {}),
-        });
-        if (failures > 0) console.error(`[p2p] ${scenario} failures: ${JSON.stringify(out.failures)}`);
-        if (sqlDetail) {
-          const top = [...counter.byText.entries()].sort((x, y) => y[1].n - x[1].n).slice(0, 40);
-          console.error(`[p2p] ${scenario}: statements per payment (count, mean ms)`);
-          for (const [text, e] of top) console.error(`  ${(e.n / Math.max(1, ops)).toFixed(2).padStart(6)}  ${(e.ms / e.n).toFixed(2).padStart(7)}  ${text}`);
-        }
-        return result;
-      };
 
       if (network) yield await measure('p2p', false);
       if (hotPayee) yield await measure('p2p-hot-payee', true);

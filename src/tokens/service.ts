@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { generateSecret, generateURI, verifySync } from 'otplib';
-import type { Actor, AuditService } from '../audit/service.ts';
+import type { Actor, AuditEntry, AuditService } from '../audit/service.ts';
 import type { CardsErrorCode, TokenPaymentDeclineCode } from '../cards/errors.ts';
 import type { Card, Channel } from '../cards/model.ts';
 import { countryNumeric, currencyNumeric, expiryAfter, isExpired, randomCardNumber, TOKEN_BIN_PREFIXES, TOKEN_LENGTH } from '../cards/numbers.ts';
@@ -245,6 +245,67 @@ export interface WalletTokenService {
   /** The wallets and persons linked to a customer record through verification. */
   personOf(participantId: string, customerId: string, q?: Queryable): Promise<string | undefined>;
 }
+
+/**
+ * The checks of a presented token that need no database read of their own: the wallet that presents it, its state,
+ * expiry and channel, its card's state, and the cryptogram (under the token key derived from the issuer's master key).
+ * The counter is the caller's: it depends on how the token row was read.
+ */
+function checkPresentedToken(
+  token: WalletToken,
+  card: Card | undefined,
+  input: Omit<VerifyTokenPaymentInput, 'requestorParticipantId' | 'tokenNumber'> & { tokenNumber: string; requestorParticipantId?: string | undefined },
+  masterKeyHex: string,
+  now: Date,
+): DomainError<TokenPaymentDeclineCode> | undefined {
+  const refuse = (code: TokenPaymentDeclineCode, message: string) => ({ code, message });
+  if (input.requestorParticipantId !== undefined && token.requestorParticipantId !== input.requestorParticipantId) return refuse('requestor_mismatch', 'the token belongs to another wallet');
+  if (token.status !== 'active') return refuse('token_not_active', `the token is ${token.status}`);
+  if (isExpired(token.expiry, now)) return refuse('token_expired', 'the token has expired');
+  if (!token.channels.includes(input.channel)) return refuse('channel_not_allowed', `the token is not valid for ${input.channel}`);
+  if (card === undefined || card.status !== 'active') return refuse('card_not_active', 'the card is not active');
+  const currency = currencyNumeric(input.currency);
+  const country = countryNumeric(input.country);
+  const date = typeof input.date === 'string' ? input.date : input.date.toISOString().slice(2, 10).replace(/-/g, '');
+  let valid = false;
+  if (currency !== undefined && country !== undefined && Number.isInteger(input.atc) && input.atc >= 0 && input.atc <= 0xffff) {
+    try {
+      valid = verifyTokenCryptogram({
+        tokenKeyHex: deriveTokenKey(masterKeyHex, input.tokenNumber, '00'),
+        atc: input.atc,
+        amountMinor: input.amountMinor,
+        currencyNumeric: currency,
+        countryNumeric: country,
+        transactionDate: date,
+        transactionType: input.type,
+        unpredictableNumber: input.unpredictableNumber,
+        cryptogramHex: input.cryptogram,
+      });
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+    }
+  }
+  return valid ? undefined : refuse('cryptogram_invalid', 'the cryptogram does not verify');
+}
+
+const verifiedOf = (token: WalletToken, card: Card, atc: number): VerifiedTokenPayment => ({
+  tokenId: token.id,
+  tokenRef: token.tokenRef,
+  card,
+  par: card.par,
+  requestorParticipantId: token.requestorParticipantId,
+  walletCustomerId: token.customerId,
+  atc,
+});
+
+/** The audit record of a token's use: who presented it, on which channel, with which counter. */
+const tokenUsed = (v: VerifiedTokenPayment, channel: Channel, actingParticipantId: string): AuditEntry => ({
+  actor: { type: 'participant', participantId: actingParticipantId },
+  action: 'token.used',
+  objectType: 'token',
+  objectId: v.tokenId,
+  details: { cardId: v.card.id, atc: v.atc, channel, requestorParticipantId: v.requestorParticipantId },
+});
 
 export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox; cards: CardService }): WalletTokenService {
   const { db, clock, vault, audit, events, cards } = deps;
@@ -650,51 +711,21 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
         else if (input.tokenNumber !== undefined) [row] = await tx.query<TokenRow>(`${TOKEN_SELECT} where t.token_index = $1`, [await vault.indexHash(input.tokenNumber)]);
         if (row === undefined) return err('token_unknown', 'unknown token');
         const token = toToken(row);
-        if (token.requestorParticipantId !== input.requestorParticipantId) return err('requestor_mismatch', 'the token belongs to another wallet');
-        if (token.status !== 'active') return err('token_not_active', `the token is ${token.status}`);
-        const now = clock.now();
-        if (isExpired(token.expiry, now)) return err('token_expired', 'the token has expired');
-        if (!token.channels.includes(input.channel)) return err('channel_not_allowed', `the token is not valid for ${input.channel}`);
         const card = await cards.getById(token.cardId, tx);
-        if (card === undefined || card.status !== 'active') return err('card_not_active', 'the card is not active');
         const tokenNumber = input.tokenNumber ?? (await vault.open(row.token_sealed));
         const { masterKeyHex } = await settings(tx, token.issuerParticipantId);
-        const currency = currencyNumeric(input.currency);
-        const country = countryNumeric(input.country);
-        const date = typeof input.date === 'string' ? input.date : input.date.toISOString().slice(2, 10).replace(/-/g, '');
-        let valid = false;
-        if (currency !== undefined && country !== undefined && Number.isInteger(input.atc) && input.atc >= 0 && input.atc <= 0xffff) {
-          try {
-            valid = verifyTokenCryptogram({
-              tokenKeyHex: deriveTokenKey(masterKeyHex, tokenNumber, '00'),
-              atc: input.atc,
-              amountMinor: input.amountMinor,
-              currencyNumeric: currency,
-              countryNumeric: country,
-              transactionDate: date,
-              transactionType: input.type,
-              unpredictableNumber: input.unpredictableNumber,
-              cryptogramHex: input.cryptogram,
-            });
-          } catch (e) {
-            if (!(e instanceof RangeError)) throw e;
-          }
-        }
-        if (!valid) return err('cryptogram_invalid', 'the cryptogram does not verify');
+        const now = clock.now();
+        const refused = checkPresentedToken(token, card, { ...input, tokenNumber }, masterKeyHex, now);
+        if (refused !== undefined) return { ok: false, error: refused };
         // One statement: of two requests with the same counter, the second finds the row already moved on.
         const moved = await tx.query<{ id: string }>(
           `update card_tokens set last_atc = $2, last_used_at = $3 where id = $1 and status = 'active' and (last_atc is null or last_atc < $2) returning id`,
           [token.id, input.atc, now],
         );
         if (moved.length === 0) return err('atc_replayed', 'the transaction counter was already used');
-        await audit.record(tx, {
-          actor: { type: 'participant', participantId: input.actingParticipantId ?? input.requestorParticipantId },
-          action: 'token.used',
-          objectType: 'token',
-          objectId: token.id,
-          details: { cardId: card.id, atc: input.atc, channel: input.channel, requestorParticipantId: token.requestorParticipantId },
-        });
-        return ok({ tokenId: token.id, tokenRef: token.tokenRef, card, par: card.par, requestorParticipantId: token.requestorParticipantId, walletCustomerId: token.customerId, atc: input.atc });
+        const verified = verifiedOf(token, card!, input.atc);
+        await audit.record(tx, tokenUsed(verified, input.channel, input.actingParticipantId ?? input.requestorParticipantId));
+        return ok(verified);
       };
       return outer !== undefined ? run(outer) : db.transaction(run);
     },
@@ -716,39 +747,14 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
         const row = byIndex.get(indexes[i]!);
         if (row === undefined) return err('token_unknown', 'unknown token');
         const token = toToken(row);
-        if (input.requestorParticipantId !== undefined && token.requestorParticipantId !== input.requestorParticipantId) return err('requestor_mismatch', 'the token belongs to another wallet');
-        if (token.status !== 'active') return err('token_not_active', `the token is ${token.status}`);
-        if (isExpired(token.expiry, now)) return err('token_expired', 'the token has expired');
-        if (!token.channels.includes(input.channel)) return err('channel_not_allowed', `the token is not valid for ${input.channel}`);
         const card = cardsById.get(token.cardId);
-        if (card === undefined || card.status !== 'active') return err('card_not_active', 'the card is not active');
-        const currency = currencyNumeric(input.currency);
-        const country = countryNumeric(input.country);
-        const date = typeof input.date === 'string' ? input.date : input.date.toISOString().slice(2, 10).replace(/-/g, '');
-        let valid = false;
-        if (currency !== undefined && country !== undefined && Number.isInteger(input.atc) && input.atc >= 0 && input.atc <= 0xffff) {
-          try {
-            valid = verifyTokenCryptogram({
-              tokenKeyHex: deriveTokenKey(masterKeys.get(token.issuerParticipantId)!, input.tokenNumber, '00'),
-              atc: input.atc,
-              amountMinor: input.amountMinor,
-              currencyNumeric: currency,
-              countryNumeric: country,
-              transactionDate: date,
-              transactionType: input.type,
-              unpredictableNumber: input.unpredictableNumber,
-              cryptogramHex: input.cryptogram,
-            });
-          } catch (e) {
-            if (!(e instanceof RangeError)) throw e;
-          }
-        }
-        if (!valid) return err('cryptogram_invalid', 'the cryptogram does not verify');
+        const refused = checkPresentedToken(token, card, input, masterKeys.get(token.issuerParticipantId)!, now);
+        if (refused !== undefined) return { ok: false, error: refused };
         // The row is locked: its last counter is the truth; a counter accepted earlier in this call counts as used.
         const last = Math.max(row.last_atc ?? -1, accepted.get(token.id) ?? -1);
         if (input.atc <= last) return err('atc_replayed', 'the transaction counter was already used');
         accepted.set(token.id, input.atc);
-        return ok({ tokenId: token.id, tokenRef: token.tokenRef, card, par: card.par, requestorParticipantId: token.requestorParticipantId, walletCustomerId: token.customerId, atc: input.atc, expiry: token.expiry });
+        return ok({ ...verifiedOf(token, card!, input.atc), expiry: token.expiry });
       });
     },
 
@@ -757,15 +763,7 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       const highest = new Map<string, number>();
       for (const u of uses) highest.set(u.verified.tokenId, Math.max(highest.get(u.verified.tokenId) ?? -1, u.verified.atc));
       await tx.query(`update card_tokens t set last_atc = v.atc, last_used_at = $3 from unnest($1::text[], $2::int4[]) as v(id, atc) where t.id = v.id`, [[...highest.keys()], [...highest.values()], clock.now()]);
-      for (const u of uses) {
-        await audit.record(tx, {
-          actor: { type: 'participant', participantId: u.actingParticipantId },
-          action: 'token.used',
-          objectType: 'token',
-          objectId: u.verified.tokenId,
-          details: { cardId: u.verified.card.id, atc: u.verified.atc, channel: u.channel, requestorParticipantId: u.verified.requestorParticipantId },
-        });
-      }
+      for (const u of uses) await audit.record(tx, tokenUsed(u.verified, u.channel, u.actingParticipantId));
     },
 
     async personOf(participantId, customerId, q = db) {
