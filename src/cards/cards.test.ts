@@ -6,7 +6,7 @@ import { startTestHub, type TestHub } from '../../test/support/hub.ts';
 import { seedDemoNetwork, demoParticipantId } from '../demo/seed.ts';
 import { createFakeClock, type FakeClock } from '../platform/clock.ts';
 import { luhnValid } from '../platform/logger.ts';
-import { checkControls } from './service.ts';
+import { CARD_DATA_LOCK_MS, checkControls } from './service.ts';
 import { isTokenNumber } from './numbers.ts';
 
 const engines = await availableEngines();
@@ -159,6 +159,29 @@ describe.each(engines)('cards and tokens on %s', (engine) => {
     }
     const issuerList = await call('bank-a', 'GET', `/v1/issuer/cards/${replaced.body.card.id}/tokens`);
     expect(issuerList.body.items).toHaveLength(0);
+  });
+
+  it('typed card data: wrong attempts are counted, the fifth locks typed data out for a day and tells the issuer', async () => {
+    const card = await s.issue();
+    const typed = (cvv: string, deviceId = `d-${randomBytes(3).toString('hex')}`) =>
+      call('wallet-a', 'POST', '/v1/wallet/tokens', { customerId: t.demo.customers.get('li-at-wallet-a'), consent: true, deviceId, source: { type: 'typed', cardNumber: card.cardNumber, expiry: card.expiry, cvv } });
+    const wrongCvv = card.cvv === '000' ? '001' : '000';
+    // A right attempt in between clears the count: 4 wrong, 1 right, 4 wrong leave the card open.
+    for (let i = 0; i < 4; i++) expect((await typed(wrongCvv)).body.error.code).toBe('card_data_invalid');
+    expect((await typed(card.cvv)).status).toBe(201);
+    for (let i = 0; i < 4; i++) expect((await typed(wrongCvv)).body.error.code).toBe('card_data_invalid');
+    const locking = await typed(wrongCvv);
+    expect(locking.body.error.code).toBe('card_data_invalid');
+    // Locked: the right data is refused with the same answer (a guesser learns nothing from it).
+    const refused = await typed(card.cvv);
+    expect(refused.status).toBe(locking.status);
+    expect(refused.body).toEqual(locking.body);
+    const [locked] = await t.hub.db.query<{ n: bigint }>(`select count(*) as n from events where participant_id = $1 and type = 'card.card_data_locked' and payload->>'cardId' = $2`, [demoParticipantId('bank-a'), card.cardId]);
+    expect(locked?.n).toBe(1n);
+    // Adding the card by reference (no card data) still works; typed data works again after the lock period.
+    expect((await call('wallet-a', 'POST', '/v1/wallet/tokens', { customerId: t.demo.customers.get('li-at-wallet-a'), consent: true, deviceId: 'by-ref', source: { type: 'card_ref', cardRef: card.cardId } })).status).toBe(201);
+    clock.advance(CARD_DATA_LOCK_MS + 1_000);
+    expect((await typed(card.cvv)).status).toBe(201);
   });
 
   it('step-up: wrong codes reveal nothing, attempts are limited, codes expire', async () => {

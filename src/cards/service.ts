@@ -7,6 +7,7 @@ import { isCurrency } from '../platform/money.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
 import type { TokenPropagation } from '../tokens/propagate.ts';
+import type { EventOutbox } from '../webhooks/events.ts';
 import type { CardDeclineCode, CardsErrorCode } from './errors.ts';
 import { CHANNELS, type Card, type CardControls, type CardProduct, type CardStatus, type CardType, type Channel, type IssuedCard } from './model.ts';
 import { deriveCvv, expiryAfter, isExpired, maskNumber, newPar, overlapsTokenRange, randomCardNumber } from './numbers.ts';
@@ -35,6 +36,10 @@ export interface IssueCardInput {
   readonly demoKey?: string;
   readonly id?: string;
 }
+
+/** Wrong attempts at typed card data before the card refuses typed data, and for how long it then refuses it. */
+export const MAX_CARD_DATA_FAILURES = 5;
+export const CARD_DATA_LOCK_MS = 24 * 3_600_000;
 
 export interface ControlCheckInput {
   readonly amountMinor: bigint;
@@ -226,8 +231,16 @@ export interface CardService {
   /** getById for many cards in one statement (unknown ids are absent from the map). */
   getManyById(cardIds: readonly string[], q?: Queryable): Promise<Map<string, Card>>;
   list(issuerId: string, options: { customerId?: string; afterId?: string; limit: number }): Promise<Card[]>;
-  /** The card with this number (by the vault's index hash) and whether expiry and CVV match; undefined if none. */
-  matchCardData(pan: string, expiry: string, cvv: string, q?: Queryable): Promise<{ card: Card; matches: boolean } | undefined>;
+  /**
+   * The card with this number (by the vault's index hash) and whether expiry and CVV match; undefined if none. A card
+   * locked after too many wrong attempts never matches (`locked`); a match clears the count of wrong attempts.
+   */
+  matchCardData(pan: string, expiry: string, cvv: string, q?: Queryable): Promise<{ card: Card; matches: boolean; locked: boolean } | undefined>;
+  /**
+   * Counts a wrong attempt at typed card data (in a transaction that commits although the request it belongs to was
+   * refused); the MAX_CARD_DATA_FAILURES-th locks typed data out for CARD_DATA_LOCK_MS and tells the issuer.
+   */
+  recordCardDataFailure(tx: Queryable, cardId: string): Promise<{ locked: boolean }>;
   transition(tx: Queryable, actor: Actor, issuerId: string, cardId: string, action: Exclude<CardAction, 'replace'>, reason?: 'lost' | 'stolen'): Promise<Result<Card, CErr>>;
   /** A new number and expiry for the same account (same PAR): the tokens follow the new card and keep working. */
   replace(tx: Queryable, actor: Actor, issuerId: string, cardId: string): Promise<Result<IssuedCard, CErr>>;
@@ -235,8 +248,8 @@ export interface CardService {
   checkControls: typeof checkControls;
 }
 
-export function createCardService(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; tokens: TokenPropagation }): CardService {
-  const { db, clock, vault, audit, tokens } = deps;
+export function createCardService(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox; tokens: TokenPropagation }): CardService {
+  const { db, clock, vault, audit, events, tokens } = deps;
 
   let cvvKeyPromise: Promise<Buffer> | undefined;
   const cvvKey = () => {
@@ -379,13 +392,31 @@ export function createCardService(deps: { db: Db; clock: Clock; vault: Vault; au
       return rows.map(toCard);
     },
     async matchCardData(pan, expiry, cvv, q = db) {
-      const [row] = await q.query<{ id: string }>('select id from cards where pan_index = $1', [await vault.indexHash(pan)]);
+      const [row] = await q.query<{ id: string; card_data_failures: number; card_data_locked_until: Date | null }>(
+        'select id, card_data_failures, card_data_locked_until from cards where pan_index = $1',
+        [await vault.indexHash(pan)],
+      );
       if (row === undefined) return undefined;
       const card = await getById(row.id, q);
       if (card === undefined) return undefined;
+      const locked = row.card_data_locked_until !== null && row.card_data_locked_until.getTime() > clock.nowMs();
       const expected = deriveCvv(await cvvKey(), pan, card.expiry);
-      const matches = card.expiry === expiry && expected.length === cvv.length && timingSafeEqual(Buffer.from(expected), Buffer.from(cvv));
-      return { card, matches };
+      const matches = !locked && card.expiry === expiry && expected.length === cvv.length && timingSafeEqual(Buffer.from(expected), Buffer.from(cvv));
+      if (matches && row.card_data_failures > 0) await q.query('update cards set card_data_failures = 0 where id = $1', [card.id]);
+      return { card, matches, locked };
+    },
+    async recordCardDataFailure(tx, cardId) {
+      const now = clock.now();
+      const [row] = await tx.query<{ card_data_failures: number; issuer_participant_id: string }>(
+        `update cards set card_data_failures = card_data_failures + 1 where id = $1 returning card_data_failures, issuer_participant_id`,
+        [cardId],
+      );
+      if (row === undefined || row.card_data_failures < MAX_CARD_DATA_FAILURES) return { locked: false };
+      const until = new Date(now.getTime() + CARD_DATA_LOCK_MS);
+      await tx.query('update cards set card_data_failures = 0, card_data_locked_until = $2 where id = $1', [cardId, until]);
+      await audit.record(tx, { actor: { type: 'system' }, action: 'card.card_data_locked', objectType: 'card', objectId: cardId, details: { failures: MAX_CARD_DATA_FAILURES, until: until.toISOString() } });
+      await events.emit(tx, { participantId: row.issuer_participant_id, type: 'card.card_data_locked', data: { cardId, failures: MAX_CARD_DATA_FAILURES, lockedUntil: until.toISOString() } });
+      return { locked: true };
     },
     async transition(tx, actor, issuerId, cardId, action, reason) {
       const card = await lockCard(tx, issuerId, cardId);

@@ -189,7 +189,15 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
           return provisioned === undefined ? { provisioning } : { provisioning, provisioned };
         },
       );
-      if (!result.ok) return reply.fail(result.error);
+      if (!result.ok) {
+        // Wrong typed card data counts against the card even though the request was refused (and rolled back):
+        // guessing a CVV takes at most MAX_CARD_DATA_FAILURES tries per lock period.
+        if (result.error.code === 'card_data_invalid' && b.source.type === 'typed') {
+          const typed = b.source;
+          await db.transaction((tx) => walletTokens.recordTypedFailure(tx, typed));
+        }
+        return reply.fail(result.error);
+      }
       return reply.code(201).send(wireOutcome(result.value));
     },
   );

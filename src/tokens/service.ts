@@ -213,6 +213,11 @@ const toToken = (r: TokenRow): WalletToken => ({
 
 export interface WalletTokenService {
   provision(tx: Queryable, actor: Actor, walletId: string, input: ProvisionInput): Promise<Result<ProvisionOutcome, TErr>>;
+  /**
+   * After a provisioning with typed card data was refused (and rolled back): counts the wrong attempt against the card,
+   * when there is such a card and the data did not match, in the caller's transaction (which commits).
+   */
+  recordTypedFailure(tx: Queryable, source: Extract<ProvisionSource, { type: 'typed' }>): Promise<void>;
   /** Commits its own attempt count: call it in a transaction that commits even when it answers an error. */
   completeStepUp(tx: Queryable, actor: Actor, walletId: string, provisioningId: string, code: string): Promise<Result<ProvisionOutcome, TErr>>;
   getProvisioning(walletId: string, provisioningId: string, q?: Queryable): Promise<Provisioning | undefined>;
@@ -764,6 +769,11 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       for (const u of uses) highest.set(u.verified.tokenId, Math.max(highest.get(u.verified.tokenId) ?? -1, u.verified.atc));
       await tx.query(`update card_tokens t set last_atc = v.atc, last_used_at = $3 from unnest($1::text[], $2::int4[]) as v(id, atc) where t.id = v.id`, [[...highest.keys()], [...highest.values()], clock.now()]);
       for (const u of uses) await audit.record(tx, tokenUsed(u.verified, u.channel, u.actingParticipantId));
+    },
+
+    async recordTypedFailure(tx, source) {
+      const match = await cards.matchCardData(source.cardNumber.replace(/[ -]/g, ''), source.expiry, source.cvv, tx);
+      if (match !== undefined && !match.matches && !match.locked) await cards.recordCardDataFailure(tx, match.card.id);
     },
 
     async personOf(participantId, customerId, q = db) {
