@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { systemClock } from '../../src/platform/clock.ts';
 import { openPglite, openPostgres, type Db } from '../../src/platform/db.ts';
 import { migrate } from '../../src/platform/migrate.ts';
-import { createLedger, type BatchOptions, type Ledger } from '../../src/ledger/ledger.ts';
+import { createLedger, DEFAULT_BATCH_OPTIONS, type BatchOptions, type Ledger } from '../../src/ledger/ledger.ts';
 import { createScratchPostgres, postgresReachable } from '../../test/support/engines.ts';
 import { createLatencyRecorder, runClosedLoop, summarize, type BenchResult, type LatencyRecorder } from '../recorder.ts';
 import type { Scenario } from './index.ts';
@@ -11,8 +11,12 @@ import type { Scenario } from './index.ts';
 /**
  * ledger: the batching engine against a naive one-transaction-per-transfer baseline, on PostgreSQL (when reachable)
  * and PGlite. Options: --seconds=N per measurement, --clients=N concurrent submitters (closed loop), --rate=N transfers/s
- * for the open-loop latency run (default 60% of the closed-loop throughput), --engines=postgres,pglite,
- * --batch=N (maxBatchSize), --wait=N (maxWaitMs), --inflight=N (maxInFlight), --pool=N (PostgreSQL connections).
+ * offered in the open-loop run (default: 20,000 on PostgreSQL, the target of issue 3; 60% of the closed-loop
+ * throughput on PGlite), --warmup=N seconds of batched load before (a) is measured, --engines=postgres,pglite,
+ * --batch=N (maxBatchSize), --wait=N (maxWaitMs), --inflight=N (maxInFlight), --pool=N (PostgreSQL connections),
+ * --cold (rememberRows: false: every batch reads its rows first).
+ * The baseline runs first and writes balances behind the engine's back: the warm-up lets the engine learn them again
+ * (as a hub process that has been running does), and warms up the JIT. Every line says which parameters it ran with.
  * On PostgreSQL on this machine, lines carry pg_cpu_us_per_op / node_cpu_us_per_op: CPU per transfer, which a busy
  * shared machine distorts far less than transfers/s.
  */
@@ -28,21 +32,31 @@ function option(args: readonly string[], name: string, fallback: number): number
 
 interface Setup {
   readonly db: Db;
+  /**
+   * The baseline's own connections (PostgreSQL): it runs 64 transactions at once, and opening every connection of the
+   * engine's pool would leave the engine's statements going round all of them (postgres.js takes the idle connection
+   * that has been idle longest), each batch on a backend whose caches have gone cold: up to a third more CPU per
+   * transfer on this machine. The engine's pool only opens what the engine itself needs.
+   */
+  readonly baselineDb: Db;
   readonly ledger: Ledger;
   readonly accountIds: string[];
   readonly hotAccountId: string;
   teardown(): Promise<void>;
 }
 
-async function setUp(engine: 'postgres' | 'pglite', pool: number, batch: Partial<BatchOptions>): Promise<Setup> {
+async function setUp(engine: 'postgres' | 'pglite', pool: number, batch: BatchOptions): Promise<Setup> {
   let db: Db;
+  let baselineDb: Db;
   let drop: () => Promise<void> = async () => undefined;
   if (engine === 'postgres') {
     const scratch = await createScratchPostgres();
     db = openPostgres({ url: scratch.url, maxConnections: pool });
+    baselineDb = openPostgres({ url: scratch.url, maxConnections: 10 });
     drop = scratch.drop;
   } else {
     db = await openPglite(undefined);
+    baselineDb = db;
   }
   await migrate(db);
   const now = new Date();
@@ -75,11 +89,13 @@ async function setUp(engine: 'postgres' | 'pglite', pool: number, batch: Partial
   }
   return {
     db,
+    baselineDb,
     ledger,
     accountIds,
     hotAccountId: 'acc_hot',
     async teardown() {
       await ledger.close();
+      if (baselineDb !== db) await baselineDb.close();
       await db.close();
       await drop();
     },
@@ -87,12 +103,22 @@ async function setUp(engine: 'postgres' | 'pglite', pool: number, batch: Partial
 }
 
 /**
- * CPU time spent so far by this database's server backends (PostgreSQL on this machine: /proc) and by this process.
- * Per-transfer CPU is what the design controls; transfers/s on a shared two-core machine mostly measures the neighbours.
+ * CPU time spent so far by this database's server backends (PostgreSQL on this machine: /proc), by this process and by
+ * the whole machine. Per-transfer CPU is what the design controls; transfers/s on a shared two-core machine also
+ * measures the neighbours (other_cpu_pct says how much they took).
  */
 interface CpuSample {
   readonly pg: Map<number, number>;
   readonly nodeMs: number;
+  /** Busy time of the whole machine (/proc/stat, every CPU), and when it was read. */
+  readonly machineMs: number;
+  readonly atMs: number;
+}
+
+/** Busy milliseconds of every CPU so far: user, nice, system, irq, softirq, steal (clock ticks of 10 ms). */
+function machineBusyMs(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return ((f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0)) * 10;
 }
 
 async function sampleCpu(db: Db): Promise<CpuSample | null> {
@@ -109,14 +135,18 @@ async function sampleCpu(db: Db): Promise<CpuSample | null> {
     }
   }
   const usage = process.cpuUsage();
-  return { pg, nodeMs: (usage.user + usage.system) / 1000 };
+  return { pg, nodeMs: (usage.user + usage.system) / 1000, machineMs: machineBusyMs(), atMs: performance.now() };
 }
 
 function cpuPerOp(before: CpuSample | null, after: CpuSample | null, ops: number): Record<string, number> {
   if (before === null || after === null || ops === 0) return {};
   let pgMs = 0;
   for (const [pid, ms] of after.pg) pgMs += ms - (before.pg.get(pid) ?? 0);
-  return { pg_cpu_us_per_op: Math.round((pgMs * 1000) / ops), node_cpu_us_per_op: Math.round(((after.nodeMs - before.nodeMs) * 1000) / ops) };
+  const nodeMs = after.nodeMs - before.nodeMs;
+  // What the rest of the machine used meanwhile (other processes, the kernel's own threads, PostgreSQL's background
+  // processes), in % of one CPU: a run another job disturbed shows here.
+  const otherPct = Math.round(((after.machineMs - before.machineMs - pgMs - nodeMs) * 100) / (after.atMs - before.atMs));
+  return { pg_cpu_us_per_op: Math.round((pgMs * 1000) / ops), node_cpu_us_per_op: Math.round((nodeMs * 1000) / ops), other_cpu_pct: otherPct };
 }
 
 /**
@@ -205,9 +235,18 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
   if (wanted.includes('pglite')) engines.push('pglite');
   const runTag = randomBytes(3).toString('hex');
   for (const engine of engines) {
-    const clients = option(args, 'clients', engine === 'postgres' ? 512 : 256);
-    const batch: Partial<BatchOptions> = { maxBatchSize: option(args, 'batch', 2000), maxWaitMs: option(args, 'wait', 1), maxQueue: 50_000, maxInFlight: option(args, 'inflight', 2) };
-    const setup = await setUp(engine, option(args, 'pool', 10), batch);
+    const clients = option(args, 'clients', engine === 'postgres' ? 200 : 256);
+    const batch: BatchOptions = {
+      maxBatchSize: option(args, 'batch', DEFAULT_BATCH_OPTIONS.maxBatchSize),
+      maxWaitMs: option(args, 'wait', DEFAULT_BATCH_OPTIONS.maxWaitMs),
+      maxQueue: 50_000,
+      maxInFlight: option(args, 'inflight', DEFAULT_BATCH_OPTIONS.maxInFlight),
+      rememberRows: !args.includes('--cold'),
+    };
+    const pool = option(args, 'pool', 10);
+    const warmupS = option(args, 'warmup', 2);
+    const params = { max_batch: batch.maxBatchSize, max_wait_ms: batch.maxWaitMs, max_in_flight: engine === 'pglite' ? 1 : batch.maxInFlight, remember_rows: batch.rememberRows === true, ...(engine === 'postgres' ? { pool } : {}) };
+    const setup = await setUp(engine, pool, batch);
     try {
       const maxMs = seconds * 1000;
       const maxOps = 2_000_000;
@@ -221,6 +260,7 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
       // (c) first, so that (a) can carry the baseline on its line.
       const baselineRecorder = createLatencyRecorder();
       let baselineFailed = 0;
+      const baselineCpu = await sampleCpu(setup.db);
       const baselineMs = await runClosedLoop({
         clients: Math.min(clients, 64),
         maxOps,
@@ -228,10 +268,27 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
         recorder: baselineRecorder,
         op: async (_c, n) => {
           const [debit, credit] = randomPair(setup.accountIds);
-          if (!(await naiveTransfer(setup.db, `nv_${tag}_${n}`, debit, credit, BigInt(1 + Math.floor(Math.random() * 100))))) baselineFailed++;
+          if (!(await naiveTransfer(setup.baselineDb, `nv_${tag}_${n}`, debit, credit, BigInt(1 + Math.floor(Math.random() * 100))))) baselineFailed++;
         },
       });
-      const baseline = summarize('ledger_baseline', engine, baselineRecorder, baselineMs, { clients: Math.min(clients, 64), failed: baselineFailed });
+      const baseline = summarize('ledger_baseline', engine, baselineRecorder, baselineMs, {
+        clients: Math.min(clients, 64),
+        failed: baselineFailed,
+        ...cpuPerOp(baselineCpu, await sampleCpu(setup.db), baselineRecorder.count),
+      });
+
+      // Warm-up: not recorded.
+      await runClosedLoop({
+        clients,
+        maxOps,
+        maxMs: warmupS * 1000,
+        recorder: createLatencyRecorder(1),
+        op: async (_c, n) => {
+          const [debit, credit] = randomPair(setup.accountIds);
+          await submitOne(`wu_${tag}_${n}`, debit, credit);
+        },
+      });
+      rejected = 0;
 
       const batchedRecorder = createLatencyRecorder();
       const batchedCpu = await sampleCpu(setup.db);
@@ -248,15 +305,17 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
       const batchedCpuAfter = await sampleCpu(setup.db);
       yield summarize('ledger_batched', engine, batchedRecorder, batchedMs, {
         clients,
+        warmup_s: warmupS,
+        ...params,
         failed: rejected,
         baseline_ops_per_s: baseline.ops_per_s,
         speedup: Math.round((batchedRecorder.count / batchedMs / (baselineRecorder.count / baselineMs)) * 10) / 10,
         ...cpuPerOp(batchedCpu, batchedCpuAfter, batchedRecorder.count),
       });
 
-      // Latency at a sustainable load: open loop at --rate (default 60% of the closed-loop throughput just measured).
+      // Latency at a fixed offered load: open loop at --rate.
       rejected = 0;
-      const rate = option(args, 'rate', Math.max(100, Math.round((0.6 * batchedRecorder.count * 1000) / batchedMs)));
+      const rate = option(args, 'rate', engine === 'postgres' ? 20_000 : Math.max(100, Math.round((0.6 * batchedRecorder.count * 1000) / batchedMs)));
       const openRecorder = createLatencyRecorder();
       const openCpu = await sampleCpu(setup.db);
       const open = await runOpenLoop({
@@ -268,7 +327,7 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
           await submitOne(`ol_${tag}_${n}`, debit, credit);
         },
       });
-      yield summarize('ledger_open_loop', engine, openRecorder, open.elapsedMs, { rate_per_s: rate, failed: rejected, ...cpuPerOp(openCpu, await sampleCpu(setup.db), openRecorder.count) });
+      yield summarize('ledger_open_loop', engine, openRecorder, open.elapsedMs, { rate_per_s: rate, ...params, failed: rejected, ...cpuPerOp(openCpu, await sampleCpu(setup.db), openRecorder.count) });
 
       rejected = 0;
       const hotRecorder = createLatencyRecorder();
@@ -280,7 +339,7 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
         recorder: hotRecorder,
         op: async (_c, n) => submitOne(`ht_${tag}_${n}`, pick(setup.accountIds), setup.hotAccountId),
       });
-      yield summarize('ledger_hot_account', engine, hotRecorder, hotMs, { clients, failed: rejected, ...cpuPerOp(hotCpu, await sampleCpu(setup.db), hotRecorder.count) });
+      yield summarize('ledger_hot_account', engine, hotRecorder, hotMs, { clients, ...params, failed: rejected, ...cpuPerOp(hotCpu, await sampleCpu(setup.db), hotRecorder.count) });
       yield baseline;
       const violations = await setup.ledger.checkInvariants();
       if (violations.length > 0) throw new Error(`bench: invariants violated: ${JSON.stringify(violations)}`);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { MAX_AMOUNT_MINOR } from '../platform/money.ts';
 import { err, ok } from '../platform/result.ts';
 import {
@@ -53,6 +53,8 @@ export interface AccountState {
   creditsPendingMinor: bigint;
   creditsPostedMinor: bigint;
   historySeq: bigint;
+  /** history_seq when the row was read: what ledger_apply_batch checks (the batch advances historySeq in memory). */
+  readSeq: bigint;
   changed: boolean;
 }
 
@@ -64,6 +66,8 @@ export interface PendingRow {
   readonly currency: string;
   readonly expiresAtMs: number | null;
   state: PendingState;
+  /** The state when the row was read: what ledger_apply_batch checks. */
+  readonly readState: PendingState;
   resolvedBy: string | null;
   /** true when inserted by this batch (insert, not update). */
   readonly isNew: boolean;
@@ -90,6 +94,8 @@ export interface HistoryRow {
 export interface NewTransferRow {
   readonly transfer: Transfer;
   readonly fingerprint: string;
+  /** The metadata as stored (JSON). */
+  readonly metadataJson: string;
   /** Each side's statement entry (seq and balances after): stored on the transfer row itself, not as history rows. */
   readonly debitSide: HistoryRow;
   readonly creditSide: HistoryRow;
@@ -145,12 +151,22 @@ function shapeFail(id: string, code: LedgerErrorCode, message: string, details?:
   };
 }
 
+function checkAmount(id: string, value: unknown): Op | bigint {
+  if (typeof value !== 'bigint') return shapeFail(id, 'invalid_transfer', 'amountMinor must be a bigint', { field: 'amountMinor' });
+  if (value <= 0n) return shapeFail(id, 'amount_not_positive', 'amountMinor must be greater than zero');
+  if (value > MAX_AMOUNT_MINOR) return shapeFail(id, 'amount_too_large', 'amountMinor must be at most 2^63−1');
+  return value;
+}
+
 /** Validates one input's shape (no ledger state needed) and computes its fingerprint. */
 export function toOp(input: TransferInput, chainOpen: boolean): Op {
   const raw = input as unknown as Record<string, unknown>;
   const id = typeof raw.id === 'string' ? raw.id : '';
   const linked = raw.linked === true;
-  const withLink = (op: Op): Op => ({ ...op, linked, chainOpen });
+  // Only on the (rare) failure paths: a closure per call would be allocated for every transfer.
+  function withLink(op: Op): Op {
+    return { ...op, linked, chainOpen };
+  }
   if (id.length < 1 || id.length > MAX_TRANSFER_ID_LENGTH) {
     return withLink(shapeFail(id, 'invalid_transfer', `id must be 1–${MAX_TRANSFER_ID_LENGTH} characters`, { field: 'id' }));
   }
@@ -178,19 +194,13 @@ export function toOp(input: TransferInput, chainOpen: boolean): Op {
   let currency: string | null = null;
   let pendingId: string | null = null;
   let timeoutMs: number | null = null;
-  const checkAmount = (value: unknown): Op | bigint => {
-    if (typeof value !== 'bigint') return shapeFail(id, 'invalid_transfer', 'amountMinor must be a bigint', { field: 'amountMinor' });
-    if (value <= 0n) return shapeFail(id, 'amount_not_positive', 'amountMinor must be greater than zero');
-    if (value > MAX_AMOUNT_MINOR) return shapeFail(id, 'amount_too_large', 'amountMinor must be at most 2^63−1');
-    return value;
-  };
   if (kind === 'single_phase' || kind === 'pending') {
     if (typeof raw.debitAccountId !== 'string' || typeof raw.creditAccountId !== 'string') {
       return withLink(shapeFail(id, 'invalid_transfer', 'debitAccountId and creditAccountId are required', { field: 'debitAccountId' }));
     }
     debitAccountId = raw.debitAccountId;
     creditAccountId = raw.creditAccountId;
-    const amount = checkAmount(raw.amountMinor);
+    const amount = checkAmount(id, raw.amountMinor);
     if (typeof amount !== 'bigint') return withLink(amount);
     amountMinor = amount;
     if (typeof raw.currency !== 'string' || !/^[A-Z]{3}$/.test(raw.currency)) {
@@ -211,7 +221,7 @@ export function toOp(input: TransferInput, chainOpen: boolean): Op {
     }
     pendingId = raw.pendingId;
     if (kind === 'post_pending' && raw.amountMinor !== undefined) {
-      const amount = checkAmount(raw.amountMinor);
+      const amount = checkAmount(id, raw.amountMinor);
       if (typeof amount !== 'bigint') return withLink(amount);
       amountMinor = amount;
     }
@@ -219,14 +229,12 @@ export function toOp(input: TransferInput, chainOpen: boolean): Op {
       return withLink(shapeFail(id, 'invalid_transfer', 'void_pending takes no amountMinor', { field: 'amountMinor' }));
     }
   }
-  const fingerprint = createHash('sha256')
-    .update(
-      [kind, debitAccountId ?? '', creditAccountId ?? '', amountMinor?.toString() ?? '', currency ?? '', purpose, metadataJson, linked ? '1' : '0', pendingId ?? '', timeoutMs?.toString() ?? ''].join(
-        '\u0000',
-      ),
-    )
-    .digest('base64url')
-    .slice(0, 32);
+  // One-shot hash (same digest as createHash().update().digest()): no Hash object per transfer.
+  const fingerprint = hash(
+    'sha256',
+    `${kind}\u0000${debitAccountId ?? ''}\u0000${creditAccountId ?? ''}\u0000${amountMinor?.toString() ?? ''}\u0000${currency ?? ''}\u0000${purpose}\u0000${metadataJson}\u0000${linked ? '1' : '0'}\u0000${pendingId ?? ''}\u0000${timeoutMs?.toString() ?? ''}`,
+    'base64url',
+  ).slice(0, 32);
   return { id, kind, debitAccountId, creditAccountId, amountMinor, currency, purpose, metadata, metadataJson, linked, pendingId, timeoutMs, fingerprint, shapeError: null, chainOpen };
 }
 
@@ -255,7 +263,16 @@ export function referencedIds(ops: readonly Op[]): { accountIds: Set<string>; pe
 
 type Undo = () => void;
 
-class Journal {
+interface Undoable {
+  account(acc: AccountState): void;
+  pending(row: PendingRow): void;
+  push(undo: Undo): void;
+}
+
+/** For a chain of one transfer: nothing ever needs undoing (see computeBatch). */
+const NO_JOURNAL: Undoable = { account: () => undefined, pending: () => undefined, push: () => undefined };
+
+class Journal implements Undoable {
   private undos: Undo[] = [];
   private touchedAccounts = new Set<AccountState>();
   private touchedPendings = new Set<PendingRow>();
@@ -335,7 +352,7 @@ function limitError(debit: AccountState, credit: AccountState, debitIncreaseMino
   return null;
 }
 
-function applyOne(op: Op, state: BatchState, nowMs: number, journal: Journal, staged: Staged): { transfer: Transfer; status: 'created' | 'exists' } | LedgerError {
+function applyOne(op: Op, state: BatchState, nowMs: number, createdAt: Date, journal: Undoable, staged: Staged): { transfer: Transfer; status: 'created' | 'exists' } | LedgerError {
   if (op.shapeError !== null) return op.shapeError;
   const seen = state.existing.get(op.id);
   if (seen !== undefined) {
@@ -345,7 +362,6 @@ function applyOne(op: Op, state: BatchState, nowMs: number, journal: Journal, st
     if (seen.type === 'failure') return fail(seen.code, `transfer ${op.id} already failed with ${seen.code}`, { id: op.id, replayed: true });
     return { transfer: seen.transfer, status: 'exists' };
   }
-  const createdAt = new Date(nowMs);
   let transfer: Transfer;
   let sides: [HistoryRow, HistoryRow];
   if (op.kind === 'single_phase' || op.kind === 'pending') {
@@ -401,12 +417,13 @@ function applyOne(op: Op, state: BatchState, nowMs: number, journal: Journal, st
         currency: debit.currency,
         expiresAtMs: expiresAt?.getTime() ?? null,
         state: 'pending',
+        readState: 'pending',
         resolvedBy: null,
         isNew: true,
         changed: true,
       };
       state.pendings.set(op.id, row);
-      journal.push(() => state.pendings.delete(op.id));
+      if (journal !== NO_JOURNAL) journal.push(() => state.pendings.delete(op.id));
     }
   } else {
     const row = state.pendings.get(op.pendingId!);
@@ -457,10 +474,22 @@ function applyOne(op: Op, state: BatchState, nowMs: number, journal: Journal, st
     };
     sides = [historyRow(debit, op.id, op.kind, 'debit', movedMinor), historyRow(credit, op.id, op.kind, 'credit', movedMinor)];
   }
-  staged.transfers.push({ transfer, fingerprint: op.fingerprint, debitSide: sides[0], creditSide: sides[1] });
+  // Stored as given (JSON.stringify), as before; most transfers carry none: no serialization at all then.
+  const metadataJson = op.metadataJson === '{}' ? '{}' : JSON.stringify(op.metadata);
+  staged.transfers.push({ transfer, fingerprint: op.fingerprint, metadataJson, debitSide: sides[0], creditSide: sides[1] });
   state.existing.set(op.id, { type: 'transfer', fingerprint: op.fingerprint, transfer });
-  journal.push(() => state.existing.delete(op.id));
+  // No closure per transfer when nothing can be rolled back (a chain of one).
+  if (journal !== NO_JOURNAL) journal.push(() => state.existing.delete(op.id));
   return { transfer, status: 'created' };
+}
+
+/** A state-dependent failure is recorded under the op's id, so that a retry replays it (unless it is a replay). */
+function recordFailure(op: Op, cause: LedgerError, state: BatchState, writes: BatchWrites): void {
+  const replayed = (cause.details as Record<string, unknown> | undefined)?.['replayed'] === true;
+  if (RECORDED_FAILURE_CODES.has(cause.code) && !replayed && op.shapeError === null && !state.existing.has(op.id)) {
+    writes.failures.push({ id: op.id, code: cause.code, fingerprint: op.fingerprint });
+    state.existing.set(op.id, { type: 'failure', fingerprint: op.fingerprint, code: cause.code });
+  }
 }
 
 /**
@@ -470,6 +499,8 @@ function applyOne(op: Op, state: BatchState, nowMs: number, journal: Journal, st
 export function computeBatch(groups: readonly (readonly Op[])[], state: BatchState, nowMs: number): { results: TransferResult[][]; writes: BatchWrites } {
   const writes: BatchWrites = { transfers: [], history: [], failures: [] };
   const results: TransferResult[][] = [];
+  // One instant for the whole batch (it commits as one): one Date shared by its transfers.
+  const createdAt = new Date(nowMs);
   for (const ops of groups) {
     const groupResults: TransferResult[] = [];
     let start = 0;
@@ -477,6 +508,20 @@ export function computeBatch(groups: readonly (readonly Op[])[], state: BatchSta
       // A chain: consecutive ops with linked = true, ended by the first one without it (or the group's end).
       let end = start;
       while (end < ops.length - 1 && ops[end]!.linked) end++;
+      if (end === start) {
+        // A chain of one (most transfers): applyOne changes nothing until every check has passed, so a failure leaves
+        // nothing to roll back and no journal is needed.
+        const op = ops[start]!;
+        const outcome = op.chainOpen ? fail('linked_chain_open', 'the last transfer of a submit call must not be linked') : applyOne(op, state, nowMs, createdAt, NO_JOURNAL, writes);
+        if ('code' in outcome) {
+          groupResults.push({ ok: false, error: outcome });
+          recordFailure(op, outcome, state, writes);
+        } else {
+          groupResults.push(ok(outcome));
+        }
+        start = end + 1;
+        continue;
+      }
       const chain = ops.slice(start, end + 1);
       const journal = new Journal();
       const staged: Staged = { transfers: [] };
@@ -484,7 +529,7 @@ export function computeBatch(groups: readonly (readonly Op[])[], state: BatchSta
       let failedAt = -1;
       for (let i = 0; i < chain.length; i++) {
         const op = chain[i]!;
-        const outcome = op.chainOpen ? fail('linked_chain_open', 'the last transfer of a submit call must not be linked') : applyOne(op, state, nowMs, journal, staged);
+        const outcome = op.chainOpen ? fail('linked_chain_open', 'the last transfer of a submit call must not be linked') : applyOne(op, state, nowMs, createdAt, journal, staged);
         outcomes.push(outcome);
         if ('code' in outcome) {
           failedAt = i;
@@ -500,12 +545,7 @@ export function computeBatch(groups: readonly (readonly Op[])[], state: BatchSta
         for (let i = 0; i < chain.length; i++) {
           if (i === failedAt) {
             groupResults.push({ ok: false, error: cause });
-            const op = chain[i]!;
-            const replayed = (cause.details as Record<string, unknown> | undefined)?.['replayed'] === true;
-            if (RECORDED_FAILURE_CODES.has(cause.code) && !replayed && op.shapeError === null && !state.existing.has(op.id)) {
-              writes.failures.push({ id: op.id, code: cause.code, fingerprint: op.fingerprint });
-              state.existing.set(op.id, { type: 'failure', fingerprint: op.fingerprint, code: cause.code });
-            }
+            recordFailure(chain[i]!, cause, state, writes);
           } else {
             groupResults.push(err('linked_transfer_failed', 'a transfer linked with this one failed', { failedId: chain[failedAt]!.id, failedCode: cause.code }));
           }

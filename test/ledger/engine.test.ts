@@ -1,0 +1,164 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_AMOUNT_MINOR } from '../../src/platform/money.ts';
+import { createLedger, type Ledger } from '../../src/ledger/ledger.ts';
+import type { HistoryEntry, TransferInput, TransferResult } from '../../src/ledger/types.ts';
+import { availableEngines } from '../support/engines.ts';
+import { creditBalance, ledgerFixture, type LedgerFixture } from './helpers.ts';
+
+/**
+ * The batching engine computes a batch from rows it read without locks or remembers from earlier batches, and
+ * ledger_apply_batch validates them under lock (migration 0006). These tests make what a ledger remembers go stale
+ * behind its back (another ledger instance, applyInTx, a closed account) and check that outcomes are still the ones
+ * the database's current state gives; and that accounts shared by concurrent batches (credits only) keep a gapless
+ * statement with the right balances.
+ */
+const engines = await availableEngines();
+
+function code(result: TransferResult | undefined): string {
+  if (result === undefined) return 'missing';
+  return result.ok ? result.value.status : result.error.code;
+}
+
+async function wholeHistory(ledger: Ledger, accountId: string): Promise<HistoryEntry[]> {
+  const entries: HistoryEntry[] = [];
+  let cursor: string | undefined;
+  // Bounded: at most 100 pages of 200.
+  for (let page = 0; page < 100; page++) {
+    const h = await ledger.history(accountId, { limit: 200, ...(cursor !== undefined ? { cursor } : {}) });
+    if (!h.ok) throw new Error(h.error.code);
+    entries.push(...h.value.entries);
+    if (h.value.nextCursor === null) break;
+    cursor = h.value.nextCursor;
+  }
+  return entries;
+}
+
+describe.each(engines)('batching engine on %s', (engine) => {
+  let f: LedgerFixture;
+  let other: Ledger;
+  beforeAll(async () => {
+    f = await ledgerFixture(engine);
+    // A second engine on the same database: its own batcher and its own remembered rows.
+    other = createLedger({ db: f.db, clock: f.clock, batch: { maxWaitMs: 0 } });
+  });
+  afterAll(async () => {
+    await other.close();
+    await f.drop();
+  });
+
+  const move = (id: string, debitAccountId: string, creditAccountId: string, amountMinor: bigint): TransferInput => ({
+    id,
+    debitAccountId,
+    creditAccountId,
+    amountMinor,
+    currency: 'CNY',
+    purpose: 'x',
+  });
+
+  it('a balance changed by another ledger is not overdrawn on the strength of what this one remembers', async () => {
+    const a = await f.account({ debitsMustNotExceedCredits: true });
+    const b = await f.account();
+    await f.fund(a.id, 100n);
+    // f.ledger now remembers a with 100.
+    expect(code((await f.ledger.submit([move('st-1', a.id, b.id, 10n)]))[0])).toBe('created');
+    // Behind its back: the other ledger spends 80 of the 90 left.
+    expect(code((await other.submit([move('st-2', a.id, b.id, 80n)]))[0])).toBe('created');
+    // 10 left: 50 must fail, 10 must pass, whatever f.ledger remembered.
+    expect((await f.ledger.submit([move('st-3', a.id, b.id, 50n), move('st-4', a.id, b.id, 10n)])).map(code)).toEqual(['insufficient_funds', 'created']);
+    const [acc] = await f.ledger.getAccounts([a.id]);
+    expect(creditBalance(acc!)).toBe(0n);
+    // The statement is gapless across both ledgers.
+    expect((await wholeHistory(f.ledger, a.id)).map((e) => e.seq)).toEqual([1n, 2n, 3n, 4n]);
+    expect(await f.ledger.checkInvariants()).toEqual([]);
+  });
+
+  it('applyInTx and closeAccount elsewhere: the batcher sees the current state', async () => {
+    const a = await f.account({ debitsMustNotExceedCredits: true });
+    const b = await f.account();
+    await f.fund(a.id, 100n);
+    expect(code((await f.ledger.submit([move('ai-1', a.id, b.id, 1n)]))[0])).toBe('created');
+    // The other ledger's applyInTx (a caller's transaction) moves 99 away.
+    const [moved] = await f.db.transaction((tx) => other.applyInTx(tx, [move('ai-2', a.id, b.id, 99n)]));
+    expect(code(moved)).toBe('created');
+    expect(code((await f.ledger.submit([move('ai-3', a.id, b.id, 1n)]))[0])).toBe('insufficient_funds');
+    // Closed by the other ledger: a credit through this one fails as on a closed account.
+    const c = await f.account();
+    expect(code((await f.ledger.submit([move('ai-4', b.id, c.id, 1n)]))[0])).toBe('created');
+    expect((await other.closeAccount(c.id)).ok).toBe(true);
+    expect(code((await f.ledger.submit([move('ai-5', b.id, c.id, 1n)]))[0])).toBe('account_closed');
+    expect(await f.ledger.checkInvariants()).toEqual([]);
+  });
+
+  it('an id applied by another ledger meanwhile is found, not applied twice', async () => {
+    const a = await f.account();
+    const b = await f.account();
+    expect(code((await f.ledger.submit([move('dup-1', a.id, b.id, 3n)]))[0])).toBe('created');
+    // Same id through the other ledger: exists (it reads it), and back through the first: exists.
+    expect(code((await other.submit([move('dup-2', a.id, b.id, 4n)]))[0])).toBe('created');
+    expect((await f.ledger.submit([move('dup-2', a.id, b.id, 4n), move('dup-3', a.id, b.id, 5n)])).map(code)).toEqual(['exists', 'created']);
+    const [acc] = await f.ledger.getAccounts([b.id]);
+    expect(creditBalance(acc!)).toBe(12n);
+  });
+
+  it('a hot account credited by many concurrent submits through two ledgers: gapless statement, right balances', async () => {
+    const hot = await f.account({ kind: 'merchant' });
+    const payers = await Promise.all(Array.from({ length: 20 }, () => f.account({ debitsMustNotExceedCredits: true })));
+    for (const p of payers) await f.fund(p.id, 1000n);
+    // Known to both ledgers (a shared account must be known, open and without a credit limit).
+    expect(code((await f.ledger.submit([move('hot-0a', payers[0]!.id, hot.id, 1n)]))[0])).toBe('created');
+    expect(code((await other.submit([move('hot-0b', payers[1]!.id, hot.id, 1n)]))[0])).toBe('created');
+    const rounds = 5;
+    const submits: Promise<TransferResult[]>[] = [];
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < payers.length; i++) {
+        const ledger = i % 2 === 0 ? f.ledger : other;
+        // Overdraft attempts too: a payer funded with 1000 pays 300 five times.
+        submits.push(ledger.submit([move(`hot-${r}-${i}`, payers[i]!.id, hot.id, 300n)]));
+      }
+    }
+    const results = (await Promise.all(submits)).flat();
+    const created = results.filter((r) => r.ok).length;
+    expect(created).toBeGreaterThan(0);
+    expect(results.filter((r) => !r.ok).every((r) => !r.ok && r.error.code === 'insufficient_funds')).toBe(true);
+    const entries = await wholeHistory(f.ledger, hot.id);
+    expect(entries.map((e) => e.seq)).toEqual(entries.map((_, i) => BigInt(i + 1)));
+    let running = 0n;
+    for (const e of entries) {
+      running += e.amountMinor;
+      expect(e.creditsPostedMinor).toBe(running);
+    }
+    const [acc] = await f.ledger.getAccounts([hot.id]);
+    expect(acc!.creditsPostedMinor).toBe(running);
+    expect(acc!.creditsPostedMinor).toBe(2n + 300n * BigInt(created));
+    expect(await f.ledger.checkInvariants()).toEqual([]);
+  });
+
+  it('a shared account whose credits would overflow with another ledger’s: the overflow is a result, nothing is written', async () => {
+    const hot = await f.account({ kind: 'merchant' });
+    const [src, src2, src3] = [await f.account({ kind: 'funding' }), await f.account({ kind: 'funding' }), await f.account({ kind: 'funding' })];
+    expect((await f.ledger.submit([move('of-0', src.id, hot.id, 1n), move('of-0b', src2.id, src3.id, 1n)])).map(code)).toEqual(['created', 'created']);
+    // The other ledger takes hot's credits to the maximum; f.ledger still remembers 1.
+    expect(code((await other.submit([move('of-1', src.id, hot.id, MAX_AMOUNT_MINOR - 1n)]))[0])).toBe('created');
+    // Two calls crediting hot in one batch (hot is shared in it): the database's sum overflows, the retry computes it.
+    const r = await Promise.all([f.ledger.submit([move('of-2', src2.id, hot.id, 1n)]), f.ledger.submit([move('of-3', src3.id, hot.id, 2n)])]);
+    expect(r.flat().map(code)).toEqual(['overflow', 'overflow']);
+    const [acc] = await f.ledger.getAccounts([hot.id]);
+    expect(acc!.creditsPostedMinor).toBe(MAX_AMOUNT_MINOR);
+    expect(await f.ledger.checkInvariants()).toEqual([]);
+  });
+
+  it('without remembered rows every batch reads first, with the same outcomes', async () => {
+    const cold = createLedger({ db: f.db, clock: f.clock, batch: { maxWaitMs: 0, rememberRows: false } });
+    const a = await f.account({ debitsMustNotExceedCredits: true });
+    const b = await f.account();
+    await f.fund(a.id, 10n);
+    expect((await cold.submit([move('cold-1', a.id, b.id, 6n), move('cold-2', a.id, b.id, 6n), move('cold-1', a.id, b.id, 6n)])).map(code)).toEqual([
+      'created',
+      'insufficient_funds',
+      'exists',
+    ]);
+    expect(code((await cold.submit([move('cold-2', a.id, b.id, 6n)]))[0])).toBe('insufficient_funds');
+    await cold.close();
+    expect(await f.ledger.checkInvariants()).toEqual([]);
+  });
+});
