@@ -53,6 +53,10 @@ export function countingDb(inner: Db): { db: Db; counter: SqlCounter } {
       }, options),
     exec: (script) => inner.exec(script),
     listen: (channel, onNotify, onReconnect) => inner.listen(channel, onNotify, onReconnect),
+    session: async () => {
+      const session = await inner.session();
+      return { ...counted(session), release: () => session.release() };
+    },
     close: () => inner.close(),
   };
   return { db, counter };

@@ -1,6 +1,6 @@
 import { AsyncResource } from 'node:async_hooks';
 import type { Clock } from '../platform/clock.ts';
-import { sqlState, type Db, type Queryable, type Tx } from '../platform/db.ts';
+import { sqlState, type Db, type Queryable, type Session, type Tx } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { isCurrency, MAX_AMOUNT_MINOR } from '../platform/money.ts';
 import { err, ok, type Result } from '../platform/result.ts';
@@ -401,12 +401,15 @@ export function createLedger(options: LedgerOptions): Ledger {
         }
         let before: Map<string, SharedBase>;
         try {
-          before = await applyBatch(db, params);
+          before = await applyBatch(await writer(), params);
         } catch (error) {
           epoch++;
           forgetState(state);
           previous = null;
-          if (!LOST_RACE_STATES.has(sqlState(error) ?? '')) throw error;
+          if (!LOST_RACE_STATES.has(sqlState(error) ?? '')) {
+            dropWriter();
+            throw error;
+          }
           attempt++;
           // The last optimistic try reads everything afresh; so does one after a conflict the error could not name.
           fresh = !refreshFromConflict(error) || attempt === OPTIMISTIC_ATTEMPTS - 1;
@@ -449,6 +452,23 @@ export function createLedger(options: LedgerOptions): Ledger {
   let timer: NodeJS.Timeout | null = null;
   /** A start is due at the end of this turn of the event loop. */
   let starting = false;
+  // The batch writes (one at a time, see writeTurn) go to one connection of their own: each call is sent the moment the
+  // one before it returns, to a backend that just ran the same function (warm caches, generic plans already made),
+  // instead of to whichever pooled connection has idled longest.
+  let writerSession: Promise<Session> | null = null;
+  const writer = (): Promise<Session> => {
+    writerSession ??= db.session().catch((error: unknown) => {
+      writerSession = null;
+      throw error;
+    });
+    return writerSession;
+  };
+  /** Gives the connection back (after an error it may be broken; the next write takes a fresh one). */
+  const dropWriter = (): void => {
+    const held = writerSession;
+    writerSession = null;
+    void held?.then((s) => s.release()).catch(() => undefined);
+  };
   let closed = false;
 
   /**
@@ -833,6 +853,7 @@ export function createLedger(options: LedgerOptions): Ledger {
       if (inFlight.size === 0) break;
       await Promise.race(inFlight);
     }
+    dropWriter();
   }
 
   return {

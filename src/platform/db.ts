@@ -92,7 +92,17 @@ export interface Db extends Queryable {
    * (re)established, since notifications sent while it was down are lost.
    */
   listen(channel: string, onNotify: (payload: string) => void, onReconnect?: () => void): Promise<void>;
+  /**
+   * A connection of the caller's own, outside any transaction, until released: for a writer that sends one statement
+   * after another and wants them on one warm backend (the ledger's batch writes). Each statement is its own
+   * transaction. Takes a connection out of the pool for as long as it is held. On PGlite: the one connection.
+   */
+  session(): Promise<Session>;
   close(): Promise<void>;
+}
+
+export interface Session extends Queryable {
+  release(): void;
 }
 
 /** SQLSTATE codes that mean "try the whole transaction again". */
@@ -168,6 +178,16 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
     async listen(channel, onNotify, onReconnect) {
       await pg.listen(channel, onNotify);
       onReconnect?.();
+    },
+    async session() {
+      // The one connection, as the top-level db uses it (a statement inside an open transaction joins it).
+      return {
+        query: (text, params) => {
+          const open = inTransaction.getStore();
+          return open !== undefined ? open.query(text, params) : exclusive(() => direct.query(text, params));
+        },
+        release: () => undefined,
+      };
     },
     close: () =>
       exclusive(async () => {
@@ -261,6 +281,10 @@ export function openPostgres(options: PostgresOptions): Db {
     },
     async listen(channel, onNotify, onReconnect) {
       listeners.push(await sql.listen(channel, onNotify, onReconnect));
+    },
+    async session() {
+      const conn = await sql.reserve();
+      return { query: wrap(conn).query, release: () => conn.release() };
     },
     async close() {
       for (const l of listeners.splice(0)) await l.unlisten().catch(() => undefined);
