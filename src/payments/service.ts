@@ -10,7 +10,7 @@ import type { Ledger } from '../ledger/ledger.ts';
 import type { TransferInput } from '../ledger/types.ts';
 import type { Merchant, MerchantService } from '../merchants/service.ts';
 import type { Clock } from '../platform/clock.ts';
-import type { Db, Flusher, Queryable } from '../platform/db.ts';
+import { pipeliner, type Db, type Flusher, type Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { formatAmount } from '../platform/money.ts';
 import { err, ok, type Result } from '../platform/result.ts';
@@ -373,18 +373,22 @@ const authorizationFlusher: Flusher<Authorization> = {
   },
 };
 
+/** Captured authorizations of a batch (id, captured amount, fee, at), updated with the COMMIT; their rows are locked. */
+const captureFlusher: Flusher<readonly [string, string, string, string]> = {
+  flush: (tx, rows) =>
+    tx.query(
+      `update pay_authorizations a set status = 'captured', captured_minor = v.amount::int8, fee_minor = v.fee::int8, updated_at = v.at::timestamptz
+         from unnest($1::text[], $2::text[], $3::text[], $4::text[]) as v(id, amount, fee, at) where a.id = v.id`,
+      [0, 1, 2, 3].map((i) => rows.map((r) => r[i])),
+    ),
+};
+
 export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
   const { db, clock, vault, audit, events, ledger, accounts, cards, walletTokens, risk, fx, merchants, issuers, paymentRules } = deps;
   const holdTtlMs = deps.holdTtlMs ?? DEFAULT_HOLD_TTL_MS;
 
   /** Statements that do not depend on each other: pipelined on one PostgreSQL connection, one by one on PGlite. */
-  const pipelined = db.engine === 'postgres';
-  async function all<T extends unknown[]>(statements: [...{ [K in keyof T]: () => Promise<T[K]> }]): Promise<T> {
-    if (pipelined) return (await Promise.all(statements.map((f) => f()))) as T;
-    const out: unknown[] = [];
-    for (const f of statements) out.push(await f());
-    return out as T;
-  }
+  const all = pipeliner(db);
 
   /**
    * A system account (merchant fees, a webhook issuer's funding) inside the caller's transaction. Remembered only once
@@ -744,10 +748,32 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     if (items.length > MAX_PAYMENT_BATCH) throw new Error(`authorizeTaps: at most ${MAX_PAYMENT_BATCH} taps at once`);
     const out: (Result<Authorization, PErr> | undefined)[] = items.map(() => undefined);
     const now = clock.now();
-    const merchantsById = await merchants.getManyById(
+    // The merchants and, in the same round trip, the token rows (locked) for every tap; each cryptogram is checked
+    // under its merchant's country once both are in. Nothing is written yet.
+    const merchantsRead = merchants.getManyById(
       items.map((i) => i.merchantId),
       tx,
     );
+    const [merchantsById, verified] = await all([
+      () => merchantsRead,
+      () =>
+        walletTokens.verifyTokenPayments(
+          tx,
+          items.map(({ input, owner, merchantId }) => ({
+            tokenNumber: input.token,
+            atc: input.atc,
+            cryptogram: input.cryptogram,
+            amountMinor: input.amountMinor,
+            currency: input.currency,
+            country: merchantsRead.then((m) => m.get(merchantId)?.country ?? 'ZZ'),
+            date: yymmdd(now),
+            type: '00',
+            unpredictableNumber: input.unpredictableNumber,
+            channel: 'tap' as const,
+            actingParticipantId: owner,
+          })),
+        ),
+    ]);
     const live: number[] = [];
     items.forEach((item, i) => {
       const m = merchantsById.get(item.merchantId);
@@ -755,15 +781,6 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       else if (item.input.currency !== m.currency) out[i] = err('payment_currency_mismatch', `this merchant takes ${m.currency}`, { currency: m.currency });
       else live.push(i);
     });
-    // (1)–(2) de-tokenize: the token rows locked, each cryptogram and counter checked, nothing written yet.
-    const verified = await walletTokens.verifyTokenPayments(
-      tx,
-      live.map((i) => {
-        const { input, owner } = items[i]!;
-        const m = merchantsById.get(items[i]!.merchantId)!;
-        return { tokenNumber: input.token, atc: input.atc, cryptogram: input.cryptogram, amountMinor: input.amountMinor, currency: input.currency, country: m.country, date: yymmdd(now), type: '00', unpredictableNumber: input.unpredictableNumber, channel: 'tap' as const, actingParticipantId: owner };
-      }),
-    );
     interface Candidate {
       readonly i: number;
       readonly merchant: Merchant;
@@ -771,8 +788,8 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       readonly riskInput: RiskInput;
     }
     const candidates: Candidate[] = [];
-    for (const [k, i] of live.entries()) {
-      const v = verified[k]!;
+    for (const i of live) {
+      const v = verified[i]!;
       if (!v.ok) {
         out[i] = v;
         continue;
@@ -807,11 +824,11 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     const issuerIds = [...new Set(candidates.map((c) => c.v.card.issuerParticipantId))];
     const rulesOf = new Map(await Promise.all(issuerIds.map(async (id) => [id, await paymentRules.rules(id)] as const)));
     const sharedOf = new Map(await Promise.all(issuerIds.map(async (id) => [id, await risk.rulesVia(tx, id)] as const)));
-    const settingsOf = new Map(await Promise.all(issuerIds.map(async (id) => [id, await issuers.get(id, tx)] as const)));
     const dayStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
     const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
     const sinceOf = (c: Candidate, rule: 'token_velocity' | 'card_velocity') => new Date(now.getTime() - (rulesOf.get(c.v.card.issuerParticipantId)![rule].windowS ?? 600) * 1000).toISOString();
-    const [stats, histories] = await all([
+    const [issuerSettings, stats, histories] = await all([
+      () => Promise.all(issuerIds.map(async (id) => [id, await issuers.get(id, tx)] as const)),
       () =>
         tx.query<{ n: bigint; today: string; month: string; token_recent: bigint; card_recent: bigint; total: bigint }>(
           `select u.n,
@@ -838,6 +855,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
           ],
         ),
     ]);
+    const settingsOf = new Map(issuerSettings);
     const statsOf = new Map(stats.map((r) => [Number(r.n) - 1, r]));
     const historyOf = new Map(histories.map((r) => [Number(r.n) - 1, r]));
 
@@ -1080,13 +1098,8 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     }
     if (done.length === 0) return out.map((r) => r!);
     const now = clock.now();
-    await tx.query(`update pay_authorizations a set status = 'captured', captured_minor = v.amount, fee_minor = v.fee, updated_at = $4 from unnest($1::text[], $2::int8[], $3::int8[]) as v(id, amount, fee) where a.id = v.id`, [
-      done.map((p) => p.a.id),
-      done.map((p) => p.amount.toString()),
-      done.map((p) => p.fee.toString()),
-      now,
-    ]);
     for (const p of done) {
+      tx.hooks!.stage(captureFlusher, [p.a.id, p.amount.toString(), p.fee.toString(), now.toISOString()]);
       const captured: Authorization = { ...p.a, status: 'captured', capturedMinor: p.amount, feeMinor: p.fee, updatedAt: now };
       await audit.record(tx, { actor: items[p.i]!.actor, action: 'payment.captured', objectType: 'payment', objectId: p.a.id, details: { amountMinor: p.amount.toString(), feeMinor: p.fee.toString() } });
       await notify(tx, captured, 'payment.captured', { fee: formatAmount(p.fee, p.a.currency) });

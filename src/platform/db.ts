@@ -105,6 +105,19 @@ export interface Session extends Queryable {
   release(): void;
 }
 
+/**
+ * Runs statements that do not depend on each other: all at once on PostgreSQL (they pipeline on the transaction's
+ * connection and execute in call order), one after the other on PGlite (one connection, no pipelining).
+ */
+export function pipeliner(db: { readonly engine: Db['engine'] }): <T extends unknown[]>(statements: [...{ [K in keyof T]: () => Promise<T[K]> }]) => Promise<T> {
+  if (db.engine === 'postgres') return async (statements) => (await Promise.all(statements.map((f) => f()))) as never;
+  return async (statements) => {
+    const out: unknown[] = [];
+    for (const f of statements) out.push(await f());
+    return out as never;
+  };
+}
+
 /** SQLSTATE codes that mean "try the whole transaction again". */
 const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
 const MAX_TRANSACTION_RETRIES = 10;

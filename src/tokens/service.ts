@@ -7,7 +7,7 @@ import { countryNumeric, currencyNumeric, expiryAfter, isExpired, randomCardNumb
 import type { CardService } from '../cards/service.ts';
 import { deriveTokenKey, verifyTokenCryptogram } from '../emv/token-cryptogram.ts';
 import type { Clock } from '../platform/clock.ts';
-import type { Db, Queryable } from '../platform/db.ts';
+import { pipeliner, type Db, type Flusher, type Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
@@ -244,7 +244,10 @@ export interface WalletTokenService {
    * earlier in the same call. `requestorParticipantId` undefined: whichever wallet holds the token (a terminal does
    * not know it). recordTokenUses then advances the counters of the payments that went through.
    */
-  verifyTokenPayments(tx: Queryable, inputs: readonly (Omit<VerifyTokenPaymentInput, 'requestorParticipantId' | 'tokenRef'> & { tokenNumber: string; requestorParticipantId?: string })[]): Promise<Result<VerifiedTokenPayment & { readonly expiry: string }, DomainError<TokenPaymentDeclineCode>>[]>;
+  verifyTokenPayments(
+    tx: Queryable,
+    inputs: readonly (Omit<VerifyTokenPaymentInput, 'requestorParticipantId' | 'tokenRef' | 'country'> & { tokenNumber: string; requestorParticipantId?: string; country: string | Promise<string> })[],
+  ): Promise<Result<VerifiedTokenPayment & { readonly expiry: string }, DomainError<TokenPaymentDeclineCode>>[]>;
   /** Advances the counters (one statement) and audits each use (staged). */
   recordTokenUses(tx: Queryable, uses: readonly { verified: VerifiedTokenPayment; channel: Channel; actingParticipantId: string }[]): Promise<void>;
   /** The wallets and persons linked to a customer record through verification. */
@@ -311,6 +314,19 @@ const tokenUsed = (v: VerifiedTokenPayment, channel: Channel, actingParticipantI
   objectId: v.tokenId,
   details: { cardId: v.card.id, atc: v.atc, channel, requestorParticipantId: v.requestorParticipantId },
 });
+
+/** Token counters advanced by a batch of payments (the highest per token), written with the COMMIT. */
+const counterFlusher: Flusher<readonly [tokenId: string, atc: number, at: string]> = {
+  flush: (tx, rows) => {
+    const highest = new Map<string, readonly [number, string]>();
+    for (const [id, atc, at] of rows) if ((highest.get(id)?.[0] ?? -1) < atc) highest.set(id, [atc, at]);
+    return tx.query(`update card_tokens t set last_atc = v.atc, last_used_at = v.at::timestamptz from unnest($1::text[], $2::int4[], $3::text[]) as v(id, atc, at) where t.id = v.id`, [
+      [...highest.keys()],
+      [...highest.values()].map((v) => v[0]),
+      [...highest.values()].map((v) => v[1]),
+    ]);
+  },
+};
 
 export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox; cards: CardService }): WalletTokenService {
   const { db, clock, vault, audit, events, cards } = deps;
@@ -740,12 +756,17 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       const indexes = await Promise.all(inputs.map((i) => vault.indexHash(i.tokenNumber)));
       const rows = await tx.query<TokenRow & { token_index: string }>(`${TOKEN_SELECT} where t.token_index = any($1::text[]) order by t.id for update of t`, [[...new Set(indexes)]]);
       const byIndex = new Map(rows.map((r) => [r.token_index, r]));
-      const cardsById = await cards.getManyById(
-        rows.map((r) => r.card_id),
-        tx,
-      );
-      const masterKeys = new Map<string, string>();
-      for (const issuerId of new Set(rows.map((r) => r.issuer_participant_id))) masterKeys.set(issuerId, (await settings(tx, issuerId)).masterKeyHex);
+      const issuerIds = [...new Set(rows.map((r) => r.issuer_participant_id))];
+      const [cardsById, keys] = await pipeliner(db)([
+        () => cards.getManyById(
+            rows.map((r) => r.card_id),
+            tx,
+          ),
+        () => Promise.all(issuerIds.map(async (id) => [id, (await settings(tx, id)).masterKeyHex] as const)),
+      ]);
+      const masterKeys = new Map(keys);
+      // The countries may come from a read sent alongside the token rows (the caller's merchants).
+      const countries = await Promise.all(inputs.map((i) => i.country));
       const now = clock.now();
       const accepted = new Map<string, number>();
       return inputs.map((input, i): Result<VerifiedTokenPayment & { readonly expiry: string }, DomainError<TokenPaymentDeclineCode>> => {
@@ -753,7 +774,7 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
         if (row === undefined) return err('token_unknown', 'unknown token');
         const token = toToken(row);
         const card = cardsById.get(token.cardId);
-        const refused = checkPresentedToken(token, card, input, masterKeys.get(token.issuerParticipantId)!, now);
+        const refused = checkPresentedToken(token, card, { ...input, country: countries[i]! }, masterKeys.get(token.issuerParticipantId)!, now);
         if (refused !== undefined) return { ok: false, error: refused };
         // The row is locked: its last counter is the truth; a counter accepted earlier in this call counts as used.
         const last = Math.max(row.last_atc ?? -1, accepted.get(token.id) ?? -1);
@@ -765,9 +786,9 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
 
     async recordTokenUses(tx, uses) {
       if (uses.length === 0) return;
-      const highest = new Map<string, number>();
-      for (const u of uses) highest.set(u.verified.tokenId, Math.max(highest.get(u.verified.tokenId) ?? -1, u.verified.atc));
-      await tx.query(`update card_tokens t set last_atc = v.atc, last_used_at = $3 from unnest($1::text[], $2::int4[]) as v(id, atc) where t.id = v.id`, [[...highest.keys()], [...highest.values()], clock.now()]);
+      // The rows are locked by verifyTokenPayments: the counters go out with the COMMIT.
+      const at = clock.now().toISOString();
+      for (const u of uses) tx.hooks!.stage(counterFlusher, [u.verified.tokenId, u.verified.atc, at]);
       for (const u of uses) await audit.record(tx, tokenUsed(u.verified, u.channel, u.actingParticipantId));
     },
 

@@ -9,7 +9,7 @@ import type { Ledger } from '../ledger/ledger.ts';
 import type { TransferInput, TransferResult } from '../ledger/types.ts';
 import { riskHistoryOf, riskHistorySql, type RiskInput, type RiskRules, type RiskService } from '../risk/service.ts';
 import type { Clock } from '../platform/clock.ts';
-import type { Db, Queryable } from '../platform/db.ts';
+import { pipeliner, type Db, type Flusher, type Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { createTokenBucketLimiter } from '../platform/rate-limit.ts';
 import { err, ok, type Result } from '../platform/result.ts';
@@ -349,6 +349,30 @@ function toRequest(r: RequestRow, nowMs: number): MoneyRequest {
 
 const failed = (results: readonly TransferResult[]) => results.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed') ?? results.find((r) => !r.ok);
 
+/** A confirmed payment as staged: payment id, quote id, its transfer ids (comma-separated), created at (ISO). */
+type StagedPayment = readonly [string, string, string, string];
+
+/**
+ * Writes a batch's confirmed payments with its COMMIT, in one statement: each quote marked used, its payment recorded
+ * (the quote's amounts), the money request it pays (if any) marked paid. The quotes and requests are locked by the
+ * batch already.
+ */
+const paymentFlusher: Flusher<StagedPayment> = {
+  flush: (tx, rows) =>
+    tx.query(
+      `with v as (select * from unnest($1::text[], $2::text[], $3::text[], $4::text[]) with ordinality as v(id, quote_id, tids, at, n)),
+            used as (update quotes q set status = 'used' from v where q.id = v.quote_id returning q.*),
+            paid as (update money_requests r set status = 'paid', payment_id = v.id from v join used u on u.id = v.quote_id where r.id = u.request_id returning r.id)
+       insert into payments (id, quote_id, payer_participant_id, payer_customer_id, source_account_id, payee_participant_id, payee_customer_id, payee_account_id, send_minor, send_currency,
+                             receive_minor, receive_currency, fee_minor, rate, ref_eur_cents, request_id, status, transfer_ids, created_at)
+       select v.id, q.id, q.payer_participant_id, q.payer_customer_id, q.source_account_id, q.payee_participant_id, q.payee_customer_id, q.payee_account_id, q.send_minor, q.send_currency,
+              q.receive_minor, q.receive_currency, q.fee_minor, q.rate, q.ref_eur_cents, q.request_id, 'completed', string_to_array(v.tids, ','), v.at::timestamptz
+         from v join used q on q.id = v.quote_id
+        order by v.n`,
+      [0, 1, 2, 3].map((i) => rows.map((r) => r[i])),
+    ),
+};
+
 export function createTransferService(deps: {
   db: Db;
   clock: Clock;
@@ -415,19 +439,9 @@ export function createTransferService(deps: {
     return undefined;
   };
 
-  /** Statements that do not depend on each other: pipelined on one PostgreSQL connection, one by one on PGlite. */
-  const pipelined = db.engine === 'postgres';
-  async function both<A, B>(a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> {
-    if (pipelined) return Promise.all([a(), b()]);
-    const x = await a();
-    return [x, await b()];
-  }
-  async function all(statements: readonly (() => Promise<unknown>)[]): Promise<unknown[]> {
-    if (pipelined) return Promise.all(statements.map((f) => f()));
-    const out: unknown[] = [];
-    for (const f of statements) out.push(await f());
-    return out;
-  }
+  /** Statements that do not depend on each other (see pipeliner). */
+  const all = pipeliner(db);
+  const both = <A, B>(a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> => all<[A, B]>([a, b]);
 
   const periodStarts = () => {
     const now = clock.now();
@@ -752,17 +766,47 @@ export function createTransferService(deps: {
       const now = new Date(nowMs);
       const { dayStart, monthStart } = periodStarts();
 
+      // The rules in force for each payer participant (a short cache; a miss reads through the transaction).
+      const windows = new Map<string, { rules: RiskRules; windowStart: Date }>();
+      for (const pid of new Set(inputs.map((i) => i.participantId))) windows.set(pid, await risk.rulesVia(tx, pid));
+
       // (1) Lock every quote with its payer customer, in customer-id order. The customer lock serializes a customer's
       // own payments (limits are checked against committed totals); every batch, in every hub process, takes these
       // locks in that one order and only then the ledger its account locks (in id order): no deadlock between them.
-      const locked = await tx.query<QuoteRow & { kyc_level: number; n: bigint }>(
-        `select q.*, c.kyc_level, u.n
-           from unnest($1::text[], $2::text[]) with ordinality as u(id, participant_id, n)
-           join quotes q on q.id = u.id and q.payer_participant_id = u.participant_id
-           join customers c on c.id = q.payer_customer_id
-          order by c.id, u.n
-            for update of q, c`,
-        [inputs.map((i) => i.quoteId), inputs.map((i) => i.participantId)],
+      // (2) In the same round trip, everything the checks read, for every quote: PostgreSQL runs it once (1) holds its
+      // locks, and under read committed it then sees every payment these customers committed before: day/month usage
+      // for limits, the source account and whether it is still debitable, whether the payee is flagged, the payer's
+      // country and the risk history (its window per payer participant's rules).
+      const ids = inputs.map((i) => i.quoteId);
+      const participants = inputs.map((i) => i.participantId);
+      const [locked, contexts] = await both(
+        () =>
+          tx.query<QuoteRow & { kyc_level: number; n: bigint }>(
+            `select q.*, c.kyc_level, u.n
+               from unnest($1::text[], $2::text[]) with ordinality as u(id, participant_id, n)
+               join quotes q on q.id = u.id and q.payer_participant_id = u.participant_id
+               join customers c on c.id = q.payer_customer_id
+              order by c.id, u.n
+                for update of q, c`,
+            [ids, participants],
+          ),
+        () =>
+          tx.query<{ n: bigint; day: bigint | null; month: bigint | null; acc_id: string | null; owner_participant_id: string | null; acc_customer_id: string | null; kind: string | null; closed: boolean | null; linked: boolean; flagged: boolean; country: string | null; recent: bigint | null; hn: bigint | null; avg: string | null; known: boolean | null }>(
+            `select u.n, x.day, x.month, a.id as acc_id, a.owner_participant_id, a.customer_id as acc_customer_id, a.kind, a.closed,
+                    exists (select 1 from account_links l where l.wallet_participant_id = q.payer_participant_id and l.wallet_customer_id = q.payer_customer_id
+                              and l.account_id = q.source_account_id and l.status = 'active') as linked,
+                    case when q.payee_alias_id = '' then exists (select 1 from alias_flags f join aliases al on al.id = f.alias_id where al.participant_id = q.payee_participant_id and al.customer_id = q.payee_customer_id)
+                         else exists (select 1 from alias_flags f join aliases al on al.id = f.alias_id where f.alias_id = q.payee_alias_id) end as flagged,
+                    (select country from participants where id = q.payer_participant_id) as country,
+                    h.recent, h.n as hn, h.avg, h.known
+               from unnest($1::text[], $2::text[], $3::text[]) with ordinality as u(id, participant_id, since, n)
+               join quotes q on q.id = u.id and q.payer_participant_id = u.participant_id
+               cross join lateral (select sum(ref_eur_cents) filter (where created_at >= $4)::int8 as day, sum(ref_eur_cents)::int8 as month
+                                     from payments where payer_customer_id = q.payer_customer_id and created_at >= $5) x
+               cross join lateral (${riskHistorySql({ participantId: 'q.payer_participant_id', customerId: 'q.payer_customer_id', counterparty: "q.payee_participant_id || ':' || q.payee_customer_id", since: 'u.since::timestamptz' })}) h
+               left join ledger_accounts a on a.id = q.source_account_id`,
+            [ids, participants, participants.map((pid) => windows.get(pid)!.windowStart.toISOString()), dayStart, monthStart],
+          ),
       );
       const quoteOf = new Map<number, QuoteRow & { kyc_level: number }>();
       for (const row of locked) quoteOf.set(Number(row.n) - 1, row);
@@ -779,41 +823,10 @@ export function createTransferService(deps: {
         }
       });
       if (live.length === 0) return out.map((r) => r!);
-
-      // (2) Everything the checks read, for every live quote in one statement (it starts once (1) holds its locks, so
-      // under read committed it sees every payment these customers committed before): day/month usage for limits, the
-      // source account and whether it is still debitable, whether the payee is flagged, the payer's country and the
-      // risk history (its window per payer participant's rules). Money requests being paid are locked too.
-      const windows = new Map<string, { rules: RiskRules; windowStart: Date }>();
-      for (const i of live) {
-        const pid = inputs[i]!.participantId;
-        if (!windows.has(pid)) windows.set(pid, await risk.rulesVia(tx, pid));
-      }
+      // Money requests being paid (rare): locked in id order, after the customers, before the ledger's accounts.
       const requestIds = [...new Set(live.map((i) => quoteOf.get(i)!.request_id).filter((r): r is string => r !== null))].sort();
-      const [contexts, requests] = await both(
-        () =>
-          tx.query<{ n: bigint; day: bigint | null; month: bigint | null; acc_id: string | null; owner_participant_id: string | null; acc_customer_id: string | null; kind: string | null; closed: boolean | null; linked: boolean; flagged: boolean; country: string | null; recent: bigint | null; hn: bigint | null; avg: string | null; known: boolean | null }>(
-            `select u.n, x.day, x.month, a.id as acc_id, a.owner_participant_id, a.customer_id as acc_customer_id, a.kind, a.closed,
-                    exists (select 1 from account_links l where l.wallet_participant_id = q.payer_participant_id and l.wallet_customer_id = q.payer_customer_id
-                              and l.account_id = q.source_account_id and l.status = 'active') as linked,
-                    case when q.payee_alias_id = '' then exists (select 1 from alias_flags f join aliases al on al.id = f.alias_id where al.participant_id = q.payee_participant_id and al.customer_id = q.payee_customer_id)
-                         else exists (select 1 from alias_flags f join aliases al on al.id = f.alias_id where f.alias_id = q.payee_alias_id) end as flagged,
-                    (select country from participants where id = q.payer_participant_id) as country,
-                    h.recent, h.n as hn, h.avg, h.known
-               from unnest($1::text[], $2::text[]) with ordinality as u(id, since, n)
-               join quotes q on q.id = u.id
-               cross join lateral (select sum(ref_eur_cents) filter (where created_at >= $3)::int8 as day, sum(ref_eur_cents)::int8 as month
-                                     from payments where payer_customer_id = q.payer_customer_id and created_at >= $4) x
-               cross join lateral (${riskHistorySql({ participantId: 'q.payer_participant_id', customerId: 'q.payer_customer_id', counterparty: "q.payee_participant_id || ':' || q.payee_customer_id", since: 'u.since::timestamptz' })}) h
-               left join ledger_accounts a on a.id = q.source_account_id`,
-            [live.map((i) => quoteOf.get(i)!.id), live.map((i) => windows.get(inputs[i]!.participantId)!.windowStart.toISOString()), dayStart, monthStart],
-          ),
-        () =>
-          requestIds.length === 0
-            ? Promise.resolve([] as { id: string; status: string }[])
-            : tx.query<{ id: string; status: string }>(`select id, status from money_requests where id = any($1::text[]) order by id for update`, [requestIds]),
-      );
-      const contextOf = new Map(contexts.map((c) => [live[Number(c.n) - 1]!, c]));
+      const requests = requestIds.length === 0 ? [] : await tx.query<{ id: string; status: string }>(`select id, status from money_requests where id = any($1::text[]) order by id for update`, [requestIds]);
+      const contextOf = new Map(contexts.map((c) => [Number(c.n) - 1, c]));
       const pendingRequests = new Set(requests.filter((r) => r.status === 'pending').map((r) => r.id));
 
       // (3) Decide each payment in arrival order. Payments of one customer in this batch count against each other's
@@ -932,30 +945,9 @@ export function createTransferService(deps: {
       }
       if (done.length === 0) return out.map((r) => r!);
 
-      // (5) The records of the payments whose money moved, set-based; audit records, outbox events and risk
-      // observations are staged and go out with the COMMIT.
-      const paidRequests = done.filter((p) => p.q.request_id !== null);
-      await all([
-        () => tx.query(`update quotes set status = 'used' where id = any($1::text[])`, [done.map((p) => p.q.id)]),
-        () =>
-          tx.query(
-            `insert into payments (id, quote_id, payer_participant_id, payer_customer_id, source_account_id, payee_participant_id, payee_customer_id, payee_account_id, send_minor, send_currency,
-               receive_minor, receive_currency, fee_minor, rate, ref_eur_cents, request_id, status, transfer_ids, created_at)
-             select v.id, q.id, q.payer_participant_id, q.payer_customer_id, q.source_account_id, q.payee_participant_id, q.payee_customer_id, q.payee_account_id, q.send_minor, q.send_currency,
-                    q.receive_minor, q.receive_currency, q.fee_minor, q.rate, q.ref_eur_cents, q.request_id, 'completed', string_to_array(v.tids, ','), $4
-               from unnest($1::text[], $2::text[], $3::text[]) with ordinality as v(id, quote_id, tids, n)
-               join quotes q on q.id = v.quote_id
-              order by v.n`,
-            [done.map((p) => p.paymentId), done.map((p) => p.q.id), done.map((p) => p.legs.map((l) => l.id).join(',')), now],
-          ),
-        () =>
-          paidRequests.length === 0
-            ? Promise.resolve([])
-            : tx.query(`update money_requests r set status = 'paid', payment_id = v.pid from unnest($1::text[], $2::text[]) as v(rid, pid) where r.id = v.rid`, [
-                paidRequests.map((p) => p.q.request_id),
-                paidRequests.map((p) => p.paymentId),
-              ]),
-      ]);
+      // (5) The records of the payments whose money moved (payment, quote used, request paid), their audit records,
+      // outbox events and risk observations: all staged, written set-based with the COMMIT.
+      for (const p of done) tx.hooks!.stage(paymentFlusher, [p.paymentId, p.q.id, p.legs.map((l) => l.id).join(','), now.toISOString()]);
       for (const p of done) {
         const q = p.q;
         const input = inputs[p.i]!;
