@@ -24,8 +24,12 @@ export interface AuthorizeData {
   readonly tag: string;
   readonly merchantId: string;
   readonly headers: Record<string, string>;
-  /** One token per client: a token's transaction counter must rise with every tap. */
+  /**
+   * Client c taps with tokens c, c + clients, c + 2 × clients, … in turn: each token belongs to one client, since a
+   * token's transaction counter must rise with every tap.
+   */
   readonly tokens: WalletToken[];
+  readonly clients: number;
 }
 
 type Op = (ctx: Ctx, client: number, n: number) => Promise<void>;
@@ -44,12 +48,18 @@ const OPS: Record<HttpLoadOptions['op'], (data: any) => Op> = {
     if (paid.status !== 201) return ctx.fail(`confirm_${paid.body?.error?.code ?? paid.status}`, JSON.stringify(paid.body));
   },
   /** One card payment: a tap with a fresh cryptogram (authorization, hosted hold), then its capture. */
-  authorize: (d: AuthorizeData) => async (ctx, client, n) => {
-    const token = d.tokens[client % d.tokens.length]!;
-    const auth = await ctx.call('POST', `/v1/merchants/${d.merchantId}/payments/tap`, { ...d.headers, 'idempotency-key': `${d.tag}-a-${n}` }, tapBody(token, { amount: '1.00', amountMinor: 100n, now: new Date() }));
-    if (auth.status !== 201) return ctx.fail(`tap_${auth.body?.error?.code ?? auth.status}`, JSON.stringify(auth.body));
-    const cap = await ctx.call('POST', `/v1/payments/${auth.body.id}/capture`, { ...d.headers, 'idempotency-key': `${d.tag}-c-${n}` }, {});
-    if (cap.status !== 200) return ctx.fail(`capture_${cap.body?.error?.code ?? cap.status}`, JSON.stringify(cap.body));
+  authorize: (d: AuthorizeData) => {
+    const perClient = Math.max(1, Math.floor(d.tokens.length / d.clients));
+    const turns = new Map<number, number>();
+    return async (ctx, client, n) => {
+      const turn = turns.get(client) ?? 0;
+      turns.set(client, turn + 1);
+      const token = d.tokens[(client + d.clients * (turn % perClient)) % d.tokens.length]!;
+      const auth = await ctx.call('POST', `/v1/merchants/${d.merchantId}/payments/tap`, { ...d.headers, 'idempotency-key': `${d.tag}-a-${n}` }, tapBody(token, { amount: '1.00', amountMinor: 100n, now: new Date() }));
+      if (auth.status !== 201) return ctx.fail(`tap_${auth.body?.error?.code ?? auth.status}`, JSON.stringify(auth.body));
+      const cap = await ctx.call('POST', `/v1/payments/${auth.body.id}/capture`, { ...d.headers, 'idempotency-key': `${d.tag}-c-${n}` }, {});
+      if (cap.status !== 200) return ctx.fail(`capture_${cap.body?.error?.code ?? cap.status}`, JSON.stringify(cap.body));
+    };
   },
 };
 

@@ -17,10 +17,12 @@ import type { Scenario } from './index.ts';
  * authorize: over HTTP against a hub on a scratch PostgreSQL database, each operation is a contactless tap with a
  * fresh cryptogram (POST /v1/merchants/:id/payments/tap: de-tokenize, cryptogram + ATC, controls, risk, hosted hold
  * in the ledger) followed by its capture (POST /v1/payments/:id/capture), at one merchant (its settlement account is
- * the hot row). The cards belong to `--cardholders` different bank customers (each with its own funding account);
- * each card is in two wallets, one token per client (a token's ATC must rise with every tap). The load comes from a
- * separate process after a warm-up that is not measured (bench/http-load.ts).
- * Options: --seconds=N (measured) --warmup=N --clients=N (even) --ops=N --pool=N --sql-detail.
+ * the hot row). `--cards` cards (default 256), each held by its own bank customer with its own funding account and
+ * each in two wallets: the taps spread over many cards, as a merchant's do, rather than piling thousands of
+ * authorizations a minute on a few (whose spend and velocity checks would read them all). Each token is tapped by one
+ * client only (a token's ATC must rise with every tap); a client goes round its tokens. The load comes from a separate
+ * process after a warm-up that is not measured (bench/http-load.ts).
+ * Options: --seconds=N (measured) --warmup=N --clients=N (even) --cards=N --ops=N --pool=N --sql-detail.
  */
 function option(args: readonly string[], name: string, fallback: number): number {
   const found = args.find((a) => a.startsWith(`--${name}=`));
@@ -37,6 +39,8 @@ export const authorizeScenario: Scenario = {
     const seconds = option(args, 'seconds', 15);
     const warmup = option(args, 'warmup', 4);
     const clients = Math.max(2, option(args, 'clients', 32));
+    // At least one token per client (two per card).
+    const cardCount = Math.min(10_000, Math.max(Math.ceil(clients / 2), option(args, 'cards', 256)));
     const maxOps = option(args, 'ops', 2_000_000);
     const pool = option(args, 'pool', 32);
     const sqlDetail = args.includes('--sql-detail');
@@ -75,17 +79,29 @@ export const authorizeScenario: Scenario = {
       });
       const bank = (await hub.participants.get(bankA))!;
       const walletTokens: WalletToken[] = [];
-      for (let i = 0; i < clients; i += 2) {
-        const holder = await hub.db.transaction(async (tx) => {
-          const c = await hub.customers.create(tx, { type: 'system' }, bank, { externalId: `bench-holder-${i}`, name: `Bench Holder ${i}`, kycLevel: 3 });
-          if (!c.ok) throw new Error(c.error.code);
-          return c.value.id;
-        });
-        const card = await cardInTwoWallets(hub, call, { depositMinor: 100_000_000_000n, holderId: holder });
-        walletTokens.push(card.a, card.b);
+      // Issued and provisioned a few at a time (each is a transaction and two HTTP calls).
+      const SETUP_CONCURRENCY = 8;
+      const issued: { a: WalletToken; b: WalletToken }[] = [];
+      for (let first = 0; first < cardCount; first += SETUP_CONCURRENCY) {
+        const chunk = Array.from({ length: Math.min(SETUP_CONCURRENCY, cardCount - first) }, (_, k) => first + k);
+        issued.push(
+          ...(await Promise.all(
+            chunk.map(async (i) => {
+              const holder = await hub.db.transaction(async (tx) => {
+                const c = await hub.customers.create(tx, { type: 'system' }, bank, { externalId: `bench-holder-${i}`, name: `Bench Holder ${i}`, kycLevel: 3 });
+                if (!c.ok) throw new Error(c.error.code);
+                return c.value.id;
+              });
+              return cardInTwoWallets(hub, call, { depositMinor: 100_000_000_000n, holderId: holder });
+            }),
+          )),
+        );
+        if (process.stderr.isTTY) process.stderr.write(`\r[authorize] cards ${issued.length}/${cardCount}`);
       }
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      for (const card of issued) walletTokens.push(card.a, card.b);
       const merchantToken = await token('merchant-a');
-      const data: AuthorizeData = { tag: 'b', merchantId: MERCHANT, headers: { authorization: `Bearer ${merchantToken}` }, tokens: walletTokens };
+      const data: AuthorizeData = { tag: 'b', merchantId: MERCHANT, headers: { authorization: `Bearer ${merchantToken}` }, tokens: walletTokens, clients };
       yield await measureHttpLoad({
         scenario: 'authorize',
         op: 'authorize',
@@ -99,7 +115,7 @@ export const authorizeScenario: Scenario = {
         counter,
         requestsPerOp: 2,
         sqlDetail,
-        extra: { op: 'tap+capture', cardholders: clients / 2, pool },
+        extra: { op: 'tap+capture', cards: cardCount, pool },
       });
       const violations = await hub.ledger.checkInvariants();
       if (violations.length > 0) throw new Error(`ledger invariants violated after the bench: ${JSON.stringify(violations.slice(0, 3))}`);

@@ -4,7 +4,7 @@
  *
  * Keys flow: issuer master key (IMK) → ICC master key (Option A, per card/token) → session key (per ATC) → MAC.
  */
-import { adjustKeyParity, desDecryptBlock, desEncryptBlock, tdesEncryptEcb } from './des.ts';
+import { adjustKeyParity, desDecryptBlock, desEncryptBlock, desEncryptCbc, tdesEncryptEcb } from './des.ts';
 import { concatBytes, mustHexToBytes, xorBytes } from './hex.ts';
 
 const BLOCK_BYTES = 8;
@@ -82,10 +82,8 @@ export function retailMac(key: Uint8Array, data: Uint8Array, padding: PaddingMet
   const k1 = key.subarray(0, 8);
   const k2 = key.subarray(8, 16);
   const padded = padIso9797(data, padding);
-  let chain: Uint8Array = new Uint8Array(BLOCK_BYTES);
-  for (let offset = 0; offset < padded.length; offset += BLOCK_BYTES) {
-    chain = desEncryptBlock(k1, xorBytes(chain, padded.subarray(offset, offset + BLOCK_BYTES)));
-  }
+  // The CBC chain's last block (one key schedule for the whole chain).
+  const chain = desEncryptCbc(k1, padded).subarray(padded.length - BLOCK_BYTES);
   return desEncryptBlock(k1, desDecryptBlock(k2, chain));
 }
 

@@ -1,7 +1,8 @@
 /**
  * DES and Triple DES (FIPS 46-3, SP 800-67) in plain TypeScript. node:crypto is avoided on purpose: the same code runs
- * in the browser wallet, where WebCrypto has no DES. EMV cryptograms are a handful of blocks, so clarity wins over
- * speed here: blocks are expanded to arrays of bits and the standard's tables are applied as written.
+ * in the browser wallet, where WebCrypto has no DES. The standard's tables below are used as written; at load they are
+ * compiled into lookup tables (each bit permutation as one table per input byte, the S-boxes merged with P), so that a
+ * block is 32-bit word operations: the hub checks a cryptogram on every tap, several blocks each.
  */
 
 const BLOCK_BYTES = 8;
@@ -14,10 +15,6 @@ const IP = [
 const FP = [
   40, 8, 48, 16, 56, 24, 64, 32, 39, 7, 47, 15, 55, 23, 63, 31, 38, 6, 46, 14, 54, 22, 62, 30, 37, 5, 45, 13, 53, 21, 61, 29, 36, 4, 44, 12, 52, 20, 60, 28, 35, 3,
   43, 11, 51, 19, 59, 27, 34, 2, 42, 10, 50, 18, 58, 26, 33, 1, 41, 9, 49, 17, 57, 25,
-] as const;
-const E = [
-  32, 1, 2, 3, 4, 5, 4, 5, 6, 7, 8, 9, 8, 9, 10, 11, 12, 13, 12, 13, 14, 15, 16, 17, 16, 17, 18, 19, 20, 21, 20, 21, 22, 23, 24, 25, 24, 25, 26, 27, 28, 29, 28,
-  29, 30, 31, 32, 1,
 ] as const;
 const P = [16, 7, 20, 21, 29, 12, 28, 17, 1, 15, 23, 26, 5, 18, 31, 10, 2, 8, 24, 14, 32, 27, 3, 9, 19, 13, 30, 6, 22, 11, 4, 25] as const;
 const PC1 = [
@@ -40,70 +37,148 @@ const S_BOXES: readonly (readonly number[])[] = [
   [13, 2, 8, 4, 6, 15, 11, 1, 10, 9, 3, 14, 5, 0, 12, 7, 1, 15, 13, 8, 10, 3, 7, 4, 12, 5, 6, 11, 0, 14, 9, 2, 7, 11, 4, 1, 9, 12, 14, 2, 0, 6, 10, 13, 15, 3, 5, 8, 2, 1, 14, 7, 4, 10, 8, 13, 15, 12, 9, 0, 3, 5, 6, 11],
 ];
 
-type Bits = readonly number[];
-
-function toBits(bytes: Uint8Array): number[] {
-  const bits: number[] = [];
-  for (const byte of bytes) for (let i = 7; i >= 0; i -= 1) bits.push((byte >> i) & 1);
-  return bits;
+/**
+ * A bit permutation compiled to lookup tables: output bit j (0 = most significant; `table[j]` is its 1-based input
+ * position, bit 1 being the most significant bit of the first input byte) is set by OR-ing one entry per input byte.
+ * Outputs of up to 64 bits come back as two 32-bit words, bit j in word j >> 5 at bit 31 - (j & 31).
+ */
+interface Permutation {
+  readonly inBytes: number;
+  readonly hi: Int32Array;
+  readonly lo: Int32Array;
 }
 
-function fromBits(bits: Bits): Uint8Array {
-  const out = new Uint8Array(bits.length / 8);
-  bits.forEach((bit, i) => {
-    out[i >> 3] = (out[i >> 3] ?? 0) | (bit << (7 - (i & 7)));
+function compilePermutation(table: readonly number[], inBits: number): Permutation {
+  const inBytes = inBits / 8;
+  const hi = new Int32Array(inBytes * 256);
+  const lo = new Int32Array(inBytes * 256);
+  table.forEach((position, j) => {
+    const byteIndex = (position - 1) >> 3;
+    const mask = 0x80 >> ((position - 1) & 7);
+    for (let value = 0; value < 256; value += 1) {
+      if ((value & mask) === 0) continue;
+      const at = byteIndex * 256 + value;
+      if (j < 32) hi[at] = (hi[at] ?? 0) | (1 << (31 - j));
+      else lo[at] = (lo[at] ?? 0) | (1 << (63 - j));
+    }
   });
-  return out;
+  return { inBytes, hi, lo };
 }
 
-function permute(bits: Bits, table: readonly number[]): number[] {
-  return table.map((position) => bits[position - 1] ?? 0);
+// Where permute() leaves its result: a typed array, since module variables holding 32-bit values that do not fit a
+// small integer would allocate a heap number on every write. (One block at a time: JavaScript runs one at a time.)
+const out = new Int32Array(2);
+
+/** Applies a compiled permutation to the input bits held in two words (the first inBytes bytes, most significant first). */
+function permute(p: Permutation, w0: number, w1: number): void {
+  let hi = 0;
+  let lo = 0;
+  for (let i = 0; i < p.inBytes; i += 1) {
+    const byte = i < 4 ? (w0 >>> (24 - 8 * i)) & 0xff : (w1 >>> (56 - 8 * i)) & 0xff;
+    const at = i * 256 + byte;
+    hi |= p.hi[at] ?? 0;
+    lo |= p.lo[at] ?? 0;
+  }
+  out[0] = hi;
+  out[1] = lo;
 }
 
-function rotateLeft(bits: Bits, count: number): number[] {
-  return [...bits.slice(count), ...bits.slice(0, count)];
-}
+const IP_TABLE = compilePermutation(IP, 64);
+const FP_TABLE = compilePermutation(FP, 64);
+const PC1_TABLE = compilePermutation(PC1, 64);
+const PC2_TABLE = compilePermutation(PC2, 56);
 
-/** The 16 48-bit round keys of a single DES key. */
-type KeySchedule = readonly Bits[];
+/**
+ * S-box i merged with P: SP[i * 64 + x] is P applied to S-box i's output for the 6-bit input x (bits b1..b6 of the
+ * standard, b1 most significant: row b1b6, column b2b3b4b5), placed at the box's 4-bit position.
+ */
+const SP = ((): Int32Array => {
+  const p = compilePermutation(P, 32);
+  const table = new Int32Array(8 * 64);
+  for (let box = 0; box < 8; box += 1) {
+    for (let x = 0; x < 64; x += 1) {
+      const row = ((x >> 4) & 2) | (x & 1);
+      const column = (x >> 1) & 0xf;
+      const value = S_BOXES[box]?.[row * 16 + column] ?? 0;
+      permute(p, value << (28 - 4 * box), 0);
+      table[box * 64 + x] = out[0] ?? 0;
+    }
+  }
+  return table;
+})();
+
+/** The 16 round keys of a single DES key, each as eight 6-bit groups (the inputs XOR-ed into the S-boxes). */
+type KeySchedule = Uint8Array;
+
+const MASK_28 = 0x0fffffff;
 
 function keySchedule(key: Uint8Array): KeySchedule {
   if (key.length !== BLOCK_BYTES) throw new RangeError(`DES key must be 8 bytes, got ${key.length}`);
-  const permuted = permute(toBits(key), PC1);
-  let c = permuted.slice(0, 28);
-  let d = permuted.slice(28);
-  return SHIFTS.map((shift) => {
-    c = rotateLeft(c, shift);
-    d = rotateLeft(d, shift);
-    return permute([...c, ...d], PC2);
-  });
+  permute(PC1_TABLE, word(key, 0), word(key, 4));
+  // PC1 gives 56 bits: C is the first 28, D the next 28.
+  const pc1Hi = out[0] ?? 0;
+  let c = pc1Hi >>> 4;
+  let d = ((pc1Hi & 0xf) << 24) | ((out[1] ?? 0) >>> 8);
+  const schedule = new Uint8Array(16 * 8);
+  for (let round = 0; round < 16; round += 1) {
+    const shift = SHIFTS[round] ?? 1;
+    c = ((c << shift) | (c >>> (28 - shift))) & MASK_28;
+    d = ((d << shift) | (d >>> (28 - shift))) & MASK_28;
+    permute(PC2_TABLE, (c << 4) | (d >>> 24), d << 8);
+    // 48 bits: the first 32 in out[0], the last 16 at the top of out[1]; eight groups of 6.
+    const hi = out[0] ?? 0;
+    const lo = out[1] ?? 0;
+    const at = round * 8;
+    schedule[at] = hi >>> 26;
+    schedule[at + 1] = (hi >>> 20) & 0x3f;
+    schedule[at + 2] = (hi >>> 14) & 0x3f;
+    schedule[at + 3] = (hi >>> 8) & 0x3f;
+    schedule[at + 4] = (hi >>> 2) & 0x3f;
+    schedule[at + 5] = ((hi & 3) << 4) | (lo >>> 28);
+    schedule[at + 6] = (lo >>> 22) & 0x3f;
+    schedule[at + 7] = (lo >>> 16) & 0x3f;
+  }
+  return schedule;
 }
 
-function feistel(right: Bits, roundKey: Bits): number[] {
-  const mixed = permute(right, E).map((bit, i) => bit ^ (roundKey[i] ?? 0));
-  const substituted: number[] = [];
-  for (let box = 0; box < 8; box += 1) {
-    const six = mixed.slice(box * 6, box * 6 + 6);
-    const row = ((six[0] ?? 0) << 1) | (six[5] ?? 0);
-    const column = ((six[1] ?? 0) << 3) | ((six[2] ?? 0) << 2) | ((six[3] ?? 0) << 1) | (six[4] ?? 0);
-    const value = S_BOXES[box]?.[row * 16 + column] ?? 0;
-    for (let i = 3; i >= 0; i -= 1) substituted.push((value >> i) & 1);
+function word(bytes: Uint8Array, offset: number): number {
+  return (((bytes[offset] ?? 0) << 24) | ((bytes[offset + 1] ?? 0) << 16) | ((bytes[offset + 2] ?? 0) << 8) | (bytes[offset + 3] ?? 0)) | 0;
+}
+
+/** The round function: E expansion (the eight 6-bit groups read straight off R), key mixing, S-boxes and P. */
+function feistel(r: number, k: Uint8Array, at: number): number {
+  return (
+    (SP[(((r & 1) << 5) | (r >>> 27)) ^ (k[at] ?? 0)] ?? 0) |
+    (SP[64 + (((r >>> 23) & 0x3f) ^ (k[at + 1] ?? 0))] ?? 0) |
+    (SP[128 + (((r >>> 19) & 0x3f) ^ (k[at + 2] ?? 0))] ?? 0) |
+    (SP[192 + (((r >>> 15) & 0x3f) ^ (k[at + 3] ?? 0))] ?? 0) |
+    (SP[256 + (((r >>> 11) & 0x3f) ^ (k[at + 4] ?? 0))] ?? 0) |
+    (SP[320 + (((r >>> 7) & 0x3f) ^ (k[at + 5] ?? 0))] ?? 0) |
+    (SP[384 + (((r >>> 3) & 0x3f) ^ (k[at + 6] ?? 0))] ?? 0) |
+    (SP[448 + ((((r & 0x1f) << 1) | (r >>> 31)) ^ (k[at + 7] ?? 0))] ?? 0)
+  );
+}
+
+/** One DES pass over the block held in two words; leaves the result in `out`. */
+function cryptWords(w0: number, w1: number, schedule: KeySchedule, decrypt: boolean): void {
+  permute(IP_TABLE, w0, w1);
+  let left = out[0] ?? 0;
+  let right = out[1] ?? 0;
+  for (let round = 0; round < 16; round += 1) {
+    const next = left ^ feistel(right, schedule, (decrypt ? 15 - round : round) * 8);
+    left = right;
+    right = next;
   }
-  return permute(substituted, P);
+  // The halves are swapped once more before the final permutation.
+  permute(FP_TABLE, right, left);
 }
 
 function cryptBlock(block: Uint8Array, schedule: KeySchedule, decrypt: boolean): Uint8Array {
   if (block.length !== BLOCK_BYTES) throw new RangeError(`DES block must be 8 bytes, got ${block.length}`);
-  const bits = permute(toBits(block), IP);
-  let left: Bits = bits.slice(0, 32);
-  let right: Bits = bits.slice(32);
-  for (let round = 0; round < 16; round += 1) {
-    const roundKey = schedule[decrypt ? 15 - round : round] ?? [];
-    const f = feistel(right, roundKey);
-    [left, right] = [right, left.map((bit, i) => bit ^ (f[i] ?? 0))];
-  }
-  // The halves are swapped once more before the final permutation.
-  return fromBits(permute([...right, ...left], FP));
+  cryptWords(word(block, 0), word(block, 4), schedule, decrypt);
+  const hi = out[0] ?? 0;
+  const lo = out[1] ?? 0;
+  return Uint8Array.of(hi >>> 24, hi >>> 16, hi >>> 8, hi, lo >>> 24, lo >>> 16, lo >>> 8, lo);
 }
 
 export function desEncryptBlock(key: Uint8Array, block: Uint8Array): Uint8Array {
