@@ -1,3 +1,4 @@
+import { cpuCalibrationMs } from './calibrate.ts';
 import type { BenchResult } from './recorder.ts';
 import { SCENARIOS } from './scenarios/index.ts';
 
@@ -14,7 +15,10 @@ if (scenario === undefined) {
 
 const COLUMNS = ['scenario', 'engine', 'ops_per_s', 'p50_ms', 'p99_ms'] as const;
 const rows: BenchResult[] = [];
-for await (const result of scenario.run(args.slice(1))) {
+// Measured once before the scenario: every line carries it (see bench/calibrate.ts).
+const calibrationMs = cpuCalibrationMs();
+for await (const scenarioResult of scenario.run(args.slice(1))) {
+  const result: BenchResult = { ...scenarioResult, cpu_calib_ms: calibrationMs };
   rows.push(result);
   if (json) console.log(JSON.stringify(result));
   else console.error(`… ${result.scenario} on ${result.engine}: ${result.ops_per_s} ops/s`);
