@@ -195,6 +195,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
       every(60_000, 'payment-hold-expiry', () => payments.sweep());
       every(AUDIT_CHAIN_INTERVAL_MS, 'audit-chain', () => audit.chain());
       every(SWEEP_INTERVAL_MS, 'idempotency-sweep', () => idempotency.sweep());
+      every(SWEEP_INTERVAL_MS, 'card-request-key-sweep', () => cards.sweep());
     },
     async listen() {
       return app.listen({ port: config.port, host: config.host });

@@ -5,6 +5,7 @@ import { availableEngines } from '../../test/support/engines.ts';
 import { startTestHub, type TestHub } from '../../test/support/hub.ts';
 import { seedDemoNetwork, demoParticipantId } from '../demo/seed.ts';
 import { createFakeClock, type FakeClock } from '../platform/clock.ts';
+import { IDEMPOTENCY_LIMITS } from '../platform/idempotency.ts';
 import { luhnValid } from '../platform/logger.ts';
 import { CARD_DATA_LOCK_MS, checkControls } from './service.ts';
 import { isTokenNumber } from './numbers.ts';
@@ -53,6 +54,23 @@ describe.each(engines)('cards and tokens on %s', (engine) => {
     expect(products[0]?.n).toBe(2n);
     const card = await t.hub.cards.cards.getById('crd_demo_li_bank_a');
     expect(card?.status).toBe('active');
+  });
+
+  it('forgets Idempotency-Keys of card requests after the retention, and only those', async () => {
+    const body = { productId: 'cpr_demo_bank_a_debit', customerId: t.demo.customers.get('li-at-bank-a') };
+    const first = await call('bank-a', 'POST', '/v1/issuer/cards', body, { 'idempotency-key': 'sweep-old' });
+    expect(first.status).toBe(201);
+    clock.advance(IDEMPOTENCY_LIMITS.retentionMs - 60_000);
+    expect((await call('bank-a', 'POST', '/v1/issuer/cards', body, { 'idempotency-key': 'sweep-young' })).status).toBe(201);
+    clock.advance(120_000);
+    const keys = async () => (await t.hub.db.query<{ key: string }>(`select key from card_request_keys where key like 'sweep-%' order by key`)).map((r) => r.key);
+    expect(await keys()).toEqual(['sweep-old', 'sweep-young']);
+    expect(await t.hub.cards.sweep()).toBeGreaterThanOrEqual(1);
+    expect(await keys()).toEqual(['sweep-young']);
+    // Past the retention the key is new again: a second card, not the first one replayed.
+    const again = await call('bank-a', 'POST', '/v1/issuer/cards', body, { 'idempotency-key': 'sweep-old' });
+    expect(again.status).toBe(201);
+    expect(again.body.card.id).not.toBe(first.body.card.id);
   });
 
   it('refuses a product overlapping the token range', async () => {

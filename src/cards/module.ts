@@ -8,7 +8,7 @@ import { createTokenPropagation } from '../tokens/propagate.ts';
 import { registerWalletTokenRoutes } from '../tokens/routes.ts';
 import { createWalletTokenService, type WalletTokenService } from '../tokens/service.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
-import { createRequestKeys } from './request-keys.ts';
+import { createRequestKeys, sweepRequestKeys } from './request-keys.ts';
 import { registerCardRoutes } from './routes.ts';
 import { createCardService, type CardService } from './service.ts';
 
@@ -17,6 +17,8 @@ export interface CardsModule {
   readonly cards: CardService;
   readonly walletTokens: WalletTokenService;
   registerRoutes(app: HttpServer, deps: { idempotent: Idempotent }): void;
+  /** Forgets Idempotency-Keys of card and token requests past the retention (one bounded batch). */
+  sweep(): Promise<number>;
 }
 
 export function createCardsModule(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox }): CardsModule {
@@ -31,5 +33,6 @@ export function createCardsModule(deps: { db: Db; clock: Clock; vault: Vault; au
       registerCardRoutes(app, { cards, walletTokens, idempotent, withRequestKey, db: deps.db });
       registerWalletTokenRoutes(app, { walletTokens, idempotent, withRequestKey, db: deps.db });
     },
+    sweep: () => sweepRequestKeys(deps),
   };
 }

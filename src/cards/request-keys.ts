@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
+import { IDEMPOTENCY_LIMITS } from '../platform/idempotency.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
 
@@ -54,3 +55,16 @@ export function createRequestKeys(deps: { db: Db; vault: Vault; clock: Clock }) 
 }
 
 export type WithRequestKey = ReturnType<typeof createRequestKeys>;
+
+/**
+ * Deletes keys older than the idempotency retention (the same promise as every other Idempotency-Key: a retry within
+ * it is answered; after it, the key is forgotten), at most one bounded batch per call. Returns how many went.
+ */
+export async function sweepRequestKeys(deps: { db: Db; clock: Clock }): Promise<number> {
+  const cutoff = new Date(deps.clock.nowMs() - IDEMPOTENCY_LIMITS.retentionMs);
+  const rows = await deps.db.query(
+    `delete from card_request_keys where ctid in (select ctid from card_request_keys where created_at < $1 limit $2) returning key`,
+    [cutoff, IDEMPOTENCY_LIMITS.sweepBatch],
+  );
+  return rows.length;
+}
