@@ -100,8 +100,13 @@ describe('more of the wallet and console pages in Chromium', () => {
     expect(tlv(second.payload, '9F36')).not.toBe(tlv(first.payload, '9F36'));
     expect(tlv(second.payload, '9F26')).not.toBe(tlv(first.payload, '9F26'));
     await h.shot('more-1b-payment-code-refreshed');
-    // The cashier scans the code now on screen.
-    const auth = await t.api('merchant-a').post(`/v1/merchants/${merchantId}/payments/cpm`, { payload: second.payload, amount: { amount: '12.50', currency: 'CNY' } }, { 'idempotency-key': 'more-web-cpm-1' });
+    // On demand too (a failed scan): a new counter at once, without waiting for the timer.
+    await code.getByTestId('cpm-refresh').click();
+    await expect.poll(async () => Number(await shown.getAttribute('data-atc'))).toBeGreaterThan(second.atc);
+    const third = (await shown.textContent()) ?? '';
+    expect(tlv(third, '9F26')).not.toBe(tlv(second.payload, '9F26'));
+    // The cashier scans the code now on screen (the latest).
+    const auth = await t.api('merchant-a').post(`/v1/merchants/${merchantId}/payments/cpm`, { payload: third, amount: { amount: '12.50', currency: 'CNY' } }, { 'idempotency-key': 'more-web-cpm-1' });
     expect(auth.status, JSON.stringify(auth.body)).toBe(201);
     expect(auth.body.amount).toEqual({ amount: '12.50', currency: 'CNY' });
     expect(h.problems).toEqual([]);

@@ -487,7 +487,16 @@ function PaymentCode({ api, session }: { api: Api; session: WalletSession }) {
     }
   }, [current?.tokenRef, tick, session.participantId, t]);
   return (
-    <Section title={t('pay.cpm')} testId="payment-code">
+    <Section
+      title={t('pay.cpm')}
+      testId="payment-code"
+      actions={
+        // A new code at once (a new ATC and cryptogram), as when the cashier's scan failed, without waiting for the timer.
+        <button type="button" className="secondary" data-testid="cpm-refresh" disabled={current === undefined} onClick={() => setTick((n) => n + 1)}>
+          {t('common.refresh')}
+        </button>
+      }
+    >
       {active.length > 1 && <Select label={t('pay.payWith')} value={current?.tokenRef ?? ''} onChange={setTokenRef} options={active.map((x) => ({ value: x.tokenRef, label: `${x.brand} …${x.cardLast4}` }))} />}
       {current === undefined && <p className="muted">{t('home.noCards')}</p>}
       {image !== undefined && (
