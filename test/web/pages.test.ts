@@ -1,53 +1,22 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { systemClock } from '../../src/platform/clock.ts';
-import { startTestHub, type TestHub } from '../support/hub.ts';
+import type { Page } from 'playwright-core';
+import type { TestHub } from '../support/hub.ts';
+import { openWebHarness, type WebHarness } from './support.ts';
 
 /**
  * The golden paths of the wallet and the console, in Debian's Chromium (playwright-core, /usr/bin/chromium), against a
- * real listening hub with the demo network. Any page error or console error fails the run. Screenshots of each step
- * go to test-results/web/.
+ * real listening hub with the demo network (the harness in ./support.ts). Any page error or console error fails the
+ * run. Screenshots of each step go to test-results/web/.
  */
-const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = resolve('test-results/web');
-const DIST = resolve('web/dist/wallet/index.html');
-
+let h: WebHarness;
 let t: TestHub;
 let base = '';
-let context: BrowserContext;
 let page: Page;
-let userDataDir = '';
-const problems: string[] = [];
+let problems: string[] = [];
 
-const shot = async (name: string) => {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-};
-
-async function signIn(wallet: string, customerId: string) {
-  await page.goto(`${base}/wallet`);
-  if (await page.getByTestId('sign-out').isVisible().catch(() => false)) await page.getByTestId('sign-out').click();
-  await page.locator('select[name=wallet]').selectOption(wallet);
-  await page.locator('select[name=customer]').selectOption(customerId);
-  await page.getByTestId('sign-in').click();
-  await page.getByTestId('who').waitFor();
-}
-
-async function addCard(fill: () => Promise<void>) {
-  await page.getByTestId('tab-add').click();
-  await fill();
-  await page.locator('input[name=consent]').check();
-  await page.getByTestId('add-submit').click();
-  const code = (await page.getByTestId('demo-code').textContent({ timeout: 15_000 })) ?? '';
-  expect(code).toMatch(/^[0-9]{6}$/);
-  // The customer types the code the bank sent.
-  await page.locator('input[name=code]').fill(code);
-  await page.getByTestId('code-submit').click();
-  await page.getByTestId('card-added').waitFor({ timeout: 15_000 });
-}
+const shot = (name: string) => h.shot(name);
+const signIn = (wallet: string, customerId: string) => h.signIn(wallet, customerId);
+const addCard = (fill: () => Promise<void>) => h.addCard(fill);
 
 describe('the wallet and console pages in Chromium', () => {
   // Each step reports its own page errors.
@@ -55,30 +24,12 @@ describe('the wallet and console pages in Chromium', () => {
     problems.length = 0;
   });
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does this)`);
-    if (!existsSync(DIST)) execFileSync('npx', ['vite', 'build', '--config', 'web/vite.config.ts'], { stdio: 'inherit' });
-    mkdirSync(SHOTS, { recursive: true });
-    t = await startTestHub('pglite', { clock: systemClock, config: { port: 0, host: '127.0.0.1' } });
-    base = (await t.hub.listen()).replace('[::1]', '127.0.0.1');
-    userDataDir = mkdtempSync(join(tmpdir(), 'hutong-chromium-'));
-    // A fresh --user-data-dir (playwright passes it for a persistent context).
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      locale: 'en-US',
-      viewport: { width: 1200, height: 900 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-    page.on('console', (m) => {
-      if (m.type() === 'error') problems.push(`console.error: ${m.text()} ${m.location().url}`);
-    });
+    h = await openWebHarness();
+    ({ t, base, page, problems } = h);
   }, 180_000);
 
   afterAll(async () => {
-    await context?.close();
-    await t?.close();
-    if (userDataDir !== '') rmSync(userDataDir, { recursive: true, force: true });
+    await h?.close();
   });
 
   const li = { walletA: 'cus_demo_li_at_wallet_a', walletB: 'cus_demo_li_at_wallet_b', bank: 'cus_demo_li_at_bank_a' };
