@@ -126,11 +126,20 @@ export async function measureHttpLoad(
     readonly requestsPerOp: number;
     /** Print the statements per op to stderr. */
     readonly sqlDetail: boolean;
+    /**
+     * Refreshes the planner's statistics (ANALYZE): before the load, and again one second before the measured window,
+     * once the warm-up has grown the tables the payments write. A PostgreSQL with autovacuum on (its default) keeps
+     * them so; this machine's runs with autovacuum = off, where a table never analyzed is planned as if it had ten
+     * pages, and statements prepared in the first seconds would keep sequential scans of tables that have grown.
+     */
+    readonly analyze: () => Promise<void>;
     readonly extra: Record<string, string | number | boolean>;
   },
 ): Promise<BenchResult> {
   const meter = cpuMeter(options.database);
   const load1Before = loadavg()[0]!;
+  await options.analyze();
+  const reanalyze = setTimeout(() => void options.analyze().catch(() => undefined), Math.max(0, options.warmupSeconds * 1000 - 1000));
   const out = await runHttpLoad({
     ...options,
     onMeasureStart: () => {
@@ -138,6 +147,7 @@ export async function measureHttpLoad(
       meter.start();
     },
   });
+  clearTimeout(reanalyze);
   const ops = out.latenciesMs.length;
   const cpu = meter.stop(ops);
   const recorder = createLatencyRecorder();

@@ -96,6 +96,12 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const ownsDb = options.db === undefined;
   const db = options.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: join(config.dataDir, 'pglite'), maxConnections: config.dbMaxConnections }));
   await migrate(db, (version) => logger.info({ version }, 'migration applied'));
+  if (db.engine === 'postgres') {
+    // Every hot statement is a key lookup that the planner gets right only with table statistics; without autovacuum
+    // they are never gathered, and a table that grew after its statements were prepared keeps sequential scans.
+    const [setting] = await db.query<{ autovacuum: string }>(`select current_setting('autovacuum') as autovacuum`);
+    if (setting?.autovacuum !== 'on') logger.warn('PostgreSQL runs with autovacuum = off: table statistics go stale and plans degrade as tables grow; turn it on, or run ANALYZE regularly');
+  }
 
   const vault = createVault({ db, clock, keys: options.keys ?? defaultKeySource(config.dataDir, config.kek) });
   await vault.warm();

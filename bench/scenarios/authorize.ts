@@ -113,6 +113,7 @@ export const authorizeScenario: Scenario = {
         counter,
         requestsPerOp: 2,
         sqlDetail,
+        analyze: () => hub.db.exec('analyze'),
         extra: { op: 'tap+capture', cards: cardCount, pool },
       });
       const violations = await hub.ledger.checkInvariants();

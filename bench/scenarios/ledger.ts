@@ -97,6 +97,9 @@ async function setUp(engine: 'postgres' | 'pglite', pool: number, batch: BatchOp
     );
     if (!funded.every((r) => r.ok)) throw new Error('bench: funding failed');
   }
+  // Statistics as autovacuum (off on this machine's PostgreSQL) would have them: the baseline's plain statements are
+  // planned on them (the engine's statements are key lookups with sequential scans off, whatever the statistics).
+  await db.exec('analyze');
   return {
     db,
     baselineDb,

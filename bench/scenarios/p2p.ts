@@ -130,6 +130,7 @@ export const p2pScenario: Scenario = {
           counter,
           requestsPerOp: 3,
           sqlDetail,
+        analyze: () => hub.db.exec('analyze'),
           extra: { payers: payers.length, payees: hot ? 1 : payees.length, pool },
         });
 
