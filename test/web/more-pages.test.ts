@@ -201,12 +201,16 @@ describe('more of the wallet and console pages in Chromium', () => {
     await page.locator('input[name=name]').fill(name);
     await page.locator('input[name=country]').fill('CN');
     await page.locator('input[name=currencies]').fill('CNY');
+    await page.locator('input[name=webhookUrl]').fill('https://noodle.example/hutong-hooks');
     await page.getByTestId('participant-create').click();
     const secret = page.getByTestId('participant-secret');
     await secret.waitFor({ timeout: 15_000 });
     const [clientId = '', clientSecret = ''] = await secret.locator('.mono').allTextContents();
     expect(clientId).not.toBe('');
     expect(clientSecret.length).toBeGreaterThan(16);
+    // The webhook signing secret too, once, and the URL was stored.
+    const webhookSecret = (await page.getByTestId('participant-webhook-secret').locator('.mono').textContent()) ?? '';
+    expect(webhookSecret).toMatch(/^whsec_[A-Za-z0-9+/=]{20,}$/);
     const token = async (id: string, s: string) => (await t.hub.app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'client_credentials', client_id: id, client_secret: s } })).statusCode;
     expect(await token(clientId, clientSecret)).toBe(200);
     await h.shot('more-5a-participant-created-secret-once');
@@ -215,6 +219,8 @@ describe('more of the wallet and console pages in Chromium', () => {
     const row = page.getByTestId('participant-row').filter({ hasText: name });
     await row.waitFor();
     expect(await page.content()).not.toContain(clientSecret);
+    expect(await page.content()).not.toContain(webhookSecret);
+    expect(await row.getByTestId('participant-webhook-url').textContent()).toBe('https://noodle.example/hutong-hooks');
     await row.getByRole('button', { name: new RegExp(name) }).click();
     const creds = page.getByTestId('credentials');
     await expect.poll(async () => creds.locator('h2').textContent()).toContain(name);
@@ -284,8 +290,10 @@ describe('more of the wallet and console pages in Chromium', () => {
     await section.waitFor();
     // The payment link and the payment code paid merchant A in steps 1–2: their events were delivered to its endpoint.
     await expect.poll(async () => section.getByTestId('webhook-row').count(), { timeout: 15_000 }).toBeGreaterThan(0);
-    const first = (await section.getByTestId('webhook-row').first().textContent()) ?? '';
-    expect(first).toContain('/hooks');
+    const rows = await section.getByTestId('webhook-row').allTextContents();
+    expect(rows.some((r) => r.includes('payment.authorized') && r.includes('/hooks'))).toBe(true);
+    // The participant created in step 5 with a webhook URL was told of its suspension at that URL.
+    expect(rows.some((r) => r.includes('participant.suspended') && r.includes('https://noodle.example/hutong-hooks'))).toBe(true);
     await h.shot('more-8-webhook-deliveries');
     expect(h.problems).toEqual([]);
   });

@@ -92,11 +92,20 @@ function Participants({ api }: { api: Api }) {
   const [name, setName] = useState('');
   const [country, setCountry] = useState('CN');
   const [currencies, setCurrencies] = useState('CNY');
-  const [secret, setSecret] = useState<{ clientId: string; clientSecret: string } | undefined>();
+  const [webhookUrl, setWebhookUrl] = useState('');
+  const [secret, setSecret] = useState<{ clientId: string; clientSecret: string; webhookSecret: string } | undefined>();
   const create = useAction(async () => {
-    const r = await api.post('/v1/operator/participants', { kind, name: name.trim(), country: country.trim().toUpperCase(), currencies: currencies.split(/[,\s]+/).filter((c) => c !== '').map((c) => c.toUpperCase()) });
-    setSecret({ clientId: r.credential.clientId, clientSecret: r.credential.clientSecret });
+    const r = await api.post('/v1/operator/participants', {
+      kind,
+      name: name.trim(),
+      country: country.trim().toUpperCase(),
+      currencies: currencies.split(/[,\s]+/).filter((c) => c !== '').map((c) => c.toUpperCase()),
+      // Optional: the participant can set or change it later itself (PATCH /v1/me).
+      ...(webhookUrl.trim() !== '' ? { webhookUrl: webhookUrl.trim() } : {}),
+    });
+    setSecret({ clientId: r.credential.clientId, clientSecret: r.credential.clientSecret, webhookSecret: r.webhookSecret });
     setName('');
+    setWebhookUrl('');
     await list.reload();
   });
   const act = useAction(async (id: string, action: 'suspend' | 'reactivate') => {
@@ -126,6 +135,9 @@ function Participants({ api }: { api: Api }) {
                     {p.name}
                   </button>
                   <div className="muted mono">{p.id}</div>
+                  <div className="muted mono" data-testid="participant-webhook-url">
+                    {p.webhookUrl ?? t('p.noWebhook')}
+                  </div>
                 </td>
                 <td>{p.kind}</td>
                 <td>{p.country}</td>
@@ -162,6 +174,7 @@ function Participants({ api }: { api: Api }) {
             <Field label={t('common.name')} name="name" value={name} onChange={setName} />
             <Field label={t('p.country')} name="country" value={country} onChange={setCountry} />
             <Field label={t('p.currencies')} name="currencies" value={currencies} onChange={setCurrencies} />
+            <Field label={t('p.webhookUrl')} name="webhookUrl" value={webhookUrl} onChange={setWebhookUrl} />
           </div>
           <button type="submit" disabled={create.busy || name.trim() === ''} data-testid="participant-create">
             {t('p.create')}
@@ -169,9 +182,14 @@ function Participants({ api }: { api: Api }) {
         </form>
         <ErrorBox error={create.error} />
         {secret !== undefined && (
-          <p className="warn" data-testid="participant-secret">
-            client_id <span className="mono">{secret.clientId}</span> · {t('p.secretOnce')}: <span className="mono">{secret.clientSecret}</span>
-          </p>
+          <>
+            <p className="warn" data-testid="participant-secret">
+              client_id <span className="mono">{secret.clientId}</span> · {t('p.secretOnce')}: <span className="mono">{secret.clientSecret}</span>
+            </p>
+            <p className="warn" data-testid="participant-webhook-secret">
+              {t('p.webhookSecretOnce')}: <span className="mono">{secret.webhookSecret}</span>
+            </p>
+          </>
         )}
       </Section>
     </>
