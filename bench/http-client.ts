@@ -65,11 +65,14 @@ const OPS: Record<HttpLoadOptions['op'], (data: any) => Op> = {
 
 process.once('message', (raw) => {
   const job = raw as Omit<HttpLoadOptions, 'onMeasureStart'>;
-  const pool = new Pool(job.base, { connections: job.clients, pipelining: 1, keepAliveTimeout: 60_000 });
+  const pools = job.bases.map((base) => new Pool(base, { connections: job.clients, pipelining: 1, keepAliveTimeout: 60_000 }));
+  // Calls go to every hub in turn: a payment's quote and its confirmation land on different processes.
+  let nextPool = 0;
   const failures: Record<string, number> = {};
   let firstFailure: string | undefined;
   const ctx: Ctx = {
     async call(method, path, headers, body) {
+      const pool = pools[nextPool++ % pools.length]!;
       const res = await pool.request({
         method,
         path,
@@ -114,7 +117,7 @@ process.once('message', (raw) => {
     clearTimeout(startMeasuring);
     const cpu = process.cpuUsage(cpu0);
     const elapsedMs = performance.now() - measuredAt;
-    await pool.close();
+    await Promise.all(pools.map((p) => p.close()));
     process.send!({ type: 'done', latenciesMs: latencies, elapsedMs, failures, firstFailure, clientCpuMs: (cpu.user + cpu.system) / 1000 }, () => process.exit(0));
   });
 });

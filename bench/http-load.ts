@@ -1,6 +1,7 @@
 import { fork } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { processCpuMs } from './hub-process.ts';
 import { fileURLToPath } from 'node:url';
 import { createLatencyRecorder, summarize, type BenchResult } from './recorder.ts';
 import type { SqlCounter } from './sql-counter.ts';
@@ -16,7 +17,8 @@ import type { SqlCounter } from './sql-counter.ts';
 export interface HttpLoadOptions {
   /** Operation name, defined in bench/http-client.ts. */
   readonly op: 'p2p' | 'authorize';
-  readonly base: string;
+  /** Every hub's base URL: the load generator spreads its calls over them in turn. */
+  readonly bases: readonly string[];
   readonly clients: number;
   readonly warmupSeconds: number;
   readonly seconds: number;
@@ -50,7 +52,7 @@ export async function runHttpLoad(options: HttpLoadOptions): Promise<HttpLoadRes
         if (message.type === 'measuring') options.onMeasureStart?.();
         else resolve({ ...message, latenciesMs: Float64Array.from(message.latenciesMs) });
       });
-      child.send({ op: options.op, base: options.base, clients: options.clients, warmupSeconds: options.warmupSeconds, seconds: options.seconds, maxOps: options.maxOps, data: options.data });
+      child.send({ op: options.op, bases: options.bases, clients: options.clients, warmupSeconds: options.warmupSeconds, seconds: options.seconds, maxOps: options.maxOps, data: options.data });
     });
   } finally {
     child.removeAllListeners('exit');
@@ -83,9 +85,14 @@ export function machineCpu(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
-/** CPU of this process, of PostgreSQL's backends for one database and of the whole machine, read at two points. */
-export function cpuMeter(database: string): { start(): void; stop(ops: number): Record<string, number> } {
+/**
+ * CPU of the hub (this process and any other hub processes), of PostgreSQL's backends for one database and of the
+ * whole machine, read at two points.
+ */
+export function cpuMeter(database: string, hubPids: readonly number[] = []): { start(): void; stop(ops: number): Record<string, number> } {
+  const otherHubsMs = () => hubPids.reduce((sum, pid) => sum + processCpuMs(pid), 0);
   let hub0 = process.cpuUsage();
+  let others0 = 0;
   let pg0 = 0;
   let machine0 = machineCpu();
   let t0 = performance.now();
@@ -93,19 +100,22 @@ export function cpuMeter(database: string): { start(): void; stop(ops: number): 
   return {
     start() {
       hub0 = process.cpuUsage();
+      others0 = otherHubsMs();
       pg0 = backendCpuMs(database);
       machine0 = machineCpu();
       t0 = performance.now();
     },
     stop(ops) {
-      const hub = process.cpuUsage(hub0);
+      const own = process.cpuUsage(hub0);
+      const hubMs = (own.user + own.system) / 1000 + otherHubsMs() - others0;
       const pgMs = backendCpuMs(database) - pg0;
       const machine1 = machineCpu();
       const elapsed = performance.now() - t0;
       const per = (ms: number) => (ops === 0 ? 0 : round(ms / ops));
       return {
-        hub_cpu_ms_per_op: per((hub.user + hub.system) / 1000),
-        hub_cpu_pct: Math.round(((hub.user + hub.system) / 1000 / elapsed) * 100),
+        hub_cpu_ms_per_op: per(hubMs),
+        // Of one core, all hub processes together.
+        hub_cpu_pct: Math.round((hubMs / elapsed) * 100),
         pg_cpu_ms_per_op: per(pgMs),
         machine_busy_pct: Math.round(((machine1.busy - machine0.busy) / Math.max(1, machine1.total - machine0.total)) * 100),
       };
@@ -122,6 +132,8 @@ export async function measureHttpLoad(
     readonly scenario: string;
     /** The scratch database's name, for PostgreSQL's CPU. */
     readonly database: string;
+    /** Hub processes other than this one (their CPU counts as the hub's). */
+    readonly hubPids?: readonly number[];
     readonly counter: SqlCounter;
     readonly requestsPerOp: number;
     /** Print the statements per op to stderr. */
@@ -136,7 +148,7 @@ export async function measureHttpLoad(
     readonly extra: Record<string, string | number | boolean>;
   },
 ): Promise<BenchResult> {
-  const meter = cpuMeter(options.database);
+  const meter = cpuMeter(options.database, options.hubPids);
   const load1Before = loadavg()[0]!;
   await options.analyze();
   const reanalyze = setTimeout(() => void options.analyze().catch(() => undefined), Math.max(0, options.warmupSeconds * 1000 - 1000));

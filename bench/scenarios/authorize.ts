@@ -9,6 +9,7 @@ import { createLogger } from '../../src/platform/logger.ts';
 import { cardInTwoWallets, type WalletToken } from '../../src/payments/fixtures.ts';
 import { createScratchPostgres, postgresReachable } from '../../test/support/engines.ts';
 import type { AuthorizeData } from '../http-client.ts';
+import { startHubProcesses, type HubProcesses } from '../hub-process.ts';
 import { measureHttpLoad } from '../http-load.ts';
 import { countingDb } from '../sql-counter.ts';
 import type { Scenario } from './index.ts';
@@ -45,14 +46,18 @@ export const authorizeScenario: Scenario = {
     const cardCount = Math.min(10_000, Math.max(Math.ceil(clients / 2), option(args, 'cards', 1_024)));
     const maxOps = option(args, 'ops', 2_000_000);
     const pool = option(args, 'pool', 32);
+    const hubCount = Math.min(4, Math.max(1, option(args, 'hubs', 1)));
+    // The pool is shared out between the hub processes (PostgreSQL's max_connections is 100 here).
+    const hubPool = Math.max(8, Math.floor(pool / hubCount));
     const sqlDetail = args.includes('--sql-detail');
     const scratch = await createScratchPostgres();
     const dataDir = mkdtempSync(join(tmpdir(), 'hutong-bench-'));
     const config = loadConfig(
-      { HUTONG_DATA_DIR: dataDir, DATABASE_URL: scratch.url, HUTONG_LOG_LEVEL: 'silent', HUTONG_DB_MAX_CONNECTIONS: String(pool), HUTONG_WEBHOOKS: '0' },
+      { HUTONG_DATA_DIR: dataDir, DATABASE_URL: scratch.url, HUTONG_LOG_LEVEL: 'silent', HUTONG_DB_MAX_CONNECTIONS: String(hubPool), HUTONG_WEBHOOKS: '0' },
       { port: 0, host: '127.0.0.1', operatorToken: 'op_bench', rateLimitPerS: 1_000_000 },
     );
-    const { db, counter } = countingDb(openPostgres({ url: scratch.url, maxConnections: pool }));
+    const { db, counter } = countingDb(openPostgres({ url: scratch.url, maxConnections: hubPool }));
+    let others: HubProcesses | undefined;
     const hub = await createHub(config, { logger: createLogger({ level: 'silent' }), db });
     try {
       const demo = await seedDemoNetwork(hub);
@@ -100,10 +105,12 @@ export const authorizeScenario: Scenario = {
       for (const card of issued) walletTokens.push(card.a, card.b);
       const merchantToken = await token('merchant-a');
       const data: AuthorizeData = { tag: 'b', merchantId: MERCHANT, headers: { authorization: `Bearer ${merchantToken}` }, tokens: walletTokens, clients };
+      others = await startHubProcesses(hubCount - 1, { databaseUrl: scratch.url, dataDir, pool: hubPool });
       yield await measureHttpLoad({
         scenario: 'authorize',
         op: 'authorize',
-        base,
+        bases: [base, ...others.bases],
+        hubPids: others.pids,
         clients,
         warmupSeconds: warmup,
         seconds,
@@ -114,11 +121,12 @@ export const authorizeScenario: Scenario = {
         requestsPerOp: 2,
         sqlDetail,
         analyze: () => hub.db.exec('analyze'),
-        extra: { op: 'tap+capture', cards: cardCount, pool },
+        extra: { op: 'tap+capture', cards: cardCount, pool, hubs: hubCount },
       });
       const violations = await hub.ledger.checkInvariants();
       if (violations.length > 0) throw new Error(`ledger invariants violated after the bench: ${JSON.stringify(violations.slice(0, 3))}`);
     } finally {
+      await others?.stop();
       await hub.close();
       await db.close();
       await scratch.drop();

@@ -8,6 +8,7 @@ import { openPostgres } from '../../src/platform/db.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createScratchPostgres } from '../../test/support/engines.ts';
 import type { P2pData } from '../http-client.ts';
+import { startHubProcesses, type HubProcesses } from '../hub-process.ts';
 import { measureHttpLoad } from '../http-load.ts';
 import type { BenchResult } from '../recorder.ts';
 import { countingDb } from '../sql-counter.ts';
@@ -88,17 +89,21 @@ export const p2pScenario: Scenario = {
     const payerCount = Math.min(100_000, option(args, 'payers', 2_000));
     const payeeCount = option(args, 'payees', 200);
     const pool = option(args, 'pool', 32);
+    const hubCount = Math.min(4, Math.max(1, option(args, 'hubs', 1)));
+    // The pool is shared out between the hub processes (PostgreSQL's max_connections is 100 here).
+    const hubPool = Math.max(8, Math.floor(pool / hubCount));
     const hotPayee = args.includes('--hot-payee');
     const network = !args.includes('--no-network');
     const sqlDetail = args.includes('--sql-detail');
     const warmup = option(args, 'warmup', 4);
     const scratch = await createScratchPostgres();
     const dataDir = mkdtempSync(join(tmpdir(), 'hutong-bench-'));
-    const { db, counter } = countingDb(openPostgres({ url: scratch.url, maxConnections: pool }));
+    const { db, counter } = countingDb(openPostgres({ url: scratch.url, maxConnections: hubPool }));
     const config = loadConfig(
-      { HUTONG_DATA_DIR: dataDir, HUTONG_LOG_LEVEL: 'silent', DATABASE_URL: scratch.url, HUTONG_RATE_LIMIT_PER_S: '1000000', HUTONG_DB_MAX_CONNECTIONS: String(pool), HUTONG_WEBHOOKS: '0' },
+      { HUTONG_DATA_DIR: dataDir, HUTONG_LOG_LEVEL: 'silent', DATABASE_URL: scratch.url, HUTONG_RATE_LIMIT_PER_S: '1000000', HUTONG_DB_MAX_CONNECTIONS: String(hubPool), HUTONG_WEBHOOKS: '0' },
       { port: 0, host: '127.0.0.1', operatorToken: 'op_bench' },
     );
+    let others: HubProcesses | undefined;
     const hub = await createHub(config, { logger: createLogger({ level: 'silent' }), db });
     try {
       const demo = await seedDemoNetwork(hub);
@@ -115,12 +120,15 @@ export const p2pScenario: Scenario = {
         headersOf[key] = { authorization: `Bearer ${tok.access_token}`, 'content-type': 'application/json' };
       }
 
+      const started = await startHubProcesses(hubCount - 1, { databaseUrl: scratch.url, dataDir, pool: hubPool, aliasLimits: { ...hub.transfers.aliases.limits } });
+      others = started;
+      const bases = [base, ...started.bases];
       let run = 0;
       const measure = (scenario: string, hot: boolean): Promise<BenchResult> =>
         measureHttpLoad({
           scenario,
           op: 'p2p',
-          base,
+          bases,
           clients,
           warmupSeconds: warmup,
           seconds,
@@ -130,8 +138,9 @@ export const p2pScenario: Scenario = {
           counter,
           requestsPerOp: 3,
           sqlDetail,
-        analyze: () => hub.db.exec('analyze'),
-          extra: { payers: payers.length, payees: hot ? 1 : payees.length, pool },
+          analyze: () => hub.db.exec('analyze'),
+          hubPids: started.pids,
+          extra: { payers: payers.length, payees: hot ? 1 : payees.length, pool, hubs: hubCount },
         });
 
       if (network) yield await measure('p2p', false);
@@ -139,6 +148,7 @@ export const p2pScenario: Scenario = {
       const violations = await hub.transfers.ledger.checkInvariants();
       if (violations.length > 0) throw new Error(`ledger invariants violated after the bench: ${JSON.stringify(violations.slice(0, 3))}`);
     } finally {
+      await others?.stop();
       await hub.close();
       await db.close();
       await scratch.drop();
