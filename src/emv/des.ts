@@ -142,7 +142,7 @@ function keySchedule(key: Uint8Array): KeySchedule {
 }
 
 function word(bytes: Uint8Array, offset: number): number {
-  return (((bytes[offset] ?? 0) << 24) | ((bytes[offset + 1] ?? 0) << 16) | ((bytes[offset + 2] ?? 0) << 8) | (bytes[offset + 3] ?? 0)) | 0;
+  return ((bytes[offset] ?? 0) << 24) | ((bytes[offset + 1] ?? 0) << 16) | ((bytes[offset + 2] ?? 0) << 8) | (bytes[offset + 3] ?? 0);
 }
 
 /** The round function: E expansion (the eight 6-bit groups read straight off R), key mixing, S-boxes and P. */

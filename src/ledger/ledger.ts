@@ -5,7 +5,7 @@ import { newId } from '../platform/ids.ts';
 import { isCurrency, MAX_AMOUNT_MINOR } from '../platform/money.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import { computeBatch, computeExpiry, referencedIds, toOps, type AccountState, type BatchState, type BatchWrites, type Op, type PendingRow } from './compute.ts';
-import { ACCOUNT_COLUMNS, applyBatch, batchParams, loadBatchState, readBatchState, toAccount, toHistoryEntry, toTransfer, TRANSFER_COLUMNS, writeBatch, type SharedBase } from './store.ts';
+import { ACCOUNT_COLUMNS, accountStateOf, applyBatch, batchParams, loadBatchState, readBatchState, toAccount, toHistoryEntry, toTransfer, TRANSFER_COLUMNS, writeBatch, type SharedBase } from './store.ts';
 import {
   ACCOUNT_KINDS,
   MAX_HISTORY_PAGE,
@@ -127,22 +127,9 @@ function remember<V>(map: Map<string, V>, key: string, value: V, max: number): v
   if (map.size > max) map.delete(map.keys().next().value!);
 }
 
+/** A copy as of its current values: read at its history_seq now, nothing changed since. */
 function copyAccount(a: AccountState): AccountState {
-  return {
-    id: a.id,
-    currency: a.currency,
-    closed: a.closed,
-    debitsMustNotExceedCredits: a.debitsMustNotExceedCredits,
-    creditsMustNotExceedDebits: a.creditsMustNotExceedDebits,
-    creditLimitMinor: a.creditLimitMinor,
-    debitsPendingMinor: a.debitsPendingMinor,
-    debitsPostedMinor: a.debitsPostedMinor,
-    creditsPendingMinor: a.creditsPendingMinor,
-    creditsPostedMinor: a.creditsPostedMinor,
-    historySeq: a.historySeq,
-    readSeq: a.historySeq,
-    changed: false,
-  };
+  return accountStateOf(a);
 }
 
 function copyPending(p: PendingRow): PendingRow {
@@ -292,26 +279,20 @@ export function createLedger(options: LedgerOptions): Ledger {
     }
     if (!Array.isArray(rows)) return false;
     for (const r of rows as [string, string, boolean, boolean, boolean, string | null, string, string, string, string, string][]) {
-      remember(
-        accountsKnown,
-        r[0],
-        {
-          id: r[0],
-          currency: r[1],
-          closed: r[2],
-          debitsMustNotExceedCredits: r[3],
-          creditsMustNotExceedDebits: r[4],
-          creditLimitMinor: r[5] === null ? null : BigInt(r[5]),
-          debitsPendingMinor: BigInt(r[6]),
-          debitsPostedMinor: BigInt(r[7]),
-          creditsPendingMinor: BigInt(r[8]),
-          creditsPostedMinor: BigInt(r[9]),
-          historySeq: BigInt(r[10]),
-          readSeq: BigInt(r[10]),
-          changed: false,
-        },
-        MAX_REMEMBERED_ACCOUNTS,
-      );
+      const state = accountStateOf({
+        id: r[0],
+        currency: r[1],
+        closed: r[2],
+        debitsMustNotExceedCredits: r[3],
+        creditsMustNotExceedDebits: r[4],
+        creditLimitMinor: r[5] === null ? null : BigInt(r[5]),
+        debitsPendingMinor: BigInt(r[6]),
+        debitsPostedMinor: BigInt(r[7]),
+        creditsPendingMinor: BigInt(r[8]),
+        creditsPostedMinor: BigInt(r[9]),
+        historySeq: BigInt(r[10]),
+      });
+      remember(accountsKnown, state.id, state, MAX_REMEMBERED_ACCOUNTS);
     }
     return true;
   }

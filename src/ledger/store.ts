@@ -99,6 +99,79 @@ function toPendingRow(r: Row): PendingRow {
   };
 }
 
+/** An account as a batch computes with it: its values as read (or as a conflict reported them), nothing changed yet. */
+export function accountStateOf(v: {
+  id: string;
+  currency: string;
+  closed: boolean;
+  debitsMustNotExceedCredits: boolean;
+  creditsMustNotExceedDebits: boolean;
+  creditLimitMinor: bigint | null;
+  debitsPendingMinor: bigint;
+  debitsPostedMinor: bigint;
+  creditsPendingMinor: bigint;
+  creditsPostedMinor: bigint;
+  historySeq: bigint;
+}): AccountState {
+  // Field by field, one object shape for every account state (the engine copies these on every batch).
+  return {
+    id: v.id,
+    currency: v.currency,
+    closed: v.closed,
+    debitsMustNotExceedCredits: v.debitsMustNotExceedCredits,
+    creditsMustNotExceedDebits: v.creditsMustNotExceedDebits,
+    creditLimitMinor: v.creditLimitMinor,
+    debitsPendingMinor: v.debitsPendingMinor,
+    debitsPostedMinor: v.debitsPostedMinor,
+    creditsPendingMinor: v.creditsPendingMinor,
+    creditsPostedMinor: v.creditsPostedMinor,
+    historySeq: v.historySeq,
+    readSeq: v.historySeq,
+    changed: false,
+  };
+}
+
+/** The columns a batch reads of an account, under the names toAccountState reads. */
+const ACCOUNT_STATE_COLUMNS = `id, currency, closed, debits_must_not_exceed_credits as dm, credits_must_not_exceed_debits as cm, credit_limit_minor as cl,
+  debits_pending as dp, debits_posted as dpo, credits_pending as cp, credits_posted as cpo, history_seq as seq`;
+
+function toAccountState(r: Row): AccountState {
+  return accountStateOf({
+    id: r.id as string,
+    currency: r.currency as string,
+    closed: r.closed as boolean,
+    debitsMustNotExceedCredits: r.dm as boolean,
+    creditsMustNotExceedDebits: r.cm as boolean,
+    creditLimitMinor: (r.cl as bigint | null) ?? null,
+    debitsPendingMinor: r.dp as bigint,
+    debitsPostedMinor: r.dpo as bigint,
+    creditsPendingMinor: r.cp as bigint,
+    creditsPostedMinor: r.cpo as bigint,
+    historySeq: r.seq as bigint,
+  });
+}
+
+/**
+ * The pending transfers a batch names (locked, in id order, when `lock`), with their accounts added to `ids.accountIds`
+ * (a post or void touches them).
+ */
+async function readPendings(q: Queryable, ids: { accountIds: Set<string>; pendingIds: Set<string> }, lock: boolean): Promise<Map<string, PendingRow>> {
+  const pendings = new Map<string, PendingRow>();
+  if (ids.pendingIds.size === 0) return pendings;
+  const rows = await q.query(
+    `select transfer_id, debit_account_id, credit_account_id, amount_minor, currency, expires_at, state
+       from ledger_pending where transfer_id = any($1::text[])${lock ? ' order by transfer_id for update' : ''}`,
+    [[...ids.pendingIds]],
+  );
+  for (const r of rows) {
+    const row = toPendingRow(r);
+    pendings.set(row.transferId, row);
+    ids.accountIds.add(row.debitAccountId);
+    ids.accountIds.add(row.creditAccountId);
+  }
+  return pendings;
+}
+
 /**
  * Locks and loads what a batch needs (applyInTx, expiry, the engine's fallback), in a fixed order shared by every
  * writer: pending rows first (sorted), then accounts (sorted). Every process takes locks in the same global order, so
@@ -111,20 +184,7 @@ export async function loadBatchState(
   pipelined: boolean,
   ids: { accountIds: Set<string>; pendingIds: Set<string>; transferIds: Set<string> },
 ): Promise<BatchState> {
-  const pendings = new Map<string, PendingRow>();
-  if (ids.pendingIds.size > 0) {
-    const rows = await tx.query(
-      `select transfer_id, debit_account_id, credit_account_id, amount_minor, currency, expires_at, state
-         from ledger_pending where transfer_id = any($1::text[]) order by transfer_id for update`,
-      [[...ids.pendingIds]],
-    );
-    for (const r of rows) {
-      const row = toPendingRow(r);
-      pendings.set(row.transferId, row);
-      ids.accountIds.add(row.debitAccountId);
-      ids.accountIds.add(row.creditAccountId);
-    }
-  }
+  const pendings = await readPendings(tx, ids, true);
   const accounts = new Map<string, AccountState>();
   const existing = new Map<string, Existing>();
   const sortedAccountIds = [...ids.accountIds].sort();
@@ -132,29 +192,8 @@ export async function loadBatchState(
   await runAll(pipelined, [
     async () => {
       if (sortedAccountIds.length === 0) return;
-      const rows = await tx.query(
-        `select id, currency, closed, debits_must_not_exceed_credits, credits_must_not_exceed_debits, credit_limit_minor,
-                debits_pending, debits_posted, credits_pending, credits_posted, history_seq
-           from ledger_accounts where id = any($1::text[]) order by id for update`,
-        [sortedAccountIds],
-      );
-      for (const r of rows) {
-        accounts.set(r.id as string, {
-          id: r.id as string,
-          currency: r.currency as string,
-          closed: r.closed as boolean,
-          debitsMustNotExceedCredits: r.debits_must_not_exceed_credits as boolean,
-          creditsMustNotExceedDebits: r.credits_must_not_exceed_debits as boolean,
-          creditLimitMinor: (r.credit_limit_minor as bigint | null) ?? null,
-          debitsPendingMinor: r.debits_pending as bigint,
-          debitsPostedMinor: r.debits_posted as bigint,
-          creditsPendingMinor: r.credits_pending as bigint,
-          creditsPostedMinor: r.credits_posted as bigint,
-          historySeq: r.history_seq as bigint,
-          readSeq: r.history_seq as bigint,
-          changed: false,
-        });
-      }
+      const rows = await tx.query(`select ${ACCOUNT_STATE_COLUMNS} from ledger_accounts where id = any($1::text[]) order by id for update`, [sortedAccountIds]);
+      for (const r of rows) accounts.set(r.id as string, toAccountState(r));
     },
     async () => {
       if (transferIds.length === 0) return;
@@ -178,19 +217,7 @@ export async function loadBatchState(
  * found (a retried id: rare) is then read whole. ledger_apply_batch validates all of it under lock.
  */
 export async function readBatchState(q: Queryable, ids: { accountIds: Set<string>; pendingIds: Set<string>; transferIds: Set<string> }): Promise<BatchState> {
-  const pendings = new Map<string, PendingRow>();
-  if (ids.pendingIds.size > 0) {
-    const rows = await q.query(
-      `select transfer_id, debit_account_id, credit_account_id, amount_minor, currency, expires_at, state from ledger_pending where transfer_id = any($1::text[])`,
-      [[...ids.pendingIds]],
-    );
-    for (const r of rows) {
-      const row = toPendingRow(r);
-      pendings.set(row.transferId, row);
-      ids.accountIds.add(row.debitAccountId);
-      ids.accountIds.add(row.creditAccountId);
-    }
-  }
+  const pendings = await readPendings(q, ids, false);
   const accounts = new Map<string, AccountState>();
   const existing = new Map<string, Existing>();
   if (ids.accountIds.size === 0 && ids.transferIds.size === 0) return { accounts, pendings, existing };
@@ -210,21 +237,7 @@ export async function readBatchState(q: Queryable, ids: { accountIds: Set<string
   for (const r of rows) {
     const id = r.id as string;
     if (r.k === 0) {
-      accounts.set(id, {
-        id,
-        currency: r.currency as string,
-        closed: r.closed as boolean,
-        debitsMustNotExceedCredits: r.dm as boolean,
-        creditsMustNotExceedDebits: r.cm as boolean,
-        creditLimitMinor: (r.cl as bigint | null) ?? null,
-        debitsPendingMinor: r.dp as bigint,
-        debitsPostedMinor: r.dpo as bigint,
-        creditsPendingMinor: r.cp as bigint,
-        creditsPostedMinor: r.cpo as bigint,
-        historySeq: r.seq as bigint,
-        readSeq: r.seq as bigint,
-        changed: false,
-      });
+      accounts.set(id, toAccountState(r));
     } else if (r.k === 1) {
       found.push(id);
     } else if (!existing.has(id)) {
