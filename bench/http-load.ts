@@ -1,8 +1,7 @@
 import { fork } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { processCpuMs } from './hub-process.ts';
 import { fileURLToPath } from 'node:url';
+import { backendCpuMs, machineCpu, processCpuMs } from './proc.ts';
 import { createLatencyRecorder, summarize, type BenchResult } from './recorder.ts';
 import type { SqlCounter } from './sql-counter.ts';
 
@@ -60,37 +59,12 @@ export async function runHttpLoad(options: HttpLoadOptions): Promise<HttpLoadRes
   }
 }
 
-/** CPU milliseconds used so far by the PostgreSQL backends serving one database (found by their process titles). */
-export function backendCpuMs(database: string): number {
-  let ticks = 0;
-  for (const pid of readdirSync('/proc')) {
-    if (!/^[0-9]+$/.test(pid)) continue;
-    try {
-      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(database)) continue;
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return ticks * 10; // USER_HZ = 100
-}
-
-/** Busy and total jiffies of the whole machine (every core, every process). */
-export function machineCpu(): { busy: number; total: number } {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-  const total = fields.reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
-}
-
 /**
  * CPU of the hub (this process and any other hub processes), of PostgreSQL's backends for one database and of the
  * whole machine, read at two points.
  */
 export function cpuMeter(database: string, hubPids: readonly number[] = []): { start(): void; stop(ops: number): Record<string, number> } {
-  const otherHubsMs = () => hubPids.reduce((sum, pid) => sum + processCpuMs(pid), 0);
+  const otherHubsMs = () => hubPids.reduce((sum, pid) => sum + (processCpuMs(pid) ?? 0), 0);
   let hub0 = process.cpuUsage();
   let others0 = 0;
   let pg0 = 0;

@@ -1,8 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createHub } from '../src/main.ts';
-import { loadConfig } from '../src/platform/config.ts';
+import { loadConfig, type HubConfig } from '../src/platform/config.ts';
 import { openPostgres } from '../src/platform/db.ts';
 import { createLogger } from '../src/platform/logger.ts';
 
@@ -28,6 +27,17 @@ export interface HubProcesses {
 }
 
 const ENTRY = fileURLToPath(import.meta.url);
+
+/**
+ * The configuration of a bench hub, the bench's own and every other process's: the scratch database, the shared data
+ * directory (key file), its share of connections, request rate limits out of the way, no webhook delivery, silent.
+ */
+export function benchHubConfig(options: Pick<HubProcessOptions, 'databaseUrl' | 'dataDir' | 'pool'>): HubConfig {
+  return loadConfig(
+    { HUTONG_DATA_DIR: options.dataDir, HUTONG_LOG_LEVEL: 'silent', DATABASE_URL: options.databaseUrl, HUTONG_RATE_LIMIT_PER_S: '1000000', HUTONG_DB_MAX_CONNECTIONS: String(options.pool), HUTONG_WEBHOOKS: '0' },
+    { port: 0, host: '127.0.0.1', operatorToken: 'op_bench' },
+  );
+}
 /** Bounded: each is a whole hub. */
 const MAX_EXTRA_HUBS = 3;
 
@@ -62,26 +72,12 @@ export async function startHubProcesses(count: number, options: HubProcessOption
   };
 }
 
-/** CPU milliseconds (user + system) a process has used so far, from /proc. */
-export function processCpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10; // USER_HZ = 100
-  } catch {
-    return 0;
-  }
-}
-
 // The child: one hub on the bench's database until the parent goes.
 if (process.env.HUTONG_HUB_PROCESS === '1' && process.send !== undefined) {
   process.once('message', (raw) => {
     void (async () => {
       const o = raw as HubProcessOptions;
-      const config = loadConfig(
-        { HUTONG_DATA_DIR: o.dataDir, HUTONG_LOG_LEVEL: 'silent', DATABASE_URL: o.databaseUrl, HUTONG_RATE_LIMIT_PER_S: '1000000', HUTONG_DB_MAX_CONNECTIONS: String(o.pool), HUTONG_WEBHOOKS: '0' },
-        { port: 0, host: '127.0.0.1', operatorToken: 'op_bench' },
-      );
+      const config = benchHubConfig(o);
       const db = openPostgres({ url: o.databaseUrl, maxConnections: o.pool });
       const hub = await createHub(config, { logger: createLogger({ level: 'silent' }), db });
       if (o.aliasLimits !== undefined) Object.assign(hub.transfers.aliases.limits, o.aliasLimits);

@@ -3,13 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHub } from '../../src/main.ts';
 import { demoParticipantId, seedDemoNetwork } from '../../src/demo/seed.ts';
-import { loadConfig } from '../../src/platform/config.ts';
 import { openPostgres } from '../../src/platform/db.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { cardInTwoWallets, type WalletToken } from '../../src/payments/fixtures.ts';
 import { createScratchPostgres, postgresReachable } from '../../test/support/engines.ts';
 import type { AuthorizeData } from '../http-client.ts';
-import { startHubProcesses, type HubProcesses } from '../hub-process.ts';
+import { benchHubConfig, startHubProcesses, type HubProcesses } from '../hub-process.ts';
 import { measureHttpLoad } from '../http-load.ts';
 import { countingDb } from '../sql-counter.ts';
 import type { Scenario } from './index.ts';
@@ -52,10 +51,7 @@ export const authorizeScenario: Scenario = {
     const sqlDetail = args.includes('--sql-detail');
     const scratch = await createScratchPostgres();
     const dataDir = mkdtempSync(join(tmpdir(), 'hutong-bench-'));
-    const config = loadConfig(
-      { HUTONG_DATA_DIR: dataDir, DATABASE_URL: scratch.url, HUTONG_LOG_LEVEL: 'silent', HUTONG_DB_MAX_CONNECTIONS: String(hubPool), HUTONG_WEBHOOKS: '0' },
-      { port: 0, host: '127.0.0.1', operatorToken: 'op_bench', rateLimitPerS: 1_000_000 },
-    );
+    const config = benchHubConfig({ databaseUrl: scratch.url, dataDir, pool: hubPool });
     const { db, counter } = countingDb(openPostgres({ url: scratch.url, maxConnections: hubPool }));
     let others: HubProcesses | undefined;
     const hub = await createHub(config, { logger: createLogger({ level: 'silent' }), db });

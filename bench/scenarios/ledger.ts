@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { systemClock } from '../../src/platform/clock.ts';
 import { openPglite, openPostgres, type Db } from '../../src/platform/db.ts';
 import { migrate } from '../../src/platform/migrate.ts';
 import { createLedger, DEFAULT_BATCH_OPTIONS, type BatchOptions, type Ledger } from '../../src/ledger/ledger.ts';
 import { createScratchPostgres, postgresReachable } from '../../test/support/engines.ts';
 import { createLatencyRecorder, runClosedLoop, summarize, type BenchResult, type LatencyRecorder } from '../recorder.ts';
+import { machineCpu, processCpuMs } from '../proc.ts';
 import type { Scenario } from './index.ts';
 
 /**
@@ -134,27 +134,17 @@ interface CpuSample {
   readonly atMs: number;
 }
 
-/** Busy milliseconds of every CPU so far: user, nice, system, irq, softirq, steal (clock ticks of 10 ms). */
-function machineBusyMs(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return ((f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0)) * 10;
-}
-
 async function sampleCpu(db: Db): Promise<CpuSample | null> {
   if (db.engine !== 'postgres') return null;
   const pids = await db.query<{ pid: number }>(`select pid from pg_stat_activity where datname = current_database()`);
   const pg = new Map<number, number>();
   for (const { pid } of pids) {
-    try {
-      // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th (clock ticks, 100 Hz).
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      pg.set(pid, (Number(fields[11]) + Number(fields[12])) * 10);
-    } catch {
-      return null; // not on this machine
-    }
+    const ms = processCpuMs(pid);
+    if (ms === undefined) return null; // not on this machine
+    pg.set(pid, ms);
   }
   const usage = process.cpuUsage();
-  return { pg, nodeMs: (usage.user + usage.system) / 1000, machineMs: machineBusyMs(), atMs: performance.now() };
+  return { pg, nodeMs: (usage.user + usage.system) / 1000, machineMs: machineCpu().busy * 10, atMs: performance.now() };
 }
 
 function cpuPerOp(before: CpuSample | null, after: CpuSample | null, ops: number): Record<string, number> {

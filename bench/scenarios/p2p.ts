@@ -3,12 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHub, type Hub } from '../../src/main.ts';
 import { demoParticipantId, seedDemoNetwork } from '../../src/demo/seed.ts';
-import { loadConfig } from '../../src/platform/config.ts';
 import { openPostgres } from '../../src/platform/db.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createScratchPostgres } from '../../test/support/engines.ts';
 import type { P2pData } from '../http-client.ts';
-import { startHubProcesses, type HubProcesses } from '../hub-process.ts';
+import { benchHubConfig, startHubProcesses, type HubProcesses } from '../hub-process.ts';
 import { measureHttpLoad } from '../http-load.ts';
 import type { BenchResult } from '../recorder.ts';
 import { countingDb } from '../sql-counter.ts';
@@ -99,10 +98,7 @@ export const p2pScenario: Scenario = {
     const scratch = await createScratchPostgres();
     const dataDir = mkdtempSync(join(tmpdir(), 'hutong-bench-'));
     const { db, counter } = countingDb(openPostgres({ url: scratch.url, maxConnections: hubPool }));
-    const config = loadConfig(
-      { HUTONG_DATA_DIR: dataDir, HUTONG_LOG_LEVEL: 'silent', DATABASE_URL: scratch.url, HUTONG_RATE_LIMIT_PER_S: '1000000', HUTONG_DB_MAX_CONNECTIONS: String(hubPool), HUTONG_WEBHOOKS: '0' },
-      { port: 0, host: '127.0.0.1', operatorToken: 'op_bench' },
-    );
+    const config = benchHubConfig({ databaseUrl: scratch.url, dataDir, pool: hubPool });
     let others: HubProcesses | undefined;
     const hub = await createHub(config, { logger: createLogger({ level: 'silent' }), db });
     try {
