@@ -22,7 +22,7 @@ import { openDb, type Db } from './platform/db.ts';
 import { createHttpServer, type HttpServer } from './platform/http.ts';
 import { createIdempotency, type Idempotency } from './platform/idempotency.ts';
 import { createLogger, type Logger } from './platform/logger.ts';
-import { createMetrics, type HttpMetrics } from './platform/metrics.ts';
+import { createMetrics, registerCounterSnapshot, type HttpMetrics } from './platform/metrics.ts';
 import { migrate } from './platform/migrate.ts';
 import { createTokenBucketLimiter } from './platform/rate-limit.ts';
 import { createVault, defaultKeySource, type KeySource, type Vault } from './platform/vault.ts';
@@ -119,6 +119,11 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   // @modules:create (each capability creates its services here, dependencies explicit)
   // One ledger per process: its batcher aggregates what arrives concurrently from every module.
   const ledger = createLedger({ db, clock });
+  registerCounterSnapshot(metrics.registry, 'hutong_ledger_', {
+    batchesWritten: 'Ledger batches written (committed) by this process',
+    lostRaces: 'Ledger batch writes refused because a row changed since the batch read it (each retried)',
+    sentBehind: 'Ledger batch writes sent while the batch before them was still being written',
+  }, () => ledger.stats());
   const cards = createCardsModule({ db, clock, vault, audit, events });
   const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, ledger });
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, fetch: options.fetch });

@@ -53,8 +53,15 @@ export interface AccountState {
   creditsPendingMinor: bigint;
   creditsPostedMinor: bigint;
   historySeq: bigint;
-  /** history_seq when the row was read: what ledger_apply_batch checks (the batch advances historySeq in memory). */
+  /**
+   * The row as read (history_seq and balances): what ledger_apply_batch checks, all of it (migration 0008); the batch
+   * advances historySeq and the balances in memory.
+   */
   readSeq: bigint;
+  readDebitsPendingMinor: bigint;
+  readDebitsPostedMinor: bigint;
+  readCreditsPendingMinor: bigint;
+  readCreditsPostedMinor: bigint;
   changed: boolean;
 }
 

@@ -78,8 +78,19 @@ export interface Ledger {
   expirePending(options?: { maxCount?: number }): Promise<{ expiredCount: number }>;
   /** Empty when the books balance. */
   checkInvariants(): Promise<InvariantViolation[]>;
+  /** What the batching engine has done so far in this process (counters only grow). */
+  stats(): LedgerEngineStats;
   /** Applies everything already queued, then refuses new submits. */
   close(): Promise<void>;
+}
+
+export interface LedgerEngineStats {
+  /** Batch writes that committed. */
+  readonly batchesWritten: number;
+  /** Batch writes the database refused because a row changed since the batch read it (each then retried). */
+  readonly lostRaces: number;
+  /** Batch writes sent while the batch before them was still being written (pipelined on the writer connection). */
+  readonly sentBehind: number;
 }
 
 interface Pending {
@@ -108,6 +119,8 @@ const MIN_SPLIT = 32;
  * always makes progress.
  */
 const OPTIMISTIC_ATTEMPTS = 3;
+/** Recomputations of one batch because one before it failed (each such failure is bounded by its own attempts). */
+const MAX_RECOMPUTES = 16;
 /**
  * Accounts (and pending transfers) whose last committed state this process knows, so that a batch needs no read round
  * trip. Only a guess: ledger_apply_batch checks every row's version under lock, so a stale entry costs a retry, never a
@@ -155,6 +168,10 @@ export function createLedger(options: LedgerOptions): Ledger {
     if (!rememberRows) return;
     for (const a of state.accounts.values()) {
       a.readSeq = a.historySeq;
+      a.readDebitsPendingMinor = a.debitsPendingMinor;
+      a.readDebitsPostedMinor = a.debitsPostedMinor;
+      a.readCreditsPendingMinor = a.creditsPendingMinor;
+      a.readCreditsPostedMinor = a.creditsPostedMinor;
       a.changed = false;
       remember(accountsKnown, a.id, a, MAX_REMEMBERED_ACCOUNTS);
     }
@@ -300,12 +317,16 @@ export function createLedger(options: LedgerOptions): Ledger {
   /**
    * Batches are computed in the order they start and written one after the other (a chain of turns): a batch is
    * computed while the one before it is being written, on top of that one's result (remembered as soon as it is
-   * computed), and sent when that one is done. So a hot account does not stop the next batch from being prepared, the
-   * database executes this process's batches in order (no lock waits between them, no validation lost to a batch
-   * that overtook another), and one backend at a time leaves the other core to this process. If a batch loses a race,
-   * `epoch` moves and the batch after it, computed on what failed, is computed again before it is sent.
+   * computed), and sent behind it on the writer connection (PostgreSQL; on PGlite when that one is done). So a hot
+   * account does not stop the next batch from being prepared, the database executes this process's batches in order
+   * (no lock waits between them, no validation lost to a batch that overtook another), and one backend at a time
+   * leaves the other core to this process. If a batch loses a race, `epoch` moves: a batch after it not yet sent is
+   * computed again once it is written; one already sent is refused by ledger_apply_batch wherever it built on it (every
+   * value it read is compared, migration 0008) and computed again.
    */
   let computedTail: Promise<void> = Promise.resolve();
+  const counters = { batchesWritten: 0, lostRaces: 0, sentBehind: 0 };
+  let sentTail: Promise<void> = Promise.resolve();
   let writtenTail: Promise<void> = Promise.resolve();
   let epoch = 0;
 
@@ -329,12 +350,18 @@ export function createLedger(options: LedgerOptions): Ledger {
 
   async function runBatch(groups: Op[][], shared: ReadonlySet<string>): Promise<TransferResult[][]> {
     const computeTurn = computedTail;
+    const sendTurn = sentTail;
     const writeTurn = writtenTail;
     let signalComputed!: () => void;
+    let signalSent!: () => void;
     let signalWritten!: () => void;
     computedTail = new Promise((resolve) => (signalComputed = resolve));
+    sentTail = new Promise((resolve) => (signalSent = resolve));
     writtenTail = new Promise((resolve) => (signalWritten = resolve));
     let myTurn = false;
+    // Whether the batch before this one has been written (for the sentBehind counter only).
+    let previousWritten = false;
+    void writeTurn.then(() => (previousWritten = true));
     try {
       await computeTurn;
       if (!rememberRows) {
@@ -371,18 +398,47 @@ export function createLedger(options: LedgerOptions): Ledger {
         const params = batchParams(state, writes, unwritten, bases, new Date(nowMs));
         const remembered = rememberComputed(state);
         signalComputed();
-        if (!myTurn) {
-          await writeTurn;
-          myTurn = true;
-        }
-        if (epoch !== computedEpoch && recomputed++ === 0) {
-          // Whatever was computed on top of this batch's first result is void too.
-          epoch++;
-          continue;
+        let sending: Promise<Map<string, SharedBase>>;
+        if (pipelined) {
+          // Sent as soon as the batch before it has been sent, on the same connection: the database runs them in order,
+          // this one the moment the one before commits, with no round trip between them. A batch computed on one that
+          // then fails is never sent after that one's retry (see above): a failure moves `epoch`, and a batch that sees
+          // it moved waits for the one before it to be written and is computed again.
+          if (!myTurn) await sendTurn;
+          const session = await writer();
+          if (epoch !== computedEpoch) {
+            if (recomputed++ >= MAX_RECOMPUTES) throw new Error('ledger: a batch was recomputed too many times');
+            if (!myTurn) {
+              await writeTurn;
+              myTurn = true;
+            }
+            epoch++;
+            continue;
+          }
+          sending = applyBatch(session, params);
+          if (!previousWritten) counters.sentBehind++;
+          // Its failure is handled below, once the batch before it is written (not an unhandled rejection meanwhile).
+          sending.catch(() => undefined);
+          signalSent();
+          if (!myTurn) {
+            await writeTurn;
+            myTurn = true;
+          }
+        } else {
+          if (!myTurn) {
+            await writeTurn;
+            myTurn = true;
+          }
+          if (epoch !== computedEpoch && recomputed++ === 0) {
+            // Whatever was computed on top of this batch's first result is void too.
+            epoch++;
+            continue;
+          }
+          sending = applyBatch(await writer(), params);
         }
         let before: Map<string, SharedBase>;
         try {
-          before = await applyBatch(await writer(), params);
+          before = await sending;
         } catch (error) {
           epoch++;
           forgetState(state);
@@ -391,11 +447,13 @@ export function createLedger(options: LedgerOptions): Ledger {
             dropWriter();
             throw error;
           }
+          counters.lostRaces++;
           attempt++;
           // The last optimistic try reads everything afresh; so does one after a conflict the error could not name.
           fresh = !refreshFromConflict(error) || attempt === OPTIMISTIC_ATTEMPTS - 1;
           continue;
         }
+        counters.batchesWritten++;
         if (bases.size > 0) {
           settleShared(state, bases, before);
           // Unless a later batch has built on it already (it then knows better once it commits).
@@ -411,6 +469,7 @@ export function createLedger(options: LedgerOptions): Ledger {
       return results;
     } finally {
       signalComputed();
+      signalSent();
       // A batch that never got its turn (it threw before) must still wait for it before passing it on.
       if (myTurn) signalWritten();
       else void writeTurn.then(signalWritten);
@@ -853,6 +912,7 @@ export function createLedger(options: LedgerOptions): Ledger {
     history,
     expirePending,
     checkInvariants,
+    stats: () => ({ ...counters }),
     close,
   };
 }

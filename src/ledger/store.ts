@@ -127,6 +127,10 @@ export function accountStateOf(v: {
     creditsPostedMinor: v.creditsPostedMinor,
     historySeq: v.historySeq,
     readSeq: v.historySeq,
+    readDebitsPendingMinor: v.debitsPendingMinor,
+    readDebitsPostedMinor: v.debitsPostedMinor,
+    readCreditsPendingMinor: v.creditsPendingMinor,
+    readCreditsPostedMinor: v.creditsPostedMinor,
     changed: false,
   };
 }
@@ -409,9 +413,9 @@ export async function writeBatch(tx: Queryable, pipelined: boolean, state: Batch
   await runAll(pipelined, statements);
 }
 
-/** Parameter types of ledger_apply_batch, in order (migration 0006); then the timestamp. */
+/** Parameter types of ledger_apply_batch, in order (migrations 0006 and 0008); then the timestamp. */
 const APPLY_BATCH_TYPES = [
-  ...['text', 'int8', 'bool', 'int8', 'int8', 'int8', 'int8', 'int8', 'bool'],
+  ...['text', 'int8', 'bool', 'int8', 'int8', 'int8', 'int8', 'int8', 'bool', 'int8', 'int8', 'int8', 'int8'],
   ...['text', 'text', 'text', 'text'],
   ...['text', 'text', 'text', 'int8', 'text', 'text', 'text', 'text'],
   ...['text', 'text', 'text', 'text', 'int8', 'text', 'text', 'text', 'bool', 'text', 'int8', 'text', 'text'],
@@ -492,7 +496,7 @@ export function batchParams(state: BatchState, writes: BatchWrites, unwrittenIds
   if (writes.history.length > 0) throw new Error('ledger: applyBatch does not write history rows (expiry runs under locks)');
   // Sorted as the database orders ids: ledger_apply_batch locks them in this order (see the migration).
   const accounts = [...state.accounts.values()].sort((a, b) => compareIds(a.id, b.id));
-  const a = Array.from({ length: 9 }, () => new ArrayLiteral());
+  const a = Array.from({ length: 13 }, () => new ArrayLiteral());
   for (const acc of accounts) {
     const base = shared.size === 0 ? undefined : shared.get(acc.id);
     a[0]!.text(acc.id);
@@ -506,6 +510,10 @@ export function batchParams(state: BatchState, writes: BatchWrites, unwrittenIds
       a[6]!.int(acc.creditsPostedMinor);
       a[7]!.int(acc.historySeq);
       a[8]!.bool(false);
+      a[9]!.int(acc.readDebitsPendingMinor);
+      a[10]!.int(acc.readDebitsPostedMinor);
+      a[11]!.int(acc.readCreditsPendingMinor);
+      a[12]!.int(acc.readCreditsPostedMinor);
     } else {
       a[1]!.int(base.seq);
       a[2]!.bool(false);
@@ -515,6 +523,8 @@ export function batchParams(state: BatchState, writes: BatchWrites, unwrittenIds
       a[6]!.int(acc.creditsPostedMinor - base.creditsPostedMinor);
       a[7]!.int(acc.historySeq - base.seq);
       a[8]!.bool(true);
+      // Not compared for a shared account.
+      for (let i = 9; i < 13; i++) a[i]!.int(0n);
     }
   }
   const p = Array.from({ length: 4 }, () => new ArrayLiteral());

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface HttpMetrics {
   readonly registry: Registry;
@@ -26,4 +26,21 @@ export function createMetrics(): HttpMetrics {
       registers: [registry],
     }),
   };
+}
+
+/**
+ * Counters a component keeps itself (the ledger engine's), published as they are at each scrape. Gauges, since prom-client
+ * counters cannot be set; the values only grow, so rate() over them reads as a counter's would.
+ */
+export function registerCounterSnapshot<K extends string>(registry: Registry, prefix: string, help: Readonly<Record<K, string>>, read: () => Readonly<Record<K, number>>): void {
+  for (const key of Object.keys(help) as K[]) {
+    new Gauge({
+      name: `${prefix}${key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}_total`,
+      help: help[key],
+      registers: [registry],
+      collect() {
+        this.set(read()[key]);
+      },
+    });
+  }
 }

@@ -72,6 +72,47 @@ describe.each(engines)('batching engine on %s', (engine) => {
     expect(await f.ledger.checkInvariants()).toEqual([]);
   });
 
+  // Pipelined writes exist on PostgreSQL only (PGlite runs one batch at a time).
+  if (engine === 'postgres') {
+    it('a batch sent behind one that loses its race is refused too, and computed again on what the database holds', async () => {
+      const a = await f.account({ debitsMustNotExceedCredits: true });
+      const b = await f.account();
+      await f.fund(a.id, 100n);
+      expect(code((await f.ledger.submit([move('pl-1', a.id, b.id, 10n)]))[0])).toBe('created');
+      // f.ledger remembers a with 90. Behind its back a transaction spends 80 and keeps a's row locked until released,
+      // so that f.ledger's next batch waits in the database while the one after it is sent behind it.
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let markLocked!: () => void;
+      const locked = new Promise<void>((resolve) => (markLocked = resolve));
+      const behind = f.db.transaction(async (tx) => {
+        expect(code((await other.applyInTx(tx, [move('pl-2', a.id, b.id, 80n)]))[0])).toBe('created');
+        markLocked();
+        await released;
+      });
+      await locked;
+      const before = f.ledger.stats();
+      // Computed on the 90 remembered: 50 fits. Sent, then waits for a's lock.
+      const first = f.ledger.submit([move('pl-3', a.id, b.id, 50n)]);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      // Computed on top of the first (40 left): both fit. Sent behind the first, on the same connection.
+      const second = f.ledger.submit([move('pl-4', a.id, b.id, 30n), move('pl-5', a.id, b.id, 10n)]);
+      // Bounded wait (2 s) for the second batch to be on its way.
+      for (let i = 0; i < 200 && f.ledger.stats().sentBehind === before.sentBehind; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(f.ledger.stats().sentBehind).toBeGreaterThan(before.sentBehind);
+      release();
+      await behind;
+      // 10 left in the database: the first fails, and of the second only the 10 fits.
+      expect(code((await first)[0])).toBe('insufficient_funds');
+      expect((await second).map(code)).toEqual(['insufficient_funds', 'created']);
+      expect(f.ledger.stats().lostRaces - before.lostRaces).toBeGreaterThanOrEqual(2);
+      const [acc] = await f.ledger.getAccounts([a.id]);
+      expect(creditBalance(acc!)).toBe(0n);
+      expect((await wholeHistory(f.ledger, a.id)).map((e) => e.seq)).toEqual([1n, 2n, 3n, 4n]);
+      expect(await f.ledger.checkInvariants()).toEqual([]);
+    });
+  }
+
   it('applyInTx and closeAccount elsewhere: the batcher sees the current state', async () => {
     const a = await f.account({ debitsMustNotExceedCredits: true });
     const b = await f.account();
