@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { systemClock } from '../../src/platform/clock.ts';
 import { openPglite, openPostgres, type Db } from '../../src/platform/db.ts';
 import { migrate } from '../../src/platform/migrate.ts';
-import { createLedger, DEFAULT_BATCH_OPTIONS, type BatchOptions, type Ledger } from '../../src/ledger/ledger.ts';
+import { createLedger, DEFAULT_BATCH_OPTIONS, type BatchOptions, type Ledger, type LedgerEngineStats } from '../../src/ledger/ledger.ts';
 import { createScratchPostgres, postgresReachable } from '../../test/support/engines.ts';
 import { createLatencyRecorder, runClosedLoop, summarize, type BenchResult, type LatencyRecorder } from '../recorder.ts';
 import { machineCpu, processCpuMs } from '../proc.ts';
@@ -20,7 +20,9 @@ import type { Scenario } from './index.ts';
  * the accounts once (as a hub process that has been running has) and warms up the JIT. Every line says which
  * parameters it ran with.
  * On PostgreSQL on this machine, lines carry pg_cpu_us_per_op / node_cpu_us_per_op: CPU per transfer, which a busy
- * shared machine distorts far less than transfers/s.
+ * shared machine distorts far less than transfers/s. The engine's lines carry its own counters for the window: batches
+ * written, avg_batch (transfers per batch), lost_races (writes refused because a row changed) and sent_behind_pct (batches
+ * sent while the one before was still being written: the pipeline kept full).
  */
 
 const ACCOUNT_COUNT = 10_000;
@@ -184,6 +186,17 @@ async function runOpenLoop(options: { ratePerS: number; maxMs: number; recorder:
   return { elapsedMs: performance.now() - started, issued };
 }
 
+/** The engine's own counters over a measured window: how big its batches were and how many writes lost a race. */
+function engineFigures(before: LedgerEngineStats, after: LedgerEngineStats, transfers: number): Record<string, number> {
+  const batches = after.batchesWritten - before.batchesWritten;
+  return {
+    batches,
+    avg_batch: batches === 0 ? 0 : Math.round(transfers / batches),
+    lost_races: after.lostRaces - before.lostRaces,
+    sent_behind_pct: batches === 0 ? 0 : Math.round(((after.sentBehind - before.sentBehind) * 100) / batches),
+  };
+}
+
 function pick(ids: readonly string[]): string {
   return ids[Math.floor(Math.random() * ids.length)]!;
 }
@@ -302,6 +315,7 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
       rejected = 0;
 
       const batchedRecorder = createLatencyRecorder();
+      const batchedStats = setup.ledger.stats();
       const batchedCpu = await sampleCpu(setup.db);
       const batchedMs = await runClosedLoop({
         clients,
@@ -322,12 +336,14 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
         baseline_ops_per_s: baseline.ops_per_s,
         speedup: Math.round((batchedRecorder.count / batchedMs / (baselineRecorder.count / baselineMs)) * 10) / 10,
         ...cpuPerOp(batchedCpu, batchedCpuAfter, batchedRecorder.count),
+        ...engineFigures(batchedStats, setup.ledger.stats(), batchedRecorder.count),
       });
 
       // Latency at a fixed offered load: open loop at --rate.
       rejected = 0;
       const rate = option(args, 'rate', engine === 'postgres' ? 20_000 : Math.max(100, Math.round((0.6 * batchedRecorder.count * 1000) / batchedMs)));
       const openRecorder = createLatencyRecorder();
+      const openStats = setup.ledger.stats();
       const openCpu = await sampleCpu(setup.db);
       const open = await runOpenLoop({
         ratePerS: rate,
@@ -338,10 +354,11 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
           await submitOne(`ol_${tag}_${n}`, debit, credit);
         },
       });
-      yield summarize('ledger_open_loop', engine, openRecorder, open.elapsedMs, { rate_per_s: rate, ...params, failed: rejected, ...cpuPerOp(openCpu, await sampleCpu(setup.db), openRecorder.count) });
+      yield summarize('ledger_open_loop', engine, openRecorder, open.elapsedMs, { rate_per_s: rate, ...params, failed: rejected, ...cpuPerOp(openCpu, await sampleCpu(setup.db), openRecorder.count), ...engineFigures(openStats, setup.ledger.stats(), openRecorder.count) });
 
       rejected = 0;
       const hotRecorder = createLatencyRecorder();
+      const hotStats = setup.ledger.stats();
       const hotCpu = await sampleCpu(setup.db);
       const hotMs = await runClosedLoop({
         clients,
@@ -350,7 +367,7 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
         recorder: hotRecorder,
         op: async (_c, n) => submitOne(`ht_${tag}_${n}`, pick(setup.accountIds), setup.hotAccountId),
       });
-      yield summarize('ledger_hot_account', engine, hotRecorder, hotMs, { clients, ...params, failed: rejected, ...cpuPerOp(hotCpu, await sampleCpu(setup.db), hotRecorder.count) });
+      yield summarize('ledger_hot_account', engine, hotRecorder, hotMs, { clients, ...params, failed: rejected, ...cpuPerOp(hotCpu, await sampleCpu(setup.db), hotRecorder.count), ...engineFigures(hotStats, setup.ledger.stats(), hotRecorder.count) });
       yield baseline;
       const violations = await setup.ledger.checkInvariants();
       if (violations.length > 0) throw new Error(`bench: invariants violated: ${JSON.stringify(violations)}`);
