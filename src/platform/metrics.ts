@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface HttpMetrics {
   readonly registry: Registry;
@@ -29,17 +29,18 @@ export function createMetrics(): HttpMetrics {
 }
 
 /**
- * Counters a component keeps itself (the ledger engine's), published as they are at each scrape. Gauges, since prom-client
- * counters cannot be set; the values only grow, so rate() over them reads as a counter's would.
+ * Counters a component keeps itself (the ledger engine's), published as they are at each scrape: set from the
+ * component's own value on collect, so the scrape and the component never disagree.
  */
 export function registerCounterSnapshot<K extends string>(registry: Registry, prefix: string, help: Readonly<Record<K, string>>, read: () => Readonly<Record<K, number>>): void {
   for (const key of Object.keys(help) as K[]) {
-    new Gauge({
+    new Counter({
       name: `${prefix}${key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}_total`,
       help: help[key],
       registers: [registry],
       collect() {
-        this.set(read()[key]);
+        this.reset();
+        this.inc(read()[key]);
       },
     });
   }

@@ -89,7 +89,10 @@ describe.each(engines)('HTTP conventions on %s', (engine) => {
     expect(String(metrics.body)).toMatch(/hutong_http_requests_total\{method="GET",route="\/v1\/me",status="200"\} \d+/);
     expect(String(metrics.body)).toMatch(/hutong_http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/health"\}/);
     // The ledger engine's own counters, as they are at the scrape.
-    for (const name of ['batches_written', 'lost_races', 'sent_behind']) expect(String(metrics.body)).toMatch(new RegExp(`^hutong_ledger_${name}_total \\d+$`, 'm'));
+    for (const name of ['batches_written', 'lost_races', 'sent_behind']) {
+      expect(String(metrics.body)).toMatch(new RegExp(`^# TYPE hutong_ledger_${name}_total counter$`, 'm'));
+      expect(String(metrics.body)).toMatch(new RegExp(`^hutong_ledger_${name}_total \\d+$`, 'm'));
+    }
     const doc = (await t.api('anonymous').get('/openapi.json')).body;
     expect(doc.openapi).toBe('3.1.0');
     for (const path of ['/v1/customers', '/v1/operator/participants', '/oauth/token', '/v1/webhooks/deliveries', '/v1/operator/audit/verify', '/health']) {
