@@ -399,13 +399,15 @@ export function createLedger(options: LedgerOptions): Ledger {
         const remembered = rememberComputed(state);
         signalComputed();
         let sending: Promise<Map<string, SharedBase>>;
+        let sessionUsed: Promise<Session>;
         if (pipelined) {
           // Sent as soon as the batch before it has been sent, on the same connection: the database runs them in order,
           // this one the moment the one before commits, with no round trip between them. A batch computed on one that
           // then fails is never sent after that one's retry (see above): a failure moves `epoch`, and a batch that sees
           // it moved waits for the one before it to be written and is computed again.
           if (!myTurn) await sendTurn;
-          const session = await writer();
+          sessionUsed = writer();
+          const session = await sessionUsed;
           if (epoch !== computedEpoch) {
             if (recomputed++ >= MAX_RECOMPUTES) throw new Error('ledger: a batch was recomputed too many times');
             if (!myTurn) {
@@ -434,7 +436,8 @@ export function createLedger(options: LedgerOptions): Ledger {
             epoch++;
             continue;
           }
-          sending = applyBatch(await writer(), params);
+          sessionUsed = writer();
+          sending = applyBatch(await sessionUsed, params);
         }
         let before: Map<string, SharedBase>;
         try {
@@ -444,7 +447,7 @@ export function createLedger(options: LedgerOptions): Ledger {
           forgetState(state);
           previous = null;
           if (!LOST_RACE_STATES.has(sqlState(error) ?? '')) {
-            dropWriter();
+            dropWriter(sessionUsed);
             throw error;
           }
           counters.lostRaces++;
@@ -503,11 +506,15 @@ export function createLedger(options: LedgerOptions): Ledger {
     });
     return writerSession;
   };
-  /** Gives the connection back (after an error it may be broken; the next write takes a fresh one). */
-  const dropWriter = (): void => {
-    const held = writerSession;
+  /**
+   * Gives the connection a batch used back after an error (it may be broken; the next write takes a fresh one). Only
+   * if it is still the writer's: batches sent behind the one that failed fail with it, and must not drop the fresh
+   * connection a later batch already took.
+   */
+  const dropWriter = (used: Promise<Session>): void => {
+    if (writerSession !== used) return;
     writerSession = null;
-    void held?.then((s) => s.release()).catch(() => undefined);
+    void used.then((s) => s.release()).catch(() => undefined);
   };
   let closed = false;
 
@@ -893,7 +900,9 @@ export function createLedger(options: LedgerOptions): Ledger {
       if (inFlight.size === 0) break;
       await Promise.race(inFlight);
     }
-    dropWriter();
+    const held = writerSession;
+    writerSession = null;
+    if (held !== null) await held.then((s) => s.release()).catch(() => undefined);
   }
 
   return {

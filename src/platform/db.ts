@@ -102,7 +102,8 @@ export interface Db extends Queryable {
 }
 
 export interface Session extends Queryable {
-  release(): void;
+  /** Ends the session; resolves once its connection is closed (queued statements finish first). */
+  release(): Promise<void> | void;
 }
 
 /**
@@ -216,14 +217,29 @@ export interface PostgresOptions {
   readonly maxConnections?: number;
 }
 
+/**
+ * Errors after which a connection is gone (the server ended the session, or the socket closed). postgres.js has then
+ * taken the connection back to reconnect it on demand: a statement sent on a reserved handle to it would crash the
+ * process (postgres.js 3.4 writes to the closed socket), and releasing the handle would put a dead connection in the
+ * pool. Neither may happen.
+ */
+const CONNECTION_LOST_CODES = new Set(['CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT', 'ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ETIMEDOUT']);
+
+export function connectionLost(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, severity } = error as { code?: unknown; severity?: unknown };
+  // FATAL and PANIC end the session (57P01 when an administrator terminates it, for one).
+  return (typeof code === 'string' && CONNECTION_LOST_CODES.has(code)) || severity === 'FATAL' || severity === 'PANIC';
+}
+
 export function openPostgres(options: PostgresOptions): Db {
-  const sql = postgres(options.url, {
-    max: options.maxConnections ?? 10,
+  const clientOptions = {
     types: { bigint: postgres.BigInt },
     onnotice: () => undefined,
     // Prepared statements are reused per connection: the hot paths repeat the same SQL text.
     prepare: true,
-  });
+  } as const;
+  const sql = postgres(options.url, { max: options.maxConnections ?? 10, ...clientOptions });
   const wrap = (conn: postgres.Sql | postgres.TransactionSql): Queryable => ({
     async query<T extends object>(text: string, params: readonly unknown[] = []) {
       // Queued on the connection NOW, in call order: `await` alone would queue it a microtask later than a statement
@@ -244,14 +260,28 @@ export function openPostgres(options: PostgresOptions): Db {
   const runTransaction = async <T>(fn: (tx: Tx) => Promise<T>, isolation: Isolation, hooks: TxHookState): Promise<T> => {
     const conn = await sql.reserve();
     const ignore = () => undefined;
+    // Set when a statement fails because the connection is gone: nothing more is sent on it, and it is not released.
+    let lost = false;
+    const noteLoss = (error: unknown): never => {
+      if (connectionLost(error)) lost = true;
+      throw error;
+    };
+    const reserved = wrap(conn);
     try {
-      const began = conn.unsafe(`begin isolation level ${isolation}`).execute();
+      const began = conn.unsafe(`begin isolation level ${isolation}`).execute().catch(noteLoss);
       began.catch(ignore);
-      const tx: Queryable = { query: wrap(conn).query, hooks };
+      const tx: Queryable = {
+        query<R extends object>(text: string, params?: readonly unknown[]): Promise<R[]> {
+          if (lost) return Promise.reject(Object.assign(new Error('the connection was lost during the transaction'), { code: 'CONNECTION_CLOSED' }));
+          return reserved.query<R>(text, params).catch(noteLoss);
+        },
+        hooks,
+      };
       return await inTransaction.run(tx, async () => {
         const value = await fn(tx);
         const flushes = hooks.flushAll(tx);
-        const commit = conn.unsafe('commit').execute();
+        if (lost) throw Object.assign(new Error('the connection was lost during the transaction'), { code: 'CONNECTION_CLOSED' });
+        const commit = conn.unsafe('commit').execute().catch(noteLoss);
         commit.catch(ignore);
         await began;
         await Promise.all(flushes);
@@ -261,10 +291,13 @@ export function openPostgres(options: PostgresOptions): Db {
         return value;
       });
     } catch (error) {
-      await conn.unsafe('rollback').catch(ignore);
+      if (connectionLost(error)) lost = true;
+      if (!lost) await conn.unsafe('rollback').catch(ignore);
       throw error;
     } finally {
-      conn.release();
+      // A lost connection is postgres.js's again (it reconnects it on demand): giving the handle back would put it in
+      // the pool as if it were open.
+      if (!lost) conn.release();
     }
   };
 
@@ -296,8 +329,14 @@ export function openPostgres(options: PostgresOptions): Db {
       listeners.push(await sql.listen(channel, onNotify, onReconnect));
     },
     async session() {
-      const conn = await sql.reserve();
-      return { query: wrap(conn).query, release: () => conn.release() };
+      // A client of its own with one connection, not a connection reserved from the pool: postgres.js reconnects it
+      // when the server drops it (a reserved connection that dropped can be neither used nor given back safely, see
+      // connectionLost), and everything sent on it goes out in call order on that one connection.
+      const own = postgres(options.url, { max: 1, ...clientOptions });
+      return {
+        query: wrap(own).query,
+        release: () => own.end({ timeout: 5 }).catch(() => undefined),
+      };
     },
     async close() {
       for (const l of listeners.splice(0)) await l.unlisten().catch(() => undefined);

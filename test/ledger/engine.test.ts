@@ -113,6 +113,51 @@ describe.each(engines)('batching engine on %s', (engine) => {
     });
   }
 
+  if (engine === 'postgres') {
+    it('the server ending the writer connection under load fails those batches only: no crash, no hang, nothing acknowledged lost', async () => {
+      const accounts = await Promise.all(Array.from({ length: 100 }, () => f.account({ debitsMustNotExceedCredits: true })));
+      for (const a of accounts) await f.fund(a.id, 1_000_000n);
+      const created: string[] = [];
+      let threw = 0;
+      let n = 0;
+      const startedMs = performance.now();
+      const terminations = (async () => {
+        // Five times, every 300 ms: end whichever backend is running a batch right now.
+        for (let k = 0; k < 5; k++) {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          await f.db.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and query like 'select ledger_apply_batch%' and pid <> pg_backend_pid()`);
+        }
+      })();
+      // 100 submitters for about two seconds (bounded by time).
+      await Promise.all(
+        Array.from({ length: 100 }, async (_, c) => {
+          while (performance.now() - startedMs < 2000) {
+            const id = `term-${c}-${n++}`;
+            try {
+              const [r] = await f.ledger.submit([move(id, accounts[c]!.id, accounts[(c + 1) % 100]!.id, 1n)]);
+              if (r?.ok === true) created.push(id);
+            } catch {
+              threw++;
+            }
+          }
+        }),
+      );
+      await terminations;
+      // The ledger writes again (a fresh connection; bounded: 3 tries).
+      let after = 'missing';
+      for (let i = 0; i < 3 && after !== 'created'; i++) after = await f.ledger.submit([move(`term-after-${i}`, accounts[0]!.id, accounts[1]!.id, 1n)]).then((r) => code(r[0]), () => 'threw');
+      expect(after).toBe('created');
+      // Every transfer acknowledged as created is in the database; the books balance.
+      const stored = await f.db.query<{ id: string }>(`select id from ledger_transfers where id like 'term-%' and id not like 'term-after-%'`);
+      const storedIds = new Set(stored.map((r) => r.id));
+      expect(created.filter((id) => !storedIds.has(id))).toEqual([]);
+      expect(created.length).toBeGreaterThan(0);
+      // The terminations did hit batches (their submits threw), and the rest went on.
+      expect(threw).toBeGreaterThan(0);
+      expect(await f.ledger.checkInvariants()).toEqual([]);
+    });
+  }
+
   it('applyInTx and closeAccount elsewhere: the batcher sees the current state', async () => {
     const a = await f.account({ debitsMustNotExceedCredits: true });
     const b = await f.account();
