@@ -447,7 +447,7 @@ export function createLedger(options: LedgerOptions): Ledger {
           forgetState(state);
           previous = null;
           if (!LOST_RACE_STATES.has(sqlState(error) ?? '')) {
-            dropWriter(sessionUsed);
+            void dropWriter(sessionUsed);
             throw error;
           }
           counters.lostRaces++;
@@ -495,8 +495,8 @@ export function createLedger(options: LedgerOptions): Ledger {
   let timer: NodeJS.Timeout | null = null;
   /** A start is due at the end of this turn of the event loop. */
   let starting = false;
-  // The batch writes (one at a time, see writeTurn) go to one connection of their own: each call is sent the moment the
-  // one before it returns, to a backend that just ran the same function (warm caches, generic plans already made),
+  // The batch writes go to one connection of their own (db.session()), in order: each call is sent behind the one
+  // before it (see runBatch), to a backend that just ran the same function (warm caches, generic plans already made),
   // instead of to whichever pooled connection has idled longest.
   let writerSession: Promise<Session> | null = null;
   const writer = (): Promise<Session> => {
@@ -511,10 +511,10 @@ export function createLedger(options: LedgerOptions): Ledger {
    * if it is still the writer's: batches sent behind the one that failed fail with it, and must not drop the fresh
    * connection a later batch already took.
    */
-  const dropWriter = (used: Promise<Session>): void => {
+  const dropWriter = async (used: Promise<Session>): Promise<void> => {
     if (writerSession !== used) return;
     writerSession = null;
-    void used.then((s) => s.release()).catch(() => undefined);
+    await used.then((s) => s.release()).catch(() => undefined);
   };
   let closed = false;
 
@@ -900,9 +900,7 @@ export function createLedger(options: LedgerOptions): Ledger {
       if (inFlight.size === 0) break;
       await Promise.race(inFlight);
     }
-    const held = writerSession;
-    writerSession = null;
-    if (held !== null) await held.then((s) => s.release()).catch(() => undefined);
+    if (writerSession !== null) await dropWriter(writerSession);
   }
 
   return {

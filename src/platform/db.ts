@@ -232,6 +232,11 @@ export function connectionLost(error: unknown): boolean {
   return (typeof code === 'string' && CONNECTION_LOST_CODES.has(code)) || severity === 'FATAL' || severity === 'PANIC';
 }
 
+/** What a transaction's statement gets once its connection is known to be gone: nothing is sent. */
+function lostConnectionError(): Error {
+  return Object.assign(new Error('the connection was lost during the transaction'), { code: 'CONNECTION_CLOSED' });
+}
+
 export function openPostgres(options: PostgresOptions): Db {
   const clientOptions = {
     types: { bigint: postgres.BigInt },
@@ -272,7 +277,7 @@ export function openPostgres(options: PostgresOptions): Db {
       began.catch(ignore);
       const tx: Queryable = {
         query<R extends object>(text: string, params?: readonly unknown[]): Promise<R[]> {
-          if (lost) return Promise.reject(Object.assign(new Error('the connection was lost during the transaction'), { code: 'CONNECTION_CLOSED' }));
+          if (lost) return Promise.reject(lostConnectionError());
           return reserved.query<R>(text, params).catch(noteLoss);
         },
         hooks,
@@ -280,7 +285,7 @@ export function openPostgres(options: PostgresOptions): Db {
       return await inTransaction.run(tx, async () => {
         const value = await fn(tx);
         const flushes = hooks.flushAll(tx);
-        if (lost) throw Object.assign(new Error('the connection was lost during the transaction'), { code: 'CONNECTION_CLOSED' });
+        if (lost) throw lostConnectionError();
         const commit = conn.unsafe('commit').execute().catch(noteLoss);
         commit.catch(ignore);
         await began;
@@ -291,7 +296,8 @@ export function openPostgres(options: PostgresOptions): Db {
         return value;
       });
     } catch (error) {
-      if (connectionLost(error)) lost = true;
+      // `lost` only from this connection's own statements: an error from another connection (a query fn ran outside
+      // the transaction) says nothing of this one, which must still be rolled back and given back.
       if (!lost) await conn.unsafe('rollback').catch(ignore);
       throw error;
     } finally {
