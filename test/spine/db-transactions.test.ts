@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Flusher, Queryable } from '../../src/platform/db.ts';
+import { connectionLost, openPostgres, type Db, type Flusher, type Queryable } from '../../src/platform/db.ts';
 import { availableEngines, openTestDb, type TestDatabase } from '../support/engines.ts';
 
 const engines = await availableEngines();
@@ -80,5 +80,59 @@ describe.each(engines)('transactions and staged writes on %s', (engine) => {
     });
     const [row] = await t.db.query<{ txid: string }>('select txid from staged_probe where n = 20');
     expect(row?.txid).toBe(txid);
+  });
+});
+
+/**
+ * postgres.js 3.4.9 kept a closed session's query and error on the connection object: the first statement on the
+ * reconnected session was failed with the old session's FATAL without being run (patches/postgres+3.4.9.patch).
+ */
+describe.runIf(engines.includes('postgres'))('PostgreSQL ending a connection', () => {
+  let t: TestDatabase;
+  let admin: Db;
+  beforeAll(async () => {
+    // One connection: the statement after the loss must go to the very connection object that lost its session.
+    t = await openTestDb('postgres', { migrate: false, maxConnections: 1 });
+    admin = openPostgres({ url: t.url!, maxConnections: 1 });
+  });
+  afterAll(async () => {
+    await admin?.close();
+    await t?.drop();
+  });
+
+  /** Ends the session running `pg_sleep` (found by its query text) once it is running. */
+  async function endSleepingSession(): Promise<void> {
+    for (let i = 0; i < 200; i++) {
+      const rows = await admin.query<{ ended: boolean }>(
+        `select pg_terminate_backend(pid) as ended from pg_stat_activity where query like 'select pg_sleep%' and pid <> pg_backend_pid()`,
+      );
+      if (rows.some((r) => r.ended)) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    throw new Error('the sleeping session never showed up');
+  }
+
+  it('a statement after the server ended the session runs on a new one, and is not failed with the old session’s error', async () => {
+    const sleeping = t.db.query('select pg_sleep(30)').then(
+      () => null,
+      (error: unknown) => error,
+    );
+    await endSleepingSession();
+    expect(connectionLost(await sleeping)).toBe(true);
+    const [before] = await t.db.query<{ answer: number }>('select 42 as answer');
+    expect(before).toMatchObject({ answer: 42 });
+    // And the same once more from inside a transaction: the next transaction runs whole.
+    const inTx = t.db
+      .transaction(async (tx) => {
+        await tx.query('select pg_sleep(30)');
+      })
+      .then(
+        () => null,
+        (error: unknown) => error,
+      );
+    await endSleepingSession();
+    expect(connectionLost(await inTx)).toBe(true);
+    const answer = await t.db.transaction(async (tx) => (await tx.query<{ answer: number }>('select 43 as answer'))[0]?.answer);
+    expect(answer).toBe(43);
   });
 });
