@@ -7,6 +7,7 @@ import type { Logger } from './logger.ts';
 import type { HttpMetrics } from './metrics.ts';
 import type { DomainError } from './result.ts';
 import { idRandomBytes } from './ids.ts';
+import { connectionLost } from './db.ts';
 
 /**
  * The HTTP conventions every route of the hub follows, kept in one place:
@@ -107,6 +108,16 @@ function frameworkError(error: FastifyError & { validation?: AjvErrorLike[] }): 
   return undefined;
 }
 
+/** A lost or refused database connection, as thrown or as the cause of what was thrown (bounded depth). */
+function databaseUnreachable(error: unknown): boolean {
+  let e: unknown = error;
+  for (let depth = 0; depth < 5 && typeof e === 'object' && e !== null; depth++) {
+    if (connectionLost(e)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 export async function createHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const app = Fastify({
     loggerInstance: options.logger,
@@ -186,6 +197,12 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const known = frameworkError(error);
     if (known !== undefined) return reply.fail(known);
+    if (databaseUnreachable(error)) {
+      // Not a bug: the database restarted, refused the connection or ended the session. Safe to retry: a transaction cut
+      // off this way did not commit, or (its COMMIT lost in flight) is found by the same Idempotency-Key.
+      request.log.warn({ err: error }, 'database unreachable');
+      return reply.header('retry-after', '1').fail({ code: 'unavailable', message: 'the database is unreachable; retry shortly (a write with the same Idempotency-Key)' });
+    }
     request.log.error({ err: error }, 'unhandled error');
     return reply.code(500).send({ error: { code: 'internal', message: 'internal error; quote the request id to the operator', details: { requestId: request.id } } });
   });

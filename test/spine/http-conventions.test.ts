@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableEngines } from '../support/engines.ts';
+import { openPostgres, type Db } from '../../src/platform/db.ts';
+import { availableEngines, TEST_PG_URL } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
 
 const engines = await availableEngines();
@@ -110,5 +111,47 @@ describe.each(engines)('HTTP conventions on %s', (engine) => {
     expect(doc.paths['/v1/customers'].post.responses['4XX'] ?? doc.paths['/v1/customers'].post.responses['4xx']).toBeDefined();
     const docs = await t.api('anonymous').get('/docs/');
     expect(docs.status).toBe(200);
+  });
+});
+
+describe.runIf(engines.includes('postgres'))('the database becoming unreachable (PostgreSQL)', () => {
+  let t: TestHub;
+  let admin: Db;
+  beforeAll(async () => {
+    t = await startTestHub('postgres');
+    admin = openPostgres({ url: TEST_PG_URL, maxConnections: 1 });
+  });
+  afterAll(async () => {
+    await admin?.close();
+    await t?.close();
+  });
+
+  it('answers 503 unavailable with Retry-After, not a 500, while the database refuses connections, and serves again once it is back', async () => {
+    const api = t.api('wallet-a');
+    const listCustomers = () => api.get('/v1/customers?externalId=nobody');
+    expect((await listCustomers()).status).toBe(200);
+    const name = new URL(t.database.url!).pathname.slice(1);
+    // The database refuses new sessions and ends the hub's: what a restart or failover looks like from the hub.
+    await admin.exec(`alter database ${name} allow_connections false`);
+    try {
+      await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [name]);
+      const refused = await listCustomers();
+      expect(refused.status).toBe(503);
+      expect(refused.body.error.code).toBe('unavailable');
+      expect(refused.headers['retry-after']).toBe('1');
+      expect(JSON.stringify(refused.body)).not.toMatch(/at .*\.(ts|js):\d+/);
+      const health = await t.api('anonymous').get('/health');
+      expect(health.status).toBe(503);
+      expect(health.body.error.code).toBe('unavailable');
+    } finally {
+      await admin.exec(`alter database ${name} allow_connections true`);
+    }
+    // postgres.js reconnects on demand (after a short backoff): bounded wait for the first answer.
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      status = (await listCustomers()).status;
+      if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(status).toBe(200);
   });
 });
