@@ -165,34 +165,38 @@ function checkAmount(id: string, value: unknown): Op | bigint {
   return value;
 }
 
+/**
+ * A shape failure with the call's link flags. A module-level function, not a closure in toOp: a function declared in
+ * toOp would be created (and named, under tsx) on every call, though only the failure paths use it.
+ */
+function withLink(op: Op, linked: boolean, chainOpen: boolean): Op {
+  return { ...op, linked, chainOpen };
+}
+
 /** Validates one input's shape (no ledger state needed) and computes its fingerprint. */
 export function toOp(input: TransferInput, chainOpen: boolean): Op {
   const raw = input as unknown as Record<string, unknown>;
   const id = typeof raw.id === 'string' ? raw.id : '';
   const linked = raw.linked === true;
-  // Only on the (rare) failure paths: a closure per call would be allocated for every transfer.
-  function withLink(op: Op): Op {
-    return { ...op, linked, chainOpen };
-  }
   if (id.length < 1 || id.length > MAX_TRANSFER_ID_LENGTH) {
-    return withLink(shapeFail(id, 'invalid_transfer', `id must be 1–${MAX_TRANSFER_ID_LENGTH} characters`, { field: 'id' }));
+    return withLink(shapeFail(id, 'invalid_transfer', `id must be 1–${MAX_TRANSFER_ID_LENGTH} characters`, { field: 'id' }), linked, chainOpen);
   }
   const kind = (raw.kind ?? 'single_phase') as TransferKind;
   if (kind !== 'single_phase' && kind !== 'pending' && kind !== 'post_pending' && kind !== 'void_pending') {
-    return withLink(shapeFail(id, 'invalid_transfer', 'kind must be single_phase, pending, post_pending or void_pending', { field: 'kind' }));
+    return withLink(shapeFail(id, 'invalid_transfer', 'kind must be single_phase, pending, post_pending or void_pending', { field: 'kind' }), linked, chainOpen);
   }
   if (typeof raw.purpose !== 'string' || raw.purpose.length < 1 || raw.purpose.length > MAX_PURPOSE_LENGTH) {
-    return withLink(shapeFail(id, 'invalid_transfer', `purpose must be 1–${MAX_PURPOSE_LENGTH} characters`, { field: 'purpose' }));
+    return withLink(shapeFail(id, 'invalid_transfer', `purpose must be 1–${MAX_PURPOSE_LENGTH} characters`, { field: 'purpose' }), linked, chainOpen);
   }
   const purpose = raw.purpose;
   let metadata: Readonly<Record<string, unknown>> = EMPTY_METADATA;
   let metadataJson = '{}';
   if (raw.metadata !== undefined) {
-    if (!isPlainObject(raw.metadata)) return withLink(shapeFail(id, 'invalid_transfer', 'metadata must be a JSON object', { field: 'metadata' }));
+    if (!isPlainObject(raw.metadata)) return withLink(shapeFail(id, 'invalid_transfer', 'metadata must be a JSON object', { field: 'metadata' }), linked, chainOpen);
     metadata = raw.metadata;
     metadataJson = canonicalJson(metadata);
     if (Buffer.byteLength(metadataJson) > MAX_METADATA_BYTES) {
-      return withLink(shapeFail(id, 'metadata_too_large', `metadata must be at most ${MAX_METADATA_BYTES} bytes`, { maxBytes: MAX_METADATA_BYTES }));
+      return withLink(shapeFail(id, 'metadata_too_large', `metadata must be at most ${MAX_METADATA_BYTES} bytes`, { maxBytes: MAX_METADATA_BYTES }), linked, chainOpen);
     }
   }
   let debitAccountId: string | null = null;
@@ -203,37 +207,37 @@ export function toOp(input: TransferInput, chainOpen: boolean): Op {
   let timeoutMs: number | null = null;
   if (kind === 'single_phase' || kind === 'pending') {
     if (typeof raw.debitAccountId !== 'string' || typeof raw.creditAccountId !== 'string') {
-      return withLink(shapeFail(id, 'invalid_transfer', 'debitAccountId and creditAccountId are required', { field: 'debitAccountId' }));
+      return withLink(shapeFail(id, 'invalid_transfer', 'debitAccountId and creditAccountId are required', { field: 'debitAccountId' }), linked, chainOpen);
     }
     debitAccountId = raw.debitAccountId;
     creditAccountId = raw.creditAccountId;
     const amount = checkAmount(id, raw.amountMinor);
-    if (typeof amount !== 'bigint') return withLink(amount);
+    if (typeof amount !== 'bigint') return withLink(amount, linked, chainOpen);
     amountMinor = amount;
     if (typeof raw.currency !== 'string' || !/^[A-Z]{3}$/.test(raw.currency)) {
-      return withLink(shapeFail(id, 'invalid_transfer', 'currency must be an ISO 4217 code', { field: 'currency' }));
+      return withLink(shapeFail(id, 'invalid_transfer', 'currency must be an ISO 4217 code', { field: 'currency' }), linked, chainOpen);
     }
     currency = raw.currency;
-    if (debitAccountId === creditAccountId) return withLink(shapeFail(id, 'same_account', 'debit and credit accounts must differ'));
+    if (debitAccountId === creditAccountId) return withLink(shapeFail(id, 'same_account', 'debit and credit accounts must differ'), linked, chainOpen);
     if (kind === 'pending') {
       const timeout = raw.timeoutMs ?? 0;
       if (typeof timeout !== 'number' || !Number.isSafeInteger(timeout) || timeout < 0 || timeout > MAX_TIMEOUT_MS) {
-        return withLink(shapeFail(id, 'invalid_transfer', `timeoutMs must be an integer in 0…${MAX_TIMEOUT_MS}`, { field: 'timeoutMs' }));
+        return withLink(shapeFail(id, 'invalid_transfer', `timeoutMs must be an integer in 0…${MAX_TIMEOUT_MS}`, { field: 'timeoutMs' }), linked, chainOpen);
       }
       timeoutMs = timeout;
     }
   } else {
     if (typeof raw.pendingId !== 'string' || raw.pendingId.length < 1 || raw.pendingId.length > MAX_TRANSFER_ID_LENGTH) {
-      return withLink(shapeFail(id, 'invalid_transfer', 'pendingId is required', { field: 'pendingId' }));
+      return withLink(shapeFail(id, 'invalid_transfer', 'pendingId is required', { field: 'pendingId' }), linked, chainOpen);
     }
     pendingId = raw.pendingId;
     if (kind === 'post_pending' && raw.amountMinor !== undefined) {
       const amount = checkAmount(id, raw.amountMinor);
-      if (typeof amount !== 'bigint') return withLink(amount);
+      if (typeof amount !== 'bigint') return withLink(amount, linked, chainOpen);
       amountMinor = amount;
     }
     if (kind === 'void_pending' && raw.amountMinor !== undefined) {
-      return withLink(shapeFail(id, 'invalid_transfer', 'void_pending takes no amountMinor', { field: 'amountMinor' }));
+      return withLink(shapeFail(id, 'invalid_transfer', 'void_pending takes no amountMinor', { field: 'amountMinor' }), linked, chainOpen);
     }
   }
   // One-shot hash (same digest as createHash().update().digest()): no Hash object per transfer.
