@@ -100,11 +100,11 @@ describe.runIf(engines.includes('postgres'))('PostgreSQL ending a connection', (
     await t?.drop();
   });
 
-  /** Ends the session running `pg_sleep` (found by its query text) once it is running. */
+  /** Ends this database's session running `pg_sleep` (found by its query text) once it is running. */
   async function endSleepingSession(): Promise<void> {
     for (let i = 0; i < 200; i++) {
       const rows = await admin.query<{ ended: boolean }>(
-        `select pg_terminate_backend(pid) as ended from pg_stat_activity where query like 'select pg_sleep%' and pid <> pg_backend_pid()`,
+        `select pg_terminate_backend(pid) as ended from pg_stat_activity where datname = current_database() and query like 'select pg_sleep%' and pid <> pg_backend_pid()`,
       );
       if (rows.some((r) => r.ended)) return;
       await new Promise((resolve) => setTimeout(resolve, 10));
@@ -119,8 +119,8 @@ describe.runIf(engines.includes('postgres'))('PostgreSQL ending a connection', (
     );
     await endSleepingSession();
     expect(connectionLost(await sleeping)).toBe(true);
-    const [before] = await t.db.query<{ answer: number }>('select 42 as answer');
-    expect(before).toMatchObject({ answer: 42 });
+    const [next] = await t.db.query<{ answer: number }>('select 42 as answer');
+    expect(next).toMatchObject({ answer: 42 });
     // And the same once more from inside a transaction: the next transaction runs whole.
     const inTx = t.db
       .transaction(async (tx) => {
