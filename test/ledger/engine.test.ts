@@ -247,4 +247,47 @@ describe.each(engines)('batching engine on %s', (engine) => {
     await cold.close();
     expect(await f.ledger.checkInvariants()).toEqual([]);
   });
+
+  it('waits maxWaitMs for companions only when idle: what queues behind a running batch goes as soon as a slot is free', async () => {
+    // A wait far longer than the test's timeout: a transfer made to sit it out would fail the test.
+    const patient = createLedger({ db: f.db, clock: f.clock, batch: { maxWaitMs: 600_000, maxBatchSize: 2 } });
+    const [a, b, c, d] = [await f.account(), await f.account(), await f.account(), await f.account()];
+    await f.fund(c.id, 10n);
+    // Another transaction holds account a (PostgreSQL: its row lock; PGlite: the one connection), so that the first
+    // batch stays in flight until it lets go.
+    let locked!: () => void;
+    let release!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const holding = f.db.transaction(async (tx) => {
+      await tx.query(`select id from ledger_accounts where id = $1 for update`, [a.id]);
+      locked();
+      await gate;
+    });
+    try {
+      await isLocked;
+      // A full batch starts at once and waits for the lock; the call after it arrives while it is in flight.
+      const full = patient.submit([move('idle-1', a.id, b.id, 1n), move('idle-2', a.id, b.id, 1n)]);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const behind = patient.submit([move('idle-3', c.id, d.id, 1n)]);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      release();
+      await holding;
+      expect([...(await full), ...(await behind)].map(code)).toEqual(['created', 'created', 'created']);
+      // Idle again: a lone transfer waits for companions (maxWaitMs), until close() applies what is queued.
+      let settled = false;
+      const lone = patient.submit([move('idle-4', c.id, d.id, 1n)]).then((r) => {
+        settled = true;
+        return r;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(settled).toBe(false);
+      await patient.close();
+      expect((await lone).map(code)).toEqual(['created']);
+    } finally {
+      release();
+      await holding;
+      await patient.close();
+    }
+  }, 20_000);
 });
