@@ -9,7 +9,8 @@ import { join } from 'node:path';
 const USAGE = `hutong — the Hutong (互通) interoperability hub
 
 Usage:
-  hutong start                 run the hub (PGlite in ./data, or DATABASE_URL=postgres://…), seeding the demo network
+  hutong start [--demo]        run the hub (PGlite in ./data, or DATABASE_URL=postgres://…); --demo (what npm start
+                               runs) seeds the demo network and enables the demo helpers on loopback
   hutong migrate               apply database migrations and exit
   hutong audit verify          recompute the audit hash chain; exit 1 and name the first broken record if altered
   hutong keys rotate           re-wrap every data key under a new key-encrypting key
@@ -44,7 +45,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
   switch (command) {
     case 'start': {
       const { startCommand } = await import('./start.ts');
-      return startCommand(io);
+      return startCommand(io, rest);
     }
     case 'migrate':
       return withDb(async (db) => {

@@ -153,7 +153,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   registerWebhookRoutes(app, { db });
   // @modules:routes (each capability registers its routes here)
   registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent });
-  await registerWebRoutes(app, { db, vault, tokens, customers, demoEnabled: config.seedDemo });
+  await registerWebRoutes(app, { db, vault, tokens, customers, demoEnabled: config.demo });
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
   payments.registerRoutes(app, { idempotent });

@@ -4,11 +4,11 @@ import { seedDemoNetwork } from './demo/seed.ts';
 import type { CliIo } from './cli.ts';
 
 /** `hutong start`: the hub on its configured engine, the demo network seeded, a banner that says what to try. */
-export async function startCommand(io: CliIo): Promise<number> {
+export async function startCommand(io: CliIo, args: readonly string[] = []): Promise<number> {
   const startedMs = Date.now();
-  const config = loadConfig();
+  const config = loadConfig(process.env, args.includes('--demo') ? { demo: true } : {});
   const hub = await createHub(config);
-  const demo = config.seedDemo ? await seedDemoNetwork(hub) : undefined;
+  const demo = config.demo ? await seedDemoNetwork(hub) : undefined;
   hub.startBackground();
   await hub.listen();
   const base = `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${config.port}`;

@@ -29,7 +29,7 @@ export interface DemoHarness {
 
 export async function openDemoHarness(io: CliIo): Promise<DemoHarness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'hutong-demo-'));
-  const config = loadConfig({ ...process.env, HUTONG_DATA_DIR: dataDir, DATABASE_URL: '', HUTONG_LOG_LEVEL: 'warn' }, { port: 0, host: '127.0.0.1' });
+  const config = loadConfig({ ...process.env, HUTONG_DATA_DIR: dataDir, DATABASE_URL: '', HUTONG_LOG_LEVEL: 'warn' }, { port: 0, host: '127.0.0.1', demo: true });
   const hub = await createHub(config, { logger: createLogger({ level: 'warn' }) });
   const demo = await seedDemoNetwork(hub);
   hub.startBackground();

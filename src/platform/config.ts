@@ -14,7 +14,12 @@ export interface HubConfig {
   readonly bodyLimitBytes: number;
   readonly rateLimitPerS: number;
   readonly accessTokenTtlS: number;
-  readonly seedDemo: boolean;
+  /**
+   * Explicit demo mode (`hutong start --demo`, which `npm start` runs, or HUTONG_DEMO=1): the demo network is seeded,
+   * the /demo/v1 helpers answer (on loopback only), and outbound calls may go to http and loopback addresses (demo
+   * banks and webhook receivers on this machine). Off, the hub seeds nothing and exposes no shortcut.
+   */
+  readonly demo: boolean;
   readonly dbMaxConnections: number;
   readonly webhooks: { readonly enabled: boolean; readonly pollMs: number };
 }
@@ -39,7 +44,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     bodyLimitBytes: int(env.HUTONG_BODY_LIMIT_BYTES, 64 * 1024),
     rateLimitPerS: int(env.HUTONG_RATE_LIMIT_PER_S, 2_000),
     accessTokenTtlS: int(env.HUTONG_ACCESS_TOKEN_TTL_S, 300),
-    seedDemo: env.HUTONG_SEED_DEMO !== '0',
+    demo: env.HUTONG_DEMO === '1' || env.HUTONG_DEMO === 'true',
     dbMaxConnections: int(env.HUTONG_DB_MAX_CONNECTIONS, 16),
     webhooks: { enabled: env.HUTONG_WEBHOOKS !== '0', pollMs: int(env.HUTONG_WEBHOOK_POLL_MS, 500) },
     ...overrides,

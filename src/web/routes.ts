@@ -18,7 +18,7 @@ import { registerOperatorTransactionRoutes } from './transactions.ts';
  * The faces of the hub: the operator console (/console) and the reference wallet app (/wallet), built by Vite into
  * web/dist (`npm run build:web`, also run by `npm install`/`npm ci` through the `prepare` script) and served here.
  *
- * Demo-only helpers under /demo/v1 (enabled only when the demo network is seeded, HUTONG_SEED_DEMO≠0):
+ * Demo-only helpers under /demo/v1 (enabled only in demo mode: `hutong start --demo`, HUTONG_DEMO=1):
  * - POST /demo/v1/session: a short-lived access token for a DEMO wallet, acting for one of its customers, so that the
  *   browser never holds a client secret. It is a stand-in for the wallet's own back end (which would hold the
  *   credential and call the hub); anyone who can reach a demo hub can use it, which is why it is demo-only.
@@ -80,7 +80,7 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
   registerHistoryRoutes(app, { db: deps.db, customers: deps.customers });
   registerOperatorTransactionRoutes(app, { db: deps.db });
 
-  const disabled = { code: 'not_found', message: 'demo helpers are enabled only on a hub with the demo network (HUTONG_SEED_DEMO=1)' };
+  const disabled = { code: 'not_found', message: 'demo helpers are enabled only in demo mode (hutong start --demo)' };
 
   app.get(
     '/demo/v1/directory',
@@ -126,7 +126,7 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
         summary: 'Demo only: a short-lived access token for a demo wallet acting for one of its customers',
         description:
           'Stands in for a wallet back end, so that the reference wallet app in the browser never holds a client secret. ' +
-          'Answers 404 unless the hub runs with the demo network (HUTONG_SEED_DEMO=1); only demo wallets (seeded, with a demo key) and their customers qualify. ' +
+          'Answers 404 unless the hub runs in demo mode (hutong start --demo); only demo wallets (seeded, with a demo key) and their customers qualify. ' +
           'The token is an ordinary participant access token (same lifetime as POST /oauth/token).',
         body: SessionBody,
         response: {

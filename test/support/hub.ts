@@ -39,7 +39,7 @@ export async function startTestHub(
 ): Promise<TestHub> {
   const database = await openTestDb(engine, { migrate: false });
   const dataDir = mkdtempSync(join(tmpdir(), 'hutong-test-'));
-  const config = loadConfig({ HUTONG_DATA_DIR: dataDir, HUTONG_LOG_LEVEL: 'silent' }, { operatorToken: 'op_test_token', ...options.config });
+  const config = loadConfig({ HUTONG_DATA_DIR: dataDir, HUTONG_LOG_LEVEL: 'silent' }, { operatorToken: 'op_test_token', demo: true, ...options.config });
   const hub = await createHub(config, {
     db: database.db,
     clock: options.clock ?? createFakeClock(Date.now()),
