@@ -9,7 +9,22 @@ import { registerWebRoutes } from './web/routes.ts';
 import { registerLedgerRoutes } from './ledger/routes.ts';
 import { createAuditService, type AuditService } from './audit/service.ts';
 import { registerAuditRoutes } from './audit/routes.ts';
-import { createIdempotentRunner, registerAuth, type Idempotent } from './api/context.ts';
+import { callerOf, createIdempotentRunner, registerAuth, type Idempotent } from './api/context.ts';
+import { createRefRegistry, registerOwnership, type RefRegistry } from './api/refs.ts';
+import { defineParticipantRefs } from './participants/refs.ts';
+import { defineCustomerLinkRefs, defineCustomerRefs } from './customers/refs.ts';
+import { createCustomerLinkService, type CustomerLinkService } from './customers/links.ts';
+import { registerCustomerLinkRoutes } from './customers/link-routes.ts';
+import { defineAccountRefs } from './accounts/refs.ts';
+import { defineAliasRefs } from './aliases/refs.ts';
+import { defineCardRefs } from './cards/refs.ts';
+import { defineTokenRefs } from './tokens/refs.ts';
+import { defineTransferRefs } from './transfers/refs.ts';
+import { defineRiskRefs } from './risk/refs.ts';
+import { definePaymentRefs } from './payments/refs.ts';
+import { defineStepUpRefs } from './stepup/refs.ts';
+import { createStepUpService, type StepUpService } from './stepup/service.ts';
+import { registerStepUpRoutes } from './stepup/routes.ts';
 import { errorStatus } from './api/errors.ts';
 import { createCustomerService, type CustomerService } from './customers/service.ts';
 import { registerCustomerRoutes } from './customers/routes.ts';
@@ -47,6 +62,10 @@ export interface HubServices {
   readonly tokens: TokenService;
   readonly webhooks: WebhookDispatcher;
   readonly metrics: HttpMetrics;
+  /** Who may name which object: every capability's ownership specs (src/api/refs.ts). */
+  readonly refs: RefRegistry;
+  readonly stepUp: StepUpService;
+  readonly customerLinks: CustomerLinkService;
   // @modules:service-types (each capability adds its service here)
   readonly ledger: Ledger;
   readonly cards: CardsModule;
@@ -112,6 +131,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const participants = createParticipantService({ db, clock, vault, audit, events });
   await participants.start();
   const customers = createCustomerService({ db, clock, audit });
+  const customerLinks = createCustomerLinkService({ db, clock, vault, audit, events });
   const tokens = createTokenService({ vault, clock, ttlS: config.accessTokenTtlS });
   const webhooks = createWebhookDispatcher({ db, clock, vault, logger, ...(options.fetch !== undefined ? { fetch: options.fetch } : {}) });
   const metrics = createMetrics();
@@ -124,9 +144,14 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
     lostRaces: 'Ledger batch writes refused because a row changed since the batch read it (each retried)',
     sentBehind: 'Ledger batch writes sent while the batch before them was still being written',
   }, () => ledger.stats());
-  const cards = createCardsModule({ db, clock, vault, audit, events });
-  const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, ledger });
-  const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, fetch: options.fetch });
+  // The page origins passkeys may be used from: configured, or the reference wallet served by this hub on its own port.
+  let listeningPort: number | undefined;
+  const webauthnOrigins = () =>
+    config.webauthn.origins.length > 0 ? config.webauthn.origins : listeningPort === undefined ? [] : [`http://${config.webauthn.rpId}:${listeningPort}`, `https://${config.webauthn.rpId}:${listeningPort}`];
+  const stepUp = createStepUpService({ db, clock, vault, audit, events, webauthn: { rpId: config.webauthn.rpId, rpName: 'Hutong', origins: webauthnOrigins } });
+  const cards = createCardsModule({ db, clock, vault, audit, events, stepUp });
+  const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, stepUp, ledger });
+  const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, fetch: options.fetch });
 
   // Per-participant limits: the participant's own setting (passed by the auth check), else the hub default.
   const limiter = createTokenBucketLimiter({ ratePerS: () => config.rateLimitPerS, burst: () => config.rateLimitPerS * 2, nowMs: () => clock.nowMs() });
@@ -146,11 +171,17 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   });
   for (const schema of participantSchemas) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });
+  // One ownership check for every id any route names (each capability says who holds its objects).
+  const refs = createRefRegistry();
+  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs]) define(refs);
+  registerOwnership(app, { registry: refs, db }, callerOf);
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
   registerParticipantRoutes(app, { participants, tokens, idempotent });
   registerCustomerRoutes(app, { customers, participants, idempotent });
   registerAuditRoutes(app, { audit });
   registerWebhookRoutes(app, { db });
+  registerStepUpRoutes(app, { db, stepUp, customers });
+  registerCustomerLinkRoutes(app, { db, links: customerLinks, idempotent });
   // @modules:routes (each capability registers its routes here)
   registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent });
   await registerWebRoutes(app, { db, vault, tokens, customers, demoEnabled: config.demo });
@@ -192,6 +223,9 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
     tokens,
     webhooks,
     metrics,
+    refs,
+    stepUp,
+    customerLinks,
     // @modules:hub-fields
     ledger,
     cards,
@@ -209,7 +243,10 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
       every(SWEEP_INTERVAL_MS, 'card-request-key-sweep', () => cards.sweep());
     },
     async listen() {
-      return app.listen({ port: config.port, host: config.host });
+      const address = await app.listen({ port: config.port, host: config.host });
+      const bound = app.server.address();
+      if (bound !== null && typeof bound === 'object') listeningPort = bound.port;
+      return address;
     },
     async close() {
       if (closed) return;

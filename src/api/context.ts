@@ -10,6 +10,7 @@ import { requestHash, runEffect, type EffectResponse, type Idempotency, type Sto
 import type { TokenBucketLimiter } from '../platform/rate-limit.ts';
 import type { DomainError, Result } from '../platform/result.ts';
 import { createEffectBatcher, type EffectBatcherLimits } from '../platform/effect-batcher.ts';
+import type { Caller } from './refs.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -61,9 +62,20 @@ export function registerAuth(app: HttpServer, deps: AuthDeps): void {
       reply.header('retry-after', String(Math.max(1, Math.ceil(limit.retryAfterMs / 1000))));
       return reply.fail({ code: 'rate_limited', message: 'too many requests for this participant', details: { retryAfterMs: limit.retryAfterMs } });
     }
+    // A customer session reaches only what a customer's own app needs; everything else is the participant's back end.
+    if (claims.customerId !== undefined && request.routeOptions.config.customer !== true) {
+      return reply.fail({ code: 'forbidden', message: 'a customer session cannot call this operation; call it with the participant credential' });
+    }
     request.principal = claims;
     request.participant = access.value.participant;
   });
+}
+
+/** The caller as the ownership check sees it (src/api/refs.ts); undefined on routes without authentication. */
+export function callerOf(request: FastifyRequest): Caller | undefined {
+  if (request.isOperator === true) return { operator: true, participantId: undefined, sessionCustomerId: undefined };
+  const p = request.principal;
+  return p === undefined ? undefined : { operator: false, participantId: p.participantId, sessionCustomerId: p.customerId };
 }
 
 /**
@@ -83,6 +95,8 @@ export function principalOf(request: FastifyRequest): ParticipantPrincipal {
 export function actorOf(request: FastifyRequest, customerId?: string): Actor {
   if (request.isOperator === true) return { type: 'operator' };
   const p = principalOf(request);
+  // A customer session is the customer acting in their own app (the audit trail says so), not the participant's back end.
+  if (p.customerId !== undefined) return { type: 'customer', participantId: p.participantId, customerId: p.customerId };
   return customerId === undefined ? { type: 'participant', participantId: p.participantId } : { type: 'participant', participantId: p.participantId, customerId };
 }
 

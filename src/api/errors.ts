@@ -8,6 +8,8 @@ import { transfersErrorStatus, type TransfersErrorCode } from '../transfers/erro
 import { ledgerErrorStatus, type LedgerErrorCode } from '../ledger/types.ts';
 import type { IdempotencyErrorCode } from '../platform/idempotency.ts';
 import type { MoneyErrorCode } from '../platform/money.ts';
+import { stepUpErrorStatus, type StepUpErrorCode } from '../stepup/service.ts';
+import { customerLinkErrorStatus, type CustomerLinkErrorCode } from '../customers/links.ts';
 
 /**
  * Every error code the API can answer, and its HTTP status: the one place where domain errors become HTTP.
@@ -37,6 +39,8 @@ export type ErrorCode =
   | CardsErrorCode
   | TransfersErrorCode
   | PaymentsErrorCode
+  | StepUpErrorCode
+  | CustomerLinkErrorCode
   ;
 
 const platformErrorStatus: Record<PlatformErrorCode | IdempotencyErrorCode | MoneyErrorCode, number> = {
@@ -70,6 +74,8 @@ export const errorStatus: Readonly<Record<ErrorCode, number>> = {
   ...cardsErrorStatus,
   ...transfersErrorStatus,
   ...paymentsErrorStatus,
+  ...stepUpErrorStatus,
+  ...customerLinkErrorStatus,
 };
 
 export const ERROR_CODES = Object.keys(errorStatus).sort() as ErrorCode[];

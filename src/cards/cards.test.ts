@@ -46,6 +46,17 @@ describe.each(engines)('cards and tokens on %s', (engine) => {
     s = story(t.hub, call, t.demo);
   });
   afterAll(async () => t?.close());
+  /**
+   * 李伟 links his wallet records to his cardholder record at bank A (consent on both sides), once: what lets a wallet
+   * name his card by reference. The by-reference test below runs before it and shows the refusal without it.
+   */
+  let linked = false;
+  const ensureLinks = async () => {
+    if (linked) return;
+    linked = true;
+    await s.linkCustomer('wallet-a', 'li-at-wallet-a', 'bank-a');
+    await s.linkCustomer('wallet-b', 'li-at-wallet-b', 'bank-a');
+  };
 
   it('seeds a product at each demo bank and one active card for 李伟, idempotently', async () => {
     const again = await seedDemoNetwork(t.hub);
@@ -84,6 +95,19 @@ describe.each(engines)('cards and tokens on %s', (engine) => {
     const card = await s.issue();
     expect(luhnValid(card.cardNumber)).toBe(true);
     const a = await s.provision('wallet-a', { type: 'typed', cardNumber: card.cardNumber, expiry: card.expiry, cvv: card.cvv });
+    // Passing the card's step-up proved the card, not the person: nothing links 李伟's records, so wallet B cannot name
+    // wallet A's token (or the card) for its customer, and nothing is written.
+    const bCustomer = t.demo.customers.get('li-at-wallet-b');
+    const before = await t.hub.db.query<{ n: bigint }>('select count(*) as n from token_provisionings');
+    for (const source of [{ type: 'token_ref', tokenRef: a.tokenRef }, { type: 'card_ref', cardRef: card.cardId }]) {
+      const refused = await call('wallet-b', 'POST', '/v1/wallet/tokens', { customerId: bCustomer, consent: true, deviceId: 'dev-x', source });
+      expect(refused.status).toBe(404);
+      expect(refused.body.error.code).toBe('reference_not_found');
+    }
+    expect((await t.hub.db.query<{ n: bigint }>('select count(*) as n from token_provisionings'))[0]?.n).toBe(before[0]?.n);
+    expect((await t.hub.db.query<{ n: bigint }>('select count(*) as n from customer_links'))[0]?.n).toBe(0n);
+    // The person links the two wallet records themselves (consent on both sides); now the reference resolves.
+    const linkId = await s.linkCustomer('wallet-b', 'li-at-wallet-b', 'wallet-a');
     // By reference: the request names wallet A's token; it carries no number, expiry or CVV.
     const b = await s.provision('wallet-b', { type: 'token_ref', tokenRef: a.tokenRef });
     const [prov] = await t.hub.db.query<{ method: string }>(`select method from token_provisionings where token_id = (select id from card_tokens where token_ref = $1)`, [b.tokenRef]);
@@ -96,13 +120,12 @@ describe.each(engines)('cards and tokens on %s', (engine) => {
       expect(tok.par).toHaveLength(29);
     }
     expect(a.tokenNumber).not.toBe(b.tokenNumber);
-    // The two customer records are now one person, linked by the verification.
-    const pA = await t.hub.cards.walletTokens.personOf(demoParticipantId('wallet-a'), t.demo.customers.get('li-at-wallet-a') ?? '');
-    const pB = await t.hub.cards.walletTokens.personOf(demoParticipantId('wallet-b'), t.demo.customers.get('li-at-wallet-b') ?? '');
-    const pBank = await t.hub.cards.walletTokens.personOf(demoParticipantId('bank-a'), t.demo.customers.get('li-at-bank-a') ?? '');
-    expect(pA).toBeDefined();
-    expect(pA).toBe(pB);
-    expect(pA).toBe(pBank);
+    // The link is shown on both sides and either can revoke it; revoked, the reference no longer resolves.
+    const linksA = await call('wallet-a', 'GET', `/v1/customer-links?customerId=${t.demo.customers.get('li-at-wallet-a')}`);
+    expect(linksA.body.items.map((l: any) => [l.id, l.status, l.other.participantId])).toEqual([[linkId, 'active', demoParticipantId('wallet-b')]]);
+    expect((await call('wallet-a', 'POST', `/v1/customer-links/${linkId}/revoke`)).status).toBe(200);
+    const afterRevoke = await call('wallet-b', 'POST', '/v1/wallet/tokens', { customerId: bCustomer, consent: true, deviceId: 'dev-y', source: { type: 'token_ref', tokenRef: a.tokenRef } });
+    expect(afterRevoke.status).toBe(404);
 
     // Wallet B cannot see or act on wallet A's token.
     expect((await call('wallet-b', 'GET', `/v1/wallet/tokens/${a.tokenRef}`)).status).toBe(404);
@@ -129,6 +152,7 @@ describe.each(engines)('cards and tokens on %s', (engine) => {
   });
 
   it('propagates freeze, replace and cancel to every token, with webhook deliveries to each wallet', async () => {
+    await ensureLinks();
     const card = await s.issue();
     const a = await s.provision('wallet-a', { type: 'typed', cardNumber: card.cardNumber, expiry: card.expiry, cvv: card.cvv });
     const b = await s.provision('wallet-b', { type: 'card_ref', cardRef: card.cardId });
@@ -180,6 +204,7 @@ describe.each(engines)('cards and tokens on %s', (engine) => {
   });
 
   it('typed card data: wrong attempts are counted, the fifth locks typed data out for a day and tells the issuer', async () => {
+    await ensureLinks();
     const card = await s.issue();
     const typed = (cvv: string, deviceId = `d-${randomBytes(3).toString('hex')}`) =>
       call('wallet-a', 'POST', '/v1/wallet/tokens', { customerId: t.demo.customers.get('li-at-wallet-a'), consent: true, deviceId, source: { type: 'typed', cardNumber: card.cardNumber, expiry: card.expiry, cvv } });
@@ -203,6 +228,7 @@ describe.each(engines)('cards and tokens on %s', (engine) => {
   });
 
   it('step-up: wrong codes reveal nothing, attempts are limited, codes expire', async () => {
+    await ensureLinks();
     const card = await s.issue();
     const start = async () => {
       const res = await call('wallet-a', 'POST', '/v1/wallet/tokens', { customerId: t.demo.customers.get('li-at-wallet-a'), consent: true, deviceId: `d-${randomBytes(3).toString('hex')}`, source: { type: 'card_ref', cardRef: card.cardId } });
@@ -247,8 +273,12 @@ describe.each(engines)('cards and tokens on %s', (engine) => {
     expect(enrolled.status).toBe(201);
     const issued = await call('bank-a', 'POST', '/v1/issuer/cards', { productId: 'cpr_demo_bank_a_debit', customerId: bankCustomer.body.id });
     await call('bank-a', 'POST', `/v1/issuer/cards/${issued.body.card.id}/activate`);
+    // Another person's card: wallet A can add it only with the card's data (nothing links its customer to this holder).
+    const typedSource = { type: 'typed', cardNumber: issued.body.cardNumber, expiry: issued.body.card.expiry, cvv: issued.body.cvv };
+    const byReference = await call('wallet-a', 'POST', '/v1/wallet/tokens', { customerId: t.demo.customers.get('li-at-wallet-a'), consent: true, deviceId: 'totp-0', source: { type: 'card_ref', cardRef: issued.body.card.id } });
+    expect(byReference.status).toBe(404);
     const start = async (device: string) =>
-      (await call('wallet-a', 'POST', '/v1/wallet/tokens', { customerId: t.demo.customers.get('li-at-wallet-a'), consent: true, deviceId: device, source: { type: 'card_ref', cardRef: issued.body.card.id } })).body;
+      (await call('wallet-a', 'POST', '/v1/wallet/tokens', { customerId: t.demo.customers.get('li-at-wallet-a'), consent: true, deviceId: device, source: typedSource })).body;
     const p = await start('totp-1');
     expect(p.stepUp.method).toBe('totp');
     const [ev] = await t.hub.db.query<{ payload: Record<string, unknown> }>(`select payload from events where payload->>'provisioningId' = $1`, [p.id]);
@@ -260,6 +290,7 @@ describe.each(engines)('cards and tokens on %s', (engine) => {
   });
 
   it('verifies cryptograms and rejects replayed or stale counters, even concurrently', async () => {
+    await ensureLinks();
     const card = await s.issue();
     const b = await s.provision('wallet-b', { type: 'card_ref', cardRef: card.cardId });
     const wt = t.hub.cards.walletTokens;
@@ -270,7 +301,8 @@ describe.each(engines)('cards and tokens on %s', (engine) => {
     const stale = await wt.verifyTokenPayment(payment(b.tokenKey, b.tokenNumber, 4));
     expect(stale.ok ? 'ok' : stale.error.code).toBe('atc_replayed');
     const wrongWallet = await wt.verifyTokenPayment(payment(b.tokenKey, b.tokenNumber, 6, demoParticipantId('wallet-a')));
-    expect(wrongWallet.ok ? 'ok' : wrongWallet.error.code).toBe('requestor_mismatch');
+    // Another wallet's token answers as an unknown one (no existence oracle).
+    expect(wrongWallet.ok ? 'ok' : wrongWallet.error.code).toBe('token_unknown');
     const tampered = { ...payment(b.tokenKey, b.tokenNumber, 6), amountMinor: 99_999n };
     expect((await wt.verifyTokenPayment(tampered)).ok).toBe(false);
     const same = payment(b.tokenKey, b.tokenNumber, 7);

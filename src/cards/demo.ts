@@ -1,3 +1,4 @@
+import { openSealedCode } from '../demo/codes.ts';
 import { createServer, type Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { DemoScenario } from '../demo/run.ts';
@@ -88,6 +89,13 @@ export const cardsScenario: DemoScenario = {
         const done = expectStatus(await h.call('wallet-a', 'POST', `/v1/wallet/provisionings/${prov.id}/step-up`, { code }), 200, 'step-up');
         tokenA = done.token.tokenRef;
         return `step-up code from bank-a (webhook, decrypted by the bank): ${code}\n token ${tokenA}: ${maskNumber(done.tokenNumber)} (a token number from the hub range, not the card number), exp ${done.token.expiry}`;
+      });
+      await h.step('李伟 links his Jade Wallet record to his Lantern Pay record: asked in wallet B, confirmed with a code Lantern Pay gives only him', async () => {
+        const consent = expectStatus(await h.call('wallet-b', 'POST', '/v1/customer-links', { customerId: li.walletB, participantId: demoParticipantId('wallet-a') }), 201, 'link consent');
+        const opened = await openSealedCode(h.hub, 'customer_link_consent', consent.id);
+        if (opened === undefined) return false;
+        const link = expectStatus(await h.call('wallet-b', 'POST', `/v1/customer-links/consents/${consent.id}/confirm`, { code: opened.code }), 201, 'link');
+        return `link ${link.id}: ${link.other.participantName} ↔ Jade Wallet, revocable on either side (a card step-up alone links nothing)`;
       });
       await h.step('wallet B adds the SAME card BY REFERENCE to wallet A’s token — no card number typed — with a new code', async () => {
         const body = { customerId: li.walletB, consent: true, deviceId: 'phone-2', source: { type: 'token_ref', tokenRef: tokenA } };

@@ -22,8 +22,7 @@ export type CardsErrorCode =
   | 'consent_required'
   | 'step_up_failed'
   | 'step_up_expired'
-  | 'step_up_locked'
-  | 'authenticator_exists';
+  | 'step_up_locked';
 
 export const cardsErrorStatus: Record<CardsErrorCode, number> = {
   not_issuer: 403,
@@ -47,7 +46,6 @@ export const cardsErrorStatus: Record<CardsErrorCode, number> = {
   step_up_failed: 422,
   step_up_expired: 410,
   step_up_locked: 423,
-  authenticator_exists: 409,
 };
 
 /** Why a card payment is declined by the card's own state or controls (checkControls), for the payments issue. */
@@ -68,7 +66,6 @@ export type TokenPaymentDeclineCode =
   | 'token_not_active'
   | 'token_expired'
   | 'card_not_active'
-  | 'requestor_mismatch'
   | 'channel_not_allowed'
   | 'cryptogram_invalid'
   | 'atc_replayed';

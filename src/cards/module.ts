@@ -8,6 +8,7 @@ import { createTokenPropagation } from '../tokens/propagate.ts';
 import { registerWalletTokenRoutes } from '../tokens/routes.ts';
 import { createWalletTokenService, type WalletTokenService } from '../tokens/service.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
+import type { StepUpService } from '../stepup/service.ts';
 import { createRequestKeys, sweepRequestKeys } from './request-keys.ts';
 import { registerCardRoutes } from './routes.ts';
 import { createCardService, type CardService } from './service.ts';
@@ -21,7 +22,7 @@ export interface CardsModule {
   sweep(): Promise<number>;
 }
 
-export function createCardsModule(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox }): CardsModule {
+export function createCardsModule(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox; stepUp: StepUpService }): CardsModule {
   const propagation = createTokenPropagation(deps);
   const cards = createCardService({ ...deps, tokens: propagation });
   const walletTokens = createWalletTokenService({ ...deps, cards });
@@ -30,7 +31,7 @@ export function createCardsModule(deps: { db: Db; clock: Clock; vault: Vault; au
     cards,
     walletTokens,
     registerRoutes(app, { idempotent }) {
-      registerCardRoutes(app, { cards, walletTokens, idempotent, withRequestKey, db: deps.db });
+      registerCardRoutes(app, { cards, walletTokens, idempotent, withRequestKey, db: deps.db, stepUp: deps.stepUp });
       registerWalletTokenRoutes(app, { walletTokens, idempotent, withRequestKey, db: deps.db });
     },
     sweep: () => sweepRequestKeys(deps),

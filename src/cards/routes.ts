@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { actorOf, okResponse, created, principalOf, type Idempotent } from '../api/context.ts';
-import { AmountString, CurrencyCode, Id, Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
+import { AmountString, CurrencyCode, Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
+import { Ref } from '../api/refs.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatAmount, parseAmount } from '../platform/money.ts';
@@ -10,6 +11,7 @@ import { ConsentEntrySchema, wireConsentEntry } from '../tokens/routes.ts';
 import { CHANNELS, type Card, type CardControls, type CardProduct, type IssuedCard } from './model.ts';
 import type { WithRequestKey } from './request-keys.ts';
 import type { CardService } from './service.ts';
+import type { StepUpService } from '../stepup/service.ts';
 
 const Channel = Type.Union(CHANNELS.map((c) => Type.Literal(c)));
 const Mcc = Type.String({ pattern: '^[0-9]{4}$' });
@@ -152,9 +154,10 @@ export interface CardRouteDeps {
   readonly idempotent: Idempotent;
   readonly withRequestKey: WithRequestKey;
   readonly db: Db;
+  readonly stepUp: Pick<StepUpService, 'enrollTotp'>;
 }
 
-const CardParams = Strict({ cardId: Id('Card id') });
+const CardParams = Strict({ cardId: Ref('card', 'Card id') });
 const sec = [{ participant: [] }];
 
 /** The issuer calling, or undefined (answered 403 not_issuer). */
@@ -238,9 +241,9 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
           'answers the same card (the hub keeps only a keyed hash of the request, never the answer). The card starts inactive: activate it.',
         security: sec,
         body: Strict({
-          productId: Id('Card product id'),
-          customerId: Id('Your customer (the cardholder)'),
-          fundingAccountId: Type.Optional(Id('Ledger account funding the card (debit: the customer account; credit: the credit account)')),
+          productId: Ref('card_product', 'Card product id'),
+          customerId: Ref('customer', 'Your customer (the cardholder)'),
+          fundingAccountId: Type.Optional(Ref('account', "Ledger account funding the card: the cardholder's own account with you, or one they linked to you with the holding bank's consent")),
           creditLimit: Type.Optional(AmountString),
           controls: Type.Optional(ControlsSchema),
         }),
@@ -292,7 +295,7 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
         tags: ['cards'],
         summary: 'List your cards (masked)',
         security: sec,
-        querystring: Type.Composite([PageQuery, Type.Object({ customerId: Type.Optional(Id()) })], { additionalProperties: false }),
+        querystring: Type.Composite([PageQuery, Type.Object({ customerId: Type.Optional(Ref('customer', 'Only this customer’s cards')) })], { additionalProperties: false }),
         response: { 200: Page(Type.Ref(CardSchema)) },
       },
     },
@@ -429,7 +432,7 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
           tags: ['cards'],
           summary: `${action[0]?.toUpperCase()}${action.slice(1)} a token of your card`,
           security: sec,
-          params: Strict({ cardId: Id(), tokenId: Id() }),
+          params: Strict({ cardId: Ref('card', 'Card id'), tokenId: Ref('issuer_token', 'Token id') }),
           response: { 200: ConsentEntrySchema },
         },
       },
@@ -477,7 +480,7 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
         summary: 'Enroll a cardholder with an authenticator app (TOTP); step-ups then ask for its code',
         description: 'Answers the TOTP secret once (stored sealed). Not replayable: a retry answers authenticator_exists.',
         security: sec,
-        params: Strict({ customerId: Id() }),
+        params: Strict({ customerId: Ref('customer', 'Your customer (the cardholder)') }),
         response: { 201: Type.Object({ secret: Type.String(), otpauthUri: Type.String() }, { additionalProperties: false }) },
       },
     },
@@ -485,9 +488,11 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
       const issuerId = issuerOf(request);
       if (issuerId === undefined) return notIssuer(reply);
       // Not under an idempotency key: the secret is answered once, and a retry answers authenticator_exists.
-      const result = await deps.db.transaction((tx) => walletTokens.enrollAuthenticator(tx, actorOf(request, request.params.customerId), issuerId, request.params.customerId));
+      const [customer] = await deps.db.query<{ external_id: string }>('select external_id from customers where id = $1 and participant_id = $2', [request.params.customerId, issuerId]);
+      if (customer === undefined) return reply.fail({ code: 'customer_not_found', message: 'no such customer' });
+      const result = await deps.db.transaction((tx) => deps.stepUp.enrollTotp(tx, actorOf(request, request.params.customerId), issuerId, request.params.customerId, customer.external_id));
       if (!result.ok) return reply.fail(result.error);
-      return reply.code(201).send(result.value);
+      return reply.code(201).header('cache-control', 'no-store').send(result.value);
     },
   );
 }

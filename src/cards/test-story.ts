@@ -3,7 +3,7 @@ import { expect } from 'vitest';
 import type { Hub } from '../main.ts';
 import { demoParticipantId, type DemoNetwork } from '../demo/seed.ts';
 import { computeTokenCryptogram } from '../emv/token-cryptogram.ts';
-import { openStepUpCode } from '../tokens/stepup.ts';
+import { openSealedCode } from '../demo/codes.ts';
 
 export type Call = (as: string, method: 'GET' | 'POST' | 'PATCH', url: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number; body: any }>;
 
@@ -11,15 +11,24 @@ export type Call = (as: string, method: 'GET' | 'POST' | 'PATCH', url: string, b
 export function story(hub: Pick<Hub, 'db' | 'vault' | 'cards'>, call: Call, demo: DemoNetwork) {
   const cust = (k: string) => demo.customers.get(k) ?? '';
   const stepUpCode = async (provisioningId: string): Promise<string> => {
-    const [ev] = await hub.db.query<{ payload: { codeSealed: string } }>(
-      `select payload from events where type = 'token.step_up_requested' and participant_id = $1 and payload->>'provisioningId' = $2`,
-      [demoParticipantId('bank-a'), provisioningId],
-    );
-    const [p] = await hub.db.query<{ webhook_secret_sealed: string }>('select webhook_secret_sealed from participants where id = $1', [demoParticipantId('bank-a')]);
-    return openStepUpCode(await hub.vault.open(p?.webhook_secret_sealed ?? ''), ev?.payload.codeSealed ?? '', provisioningId);
+    const opened = await openSealedCode(hub, 'provisioning', provisioningId);
+    if (opened === undefined) throw new Error(`no step-up code for ${provisioningId}`);
+    return opened.code;
+  };
+  /** The customer links their record at `wallet` with their record at `other`, consenting on both sides. */
+  const linkCustomer = async (wallet: string, customerKey: string, other: string): Promise<string> => {
+    const consent = await call(wallet, 'POST', '/v1/customer-links', { customerId: cust(customerKey), participantId: demoParticipantId(other) });
+    expect(consent.status).toBe(201);
+    const opened = await openSealedCode(hub, 'customer_link_consent', consent.body.id);
+    if (opened === undefined) throw new Error('no link code');
+    expect(opened.participantId).toBe(demoParticipantId(other));
+    const link = await call(wallet, 'POST', `/v1/customer-links/consents/${consent.body.id}/confirm`, { code: opened.code });
+    expect(link.status).toBe(201);
+    return link.body.id;
   };
   return {
     stepUpCode,
+    linkCustomer,
     async issue(): Promise<{ cardId: string; cardNumber: string; expiry: string; cvv: string; par: string }> {
       const res = await call('bank-a', 'POST', '/v1/issuer/cards', { productId: 'cpr_demo_bank_a_debit', customerId: cust('li-at-bank-a') });
       expect(res.status).toBe(201);

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { actorOf, created, principalOf, type Idempotent } from '../api/context.ts';
-import { Id, Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
+import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
+import { Opaque, Ref } from '../api/refs.ts';
 import type { HttpServer } from '../platform/http.ts';
 import type { ParticipantService } from '../participants/service.ts';
 import type { Customer, CustomerService } from './service.ts';
@@ -18,6 +19,8 @@ export const CustomerSchema = Type.Object(
 );
 
 export const wireCustomer = (c: Customer) => ({ id: c.id, externalId: c.externalId, name: c.name, phone: c.phone, kycLevel: c.kycLevel, createdAt: c.createdAt.toISOString() });
+/** Routes a customer session (the customer's own app) may call. */
+const CUSTOMER = { customer: true } as const;
 
 export function registerCustomerRoutes(app: HttpServer, deps: { customers: CustomerService; participants: ParticipantService; idempotent: Idempotent }): void {
   const { customers, participants, idempotent } = deps;
@@ -32,7 +35,7 @@ export function registerCustomerRoutes(app: HttpServer, deps: { customers: Custo
         description: 'You know the customer by your own id (externalId). Phone numbers are stored in E.164.',
         security: [{ participant: [] }],
         body: Strict({
-          externalId: Type.String({ minLength: 1, maxLength: 64 }),
+          externalId: Opaque('Your own id of the customer', { pattern: '^[^\\x00-\\x1f\\x7f]+$' }),
           name: Type.String({ minLength: 1, maxLength: 120 }),
           phone: Type.Optional(Type.String({ maxLength: 32 })),
           kycLevel: Type.Optional(Type.Integer({ minimum: 0, maximum: 3 })),
@@ -56,7 +59,7 @@ export function registerCustomerRoutes(app: HttpServer, deps: { customers: Custo
         tags: ['customers'],
         summary: 'List your customers',
         security: [{ participant: [] }],
-        querystring: Type.Composite([PageQuery, Type.Object({ externalId: Type.Optional(Type.String({ maxLength: 64 })) })], { additionalProperties: false }),
+        querystring: Type.Composite([PageQuery, Type.Object({ externalId: Type.Optional(Opaque('Your own id of the customer', { pattern: '^[^\\x00-\\x1f\\x7f]+$' })) })], { additionalProperties: false }),
         response: { 200: Page(Type.Ref(CustomerSchema)) },
       },
     },
@@ -74,12 +77,12 @@ export function registerCustomerRoutes(app: HttpServer, deps: { customers: Custo
 
   app.get(
     '/v1/customers/:customerId',
-    {
+    { config: CUSTOMER,
       schema: {
         tags: ['customers'],
         summary: 'Get one of your customers',
         security: [{ participant: [] }],
-        params: Strict({ customerId: Id('Customer id') }),
+        params: Strict({ customerId: Ref('customer', 'Customer id') }),
         response: { 200: Type.Ref(CustomerSchema) },
       },
     },

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { actorOf, created, principalOf, type Idempotent } from '../api/context.ts';
-import { CurrencyCode, Id, Money, Strict, Timestamp, pageLimit, PageQuery } from '../api/schemas.ts';
+import { CurrencyCode, Money, Strict, Timestamp, pageLimit, PageQuery } from '../api/schemas.ts';
+import { Ref } from '../api/refs.ts';
 import type { AuditService } from '../audit/service.ts';
 import type { ParticipantService } from '../participants/service.ts';
 import type { Db } from '../platform/db.ts';
@@ -69,7 +70,7 @@ const TransferSchema = Type.Object(
   { $id: 'LedgerTransfer', additionalProperties: false },
 );
 
-const AccountParams = Strict({ accountId: Id('Ledger account id') });
+const AccountParams = Strict({ accountId: Ref('account', 'Ledger account id') });
 
 /** The hub's own funding account in a currency: operator top-ups of settlement accounts are transfers from it. */
 const fundingAccountId = (participantId: string, currency: string) => `fund_op_${participantId}_${currency}`.slice(0, 64);
@@ -93,7 +94,7 @@ export function registerLedgerRoutes(app: HttpServer, deps: { db: Db; ledger: Le
         tags: ['ledger'],
         summary: 'Your ledger accounts with balances',
         security: [{ participant: [] }],
-        querystring: Type.Composite([PageQuery, Type.Object({ currency: Type.Optional(CurrencyCode), customerId: Type.Optional(Id()) })], { additionalProperties: false }),
+        querystring: Type.Composite([PageQuery, Type.Object({ currency: Type.Optional(CurrencyCode), customerId: Type.Optional(Ref('customer', 'Only this customer’s accounts')) })], { additionalProperties: false }),
         response: { 200: Type.Object({ items: Type.Array(Type.Ref(AccountSchema)) }, { additionalProperties: false }) },
       },
     },
@@ -148,7 +149,7 @@ export function registerLedgerRoutes(app: HttpServer, deps: { db: Db; ledger: Le
         tags: ['operator'],
         summary: 'Open a settlement, fees or suspense account for a participant',
         security: [{ operator: [] }],
-        body: Strict({ participantId: Id(), currency: CurrencyCode, kind: Type.Union([Type.Literal('settlement'), Type.Literal('fees'), Type.Literal('suspense')]) }),
+        body: Strict({ participantId: Ref('participant', 'The participant'), currency: CurrencyCode, kind: Type.Union([Type.Literal('settlement'), Type.Literal('fees'), Type.Literal('suspense')]) }),
         response: { 201: Type.Ref(AccountSchema) },
       },
     },

@@ -31,6 +31,8 @@ export interface ParticipantPrincipal {
   readonly participantId: string;
   readonly kind: ParticipantKind;
   readonly credentialId: string;
+  /** Set for a customer session: the one customer the token acts for. */
+  readonly customerId?: string;
 }
 
 export type ParticipantErrorCode =

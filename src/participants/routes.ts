@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { Idempotent } from '../api/context.ts';
 import { actorOf, created, okResponse, principalOf } from '../api/context.ts';
-import { CountryCode, CurrencyCode, Id, PageQuery, Page, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
+import { CountryCode, CurrencyCode, PageQuery, Page, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
+import { Opaque, Ref } from '../api/refs.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { PARTICIPANT_KINDS, type Credential, type Participant } from './model.ts';
 import type { ParticipantService } from './service.ts';
@@ -56,8 +57,8 @@ export interface ParticipantRouteDeps {
   readonly idempotent: Idempotent;
 }
 
-const ParticipantParams = Strict({ participantId: Id('Participant id') });
-const CredentialParams = Strict({ credentialId: Id('Credential (client) id') });
+const ParticipantParams = Strict({ participantId: Ref('participant', 'Participant id') });
+const CredentialParams = Strict({ credentialId: Ref('credential', 'Credential (client) id') });
 
 export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRouteDeps): void {
   const { participants, tokens, idempotent } = deps;
@@ -72,7 +73,7 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
         description: 'Form or JSON body; the client id and secret may also come as HTTP Basic credentials. Tokens live 5 minutes by default.',
         body: Strict({
           grant_type: Type.Literal('client_credentials'),
-          client_id: Type.Optional(Type.String({ maxLength: 64 })),
+          client_id: Type.Optional(Opaque('Your client id (OAuth client credentials)', { pattern: '^[\\x21-\\x7e]+$' })),
           client_secret: Type.Optional(Type.String({ maxLength: 128 })),
           scope: Type.Optional(Type.String({ maxLength: 200 })),
         }),
@@ -99,6 +100,32 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
       const { accessToken, expiresInS } = await tokens.issue({ participantId: checked.value.participant.id, credentialId: clientId, kind: checked.value.participant.kind });
       reply.header('cache-control', 'no-store');
       return { access_token: accessToken, token_type: 'Bearer' as const, expires_in: expiresInS, participant_id: checked.value.participant.id };
+    },
+  );
+
+  app.post(
+    '/v1/customer-sessions',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: "A short-lived access token for one of your customers' own app",
+        description:
+          'Your back end (holding your client credential) asks for a token bound to one customer and hands it to that customer’s app. ' +
+          'The token reaches only the operations a customer app needs (marked for customer sessions), and every id it names resolves only inside ' +
+          'that customer’s cards, tokens, accounts and history; anything else answers 404, and operations for your back end answer 403. ' +
+          'It expires with your own token’s lifetime and stops working at once if your credential is revoked.',
+        security: [{ participant: [] }],
+        body: Strict({ customerId: Ref('customer', 'Your customer') }),
+        response: {
+          201: Type.Object({ accessToken: Type.String(), tokenType: Type.Literal('Bearer'), expiresInS: Type.Integer(), customerId: Type.String() }, { additionalProperties: false }),
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const { accessToken, expiresInS } = await tokens.issue({ participantId: principal.participantId, credentialId: principal.credentialId, kind: principal.kind, customerId: request.body.customerId });
+      reply.header('cache-control', 'no-store');
+      return reply.code(201).send({ accessToken, tokenType: 'Bearer' as const, expiresInS, customerId: request.body.customerId });
     },
   );
 
@@ -230,7 +257,7 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
         tags: ['operator'],
         summary: "Revoke a participant's credential (takes effect at once)",
         security: [{ operator: [] }],
-        params: Strict({ participantId: Id(), credentialId: Id() }),
+        params: Strict({ participantId: Ref('participant', 'Participant id'), credentialId: Ref('credential', 'Credential (client) id') }),
         response: { 200: Type.Ref(CredentialSchema) },
       },
     },

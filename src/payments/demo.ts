@@ -93,7 +93,7 @@ export const payScenario: DemoScenario = {
         const foreign = await h.call('wallet-a', 'POST', `${link.url}/pay`, { customerId: c().a.customerId, source: tokenSource(c().b, { amountMinor: 1880n, now: now() }) }, key());
         const paid = expectStatus(await h.call('wallet-a', 'POST', `${link.url}/pay`, { customerId: c().a.customerId, source: tokenSource(c().a, { amountMinor: 1880n, now: now() }) }, key()), 201, 'pay link');
         const again = await h.call('wallet-b', 'POST', `${link.url}/pay`, { customerId: c().b.customerId, source: tokenSource(c().b, { amountMinor: 1880n, now: now() }) }, key());
-        return foreign.body.error?.code === 'requestor_mismatch' && again.body.error?.code === 'payment_link_used' ? `${link.url}: wallet B's token in wallet A: ${foreign.body.error.code}; paid ${paid.status}; again: ${again.body.error.code}` : false;
+        return foreign.body.error?.code === 'token_not_found' && again.body.error?.code === 'payment_link_used' ? `${link.url}: wallet B's token in wallet A: ${foreign.body.error.code}; paid ${paid.status}; again: ${again.body.error.code}` : false;
       });
       await h.step('risk: a payment from a device in another country is stopped and the issuer sees the alert', async () => {
         const qr = expectStatus(await h.call('merchant-a', 'POST', `/v1/merchants/${MERCHANT}/qr-codes`, { kind: 'static' }, key()), 201, 'qr');

@@ -1,3 +1,4 @@
+import type { StepUpErrorCode } from '../stepup/service.ts';
 import type { CardDeclineCode, TokenPaymentDeclineCode } from '../cards/errors.ts';
 import type { DomainError } from '../platform/result.ts';
 
@@ -55,7 +56,6 @@ export const paymentsErrorStatus: Record<PaymentsErrorCode, number> = {
   token_unknown: DECLINED,
   token_not_active: DECLINED,
   token_expired: DECLINED,
-  requestor_mismatch: DECLINED,
   cryptogram_invalid: DECLINED,
   atc_replayed: DECLINED,
   merchant_not_found: 404,
@@ -91,4 +91,5 @@ export const paymentsErrorStatus: Record<PaymentsErrorCode, number> = {
   payment_ledger_rejected: 422,
 };
 
-export type PErr = DomainError<PaymentsErrorCode>;
+/** What payment services answer: their own codes, and a step-up proof refused (the step-up module's code). */
+export type PErr = DomainError<PaymentsErrorCode | Extract<StepUpErrorCode, 'step_up_invalid'>>;

@@ -63,7 +63,8 @@ export async function cardInTwoWallets(
     return { wallet, customerId, tokenRef: res.body.token.tokenRef, tokenNumber: res.body.tokenNumber, tokenKey: res.body.tokenKey, expiryYymm: `${expiry.slice(3, 5)}${expiry.slice(0, 2)}`, atc: 0 };
   };
   const a = await provision('wallet-a', 'li-at-wallet-a', { type: 'typed', cardNumber: issued.cardNumber, expiry: issued.card.expiry, cvv: issued.cvv }, 'phone-a');
-  const b = await provision('wallet-b', 'li-at-wallet-b', { type: 'token_ref', tokenRef: a.tokenRef }, 'phone-b');
+  // Each wallet adds the card with its data (nothing here links the two wallet records: by reference needs that).
+  const b = await provision('wallet-b', 'li-at-wallet-b', { type: 'typed', cardNumber: issued.cardNumber, expiry: issued.card.expiry, cvv: issued.cvv }, 'phone-b');
   return { cardId: issued.card.id, fundingAccountId, a, b };
 }
 

@@ -12,6 +12,7 @@ import { createIssuerGateway, type IssuerGateway } from './issuer.ts';
 import { createPaymentRuleStore, type PaymentRuleStore } from './risk-rules.ts';
 import { registerPaymentRoutes } from './routes.ts';
 import { createPaymentService, type PaymentService } from './service.ts';
+import type { StepUpService } from '../stepup/service.ts';
 
 /** Issue 5 ("pay anywhere"): merchants, QR (MPM and CPM), tap, payment links, one authorization pipeline. */
 export interface PaymentsModule {
@@ -34,6 +35,7 @@ export function createPaymentsModule(deps: {
   events: EventOutbox;
   cards: CardsModule;
   transfers: TransfersModule;
+  stepUp: StepUpService;
   fetch?: typeof fetch | undefined;
   holdTtlMs?: number;
 }): PaymentsModule {
@@ -57,6 +59,7 @@ export function createPaymentsModule(deps: {
     merchants,
     issuers,
     paymentRules,
+    stepUp: deps.stepUp,
     ...(deps.holdTtlMs !== undefined ? { holdTtlMs: deps.holdTtlMs } : {}),
   });
   return {

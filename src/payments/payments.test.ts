@@ -8,6 +8,7 @@ import { createFakeClock, type FakeClock } from '../platform/clock.ts';
 import { verifyWebhook } from '../webhooks/signing.ts';
 import { availableEngines } from '../../test/support/engines.ts';
 import { startTestHub, type TestHub } from '../../test/support/hub.ts';
+import { completeOtpStepUp } from '../../test/support/stepup.ts';
 import { cardInTwoWallets, cpmPayload, tapBody, tokenSource, type CardInTwoWallets, type Caller } from './fixtures.ts';
 
 const engines = await availableEngines();
@@ -182,7 +183,8 @@ describe.each(engines)('payments on %s', (engine) => {
     expect(view.body).toMatchObject({ amount: { amount: '18.80' }, merchant: { nameZh: '最佳运输' } });
     // wallet A presents wallet B's token: outside its domain.
     const foreign = await t.api('wallet-a').post(`${link.body.url}/pay`, { customerId: card.a.customerId, source: tokenSource(card.b, { amountMinor: 1880n, now: clock.now() }) }, key());
-    expect(foreign.body.error.code).toBe('requestor_mismatch');
+    expect(foreign.status).toBe(404);
+    expect(foreign.body.error.code).toBe('token_not_found');
     const paid = await t.api('wallet-a').post(`${link.body.url}/pay`, { customerId: card.a.customerId, source: tokenSource(card.a, { amountMinor: 1880n, now: clock.now() }) }, key());
     expect(paid.status).toBe(201);
     expect(paid.body.channel).toBe('link');
@@ -256,8 +258,14 @@ describe.each(engines)('payments on %s', (engine) => {
     await expectRisk(wallet({ deviceId: 'phone-b' }), 'risk_declined', 'device_velocity');
     await rule({ rule: 'device_velocity', enabled: false, action: 'decline', score: 40, windowS: 600, maxCount: 1 });
     await rule({ rule: 'new_device', enabled: true, action: 'step_up', score: 30, minAmountMinor: 500 });
-    await expectRisk(wallet({ deviceId: 'stolen-phone' }), 'step_up_required', 'new_device');
-    expect((await wallet({ deviceId: 'stolen-phone', stepUpCompleted: true })).status).toBe(201);
+    const stepUp = await wallet({ deviceId: 'stolen-phone' });
+    await expectRisk(Promise.resolve(stepUp), 'step_up_required', 'new_device');
+    // A real step-up: the issuer delivers a one-time code to its cardholder; the wallet completes the challenge and pays
+    // again with it (a fresh cryptogram, the same amount and merchant).
+    const challengeId = await completeOtpStepUp(t.hub, (method, url, body) => (method === 'GET' ? t.api('wallet-b').get(url) : t.api('wallet-b').post(url, body)), stepUp);
+    expect((await wallet({ deviceId: 'stolen-phone', stepUpChallengeId: challengeId })).status).toBe(201);
+    // It pays once: another new device asks for a step-up again, and the used challenge does not answer it.
+    expect((await wallet({ deviceId: 'stolen-phone-2', stepUpChallengeId: challengeId })).body.error?.code).toBe('step_up_invalid');
     await expectRisk(wallet({ deviceCountry: 'RU' }), 'risk_declined', 'country_mismatch');
     await rule({ rule: 'mcc', enabled: true, action: 'decline', score: 70, mccs: ['4121'] });
     await expectRisk(tap('1.00', 100n, fresh.b), 'risk_declined', 'mcc');

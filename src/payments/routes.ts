@@ -2,7 +2,8 @@ import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/context.ts';
-import { AmountString, CountryCode, CurrencyCode, Id, Money, Strict } from '../api/schemas.ts';
+import { AmountString, CountryCode, CurrencyCode, Money, Strict } from '../api/schemas.ts';
+import { Opaque, Ref } from '../api/refs.ts';
 import type { Merchant, MerchantService } from '../merchants/service.ts';
 import type { Db, Tx } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
@@ -115,28 +116,30 @@ const wireLink = (l: PaymentLink, m: Merchant) => ({
 
 const Hex = (bytes: number, description: string) => Type.String({ pattern: `^[0-9A-Fa-f]{${bytes * 2}}$`, description });
 const WalletSourceSchema = Type.Union([
-  Strict({ type: Type.Literal('token'), tokenRef: Id('Your token reference'), atc: Type.Integer({ minimum: 0, maximum: 65535 }), cryptogram: Hex(8, 'Token cryptogram over amount, currency, the merchant’s country, today (UTC), type 00, UN, ATC'), unpredictableNumber: Hex(4, 'Unpredictable number') }),
-  Strict({ type: Type.Literal('account'), accountId: Id('An account your customer may debit') }),
+  Strict({ type: Type.Literal('token'), tokenRef: Ref('token', 'Your token reference'), atc: Type.Integer({ minimum: 0, maximum: 65535 }), cryptogram: Hex(8, 'Token cryptogram over amount, currency, the merchant’s country, today (UTC), type 00, UN, ATC'), unpredictableNumber: Hex(4, 'Unpredictable number') }),
+  Strict({ type: Type.Literal('account'), accountId: Ref('account', 'An account your customer may debit (own, or linked with the bank’s consent)') }),
 ]);
 const WalletPayFields = {
-  customerId: Id('Your customer'),
+  customerId: Ref('customer', 'Your customer'),
   source: WalletSourceSchema,
-  deviceId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  deviceId: Type.Optional(Opaque('Your id of the customer’s device')),
   deviceCountry: Type.Optional(CountryCode),
-  stepUpCompleted: Type.Optional(Type.Boolean({ description: 'You re-authenticated the customer after step_up_required' })),
+  stepUpChallengeId: Type.Optional(Ref('step_up_challenge', 'After step_up_required: the challenge the customer completed for this payment')),
 };
-const PaymentParams = Strict({ paymentId: Id('Payment (authorization) id') });
-const MerchantParams = Strict({ merchantId: Id('Merchant id') });
-const QrParams = Strict({ merchantId: Id('Merchant id'), qrId: Id('QR code id') });
-const LinkParams = Strict({ linkId: Id('Payment link id') });
+const PaymentParams = Strict({ paymentId: Ref('card_payment', 'Payment (authorization) id') });
+const MerchantParams = Strict({ merchantId: Ref('merchant', 'Merchant id') });
+const QrParams = Strict({ merchantId: Ref('merchant', 'Merchant id'), qrId: Ref('qr_code', 'QR code id') });
+const LinkParams = Strict({ linkId: Ref('payment_link', 'Payment link id (published by its merchant: payable from any wallet)') });
 const OptionalAmount = Strict({ amount: Type.Optional(AmountString) });
+/** Routes a customer session (the customer's own app) may call. */
+const CUSTOMER = { customer: true } as const;
 
-const walletInput = (body: { customerId: string; source: WalletPayInput['source']; deviceId?: string; deviceCountry?: string; stepUpCompleted?: boolean }): WalletPayInput => ({
+const walletInput = (body: { customerId: string; source: WalletPayInput['source']; deviceId?: string; deviceCountry?: string; stepUpChallengeId?: string }): WalletPayInput => ({
   customerId: body.customerId,
   source: body.source,
   ...(body.deviceId !== undefined ? { deviceId: body.deviceId } : {}),
   ...(body.deviceCountry !== undefined ? { deviceCountry: body.deviceCountry } : {}),
-  ...(body.stepUpCompleted !== undefined ? { stepUpCompleted: body.stepUpCompleted } : {}),
+  ...(body.stepUpChallengeId !== undefined ? { stepUpChallengeId: body.stepUpChallengeId } : {}),
 });
 
 export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): void {
@@ -257,7 +260,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   }
   app.post(
     '/v1/wallet/qr/preview',
-    { schema: schema('qr', 'Decode a scanned merchant code: the merchant and the amount due (nothing is paid)', { body: Strict({ payload: Type.String({ minLength: 1, maxLength: 512 }) }) }) },
+    { config: CUSTOMER, schema: schema('qr', 'Decode a scanned merchant code: the merchant and the amount due (nothing is paid)', { body: Strict({ payload: Type.String({ minLength: 1, maxLength: 512 }) }) }) },
     async (request, reply) => {
       const r = await payments.previewQr(request.body.payload);
       if (!r.ok) return reply.fail(r.error);
@@ -267,7 +270,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   );
   app.post(
     '/v1/wallet/payments/qr',
-    {
+    { config: CUSTOMER,
       schema: schema('payments', 'Pay a scanned merchant-presented code with one of your tokens or accounts (captured at once)', {
         body: Strict({ payload: Type.String({ minLength: 1, maxLength: 512 }), amount: Type.Optional(Money), ...WalletPayFields }),
         response: { 201: Obj('Payment') },
@@ -280,7 +283,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
         return payments.payQr(tx, actorOf(request, request.body.customerId), me(request), { ...walletInput(request.body), payload: request.body.payload, ...(amount !== undefined ? { amountMinor: amount.value.amountMinor } : {}) }, deferred);
       }),
   );
-  app.get('/v1/wallet/payments/:paymentId', { schema: schema('payments', 'A payment your customer made', { params: PaymentParams }) }, async (request, reply) => {
+  app.get('/v1/wallet/payments/:paymentId', { config: CUSTOMER, schema: schema('payments', 'A payment your customer made', { params: PaymentParams }) }, async (request, reply) => {
     const a = await payments.get({ participantId: me(request), as: 'payer' }, request.params.paymentId);
     return a === undefined ? reply.fail({ code: 'payment_not_found', message: 'no such payment' }) : wirePayerView(a);
   });
@@ -347,13 +350,13 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
         return created(wireLink(r.value, merchant));
       }),
   );
-  app.get('/v1/payment-links/:linkId', { schema: schema('payment-links', 'Open a payment link (any participant: the payer’s wallet shows it)', { params: LinkParams }) }, async (request, reply) => {
+  app.get('/v1/payment-links/:linkId', { config: CUSTOMER, schema: schema('payment-links', 'Open a payment link (any participant: the payer’s wallet shows it)', { params: LinkParams }) }, async (request, reply) => {
     const found = await payments.getLink(request.params.linkId);
     return found === undefined ? reply.fail({ code: 'payment_link_not_found', message: 'no such payment link' }) : wireLink(found.link, found.merchant);
   });
   app.post(
     '/v1/payment-links/:linkId/pay',
-    { schema: schema('payment-links', 'Pay a payment link with one of your customer’s tokens or accounts (captured at once)', { params: LinkParams, body: Strict({ ...WalletPayFields }), response: { 201: Obj('Payment') } }) },
+    { config: CUSTOMER, schema: schema('payment-links', 'Pay a payment link with one of your customer’s tokens or accounts (captured at once)', { params: LinkParams, body: Strict({ ...WalletPayFields }), response: { 201: Obj('Payment') } }) },
     async (request, reply) =>
       authorizing(request, reply, wirePayerView, (tx, deferred) => payments.payLink(tx, actorOf(request, request.body.customerId), me(request), request.params.linkId, walletInput(request.body), deferred)),
   );
@@ -361,7 +364,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   // ---- after authorization -----------------------------------------------------------------------------------------
   app.get(
     '/v1/payments',
-    { schema: schema('payments', 'Your merchants’ payments, newest first', { querystring: Strict({ merchantId: Type.Optional(Id()) }), response: { 200: Items('Authorization') } }) },
+    { schema: schema('payments', 'Your merchants’ payments, newest first', { querystring: Strict({ merchantId: Type.Optional(Ref('merchant', 'Only this merchant’s payments')) }), response: { 200: Items('Authorization') } }) },
     async (request) => ({ items: (await payments.list(me(request), { ...(request.query.merchantId !== undefined ? { merchantId: request.query.merchantId } : {}), limit: 200 })).map(wireAuthorization) }),
   );
   app.get('/v1/payments/:paymentId', { schema: schema('payments', 'One of your merchants’ payments', { params: PaymentParams }) }, async (request, reply) => {

@@ -1,3 +1,4 @@
+import type { StepUpBinding, StepUpService } from '../stepup/service.ts';
 import { randomInt } from 'node:crypto';
 import type { AccountService } from '../accounts/service.ts';
 import type { Actor, AuditService } from '../audit/service.ts';
@@ -218,7 +219,8 @@ export interface WalletPayInput {
   readonly source: WalletSource;
   readonly deviceId?: string | undefined;
   readonly deviceCountry?: string | undefined;
-  readonly stepUpCompleted?: boolean | undefined;
+  /** After step_up_required: the challenge the customer completed for this payment. */
+  readonly stepUpChallengeId?: string | undefined;
 }
 
 export interface TapInput {
@@ -267,7 +269,7 @@ interface AuthorizeInput {
   readonly source: Source;
   readonly deviceId?: string | undefined;
   readonly deviceCountry?: string | undefined;
-  readonly stepUpCompleted?: boolean | undefined;
+  readonly stepUpChallengeId?: string | undefined;
   readonly qrId?: string;
   readonly linkId?: string;
   /** Tap: the expiry the terminal read, checked against the token's. */
@@ -319,6 +321,7 @@ export interface PaymentServiceDeps {
   readonly merchants: MerchantService;
   readonly issuers: IssuerGateway;
   readonly paymentRules: PaymentRuleStore;
+  readonly stepUp: StepUpService;
   readonly holdTtlMs?: number;
 }
 
@@ -384,7 +387,7 @@ const captureFlusher: Flusher<readonly [string, string, string, string]> = {
 };
 
 export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
-  const { db, clock, vault, audit, events, ledger, accounts, cards, walletTokens, risk, fx, merchants, issuers, paymentRules } = deps;
+  const { db, clock, vault, audit, events, ledger, accounts, cards, walletTokens, risk, fx, merchants, issuers, paymentRules, stepUp } = deps;
   const holdTtlMs = deps.holdTtlMs ?? DEFAULT_HOLD_TTL_MS;
 
   /** Statements that do not depend on each other: pipelined on one PostgreSQL connection, one by one on PGlite. */
@@ -589,13 +592,35 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     if (decision !== 'approve') {
       const assessment: RiskAssessment = { decision, score, reasons };
       const context = { merchantId: merchant.id, paymentChannel: input.channel, cardId: card?.id ?? null, tokenId, deviceCountry: input.deviceCountry ?? null };
-      // A cardholder who re-authenticated in the wallet clears a step-up; a decline stands.
-      const blocks = decision === 'decline' || input.stepUpCompleted !== true;
-      if (blocks) {
+      // A step-up is cleared only by a challenge the paying customer completed for exactly this payment (used up here,
+      // in this transaction); a decline stands. Only a wallet paying for its customer can be stepped up.
+      const binding: StepUpBinding | undefined =
+        payerParticipantId !== null && payerCustomerId !== null
+          ? { purpose: 'card_payment', participantId: payerParticipantId, customerId: payerCustomerId, amountMinor: input.amountMinor, currency: input.currency, payee: `merchant:${merchant.id}` }
+          : undefined;
+      if (decision === 'step_up' && binding !== undefined && input.stepUpChallengeId !== undefined) {
+        const used = await stepUp.consume(tx, input.stepUpChallengeId, binding, id);
+        if (!used.ok) return used;
+      } else {
         deferred.alert = { input: riskInput, assessment, context };
-        return decision === 'decline'
-          ? err('risk_declined', 'the payment was stopped by a risk rule', { reasons: reasons.map((r) => r.rule), score })
-          : err('step_up_required', 'the cardholder must re-authenticate in the wallet', { reasons: reasons.map((r) => r.rule), score });
+        if (decision === 'decline') return err('risk_declined', 'the payment was stopped by a risk rule', { reasons: reasons.map((r) => r.rule), score });
+        const walletInitiated = binding !== undefined && input.actor.type !== 'operator' && input.actor.type !== 'system' && input.actor.participantId === binding.participantId;
+        const offer =
+          walletInitiated && binding !== undefined
+            ? await stepUp.offer(
+                tx,
+                binding,
+                { amount: { amount: formatAmount(input.amountMinor, input.currency), currency: input.currency }, payeeName: merchant.name },
+                card !== undefined ? { participantId: card.issuerParticipantId, customerId: card.customerId, cardId: card.id } : { participantId: issuerId, customerId: riskCustomerId },
+              )
+            : undefined;
+        return err(
+          'step_up_required',
+          offer !== undefined
+            ? 'the customer must approve this payment: start a challenge with details.stepUp.request (POST /v1/step-up/challenges), complete it, then pay again with stepUpChallengeId'
+            : 'the cardholder must approve this payment in their wallet',
+          { reasons: reasons.map((r) => r.rule), score, ...(offer !== undefined ? { stepUp: offer } : {}) },
+        );
       }
     }
 
@@ -1203,7 +1228,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const channel: PaymentChannel = qr !== undefined ? 'mpm_dynamic' : 'mpm_static';
       const authorized = await authorize(
         tx,
-        { actor, merchant, channel, amountMinor: amount, currency: merchant.currency, source: walletSource(walletId, input, 'qr'), deviceId: input.deviceId, deviceCountry: input.deviceCountry, stepUpCompleted: input.stepUpCompleted, ...(qr !== undefined ? { qrId: qr.id } : {}) },
+        { actor, merchant, channel, amountMinor: amount, currency: merchant.currency, source: walletSource(walletId, input, 'qr'), deviceId: input.deviceId, deviceCountry: input.deviceCountry, stepUpChallengeId: input.stepUpChallengeId, ...(qr !== undefined ? { qrId: qr.id } : {}) },
         deferred,
       );
       if (!authorized.ok) return authorized;
@@ -1281,7 +1306,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       if (merchant === undefined) throw new Error('merchant vanished');
       const authorized = await authorize(
         tx,
-        { actor, merchant, channel: 'link', amountMinor: link.amountMinor, currency: link.currency, source: walletSource(walletId, input, 'online'), deviceId: input.deviceId, deviceCountry: input.deviceCountry, stepUpCompleted: input.stepUpCompleted, linkId: link.id },
+        { actor, merchant, channel: 'link', amountMinor: link.amountMinor, currency: link.currency, source: walletSource(walletId, input, 'online'), deviceId: input.deviceId, deviceCountry: input.deviceCountry, stepUpChallengeId: input.stepUpChallengeId, linkId: link.id },
         deferred,
       );
       if (!authorized.ok) return authorized;

@@ -22,6 +22,11 @@ export interface HubConfig {
   readonly demo: boolean;
   readonly dbMaxConnections: number;
   readonly webhooks: { readonly enabled: boolean; readonly pollMs: number };
+  /**
+   * Passkeys (WebAuthn) for step-up: the relying-party id (the reference wallet's host name) and the page origins that
+   * may use them. No origins configured: http(s)://<rpId>:<the port the hub listens on>.
+   */
+  readonly webauthn: { readonly rpId: string; readonly origins: readonly string[] };
 }
 
 function int(value: string | undefined, fallback: number): number {
@@ -47,6 +52,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     demo: env.HUTONG_DEMO === '1' || env.HUTONG_DEMO === 'true',
     dbMaxConnections: int(env.HUTONG_DB_MAX_CONNECTIONS, 16),
     webhooks: { enabled: env.HUTONG_WEBHOOKS !== '0', pollMs: int(env.HUTONG_WEBHOOK_POLL_MS, 500) },
+    webauthn: {
+      rpId: env.HUTONG_WEBAUTHN_RP_ID ?? 'localhost',
+      origins: (env.HUTONG_WEBAUTHN_ORIGINS ?? '').split(',').map((o) => o.trim()).filter((o) => o !== ''),
+    },
     ...overrides,
   };
 }

@@ -32,6 +32,8 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     auth?: AuthKind;
+    /** A customer session token (bound to one customer) may call this route: the customer's own app needs it. */
+    customer?: boolean;
   }
 }
 
@@ -136,6 +138,9 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
         coerceTypes: false,
         useDefaults: true,
         allErrors: false,
+        // `x-ref` declares the kind of object an id names (src/api/refs.ts): an annotation for the ownership check and
+        // the API document, not a validation rule.
+        keywords: ['x-ref'],
       },
     },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as HttpServer;

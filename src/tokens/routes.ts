@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { actorOf, okResponse, principalOf, type Idempotent } from '../api/context.ts';
-import { Id, Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
+import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
+import { Opaque, Ref } from '../api/refs.ts';
 import { CHANNELS } from '../cards/model.ts';
 import type { WithRequestKey } from '../cards/request-keys.ts';
 import type { Db } from '../platform/db.ts';
@@ -127,7 +128,9 @@ export interface WalletRouteDeps {
 }
 
 const sec = [{ participant: [] }];
-const TokenParams = Strict({ tokenRef: Id('Token reference id') });
+/** Routes a customer session (the customer's own app) may call. */
+const CUSTOMER = { customer: true } as const;
+const TokenParams = Strict({ tokenRef: Ref('token', 'Token reference id') });
 
 function walletOf(request: FastifyRequest): string | undefined {
   const p = principalOf(request);
@@ -141,7 +144,7 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
 
   app.post(
     '/v1/wallet/tokens',
-    {
+    { config: CUSTOMER,
       schema: {
         tags: ['tokens'],
         summary: "Add a card to the customer's wallet (provision a token)",
@@ -152,14 +155,14 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
           'the hub keeps only a keyed hash of the request.',
         security: sec,
         body: Strict({
-          customerId: Id('Your customer'),
+          customerId: Ref('customer', 'Your customer'),
           consent: Type.Boolean({ description: "The customer's consent to add the card (must be true)" }),
-          deviceId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]+$' })),
+          deviceId: Type.Optional(Opaque('Your id of the customer’s device')),
           channels: Type.Optional(Type.Array(Channel, { minItems: 1, maxItems: 3 })),
           source: Type.Union([
             Strict({ type: Type.Literal('typed'), cardNumber: Type.String({ pattern: '^[0-9 -]{12,23}$' }), expiry: Type.String({ pattern: '^(0[1-9]|1[0-2])/[0-9]{2}$' }), cvv: Type.String({ pattern: '^[0-9]{3,4}$' }) }),
-            Strict({ type: Type.Literal('token_ref'), tokenRef: Id("A token reference id the customer's other wallet holds") }),
-            Strict({ type: Type.Literal('card_ref'), cardRef: Id("The issuer's card id") }),
+            Strict({ type: Type.Literal('token_ref'), tokenRef: Ref('shared_token_ref', "A token reference id the customer's other wallet holds (that wallet's record of the customer must be linked to yours with consent)") }),
+            Strict({ type: Type.Literal('card_ref'), cardRef: Ref('card_ref', "The issuer's card id (the cardholder's record at the issuer must be linked to your customer with consent)") }),
           ]),
         }),
         response: { 201: ProvisioningSchema },
@@ -204,7 +207,7 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
 
   app.get(
     '/v1/wallet/provisionings/:provisioningId',
-    { schema: { tags: ['tokens'], summary: 'A provisioning request', security: sec, params: Strict({ provisioningId: Id() }), response: { 200: ProvisioningSchema } } },
+    { config: CUSTOMER, schema: { tags: ['tokens'], summary: 'A provisioning request', security: sec, params: Strict({ provisioningId: Ref('provisioning', 'Provisioning id') }), response: { 200: ProvisioningSchema } } },
     async (request, reply) => {
       const walletId = walletOf(request);
       if (walletId === undefined) return notWallet(reply);
@@ -216,13 +219,13 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
 
   app.post(
     '/v1/wallet/provisionings/:provisioningId/step-up',
-    {
+    { config: CUSTOMER,
       schema: {
         tags: ['tokens'],
         summary: 'Complete a step-up with the code the cardholder received (or their authenticator code)',
         description: `A wrong code says only that it was wrong and how many attempts remain (5 in all); codes expire after 5 minutes.`,
         security: sec,
-        params: Strict({ provisioningId: Id() }),
+        params: Strict({ provisioningId: Ref('provisioning', 'Provisioning id') }),
         body: Strict({ code: Type.String({ minLength: 1, maxLength: 12 }) }),
         response: { 200: ProvisioningSchema },
       },
@@ -240,12 +243,12 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
 
   app.get(
     '/v1/wallet/tokens',
-    {
+    { config: CUSTOMER,
       schema: {
         tags: ['tokens'],
         summary: 'List your tokens',
         security: sec,
-        querystring: Type.Composite([PageQuery, Type.Object({ customerId: Type.Optional(Id()) })], { additionalProperties: false }),
+        querystring: Type.Composite([PageQuery, Type.Object({ customerId: Type.Optional(Ref('customer', 'Only this customer’s tokens')) })], { additionalProperties: false }),
         response: { 200: Page(Type.Ref(TokenSchema)) },
       },
     },
@@ -264,7 +267,7 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
 
   app.get(
     '/v1/wallet/tokens/:tokenRef',
-    { schema: { tags: ['tokens'], summary: 'Get one of your tokens', security: sec, params: TokenParams, response: { 200: Type.Ref(TokenSchema) } } },
+    { config: CUSTOMER, schema: { tags: ['tokens'], summary: 'Get one of your tokens', security: sec, params: TokenParams, response: { 200: Type.Ref(TokenSchema) } } },
     async (request, reply) => {
       const walletId = walletOf(request);
       if (walletId === undefined) return notWallet(reply);
@@ -277,7 +280,7 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
   for (const action of ['suspend', 'resume', 'delete'] as const) {
     app.post(
       `/v1/wallet/tokens/:tokenRef/${action}`,
-      { schema: { tags: ['tokens'], summary: `${action[0]?.toUpperCase()}${action.slice(1)} one of your tokens`, security: sec, params: TokenParams, response: { 200: Type.Ref(TokenSchema) } } },
+      { config: CUSTOMER, schema: { tags: ['tokens'], summary: `${action[0]?.toUpperCase()}${action.slice(1)} one of your tokens`, security: sec, params: TokenParams, response: { 200: Type.Ref(TokenSchema) } } },
       async (request, reply) => {
         const walletId = walletOf(request);
         if (walletId === undefined) return notWallet(reply);
@@ -293,7 +296,7 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
 
   app.get(
     '/v1/wallet/tokens/:tokenRef/card-wallets',
-    {
+    { config: CUSTOMER,
       schema: {
         tags: ['tokens'],
         summary: "The customer's consent view: every wallet holding a token for the card behind this token",
@@ -313,12 +316,12 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
 
   app.post(
     '/v1/wallet/tokens/:tokenRef/card-wallets/:entryId/revoke',
-    {
+    { config: CUSTOMER,
       schema: {
         tags: ['tokens'],
         summary: "On the customer's behalf, revoke (delete) any wallet's token for the same card",
         security: sec,
-        params: Strict({ tokenRef: Id(), entryId: Id() }),
+        params: Strict({ tokenRef: Ref('token', 'Token reference id'), entryId: Ref('card_wallet_entry', 'An entry of the consent view: any wallet’s token for the same card') }),
         response: { 200: Type.Object({ id: Type.String(), status: Type.String() }, { additionalProperties: false }) },
       },
     },

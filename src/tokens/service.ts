@@ -1,5 +1,4 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { generateSecret, generateURI, verifySync } from 'otplib';
 import type { Actor, AuditEntry, AuditService } from '../audit/service.ts';
 import type { CardsErrorCode, TokenPaymentDeclineCode } from '../cards/errors.ts';
 import type { Card, Channel } from '../cards/model.ts';
@@ -13,6 +12,7 @@ import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 import { newOtpCode, sealCodeForIssuer } from './stepup.ts';
+import type { StepUpService } from '../stepup/service.ts';
 
 type TErr = DomainError<CardsErrorCode | 'customer_not_found'>;
 
@@ -21,7 +21,6 @@ export const STEP_UP_MAX_ATTEMPTS = 5;
 export const TOKEN_VALIDITY_YEARS = 3;
 /** Most live tokens one card may have (bounds every fan-out of a card change). */
 export const MAX_TOKENS_PER_CARD = 20;
-const TOTP_TOLERANCE_S = 30;
 
 export type RuleDecision = 'approve' | 'step_up' | 'decline';
 /** Hosted provisioning rules per issuer. */
@@ -235,7 +234,6 @@ export interface WalletTokenService {
   getForIssuer(issuerId: string, cardId: string, tokenId: string, q?: Queryable): Promise<WalletToken | undefined>;
   getRules(issuerId: string): Promise<ProvisioningRules>;
   setRules(tx: Queryable, actor: Actor, issuerId: string, rules: ProvisioningRules): Promise<ProvisioningRules>;
-  enrollAuthenticator(tx: Queryable, actor: Actor, issuerId: string, customerId: string): Promise<Result<{ secret: string; otpauthUri: string }, TErr>>;
   verifyTokenPayment(input: VerifyTokenPaymentInput, tx?: Queryable): Promise<Result<VerifiedTokenPayment, DomainError<TokenPaymentDeclineCode>>>;
   /**
    * verifyTokenPayment for many presented tokens (by number) in the caller's transaction, writing NOTHING: the token
@@ -250,8 +248,6 @@ export interface WalletTokenService {
   ): Promise<Result<VerifiedTokenPayment & { readonly expiry: string }, DomainError<TokenPaymentDeclineCode>>[]>;
   /** Advances the counters (one statement) and audits each use (staged). */
   recordTokenUses(tx: Queryable, uses: readonly { verified: VerifiedTokenPayment; channel: Channel; actingParticipantId: string }[]): Promise<void>;
-  /** The wallets and persons linked to a customer record through verification. */
-  personOf(participantId: string, customerId: string, q?: Queryable): Promise<string | undefined>;
 }
 
 /**
@@ -267,7 +263,8 @@ function checkPresentedToken(
   now: Date,
 ): DomainError<TokenPaymentDeclineCode> | undefined {
   const refuse = (code: TokenPaymentDeclineCode, message: string) => ({ code, message });
-  if (input.requestorParticipantId !== undefined && token.requestorParticipantId !== input.requestorParticipantId) return refuse('requestor_mismatch', 'the token belongs to another wallet');
+  // Another wallet's token gets the answer of a token that does not exist: presenting one learns nothing about it.
+  if (input.requestorParticipantId !== undefined && token.requestorParticipantId !== input.requestorParticipantId) return refuse('token_unknown', 'unknown token');
   if (token.status !== 'active') return refuse('token_not_active', `the token is ${token.status}`);
   if (isExpired(token.expiry, now)) return refuse('token_expired', 'the token has expired');
   if (!token.channels.includes(input.channel)) return refuse('channel_not_allowed', `the token is not valid for ${input.channel}`);
@@ -328,7 +325,7 @@ const counterFlusher: Flusher<readonly [tokenId: string, atc: number, at: string
   },
 };
 
-export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox; cards: CardService }): WalletTokenService {
+export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox; cards: CardService; stepUp: Pick<StepUpService, 'verifyTotp'> }): WalletTokenService {
   const { db, clock, vault, audit, events, cards } = deps;
 
   let codeKeyPromise: Promise<Buffer> | undefined;
@@ -375,28 +372,6 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
     return row;
   };
 
-  /** Links the wallet's customer and the issuer's cardholder to one person (merging persons already linked). */
-  const linkPerson = async (tx: Queryable, records: { participantId: string; customerId: string }[], via: string): Promise<string> => {
-    const existing = await tx.query<{ person_id: string }>(
-      `select distinct person_id from person_links where (participant_id, customer_id) in (select * from unnest($1::text[], $2::text[])) order by person_id`,
-      [records.map((r) => r.participantId), records.map((r) => r.customerId)],
-    );
-    const now = clock.now();
-    let personId = existing[0]?.person_id;
-    if (personId === undefined) {
-      personId = newId('psn');
-      await tx.query('insert into persons (id, created_at) values ($1, $2)', [personId, now]);
-    }
-    const others = existing.slice(1).map((e) => e.person_id);
-    if (others.length > 0) await tx.query('update person_links set person_id = $1 where person_id = any($2::text[])', [personId, others]);
-    for (const r of records) {
-      await tx.query(
-        `insert into person_links (participant_id, customer_id, person_id, via, verified_at) values ($1, $2, $3, $4, $5) on conflict (participant_id, customer_id) do nothing`,
-        [r.participantId, r.customerId, personId, via, now],
-      );
-    }
-    return personId;
-  };
 
   const createToken = async (tx: Queryable, actor: Actor, prov: ProvisioningRow, card: Card): Promise<ProvisionedToken> => {
     const { masterKeyHex } = await settings(tx, card.issuerParticipantId);
@@ -603,26 +578,13 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       }
       if (row.attempts >= row.max_attempts) return err('step_up_locked', 'too many wrong codes; start the provisioning again');
       let valid = false;
-      let timeStep: number | undefined;
       if (row.step_up_method === 'otp' && row.code_hmac !== null && /^[0-9]{6}$/.test(code)) {
         const given = Buffer.from(await codeHmac(row.id, code));
         const expected = Buffer.from(row.code_hmac);
         valid = given.length === expected.length && timingSafeEqual(given, expected);
-      } else if (row.step_up_method === 'totp' && /^[0-9]{6}$/.test(code)) {
-        const [auth] = await tx.query<{ secret_sealed: string; last_time_step: bigint | null }>(
-          'select secret_sealed, last_time_step from customer_authenticators where participant_id = $1 and customer_id = $2 for update',
-          [card.issuerParticipantId, card.customerId],
-        );
-        if (auth !== undefined) {
-          const epoch = Math.floor(clock.nowMs() / 1000);
-          const result = verifySync({ secret: await vault.open(auth.secret_sealed), token: code, epoch, epochTolerance: TOTP_TOLERANCE_S });
-          const step = result.valid ? ('timeStep' in result && typeof result.timeStep === 'number' ? result.timeStep : Math.floor(epoch / 30)) : undefined;
-          // A TOTP code is good once: a time step at or before the last one used is a replay.
-          if (step !== undefined && (auth.last_time_step === null || BigInt(step) > auth.last_time_step)) {
-            valid = true;
-            timeStep = step;
-          }
-        }
+      } else if (row.step_up_method === 'totp') {
+        // The cardholder's authenticator app, enrolled at the issuer (a used time step is refused: no replay).
+        valid = await deps.stepUp.verifyTotp(tx, card.issuerParticipantId, card.customerId, code);
       }
       if (!valid) {
         const attempts = row.attempts + 1;
@@ -633,20 +595,8 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
           ? err('step_up_locked', 'too many wrong codes; start the provisioning again', { attemptsRemaining: 0 })
           : err('step_up_failed', 'the code was not accepted', { attemptsRemaining: row.max_attempts - attempts });
       }
-      if (timeStep !== undefined) {
-        await tx.query('update customer_authenticators set last_time_step = $3 where participant_id = $1 and customer_id = $2', [card.issuerParticipantId, card.customerId, timeStep]);
-      }
       if (card.status !== 'active') return err('card_state', 'the card cannot be added to a wallet now', { status: card.status });
       await tx.query('update token_provisionings set code_hmac = null where id = $1', [row.id]);
-      const personId = await linkPerson(
-        tx,
-        [
-          { participantId: card.issuerParticipantId, customerId: card.customerId },
-          { participantId: walletId, customerId: row.customer_id },
-        ],
-        `step_up:${row.step_up_method ?? 'otp'}`,
-      );
-      await audit.record(tx, { actor, action: 'person.linked', objectType: 'person', objectId: personId, details: { provisioningId: row.id, walletParticipantId: walletId, issuerParticipantId: card.issuerParticipantId } });
       const provisioned = await createToken(tx, actor, row, card);
       const fresh = await provisioningRow(tx, walletId, row.id);
       if (fresh === undefined) throw new Error('provisioning vanished');
@@ -710,19 +660,6 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       await tx.query('update issuer_token_settings set rules = $2, updated_at = $3 where issuer_participant_id = $1', [issuerId, rules, clock.now()]);
       await audit.record(tx, { actor, action: 'token.rules_set', objectType: 'issuer_token_settings', objectId: issuerId, details: { ...rules } });
       return rules;
-    },
-
-    async enrollAuthenticator(tx, actor, issuerId, customerId) {
-      const [customer] = await tx.query<{ external_id: string }>('select external_id from customers where id = $1 and participant_id = $2', [customerId, issuerId]);
-      if (customer === undefined) return err('customer_not_found', 'no such customer');
-      const secret = generateSecret();
-      const rows = await tx.query<{ customer_id: string }>(
-        `insert into customer_authenticators (participant_id, customer_id, secret_sealed, created_at) values ($1, $2, $3, $4) on conflict do nothing returning customer_id`,
-        [issuerId, customerId, await vault.seal(secret), clock.now()],
-      );
-      if (rows.length === 0) return err('authenticator_exists', 'this customer already has an authenticator');
-      await audit.record(tx, { actor, action: 'customer.authenticator_enrolled', objectType: 'customer', objectId: customerId });
-      return ok({ secret, otpauthUri: generateURI({ issuer: 'Hutong', label: customer.external_id, secret }) });
     },
 
     async verifyTokenPayment(input, outer) {
@@ -797,9 +734,5 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       if (match !== undefined && !match.matches && !match.locked) await cards.recordCardDataFailure(tx, match.card.id);
     },
 
-    async personOf(participantId, customerId, q = db) {
-      const [row] = await q.query<{ person_id: string }>('select person_id from person_links where participant_id = $1 and customer_id = $2', [participantId, customerId]);
-      return row?.person_id;
-    },
   };
 }

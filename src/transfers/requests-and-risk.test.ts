@@ -4,6 +4,7 @@ import { DEFAULT_RULES, type RuleName } from '../risk/service.ts';
 import { FLAGGED_WARNING } from '../aliases/service.ts';
 import { availableEngines } from '../../test/support/engines.ts';
 import { startTestHub, type TestHub } from '../../test/support/hub.ts';
+import { completeOtpStepUp } from '../../test/support/stepup.ts';
 import { FIRST_TIME_WARNING, MAX_PENDING_REQUESTS_PER_PAYER, REMINDER_INTERVAL_MS, REQUEST_WARNING } from './service.ts';
 
 /*
@@ -169,7 +170,7 @@ describe.each(engines)('requests, risk, limits, splits and verification of payee
     expect(again.warning).not.toContain(FIRST_TIME_WARNING);
   });
 
-  it("refuses to approve someone else's request (not_request_payer) and moves no money", async () => {
+  it("refuses to approve someone else's request (404, as for any object the caller may not name) and moves no money", async () => {
     const payer = await customer('wallet-b', { currency: 'CNY', deposit: '100.00' });
     const other = await customer('wallet-b', { currency: 'CNY', deposit: '100.00' });
     const requester = await customer('wallet-a', { currency: 'CNY' });
@@ -178,10 +179,10 @@ describe.each(engines)('requests, risk, limits, splits and verification of payee
     const before = [await balance(payer), await balance(other), await balance(requester)];
     // Another customer of the payer's wallet.
     const wrong = await api('wallet-b').post(`/v1/transfers/requests/${req.body.id}/approve`, { customerId: other.id });
-    expect(wrong.status).toBe(403);
-    expect(wrong.body.error.code).toBe('not_request_payer');
+    expect(wrong.status).toBe(404);
+    expect(wrong.body.error.code).toBe('request_not_found');
     const wrongDecline = await api('wallet-b').post(`/v1/transfers/requests/${req.body.id}/decline`, { customerId: other.id });
-    expect(wrongDecline.body.error.code).toBe('not_request_payer');
+    expect(wrongDecline.body.error.code).toBe('request_not_found');
     // Another participant, including the requester's own: not found.
     expect((await api('wallet-a').post(`/v1/transfers/requests/${req.body.id}/approve`, { customerId: requester.id })).status).toBe(404);
     expect((await api('wallet-c').post(`/v1/transfers/requests/${req.body.id}/approve`, { customerId: payer.id })).status).toBe(404);
@@ -316,8 +317,10 @@ describe.each(engines)('requests, risk, limits, splits and verification of payee
       const alerts = (await api('wallet-b').get('/v1/risk/alerts?status=open')).body.items.filter((a: { context: { quoteId?: string } }) => a.context.quoteId === q.body.id);
       expect(alerts).toHaveLength(1);
       expect(alerts[0].decision).toBe('step_up');
-      // The quote survived the refusal: after step-up the same quote is paid, once.
-      const paid = await confirm(payer, q.body.id, { stepUpCompleted: true });
+      // The quote survived the refusal: after a real step-up (a one-time code the wallet delivers to its customer) the
+      // same quote is paid, once.
+      const challengeId = await completeOtpStepUp(t.hub, (method, url, body) => (method === 'GET' ? api('wallet-b').get(url) : api('wallet-b').post(url, body)), stepUp);
+      const paid = await confirm(payer, q.body.id, { stepUpChallengeId: challengeId });
       expect(paid.status).toBe(201);
       expect(await balance(payer)).toBe(p0 - 800n);
       expect(await balance(payee)).toBe(e0 + 800n);

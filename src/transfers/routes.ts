@@ -1,7 +1,8 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { actorOf, created, okResponse, participantOf, principalOf, type Idempotent } from '../api/context.ts';
-import { CurrencyCode, Id, Money, Strict, Timestamp } from '../api/schemas.ts';
+import { CurrencyCode, Money, Strict, Timestamp } from '../api/schemas.ts';
+import { Ref } from '../api/refs.ts';
 import { countWrongConsentCode, type AccountService } from '../accounts/service.ts';
 import { countWrongMoveCode, type AliasService } from '../aliases/service.ts';
 import { ALIAS_TYPES, type AliasType } from '../aliases/normalize.ts';
@@ -26,11 +27,13 @@ export interface TransferRouteDeps {
 
 const AliasTypeSchema = Type.Union(ALIAS_TYPES.map((t) => Type.Literal(t)));
 const AliasRef = Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }) });
-const CustomerId = Id('Your customer id');
+const CustomerId = Ref('customer', 'Your customer id');
 /** Responses are documented as objects; the wire* functions below fix their fields. */
 const Obj = (description: string) => Type.Object({}, { additionalProperties: true, description });
 const Items = (description: string) => Type.Object({ items: Type.Array(Obj(description)) }, { additionalProperties: true });
 const tags = (t: string) => [t];
+/** Routes a customer session (the customer's own app) may call. */
+const CUSTOMER = { customer: true } as const;
 
 const money = (minor: bigint, currency: string) => formatMoney(minor, currency);
 
@@ -170,7 +173,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     '/v1/accounts/:accountId/deposits',
     {
       schema: schema('accounts', 'Fund a customer account (cash-in): a ledger transfer from your funding account', {
-        params: Strict({ accountId: Id('Account id') }),
+        params: Strict({ accountId: Ref('account', 'Account id') }),
         body: Strict({ amount: Money }),
         response: { 201: Obj('Deposit') },
       }),
@@ -194,7 +197,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
 
   app.get(
     '/v1/accounts',
-    {
+    { config: CUSTOMER,
       schema: schema('accounts', "List a customer's accounts: their own and every linked bank account, with balances", {
         querystring: Strict({ customerId: CustomerId }),
         response: { 200: Items('Account with balance') },
@@ -217,10 +220,10 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
 
   app.post(
     '/v1/account-links',
-    {
+    { config: CUSTOMER,
       schema: schema('accounts', 'Ask a bank to link its accounts of this customer into your wallet', {
         description: 'The bank receives a 6-digit code in the `account_link.consent_requested` webhook and shows it to its customer; the customer types it into the wallet.',
-        body: Strict({ customerId: CustomerId, bankParticipantId: Id('The bank'), currency: Type.Optional(CurrencyCode) }),
+        body: Strict({ customerId: CustomerId, bankParticipantId: Ref('participant', 'The bank'), currency: Type.Optional(CurrencyCode) }),
         response: { 201: Obj('Consent') },
       }),
     },
@@ -238,7 +241,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
 
   app.post(
     '/v1/account-links/consents/:consentId/confirm',
-    { schema: schema('accounts', 'Confirm a link with the code the customer received from the bank', { params: Strict({ consentId: Id() }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }), response: { 201: Items('Link') } }) },
+    { config: CUSTOMER, schema: schema('accounts', 'Confirm a link with the code the customer received from the bank', { params: Strict({ consentId: Ref('account_link_consent', 'Consent id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }), response: { 201: Items('Link') } }) },
     async (request, reply) => {
       let wrong = false;
       const res = await idempotent(request, reply, async (tx) => {
@@ -254,7 +257,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     },
   );
 
-  app.get('/v1/account-links', { schema: schema('accounts', 'List account links (as the wallet or as the bank)', { querystring: Strict({ customerId: Type.Optional(CustomerId) }), response: { 200: Items('Link') } }) }, async (request) => ({
+  app.get('/v1/account-links', { config: CUSTOMER, schema: schema('accounts', 'List account links (as the wallet or as the bank)', { querystring: Strict({ customerId: Type.Optional(CustomerId) }), response: { 200: Items('Link') } }) }, async (request) => ({
     items: (await accounts.listLinks(principalOf(request).participantId, request.query.customerId)).map((l) => ({
       id: l.id,
       walletParticipantId: l.walletParticipantId,
@@ -266,13 +269,13 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     })),
   }));
 
-  app.delete('/v1/account-links/:linkId', { schema: schema('accounts', 'Unlink: revokes access at once (wallet or bank)', { params: Strict({ linkId: Id() }) }) }, async (request, reply) => {
+  app.delete('/v1/account-links/:linkId', { config: CUSTOMER, schema: schema('accounts', 'Unlink: revokes access at once (wallet or bank)', { params: Strict({ linkId: Ref('account_link', 'Link id') }) }) }, async (request, reply) => {
     const r = await db.transaction((tx) => accounts.revokeLink(tx, actorOf(request), principalOf(request).participantId, request.params.linkId));
     return r.ok ? { id: r.value.id, status: r.value.status } : reply.fail(r.error);
   });
 
   // ---- aliases -----------------------------------------------------------------------------------------------------
-  const aliasBody = Strict({ customerId: CustomerId, type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), accountId: Id('The account the alias points to') });
+  const aliasBody = Strict({ customerId: CustomerId, type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), accountId: Ref('account', 'The account the alias points to') });
   const wireAlias = (a: { id: string; type: string; value: string; accountId: string; flagged: boolean; createdAt: Date }) => ({ id: a.id, type: a.type, value: a.value, accountId: a.accountId, flagged: a.flagged, createdAt: a.createdAt.toISOString() });
   app.post('/v1/aliases', { schema: schema('aliases', 'Register an alias (phone, email or handle) for a customer account', { body: aliasBody, response: { 201: Obj('Alias') } }) }, async (request, reply) =>
     idempotent(request, reply, async (tx) => {
@@ -280,16 +283,16 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       return r.ok ? created(wireAlias(r.value)) : r.error;
     }),
   );
-  app.get('/v1/aliases', { schema: schema('aliases', "List a customer's aliases", { querystring: Strict({ customerId: CustomerId }), response: { 200: Items('Alias') } }) }, async (request) => ({
+  app.get('/v1/aliases', { config: CUSTOMER, schema: schema('aliases', "List a customer's aliases", { querystring: Strict({ customerId: CustomerId }), response: { 200: Items('Alias') } }) }, async (request) => ({
     items: (await aliases.list(principalOf(request).participantId, request.query.customerId)).map(wireAlias),
   }));
-  app.delete('/v1/aliases/:aliasId', { schema: schema('aliases', 'Delete an alias', { params: Strict({ aliasId: Id() }) }) }, async (request, reply) => {
+  app.delete('/v1/aliases/:aliasId', { schema: schema('aliases', 'Delete an alias', { params: Strict({ aliasId: Ref('alias', 'Alias id') }) }) }, async (request, reply) => {
     const r = await db.transaction((tx) => aliases.remove(tx, actorOf(request), principalOf(request).participantId, request.params.aliasId));
     return r.ok ? { id: r.value.id, deleted: true } : reply.fail(r.error);
   });
   app.get(
     '/v1/aliases/lookup',
-    {
+    { config: CUSTOMER,
       schema: schema('aliases', 'Verification of payee: who is behind an alias (masked name, participant), never account details', {
         description: 'Rate limited per participant and per customer; a miss costs more than a hit.',
         querystring: Strict({ customerId: CustomerId, type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }) }),
@@ -306,7 +309,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       return r.ok ? created({ id: r.value.id, status: 'pending', expiresAt: r.value.expiresAt.toISOString() }) : r.error;
     }),
   );
-  app.post('/v1/aliases/moves/:moveId/confirm', { schema: schema('aliases', 'Confirm an alias move with the customer’s code', { params: Strict({ moveId: Id() }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }) }) }, async (request, reply) => {
+  app.post('/v1/aliases/moves/:moveId/confirm', { schema: schema('aliases', 'Confirm an alias move with the customer’s code', { params: Strict({ moveId: Ref('alias_move', 'Alias move id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }) }) }, async (request, reply) => {
     let wrong = false;
     const res = await idempotent(request, reply, async (tx) => {
       const r = await aliases.confirmMove(tx, actorOf(request), principalOf(request).participantId, request.params.moveId, request.body.code);
@@ -331,7 +334,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   });
 
   // ---- FX and fees -------------------------------------------------------------------------------------------------
-  app.get('/v1/fx/rates', { schema: schema('fx', 'Reference rates in force (per 1 EUR) and the spread', {}) }, async () => {
+  app.get('/v1/fx/rates', { config: CUSTOMER, schema: schema('fx', 'Reference rates in force (per 1 EUR) and the spread', {}) }, async () => {
     const t = await fx.table();
     return { asOf: t.asOf, base: 'EUR', spreadBps: fx.spreadBps(), rates: Object.fromEntries([...t.perEur.entries()].map(([c, v]) => [c, formatScaled(v, 6)])) };
   });
@@ -355,7 +358,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       config: { auth: 'operator' },
       schema: schema('fx', 'Set the fee for payments from one participant to another: fixed + basis points, charged to the payer', {
         operator: true,
-        body: Strict({ payerParticipantId: Id(), payeeParticipantId: Id(), fixed: Money, bps: Type.Integer({ minimum: 0, maximum: 10_000 }) }),
+        body: Strict({ payerParticipantId: Ref('participant', 'Payer participant'), payeeParticipantId: Ref('participant', 'Payee participant'), fixed: Money, bps: Type.Integer({ minimum: 0, maximum: 10_000 }) }),
       }),
     },
     async (request, reply) =>
@@ -376,9 +379,9 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.post(
     '/v1/transfers/quotes',
-    {
+    { config: CUSTOMER,
       schema: schema('transfers', 'Quote a payment to an alias: fee, FX rate and spread, locked for 30 seconds', {
-        body: Strict({ customerId: CustomerId, sourceAccountId: Type.Optional(Id('Own or linked account to pay from')), payee: AliasRef, sendAmount: Type.Optional(Money), receiveAmount: Type.Optional(Money) }),
+        body: Strict({ customerId: CustomerId, sourceAccountId: Type.Optional(Ref('account', 'Own or linked account to pay from')), payee: AliasRef, sendAmount: Type.Optional(Money), receiveAmount: Type.Optional(Money) }),
         response: { 201: Obj('Quote') },
       }),
     },
@@ -401,22 +404,22 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.post(
     '/v1/transfers/payments',
-    {
+    { config: CUSTOMER,
       schema: schema('transfers', 'Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing)', {
-        body: Strict({ quoteId: Id('Quote id'), stepUpCompleted: Type.Optional(Type.Boolean({ description: 'You re-authenticated the customer after step_up_required' })) }),
+        body: Strict({ quoteId: Ref('quote', 'Quote id'), stepUpChallengeId: Type.Optional(Ref('step_up_challenge', 'After step_up_required: the challenge the customer completed for this payment')) }),
         response: { 201: Obj('Payment') },
       }),
     },
     async (request, reply) =>
-      confirm(request, reply, { actor: actorOf(request), participantId: principalOf(request).participantId, quoteId: request.body.quoteId, stepUpCompleted: request.body.stepUpCompleted }),
+      confirm(request, reply, { actor: actorOf(request), participantId: principalOf(request).participantId, quoteId: request.body.quoteId, stepUpChallengeId: request.body.stepUpChallengeId }),
   );
-  app.get('/v1/transfers/payments/:paymentId', { schema: schema('transfers', 'Payment status (payer or payee participant)', { params: Strict({ paymentId: Id() }) }) }, async (request, reply) => {
+  app.get('/v1/transfers/payments/:paymentId', { config: CUSTOMER, schema: schema('transfers', 'Payment status (payer or payee participant)', { params: Strict({ paymentId: Ref('transfer', 'Payment id') }) }) }, async (request, reply) => {
     const p = await transfers.getPayment(principalOf(request).participantId, request.params.paymentId);
     return p === undefined ? reply.fail({ code: 'payment_not_found', message: 'no such payment' }) : wirePayment(p, principalOf(request).participantId);
   });
   app.get(
     '/v1/transfers/payments',
-    { schema: schema('transfers', 'Payments sent or received by your customers', { querystring: Strict({ customerId: Type.Optional(CustomerId), limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$' })) }), response: { 200: Items('Payment') } }) },
+    { config: CUSTOMER, schema: schema('transfers', 'Payments sent or received by your customers', { querystring: Strict({ customerId: Type.Optional(CustomerId), limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$' })) }), response: { 200: Items('Payment') } }) },
     async (request) => {
       const pid = principalOf(request).participantId;
       const limit = Math.min(Math.max(Number(request.query.limit ?? 50), 1), 200);
@@ -427,9 +430,9 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // ---- requests ----------------------------------------------------------------------------------------------------
   app.post(
     '/v1/transfers/requests',
-    {
+    { config: CUSTOMER,
       schema: schema('transfers', 'Request money from an alias (never debits anything: the payer must approve in their own wallet)', {
-        body: Strict({ customerId: CustomerId, payer: AliasRef, amount: Money, note: Type.Optional(Type.String({ maxLength: 140 })), accountId: Type.Optional(Id('Account to receive into')) }),
+        body: Strict({ customerId: CustomerId, payer: AliasRef, amount: Money, note: Type.Optional(Type.String({ maxLength: 140 })), accountId: Type.Optional(Ref('account', 'Account to receive into')) }),
         response: { 201: Obj('Request') },
       }),
     },
@@ -450,19 +453,19 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.get(
     '/v1/transfers/requests',
-    { schema: schema('transfers', 'Requests to or from a customer', { querystring: Strict({ customerId: CustomerId, role: Type.Union([Type.Literal('payer'), Type.Literal('requester')]) }), response: { 200: Items('Request') } }) },
+    { config: CUSTOMER, schema: schema('transfers', 'Requests to or from a customer', { querystring: Strict({ customerId: CustomerId, role: Type.Union([Type.Literal('payer'), Type.Literal('requester')]) }), response: { 200: Items('Request') } }) },
     async (request) => ({ items: (await transfers.listRequests(principalOf(request).participantId, request.query.customerId, request.query.role, 100)).map(wireRequest) }),
   );
-  app.get('/v1/transfers/requests/:requestId', { schema: schema('transfers', 'A request', { params: Strict({ requestId: Id() }) }) }, async (request, reply) => {
+  app.get('/v1/transfers/requests/:requestId', { config: CUSTOMER, schema: schema('transfers', 'A request', { params: Strict({ requestId: Ref('money_request', 'Request id') }) }) }, async (request, reply) => {
     const r = await transfers.getRequest(principalOf(request).participantId, request.params.requestId);
     return r === undefined ? reply.fail({ code: 'request_not_found', message: 'no such request' }) : wireRequest(r);
   });
   app.post(
     '/v1/transfers/requests/:requestId/approve',
-    {
+    { config: CUSTOMER,
       schema: schema('transfers', 'The payer approves: answers a quote (with warnings) to confirm through POST /v1/transfers/payments', {
-        params: Strict({ requestId: Id() }),
-        body: Strict({ customerId: CustomerId, sourceAccountId: Type.Optional(Id()) }),
+        params: Strict({ requestId: Ref('money_request', 'Request id') }),
+        body: Strict({ customerId: CustomerId, sourceAccountId: Type.Optional(Ref('account', 'Own or linked account to pay from')) }),
         response: { 201: Obj('Quote') },
       }),
     },
@@ -474,7 +477,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.post(
     '/v1/transfers/requests/:requestId/decline',
-    { schema: schema('transfers', 'The payer declines, and may block the requester', { params: Strict({ requestId: Id() }), body: Strict({ customerId: CustomerId, block: Type.Optional(Type.Boolean()) }) }) },
+    { config: CUSTOMER, schema: schema('transfers', 'The payer declines, and may block the requester', { params: Strict({ requestId: Ref('money_request', 'Request id') }), body: Strict({ customerId: CustomerId, block: Type.Optional(Type.Boolean()) }) }) },
     async (request, reply) =>
       idempotent(request, reply, async (tx) => {
         const r = await transfers.declineRequest(tx, actorOf(request, request.body.customerId), principalOf(request).participantId, request.params.requestId, request.body);
@@ -485,7 +488,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // ---- splits ------------------------------------------------------------------------------------------------------
   app.post(
     '/v1/transfers/splits',
-    {
+    { config: CUSTOMER,
       schema: schema('transfers', 'Split a bill you paid: each other member gets a request for their share', {
         body: Strict({
           customerId: CustomerId,
@@ -522,11 +525,11 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         return r.ok ? created(wireSplit(r.value)) : r.error;
       }),
   );
-  app.get('/v1/transfers/splits/:splitId', { schema: schema('transfers', 'A split: who paid, who has not', { params: Strict({ splitId: Id() }) }) }, async (request, reply) => {
+  app.get('/v1/transfers/splits/:splitId', { config: CUSTOMER, schema: schema('transfers', 'A split: who paid, who has not', { params: Strict({ splitId: Ref('split', 'Split id') }) }) }, async (request, reply) => {
     const s = await transfers.getSplit(principalOf(request).participantId, request.params.splitId);
     return s === undefined ? reply.fail({ code: 'split_not_found', message: 'no such split' }) : wireSplit(s);
   });
-  app.post('/v1/transfers/splits/:splitId/remind', { schema: schema('transfers', 'Remind members who have not paid (at most once an hour)', { params: Strict({ splitId: Id() }) }) }, async (request, reply) => {
+  app.post('/v1/transfers/splits/:splitId/remind', { config: CUSTOMER, schema: schema('transfers', 'Remind members who have not paid (at most once an hour)', { params: Strict({ splitId: Ref('split', 'Split id') }) }) }, async (request, reply) => {
     const r = await db.transaction((tx) => transfers.remind(tx, actorOf(request), principalOf(request).participantId, request.params.splitId));
     return r.ok ? r.value : reply.fail(r.error);
   });
@@ -534,11 +537,11 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // ---- red packets -------------------------------------------------------------------------------------------------
   app.post(
     '/v1/transfers/red-packets',
-    {
+    { config: CUSTOMER,
       schema: schema('transfers', 'Send a red packet (红包) to a group: funded into escrow now, claimed share by share, the rest refunded at expiry', {
         body: Strict({
           customerId: CustomerId,
-          sourceAccountId: Type.Optional(Id()),
+          sourceAccountId: Type.Optional(Ref('account', 'Own or linked account to pay from')),
           total: Money,
           shares: Type.Integer({ minimum: 1, maximum: 200 }),
           mode: Type.Union([Type.Literal('equal'), Type.Literal('random')]),
@@ -562,13 +565,13 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         { required: true },
       ),
   );
-  app.get('/v1/transfers/red-packets/:packetId', { schema: schema('transfers', 'A red packet and its claims', { params: Strict({ packetId: Id() }) }) }, async (request, reply) => {
+  app.get('/v1/transfers/red-packets/:packetId', { config: CUSTOMER, schema: schema('transfers', 'A red packet and its claims', { params: Strict({ packetId: Ref('red_packet', 'Red packet id') }) }) }, async (request, reply) => {
     const p = await transfers.getRedPacket(principalOf(request).participantId, request.params.packetId);
     return p === undefined ? reply.fail({ code: 'red_packet_not_found', message: 'no such red packet' }) : wirePacket(p);
   });
   app.post(
     '/v1/transfers/red-packets/:packetId/claim',
-    { schema: schema('transfers', 'Claim a share (once per group member)', { params: Strict({ packetId: Id() }), body: Strict({ customerId: CustomerId }), response: { 201: Obj('Claim') } }) },
+    { config: CUSTOMER, schema: schema('transfers', 'Claim a share (once per group member)', { params: Strict({ packetId: Ref('red_packet', 'Red packet id') }), body: Strict({ customerId: CustomerId }), response: { 201: Obj('Claim') } }) },
     async (request, reply) =>
       idempotent(
         request,
@@ -587,14 +590,14 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   app.get('/v1/risk/alerts', { schema: schema('risk', 'Risk alerts on your customers', { querystring: AlertQuery, response: { 200: Items('Alert') } }) }, async (request) => ({
     items: (await risk.listAlerts({ participantId: principalOf(request).participantId, ...(request.query.status !== undefined ? { status: request.query.status } : {}), limit: 200 })).map(wireAlert),
   }));
-  app.post('/v1/risk/alerts/:alertId/resolve', { schema: schema('risk', 'Resolve one of your alerts', { params: Strict({ alertId: Id() }), body: ResolveBody }) }, async (request, reply) => {
+  app.post('/v1/risk/alerts/:alertId/resolve', { schema: schema('risk', 'Resolve one of your alerts', { params: Strict({ alertId: Ref('risk_alert', 'Alert id') }), body: ResolveBody }) }, async (request, reply) => {
     const r = await db.transaction((tx) => risk.resolveAlert(tx, actorOf(request), request.params.alertId, principalOf(request).participantId, request.body.resolution));
     return r.ok ? wireAlert(r.value) : reply.fail(r.error);
   });
   app.get('/v1/operator/risk/alerts', { config: { auth: 'operator' }, schema: schema('risk', 'Every risk alert', { operator: true, querystring: AlertQuery, response: { 200: Items('Alert') } }) }, async (request) => ({
     items: (await risk.listAlerts({ ...(request.query.status !== undefined ? { status: request.query.status } : {}), limit: 200 })).map(wireAlert),
   }));
-  app.post('/v1/operator/risk/alerts/:alertId/resolve', { config: { auth: 'operator' }, schema: schema('risk', 'Resolve any alert', { operator: true, params: Strict({ alertId: Id() }), body: ResolveBody }) }, async (request, reply) => {
+  app.post('/v1/operator/risk/alerts/:alertId/resolve', { config: { auth: 'operator' }, schema: schema('risk', 'Resolve any alert', { operator: true, params: Strict({ alertId: Ref('risk_alert', 'Alert id') }), body: ResolveBody }) }, async (request, reply) => {
     const r = await db.transaction((tx) => risk.resolveAlert(tx, actorOf(request), request.params.alertId, undefined, request.body.resolution));
     return r.ok ? wireAlert(r.value) : reply.fail(r.error);
   });

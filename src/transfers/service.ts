@@ -1,7 +1,9 @@
 import type { Actor, AuditService } from '../audit/service.ts';
 import { customerAccountId, type AccountRef, type AccountService } from '../accounts/service.ts';
 import { FLAGGED_WARNING, type AliasRecord, type AliasService } from '../aliases/service.ts';
+import { formatMoney } from '../platform/money.ts';
 import { maskName, type AliasType } from '../aliases/normalize.ts';
+import type { StepUpBinding, StepUpService } from '../stepup/service.ts';
 import type { CustomerService } from '../customers/service.ts';
 import { computeFee, conversion, convertReceiveToSend, convertSendToReceive, formatScaled, toEurCents } from '../fx/rates.ts';
 import type { FxService } from '../fx/service.ts';
@@ -166,7 +168,8 @@ export interface ConfirmInput {
   readonly actor: Actor;
   readonly participantId: string;
   readonly quoteId: string;
-  readonly stepUpCompleted?: boolean | undefined;
+  /** A completed step-up challenge for this payment (after `step_up_required`). */
+  readonly stepUpChallengeId?: string | undefined;
 }
 
 export interface QuoteInput {
@@ -383,10 +386,11 @@ export function createTransferService(deps: {
   aliases: AliasService;
   fx: FxService;
   risk: RiskService;
+  stepUp: StepUpService;
   mover: MoneyMover;
   limits?: Partial<TransferLimits>;
 }): TransferService {
-  const { db, clock, audit, events, customers, accounts, aliases, fx, risk, mover } = deps;
+  const { db, clock, audit, events, customers, accounts, aliases, fx, risk, stepUp, mover } = deps;
   const requestLimits: TransferLimits = { requestsPerMinute: 10, requestBurst: 10, ...deps.limits };
   const requestLimiter = createTokenBucketLimiter({ ratePerS: () => requestLimits.requestsPerMinute / 60, burst: () => requestLimits.requestBurst, nowMs: () => clock.nowMs() });
   const reminderLimiter = createTokenBucketLimiter({ ratePerS: () => 1 / 3600, burst: () => 1, nowMs: () => clock.nowMs() });
@@ -828,6 +832,26 @@ export function createTransferService(deps: {
       const requests = requestIds.length === 0 ? [] : await tx.query<{ id: string; status: string }>(`select id, status from money_requests where id = any($1::text[]) order by id for update`, [requestIds]);
       const contextOf = new Map(contexts.map((c) => [Number(c.n) - 1, c]));
       const pendingRequests = new Set(requests.filter((r) => r.status === 'pending').map((r) => r.id));
+      // Step-up challenges named by these confirms (after step_up_required), locked after the customers they belong to.
+      const challengeIds = [...new Set(live.map((i) => inputs[i]!.stepUpChallengeId).filter((c): c is string => c !== undefined))].sort();
+      const challenges = new Map(
+        (challengeIds.length === 0
+          ? []
+          : await tx.query<{ id: string; participant_id: string; customer_id: string; binding: string; status: string; expires_at: Date }>(
+              `select id, participant_id, customer_id, binding, status, expires_at from step_up_challenges where id = any($1::text[]) order by id for update`,
+              [challengeIds],
+            )
+        ).map((c) => [c.id, c]),
+      );
+      const usedChallenges = new Set<string>();
+      const stepUpBinding = (q: QuoteRow): StepUpBinding => ({
+        purpose: 'transfer',
+        participantId: q.payer_participant_id,
+        customerId: q.payer_customer_id,
+        amountMinor: q.send_minor + q.fee_minor,
+        currency: q.send_currency,
+        payee: `customer:${q.payee_participant_id}/${q.payee_customer_id}`,
+      });
 
       // (3) Decide each payment in arrival order. Payments of one customer in this batch count against each other's
       // limits and risk history as if they had come one after the other.
@@ -840,6 +864,7 @@ export function createTransferService(deps: {
         readonly paymentId: string;
         readonly legs: TransferInput[];
         readonly riskInput: RiskInput;
+        readonly challengeUsed: string | undefined;
       }
       const planned: Planned[] = [];
       for (const i of live) {
@@ -877,13 +902,42 @@ export function createTransferService(deps: {
           country: c.country ?? 'ZZ',
         };
         const assessment = risk.decide(riskInput, history);
-        if (assessment.decision === 'decline' || (assessment.decision === 'step_up' && input.stepUpCompleted !== true)) {
+        let challengeUsed: string | undefined;
+        if (assessment.decision === 'step_up' && input.stepUpChallengeId !== undefined) {
+          // Proof given: a completed, unexpired, unused challenge of this customer, bound to this amount and payee.
+          const ch = challenges.get(input.stepUpChallengeId);
+          const binding = stepUpBinding(q);
+          const valid =
+            ch !== undefined &&
+            !usedChallenges.has(ch.id) &&
+            ch.status === 'completed' &&
+            ch.expires_at.getTime() > nowMs &&
+            ch.participant_id === binding.participantId &&
+            ch.customer_id === binding.customerId &&
+            ch.binding === (await stepUp.bindingHash(binding));
+          if (!valid) {
+            out[i] = err('step_up_invalid', 'the step-up challenge is not a completed, unused, unexpired challenge for this payment: confirm without it for a new one');
+            continue;
+          }
+          challengeUsed = ch.id;
+          usedChallenges.add(ch.id);
+        }
+        if (assessment.decision === 'decline' || (assessment.decision === 'step_up' && challengeUsed === undefined)) {
           // The refusal's alert is the one thing a refused payment writes: the issuer and the operator must see it.
           await risk.raiseAlert(tx, riskInput, assessment, { quoteId: q.id });
-          out[i] =
-            assessment.decision === 'decline'
-              ? err('risk_declined', 'the payment was stopped by risk checks', { score: assessment.score, reasons: assessment.reasons.map((r) => r.rule) })
-              : err('step_up_required', 'authenticate the customer again (step-up), then confirm with stepUpCompleted: true', { score: assessment.score, reasons: assessment.reasons.map((r) => r.rule) });
+          const reasons = { score: assessment.score, reasons: assessment.reasons.map((r) => r.rule) };
+          if (assessment.decision === 'decline') {
+            out[i] = err('risk_declined', 'the payment was stopped by risk checks', reasons);
+          } else {
+            const [payee] = await tx.query<{ name: string }>('select name from customers where id = $1', [q.payee_customer_id]);
+            const holder = c.owner_participant_id !== null && c.acc_customer_id !== null ? { participantId: c.owner_participant_id, customerId: c.acc_customer_id } : { participantId: q.payer_participant_id, customerId: q.payer_customer_id };
+            const binding = stepUpBinding(q);
+            const offer = await stepUp.offer(tx, binding, { amount: formatMoney(binding.amountMinor, binding.currency), payeeName: maskName(payee?.name ?? '') }, holder);
+            out[i] = err('step_up_required', 'the customer must approve this payment: start a challenge with details.stepUp.request (POST /v1/step-up/challenges), complete it, then confirm again with stepUpChallengeId', {
+              ...reasons,
+              stepUp: offer,
+            });
+          }
           continue;
         }
         const paymentId = `pay_${q.id.slice(4)}`;
@@ -906,7 +960,7 @@ export function createTransferService(deps: {
           const feeAccount = await accounts.ensureSystemAccount('fees', input.participantId, q.send_currency);
           legs.push({ id: legId('fee'), debitAccountId: q.source_account_id, creditAccountId: feeAccount, amountMinor: q.fee_minor, currency: q.send_currency, purpose: 'p2p_fee', metadata: meta });
         }
-        planned.push({ i, q, paymentId, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), riskInput });
+        planned.push({ i, q, paymentId, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), riskInput, challengeUsed });
         usedBy.set(q.payer_customer_id, { day: earlier.day + q.ref_eur_cents, month: earlier.month + q.ref_eur_cents });
         const s0 = seen ?? { recent: 0, count: 0, counterparties: new Set<string>() };
         s0.recent += 1;
@@ -948,6 +1002,15 @@ export function createTransferService(deps: {
       // (5) The records of the payments whose money moved (payment, quote used, request paid), their audit records,
       // outbox events and risk observations: all staged, written set-based with the COMMIT.
       for (const p of done) tx.hooks!.stage(paymentFlusher, [p.paymentId, p.q.id, p.legs.map((l) => l.id).join(','), now.toISOString()]);
+      // A challenge pays once: used up by the payment it approved (its row is locked above, so no other batch has it).
+      const consumed = done.filter((p) => p.challengeUsed !== undefined);
+      if (consumed.length > 0) {
+        await tx.query(`update step_up_challenges set status = 'consumed', consumed_at = $3, consumed_by = u.payment from unnest($1::text[], $2::text[]) as u(id, payment) where step_up_challenges.id = u.id`, [
+          consumed.map((p) => p.challengeUsed),
+          consumed.map((p) => p.paymentId),
+          now,
+        ]);
+      }
       for (const p of done) {
         const q = p.q;
         const input = inputs[p.i]!;

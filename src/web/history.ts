@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyBaseLogger } from 'fastify';
 import { principalOf } from '../api/context.ts';
-import { Id, Strict } from '../api/schemas.ts';
+import { Strict } from '../api/schemas.ts';
+import { Ref } from '../api/refs.ts';
 import type { CustomerService } from '../customers/service.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
@@ -17,8 +18,9 @@ import { formatMoney } from '../platform/money.ts';
  * category (MCC) when there is one, for spending charts; GET /v1/history/spending sums them on the server.
  *
  * PRIVACY RULE. Records are merged only when the hub linked them through verification:
- * - person links (cards/tokens: the cardholder typed the issuer's one-time step-up code while adding a card, which
- *   links the wallet's customer record and the issuer's cardholder record to one person), and
+ * - customer links (the person asked in one participant's app and confirmed with a one-time code the other participant
+ *   gave only to them: consent on both sides, revocable on either; a card step-up proves the card, not the person,
+ *   and links nothing), and
  * - active account links (accounts: the bank's customer typed the bank's one-time consent code into the wallet),
  *   one hop from the person's records.
  * Never by matching names, phone numbers or any other attribute. A participant sees only the person behind its OWN
@@ -51,7 +53,7 @@ const LinkedRecordSchema = Type.Object(
     participantId: Type.String(),
     participantName: Type.String(),
     participantKind: Type.String(),
-    via: Type.Union([Type.Literal('self'), Type.Literal('person_link'), Type.Literal('account_link')], { description: 'How the record was linked: itself, the card step-up verification, or a bank account-link consent' }),
+    via: Type.Union([Type.Literal('self'), Type.Literal('customer_link'), Type.Literal('account_link')], { description: 'How the record was linked: itself, a customer link the person consented to on both sides, or a bank account-link consent' }),
   },
   { $id: 'HistoryLinkedRecord', additionalProperties: false },
 );
@@ -66,7 +68,7 @@ export interface LinkedRecord {
   readonly customerId: string;
   readonly participantName: string;
   readonly participantKind: string;
-  readonly via: 'self' | 'person_link' | 'account_link';
+  readonly via: 'self' | 'customer_link' | 'account_link';
 }
 
 export interface HistoryEntry {
@@ -91,6 +93,8 @@ export const MAX_LINKED_RECORDS = 20;
 const ACCOUNT_PURPOSES = ['deposit', 'demo_opening_balance', 'operator_funding'];
 
 const iso = (d: Date | string) => (d instanceof Date ? d : new Date(d)).toISOString();
+/** Routes a customer session (the customer's own app) may call. */
+const CUSTOMER = { customer: true } as const;
 const key = (participantId: string, customerId: string) => `${participantId}\u0000${customerId}`;
 
 type Log = Pick<FastifyBaseLogger, 'warn'>;
@@ -106,22 +110,22 @@ async function safe<T>(db: Db, log: Log, sql: string, params: unknown[]): Promis
 
 /**
  * The customer records merged into the history of (participantId, customerId): the record itself, the records linked
- * to the same person through verification (person_links), and the records on the other side of an active account link
+ * to it with the person's consent on both sides (customer_links), and the records on the other side of an active account link
  * (account_links, confirmed with the bank's one-time code) of any of those. See the privacy rule above. The caller must
  * have checked that the customer is its own.
  */
 export async function linkedRecords(db: Db, participantId: string, customerId: string, log: Log = console): Promise<LinkedRecord[]> {
   const found = new Map<string, { participantId: string; customerId: string; via: LinkedRecord['via'] }>();
   found.set(key(participantId, customerId), { participantId, customerId, via: 'self' });
-  const persons = await safe<{ participant_id: string; customer_id: string }>(
+  const linkedByConsent = await safe<{ participant_id: string; customer_id: string }>(
     db,
     log,
-    `select l.participant_id, l.customer_id from person_links l
-      where l.person_id = (select person_id from person_links where participant_id = $1 and customer_id = $2)
-      order by l.verified_at, l.participant_id limit $3`,
+    `select other_participant_id as participant_id, other_customer_id as customer_id from customer_links
+      where participant_id = $1 and customer_id = $2 and status = 'active'
+      order by created_at, other_participant_id limit $3`,
     [participantId, customerId, MAX_LINKED_RECORDS],
   );
-  for (const p of persons) if (!found.has(key(p.participant_id, p.customer_id))) found.set(key(p.participant_id, p.customer_id), { participantId: p.participant_id, customerId: p.customer_id, via: 'person_link' });
+  for (const p of linkedByConsent) if (!found.has(key(p.participant_id, p.customer_id))) found.set(key(p.participant_id, p.customer_id), { participantId: p.participant_id, customerId: p.customer_id, via: 'customer_link' });
   const base = [...found.values()];
   const links = await safe<{ wallet_participant_id: string; wallet_customer_id: string; bank_participant_id: string; bank_customer_id: string }>(
     db,
@@ -256,11 +260,11 @@ const SPENDING_SOURCE_CAP = 5000;
 export function registerHistoryRoutes(app: HttpServer, deps: HistoryDeps): void {
   app.addSchema(HistoryItem);
   app.addSchema(LinkedRecordSchema);
-  const HistoryQuery = Strict({ customerId: Id('Your customer'), limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: '1–200, default 100' })) });
+  const HistoryQuery = Strict({ customerId: Ref('customer', 'Your customer'), limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: '1–200, default 100' })) });
 
   app.get(
     '/v1/history',
-    {
+    { config: CUSTOMER,
       schema: {
         tags: ['history'],
         summary: "The unified history of the person behind your customer, across every wallet and bank the hub verified as theirs, newest first",
@@ -286,7 +290,7 @@ export function registerHistoryRoutes(app: HttpServer, deps: HistoryDeps): void 
 
   app.get(
     '/v1/history/spending',
-    {
+    { config: CUSTOMER,
       schema: {
         tags: ['history'],
         summary: 'Spending of the person behind your customer (all verified-linked records), summed by category or by month',
@@ -295,7 +299,7 @@ export function registerHistoryRoutes(app: HttpServer, deps: HistoryDeps): void 
           '(not a page of it). Categories come from the merchant category code: transport, food, groceries, shopping, transfer, packet. Same privacy rule as GET /v1/history.',
         security: [{ participant: [] }],
         querystring: Strict({
-          customerId: Id('Your customer'),
+          customerId: Ref('customer', 'Your customer'),
           by: Type.Union([Type.Literal('category'), Type.Literal('month')]),
           currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', description: 'Only this currency' })),
         }),

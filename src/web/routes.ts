@@ -1,10 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { Type } from '@sinclair/typebox';
 import { principalOf } from '../api/context.ts';
-import { Id, Strict } from '../api/schemas.ts';
+import { Strict } from '../api/schemas.ts';
+import { Ref } from '../api/refs.ts';
 import type { CustomerService } from '../customers/service.ts';
 import type { TokenService } from '../participants/tokens.ts';
 import type { Db } from '../platform/db.ts';
@@ -48,8 +50,11 @@ const notBuilt = (page: string) =>
 
 const SessionBody = Strict({
   wallet: Type.String({ pattern: '^wallet-[a-z0-9-]{1,20}$', description: 'Demo wallet key, e.g. wallet-a' }),
-  customerId: Id('A customer of that demo wallet'),
+  customerId: Ref('customer', 'A customer of that demo wallet'),
 });
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+export const isLoopback = (address: string | undefined): boolean => address !== undefined && LOOPBACK.has(address);
 
 const demoWalletId = (key: string) => `par_demo_${key.replace(/-/g, '_')}`;
 
@@ -80,7 +85,9 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
   registerHistoryRoutes(app, { db: deps.db, customers: deps.customers });
   registerOperatorTransactionRoutes(app, { db: deps.db });
 
-  const disabled = { code: 'not_found', message: 'demo helpers are enabled only in demo mode (hutong start --demo)' };
+  const disabled = { code: 'not_found', message: 'demo helpers are enabled only in demo mode (hutong start --demo), for callers on this machine' };
+  /** Demo helpers answer only in demo mode and only to a caller on this machine (loopback), whatever address the hub binds. */
+  const demoAllowed = (request: FastifyRequest) => deps.demoEnabled && isLoopback(request.socket.remoteAddress);
 
   app.get(
     '/demo/v1/directory',
@@ -103,8 +110,8 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
         },
       },
     },
-    async (_request, reply) => {
-      if (!deps.demoEnabled) return reply.fail(disabled);
+    async (request, reply) => {
+      if (!demoAllowed(request)) return reply.fail(disabled);
       const wallets = await deps.db.query<{ id: string; name: string; demo_key: string }>(
         "select id, name, demo_key from participants where kind = 'wallet' and status = 'active' and demo_key is not null order by demo_key limit 20",
       );
@@ -140,7 +147,7 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
       },
     },
     async (request, reply) => {
-      if (!deps.demoEnabled) return reply.fail(disabled);
+      if (!demoAllowed(request)) return reply.fail(disabled);
       const participantId = demoWalletId(request.body.wallet);
       const [wallet] = await deps.db.query<{ id: string; name: string; kind: string; status: string; demo_key: string | null }>(
         'select id, name, kind, status, demo_key from participants where id = $1',
@@ -156,7 +163,8 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
         [participantId, `cli_demo_${request.body.wallet.replace(/-/g, '_')}`],
       );
       if (credential === undefined) return reply.fail({ code: 'unauthorized', message: 'this demo wallet has no active credential' });
-      const token = await deps.tokens.issue({ participantId, credentialId: credential.id, kind: 'wallet' });
+      // A customer session: the token acts for this one customer only (src/api/refs.ts), never as the wallet's back end.
+      const token = await deps.tokens.issue({ participantId, credentialId: credential.id, kind: 'wallet', customerId: customer.id });
       return {
         accessToken: token.accessToken,
         expiresInS: token.expiresInS,
@@ -182,7 +190,7 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
       },
     },
     async (request, reply) => {
-      if (!deps.demoEnabled) return reply.fail(disabled);
+      if (!demoAllowed(request)) return reply.fail(disabled);
       const participantId = demoWalletId(request.body.bank);
       const [bank] = await deps.db.query<{ name: string; kind: string; status: string; demo_key: string | null }>('select name, kind, status, demo_key from participants where id = $1', [participantId]);
       if (bank === undefined || bank.kind !== 'issuer' || bank.demo_key !== request.body.bank) return reply.fail({ code: 'not_found', message: 'no such demo bank' });
@@ -197,6 +205,7 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
   app.get(
     '/demo/v1/step-up-codes/:provisioningId',
     {
+      config: { customer: true },
       schema: {
         tags: ['demo'],
         summary: "Demo only: the one-time code the demo bank would send its cardholder for this wallet's provisioning",
@@ -205,12 +214,12 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
           'Here the demo plays the (demo) issuer: it opens the sealed code with the issuer’s webhook secret. Only for the calling wallet’s own ' +
           'provisioning, only when the issuer is a demo bank, only on a demo hub.',
         security: [{ participant: [] }],
-        params: Strict({ provisioningId: Id() }),
+        params: Strict({ provisioningId: Ref('provisioning', 'Provisioning id') }),
         response: { 200: Type.Object({ provisioningId: Type.String(), code: Type.String(), issuerName: Type.String() }, { additionalProperties: false }) },
       },
     },
     async (request, reply) => {
-      if (!deps.demoEnabled) return reply.fail(disabled);
+      if (!demoAllowed(request)) return reply.fail(disabled);
       const walletId = principalOf(request).participantId;
       const id = request.params.provisioningId;
       const [prov] = await deps.db.query<{ issuer_participant_id: string; name: string; demo_key: string | null; webhook_secret_sealed: string }>(

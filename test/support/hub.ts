@@ -43,7 +43,7 @@ export async function startTestHub(
   const hub = await createHub(config, {
     db: database.db,
     clock: options.clock ?? createFakeClock(Date.now()),
-    logger: createLogger({ level: 'silent' }),
+    logger: createLogger({ level: process.env.LOG ?? 'silent' }),
     ...(options.fetch !== undefined ? { fetch: options.fetch } : {}),
   });
   const demo = options.seed === false ? { participants: [], customers: new Map<string, string>(), created: false } : await seedDemoNetwork(hub);

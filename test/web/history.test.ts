@@ -54,15 +54,19 @@ describe.each(engines)('unified history and operator transactions on %s', (engin
     expect((await t.api('wallet-b').get(`/v1/history?customerId=${cus('li-at-wallet-b')}&extra=1`)).status).toBe(400);
   });
 
-  it("after the card-by-reference story links 李伟's records, wallet B sees the payment made from wallet A, named as such", async () => {
+  it("once 李伟 links his records with consent on both sides (not by a card step-up), wallet B sees the payment made from wallet A, named as such", async () => {
     const s = story(t.hub, call, t.demo);
     const card = await s.issue();
-    const a = await s.provision('wallet-a', { type: 'typed', cardNumber: card.cardNumber, expiry: card.expiry, cvv: card.cvv });
-    await s.provision('wallet-b', { type: 'token_ref', tokenRef: a.tokenRef });
+    // Passing the card's step-up in two wallets proves the card, not the person: the histories stay apart.
+    await s.provision('wallet-a', { type: 'typed', cardNumber: card.cardNumber, expiry: card.expiry, cvv: card.cvv });
+    await s.provision('wallet-b', { type: 'typed', cardNumber: card.cardNumber, expiry: card.expiry, cvv: card.cvv });
+    expect((await history('wallet-b', 'li-at-wallet-b')).body.linked).toHaveLength(1);
+    const toWalletA = await s.linkCustomer('wallet-b', 'li-at-wallet-b', 'wallet-a');
+    await s.linkCustomer('wallet-b', 'li-at-wallet-b', 'bank-a');
     const b = await history('wallet-b', 'li-at-wallet-b');
     expect(b.status).toBe(200);
     expect(b.body.linked.map((r: any) => `${r.participantId}:${r.via}`)).toEqual(
-      expect.arrayContaining([`${demoParticipantId('wallet-b')}:self`, `${demoParticipantId('wallet-a')}:person_link`, `${demoParticipantId('bank-a')}:person_link`]),
+      expect.arrayContaining([`${demoParticipantId('wallet-b')}:self`, `${demoParticipantId('wallet-a')}:customer_link`, `${demoParticipantId('bank-a')}:customer_link`]),
     );
     expect(JSON.stringify(b.body)).not.toContain(cus('li-at-wallet-a'));
     const fromA = b.body.items.find((i: any) => i.id === paymentFromA);
@@ -85,6 +89,10 @@ describe.each(engines)('unified history and operator transactions on %s', (engin
     const byMonth = await t.api('wallet-b').get(`/v1/history/spending?customerId=${cus('li-at-wallet-b')}&by=month`);
     expect(byMonth.body.buckets.map((x: any) => x.key)).toContain('2026-01');
     expect((await t.api('wallet-b').get(`/v1/history/spending?customerId=${cus('li-at-wallet-b')}&by=week`)).status).toBe(400);
+    // Revoked at either side, the merge ends at once.
+    expect((await t.api('wallet-a').post(`/v1/customer-links/${toWalletA}/revoke`)).status).toBe(200);
+    const after = await history('wallet-b', 'li-at-wallet-b');
+    expect(after.body.items.find((i: any) => i.id === paymentFromA)).toBeUndefined();
   });
 
   it('the operator lists transfers newest first, searchable, paged; a participant token gets 401', async () => {
