@@ -24,6 +24,7 @@ import { createIdempotency, type Idempotency } from './platform/idempotency.ts';
 import { createLogger, type Logger } from './platform/logger.ts';
 import { createMetrics, registerCounterSnapshot, type HttpMetrics } from './platform/metrics.ts';
 import { migrate } from './platform/migrate.ts';
+import { createOutboundPolicy, type HostResolver } from './platform/outbound.ts';
 import { createTokenBucketLimiter } from './platform/rate-limit.ts';
 import { createVault, defaultKeySource, type KeySource, type Vault } from './platform/vault.ts';
 import { registerSystemRoutes } from './system/routes.ts';
@@ -70,7 +71,10 @@ export interface CreateHubOptions {
   /** An already opened (and possibly shared) database; the hub then does not close it. */
   readonly db?: Db;
   readonly keys?: KeySource;
+  /** Replaces every outbound HTTP call (webhooks, issuers' authorizations), bypassing the outbound policy's call-time guard. */
   readonly fetch?: typeof fetch;
+  /** The outbound policy's DNS resolver (tests make public-looking names resolve to private addresses). */
+  readonly resolveHost?: HostResolver;
 }
 
 /** The embedded default keeps a generated operator credential in the data directory (0600). */
@@ -109,11 +113,15 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const events = createEventOutbox({ clock });
   const idempotency = createIdempotency({ db, clock });
   const idempotent = createIdempotentRunner({ db, idempotency, errorStatus });
-  const participants = createParticipantService({ db, clock, vault, audit, events });
+  // Every outbound HTTP call goes through the policy's guarded fetch (no private, loopback or metadata addresses; in
+  // demo mode loopback and private ones are allowed), unless a test injects its own fetch.
+  const outbound = createOutboundPolicy({ demo: config.demo, ...(options.resolveHost !== undefined ? { resolver: options.resolveHost } : {}) });
+  const outboundFetch = options.fetch ?? outbound.fetch;
+  const participants = createParticipantService({ db, clock, vault, audit, events, outbound });
   await participants.start();
   const customers = createCustomerService({ db, clock, audit });
   const tokens = createTokenService({ vault, clock, ttlS: config.accessTokenTtlS });
-  const webhooks = createWebhookDispatcher({ db, clock, vault, logger, ...(options.fetch !== undefined ? { fetch: options.fetch } : {}) });
+  const webhooks = createWebhookDispatcher({ db, clock, vault, logger, fetch: outboundFetch });
   const metrics = createMetrics();
   const operatorToken = resolveOperatorToken(config);
   // @modules:create (each capability creates its services here, dependencies explicit)
@@ -126,7 +134,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   }, () => ledger.stats());
   const cards = createCardsModule({ db, clock, vault, audit, events });
   const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, ledger });
-  const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, fetch: options.fetch });
+  const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, outbound, fetch: outboundFetch });
 
   // Per-participant limits: the participant's own setting (passed by the auth check), else the hub default.
   const limiter = createTokenBucketLimiter({ ratePerS: () => config.rateLimitPerS, burst: () => config.rateLimitPerS * 2, nowMs: () => clock.nowMs() });
@@ -220,6 +228,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
       // @modules:close (each capability flushes and stops here, before storage closes)
       await ledger.close();
       await webhooks.stop();
+      await outbound.close();
       await audit.chain().catch(() => undefined);
       if (ownsDb) await db.close();
     },
