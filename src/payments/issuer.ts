@@ -131,7 +131,8 @@ export function createIssuerGateway(deps: { db: Db; clock: Clock; vault: Vault; 
         if (answer.decision === 'decline') return { by: 'issuer', approved: false, reason: typeof answer.reason === 'string' ? answer.reason.slice(0, 64) : 'declined' };
         return standIn('malformed_answer');
       } catch (error) {
-        if (outboundRefusalOf(error) !== undefined) return standIn('address_not_allowed');
+        const refusal = outboundRefusalOf(error);
+        if (refusal !== undefined) return standIn(refusal.reason);
         const name = error instanceof Error ? error.name : '';
         return standIn(name === 'TimeoutError' || name === 'AbortError' ? 'timeout' : 'unreachable');
       }
