@@ -177,7 +177,9 @@ export function addressVerdict(address: string, demo: boolean): { allowed: true 
   return { allowed: false, reason: c.use === 'never' && c.metadata ? 'metadata_address' : 'address_not_allowed', kind: c.kind };
 }
 
-const refuse = (reason: OutboundRefusalReason, message: string): OutboundVerdict => ({ allowed: false, reason, message });
+type OutboundRefusal = Extract<OutboundVerdict, { allowed: false }>;
+
+const refuse = (reason: OutboundRefusalReason, message: string): OutboundRefusal => ({ allowed: false, reason, message });
 
 const normalizeHostname = (hostname: string) => hostname.toLowerCase().replace(/\.+$/, '');
 
@@ -214,7 +216,7 @@ export function checkUrlForm(text: string, demo: boolean): OutboundVerdict {
 }
 
 /** Every address the resolver gave must be allowed; the message names the kind of address, not the address. */
-function checkResolved(addresses: readonly ResolvedAddress[], demo: boolean): OutboundVerdict | undefined {
+function checkResolved(addresses: readonly ResolvedAddress[], demo: boolean): OutboundRefusal | undefined {
   for (const { address } of addresses) {
     const verdict = addressVerdict(address, demo);
     if (!verdict.allowed) return refuse(verdict.reason, `has a host that resolves to ${verdict.kind}, which the hub does not call${verdict.reason === 'address_not_allowed' && !demo ? ' outside demo mode' : ''}`);
@@ -242,7 +244,6 @@ async function resolveWithin(resolver: HostResolver, hostname: string, timeoutMs
   }
 }
 
-
 export function createOutboundPolicy(deps: { demo: boolean; resolver?: HostResolver; resolveTimeoutMs?: number }): OutboundPolicy {
   const { demo } = deps;
   const resolver = deps.resolver ?? systemResolver;
@@ -256,7 +257,7 @@ export function createOutboundPolicy(deps: { demo: boolean; resolver?: HostResol
     resolveWithin(resolver, hostname, resolveTimeoutMs).then(
       (addresses) => {
         const refused = checkResolved(addresses, demo);
-        if (refused !== undefined && !refused.allowed) return callback(new OutboundRefusedError(refused.reason, `refused by the outbound policy: the URL ${refused.message}`), []);
+        if (refused !== undefined) return callback(new OutboundRefusedError(refused.reason, `refused by the outbound policy: the URL ${refused.message}`), []);
         const wanted = options.family === 4 || options.family === 6 ? addresses.filter((a) => a.family === options.family) : addresses;
         const first = wanted[0];
         if (first === undefined) return callback(Object.assign(new Error(`the host has no IPv${String(options.family)} address`), { code: 'ENOTFOUND' }), []);
