@@ -39,6 +39,7 @@ import { createIdempotency, type Idempotency } from './platform/idempotency.ts';
 import { createLogger, type Logger } from './platform/logger.ts';
 import { createMetrics, registerCounterSnapshot, type HttpMetrics } from './platform/metrics.ts';
 import { migrate } from './platform/migrate.ts';
+import { createOutboundPolicy, type HostResolver } from './platform/outbound.ts';
 import { createTokenBucketLimiter } from './platform/rate-limit.ts';
 import { createVault, defaultKeySource, type KeySource, type Vault } from './platform/vault.ts';
 import { registerSystemRoutes } from './system/routes.ts';
@@ -89,7 +90,10 @@ export interface CreateHubOptions {
   /** An already opened (and possibly shared) database; the hub then does not close it. */
   readonly db?: Db;
   readonly keys?: KeySource;
+  /** Replaces every outbound HTTP call (webhooks, issuers' authorizations), bypassing the outbound policy's call-time guard. */
   readonly fetch?: typeof fetch;
+  /** The outbound policy's DNS resolver (tests make public-looking names resolve to private addresses). */
+  readonly resolveHost?: HostResolver;
 }
 
 /** The embedded default keeps a generated operator credential in the data directory (0600). */
@@ -128,12 +132,16 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const events = createEventOutbox({ clock });
   const idempotency = createIdempotency({ db, clock });
   const idempotent = createIdempotentRunner({ db, idempotency, errorStatus });
-  const participants = createParticipantService({ db, clock, vault, audit, events });
+  // Every outbound HTTP call goes through the policy's guarded fetch (no private, loopback or metadata addresses; in
+  // demo mode loopback and private ones are allowed), unless a test injects its own fetch.
+  const outbound = createOutboundPolicy({ demo: config.demo, ...(options.resolveHost !== undefined ? { resolver: options.resolveHost } : {}) });
+  const outboundFetch = options.fetch ?? outbound.fetch;
+  const participants = createParticipantService({ db, clock, vault, audit, events, outbound });
   await participants.start();
   const customers = createCustomerService({ db, clock, audit });
   const customerLinks = createCustomerLinkService({ db, clock, vault, audit, events });
   const tokens = createTokenService({ vault, clock, ttlS: config.accessTokenTtlS });
-  const webhooks = createWebhookDispatcher({ db, clock, vault, logger, ...(options.fetch !== undefined ? { fetch: options.fetch } : {}) });
+  const webhooks = createWebhookDispatcher({ db, clock, vault, logger, fetch: outboundFetch });
   const metrics = createMetrics();
   const operatorToken = resolveOperatorToken(config);
   // @modules:create (each capability creates its services here, dependencies explicit)
@@ -151,7 +159,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const stepUp = createStepUpService({ db, clock, vault, audit, events, webauthn: { rpId: config.webauthn.rpId, rpName: 'Hutong', origins: webauthnOrigins } });
   const cards = createCardsModule({ db, clock, vault, audit, events, stepUp });
   const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, stepUp, ledger });
-  const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, fetch: options.fetch });
+  const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch });
 
   // Per-participant limits: the participant's own setting (passed by the auth check), else the hub default.
   const limiter = createTokenBucketLimiter({ ratePerS: () => config.rateLimitPerS, burst: () => config.rateLimitPerS * 2, nowMs: () => clock.nowMs() });
@@ -257,6 +265,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
       // @modules:close (each capability flushes and stops here, before storage closes)
       await ledger.close();
       await webhooks.stop();
+      await outbound.close();
       await audit.chain().catch(() => undefined);
       if (ownsDb) await db.close();
     },

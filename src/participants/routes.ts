@@ -155,8 +155,13 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
         },
       },
     },
-    async (request, reply) =>
-      idempotent(request, reply, async (tx) => {
+    async (request, reply) => {
+      // The host is resolved before the transaction, so that a slow DNS answer holds no connection or lock.
+      if (request.body.webhookUrl !== undefined) {
+        const checked = await participants.checkWebhookUrl(request.body.webhookUrl);
+        if (!checked.ok) return reply.fail(checked.error);
+      }
+      return idempotent(request, reply, async (tx) => {
         const result = await participants.create(tx, actorOf(request), request.body);
         if (!result.ok) return result.error;
         const { participant, credential, webhookSecret } = result.value;
@@ -165,7 +170,8 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
           credential: { clientId: credential.id, clientSecret: credential.clientSecret, createdAt: credential.createdAt.toISOString() },
           webhookSecret,
         });
-      }),
+      });
+    },
   );
 
   app.get(
@@ -290,11 +296,17 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
         response: { 200: Type.Ref(ParticipantSchema) },
       },
     },
-    async (request, reply) =>
-      idempotent(request, reply, async (tx) => {
-        const result = await participants.updateWebhook(tx, actorOf(request), principalOf(request).participantId, request.body.webhookUrl);
+    async (request, reply) => {
+      const { webhookUrl } = request.body;
+      if (webhookUrl !== null) {
+        const checked = await participants.checkWebhookUrl(webhookUrl);
+        if (!checked.ok) return reply.fail(checked.error);
+      }
+      return idempotent(request, reply, async (tx) => {
+        const result = await participants.updateWebhook(tx, actorOf(request), principalOf(request).participantId, webhookUrl);
         return result.ok ? okResponse(wireParticipant(result.value)) : result.error;
-      }),
+      });
+    },
   );
 
   app.get(

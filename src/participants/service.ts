@@ -6,6 +6,7 @@ import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId, randomSecret } from '../platform/ids.ts';
 import { isCurrency } from '../platform/money.ts';
+import type { OutboundPolicy, OutboundVerdict } from '../platform/outbound.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
 import {
@@ -61,16 +62,20 @@ export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
-function validWebhookUrl(url: string): boolean {
-  try {
-    const parsed = new URL(url);
-    return (parsed.protocol === 'https:' || parsed.protocol === 'http:') && url.length <= 2048;
-  } catch {
-    return false;
-  }
+const MAX_WEBHOOK_URL_CHARS = 2048;
+
+/** A webhook URL refused by the outbound policy (src/platform/outbound.ts) answers `invalid_webhook_url`, saying why. */
+function checkedWebhookUrl(url: string, verdict: OutboundVerdict): Result<string, PErr> {
+  if (url.length > MAX_WEBHOOK_URL_CHARS) return err('invalid_webhook_url', `webhookUrl must be at most ${MAX_WEBHOOK_URL_CHARS} characters`, { reason: 'too_long' });
+  return verdict.allowed ? ok(url) : err('invalid_webhook_url', `webhookUrl ${verdict.message}`, { reason: verdict.reason });
 }
 
 export interface ParticipantService {
+  /**
+   * Checks a webhook URL against the outbound policy, resolving its host: routes call it before their transaction (a
+   * DNS answer can be slow); `create` and `updateWebhook` repeat the checks that need no DNS.
+   */
+  checkWebhookUrl(url: string): Promise<Result<string, PErr>>;
   create(tx: Queryable, actor: Actor, input: CreateParticipantInput): Promise<Result<{ participant: Participant; credential: IssuedCredential; webhookSecret: string }, PErr>>;
   get(id: string, q?: Queryable): Promise<Participant | undefined>;
   list(options: { kind?: ParticipantKind; afterId?: string; limit: number }): Promise<Participant[]>;
@@ -98,8 +103,8 @@ export const ACCESS_CHANNEL = 'hutong_access';
 const ACCESS_CACHE_MAX = 10_000;
 const ACCESS_CACHE_TTL_MS = 5_000;
 
-export function createParticipantService(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox }): ParticipantService {
-  const { db, clock, vault, audit, events } = deps;
+export function createParticipantService(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox; outbound: OutboundPolicy }): ParticipantService {
+  const { db, clock, vault, audit, events, outbound } = deps;
 
   const get = async (id: string, q: Queryable = db) => {
     const [row] = await q.query<ParticipantRow>('select * from participants where id = $1', [id]);
@@ -162,11 +167,17 @@ export function createParticipantService(deps: { db: Db; clock: Clock; vault: Va
 
   return {
     get,
+    async checkWebhookUrl(url) {
+      return checkedWebhookUrl(url, url.length > MAX_WEBHOOK_URL_CHARS ? outbound.checkUrlForm(url) : await outbound.checkUrl(url));
+    },
     async create(tx, actor, input) {
       if (!/^[A-Z]{2}$/.test(input.country)) return err('invalid_country', 'country must be an ISO 3166-1 alpha-2 code', { country: input.country });
       const badCurrency = input.currencies.find((c) => !isCurrency(c));
       if (badCurrency !== undefined) return err('unknown_currency', `${badCurrency} is not a supported ISO 4217 currency`, { currency: badCurrency });
-      if (input.webhookUrl !== undefined && !validWebhookUrl(input.webhookUrl)) return err('invalid_webhook_url', 'webhookUrl must be an http(s) URL');
+      if (input.webhookUrl !== undefined) {
+        const checked = checkedWebhookUrl(input.webhookUrl, outbound.checkUrlForm(input.webhookUrl));
+        if (!checked.ok) return checked;
+      }
       const id = input.id ?? newId('par');
       const webhookSecret = newWebhookSecret();
       const now = clock.now();
@@ -199,7 +210,10 @@ export function createParticipantService(deps: { db: Db; clock: Clock; vault: Va
       return ok(toParticipant(row));
     },
     async updateWebhook(tx, actor, id, webhookUrl) {
-      if (webhookUrl !== null && !validWebhookUrl(webhookUrl)) return err('invalid_webhook_url', 'webhookUrl must be an http(s) URL');
+      if (webhookUrl !== null) {
+        const checked = checkedWebhookUrl(webhookUrl, outbound.checkUrlForm(webhookUrl));
+        if (!checked.ok) return checked;
+      }
       const rows = await tx.query<ParticipantRow>('update participants set webhook_url = $2, updated_at = $3 where id = $1 returning *', [id, webhookUrl, clock.now()]);
       const row = rows[0];
       if (row === undefined) return err('participant_not_found', 'no such participant', { participantId: id });

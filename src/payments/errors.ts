@@ -38,6 +38,7 @@ export type PaymentsErrorCode =
   | 'capture_exceeds_authorized'
   | 'refund_exceeds_captured'
   | 'issuer_settings_invalid'
+  | 'invalid_authorization_url'
   | 'payment_risk_rule_invalid'
   | 'payment_ledger_rejected';
 
@@ -87,6 +88,7 @@ export const paymentsErrorStatus: Record<PaymentsErrorCode, number> = {
   capture_exceeds_authorized: 422,
   refund_exceeds_captured: 422,
   issuer_settings_invalid: 400,
+  invalid_authorization_url: 400,
   payment_risk_rule_invalid: 400,
   payment_ledger_rejected: 422,
 };

@@ -2,6 +2,7 @@ import type { Actor, AuditService } from '../audit/service.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
+import { outboundRefusalOf, type OutboundFetch, type OutboundPolicy } from '../platform/outbound.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
 import { signWebhook } from '../webhooks/signing.ts';
@@ -14,6 +15,8 @@ import type { PErr } from './errors.ts';
  * - webhook: the hub POSTs the authorization request, signed like webhooks (Standard Webhooks, the issuer's webhook
  *   secret), to the issuer's endpoint and waits at most `deadlineMs`; when the issuer does not answer in time (or
  *   answers garbage) the issuer's stand-in rules decide: approve up to `standInMaxMinor`, else decline.
+ *   The call goes through the outbound policy (src/platform/outbound.ts): `authUrl` is checked when it is set and again,
+ *   after DNS, at each call; a refused call, like a redirect, falls to the stand-in rules as a timeout does.
  */
 export type IssuerMode = 'hosted' | 'webhook';
 
@@ -42,6 +45,9 @@ export type IssuerDecision =
 
 export interface IssuerGateway {
   get(issuerId: string, q?: Queryable): Promise<IssuerSettings>;
+  /** Checks an `authUrl` against the outbound policy, resolving its host: call it before the transaction of `set`. */
+  checkAuthUrl(authUrl: string): Promise<Result<string, PErr>>;
+  /** Checks the settings (the `authUrl` without DNS, which `checkAuthUrl` did) and stores them. */
   set(tx: Queryable, actor: Actor, settings: IssuerSettings): Promise<Result<IssuerSettings, PErr>>;
   /** Asks a webhook-mode issuer; never throws for the issuer's failures (they fall to stand-in). */
   ask(settings: IssuerSettings, request: Record<string, unknown>, amountMinor: bigint, q: Queryable): Promise<IssuerDecision>;
@@ -56,10 +62,16 @@ interface Row {
   stand_in_max_minor: bigint;
 }
 
-export function createIssuerGateway(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; fetch?: typeof fetch; maxDeadlineMs?: number }): IssuerGateway {
-  const { db, clock, vault, audit } = deps;
-  const doFetch = deps.fetch ?? fetch;
+const refusedAuthUrl = (message: string, reason: string) => err('invalid_authorization_url', `authUrl ${message}`, { reason });
+
+export function createIssuerGateway(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; outbound: OutboundPolicy; fetch: OutboundFetch; maxDeadlineMs?: number }): IssuerGateway {
+  const { db, clock, vault, audit, outbound } = deps;
+  const doFetch = deps.fetch;
   return {
+    async checkAuthUrl(authUrl) {
+      const verdict = await outbound.checkUrl(authUrl);
+      return verdict.allowed ? ok(authUrl) : refusedAuthUrl(verdict.message, verdict.reason);
+    },
     async get(issuerId, q = db) {
       const [row] = await q.query<Row>('select * from pay_issuer_settings where issuer_participant_id = $1', [issuerId]);
       if (row === undefined) return defaultSettings(issuerId);
@@ -72,14 +84,10 @@ export function createIssuerGateway(deps: { db: Db; clock: Clock; vault: Vault; 
       };
     },
     async set(tx, actor, s) {
-      if (s.mode === 'webhook') {
-        let url: URL | undefined;
-        try {
-          url = s.authUrl === null ? undefined : new URL(s.authUrl);
-        } catch {
-          url = undefined;
-        }
-        if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) return err('issuer_settings_invalid', 'webhook mode needs an http(s) authUrl');
+      if (s.mode === 'webhook' && s.authUrl === null) return err('invalid_authorization_url', 'webhook mode needs an authUrl');
+      if (s.authUrl !== null) {
+        const verdict = outbound.checkUrlForm(s.authUrl);
+        if (!verdict.allowed) return refusedAuthUrl(verdict.message, verdict.reason);
       }
       if (!Number.isInteger(s.deadlineMs) || s.deadlineMs < 50 || s.deadlineMs > 10_000) return err('issuer_settings_invalid', 'deadlineMs must be 50–10000');
       await tx.query(
@@ -105,10 +113,17 @@ export function createIssuerGateway(deps: { db: Db; clock: Clock; vault: Vault; 
           method: 'POST',
           headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': signWebhook(secret, id, ts, body) },
           body,
-          redirect: 'error',
+          redirect: 'manual',
           signal: AbortSignal.timeout(Math.min(s.deadlineMs, deps.maxDeadlineMs ?? 10_000)),
         });
-        if (!res.ok) return standIn(`http_${res.status}`);
+        if (res.status >= 300 && res.status < 400) {
+          await res.body?.cancel();
+          return standIn('redirect_not_followed');
+        }
+        if (!res.ok) {
+          await res.body?.cancel();
+          return standIn(`http_${res.status}`);
+        }
         const text = await res.text();
         if (text.length > 8192) return standIn('malformed_answer');
         const answer = JSON.parse(text) as { decision?: unknown; reason?: unknown };
@@ -116,6 +131,8 @@ export function createIssuerGateway(deps: { db: Db; clock: Clock; vault: Vault; 
         if (answer.decision === 'decline') return { by: 'issuer', approved: false, reason: typeof answer.reason === 'string' ? answer.reason.slice(0, 64) : 'declined' };
         return standIn('malformed_answer');
       } catch (error) {
+        const refusal = outboundRefusalOf(error);
+        if (refusal !== undefined) return standIn(refusal.reason);
         const name = error instanceof Error ? error.name : '';
         return standIn(name === 'TimeoutError' || name === 'AbortError' ? 'timeout' : 'unreachable');
       }

@@ -5,6 +5,7 @@ import { createMerchantService, type MerchantService } from '../merchants/servic
 import type { Clock } from '../platform/clock.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
+import type { OutboundFetch, OutboundPolicy } from '../platform/outbound.ts';
 import type { Vault } from '../platform/vault.ts';
 import type { TransfersModule } from '../transfers/module.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
@@ -36,13 +37,16 @@ export function createPaymentsModule(deps: {
   cards: CardsModule;
   transfers: TransfersModule;
   stepUp: StepUpService;
-  fetch?: typeof fetch | undefined;
+  /** Checks issuers' authorization URLs when they are set. */
+  outbound: OutboundPolicy;
+  /** The issuers' real-time authorization calls: the outbound policy's guarded fetch, or a test's. */
+  fetch: OutboundFetch;
   holdTtlMs?: number;
 }): PaymentsModule {
   const { db, clock, vault, audit, events, cards, transfers } = deps;
   const { ledger, accounts, risk, fx } = transfers;
   const merchants = createMerchantService({ db, clock, audit, events, ledger });
-  const issuers = createIssuerGateway({ db, clock, vault, audit, ...(deps.fetch !== undefined ? { fetch: deps.fetch } : {}) });
+  const issuers = createIssuerGateway({ db, clock, vault, audit, outbound: deps.outbound, fetch: deps.fetch });
   const paymentRules = createPaymentRuleStore({ db, clock, audit });
   const payments = createPaymentService({
     db,

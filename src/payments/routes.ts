@@ -439,6 +439,11 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
       const bad = requireIssuer(request);
       if (bad !== undefined) return reply.fail(bad);
       const b = request.body;
+      // The host is resolved before the transaction, so that a slow DNS answer holds no connection or lock.
+      if (b.authUrl !== undefined) {
+        const checked = await issuers.checkAuthUrl(b.authUrl);
+        if (!checked.ok) return reply.fail(checked.error);
+      }
       const r = await db.transaction((tx) =>
         issuers.set(tx, actorOf(request), { issuerParticipantId: me(request), mode: b.mode, authUrl: b.authUrl ?? null, deadlineMs: b.deadlineMs ?? 2_000, standIn: { action: b.standIn?.action ?? 'decline', maxAmountMinor: BigInt(b.standIn?.maxAmountMinor ?? '0') } }),
       );

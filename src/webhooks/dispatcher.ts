@@ -2,6 +2,7 @@ import type { Logger } from '../platform/logger.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db } from '../platform/db.ts';
 import type { Vault } from '../platform/vault.ts';
+import { describeOutboundFailure, type OutboundFetch } from '../platform/outbound.ts';
 import { signWebhook } from './signing.ts';
 
 export const WEBHOOK_LIMITS = {
@@ -42,9 +43,13 @@ export interface WebhookDispatcher {
   stop(): Promise<void>;
 }
 
-export function createWebhookDispatcher(deps: { db: Db; clock: Clock; vault: Vault; logger: Logger; fetch?: typeof fetch }): WebhookDispatcher {
+/**
+ * `fetch` is the outbound policy's guarded fetch in the hub (src/main.ts): it refuses disallowed addresses after
+ * resolving the host and never follows redirects. A refusal, a redirect and any other failure are all failed attempts.
+ */
+export function createWebhookDispatcher(deps: { db: Db; clock: Clock; vault: Vault; logger: Logger; fetch: OutboundFetch }): WebhookDispatcher {
   const { db, clock, vault, logger } = deps;
-  const doFetch = deps.fetch ?? fetch;
+  const doFetch = deps.fetch;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<number> | undefined;
   let stopped = false;
@@ -94,9 +99,11 @@ export function createWebhookDispatcher(deps: { db: Db; clock: Clock; vault: Vau
       });
       statusCode = response.status;
       await response.body?.cancel();
-      if (response.status < 200 || response.status >= 300) error = `HTTP ${response.status}`;
+      // A redirect is not followed (it could lead anywhere, a private address included): the receiver must answer itself.
+      if (response.status >= 300 && response.status < 400) error = `HTTP ${response.status}: redirect not followed; register the final URL`;
+      else if (response.status < 200 || response.status >= 300) error = `HTTP ${response.status}`;
     } catch (e) {
-      error = (e instanceof Error ? e.message : String(e)).slice(0, WEBHOOK_LIMITS.maxErrorChars);
+      error = describeOutboundFailure(e).slice(0, WEBHOOK_LIMITS.maxErrorChars);
     }
     const attempts = d.attempts + 1;
     const now = clock.now();

@@ -5,6 +5,7 @@ import { createFakeClock, type Clock } from '../../src/platform/clock.ts';
 import { loadConfig, type HubConfig } from '../../src/platform/config.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createHub, type Hub } from '../../src/main.ts';
+import type { HostResolver } from '../../src/platform/outbound.ts';
 import { seedDemoNetwork, type DemoNetwork } from '../../src/demo/seed.ts';
 import { openTestDb, type Engine, type TestDatabase } from './engines.ts';
 
@@ -35,7 +36,7 @@ export interface ApiClient {
 
 export async function startTestHub(
   engine: Engine,
-  options: { clock?: Clock; config?: Partial<HubConfig>; fetch?: typeof fetch; seed?: boolean } = {},
+  options: { clock?: Clock; config?: Partial<HubConfig>; fetch?: typeof fetch; resolveHost?: HostResolver; seed?: boolean } = {},
 ): Promise<TestHub> {
   const database = await openTestDb(engine, { migrate: false });
   const dataDir = mkdtempSync(join(tmpdir(), 'hutong-test-'));
@@ -45,6 +46,7 @@ export async function startTestHub(
     clock: options.clock ?? createFakeClock(Date.now()),
     logger: createLogger({ level: process.env.LOG ?? 'silent' }),
     ...(options.fetch !== undefined ? { fetch: options.fetch } : {}),
+    ...(options.resolveHost !== undefined ? { resolveHost: options.resolveHost } : {}),
   });
   const demo = options.seed === false ? { participants: [], customers: new Map<string, string>(), created: false } : await seedDemoNetwork(hub);
   // Tokens are cached per participant until they near expiry on the hub's clock (tests move fake clocks).
