@@ -278,7 +278,8 @@ export function openPostgres(options: PostgresOptions): Db {
   /**
    * One transaction on a reserved connection. BEGIN is not awaited on its own: it goes out in the same socket write as
    * the transaction's first statement, and the staged writes go out with the COMMIT, so a transaction costs no round
-   * trip of its own. (If BEGIN failed, the connection is broken and every later statement fails with it.)
+   * trip of its own. (BEGIN with one of the three levels fails only when the connection does, and every later statement
+   * with it.)
    */
   const runTransaction = async <T>(fn: (tx: Tx) => Promise<T>, isolation: Isolation, hooks: TxHookState): Promise<T> => {
     const conn = await sql.reserve();
