@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -8,7 +9,6 @@ import type { HttpMetrics } from './metrics.ts';
 import type { DomainError } from './result.ts';
 import { idRandomBytes } from './ids.ts';
 import { connectionLost } from './db.ts';
-import { STATUS_CODES } from 'node:http';
 
 /**
  * The HTTP conventions every route of the hub follows, kept in one place:
@@ -165,6 +165,15 @@ function clientErrorAnswer(code: string | undefined): DomainError {
   }
 }
 
+/**
+ * Whether a response to an earlier request on the socket (pipelining) is already being written: an answer written now
+ * would land inside it. Node's own answer to a client error makes the same check.
+ */
+function responseUnderway(socket: object): boolean {
+  const message: unknown = '_httpMessage' in socket ? socket._httpMessage : undefined;
+  return typeof message === 'object' && message !== null && 'headersSent' in message && message.headersSent === true;
+}
+
 export interface HttpServerOptions {
   readonly logger: Logger;
   readonly bodyLimitBytes: number;
@@ -253,7 +262,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
       if (error.code === 'ECONNRESET' || socket.destroyed) return;
       const refusal = clientErrorAnswer(error.code);
       options.logger.debug({ code: error.code }, 'client error');
-      if (socket.writable) {
+      if (socket.writable && !responseUnderway(socket)) {
         const { status, body } = errorPayload(refusal);
         socket.write(
           `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
@@ -331,8 +340,8 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
 
   // JSON only, except OAuth's token endpoint, which takes form bodies (RFC 6749 §4.4).
   app.removeContentTypeParser('text/plain');
-  // JSON: Fastify's own parser (prototype poisoning refused), after a bound on nesting that nothing recursive has to
-  // meet a 10,000-deep array first.
+  // JSON: Fastify's own parser (prototype poisoning refused), behind a bound on nesting, so that nothing recursive (the
+  // validator, the request hash of idempotent routes) ever meets a 10,000-deep array.
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
