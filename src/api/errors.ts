@@ -21,6 +21,8 @@ type PlatformErrorCode =
   | 'malformed_json'
   | 'malformed_request'
   | 'body_too_large'
+  | 'headers_too_large'
+  | 'request_timeout'
   | 'unsupported_media_type'
   | 'not_found'
   | 'rate_limited'
@@ -49,6 +51,8 @@ const platformErrorStatus: Record<PlatformErrorCode | IdempotencyErrorCode | Mon
   malformed_json: 400,
   malformed_request: 400,
   body_too_large: 413,
+  headers_too_large: 431,
+  request_timeout: 408,
   unsupported_media_type: 415,
   not_found: 404,
   rate_limited: 429,

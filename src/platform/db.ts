@@ -47,15 +47,33 @@ class TxHookState implements TxHooks {
   afterCommit(fn: () => void): void {
     this.committed.push(fn);
   }
-  /** Starts every flush (they pipeline on the connection); the caller awaits them. */
-  flushAll(tx: Queryable): Promise<unknown>[] {
-    const out: Promise<unknown>[] = [];
-    for (const [flusher, items] of this.staged) out.push(flusher.flush(tx, items));
+  /**
+   * Starts every flush at once (they pipeline on the connection, queued in staging order before anything the caller
+   * sends next) and answers one promise: it rejects with the first failure, and every other flush's failure is handled
+   * by it (a flush left rejected with no handler would end the process).
+   */
+  flushPipelined(tx: Queryable): Promise<void> {
+    const started = [...this.staged].map(([flusher, items]) => startFlush(flusher, tx, items));
     this.staged.clear();
-    return out;
+    return Promise.all(started).then(() => undefined);
+  }
+  /** Writes the staged items one flusher after the other, stopping at the first failure (PGlite: one connection). */
+  async flushInOrder(tx: Queryable): Promise<void> {
+    const batches = [...this.staged];
+    this.staged.clear();
+    for (const [flusher, items] of batches) await flusher.flush(tx, items);
   }
   runAfterCommit(): void {
     for (const fn of this.committed) fn();
+  }
+}
+
+/** Calls a flusher now (its statement is queued at once); a synchronous throw becomes a rejection like any other. */
+function startFlush(flusher: Flusher<unknown>, tx: Queryable, items: readonly unknown[]): Promise<unknown> {
+  try {
+    return flusher.flush(tx, items);
+  } catch (error) {
+    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
   }
 }
 
@@ -177,7 +195,7 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
           return inTransaction.run(wrapped, async () => {
             const value = await fn(wrapped);
             // One connection: the staged writes go one after the other.
-            for (const flush of hooks.flushAll(wrapped)) await flush;
+            await hooks.flushInOrder(wrapped);
             return value;
           });
         }),
@@ -260,7 +278,8 @@ export function openPostgres(options: PostgresOptions): Db {
   /**
    * One transaction on a reserved connection. BEGIN is not awaited on its own: it goes out in the same socket write as
    * the transaction's first statement, and the staged writes go out with the COMMIT, so a transaction costs no round
-   * trip of its own. (If BEGIN failed, the connection is broken and every later statement fails with it.)
+   * trip of its own. (BEGIN with one of the three levels fails only when the connection does, and every later statement
+   * with it.)
    */
   const runTransaction = async <T>(fn: (tx: Tx) => Promise<T>, isolation: Isolation, hooks: TxHookState): Promise<T> => {
     const conn = await sql.reserve();
@@ -284,12 +303,15 @@ export function openPostgres(options: PostgresOptions): Db {
       };
       return await inTransaction.run(tx, async () => {
         const value = await fn(tx);
-        const flushes = hooks.flushAll(tx);
+        // BEGIN, the flushes and COMMIT are all in flight before any is awaited: each is given a handler at once, so
+        // that when an earlier one fails and is thrown, a later one's failure is not left unhandled.
+        const flushed = hooks.flushPipelined(tx);
+        flushed.catch(ignore);
         if (lost) throw lostConnectionError();
         const commit = conn.unsafe('commit').execute().catch(noteLoss);
         commit.catch(ignore);
         await began;
-        await Promise.all(flushes);
+        await flushed;
         const done = await commit;
         // A statement that failed inside fn and was caught there leaves the transaction aborted: COMMIT then rolls back.
         if (done.command !== 'COMMIT') throw new Error(`transaction ended with ${done.command} instead of COMMIT`);

@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -34,6 +35,8 @@ declare module 'fastify' {
     auth?: AuthKind;
     /** A customer session token (bound to one customer) may call this route: the customer's own app needs it. */
     customer?: boolean;
+    /** Set by the hub on a POST/PUT/PATCH/DELETE route that declares no body: it takes no body or `{}`, nothing else. */
+    bodyless?: boolean;
   }
 }
 
@@ -52,6 +55,126 @@ export const ErrorBody = Type.Object(
 );
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._-]{8,64}$/;
+const newRequestId = () => `req_${Buffer.from(idRandomBytes(9)).toString('base64url')}`;
+
+/**
+ * The deepest nesting of arrays and objects a JSON body may have. The hub's deepest request schema nests a few levels;
+ * the bound is checked on the text before anything (parser, validator, request hash) walks the value recursively.
+ */
+export const MAX_JSON_DEPTH = 32;
+
+/** The body of a POST/PUT/PATCH/DELETE route that declares none: no body, or `{}`. */
+const NoBody = Type.Object({}, { $id: 'NoBody', additionalProperties: false, description: 'This action takes no body: send none, or {}' });
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** A documented request body that is NoBody (the OpenAPI form of a body-less action's). */
+function isBodylessRequestBody(requestBody: unknown): requestBody is { required?: boolean } {
+  const member = (value: unknown, key: string): unknown => (typeof value === 'object' && value !== null && key in value ? (value as Record<string, unknown>)[key] : undefined);
+  return member(member(member(member(requestBody, 'content'), 'application/json'), 'schema'), '$ref') === `#/components/schemas/${NoBody.$id}`;
+}
+
+/** Whether valid JSON text nests arrays and objects deeper than `max` (one pass; brackets inside strings do not count). */
+export function jsonNestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash escapes the next character (\" does not end the string)
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/**
+ * A lone UTF-16 surrogate (JSON's "\ud800" without its pair): not Unicode text. PostgreSQL's jsonb refuses it and a text
+ * column would silently store U+FFFD. With the u flag a proper surrogate pair is one code point (an emoji, CJK
+ * extension B) and does not match.
+ */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Why a string cannot be stored as text, if it cannot: PostgreSQL refuses NUL in text and jsonb. */
+function unstorableText(value: string): string | undefined {
+  if (value.includes('\u0000')) return 'must not contain NUL (\\u0000)';
+  if (LONE_SURROGATE.test(value)) return 'must be valid Unicode (it contains a lone UTF-16 surrogate)';
+  return undefined;
+}
+
+/** A key as it may be shown in a field path (a key that is itself unstorable is shown with U+FFFD in its place). */
+const printableKey = (key: string) => key.replaceAll('\u0000', '\ufffd').replace(/\p{Cs}/gu, '\ufffd');
+
+/**
+ * The first string (value or object key) in a request part that cannot be stored as text, with its path in the
+ * validator's notation (`body/items/0/name`). Bounded: parsed JSON is at most MAX_JSON_DEPTH deep, and anything deeper
+ * (another parser's output) is refused as such.
+ */
+function findUnstorableText(value: unknown, path: string, depth = 0): { field: string; reason: string } | undefined {
+  if (typeof value === 'string') {
+    const reason = unstorableText(value);
+    return reason === undefined ? undefined : { field: path, reason };
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  if (depth > MAX_JSON_DEPTH) return { field: path, reason: `nests deeper than ${MAX_JSON_DEPTH} levels` };
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = findUnstorableText(value[i], `${path}/${i}`, depth + 1);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  for (const [key, item] of Object.entries(value)) {
+    const keyReason = unstorableText(key);
+    if (keyReason !== undefined) return { field: `${path}/${printableKey(key)}`, reason: `field name ${keyReason}` };
+    const found = findUnstorableText(item, `${path}/${key}`, depth + 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/**
+ * An answer decided at the edge (body parser, hooks) in the hub's own terms: the error handler sends it as it is.
+ * Fastify passes parser errors to the error handler; this is how a parser says which domain error it means.
+ */
+class EdgeRefusal extends Error {
+  readonly refusal: DomainError;
+  constructor(refusal: DomainError) {
+    super(refusal.message);
+    this.refusal = refusal;
+  }
+}
+
+/**
+ * What the HTTP server answers, in the hub's error shape, to a request Node's parser refused before Fastify saw it
+ * (Node's own answer is a bare status line). Status and code as Node would choose them.
+ */
+function clientErrorAnswer(code: string | undefined): DomainError {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return { code: 'headers_too_large', message: 'the request headers are larger than the limit' };
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return { code: 'body_too_large', message: 'the chunk extensions of the request body are larger than the limit' };
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { code: 'request_timeout', message: 'the request was not received in time' };
+    default:
+      return { code: 'malformed_request', message: 'the request is not valid HTTP/1.1' };
+  }
+}
+
+/**
+ * Whether a response to an earlier request on the socket (pipelining) is already being written: an answer written now
+ * would land inside it. Node's own answer to a client error makes the same check.
+ */
+function responseUnderway(socket: object): boolean {
+  const message: unknown = '_httpMessage' in socket ? socket._httpMessage : undefined;
+  return typeof message === 'object' && message !== null && 'headersSent' in message && message.headersSent === true;
+}
 
 export interface HttpServerOptions {
   readonly logger: Logger;
@@ -90,6 +213,7 @@ function validationError(error: FastifyError & { validation?: AjvErrorLike[]; va
 
 /** Maps Fastify's own errors (parsing, limits, validation) to the hub's codes. */
 function frameworkError(error: FastifyError & { validation?: AjvErrorLike[] }): DomainError | undefined {
+  if (error instanceof EdgeRefusal) return error.refusal;
   if (error.validation !== undefined) return validationError(error);
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -121,15 +245,46 @@ function databaseUnreachable(error: unknown): boolean {
 }
 
 export async function createHttpServer(options: HttpServerOptions): Promise<HttpServer> {
+  /** The error shape, for the few answers sent outside a route's reply (where `reply.fail` is not decorated). */
+  const errorPayload = (error: DomainError): { status: number; body: string } => {
+    const status = options.errorStatus[error.code] ?? 500;
+    return { status, body: JSON.stringify({ error: { code: error.code, message: error.message, ...(error.details !== undefined ? { details: error.details } : {}) } }) };
+  };
   const app = Fastify({
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimitBytes,
     // Callers may pass their own request id for correlation; otherwise the hub makes one.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : `req_${Buffer.from(idRandomBytes(9)).toString('base64url')}`;
+      return typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : newRequestId();
     },
-    return503OnClosing: true,
+    // Requests Node's HTTP parser refuses (headers too large, malformed, timed out) never reach a route: answered here in
+    // the hub's error shape instead of Fastify's and Node's own. The connection is closed, as Node does.
+    clientErrorHandler(error, socket) {
+      if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      const refusal = clientErrorAnswer(error.code);
+      options.logger.debug({ code: error.code }, 'client error');
+      if (socket.writable && !responseUnderway(socket)) {
+        const { status, body } = errorPayload(refusal);
+        socket.write(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+            `x-request-id: ${newRequestId()}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      }
+      socket.destroy(error);
+    },
+    // A path Fastify's router cannot decode, or with a parameter longer than the router takes: in the error shape.
+    frameworkErrors(error, request, reply) {
+      const refusal: DomainError =
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? { code: 'validation_failed', message: 'a path parameter is longer than any id', details: { issues: [{ field: 'params', reason: 'too long' }] } }
+          : { code: 'malformed_request', message: 'the URL path is not valid percent-encoded UTF-8' };
+      const { status, body } = errorPayload(refusal);
+      reply.raw.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': request.id }).end(body);
+    },
+    // A request that arrives while the server closes is answered by the hook below, in the error shape (Fastify's own
+    // 503 is a bare body of its own).
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
     ajv: {
       customOptions: {
@@ -155,6 +310,18 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     return this.code(status).send({ error: body });
   });
 
+  // Draining: a request that still arrives (on a connection that was busy when close began) is sent elsewhere. Registered
+  // before every other onRequest hook (authentication), so nothing else runs for it.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return undefined;
+    reply.header('connection', 'close').header('retry-after', '1');
+    return reply.fail({ code: 'unavailable', message: 'this hub process is shutting down; retry (another process, or this one once restarted, will answer)' });
+  });
+
   app.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-request-id', request.id);
     // Every 429 says when to retry: domain errors carry `details.retryAfterMs`, whichever route answered them.
@@ -178,6 +345,18 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
 
   // JSON only, except OAuth's token endpoint, which takes form bodies (RFC 6749 §4.4).
   app.removeContentTypeParser('text/plain');
+  // JSON: Fastify's own parser (prototype poisoning refused), behind a bound on nesting, so that nothing recursive (the
+  // validator, the request hash of idempotent routes) ever meets a 10,000-deep array.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (jsonNestsDeeperThan(text, MAX_JSON_DEPTH)) {
+      done(new EdgeRefusal({ code: 'malformed_json', message: `the JSON body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels` }), undefined);
+      return;
+    }
+    parseJson(req, text, done);
+  });
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (req, body, done) => {
     if (req.routeOptions.url !== '/oauth/token') {
       done(Object.assign(new Error('send application/json'), { statusCode: 415, code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' }), undefined);
@@ -187,11 +366,29 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
   });
 
   app.addSchema(ErrorBody);
+  app.addSchema(NoBody);
+
+  // Text the database cannot store is refused at the edge, for every route, in the validator's terms (before the schema,
+  // so that a NUL in a known field is named as such). A body-less action with no body at all is validated as `{}`.
+  app.addHook('preValidation', async (request, reply) => {
+    if (request.routeOptions.config.bodyless === true && request.body === undefined) request.body = {};
+    for (const [part, value] of [['body', request.body], ['querystring', request.query], ['params', request.params]] as const) {
+      const found = findUnstorableText(value, part);
+      if (found !== undefined) return reply.fail({ code: 'validation_failed', message: `${found.field}: ${found.reason}`, details: { issues: [found] } });
+    }
+    return undefined;
+  });
 
   // Every route answers errors in the one shape: add it to each route's documented responses.
   app.addHook('onRoute', (route) => {
     // The browsable docs are public, like /openapi.json.
     if (route.url.startsWith('/docs')) route.config = { ...route.config, auth: 'none' };
+    // An action that declares no body takes none (or `{}`): anything else is refused like an unknown field, not ignored.
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (methods.some((m) => WRITE_METHODS.has(m)) && route.schema?.body === undefined) {
+      route.schema = { ...route.schema, body: Type.Ref(NoBody) };
+      route.config = { ...route.config, bodyless: true };
+    }
     if (route.schema === undefined || route.schema.hide === true) return;
     const response = (route.schema.response ?? {}) as Record<string, unknown>;
     response['4xx'] ??= Type.Ref(ErrorBody);
@@ -224,6 +421,17 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
           operator: { type: 'http', scheme: 'bearer', description: 'The operator credential from config' },
         },
       },
+    },
+    // @fastify/swagger marks every declared body required; a body-less action's is not (no body at all is the norm).
+    transformObject: (document) => {
+      if (!('openapiObject' in document)) return document.swaggerObject;
+      for (const pathItem of Object.values(document.openapiObject.paths ?? {})) {
+        for (const operation of Object.values(pathItem ?? {})) {
+          const requestBody: unknown = typeof operation === 'object' && operation !== null && 'requestBody' in operation ? operation.requestBody : undefined;
+          if (isBodylessRequestBody(requestBody)) requestBody.required = false;
+        }
+      }
+      return document.openapiObject;
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
