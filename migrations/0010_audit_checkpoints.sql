@@ -20,3 +20,7 @@ create table audit_checkpoints (
 
 alter table data_keys drop constraint data_keys_purpose_check;
 alter table data_keys add constraint data_keys_purpose_check check (purpose in ('data', 'index', 'jwt', 'audit_signing'));
+-- One audit signing key, whichever hub process creates it first: two processes starting on a fresh database would
+-- otherwise each sign with a key of their own, and each other's checkpoints would look forged. The loser's insert
+-- fails on this index and it reads the winner's key.
+create unique index data_keys_one_audit_signing_key on data_keys (purpose) where purpose = 'audit_signing' and retired_at is null;

@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { dirname, join } from 'node:path';
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import type { Clock } from './clock.ts';
-import type { Db, Queryable } from './db.ts';
+import { sqlState, type Db, type Queryable } from './db.ts';
 import { newId } from './ids.ts';
 
 /**
@@ -94,6 +94,7 @@ export type KeyPurpose = 'data' | 'index' | 'jwt' | 'audit_signing';
 export type SecretPurpose = Exclude<KeyPurpose, 'data'>;
 
 const GCM_IV_BYTES = 12;
+const UNIQUE_VIOLATION = '23505';
 const MAX_ROTATION_ROUNDS = 10;
 
 function gcmSeal(key: Buffer, plaintext: Buffer, aad: string): string {
@@ -181,7 +182,10 @@ export function createVault(deps: { db: Db; clock: Clock; keys: KeySource }): Va
       [purpose],
     );
     if (row !== undefined) return { id: row.id, key: await unwrap(row.id) };
-    await createKey(purpose);
+    // A unique index may allow one key of the purpose only (audit_signing): another process created it first.
+    await createKey(purpose).catch((error: unknown) => {
+      if (sqlState(error) !== UNIQUE_VIOLATION) throw error;
+    });
     return newest(purpose);
   };
 

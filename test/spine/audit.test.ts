@@ -11,8 +11,8 @@ import { loadConfig } from '../../src/platform/config.ts';
 import { createFakeClock } from '../../src/platform/clock.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { openPglite, openPostgres, type Db } from '../../src/platform/db.ts';
-import { fileKeySource } from '../../src/platform/vault.ts';
-import { availableEngines, createScratchPostgres } from '../support/engines.ts';
+import { createVault, fileKeySource } from '../../src/platform/vault.ts';
+import { availableEngines, createScratchPostgres, openTestDb } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
 
 /**
@@ -202,6 +202,37 @@ describe.each(engines)('the signed audit trail on %s', (engine) => {
     }
   });
 
+  it('with the signing key row deleted, a new process makes a key of its own: the checkpoints no longer verify, and it signs none', async () => {
+    const [saved] = await db.query<Record<string, unknown>>(`select * from data_keys where purpose = 'audit_signing'`);
+    await db.query(`delete from data_keys where purpose = 'audit_signing'`);
+    const other = await createHub(t.hub.config, { db, clock, logger: createLogger({ level: 'silent' }), keys: fileKeySource(join(t.dataDir, 'keys', 'kek.json')) });
+    try {
+      expect((await other.audit.publicKey()).keyId).not.toBe((await t.hub.audit.publicKey()).keyId);
+      expect(await other.audit.verify()).toMatchObject({ ok: false, checkpoints: 0, problem: { code: 'checkpoint_signature_invalid', checkpointSeq: '1', reason: expect.stringContaining('not this hub') } });
+      await activity(1);
+      clock.advance(IDLE_MS);
+      expect(await other.audit.chain()).toBe(0);
+      expect(await checkpoints()).toHaveLength(3);
+    } finally {
+      await other.close();
+      await db.query(`delete from data_keys where purpose = 'audit_signing'`);
+      await db.query('insert into data_keys (id, purpose, kek_id, wrapped, created_at, retired_at) values ($1, $2, $3, $4, $5, $6)', [saved!.id, saved!.purpose, saved!.kek_id, saved!.wrapped, saved!.created_at, saved!.retired_at]);
+    }
+  });
+
+  it('two processes creating the signing key at once on a fresh database end up with the same key', async () => {
+    const fresh = await openTestDb(engine);
+    try {
+      const keys = fileKeySource(join(t.dataDir, 'keys', 'kek.json'));
+      const vaults = [0, 1, 2].map(() => createVault({ db: fresh.db, clock, keys }));
+      const seeds = await Promise.all(vaults.map((v) => v.secret('audit_signing')));
+      expect(new Set(seeds.map((s) => s.toString('hex'))).size).toBe(1);
+      expect(await fresh.db.query(`select id from data_keys where purpose = 'audit_signing'`)).toHaveLength(1);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   it('the chainer signs after every run that chained something, and at least every 5 minutes when idle', async () => {
     // Start from a checkpoint signed now (earlier cases moved the clock).
     clock.advance(IDLE_MS);
@@ -333,6 +364,21 @@ describe.each(engines)('the signed audit trail on %s', (engine) => {
     // Through the API (which runs the chainer first: it may sign the shorter chain as checkpoint 3 meanwhile).
     expect(await verifyTrail()).toMatchObject({ ok: true });
     expect(await verifyTrail({ against: exported })).toMatchObject(truncated);
+  });
+
+  it('every checkpoint deleted and the chain recomputed after an alteration: the chainer signs it anew, only an exported checkpoint shows it', async () => {
+    const exported = (await operator().get('/v1/operator/audit/checkpoints/latest')).body;
+    await db.query(`update audit_log set details = '{"name": "Someone Else"}'::jsonb where chain_seq = 3`);
+    await rehashWholeChain(db);
+    await db.query('delete from audit_checkpoints');
+    clock.advance(1_000);
+    await t.hub.audit.chain();
+    // Nothing in the database contradicts the new history: the limit of what a database can prove about itself.
+    expect(await verifyTrail()).toMatchObject({ ok: true, checkpoints: 1 });
+    expect(await verifyTrail({ against: exported })).toMatchObject({
+      ok: false,
+      problem: { code: 'chain_rewritten', chainSeq: exported.chainSeq, checkpointSeq: exported.seq, reason: expect.stringContaining('the exported checkpoint 3') },
+    });
   });
 
   it('the newest checkpoint deleted and signed again over the same records: the exported one is no longer in the database', async () => {
