@@ -107,10 +107,12 @@ export function signerFromSeed(seed: Buffer): CheckpointSigner {
 export function vaultCheckpointSigner(vault: Vault): () => Promise<CheckpointSigner> {
   let signer: Promise<CheckpointSigner> | undefined;
   return () => {
-    signer ??= vault.secret('audit_signing').then(signerFromSeed);
-    signer.catch(() => {
-      signer = undefined;
-    });
+    signer ??= vault.secret('audit_signing')
+      .then(signerFromSeed)
+      .catch((error: unknown) => {
+        signer = undefined; // the next call tries again (the database may be back)
+        throw error;
+      });
     return signer;
   };
 }

@@ -4,6 +4,7 @@ import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/schemas.ts
 import type { HttpServer } from '../platform/http.ts';
 import type { AuditRecord, AuditService } from './service.ts';
 import { AuditCheckpointSchema, checkpointToWire } from './checkpoints.ts';
+import { AUDIT_PROBLEM_CODES } from './verify.ts';
 
 const AuditRecordSchema = Type.Object(
   {
@@ -91,7 +92,7 @@ export function registerAuditRoutes(app: HttpServer, deps: { audit: AuditService
               against: Type.Optional(Strict({ seq: Type.String(), chainSeq: Type.String() })),
               problem: Type.Optional(
                 Strict({
-                  code: Type.String({ description: 'record_altered, record_missing, records_reordered, record_link_broken, chain_rewritten, records_truncated, checkpoint_missing, checkpoint_altered, checkpoint_signature_invalid, checkpoint_link_broken, checkpoint_regressed, external_checkpoint_invalid, external_checkpoint_mismatch' }),
+                  code: Type.Union(AUDIT_PROBLEM_CODES.map((code) => Type.Literal(code))),
                   reason: Type.String(),
                   chainSeq: Type.Optional(Type.String({ description: 'The first affected chain position' })),
                   recordId: Type.Optional(Type.String()),

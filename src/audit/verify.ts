@@ -17,20 +17,22 @@ import { checkpointFromWire, type AuditCheckpoint, type AuditCheckpointWire, typ
  * - the newest records AND the newest checkpoints deleted: only an exported checkpoint kept outside the database
  *   shows it (`against`: `records_truncated`, `checkpoint_missing`, `external_checkpoint_mismatch`).
  */
-export type AuditProblemCode =
-  | 'record_altered'
-  | 'record_missing'
-  | 'records_reordered'
-  | 'record_link_broken'
-  | 'chain_rewritten'
-  | 'records_truncated'
-  | 'checkpoint_missing'
-  | 'checkpoint_altered'
-  | 'checkpoint_signature_invalid'
-  | 'checkpoint_link_broken'
-  | 'checkpoint_regressed'
-  | 'external_checkpoint_invalid'
-  | 'external_checkpoint_mismatch';
+export const AUDIT_PROBLEM_CODES = [
+  'record_altered',
+  'record_missing',
+  'records_reordered',
+  'record_link_broken',
+  'chain_rewritten',
+  'records_truncated',
+  'checkpoint_missing',
+  'checkpoint_altered',
+  'checkpoint_signature_invalid',
+  'checkpoint_link_broken',
+  'checkpoint_regressed',
+  'external_checkpoint_invalid',
+  'external_checkpoint_mismatch',
+] as const;
+export type AuditProblemCode = (typeof AUDIT_PROBLEM_CODES)[number];
 
 /** The first problem found, with the first affected record (chain position, id) and/or checkpoint. */
 export interface AuditProblem {
