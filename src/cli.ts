@@ -1,7 +1,6 @@
 import { loadConfig } from './platform/config.ts';
 import { openDb } from './platform/db.ts';
 import { migrate } from './platform/migrate.ts';
-import { createAuditService } from './audit/service.ts';
 import { createVault, defaultKeySource } from './platform/vault.ts';
 import { systemClock } from './platform/clock.ts';
 import { join } from 'node:path';
@@ -12,7 +11,10 @@ Usage:
   hutong start [--demo]        run the hub (PGlite in ./data, or DATABASE_URL=postgres://…); --demo (what npm start
                                runs) seeds the demo network and enables the demo helpers on loopback
   hutong migrate               apply database migrations and exit
-  hutong audit verify          recompute the audit hash chain; exit 1 and name the first broken record if altered
+  hutong audit verify [--against <file>]
+                               recompute the audit hash chain and check its signed checkpoints; exit 1 naming the
+                               first problem; --against also checks a checkpoint exported earlier
+  hutong audit checkpoint      print the newest signed audit checkpoint as JSON, to keep outside the database
   hutong keys rotate           re-wrap every data key under a new key-encrypting key
   hutong qr decode <payload>   decode an EMV QR payload (merchant- or consumer-presented) to JSON
   hutong qr encode [options]   encode a merchant-presented EMV QR payload (hutong qr encode --help)
@@ -29,6 +31,8 @@ const processIo: CliIo = {
   stdout: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
   stderr: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
 };
+
+export type WithDb = <T>(fn: (db: Awaited<ReturnType<typeof openDb>>, config: ReturnType<typeof loadConfig>) => Promise<T>) => Promise<T>;
 
 async function withDb<T>(fn: (db: Awaited<ReturnType<typeof openDb>>, config: ReturnType<typeof loadConfig>) => Promise<T>): Promise<T> {
   const config = loadConfig();
@@ -54,24 +58,10 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
         return 0;
       });
     case 'audit': {
-      if (rest[0] !== 'verify') break;
-      return withDb(async (db) => {
-        await migrate(db);
-        const audit = createAuditService({ db, clock: systemClock });
-        const chained = await audit.chain();
-        if (chained > 0) io.stderr(`chained ${chained} pending records`);
-        let lastReport = 0;
-        const result = await audit.verify((checked) => {
-          if (checked - lastReport >= 10_000) {
-            lastReport = checked;
-            io.stderr(`verified ${checked} records…`);
-          }
-        });
-        io.stdout(JSON.stringify(result, null, 2));
-        if (!result.ok) io.stderr(`audit chain BROKEN at record ${result.brokenAt.chainSeq} (id ${result.brokenAt.id}): ${result.brokenAt.reason}`);
-        else io.stderr(`audit chain intact: ${result.checked} records`);
-        return result.ok ? 0 : 1;
-      });
+      const { runAuditCommand } = await import('./audit/cli.ts');
+      const code = await runAuditCommand(rest, io, withDb);
+      if (code !== undefined) return code;
+      break;
     }
     case 'keys': {
       if (rest[0] !== 'rotate') break;

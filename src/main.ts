@@ -128,7 +128,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
 
   const vault = createVault({ db, clock, keys: options.keys ?? defaultKeySource(config.dataDir, config.kek) });
   await vault.warm();
-  const audit = createAuditService({ db, clock });
+  const audit = createAuditService({ db, clock, vault, logger });
   const events = createEventOutbox({ clock });
   const idempotency = createIdempotency({ db, clock });
   const idempotent = createIdempotentRunner({ db, idempotency, errorStatus });

@@ -1,6 +1,13 @@
-import { createHash } from 'node:crypto';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Flusher, Queryable } from '../platform/db.ts';
+import type { Logger } from '../platform/logger.ts';
+import type { Vault } from '../platform/vault.ts';
+import { GENESIS_HASH, recordHash, type AuditRow } from './chain.ts';
+import { vaultCheckpointSigner, type AuditCheckpoint, type AuditCheckpointWire, type AuditPublicKey, type CheckpointSigner } from './checkpoints.ts';
+import { checkpointFromRow, tipContradiction, verifyAuditTrail, type CheckpointRow, type VerifyResult } from './verify.ts';
+
+export { GENESIS_HASH, canonicalJson, recordHash } from './chain.ts';
+export type { AuditProblem, AuditProblemCode, VerifyResult } from './verify.ts';
 
 /** Who did something. Every audit record names the acting participant (and customer, where there is one). */
 export type Actor =
@@ -32,59 +39,17 @@ export interface AuditRecord {
   readonly hash: string | null;
 }
 
-export type VerifyResult =
-  | { readonly ok: true; readonly checked: number; readonly headHash: string | null; readonly unchained: number }
-  | { readonly ok: false; readonly checked: number; readonly brokenAt: { readonly chainSeq: string; readonly id: string; readonly reason: string } };
-
 /** One chainer at a time, across every hub process sharing the database. */
 const AUDIT_CHAIN_LOCK_ID = 727_002;
 const CHAIN_BATCH = 1_000;
 const MAX_CHAIN_BATCHES_PER_RUN = 50;
-const VERIFY_PAGE = 2_000;
-export const GENESIS_HASH = '0'.repeat(64);
-
-/** JSON with object keys sorted at every depth, so that both engines (and jsonb's own key order) hash the same. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-}
-
-interface AuditRow {
-  id: bigint;
-  chain_seq: bigint | null;
-  at: Date;
-  actor_type: string;
-  actor_participant_id: string | null;
-  actor_customer_id: string | null;
-  action: string;
-  object_type: string;
-  object_id: string;
-  details: Record<string, unknown>;
-  prev_hash: string | null;
-  hash: string | null;
-}
-
-/** SHA-256 over the record's content and the previous record's hash. */
-export function recordHash(row: Omit<AuditRow, 'hash' | 'prev_hash' | 'chain_seq'>, chainSeq: bigint, prevHash: string): string {
-  const content = canonicalJson({
-    seq: chainSeq.toString(),
-    id: row.id.toString(),
-    at: row.at.toISOString(),
-    actorType: row.actor_type,
-    actorParticipantId: row.actor_participant_id,
-    actorCustomerId: row.actor_customer_id,
-    action: row.action,
-    objectType: row.object_type,
-    objectId: row.object_id,
-    details: row.details,
-    prevHash,
-  });
-  return createHash('sha256').update(content).digest('hex');
-}
+/**
+ * A checkpoint is written by every chainer run that chained something, and at least this often when nothing was:
+ * an idle hub still signs, now and then, that its chain has not changed (so a gap in checkpoint times means the
+ * chainer was stopped, and truncation soon after a quiet period is still caught).
+ */
+export const CHECKPOINT_IDLE_INTERVAL_MS = 5 * 60_000;
+const CHECKPOINT_PAGE_MAX = 200;
 
 function toRecord(r: AuditRow): AuditRecord {
   return {
@@ -106,10 +71,24 @@ function toRecord(r: AuditRow): AuditRecord {
 export interface AuditService {
   /** Writes a record inside the caller's transaction: the record exists exactly when the change does. */
   record(tx: Queryable, entry: AuditEntry): Promise<void>;
-  /** Chains records written since the last run, in commit order. Returns how many it chained. */
+  /**
+   * Chains records written since the last run, in commit order, then writes a signed checkpoint when it chained
+   * something (or the last checkpoint is older than CHECKPOINT_IDLE_INTERVAL_MS). Returns how many it chained.
+   * It chains and signs nothing while the chain contradicts its newest checkpoint (records deleted from the end, the
+   * chain recomputed, a checkpoint forged): signing then would vouch for the tampered chain.
+   */
   chain(): Promise<number>;
-  verify(onProgress?: (checked: number) => void): Promise<VerifyResult>;
+  /**
+   * Recomputes the whole chain and checks every checkpoint (signature, links, the records it covers); with `against`,
+   * also that the database still holds the state an exported checkpoint signed. Reports the first problem.
+   */
+  verify(options?: { readonly against?: AuditCheckpointWire; readonly onProgress?: (checked: number) => void }): Promise<VerifyResult>;
   list(filter: { participantId?: string; objectType?: string; objectId?: string; afterId?: bigint; limit: number }): Promise<AuditRecord[]>;
+  /** Checkpoints, newest first; `beforeSeq` is the cursor. */
+  listCheckpoints(filter: { beforeSeq?: bigint; limit: number }): Promise<AuditCheckpoint[]>;
+  latestCheckpoint(): Promise<AuditCheckpoint | undefined>;
+  /** The public half of the checkpoint signing key, to check exported checkpoints with. */
+  publicKey(): Promise<AuditPublicKey>;
 }
 
 /** One audit record as staged: at (ISO), actor type, actor participant, actor customer, action, object type, object id, details (JSON). */
@@ -128,18 +107,33 @@ const auditFlusher: Flusher<StagedAudit> = {
     ),
 };
 
-export function createAuditService(deps: { db: Db; clock: Clock }): AuditService {
-  const { db, clock } = deps;
+/** What one locked step of the chainer did: chained or checkpointed, skipped (another process holds the lock), or refused. */
+type ChainStep = { readonly done: number } | { readonly refused: string };
 
-  const chainBatch = async (): Promise<number> =>
+export function createAuditService(deps: { db: Db; clock: Clock; vault: Vault; logger?: Logger }): AuditService {
+  const { db, clock, vault, logger } = deps;
+  const signer = vaultCheckpointSigner(vault);
+  let lastRefusalLoggedMs = Number.NEGATIVE_INFINITY;
+
+  const lockChain = async (tx: Queryable): Promise<boolean> => {
+    const [lock] = await tx.query<{ locked: boolean }>('select pg_try_advisory_xact_lock($1) as locked', [AUDIT_CHAIN_LOCK_ID]);
+    return lock?.locked === true;
+  };
+  const chainHead = async (tx: Queryable) =>
+    (await tx.query<{ chain_seq: bigint; hash: string }>('select chain_seq, hash from audit_log where chain_seq is not null order by chain_seq desc limit 1'))[0];
+  const newestCheckpoint = async (q: Queryable): Promise<AuditCheckpoint | undefined> => {
+    const [row] = await q.query<CheckpointRow>('select * from audit_checkpoints order by seq desc limit 1');
+    return row === undefined ? undefined : checkpointFromRow(row);
+  };
+
+  const chainBatch = async (key: CheckpointSigner): Promise<ChainStep> =>
     db.transaction(async (tx) => {
-      const [lock] = await tx.query<{ locked: boolean }>('select pg_try_advisory_xact_lock($1) as locked', [AUDIT_CHAIN_LOCK_ID]);
-      if (lock?.locked !== true) return 0;
-      const [head] = await tx.query<{ chain_seq: bigint; hash: string }>(
-        'select chain_seq, hash from audit_log where chain_seq is not null order by chain_seq desc limit 1',
-      );
+      if (!(await lockChain(tx))) return { done: 0 };
+      const head = await chainHead(tx);
       const pending = await tx.query<AuditRow>('select * from audit_log where chain_seq is null order by id limit $1', [CHAIN_BATCH]);
-      if (pending.length === 0) return 0;
+      if (pending.length === 0) return { done: 0 };
+      const contradiction = await tipContradiction(tx, key, await newestCheckpoint(tx), head?.chain_seq ?? 0n);
+      if (contradiction !== undefined) return { refused: contradiction };
       let seq = head?.chain_seq ?? 0n;
       let prev = head?.hash ?? GENESIS_HASH;
       const ids: string[] = [];
@@ -161,8 +155,41 @@ export function createAuditService(deps: { db: Db; clock: Clock }): AuditService
           where a.id = v.id`,
         [ids, seqs, prevs, hashes],
       );
-      return pending.length;
+      return { done: pending.length };
     });
+
+  /** Signs the chain's head when it moved since the newest checkpoint, or when that checkpoint is getting old. */
+  const checkpoint = async (key: CheckpointSigner): Promise<ChainStep> =>
+    db.transaction(async (tx) => {
+      if (!(await lockChain(tx))) return { done: 0 };
+      const head = await chainHead(tx);
+      const last = await newestCheckpoint(tx);
+      const headSeq = head?.chain_seq ?? 0n;
+      if (last !== undefined && last.chainSeq === headSeq && clock.nowMs() - last.at.getTime() < CHECKPOINT_IDLE_INTERVAL_MS) return { done: 0 };
+      const contradiction = await tipContradiction(tx, key, last, headSeq);
+      if (contradiction !== undefined) return { refused: contradiction };
+      const signed = key.sign({
+        seq: (last?.seq ?? 0n) + 1n,
+        chainSeq: headSeq,
+        headHash: head?.hash ?? GENESIS_HASH,
+        at: clock.now(),
+        prevHash: last?.hash ?? GENESIS_HASH,
+        keyId: key.publicKey.keyId,
+      });
+      await tx.query(
+        `insert into audit_checkpoints (seq, chain_seq, head_hash, at, prev_hash, hash, key_id, signature)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [signed.seq.toString(), signed.chainSeq.toString(), signed.headHash, signed.at, signed.prevHash, signed.hash, signed.keyId, signed.signature],
+      );
+      return { done: 1 };
+    });
+
+  /** Logged at most once per idle interval: the chainer runs every second and would repeat it as often. */
+  const reportRefusal = (reason: string) => {
+    if (clock.nowMs() - lastRefusalLoggedMs < CHECKPOINT_IDLE_INTERVAL_MS) return;
+    lastRefusalLoggedMs = clock.nowMs();
+    logger?.error({ reason }, 'audit chain contradicts its newest signed checkpoint: nothing is chained or signed until it is investigated (hutong audit verify)');
+  };
 
   return {
     async record(tx, entry) {
@@ -183,35 +210,25 @@ export function createAuditService(deps: { db: Db; clock: Clock }): AuditService
     },
 
     async chain() {
+      // Outside any transaction: the signing key may be created now (see vaultCheckpointSigner).
+      const key = await signer();
       let total = 0;
       for (let i = 0; i < MAX_CHAIN_BATCHES_PER_RUN; i++) {
-        const n = await chainBatch();
-        total += n;
-        if (n < CHAIN_BATCH) break;
+        const step = await chainBatch(key);
+        if ('refused' in step) {
+          reportRefusal(step.refused);
+          return total;
+        }
+        total += step.done;
+        if (step.done < CHAIN_BATCH) break;
       }
+      const signed = await checkpoint(key);
+      if ('refused' in signed) reportRefusal(signed.refused);
       return total;
     },
 
-    async verify(onProgress) {
-      let prev = GENESIS_HASH;
-      let expectedSeq = 1n;
-      let checked = 0;
-      for (;;) {
-        const rows = await db.query<AuditRow>('select * from audit_log where chain_seq >= $1 order by chain_seq limit $2', [expectedSeq.toString(), VERIFY_PAGE]);
-        for (const row of rows) {
-          const where = { chainSeq: String(row.chain_seq), id: row.id.toString() };
-          if (row.chain_seq !== expectedSeq) return { ok: false, checked, brokenAt: { ...where, reason: `expected record ${expectedSeq}: a record is missing` } };
-          if (row.prev_hash !== prev) return { ok: false, checked, brokenAt: { ...where, reason: 'previous-hash link does not match the previous record' } };
-          if (recordHash(row, expectedSeq, prev) !== row.hash) return { ok: false, checked, brokenAt: { ...where, reason: 'content does not match its hash (record altered)' } };
-          prev = row.hash;
-          expectedSeq += 1n;
-          checked += 1;
-        }
-        onProgress?.(checked);
-        if (rows.length < VERIFY_PAGE) break;
-      }
-      const [unchained] = await db.query<{ n: bigint }>('select count(*) as n from audit_log where chain_seq is null');
-      return { ok: true, checked, headHash: checked === 0 ? null : prev, unchained: Number(unchained?.n ?? 0n) };
+    async verify(options = {}) {
+      return verifyAuditTrail({ db, key: await signer(), ...options });
     },
 
     async list(filter) {
@@ -229,6 +246,21 @@ export function createAuditService(deps: { db: Db; clock: Clock }): AuditService
       const where = conditions.length === 0 ? '' : `where ${conditions.join(' and ')}`;
       const rows = await db.query<AuditRow>(`select * from audit_log ${where} order by id desc limit $${params.length}`, params);
       return rows.map(toRecord);
+    },
+
+    async listCheckpoints(filter) {
+      const limit = Math.min(Math.max(filter.limit, 1), CHECKPOINT_PAGE_MAX);
+      const rows =
+        filter.beforeSeq === undefined
+          ? await db.query<CheckpointRow>('select * from audit_checkpoints order by seq desc limit $1', [limit])
+          : await db.query<CheckpointRow>('select * from audit_checkpoints where seq < $1 order by seq desc limit $2', [filter.beforeSeq.toString(), limit]);
+      return rows.map(checkpointFromRow);
+    },
+
+    latestCheckpoint: () => newestCheckpoint(db),
+
+    async publicKey() {
+      return (await signer()).publicKey;
     },
   };
 }

@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { dirname, join } from 'node:path';
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import type { Clock } from './clock.ts';
-import type { Db, Queryable } from './db.ts';
+import { sqlState, type Db, type Queryable } from './db.ts';
 import { newId } from './ids.ts';
 
 /**
@@ -88,9 +88,13 @@ export function defaultKeySource(dataDir: string, kek: string | undefined): KeyS
   return kek !== undefined && kek !== '' ? envKeySource(kek) : fileKeySource(join(dataDir, 'keys', 'kek.json'));
 }
 
-export type KeyPurpose = 'data' | 'index' | 'jwt';
+export type KeyPurpose = 'data' | 'index' | 'jwt' | 'audit_signing';
+
+/** The purposes of the stable secrets (`Vault.secret`): one key each, shared by every hub process through the database. */
+export type SecretPurpose = Exclude<KeyPurpose, 'data'>;
 
 const GCM_IV_BYTES = 12;
+const UNIQUE_VIOLATION = '23505';
 const MAX_ROTATION_ROUNDS = 10;
 
 function gcmSeal(key: Buffer, plaintext: Buffer, aad: string): string {
@@ -117,8 +121,8 @@ export interface Vault {
   open(sealed: string): Promise<string>;
   /** Keyed hash for lookups (stable across KEK rotation). */
   indexHash(value: string): Promise<string>;
-  /** A stable 32-byte secret for a purpose (the JWT signing key). */
-  secret(purpose: 'index' | 'jwt'): Promise<Buffer>;
+  /** A stable 32-byte secret for a purpose (the JWT signing key, the seed of the audit checkpoints' Ed25519 key). */
+  secret(purpose: SecretPurpose): Promise<Buffer>;
   /**
    * Makes sure the data, index and JWT keys exist, outside any transaction. Called once at start: a key created
    * inside a request's transaction would vanish with its rollback while this process kept using it.
@@ -178,7 +182,10 @@ export function createVault(deps: { db: Db; clock: Clock; keys: KeySource }): Va
       [purpose],
     );
     if (row !== undefined) return { id: row.id, key: await unwrap(row.id) };
-    await createKey(purpose);
+    // A unique index may allow one key of the purpose only (audit_signing): another process created it first.
+    await createKey(purpose).catch((error: unknown) => {
+      if (sqlState(error) !== UNIQUE_VIOLATION) throw error;
+    });
     return newest(purpose);
   };
 
@@ -190,7 +197,7 @@ export function createVault(deps: { db: Db; clock: Clock; keys: KeySource }): Va
     return activeDataKey;
   };
 
-  const secret = (purpose: 'index' | 'jwt'): Promise<Buffer> => {
+  const secret = (purpose: SecretPurpose): Promise<Buffer> => {
     let cached = secrets.get(purpose);
     if (cached === undefined) {
       cached = newest(purpose).then((k) => k.key);
