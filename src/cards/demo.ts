@@ -4,7 +4,7 @@ import type { DemoScenario } from '../demo/run.ts';
 import { expectStatus, openDemoHarness } from '../demo/harness.ts';
 import { demoParticipantId } from '../demo/seed.ts';
 import { computeTokenCryptogram } from '../emv/token-cryptogram.ts';
-import { openStepUpCode } from '../tokens/stepup.ts';
+import { openSealed } from '../platform/recipient-seal.ts';
 import { maskNumber } from './numbers.ts';
 
 interface Received {
@@ -50,7 +50,7 @@ export const cardsScenario: DemoScenario = {
     };
     const codeFor = async (provisioningId: string) => {
       const hook = await waitFor((r) => r.participant === 'bank-a' && r.type === 'token.step_up_requested' && r.data.provisioningId === provisioningId, 'step-up to bank-a');
-      return openStepUpCode(await bankSecret(), String(hook.data.codeSealed), provisioningId);
+      return openSealed(await bankSecret(), String(hook.data.codeSealed), provisioningId);
     };
     const li = { bank: h.demo.customers.get('li-at-bank-a') ?? '', walletA: h.demo.customers.get('li-at-wallet-a') ?? '', walletB: h.demo.customers.get('li-at-wallet-b') ?? '' };
     io.stdout(`Fresh embedded hub at ${h.baseUrl}; webhooks go to a local receiver on port ${port}.\n`);

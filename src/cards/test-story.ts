@@ -3,21 +3,14 @@ import { expect } from 'vitest';
 import type { Hub } from '../main.ts';
 import { demoParticipantId, type DemoNetwork } from '../demo/seed.ts';
 import { computeTokenCryptogram } from '../emv/token-cryptogram.ts';
-import { openStepUpCode } from '../tokens/stepup.ts';
+import { openSentCode } from '../demo/codes.ts';
 
 export type Call = (as: string, method: 'GET' | 'POST' | 'PATCH', url: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number; body: any }>;
 
 /** Drives the card story through the HTTP API of an in-process hub. */
 export function story(hub: Pick<Hub, 'db' | 'vault' | 'cards'>, call: Call, demo: DemoNetwork) {
   const cust = (k: string) => demo.customers.get(k) ?? '';
-  const stepUpCode = async (provisioningId: string): Promise<string> => {
-    const [ev] = await hub.db.query<{ payload: { codeSealed: string } }>(
-      `select payload from events where type = 'token.step_up_requested' and participant_id = $1 and payload->>'provisioningId' = $2`,
-      [demoParticipantId('bank-a'), provisioningId],
-    );
-    const [p] = await hub.db.query<{ webhook_secret_sealed: string }>('select webhook_secret_sealed from participants where id = $1', [demoParticipantId('bank-a')]);
-    return openStepUpCode(await hub.vault.open(p?.webhook_secret_sealed ?? ''), ev?.payload.codeSealed ?? '', provisioningId);
-  };
+  const stepUpCode = (provisioningId: string): Promise<string> => openSentCode(hub, 'token.step_up_requested', provisioningId);
   return {
     stepUpCode,
     async issue(): Promise<{ cardId: string; cardNumber: string; expiry: string; cvv: string; par: string }> {
