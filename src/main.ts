@@ -107,7 +107,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   await vault.warm();
   const audit = createAuditService({ db, clock });
   const events = createEventOutbox({ clock });
-  const idempotency = createIdempotency({ db, clock });
+  const idempotency = createIdempotency({ db, clock, vault });
   const idempotent = createIdempotentRunner({ db, idempotency, errorStatus });
   const participants = createParticipantService({ db, clock, vault, audit, events });
   await participants.start();
