@@ -64,33 +64,52 @@ export function maskPans(text: string): string {
 
 /** A path's query string (`/v1/x?customerId=…` → `/v1/x`), inside any text. */
 const QUERY_STRING = /(\/[^\s?#"'\\]*)\?[^\s#"'\\]*/g;
+// The next two start where no letter or digit is just before, unless that letter ends an escape (`\n…` in a line).
 /** A JWT (header.payload.signature, base64url; headers start with `{"` = `eyJ`). */
-const JWT_LIKE = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}/g;
+const JWT_LIKE = /(?<!(?<!\\)[A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}/g;
 /** The hub's own secret formats: client secrets, webhook signing secrets, operator credentials. */
-const HUB_SECRET_LIKE = /\b(sk|whsec|op)_[A-Za-z0-9+/=_-]{16,}/g;
+const HUB_SECRET_LIKE = /(?<!(?<!\\)[A-Za-z0-9])(sk|whsec|op)_[A-Za-z0-9+/=_-]{16,}/g;
+
+/**
+ * The scrubbing that is safe on a whole serialized line: what it matches holds no quote or backslash and cannot occur
+ * outside a JSON string (it starts with `/` or a letter), so the line stays valid JSON.
+ */
+function scrubSecretsAndQueries(text: string): string {
+  let out = text;
+  if (out.includes('?')) out = out.replace(QUERY_STRING, '$1');
+  if (out.includes('eyJ')) out = out.replace(JWT_LIKE, '[redacted-jwt]');
+  if (out.includes('_')) out = out.replace(HUB_SECRET_LIKE, '$1_[redacted]');
+  return out;
+}
 
 /** What every string of a log line goes through (see layer 4 above). */
 export function scrubText(text: string): string {
-  return maskPans(text).replace(QUERY_STRING, '$1').replace(JWT_LIKE, '[redacted-jwt]').replace(HUB_SECRET_LIKE, '$1_[redacted]');
+  return scrubSecretsAndQueries(maskPans(text));
 }
 
 /** A JSON string token (with its quotes), escapes included. */
 const JSON_STRING = /"(?:[^"\\]|\\.)*"/g;
+/** A digit run as long as a card number, other than pino's `time` (epoch milliseconds). */
+const LONG_DIGITS = /(?<!"time":)(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])/;
 
 /**
- * Scrubs every string of a serialized line, never its numbers or structure. A token without escapes is its string:
- * scrubbed in place (the changes bring in no quote or backslash, so the line stays valid JSON). A token with escapes
- * is decoded first, so that a newline or quote next to a secret cannot hide it, and encoded again.
+ * Scrubs every string of a serialized line, never its numbers or structure. Card numbers are masked string by string
+ * (a number field is left alone), and only in the few lines with a digit run that long: a token without escapes is
+ * its string, masked in place; a token with escapes is decoded first, so that an escape next to a number cannot hide
+ * it, and encoded again. The rest goes over the whole line at once (see scrubSecretsAndQueries).
  */
 function scrubLine(line: string): string {
-  return line.replace(JSON_STRING, (token) => {
-    if (!token.includes('\\')) return scrubText(token);
-    try {
-      return JSON.stringify(scrubText(JSON.parse(token) as string));
-    } catch {
-      return scrubText(token); // not JSON after all (never seen): scrub the raw text
-    }
-  });
+  const masked = !LONG_DIGITS.test(line)
+    ? line
+    : line.replace(JSON_STRING, (token) => {
+        if (!token.includes('\\')) return maskPans(token);
+        try {
+          return JSON.stringify(maskPans(JSON.parse(token) as string));
+        } catch {
+          return maskPans(token); // not JSON after all (never seen): mask the raw text
+        }
+      });
+  return scrubSecretsAndQueries(masked);
 }
 
 /** Field names that hold secrets, compared lower case without `_` and `-`. */
