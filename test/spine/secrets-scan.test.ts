@@ -199,7 +199,8 @@ describe.each(engines)('secrets scan (%s)', (engine: Engine) => {
       return value;
     };
     const operatorToken = keep('operator token', `op_${randomBytes(24).toString('base64url')}`);
-    // A data directory on disk: the hub opens PGlite in it itself (no DATABASE_URL), as `hutong start` does.
+    // A data directory on disk: the hub opens PGlite in it itself (no DATABASE_URL), as `hutong start` does. Webhook
+    // deliveries are run by the test (hub.webhooks.runOnce) when a flow waits for one, instead of by a timer.
     const config = loadConfig(
       { HUTONG_DATA_DIR: dataDir, DATABASE_URL: scratch?.url ?? '', HUTONG_LOG_LEVEL: 'debug' },
       { operatorToken, demo: true, port: 0, host: '127.0.0.1', webhooks: { enabled: false, pollMs: 1_000 } },
