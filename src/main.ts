@@ -130,7 +130,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   await vault.warm();
   const audit = createAuditService({ db, clock, vault, logger });
   const events = createEventOutbox({ clock });
-  const idempotency = createIdempotency({ db, clock });
+  const idempotency = createIdempotency({ db, clock, vault });
   const idempotent = createIdempotentRunner({ db, idempotency, errorStatus });
   // Every outbound HTTP call goes through the policy's guarded fetch (no private, loopback or metadata addresses; in
   // demo mode loopback and private ones are allowed), unless a test injects its own fetch.

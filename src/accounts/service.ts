@@ -1,4 +1,4 @@
-import { randomInt, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { Actor, AuditService } from '../audit/service.ts';
 import type { CustomerService } from '../customers/service.ts';
 import type { Ledger } from '../ledger/ledger.ts';
@@ -7,6 +7,7 @@ import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { isCurrency } from '../platform/money.ts';
+import { newOneTimeCode, sealForParticipant } from '../platform/recipient-seal.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
@@ -16,9 +17,12 @@ import type { TErr } from '../transfers/errors.ts';
  * Customer accounts held in the hub's ledger (owned by the participant, customer id set, no overdraft), the
  * participants' own system accounts, and account links: a wallet customer's consented access to accounts a bank
  * holds for the same person. Consent is a one-time 6-digit code the hub sends to the bank (webhook
- * `account_link.consent_requested`); the bank shows it to its customer, who types it into the wallet. Only a keyed
- * hash of the code is kept; it expires after CONSENT_TTL_MS and locks after CONSENT_MAX_ATTEMPTS wrong tries.
+ * `account_link.consent_requested`, sealed to the bank: `codeSealed`, see platform/recipient-seal.ts); the bank shows
+ * it to its customer, who types it into the wallet. The hub keeps only a keyed hash of the code; it expires after
+ * CONSENT_TTL_MS and locks after CONSENT_MAX_ATTEMPTS wrong tries.
  */
+/** The text a bank may send its customer, with `{code}` where the opened code goes (the event never holds the code). */
+export const CONSENT_MESSAGE_TEMPLATE = 'Code {code}: allow {wallet} to see your balances and pay from your accounts. Never share it with anyone else.';
 export const CONSENT_TTL_MS = 10 * 60_000;
 export const CONSENT_MAX_ATTEMPTS = 5;
 
@@ -60,11 +64,6 @@ export interface ListedAccount {
   readonly holderParticipantId: string;
   readonly holderName: string;
   readonly linkId: string | null;
-}
-
-/** A 6-digit one-time code, zero-padded, from the crypto RNG. */
-export function newOtp(): string {
-  return String(randomInt(0, 1_000_000)).padStart(6, '0');
 }
 
 export interface AccountService {
@@ -206,7 +205,7 @@ export function createAccountService(deps: { db: Db; clock: Clock; audit: AuditS
       if (bankCustomer === undefined) return err('bank_customer_not_found', 'the bank has no customer with this phone number', { bankParticipantId: input.bankParticipantId });
       const [wallet] = await tx.query<{ name: string }>('select name from participants where id = $1', [input.walletParticipantId]);
       const id = newId('lnc');
-      const code = newOtp();
+      const code = newOneTimeCode();
       const expiresAt = new Date(clock.nowMs() + CONSENT_TTL_MS);
       await tx.query(
         `insert into account_link_consents (id, wallet_participant_id, wallet_customer_id, bank_participant_id, bank_customer_id, currency, code_hash, status, expires_at, created_at)
@@ -214,7 +213,8 @@ export function createAccountService(deps: { db: Db; clock: Clock; audit: AuditS
         [id, input.walletParticipantId, input.walletCustomerId, input.bankParticipantId, bankCustomer.id, input.currency ?? null, await codeHash(id, code), expiresAt, clock.now()],
       );
       await audit.record(tx, { actor, action: 'account_link.consent_requested', objectType: 'account_link_consent', objectId: id, details: { bankParticipantId: input.bankParticipantId } });
-      // The bank delivers the code to its customer (SMS, app): the webhook is the delivery channel; the hub keeps a hash.
+      // The bank delivers the code to its customer (SMS, app): the webhook is the delivery channel, so the code travels
+      // sealed to the bank (the outbox is a table); the hub keeps a hash.
       await events.emit(tx, {
         participantId: input.bankParticipantId,
         type: 'account_link.consent_requested',
@@ -222,9 +222,9 @@ export function createAccountService(deps: { db: Db; clock: Clock; audit: AuditS
           consentId: id,
           customerId: bankCustomer.id,
           walletName: wallet?.name ?? input.walletParticipantId,
-          code,
+          codeSealed: await sealForParticipant(tx, vault, input.bankParticipantId, code, id),
           expiresAt: expiresAt.toISOString(),
-          message: `Code ${code}: allow ${wallet?.name ?? 'a wallet'} to see your balances and pay from your accounts. Never share it with anyone else.`,
+          messageTemplate: CONSENT_MESSAGE_TEMPLATE.replace('{wallet}', wallet?.name ?? 'a wallet'),
         },
       });
       return ok({ id, status: 'pending', expiresAt, bankParticipantId: input.bankParticipantId });

@@ -1,10 +1,11 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Actor, AuditService } from '../audit/service.ts';
-import { newOtp, type AccountService } from '../accounts/service.ts';
+import type { AccountService } from '../accounts/service.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { createTokenBucketLimiter } from '../platform/rate-limit.ts';
+import { newOneTimeCode, sealForParticipant } from '../platform/recipient-seal.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
@@ -220,7 +221,7 @@ export function createAliasService(deps: { db: Db; clock: Clock; audit: AuditSer
       const bad = await checkTarget(tx, participant.id, input.customerId, input.accountId);
       if (bad !== undefined) return { ok: false, error: bad };
       const id = newId('amv');
-      const code = newOtp();
+      const code = newOneTimeCode();
       const expiresAt = new Date(clock.nowMs() + ALIAS_MOVE_TTL_MS);
       await tx.query(
         `insert into alias_moves (id, alias_id, to_participant_id, to_customer_id, to_account_id, code_hash, status, expires_at, created_at) values ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)`,
@@ -228,11 +229,19 @@ export function createAliasService(deps: { db: Db; clock: Clock; audit: AuditSer
       );
       const [to] = await tx.query<{ name: string }>('select name from participants where id = $1', [participant.id]);
       await audit.record(tx, { actor, action: 'alias.move_requested', objectType: 'alias', objectId: current.id, details: { moveId: id } });
-      // The current holder shows the code to its customer: only the person who controls the alias can confirm.
+      // The current holder shows the code to its customer: only the person who controls the alias can confirm. The code
+      // travels sealed to the holder (platform/recipient-seal.ts), so the outbox never holds it.
       await events.emit(tx, {
         participantId: current.participantId,
         type: 'alias.move_requested',
-        data: { moveId: id, aliasId: current.id, customerId: current.customerId, toParticipantName: to?.name ?? participant.id, code, expiresAt: expiresAt.toISOString() },
+        data: {
+          moveId: id,
+          aliasId: current.id,
+          customerId: current.customerId,
+          toParticipantName: to?.name ?? participant.id,
+          codeSealed: await sealForParticipant(tx, vault, current.participantId, code, id),
+          expiresAt: expiresAt.toISOString(),
+        },
       });
       return ok({ id, expiresAt });
     },

@@ -103,12 +103,28 @@ export function actorOf(request: FastifyRequest, customerId?: string): Actor {
 /** What a handler's effect answers: a response to send, or a domain error (its writes are rolled back). */
 export type Outcome = StoredResponse | DomainError;
 
-export function created(body: unknown): StoredResponse {
-  return { status: 201, body };
+/** Dot paths to the string fields of a response body, a few levels deep (arrays are not entered). */
+export type StringFieldPath<T, Depth extends unknown[] = []> = Depth['length'] extends 3
+  ? never
+  : {
+      [K in keyof T & string]: T[K] extends string ? K : T[K] extends readonly unknown[] ? never : T[K] extends object ? `${K}.${StringFieldPath<T[K], [...Depth, unknown]>}` : never;
+    }[keyof T & string];
+
+/**
+ * What an answer may declare: `secrets`, the paths of its fields that are secrets shown once (a client secret, a
+ * webhook signing secret). Under an Idempotency-Key they are stored sealed by the vault and opened again for a replay
+ * (platform/idempotency.ts), so the database never holds them in clear.
+ */
+export interface ResponseOptions<B> {
+  readonly secrets?: readonly StringFieldPath<B>[];
 }
 
-export function okResponse(body: unknown): StoredResponse {
-  return { status: 200, body };
+export function created<B>(body: B, options: ResponseOptions<B> = {}): StoredResponse {
+  return options.secrets === undefined ? { status: 201, body } : { status: 201, body, secrets: options.secrets };
+}
+
+export function okResponse<B>(body: B, options: ResponseOptions<B> = {}): StoredResponse {
+  return options.secrets === undefined ? { status: 200, body } : { status: 200, body, secrets: options.secrets };
 }
 
 function isDomainError(o: Outcome): o is DomainError {

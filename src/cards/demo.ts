@@ -1,11 +1,11 @@
-import { openSealedCode } from '../demo/codes.ts';
 import { createServer, type Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { DemoScenario } from '../demo/run.ts';
 import { expectStatus, openDemoHarness } from '../demo/harness.ts';
 import { demoParticipantId } from '../demo/seed.ts';
+import { openSentCode } from '../demo/codes.ts';
 import { computeTokenCryptogram } from '../emv/token-cryptogram.ts';
-import { openStepUpCode } from '../tokens/stepup.ts';
+import { openSealed } from '../platform/recipient-seal.ts';
 import { maskNumber } from './numbers.ts';
 
 interface Received {
@@ -51,7 +51,7 @@ export const cardsScenario: DemoScenario = {
     };
     const codeFor = async (provisioningId: string) => {
       const hook = await waitFor((r) => r.participant === 'bank-a' && r.type === 'token.step_up_requested' && r.data.provisioningId === provisioningId, 'step-up to bank-a');
-      return openStepUpCode(await bankSecret(), String(hook.data.codeSealed), provisioningId);
+      return openSealed(await bankSecret(), String(hook.data.codeSealed), provisioningId);
     };
     const li = { bank: h.demo.customers.get('li-at-bank-a') ?? '', walletA: h.demo.customers.get('li-at-wallet-a') ?? '', walletB: h.demo.customers.get('li-at-wallet-b') ?? '' };
     io.stdout(`Fresh embedded hub at ${h.baseUrl}; webhooks go to a local receiver on port ${port}.\n`);
@@ -92,9 +92,8 @@ export const cardsScenario: DemoScenario = {
       });
       await h.step('李伟 links his Jade Wallet record to his Lantern Pay record: asked in wallet B, confirmed with a code Lantern Pay gives only him', async () => {
         const consent = expectStatus(await h.call('wallet-b', 'POST', '/v1/customer-links', { customerId: li.walletB, participantId: demoParticipantId('wallet-a') }), 201, 'link consent');
-        const opened = await openSealedCode(h.hub, 'customer_link_consent', consent.id);
-        if (opened === undefined) return false;
-        const link = expectStatus(await h.call('wallet-b', 'POST', `/v1/customer-links/consents/${consent.id}/confirm`, { code: opened.code }), 201, 'link');
+        const code = await openSentCode(h.hub, 'customer_link.consent_requested', consent.id);
+        const link = expectStatus(await h.call('wallet-b', 'POST', `/v1/customer-links/consents/${consent.id}/confirm`, { code }), 201, 'link');
         return `link ${link.id}: ${link.other.participantName} ↔ Jade Wallet, revocable on either side (a card step-up alone links nothing)`;
       });
       await h.step('wallet B adds the SAME card BY REFERENCE to wallet A’s token — no card number typed — with a new code', async () => {

@@ -11,7 +11,8 @@ class Rollback {
 
 /**
  * Idempotency for requests whose answer carries a secret (a new card's number and CVV, a token number and key).
- * The generic runner stores the response body and an unkeyed hash of the request: neither may hold card data. Here
+ * The generic runner stores the response body (its secret fields sealed) and an unkeyed hash of the request: a CVV may
+ * not be kept even sealed, and an unkeyed hash of card data can be reversed by trying card numbers. Here
  * the hub stores only the created object's id and a keyed hash (vault.indexHash) of the request, and rebuilds the
  * answer from the object on a retry. The effect runs in one transaction; a domain error rolls it back.
  */

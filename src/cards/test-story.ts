@@ -3,26 +3,21 @@ import { expect } from 'vitest';
 import type { Hub } from '../main.ts';
 import { demoParticipantId, type DemoNetwork } from '../demo/seed.ts';
 import { computeTokenCryptogram } from '../emv/token-cryptogram.ts';
-import { openSealedCode } from '../demo/codes.ts';
+import { openSentCode, sentCode } from '../demo/codes.ts';
 
 export type Call = (as: string, method: 'GET' | 'POST' | 'PATCH', url: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number; body: any }>;
 
 /** Drives the card story through the HTTP API of an in-process hub. */
 export function story(hub: Pick<Hub, 'db' | 'vault' | 'cards'>, call: Call, demo: DemoNetwork) {
   const cust = (k: string) => demo.customers.get(k) ?? '';
-  const stepUpCode = async (provisioningId: string): Promise<string> => {
-    const opened = await openSealedCode(hub, 'provisioning', provisioningId);
-    if (opened === undefined) throw new Error(`no step-up code for ${provisioningId}`);
-    return opened.code;
-  };
+  const stepUpCode = (provisioningId: string): Promise<string> => openSentCode(hub, 'token.step_up_requested', provisioningId);
   /** The customer links their record at `wallet` with their record at `other`, consenting on both sides. */
   const linkCustomer = async (wallet: string, customerKey: string, other: string): Promise<string> => {
     const consent = await call(wallet, 'POST', '/v1/customer-links', { customerId: cust(customerKey), participantId: demoParticipantId(other) });
     expect(consent.status).toBe(201);
-    const opened = await openSealedCode(hub, 'customer_link_consent', consent.body.id);
-    if (opened === undefined) throw new Error('no link code');
-    expect(opened.participantId).toBe(demoParticipantId(other));
-    const link = await call(wallet, 'POST', `/v1/customer-links/consents/${consent.body.id}/confirm`, { code: opened.code });
+    const sent = await sentCode(hub, 'customer_link.consent_requested', consent.body.id);
+    expect(sent?.participantId).toBe(demoParticipantId(other));
+    const link = await call(wallet, 'POST', `/v1/customer-links/consents/${consent.body.id}/confirm`, { code: sent?.code });
     expect(link.status).toBe(201);
     return link.body.id;
   };

@@ -5,7 +5,7 @@ import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
-import { newOtpCode, sealCodeForIssuer } from '../tokens/stepup.ts';
+import { newOneTimeCode, sealForParticipant } from '../platform/recipient-seal.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 
 /**
@@ -124,7 +124,7 @@ export function createCustomerLinkService(deps: { db: Db; clock: Clock; vault: V
       const [{ n } = { n: 0n }] = await tx.query<{ n: bigint }>(`select count(*) as n from customer_links where participant_id = $1 and customer_id = $2 and status = 'active'`, [input.participantId, input.customerId]);
       if (n >= BigInt(MAX_LINKS_PER_CUSTOMER)) return err('customer_link_exists', `a customer record holds at most ${MAX_LINKS_PER_CUSTOMER} links; revoke one first`);
       const id = newId('clc');
-      const code = newOtpCode();
+      const code = newOneTimeCode();
       const now = clock.now();
       const expiresAt = new Date(now.getTime() + LINK_CONSENT_TTL_MS);
       await tx.query(
@@ -133,8 +133,6 @@ export function createCustomerLinkService(deps: { db: Db; clock: Clock; vault: V
         [id, input.participantId, input.customerId, input.otherParticipantId, other.id, await codeHash(id, code), expiresAt, now],
       );
       await audit.record(tx, { actor, action: 'customer_link.consent_requested', objectType: 'customer_link_consent', objectId: id, details: { otherParticipantId: input.otherParticipantId } });
-      const [to] = await tx.query<{ webhook_secret_sealed: string }>('select webhook_secret_sealed from participants where id = $1', [input.otherParticipantId]);
-      if (to === undefined) throw new Error('participant vanished');
       await events.emit(tx, {
         participantId: input.otherParticipantId,
         type: 'customer_link.consent_requested',
@@ -144,7 +142,7 @@ export function createCustomerLinkService(deps: { db: Db; clock: Clock; vault: V
           requesterName: me.name,
           expiresAt: expiresAt.toISOString(),
           // Show it only to this customer, after you authenticated them: with it they link their record at the requester.
-          codeSealed: sealCodeForIssuer(await vault.open(to.webhook_secret_sealed), code, id),
+          codeSealed: await sealForParticipant(tx, vault, input.otherParticipantId, code, id),
         },
       });
       return ok({ id, status: 'pending', otherParticipantId: input.otherParticipantId, expiresAt });

@@ -1,28 +1,35 @@
-import type { Db } from '../platform/db.ts';
-import type { Vault } from '../platform/vault.ts';
-import { openStepUpCode } from '../tokens/stepup.ts';
+import type { Hub } from '../main.ts';
+import { openSealed } from '../platform/recipient-seal.ts';
+
+/** The events that carry a one-time code sealed to their participant, and the payload field naming the object. */
+export const SEALED_CODE_EVENTS = {
+  'token.step_up_requested': 'provisioningId',
+  'account_link.consent_requested': 'consentId',
+  'alias.move_requested': 'moveId',
+  'step_up.code_requested': 'challengeId',
+  'customer_link.consent_requested': 'consentId',
+} as const;
+export type SealedCodeEvent = keyof typeof SEALED_CODE_EVENTS;
 
 /**
- * The one-time codes the hub sends participants to give their customers travel sealed to the receiving participant in
- * a webhook (`codeSealed`). A real participant opens them with its webhook secret; the demo plays the participant (a
- * demo bank or wallet) and opens them the same way, for the demo helpers, demo stories and tests.
+ * Demo and test only: plays the participant a one-time code was sent to. The hub holds the code only sealed to that
+ * participant (`codeSealed` in the event's payload, see platform/recipient-seal.ts); this opens it with the
+ * participant's webhook secret, as the participant's own webhook receiver would. Reads the newest such event about the
+ * object (a provisioning, a consent, an alias move, a step-up challenge). Undefined when no code was sent.
  */
-export const SEALED_CODES = {
-  provisioning: { event: 'token.step_up_requested', idField: 'provisioningId' },
-  step_up_challenge: { event: 'step_up.code_requested', idField: 'challengeId' },
-  customer_link_consent: { event: 'customer_link.consent_requested', idField: 'consentId' },
-} as const;
-export type SealedCodeKind = keyof typeof SEALED_CODES;
-
-/** The code sealed to a participant for one object, opened with that participant's webhook secret; undefined if none. */
-export async function openSealedCode(hub: { db: Db; vault: Vault }, kind: SealedCodeKind, objectId: string, options: { demoOnly?: boolean } = {}): Promise<{ code: string; participantId: string } | undefined> {
-  const { event, idField } = SEALED_CODES[kind];
-  const [row] = await hub.db.query<{ participant_id: string; payload: { codeSealed?: unknown }; webhook_secret_sealed: string; demo_key: string | null }>(
+export async function sentCode(hub: Pick<Hub, 'db' | 'vault'>, type: SealedCodeEvent, objectId: string): Promise<{ code: string; participantId: string; demoParticipant: boolean } | undefined> {
+  const [event] = await hub.db.query<{ participant_id: string; payload: { codeSealed?: unknown }; webhook_secret_sealed: string; demo_key: string | null }>(
     `select e.participant_id, e.payload, p.webhook_secret_sealed, p.demo_key from events e join participants p on p.id = e.participant_id
       where e.type = $1 and e.payload->>$2 = $3 order by e.id desc limit 1`,
-    [event, idField, objectId],
+    [type, SEALED_CODE_EVENTS[type], objectId],
   );
-  if (row === undefined || typeof row.payload.codeSealed !== 'string') return undefined;
-  if (options.demoOnly === true && row.demo_key === null) return undefined;
-  return { code: openStepUpCode(await hub.vault.open(row.webhook_secret_sealed), row.payload.codeSealed, objectId), participantId: row.participant_id };
+  if (event === undefined || typeof event.payload.codeSealed !== 'string') return undefined;
+  return { code: openSealed(await hub.vault.open(event.webhook_secret_sealed), event.payload.codeSealed, objectId), participantId: event.participant_id, demoParticipant: event.demo_key !== null };
+}
+
+/** sentCode, for tests and demo stories that expect a code: throws when none was sent. */
+export async function openSentCode(hub: Pick<Hub, 'db' | 'vault'>, type: SealedCodeEvent, objectId: string): Promise<string> {
+  const sent = await sentCode(hub, type, objectId);
+  if (sent === undefined) throw new Error(`no sealed code in a ${type} event for ${objectId}`);
+  return sent.code;
 }

@@ -4,7 +4,7 @@ import { actorOf, created, okResponse, principalOf } from '../api/context.ts';
 import { CountryCode, CurrencyCode, PageQuery, Page, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
 import { Opaque, Ref } from '../api/refs.ts';
 import type { HttpServer } from '../platform/http.ts';
-import { PARTICIPANT_KINDS, type Credential, type Participant } from './model.ts';
+import { PARTICIPANT_KINDS, type Credential, type IssuedCredential, type Participant } from './model.ts';
 import type { ParticipantService } from './service.ts';
 import type { TokenService } from './tokens.ts';
 
@@ -48,6 +48,9 @@ export const wireParticipant = (p: Participant) => ({
   status: p.status,
   createdAt: p.createdAt.toISOString(),
 });
+
+/** A new credential, its secret shown once (stored sealed under an Idempotency-Key: see `created`). */
+const wireIssuedCredential = (c: IssuedCredential) => ({ clientId: c.id, clientSecret: c.clientSecret, createdAt: c.createdAt.toISOString() });
 
 const wireCredential = (c: Credential) => ({ clientId: c.id, createdAt: c.createdAt.toISOString(), revokedAt: c.revokedAt?.toISOString() ?? null });
 
@@ -165,11 +168,14 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
         const result = await participants.create(tx, actorOf(request), request.body);
         if (!result.ok) return result.error;
         const { participant, credential, webhookSecret } = result.value;
-        return created({
-          participant: wireParticipant(participant),
-          credential: { clientId: credential.id, clientSecret: credential.clientSecret, createdAt: credential.createdAt.toISOString() },
-          webhookSecret,
-        });
+        return created(
+          {
+            participant: wireParticipant(participant),
+            credential: { clientId: credential.id, clientSecret: credential.clientSecret, createdAt: credential.createdAt.toISOString() },
+            webhookSecret,
+          },
+          { secrets: ['credential.clientSecret', 'webhookSecret'] },
+        );
       });
     },
   );
@@ -251,7 +257,7 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
     async (request, reply) =>
       idempotent(request, reply, async (tx) => {
         const result = await participants.issueCredential(tx, actorOf(request), request.params.participantId);
-        return result.ok ? created({ clientId: result.value.id, clientSecret: result.value.clientSecret, createdAt: result.value.createdAt.toISOString() }) : result.error;
+        return result.ok ? created(wireIssuedCredential(result.value), { secrets: ['clientSecret'] }) : result.error;
       }),
   );
 
@@ -328,7 +334,7 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
     async (request, reply) =>
       idempotent(request, reply, async (tx) => {
         const result = await participants.issueCredential(tx, actorOf(request), principalOf(request).participantId);
-        return result.ok ? created({ clientId: result.value.id, clientSecret: result.value.clientSecret, createdAt: result.value.createdAt.toISOString() }) : result.error;
+        return result.ok ? created(wireIssuedCredential(result.value), { secrets: ['clientSecret'] }) : result.error;
       }),
   );
 

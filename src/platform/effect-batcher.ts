@@ -70,11 +70,12 @@ export function createEffectBatcher<I>(
           const responses = fresh.length === 0 ? [] : await run(tx, fresh.map((w) => w.input));
           if (responses.length !== fresh.length) throw new Error('effect batcher: run() must answer every input');
           const byWaiting = new Map<Waiting<I>, EffectResponse>();
-          fresh.forEach((w, i) => {
+          for (const [i, w] of fresh.entries()) {
             const response = responses[i]!;
             byWaiting.set(w, response);
-            if (w.key !== undefined) idempotency.answer(tx, w.key, { status: response.status, body: response.body });
-          });
+            // The whole response, so that an answer naming secret fields is stored with them sealed.
+            if (w.key !== undefined) await idempotency.answer(tx, w.key, response);
+          }
           return batch.map((w, i) => {
             const claim = claims[i]!;
             if (!claim.ok) return claim;

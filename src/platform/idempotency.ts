@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Clock } from './clock.ts';
 import type { Db, Flusher, Tx } from './db.ts';
 import { err, ok, type DomainError, type Result } from './result.ts';
+import type { Vault } from './vault.ts';
 
 /**
  * Idempotency-Key handling for every POST that creates something or moves money.
@@ -13,12 +14,20 @@ import { err, ok, type DomainError, type Result } from './result.ts';
  * back and its answer is stored on its own, so a retry replays the refusal.
  * Effects that go through the batching ledger in their own transaction derive their transfer ids from the key
  * (see deterministicId), so a retry after a crash between the two commits cannot move money twice.
+ * An answer that carries a secret shown once (a new client secret, a webhook signing secret) names its secret fields
+ * (`secrets`): they are stored sealed by the vault, with their paths beside the body, and opened again on a replay,
+ * so the retry gets the same answer and the database never holds the secret in clear.
  */
 export type IdempotencyErrorCode = 'idempotency_key_reused' | 'idempotency_in_progress' | 'idempotency_key_invalid';
 
 export interface StoredResponse {
   readonly status: number;
   readonly body: unknown;
+  /**
+   * Paths (dot-separated keys, e.g. `credential.clientSecret`) of the string fields of `body` that are secrets: stored
+   * sealed, opened on replay. Set by the route that builds the answer (see `created` in api/context.ts).
+   */
+  readonly secrets?: readonly string[];
 }
 
 /** An effect's answer; `commit: false` rolls back its writes (a domain error) but still records the answer. */
@@ -73,8 +82,8 @@ export interface Idempotency {
    * with answer() in the same transaction.
    */
   claimMany(tx: Tx, keys: readonly IdempotencyKeyRef[]): Promise<Result<'claimed' | StoredResponse, DomainError<IdempotencyErrorCode>>[]>;
-  /** Stages a claimed key's answer (written with the COMMIT). */
-  answer(tx: Tx, key: IdempotencyKeyRef, response: StoredResponse): void;
+  /** Stages a claimed key's answer (written with the COMMIT), its secret fields sealed first. */
+  answer(tx: Tx, key: IdempotencyKeyRef, response: StoredResponse): Promise<void>;
   /** Whether a key is well formed (1–128 printable ASCII characters). */
   validKey(key: string): boolean;
   sweep(): Promise<number>;
@@ -86,16 +95,20 @@ export interface IdempotencyKeyRef {
   readonly hash: string;
 }
 
-/** The answer stored under a key when its effect commits: written with the COMMIT (see Flusher). */
-type StagedAnswer = readonly [scope: string, key: string, status: number, body: string];
+/**
+ * The answer stored under a key when its effect commits: written with the COMMIT (see Flusher). `sealed` is the
+ * comma-joined list of sealed paths ('' when none; paths never hold a comma, see SECRET_PATH).
+ */
+type StagedAnswer = readonly [scope: string, key: string, status: number, body: string, sealed: string];
 
 const answerFlusher: Flusher<StagedAnswer> = {
   flush: (tx, rows) =>
     tx.query(
-      `update idempotency_keys k set state = 'done', locked_until = null, response_status = v.status, response_body = v.body::jsonb
-         from unnest($1::text[], $2::text[], $3::int4[], $4::text[]) as v(scope, key, status, body)
+      `update idempotency_keys k set state = 'done', locked_until = null, response_status = v.status, response_body = v.body::jsonb,
+              response_sealed = string_to_array(nullif(v.sealed, ''), ',')
+         from unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::text[]) as v(scope, key, status, body, sealed)
         where k.scope = v.scope and k.key = v.key`,
-      [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[3])],
+      [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[3]), rows.map((r) => r[4])],
     ),
 };
 
@@ -105,10 +118,47 @@ interface KeyRow {
   locked_until: Date | null;
   response_status: number | null;
   response_body: unknown;
+  response_sealed: string[] | null;
 }
 
-export function createIdempotency(deps: { db: Db; clock: Clock }): Idempotency {
-  const { db, clock } = deps;
+/** A secret field's path: dot-separated keys. Bounded: a few fields, a few levels. */
+const SECRET_PATH = /^[A-Za-z0-9_]{1,64}(\.[A-Za-z0-9_]{1,64}){0,3}$/;
+const MAX_SECRET_FIELDS = 8;
+
+type JsonObject = Record<string, unknown>;
+const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Replaces the string at each path of a JSON value by what `change` makes of it. A path that is not a string is a bug. */
+async function mapSecretFields(body: unknown, paths: readonly string[], change: (value: string) => Promise<string>): Promise<unknown> {
+  if (paths.length > MAX_SECRET_FIELDS) throw new Error(`idempotency: at most ${MAX_SECRET_FIELDS} secret fields per answer`);
+  for (const path of paths) {
+    if (!SECRET_PATH.test(path)) throw new Error(`idempotency: not a secret field path: ${path}`);
+    const keys = path.split('.');
+    const last = keys.pop() ?? '';
+    let parent: unknown = body;
+    for (const k of keys) parent = isObject(parent) ? parent[k] : undefined;
+    const value = isObject(parent) ? parent[last] : undefined;
+    if (!isObject(parent) || typeof value !== 'string') throw new Error(`idempotency: the secret field ${path} is not a string of the answer`);
+    parent[last] = await change(value);
+  }
+  return body;
+}
+
+export function createIdempotency(deps: { db: Db; clock: Clock; vault: Vault }): Idempotency {
+  const { db, clock, vault } = deps;
+
+  /** The answer as stored: JSON text with its secret fields sealed (on a copy: the caller still sends the clear one). */
+  const storable = async (response: StoredResponse): Promise<{ body: string; sealed: readonly string[] }> => {
+    const secrets = response.secrets ?? [];
+    if (secrets.length === 0) return { body: JSON.stringify(response.body ?? null), sealed: [] };
+    const copy: unknown = JSON.parse(JSON.stringify(response.body ?? null));
+    return { body: JSON.stringify(await mapSecretFields(copy, secrets, (v) => vault.seal(v))), sealed: secrets };
+  };
+  const replayed = async (row: KeyRow): Promise<StoredResponse> => ({
+    status: row.response_status ?? 200,
+    body: row.response_sealed === null || row.response_sealed.length === 0 ? row.response_body : await mapSecretFields(row.response_body, row.response_sealed, (v) => vault.open(v)),
+  });
+
   // A fast in-process guard: a second request with a key this process is running answers 409 at once.
   const inFlight = new Set<string>();
   const inProgress = (key: string) => err('idempotency_in_progress', 'a request with this Idempotency-Key is still being processed; retry later', { idempotencyKey: key });
@@ -128,10 +178,13 @@ export function createIdempotency(deps: { db: Db; clock: Clock }): Idempotency {
       [scope, key, hash, lease, now],
     );
     if (inserted.length === 1) return ok('claimed');
-    const [row] = await tx.query<KeyRow>('select request_hash, state, locked_until, response_status, response_body from idempotency_keys where scope = $1 and key = $2 for update', [scope, key]);
+    const [row] = await tx.query<KeyRow>(
+      'select request_hash, state, locked_until, response_status, response_body, response_sealed from idempotency_keys where scope = $1 and key = $2 for update',
+      [scope, key],
+    );
     if (row === undefined) return inProgress(key); // swept meanwhile: the client retries
     if (row.request_hash !== hash) return err('idempotency_key_reused', 'this Idempotency-Key was used with a different request', { idempotencyKey: key });
-    if (row.state === 'done') return ok({ status: row.response_status ?? 200, body: row.response_body });
+    if (row.state === 'done') return ok(await replayed(row));
     if (row.locked_until !== null && row.locked_until > now) return inProgress(key);
     await tx.query(`update idempotency_keys set locked_until = $3 where scope = $1 and key = $2`, [scope, key, lease]);
     return ok('claimed');
@@ -155,7 +208,8 @@ export function createIdempotency(deps: { db: Db; clock: Clock }): Idempotency {
             if (!response.commit) throw new Rollback(response);
             const hooks = tx.hooks;
             if (hooks === undefined) throw new Error('idempotency: a transaction without hooks');
-            hooks.stage(answerFlusher, [scope, key, response.status, JSON.stringify(response.body ?? null)]);
+            const stored = await storable(response);
+            hooks.stage(answerFlusher, [scope, key, response.status, stored.body, stored.sealed.join(',')]);
             return ok({ status: response.status, body: response.body, replayed: false });
           })
           .catch(async (error: unknown) => {
@@ -163,10 +217,11 @@ export function createIdempotency(deps: { db: Db; clock: Clock }): Idempotency {
             // A refused effect rolled back with its claim: store its answer so that a retry replays the refusal. A
             // concurrent request that claimed the key meanwhile keeps it (its own answer will be stored).
             const answer = { status: error.response.status, body: error.response.body };
+            const stored = await storable(error.response);
             await db.query(
-              `insert into idempotency_keys (scope, key, request_hash, state, locked_until, response_status, response_body, created_at)
-               values ($1, $2, $3, 'done', null, $4, $5::jsonb, $6) on conflict (scope, key) do nothing`,
-              [scope, key, hash, answer.status, JSON.stringify(answer.body ?? null), clock.now()],
+              `insert into idempotency_keys (scope, key, request_hash, state, locked_until, response_status, response_body, response_sealed, created_at)
+               values ($1, $2, $3, 'done', null, $4, $5::jsonb, $6::text[], $7) on conflict (scope, key) do nothing`,
+              [scope, key, hash, answer.status, stored.body, stored.sealed.length === 0 ? null : stored.sealed, clock.now()],
             );
             return ok({ ...answer, replayed: false });
           });
@@ -194,10 +249,11 @@ export function createIdempotency(deps: { db: Db; clock: Clock }): Idempotency {
       return out;
     },
 
-    answer(tx, key, response) {
+    async answer(tx, key, response) {
       const hooks = tx.hooks;
       if (hooks === undefined) throw new Error('idempotency.answer outside a transaction');
-      hooks.stage(answerFlusher, [key.scope, key.key, response.status, JSON.stringify(response.body ?? null)]);
+      const stored = await storable(response);
+      hooks.stage(answerFlusher, [key.scope, key.key, response.status, stored.body, stored.sealed.join(',')]);
     },
 
     validKey: (key) => KEY_PATTERN.test(key),

@@ -18,7 +18,7 @@ import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
-import { newOtpCode, sealCodeForIssuer } from '../tokens/stepup.ts';
+import { newOneTimeCode, sealForParticipant } from '../platform/recipient-seal.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 
 /**
@@ -300,7 +300,7 @@ export function createStepUpService(deps: { db: Db; clock: Clock; vault: Vault; 
       const expiresAt = new Date(now.getTime() + CHALLENGE_TTL_MS);
       let code: string | undefined;
       let options: PublicKeyCredentialRequestOptionsJSON | undefined;
-      if (method === 'otp') code = newOtpCode();
+      if (method === 'otp') code = newOneTimeCode();
       if (method === 'passkey') {
         const keys = await tx.query<{ credential_id: string; transports: string[] }>('select credential_id, transports from customer_passkeys where participant_id = $1 and customer_id = $2 order by created_at limit $3', [
           claims.p,
@@ -324,8 +324,6 @@ export function createStepUpService(deps: { db: Db; clock: Clock; vault: Vault; 
       await audit.record(tx, { actor, action: 'step_up.challenge_created', objectType: 'step_up_challenge', objectId: id, details: { method, purpose: claims.u, customerId: claims.c } });
       if (code !== undefined) {
         // The participant that knows this customer delivers the code (SMS, its app); the outbox holds it sealed to them.
-        const [to] = await tx.query<{ webhook_secret_sealed: string }>('select webhook_secret_sealed from participants where id = $1', [claims.o.participantId]);
-        if (to === undefined) throw new Error('code recipient vanished');
         await events.emit(tx, {
           participantId: claims.o.participantId,
           type: 'step_up.code_requested',
@@ -338,7 +336,7 @@ export function createStepUpService(deps: { db: Db; clock: Clock; vault: Vault; 
             amount: claims.s.amount,
             payeeName: claims.s.payeeName,
             expiresAt: expiresAt.toISOString(),
-            codeSealed: sealCodeForIssuer(await vault.open(to.webhook_secret_sealed), code, id),
+            codeSealed: await sealForParticipant(tx, vault, claims.o.participantId, code, id),
           },
         });
       }

@@ -8,10 +8,10 @@ import { deriveTokenKey, verifyTokenCryptogram } from '../emv/token-cryptogram.t
 import type { Clock } from '../platform/clock.ts';
 import { pipeliner, type Db, type Flusher, type Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
+import { newOneTimeCode, sealForParticipant } from '../platform/recipient-seal.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
-import { newOtpCode, sealCodeForIssuer } from './stepup.ts';
 import type { StepUpService } from '../stepup/service.ts';
 
 type TErr = DomainError<CardsErrorCode | 'customer_not_found'>;
@@ -526,7 +526,7 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       if (decision === 'step_up') {
         const [auth] = await tx.query<{ customer_id: string }>('select customer_id from customer_authenticators where participant_id = $1 and customer_id = $2', [card.issuerParticipantId, card.customerId]);
         stepUpMethod = auth !== undefined ? 'totp' : 'otp';
-        if (stepUpMethod === 'otp') code = newOtpCode();
+        if (stepUpMethod === 'otp') code = newOneTimeCode();
       }
       const status: ProvisioningStatus = decision === 'decline' ? 'declined' : decision === 'step_up' ? 'pending_step_up' : 'approved';
       const [row] = await tx.query<ProvisioningRow>(
@@ -538,8 +538,6 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       if (row === undefined) throw new Error('insert returned nothing');
       await audit.record(tx, { actor, action: `token.provisioning_${decision === 'approve' ? 'approved' : decision === 'decline' ? 'declined' : 'step_up'}`, objectType: 'token_provisioning', objectId: id, details: { cardId: card.id, method, stepUpMethod } });
       if (decision === 'step_up') {
-        const [issuer] = await tx.query<{ webhook_secret_sealed: string }>('select webhook_secret_sealed from participants where id = $1', [card.issuerParticipantId]);
-        if (issuer === undefined) throw new Error('issuer vanished');
         await events.emit(tx, {
           participantId: card.issuerParticipantId,
           type: 'token.step_up_requested',
@@ -551,7 +549,7 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
             method: stepUpMethod,
             expiresAt: row.expires_at?.toISOString() ?? null,
             // Only for the issuer: the code, encrypted under a key derived from the issuer's webhook secret.
-            ...(code !== undefined ? { codeSealed: sealCodeForIssuer(await vault.open(issuer.webhook_secret_sealed), code, id) } : {}),
+            ...(code !== undefined ? { codeSealed: await sealForParticipant(tx, vault, card.issuerParticipantId, code, id) } : {}),
           },
         });
       }

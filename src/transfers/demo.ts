@@ -1,5 +1,6 @@
 import type { DemoScenario } from '../demo/run.ts';
 import { expectStatus, openDemoHarness } from '../demo/harness.ts';
+import { openSentCode } from '../demo/codes.ts';
 import { demoParticipantId } from '../demo/seed.ts';
 import type { FakeClock } from '../platform/clock.ts';
 
@@ -16,11 +17,11 @@ export const transfersScenario: DemoScenario = {
     try {
       await h.step('Lantern Pay asks Hutong Commercial Bank to link 李伟’s accounts; the bank delivers a one-time code', async () => {
         const consent = expectStatus(await h.call('wallet-a', 'POST', '/v1/account-links', { customerId: li, bankParticipantId: demoParticipantId('bank-a') }), 201, 'consent');
-        const [evt] = await h.hub.db.query<{ payload: { code: string } }>(`select payload from events where type = 'account_link.consent_requested' and payload->>'consentId' = $1`, [consent.id]);
-        const code = evt!.payload.code;
+        // The demo plays the bank: the code reaches it sealed to its webhook secret, never in clear in the hub.
+        const code = await openSentCode(h.hub, 'account_link.consent_requested', consent.id);
         const links = expectStatus(await h.call('wallet-a', 'POST', `/v1/account-links/consents/${consent.id}/confirm`, { code }), 201, 'confirm');
         const accounts = expectStatus(await h.call('wallet-a', 'GET', `/v1/accounts?customerId=${li}`), 200, 'accounts');
-        return `code ${code} (bank webhook; stored hashed) → ${links.items.length} accounts linked\n` + accounts.items.map((a: any) => `${a.heldBy.name}: ${a.balance.amount} ${a.currency}`).join('\n');
+        return `code ${code} (sealed to the bank in its webhook; the hub keeps a hash) → ${links.items.length} accounts linked\n` + accounts.items.map((a: any) => `${a.heldBy.name}: ${a.balance.amount} ${a.currency}`).join('\n');
       });
       await h.step('verification of payee: @zhangmin is a masked name at a named wallet, no account details', async () => {
         const r = expectStatus(await h.call('wallet-a', 'GET', `/v1/aliases/lookup?customerId=${li}&type=handle&value=zhangmin`), 200, 'lookup');

@@ -222,7 +222,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     '/v1/account-links',
     { config: CUSTOMER,
       schema: schema('accounts', 'Ask a bank to link its accounts of this customer into your wallet', {
-        description: 'The bank receives a 6-digit code in the `account_link.consent_requested` webhook and shows it to its customer; the customer types it into the wallet.',
+        description: 'The bank receives a 6-digit code in the `account_link.consent_requested` webhook, sealed to its webhook secret (`codeSealed`, opened like the step-up code), and shows it to its customer; the customer types it into the wallet.',
         body: Strict({ customerId: CustomerId, bankParticipantId: Ref('participant', 'The bank'), currency: Type.Optional(CurrencyCode) }),
         response: { 201: Obj('Consent') },
       }),

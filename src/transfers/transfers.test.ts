@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFakeClock } from '../platform/clock.ts';
 import { availableEngines } from '../../test/support/engines.ts';
 import { startTestHub, type TestHub } from '../../test/support/hub.ts';
+import { openSentCode } from '../demo/codes.ts';
 import { demoParticipantId } from '../demo/seed.ts';
 
 const engines = await availableEngines();
@@ -172,12 +173,22 @@ describe.each(engines)('P2P transfers on %s', (engine) => {
     const li = cus('li-at-wallet-a');
     const consent = await t.api('wallet-a').post('/v1/account-links', { customerId: li, bankParticipantId: demoParticipantId('bank-a') });
     expect(consent.status).toBe(201);
-    const [evt] = await t.hub.db.query<{ payload: { code: string } }>(`select payload from events where type = 'account_link.consent_requested' and payload->>'consentId' = $1`, [consent.body.id]);
+    // The code reaches the bank sealed to its webhook secret: the outbox (a table) holds neither the code nor a message with it.
+    const [evt] = await t.hub.db.query<{ participant_id: string; payload: Record<string, unknown> }>(
+      `select participant_id, payload from events where type = 'account_link.consent_requested' and payload->>'consentId' = $1`,
+      [consent.body.id],
+    );
+    expect(evt!.participant_id).toBe(demoParticipantId('bank-a'));
+    const code = await openSentCode(t.hub, 'account_link.consent_requested', consent.body.id);
+    expect(code).toMatch(/^[0-9]{6}$/);
+    expect(evt!.payload).not.toHaveProperty('code');
+    expect(evt!.payload.messageTemplate).toContain('{code}');
+    expect(JSON.stringify(evt!.payload)).not.toContain(code);
     const stored = await t.hub.db.query<{ code_hash: string }>('select code_hash from account_link_consents where id = $1', [consent.body.id]);
-    expect(stored[0]!.code_hash).not.toContain(evt!.payload.code);
-    const wrong = evt!.payload.code === '000000' ? '111111' : '000000';
+    expect(stored[0]!.code_hash).not.toContain(code);
+    const wrong = code === '000000' ? '111111' : '000000';
     expect((await t.api('wallet-a').post(`/v1/account-links/consents/${consent.body.id}/confirm`, { code: wrong })).body.error.code).toBe('consent_code_invalid');
-    const ok = await t.api('wallet-a').post(`/v1/account-links/consents/${consent.body.id}/confirm`, { code: evt!.payload.code });
+    const ok = await t.api('wallet-a').post(`/v1/account-links/consents/${consent.body.id}/confirm`, { code });
     expect(ok.status).toBe(201);
     expect(ok.body.items).toHaveLength(2);
     const listed = await t.api('wallet-a').get(`/v1/accounts?customerId=${li}`);
@@ -194,6 +205,25 @@ describe.each(engines)('P2P transfers on %s', (engine) => {
     const refused = await t.api('wallet-a').post('/v1/transfers/payments', { quoteId: q2.body.id }, key());
     expect(refused.body.error.code).toBe('account_unavailable');
     expect(await balance(bankCny)).toBe(b0 - 5000n);
+  });
+
+  it('moves an alias with a code sealed to its current holder; a wrong code is refused', async () => {
+    const handle = `li_move_${Date.now().toString(36)}`;
+    const registered = await t.api('wallet-a').post('/v1/aliases', { customerId: cus('li-at-wallet-a'), type: 'handle', value: handle, accountId: acc('li-at-wallet-a', 'CNY') });
+    expect(registered.status).toBe(201);
+    const move = await t.api('wallet-b').post('/v1/aliases/moves', { customerId: cus('li-at-wallet-b'), type: 'handle', value: handle, accountId: acc('li-at-wallet-b', 'CNY') }, key());
+    expect(move.status).toBe(201);
+    const [evt] = await t.hub.db.query<{ participant_id: string; payload: Record<string, unknown> }>(`select participant_id, payload from events where type = 'alias.move_requested' and payload->>'moveId' = $1`, [move.body.id]);
+    expect(evt!.participant_id).toBe(demoParticipantId('wallet-a'));
+    const code = await openSentCode(t.hub, 'alias.move_requested', move.body.id);
+    expect(code).toMatch(/^[0-9]{6}$/);
+    expect(evt!.payload).not.toHaveProperty('code');
+    expect(JSON.stringify(evt!.payload)).not.toContain(code);
+    const wrong = code === '000000' ? '111111' : '000000';
+    expect((await t.api('wallet-b').post(`/v1/aliases/moves/${move.body.id}/confirm`, { code: wrong })).body.error.code).toBe('alias_code_invalid');
+    const moved = await t.api('wallet-b').post(`/v1/aliases/moves/${move.body.id}/confirm`, { code });
+    expect(moved.status).toBe(200);
+    expect(moved.body.accountId).toBe(acc('li-at-wallet-b', 'CNY'));
   });
 
   it('requests money: flagged first-time requests, explicit approval through quote and confirm, decline and block', async () => {

@@ -12,7 +12,7 @@ import type { TokenService } from '../participants/tokens.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import type { Vault } from '../platform/vault.ts';
-import { openStepUpCode } from '../tokens/stepup.ts';
+import { openSealed } from '../platform/recipient-seal.ts';
 import { registerHistoryRoutes } from './history.ts';
 import { registerOperatorTransactionRoutes } from './transactions.ts';
 
@@ -236,7 +236,7 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
       );
       const sealed = event?.payload.codeSealed;
       if (sealed === undefined) return reply.fail(notFound);
-      const code = openStepUpCode(await deps.vault.open(prov.webhook_secret_sealed), sealed, id);
+      const code = openSealed(await deps.vault.open(prov.webhook_secret_sealed), sealed, id);
       return { provisioningId: id, code, issuerName: prov.name };
     },
   );

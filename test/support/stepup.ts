@@ -1,4 +1,4 @@
-import { openSealedCode } from '../../src/demo/codes.ts';
+import { openSentCode } from '../../src/demo/codes.ts';
 import type { Hub } from '../../src/main.ts';
 
 type Call = (method: 'GET' | 'POST', url: string, body?: unknown) => Promise<{ status: number; body: any }>;
@@ -13,9 +13,8 @@ export async function completeOtpStepUp(hub: Pick<Hub, 'db' | 'vault'>, call: Ca
   if (offer === undefined) throw new Error(`no step-up offer in ${JSON.stringify(refused.body)}`);
   const challenge = await call('POST', '/v1/step-up/challenges', { request: offer.request, method: 'otp' });
   if (challenge.status !== 201) throw new Error(`challenge: ${challenge.status} ${JSON.stringify(challenge.body)}`);
-  const opened = await openSealedCode(hub, 'step_up_challenge', challenge.body.id);
-  if (opened === undefined) throw new Error('no code was sent');
-  const done = await call('POST', `/v1/step-up/challenges/${challenge.body.id}/complete`, { code: opened.code });
+  const code = await openSentCode(hub, 'step_up.code_requested', challenge.body.id);
+  const done = await call('POST', `/v1/step-up/challenges/${challenge.body.id}/complete`, { code });
   if (done.status !== 200) throw new Error(`complete: ${done.status} ${JSON.stringify(done.body)}`);
   return challenge.body.id;
 }
