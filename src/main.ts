@@ -25,6 +25,8 @@ import { definePaymentRefs } from './payments/refs.ts';
 import { defineStepUpRefs } from './stepup/refs.ts';
 import { createStepUpService, type StepUpService } from './stepup/service.ts';
 import { registerStepUpRoutes } from './stepup/routes.ts';
+import { createLiquidityService, type LiquidityService } from './liquidity/service.ts';
+import { registerLiquidityRoutes } from './liquidity/routes.ts';
 import { errorStatus } from './api/errors.ts';
 import { createCustomerService, type CustomerService } from './customers/service.ts';
 import { registerCustomerRoutes } from './customers/routes.ts';
@@ -67,6 +69,7 @@ export interface HubServices {
   readonly refs: RefRegistry;
   readonly stepUp: StepUpService;
   readonly customerLinks: CustomerLinkService;
+  readonly liquidity: LiquidityService;
   // @modules:service-types (each capability adds its service here)
   readonly ledger: Ledger;
   readonly cards: CardsModule;
@@ -159,6 +162,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const stepUp = createStepUpService({ db, clock, vault, audit, events, webauthn: { rpId: config.webauthn.rpId, rpName: 'Hutong', origins: webauthnOrigins } });
   const cards = createCardsModule({ db, clock, vault, audit, events, stepUp });
   const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, stepUp, ledger });
+  const liquidity = createLiquidityService({ db, clock, audit, events, ledger, accounts: transfers.accounts });
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch });
 
   // Per-participant limits: the participant's own setting (passed by the auth check), else the hub default.
@@ -191,7 +195,8 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   registerStepUpRoutes(app, { db, stepUp, customers });
   registerCustomerLinkRoutes(app, { db, links: customerLinks, idempotent });
   // @modules:routes (each capability registers its routes here)
-  registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent });
+  registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent, positionAccount: liquidity.positionAccount });
+  registerLiquidityRoutes(app, { liquidity, idempotent });
   await registerWebRoutes(app, { db, vault, tokens, customers, demoEnabled: config.demo });
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
@@ -234,6 +239,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
     refs,
     stepUp,
     customerLinks,
+    liquidity,
     // @modules:hub-fields
     ledger,
     cards,

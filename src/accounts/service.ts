@@ -27,9 +27,16 @@ export const CONSENT_TTL_MS = 10 * 60_000;
 export const CONSENT_MAX_ATTEMPTS = 5;
 
 export const customerAccountId = (customerId: string, currency: string) => `acc_${customerId}_${currency}`;
-const SYSTEM_PREFIX = { funding: 'fund', fees: 'fee', suspense: 'esc', fx_liquidity: 'fxl' } as const;
+/**
+ * A participant's system accounts: `funding` is its position at the hub (see src/liquidity), `settlement` the ledger's
+ * mirror of its account at the settlement bank (where prefunded liquidity comes from), `fees`, `suspense` (red-packet
+ * escrow) and `fx_liquidity` (an FX provider's).
+ */
+const SYSTEM_PREFIX = { funding: 'fund', settlement: 'sbk', fees: 'fee', suspense: 'esc', fx_liquidity: 'fxl' } as const;
 export type SystemAccountKind = keyof typeof SYSTEM_PREFIX;
 export const systemAccountId = (kind: SystemAccountKind, participantId: string, currency: string) => `${SYSTEM_PREFIX[kind]}_${participantId}_${currency}`;
+/** Whether an account id is a participant's position (its funding account). */
+export const isPositionAccount = (accountId: string) => accountId.startsWith(`${SYSTEM_PREFIX.funding}_`);
 
 export interface AccountRef {
   readonly id: string;
@@ -128,7 +135,9 @@ export function createAccountService(deps: { db: Db; clock: Clock; audit: AuditS
     if ((await ref(db, id)) === undefined) {
       await db.query('select pg_advisory_xact_lock(hashtext($1))', [id]);
       if ((await ref(db, id)) === undefined) {
-        const created = await ledger.createAccount({ id, ownerParticipantId: participantId, currency, kind, ...(kind === 'suspense' || kind === 'fx_liquidity' ? { debitsMustNotExceedCredits: true } : {}) });
+        // A position never goes below zero beyond its net debit cap (0 until the operator sets one): no money from nothing.
+        const limits = kind === 'funding' ? { debitsMustNotExceedCredits: true, creditLimitMinor: 0n } : kind === 'suspense' || kind === 'fx_liquidity' ? { debitsMustNotExceedCredits: true } : {};
+        const created = await ledger.createAccount({ id, ownerParticipantId: participantId, currency, kind, ...limits });
         if (!created.ok && created.error.code !== 'account_exists') throw new Error(`system account ${id}: ${created.error.code}`);
         return id;
       }
@@ -156,7 +165,11 @@ export function createAccountService(deps: { db: Db; clock: Clock; audit: AuditS
       const acc = await ref(tx, accountId);
       if (acc === undefined || acc.ownerParticipantId !== participantId) return err('account_unavailable', 'no such account', { accountId });
       const funding = await ensureSystemAccount('funding', participantId, acc.currency);
+      // Money enters only from the participant's position, within its prefunded liquidity and net debit cap.
       const [r] = await ledger.applyInTx(tx, [{ id: transferId, debitAccountId: funding, creditAccountId: accountId, amountMinor, currency: acc.currency, purpose: 'deposit', metadata: { participantId } }]);
+      if (r !== undefined && !r.ok && positionLimit(r.error, funding)) {
+        return err('liquidity_exceeded', `this deposit would take your ${acc.currency} position past its prefunded liquidity and net debit cap`, { currency: acc.currency });
+      }
       if (r === undefined || !r.ok) return err('ledger_rejected', r?.ok === false ? r.error.message : 'deposit failed');
       await audit.record(tx, { actor, action: 'account.deposit', objectType: 'account', objectId: accountId, details: { amountMinor: amountMinor.toString(), transferId } });
       return ok(undefined);
@@ -290,4 +303,14 @@ export async function countWrongConsentCode(db: Db, consentId: string): Promise<
     consentId,
     CONSENT_MAX_ATTEMPTS,
   ]);
+}
+
+/** Whether a ledger refusal is a participant position's limit: a movement out of a position past its cap (src/liquidity). */
+export function positionLimit(error: { code: string; details?: unknown }, positionAccountId?: string): boolean {
+  const accountId = typeof error.details === 'object' && error.details !== null ? (error.details as { accountId?: unknown }).accountId : undefined;
+  return (
+    (error.code === 'insufficient_funds' || error.code === 'exceeds_credit_limit') &&
+    typeof accountId === 'string' &&
+    (positionAccountId === undefined ? isPositionAccount(accountId) : accountId === positionAccountId)
+  );
 }

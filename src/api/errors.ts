@@ -10,6 +10,7 @@ import type { IdempotencyErrorCode } from '../platform/idempotency.ts';
 import type { MoneyErrorCode } from '../platform/money.ts';
 import { stepUpErrorStatus, type StepUpErrorCode } from '../stepup/service.ts';
 import { customerLinkErrorStatus, type CustomerLinkErrorCode } from '../customers/links.ts';
+import { liquidityErrorStatus, type LiquidityErrorCode } from '../liquidity/service.ts';
 
 /**
  * Every error code the API can answer, and its HTTP status: the one place where domain errors become HTTP.
@@ -43,6 +44,7 @@ export type ErrorCode =
   | PaymentsErrorCode
   | StepUpErrorCode
   | CustomerLinkErrorCode
+  | LiquidityErrorCode
   ;
 
 const platformErrorStatus: Record<PlatformErrorCode | IdempotencyErrorCode | MoneyErrorCode, number> = {
@@ -80,6 +82,7 @@ export const errorStatus: Readonly<Record<ErrorCode, number>> = {
   ...paymentsErrorStatus,
   ...stepUpErrorStatus,
   ...customerLinkErrorStatus,
+  ...liquidityErrorStatus,
 };
 
 export const ERROR_CODES = Object.keys(errorStatus).sort() as ErrorCode[];

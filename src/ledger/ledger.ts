@@ -61,6 +61,11 @@ export interface Ledger {
   createAccounts(inputs: readonly NewAccount[]): Promise<Result<Account[], LedgerError>>;
   /** Closes an account with no pending amounts; later transfers touching it fail with account_closed. */
   closeAccount(id: string): Promise<Result<Account, LedgerError>>;
+  /**
+   * Sets how far a no-overdraft account may go below zero (a participant position's net debit cap), in the caller's
+   * transaction, under the account's row lock: transfers applied after it commits see the new limit.
+   */
+  setCreditLimit(tx: Tx, id: string, limitMinor: bigint): Promise<Result<Account, LedgerError>>;
   getAccount(id: string): Promise<Result<Account, LedgerError>>;
   /** One statement, hence one snapshot: the balances returned are mutually consistent. Unknown ids are left out. */
   getAccounts(ids: readonly string[]): Promise<Account[]>;
@@ -762,6 +767,19 @@ export function createLedger(options: LedgerOptions): Ledger {
     });
   }
 
+  async function setCreditLimit(tx: Tx, id: string, limitMinor: bigint): Promise<Result<Account, LedgerError>> {
+    if (limitMinor < 0n || limitMinor > MAX_AMOUNT_MINOR) return err('invalid_account', 'the limit must be in 0…2^63−1', { field: 'creditLimitMinor' });
+    const rows = await tx.query(
+      `update ledger_accounts set credit_limit_minor = $2, updated_at = $3 where id = $1 and debits_must_not_exceed_credits returning ${ACCOUNT_COLUMNS}`,
+      [id, limitMinor, clock.now()],
+    );
+    const row = rows[0];
+    if (row === undefined) return err('account_not_found', 'no no-overdraft account has this id', { accountId: id });
+    // The batching engine checks limits against the account state it remembers: forget it, so its next batch reads it.
+    accountsKnown.delete(id);
+    return ok(toAccount(row));
+  }
+
   async function getAccounts(ids: readonly string[]): Promise<Account[]> {
     if (ids.length === 0) return [];
     const rows = await db.query(`select ${ACCOUNT_COLUMNS} from ledger_accounts where id = any($1::text[]) order by id`, [[...ids]]);
@@ -919,6 +937,7 @@ export function createLedger(options: LedgerOptions): Ledger {
     },
     createAccounts,
     closeAccount,
+    setCreditLimit,
     getAccount,
     getAccounts,
     listAccounts,

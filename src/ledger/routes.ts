@@ -72,10 +72,18 @@ const TransferSchema = Type.Object(
 
 const AccountParams = Strict({ accountId: Ref('account', 'Ledger account id') });
 
-/** The hub's own funding account in a currency: operator top-ups of settlement accounts are transfers from it. */
-const fundingAccountId = (participantId: string, currency: string) => `fund_op_${participantId}_${currency}`.slice(0, 64);
+export interface LedgerRouteDeps {
+  readonly db: Db;
+  readonly ledger: Ledger;
+  readonly participants: ParticipantService;
+  readonly audit: AuditService;
+  readonly events: EventOutbox;
+  readonly idempotent: Idempotent;
+  /** A participant's position account in a currency (src/liquidity): the only source money of theirs comes from. */
+  readonly positionAccount: (participantId: string, currency: string) => Promise<string>;
+}
 
-export function registerLedgerRoutes(app: HttpServer, deps: { db: Db; ledger: Ledger; participants: ParticipantService; audit: AuditService; events: EventOutbox; idempotent: Idempotent }): void {
+export function registerLedgerRoutes(app: HttpServer, deps: LedgerRouteDeps): void {
   const { ledger, participants, audit, events, idempotent } = deps;
   app.addSchema(AccountSchema);
   app.addSchema(HistoryEntrySchema);
@@ -174,7 +182,8 @@ export function registerLedgerRoutes(app: HttpServer, deps: { db: Db; ledger: Le
       config: { auth: 'operator' },
       schema: {
         tags: ['operator'],
-        summary: "Fund a participant's account: a recorded transfer from the hub's funding account, never a balance edit",
+        summary: "Fund a participant's account from its own position: a recorded transfer, never a balance edit",
+        description: 'The money comes from the owner’s position (its prefunded liquidity and net debit cap): past them, liquidity_exceeded.',
         security: [{ operator: [] }],
         params: AccountParams,
         body: Strict({ amount: Money, reference: Type.Optional(Type.String({ maxLength: 64 })) }),
@@ -191,12 +200,8 @@ export function registerLedgerRoutes(app: HttpServer, deps: { db: Db; ledger: Le
           const target = await ledger.getAccount(request.params.accountId);
           if (!target.ok) return target.error;
           if (target.value.currency !== money.value.currency) return { code: 'currency_mismatch', message: `the account holds ${target.value.currency}` };
-          const fundingId = fundingAccountId(target.value.ownerParticipantId, money.value.currency);
-          const existing = await ledger.getAccount(fundingId);
-          if (!existing.ok) {
-            const opened = await ledger.createAccount({ id: fundingId, ownerParticipantId: target.value.ownerParticipantId, currency: money.value.currency, kind: 'funding' });
-            if (!opened.ok && opened.error.code !== 'account_exists') return opened.error;
-          }
+          const fundingId = await deps.positionAccount(target.value.ownerParticipantId, money.value.currency);
+          if (fundingId === target.value.id) return { code: 'invalid_transfer', message: 'a position is funded with liquidity (POST /v1/operator/participants/{id}/liquidity)' };
           // The transfer id comes from the Idempotency-Key when given: a retry cannot fund twice.
           const key = request.headers['idempotency-key'];
           const transferId = typeof key === 'string' ? deterministicId('fund', 'operator', key) : deterministicId('fund', 'operator', request.id);
@@ -204,7 +209,12 @@ export function registerLedgerRoutes(app: HttpServer, deps: { db: Db; ledger: Le
             { id: transferId, debitAccountId: fundingId, creditAccountId: target.value.id, amountMinor: money.value.amountMinor, currency: money.value.currency, purpose: 'operator_funding', metadata: { reference: request.body.reference ?? null } },
           ]);
           if (result === undefined) throw new Error('ledger returned no result');
-          if (!result.ok) return result.error;
+          if (!result.ok) {
+            const failedAccount = (result.error.details as { accountId?: unknown } | undefined)?.accountId;
+            return failedAccount === fundingId && (result.error.code === 'insufficient_funds' || result.error.code === 'exceeds_credit_limit')
+              ? { code: 'liquidity_exceeded', message: "the participant's position cannot cover it (prefunded liquidity and net debit cap)" }
+              : result.error;
+          }
           await audit.record(tx, { actor: actorOf(request), action: 'ledger.account_funded', objectType: 'ledger_account', objectId: target.value.id, details: { transferId, amount: request.body.amount } });
           await events.emit(tx, { participantId: target.value.ownerParticipantId, type: 'ledger.account_funded', data: { accountId: target.value.id, transferId, amount: request.body.amount } });
           return created(transferToWire(result.value.transfer));

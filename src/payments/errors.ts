@@ -1,4 +1,5 @@
 import type { StepUpErrorCode } from '../stepup/service.ts';
+import type { LiquidityErrorCode } from '../liquidity/service.ts';
 import type { CardDeclineCode, TokenPaymentDeclineCode } from '../cards/errors.ts';
 import type { DomainError } from '../platform/result.ts';
 
@@ -94,4 +95,4 @@ export const paymentsErrorStatus: Record<PaymentsErrorCode, number> = {
 };
 
 /** What payment services answer: their own codes, and a step-up proof refused (the step-up module's code). */
-export type PErr = DomainError<PaymentsErrorCode | Extract<StepUpErrorCode, 'step_up_invalid'>>;
+export type PErr = DomainError<PaymentsErrorCode | Extract<StepUpErrorCode, 'step_up_invalid'> | Extract<LiquidityErrorCode, 'liquidity_exceeded'>>;

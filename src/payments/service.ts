@@ -1,6 +1,6 @@
 import type { StepUpBinding, StepUpService } from '../stepup/service.ts';
 import { randomInt } from 'node:crypto';
-import type { AccountService } from '../accounts/service.ts';
+import { positionLimit, type AccountService } from '../accounts/service.ts';
 import type { Actor, AuditService } from '../audit/service.ts';
 import type { Card, Channel } from '../cards/model.ts';
 import type { CardService } from '../cards/service.ts';
@@ -438,7 +438,9 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     return toAuth(row);
   };
 
-  const ledgerCode = (code: string): PErr => {
+  const ledgerCode = (error: { code: string; details?: unknown } | undefined): PErr => {
+    const code = error?.code ?? 'unknown';
+    if (error !== undefined && positionLimit(error)) return { code: 'liquidity_exceeded', message: "the issuer's position at the hub cannot cover the amount (prefunded liquidity and net debit cap)" };
     if (code === 'insufficient_funds' || code === 'exceeds_credit_limit') return { code: 'insufficient_funds', message: 'the funding account cannot cover the amount' };
     if (code === 'pending_expired') return { code: 'payment_state', message: 'the authorization hold has expired', details: { status: 'expired' } };
     if (code === 'pending_already_resolved') return { code: 'payment_state', message: 'the authorization hold was already resolved' };
@@ -731,7 +733,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
         metadata: { authorizationId: id, merchantId: merchant.id },
       },
     ]);
-    if (held === undefined || !held.ok) return err(ledgerCode(held?.ok === false ? held.error.code : 'unknown').code, ledgerCode(held?.ok === false ? held.error.code : 'unknown').message);
+    if (held === undefined || !held.ok) return { ok: false, error: ledgerCode(held?.ok === false ? held.error : undefined) };
     return ok(toAuth(row));
   };
 
@@ -764,7 +766,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     const failed = results.find((r) => !r.ok);
     if (failed !== undefined && !failed.ok) {
       const first = results.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed');
-      return { ok: false, error: ledgerCode(first !== undefined && !first.ok ? first.error.code : failed.error.code) };
+      return { ok: false, error: ledgerCode(first !== undefined && !first.ok ? first.error : failed.error) };
     }
     return ok(toAuth(row));
   };
@@ -1015,7 +1017,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     for (const [k, p] of planned.entries()) {
       const held = results[k];
       if (held === undefined || !held.ok) {
-        out[p.a.c.i] = { ok: false, error: ledgerCode(held?.ok === false ? held.error.code : 'unknown') };
+        out[p.a.c.i] = { ok: false, error: ledgerCode(held?.ok === false ? held.error : undefined) };
         continue;
       }
       const { c } = p.a;
@@ -1118,7 +1120,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const mine = results.slice(at, at + p.transfers.length);
       at += p.transfers.length;
       const failed = mine.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed') ?? mine.find((r) => !r.ok);
-      if (failed !== undefined && !failed.ok) out[p.i] = { ok: false, error: ledgerCode(failed.error.code) };
+      if (failed !== undefined && !failed.ok) out[p.i] = { ok: false, error: ledgerCode(failed.error) };
       else done.push(p);
     }
     if (done.length === 0) return out.map((r) => r!);
@@ -1319,7 +1321,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       if (a === undefined) return err('payment_not_found', 'no such payment');
       if (a.status !== 'authorized') return err('payment_state', `the payment is ${a.status}`, { status: a.status });
       const [r] = await ledger.applyInTx(tx, [{ id: `${a.id}_void`, kind: 'void_pending', pendingId: a.holdTransferId, purpose: 'card_void', metadata: { authorizationId: a.id } }]);
-      if (r === undefined || !r.ok) return { ok: false, error: ledgerCode(r?.ok === false ? r.error.code : 'unknown') };
+      if (r === undefined || !r.ok) return { ok: false, error: ledgerCode(r?.ok === false ? r.error : undefined) };
       await tx.query(`update pay_authorizations set status = 'voided', updated_at = $2 where id = $1`, [a.id, clock.now()]);
       const after = await reloadAuth(tx, a.id);
       await audit.record(tx, { actor, action: 'payment.voided', objectType: 'payment', objectId: a.id });
@@ -1337,7 +1339,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       if (merchant === undefined) throw new Error('merchant vanished');
       const refundId = newId('rfd');
       const [r] = await ledger.applyInTx(tx, [{ id: refundId, debitAccountId: merchant.settlementAccountId, creditAccountId: a.sourceAccountId, amountMinor: amount, currency: a.currency, purpose: 'card_refund', metadata: { authorizationId: a.id } }]);
-      if (r === undefined || !r.ok) return { ok: false, error: ledgerCode(r?.ok === false ? r.error.code : 'unknown') };
+      if (r === undefined || !r.ok) return { ok: false, error: ledgerCode(r?.ok === false ? r.error : undefined) };
       await tx.query('insert into pay_refunds (id, authorization_id, amount_minor, transfer_id, created_at) values ($1, $2, $3, $4, $5)', [refundId, a.id, amount, refundId, clock.now()]);
       await tx.query('update pay_authorizations set refunded_minor = refunded_minor + $2, updated_at = $3 where id = $1', [a.id, amount, clock.now()]);
       const after = await reloadAuth(tx, a.id);

@@ -1,6 +1,7 @@
 import type { FxErrorCode } from '../fx/rates.ts';
 import type { RiskErrorCode } from '../risk/service.ts';
 import type { StepUpErrorCode } from '../stepup/service.ts';
+import type { LiquidityErrorCode } from '../liquidity/service.ts';
 
 /** Every error code of accounts/linking, aliases, FX, risk and transfers (issue 6), with its HTTP status. */
 export type TransfersErrorCode =
@@ -108,5 +109,5 @@ export const transfersErrorStatus: Record<TransfersErrorCode, number> = {
   red_packet_expired: 410,
 };
 
-/** What transfer services answer: their own codes, and a step-up proof refused (the step-up module's code). */
-export type TErr = { readonly code: TransfersErrorCode | Extract<StepUpErrorCode, 'step_up_invalid'>; readonly message: string; readonly details?: object };
+/** What transfer services answer: their own codes, a step-up proof refused, a participant's position at its cap. */
+export type TErr = { readonly code: TransfersErrorCode | Extract<StepUpErrorCode, 'step_up_invalid'> | Extract<LiquidityErrorCode, 'liquidity_exceeded'>; readonly message: string; readonly details?: object };

@@ -1,7 +1,7 @@
 import { customerAccountId, systemAccountId } from '../accounts/service.ts';
 import type { AliasType } from '../aliases/normalize.ts';
 import type { Hub } from '../main.ts';
-import { demoParticipantId } from '../demo/seed.ts';
+import { DEMO_PARTICIPANTS, demoParticipantId } from '../demo/seed.ts';
 
 /**
  * Demo data for issue 6, idempotent: customer accounts with opening balances funded by recorded ledger transfers from
@@ -28,6 +28,8 @@ export const DEMO_ALIASES: readonly { customer: string; participant: string; cur
 ];
 
 export const FX_PROVIDER = 'bank-b';
+/** What the operator records as each demo participant's prefunded liquidity, per currency it holds. */
+export const DEMO_LIQUIDITY_MINOR = 10_000_000_00n;
 export const FX_LIQUIDITY: readonly { currency: string; amount: bigint }[] = [
   { currency: 'CNY', amount: 100_000_000_00n },
   { currency: 'HKD', amount: 100_000_000_00n },
@@ -44,6 +46,23 @@ export async function seedDemoTransfers(hubLike: object, customerIds: ReadonlyMa
   const system = { type: 'system' } as const;
   await fx.ensureLoaded();
 
+  // The operator records each demo participant's prefunded liquidity first: every opening balance below comes out of
+  // the participant's position, as money always does (no money from nothing).
+  const specs = DEMO_PARTICIPANTS.map((p) => ({ participantId: demoParticipantId(p.key), currencies: new Set(p.currencies) }));
+  const provider = demoParticipantId(FX_PROVIDER);
+  for (const { currency } of FX_LIQUIDITY) specs.find((p) => p.participantId === provider)?.currencies.add(currency);
+  for (const { participantId, currencies } of specs) {
+    for (const currency of currencies) {
+      const transferId = `seed_liq_${participantId}_${currency}`.slice(0, 64);
+      if ((await ledger.getTransfer(transferId)).ok) continue;
+      const fx = participantId === provider ? (FX_LIQUIDITY.find((f) => f.currency === currency)?.amount ?? 0n) : 0n;
+      await db.transaction(async (tx) => {
+        const r = await hub.liquidity.fundsIn(tx, system, { participantId, currency, amountMinor: DEMO_LIQUIDITY_MINOR + fx, transferId, reference: 'demo prefunding' });
+        if (!r.ok) throw new Error(`demo seed: liquidity ${participantId} ${currency}: ${r.error.code}`);
+      });
+    }
+  }
+
   const fund = async (participantId: string, accountId: string, currency: string, amountMinor: bigint, transferId: string) => {
     const funding = await accounts.ensureSystemAccount('funding', participantId, currency);
     await db.transaction(async (tx) => {
@@ -52,7 +71,6 @@ export async function seedDemoTransfers(hubLike: object, customerIds: ReadonlyMa
     });
   };
 
-  const provider = demoParticipantId(FX_PROVIDER);
   for (const { currency, amount } of FX_LIQUIDITY) {
     const id = await accounts.ensureSystemAccount('fx_liquidity', provider, currency);
     await db.query('insert into fx_liquidity_accounts (currency, account_id) values ($1, $2) on conflict do nothing', [currency, id]);
