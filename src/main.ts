@@ -24,7 +24,7 @@ import { createIdempotency, type Idempotency } from './platform/idempotency.ts';
 import { createLogger, type Logger } from './platform/logger.ts';
 import { createMetrics, registerCounterSnapshot, type HttpMetrics } from './platform/metrics.ts';
 import { migrate } from './platform/migrate.ts';
-import { createTokenBucketLimiter } from './platform/rate-limit.ts';
+import { createFailureLimiter, createTokenBucketLimiter } from './platform/rate-limit.ts';
 import { createVault, defaultKeySource, type KeySource, type Vault } from './platform/vault.ts';
 import { registerSystemRoutes } from './system/routes.ts';
 import { createWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispatcher.ts';
@@ -147,7 +147,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   for (const schema of participantSchemas) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
-  registerParticipantRoutes(app, { participants, tokens, idempotent });
+  registerParticipantRoutes(app, { participants, tokens, idempotent, authFailures: createFailureLimiter({ nowMs: () => clock.nowMs() }) });
   registerCustomerRoutes(app, { customers, participants, idempotent });
   registerAuditRoutes(app, { audit });
   registerWebhookRoutes(app, { db });
