@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createCardsModule, type CardsModule } from './cards/module.ts';
@@ -25,7 +25,8 @@ import { createLogger, type Logger } from './platform/logger.ts';
 import { createMetrics, registerCounterSnapshot, type HttpMetrics } from './platform/metrics.ts';
 import { migrate } from './platform/migrate.ts';
 import { createFailureLimiter, createTokenBucketLimiter } from './platform/rate-limit.ts';
-import { createVault, defaultKeySource, type KeySource, type Vault } from './platform/vault.ts';
+import { createVault, defaultKeySource, keyFilePath, type KeySource, type Vault } from './platform/vault.ts';
+import { ensurePrivateDir, privateFileWarnings } from './platform/file-modes.ts';
 import { registerSystemRoutes } from './system/routes.ts';
 import { createWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { createEventOutbox, type EventOutbox } from './webhooks/events.ts';
@@ -78,7 +79,7 @@ export function resolveOperatorToken(config: HubConfig): string {
   if (config.operatorToken !== undefined && config.operatorToken !== '') return config.operatorToken;
   const path = join(config.dataDir, 'operator-token');
   if (existsSync(path)) return readFileSync(path, 'utf8').trim();
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  ensurePrivateDir(dirname(path));
   const token = `op_${randomBytes(24).toString('base64url')}`;
   writeFileSync(path, `${token}\n`, { mode: 0o600 });
   chmodSync(path, 0o600);
@@ -103,7 +104,10 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
     if (setting?.autovacuum !== 'on') logger.warn('PostgreSQL runs with autovacuum = off: table statistics go stale and plans degrade as tables grow; turn it on, or run ANALYZE regularly');
   }
 
-  const vault = createVault({ db, clock, keys: options.keys ?? defaultKeySource(config.dataDir, config.kek) });
+  // The key file lives outside the data directory (one found at the old place inside it is moved out first).
+  const usesKeyFile = options.keys === undefined && (config.kek === undefined || config.kek === '');
+  const keys = options.keys ?? defaultKeySource(config, (level, message) => logger[level](message));
+  const vault = createVault({ db, clock, keys });
   await vault.warm();
   const audit = createAuditService({ db, clock });
   const events = createEventOutbox({ clock });
@@ -116,6 +120,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const webhooks = createWebhookDispatcher({ db, clock, vault, logger, ...(options.fetch !== undefined ? { fetch: options.fetch } : {}) });
   const metrics = createMetrics();
   const operatorToken = resolveOperatorToken(config);
+  for (const warning of privateFileWarnings({ dataDir: config.dataDir, keyFile: usesKeyFile ? keyFilePath(config.keyDir) : undefined })) logger.warn(warning);
   // @modules:create (each capability creates its services here, dependencies explicit)
   // One ledger per process: its batcher aggregates what arrives concurrently from every module.
   const ledger = createLedger({ db, clock });
