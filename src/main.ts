@@ -13,6 +13,7 @@ import { createIdempotentRunner, registerAuth, type Idempotent } from './api/con
 import { errorStatus } from './api/errors.ts';
 import { createCustomerService, type CustomerService } from './customers/service.ts';
 import { registerCustomerRoutes } from './customers/routes.ts';
+import { createCustomerDataRights } from './customers/data-rights.ts';
 import { participantSchemas, registerParticipantRoutes } from './participants/routes.ts';
 import { createParticipantService, type ParticipantService } from './participants/service.ts';
 import { createTokenService, type TokenService } from './participants/tokens.ts';
@@ -132,6 +133,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const cards = createCardsModule({ db, clock, vault, audit, events });
   const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, ledger });
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, fetch: options.fetch });
+  const customerDataRights = createCustomerDataRights({ db, clock, vault, audit, events, cards: cards.cards, walletTokens: cards.walletTokens });
 
   // Per-participant limits: the participant's own setting (passed by the auth check), else the hub default.
   const limiter = createTokenBucketLimiter({ ratePerS: () => config.rateLimitPerS, burst: () => config.rateLimitPerS * 2, nowMs: () => clock.nowMs() });
@@ -153,7 +155,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   registerAuth(app, { tokens, participants, operatorToken, limiter });
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
   registerParticipantRoutes(app, { participants, tokens, idempotent, authFailures: createFailureLimiter({ nowMs: () => clock.nowMs() }) });
-  registerCustomerRoutes(app, { customers, participants, idempotent });
+  registerCustomerRoutes(app, { customers, participants, idempotent, dataRights: customerDataRights });
   registerAuditRoutes(app, { audit });
   registerWebhookRoutes(app, { db });
   // @modules:routes (each capability registers its routes here)

@@ -1,0 +1,225 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Money, Timestamp } from '../api/schemas.ts';
+
+/** The wire shape of a customer's data export (GET /v1/customers/{customerId}/export), shared by service and route. */
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+const Obj = <T extends Parameters<typeof Type.Object>[0]>(properties: T, description?: string) =>
+  Type.Object(properties, { additionalProperties: false, ...(description !== undefined ? { description } : {}) });
+const Json = Type.Object({}, { additionalProperties: true });
+
+export const CustomerExportSchema = Type.Object(
+  {
+    exportedAt: Timestamp,
+    customer: Obj({
+      id: Type.String(),
+      externalId: Type.String({ description: 'After erasure: a pseudonym (erased_…)' }),
+      name: Type.String(),
+      phone: Nullable(Type.String()),
+      kycLevel: Type.Integer(),
+      createdAt: Timestamp,
+      erasedAt: Nullable(Timestamp),
+    }),
+    accounts: Type.Array(
+      Obj({ id: Type.String(), kind: Type.String(), currency: Type.String(), closed: Type.Boolean(), balance: Money, pendingDebits: Money, pendingCredits: Money, createdAt: Timestamp }),
+    ),
+    ledgerTransfers: Type.Array(
+      Obj(
+        {
+          id: Type.String(),
+          accountId: Type.String({ description: "The customer's account on this side of the transfer" }),
+          side: Type.Union([Type.Literal('debit'), Type.Literal('credit')]),
+          kind: Type.String(),
+          amount: Money,
+          purpose: Type.String(),
+          pendingId: Nullable(Type.String()),
+          createdAt: Timestamp,
+        },
+        "One entry per transfer and side on the customer's accounts, most recent first",
+      ),
+    ),
+    cards: Type.Array(
+      Obj({
+        id: Type.String(),
+        productId: Type.String(),
+        type: Type.String(),
+        maskedNumber: Type.String({ description: 'First 6 and last 4 digits; never the number or the CVV' }),
+        expiry: Type.String(),
+        status: Type.String(),
+        fundingAccountId: Nullable(Type.String()),
+        creditLimit: Nullable(Money),
+        controls: Json,
+        replacesCardId: Nullable(Type.String()),
+        replacedByCardId: Nullable(Type.String()),
+        createdAt: Timestamp,
+        updatedAt: Timestamp,
+      }),
+    ),
+    tokens: Type.Array(
+      Obj(
+        {
+          id: Type.String(),
+          tokenRef: Nullable(Type.String({ description: "The wallet's reference, for the calling wallet's own tokens only" })),
+          cardId: Type.String(),
+          issuerParticipantId: Type.String(),
+          walletParticipantId: Type.String(),
+          last4: Type.String(),
+          expiry: Type.String(),
+          status: Type.String(),
+          channels: Type.Array(Type.String()),
+          deviceId: Nullable(Type.String()),
+          lastUsedAt: Nullable(Timestamp),
+          createdAt: Timestamp,
+        },
+        'Never the token number or key',
+      ),
+    ),
+    provisionings: Type.Array(
+      Obj({
+        id: Type.String(),
+        cardId: Type.String(),
+        walletParticipantId: Type.String(),
+        issuerParticipantId: Type.String(),
+        method: Type.String(),
+        status: Type.String(),
+        stepUpMethod: Nullable(Type.String()),
+        attempts: Type.Integer(),
+        expiresAt: Nullable(Timestamp),
+        tokenId: Nullable(Type.String()),
+        createdAt: Timestamp,
+        updatedAt: Timestamp,
+      }),
+    ),
+    aliases: Type.Array(Obj({ id: Type.String(), type: Type.String(), value: Type.String(), accountId: Type.String(), createdAt: Timestamp, updatedAt: Timestamp })),
+    accountLinks: Type.Array(
+      Obj({
+        id: Type.String(),
+        role: Type.Union([Type.Literal('wallet'), Type.Literal('bank')], { description: "Which side of the link the customer is (the wallet's customer or the bank's)" }),
+        walletParticipantId: Type.String(),
+        bankParticipantId: Type.String(),
+        accountId: Type.String(),
+        status: Type.String(),
+        createdAt: Timestamp,
+        revokedAt: Nullable(Timestamp),
+      }),
+    ),
+    accountLinkConsents: Type.Array(
+      Obj({
+        id: Type.String(),
+        role: Type.Union([Type.Literal('wallet'), Type.Literal('bank')]),
+        walletParticipantId: Type.String(),
+        bankParticipantId: Type.String(),
+        currency: Nullable(Type.String()),
+        status: Type.String(),
+        attempts: Type.Integer(),
+        expiresAt: Timestamp,
+        createdAt: Timestamp,
+      }),
+    ),
+    personLinks: Type.Array(Obj({ personId: Type.String(), via: Type.String(), verifiedAt: Timestamp })),
+    payments: Type.Array(
+      Obj({
+        id: Type.String(),
+        role: Type.Union([Type.Literal('payer'), Type.Literal('payee')]),
+        counterpartyParticipantId: Type.String(),
+        accountId: Type.String(),
+        sent: Money,
+        received: Money,
+        fee: Money,
+        rate: Nullable(Type.String()),
+        requestId: Nullable(Type.String()),
+        status: Type.String(),
+        createdAt: Timestamp,
+      }),
+    ),
+    moneyRequests: Type.Array(
+      Obj({
+        id: Type.String(),
+        role: Type.Union([Type.Literal('requester'), Type.Literal('payer')]),
+        counterpartyParticipantId: Type.String(),
+        amount: Money,
+        note: Nullable(Type.String()),
+        status: Type.String(),
+        splitId: Nullable(Type.String()),
+        paymentId: Nullable(Type.String()),
+        expiresAt: Timestamp,
+        createdAt: Timestamp,
+      }),
+    ),
+    splits: Type.Array(
+      Obj({
+        id: Type.String(),
+        role: Type.Union([Type.Literal('creator'), Type.Literal('member')]),
+        total: Money,
+        share: Nullable(Money),
+        method: Type.String(),
+        note: Nullable(Type.String()),
+        createdAt: Timestamp,
+      }),
+    ),
+    redPackets: Type.Array(
+      Obj({
+        id: Type.String(),
+        role: Type.Union([Type.Literal('sender'), Type.Literal('recipient')]),
+        total: Money,
+        shares: Type.Integer(),
+        mode: Type.String(),
+        message: Nullable(Type.String()),
+        status: Type.String(),
+        claimed: Nullable(Money),
+        claimedAt: Nullable(Timestamp),
+        refunded: Nullable(Money),
+        expiresAt: Timestamp,
+        createdAt: Timestamp,
+      }),
+    ),
+    cardPayments: Type.Array(
+      Obj({
+        id: Type.String(),
+        role: Type.Union([Type.Literal('payer'), Type.Literal('cardholder')], { description: "payer: paid through the calling wallet; cardholder: paid with the calling issuer's card" }),
+        merchantId: Type.String(),
+        channel: Type.String(),
+        status: Type.String(),
+        sourceKind: Type.String(),
+        cardId: Nullable(Type.String({ description: "The customer's card, for the issuer" })),
+        amount: Money,
+        captured: Money,
+        refunded: Money,
+        authCode: Type.String(),
+        decidedBy: Type.String(),
+        country: Type.String(),
+        mcc: Type.String(),
+        createdAt: Timestamp,
+        updatedAt: Timestamp,
+      }),
+    ),
+    riskAlerts: Type.Array(
+      Obj({
+        id: Type.String(),
+        channel: Type.String(),
+        decision: Type.String(),
+        score: Type.Integer(),
+        reasons: Type.Array(Json),
+        status: Type.String(),
+        resolution: Nullable(Type.String()),
+        createdAt: Timestamp,
+        resolvedAt: Nullable(Timestamp),
+      }),
+    ),
+    authenticator: Obj({ enrolled: Type.Boolean(), enrolledAt: Nullable(Timestamp) }, 'Whether an authenticator is enrolled; never its seed'),
+    auditRecords: Type.Array(
+      Obj({
+        id: Type.String(),
+        at: Timestamp,
+        actor: Obj({ type: Type.String(), participantId: Nullable(Type.String()), customerId: Nullable(Type.String()) }),
+        action: Type.String(),
+        object: Obj({ type: Type.String(), id: Type.String() }),
+        details: Json,
+      }),
+    ),
+    truncated: Type.Array(Type.String(), { description: 'The lists cut at their cap (see notes)' }),
+    notes: Type.Array(Type.String()),
+  },
+  { $id: 'CustomerExport', additionalProperties: false },
+);
+
+export type CustomerExport = Static<typeof CustomerExportSchema>;
