@@ -16,12 +16,12 @@ import type { Customer, CustomerErrorCode } from './service.ts';
  *
  * The export walks every table that names a customer (see the migrations): the customer record; their ledger
  * accounts, balances and transfers; cards (masked), wallet tokens (no token number or key) and provisionings (no
- * codes); aliases; account links and consents (no codes); person links; P2P payments, money requests, split bills and
- * red packets; card payments; risk alerts; whether an authenticator is enrolled (never its seed); and the audit
- * records that name them. Every list is capped (EXPORT_LIMITS); a capped list is named in `truncated`, with a note on
- * where to read the rest. A counterparty is named by its participant, never by its customer id (the ids of linked bank
- * accounts stay: the wallet pays from them by that id), and a record another participant wrote is shown without that
- * participant's customer.
+ * codes); aliases and their moves; account links and consents (no codes); person links; P2P quotes and payments, money
+ * requests, split bills and red packets; card payments; payer blocks; risk observations and alerts; whether an
+ * authenticator is enrolled (never its seed); and the audit records that name them. Every list is capped
+ * (EXPORT_LIMITS); a capped list is named in `truncated`, with a note on where to read the rest. A counterparty is
+ * named by its participant, never by its customer id (the ids of linked bank accounts stay: the wallet pays from them
+ * by that id), and a record another participant wrote is shown without that participant's customer.
  *
  * Erasure pseudonymises instead of deleting rows that other records point at: the name becomes ERASED_NAME, the phone
  * goes, the external id becomes a keyed-hash pseudonym (unique per participant as the original was). What exists only
@@ -377,6 +377,15 @@ export function createCustomerDataRights(deps: {
             [P, X],
           );
 
+          const moveRows = await capped<{ id: string; alias_id: string; to_participant_id: string; to_customer_id: string; status: string; attempts: number; expires_at: Date; created_at: Date }>(
+            tx,
+            'aliasMoves',
+            truncated,
+            `select id, alias_id, to_participant_id, to_customer_id, status, attempts, expires_at, created_at from alias_moves
+              where (to_participant_id = $1 and to_customer_id = $2) or alias_id = any($3::text[]) order by created_at, id`,
+            [P, X, aliasRows.map((a) => a.id)],
+          );
+
           const linkRows = await capped<{ id: string; wallet_participant_id: string; wallet_customer_id: string; bank_participant_id: string; account_id: string; status: string; created_at: Date; revoked_at: Date | null }>(
             tx,
             'accountLinks',
@@ -436,6 +445,48 @@ export function createCustomerDataRights(deps: {
               rate: r.rate,
               requestId: r.request_id,
               status: r.status,
+              createdAt: r.created_at.toISOString(),
+            };
+          });
+
+          const quoteRows = await capped<{
+            id: string;
+            payer_participant_id: string;
+            payer_customer_id: string;
+            payee_participant_id: string;
+            send_minor: bigint;
+            send_currency: string;
+            receive_minor: bigint;
+            receive_currency: string;
+            fee_minor: bigint;
+            rate: string | null;
+            status: string;
+            request_id: string | null;
+            expires_at: Date;
+            created_at: Date;
+          }>(
+            tx,
+            'quotes',
+            truncated,
+            `select id, payer_participant_id, payer_customer_id, payee_participant_id, send_minor, send_currency, receive_minor, receive_currency, fee_minor, rate, status, request_id,
+                    expires_at, created_at
+               from quotes where (payer_participant_id = $1 and payer_customer_id = $2) or (payee_participant_id = $1 and payee_customer_id = $2)
+              order by created_at desc, id`,
+            [P, X],
+          );
+          const quotes = quoteRows.map((r) => {
+            const asPayer = r.payer_participant_id === P && r.payer_customer_id === X;
+            return {
+              id: r.id,
+              role: asPayer ? ('payer' as const) : ('payee' as const),
+              counterpartyParticipantId: asPayer ? r.payee_participant_id : r.payer_participant_id,
+              send: money(r.send_minor, r.send_currency),
+              receive: money(r.receive_minor, r.receive_currency),
+              fee: money(r.fee_minor, r.send_currency),
+              rate: r.rate,
+              status: r.status,
+              requestId: r.request_id,
+              expiresAt: r.expires_at.toISOString(),
               createdAt: r.created_at.toISOString(),
             };
           });
@@ -589,6 +640,21 @@ export function createCustomerDataRights(deps: {
             updatedAt: r.updated_at.toISOString(),
           }));
 
+          const blockRows = await capped<{ blocked_participant_id: string; created_at: Date }>(
+            tx,
+            'payerBlocks',
+            truncated,
+            'select blocked_participant_id, created_at from payer_blocks where payer_participant_id = $1 and payer_customer_id = $2 order by created_at, blocked_participant_id',
+            [P, X],
+          );
+          const observationRows = await capped<{ channel: string; ref_eur_cents: bigint; at: Date }>(
+            tx,
+            'riskObservations',
+            truncated,
+            'select channel, ref_eur_cents, at from risk_observations where participant_id = $1 and customer_id = $2 order by at desc, id desc',
+            [P, X],
+          );
+
           const alertRows = await capped<{ id: string; channel: string; decision: string; score: number; reasons: Record<string, unknown>[]; status: string; resolution: string | null; created_at: Date; resolved_at: Date | null }>(
             tx,
             'riskAlerts',
@@ -625,6 +691,7 @@ export function createCustomerDataRights(deps: {
             ...paymentRows.map((p): [string, string] => ['payment', p.id]),
             ...cardPaymentRows.map((p): [string, string] => ['payment', p.id]),
             ...requestRows.map((r): [string, string] => ['money_request', r.id]),
+            ...moveRows.map((r): [string, string] => ['alias', r.alias_id]),
             ...packetRows.map((r): [string, string] => ['red_packet', r.id]),
             ...splitRows.map((r): [string, string] => ['bill_split', r.id]),
             ...linkRows.map((r): [string, string] => ['account_link', r.id]),
@@ -676,6 +743,7 @@ export function createCustomerDataRights(deps: {
             `Lists hold at most ${EXPORT_LIMITS.section} entries (ledger transfers and audit records ${EXPORT_LIMITS.transfers}, most recent first); a list cut there is named in "truncated".`,
             'Every ledger transfer of an account, however old, is in its statement: GET /v1/ledger/accounts/{accountId}/statement.',
             'Counterparties are named by their participant only; card numbers are masked; token numbers, token keys, authenticator seeds and one-time codes are never exported.',
+            'Webhook events the hub sent you about this customer are not repeated here (GET /v1/webhooks/deliveries).',
           ];
           return ok({
             exportedAt: clock.now().toISOString(),
@@ -695,6 +763,16 @@ export function createCustomerDataRights(deps: {
             tokens,
             provisionings,
             aliases: aliasRows.map((a) => ({ id: a.id, type: a.type, value: a.value, accountId: a.account_id, createdAt: a.created_at.toISOString(), updatedAt: a.updated_at.toISOString() })),
+            aliasMoves: moveRows.map((r) => ({
+              id: r.id,
+              aliasId: r.alias_id,
+              direction: r.to_participant_id === P && r.to_customer_id === X ? ('in' as const) : ('out' as const),
+              toParticipantId: r.to_participant_id,
+              status: r.status,
+              attempts: r.attempts,
+              expiresAt: r.expires_at.toISOString(),
+              createdAt: r.created_at.toISOString(),
+            })),
             accountLinks: linkRows.map((r) => ({
               id: r.id,
               role: role(r),
@@ -718,10 +796,13 @@ export function createCustomerDataRights(deps: {
             })),
             personLinks: personRows.map((r) => ({ personId: r.person_id, via: r.via, verifiedAt: r.verified_at.toISOString() })),
             payments,
+            quotes,
             moneyRequests,
             splits,
             redPackets,
             cardPayments,
+            payerBlocks: blockRows.map((r) => ({ blockedParticipantId: r.blocked_participant_id, createdAt: r.created_at.toISOString() })),
+            riskObservations: observationRows.map((r) => ({ channel: r.channel, amount: { amount: formatMoney(r.ref_eur_cents, 'EUR').amount, currency: 'EUR' as const }, at: r.at.toISOString() })),
             riskAlerts,
             authenticator: { enrolled: authenticator !== undefined, enrolledAt: iso(authenticator?.created_at ?? null) },
             auditRecords,

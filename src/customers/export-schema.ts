@@ -90,6 +90,18 @@ export const CustomerExportSchema = Type.Object(
       }),
     ),
     aliases: Type.Array(Obj({ id: Type.String(), type: Type.String(), value: Type.String(), accountId: Type.String(), createdAt: Timestamp, updatedAt: Timestamp })),
+    aliasMoves: Type.Array(
+      Obj({
+        id: Type.String(),
+        aliasId: Type.String(),
+        direction: Type.Union([Type.Literal('in'), Type.Literal('out')], { description: 'in: an alias moving to this customer; out: one of their aliases moving away' }),
+        toParticipantId: Type.String(),
+        status: Type.String(),
+        attempts: Type.Integer(),
+        expiresAt: Timestamp,
+        createdAt: Timestamp,
+      }),
+    ),
     accountLinks: Type.Array(
       Obj({
         id: Type.String(),
@@ -130,6 +142,24 @@ export const CustomerExportSchema = Type.Object(
         status: Type.String(),
         createdAt: Timestamp,
       }),
+    ),
+    quotes: Type.Array(
+      Obj(
+        {
+          id: Type.String(),
+          role: Type.Union([Type.Literal('payer'), Type.Literal('payee')]),
+          counterpartyParticipantId: Type.String(),
+          send: Money,
+          receive: Money,
+          fee: Money,
+          rate: Nullable(Type.String()),
+          status: Type.String(),
+          requestId: Nullable(Type.String()),
+          expiresAt: Timestamp,
+          createdAt: Timestamp,
+        },
+        'P2P quotes (a payment locks one; open or used)',
+      ),
     ),
     moneyRequests: Type.Array(
       Obj({
@@ -191,6 +221,10 @@ export const CustomerExportSchema = Type.Object(
         createdAt: Timestamp,
         updatedAt: Timestamp,
       }),
+    ),
+    payerBlocks: Type.Array(Obj({ blockedParticipantId: Type.String(), createdAt: Timestamp }, 'Requesters the customer blocked (named by participant)')),
+    riskObservations: Type.Array(
+      Obj({ channel: Type.String(), amount: Obj({ amount: Type.String(), currency: Type.Literal('EUR') }, 'The reference value in EUR risk rules compare'), at: Timestamp }, 'What the risk rules saw of the customer’s payments'),
     ),
     riskAlerts: Type.Array(
       Obj({

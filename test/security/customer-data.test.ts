@@ -119,7 +119,9 @@ describe.each(engines)('a customer’s data: export and erasure on %s', (engine)
     expect(e.personLinks).toHaveLength(1);
     expect(e.payments).toEqual([expect.objectContaining({ role: 'payer', counterpartyParticipantId: demoParticipantId('wallet-b'), sent: { amount: '50.00', currency: 'CNY' } })]);
     expect(e.moneyRequests).toEqual([expect.objectContaining({ role: 'requester', status: 'pending', note: 'lunch', amount: { amount: '5.00', currency: 'CNY' } })]);
-    for (const section of ['cards', 'splits', 'redPackets', 'cardPayments', 'riskAlerts']) expect(e[section], section).toEqual([]);
+    expect(e.quotes).toEqual([expect.objectContaining({ role: 'payer', status: 'used', send: { amount: '50.00', currency: 'CNY' } })]);
+    expect(e.riskObservations).toEqual([expect.objectContaining({ channel: expect.any(String), amount: { amount: expect.stringMatching(/^\d+\.\d{2}$/), currency: 'EUR' } })]);
+    for (const section of ['cards', 'splits', 'redPackets', 'cardPayments', 'riskAlerts', 'aliasMoves', 'payerBlocks']) expect(e[section], section).toEqual([]);
     expect(e.authenticator).toEqual({ enrolled: false, enrolledAt: null });
     expect(e.auditRecords.map((r: any) => r.action)).toEqual(expect.arrayContaining(['customer.created', 'alias.registered', 'token.provisioned', 'account.opened', 'account_link.confirmed']));
     expect(e.truncated).toEqual([]);
