@@ -18,8 +18,8 @@ Usage:
   hutong qr encode [options]   encode a merchant-presented EMV QR payload (hutong qr encode --help)
   hutong demo <scenario>       run a demo story on a fresh embedded hub (hutong demo --list)
 
-Environment: PORT (8080), HUTONG_DATA_DIR (./data), HUTONG_KEY_DIR (<data dir>-keys), DATABASE_URL, HUTONG_OPERATOR_TOKEN, HUTONG_KEK,
-HUTONG_LOG_LEVEL.`;
+Environment: PORT (8080), HUTONG_DATA_DIR (./data), HUTONG_KEY_DIR (<data dir>-keys), DATABASE_URL,
+             HUTONG_OPERATOR_TOKEN, HUTONG_KEK, HUTONG_LOG_LEVEL.`;
 
 export interface CliIo {
   stdout(text: string): void;

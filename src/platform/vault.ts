@@ -117,7 +117,7 @@ export function relocateLegacyKeyFile(settings: KeyFileSettings, notice: KeyFile
   try {
     renameSync(legacy, target);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
+    const code = error instanceof Error && 'code' in error ? error.code : undefined;
     if (code === 'ENOENT' && existsSync(target)) return; // another process moved it first
     if (code !== 'EXDEV') throw error;
     // Another filesystem: copy to a temporary name, then rename into place (never a half-written key file).
@@ -128,8 +128,13 @@ export function relocateLegacyKeyFile(settings: KeyFileSettings, notice: KeyFile
     unlinkSync(legacy);
   }
   chmodSync(target, 0o600);
+  // The old keys/ directory goes when the key file was all it held (another starting process may have removed it).
   const legacyDir = dirname(legacy);
-  if (readdirSync(legacyDir).length === 0) rmdirSync(legacyDir);
+  try {
+    if (readdirSync(legacyDir).length === 0) rmdirSync(legacyDir);
+  } catch {
+    // Already gone, or refilled: either way nothing of ours to remove.
+  }
   notice('info', `moved the key file from ${legacy} to ${target}: it no longer sits in the data directory beside the data it protects`);
 }
 
