@@ -20,7 +20,8 @@ Usage:
   hutong qr encode [options]   encode a merchant-presented EMV QR payload (hutong qr encode --help)
   hutong demo <scenario>       run a demo story on a fresh embedded hub (hutong demo --list)
 
-Environment: PORT (8080), HUTONG_DATA_DIR (./data), DATABASE_URL, HUTONG_OPERATOR_TOKEN, HUTONG_KEK, HUTONG_LOG_LEVEL.`;
+Environment: PORT (8080), HUTONG_DATA_DIR (./data), HUTONG_KEY_DIR (<data dir>-keys), DATABASE_URL,
+             HUTONG_OPERATOR_TOKEN, HUTONG_KEK, HUTONG_LOG_LEVEL.`;
 
 export interface CliIo {
   stdout(text: string): void;
@@ -67,7 +68,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
       if (rest[0] !== 'rotate') break;
       return withDb(async (db, config) => {
         await migrate(db);
-        const vault = createVault({ db, clock: systemClock, keys: defaultKeySource(config.dataDir, config.kek) });
+        const vault = createVault({ db, clock: systemClock, keys: defaultKeySource(config, (_level, message) => io.stderr(message)) });
         const result = await vault.rotate((done, total) => io.stderr(`re-wrapped ${done}/${total} data keys`));
         io.stdout(JSON.stringify(result));
         return 0;

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createCardsModule, type CardsModule } from './cards/module.ts';
@@ -30,6 +30,7 @@ import { registerLiquidityRoutes } from './liquidity/routes.ts';
 import { errorStatus } from './api/errors.ts';
 import { createCustomerService, type CustomerService } from './customers/service.ts';
 import { registerCustomerRoutes } from './customers/routes.ts';
+import { createCustomerDataRights } from './customers/data-rights.ts';
 import { participantSchemas, registerParticipantRoutes } from './participants/routes.ts';
 import { createParticipantService, type ParticipantService } from './participants/service.ts';
 import { createTokenService, type TokenService } from './participants/tokens.ts';
@@ -42,8 +43,9 @@ import { createLogger, type Logger } from './platform/logger.ts';
 import { createMetrics, registerCounterSnapshot, type HttpMetrics } from './platform/metrics.ts';
 import { migrate } from './platform/migrate.ts';
 import { createOutboundPolicy, type HostResolver } from './platform/outbound.ts';
-import { createTokenBucketLimiter } from './platform/rate-limit.ts';
-import { createVault, defaultKeySource, type KeySource, type Vault } from './platform/vault.ts';
+import { createFailureLimiter, createTokenBucketLimiter } from './platform/rate-limit.ts';
+import { createVault, defaultKeySource, keyFilePath, type KeySource, type Vault } from './platform/vault.ts';
+import { ensurePrivateDir, privateFileWarnings } from './platform/file-modes.ts';
 import { registerSystemRoutes } from './system/routes.ts';
 import { createWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { createEventOutbox, type EventOutbox } from './webhooks/events.ts';
@@ -104,7 +106,7 @@ export function resolveOperatorToken(config: HubConfig): string {
   if (config.operatorToken !== undefined && config.operatorToken !== '') return config.operatorToken;
   const path = join(config.dataDir, 'operator-token');
   if (existsSync(path)) return readFileSync(path, 'utf8').trim();
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  ensurePrivateDir(dirname(path));
   const token = `op_${randomBytes(24).toString('base64url')}`;
   writeFileSync(path, `${token}\n`, { mode: 0o600 });
   chmodSync(path, 0o600);
@@ -129,7 +131,10 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
     if (setting?.autovacuum !== 'on') logger.warn('PostgreSQL runs with autovacuum = off: table statistics go stale and plans degrade as tables grow; turn it on, or run ANALYZE regularly');
   }
 
-  const vault = createVault({ db, clock, keys: options.keys ?? defaultKeySource(config.dataDir, config.kek) });
+  // The key file lives outside the data directory (one found at the old place inside it is moved out first).
+  const usesKeyFile = options.keys === undefined && (config.kek === undefined || config.kek === '');
+  const keys = options.keys ?? defaultKeySource(config, (level, message) => logger[level](message));
+  const vault = createVault({ db, clock, keys });
   await vault.warm();
   const audit = createAuditService({ db, clock, vault, logger });
   const events = createEventOutbox({ clock });
@@ -147,6 +152,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const webhooks = createWebhookDispatcher({ db, clock, vault, logger, fetch: outboundFetch });
   const metrics = createMetrics();
   const operatorToken = resolveOperatorToken(config);
+  for (const warning of privateFileWarnings({ dataDir: config.dataDir, keyFile: usesKeyFile ? keyFilePath(config.keyDir) : undefined })) logger.warn(warning);
   // @modules:create (each capability creates its services here, dependencies explicit)
   // One ledger per process: its batcher aggregates what arrives concurrently from every module.
   const ledger = createLedger({ db, clock });
@@ -164,6 +170,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, stepUp, ledger });
   const liquidity = createLiquidityService({ db, clock, audit, events, ledger, accounts: transfers.accounts });
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch });
+  const customerDataRights = createCustomerDataRights({ db, clock, vault, audit, events, cards: cards.cards, walletTokens: cards.walletTokens });
 
   // Per-participant limits: the participant's own setting (passed by the auth check), else the hub default.
   const limiter = createTokenBucketLimiter({ ratePerS: () => config.rateLimitPerS, burst: () => config.rateLimitPerS * 2, nowMs: () => clock.nowMs() });
@@ -188,8 +195,8 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs]) define(refs);
   registerOwnership(app, { registry: refs, db }, callerOf);
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
-  registerParticipantRoutes(app, { participants, tokens, idempotent });
-  registerCustomerRoutes(app, { customers, participants, idempotent });
+  registerParticipantRoutes(app, { participants, tokens, idempotent, authFailures: createFailureLimiter({ nowMs: () => clock.nowMs() }) });
+  registerCustomerRoutes(app, { customers, participants, idempotent, dataRights: customerDataRights });
   registerAuditRoutes(app, { audit });
   registerWebhookRoutes(app, { db });
   registerStepUpRoutes(app, { db, stepUp, customers });

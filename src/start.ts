@@ -16,7 +16,7 @@ export async function startCommand(io: CliIo, args: readonly string[] = []): Pro
     '',
     `Hutong hub ready at ${base} in ${Date.now() - startedMs} ms (${hub.db.engine === 'pglite' ? `embedded PGlite, data in ${config.dataDir}` : 'PostgreSQL'})`,
     `  API docs:     ${base}/docs   (OpenAPI: ${base}/openapi.json)`,
-    `  Health:       ${base}/health   Metrics: ${base}/metrics`,
+    `  Health:       ${base}/health   Metrics: ${base}/metrics (operator credential)`,
     `  Operator credential: ${hub.operatorToken}`,
   ];
   if (demo !== undefined) {

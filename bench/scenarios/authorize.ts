@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHub } from '../../src/main.ts';
 import { demoParticipantId, seedDemoNetwork } from '../../src/demo/seed.ts';
+import { defaultKeyDir } from '../../src/platform/config.ts';
 import { openPostgres } from '../../src/platform/db.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { cardInTwoWallets, type WalletToken } from '../../src/payments/fixtures.ts';
@@ -127,6 +128,7 @@ export const authorizeScenario: Scenario = {
       await db.close();
       await scratch.drop();
       rmSync(dataDir, { recursive: true, force: true });
+      rmSync(defaultKeyDir(dataDir), { recursive: true, force: true });
     }
   },
 };

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHub, type Hub } from '../../src/main.ts';
 import { demoParticipantId, seedDemoNetwork } from '../../src/demo/seed.ts';
+import { defaultKeyDir } from '../../src/platform/config.ts';
 import { openPostgres } from '../../src/platform/db.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createScratchPostgres } from '../../test/support/engines.ts';
@@ -149,6 +150,7 @@ export const p2pScenario: Scenario = {
       await db.close();
       await scratch.drop();
       rmSync(dataDir, { recursive: true, force: true });
+      rmSync(defaultKeyDir(dataDir), { recursive: true, force: true });
     }
   },
 };

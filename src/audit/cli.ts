@@ -16,7 +16,7 @@ const PROGRESS_EVERY_RECORDS = 10_000;
 /** The audit service as the hub builds it: the checkpoint key comes from the vault, so the KEK must be at hand. */
 async function openAudit(db: Db, config: HubConfig): Promise<AuditService> {
   await migrate(db);
-  const vault = createVault({ db, clock: systemClock, keys: defaultKeySource(config.dataDir, config.kek) });
+  const vault = createVault({ db, clock: systemClock, keys: defaultKeySource(config) });
   return createAuditService({ db, clock: systemClock, vault });
 }
 

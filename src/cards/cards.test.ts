@@ -326,7 +326,7 @@ describe.each(engines)('cards and tokens on %s', (engine) => {
       expect(r.kek_id).toBe(rotated.kekId);
     }
     // A fresh vault (no cached keys) opens every card number with the new KEK only.
-    const fresh = (await import('../platform/vault.ts')).createVault({ db: t.hub.db, clock, keys: (await import('../platform/vault.ts')).defaultKeySource(t.dataDir, undefined) });
+    const fresh = (await import('../platform/vault.ts')).createVault({ db: t.hub.db, clock, keys: (await import('../platform/vault.ts')).defaultKeySource(t.hub.config) });
     const cards = await t.hub.db.query<{ pan_sealed: string; pan_index: string; pan_last4: string }>('select pan_sealed, pan_index, pan_last4 from cards');
     expect(cards.length).toBeGreaterThan(3);
     for (const c of cards) {

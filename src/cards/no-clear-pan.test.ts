@@ -7,7 +7,7 @@ import { availableEngines, createScratchPostgres } from '../../test/support/engi
 import { createHub } from '../main.ts';
 import { seedDemoNetwork, demoParticipantId } from '../demo/seed.ts';
 import { createFakeClock } from '../platform/clock.ts';
-import { loadConfig } from '../platform/config.ts';
+import { defaultKeyDir, loadConfig } from '../platform/config.ts';
 import { openPglite, openPostgres } from '../platform/db.ts';
 import { createLogger, luhnValid } from '../platform/logger.ts';
 
@@ -104,5 +104,6 @@ describe.each(engines)('no card number in clear after a full card story (%s)', (
     }
     await scratch?.drop();
     rmSync(dataDir, { recursive: true, force: true });
+    rmSync(defaultKeyDir(dataDir), { recursive: true, force: true });
   });
 });

@@ -9,12 +9,14 @@ import { err, ok, type DomainError, type Result } from '../platform/result.ts';
  * A participant knows its customers by its own id (`externalId`). The hub keeps the least it needs: a name for
  * verification of payee (shown masked to others), a phone for step-up delivery, and the KYC level that sets limits.
  */
-export type CustomerErrorCode = 'customer_not_found' | 'customer_exists' | 'invalid_phone';
+export type CustomerErrorCode = 'customer_not_found' | 'customer_exists' | 'invalid_phone' | 'customer_has_balance';
 
 export const customerErrorStatus: Record<CustomerErrorCode, number> = {
   customer_not_found: 404,
   customer_exists: 409,
   invalid_phone: 400,
+  /** Erasure refused: the customer still holds money, a pending hold or an open red packet (src/customers/data-rights.ts). */
+  customer_has_balance: 409,
 };
 
 export interface Customer {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CliIo } from '../cli.ts';
 import { createHub, type Hub } from '../main.ts';
-import { loadConfig } from '../platform/config.ts';
+import { defaultKeyDir, loadConfig } from '../platform/config.ts';
 import { createLogger } from '../platform/logger.ts';
 import { seedDemoNetwork, type DemoNetwork } from './seed.ts';
 
@@ -29,7 +29,7 @@ export interface DemoHarness {
 
 export async function openDemoHarness(io: CliIo): Promise<DemoHarness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'hutong-demo-'));
-  const config = loadConfig({ ...process.env, HUTONG_DATA_DIR: dataDir, DATABASE_URL: '', HUTONG_LOG_LEVEL: 'warn' }, { port: 0, host: '127.0.0.1', demo: true });
+  const config = loadConfig({ ...process.env, HUTONG_DATA_DIR: dataDir, HUTONG_KEY_DIR: '', DATABASE_URL: '', HUTONG_LOG_LEVEL: 'warn' }, { port: 0, host: '127.0.0.1', demo: true });
   const hub = await createHub(config, { logger: createLogger({ level: 'warn' }) });
   const demo = await seedDemoNetwork(hub);
   hub.startBackground();
@@ -94,6 +94,7 @@ export async function openDemoHarness(io: CliIo): Promise<DemoHarness> {
     async close() {
       await hub.close();
       rmSync(dataDir, { recursive: true, force: true });
+      rmSync(defaultKeyDir(dataDir), { recursive: true, force: true });
     },
   };
 }

@@ -4,6 +4,7 @@ import { actorOf, created, okResponse, principalOf } from '../api/context.ts';
 import { CountryCode, CurrencyCode, PageQuery, Page, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
 import { Opaque, Ref } from '../api/refs.ts';
 import type { HttpServer } from '../platform/http.ts';
+import type { FailureLimiter } from '../platform/rate-limit.ts';
 import { PARTICIPANT_KINDS, type Credential, type IssuedCredential, type Participant } from './model.ts';
 import type { ParticipantService } from './service.ts';
 import type { TokenService } from './tokens.ts';
@@ -58,13 +59,15 @@ export interface ParticipantRouteDeps {
   readonly participants: ParticipantService;
   readonly tokens: TokenService;
   readonly idempotent: Idempotent;
+  /** Failed client authentication, counted per client id and per source address (429 while locked out). */
+  readonly authFailures: FailureLimiter;
 }
 
 const ParticipantParams = Strict({ participantId: Ref('participant', 'Participant id') });
 const CredentialParams = Strict({ credentialId: Ref('credential', 'Credential (client) id') });
 
 export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRouteDeps): void {
-  const { participants, tokens, idempotent } = deps;
+  const { participants, tokens, idempotent, authFailures } = deps;
 
   app.post(
     '/oauth/token',
@@ -73,7 +76,10 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
       schema: {
         tags: ['auth'],
         summary: 'Get an access token (OAuth 2.0 client credentials)',
-        description: 'Form or JSON body; the client id and secret may also come as HTTP Basic credentials. Tokens live 5 minutes by default.',
+        description:
+          'Form or JSON body; the client id and secret may also come as HTTP Basic credentials. Tokens live 5 minutes by default. ' +
+          'After 10 failed attempts within a minute for one client id, or from one source address, every attempt (a correct one too) ' +
+          'answers 429 `rate_limited` with `Retry-After` for a minute.',
         body: Strict({
           grant_type: Type.Literal('client_credentials'),
           client_id: Type.Optional(Opaque('Your client id (OAuth client credentials)', { pattern: '^[\\x21-\\x7e]+$' })),
@@ -94,12 +100,36 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
       const basic = request.headers.authorization;
       if (typeof basic === 'string' && basic.startsWith('Basic ')) {
         const [id, ...rest] = Buffer.from(basic.slice(6), 'base64').toString('utf8').split(':');
-        clientId = id !== undefined ? decodeURIComponent(id) : undefined;
-        clientSecret = decodeURIComponent(rest.join(':'));
+        // RFC 6749 §2.3.1: both parts are form-urlencoded; a malformed escape is a client error, not ours.
+        const decode = (part: string): string | undefined => {
+          try {
+            return decodeURIComponent(part.replace(/\+/g, ' '));
+          } catch {
+            return undefined;
+          }
+        };
+        clientId = id !== undefined ? decode(id) : undefined;
+        clientSecret = decode(rest.join(':'));
+        if (clientId === undefined || clientSecret === undefined) return reply.fail({ code: 'invalid_client', message: 'the Basic credentials are not form-urlencoded' });
       }
-      if (clientId === undefined || clientSecret === undefined) return reply.fail({ code: 'invalid_client', message: 'client_id and client_secret are required' });
+      // Failures are counted per source address and, when one is named, per client id; a locked-out key refuses every
+      // attempt until it cools off, so a secret cannot be guessed at the rate this endpoint answers.
+      // (A Basic header's id is not length-checked by the schema: the key keeps at most the 64 characters an id can have.)
+      const failureKeys = clientId === undefined ? [`ip:${request.ip}`] : [`ip:${request.ip}`, `client:${clientId.slice(0, 64)}`];
+      const limit = authFailures.check(failureKeys);
+      if (!limit.allowed) {
+        reply.header('retry-after', String(Math.max(1, Math.ceil(limit.retryAfterMs / 1000))));
+        return reply.fail({ code: 'rate_limited', message: 'too many failed authentication attempts: wait before trying again', details: { retryAfterMs: limit.retryAfterMs } });
+      }
+      if (clientId === undefined || clientSecret === undefined) {
+        authFailures.fail(failureKeys);
+        return reply.fail({ code: 'invalid_client', message: 'client_id and client_secret are required' });
+      }
       const checked = await participants.checkClient(clientId, clientSecret);
-      if (!checked.ok) return reply.fail(checked.error);
+      if (!checked.ok) {
+        if (checked.error.code === 'invalid_client') authFailures.fail(failureKeys);
+        return reply.fail(checked.error);
+      }
       const { accessToken, expiresInS } = await tokens.issue({ participantId: checked.value.participant.id, credentialId: clientId, kind: checked.value.participant.kind });
       reply.header('cache-control', 'no-store');
       return { access_token: accessToken, token_type: 'Bearer' as const, expires_in: expiresInS, participant_id: checked.value.participant.id };

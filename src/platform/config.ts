@@ -8,8 +8,14 @@ export interface HubConfig {
   readonly dataDir: string;
   /** Operator bearer credential; absent means generate one into the data directory (embedded default). */
   readonly operatorToken: string | undefined;
-  /** Base64 key-encrypting key; absent means a key file in the data directory. */
+  /** Base64 key-encrypting key; absent means the key file `kek.json` in `keyDir`. */
   readonly kek: string | undefined;
+  /**
+   * Directory of the key file (HUTONG_KEY_DIR). Default: `<data dir>-keys`, beside the data directory and never in
+   * it (a copy of the data must not carry its key), and one per data directory (hubs with data directories side by
+   * side, as tests make them, never share or rotate each other's key file).
+   */
+  readonly keyDir: string;
   readonly logLevel: string;
   readonly bodyLimitBytes: number;
   readonly rateLimitPerS: number;
@@ -36,8 +42,12 @@ function int(value: string | undefined, fallback: number): number {
   return parsed;
 }
 
+/** The key directory when HUTONG_KEY_DIR is not set: a sibling of the data directory named after it. */
+export const defaultKeyDir = (dataDir: string) => `${resolve(dataDir)}-keys`;
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<HubConfig> = {}): HubConfig {
-  const dataDir = resolve(env.HUTONG_DATA_DIR ?? join(process.cwd(), 'data'));
+  const dataDir = overrides.dataDir ?? resolve(env.HUTONG_DATA_DIR ?? join(process.cwd(), 'data'));
+  const keyDir = env.HUTONG_KEY_DIR !== undefined && env.HUTONG_KEY_DIR !== '' ? resolve(env.HUTONG_KEY_DIR) : defaultKeyDir(dataDir);
   return {
     port: int(env.PORT ?? env.HUTONG_PORT, 8080),
     host: env.HUTONG_HOST ?? '127.0.0.1',
@@ -45,6 +55,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     dataDir,
     operatorToken: env.HUTONG_OPERATOR_TOKEN,
     kek: env.HUTONG_KEK,
+    keyDir,
     logLevel: env.HUTONG_LOG_LEVEL ?? env.LOG_LEVEL ?? 'info',
     bodyLimitBytes: int(env.HUTONG_BODY_LIMIT_BYTES, 64 * 1024),
     rateLimitPerS: int(env.HUTONG_RATE_LIMIT_PER_S, 2_000),

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import postgres from 'postgres';
+import { ensurePrivateDir, restrictUmask, tightenTree } from './file-modes.ts';
 
 /**
  * One SQL dialect (PostgreSQL's) over two engines: PGlite embedded in the process, or a PostgreSQL server.
@@ -160,9 +160,15 @@ export function createMutex(): <T>(fn: () => Promise<T>) => Promise<T> {
 }
 
 export async function openPglite(dataDir: string | undefined): Promise<Db> {
-  if (dataDir !== undefined) mkdirSync(dataDir, { recursive: true });
+  if (dataDir !== undefined) {
+    // The database files are private to the hub's user (src/platform/file-modes.ts): files PGlite creates from now on
+    // follow the umask, and what its start wrote with explicit modes is tightened once it is open.
+    restrictUmask();
+    ensurePrivateDir(dataDir);
+  }
   const pg = new PGlite(dataDir ?? 'memory://', { parsers: { 20: (value: string) => BigInt(value) } });
   await pg.waitReady;
+  if (dataDir !== undefined) tightenTree(dataDir);
   const exclusive = createMutex();
   // Code running inside a transaction that calls the top-level db (a nested service call) would wait forever for the
   // one connection it already holds; such calls join the open transaction instead.

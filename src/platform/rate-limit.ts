@@ -45,3 +45,63 @@ export function createTokenBucketLimiter(options: {
     },
   };
 }
+
+/**
+ * Counts failures (wrong credentials) per key and locks a key out for a cooling-off period once it has failed
+ * `maxFailures` times within `windowMs`: while locked, every attempt is refused, a correct one too, so that guessing
+ * cannot go on at the rate the endpoint answers. Only failures count; a success clears nothing (a success of one
+ * client must not reset the counters another client, or the same source address, built up). In process memory like
+ * the token buckets: with several hub processes each enforces its own share.
+ */
+export interface FailureLimiter {
+  /** Whether any of the keys is locked out now, and for how long at most. */
+  check(keys: readonly string[]): { allowed: true } | { allowed: false; retryAfterMs: number };
+  /** Counts one failure against each key; a key that reaches the limit is locked from now. */
+  fail(keys: readonly string[]): void;
+}
+
+export interface FailureLimits {
+  readonly maxFailures: number;
+  readonly windowMs: number;
+  readonly lockMs: number;
+  /** Bound on tracked keys: the least recently failed are dropped past it. */
+  readonly maxKeys: number;
+}
+
+export const AUTH_FAILURE_LIMITS: FailureLimits = { maxFailures: 10, windowMs: 60_000, lockMs: 60_000, maxKeys: 50_000 };
+
+export function createFailureLimiter(options: { nowMs: () => number; limits?: Partial<FailureLimits> }): FailureLimiter {
+  const limits = { ...AUTH_FAILURE_LIMITS, ...options.limits };
+  // Insertion order = least recently failed first (a failing key is re-inserted), so eviction drops the stalest.
+  const entries = new Map<string, { windowStartMs: number; failures: number; lockedUntilMs: number }>();
+  return {
+    check(keys) {
+      const now = options.nowMs();
+      let retryAfterMs = 0;
+      for (const key of keys) {
+        const entry = entries.get(key);
+        if (entry !== undefined && entry.lockedUntilMs > now) retryAfterMs = Math.max(retryAfterMs, entry.lockedUntilMs - now);
+      }
+      return retryAfterMs > 0 ? { allowed: false, retryAfterMs } : { allowed: true };
+    },
+    fail(keys) {
+      const now = options.nowMs();
+      for (const key of keys) {
+        let entry = entries.get(key);
+        if (entry !== undefined) entries.delete(key);
+        if (entry === undefined || now - entry.windowStartMs >= limits.windowMs || (entry.lockedUntilMs !== 0 && entry.lockedUntilMs <= now)) {
+          // A new window: the previous one ended, or its lock has run out (the key starts afresh after cooling off).
+          entry = { windowStartMs: now, failures: 0, lockedUntilMs: 0 };
+        }
+        entry.failures += 1;
+        if (entry.failures >= limits.maxFailures && entry.lockedUntilMs <= now) entry.lockedUntilMs = now + limits.lockMs;
+        while (entries.size >= limits.maxKeys) {
+          const oldest = entries.keys().next().value;
+          if (oldest === undefined) break;
+          entries.delete(oldest);
+        }
+        entries.set(key, entry);
+      }
+    },
+  };
+}

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import type { Clock } from './clock.ts';
@@ -7,7 +7,8 @@ import { newId } from './ids.ts';
 
 /**
  * Envelope encryption for everything the hub must keep secret but read back (card numbers, webhook signing secrets,
- * token keys). A key-encrypting key (KEK) from config or a 0600 key file wraps data keys stored in `data_keys`;
+ * token keys). A key-encrypting key (KEK) from config or a 0600 key file (in a key directory outside the data
+ * directory, so that a copy of the data is not also a copy of its key) wraps data keys stored in `data_keys`;
  * data keys encrypt values with AES-256-GCM. Every ciphertext names its data key, every wrapped data key names its
  * KEK, so `hutong keys rotate` re-wraps data keys under a new KEK without touching (or stopping reads of) the values.
  * Lookups never decrypt: they use a keyed hash (HMAC-SHA256 under the stable `index` key).
@@ -84,8 +85,64 @@ export function envKeySource(base64: string, id = 'kek_env'): KeySource {
   };
 }
 
-export function defaultKeySource(dataDir: string, kek: string | undefined): KeySource {
-  return kek !== undefined && kek !== '' ? envKeySource(kek) : fileKeySource(join(dataDir, 'keys', 'kek.json'));
+/** Where the hub keeps its key file, and where it was kept before: inside the data directory, beside the data. */
+export interface KeyFileSettings {
+  readonly dataDir: string;
+  readonly keyDir: string;
+  /** HUTONG_KEK: when set, no key file is used. */
+  readonly kek: string | undefined;
+}
+
+export const keyFilePath = (keyDir: string) => join(keyDir, 'kek.json');
+/** The key file's location before it moved out of the data directory. */
+export const legacyKeyFilePath = (dataDir: string) => join(dataDir, 'keys', 'kek.json');
+
+export type KeyFileNotice = (level: 'info' | 'warn', message: string) => void;
+
+/**
+ * Moves a key file found at the old location (`<data dir>/keys/kek.json`) to the key directory, so that data written
+ * under it stays readable. Nothing moves when the new location already has a key file (the old one is then reported
+ * and left alone: it may hold a key-encrypting key the new one lacks). Safe when several processes start at once: the
+ * move is a rename, and the process that loses the race finds the file already moved.
+ */
+export function relocateLegacyKeyFile(settings: KeyFileSettings, notice: KeyFileNotice): void {
+  const legacy = legacyKeyFilePath(settings.dataDir);
+  const target = keyFilePath(settings.keyDir);
+  if (legacy === target || !existsSync(legacy)) return;
+  if (existsSync(target)) {
+    notice('warn', `a key file is at the old location ${legacy} as well as at ${target}: the hub uses ${target}; remove the old one once no data needs it`);
+    return;
+  }
+  mkdirSync(settings.keyDir, { recursive: true, mode: 0o700 });
+  try {
+    renameSync(legacy, target);
+  } catch (error) {
+    const code = error instanceof Error && 'code' in error ? error.code : undefined;
+    if (code === 'ENOENT' && existsSync(target)) return; // another process moved it first
+    if (code !== 'EXDEV') throw error;
+    // Another filesystem: copy to a temporary name, then rename into place (never a half-written key file).
+    const tmp = `${target}.tmp`;
+    copyFileSync(legacy, tmp);
+    chmodSync(tmp, 0o600);
+    renameSync(tmp, target);
+    unlinkSync(legacy);
+  }
+  chmodSync(target, 0o600);
+  // The old keys/ directory goes when the key file was all it held (another starting process may have removed it).
+  const legacyDir = dirname(legacy);
+  try {
+    if (readdirSync(legacyDir).length === 0) rmdirSync(legacyDir);
+  } catch {
+    // Already gone, or refilled: either way nothing of ours to remove.
+  }
+  notice('info', `moved the key file from ${legacy} to ${target}: it no longer sits in the data directory beside the data it protects`);
+}
+
+/** HUTONG_KEK when configured, else the key file in the key directory (moved there from the data directory if need be). */
+export function defaultKeySource(settings: KeyFileSettings, notice: KeyFileNotice = () => undefined): KeySource {
+  if (settings.kek !== undefined && settings.kek !== '') return envKeySource(settings.kek);
+  relocateLegacyKeyFile(settings, notice);
+  return fileKeySource(keyFilePath(settings.keyDir));
 }
 
 export type KeyPurpose = 'data' | 'index' | 'jwt' | 'audit_signing';

@@ -29,10 +29,25 @@ export function registerSystemRoutes(
     },
   );
 
-  app.get('/metrics', { config: { auth: 'none' }, schema: { tags: ['system'], summary: 'Prometheus metrics', produces: ['text/plain'] } }, async (_request, reply) => {
-    reply.header('content-type', deps.metrics.registry.contentType);
-    return deps.metrics.registry.metrics();
-  });
+  // Metrics name routes, volumes and error rates: operator only. Prometheus scrapes with the operator credential as a
+  // bearer token (scrape_config `authorization: { credentials_file: … }`).
+  app.get(
+    '/metrics',
+    {
+      config: { auth: 'operator' },
+      schema: {
+        tags: ['system'],
+        summary: 'Prometheus metrics (operator credential)',
+        description: 'Prometheus text format. Send the operator credential as `Authorization: Bearer <token>` (Prometheus: `authorization.credentials_file` in the scrape config).',
+        security: [{ operator: [] }],
+        produces: ['text/plain'],
+      },
+    },
+    async (_request, reply) => {
+      reply.header('content-type', deps.metrics.registry.contentType);
+      return deps.metrics.registry.metrics();
+    },
+  );
 
   app.get('/openapi.json', { config: { auth: 'none' }, schema: { hide: true } }, async () => {
     const document = structuredClone(app.swagger()) as Record<string, unknown> & { components?: { schemas?: Record<string, { properties?: Record<string, { properties?: Record<string, Record<string, unknown>> }> }> } };

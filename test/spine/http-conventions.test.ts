@@ -85,8 +85,12 @@ describe.each(engines)('HTTP conventions on %s', (engine) => {
   it('serves /health, /metrics per route and an OpenAPI 3.1 document listing every route and error code', async () => {
     const health = await t.api('anonymous').get('/health');
     expect(health.body).toMatchObject({ status: 'ok', engine });
-    const metrics = await t.api('anonymous').get('/metrics');
+    // /metrics is the operator's (Prometheus scrapes with the operator credential as a bearer token); /health is public.
+    expectError(await t.api('anonymous').get('/metrics'), 401, 'unauthorized');
+    expectError(await t.api('wallet-a').get('/metrics'), 401, 'unauthorized');
+    const metrics = await t.api('operator').get('/metrics');
     expect(metrics.status).toBe(200);
+    expect(metrics.headers['content-type']).toMatch(/^text\/plain/);
     expect(String(metrics.body)).toMatch(/hutong_http_requests_total\{method="GET",route="\/v1\/me",status="200"\} \d+/);
     expect(String(metrics.body)).toMatch(/hutong_http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/health"\}/);
     // The ledger engine's own counters, as they are at the scrape.

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createHub } from '../../src/main.ts';
 import { seedDemoNetwork } from '../../src/demo/seed.ts';
-import { loadConfig } from '../../src/platform/config.ts';
+import { defaultKeyDir, loadConfig } from '../../src/platform/config.ts';
 import { createLogger, maskPans } from '../../src/platform/logger.ts';
 import { loadMigrations, migrate } from '../../src/platform/migrate.ts';
 import { openPglite, openPostgres } from '../../src/platform/db.ts';
@@ -21,7 +21,7 @@ const BIN = join(import.meta.dirname, '..', '..', 'bin', 'hutong.js');
 async function deployment(engine: 'pglite' | 'postgres') {
   const dataDir = mkdtempSync(join(tmpdir(), 'hutong-cli-'));
   const scratch = engine === 'postgres' ? await createScratchPostgres() : undefined;
-  const env = { ...process.env, HUTONG_DATA_DIR: dataDir, DATABASE_URL: scratch?.url ?? '', HUTONG_LOG_LEVEL: 'silent' };
+  const env = { ...process.env, HUTONG_DATA_DIR: dataDir, HUTONG_KEY_DIR: '', DATABASE_URL: scratch?.url ?? '', HUTONG_LOG_LEVEL: 'silent' };
   return {
     dataDir,
     env,
@@ -39,6 +39,7 @@ async function deployment(engine: 'pglite' | 'postgres') {
     cleanup: async () => {
       await scratch?.drop();
       rmSync(dataDir, { recursive: true, force: true });
+      rmSync(defaultKeyDir(dataDir), { recursive: true, force: true });
     },
   };
 }
@@ -84,7 +85,7 @@ describe.each(engines)('storage, migrations and the CLI on %s', (engine) => {
     if (engine === 'pglite') {
       // The generated secrets are private to the hub's user.
       expect(statSync(join(d.dataDir, 'operator-token')).mode & 0o777).toBe(0o600);
-      expect(statSync(join(d.dataDir, 'keys', 'kek.json')).mode & 0o777).toBe(0o600);
+      expect(statSync(join(defaultKeyDir(d.dataDir), 'kek.json')).mode & 0o777).toBe(0o600);
     }
   });
 
@@ -140,6 +141,7 @@ describe('logs', () => {
     await hub.close();
     await hub.db.close();
     rmSync(dataDir, { recursive: true, force: true });
+    rmSync(defaultKeyDir(dataDir), { recursive: true, force: true });
     const all = lines.join('');
     expect(all).toContain('/v1/me'); // request lines are logged…
     expect(all).toContain('"reqId"');

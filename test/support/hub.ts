@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFakeClock, type Clock } from '../../src/platform/clock.ts';
-import { loadConfig, type HubConfig } from '../../src/platform/config.ts';
+import { defaultKeyDir, loadConfig, type HubConfig } from '../../src/platform/config.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createHub, type Hub } from '../../src/main.ts';
 import type { HostResolver } from '../../src/platform/outbound.ts';
@@ -107,6 +107,7 @@ export async function startTestHub(
       await hub.close();
       await database.drop();
       rmSync(dataDir, { recursive: true, force: true });
+      rmSync(defaultKeyDir(dataDir), { recursive: true, force: true });
     },
   };
 }

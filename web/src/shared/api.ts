@@ -49,7 +49,13 @@ export function createApi(token: TokenSource, onUnauthorized?: () => void): Api 
     post: (path, body, options) => call('POST', path, body ?? {}, options),
     del: (path) => call('DELETE', path),
     async text(path) {
-      const res = await fetch(path);
+      // Plain-text answers (Prometheus metrics) take the same bearer credential as the JSON calls.
+      const bearer = await token();
+      const res = await fetch(path, bearer !== undefined ? { headers: { authorization: `Bearer ${bearer}` } } : {});
+      if (!res.ok) {
+        if (res.status === 401) onUnauthorized?.();
+        throw new ApiError(res.status, 'http_error', `HTTP ${res.status}`);
+      }
       return res.text();
     },
   };
