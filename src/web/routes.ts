@@ -4,7 +4,6 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { Type } from '@sinclair/typebox';
-import { principalOf } from '../api/context.ts';
 import { Strict } from '../api/schemas.ts';
 import { Ref } from '../api/refs.ts';
 import type { CustomerService } from '../customers/service.ts';
@@ -12,7 +11,7 @@ import type { TokenService } from '../participants/tokens.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import type { Vault } from '../platform/vault.ts';
-import { openSealed } from '../platform/recipient-seal.ts';
+import { sentCode } from '../demo/codes.ts';
 import { registerHistoryRoutes } from './history.ts';
 import { registerOperatorTransactionRoutes } from './transactions.ts';
 
@@ -202,42 +201,41 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
     },
   );
 
-  app.get(
-    '/demo/v1/step-up-codes/:provisioningId',
-    {
-      config: { customer: true },
-      schema: {
-        tags: ['demo'],
-        summary: "Demo only: the one-time code the demo bank would send its cardholder for this wallet's provisioning",
-        description:
-          'The hub keeps only a keyed hash of the code; the code itself travels sealed to the issuer in the token.step_up_requested webhook. ' +
-          'Here the demo plays the (demo) issuer: it opens the sealed code with the issuer’s webhook secret. Only for the calling wallet’s own ' +
-          'provisioning, only when the issuer is a demo bank, only on a demo hub.',
-        security: [{ participant: [] }],
-        params: Strict({ provisioningId: Ref('provisioning', 'Provisioning id') }),
-        response: { 200: Type.Object({ provisioningId: Type.String(), code: Type.String(), issuerName: Type.String() }, { additionalProperties: false }) },
+  /**
+   * Demo only: the one-time codes the hub sends a participant to show its customer travel sealed to that participant in
+   * a webhook; in the demo, the demo bank or wallet that received it is played here (opened with its webhook secret),
+   * so the reference wallet can show "the SMS". Only for an object the caller holds (the ownership check resolves the
+   * id), only when the recipient is a demo participant, only in demo mode, only on loopback.
+   */
+  const codeRoutes = [
+    { path: '/demo/v1/step-up-codes/:id', kind: 'provisioning', event: 'token.step_up_requested', what: "a card provisioning's step-up" },
+    { path: '/demo/v1/codes/step-up-challenges/:id', kind: 'step_up_challenge', event: 'step_up.code_requested', what: "a payment's step-up challenge" },
+    { path: '/demo/v1/codes/customer-link-consents/:id', kind: 'customer_link_consent', event: 'customer_link.consent_requested', what: 'a customer link consent' },
+    { path: '/demo/v1/codes/account-link-consents/:id', kind: 'account_link_consent', event: 'account_link.consent_requested', what: 'an account link consent' },
+  ] as const;
+  for (const route of codeRoutes) {
+    app.get(
+      route.path,
+      {
+        config: { customer: true },
+        schema: {
+          tags: ['demo'],
+          summary: `Demo only: the one-time code a demo participant would give its customer for ${route.what}`,
+          description:
+            'The hub keeps only a keyed hash of the code; the code travels sealed to the participant that delivers it (`codeSealed` in its webhook). ' +
+            'Here the demo plays that participant when it is a demo bank or wallet. Only for an object you hold, only in demo mode, only on loopback.',
+          security: [{ participant: [] }],
+          params: Strict({ id: Ref(route.kind, 'The object the code is for') }),
+          response: { 200: Type.Object({ id: Type.String(), code: Type.String(), deliveredBy: Type.String() }, { additionalProperties: false }) },
+        },
       },
-    },
-    async (request, reply) => {
-      if (!demoAllowed(request)) return reply.fail(disabled);
-      const walletId = principalOf(request).participantId;
-      const id = request.params.provisioningId;
-      const [prov] = await deps.db.query<{ issuer_participant_id: string; name: string; demo_key: string | null; webhook_secret_sealed: string }>(
-        `select tp.issuer_participant_id, p.name, p.demo_key, p.webhook_secret_sealed from token_provisionings tp
-           join participants p on p.id = tp.issuer_participant_id
-          where tp.id = $1 and tp.requestor_participant_id = $2`,
-        [id, walletId],
-      );
-      const notFound = { code: 'not_found', message: 'no step-up code for this provisioning' };
-      if (prov === undefined || prov.demo_key === null) return reply.fail(notFound);
-      const [event] = await deps.db.query<{ payload: { codeSealed?: string } }>(
-        `select payload from events where type = 'token.step_up_requested' and participant_id = $1 and payload->>'provisioningId' = $2 order by created_at desc limit 1`,
-        [prov.issuer_participant_id, id],
-      );
-      const sealed = event?.payload.codeSealed;
-      if (sealed === undefined) return reply.fail(notFound);
-      const code = openSealed(await deps.vault.open(prov.webhook_secret_sealed), sealed, id);
-      return { provisioningId: id, code, issuerName: prov.name };
-    },
-  );
+      async (request, reply) => {
+        if (!demoAllowed(request)) return reply.fail(disabled);
+        const sent = await sentCode(deps, route.event, request.params.id);
+        if (sent === undefined || !sent.demoParticipant) return reply.fail({ code: 'not_found', message: 'no code was sent to a demo participant for this object' });
+        const [by] = await deps.db.query<{ name: string }>('select name from participants where id = $1', [sent.participantId]);
+        return { id: request.params.id, code: sent.code, deliveredBy: by?.name ?? sent.participantId };
+      },
+    );
+  }
 }
