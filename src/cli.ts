@@ -10,6 +10,7 @@ const USAGE = `hutong — the Hutong (互通) interoperability hub
 Usage:
   hutong start [--demo]        run the hub (PGlite in ./data, or DATABASE_URL=postgres://…); --demo (what npm start
                                runs) seeds the demo network and enables the demo helpers on loopback
+  hutong token <participant>   an access token for a demo participant (wallet-a, bank-a…) from the demo hub on this machine
   hutong migrate               apply database migrations and exit
   hutong audit verify [--against <file>]
                                recompute the audit hash chain and check its signed checkpoints; exit 1 naming the
@@ -51,6 +52,10 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     case 'start': {
       const { startCommand } = await import('./start.ts');
       return startCommand(io, rest);
+    }
+    case 'token': {
+      const { tokenCommand } = await import('./start.ts');
+      return tokenCommand(io, rest);
     }
     case 'migrate':
       return withDb(async (db) => {

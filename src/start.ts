@@ -1,9 +1,29 @@
-import { loadConfig } from './platform/config.ts';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig, type HubConfig } from './platform/config.ts';
 import { createHub } from './main.ts';
-import { seedDemoNetwork } from './demo/seed.ts';
+import { seedDemoNetwork, type DemoNetwork } from './demo/seed.ts';
 import type { CliIo } from './cli.ts';
 
-/** `hutong start`: the hub on its configured engine, the demo network seeded, a banner that says what to try. */
+/**
+ * Where demo mode keeps the demo participants' client credentials: a 0600 file in the data directory, beside the
+ * operator credential, so that the banner (and any log that captures it) never prints a secret.
+ */
+export const demoCredentialsPath = (config: Pick<HubConfig, 'dataDir'>) => join(config.dataDir, 'demo-credentials.json');
+const operatorTokenPath = (config: Pick<HubConfig, 'dataDir'>) => join(config.dataDir, 'operator-token');
+
+function writeDemoCredentials(config: HubConfig, demo: DemoNetwork): string {
+  const path = demoCredentialsPath(config);
+  const body = Object.fromEntries(demo.participants.map((p) => [p.key, { participantId: p.participantId, kind: p.kind, name: p.name, clientId: p.clientId, clientSecret: p.clientSecret }]));
+  writeFileSync(path, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return path;
+}
+
+/**
+ * `hutong start [--demo]`: the hub on its configured engine and a banner that says what to try. In demo mode the demo
+ * network is seeded and the demo helpers answer callers on this machine; without it, nothing is seeded or exposed.
+ */
 export async function startCommand(io: CliIo, args: readonly string[] = []): Promise<number> {
   const startedMs = Date.now();
   const config = loadConfig(process.env, args.includes('--demo') ? { demo: true } : {});
@@ -11,27 +31,33 @@ export async function startCommand(io: CliIo, args: readonly string[] = []): Pro
   const demo = config.demo ? await seedDemoNetwork(hub) : undefined;
   hub.startBackground();
   await hub.listen();
-  const base = `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${config.port}`;
+  const base = `http://${config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host}:${config.port}`;
+  const operatorCredential =
+    config.operatorToken !== undefined && config.operatorToken !== '' ? 'HUTONG_OPERATOR_TOKEN (as you set it)' : `the file ${operatorTokenPath(config)} (0600)`;
   const lines = [
     '',
-    `Hutong hub ready at ${base} in ${Date.now() - startedMs} ms (${hub.db.engine === 'pglite' ? `embedded PGlite, data in ${config.dataDir}` : 'PostgreSQL'})`,
-    `  API docs:     ${base}/docs   (OpenAPI: ${base}/openapi.json)`,
-    `  Health:       ${base}/health   Metrics: ${base}/metrics (operator credential)`,
-    `  Operator credential: ${hub.operatorToken}`,
+    `Hutong hub ready at ${base} in ${Date.now() - startedMs} ms (${hub.db.engine === 'pglite' ? `embedded PGlite, data in ${config.dataDir}` : 'PostgreSQL'})${demo !== undefined ? ' — DEMO MODE' : ''}`,
+    `  API docs:          ${base}/docs   (OpenAPI: ${base}/openapi.json)`,
+    `  Health:            ${base}/health   Metrics: ${base}/metrics (operator credential)`,
+    `  Operator console:  ${base}/console   (sign in with the operator credential: ${operatorCredential})`,
   ];
   if (demo !== undefined) {
-    lines.push('', `Demo network (${demo.created ? 'seeded now' : 'already seeded'}): client_id / client_secret`);
-    for (const p of demo.participants) lines.push(`  ${p.kind.padEnd(8)} ${p.name.padEnd(34)} ${p.clientId}  ${p.clientSecret}`);
-    const wallet = demo.participants.find((p) => p.kind === 'wallet');
-    if (wallet !== undefined) {
-      lines.push(
-        '',
-        'Try it:',
-        `  TOKEN=$(curl -s ${base}/oauth/token -d grant_type=client_credentials -d client_id=${wallet.clientId} -d client_secret=${wallet.clientSecret} | node -pe 'JSON.parse(require("fs").readFileSync(0)).access_token')`,
-        `  curl -s ${base}/v1/customers -H "Authorization: Bearer $TOKEN"`,
-        `  curl -s ${base}/v1/operator/participants -H "Authorization: Bearer ${hub.operatorToken}"`,
-      );
-    }
+    const credentials = writeDemoCredentials(config, demo);
+    lines.push(
+      `  Reference wallet:  ${base}/wallet    (pick a demo wallet and customer: no password, demo mode only)`,
+      '',
+      `Demo network (${demo.created ? 'seeded now' : 'already seeded'}): ${demo.participants.map((p) => p.key).join(', ')}`,
+      `  Their client credentials are in ${credentials} (0600); secrets are never printed.`,
+      '  The demo helpers (/demo/v1/*: wallet sign-in, the one-time codes demo banks "text") answer only callers on this',
+      '  machine (loopback), and only in demo mode: `hutong start` without --demo seeds nothing and serves none of them.',
+      '',
+      'Try it (from this machine):',
+      '  TOKEN=$(npx hutong token wallet-a)',
+      `  curl -s ${base}/v1/customers -H "Authorization: Bearer $TOKEN"`,
+      '  npx hutong demo --list      (stories that drive the API step by step)',
+    );
+  } else {
+    lines.push('', 'No demo network and no demo helpers (run with --demo, or `npm start`, for the demo).');
   }
   lines.push('', 'Ctrl-C stops the hub (in-flight requests finish first).', '');
   io.stdout(lines.join('\n'));
@@ -47,4 +73,43 @@ export async function startCommand(io: CliIo, args: readonly string[] = []): Pro
   await hub.close();
   io.stderr('stopped cleanly');
   return 0;
+}
+
+/**
+ * `hutong token <demo participant>`: an access token for a demo participant from the hub running in demo mode on this
+ * machine, with the client credential from the data directory's demo-credentials.json (so no secret is typed or
+ * printed, only the short-lived token).
+ */
+export async function tokenCommand(io: CliIo, args: readonly string[]): Promise<number> {
+  const config = loadConfig();
+  const key = args[0];
+  const path = demoCredentialsPath(config);
+  if (!existsSync(path)) {
+    io.stderr(`${path} does not exist: start the hub in demo mode first (npm start, or hutong start --demo)`);
+    return 1;
+  }
+  const all = JSON.parse(readFileSync(path, 'utf8')) as Record<string, { clientId: string; clientSecret: string }>;
+  const entry = key === undefined ? undefined : all[key];
+  if (entry === undefined) {
+    io.stderr(`usage: hutong token <${Object.keys(all).join('|')}>`);
+    return 64;
+  }
+  const base = `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${config.port}`;
+  try {
+    const res = await fetch(`${base}/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: entry.clientId, client_secret: entry.clientSecret }),
+    });
+    const body = (await res.json()) as { access_token?: string; error?: { code: string; message: string } };
+    if (!res.ok || body.access_token === undefined) {
+      io.stderr(`the hub at ${base} refused: ${body.error?.code ?? res.status} ${body.error?.message ?? ''}`);
+      return 1;
+    }
+    io.stdout(body.access_token);
+    return 0;
+  } catch (error) {
+    io.stderr(`no hub answers at ${base} (${error instanceof Error ? error.message : String(error)}): is it running?`);
+    return 1;
+  }
 }

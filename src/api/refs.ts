@@ -308,7 +308,10 @@ export function registerOwnership(app: HttpServer, deps: OwnershipDeps, callerOf
   };
   app.addHook('onRoute', (route) => {
     const schema = route.schema as Record<string, unknown> | undefined;
-    if (schema !== undefined) for (const key of ['params', 'querystring', 'body']) kindsIn(schema[key]);
+    if (schema === undefined) return;
+    for (const key of ['params', 'querystring', 'body']) kindsIn(schema[key]);
+    // The API document says which operations a customer session may call (an OpenAPI extension on the operation).
+    if (route.config?.customer === true) schema['x-customer-session'] = true;
   });
   app.addHook('onReady', async () => {
     const unknown = [...declared].filter((k) => !(REF_KINDS as readonly string[]).includes(k) || !deps.registry.has(k as RefKind));

@@ -48,7 +48,8 @@ export type StepUpErrorCode =
   | 'challenge_locked'
   | 'step_up_invalid'
   | 'authenticator_exists'
-  | 'passkey_registration_invalid';
+  | 'passkey_registration_invalid'
+  | 'passkey_registration_not_found';
 
 export const stepUpErrorStatus: Record<StepUpErrorCode, number> = {
   challenge_not_found: 404,
@@ -61,6 +62,7 @@ export const stepUpErrorStatus: Record<StepUpErrorCode, number> = {
   step_up_invalid: 422,
   authenticator_exists: 409,
   passkey_registration_invalid: 422,
+  passkey_registration_not_found: 404,
 };
 
 type SErr = DomainError<StepUpErrorCode | 'customer_not_found'>;

@@ -1,0 +1,120 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+/**
+ * The two ways to start the hub, as a user runs them (the real CLI in a child process, embedded PGlite): `hutong start
+ * --demo` (what `npm start` runs) seeds the demo network, serves the demo helpers on loopback only and says so in its
+ * banner, which prints no secret; `hutong start` alone seeds nothing and serves no demo helper.
+ */
+const BIN = resolve('bin/hutong.js');
+
+const freePort = () =>
+  new Promise<number>((ok, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const address = s.address();
+      s.close(() => (typeof address === 'object' && address !== null ? ok(address.port) : fail(new Error('no port'))));
+    });
+  });
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly base: string;
+  readonly banner: string;
+  readonly dataDir: string;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+const children: ChildProcess[] = [];
+const dirs: string[] = [];
+
+async function start(args: string[]): Promise<Started> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'hutong-start-'));
+  dirs.push(dataDir, `${dataDir}-keys`);
+  const port = await freePort();
+  const env = { ...process.env, HUTONG_DATA_DIR: dataDir, PORT: String(port), DATABASE_URL: '', HUTONG_OPERATOR_TOKEN: '', HUTONG_DEMO: '', HUTONG_WEBHOOKS: '0' };
+  const child = spawn(process.execPath, [BIN, 'start', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  await new Promise<void>((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`the hub did not start: ${out}`)), 150_000);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString('utf8');
+      if (out.includes('Ctrl-C stops the hub')) {
+        clearTimeout(timer);
+        ok();
+      }
+    });
+    child.stderr?.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    child.once('exit', (code) => fail(new Error(`the hub exited (${code}): ${out}`)));
+  });
+  return { child, base: `http://127.0.0.1:${port}`, banner: out, dataDir, env };
+}
+
+const run = (env: NodeJS.ProcessEnv, args: string[]) =>
+  new Promise<{ code: number | null; stdout: string; stderr: string }>((ok) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    child.once('exit', (code) => ok({ code, stdout, stderr }));
+  });
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 500));
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('starting the hub', () => {
+  it('demo mode: the banner says what to try and where the credentials are, prints no secret; demo helpers answer on loopback', async () => {
+    const s = await start(['--demo']);
+    expect(s.banner).toContain('DEMO MODE');
+    expect(s.banner).toContain(`${s.base}/wallet`);
+    expect(s.banner).toMatch(/\/console/);
+    expect(s.banner).toMatch(/only callers on this\s+machine \(loopback\)/);
+    // No secret in the banner: not the operator credential, no client secret.
+    const operatorToken = readFileSync(join(s.dataDir, 'operator-token'), 'utf8').trim();
+    const credentialsFile = join(s.dataDir, 'demo-credentials.json');
+    expect(statSync(credentialsFile).mode & 0o777).toBe(0o600);
+    const credentials = JSON.parse(readFileSync(credentialsFile, 'utf8')) as Record<string, { clientSecret: string }>;
+    expect(Object.keys(credentials)).toContain('wallet-a');
+    expect(s.banner).not.toContain(operatorToken);
+    for (const c of Object.values(credentials)) expect(s.banner).not.toContain(c.clientSecret);
+    expect(s.banner).not.toMatch(/sk_[A-Za-z0-9_-]{10,}|op_[A-Za-z0-9_-]{10,}/);
+    // `hutong token` gets a token from the running hub with the file's credential; the token works.
+    const token = await run(s.env, ['token', 'wallet-a']);
+    expect(token.code, token.stderr).toBe(0);
+    const customers = await fetch(`${s.base}/v1/customers`, { headers: { authorization: `Bearer ${token.stdout.trim()}` } });
+    expect(customers.status).toBe(200);
+    // The demo sign-in answers this machine with a session bound to one customer, which cannot act as the wallet.
+    const session = await fetch(`${s.base}/demo/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ wallet: 'wallet-a', customerId: 'cus_demo_li_at_wallet_a' }) });
+    expect(session.status).toBe(200);
+    const { accessToken } = (await session.json()) as { accessToken: string };
+    const asCustomer = await fetch(`${s.base}/v1/customers`, { headers: { authorization: `Bearer ${accessToken}` } });
+    expect(asCustomer.status).toBe(403);
+    const minted = await fetch(`${s.base}/v1/credentials`, { method: 'POST', headers: { authorization: `Bearer ${accessToken}` } });
+    expect(minted.status).toBe(403);
+    s.child.kill('SIGTERM');
+  }, 240_000);
+
+  it('without --demo: nothing seeded, no demo helper, no credentials file', async () => {
+    const s = await start([]);
+    expect(s.banner).not.toContain('DEMO MODE');
+    expect(s.banner).toContain('No demo network and no demo helpers');
+    expect((await fetch(`${s.base}/demo/v1/directory`)).status).toBe(404);
+    const session = await fetch(`${s.base}/demo/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ wallet: 'wallet-a', customerId: 'cus_demo_li_at_wallet_a' }) });
+    expect(session.status).toBe(404);
+    const operatorToken = readFileSync(join(s.dataDir, 'operator-token'), 'utf8').trim();
+    const participants = await fetch(`${s.base}/v1/operator/participants`, { headers: { authorization: `Bearer ${operatorToken}` } });
+    expect(((await participants.json()) as { items: unknown[] }).items).toEqual([]);
+    expect(() => statSync(join(s.dataDir, 'demo-credentials.json'))).toThrow();
+    s.child.kill('SIGTERM');
+  }, 240_000);
+});
