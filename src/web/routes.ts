@@ -20,6 +20,8 @@ import { registerOperatorTransactionRoutes } from './transactions.ts';
  * web/dist (`npm run build:web`, also run by `npm install`/`npm ci` through the `prepare` script) and served here.
  *
  * Demo-only helpers under /demo/v1 (enabled only in demo mode: `hutong start --demo`, HUTONG_DEMO=1):
+ * - GET /demo/v1/directory: the demo wallets and their customers (the wallet page's sign-in) and the demo banks (with
+ *   the other wallets, what the page offers to link a customer's records at).
  * - POST /demo/v1/session: a short-lived access token for a DEMO wallet, acting for one of its customers, so that the
  *   browser never holds a client secret. It is a stand-in for the wallet's own back end (which would hold the
  *   credential and call the hub); anyone who can reach a demo hub can use it, which is why it is demo-only.
@@ -94,7 +96,8 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
       config: { auth: 'none' },
       schema: {
         tags: ['demo'],
-        summary: 'Demo only: the demo wallets and their customers, for the reference wallet app sign-in',
+        summary: 'Demo only: the demo wallets and their customers, for the reference wallet app sign-in, and the demo banks',
+        description: 'The banks (and the other wallets) are what the reference wallet offers to link a customer’s records at (POST /v1/customer-links).',
         response: {
           200: Type.Object({
             wallets: Type.Array(
@@ -105,6 +108,7 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
                 customers: Type.Array(Type.Object({ id: Type.String(), name: Type.String() }, { additionalProperties: false })),
               }, { additionalProperties: false }),
             ),
+            banks: Type.Array(Type.Object({ key: Type.String(), participantId: Type.String(), name: Type.String() }, { additionalProperties: false })),
           }, { additionalProperties: false }),
         },
       },
@@ -119,7 +123,10 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
         const customers = await deps.db.query<{ id: string; name: string }>("select id, name from customers where participant_id = $1 and id like 'cus_demo_%' order by id limit 20", [w.id]);
         out.push({ key: w.demo_key, participantId: w.id, name: w.name, customers });
       }
-      return { wallets: out };
+      const banks = await deps.db.query<{ id: string; name: string; demo_key: string }>(
+        "select id, name, demo_key from participants where kind = 'issuer' and status = 'active' and demo_key is not null order by demo_key limit 20",
+      );
+      return { wallets: out, banks: banks.map((b) => ({ key: b.demo_key, participantId: b.id, name: b.name })) };
     },
   );
 

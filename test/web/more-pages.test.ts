@@ -352,7 +352,7 @@ describe('more of the wallet and console pages in Chromium', () => {
 
   it('9. accessibility: labels on every field and every control reachable with Tab, on both pages', async () => {
     const { page } = h;
-    const walletTabs = ['tab-home', 'tab-add', 'tab-pay', 'tab-transfer', 'tab-history', 'tab-budget', 'lang-switch', 'sign-out'];
+    const walletTabs = ['tab-home', 'tab-add', 'tab-pay', 'tab-transfer', 'tab-history', 'tab-budget', 'tab-me', 'lang-switch', 'sign-out'];
     await page.goto(`${h.base}/wallet`);
     await page.getByTestId('sign-out').click();
     await page.getByTestId('sign-in').waitFor();
@@ -365,6 +365,7 @@ describe('more of the wallet and console pages in Chromium', () => {
       transfer: ['send-alias', 'request-alias', 'request-amount', 'split-total', 'split-members', 'packet-total', 'packet-send', 'claim-id'],
       history: [],
       budget: ['budget-limit', 'budget-low'],
+      me: ['passkey-add', 'link-participant', 'link-request'],
     };
     for (const [tab, main] of Object.entries(perTab)) {
       await page.getByTestId(`tab-${tab}`).click();

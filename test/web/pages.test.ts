@@ -62,9 +62,12 @@ describe('the wallet and console pages in Chromium', () => {
     expect(problems).toEqual([]);
   });
 
-  it('2. adds the same card to wallet B with the code, typing no card number; sees both wallets', async () => {
+  it('2. links her records at wallet B and wallet A (a code on each side), then adds the same card to wallet B by reference, typing no card number; sees both wallets', async () => {
     expect(tokenRefA).not.toBe('');
     await signIn('wallet-b', li.walletB);
+    // A card reference names a card only for a customer whose record is linked, with consent, to the cardholder's.
+    await h.linkRecordAt('Lantern Pay');
+    await shot('2-linked-to-wallet-a');
     await addCard(async () => {
       await page.getByTestId('mode-ref').check();
       await page.locator('input[name=tokenRef]').fill(tokenRefA);
@@ -105,7 +108,7 @@ describe('the wallet and console pages in Chromium', () => {
     const row = page.locator('[data-testid=history-row][data-kind=merchant]').first();
     await row.waitFor();
     expect(await row.textContent()).toContain('23.00');
-    // Steps 1–2 linked 李伟's records at wallet A, wallet B and the bank through the bank's code: wallet B's history
+    // Step 2 linked 李伟's records at wallet B and wallet A (a customer link, a code on each side): wallet B's history
     // also shows what happened at wallet A (his opening balance there), named as such.
     const fromA = page.locator(`[data-testid=history-row][data-own=false][data-participant=${t.demo.participants.find((p) => p.key === 'wallet-a')?.participantId}]`).first();
     await fromA.waitFor();

@@ -26,16 +26,23 @@ export interface WebHarness {
   shot(name: string): Promise<void>;
   signIn(wallet: string, customerId: string): Promise<void>;
   addCard(fill: () => Promise<void>): Promise<void>;
+  /** In "Me", links the signed-in customer's record at another bank or wallet (by its name), with the demo code. */
+  linkRecordAt(participantName: string): Promise<void>;
   consoleSignIn(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function openWebHarness(): Promise<WebHarness> {
+/**
+ * `host: 'localhost'` loads the pages from http://localhost:<port> (the hub still listens on 127.0.0.1): the origin
+ * WebAuthn passkeys are bound to (the hub's relying-party id defaults to localhost).
+ */
+export async function openWebHarness(options: { host?: 'localhost' | '127.0.0.1' } = {}): Promise<WebHarness> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does this)`);
   if (!existsSync(DIST)) execFileSync('npx', ['vite', 'build', '--config', 'web/vite.config.ts'], { stdio: 'inherit' });
   mkdirSync(SHOTS, { recursive: true });
   const t = await startTestHub('pglite', { clock: systemClock, config: { port: 0, host: '127.0.0.1' } });
-  const base = (await t.hub.listen()).replace('[::1]', '127.0.0.1');
+  const listening = (await t.hub.listen()).replace('[::1]', '127.0.0.1');
+  const base = options.host === 'localhost' ? listening.replace('127.0.0.1', 'localhost') : listening;
   const userDataDir = mkdtempSync(join(tmpdir(), 'hutong-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
@@ -72,6 +79,19 @@ export async function openWebHarness(): Promise<WebHarness> {
     await page.getByTestId('code-submit').click();
     await page.getByTestId('card-added').waitFor({ timeout: 15_000 });
   };
+  const linkRecordAt = async (participantName: string) => {
+    await page.getByTestId('tab-me').click();
+    const links = page.getByTestId('customer-links');
+    const select = links.locator('select[name=link-participant]');
+    const value = await select.locator('option', { hasText: participantName }).getAttribute('value');
+    await select.selectOption(value ?? '');
+    await links.getByTestId('link-request').click();
+    const code = (await links.getByTestId('link-demo-code').textContent({ timeout: 15_000 })) ?? '';
+    expect(code).toMatch(/^[0-9]{6}$/);
+    await links.locator('input[name=link-code]').fill(code);
+    await links.getByTestId('link-confirm').click();
+    await links.getByTestId('link-made').waitFor({ timeout: 15_000 });
+  };
   const consoleSignIn = async () => {
     await page.goto(`${base}/console`);
     if (await page.getByTestId('tab-participants').isVisible().catch(() => false)) return;
@@ -88,6 +108,7 @@ export async function openWebHarness(): Promise<WebHarness> {
     shot,
     signIn,
     addCard,
+    linkRecordAt,
     consoleSignIn,
     async close() {
       await context.close();

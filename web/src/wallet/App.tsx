@@ -1,17 +1,19 @@
 import { useEffect, useMemo, useState } from 'react';
 import QRCode from 'qrcode';
-import { createApi, type Api } from '../shared/api.ts';
+import { ApiError, createApi, type Api } from '../shared/api.ts';
 import { useI18n } from '../shared/i18n.tsx';
 import { Bars, ErrorBox, Field, LangSwitch, Money, Section, Select, Tabs, TextArea, useAction, useLoad } from '../shared/ui.tsx';
 import { cpmPayload, toMinor, tokenCryptogram, unpredictableNumber } from './emv.ts';
 import { deviceId, loadDeviceToken, loadSession, nextAtc, openSession, saveDeviceToken, saveSession, sessionApi, type WalletSession } from './session.ts';
+import { Me } from './Me.tsx';
+import { StepUp, useStepUp } from './StepUp.tsx';
 
 type MoneyWire = { amount: string; currency: string };
 interface Token { tokenRef: string; status: string; tokenLast4: string; cardLast4: string; brand: string; expiry: string; par: string; createdAt: string }
 interface Account { id: string; currency: string; balance: MoneyWire; available: MoneyWire; heldBy: { participantId: string; name: string }; linkId: string | null }
 interface Provisioning { id: string; status: string; stepUp: { method: string; attemptsRemaining: number } | null; cardLast4: string; brand: string; token: Token | null; tokenNumber?: string; tokenKey?: string }
 
-type TabKey = 'home' | 'add' | 'pay' | 'transfer' | 'history' | 'budget';
+type TabKey = 'home' | 'add' | 'pay' | 'transfer' | 'history' | 'budget' | 'me';
 
 export function WalletApp() {
   const { t } = useI18n();
@@ -60,6 +62,7 @@ export function WalletApp() {
                 { key: 'transfer', label: t('nav.transfer') },
                 { key: 'history', label: t('nav.history') },
                 { key: 'budget', label: t('nav.budget') },
+                { key: 'me', label: t('nav.me') },
               ]}
             />
             {tab === 'home' && <Home api={api} session={session} />}
@@ -68,6 +71,7 @@ export function WalletApp() {
             {tab === 'transfer' && <Transfer api={api} session={session} />}
             {tab === 'history' && <History api={api} session={session} />}
             {tab === 'budget' && <Budget api={api} session={session} />}
+            {tab === 'me' && <Me api={api} session={session} />}
           </>
         )}
       </main>
@@ -109,8 +113,9 @@ function SignIn({ onSignedIn }: { onSignedIn: (s: WalletSession) => void }) {
   );
 }
 
-function useTokens(api: Api) {
-  return useLoad(async () => (await api.get<{ items: Token[] }>('/v1/wallet/tokens?limit=100')).items, [api]);
+/** The signed-in customer's own cards (a customer session sees no other customer's; the page asks for its own by name). */
+function useTokens(api: Api, session: WalletSession) {
+  return useLoad(async () => (await api.get<{ items: Token[] }>(`/v1/wallet/tokens?customerId=${encodeURIComponent(session.customerId)}&limit=100`)).items, [api]);
 }
 
 function useAccounts(api: Api, session: WalletSession) {
@@ -119,7 +124,7 @@ function useAccounts(api: Api, session: WalletSession) {
 
 function Home({ api, session }: { api: Api; session: WalletSession }) {
   const { t } = useI18n();
-  const tokens = useTokens(api);
+  const tokens = useTokens(api, session);
   const accounts = useAccounts(api, session);
   const mine = (tokens.data ?? []).filter((x) => x.status !== 'deleted');
   return (
@@ -326,6 +331,11 @@ function AddCard({ api, session, onAdded }: { api: Api; session: WalletSession; 
         </form>
       )}
       <ErrorBox error={submit.error ?? confirm.error} />
+      {submit.error instanceof ApiError && submit.error.code === 'reference_not_found' && (
+        <p className="warn" data-testid="add-link-hint">
+          {t('add.linkFirst')}
+        </p>
+      )}
       {prov?.status === 'declined' && <p className="error">{t('add.declined')}</p>}
       {done !== undefined && (
         <p className="ok" data-testid="card-added">
@@ -350,7 +360,7 @@ interface QrPreview {
 
 function PaySource({ api, session, value, onChange }: { api: Api; session: WalletSession; value: string; onChange: (v: string) => void }) {
   const { t, money } = useI18n();
-  const tokens = useTokens(api);
+  const tokens = useTokens(api, session);
   const accounts = useAccounts(api, session);
   const options = [
     ...(tokens.data ?? []).filter((x) => x.status === 'active').map((x) => ({ value: `token:${x.tokenRef}`, label: `${x.brand} …${x.cardLast4}` })),
@@ -381,16 +391,27 @@ function Pay({ api, session }: { api: Api; session: WalletSession }) {
   const [amount, setAmount] = useState('');
   const [source, setSource] = useState('');
   const [paid, setPaid] = useState<any>();
+  const stepUp = useStepUp();
   const decode = useAction(async () => {
     setPaid(undefined);
+    stepUp.cancel();
     setPreview(await api.post<QrPreview>('/v1/wallet/qr/preview', { payload: payload.trim() }));
   });
-  const pay = useAction(async () => {
+  // Sent again after a step-up with the approved challenge: a new cryptogram (and ATC) and a new Idempotency-Key.
+  const payOnce = async (stepUpChallengeId: string | undefined) => {
     if (preview === undefined) return;
     const due = preview.amount ?? { amount, currency: preview.currency ?? 'CNY' };
-    const body = { customerId: session.customerId, payload: payload.trim(), source: buildSource(session, source, due, preview.merchant.country), deviceId: deviceId(), ...(preview.amount === null ? { amount: due } : {}) };
+    const body = {
+      customerId: session.customerId,
+      payload: payload.trim(),
+      source: buildSource(session, source, due, preview.merchant.country),
+      deviceId: deviceId(),
+      ...(preview.amount === null ? { amount: due } : {}),
+      ...(stepUpChallengeId !== undefined ? { stepUpChallengeId } : {}),
+    };
     setPaid(await api.post('/v1/wallet/payments/qr', body));
-  });
+  };
+  const pay = useAction(() => stepUp.attempt(payOnce));
   const upload = useAction(async (file: File) => {
     // Decoding a QR image needs the BarcodeDetector API (Chromium); otherwise paste the payload.
     const Detector = (globalThis as { BarcodeDetector?: new (o: object) => { detect(i: ImageBitmap): Promise<{ rawValue: string }[]> } }).BarcodeDetector;
@@ -435,12 +456,15 @@ function Pay({ api, session }: { api: Api; session: WalletSession }) {
               <Field label={`${t('common.amount')} (${preview.currency ?? ''})`} name="amount" value={amount} onChange={setAmount} inputMode="decimal" />
             )}
             <PaySource api={api} session={session} value={source} onChange={setSource} />
-            <button type="submit" disabled={pay.busy || source === ''} data-testid="qr-pay">
+            <button type="submit" disabled={pay.busy || source === '' || stepUp.offer !== undefined} data-testid="qr-pay">
               {t('pay.payNow')}
             </button>
           </form>
         )}
         <ErrorBox error={pay.error} />
+        {stepUp.offer !== undefined && (
+          <StepUp key={stepUp.offer.request} api={api} offer={stepUp.offer} onApproved={(id) => stepUp.attempt(payOnce, id)} onRestart={() => stepUp.attempt(payOnce)} onCancel={stepUp.cancel} />
+        )}
         {paid !== undefined && (
           <p className="ok" data-testid="qr-paid">
             {t('pay.paid')} ✓ {paid.amount !== undefined ? money(paid.amount.amount, paid.amount.currency) : ''} <span className="mono">{paid.id}</span>
@@ -455,7 +479,7 @@ function Pay({ api, session }: { api: Api; session: WalletSession }) {
 
 function PaymentCode({ api, session }: { api: Api; session: WalletSession }) {
   const { t } = useI18n();
-  const tokens = useTokens(api);
+  const tokens = useTokens(api, session);
   const [tokenRef, setTokenRef] = useState('');
   const [image, setImage] = useState<string | undefined>();
   const [shown, setShown] = useState<{ payload: string; atc: number } | undefined>();
@@ -524,15 +548,25 @@ function PayLink({ api, session }: { api: Api; session: WalletSession }) {
   const [info, setInfo] = useState<any>();
   const [source, setSource] = useState('');
   const [paid, setPaid] = useState<any>();
+  const stepUp = useStepUp();
   const id = () => link.trim().split(/[/?#]/).filter((s) => s !== '').pop() ?? '';
   const open = useAction(async () => {
     setPaid(undefined);
+    stepUp.cancel();
     setInfo(await api.get(`/v1/payment-links/${encodeURIComponent(id())}`));
   });
-  const pay = useAction(async () => {
+  const payOnce = async (stepUpChallengeId: string | undefined) => {
     const amount: MoneyWire = info.amount;
-    setPaid(await api.post(`/v1/payment-links/${encodeURIComponent(id())}/pay`, { customerId: session.customerId, source: buildSource(session, source, amount, info.merchant?.country ?? 'CN'), deviceId: deviceId() }));
-  });
+    setPaid(
+      await api.post(`/v1/payment-links/${encodeURIComponent(id())}/pay`, {
+        customerId: session.customerId,
+        source: buildSource(session, source, amount, info.merchant?.country ?? 'CN'),
+        deviceId: deviceId(),
+        ...(stepUpChallengeId !== undefined ? { stepUpChallengeId } : {}),
+      }),
+    );
+  };
+  const pay = useAction(() => stepUp.attempt(payOnce));
   return (
     <Section title={t('pay.link')} testId="pay-link">
       <form
@@ -558,12 +592,15 @@ function PayLink({ api, session }: { api: Api; session: WalletSession }) {
             {info.merchant?.name} — {info.description} <strong>{info.amount !== undefined ? money(info.amount.amount, info.amount.currency) : ''}</strong>
           </p>
           <PaySource api={api} session={session} value={source} onChange={setSource} />
-          <button type="submit" disabled={pay.busy || source === '' || paid !== undefined} data-testid="link-pay">
+          <button type="submit" disabled={pay.busy || source === '' || paid !== undefined || stepUp.offer !== undefined} data-testid="link-pay">
             {t('pay.payNow')}
           </button>
         </form>
       )}
       <ErrorBox error={pay.error} />
+      {stepUp.offer !== undefined && (
+        <StepUp key={stepUp.offer.request} api={api} offer={stepUp.offer} onApproved={(sid) => stepUp.attempt(payOnce, sid)} onRestart={() => stepUp.attempt(payOnce)} onCancel={stepUp.cancel} />
+      )}
       {paid !== undefined && (
         <p className="ok" data-testid="link-paid">
           {t('pay.paid')} ✓ {paid.amount !== undefined ? money(paid.amount.amount, paid.amount.currency) : ''} <span className="mono">{paid.id}</span>
@@ -608,18 +645,35 @@ function SendMoney({ api, session }: { api: Api; session: WalletSession }) {
   const [payee, setPayee] = useState<any>();
   const [quote, setQuote] = useState<any>();
   const [sent, setSent] = useState<any>();
+  const stepUp = useStepUp();
   const lookup = useAction(async () => {
     setQuote(undefined);
     setSent(undefined);
+    stepUp.cancel();
     setPayee(await api.get(`/v1/aliases/lookup?customerId=${encodeURIComponent(session.customerId)}&type=${type}&value=${encodeURIComponent(value.trim())}`));
   });
+  const newQuote = () => api.post<TransferQuote>('/v1/transfers/quotes', { customerId: session.customerId, payee: { type, value: value.trim() }, sendAmount: { amount: amount.trim(), currency: 'CNY' } });
   const getQuote = useAction(async () => {
-    setQuote(await api.post('/v1/transfers/quotes', { customerId: session.customerId, payee: { type, value: value.trim() }, sendAmount: { amount: amount.trim(), currency: 'CNY' } }));
+    stepUp.cancel();
+    setQuote(await newQuote());
   });
-  const confirm = useAction(async () => {
-    setSent(await api.post('/v1/transfers/payments', { quoteId: quote.id }));
+  const confirmOnce = async (stepUpChallengeId: string | undefined) => {
+    if (quote === undefined) return;
+    const extra = stepUpChallengeId !== undefined ? { stepUpChallengeId } : {};
+    let current: TransferQuote = quote;
+    try {
+      setSent(await api.post('/v1/transfers/payments', { quoteId: current.id, ...extra }));
+    } catch (e) {
+      // A quote lives 30 s; approving a payment can take longer. The approval is bound to the amount and the payee,
+      // not to the quote, so the same payment is quoted again and paid with it.
+      if (!(e instanceof ApiError && e.code === 'quote_expired')) throw e;
+      current = await newQuote();
+      setQuote(current);
+      setSent(await api.post('/v1/transfers/payments', { quoteId: current.id, ...extra }));
+    }
     setQuote(undefined);
-  });
+  };
+  const confirm = useAction(() => stepUp.attempt(confirmOnce));
   return (
     <Section title={t('xfer.send')} testId="send-money">
       <form
@@ -657,10 +711,13 @@ function SendMoney({ api, session }: { api: Api; session: WalletSession }) {
               {w}
             </p>
           ))}
-          <button type="button" onClick={() => void confirm.run()} disabled={confirm.busy} data-testid="send-confirm">
+          <button type="button" onClick={() => void confirm.run()} disabled={confirm.busy || stepUp.offer !== undefined} data-testid="send-confirm">
             {t('common.confirm')} {money(quote.totalDebit.amount, quote.totalDebit.currency)}
           </button>
         </div>
+      )}
+      {stepUp.offer !== undefined && (
+        <StepUp key={stepUp.offer.request} api={api} offer={stepUp.offer} onApproved={(id) => stepUp.attempt(confirmOnce, id)} onRestart={() => stepUp.attempt(confirmOnce)} onCancel={stepUp.cancel} />
       )}
       {sent !== undefined && (
         <p className="ok" data-testid="sent">
@@ -714,16 +771,29 @@ function IncomingRequests({ api, session }: { api: Api; session: WalletSession }
   // Approving answers a quote (fee, what the requester receives, the warnings again): the payer confirms it to pay.
   const [quote, setQuote] = useState<{ requestId: string; quote: TransferQuote } | undefined>();
   const [paid, setPaid] = useState<{ receiveAmount: MoneyWire } | undefined>();
+  const stepUp = useStepUp();
+  const approveRequest = (id: string) => api.post<TransferQuote>(`/v1/transfers/requests/${id}/approve`, { customerId: session.customerId });
   const approve = useAction(async (id: string) => {
     setPaid(undefined);
-    setQuote({ requestId: id, quote: await api.post<TransferQuote>(`/v1/transfers/requests/${id}/approve`, { customerId: session.customerId }) });
+    stepUp.cancel();
+    setQuote({ requestId: id, quote: await approveRequest(id) });
   });
-  const confirm = useAction(async () => {
+  const confirmOnce = async (stepUpChallengeId: string | undefined) => {
     if (quote === undefined) return;
-    setPaid(await api.post<{ receiveAmount: MoneyWire }>('/v1/transfers/payments', { quoteId: quote.quote.id }));
+    const extra = stepUpChallengeId !== undefined ? { stepUpChallengeId } : {};
+    try {
+      setPaid(await api.post<{ receiveAmount: MoneyWire }>('/v1/transfers/payments', { quoteId: quote.quote.id, ...extra }));
+    } catch (e) {
+      // The quote expired while the payer approved the payment: approving the request again quotes it again.
+      if (!(e instanceof ApiError && e.code === 'quote_expired')) throw e;
+      const fresh = await approveRequest(quote.requestId);
+      setQuote({ requestId: quote.requestId, quote: fresh });
+      setPaid(await api.post<{ receiveAmount: MoneyWire }>('/v1/transfers/payments', { quoteId: fresh.id, ...extra }));
+    }
     setQuote(undefined);
     await list.reload();
-  });
+  };
+  const confirm = useAction(() => stepUp.attempt(confirmOnce));
   const decline = useAction(async (id: string) => {
     await api.post(`/v1/transfers/requests/${id}/decline`, { customerId: session.customerId });
     if (quote?.requestId === id) setQuote(undefined);
@@ -775,13 +845,16 @@ function IncomingRequests({ api, session }: { api: Api; session: WalletSession }
                 </p>
               ))}
               <span className="row">
-                <button type="button" onClick={() => void confirm.run()} disabled={confirm.busy} data-testid="request-confirm">
+                <button type="button" onClick={() => void confirm.run()} disabled={confirm.busy || stepUp.offer !== undefined} data-testid="request-confirm">
                   {t('common.confirm')} {money(q.totalDebit.amount, q.totalDebit.currency)}
                 </button>
-                <button type="button" className="secondary" onClick={() => setQuote(undefined)}>
+                <button type="button" className="secondary" onClick={() => (setQuote(undefined), stepUp.cancel())}>
                   {t('common.cancel')}
                 </button>
               </span>
+              {stepUp.offer !== undefined && (
+                <StepUp key={stepUp.offer.request} api={api} offer={stepUp.offer} onApproved={(sid) => stepUp.attempt(confirmOnce, sid)} onRestart={() => stepUp.attempt(confirmOnce)} onCancel={stepUp.cancel} />
+              )}
             </div>
           )}
         </div>
@@ -937,7 +1010,7 @@ interface LinkedRecord {
   participantId: string;
   participantName: string;
   participantKind: string;
-  via: 'self' | 'person_link' | 'account_link';
+  via: 'self' | 'customer_link' | 'account_link';
 }
 
 /**
