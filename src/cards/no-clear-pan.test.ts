@@ -68,6 +68,7 @@ describe.each(engines)('no card number in clear after a full card story (%s)', (
       const a = await s.provision('wallet-a', { type: 'typed', cardNumber: card.cardNumber, expiry: card.expiry, cvv: card.cvv });
       const bad = await call('wallet-b', 'POST', '/v1/wallet/tokens', { customerId: demo.customers.get('li-at-wallet-b'), consent: true, source: { type: 'typed', cardNumber: card.cardNumber, expiry: card.expiry, cvv: card.cvv === '000' ? '001' : '000' } }, { 'idempotency-key': 'k2' });
       expect(bad.status).toBe(422);
+      await s.linkCustomer('wallet-b', 'li-at-wallet-b', 'wallet-a');
       await s.provision('wallet-b', { type: 'token_ref', tokenRef: a.tokenRef });
       await call('bank-a', 'POST', `/v1/issuer/cards/${card.cardId}/freeze`);
       await call('bank-a', 'POST', `/v1/issuer/cards/${card.cardId}/unfreeze`);

@@ -33,7 +33,8 @@ const ErasureSchema = Type.Object(
       {
         aliases: Type.Integer(),
         authenticators: Type.Integer(),
-        personLinks: Type.Integer(),
+        customerLinks: Type.Integer(),
+        passkeys: Type.Integer(),
         pendingConsents: Type.Integer(),
         accountLinksRevoked: Type.Integer(),
         tokensDeleted: Type.Integer(),

@@ -4,7 +4,7 @@ import type { Ledger } from '../ledger/ledger.ts';
 import type { Account } from '../ledger/types.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
-import { formatMoney } from '../platform/money.ts';
+import { formatAmount, formatMoney } from '../platform/money.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 
@@ -137,6 +137,12 @@ export function createLiquidityService(deps: { db: Db; clock: Clock; audit: Audi
       if (!(await participantExists(tx, input.participantId))) return err('participant_not_found', 'no such participant');
       const posId = await accounts.ensureSystemAccount('funding', input.participantId, input.currency);
       const mirrorId = await accounts.ensureSystemAccount('settlement', input.participantId, input.currency);
+      // The cap is never set below what the position already uses: the ledger's limit must hold for what it holds.
+      const [locked] = await tx.query<{ used: bigint }>('select debits_posted + debits_pending - credits_posted as used from ledger_accounts where id = $1 for update', [posId]);
+      const used = locked?.used ?? 0n;
+      if (input.capMinor < used) {
+        return err('liquidity_invalid', `the position already uses ${formatAmount(used, input.currency)} below zero: the cap cannot be lower until liquidity comes in`, { used: formatMoney(used, input.currency) });
+      }
       const set = await ledger.setCreditLimit(tx, posId, input.capMinor);
       if (!set.ok) return err('ledger_rejected', set.error.message);
       const after = await positionIn(tx, input.participantId, input.currency, posId, mirrorId);

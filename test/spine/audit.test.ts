@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/platform/config.ts';
 import { createFakeClock } from '../../src/platform/clock.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { openPglite, openPostgres, type Db } from '../../src/platform/db.ts';
-import { createVault, fileKeySource } from '../../src/platform/vault.ts';
+import { createVault, fileKeySource, keyFilePath } from '../../src/platform/vault.ts';
 import { availableEngines, createScratchPostgres, openTestDb } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
 
@@ -189,7 +189,7 @@ describe.each(engines)('the signed audit trail on %s', (engine) => {
   it('the signing key is a vault secret wrapped by the KEK, and every hub process on the database uses the same one', async () => {
     const keys = await db.query<{ purpose: string; kek_id: string; wrapped: string }>(`select purpose, kek_id, wrapped from data_keys where purpose = 'audit_signing'`);
     expect(keys).toHaveLength(1);
-    const second = await createHub(t.hub.config, { db, clock, logger: createLogger({ level: 'silent' }), keys: fileKeySource(join(t.dataDir, 'keys', 'kek.json')) });
+    const second = await createHub(t.hub.config, { db, clock, logger: createLogger({ level: 'silent' }), keys: fileKeySource(keyFilePath(t.hub.config.keyDir)) });
     try {
       expect(await second.audit.publicKey()).toEqual(await t.hub.audit.publicKey());
       expect(await second.audit.verify()).toMatchObject({ ok: true, checkpoints: 3 });
@@ -205,7 +205,7 @@ describe.each(engines)('the signed audit trail on %s', (engine) => {
   it('with the signing key row deleted, a new process makes a key of its own: the checkpoints no longer verify, and it signs none', async () => {
     const [saved] = await db.query<Record<string, unknown>>(`select * from data_keys where purpose = 'audit_signing'`);
     await db.query(`delete from data_keys where purpose = 'audit_signing'`);
-    const other = await createHub(t.hub.config, { db, clock, logger: createLogger({ level: 'silent' }), keys: fileKeySource(join(t.dataDir, 'keys', 'kek.json')) });
+    const other = await createHub(t.hub.config, { db, clock, logger: createLogger({ level: 'silent' }), keys: fileKeySource(keyFilePath(t.hub.config.keyDir)) });
     try {
       expect((await other.audit.publicKey()).keyId).not.toBe((await t.hub.audit.publicKey()).keyId);
       expect(await other.audit.verify()).toMatchObject({ ok: false, checkpoints: 0, problem: { code: 'checkpoint_signature_invalid', checkpointSeq: '1', reason: expect.stringContaining('not this hub') } });
@@ -223,7 +223,7 @@ describe.each(engines)('the signed audit trail on %s', (engine) => {
   it('two processes creating the signing key at once on a fresh database end up with the same key', async () => {
     const fresh = await openTestDb(engine);
     try {
-      const keys = fileKeySource(join(t.dataDir, 'keys', 'kek.json'));
+      const keys = fileKeySource(keyFilePath(t.hub.config.keyDir));
       const vaults = [0, 1, 2].map(() => createVault({ db: fresh.db, clock, keys }));
       const seeds = await Promise.all(vaults.map((v) => v.secret('audit_signing')));
       expect(new Set(seeds.map((s) => s.toString('hex'))).size).toBe(1);

@@ -69,8 +69,11 @@ describe.each(engines)('liquidity and positions on %s', (engine) => {
     // Liquidity goes back only from what was prefunded and not spent: none is left here.
     const out = await op().post(`/v1/operator/participants/${w.id}/liquidity/withdrawals`, { amount: { amount: '1.00', currency: 'SGD' } }, key());
     expect(out.body.error.code).toBe('liquidity_exceeded');
-    // Lowering the cap below what is used does not undo deposits; it stops the next ones.
-    expect((await op().post(`/v1/operator/participants/${w.id}/net-debit-cap`, { cap: { amount: '0', currency: 'SGD' } })).body.available).toEqual({ amount: '-100.00', currency: 'SGD' });
+    // The cap cannot be lowered below what the position already uses; down to it, nothing more goes out.
+    const below = await op().post(`/v1/operator/participants/${w.id}/net-debit-cap`, { cap: { amount: '0', currency: 'SGD' } });
+    expect(below.status).toBe(400);
+    expect(below.body.error.code).toBe('liquidity_invalid');
+    expect((await op().post(`/v1/operator/participants/${w.id}/net-debit-cap`, { cap: { amount: '100.00', currency: 'SGD' } })).body.available).toEqual({ amount: '0.00', currency: 'SGD' });
     expect((await deposit('0.01')).body.error.code).toBe('liquidity_exceeded');
     // A retried funds-in moves nothing twice.
     const k = key();
