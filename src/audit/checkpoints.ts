@@ -1,4 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { OPAQUE } from '../api/refs.ts';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Vault } from '../platform/vault.ts';
 import { canonicalJson } from './chain.ts';
@@ -130,7 +131,7 @@ export const AuditCheckpointSchema = Type.Object(
     headHash: Hex64,
     at: Type.String({ pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$', description: 'ISO 8601, UTC, milliseconds' }),
     prevHash: Hex64,
-    keyId: Type.String({ pattern: '^[0-9a-f]{16}$' }),
+    keyId: Type.String({ pattern: '^[0-9a-f]{16}$', description: 'The signing key’s fingerprint (not a hub object)', 'x-ref': OPAQUE }),
     hash: Hex64,
     signature: Type.String({ pattern: '^[A-Za-z0-9_-]{86}$', description: 'Ed25519 signature, base64url' }),
     publicKey: Type.Optional(Type.String({ maxLength: 400, description: 'The signing public key (SPKI PEM), in exported checkpoints' })),

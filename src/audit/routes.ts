@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { principalOf } from '../api/context.ts';
 import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
+import { Opaque } from '../api/refs.ts';
 import type { HttpServer } from '../platform/http.ts';
 import type { AuditRecord, AuditService } from './service.ts';
 import { AuditCheckpointSchema, checkpointToWire } from './checkpoints.ts';
@@ -33,7 +34,7 @@ const wire = (r: AuditRecord) => ({
   prevHash: r.prevHash,
 });
 
-const AuditQuery = Type.Composite([PageQuery, Type.Object({ objectType: Type.Optional(Type.String({ maxLength: 40 })), objectId: Type.Optional(Type.String({ maxLength: 64 })) })], {
+const AuditQuery = Type.Composite([PageQuery, Type.Object({ objectType: Type.Optional(Type.String({ maxLength: 40 })), objectId: Type.Optional(Opaque('Only records about this object (among those you may see)', { pattern: '^[^\\x00-\\x1f\\x7f]+$' })) })], {
   additionalProperties: false,
 });
 

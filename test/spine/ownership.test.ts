@@ -34,9 +34,9 @@ const callerOf = (path: string) => CALLERS.find(([re]) => re.test(path))?.[1];
  * specs, so that the sweep checks them rather than trusts them. `participant` is the owner, `customer` the
  * owner-side customer (null for a participant's own objects).
  */
-const KIND_TABLES: Record<RefKind, string | null> = {
-  participant: null, // public directory
-  payment_link: null, // published to be paid from any wallet
+const KIND_TABLES: Record<RefKind, string> = {
+  participant: `select id, id as participant, null as customer from participants`,
+  payment_link: `select id, owner_participant_id as participant, null as customer from pay_links`,
   credential: `select id, participant_id as participant, null as customer from credentials`,
   customer: `select id, participant_id as participant, id as customer from customers`,
   account: `select id, owner_participant_id as participant, customer_id as customer from ledger_accounts`,
@@ -67,6 +67,9 @@ const KIND_TABLES: Record<RefKind, string | null> = {
   passkey: `select id, participant_id as participant, customer_id as customer from passkey_registrations`,
 };
 
+/** Kinds anyone authenticated may name: a participant in the directory, a payment link its merchant published. */
+const PUBLIC_KINDS: ReadonlySet<RefKind> = new Set(['participant', 'payment_link']);
+
 /**
  * Objects another participant may legitimately name (the relations the ownership rule grants: both sides of a money
  * request, payment, link or red packet; a token of a card this wallet also holds): never used as "another
@@ -81,7 +84,8 @@ const SHARED_SQL: Partial<Record<RefKind, string>> = {
   card_payment: `select id from pay_authorizations where payer_participant_id = $1 or owner_participant_id = $1`,
   account: `select account_id as id from account_links where wallet_participant_id = $1 and status = 'active'`,
   card_wallet_entry: `select e.id from card_tokens e join card_tokens mine on mine.card_id = e.card_id where mine.requestor_participant_id = $1`,
-  shared_token_ref: `select t.token_ref as id from card_tokens t join customer_links l on l.other_participant_id = t.requestor_participant_id and l.other_customer_id = t.customer_id where l.participant_id = $1`,
+  shared_token_ref: `select t.token_ref as id from card_tokens t join cards c on c.id = t.card_id join customer_links l on l.participant_id = $1
+                       and ((l.other_participant_id = t.requestor_participant_id and l.other_customer_id = t.customer_id) or (l.other_participant_id = c.issuer_participant_id and l.other_customer_id = c.customer_id))`,
   card_ref: `select c.id from cards c join customer_links l on l.other_participant_id = c.issuer_participant_id and l.other_customer_id = c.customer_id where l.participant_id = $1`,
 };
 
@@ -121,7 +125,7 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
       method === 'GET' ? t.api(as).get(path, headers) : method === 'PATCH' ? t.api(as).patch(path, body, headers) : t.api(as).post(path, body, headers);
     // Cards and tokens: bank A's card for 李伟 in wallets A and B; bank B's card for 张敏 in wallet B.
     const card = await cardInTwoWallets(t.hub, call);
-    const zhangCard = await ok(t.api('bank-b').post('/v1/issuer/cards', { productId: 'cpr_demo_bank_b_debit', customerId: cus('zhang-at-bank-b') }, key()), 201);
+    const zhangCard = await ok(t.api('bank-b').post('/v1/issuer/cards', { productId: 'cpr_demo_bank_b_credit', customerId: cus('zhang-at-bank-b') }, key()), 201);
     await ok(t.api('bank-b').post(`/v1/issuer/cards/${zhangCard.card.id}/activate`), 200);
     const typed = { type: 'typed', cardNumber: zhangCard.cardNumber, expiry: zhangCard.card.expiry, cvv: zhangCard.cvv };
     const prov = await ok(wb.post('/v1/wallet/tokens', { customerId: cus('zhang-at-wallet-b'), consent: true, deviceId: 'zb-1', source: typed }, key()), 201);
@@ -136,17 +140,19 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
       [me('merchant-b'), me('bank-b'), clock.now()],
     );
     for (const m of ['a', 'b']) await ok(t.api(`merchant-${m}`).post(`/v1/merchants/mer_demo_merchant_${m}/qr-codes`, { kind: 'static' }, key()), 201);
-    // P2P: quotes and payments both ways, money requests, splits, red packets.
-    for (const [as, from, to] of [
-      ['wallet-a', 'li-at-wallet-a', 'zhangmin'],
-      ['wallet-b', 'zhang-at-wallet-b', 'maria.tan'],
+    await ok(t.api('merchant-a').post('/v1/merchants/mer_demo_merchant_a/payment-links', { amount: { amount: '5.00', currency: 'CNY' }, description: 'Sweep', expiresInS: 3600 }, key()), 201);
+    // P2P: quotes and payments both ways, money requests, splits, red packets (to a CNY member of wallet B, not wallet A).
+    await ok(wb.post('/v1/aliases', { customerId: cus('li-at-wallet-b'), type: 'handle', value: 'li.jade', accountId: 'acc_cus_demo_li_at_wallet_b_CNY' }, key()), 201);
+    for (const [as, from, to, second] of [
+      ['wallet-a', 'li-at-wallet-a', 'zhangmin', 'maria.tan'],
+      ['wallet-b', 'zhang-at-wallet-b', 'maria.tan', 'liwei'],
     ] as const) {
       const q = await ok(t.api(as).post('/v1/transfers/quotes', { customerId: cus(from), payee: { type: 'handle', value: to }, sendAmount: { amount: '1.00', currency: 'CNY' } }, key()), 201);
       await ok(t.api(as).post('/v1/transfers/payments', { quoteId: q.id }, key()), 201);
       await ok(t.api(as).post('/v1/transfers/quotes', { customerId: cus(from), payee: { type: 'handle', value: to }, sendAmount: { amount: '2.00', currency: 'CNY' } }, key()), 201);
       await ok(t.api(as).post('/v1/transfers/requests', { customerId: cus(from), payer: { type: 'handle', value: to }, amount: { amount: '3.00', currency: 'CNY' } }, key()), 201);
-      await ok(t.api(as).post('/v1/transfers/splits', { customerId: cus(from), total: { amount: '10.00', currency: 'CNY' }, method: 'equal', members: [{ alias: { type: 'handle', value: to } }] }, key()), 201);
-      await ok(t.api(as).post('/v1/transfers/red-packets', { customerId: cus(from), total: { amount: '2.00', currency: 'CNY' }, shares: 1, mode: 'equal', members: [{ type: 'handle', value: to }] }, key()), 201);
+      await ok(t.api(as).post('/v1/transfers/splits', { customerId: cus(from), total: { amount: '10.00', currency: 'CNY' }, method: 'equal', members: [{ alias: { type: 'handle', value: to } }, { alias: { type: 'handle', value: second } }] }, key()), 201);
+      await ok(t.api(as).post('/v1/transfers/red-packets', { customerId: cus(from), total: { amount: '2.00', currency: 'CNY' }, shares: 1, mode: 'equal', members: [{ type: 'handle', value: as === 'wallet-a' ? to : 'li.jade' }] }, key()), 201);
     }
     // Account links and customer links (consent on both sides), alias moves.
     for (const [as, who, bank] of [
@@ -190,8 +196,8 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
     await ok(wa.post('/v1/transfers/payments', { quoteId: oq.id }, key()), 201);
     await ok(wa.post('/v1/transfers/quotes', { customerId: other.id, payee: { type: 'handle', value: 'zhangmin' }, sendAmount: { amount: '1.00', currency: 'CNY' } }, key()), 201);
     await ok(wa.post('/v1/transfers/requests', { customerId: other.id, payer: { type: 'handle', value: 'maria.tan' }, amount: { amount: '1.00', currency: 'CNY' } }, key()), 201);
-    await ok(wa.post('/v1/transfers/splits', { customerId: other.id, total: { amount: '2.00', currency: 'CNY' }, method: 'equal', members: [{ alias: { type: 'handle', value: 'maria.tan' } }] }, key()), 201);
-    await ok(wa.post('/v1/transfers/red-packets', { customerId: other.id, total: { amount: '1.00', currency: 'CNY' }, shares: 1, mode: 'equal', members: [{ type: 'handle', value: 'maria.tan' }] }, key()), 201);
+    await ok(wa.post('/v1/transfers/splits', { customerId: other.id, total: { amount: '2.00', currency: 'CNY' }, method: 'equal', members: [{ alias: { type: 'handle', value: 'maria.tan' } }, { alias: { type: 'handle', value: 'zhangmin' } }] }, key()), 201);
+    await ok(wa.post('/v1/transfers/red-packets', { customerId: other.id, total: { amount: '1.00', currency: 'CNY' }, shares: 1, mode: 'equal', members: [{ type: 'handle', value: 'li.jade' }] }, key()), 201);
     await t.hub.db.transaction(async (tx) => {
       const binding = { purpose: 'transfer' as const, participantId: me('wallet-a'), customerId: other.id, amountMinor: 100n, currency: 'CNY', payee: 'customer:x/z' };
       const offer = await t.hub.stepUp.offer(tx, binding, { amount: { amount: '1.00', currency: 'CNY' }, payeeName: 'X' }, { participantId: me('wallet-a'), customerId: other.id });
@@ -218,8 +224,7 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
     const byKind = new Map<RefKind, { id: string; participant: string; customer: string | null }[]>();
     const shared = new Map<RefKind, Set<string>>();
     for (const kind of REF_KINDS) {
-      const sql = KIND_TABLES[kind];
-      if (sql !== null) byKind.set(kind, await t.hub.db.query(`${sql} order by id`));
+      byKind.set(kind, await t.hub.db.query(`${KIND_TABLES[kind]} order by id`));
       const sharedSql = SHARED_SQL[kind];
       shared.set(kind, new Set(sharedSql === undefined ? [] : (await t.hub.db.query<{ id: string }>(sharedSql, [participantId])).map((r) => r.id)));
     }
@@ -350,12 +355,13 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
         const actingCustomer = caller === 'bank-a' ? cus('li-at-bank-a') : caller === 'wallet-a' ? cus('li-at-wallet-a') : undefined;
         const own = (kind: RefKind): string | undefined => {
           const rows = inv.byKind.get(kind) ?? [];
+          if (PUBLIC_KINDS.has(kind)) return rows[0]?.id;
           const mine = rows.filter((r) => r.participant === participantId && (!actsForCustomer || r.customer === null || r.customer === actingCustomer || kind === 'customer'));
           const preferred = kind === 'customer' ? mine.find((r) => r.id === actingCustomer) : (mine.find((r) => r.customer === actingCustomer) ?? mine[0]);
           return (preferred ?? mine[0])?.id;
         };
         for (const target of fields) {
-          if ((KIND_TABLES[target.kind] ?? null) === null) continue; // public kinds: anyone may name them
+          if (PUBLIC_KINDS.has(target.kind)) continue; // anyone may name them
           const label = `${method.toUpperCase()} ${path} ${target.part}:${target.path.join('.')} (${target.kind})`;
           const foreignOwner = (inv.byKind.get(target.kind) ?? []).find((r) => r.participant !== participantId && !(inv.shared.get(target.kind)?.has(r.id) ?? false));
           const foreignCustomer = actsForCustomer
@@ -406,7 +412,8 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
             const res = await t.api(caller).raw({ method: method.toUpperCase() as 'GET' | 'POST' | 'PATCH' | 'DELETE', url: full, headers, ...(body !== undefined ? { payload: JSON.stringify(body) } : {}) });
             const after = await writes();
             tried.push(`${label} ← ${sub.participant === participantId ? 'another customer' : 'another participant'}`);
-            if (res.status !== 404) problems.push(`${label} with ${sub.id}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+            const code = (res.body as Json)?.error?.code;
+            if (res.status !== 404 || typeof code !== 'string' || !code.endsWith('not_found')) problems.push(`${label} with ${sub.id}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
             else if (after !== before) problems.push(`${label} with ${sub.id}: 404 but wrote ${after - before} statement(s)`);
           }
         }
