@@ -374,6 +374,25 @@ describe.each(engines)('secrets scan (%s)', (engine: Engine) => {
       const moveCode = await codeFromWebhook('wallet-a', 'alias.move_requested', 'moveId', move.body.id, await webhookSecretOf(demoParticipantId('wallet-a')));
       expect((await call('wallet-b', 'POST', `/v1/aliases/moves/${move.body.id}/confirm`, { code: moveCode }, key())).status).toBe(200);
 
+      // ---- a customer link: the code reaches the other participant sealed --------------------------------------------
+      const linkConsent = await call('wallet-a', 'POST', '/v1/customer-links', { customerId: li, participantId: demoParticipantId('bank-a') }, key());
+      expect(linkConsent.status).toBe(201);
+      const linkCode = await codeFromWebhook('bank-a', 'customer_link.consent_requested', 'consentId', linkConsent.body.id, await webhookSecretOf(demoParticipantId('bank-a')));
+      expect((await call('wallet-a', 'POST', `/v1/customer-links/consents/${linkConsent.body.id}/confirm`, { code: linkCode }, key())).status).toBe(201);
+
+      // ---- a payment's step-up: the one-time code reaches the wallet sealed, and a customer session token --------------
+      expect((await call('wallet-a', 'POST', '/v1/risk/rules', { rule: 'new_counterparty', enabled: true, action: 'step_up', score: 20, minRefEurCents: 0 })).status).toBe(200);
+      const q = await call('wallet-a', 'POST', '/v1/transfers/quotes', { customerId: li, payee: { type: 'handle', value: 'maria.tan' }, sendAmount: { amount: '3.00', currency: 'CNY' } }, key());
+      const stepUp = await call('wallet-a', 'POST', '/v1/transfers/payments', { quoteId: q.body.id }, key());
+      expect(stepUp.status).toBe(428);
+      const challenge = await call('wallet-a', 'POST', '/v1/step-up/challenges', { request: stepUp.body.error.details.stepUp.request, method: 'otp' });
+      expect(challenge.status).toBe(201);
+      const stepUpChallengeCode = await codeFromWebhook('wallet-a', 'step_up.code_requested', 'challengeId', challenge.body.id, await webhookSecretOf(demoParticipantId('wallet-a')));
+      expect((await call('wallet-a', 'POST', `/v1/step-up/challenges/${challenge.body.id}/complete`, { code: stepUpChallengeCode })).status).toBe(200);
+      expect((await call('wallet-a', 'POST', '/v1/transfers/payments', { quoteId: q.body.id, stepUpChallengeId: challenge.body.id }, key())).status).toBe(201);
+      const session = await call('wallet-a', 'POST', '/v1/customer-sessions', { customerId: li });
+      keep('customer session token', session.body.accessToken);
+
       // ---- the controls: a code and a long secret written the way the old leak wrote a code (a bare value in an event
       // payload), and a value and a code logged through the hub's logger.
       const realCodes = new Set(secrets.filter((s) => s.kind === 'code').map((s) => s.value));
