@@ -8,7 +8,7 @@ import type { Vault } from '../platform/vault.ts';
 import type { WalletTokenService } from '../tokens/service.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 import type { CustomerExport } from './export-schema.ts';
-import type { Customer, CustomerErrorCode } from './service.ts';
+import { toCustomer, type Customer, type CustomerErrorCode, type CustomerRow } from './service.ts';
 
 /**
  * Data protection for one customer of a participant: an export of everything the hub holds about them (access and
@@ -84,25 +84,6 @@ export interface CustomerDataRights {
   erase(tx: Queryable, actor: Actor, participantId: string, customerId: string): Promise<Result<ErasureOutcome, DomainError<CustomerDataErrorCode>>>;
 }
 
-interface CustomerRow {
-  id: string;
-  participant_id: string;
-  external_id: string;
-  name: string;
-  phone: string | null;
-  kyc_level: number;
-  created_at: Date;
-}
-
-const toCustomer = (r: CustomerRow): Customer => ({
-  id: r.id,
-  participantId: r.participant_id,
-  externalId: r.external_id,
-  name: r.name,
-  phone: r.phone,
-  kycLevel: r.kyc_level,
-  createdAt: r.created_at,
-});
 
 interface AccountRow {
   id: string;

@@ -29,7 +29,7 @@ export interface Customer {
   readonly createdAt: Date;
 }
 
-interface CustomerRow {
+export interface CustomerRow {
   id: string;
   participant_id: string;
   external_id: string;
@@ -39,7 +39,7 @@ interface CustomerRow {
   created_at: Date;
 }
 
-const toCustomer = (r: CustomerRow): Customer => ({
+export const toCustomer = (r: CustomerRow): Customer => ({
   id: r.id,
   participantId: r.participant_id,
   externalId: r.external_id,

@@ -461,7 +461,7 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
             const other = (inv.byKind.get(f.kind) ?? []).find((r) => r.participant === me('wallet-a') && r.customer !== null && r.customer !== cus('li-at-wallet-a') && !(inv.shared.get(f.kind)?.has(r.id) ?? false));
             if (other === undefined) continue;
             const target = f.part === 'path' ? url.replace(encodeURIComponent(mine(f.kind)), encodeURIComponent(other.id)) : url;
-            let body: unknown = bodySchema === undefined ? undefined : valueFor(bodySchema, mine, f.part === 'body' ? f.path : undefined);
+            const body: unknown = bodySchema === undefined ? undefined : valueFor(bodySchema, mine, f.part === 'body' ? f.path : undefined);
             if (f.part === 'body' && body !== undefined) setAt(body as Json, f.path, other.id);
             const res = await asSession(method, target, body);
             refused++;
