@@ -441,7 +441,7 @@ describe.each(engines)('secrets scan (%s)', (engine: Engine) => {
       expect(found('planted log code', planted.code, 'code', (h) => h.name === 'logs')).toBe(1);
       expect(haystacks[0]?.text).toContain('"url":"/v1/me"'); // request lines are logged (with the path only)
 
-      expect(secrets.filter((s) => s.kind === 'code')).toHaveLength(3);
+      expect(secrets.filter((s) => s.kind === 'code')).toHaveLength(5);
       expect(secrets.filter((s) => s.kind === 'cvv')).toHaveLength(2);
       expect(secrets.length).toBeGreaterThan(30);
       const hits = secrets.flatMap((s) => findingsOf(s, haystacks, tableText).map((where) => `${s.label} (${s.kind}) in ${where}`));
