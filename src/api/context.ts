@@ -8,7 +8,7 @@ import type { Db, Tx } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { requestHash, runEffect, type EffectResponse, type Idempotency, type StoredResponse } from '../platform/idempotency.ts';
 import type { TokenBucketLimiter } from '../platform/rate-limit.ts';
-import type { DomainError, Result } from '../platform/result.ts';
+import { ok, type DomainError, type Result } from '../platform/result.ts';
 import { createEffectBatcher, type EffectBatcherLimits } from '../platform/effect-batcher.ts';
 import type { Caller } from './refs.ts';
 
@@ -143,6 +143,12 @@ export type Idempotent = ((
    * required unless `keyRequired` is false.
    */
   batched<I>(run: (tx: Tx, inputs: readonly I[]) => Promise<Outcome[]>, options?: { keyRequired?: boolean; limits?: EffectBatcherLimits }): (request: FastifyRequest, reply: FastifyReply, input: I) => Promise<FastifyReply>;
+  /**
+   * batched, for an effect with a stage before its transaction (`prepare`: lock-free reads, an outside call such as an
+   * issuer's decision). The key is required; a key already answered is replayed before `prepare` runs (so a retry
+   * never repeats the outside call), and a second request with a key this process is preparing or running answers 409.
+   */
+  prepared<I, P>(prepare: (input: I) => Promise<P>, run: (tx: Tx, prepared: readonly P[]) => Promise<Outcome[]>, options?: { limits?: EffectBatcherLimits }): (request: FastifyRequest, reply: FastifyReply, input: I) => Promise<FastifyReply>;
 };
 
 /**
@@ -184,6 +190,27 @@ export function createIdempotentRunner(deps: { db: Db; idempotency: Idempotency;
           return answer(reply, await batcher.submit(undefined, input));
         }
         return answer(reply, await batcher.submit({ ...keyOf(request), key }, input));
+      };
+    },
+    prepared<I, P>(prepare: (input: I) => Promise<P>, run: (tx: Tx, prepared: readonly P[]) => Promise<Outcome[]>, options: { limits?: EffectBatcherLimits } = {}) {
+      const batcher = createEffectBatcher<P>({ db: deps.db, idempotency: deps.idempotency }, async (tx, inputs) => (await run(tx, inputs)).map(toEffect), options.limits);
+      const preparing = new Set<string>();
+      return async (request: FastifyRequest, reply: FastifyReply, input: I) => {
+        const key = request.headers['idempotency-key'];
+        if (typeof key !== 'string') return reply.fail({ code: 'idempotency_key_required', message: 'this request moves money: send an Idempotency-Key header' });
+        if (!deps.idempotency.validKey(key)) return reply.fail({ code: 'idempotency_key_invalid', message: 'Idempotency-Key must be 1–128 printable ASCII characters' });
+        const ref = { ...keyOf(request), key };
+        const slot = `${ref.scope}\u0000${key}`;
+        if (preparing.has(slot)) return reply.fail({ code: 'idempotency_in_progress', message: 'a request with this Idempotency-Key is still being processed; retry later', details: { idempotencyKey: key } });
+        preparing.add(slot);
+        try {
+          const stored = await deps.idempotency.peek(ref);
+          if (!stored.ok) return reply.fail(stored.error);
+          if (stored.value !== undefined) return answer(reply, ok({ ...stored.value, replayed: true }));
+          return answer(reply, await batcher.submit(ref, await prepare(input)));
+        } finally {
+          preparing.delete(slot);
+        }
       };
     },
   });

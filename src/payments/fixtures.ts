@@ -68,6 +68,42 @@ export async function cardInTwoWallets(
   return { cardId: issued.card.id, fundingAccountId, a, b };
 }
 
+/**
+ * A card of any demo issuer in one wallet: the holder's hosted account (opened, funded) funds it. For tests that need
+ * cards of two issuers (bank-b's HKD card pays merchant-b).
+ */
+export async function cardInWallet(
+  hub: Hub,
+  call: Caller,
+  spec: { issuerKey: string; productId: string; currency: string; holderKey: string; wallet: string; walletCustomerKey: string; depositMinor?: bigint },
+): Promise<{ cardId: string; fundingAccountId: string; token: WalletToken }> {
+  const issuerId = demoParticipantId(spec.issuerKey);
+  const holder = demoCustomerId(spec.holderKey);
+  const fundingAccountId = customerAccountId(holder, spec.currency);
+  const issued = await hub.db.transaction(async (tx) => {
+    const opened = await hub.transfers.accounts.openCustomerAccount(tx, SYSTEM, issuerId, holder, spec.currency);
+    if (!opened.ok && opened.error.code !== 'customer_account_exists') throw new Error(`open account: ${opened.error.code}`);
+    const dep = await hub.transfers.accounts.deposit(tx, SYSTEM, issuerId, fundingAccountId, spec.depositMinor ?? 1_000_000n, newId('dep'));
+    if (!dep.ok) throw new Error(`deposit: ${dep.error.code}`);
+    const card = await hub.cards.cards.issue(tx, SYSTEM, issuerId, { productId: spec.productId, customerId: holder, fundingAccountId });
+    if (!card.ok) throw new Error(`issue: ${card.error.code}`);
+    const active = await hub.cards.cards.transition(tx, SYSTEM, issuerId, card.value.card.id, 'activate');
+    if (!active.ok) throw new Error(`activate: ${active.error.code}`);
+    await hub.cards.walletTokens.setRules(tx, SYSTEM, issuerId, { typed: 'approve', byReference: 'approve', newDevice: 'approve' });
+    return card.value;
+  });
+  const customerId = demoCustomerId(spec.walletCustomerKey);
+  const source = { type: 'typed', cardNumber: issued.cardNumber, expiry: issued.card.expiry, cvv: issued.cvv };
+  const res = await call(spec.wallet, 'POST', '/v1/wallet/tokens', { customerId, consent: true, deviceId: `phone-${spec.walletCustomerKey}`, source }, { 'idempotency-key': newId('k') });
+  if (res.status !== 201 || res.body.tokenNumber === undefined) throw new Error(`provision in ${spec.wallet}: ${res.status} ${JSON.stringify(res.body)}`);
+  const expiry = String(res.body.token.expiry);
+  return {
+    cardId: issued.card.id,
+    fundingAccountId,
+    token: { wallet: spec.wallet, customerId, tokenRef: res.body.token.tokenRef, tokenNumber: res.body.tokenNumber, tokenKey: res.body.tokenKey, expiryYymm: `${expiry.slice(3, 5)}${expiry.slice(0, 2)}`, atc: 0 },
+  };
+}
+
 /** What the wallet computes: the next ATC, a fresh unpredictable number and the cryptogram over them. */
 export function nextCryptogram(t: WalletToken, input: { amountMinor: bigint; currency?: string; country?: string; now: Date; atc?: number }) {
   const atc = input.atc ?? (t.atc += 1);

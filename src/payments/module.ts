@@ -23,7 +23,7 @@ export interface PaymentsModule {
   readonly paymentRules: PaymentRuleStore;
   registerRoutes(app: HttpServer, deps: { idempotent: Idempotent }): void;
   /** Expires uncaptured holds (registered at the background anchor). */
-  sweep(): Promise<{ expired: number }>;
+  sweep(): Promise<{ expired: number; reversed: number }>;
 }
 
 export const PAYMENT_SWEEP_MS = 60_000;
@@ -51,7 +51,6 @@ export function createPaymentsModule(deps: {
   const payments = createPaymentService({
     db,
     clock,
-    vault,
     audit,
     events,
     ledger,
@@ -72,7 +71,7 @@ export function createPaymentsModule(deps: {
     issuers,
     paymentRules,
     registerRoutes(app, { idempotent }) {
-      registerPaymentRoutes(app, { db, idempotent, merchants, payments, issuers, paymentRules, risk });
+      registerPaymentRoutes(app, { db, idempotent, merchants, payments, issuers, paymentRules });
     },
     sweep: () => payments.sweep(),
   };

@@ -327,7 +327,7 @@ describe.each(engines)('payments on %s', (engine) => {
     }
   });
 
-  it('a batch of taps and captures decides each one on its own: declined ones write nothing, accepted counters advance once', async () => {
+  it('a batch of taps (one pipeline: decided together, committed together) and captures decides each one on its own: declined ones write nothing, accepted counters advance once', async () => {
     // Each card funded from its own holder's account (the default holder's is shared by every card of this file).
     const bank = (await t.hub.participants.get(demoParticipantId('bank-a')))!;
     const holder = (name: string) =>
@@ -342,7 +342,7 @@ describe.each(engines)('payments on %s', (engine) => {
     const actor = { type: 'participant' as const, participantId: merchant };
     const item = (body: ReturnType<typeof tapBody>, merchantId = MERCHANT_A) => {
       const { amount, ...rest } = body;
-      return { actor, owner: merchant, merchantId, input: { ...rest, amountMinor: BigInt(Math.round(Number(amount.amount) * 100)), currency: amount.currency } };
+      return { channel: 'tap' as const, actor, owner: merchant, merchantId, tap: { ...rest, amountMinor: BigInt(Math.round(Number(amount.amount) * 100)), currency: amount.currency } };
     };
     const now = clock.now();
     const first = tapBody(rich.a, { amount: '1.00', amountMinor: 100n, now });
@@ -350,7 +350,7 @@ describe.each(engines)('payments on %s', (engine) => {
     const replay = { ...tapBody(rich.a, { amount: '1.00', amountMinor: 100n, now, atc: first.atc }) };
     const tooBig = tapBody(poor.a, { amount: '9.00', amountMinor: 900n, now });
     const holdsBefore = await t.hub.db.query<{ n: bigint }>(`select count(*) as n from ledger_pending where credit_account_id = $1`, [settlementA]);
-    const results = await t.hub.db.transaction((tx) => t.hub.payments.payments.authorizeTaps(tx, [item(first), item(second), item(replay), item(tooBig), item(first, 'mer_nosuchmerchant0')]));
+    const results = await t.hub.payments.payments.pay([item(first), item(second), item(replay), item(tooBig), item(first, 'mer_nosuchmerchant0')]);
     expect(results.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual(['ok', 'ok', 'atc_replayed', 'insufficient_funds', 'merchant_not_found']);
     const holdsAfter = await t.hub.db.query<{ n: bigint }>(`select count(*) as n from ledger_pending where credit_account_id = $1`, [settlementA]);
     expect(holdsAfter[0]!.n - holdsBefore[0]!.n).toBe(2n);
@@ -379,8 +379,8 @@ describe.each(engines)('payments on %s', (engine) => {
     expect(swept.expired).toBeGreaterThanOrEqual(1);
     const merchantA = demoParticipantId('merchant-a');
     expect((await t.hub.payments.payments.get({ participantId: merchantA, as: 'merchant' }, auth.body.id))?.status).toBe('expired');
-    const capture = await t.hub.db.transaction((tx) => t.hub.payments.payments.capture(tx, { type: 'system' }, merchantA, auth.body.id));
-    expect(capture.ok ? 'captured' : capture.error.code).toBe('payment_state');
+    const [capture] = await t.hub.db.transaction((tx) => t.hub.payments.payments.captureMany(tx, [{ actor: { type: 'system' }, owner: merchantA, authorizationId: auth.body.id }]));
+    expect(capture?.ok ? 'captured' : capture?.error.code).toBe('payment_state');
     expect((await balance(card.fundingAccountId)).pendingDebits).toBe(0n);
     expect(await t.hub.transfers.ledger.checkInvariants()).toEqual([]);
   });

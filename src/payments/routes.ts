@@ -1,19 +1,19 @@
 import { Type, type TSchema } from '@sinclair/typebox';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/context.ts';
 import { AmountString, CountryCode, CurrencyCode, Money, Strict } from '../api/schemas.ts';
 import { Opaque, Ref } from '../api/refs.ts';
 import type { Merchant, MerchantService } from '../merchants/service.ts';
-import type { Db, Tx } from '../platform/db.ts';
+import { createCoalescer } from '../platform/coalescer.ts';
+import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatMoney, parseAmount, parseMoney } from '../platform/money.ts';
-import type { Result } from '../platform/result.ts';
-import type { RiskService } from '../risk/service.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway } from './issuer.ts';
 import { PAYMENT_RULE_NAMES, type PaymentRuleName, type PaymentRuleStore } from './risk-rules.ts';
-import type { Authorization, CaptureItem, Deferred, TapItem, PaymentLink, PaymentService, QrCode, WalletPayInput } from './service.ts';
+import { MAX_CARD_BATCH, type CardPaymentInput, type Staged } from './pipeline.ts';
+import type { Authorization, CaptureItem, PaymentLink, PaymentService, QrCode, WalletPayInput } from './service.ts';
 
 export interface PaymentRouteDeps {
   readonly db: Db;
@@ -22,7 +22,6 @@ export interface PaymentRouteDeps {
   readonly payments: PaymentService;
   readonly issuers: IssuerGateway;
   readonly paymentRules: PaymentRuleStore;
-  readonly risk: RiskService;
 }
 
 const Obj = (description: string) => Type.Object({}, { additionalProperties: true, description });
@@ -143,40 +142,24 @@ const walletInput = (body: { customerId: string; source: WalletPayInput['source'
 });
 
 export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): void {
-  const { db, idempotent, merchants, payments, issuers, paymentRules, risk } = deps;
+  const { db, idempotent, merchants, payments, issuers, paymentRules } = deps;
   const me = (request: FastifyRequest) => principalOf(request).participantId;
 
-  /** Runs a money-moving effect; a declined authorization's risk alert is raised after the rollback. */
-  const withAlert = async <T>(run: (deferred: Deferred) => Promise<T>): Promise<T> => {
-    const deferred: Deferred = {};
-    const res = await run(deferred);
-    const alert = deferred.alert;
-    if (alert !== undefined) await db.transaction((tx) => risk.raiseAlert(tx, alert.input, alert.assessment, alert.context));
-    return res;
-  };
-
-  // Taps and captures run batched: concurrent ones share one transaction, set-based statements and one ledger call
-  // (payments.authorizeTaps / captureMany); a declined tap writes its risk alert in the batch.
-  const tap = idempotent.batched<TapItem>(async (tx, items) => (await payments.authorizeTaps(tx, items)).map((r) => (r.ok ? created(wireAuthorization(r.value)) : r.error)));
-  const capture = idempotent.batched<CaptureItem>(async (tx, items) => (await payments.captureMany(tx, items)).map((r) => (r.ok ? okResponse(wireAuthorization(r.value)) : r.error)));
-
   /**
-   * The scaffold of every route that pays or authorizes (CPM, scanned merchant QR, payment link): Idempotency-Key
-   * required, one transaction, a decline's risk alert raised after the rollback, 201 with the payment as `wire` shows
-   * it to the caller. `run` is what differs: how the body becomes the service call (a parse error is answered as is).
+   * Every card payment — tap, CPM, a scanned merchant code, a payment link — takes the card pipeline (pipeline.ts):
+   * decided without locks (concurrent requests' decisions read together), its issuer asked on its own if it decides in
+   * real time, then committed with concurrent payments in one transaction (the effect batcher). The Idempotency-Key is
+   * required and checked before anything runs: a retry replays and never asks the issuer again.
    */
-  const authorizing = (request: FastifyRequest, reply: FastifyReply, wire: (a: Authorization) => object, run: (tx: Tx, deferred: Deferred) => Promise<Result<Authorization>>) =>
-    withAlert((deferred) =>
-      idempotent(
-        request,
-        reply,
-        async (tx) => {
-          const r = await run(tx, deferred);
-          return r.ok ? created(wire(r.value)) : r.error;
-        },
-        { required: true },
-      ),
-    );
+  const decider = createCoalescer<CardPaymentInput, Staged>((inputs) => payments.decideMany(inputs), { maxBatch: MAX_CARD_BATCH, maxInFlight: 2 });
+  type Prepared = { readonly staged: Staged; readonly view: 'merchant' | 'payer' };
+  const cardPayment = idempotent.prepared<CardPaymentInput, Prepared>(
+    async (input) => ({ staged: await payments.askIssuer(await decider.load(input)), view: input.channel === 'tap' || input.channel === 'cpm' ? 'merchant' : 'payer' }),
+    async (tx, prepared) =>
+      (await payments.commitMany(tx, prepared.map((p) => p.staged))).map((r, i) => (r.ok ? created(prepared[i]?.view === 'payer' ? wirePayerView(r.value) : wireAuthorization(r.value)) : r.error)),
+    { limits: { maxBatch: MAX_CARD_BATCH, maxInFlight: 1, maxQueue: 5_000, retries: 5 } },
+  );
+  const capture = idempotent.batched<CaptureItem>(async (tx, items) => (await payments.captureMany(tx, items)).map((r) => (r.ok ? okResponse(wireAuthorization(r.value)) : r.error)));
 
   // ---- merchants ---------------------------------------------------------------------------------------------------
   app.post(
@@ -276,12 +259,18 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
         response: { 201: Obj('Payment') },
       }),
     },
-    async (request, reply) =>
-      authorizing(request, reply, wirePayerView, async (tx, deferred) => {
-        const amount = request.body.amount === undefined ? undefined : parseMoney(request.body.amount);
-        if (amount !== undefined && !amount.ok) return amount;
-        return payments.payQr(tx, actorOf(request, request.body.customerId), me(request), { ...walletInput(request.body), payload: request.body.payload, ...(amount !== undefined ? { amountMinor: amount.value.amountMinor } : {}) }, deferred);
-      }),
+    async (request, reply) => {
+      const amount = request.body.amount === undefined ? undefined : parseMoney(request.body.amount);
+      if (amount !== undefined && !amount.ok) return reply.fail(amount.error);
+      return cardPayment(request, reply, {
+        channel: 'qr',
+        actor: actorOf(request, request.body.customerId),
+        walletId: me(request),
+        payload: request.body.payload,
+        amountMinor: amount?.value.amountMinor,
+        pay: walletInput(request.body),
+      });
+    },
   );
   app.get('/v1/wallet/payments/:paymentId', { config: CUSTOMER, schema: schema('payments', 'A payment your customer made', { params: PaymentParams }) }, async (request, reply) => {
     const a = await payments.get({ participantId: me(request), as: 'payer' }, request.params.paymentId);
@@ -298,12 +287,11 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
         response: { 201: Obj('Authorization') },
       }),
     },
-    async (request, reply) =>
-      authorizing(request, reply, wireAuthorization, async (tx, deferred) => {
-        const amount = parseMoney(request.body.amount);
-        if (!amount.ok) return amount;
-        return payments.authorizeCpm(tx, actorOf(request), me(request), request.params.merchantId, { payload: request.body.payload, ...amount.value }, deferred);
-      }),
+    async (request, reply) => {
+      const amount = parseMoney(request.body.amount);
+      if (!amount.ok) return reply.fail(amount.error);
+      return cardPayment(request, reply, { channel: 'cpm', actor: actorOf(request), owner: me(request), merchantId: request.params.merchantId, payload: request.body.payload, ...amount.value });
+    },
   );
   app.post(
     '/v1/merchants/:merchantId/payments/tap',
@@ -325,7 +313,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
       const amount = parseMoney(request.body.amount);
       if (!amount.ok) return reply.fail(amount.error);
       const { token, expiry, atc, unpredictableNumber, cryptogram } = request.body;
-      return tap(request, reply, { actor: actorOf(request), owner: me(request), merchantId: request.params.merchantId, input: { token, expiry, atc, unpredictableNumber, cryptogram, ...amount.value } });
+      return cardPayment(request, reply, { channel: 'tap', actor: actorOf(request), owner: me(request), merchantId: request.params.merchantId, tap: { token, expiry, atc, unpredictableNumber, cryptogram, ...amount.value } });
     },
   );
 
@@ -358,7 +346,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
     '/v1/payment-links/:linkId/pay',
     { config: CUSTOMER, schema: schema('payment-links', 'Pay a payment link with one of your customer’s tokens or accounts (captured at once)', { params: LinkParams, body: Strict({ ...WalletPayFields }), response: { 201: Obj('Payment') } }) },
     async (request, reply) =>
-      authorizing(request, reply, wirePayerView, (tx, deferred) => payments.payLink(tx, actorOf(request, request.body.customerId), me(request), request.params.linkId, walletInput(request.body), deferred)),
+      cardPayment(request, reply, { channel: 'link', actor: actorOf(request, request.body.customerId), walletId: me(request), linkId: request.params.linkId, pay: walletInput(request.body) }),
   );
 
   // ---- after authorization -----------------------------------------------------------------------------------------

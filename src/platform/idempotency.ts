@@ -84,6 +84,12 @@ export interface Idempotency {
   claimMany(tx: Tx, keys: readonly IdempotencyKeyRef[]): Promise<Result<'claimed' | StoredResponse, DomainError<IdempotencyErrorCode>>[]>;
   /** Stages a claimed key's answer (written with the COMMIT), its secret fields sealed first. */
   answer(tx: Tx, key: IdempotencyKeyRef, response: StoredResponse): Promise<void>;
+  /**
+   * What is stored under a key, without claiming it: its answer (a replay), a refusal (the key names another request),
+   * or undefined (a new key, or one still running: the claim decides). For effects with a stage before their
+   * transaction (an issuer asked), so that a retry of an answered request does not run that stage again.
+   */
+  peek(key: IdempotencyKeyRef): Promise<Result<StoredResponse | undefined, DomainError<IdempotencyErrorCode>>>;
   /** Whether a key is well formed (1–128 printable ASCII characters). */
   validKey(key: string): boolean;
   sweep(): Promise<number>;
@@ -254,6 +260,16 @@ export function createIdempotency(deps: { db: Db; clock: Clock; vault: Vault }):
       if (hooks === undefined) throw new Error('idempotency.answer outside a transaction');
       const stored = await storable(response);
       hooks.stage(answerFlusher, [key.scope, key.key, response.status, stored.body, stored.sealed.join(',')]);
+    },
+
+    async peek(key) {
+      const [row] = await db.query<KeyRow>(
+        'select request_hash, state, locked_until, response_status, response_body, response_sealed from idempotency_keys where scope = $1 and key = $2',
+        [key.scope, key.key],
+      );
+      if (row === undefined) return ok(undefined);
+      if (row.request_hash !== key.hash) return err('idempotency_key_reused', 'this Idempotency-Key was used with a different request', { idempotencyKey: key.key });
+      return ok(row.state === 'done' ? await replayed(row) : undefined);
     },
 
     validKey: (key) => KEY_PATTERN.test(key),

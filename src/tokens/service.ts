@@ -236,17 +236,21 @@ export interface WalletTokenService {
   setRules(tx: Queryable, actor: Actor, issuerId: string, rules: ProvisioningRules): Promise<ProvisioningRules>;
   verifyTokenPayment(input: VerifyTokenPaymentInput, tx?: Queryable): Promise<Result<VerifiedTokenPayment, DomainError<TokenPaymentDeclineCode>>>;
   /**
-   * verifyTokenPayment for many presented tokens (by number) in the caller's transaction, writing NOTHING: the token
-   * rows are locked (in id order: every writer of token rows takes them before ledger accounts) and each payment is
-   * checked as verifyTokenPayment does, its counter against the last one recorded and against the counters accepted
-   * earlier in the same call. `requestorParticipantId` undefined: whichever wallet holds the token (a terminal does
-   * not know it). recordTokenUses then advances the counters of the payments that went through.
+   * Checks many presented tokens (by number, or by reference when the wallet presents its own token) WITHOUT locking
+   * or writing anything: status, wallet domain, channel, expiry, the card, the cryptogram, and the counter against the
+   * last one committed (a counter used earlier in the same call counts as used). The first, lock-free phase of a card
+   * payment; claimTokenCounters then settles the counters under the token rows' locks.
    */
-  verifyTokenPayments(
-    tx: Queryable,
-    inputs: readonly (Omit<VerifyTokenPaymentInput, 'requestorParticipantId' | 'tokenRef' | 'country'> & { tokenNumber: string; requestorParticipantId?: string; country: string | Promise<string> })[],
+  checkTokenPayments(
+    q: Queryable,
+    inputs: readonly (Omit<VerifyTokenPaymentInput, 'requestorParticipantId' | 'country'> & { requestorParticipantId?: string; country: string })[],
   ): Promise<Result<VerifiedTokenPayment & { readonly expiry: string }, DomainError<TokenPaymentDeclineCode>>[]>;
-  /** Advances the counters (one statement) and audits each use (staged). */
+  /**
+   * Locks the token rows of these uses (in id order) and answers, per use, whether its token is still active and its
+   * counter still beyond the last one committed (of two uses of one counter, the first wins). Writes nothing:
+   * recordTokenUses stages the counters of the uses that went through.
+   */
+  claimTokenCounters(tx: Queryable, uses: readonly { tokenId: string; atc: number }[]): Promise<(DomainError<TokenPaymentDeclineCode> | undefined)[]>;
   recordTokenUses(tx: Queryable, uses: readonly { verified: VerifiedTokenPayment; channel: Channel; actingParticipantId: string }[]): Promise<void>;
 }
 
@@ -686,42 +690,78 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       return outer !== undefined ? run(outer) : db.transaction(run);
     },
 
-    async verifyTokenPayments(tx, inputs) {
+    async checkTokenPayments(q, inputs) {
       if (inputs.length === 0) return [];
-      const indexes = await Promise.all(inputs.map((i) => vault.indexHash(i.tokenNumber)));
-      const rows = await tx.query<TokenRow & { token_index: string }>(`${TOKEN_SELECT} where t.token_index = any($1::text[]) order by t.id for update of t`, [[...new Set(indexes)]]);
+      const indexes = await Promise.all(inputs.map((i) => (i.tokenNumber !== undefined ? vault.indexHash(i.tokenNumber) : undefined)));
+      const refs = inputs.map((i) => (i.tokenNumber === undefined ? i.tokenRef : undefined));
+      const rows = await q.query<TokenRow & { token_index: string; token_sealed: string }>(`${TOKEN_SELECT} where t.token_index = any($1::text[]) or t.token_ref = any($2::text[])`, [
+        [...new Set(indexes.filter((x): x is string => x !== undefined))],
+        [...new Set(refs.filter((x): x is string => x !== undefined))],
+      ]);
       const byIndex = new Map(rows.map((r) => [r.token_index, r]));
+      const byRef = new Map(rows.map((r) => [r.token_ref, r]));
       const issuerIds = [...new Set(rows.map((r) => r.issuer_participant_id))];
       const [cardsById, keys] = await pipeliner(db)([
         () => cards.getManyById(
             rows.map((r) => r.card_id),
-            tx,
+            q,
           ),
-        () => Promise.all(issuerIds.map(async (id) => [id, (await settings(tx, id)).masterKeyHex] as const)),
+        () => Promise.all(issuerIds.map(async (id) => [id, (await settings(q, id)).masterKeyHex] as const)),
       ]);
       const masterKeys = new Map(keys);
-      // The countries may come from a read sent alongside the token rows (the caller's merchants).
-      const countries = await Promise.all(inputs.map((i) => i.country));
       const now = clock.now();
       const accepted = new Map<string, number>();
-      return inputs.map((input, i): Result<VerifiedTokenPayment & { readonly expiry: string }, DomainError<TokenPaymentDeclineCode>> => {
-        const row = byIndex.get(indexes[i]!);
-        if (row === undefined) return err('token_unknown', 'unknown token');
+      const out: Result<VerifiedTokenPayment & { readonly expiry: string }, DomainError<TokenPaymentDeclineCode>>[] = [];
+      for (const [i, input] of inputs.entries()) {
+        const index = indexes[i];
+        const ref = refs[i];
+        const row = index !== undefined ? byIndex.get(index) : ref !== undefined ? byRef.get(ref) : undefined;
+        if (row === undefined) {
+          out.push(err('token_unknown', 'unknown token'));
+          continue;
+        }
         const token = toToken(row);
         const card = cardsById.get(token.cardId);
-        const refused = checkPresentedToken(token, card, { ...input, country: countries[i]! }, masterKeys.get(token.issuerParticipantId)!, now);
-        if (refused !== undefined) return { ok: false, error: refused };
-        // The row is locked: its last counter is the truth; a counter accepted earlier in this call counts as used.
+        // A wallet presenting its own token by reference: the number (for the key derivation) comes from the vault.
+        const tokenNumber = input.tokenNumber ?? (await vault.open(row.token_sealed));
+        const refused = checkPresentedToken(token, card, { ...input, tokenNumber }, masterKeys.get(token.issuerParticipantId)!, now);
+        if (refused !== undefined) {
+          out.push({ ok: false, error: refused });
+          continue;
+        }
         const last = Math.max(row.last_atc ?? -1, accepted.get(token.id) ?? -1);
-        if (input.atc <= last) return err('atc_replayed', 'the transaction counter was already used');
+        if (input.atc <= last) {
+          out.push(err('atc_replayed', 'the transaction counter was already used'));
+          continue;
+        }
         accepted.set(token.id, input.atc);
-        return ok({ ...verifiedOf(token, card!, input.atc), expiry: token.expiry });
+        out.push(ok({ ...verifiedOf(token, card!, input.atc), expiry: token.expiry }));
+      }
+      return out;
+    },
+
+    async claimTokenCounters(tx, uses) {
+      if (uses.length === 0) return [];
+      const rows = await tx.query<{ id: string; status: TokenStatus; last_atc: number | null }>(
+        'select id, status, last_atc from card_tokens where id = any($1::text[]) order by id for update',
+        [[...new Set(uses.map((u) => u.tokenId))]],
+      );
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      const claimed = new Map<string, number>();
+      return uses.map((u) => {
+        const row = byId.get(u.tokenId);
+        if (row === undefined || row.status !== 'active') return { code: 'token_not_active' as const, message: `the token is ${row?.status ?? 'gone'}` };
+        // The row is locked: its last counter is the truth; a counter claimed earlier in this call counts as used.
+        const last = Math.max(row.last_atc ?? -1, claimed.get(u.tokenId) ?? -1);
+        if (u.atc <= last) return { code: 'atc_replayed' as const, message: 'the transaction counter was already used' };
+        claimed.set(u.tokenId, u.atc);
+        return undefined;
       });
     },
 
     async recordTokenUses(tx, uses) {
       if (uses.length === 0) return;
-      // The rows are locked by verifyTokenPayments: the counters go out with the COMMIT.
+      // The rows are locked by claimTokenCounters: the counters go out with the COMMIT.
       const at = clock.now().toISOString();
       for (const u of uses) tx.hooks!.stage(counterFlusher, [u.verified.tokenId, u.verified.atc, at]);
       for (const u of uses) await audit.record(tx, tokenUsed(u.verified, u.channel, u.actingParticipantId));

@@ -208,5 +208,5 @@ describe.each(engines)('the key file and the data directory on %s', (engine) => 
     expect(after?.kek_id).toBe(kekId);
     expect(await third.vault.open(after?.webhook_secret_sealed ?? '')).toBe(secret);
     await stop(third, engine);
-  });
+  }, 240_000);
 });

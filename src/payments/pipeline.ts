@@ -1,0 +1,930 @@
+import type { AccountService } from '../accounts/service.ts';
+import type { Actor, AuditService } from '../audit/service.ts';
+import type { Card, Channel } from '../cards/model.ts';
+import type { CardService } from '../cards/service.ts';
+import { decodeCpm } from '../emv/index.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { TransferInput } from '../ledger/types.ts';
+import type { Merchant, MerchantService } from '../merchants/service.ts';
+import type { Clock } from '../platform/clock.ts';
+import { pipeliner, type Db, type Queryable } from '../platform/db.ts';
+import { newId } from '../platform/ids.ts';
+import { formatAmount } from '../platform/money.ts';
+import { ok, type Result } from '../platform/result.ts';
+import { riskHistoryOf, riskHistorySql, type RiskAssessment, type RiskDecision, type RiskInput, type RiskReason, type RiskRules, type RiskService } from '../risk/service.ts';
+import type { StepUpBinding, StepUpService } from '../stepup/service.ts';
+import type { VerifiedTokenPayment, WalletTokenService } from '../tokens/service.ts';
+import type { EventOutbox } from '../webhooks/events.ts';
+import type { PErr } from './errors.ts';
+import type { IssuerGateway, IssuerSettings } from './issuer.ts';
+import { authCode, authorizationFlusher, ledgerCode, merchantFee, SEVERITY, yymmdd, type Authorization, type PaymentChannel } from './model.ts';
+import { evaluatePaymentRules, type PaymentRuleStore, type PaymentRules } from './risk-rules.ts';
+
+/**
+ * The ONE pipeline behind every card payment — tap, consumer-presented QR, a scanned merchant QR, a payment link — for
+ * one payment or many (a single request is a batch of one). Three stages, so that nothing slow runs under a lock:
+ *
+ * 1. decideMany, without a transaction or a lock: each channel's input resolved (the QR decoded, the link read), the
+ *    token's cryptogram, state and counter checked (against the last counter committed), the source account, the
+ *    card's controls, the shared and the card-payment risk rules (set-based reads for the whole batch; payments of one
+ *    card or customer in a batch count against each other), step-up proof read. Refusals raise their risk alerts in a
+ *    transaction of their own.
+ * 2. askIssuer, per payment, on its own: an issuer that decides in real time is asked (within its deadline, stand-in
+ *    rules after it) — after the ask is recorded, so that an approval the payment then does not use is reversed. A slow
+ *    issuer delays its own payments, no one else's.
+ * 3. commitMany, in the batch's transaction (the effect batcher: concurrent payments share one): the token rows locked
+ *    in id order and each counter claimed (a replay loses), dynamic codes and links locked, spend limits re-checked
+ *    under the token locks, step-up proof consumed; then ONE ledger call with every hold (and, for payments the payer
+ *    pushes — QR, links — the capture and the merchant's fee, linked); then the records, set-based, with the COMMIT.
+ *    A payment refused here after its issuer approved is reversed to the issuer (a signed webhook, retried), and
+ *    sweepIssuerAsks reverses any approval a crash or a rollback left unused.
+ */
+
+/** How a wallet pays: one of its tokens (with a fresh cryptogram) or an account its customer may debit. */
+export type WalletSource =
+  | { readonly type: 'token'; readonly tokenRef: string; readonly atc: number; readonly cryptogram: string; readonly unpredictableNumber: string }
+  | { readonly type: 'account'; readonly accountId: string };
+
+export interface WalletPayInput {
+  readonly customerId: string;
+  readonly source: WalletSource;
+  readonly deviceId?: string | undefined;
+  readonly deviceCountry?: string | undefined;
+  /** After step_up_required: the challenge the customer completed for this payment. */
+  readonly stepUpChallengeId?: string | undefined;
+}
+
+export interface TapInput {
+  readonly token: string;
+  /** YYMM, as terminals read it (5F24 without the day). */
+  readonly expiry: string;
+  readonly atc: number;
+  readonly unpredictableNumber: string;
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  readonly cryptogram: string;
+}
+
+/** A card payment as its channel presents it. */
+export type CardPaymentInput =
+  | { readonly channel: 'tap'; readonly actor: Actor; readonly owner: string; readonly merchantId: string; readonly tap: TapInput }
+  | { readonly channel: 'cpm'; readonly actor: Actor; readonly owner: string; readonly merchantId: string; readonly payload: string; readonly amountMinor: bigint; readonly currency: string }
+  | { readonly channel: 'qr'; readonly actor: Actor; readonly walletId: string; readonly payload: string; readonly amountMinor?: bigint | undefined; readonly pay: WalletPayInput }
+  | { readonly channel: 'link'; readonly actor: Actor; readonly walletId: string; readonly linkId: string; readonly pay: WalletPayInput };
+
+/** A payment stage 1 decided to go ahead with: everything the commit needs. */
+export interface Decided {
+  readonly kind: 'decided';
+  readonly id: string;
+  readonly actor: Actor;
+  readonly channel: PaymentChannel;
+  readonly merchant: Merchant;
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  /** A token source: the checked token and the participant that presented it (audited). */
+  readonly token: { readonly verified: VerifiedTokenPayment; readonly channel: Channel; readonly presentedBy: string } | undefined;
+  readonly card: Card | undefined;
+  readonly issuerId: string;
+  readonly payerParticipantId: string | null;
+  readonly payerCustomerId: string | null;
+  readonly riskInput: RiskInput;
+  readonly score: number;
+  readonly deviceId: string | null;
+  readonly qrId: string | null;
+  readonly linkId: string | null;
+  /** Pushed by the payer (QR, link): captured in the same transaction. */
+  readonly capture: boolean;
+  readonly stepUp: { readonly challengeId: string; readonly binding: StepUpBinding } | undefined;
+  /** The card has spend limits: re-checked under the token lock. */
+  readonly spendLimited: boolean;
+  /** An issuer deciding in real time, still to be asked. */
+  readonly askIssuer: IssuerSettings | undefined;
+  readonly decidedBy: Authorization['decidedBy'];
+  readonly fundingAccountId: string | undefined;
+  /** The issuer approved in real time: the approval is used or reversed. */
+  readonly issuerApproved: boolean;
+}
+
+export type Staged = Decided | PErr;
+export const isDecided = (s: Staged): s is Decided => 'kind' in s && s.kind === 'decided';
+
+export interface CardPipeline {
+  decideMany(inputs: readonly CardPaymentInput[]): Promise<Staged[]>;
+  askIssuer(staged: Staged): Promise<Staged>;
+  commitMany(tx: Queryable, staged: readonly Staged[]): Promise<Result<Authorization, PErr>[]>;
+  /** Reverses issuer approvals left unused past their deadline (a crash, a rollback), at most `max` per call. */
+  sweepIssuerAsks(max?: number): Promise<{ reversed: number; used: number }>;
+}
+
+/** Bound on payments in one call of any stage. */
+export const MAX_CARD_BATCH = 128;
+/** How long after an issuer's deadline an unused approval is reversed by the sweep. */
+export const ISSUER_ASK_GRACE_MS = 60_000;
+
+interface PipelineDeps {
+  readonly db: Db;
+  readonly clock: Clock;
+  readonly audit: AuditService;
+  readonly events: EventOutbox;
+  readonly ledger: Ledger;
+  readonly accounts: AccountService;
+  readonly cards: CardService;
+  readonly walletTokens: WalletTokenService;
+  readonly risk: RiskService;
+  readonly merchants: MerchantService;
+  readonly issuers: IssuerGateway;
+  readonly paymentRules: PaymentRuleStore;
+  readonly stepUp: StepUpService;
+  readonly holdTtlMs: number;
+  readonly refEurCents: (currency: string, amountMinor: bigint) => Promise<bigint>;
+  /** Decodes a merchant-presented code into its merchant, its dynamic code (if any) and the amount it asks. */
+  readonly resolveQr: (q: Queryable, payload: string) => Promise<Result<{ merchant: Merchant; qr: { id: string; paidAuthorizationId: string | null } | undefined; amountMinor: bigint | null; currency: string }, PErr>>;
+  readonly notify: (tx: Queryable, a: Authorization, type: string, data?: Record<string, unknown>) => Promise<void>;
+}
+
+/** A channel's input resolved to what every channel has: a merchant, an amount and how the payer pays. */
+interface Resolved {
+  readonly i: number;
+  readonly actor: Actor;
+  readonly channel: PaymentChannel;
+  readonly merchant: Merchant;
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  readonly source:
+    | { readonly kind: 'token'; readonly tokenNumber?: string; readonly tokenRef?: string; readonly wallet?: { id: string; customerId: string }; readonly atc: number; readonly cryptogram: string; readonly unpredictableNumber: string; readonly cryptogramAmountMinor: bigint; readonly cardChannel: Channel; readonly presentedBy: string; readonly terminalExpiry?: string }
+    | { readonly kind: 'account'; readonly walletId: string; readonly customerId: string; readonly accountId: string };
+  readonly deviceId: string | null;
+  readonly deviceCountry: string | undefined;
+  readonly stepUpChallengeId: string | undefined;
+  readonly qrId: string | null;
+  readonly linkId: string | null;
+  readonly capture: boolean;
+}
+
+interface StatsRow {
+  n: bigint;
+  today: string;
+  month: string;
+  token_recent: bigint;
+  card_recent: bigint;
+  total: bigint;
+  device_recent: bigint;
+  device_known: boolean;
+}
+
+export function createCardPipeline(deps: PipelineDeps): CardPipeline {
+  const { db, clock, audit, events, ledger, accounts, cards, walletTokens, risk, merchants, issuers, paymentRules, stepUp } = deps;
+  const all = pipeliner(db);
+
+  /** Spend and velocity of each card (and device) since the windows of its issuer's rules, for a set of payments. */
+  const cardStats = async (q: Queryable, rows: readonly { cardId: string | null; tokenId: string | null; deviceId: string | null; tokenSince: Date; cardSince: Date; deviceSince: Date }[], now: Date): Promise<Map<number, StatsRow>> => {
+    if (rows.length === 0) return new Map();
+    const dayStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
+    const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+    const stats = await q.query<StatsRow>(
+      `select u.n,
+              coalesce(sum(a.amount_minor - a.refunded_minor) filter (where a.created_at >= $7 and a.status in ('authorized', 'captured')), 0)::text as today,
+              coalesce(sum(a.amount_minor - a.refunded_minor) filter (where a.status in ('authorized', 'captured')), 0)::text as month,
+              count(a.id) filter (where a.token_id = u.token_id and a.created_at > u.token_since::timestamptz) as token_recent,
+              count(a.id) filter (where a.created_at > u.card_since::timestamptz) as card_recent,
+              count(a.id) as total,
+              coalesce(max(d.n), 0) as device_recent,
+              coalesce(bool_or(k.known), false) as device_known
+         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) with ordinality as u(card_id, token_id, device, token_since, card_since, device_since, n)
+         left join pay_authorizations a on a.card_id = u.card_id and a.created_at >= least($8::timestamptz, u.token_since::timestamptz, u.card_since::timestamptz)
+         left join lateral (select count(*) as n from pay_authorizations x where u.device is not null and x.device_id = u.device and x.created_at > u.device_since::timestamptz) d on true
+         left join lateral (select true as known from pay_authorizations y where u.device is not null and y.card_id = u.card_id and y.device_id = u.device limit 1) k on true
+        group by u.n`,
+      [
+        rows.map((r) => r.cardId),
+        rows.map((r) => r.tokenId),
+        rows.map((r) => r.deviceId),
+        rows.map((r) => r.tokenSince.toISOString()),
+        rows.map((r) => r.cardSince.toISOString()),
+        rows.map((r) => r.deviceSince.toISOString()),
+        dayStart,
+        monthStart,
+      ],
+    );
+    return new Map(stats.map((r) => [Number(r.n) - 1, r]));
+  };
+
+  /** (1) Each channel's input resolved to merchant, amount and source; a refusal answers the payment. */
+  const resolve = async (inputs: readonly CardPaymentInput[], out: (Staged | undefined)[]): Promise<Resolved[]> => {
+    const merchantsById = await merchants.getManyById(
+      inputs.flatMap((x) => (x.channel === 'tap' || x.channel === 'cpm' ? [x.merchantId] : [])),
+      db,
+    );
+    const resolved: Resolved[] = [];
+    for (const [i, input] of inputs.entries()) {
+      const base = { i, actor: input.actor, stepUpChallengeId: undefined as string | undefined, deviceId: null as string | null, deviceCountry: undefined as string | undefined, qrId: null as string | null, linkId: null as string | null };
+      if (input.channel === 'tap' || input.channel === 'cpm') {
+        const merchant = merchantsById.get(input.merchantId);
+        if (merchant === undefined || merchant.ownerParticipantId !== input.owner) {
+          out[i] = { code: 'merchant_not_found', message: 'no such merchant' };
+          continue;
+        }
+        if (input.channel === 'tap') {
+          const t = input.tap;
+          resolved.push({
+            ...base,
+            channel: 'tap',
+            merchant,
+            amountMinor: t.amountMinor,
+            currency: t.currency,
+            source: { kind: 'token', tokenNumber: t.token, atc: t.atc, cryptogram: t.cryptogram, unpredictableNumber: t.unpredictableNumber, cryptogramAmountMinor: t.amountMinor, cardChannel: 'tap', presentedBy: input.owner, terminalExpiry: t.expiry },
+            capture: false,
+          });
+          continue;
+        }
+        const decoded = decodeCpm(input.payload);
+        if (!decoded.ok) {
+          out[i] = { code: 'cpm_invalid', message: decoded.error.message, ...(decoded.error.details !== undefined ? { details: decoded.error.details } : {}) };
+          continue;
+        }
+        const cpm = decoded.value;
+        if (cpm.amountMinor !== undefined && cpm.amountMinor !== input.amountMinor) {
+          out[i] = { code: 'amount_mismatch', message: 'the amount in the code differs from the amount charged' };
+          continue;
+        }
+        resolved.push({
+          ...base,
+          channel: 'cpm',
+          merchant,
+          amountMinor: input.amountMinor,
+          currency: input.currency,
+          source: { kind: 'token', tokenNumber: cpm.token, atc: parseInt(cpm.atc, 16), cryptogram: cpm.cryptogram, unpredictableNumber: cpm.unpredictableNumber, cryptogramAmountMinor: cpm.amountMinor ?? 0n, cardChannel: 'qr', presentedBy: input.owner },
+          capture: false,
+        });
+        continue;
+      }
+      // Wallet-initiated: a scanned merchant code, or a payment link.
+      const pay = input.pay;
+      let merchant: Merchant;
+      let amountMinor: bigint;
+      let channel: PaymentChannel;
+      let qrId: string | null = null;
+      let linkId: string | null = null;
+      if (input.channel === 'qr') {
+        const qr = await deps.resolveQr(db, input.payload);
+        if (!qr.ok) {
+          out[i] = qr.error;
+          continue;
+        }
+        merchant = qr.value.merchant;
+        if (qr.value.qr !== undefined) {
+          if (qr.value.qr.paidAuthorizationId !== null) {
+            out[i] = { code: 'qr_already_paid', message: 'this dynamic code was already paid' };
+            continue;
+          }
+          if (input.amountMinor !== undefined && input.amountMinor !== qr.value.amountMinor) {
+            out[i] = { code: 'amount_mismatch', message: 'the amount differs from the amount in the code' };
+            continue;
+          }
+          amountMinor = qr.value.amountMinor ?? 0n;
+          channel = 'mpm_dynamic';
+          qrId = qr.value.qr.id;
+        } else {
+          if (input.amountMinor === undefined) {
+            out[i] = { code: 'amount_required', message: 'a static code: send the amount the payer entered' };
+            continue;
+          }
+          amountMinor = input.amountMinor;
+          channel = 'mpm_static';
+        }
+      } else {
+        const [link] = await db.query<{ id: string; merchant_id: string; amount_minor: bigint; currency: string; multiple_use: boolean; pay_count: number; expires_at: Date }>(
+          'select id, merchant_id, amount_minor, currency, multiple_use, pay_count, expires_at from pay_links where id = $1',
+          [input.linkId],
+        );
+        if (link === undefined) {
+          out[i] = { code: 'payment_link_not_found', message: 'no such payment link' };
+          continue;
+        }
+        if (clock.nowMs() >= link.expires_at.getTime()) {
+          out[i] = { code: 'payment_link_expired', message: 'the payment link has expired' };
+          continue;
+        }
+        if (!link.multiple_use && link.pay_count > 0) {
+          out[i] = { code: 'payment_link_used', message: 'the payment link was already paid' };
+          continue;
+        }
+        const m = await merchants.getById(link.merchant_id, db);
+        if (m === undefined) throw new Error('merchant vanished');
+        merchant = m;
+        amountMinor = BigInt(link.amount_minor);
+        channel = 'link';
+        linkId = link.id;
+      }
+      const source: Resolved['source'] =
+        pay.source.type === 'token'
+          ? {
+              kind: 'token',
+              tokenRef: pay.source.tokenRef,
+              wallet: { id: input.walletId, customerId: pay.customerId },
+              atc: pay.source.atc,
+              cryptogram: pay.source.cryptogram,
+              unpredictableNumber: pay.source.unpredictableNumber,
+              cryptogramAmountMinor: amountMinor,
+              cardChannel: input.channel === 'qr' ? 'qr' : 'online',
+              presentedBy: input.walletId,
+            }
+          : { kind: 'account', walletId: input.walletId, customerId: pay.customerId, accountId: pay.source.accountId };
+      resolved.push({
+        ...base,
+        channel,
+        merchant,
+        amountMinor,
+        currency: merchant.currency,
+        source,
+        deviceId: pay.deviceId ?? null,
+        deviceCountry: pay.deviceCountry,
+        stepUpChallengeId: pay.stepUpChallengeId,
+        qrId,
+        linkId,
+        capture: true,
+      });
+    }
+    return resolved;
+  };
+
+  const reversal = async (tx: Queryable, d: Decided, reason: string) => {
+    await events.emit(tx, {
+      participantId: d.issuerId,
+      type: 'payment.authorization_reversed',
+      data: { authorizationId: d.id, cardId: d.card?.id ?? null, amount: { amount: formatAmount(d.amountMinor, d.currency), currency: d.currency }, reason },
+    });
+    await tx.query(`update pay_issuer_asks set status = 'reversed', resolved_at = $2 where authorization_id = $1 and status = 'asking'`, [d.id, clock.now()]);
+    await audit.record(tx, { actor: { type: 'system' }, action: 'payment.authorization_reversed', objectType: 'payment', objectId: d.id, details: { issuerParticipantId: d.issuerId, reason } });
+  };
+
+  return {
+    async decideMany(inputs) {
+      if (inputs.length > MAX_CARD_BATCH) throw new Error(`decideMany: at most ${MAX_CARD_BATCH} payments at once`);
+      const out: (Staged | undefined)[] = inputs.map(() => undefined);
+      const now = clock.now();
+      const resolved = await resolve(inputs, out);
+
+      // (2) Tokens (checked, not locked) and source accounts.
+      const tokenItems = resolved.filter((r) => r.source.kind === 'token');
+      const checked = await walletTokens.checkTokenPayments(
+        db,
+        tokenItems.map((r) => {
+          const s = r.source as Extract<Resolved['source'], { kind: 'token' }>;
+          return {
+            ...(s.tokenNumber !== undefined ? { tokenNumber: s.tokenNumber } : {}),
+            ...(s.tokenRef !== undefined ? { tokenRef: s.tokenRef } : {}),
+            ...(s.wallet !== undefined ? { requestorParticipantId: s.wallet.id } : {}),
+            atc: s.atc,
+            cryptogram: s.cryptogram,
+            amountMinor: s.cryptogramAmountMinor,
+            currency: r.currency,
+            country: r.merchant.country,
+            date: yymmdd(now),
+            type: '00',
+            unpredictableNumber: s.unpredictableNumber,
+            channel: s.cardChannel,
+          };
+        }),
+      );
+      const checkedOf = new Map(tokenItems.map((r, k) => [r.i, checked[k]!]));
+
+      interface Candidate {
+        readonly r: Resolved;
+        readonly token: Decided['token'];
+        readonly card: Card | undefined;
+        readonly issuerId: string;
+        readonly payerParticipantId: string | null;
+        readonly payerCustomerId: string | null;
+        readonly fundingAccountId: string | undefined;
+        readonly riskInput: RiskInput;
+      }
+      const candidates: Candidate[] = [];
+      for (const r of resolved) {
+        if (r.currency !== r.merchant.currency) {
+          out[r.i] = { code: 'payment_currency_mismatch', message: `this merchant takes ${r.merchant.currency}`, details: { currency: r.merchant.currency } };
+          continue;
+        }
+        const base = {
+          channel: `card_${r.channel}`,
+          amountMinor: r.amountMinor,
+          currency: r.currency,
+          refEurCents: await deps.refEurCents(r.currency, r.amountMinor),
+          counterparty: { id: r.merchant.id },
+          country: r.merchant.country,
+          ...(r.deviceId !== null ? { device: r.deviceId } : {}),
+        };
+        if (r.source.kind === 'token') {
+          const v = checkedOf.get(r.i);
+          if (v === undefined) throw new Error('token check missing');
+          if (!v.ok) {
+            out[r.i] = v.error;
+            continue;
+          }
+          if (r.source.wallet !== undefined && v.value.walletCustomerId !== r.source.wallet.customerId) {
+            out[r.i] = { code: 'payment_source_invalid', message: "the token is not this customer's" };
+            continue;
+          }
+          if (r.source.terminalExpiry !== undefined && `${v.value.expiry.slice(3, 5)}${v.value.expiry.slice(0, 2)}` !== r.source.terminalExpiry) {
+            out[r.i] = { code: 'token_expired', message: 'the expiry read by the terminal does not match the token' };
+            continue;
+          }
+          const card = v.value.card;
+          candidates.push({
+            r,
+            token: { verified: v.value, channel: r.source.cardChannel, presentedBy: r.source.presentedBy },
+            card,
+            issuerId: card.issuerParticipantId,
+            payerParticipantId: v.value.requestorParticipantId,
+            payerCustomerId: v.value.walletCustomerId,
+            fundingAccountId: card.fundingAccountId ?? undefined,
+            riskInput: { ...base, participantId: card.issuerParticipantId, customerId: card.customerId },
+          });
+        } else {
+          const acc = await accounts.debitable(db, r.source.walletId, r.source.customerId, r.source.accountId);
+          if (acc === undefined) {
+            out[r.i] = { code: 'payment_source_invalid', message: 'no such account for this customer' };
+            continue;
+          }
+          if (acc.currency !== r.currency) {
+            out[r.i] = { code: 'payment_currency_mismatch', message: `the account holds ${acc.currency}` };
+            continue;
+          }
+          candidates.push({
+            r,
+            token: undefined,
+            card: undefined,
+            issuerId: acc.ownerParticipantId,
+            payerParticipantId: r.source.walletId,
+            payerCustomerId: r.source.customerId,
+            fundingAccountId: acc.id,
+            riskInput: { ...base, participantId: acc.ownerParticipantId, customerId: acc.customerId ?? r.source.customerId },
+          });
+        }
+      }
+
+      // (3) Everything the controls and the rules read, for every candidate (set-based, pipelined): rules per issuer,
+      // spend and velocity per card and device, risk history per customer, issuer settings, step-up proof.
+      const issuerIds = [...new Set(candidates.map((c) => c.issuerId))];
+      const rulesOf = new Map<string, PaymentRules>(await Promise.all(issuerIds.map(async (id) => [id, await paymentRules.rules(id)] as const)));
+      const sharedOf = new Map<string, { rules: RiskRules; windowStart: Date }>(await Promise.all(issuerIds.map(async (id) => [id, await risk.rulesVia(db, id)] as const)));
+      const since = (c: Candidate, rule: 'token_velocity' | 'card_velocity' | 'device_velocity') => new Date(now.getTime() - (rulesOf.get(c.issuerId)![rule].windowS ?? 600) * 1000);
+      const challengeIds = [...new Set(candidates.map((c) => c.r.stepUpChallengeId).filter((x): x is string => x !== undefined))];
+      const [settings, stats, histories, challenges] = await all([
+        () => Promise.all(issuerIds.map(async (id) => [id, await issuers.get(id, db)] as const)),
+        () =>
+          cardStats(
+            db,
+            candidates.map((c) => ({ cardId: c.card?.id ?? null, tokenId: c.token?.verified.tokenId ?? null, deviceId: c.r.deviceId, tokenSince: since(c, 'token_velocity'), cardSince: since(c, 'card_velocity'), deviceSince: since(c, 'device_velocity') })),
+            now,
+          ),
+        () =>
+          candidates.length === 0
+            ? Promise.resolve([])
+            : db.query<{ n: bigint; recent: bigint | null; hn: bigint | null; avg: string | null; known: boolean | null }>(
+                `select u.n, h.recent, h.n as hn, h.avg, h.known
+                   from unnest($1::text[], $2::text[], $3::text[], $4::text[]) with ordinality as u(participant_id, customer_id, counterparty, since, n)
+                   cross join lateral (${riskHistorySql({ participantId: 'u.participant_id', customerId: 'u.customer_id', counterparty: 'u.counterparty', since: 'u.since::timestamptz' })}) h`,
+                [
+                  candidates.map((c) => c.riskInput.participantId),
+                  candidates.map((c) => c.riskInput.customerId),
+                  candidates.map((c) => c.riskInput.counterparty.id),
+                  candidates.map((c) => sharedOf.get(c.issuerId)!.windowStart.toISOString()),
+                ],
+              ),
+        () =>
+          challengeIds.length === 0
+            ? Promise.resolve([])
+            : db.query<{ id: string; participant_id: string; customer_id: string; binding: string; status: string; expires_at: Date }>(
+                'select id, participant_id, customer_id, binding, status, expires_at from step_up_challenges where id = any($1::text[])',
+                [challengeIds],
+              ),
+      ]);
+      const settingsOf = new Map(settings);
+      const historyOf = new Map(histories.map((h) => [Number(h.n) - 1, h]));
+      const challengeOf = new Map(challenges.map((c) => [c.id, c]));
+
+      // (4) Each payment in arrival order: payments of one card, token, device or customer in this batch count against
+      // each other's totals and velocity as if they had come one after the other.
+      const byCard = new Map<string, { spent: bigint; count: number; tokens: Map<string, number> }>();
+      const byDevice = new Map<string, number>();
+      const byCustomer = new Map<string, { count: number; counterparties: Set<string> }>();
+      const usedChallenges = new Set<string>();
+      const alerts: { input: RiskInput; assessment: RiskAssessment; context: Record<string, unknown> }[] = [];
+      for (const [k, c] of candidates.entries()) {
+        const { r, card } = c;
+        const st = stats.get(k);
+        const mine = card === undefined ? undefined : (byCard.get(card.id) ?? { spent: 0n, count: 0, tokens: new Map<string, number>() });
+        if (card !== undefined && mine !== undefined) {
+          const declined = cards.checkControls(card, {
+            amountMinor: r.amountMinor,
+            currency: r.currency,
+            mcc: r.merchant.mcc,
+            country: r.merchant.country,
+            channel: c.token?.channel ?? 'qr',
+            spentTodayMinor: BigInt(st?.today ?? '0') + mine.spent,
+            spentMonthMinor: BigInt(st?.month ?? '0') + mine.spent,
+            now,
+          });
+          if (declined !== undefined) {
+            out[r.i] = { code: declined, message: `declined by the card's controls: ${declined}` };
+            continue;
+          }
+        }
+        const customerKey = `${c.riskInput.participantId}:${c.riskInput.customerId}`;
+        const seen = byCustomer.get(customerKey);
+        const h = historyOf.get(k);
+        const stored = riskHistoryOf(sharedOf.get(c.issuerId)!.rules, h === undefined ? undefined : { recent: h.recent, n: h.hn, avg: h.avg, known: h.known });
+        const history = seen === undefined ? stored : { ...stored, recent: stored.recent + seen.count, count: stored.count + seen.count, knownCounterparty: stored.knownCounterparty || seen.counterparties.has(r.merchant.id) };
+        const shared = risk.decide(c.riskInput, history);
+        const cardHistory = Number(st?.total ?? 0n) + (mine?.count ?? 0);
+        const own = evaluatePaymentRules(rulesOf.get(c.issuerId)!, {
+          amountMinor: r.amountMinor,
+          mcc: r.merchant.mcc,
+          merchantCountry: r.merchant.country,
+          deviceCountry: r.deviceCountry,
+          deviceId: r.deviceId ?? undefined,
+          tokenRecent: Number(st?.token_recent ?? 0n) + (c.token !== undefined ? (mine?.tokens.get(c.token.verified.tokenId) ?? 0) : 0),
+          cardRecent: Number(st?.card_recent ?? 0n) + (mine?.count ?? 0),
+          deviceRecent: Number(st?.device_recent ?? 0n) + (r.deviceId !== null ? (byDevice.get(r.deviceId) ?? 0) : 0),
+          cardHistory,
+          deviceKnown: st?.device_known === true,
+        });
+        const reasons: RiskReason[] = [...shared.reasons, ...own];
+        const decision = reasons.reduce<RiskDecision>((d, x) => (SEVERITY[x.action] > SEVERITY[d] ? x.action : d), 'approve');
+        const score = Math.min(100, reasons.reduce((sum, x) => sum + x.score, 0));
+        const binding: StepUpBinding | undefined =
+          c.payerParticipantId !== null && c.payerCustomerId !== null
+            ? { purpose: 'card_payment', participantId: c.payerParticipantId, customerId: c.payerCustomerId, amountMinor: r.amountMinor, currency: r.currency, payee: `merchant:${r.merchant.id}` }
+            : undefined;
+        let proof: Decided['stepUp'];
+        if (decision !== 'approve') {
+          const assessment: RiskAssessment = { decision, score, reasons };
+          const context = { merchantId: r.merchant.id, paymentChannel: r.channel, cardId: card?.id ?? null, tokenId: c.token?.verified.tokenId ?? null, deviceCountry: r.deviceCountry ?? null };
+          // A step-up is cleared only by a challenge the paying customer completed for exactly this payment; a decline
+          // stands. Only a wallet paying for its customer can be stepped up (a terminal cannot show a challenge).
+          if (decision === 'step_up' && binding !== undefined && r.stepUpChallengeId !== undefined) {
+            const ch = challengeOf.get(r.stepUpChallengeId);
+            const valid =
+              ch !== undefined &&
+              !usedChallenges.has(ch.id) &&
+              ch.status === 'completed' &&
+              ch.expires_at.getTime() > now.getTime() &&
+              ch.participant_id === binding.participantId &&
+              ch.customer_id === binding.customerId &&
+              ch.binding === (await stepUp.bindingHash(binding));
+            if (!valid) {
+              out[r.i] = { code: 'step_up_invalid', message: 'the step-up challenge is not a completed, unused, unexpired challenge for this payment: pay again without it for a new one' };
+              continue;
+            }
+            usedChallenges.add(ch.id);
+            proof = { challengeId: ch.id, binding };
+          } else {
+            alerts.push({ input: c.riskInput, assessment, context });
+            if (decision === 'decline') {
+              out[r.i] = { code: 'risk_declined', message: 'the payment was stopped by a risk rule', details: { reasons: reasons.map((x) => x.rule), score } };
+              continue;
+            }
+            const walletInitiated = binding !== undefined && r.source.kind !== 'token' ? true : binding !== undefined && r.source.kind === 'token' && r.source.wallet !== undefined;
+            const offer =
+              walletInitiated && binding !== undefined
+                ? await stepUp.offer(
+                    db,
+                    binding,
+                    { amount: { amount: formatAmount(r.amountMinor, r.currency), currency: r.currency }, payeeName: r.merchant.name },
+                    card !== undefined ? { participantId: card.issuerParticipantId, customerId: card.customerId, cardId: card.id } : { participantId: c.issuerId, customerId: c.riskInput.customerId },
+                  )
+                : undefined;
+            out[r.i] = {
+              code: 'step_up_required',
+              message:
+                offer !== undefined
+                  ? 'the customer must approve this payment: start a challenge with details.stepUp.request (POST /v1/step-up/challenges), complete it, then pay again with stepUpChallengeId'
+                  : 'the cardholder must approve this payment in their wallet',
+              details: { reasons: reasons.map((x) => x.rule), score, ...(offer !== undefined ? { stepUp: offer } : {}) },
+            };
+            continue;
+          }
+        }
+        // The issuer: hosted issuers hold on the card's funding account; real-time issuers are asked (stage 2) and hold
+        // on their position. An account source is the account itself.
+        const issuerSettings = card !== undefined ? settingsOf.get(c.issuerId) : undefined;
+        const realTime = issuerSettings?.mode === 'webhook';
+        if (card !== undefined && !realTime && c.fundingAccountId === undefined) {
+          out[r.i] = { code: 'no_funding_account', message: 'the card has no funding account at the hub' };
+          continue;
+        }
+        if (card !== undefined && mine !== undefined && c.token !== undefined) {
+          mine.spent += r.amountMinor;
+          mine.count += 1;
+          mine.tokens.set(c.token.verified.tokenId, (mine.tokens.get(c.token.verified.tokenId) ?? 0) + 1);
+          byCard.set(card.id, mine);
+        }
+        if (r.deviceId !== null) byDevice.set(r.deviceId, (byDevice.get(r.deviceId) ?? 0) + 1);
+        const cs = seen ?? { count: 0, counterparties: new Set<string>() };
+        cs.count += 1;
+        cs.counterparties.add(r.merchant.id);
+        byCustomer.set(customerKey, cs);
+        out[r.i] = {
+          kind: 'decided',
+          id: newId('pay'),
+          actor: r.actor,
+          channel: r.channel,
+          merchant: r.merchant,
+          amountMinor: r.amountMinor,
+          currency: r.currency,
+          token: c.token,
+          card,
+          issuerId: c.issuerId,
+          payerParticipantId: c.payerParticipantId,
+          payerCustomerId: c.payerCustomerId,
+          riskInput: c.riskInput,
+          score,
+          deviceId: r.deviceId,
+          qrId: r.qrId,
+          linkId: r.linkId,
+          capture: r.capture,
+          stepUp: proof,
+          spendLimited: card !== undefined && (card.controls.dailyLimitMinor !== undefined || card.controls.monthlyLimitMinor !== undefined),
+          askIssuer: realTime ? issuerSettings : undefined,
+          decidedBy: card === undefined ? 'account' : 'hosted',
+          fundingAccountId: realTime ? undefined : c.fundingAccountId,
+          issuerApproved: false,
+        };
+      }
+      // A refusal by risk writes its alert (the issuer and the operator list and resolve them): the one thing it writes.
+      if (alerts.length > 0) await db.transaction(async (tx) => {
+        for (const a of alerts) await risk.raiseAlert(tx, a.input, a.assessment, a.context);
+      });
+      return out.map((o, i) => o ?? { code: 'payment_ledger_rejected', message: `payment ${i} was not decided` });
+    },
+
+    async askIssuer(staged) {
+      if (!isDecided(staged) || staged.askIssuer === undefined || staged.card === undefined) return staged;
+      const d = staged;
+      const card = staged.card;
+      const s = staged.askIssuer;
+      // Recorded before the ask: whatever happens next (a refusal under lock, a rollback, a crash), an approval this
+      // payment does not use is reversed to the issuer (commitMany, or sweepIssuerAsks after the deadline).
+      await db.query(
+        `insert into pay_issuer_asks (authorization_id, issuer_participant_id, card_id, amount_minor, currency, status, created_at, expires_at) values ($1, $2, $3, $4, $5, 'asking', $6, $7)`,
+        [d.id, d.issuerId, card.id, d.amountMinor, d.currency, clock.now(), new Date(clock.nowMs() + s.deadlineMs + ISSUER_ASK_GRACE_MS)],
+      );
+      const answer = await issuers.ask(
+        s,
+        {
+          authorizationId: d.id,
+          cardId: card.id,
+          customerId: card.customerId,
+          tokenId: d.token?.verified.tokenId ?? null,
+          walletParticipantId: d.payerParticipantId,
+          amount: { amount: formatAmount(d.amountMinor, d.currency), currency: d.currency },
+          merchant: { id: d.merchant.id, name: d.merchant.name, mcc: d.merchant.mcc, country: d.merchant.country, city: d.merchant.city },
+          channel: d.channel,
+          riskScore: d.score,
+        },
+        d.amountMinor,
+        db,
+      );
+      if (!answer.approved) {
+        await db.query(`update pay_issuer_asks set status = 'declined', resolved_at = $2 where authorization_id = $1`, [d.id, clock.now()]);
+        return answer.by === 'issuer'
+          ? { code: 'issuer_declined', message: 'the issuer declined the payment', details: { reason: answer.reason } }
+          : { code: 'issuer_unavailable', message: 'the issuer did not answer in time and its stand-in rules decline', details: { reason: answer.reason } };
+      }
+      // An approved payment of a real-time issuer is held on the issuer's position at the hub.
+      const fundingAccountId = await accounts.ensureSystemAccount('funding', d.issuerId, d.currency);
+      return { ...d, askIssuer: undefined, decidedBy: answer.by, fundingAccountId, issuerApproved: true };
+    },
+
+    async commitMany(tx, staged) {
+      if (staged.length > MAX_CARD_BATCH) throw new Error(`commitMany: at most ${MAX_CARD_BATCH} payments at once`);
+      const out: (Result<Authorization, PErr> | undefined)[] = staged.map((s) => (isDecided(s) ? undefined : { ok: false, error: s }));
+      const live: { i: number; d: Decided }[] = [];
+      staged.forEach((s, i) => {
+        if (isDecided(s)) live.push({ i, d: s });
+      });
+      if (live.length === 0) return out.map((r) => r!);
+      const now = clock.now();
+      const refuse = async (x: { i: number; d: Decided }, error: PErr) => {
+        out[x.i] = { ok: false, error };
+        if (x.d.issuerApproved) await reversal(tx, x.d, error.code);
+      };
+
+      // (1) Locks, in one global order before any ledger account: token rows (each counter claimed), dynamic codes,
+      // links, then the step-up proofs. Spend limits are re-read under the token locks: two batches cannot both pass them.
+      const tokenUses = live.filter((x) => x.d.token !== undefined);
+      const claims = await walletTokens.claimTokenCounters(
+        tx,
+        tokenUses.map((x) => ({ tokenId: x.d.token!.verified.tokenId, atc: x.d.token!.verified.atc })),
+      );
+      for (const [k, x] of tokenUses.entries()) {
+        const refused = claims[k];
+        if (refused !== undefined) await refuse(x, refused);
+      }
+      const qrIds = [...new Set(live.filter((x) => out[x.i] === undefined && x.d.qrId !== null).map((x) => x.d.qrId!))].sort();
+      const linkIds = [...new Set(live.filter((x) => out[x.i] === undefined && x.d.linkId !== null).map((x) => x.d.linkId!))].sort();
+      const [qrRows, linkRows] = await all([
+        () => (qrIds.length === 0 ? Promise.resolve([]) : tx.query<{ id: string; paid_authorization_id: string | null }>('select id, paid_authorization_id from pay_qr_codes where id = any($1::text[]) order by id for update', [qrIds])),
+        () =>
+          linkIds.length === 0
+            ? Promise.resolve([])
+            : tx.query<{ id: string; multiple_use: boolean; pay_count: number; expires_at: Date }>('select id, multiple_use, pay_count, expires_at from pay_links where id = any($1::text[]) order by id for update', [linkIds]),
+      ]);
+      const paidQr = new Set(qrRows.filter((q) => q.paid_authorization_id !== null).map((q) => q.id));
+      const linkOf = new Map(linkRows.map((l) => [l.id, { ...l, count: l.pay_count }]));
+      for (const x of live) {
+        if (out[x.i] !== undefined) continue;
+        if (x.d.qrId !== null) {
+          if (paidQr.has(x.d.qrId)) await refuse(x, { code: 'qr_already_paid', message: 'this dynamic code was already paid' });
+          else paidQr.add(x.d.qrId);
+        } else if (x.d.linkId !== null) {
+          const l = linkOf.get(x.d.linkId);
+          if (l === undefined) await refuse(x, { code: 'payment_link_not_found', message: 'no such payment link' });
+          else if (now >= l.expires_at) await refuse(x, { code: 'payment_link_expired', message: 'the payment link has expired' });
+          else if (!l.multiple_use && l.count > 0) await refuse(x, { code: 'payment_link_used', message: 'the payment link was already paid' });
+          else l.count += 1;
+        }
+      }
+      // An issuer's approval is used only while its ask is still open: the sweep may have reversed it (a commit that
+      // came after the deadline and its grace). The rows are locked, so that the sweep and this commit decide in turn.
+      const approved = live.filter((x) => out[x.i] === undefined && x.d.issuerApproved);
+      if (approved.length > 0) {
+        const asks = await tx.query<{ authorization_id: string; status: string }>(
+          'select authorization_id, status from pay_issuer_asks where authorization_id = any($1::text[]) order by authorization_id for update',
+          [approved.map((x) => x.d.id)],
+        );
+        const open = new Set(asks.filter((a) => a.status === 'asking').map((a) => a.authorization_id));
+        for (const x of approved) {
+          if (!open.has(x.d.id)) out[x.i] = { ok: false, error: { code: 'issuer_unavailable', message: "the issuer's approval lapsed before the payment completed: pay again" } };
+        }
+      }
+      const limited = live.filter((x) => out[x.i] === undefined && x.d.spendLimited && x.d.card !== undefined);
+      if (limited.length > 0) {
+        const spend = await cardStats(
+          tx,
+          limited.map((x) => ({ cardId: x.d.card!.id, tokenId: null, deviceId: null, tokenSince: now, cardSince: now, deviceSince: now })),
+          now,
+        );
+        const byCard = new Map<string, bigint>();
+        for (const [k, x] of limited.entries()) {
+          const card = x.d.card!;
+          const st = spend.get(k);
+          const earlier = byCard.get(card.id) ?? 0n;
+          const declined = cards.checkControls(card, {
+            amountMinor: x.d.amountMinor,
+            currency: x.d.currency,
+            mcc: x.d.merchant.mcc,
+            country: x.d.merchant.country,
+            channel: x.d.token?.channel ?? 'qr',
+            spentTodayMinor: BigInt(st?.today ?? '0') + earlier,
+            spentMonthMinor: BigInt(st?.month ?? '0') + earlier,
+            now,
+          });
+          if (declined !== undefined) await refuse(x, { code: declined, message: `declined by the card's controls: ${declined}` });
+          else byCard.set(card.id, earlier + x.d.amountMinor);
+        }
+      }
+      const proofs = live.filter((x) => out[x.i] === undefined && x.d.stepUp !== undefined);
+      for (const x of proofs) {
+        const used = await stepUp.consume(tx, x.d.stepUp!.challengeId, x.d.stepUp!.binding, x.d.id);
+        if (!used.ok) await refuse(x, used.error);
+      }
+
+      // (2) The money: one ledger call. Each payment its hold; one the payer pushes (QR, link) also its capture and the
+      // merchant's fee, linked to the hold (all or nothing). The merchant's settlement row is updated once per batch.
+      interface Planned {
+        readonly x: { i: number; d: Decided };
+        readonly legs: TransferInput[];
+        readonly fee: bigint;
+      }
+      const planned: Planned[] = [];
+      for (const x of live) {
+        if (out[x.i] !== undefined) continue;
+        const { d } = x;
+        if (d.fundingAccountId === undefined) {
+          await refuse(x, { code: 'no_funding_account', message: 'no funding account' });
+          continue;
+        }
+        const holdId = `${d.id}_hold`;
+        const fee = d.capture ? merchantFee(d.amountMinor, d.merchant.feeBps) : 0n;
+        const legs: TransferInput[] = [
+          { id: holdId, kind: 'pending', debitAccountId: d.fundingAccountId, creditAccountId: d.merchant.settlementAccountId, amountMinor: d.amountMinor, currency: d.currency, timeoutMs: deps.holdTtlMs, purpose: 'card_authorization', metadata: { authorizationId: d.id, merchantId: d.merchant.id } },
+        ];
+        if (d.capture) {
+          legs.push({ id: `${d.id}_capture`, kind: 'post_pending', pendingId: holdId, amountMinor: d.amountMinor, purpose: 'card_capture', metadata: { authorizationId: d.id } });
+          if (fee > 0n) {
+            const feeAccount = await accounts.ensureSystemAccount('fees', d.issuerId, d.currency);
+            legs.push({ id: `${d.id}_fee`, debitAccountId: d.merchant.settlementAccountId, creditAccountId: feeAccount, amountMinor: fee, currency: d.currency, purpose: 'merchant_fee', metadata: { authorizationId: d.id, feeBps: d.merchant.feeBps } });
+          }
+        }
+        planned.push({ x, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), fee });
+      }
+      const results = planned.length === 0 ? [] : await ledger.applyInTx(tx, planned.flatMap((p) => p.legs));
+      const done: Planned[] = [];
+      let at = 0;
+      for (const p of planned) {
+        const mine = results.slice(at, at + p.legs.length);
+        at += p.legs.length;
+        const failed = mine.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed') ?? mine.find((r) => !r.ok);
+        if (failed !== undefined && !failed.ok) await refuse(p.x, ledgerCode(failed.error));
+        else done.push(p);
+      }
+
+      // (3) The records of the payments whose money moved, staged or set-based, with the COMMIT.
+      const tokenUsed: Parameters<WalletTokenService['recordTokenUses']>[1][number][] = [];
+      const paidQrs: [string, string][] = [];
+      const paidLinks: string[] = [];
+      const usedAsks: string[] = [];
+      for (const { x, fee } of done) {
+        const { d } = x;
+        const a: Authorization = {
+          id: d.id,
+          ownerParticipantId: d.merchant.ownerParticipantId,
+          merchantId: d.merchant.id,
+          channel: d.channel,
+          status: d.capture ? 'captured' : 'authorized',
+          sourceKind: d.token !== undefined ? 'token' : 'account',
+          issuerParticipantId: d.issuerId,
+          cardId: d.card?.id ?? null,
+          tokenId: d.token?.verified.tokenId ?? null,
+          payerParticipantId: d.payerParticipantId,
+          payerCustomerId: d.payerCustomerId,
+          sourceAccountId: d.fundingAccountId!,
+          deviceId: d.deviceId,
+          amountMinor: d.amountMinor,
+          currency: d.currency,
+          capturedMinor: d.capture ? d.amountMinor : 0n,
+          refundedMinor: 0n,
+          feeMinor: fee,
+          authCode: authCode(),
+          decidedBy: d.decidedBy,
+          holdTransferId: `${d.id}_hold`,
+          holdExpiresAt: new Date(now.getTime() + deps.holdTtlMs),
+          qrId: d.qrId,
+          linkId: d.linkId,
+          riskScore: d.score,
+          country: d.merchant.country,
+          mcc: d.merchant.mcc,
+          createdAt: now,
+          updatedAt: now,
+        };
+        tx.hooks!.stage(authorizationFlusher, a);
+        if (d.token !== undefined) tokenUsed.push({ verified: d.token.verified, channel: d.token.channel, actingParticipantId: d.token.presentedBy });
+        if (d.qrId !== null) paidQrs.push([d.qrId, d.id]);
+        if (d.linkId !== null) paidLinks.push(d.linkId);
+        if (d.issuerApproved) usedAsks.push(d.id);
+        await risk.observe(tx, d.riskInput);
+        await audit.record(tx, { actor: d.actor, action: 'payment.authorized', objectType: 'payment', objectId: d.id, details: { merchantId: d.merchant.id, channel: d.channel, amountMinor: d.amountMinor.toString(), currency: d.currency, decidedBy: d.decidedBy, cardId: a.cardId, riskScore: d.score } });
+        await deps.notify(tx, { ...a, status: 'authorized', capturedMinor: 0n }, 'payment.authorized', { channel: d.channel, decidedBy: d.decidedBy });
+        if (d.capture) {
+          await audit.record(tx, { actor: d.actor, action: 'payment.captured', objectType: 'payment', objectId: d.id, details: { amountMinor: d.amountMinor.toString(), feeMinor: fee.toString() } });
+          await deps.notify(tx, a, 'payment.captured', { fee: formatAmount(fee, d.currency) });
+        }
+        out[x.i] = ok(a);
+      }
+      await walletTokens.recordTokenUses(tx, tokenUsed);
+      await all([
+        () =>
+          paidQrs.length === 0
+            ? Promise.resolve([])
+            : tx.query('update pay_qr_codes q set paid_authorization_id = v.auth from unnest($1::text[], $2::text[]) as v(id, auth) where q.id = v.id', [paidQrs.map((p) => p[0]), paidQrs.map((p) => p[1])]),
+        () => (paidLinks.length === 0 ? Promise.resolve([]) : tx.query('update pay_links l set pay_count = l.pay_count + v.n from (select id, count(*) as n from unnest($1::text[]) as u(id) group by id) v where l.id = v.id', [paidLinks])),
+        () => (usedAsks.length === 0 ? Promise.resolve([]) : tx.query(`update pay_issuer_asks set status = 'used', resolved_at = $2 where authorization_id = any($1::text[])`, [usedAsks, now])),
+      ]);
+      return out.map((r) => r!);
+    },
+
+    async sweepIssuerAsks(max = 500) {
+      const due = await db.query<{ authorization_id: string; issuer_participant_id: string; card_id: string | null; amount_minor: bigint; currency: string; used: boolean }>(
+        `select k.authorization_id, k.issuer_participant_id, k.card_id, k.amount_minor, k.currency, exists (select 1 from pay_authorizations a where a.id = k.authorization_id) as used
+           from pay_issuer_asks k where k.status = 'asking' and k.expires_at <= $1 order by k.expires_at limit $2`,
+        [clock.now(), Math.min(max, 1000)],
+      );
+      let reversed = 0;
+      let used = 0;
+      for (const row of due) {
+        await db.transaction(async (tx) => {
+          // Locked: a commit still running for this payment decides first (it marks the ask used, or reverses it).
+          const [locked] = await tx.query<{ status: string }>('select status from pay_issuer_asks where authorization_id = $1 for update', [row.authorization_id]);
+          if (locked?.status !== 'asking') return;
+          const [exists] = await tx.query<{ id: string }>('select id from pay_authorizations where id = $1', [row.authorization_id]);
+          if (exists !== undefined) {
+            used += 1;
+            await tx.query(`update pay_issuer_asks set status = 'used', resolved_at = $2 where authorization_id = $1`, [row.authorization_id, clock.now()]);
+            return;
+          }
+          reversed += 1;
+          await events.emit(tx, {
+            participantId: row.issuer_participant_id,
+            type: 'payment.authorization_reversed',
+            data: { authorizationId: row.authorization_id, cardId: row.card_id, amount: { amount: formatAmount(BigInt(row.amount_minor), row.currency), currency: row.currency }, reason: 'not_completed' },
+          });
+          await tx.query(`update pay_issuer_asks set status = 'reversed', resolved_at = $2 where authorization_id = $1`, [row.authorization_id, clock.now()]);
+          await audit.record(tx, { actor: { type: 'system' }, action: 'payment.authorization_reversed', objectType: 'payment', objectId: row.authorization_id, details: { issuerParticipantId: row.issuer_participant_id, reason: 'not_completed' } });
+        });
+      }
+      return { reversed, used };
+    },
+  };
+}
