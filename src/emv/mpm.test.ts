@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { crc16Hex } from './crc16.ts';
 import { decodeMpm, describeMpm, encodeMpm, encodeMpmFields, MPM_MAX_PAYLOAD_CHARS, type MpmEncodeInput, type MpmReason } from './mpm.ts';
-import { dataLines, readSharedVectorFile } from './vector-files.ts';
+import { dataLines, readTestDataFile } from './vector-files.ts';
 
 interface Vector {
   readonly valid: boolean;
@@ -10,7 +10,7 @@ interface Vector {
 }
 
 function loadVectors(): Vector[] {
-  return dataLines(readSharedVectorFile('emv-qr/mpm-vectors.txt')).map((line) => {
+  return dataLines(readTestDataFile('emv-qr/mpm-vectors.txt')).map((line) => {
     const separator = line.indexOf('|');
     const kind = line.slice(0, separator);
     if (kind !== 'VALID' && kind !== 'INVALID') throw new Error(`unexpected vector line: ${line}`);
@@ -38,7 +38,7 @@ function expectReason(payload: string, reason: MpmReason, tag?: string): void {
 
 const MINIMAL_BODY = '000201' + '26180004TEST0106M00001' + '5204581253031565802CN5904SHOP6007BEIJING';
 
-describe('MPM vectors from ../shared', () => {
+describe('MPM vectors from test/data', () => {
   it('has both valid and invalid vectors', () => {
     expect(validVectors.length).toBeGreaterThanOrEqual(10);
     expect(invalidVectors.length).toBeGreaterThanOrEqual(1);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeCpm } from './cpm.ts';
 import { decodeMpm, describeMpm } from './mpm.ts';
 import { runQrCommand } from './qr-cli.ts';
-import { dataLines, readSharedVectorFile } from './vector-files.ts';
+import { dataLines, readTestDataFile } from './vector-files.ts';
 
 async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
@@ -11,9 +11,9 @@ async function run(args: string[]): Promise<{ code: number; stdout: string; stde
   return { code, stdout, stderr };
 }
 
-const mpmLines = dataLines(readSharedVectorFile('emv-qr/mpm-vectors.txt'));
+const mpmLines = dataLines(readTestDataFile('emv-qr/mpm-vectors.txt'));
 const emvcoSample = mpmLines.find((l) => l.includes('BEST TRANSPORT'))?.replace(/^VALID\|/, '') ?? '';
-const cpmSample = dataLines(readSharedVectorFile('emv-cpm/cpm-vectors.txt')).find((l) => l.startsWith('BASE64|'))?.slice('BASE64|'.length) ?? '';
+const cpmSample = dataLines(readTestDataFile('emv-cpm/cpm-vectors.txt')).find((l) => l.startsWith('BASE64|'))?.slice('BASE64|'.length) ?? '';
 
 const ENCODE_ARGS = ['encode', '--merchant-id', 'M0001', '--name', 'BEST TRANSPORT', '--city', 'BEIJING', '--mcc', '5812', '--currency', '156', '--country', 'CN'];
 
