@@ -41,6 +41,7 @@ describe('CPM vector from test/data', () => {
         { aid: 'A0000000555555', label: 'Product1' },
         { aid: 'A0000000666666', label: 'Product2' },
       ],
+      layout: 'common',
       token: '1234567890123458',
       cardholderName: 'CARDHOLDER/EMV',
       languagePreference: 'ruesdeen',

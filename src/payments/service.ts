@@ -4,7 +4,7 @@ import { positionLimit, type AccountService } from '../accounts/service.ts';
 import type { Actor, AuditService } from '../audit/service.ts';
 import type { Card, Channel } from '../cards/model.ts';
 import type { CardService } from '../cards/service.ts';
-import { decodeCpm, decodeMpm, describeMpm, encodeMpm } from '../emv/index.ts';
+import { decodeCpm, decodeMpm, describeMpm, encodeMpm, type MpmWarning } from '../emv/index.ts';
 import type { FxService } from '../fx/service.ts';
 import { toEurCents } from '../fx/rates.ts';
 import type { Ledger } from '../ledger/ledger.ts';
@@ -141,6 +141,15 @@ export interface QrCode {
   readonly expiresAt: Date | null;
   readonly paidAuthorizationId: string | null;
   readonly createdAt: Date;
+}
+
+/** A scanned merchant code the hub can be paid through, and the departures from EMVCo its decoder accepted. */
+export interface ResolvedQr {
+  readonly merchant: Merchant;
+  readonly qr: QrCode | undefined;
+  readonly amountMinor: bigint | null;
+  readonly currency: string;
+  readonly warnings: readonly MpmWarning[];
 }
 
 interface QrRow {
@@ -280,7 +289,7 @@ export interface PaymentService {
   createQr(tx: Queryable, actor: Actor, owner: string, merchantId: string, input: { kind: 'static' | 'dynamic'; amountMinor?: bigint; billNumber?: string; reference?: string; expiresInS?: number }): Promise<Result<QrCode, PErr>>;
   getQr(owner: string, merchantId: string, qrId: string): Promise<QrCode | undefined>;
   /** What a wallet shows before paying: the decoded code, the merchant and the amount due. */
-  previewQr(payload: string): Promise<Result<{ merchant: Merchant; qr: QrCode | undefined; amountMinor: bigint | null; currency: string }, PErr>>;
+  previewQr(payload: string): Promise<Result<ResolvedQr, PErr>>;
   payQr(tx: Queryable, actor: Actor, walletId: string, input: WalletPayInput & { payload: string; amountMinor?: bigint }, deferred: Deferred): Promise<Result<Authorization, PErr>>;
   authorizeCpm(tx: Queryable, actor: Actor, owner: string, merchantId: string, input: { payload: string; amountMinor: bigint; currency: string }, deferred: Deferred): Promise<Result<Authorization, PErr>>;
   authorizeTap(tx: Queryable, actor: Actor, owner: string, merchantId: string, input: TapInput, deferred: Deferred): Promise<Result<Authorization, PErr>>;
@@ -1135,9 +1144,10 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     return out.map((r) => r!);
   };
 
-  const resolveQr = async (q: Queryable, payload: string): Promise<Result<{ merchant: Merchant; qr: QrCode | undefined; amountMinor: bigint | null; currency: string }, PErr>> => {
+  const resolveQr = async (q: Queryable, payload: string): Promise<Result<ResolvedQr, PErr>> => {
     const decoded = decodeMpm(payload);
     if (!decoded.ok) return err('qr_invalid', decoded.error.message, decoded.error.details);
+    const { warnings } = decoded.value;
     const view = describeMpm(decoded.value);
     const account = view.merchantAccounts.find((m) => m.globallyUniqueId === HUB_GUID);
     const merchantId = account?.fields['01'];
@@ -1146,17 +1156,19 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     if (view.mcc !== merchant.mcc || view.country !== merchant.country) return err('qr_invalid', 'the code does not match the merchant on file', { reason: 'merchant_mismatch' });
     const currency = merchant.currency;
     if (view.pointOfInitiation === 'dynamic') {
-      const ref = view.additionalData?.referenceLabel;
-      const [row] = ref === undefined ? [] : await q.query<QrRow>('select * from pay_qr_codes where id = $1 and merchant_id = $2', [ref, merchant.id]);
+      // The code's id is in the hub's template (26.02). Codes issued before it moved there carried it in the reference
+      // label (62.05); they live at most a day (expiresInS ≤ 86 400), so that fallback can go after the next release.
+      const codeId = account?.fields['02'] ?? view.additionalData?.referenceLabel;
+      const [row] = codeId === undefined ? [] : await q.query<QrRow>('select * from pay_qr_codes where id = $1 and merchant_id = $2', [codeId, merchant.id]);
       if (row === undefined) return err('qr_not_found', 'the hub did not issue this dynamic code');
       const qr = toQr(row);
       if (qr.expiresAt !== null && clock.now() >= qr.expiresAt) return err('qr_expired', 'the dynamic code has expired', { expiresAt: qr.expiresAt.toISOString() });
       if (qr.amountMinor === null || view.amount !== formatAmount(qr.amountMinor, currency)) return err('amount_mismatch', 'the amount in the code differs from the amount the merchant asked for');
       if (qr.payload !== payload) return err('qr_invalid', 'the code differs from the one the hub issued', { reason: 'payload_mismatch' });
-      return ok({ merchant, qr, amountMinor: qr.amountMinor, currency });
+      return ok({ merchant, qr, amountMinor: qr.amountMinor, currency, warnings });
     }
     if (view.amount !== undefined) return err('qr_invalid', 'a static code carries no amount', { reason: 'static_with_amount' });
-    return ok({ merchant, qr: undefined, amountMinor: null, currency });
+    return ok({ merchant, qr: undefined, amountMinor: null, currency, warnings });
   };
 
   const walletSource = (walletId: string, input: WalletPayInput, channel: Channel): Source =>
@@ -1187,7 +1199,8 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const expiresAt = dynamic ? new Date(clock.nowMs() + (input.expiresInS ?? DEFAULT_DYNAMIC_QR_TTL_S) * 1000) : null;
       const encoded = encodeMpm({
         pointOfInitiation: input.kind,
-        merchantAccount: { tag: MERCHANT_ACCOUNT_TAG, globallyUniqueId: HUB_GUID, merchantId: merchant.id },
+        // A dynamic code names itself in the hub's template, so the reference label (62.05) stays the merchant's.
+        merchantAccount: { tag: MERCHANT_ACCOUNT_TAG, globallyUniqueId: HUB_GUID, merchantId: merchant.id, ...(dynamic ? { codeId: id } : {}) },
         mcc: merchant.mcc,
         currencyNumeric,
         ...(dynamic && input.amountMinor !== undefined ? { amount: formatAmount(input.amountMinor, merchant.currency) } : {}),
@@ -1195,14 +1208,14 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
         merchantName: merchant.name,
         merchantCity: merchant.city,
         ...(input.billNumber !== undefined ? { billNumber: input.billNumber } : {}),
-        ...(dynamic ? { referenceLabel: id } : input.reference !== undefined ? { referenceLabel: input.reference } : {}),
+        ...(input.reference !== undefined ? { referenceLabel: input.reference } : {}),
         alternateLanguage: { language: 'ZH', merchantName: merchant.nameZh },
       });
       if (!encoded.ok) return err('qr_invalid', encoded.error.message, encoded.error.details);
       const [row] = await tx.query<QrRow>(
         `insert into pay_qr_codes (id, merchant_id, owner_participant_id, kind, amount_minor, currency, bill_number, reference, payload, expires_at, created_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning *`,
-        [id, merchant.id, owner, input.kind, input.amountMinor ?? null, merchant.currency, input.billNumber ?? null, dynamic ? id : (input.reference ?? null), encoded.value, expiresAt, clock.now()],
+        [id, merchant.id, owner, input.kind, input.amountMinor ?? null, merchant.currency, input.billNumber ?? null, input.reference ?? null, encoded.value, expiresAt, clock.now()],
       );
       if (row === undefined) throw new Error('qr insert returned nothing');
       await audit.record(tx, { actor, action: 'payment.qr_created', objectType: 'qr_code', objectId: id, details: { merchantId: merchant.id, kind: input.kind } });
