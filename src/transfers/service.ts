@@ -750,7 +750,8 @@ export function createTransferService(deps: {
       for (const [i, { payer, input }] of items.entries()) {
         const amount = amounts[i];
         const alias = found[i];
-        if (amount === undefined || (input.sendAmount !== undefined && input.receiveAmount !== undefined)) out.push(err('split_invalid', 'give exactly one of sendAmount and receiveAmount'));
+        if (amount === undefined) out.push(err('quote_amount_required', 'give the amount: sendAmount (what the payer pays) or receiveAmount (what the payee gets)'));
+        else if (input.sendAmount !== undefined && input.receiveAmount !== undefined) out.push(err('quote_amount_conflict', 'give one of sendAmount and receiveAmount, not both: the hub computes the other'));
         else if (alias === undefined) out.push(err('alias_not_found', 'no account is registered under this alias'));
         else {
           const quote = await planQuote(tx, payer, input.customerId, payeeFromAlias(alias), amount, input.sourceAccountId, null, contextOf.get(i));
