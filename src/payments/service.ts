@@ -13,7 +13,7 @@ import type { Merchant, MerchantService } from '../merchants/service.ts';
 import type { Clock } from '../platform/clock.ts';
 import { pipeliner, type Db, type Flusher, type Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
-import { formatAmount } from '../platform/money.ts';
+import { formatAmount, formatMoney } from '../platform/money.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
 import { riskHistoryOf, riskHistorySql, type RiskAssessment, type RiskDecision, type RiskInput, type RiskReason, type RiskService } from '../risk/service.ts';
@@ -426,9 +426,9 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       authorizationId: a.id,
       merchantId: a.merchantId,
       status: a.status,
-      amount: { amount: formatAmount(a.amountMinor, a.currency), currency: a.currency },
-      captured: formatAmount(a.capturedMinor, a.currency),
-      refunded: formatAmount(a.refundedMinor, a.currency),
+      amount: formatMoney(a.amountMinor, a.currency),
+      captured: formatMoney(a.capturedMinor, a.currency),
+      refunded: formatMoney(a.refundedMinor, a.currency),
       authorizationCode: a.authCode,
       ...data,
     };
@@ -767,7 +767,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     const [rows] = await all([
       () => tx.query<AuthRow>(`update pay_authorizations set status = 'captured', captured_minor = $2, fee_minor = $3, updated_at = $4 where id = $1 returning *`, [a.id, amount, fee, clock.now()]),
       () => audit.record(tx, { actor, action: 'payment.captured', objectType: 'payment', objectId: a.id, details: { amountMinor: amount.toString(), feeMinor: fee.toString() } }),
-      () => notify(tx, { ...a, status: 'captured', capturedMinor: amount }, 'payment.captured', { fee: formatAmount(fee, a.currency) }),
+      () => notify(tx, { ...a, status: 'captured', capturedMinor: amount }, 'payment.captured', { fee: formatMoney(fee, a.currency) }),
     ]);
     const row = rows[0];
     if (row === undefined) throw new Error('authorization vanished');
@@ -1138,7 +1138,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       tx.hooks!.stage(captureFlusher, [p.a.id, p.amount.toString(), p.fee.toString(), now.toISOString()]);
       const captured: Authorization = { ...p.a, status: 'captured', capturedMinor: p.amount, feeMinor: p.fee, updatedAt: now };
       await audit.record(tx, { actor: items[p.i]!.actor, action: 'payment.captured', objectType: 'payment', objectId: p.a.id, details: { amountMinor: p.amount.toString(), feeMinor: p.fee.toString() } });
-      await notify(tx, captured, 'payment.captured', { fee: formatAmount(p.fee, p.a.currency) });
+      await notify(tx, captured, 'payment.captured', { fee: formatMoney(p.fee, p.a.currency) });
       out[p.i] = ok(captured);
     }
     return out.map((r) => r!);
@@ -1357,7 +1357,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       await tx.query('update pay_authorizations set refunded_minor = refunded_minor + $2, updated_at = $3 where id = $1', [a.id, amount, clock.now()]);
       const after = await reloadAuth(tx, a.id);
       await audit.record(tx, { actor, action: 'payment.refunded', objectType: 'payment', objectId: a.id, details: { refundId, amountMinor: amount.toString() } });
-      await notify(tx, after, 'payment.refunded', { refundId, refundAmount: formatAmount(amount, a.currency) });
+      await notify(tx, after, 'payment.refunded', { refundId, refundAmount: formatMoney(amount, a.currency) });
       return ok({ authorization: after, refundId, amountMinor: amount });
     },
     async get(viewer, authorizationId, q = db) {
