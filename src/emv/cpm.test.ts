@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { decodeBerTlv, encodeBerTlv } from './ber-tlv.ts';
 import { base64ToBytes, bytesToBase64, decodeCpm, encodeCpm, type CpmEncodeInput, type DecodedCpm } from './cpm.ts';
 import { bytesToHex } from './hex.ts';
-import { dataLines, readSharedVectorFile } from './vector-files.ts';
+import { dataLines, readTestDataFile } from './vector-files.ts';
 
 interface CpmVector {
   readonly base64: string;
@@ -11,7 +11,7 @@ interface CpmVector {
 }
 
 function loadCpmVectors(): CpmVector[] {
-  const lines = dataLines(readSharedVectorFile('emv-cpm/cpm-vectors.txt'));
+  const lines = dataLines(readTestDataFile('emv-cpm/cpm-vectors.txt'));
   const base64 = lines.filter((l) => l.startsWith('BASE64|')).map((l) => l.slice('BASE64|'.length));
   const hex = lines.filter((l) => l.startsWith('HEX|')).map((l) => l.slice('HEX|'.length));
   if (base64.length === 0 || base64.length !== hex.length) throw new Error('cpm-vectors.txt: expected matching BASE64 and HEX lines');
@@ -27,7 +27,7 @@ function mustDecode(base64: string): DecodedCpm {
 const [sample] = loadCpmVectors();
 if (sample === undefined) throw new Error('no CPM vector');
 
-describe('CPM vector from ../shared', () => {
+describe('CPM vector from test/data', () => {
   it('BASE64 and HEX lines carry the same bytes', () => {
     expect(bytesToHex(base64ToBytes(sample.base64) ?? new Uint8Array())).toBe(sample.hex.toUpperCase());
   });
@@ -41,6 +41,7 @@ describe('CPM vector from ../shared', () => {
         { aid: 'A0000000555555', label: 'Product1' },
         { aid: 'A0000000666666', label: 'Product2' },
       ],
+      layout: 'common',
       token: '1234567890123458',
       cardholderName: 'CARDHOLDER/EMV',
       languagePreference: 'ruesdeen',

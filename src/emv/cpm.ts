@@ -3,13 +3,16 @@
  *
  * Layout (EMVCo CPM v1.1):
  *   85 "CPV01"                             payload format indicator, first
- *   61 { 4F AID, 50 label }                application template, one or more
- *   62 {                                   common data template
+ *   61 { 4F AID, 50 label, …, 63 { … } }   application template, one or more; 63 is its transparent template
+ *   62 {                                   common data template (optional when the application template carries it)
  *     5A PAN/token (compressed numeric), 5F20 name, 5F24 expiry YYMMDD, 5F2D language,
  *     64 { 9F02 amount, 9F10 IAD, 9F26 AC, 9F36 ATC, 9F37 UN }   common data transparent template
  *   }
- * Data objects are accepted directly in 62 or inside its 64; the encoder puts the cryptographic ones in 64, in tag
- * order, which is how the EMVCo example lays them out.
+ * EMVCo lets the transaction data sit in the common data template (shared by every application) or in an application
+ * template (that application's own): the decoder is liberal and reads both. UnionPay's codes, for instance, carry
+ * everything in 61 — `61 { 4F, 57 track 2 equivalent data, 5F34 PSN, 63 { 9F26, 9F27, 9F10, 9F36, 82, 9F37 } }` — with
+ * no 62 at all, and name the PAN in 57 rather than 5A. The encoder is strict: it always writes the EMVCo example's
+ * layout (5A and the rest in 62, the cryptographic data in 64, in tag order).
  */
 import type { DomainError, Err, Ok } from '../platform/result.ts';
 import { constructedTlv, decodeBerTlv, encodeBerTlv, primitiveTlv, type BerTlv } from './ber-tlv.ts';
@@ -26,7 +29,6 @@ export type CpmReason =
   | 'invalid_payload_format_indicator'
   | 'missing_application_template'
   | 'invalid_application_template'
-  | 'missing_common_data_template'
   | 'missing_mandatory_tag'
   | 'invalid_field'
   | 'duplicate_tag';
@@ -43,11 +45,18 @@ export interface CpmApplication {
   readonly label: string | undefined;
 }
 
+/**
+ * Where the transaction data was read: the common data template 62 (the EMVCo example), an application template 61
+ * (UnionPay's layout), or both (common data plus the application's own).
+ */
+export type CpmDataLayout = 'common' | 'application' | 'common_and_application';
+
 export interface DecodedCpm {
   readonly tlv: readonly BerTlv[];
   readonly payloadFormatIndicator: string;
   readonly applications: readonly CpmApplication[];
-  /** PAN or payment token, digits only (the compressed-numeric F padding removed). */
+  readonly layout: CpmDataLayout;
+  /** PAN or payment token, digits only: from 5A (the compressed-numeric F padding removed) or else from 57's PAN. */
   readonly token: string;
   readonly cardholderName: string | undefined;
   readonly languagePreference: string | undefined;
@@ -130,18 +139,31 @@ function collectPrimitives(template: BerTlv, transparentTag: string): CpmResult<
   return visited.ok ? ok(values) : visited;
 }
 
-function decodeApplication(node: BerTlv): CpmResult<CpmApplication> {
-  const values = collectPrimitives(node, '63');
-  if (!values.ok) return values;
-  const aid = values.value.get('4F');
+function decodeApplication(values: ReadonlyMap<string, Uint8Array>): CpmResult<CpmApplication> {
+  const aid = values.get('4F');
   if (aid === undefined || aid.length < 5 || aid.length > 16) {
     return fail('invalid_application_template', 'application template 61 needs a 4F AID of 5–16 bytes', { tag: '4F' });
   }
-  const label = values.value.get('50');
+  const label = values.get('50');
   if (label !== undefined && (label.length > 16 || !PRINTABLE_ASCII.test(ascii(label)))) {
     return fail('invalid_application_template', 'application label 50 must be 1–16 printable ASCII characters', { tag: '50' });
   }
   return ok({ aid: bytesToHex(aid), label: label === undefined ? undefined : ascii(label) });
+}
+
+/** Tags of an application template that describe the application itself rather than the transaction. */
+const APPLICATION_IDENTITY_TAGS = new Set(['4F', '50', '9F12', '87']);
+
+/** True when an application template carries transaction data (anything beyond its AID, label, name and priority). */
+function carriesTransactionData(values: ReadonlyMap<string, Uint8Array>): boolean {
+  return [...values.keys()].some((tag) => !APPLICATION_IDENTITY_TAGS.has(tag));
+}
+
+/** Track 2 equivalent data (57): PAN, separator D, expiry YYMM, service code, discretionary data, F padding. */
+const TRACK2 = /^([0-9]{8,19})D([0-9]{4})([0-9]{3})([0-9]*)F?$/;
+
+function panFromTrack2(value: Uint8Array): string | undefined {
+  return TRACK2.exec(bytesToHex(value))?.[1];
 }
 
 interface FieldRule {
@@ -154,6 +176,7 @@ const PRINTABLE_ASCII = /^[\x20-\x7E]+$/;
 
 const FIELD_RULES: Readonly<Record<string, FieldRule>> = {
   '5A': { name: 'PAN/token (8–19 digits, cn)', check: (v) => /^[0-9]{8,19}$/.test(decodeCompressedNumeric(v) ?? '') },
+  '57': { name: 'track 2 equivalent data (PAN, D, YYMM, service code; ≤ 19 bytes)', check: (v) => v.length <= 19 && panFromTrack2(v) !== undefined },
   '5F20': { name: 'cardholder name (2–26 printable characters)', check: (v) => v.length >= 2 && v.length <= 26 && PRINTABLE_ASCII.test(ascii(v)) },
   '5F24': { name: 'expiry date (YYMMDD)', check: (v) => v.length === 3 && YYMMDD.test(bytesToHex(v)) },
   '5F2D': { name: 'language preference (1–4 ISO 639 codes)', check: (v) => v.length >= 2 && v.length <= 8 && v.length % 2 === 0 && /^[a-z]+$/.test(ascii(v)) },
@@ -164,11 +187,14 @@ const FIELD_RULES: Readonly<Record<string, FieldRule>> = {
   '9F37': { name: 'unpredictable number (4 bytes)', check: (v) => v.length === 4 },
 };
 
-const MANDATORY_COMMON_TAGS = ['5A', '9F26', '9F36', '9F37'] as const;
+const MANDATORY_CRYPTOGRAM_TAGS = ['9F26', '9F36', '9F37'] as const;
 
-function checkCommonData(values: ReadonlyMap<string, Uint8Array>): CpmResult<true> {
-  for (const tag of MANDATORY_COMMON_TAGS) {
-    if (!values.has(tag)) return fail('missing_mandatory_tag', `common data template lacks tag ${tag}`, { tag });
+function checkTransactionData(values: ReadonlyMap<string, Uint8Array>): CpmResult<true> {
+  if (!values.has('5A') && !values.has('57')) {
+    return fail('missing_mandatory_tag', 'the code carries no PAN or token: neither 5A nor 57 (track 2 equivalent data) is present', { tag: '5A' });
+  }
+  for (const tag of MANDATORY_CRYPTOGRAM_TAGS) {
+    if (!values.has(tag)) return fail('missing_mandatory_tag', `the code lacks tag ${tag}`, { tag });
   }
   for (const [tag, value] of values) {
     const rule = FIELD_RULES[tag];
@@ -183,6 +209,28 @@ function optionalHex(value: Uint8Array | undefined): string | undefined {
   return value === undefined ? undefined : bytesToHex(value);
 }
 
+/**
+ * The data of one transaction: the common data template's, joined with the application template's own. The first
+ * application template that carries transaction data is the one used (templates are listed in priority order); a tag
+ * present in both with different values is refused, because two PANs or two cryptograms leave no right answer.
+ */
+function transactionData(
+  common: ReadonlyMap<string, Uint8Array> | undefined,
+  application: ReadonlyMap<string, Uint8Array> | undefined,
+): CpmResult<{ values: Map<string, Uint8Array>; layout: CpmDataLayout }> {
+  const values = new Map(common ?? []);
+  if (application === undefined) return ok({ values, layout: 'common' });
+  for (const [tag, value] of application) {
+    if (APPLICATION_IDENTITY_TAGS.has(tag)) continue;
+    const shared = values.get(tag);
+    if (shared !== undefined && bytesToHex(shared) !== bytesToHex(value)) {
+      return fail('duplicate_tag', `tag ${tag} has one value in the common data template 62 and another in the application template 61`, { tag });
+    }
+    values.set(tag, value);
+  }
+  return ok({ values, layout: common === undefined ? 'application' : 'common_and_application' });
+}
+
 function decodeStructure(tlv: readonly BerTlv[]): CpmResult<DecodedCpm> {
   const first = tlv[0];
   const pfi = first?.kind === 'primitive' && first.tag === '85' ? ascii(first.value) : undefined;
@@ -190,28 +238,44 @@ function decodeStructure(tlv: readonly BerTlv[]): CpmResult<DecodedCpm> {
     return fail('invalid_payload_format_indicator', `the first data object must be 85 "${PAYLOAD_FORMAT_INDICATOR}"`, { tag: '85' });
   }
   const applications: CpmApplication[] = [];
+  let applicationData: Map<string, Uint8Array> | undefined;
   for (const node of tlv.filter((n) => n.tag === '61')) {
-    const app = decodeApplication(node);
+    const values = collectPrimitives(node, '63');
+    if (!values.ok) return values;
+    const app = decodeApplication(values.value);
     if (!app.ok) return app;
     applications.push(app.value);
+    if (applicationData === undefined && carriesTransactionData(values.value)) applicationData = values.value;
   }
   if (applications.length === 0) return fail('missing_application_template', 'at least one application template 61 is required', { tag: '61' });
   const commonNodes = tlv.filter((n) => n.tag === '62');
-  const common = commonNodes[0];
-  if (common === undefined) return fail('missing_common_data_template', 'common data template 62 is required', { tag: '62' });
   if (commonNodes.length > 1) return fail('duplicate_tag', 'common data template 62 appears more than once', { tag: '62' });
-  const collected = collectPrimitives(common, '64');
-  if (!collected.ok) return collected;
-  const values = collected.value;
-  const checked = checkCommonData(values);
+  const common = commonNodes[0];
+  let commonData: Map<string, Uint8Array> | undefined;
+  if (common !== undefined) {
+    const collected = collectPrimitives(common, '64');
+    if (!collected.ok) return collected;
+    commonData = collected.value;
+  }
+  const joined = transactionData(commonData, applicationData);
+  if (!joined.ok) return joined;
+  const { values, layout } = joined.value;
+  const checked = checkTransactionData(values);
   if (!checked.ok) return checked;
   const get = (tag: string): Uint8Array | undefined => values.get(tag);
+  const pan = get('5A');
+  const track2 = get('57');
+  const token = pan !== undefined ? decodeCompressedNumeric(pan) : track2 !== undefined ? panFromTrack2(track2) : undefined;
+  const track2Pan = track2 === undefined ? undefined : panFromTrack2(track2);
+  if (token === undefined) throw new Error('checkTransactionData let a code without a PAN through');
+  if (track2Pan !== undefined && track2Pan !== token) return fail('invalid_field', 'tag 57: the track 2 equivalent data names another PAN than 5A', { tag: '57' });
   const amount = get('9F02');
   return ok({
     tlv,
     payloadFormatIndicator: pfi,
     applications,
-    token: decodeCompressedNumeric(get('5A') ?? new Uint8Array()) ?? '',
+    layout,
+    token,
     cardholderName: mapDefined(get('5F20'), ascii),
     languagePreference: mapDefined(get('5F2D'), ascii),
     expiry: optionalHex(get('5F24')),

@@ -15,7 +15,7 @@ import {
 } from './cryptogram.ts';
 import { keyCheckValue, tdesEncryptCbc } from './des.ts';
 import { bytesToHex, mustHexToBytes } from './hex.ts';
-import { readSharedVectorFile } from './vector-files.ts';
+import { readTestDataFile } from './vector-files.ts';
 
 /** One "## ..." section of arqc-vectors.txt, with values pulled out by pattern so a format change fails loudly. */
 interface CryptogramSection {
@@ -24,7 +24,7 @@ interface CryptogramSection {
 }
 
 function loadSections(): CryptogramSection[] {
-  const text = readSharedVectorFile('emv-cryptogram/arqc-vectors.txt');
+  const text = readTestDataFile('emv-cryptogram/arqc-vectors.txt');
   return text
     .split(/^## /m)
     .slice(1)
@@ -87,7 +87,7 @@ function present(section: CryptogramSection | undefined, name: string): Cryptogr
   return section;
 }
 
-describe('Visa CVN 18 known answers (../shared arqc-vectors.txt, section A)', () => {
+describe('Visa CVN 18 known answers (test/data arqc-vectors.txt, section A)', () => {
   const section = present(cvn18, 'CVN 18');
   const keys = sectionKeys(section);
   const data = { ...transactionData(section), issuerApplicationData: tagValue(section, '9F10') };
@@ -115,7 +115,7 @@ describe('Visa CVN 18 known answers (../shared arqc-vectors.txt, section A)', ()
   });
 });
 
-describe('Visa CVN 10 known answers (../shared arqc-vectors.txt, section B)', () => {
+describe('Visa CVN 10 known answers (test/data arqc-vectors.txt, section B)', () => {
   const section = present(cvn10, 'CVN 10');
   const keys = sectionKeys(section);
   const data = { ...transactionData(section), cvr: tagValue(section, 'CVR') };

@@ -6,6 +6,7 @@ export {
   encodeMpm,
   encodeMpmFields,
   isTemplateTag,
+  MPM_EMVCO_MAX_PAYLOAD_CHARS,
   MPM_MAX_PAYLOAD_CHARS,
   MPM_MAX_VALUE_CHARS,
   type DecodedMpm,
@@ -19,6 +20,7 @@ export {
   type MpmResult,
   type MpmTemplateField,
   type MpmView,
+  type MpmWarning,
 } from './mpm.ts';
 export {
   berTlvToJson,
@@ -41,6 +43,7 @@ export {
   decodeCpmBytes,
   encodeCpm,
   type CpmApplication,
+  type CpmDataLayout,
   type CpmEncodeInput,
   type CpmError,
   type CpmReason,

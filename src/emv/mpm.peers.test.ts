@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { parse as promptParse } from 'promptparse';
 import { anyId, billPayment } from 'promptparse/generate';
 import { createStaticPix, hasError, isStaticPix, parsePix } from 'pix-utils';
-import { dataLines, readSharedVectorFile } from './vector-files.ts';
+import { dataLines, readTestDataFile } from './vector-files.ts';
 import { decodeMpm, describeMpm, encodeMpm, type DecodedMpm, type MpmEncodeInput } from './mpm.ts';
 
 function mustDecode(payload: string): DecodedMpm {
@@ -136,7 +136,7 @@ describe('peer-generated payloads, read by us', () => {
   });
 
   it('agrees with pix-utils on the static Pix vectors', () => {
-    const pixVectors = dataLines(readSharedVectorFile('emv-qr/mpm-vectors.txt'))
+    const pixVectors = dataLines(readTestDataFile('emv-qr/mpm-vectors.txt'))
       .filter((l) => l.startsWith('VALID|') && /br\.gov\.bcb\.pix/i.test(l))
       .map((l) => l.slice('VALID|'.length));
     expect(pixVectors.length).toBeGreaterThan(0);

@@ -4,12 +4,22 @@
  * Wire format: "TT" two-digit tag, "LL" two-digit length counted in characters (Unicode code points, so "0104最佳运输"
  * has length 04), then the value. Tag 63 (CRC, length 04) comes last and is CRC-16/CCITT-FALSE over the UTF-8 bytes of
  * everything before its value, "6304" included.
+ *
+ * Liberal in what it reads, strict in what it writes: the decoder accepts codes found in the wild that bend the
+ * specification without making them ambiguous — national codes longer than EMVCo's 512 characters (an SGQR label that
+ * lists many schemes), a CRC in lowercase hex — and reports each bend in `warnings`; the encoders only ever write
+ * uppercase CRCs and payloads within 512 characters.
  */
 import type { DomainError, Err, Ok } from '../platform/result.ts';
 import { crc16Hex } from './crc16.ts';
 
-/** Upper bound on what we parse at all; real MPM payloads stay far below it and a bound keeps hostile input cheap. */
-export const MPM_MAX_PAYLOAD_CHARS = 512;
+/** EMVCo MPM's limit on a payload; the encoders keep to it, the decoder accepts longer codes with a warning. */
+export const MPM_EMVCO_MAX_PAYLOAD_CHARS = 512;
+/**
+ * Upper bound on what we parse at all: the most characters a QR code symbol holds (version 40, level L, alphanumeric
+ * mode: 4296), so nothing a camera can read is refused for its size, and hostile input stays cheap.
+ */
+export const MPM_MAX_PAYLOAD_CHARS = 4296;
 /** Two decimal digits of length leave 99 characters per value. */
 export const MPM_MAX_VALUE_CHARS = 99;
 
@@ -70,11 +80,20 @@ export interface MpmTemplateField {
 
 export type MpmField = MpmPrimitiveField | MpmTemplateField;
 
+/** A departure from EMVCo MPM that the decoder accepted because real codes have it and it leaves nothing ambiguous. */
+export interface MpmWarning {
+  readonly code: 'payload_longer_than_emvco_limit' | 'lowercase_crc';
+  readonly message: string;
+}
+
 export interface DecodedMpm {
+  /** The payload as given (a lowercase CRC stays lowercase here; `crc` is uppercase). */
   readonly payload: string;
   /** Top-level fields in their original order, tag 63 last. */
   readonly fields: readonly MpmField[];
+  /** Uppercase hex. */
   readonly crc: string;
+  readonly warnings: readonly MpmWarning[];
 }
 
 export interface DecodeMpmOptions {
@@ -181,19 +200,21 @@ function toField(tlv: RawTlv): MpmResult<MpmField> {
   });
 }
 
-function checkCrc(payload: string, entries: readonly RawTlv[]): MpmResult<string> {
+function checkCrc(payload: string, entries: readonly RawTlv[], warnings: MpmWarning[]): MpmResult<string> {
   const crcIndex = entries.findIndex((e) => e.tag === '63');
   if (crcIndex === -1) return fail('missing_crc', 'tag 63 (CRC) is missing', { tag: '63' });
   if (crcIndex !== entries.length - 1) return fail('crc_not_last', 'tag 63 (CRC) must be the last field', { tag: '63' });
   const crc = entries[crcIndex]?.value ?? '';
   if (crc.length !== 4) return fail('bad_length', `tag 63: length must be 04, got ${String(crc.length).padStart(2, '0')}`, { tag: '63' });
-  if (!/^[0-9A-F]{4}$/.test(crc)) return fail('crc_format', `tag 63: "${crc}" is not four uppercase hex digits`, { tag: '63', actual: crc });
+  if (!/^[0-9A-Fa-f]{4}$/.test(crc)) return fail('crc_format', `tag 63: "${crc}" is not four hex digits`, { tag: '63', actual: crc });
   // The CRC value is four ASCII characters, so dropping four UTF-16 units leaves exactly the checksummed prefix.
   const expected = crc16Hex(payload.slice(0, -4));
-  if (expected !== crc) {
+  if (expected !== crc.toUpperCase()) {
     return fail('crc_mismatch', `tag 63: CRC mismatch, expected ${expected}, payload carries ${crc}`, { tag: '63', expected, actual: crc });
   }
-  return ok(crc);
+  // EMVCo asks for uppercase; some generators print lowercase. The value is the same number, so nothing is ambiguous.
+  if (crc !== expected) warnings.push({ code: 'lowercase_crc', message: `tag 63: the CRC is in lowercase hex ("${crc}"); EMVCo specifies uppercase` });
+  return ok(expected);
 }
 
 function checkPayloadFormatIndicator(entries: readonly RawTlv[]): MpmResult<true> {
@@ -282,24 +303,28 @@ function parseFields(entries: readonly RawTlv[]): MpmResult<MpmField[]> {
   return ok(fields);
 }
 
-function checkSize(payload: unknown): MpmResult<string> {
+function checkSize(payload: unknown, warnings: MpmWarning[]): MpmResult<string> {
   if (typeof payload !== 'string') return fail('not_a_string', 'payload must be a string');
   if (payload.length === 0) return fail('empty_payload', 'payload is empty');
   // A code point takes at most two UTF-16 units, so this bounds the work before Array.from runs.
   const countChars = payload.length > MPM_MAX_PAYLOAD_CHARS * 2 ? Infinity : Array.from(payload).length;
   if (countChars > MPM_MAX_PAYLOAD_CHARS) {
-    return fail('payload_too_long', `payload exceeds ${MPM_MAX_PAYLOAD_CHARS} characters`);
+    return fail('payload_too_long', `payload exceeds ${MPM_MAX_PAYLOAD_CHARS} characters`, { actual: String(countChars) });
+  }
+  if (countChars > MPM_EMVCO_MAX_PAYLOAD_CHARS) {
+    warnings.push({ code: 'payload_longer_than_emvco_limit', message: `payload is ${countChars} characters; EMVCo MPM allows ${MPM_EMVCO_MAX_PAYLOAD_CHARS}` });
   }
   return ok(payload);
 }
 
 /** Decodes and validates an MPM payload. Structure first, then CRC, then the meaning of individual fields. */
 export function decodeMpm(payload: string, options: DecodeMpmOptions = {}): MpmResult<DecodedMpm> {
-  const sized = checkSize(payload);
+  const warnings: MpmWarning[] = [];
+  const sized = checkSize(payload, warnings);
   if (!sized.ok) return sized;
   const entries = parseTlvList(payload, undefined);
   if (!entries.ok) return entries;
-  const crc = checkCrc(payload, entries.value);
+  const crc = checkCrc(payload, entries.value, warnings);
   if (!crc.ok) return crc;
   const pfi = checkPayloadFormatIndicator(entries.value);
   if (!pfi.ok) return pfi;
@@ -309,7 +334,7 @@ export function decodeMpm(payload: string, options: DecodeMpmOptions = {}): MpmR
     const result = check(fields.value);
     if (!result.ok) return result;
   }
-  return ok({ payload, fields: fields.value, crc: crc.value });
+  return ok({ payload, fields: fields.value, crc: crc.value, warnings });
 }
 
 function serialiseTlv(tag: string, value: string, path: string): MpmResult<string> {
@@ -334,8 +359,9 @@ function serialiseField(field: MpmField): MpmResult<string> {
 }
 
 /**
- * Serialises fields in the given order and appends a fresh CRC (any tag 63 in `fields` is dropped, since its value
- * depends on everything before it). Re-encoding a decoded payload's fields reproduces that payload byte for byte.
+ * Serialises fields in the given order and appends a fresh CRC, in uppercase (any tag 63 in `fields` is dropped, since
+ * its value depends on everything before it). Re-encoding a decoded payload's fields reproduces that payload byte for
+ * byte, except a lowercase CRC, which comes out in uppercase.
  */
 export function encodeMpmFields(fields: readonly MpmField[]): MpmResult<string> {
   let body = '';
@@ -458,8 +484,12 @@ export function describeMpm(decoded: DecodedMpm): MpmView {
 
 export interface MpmEncodeInput {
   readonly pointOfInitiation: 'static' | 'dynamic';
-  /** `tag` is a merchant account information template number, 26–51. Sub-field 01 carries `merchantId`. */
-  readonly merchantAccount: { readonly tag: number; readonly globallyUniqueId: string; readonly merchantId: string };
+  /**
+   * `tag` is a merchant account information template number, 26–51. Sub-field 01 carries `merchantId`; sub-field 02,
+   * when given, `codeId`: the scheme's own id for this one code (the scheme that owns the globally unique identifier
+   * defines the template's other sub-fields), which leaves the reference label (62.05) to the merchant.
+   */
+  readonly merchantAccount: { readonly tag: number; readonly globallyUniqueId: string; readonly merchantId: string; readonly codeId?: string };
   readonly mcc: string;
   readonly currencyNumeric: string;
   readonly amount?: string;
@@ -491,7 +521,7 @@ function buildFields(input: MpmEncodeInput): MpmField[] {
   const fields: MpmField[] = [
     primitive('00', '01'),
     primitive('01', input.pointOfInitiation === 'static' ? '11' : '12'),
-    template(String(account.tag), [primitive('00', account.globallyUniqueId), primitive('01', account.merchantId)]),
+    template(String(account.tag), [primitive('00', account.globallyUniqueId), primitive('01', account.merchantId), ...optionalPrimitives([['02', account.codeId]])]),
     primitive('52', input.mcc),
     primitive('53', input.currencyNumeric),
     ...optionalPrimitives([['54', input.amount]]),
@@ -515,7 +545,8 @@ function buildFields(input: MpmEncodeInput): MpmField[] {
 
 /**
  * Builds a payload for one of the hub's own merchants. The result is run through `decodeMpm` with the full EMVCo
- * mandatory set, so whatever this returns is something our own decoder (and a conforming scanner) accepts.
+ * mandatory set and must draw no warning (so it stays within EMVCo's 512 characters): whatever this returns is
+ * something our own decoder, and a conforming scanner, accepts.
  */
 export function encodeMpm(input: MpmEncodeInput): MpmResult<string> {
   const accountTag = input.merchantAccount.tag;
@@ -525,5 +556,10 @@ export function encodeMpm(input: MpmEncodeInput): MpmResult<string> {
   const encoded = encodeMpmFields(buildFields(input));
   if (!encoded.ok) return encoded;
   const checked = decodeMpm(encoded.value, { requireEmvcoMandatory: true });
-  return checked.ok ? ok(encoded.value) : checked;
+  if (!checked.ok) return checked;
+  const chars = Array.from(encoded.value).length;
+  if (chars > MPM_EMVCO_MAX_PAYLOAD_CHARS) {
+    return fail('payload_too_long', `the code would be ${chars} characters; EMVCo MPM allows ${MPM_EMVCO_MAX_PAYLOAD_CHARS} (shorten the name, city or references)`, { actual: String(chars) });
+  }
+  return ok(encoded.value);
 }

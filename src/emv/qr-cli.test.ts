@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { decodeCpm } from './cpm.ts';
 import { decodeMpm, describeMpm } from './mpm.ts';
+import { runCli } from '../cli.ts';
 import { runQrCommand } from './qr-cli.ts';
-import { dataLines, readSharedVectorFile } from './vector-files.ts';
+import { dataLines, readTestDataFile } from './vector-files.ts';
 
 async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
@@ -11,9 +12,9 @@ async function run(args: string[]): Promise<{ code: number; stdout: string; stde
   return { code, stdout, stderr };
 }
 
-const mpmLines = dataLines(readSharedVectorFile('emv-qr/mpm-vectors.txt'));
+const mpmLines = dataLines(readTestDataFile('emv-qr/mpm-vectors.txt'));
 const emvcoSample = mpmLines.find((l) => l.includes('BEST TRANSPORT'))?.replace(/^VALID\|/, '') ?? '';
-const cpmSample = dataLines(readSharedVectorFile('emv-cpm/cpm-vectors.txt')).find((l) => l.startsWith('BASE64|'))?.slice('BASE64|'.length) ?? '';
+const cpmSample = dataLines(readTestDataFile('emv-cpm/cpm-vectors.txt')).find((l) => l.startsWith('BASE64|'))?.slice('BASE64|'.length) ?? '';
 
 const ENCODE_ARGS = ['encode', '--merchant-id', 'M0001', '--name', 'BEST TRANSPORT', '--city', 'BEIJING', '--mcc', '5812', '--currency', '156', '--country', 'CN'];
 
@@ -64,6 +65,24 @@ describe('qr decode', () => {
     expect((await run(['decode', 'a', 'b'])).code).toBe(64);
     expect((await run(['decode', '--bogus', 'a'])).code).toBe(64);
     expect((await run(['frobnicate'])).code).toBe(64);
+  });
+});
+
+describe('qr help', () => {
+  it.each([[['--help']], [['help']], [['-h']], [['encode', '--help']], [['decode', '--help']], [['encode', '--merchant-id', 'M1', '--help']]])('%j prints the usage on stdout and exits 0', async (args) => {
+    const result = await run(args);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toContain('hutong qr encode --merchant-id ID');
+    expect(result.stdout).toContain('--gui GUID');
+  });
+
+  it('answers `hutong qr encode --help` through the hub’s CLI the same way', async () => {
+    let stdout = '';
+    let stderr = '';
+    const code = await runCli(['qr', 'encode', '--help'], { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) });
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(stdout).toContain('hutong qr decode [--cpm] <payload>');
+    expect(stdout).not.toContain('Unknown option');
   });
 });
 

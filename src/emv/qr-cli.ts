@@ -1,6 +1,6 @@
 /**
  * `hutong qr ...`: decode merchant-presented (MPM) or consumer-presented (CPM) QR payloads and encode the hub's own
- * MPM codes. Exit codes follow sysexits: 0 ok, 2 invalid payload, 64 usage error.
+ * MPM codes. Exit codes follow sysexits: 0 ok (and for --help), 2 invalid payload, 64 usage error.
  */
 import { parseArgs } from 'node:util';
 import { berTlvToJson } from './ber-tlv.ts';
@@ -18,15 +18,39 @@ const EXIT_USAGE = 64;
 const DEFAULT_GUI = 'cn.hutong.pay';
 
 const USAGE = `usage:
-  qr decode [--cpm] <payload>
-  qr encode --merchant-id ID --name NAME --city CITY --mcc 5812 --currency 156 --country CN
-            [--amount 12.30] [--bill BILL] [--name-zh 名字] [--city-zh 城市] [--gui GUID] [--tag 26]
+  hutong qr decode [--cpm] <payload>
+      Decode an EMV QR payload to JSON: merchant-presented (MPM) text, or consumer-presented (CPM) base64, recognised
+      by its "hQ" start or forced with --cpm. Exit 2 names the reason when the payload is invalid. Accepted departures
+      from the specification (a code longer than 512 characters, a lowercase CRC) are listed under "warnings".
+
+  hutong qr encode --merchant-id ID --name NAME --city CITY --mcc 5812 --currency 156 --country CN [options]
+      Encode a merchant-presented payload (uppercase CRC, at most 512 characters).
+      --merchant-id ID     the merchant's id in the scheme (sub-field 01 of the merchant account template)
+      --name, --city       merchant name and city (tags 59, 60)
+      --mcc                merchant category code, 4 digits (tag 52)
+      --currency           ISO 4217 numeric currency, e.g. 156 for CNY (tag 53)
+      --country            ISO 3166-1 alpha-2 country, e.g. CN (tag 58)
+      --amount 12.30       an amount makes the code dynamic (point of initiation 12); without, static (11)
+      --bill BILL          bill number (tag 62, sub-field 01)
+      --name-zh, --city-zh name and city in Chinese (alternate language template 64)
+      --gui GUID           the scheme's globally unique identifier (default ${DEFAULT_GUI})
+      --tag 26             the merchant account template to use, 26–51 (default 26)
+
+  hutong qr --help | hutong qr <decode|encode> --help
+      Print this help.
 `;
 
 function usage(out: CliOutput, problem: string): number {
   out.stderr(`${problem}\n${USAGE}`);
   return EXIT_USAGE;
 }
+
+function help(out: CliOutput): number {
+  out.stdout(USAGE);
+  return EXIT_OK;
+}
+
+const HELP_FLAGS = new Set(['--help', '-h', 'help']);
 
 function toJson(value: unknown): string {
   // Amounts are bigint in the CPM view; JSON has no bigint, and a string keeps every digit.
@@ -53,7 +77,7 @@ function decodeCommand(args: string[], out: CliOutput): number {
     out.stderr(`${decoded.error.code}: ${decoded.error.message} (reason: ${decoded.error.details.reason})\n`);
     return EXIT_INVALID_PAYLOAD;
   }
-  out.stdout(toJson({ mode: 'mpm', fields: decoded.value.fields, view: describeMpm(decoded.value) }));
+  out.stdout(toJson({ mode: 'mpm', fields: decoded.value.fields, view: describeMpm(decoded.value), warnings: decoded.value.warnings }));
   return EXIT_OK;
 }
 
@@ -137,6 +161,8 @@ function encodeCommand(args: string[], out: CliOutput): number {
 /** `args` excludes the leading "qr", e.g. ['decode', payload]. */
 export async function runQrCommand(args: string[], out: CliOutput): Promise<number> {
   const [command, ...rest] = args;
+  // Asking for help is not a usage error, whatever comes with it.
+  if (command === undefined ? false : HELP_FLAGS.has(command) || rest.some((arg) => arg === '--help' || arg === '-h')) return help(out);
   switch (command) {
     case 'decode':
       return decodeCommand(rest, out);

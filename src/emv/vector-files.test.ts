@@ -1,9 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { dataLines, readSharedVectorFile } from './vector-files.ts';
+import { dataLines, readTestDataFile } from './vector-files.ts';
 
-describe('shared vector loading', () => {
+describe('test data loading', () => {
+  it('reads a file from the repository’s test/data', () => {
+    expect(readTestDataFile('emv-qr/mpm-vectors.txt')).toContain('VALID|');
+  });
+
   it('throws a clear error instead of skipping when a file is missing', () => {
-    expect(() => readSharedVectorFile('emv-qr/does-not-exist.txt')).toThrow(/shared test vectors not found at .*does-not-exist\.txt/);
+    expect(() => readTestDataFile('emv-qr/does-not-exist.txt')).toThrow(/test data not found at .*test\/data\/emv-qr\/does-not-exist\.txt/);
   });
 
   it('drops comments and blank lines', () => {

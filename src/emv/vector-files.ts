@@ -1,15 +1,16 @@
 /**
- * Test support: reads the shared known-answer files at ../shared/vectors. A missing file throws instead of skipping,
- * because a suite that silently passes without its vectors proves nothing.
+ * Test support: reads the public known-answer files kept in the repository under test/data (their origins are in
+ * test/data/SOURCES.md). A missing file throws instead of skipping, because a suite that silently passes without its
+ * vectors proves nothing.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export function readSharedVectorFile(relativeToRepoRoot: string): string {
-  const url = new URL(`../../../shared/vectors/${relativeToRepoRoot}`, import.meta.url);
-  const path = fileURLToPath(url);
+/** `relativeToTestData`: a path under test/data, e.g. "emv-qr/mpm-vectors.txt". */
+export function readTestDataFile(relativeToTestData: string): string {
+  const path = fileURLToPath(new URL(`../../test/data/${relativeToTestData}`, import.meta.url));
   if (!existsSync(path)) {
-    throw new Error(`shared test vectors not found at ${path}: the ../shared folder must be present next to the repository (see ../shared/README.md)`);
+    throw new Error(`test data not found at ${path}: every file the tests read lives in test/data (see test/data/SOURCES.md)`);
   }
   return readFileSync(path, 'utf8');
 }

@@ -7,7 +7,7 @@ import type { ParticipantService } from '../participants/service.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { deterministicId } from '../platform/ids.ts';
-import { parseMoney } from '../platform/money.ts';
+import { formatMoney, parseMoney } from '../platform/money.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 import type { Ledger } from './ledger.ts';
 import type { Account } from './types.ts';
@@ -216,7 +216,8 @@ export function registerLedgerRoutes(app: HttpServer, deps: LedgerRouteDeps): vo
               : result.error;
           }
           await audit.record(tx, { actor: actorOf(request), action: 'ledger.account_funded', objectType: 'ledger_account', objectId: target.value.id, details: { transferId, amount: request.body.amount } });
-          await events.emit(tx, { participantId: target.value.ownerParticipantId, type: 'ledger.account_funded', data: { accountId: target.value.id, transferId, amount: request.body.amount } });
+          // The amount as the hub writes money (decimal to the currency's minor unit), not as the caller typed it.
+          await events.emit(tx, { participantId: target.value.ownerParticipantId, type: 'ledger.account_funded', data: { accountId: target.value.id, transferId, amount: formatMoney(money.value.amountMinor, money.value.currency) } });
           return created(transferToWire(result.value.transfer));
         },
         { required: true },

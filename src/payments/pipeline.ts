@@ -9,7 +9,7 @@ import type { Merchant, MerchantService } from '../merchants/service.ts';
 import type { Clock } from '../platform/clock.ts';
 import { pipeliner, type Db, type Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
-import { formatAmount } from '../platform/money.ts';
+import { formatAmount, formatMoney } from '../platform/money.ts';
 import { ok, type Result } from '../platform/result.ts';
 import { riskHistoryOf, riskHistorySql, type RiskAssessment, type RiskDecision, type RiskInput, type RiskReason, type RiskRules, type RiskService } from '../risk/service.ts';
 import type { StepUpBinding, StepUpService } from '../stepup/service.ts';
@@ -352,7 +352,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
     await events.emit(tx, {
       participantId: d.issuerId,
       type: 'payment.authorization_reversed',
-      data: { authorizationId: d.id, cardId: d.card?.id ?? null, amount: { amount: formatAmount(d.amountMinor, d.currency), currency: d.currency }, reason },
+      data: { authorizationId: d.id, cardId: d.card?.id ?? null, amount: formatMoney(d.amountMinor, d.currency), reason },
     });
     await tx.query(`update pay_issuer_asks set status = 'reversed', resolved_at = $2 where authorization_id = $1 and status = 'asking'`, [d.id, clock.now()]);
     await audit.record(tx, { actor: { type: 'system' }, action: 'payment.authorization_reversed', objectType: 'payment', objectId: d.id, details: { issuerParticipantId: d.issuerId, reason } });
@@ -678,7 +678,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           customerId: card.customerId,
           tokenId: d.token?.verified.tokenId ?? null,
           walletParticipantId: d.payerParticipantId,
-          amount: { amount: formatAmount(d.amountMinor, d.currency), currency: d.currency },
+          amount: formatMoney(d.amountMinor, d.currency),
           merchant: { id: d.merchant.id, name: d.merchant.name, mcc: d.merchant.mcc, country: d.merchant.country, city: d.merchant.city },
           channel: d.channel,
           riskScore: d.score,
@@ -879,7 +879,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         await deps.notify(tx, { ...a, status: 'authorized', capturedMinor: 0n }, 'payment.authorized', { channel: d.channel, decidedBy: d.decidedBy });
         if (d.capture) {
           await audit.record(tx, { actor: d.actor, action: 'payment.captured', objectType: 'payment', objectId: d.id, details: { amountMinor: d.amountMinor.toString(), feeMinor: fee.toString() } });
-          await deps.notify(tx, a, 'payment.captured', { fee: formatAmount(fee, d.currency) });
+          await deps.notify(tx, a, 'payment.captured', { fee: formatMoney(fee, d.currency) });
         }
         out[x.i] = ok(a);
       }
@@ -918,7 +918,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           await events.emit(tx, {
             participantId: row.issuer_participant_id,
             type: 'payment.authorization_reversed',
-            data: { authorizationId: row.authorization_id, cardId: row.card_id, amount: { amount: formatAmount(BigInt(row.amount_minor), row.currency), currency: row.currency }, reason: 'not_completed' },
+            data: { authorizationId: row.authorization_id, cardId: row.card_id, amount: formatMoney(BigInt(row.amount_minor), row.currency), reason: 'not_completed' },
           });
           await tx.query(`update pay_issuer_asks set status = 'reversed', resolved_at = $2 where authorization_id = $1`, [row.authorization_id, clock.now()]);
           await audit.record(tx, { actor: { type: 'system' }, action: 'payment.authorization_reversed', objectType: 'payment', objectId: row.authorization_id, details: { issuerParticipantId: row.issuer_participant_id, reason: 'not_completed' } });

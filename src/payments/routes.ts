@@ -4,6 +4,7 @@ import QRCode from 'qrcode';
 import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/context.ts';
 import { AmountString, CountryCode, CurrencyCode, Money, Strict } from '../api/schemas.ts';
 import { Opaque, Ref } from '../api/refs.ts';
+import { MPM_MAX_PAYLOAD_CHARS } from '../emv/mpm.ts';
 import type { Merchant, MerchantService } from '../merchants/service.ts';
 import { createCoalescer } from '../platform/coalescer.ts';
 import type { Db } from '../platform/db.ts';
@@ -118,6 +119,9 @@ const WalletSourceSchema = Type.Union([
   Strict({ type: Type.Literal('token'), tokenRef: Ref('token', 'Your token reference'), atc: Type.Integer({ minimum: 0, maximum: 65535 }), cryptogram: Hex(8, 'Token cryptogram over amount, currency, the merchant’s country, today (UTC), type 00, UN, ATC'), unpredictableNumber: Hex(4, 'Unpredictable number') }),
   Strict({ type: Type.Literal('account'), accountId: Ref('account', 'An account your customer may debit (own, or linked with the bank’s consent)') }),
 ]);
+/** A scanned merchant-presented code: national codes run past EMVCo's 512 characters (see src/emv/mpm.ts). */
+const ScannedMpmPayload = Type.String({ minLength: 1, maxLength: MPM_MAX_PAYLOAD_CHARS, description: 'The scanned EMV merchant-presented payload' });
+
 const WalletPayFields = {
   customerId: Ref('customer', 'Your customer'),
   source: WalletSourceSchema,
@@ -202,7 +206,9 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
           kind: Type.Union([Type.Literal('static'), Type.Literal('dynamic')]),
           amount: Type.Optional(AmountString),
           billNumber: Type.Optional(Type.String({ minLength: 1, maxLength: 25, pattern: '^[\\x20-\\x7E]+$' })),
-          reference: Type.Optional(Type.String({ minLength: 1, maxLength: 25, pattern: '^[\\x20-\\x7E]+$' })),
+          reference: Type.Optional(
+            Type.String({ minLength: 1, maxLength: 25, pattern: '^[\\x20-\\x7E]+$', description: 'Your reference (order, invoice): the code’s reference label (62.05), kept as given on static and dynamic codes' }),
+          ),
           expiresInS: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400 })),
         }),
         response: { 201: Obj('QR code') },
@@ -243,19 +249,19 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   }
   app.post(
     '/v1/wallet/qr/preview',
-    { config: CUSTOMER, schema: schema('qr', 'Decode a scanned merchant code: the merchant and the amount due (nothing is paid)', { body: Strict({ payload: Type.String({ minLength: 1, maxLength: 512 }) }) }) },
+    { config: CUSTOMER, schema: schema('qr', 'Decode a scanned merchant code: the merchant and the amount due (nothing is paid), and any departure from EMVCo the hub accepted (warnings)', { body: Strict({ payload: ScannedMpmPayload }) }) },
     async (request, reply) => {
       const r = await payments.previewQr(request.body.payload);
       if (!r.ok) return reply.fail(r.error);
-      const { merchant, qr, amountMinor, currency } = r.value;
-      return { merchant: { id: merchant.id, name: merchant.name, nameZh: merchant.nameZh, city: merchant.city, country: merchant.country, mcc: merchant.mcc }, kind: qr === undefined ? 'static' : 'dynamic', amount: amountMinor === null ? null : money(amountMinor, currency), currency, expiresAt: qr?.expiresAt?.toISOString() ?? null };
+      const { merchant, qr, amountMinor, currency, warnings } = r.value;
+      return { merchant: { id: merchant.id, name: merchant.name, nameZh: merchant.nameZh, city: merchant.city, country: merchant.country, mcc: merchant.mcc }, kind: qr === undefined ? 'static' : 'dynamic', amount: amountMinor === null ? null : money(amountMinor, currency), currency, expiresAt: qr?.expiresAt?.toISOString() ?? null, warnings };
     },
   );
   app.post(
     '/v1/wallet/payments/qr',
     { config: CUSTOMER,
       schema: schema('payments', 'Pay a scanned merchant-presented code with one of your tokens or accounts (captured at once)', {
-        body: Strict({ payload: Type.String({ minLength: 1, maxLength: 512 }), amount: Type.Optional(Money), ...WalletPayFields }),
+        body: Strict({ payload: ScannedMpmPayload, amount: Type.Optional(Money), ...WalletPayFields }),
         response: { 201: Obj('Payment') },
       }),
     },

@@ -2,7 +2,7 @@ import type { AccountService } from '../accounts/service.ts';
 import type { Actor, AuditService } from '../audit/service.ts';
 import type { CardService } from '../cards/service.ts';
 import { currencyNumeric } from '../cards/numbers.ts';
-import { decodeMpm, describeMpm, encodeMpm } from '../emv/index.ts';
+import { decodeMpm, describeMpm, encodeMpm, type MpmWarning } from '../emv/index.ts';
 import type { FxService } from '../fx/service.ts';
 import { toEurCents } from '../fx/rates.ts';
 import type { Ledger } from '../ledger/ledger.ts';
@@ -11,7 +11,7 @@ import type { Merchant, MerchantService } from '../merchants/service.ts';
 import type { Clock } from '../platform/clock.ts';
 import { pipeliner, type Db, type Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
-import { formatAmount } from '../platform/money.ts';
+import { formatAmount, formatMoney } from '../platform/money.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import type { RiskService } from '../risk/service.ts';
 import type { StepUpService } from '../stepup/service.ts';
@@ -38,6 +38,15 @@ export interface QrCode {
   readonly expiresAt: Date | null;
   readonly paidAuthorizationId: string | null;
   readonly createdAt: Date;
+}
+
+/** A scanned merchant code the hub can be paid through, and the departures from EMVCo its decoder accepted. */
+export interface ResolvedQr {
+  readonly merchant: Merchant;
+  readonly qr: QrCode | undefined;
+  readonly amountMinor: bigint | null;
+  readonly currency: string;
+  readonly warnings: readonly MpmWarning[];
 }
 
 interface QrRow {
@@ -123,7 +132,7 @@ export interface PaymentService extends CardPipeline {
   createQr(tx: Queryable, actor: Actor, owner: string, merchantId: string, input: { kind: 'static' | 'dynamic'; amountMinor?: bigint; billNumber?: string; reference?: string; expiresInS?: number }): Promise<Result<QrCode, PErr>>;
   getQr(owner: string, merchantId: string, qrId: string): Promise<QrCode | undefined>;
   /** What a wallet shows before paying: the decoded code, the merchant and the amount due. */
-  previewQr(payload: string): Promise<Result<{ merchant: Merchant; qr: QrCode | undefined; amountMinor: bigint | null; currency: string }, PErr>>;
+  previewQr(payload: string): Promise<Result<ResolvedQr, PErr>>;
   createLink(tx: Queryable, actor: Actor, owner: string, merchantId: string, input: { amountMinor: bigint; currency: string; description: string; expiresInS: number; multipleUse: boolean }): Promise<Result<PaymentLink, PErr>>;
   getLink(linkId: string): Promise<{ link: PaymentLink; merchant: Merchant } | undefined>;
   /**
@@ -184,9 +193,9 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       authorizationId: a.id,
       merchantId: a.merchantId,
       status: a.status,
-      amount: { amount: formatAmount(a.amountMinor, a.currency), currency: a.currency },
-      captured: formatAmount(a.capturedMinor, a.currency),
-      refunded: formatAmount(a.refundedMinor, a.currency),
+      amount: formatMoney(a.amountMinor, a.currency),
+      captured: formatMoney(a.capturedMinor, a.currency),
+      refunded: formatMoney(a.refundedMinor, a.currency),
       authorizationCode: a.authCode,
       ...data,
     };
@@ -271,15 +280,16 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       tx.hooks!.stage(captureFlusher, [p.a.id, p.amount.toString(), p.fee.toString(), now.toISOString()]);
       const captured: Authorization = { ...p.a, status: 'captured', capturedMinor: p.amount, feeMinor: p.fee, updatedAt: now };
       await audit.record(tx, { actor: items[p.i]!.actor, action: 'payment.captured', objectType: 'payment', objectId: p.a.id, details: { amountMinor: p.amount.toString(), feeMinor: p.fee.toString() } });
-      await notify(tx, captured, 'payment.captured', { fee: formatAmount(p.fee, p.a.currency) });
+      await notify(tx, captured, 'payment.captured', { fee: formatMoney(p.fee, p.a.currency) });
       out[p.i] = ok(captured);
     }
     return out.map((r) => r!);
   };
 
-  const resolveQr = async (q: Queryable, payload: string): Promise<Result<{ merchant: Merchant; qr: QrCode | undefined; amountMinor: bigint | null; currency: string }, PErr>> => {
+  const resolveQr = async (q: Queryable, payload: string): Promise<Result<ResolvedQr, PErr>> => {
     const decoded = decodeMpm(payload);
     if (!decoded.ok) return err('qr_invalid', decoded.error.message, decoded.error.details);
+    const { warnings } = decoded.value;
     const view = describeMpm(decoded.value);
     const account = view.merchantAccounts.find((m) => m.globallyUniqueId === HUB_GUID);
     const merchantId = account?.fields['01'];
@@ -288,17 +298,19 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     if (view.mcc !== merchant.mcc || view.country !== merchant.country) return err('qr_invalid', 'the code does not match the merchant on file', { reason: 'merchant_mismatch' });
     const currency = merchant.currency;
     if (view.pointOfInitiation === 'dynamic') {
-      const ref = view.additionalData?.referenceLabel;
-      const [row] = ref === undefined ? [] : await q.query<QrRow>('select * from pay_qr_codes where id = $1 and merchant_id = $2', [ref, merchant.id]);
+      // The code's id is in the hub's template (26.02). Codes issued before it moved there carried it in the reference
+      // label (62.05); they live at most a day (expiresInS ≤ 86 400), so that fallback can go after the next release.
+      const codeId = account?.fields['02'] ?? view.additionalData?.referenceLabel;
+      const [row] = codeId === undefined ? [] : await q.query<QrRow>('select * from pay_qr_codes where id = $1 and merchant_id = $2', [codeId, merchant.id]);
       if (row === undefined) return err('qr_not_found', 'the hub did not issue this dynamic code');
       const qr = toQr(row);
       if (qr.expiresAt !== null && clock.now() >= qr.expiresAt) return err('qr_expired', 'the dynamic code has expired', { expiresAt: qr.expiresAt.toISOString() });
       if (qr.amountMinor === null || view.amount !== formatAmount(qr.amountMinor, currency)) return err('amount_mismatch', 'the amount in the code differs from the amount the merchant asked for');
       if (qr.payload !== payload) return err('qr_invalid', 'the code differs from the one the hub issued', { reason: 'payload_mismatch' });
-      return ok({ merchant, qr, amountMinor: qr.amountMinor, currency });
+      return ok({ merchant, qr, amountMinor: qr.amountMinor, currency, warnings });
     }
     if (view.amount !== undefined) return err('qr_invalid', 'a static code carries no amount', { reason: 'static_with_amount' });
-    return ok({ merchant, qr: undefined, amountMinor: null, currency });
+    return ok({ merchant, qr: undefined, amountMinor: null, currency, warnings });
   };
 
   const ownMerchant = async (q: Queryable, owner: string, merchantId: string) => merchants.get(owner, merchantId, q);
@@ -324,7 +336,8 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const expiresAt = dynamic ? new Date(clock.nowMs() + (input.expiresInS ?? DEFAULT_DYNAMIC_QR_TTL_S) * 1000) : null;
       const encoded = encodeMpm({
         pointOfInitiation: input.kind,
-        merchantAccount: { tag: MERCHANT_ACCOUNT_TAG, globallyUniqueId: HUB_GUID, merchantId: merchant.id },
+        // A dynamic code names itself in the hub's template, so the reference label (62.05) stays the merchant's.
+        merchantAccount: { tag: MERCHANT_ACCOUNT_TAG, globallyUniqueId: HUB_GUID, merchantId: merchant.id, ...(dynamic ? { codeId: id } : {}) },
         mcc: merchant.mcc,
         currencyNumeric: numeric,
         ...(dynamic && input.amountMinor !== undefined ? { amount: formatAmount(input.amountMinor, merchant.currency) } : {}),
@@ -332,14 +345,14 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
         merchantName: merchant.name,
         merchantCity: merchant.city,
         ...(input.billNumber !== undefined ? { billNumber: input.billNumber } : {}),
-        ...(dynamic ? { referenceLabel: id } : input.reference !== undefined ? { referenceLabel: input.reference } : {}),
+        ...(input.reference !== undefined ? { referenceLabel: input.reference } : {}),
         alternateLanguage: { language: 'ZH', merchantName: merchant.nameZh },
       });
       if (!encoded.ok) return err('qr_invalid', encoded.error.message, encoded.error.details);
       const [row] = await tx.query<QrRow>(
         `insert into pay_qr_codes (id, merchant_id, owner_participant_id, kind, amount_minor, currency, bill_number, reference, payload, expires_at, created_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning *`,
-        [id, merchant.id, owner, input.kind, input.amountMinor ?? null, merchant.currency, input.billNumber ?? null, dynamic ? id : (input.reference ?? null), encoded.value, expiresAt, clock.now()],
+        [id, merchant.id, owner, input.kind, input.amountMinor ?? null, merchant.currency, input.billNumber ?? null, input.reference ?? null, encoded.value, expiresAt, clock.now()],
       );
       if (row === undefined) throw new Error('qr insert returned nothing');
       await audit.record(tx, { actor, action: 'payment.qr_created', objectType: 'qr_code', objectId: id, details: { merchantId: merchant.id, kind: input.kind } });
@@ -398,7 +411,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       await tx.query('update pay_authorizations set refunded_minor = refunded_minor + $2, updated_at = $3 where id = $1', [a.id, amount, clock.now()]);
       const after = await reloadAuth(tx, a.id);
       await audit.record(tx, { actor, action: 'payment.refunded', objectType: 'payment', objectId: a.id, details: { refundId, amountMinor: amount.toString() } });
-      await notify(tx, after, 'payment.refunded', { refundId, refundAmount: formatAmount(amount, a.currency) });
+      await notify(tx, after, 'payment.refunded', { refundId, refundAmount: formatMoney(amount, a.currency) });
       return ok({ authorization: after, refundId, amountMinor: amount });
     },
     async get(viewer, authorizationId, q = db) {

@@ -24,6 +24,8 @@ export type TransfersErrorCode =
   | 'alias_code_invalid'
   | 'alias_move_locked'
   | 'alias_lookup_limited'
+  | 'quote_amount_required'
+  | 'quote_amount_conflict'
   | 'quote_not_found'
   | 'quote_expired'
   | 'quote_already_used'
@@ -77,6 +79,8 @@ export const transfersErrorStatus: Record<TransfersErrorCode, number> = {
   alias_code_invalid: 422,
   alias_move_locked: 403,
   alias_lookup_limited: 429,
+  quote_amount_required: 400,
+  quote_amount_conflict: 400,
   quote_not_found: 404,
   quote_expired: 410,
   quote_already_used: 409,

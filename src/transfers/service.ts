@@ -724,7 +724,7 @@ export function createTransferService(deps: {
     await events.emit(tx, {
       participantId: payer.participantId,
       type: 'money_request.received',
-      data: { requestId: id, customerId: payer.customerId, requesterMaskedName: request.requesterMaskedName, amountMinor: amountMinor.toString(), currency, firstTime: request.firstTime, flagged: request.flagged, warning: request.warning },
+      data: { requestId: id, customerId: payer.customerId, requesterMaskedName: request.requesterMaskedName, amount: formatMoney(amountMinor, currency), firstTime: request.firstTime, flagged: request.flagged, warning: request.warning },
     });
     return ok(request);
   }
@@ -750,7 +750,8 @@ export function createTransferService(deps: {
       for (const [i, { payer, input }] of items.entries()) {
         const amount = amounts[i];
         const alias = found[i];
-        if (amount === undefined || (input.sendAmount !== undefined && input.receiveAmount !== undefined)) out.push(err('split_invalid', 'give exactly one of sendAmount and receiveAmount'));
+        if (amount === undefined) out.push(err('quote_amount_required', 'give the amount: sendAmount (what the payer pays) or receiveAmount (what the payee gets)'));
+        else if (input.sendAmount !== undefined && input.receiveAmount !== undefined) out.push(err('quote_amount_conflict', 'give one of sendAmount and receiveAmount, not both: the hub computes the other'));
         else if (alias === undefined) out.push(err('alias_not_found', 'no account is registered under this alias'));
         else {
           const quote = await planQuote(tx, payer, input.customerId, payeeFromAlias(alias), amount, input.sourceAccountId, null, contextOf.get(i));
@@ -1014,11 +1015,15 @@ export function createTransferService(deps: {
       for (const p of done) {
         const q = p.q;
         const input = inputs[p.i]!;
-        const data = { paymentId: p.paymentId, sendAmount: q.send_minor.toString(), sendCurrency: q.send_currency, receiveAmount: q.receive_minor.toString(), receiveCurrency: q.receive_currency, requestId: q.request_id };
+        // Money as the API writes it ({ amount, currency }, decimal). The payee hears what it receives, as
+        // GET /v1/transfers/payments/{id} shows it: what the payer paid and its fee are the payer's.
+        const receiveAmount = formatMoney(q.receive_minor, q.receive_currency);
+        const sent = { paymentId: p.paymentId, sendAmount: formatMoney(q.send_minor, q.send_currency), fee: formatMoney(q.fee_minor, q.send_currency), receiveAmount, requestId: q.request_id };
+        const received = { paymentId: p.paymentId, receiveAmount, requestId: q.request_id };
         await risk.observe(tx, p.riskInput);
         await audit.record(tx, { actor: input.actor, action: 'payment.completed', objectType: 'payment', objectId: p.paymentId, details: { quoteId: q.id, sendMinor: q.send_minor.toString(), sendCurrency: q.send_currency, receiveMinor: q.receive_minor.toString(), receiveCurrency: q.receive_currency } });
-        await events.emit(tx, { participantId: input.participantId, type: 'payment.sent', data: { ...data, customerId: q.payer_customer_id } });
-        await events.emit(tx, { participantId: q.payee_participant_id, type: 'payment.received', data: { ...data, customerId: q.payee_customer_id } });
+        await events.emit(tx, { participantId: input.participantId, type: 'payment.sent', data: { ...sent, customerId: q.payer_customer_id } });
+        await events.emit(tx, { participantId: q.payee_participant_id, type: 'payment.received', data: { ...received, customerId: q.payee_customer_id } });
         out[p.i] = ok({
           id: p.paymentId,
           quoteId: q.id,
@@ -1301,7 +1306,7 @@ export function createTransferService(deps: {
       if (moved === undefined || !moved.ok) return err('ledger_rejected', 'the share could not be paid', { ledgerCode: moved?.ok === false ? moved.error.code : null });
       await tx.query('update red_packet_members set claimed_minor = $4, claimed_at = $5 where packet_id = $1 and participant_id = $2 and customer_id = $3', [packetId, participantId, customerId, share.amount_minor, clock.now()]);
       await audit.record(tx, { actor, action: 'red_packet.claimed', objectType: 'red_packet', objectId: packetId, details: { customerId, amountMinor: share.amount_minor.toString() } });
-      await events.emit(tx, { participantId, type: 'red_packet.claimed', data: { packetId, customerId, amount: share.amount_minor.toString(), currency: packet.currency } });
+      await events.emit(tx, { participantId, type: 'red_packet.claimed', data: { packetId, customerId, amount: formatMoney(share.amount_minor, packet.currency) } });
       if (packet.participant_id !== participantId) await events.emit(tx, { participantId: packet.participant_id, type: 'red_packet.claimed', data: { packetId, customerId: packet.customer_id } });
       return ok({ amountMinor: share.amount_minor, currency: packet.currency, packet: await packetView(tx, packet) });
     },
@@ -1328,7 +1333,7 @@ export function createTransferService(deps: {
           } else completed++;
           await tx.query(`update red_packets set status = $2, refunded_minor = $3 where id = $1`, [id, sum > 0n ? 'refunded' : 'completed', sum]);
           await audit.record(tx, { actor: { type: 'system' }, action: sum > 0n ? 'red_packet.refunded' : 'red_packet.completed', objectType: 'red_packet', objectId: id, details: { refundedMinor: sum.toString() } });
-          await events.emit(tx, { participantId: p.participant_id, type: sum > 0n ? 'red_packet.refunded' : 'red_packet.completed', data: { packetId: id, customerId: p.customer_id, refunded: sum.toString(), currency: p.currency } });
+          await events.emit(tx, { participantId: p.participant_id, type: sum > 0n ? 'red_packet.refunded' : 'red_packet.completed', data: { packetId: id, customerId: p.customer_id, refunded: formatMoney(sum, p.currency) } });
         });
       }
       return { refunded, completed };

@@ -55,6 +55,16 @@ describe.each(engines)('P2P transfers on %s', (engine) => {
     expect(evts.map((e) => `${e.participant_id}:${e.type}`)).toEqual(expect.arrayContaining([`${demoParticipantId('wallet-a')}:payment.sent`, `${demoParticipantId('wallet-b')}:payment.received`]));
   });
 
+  it('a quote names its amount exactly once: neither answers quote_amount_required, both quote_amount_conflict', async () => {
+    const base = { customerId: cus('li-at-wallet-a'), payee: { type: 'handle', value: 'zhangmin' } };
+    const neither = await t.api('wallet-a').post('/v1/transfers/quotes', base);
+    expect(neither.status).toBe(400);
+    expect(neither.body.error.code).toBe('quote_amount_required');
+    const both = await t.api('wallet-a').post('/v1/transfers/quotes', { ...base, sendAmount: { amount: '1.00', currency: 'CNY' }, receiveAmount: { amount: '1.00', currency: 'CNY' } });
+    expect(both.status).toBe(400);
+    expect(both.body.error.code).toBe('quote_amount_conflict');
+  });
+
   it('concurrent confirms by one payer: never overdrawn, each payment recorded exactly when its money moved', async () => {
     const payer = cus('li-at-wallet-b');
     const from = acc('li-at-wallet-b', 'CNY');
