@@ -69,8 +69,8 @@ describe.skipIf(!available)('PostgreSQL restarted under load (a cluster of the t
   let base: string;
   let dataDir: string;
   const headersOf: Record<string, Record<string, string>> = {};
-  let payers: Party[] = [];
-  let payees: Party[] = [];
+  const payers: Party[] = [];
+  const payees: Party[] = [];
 
   beforeAll(async () => {
     cluster = await createPgCluster();
