@@ -202,6 +202,12 @@ describe.skipIf(!available)('PostgreSQL restarted under load (a cluster of the t
     };
     const health = async () => (await call('GET', '/health', {}).catch(() => ({ status: 0, body: undefined }))).status;
 
+    // A listener as the hub's participants service keeps one (credential-cache invalidation): it must hear again after
+    // the restarts, and be told each time it reconnected (notifications sent while it was down are lost).
+    const heard: string[] = [];
+    let listenerReconnects = 0;
+    await hub.db.listen('hutong_fault_probe', (payload) => heard.push(payload), () => listenerReconnects++);
+
     const load = Array.from({ length: CLIENTS }, (_, c) => client(c));
     await pause(LOAD_BETWEEN_MS);
     const faults: { downMs: number; healthWhileDown: number[]; recoveryMs: number; healthyAfterMs: number }[] = [];
@@ -233,6 +239,9 @@ describe.skipIf(!available)('PostgreSQL restarted under load (a cluster of the t
     stopLoad = true;
     await Promise.all(load);
 
+    await hub.db.query(`select pg_notify('hutong_fault_probe', 'after the restarts')`);
+    for (let i = 0; i < 100 && !heard.includes('after the restarts'); i++) await pause(50);
+
     const [running] = await hub.db.query<{ n: bigint }>(`select count(*) as n from idempotency_keys where state = 'running'`);
     const ids = [...acknowledged.keys()];
     const [present] = await hub.db.query<{ n: bigint; distinct_ids: bigint }>('select count(*) as n, count(distinct id) as distinct_ids from payments where id = any($1::text[])', [ids]);
@@ -246,6 +255,7 @@ describe.skipIf(!available)('PostgreSQL restarted under load (a cluster of the t
       ...counts,
       unresolvedKeys: unresolvedKeys.size,
       claimsRunning: Number(running?.n ?? -1n),
+      listenerReconnects,
     };
     console.log('[faults] PostgreSQL restarts under load:', JSON.stringify(report));
 
@@ -256,6 +266,8 @@ describe.skipIf(!available)('PostgreSQL restarted under load (a cluster of the t
     expect(present?.n).toBe(BigInt(ids.length));
     expect(present?.distinct_ids).toBe(BigInt(ids.length));
     expect(violations).toEqual([]);
+    expect(heard).toContain('after the restarts');
+    expect(listenerReconnects).toBeGreaterThanOrEqual(1 + RESTARTS);
     for (const f of faults) {
       expect(f.healthWhileDown).toContain(503);
       expect(f.recoveryMs).toBeLessThan(RECOVERY_LIMIT_MS);
