@@ -2,6 +2,7 @@ import { loadConfig } from './platform/config.ts';
 import { openDb } from './platform/db.ts';
 import { migrate } from './platform/migrate.ts';
 import { createVault, defaultKeySource } from './platform/vault.ts';
+import { StartupError } from './platform/startup-error.ts';
 import { systemClock } from './platform/clock.ts';
 import { join } from 'node:path';
 
@@ -47,6 +48,17 @@ async function withDb<T>(fn: (db: Awaited<ReturnType<typeof openDb>>, config: Re
 }
 
 export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  try {
+    return await runCommand(argv, io);
+  } catch (error) {
+    // A reason the operator must fix (src/platform/startup-error.ts): one line, no stack trace, a non-zero exit.
+    if (!(error instanceof StartupError)) throw error;
+    io.stderr(error.message);
+    return 1;
+  }
+}
+
+async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'start': {

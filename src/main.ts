@@ -36,7 +36,7 @@ import { createParticipantService, type ParticipantService } from './participant
 import { createTokenService, type TokenService } from './participants/tokens.ts';
 import { systemClock, type Clock } from './platform/clock.ts';
 import type { HubConfig } from './platform/config.ts';
-import { openDb, type Db } from './platform/db.ts';
+import { openDb, withDeadline, type Db } from './platform/db.ts';
 import { createHttpServer, type HttpServer } from './platform/http.ts';
 import { createIdempotency, type Idempotency } from './platform/idempotency.ts';
 import { createLogger, type Logger } from './platform/logger.ts';
@@ -113,6 +113,8 @@ export function resolveOperatorToken(config: HubConfig): string {
   return token;
 }
 
+/** How long each step of close() may take: 8 s in all, within the 10 s an orchestrator gives a process after SIGTERM. */
+const CLOSE_STEP_MS = { http: 3_000, ledger: 2_000, webhooks: 500, outbound: 500, audit: 1_000, db: 1_000 } as const;
 const AUDIT_CHAIN_INTERVAL_MS = 1_000;
 const LEDGER_EXPIRY_INTERVAL_MS = 1_000;
 const SWEEP_INTERVAL_MS = 10 * 60_000;
@@ -122,7 +124,26 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const ownsDb = options.db === undefined;
-  const db = options.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: join(config.dataDir, 'pglite'), maxConnections: config.dbMaxConnections }));
+  const db =
+    options.db ??
+    (await openDb({
+      databaseUrl: config.databaseUrl,
+      dataDir: join(config.dataDir, 'pglite'),
+      maxConnections: config.dbMaxConnections,
+      timeouts: { statementMs: config.dbTimeouts.statementMs, idleInTransactionMs: config.dbTimeouts.statementMs, transactionMs: config.dbTimeouts.transactionMs },
+    }));
+  try {
+    return await assembleHub(config, options, { clock, logger, db, ownsDb });
+  } catch (error) {
+    // A hub that cannot start (a wrong key-encrypting key, an unreachable database) lets go of what it opened, so that
+    // the process ends with its one-line error instead of lingering on an open connection.
+    if (ownsDb) await withDeadline(db.close(), CLOSE_STEP_MS.db, 'close').catch(() => undefined);
+    throw error;
+  }
+}
+
+async function assembleHub(config: HubConfig, options: CreateHubOptions, opened: { clock: Clock; logger: Logger; db: Db; ownsDb: boolean }): Promise<Hub> {
+  const { clock, logger, db, ownsDb } = opened;
   await migrate(db, (version) => logger.info({ version }, 'migration applied'));
   if (db.engine === 'postgres') {
     // Every hot statement is a key lookup that the planner gets right only with table statistics; without autovacuum
@@ -273,14 +294,24 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
       if (closed) return;
       closed = true;
       for (const timer of timers) clearInterval(timer);
-      // In-flight requests finish first; then background work stops; then storage closes.
-      await app.close();
+      // Every step is bounded (CLOSE_STEP_MS, 8 s in all), so that a hub told to stop stops even when its database is
+      // down or hung: a step past its time is logged and left behind, and the next one runs.
+      const step = async (name: keyof typeof CLOSE_STEP_MS, work: () => Promise<unknown>) => {
+        try {
+          await withDeadline(work(), CLOSE_STEP_MS[name], `closing (${name})`);
+        } catch (error) {
+          logger.warn({ err: error, step: name }, 'a close step did not finish in time or failed; going on');
+        }
+      };
+      // In-flight requests finish first (each bounded by the database's deadlines); then background work stops; then
+      // storage closes.
+      await step('http', () => app.close());
       // @modules:close (each capability flushes and stops here, before storage closes)
-      await ledger.close();
-      await webhooks.stop();
-      await outbound.close();
-      await audit.chain().catch(() => undefined);
-      if (ownsDb) await db.close();
+      await step('ledger', () => ledger.close({ deadlineMs: CLOSE_STEP_MS.ledger - 500 }));
+      await step('webhooks', () => webhooks.stop());
+      await step('outbound', () => outbound.close());
+      await step('audit', () => audit.chain());
+      if (ownsDb) await step('db', () => db.close());
     },
   };
 }

@@ -70,10 +70,29 @@ export async function startCommand(io: CliIo, args: readonly string[] = []): Pro
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  // A stopping hub stops within STOP_DEADLINE_MS whatever its database does (orchestrators kill at 10 s): close() bounds
+  // each of its steps, this bounds the whole, and a second signal ends the process at once.
+  const force = (why: string) => {
+    io.stderr(why);
+    process.exit(1);
+  };
+  process.once('SIGINT', () => force('second signal: stopping now'));
+  process.once('SIGTERM', () => force('second signal: stopping now'));
+  const overrun = setTimeout(() => force(`the hub did not stop within ${STOP_DEADLINE_MS / 1000} s; exiting`), STOP_DEADLINE_MS);
   await hub.close();
+  clearTimeout(overrun);
   io.stderr('stopped cleanly');
+  // Whatever a library still holds open (a reconnect timer, a socket being torn down) must not keep a stopped hub's
+  // process alive: it ends shortly after, with the exit code the CLI sets (an unref'd timer fires only if something
+  // else still holds the process).
+  setTimeout(() => process.exit(), LINGER_MS).unref();
   return 0;
 }
+
+/** Longest a signalled hub takes to stop (its close() steps take at most 8 s). */
+const STOP_DEADLINE_MS = 9_000;
+/** Grace for handles left open after a clean close. */
+const LINGER_MS = 500;
 
 /**
  * `hutong token <demo participant>`: an access token for a demo participant from the hub running in demo mode on this

@@ -1,6 +1,6 @@
 import { AsyncResource } from 'node:async_hooks';
 import type { Clock } from '../platform/clock.ts';
-import { sqlState, type Db, type Queryable, type Session, type Tx } from '../platform/db.ts';
+import { DatabaseDeadlineError, sqlState, type Db, type Queryable, type Session, type Tx } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { isCurrency, MAX_AMOUNT_MINOR } from '../platform/money.ts';
 import { err, ok, type Result } from '../platform/result.ts';
@@ -85,8 +85,12 @@ export interface Ledger {
   checkInvariants(): Promise<InvariantViolation[]>;
   /** What the batching engine has done so far in this process (counters only grow). */
   stats(): LedgerEngineStats;
-  /** Applies everything already queued, then refuses new submits. */
-  close(): Promise<void>;
+  /**
+   * Applies everything already queued, then refuses new submits. Bounded by `deadlineMs` (default 5 s): what is still
+   * queued then is refused (its callers answered with a DatabaseDeadlineError, 503 at the edge) and a batch still being
+   * written is left to end on its own (bounded by the database's deadlines).
+   */
+  close(options?: { deadlineMs?: number }): Promise<void>;
 }
 
 export interface LedgerEngineStats {
@@ -115,6 +119,8 @@ interface Pending {
 /** Retries of a whole batch after another process inserted the same new transfer id first. */
 const UNIQUE_VIOLATION_RETRIES = 5;
 const EXPIRY_BATCH = 500;
+/** Longest close() waits for queued and running batches (a hub stopping must stop even with its database down). */
+const CLOSE_DEADLINE_MS = 5_000;
 /** Smallest batch worth splitting the queue for (see startBatch): below it, a batch's fixed cost dominates. */
 const MIN_SPLIT = 32;
 /**
@@ -916,17 +922,26 @@ export function createLedger(options: LedgerOptions): Ledger {
     );
   }
 
-  async function close(): Promise<void> {
+  async function close(closeOptions: { deadlineMs?: number } = {}): Promise<void> {
     closed = true;
-    // Bounded: each round applies at least one queued batch.
+    const deadlineMs = closeOptions.deadlineMs ?? CLOSE_DEADLINE_MS;
+    const deadline = performance.now() + deadlineMs;
+    // Bounded: each round applies at least one queued batch, and the whole is bounded by the deadline.
     if (timer !== null) clearTimeout(timer);
     timer = null;
     while (queue.length > 0 || inFlight.size > 0) {
       startBatches();
       // Nothing running means nothing could start: cannot happen (a conflict needs a running batch), but never hang.
       if (inFlight.size === 0) break;
-      await Promise.race(inFlight);
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      let wait: NodeJS.Timeout | undefined;
+      await Promise.race([...inFlight, new Promise<void>((resolve) => (wait = setTimeout(resolve, left)))]);
+      clearTimeout(wait);
     }
+    // Past the deadline (the database is down or hung): what never started is answered rather than left waiting.
+    for (const p of queue.splice(0)) p.reject(new DatabaseDeadlineError('the ledger before it closed', deadlineMs));
+    queuedCount = 0;
     if (writerSession !== null) await dropWriter(writerSession);
   }
 

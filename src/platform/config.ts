@@ -27,6 +27,12 @@ export interface HubConfig {
    */
   readonly demo: boolean;
   readonly dbMaxConnections: number;
+  /**
+   * PostgreSQL deadlines (src/platform/db.ts, DbTimeouts): a statement, and a session idle inside a transaction, at
+   * most `statementMs` on the server (HUTONG_DB_STATEMENT_TIMEOUT_MS, 15 s); a transaction or statement answers the
+   * hub within `transactionMs` whatever its connection does (HUTONG_DB_TRANSACTION_TIMEOUT_MS, 20 s).
+   */
+  readonly dbTimeouts: { readonly statementMs: number; readonly transactionMs: number };
   readonly webhooks: { readonly enabled: boolean; readonly pollMs: number };
   /**
    * Passkeys (WebAuthn) for step-up: the relying-party id (the reference wallet's host name) and the page origins that
@@ -62,6 +68,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     accessTokenTtlS: int(env.HUTONG_ACCESS_TOKEN_TTL_S, 300),
     demo: env.HUTONG_DEMO === '1' || env.HUTONG_DEMO === 'true',
     dbMaxConnections: int(env.HUTONG_DB_MAX_CONNECTIONS, 16),
+    dbTimeouts: { statementMs: int(env.HUTONG_DB_STATEMENT_TIMEOUT_MS, 15_000), transactionMs: int(env.HUTONG_DB_TRANSACTION_TIMEOUT_MS, 20_000) },
     webhooks: { enabled: env.HUTONG_WEBHOOKS !== '0', pollMs: int(env.HUTONG_WEBHOOK_POLL_MS, 500) },
     webauthn: {
       rpId: env.HUTONG_WEBAUTHN_RP_ID ?? 'localhost',

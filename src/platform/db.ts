@@ -87,6 +87,12 @@ export interface TransactionOptions {
   /** Retries on serialization failure or deadlock; bounded (default 0: fail at once). */
   readonly retries?: number;
   /**
+   * Longest the whole transaction may take on PostgreSQL (waiting for a connection, its statements, COMMIT) before the
+   * caller is answered with a `DB_DEADLINE` error (503 `unavailable` at the edge). Default: the database's
+   * `transactionMs` (see DbTimeouts); migrations ask for more.
+   */
+  readonly deadlineMs?: number;
+  /**
    * Called inside another transaction, a transaction normally joins it (see below). `detached` asks for a separate
    * transaction on its own connection (the ledger's batches, which carry other requests' transfers). PGlite has one
    * connection: there a detached transaction inside another still joins it, so never call such code inside one.
@@ -239,6 +245,68 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
 export interface PostgresOptions {
   readonly url: string;
   readonly maxConnections?: number;
+  readonly timeouts?: Partial<DbTimeouts>;
+}
+
+/**
+ * Every wait on PostgreSQL is bounded, so that a restart, a failover or a hung connection answers the request (503
+ * `unavailable` with Retry-After) instead of leaving it, and whatever queues behind it, pending.
+ * - Server side, set on every connection: a statement runs at most `statementMs` (statement_timeout, lock waits
+ *   included), and a session left idle inside a transaction is ended after `idleInTransactionMs`
+ *   (idle_in_transaction_session_timeout: a transaction its client gave up on releases its locks and its connection).
+ * - Client side: a transaction (waiting for a connection included), a statement outside one, and a statement of a
+ *   session answer within `transactionMs`, whatever their connection does; a connection attempt gives up after
+ *   `connectMs`; reconnections back off at most `maxBackoffMs` (postgres.js's default grows to 20 s, which kept a hub
+ *   from using a database that was back for that long).
+ */
+export interface DbTimeouts {
+  readonly statementMs: number;
+  readonly idleInTransactionMs: number;
+  readonly transactionMs: number;
+  readonly connectMs: number;
+  readonly maxBackoffMs: number;
+}
+
+export const DEFAULT_DB_TIMEOUTS: DbTimeouts = { statementMs: 15_000, idleInTransactionMs: 15_000, transactionMs: 20_000, connectMs: 5_000, maxBackoffMs: 500 };
+
+/** What a call gets when the database did not answer within its deadline (its connection may be hung). */
+export class DatabaseDeadlineError extends Error {
+  readonly code = 'DB_DEADLINE';
+  constructor(what: string, ms: number) {
+    super(`the database did not answer ${what} within ${ms} ms`);
+    this.name = 'DatabaseDeadlineError';
+  }
+}
+
+/**
+ * Settles with `work`, or rejects with a DatabaseDeadlineError after `ms`; `work` goes on (its rejection handled) and
+ * `onLate` gets what it resolves to after the deadline passed (to give back a connection, for one).
+ */
+export function withDeadline<T>(work: Promise<T>, ms: number, what: string, onLate?: (value: T) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      reject(new DatabaseDeadlineError(what, ms));
+    }, ms);
+    work.then(
+      (value) => {
+        if (settled) {
+          onLate?.(value);
+          return;
+        }
+        settled = true;
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
 }
 
 /**
@@ -256,17 +324,46 @@ export function connectionLost(error: unknown): boolean {
   return (typeof code === 'string' && CONNECTION_LOST_CODES.has(code)) || severity === 'FATAL' || severity === 'PANIC';
 }
 
+/**
+ * SQLSTATEs of a database that is there but cannot serve now: a statement cancelled by statement_timeout (57014), a
+ * server starting up or shutting down (57P03), out of connections (53300), a connection exception (class 08), a
+ * read-only server, as a standby is (25006).
+ */
+const UNAVAILABLE_SQLSTATES = new Set(['57014', '57P03', '53300', '25006']);
+
+/**
+ * Whether an error means "the database cannot serve this now" rather than a bug: a lost or refused connection, a
+ * deadline passed, a server-side timeout or a server that is not ready. Retrying is safe (nothing committed, or the
+ * outcome is found again through the request's Idempotency-Key): the edge answers 503 `unavailable` with Retry-After.
+ */
+export function databaseUnavailable(error: unknown): boolean {
+  if (connectionLost(error) || error instanceof DatabaseDeadlineError) return true;
+  const state = sqlState(error);
+  return state !== undefined && (UNAVAILABLE_SQLSTATES.has(state) || state.startsWith('08'));
+}
+
 /** What a transaction's statement gets once its connection is known to be gone: nothing is sent. */
 function lostConnectionError(): Error {
   return Object.assign(new Error('the connection was lost during the transaction'), { code: 'CONNECTION_CLOSED' });
 }
 
 export function openPostgres(options: PostgresOptions): Db {
+  const timeouts: DbTimeouts = { ...DEFAULT_DB_TIMEOUTS, ...options.timeouts };
   const clientOptions = {
     types: { bigint: postgres.BigInt },
     onnotice: () => undefined,
     // Prepared statements are reused per connection: the hot paths repeat the same SQL text.
     prepare: true,
+    connect_timeout: Math.max(1, Math.ceil(timeouts.connectMs / 1000)),
+    // Seconds; postgres.js counts failed attempts across the pool, so its default backoff (up to 20 s) kept every
+    // connection away from a database that had come back.
+    backoff: (retries: number) => Math.min(timeouts.maxBackoffMs, 25 * 2 ** Math.min(retries, 10)) / 1000,
+    // A dead peer (no FIN: a failover, a cut network) is noticed by TCP keepalive within seconds, not the default minute.
+    keep_alive: 5,
+    connection: {
+      statement_timeout: timeouts.statementMs,
+      idle_in_transaction_session_timeout: timeouts.idleInTransactionMs,
+    },
   } as const;
   const sql = postgres(options.url, { max: options.maxConnections ?? 10, ...clientOptions });
   const wrap = (conn: postgres.Sql | postgres.TransactionSql): Queryable => ({
@@ -287,8 +384,13 @@ export function openPostgres(options: PostgresOptions): Db {
    * trip of its own. (BEGIN with one of the three levels fails only when the connection does, and every later statement
    * with it.)
    */
-  const runTransaction = async <T>(fn: (tx: Tx) => Promise<T>, isolation: Isolation, hooks: TxHookState): Promise<T> => {
+  const runTransaction = async <T>(fn: (tx: Tx) => Promise<T>, isolation: Isolation, hooks: TxHookState, deadline: { passed: boolean }): Promise<T> => {
     const conn = await sql.reserve();
+    // The caller was answered while this waited for a connection: give it back unused.
+    if (deadline.passed) {
+      conn.release();
+      throw new DatabaseDeadlineError('a connection', 0);
+    }
     const ignore = () => undefined;
     // Set when a statement fails because the connection is gone: nothing more is sent on it, and it is not released.
     let lost = false;
@@ -337,18 +439,31 @@ export function openPostgres(options: PostgresOptions): Db {
 
   return {
     engine: 'postgres',
-    query: (text, params) => (inTransaction.getStore() ?? top).query(text, params),
+    query: (text, params) => {
+      const open = inTransaction.getStore();
+      // Inside a transaction the transaction's deadline bounds it; outside, its own.
+      return open !== undefined ? open.query(text, params) : withDeadline(top.query(text, params), timeouts.transactionMs, 'a statement');
+    },
     async transaction<T>(fn: (tx: Tx) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
       const open = inTransaction.getStore();
       if (open !== undefined && opts.detached !== true) return fn(open);
       const retries = Math.min(opts.retries ?? 0, MAX_TRANSACTION_RETRIES);
+      const deadlineMs = opts.deadlineMs ?? timeouts.transactionMs;
       for (let attempt = 0; ; attempt++) {
         const hooks = new TxHookState();
-        try {
-          const value = await runTransaction(fn, opts.isolation ?? 'read committed', hooks);
+        const deadline = { passed: false };
+        // A transaction past its deadline is answered; its own path goes on in the background and ends as it would
+        // have (COMMIT, or ROLLBACK and the connection given back; a connection lost meanwhile is postgres.js's), so
+        // the caller's answer never waits on a hung connection and no connection is left reserved. Its outcome, should
+        // it still commit, is found again through the request's Idempotency-Key.
+        const running = runTransaction(fn, opts.isolation ?? 'read committed', hooks, deadline).then((value) => {
           hooks.runAfterCommit();
           return value;
+        });
+        try {
+          return await withDeadline(running, deadlineMs, 'a transaction');
         } catch (error) {
+          if (error instanceof DatabaseDeadlineError) deadline.passed = true;
           const state = sqlState(error);
           if (attempt >= retries || state === undefined || !RETRYABLE_SQLSTATES.has(state)) throw error;
           // Jittered backoff so that colliding transactions do not collide again in lockstep.
@@ -367,21 +482,30 @@ export function openPostgres(options: PostgresOptions): Db {
       // when the server drops it (a reserved connection that dropped can be neither used nor given back safely, see
       // connectionLost), and everything sent on it goes out in call order on that one connection.
       const own = postgres(options.url, { max: 1, ...clientOptions });
+      const session = wrap(own);
       return {
-        query: wrap(own).query,
-        release: () => own.end({ timeout: 5 }).catch(() => undefined),
+        // Each statement is its own transaction: one past its deadline is answered as failed (the writer then drops
+        // this session) and commits or not on its own.
+        query: (text, params) => withDeadline(session.query(text, params), timeouts.transactionMs, 'a session statement'),
+        release: () => own.end({ timeout: 1 }).catch(() => undefined),
       };
     },
     async close() {
-      for (const l of listeners.splice(0)) await l.unlisten().catch(() => undefined);
-      await sql.end({ timeout: 5 });
+      // Bounded: UNLISTEN on a connection that is gone would wait for it; end() gives running statements a second,
+      // then closes every connection (the listener's too).
+      await withDeadline(Promise.all(listeners.splice(0).map((l) => l.unlisten().catch(() => undefined))), 1_000, 'UNLISTEN').catch(() => undefined);
+      await sql.end({ timeout: 1 });
     },
   };
 }
 
-export async function openDb(config: { databaseUrl?: string | undefined; dataDir?: string | undefined; maxConnections?: number }): Promise<Db> {
+export async function openDb(config: { databaseUrl?: string | undefined; dataDir?: string | undefined; maxConnections?: number; timeouts?: Partial<DbTimeouts> }): Promise<Db> {
   if (config.databaseUrl !== undefined && config.databaseUrl !== '') {
-    return openPostgres({ url: config.databaseUrl, ...(config.maxConnections !== undefined ? { maxConnections: config.maxConnections } : {}) });
+    return openPostgres({
+      url: config.databaseUrl,
+      ...(config.maxConnections !== undefined ? { maxConnections: config.maxConnections } : {}),
+      ...(config.timeouts !== undefined ? { timeouts: config.timeouts } : {}),
+    });
   }
   return openPglite(config.dataDir);
 }

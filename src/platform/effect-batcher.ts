@@ -1,4 +1,4 @@
-import { sqlState, type Db, type Tx } from './db.ts';
+import { sqlState, withDeadline, type Db, type Tx } from './db.ts';
 import type { EffectResponse, Idempotency, IdempotencyErrorCode, IdempotencyKeyRef, StoredResponse } from './idempotency.ts';
 import { err, ok, type DomainError, type Result } from './result.ts';
 
@@ -28,9 +28,16 @@ export interface EffectBatcherLimits {
   readonly maxQueue: number;
   /** Retries of a whole batch on a serialization failure or deadlock. */
   readonly retries: number;
+  /**
+   * Longest a batch (its retries included) keeps its requests waiting: past it they are answered with a
+   * DatabaseDeadlineError (503 `unavailable`, Retry-After) and the next batch starts. The database bounds each
+   * transaction itself (db.ts); this bounds whatever else a batch could wait on, so that a batch never holds the
+   * batcher, and its keys, for good.
+   */
+  readonly deadlineMs: number;
 }
 
-export const DEFAULT_BATCHER_LIMITS: EffectBatcherLimits = { maxBatch: 64, maxInFlight: 1, maxQueue: 5_000, retries: 5 };
+export const DEFAULT_BATCHER_LIMITS: EffectBatcherLimits = { maxBatch: 64, maxInFlight: 1, maxQueue: 5_000, retries: 5, deadlineMs: 25_000 };
 
 export type BatcherErrorCode = IdempotencyErrorCode | 'unavailable';
 
@@ -55,8 +62,12 @@ export function createEffectBatcher<I>(
 ): EffectBatcher<I> {
   const { db, idempotency } = deps;
   const queue: Waiting<I>[] = [];
-  // Keys queued or running in this process: a second request with one answers 409 at once.
-  const inFlight = new Set<string>();
+  /**
+   * Keys queued or running in this process, with the outcome their request will get. A second request with the same
+   * key never joins a batch beside the first (both would claim it there): it waits for the first's outcome and is
+   * answered as its retry would be (see follow).
+   */
+  const inFlight = new Map<string, { readonly hash: string; readonly outcome: Promise<Answer> }>();
 
   const runBatch = async (batch: readonly Waiting<I>[]): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
@@ -103,31 +114,66 @@ export function createEffectBatcher<I>(
     while (running < limits.maxInFlight && queue.length > 0) {
       const batch = queue.splice(0, limits.maxBatch);
       running++;
-      void runBatch(batch).finally(() => {
-        for (const w of batch) if (w.key !== undefined) inFlight.delete(slotOf(w.key));
-        running--;
-        pump();
-      });
+      // Past the deadline every request of the batch is answered (each settles once: a late outcome is dropped) and
+      // the batcher moves on; the batch's transaction ends on its own, bounded by the database's deadlines.
+      void withDeadline(runBatch(batch), limits.deadlineMs, 'a batch')
+        .catch((error: unknown) => {
+          for (const w of batch) w.reject(error);
+        })
+        .finally(() => {
+          running--;
+          pump();
+        });
     }
   };
 
-  return {
-    submit(key, input) {
-      if (queue.length >= limits.maxQueue) return Promise.resolve(err('unavailable', 'the hub is at capacity for this kind of request; retry shortly'));
-      if (key !== undefined) {
-        if (!idempotency.validKey(key.key)) return Promise.resolve(err('idempotency_key_invalid', 'Idempotency-Key must be 1–128 printable ASCII characters'));
-        const slot = slotOf(key);
-        if (inFlight.has(slot)) {
-          return Promise.resolve(err('idempotency_in_progress', 'a request with this Idempotency-Key is still being processed; retry later', { idempotencyKey: key.key }));
-        }
-        inFlight.add(slot);
-      }
-      return new Promise((resolve, reject) => {
-        queue.push({ key, input, resolve, reject });
-        pump();
-      });
-    },
+  const enqueue = (key: IdempotencyKeyRef | undefined, input: I): Promise<Answer> => {
+    const outcome = new Promise<Answer>((resolve, reject) => {
+      queue.push({ key, input, resolve, reject });
+    });
+    if (key !== undefined) {
+      const slot = slotOf(key);
+      const entry = { hash: key.hash, outcome };
+      inFlight.set(slot, entry);
+      // Forgotten as soon as it is settled, before anyone waiting on it resumes (reactions run in the order they were
+      // added), and only if it is still this request's: a follower may have queued the key again since.
+      const forget = () => {
+        if (inFlight.get(slot) === entry) inFlight.delete(slot);
+      };
+      outcome.then(forget, forget);
+    }
+    pump();
+    return outcome;
   };
+
+  /**
+   * A request whose key this process is already running. The same request (same body) gets the first one's outcome,
+   * as a replay: what is stored under the key once it is decided, or the same failure. A different request under the
+   * key waits for the first to end, then goes through the key's claim like any retry (422 once the key is answered).
+   * Bounded: each round waits for one request that was queued before this one.
+   */
+  const follow = async (key: IdempotencyKeyRef, input: I, running: { readonly hash: string; readonly outcome: Promise<Answer> }): Promise<Answer> => {
+    if (running.hash === key.hash) {
+      const answer = await running.outcome;
+      return answer.ok && !answer.value.replayed ? ok({ ...answer.value, replayed: true }) : answer;
+    }
+    await running.outcome.catch(() => undefined);
+    return submit(key, input);
+  };
+
+  const submit = (key: IdempotencyKeyRef | undefined, input: I): Promise<Answer> => {
+    if (key !== undefined) {
+      if (!idempotency.validKey(key.key)) return Promise.resolve(err('idempotency_key_invalid', 'Idempotency-Key must be 1–128 printable ASCII characters'));
+      const running = inFlight.get(slotOf(key));
+      if (running !== undefined) return follow(key, input, running);
+    }
+    if (queue.length >= limits.maxQueue) return Promise.resolve(err('unavailable', 'the hub is at capacity for this kind of request; retry shortly'));
+    return enqueue(key, input);
+  };
+
+  return { submit };
 }
+
+type Answer = Result<StoredResponse & { readonly replayed: boolean }, DomainError<BatcherErrorCode>>;
 
 const slotOf = (k: IdempotencyKeyRef) => `${k.scope}\u0000${k.key}`;

@@ -8,7 +8,7 @@ import type { Logger } from './logger.ts';
 import type { HttpMetrics } from './metrics.ts';
 import type { DomainError } from './result.ts';
 import { idRandomBytes } from './ids.ts';
-import { connectionLost } from './db.ts';
+import { databaseUnavailable } from './db.ts';
 
 /**
  * The HTTP conventions every route of the hub follows, kept in one place:
@@ -234,11 +234,14 @@ function frameworkError(error: FastifyError & { validation?: AjvErrorLike[] }): 
   return undefined;
 }
 
-/** A lost or refused database connection, as thrown or as the cause of what was thrown (bounded depth). */
+/**
+ * A lost or refused database connection, a database deadline passed or a server not ready (db.ts, databaseUnavailable),
+ * as thrown or as the cause of what was thrown (bounded depth).
+ */
 function databaseUnreachable(error: unknown): boolean {
   let e: unknown = error;
   for (let depth = 0; depth < 5 && typeof e === 'object' && e !== null; depth++) {
-    if (connectionLost(e)) return true;
+    if (databaseUnavailable(e)) return true;
     e = (e as { cause?: unknown }).cause;
   }
   return false;
@@ -400,8 +403,9 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     const known = frameworkError(error);
     if (known !== undefined) return reply.fail(known);
     if (databaseUnreachable(error)) {
-      // Not a bug: the database restarted, refused the connection or ended the session. Safe to retry: a transaction cut
-      // off this way did not commit, or (its COMMIT lost in flight) is found by the same Idempotency-Key.
+      // Not a bug: the database restarted, refused the connection, ended the session or did not answer in time. Safe to
+      // retry: a transaction cut off this way did not commit, or (its COMMIT lost in flight, or still running past its
+      // deadline) is found by the same Idempotency-Key.
       request.log.warn({ err: error }, 'database unreachable');
       return reply.header('retry-after', '1').fail({ code: 'unavailable', message: 'the database is unreachable; retry shortly (a write with the same Idempotency-Key)' });
     }

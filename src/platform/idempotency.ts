@@ -9,7 +9,8 @@ import type { Vault } from './vault.ts';
  *
  * The key (scope = participant) is claimed, the effect runs and the response is stored under the key in ONE
  * transaction: the effect and its key commit together or not at all. A second request with the key while the first
- * runs answers 409 in the same process, and waits for the first to end in another process (then replays it). A replay
+ * runs waits for the first to end, in the same process (then gets its outcome as a replay; see `inFlight`) and in
+ * another (its claim waits on the key's unique index, then replays it). A replay
  * returns the stored status and body; a different body under the key is 422. A refused effect (domain error) rolls
  * back and its answer is stored on its own, so a retry replays the refusal.
  * Effects that go through the batching ledger in their own transaction derive their transfer ids from the key
@@ -95,6 +96,8 @@ export interface Idempotency {
   sweep(): Promise<number>;
 }
 
+type RunOutcome = Result<StoredResponse & { readonly replayed: boolean }, DomainError<IdempotencyErrorCode>>;
+
 export interface IdempotencyKeyRef {
   readonly scope: string;
   readonly key: string;
@@ -165,8 +168,13 @@ export function createIdempotency(deps: { db: Db; clock: Clock; vault: Vault }):
     body: row.response_sealed === null || row.response_sealed.length === 0 ? row.response_body : await mapSecretFields(row.response_body, row.response_sealed, (v) => vault.open(v)),
   });
 
-  // A fast in-process guard: a second request with a key this process is running answers 409 at once.
-  const inFlight = new Set<string>();
+  /**
+   * Keys this process is running, with the outcome their request will get. A second request with one never runs its
+   * effect beside the first: the same request (same body) waits for the first's outcome and gets it as a replay (what
+   * is stored under the key by then, or the same failure); a different one waits for the first to end, then claims
+   * the key like any retry (422). Every wait is bounded by the first request's own (db.ts deadlines).
+   */
+  const inFlight = new Map<string, { readonly hash: string; readonly outcome: Promise<RunOutcome> }>();
   const inProgress = (key: string) => err('idempotency_in_progress', 'a request with this Idempotency-Key is still being processed; retry later', { idempotencyKey: key });
 
   /**
@@ -196,46 +204,63 @@ export function createIdempotency(deps: { db: Db; clock: Clock; vault: Vault }):
     return ok('claimed');
   };
 
+  const run = async (scope: string, key: string, hash: string, effect: (tx: Tx) => Promise<EffectResponse>): Promise<RunOutcome> => {
+    if (!KEY_PATTERN.test(key)) {
+      return err('idempotency_key_invalid', `Idempotency-Key must be 1–${IDEMPOTENCY_LIMITS.maxKeyChars} printable ASCII characters`);
+    }
+    const slot = `${scope}\u0000${key}`;
+    const running = inFlight.get(slot);
+    if (running !== undefined) {
+      if (running.hash === hash) {
+        const answer = await running.outcome;
+        return answer.ok && !answer.value.replayed ? ok({ ...answer.value, replayed: true }) : answer;
+      }
+      // Bounded: each round waits for a request that started before this one.
+      await running.outcome.catch(() => undefined);
+      return run(scope, key, hash, effect);
+    }
+    const entry = { hash, outcome: execute(scope, key, hash, effect) };
+    inFlight.set(slot, entry);
+    // Forgotten as soon as it is settled, before anyone waiting on it resumes (reactions run in the order they were
+    // added), and only if it is still this request's.
+    const forget = () => {
+      if (inFlight.get(slot) === entry) inFlight.delete(slot);
+    };
+    entry.outcome.then(forget, forget);
+    return entry.outcome;
+  };
+
+  const execute = async (scope: string, key: string, hash: string, effect: (tx: Tx) => Promise<EffectResponse>): Promise<RunOutcome> => {
+    return db
+      .transaction(async (tx) => {
+        const claimed = await claim(tx, scope, key, hash);
+        if (!claimed.ok) return claimed;
+        if (claimed.value !== 'claimed') return ok({ ...claimed.value, replayed: true });
+        const response = await effect(tx);
+        if (!response.commit) throw new Rollback(response);
+        const hooks = tx.hooks;
+        if (hooks === undefined) throw new Error('idempotency: a transaction without hooks');
+        const stored = await storable(response);
+        hooks.stage(answerFlusher, [scope, key, response.status, stored.body, stored.sealed.join(',')]);
+        return ok({ status: response.status, body: response.body, replayed: false });
+      })
+      .catch(async (error: unknown) => {
+        if (!(error instanceof Rollback)) throw error;
+        // A refused effect rolled back with its claim: store its answer so that a retry replays the refusal. A
+        // concurrent request that claimed the key meanwhile keeps it (its own answer will be stored).
+        const answer = { status: error.response.status, body: error.response.body };
+        const stored = await storable(error.response);
+        await db.query(
+          `insert into idempotency_keys (scope, key, request_hash, state, locked_until, response_status, response_body, response_sealed, created_at)
+           values ($1, $2, $3, 'done', null, $4, $5::jsonb, $6::text[], $7) on conflict (scope, key) do nothing`,
+          [scope, key, hash, answer.status, stored.body, stored.sealed.length === 0 ? null : stored.sealed, clock.now()],
+        );
+        return ok({ ...answer, replayed: false });
+      });
+  };
+
   return {
-    async run(scope, key, hash, effect) {
-      if (!KEY_PATTERN.test(key)) {
-        return err('idempotency_key_invalid', `Idempotency-Key must be 1–${IDEMPOTENCY_LIMITS.maxKeyChars} printable ASCII characters`);
-      }
-      const slot = `${scope}\u0000${key}`;
-      if (inFlight.has(slot)) return inProgress(key);
-      inFlight.add(slot);
-      try {
-        const outcome = await db
-          .transaction(async (tx) => {
-            const claimed = await claim(tx, scope, key, hash);
-            if (!claimed.ok) return claimed;
-            if (claimed.value !== 'claimed') return ok({ ...claimed.value, replayed: true });
-            const response = await effect(tx);
-            if (!response.commit) throw new Rollback(response);
-            const hooks = tx.hooks;
-            if (hooks === undefined) throw new Error('idempotency: a transaction without hooks');
-            const stored = await storable(response);
-            hooks.stage(answerFlusher, [scope, key, response.status, stored.body, stored.sealed.join(',')]);
-            return ok({ status: response.status, body: response.body, replayed: false });
-          })
-          .catch(async (error: unknown) => {
-            if (!(error instanceof Rollback)) throw error;
-            // A refused effect rolled back with its claim: store its answer so that a retry replays the refusal. A
-            // concurrent request that claimed the key meanwhile keeps it (its own answer will be stored).
-            const answer = { status: error.response.status, body: error.response.body };
-            const stored = await storable(error.response);
-            await db.query(
-              `insert into idempotency_keys (scope, key, request_hash, state, locked_until, response_status, response_body, response_sealed, created_at)
-               values ($1, $2, $3, 'done', null, $4, $5::jsonb, $6::text[], $7) on conflict (scope, key) do nothing`,
-              [scope, key, hash, answer.status, stored.body, stored.sealed.length === 0 ? null : stored.sealed, clock.now()],
-            );
-            return ok({ ...answer, replayed: false });
-          });
-        return outcome;
-      } finally {
-        inFlight.delete(slot);
-      }
-    },
+    run,
 
     async claimMany(tx, keys) {
       const now = clock.now();

@@ -7,6 +7,8 @@ export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..'
 
 /** An arbitrary constant: the advisory lock that makes concurrent hub starts apply migrations one at a time. */
 const MIGRATION_LOCK_ID = 727_001;
+/** Longest the migrations of one start may take (statement timeout and client deadline). */
+const MIGRATION_DEADLINE_MS = 10 * 60_000;
 
 export interface Migration {
   readonly version: string;
@@ -26,6 +28,9 @@ export async function migrate(db: Db, onApplied: (version: string) => void = () 
   await db.exec(`create table if not exists schema_migrations (version text primary key, applied_at timestamptz not null default now())`);
   const applied: string[] = [];
   await db.transaction(async (tx) => {
+    // A migration may rewrite a large table, and a second process waits here for the first one's migrations: longer
+    // than the deadlines of ordinary statements (db.ts), still bounded.
+    await tx.query(`select set_config('statement_timeout', $1, true)`, [String(MIGRATION_DEADLINE_MS)]);
     // Held to the end of this transaction: a second hub process starting now waits, then finds nothing to do.
     await tx.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]);
     const done = new Set((await tx.query<{ version: string }>('select version from schema_migrations')).map((r) => r.version));
@@ -36,7 +41,7 @@ export async function migrate(db: Db, onApplied: (version: string) => void = () 
       applied.push(migration.version);
       onApplied(migration.version);
     }
-  });
+  }, { deadlineMs: MIGRATION_DEADLINE_MS + 5_000 });
   return applied;
 }
 

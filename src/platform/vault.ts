@@ -4,6 +4,18 @@ import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:
 import type { Clock } from './clock.ts';
 import { sqlState, type Db, type Queryable } from './db.ts';
 import { newId } from './ids.ts';
+import { StartupError } from './startup-error.ts';
+
+/**
+ * The key-encrypting key the hub was given does not open a data key of its database (another HUTONG_KEK, another key
+ * file): nothing sealed could be read. Found at start by `warm()`, so the hub refuses to start, in one line.
+ */
+export class KekMismatchError extends StartupError {
+  constructor(detail: string) {
+    super(`the key-encrypting key does not open this database's data keys: ${detail}`);
+    this.name = 'KekMismatchError';
+  }
+}
 
 /**
  * Envelope encryption for everything the hub must keep secret but read back (card numbers, webhook signing secrets,
@@ -73,7 +85,7 @@ export function fileKeySource(path: string): KeySource & { created: boolean } {
 
 /** A KEK given in config (HUTONG_KEK, base64 of 32 bytes). Rotation of a configured KEK is the operator's job. */
 export function envKeySource(base64: string, id = 'kek_env'): KeySource {
-  if (Buffer.from(base64, 'base64').length !== 32) throw new Error('HUTONG_KEK must be base64 of 32 bytes');
+  if (Buffer.from(base64, 'base64').length !== 32) throw new StartupError('HUTONG_KEK must be base64 of 32 bytes');
   const ring = { activeId: id, keys: { [id]: base64 } };
   return {
     description: 'HUTONG_KEK',
@@ -212,7 +224,19 @@ export function createVault(deps: { db: Db; clock: Clock; keys: KeySource }): Va
     if (cached !== undefined) return cached;
     const [row] = await q.query<{ kek_id: string; wrapped: string }>('select kek_id, wrapped from data_keys where id = $1', [id]);
     if (row === undefined) throw new Error(`data key ${id} not found`);
-    const key = gcmOpen(kek(row.kek_id), row.wrapped, id);
+    let wrapping: Buffer;
+    try {
+      wrapping = kek(row.kek_id);
+    } catch {
+      throw new KekMismatchError(`data key ${id} is wrapped under ${row.kek_id}, which ${keys.description} does not hold`);
+    }
+    let key: Buffer;
+    try {
+      key = gcmOpen(wrapping, row.wrapped, id);
+    } catch {
+      // GCM's tag does not verify: a key of the same id, but not the one that wrapped this data key.
+      throw new KekMismatchError(`data key ${id} is wrapped under ${row.kek_id}, and the key ${keys.description} gives under that id does not open it`);
+    }
     unwrapped.set(id, key);
     return key;
   };

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectionLost, openPostgres, type Db, type Flusher, type Queryable } from '../../src/platform/db.ts';
+import { connectionLost, databaseUnavailable, DatabaseDeadlineError, openPostgres, sqlState, type Db, type Flusher, type Queryable } from '../../src/platform/db.ts';
 import { availableEngines, openTestDb, type TestDatabase } from '../support/engines.ts';
 
 const engines = await availableEngines();
@@ -134,5 +134,91 @@ describe.runIf(engines.includes('postgres'))('PostgreSQL ending a connection', (
     expect(connectionLost(await inTx)).toBe(true);
     const answer = await t.db.transaction(async (tx) => (await tx.query<{ answer: number }>('select 43 as answer'))[0]?.answer);
     expect(answer).toBe(43);
+  });
+});
+
+/**
+ * Liveness on PostgreSQL: nothing waits for ever on a connection. postgres.js 3.4.9 lost a reserve() that was queued
+ * when the connection it waited for was ended by the server (porsager/postgres#1195): the transaction, and a batcher
+ * behind it, waited for good (patches/postgres+3.4.9.patch). Deadlines bound the rest (db.ts, DbTimeouts).
+ */
+describe.runIf(engines.includes('postgres'))('PostgreSQL: every wait is bounded', () => {
+  let t: TestDatabase;
+  let admin: Db;
+  beforeAll(async () => {
+    t = await openTestDb('postgres', { migrate: false, maxConnections: 1 });
+    admin = openPostgres({ url: t.url!, maxConnections: 1 });
+  });
+  afterAll(async () => {
+    await admin?.close();
+    await t?.drop();
+  });
+
+  const endSessionsRunning = async (pattern: string) => {
+    for (let i = 0; i < 200; i++) {
+      const rows = await admin.query<{ ended: boolean }>(
+        `select pg_terminate_backend(pid) as ended from pg_stat_activity where datname = current_database() and query like $1 and pid <> pg_backend_pid()`,
+        [pattern],
+      );
+      if (rows.some((r) => r.ended)) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    throw new Error('the session never showed up');
+  };
+
+  it('a transaction waiting for the only connection gets one after the server ends it (the reserve is not lost)', async () => {
+    const holder = t.db.transaction((tx) => tx.query('select pg_sleep(30)')).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    for (let i = 0; i < 200; i++) {
+      const [seen] = await admin.query<{ n: bigint }>(`select count(*) as n from pg_stat_activity where datname = current_database() and query like 'select pg_sleep(30)%'`);
+      if (seen?.n === 1n) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // Queued behind the holder (one connection); then the server ends the holder's session.
+    const waiting = t.db.transaction(async (tx) => (await tx.query<{ answer: number }>('select 7 as answer'))[0]?.answer);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const started = performance.now();
+    await endSessionsRunning('select pg_sleep(30)%');
+    expect(connectionLost(await holder)).toBe(true);
+    expect(await waiting).toBe(7);
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+
+  it('a transaction past its deadline is answered with DB_DEADLINE (503 at the edge), and its connection comes back to the pool', async () => {
+    const short = openPostgres({ url: t.url!, maxConnections: 1, timeouts: { transactionMs: 300 } });
+    try {
+      const started = performance.now();
+      const outcome = await short.transaction((tx) => tx.query('select pg_sleep(1)')).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(outcome).toBeInstanceOf(DatabaseDeadlineError);
+      expect(databaseUnavailable(outcome)).toBe(true);
+      expect(performance.now() - started).toBeLessThan(1_000);
+      // The abandoned transaction ends on its own (ROLLBACK), and its connection is given back: the next one runs.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const [row] = await short.transaction((tx) => tx.query<{ answer: number }>('select 8 as answer'));
+      expect(row?.answer).toBe(8);
+    } finally {
+      await short.close();
+    }
+  });
+
+  it('a statement past the server’s statement timeout fails as unavailable, and the next one runs', async () => {
+    const short = openPostgres({ url: t.url!, maxConnections: 1, timeouts: { statementMs: 200 } });
+    try {
+      const outcome = await short.query('select pg_sleep(2)').then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(sqlState(outcome)).toBe('57014');
+      expect(databaseUnavailable(outcome)).toBe(true);
+      const [row] = await short.query<{ answer: number }>('select 9 as answer');
+      expect(row?.answer).toBe(9);
+    } finally {
+      await short.close();
+    }
   });
 });

@@ -54,7 +54,7 @@ describe.each(engines)('Idempotency-Key on %s', (engine) => {
     expect(b.body.id).not.toBe(a.body.id);
   });
 
-  it('answers 409 while the first request with the key is still running, and lets a retry through after', async () => {
+  it('a request with the key while the first still runs waits for it and gets its answer as a replay (never runs twice)', async () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => {
       release = resolve;
@@ -64,12 +64,20 @@ describe.each(engines)('Idempotency-Key on %s', (engine) => {
       return { status: 201, body: { done: true }, commit: true };
     });
     await new Promise((r) => setTimeout(r, 20));
-    const concurrent = await t.hub.idempotency.run('par_x', 'k-slow', 'h', async () => ({ status: 201, body: { done: 'twice' }, commit: true }));
-    expect(concurrent.ok).toBe(false);
-    if (!concurrent.ok) expect(concurrent.error.code).toBe('idempotency_in_progress');
+    let secondRan = false;
+    const concurrent = t.hub.idempotency.run('par_x', 'k-slow', 'h', async () => {
+      secondRan = true;
+      return { status: 201, body: { done: 'twice' }, commit: true };
+    });
+    // A different request under the key waits too, then is refused as a reuse once the key is answered.
+    const reused = t.hub.idempotency.run('par_x', 'k-slow', 'other', async () => ({ status: 201, body: { done: 'other' }, commit: true }));
     release();
     const first = await slow;
-    expect(first.ok && first.value.body).toEqual({ done: true });
+    expect(first.ok && first.value).toMatchObject({ replayed: false, body: { done: true } });
+    expect((await concurrent).ok && (await concurrent)).toMatchObject({ value: { replayed: true, body: { done: true } } });
+    const refused = await reused;
+    expect(refused.ok === false && refused.error.code).toBe('idempotency_key_reused');
+    expect(secondRan).toBe(false);
     const after = await t.hub.idempotency.run('par_x', 'k-slow', 'h', async () => ({ status: 201, body: { done: 'twice' }, commit: true }));
     expect(after.ok && after.value).toMatchObject({ replayed: true, body: { done: true } });
   });
