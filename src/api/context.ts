@@ -194,23 +194,37 @@ export function createIdempotentRunner(deps: { db: Db; idempotency: Idempotency;
     },
     prepared<I, P>(prepare: (input: I) => Promise<P>, run: (tx: Tx, prepared: readonly P[]) => Promise<Outcome[]>, options: { limits?: EffectBatcherLimits } = {}) {
       const batcher = createEffectBatcher<P>({ db: deps.db, idempotency: deps.idempotency }, async (tx, inputs) => (await run(tx, inputs)).map(toEffect), options.limits);
-      const preparing = new Set<string>();
+      // Keys this process is preparing or running, with the outcome their request will get: a second request with one
+      // waits for it (the same body gets it as a replay; a different one then meets the key's answer: 422), as the
+      // batcher does for keys it holds.
+      const preparing = new Map<string, { readonly hash: string; readonly outcome: Promise<Result<StoredResponse & { readonly replayed: boolean }, DomainError>> }>();
       return async (request: FastifyRequest, reply: FastifyReply, input: I) => {
         const key = request.headers['idempotency-key'];
         if (typeof key !== 'string') return reply.fail({ code: 'idempotency_key_required', message: 'this request moves money: send an Idempotency-Key header' });
         if (!deps.idempotency.validKey(key)) return reply.fail({ code: 'idempotency_key_invalid', message: 'Idempotency-Key must be 1–128 printable ASCII characters' });
         const ref = { ...keyOf(request), key };
         const slot = `${ref.scope}\u0000${key}`;
-        if (preparing.has(slot)) return reply.fail({ code: 'idempotency_in_progress', message: 'a request with this Idempotency-Key is still being processed; retry later', details: { idempotencyKey: key } });
-        preparing.add(slot);
-        try {
-          const stored = await deps.idempotency.peek(ref);
-          if (!stored.ok) return reply.fail(stored.error);
-          if (stored.value !== undefined) return answer(reply, ok({ ...stored.value, replayed: true }));
-          return answer(reply, await batcher.submit(ref, await prepare(input)));
-        } finally {
-          preparing.delete(slot);
+        const running = preparing.get(slot);
+        if (running !== undefined) {
+          if (running.hash === ref.hash) {
+            const first = await running.outcome;
+            return answer(reply, first.ok && !first.value.replayed ? ok({ ...first.value, replayed: true }) : first);
+          }
+          await running.outcome.catch(() => undefined);
         }
+        const outcome = (async () => {
+          const stored = await deps.idempotency.peek(ref);
+          if (!stored.ok) return stored;
+          if (stored.value !== undefined) return ok({ ...stored.value, replayed: true });
+          return batcher.submit(ref, await prepare(input));
+        })();
+        const entry = { hash: ref.hash, outcome };
+        preparing.set(slot, entry);
+        const forget = () => {
+          if (preparing.get(slot) === entry) preparing.delete(slot);
+        };
+        outcome.then(forget, forget);
+        return answer(reply, await outcome);
       };
     },
   });

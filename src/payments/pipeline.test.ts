@@ -136,6 +136,23 @@ describe.each(engines)('card pipeline on %s', (engine) => {
     expect(await holds()).toBe(holdsBefore);
   });
 
+  it('one key sent five times at once: the issuer is asked once, one payment, four replays of its answer', async () => {
+    expect((await useIssuerWebhook(2_000)).status).toBe(200);
+    issuerDelayMs = 300;
+    try {
+      const before = asked.length;
+      const body = bodyA('2.00', 200n);
+      const k = key();
+      const results = await Promise.all(Array.from({ length: 5 }, () => tapA(body, k)));
+      expect(results.map((r) => r.status)).toEqual(Array(5).fill(201));
+      expect(new Set(results.map((r) => r.body.id)).size).toBe(1);
+      expect(results.filter((r) => r.headers['idempotent-replayed'] === 'true')).toHaveLength(4);
+      expect(asked.length).toBe(before + 1);
+    } finally {
+      issuerDelayMs = 0;
+    }
+  });
+
   it("an approval left by a crash is reversed by the sweep after the issuer's deadline, and cannot be used after", async () => {
     expect((await useIssuerWebhook(2_000)).status).toBe(200);
     const payments = t.hub.payments.payments;

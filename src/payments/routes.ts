@@ -7,6 +7,7 @@ import { Opaque, Ref } from '../api/refs.ts';
 import { MPM_MAX_PAYLOAD_CHARS } from '../emv/mpm.ts';
 import type { Merchant, MerchantService } from '../merchants/service.ts';
 import { createCoalescer } from '../platform/coalescer.ts';
+import { DEFAULT_BATCHER_LIMITS } from '../platform/effect-batcher.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatMoney, parseAmount, parseMoney } from '../platform/money.ts';
@@ -161,7 +162,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
     async (input) => ({ staged: await payments.askIssuer(await decider.load(input)), view: input.channel === 'tap' || input.channel === 'cpm' ? 'merchant' : 'payer' }),
     async (tx, prepared) =>
       (await payments.commitMany(tx, prepared.map((p) => p.staged))).map((r, i) => (r.ok ? created(prepared[i]?.view === 'payer' ? wirePayerView(r.value) : wireAuthorization(r.value)) : r.error)),
-    { limits: { maxBatch: MAX_CARD_BATCH, maxInFlight: 1, maxQueue: 5_000, retries: 5 } },
+    { limits: { ...DEFAULT_BATCHER_LIMITS, maxBatch: MAX_CARD_BATCH } },
   );
   const capture = idempotent.batched<CaptureItem>(async (tx, items) => (await payments.captureMany(tx, items)).map((r) => (r.ok ? okResponse(wireAuthorization(r.value)) : r.error)));
 
