@@ -16,6 +16,13 @@ export const RATE_SCALE_DIGITS = 12;
 const RATE_SCALE = 10n ** BigInt(RATE_SCALE_DIGITS);
 const BPS = 10_000n;
 
+/** 10^minor unit of a currency of the rate table (the table holds only ISO 4217 currencies: see parseRates). */
+function minorScale(currency: string): bigint {
+  const unit = currencyMinorUnit(currency);
+  if (unit === undefined) throw new Error(`rate table holds ${currency}, which has no ISO 4217 minor unit`);
+  return 10n ** BigInt(unit);
+}
+
 export type FxErrorCode = 'fx_rates_invalid' | 'fx_rate_unavailable';
 
 export interface RateTable {
@@ -93,8 +100,8 @@ export function convertSendToReceive(table: RateTable, from: string, to: string,
   if (from === to) return sendMinor;
   const rf = table.perEur.get(from)!;
   const rt = table.perEur.get(to)!;
-  const df = 10n ** BigInt(currencyMinorUnit(from) ?? 2);
-  const dt = 10n ** BigInt(currencyMinorUnit(to) ?? 2);
+  const df = minorScale(from);
+  const dt = minorScale(to);
   const spread = BigInt(spreadBps);
   return (sendMinor * rt * (BPS - spread) * dt) / (rf * BPS * df);
 }
@@ -104,18 +111,20 @@ export function convertReceiveToSend(table: RateTable, from: string, to: string,
   if (from === to) return receiveMinor;
   const rf = table.perEur.get(from)!;
   const rt = table.perEur.get(to)!;
-  const df = 10n ** BigInt(currencyMinorUnit(from) ?? 2);
-  const dt = 10n ** BigInt(currencyMinorUnit(to) ?? 2);
+  const df = minorScale(from);
+  const dt = minorScale(to);
   const spread = BigInt(spreadBps);
   return ceilDiv(receiveMinor * rf * BPS * df, rt * (BPS - spread) * dt);
 }
 
 /** Mid-rate equivalent in EUR cents, rounded up: the reference unit for limits and risk. */
-export function toEurCents(table: RateTable, currency: string, amountMinor: bigint): bigint {
+export function toEurCents(table: RateTable, currency: string, amountMinor: bigint): Result<bigint, DomainError<'fx_rate_unavailable'>> {
   const r = table.perEur.get(currency);
-  if (r === undefined) return amountMinor; // unknown: count the raw amount (conservative for most currencies)
-  const d = 10n ** BigInt(currencyMinorUnit(currency) ?? 2);
-  return ceilDiv(amountMinor * 100n * RATE_SCALE, r * d);
+  // No reference rate: limits and risk cannot be weighed, so the payment is refused rather than counted in a unit it is not.
+  if (r === undefined) return err('fx_rate_unavailable', `no reference rate for ${currency}: limits and risk cannot be evaluated`, { currency });
+  const minorUnit = currencyMinorUnit(currency);
+  if (minorUnit === undefined) return err('fx_rate_unavailable', `${currency} is not an ISO 4217 currency with a minor unit`, { currency });
+  return ok(ceilDiv(amountMinor * 100n * RATE_SCALE, r * 10n ** BigInt(minorUnit)));
 }
 
 /** Fee: fixed + basis points of the amount, rounded up to the minor unit (hub's favour). */

@@ -1,3 +1,4 @@
+import type { FxErrorCode } from '../fx/rates.ts';
 import type { StepUpErrorCode } from '../stepup/service.ts';
 import type { LiquidityErrorCode } from '../liquidity/service.ts';
 import type { CardDeclineCode, TokenPaymentDeclineCode } from '../cards/errors.ts';
@@ -95,4 +96,4 @@ export const paymentsErrorStatus: Record<PaymentsErrorCode, number> = {
 };
 
 /** What payment services answer: their own codes, and a step-up proof refused (the step-up module's code). */
-export type PErr = DomainError<PaymentsErrorCode | Extract<StepUpErrorCode, 'step_up_invalid'> | Extract<LiquidityErrorCode, 'liquidity_exceeded'>>;
+export type PErr = DomainError<PaymentsErrorCode | Extract<StepUpErrorCode, 'step_up_invalid'> | Extract<LiquidityErrorCode, 'liquidity_exceeded'> | Extract<FxErrorCode, 'fx_rate_unavailable'>>;

@@ -136,7 +136,7 @@ interface PipelineDeps {
   readonly paymentRules: PaymentRuleStore;
   readonly stepUp: StepUpService;
   readonly holdTtlMs: number;
-  readonly refEurCents: (currency: string, amountMinor: bigint) => Promise<bigint>;
+  readonly refEurCents: (currency: string, amountMinor: bigint) => Promise<Result<bigint, PErr>>;
   /** Decodes a merchant-presented code into its merchant, its dynamic code (if any) and the amount it asks. */
   readonly resolveQr: (q: Queryable, payload: string) => Promise<Result<{ merchant: Merchant; qr: { id: string; paidAuthorizationId: string | null } | undefined; amountMinor: bigint | null; currency: string }, PErr>>;
   readonly notify: (tx: Queryable, a: Authorization, type: string, data?: Record<string, unknown>) => Promise<void>;
@@ -405,11 +405,16 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           out[r.i] = { code: 'payment_currency_mismatch', message: `this merchant takes ${r.merchant.currency}`, details: { currency: r.merchant.currency } };
           continue;
         }
+        const reference = await deps.refEurCents(r.currency, r.amountMinor);
+        if (!reference.ok) {
+          out[r.i] = reference.error;
+          continue;
+        }
         const base = {
           channel: `card_${r.channel}`,
           amountMinor: r.amountMinor,
           currency: r.currency,
-          refEurCents: await deps.refEurCents(r.currency, r.amountMinor),
+          refEurCents: reference.value,
           counterparty: { id: r.merchant.id },
           country: r.merchant.country,
           ...(r.deviceId !== null ? { device: r.deviceId } : {}),

@@ -179,13 +179,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
   /** Statements that do not depend on each other: pipelined on one PostgreSQL connection, one by one on PGlite. */
   const all = pipeliner(db);
 
-  const refEurCents = async (currency: string, amountMinor: bigint): Promise<bigint> => {
-    try {
-      return toEurCents(await fx.table(), currency, amountMinor);
-    } catch {
-      return amountMinor;
-    }
-  };
+  const refEurCents = async (currency: string, amountMinor: bigint) => toEurCents(await fx.table(), currency, amountMinor);
 
   type Notified = Pick<Authorization, 'id' | 'merchantId' | 'status' | 'amountMinor' | 'currency' | 'capturedMinor' | 'refundedMinor' | 'authCode' | 'ownerParticipantId' | 'issuerParticipantId' | 'payerParticipantId'>;
   const notify = async (tx: Queryable, a: Notified, type: string, data: Record<string, unknown> = {}) => {

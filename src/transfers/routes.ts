@@ -153,7 +153,9 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     const known = participantOf(request);
     if (known !== undefined && known.id === id) return { id, country: known.country };
     const [p] = await db.query<{ country: string }>('select country from participants where id = $1', [id]);
-    return { id, country: p?.country ?? 'ZZ' };
+    // Authenticated a moment ago: a participant that is gone is a bug, not a country to guess.
+    if (p === undefined) throw new Error(`authenticated participant ${id} not found`);
+    return { id, country: p.country };
   };
   const parse = (m: { amount: string; currency: string }, field = 'amount') => parseMoney(m, field);
 

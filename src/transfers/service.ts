@@ -555,7 +555,9 @@ export function createTransferService(deps: {
       const fixed = fee.fixedCurrency === sendCurrency ? fee.fixedMinor : convertReceiveToSend(table, sendCurrency, fee.fixedCurrency, 0, fee.fixedMinor);
       feeMinor = computeFee(sendMinor, fixed, fee.bps);
     }
-    const refEurCents = toEurCents(table, sendCurrency, sendMinor + feeMinor);
+    const reference = toEurCents(table, sendCurrency, sendMinor + feeMinor);
+    if (!reference.ok) return reference;
+    const refEurCents = reference.value;
     const limit = limitError(ctx.used, ctx.kycLevel, refEurCents);
     if (limit !== undefined) return { ok: false, error: limit };
     const now = clock.now();
@@ -796,16 +798,17 @@ export function createTransferService(deps: {
             [ids, participants],
           ),
         () =>
-          tx.query<{ n: bigint; day: bigint | null; month: bigint | null; acc_id: string | null; owner_participant_id: string | null; acc_customer_id: string | null; kind: string | null; closed: boolean | null; linked: boolean; flagged: boolean; country: string | null; recent: bigint | null; hn: bigint | null; avg: string | null; known: boolean | null }>(
+          tx.query<{ n: bigint; day: bigint | null; month: bigint | null; acc_id: string | null; owner_participant_id: string | null; acc_customer_id: string | null; kind: string | null; closed: boolean | null; linked: boolean; flagged: boolean; country: string; recent: bigint | null; hn: bigint | null; avg: string | null; known: boolean | null }>(
             `select u.n, x.day, x.month, a.id as acc_id, a.owner_participant_id, a.customer_id as acc_customer_id, a.kind, a.closed,
                     exists (select 1 from account_links l where l.wallet_participant_id = q.payer_participant_id and l.wallet_customer_id = q.payer_customer_id
                               and l.account_id = q.source_account_id and l.status = 'active') as linked,
                     case when q.payee_alias_id = '' then exists (select 1 from alias_flags f join aliases al on al.id = f.alias_id where al.participant_id = q.payee_participant_id and al.customer_id = q.payee_customer_id)
                          else exists (select 1 from alias_flags f join aliases al on al.id = f.alias_id where f.alias_id = q.payee_alias_id) end as flagged,
-                    (select country from participants where id = q.payer_participant_id) as country,
+                    pp.country,
                     h.recent, h.n as hn, h.avg, h.known
                from unnest($1::text[], $2::text[], $3::text[]) with ordinality as u(id, participant_id, since, n)
                join quotes q on q.id = u.id and q.payer_participant_id = u.participant_id
+               join participants pp on pp.id = q.payer_participant_id
                cross join lateral (select sum(ref_eur_cents) filter (where created_at >= $4)::int8 as day, sum(ref_eur_cents)::int8 as month
                                      from payments where payer_customer_id = q.payer_customer_id and created_at >= $5) x
                cross join lateral (${riskHistorySql({ participantId: 'q.payer_participant_id', customerId: 'q.payer_customer_id', counterparty: "q.payee_participant_id || ':' || q.payee_customer_id", since: 'u.since::timestamptz' })}) h
@@ -900,7 +903,7 @@ export function createTransferService(deps: {
           currency: q.send_currency,
           refEurCents: q.ref_eur_cents,
           counterparty: { id: counterpartyId, flagged: c.flagged },
-          country: c.country ?? 'ZZ',
+          country: c.country,
         };
         const assessment = risk.decide(riskInput, history);
         let challengeUsed: string | undefined;
@@ -1246,7 +1249,9 @@ export function createTransferService(deps: {
       if (source === undefined) return err('account_unavailable', 'no such account to pay from');
       if (source.currency !== input.currency) return err('source_currency_mismatch', `the source account holds ${source.currency}`);
       const table = await fx.table();
-      const limit = await checkLimits(tx, input.customerId, customer.kycLevel, toEurCents(table, input.currency, input.totalMinor));
+      const reference = toEurCents(table, input.currency, input.totalMinor);
+      if (!reference.ok) return reference;
+      const limit = await checkLimits(tx, input.customerId, customer.kycLevel, reference.value);
       if (limit !== undefined) return { ok: false, error: limit };
       const members = new Map<string, AliasRecord>();
       for (const [i, m] of input.members.entries()) {
