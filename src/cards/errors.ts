@@ -24,30 +24,6 @@ export type CardsErrorCode =
   | 'step_up_expired'
   | 'step_up_locked';
 
-export const cardsErrorStatus: Record<CardsErrorCode, number> = {
-  not_issuer: 403,
-  not_wallet: 403,
-  card_product_not_found: 404,
-  bin_in_token_range: 400,
-  bin_taken: 409,
-  card_not_found: 404,
-  card_state: 409,
-  invalid_controls: 400,
-  invalid_credit_limit: 400,
-  card_request_key_reused: 422,
-  token_not_found: 404,
-  token_state: 409,
-  token_exists: 409,
-  provisioning_not_found: 404,
-  provisioning_state: 409,
-  reference_not_found: 404,
-  card_data_invalid: 422,
-  consent_required: 400,
-  step_up_failed: 422,
-  step_up_expired: 410,
-  step_up_locked: 423,
-};
-
 /** Why a card payment is declined by the card's own state or controls (checkControls), for the payments issue. */
 export type CardDeclineCode =
   | 'card_not_active'

@@ -30,16 +30,6 @@ export type CustomerLinkErrorCode =
   | 'customer_link_consent_locked'
   | 'customer_link_code_invalid';
 
-export const customerLinkErrorStatus: Record<CustomerLinkErrorCode, number> = {
-  link_customer_not_found: 404,
-  customer_link_exists: 409,
-  customer_link_not_found: 404,
-  customer_link_consent_not_found: 404,
-  customer_link_consent_expired: 410,
-  customer_link_consent_locked: 423,
-  customer_link_code_invalid: 422,
-};
-
 type LErr = DomainError<CustomerLinkErrorCode | 'customer_not_found'>;
 
 export const LINK_CONSENT_TTL_MS = 10 * 60_000;

@@ -11,14 +11,6 @@ import { err, ok, type DomainError, type Result } from '../platform/result.ts';
  */
 export type CustomerErrorCode = 'customer_not_found' | 'customer_exists' | 'invalid_phone' | 'customer_has_balance';
 
-export const customerErrorStatus: Record<CustomerErrorCode, number> = {
-  customer_not_found: 404,
-  customer_exists: 409,
-  invalid_phone: 400,
-  /** Erasure refused: the customer still holds money, a pending hold or an open red packet (src/customers/data-rights.ts). */
-  customer_has_balance: 409,
-};
-
 export interface Customer {
   readonly id: string;
   readonly participantId: string;

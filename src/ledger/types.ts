@@ -125,35 +125,6 @@ export type LedgerErrorCode =
   | 'account_has_pending'
   | 'invalid_page';
 
-export const ledgerErrorStatus: Record<LedgerErrorCode, number> = {
-  invalid_transfer: 400,
-  metadata_too_large: 400,
-  amount_not_positive: 400,
-  amount_too_large: 400,
-  same_account: 422,
-  account_not_found: 404,
-  currency_mismatch: 422,
-  account_closed: 422,
-  insufficient_funds: 422,
-  exceeds_credit_limit: 422,
-  exceeds_debits: 422,
-  overflow: 422,
-  pending_not_found: 404,
-  pending_already_resolved: 409,
-  pending_expired: 409,
-  post_amount_exceeds_pending: 422,
-  linked_transfer_failed: 422,
-  linked_chain_open: 400,
-  transfer_exists_with_different_fields: 409,
-  transfer_not_found: 404,
-  ledger_busy: 503,
-  invalid_account: 400,
-  account_exists: 409,
-  participant_not_found: 404,
-  account_has_pending: 409,
-  invalid_page: 400,
-};
-
 /**
  * Failures that depend on ledger state at the time (balances, pending resolution, closure). The id is recorded with
  * its code so that a retry replays the failure instead of succeeding later against different balances.

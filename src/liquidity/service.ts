@@ -20,11 +20,6 @@ import type { EventOutbox } from '../webhooks/events.ts';
  */
 export type LiquidityErrorCode = 'liquidity_exceeded' | 'liquidity_invalid';
 
-export const liquidityErrorStatus: Record<LiquidityErrorCode, number> = {
-  liquidity_exceeded: 422,
-  liquidity_invalid: 400,
-};
-
 type LErr = DomainError<LiquidityErrorCode | 'participant_not_found' | 'ledger_rejected'>;
 
 export interface Position {

@@ -46,17 +46,5 @@ export type ParticipantErrorCode =
   | 'invalid_webhook_url'
   | 'invalid_country';
 
-export const participantErrorStatus: Record<ParticipantErrorCode, number> = {
-  participant_not_found: 404,
-  participant_suspended: 403,
-  credential_not_found: 404,
-  credential_limit: 409,
-  invalid_client: 401,
-  unauthorized: 401,
-  forbidden: 403,
-  invalid_webhook_url: 400,
-  invalid_country: 400,
-};
-
 /** Two active credentials at once: the old and the new during a rotation. */
 export const MAX_ACTIVE_CREDENTIALS = 2;

@@ -51,20 +51,6 @@ export type StepUpErrorCode =
   | 'passkey_registration_invalid'
   | 'passkey_registration_not_found';
 
-export const stepUpErrorStatus: Record<StepUpErrorCode, number> = {
-  challenge_not_found: 404,
-  challenge_request_invalid: 400,
-  challenge_method_unavailable: 409,
-  challenge_state: 409,
-  challenge_failed: 422,
-  challenge_expired: 410,
-  challenge_locked: 423,
-  step_up_invalid: 422,
-  authenticator_exists: 409,
-  passkey_registration_invalid: 422,
-  passkey_registration_not_found: 404,
-};
-
 type SErr = DomainError<StepUpErrorCode | 'customer_not_found'>;
 
 /** What a payment needs approved: who pays, how much, to whom. */

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_AMOUNT_MINOR } from '../../src/platform/money.ts';
 import type { TransferInput, TransferResult } from '../../src/ledger/types.ts';
-import { ledgerErrorStatus } from '../../src/ledger/types.ts';
+import { errorStatus } from '../../src/api/errors.ts';
 import { availableEngines } from '../support/engines.ts';
 import { creditBalance, ledgerFixture, type LedgerFixture } from './helpers.ts';
 
@@ -83,7 +83,7 @@ describe.each(engines)('ledger on %s', (engine) => {
     ];
     const results = await f.ledger.submit(cases.map(([t]) => t));
     expect(results.map(code)).toEqual(cases.map(([, c]) => c));
-    for (const r of results) if (!r.ok) expect(ledgerErrorStatus[r.error.code]).toBeGreaterThanOrEqual(400);
+    for (const r of results) if (!r.ok) expect(errorStatus[r.error.code]).toBeGreaterThanOrEqual(400);
     expect(await rowCounts()).toBe(before);
     expect(await f.ledger.checkInvariants()).toEqual([]);
   });
