@@ -5,8 +5,12 @@ import { IDEMPOTENCY_LIMITS } from '../platform/idempotency.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
 
-class Rollback {
-  constructor(readonly error: DomainError) {}
+/** Thrown to roll the transaction back with a domain error; an Error, so that it passes deadlines and wrappers intact. */
+class Rollback extends Error {
+  constructor(readonly error: DomainError) {
+    super(`rollback: ${error.code}`);
+    this.name = 'Rollback';
+  }
 }
 
 /**
