@@ -78,6 +78,12 @@ export const authorizeScenario: Scenario = {
       // Every rule stays on at its default thresholds: spread over --cards cards, a card taps a handful of times in a run.
       const bankA = demoParticipantId('bank-a');
       const bank = (await hub.participants.get(bankA))!;
+      // Every card's account is funded from bank-a's position at the hub: prefund it for all of them (money enters the
+      // hub only through a participant's funded position).
+      await hub.db.transaction(async (tx) => {
+        const funded = await hub.liquidity.fundsIn(tx, { type: 'system' }, { participantId: bankA, currency: 'CNY', amountMinor: 100_000_000_000n * BigInt(cardCount), transferId: `bench-liquidity-${cardCount}` });
+        if (!funded.ok) throw new Error(`bench liquidity: ${funded.error.code}`);
+      });
       const walletTokens: WalletToken[] = [];
       // Issued and provisioned a few at a time (each is a transaction and two HTTP calls).
       const SETUP_CONCURRENCY = 8;
