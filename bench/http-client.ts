@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import { tapBody, type WalletToken } from '../src/payments/fixtures.ts';
+import { tapBody, type WalletToken } from '../src/demo/fixtures.ts';
 import type { HttpLoadOptions } from './http-load.ts';
 
 /**

@@ -13,7 +13,7 @@ import { formatAmount, formatMoney } from '../platform/money.ts';
 import { ok, type Result } from '../platform/result.ts';
 import { riskHistoryOf, riskHistorySql, type RiskAssessment, type RiskDecision, type RiskInput, type RiskReason, type RiskRules, type RiskService } from '../risk/service.ts';
 import type { StepUpBinding, StepUpService } from '../stepup/service.ts';
-import type { VerifiedTokenPayment, WalletTokenService } from '../tokens/service.ts';
+import type { VerifiedTokenPayment, WalletTokenService } from '../cards/token-service.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway, IssuerSettings } from './issuer.ts';

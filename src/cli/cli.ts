@@ -1,9 +1,9 @@
-import { loadConfig } from './platform/config.ts';
-import { openDb } from './platform/db.ts';
-import { migrate } from './platform/migrate.ts';
-import { createVault, defaultKeySource } from './platform/vault.ts';
-import { StartupError } from './platform/startup-error.ts';
-import { systemClock } from './platform/clock.ts';
+import { loadConfig } from '../platform/config.ts';
+import { openDb } from '../platform/db.ts';
+import { migrate } from '../platform/migrate.ts';
+import { createVault, defaultKeySource } from '../platform/vault.ts';
+import { StartupError } from '../platform/startup-error.ts';
+import { systemClock } from '../platform/clock.ts';
 import { join } from 'node:path';
 
 const USAGE = `hutong — the Hutong (互通) interoperability hub
@@ -76,7 +76,7 @@ async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
         return 0;
       });
     case 'audit': {
-      const { runAuditCommand } = await import('./audit/cli.ts');
+      const { runAuditCommand } = await import('../audit/cli.ts');
       const code = await runAuditCommand(rest, io, withDb);
       if (code !== undefined) return code;
       break;
@@ -92,11 +92,11 @@ async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
       });
     }
     case 'qr': {
-      const { runQrCommand } = await import('./emv/qr-cli.ts');
+      const { runQrCommand } = await import('../emv/qr-cli.ts');
       return runQrCommand([...rest], io);
     }
     case 'demo': {
-      const { runDemo } = await import('./demo/run.ts');
+      const { runDemo } = await import('../demo/run.ts');
       return runDemo([...rest], io);
     }
     case undefined:
