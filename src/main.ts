@@ -187,10 +187,13 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   const webauthnOrigins = () =>
     config.webauthn.origins.length > 0 ? config.webauthn.origins : listeningPort === undefined ? [] : [`http://${config.webauthn.rpId}:${listeningPort}`, `https://${config.webauthn.rpId}:${listeningPort}`];
   const stepUp = createStepUpService({ db, clock, vault, audit, events, webauthn: { rpId: config.webauthn.rpId, rpName: 'Hutong', origins: webauthnOrigins } });
+  // One ownership check for every id any route names (each capability says who holds its objects); the capabilities
+  // that create hot objects tell it their holders after COMMIT.
+  const refs = createRefRegistry();
   const cards = createCardsModule({ db, clock, vault, audit, events, stepUp });
-  const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, stepUp, ledger });
+  const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, stepUp, ledger, refs });
   const liquidity = createLiquidityService({ db, clock, audit, events, ledger, accounts: transfers.accounts });
-  const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch });
+  const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs });
   const customerDataRights = createCustomerDataRights({ db, clock, vault, audit, events, cards: cards.cards, walletTokens: cards.walletTokens });
 
   // Per-participant limits: the participant's own setting (passed by the auth check), else the hub default.
@@ -211,8 +214,6 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   });
   for (const schema of participantSchemas) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });
-  // One ownership check for every id any route names (each capability says who holds its objects).
-  const refs = createRefRegistry();
   for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs]) define(refs);
   registerOwnership(app, { registry: refs, db }, callerOf);
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });

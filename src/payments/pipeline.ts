@@ -7,6 +7,7 @@ import type { Ledger } from '../ledger/ledger.ts';
 import type { TransferInput } from '../ledger/types.ts';
 import type { Merchant, MerchantService } from '../merchants/service.ts';
 import type { Clock } from '../platform/clock.ts';
+import type { RefLearner } from '../api/refs.ts';
 import { pipeliner, type Db, type Queryable, type TxHooks } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { formatAmount, formatMoney } from '../platform/money.ts';
@@ -140,6 +141,8 @@ interface PipelineDeps {
   /** Decodes a merchant-presented code into its merchant, its dynamic code (if any) and the amount it asks. */
   readonly resolveQr: (q: Queryable, payload: string) => Promise<Result<{ merchant: Merchant; qr: { id: string; paidAuthorizationId: string | null } | undefined; amountMinor: bigint | null; currency: string }, PErr>>;
   readonly notify: (tx: Queryable, a: Authorization, type: string, data?: Record<string, unknown>) => Promise<void>;
+  /** Told each committed payment's holders (as payments/refs.ts reads them), so its capture costs no ownership query. */
+  readonly refs?: RefLearner;
 }
 
 /** A channel's input resolved to what every channel has: a merchant, an amount and how the payer pays. */
@@ -879,7 +882,13 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           createdAt: now,
           updatedAt: now,
         };
-        hooksOf(tx).stage(authorizationFlusher, a);
+        const hooks = hooksOf(tx);
+        hooks.stage(authorizationFlusher, a);
+        const learner = deps.refs;
+        if (learner !== undefined) {
+          const holders = [{ participantId: a.ownerParticipantId, customerId: null }, ...(a.payerParticipantId !== null ? [{ participantId: a.payerParticipantId, customerId: a.payerCustomerId }] : [])];
+          hooks.afterCommit(() => learner.learn('card_payment', a.id, holders));
+        }
         if (d.token !== undefined) tokenUsed.push({ verified: d.token.verified, channel: d.token.channel, actingParticipantId: d.token.presentedBy });
         if (d.qrId !== null) paidQrs.push([d.qrId, d.id]);
         if (d.linkId !== null) paidLinks.push(d.linkId);

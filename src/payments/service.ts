@@ -1,3 +1,4 @@
+import type { RefLearner } from '../api/refs.ts';
 import type { AccountService } from '../accounts/service.ts';
 import type { Actor, AuditService } from '../audit/service.ts';
 import type { CardService } from '../cards/service.ts';
@@ -170,6 +171,7 @@ export interface PaymentServiceDeps {
   readonly paymentRules: PaymentRuleStore;
   readonly stepUp: StepUpService;
   readonly holdTtlMs?: number;
+  readonly refs?: RefLearner;
 }
 
 export function createPaymentService(deps: PaymentServiceDeps): PaymentService {

@@ -1,3 +1,4 @@
+import type { RefLearner } from '../api/refs.ts';
 import type { Actor, AuditService } from '../audit/service.ts';
 import { customerAccountId, type AccountRef, type AccountService } from '../accounts/service.ts';
 import { FLAGGED_WARNING, type AliasRecord, type AliasService } from '../aliases/service.ts';
@@ -389,6 +390,8 @@ export function createTransferService(deps: {
   stepUp: StepUpService;
   mover: MoneyMover;
   limits?: Partial<TransferLimits>;
+  /** The ownership registry, told each committed quote's payer, so that its confirm costs no ownership query. */
+  refs?: RefLearner;
 }): TransferService {
   const { db, clock, audit, events, customers, accounts, aliases, fx, risk, stepUp, mover } = deps;
   const requestLimits: TransferLimits = { requestsPerMinute: 10, requestBurst: 10, ...deps.limits };
@@ -620,6 +623,12 @@ export function createTransferService(deps: {
         col((q) => q.createdAt.toISOString()),
       ],
     );
+    const learner = deps.refs;
+    if (learner !== undefined) {
+      tx.hooks?.afterCommit(() => {
+        for (const q of quotes) learner.learn('quote', q.id, [{ participantId: q.payerParticipantId, customerId: q.payerCustomerId }]);
+      });
+    }
   };
 
   /** Plans and stores one quote (money requests approved by the payer). */
