@@ -108,12 +108,13 @@ describe.skipIf(!engines.includes('postgres'))('bank workload through the P2P pa
 
   it('two more hub processes paying between the same customers: totals conserved, nothing below its floor', async () => {
     const readers = startReaders(t.hub.db, accountIds, TOTAL_MINOR, 2);
-    const args = ['bank', t.database.url!, t.dataDir, specFile, '5000', '64'];
+    const args = ['bank', t.database.url!, t.dataDir, specFile, '8000', '64'];
     const outs = await Promise.all([runWorker(args, 150_000), runWorker(args, 150_000)]);
     const reads = await readers.stop();
     for (const out of outs) {
       const summary = JSON.parse(out.trim().split('\n').pop()!) as { ops: number; codes: Record<string, number> };
-      expect(summary.codes.ok ?? 0).toBeGreaterThan(50);
+      // Low on purpose (CI shares two cores with other suites): 0 would mean the process never paid.
+      expect(summary.codes.ok ?? 0).toBeGreaterThan(10);
       expect(Object.keys(summary.codes).sort()).toEqual(['insufficient_funds', 'ok']);
     }
     expect(reads.reads).toBeGreaterThan(10);
