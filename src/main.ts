@@ -18,7 +18,7 @@ import { registerCustomerLinkRoutes } from './customers/link-routes.ts';
 import { defineAccountRefs } from './accounts/refs.ts';
 import { defineAliasRefs } from './aliases/refs.ts';
 import { defineCardRefs } from './cards/refs.ts';
-import { defineTokenRefs } from './tokens/refs.ts';
+import { defineTokenRefs } from './cards/token-refs.ts';
 import { defineTransferRefs } from './transfers/refs.ts';
 import { defineRiskRefs } from './risk/refs.ts';
 import { definePaymentRefs } from './payments/refs.ts';

@@ -15,7 +15,7 @@ import { formatAmount, formatMoney } from '../platform/money.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import type { RiskService } from '../risk/service.ts';
 import type { StepUpService } from '../stepup/service.ts';
-import type { WalletTokenService } from '../tokens/service.ts';
+import type { WalletTokenService } from '../cards/token-service.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway } from './issuer.ts';
