@@ -113,8 +113,8 @@ export function resolveOperatorToken(config: HubConfig): string {
   return token;
 }
 
-/** How long each step of close() may take: 8 s in all, within the 10 s an orchestrator gives a process after SIGTERM. */
-const CLOSE_STEP_MS = { http: 3_000, ledger: 2_000, webhooks: 500, outbound: 500, audit: 1_000, db: 1_000 } as const;
+/** How long each step of close() may take: 6 s in all, within the 10 s an orchestrator gives a process after SIGTERM. */
+const CLOSE_STEP_MS = { http: 3_000, webhooks: 500, outbound: 500, audit: 1_000, db: 1_000 } as const;
 const AUDIT_CHAIN_INTERVAL_MS = 1_000;
 const LEDGER_EXPIRY_INTERVAL_MS = 1_000;
 const SWEEP_INTERVAL_MS = 10 * 60_000;
@@ -175,12 +175,12 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   const operatorToken = resolveOperatorToken(config);
   for (const warning of privateFileWarnings({ dataDir: config.dataDir, keyFile: usesKeyFile ? keyFilePath(config.keyDir) : undefined })) logger.warn(warning);
   // @modules:create (each capability creates its services here, dependencies explicit)
-  // One ledger per process: its batcher aggregates what arrives concurrently from every module.
+  // One ledger per process. Money moves only through ledger.applyInTx, inside the transaction of the service that moves
+  // it (a batch of confirms, a capture, a deposit): the ledger keeps no queue or state of its own.
   const ledger = createLedger({ db, clock });
   registerCounterSnapshot(metrics.registry, 'hutong_ledger_', {
-    batchesWritten: 'Ledger batches written (committed) by this process',
-    lostRaces: 'Ledger batch writes refused because a row changed since the batch read it (each retried)',
-    sentBehind: 'Ledger batch writes sent while the batch before them was still being written',
+    applyCalls: 'ledger.applyInTx calls by this process (one per caller transaction batch; some may have rolled back)',
+    transfersApplied: 'Transfers handed to ledger.applyInTx by this process (created, replayed or refused)',
   }, () => ledger.stats());
   // The page origins passkeys may be used from: configured, or the reference wallet served by this hub on its own port.
   let listeningPort: number | undefined;
@@ -308,7 +308,6 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
       // storage closes.
       await step('http', () => app.close());
       // @modules:close (each capability flushes and stops here, before storage closes)
-      await step('ledger', () => ledger.close({ deadlineMs: CLOSE_STEP_MS.ledger - 500 }));
       await step('webhooks', () => webhooks.stop());
       await step('outbound', () => outbound.close());
       await step('audit', () => audit.chain());
