@@ -27,6 +27,8 @@ import { createStepUpService, type StepUpService } from './stepup/service.ts';
 import { registerStepUpRoutes } from './stepup/routes.ts';
 import { createLiquidityService, type LiquidityService } from './liquidity/service.ts';
 import { registerLiquidityRoutes } from './liquidity/routes.ts';
+import { createSettlementService, type SettlementService } from './settlement/service.ts';
+import type { AccountService } from './accounts/service.ts';
 import { errorStatus } from './api/errors.ts';
 import { createCustomerService, type CustomerService } from './customers/service.ts';
 import { registerCustomerRoutes } from './customers/routes.ts';
@@ -73,6 +75,7 @@ export interface HubServices {
   readonly customerLinks: CustomerLinkService;
   readonly liquidity: LiquidityService;
   // @modules:service-types (each capability adds its service here)
+  readonly settlement: SettlementService;
   readonly ledger: Ledger;
   readonly cards: CardsModule;
   readonly transfers: TransfersModule;
@@ -188,7 +191,14 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     config.webauthn.origins.length > 0 ? config.webauthn.origins : listeningPort === undefined ? [] : [`http://${config.webauthn.rpId}:${listeningPort}`, `https://${config.webauthn.rpId}:${listeningPort}`];
   const stepUp = createStepUpService({ db, clock, vault, audit, events, webauthn: { rpId: config.webauthn.rpId, rpName: 'Hutong', origins: webauthnOrigins } });
   const cards = createCardsModule({ db, clock, vault, audit, events, stepUp });
-  const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, stepUp, ledger });
+  // Settlement records the position legs of payments between participants (created first: transfers and payments use it).
+  let accountsOf: (() => AccountService) | undefined;
+  const settlement = createSettlementService({ db, clock, audit, events, ledger, accounts: () => {
+    if (accountsOf === undefined) throw new Error('settlement: accounts not wired');
+    return accountsOf();
+  } });
+  const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, stepUp, ledger, settlement });
+  accountsOf = () => transfers.accounts;
   const liquidity = createLiquidityService({ db, clock, audit, events, ledger, accounts: transfers.accounts });
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch });
   const customerDataRights = createCustomerDataRights({ db, clock, vault, audit, events, cards: cards.cards, walletTokens: cards.walletTokens });
@@ -269,6 +279,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     customerLinks,
     liquidity,
     // @modules:hub-fields
+    settlement,
     ledger,
     cards,
     transfers,
