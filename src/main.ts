@@ -28,6 +28,8 @@ import { registerStepUpRoutes } from './stepup/routes.ts';
 import { createLiquidityService, type LiquidityService } from './liquidity/service.ts';
 import { registerLiquidityRoutes } from './liquidity/routes.ts';
 import { createSettlementService, type SettlementService } from './settlement/service.ts';
+import { registerSettlementRoutes } from './settlement/routes.ts';
+import { defineSettlementRefs } from './settlement/refs.ts';
 import type { AccountService } from './accounts/service.ts';
 import { errorStatus } from './api/errors.ts';
 import { createCustomerService, type CustomerService } from './customers/service.ts';
@@ -223,7 +225,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   registerAuth(app, { tokens, participants, operatorToken, limiter });
   // One ownership check for every id any route names (each capability says who holds its objects).
   const refs = createRefRegistry();
-  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs]) define(refs);
+  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs]) define(refs);
   registerOwnership(app, { registry: refs, db }, callerOf);
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
   registerParticipantRoutes(app, { participants, tokens, idempotent, authFailures: createFailureLimiter({ nowMs: () => clock.nowMs() }) });
@@ -235,6 +237,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   // @modules:routes (each capability registers its routes here)
   registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent, positionAccount: liquidity.positionAccount });
   registerLiquidityRoutes(app, { liquidity, idempotent });
+  registerSettlementRoutes(app, { db, settlement, liquidity, idempotent });
   await registerWebRoutes(app, { db, vault, tokens, customers, demoEnabled: config.demo });
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });

@@ -173,6 +173,76 @@ describe.each(engines)('settlement on %s', (engine) => {
     expect(await t.hub.ledger.checkInvariants()).toEqual([]);
   });
 
+  it('the API: close, your window and its transfers (JSON and CSV, cursor-paginated) reconcile with your net position; record the settlement twice', async () => {
+    const cur = 'EUR';
+    const w1 = await newWallet(cur, '1000.00');
+    const w2 = await newWallet(cur, '1000.00');
+    const c1 = await openCustomer(w1, cur, '500.00');
+    const c2 = await openCustomer(w2, cur, '500.00');
+    const amounts = ['1.01', '2.02', '3.03', '4.04', '5.05'];
+    for (const a of amounts) expect((await pay(c1, c2, a, cur)).status).toBe(201);
+    expect((await pay(c2, c1, '0.50', cur)).status).toBe(201);
+    const beforeClose = (await w1.get('/v1/settlement/positions')).body.items.find((p: any) => p.currency === cur);
+    expect(beforeClose.unsettledPosition).toEqual({ amount: '-14.65', currency: cur });
+    expect(beforeClose.liquidity).toEqual({ amount: '1000.00', currency: cur });
+
+    // Only the operator closes; a participant answers 401.
+    expect((await w1.post('/v1/operator/settlement/windows/close', { currency: cur }, key())).status).toBe(401);
+    const closed = await op().post('/v1/operator/settlement/windows/close', { currency: cur }, key());
+    expect(closed.status).toBe(200);
+    const windowId = closed.body.window.id as string;
+    expect(closed.body.window.status).toBe('closed');
+    const nets = closed.body.netPositions as { participantId: string; netPosition: { amount: string } }[];
+    expect(nets.find((n) => n.participantId === w1.id)?.netPosition).toEqual({ amount: '-14.65', currency: cur });
+    expect(nets.find((n) => n.participantId === w2.id)?.netPosition).toEqual({ amount: '14.65', currency: cur });
+
+    // The participant sees only its own net position and instructions.
+    const mine = await w1.get(`/v1/settlement/windows/${windowId}`);
+    expect(mine.status).toBe(200);
+    expect(mine.body.netPositions.map((n: any) => n.participantId)).toEqual([w1.id]);
+    for (const i of mine.body.instructions) expect([i.fromParticipantId, i.toParticipantId]).toContain(w1.id);
+    expect((await w1.get('/v1/settlement/windows')).body.items.map((w: any) => w.id)).toContain(windowId);
+    expect((await w1.get('/v1/settlement/windows/win_XXX_1')).status).toBe(404);
+
+    // Pages of 2: every transfer once; received − sent equals the net position.
+    const seen: any[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: any = await w1.get(`/v1/settlement/windows/${windowId}/transfers?limit=2${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`);
+      expect(page.status).toBe(200);
+      seen.push(...page.body.items);
+      cursor = page.body.nextCursor;
+    } while (cursor !== null);
+    expect(seen).toHaveLength(6);
+    expect(new Set(seen.map((e) => e.transferId)).size).toBe(6);
+    const total = seen.reduce((s, e) => s + (e.direction === 'received' ? 1n : -1n) * BigInt(e.amount.amount.replace('.', '')), 0n);
+    expect(total).toBe(-14_65n);
+    const csv = await w1.get(`/v1/settlement/windows/${windowId}/transfers.csv?limit=1000`);
+    expect(csv.status).toBe(200);
+    expect(String(csv.headers['content-type'])).toMatch(/^text\/csv/);
+    const lines = String(csv.body).trim().split('\r\n');
+    expect(lines[0]).toBe('transfer_id,payment_id,direction,counterparty_participant_id,amount,currency,created_at');
+    expect(lines.slice(1).map((l) => l.split(',')[0]).sort()).toEqual(seen.map((e) => e.transferId).sort());
+
+    // Recording the settlement: liquidity moves once; twice changes nothing.
+    const settle = () => op().post(`/v1/operator/settlement/windows/${windowId}/settlement`, { reference: 'SB-EUR-1' }, key());
+    const s1 = await settle();
+    expect(s1.status).toBe(200);
+    expect(s1.body.window.status).toBe('settled');
+    const count = await transferCount();
+    const s2 = await settle();
+    expect(s2.status).toBe(200);
+    expect(s2.body.window).toEqual(s1.body.window);
+    expect(await transferCount()).toBe(count);
+    const after = (await w1.get('/v1/settlement/positions')).body.items.find((p: any) => p.currency === cur);
+    expect(after.liquidity).toEqual({ amount: '985.35', currency: cur });
+    expect(after.unsettledPosition).toEqual({ amount: '0.00', currency: cur });
+    // The webhooks carry money as { amount, currency }.
+    const events = await t.hub.db.query<{ type: string; data: any }>(`select type, payload as data from events where participant_id = $1 and type like 'settlement.%' order by id`, [w1.id]);
+    expect(events.map((e) => e.type)).toEqual(['settlement.window_closed', 'settlement.settled']);
+    expect(events[1]?.data.netPosition).toEqual({ amount: '-14.65', currency: cur });
+  });
+
   it.runIf(engine === 'postgres')('closing while 32 clients pay: each payment in exactly one window, nets sum to zero, each change equals its legs', async () => {
     const cur = 'USD';
     const wallets = await Promise.all(Array.from({ length: 4 }, () => newWallet(cur, '100000.00')));
