@@ -29,6 +29,7 @@ import { createLiquidityService, type LiquidityService } from './liquidity/servi
 import { registerLiquidityRoutes } from './liquidity/routes.ts';
 import { createSettlementService, type SettlementService } from './settlement/service.ts';
 import { registerSettlementRoutes } from './settlement/routes.ts';
+import { createSettlementDocuments } from './settlement/documents.ts';
 import { defineSettlementRefs } from './settlement/refs.ts';
 import type { AccountService } from './accounts/service.ts';
 import { errorStatus } from './api/errors.ts';
@@ -237,7 +238,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   // @modules:routes (each capability registers its routes here)
   registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent, positionAccount: liquidity.positionAccount });
   registerLiquidityRoutes(app, { liquidity, idempotent });
-  registerSettlementRoutes(app, { db, settlement, liquidity, idempotent });
+  registerSettlementRoutes(app, { db, settlement, documents: createSettlementDocuments({ clock, settlement }), liquidity, idempotent });
   await registerWebRoutes(app, { db, vault, tokens, customers, demoEnabled: config.demo });
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });

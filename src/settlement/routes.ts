@@ -6,6 +6,8 @@ import type { LiquidityService } from '../liquidity/service.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatMoney } from '../platform/money.ts';
+import { Readable } from 'node:stream';
+import type { SettlementDocuments } from './documents.ts';
 import { MAX_ENTRIES_PAGE, type Instruction, type NetPosition, type SettlementService, type SettlementWindow, type WindowEntry, type WindowReport } from './service.ts';
 
 const WireMoney = Type.Object({ amount: Type.String(), currency: Type.String() }, { additionalProperties: false });
@@ -85,8 +87,8 @@ const operator = { auth: 'operator' } as const;
 const opSec = [{ operator: [] }];
 const sec = [{ participant: [] }];
 
-export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settlement: SettlementService; liquidity: LiquidityService; idempotent: Idempotent }): void {
-  const { db, settlement, liquidity, idempotent } = deps;
+export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settlement: SettlementService; documents: SettlementDocuments; liquidity: LiquidityService; idempotent: Idempotent }): void {
+  const { db, settlement, documents, liquidity, idempotent } = deps;
   for (const s of [WindowSchema, NetSchema, InstructionSchema, ReportSchema, EntrySchema]) app.addSchema(s);
 
   app.get(
@@ -207,6 +209,42 @@ export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settle
       return reply.type('text/csv; charset=utf-8').send(`${lines.join('\r\n')}\r\n`);
     },
   );
+
+  // ---- ISO 20022 downloads ----------------------------------------------------------------------------------------
+  const xml = (what: string) => ({ 200: Type.Unsafe<string | Readable>({ type: 'string', description: `application/xml: ${what}` }) });
+  const notFound = { code: 'settlement_window_not_found' as const, message: 'no such settlement window, or nothing in it for you' };
+  app.get(
+    '/v1/settlement/windows/:windowId/camt053',
+    { schema: { tags: ['settlement'], summary: 'Your ISO 20022 camt.053.001.08 statement of a window (your position legs, opening and closing balance)', security: sec, params: WindowParams, response: xml('camt.053.001.08') } },
+    async (request, reply) => {
+      const stream = await documents.statement(db, request.params.windowId, principalOf(request).participantId);
+      if (stream === undefined) return reply.fail(notFound);
+      return reply.type('application/xml; charset=utf-8').send(Readable.from(stream));
+    },
+  );
+  for (const [path, who] of [['/v1/settlement/windows/:windowId', 'participant'], ['/v1/operator/settlement/windows/:windowId', 'operator']] as const) {
+    const config = who === 'operator' ? operator : undefined;
+    const security = who === 'operator' ? opSec : sec;
+    const tags = [who === 'operator' ? 'operator' : 'settlement'];
+    app.get(
+      `${path}/pacs008`,
+      { ...(config === undefined ? {} : { config }), schema: { tags, summary: who === 'operator' ? "A window's ISO 20022 pacs.008.001.08 (every credit transfer between participants)" : 'Your ISO 20022 pacs.008.001.08 of a window (the credit transfers you sent or received)', security, params: WindowParams, response: xml('pacs.008.001.08') } },
+      async (request, reply) => {
+        const doc = await documents.creditTransfers(db, request.params.windowId, who === 'operator' ? undefined : principalOf(request).participantId);
+        if (doc === undefined) return reply.fail(notFound);
+        return reply.type('application/xml; charset=utf-8').send(doc);
+      },
+    );
+    app.get(
+      `${path}/pacs002`,
+      { ...(config === undefined ? {} : { config }), schema: { tags, summary: "The ISO 20022 pacs.002 status report of the window's pacs.008 (ACSC settled, ACSP in process)", security, params: WindowParams, response: xml('pacs.002.001.10') } },
+      async (request, reply) => {
+        const doc = await documents.statusReport(db, request.params.windowId, who === 'operator' ? undefined : principalOf(request).participantId);
+        if (doc === undefined) return reply.fail(notFound);
+        return reply.type('application/xml; charset=utf-8').send(doc);
+      },
+    );
+  }
 
   // ---- operator --------------------------------------------------------------------------------------------------
   app.get(
