@@ -1,5 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { validateXML } from 'xmllint-wasm';
+import { parseIso, parsePacs002 } from '../../src/settlement/iso20022.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
 
@@ -237,6 +241,32 @@ describe.each(engines)('settlement on %s', (engine) => {
     const after = (await w1.get('/v1/settlement/positions')).body.items.find((p: any) => p.currency === cur);
     expect(after.liquidity).toEqual({ amount: '985.35', currency: cur });
     expect(after.unsettledPosition).toEqual({ amount: '0.00', currency: cur });
+    // ISO 20022: the statement and the credit transfers validate against the official XSDs; their totals are the
+    // ledger's (the position legs' own rows), and the status report says settled for each payment.
+    const xsd = (name: string) => ({ fileName: name, contents: readFileSync(join(import.meta.dirname, '../data/iso20022', name), 'utf8') });
+    const camt = await w1.get(`/v1/settlement/windows/${windowId}/camt053`);
+    expect(camt.status).toBe(200);
+    expect(String(camt.headers['content-type'])).toMatch(/^application\/xml/);
+    expect((await validateXML({ xml: [{ fileName: 'camt.xml', contents: String(camt.body) }], schema: [xsd('camt.053.001.08.xsd')] })).errors).toEqual([]);
+    const [ledger] = await t.hub.db.query<{ out: bigint; in: bigint }>(
+      `select coalesce(sum(t.amount_minor) filter (where t.debit_account_id = $2), 0)::int8 as out, coalesce(sum(t.amount_minor) filter (where t.credit_account_id = $2), 0)::int8 as in
+         from settlement_entries e join ledger_transfers t on t.id = e.transfer_id where e.window_id = $1`,
+      [windowId, `fund_${w1.id}_${cur}`],
+    );
+    const stmt = parseIso(String(camt.body)).Document.BkToCstmrStmt.Stmt;
+    expect(stmt.TxsSummry.TtlDbtNtries.Sum).toBe((Number(ledger?.out) / 100).toFixed(2));
+    expect(stmt.TxsSummry.TtlCdtNtries.Sum).toBe((Number(ledger?.in) / 100).toFixed(2));
+    expect(stmt.TxsSummry.TtlNtries.TtlNetNtry).toEqual({ Amt: '14.65', CdtDbtInd: 'DBIT' });
+    expect(stmt.Ntry.map((n: any) => n.NtryDtls.TxDtls.Refs.EndToEndId).sort()).toEqual(seen.map((e) => e.paymentId).sort());
+    const pacs = await op().get(`/v1/operator/settlement/windows/${windowId}/pacs008`);
+    expect(pacs.status).toBe(200);
+    expect((await validateXML({ xml: [{ fileName: 'pacs.xml', contents: String(pacs.body) }], schema: [xsd('pacs.008.001.08.xsd')] })).errors).toEqual([]);
+    expect(parseIso(String(pacs.body)).Document.FIToFICstmrCdtTrf.GrpHdr.NbOfTxs).toBe('6');
+    const status = parsePacs002(String((await w1.get(`/v1/settlement/windows/${windowId}/pacs002`)).body));
+    expect(status.groupStatus).toBe('ACSC');
+    expect(status.transactions.map((x) => x.originalEndToEndId).sort()).toEqual(seen.map((e) => e.paymentId).sort());
+    expect(status.transactions.map((x) => x.amount).sort((a, b) => a.amount.localeCompare(b.amount))).toEqual(seen.map((e) => e.amount).sort((a: any, b: any) => a.amount.localeCompare(b.amount)));
+
     // The webhooks carry money as { amount, currency }.
     const events = await t.hub.db.query<{ type: string; data: any }>(`select type, payload as data from events where participant_id = $1 and type like 'settlement.%' order by id`, [w1.id]);
     expect(events.map((e) => e.type)).toEqual(['settlement.window_closed', 'settlement.settled']);
