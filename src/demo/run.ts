@@ -13,6 +13,7 @@ const SCENARIOS: Record<string, () => Promise<DemoScenario>> = {
   cards: async () => (await import('../cards/demo.ts')).cardsScenario,
   transfers: async () => (await import('../transfers/demo.ts')).transfersScenario,
   pay: async () => (await import('../payments/demo.ts')).payScenario,
+  settlement: async () => (await import('../settlement/demo.ts')).settlementScenario,
 };
 
 export async function runDemo(args: string[], io: CliIo): Promise<number> {
