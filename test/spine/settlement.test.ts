@@ -120,6 +120,19 @@ describe.each(engines)('settlement on %s', (engine) => {
     expect(await t.hub.ledger.checkInvariants()).toEqual([]);
   });
 
+  it('liquidity.low: a deposit that takes the position within 10% of its liquidity and cap warns the participant once', async () => {
+    const w = await newWallet('SGD', '100.00');
+    const c = await openCustomer(w, 'SGD', '50.00');
+    const lows = async () => t.hub.db.query<{ payload: any }>(`select payload from events where participant_id = $1 and type = 'liquidity.low'`, [w.id]);
+    expect(await lows()).toHaveLength(0);
+    expect((await w.post(`/v1/accounts/${c.accountId}/deposits`, { amount: { amount: '41.00', currency: 'SGD' } }, key())).status).toBe(201);
+    const [low] = await lows();
+    expect(low?.payload).toEqual({ available: { amount: '9.00', currency: 'SGD' }, netDebitCap: { amount: '0.00', currency: 'SGD' }, liquidity: { amount: '100.00', currency: 'SGD' } });
+    // Already low: no second warning.
+    expect((await w.post(`/v1/accounts/${c.accountId}/deposits`, { amount: { amount: '1.00', currency: 'SGD' } }, key())).status).toBe(201);
+    expect(await lows()).toHaveLength(1);
+  });
+
   it('close computes net positions and instructions; recording the settlement moves liquidity once', async () => {
     const cur = 'HKD';
     const w1 = await newWallet(cur, '1000.00');
