@@ -27,6 +27,11 @@ import { createStepUpService, type StepUpService } from './stepup/service.ts';
 import { registerStepUpRoutes } from './stepup/routes.ts';
 import { createLiquidityService, type LiquidityService } from './liquidity/service.ts';
 import { registerLiquidityRoutes } from './liquidity/routes.ts';
+import { createSettlementService, type SettlementService } from './settlement/service.ts';
+import { registerSettlementRoutes } from './settlement/routes.ts';
+import { createSettlementDocuments } from './settlement/documents.ts';
+import { defineSettlementRefs } from './settlement/refs.ts';
+import type { AccountService } from './accounts/service.ts';
 import { errorStatus } from './api/errors.ts';
 import { createCustomerService, type CustomerService } from './customers/service.ts';
 import { registerCustomerRoutes } from './customers/routes.ts';
@@ -73,6 +78,7 @@ export interface HubServices {
   readonly customerLinks: CustomerLinkService;
   readonly liquidity: LiquidityService;
   // @modules:service-types (each capability adds its service here)
+  readonly settlement: SettlementService;
   readonly ledger: Ledger;
   readonly cards: CardsModule;
   readonly transfers: TransfersModule;
@@ -191,7 +197,14 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   // that create hot objects tell it their holders after COMMIT.
   const refs = createRefRegistry();
   const cards = createCardsModule({ db, clock, vault, audit, events, stepUp });
-  const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, stepUp, ledger, refs });
+  // Settlement records the position legs of payments between participants (created first: transfers and payments use it).
+  let accountsOf: (() => AccountService) | undefined;
+  const settlement = createSettlementService({ db, clock, audit, events, ledger, accounts: () => {
+    if (accountsOf === undefined) throw new Error('settlement: accounts not wired');
+    return accountsOf();
+  } });
+  const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, stepUp, ledger, settlement, refs });
+  accountsOf = () => transfers.accounts;
   const liquidity = createLiquidityService({ db, clock, audit, events, ledger, accounts: transfers.accounts });
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs });
   const customerDataRights = createCustomerDataRights({ db, clock, vault, audit, events, cards: cards.cards, walletTokens: cards.walletTokens });
@@ -214,7 +227,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   });
   for (const schema of participantSchemas) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });
-  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs]) define(refs);
+  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs]) define(refs);
   registerOwnership(app, { registry: refs, db }, callerOf);
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
   registerParticipantRoutes(app, { participants, tokens, idempotent, authFailures: createFailureLimiter({ nowMs: () => clock.nowMs() }) });
@@ -226,6 +239,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   // @modules:routes (each capability registers its routes here)
   registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent, positionAccount: liquidity.positionAccount });
   registerLiquidityRoutes(app, { liquidity, idempotent });
+  registerSettlementRoutes(app, { db, settlement, documents: createSettlementDocuments({ clock, settlement }), liquidity, idempotent });
   await registerWebRoutes(app, { db, vault, tokens, customers, demoEnabled: config.demo });
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
@@ -270,6 +284,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     customerLinks,
     liquidity,
     // @modules:hub-fields
+    settlement,
     ledger,
     cards,
     transfers,

@@ -9,6 +9,7 @@ import type { MoneyErrorCode } from '../platform/money.ts';
 import type { StepUpErrorCode } from '../stepup/service.ts';
 import type { CustomerLinkErrorCode } from '../customers/links.ts';
 import type { LiquidityErrorCode } from '../liquidity/service.ts';
+import type { SettlementErrorCode } from '../settlement/service.ts';
 
 /**
  * THE error catalogue: every code the API can answer, with its HTTP status and default message — defined once, here.
@@ -46,6 +47,7 @@ export type ErrorCode =
   | StepUpErrorCode
   | CustomerLinkErrorCode
   | LiquidityErrorCode
+  | SettlementErrorCode
   ;
 
 export interface ErrorEntry {
@@ -136,6 +138,10 @@ export const errorCatalogue = {
   // Positions and liquidity
   liquidity_exceeded: { status: 422, message: "the payer participant's position cannot cover the amount (prefunded liquidity and net debit cap)" },
   liquidity_invalid: { status: 400, message: "the liquidity movement or cap is not valid" },
+  // Settlement
+  settlement_window_not_found: { status: 404, message: "no such settlement window" },
+  settlement_window_open: { status: 409, message: "the settlement window is still open: close it first" },
+  settlement_invalid: { status: 400, message: "the settlement request is not valid" },
   // FX
   fx_rates_invalid: { status: 400, message: "the rates document is not valid" },
   fx_rate_unavailable: { status: 422, message: "no reference rate for this currency or pair" },

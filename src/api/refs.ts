@@ -57,6 +57,7 @@ export const REF_KINDS = [
   'customer_link',
   'customer_link_consent',
   'passkey',
+  'settlement_window',
 ] as const;
 export type RefKind = (typeof REF_KINDS)[number];
 

@@ -13,6 +13,7 @@ const SCENARIOS: Record<string, () => Promise<DemoScenario>> = {
   cards: async () => (await import('./story-cards.ts')).cardsScenario,
   transfers: async () => (await import('./story-transfers.ts')).transfersScenario,
   pay: async () => (await import('./story-pay.ts')).payScenario,
+  settlement: async () => (await import('./story-settlement.ts')).settlementScenario,
 };
 
 export async function runDemo(args: string[], io: CliIo): Promise<number> {
