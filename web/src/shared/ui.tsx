@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useId, useRef, useState, type ReactNode } from 'react';
-import { errorText } from './api.ts';
+import { ApiError, errorCode } from './api.ts';
+import { errorMessagesEn, errorMessagesZh } from './error-messages.ts';
 import { useI18n } from './i18n.tsx';
 
 export function Field(props: { label: string; value: string; onChange: (v: string) => void; type?: string; placeholder?: string; name?: string; autoComplete?: string; inputMode?: 'numeric' | 'text' | 'decimal'; required?: boolean }) {
@@ -60,11 +61,21 @@ export function Section(props: { title: string; children: ReactNode; actions?: R
   );
 }
 
+/** A failure in words of the page's language (every API code is translated: ./error-messages.ts). */
+export function errorMessage(error: unknown, lang: string): string {
+  const code = errorCode(error);
+  const dict = lang === 'en' ? errorMessagesEn : errorMessagesZh;
+  return dict[code] ?? dict.http_error ?? code;
+}
+
 export function ErrorBox({ error }: { error: unknown }) {
+  const { lang } = useI18n();
   if (error === undefined || error === null) return null;
+  const code = errorCode(error);
+  // A code the page does not know yet still reads as a sentence; the code itself stays in an attribute for support.
   return (
-    <p className="error" role="alert">
-      {errorText(error)}
+    <p className="error" role="alert" data-code={code} title={error instanceof ApiError ? code : undefined}>
+      {errorMessage(error, lang)}
     </p>
   );
 }
