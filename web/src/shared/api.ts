@@ -10,6 +10,13 @@ export class ApiError extends Error {
   }
 }
 
+/** A failure the page itself finds (no network call), named by its dictionary key: shown translated. */
+export class PageError extends Error {
+  constructor(readonly key: string) {
+    super(key);
+  }
+}
+
 export type TokenSource = () => Promise<string | undefined>;
 
 export interface Api {

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useId, useRef, useState, type ReactNode } from 'react';
-import { ApiError, errorCode } from './api.ts';
+import { ApiError, PageError, errorCode } from './api.ts';
 import { errorMessagesEn, errorMessagesZh } from './error-messages.ts';
 import { useI18n } from './i18n.tsx';
 
@@ -69,8 +69,14 @@ export function errorMessage(error: unknown, lang: string): string {
 }
 
 export function ErrorBox({ error }: { error: unknown }) {
-  const { lang } = useI18n();
+  const { lang, t } = useI18n();
   if (error === undefined || error === null) return null;
+  if (error instanceof PageError)
+    return (
+      <p className="error" role="alert" data-code={error.key}>
+        {t(error.key)}
+      </p>
+    );
   const code = errorCode(error);
   // A code the page does not know yet still reads as a sentence; the code itself stays in an attribute for support.
   return (
