@@ -225,7 +225,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   // @modules:routes (each capability registers its routes here)
   registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent, positionAccount: liquidity.positionAccount });
   registerLiquidityRoutes(app, { liquidity, idempotent });
-  await registerWebRoutes(app, { db, vault, tokens, customers, demoEnabled: config.demo });
+  await registerWebRoutes(app, { db, vault, tokens, customers, clock, demoEnabled: config.demo });
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
   payments.registerRoutes(app, { idempotent });
