@@ -134,7 +134,8 @@ export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[], int
 export function LangSwitch() {
   const { lang, setLang, t } = useI18n();
   return (
-    <button type="button" className="lang" aria-label={t('lang.label')} data-testid="lang-switch" onClick={() => setLang(lang === 'en' ? 'zh-CN' : 'en')}>
+    // Its text names the other language in that language ("English" / "中文"): the accessible name is that text.
+    <button type="button" className="lang" lang={lang === 'en' ? 'zh-CN' : 'en'} title={t('lang.label')} data-testid="lang-switch" onClick={() => setLang(lang === 'en' ? 'zh-CN' : 'en')}>
       {t('lang.switch')}
     </button>
   );
