@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { defineConfig } from 'vite';
 
-/** The pages, served by the hub (src/web/routes.ts): /wallet, /console, /merchant and /pay/<link id>; their assets under /app/assets/. */
+/** The pages, served by the hub (src/web/routes.ts): /wallet, /console, /merchant, /issuer and /pay/<link id>; their assets under /app/assets/. */
 const root = import.meta.dirname;
 export default defineConfig({
   root,
@@ -20,6 +20,7 @@ export default defineConfig({
         console: resolve(root, 'console/index.html'),
         merchant: resolve(root, 'merchant/index.html'),
         pay: resolve(root, 'pay/index.html'),
+        issuer: resolve(root, 'issuer/index.html'),
       },
     },
   },

@@ -45,7 +45,7 @@ export interface WebRouteDeps {
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const DEFAULT_DIST_DIR = resolve(here, '../../web/dist');
-const PAGES = ['wallet', 'console', 'merchant'] as const;
+const PAGES = ['wallet', 'console', 'merchant', 'issuer'] as const;
 
 const notBuilt = (page: string) =>
   `<!doctype html><html lang="en"><meta charset="utf-8"><title>Hutong ${page}: not built</title>` +
@@ -239,31 +239,33 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
   );
 
   app.post(
-    '/demo/v1/merchant-session',
+    '/demo/v1/desk-session',
     {
       config: { auth: 'none' },
       schema: {
         tags: ['demo'],
-        summary: 'Demo only: a short-lived access token for a demo merchant (the merchant counter page)',
+        summary: 'Demo only: a short-lived access token for a demo merchant (the counter, /merchant) or a demo bank (the issuer desk, /issuer)',
         description:
-          'Stands in for the merchant’s own back end, so that the counter page in the browser never holds a client secret. ' +
-          'Answers 404 unless the hub runs in demo mode, for callers on this machine; only demo merchants (seeded, with a demo key) qualify.',
-        body: Strict({ merchant: Type.String({ pattern: '^merchant-[a-z0-9-]{1,20}$', description: 'Demo merchant key, e.g. merchant-a' }) }),
+          'Stands in for the merchant’s or the bank’s own back end, so that the page in the browser never holds a client secret. ' +
+          'Answers 404 unless the hub runs in demo mode, for callers on this machine; only demo merchants and demo banks (seeded, with a demo key) qualify.',
+        body: Strict({ participant: Type.String({ pattern: '^(merchant|bank)-[a-z0-9-]{1,20}$', description: 'Demo merchant or bank key, e.g. merchant-a, bank-a' }) }),
         response: {
-          200: Type.Object({ accessToken: Type.String(), expiresInS: Type.Integer(), merchant: Type.Object({ key: Type.String(), participantId: Type.String(), name: Type.String() }, { additionalProperties: false }) }, { additionalProperties: false }),
+          200: Type.Object({ accessToken: Type.String(), expiresInS: Type.Integer(), participant: Type.Object({ key: Type.String(), participantId: Type.String(), name: Type.String(), kind: Type.String() }, { additionalProperties: false }) }, { additionalProperties: false }),
         },
       },
     },
     async (request, reply) => {
       if (!demoAllowed(request)) return reply.fail(disabled);
-      const participantId = demoWalletId(request.body.merchant);
-      const [merchant] = await deps.db.query<{ name: string; kind: string; status: string; demo_key: string | null }>('select name, kind, status, demo_key from participants where id = $1', [participantId]);
-      if (merchant === undefined || merchant.kind !== 'merchant' || merchant.demo_key !== request.body.merchant) return reply.fail({ code: 'not_found', message: 'no such demo merchant' });
-      if (merchant.status !== 'active') return reply.fail({ code: 'participant_suspended', message: 'this demo merchant is suspended' });
+      const key = request.body.participant;
+      const kind = key.startsWith('bank-') ? 'issuer' : 'merchant';
+      const participantId = demoWalletId(key);
+      const [found] = await deps.db.query<{ name: string; kind: string; status: string; demo_key: string | null }>('select name, kind, status, demo_key from participants where id = $1', [participantId]);
+      if (found === undefined || found.kind !== kind || found.demo_key !== key) return reply.fail({ code: 'not_found', message: `no such demo ${kind}` });
+      if (found.status !== 'active') return reply.fail({ code: 'participant_suspended', message: `this demo ${kind} is suspended` });
       const [credential] = await deps.db.query<{ id: string }>('select id from credentials where participant_id = $1 and revoked_at is null order by created_at desc limit 1', [participantId]);
-      if (credential === undefined) return reply.fail({ code: 'unauthorized', message: 'this demo merchant has no active credential' });
-      const token = await deps.tokens.issue({ participantId, credentialId: credential.id, kind: 'merchant' });
-      return { accessToken: token.accessToken, expiresInS: token.expiresInS, merchant: { key: request.body.merchant, participantId, name: merchant.name } };
+      if (credential === undefined) return reply.fail({ code: 'unauthorized', message: `this demo ${kind} has no active credential` });
+      const token = await deps.tokens.issue({ participantId, credentialId: credential.id, kind });
+      return { accessToken: token.accessToken, expiresInS: token.expiresInS, participant: { key, participantId, name: found.name, kind } };
     },
   );
 

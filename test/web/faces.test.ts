@@ -232,6 +232,39 @@ describe('the faces: wallet, merchant counter, payment-link page and console, in
     expect(problems).toEqual([]);
   }, 300_000);
 
+  it('the issuer desk (/issuer): a bank freezes a card after a confirmation and unfreezes it; tokens per card; both languages pass axe', async () => {
+    const desk = await h.context.newPage();
+    desk.on('pageerror', (e) => problems.push(`issuer pageerror: ${e.message}`));
+    await desk.setViewportSize(PHONE);
+    await desk.goto(`${base}/issuer`);
+    for (const lang of ['zh-CN', 'en'] as const) {
+      await setLang(desk, lang);
+      if (await desk.getByTestId('issuer-sign-out').isVisible().catch(() => false)) await desk.getByTestId('issuer-sign-out').click();
+      await desk.getByTestId('issuer-sign-in').waitFor();
+      await check(desk, `issuer-signin-${lang}`);
+      await desk.getByTestId('issuer-sign-in').click();
+      await desk.locator('[data-testid=issuer-card][data-status=active]').first().waitFor();
+      await check(desk, `issuer-cards-${lang}`);
+    }
+    const card = desk.locator('[data-testid=issuer-card][data-status=active]').first();
+    const cardId = (await card.getAttribute('data-card-id')) ?? '';
+    const row = desk.locator(`[data-testid=issuer-card][data-card-id="${cardId}"]`);
+    await row.getByTestId('card-tokens').click();
+    await row.getByTestId('card-detail').waitFor();
+    await check(desk, 'issuer-card-detail-en');
+    await row.getByTestId('card-freeze').click();
+    await row.getByTestId('card-confirm').waitFor();
+    await check(desk, 'issuer-freeze-confirm-en');
+    await row.getByTestId('card-confirm-yes').click();
+    await expect.poll(() => row.getAttribute('data-status')).toBe('frozen');
+    expect((await t.api('bank-a').get(`/v1/issuer/cards/${cardId}`)).body.status).toBe('frozen');
+    await row.getByTestId('card-unfreeze').click();
+    await row.getByTestId('card-confirm-yes').click();
+    await expect.poll(() => row.getAttribute('data-status')).toBe('active');
+    await desk.close();
+    expect(problems).toEqual([]);
+  }, 300_000);
+
   it('every console view passes axe and fits 360 px, in both languages', async () => {
     await h.consoleSignIn();
     for (const lang of ['en', 'zh-CN'] as const) {

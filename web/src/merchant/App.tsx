@@ -8,7 +8,7 @@ import { CameraScanner } from '../wallet/Scan.tsx';
 /**
  * 收银台 / the merchant counter (/merchant): enter an amount, show a dynamic QR and watch it turn to "paid"; take a
  * customer's payment code; today's payments with capture, void and refund; payment links as hosted pages; a daily
- * summary. Demo: the page gets a short-lived merchant token from POST /demo/v1/merchant-session (no secret in the
+ * summary. Demo: the page gets a short-lived merchant token from POST /demo/v1/desk-session (no secret in the
  * browser), as the merchant's own back end would hold the credential.
  */
 interface MerchantSession { key: string; name: string; token: string; expiresAtMs: number }
@@ -92,8 +92,8 @@ function MerchantSignIn({ onSession }: { onSession: (s: MerchantSession) => void
   const [key, setKey] = useState('merchant-a');
   const anonymous = useMemo(() => createApi(async () => undefined), []);
   const signIn = useAction(async () => {
-    const r = await anonymous.post<{ accessToken: string; expiresInS: number; merchant: { key: string; name: string } }>('/demo/v1/merchant-session', { merchant: key.trim() });
-    onSession({ key: r.merchant.key, name: r.merchant.name, token: r.accessToken, expiresAtMs: Date.now() + r.expiresInS * 1000 });
+    const r = await anonymous.post<{ accessToken: string; expiresInS: number; participant: { key: string; name: string } }>('/demo/v1/desk-session', { participant: key.trim() });
+    onSession({ key: r.participant.key, name: r.participant.name, token: r.accessToken, expiresAtMs: Date.now() + r.expiresInS * 1000 });
   });
   return (
     <div className="center">
