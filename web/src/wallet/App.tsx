@@ -55,7 +55,7 @@ export function WalletApp() {
         )}
         {session !== undefined && (
           <button type="button" onClick={() => go('add')} data-testid="tab-add" aria-label={t('nav.addCard')} aria-current={tab === 'add' ? 'page' : undefined}>
-            ＋
+            +
           </button>
         )}
         <LangSwitch />
@@ -199,11 +199,11 @@ function Home({ api, session, go }: { api: Api; session: WalletSession; go: (tab
           {t('nav.transfer')}
         </button>
         <button type="button" onClick={() => go('transfer')} data-testid="quick-packet">
-          <span className="icon" aria-hidden="true">🧧</span>
+          <span className="icon" aria-hidden="true">✉</span>
           {t('quick.packet')}
         </button>
         <button type="button" onClick={() => go('add')} data-testid="quick-add">
-          <span className="icon" aria-hidden="true">＋</span>
+          <span className="icon" aria-hidden="true">+</span>
           {t('nav.addCard')}
         </button>
         <button type="button" onClick={() => go('budget')} data-testid="quick-budget">
