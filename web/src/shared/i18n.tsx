@@ -403,6 +403,7 @@ const en: Record<string, string> = {
   'p.suspendConfirm': 'Suspend {name}? It can no longer call the hub until reactivated.',
   'p.suspendYes': 'Yes, suspend',
   'p.revokeConfirm': 'Revoke this credential? Tokens issued with it stop working.',
+  'xfer.packetQr': 'Red packet code: scan it in a wallet to open it',
 };
 
 const zh: Record<string, string> = {
@@ -803,6 +804,7 @@ const zh: Record<string, string> = {
   'p.suspendConfirm': '暂停{name}？恢复前其将无法调用枢纽。',
   'p.suspendYes': '确定暂停',
   'p.revokeConfirm': '吊销此凭证？用它签发的令牌将失效。',
+  'xfer.packetQr': '红包二维码：在钱包中扫码领取',
 };
 
 export const dictionaries: Record<Lang, Record<string, string>> = { en, 'zh-CN': zh };

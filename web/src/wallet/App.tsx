@@ -7,7 +7,7 @@ import { cpmPayload, toMinor, tokenCryptogram, unpredictableNumber } from './emv
 import { deviceId, loadDeviceToken, loadSession, nextAtc, openSession, saveDeviceToken, saveSession, sessionApi, type WalletSession } from './session.ts';
 import { Me } from './Me.tsx';
 import { StepUp, useStepUp } from './StepUp.tsx';
-import { CameraScanner, ReceiveCode, decodeImage, parseReceivePayload } from './Scan.tsx';
+import { CameraScanner, PacketShare, ReceiveCode, decodeImage, parsePacketPayload, parseReceivePayload } from './Scan.tsx';
 
 type MoneyWire = { amount: string; currency: string };
 interface Token { tokenRef: string; status: string; tokenLast4: string; cardLast4: string; brand: string; expiry: string; par: string; createdAt: string }
@@ -28,12 +28,16 @@ const parentTab = (tab: TabKey): TabKey => (tab === 'add' ? 'home' : tab === 'bu
 
 /** A payment link the page was opened for (/wallet?link=<id>, the "open in wallet" of /pay/<id>). */
 const linkFromAddress = (): string => new URLSearchParams(location.search).get('link') ?? '';
+/** A red packet the page was opened for (/wallet?packet=<id>, a shared red packet's link). */
+const packetFromAddress = (): string => new URLSearchParams(location.search).get('packet') ?? '';
 
 export function WalletApp() {
   const { t } = useI18n();
   const [session, setSession] = useState<WalletSession | undefined>(loadSession);
   const [openLink] = useState(linkFromAddress);
-  const [tab, setTab] = useState<TabKey>(openLink !== '' ? 'pay' : 'home');
+  const [packet, setPacket] = useState(packetFromAddress);
+  const start: TabKey = openLink !== '' ? 'pay' : packet !== '' ? 'transfer' : 'home';
+  const [tab, setTab] = useState<TabKey>(start);
   const [payee, setPayee] = useState<{ type: string; value: string } | undefined>();
   const signOut = () => {
     saveSession(undefined);
@@ -71,7 +75,7 @@ export function WalletApp() {
             onSignedIn={(s) => {
               saveSession(s);
               setSession(s);
-              setTab(openLink !== '' ? 'pay' : 'home');
+              setTab(start);
             }}
           />
         ) : (
@@ -87,9 +91,13 @@ export function WalletApp() {
                   setPayee(alias);
                   go('transfer');
                 }}
+                onPacket={(id) => {
+                  setPacket(id);
+                  go('transfer');
+                }}
               />
             )}
-            {tab === 'transfer' && <Transfer api={api} session={session} payee={payee} />}
+            {tab === 'transfer' && <Transfer api={api} session={session} payee={payee} packet={packet} />}
             {(tab === 'history' || tab === 'budget') && (
               <nav className="segmented" aria-label={t('nav.history')}>
                 <button type="button" data-testid="tab-activity" aria-current={tab === 'history' ? 'page' : undefined} onClick={() => setTab('history')}>
@@ -498,7 +506,7 @@ function linkIdIn(text: string): string | undefined {
   return m?.[1];
 }
 
-function Pay({ api, session, openLink, onPayee }: { api: Api; session: WalletSession; openLink: string; onPayee: (alias: { type: string; value: string }) => void }) {
+function Pay({ api, session, openLink, onPayee, onPacket }: { api: Api; session: WalletSession; openLink: string; onPayee: (alias: { type: string; value: string }) => void; onPacket: (id: string) => void }) {
   const { t, money } = useI18n();
   const [payload, setPayload] = useState('');
   const [preview, setPreview] = useState<QrPreview | undefined>();
@@ -519,6 +527,8 @@ function Pay({ api, session, openLink, onPayee }: { api: Api; session: WalletSes
     setCamera(false);
     const alias = parseReceivePayload(text);
     if (alias !== undefined) return onPayee(alias);
+    const packetId = parsePacketPayload(text);
+    if (packetId !== undefined) return onPacket(packetId);
     const linkId = linkIdIn(text);
     if (linkId !== undefined) return setLink(linkId);
     setPayload(text);
@@ -794,7 +804,7 @@ function useCurrency(currencies: string[]): [string, (c: string) => void] {
   return [currencies.includes(currency) ? currency : first, setCurrency];
 }
 
-function Transfer({ api, session, payee }: { api: Api; session: WalletSession; payee?: { type: string; value: string } | undefined }) {
+function Transfer({ api, session, payee, packet }: { api: Api; session: WalletSession; payee?: { type: string; value: string } | undefined; packet: string }) {
   return (
     <div className="grid">
       <SendMoney api={api} session={session} initial={payee} />
@@ -802,7 +812,7 @@ function Transfer({ api, session, payee }: { api: Api; session: WalletSession; p
       <IncomingRequests api={api} session={session} />
       <SplitBill api={api} session={session} />
       <RedPacket api={api} session={session} />
-      <ClaimPacket api={api} session={session} />
+      <ClaimPacket api={api} session={session} initial={packet} />
     </div>
   );
 }
@@ -1164,13 +1174,16 @@ function RedPacket({ api, session }: { api: Api; session: WalletSession }) {
           {t('xfer.packetSent')}: <span className="mono" data-testid="packet-id">{packet.id}</span> ({money(packet.total.amount, packet.total.currency)})
         </p>
       )}
+      {packet !== undefined && (
+        <PacketShare id={packet.id} />
+      )}
     </Section>
   );
 }
 
-function ClaimPacket({ api, session }: { api: Api; session: WalletSession }) {
+function ClaimPacket({ api, session, initial }: { api: Api; session: WalletSession; initial: string }) {
   const { t, money } = useI18n();
-  const [id, setId] = useState('');
+  const [id, setId] = useState(initial);
   const [claimed, setClaimed] = useState<any>();
   const claim = useAction(async () => {
     setClaimed(await api.post(`/v1/transfers/red-packets/${encodeURIComponent(id.trim())}/claim`, { customerId: session.customerId }));
@@ -1190,7 +1203,7 @@ function ClaimPacket({ api, session }: { api: Api; session: WalletSession }) {
       </form>
       <ErrorBox error={claim.error} />
       {claimed !== undefined && (
-        <p className="ok" data-testid="packet-claimed">
+        <p className="ok packet-open" data-testid="packet-claimed">
           🧧 {t('xfer.claimed')} {money(claimed.amount.amount, claimed.amount.currency)} {claimed.packet.message ?? ''}
         </p>
       )}

@@ -159,3 +159,36 @@ export function ReceiveCode({ api, session }: { api: Api; session: WalletSession
     </Section>
   );
 }
+
+/** A red packet shared as a code or a link: the wallet that reads it opens "claim" with its id. */
+export const PACKET_PREFIX = 'hutong:packet?';
+export const packetPayload = (id: string) => `${PACKET_PREFIX}${new URLSearchParams({ id }).toString()}`;
+export function parsePacketPayload(text: string): string | undefined {
+  const fromCode = text.startsWith(PACKET_PREFIX) ? new URLSearchParams(text.slice(PACKET_PREFIX.length)).get('id') : null;
+  const fromLink = /[?&]packet=([A-Za-z0-9_.:-]+)/.exec(text)?.[1] ?? null;
+  const id = fromCode ?? fromLink;
+  return id !== null && id !== '' ? id : undefined;
+}
+
+export function PacketShare({ id }: { id: string }) {
+  const { t } = useI18n();
+  const [image, setImage] = useState<string | undefined>();
+  useEffect(() => {
+    void QRCode.toDataURL(packetPayload(id), { errorCorrectionLevel: 'M', margin: 1, width: 360 }).then(setImage);
+  }, [id]);
+  const link = `${location.origin}/wallet?packet=${encodeURIComponent(id)}`;
+  return (
+    <div data-testid="packet-share">
+      {image !== undefined && (
+        <div className="qr">
+          <img src={image} alt={t('xfer.packetQr')} data-testid="packet-qr" data-payload={packetPayload(id)} />
+        </div>
+      )}
+      <p>
+        <a href={link} data-testid="packet-link">
+          {link}
+        </a>
+      </p>
+    </div>
+  );
+}
