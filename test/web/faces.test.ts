@@ -81,6 +81,14 @@ describe('the faces: wallet, merchant counter, payment-link page and console, in
         await check(page, `wallet-${tab}-${lang}`);
       }
     }
+    // At 1280×800 too (the same pages, wider): home, pay, activity.
+    await page.setViewportSize({ width: 1280, height: 800 });
+    for (const tab of ['home', 'pay', 'history'] as const) {
+      await page.getByTestId(`tab-${tab}`).click();
+      await page.waitForLoadState('networkidle', { timeout: 5000 }).catch(() => undefined);
+      await check(page, `wallet-${tab}-1280-en`);
+    }
+    await page.setViewportSize(PHONE);
     expect(problems).toEqual([]);
   }, 300_000);
 
