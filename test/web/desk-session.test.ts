@@ -51,7 +51,7 @@ describe.each(engines)('the desk session and the public payment link on %s', (en
     expect(suspended.body.error.code).toBe('participant_suspended');
   });
 
-  it('shows a payment link to anyone holding it, open then paid; an unknown link is payment_link_not_found', async () => {
+  it('shows a payment link to anyone holding it, open (paid is checked in faces.test.ts after a wallet pays it); an unknown link is payment_link_not_found', async () => {
     const merchant = (await t.api('merchant-a').get('/v1/merchants')).body.items[0].id as string;
     const link = await t.api('merchant-a').post(`/v1/merchants/${merchant}/payment-links`, { amount: { amount: '18.80', currency: 'CNY' }, description: 'Airport transfer 机场接送', expiresInS: 3600 }, { 'idempotency-key': 'desk-link' });
     expect(link.status).toBe(201);
