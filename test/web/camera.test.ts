@@ -34,9 +34,8 @@ describe('scan-to-pay with the camera', () => {
   let h: WebHarness;
   let payload = '';
   beforeAll(async () => {
-    // The QR must exist before Chromium starts (the fake camera reads its file at launch): a throw-away hub makes
-    // nothing here; the payload is made on the hub the page uses, so the harness starts first with a placeholder…
-    // …which Chromium cannot swap. Instead: start the hub's harness once to issue the code, then a second browser.
+    // The fake camera reads its file when Chromium starts, so the code is issued first (on the harness's hub), and the
+    // test then starts a second Chromium on the same hub with the video of that code.
     h = await openWebHarness();
     const merchants = await h.t.api('merchant-a').get('/v1/merchants');
     const merchantId = merchants.body.items[0].id as string;
