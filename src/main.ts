@@ -240,7 +240,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent, positionAccount: liquidity.positionAccount });
   registerLiquidityRoutes(app, { liquidity, idempotent });
   registerSettlementRoutes(app, { db, settlement, documents: createSettlementDocuments({ clock, settlement }), liquidity, idempotent });
-  await registerWebRoutes(app, { db, vault, tokens, customers, clock, demoEnabled: config.demo });
+  await registerWebRoutes(app, { db, vault, tokens, customers, clock, paymentLinks: payments.payments, demoEnabled: config.demo });
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
   payments.registerRoutes(app, { idempotent });

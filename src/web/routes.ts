@@ -14,6 +14,7 @@ import type { Vault } from '../platform/vault.ts';
 import { sentCode } from '../platform/sent-codes.ts';
 import { formatMoney } from '../platform/money.ts';
 import type { Clock } from '../platform/clock.ts';
+import type { PaymentService } from '../payments/service.ts';
 import { registerHistoryRoutes } from './history.ts';
 import { registerOperatorTransactionRoutes } from './transactions.ts';
 
@@ -37,6 +38,8 @@ export interface WebRouteDeps {
   readonly customers: CustomerService;
   /** Whether a payment link has expired, on the hosted page (/v1/public/payment-links/:linkId). */
   readonly clock: Clock;
+  /** The published payment links, for their hosted page. */
+  readonly paymentLinks: Pick<PaymentService, 'getLink'>;
   /** The demo helpers answer only when true (the demo network is seeded). */
   readonly demoEnabled: boolean;
   /** Where the Vite build lives (default: web/dist of the repository). */
@@ -125,20 +128,17 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
       },
     },
     async (request, reply) => {
-      const [l] = await deps.db.query<{ id: string; amount_minor: bigint; currency: string; description: string; multiple_use: boolean; expires_at: Date; pay_count: number; name: string; name_zh: string | null; city: string | null; country: string }>(
-        'select l.id, l.amount_minor, l.currency, l.description, l.multiple_use, l.expires_at, l.pay_count, m.name, m.name_zh, m.city, m.country from pay_links l join merchants m on m.id = l.merchant_id where l.id = $1',
-        [request.params.linkId],
-      );
-      if (l === undefined) return reply.fail({ code: 'payment_link_not_found', message: 'no such payment link' });
-      const expiresAt = new Date(l.expires_at);
-      const state = !l.multiple_use && Number(l.pay_count) > 0 ? 'paid' : expiresAt.getTime() <= deps.clock.nowMs() ? 'expired' : 'open';
+      const found = await deps.paymentLinks.getLink(request.params.linkId);
+      if (found === undefined) return reply.fail({ code: 'payment_link_not_found', message: 'no such payment link' });
+      const { link: l, merchant: m } = found;
+      const state = !l.multipleUse && l.payCount > 0 ? 'paid' : l.expiresAt.getTime() <= deps.clock.nowMs() ? 'expired' : 'open';
       return {
         id: l.id,
-        merchant: { name: l.name, nameZh: l.name_zh, city: l.city, country: l.country },
-        amount: formatMoney(BigInt(l.amount_minor), l.currency),
+        merchant: { name: m.name, nameZh: m.nameZh, city: m.city, country: m.country },
+        amount: formatMoney(l.amountMinor, l.currency),
         description: l.description,
-        multipleUse: l.multiple_use,
-        expiresAt: expiresAt.toISOString(),
+        multipleUse: l.multipleUse,
+        expiresAt: l.expiresAt.toISOString(),
         state,
       } as const;
     },
