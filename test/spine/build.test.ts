@@ -115,3 +115,22 @@ describe('the build', () => {
     }
   });
 });
+
+describe('the container image', () => {
+  it('the Dockerfile builds with npm ci and npm run build from files that exist, and ships what the built hub reads', () => {
+    const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+    const [buildStage = '', runtimeStage = ''] = dockerfile.split(/^FROM .* AS runtime$/m);
+    expect(buildStage).toMatch(/RUN npm ci [^\n]*&& npm run build && npm prune --omit=dev/);
+    for (const m of buildStage.matchAll(/^COPY (?!--from)(.+) \S+$/gm)) {
+      for (const source of (m[1] ?? '').split(' ')) expect(existsSync(join(ROOT, source)), `Dockerfile copies ${source}`).toBe(true);
+    }
+    // The runtime stage: the package root (package.json, migrations/), the build, the pages, the CLI and the pruned
+    // production dependencies; no sources; an unprivileged user.
+    const shipped = [...runtimeStage.matchAll(/^COPY --from=build \S+ \/app\/(\S+) /gm)].map((m) => m[1]);
+    expect(shipped.sort()).toEqual(['bin', 'dist', 'migrations', 'node_modules', 'package.json', 'web/dist']);
+    expect(runtimeStage).toMatch(/^USER node$/m);
+    const compose = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8');
+    expect(compose).toMatch(/image: postgres:15/);
+    expect(compose).toMatch(/DATABASE_URL: postgres:\/\/\S+@postgres:5432\//);
+  });
+});
