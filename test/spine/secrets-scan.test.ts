@@ -457,7 +457,7 @@ describe.each(engines)('secrets scan (%s)', (engine: Engine) => {
       expect(haystacks[0]?.text).toContain('"url":"/v1/me"'); // request lines are logged (with the path only)
 
       expect(secrets.filter((s) => s.kind === 'code')).toHaveLength(5);
-      expect(secrets.filter((s) => s.kind === 'cvv')).toHaveLength(2);
+      expect(secrets.filter((s) => s.kind === 'cvv')).toHaveLength(4); // two issued cards, two sandbox test cards
       expect(secrets.length).toBeGreaterThan(30);
       const hits = secrets.flatMap((s) => findingsOf(s, haystacks, tableText).map((where) => `${s.label} (${s.kind}) in ${where}`));
       expect(hits).toEqual([]);
