@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
-const built = join(root, 'dist', 'cli.js');
+const built = join(root, 'dist', 'cli', 'cli.js');
 const sources = join(root, 'src');
 
 /** When the build in dist/ began (dist/build.json), or undefined when there is no complete build. */
@@ -42,12 +42,12 @@ const mode = process.env.HUTONG_RUN;
 const startedAt = buildStartedAt();
 let entry;
 if (mode === 'source' || (mode !== 'dist' && existsSync(sources) && (startedAt === undefined || sourcesNewerThan(startedAt)))) {
-  if (await fromSource()) entry = '../src/cli.ts';
+  if (await fromSource()) entry = '../src/cli/cli.ts';
   else if (startedAt !== undefined) {
     process.stderr.write('hutong: the sources changed after the build in dist/ and tsx is not installed; running the build (npm run build updates it)\n');
-    entry = '../dist/cli.js';
+    entry = '../dist/cli/cli.js';
   }
-} else if (startedAt !== undefined) entry = '../dist/cli.js';
+} else if (startedAt !== undefined) entry = '../dist/cli/cli.js';
 
 if (entry === undefined) {
   process.stderr.write('hutong: no build in dist/: run `npm run build` (npm install runs it), or install the dev dependencies to run the sources\n');

@@ -30,7 +30,7 @@ function changedSince(time) {
 }
 
 const startedAt = buildStartedAt();
-if (startedAt !== undefined && existsSync(join(root, 'dist', 'cli.js')) && existsSync(join(root, 'web', 'dist', 'wallet', 'index.html')) && !changedSince(startedAt)) {
+if (startedAt !== undefined && existsSync(join(root, 'dist', 'cli', 'cli.js')) && existsSync(join(root, 'web', 'dist', 'wallet', 'index.html')) && !changedSince(startedAt)) {
   process.stdout.write('hutong: the build in dist/ and web/dist/ is current (npm run build rebuilds)\n');
 } else {
   const npm = process.env.npm_execpath;

@@ -18,7 +18,7 @@ import { registerCustomerLinkRoutes } from './customers/link-routes.ts';
 import { defineAccountRefs } from './accounts/refs.ts';
 import { defineAliasRefs } from './aliases/refs.ts';
 import { defineCardRefs } from './cards/refs.ts';
-import { defineTokenRefs } from './tokens/refs.ts';
+import { defineTokenRefs } from './cards/token-refs.ts';
 import { defineTransferRefs } from './transfers/refs.ts';
 import { defineRiskRefs } from './risk/refs.ts';
 import { definePaymentRefs } from './payments/refs.ts';
@@ -114,8 +114,8 @@ export function resolveOperatorToken(config: HubConfig): string {
   return token;
 }
 
-/** How long each step of close() may take: 8 s in all, within the 10 s an orchestrator gives a process after SIGTERM. */
-const CLOSE_STEP_MS = { http: 3_000, ledger: 2_000, webhooks: 500, outbound: 500, audit: 1_000, db: 1_000 } as const;
+/** How long each step of close() may take: 6 s in all, within the 10 s an orchestrator gives a process after SIGTERM. */
+const CLOSE_STEP_MS = { http: 3_000, webhooks: 500, outbound: 500, audit: 1_000, db: 1_000 } as const;
 const AUDIT_CHAIN_INTERVAL_MS = 1_000;
 const LEDGER_EXPIRY_INTERVAL_MS = 1_000;
 const SWEEP_INTERVAL_MS = 10 * 60_000;
@@ -176,22 +176,25 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   const operatorToken = resolveOperatorToken(config);
   for (const warning of privateFileWarnings({ dataDir: config.dataDir, keyFile: usesKeyFile ? keyFilePath(config.keyDir) : undefined })) logger.warn(warning);
   // @modules:create (each capability creates its services here, dependencies explicit)
-  // One ledger per process: its batcher aggregates what arrives concurrently from every module.
+  // One ledger per process. Money moves only through ledger.applyInTx, inside the transaction of the service that moves
+  // it (a batch of confirms, a capture, a deposit): the ledger keeps no queue or state of its own.
   const ledger = createLedger({ db, clock });
   registerCounterSnapshot(metrics.registry, 'hutong_ledger_', {
-    batchesWritten: 'Ledger batches written (committed) by this process',
-    lostRaces: 'Ledger batch writes refused because a row changed since the batch read it (each retried)',
-    sentBehind: 'Ledger batch writes sent while the batch before them was still being written',
+    applyCalls: 'ledger.applyInTx calls by this process (one per caller transaction batch; some may have rolled back)',
+    transfersApplied: 'Transfers handed to ledger.applyInTx by this process (created, replayed or refused)',
   }, () => ledger.stats());
   // The page origins passkeys may be used from: configured, or the reference wallet served by this hub on its own port.
   let listeningPort: number | undefined;
   const webauthnOrigins = () =>
     config.webauthn.origins.length > 0 ? config.webauthn.origins : listeningPort === undefined ? [] : [`http://${config.webauthn.rpId}:${listeningPort}`, `https://${config.webauthn.rpId}:${listeningPort}`];
   const stepUp = createStepUpService({ db, clock, vault, audit, events, webauthn: { rpId: config.webauthn.rpId, rpName: 'Hutong', origins: webauthnOrigins } });
+  // One ownership check for every id any route names (each capability says who holds its objects); the capabilities
+  // that create hot objects tell it their holders after COMMIT.
+  const refs = createRefRegistry();
   const cards = createCardsModule({ db, clock, vault, audit, events, stepUp });
-  const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, stepUp, ledger });
+  const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, stepUp, ledger, refs });
   const liquidity = createLiquidityService({ db, clock, audit, events, ledger, accounts: transfers.accounts });
-  const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch });
+  const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs });
   const customerDataRights = createCustomerDataRights({ db, clock, vault, audit, events, cards: cards.cards, walletTokens: cards.walletTokens });
 
   // Per-participant limits: the participant's own setting (passed by the auth check), else the hub default.
@@ -212,8 +215,6 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   });
   for (const schema of participantSchemas) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });
-  // One ownership check for every id any route names (each capability says who holds its objects).
-  const refs = createRefRegistry();
   for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs]) define(refs);
   registerOwnership(app, { registry: refs, db }, callerOf);
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
@@ -308,7 +309,6 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
       // storage closes.
       await step('http', () => app.close());
       // @modules:close (each capability flushes and stops here, before storage closes)
-      await step('ledger', () => ledger.close({ deadlineMs: CLOSE_STEP_MS.ledger - 500 }));
       await step('webhooks', () => webhooks.stop());
       await step('outbound', () => outbound.close());
       await step('audit', () => audit.chain());

@@ -132,7 +132,6 @@ export const errorCatalogue = {
   linked_chain_open: { status: 400, message: "the last transfer of a batch must not be linked" },
   transfer_exists_with_different_fields: { status: 409, message: "a transfer with this id exists with different fields" },
   transfer_not_found: { status: 404, message: "no transfer has this id" },
-  ledger_busy: { status: 503, message: "the ledger queue is full; retry later" },
   invalid_account: { status: 400, message: "the account definition is not valid" },
   account_exists: { status: 409, message: "an account with this id already exists" },
   account_has_pending: { status: 409, message: "the account has pending transfers" },

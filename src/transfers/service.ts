@@ -1,3 +1,4 @@
+import type { RefLearner } from '../api/refs.ts';
 import type { Actor, AuditService } from '../audit/service.ts';
 import { customerAccountId, type AccountRef, type AccountService } from '../accounts/service.ts';
 import { FLAGGED_WARNING, type AliasRecord, type AliasService } from '../aliases/service.ts';
@@ -48,11 +49,11 @@ export interface MoneyMover {
 }
 
 /*
- * Why confirms are batched (confirmMany, run by the route's effect batcher) rather than sent through the ledger's own
- * batching `submit`: submit commits in its own transaction, so the payment's record, audit, outbox and idempotency
- * answer would commit apart from the money (and need a sweeper to finish what a crash left in between). A batch of
- * confirms is instead ONE transaction holding every payment's records and its money (applyInTx with one linked chain
- * per payment): the same all-or-nothing per payment, one commit per batch, and a hot payee's row updated once per batch.
+ * Why confirms are batched (confirmMany, run by the route's effect batcher): a batch of confirms is ONE transaction
+ * holding every payment's records (payment, audit, outbox, idempotency answer) and its money (ledger.applyInTx, the
+ * ledger's one way in, with one linked chain per payment): all or nothing per payment, one commit per batch, and a hot
+ * payee's row updated once per batch. The money never commits apart from the records, so no sweeper has to finish what
+ * a crash left in between.
  */
 export function ledgerMoneyMover(ledger: Ledger): MoneyMover {
   return { name: 'hub-ledger', move: (tx, legs) => ledger.applyInTx(tx, legs) };
@@ -389,6 +390,8 @@ export function createTransferService(deps: {
   stepUp: StepUpService;
   mover: MoneyMover;
   limits?: Partial<TransferLimits>;
+  /** The ownership registry, told each committed quote's payer, so that its confirm costs no ownership query. */
+  refs?: RefLearner;
 }): TransferService {
   const { db, clock, audit, events, customers, accounts, aliases, fx, risk, stepUp, mover } = deps;
   const requestLimits: TransferLimits = { requestsPerMinute: 10, requestBurst: 10, ...deps.limits };
@@ -620,6 +623,12 @@ export function createTransferService(deps: {
         col((q) => q.createdAt.toISOString()),
       ],
     );
+    const learner = deps.refs;
+    if (learner !== undefined) {
+      tx.hooks?.afterCommit(() => {
+        for (const q of quotes) learner.learn('quote', q.id, [{ participantId: q.payerParticipantId, customerId: q.payerCustomerId }]);
+      });
+    }
   };
 
   /** Plans and stores one quote (money requests approved by the payer). */

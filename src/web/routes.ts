@@ -11,7 +11,7 @@ import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import type { Vault } from '../platform/vault.ts';
 import { PACKAGE_ROOT } from '../platform/paths.ts';
-import { sentCode } from '../demo/codes.ts';
+import { sentCode } from '../platform/sent-codes.ts';
 import { registerHistoryRoutes } from './history.ts';
 import { registerOperatorTransactionRoutes } from './transactions.ts';
 

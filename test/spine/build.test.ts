@@ -53,7 +53,7 @@ describe('the build', () => {
   it('compiles the server to plain JavaScript that imports only production dependencies, starts with node and serves /health', async () => {
     const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-server.js'), '--out-dir', OUT, '--no-check'], { encoding: 'utf8' });
     expect(built.status, `${built.stdout}${built.stderr}`).toBe(0);
-    expect(existsSync(join(OUT, 'cli.js'))).toBe(true);
+    expect(existsSync(join(OUT, 'cli', 'cli.js'))).toBe(true);
     expect(existsSync(join(OUT, 'fx', 'demo-rates.xml')), 'data files beside the modules').toBe(true);
     expect(existsSync(join(OUT, 'cards', 'cards.test.js')), 'no test file in the build').toBe(false);
 
@@ -74,7 +74,7 @@ describe('the build', () => {
 
     const port = await freePort();
     const env = { ...process.env, HUTONG_DATA_DIR: dataDir, PORT: String(port), DATABASE_URL: '', HUTONG_OPERATOR_TOKEN: '', HUTONG_DEMO: '', HUTONG_WEBHOOKS: '0' };
-    const entry = `const { runCli } = await import(${JSON.stringify(join(OUT, 'cli.js'))}); process.exitCode = await runCli(['start']);`;
+    const entry = `const { runCli } = await import(${JSON.stringify(join(OUT, 'cli', 'cli.js'))}); process.exitCode = await runCli(['start']);`;
     // Plain node: no tsx loader, so a .ts module or a TypeScript-only construct left in the build fails here.
     child = spawn(process.execPath, ['--input-type=module', '-e', entry], { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: tmpdir() });
     let out = '';

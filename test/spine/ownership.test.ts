@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectRefs, OPAQUE, REF_KINDS, type NamedRef, type RefKind } from '../../src/api/refs.ts';
-import { openSentCode } from '../../src/demo/codes.ts';
+import { openSentCode } from '../../src/platform/sent-codes.ts';
 import { demoCustomerId, demoParticipantId } from '../../src/demo/seed.ts';
 import { createFakeClock } from '../../src/platform/clock.ts';
-import { cardInTwoWallets, tapBody } from '../../src/payments/fixtures.ts';
+import { cardInTwoWallets, tapBody } from '../../src/demo/fixtures.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFakeClock } from '../../src/platform/clock.ts';
 import { demoParticipantId } from '../../src/demo/seed.ts';
 import { seedSandboxCards, type SandboxCard } from '../../src/demo/sandbox.ts';
-import { tapBody, type WalletToken } from '../../src/payments/fixtures.ts';
+import { tapBody, type WalletToken } from '../../src/demo/fixtures.ts';
 import { verifyWebhook } from '../../src/webhooks/signing.ts';
 import { WEBHOOK_SECRET_ROTATION } from '../../src/webhooks/secrets.ts';
 import { availableEngines } from '../support/engines.ts';

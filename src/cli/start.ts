@@ -1,9 +1,9 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig, type HubConfig } from './platform/config.ts';
-import { createHub } from './main.ts';
-import { seedDemoNetwork, type DemoNetwork } from './demo/seed.ts';
-import { sandboxBannerLines, seedSandboxCards } from './demo/sandbox.ts';
+import { loadConfig, type HubConfig } from '../platform/config.ts';
+import { createHub } from '../main.ts';
+import { seedDemoNetwork, type DemoNetwork } from '../demo/seed.ts';
+import { sandboxBannerLines, seedSandboxCards } from '../demo/sandbox.ts';
 import type { CliIo } from './cli.ts';
 
 /**

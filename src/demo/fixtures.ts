@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { customerAccountId } from '../accounts/service.ts';
 import type { CardControls } from '../cards/model.ts';
 import { countryNumeric, currencyNumeric } from '../cards/numbers.ts';
-import { demoCustomerId, demoParticipantId } from '../demo/seed.ts';
+import { demoCustomerId, demoParticipantId } from './seed.ts';
 import { encodeCpm } from '../emv/cpm.ts';
 import { computeTokenCryptogram } from '../emv/token-cryptogram.ts';
 import type { Hub } from '../main.ts';

@@ -1,12 +1,12 @@
 import { createServer, type Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import type { DemoScenario } from '../demo/run.ts';
-import { expectStatus, openDemoHarness } from '../demo/harness.ts';
-import { demoParticipantId } from '../demo/seed.ts';
-import { openSentCode } from '../demo/codes.ts';
+import type { DemoScenario } from './run.ts';
+import { expectStatus, openDemoHarness } from './harness.ts';
+import { demoParticipantId } from './seed.ts';
+import { openSentCode } from '../platform/sent-codes.ts';
 import { computeTokenCryptogram } from '../emv/token-cryptogram.ts';
 import { openSealed } from '../platform/recipient-seal.ts';
-import { maskNumber } from './numbers.ts';
+import { maskNumber } from '../cards/numbers.ts';
 
 interface Received {
   readonly participant: string;

@@ -3,11 +3,11 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { actorOf, okResponse, principalOf, type Idempotent } from '../api/context.ts';
 import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
 import { Opaque, Ref } from '../api/refs.ts';
-import { CHANNELS } from '../cards/model.ts';
-import type { WithRequestKey } from '../cards/request-keys.ts';
+import { CHANNELS } from './model.ts';
+import type { WithRequestKey } from './request-keys.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
-import type { ConsentEntry, ProvisionOutcome, ProvisionSource, WalletToken, WalletTokenService } from './service.ts';
+import type { ConsentEntry, ProvisionOutcome, ProvisionSource, WalletToken, WalletTokenService } from './token-service.ts';
 
 const Channel = Type.Union(CHANNELS.map((c) => Type.Literal(c)));
 

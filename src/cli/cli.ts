@@ -1,9 +1,9 @@
-import { loadConfig } from './platform/config.ts';
-import { openDb } from './platform/db.ts';
-import { migrate } from './platform/migrate.ts';
-import { createVault, defaultKeySource } from './platform/vault.ts';
-import { StartupError } from './platform/startup-error.ts';
-import { systemClock } from './platform/clock.ts';
+import { loadConfig } from '../platform/config.ts';
+import { openDb } from '../platform/db.ts';
+import { migrate } from '../platform/migrate.ts';
+import { createVault, defaultKeySource } from '../platform/vault.ts';
+import { StartupError } from '../platform/startup-error.ts';
+import { systemClock } from '../platform/clock.ts';
 import { join } from 'node:path';
 
 const USAGE = `hutong — the Hutong (互通) interoperability hub
@@ -21,6 +21,8 @@ Usage:
   hutong qr decode <payload>   decode an EMV QR payload (merchant- or consumer-presented) to JSON
   hutong qr encode [options]   encode a merchant-presented EMV QR payload (hutong qr encode --help)
   hutong demo <scenario>       run a demo story on a fresh embedded hub (hutong demo --list)
+  hutong doctor [--json]       check this deployment (database writable, migrations, autovacuum, synchronous standby,
+                               clock, key location and key, demo mode, operator credential); exit 1 if a check fails
 
 Environment: PORT (8080), HUTONG_DATA_DIR (./data), HUTONG_KEY_DIR (<data dir>-keys), DATABASE_URL,
              HUTONG_OPERATOR_TOKEN, HUTONG_KEK, HUTONG_LOG_LEVEL.`;
@@ -76,7 +78,7 @@ async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
         return 0;
       });
     case 'audit': {
-      const { runAuditCommand } = await import('./audit/cli.ts');
+      const { runAuditCommand } = await import('../audit/cli.ts');
       const code = await runAuditCommand(rest, io, withDb);
       if (code !== undefined) return code;
       break;
@@ -92,11 +94,17 @@ async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
       });
     }
     case 'qr': {
-      const { runQrCommand } = await import('./emv/qr-cli.ts');
+      const { runQrCommand } = await import('../emv/qr-cli.ts');
       return runQrCommand([...rest], io);
     }
+    case 'doctor': {
+      const { runDoctor, formatChecks } = await import('./doctor.ts');
+      const checks = await runDoctor(loadConfig());
+      io.stdout(rest.includes('--json') ? JSON.stringify({ checks }) : formatChecks(checks));
+      return checks.some((c) => c.status === 'fail') ? 1 : 0;
+    }
     case 'demo': {
-      const { runDemo } = await import('./demo/run.ts');
+      const { runDemo } = await import('../demo/run.ts');
       return runDemo([...rest], io);
     }
     case undefined:

@@ -1,5 +1,5 @@
 import type { Hub } from '../main.ts';
-import { openSealed } from '../platform/recipient-seal.ts';
+import { openSealed } from './recipient-seal.ts';
 
 /** The events that carry a one-time code sealed to their participant, and the payload field naming the object. */
 export const SEALED_CODE_EVENTS = {

@@ -1,5 +1,5 @@
 import type { Actor, AuditService } from '../audit/service.ts';
-import type { Card, CardStatus } from '../cards/model.ts';
+import type { Card, CardStatus } from './model.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Queryable } from '../platform/db.ts';
 import type { EventOutbox } from '../webhooks/events.ts';

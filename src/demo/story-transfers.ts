@@ -1,7 +1,7 @@
-import type { DemoScenario } from '../demo/run.ts';
-import { expectStatus, openDemoHarness } from '../demo/harness.ts';
-import { openSentCode } from '../demo/codes.ts';
-import { demoParticipantId } from '../demo/seed.ts';
+import type { DemoScenario } from './run.ts';
+import { expectStatus, openDemoHarness } from './harness.ts';
+import { openSentCode } from '../platform/sent-codes.ts';
+import { demoParticipantId } from './seed.ts';
 import type { FakeClock } from '../platform/clock.ts';
 
 /** Issue 6's story: link bank accounts, verification of payee, pay in one and two currencies, request, split, red packet. */

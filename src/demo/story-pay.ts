@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { DemoScenario } from '../demo/run.ts';
-import { expectStatus, openDemoHarness } from '../demo/harness.ts';
+import type { DemoScenario } from './run.ts';
+import { expectStatus, openDemoHarness } from './harness.ts';
 import { newId } from '../platform/ids.ts';
 import { crc16Hex } from '../emv/crc16.ts';
 import { cardInTwoWallets, cpmPayload, tapBody, tokenSource, type CardInTwoWallets } from './fixtures.ts';

@@ -1,5 +1,5 @@
 import type { Hub } from '../main.ts';
-import { demoParticipantId } from '../demo/seed.ts';
+import { demoParticipantId } from './seed.ts';
 
 /** The two demo merchants get their merchant profiles and settlement accounts. Idempotent; prints nothing. */
 export const DEMO_MERCHANTS = [

@@ -1,7 +1,7 @@
 import { customerAccountId, systemAccountId } from '../accounts/service.ts';
 import type { AliasType } from '../aliases/normalize.ts';
 import type { Hub } from '../main.ts';
-import { DEMO_PARTICIPANTS, demoParticipantId } from '../demo/seed.ts';
+import { DEMO_PARTICIPANTS, demoParticipantId } from './seed.ts';
 
 /**
  * Demo data for issue 6, idempotent: customer accounts with opening balances funded by recorded ledger transfers from

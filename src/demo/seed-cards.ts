@@ -1,5 +1,5 @@
 import type { Hub } from '../main.ts';
-import { demoParticipantId } from '../demo/seed.ts';
+import { demoParticipantId } from './seed.ts';
 
 /** Demo card products at each demo bank, and one active debit card for 李伟 at bank-a. Idempotent; prints nothing. */
 export const DEMO_CARD_PRODUCTS = [

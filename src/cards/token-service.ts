@@ -1,9 +1,9 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Actor, AuditEntry, AuditService } from '../audit/service.ts';
-import type { CardsErrorCode, TokenPaymentDeclineCode } from '../cards/errors.ts';
-import type { Card, Channel } from '../cards/model.ts';
-import { countryNumeric, currencyNumeric, expiryAfter, isExpired, randomCardNumber, TOKEN_BIN_PREFIXES, TOKEN_LENGTH } from '../cards/numbers.ts';
-import type { CardService } from '../cards/service.ts';
+import type { CardsErrorCode, TokenPaymentDeclineCode } from './errors.ts';
+import type { Card, Channel } from './model.ts';
+import { countryNumeric, currencyNumeric, expiryAfter, isExpired, randomCardNumber, TOKEN_BIN_PREFIXES, TOKEN_LENGTH } from './numbers.ts';
+import type { CardService } from './service.ts';
 import { deriveTokenKey, verifyTokenCryptogram } from '../emv/token-cryptogram.ts';
 import type { Clock } from '../platform/clock.ts';
 import { pipeliner, type Db, type Flusher, type Queryable } from '../platform/db.ts';
