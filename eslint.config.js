@@ -27,7 +27,7 @@ export default tseslint.config(
     rules: { 'no-restricted-syntax': 'off' },
   },
   {
-    files: ['bin/**'],
+    files: ['bin/**', 'scripts/**'],
     languageOptions: { globals: { process: 'readonly' } },
   },
 );

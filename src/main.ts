@@ -55,6 +55,7 @@ import { registerSystemRoutes } from './system/routes.ts';
 import { createWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { createEventOutbox, type EventOutbox } from './webhooks/events.ts';
 import { registerWebhookRoutes } from './webhooks/routes.ts';
+import { createWebhookSecretService } from './webhooks/secrets.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -233,7 +234,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   registerParticipantRoutes(app, { participants, tokens, idempotent, authFailures: createFailureLimiter({ nowMs: () => clock.nowMs() }) });
   registerCustomerRoutes(app, { customers, participants, idempotent, dataRights: customerDataRights });
   registerAuditRoutes(app, { audit });
-  registerWebhookRoutes(app, { db });
+  registerWebhookRoutes(app, { db, secrets: createWebhookSecretService({ db, clock, vault, audit }), idempotent, demoEnabled: config.demo });
   registerStepUpRoutes(app, { db, stepUp, customers });
   registerCustomerLinkRoutes(app, { db, links: customerLinks, idempotent });
   // @modules:routes (each capability registers its routes here)

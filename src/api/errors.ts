@@ -10,6 +10,7 @@ import type { StepUpErrorCode } from '../stepup/service.ts';
 import type { CustomerLinkErrorCode } from '../customers/links.ts';
 import type { LiquidityErrorCode } from '../liquidity/service.ts';
 import type { SettlementErrorCode } from '../settlement/service.ts';
+import type { WebhookSecretErrorCode } from '../webhooks/secrets.ts';
 
 /**
  * THE error catalogue: every code the API can answer, with its HTTP status and default message — defined once, here.
@@ -48,6 +49,7 @@ export type ErrorCode =
   | CustomerLinkErrorCode
   | LiquidityErrorCode
   | SettlementErrorCode
+  | WebhookSecretErrorCode
   ;
 
 export interface ErrorEntry {
@@ -87,6 +89,7 @@ export const errorCatalogue = {
   unauthorized: { status: 401, message: "missing, expired or revoked credentials" },
   forbidden: { status: 403, message: "a customer session cannot call this operation; call it with the participant credential" },
   invalid_webhook_url: { status: 400, message: "the webhook URL is not an allowed https URL" },
+  webhook_secret_not_retrievable: { status: 403, message: "a webhook signing secret is shown once; only demo participants read theirs again, in demo mode: rotate it to get a new one" },
   invalid_country: { status: 400, message: "country must be an ISO 3166-1 alpha-2 code" },
   // Customers and consent
   customer_not_found: { status: 404, message: "no such customer" },

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { loadConfig, type HubConfig } from '../platform/config.ts';
 import { createHub } from '../main.ts';
 import { seedDemoNetwork, type DemoNetwork } from '../demo/seed.ts';
+import { sandboxBannerLines, seedSandboxCards } from '../demo/sandbox.ts';
 import type { CliIo } from './cli.ts';
 
 /**
@@ -29,6 +30,7 @@ export async function startCommand(io: CliIo, args: readonly string[] = []): Pro
   const config = loadConfig(process.env, args.includes('--demo') ? { demo: true } : {});
   const hub = await createHub(config);
   const demo = config.demo ? await seedDemoNetwork(hub) : undefined;
+  const testCards = demo !== undefined ? await seedSandboxCards(hub) : [];
   hub.startBackground();
   await hub.listen();
   const base = `http://${config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host}:${config.port}`;
@@ -48,8 +50,11 @@ export async function startCommand(io: CliIo, args: readonly string[] = []): Pro
       '',
       `Demo network (${demo.created ? 'seeded now' : 'already seeded'}): ${demo.participants.map((p) => p.key).join(', ')}`,
       `  Their client credentials are in ${credentials} (0600); secrets are never printed.`,
+      '  Each reads its webhook signing secret with GET /v1/webhooks/secret (rotate: POST /v1/webhooks/secret/rotate).',
       '  The demo helpers (/demo/v1/*: wallet sign-in, the one-time codes demo banks "text") answer only callers on this',
       '  machine (loopback), and only in demo mode: `hutong start` without --demo seeds nothing and serves none of them.',
+      '',
+      ...sandboxBannerLines(testCards),
       '',
       'Try it (from this machine):',
       '  TOKEN=$(npx hutong token wallet-a)',

@@ -18,13 +18,17 @@ export type SealedCodeEvent = keyof typeof SEALED_CODE_EVENTS;
  * object (a provisioning, a consent, an alias move, a step-up challenge). Undefined when no code was sent.
  */
 export async function sentCode(hub: Pick<Hub, 'db' | 'vault'>, type: SealedCodeEvent, objectId: string): Promise<{ code: string; participantId: string; demoParticipant: boolean } | undefined> {
-  const [event] = await hub.db.query<{ participant_id: string; payload: { codeSealed?: unknown }; webhook_secret_sealed: string; demo_key: string | null }>(
-    `select e.participant_id, e.payload, p.webhook_secret_sealed, p.demo_key from events e join participants p on p.id = e.participant_id
+  const [event] = await hub.db.query<{ participant_id: string; payload: { codeSealed?: unknown }; webhook_secret_sealed: string; webhook_secret_previous_sealed: string | null; demo_key: string | null }>(
+    `select e.participant_id, e.payload, p.webhook_secret_sealed, p.webhook_secret_previous_sealed, p.demo_key from events e join participants p on p.id = e.participant_id
       where e.type = $1 and e.payload->>$2 = $3 order by e.id desc limit 1`,
     [type, SEALED_CODE_EVENTS[type], objectId],
   );
   if (event === undefined || typeof event.payload.codeSealed !== 'string') return undefined;
-  return { code: openSealed(await hub.vault.open(event.webhook_secret_sealed), event.payload.codeSealed, objectId), participantId: event.participant_id, demoParticipant: event.demo_key !== null };
+  const sealed = event.payload.codeSealed;
+  // Sealed under the secret that was current when the code was sent: after a rotation, that is the previous one.
+  const open = async (secretSealed: string) => openSealed(await hub.vault.open(secretSealed), sealed, objectId);
+  const code = event.webhook_secret_previous_sealed === null ? await open(event.webhook_secret_sealed) : await open(event.webhook_secret_sealed).catch(() => open(event.webhook_secret_previous_sealed ?? ''));
+  return { code, participantId: event.participant_id, demoParticipant: event.demo_key !== null };
 }
 
 /** sentCode, for tests and demo stories that expect a code: throws when none was sent. */

@@ -1,6 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { Type } from '@sinclair/typebox';
@@ -11,6 +10,7 @@ import type { TokenService } from '../participants/tokens.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import type { Vault } from '../platform/vault.ts';
+import { PACKAGE_ROOT } from '../platform/paths.ts';
 import { sentCode } from '../platform/sent-codes.ts';
 import { formatMoney } from '../platform/money.ts';
 import type { Clock } from '../platform/clock.ts';
@@ -20,7 +20,7 @@ import { registerOperatorTransactionRoutes } from './transactions.ts';
 
 /**
  * The faces of the hub: the operator console (/console) and the reference wallet app (/wallet), built by Vite into
- * web/dist (`npm run build:web`, also run by `npm install`/`npm ci` through the `prepare` script) and served here.
+ * web/dist (`npm run build`, also run by `npm install`/`npm ci` through the `prepare` script) and served here.
  *
  * Demo-only helpers under /demo/v1 (enabled only in demo mode: `hutong start --demo`, HUTONG_DEMO=1):
  * - GET /demo/v1/directory: the demo wallets and their customers (the wallet page's sign-in) and the demo banks (with
@@ -46,8 +46,7 @@ export interface WebRouteDeps {
   readonly distDir?: string;
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-export const DEFAULT_DIST_DIR = resolve(here, '../../web/dist');
+export const DEFAULT_DIST_DIR = join(PACKAGE_ROOT, 'web', 'dist');
 const PAGES = ['wallet', 'console', 'merchant', 'issuer'] as const;
 
 const notBuilt = (page: string) =>
