@@ -169,7 +169,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   // ---- merchants ---------------------------------------------------------------------------------------------------
   app.post(
     '/v1/merchants',
-    {
+    { config: { idempotency: 'optional' },
       schema: schema('merchants', 'Create a merchant profile (a merchant participant: its own; an acquirer: any number)', {
         body: Strict({
           name: Type.String({ minLength: 1, maxLength: 25, description: 'Latin script, as in EMV tag 59' }),
@@ -200,7 +200,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   // ---- merchant-presented QR --------------------------------------------------------------------------------------
   app.post(
     '/v1/merchants/:merchantId/qr-codes',
-    {
+    { config: { idempotency: 'optional' },
       schema: schema('qr', 'Issue a merchant-presented QR code: static (payer enters the amount) or dynamic (amount, reference, expiry)', {
         params: MerchantParams,
         body: Strict({
@@ -260,7 +260,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   );
   app.post(
     '/v1/wallet/payments/qr',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'required' },
       schema: schema('payments', 'Pay a scanned merchant-presented code with one of your tokens or accounts (captured at once)', {
         body: Strict({ payload: ScannedMpmPayload, amount: Type.Optional(Money), ...WalletPayFields }),
         response: { 201: Obj('Payment') },
@@ -287,7 +287,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   // ---- consumer-presented QR and tap -------------------------------------------------------------------------------
   app.post(
     '/v1/merchants/:merchantId/payments/cpm',
-    {
+    { config: { idempotency: 'required' },
       schema: schema('payments', 'Authorize a consumer-presented QR code (base64 BER-TLV, CPV01) shown by any wallet', {
         params: MerchantParams,
         body: Strict({ payload: Type.String({ minLength: 1, maxLength: 1400 }), amount: Money }),
@@ -302,7 +302,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   );
   app.post(
     '/v1/merchants/:merchantId/payments/tap',
-    {
+    { config: { idempotency: 'required' },
       schema: schema('payments', 'Authorize a contactless tap: token, expiry, ATC, unpredictable number, amount and cryptogram from the terminal', {
         params: MerchantParams,
         body: Strict({
@@ -327,7 +327,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   // ---- payment links -----------------------------------------------------------------------------------------------
   app.post(
     '/v1/merchants/:merchantId/payment-links',
-    {
+    { config: { idempotency: 'optional' },
       schema: schema('payment-links', 'Create a payment link (amount, description, expiry, single or multiple use)', {
         params: MerchantParams,
         body: Strict({ amount: Money, description: Type.String({ minLength: 1, maxLength: 200 }), expiresInS: Type.Integer({ minimum: 60, maximum: 30 * 86_400 }), multipleUse: Type.Optional(Type.Boolean()) }),
@@ -351,7 +351,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   });
   app.post(
     '/v1/payment-links/:linkId/pay',
-    { config: CUSTOMER, schema: schema('payment-links', 'Pay a payment link with one of your customer’s tokens or accounts (captured at once)', { params: LinkParams, body: Strict({ ...WalletPayFields }), response: { 201: Obj('Payment') } }) },
+    { config: { ...CUSTOMER, idempotency: 'required' }, schema: schema('payment-links', 'Pay a payment link with one of your customer’s tokens or accounts (captured at once)', { params: LinkParams, body: Strict({ ...WalletPayFields }), response: { 201: Obj('Payment') } }) },
     async (request, reply) =>
       cardPayment(request, reply, { channel: 'link', actor: actorOf(request, request.body.customerId), walletId: me(request), linkId: request.params.linkId, pay: walletInput(request.body) }),
   );
@@ -375,7 +375,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   };
   app.post(
     '/v1/payments/:paymentId/capture',
-    { schema: schema('payments', 'Capture an authorization, fully or partly (once); the rest of the hold is released', { params: PaymentParams, body: OptionalAmount }) },
+    { config: { idempotency: 'required' }, schema: schema('payments', 'Capture an authorization, fully or partly (once); the rest of the hold is released', { params: PaymentParams, body: OptionalAmount }) },
     async (request, reply) => {
       // A partial capture's amount is parsed in the payment's currency (one read); a full capture needs none.
       const amount = request.body.amount === undefined ? { ok: true as const, value: undefined } : await amountFor(request, request.params.paymentId, request.body.amount);
@@ -383,7 +383,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
       return capture(request, reply, { actor: actorOf(request), owner: me(request), authorizationId: request.params.paymentId, amountMinor: amount.value });
     },
   );
-  app.post('/v1/payments/:paymentId/void', { schema: schema('payments', 'Void an uncaptured authorization: the hold is released', { params: PaymentParams }) }, async (request, reply) =>
+  app.post('/v1/payments/:paymentId/void', { config: { idempotency: 'required' }, schema: schema('payments', 'Void an uncaptured authorization: the hold is released', { params: PaymentParams }) }, async (request, reply) =>
     idempotent(
       request,
       reply,
@@ -396,7 +396,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   );
   app.post(
     '/v1/payments/:paymentId/refunds',
-    { schema: schema('payments', 'Refund a captured payment, fully or partly, several times, never above what was captured', { params: PaymentParams, body: OptionalAmount, response: { 201: Obj('Refund') } }) },
+    { config: { idempotency: 'required' }, schema: schema('payments', 'Refund a captured payment, fully or partly, several times, never above what was captured', { params: PaymentParams, body: OptionalAmount, response: { 201: Obj('Refund') } }) },
     async (request, reply) =>
       idempotent(
         request,

@@ -162,7 +162,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // ---- accounts and links ------------------------------------------------------------------------------------------
   app.post(
     '/v1/accounts',
-    { schema: schema('accounts', 'Open an account for one of your customers', { body: Strict({ customerId: CustomerId, currency: CurrencyCode }), response: { 201: Obj('Account') } }) },
+    { config: { idempotency: 'optional' }, schema: schema('accounts', 'Open an account for one of your customers', { body: Strict({ customerId: CustomerId, currency: CurrencyCode }), response: { 201: Obj('Account') } }) },
     async (request, reply) =>
       idempotent(request, reply, async (tx) => {
         const { participantId } = principalOf(request);
@@ -173,7 +173,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
 
   app.post(
     '/v1/accounts/:accountId/deposits',
-    {
+    { config: { idempotency: 'required' },
       schema: schema('accounts', 'Fund a customer account (cash-in): a ledger transfer from your funding account', {
         params: Strict({ accountId: Ref('account', 'Account id') }),
         body: Strict({ amount: Money }),
@@ -222,7 +222,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
 
   app.post(
     '/v1/account-links',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: schema('accounts', 'Ask a bank to link its accounts of this customer into your wallet', {
         description: 'The bank receives a 6-digit code in the `account_link.consent_requested` webhook, sealed to its webhook secret (`codeSealed`, opened like the step-up code), and shows it to its customer; the customer types it into the wallet.',
         body: Strict({ customerId: CustomerId, bankParticipantId: Ref('participant', 'The bank'), currency: Type.Optional(CurrencyCode) }),
@@ -243,7 +243,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
 
   app.post(
     '/v1/account-links/consents/:consentId/confirm',
-    { config: CUSTOMER, schema: schema('accounts', 'Confirm a link with the code the customer received from the bank', { params: Strict({ consentId: Ref('account_link_consent', 'Consent id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }), response: { 201: Items('Link') } }) },
+    { config: { ...CUSTOMER, idempotency: 'optional' }, schema: schema('accounts', 'Confirm a link with the code the customer received from the bank', { params: Strict({ consentId: Ref('account_link_consent', 'Consent id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }), response: { 201: Items('Link') } }) },
     async (request, reply) => {
       let wrong = false;
       const res = await idempotent(request, reply, async (tx) => {
@@ -279,7 +279,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // ---- aliases -----------------------------------------------------------------------------------------------------
   const aliasBody = Strict({ customerId: CustomerId, type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), accountId: Ref('account', 'The account the alias points to') });
   const wireAlias = (a: { id: string; type: string; value: string; accountId: string; flagged: boolean; createdAt: Date }) => ({ id: a.id, type: a.type, value: a.value, accountId: a.accountId, flagged: a.flagged, createdAt: a.createdAt.toISOString() });
-  app.post('/v1/aliases', { schema: schema('aliases', 'Register an alias (phone, email or handle) for a customer account', { body: aliasBody, response: { 201: Obj('Alias') } }) }, async (request, reply) =>
+  app.post('/v1/aliases', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Register an alias (phone, email or handle) for a customer account', { body: aliasBody, response: { 201: Obj('Alias') } }) }, async (request, reply) =>
     idempotent(request, reply, async (tx) => {
       const r = await aliases.register(tx, actorOf(request, request.body.customerId), await me(request), request.body);
       return r.ok ? created(wireAlias(r.value)) : r.error;
@@ -305,13 +305,13 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       return r.ok ? r.value : reply.fail(r.error);
     },
   );
-  app.post('/v1/aliases/moves', { schema: schema('aliases', 'Move an alias here from another participant; the customer confirms with a code sent through its current holder', { body: aliasBody, response: { 201: Obj('Move') } }) }, async (request, reply) =>
+  app.post('/v1/aliases/moves', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Move an alias here from another participant; the customer confirms with a code sent through its current holder', { body: aliasBody, response: { 201: Obj('Move') } }) }, async (request, reply) =>
     idempotent(request, reply, async (tx) => {
       const r = await aliases.requestMove(tx, actorOf(request, request.body.customerId), await me(request), request.body);
       return r.ok ? created({ id: r.value.id, status: 'pending', expiresAt: r.value.expiresAt.toISOString() }) : r.error;
     }),
   );
-  app.post('/v1/aliases/moves/:moveId/confirm', { schema: schema('aliases', 'Confirm an alias move with the customer’s code', { params: Strict({ moveId: Ref('alias_move', 'Alias move id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }) }) }, async (request, reply) => {
+  app.post('/v1/aliases/moves/:moveId/confirm', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Confirm an alias move with the customer’s code', { params: Strict({ moveId: Ref('alias_move', 'Alias move id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }) }) }, async (request, reply) => {
     let wrong = false;
     const res = await idempotent(request, reply, async (tx) => {
       const r = await aliases.confirmMove(tx, actorOf(request), principalOf(request).participantId, request.params.moveId, request.body.code);
@@ -324,7 +324,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     if (wrong) await countWrongMoveCode(db, request.params.moveId);
     return res;
   });
-  app.post('/v1/aliases/flags', { schema: schema('aliases', 'Flag an alias for suspected fraud (payers are warned, risk rules use it)', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), reason: Type.String({ minLength: 1, maxLength: 500 }) }), response: { 201: Obj('Flag') } }) }, async (request, reply) =>
+  app.post('/v1/aliases/flags', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Flag an alias for suspected fraud (payers are warned, risk rules use it)', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), reason: Type.String({ minLength: 1, maxLength: 500 }) }), response: { 201: Obj('Flag') } }) }, async (request, reply) =>
     idempotent(request, reply, async (tx) => {
       const r = await aliases.flag(tx, actorOf(request), await me(request), request.body.type, request.body.value, request.body.reason);
       return r.ok ? created({ aliasId: r.value.id, flagged: true }) : r.error;
@@ -342,8 +342,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   });
   app.post(
     '/v1/operator/fx/rates',
-    {
-      config: { auth: 'operator' },
+    { config: { idempotency: 'optional', auth: 'operator' },
       schema: schema('fx', 'Replace the reference rates with an ECB daily XML document (eurofxref-daily.xml)', { operator: true, body: Strict({ xml: Type.String({ minLength: 20, maxLength: 200_000 }), spreadBps: Type.Optional(Type.Integer({ minimum: 0, maximum: 2000 })) }) }),
     },
     async (request, reply) =>
@@ -356,8 +355,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.post(
     '/v1/operator/fees',
-    {
-      config: { auth: 'operator' },
+    { config: { idempotency: 'optional', auth: 'operator' },
       schema: schema('fx', 'Set the fee for payments from one participant to another: fixed + basis points, charged to the payer', {
         operator: true,
         body: Strict({ payerParticipantId: Ref('participant', 'Payer participant'), payeeParticipantId: Ref('participant', 'Payee participant'), fixed: Money, bps: Type.Integer({ minimum: 0, maximum: 10_000 }) }),
@@ -381,7 +379,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.post(
     '/v1/transfers/quotes',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: schema('transfers', 'Quote a payment to an alias: fee, FX rate and spread, locked for 30 seconds', {
         body: Strict({ customerId: CustomerId, sourceAccountId: Type.Optional(Ref('account', 'Own or linked account to pay from')), payee: AliasRef, sendAmount: Type.Optional(Money), receiveAmount: Type.Optional(Money) }),
         response: { 201: Obj('Quote') },
@@ -406,7 +404,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.post(
     '/v1/transfers/payments',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'required' },
       schema: schema('transfers', 'Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing)', {
         body: Strict({ quoteId: Ref('quote', 'Quote id'), stepUpChallengeId: Type.Optional(Ref('step_up_challenge', 'After step_up_required: the challenge the customer completed for this payment')) }),
         response: { 201: Obj('Payment') },
@@ -432,7 +430,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // ---- requests ----------------------------------------------------------------------------------------------------
   app.post(
     '/v1/transfers/requests',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: schema('transfers', 'Request money from an alias (never debits anything: the payer must approve in their own wallet)', {
         body: Strict({ customerId: CustomerId, payer: AliasRef, amount: Money, note: Type.Optional(Type.String({ maxLength: 140 })), accountId: Type.Optional(Ref('account', 'Account to receive into')) }),
         response: { 201: Obj('Request') },
@@ -464,7 +462,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   });
   app.post(
     '/v1/transfers/requests/:requestId/approve',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: schema('transfers', 'The payer approves: answers a quote (with warnings) to confirm through POST /v1/transfers/payments', {
         params: Strict({ requestId: Ref('money_request', 'Request id') }),
         body: Strict({ customerId: CustomerId, sourceAccountId: Type.Optional(Ref('account', 'Own or linked account to pay from')) }),
@@ -479,7 +477,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.post(
     '/v1/transfers/requests/:requestId/decline',
-    { config: CUSTOMER, schema: schema('transfers', 'The payer declines, and may block the requester', { params: Strict({ requestId: Ref('money_request', 'Request id') }), body: Strict({ customerId: CustomerId, block: Type.Optional(Type.Boolean()) }) }) },
+    { config: { ...CUSTOMER, idempotency: 'optional' }, schema: schema('transfers', 'The payer declines, and may block the requester', { params: Strict({ requestId: Ref('money_request', 'Request id') }), body: Strict({ customerId: CustomerId, block: Type.Optional(Type.Boolean()) }) }) },
     async (request, reply) =>
       idempotent(request, reply, async (tx) => {
         const r = await transfers.declineRequest(tx, actorOf(request, request.body.customerId), principalOf(request).participantId, request.params.requestId, request.body);
@@ -490,7 +488,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // ---- splits ------------------------------------------------------------------------------------------------------
   app.post(
     '/v1/transfers/splits',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: schema('transfers', 'Split a bill you paid: each other member gets a request for their share', {
         body: Strict({
           customerId: CustomerId,
@@ -539,7 +537,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // ---- red packets -------------------------------------------------------------------------------------------------
   app.post(
     '/v1/transfers/red-packets',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'required' },
       schema: schema('transfers', 'Send a red packet (红包) to a group: funded into escrow now, claimed share by share, the rest refunded at expiry', {
         body: Strict({
           customerId: CustomerId,
@@ -573,7 +571,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   });
   app.post(
     '/v1/transfers/red-packets/:packetId/claim',
-    { config: CUSTOMER, schema: schema('transfers', 'Claim a share (once per group member)', { params: Strict({ packetId: Ref('red_packet', 'Red packet id') }), body: Strict({ customerId: CustomerId }), response: { 201: Obj('Claim') } }) },
+    { config: { ...CUSTOMER, idempotency: 'required' }, schema: schema('transfers', 'Claim a share (once per group member)', { params: Strict({ packetId: Ref('red_packet', 'Red packet id') }), body: Strict({ customerId: CustomerId }), response: { 201: Obj('Claim') } }) },
     async (request, reply) =>
       idempotent(
         request,
