@@ -285,21 +285,8 @@ export function errorResponses(errorCodes: readonly ErrorCode[]): Record<string,
   for (const [status, list] of [...byStatus.entries()].sort((a, b) => a[0] - b[0])) {
     out[String(status)] = {
       description: `${STATUS_TEXT[status] ?? 'Error'}: ${list.map((c) => `\`${c}\``).join(', ')}. See \`x-error-codes\` and the error catalogue.`,
-      type: 'object',
-      additionalProperties: false,
-      required: ['error'],
-      properties: {
-        error: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['code', 'message'],
-          properties: {
-            code: { type: 'string', enum: list, description: 'Stable machine-readable code' },
-            message: { type: 'string', description: 'What went wrong, for people (may change; match on `code`)' },
-            details: { type: 'object', additionalProperties: true, description: 'Facts about the error, by code (e.g. `issues` for validation, `retryAfterMs` for 429)' },
-          },
-        },
-      },
+      // The one error shape (ErrorBody), its code narrowed to those this operation answers with this status.
+      allOf: [{ $ref: 'ErrorBody#' }, { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string', enum: list } } } } }],
     };
   }
   return out;

@@ -259,6 +259,22 @@ function databaseUnreachable(error: unknown): boolean {
   return false;
 }
 
+/** A route as registered (what the API document must show, unless hidden). */
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly url: string;
+  readonly hidden: boolean;
+}
+const registered = new WeakMap<object, { method: string; route: { url: string; schema?: { hide?: boolean } } }[]>();
+
+/**
+ * Every route registered on a server made by createHttpServer, in order (HEAD routes Fastify adds by itself excluded).
+ * Whether it is hidden is read now: a plugin's own onRoute hook (after this one) may hide its routes.
+ */
+export function registeredRoutes(app: HttpServer): readonly RegisteredRoute[] {
+  return (registered.get(app) ?? []).map(({ method, route }) => ({ method, url: route.url, hidden: route.schema?.hide === true }));
+}
+
 export async function createHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   /** The error shape, for the few answers sent outside a route's reply (where `reply.fail` is not decorated). */
   const errorPayload = (error: DomainError): { status: number; body: string } => {
@@ -314,6 +330,9 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
       },
     },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as HttpServer;
+
+  const routes: { method: string; route: { url: string; schema?: { hide?: boolean } } }[] = [];
+  registered.set(app, routes);
 
   app.decorateReply('fail', function fail(this: FastifyReply, error: DomainError) {
     const status = options.errorStatus[error.code];
@@ -404,6 +423,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
       route.schema = { ...route.schema, body: Type.Ref(NoBody) };
       route.config = { ...route.config, bodyless: true };
     }
+    for (const method of methods) if (method !== 'HEAD') routes.push({ method, route });
     if (route.schema === undefined || route.schema.hide === true) return;
     const response = (route.schema.response ?? {}) as Record<string, unknown>;
     response['4xx'] ??= Type.Ref(ErrorBody);
