@@ -37,7 +37,7 @@ import { createTokenService, type TokenService } from './participants/tokens.ts'
 import { systemClock, type Clock } from './platform/clock.ts';
 import type { HubConfig } from './platform/config.ts';
 import { openDb, withDeadline, type Db } from './platform/db.ts';
-import { documentRoute } from './api/openapi.ts';
+import { documentRoute, shareErrorResponses } from './api/openapi.ts';
 import { webhooksDocument } from './webhooks/catalogue.ts';
 import { createHttpServer, type HttpServer } from './platform/http.ts';
 import { createIdempotency, type Idempotency } from './platform/idempotency.ts';
@@ -217,6 +217,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     ],
     webhooks: webhooksDocument(),
     documentRoute,
+    finishDocument: shareErrorResponses,
   });
   for (const schema of participantSchemas) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });

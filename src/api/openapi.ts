@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { RouteOptions } from 'fastify';
 import { errorCatalogue, type ErrorCode } from './errors.ts';
 
@@ -284,7 +285,7 @@ export function errorResponses(errorCodes: readonly ErrorCode[]): Record<string,
   const out: Record<string, unknown> = {};
   for (const [status, list] of [...byStatus.entries()].sort((a, b) => a[0] - b[0])) {
     out[String(status)] = {
-      description: `${STATUS_TEXT[status] ?? 'Error'}: ${list.map((c) => `\`${c}\``).join(', ')}. See \`x-error-codes\` and the error catalogue.`,
+      description: `${STATUS_TEXT[status] ?? 'Error'}: ${list.join(', ')}`,
       // The one error shape (ErrorBody), its code narrowed to those this operation answers with this status.
       allOf: [{ $ref: 'ErrorBody#' }, { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string', enum: list } } } } }],
     };
@@ -395,4 +396,26 @@ export function documentRoute(route: RouteOptions): Record<string, unknown> {
     };
   }
   return out;
+}
+
+/**
+ * Error responses are shared: each distinct one (status, codes) is written once under `components.responses` and
+ * referenced by the operations that answer it (the document would otherwise repeat the same lists thousands of times).
+ */
+export function shareErrorResponses(document: { paths?: Record<string, unknown>; components?: Record<string, unknown> }): void {
+  const shared: Record<string, unknown> = {};
+  for (const pathItem of Object.values(document.paths ?? {})) {
+    if (!isObject(pathItem)) continue;
+    for (const operation of Object.values(pathItem)) {
+      if (!isObject(operation) || !isObject(operation.responses)) continue;
+      for (const [status, response] of Object.entries(operation.responses)) {
+        if (!/^[45][0-9][0-9]$/.test(status) || !isObject(response)) continue;
+        const text = JSON.stringify(response);
+        const name = `Error${status}_${createHash('sha256').update(text).digest('hex').slice(0, 8)}`;
+        shared[name] ??= response;
+        operation.responses[status] = { $ref: `#/components/responses/${name}` };
+      }
+    }
+  }
+  document.components = { ...document.components, responses: Object.fromEntries(Object.entries(shared).sort(([a], [b]) => a.localeCompare(b))) };
 }

@@ -196,6 +196,8 @@ export interface HttpServerOptions {
   readonly webhooks?: Readonly<Record<string, unknown>>;
   /** How a route is shown in the API document (src/api/openapi.ts); the route itself is not changed. */
   readonly documentRoute?: (route: RouteOptions) => Record<string, unknown>;
+  /** A last pass over the whole document (src/api/openapi.ts shares error responses). */
+  readonly finishDocument?: (document: { paths?: Record<string, unknown>; components?: Record<string, unknown> }) => void;
 }
 
 interface AjvErrorLike {
@@ -464,6 +466,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     transformObject: (document) => {
       if (!('openapiObject' in document)) return document.swaggerObject;
       if (options.webhooks !== undefined) Object.assign(document.openapiObject, { webhooks: options.webhooks });
+      options.finishDocument?.(document.openapiObject as { paths?: Record<string, unknown>; components?: Record<string, unknown> });
       for (const pathItem of Object.values(document.openapiObject.paths ?? {})) {
         for (const operation of Object.values(pathItem ?? {})) {
           const requestBody: unknown = typeof operation === 'object' && operation !== null && 'requestBody' in operation ? operation.requestBody : undefined;
