@@ -1,4 +1,4 @@
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/context.ts';
@@ -102,6 +102,46 @@ const wireQr = (q: QrCode) => ({
   images: { png: `/v1/merchants/${q.merchantId}/qr-codes/${q.id}/png`, svg: `/v1/merchants/${q.merchantId}/qr-codes/${q.id}/svg` },
   createdAt: q.createdAt.toISOString(),
 });
+
+const NullableString = (description: string) => Type.Union([Type.String(), Type.Null()], { description });
+/** A card payment as the paying wallet sees it (wirePayerView). */
+const PayerPaymentSchema = Type.Object(
+  {
+    id: Type.String({ description: 'The payment (authorization) id' }),
+    merchantId: Type.String(),
+    channel: Type.String({ description: 'mpm_static, mpm_dynamic, cpm, tap or link' }),
+    status: Type.String({ description: 'authorized, captured, voided, refunded, expired…' }),
+    authorizationCode: Type.String(),
+    amount: Money,
+    captured: Money,
+    refunded: Money,
+    customerId: NullableString('Your paying customer'),
+    tokenId: NullableString('The token that paid, when a token paid'),
+    createdAt: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false, description: 'Payment' },
+);
+/** A merchant-presented QR code (wireQr). */
+const QrCodeSchema = Type.Object(
+  {
+    id: Type.String(),
+    merchantId: Type.String(),
+    kind: Type.Union([Type.Literal('static'), Type.Literal('dynamic')]),
+    amount: Type.Union([Money, Type.Null()], { description: 'Fixed amount (dynamic codes), null when the payer enters it' }),
+    currency: Type.String(),
+    billNumber: NullableString('Bill number (62.01)'),
+    reference: NullableString('Your reference (62.05)'),
+    payload: Type.String({ description: 'The EMV merchant-presented payload to print or show' }),
+    expiresAt: NullableString('When a dynamic code expires'),
+    paidAuthorizationId: NullableString('The payment that paid a dynamic code'),
+    images: Type.Object({ png: Type.String(), svg: Type.String() }, { additionalProperties: false, description: 'Paths of the code as PNG and SVG images' }),
+    createdAt: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false, description: 'QR code' },
+);
+// The wire functions write what the schemas say (checked by the compiler).
+export const payerViewMatchesSchema = (a: Authorization): Static<typeof PayerPaymentSchema> => wirePayerView(a);
+export const qrMatchesSchema = (q: QrCode): Static<typeof QrCodeSchema> => wireQr(q);
 
 const wireLink = (l: PaymentLink, m: Merchant) => ({
   id: l.id,
@@ -212,7 +252,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
           ),
           expiresInS: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400 })),
         }),
-        response: { 201: Obj('QR code') },
+        response: { 201: QrCodeSchema },
       }),
     },
     async (request, reply) =>
@@ -263,7 +303,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
     { config: { ...CUSTOMER, idempotency: 'required' },
       schema: schema('payments', 'Pay a scanned merchant-presented code with one of your tokens or accounts (captured at once)', {
         body: Strict({ payload: ScannedMpmPayload, amount: Type.Optional(Money), ...WalletPayFields }),
-        response: { 201: Obj('Payment') },
+        response: { 201: PayerPaymentSchema },
       }),
     },
     async (request, reply) => {

@@ -1,4 +1,4 @@
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { actorOf, created, okResponse, participantOf, principalOf, type Idempotent } from '../api/context.ts';
 import { CurrencyCode, Money, Strict, Timestamp } from '../api/schemas.ts';
@@ -37,6 +37,50 @@ const CUSTOMER = { customer: true } as const;
 
 const money = (minor: bigint, currency: string) => formatMoney(minor, currency);
 
+const NullableString = (description: string) => Type.Union([Type.String(), Type.Null()], { description });
+/** A P2P quote as the payer sees it (wireQuote). */
+const QuoteSchema = Type.Object(
+  {
+    id: Type.String({ description: 'Quote id: confirm it with POST /v1/transfers/payments before it expires' }),
+    customerId: Type.String({ description: 'The paying customer' }),
+    sourceAccountId: Type.String({ description: 'The account debited' }),
+    payee: Type.Object(
+      { maskedName: Type.String(), participantId: Type.String(), participantName: Type.String(), flagged: Type.Boolean({ description: 'The alias is flagged for suspected fraud' }) },
+      { additionalProperties: false },
+    ),
+    sendAmount: Money,
+    receiveAmount: Money,
+    fee: Money,
+    totalDebit: Money,
+    rate: NullableString('Rate applied (receive per send), null in one currency'),
+    midRate: NullableString('Mid-market reference rate, null in one currency'),
+    spreadBps: Type.Integer({ description: 'Spread over the mid rate, basis points' }),
+    rounding: Type.String(),
+    requestId: NullableString('The money request this quote pays'),
+    warnings: Type.Array(Type.String()),
+    expiresAt: Timestamp,
+    createdAt: Timestamp,
+  },
+  { additionalProperties: false, description: 'A quote' },
+);
+/** A P2P payment as the payer or the payee sees it (wirePayment): what was sent and the fee only to the payer. */
+const TransferPaymentSchema = Type.Object(
+  {
+    id: Type.String(),
+    quoteId: Type.String(),
+    status: Type.Literal('completed'),
+    role: Type.Union([Type.Literal('payer'), Type.Literal('payee')]),
+    customerId: Type.String({ description: 'Your customer (payer or payee)' }),
+    sendAmount: Type.Optional(Money),
+    fee: Type.Optional(Money),
+    receiveAmount: Money,
+    rate: NullableString('Rate applied, null in one currency'),
+    requestId: NullableString('The money request it paid'),
+    transferIds: Type.Optional(Type.Array(Type.String(), { description: 'Ledger transfers (payer only)' })),
+    createdAt: Timestamp,
+  },
+  { additionalProperties: false, description: 'A P2P payment' },
+);
 export const wireQuote = (q: Quote) => ({
   id: q.id,
   customerId: q.payerCustomerId,
@@ -70,6 +114,9 @@ export const wirePayment = (p: Payment, viewer: string) => ({
   transferIds: p.payerParticipantId === viewer ? [...p.transferIds] : undefined,
   createdAt: p.createdAt.toISOString(),
 });
+
+// The wire functions write what the schemas say (checked by the compiler).
+export const quoteMatchesSchema = (q: Quote): Static<typeof QuoteSchema> => wireQuote(q);
 
 export const wireRequest = (r: MoneyRequest) => ({
   id: r.id,
@@ -382,7 +429,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: schema('transfers', 'Quote a payment to an alias: fee, FX rate and spread, locked for 30 seconds', {
         body: Strict({ customerId: CustomerId, sourceAccountId: Type.Optional(Ref('account', 'Own or linked account to pay from')), payee: AliasRef, sendAmount: Type.Optional(Money), receiveAmount: Type.Optional(Money) }),
-        response: { 201: Obj('Quote') },
+        response: { 201: QuoteSchema },
       }),
     },
     async (request, reply) => {
@@ -407,13 +454,13 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     { config: { ...CUSTOMER, idempotency: 'required' },
       schema: schema('transfers', 'Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing)', {
         body: Strict({ quoteId: Ref('quote', 'Quote id'), stepUpChallengeId: Type.Optional(Ref('step_up_challenge', 'After step_up_required: the challenge the customer completed for this payment')) }),
-        response: { 201: Obj('Payment') },
+        response: { 201: TransferPaymentSchema },
       }),
     },
     async (request, reply) =>
       confirm(request, reply, { actor: actorOf(request), participantId: principalOf(request).participantId, quoteId: request.body.quoteId, stepUpChallengeId: request.body.stepUpChallengeId }),
   );
-  app.get('/v1/transfers/payments/:paymentId', { config: CUSTOMER, schema: schema('transfers', 'Payment status (payer or payee participant)', { params: Strict({ paymentId: Ref('transfer', 'Payment id') }) }) }, async (request, reply) => {
+  app.get('/v1/transfers/payments/:paymentId', { config: CUSTOMER, schema: schema('transfers', 'Payment status (payer or payee participant)', { params: Strict({ paymentId: Ref('transfer', 'Payment id') }), response: { 200: TransferPaymentSchema } }) }, async (request, reply) => {
     const p = await transfers.getPayment(principalOf(request).participantId, request.params.paymentId);
     return p === undefined ? reply.fail({ code: 'payment_not_found', message: 'no such payment' }) : wirePayment(p, principalOf(request).participantId);
   });
@@ -466,7 +513,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       schema: schema('transfers', 'The payer approves: answers a quote (with warnings) to confirm through POST /v1/transfers/payments', {
         params: Strict({ requestId: Ref('money_request', 'Request id') }),
         body: Strict({ customerId: CustomerId, sourceAccountId: Type.Optional(Ref('account', 'Own or linked account to pay from')) }),
-        response: { 201: Obj('Quote') },
+        response: { 201: QuoteSchema },
       }),
     },
     async (request, reply) =>

@@ -53,12 +53,8 @@ const OPEN_SUCCESS_BODIES_KNOWN = new Set<string>([
   "GET /v1/fx/rates 200",
   "POST /v1/operator/fx/rates 200",
   "POST /v1/operator/fees 200",
-  "POST /v1/transfers/quotes 201",
-  "POST /v1/transfers/payments 201",
-  "GET /v1/transfers/payments/:paymentId 200",
   "POST /v1/transfers/requests 201",
   "GET /v1/transfers/requests/:requestId 200",
-  "POST /v1/transfers/requests/:requestId/approve 201",
   "POST /v1/transfers/requests/:requestId/decline 200",
   "POST /v1/transfers/splits 201",
   "GET /v1/transfers/splits/:splitId 200",
@@ -72,9 +68,7 @@ const OPEN_SUCCESS_BODIES_KNOWN = new Set<string>([
   "POST /v1/risk/rules 200",
   "POST /v1/merchants 201",
   "GET /v1/merchants/:merchantId 200",
-  "POST /v1/merchants/:merchantId/qr-codes 201",
   "POST /v1/wallet/qr/preview 200",
-  "POST /v1/wallet/payments/qr 201",
   "GET /v1/wallet/payments/:paymentId 200",
   "POST /v1/merchants/:merchantId/payments/cpm 201",
   "POST /v1/merchants/:merchantId/payments/tap 201",
@@ -161,6 +155,8 @@ describe('the API document', () => {
       expect(errors, where).toContain('500');
     }
     expect(openBodies.filter((b) => !OPEN_SUCCESS_BODIES_KNOWN.has(b)), 'success bodies documented as open objects').toEqual([]);
+    // An entry whose body is now documented leaves the list (it only shrinks).
+    expect([...OPEN_SUCCESS_BODIES_KNOWN].filter((b) => !openBodies.includes(b)), 'documented now: remove from OPEN_SUCCESS_BODIES_KNOWN').toEqual([]);
   });
 
   it('declares the Idempotency-Key header where the hub takes one, required where it refuses a request without', () => {

@@ -11916,14 +11916,88 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Quote */
+            /** @description A quote */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description Quote id: confirm it with POST /v1/transfers/payments before it expires */
+                        id: string;
+                        /** @description The paying customer */
+                        customerId: string;
+                        /** @description The account debited */
+                        sourceAccountId: string;
+                        payee: {
+                            maskedName: string;
+                            participantId: string;
+                            participantName: string;
+                            /** @description The alias is flagged for suspected fraud */
+                            flagged: boolean;
+                        };
+                        sendAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        receiveAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        totalDebit: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Rate applied (receive per send), null in one currency */
+                        rate: string | null;
+                        /** @description Mid-market reference rate, null in one currency */
+                        midRate: string | null;
+                        /** @description Spread over the mid rate, basis points */
+                        spreadBps: number;
+                        rounding: string;
+                        /** @description The money request this quote pays */
+                        requestId: string | null;
+                        warnings: string[];
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -12006,14 +12080,64 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Payment */
+            /** @description A P2P payment */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        quoteId: string;
+                        /** @enum {string} */
+                        status: "completed";
+                        role: "payer" | "payee";
+                        /** @description Your customer (payer or payee) */
+                        customerId: string;
+                        sendAmount?: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee?: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        receiveAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Rate applied, null in one currency */
+                        rate: string | null;
+                        /** @description The money request it paid */
+                        requestId: string | null;
+                        /** @description Ledger transfers (payer only) */
+                        transferIds?: string[];
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -12045,14 +12169,64 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Payment status (payer or payee participant) */
+            /** @description A P2P payment */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        quoteId: string;
+                        /** @enum {string} */
+                        status: "completed";
+                        role: "payer" | "payee";
+                        /** @description Your customer (payer or payee) */
+                        customerId: string;
+                        sendAmount?: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee?: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        receiveAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Rate applied, null in one currency */
+                        rate: string | null;
+                        /** @description The money request it paid */
+                        requestId: string | null;
+                        /** @description Ledger transfers (payer only) */
+                        transferIds?: string[];
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -12238,14 +12412,88 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Quote */
+            /** @description A quote */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description Quote id: confirm it with POST /v1/transfers/payments before it expires */
+                        id: string;
+                        /** @description The paying customer */
+                        customerId: string;
+                        /** @description The account debited */
+                        sourceAccountId: string;
+                        payee: {
+                            maskedName: string;
+                            participantId: string;
+                            participantName: string;
+                            /** @description The alias is flagged for suspected fraud */
+                            flagged: boolean;
+                        };
+                        sendAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        receiveAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        totalDebit: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Rate applied (receive per send), null in one currency */
+                        rate: string | null;
+                        /** @description Mid-market reference rate, null in one currency */
+                        midRate: string | null;
+                        /** @description Spread over the mid rate, basis points */
+                        spreadBps: number;
+                        rounding: string;
+                        /** @description The money request this quote pays */
+                        requestId: string | null;
+                        warnings: string[];
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -13009,7 +13257,40 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        merchantId: string;
+                        kind: "static" | "dynamic";
+                        /** @description Fixed amount (dynamic codes), null when the payer enters it */
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        } | null;
+                        currency: string;
+                        /** @description Bill number (62.01) */
+                        billNumber: string | null;
+                        /** @description Your reference (62.05) */
+                        reference: string | null;
+                        /** @description The EMV merchant-presented payload to print or show */
+                        payload: string;
+                        /** @description When a dynamic code expires */
+                        expiresAt: string | null;
+                        /** @description The payment that paid a dynamic code */
+                        paidAuthorizationId: string | null;
+                        /** @description Paths of the code as PNG and SVG images */
+                        images: {
+                            png: string;
+                            svg: string;
+                        };
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -13193,7 +13474,56 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The payment (authorization) id */
+                        id: string;
+                        merchantId: string;
+                        /** @description mpm_static, mpm_dynamic, cpm, tap or link */
+                        channel: string;
+                        /** @description authorized, captured, voided, refunded, expired… */
+                        status: string;
+                        authorizationCode: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        captured: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Your paying customer */
+                        customerId: string | null;
+                        /** @description The token that paid, when a token paid */
+                        tokenId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
