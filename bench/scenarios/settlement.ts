@@ -51,7 +51,7 @@ export const settlementScenario: Scenario = {
         await db.query(
           `insert into settlement_entries (transfer_id, window_id, currency, payer_participant_id, payee_participant_id, amount_minor, payment_id, created_at)
            select 'pay_' || $1 || '_' || lpad(g::text, 12, '0') || ':pos', $1, 'CNY', 'par_bench_' || (g % $3), 'par_bench_' || (((g % $3) + 1 + (g / $3) % ($3 - 1)) % $3),
-                  1 + (g * 7919) % 100000, 'pay_' || $1 || '_' || lpad(g::text, 12, '0'), $4::timestamptz + (g || ' milliseconds')::interval
+                  1 + (g::int8 * 7919) % 100000, 'pay_' || $1 || '_' || lpad(g::text, 12, '0'), $4::timestamptz + (g || ' milliseconds')::interval
              from generate_series(1, $2) g`,
           [open.id, size, participants, now],
         );
