@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import { tapBody, type WalletToken } from '../src/payments/fixtures.ts';
+import { tapBody, type WalletToken } from '../src/demo/fixtures.ts';
 import type { HttpLoadOptions } from './http-load.ts';
 
 /**
@@ -35,6 +35,11 @@ export interface AuthorizeData {
 type Op = (ctx: Ctx, client: number, n: number) => Promise<void>;
 
 const OPS: Record<HttpLoadOptions['op'], (data: any) => Op> = {
+  /** The floor: one request to an empty route (bench/floor.ts), the cost of HTTP and this load generator alone. */
+  floor: () => async (ctx) => {
+    const res = await ctx.call('GET', '/floor', {});
+    if (res.status !== 200) ctx.fail(`floor_${res.status}`);
+  },
   /** One payment: alias lookup, quote, confirm. Payer and payee are drawn independently (multiplicative hashing). */
   p2p: (d: P2pData) => async (ctx, _client, n) => {
     const payer = d.payers[(n * 7919) % d.payers.length]!;

@@ -3,6 +3,7 @@ import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { backendCpuMs, machineCpu, processCpuMs } from './proc.ts';
 import { createLatencyRecorder, summarize, type BenchResult } from './recorder.ts';
+import { startFloorServer } from './floor.ts';
 import type { SqlCounter } from './sql-counter.ts';
 
 /**
@@ -15,7 +16,7 @@ import type { SqlCounter } from './sql-counter.ts';
  */
 export interface HttpLoadOptions {
   /** Operation name, defined in bench/http-client.ts. */
-  readonly op: 'p2p' | 'authorize';
+  readonly op: 'p2p' | 'authorize' | 'floor';
   /** Every hub's base URL: the load generator spreads its calls over them in turn. */
   readonly bases: readonly string[];
   readonly clients: number;
@@ -136,6 +137,7 @@ export async function measureHttpLoad(
   clearTimeout(reanalyze);
   const ops = out.latenciesMs.length;
   const cpu = meter.stop(ops);
+  const floor = await measureFloor(options.clients, Math.min(options.seconds, 5));
   const recorder = createLatencyRecorder();
   const now = performance.now();
   for (const ms of out.latenciesMs) recorder.record(now - ms);
@@ -158,6 +160,28 @@ export async function measureHttpLoad(
     ...cpu,
     client_cpu_ms_per_op: ops === 0 ? 0 : Math.round((out.clientCpuMs / ops) * 100) / 100,
     load1: `${load1Before.toFixed(2)}→${loadavg()[0]!.toFixed(2)}`,
+    // The same load generator against an empty Fastify route in this process, right after: what HTTP alone allows
+    // here today, and the hub's requests as a fraction of it.
+    floor_req_per_s: floor.reqPerS,
+    floor_p99_ms: floor.p99Ms,
+    vs_floor: floor.reqPerS === 0 ? 0 : Math.round((((ops * options.requestsPerOp) / out.elapsedMs) * 1000 * 1000) / floor.reqPerS) / 1000,
     ...(out.firstFailure !== undefined ? { first_failure: out.firstFailure.slice(0, 160) } : {}),
   });
+}
+
+/**
+ * The floor of an HTTP scenario: the same load generator, with as many clients, against an empty route of a bare
+ * Fastify server in this process (bench/floor.ts), after a one-second warm-up.
+ */
+export async function measureFloor(clients: number, seconds: number): Promise<{ reqPerS: number; p99Ms: number }> {
+  const server = await startFloorServer();
+  try {
+    const out = await runHttpLoad({ op: 'floor', bases: [server.base], clients, warmupSeconds: 1, seconds, maxOps: 10_000_000, data: {} });
+    const recorder = createLatencyRecorder();
+    const now = performance.now();
+    for (const ms of out.latenciesMs) recorder.record(now - ms);
+    return { reqPerS: Math.round((out.latenciesMs.length / out.elapsedMs) * 1000), p99Ms: Math.round(recorder.percentileMs(99) * 100) / 100 };
+  } finally {
+    await server.close();
+  }
 }

@@ -18,7 +18,7 @@ import { registerCustomerLinkRoutes } from './customers/link-routes.ts';
 import { defineAccountRefs } from './accounts/refs.ts';
 import { defineAliasRefs } from './aliases/refs.ts';
 import { defineCardRefs } from './cards/refs.ts';
-import { defineTokenRefs } from './tokens/refs.ts';
+import { defineTokenRefs } from './cards/token-refs.ts';
 import { defineTransferRefs } from './transfers/refs.ts';
 import { defineRiskRefs } from './risk/refs.ts';
 import { definePaymentRefs } from './payments/refs.ts';
@@ -27,6 +27,11 @@ import { createStepUpService, type StepUpService } from './stepup/service.ts';
 import { registerStepUpRoutes } from './stepup/routes.ts';
 import { createLiquidityService, type LiquidityService } from './liquidity/service.ts';
 import { registerLiquidityRoutes } from './liquidity/routes.ts';
+import { createSettlementService, type SettlementService } from './settlement/service.ts';
+import { registerSettlementRoutes } from './settlement/routes.ts';
+import { createSettlementDocuments } from './settlement/documents.ts';
+import { defineSettlementRefs } from './settlement/refs.ts';
+import type { AccountService } from './accounts/service.ts';
 import { errorStatus } from './api/errors.ts';
 import { createCustomerService, type CustomerService } from './customers/service.ts';
 import { registerCustomerRoutes } from './customers/routes.ts';
@@ -52,6 +57,7 @@ import { registerSystemRoutes } from './system/routes.ts';
 import { createWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { createEventOutbox, type EventOutbox } from './webhooks/events.ts';
 import { registerWebhookRoutes } from './webhooks/routes.ts';
+import { createWebhookSecretService } from './webhooks/secrets.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -75,6 +81,7 @@ export interface HubServices {
   readonly customerLinks: CustomerLinkService;
   readonly liquidity: LiquidityService;
   // @modules:service-types (each capability adds its service here)
+  readonly settlement: SettlementService;
   readonly ledger: Ledger;
   readonly cards: CardsModule;
   readonly transfers: TransfersModule;
@@ -115,8 +122,8 @@ export function resolveOperatorToken(config: HubConfig): string {
   return token;
 }
 
-/** How long each step of close() may take: 8 s in all, within the 10 s an orchestrator gives a process after SIGTERM. */
-const CLOSE_STEP_MS = { http: 3_000, ledger: 2_000, webhooks: 500, outbound: 500, audit: 1_000, db: 1_000 } as const;
+/** How long each step of close() may take: 6 s in all, within the 10 s an orchestrator gives a process after SIGTERM. */
+const CLOSE_STEP_MS = { http: 3_000, webhooks: 500, outbound: 500, audit: 1_000, db: 1_000 } as const;
 const AUDIT_CHAIN_INTERVAL_MS = 1_000;
 const LEDGER_EXPIRY_INTERVAL_MS = 1_000;
 const SWEEP_INTERVAL_MS = 10 * 60_000;
@@ -177,22 +184,32 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   const operatorToken = resolveOperatorToken(config);
   for (const warning of privateFileWarnings({ dataDir: config.dataDir, keyFile: usesKeyFile ? keyFilePath(config.keyDir) : undefined })) logger.warn(warning);
   // @modules:create (each capability creates its services here, dependencies explicit)
-  // One ledger per process: its batcher aggregates what arrives concurrently from every module.
+  // One ledger per process. Money moves only through ledger.applyInTx, inside the transaction of the service that moves
+  // it (a batch of confirms, a capture, a deposit): the ledger keeps no queue or state of its own.
   const ledger = createLedger({ db, clock });
   registerCounterSnapshot(metrics.registry, 'hutong_ledger_', {
-    batchesWritten: 'Ledger batches written (committed) by this process',
-    lostRaces: 'Ledger batch writes refused because a row changed since the batch read it (each retried)',
-    sentBehind: 'Ledger batch writes sent while the batch before them was still being written',
+    applyCalls: 'ledger.applyInTx calls by this process (one per caller transaction batch; some may have rolled back)',
+    transfersApplied: 'Transfers handed to ledger.applyInTx by this process (created, replayed or refused)',
   }, () => ledger.stats());
   // The page origins passkeys may be used from: configured, or the reference wallet served by this hub on its own port.
   let listeningPort: number | undefined;
   const webauthnOrigins = () =>
     config.webauthn.origins.length > 0 ? config.webauthn.origins : listeningPort === undefined ? [] : [`http://${config.webauthn.rpId}:${listeningPort}`, `https://${config.webauthn.rpId}:${listeningPort}`];
   const stepUp = createStepUpService({ db, clock, vault, audit, events, webauthn: { rpId: config.webauthn.rpId, rpName: 'Hutong', origins: webauthnOrigins } });
+  // One ownership check for every id any route names (each capability says who holds its objects); the capabilities
+  // that create hot objects tell it their holders after COMMIT.
+  const refs = createRefRegistry();
   const cards = createCardsModule({ db, clock, vault, audit, events, stepUp });
-  const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, stepUp, ledger });
+  // Settlement records the position legs of payments between participants (created first: transfers and payments use it).
+  let accountsOf: (() => AccountService) | undefined;
+  const settlement = createSettlementService({ db, clock, audit, events, ledger, accounts: () => {
+    if (accountsOf === undefined) throw new Error('settlement: accounts not wired');
+    return accountsOf();
+  } });
+  const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, stepUp, ledger, settlement, refs });
+  accountsOf = () => transfers.accounts;
   const liquidity = createLiquidityService({ db, clock, audit, events, ledger, accounts: transfers.accounts });
-  const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch });
+  const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs });
   const customerDataRights = createCustomerDataRights({ db, clock, vault, audit, events, cards: cards.cards, walletTokens: cards.walletTokens });
 
   // Per-participant limits: the participant's own setting (passed by the auth check), else the hub default.
@@ -221,21 +238,20 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   });
   for (const schema of participantSchemas) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });
-  // One ownership check for every id any route names (each capability says who holds its objects).
-  const refs = createRefRegistry();
-  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs]) define(refs);
+  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs]) define(refs);
   registerOwnership(app, { registry: refs, db }, callerOf);
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
   registerParticipantRoutes(app, { participants, tokens, idempotent, authFailures: createFailureLimiter({ nowMs: () => clock.nowMs() }) });
   registerCustomerRoutes(app, { customers, participants, idempotent, dataRights: customerDataRights });
   registerAuditRoutes(app, { audit });
-  registerWebhookRoutes(app, { db });
+  registerWebhookRoutes(app, { db, secrets: createWebhookSecretService({ db, clock, vault, audit }), idempotent, demoEnabled: config.demo });
   registerStepUpRoutes(app, { db, stepUp, customers });
   registerCustomerLinkRoutes(app, { db, links: customerLinks, idempotent });
   // @modules:routes (each capability registers its routes here)
   registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent, positionAccount: liquidity.positionAccount });
   registerLiquidityRoutes(app, { liquidity, idempotent });
-  await registerWebRoutes(app, { db, vault, tokens, customers, demoEnabled: config.demo });
+  registerSettlementRoutes(app, { db, settlement, documents: createSettlementDocuments({ clock, settlement }), liquidity, idempotent });
+  await registerWebRoutes(app, { db, vault, tokens, customers, clock, paymentLinks: payments.payments, demoEnabled: config.demo });
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
   payments.registerRoutes(app, { idempotent });
@@ -279,6 +295,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     customerLinks,
     liquidity,
     // @modules:hub-fields
+    settlement,
     ledger,
     cards,
     transfers,
@@ -317,7 +334,6 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
       // storage closes.
       await step('http', () => app.close());
       // @modules:close (each capability flushes and stops here, before storage closes)
-      await step('ledger', () => ledger.close({ deadlineMs: CLOSE_STEP_MS.ledger - 500 }));
       await step('webhooks', () => webhooks.stop());
       await step('outbound', () => outbound.close());
       await step('audit', () => audit.chain());

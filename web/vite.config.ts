@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { defineConfig } from 'vite';
 
-/** Two pages, served by the hub (src/web/routes.ts): /wallet and /console; their assets under /app/assets/. */
+/** The pages, served by the hub (src/web/routes.ts): /wallet, /console, /merchant, /issuer and /pay/<link id>; their assets under /app/assets/. */
 const root = import.meta.dirname;
 export default defineConfig({
   root,
@@ -14,6 +14,14 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     chunkSizeWarningLimit: 1000,
-    rollupOptions: { input: { wallet: resolve(root, 'wallet/index.html'), console: resolve(root, 'console/index.html') } },
+    rollupOptions: {
+      input: {
+        wallet: resolve(root, 'wallet/index.html'),
+        console: resolve(root, 'console/index.html'),
+        merchant: resolve(root, 'merchant/index.html'),
+        pay: resolve(root, 'pay/index.html'),
+        issuer: resolve(root, 'issuer/index.html'),
+      },
+    },
   },
 });

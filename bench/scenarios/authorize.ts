@@ -6,7 +6,7 @@ import { demoParticipantId, seedDemoNetwork } from '../../src/demo/seed.ts';
 import { defaultKeyDir } from '../../src/platform/config.ts';
 import { openPostgres } from '../../src/platform/db.ts';
 import { createLogger } from '../../src/platform/logger.ts';
-import { cardInTwoWallets, type WalletToken } from '../../src/payments/fixtures.ts';
+import { cardInTwoWallets, type WalletToken } from '../../src/demo/fixtures.ts';
 import { createScratchPostgres, postgresReachable } from '../../test/support/engines.ts';
 import type { AuthorizeData } from '../http-client.ts';
 import { benchHubConfig, startHubProcesses, type HubProcesses } from '../hub-process.ts';

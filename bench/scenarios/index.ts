@@ -2,6 +2,7 @@ import type { BenchResult } from '../recorder.ts';
 import { ledgerScenario } from './ledger.ts';
 import { authorizeScenario } from './authorize.ts';
 import { p2pScenario } from './p2p.ts';
+import { settlementScenario } from './settlement.ts';
 
 export interface Scenario {
   readonly name: string;
@@ -11,4 +12,4 @@ export interface Scenario {
 }
 
 /** Adding a scenario: write bench/scenarios/<name>.ts exporting a Scenario, and list it here. */
-export const SCENARIOS: readonly Scenario[] = [ledgerScenario, p2pScenario, authorizeScenario];
+export const SCENARIOS: readonly Scenario[] = [ledgerScenario, p2pScenario, authorizeScenario, settlementScenario];

@@ -1,28 +1,44 @@
 import { randomBytes } from 'node:crypto';
 import { systemClock } from '../../src/platform/clock.ts';
-import { openPglite, openPostgres, type Db } from '../../src/platform/db.ts';
+import { openPglite, openPostgres, type Db, type Tx } from '../../src/platform/db.ts';
+import { createEffectBatcher, DEFAULT_BATCHER_LIMITS, type EffectBatcher, type EffectBatcherLimits } from '../../src/platform/effect-batcher.ts';
+import { createIdempotency, type EffectResponse } from '../../src/platform/idempotency.ts';
 import { migrate } from '../../src/platform/migrate.ts';
-import { createLedger, DEFAULT_BATCH_OPTIONS, type BatchOptions, type Ledger, type LedgerEngineStats } from '../../src/ledger/ledger.ts';
+import { createVault, envKeySource } from '../../src/platform/vault.ts';
+import { createLedger, type Ledger, type LedgerStats } from '../../src/ledger/ledger.ts';
+import type { TransferInput } from '../../src/ledger/types.ts';
 import { createScratchPostgres, postgresReachable } from '../../test/support/engines.ts';
 import { createLatencyRecorder, runClosedLoop, summarize, type BenchResult, type LatencyRecorder } from '../recorder.ts';
 import { machineCpu, processCpuMs } from '../proc.ts';
 import type { Scenario } from './index.ts';
 
 /**
- * ledger: the batching engine against a naive one-transaction-per-transfer baseline, on PostgreSQL (when reachable)
- * and PGlite. Options: --seconds=N per measurement, --clients=N concurrent submitters (closed loop), --rate=N transfers/s
- * offered in the open-loop run (default: 20,000 on PostgreSQL, the target of issue 3; 60% of the closed-loop
- * throughput on PGlite), --warmup=N seconds of batched load before (a) is measured, --engines=postgres,pglite,
- * --batch=N (maxBatchSize), --wait=N (maxWaitMs), --inflight=N (maxInFlight), --pool=N (PostgreSQL connections),
- * --cold (rememberRows: false: every batch reads its rows first).
- * The baseline runs first and writes balances behind the back of the ledger that created the accounts: the engine is
- * then measured on a new ledger instance (a hub process started after it, remembering nothing), whose warm-up reads
- * the accounts once (as a hub process that has been running has) and warms up the JIT. Every line says which
- * parameters it ran with.
- * On PostgreSQL on this machine, lines carry pg_cpu_us_per_op / node_cpu_us_per_op: CPU per transfer, which a busy
- * shared machine distorts far less than transfers/s. The engine's lines carry its own counters for the window: batches
- * written, avg_batch (transfers per batch), lost_races (writes refused because a row changed) and sent_behind_pct (batches
- * sent while the one before was still being written: the pipeline kept full).
+ * ledger: the path every payment's money takes, against one transaction per transfer, on PostgreSQL (when reachable)
+ * and PGlite, in the same run.
+ *
+ * The production path (`ledger_batched`): requests go through the effect batcher the hub's money-moving routes use
+ * (src/platform/effect-batcher.ts, with the hub's limits: DEFAULT_BATCHER_LIMITS, as transfers' confirm route), each
+ * under a fresh Idempotency-Key claimed and answered in the batch's transaction (the idempotency service), and the
+ * batch's transfers are applied by ONE ledger.applyInTx call in that transaction: what transfers.confirmMany does for
+ * a batch of P2P confirms, without the P2P business logic (quotes, limits, risk; `npm run bench -- p2p` measures that
+ * over HTTP). One op = one transfer = one request.
+ *
+ * The baselines, same run, same accounts, same load generator:
+ *  - `ledger_baseline`: one transaction per transfer running the same code (db.transaction → ledger.applyInTx of one
+ *    transfer), no batcher, no idempotency key: what a hub without the batcher would do;
+ *  - `ledger_baseline_naive`: the hand-written minimum, one transaction and 4 statements per transfer (lock both rows,
+ *    two updates, one insert).
+ * The batched line carries `baseline` (ops/s of ledger_baseline), `ratio` (batched ÷ baseline) and `ratio_naive`, and on
+ * PostgreSQL here `cpu_ratio` / `cpu_ratio_naive`: CPU per transfer (hub + PostgreSQL) of the baseline ÷ the batched path's.
+ * `ledger_hot_account`: the production path with every transfer crediting ONE merchant account (its row is the
+ * contention point). `ledger_open_loop`: the production path at a fixed offered rate (--rate, default 60% of the
+ * closed-loop throughput), each transfer timed from its scheduled arrival.
+ *
+ * Options: --seconds=N per measurement (default 5), --clients=N closed-loop clients (default 256; baselines use at
+ * most 64), --warmup=N seconds, --engines=postgres,pglite, --batch=N (maxBatch), --inflight=N (maxInFlight),
+ * --pool=N (PostgreSQL connections), --rate=N, --no-keys (no Idempotency-Key: the ledger alone).
+ * On PostgreSQL on this machine, lines carry pg_cpu_us_per_op / node_cpu_us_per_op (CPU per transfer, which a busy
+ * shared machine distorts far less than transfers/s) and avg_batch (transfers per applyInTx call).
  */
 
 const ACCOUNT_COUNT = 10_000;
@@ -36,28 +52,15 @@ function option(args: readonly string[], name: string, fallback: number): number
 
 interface Setup {
   readonly db: Db;
-  /**
-   * The baseline's own connections (PostgreSQL): it runs 64 transactions at once, and opening every connection of the
-   * engine's pool would leave the engine's statements going round all of them (postgres.js takes the idle connection
-   * that has been idle longest), each batch on a backend whose caches have gone cold: up to a third more CPU per
-   * transfer on this machine. The engine's pool only opens what the engine itself needs.
-   */
+  /** The baselines' own connections (PostgreSQL): 64 transactions at once, apart from the batched path's pool. */
   readonly baselineDb: Db;
-  /** The engine measured; replaced by restartLedger(). */
   readonly ledger: Ledger;
-  /**
-   * A new ledger instance on the same database, as a hub process started after the baseline: it remembers nothing and
-   * reads each account the first time a batch needs it. The instance that created and funded the accounts remembers
-   * them as they were before the baseline wrote behind its back; each of its batches touching such an account would
-   * fail validation and be computed again (HL001), a cost of the bench's order, not of the workload.
-   */
-  restartLedger(): Promise<void>;
   readonly accountIds: string[];
   readonly hotAccountId: string;
   teardown(): Promise<void>;
 }
 
-async function setUp(engine: 'postgres' | 'pglite', pool: number, batch: BatchOptions): Promise<Setup> {
+async function setUp(engine: 'postgres' | 'pglite', pool: number): Promise<Setup> {
   let db: Db;
   let baselineDb: Db;
   let drop: () => Promise<void> = async () => undefined;
@@ -77,7 +80,7 @@ async function setUp(engine: 'postgres' | 'pglite', pool: number, batch: BatchOp
      values ('par_bench', 'wallet', 'Bench', 'CN', '{CNY}', 'sealed', 'active', $1, $1)`,
     [now],
   );
-  let ledger = createLedger({ db, clock: systemClock, batch });
+  const ledger = createLedger({ db, clock: systemClock });
   const funding = await ledger.createAccount({ id: 'acc_funding', ownerParticipantId: 'par_bench', currency: CURRENCY, kind: 'funding' });
   const hot = await ledger.createAccount({ id: 'acc_hot', ownerParticipantId: 'par_bench', currency: CURRENCY, kind: 'merchant' });
   if (!funding.ok || !hot.ok) throw new Error('bench: cannot create accounts');
@@ -94,33 +97,66 @@ async function setUp(engine: 'postgres' | 'pglite', pool: number, batch: BatchOp
     );
     if (!created.ok) throw new Error(`bench: ${created.error.code}`);
     accountIds.push(...created.value.map((a) => a.id));
-    const funded = await ledger.submit(
-      created.value.map((a) => ({ id: `fund_${a.id}`, debitAccountId: 'acc_funding', creditAccountId: a.id, amountMinor: FUNDING_MINOR, currency: CURRENCY, purpose: 'bench_funding' })),
+    const funded = await db.transaction((tx) =>
+      ledger.applyInTx(
+        tx,
+        created.value.map((a) => ({ id: `fund_${a.id}`, debitAccountId: 'acc_funding', creditAccountId: a.id, amountMinor: FUNDING_MINOR, currency: CURRENCY, purpose: 'bench_funding' })),
+      ),
     );
     if (!funded.every((r) => r.ok)) throw new Error('bench: funding failed');
   }
-  // Statistics as autovacuum (off on this machine's PostgreSQL) would have them: the baseline's plain statements are
-  // planned on them (the engine's statements are key lookups with sequential scans off, whatever the statistics).
+  // Statistics as autovacuum (off on this machine's PostgreSQL) would have them.
   await db.exec('analyze');
   return {
     db,
     baselineDb,
-    get ledger() {
-      return ledger;
-    },
-    async restartLedger() {
-      await ledger.close();
-      ledger = createLedger({ db, clock: systemClock, batch });
-    },
+    ledger,
     accountIds,
     hotAccountId: 'acc_hot',
     async teardown() {
-      await ledger.close();
       if (baselineDb !== db) await baselineDb.close();
       await db.close();
       await drop();
     },
   };
+}
+
+/**
+ * The production path: an effect batcher (as the hub's money-moving routes build one, api/context.ts `batched`) whose
+ * batch is ONE applyInTx call in the batch's transaction, every request under its own Idempotency-Key.
+ */
+async function productionPath(db: Db, ledger: Ledger, limits: EffectBatcherLimits): Promise<EffectBatcher<TransferInput>> {
+  const vault = createVault({ db, clock: systemClock, keys: envKeySource(randomBytes(32).toString('base64'), 'kek_bench') });
+  await vault.warm();
+  const idempotency = createIdempotency({ db, clock: systemClock, vault });
+  return createEffectBatcher<TransferInput>(
+    { db, idempotency },
+    async (tx: Tx, inputs): Promise<EffectResponse[]> =>
+      (await ledger.applyInTx(tx, inputs)).map((r) =>
+        r.ok ? { status: 201, body: { id: r.value.transfer.id, status: r.value.status }, commit: true } : { status: 422, body: { error: { code: r.error.code, message: r.error.message } }, commit: false },
+      ),
+    limits,
+  );
+}
+
+/**
+ * CPU per transfer (hub process + PostgreSQL backends) of a baseline ÷ the production path's: what batching saves,
+ * which a shared machine's neighbours distort far less than transfers/s (they slow every line, each by its own share).
+ */
+function cpuRatios(batched: Record<string, number>, baseline: BenchResult, naive: BenchResult): Record<string, number> {
+  const total = (r: Record<string, unknown>): number | undefined =>
+    typeof r.pg_cpu_us_per_op === 'number' && typeof r.node_cpu_us_per_op === 'number' ? r.pg_cpu_us_per_op + r.node_cpu_us_per_op : undefined;
+  const mine = total(batched);
+  const base = total(baseline);
+  const nv = total(naive);
+  if (mine === undefined || mine === 0 || base === undefined || nv === undefined) return {};
+  return { cpu_ratio: Math.round((base / mine) * 10) / 10, cpu_ratio_naive: Math.round((nv / mine) * 10) / 10 };
+}
+
+/** CPU and the ledger's own counters over a measured window: transfers per applyInTx call. */
+function batchFigures(before: LedgerStats, after: LedgerStats): Record<string, number> {
+  const calls = after.applyCalls - before.applyCalls;
+  return { apply_calls: calls, avg_batch: calls === 0 ? 0 : Math.round((after.transfersApplied - before.transfersApplied) / calls) };
 }
 
 /**
@@ -186,17 +222,6 @@ async function runOpenLoop(options: { ratePerS: number; maxMs: number; recorder:
   return { elapsedMs: performance.now() - started, issued };
 }
 
-/** The engine's own counters over a measured window: how big its batches were and how many writes lost a race. */
-function engineFigures(before: LedgerEngineStats, after: LedgerEngineStats, transfers: number): Record<string, number> {
-  const batches = after.batchesWritten - before.batchesWritten;
-  return {
-    batches,
-    avg_batch: batches === 0 ? 0 : Math.round(transfers / batches),
-    lost_races: after.lostRaces - before.lostRaces,
-    sent_behind_pct: batches === 0 ? 0 : Math.round(((after.sentBehind - before.sentBehind) * 100) / batches),
-  };
-}
-
 function pick(ids: readonly string[]): string {
   return ids[Math.floor(Math.random() * ids.length)]!;
 }
@@ -256,52 +281,65 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
   if (wanted.includes('postgres') && (await postgresReachable())) engines.push('postgres');
   if (wanted.includes('pglite')) engines.push('pglite');
   const runTag = randomBytes(3).toString('hex');
+  const keyed = !args.includes('--no-keys');
   for (const engine of engines) {
-    // 160 closed-loop clients on PostgreSQL: Little's law, 20,000 transfers/s at ~8 ms each (the JSON line says so).
-    const clients = option(args, 'clients', engine === 'postgres' ? 160 : 256);
-    const batch: BatchOptions = {
-      maxBatchSize: option(args, 'batch', DEFAULT_BATCH_OPTIONS.maxBatchSize),
-      maxWaitMs: option(args, 'wait', DEFAULT_BATCH_OPTIONS.maxWaitMs),
-      maxQueue: 50_000,
-      maxInFlight: option(args, 'inflight', DEFAULT_BATCH_OPTIONS.maxInFlight),
-      rememberRows: !args.includes('--cold'),
+    const clients = option(args, 'clients', 256);
+    const baselineClients = Math.min(clients, 64);
+    const limits: EffectBatcherLimits = {
+      ...DEFAULT_BATCHER_LIMITS,
+      maxBatch: option(args, 'batch', DEFAULT_BATCHER_LIMITS.maxBatch),
+      maxInFlight: option(args, 'inflight', DEFAULT_BATCHER_LIMITS.maxInFlight),
+      maxQueue: 100_000,
     };
     const pool = option(args, 'pool', 10);
     const warmupS = option(args, 'warmup', 2);
-    const params = { max_batch: batch.maxBatchSize, max_wait_ms: batch.maxWaitMs, max_in_flight: engine === 'pglite' ? 1 : batch.maxInFlight, remember_rows: batch.rememberRows === true, ...(engine === 'postgres' ? { pool } : {}) };
-    const setup = await setUp(engine, pool, batch);
+    const params = { max_batch: limits.maxBatch, max_in_flight: limits.maxInFlight, idempotency_keys: keyed, ...(engine === 'postgres' ? { pool } : {}) };
+    const setup = await setUp(engine, pool);
     try {
       const maxMs = seconds * 1000;
       const maxOps = 2_000_000;
       const tag = `${runTag}_${engine}`;
+      const batcher = await productionPath(setup.db, setup.ledger, limits);
       let rejected = 0;
-      const submitOne = async (id: string, debit: string, credit: string): Promise<void> => {
-        const [result] = await setup.ledger.submit([{ id, debitAccountId: debit, creditAccountId: credit, amountMinor: BigInt(1 + Math.floor(Math.random() * 100)), currency: CURRENCY, purpose: 'bench' }]);
-        if (result === undefined || !result.ok) rejected++;
+      const transfer = (id: string, debit: string, credit: string): TransferInput => ({ id, debitAccountId: debit, creditAccountId: credit, amountMinor: BigInt(1 + Math.floor(Math.random() * 100)), currency: CURRENCY, purpose: 'bench' });
+      const viaProduction = async (id: string, debit: string, credit: string): Promise<void> => {
+        const answer = await batcher.submit(keyed ? { scope: 'par_bench', key: id, hash: id } : undefined, transfer(id, debit, credit));
+        if (!answer.ok || answer.value.status !== 201) rejected++;
       };
 
-      // (c) first, so that (a) can carry the baseline on its line.
+      // The baselines first, so that the production line can carry them.
       const baselineRecorder = createLatencyRecorder();
       let baselineFailed = 0;
       const baselineCpu = await sampleCpu(setup.db);
       const baselineMs = await runClosedLoop({
-        clients: Math.min(clients, 64),
+        clients: baselineClients,
         maxOps,
-        maxMs: Math.min(maxMs, 3000),
+        maxMs: Math.min(maxMs, 4000),
         recorder: baselineRecorder,
         op: async (_c, n) => {
           const [debit, credit] = randomPair(setup.accountIds);
-          if (!(await naiveTransfer(setup.baselineDb, `nv_${tag}_${n}`, debit, credit, BigInt(1 + Math.floor(Math.random() * 100))))) baselineFailed++;
+          const [r] = await setup.baselineDb.transaction((tx) => setup.ledger.applyInTx(tx, [transfer(`bl_${tag}_${n}`, debit, credit)]), { retries: 10 });
+          if (r?.ok !== true) baselineFailed++;
         },
       });
-      const baseline = summarize('ledger_baseline', engine, baselineRecorder, baselineMs, {
-        clients: Math.min(clients, 64),
-        failed: baselineFailed,
-        ...cpuPerOp(baselineCpu, await sampleCpu(setup.db), baselineRecorder.count),
-      });
+      const baseline = summarize('ledger_baseline', engine, baselineRecorder, baselineMs, { clients: baselineClients, failed: baselineFailed, ...cpuPerOp(baselineCpu, await sampleCpu(setup.db), baselineRecorder.count) });
 
-      // The engine starts after the baseline, as a process of its own (see restartLedger). Warm-up: not recorded.
-      await setup.restartLedger();
+      const naiveRecorder = createLatencyRecorder();
+      let naiveFailed = 0;
+      const naiveCpu = await sampleCpu(setup.db);
+      const naiveMs = await runClosedLoop({
+        clients: baselineClients,
+        maxOps,
+        maxMs: Math.min(maxMs, 4000),
+        recorder: naiveRecorder,
+        op: async (_c, n) => {
+          const [debit, credit] = randomPair(setup.accountIds);
+          if (!(await naiveTransfer(setup.baselineDb, `nv_${tag}_${n}`, debit, credit, BigInt(1 + Math.floor(Math.random() * 100))))) naiveFailed++;
+        },
+      });
+      const naive = summarize('ledger_baseline_naive', engine, naiveRecorder, naiveMs, { clients: baselineClients, failed: naiveFailed, ...cpuPerOp(naiveCpu, await sampleCpu(setup.db), naiveRecorder.count) });
+
+      // Warm-up of the production path (JIT, the batcher's connection, plans): not recorded.
       await runClosedLoop({
         clients,
         maxOps,
@@ -309,7 +347,7 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
         recorder: createLatencyRecorder(1),
         op: async (_c, n) => {
           const [debit, credit] = randomPair(setup.accountIds);
-          await submitOne(`wu_${tag}_${n}`, debit, credit);
+          await viaProduction(`wu_${tag}_${n}`, debit, credit);
         },
       });
       rejected = 0;
@@ -324,24 +362,28 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
         recorder: batchedRecorder,
         op: async (_c, n) => {
           const [debit, credit] = randomPair(setup.accountIds);
-          await submitOne(`bt_${tag}_${n}`, debit, credit);
+          await viaProduction(`bt_${tag}_${n}`, debit, credit);
         },
       });
       const batchedCpuAfter = await sampleCpu(setup.db);
+      const batchedRate = batchedRecorder.count / batchedMs;
+      const batchedCpuFigures = cpuPerOp(batchedCpu, batchedCpuAfter, batchedRecorder.count);
       yield summarize('ledger_batched', engine, batchedRecorder, batchedMs, {
+        baseline: baseline.ops_per_s,
+        ratio: Math.round((batchedRate / (baselineRecorder.count / baselineMs)) * 10) / 10,
+        ratio_naive: Math.round((batchedRate / (naiveRecorder.count / naiveMs)) * 10) / 10,
         clients,
         warmup_s: warmupS,
         ...params,
         failed: rejected,
-        baseline_ops_per_s: baseline.ops_per_s,
-        speedup: Math.round((batchedRecorder.count / batchedMs / (baselineRecorder.count / baselineMs)) * 10) / 10,
-        ...cpuPerOp(batchedCpu, batchedCpuAfter, batchedRecorder.count),
-        ...engineFigures(batchedStats, setup.ledger.stats(), batchedRecorder.count),
+        ...batchedCpuFigures,
+        ...cpuRatios(batchedCpuFigures, baseline, naive),
+        ...batchFigures(batchedStats, setup.ledger.stats()),
       });
 
       // Latency at a fixed offered load: open loop at --rate.
       rejected = 0;
-      const rate = option(args, 'rate', engine === 'postgres' ? 20_000 : Math.max(100, Math.round((0.6 * batchedRecorder.count * 1000) / batchedMs)));
+      const rate = option(args, 'rate', Math.max(100, Math.round(0.6 * batchedRate * 1000)));
       const openRecorder = createLatencyRecorder();
       const openStats = setup.ledger.stats();
       const openCpu = await sampleCpu(setup.db);
@@ -351,10 +393,10 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
         recorder: openRecorder,
         op: async (n) => {
           const [debit, credit] = randomPair(setup.accountIds);
-          await submitOne(`ol_${tag}_${n}`, debit, credit);
+          await viaProduction(`ol_${tag}_${n}`, debit, credit);
         },
       });
-      yield summarize('ledger_open_loop', engine, openRecorder, open.elapsedMs, { rate_per_s: rate, ...params, failed: rejected, ...cpuPerOp(openCpu, await sampleCpu(setup.db), openRecorder.count), ...engineFigures(openStats, setup.ledger.stats(), openRecorder.count) });
+      yield summarize('ledger_open_loop', engine, openRecorder, open.elapsedMs, { baseline: baseline.ops_per_s, rate_per_s: rate, ...params, failed: rejected, ...cpuPerOp(openCpu, await sampleCpu(setup.db), openRecorder.count), ...batchFigures(openStats, setup.ledger.stats()) });
 
       rejected = 0;
       const hotRecorder = createLatencyRecorder();
@@ -365,10 +407,19 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
         maxOps,
         maxMs,
         recorder: hotRecorder,
-        op: async (_c, n) => submitOne(`ht_${tag}_${n}`, pick(setup.accountIds), setup.hotAccountId),
+        op: async (_c, n) => viaProduction(`ht_${tag}_${n}`, pick(setup.accountIds), setup.hotAccountId),
       });
-      yield summarize('ledger_hot_account', engine, hotRecorder, hotMs, { clients, ...params, failed: rejected, ...cpuPerOp(hotCpu, await sampleCpu(setup.db), hotRecorder.count), ...engineFigures(hotStats, setup.ledger.stats(), hotRecorder.count) });
+      yield summarize('ledger_hot_account', engine, hotRecorder, hotMs, {
+        baseline: baseline.ops_per_s,
+        ratio: Math.round((hotRecorder.count / hotMs / (baselineRecorder.count / baselineMs)) * 10) / 10,
+        clients,
+        ...params,
+        failed: rejected,
+        ...cpuPerOp(hotCpu, await sampleCpu(setup.db), hotRecorder.count),
+        ...batchFigures(hotStats, setup.ledger.stats()),
+      });
       yield baseline;
+      yield naive;
       const violations = await setup.ledger.checkInvariants();
       if (violations.length > 0) throw new Error(`bench: invariants violated: ${JSON.stringify(violations)}`);
     } finally {
@@ -379,6 +430,6 @@ async function* runLedger(args: readonly string[]): AsyncIterable<BenchResult> {
 
 export const ledgerScenario: Scenario = {
   name: 'ledger',
-  description: 'double-entry ledger: batched vs hot account vs one transaction per transfer (PostgreSQL and PGlite)',
+  description: 'the payment path (effect batcher + idempotency + applyInTx per batch) vs one transaction per transfer, PostgreSQL and PGlite',
   run: runLedger,
 };

@@ -105,6 +105,14 @@ export const p2pScenario: Scenario = {
     try {
       const demo = await seedDemoNetwork(hub);
       Object.assign(hub.transfers.aliases.limits, { customerPerS: 1e6, customerBurst: 1e6, participantPerS: 1e6, participantBurst: 1e6 });
+      // Money enters customers' accounts only from their participant's funded position: prefund both wallets for
+      // every payer's opening balance (payers alternate between wallet-a and wallet-b).
+      await hub.db.transaction(async (tx) => {
+        for (const key of ['wallet-a', 'wallet-b'] as const) {
+          const funded = await hub.liquidity.fundsIn(tx, { type: 'system' }, { participantId: demoParticipantId(key), currency: 'CNY', amountMinor: 10_000_000_00n * BigInt(payerCount), transferId: `bench-liquidity-${key}-${payerCount}` });
+          if (!funded.ok) throw new Error(`bench liquidity: ${funded.error.code}`);
+        }
+      });
       const payers = await createParties(hub, 'payer', payerCount, 10_000_000_00n);
       const payees = await createParties(hub, 'payee', payeeCount, 0n);
       const base = await hub.listen();

@@ -6,7 +6,7 @@ import type { Account, AccountKind } from '../ledger/types.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
-import { isCurrency } from '../platform/money.ts';
+import { formatMoney, isCurrency } from '../platform/money.ts';
 import { newOneTimeCode, sealForParticipant } from '../platform/recipient-seal.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
@@ -172,6 +172,24 @@ export function createAccountService(deps: { db: Db; clock: Clock; audit: AuditS
       }
       if (r === undefined || !r.ok) return err('ledger_rejected', r?.ok === false ? r.error.message : 'deposit failed');
       await audit.record(tx, { actor, action: 'account.deposit', objectType: 'account', objectId: accountId, details: { amountMinor: amountMinor.toString(), transferId } });
+      // liquidity.low: this deposit took the position to within 10% of what it may use (its liquidity and net debit cap).
+      const [pos] = await tx.query<{ available: bigint; cap: bigint; liquidity: bigint }>(
+        `select f.credits_posted - f.debits_posted - f.debits_pending + coalesce(f.credit_limit_minor, 0) as available, coalesce(f.credit_limit_minor, 0) as cap,
+                coalesce((select s.debits_posted - s.credits_posted from ledger_accounts s where s.id = $2), 0) as liquidity
+           from ledger_accounts f where f.id = $1`,
+        [funding, systemAccountId('settlement', participantId, acc.currency)],
+      );
+      if (pos !== undefined) {
+        const usable = (pos.liquidity > 0n ? pos.liquidity : 0n) + pos.cap;
+        const low = (available: bigint) => available * 10n <= usable;
+        if (usable > 0n && low(pos.available) && !low(pos.available + amountMinor)) {
+          await events.emit(tx, {
+            participantId,
+            type: 'liquidity.low',
+            data: { available: formatMoney(pos.available, acc.currency), netDebitCap: formatMoney(pos.cap, acc.currency), liquidity: formatMoney(pos.liquidity, acc.currency) },
+          });
+        }
+      }
       return ok(undefined);
     },
     ref,

@@ -9,6 +9,8 @@ import type { MoneyErrorCode } from '../platform/money.ts';
 import type { StepUpErrorCode } from '../stepup/service.ts';
 import type { CustomerLinkErrorCode } from '../customers/links.ts';
 import type { LiquidityErrorCode } from '../liquidity/service.ts';
+import type { SettlementErrorCode } from '../settlement/service.ts';
+import type { WebhookSecretErrorCode } from '../webhooks/secrets.ts';
 
 /**
  * THE error catalogue: every code the API can answer, with its HTTP status and default message — defined once, here.
@@ -46,6 +48,8 @@ export type ErrorCode =
   | StepUpErrorCode
   | CustomerLinkErrorCode
   | LiquidityErrorCode
+  | SettlementErrorCode
+  | WebhookSecretErrorCode
   ;
 
 export interface ErrorEntry {
@@ -85,6 +89,7 @@ export const errorCatalogue = {
   unauthorized: { status: 401, message: "missing, expired or revoked credentials" },
   forbidden: { status: 403, message: "a customer session cannot call this operation; call it with the participant credential" },
   invalid_webhook_url: { status: 400, message: "the webhook URL is not an allowed https URL" },
+  webhook_secret_not_retrievable: { status: 403, message: "a webhook signing secret is shown once; only demo participants read theirs again, in demo mode: rotate it to get a new one" },
   invalid_country: { status: 400, message: "country must be an ISO 3166-1 alpha-2 code" },
   // Customers and consent
   customer_not_found: { status: 404, message: "no such customer" },
@@ -129,7 +134,6 @@ export const errorCatalogue = {
   linked_chain_open: { status: 400, message: "the last transfer of a batch must not be linked" },
   transfer_exists_with_different_fields: { status: 409, message: "a transfer with this id exists with different fields" },
   transfer_not_found: { status: 404, message: "no transfer has this id" },
-  ledger_busy: { status: 503, message: "the ledger queue is full; retry later" },
   invalid_account: { status: 400, message: "the account definition is not valid" },
   account_exists: { status: 409, message: "an account with this id already exists" },
   account_has_pending: { status: 409, message: "the account has pending transfers" },
@@ -137,6 +141,10 @@ export const errorCatalogue = {
   // Positions and liquidity
   liquidity_exceeded: { status: 422, message: "the payer participant's position cannot cover the amount (prefunded liquidity and net debit cap)" },
   liquidity_invalid: { status: 400, message: "the liquidity movement or cap is not valid" },
+  // Settlement
+  settlement_window_not_found: { status: 404, message: "no such settlement window" },
+  settlement_window_open: { status: 409, message: "the settlement window is still open: close it first" },
+  settlement_invalid: { status: 400, message: "the settlement request is not valid" },
   // FX
   fx_rates_invalid: { status: 400, message: "the rates document is not valid" },
   fx_rate_unavailable: { status: 422, message: "no reference rate for this currency or pair" },

@@ -81,7 +81,6 @@ export const errorGroups = {
     'linked_chain_open',
     'transfer_exists_with_different_fields',
     'transfer_not_found',
-    'ledger_busy',
     'invalid_account',
     'account_exists',
     'account_has_pending',
@@ -196,6 +195,8 @@ export const errorGroups = {
     'card_not_found',
     'token_not_found',
   ),
+  settlement: codes('settlement_window_not_found', 'settlement_window_open', 'settlement_invalid'),
+  webhooks: codes('webhook_secret_not_retrievable'),
   issuer: codes('not_issuer_participant', 'issuer_settings_invalid', 'invalid_authorization_url', 'payment_risk_rule_invalid'),
 } as const;
 
@@ -205,11 +206,12 @@ export type ErrorGroup = keyof typeof errorGroups;
 export const tagErrorGroups: Readonly<Record<string, readonly ErrorGroup[]>> = {
   system: [],
   auth: ['participants', 'customers'],
-  operator: ['participants', 'ledger', 'liquidity', 'money', 'customers'],
+  operator: ['participants', 'ledger', 'liquidity', 'money', 'customers', 'webhooks'],
   participants: ['participants'],
   customers: ['customers', 'customerLinks'],
   audit: [],
-  webhooks: [],
+  webhooks: ['webhooks'],
+  settlement: ['settlement', 'liquidity', 'money'],
   'step-up': ['stepUp', 'customers'],
   ledger: ['ledger'],
   liquidity: ['liquidity', 'money'],

@@ -57,6 +57,7 @@ export const REF_KINDS = [
   'customer_link',
   'customer_link_consent',
   'passkey',
+  'settlement_window',
 ] as const;
 export type RefKind = (typeof REF_KINDS)[number];
 
@@ -111,7 +112,16 @@ export interface RefRegistry {
   isPublic(kind: RefKind): boolean;
   /** The first id (in request order) the scope may not name, as its not-found error; undefined when all resolve. */
   check(q: Queryable, scope: RefScope, refs: readonly NamedRef[]): Promise<DomainError | undefined>;
+  /**
+   * Tells the registry the holders of an immutable object this process has just committed (call it after the COMMIT),
+   * so that the next request naming it — a capture after its authorization, a confirm after its quote — costs no
+   * query. Only for immutable kinds: the holders given must be exactly what the kind's query would answer.
+   */
+  learn(kind: RefKind, id: string, holders: readonly Holder[]): void;
 }
+
+/** What a capability that creates objects needs of the registry. */
+export type RefLearner = Pick<RefRegistry, 'learn'>;
 
 export interface NamedRef {
   readonly kind: RefKind;
@@ -160,6 +170,13 @@ export function createRefRegistry(): RefRegistry {
       specs.set(kind, spec);
     },
     has: (kind) => specs.has(kind),
+    learn(kind, id, holders) {
+      const spec = specs.get(kind);
+      // Before the kinds are defined (the hub is still being built) there is nothing to remember for.
+      if (spec === undefined) return;
+      if (spec.immutable !== true) throw new Error(`learn: ref kind ${kind} is not an immutable kind`);
+      remember(`${kind}\u0000${id}`, holders);
+    },
     isPublic: (kind) => specs.get(kind)?.public === true,
     async check(q, scope, refs) {
       const byKind = new Map<RefKind, Set<string>>();

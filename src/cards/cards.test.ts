@@ -12,7 +12,7 @@ import { isTokenNumber } from './numbers.ts';
 
 const engines = await availableEngines();
 
-import { story, payment, type Call } from './test-story.ts';
+import { story, payment, type Call } from '../demo/card-story.ts';
 
 describe('checkControls', () => {
   const card = { status: 'active' as const, expiry: '12/30', currency: 'CNY', controls: { perTransactionMaxMinor: 10_000n, dailyLimitMinor: 20_000n, monthlyLimitMinor: 50_000n, blockedMccs: ['7995'], allowedCountries: ['CN', 'HK'], channels: ['qr' as const, 'tap' as const] } };

@@ -13,7 +13,7 @@ import { createLogger, luhnValid } from '../platform/logger.ts';
 
 const engines = await availableEngines();
 
-import { story, type Call } from './test-story.ts';
+import { story, type Call } from '../demo/card-story.ts';
 
 /** Every file under a directory, recursively. */
 function files(dir: string): string[] {

@@ -6,7 +6,7 @@ import { newId } from '../platform/ids.ts';
 import { isCurrency } from '../platform/money.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
-import type { TokenPropagation } from '../tokens/propagate.ts';
+import type { TokenPropagation } from './token-propagation.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 import type { CardDeclineCode, CardsErrorCode } from './errors.ts';
 import { CHANNELS, type Card, type CardControls, type CardProduct, type CardStatus, type CardType, type Channel, type IssuedCard } from './model.ts';

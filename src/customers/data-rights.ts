@@ -5,7 +5,7 @@ import type { Db, Queryable } from '../platform/db.ts';
 import { formatMoney } from '../platform/money.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
-import type { WalletTokenService } from '../tokens/service.ts';
+import type { WalletTokenService } from '../cards/token-service.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 import type { CustomerExport } from './export-schema.ts';
 import { toCustomer, type Customer, type CustomerErrorCode, type CustomerRow } from './service.ts';

@@ -18,7 +18,7 @@ import type { EventOutbox } from '../webhooks/events.ts';
  * - The customer types the code into A's app: the link is made, both participants are told, and either side (or the
  *   customer in either app) can revoke it at any time.
  * A link is what lets one participant name the other's objects for that person (a card held at the bank, a token in
- * the other wallet: see the grants in src/cards/refs.ts and src/tokens/refs.ts) and what merges their histories.
+ * the other wallet: see the grants in src/cards/refs.ts and src/cards/token-refs.ts) and what merges their histories.
  * Possessing a card (a step-up code) proves the card, never the person: it links nothing.
  */
 export type CustomerLinkErrorCode =

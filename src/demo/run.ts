@@ -1,4 +1,4 @@
-import type { CliIo } from '../cli.ts';
+import type { CliIo } from '../cli/cli.ts';
 
 /** A demo scenario tells one story on a fresh embedded hub; exit code 0 only when every step behaved as expected. */
 export interface DemoScenario {
@@ -10,9 +10,10 @@ export interface DemoScenario {
 const SCENARIOS: Record<string, () => Promise<DemoScenario>> = {
   network: async () => (await import('./network.ts')).networkScenario,
   // @modules:demo-scenarios (each capability adds `hutong demo <name>` here)
-  cards: async () => (await import('../cards/demo.ts')).cardsScenario,
-  transfers: async () => (await import('../transfers/demo.ts')).transfersScenario,
-  pay: async () => (await import('../payments/demo.ts')).payScenario,
+  cards: async () => (await import('./story-cards.ts')).cardsScenario,
+  transfers: async () => (await import('./story-transfers.ts')).transfersScenario,
+  pay: async () => (await import('./story-pay.ts')).payScenario,
+  settlement: async () => (await import('./story-settlement.ts')).settlementScenario,
 };
 
 export async function runDemo(args: string[], io: CliIo): Promise<number> {

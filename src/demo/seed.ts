@@ -101,8 +101,8 @@ export async function seedDemoNetwork(hub: Pick<Hub, 'db' | 'vault' | 'participa
     });
   }
   // @modules:demo-seed (each capability seeds its demo data here, idempotently)
-  await (await import('../cards/seed.ts')).seedDemoCards(hub, customerIds);
-  await (await import('../transfers/seed.ts')).seedDemoTransfers(hub, customerIds);
-  await (await import('../payments/seed.ts')).seedDemoPayments(hub);
+  await (await import('./seed-cards.ts')).seedDemoCards(hub, customerIds);
+  await (await import('./seed-transfers.ts')).seedDemoTransfers(hub, customerIds);
+  await (await import('./seed-payments.ts')).seedDemoPayments(hub);
   return { participants: out, customers: customerIds, created };
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeCpm } from './cpm.ts';
 import { decodeMpm, describeMpm } from './mpm.ts';
-import { runCli } from '../cli.ts';
+import { runCli } from '../cli/cli.ts';
 import { runQrCommand } from './qr-cli.ts';
 import { dataLines, readTestDataFile } from './vector-files.ts';
 

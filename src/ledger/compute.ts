@@ -18,7 +18,7 @@ import {
 
 /**
  * The pure heart of the ledger: given the rows a batch locked, decide every transfer's outcome in arrival order and
- * produce the rows to write. No I/O here, so the same code serves the batcher, applyInTx and expiry.
+ * produce the rows to write. No I/O here, so the same code serves applyInTx and expiry.
  */
 
 /** A transfer after shape validation, or the shape error it failed with. */
@@ -37,7 +37,7 @@ export interface Op {
   readonly timeoutMs: number | null;
   readonly fingerprint: string;
   readonly shapeError: LedgerError | null;
-  /** Set on the last member of a submit call's chain when it is still linked: TigerBeetle's "chain open". */
+  /** Set on the last member of an applyInTx call's chain when it is still linked: TigerBeetle's "chain open". */
   readonly chainOpen: boolean;
 }
 
@@ -53,15 +53,6 @@ export interface AccountState {
   creditsPendingMinor: bigint;
   creditsPostedMinor: bigint;
   historySeq: bigint;
-  /**
-   * The row as read (history_seq and balances): what ledger_apply_batch checks, all of it (migration 0008); the batch
-   * advances historySeq and the balances in memory.
-   */
-  readSeq: bigint;
-  readDebitsPendingMinor: bigint;
-  readDebitsPostedMinor: bigint;
-  readCreditsPendingMinor: bigint;
-  readCreditsPostedMinor: bigint;
   changed: boolean;
 }
 
@@ -73,8 +64,6 @@ export interface PendingRow {
   readonly currency: string;
   readonly expiresAtMs: number | null;
   state: PendingState;
-  /** The state when the row was read: what ledger_apply_batch checks. */
-  readonly readState: PendingState;
   resolvedBy: string | null;
   /** true when inserted by this batch (insert, not update). */
   readonly isNew: boolean;
@@ -249,7 +238,7 @@ export function toOp(input: TransferInput, chainOpen: boolean): Op {
   return { id, kind, debitAccountId, creditAccountId, amountMinor, currency, purpose, metadata, metadataJson, linked, pendingId, timeoutMs, fingerprint, shapeError: null, chainOpen };
 }
 
-/** Turns one submit call into ops, marking a chain left open by its last transfer. */
+/** Turns one applyInTx call into ops, marking a chain left open by its last transfer. */
 export function toOps(inputs: readonly TransferInput[]): Op[] {
   return inputs.map((input, i) => toOp(input, i === inputs.length - 1 && (input as { linked?: unknown }).linked === true));
 }
@@ -428,7 +417,6 @@ function applyOne(op: Op, state: BatchState, nowMs: number, createdAt: Date, jou
         currency: debit.currency,
         expiresAtMs: expiresAt?.getTime() ?? null,
         state: 'pending',
-        readState: 'pending',
         resolvedBy: null,
         isNew: true,
         changed: true,
@@ -504,7 +492,7 @@ function recordFailure(op: Op, cause: LedgerError, state: BatchState, writes: Ba
 }
 
 /**
- * Applies ops in order. `groups` are the submit calls: chains never cross a group boundary.
+ * Applies ops in order. `groups` are the applyInTx calls: chains never cross a group boundary.
  * Mutates `state` (the running balances) and returns one result per op plus the rows to write.
  */
 export function computeBatch(groups: readonly (readonly Op[])[], state: BatchState, nowMs: number): { results: TransferResult[][]; writes: BatchWrites } {
@@ -523,7 +511,7 @@ export function computeBatch(groups: readonly (readonly Op[])[], state: BatchSta
         // A chain of one (most transfers): applyOne changes nothing until every check has passed, so a failure leaves
         // nothing to roll back and no journal is needed.
         const op = ops[start]!;
-        const outcome = op.chainOpen ? fail('linked_chain_open', 'the last transfer of a submit call must not be linked') : applyOne(op, state, nowMs, createdAt, NO_JOURNAL, writes);
+        const outcome = op.chainOpen ? fail('linked_chain_open', 'the last transfer of a call must not be linked') : applyOne(op, state, nowMs, createdAt, NO_JOURNAL, writes);
         if ('code' in outcome) {
           groupResults.push({ ok: false, error: outcome });
           recordFailure(op, outcome, state, writes);
@@ -540,7 +528,7 @@ export function computeBatch(groups: readonly (readonly Op[])[], state: BatchSta
       let failedAt = -1;
       for (let i = 0; i < chain.length; i++) {
         const op = chain[i]!;
-        const outcome = op.chainOpen ? fail('linked_chain_open', 'the last transfer of a submit call must not be linked') : applyOne(op, state, nowMs, createdAt, journal, staged);
+        const outcome = op.chainOpen ? fail('linked_chain_open', 'the last transfer of a call must not be linked') : applyOne(op, state, nowMs, createdAt, journal, staged);
         outcomes.push(outcome);
         if ('code' in outcome) {
           failedAt = i;

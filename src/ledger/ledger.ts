@@ -1,11 +1,10 @@
-import { AsyncResource } from 'node:async_hooks';
 import type { Clock } from '../platform/clock.ts';
-import { DatabaseDeadlineError, sqlState, type Db, type Queryable, type Session, type Tx } from '../platform/db.ts';
+import { sqlState, type Db, type Queryable, type Tx } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { isCurrency, MAX_AMOUNT_MINOR } from '../platform/money.ts';
 import { err, ok, type Result } from '../platform/result.ts';
-import { computeBatch, computeExpiry, referencedIds, toOps, type AccountState, type BatchState, type BatchWrites, type Op, type PendingRow } from './compute.ts';
-import { ACCOUNT_COLUMNS, accountStateOf, applyBatch, batchParams, loadBatchState, readBatchState, toAccount, toHistoryEntry, toTransfer, TRANSFER_COLUMNS, writeBatch, type SharedBase } from './store.ts';
+import { computeBatch, computeExpiry, referencedIds, toOps, type BatchState, type BatchWrites, type Op } from './compute.ts';
+import { ACCOUNT_COLUMNS, loadBatchState, toAccount, toHistoryEntry, toTransfer, TRANSFER_COLUMNS, writeBatch } from './store.ts';
 import {
   ACCOUNT_KINDS,
   MAX_HISTORY_PAGE,
@@ -20,31 +19,9 @@ import {
   type TransferView,
 } from './types.ts';
 
-export interface BatchOptions {
-  /** Most transfers applied in one batch (one statement, its own transaction). */
-  readonly maxBatchSize: number;
-  /** Longest a transfer waits for companions when the ledger is idle (0: those submitted in the same event-loop turn). */
-  readonly maxWaitMs: number;
-  /** Most transfers waiting; beyond it submit() answers ledger_busy at once (back-pressure, bounded memory). */
-  readonly maxQueue: number;
-  /**
-   * Batches alive at once: one being written (one statement on one connection) while the next ones are computed on
-   * top of it. PGlite has one connection: 1 there whatever is asked.
-   */
-  readonly maxInFlight: number;
-  /**
-   * Remember the accounts and pending transfers of committed batches (default true), so that a batch touching only
-   * known rows goes to the database once. false: every batch reads its rows first (two round trips).
-   */
-  readonly rememberRows?: boolean;
-}
-
-export const DEFAULT_BATCH_OPTIONS: BatchOptions = { maxBatchSize: 2000, maxWaitMs: 1, maxQueue: 50_000, maxInFlight: 2 };
-
 export interface LedgerOptions {
   readonly db: Db;
   readonly clock: Clock;
-  readonly batch?: Partial<BatchOptions>;
 }
 
 export interface ListAccountsFilter {
@@ -71,11 +48,12 @@ export interface Ledger {
   getAccounts(ids: readonly string[]): Promise<Account[]>;
   listAccounts(filter: ListAccountsFilter): Promise<Account[]>;
   /**
-   * Queues transfers for the batcher and resolves with one result per transfer, in order. A submit call's transfers
-   * stay together in one batch, so a linked chain is always inside one call. Throws only on infrastructure failure.
+   * THE way money moves: applies transfers inside the caller's transaction, one result per transfer, in order, so
+   * that money moves atomically with the caller's own records (payment, audit, outbox, idempotency answer). Callers
+   * batch by putting many payments in one transaction (the effect batcher, e.g. transfers' confirmMany): one call
+   * locks every account the batch touches once, in id order, and writes with set-based statements. Throws only on
+   * infrastructure failure.
    */
-  submit(transfers: readonly TransferInput[]): Promise<TransferResult[]>;
-  /** The same rules inside the caller's transaction (no batching): money moves atomically with the caller's changes. */
   applyInTx(tx: Tx, transfers: readonly TransferInput[]): Promise<TransferResult[]>;
   getTransfer(id: string): Promise<Result<TransferView, LedgerError>>;
   history(accountId: string, page?: { cursor?: string; limit?: number }): Promise<Result<HistoryPage, LedgerError>>;
@@ -83,134 +61,30 @@ export interface Ledger {
   expirePending(options?: { maxCount?: number }): Promise<{ expiredCount: number }>;
   /** Empty when the books balance. */
   checkInvariants(): Promise<InvariantViolation[]>;
-  /** What the batching engine has done so far in this process (counters only grow). */
-  stats(): LedgerEngineStats;
-  /**
-   * Applies everything already queued, then refuses new submits. Bounded by `deadlineMs` (default 5 s): what is still
-   * queued then is refused (its callers answered with a DatabaseDeadlineError, 503 at the edge) and a batch still being
-   * written is left to end on its own (bounded by the database's deadlines).
-   */
-  close(options?: { deadlineMs?: number }): Promise<void>;
+  /** What applyInTx has done so far in this process (counters only grow; a caller's transaction may still roll back). */
+  stats(): LedgerStats;
 }
 
-export interface LedgerEngineStats {
-  /** Batch writes that committed. */
-  readonly batchesWritten: number;
-  /** Batch writes the database refused because a row changed since the batch read it (each then retried). */
-  readonly lostRaces: number;
-  /** Batch writes sent while the batch before them was still being written (pipelined on the writer connection). */
-  readonly sentBehind: number;
+export interface LedgerStats {
+  /** applyInTx calls (each one caller transaction's batch of transfers). */
+  readonly applyCalls: number;
+  /** Transfers handed to applyInTx (created, replayed or refused). */
+  readonly transfersApplied: number;
 }
 
-interface Pending {
-  readonly ops: Op[];
-  /** Accounts this submit call touches other than by crediting them (debits, a post's or void's accounts). */
-  readonly accounts: string[];
-  /** Accounts it only credits (single-phase or pending): candidates for a shared account (see startBatch). */
-  readonly credited: string[];
-  /** Its transfer ids and the pending transfers it posts or voids. */
-  readonly transfers: string[];
-  /** performance.now() when submitted: the batcher waits at most maxWaitMs for companions. */
-  readonly queuedAt: number;
-  readonly resolve: (results: TransferResult[]) => void;
-  readonly reject: (error: unknown) => void;
-}
-
-/** Retries of a whole batch after another process inserted the same new transfer id first. */
-const UNIQUE_VIOLATION_RETRIES = 5;
 const EXPIRY_BATCH = 500;
-/** Longest close() waits for queued and running batches (a hub stopping must stop even with its database down). */
-const CLOSE_DEADLINE_MS = 5_000;
-/** Smallest batch worth splitting the queue for (see startBatch): below it, a batch's fixed cost dominates. */
-const MIN_SPLIT = 32;
-/**
- * Tries of the optimistic path (unlocked read or remembered rows, one validated write) before a batch falls back to
- * locking first. A retry means another writer changed what the batch read: another process, applyInTx, another ledger
- * instance. A retry uses the changed rows named by the error; the last one reads everything afresh; locking first
- * always makes progress.
- */
-const OPTIMISTIC_ATTEMPTS = 3;
-/** Recomputations of one batch because one before it failed (each such failure is bounded by its own attempts). */
-const MAX_RECOMPUTES = 16;
-/**
- * Accounts (and pending transfers) whose last committed state this process knows, so that a batch needs no read round
- * trip. Only a guess: ledger_apply_batch checks every row's version under lock, so a stale entry costs a retry, never a
- * wrong balance. Bounded: the oldest entries go first.
- */
-const MAX_REMEMBERED_ACCOUNTS = 100_000;
-const MAX_REMEMBERED_PENDINGS = 50_000;
-/**
- * SQLSTATEs of a batch that lost a race: ledger_apply_batch's validation (HL001), a new id inserted first (23505), a
- * shared account's credits overflowing with another batch's (22003; the retry computes the overflow as a result).
- */
-const LOST_RACE_STATES = new Set(['HL001', '23505', '22003']);
-
-function remember<V>(map: Map<string, V>, key: string, value: V, max: number): void {
-  map.set(key, value);
-  // Eviction takes the oldest first insertion (Map order); a busy entry evicted is read again once, nothing worse.
-  if (map.size > max) map.delete(map.keys().next().value!);
-}
-
-/** A copy as of its current values: read at its history_seq now, nothing changed since. */
-function copyAccount(a: AccountState): AccountState {
-  return accountStateOf(a);
-}
-
-function copyPending(p: PendingRow): PendingRow {
-  return { ...p, readState: p.state, isNew: false, changed: false };
-}
 
 export function createLedger(options: LedgerOptions): Ledger {
   const { db, clock } = options;
-  const requested: BatchOptions = { ...DEFAULT_BATCH_OPTIONS, ...options.batch };
-  const batch: BatchOptions = { ...requested, maxInFlight: db.engine === 'pglite' ? 1 : Math.max(1, requested.maxInFlight) };
-  // Pipelining needs a real connection; PGlite runs statements one at a time anyway.
+  // PostgreSQL: the statements of one batch are pipelined on the transaction's connection (no round trip between them).
   const pipelined = db.engine === 'postgres';
-  const rememberRows = requested.rememberRows !== false;
-  // Batches carry many callers' transfers: they must never run inside one caller's transaction. Whatever async context
-  // schedules a batch (a timer set by some submit), it runs in the context the ledger was created in.
-  const detached = AsyncResource.bind(<T>(fn: () => Promise<T>): Promise<T> => fn());
-
-  const accountsKnown = new Map<string, AccountState>();
-  const pendingsKnown = new Map<string, PendingRow>();
-
-  /** Remembers a batch's rows as committed: the batch is done with them. */
-  function rememberState(state: BatchState): void {
-    if (!rememberRows) return;
-    for (const a of state.accounts.values()) {
-      a.readSeq = a.historySeq;
-      a.readDebitsPendingMinor = a.debitsPendingMinor;
-      a.readDebitsPostedMinor = a.debitsPostedMinor;
-      a.readCreditsPendingMinor = a.creditsPendingMinor;
-      a.readCreditsPostedMinor = a.creditsPostedMinor;
-      a.changed = false;
-      remember(accountsKnown, a.id, a, MAX_REMEMBERED_ACCOUNTS);
-    }
-    for (const p of state.pendings.values()) remember(pendingsKnown, p.transferId, copyPending(p), MAX_REMEMBERED_PENDINGS);
-  }
+  const counters = { applyCalls: 0, transfersApplied: 0 };
 
   /**
-   * Remembers a computed batch's rows before its write commits, for the next batch to build on (see runBatch). Copies:
-   * the batch still needs its own rows' read versions. Returns the copies remembered.
+   * The locking path, shared by applyInTx and expiry: in the caller's (read-committed) transaction, lock pending rows
+   * then accounts `for update` in id order, read which ids exist, compute in memory (compute.ts), then write with at
+   * most six set-based statements.
    */
-  function rememberComputed(state: BatchState): Map<string, AccountState> {
-    const copies = new Map<string, AccountState>();
-    if (!rememberRows) return copies;
-    for (const a of state.accounts.values()) {
-      const copy = copyAccount(a);
-      copies.set(a.id, copy);
-      remember(accountsKnown, a.id, copy, MAX_REMEMBERED_ACCOUNTS);
-    }
-    for (const p of state.pendings.values()) remember(pendingsKnown, p.transferId, copyPending(p), MAX_REMEMBERED_PENDINGS);
-    return copies;
-  }
-
-  /** Forgets rows another writer may have changed (or that a failed batch had changed in memory only). */
-  function forgetState(state: BatchState): void {
-    for (const id of state.accounts.keys()) accountsKnown.delete(id);
-    for (const id of state.pendings.keys()) pendingsKnown.delete(id);
-  }
-
   async function applyOps(tx: Queryable, groups: Op[][], expiring: readonly string[] = []): Promise<{ results: TransferResult[][]; expiredCount: number; state: BatchState }> {
     const ids = referencedIds(groups.flat());
     for (const id of expiring) ids.pendingIds.add(id);
@@ -226,472 +100,29 @@ export function createLedger(options: LedgerOptions): Ledger {
     return { results: computed.results, expiredCount, state };
   }
 
-  async function runBatchTx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    // Every statement of a batch is a key lookup (ids, unnest joins on primary keys): an index plan is always right at
-    // scale. Without this, a freshly grown table (ledger_transfers between autoanalyze runs) or a bench-sized accounts
-    // table gets sequential scans whose cost grows with the table, on every batch. jit off: the disabled-seqscan cost
-    // penalty would otherwise push plan costs over jit_above_cost. Local to the batch's own transaction (applyInTx, in
-    // a caller's transaction, leaves the caller's settings alone).
+  /** Expiry's own transaction (the ledger's background job; no caller records go with it). */
+  async function expiryTx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    // Every statement is a key lookup: an index plan is always right. jit off: the disabled-seqscan cost penalty would
+    // otherwise push plan costs over jit_above_cost. Local to this transaction.
     const withSettings = async (tx: Tx): Promise<T> => {
-      const settings = tx.query(`select set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)`);
-      if (!pipelined) await settings;
-      // Pipelined ahead of the batch's first statement on PostgreSQL: no extra round trip.
-      const [, result] = await Promise.all([settings, fn(tx)]);
-      return result;
+      await tx.query(`select set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)`);
+      return fn(tx);
     };
     for (let attempt = 0; ; attempt++) {
       try {
         return await db.transaction(withSettings, { isolation: 'read committed', retries: 5, detached: true });
       } catch (error) {
-        // 23505: a concurrent batch committed one of our new transfer ids first; the retry finds it and replays it.
-        if (sqlState(error) !== '23505' || attempt >= UNIQUE_VIOLATION_RETRIES) throw error;
+        // 23505: a concurrent writer inserted a row this transaction meant to insert; the retry reads it under lock.
+        if (sqlState(error) !== '23505' || attempt >= 5) throw error;
       }
     }
-  }
-
-  /**
-   * The rows a batch is computed from, without locks. `fresh`: everything read now, transfer ids included. Otherwise
-   * remembered rows where known, the rest read now, and transfer ids assumed new (ledger_apply_batch checks).
-   */
-  async function gatherState(ids: ReturnType<typeof referencedIds>, fresh: boolean): Promise<BatchState> {
-    if (fresh || !rememberRows) {
-      const state = await readBatchState(db, ids);
-      for (const a of state.accounts.values()) remember(accountsKnown, a.id, copyAccount(a), MAX_REMEMBERED_ACCOUNTS);
-      for (const p of state.pendings.values()) remember(pendingsKnown, p.transferId, copyPending(p), MAX_REMEMBERED_PENDINGS);
-      return state;
-    }
-    const accounts = new Map<string, AccountState>();
-    const pendings = new Map<string, PendingRow>();
-    const missing = { accountIds: new Set<string>(), pendingIds: new Set<string>(), transferIds: new Set<string>() };
-    for (const id of ids.pendingIds) {
-      const known = pendingsKnown.get(id);
-      if (known === undefined) {
-        missing.pendingIds.add(id);
-        continue;
-      }
-      pendings.set(id, copyPending(known));
-      ids.accountIds.add(known.debitAccountId);
-      ids.accountIds.add(known.creditAccountId);
-    }
-    for (const id of ids.accountIds) {
-      const known = accountsKnown.get(id);
-      if (known === undefined) missing.accountIds.add(id);
-      else accounts.set(id, copyAccount(known));
-    }
-    if (missing.accountIds.size > 0 || missing.pendingIds.size > 0) {
-      const loaded = await readBatchState(db, missing);
-      for (const a of loaded.accounts.values()) {
-        remember(accountsKnown, a.id, copyAccount(a), MAX_REMEMBERED_ACCOUNTS);
-        accounts.set(a.id, a);
-      }
-      for (const p of loaded.pendings.values()) {
-        remember(pendingsKnown, p.transferId, copyPending(p), MAX_REMEMBERED_PENDINGS);
-        pendings.set(p.transferId, p);
-      }
-    }
-    return { accounts, pendings, existing: new Map() };
-  }
-
-  /**
-   * Refreshes remembered accounts from ledger_apply_batch's error detail: the accounts that had changed, as they were
-   * then. false when the detail is missing (a pending or an id changed): the retry must read everything afresh.
-   */
-  function refreshFromConflict(error: unknown): boolean {
-    const detail = (error as { detail?: unknown }).detail;
-    if (typeof detail !== 'string' || !rememberRows) return false;
-    let rows: unknown;
-    try {
-      rows = JSON.parse(detail);
-    } catch {
-      return false;
-    }
-    if (!Array.isArray(rows)) return false;
-    for (const r of rows as [string, string, boolean, boolean, boolean, string | null, string, string, string, string, string][]) {
-      const state = accountStateOf({
-        id: r[0],
-        currency: r[1],
-        closed: r[2],
-        debitsMustNotExceedCredits: r[3],
-        creditsMustNotExceedDebits: r[4],
-        creditLimitMinor: r[5] === null ? null : BigInt(r[5]),
-        debitsPendingMinor: BigInt(r[6]),
-        debitsPostedMinor: BigInt(r[7]),
-        creditsPendingMinor: BigInt(r[8]),
-        creditsPostedMinor: BigInt(r[9]),
-        historySeq: BigInt(r[10]),
-      });
-      remember(accountsKnown, state.id, state, MAX_REMEMBERED_ACCOUNTS);
-    }
-    return true;
-  }
-
-  /**
-   * Batches are computed in the order they start and written one after the other (a chain of turns): a batch is
-   * computed while the one before it is being written, on top of that one's result (remembered as soon as it is
-   * computed), and sent behind it on the writer connection (PostgreSQL; on PGlite when that one is done). So a hot
-   * account does not stop the next batch from being prepared, the database executes this process's batches in order
-   * (no lock waits between them, no validation lost to a batch that overtook another), and one backend at a time
-   * leaves the other core to this process. If a batch loses a race, `epoch` moves: a batch after it not yet sent is
-   * computed again once it is written; one already sent is refused by ledger_apply_batch wherever it built on it (every
-   * value it read is compared, migration 0008) and computed again.
-   */
-  let computedTail: Promise<void> = Promise.resolve();
-  const counters = { batchesWritten: 0, lostRaces: 0, sentBehind: 0 };
-  let sentTail: Promise<void> = Promise.resolve();
-  let writtenTail: Promise<void> = Promise.resolve();
-  let epoch = 0;
-
-  /** Applies a shared account's committed values (its values just before the batch, plus the batch's changes). */
-  function settleShared(state: BatchState, bases: ReadonlyMap<string, SharedBase>, before: ReadonlyMap<string, SharedBase>): void {
-    for (const [id, base] of bases) {
-      const a = state.accounts.get(id)!;
-      const was = before.get(id);
-      if (was === undefined) {
-        state.accounts.delete(id);
-        accountsKnown.delete(id);
-        continue;
-      }
-      a.historySeq = was.seq + a.historySeq - base.seq;
-      a.debitsPendingMinor = was.debitsPendingMinor + a.debitsPendingMinor - base.debitsPendingMinor;
-      a.debitsPostedMinor = was.debitsPostedMinor + a.debitsPostedMinor - base.debitsPostedMinor;
-      a.creditsPendingMinor = was.creditsPendingMinor + a.creditsPendingMinor - base.creditsPendingMinor;
-      a.creditsPostedMinor = was.creditsPostedMinor + a.creditsPostedMinor - base.creditsPostedMinor;
-    }
-  }
-
-  async function runBatch(groups: Op[][], shared: ReadonlySet<string>): Promise<TransferResult[][]> {
-    const computeTurn = computedTail;
-    const sendTurn = sentTail;
-    const writeTurn = writtenTail;
-    let signalComputed!: () => void;
-    let signalSent!: () => void;
-    let signalWritten!: () => void;
-    computedTail = new Promise((resolve) => (signalComputed = resolve));
-    sentTail = new Promise((resolve) => (signalSent = resolve));
-    writtenTail = new Promise((resolve) => (signalWritten = resolve));
-    let myTurn = false;
-    // Whether the batch before this one has been written (for the sentBehind counter only).
-    let previousWritten = false;
-    void writeTurn.then(() => (previousWritten = true));
-    try {
-      await computeTurn;
-      if (!rememberRows) {
-        // Nothing remembered to build on: read only once the batch before is written.
-        await writeTurn;
-        myTurn = true;
-      }
-      const ops = groups.flat();
-      let fresh = false;
-      let previous: BatchState | null = null;
-      // Bounded: OPTIMISTIC_ATTEMPTS tries, each computed at most twice (once more when the batch before it failed).
-      for (let attempt = 0, recomputed = 0; attempt < OPTIMISTIC_ATTEMPTS; ) {
-        // What this batch remembered from a previous try is void: read it again rather than build on it.
-        if (previous !== null) forgetState(previous);
-        const ids = referencedIds(ops);
-        const state = await gatherState(ids, fresh);
-        previous = state;
-        // Shared accounts' values as read: the batch writes its changes to them relative to these.
-        const bases = new Map<string, SharedBase>();
-        for (const id of shared) {
-          const a = state.accounts.get(id);
-          if (a !== undefined) bases.set(id, { seq: a.historySeq, debitsPendingMinor: a.debitsPendingMinor, debitsPostedMinor: a.debitsPostedMinor, creditsPendingMinor: a.creditsPendingMinor, creditsPostedMinor: a.creditsPostedMinor });
-        }
-        const nowMs = clock.nowMs();
-        const computedEpoch = epoch;
-        const { results, writes } = computeBatch(groups, state, nowMs);
-        // Ids that write nothing but whose outcome assumed them new: state.existing now holds the ids known from the
-        // database, created by the batch and recorded as failures by it.
-        const unwritten: string[] = [];
-        for (const id of ids.transferIds) if (!state.existing.has(id)) unwritten.push(id);
-        // Only shape errors: nothing read, nothing to check or write.
-        if (state.accounts.size === 0 && state.pendings.size === 0 && ids.transferIds.size === 0) return results;
-        // Built now, while the batch before it is being written: off the critical path.
-        const params = batchParams(state, writes, unwritten, bases, new Date(nowMs));
-        const remembered = rememberComputed(state);
-        signalComputed();
-        let sending: Promise<Map<string, SharedBase>>;
-        let sessionUsed: Promise<Session>;
-        if (pipelined) {
-          // Sent as soon as the batch before it has been sent, on the same connection: the database runs them in order,
-          // this one the moment the one before commits, with no round trip between them. A batch computed on one that
-          // then fails is never sent after that one's retry (see above): a failure moves `epoch`, and a batch that sees
-          // it moved waits for the one before it to be written and is computed again.
-          if (!myTurn) await sendTurn;
-          sessionUsed = writer();
-          const session = await sessionUsed;
-          if (epoch !== computedEpoch) {
-            if (recomputed++ >= MAX_RECOMPUTES) throw new Error('ledger: a batch was recomputed too many times');
-            if (!myTurn) {
-              await writeTurn;
-              myTurn = true;
-            }
-            epoch++;
-            continue;
-          }
-          sending = applyBatch(session, params);
-          if (!previousWritten) counters.sentBehind++;
-          // Its failure is handled below, once the batch before it is written (not an unhandled rejection meanwhile).
-          sending.catch(() => undefined);
-          signalSent();
-          if (!myTurn) {
-            await writeTurn;
-            myTurn = true;
-          }
-        } else {
-          if (!myTurn) {
-            await writeTurn;
-            myTurn = true;
-          }
-          if (epoch !== computedEpoch && recomputed++ === 0) {
-            // Whatever was computed on top of this batch's first result is void too.
-            epoch++;
-            continue;
-          }
-          sessionUsed = writer();
-          sending = applyBatch(await sessionUsed, params);
-        }
-        let before: Map<string, SharedBase>;
-        try {
-          before = await sending;
-        } catch (error) {
-          epoch++;
-          forgetState(state);
-          previous = null;
-          if (!LOST_RACE_STATES.has(sqlState(error) ?? '')) {
-            void dropWriter(sessionUsed);
-            throw error;
-          }
-          counters.lostRaces++;
-          attempt++;
-          // The last optimistic try reads everything afresh; so does one after a conflict the error could not name.
-          fresh = !refreshFromConflict(error) || attempt === OPTIMISTIC_ATTEMPTS - 1;
-          continue;
-        }
-        counters.batchesWritten++;
-        if (bases.size > 0) {
-          settleShared(state, bases, before);
-          // Unless a later batch has built on it already (it then knows better once it commits).
-          for (const id of bases.keys()) {
-            const a = state.accounts.get(id);
-            if (a !== undefined && rememberRows && accountsKnown.get(id) === remembered.get(id)) remember(accountsKnown, id, copyAccount(a), MAX_REMEMBERED_ACCOUNTS);
-          }
-        }
-        return results;
-      }
-      const { results, state } = await runBatchTx((tx) => applyOps(tx, groups));
-      rememberState(state);
-      return results;
-    } finally {
-      signalComputed();
-      signalSent();
-      // A batch that never got its turn (it threw before) must still wait for it before passing it on.
-      if (myTurn) signalWritten();
-      else void writeTurn.then(signalWritten);
-    }
-  }
-
-  // -------------------------------------------------------------------------------------------------------------
-  // The batcher. Up to maxInFlight batches are alive at once (one being written, the next computed on top of it);
-  // what is queued when slots are free is split between them so that they move through the pipeline one behind the
-  // other. A call touching a transfer id of a running batch (the same id again, a pending being posted) waits for
-  // the next batch, and everything behind it that touches the same keys waits too (per-account arrival order). The
-  // database remains the guarantee (other processes, remembered rows gone stale).
-  const queue: Pending[] = [];
-  let queuedCount = 0;
-  let inFlightCount = 0;
-  // Transfer ids of running batches (a new transfer, a pending being posted or voided): a call touching one waits
-  // until that batch is done. Accounts do not make calls wait: batches are computed one on top of the other.
-  const busyTransfers = new Set<string>();
-  const inFlight = new Set<Promise<void>>();
-  let timer: NodeJS.Timeout | null = null;
-  /** A start is due at the end of this turn of the event loop. */
-  let starting = false;
-  // The batch writes go to one connection of their own (db.session()), in order: each call is sent behind the one
-  // before it (see runBatch), to a backend that just ran the same function (warm caches, generic plans already made),
-  // instead of to whichever pooled connection has idled longest.
-  let writerSession: Promise<Session> | null = null;
-  const writer = (): Promise<Session> => {
-    writerSession ??= db.session().catch((error: unknown) => {
-      writerSession = null;
-      throw error;
-    });
-    return writerSession;
-  };
-  /**
-   * Gives the connection a batch used back after an error (it may be broken; the next write takes a fresh one). Only
-   * if it is still the writer's: batches sent behind the one that failed fail with it, and must not drop the fresh
-   * connection a later batch already took.
-   */
-  const dropWriter = async (used: Promise<Session>): Promise<void> => {
-    if (writerSession !== used) return;
-    writerSession = null;
-    await used.then((s) => s.release()).catch(() => undefined);
-  };
-  let closed = false;
-  /** performance.now() when the last batch finished: what was queued before then waited behind it (see schedule). */
-  let lastBatchDoneAt = -Infinity;
-
-  /**
-   * Starts batches while a slot is free and a full batch is queued, or the ledger is busy (a batch in flight, or the
-   * oldest queued transfer arrived before the last batch finished), or the oldest queued transfer has waited maxWaitMs;
-   * otherwise arms a timer for that moment. Waiting for companions only pays when the ledger is idle (a burst arriving
-   * over a few turns goes in one batch). Behind a running batch it only delays the next: on PostgreSQL that one would
-   * be sent behind the running one anyway, and waiting left the writer idle between them (a 1 ms wait on every batch
-   * of a closed loop: the writer connection idle about a tenth of the time, measured by its wait events). The start
-   * itself comes at the end of the current turn of the event loop (setImmediate): the callers a finished batch resumes
-   * submit again one after the other in that turn, and starting at the first of them would send a batch of one and
-   * make the rest wait a whole round.
-   */
-  function schedule(): void {
-    if (inFlightCount >= batch.maxInFlight || queue.length === 0 || starting) return;
-    const oldestAt = queue[0]!.queuedAt;
-    const waitedMs = performance.now() - oldestAt;
-    if (queuedCount >= batch.maxBatchSize || waitedMs >= batch.maxWaitMs || inFlightCount > 0 || oldestAt <= lastBatchDoneAt) {
-      if (timer !== null) clearTimeout(timer);
-      timer = null;
-      starting = true;
-      setImmediate(() => {
-        starting = false;
-        startBatches();
-      });
-      return;
-    }
-    timer ??= setTimeout(() => {
-      timer = null;
-      schedule();
-    }, batch.maxWaitMs - waitedMs);
-  }
-
-  function startBatches(): void {
-    // Bounded: each round either starts a batch (at most maxInFlight) or stops.
-    while (inFlightCount < batch.maxInFlight && queue.length > 0 && startBatch()) {
-      /* keep starting */
-    }
-  }
-
-  /**
-   * An account that batches only crediting it may share with other writers (other processes): known to this process,
-   * open, no limit on its credits. Then no transfer's outcome depends on its balances (see ledger_apply_batch).
-   */
-  function shareable(accountId: string): boolean {
-    const known = accountsKnown.get(accountId);
-    return known !== undefined && !known.closed && !known.creditsMustNotExceedDebits;
-  }
-
-  function conflicts(p: Pending, blockedAccounts: Set<string>, blockedTransfers: Set<string>): boolean {
-    if (blockedAccounts.size > 0) {
-      for (const k of p.accounts) if (blockedAccounts.has(k)) return true;
-      for (const k of p.credited) if (blockedAccounts.has(k)) return true;
-    }
-    for (const k of p.transfers) if (busyTransfers.has(k) || blockedTransfers.has(k)) return true;
-    return false;
-  }
-
-  /** Takes the next conflict-free batch off the queue and runs it; false when nothing could be taken. */
-  function startBatch(): boolean {
-    const taken: Pending[] = [];
-    const kept: Pending[] = [];
-    const blockedAccounts = new Set<string>();
-    const blockedTransfers = new Set<string>();
-    let count = 0;
-    let skipped = 0;
-    let scanned = 0;
-    // With several slots free, what is queued is split between them (not below MIN_SPLIT transfers): the batches then
-    // move through the pipeline one behind the other, one computed while the other is written, instead of all the
-    // callers waiting for one batch at a time.
-    const free = Math.max(1, batch.maxInFlight - inFlightCount);
-    const limit = Math.min(batch.maxBatchSize, Math.max(MIN_SPLIT, Math.ceil(queuedCount / free)));
-    // Bounded scan: a batch's worth of skipped (conflicting) transfers at most. Behind a backlog, scanning the whole
-    // queue for every batch would cost more the longer the queue, and the ledger would never catch up.
-    for (; scanned < queue.length && count < limit && skipped < batch.maxBatchSize; scanned++) {
-      const p = queue[scanned]!;
-      // A call larger than the limit goes alone (its transfers stay together).
-      if ((count > 0 && count + p.ops.length > limit) || conflicts(p, blockedAccounts, blockedTransfers)) {
-        // Whatever touches the same keys later in the queue must wait too: per-account arrival order.
-        for (const k of p.accounts) blockedAccounts.add(k);
-        for (const k of p.credited) blockedAccounts.add(k);
-        for (const k of p.transfers) blockedTransfers.add(k);
-        kept.push(p);
-        skipped += p.ops.length;
-        continue;
-      }
-      taken.push(p);
-      count += p.ops.length;
-    }
-    if (taken.length === 0) return false;
-    queue.splice(0, scanned, ...kept);
-    queuedCount -= count;
-    // An account several of the batch's calls only credit (a hot merchant or settlement account) is shared: written as
-    // changes, so that other processes crediting it too do not make the batch fail validation.
-    const debited = new Set<string>();
-    const credits = new Map<string, number>();
-    const heldTransfers: string[] = [];
-    for (const p of taken) {
-      for (const k of p.accounts) debited.add(k);
-      for (const k of p.credited) credits.set(k, (credits.get(k) ?? 0) + 1);
-      for (const k of p.transfers) {
-        if (busyTransfers.has(k)) continue;
-        busyTransfers.add(k);
-        heldTransfers.push(k);
-      }
-    }
-    const shared = new Set<string>();
-    for (const [k, n] of credits) if (n >= 2 && !debited.has(k) && shareable(k)) shared.add(k);
-    inFlightCount++;
-    const run: Promise<void> = detached(() => runBatch(taken.map((p) => p.ops), shared))
-      .then(
-        (results) => taken.forEach((p, i) => p.resolve(results[i]!)),
-        (error: unknown) => taken.forEach((p) => p.reject(error)),
-      )
-      .finally(() => {
-        lastBatchDoneAt = performance.now();
-        for (const k of heldTransfers) busyTransfers.delete(k);
-        inFlightCount--;
-        inFlight.delete(run);
-        schedule();
-      });
-    inFlight.add(run);
-    return true;
-  }
-
-  function busy(n: number): TransferResult[] {
-    return Array.from({ length: n }, () => err('ledger_busy', 'the ledger queue is full; retry later', { maxQueue: batch.maxQueue }));
-  }
-
-  async function submit(transfers: readonly TransferInput[]): Promise<TransferResult[]> {
-    if (closed) throw new Error('ledger: submit after close()');
-    if (transfers.length === 0) return [];
-    if (queuedCount + transfers.length > batch.maxQueue) return busy(transfers.length);
-    const ops = toOps(transfers);
-    const accounts: string[] = [];
-    let credited: string[] = [];
-    const transferIds: string[] = [];
-    for (const op of ops) {
-      transferIds.push(op.id);
-      if (op.debitAccountId !== null) accounts.push(op.debitAccountId);
-      if (op.creditAccountId !== null) credited.push(op.creditAccountId);
-      if (op.pendingId !== null) {
-        transferIds.push(op.pendingId);
-        // A post or void touches the pending's accounts: known here when the pending is remembered.
-        const known = pendingsKnown.get(op.pendingId);
-        if (known !== undefined) accounts.push(known.debitAccountId, known.creditAccountId);
-      }
-    }
-    // An account this call also debits is not only credited.
-    if (accounts.length > 0 && credited.length > 0 && (ops.length > 1 || accounts.includes(credited[0]!))) credited = credited.filter((k) => !accounts.includes(k));
-    return new Promise<TransferResult[]>((resolve, reject) => {
-      queue.push({ ops, accounts, credited, transfers: transferIds, queuedAt: performance.now(), resolve, reject });
-      queuedCount += ops.length;
-      schedule();
-    });
   }
 
   async function applyInTx(tx: Tx, transfers: readonly TransferInput[]): Promise<TransferResult[]> {
     if (transfers.length === 0) return [];
-    const { results, state } = await applyOps(tx, [toOps(transfers)]);
-    // The caller's transaction may still commit or roll back: what this process remembers of these rows is now a guess
-    // that would fail validation (and cost a retry) either way.
-    forgetState(state);
+    counters.applyCalls++;
+    counters.transfersApplied += transfers.length;
+    const { results } = await applyOps(tx, [toOps(transfers)]);
     return results[0]!;
   }
 
@@ -768,7 +199,6 @@ export function createLedger(options: LedgerOptions): Ledger {
       // A pending amount on a closed account could never be posted or voided cleanly.
       if (account.debitsPendingMinor !== 0n || account.creditsPendingMinor !== 0n) return err('account_has_pending', 'the account has pending transfers');
       const updated = await tx.query(`update ledger_accounts set closed = true, updated_at = $2 where id = $1 returning ${ACCOUNT_COLUMNS}`, [id, clock.now()]);
-      accountsKnown.delete(id);
       return ok(toAccount(updated[0]!));
     });
   }
@@ -781,8 +211,6 @@ export function createLedger(options: LedgerOptions): Ledger {
     );
     const row = rows[0];
     if (row === undefined) return err('account_not_found', 'no no-overdraft account has this id', { accountId: id });
-    // The batching engine checks limits against the account state it remembers: forget it, so its next batch reads it.
-    accountsKnown.delete(id);
     return ok(toAccount(row));
   }
 
@@ -865,14 +293,13 @@ export function createLedger(options: LedgerOptions): Ledger {
       );
       if (due.length === 0) break;
       // The rows are re-read under lock: one resolved meanwhile (posted, voided, expired by another process) is skipped.
-      const done = await runBatchTx((tx) =>
+      const done = await expiryTx((tx) =>
         applyOps(
           tx,
           [],
           due.map((d) => d.transfer_id),
         ),
       );
-      rememberState(done.state);
       expiredCount += done.expiredCount;
       if (due.length < EXPIRY_BATCH) break;
     }
@@ -922,29 +349,6 @@ export function createLedger(options: LedgerOptions): Ledger {
     );
   }
 
-  async function close(closeOptions: { deadlineMs?: number } = {}): Promise<void> {
-    closed = true;
-    const deadlineMs = closeOptions.deadlineMs ?? CLOSE_DEADLINE_MS;
-    const deadline = performance.now() + deadlineMs;
-    // Bounded: each round applies at least one queued batch, and the whole is bounded by the deadline.
-    if (timer !== null) clearTimeout(timer);
-    timer = null;
-    while (queue.length > 0 || inFlight.size > 0) {
-      startBatches();
-      // Nothing running means nothing could start: cannot happen (a conflict needs a running batch), but never hang.
-      if (inFlight.size === 0) break;
-      const left = deadline - performance.now();
-      if (left <= 0) break;
-      let wait: NodeJS.Timeout | undefined;
-      await Promise.race([...inFlight, new Promise<void>((resolve) => (wait = setTimeout(resolve, left)))]);
-      clearTimeout(wait);
-    }
-    // Past the deadline (the database is down or hung): what never started is answered rather than left waiting.
-    for (const p of queue.splice(0)) p.reject(new DatabaseDeadlineError('the ledger before it closed', deadlineMs));
-    queuedCount = 0;
-    if (writerSession !== null) await dropWriter(writerSession);
-  }
-
   return {
     createAccount: async (input) => {
       const created = await createAccounts([input]);
@@ -956,13 +360,11 @@ export function createLedger(options: LedgerOptions): Ledger {
     getAccount,
     getAccounts,
     listAccounts,
-    submit,
     applyInTx,
     getTransfer,
     history,
     expirePending,
     checkInvariants,
     stats: () => ({ ...counters }),
-    close,
   };
 }

@@ -92,15 +92,14 @@ function toPendingRow(r: Row): PendingRow {
     currency: r.currency as string,
     expiresAtMs: r.expires_at === null ? null : (r.expires_at as Date).getTime(),
     state: r.state as PendingState,
-    readState: r.state as PendingState,
     resolvedBy: null,
     isNew: false,
     changed: false,
   };
 }
 
-/** An account as a batch computes with it: its values as read (or as a conflict reported them), nothing changed yet. */
-export function accountStateOf(v: {
+/** An account as a batch computes with it: its values as read under lock, nothing changed yet. */
+function accountStateOf(v: {
   id: string;
   currency: string;
   closed: boolean;
@@ -113,7 +112,6 @@ export function accountStateOf(v: {
   creditsPostedMinor: bigint;
   historySeq: bigint;
 }): AccountState {
-  // Field by field, one object shape for every account state (the engine copies these on every batch).
   return {
     id: v.id,
     currency: v.currency,
@@ -126,11 +124,6 @@ export function accountStateOf(v: {
     creditsPendingMinor: v.creditsPendingMinor,
     creditsPostedMinor: v.creditsPostedMinor,
     historySeq: v.historySeq,
-    readSeq: v.historySeq,
-    readDebitsPendingMinor: v.debitsPendingMinor,
-    readDebitsPostedMinor: v.debitsPostedMinor,
-    readCreditsPendingMinor: v.creditsPendingMinor,
-    readCreditsPostedMinor: v.creditsPostedMinor,
     changed: false,
   };
 }
@@ -177,7 +170,7 @@ async function readPendings(q: Queryable, ids: { accountIds: Set<string>; pendin
 }
 
 /**
- * Locks and loads what a batch needs (applyInTx, expiry, the engine's fallback), in a fixed order shared by every
+ * Locks and loads what a batch needs (applyInTx, expiry), in a fixed order shared by every
  * writer: pending rows first (sorted), then accounts (sorted). Every process takes locks in the same global order, so
  * batches never deadlock each other. Existing ids are read after the locks: under read committed that statement sees
  * every batch that committed before we got our locks, so an id applied by another process is found rather than
@@ -212,48 +205,6 @@ export async function loadBatchState(
       }
     },
   ]);
-  return { accounts, pendings, existing };
-}
-
-/**
- * What a batch of the engine's optimistic path needs, read without locks in one statement after the pending rows (so
- * one connection, one round trip): accounts, and which transfer ids exist as transfers or recorded failures. A transfer
- * found (a retried id: rare) is then read whole. ledger_apply_batch validates all of it under lock.
- */
-export async function readBatchState(q: Queryable, ids: { accountIds: Set<string>; pendingIds: Set<string>; transferIds: Set<string> }): Promise<BatchState> {
-  const pendings = await readPendings(q, ids, false);
-  const accounts = new Map<string, AccountState>();
-  const existing = new Map<string, Existing>();
-  if (ids.accountIds.size === 0 && ids.transferIds.size === 0) return { accounts, pendings, existing };
-  const transferIds = [...ids.transferIds];
-  const rows = await q.query(
-    `select 0 as k, id, currency, closed, debits_must_not_exceed_credits as dm, credits_must_not_exceed_debits as cm, credit_limit_minor as cl,
-            debits_pending as dp, debits_posted as dpo, credits_pending as cp, credits_posted as cpo, history_seq as seq, null::text as code,
-            null::text as fingerprint
-       from ledger_accounts where id = any($1::text[])
-     union all
-     select 1, id, null, null, null, null, null, null, null, null, null, null, null, fingerprint from ledger_transfers where id = any($2::text[])
-     union all
-     select 2, id, null, null, null, null, null, null, null, null, null, null, code, fingerprint from ledger_transfer_failures where id = any($2::text[])`,
-    [[...ids.accountIds], transferIds],
-  );
-  const found: string[] = [];
-  for (const r of rows) {
-    const id = r.id as string;
-    if (r.k === 0) {
-      accounts.set(id, toAccountState(r));
-    } else if (r.k === 1) {
-      found.push(id);
-    } else if (!existing.has(id)) {
-      existing.set(id, { type: 'failure', fingerprint: r.fingerprint as string, code: r.code as LedgerErrorCode });
-    }
-  }
-  if (found.length > 0) {
-    // A transfer id and a recorded failure both existing (a race between processes) reads as the transfer.
-    for (const r of await q.query(`select ${TRANSFER_COLUMNS} from ledger_transfers where id = any($1::text[])`, [found])) {
-      existing.set(r.id as string, { type: 'transfer', fingerprint: r.fingerprint as string, transfer: toTransfer(r) });
-    }
-  }
   return { accounts, pendings, existing };
 }
 
@@ -411,194 +362,4 @@ export async function writeBatch(tx: Queryable, pipelined: boolean, state: Batch
     );
   }
   await runAll(pipelined, statements);
-}
-
-/** Parameter types of ledger_apply_batch, in order (migrations 0006 and 0008); then the timestamp. */
-const APPLY_BATCH_TYPES = [
-  ...['text', 'int8', 'bool', 'int8', 'int8', 'int8', 'int8', 'int8', 'bool', 'int8', 'int8', 'int8', 'int8'],
-  ...['text', 'text', 'text', 'text'],
-  ...['text', 'text', 'text', 'int8', 'text', 'text', 'text', 'text'],
-  ...['text', 'text', 'text', 'text', 'int8', 'text', 'text', 'text', 'bool', 'text', 'int8', 'text', 'text'],
-  ...['int8', 'int8', 'int8', 'int8', 'int8', 'int8', 'int8', 'int8', 'int8', 'int8'],
-  ...['text', 'text', 'text'],
-  'text',
-];
-const APPLY_BATCH_SQL = `select ledger_apply_batch(${APPLY_BATCH_TYPES.map((type, i) => `$${i + 1}::${type}[]`).join(', ')}, $${APPLY_BATCH_TYPES.length + 1}::timestamptz) as shared`;
-
-/** A shared account's values when the batch read it: its writes go as changes from these (see the migration). */
-export interface SharedBase {
-  readonly seq: bigint;
-  readonly debitsPendingMinor: bigint;
-  readonly debitsPostedMinor: bigint;
-  readonly creditsPendingMinor: bigint;
-  readonly creditsPostedMinor: bigint;
-}
-
-/**
- * The byte order of ids (collate "C" on UTF-8), the order every ledger writer locks rows in. JavaScript's `<` compares
- * UTF-16 code units, which agrees except between surrogate pairs (code points above U+FFFF) and U+E000–U+FFFF.
- */
-export function compareIds(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    let x = a.charCodeAt(i);
-    let y = b.charCodeAt(i);
-    if (x === y) continue;
-    // Surrogates (0xD800–0xDFFF) encode code points above every BMP character: move them above 0xFFFF.
-    if (x >= 0xd800 && x <= 0xdfff) x += 0x10000;
-    if (y >= 0xd800 && y <= 0xdfff) y += 0x10000;
-    return x - y;
-  }
-  return a.length - b.length;
-}
-
-/**
- * One array parameter, built as a single array literal in one pass ('{"a","b",NULL}', '{1,2}', '{t,f}'): the driver
- * sends one string instead of escaping every element of a JavaScript array, and the server parses it straight into
- * the column type. Parts are joined once at the end (a flat string: no rope to flatten when the driver measures it).
- */
-class ArrayLiteral {
-  private readonly parts: string[] = [];
-
-  text(value: string | null): void {
-    // Quoted always (an empty string, NULL, braces, commas and spaces need it); only " and \ are escaped inside.
-    this.parts.push(value === null ? 'NULL' : NEEDS_ESCAPE.test(value) ? `"${value.replace(/[\\"]/g, '\\$&')}"` : `"${value}"`);
-  }
-
-  /** A value known to need no quoting (codes, kinds, currencies, base64url fingerprints) or already quoted. */
-  plain(value: string): void {
-    this.parts.push(value);
-  }
-
-  int(value: bigint | number | null): void {
-    this.parts.push(value === null ? 'NULL' : value.toString());
-  }
-
-  bool(value: boolean): void {
-    this.parts.push(value ? 't' : 'f');
-  }
-
-  done(): string {
-    return `{${this.parts.join(',')}}`;
-  }
-}
-
-const NEEDS_ESCAPE = /[\\"]/;
-
-/**
- * The parameters of ledger_apply_batch (migration 0006) for a batch computed from unlocked reads: ONE statement that
- * validates and writes it, outside a transaction one round trip with its commit. It throws SQLSTATE HL001 when
- * something the batch read changed meanwhile (nothing is written then), 23505 when another batch inserted one of its
- * new ids first. `unwrittenIds`: ids of the batch whose outcome writes nothing but assumed the id is new. `shared`:
- * accounts the batch only credits, written as changes (with their values when read).
- */
-export function batchParams(state: BatchState, writes: BatchWrites, unwrittenIds: readonly string[], shared: ReadonlyMap<string, SharedBase>, now: Date): unknown[] {
-  if (writes.history.length > 0) throw new Error('ledger: applyBatch does not write history rows (expiry runs under locks)');
-  // Sorted as the database orders ids: ledger_apply_batch locks them in this order (see the migration).
-  const accounts = [...state.accounts.values()].sort((a, b) => compareIds(a.id, b.id));
-  const a = Array.from({ length: 13 }, () => new ArrayLiteral());
-  for (const acc of accounts) {
-    const base = shared.size === 0 ? undefined : shared.get(acc.id);
-    a[0]!.text(acc.id);
-    if (base === undefined) {
-      a[1]!.int(acc.readSeq);
-      // closed never changes in memory: as read.
-      a[2]!.bool(acc.closed);
-      a[3]!.int(acc.debitsPendingMinor);
-      a[4]!.int(acc.debitsPostedMinor);
-      a[5]!.int(acc.creditsPendingMinor);
-      a[6]!.int(acc.creditsPostedMinor);
-      a[7]!.int(acc.historySeq);
-      a[8]!.bool(false);
-      a[9]!.int(acc.readDebitsPendingMinor);
-      a[10]!.int(acc.readDebitsPostedMinor);
-      a[11]!.int(acc.readCreditsPendingMinor);
-      a[12]!.int(acc.readCreditsPostedMinor);
-    } else {
-      a[1]!.int(base.seq);
-      a[2]!.bool(false);
-      a[3]!.int(acc.debitsPendingMinor - base.debitsPendingMinor);
-      a[4]!.int(acc.debitsPostedMinor - base.debitsPostedMinor);
-      a[5]!.int(acc.creditsPendingMinor - base.creditsPendingMinor);
-      a[6]!.int(acc.creditsPostedMinor - base.creditsPostedMinor);
-      a[7]!.int(acc.historySeq - base.seq);
-      a[8]!.bool(true);
-      // Not compared for a shared account.
-      for (let i = 9; i < 13; i++) a[i]!.int(0n);
-    }
-  }
-  const p = Array.from({ length: 4 }, () => new ArrayLiteral());
-  const n = Array.from({ length: 8 }, () => new ArrayLiteral());
-  for (const row of state.pendings.values()) {
-    if (row.isNew) {
-      n[0]!.text(row.transferId);
-      n[1]!.text(row.debitAccountId);
-      n[2]!.text(row.creditAccountId);
-      n[3]!.int(row.amountMinor);
-      n[4]!.text(row.currency);
-      n[5]!.text(row.expiresAtMs === null ? null : new Date(row.expiresAtMs).toISOString());
-      n[6]!.text(row.state);
-      n[7]!.text(row.resolvedBy);
-    } else {
-      p[0]!.text(row.transferId);
-      p[1]!.text(row.readState);
-      p[2]!.text(row.changed ? row.state : null);
-      p[3]!.text(row.changed ? row.resolvedBy : null);
-    }
-  }
-  const t = Array.from({ length: 23 }, () => new ArrayLiteral());
-  for (const w of writes.transfers) {
-    const x = w.transfer;
-    t[0]!.text(x.id);
-    t[1]!.plain(x.kind);
-    t[2]!.text(x.debitAccountId);
-    t[3]!.text(x.creditAccountId);
-    t[4]!.int(x.amountMinor);
-    t[5]!.plain(x.currency);
-    t[6]!.text(x.purpose);
-    // '{}' (the usual metadata) needs quotes in an array literal: written as such, not escaped for every transfer.
-    if (w.metadataJson === '{}') t[7]!.plain('"{}"');
-    else t[7]!.text(w.metadataJson);
-    t[8]!.bool(x.linked);
-    t[9]!.text(x.pendingId);
-    t[10]!.int(x.timeoutMs);
-    t[11]!.text(x.expiresAt?.toISOString() ?? null);
-    t[12]!.plain(w.fingerprint);
-    const d = w.debitSide;
-    const c = w.creditSide;
-    t[13]!.int(d.seq);
-    t[14]!.int(d.debitsPendingMinor);
-    t[15]!.int(d.debitsPostedMinor);
-    t[16]!.int(d.creditsPendingMinor);
-    t[17]!.int(d.creditsPostedMinor);
-    // On a shared account (only ever the credit side), offsets from its values when read.
-    const base = shared.size === 0 ? undefined : shared.get(x.creditAccountId);
-    t[18]!.int(base === undefined ? c.seq : c.seq - base.seq);
-    t[19]!.int(base === undefined ? c.debitsPendingMinor : c.debitsPendingMinor - base.debitsPendingMinor);
-    t[20]!.int(base === undefined ? c.debitsPostedMinor : c.debitsPostedMinor - base.debitsPostedMinor);
-    t[21]!.int(base === undefined ? c.creditsPendingMinor : c.creditsPendingMinor - base.creditsPendingMinor);
-    t[22]!.int(base === undefined ? c.creditsPostedMinor : c.creditsPostedMinor - base.creditsPostedMinor);
-  }
-  const f = Array.from({ length: 3 }, () => new ArrayLiteral());
-  for (const x of writes.failures) {
-    f[0]!.text(x.id);
-    f[1]!.plain(x.code);
-    f[2]!.plain(x.fingerprint);
-  }
-  const u = new ArrayLiteral();
-  for (const id of unwrittenIds) u.text(id);
-  const done = (cols: ArrayLiteral[]): string[] => cols.map((col) => col.done());
-  return [...done(a), ...done(p), ...done(n), ...done(t), ...done(f), u.done(), now];
-}
-
-/** Sends a batch built by batchParams; resolves with its shared accounts' values just before it. */
-export async function applyBatch(q: Queryable, params: readonly unknown[]): Promise<Map<string, SharedBase>> {
-  const [row] = await q.query<{ shared: string | null }>(APPLY_BATCH_SQL, params);
-  const before = new Map<string, SharedBase>();
-  if (row?.shared !== null && row?.shared !== undefined) {
-    for (const [id, seq, dp, dpo, cp, cpo] of JSON.parse(row.shared) as [string, string, string, string, string, string][]) {
-      before.set(id, { seq: BigInt(seq), debitsPendingMinor: BigInt(dp), debitsPostedMinor: BigInt(dpo), creditsPendingMinor: BigInt(cp), creditsPostedMinor: BigInt(cpo) });
-    }
-  }
-  return before;
 }

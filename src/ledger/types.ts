@@ -56,7 +56,7 @@ interface TransferInputCommon {
   readonly purpose: string;
   /** A plain JSON object, at most MAX_METADATA_BYTES when serialized. */
   readonly metadata?: Readonly<Record<string, unknown>>;
-  /** Links this transfer to the next one in the same submit call: the chain commits or fails as a whole. */
+  /** Links this transfer to the next one in the same applyInTx call: the chain commits or fails as a whole. */
   readonly linked?: boolean;
 }
 
@@ -118,7 +118,6 @@ export type LedgerErrorCode =
   | 'linked_chain_open'
   | 'transfer_exists_with_different_fields'
   | 'transfer_not_found'
-  | 'ledger_busy'
   | 'invalid_account'
   | 'account_exists'
   | 'participant_not_found'

@@ -132,9 +132,15 @@ export function createParticipantService(deps: { db: Db; clock: Clock; vault: Va
   const accessCache = new Map<string, { access: Access; atMs: number }>();
   // Bumped on every invalidation: a lookup that started before one must not store what it read.
   let accessGeneration = 0;
+  /**
+   * Requests that miss the cache together (its expiry, a burst at start) share one query per credential. A change
+   * forgets these too: a request after a revocation never joins a load that began before it.
+   */
+  const loading = new Map<string, Promise<Access>>();
   const forgetAccess = () => {
     accessGeneration++;
     accessCache.clear();
+    loading.clear();
   };
   /** Called inside every transaction that changes a participant or credential row. */
   const accessChanged = async (tx: Queryable) => {
@@ -142,10 +148,7 @@ export function createParticipantService(deps: { db: Db; clock: Clock; vault: Va
     await tx.query('select pg_notify($1, $2)', [ACCESS_CHANNEL, '']);
   };
 
-  const checkAccess: ParticipantService['checkAccess'] = async (credentialId) => {
-    const nowMs = performance.now();
-    const cached = accessCache.get(credentialId);
-    if (cached !== undefined && nowMs - cached.atMs < ACCESS_CACHE_TTL_MS) return cached.access;
+  const loadAccess = async (credentialId: string, nowMs: number): Promise<Access> => {
     const generation = accessGeneration;
     const [row] = await db.query<ParticipantRow & { revoked_at: Date | null }>(
       `select p.*, c.revoked_at from credentials c join participants p on p.id = c.participant_id where c.id = $1`,
@@ -163,6 +166,18 @@ export function createParticipantService(deps: { db: Db; clock: Clock; vault: Va
       accessCache.set(credentialId, { access, atMs: nowMs });
     }
     return access;
+  };
+  const checkAccess: ParticipantService['checkAccess'] = async (credentialId) => {
+    const nowMs = performance.now();
+    const cached = accessCache.get(credentialId);
+    if (cached !== undefined && nowMs - cached.atMs < ACCESS_CACHE_TTL_MS) return cached.access;
+    const inFlight = loading.get(credentialId);
+    if (inFlight !== undefined) return inFlight;
+    const load: Promise<Access> = loadAccess(credentialId, nowMs).finally(() => {
+      if (loading.get(credentialId) === load) loading.delete(credentialId);
+    });
+    loading.set(credentialId, load);
+    return load;
   };
 
   return {

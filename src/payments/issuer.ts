@@ -5,7 +5,7 @@ import { newId } from '../platform/ids.ts';
 import { outboundRefusalOf, type OutboundFetch, type OutboundPolicy } from '../platform/outbound.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
-import { signWebhook } from '../webhooks/signing.ts';
+import { activeSealedSecrets, signWithEach } from '../webhooks/secrets.ts';
 import type { PErr } from './errors.ts';
 
 /**
@@ -102,16 +102,20 @@ export function createIssuerGateway(deps: { db: Db; clock: Clock; vault: Vault; 
     async ask(s, request, amountMinor, q) {
       const standIn = (reason: string): IssuerDecision => ({ by: 'stand_in', approved: s.standIn.action === 'approve' && amountMinor <= s.standIn.maxAmountMinor, reason });
       if (s.authUrl === null) return standIn('no_endpoint');
-      const [p] = await q.query<{ webhook_secret_sealed: string }>('select webhook_secret_sealed from participants where id = $1', [s.issuerParticipantId]);
+      const [p] = await q.query<{ webhook_secret_sealed: string; webhook_secret_previous_sealed: string | null; webhook_secret_previous_expires_at: Date | null }>(
+        'select webhook_secret_sealed, webhook_secret_previous_sealed, webhook_secret_previous_expires_at from participants where id = $1',
+        [s.issuerParticipantId],
+      );
       if (p === undefined) return standIn('no_issuer');
-      const secret = await vault.open(p.webhook_secret_sealed);
+      // Signed like a webhook: once per active secret (both during a rotation: webhooks/secrets.ts).
+      const secrets = await Promise.all(activeSealedSecrets(p, clock.now()).map((sealed) => vault.open(sealed)));
       const id = newId('areq');
       const ts = Math.floor(clock.nowMs() / 1000);
       const body = JSON.stringify({ type: 'authorization.request', data: request });
       try {
         const res = await doFetch(s.authUrl, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': signWebhook(secret, id, ts, body) },
+          headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': signWithEach(secrets, id, ts, body) },
           body,
           redirect: 'manual',
           signal: AbortSignal.timeout(Math.min(s.deadlineMs, deps.maxDeadlineMs ?? 10_000)),

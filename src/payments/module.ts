@@ -1,3 +1,4 @@
+import type { RefLearner } from '../api/refs.ts';
 import type { AuditService } from '../audit/service.ts';
 import type { Idempotent } from '../api/context.ts';
 import type { CardsModule } from '../cards/module.ts';
@@ -42,6 +43,8 @@ export function createPaymentsModule(deps: {
   /** The issuers' real-time authorization calls: the outbound policy's guarded fetch, or a test's. */
   fetch: OutboundFetch;
   holdTtlMs?: number;
+  /** The ownership registry, told the holders of each committed payment. */
+  refs?: RefLearner;
 }): PaymentsModule {
   const { db, clock, vault, audit, events, cards, transfers } = deps;
   const { ledger, accounts, risk, fx } = transfers;
@@ -64,6 +67,7 @@ export function createPaymentsModule(deps: {
     paymentRules,
     stepUp: deps.stepUp,
     ...(deps.holdTtlMs !== undefined ? { holdTtlMs: deps.holdTtlMs } : {}),
+    ...(deps.refs !== undefined ? { refs: deps.refs } : {}),
   });
   return {
     merchants,

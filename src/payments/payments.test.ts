@@ -9,7 +9,7 @@ import { verifyWebhook } from '../webhooks/signing.ts';
 import { availableEngines } from '../../test/support/engines.ts';
 import { startTestHub, type TestHub } from '../../test/support/hub.ts';
 import { completeOtpStepUp } from '../../test/support/stepup.ts';
-import { cardInTwoWallets, cpmPayload, tapBody, tokenSource, type CardInTwoWallets, type Caller } from './fixtures.ts';
+import { cardInTwoWallets, cpmPayload, tapBody, tokenSource, type CardInTwoWallets, type Caller } from '../demo/fixtures.ts';
 
 const engines = await availableEngines();
 const MERCHANT_A = 'mer_demo_merchant_a';
@@ -49,7 +49,7 @@ describe.each(engines)('payments on %s', (engine) => {
     expect(m.status).toBe(200);
     expect(m.body).toMatchObject({ nameZh: '最佳运输', mcc: '4121', settlementAccountId: settlementA });
     expect((await t.api('merchant-b').get(`/v1/merchants/${MERCHANT_A}`)).status).toBe(404);
-    await (await import('./seed.ts')).seedDemoPayments(t.hub);
+    await (await import('../demo/seed-payments.ts')).seedDemoPayments(t.hub);
     const [n] = await t.hub.db.query<{ n: bigint }>('select count(*) as n from merchants');
     expect(n?.n).toBe(2n);
   });

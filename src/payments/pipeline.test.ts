@@ -5,7 +5,7 @@ import { demoParticipantId } from '../demo/seed.ts';
 import { createFakeClock, type FakeClock } from '../platform/clock.ts';
 import { availableEngines } from '../../test/support/engines.ts';
 import { startTestHub, type TestHub } from '../../test/support/hub.ts';
-import { cardInTwoWallets, cardInWallet, tapBody, type Caller, type CardInTwoWallets, type WalletToken } from './fixtures.ts';
+import { cardInTwoWallets, cardInWallet, tapBody, type Caller, type CardInTwoWallets, type WalletToken } from '../demo/fixtures.ts';
 import { ISSUER_ASK_GRACE_MS, isDecided } from './pipeline.ts';
 
 /**

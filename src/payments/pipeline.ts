@@ -8,13 +8,14 @@ import type { Ledger } from '../ledger/ledger.ts';
 import type { TransferInput } from '../ledger/types.ts';
 import type { Merchant, MerchantService } from '../merchants/service.ts';
 import type { Clock } from '../platform/clock.ts';
-import { pipeliner, type Db, type Queryable } from '../platform/db.ts';
+import type { RefLearner } from '../api/refs.ts';
+import { pipeliner, type Db, type Queryable, type TxHooks } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { formatAmount, formatMoney } from '../platform/money.ts';
 import { ok, type Result } from '../platform/result.ts';
 import { riskHistoryOf, riskHistorySql, type RiskAssessment, type RiskDecision, type RiskInput, type RiskReason, type RiskRules, type RiskService } from '../risk/service.ts';
 import type { StepUpBinding, StepUpService } from '../stepup/service.ts';
-import type { VerifiedTokenPayment, WalletTokenService } from '../tokens/service.ts';
+import type { VerifiedTokenPayment, WalletTokenService } from '../cards/token-service.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway, IssuerSettings } from './issuer.ts';
@@ -141,6 +142,8 @@ interface PipelineDeps {
   /** Decodes a merchant-presented code into its merchant, its dynamic code (if any) and the amount it asks. */
   readonly resolveQr: (q: Queryable, payload: string) => Promise<Result<{ merchant: Merchant; qr: { id: string; paidAuthorizationId: string | null } | undefined; amountMinor: bigint | null; currency: string }, PErr>>;
   readonly notify: (tx: Queryable, a: Authorization, type: EventType, data?: Record<string, unknown>) => Promise<void>;
+  /** Told each committed payment's holders (as payments/refs.ts reads them), so its capture costs no ownership query. */
+  readonly refs?: RefLearner;
 }
 
 /** A channel's input resolved to what every channel has: a merchant, an amount and how the payer pays. */
@@ -474,6 +477,12 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
       const issuerIds = [...new Set(candidates.map((c) => c.issuerId))];
       const rulesOf = new Map<string, PaymentRules>(await Promise.all(issuerIds.map(async (id) => [id, await paymentRules.rules(id)] as const)));
       const sharedOf = new Map<string, { rules: RiskRules; windowStart: Date }>(await Promise.all(issuerIds.map(async (id) => [id, await risk.rulesVia(db, id)] as const)));
+      // Read above for every issuer of a candidate: a miss is a bug.
+      const sharedFor = (issuerId: string) => {
+        const shared = sharedOf.get(issuerId);
+        if (shared === undefined) throw new Error(`decideMany: no risk rules read for issuer ${issuerId}`);
+        return shared;
+      };
       const since = (c: Candidate, rule: 'token_velocity' | 'card_velocity' | 'device_velocity') => new Date(now.getTime() - (rulesOf.get(c.issuerId)![rule].windowS ?? 600) * 1000);
       const challengeIds = [...new Set(candidates.map((c) => c.r.stepUpChallengeId).filter((x): x is string => x !== undefined))];
       const [settings, stats, histories, challenges] = await all([
@@ -495,7 +504,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
                   candidates.map((c) => c.riskInput.participantId),
                   candidates.map((c) => c.riskInput.customerId),
                   candidates.map((c) => c.riskInput.counterparty.id),
-                  candidates.map((c) => sharedOf.get(c.issuerId)!.windowStart.toISOString()),
+                  candidates.map((c) => sharedFor(c.issuerId).windowStart.toISOString()),
                 ],
               ),
         () =>
@@ -540,7 +549,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         const customerKey = `${c.riskInput.participantId}:${c.riskInput.customerId}`;
         const seen = byCustomer.get(customerKey);
         const h = historyOf.get(k);
-        const stored = riskHistoryOf(sharedOf.get(c.issuerId)!.rules, h === undefined ? undefined : { recent: h.recent, n: h.hn, avg: h.avg, known: h.known });
+        const stored = riskHistoryOf(sharedFor(c.issuerId).rules, h === undefined ? undefined : { recent: h.recent, n: h.hn, avg: h.avg, known: h.known });
         const history = seen === undefined ? stored : { ...stored, recent: stored.recent + seen.count, count: stored.count + seen.count, knownCounterparty: stored.knownCounterparty || seen.counterparties.has(r.merchant.id) };
         const shared = risk.decide(c.riskInput, history);
         const cardHistory = Number(st?.total ?? 0n) + (mine?.count ?? 0);
@@ -710,7 +719,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
       staged.forEach((s, i) => {
         if (isDecided(s)) live.push({ i, d: s });
       });
-      if (live.length === 0) return out.map((r) => r!);
+      if (live.length === 0) return settled(out);
       const now = clock.now();
       const refuse = async (x: { i: number; d: Decided }, error: PErr) => {
         out[x.i] = { ok: false, error };
@@ -719,17 +728,17 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
 
       // (1) Locks, in one global order before any ledger account: token rows (each counter claimed), dynamic codes,
       // links, then the step-up proofs. Spend limits are re-read under the token locks: two batches cannot both pass them.
-      const tokenUses = live.filter((x) => x.d.token !== undefined);
+      const tokenUses = live.flatMap((x) => (x.d.token === undefined ? [] : [{ x, verified: x.d.token.verified }]));
       const claims = await walletTokens.claimTokenCounters(
         tx,
-        tokenUses.map((x) => ({ tokenId: x.d.token!.verified.tokenId, atc: x.d.token!.verified.atc })),
+        tokenUses.map((u) => ({ tokenId: u.verified.tokenId, atc: u.verified.atc })),
       );
-      for (const [k, x] of tokenUses.entries()) {
+      for (const [k, u] of tokenUses.entries()) {
         const refused = claims[k];
-        if (refused !== undefined) await refuse(x, refused);
+        if (refused !== undefined) await refuse(u.x, refused);
       }
-      const qrIds = [...new Set(live.filter((x) => out[x.i] === undefined && x.d.qrId !== null).map((x) => x.d.qrId!))].sort();
-      const linkIds = [...new Set(live.filter((x) => out[x.i] === undefined && x.d.linkId !== null).map((x) => x.d.linkId!))].sort();
+      const qrIds = [...new Set(live.flatMap((x) => (out[x.i] === undefined && x.d.qrId !== null ? [x.d.qrId] : [])))].sort();
+      const linkIds = [...new Set(live.flatMap((x) => (out[x.i] === undefined && x.d.linkId !== null ? [x.d.linkId] : [])))].sort();
       const [qrRows, linkRows] = await all([
         () => (qrIds.length === 0 ? Promise.resolve([]) : tx.query<{ id: string; paid_authorization_id: string | null }>('select id, paid_authorization_id from pay_qr_codes where id = any($1::text[]) order by id for update', [qrIds])),
         () =>
@@ -765,16 +774,15 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           if (!open.has(x.d.id)) out[x.i] = { ok: false, error: { code: 'issuer_unavailable', message: "the issuer's approval lapsed before the payment completed: pay again" } };
         }
       }
-      const limited = live.filter((x) => out[x.i] === undefined && x.d.spendLimited && x.d.card !== undefined);
+      const limited = live.flatMap((x) => (out[x.i] === undefined && x.d.spendLimited && x.d.card !== undefined ? [{ x, card: x.d.card }] : []));
       if (limited.length > 0) {
         const spend = await cardStats(
           tx,
-          limited.map((x) => ({ cardId: x.d.card!.id, tokenId: null, deviceId: null, tokenSince: now, cardSince: now, deviceSince: now })),
+          limited.map(({ card }) => ({ cardId: card.id, tokenId: null, deviceId: null, tokenSince: now, cardSince: now, deviceSince: now })),
           now,
         );
         const byCard = new Map<string, bigint>();
-        for (const [k, x] of limited.entries()) {
-          const card = x.d.card!;
+        for (const [k, { x, card }] of limited.entries()) {
           const st = spend.get(k);
           const earlier = byCard.get(card.id) ?? 0n;
           const declined = cards.checkControls(card, {
@@ -791,9 +799,9 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           else byCard.set(card.id, earlier + x.d.amountMinor);
         }
       }
-      const proofs = live.filter((x) => out[x.i] === undefined && x.d.stepUp !== undefined);
-      for (const x of proofs) {
-        const used = await stepUp.consume(tx, x.d.stepUp!.challengeId, x.d.stepUp!.binding, x.d.id);
+      const proofs = live.flatMap((x) => (out[x.i] === undefined && x.d.stepUp !== undefined ? [{ x, proof: x.d.stepUp }] : []));
+      for (const { x, proof } of proofs) {
+        const used = await stepUp.consume(tx, proof.challengeId, proof.binding, x.d.id);
         if (!used.ok) await refuse(x, used.error);
       }
 
@@ -875,7 +883,13 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           createdAt: now,
           updatedAt: now,
         };
-        tx.hooks!.stage(authorizationFlusher, a);
+        const hooks = hooksOf(tx);
+        hooks.stage(authorizationFlusher, a);
+        const learner = deps.refs;
+        if (learner !== undefined) {
+          const holders = [{ participantId: a.ownerParticipantId, customerId: null }, ...(a.payerParticipantId !== null ? [{ participantId: a.payerParticipantId, customerId: a.payerCustomerId }] : [])];
+          hooks.afterCommit(() => learner.learn('card_payment', a.id, holders));
+        }
         if (d.token !== undefined) tokenUsed.push({ verified: d.token.verified, channel: d.token.channel, actingParticipantId: d.token.presentedBy });
         if (d.qrId !== null) paidQrs.push([d.qrId, d.id]);
         if (d.linkId !== null) paidLinks.push(d.linkId);
@@ -898,7 +912,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         () => (paidLinks.length === 0 ? Promise.resolve([]) : tx.query('update pay_links l set pay_count = l.pay_count + v.n from (select id, count(*) as n from unnest($1::text[]) as u(id) group by id) v where l.id = v.id', [paidLinks])),
         () => (usedAsks.length === 0 ? Promise.resolve([]) : tx.query(`update pay_issuer_asks set status = 'used', resolved_at = $2 where authorization_id = any($1::text[])`, [usedAsks, now])),
       ]);
-      return out.map((r) => r!);
+      return settled(out);
     },
 
     async sweepIssuerAsks(max = 500) {
@@ -933,4 +947,18 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
       return { reversed, used };
     },
   };
+}
+
+/** Every slot of a batch's answers is filled by the time it returns; an empty one is a bug. */
+function settled<T>(out: readonly (T | undefined)[]): T[] {
+  return out.map((r, i) => {
+    if (r === undefined) throw new Error(`card pipeline: payment ${i} of the batch was left undecided`);
+    return r;
+  });
+}
+
+/** commitMany runs inside a hub transaction, which always has hooks. */
+function hooksOf(tx: Queryable): TxHooks {
+  if (tx.hooks === undefined) throw new Error('card pipeline: commitMany must run inside a transaction');
+  return tx.hooks;
 }

@@ -1,4 +1,5 @@
 import type { EventType } from '../webhooks/catalogue.ts';
+import type { RefLearner } from '../api/refs.ts';
 import type { AccountService } from '../accounts/service.ts';
 import type { Actor, AuditService } from '../audit/service.ts';
 import type { CardService } from '../cards/service.ts';
@@ -16,7 +17,7 @@ import { formatAmount, formatMoney } from '../platform/money.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import type { RiskService } from '../risk/service.ts';
 import type { StepUpService } from '../stepup/service.ts';
-import type { WalletTokenService } from '../tokens/service.ts';
+import type { WalletTokenService } from '../cards/token-service.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway } from './issuer.ts';
@@ -171,6 +172,7 @@ export interface PaymentServiceDeps {
   readonly paymentRules: PaymentRuleStore;
   readonly stepUp: StepUpService;
   readonly holdTtlMs?: number;
+  readonly refs?: RefLearner;
 }
 
 export function createPaymentService(deps: PaymentServiceDeps): PaymentService {

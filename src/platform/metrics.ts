@@ -29,7 +29,7 @@ export function createMetrics(): HttpMetrics {
 }
 
 /**
- * Counters a component keeps itself (the ledger engine's), published as they are at each scrape: set from the
+ * Counters a component keeps itself (the ledger's), published as they are at each scrape: set from the
  * component's own value on collect, so the scrape and the component never disagree.
  */
 export function registerCounterSnapshot<K extends string>(registry: Registry, prefix: string, help: Readonly<Record<K, string>>, read: () => Readonly<Record<K, number>>): void {

@@ -1,9 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Db } from './db.ts';
+import { PACKAGE_ROOT } from './paths.ts';
 
-export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'migrations');
+export const MIGRATIONS_DIR = join(PACKAGE_ROOT, 'migrations');
 
 /** An arbitrary constant: the advisory lock that makes concurrent hub starts apply migrations one at a time. */
 const MIGRATION_LOCK_ID = 727_001;

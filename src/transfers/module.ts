@@ -1,3 +1,4 @@
+import type { RefLearner } from '../api/refs.ts';
 import type { AuditService } from '../audit/service.ts';
 import { createAccountService, type AccountService } from '../accounts/service.ts';
 import { createAliasService, type AliasService } from '../aliases/service.ts';
@@ -12,6 +13,7 @@ import type { HttpServer } from '../platform/http.ts';
 import type { Vault } from '../platform/vault.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 import type { StepUpService } from '../stepup/service.ts';
+import type { SettlementService } from '../settlement/service.ts';
 import { registerTransferRoutes } from './routes.ts';
 import { createTransferService, ledgerMoneyMover, type TransferService } from './service.ts';
 
@@ -30,15 +32,15 @@ export interface TransfersModule {
 
 export const RED_PACKET_SWEEP_MS = 30_000;
 
-export function createTransfersModule(deps: { db: Db; clock: Clock; audit: AuditService; events: EventOutbox; vault: Vault; customers: CustomerService; stepUp: StepUpService; ledger?: Ledger }): TransfersModule {
+export function createTransfersModule(deps: { db: Db; clock: Clock; audit: AuditService; events: EventOutbox; vault: Vault; customers: CustomerService; stepUp: StepUpService; ledger?: Ledger; refs?: RefLearner; settlement?: Pick<SettlementService, 'recordMoves'> }): TransfersModule {
   const { db, clock, audit, events, vault, customers, stepUp } = deps;
-  // Only applyInTx and account calls are used: these need no batcher state, so a private instance is safe to share the database with.
+  // The ledger keeps no state between calls (applyInTx runs in the caller's transaction): a private instance is safe to share the database with.
   const ledger = deps.ledger ?? createLedger({ db, clock });
   const accounts = createAccountService({ db, clock, audit, events, vault, ledger, customers });
   const aliases = createAliasService({ db, clock, audit, events, vault, accounts });
   const fx = createFxService({ db, clock, audit });
   const risk = createRiskService({ db, clock, audit, events });
-  const transfers = createTransferService({ db, clock, audit, events, customers, accounts, aliases, fx, risk, stepUp, mover: ledgerMoneyMover(ledger) });
+  const transfers = createTransferService({ db, clock, audit, events, customers, accounts, aliases, fx, risk, stepUp, mover: ledgerMoneyMover(ledger), settlement: deps.settlement, ...(deps.refs !== undefined ? { refs: deps.refs } : {}) });
   return {
     ledger,
     accounts,

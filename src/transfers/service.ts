@@ -1,8 +1,10 @@
+import type { RefLearner } from '../api/refs.ts';
 import type { Actor, AuditService } from '../audit/service.ts';
 import { customerAccountId, type AccountRef, type AccountService } from '../accounts/service.ts';
 import { FLAGGED_WARNING, type AliasRecord, type AliasService } from '../aliases/service.ts';
 import { formatMoney } from '../platform/money.ts';
 import { maskName, type AliasType } from '../aliases/normalize.ts';
+import { interparticipantLegs, type PositionMove, type SettlementService } from '../settlement/service.ts';
 import type { StepUpBinding, StepUpService } from '../stepup/service.ts';
 import type { CustomerService } from '../customers/service.ts';
 import { computeFee, conversion, convertReceiveToSend, convertSendToReceive, formatScaled, toEurCents } from '../fx/rates.ts';
@@ -48,11 +50,11 @@ export interface MoneyMover {
 }
 
 /*
- * Why confirms are batched (confirmMany, run by the route's effect batcher) rather than sent through the ledger's own
- * batching `submit`: submit commits in its own transaction, so the payment's record, audit, outbox and idempotency
- * answer would commit apart from the money (and need a sweeper to finish what a crash left in between). A batch of
- * confirms is instead ONE transaction holding every payment's records and its money (applyInTx with one linked chain
- * per payment): the same all-or-nothing per payment, one commit per batch, and a hot payee's row updated once per batch.
+ * Why confirms are batched (confirmMany, run by the route's effect batcher): a batch of confirms is ONE transaction
+ * holding every payment's records (payment, audit, outbox, idempotency answer) and its money (ledger.applyInTx, the
+ * ledger's one way in, with one linked chain per payment): all or nothing per payment, one commit per batch, and a hot
+ * payee's row updated once per batch. The money never commits apart from the records, so no sweeper has to finish what
+ * a crash left in between.
  */
 export function ledgerMoneyMover(ledger: Ledger): MoneyMover {
   return { name: 'hub-ledger', move: (tx, legs) => ledger.applyInTx(tx, legs) };
@@ -388,9 +390,13 @@ export function createTransferService(deps: {
   risk: RiskService;
   stepUp: StepUpService;
   mover: MoneyMover;
+  /** Records the position legs of payments between two participants in the open settlement window (src/settlement). */
+  settlement?: Pick<SettlementService, 'recordMoves'> | undefined;
   limits?: Partial<TransferLimits>;
+  /** The ownership registry, told each committed quote's payer, so that its confirm costs no ownership query. */
+  refs?: RefLearner;
 }): TransferService {
-  const { db, clock, audit, events, customers, accounts, aliases, fx, risk, stepUp, mover } = deps;
+  const { db, clock, audit, events, customers, accounts, aliases, fx, risk, stepUp, mover, settlement } = deps;
   const requestLimits: TransferLimits = { requestsPerMinute: 10, requestBurst: 10, ...deps.limits };
   const requestLimiter = createTokenBucketLimiter({ ratePerS: () => requestLimits.requestsPerMinute / 60, burst: () => requestLimits.requestBurst, nowMs: () => clock.nowMs() });
   const reminderLimiter = createTokenBucketLimiter({ ratePerS: () => 1 / 3600, burst: () => 1, nowMs: () => clock.nowMs() });
@@ -620,6 +626,12 @@ export function createTransferService(deps: {
         col((q) => q.createdAt.toISOString()),
       ],
     );
+    const learner = deps.refs;
+    if (learner !== undefined) {
+      tx.hooks?.afterCommit(() => {
+        for (const q of quotes) learner.learn('quote', q.id, [{ participantId: q.payerParticipantId, customerId: q.payerCustomerId }]);
+      });
+    }
   };
 
   /** Plans and stores one quote (money requests approved by the payer). */
@@ -798,8 +810,8 @@ export function createTransferService(deps: {
             [ids, participants],
           ),
         () =>
-          tx.query<{ n: bigint; day: bigint | null; month: bigint | null; acc_id: string | null; owner_participant_id: string | null; acc_customer_id: string | null; kind: string | null; closed: boolean | null; linked: boolean; flagged: boolean; country: string; recent: bigint | null; hn: bigint | null; avg: string | null; known: boolean | null }>(
-            `select u.n, x.day, x.month, a.id as acc_id, a.owner_participant_id, a.customer_id as acc_customer_id, a.kind, a.closed,
+          tx.query<{ n: bigint; day: bigint | null; month: bigint | null; acc_id: string | null; owner_participant_id: string | null; payee_owner: string | null; acc_customer_id: string | null; kind: string | null; closed: boolean | null; linked: boolean; flagged: boolean; country: string; recent: bigint | null; hn: bigint | null; avg: string | null; known: boolean | null }>(
+            `select u.n, x.day, x.month, a.id as acc_id, a.owner_participant_id, pa.owner_participant_id as payee_owner, a.customer_id as acc_customer_id, a.kind, a.closed,
                     exists (select 1 from account_links l where l.wallet_participant_id = q.payer_participant_id and l.wallet_customer_id = q.payer_customer_id
                               and l.account_id = q.source_account_id and l.status = 'active') as linked,
                     case when q.payee_alias_id = '' then exists (select 1 from alias_flags f join aliases al on al.id = f.alias_id where al.participant_id = q.payee_participant_id and al.customer_id = q.payee_customer_id)
@@ -812,7 +824,8 @@ export function createTransferService(deps: {
                cross join lateral (select sum(ref_eur_cents) filter (where created_at >= $4)::int8 as day, sum(ref_eur_cents)::int8 as month
                                      from payments where payer_customer_id = q.payer_customer_id and created_at >= $5) x
                cross join lateral (${riskHistorySql({ participantId: 'q.payer_participant_id', customerId: 'q.payer_customer_id', counterparty: "q.payee_participant_id || ':' || q.payee_customer_id", since: 'u.since::timestamptz' })}) h
-               left join ledger_accounts a on a.id = q.source_account_id`,
+               left join ledger_accounts a on a.id = q.source_account_id
+               left join ledger_accounts pa on pa.id = q.payee_account_id`,
             [ids, participants, participants.map((pid) => windows.get(pid)!.windowStart.toISOString()), dayStart, monthStart],
           ),
       );
@@ -869,6 +882,7 @@ export function createTransferService(deps: {
         readonly legs: TransferInput[];
         readonly riskInput: RiskInput;
         readonly challengeUsed: string | undefined;
+        readonly move: PositionMove | undefined;
       }
       const planned: Planned[] = [];
       for (const i of live) {
@@ -948,8 +962,29 @@ export function createTransferService(deps: {
         const legId = (leg: string) => `${paymentId}:${attempt}:${leg}`;
         const meta = { paymentId };
         const legs: TransferInput[] = [];
+        let move: PositionMove | undefined;
         if (q.send_currency === q.receive_currency) {
-          legs.push({ id: legId('p2p'), debitAccountId: q.source_account_id, creditAccountId: q.payee_account_id, amountMinor: q.send_minor, currency: q.send_currency, purpose: 'p2p', metadata: meta });
+          // Between two participants' customers the payment moves the payer participant's position down and the payee
+          // participant's up, in the same linked chain (src/settlement); inside one participant, one leg.
+          const payerP = c?.owner_participant_id ?? q.payer_participant_id;
+          const payeeP = c?.payee_owner ?? q.payee_participant_id;
+          const between = settlement !== undefined && payerP !== payeeP;
+          const chain = interparticipantLegs({
+            legId,
+            sourceAccountId: q.source_account_id,
+            payeeAccountId: q.payee_account_id,
+            payerParticipantId: payerP,
+            payeeParticipantId: between ? payeeP : payerP,
+            payerPositionAccountId: between ? await accounts.ensureSystemAccount('funding', payerP, q.send_currency) : '',
+            payeePositionAccountId: between ? await accounts.ensureSystemAccount('funding', payeeP, q.send_currency) : '',
+            amountMinor: q.send_minor,
+            currency: q.send_currency,
+            purpose: 'p2p',
+            paymentId,
+            metadata: meta,
+          });
+          legs.push(...chain.legs);
+          move = chain.move;
         } else {
           const liqIn = await liquidityAccount(tx, q.send_currency);
           const liqOut = await liquidityAccount(tx, q.receive_currency);
@@ -964,7 +999,7 @@ export function createTransferService(deps: {
           const feeAccount = await accounts.ensureSystemAccount('fees', input.participantId, q.send_currency);
           legs.push({ id: legId('fee'), debitAccountId: q.source_account_id, creditAccountId: feeAccount, amountMinor: q.fee_minor, currency: q.send_currency, purpose: 'p2p_fee', metadata: meta });
         }
-        planned.push({ i, q, paymentId, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), riskInput, challengeUsed });
+        planned.push({ i, q, paymentId, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), riskInput, challengeUsed, move });
         usedBy.set(q.payer_customer_id, { day: earlier.day + q.ref_eur_cents, month: earlier.month + q.ref_eur_cents });
         const s0 = seen ?? { recent: 0, count: 0, counterparties: new Set<string>() };
         s0.recent += 1;
@@ -993,7 +1028,9 @@ export function createTransferService(deps: {
         const code = bad.error.code;
         const leg = p.legs[mine.indexOf(bad)];
         out[p.i] =
-          code === 'insufficient_funds'
+          (code === 'insufficient_funds' || code === 'exceeds_credit_limit') && leg !== undefined && leg.purpose === 'position'
+            ? err('liquidity_exceeded', "the payer participant's position cannot cover this payment (prefunded liquidity and net debit cap)", { currency: p.q.send_currency })
+            : code === 'insufficient_funds'
             ? leg !== undefined && 'debitAccountId' in leg && leg.debitAccountId.startsWith('fxl_')
               ? err('fx_liquidity_insufficient', 'not enough FX liquidity for this conversion right now')
               : err('insufficient_funds', 'the source account does not hold enough money')
@@ -1002,6 +1039,9 @@ export function createTransferService(deps: {
               : err('ledger_rejected', bad.error.message, { ledgerCode: code });
       }
       if (done.length === 0) return out.map((r) => r!);
+      // The committed position legs, in the settlement window open at this COMMIT.
+      const moves = done.flatMap((p) => (p.move === undefined ? [] : [p.move]));
+      if (moves.length > 0 && settlement !== undefined) await settlement.recordMoves(tx, moves);
 
       // (5) The records of the payments whose money moved (payment, quote used, request paid), their audit records,
       // outbox events and risk observations: all staged, written set-based with the COMMIT.

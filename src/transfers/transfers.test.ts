@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFakeClock } from '../platform/clock.ts';
 import { availableEngines } from '../../test/support/engines.ts';
 import { startTestHub, type TestHub } from '../../test/support/hub.ts';
-import { openSentCode } from '../demo/codes.ts';
+import { openSentCode } from '../platform/sent-codes.ts';
 import { demoParticipantId } from '../demo/seed.ts';
 
 const engines = await availableEngines();

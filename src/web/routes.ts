@@ -1,6 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { Type } from '@sinclair/typebox';
@@ -11,13 +10,17 @@ import type { TokenService } from '../participants/tokens.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import type { Vault } from '../platform/vault.ts';
-import { sentCode } from '../demo/codes.ts';
+import { PACKAGE_ROOT } from '../platform/paths.ts';
+import { sentCode } from '../platform/sent-codes.ts';
+import { formatMoney } from '../platform/money.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { PaymentService } from '../payments/service.ts';
 import { registerHistoryRoutes } from './history.ts';
 import { registerOperatorTransactionRoutes } from './transactions.ts';
 
 /**
  * The faces of the hub: the operator console (/console) and the reference wallet app (/wallet), built by Vite into
- * web/dist (`npm run build:web`, also run by `npm install`/`npm ci` through the `prepare` script) and served here.
+ * web/dist (`npm run build`, also run by `npm install`/`npm ci` through the `prepare` script) and served here.
  *
  * Demo-only helpers under /demo/v1 (enabled only in demo mode: `hutong start --demo`, HUTONG_DEMO=1):
  * - GET /demo/v1/directory: the demo wallets and their customers (the wallet page's sign-in) and the demo banks (with
@@ -33,15 +36,18 @@ export interface WebRouteDeps {
   readonly vault: Vault;
   readonly tokens: TokenService;
   readonly customers: CustomerService;
+  /** Whether a payment link has expired, on the hosted page (/v1/public/payment-links/:linkId). */
+  readonly clock: Clock;
+  /** The published payment links, for their hosted page. */
+  readonly paymentLinks: Pick<PaymentService, 'getLink'>;
   /** The demo helpers answer only when true (the demo network is seeded). */
   readonly demoEnabled: boolean;
   /** Where the Vite build lives (default: web/dist of the repository). */
   readonly distDir?: string;
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-export const DEFAULT_DIST_DIR = resolve(here, '../../web/dist');
-const PAGES = ['wallet', 'console'] as const;
+export const DEFAULT_DIST_DIR = join(PACKAGE_ROOT, 'web', 'dist');
+const PAGES = ['wallet', 'console', 'merchant', 'issuer'] as const;
 
 const notBuilt = (page: string) =>
   `<!doctype html><html lang="en"><meta charset="utf-8"><title>Hutong ${page}: not built</title>` +
@@ -80,11 +86,62 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
       scope.get(`/${page}`, handler);
       scope.get(`/${page}/`, handler);
     }
+    // The hosted page of a payment link (/pay/<link id>): public, like the link itself; it reads
+    // GET /v1/public/payment-links/:linkId and offers the reference wallet (/wallet?link=<id>) or any wallet's scan.
+    scope.get('/pay/:linkId', async (_request, reply) => {
+      const file = join(distDir, 'pay', 'index.html');
+      if (!existsSync(file)) return reply.code(503).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(notBuilt('pay'));
+      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(readFileSync(file));
+    });
     scope.get('/', async (_request, reply) => reply.redirect('/wallet'));
   });
 
   registerHistoryRoutes(app, { db: deps.db, customers: deps.customers });
   registerOperatorTransactionRoutes(app, { db: deps.db });
+
+  app.get(
+    '/v1/public/payment-links/:linkId',
+    {
+      config: { auth: 'none' },
+      schema: {
+        tags: ['payment-links'],
+        summary: 'A payment link as its hosted page shows it (public: whoever holds the link may see what it asks for)',
+        description:
+          'What /pay/<link id> shows before any wallet is involved: the merchant, the amount, the description and whether it can still be paid. ' +
+          'Paying goes through a wallet (POST /v1/payment-links/:linkId/pay with a customer session).',
+        params: Strict({ linkId: Ref('payment_link', 'Payment link id (published by its merchant)') }),
+        response: {
+          200: Type.Object(
+            {
+              id: Type.String(),
+              merchant: Type.Object({ name: Type.String(), nameZh: Type.Union([Type.String(), Type.Null()]), city: Type.Union([Type.String(), Type.Null()]), country: Type.String() }, { additionalProperties: false }),
+              amount: Type.Object({ amount: Type.String(), currency: Type.String() }, { additionalProperties: false }),
+              description: Type.String(),
+              multipleUse: Type.Boolean(),
+              expiresAt: Type.String(),
+              state: Type.Union([Type.Literal('open'), Type.Literal('expired'), Type.Literal('paid')]),
+            },
+            { additionalProperties: false },
+          ),
+        },
+      },
+    },
+    async (request, reply) => {
+      const found = await deps.paymentLinks.getLink(request.params.linkId);
+      if (found === undefined) return reply.fail({ code: 'payment_link_not_found', message: 'no such payment link' });
+      const { link: l, merchant: m } = found;
+      const state = !l.multipleUse && l.payCount > 0 ? 'paid' : l.expiresAt.getTime() <= deps.clock.nowMs() ? 'expired' : 'open';
+      return {
+        id: l.id,
+        merchant: { name: m.name, nameZh: m.nameZh, city: m.city, country: m.country },
+        amount: formatMoney(l.amountMinor, l.currency),
+        description: l.description,
+        multipleUse: l.multipleUse,
+        expiresAt: l.expiresAt.toISOString(),
+        state,
+      } as const;
+    },
+  );
 
   const disabled = { code: 'not_found', message: 'demo helpers are enabled only in demo mode (hutong start --demo), for callers on this machine' };
   /** Demo helpers answer only in demo mode and only to a caller on this machine (loopback), whatever address the hub binds. */
@@ -177,6 +234,37 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
         wallet: { key: request.body.wallet, participantId, name: wallet.name },
         customer: { id: customer.id, name: customer.name, phone: customer.phone ?? null },
       };
+    },
+  );
+
+  app.post(
+    '/demo/v1/desk-session',
+    {
+      config: { auth: 'none' },
+      schema: {
+        tags: ['demo'],
+        summary: 'Demo only: a short-lived access token for a demo merchant (the counter, /merchant) or a demo bank (the issuer desk, /issuer)',
+        description:
+          'Stands in for the merchant’s or the bank’s own back end, so that the page in the browser never holds a client secret. ' +
+          'Answers 404 unless the hub runs in demo mode, for callers on this machine; only demo merchants and demo banks (seeded, with a demo key) qualify.',
+        body: Strict({ participant: Type.String({ pattern: '^(merchant|bank)-[a-z0-9-]{1,20}$', description: 'Demo merchant or bank key, e.g. merchant-a, bank-a' }) }),
+        response: {
+          200: Type.Object({ accessToken: Type.String(), expiresInS: Type.Integer(), participant: Type.Object({ key: Type.String(), participantId: Type.String(), name: Type.String(), kind: Type.String() }, { additionalProperties: false }) }, { additionalProperties: false }),
+        },
+      },
+    },
+    async (request, reply) => {
+      if (!demoAllowed(request)) return reply.fail(disabled);
+      const key = request.body.participant;
+      const kind = key.startsWith('bank-') ? 'issuer' : 'merchant';
+      const participantId = demoWalletId(key);
+      const [found] = await deps.db.query<{ name: string; kind: string; status: string; demo_key: string | null }>('select name, kind, status, demo_key from participants where id = $1', [participantId]);
+      if (found === undefined || found.kind !== kind || found.demo_key !== key) return reply.fail({ code: 'not_found', message: `no such demo ${kind}` });
+      if (found.status !== 'active') return reply.fail({ code: 'participant_suspended', message: `this demo ${kind} is suspended` });
+      const [credential] = await deps.db.query<{ id: string }>('select id from credentials where participant_id = $1 and revoked_at is null order by created_at desc limit 1', [participantId]);
+      if (credential === undefined) return reply.fail({ code: 'unauthorized', message: `this demo ${kind} has no active credential` });
+      const token = await deps.tokens.issue({ participantId, credentialId: credential.id, kind });
+      return { accessToken: token.accessToken, expiresInS: token.expiresInS, participant: { key, participantId, name: found.name, kind } };
     },
   );
 

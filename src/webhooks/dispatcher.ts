@@ -3,7 +3,7 @@ import type { Clock } from '../platform/clock.ts';
 import type { Db } from '../platform/db.ts';
 import type { Vault } from '../platform/vault.ts';
 import { describeOutboundFailure, type OutboundFetch } from '../platform/outbound.ts';
-import { signWebhook } from './signing.ts';
+import { activeSealedSecrets, signWithEach } from './secrets.ts';
 
 export const WEBHOOK_LIMITS = {
   /** Deliveries claimed per poll. */
@@ -34,6 +34,8 @@ interface ClaimedDelivery {
   payload: Record<string, unknown>;
   created_at: Date;
   webhook_secret_sealed: string;
+  webhook_secret_previous_sealed: string | null;
+  webhook_secret_previous_expires_at: Date | null;
 }
 
 export interface WebhookDispatcher {
@@ -58,7 +60,8 @@ export function createWebhookDispatcher(deps: { db: Db; clock: Clock; vault: Vau
     db.transaction(async (tx) => {
       const now = clock.now();
       const rows = await tx.query<ClaimedDelivery>(
-        `select d.id, d.event_id, d.participant_id, d.url, d.attempts, e.type, e.payload, e.created_at, p.webhook_secret_sealed
+        `select d.id, d.event_id, d.participant_id, d.url, d.attempts, e.type, e.payload, e.created_at, p.webhook_secret_sealed,
+                p.webhook_secret_previous_sealed, p.webhook_secret_previous_expires_at
            from webhook_deliveries d
            join events e on e.event_id = d.event_id
            join participants p on p.id = d.participant_id
@@ -83,7 +86,8 @@ export function createWebhookDispatcher(deps: { db: Db; clock: Clock; vault: Vau
     let statusCode: number | null = null;
     let error: string | null = null;
     try {
-      const secret = await vault.open(d.webhook_secret_sealed);
+      // One signature per active secret: the previous one stays active for a while after a rotation (secrets.ts).
+      const secrets = await Promise.all(activeSealedSecrets(d, clock.now()).map((sealed) => vault.open(sealed)));
       const response = await doFetch(d.url, {
         method: 'POST',
         headers: {
@@ -91,7 +95,7 @@ export function createWebhookDispatcher(deps: { db: Db; clock: Clock; vault: Vau
           'user-agent': 'hutong-webhooks/1',
           'webhook-id': d.event_id,
           'webhook-timestamp': String(timestampS),
-          'webhook-signature': signWebhook(secret, d.event_id, timestampS, body),
+          'webhook-signature': signWithEach(secrets, d.event_id, timestampS, body),
         },
         body,
         redirect: 'manual',

@@ -1,8 +1,9 @@
 import { Type } from '@sinclair/typebox';
-import { principalOf } from '../api/context.ts';
-import { Page, PageQuery, Timestamp, pageLimit } from '../api/schemas.ts';
+import { actorOf, created, principalOf, type Idempotent } from '../api/context.ts';
+import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
+import { WEBHOOK_SECRET_ROTATION, type WebhookSecretService } from './secrets.ts';
 
 const DeliverySchema = Type.Object(
   {
@@ -57,8 +58,96 @@ const DeliveryQuery = Type.Composite(
   { additionalProperties: false },
 );
 
-export function registerWebhookRoutes(app: HttpServer, deps: { db: Db }): void {
+const WebhookSecretSchema = Type.Object(
+  {
+    secret: Type.String({ description: 'The current Standard Webhooks signing secret (whsec_…)' }),
+    previousSecret: Type.Union([Type.String(), Type.Null()], { description: 'The previous secret while it is still active after a rotation, else null' }),
+    previousSecretExpiresAt: Type.Union([Timestamp, Type.Null()], { description: 'When the previous secret stops signing' }),
+    rotatedAt: Type.Union([Timestamp, Type.Null()], { description: 'When the secret was last rotated (null: never)' }),
+  },
+  { $id: 'WebhookSecret', additionalProperties: false },
+);
+
+const RotatedSecretSchema = Type.Object(
+  {
+    secret: Type.String({ description: 'The new signing secret (whsec_…), shown once' }),
+    previousSecretExpiresAt: Type.Union([Timestamp, Type.Null()], { description: 'Until when the previous secret also signs (null: retired at once)' }),
+    rotatedAt: Timestamp,
+  },
+  { $id: 'RotatedWebhookSecret', additionalProperties: false },
+);
+
+export interface WebhookRouteDeps {
+  readonly db: Db;
+  readonly secrets: WebhookSecretService;
+  readonly idempotent: Idempotent;
+  /** Demo mode: the demo participants may read their secret again. */
+  readonly demoEnabled: boolean;
+}
+
+export function registerWebhookRoutes(app: HttpServer, deps: WebhookRouteDeps): void {
   app.addSchema(DeliverySchema);
+  app.addSchema(WebhookSecretSchema);
+  app.addSchema(RotatedSecretSchema);
+  const { secrets, idempotent } = deps;
+
+  app.get(
+    '/v1/webhooks/secret',
+    {
+      schema: {
+        tags: ['webhooks'],
+        summary: "Your webhook signing secret (demo participants, in demo mode)",
+        description:
+          'The Standard Webhooks secret that signs your webhooks and issuer authorization requests, and the previous one while it ' +
+          'is still active after a rotation. A secret is shown once, when it is made; only the demo participants of a hub in ' +
+          'demo mode can read theirs again (others answer webhook_secret_not_retrievable: rotate to get a new one).',
+        security: [{ participant: [] }],
+        response: { 200: Type.Ref(WebhookSecretSchema) },
+      },
+    },
+    async (request, reply) => {
+      const found = await secrets.read(principalOf(request).participantId);
+      if (found === undefined) return reply.fail({ code: 'participant_not_found', message: 'no such participant' });
+      if (!deps.demoEnabled || !found.demo) {
+        return reply.fail({ code: 'webhook_secret_not_retrievable', message: 'a webhook signing secret is shown once; only demo participants read theirs again, in demo mode: rotate it to get a new one' });
+      }
+      reply.header('cache-control', 'no-store');
+      return {
+        secret: found.current,
+        previousSecret: found.previous?.secret ?? null,
+        previousSecretExpiresAt: found.previous?.expiresAt.toISOString() ?? null,
+        rotatedAt: found.rotatedAt?.toISOString() ?? null,
+      };
+    },
+  );
+
+  app.post(
+    '/v1/webhooks/secret/rotate',
+    { config: { idempotency: 'optional',  bodyless: true },
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Rotate your webhook signing secret (the previous one stays active for a while)',
+        description:
+          'Makes a new signing secret, shown once in the answer. The previous one keeps signing for `previousSecretExpiresInS` ' +
+          `seconds (default ${WEBHOOK_SECRET_ROTATION.defaultGraceS}, at most ${WEBHOOK_SECRET_ROTATION.maxGraceS}; 0 retires it at once): meanwhile ` +
+          '`webhook-signature` carries one signature per active secret, space-separated, and a receiver holding either verifies. ' +
+          'Rotating again drops the older one. Send an Idempotency-Key: a retry answers the same secret.',
+        security: [{ participant: [] }],
+        body: Strict({
+          previousSecretExpiresInS: Type.Optional(Type.Integer({ minimum: 0, maximum: WEBHOOK_SECRET_ROTATION.maxGraceS, description: 'How long the previous secret keeps signing' })),
+        }),
+        response: { 201: Type.Ref(RotatedSecretSchema) },
+      },
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const graceS = request.body.previousSecretExpiresInS ?? WEBHOOK_SECRET_ROTATION.defaultGraceS;
+        const rotated = await secrets.rotate(tx, actorOf(request), principalOf(request).participantId, graceS);
+        if (!rotated.ok) return rotated.error;
+        const { secret, previousExpiresAt, rotatedAt } = rotated.value;
+        return created({ secret, previousSecretExpiresAt: previousExpiresAt?.toISOString() ?? null, rotatedAt: rotatedAt.toISOString() }, { secrets: ['secret'] });
+      }),
+  );
 
   const list = async (query: { limit?: string; cursor?: string; status?: string }, participantId: string | null) => {
     const limit = pageLimit(query.limit);

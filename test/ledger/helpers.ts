@@ -1,7 +1,7 @@
 import type { Db } from '../../src/platform/db.ts';
 import { createFakeClock, type FakeClock } from '../../src/platform/clock.ts';
-import { createLedger, type BatchOptions, type Ledger } from '../../src/ledger/ledger.ts';
-import type { Account, NewAccount } from '../../src/ledger/types.ts';
+import { createLedger, type Ledger } from '../../src/ledger/ledger.ts';
+import type { Account, NewAccount, TransferInput, TransferResult } from '../../src/ledger/types.ts';
 import { openTestDb, type Engine, type TestDatabase } from '../support/engines.ts';
 
 export const PARTICIPANT_ID = 'par_ledger_test';
@@ -20,6 +20,8 @@ export interface LedgerFixture {
   readonly clock: FakeClock;
   readonly ledger: Ledger;
   account(overrides?: Partial<NewAccount>): Promise<Account>;
+  /** applyInTx (the ledger's one way in) in a transaction of its own, committed. */
+  apply(transfers: readonly TransferInput[], ledger?: Ledger): Promise<TransferResult[]>;
   /** Credits `amountMinor` to the account from a fresh funding account (no limits). */
   fund(accountId: string, amountMinor: bigint, currency?: string): Promise<void>;
   drop(): Promise<void>;
@@ -27,11 +29,12 @@ export interface LedgerFixture {
 
 let counter = 0;
 
-export async function ledgerFixture(engine: Engine, batch?: Partial<BatchOptions>): Promise<LedgerFixture> {
+export async function ledgerFixture(engine: Engine): Promise<LedgerFixture> {
   const testDb = await openTestDb(engine);
   await insertParticipant(testDb.db);
   const clock = createFakeClock();
-  const ledger = createLedger({ db: testDb.db, clock, ...(batch !== undefined ? { batch } : {}) });
+  const ledger = createLedger({ db: testDb.db, clock });
+  const apply = (transfers: readonly TransferInput[], via: Ledger = ledger): Promise<TransferResult[]> => testDb.db.transaction((tx) => via.applyInTx(tx, transfers));
   const fundingByCurrency = new Map<string, string>();
   const account = async (overrides: Partial<NewAccount> = {}): Promise<Account> => {
     const created = await ledger.createAccount({ ownerParticipantId: PARTICIPANT_ID, currency: 'CNY', kind: 'customer', ...overrides });
@@ -44,17 +47,17 @@ export async function ledgerFixture(engine: Engine, batch?: Partial<BatchOptions
     clock,
     ledger,
     account,
+    apply,
     async fund(accountId, amountMinor, currency = 'CNY') {
       let funding = fundingByCurrency.get(currency);
       if (funding === undefined) {
         funding = (await account({ kind: 'funding', currency })).id;
         fundingByCurrency.set(currency, funding);
       }
-      const [result] = await ledger.submit([{ id: `fund_${++counter}_${accountId}`, debitAccountId: funding, creditAccountId: accountId, amountMinor, currency, purpose: 'funding' }]);
+      const [result] = await apply([{ id: `fund_${++counter}_${accountId}`, debitAccountId: funding, creditAccountId: accountId, amountMinor, currency, purpose: 'funding' }]);
       if (result?.ok !== true) throw new Error(`fund: ${JSON.stringify(result)}`);
     },
     async drop() {
-      await ledger.close();
       await testDb.drop();
     },
   };

@@ -5,7 +5,13 @@ import type { TransferInput } from '../../src/ledger/types.ts';
 import type { FakeClock } from '../../src/platform/clock.ts';
 import { ledgerFixture, type LedgerFixture } from './helpers.ts';
 
-/** The in-memory model: the ledger's rules written as plainly as possible, independently of src/ledger/compute.ts. */
+/**
+ * The ledger's own rules (pending, post, void, expiry) against an in-memory model, one applyInTx call per command in a
+ * transaction of its own. The payment path's model test (money moved through the services payments use) is
+ * test/ledger/payments-model.test.ts.
+ *
+ * The in-memory model: the ledger's rules written as plainly as possible, independently of src/ledger/compute.ts.
+ */
 interface ModelAccount {
   noOverdraft: boolean;
   dp: bigint;
@@ -27,6 +33,7 @@ interface Model {
 }
 interface Real {
   ledger: Ledger;
+  apply: LedgerFixture['apply'];
   clock: FakeClock;
   accountIds: string[];
   run: string;
@@ -34,7 +41,7 @@ interface Real {
 }
 
 async function submitOne(real: Real, t: TransferInput): Promise<string> {
-  const [r] = await real.ledger.submit([t]);
+  const [r] = await real.apply([t]);
   return r === undefined ? 'missing' : r.ok ? 'ok' : r.error.code;
 }
 
@@ -140,10 +147,10 @@ const commands = [
   fc.constantFrom(50, 100, 1000).map((ms) => new AdvanceAndExpire(ms)),
 ];
 
-describe('ledger against an in-memory model (PGlite)', () => {
+describe('ledger rules (applyInTx) against an in-memory model (PGlite)', () => {
   let f: LedgerFixture;
   beforeAll(async () => {
-    f = await ledgerFixture('pglite', { maxWaitMs: 0 });
+    f = await ledgerFixture('pglite');
   });
   afterAll(async () => {
     await f.drop();
@@ -170,7 +177,7 @@ describe('ledger against an in-memory model (PGlite)', () => {
         // Pendings left from earlier runs must not count: expire them all before this run starts.
         f.clock.advance(10_000);
         await f.ledger.expirePending();
-        await fc.asyncModelRun(() => ({ model, real: { ledger: f.ledger, clock: f.clock, accountIds, run, seq: 0 } }), cmds);
+        await fc.asyncModelRun(() => ({ model, real: { ledger: f.ledger, apply: f.apply, clock: f.clock, accountIds, run, seq: 0 } }), cmds);
       }),
       { numRuns: 40 },
     );

@@ -2,7 +2,7 @@ import { generateSync } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERASED_NAME } from '../../src/customers/data-rights.ts';
 import { demoParticipantId } from '../../src/demo/seed.ts';
-import { openSentCode } from '../../src/demo/codes.ts';
+import { openSentCode } from '../../src/platform/sent-codes.ts';
 import { createFakeClock } from '../../src/platform/clock.ts';
 import type { Db } from '../../src/platform/db.ts';
 import { availableEngines } from '../support/engines.ts';

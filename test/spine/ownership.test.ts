@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectRefs, OPAQUE, REF_KINDS, type NamedRef, type RefKind } from '../../src/api/refs.ts';
-import { openSentCode } from '../../src/demo/codes.ts';
+import { openSentCode } from '../../src/platform/sent-codes.ts';
 import { demoCustomerId, demoParticipantId } from '../../src/demo/seed.ts';
 import { createFakeClock } from '../../src/platform/clock.ts';
-import { cardInTwoWallets, tapBody } from '../../src/payments/fixtures.ts';
+import { cardInTwoWallets, tapBody } from '../../src/demo/fixtures.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
 
@@ -65,10 +65,11 @@ const KIND_TABLES: Record<RefKind, string> = {
   customer_link: `select id, participant_id as participant, customer_id as customer from customer_links`,
   customer_link_consent: `select id, participant_id as participant, customer_id as customer from customer_link_consents`,
   passkey: `select id, participant_id as participant, customer_id as customer from passkey_registrations`,
+  settlement_window: `select id, null as participant, null as customer from settlement_windows`,
 };
 
 /** Kinds anyone authenticated may name: a participant in the directory, a payment link its merchant published. */
-const PUBLIC_KINDS: ReadonlySet<RefKind> = new Set(['participant', 'payment_link']);
+const PUBLIC_KINDS: ReadonlySet<RefKind> = new Set(['participant', 'payment_link', 'settlement_window']);
 
 /**
  * Objects another participant may legitimately name (the relations the ownership rule grants: both sides of a money

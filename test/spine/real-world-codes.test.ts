@@ -3,7 +3,7 @@ import { constructedTlv, encodeBerTlv, primitiveTlv } from '../../src/emv/ber-tl
 import { bytesToBase64 } from '../../src/emv/cpm.ts';
 import { mustHexToBytes } from '../../src/emv/hex.ts';
 import { decodeMpm, describeMpm, encodeMpmFields, type MpmField } from '../../src/emv/mpm.ts';
-import { cardInTwoWallets, nextCryptogram, tokenSource, type CardInTwoWallets, type Caller, type WalletToken } from '../../src/payments/fixtures.ts';
+import { cardInTwoWallets, nextCryptogram, tokenSource, type CardInTwoWallets, type Caller, type WalletToken } from '../../src/demo/fixtures.ts';
 import { createFakeClock, type FakeClock } from '../../src/platform/clock.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';

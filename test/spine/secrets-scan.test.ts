@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { story } from '../../src/cards/test-story.ts';
-import { openSentCode, type SealedCodeEvent } from '../../src/demo/codes.ts';
+import { story } from '../../src/demo/card-story.ts';
+import { openSentCode, type SealedCodeEvent } from '../../src/platform/sent-codes.ts';
 import { demoParticipantId, seedDemoNetwork } from '../../src/demo/seed.ts';
+import { seedSandboxCards } from '../../src/demo/sandbox.ts';
 import { createHub, type Hub } from '../../src/main.ts';
-import { cardInTwoWallets, tapBody, type Caller } from '../../src/payments/fixtures.ts';
+import { cardInTwoWallets, tapBody, type Caller } from '../../src/demo/fixtures.ts';
 import { createFakeClock } from '../../src/platform/clock.ts';
 import { loadConfig } from '../../src/platform/config.ts';
 import { openPglite, openPostgres, type Db } from '../../src/platform/db.ts';
@@ -302,6 +303,20 @@ describe.each(engines)('secrets scan (%s)', (engine: Engine) => {
       expect(second.status).toBe(201);
       keep('rotated client secret', second.body.clientSecret);
       expect((await send(token1, 'POST', '/v1/credentials', undefined, { 'idempotency-key': 'scan-rotate' })).body).toEqual(second.body);
+
+      // ---- webhook signing secrets: rotated (retried with its key), and read again by a demo participant ------------
+      const rotatedHook = await send(token1, 'POST', '/v1/webhooks/secret/rotate', {}, { 'idempotency-key': 'scan-hook-rotate' });
+      expect(rotatedHook.status).toBe(201);
+      keep('rotated webhook secret', rotatedHook.body.secret);
+      expect((await send(token1, 'POST', '/v1/webhooks/secret/rotate', {}, { 'idempotency-key': 'scan-hook-rotate' })).body).toEqual(rotatedHook.body);
+      const demoHook = await call('wallet-b', 'GET', '/v1/webhooks/secret');
+      expect(demoHook.body.secret).toBe(await webhookSecretOf(demoParticipantId('wallet-b')));
+
+      // ---- the sandbox's test cards (what a demo hub's banner prints) -----------------------------------------------
+      for (const testCard of await seedSandboxCards(hub)) {
+        keep(`sandbox card number at ${testCard.bank}`, testCard.cardNumber);
+        keep(`sandbox card CVV at ${testCard.bank}`, testCard.cvv, 'cvv');
+      }
       const token2 = (await oauth(second.body.clientId, second.body.clientSecret, 'basic')).token ?? '';
       expect((await send(token2, 'POST', `/v1/credentials/${firstClient}/revoke`)).status).toBe(200);
       const third = await call('operator', 'POST', `/v1/operator/participants/${participantId}/credentials`, undefined, { 'idempotency-key': 'scan-op-cred' });
@@ -442,7 +457,7 @@ describe.each(engines)('secrets scan (%s)', (engine: Engine) => {
       expect(haystacks[0]?.text).toContain('"url":"/v1/me"'); // request lines are logged (with the path only)
 
       expect(secrets.filter((s) => s.kind === 'code')).toHaveLength(5);
-      expect(secrets.filter((s) => s.kind === 'cvv')).toHaveLength(2);
+      expect(secrets.filter((s) => s.kind === 'cvv')).toHaveLength(4); // two issued cards, two sandbox test cards
       expect(secrets.length).toBeGreaterThan(30);
       const hits = secrets.flatMap((s) => findingsOf(s, haystacks, tableText).map((where) => `${s.label} (${s.kind}) in ${where}`));
       expect(hits).toEqual([]);

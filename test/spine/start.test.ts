@@ -87,7 +87,10 @@ describe('starting the hub', () => {
     expect(Object.keys(credentials)).toContain('wallet-a');
     expect(s.banner).not.toContain(operatorToken);
     for (const c of Object.values(credentials)) expect(s.banner).not.toContain(c.clientSecret);
-    expect(s.banner).not.toMatch(/sk_[A-Za-z0-9_-]{10,}|op_[A-Za-z0-9_-]{10,}/);
+    expect(s.banner).not.toMatch(/sk_[A-Za-z0-9_-]{10,}|op_[A-Za-z0-9_-]{10,}|whsec_/);
+    // The sandbox's test cards are printed (demo mode only): one per demo bank, with the data a wallet adds them by.
+    const testCards = [...s.banner.matchAll(/^ {2}(bank-[ab]) .* number (\d{16}) {2}expiry (\d{2}\/\d{2}) {2}CVV (\d{3}) /gm)].map((m) => m[1]);
+    expect(testCards).toEqual(['bank-a', 'bank-b']);
     // `hutong token` gets a token from the running hub with the file's credential; the token works.
     const token = await run(s.env, ['token', 'wallet-a']);
     expect(token.code, token.stderr).toBe(0);
@@ -108,6 +111,7 @@ describe('starting the hub', () => {
     const s = await start([]);
     expect(s.banner).not.toContain('DEMO MODE');
     expect(s.banner).toContain('No demo network and no demo helpers');
+    expect(s.banner).not.toMatch(/Sandbox test cards|CVV/);
     expect((await fetch(`${s.base}/demo/v1/directory`)).status).toBe(404);
     const session = await fetch(`${s.base}/demo/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ wallet: 'wallet-a', customerId: 'cus_demo_li_at_wallet_a' }) });
     expect(session.status).toBe(404);

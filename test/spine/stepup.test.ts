@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { generateSync } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openSentCode } from '../../src/demo/codes.ts';
+import { openSentCode } from '../../src/platform/sent-codes.ts';
 import { createFakeClock } from '../../src/platform/clock.ts';
 import { COMPLETED_TTL_MS, STEP_UP_REQUEST_TTL_MS } from '../../src/stepup/service.ts';
 import { availableEngines } from '../support/engines.ts';

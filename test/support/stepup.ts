@@ -1,4 +1,4 @@
-import { openSentCode } from '../../src/demo/codes.ts';
+import { openSentCode } from '../../src/platform/sent-codes.ts';
 import type { Hub } from '../../src/main.ts';
 
 type Call = (method: 'GET' | 'POST', url: string, body?: unknown) => Promise<{ status: number; body: any }>;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { story, type Call } from '../../src/cards/test-story.ts';
+import { story, type Call } from '../../src/demo/card-story.ts';
 import { demoParticipantId } from '../../src/demo/seed.ts';
 import { createFakeClock, type FakeClock } from '../../src/platform/clock.ts';
 import { availableEngines } from '../support/engines.ts';

@@ -36,10 +36,23 @@ describe('the pages’ dictionaries', () => {
   });
 
   it('hold every key the wallet page names', () => {
-    const sources = ['App.tsx', 'Me.tsx', 'StepUp.tsx'].map((f) => read(`../../web/src/wallet/${f}`)).join('\n');
+    const sources = [...['App.tsx', 'Me.tsx', 'StepUp.tsx', 'Scan.tsx'].map((f) => `wallet/${f}`), 'merchant/App.tsx', 'pay/App.tsx'].map((f) => read(`../../web/src/${f}`)).join('\n');
     // Keys named literally (t('…'), or kept in state and translated later), and the families built from a value.
-    const literal = [...sources.matchAll(/'((?:app|common|signin|nav|home|card|add|pay|xfer|alias|history|budget|cat|me|stepup|passkey|links)\.[A-Za-z.]+)'/g)].map((m) => m[1] ?? '');
-    const families = [...['otp', 'totp', 'passkey'].map((m) => `stepup.method.${m}`), 'links.status.active', 'links.status.revoked'];
+    const literal = [...sources.matchAll(/'((?:app|common|signin|nav|home|card|add|pay|xfer|alias|history|budget|cat|me|stepup|passkey|links|quick|scan|receive|warning|merchant|paylink)\.[A-Za-z.]+)'/g)].map((m) => m[1] ?? '');
+    const families = [
+      ...['otp', 'totp', 'passkey'].map((m) => `stepup.method.${m}`),
+      'links.status.active',
+      'links.status.revoked',
+      // Built from a value: the merchant's tabs, channels and confirmations, the payment-link states, the history kinds,
+      // the statuses every list shows (authorizations, transfers, red packets, account movements).
+      ...['counter', 'payments', 'links'].map((k) => `merchant.tab.${k}`),
+      ...['qr', 'cpm', 'tap', 'link', 'mpm_static'].map((c) => `merchant.channel.${c}`),
+      'merchant.confirm.void',
+      'merchant.confirm.refund',
+      ...['open', 'expired', 'paid'].map((s) => `paylink.state.${s}`),
+      ...['transfer', 'merchant', 'red_packet', 'account'].map((k) => `history.kind.${k}`),
+      ...['completed', 'captured', 'authorized', 'posted', 'pending', 'paid', 'claimed', 'declined', 'voided', 'refunded', 'expired'].map((s) => `status.${s}`),
+    ];
     const missing = [...new Set([...literal, ...families])].filter((k) => !(k in en) || !(k in zh));
     expect(literal.length).toBeGreaterThan(100);
     expect(missing).toEqual([]);

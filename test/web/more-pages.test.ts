@@ -233,8 +233,10 @@ describe('more of the wallet and console pages in Chromium', () => {
     expect(await token(clientId2, clientSecret2)).toBe(200);
     await expect.poll(async () => creds.getByTestId('credential-row').count()).toBe(2);
     await h.shot('more-5b-second-credential');
-    await row.getByRole('button', { name: 'Suspend' }).click();
-    await expect.poll(async () => row.locator('.pill').textContent()).toBe('suspended');
+    // Suspending asks first; the status is said in words.
+    await row.getByTestId('participant-suspend').click();
+    await row.getByTestId('participant-suspend-yes').click();
+    await expect.poll(async () => row.locator('.pill').textContent()).toBe('Suspended');
     const id = await row.getAttribute('data-participant-id');
     expect((await t.api('operator').get(`/v1/operator/participants/${id}`)).body.participant.status).toBe('suspended');
     await h.shot('more-5c-participant-suspended');
@@ -275,7 +277,9 @@ describe('more of the wallet and console pages in Chromium', () => {
     expect(await row.textContent()).toContain('large_amount');
     await risk.locator('input[name=resolution]').fill('called the customer: legitimate (web test)');
     await h.shot('more-7a-risk-alert-open');
-    await row.getByRole('button', { name: 'Resolve' }).click();
+    // Resolving asks first (the resolution is repeated on the confirming button).
+    await row.getByTestId('risk-resolve').click();
+    await row.getByTestId('risk-resolve-yes').click();
     await expect.poll(async () => row.count()).toBe(0);
     await risk.locator('select[name=risk-status]').selectOption('resolved');
     await expect.poll(async () => row.textContent()).toContain('called the customer: legitimate (web test)');

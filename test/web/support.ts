@@ -33,10 +33,11 @@ export interface WebHarness {
 }
 
 /**
+ * `extraArgs` adds Chromium switches (a fake camera: --use-fake-device-for-media-stream …).
  * `host: 'localhost'` loads the pages from http://localhost:<port> (the hub still listens on 127.0.0.1): the origin
  * WebAuthn passkeys are bound to (the hub's relying-party id defaults to localhost).
  */
-export async function openWebHarness(options: { host?: 'localhost' | '127.0.0.1' } = {}): Promise<WebHarness> {
+export async function openWebHarness(options: { host?: 'localhost' | '127.0.0.1'; extraArgs?: readonly string[] } = {}): Promise<WebHarness> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does this)`);
   if (!existsSync(DIST)) execFileSync('npx', ['vite', 'build', '--config', 'web/vite.config.ts'], { stdio: 'inherit' });
   mkdirSync(SHOTS, { recursive: true });
@@ -46,7 +47,7 @@ export async function openWebHarness(options: { host?: 'localhost' | '127.0.0.1'
   const userDataDir = mkdtempSync(join(tmpdir(), 'hutong-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', ...(options.extraArgs ?? [])],
     locale: 'en-US',
     viewport: { width: 1200, height: 900 },
   });

@@ -2,6 +2,7 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 import { createApi, type Api } from '../shared/api.ts';
 import { useI18n } from '../shared/i18n.tsx';
 import { ErrorBox, Field, LangSwitch, Money, Section, Select, Tabs, useAction, useLoad } from '../shared/ui.tsx';
+import { IssuerDesk } from '../issuer/Desk.tsx';
 
 type TabKey = 'participants' | 'transactions' | 'risk' | 'webhooks' | 'audit' | 'figures' | 'issuer';
 const TOKEN_KEY = 'hutong.console.operator';
@@ -108,8 +109,10 @@ function Participants({ api }: { api: Api }) {
     setWebhookUrl('');
     await list.reload();
   });
+  const [confirming, setConfirming] = useState<string | undefined>();
   const act = useAction(async (id: string, action: 'suspend' | 'reactivate') => {
     await api.post(`/v1/operator/participants/${id}/${action}`);
+    setConfirming(undefined);
     await list.reload();
   });
   return (
@@ -142,14 +145,25 @@ function Participants({ api }: { api: Api }) {
                 <td>{p.kind}</td>
                 <td>{p.country}</td>
                 <td>
-                  <span className={`pill ${p.status}`}>{p.status}</span>
+                  <span className={`pill ${p.status}`}>{t(`status.${p.status}`)}</span>
                 </td>
                 <td>{date(p.createdAt)}</td>
                 <td>
                   {p.status === 'active' ? (
-                    <button type="button" className="secondary" onClick={() => void act.run(p.id, 'suspend')}>
-                      {t('p.suspend')}
-                    </button>
+                    confirming === p.id ? (
+                      <span role="group" aria-label={t('p.suspendConfirm').replace('{name}', p.name)} className="row">
+                        <button type="button" onClick={() => void act.run(p.id, 'suspend')} disabled={act.busy} data-testid="participant-suspend-yes">
+                          {t('p.suspendYes')}
+                        </button>
+                        <button type="button" className="secondary" onClick={() => setConfirming(undefined)}>
+                          {t('common.cancel')}
+                        </button>
+                      </span>
+                    ) : (
+                      <button type="button" className="secondary" onClick={() => setConfirming(p.id)} data-testid="participant-suspend">
+                        {t('p.suspend')}
+                      </button>
+                    )
                   ) : (
                     <button type="button" onClick={() => void act.run(p.id, 'reactivate')}>
                       {t('p.reactivate')}
@@ -205,8 +219,10 @@ function Credentials({ api, participantId }: { api: Api; participantId: string }
     setSecret({ clientId: r.clientId ?? r.id, clientSecret: r.clientSecret ?? r.secret });
     await p.reload();
   });
+  const [confirming, setConfirming] = useState<string | undefined>();
   const revoke = useAction(async (id: string) => {
     await api.post(`/v1/operator/participants/${participantId}/credentials/${id}/revoke`);
+    setConfirming(undefined);
     await p.reload();
   });
   const creds: any[] = p.data?.credentials ?? [];
@@ -219,13 +235,23 @@ function Credentials({ api, participantId }: { api: Api; participantId: string }
             <tr key={c.id ?? c.clientId} data-testid="credential-row">
               <td className="mono">{c.id ?? c.clientId}</td>
               <td>{c.createdAt !== undefined ? date(c.createdAt) : ''}</td>
-              <td>{c.revokedAt !== null && c.revokedAt !== undefined ? <span className="pill suspended">revoked</span> : <span className="pill active">active</span>}</td>
+              <td>{c.revokedAt !== null && c.revokedAt !== undefined ? <span className="pill suspended">{t('status.revoked')}</span> : <span className="pill active">{t('status.active')}</span>}</td>
               <td>
-                {(c.revokedAt === null || c.revokedAt === undefined) && (
-                  <button type="button" className="secondary" onClick={() => void revoke.run(c.id ?? c.clientId)}>
-                    {t('p.revoke')}
-                  </button>
-                )}
+                {(c.revokedAt === null || c.revokedAt === undefined) &&
+                  (confirming === (c.id ?? c.clientId) ? (
+                    <span role="group" aria-label={t('p.revokeConfirm')} className="row">
+                      <button type="button" onClick={() => void revoke.run(c.id ?? c.clientId)} disabled={revoke.busy} data-testid="credential-revoke-yes">
+                        {t('p.revoke')}
+                      </button>
+                      <button type="button" className="secondary" onClick={() => setConfirming(undefined)}>
+                        {t('common.cancel')}
+                      </button>
+                    </span>
+                  ) : (
+                    <button type="button" className="secondary" onClick={() => setConfirming(c.id ?? c.clientId)} data-testid="credential-revoke">
+                      {t('p.revoke')}
+                    </button>
+                  ))}
               </td>
             </tr>
           ))}
@@ -315,13 +341,30 @@ function Transactions({ api }: { api: Api }) {
   );
 }
 
+/** A risk rule in words (risk.rule.<rule>), or its code. */
+function riskRule(rule: string, t: (key: string) => string): string {
+  const w = t(`risk.rule.${rule}`);
+  return w === `risk.rule.${rule}` ? rule : w;
+}
+
+/** Minor units (the alert's context) as a decimal string: two places, none for zero-decimal currencies. */
+function minorToAmount(minor: string, currency: string): string {
+  const places = ['JPY', 'KRW', 'VND', 'IDR', 'CLP', 'ISK', 'HUF', 'TWD'].includes(currency) ? 0 : 2;
+  if (places === 0) return minor;
+  const neg = minor.startsWith('-');
+  const digits = (neg ? minor.slice(1) : minor).padStart(3, '0');
+  return `${neg ? '-' : ''}${digits.slice(0, -2)}.${digits.slice(-2)}`;
+}
+
 function Risk({ api }: { api: Api }) {
   const { t, date } = useI18n();
   const [status, setStatus] = useState('open');
   const list = useLoad(async () => (await api.get<{ items: any[] }>(`/v1/operator/risk/alerts?status=${status}`)).items, [api, status], 5000);
   const [resolution, setResolution] = useState('reviewed: legitimate');
+  const [confirming, setConfirming] = useState<string | undefined>();
   const resolve = useAction(async (id: string) => {
     await api.post(`/v1/operator/risk/alerts/${id}/resolve`, { resolution });
+    setConfirming(undefined);
     await list.reload();
   });
   return (
@@ -331,30 +374,49 @@ function Risk({ api }: { api: Api }) {
         <Field label={t('risk.resolution')} name="resolution" value={resolution} onChange={setResolution} />
       </div>
       <ErrorBox error={list.error ?? resolve.error} />
-      <table>
-        <tbody>
-          {(list.data ?? []).map((a) => (
-            <tr key={a.id} data-testid="risk-alert-row" data-alert-id={a.id} data-status={a.status}>
-              <td>{date(a.createdAt)}</td>
-              <td>{a.channel}</td>
-              <td>
-                <span className={`pill ${a.decision}`}>{a.decision}</span> {a.score}
-              </td>
-              <td>{(a.reasons as unknown[]).map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join(', ')}</td>
-              <td className="mono">{a.participantId}</td>
-              <td>
-                {a.status === 'open' ? (
-                  <button type="button" onClick={() => void resolve.run(a.id)}>
+      <ul className="activity">
+        {(list.data ?? []).map((a) => (
+          <li key={a.id} className="activity-row" data-testid="risk-alert-row" data-alert-id={a.id} data-status={a.status}>
+            <div>
+              <div className="title">
+                {(a.reasons as { rule?: string; message?: string }[]).map((r, i) => (
+                  <span key={i}>
+                    {i > 0 ? ' · ' : ''}
+                    {typeof r === 'string' ? r : riskRule(r.rule ?? '', t)} <span className="sub mono">({typeof r === 'string' ? r : r.rule})</span>
+                  </span>
+                ))}
+              </div>
+              <div className="sub">
+                {date(a.createdAt)} · {a.channel} · {t('risk.score')} {a.score} · <span className={`pill ${a.decision}`}>{a.decision}</span>
+              </div>
+              <div className="sub mono">
+                {t('risk.customer')} {a.customerId} · {a.participantId}
+              </div>
+              {a.status === 'open' ? (
+                confirming === a.id ? (
+                  <span role="group" aria-label={t('risk.confirm')} className="row">
+                    <button type="button" onClick={() => void resolve.run(a.id)} disabled={resolve.busy} data-testid="risk-resolve-yes">
+                      {t('risk.resolve')}: {resolution}
+                    </button>
+                    <button type="button" className="secondary" onClick={() => setConfirming(undefined)}>
+                      {t('common.cancel')}
+                    </button>
+                  </span>
+                ) : (
+                  <button type="button" onClick={() => setConfirming(a.id)} data-testid="risk-resolve">
                     {t('risk.resolve')}
                   </button>
-                ) : (
-                  a.resolution
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+                )
+              ) : (
+                <div className="sub">{a.resolution}</div>
+              )}
+            </div>
+            <div className="amt">
+              {a.context?.amountMinor !== undefined && a.context?.currency !== undefined ? <Money amount={minorToAmount(String(a.context.amountMinor), String(a.context.currency))} currency={String(a.context.currency)} /> : null}
+            </div>
+          </li>
+        ))}
+      </ul>
       {list.data?.length === 0 && <p className="muted">{t('common.none')}</p>}
     </Section>
   );
@@ -362,6 +424,7 @@ function Risk({ api }: { api: Api }) {
 
 function Webhooks({ api }: { api: Api }) {
   const { t, date } = useI18n();
+  const word = (x: string) => (t(`status.${x}`) === `status.${x}` ? x : t(`status.${x}`));
   const list = useLoad(async () => (await api.get<{ items: any[] }>('/v1/operator/webhooks/deliveries?limit=100')).items, [api], 5000);
   return (
     <Section title={t('tab.webhooks')} testId="webhooks">
@@ -374,6 +437,7 @@ function Webhooks({ api }: { api: Api }) {
             <th>{t('common.status')}</th>
             <th>{t('wh.attempts')}</th>
             <th>URL</th>
+            <th>{t('wh.reason')}</th>
           </tr>
         </thead>
         <tbody>
@@ -382,10 +446,11 @@ function Webhooks({ api }: { api: Api }) {
               <td>{date(d.createdAt)}</td>
               <td>{d.type ?? d.eventType}</td>
               <td>
-                <span className={`pill ${d.status}`}>{d.status}</span>
+                <span className={`pill ${d.status}`}>{word(d.status)}</span>
               </td>
               <td>{d.attempts}</td>
               <td className="mono">{d.url ?? ''}</td>
+              <td>{d.lastError !== null && d.lastError !== undefined ? <span className="mono">{d.lastError}</span> : d.status === 'delivered' ? '' : t('wh.noReason')}</td>
             </tr>
           ))}
         </tbody>
@@ -425,7 +490,7 @@ function Audit({ api }: { api: Api }) {
               <td>{date(r.createdAt ?? r.at)}</td>
               <td>{r.action}</td>
               <td className="mono">{r.actor?.participantId ?? r.actor?.type ?? ''}</td>
-              <td className="mono">{r.objectId}</td>
+              <td className="mono">{r.object !== undefined && r.object !== null ? `${r.object.type} ${r.object.id}` : (r.objectId ?? '')}</td>
               <td className="mono">{r.hash !== undefined && r.hash !== null ? `${String(r.hash).slice(0, 12)}…` : ''}</td>
             </tr>
           ))}
@@ -512,7 +577,7 @@ function Figures({ api }: { api: Api }) {
 
 /** The issuer view acts as a demo bank through a short-lived token the operator obtains (POST /demo/v1/issuer-session). */
 function Issuer({ api }: { api: Api }) {
-  const { t, date, money } = useI18n();
+  const { t } = useI18n();
   const [bank, setBank] = useState('bank-a');
   const [bankApi, setBankApi] = useState<{ api: Api; name: string } | undefined>();
   const open = useAction(async () => {
@@ -534,123 +599,7 @@ function Issuer({ api }: { api: Api }) {
         </form>
         <ErrorBox error={open.error} />
       </Section>
-      {bankApi !== undefined && <IssuerCards api={bankApi.api} name={bankApi.name} date={date} money={money} />}
+      {bankApi !== undefined && <IssuerDesk api={bankApi.api} name={bankApi.name} />}
     </>
-  );
-}
-
-function IssuerCards({ api, name, date, money }: { api: Api; name: string; date: (s: string) => string; money: (a: string, c: string) => string }) {
-  const { t } = useI18n();
-  const cards = useLoad(async () => (await api.get<{ items: any[] }>('/v1/issuer/cards?limit=100')).items, [api]);
-  const [open, setOpen] = useState<string | undefined>();
-  const act = useAction(async (id: string, action: string) => {
-    await api.post(`/v1/issuer/cards/${id}/${action}`);
-    await cards.reload();
-  });
-  return (
-    <Section title={`${t('iss.cards')} — ${name}`}>
-      <ErrorBox error={cards.error ?? act.error} />
-      <table>
-        <tbody>
-          {(cards.data ?? []).map((c) => (
-            <tr key={c.id}>
-              <td>
-                <div className="mono">{c.maskedNumber}</div>
-                <div className="muted mono">{c.id}</div>
-              </td>
-              <td>{c.brand}</td>
-              <td>
-                <span className={`pill ${c.status}`}>{c.status}</span>
-              </td>
-              <td>{c.controls?.perTransactionMax !== undefined ? money(c.controls.perTransactionMax, c.currency) : ''}</td>
-              <td>{date(c.createdAt)}</td>
-              <td className="row">
-                <button type="button" className="secondary" onClick={() => setOpen(open === c.id ? undefined : c.id)}>
-                  {t('iss.tokens')}
-                </button>
-                {c.status === 'active' && (
-                  <button type="button" className="secondary" onClick={() => void act.run(c.id, 'freeze')}>
-                    {t('iss.freeze')}
-                  </button>
-                )}
-                {c.status === 'frozen' && (
-                  <button type="button" onClick={() => void act.run(c.id, 'unfreeze')}>
-                    {t('iss.unfreeze')}
-                  </button>
-                )}
-                {(c.status === 'active' || c.status === 'frozen' || c.status === 'lost') && (
-                  <button type="button" className="secondary" onClick={() => void act.run(c.id, 'replace')}>
-                    {t('iss.replace')}
-                  </button>
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      {open !== undefined && <IssuerCardDetail api={api} cardId={open} onChange={() => void cards.reload()} />}
-    </Section>
-  );
-}
-
-function IssuerCardDetail({ api, cardId, onChange }: { api: Api; cardId: string; onChange: () => void }) {
-  const { t, date } = useI18n();
-  const tokens = useLoad(async () => (await api.get<{ items: any[] }>(`/v1/issuer/cards/${cardId}/tokens`)).items, [api, cardId]);
-  const [perTx, setPerTx] = useState('');
-  const [daily, setDaily] = useState('');
-  const save = useAction(async () => {
-    await api.post(`/v1/issuer/cards/${cardId}/controls`, { ...(perTx !== '' ? { perTransactionMax: perTx } : {}), ...(daily !== '' ? { dailyLimit: daily } : {}) });
-    onChange();
-  });
-  const act = useAction(async (tokenId: string, action: string) => {
-    await api.post(`/v1/issuer/cards/${cardId}/tokens/${tokenId}/${action}`);
-    await tokens.reload();
-  });
-  return (
-    <div className="card">
-      <h2>
-        {t('iss.tokens')} <span className="mono">{cardId}</span>
-      </h2>
-      <ErrorBox error={tokens.error ?? act.error ?? save.error} />
-      <table>
-        <tbody>
-          {(tokens.data ?? []).map((e) => (
-            <tr key={e.id}>
-              <td>{e.walletName}</td>
-              <td>…{e.tokenLast4}</td>
-              <td>
-                <span className={`pill ${e.status}`}>{e.status}</span>
-              </td>
-              <td>{date(e.addedAt)}</td>
-              <td className="row">
-                {e.status === 'active' && (
-                  <button type="button" className="secondary" onClick={() => void act.run(e.id, 'suspend')}>
-                    {t('p.suspend')}
-                  </button>
-                )}
-                {e.status === 'suspended' && (
-                  <button type="button" onClick={() => void act.run(e.id, 'resume')}>
-                    {t('p.reactivate')}
-                  </button>
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      {tokens.data?.length === 0 && <p className="muted">{t('common.none')}</p>}
-      <h2>{t('iss.controls')}</h2>
-      <form
-        className="row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void save.run();
-        }}
-      >
-        <Field label={t('iss.perTx')} name="perTx" value={perTx} onChange={setPerTx} inputMode="decimal" />
-        <Field label={t('iss.daily')} name="daily" value={daily} onChange={setDaily} inputMode="decimal" />
-        <button type="submit">{t('iss.saveControls')}</button>
-      </form>
-    </div>
   );
 }

@@ -10,6 +10,13 @@ export class ApiError extends Error {
   }
 }
 
+/** A failure the page itself finds (no network call), named by its dictionary key: shown translated. */
+export class PageError extends Error {
+  constructor(readonly key: string) {
+    super(key);
+  }
+}
+
 export type TokenSource = () => Promise<string | undefined>;
 
 export interface Api {
@@ -62,3 +69,9 @@ export function createApi(token: TokenSource, onUnauthorized?: () => void): Api 
 }
 
 export const errorText = (e: unknown): string => (e instanceof ApiError ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e));
+
+/**
+ * The code of a failure as the pages translate it: the API's code, `network_error` when the request never reached the
+ * hub (fetch rejects with a TypeError), `http_error` otherwise.
+ */
+export const errorCode = (e: unknown): string => (e instanceof ApiError ? e.code : e instanceof TypeError ? 'network_error' : 'http_error');

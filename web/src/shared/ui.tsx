@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useId, useRef, useState, type ReactNode } from 'react';
-import { errorText } from './api.ts';
+import { ApiError, PageError, errorCode } from './api.ts';
+import { errorMessagesEn, errorMessagesZh } from './error-messages.ts';
 import { useI18n } from './i18n.tsx';
 
 export function Field(props: { label: string; value: string; onChange: (v: string) => void; type?: string; placeholder?: string; name?: string; autoComplete?: string; inputMode?: 'numeric' | 'text' | 'decimal'; required?: boolean }) {
@@ -60,11 +61,27 @@ export function Section(props: { title: string; children: ReactNode; actions?: R
   );
 }
 
+/** A failure in words of the page's language (every API code is translated: ./error-messages.ts). */
+export function errorMessage(error: unknown, lang: string): string {
+  const code = errorCode(error);
+  const dict = lang === 'en' ? errorMessagesEn : errorMessagesZh;
+  return dict[code] ?? dict.http_error ?? code;
+}
+
 export function ErrorBox({ error }: { error: unknown }) {
+  const { lang, t } = useI18n();
   if (error === undefined || error === null) return null;
+  if (error instanceof PageError)
+    return (
+      <p className="error" role="alert" data-code={error.key}>
+        {t(error.key)}
+      </p>
+    );
+  const code = errorCode(error);
+  // A code the page does not know yet still reads as a sentence; the code itself stays in an attribute for support.
   return (
-    <p className="error" role="alert">
-      {errorText(error)}
+    <p className="error" role="alert" data-code={code} title={error instanceof ApiError ? code : undefined}>
+      {errorMessage(error, lang)}
     </p>
   );
 }
@@ -117,7 +134,8 @@ export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[], int
 export function LangSwitch() {
   const { lang, setLang, t } = useI18n();
   return (
-    <button type="button" className="lang" aria-label={t('lang.label')} data-testid="lang-switch" onClick={() => setLang(lang === 'en' ? 'zh-CN' : 'en')}>
+    // Its text names the other language in that language ("English" / "中文"): the accessible name is that text.
+    <button type="button" className="lang" lang={lang === 'en' ? 'zh-CN' : 'en'} title={t('lang.label')} data-testid="lang-switch" onClick={() => setLang(lang === 'en' ? 'zh-CN' : 'en')}>
       {t('lang.switch')}
     </button>
   );

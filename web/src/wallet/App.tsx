@@ -1,12 +1,13 @@
 import { useEffect, useMemo, useState } from 'react';
 import QRCode from 'qrcode';
-import { ApiError, createApi, type Api } from '../shared/api.ts';
+import { ApiError, PageError, createApi, type Api } from '../shared/api.ts';
 import { useI18n } from '../shared/i18n.tsx';
-import { Bars, ErrorBox, Field, LangSwitch, Money, Section, Select, Tabs, TextArea, useAction, useLoad } from '../shared/ui.tsx';
+import { Bars, ErrorBox, Field, LangSwitch, Money, Section, Select, TextArea, useAction, useLoad } from '../shared/ui.tsx';
 import { cpmPayload, toMinor, tokenCryptogram, unpredictableNumber } from './emv.ts';
 import { deviceId, loadDeviceToken, loadSession, nextAtc, openSession, saveDeviceToken, saveSession, sessionApi, type WalletSession } from './session.ts';
 import { Me } from './Me.tsx';
 import { StepUp, useStepUp } from './StepUp.tsx';
+import { CameraScanner, PacketShare, ReceiveCode, decodeImage, parsePacketPayload, parseReceivePayload } from './Scan.tsx';
 
 type MoneyWire = { amount: string; currency: string };
 interface Token { tokenRef: string; status: string; tokenLast4: string; cardLast4: string; brand: string; expiry: string; par: string; createdAt: string }
@@ -15,15 +16,38 @@ interface Provisioning { id: string; status: string; stepUp: { method: string; a
 
 type TabKey = 'home' | 'add' | 'pay' | 'transfer' | 'history' | 'budget' | 'me';
 
+/** The five tabs of the bottom bar (首页 / 收付款 / 转账 / 账单 / 我的); "add a card" and "budget" open from them. */
+const MAIN_TABS: readonly { key: TabKey; icon: string; label: string }[] = [
+  { key: 'home', icon: '⌂', label: 'nav.home' },
+  { key: 'pay', icon: '▦', label: 'nav.pay' },
+  { key: 'transfer', icon: '⇄', label: 'nav.transfer' },
+  { key: 'history', icon: '☰', label: 'nav.history' },
+  { key: 'me', icon: '◉', label: 'nav.me' },
+];
+const parentTab = (tab: TabKey): TabKey => (tab === 'add' ? 'home' : tab === 'budget' ? 'history' : tab);
+
+/** A payment link the page was opened for (/wallet?link=<id>, the "open in wallet" of /pay/<id>). */
+const linkFromAddress = (): string => new URLSearchParams(location.search).get('link') ?? '';
+/** A red packet the page was opened for (/wallet?packet=<id>, a shared red packet's link). */
+const packetFromAddress = (): string => new URLSearchParams(location.search).get('packet') ?? '';
+
 export function WalletApp() {
   const { t } = useI18n();
   const [session, setSession] = useState<WalletSession | undefined>(loadSession);
-  const [tab, setTab] = useState<TabKey>('home');
+  const [openLink] = useState(linkFromAddress);
+  const [packet, setPacket] = useState(packetFromAddress);
+  const start: TabKey = openLink !== '' ? 'pay' : packet !== '' ? 'transfer' : 'home';
+  const [tab, setTab] = useState<TabKey>(start);
+  const [payee, setPayee] = useState<{ type: string; value: string } | undefined>();
   const signOut = () => {
     saveSession(undefined);
     setSession(undefined);
   };
   const api = useMemo(() => (session === undefined ? undefined : sessionApi(session, () => undefined)), [session]);
+  const go = (k: TabKey) => {
+    setTab(k);
+    window.scrollTo(0, 0);
+  };
   return (
     <>
       <header className="topbar">
@@ -33,6 +57,11 @@ export function WalletApp() {
             {session.customerName} · {session.walletName}
           </span>
         )}
+        {session !== undefined && (
+          <button type="button" onClick={() => go('add')} data-testid="tab-add" aria-label={t('nav.addCard')} aria-current={tab === 'add' ? 'page' : undefined}>
+            +
+          </button>
+        )}
         <LangSwitch />
         {session !== undefined && (
           <button type="button" onClick={signOut} data-testid="sign-out">
@@ -40,41 +69,63 @@ export function WalletApp() {
           </button>
         )}
       </header>
-      <main>
+      <main className={session !== undefined ? 'with-tabbar' : undefined}>
         {session === undefined || api === undefined ? (
           <SignIn
             onSignedIn={(s) => {
               saveSession(s);
               setSession(s);
-              setTab('home');
+              setTab(start);
             }}
           />
         ) : (
           <>
-            <Tabs
-              label="wallet"
-              current={tab}
-              onChange={setTab}
-              tabs={[
-                { key: 'home', label: t('nav.home') },
-                { key: 'add', label: t('nav.addCard') },
-                { key: 'pay', label: t('nav.pay') },
-                { key: 'transfer', label: t('nav.transfer') },
-                { key: 'history', label: t('nav.history') },
-                { key: 'budget', label: t('nav.budget') },
-                { key: 'me', label: t('nav.me') },
-              ]}
-            />
-            {tab === 'home' && <Home api={api} session={session} />}
-            {tab === 'add' && <AddCard api={api} session={session} onAdded={() => setTab('home')} />}
-            {tab === 'pay' && <Pay api={api} session={session} />}
-            {tab === 'transfer' && <Transfer api={api} session={session} />}
+            {tab === 'home' && <Home api={api} session={session} go={go} />}
+            {tab === 'add' && <AddCard api={api} session={session} onAdded={() => go('home')} />}
+            {tab === 'pay' && (
+              <Pay
+                api={api}
+                session={session}
+                openLink={openLink}
+                onPayee={(alias) => {
+                  setPayee(alias);
+                  go('transfer');
+                }}
+                onPacket={(id) => {
+                  setPacket(id);
+                  go('transfer');
+                }}
+              />
+            )}
+            {tab === 'transfer' && <Transfer api={api} session={session} payee={payee} packet={packet} />}
+            {(tab === 'history' || tab === 'budget') && (
+              <nav className="segmented" aria-label={t('nav.history')}>
+                <button type="button" data-testid="tab-activity" aria-current={tab === 'history' ? 'page' : undefined} onClick={() => setTab('history')}>
+                  {t('history.title')}
+                </button>
+                <button type="button" data-testid="tab-budget" aria-current={tab === 'budget' ? 'page' : undefined} onClick={() => setTab('budget')}>
+                  {t('nav.budget')}
+                </button>
+              </nav>
+            )}
             {tab === 'history' && <History api={api} session={session} />}
             {tab === 'budget' && <Budget api={api} session={session} />}
             {tab === 'me' && <Me api={api} session={session} />}
           </>
         )}
       </main>
+      {session !== undefined && (
+        <nav className="tabbar" aria-label={t('nav.main')}>
+          {MAIN_TABS.map((m) => (
+            <button key={m.key} type="button" data-testid={`tab-${m.key}`} aria-current={parentTab(tab) === m.key ? 'page' : undefined} onClick={() => go(m.key)}>
+              <span className="icon" aria-hidden="true">
+                {m.icon}
+              </span>
+              {t(m.label)}
+            </button>
+          ))}
+        </nav>
+      )}
     </>
   );
 }
@@ -122,39 +173,84 @@ function useAccounts(api: Api, session: WalletSession) {
   return useLoad(async () => (await api.get<{ items: Account[] }>(`/v1/accounts?customerId=${encodeURIComponent(session.customerId)}`)).items, [api]);
 }
 
-function Home({ api, session }: { api: Api; session: WalletSession }) {
-  const { t } = useI18n();
+function Home({ api, session, go }: { api: Api; session: WalletSession; go: (tab: TabKey) => void }) {
+  const { t, money } = useI18n();
   const tokens = useTokens(api, session);
   const accounts = useAccounts(api, session);
   const mine = (tokens.data ?? []).filter((x) => x.status !== 'deleted');
+  // One figure per currency the customer holds (own accounts and linked ones), as the hero of the page.
+  const totals = new Map<string, number>();
+  for (const a of accounts.data ?? []) totals.set(a.currency, (totals.get(a.currency) ?? 0) + Number(a.available.amount));
   return (
-    <div className="grid">
-      <Section title={t('home.cards')} testId="cards">
-        <ErrorBox error={tokens.error} />
-        {mine.length === 0 && <p className="muted">{t('home.noCards')}</p>}
-        {mine.map((tok) => (
-          <CardTile key={tok.tokenRef} api={api} token={tok} onChange={() => void tokens.reload()} />
-        ))}
-      </Section>
-      <Section title={t('home.accounts')} testId="accounts">
-        <ErrorBox error={accounts.error} />
-        {(accounts.data ?? []).map((a) => (
-          <div key={a.id} className="row" style={{ justifyContent: 'space-between', borderBottom: '1px solid var(--line)', padding: '0.5rem 0' }}>
-            <div>
-              <div>{a.heldBy.name}</div>
-              <div className="muted mono">{a.id}</div>
-            </div>
-            <div style={{ textAlign: 'right' }}>
-              <Money amount={a.balance.amount} currency={a.balance.currency} />
-              <div className="muted">
-                {t('home.available')} <Money amount={a.available.amount} currency={a.available.currency} />
-              </div>
-            </div>
+    <>
+      <div className="hero" data-testid="balances">
+        <div className="label">{t('home.available')}</div>
+        {accounts.data === undefined && accounts.error === undefined && <div className="label">{t('common.loading')}</div>}
+        {[...totals].map(([currency, amount]) => (
+          <div className="figure" key={currency} data-currency={currency}>
+            {money(amount, currency)}
           </div>
         ))}
-        {session.customerName !== '' && accounts.data?.length === 0 && <p className="muted">{t('common.none')}</p>}
-      </Section>
-    </div>
+        {accounts.data !== undefined && totals.size === 0 && <div className="label">{t('home.noAccounts')}</div>}
+      </div>
+      <nav className="quick" aria-label={t('home.quick')}>
+        <button type="button" onClick={() => go('pay')} data-testid="quick-scan">
+          <span className="icon" aria-hidden="true">▣</span>
+          {t('quick.scan')}
+        </button>
+        <button type="button" onClick={() => go('pay')} data-testid="quick-code">
+          <span className="icon" aria-hidden="true">▦</span>
+          {t('quick.code')}
+        </button>
+        <button type="button" onClick={() => go('transfer')} data-testid="quick-transfer">
+          <span className="icon" aria-hidden="true">⇄</span>
+          {t('nav.transfer')}
+        </button>
+        <button type="button" onClick={() => go('transfer')} data-testid="quick-packet">
+          <span className="icon" aria-hidden="true">✉</span>
+          {t('quick.packet')}
+        </button>
+        <button type="button" onClick={() => go('add')} data-testid="quick-add">
+          <span className="icon" aria-hidden="true">+</span>
+          {t('nav.addCard')}
+        </button>
+        <button type="button" onClick={() => go('budget')} data-testid="quick-budget">
+          <span className="icon" aria-hidden="true">◔</span>
+          {t('nav.budget')}
+        </button>
+      </nav>
+      <div className="grid" style={{ marginTop: '0.75rem' }}>
+        <Section title={t('home.cards')} testId="cards">
+          <ErrorBox error={tokens.error} />
+          {tokens.data === undefined && tokens.error === undefined && <p className="skeleton" data-testid="cards-loading">{t('common.loading')}</p>}
+          {tokens.data !== undefined && mine.length === 0 && <p className="muted">{t('home.noCards')}</p>}
+          {mine.map((tok) => (
+            <CardTile key={tok.tokenRef} api={api} token={tok} onChange={() => void tokens.reload()} />
+          ))}
+        </Section>
+        <Section title={t('home.accounts')} testId="accounts">
+          <ErrorBox error={accounts.error} />
+          {accounts.data === undefined && accounts.error === undefined && <p className="skeleton">{t('common.loading')}</p>}
+          {(accounts.data ?? []).map((a) => (
+            <div key={a.id} className="activity-row">
+              <div>
+                <div className="title">
+                  {a.heldBy.name} · {a.currency}
+                </div>
+                <div className="sub mono">{a.id}</div>
+              </div>
+              <div className="amt">
+                <Money amount={a.balance.amount} currency={a.balance.currency} />
+                <div className="sub">
+                  {t('home.available')} <Money amount={a.available.amount} currency={a.available.currency} />
+                </div>
+              </div>
+            </div>
+          ))}
+          {accounts.data?.length === 0 && <p className="muted">{t('common.none')}</p>}
+        </Section>
+      </div>
+    </>
   );
 }
 
@@ -162,9 +258,11 @@ function CardTile({ api, token, onChange }: { api: Api; token: Token; onChange: 
   const { t, date } = useI18n();
   const [wallets, setWallets] = useState<{ id: string; walletName: string; walletParticipantId: string; status: string; tokenLast4: string; addedAt: string }[] | undefined>();
   const [copied, setCopied] = useState(false);
+  const [confirming, setConfirming] = useState<string | undefined>();
   const load = useAction(async () => setWallets((await api.get(`/v1/wallet/tokens/${token.tokenRef}/card-wallets`)).items));
   const revoke = useAction(async (entryId: string) => {
     await api.post(`/v1/wallet/tokens/${token.tokenRef}/card-wallets/${entryId}/revoke`);
+    setConfirming(undefined);
     await load.run();
     onChange();
   });
@@ -175,6 +273,11 @@ function CardTile({ api, token, onChange }: { api: Api; token: Token; onChange: 
         <span>{t(`card.status.${token.status}`)}</span>
       </div>
       <div className="num">•••• •••• •••• {token.cardLast4}</div>
+      {token.status === 'suspended' && (
+        <p className="warn" data-testid="card-suspended">
+          {t('home.suspendedWhy')}
+        </p>
+      )}
       <div className="muted" style={{ color: '#ffe6ea' }}>
         {t('home.tokenRef')}:
       </div>
@@ -198,25 +301,38 @@ function CardTile({ api, token, onChange }: { api: Api; token: Token; onChange: 
       </div>
       <ErrorBox error={load.error ?? revoke.error} />
       {wallets !== undefined && (
-        <table aria-label={t('home.wallets')} style={{ color: 'white', marginTop: '0.5rem' }}>
-          <tbody>
-            {wallets.map((w) => (
-              <tr key={w.id}>
-                <td>{w.walletName}</td>
-                <td>…{w.tokenLast4}</td>
-                <td>{t(`card.status.${w.status}`)}</td>
-                <td>{date(w.addedAt)}</td>
-                <td>
-                  {w.status !== 'deleted' && (
-                    <button type="button" onClick={() => void revoke.run(w.id)} disabled={revoke.busy}>
-                      {t('home.revoke')}
-                    </button>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <div className="scroll-x">
+          <table aria-label={t('home.wallets')} style={{ color: 'white', marginTop: '0.5rem' }}>
+            <tbody>
+              {wallets.map((w) => (
+                <tr key={w.id}>
+                  <td>
+                    {w.walletName} …{w.tokenLast4}
+                    <div>{date(w.addedAt, false)}</div>
+                  </td>
+                  <td>{t(`card.status.${w.status}`)}</td>
+                  <td>
+                    {w.status !== 'deleted' &&
+                      (confirming === w.id ? (
+                        <span role="group" aria-label={t('home.revokeConfirm').replace('{name}', w.walletName)} className="row">
+                          <button type="button" onClick={() => void revoke.run(w.id)} disabled={revoke.busy} data-testid="wallet-revoke-yes">
+                            {t('home.revokeYes')}
+                          </button>
+                          <button type="button" onClick={() => setConfirming(undefined)}>
+                            {t('common.cancel')}
+                          </button>
+                        </span>
+                      ) : (
+                        <button type="button" onClick={() => setConfirming(w.id)} data-testid="wallet-revoke">
+                          {t('home.revoke')}
+                        </button>
+                      ))}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
     </div>
   );
@@ -378,25 +494,46 @@ function buildSource(session: WalletSession, source: string, amount: MoneyWire, 
   if (kind === 'account') return { type: 'account', accountId: id };
   const device = loadDeviceToken(session.participantId, id);
   const atc = nextAtc(session.participantId, id);
-  if (device === undefined || atc === undefined) throw new Error('no token key on this device for this card');
+  if (device === undefined || atc === undefined) throw new PageError('pay.noKey');
   const un = unpredictableNumber();
   const cryptogram = tokenCryptogram({ tokenKey: device.tokenKey, atc, amountMinor: toMinor(amount.amount, amount.currency), currency: amount.currency, country, un });
   return { type: 'token', tokenRef: id, atc, cryptogram, unpredictableNumber: un };
 }
 
-function Pay({ api, session }: { api: Api; session: WalletSession }) {
+/** A payment link named in a scanned or pasted text: its id, from a /pay/<id> address or the bare id. */
+function linkIdIn(text: string): string | undefined {
+  const m = /\/pay\/([A-Za-z0-9_.:-]+)/.exec(text) ?? /[?&]link=([A-Za-z0-9_.:-]+)/.exec(text);
+  return m?.[1];
+}
+
+function Pay({ api, session, openLink, onPayee, onPacket }: { api: Api; session: WalletSession; openLink: string; onPayee: (alias: { type: string; value: string }) => void; onPacket: (id: string) => void }) {
   const { t, money } = useI18n();
   const [payload, setPayload] = useState('');
   const [preview, setPreview] = useState<QrPreview | undefined>();
   const [amount, setAmount] = useState('');
   const [source, setSource] = useState('');
   const [paid, setPaid] = useState<any>();
+  const [camera, setCamera] = useState(false);
+  const [link, setLink] = useState(openLink);
   const stepUp = useStepUp();
-  const decode = useAction(async () => {
+  const decode = useAction(async (text?: string) => {
     setPaid(undefined);
     stepUp.cancel();
-    setPreview(await api.post<QrPreview>('/v1/wallet/qr/preview', { payload: payload.trim() }));
+    setPreview(undefined);
+    setPreview(await api.post<QrPreview>('/v1/wallet/qr/preview', { payload: (text ?? payload).trim() }));
   });
+  /** What a scan found: a friend's receive code opens "send money", a payment link opens it, else a merchant code. */
+  const scanned = (text: string) => {
+    setCamera(false);
+    const alias = parseReceivePayload(text);
+    if (alias !== undefined) return onPayee(alias);
+    const packetId = parsePacketPayload(text);
+    if (packetId !== undefined) return onPacket(packetId);
+    const linkId = linkIdIn(text);
+    if (linkId !== undefined) return setLink(linkId);
+    setPayload(text);
+    void decode.run(text);
+  };
   // Sent again after a step-up with the approved challenge: a new cryptogram (and ATC) and a new Idempotency-Key.
   const payOnce = async (stepUpChallengeId: string | undefined) => {
     if (preview === undefined) return;
@@ -413,32 +550,41 @@ function Pay({ api, session }: { api: Api; session: WalletSession }) {
   };
   const pay = useAction(() => stepUp.attempt(payOnce));
   const upload = useAction(async (file: File) => {
-    // Decoding a QR image needs the BarcodeDetector API (Chromium); otherwise paste the payload.
-    const Detector = (globalThis as { BarcodeDetector?: new (o: object) => { detect(i: ImageBitmap): Promise<{ rawValue: string }[]> } }).BarcodeDetector;
-    if (Detector === undefined) throw new Error('this browser cannot read QR images; paste the payload');
-    const found = await new Detector({ formats: ['qr_code'] }).detect(await createImageBitmap(file));
-    if (found[0] === undefined) throw new Error('no QR code found in the image');
-    setPayload(found[0].rawValue);
+    try {
+      scanned(await decodeImage(file));
+    } catch {
+      throw new PageError('scan.notFound');
+    }
   });
   return (
     <div className="grid">
+      <PaymentCode api={api} session={session} />
+      <ReceiveCode api={api} session={session} />
       <Section title={t('pay.mpm')} testId="pay-qr">
+        {camera ? (
+          <CameraScanner onCode={scanned} onClose={() => setCamera(false)} />
+        ) : (
+          <button type="button" onClick={() => setCamera(true)} data-testid="scan-camera" style={{ width: '100%', marginBottom: '0.75rem' }}>
+            ▣ {t('scan.start')}
+          </button>
+        )}
+        <div className="field">
+          <label htmlFor="qr-image">{t('pay.image')}</label>
+          <input id="qr-image" name="qr-image" type="file" accept="image/*" onChange={(e) => e.target.files?.[0] !== undefined && void upload.run(e.target.files[0])} />
+        </div>
         <form
           onSubmit={(e) => {
             e.preventDefault();
-            void decode.run();
+            scanned(payload.trim());
           }}
         >
           <TextArea label={t('pay.payload')} name="payload" value={payload} onChange={setPayload} />
-          <div className="field">
-            <label htmlFor="qr-image">{t('pay.image')}</label>
-            <input id="qr-image" type="file" accept="image/*" onChange={(e) => e.target.files?.[0] !== undefined && void upload.run(e.target.files[0])} />
-          </div>
           <button type="submit" disabled={payload.trim() === '' || decode.busy} data-testid="qr-decode">
             {t('pay.decode')}
           </button>
         </form>
         <ErrorBox error={decode.error ?? upload.error} />
+        {decode.busy && <p className="skeleton">{t('common.loading')}</p>}
         {preview !== undefined && (
           <form
             onSubmit={(e) => {
@@ -448,7 +594,7 @@ function Pay({ api, session }: { api: Api; session: WalletSession }) {
             data-testid="qr-preview"
           >
             <p>
-              {t('pay.merchant')}: <strong>{preview.merchant.name}</strong> {preview.merchant.city ?? ''}
+              {t('pay.merchant')}: <strong data-testid="qr-merchant">{preview.merchant.name}</strong> {preview.merchant.city ?? ''}
             </p>
             {preview.amount !== null ? (
               <p className="figure">{money(preview.amount.amount, preview.amount.currency)}</p>
@@ -456,7 +602,7 @@ function Pay({ api, session }: { api: Api; session: WalletSession }) {
               <Field label={`${t('common.amount')} (${preview.currency ?? ''})`} name="amount" value={amount} onChange={setAmount} inputMode="decimal" />
             )}
             <PaySource api={api} session={session} value={source} onChange={setSource} />
-            <button type="submit" disabled={pay.busy || source === '' || stepUp.offer !== undefined} data-testid="qr-pay">
+            <button type="submit" disabled={pay.busy || source === '' || stepUp.offer !== undefined || paid !== undefined} data-testid="qr-pay">
               {t('pay.payNow')}
             </button>
           </form>
@@ -471,8 +617,7 @@ function Pay({ api, session }: { api: Api; session: WalletSession }) {
           </p>
         )}
       </Section>
-      <PaymentCode api={api} session={session} />
-      <PayLink api={api} session={session} />
+      <PayLink key={link} api={api} session={session} initial={link} />
     </div>
   );
 }
@@ -487,10 +632,16 @@ function PaymentCode({ api, session }: { api: Api; session: WalletSession }) {
   const [tick, setTick] = useState(0);
   const active = (tokens.data ?? []).filter((x) => x.status === 'active');
   const current = active.find((x) => x.tokenRef === tokenRef) ?? active[0];
+  // The code refreshes every 30 s (a new ATC and cryptogram); the seconds left are shown, and "refresh" starts over.
+  const [left, setLeft] = useState(30);
   useEffect(() => {
-    const timer = setInterval(() => setTick((n) => n + 1), 30_000);
+    setLeft(30);
+    const timer = setInterval(() => setLeft((n) => Math.max(0, n - 1)), 1000);
     return () => clearInterval(timer);
-  }, []);
+  }, [tick]);
+  useEffect(() => {
+    if (left === 0) setTick((k) => k + 1);
+  }, [left]);
   useEffect(() => {
     setImage(undefined);
     setShown(undefined);
@@ -499,7 +650,7 @@ function PaymentCode({ api, session }: { api: Api; session: WalletSession }) {
     const device = loadDeviceToken(session.participantId, current.tokenRef);
     const atc = nextAtc(session.participantId, current.tokenRef);
     if (device === undefined || atc === undefined) {
-      setError(new Error(t('pay.noKey')));
+      setError(new PageError('pay.noKey'));
       return;
     }
     try {
@@ -522,7 +673,7 @@ function PaymentCode({ api, session }: { api: Api; session: WalletSession }) {
       }
     >
       {active.length > 1 && <Select label={t('pay.payWith')} value={current?.tokenRef ?? ''} onChange={setTokenRef} options={active.map((x) => ({ value: x.tokenRef, label: `${x.brand} …${x.cardLast4}` }))} />}
-      {current === undefined && <p className="muted">{t('home.noCards')}</p>}
+      {tokens.data !== undefined && current === undefined && <p className="muted">{t('home.noCards')}</p>}
       {image !== undefined && (
         <div className="qr">
           <img src={image} alt={`${t('pay.cpm')} ${current?.brand ?? ''} …${current?.cardLast4 ?? ''}`} data-testid="cpm-qr" />
@@ -536,15 +687,21 @@ function PaymentCode({ api, session }: { api: Api; session: WalletSession }) {
           </code>
         </details>
       )}
-      <ErrorBox error={error} />
+      {image !== undefined && (
+        <p className="countdown" data-testid="cpm-countdown" aria-live="off">
+          {t('pay.refreshIn').replace('{n}', String(left))}
+        </p>
+      )}
+      {tokens.data === undefined && tokens.error === undefined && <p className="skeleton">{t('common.loading')}</p>}
+      <ErrorBox error={error ?? tokens.error} />
       <p className="muted">{t('pay.cpmHint')}</p>
     </Section>
   );
 }
 
-function PayLink({ api, session }: { api: Api; session: WalletSession }) {
+function PayLink({ api, session, initial }: { api: Api; session: WalletSession; initial: string }) {
   const { t, money } = useI18n();
-  const [link, setLink] = useState('');
+  const [link, setLink] = useState(initial);
   const [info, setInfo] = useState<any>();
   const [source, setSource] = useState('');
   const [paid, setPaid] = useState<any>();
@@ -567,6 +724,10 @@ function PayLink({ api, session }: { api: Api; session: WalletSession }) {
     );
   };
   const pay = useAction(() => stepUp.attempt(payOnce));
+  // Opened for a link (/wallet?link=…, or a scanned /pay/… code): show it at once.
+  useEffect(() => {
+    if (initial !== '') void open.run();
+  }, []);
   return (
     <Section title={t('pay.link')} testId="pay-link">
       <form
@@ -624,23 +785,44 @@ function AliasInput({ type, value, onType, onValue, prefix }: { type: string; va
   );
 }
 
-function Transfer({ api, session }: { api: Api; session: WalletSession }) {
+/** The currencies the customer holds (an account in each), the first one the default: amounts are never CNY-only. */
+function useCurrencies(api: Api, session: WalletSession): string[] {
+  const accounts = useAccounts(api, session);
+  const held = [...new Set((accounts.data ?? []).map((a) => a.currency))];
+  return held.length > 0 ? held : ['CNY'];
+}
+
+function CurrencySelect({ currencies, value, onChange, name }: { currencies: string[]; value: string; onChange: (v: string) => void; name: string }) {
+  const { t } = useI18n();
+  return <Select label={t('common.currency')} name={name} value={value} onChange={onChange} options={currencies.map((c) => ({ value: c, label: c }))} />;
+}
+
+/** The chosen currency, kept to one the customer holds once their accounts have loaded. */
+function useCurrency(currencies: string[]): [string, (c: string) => void] {
+  const [currency, setCurrency] = useState('');
+  const first = currencies[0] ?? 'CNY';
+  return [currencies.includes(currency) ? currency : first, setCurrency];
+}
+
+function Transfer({ api, session, payee, packet }: { api: Api; session: WalletSession; payee?: { type: string; value: string } | undefined; packet: string }) {
   return (
     <div className="grid">
-      <SendMoney api={api} session={session} />
+      <SendMoney api={api} session={session} initial={payee} />
       <RequestMoney api={api} session={session} />
       <IncomingRequests api={api} session={session} />
       <SplitBill api={api} session={session} />
       <RedPacket api={api} session={session} />
-      <ClaimPacket api={api} session={session} />
+      <ClaimPacket api={api} session={session} initial={packet} />
     </div>
   );
 }
 
-function SendMoney({ api, session }: { api: Api; session: WalletSession }) {
+function SendMoney({ api, session, initial }: { api: Api; session: WalletSession; initial?: { type: string; value: string } | undefined }) {
   const { t, money } = useI18n();
-  const [type, setType] = useState('handle');
-  const [value, setValue] = useState('');
+  const [type, setType] = useState(initial?.type ?? 'handle');
+  const [value, setValue] = useState(initial?.value ?? '');
+  const currencies = useCurrencies(api, session);
+  const [currency, setCurrency] = useCurrency(currencies);
   const [amount, setAmount] = useState('');
   const [payee, setPayee] = useState<any>();
   const [quote, setQuote] = useState<any>();
@@ -652,7 +834,7 @@ function SendMoney({ api, session }: { api: Api; session: WalletSession }) {
     stepUp.cancel();
     setPayee(await api.get(`/v1/aliases/lookup?customerId=${encodeURIComponent(session.customerId)}&type=${type}&value=${encodeURIComponent(value.trim())}`));
   });
-  const newQuote = () => api.post<TransferQuote>('/v1/transfers/quotes', { customerId: session.customerId, payee: { type, value: value.trim() }, sendAmount: { amount: amount.trim(), currency: 'CNY' } });
+  const newQuote = () => api.post<TransferQuote>('/v1/transfers/quotes', { customerId: session.customerId, payee: { type, value: value.trim() }, sendAmount: { amount: amount.trim(), currency } });
   const getQuote = useAction(async () => {
     stepUp.cancel();
     setQuote(await newQuote());
@@ -692,8 +874,11 @@ function SendMoney({ api, session }: { api: Api; session: WalletSession }) {
             <p data-testid="payee">
               {t('xfer.payee')}: <strong>{payee.maskedName}</strong> · {payee.participantName}
             </p>
-            {payee.warning !== null && <p className="warn">{payee.warning}</p>}
-            <Field label={`${t('common.amount')} (CNY)`} name="send-amount" value={amount} onChange={setAmount} inputMode="decimal" />
+            {payee.warning !== null && <p className="warn">{serverWarning(payee.warning, t)}</p>}
+            <div className="row">
+              <Field label={`${t('common.amount')} (${currency})`} name="send-amount" value={amount} onChange={setAmount} inputMode="decimal" />
+              {currencies.length > 1 && <CurrencySelect name="send-currency" currencies={currencies} value={currency} onChange={setCurrency} />}
+            </div>
             <button type="submit" disabled={amount.trim() === '' || getQuote.busy} data-testid="send-quote">
               {t('xfer.quote')}
             </button>
@@ -703,12 +888,17 @@ function SendMoney({ api, session }: { api: Api; session: WalletSession }) {
       <ErrorBox error={lookup.error ?? getQuote.error ?? confirm.error} />
       {quote !== undefined && (
         <div>
-          <p>
+          <p data-testid="send-quote-details">
             {t('xfer.fee')}: {money(quote.fee.amount, quote.fee.currency)} · {t('xfer.receives')}: <strong>{money(quote.receiveAmount.amount, quote.receiveAmount.currency)}</strong>
           </p>
+          {quote.receiveAmount.currency !== quote.totalDebit.currency && (
+            <p className="warn" data-testid="send-fx">
+              {t('xfer.fx')}: 1 {quote.totalDebit.currency} = {quote.rate ?? '—'} {quote.receiveAmount.currency}
+            </p>
+          )}
           {(quote.warnings as string[]).map((w) => (
             <p className="warn" key={w}>
-              {w}
+              {serverWarning(w, t)}
             </p>
           ))}
           <button type="button" onClick={() => void confirm.run()} disabled={confirm.busy || stepUp.offer !== undefined} data-testid="send-confirm">
@@ -730,13 +920,15 @@ function SendMoney({ api, session }: { api: Api; session: WalletSession }) {
 
 function RequestMoney({ api, session }: { api: Api; session: WalletSession }) {
   const { t } = useI18n();
+  const currencies = useCurrencies(api, session);
+  const [currency, setCurrency] = useCurrency(currencies);
   const [type, setType] = useState('handle');
   const [value, setValue] = useState('');
   const [amount, setAmount] = useState('');
   const [note, setNote] = useState('');
   const [done, setDone] = useState<any>();
   const send = useAction(async () => {
-    setDone(await api.post('/v1/transfers/requests', { customerId: session.customerId, payer: { type, value: value.trim() }, amount: { amount: amount.trim(), currency: 'CNY' }, ...(note !== '' ? { note } : {}) }));
+    setDone(await api.post('/v1/transfers/requests', { customerId: session.customerId, payer: { type, value: value.trim() }, amount: { amount: amount.trim(), currency }, ...(note !== '' ? { note } : {}) }));
   });
   return (
     <Section title={t('xfer.request')} testId="request-money">
@@ -747,7 +939,10 @@ function RequestMoney({ api, session }: { api: Api; session: WalletSession }) {
         }}
       >
         <AliasInput prefix="request" type={type} value={value} onType={setType} onValue={setValue} />
-        <Field label={`${t('common.amount')} (CNY)`} name="request-amount" value={amount} onChange={setAmount} inputMode="decimal" />
+        <div className="row">
+          <Field label={`${t('common.amount')} (${currency})`} name="request-amount" value={amount} onChange={setAmount} inputMode="decimal" />
+          {currencies.length > 1 && <CurrencySelect name="request-currency" currencies={currencies} value={currency} onChange={setCurrency} />}
+        </div>
         <Field label={t('common.note')} name="request-note" value={note} onChange={setNote} />
         <button type="submit" disabled={send.busy || value === '' || amount === ''} data-testid="request-send">
           {t('xfer.request')}
@@ -763,7 +958,21 @@ function RequestMoney({ api, session }: { api: Api; session: WalletSession }) {
   );
 }
 
-interface TransferQuote { id: string; fee: MoneyWire; receiveAmount: MoneyWire; totalDebit: MoneyWire; warnings: string[] }
+interface TransferQuote { id: string; fee: MoneyWire; receiveAmount: MoneyWire; totalDebit: MoneyWire; warnings: string[]; rate?: string | null }
+
+/**
+ * The hub's warnings are fixed English sentences (src/transfers/service.ts, src/aliases/service.ts): each known one is
+ * shown in the page's language; an unknown one as it came.
+ */
+const WARNINGS: readonly [string, string][] = [
+  ['Approving this request SENDS money from your account.', 'warning.request'],
+  ['You have never paid this person before', 'warning.firstTime'],
+  ['a participant has reported this payee for suspected fraud', 'warning.flagged'],
+];
+function serverWarning(text: string, t: (key: string) => string): string {
+  const known = WARNINGS.filter(([needle]) => text.includes(needle)).map(([, key]) => t(key));
+  return known.length > 0 ? known.join(' ') : text;
+}
 
 function IncomingRequests({ api, session }: { api: Api; session: WalletSession }) {
   const { t, money } = useI18n();
@@ -831,7 +1040,7 @@ function IncomingRequests({ api, session }: { api: Api; session: WalletSession }
           </div>
           {r.warning !== null && r.warning !== undefined && r.warning !== '' && (
             <p className="warn" data-testid="request-warning">
-              {r.warning}
+              {serverWarning(r.warning, t)}
             </p>
           )}
           {q !== undefined && (
@@ -841,7 +1050,7 @@ function IncomingRequests({ api, session }: { api: Api; session: WalletSession }
               </p>
               {q.warnings.map((w) => (
                 <p className="warn" key={w} role="alert">
-                  {w}
+                  {serverWarning(w, t)}
                 </p>
               ))}
               <span className="row">
@@ -878,12 +1087,14 @@ function parseAliases(text: string) {
 
 function SplitBill({ api, session }: { api: Api; session: WalletSession }) {
   const { t, money } = useI18n();
+  const currencies = useCurrencies(api, session);
+  const [currency, setCurrency] = useCurrency(currencies);
   const [total, setTotal] = useState('');
   const [members, setMembers] = useState('');
   const [note, setNote] = useState('');
   const [split, setSplit] = useState<any>();
   const create = useAction(async () => {
-    setSplit(await api.post('/v1/transfers/splits', { customerId: session.customerId, total: { amount: total.trim(), currency: 'CNY' }, method: 'equal', members: parseAliases(members).map((alias) => ({ alias })), ...(note !== '' ? { note } : {}) }));
+    setSplit(await api.post('/v1/transfers/splits', { customerId: session.customerId, total: { amount: total.trim(), currency }, method: 'equal', members: parseAliases(members).map((alias) => ({ alias })), ...(note !== '' ? { note } : {}) }));
   });
   return (
     <Section title={t('xfer.split')} testId="split-bill">
@@ -893,7 +1104,10 @@ function SplitBill({ api, session }: { api: Api; session: WalletSession }) {
           void create.run();
         }}
       >
-        <Field label={`${t('xfer.total')} (CNY)`} name="split-total" value={total} onChange={setTotal} inputMode="decimal" />
+        <div className="row">
+          <Field label={`${t('xfer.total')} (${currency})`} name="split-total" value={total} onChange={setTotal} inputMode="decimal" />
+          {currencies.length > 1 && <CurrencySelect name="split-currency" currencies={currencies} value={currency} onChange={setCurrency} />}
+        </div>
         <Field label={t('xfer.members')} name="split-members" value={members} onChange={setMembers} placeholder="liwei, zhangmin" />
         <Field label={t('common.note')} name="split-note" value={note} onChange={setNote} />
         <button type="submit" disabled={create.busy || total.trim() === '' || members.trim() === ''} data-testid="split-submit">
@@ -907,7 +1121,7 @@ function SplitBill({ api, session }: { api: Api; session: WalletSession }) {
           <ul>
             {(split.members as any[]).map((m) => (
               <li key={m.index} data-testid="split-member">
-                {m.maskedName} {money(m.amount.amount, m.amount.currency)} {m.status}
+                {m.maskedName} {money(m.amount.amount, m.amount.currency)} <span className={`pill ${m.status}`}>{statusWord(m.status, t)}</span>
               </li>
             ))}
           </ul>
@@ -919,6 +1133,8 @@ function SplitBill({ api, session }: { api: Api; session: WalletSession }) {
 
 function RedPacket({ api, session }: { api: Api; session: WalletSession }) {
   const { t, money } = useI18n();
+  const currencies = useCurrencies(api, session);
+  const [currency, setCurrency] = useCurrency(currencies);
   const [total, setTotal] = useState('');
   const [shares, setShares] = useState('1');
   const [mode, setMode] = useState('random');
@@ -927,7 +1143,7 @@ function RedPacket({ api, session }: { api: Api; session: WalletSession }) {
   const [packet, setPacket] = useState<any>();
   const send = useAction(async () => {
     setPacket(
-      await api.post('/v1/transfers/red-packets', { customerId: session.customerId, total: { amount: total.trim(), currency: 'CNY' }, shares: Number(shares), mode, members: parseAliases(members), ...(message !== '' ? { message } : {}) }),
+      await api.post('/v1/transfers/red-packets', { customerId: session.customerId, total: { amount: total.trim(), currency }, shares: Number(shares), mode, members: parseAliases(members), ...(message !== '' ? { message } : {}) }),
     );
   });
   return (
@@ -938,7 +1154,10 @@ function RedPacket({ api, session }: { api: Api; session: WalletSession }) {
           void send.run();
         }}
       >
-        <Field label={`${t('xfer.total')} (CNY)`} name="packet-total" value={total} onChange={setTotal} inputMode="decimal" />
+        <div className="row">
+          <Field label={`${t('xfer.total')} (${currency})`} name="packet-total" value={total} onChange={setTotal} inputMode="decimal" />
+          {currencies.length > 1 && <CurrencySelect name="packet-currency" currencies={currencies} value={currency} onChange={setCurrency} />}
+        </div>
         <div className="row">
           <Field label={t('xfer.shares')} name="packet-shares" value={shares} onChange={setShares} inputMode="numeric" />
           <Select label={t('xfer.mode')} name="packet-mode" value={mode} onChange={setMode} options={[{ value: 'random', label: t('xfer.mode.random') }, { value: 'equal', label: t('xfer.mode.equal') }]} />
@@ -955,13 +1174,16 @@ function RedPacket({ api, session }: { api: Api; session: WalletSession }) {
           {t('xfer.packetSent')}: <span className="mono" data-testid="packet-id">{packet.id}</span> ({money(packet.total.amount, packet.total.currency)})
         </p>
       )}
+      {packet !== undefined && (
+        <PacketShare id={packet.id} />
+      )}
     </Section>
   );
 }
 
-function ClaimPacket({ api, session }: { api: Api; session: WalletSession }) {
+function ClaimPacket({ api, session, initial }: { api: Api; session: WalletSession; initial: string }) {
   const { t, money } = useI18n();
-  const [id, setId] = useState('');
+  const [id, setId] = useState(initial);
   const [claimed, setClaimed] = useState<any>();
   const claim = useAction(async () => {
     setClaimed(await api.post(`/v1/transfers/red-packets/${encodeURIComponent(id.trim())}/claim`, { customerId: session.customerId }));
@@ -981,7 +1203,7 @@ function ClaimPacket({ api, session }: { api: Api; session: WalletSession }) {
       </form>
       <ErrorBox error={claim.error} />
       {claimed !== undefined && (
-        <p className="ok" data-testid="packet-claimed">
+        <p className="ok packet-open" data-testid="packet-claimed">
           🧧 {t('xfer.claimed')} {money(claimed.amount.amount, claimed.amount.currency)} {claimed.packet.message ?? ''}
         </p>
       )}
@@ -1032,10 +1254,43 @@ async function loadSpending(api: Api, session: WalletSession, by: 'category' | '
   return (await api.get<{ buckets: SpendingBucket[] }>(`/v1/history/spending?customerId=${encodeURIComponent(session.customerId)}&by=${by}&currency=CNY`)).buckets;
 }
 
+/** A status as words of the page's language (status.<code>); an unknown status shows as it came. */
+export function statusWord(status: string, t: (key: string) => string): string {
+  const key = `status.${status}`;
+  const word = t(key);
+  return word === key ? status : word;
+}
+
+/** A history title: account movements carry a purpose code (demo_opening_balance, top_up…), said in words. */
+function historyTitle(i: HistoryItem, t: (key: string) => string): string {
+  if (i.kind !== 'account') return i.title;
+  const key = `purpose.${i.title}`;
+  const word = t(key);
+  return word === key ? t('history.kind.account') : word;
+}
+
+const HISTORY_KINDS = ['all', 'transfer', 'merchant', 'red_packet', 'account'] as const;
+
 function History({ api, session }: { api: Api; session: WalletSession }) {
-  const { t, date } = useI18n();
+  const { t, date, month, money } = useI18n();
   const h = useLoad(() => loadHistory(api, session), [api]);
+  const [query, setQuery] = useState('');
+  const [kind, setKind] = useState<string>('all');
   const others = (h.data?.linked ?? []).filter((r) => r.via !== 'self');
+  const q = query.trim().toLowerCase();
+  const shown = (h.data?.items ?? []).filter(
+    (i) =>
+      (kind === 'all' || i.kind === kind) &&
+      (q === '' || [historyTitle(i, t), i.participantName, i.amount?.amount ?? '', money(i.amount?.amount ?? '0', i.amount?.currency ?? 'CNY'), statusWord(i.status, t)].some((x) => x.toLowerCase().includes(q))),
+  );
+  // Grouped by month, newest first (the hub answers newest first).
+  const months: { key: string; items: HistoryItem[] }[] = [];
+  for (const i of shown) {
+    const key = i.at.slice(0, 7);
+    const last = months[months.length - 1];
+    if (last !== undefined && last.key === key) last.items.push(i);
+    else months.push({ key, items: [i] });
+  }
   return (
     <Section
       title={t('history.title')}
@@ -1047,38 +1302,46 @@ function History({ api, session }: { api: Api; session: WalletSession }) {
       }
     >
       <ErrorBox error={h.error} />
+      {h.data === undefined && h.error === undefined && <p className="skeleton" data-testid="history-loading">{t('common.loading')}</p>}
       {h.data !== undefined && (
         <p className="muted" data-testid="history-linked">
           {others.length > 0 ? `${t('history.linked')}: ${others.map((r) => r.participantName).join(' · ')}` : t('history.unlinked')}
         </p>
       )}
+      <div className="row">
+        <Field label={t('common.search')} name="history-search" value={query} onChange={setQuery} />
+        <Select label={t('common.kind')} name="history-kind" value={kind} onChange={setKind} options={HISTORY_KINDS.map((k) => ({ value: k, label: k === 'all' ? t('history.all') : t(`history.kind.${k}`) }))} />
+      </div>
       {h.data?.items.length === 0 && <p className="muted">{t('history.empty')}</p>}
-      <table>
-        <thead>
-          <tr>
-            <th>{t('common.date')}</th>
-            <th>{t('common.kind')}</th>
-            <th>{t('common.name')}</th>
-            <th>{t('history.where')}</th>
-            <th>{t('common.status')}</th>
-            <th style={{ textAlign: 'right' }}>{t('common.amount')}</th>
-          </tr>
-        </thead>
-        <tbody>
-          {(h.data?.items ?? []).map((i) => (
-            <tr key={`${i.kind}-${i.id}`} data-testid="history-row" data-kind={i.kind} data-participant={i.participantId} data-own={String(i.own)}>
-              <td>{date(i.at)}</td>
-              <td>{t(`history.kind.${i.kind}`)}</td>
-              <td>{i.title}</td>
-              <td className={i.own ? 'muted' : undefined}>{i.participantName}</td>
-              <td>
-                <span className={`pill ${i.status}`}>{i.status}</span>
-              </td>
-              <td style={{ textAlign: 'right' }}>{i.amount !== undefined && <Money amount={i.amount.amount} currency={i.amount.currency} sign={i.direction} />}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      {h.data !== undefined && h.data.items.length > 0 && shown.length === 0 && <p className="muted">{t('history.noMatch')}</p>}
+      <div className="activity">
+        {months.map((m) => (
+          <section key={m.key} aria-label={month(`${m.key}-01T00:00:00Z`)}>
+            <h3>{month(`${m.key}-01T00:00:00Z`)}</h3>
+            <ul className="activity">
+              {m.items.map((i) => (
+                <li key={`${i.kind}-${i.id}`} className="activity-row" data-testid="history-row" data-kind={i.kind} data-participant={i.participantId} data-own={String(i.own)}>
+                  <div>
+                    <div className="title">{historyTitle(i, t)}</div>
+                    <div className="sub">
+                      {t(`history.kind.${i.kind}`)} · {date(i.at)}
+                    </div>
+                    <div className="sub">
+                      {t('history.where')}: {i.participantName}
+                    </div>
+                  </div>
+                  <div className="amt">
+                    {i.amount !== undefined && <Money amount={i.amount.amount} currency={i.amount.currency} sign={i.direction} />}
+                    <div>
+                      <span className={`pill ${i.status}`}>{statusWord(i.status, t)}</span>
+                    </div>
+                  </div>
+                </li>
+              ))}
+            </ul>
+          </section>
+        ))}
+      </div>
     </Section>
   );
 }

@@ -1,0 +1,110 @@
+import { customerAccountId, systemAccountId } from '../accounts/service.ts';
+import type { AliasType } from '../aliases/normalize.ts';
+import type { Hub } from '../main.ts';
+import { DEMO_PARTICIPANTS, demoParticipantId } from './seed.ts';
+
+/**
+ * Demo data for issue 6, idempotent: customer accounts with opening balances funded by recorded ledger transfers from
+ * each participant's funding account (never balance edits), aliases, FX liquidity accounts (held by Pearl River Bank),
+ * the demo FX rates and one fee schedule.
+ */
+export const DEMO_ACCOUNTS: readonly { customer: string; participant: string; currency: string; opening: bigint }[] = [
+  { customer: 'li-at-bank-a', participant: 'bank-a', currency: 'CNY', opening: 5_000_000n },
+  { customer: 'li-at-bank-a', participant: 'bank-a', currency: 'USD', opening: 200_000n },
+  { customer: 'li-at-wallet-a', participant: 'wallet-a', currency: 'CNY', opening: 100_000n },
+  { customer: 'li-at-wallet-b', participant: 'wallet-b', currency: 'CNY', opening: 50_000n },
+  { customer: 'zhang-at-bank-b', participant: 'bank-b', currency: 'HKD', opening: 8_000_000n },
+  { customer: 'zhang-at-wallet-b', participant: 'wallet-b', currency: 'CNY', opening: 80_000n },
+  { customer: 'maria-at-wallet-c', participant: 'wallet-c', currency: 'SGD', opening: 150_000n },
+];
+
+export const DEMO_ALIASES: readonly { customer: string; participant: string; currency: string; type: AliasType; value: string }[] = [
+  { customer: 'li-at-wallet-a', participant: 'wallet-a', currency: 'CNY', type: 'phone', value: '+8613800138001' },
+  { customer: 'li-at-wallet-a', participant: 'wallet-a', currency: 'CNY', type: 'handle', value: 'liwei' },
+  { customer: 'zhang-at-wallet-b', participant: 'wallet-b', currency: 'CNY', type: 'phone', value: '+85291234567' },
+  { customer: 'zhang-at-wallet-b', participant: 'wallet-b', currency: 'CNY', type: 'handle', value: 'zhangmin' },
+  { customer: 'maria-at-wallet-c', participant: 'wallet-c', currency: 'SGD', type: 'phone', value: '+6581234567' },
+  { customer: 'maria-at-wallet-c', participant: 'wallet-c', currency: 'SGD', type: 'handle', value: 'maria.tan' },
+];
+
+export const FX_PROVIDER = 'bank-b';
+/** What the operator records as each demo participant's prefunded liquidity, per currency it holds. */
+export const DEMO_LIQUIDITY_MINOR = 10_000_000_00n;
+export const FX_LIQUIDITY: readonly { currency: string; amount: bigint }[] = [
+  { currency: 'CNY', amount: 100_000_000_00n },
+  { currency: 'HKD', amount: 100_000_000_00n },
+  { currency: 'USD', amount: 10_000_000_00n },
+  { currency: 'SGD', amount: 10_000_000_00n },
+  { currency: 'EUR', amount: 10_000_000_00n },
+];
+
+export async function seedDemoTransfers(hubLike: object, customerIds: ReadonlyMap<string, string>): Promise<void> {
+  if (!('transfers' in hubLike)) return;
+  const hub = hubLike as Hub;
+  const { db } = hub;
+  const { ledger, accounts, aliases, fx, transfers } = hub.transfers;
+  const system = { type: 'system' } as const;
+  await fx.ensureLoaded();
+
+  // The operator records each demo participant's prefunded liquidity first: every opening balance below comes out of
+  // the participant's position, as money always does (no money from nothing).
+  const specs = DEMO_PARTICIPANTS.map((p) => ({ participantId: demoParticipantId(p.key), currencies: new Set(p.currencies) }));
+  const provider = demoParticipantId(FX_PROVIDER);
+  for (const { currency } of FX_LIQUIDITY) specs.find((p) => p.participantId === provider)?.currencies.add(currency);
+  for (const { participantId, currencies } of specs) {
+    for (const currency of currencies) {
+      const transferId = `seed_liq_${participantId}_${currency}`.slice(0, 64);
+      if ((await ledger.getTransfer(transferId)).ok) continue;
+      const fx = participantId === provider ? (FX_LIQUIDITY.find((f) => f.currency === currency)?.amount ?? 0n) : 0n;
+      await db.transaction(async (tx) => {
+        const r = await hub.liquidity.fundsIn(tx, system, { participantId, currency, amountMinor: DEMO_LIQUIDITY_MINOR + fx, transferId, reference: 'demo prefunding' });
+        if (!r.ok) throw new Error(`demo seed: liquidity ${participantId} ${currency}: ${r.error.code}`);
+      });
+    }
+  }
+
+  const fund = async (participantId: string, accountId: string, currency: string, amountMinor: bigint, transferId: string) => {
+    const funding = await accounts.ensureSystemAccount('funding', participantId, currency);
+    await db.transaction(async (tx) => {
+      const [r] = await ledger.applyInTx(tx, [{ id: transferId, debitAccountId: funding, creditAccountId: accountId, amountMinor, currency, purpose: 'demo_opening_balance' }]);
+      if (r === undefined || !r.ok) throw new Error(`demo seed: funding ${accountId}: ${r?.ok === false ? r.error.code : '?'}`);
+    });
+  };
+
+  for (const { currency, amount } of FX_LIQUIDITY) {
+    const id = await accounts.ensureSystemAccount('fx_liquidity', provider, currency);
+    await db.query('insert into fx_liquidity_accounts (currency, account_id) values ($1, $2) on conflict do nothing', [currency, id]);
+    await fund(provider, id, currency, amount, `seed_fxl_${currency}`);
+  }
+  void systemAccountId;
+
+  for (const spec of DEMO_ACCOUNTS) {
+    const customerId = customerIds.get(spec.customer);
+    if (customerId === undefined) continue;
+    const participantId = demoParticipantId(spec.participant);
+    const id = customerAccountId(customerId, spec.currency);
+    if ((await accounts.ref(db, id)) === undefined) {
+      await db.transaction(async (tx) => {
+        const r = await accounts.openCustomerAccount(tx, system, participantId, customerId, spec.currency);
+        if (!r.ok && r.error.code !== 'customer_account_exists') throw new Error(`demo seed: account ${id}: ${r.error.code}`);
+      });
+    }
+    await fund(participantId, id, spec.currency, spec.opening, `seed_open_${id}`.slice(0, 64));
+  }
+
+  for (const spec of DEMO_ALIASES) {
+    const customerId = customerIds.get(spec.customer);
+    if (customerId === undefined) continue;
+    const participant = await hub.participants.get(demoParticipantId(spec.participant));
+    if (participant === undefined) continue;
+    await db.transaction(async (tx) => {
+      const r = await aliases.register(tx, system, participant, { customerId, type: spec.type, value: spec.value, accountId: customerAccountId(customerId, spec.currency) });
+      if (!r.ok && r.error.code !== 'alias_taken') throw new Error(`demo seed: alias ${spec.value}: ${r.error.code}`);
+    });
+  }
+
+  await db.transaction(async (tx) => {
+    const r = await transfers.setFee(tx, system, { payerParticipantId: demoParticipantId('wallet-a'), payeeParticipantId: demoParticipantId('wallet-c'), fixedMinor: 100n, fixedCurrency: 'CNY', bps: 25 });
+    if (!r.ok) throw new Error('demo seed: fee');
+  });
+}

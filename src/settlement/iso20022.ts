@@ -1,0 +1,222 @@
+import { XMLBuilder, XMLParser } from 'fast-xml-parser';
+import { formatAmount } from '../platform/money.ts';
+import type { WindowEntry } from './service.ts';
+
+/**
+ * ISO 20022 messages of settlement, built with fast-xml-parser's XMLBuilder (never by string concatenation):
+ * - camt.053.001.08: a participant's statement of its position in one currency over one window (opening balance 0, the
+ *   window's legs as entries, closing balance = its net position);
+ * - pacs.008.001.08: a window's interparticipant credit transfers (one message, one CdtTrfTxInf per payment);
+ * - pacs.002.001.10: the status report of a pacs.008 (no XSD at hand here: tests parse it back and compare).
+ * Amounts, currencies, participant ids, end-to-end ids (payment ids) and times are the values the API shows.
+ * Participants carry no BIC here: a participant is identified by its hub id (`Othr/Id`) and named (`Nm`).
+ */
+export const CAMT053_NS = 'urn:iso:std:iso:20022:tech:xsd:camt.053.001.08';
+export const PACS008_NS = 'urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08';
+export const PACS002_NS = 'urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10';
+
+export interface Party {
+  readonly id: string;
+  readonly name: string;
+}
+
+const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@', format: false, suppressEmptyNode: false });
+const declaration = '<?xml version="1.0" encoding="UTF-8"?>';
+const amt = (minor: bigint, currency: string) => ({ '@Ccy': currency, '#text': formatAmount(minor < 0n ? -minor : minor, currency) });
+const dc = (minor: bigint) => (minor < 0n ? 'DBIT' : 'CRDT');
+const agent = (p: Party) => ({ FinInstnId: { Nm: p.name.slice(0, 140), Othr: { Id: p.id } } });
+
+export interface StatementInput {
+  readonly messageId: string;
+  readonly createdAt: Date;
+  readonly participant: Party;
+  readonly currency: string;
+  readonly windowId: string;
+  readonly from: Date;
+  readonly to: Date;
+}
+
+export interface StatementTotals {
+  count: bigint;
+  creditCount: bigint;
+  debitCount: bigint;
+  creditMinor: bigint;
+  debitMinor: bigint;
+}
+
+const entryOf = (e: WindowEntry, participantId: string) => {
+  const credit = e.payeeParticipantId === participantId;
+  return {
+    NtryRef: e.transferId,
+    Amt: amt(e.amountMinor, e.currency),
+    CdtDbtInd: credit ? 'CRDT' : 'DBIT',
+    Sts: { Cd: 'BOOK' },
+    BookgDt: { DtTm: e.createdAt.toISOString() },
+    BkTxCd: { Domn: { Cd: 'PMNT', Fmly: { Cd: credit ? 'RCDT' : 'ICDT', SubFmlyCd: 'DMCT' } } },
+    NtryDtls: { TxDtls: { Refs: { EndToEndId: e.paymentId, TxId: e.transferId }, Amt: amt(e.amountMinor, e.currency), CdtDbtInd: credit ? 'CRDT' : 'DBIT' } },
+  };
+};
+
+/** The statement's document around its entries, split where the entries go (so that they can be streamed). */
+function statementShell(input: StatementInput, t: StatementTotals): { head: string; tail: string } {
+  const net = t.creditMinor - t.debitMinor;
+  const ccy = input.currency;
+  const balance = (code: 'OPBD' | 'CLBD', minor: bigint, at: Date) => ({ Tp: { CdOrPrtry: { Cd: code } }, Amt: amt(minor, ccy), CdtDbtInd: dc(minor), Dt: { DtTm: at.toISOString() } });
+  const doc = {
+    Document: {
+      '@xmlns': CAMT053_NS,
+      BkToCstmrStmt: {
+        GrpHdr: { MsgId: input.messageId, CreDtTm: input.createdAt.toISOString() },
+        Stmt: {
+          Id: input.messageId,
+          CreDtTm: input.createdAt.toISOString(),
+          FrToDt: { FrDtTm: input.from.toISOString(), ToDtTm: input.to.toISOString() },
+          Acct: { Id: { Othr: { Id: input.participant.id } }, Ccy: ccy, Nm: input.participant.name.slice(0, 70) },
+          Bal: [balance('OPBD', 0n, input.from), balance('CLBD', net, input.to)],
+          TxsSummry: {
+            TtlNtries: { NbOfNtries: t.count.toString(), Sum: formatAmount(t.creditMinor + t.debitMinor, ccy), TtlNetNtry: { Amt: formatAmount(net < 0n ? -net : net, ccy), CdtDbtInd: dc(net) } },
+            TtlCdtNtries: { NbOfNtries: t.creditCount.toString(), Sum: formatAmount(t.creditMinor, ccy) },
+            TtlDbtNtries: { NbOfNtries: t.debitCount.toString(), Sum: formatAmount(t.debitMinor, ccy) },
+          },
+          AddtlStmtInf: `settlement window ${input.windowId}`,
+        },
+      },
+    },
+  };
+  const xml = builder.build(doc) as string;
+  // The entries go between the summary and the additional information (the schema's order).
+  const at = xml.indexOf('<AddtlStmtInf>');
+  if (at < 0) throw new Error('camt.053: the statement shell has no AddtlStmtInf');
+  return { head: `${declaration}${xml.slice(0, at)}`, tail: xml.slice(at) };
+}
+
+export const totalsOf = (entries: readonly WindowEntry[], participantId: string): StatementTotals => {
+  const t: StatementTotals = { count: 0n, creditCount: 0n, debitCount: 0n, creditMinor: 0n, debitMinor: 0n };
+  for (const e of entries) addToTotals(t, e, participantId);
+  return t;
+};
+export const addToTotals = (t: StatementTotals, e: WindowEntry, participantId: string) => {
+  t.count += 1n;
+  if (e.payeeParticipantId === participantId) {
+    t.creditCount += 1n;
+    t.creditMinor += e.amountMinor;
+  } else {
+    t.debitCount += 1n;
+    t.debitMinor += e.amountMinor;
+  }
+};
+
+/** A whole camt.053 statement in memory (small windows, tests). */
+export function camt053(input: StatementInput, entries: readonly WindowEntry[]): string {
+  const { head, tail } = statementShell(input, totalsOf(entries, input.participant.id));
+  return head + (entries.length === 0 ? '' : (builder.build({ Ntry: entries.map((e) => entryOf(e, input.participant.id)) }) as string)) + tail;
+}
+
+/**
+ * A camt.053 statement written in pieces: the totals first (one aggregate query), then the entries page by page, each
+ * page built by the library; memory stays that of one page whatever the window's size.
+ */
+export async function* camt053Stream(input: StatementInput, totals: StatementTotals, pages: AsyncIterable<readonly WindowEntry[]>): AsyncGenerator<string> {
+  const { head, tail } = statementShell(input, totals);
+  yield head;
+  for await (const page of pages) if (page.length > 0) yield builder.build({ Ntry: page.map((e) => entryOf(e, input.participant.id)) }) as string;
+  yield tail;
+}
+
+export interface CreditTransfersInput {
+  readonly messageId: string;
+  readonly createdAt: Date;
+  readonly currency: string;
+  readonly settlementDate: Date;
+  readonly participants: ReadonlyMap<string, Party>;
+}
+
+/** pacs.008.001.08: a window's credit transfers between participants, one CdtTrfTxInf each (at least one). */
+export function pacs008(input: CreditTransfersInput, entries: readonly WindowEntry[]): string {
+  if (entries.length === 0) throw new Error('pacs.008 needs at least one transfer');
+  const party = (id: string): Party => input.participants.get(id) ?? { id, name: id };
+  const total = entries.reduce((s, e) => s + e.amountMinor, 0n);
+  const doc = {
+    Document: {
+      '@xmlns': PACS008_NS,
+      FIToFICstmrCdtTrf: {
+        GrpHdr: {
+          MsgId: input.messageId,
+          CreDtTm: input.createdAt.toISOString(),
+          NbOfTxs: entries.length.toString(),
+          CtrlSum: formatAmount(total, input.currency),
+          TtlIntrBkSttlmAmt: amt(total, input.currency),
+          IntrBkSttlmDt: input.settlementDate.toISOString().slice(0, 10),
+          SttlmInf: { SttlmMtd: 'CLRG', ClrSys: { Prtry: 'HUTONG' } },
+        },
+        CdtTrfTxInf: entries.map((e) => ({
+          PmtId: { InstrId: e.transferId, EndToEndId: e.paymentId, TxId: e.transferId },
+          IntrBkSttlmAmt: amt(e.amountMinor, e.currency),
+          AccptncDtTm: e.createdAt.toISOString(),
+          ChrgBr: 'SLEV',
+          Dbtr: { Nm: party(e.payerParticipantId).name.slice(0, 140) },
+          DbtrAgt: agent(party(e.payerParticipantId)),
+          CdtrAgt: agent(party(e.payeeParticipantId)),
+          Cdtr: { Nm: party(e.payeeParticipantId).name.slice(0, 140) },
+        })),
+      },
+    },
+  };
+  return declaration + (builder.build(doc) as string);
+}
+
+export interface StatusReport {
+  readonly messageId: string;
+  readonly createdAt: string;
+  readonly originalMessageId: string;
+  readonly originalMessageName: string;
+  readonly groupStatus: string;
+  readonly transactions: readonly { readonly originalEndToEndId: string; readonly originalTxId: string; readonly status: string; readonly amount: { amount: string; currency: string } }[];
+}
+
+/** pacs.002.001.10: the status of each transfer of a pacs.008 (ACSC: settled; ACSP: accepted, settlement in process). */
+export function pacs002(report: StatusReport): string {
+  const doc = {
+    Document: {
+      '@xmlns': PACS002_NS,
+      FIToFIPmtStsRpt: {
+        GrpHdr: { MsgId: report.messageId, CreDtTm: report.createdAt },
+        OrgnlGrpInfAndSts: { OrgnlMsgId: report.originalMessageId, OrgnlMsgNmId: report.originalMessageName, GrpSts: report.groupStatus },
+        TxInfAndSts: report.transactions.map((t) => ({
+          OrgnlEndToEndId: t.originalEndToEndId,
+          OrgnlTxId: t.originalTxId,
+          TxSts: t.status,
+          OrgnlTxRef: { IntrBkSttlmAmt: { '@Ccy': t.amount.currency, '#text': t.amount.amount } },
+        })),
+      },
+    },
+  };
+  return declaration + (builder.build(doc) as string);
+}
+
+const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', parseTagValue: false, parseAttributeValue: false, isArray: (name) => name === 'TxInfAndSts' || name === 'Ntry' || name === 'CdtTrfTxInf' || name === 'Bal' });
+
+/** Parses a pacs.002 produced above back into its values (every field as text). */
+export function parsePacs002(xml: string): StatusReport {
+  const doc = parser.parse(xml) as { Document?: { FIToFIPmtStsRpt?: Record<string, any> } };
+  const r = doc.Document?.FIToFIPmtStsRpt;
+  if (r === undefined) throw new Error('not a pacs.002 FIToFIPmtStsRpt');
+  return {
+    messageId: String(r.GrpHdr.MsgId),
+    createdAt: String(r.GrpHdr.CreDtTm),
+    originalMessageId: String(r.OrgnlGrpInfAndSts.OrgnlMsgId),
+    originalMessageName: String(r.OrgnlGrpInfAndSts.OrgnlMsgNmId),
+    groupStatus: String(r.OrgnlGrpInfAndSts.GrpSts),
+    transactions: ((r.TxInfAndSts ?? []) as any[]).map((t) => ({
+      originalEndToEndId: String(t.OrgnlEndToEndId),
+      originalTxId: String(t.OrgnlTxId),
+      status: String(t.TxSts),
+      amount: { amount: String(t.OrgnlTxRef.IntrBkSttlmAmt['#text']), currency: String(t.OrgnlTxRef.IntrBkSttlmAmt['@Ccy']) },
+    })),
+  };
+}
+
+/** Any of these documents parsed (tests read totals back from the XML). */
+export function parseIso(xml: string): any {
+  return parser.parse(xml);
+}

@@ -1,0 +1,390 @@
+import type { Actor, AuditService } from '../audit/service.ts';
+import type { AccountService } from '../accounts/service.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { TransferInput } from '../ledger/types.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Db, Queryable } from '../platform/db.ts';
+import { formatMoney } from '../platform/money.ts';
+import { err, ok, type DomainError, type Result } from '../platform/result.ts';
+import type { EventOutbox } from '../webhooks/events.ts';
+
+/**
+ * Settlement between participants (../shared/design/switch.md, "Settlement").
+ *
+ * POSITIONS. A participant's position in a currency is its funding account (`fund_<participant>_<currency>`, see
+ * src/liquidity: liquidity prefunded from its settlement-bank mirror, a net debit cap as the account's credit limit,
+ * `liquidity_exceeded` past it). A payment between customers of two different participants is one linked ledger chain
+ * (`interparticipantLegs`):
+ *     position   fund_<payer>  → fund_<payee>    the payer participant owes the payee participant (checked against the
+ *                                               payer's liquidity and cap first: at its cap, it cannot pay out)
+ *     customer   source        → fund_<payer>    the customer's money goes back to its participant …
+ *     customer   fund_<payee>  → payee account  … and the payee participant credits its customer.
+ * The funding accounts thus keep, at every moment, `liquidity − customers' money + unsettled position`; the position
+ * legs are recorded per settlement window (settlement_entries). A payment inside one participant is one leg and moves
+ * no position.
+ *
+ * WINDOWS. One open window per currency. The transaction that commits a payment's position legs takes the open
+ * window's row FOR SHARE (after its ledger work, until its COMMIT) and records the legs in it; closing takes the row
+ * FOR UPDATE, so it waits for every payment that named the window, and every later one finds the next window. A
+ * payment therefore belongs to the window its transfer committed in, exactly once.
+ *
+ * CLOSE computes each participant's multilateral net position (received − sent; they sum to zero) and the settlement
+ * instructions (who pays whom at the settlement bank). RECORDING the settlement bank's confirmation posts them: each
+ * instruction moves liquidity between the two participants' settlement-bank mirror accounts (`sbk_…`), and the
+ * window is settled, which ends its part of the positions (the funding balances already hold the effect). Recording
+ * it again changes nothing.
+ */
+export type SettlementErrorCode = 'settlement_window_not_found' | 'settlement_window_open' | 'settlement_invalid';
+
+type SErr = DomainError<SettlementErrorCode | 'ledger_rejected'>;
+
+export interface PositionMove {
+  readonly transferId: string;
+  readonly paymentId: string;
+  readonly payerParticipantId: string;
+  readonly payeeParticipantId: string;
+  readonly currency: string;
+  readonly amountMinor: bigint;
+}
+
+export interface SettlementWindow {
+  readonly id: string;
+  readonly currency: string;
+  readonly seq: bigint;
+  readonly status: 'open' | 'closed' | 'settled';
+  readonly openedAt: Date;
+  readonly closedAt: Date | null;
+  readonly settledAt: Date | null;
+  readonly settlementReference: string | null;
+}
+
+export interface NetPosition {
+  readonly participantId: string;
+  readonly currency: string;
+  readonly sentMinor: bigint;
+  readonly receivedMinor: bigint;
+  readonly sentCount: bigint;
+  readonly receivedCount: bigint;
+  readonly netMinor: bigint;
+}
+
+export interface Instruction {
+  readonly id: string;
+  readonly seq: number;
+  readonly fromParticipantId: string;
+  readonly toParticipantId: string;
+  readonly currency: string;
+  readonly amountMinor: bigint;
+}
+
+export interface WindowEntry {
+  readonly transferId: string;
+  readonly paymentId: string;
+  readonly payerParticipantId: string;
+  readonly payeeParticipantId: string;
+  readonly currency: string;
+  readonly amountMinor: bigint;
+  readonly createdAt: Date;
+}
+
+export interface WindowReport {
+  readonly window: SettlementWindow;
+  readonly netPositions: NetPosition[];
+  readonly instructions: Instruction[];
+}
+
+export const MAX_ENTRIES_PAGE = 1000;
+
+/**
+ * The legs of one payment of `amountMinor` from `sourceAccountId` (a customer's account held by `payerParticipantId`)
+ * to `payeeAccountId` (held by `payeeParticipantId`), as one linked chain's members (the caller links them). Between two
+ * participants: the position leg first (the payer's cap is checked before anything else moves), then the customer
+ * legs through both positions; inside one participant: one leg, no position.
+ */
+export function interparticipantLegs(input: {
+  readonly legId: (leg: string) => string;
+  readonly sourceAccountId: string;
+  readonly payeeAccountId: string;
+  readonly payerParticipantId: string;
+  readonly payeeParticipantId: string;
+  readonly payerPositionAccountId: string;
+  readonly payeePositionAccountId: string;
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  readonly purpose: string;
+  readonly paymentId: string;
+  readonly metadata: Readonly<Record<string, unknown>>;
+}): { legs: TransferInput[]; move: PositionMove | undefined } {
+  const { amountMinor, currency, purpose, metadata } = input;
+  if (input.payerParticipantId === input.payeeParticipantId) {
+    return { legs: [{ id: input.legId(purpose), debitAccountId: input.sourceAccountId, creditAccountId: input.payeeAccountId, amountMinor, currency, purpose, metadata }], move: undefined };
+  }
+  const positionId = input.legId('pos');
+  return {
+    legs: [
+      { id: positionId, debitAccountId: input.payerPositionAccountId, creditAccountId: input.payeePositionAccountId, amountMinor, currency, purpose: 'position', metadata },
+      { id: input.legId(purpose), debitAccountId: input.sourceAccountId, creditAccountId: input.payerPositionAccountId, amountMinor, currency, purpose, metadata },
+      { id: input.legId(`${purpose}_in`), debitAccountId: input.payeePositionAccountId, creditAccountId: input.payeeAccountId, amountMinor, currency, purpose, metadata },
+    ],
+    move: { transferId: positionId, paymentId: input.paymentId, payerParticipantId: input.payerParticipantId, payeeParticipantId: input.payeeParticipantId, currency, amountMinor },
+  };
+}
+
+/** Greedy pairing of net positions into instructions: the largest debtor pays the largest creditor, and so on. */
+export function instructionsFor(windowId: string, currency: string, nets: readonly NetPosition[]): Instruction[] {
+  const debtors = nets.filter((n) => n.netMinor < 0n).map((n) => ({ id: n.participantId, left: -n.netMinor }));
+  const creditors = nets.filter((n) => n.netMinor > 0n).map((n) => ({ id: n.participantId, left: n.netMinor }));
+  const byLeft = (a: { id: string; left: bigint }, b: { id: string; left: bigint }) => (a.left === b.left ? a.id.localeCompare(b.id) : a.left > b.left ? -1 : 1);
+  debtors.sort(byLeft);
+  creditors.sort(byLeft);
+  const out: Instruction[] = [];
+  let d = 0;
+  let c = 0;
+  while (d < debtors.length && c < creditors.length) {
+    const from = debtors[d];
+    const to = creditors[c];
+    if (from === undefined || to === undefined) break;
+    const amount = from.left < to.left ? from.left : to.left;
+    const seq = out.length + 1;
+    out.push({ id: `${windowId}_i${seq}`, seq, fromParticipantId: from.id, toParticipantId: to.id, currency, amountMinor: amount });
+    from.left -= amount;
+    to.left -= amount;
+    if (from.left === 0n) d += 1;
+    if (to.left === 0n) c += 1;
+  }
+  return out;
+}
+
+interface WindowRow {
+  id: string;
+  currency: string;
+  seq: bigint;
+  status: 'open' | 'closed' | 'settled';
+  opened_at: Date;
+  closed_at: Date | null;
+  settled_at: Date | null;
+  settlement_reference: string | null;
+}
+const toWindow = (r: WindowRow): SettlementWindow => ({
+  id: r.id,
+  currency: r.currency,
+  seq: r.seq,
+  status: r.status,
+  openedAt: r.opened_at,
+  closedAt: r.closed_at,
+  settledAt: r.settled_at,
+  settlementReference: r.settlement_reference,
+});
+interface NetRow {
+  participant_id: string;
+  currency: string;
+  sent_minor: bigint;
+  received_minor: bigint;
+  sent_count: bigint;
+  received_count: bigint;
+  net_minor: bigint;
+}
+const toNet = (r: NetRow): NetPosition => ({
+  participantId: r.participant_id,
+  currency: r.currency,
+  sentMinor: r.sent_minor,
+  receivedMinor: r.received_minor,
+  sentCount: r.sent_count,
+  receivedCount: r.received_count,
+  netMinor: r.net_minor,
+});
+
+export interface SettlementService {
+  /** Records committed position legs in each currency's open window (locking it FOR SHARE until the COMMIT). */
+  recordMoves(tx: Queryable, moves: readonly PositionMove[]): Promise<void>;
+  /** The currency's open window (opened if none). */
+  openWindow(q: Queryable, currency: string): Promise<SettlementWindow>;
+  close(tx: Queryable, actor: Actor, currency: string): Promise<Result<WindowReport, SErr>>;
+  recordSettlement(tx: Queryable, actor: Actor, input: { windowId: string; reference: string }): Promise<Result<WindowReport, SErr>>;
+  window(q: Queryable, id: string): Promise<SettlementWindow | undefined>;
+  report(q: Queryable, id: string): Promise<WindowReport | undefined>;
+  /** Windows, newest first; with a participant, only those it has a leg in (and the open ones). */
+  windows(q: Queryable, filter: { currency?: string | undefined; participantId?: string | undefined; limit: number }): Promise<SettlementWindow[]>;
+  /** A participant's legs in a window, in transfer-id order after `after`. */
+  entries(q: Queryable, windowId: string, participantId: string | undefined, after: string | undefined, limit: number): Promise<WindowEntry[]>;
+  /** Received − sent over the windows not yet settled, per currency. */
+  unsettled(q: Queryable, participantId: string): Promise<Map<string, bigint>>;
+}
+
+export function createSettlementService(deps: { db: Db; clock: Clock; audit: AuditService; events: EventOutbox; ledger: Ledger; accounts: () => AccountService }): SettlementService {
+  const { clock, audit, events, ledger } = deps;
+
+  /** The open window's row, locked (share: payments; update: a close). Opened when the currency has none. */
+  const lockOpen = async (q: Queryable, currency: string, mode: 'share' | 'update'): Promise<WindowRow> => {
+    for (let attempt = 0; attempt < 5; attempt += 1) {
+      const [row] = await q.query<WindowRow>(`select * from settlement_windows where currency = $1 and status = 'open' for ${mode === 'share' ? 'share' : 'update'}`, [currency]);
+      if (row !== undefined) return row;
+      // None, or it was closed while we waited (its row no longer matches): the next statement sees the new one, or
+      // opens the first. Two openers race on the one-open index and on (currency, seq): the loser reads the winner's.
+      await q.query(
+        `insert into settlement_windows (id, currency, seq, status, opened_at)
+         select $1 || '_' || (coalesce(max(seq), 0) + 1)::text, $2, coalesce(max(seq), 0) + 1, 'open', $3 from settlement_windows where currency = $2
+         on conflict do nothing`,
+        [`win_${currency}`, currency, clock.now()],
+      );
+    }
+    throw new Error(`settlement: no open ${currency} window after 5 attempts`);
+  };
+
+  const netsOf = async (q: Queryable, windowId: string) =>
+    (await q.query<NetRow>('select * from settlement_net_positions where window_id = $1 order by participant_id', [windowId])).map(toNet);
+  const instructionsOf = async (q: Queryable, windowId: string) =>
+    (
+      await q.query<{ id: string; seq: number; from_participant_id: string; to_participant_id: string; currency: string; amount_minor: bigint }>(
+        'select * from settlement_instructions where window_id = $1 order by seq',
+        [windowId],
+      )
+    ).map((r) => ({ id: r.id, seq: r.seq, fromParticipantId: r.from_participant_id, toParticipantId: r.to_participant_id, currency: r.currency, amountMinor: r.amount_minor }));
+  const report = async (q: Queryable, id: string): Promise<WindowReport | undefined> => {
+    const [w] = await q.query<WindowRow>('select * from settlement_windows where id = $1', [id]);
+    if (w === undefined) return undefined;
+    return { window: toWindow(w), netPositions: await netsOf(q, id), instructions: await instructionsOf(q, id) };
+  };
+
+  const netData = (w: SettlementWindow, n: NetPosition) => ({
+    windowId: w.id,
+    currency: w.currency,
+    netPosition: formatMoney(n.netMinor, n.currency),
+    sent: formatMoney(n.sentMinor, n.currency),
+    received: formatMoney(n.receivedMinor, n.currency),
+  });
+
+  return {
+    async recordMoves(tx, moves) {
+      if (moves.length === 0) return;
+      const windowOf = new Map<string, string>();
+      // Currencies in one order: two batches never wait on each other's window rows crosswise.
+      for (const currency of [...new Set(moves.map((m) => m.currency))].sort()) windowOf.set(currency, (await lockOpen(tx, currency, 'share')).id);
+      await tx.query(
+        `insert into settlement_entries (transfer_id, window_id, currency, payer_participant_id, payee_participant_id, amount_minor, payment_id, created_at)
+         select * , $8::timestamptz from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[])`,
+        [
+          moves.map((m) => m.transferId),
+          moves.map((m) => windowOf.get(m.currency) ?? ''),
+          moves.map((m) => m.currency),
+          moves.map((m) => m.payerParticipantId),
+          moves.map((m) => m.payeeParticipantId),
+          moves.map((m) => m.amountMinor.toString()),
+          moves.map((m) => m.paymentId),
+          clock.now(),
+        ],
+      );
+    },
+
+    openWindow: async (q, currency) => toWindow(await lockOpen(q, currency, 'share')),
+
+    async close(tx, actor, currency) {
+      if (!/^[A-Z]{3}$/.test(currency)) return err('settlement_invalid', 'the currency must be an ISO 4217 code');
+      // Waits for every payment that recorded legs in the window (they hold it FOR SHARE until their COMMIT).
+      const open = await lockOpen(tx, currency, 'update');
+      const now = clock.now();
+      await tx.query(
+        `insert into settlement_net_positions (window_id, participant_id, currency, sent_minor, received_minor, sent_count, received_count, net_minor)
+         select $1, p, $2, sum(s)::int8, sum(r)::int8, sum(sc)::int8, sum(rc)::int8, (sum(r) - sum(s))::int8
+           from (select payer_participant_id as p, sum(amount_minor) as s, 0::numeric as r, count(*) as sc, 0::int8 as rc from settlement_entries where window_id = $1 group by 1
+                 union all
+                 select payee_participant_id, 0, sum(amount_minor), 0, count(*) from settlement_entries where window_id = $1 group by 1) x
+          group by p`,
+        [open.id, currency],
+      );
+      const nets = await netsOf(tx, open.id);
+      const sum = nets.reduce((s, n) => s + n.netMinor, 0n);
+      if (sum !== 0n) throw new Error(`settlement: window ${open.id} nets sum to ${sum}, not zero`);
+      const instructions = instructionsFor(open.id, currency, nets);
+      if (instructions.length > 0) {
+        await tx.query(
+          `insert into settlement_instructions (id, window_id, seq, from_participant_id, to_participant_id, currency, amount_minor)
+           select u.id, $1, u.seq, u.f, u.t, $2, u.a from unnest($3::text[], $4::int4[], $5::text[], $6::text[], $7::int8[]) as u(id, seq, f, t, a)`,
+          [open.id, currency, instructions.map((i) => i.id), instructions.map((i) => i.seq), instructions.map((i) => i.fromParticipantId), instructions.map((i) => i.toParticipantId), instructions.map((i) => i.amountMinor.toString())],
+        );
+      }
+      await tx.query(`update settlement_windows set status = 'closed', closed_at = $2 where id = $1`, [open.id, now]);
+      const nextSeq = open.seq + 1n;
+      await tx.query(`insert into settlement_windows (id, currency, seq, status, opened_at) values ($1, $2, $3, 'open', $4)`, [`win_${currency}_${nextSeq}`, currency, nextSeq, now]);
+      const closed: SettlementWindow = { ...toWindow(open), status: 'closed', closedAt: now };
+      await audit.record(tx, { actor, action: 'settlement.window_closed', objectType: 'settlement_window', objectId: open.id, details: { currency, participants: nets.length, instructions: instructions.length } });
+      for (const n of nets) await events.emit(tx, { participantId: n.participantId, type: 'settlement.window_closed', data: netData(closed, n) });
+      return ok({ window: closed, netPositions: nets, instructions });
+    },
+
+    async recordSettlement(tx, actor, input) {
+      const [w] = await tx.query<WindowRow>('select * from settlement_windows where id = $1 for update', [input.windowId]);
+      if (w === undefined) return err('settlement_window_not_found', 'no such settlement window');
+      if (w.status === 'open') return err('settlement_window_open', 'the window is still open: close it first');
+      if (w.status === 'settled') {
+        // Recorded already: nothing moves again.
+        const again = await report(tx, w.id);
+        return again === undefined ? err('settlement_window_not_found', 'no such settlement window') : ok(again);
+      }
+      const instructions = await instructionsOf(tx, w.id);
+      const accounts = deps.accounts();
+      const legs: TransferInput[] = [];
+      for (const i of instructions) {
+        const from = await accounts.ensureSystemAccount('settlement', i.fromParticipantId, i.currency);
+        const to = await accounts.ensureSystemAccount('settlement', i.toParticipantId, i.currency);
+        // Liquidity = debits − credits of the mirror: the payer's falls, the payee's rises, as at the settlement bank.
+        legs.push({ id: i.id, debitAccountId: to, creditAccountId: from, amountMinor: i.amountMinor, currency: i.currency, purpose: 'settlement', metadata: { windowId: w.id, reference: input.reference } });
+      }
+      if (legs.length > 0) {
+        const results = await ledger.applyInTx(
+          tx,
+          legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })),
+        );
+        const bad = results.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed') ?? results.find((r) => !r.ok);
+        if (bad !== undefined && !bad.ok) return err('ledger_rejected', bad.error.message);
+      }
+      const now = clock.now();
+      await tx.query(`update settlement_windows set status = 'settled', settled_at = $2, settlement_reference = $3 where id = $1`, [w.id, now, input.reference]);
+      const settled: SettlementWindow = { ...toWindow(w), status: 'settled', settledAt: now, settlementReference: input.reference };
+      const nets = await netsOf(tx, w.id);
+      await audit.record(tx, { actor, action: 'settlement.settled', objectType: 'settlement_window', objectId: w.id, details: { reference: input.reference, instructions: instructions.length } });
+      for (const n of nets) await events.emit(tx, { participantId: n.participantId, type: 'settlement.settled', data: { ...netData(settled, n), reference: input.reference } });
+      return ok({ window: settled, netPositions: nets, instructions });
+    },
+
+    async window(q, id) {
+      const [w] = await q.query<WindowRow>('select * from settlement_windows where id = $1', [id]);
+      return w === undefined ? undefined : toWindow(w);
+    },
+    report,
+    async windows(q, filter) {
+      const rows = await q.query<WindowRow>(
+        `select w.* from settlement_windows w
+          where ($1::text is null or w.currency = $1)
+            and ($2::text is null or w.status = 'open'
+                 or exists (select 1 from settlement_net_positions n where n.window_id = w.id and n.participant_id = $2))
+          order by w.opened_at desc, w.seq desc limit $3`,
+        [filter.currency ?? null, filter.participantId ?? null, filter.limit],
+      );
+      return rows.map(toWindow);
+    },
+    async entries(q, windowId, participantId, after, limit) {
+      const rows = await q.query<{ transfer_id: string; payment_id: string; payer_participant_id: string; payee_participant_id: string; currency: string; amount_minor: bigint; created_at: Date }>(
+        participantId === undefined
+          ? `select * from settlement_entries where window_id = $1 and transfer_id > $2 order by transfer_id limit $3`
+          : `select * from (
+               (select * from settlement_entries where window_id = $1 and payer_participant_id = $4 and transfer_id > $2 order by transfer_id limit $3)
+               union all
+               (select * from settlement_entries where window_id = $1 and payee_participant_id = $4 and payer_participant_id <> $4 and transfer_id > $2 order by transfer_id limit $3)
+             ) x order by transfer_id limit $3`,
+        participantId === undefined ? [windowId, after ?? '', limit] : [windowId, after ?? '', limit, participantId],
+      );
+      return rows.map((r) => ({ transferId: r.transfer_id, paymentId: r.payment_id, payerParticipantId: r.payer_participant_id, payeeParticipantId: r.payee_participant_id, currency: r.currency, amountMinor: r.amount_minor, createdAt: r.created_at }));
+    },
+    async unsettled(q, participantId) {
+      const rows = await q.query<{ currency: string; net: bigint }>(
+        `select e.currency, sum(case when e.payee_participant_id = $1 then e.amount_minor else -e.amount_minor end)::int8 as net
+           from settlement_entries e join settlement_windows w on w.id = e.window_id and w.status <> 'settled'
+          where e.payer_participant_id = $1 or e.payee_participant_id = $1 group by e.currency`,
+        [participantId],
+      );
+      return new Map(rows.map((r) => [r.currency, r.net]));
+    },
+  };
+}
+

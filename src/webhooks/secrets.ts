@@ -1,0 +1,105 @@
+import type { Actor, AuditService } from '../audit/service.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Queryable } from '../platform/db.ts';
+import { err, ok, type DomainError, type Result } from '../platform/result.ts';
+import type { Vault } from '../platform/vault.ts';
+import { newWebhookSecret, signWebhook } from './signing.ts';
+
+/**
+ * A participant's webhook signing secrets. Each participant has one from its creation (shown once, in the answer that
+ * created it). Rotating it (POST /v1/webhooks/secret/rotate) makes a new one current and keeps the previous one active
+ * for a grace period (a day by default), so that the receiver can switch whenever it is ready: meanwhile every webhook
+ * and issuer authorization request carries one signature per active secret, space-separated in `webhook-signature`
+ * (Standard Webhooks), and a receiver holding either secret verifies it. At most two are active: rotating again
+ * during a grace period drops the older one at once. Values sealed to the participant (one-time codes) are sealed
+ * under the current secret.
+ *
+ * A secret is shown once (in the answer to its creation or rotation, stored sealed under the Idempotency-Key); the
+ * demo participants' can also be read again (GET /v1/webhooks/secret), by the participant itself, in demo mode only.
+ */
+export type WebhookSecretErrorCode = 'webhook_secret_not_retrievable' | 'participant_not_found';
+
+export const WEBHOOK_SECRET_ROTATION = {
+  /** How long the previous secret stays active after a rotation unless the request says otherwise. */
+  defaultGraceS: 24 * 3600,
+  maxGraceS: 7 * 24 * 3600,
+} as const;
+
+interface SecretRow {
+  webhook_secret_sealed: string;
+  webhook_secret_previous_sealed: string | null;
+  webhook_secret_previous_expires_at: Date | null;
+  webhook_secret_rotated_at: Date | null;
+  demo_key: string | null;
+}
+
+export interface WebhookSecrets {
+  readonly current: string;
+  /** The previous secret while it is still active (after a rotation, until its expiry). */
+  readonly previous: { readonly secret: string; readonly expiresAt: Date } | null;
+  readonly rotatedAt: Date | null;
+  readonly demo: boolean;
+}
+
+/** The sealed secrets of a participant that sign now: the current one, then the previous one while it is active. */
+export function activeSealedSecrets(row: { webhook_secret_sealed: string; webhook_secret_previous_sealed: string | null; webhook_secret_previous_expires_at: Date | null }, now: Date): string[] {
+  const previousActive = row.webhook_secret_previous_sealed !== null && row.webhook_secret_previous_expires_at !== null && row.webhook_secret_previous_expires_at.getTime() > now.getTime();
+  return previousActive && row.webhook_secret_previous_sealed !== null ? [row.webhook_secret_sealed, row.webhook_secret_previous_sealed] : [row.webhook_secret_sealed];
+}
+
+/** `webhook-signature` under every active secret: `v1,<sig> v1,<sig>` (Standard Webhooks). */
+export function signWithEach(secrets: readonly string[], id: string, timestampS: number, body: string): string {
+  return secrets.map((secret) => signWebhook(secret, id, timestampS, body)).join(' ');
+}
+
+export interface WebhookSecretService {
+  /** The participant's secrets (opened); undefined for an unknown participant. */
+  read(participantId: string, q?: Queryable): Promise<WebhookSecrets | undefined>;
+  /** The secrets that sign a request to the participant now, opened (current first). */
+  signingSecrets(participantId: string, q?: Queryable): Promise<string[]>;
+  /** A new current secret; the current one stays active for `graceS` seconds (0: retired at once). */
+  rotate(tx: Queryable, actor: Actor, participantId: string, graceS: number): Promise<Result<{ secret: string; previousExpiresAt: Date | null; rotatedAt: Date }, DomainError<WebhookSecretErrorCode>>>;
+}
+
+export function createWebhookSecretService(deps: { db: Queryable; clock: Clock; vault: Vault; audit: Pick<AuditService, 'record'> }): WebhookSecretService {
+  const { db, clock, vault, audit } = deps;
+  const select = (q: Queryable, participantId: string, lock: boolean) =>
+    q.query<SecretRow>(
+      `select webhook_secret_sealed, webhook_secret_previous_sealed, webhook_secret_previous_expires_at, webhook_secret_rotated_at, demo_key
+         from participants where id = $1${lock ? ' for update' : ''}`,
+      [participantId],
+    );
+  return {
+    async read(participantId, q = db) {
+      const [row] = await select(q, participantId, false);
+      if (row === undefined) return undefined;
+      const now = clock.now();
+      const [, previousSealed] = activeSealedSecrets(row, now);
+      return {
+        current: await vault.open(row.webhook_secret_sealed),
+        previous: previousSealed !== undefined && row.webhook_secret_previous_expires_at !== null ? { secret: await vault.open(previousSealed), expiresAt: row.webhook_secret_previous_expires_at } : null,
+        rotatedAt: row.webhook_secret_rotated_at,
+        demo: row.demo_key !== null,
+      };
+    },
+    async signingSecrets(participantId, q = db) {
+      const [row] = await select(q, participantId, false);
+      if (row === undefined) return [];
+      return Promise.all(activeSealedSecrets(row, clock.now()).map((sealed) => vault.open(sealed)));
+    },
+    async rotate(tx, actor, participantId, graceS) {
+      const [row] = await select(tx, participantId, true);
+      if (row === undefined) return err('participant_not_found', 'no such participant', { participantId });
+      const now = clock.now();
+      const secret = newWebhookSecret();
+      const previousExpiresAt = graceS > 0 ? new Date(now.getTime() + graceS * 1000) : null;
+      await tx.query(
+        `update participants set webhook_secret_sealed = $2, webhook_secret_previous_sealed = $3, webhook_secret_previous_expires_at = $4,
+                webhook_secret_rotated_at = $5, updated_at = $5 where id = $1`,
+        [participantId, await vault.seal(secret), previousExpiresAt === null ? null : row.webhook_secret_sealed, previousExpiresAt, now],
+      );
+      await audit.record(tx, { actor, action: 'webhook.secret_rotated', objectType: 'participant', objectId: participantId, details: { previousExpiresAt: previousExpiresAt?.toISOString() ?? null } });
+      return ok({ secret, previousExpiresAt, rotatedAt: now });
+    },
+  };
+}
