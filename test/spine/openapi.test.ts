@@ -31,8 +31,8 @@ type Document = {
   components: { schemas: Record<string, unknown>; responses?: Record<string, unknown> };
 };
 
-/** Routes left out of the document on purpose: the document itself, the browsable docs, the web pages' files. */
-const HIDDEN = [/^\/openapi\.json$/, /^\/docs(\/|$)/, /^\/(app|wallet|console)(\/|$)/, /^\/$/, /^\/\*$/];
+
+const HIDDEN = [/^\/openapi\.json$/, /^\/docs(\/|$)/, /^\/(app|wallet|console|merchant|issuer|pay)(\/|$)/, /^\/$/, /^\/\*$/];
 
 /**
  * Success bodies still documented as open objects (`{}` with any fields) — debt to pay down, never to grow: a new route
