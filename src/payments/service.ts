@@ -1,5 +1,5 @@
-import type { RefLearner } from '../api/refs.ts';
 import type { EventType } from '../webhooks/catalogue.ts';
+import type { RefLearner } from '../api/refs.ts';
 import type { AccountService } from '../accounts/service.ts';
 import type { Actor, AuditService } from '../audit/service.ts';
 import type { CardService } from '../cards/service.ts';

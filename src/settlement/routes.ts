@@ -263,8 +263,7 @@ export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settle
   );
   app.post(
     '/v1/operator/settlement/windows/close',
-    {
-      config: operator,
+    { config: { ...operator, idempotency: 'optional' },
       schema: {
         tags: ['operator'],
         summary: 'Close the open settlement window of a currency: net positions and instructions; a new window opens at once',
@@ -281,8 +280,7 @@ export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settle
   );
   app.post(
     '/v1/operator/settlement/windows/:windowId/settlement',
-    {
-      config: operator,
+    { config: { ...operator, idempotency: 'optional' },
       schema: {
         tags: ['operator'],
         summary: 'Record that the settlement bank confirmed a closed window’s instructions: liquidity moves, the window is settled',

@@ -123,8 +123,7 @@ export function registerWebhookRoutes(app: HttpServer, deps: WebhookRouteDeps): 
 
   app.post(
     '/v1/webhooks/secret/rotate',
-    {
-      config: { bodyless: true },
+    { config: { idempotency: 'optional',  bodyless: true },
       schema: {
         tags: ['webhooks'],
         summary: 'Rotate your webhook signing secret (the previous one stays active for a while)',

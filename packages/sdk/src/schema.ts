@@ -1286,7 +1286,7 @@ export interface paths {
          * Close the open settlement window of a currency: net positions and instructions; a new window opens at once
          * @description Close the open settlement window of a currency: net positions and instructions; a new window opens at once.
          *
-         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postOperatorSettlementWindowsClose"];
         delete?: never;
@@ -5462,20 +5462,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: malformed_json, malformed_request, unknown_field, validation_failed */
-        Error400_1c0a8dbe: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, idempotency_key_invalid, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
         Error400_1c6a4322: {
             headers: {
@@ -5486,6 +5472,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: idempotency_key_invalid, malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_22a13a44: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_key_invalid" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6396,6 +6396,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "consent_locked" | "forbidden" | "participant_suspended";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: participant_suspended, webhook_secret_not_retrievable */
+        Error403_93d145ef: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "participant_suspended" | "webhook_secret_not_retrievable";
                     };
                 };
             };
@@ -7950,7 +7964,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_d5e7e468"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
@@ -8004,7 +8018,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_c85ea70f"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
@@ -8040,7 +8054,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_79e6e28f"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
@@ -8078,7 +8092,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_c85ea70f"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
@@ -8118,7 +8132,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_c85ea70f"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
@@ -8164,7 +8178,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_c85ea70f"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
@@ -8206,7 +8220,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_c85ea70f"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
@@ -8647,7 +8661,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_d5e7e468"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
@@ -8713,7 +8727,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_7c5cb40c"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
             413: components["responses"]["Error413_bd3bdc2b"];
@@ -8751,7 +8765,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_d5e7e468"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
@@ -8779,7 +8793,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_79e6e28f"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_3e6f13c5"];
             409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
@@ -8824,7 +8838,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_79e6e28f"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_3e6f13c5"];
             409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
@@ -8899,7 +8913,10 @@ export interface operations {
     postWebhooksSecretRotate: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -8921,12 +8938,14 @@ export interface operations {
                     "application/json": components["schemas"]["RotatedWebhookSecret"];
                 };
             };
-            400: components["responses"]["Error400_1c0a8dbe"];
+            400: components["responses"]["Error400_22a13a44"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_76c8718b"];
             404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_06923c18"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -8997,7 +9016,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_d5e7e468"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
@@ -9630,7 +9649,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_c85ea70f"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
@@ -9684,7 +9703,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_93c7e392"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
@@ -9748,7 +9767,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_79e6e28f"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
@@ -9801,7 +9820,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_93c7e392"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
@@ -9856,7 +9875,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_93c7e392"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
@@ -9905,7 +9924,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_c85ea70f"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
@@ -10238,7 +10257,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_79e6e28f"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
@@ -10269,7 +10288,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_79e6e28f"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
@@ -10306,7 +10325,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_d5e7e468"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
@@ -10337,7 +10356,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_79e6e28f"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
@@ -10348,7 +10367,10 @@ export interface operations {
     postOperatorSettlementWindowsClose: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -10373,14 +10395,14 @@ export interface operations {
                     "application/json": components["schemas"]["SettlementReport"];
                 };
             };
-            400: components["responses"]["Error400_7c5cb40c"];
+            400: components["responses"]["Error400_c85ea70f"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_f4854a61"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10388,7 +10410,10 @@ export interface operations {
     postOperatorSettlementWindowsByWindowIdSettlement: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description The settlement window */
                 windowId: string;
@@ -10413,14 +10438,14 @@ export interface operations {
                     "application/json": components["schemas"]["SettlementReport"];
                 };
             };
-            400: components["responses"]["Error400_7c5cb40c"];
+            400: components["responses"]["Error400_c85ea70f"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_f4854a61"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10537,7 +10562,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_d5e7e468"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_2fea1cf0"];
+            403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
