@@ -89,18 +89,6 @@ export const eventCatalogue = {
   'ledger.account_funded': { summary: 'The operator funded one of your ledger accounts', data: Data({ accountId: Id('The account'), transferId: Id('The ledger transfer'), amount: Money }) },
   'liquidity.funds_in': { summary: 'Liquidity was added to your position', data: Data({ amount: Money, transferId: Id('The ledger transfer'), position }) },
   'liquidity.funds_out': { summary: 'Liquidity was withdrawn from your position', data: Data({ amount: Money, transferId: Id('The ledger transfer'), position }) },
-  'liquidity.low': {
-    summary: 'A deposit took your position within 10% of what it may use (its liquidity and net debit cap): add liquidity',
-    data: Data({ available: Money, netDebitCap: Money, liquidity: Money }),
-  },
-  'settlement.window_closed': {
-    summary: 'A settlement window closed: your net position in it, and what you sent and received',
-    data: Data({ windowId: Id('The settlement window'), currency: Type.String(), netPosition: Money, sent: Money, received: Money }),
-  },
-  'settlement.settled': {
-    summary: 'A closed settlement window was settled (the operator recorded the settlement)',
-    data: Data({ windowId: Id('The settlement window'), currency: Type.String(), netPosition: Money, sent: Money, received: Money, reference: Type.String({ description: 'The settlement’s reference' }) }),
-  },
   'liquidity.net_debit_cap_set': { summary: 'The operator set your net debit cap', data: Data({ position }) },
   'liquidity.low': {
     summary: 'Your position came within 10% of what you may use (liquidity plus net debit cap): add liquidity or ask for a higher cap',
