@@ -55,7 +55,7 @@ import { registerSystemRoutes } from './system/routes.ts';
 import { createWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { createEventOutbox, type EventOutbox } from './webhooks/events.ts';
 import { registerWebhookRoutes } from './webhooks/routes.ts';
-import { createWebhookSecretService } from './webhooks/secrets.ts';
+import { createWebhookSecretService } from './participants/webhook-secrets.ts';
 
 export const HUB_VERSION = '0.1.0';
 
