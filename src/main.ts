@@ -42,6 +42,8 @@ import { createTokenService, type TokenService } from './participants/tokens.ts'
 import { systemClock, type Clock } from './platform/clock.ts';
 import type { HubConfig } from './platform/config.ts';
 import { openDb, withDeadline, type Db } from './platform/db.ts';
+import { documentRoute, shareErrorResponses } from './api/openapi.ts';
+import { webhooksDocument } from './webhooks/catalogue.ts';
 import { createHttpServer, type HttpServer } from './platform/http.ts';
 import { createIdempotency, type Idempotency } from './platform/idempotency.ts';
 import { createLogger, type Logger } from './platform/logger.ts';
@@ -224,7 +226,15 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
       'Hutong (互通) connects banks, wallets and merchants. Participants authenticate with OAuth 2.0 client credentials ' +
       '(POST /oauth/token) and send `Authorization: Bearer <token>`. Money is a decimal string with an ISO 4217 currency. ' +
       'Every error is `{ "error": { "code", "message", "details"? } }`; the codes are listed under `x-error-codes`. ' +
-      'POSTs that create or move money accept `Idempotency-Key`.',
+      'POSTs that create or move money accept `Idempotency-Key` (required where the operation says so). Events are sent to ' +
+      'your webhook URL, signed per Standard Webhooks: see `webhooks`.',
+    servers: [
+      { url: '/', description: 'The hub that served this document' },
+      { url: `http://localhost:${config.port}`, description: 'A local hub (`hutong start --demo`)' },
+    ],
+    webhooks: webhooksDocument(),
+    documentRoute,
+    finishDocument: shareErrorResponses,
   });
   for (const schema of participantSchemas) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });

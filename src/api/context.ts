@@ -152,6 +152,19 @@ export type Idempotent = ((
 };
 
 /**
+ * A route that runs an effect under an Idempotency-Key declares so in its config (`idempotency`), which is how the API
+ * document shows the header: a route that runs one way and declares the other is a bug, refused loudly (500, logged)
+ * on its first request, which its tests make.
+ */
+function checkDeclared(request: FastifyRequest, required: boolean): void {
+  const declared = request.routeOptions.config.idempotency;
+  const runs = required ? 'required' : 'optional';
+  if (declared !== runs) {
+    throw new Error(`${request.method} ${String(request.routeOptions.url)} runs with the Idempotency-Key ${runs} but declares ${String(declared)}: set config.idempotency to '${runs}'`);
+  }
+}
+
+/**
  * Runs a creating or money-moving handler in one transaction, under the request's Idempotency-Key when given (or
  * always, when `required`). A domain error rolls the effect back and is answered (and, under a key, replayed) like a
  * success, so a retry sees the same answer and nothing is half-written.
@@ -171,6 +184,7 @@ export function createIdempotentRunner(deps: { db: Db; idempotency: Idempotency;
     return reply.code(result.value.status).send(result.value.body);
   };
   const runner = async (request: FastifyRequest, reply: FastifyReply, effect: (tx: Tx) => Promise<Outcome>, options: { required?: boolean } = {}) => {
+    checkDeclared(request, options.required === true);
     const key = request.headers['idempotency-key'];
     if (typeof key !== 'string') {
       if (options.required === true) return reply.fail({ code: 'idempotency_key_required', message: 'this request moves money: send an Idempotency-Key header' });
@@ -184,6 +198,7 @@ export function createIdempotentRunner(deps: { db: Db; idempotency: Idempotency;
     batched<I>(run: (tx: Tx, inputs: readonly I[]) => Promise<Outcome[]>, options: { keyRequired?: boolean; limits?: EffectBatcherLimits } = {}) {
       const batcher = createEffectBatcher<I>({ db: deps.db, idempotency: deps.idempotency }, async (tx, inputs) => (await run(tx, inputs)).map(toEffect), options.limits);
       return async (request: FastifyRequest, reply: FastifyReply, input: I) => {
+        checkDeclared(request, options.keyRequired !== false);
         const key = request.headers['idempotency-key'];
         if (typeof key !== 'string') {
           if (options.keyRequired !== false) return reply.fail({ code: 'idempotency_key_required', message: 'this request moves money: send an Idempotency-Key header' });
@@ -199,6 +214,7 @@ export function createIdempotentRunner(deps: { db: Db; idempotency: Idempotency;
       // batcher does for keys it holds.
       const preparing = new Map<string, { readonly hash: string; readonly outcome: Promise<Result<StoredResponse & { readonly replayed: boolean }, DomainError>> }>();
       return async (request: FastifyRequest, reply: FastifyReply, input: I) => {
+        checkDeclared(request, true);
         const key = request.headers['idempotency-key'];
         if (typeof key !== 'string') return reply.fail({ code: 'idempotency_key_required', message: 'this request moves money: send an Idempotency-Key header' });
         if (!deps.idempotency.validKey(key)) return reply.fail({ code: 'idempotency_key_invalid', message: 'Idempotency-Key must be 1–128 printable ASCII characters' });

@@ -174,7 +174,7 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
 
   app.post(
     '/v1/issuer/card-products',
-    {
+    { config: { idempotency: 'optional' },
       schema: {
         tags: ['cards'],
         summary: 'Create a card product (a BIN range of 6–8 digits)',
@@ -332,7 +332,7 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
   ] as const) {
     app.post(
       `/v1/issuer/cards/:cardId/${path}`,
-      { schema: { tags: ['cards'], summary, security: sec, params: CardParams, response: { 200: Type.Ref(CardSchema) } } },
+      { config: { idempotency: 'optional' }, schema: { tags: ['cards'], summary, security: sec, params: CardParams, response: { 200: Type.Ref(CardSchema) } } },
       async (request, reply) => {
         const issuerId = issuerOf(request);
         if (issuerId === undefined) return notIssuer(reply);
@@ -346,7 +346,7 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
 
   app.post(
     '/v1/issuer/cards/:cardId/report-lost',
-    {
+    { config: { idempotency: 'optional' },
       schema: {
         tags: ['cards'],
         summary: 'Report a card lost or stolen (its tokens are suspended until the card is replaced)',
@@ -397,7 +397,7 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
 
   app.post(
     '/v1/issuer/cards/:cardId/controls',
-    { schema: { tags: ['cards'], summary: "Set a card's spending controls (replaces them all)", security: sec, params: CardParams, body: ControlsSchema, response: { 200: Type.Ref(CardSchema) } } },
+    { config: { idempotency: 'optional' }, schema: { tags: ['cards'], summary: "Set a card's spending controls (replaces them all)", security: sec, params: CardParams, body: ControlsSchema, response: { 200: Type.Ref(CardSchema) } } },
     async (request, reply) => {
       const issuerId = issuerOf(request);
       if (issuerId === undefined) return notIssuer(reply);
@@ -427,7 +427,7 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
   for (const action of ['suspend', 'resume', 'delete'] as const) {
     app.post(
       `/v1/issuer/cards/:cardId/tokens/:tokenId/${action}`,
-      {
+      { config: { idempotency: 'optional' },
         schema: {
           tags: ['cards'],
           summary: `${action[0]?.toUpperCase()}${action.slice(1)} a token of your card`,
@@ -464,7 +464,7 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
 
   app.post(
     '/v1/issuer/token-rules',
-    { schema: { tags: ['cards'], summary: 'Set your hosted provisioning rules (approve, step_up or decline)', security: sec, body: RulesSchema, response: { 200: RulesSchema } } },
+    { config: { idempotency: 'optional' }, schema: { tags: ['cards'], summary: 'Set your hosted provisioning rules (approve, step_up or decline)', security: sec, body: RulesSchema, response: { 200: RulesSchema } } },
     async (request, reply) => {
       const issuerId = issuerOf(request);
       if (issuerId === undefined) return notIssuer(reply);

@@ -1,3 +1,4 @@
+import type { EventType } from '../webhooks/catalogue.ts';
 import type { Actor, AuditService } from '../audit/service.ts';
 import type { Card, CardStatus } from './model.ts';
 import type { Clock } from '../platform/clock.ts';
@@ -27,7 +28,7 @@ interface Touched {
 
 export function createTokenPropagation(deps: { clock: Clock; audit: AuditService; events: EventOutbox }): TokenPropagation {
   const { clock, audit, events } = deps;
-  const tell = async (tx: Queryable, actor: Actor, card: Card, rows: Touched[], type: string, action: string, data: Record<string, unknown>) => {
+  const tell = async (tx: Queryable, actor: Actor, card: Card, rows: Touched[], type: EventType, action: string, data: Record<string, unknown>) => {
     for (const row of rows) {
       await audit.record(tx, { actor, action, objectType: 'token', objectId: row.id, details: { cardId: card.id, requestorParticipantId: row.requestor_participant_id, ...data } });
       await events.emit(tx, { participantId: row.requestor_participant_id, type, data: { tokenRef: row.token_ref, status: row.status, ...data } });

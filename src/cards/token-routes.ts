@@ -280,7 +280,7 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
   for (const action of ['suspend', 'resume', 'delete'] as const) {
     app.post(
       `/v1/wallet/tokens/:tokenRef/${action}`,
-      { config: CUSTOMER, schema: { tags: ['tokens'], summary: `${action[0]?.toUpperCase()}${action.slice(1)} one of your tokens`, security: sec, params: TokenParams, response: { 200: Type.Ref(TokenSchema) } } },
+      { config: { ...CUSTOMER, idempotency: 'optional' }, schema: { tags: ['tokens'], summary: `${action[0]?.toUpperCase()}${action.slice(1)} one of your tokens`, security: sec, params: TokenParams, response: { 200: Type.Ref(TokenSchema) } } },
       async (request, reply) => {
         const walletId = walletOf(request);
         if (walletId === undefined) return notWallet(reply);
@@ -316,7 +316,7 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
 
   app.post(
     '/v1/wallet/tokens/:tokenRef/card-wallets/:entryId/revoke',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: {
         tags: ['tokens'],
         summary: "On the customer's behalf, revoke (delete) any wallet's token for the same card",

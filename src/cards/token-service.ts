@@ -477,7 +477,7 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       suspendedBy = locked.suspended_by;
     }
     await tx.query('update card_tokens set status = $2, suspended_by = $3, updated_at = $4 where id = $1', [token.id, status, suspendedBy, clock.now()]);
-    const auditAction = { suspend: 'token.suspended', resume: 'token.resumed', delete: 'token.deleted' }[action];
+    const auditAction = ({ suspend: 'token.suspended', resume: 'token.resumed', delete: 'token.deleted' } as const)[action];
     await audit.record(tx, { actor, action: auditAction, objectType: 'token', objectId: token.id, details: { cardId: token.cardId, by, requestorParticipantId: token.requestorParticipantId } });
     const data = { tokenRef: token.tokenRef, status, by };
     await events.emit(tx, { participantId: token.requestorParticipantId, type: auditAction, data });

@@ -29,8 +29,7 @@ export function registerCustomerLinkRoutes(app: HttpServer, deps: { db: Db; link
 
   app.post(
     '/v1/customer-links',
-    {
-      config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: {
         tags: ['customers'],
         summary: "Link the customer's record at another participant (their consent on both sides)",
@@ -93,8 +92,7 @@ export function registerCustomerLinkRoutes(app: HttpServer, deps: { db: Db; link
 
   app.post(
     '/v1/customer-links/:linkId/revoke',
-    {
-      config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: { tags: ['customers'], summary: 'Revoke a customer link (either side; takes effect at once)', security: sec, params: Strict({ linkId: Ref('customer_link', 'Link id') }), response: { 200: Type.Ref(LinkSchema) } },
     },
     async (request, reply) =>

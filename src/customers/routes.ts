@@ -58,7 +58,7 @@ export function registerCustomerRoutes(
 
   app.post(
     '/v1/customers',
-    {
+    { config: { idempotency: 'optional' },
       schema: {
         tags: ['customers'],
         summary: 'Register one of your customers',
@@ -151,7 +151,7 @@ export function registerCustomerRoutes(
 
   app.post(
     '/v1/customers/:customerId/erase',
-    {
+    { config: { idempotency: 'optional' },
       schema: {
         tags: ['customers'],
         summary: "Erase one of your customers' personal data (pseudonymise)",

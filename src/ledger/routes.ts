@@ -151,8 +151,7 @@ export function registerLedgerRoutes(app: HttpServer, deps: LedgerRouteDeps): vo
 
   app.post(
     '/v1/operator/ledger/accounts',
-    {
-      config: { auth: 'operator' },
+    { config: { idempotency: 'optional', auth: 'operator' },
       schema: {
         tags: ['operator'],
         summary: 'Open a settlement, fees or suspense account for a participant',
@@ -178,8 +177,7 @@ export function registerLedgerRoutes(app: HttpServer, deps: LedgerRouteDeps): vo
 
   app.post(
     '/v1/operator/ledger/accounts/:accountId/fund',
-    {
-      config: { auth: 'operator' },
+    { config: { idempotency: 'required', auth: 'operator' },
       schema: {
         tags: ['operator'],
         summary: "Fund a participant's account from its own position: a recorded transfer, never a balance edit",

@@ -55,8 +55,7 @@ export function registerLiquidityRoutes(app: HttpServer, deps: { liquidity: Liqu
   ] as const) {
     app.post(
       `/v1/operator/participants/:participantId/${path}`,
-      {
-        config: operator,
+      { config: { ...operator, idempotency: 'required' },
         schema: {
           tags: ['operator'],
           summary,
@@ -92,8 +91,7 @@ export function registerLiquidityRoutes(app: HttpServer, deps: { liquidity: Liqu
 
   app.post(
     '/v1/operator/participants/:participantId/net-debit-cap',
-    {
-      config: operator,
+    { config: { ...operator, idempotency: 'optional' },
       schema: {
         tags: ['operator'],
         summary: "Set a participant's net debit cap in a currency: how far its position may go below zero",

@@ -165,8 +165,7 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
   // ---- operator -------------------------------------------------------------------------------------------------
   app.post(
     '/v1/operator/participants',
-    {
-      config: { auth: 'operator' },
+    { config: { idempotency: 'optional', auth: 'operator' },
       schema: {
         tags: ['operator'],
         summary: 'Create a participant (bank, wallet, merchant or acquirer)',
@@ -254,8 +253,7 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
   ] as const) {
     app.post(
       `/v1/operator/participants/:participantId/${action}`,
-      {
-        config: { auth: 'operator' },
+      { config: { idempotency: 'optional', auth: 'operator' },
         schema: {
           tags: ['operator'],
           summary: action === 'suspend' ? 'Suspend a participant (its tokens stop working at once)' : 'Reactivate a suspended participant',
@@ -274,8 +272,7 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
 
   app.post(
     '/v1/operator/participants/:participantId/credentials',
-    {
-      config: { auth: 'operator' },
+    { config: { idempotency: 'optional', auth: 'operator' },
       schema: {
         tags: ['operator'],
         summary: 'Issue a credential to a participant (at most two active)',
@@ -293,8 +290,7 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
 
   app.post(
     '/v1/operator/participants/:participantId/credentials/:credentialId/revoke',
-    {
-      config: { auth: 'operator' },
+    { config: { idempotency: 'optional', auth: 'operator' },
       schema: {
         tags: ['operator'],
         summary: "Revoke a participant's credential (takes effect at once)",
@@ -323,7 +319,7 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
 
   app.patch(
     '/v1/me',
-    {
+    { config: { idempotency: 'optional' },
       schema: {
         tags: ['participants'],
         summary: 'Update the webhook URL',
@@ -353,7 +349,7 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
 
   app.post(
     '/v1/credentials',
-    {
+    { config: { idempotency: 'optional' },
       schema: {
         tags: ['participants'],
         summary: 'Issue a second credential for rotation (at most two active)',
@@ -370,7 +366,7 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
 
   app.post(
     '/v1/credentials/:credentialId/revoke',
-    {
+    { config: { idempotency: 'optional' },
       schema: {
         tags: ['participants'],
         summary: 'Revoke one of own credentials (takes effect at once)',

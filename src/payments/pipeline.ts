@@ -1,3 +1,4 @@
+import type { EventType } from '../webhooks/catalogue.ts';
 import type { AccountService } from '../accounts/service.ts';
 import type { Actor, AuditService } from '../audit/service.ts';
 import type { Card, Channel } from '../cards/model.ts';
@@ -140,7 +141,7 @@ interface PipelineDeps {
   readonly refEurCents: (currency: string, amountMinor: bigint) => Promise<Result<bigint, PErr>>;
   /** Decodes a merchant-presented code into its merchant, its dynamic code (if any) and the amount it asks. */
   readonly resolveQr: (q: Queryable, payload: string) => Promise<Result<{ merchant: Merchant; qr: { id: string; paidAuthorizationId: string | null } | undefined; amountMinor: bigint | null; currency: string }, PErr>>;
-  readonly notify: (tx: Queryable, a: Authorization, type: string, data?: Record<string, unknown>) => Promise<void>;
+  readonly notify: (tx: Queryable, a: Authorization, type: EventType, data?: Record<string, unknown>) => Promise<void>;
   /** Told each committed payment's holders (as payments/refs.ts reads them), so its capture costs no ownership query. */
   readonly refs?: RefLearner;
 }

@@ -1,4 +1,4 @@
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/context.ts';
@@ -103,6 +103,46 @@ const wireQr = (q: QrCode) => ({
   createdAt: q.createdAt.toISOString(),
 });
 
+const NullableString = (description: string) => Type.Union([Type.String(), Type.Null()], { description });
+/** A card payment as the paying wallet sees it (wirePayerView). */
+const PayerPaymentSchema = Type.Object(
+  {
+    id: Type.String({ description: 'The payment (authorization) id' }),
+    merchantId: Type.String(),
+    channel: Type.String({ description: 'mpm_static, mpm_dynamic, cpm, tap or link' }),
+    status: Type.String({ description: 'authorized, captured, voided, refunded, expired…' }),
+    authorizationCode: Type.String(),
+    amount: Money,
+    captured: Money,
+    refunded: Money,
+    customerId: NullableString('Your paying customer'),
+    tokenId: NullableString('The token that paid, when a token paid'),
+    createdAt: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false, description: 'Payment' },
+);
+/** A merchant-presented QR code (wireQr). */
+const QrCodeSchema = Type.Object(
+  {
+    id: Type.String(),
+    merchantId: Type.String(),
+    kind: Type.Union([Type.Literal('static'), Type.Literal('dynamic')]),
+    amount: Type.Union([Money, Type.Null()], { description: 'Fixed amount (dynamic codes), null when the payer enters it' }),
+    currency: Type.String(),
+    billNumber: NullableString('Bill number (62.01)'),
+    reference: NullableString('Your reference (62.05)'),
+    payload: Type.String({ description: 'The EMV merchant-presented payload to print or show' }),
+    expiresAt: NullableString('When a dynamic code expires'),
+    paidAuthorizationId: NullableString('The payment that paid a dynamic code'),
+    images: Type.Object({ png: Type.String(), svg: Type.String() }, { additionalProperties: false, description: 'Paths of the code as PNG and SVG images' }),
+    createdAt: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false, description: 'QR code' },
+);
+// The wire functions write what the schemas say (checked by the compiler).
+export const payerViewMatchesSchema = (a: Authorization): Static<typeof PayerPaymentSchema> => wirePayerView(a);
+export const qrMatchesSchema = (q: QrCode): Static<typeof QrCodeSchema> => wireQr(q);
+
 const wireLink = (l: PaymentLink, m: Merchant) => ({
   id: l.id,
   url: `/v1/payment-links/${l.id}`,
@@ -169,7 +209,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   // ---- merchants ---------------------------------------------------------------------------------------------------
   app.post(
     '/v1/merchants',
-    {
+    { config: { idempotency: 'optional' },
       schema: schema('merchants', 'Create a merchant profile (a merchant participant: its own; an acquirer: any number)', {
         body: Strict({
           name: Type.String({ minLength: 1, maxLength: 25, description: 'Latin script, as in EMV tag 59' }),
@@ -200,7 +240,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   // ---- merchant-presented QR --------------------------------------------------------------------------------------
   app.post(
     '/v1/merchants/:merchantId/qr-codes',
-    {
+    { config: { idempotency: 'optional' },
       schema: schema('qr', 'Issue a merchant-presented QR code: static (payer enters the amount) or dynamic (amount, reference, expiry)', {
         params: MerchantParams,
         body: Strict({
@@ -212,7 +252,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
           ),
           expiresInS: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400 })),
         }),
-        response: { 201: Obj('QR code') },
+        response: { 201: QrCodeSchema },
       }),
     },
     async (request, reply) =>
@@ -260,10 +300,10 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   );
   app.post(
     '/v1/wallet/payments/qr',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'required' },
       schema: schema('payments', 'Pay a scanned merchant-presented code with one of your tokens or accounts (captured at once)', {
         body: Strict({ payload: ScannedMpmPayload, amount: Type.Optional(Money), ...WalletPayFields }),
-        response: { 201: Obj('Payment') },
+        response: { 201: PayerPaymentSchema },
       }),
     },
     async (request, reply) => {
@@ -287,7 +327,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   // ---- consumer-presented QR and tap -------------------------------------------------------------------------------
   app.post(
     '/v1/merchants/:merchantId/payments/cpm',
-    {
+    { config: { idempotency: 'required' },
       schema: schema('payments', 'Authorize a consumer-presented QR code (base64 BER-TLV, CPV01) shown by any wallet', {
         params: MerchantParams,
         body: Strict({ payload: Type.String({ minLength: 1, maxLength: 1400 }), amount: Money }),
@@ -302,7 +342,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   );
   app.post(
     '/v1/merchants/:merchantId/payments/tap',
-    {
+    { config: { idempotency: 'required' },
       schema: schema('payments', 'Authorize a contactless tap: token, expiry, ATC, unpredictable number, amount and cryptogram from the terminal', {
         params: MerchantParams,
         body: Strict({
@@ -327,7 +367,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   // ---- payment links -----------------------------------------------------------------------------------------------
   app.post(
     '/v1/merchants/:merchantId/payment-links',
-    {
+    { config: { idempotency: 'optional' },
       schema: schema('payment-links', 'Create a payment link (amount, description, expiry, single or multiple use)', {
         params: MerchantParams,
         body: Strict({ amount: Money, description: Type.String({ minLength: 1, maxLength: 200 }), expiresInS: Type.Integer({ minimum: 60, maximum: 30 * 86_400 }), multipleUse: Type.Optional(Type.Boolean()) }),
@@ -351,7 +391,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   });
   app.post(
     '/v1/payment-links/:linkId/pay',
-    { config: CUSTOMER, schema: schema('payment-links', 'Pay a payment link with one of your customer’s tokens or accounts (captured at once)', { params: LinkParams, body: Strict({ ...WalletPayFields }), response: { 201: Obj('Payment') } }) },
+    { config: { ...CUSTOMER, idempotency: 'required' }, schema: schema('payment-links', 'Pay a payment link with one of your customer’s tokens or accounts (captured at once)', { params: LinkParams, body: Strict({ ...WalletPayFields }), response: { 201: Obj('Payment') } }) },
     async (request, reply) =>
       cardPayment(request, reply, { channel: 'link', actor: actorOf(request, request.body.customerId), walletId: me(request), linkId: request.params.linkId, pay: walletInput(request.body) }),
   );
@@ -375,7 +415,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   };
   app.post(
     '/v1/payments/:paymentId/capture',
-    { schema: schema('payments', 'Capture an authorization, fully or partly (once); the rest of the hold is released', { params: PaymentParams, body: OptionalAmount }) },
+    { config: { idempotency: 'required' }, schema: schema('payments', 'Capture an authorization, fully or partly (once); the rest of the hold is released', { params: PaymentParams, body: OptionalAmount }) },
     async (request, reply) => {
       // A partial capture's amount is parsed in the payment's currency (one read); a full capture needs none.
       const amount = request.body.amount === undefined ? { ok: true as const, value: undefined } : await amountFor(request, request.params.paymentId, request.body.amount);
@@ -383,7 +423,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
       return capture(request, reply, { actor: actorOf(request), owner: me(request), authorizationId: request.params.paymentId, amountMinor: amount.value });
     },
   );
-  app.post('/v1/payments/:paymentId/void', { schema: schema('payments', 'Void an uncaptured authorization: the hold is released', { params: PaymentParams }) }, async (request, reply) =>
+  app.post('/v1/payments/:paymentId/void', { config: { idempotency: 'required' }, schema: schema('payments', 'Void an uncaptured authorization: the hold is released', { params: PaymentParams }) }, async (request, reply) =>
     idempotent(
       request,
       reply,
@@ -396,7 +436,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   );
   app.post(
     '/v1/payments/:paymentId/refunds',
-    { schema: schema('payments', 'Refund a captured payment, fully or partly, several times, never above what was captured', { params: PaymentParams, body: OptionalAmount, response: { 201: Obj('Refund') } }) },
+    { config: { idempotency: 'required' }, schema: schema('payments', 'Refund a captured payment, fully or partly, several times, never above what was captured', { params: PaymentParams, body: OptionalAmount, response: { 201: Obj('Refund') } }) },
     async (request, reply) =>
       idempotent(
         request,

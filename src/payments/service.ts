@@ -1,4 +1,5 @@
 import type { RefLearner } from '../api/refs.ts';
+import type { EventType } from '../webhooks/catalogue.ts';
 import type { AccountService } from '../accounts/service.ts';
 import type { Actor, AuditService } from '../audit/service.ts';
 import type { CardService } from '../cards/service.ts';
@@ -184,7 +185,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
   const refEurCents = async (currency: string, amountMinor: bigint) => toEurCents(await fx.table(), currency, amountMinor);
 
   type Notified = Pick<Authorization, 'id' | 'merchantId' | 'status' | 'amountMinor' | 'currency' | 'capturedMinor' | 'refundedMinor' | 'authCode' | 'ownerParticipantId' | 'issuerParticipantId' | 'payerParticipantId'>;
-  const notify = async (tx: Queryable, a: Notified, type: string, data: Record<string, unknown> = {}) => {
+  const notify = async (tx: Queryable, a: Notified, type: EventType, data: Record<string, unknown> = {}) => {
     const payload = {
       authorizationId: a.id,
       merchantId: a.merchantId,

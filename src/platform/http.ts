@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type RouteOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -37,6 +37,12 @@ declare module 'fastify' {
     customer?: boolean;
     /** Set by the hub on a POST/PUT/PATCH/DELETE route that declares no body: it takes no body or `{}`, nothing else. */
     bodyless?: boolean;
+    /**
+     * Whether the route takes an `Idempotency-Key` header ('optional') or refuses a request without one ('required').
+     * Documents the header in /openapi.json; the idempotent runner (src/api/context.ts) refuses to run on a route whose
+     * declaration does not match how it runs, so the two cannot drift.
+     */
+    idempotency?: 'required' | 'optional';
   }
 }
 
@@ -184,6 +190,14 @@ export interface HttpServerOptions {
   readonly title: string;
   readonly version: string;
   readonly description: string;
+  /** Where the API is served (OpenAPI `servers`). */
+  readonly servers?: readonly { readonly url: string; readonly description: string }[];
+  /** The webhook events the hub sends (OpenAPI 3.1 `webhooks`). */
+  readonly webhooks?: Readonly<Record<string, unknown>>;
+  /** How a route is shown in the API document (src/api/openapi.ts); the route itself is not changed. */
+  readonly documentRoute?: (route: RouteOptions) => Record<string, unknown>;
+  /** A last pass over the whole document (src/api/openapi.ts shares error responses). */
+  readonly finishDocument?: (document: { paths?: Record<string, unknown>; components?: Record<string, unknown> }) => void;
 }
 
 interface AjvErrorLike {
@@ -247,6 +261,22 @@ function databaseUnreachable(error: unknown): boolean {
   return false;
 }
 
+/** A route as registered (what the API document must show, unless hidden). */
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly url: string;
+  readonly hidden: boolean;
+}
+const registered = new WeakMap<object, { method: string; route: { url: string; schema?: { hide?: boolean } } }[]>();
+
+/**
+ * Every route registered on a server made by createHttpServer, in order (HEAD routes Fastify adds by itself excluded).
+ * Whether it is hidden is read now: a plugin's own onRoute hook (after this one) may hide its routes.
+ */
+export function registeredRoutes(app: HttpServer): readonly RegisteredRoute[] {
+  return (registered.get(app) ?? []).map(({ method, route }) => ({ method, url: route.url, hidden: route.schema?.hide === true }));
+}
+
 export async function createHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   /** The error shape, for the few answers sent outside a route's reply (where `reply.fail` is not decorated). */
   const errorPayload = (error: DomainError): { status: number; body: string } => {
@@ -302,6 +332,9 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
       },
     },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as HttpServer;
+
+  const routes: { method: string; route: { url: string; schema?: { hide?: boolean } } }[] = [];
+  registered.set(app, routes);
 
   app.decorateReply('fail', function fail(this: FastifyReply, error: DomainError) {
     const status = options.errorStatus[error.code];
@@ -392,6 +425,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
       route.schema = { ...route.schema, body: Type.Ref(NoBody) };
       route.config = { ...route.config, bodyless: true };
     }
+    for (const method of methods) if (method !== 'HEAD') routes.push({ method, route });
     if (route.schema === undefined || route.schema.hide === true) return;
     const response = (route.schema.response ?? {}) as Record<string, unknown>;
     response['4xx'] ??= Type.Ref(ErrorBody);
@@ -418,7 +452,8 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: options.title, version: options.version, description: options.description },
+      info: { title: options.title, version: options.version, description: options.description, license: { name: 'Apache-2.0', identifier: 'Apache-2.0' } },
+      ...(options.servers !== undefined ? { servers: options.servers.map((s) => ({ ...s })) } : {}),
       components: {
         securitySchemes: {
           participant: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Access token from POST /oauth/token (client credentials)' },
@@ -426,9 +461,12 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
         },
       },
     },
+    ...(options.documentRoute !== undefined ? { transform: ({ route, url }: { route: RouteOptions; url: string }) => ({ schema: options.documentRoute?.(route) ?? route.schema ?? {}, url }) } : {}),
     // @fastify/swagger marks every declared body required; a body-less action's is not (no body at all is the norm).
     transformObject: (document) => {
       if (!('openapiObject' in document)) return document.swaggerObject;
+      if (options.webhooks !== undefined) Object.assign(document.openapiObject, { webhooks: options.webhooks });
+      options.finishDocument?.(document.openapiObject as { paths?: Record<string, unknown>; components?: Record<string, unknown> });
       for (const pathItem of Object.values(document.openapiObject.paths ?? {})) {
         for (const operation of Object.values(pathItem ?? {})) {
           const requestBody: unknown = typeof operation === 'object' && operation !== null && 'requestBody' in operation ? operation.requestBody : undefined;

@@ -1,4 +1,4 @@
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { actorOf, created, okResponse, participantOf, principalOf, type Idempotent } from '../api/context.ts';
 import { CurrencyCode, Money, Strict, Timestamp } from '../api/schemas.ts';
@@ -37,6 +37,50 @@ const CUSTOMER = { customer: true } as const;
 
 const money = (minor: bigint, currency: string) => formatMoney(minor, currency);
 
+const NullableString = (description: string) => Type.Union([Type.String(), Type.Null()], { description });
+/** A P2P quote as the payer sees it (wireQuote). */
+const QuoteSchema = Type.Object(
+  {
+    id: Type.String({ description: 'Quote id: confirm it with POST /v1/transfers/payments before it expires' }),
+    customerId: Type.String({ description: 'The paying customer' }),
+    sourceAccountId: Type.String({ description: 'The account debited' }),
+    payee: Type.Object(
+      { maskedName: Type.String(), participantId: Type.String(), participantName: Type.String(), flagged: Type.Boolean({ description: 'The alias is flagged for suspected fraud' }) },
+      { additionalProperties: false },
+    ),
+    sendAmount: Money,
+    receiveAmount: Money,
+    fee: Money,
+    totalDebit: Money,
+    rate: NullableString('Rate applied (receive per send), null in one currency'),
+    midRate: NullableString('Mid-market reference rate, null in one currency'),
+    spreadBps: Type.Integer({ description: 'Spread over the mid rate, basis points' }),
+    rounding: Type.String(),
+    requestId: NullableString('The money request this quote pays'),
+    warnings: Type.Array(Type.String()),
+    expiresAt: Timestamp,
+    createdAt: Timestamp,
+  },
+  { additionalProperties: false, description: 'A quote' },
+);
+/** A P2P payment as the payer or the payee sees it (wirePayment): what was sent and the fee only to the payer. */
+const TransferPaymentSchema = Type.Object(
+  {
+    id: Type.String(),
+    quoteId: Type.String(),
+    status: Type.Literal('completed'),
+    role: Type.Union([Type.Literal('payer'), Type.Literal('payee')]),
+    customerId: Type.String({ description: 'Your customer (payer or payee)' }),
+    sendAmount: Type.Optional(Money),
+    fee: Type.Optional(Money),
+    receiveAmount: Money,
+    rate: NullableString('Rate applied, null in one currency'),
+    requestId: NullableString('The money request it paid'),
+    transferIds: Type.Optional(Type.Array(Type.String(), { description: 'Ledger transfers (payer only)' })),
+    createdAt: Timestamp,
+  },
+  { additionalProperties: false, description: 'A P2P payment' },
+);
 export const wireQuote = (q: Quote) => ({
   id: q.id,
   customerId: q.payerCustomerId,
@@ -70,6 +114,9 @@ export const wirePayment = (p: Payment, viewer: string) => ({
   transferIds: p.payerParticipantId === viewer ? [...p.transferIds] : undefined,
   createdAt: p.createdAt.toISOString(),
 });
+
+// The wire functions write what the schemas say (checked by the compiler).
+export const quoteMatchesSchema = (q: Quote): Static<typeof QuoteSchema> => wireQuote(q);
 
 export const wireRequest = (r: MoneyRequest) => ({
   id: r.id,
@@ -162,7 +209,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // ---- accounts and links ------------------------------------------------------------------------------------------
   app.post(
     '/v1/accounts',
-    { schema: schema('accounts', 'Open an account for one of your customers', { body: Strict({ customerId: CustomerId, currency: CurrencyCode }), response: { 201: Obj('Account') } }) },
+    { config: { idempotency: 'optional' }, schema: schema('accounts', 'Open an account for one of your customers', { body: Strict({ customerId: CustomerId, currency: CurrencyCode }), response: { 201: Obj('Account') } }) },
     async (request, reply) =>
       idempotent(request, reply, async (tx) => {
         const { participantId } = principalOf(request);
@@ -173,7 +220,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
 
   app.post(
     '/v1/accounts/:accountId/deposits',
-    {
+    { config: { idempotency: 'required' },
       schema: schema('accounts', 'Fund a customer account (cash-in): a ledger transfer from your funding account', {
         params: Strict({ accountId: Ref('account', 'Account id') }),
         body: Strict({ amount: Money }),
@@ -222,7 +269,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
 
   app.post(
     '/v1/account-links',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: schema('accounts', 'Ask a bank to link its accounts of this customer into your wallet', {
         description: 'The bank receives a 6-digit code in the `account_link.consent_requested` webhook, sealed to its webhook secret (`codeSealed`, opened like the step-up code), and shows it to its customer; the customer types it into the wallet.',
         body: Strict({ customerId: CustomerId, bankParticipantId: Ref('participant', 'The bank'), currency: Type.Optional(CurrencyCode) }),
@@ -243,7 +290,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
 
   app.post(
     '/v1/account-links/consents/:consentId/confirm',
-    { config: CUSTOMER, schema: schema('accounts', 'Confirm a link with the code the customer received from the bank', { params: Strict({ consentId: Ref('account_link_consent', 'Consent id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }), response: { 201: Items('Link') } }) },
+    { config: { ...CUSTOMER, idempotency: 'optional' }, schema: schema('accounts', 'Confirm a link with the code the customer received from the bank', { params: Strict({ consentId: Ref('account_link_consent', 'Consent id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }), response: { 201: Items('Link') } }) },
     async (request, reply) => {
       let wrong = false;
       const res = await idempotent(request, reply, async (tx) => {
@@ -279,7 +326,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // ---- aliases -----------------------------------------------------------------------------------------------------
   const aliasBody = Strict({ customerId: CustomerId, type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), accountId: Ref('account', 'The account the alias points to') });
   const wireAlias = (a: { id: string; type: string; value: string; accountId: string; flagged: boolean; createdAt: Date }) => ({ id: a.id, type: a.type, value: a.value, accountId: a.accountId, flagged: a.flagged, createdAt: a.createdAt.toISOString() });
-  app.post('/v1/aliases', { schema: schema('aliases', 'Register an alias (phone, email or handle) for a customer account', { body: aliasBody, response: { 201: Obj('Alias') } }) }, async (request, reply) =>
+  app.post('/v1/aliases', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Register an alias (phone, email or handle) for a customer account', { body: aliasBody, response: { 201: Obj('Alias') } }) }, async (request, reply) =>
     idempotent(request, reply, async (tx) => {
       const r = await aliases.register(tx, actorOf(request, request.body.customerId), await me(request), request.body);
       return r.ok ? created(wireAlias(r.value)) : r.error;
@@ -305,13 +352,13 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       return r.ok ? r.value : reply.fail(r.error);
     },
   );
-  app.post('/v1/aliases/moves', { schema: schema('aliases', 'Move an alias here from another participant; the customer confirms with a code sent through its current holder', { body: aliasBody, response: { 201: Obj('Move') } }) }, async (request, reply) =>
+  app.post('/v1/aliases/moves', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Move an alias here from another participant; the customer confirms with a code sent through its current holder', { body: aliasBody, response: { 201: Obj('Move') } }) }, async (request, reply) =>
     idempotent(request, reply, async (tx) => {
       const r = await aliases.requestMove(tx, actorOf(request, request.body.customerId), await me(request), request.body);
       return r.ok ? created({ id: r.value.id, status: 'pending', expiresAt: r.value.expiresAt.toISOString() }) : r.error;
     }),
   );
-  app.post('/v1/aliases/moves/:moveId/confirm', { schema: schema('aliases', 'Confirm an alias move with the customer’s code', { params: Strict({ moveId: Ref('alias_move', 'Alias move id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }) }) }, async (request, reply) => {
+  app.post('/v1/aliases/moves/:moveId/confirm', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Confirm an alias move with the customer’s code', { params: Strict({ moveId: Ref('alias_move', 'Alias move id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }) }) }, async (request, reply) => {
     let wrong = false;
     const res = await idempotent(request, reply, async (tx) => {
       const r = await aliases.confirmMove(tx, actorOf(request), principalOf(request).participantId, request.params.moveId, request.body.code);
@@ -324,7 +371,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     if (wrong) await countWrongMoveCode(db, request.params.moveId);
     return res;
   });
-  app.post('/v1/aliases/flags', { schema: schema('aliases', 'Flag an alias for suspected fraud (payers are warned, risk rules use it)', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), reason: Type.String({ minLength: 1, maxLength: 500 }) }), response: { 201: Obj('Flag') } }) }, async (request, reply) =>
+  app.post('/v1/aliases/flags', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Flag an alias for suspected fraud (payers are warned, risk rules use it)', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), reason: Type.String({ minLength: 1, maxLength: 500 }) }), response: { 201: Obj('Flag') } }) }, async (request, reply) =>
     idempotent(request, reply, async (tx) => {
       const r = await aliases.flag(tx, actorOf(request), await me(request), request.body.type, request.body.value, request.body.reason);
       return r.ok ? created({ aliasId: r.value.id, flagged: true }) : r.error;
@@ -342,8 +389,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   });
   app.post(
     '/v1/operator/fx/rates',
-    {
-      config: { auth: 'operator' },
+    { config: { idempotency: 'optional', auth: 'operator' },
       schema: schema('fx', 'Replace the reference rates with an ECB daily XML document (eurofxref-daily.xml)', { operator: true, body: Strict({ xml: Type.String({ minLength: 20, maxLength: 200_000 }), spreadBps: Type.Optional(Type.Integer({ minimum: 0, maximum: 2000 })) }) }),
     },
     async (request, reply) =>
@@ -356,8 +402,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.post(
     '/v1/operator/fees',
-    {
-      config: { auth: 'operator' },
+    { config: { idempotency: 'optional', auth: 'operator' },
       schema: schema('fx', 'Set the fee for payments from one participant to another: fixed + basis points, charged to the payer', {
         operator: true,
         body: Strict({ payerParticipantId: Ref('participant', 'Payer participant'), payeeParticipantId: Ref('participant', 'Payee participant'), fixed: Money, bps: Type.Integer({ minimum: 0, maximum: 10_000 }) }),
@@ -381,10 +426,10 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.post(
     '/v1/transfers/quotes',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: schema('transfers', 'Quote a payment to an alias: fee, FX rate and spread, locked for 30 seconds', {
         body: Strict({ customerId: CustomerId, sourceAccountId: Type.Optional(Ref('account', 'Own or linked account to pay from')), payee: AliasRef, sendAmount: Type.Optional(Money), receiveAmount: Type.Optional(Money) }),
-        response: { 201: Obj('Quote') },
+        response: { 201: QuoteSchema },
       }),
     },
     async (request, reply) => {
@@ -406,16 +451,16 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.post(
     '/v1/transfers/payments',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'required' },
       schema: schema('transfers', 'Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing)', {
         body: Strict({ quoteId: Ref('quote', 'Quote id'), stepUpChallengeId: Type.Optional(Ref('step_up_challenge', 'After step_up_required: the challenge the customer completed for this payment')) }),
-        response: { 201: Obj('Payment') },
+        response: { 201: TransferPaymentSchema },
       }),
     },
     async (request, reply) =>
       confirm(request, reply, { actor: actorOf(request), participantId: principalOf(request).participantId, quoteId: request.body.quoteId, stepUpChallengeId: request.body.stepUpChallengeId }),
   );
-  app.get('/v1/transfers/payments/:paymentId', { config: CUSTOMER, schema: schema('transfers', 'Payment status (payer or payee participant)', { params: Strict({ paymentId: Ref('transfer', 'Payment id') }) }) }, async (request, reply) => {
+  app.get('/v1/transfers/payments/:paymentId', { config: CUSTOMER, schema: schema('transfers', 'Payment status (payer or payee participant)', { params: Strict({ paymentId: Ref('transfer', 'Payment id') }), response: { 200: TransferPaymentSchema } }) }, async (request, reply) => {
     const p = await transfers.getPayment(principalOf(request).participantId, request.params.paymentId);
     return p === undefined ? reply.fail({ code: 'payment_not_found', message: 'no such payment' }) : wirePayment(p, principalOf(request).participantId);
   });
@@ -432,7 +477,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // ---- requests ----------------------------------------------------------------------------------------------------
   app.post(
     '/v1/transfers/requests',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: schema('transfers', 'Request money from an alias (never debits anything: the payer must approve in their own wallet)', {
         body: Strict({ customerId: CustomerId, payer: AliasRef, amount: Money, note: Type.Optional(Type.String({ maxLength: 140 })), accountId: Type.Optional(Ref('account', 'Account to receive into')) }),
         response: { 201: Obj('Request') },
@@ -464,11 +509,11 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   });
   app.post(
     '/v1/transfers/requests/:requestId/approve',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: schema('transfers', 'The payer approves: answers a quote (with warnings) to confirm through POST /v1/transfers/payments', {
         params: Strict({ requestId: Ref('money_request', 'Request id') }),
         body: Strict({ customerId: CustomerId, sourceAccountId: Type.Optional(Ref('account', 'Own or linked account to pay from')) }),
-        response: { 201: Obj('Quote') },
+        response: { 201: QuoteSchema },
       }),
     },
     async (request, reply) =>
@@ -479,7 +524,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.post(
     '/v1/transfers/requests/:requestId/decline',
-    { config: CUSTOMER, schema: schema('transfers', 'The payer declines, and may block the requester', { params: Strict({ requestId: Ref('money_request', 'Request id') }), body: Strict({ customerId: CustomerId, block: Type.Optional(Type.Boolean()) }) }) },
+    { config: { ...CUSTOMER, idempotency: 'optional' }, schema: schema('transfers', 'The payer declines, and may block the requester', { params: Strict({ requestId: Ref('money_request', 'Request id') }), body: Strict({ customerId: CustomerId, block: Type.Optional(Type.Boolean()) }) }) },
     async (request, reply) =>
       idempotent(request, reply, async (tx) => {
         const r = await transfers.declineRequest(tx, actorOf(request, request.body.customerId), principalOf(request).participantId, request.params.requestId, request.body);
@@ -490,7 +535,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // ---- splits ------------------------------------------------------------------------------------------------------
   app.post(
     '/v1/transfers/splits',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: schema('transfers', 'Split a bill you paid: each other member gets a request for their share', {
         body: Strict({
           customerId: CustomerId,
@@ -539,7 +584,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // ---- red packets -------------------------------------------------------------------------------------------------
   app.post(
     '/v1/transfers/red-packets',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'required' },
       schema: schema('transfers', 'Send a red packet (红包) to a group: funded into escrow now, claimed share by share, the rest refunded at expiry', {
         body: Strict({
           customerId: CustomerId,
@@ -573,7 +618,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   });
   app.post(
     '/v1/transfers/red-packets/:packetId/claim',
-    { config: CUSTOMER, schema: schema('transfers', 'Claim a share (once per group member)', { params: Strict({ packetId: Ref('red_packet', 'Red packet id') }), body: Strict({ customerId: CustomerId }), response: { 201: Obj('Claim') } }) },
+    { config: { ...CUSTOMER, idempotency: 'required' }, schema: schema('transfers', 'Claim a share (once per group member)', { params: Strict({ packetId: Ref('red_packet', 'Red packet id') }), body: Strict({ customerId: CustomerId }), response: { 201: Obj('Claim') } }) },
     async (request, reply) =>
       idempotent(
         request,

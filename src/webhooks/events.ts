@@ -1,10 +1,12 @@
 import type { Clock } from '../platform/clock.ts';
 import type { Flusher, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
+import type { EventType } from './catalogue.ts';
 
 export interface OutboxEvent {
   readonly participantId: string;
-  readonly type: string;
+  /** One of the catalogue's types (src/webhooks/catalogue.ts): an event is documented before it can be emitted. */
+  readonly type: EventType;
   readonly data: Readonly<Record<string, unknown>>;
 }
 

@@ -103,16 +103,17 @@ describe.each(engines)('HTTP conventions on %s', (engine) => {
     for (const path of ['/v1/customers', '/v1/operator/participants', '/oauth/token', '/v1/webhooks/deliveries', '/v1/operator/audit/verify', '/health']) {
       expect(Object.keys(doc.paths)).toContain(path);
     }
-    // Every documented operation declares the error shape for 4xx answers.
-    for (const [path, operations] of Object.entries(doc.paths as Record<string, Record<string, { responses: Record<string, unknown> }>>)) {
+    // Every documented operation declares the error shape per status (shared responses), 400 and 500 at least.
+    for (const [path, operations] of Object.entries(doc.paths as Record<string, Record<string, { responses: Record<string, { $ref?: string }> }>>)) {
       for (const [method, operation] of Object.entries(operations)) {
-        if (path === '/metrics') continue;
-        expect(operation.responses['4XX'] ?? operation.responses['4xx'], `${method} ${path}`).toBeDefined();
+        expect(operation.responses['400']?.$ref, `${method} ${path}`).toMatch(/^#\/components\/responses\/Error400_/);
+        expect(operation.responses['500']?.$ref, `${method} ${path}`).toMatch(/^#\/components\/responses\/Error500_/);
       }
     }
     expect(doc['x-error-codes']).toMatchObject({ unknown_field: 400, idempotency_key_reused: 422, rate_limited: 429, customer_not_found: 404 });
     expect(doc.components.schemas.ErrorBody.properties.error.properties.code.enum).toContain('body_too_large');
-    expect(doc.paths['/v1/customers'].post.responses['4XX'] ?? doc.paths['/v1/customers'].post.responses['4xx']).toBeDefined();
+    const customers404 = doc.paths['/v1/customers/{customerId}'].get.responses['404'].$ref.replace('#/components/responses/', '');
+    expect(JSON.stringify(doc.components.responses[customers404])).toContain('customer_not_found');
     const docs = await t.api('anonymous').get('/docs/');
     expect(docs.status).toBe(200);
   });

@@ -413,7 +413,7 @@ describe.each(engines)('secrets scan (%s)', (engine: Engine) => {
       const realCodes = new Set(secrets.filter((s) => s.kind === 'code').map((s) => s.value));
       do planted.code = String(Math.floor(Math.random() * 1_000_000)).padStart(6, '0');
       while (realCodes.has(planted.code));
-      await hub.db.transaction((tx) => hub.events.emit(tx, { participantId: demoParticipantId('bank-b'), type: 'scan.control', data: { code: planted.code, value: planted.long } }));
+      await hub.db.transaction((tx) => hub.events.emit(tx, { participantId: demoParticipantId('bank-b'), type: 'credential.issued', data: { code: planted.code, value: planted.long } }));
       hub.logger.info({ note: `control ${planted.logValue} ref ${planted.code}` }, 'secrets scan control');
     } finally {
       await hub.close();

@@ -136,7 +136,7 @@ describe.each(engines)('the hub after a transaction whose staged audit write fai
     await expect(
       t.hub.db.transaction(async (tx) => {
         await t.hub.audit.record(tx, { actor: { type: 'operator' }, action: 'probe.failed', objectType: 'probe', objectId: 'p1', details: { note: 'bad \ud800' } });
-        await t.hub.events.emit(tx, { participantId, type: 'probe.failed', data: { note: 'fine' } });
+        await t.hub.events.emit(tx, { participantId, type: 'credential.issued', data: { note: 'fine' } });
       }),
     ).rejects.toThrow();
     await rejectionsReported();

@@ -1,0 +1,20 @@
+/**
+ * @hutong/sdk: a typed client for the Hutong hub, generated from its OpenAPI document (`npm run sdk:generate`), and the
+ * helpers an integrator needs beside it.
+ */
+export { createHutongClient, idempotencyKey, retryingFetch, type HutongClient, type HutongClientOptions, type RetryOptions } from './client.ts';
+export { signWebhook, verifyWebhook, type WebhookEvent, type WebhookEventType, type WebhookVerifyFailure } from './webhooks.ts';
+export {
+  AtcCounter,
+  COUNTRY_NUMERIC,
+  CURRENCIES,
+  computeTokenCryptogram,
+  deriveTokenKey,
+  merchantQrFields,
+  toMinorUnits,
+  tokenCryptogramData,
+  tokenPaymentSource,
+  verifyTokenCryptogram,
+  type TokenCryptogramInput,
+} from './cryptogram.ts';
+export type { components, operations, paths, webhooks } from './schema.ts';

@@ -1,0 +1,262 @@
+import { Type, type TSchema } from '@sinclair/typebox';
+
+/**
+ * THE catalogue of webhook events: every event type the hub emits, what it means and its payload (`data`). The outbox
+ * takes only these types (`OutboxEvent.type` is `EventType`), so an event cannot be emitted without being documented;
+ * /openapi.json lists them under `webhooks`. Money is `{ amount, currency }` with a decimal string, as in the API.
+ *
+ * Every delivery is a POST of `{ id, type, createdAt, data }`, signed per Standard Webhooks (`webhook-id`,
+ * `webhook-timestamp`, `webhook-signature`; src/webhooks/signing.ts). Payloads may gain fields: ignore unknown ones.
+ */
+
+const Money = Type.Object(
+  { amount: Type.String({ pattern: '^-?[0-9]+(\\.[0-9]+)?$', description: 'Decimal string in the currency, e.g. "12.30"' }), currency: Type.String({ pattern: '^[A-Z]{3}$' }) },
+  { additionalProperties: false, description: 'Money: a decimal string and its ISO 4217 currency' },
+);
+const Id = (description: string) => Type.String({ description });
+const Time = (description: string) => Type.String({ format: 'date-time', description });
+const Sealed = Type.String({ description: 'A one-time code sealed to you (src/platform/recipient-seal.ts): open it with your webhook secret; never shown in clear' });
+const Data = <P extends Parameters<typeof Type.Object>[0]>(properties: P) => Type.Object(properties, { additionalProperties: true });
+
+const participantStatus = Data({ participantId: Id('The participant') });
+const tokenChange = Data({
+  tokenRef: Type.Optional(Id('The token (to the wallet)')),
+  cardId: Type.Optional(Id('The card (to the issuer)')),
+  tokenId: Type.Optional(Id('The token id (to the issuer)')),
+  status: Type.String({ description: 'The token status now' }),
+  by: Type.Optional(Type.String({ description: 'Who changed it: wallet, issuer or operator' })),
+  reason: Type.Optional(Type.String({ description: 'Why, when the card changed (card_frozen, card_replaced, card_cancelled…)' })),
+  walletParticipantId: Type.Optional(Id('The wallet holding the token (to the issuer)')),
+});
+const cardPayment = Data({
+  authorizationId: Id('The card payment (authorization)'),
+  merchantId: Id('The merchant'),
+  status: Type.String({ description: 'authorized, captured, voided, refunded, expired…' }),
+  amount: Money,
+  captured: Money,
+  refunded: Money,
+  authorizationCode: Type.Union([Type.String(), Type.Null()]),
+});
+const withCardPayment = <P extends Parameters<typeof Type.Object>[0]>(properties: P) => Type.Composite([cardPayment, Type.Object(properties)], { additionalProperties: true });
+const aliasChange = Data({ aliasId: Id('The alias'), customerId: Id('Your customer') });
+const linkRevoked = Data({ linkId: Id('The link'), customerId: Type.Optional(Id('Your customer')), by: Type.Optional(Id('The participant that revoked it')), reason: Type.Optional(Type.String()) });
+const position = Data({
+  participantId: Id('The participant'),
+  currency: Type.String(),
+  liquidity: Money,
+  balance: Money,
+  reserved: Money,
+  netDebitCap: Money,
+  available: Money,
+});
+
+export interface EventEntry {
+  readonly summary: string;
+  readonly data: TSchema;
+}
+
+export const eventCatalogue = {
+  // Participants and access
+  'participant.active': { summary: 'The operator reactivated your participant', data: participantStatus },
+  'participant.suspended': { summary: 'The operator suspended your participant: your calls answer participant_suspended', data: participantStatus },
+  'credential.issued': { summary: 'A client credential was issued to you', data: Data({ credentialId: Id('The credential') }) },
+  'credential.revoked': { summary: 'One of your client credentials was revoked', data: Data({ credentialId: Id('The credential') }) },
+  // Customers and consent
+  'customer.erased': { summary: 'A customer of yours was erased (data-rights request)', data: Data({ customerId: Id('Your customer'), externalId: Type.String({ description: 'The pseudonym now in its place' }), erasedAt: Time('When') }) },
+  'customer_link.consent_requested': {
+    summary: 'Another participant asks to link one of your customers: show the sealed code only to that customer, once authenticated',
+    data: Data({ consentId: Id('The consent'), customerId: Id('Your customer'), requesterName: Type.String(), expiresAt: Time('The code expires'), codeSealed: Sealed }),
+  },
+  'customer_link.created': { summary: 'A customer link between you and another participant was confirmed', data: Data({ linkId: Id('The link'), customerId: Id('Your customer'), otherParticipantId: Id('The other participant') }) },
+  'customer_link.revoked': { summary: 'A customer link was revoked', data: linkRevoked },
+  // Step-up
+  'step_up.code_requested': {
+    summary: 'A one-time code for a customer step-up: deliver it to the customer (sealed to you)',
+    data: Data({
+      challengeId: Id('The challenge'),
+      customerId: Id('Your customer'),
+      cardId: Type.Optional(Id('The card, when the step-up is for one')),
+      walletParticipantId: Id('The wallet that asked'),
+      purpose: Type.String(),
+      amount: Type.Optional(Type.Union([Money, Type.Null()])),
+      payeeName: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+      expiresAt: Time('The code expires'),
+      codeSealed: Sealed,
+    }),
+  },
+  // Ledger and liquidity
+  'ledger.account_opened': { summary: 'The operator opened a ledger account for you', data: Data({ accountId: Id('The account'), currency: Type.String(), kind: Type.String() }) },
+  'ledger.account_funded': { summary: 'The operator funded one of your ledger accounts', data: Data({ accountId: Id('The account'), transferId: Id('The ledger transfer'), amount: Money }) },
+  'liquidity.funds_in': { summary: 'Liquidity was added to your position', data: Data({ amount: Money, transferId: Id('The ledger transfer'), position }) },
+  'liquidity.funds_out': { summary: 'Liquidity was withdrawn from your position', data: Data({ amount: Money, transferId: Id('The ledger transfer'), position }) },
+  'liquidity.net_debit_cap_set': { summary: 'The operator set your net debit cap', data: Data({ position }) },
+  'liquidity.low': {
+    summary: 'Your position came within 10% of what you may use (liquidity plus net debit cap): add liquidity or ask for a higher cap',
+    data: Data({ available: Money, netDebitCap: Money, liquidity: Money }),
+  },
+  // Settlement
+  'settlement.window_closed': {
+    summary: 'A settlement window closed: your multilateral net position in it (negative: you pay)',
+    data: Data({ windowId: Id('The settlement window'), currency: Type.String(), netPosition: Money, sent: Money, received: Money }),
+  },
+  'settlement.settled': {
+    summary: 'The settlement bank confirmed the window: your position moved by its net',
+    data: Data({ windowId: Id('The settlement window'), currency: Type.String(), netPosition: Money, sent: Money, received: Money, reference: Type.String({ description: "The settlement bank's reference" }) }),
+  },
+  // Risk
+  'risk.alert_raised': {
+    summary: 'A risk rule raised an alert on one of your customers',
+    data: Data({ alertId: Id('The alert'), customerId: Id('Your customer'), decision: Type.String({ description: 'allow, review, step_up or decline' }), score: Type.Number(), reasons: Type.Array(Type.String({ description: 'Rule name' })) }),
+  },
+  // Accounts and account links
+  'account_link.consent_requested': {
+    summary: 'A wallet asks to link one of your (bank) customer’s accounts: send the sealed code to the customer with the message',
+    data: Data({ consentId: Id('The consent'), customerId: Id('Your customer'), walletName: Type.String(), codeSealed: Sealed, expiresAt: Time('The code expires'), messageTemplate: Type.String() }),
+  },
+  'account_link.created': {
+    summary: 'Account links were confirmed (the wallet gets the link ids; the bank the accounts linked)',
+    data: Data({
+      consentId: Id('The consent'),
+      linkIds: Type.Optional(Type.Array(Id('A link'))),
+      customerId: Type.Optional(Id('Your customer (to the bank)')),
+      links: Type.Optional(Type.Array(Data({ linkId: Id('A link'), accountId: Id('The account linked') }))),
+    }),
+  },
+  'account_link.revoked': { summary: 'An account link was revoked', data: linkRevoked },
+  // Aliases
+  'alias.registered': { summary: 'An alias was registered for one of your customers', data: Data({ aliasId: Id('The alias'), type: Type.String({ description: 'phone, email or handle' }), customerId: Id('Your customer') }) },
+  'alias.deleted': { summary: 'One of your aliases was deleted', data: Data({ aliasId: Id('The alias') }) },
+  'alias.move_requested': {
+    summary: 'Another participant asks to move one of your aliases: send the sealed code to the customer, who confirms it there',
+    data: Data({ moveId: Id('The move'), aliasId: Id('The alias'), customerId: Id('Your customer'), toParticipantName: Type.String(), codeSealed: Sealed, expiresAt: Time('The code expires') }),
+  },
+  'alias.moved_away': { summary: 'One of your aliases moved to another participant', data: aliasChange },
+  'alias.moved_in': { summary: 'An alias moved to you', data: aliasChange },
+  'alias.flagged': { summary: 'A participant flagged one of your aliases for suspected fraud', data: aliasChange },
+  // Transfers: P2P, requests, red packets
+  'payment.sent': {
+    summary: 'A P2P payment by your customer completed',
+    data: Data({ paymentId: Id('The payment'), customerId: Id('Your customer (payer)'), sendAmount: Money, fee: Money, receiveAmount: Money, requestId: Type.Union([Id('The money request it paid'), Type.Null()]) }),
+  },
+  'payment.received': {
+    summary: 'Your customer received a P2P payment (credited at once)',
+    data: Data({ paymentId: Id('The payment'), customerId: Id('Your customer (payee)'), receiveAmount: Money, requestId: Type.Union([Id('The money request it paid'), Type.Null()]) }),
+  },
+  'money_request.created': { summary: 'Your customer’s money request was sent', data: Data({ requestId: Id('The request'), customerId: Id('Your customer') }) },
+  'money_request.received': {
+    summary: 'Your customer is asked for money',
+    data: Data({
+      requestId: Id('The request'),
+      customerId: Id('Your customer (payer)'),
+      requesterMaskedName: Type.String(),
+      amount: Money,
+      firstTime: Type.Boolean({ description: 'The payer never paid this requester' }),
+      flagged: Type.Boolean({ description: 'The requester’s alias is flagged for fraud' }),
+      warning: Type.Union([Type.String(), Type.Null()]),
+    }),
+  },
+  'money_request.declined': { summary: 'The payer declined your customer’s request', data: Data({ requestId: Id('The request'), customerId: Id('Your customer (requester)') }) },
+  'money_request.reminder': { summary: 'A reminder to pay a split share', data: Data({ requestId: Id('The request'), customerId: Id('Your customer (payer)'), warning: Type.String() }) },
+  'red_packet.received': { summary: 'Your customers may claim a red packet', data: Data({ packetId: Id('The red packet'), customerIds: Type.Array(Id('Your customer')), message: Type.Union([Type.String(), Type.Null()]) }) },
+  'red_packet.claimed': { summary: 'A red packet share was claimed (to the claimer: its amount)', data: Data({ packetId: Id('The red packet'), customerId: Id('The claiming (or sending) customer'), amount: Type.Optional(Money) }) },
+  'red_packet.refunded': { summary: 'An expired red packet’s unclaimed amount went back to the sender', data: Data({ packetId: Id('The red packet'), customerId: Id('Your customer (sender)'), refunded: Money }) },
+  'red_packet.completed': { summary: 'A red packet expired with every share claimed', data: Data({ packetId: Id('The red packet'), customerId: Id('Your customer (sender)'), refunded: Money }) },
+  // Cards and tokens
+  'card.card_data_locked': { summary: 'Typed card data for one of your cards failed too often: locked for a while', data: Data({ cardId: Id('The card'), failures: Type.Integer(), lockedUntil: Time('Until') }) },
+  'token.provisioned': { summary: 'A wallet provisioned a token for one of your cards', data: Data({ cardId: Id('The card'), tokenId: Id('The token'), walletParticipantId: Id('The wallet'), method: Type.String() }) },
+  'token.step_up_requested': {
+    summary: 'A wallet’s token request for your card needs the cardholder’s step-up (the code sealed to you, when by code)',
+    data: Data({
+      provisioningId: Id('The provisioning'),
+      cardId: Id('The card'),
+      customerId: Id('Your customer'),
+      walletParticipantId: Id('The wallet'),
+      method: Type.String(),
+      expiresAt: Type.Union([Time('Expires'), Type.Null()]),
+      codeSealed: Type.Optional(Sealed),
+    }),
+  },
+  'token.suspended': { summary: 'A token was suspended (by its wallet, its issuer, or its card)', data: tokenChange },
+  'token.resumed': { summary: 'A token was resumed', data: tokenChange },
+  'token.deleted': { summary: 'A token was deleted', data: tokenChange },
+  'token.card_replaced': {
+    summary: 'The card behind a token was replaced: the token now maps to the new card',
+    data: Type.Composite([tokenChange, Type.Object({ cardLast4: Type.String(), cardExpiry: Type.String() })], { additionalProperties: true }),
+  },
+  // Acceptance: merchants and card payments
+  'merchant.created': { summary: 'A merchant profile was created', data: Data({ merchantId: Id('The merchant'), settlementAccountId: Id('Its settlement account') }) },
+  'payment.authorized': { summary: 'A card payment was authorized', data: withCardPayment({ channel: Type.String({ description: 'mpm_static, mpm_dynamic, cpm, tap or link' }), decidedBy: Type.String({ description: 'hosted, issuer, stand_in or account' }) }) },
+  'payment.captured': { summary: 'A card payment was captured (the merchant fee taken)', data: withCardPayment({ fee: Money }) },
+  'payment.voided': { summary: 'A card payment was voided before capture', data: cardPayment },
+  'payment.refunded': { summary: 'A card payment was refunded (in part or in full)', data: withCardPayment({ refundId: Id('The refund'), refundAmount: Money }) },
+  'payment.expired': { summary: 'An uncaptured card authorization expired: its hold was released', data: cardPayment },
+  'payment.authorization_reversed': {
+    summary: 'An authorization your issuer approved did not complete: reverse your hold',
+    data: Data({ authorizationId: Id('The authorization'), cardId: Type.Union([Id('The card'), Type.Null()]), amount: Money, reason: Type.String() }),
+  },
+} as const satisfies Record<string, EventEntry>;
+
+export type EventType = keyof typeof eventCatalogue;
+export const EVENT_TYPES = Object.keys(eventCatalogue).sort() as EventType[];
+
+/** The envelope every webhook delivery carries. */
+export const eventEnvelope = (type: string, data: TSchema) =>
+  Type.Object(
+    {
+      id: Type.String({ description: 'The event id (also the `webhook-id` header): deduplicate on it' }),
+      type: Type.Literal(type),
+      createdAt: Type.String({ format: 'date-time' }),
+      data,
+    },
+    { additionalProperties: false },
+  );
+
+const pascal = (type: string) =>
+  type
+    .split(/[^A-Za-z0-9]+/)
+    .filter((p) => p.length > 0)
+    .map((p) => p.charAt(0).toUpperCase() + p.slice(1))
+    .join('');
+
+const signatureHeaders = [
+  { name: 'webhook-id', in: 'header', required: true, description: 'The event id: the same on every retry of this delivery (deduplicate on it)', schema: { type: 'string' } },
+  { name: 'webhook-timestamp', in: 'header', required: true, description: 'Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes)', schema: { type: 'string', pattern: '^[0-9]+$' } },
+  {
+    name: 'webhook-signature',
+    in: 'header',
+    required: true,
+    description:
+      'Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; ' +
+      'several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`).',
+    schema: { type: 'string' },
+  },
+];
+
+/** The OpenAPI 3.1 `webhooks` section: one POST to your webhook URL per event type, with its payload. */
+export function webhooksDocument(): Record<string, unknown> {
+  return Object.fromEntries(
+    EVENT_TYPES.map((type) => {
+      const entry: EventEntry = eventCatalogue[type];
+      return [
+        type,
+        {
+          post: {
+            operationId: `on${pascal(type)}`,
+            tags: ['webhooks'],
+            summary: entry.summary,
+            description:
+              `${entry.summary}. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. ` +
+              'The same event may arrive more than once: deduplicate on `id`.',
+            security: [],
+            parameters: signatureHeaders,
+            requestBody: { required: true, content: { 'application/json': { schema: eventEnvelope(type, entry.data) } } },
+            responses: {
+              '200': { description: 'Received: any 2xx answer acknowledges the event' },
+              '400': { description: 'Refused (e.g. a bad signature): the hub retries, then gives up' },
+            },
+          },
+        },
+      ];
+    }),
+  );
+}
