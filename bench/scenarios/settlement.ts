@@ -48,12 +48,13 @@ export const settlementScenario: Scenario = {
         const open = await hub.settlement.openWindow(db, 'CNY');
         const seedStart = performance.now();
         // Payer g mod P pays payee (g·7 + 1 + g mod (P−1)) … never itself: payee = (payer + 1 + g mod (P − 1)) mod P.
-        await db.query(
+        // In chunks of 100,000 (each statement within the connection's statement timeout on a busy machine).
+        for (let from = 1; from <= size; from += 100_000) await db.query(
           `insert into settlement_entries (transfer_id, window_id, currency, payer_participant_id, payee_participant_id, amount_minor, payment_id, created_at)
            select 'pay_' || $1 || '_' || lpad(g::text, 12, '0') || ':pos', $1, 'CNY', 'par_bench_' || (g % $3), 'par_bench_' || (((g % $3) + 1 + (g / $3) % ($3 - 1)) % $3),
-                  1 + (g * 7919) % 100000, 'pay_' || $1 || '_' || lpad(g::text, 12, '0'), $4::timestamptz + (g || ' milliseconds')::interval
-             from generate_series(1, $2) g`,
-          [open.id, size, participants, now],
+                  1 + (g::int8 * 7919) % 100000, 'pay_' || $1 || '_' || lpad(g::text, 12, '0'), $4::timestamptz + (g || ' milliseconds')::interval
+             from generate_series($5::int8, $2::int8) g`,
+          [open.id, Math.min(size, from + 99_999), participants, now, from],
         );
         await db.query('analyze settlement_entries');
         const seedMs = performance.now() - seedStart;

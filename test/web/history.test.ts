@@ -99,8 +99,10 @@ describe.each(engines)('unified history and operator transactions on %s', (engin
     const all = await t.api('operator').get('/v1/operator/transactions?limit=200');
     expect(all.status).toBe(200);
     expect(all.body.items.length).toBeGreaterThan(0);
-    const p2p = all.body.items.find((i: any) => i.reference?.id === paymentFromA);
-    expect(p2p).toMatchObject({ kind: 'p2p', purpose: 'p2p', amount: { amount: '12.34', currency: 'CNY' }, reference: { type: 'p2p_payment' } });
+    // A payment between two participants is three linked transfers: its position leg (payer participant → payee
+    // participant, src/settlement) and its customers' legs through the two positions.
+    const p2p = all.body.items.find((i: any) => i.reference?.id === paymentFromA && i.purpose === 'position');
+    expect(p2p).toMatchObject({ kind: 'p2p', purpose: 'position', amount: { amount: '12.34', currency: 'CNY' }, reference: { type: 'p2p_payment' } });
     expect(p2p.debit.participantName).toContain('Lantern Pay');
     expect(p2p.credit.participantName).toContain('Jade Wallet');
     const created = all.body.items.map((i: any) => i.createdAt);

@@ -515,6 +515,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your webhook signing secret (demo participants, in demo mode)
+         * @description The Standard Webhooks secret that signs your webhooks and issuer authorization requests, and the previous one while it is still active after a rotation. A secret is shown once, when it is made; only the demo participants of a hub in demo mode can read theirs again (others answer webhook_secret_not_retrievable: rotate to get a new one).
+         */
+        get: operations["getWebhooksSecret"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/secret/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate your webhook signing secret (the previous one stays active for a while)
+         * @description Makes a new signing secret, shown once in the answer. The previous one keeps signing for `previousSecretExpiresInS` seconds (default 86400, at most 604800; 0 retires it at once): meanwhile `webhook-signature` carries one signature per active secret, space-separated, and a receiver holding either verifies. Rotating again drops the older one. Send an Idempotency-Key: a retry answers the same secret.
+         */
+        post: operations["postWebhooksSecretRotate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhooks/deliveries": {
         parameters: {
             query?: never;
@@ -971,6 +1011,310 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/settlement/positions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your positions: liquidity, balance and cap per currency, and your net position in the windows not yet settled
+         * @description Your positions: liquidity, balance and cap per currency, and your net position in the windows not yet settled.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getSettlementPositions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/settlement/windows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Settlement windows you have a position in (and the open ones), newest first
+         * @description Settlement windows you have a position in (and the open ones), newest first.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getSettlementWindows"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/settlement/windows/{windowId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A settlement window: your net position and the instructions you are a party to
+         * @description A settlement window: your net position and the instructions you are a party to.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getSettlementWindowsByWindowId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/settlement/windows/{windowId}/transfers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your transfers in a settlement window (cursor-paginated), with the totals of the page
+         * @description Reconciliation: over every page, received − sent equals your net position in the window.
+         */
+        get: operations["getSettlementWindowsByWindowIdTransfers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/settlement/windows/{windowId}/transfers.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your transfers in a settlement window as CSV (cursor-paginated like the JSON list: the next cursor is in the `X-Next-Cursor` header)
+         * @description Your transfers in a settlement window as CSV (cursor-paginated like the JSON list: the next cursor is in the `X-Next-Cursor` header)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getSettlementWindowsByWindowIdTransfersCsv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/settlement/windows/{windowId}/camt053": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your ISO 20022 camt.053.001.08 statement of a window (your position legs, opening and closing balance)
+         * @description Your ISO 20022 camt.053.001.08 statement of a window (your position legs, opening and closing balance)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getSettlementWindowsByWindowIdCamt053"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/settlement/windows/{windowId}/pacs008": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your ISO 20022 pacs.008.001.08 of a window (the credit transfers you sent or received)
+         * @description Your ISO 20022 pacs.008.001.08 of a window (the credit transfers you sent or received)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getSettlementWindowsByWindowIdPacs008"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/settlement/windows/{windowId}/pacs002": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The ISO 20022 pacs.002 status report of the window's pacs.008 (ACSC settled, ACSP in process)
+         * @description The ISO 20022 pacs.002 status report of the window's pacs.008 (ACSC settled, ACSP in process)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getSettlementWindowsByWindowIdPacs002"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/settlement/windows/{windowId}/pacs008": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A window's ISO 20022 pacs.008.001.08 (every credit transfer between participants)
+         * @description A window's ISO 20022 pacs.008.001.08 (every credit transfer between participants)
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorSettlementWindowsByWindowIdPacs008"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/settlement/windows/{windowId}/pacs002": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The ISO 20022 pacs.002 status report of the window's pacs.008 (ACSC settled, ACSP in process)
+         * @description The ISO 20022 pacs.002 status report of the window's pacs.008 (ACSC settled, ACSP in process)
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorSettlementWindowsByWindowIdPacs002"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/settlement/windows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Settlement windows, newest first
+         * @description Settlement windows, newest first.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorSettlementWindows"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/settlement/windows/{windowId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A settlement window with every net position and instruction
+         * @description A settlement window with every net position and instruction.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorSettlementWindowsByWindowId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/settlement/windows/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Close the open settlement window of a currency: net positions and instructions; a new window opens at once
+         * @description Close the open settlement window of a currency: net positions and instructions; a new window opens at once.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        post: operations["postOperatorSettlementWindowsClose"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/settlement/windows/{windowId}/settlement": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Record that the settlement bank confirmed a closed window’s instructions: liquidity moves, the window is settled
+         * @description Recording it again changes nothing and answers the settled window.
+         */
+        post: operations["postOperatorSettlementWindowsByWindowIdSettlement"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/history": {
         parameters: {
             query?: never;
@@ -1031,6 +1375,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/public/payment-links/{linkId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A payment link as its hosted page shows it (public: whoever holds the link may see what it asks for)
+         * @description What /pay/<link id> shows before any wallet is involved: the merchant, the amount, the description and whether it can still be paid. Paying goes through a wallet (POST /v1/payment-links/:linkId/pay with a customer session).
+         */
+        get: operations["getPublicPaymentLinksByLinkId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/demo/v1/directory": {
         parameters: {
             query?: never;
@@ -1065,6 +1429,26 @@ export interface paths {
          * @description Stands in for a wallet back end, so that the reference wallet app in the browser never holds a client secret. Answers 404 unless the hub runs in demo mode (hutong start --demo); only demo wallets (seeded, with a demo key) and their customers qualify. The token is an ordinary participant access token (same lifetime as POST /oauth/token).
          */
         post: operations["postDemoV1Session"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/demo/v1/desk-session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Demo only: a short-lived access token for a demo merchant (the counter, /merchant) or a demo bank (the issuer desk, /issuer)
+         * @description Stands in for the merchant’s or the bank’s own back end, so that the page in the browser never holds a client secret. Answers 404 unless the hub runs in demo mode, for callers on this machine; only demo merchants and demo banks (seeded, with a demo key) qualify.
+         */
+        post: operations["postDemoV1DeskSession"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3375,6 +3759,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "liquidity.low": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Your position came within 10% of what you may use (liquidity plus net debit cap): add liquidity or ask for a higher cap
+         * @description Your position came within 10% of what you may use (liquidity plus net debit cap): add liquidity or ask for a higher cap. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onLiquidityLow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "liquidity.net_debit_cap_set": {
         parameters: {
             query?: never;
@@ -3795,6 +4199,46 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "settlement.settled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The settlement bank confirmed the window: your position moved by its net
+         * @description The settlement bank confirmed the window: your position moved by its net. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onSettlementSettled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "settlement.window_closed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A settlement window closed: your multilateral net position in it (negative: you pay)
+         * @description A settlement window closed: your multilateral net position in it (negative: you pay). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onSettlementWindowClosed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "step_up.code_requested": {
         parameters: {
             query?: never;
@@ -3944,7 +4388,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "ledger_busy" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -4549,6 +4993,24 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
         };
+        WebhookSecret: {
+            /** @description The current Standard Webhooks signing secret (whsec_…) */
+            secret: string;
+            /** @description The previous secret while it is still active after a rotation, else null */
+            previousSecret: string | null;
+            /** @description When the previous secret stops signing */
+            previousSecretExpiresAt: string | null;
+            /** @description When the secret was last rotated (null: never) */
+            rotatedAt: string | null;
+        };
+        RotatedWebhookSecret: {
+            /** @description The new signing secret (whsec_…), shown once */
+            secret: string;
+            /** @description Until when the previous secret also signs (null: retired at once) */
+            previousSecretExpiresAt: string | null;
+            /** Format: date-time */
+            rotatedAt: string;
+        };
         StepUpChallenge: {
             id: string;
             customerId: string;
@@ -4697,6 +5159,65 @@ export interface components {
                 amount: string;
                 currency: string;
             };
+        };
+        /** @description A settlement window: one is open per currency; a payment between two participants belongs to the window its position leg committed in. */
+        SettlementWindow: {
+            id: string;
+            currency: string;
+            /** @description The window’s ordinal in its currency (1, 2, …) */
+            seq: string;
+            status: "open" | "closed" | "settled";
+            /** Format: date-time */
+            openedAt: string;
+            closedAt: string | null;
+            settledAt: string | null;
+            settlementReference: string | null;
+        };
+        /** @description A participant’s multilateral net position in a closed window: received − sent (positive: it is owed). */
+        SettlementNetPosition: {
+            participantId: string;
+            sent: {
+                amount: string;
+                currency: string;
+            };
+            received: {
+                amount: string;
+                currency: string;
+            };
+            sentCount: number;
+            receivedCount: number;
+            netPosition: {
+                amount: string;
+                currency: string;
+            };
+        };
+        /** @description A transfer the settlement bank makes between two participants’ accounts to settle a window. */
+        SettlementInstruction: {
+            id: string;
+            fromParticipantId: string;
+            toParticipantId: string;
+            amount: {
+                amount: string;
+                currency: string;
+            };
+        };
+        SettlementReport: {
+            window: components["schemas"]["SettlementWindow"];
+            netPositions: components["schemas"]["SettlementNetPosition"][];
+            instructions: components["schemas"]["SettlementInstruction"][];
+        };
+        /** @description One position leg of a payment between you and another participant. */
+        SettlementEntry: {
+            transferId: string;
+            paymentId: string;
+            direction: "sent" | "received";
+            counterpartyParticipantId: string;
+            amount: {
+                amount: string;
+                currency: string;
+            };
+            /** Format: date-time */
+            createdAt: string;
         };
         HistoryItem: {
             id: string;
@@ -4857,20 +5378,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
-        Error400_028f6b8a: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, malformed_request, unknown_currency, validation_failed */
         Error400_07c37156: {
             headers: {
@@ -4955,8 +5462,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, unknown_currency, validation_failed */
-        Error400_1b640316: {
+        /** @description Bad request: malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_1c0a8dbe: {
             headers: {
                 [name: string]: unknown;
             };
@@ -4964,7 +5471,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "validation_failed";
+                        code?: "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -5137,6 +5644,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, liquidity_invalid, malformed_request, settlement_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_596a503f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "liquidity_invalid" | "malformed_request" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: challenge_request_invalid, invalid_country, invalid_phone, invalid_webhook_url, malformed_json, malformed_request, unknown_field, validation_failed */
         Error400_5afa93c3: {
             headers: {
@@ -5175,20 +5696,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "malformed_request" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_account, invalid_amount, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
-        Error400_62668310: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_account" | "invalid_amount" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -5259,6 +5766,34 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "idempotency_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, validation_failed */
+        Error400_79e6e28f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_json, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_7c5cb40c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -5361,6 +5896,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_account, invalid_amount, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_json, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_93c7e392: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_account" | "invalid_amount" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: invalid_account, invalid_page, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_field, validation_failed */
         Error400_98f4f939: {
             headers: {
@@ -5371,20 +5920,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "invalid_account" | "invalid_page" | "invalid_transfer" | "linked_chain_open" | "malformed_request" | "metadata_too_large" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
-        Error400_991203d3: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -5445,20 +5980,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_account, invalid_amount, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
-        Error400_aa71f533: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_b18458da: {
             headers: {
@@ -5515,6 +6036,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_account, invalid_amount, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_json, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_c85ea70f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: invalid_authorization_url, issuer_settings_invalid, malformed_json, malformed_request, payment_risk_rule_invalid, unknown_field, validation_failed */
         Error400_cd91c452: {
             headers: {
@@ -5543,6 +6078,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_d5e7e468: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, fee_schedule_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
         Error400_e0b31c8e: {
             headers: {
@@ -5553,6 +6102,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, liquidity_invalid, malformed_request, settlement_invalid, unknown_currency, validation_failed */
+        Error400_e214d133: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "liquidity_invalid" | "malformed_request" | "settlement_invalid" | "unknown_currency" | "validation_failed";
                     };
                 };
             };
@@ -5795,6 +6358,20 @@ export interface components {
                 };
             };
         };
+        /** @description Forbidden: forbidden, participant_suspended, webhook_secret_not_retrievable */
+        Error403_76c8718b: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "forbidden" | "participant_suspended" | "webhook_secret_not_retrievable";
+                    };
+                };
+            };
+        };
         /** @description Forbidden: risk_declined */
         Error403_90e4c470: {
             headers: {
@@ -5851,6 +6428,20 @@ export interface components {
                 };
             };
         };
+        /** @description Forbidden: not_issuer, not_merchant, not_wallet, risk_declined */
+        Error403_e778534b: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "not_issuer" | "not_merchant" | "not_wallet" | "risk_declined";
+                    };
+                };
+            };
+        };
         /** @description Forbidden: forbidden, participant_suspended, risk_declined */
         Error403_feef544a: {
             headers: {
@@ -5879,20 +6470,6 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: account_not_found, credential_not_found, customer_not_found, participant_not_found, pending_not_found, transfer_not_found */
-        Error404_28d98bce: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "participant_not_found" | "pending_not_found" | "transfer_not_found";
-                    };
-                };
-            };
-        };
         /** @description Not found: account_not_found, card_not_found, card_product_not_found, challenge_not_found, customer_not_found, not_found, passkey_registration_not_found, pending_not_found, provisioning_not_found, reference_not_found, token_not_found, transfer_not_found */
         Error404_321f7c3c: {
             headers: {
@@ -5903,6 +6480,34 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_not_found" | "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "not_found" | "passkey_registration_not_found" | "pending_not_found" | "provisioning_not_found" | "reference_not_found" | "token_not_found" | "transfer_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: not_found, settlement_window_not_found */
+        Error404_3c64f123: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "not_found" | "settlement_window_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: account_not_found, credential_not_found, customer_not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
+        Error404_3e6f13c5: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
                     };
                 };
             };
@@ -6047,6 +6652,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: account_not_found, credential_not_found, customer_not_found, not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
+        Error404_8cb7b618: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: account_not_found, not_found, pending_not_found, transfer_not_found */
         Error404_9a764245: {
             headers: {
@@ -6085,6 +6704,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "merchant_not_found" | "not_found" | "passkey_registration_not_found" | "payment_link_not_found" | "payment_not_found" | "provisioning_not_found" | "qr_not_found" | "reference_not_found" | "token_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: settlement_window_not_found */
+        Error404_a68bb532: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "settlement_window_not_found";
                     };
                 };
             };
@@ -6145,20 +6778,6 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: account_not_found, credential_not_found, customer_not_found, not_found, participant_not_found, pending_not_found, transfer_not_found */
-        Error404_c024356d: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "not_found" | "participant_not_found" | "pending_not_found" | "transfer_not_found";
-                    };
-                };
-            };
-        };
         /** @description Not found: credential_not_found, participant_not_found */
         Error404_c9283990: {
             headers: {
@@ -6215,6 +6834,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, idempotency_in_progress, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields */
+        Error409_0573eac9: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
+                    };
+                };
+            };
+        };
         /** @description Conflict: authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, provisioning_state, token_exists, token_state */
         Error409_1b1f1b10: {
             headers: {
@@ -6243,20 +6876,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, pending_already_resolved, pending_expired, transfer_exists_with_different_fields */
-        Error409_37354712: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "pending_already_resolved" | "pending_expired" | "transfer_exists_with_different_fields";
-                    };
-                };
-            };
-        };
         /** @description Conflict: credential_limit */
         Error409_3debd01a: {
             headers: {
@@ -6267,6 +6886,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "credential_limit";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields */
+        Error409_3e6fd0f3: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
                     };
                 };
             };
@@ -6309,6 +6942,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "credential_limit" | "customer_exists" | "customer_has_balance";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: settlement_window_open */
+        Error409_61ace21e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "settlement_window_open";
                     };
                 };
             };
@@ -6505,20 +7152,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "alias_taken" | "customer_exists" | "customer_has_balance";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, idempotency_in_progress, pending_already_resolved, pending_expired, transfer_exists_with_different_fields */
-        Error409_f47cd2c9: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "transfer_exists_with_different_fields";
                     };
                 };
             };
@@ -7111,20 +7744,6 @@ export interface components {
                 };
             };
         };
-        /** @description Unavailable: ledger_busy, unavailable */
-        Error503_b2d24fec: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "ledger_busy" | "unavailable";
-                    };
-                };
-            };
-        };
         /** @description Unavailable: unavailable */
         Error503_b47a2650: {
             headers: {
@@ -7329,14 +7948,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_991203d3"];
+            400: components["responses"]["Error400_d5e7e468"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_37354712"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postOperatorParticipants: {
@@ -7383,16 +8002,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_aa71f533"];
+            400: components["responses"]["Error400_c85ea70f"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_f47cd2c9"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_f4854a61"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getOperatorParticipantsByParticipantId: {
@@ -7419,14 +8038,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_1b640316"];
+            400: components["responses"]["Error400_79e6e28f"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_37354712"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postOperatorParticipantsByParticipantIdSuspend: {
@@ -7457,16 +8076,16 @@ export interface operations {
                     "application/json": components["schemas"]["Participant"];
                 };
             };
-            400: components["responses"]["Error400_aa71f533"];
+            400: components["responses"]["Error400_c85ea70f"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_f47cd2c9"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_f4854a61"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postOperatorParticipantsByParticipantIdReactivate: {
@@ -7497,16 +8116,16 @@ export interface operations {
                     "application/json": components["schemas"]["Participant"];
                 };
             };
-            400: components["responses"]["Error400_aa71f533"];
+            400: components["responses"]["Error400_c85ea70f"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_f47cd2c9"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_f4854a61"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postOperatorParticipantsByParticipantIdCredentials: {
@@ -7543,16 +8162,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_aa71f533"];
+            400: components["responses"]["Error400_c85ea70f"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_f47cd2c9"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_f4854a61"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postOperatorParticipantsByParticipantIdCredentialsByCredentialIdRevoke: {
@@ -7585,16 +8204,16 @@ export interface operations {
                     "application/json": components["schemas"]["Credential"];
                 };
             };
-            400: components["responses"]["Error400_aa71f533"];
+            400: components["responses"]["Error400_c85ea70f"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_f47cd2c9"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_f4854a61"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getMe: {
@@ -8026,14 +8645,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_991203d3"];
+            400: components["responses"]["Error400_d5e7e468"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_37354712"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postOperatorAuditVerify: {
@@ -8092,16 +8711,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_028f6b8a"];
+            400: components["responses"]["Error400_7c5cb40c"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_37354712"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_aa95d6ca"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getOperatorAuditCheckpoints: {
@@ -8130,14 +8749,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_991203d3"];
+            400: components["responses"]["Error400_d5e7e468"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_37354712"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getOperatorAuditCheckpointsLatest: {
@@ -8158,14 +8777,14 @@ export interface operations {
                     "application/json": components["schemas"]["AuditCheckpoint"];
                 };
             };
-            400: components["responses"]["Error400_1b640316"];
+            400: components["responses"]["Error400_79e6e28f"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_28d98bce"];
-            409: components["responses"]["Error409_37354712"];
+            404: components["responses"]["Error404_3e6f13c5"];
+            409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getOperatorAuditPublicKey: {
@@ -8203,14 +8822,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_1b640316"];
+            400: components["responses"]["Error400_79e6e28f"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_28d98bce"];
-            409: components["responses"]["Error409_37354712"];
+            404: components["responses"]["Error404_3e6f13c5"];
+            409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getAudit: {
@@ -8251,6 +8870,68 @@ export interface operations {
             503: components["responses"]["Error503_b47a2650"];
         };
     };
+    getWebhooksSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookSecret"];
+                };
+            };
+            400: components["responses"]["Error400_3f235b06"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_76c8718b"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postWebhooksSecretRotate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description How long the previous secret keeps signing */
+                    previousSecretExpiresInS?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RotatedWebhookSecret"];
+                };
+            };
+            400: components["responses"]["Error400_1c0a8dbe"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_76c8718b"];
+            404: components["responses"]["Error404_efedff88"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
     getWebhooksDeliveries: {
         parameters: {
             query?: {
@@ -8280,7 +8961,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_5e22aaac"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
+            403: components["responses"]["Error403_76c8718b"];
             404: components["responses"]["Error404_efedff88"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -8314,14 +8995,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_991203d3"];
+            400: components["responses"]["Error400_d5e7e468"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_37354712"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postStepUpChallenges: {
@@ -8838,7 +9519,7 @@ export interface operations {
             422: components["responses"]["Error422_6d1f32dd"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getLedgerAccountsByAccountId: {
@@ -8870,7 +9551,7 @@ export interface operations {
             422: components["responses"]["Error422_6d1f32dd"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getLedgerAccountsByAccountIdStatement: {
@@ -8910,7 +9591,7 @@ export interface operations {
             422: components["responses"]["Error422_6d1f32dd"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postOperatorLedgerAccounts: {
@@ -8947,16 +9628,16 @@ export interface operations {
                     "application/json": components["schemas"]["LedgerAccount"];
                 };
             };
-            400: components["responses"]["Error400_aa71f533"];
+            400: components["responses"]["Error400_c85ea70f"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_f47cd2c9"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_f4854a61"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postOperatorLedgerAccountsByAccountIdFund: {
@@ -9001,16 +9682,16 @@ export interface operations {
                     "application/json": components["schemas"]["LedgerTransfer"];
                 };
             };
-            400: components["responses"]["Error400_62668310"];
+            400: components["responses"]["Error400_93c7e392"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_f47cd2c9"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_f4854a61"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getPositions: {
@@ -9065,14 +9746,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_1b640316"];
+            400: components["responses"]["Error400_79e6e28f"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_37354712"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postOperatorParticipantsByParticipantIdLiquidity: {
@@ -9118,16 +9799,16 @@ export interface operations {
                     "application/json": components["schemas"]["Position"];
                 };
             };
-            400: components["responses"]["Error400_62668310"];
+            400: components["responses"]["Error400_93c7e392"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_f47cd2c9"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_f4854a61"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postOperatorParticipantsByParticipantIdLiquidityWithdrawals: {
@@ -9173,16 +9854,16 @@ export interface operations {
                     "application/json": components["schemas"]["Position"];
                 };
             };
-            400: components["responses"]["Error400_62668310"];
+            400: components["responses"]["Error400_93c7e392"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_f47cd2c9"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_f4854a61"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postOperatorParticipantsByParticipantIdNetDebitCap: {
@@ -9222,16 +9903,526 @@ export interface operations {
                     "application/json": components["schemas"]["Position"];
                 };
             };
-            400: components["responses"]["Error400_aa71f533"];
+            400: components["responses"]["Error400_c85ea70f"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_f47cd2c9"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_f4854a61"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getSettlementPositions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            currency: string;
+                            unsettledPosition: {
+                                amount: string;
+                                currency: string;
+                            };
+                            liquidity: {
+                                amount: string;
+                                currency: string;
+                            };
+                            balance: {
+                                amount: string;
+                                currency: string;
+                            };
+                            reserved: {
+                                amount: string;
+                                currency: string;
+                            };
+                            netDebitCap: {
+                                amount: string;
+                                currency: string;
+                            };
+                            available: {
+                                amount: string;
+                                currency: string;
+                            };
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_e214d133"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_a68bb532"];
+            409: components["responses"]["Error409_61ace21e"];
+            422: components["responses"]["Error422_3efebc2f"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getSettlementWindows: {
+        parameters: {
+            query?: {
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency?: string;
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["SettlementWindow"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_596a503f"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_3c64f123"];
+            409: components["responses"]["Error409_61ace21e"];
+            422: components["responses"]["Error422_3efebc2f"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getSettlementWindowsByWindowId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The settlement window */
+                windowId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementReport"];
+                };
+            };
+            400: components["responses"]["Error400_e214d133"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_3c64f123"];
+            409: components["responses"]["Error409_61ace21e"];
+            422: components["responses"]["Error422_3efebc2f"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getSettlementWindowsByWindowIdTransfers: {
+        parameters: {
+            query?: {
+                /** @description The `nextCursor` of the previous page */
+                cursor?: string;
+                /** @description 1–1000 (default 100) */
+                limit?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The settlement window */
+                windowId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["SettlementEntry"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_596a503f"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_3c64f123"];
+            409: components["responses"]["Error409_61ace21e"];
+            422: components["responses"]["Error422_3efebc2f"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getSettlementWindowsByWindowIdTransfersCsv: {
+        parameters: {
+            query?: {
+                /** @description The `nextCursor` of the previous page */
+                cursor?: string;
+                /** @description 1–1000 (default 100) */
+                limit?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The settlement window */
+                windowId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/csv: transfer_id,payment_id,direction,counterparty_participant_id,amount,currency,created_at */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            400: components["responses"]["Error400_596a503f"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_3c64f123"];
+            409: components["responses"]["Error409_61ace21e"];
+            422: components["responses"]["Error422_3efebc2f"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getSettlementWindowsByWindowIdCamt053: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The settlement window */
+                windowId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description application/xml: camt.053.001.08 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            400: components["responses"]["Error400_e214d133"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_3c64f123"];
+            409: components["responses"]["Error409_61ace21e"];
+            422: components["responses"]["Error422_3efebc2f"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getSettlementWindowsByWindowIdPacs008: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The settlement window */
+                windowId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description application/xml: pacs.008.001.08 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            400: components["responses"]["Error400_e214d133"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_3c64f123"];
+            409: components["responses"]["Error409_61ace21e"];
+            422: components["responses"]["Error422_3efebc2f"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getSettlementWindowsByWindowIdPacs002: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The settlement window */
+                windowId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description application/xml: pacs.002.001.10 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            400: components["responses"]["Error400_e214d133"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_3c64f123"];
+            409: components["responses"]["Error409_61ace21e"];
+            422: components["responses"]["Error422_3efebc2f"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorSettlementWindowsByWindowIdPacs008: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The settlement window */
+                windowId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description application/xml: pacs.008.001.08 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            400: components["responses"]["Error400_79e6e28f"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_2fea1cf0"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
+            422: components["responses"]["Error422_aa95d6ca"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorSettlementWindowsByWindowIdPacs002: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The settlement window */
+                windowId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description application/xml: pacs.002.001.10 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            400: components["responses"]["Error400_79e6e28f"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_2fea1cf0"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
+            422: components["responses"]["Error422_aa95d6ca"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorSettlementWindows: {
+        parameters: {
+            query?: {
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency?: string;
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["SettlementWindow"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_d5e7e468"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_2fea1cf0"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
+            422: components["responses"]["Error422_aa95d6ca"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorSettlementWindowsByWindowId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The settlement window */
+                windowId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementReport"];
+                };
+            };
+            400: components["responses"]["Error400_79e6e28f"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_2fea1cf0"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
+            422: components["responses"]["Error422_aa95d6ca"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorSettlementWindowsClose: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementReport"];
+                };
+            };
+            400: components["responses"]["Error400_7c5cb40c"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_2fea1cf0"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_aa95d6ca"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorSettlementWindowsByWindowIdSettlement: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The settlement window */
+                windowId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The settlement bank’s reference */
+                    reference: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementReport"];
+                };
+            };
+            400: components["responses"]["Error400_7c5cb40c"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_2fea1cf0"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_aa95d6ca"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getHistory: {
@@ -9344,14 +10535,64 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_991203d3"];
+            400: components["responses"]["Error400_d5e7e468"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
-            404: components["responses"]["Error404_c024356d"];
-            409: components["responses"]["Error409_37354712"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getPublicPaymentLinksByLinkId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Payment link id (published by its merchant) */
+                linkId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        merchant: {
+                            name: string;
+                            nameZh: string | null;
+                            city: string | null;
+                            country: string;
+                        };
+                        amount: {
+                            amount: string;
+                            currency: string;
+                        };
+                        description: string;
+                        multipleUse: boolean;
+                        expiresAt: string;
+                        state: "open" | "expired" | "paid";
+                    };
+                };
+            };
+            400: components["responses"]["Error400_81285fce"];
+            402: components["responses"]["Error402_81447ce0"];
+            403: components["responses"]["Error403_e778534b"];
+            404: components["responses"]["Error404_9e198bb4"];
+            409: components["responses"]["Error409_ceea3069"];
+            410: components["responses"]["Error410_206e59cd"];
+            422: components["responses"]["Error422_0b8336d7"];
+            423: components["responses"]["Error423_84ef32b6"];
+            428: components["responses"]["Error428_a36283f2"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getDemoV1Directory: {
@@ -9435,6 +10676,54 @@ export interface operations {
                             id: string;
                             name: string;
                             phone: string | null;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["Error400_5afa93c3"];
+            401: components["responses"]["Error401_00ed4114"];
+            403: components["responses"]["Error403_2fea1cf0"];
+            404: components["responses"]["Error404_5d1d709e"];
+            409: components["responses"]["Error409_5effe622"];
+            410: components["responses"]["Error410_50794bc8"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_fbe21e45"];
+            423: components["responses"]["Error423_58c64e83"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postDemoV1DeskSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Demo merchant or bank key, e.g. merchant-a, bank-a */
+                    participant: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        accessToken: string;
+                        expiresInS: number;
+                        participant: {
+                            key: string;
+                            participantId: string;
+                            name: string;
+                            kind: string;
                         };
                     };
                 };
@@ -9688,7 +10977,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postIssuerCardProducts: {
@@ -9745,7 +11034,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getIssuerCards: {
@@ -9786,7 +11075,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postIssuerCards: {
@@ -9863,7 +11152,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getIssuerCardsByCardId: {
@@ -9897,7 +11186,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postIssuerCardsByCardIdActivate: {
@@ -9940,7 +11229,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postIssuerCardsByCardIdFreeze: {
@@ -9983,7 +11272,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postIssuerCardsByCardIdUnfreeze: {
@@ -10026,7 +11315,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postIssuerCardsByCardIdCancel: {
@@ -10069,7 +11358,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postIssuerCardsByCardIdReportLost: {
@@ -10114,7 +11403,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postIssuerCardsByCardIdReplace: {
@@ -10160,7 +11449,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postIssuerCardsByCardIdControls: {
@@ -10224,7 +11513,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getIssuerCardsByCardIdTokens: {
@@ -10272,7 +11561,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postIssuerCardsByCardIdTokensByTokenIdSuspend: {
@@ -10329,7 +11618,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postIssuerCardsByCardIdTokensByTokenIdResume: {
@@ -10386,7 +11675,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postIssuerCardsByCardIdTokensByTokenIdDelete: {
@@ -10443,7 +11732,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getIssuerTokenRules: {
@@ -10478,7 +11767,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postIssuerTokenRules: {
@@ -10526,7 +11815,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postIssuerCustomersByCustomerIdAuthenticator: {
@@ -10569,7 +11858,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getWalletTokens: {
@@ -11106,7 +12395,7 @@ export interface operations {
             422: components["responses"]["Error422_0f68e8bd"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postAccounts: {
@@ -11155,7 +12444,7 @@ export interface operations {
             422: components["responses"]["Error422_8633125d"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postAccountsByAccountIdDeposits: {
@@ -11212,7 +12501,7 @@ export interface operations {
             422: components["responses"]["Error422_8633125d"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getAccountLinks: {
@@ -11251,7 +12540,7 @@ export interface operations {
             422: components["responses"]["Error422_0f68e8bd"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postAccountLinks: {
@@ -11302,7 +12591,7 @@ export interface operations {
             422: components["responses"]["Error422_8633125d"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     postAccountLinksConsentsByConsentIdConfirm: {
@@ -11352,7 +12641,7 @@ export interface operations {
             422: components["responses"]["Error422_8633125d"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     deleteAccountLinksByLinkId: {
@@ -11393,7 +12682,7 @@ export interface operations {
             422: components["responses"]["Error422_0f68e8bd"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b2d24fec"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getAliases: {
@@ -15461,6 +16750,71 @@ export interface operations {
             };
         };
     };
+    onLiquidityLow: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "liquidity.low";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        available: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        netDebitCap: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        liquidity: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     onLiquidityNetDebitCapSet: {
         parameters: {
             query?: never;
@@ -16728,6 +18082,144 @@ export interface operations {
                         decision: string;
                         score: number;
                         reasons: string[];
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onSettlementSettled: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "settlement.settled";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The settlement window */
+                        windowId: string;
+                        currency: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        netPosition: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        sent: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        received: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description The settlement bank's reference */
+                        reference: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onSettlementWindowClosed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "settlement.window_closed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The settlement window */
+                        windowId: string;
+                        currency: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        netPosition: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        sent: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        received: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
                     } & {
                         [key: string]: unknown;
                     };
