@@ -5462,20 +5462,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: malformed_json, malformed_request, unknown_field, validation_failed */
-        Error400_1c0a8dbe: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, idempotency_key_invalid, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
         Error400_1c6a4322: {
             headers: {
@@ -5486,6 +5472,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: idempotency_key_invalid, malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_22a13a44: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_key_invalid" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -8899,7 +8899,10 @@ export interface operations {
     postWebhooksSecretRotate: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -8921,12 +8924,14 @@ export interface operations {
                     "application/json": components["schemas"]["RotatedWebhookSecret"];
                 };
             };
-            400: components["responses"]["Error400_1c0a8dbe"];
+            400: components["responses"]["Error400_22a13a44"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_76c8718b"];
             404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_06923c18"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
