@@ -57,7 +57,7 @@ import { registerSystemRoutes } from './system/routes.ts';
 import { createWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { createEventOutbox, type EventOutbox } from './webhooks/events.ts';
 import { registerWebhookRoutes } from './webhooks/routes.ts';
-import { createWebhookSecretService } from './webhooks/secrets.ts';
+import { createWebhookSecretService } from './participants/webhook-secrets.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -201,7 +201,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   const refs = createRefRegistry();
   const cards = createCardsModule({ db, clock, vault, audit, events, stepUp });
   // Settlement records the position legs of payments between participants (created first: transfers and payments use it).
-  let accountsOf: (() => AccountService) | undefined;
+  let accountsOf: (() => AccountService) | undefined = undefined;
   const settlement = createSettlementService({ db, clock, audit, events, ledger, accounts: () => {
     if (accountsOf === undefined) throw new Error('settlement: accounts not wired');
     return accountsOf();

@@ -123,7 +123,8 @@ export function registerWebhookRoutes(app: HttpServer, deps: WebhookRouteDeps): 
 
   app.post(
     '/v1/webhooks/secret/rotate',
-    { config: { idempotency: 'optional',  bodyless: true },
+    {
+      config: { bodyless: true, idempotency: 'optional' },
       schema: {
         tags: ['webhooks'],
         summary: 'Rotate your webhook signing secret (the previous one stays active for a while)',
