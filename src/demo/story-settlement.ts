@@ -67,8 +67,8 @@ export const settlementScenario: DemoScenario = {
         const camt = await h.call('wallet-a', 'GET', `/v1/settlement/windows/${windowId}/camt053`);
         const pacs = await h.call('operator', 'GET', `/v1/operator/settlement/windows/${windowId}/pacs008`);
         if (camt.status !== 200 || pacs.status !== 200) return false;
-        const stmt = parseIso(String(camt.body)).Document.BkToCstmrStmt.Stmt;
-        const group = parseIso(String(pacs.body)).Document.FIToFICstmrCdtTrf.GrpHdr;
+        const stmt = (parseIso(String(camt.body)) as any).Document.BkToCstmrStmt.Stmt;
+        const group = (parseIso(String(pacs.body)) as any).Document.FIToFICstmrCdtTrf.GrpHdr;
         const netXml = stmt.TxsSummry.TtlNtries.TtlNetNtry;
         return `camt.053: ${stmt.TxsSummry.TtlNtries.NbOfNtries} entries, net ${netXml.CdtDbtInd === 'DBIT' ? '-' : ''}${netXml.Amt} CNY (${String(camt.body).length} bytes)\npacs.008: ${group.NbOfTxs} credit transfers, control sum ${group.CtrlSum} CNY (${String(pacs.body).length} bytes)`;
       });

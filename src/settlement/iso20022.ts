@@ -204,27 +204,38 @@ export function pacs002(report: StatusReport): string {
 
 const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', parseTagValue: false, parseAttributeValue: false, isArray: (name) => name === 'TxInfAndSts' || name === 'Ntry' || name === 'CdtTrfTxInf' || name === 'Bal' });
 
+/** A parsed XML node: elements by name, attributes as `@name`, text as `#text`. */
+type XmlNode = { readonly [name: string]: unknown };
+const isNode = (v: unknown): v is XmlNode => typeof v === 'object' && v !== null && !Array.isArray(v);
+const child = (node: unknown, ...path: readonly string[]): unknown => path.reduce<unknown>((n, name) => (isNode(n) ? n[name] : undefined), node);
+/** The text at `path`; a missing field is an error naming it (the document is not one this module produced). */
+const textAt = (node: unknown, ...path: readonly string[]): string => {
+  const v = child(node, ...path);
+  if (typeof v === 'string' || typeof v === 'number') return String(v);
+  throw new Error(`pacs.002: ${path.join('/')} is missing`);
+};
+
 /** Parses a pacs.002 produced above back into its values (every field as text). */
 export function parsePacs002(xml: string): StatusReport {
-  const doc = parser.parse(xml) as { Document?: { FIToFIPmtStsRpt?: Record<string, any> } };
-  const r = doc.Document?.FIToFIPmtStsRpt;
-  if (r === undefined) throw new Error('not a pacs.002 FIToFIPmtStsRpt');
+  const r = child(parser.parse(xml) as unknown, 'Document', 'FIToFIPmtStsRpt');
+  if (!isNode(r)) throw new Error('not a pacs.002 FIToFIPmtStsRpt');
+  const transactions = child(r, 'TxInfAndSts');
   return {
-    messageId: String(r.GrpHdr.MsgId),
-    createdAt: String(r.GrpHdr.CreDtTm),
-    originalMessageId: String(r.OrgnlGrpInfAndSts.OrgnlMsgId),
-    originalMessageName: String(r.OrgnlGrpInfAndSts.OrgnlMsgNmId),
-    groupStatus: String(r.OrgnlGrpInfAndSts.GrpSts),
-    transactions: ((r.TxInfAndSts ?? []) as any[]).map((t) => ({
-      originalEndToEndId: String(t.OrgnlEndToEndId),
-      originalTxId: String(t.OrgnlTxId),
-      status: String(t.TxSts),
-      amount: { amount: String(t.OrgnlTxRef.IntrBkSttlmAmt['#text']), currency: String(t.OrgnlTxRef.IntrBkSttlmAmt['@Ccy']) },
+    messageId: textAt(r, 'GrpHdr', 'MsgId'),
+    createdAt: textAt(r, 'GrpHdr', 'CreDtTm'),
+    originalMessageId: textAt(r, 'OrgnlGrpInfAndSts', 'OrgnlMsgId'),
+    originalMessageName: textAt(r, 'OrgnlGrpInfAndSts', 'OrgnlMsgNmId'),
+    groupStatus: textAt(r, 'OrgnlGrpInfAndSts', 'GrpSts'),
+    transactions: (Array.isArray(transactions) ? transactions : []).map((t: unknown) => ({
+      originalEndToEndId: textAt(t, 'OrgnlEndToEndId'),
+      originalTxId: textAt(t, 'OrgnlTxId'),
+      status: textAt(t, 'TxSts'),
+      amount: { amount: textAt(t, 'OrgnlTxRef', 'IntrBkSttlmAmt', '#text'), currency: textAt(t, 'OrgnlTxRef', 'IntrBkSttlmAmt', '@Ccy') },
     })),
   };
 }
 
-/** Any of these documents parsed (tests read totals back from the XML). */
-export function parseIso(xml: string): any {
+/** Any of these documents parsed, for reading totals back (tests, the demo story): untyped, as XML is. */
+export function parseIso(xml: string): unknown {
   return parser.parse(xml);
 }
