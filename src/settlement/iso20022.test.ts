@@ -11,7 +11,7 @@ import { instructionsFor, type NetPosition, type WindowEntry } from './service.t
 const XSD_DIR = join(import.meta.dirname, '../../test/data/iso20022');
 const xsd = (name: string) => {
   const path = join(XSD_DIR, name);
-  if (!existsSync(path)) throw new Error(`the official XSD ${path} is missing: copy it from ../shared/vectors/iso20022 (test/data/SOURCES.md)`);
+  if (!existsSync(path)) throw new Error(`the official XSD ${path} is missing: test/data/SOURCES.md names where it comes from`);
   return { fileName: name, contents: readFileSync(path, 'utf8') };
 };
 const CAMT053 = xsd('camt.053.001.08.xsd');

@@ -9,7 +9,7 @@ import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
 
 /**
- * Settlement between participants (../shared/design/switch.md, "Settlement").
+ * Settlement between participants (docs/ARCHITECTURE.md, "Settlement").
  *
  * POSITIONS. A participant's position in a currency is its funding account (`fund_<participant>_<currency>`, see
  * src/liquidity: liquidity prefunded from its settlement-bank mirror, a net debit cap as the account's credit limit,
