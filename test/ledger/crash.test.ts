@@ -65,13 +65,14 @@ describe.skipIf(!engines.includes('postgres'))('crash (kill -9) of a hub process
     const sent = lines.filter((l) => l.startsWith('send ')).map((l) => l.split(' ').slice(1) as [WalletKey, string, string]);
     expect(acked.size).toBeGreaterThanOrEqual(300);
 
-    // Every acknowledged payment is there, with its money (its ledger leg), and the books balance.
+    // Every acknowledged payment is there, with its money (the leg that debits the payer's account: a payment between
+    // the two wallets' customers also has its position and payee legs), and the books balance.
     const accountIds = parties.map((p) => p.accountId);
     const paymentIds = [...acked.values()];
     const [found] = await t.hub.db.query<{ payments: bigint; legs: bigint }>(
       `select (select count(*) from payments where id = any($1::text[])) as payments,
-              (select count(*) from ledger_transfers where purpose = 'p2p' and metadata->>'paymentId' = any($1::text[])) as legs`,
-      [paymentIds],
+              (select count(*) from ledger_transfers where purpose = 'p2p' and debit_account_id = any($2::text[]) and metadata->>'paymentId' = any($1::text[])) as legs`,
+      [paymentIds, accountIds],
     );
     expect(found).toEqual({ payments: BigInt(paymentIds.length), legs: BigInt(paymentIds.length) });
     expect(await snapshot(t.hub.db, accountIds)).toEqual({ total: TOTAL_MINOR, accounts: CUSTOMERS, belowFloor: 0 });
