@@ -1,5 +1,5 @@
 /**
- * Error codes of the cards and tokens capabilities (issue 4), one union so that src/api/errors.ts takes one line.
+ * Error codes of the cards and tokens capabilities, one union so that src/api/errors.ts takes one line.
  */
 export type CardsErrorCode =
   | 'not_issuer'
@@ -24,7 +24,7 @@ export type CardsErrorCode =
   | 'step_up_expired'
   | 'step_up_locked';
 
-/** Why a card payment is declined by the card's own state or controls (checkControls), for the payments issue. */
+/** Why a card payment is declined by the card's own state or controls (checkControls), for the card pipeline. */
 export type CardDeclineCode =
   | 'card_not_active'
   | 'card_expired'

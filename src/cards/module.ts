@@ -13,7 +13,7 @@ import { createRequestKeys, sweepRequestKeys } from './request-keys.ts';
 import { registerCardRoutes } from './routes.ts';
 import { createCardService, type CardService } from './service.ts';
 
-/** Issue 4 ("one card, many wallets"): the issuer's cards and the wallets' tokens, wired as one module. */
+/** One card, many wallets: the issuer's cards and the wallets' tokens, wired as one module. */
 export interface CardsModule {
   readonly cards: CardService;
   readonly walletTokens: WalletTokenService;

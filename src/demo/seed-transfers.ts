@@ -4,7 +4,7 @@ import type { Hub } from '../main.ts';
 import { DEMO_PARTICIPANTS, demoParticipantId } from './seed.ts';
 
 /**
- * Demo data for issue 6, idempotent: customer accounts with opening balances funded by recorded ledger transfers from
+ * Demo data for P2P (accounts, aliases, transfers), idempotent: customer accounts with opening balances funded by recorded ledger transfers from
  * each participant's funding account (never balance edits), aliases, FX liquidity accounts (held by Pearl River Bank),
  * the demo FX rates and one fee schedule.
  */

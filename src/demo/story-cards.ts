@@ -14,7 +14,7 @@ interface Received {
   readonly data: Record<string, any>;
 }
 
-/** Issue 4's story: one card, many wallets. Card numbers are never printed; only masked forms. */
+/** The cards story: one card, many wallets. Card numbers are never printed; only masked forms. */
 export const cardsScenario: DemoScenario = {
   name: 'cards',
   summary: 'a bank card in two wallets: typed once, then added by reference; consent, freeze, replace, cryptograms',

@@ -8,7 +8,7 @@ import { cardInTwoWallets, cpmPayload, tapBody, tokenSource, type CardInTwoWalle
 
 const MERCHANT = 'mer_demo_merchant_a';
 
-/** Issue 5's story: one card added in wallet A, paid from wallet B through every channel; attacks declined. */
+/** The pay story: one card added in wallet A, paid from wallet B through every channel; attacks declined. */
 export const payScenario: DemoScenario = {
   name: 'pay',
   summary: 'pay anywhere: merchant QR (static, dynamic), consumer QR, tap, payment links; capture, refund; attacks declined',

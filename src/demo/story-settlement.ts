@@ -9,7 +9,7 @@ const minorOf = (amount: string) => {
   return amount.startsWith('-') ? -v : v;
 };
 
-/** Issue 17's story: payments between participants move their positions; the operator closes the window and settles. */
+/** The settlement story: payments between participants move their positions; the operator closes the window and settles. */
 export const settlementScenario: DemoScenario = {
   name: 'settlement',
   summary: 'payments between wallets move positions; close the CNY window, download camt.053 and pacs.008, settle, net positions',

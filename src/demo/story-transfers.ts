@@ -4,7 +4,7 @@ import { openSentCode } from '../platform/sent-codes.ts';
 import { demoParticipantId } from './seed.ts';
 import type { FakeClock } from '../platform/clock.ts';
 
-/** Issue 6's story: link bank accounts, verification of payee, pay in one and two currencies, request, split, red packet. */
+/** The transfers story: link bank accounts, verification of payee, pay in one and two currencies, request, split, red packet. */
 export const transfersScenario: DemoScenario = {
   name: 'transfers',
   summary: 'link bank accounts, alias lookup, pay across wallets (one and two currencies), request, split, red packet',

@@ -16,7 +16,7 @@ import { registerPaymentRoutes } from './routes.ts';
 import { createPaymentService, type PaymentService } from './service.ts';
 import type { StepUpService } from '../stepup/service.ts';
 
-/** Issue 5 ("pay anywhere"): merchants, QR (MPM and CPM), tap, payment links, one authorization pipeline. */
+/** Acceptance (pay anywhere): merchants, QR (MPM and CPM), tap, payment links, one authorization pipeline. */
 export interface PaymentsModule {
   readonly merchants: MerchantService;
   readonly payments: PaymentService;

@@ -485,7 +485,7 @@ export function openPostgres(options: PostgresOptions): Db {
       const session = wrap(own);
       return {
         // Each statement is its own transaction: one past its deadline is answered as failed (the writer then drops
-        // this session) and commits or not on its own.
+        // this connection) and commits or not on its own.
         query: (text, params) => withDeadline(session.query(text, params), timeouts.transactionMs, 'a session statement'),
         release: () => own.end({ timeout: 1 }).catch(() => undefined),
       };

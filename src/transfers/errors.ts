@@ -3,7 +3,7 @@ import type { RiskErrorCode } from '../risk/service.ts';
 import type { StepUpErrorCode } from '../stepup/service.ts';
 import type { LiquidityErrorCode } from '../liquidity/service.ts';
 
-/** Every error code of accounts/linking, aliases, FX, risk and transfers (issue 6), with its HTTP status. */
+/** Every error code of accounts/linking, aliases, FX, risk and transfers (their statuses are in src/api/errors.ts). */
 export type TransfersErrorCode =
   | FxErrorCode
   | RiskErrorCode

@@ -17,7 +17,7 @@ import type { SettlementService } from '../settlement/service.ts';
 import { registerTransferRoutes } from './routes.ts';
 import { createTransferService, ledgerMoneyMover, type TransferService } from './service.ts';
 
-/** Issue 6 wired together: accounts and links, alias directory, FX, risk, and the P2P flows on top of the ledger. */
+/** Transfers wired together: accounts and links, alias directory, FX, risk, and the P2P flows on top of the ledger. */
 export interface TransfersModule {
   readonly ledger: Ledger;
   readonly accounts: AccountService;
