@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import QRCode from 'qrcode';
 import { createApi, type Api } from '../shared/api.ts';
+import { DeskSignIn, loadDeskSession, type DeskSession } from '../shared/desk-session.tsx';
 import { useI18n } from '../shared/i18n.tsx';
 import { ErrorBox, Field, LangSwitch, Money, Section, TextArea, useAction, useLoad } from '../shared/ui.tsx';
 import { CameraScanner } from '../wallet/Scan.tsx';
@@ -11,28 +12,19 @@ import { CameraScanner } from '../wallet/Scan.tsx';
  * summary. Demo: the page gets a short-lived merchant token from POST /demo/v1/desk-session (no secret in the
  * browser), as the merchant's own back end would hold the credential.
  */
-interface MerchantSession { key: string; name: string; token: string; expiresAtMs: number }
 interface Merchant { id: string; name: string; nameZh: string | null; currency: string; country: string; city: string | null }
 interface Payment { id: string; status: string; channel: string; amount: { amount: string; currency: string }; captured: { amount: string; currency: string }; refunded: { amount: string; currency: string }; qrId: string | null; linkId: string | null; createdAt: string }
 interface Qr { id: string; kind: string; payload: string; amount: { amount: string; currency: string } | null; expiresAt: string | null }
 interface Link { id: string; amount: { amount: string; currency: string }; description: string; expiresAt: string }
 
 const KEY = 'hutong.merchant.session';
-const load = (): MerchantSession | undefined => {
-  try {
-    const raw = sessionStorage.getItem(KEY);
-    const s = raw === null ? undefined : (JSON.parse(raw) as MerchantSession);
-    return s !== undefined && s.expiresAtMs > Date.now() + 30_000 ? s : undefined;
-  } catch {
-    return undefined;
-  }
-};
+const load = (): DeskSession | undefined => loadDeskSession(KEY);
 
 type TabKey = 'counter' | 'payments' | 'links';
 
 export function MerchantApp() {
   const { t } = useI18n();
-  const [session, setSession] = useState<MerchantSession | undefined>(load);
+  const [session, setSession] = useState<DeskSession | undefined>(load);
   const [tab, setTab] = useState<TabKey>('counter');
   const api = useMemo(() => (session === undefined ? undefined : createApi(async () => session.token, () => setSession(undefined))), [session]);
   const merchants = useLoad(async () => (api === undefined ? [] : (await api.get<{ items: Merchant[] }>('/v1/merchants')).items), [api]);
@@ -59,7 +51,8 @@ export function MerchantApp() {
       </header>
       <main>
         {api === undefined ? (
-          <MerchantSignIn
+          <DeskSignIn
+            defaultKey="merchant-a" title="merchant.signIn" label="merchant.key" note="merchant.demoNote" fieldName="merchant-key" testId="merchant-sign-in"
             onSession={(s) => {
               sessionStorage.setItem(KEY, JSON.stringify(s));
               setSession(s);
@@ -87,34 +80,6 @@ export function MerchantApp() {
   );
 }
 
-function MerchantSignIn({ onSession }: { onSession: (s: MerchantSession) => void }) {
-  const { t } = useI18n();
-  const [key, setKey] = useState('merchant-a');
-  const anonymous = useMemo(() => createApi(async () => undefined), []);
-  const signIn = useAction(async () => {
-    const r = await anonymous.post<{ accessToken: string; expiresInS: number; participant: { key: string; name: string } }>('/demo/v1/desk-session', { participant: key.trim() });
-    onSession({ key: r.participant.key, name: r.participant.name, token: r.accessToken, expiresAtMs: Date.now() + r.expiresInS * 1000 });
-  });
-  return (
-    <div className="center">
-      <Section title={t('merchant.signIn')}>
-        <form
-          onSubmit={(e) => {
-            e.preventDefault();
-            void signIn.run();
-          }}
-        >
-          <Field label={t('merchant.key')} name="merchant-key" value={key} onChange={setKey} />
-          <button type="submit" disabled={signIn.busy || key.trim() === ''} data-testid="merchant-sign-in">
-            {t('common.signIn')}
-          </button>
-          <ErrorBox error={signIn.error} />
-        </form>
-        <p className="muted">{t('merchant.demoNote')}</p>
-      </Section>
-    </div>
-  );
-}
 
 const KEYPAD = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '.', '0', '⌫'] as const;
 
