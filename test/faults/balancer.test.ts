@@ -1,6 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/platform/clock.ts';
@@ -8,6 +6,7 @@ import { formatMoney } from '../../src/platform/money.ts';
 import { doubleMoves, openBank, randomPair, snapshot, type BankParty, type WalletKey } from '../ledger/p2p-bank.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
+import { HAPROXY, startHaproxy, type Balancer } from '../support/haproxy.ts';
 import { freePort } from '../support/pg-cluster.ts';
 
 /**
@@ -18,7 +17,6 @@ import { freePort } from '../support/pg-cluster.ts';
  * (one payment, one ledger leg), a retry of its key from any hub answers the same payment, every key got a definitive
  * answer, and the money is conserved.
  */
-const HAPROXY = ['/usr/sbin/haproxy', '/usr/bin/haproxy', '/usr/local/sbin/haproxy'].find((p) => existsSync(p));
 const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
 const engines = await availableEngines();
 const HUBS = 3;
@@ -37,7 +35,7 @@ describe.skipIf(!engines.includes('postgres') || (HAPROXY === undefined && !IN_C
   let parties: BankParty[];
   const hubs: (ChildProcess | undefined)[] = [];
   const ports: number[] = [];
-  let haproxy: ChildProcess | undefined;
+  let balancer: Balancer | undefined;
   let base = '';
   const agent = new Agent({ connections: CLIENTS * 2, keepAliveTimeout: 10_000 });
 
@@ -63,53 +61,16 @@ describe.skipIf(!engines.includes('postgres') || (HAPROXY === undefined && !IN_C
     });
 
   beforeAll(async () => {
-    if (HAPROXY === undefined) throw new Error('HAProxy is not installed (apt-get install haproxy; .ci/run does)');
     t = await startTestHub('postgres', { clock: systemClock, config: { rateLimitPerS: 1_000_000, webhooks: { enabled: false, pollMs: 500 } } });
     parties = await openBank(t.hub, { count: CUSTOMERS, fundMinor: FUND_MINOR, tag: 'lb' });
     for (let i = 0; i < HUBS; i++) ports.push(await freePort());
     await Promise.all(ports.map((_, i) => startHub(i)));
-    const front = await freePort();
-    const cfg = join(t.dataDir, 'haproxy.cfg');
-    writeFileSync(
-      cfg,
-      [
-        'global',
-        '  maxconn 1000',
-        'defaults',
-        '  mode http',
-        '  timeout connect 1s',
-        '  timeout client 60s',
-        '  timeout server 60s',
-        // A request whose hub died before answering goes to another hub: safe, every money-moving POST carries an
-        // Idempotency-Key (the other hub replays the committed answer, or does the work once).
-        '  retries 3',
-        '  option redispatch',
-        '  option http-buffer-request',
-        '  retry-on conn-failure empty-response',
-        'frontend hub',
-        `  bind 127.0.0.1:${front}`,
-        '  default_backend hubs',
-        'backend hubs',
-        '  balance roundrobin',
-        '  option httpchk GET /health',
-        '  http-check expect status 200',
-        '  default-server inter 300ms fall 2 rise 2',
-        ...ports.map((p, i) => `  server h${i} 127.0.0.1:${p} check`),
-        '',
-      ].join('\n'),
-    );
-    haproxy = spawn(HAPROXY, ['-f', cfg, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    base = `http://127.0.0.1:${front}`;
-    // Up once the balancer answers and has seen the hubs healthy.
-    for (let i = 0; i < 100; i++) {
-      const ok = await fetch(`${base}/health`, { dispatcher: agent }).then((r) => r.status === 200, () => false);
-      if (ok) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    balancer = await startHaproxy(ports);
+    base = balancer.base;
   }, 180_000);
 
   afterAll(async () => {
-    haproxy?.kill('SIGKILL');
+    await balancer?.stop();
     for (const h of hubs) h?.kill('SIGKILL');
     await agent.close();
     await t?.close();

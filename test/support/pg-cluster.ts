@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +26,8 @@ export interface PgCluster {
   start(): Promise<void>;
   /** Stop, stay down `downMs`, start: resolves with when it went down and came back (performance.now()). */
   restart(downMs: number): Promise<{ readonly downAt: number; readonly upAt: number }>;
+  /** Freezes every process of the server (SIGSTOP), as a stalled disk or VM pause does, for `ms`; then SIGCONT. */
+  pause(ms: number): Promise<void>;
   /** Stops the server (immediately) and deletes its directory. */
   remove(): Promise<void>;
 }
@@ -104,6 +106,27 @@ export async function createPgCluster(): Promise<PgCluster> {
       await new Promise((resolve) => setTimeout(resolve, downMs));
       await cluster.start();
       return { downAt, upAt: performance.now() };
+    },
+    async pause(ms) {
+      const postmaster = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      if (!Number.isInteger(postmaster) || postmaster <= 0) throw new Error('no postmaster.pid');
+      const { stdout } = await run('pgrep', ['-P', String(postmaster)]).catch(() => ({ stdout: '' }));
+      const pids = [postmaster, ...stdout.split('\n').map(Number).filter((n) => Number.isInteger(n) && n > 0)];
+      const signal = (sig: NodeJS.Signals) => {
+        for (const pid of pids) {
+          try {
+            process.kill(pid, sig);
+          } catch {
+            /* a backend that ended meanwhile */
+          }
+        }
+      };
+      signal('SIGSTOP');
+      try {
+        await new Promise((resolve) => setTimeout(resolve, ms));
+      } finally {
+        signal('SIGCONT');
+      }
     },
     async remove() {
       if (running) await pgBin('pg_ctl', ['-D', data, '-m', 'immediate', '-w', '-t', '30', 'stop']).catch(() => undefined);
