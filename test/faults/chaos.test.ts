@@ -65,7 +65,7 @@ describe.skipIf(!available)('bounded chaos: hubs killed and paused, PostgreSQL r
       const child = spawn(process.execPath, ['--import', 'tsx', 'test/faults/hub-server.ts', url, dataDir, String(ports[i]), 'background'], { stdio: ['ignore', 'pipe', 'pipe'] });
       hubs[i] = child;
       let err = '';
-      const timer = setTimeout(() => reject(new Error(`hub ${i} did not start: ${err}`)), 90_000);
+      const timer = setTimeout(() => reject(new Error(`hub ${i} did not start: ${err}`)), 180_000);
       child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2_000)));
       child.stdout?.on('data', (d: Buffer) => {
         if (d.toString().includes('listening')) {
@@ -211,17 +211,23 @@ describe.skipIf(!available)('bounded chaos: hubs killed and paused, PostgreSQL r
     const faults: Record<string, number> = { 'hub SIGKILL': 0, 'hub SIGSTOP': 0, 'PostgreSQL restart': 0, 'PostgreSQL SIGSTOP': 0 };
     const started = performance.now();
     await pause(2_000);
+    // A killed hub starts again in the background (a start takes seconds) while the faults go on; at least one hub
+    // stays up, and only a hub that is up is killed or paused.
+    const up = new Set(hubs.map((_, i) => i));
+    const restarts: Promise<void>[] = [];
     while (performance.now() - started < CHAOS_MS) {
       const roll = rand();
-      const victim = Math.floor(rand() * HUBS);
-      if (roll < 0.35) {
+      const candidates = [...up];
+      const victim = candidates[Math.floor(rand() * candidates.length)];
+      if (roll < 0.35 && victim !== undefined && up.size >= 2) {
         faults['hub SIGKILL']!++;
+        up.delete(victim);
         const child = hubs[victim];
         child?.removeAllListeners('exit');
         child?.kill('SIGKILL');
-        await pause(500 + rand() * 1_500);
-        await restartHub(victim);
-      } else if (roll < 0.6) {
+        const downMs = 500 + rand() * 1_500;
+        restarts.push(pause(downMs).then(() => restartHub(victim)).then(() => void up.add(victim)));
+      } else if (roll < 0.6 && victim !== undefined) {
         faults['hub SIGSTOP']!++;
         const pid = hubs[victim]?.pid;
         if (pid !== undefined) {
@@ -238,6 +244,7 @@ describe.skipIf(!available)('bounded chaos: hubs killed and paused, PostgreSQL r
       }
       await pause(1_500 + rand() * 3_000);
     }
+    await Promise.all(restarts);
     const chaosEnded = performance.now();
 
     // After the faults: a fresh payment goes through promptly.
