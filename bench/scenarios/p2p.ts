@@ -12,6 +12,7 @@ import { benchHubConfig, startHubProcesses, type HubProcesses } from '../hub-pro
 import { measureHttpLoad } from '../http-load.ts';
 import type { BenchResult } from '../recorder.ts';
 import { countingDb } from '../sql-counter.ts';
+import { startHaproxy, type Balancer } from '../../test/support/haproxy.ts';
 import type { Scenario } from './index.ts';
 
 /**
@@ -31,8 +32,12 @@ import type { Scenario } from './index.ts';
  * one per kind per transaction, see `tx_per_op`). `--sql-detail` prints the top statements by count to stderr.
  * CPU per payment: the hub's process, the PostgreSQL backends, and the load generator's process (all on this machine).
  *
- * Options: --seconds=N (measured) --warmup=N --max-ops=N --clients=N --payers=N --payees=N --pool=N --hot-payee
- * --no-network --sql-detail.
+ * `--balancer` (with `--hubs=N`) puts HAProxy (test/support/haproxy.ts, health-checked on /health) in front of the N
+ * hub processes and measures twice in the same run: one hub direct (`p2p`) and every hub through the balancer
+ * (`p2p-balancer`).
+ *
+ * Options: --seconds=N (measured) --warmup=N --max-ops=N --clients=N --payers=N --payees=N --pool=N --hubs=N
+ * --balancer --hot-payee --no-network --sql-detail.
  */
 function option(args: readonly string[], name: string, fallback: number): number {
   const found = args.find((a) => a.startsWith(`--${name}=`));
@@ -95,12 +100,14 @@ export const p2pScenario: Scenario = {
     const hotPayee = args.includes('--hot-payee');
     const network = !args.includes('--no-network');
     const sqlDetail = args.includes('--sql-detail');
+    const throughBalancer = args.includes('--balancer');
     const warmup = option(args, 'warmup', 4);
     const scratch = await createScratchPostgres();
     const dataDir = mkdtempSync(join(tmpdir(), 'hutong-bench-'));
     const { db, counter } = countingDb(openPostgres({ url: scratch.url, maxConnections: hubPool }));
     const config = benchHubConfig({ databaseUrl: scratch.url, dataDir, pool: hubPool });
     let others: HubProcesses | undefined;
+    let balancer: Balancer | undefined;
     const hub = await createHub(config, { logger: createLogger({ level: 'silent' }), db });
     try {
       const demo = await seedDemoNetwork(hub);
@@ -128,12 +135,13 @@ export const p2pScenario: Scenario = {
       const started = await startHubProcesses(hubCount - 1, { databaseUrl: scratch.url, dataDir, pool: hubPool, aliasLimits: { ...hub.transfers.aliases.limits } });
       others = started;
       const bases = [base, ...started.bases];
+      if (throughBalancer) balancer = await startHaproxy(bases.map((b) => Number(new URL(b).port)), { maxconn: Math.max(1000, clients * 4) });
       let run = 0;
-      const measure = (scenario: string, hot: boolean): Promise<BenchResult> =>
+      const measure = (scenario: string, hot: boolean, via: readonly string[] = bases): Promise<BenchResult> =>
         measureHttpLoad({
           scenario,
           op: 'p2p',
-          bases,
+          bases: via,
           clients,
           warmupSeconds: warmup,
           seconds,
@@ -145,14 +153,19 @@ export const p2pScenario: Scenario = {
           sqlDetail,
           analyze: () => hub.db.exec('analyze'),
           hubPids: started.pids,
-          extra: { payers: payers.length, payees: hot ? 1 : payees.length, pool, hubs: hubCount },
+          extra: { payers: payers.length, payees: hot ? 1 : payees.length, pool, hubs: via.length === 1 && via[0] === base ? 1 : hubCount, ...(via[0] === balancer?.base ? { via: 'haproxy' } : {}) },
         });
 
-      if (network) yield await measure('p2p', false);
+      if (network && balancer !== undefined) {
+        // The same run: one hub direct, then every hub through the balancer.
+        yield await measure('p2p', false, [base]);
+        yield await measure('p2p-balancer', false, [balancer.base]);
+      } else if (network) yield await measure('p2p', false);
       if (hotPayee) yield await measure('p2p-hot-payee', true);
       const violations = await hub.transfers.ledger.checkInvariants();
       if (violations.length > 0) throw new Error(`ledger invariants violated after the bench: ${JSON.stringify(violations.slice(0, 3))}`);
     } finally {
+      await balancer?.stop();
       await others?.stop();
       await hub.close();
       await db.close();
