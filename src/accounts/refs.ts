@@ -1,4 +1,4 @@
-import { sqlGrant, sqlRefKind, type RefRegistry } from '../api/refs.ts';
+import { sqlGrant, sqlRefKind, type RefRegistry } from '../api/index.ts';
 
 /**
  * Accounts are their owner's (and their customer's); another participant may name one only through an active account

@@ -1,8 +1,8 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { Actor, AuditService } from '../audit/service.ts';
-import type { CustomerService } from '../customers/service.ts';
-import type { Ledger } from '../ledger/ledger.ts';
-import type { Account, AccountKind } from '../ledger/types.ts';
+import type { Actor, AuditService } from '../audit/index.ts';
+import type { CustomerService } from '../customers/index.ts';
+import type { Ledger } from '../ledger/index.ts';
+import type { Account, AccountKind } from '../ledger/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
@@ -10,8 +10,8 @@ import { formatMoney, isCurrency } from '../platform/money.ts';
 import { newOneTimeCode, sealForParticipant } from '../platform/recipient-seal.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
-import type { EventOutbox } from '../webhooks/events.ts';
-import type { TErr } from '../transfers/errors.ts';
+import type { EventOutbox } from '../webhooks/index.ts';
+import type { TErr } from '../transfers/index.ts';
 
 /**
  * Customer accounts held in the hub's ledger (owned by the participant, customer id set, no overdraft), the

@@ -1,4 +1,4 @@
-import { sqlRefKind, type RefRegistry } from '../api/refs.ts';
+import { sqlRefKind, type RefRegistry } from '../api/index.ts';
 
 /** An alias is its current holder's (it can move, so it is read every time); a move is the receiving side's. */
 export function defineAliasRefs(refs: RefRegistry): void {

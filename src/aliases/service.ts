@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { Actor, AuditService } from '../audit/service.ts';
-import type { AccountService } from '../accounts/service.ts';
+import type { Actor, AuditService } from '../audit/index.ts';
+import type { AccountService } from '../accounts/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
@@ -8,8 +8,8 @@ import { createTokenBucketLimiter } from '../platform/rate-limit.ts';
 import { newOneTimeCode, sealForParticipant } from '../platform/recipient-seal.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
-import type { EventOutbox } from '../webhooks/events.ts';
-import type { TErr } from '../transfers/errors.ts';
+import type { EventOutbox } from '../webhooks/index.ts';
+import type { TErr } from '../transfers/index.ts';
 import { maskName, normalizeAlias, type AliasType } from './normalize.ts';
 import { createCoalescer } from '../platform/coalescer.ts';
 

@@ -1,9 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Participant, ParticipantPrincipal } from '../participants/model.ts';
-import type { ParticipantService } from '../participants/service.ts';
-import type { TokenService } from '../participants/tokens.ts';
-import type { Actor } from '../audit/service.ts';
+import type { Participant, ParticipantPrincipal } from '../participants/index.ts';
+import type { ParticipantService } from '../participants/index.ts';
+import type { TokenService } from '../participants/index.ts';
+import type { Actor } from '../audit/index.ts';
 import type { Db, Tx } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { requestHash, runEffect, type EffectResponse, type Idempotency, type StoredResponse } from '../platform/idempotency.ts';

@@ -1,16 +1,16 @@
-import type { ParticipantErrorCode } from '../participants/model.ts';
-import type { CustomerErrorCode } from '../customers/service.ts';
-import type { CardsErrorCode } from '../cards/errors.ts';
-import type { PaymentsErrorCode } from '../payments/errors.ts';
-import type { TransfersErrorCode } from '../transfers/errors.ts';
-import type { LedgerErrorCode } from '../ledger/types.ts';
+import type { ParticipantErrorCode } from '../participants/index.ts';
+import type { CustomerErrorCode } from '../customers/index.ts';
+import type { CardsErrorCode } from '../cards/index.ts';
+import type { PaymentsErrorCode } from '../payments/index.ts';
+import type { TransfersErrorCode } from '../transfers/index.ts';
+import type { LedgerErrorCode } from '../ledger/index.ts';
 import type { IdempotencyErrorCode } from '../platform/idempotency.ts';
 import type { MoneyErrorCode } from '../platform/money.ts';
-import type { StepUpErrorCode } from '../stepup/service.ts';
-import type { CustomerLinkErrorCode } from '../customers/links.ts';
-import type { LiquidityErrorCode } from '../liquidity/service.ts';
-import type { SettlementErrorCode } from '../settlement/service.ts';
-import type { WebhookSecretErrorCode } from '../webhooks/secrets.ts';
+import type { StepUpErrorCode } from '../stepup/index.ts';
+import type { CustomerLinkErrorCode } from '../customers/index.ts';
+import type { LiquidityErrorCode } from '../liquidity/index.ts';
+import type { SettlementErrorCode } from '../settlement/index.ts';
+import type { WebhookSecretErrorCode } from '../webhooks/index.ts';
 
 /**
  * THE error catalogue: every code the API can answer, with its HTTP status and default message — defined once, here.

@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
-import { OPAQUE } from '../api/refs.ts';
+import { OPAQUE } from '../api/index.ts';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Vault } from '../platform/vault.ts';
 import { canonicalJson } from './chain.ts';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Value } from '@sinclair/typebox/value';
-import type { CliIo, WithDb } from '../cli/cli.ts';
+import type { CliIo, WithDb } from '../cli/index.ts';
 import { systemClock } from '../platform/clock.ts';
 import type { Db } from '../platform/db.ts';
 import type { HubConfig } from '../platform/config.ts';

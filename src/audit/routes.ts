@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
-import { principalOf } from '../api/context.ts';
-import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
-import { Opaque } from '../api/refs.ts';
+import { principalOf } from '../api/index.ts';
+import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/index.ts';
+import { Opaque } from '../api/index.ts';
 import type { HttpServer } from '../platform/http.ts';
 import type { AuditRecord, AuditService } from './service.ts';
 import { AuditCheckpointSchema, checkpointToWire } from './checkpoints.ts';

@@ -1,5 +1,5 @@
-import type { AuditService } from '../audit/service.ts';
-import type { Idempotent } from '../api/context.ts';
+import type { AuditService } from '../audit/index.ts';
+import type { Idempotent } from '../api/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
@@ -7,8 +7,8 @@ import type { Vault } from '../platform/vault.ts';
 import { createTokenPropagation } from './token-propagation.ts';
 import { registerWalletTokenRoutes } from './token-routes.ts';
 import { createWalletTokenService, type WalletTokenService } from './token-service.ts';
-import type { EventOutbox } from '../webhooks/events.ts';
-import type { StepUpService } from '../stepup/service.ts';
+import type { EventOutbox } from '../webhooks/index.ts';
+import type { StepUpService } from '../stepup/index.ts';
 import { createRequestKeys, sweepRequestKeys } from './request-keys.ts';
 import { registerCardRoutes } from './routes.ts';
 import { createCardService, type CardService } from './service.ts';

@@ -1,4 +1,4 @@
-import { sqlGrant, sqlRefKind, type RefRegistry } from '../api/refs.ts';
+import { sqlGrant, sqlRefKind, type RefRegistry } from '../api/index.ts';
 
 /**
  * Card products are their issuer's; cards their issuer's and cardholder's. A wallet names a card by reference

@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { actorOf, okResponse, created, principalOf, type Idempotent } from '../api/context.ts';
-import { AmountString, CurrencyCode, Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
-import { Ref } from '../api/refs.ts';
+import { actorOf, okResponse, created, principalOf, type Idempotent } from '../api/index.ts';
+import { AmountString, CurrencyCode, Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/index.ts';
+import { Ref } from '../api/index.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatAmount, parseAmount } from '../platform/money.ts';
@@ -11,7 +11,7 @@ import { ConsentEntrySchema, wireConsentEntry } from './token-routes.ts';
 import { CHANNELS, type Card, type CardControls, type CardProduct, type IssuedCard } from './model.ts';
 import type { WithRequestKey } from './request-keys.ts';
 import type { CardService } from './service.ts';
-import type { StepUpService } from '../stepup/service.ts';
+import type { StepUpService } from '../stepup/index.ts';
 
 const Channel = Type.Union(CHANNELS.map((c) => Type.Literal(c)));
 const Mcc = Type.String({ pattern: '^[0-9]{4}$' });

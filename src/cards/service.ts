@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Actor, AuditService } from '../audit/service.ts';
+import type { Actor, AuditService } from '../audit/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
@@ -7,7 +7,7 @@ import { isCurrency } from '../platform/money.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
 import type { TokenPropagation } from './token-propagation.ts';
-import type { EventOutbox } from '../webhooks/events.ts';
+import type { EventOutbox } from '../webhooks/index.ts';
 import type { CardDeclineCode, CardsErrorCode } from './errors.ts';
 import { CHANNELS, type Card, type CardControls, type CardProduct, type CardStatus, type CardType, type Channel, type IssuedCard } from './model.ts';
 import { deriveCvv, expiryAfter, isExpired, maskNumber, newPar, overlapsTokenRange, randomCardNumber } from './numbers.ts';

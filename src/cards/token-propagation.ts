@@ -1,9 +1,9 @@
-import type { EventType } from '../webhooks/catalogue.ts';
-import type { Actor, AuditService } from '../audit/service.ts';
+import type { EventType } from '../webhooks/index.ts';
+import type { Actor, AuditService } from '../audit/index.ts';
 import type { Card, CardStatus } from './model.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Queryable } from '../platform/db.ts';
-import type { EventOutbox } from '../webhooks/events.ts';
+import type { EventOutbox } from '../webhooks/index.ts';
 
 /**
  * How a card's lifecycle reaches its tokens, inside the card change's own transaction: every token is updated, each

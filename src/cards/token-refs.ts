@@ -1,4 +1,4 @@
-import { sqlGrant, sqlRefKind, type RefRegistry } from '../api/refs.ts';
+import { sqlGrant, sqlRefKind, type RefRegistry } from '../api/index.ts';
 
 /**
  * Tokens are the wallet's that requested them (by token reference) and, on issuer routes, the card issuer's (by token

@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { actorOf, okResponse, principalOf, type Idempotent } from '../api/context.ts';
-import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
-import { Opaque, Ref } from '../api/refs.ts';
+import { actorOf, okResponse, principalOf, type Idempotent } from '../api/index.ts';
+import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/index.ts';
+import { Opaque, Ref } from '../api/index.ts';
 import { CHANNELS } from './model.ts';
 import type { WithRequestKey } from './request-keys.ts';
 import type { Db } from '../platform/db.ts';

@@ -1,18 +1,18 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Actor, AuditEntry, AuditService } from '../audit/service.ts';
+import type { Actor, AuditEntry, AuditService } from '../audit/index.ts';
 import type { CardsErrorCode, TokenPaymentDeclineCode } from './errors.ts';
 import type { Card, Channel } from './model.ts';
 import { countryNumeric, currencyNumeric, expiryAfter, isExpired, randomCardNumber, TOKEN_BIN_PREFIXES, TOKEN_LENGTH } from './numbers.ts';
 import type { CardService } from './service.ts';
-import { deriveTokenKey, verifyTokenCryptogram } from '../emv/token-cryptogram.ts';
+import { deriveTokenKey, verifyTokenCryptogram } from '../emv/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import { pipeliner, type Db, type Flusher, type Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { newOneTimeCode, sealForParticipant } from '../platform/recipient-seal.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
-import type { EventOutbox } from '../webhooks/events.ts';
-import type { StepUpService } from '../stepup/service.ts';
+import type { EventOutbox } from '../webhooks/index.ts';
+import type { StepUpService } from '../stepup/index.ts';
 
 type TErr = DomainError<CardsErrorCode | 'customer_not_found'>;
 

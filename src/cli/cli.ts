@@ -78,7 +78,7 @@ async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
         return 0;
       });
     case 'audit': {
-      const { runAuditCommand } = await import('../audit/cli.ts');
+      const { runAuditCommand } = await import('../audit/index.ts');
       const code = await runAuditCommand(rest, io, withDb);
       if (code !== undefined) return code;
       break;
@@ -94,7 +94,7 @@ async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
       });
     }
     case 'qr': {
-      const { runQrCommand } = await import('../emv/qr-cli.ts');
+      const { runQrCommand } = await import('../emv/index.ts');
       return runQrCommand([...rest], io);
     }
     case 'doctor': {
@@ -104,7 +104,7 @@ async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
       return checks.some((c) => c.status === 'fail') ? 1 : 0;
     }
     case 'demo': {
-      const { runDemo } = await import('../demo/run.ts');
+      const { runDemo } = await import('../demo/index.ts');
       return runDemo([...rest], io);
     }
     case undefined:

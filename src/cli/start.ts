@@ -2,8 +2,8 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, type HubConfig } from '../platform/config.ts';
 import { createHub } from '../main.ts';
-import { seedDemoNetwork, type DemoNetwork } from '../demo/seed.ts';
-import { sandboxBannerLines, seedSandboxCards } from '../demo/sandbox.ts';
+import { seedDemoNetwork, type DemoNetwork } from '../demo/index.ts';
+import { sandboxBannerLines, seedSandboxCards } from '../demo/index.ts';
 import type { CliIo } from './cli.ts';
 
 /**

@@ -1,12 +1,12 @@
-import type { Actor, AuditService } from '../audit/service.ts';
-import type { CardService } from '../cards/service.ts';
+import type { Actor, AuditService } from '../audit/index.ts';
+import type { CardService } from '../cards/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { formatMoney } from '../platform/money.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
-import type { WalletTokenService } from '../cards/token-service.ts';
-import type { EventOutbox } from '../webhooks/events.ts';
+import type { WalletTokenService } from '../cards/index.ts';
+import type { EventOutbox } from '../webhooks/index.ts';
 import type { CustomerExport } from './export-schema.ts';
 import { toCustomer, type Customer, type CustomerErrorCode, type CustomerRow } from './service.ts';
 

@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { Money, Timestamp } from '../api/schemas.ts';
+import { Money, Timestamp } from '../api/index.ts';
 
 /** The wire shape of a customer's data export (GET /v1/customers/{customerId}/export), shared by service and route. */
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
-import { actorOf, created, principalOf, type Idempotent } from '../api/context.ts';
-import { Ref } from '../api/refs.ts';
-import { Strict, Timestamp } from '../api/schemas.ts';
+import { actorOf, created, principalOf, type Idempotent } from '../api/index.ts';
+import { Ref } from '../api/index.ts';
+import { Strict, Timestamp } from '../api/index.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import type { CustomerLink, CustomerLinkService } from './links.ts';

@@ -1,12 +1,12 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { Actor, AuditService } from '../audit/service.ts';
+import type { Actor, AuditService } from '../audit/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
 import { newOneTimeCode, sealForParticipant } from '../platform/recipient-seal.ts';
-import type { EventOutbox } from '../webhooks/events.ts';
+import type { EventOutbox } from '../webhooks/index.ts';
 
 /**
  * Customer links: one person's records at two participants, linked only with that person's consent on BOTH sides.

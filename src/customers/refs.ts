@@ -1,4 +1,4 @@
-import { sqlRefKind, type RefRegistry } from '../api/refs.ts';
+import { sqlRefKind, type RefRegistry } from '../api/index.ts';
 
 /** A customer is its participant's, and a customer session names only itself. */
 export function defineCustomerRefs(refs: RefRegistry): void {

@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox';
-import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/context.ts';
-import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
-import { Opaque, Ref } from '../api/refs.ts';
+import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/index.ts';
+import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/index.ts';
+import { Opaque, Ref } from '../api/index.ts';
 import type { HttpServer } from '../platform/http.ts';
-import type { ParticipantService } from '../participants/service.ts';
+import type { ParticipantService } from '../participants/index.ts';
 import { ERASED_NAME, type CustomerDataRights } from './data-rights.ts';
 import { CustomerExportSchema } from './export-schema.ts';
 import type { Customer, CustomerService } from './service.ts';

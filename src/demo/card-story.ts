@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
 import type { Hub } from '../main.ts';
 import { demoParticipantId, type DemoNetwork } from './seed.ts';
-import { computeTokenCryptogram } from '../emv/token-cryptogram.ts';
+import { computeTokenCryptogram } from '../emv/index.ts';
 import { openSentCode, sentCode } from '../platform/sent-codes.ts';
 
 export type Call = (as: string, method: 'GET' | 'POST' | 'PATCH', url: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number; body: any }>;

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { customerAccountId } from '../accounts/service.ts';
-import type { CardControls } from '../cards/model.ts';
-import { countryNumeric, currencyNumeric } from '../cards/numbers.ts';
+import { customerAccountId } from '../accounts/index.ts';
+import type { CardControls } from '../cards/index.ts';
+import { countryNumeric, currencyNumeric } from '../cards/index.ts';
 import { demoCustomerId, demoParticipantId } from './seed.ts';
-import { encodeCpm } from '../emv/cpm.ts';
-import { computeTokenCryptogram } from '../emv/token-cryptogram.ts';
+import { encodeCpm } from '../emv/index.ts';
+import { computeTokenCryptogram } from '../emv/index.ts';
 import type { Hub } from '../main.ts';
 import { newId } from '../platform/ids.ts';
 

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CliIo } from '../cli/cli.ts';
+import type { CliIo } from '../cli/index.ts';
 import { createHub, type Hub } from '../main.ts';
 import { defaultKeyDir, loadConfig } from '../platform/config.ts';
 import { createLogger } from '../platform/logger.ts';

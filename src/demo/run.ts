@@ -1,4 +1,4 @@
-import type { CliIo } from '../cli/cli.ts';
+import type { CliIo } from '../cli/index.ts';
 
 /** A demo scenario tells one story on a fresh embedded hub; exit code 0 only when every step behaved as expected. */
 export interface DemoScenario {

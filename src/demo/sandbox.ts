@@ -1,4 +1,4 @@
-import { customerAccountId } from '../accounts/service.ts';
+import { customerAccountId } from '../accounts/index.ts';
 import type { Hub } from '../main.ts';
 import { demoCustomerId, demoParticipantId } from './seed.ts';
 

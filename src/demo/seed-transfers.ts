@@ -1,5 +1,5 @@
-import { customerAccountId, systemAccountId } from '../accounts/service.ts';
-import type { AliasType } from '../aliases/normalize.ts';
+import { customerAccountId, systemAccountId } from '../accounts/index.ts';
+import type { AliasType } from '../aliases/index.ts';
 import type { Hub } from '../main.ts';
 import { DEMO_PARTICIPANTS, demoParticipantId } from './seed.ts';
 

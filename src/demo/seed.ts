@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { Hub } from '../main.ts';
-import type { ParticipantKind } from '../participants/model.ts';
+import type { ParticipantKind } from '../participants/index.ts';
 
 /**
  * The demo network seeded on first start: 2 banks, 3 wallets, 2 merchants and a few customers. Seeding is idempotent

@@ -4,9 +4,9 @@ import type { DemoScenario } from './run.ts';
 import { expectStatus, openDemoHarness } from './harness.ts';
 import { demoParticipantId } from './seed.ts';
 import { openSentCode } from '../platform/sent-codes.ts';
-import { computeTokenCryptogram } from '../emv/token-cryptogram.ts';
+import { computeTokenCryptogram } from '../emv/index.ts';
 import { openSealed } from '../platform/recipient-seal.ts';
-import { maskNumber } from '../cards/numbers.ts';
+import { maskNumber } from '../cards/index.ts';
 
 interface Received {
   readonly participant: string;

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { DemoScenario } from './run.ts';
 import { expectStatus, openDemoHarness } from './harness.ts';
 import { newId } from '../platform/ids.ts';
-import { crc16Hex } from '../emv/crc16.ts';
+import { crc16Hex } from '../emv/index.ts';
 import { cardInTwoWallets, cpmPayload, tapBody, tokenSource, type CardInTwoWallets } from './fixtures.ts';
 
 const MERCHANT = 'mer_demo_merchant_a';

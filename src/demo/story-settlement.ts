@@ -1,7 +1,7 @@
 import type { DemoScenario } from './run.ts';
 import { expectStatus, openDemoHarness } from './harness.ts';
 import { demoParticipantId } from './seed.ts';
-import { parseIso, parsePacs002 } from '../settlement/iso20022.ts';
+import { parseIso, parsePacs002 } from '../settlement/index.ts';
 
 const minorOf = (amount: string) => {
   const [whole = '0', frac = ''] = amount.replace('-', '').split('.');

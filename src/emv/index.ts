@@ -83,3 +83,8 @@ export {
 export { computeTokenCryptogram, deriveTokenKey, tokenCryptogramData, verifyTokenCryptogram, type TokenCryptogramInput } from './token-cryptogram.ts';
 export { runQrCommand, type CliOutput } from './qr-cli.ts';
 export { bytesToHex, hexToBytes } from './hex.ts';
+export * from './cpm.ts';
+export * from './crc16.ts';
+export * from './mpm.ts';
+export * from './qr-cli.ts';
+export * from './token-cryptogram.ts';

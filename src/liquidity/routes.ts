@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
-import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/context.ts';
-import { Ref } from '../api/refs.ts';
-import { CurrencyCode, Money, Strict } from '../api/schemas.ts';
+import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/index.ts';
+import { Ref } from '../api/index.ts';
+import { CurrencyCode, Money, Strict } from '../api/index.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { deterministicId } from '../platform/ids.ts';
 import { parseAmount, parseMoney } from '../platform/money.ts';

@@ -1,12 +1,12 @@
-import type { Actor, AuditService } from '../audit/service.ts';
-import type { AccountService } from '../accounts/service.ts';
-import type { Ledger } from '../ledger/ledger.ts';
-import type { Account } from '../ledger/types.ts';
+import type { Actor, AuditService } from '../audit/index.ts';
+import type { AccountService } from '../accounts/index.ts';
+import type { Ledger } from '../ledger/index.ts';
+import type { Account } from '../ledger/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { formatAmount, formatMoney } from '../platform/money.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
-import type { EventOutbox } from '../webhooks/events.ts';
+import type { EventOutbox } from '../webhooks/index.ts';
 
 /**
  * No money from nothing: each participant holds, per currency, a POSITION at the hub — its funding account

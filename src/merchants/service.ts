@@ -1,13 +1,13 @@
-import type { Actor, AuditService } from '../audit/service.ts';
-import type { Ledger } from '../ledger/ledger.ts';
-import type { ParticipantKind } from '../participants/model.ts';
+import type { Actor, AuditService } from '../audit/index.ts';
+import type { Ledger } from '../ledger/index.ts';
+import type { ParticipantKind } from '../participants/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { isCurrency } from '../platform/money.ts';
 import { err, ok, type Result } from '../platform/result.ts';
-import type { EventOutbox } from '../webhooks/events.ts';
-import type { PErr } from '../payments/errors.ts';
+import type { EventOutbox } from '../webhooks/index.ts';
+import type { PErr } from '../payments/index.ts';
 
 /**
  * Merchants: a merchant participant (kind `merchant`) has its own profile; an acquirer participant may hold many.

@@ -1,4 +1,4 @@
-import { sqlRefKind, type RefRegistry } from '../api/refs.ts';
+import { sqlRefKind, type RefRegistry } from '../api/index.ts';
 
 /** Participants are a public directory (a wallet names the bank it links accounts at); credentials are their owner's. */
 export function defineParticipantRefs(refs: RefRegistry): void {

@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox';
-import type { Idempotent } from '../api/context.ts';
-import { actorOf, created, okResponse, principalOf } from '../api/context.ts';
-import { CountryCode, CurrencyCode, PageQuery, Page, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
-import { Opaque, Ref } from '../api/refs.ts';
+import type { Idempotent } from '../api/index.ts';
+import { actorOf, created, okResponse, principalOf } from '../api/index.ts';
+import { CountryCode, CurrencyCode, PageQuery, Page, Strict, Timestamp, pageLimit } from '../api/index.ts';
+import { Opaque, Ref } from '../api/index.ts';
 import type { HttpServer } from '../platform/http.ts';
 import type { FailureLimiter } from '../platform/rate-limit.ts';
 import { PARTICIPANT_KINDS, type Credential, type IssuedCredential, type Participant } from './model.ts';

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Actor, AuditService } from '../audit/service.ts';
-import type { EventOutbox } from '../webhooks/events.ts';
-import { newWebhookSecret } from '../webhooks/signing.ts';
+import type { Actor, AuditService } from '../audit/index.ts';
+import type { EventOutbox } from '../webhooks/index.ts';
+import { newWebhookSecret } from '../webhooks/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId, randomSecret } from '../platform/ids.ts';

@@ -1,10 +1,10 @@
-import type { AuditService } from '../audit/service.ts';
+import type { AuditService } from '../audit/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Queryable } from '../platform/db.ts';
 import { err, ok } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
-import { activeSealedSecrets, type WebhookSecretService } from '../webhooks/secrets.ts';
-import { newWebhookSecret } from '../webhooks/signing.ts';
+import { activeSealedSecrets, type WebhookSecretService } from '../webhooks/index.ts';
+import { newWebhookSecret } from '../webhooks/index.ts';
 
 /** A participant's webhook signing secrets, kept sealed in its row: read, used to sign, rotated (webhooks/secrets.ts). */
 interface SecretRow {

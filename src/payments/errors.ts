@@ -1,7 +1,7 @@
-import type { FxErrorCode } from '../fx/rates.ts';
-import type { StepUpErrorCode } from '../stepup/service.ts';
-import type { LiquidityErrorCode } from '../liquidity/service.ts';
-import type { CardDeclineCode, TokenPaymentDeclineCode } from '../cards/errors.ts';
+import type { FxErrorCode } from '../fx/index.ts';
+import type { StepUpErrorCode } from '../stepup/index.ts';
+import type { LiquidityErrorCode } from '../liquidity/index.ts';
+import type { CardDeclineCode, TokenPaymentDeclineCode } from '../cards/index.ts';
 import type { DomainError } from '../platform/result.ts';
 
 /**

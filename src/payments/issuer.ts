@@ -1,11 +1,11 @@
-import type { Actor, AuditService } from '../audit/service.ts';
+import type { Actor, AuditService } from '../audit/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { outboundRefusalOf, type OutboundFetch, type OutboundPolicy } from '../platform/outbound.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
-import { activeSealedSecrets, signWithEach } from '../webhooks/secrets.ts';
+import { activeSealedSecrets, signWithEach } from '../webhooks/index.ts';
 import type { PErr } from './errors.ts';
 
 /**

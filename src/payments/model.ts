@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
-import { positionLimit } from '../accounts/service.ts';
+import { positionLimit } from '../accounts/index.ts';
 import type { Flusher } from '../platform/db.ts';
-import type { RiskDecision } from '../risk/service.ts';
+import type { RiskDecision } from '../risk/index.ts';
 import type { PErr } from './errors.ts';
 
 /** The card payment's records and the pieces its pipeline (pipeline.ts) and its after-life (service.ts) share. */

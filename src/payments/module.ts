@@ -1,20 +1,20 @@
-import type { RefLearner } from '../api/refs.ts';
-import type { AuditService } from '../audit/service.ts';
-import type { Idempotent } from '../api/context.ts';
-import type { CardsModule } from '../cards/module.ts';
-import { createMerchantService, type MerchantService } from '../merchants/service.ts';
+import type { RefLearner } from '../api/index.ts';
+import type { AuditService } from '../audit/index.ts';
+import type { Idempotent } from '../api/index.ts';
+import type { CardsModule } from '../cards/index.ts';
+import { createMerchantService, type MerchantService } from '../merchants/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import type { OutboundFetch, OutboundPolicy } from '../platform/outbound.ts';
 import type { Vault } from '../platform/vault.ts';
-import type { TransfersModule } from '../transfers/module.ts';
-import type { EventOutbox } from '../webhooks/events.ts';
+import type { TransfersModule } from '../transfers/index.ts';
+import type { EventOutbox } from '../webhooks/index.ts';
 import { createIssuerGateway, type IssuerGateway } from './issuer.ts';
 import { createPaymentRuleStore, type PaymentRuleStore } from './risk-rules.ts';
 import { registerPaymentRoutes } from './routes.ts';
 import { createPaymentService, type PaymentService } from './service.ts';
-import type { StepUpService } from '../stepup/service.ts';
+import type { StepUpService } from '../stepup/index.ts';
 
 /** Acceptance (pay anywhere): merchants, QR (MPM and CPM), tap, payment links, one authorization pipeline. */
 export interface PaymentsModule {

@@ -1,4 +1,4 @@
-import { sqlRefKind, type RefRegistry } from '../api/refs.ts';
+import { sqlRefKind, type RefRegistry } from '../api/index.ts';
 
 /**
  * Merchants, their QR codes and their card payments are the merchant owner's (a card payment is also its payer's

@@ -1,7 +1,7 @@
-import type { AuditService } from '../audit/service.ts';
+import type { AuditService } from '../audit/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db } from '../platform/db.ts';
-import { createRuleStore, type RiskAction, type RiskReason, type RuleStore } from '../risk/service.ts';
+import { createRuleStore, type RiskAction, type RiskReason, type RuleStore } from '../risk/index.ts';
 
 /**
  * Card-payment risk rules, as data: hub defaults (participant '*') overridden per issuer. They complement the shared

@@ -1,11 +1,11 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
-import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/context.ts';
-import { AmountString, CountryCode, CurrencyCode, Money, Strict } from '../api/schemas.ts';
-import { Opaque, Ref } from '../api/refs.ts';
-import { MPM_MAX_PAYLOAD_CHARS } from '../emv/mpm.ts';
-import type { Merchant, MerchantService } from '../merchants/service.ts';
+import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/index.ts';
+import { AmountString, CountryCode, CurrencyCode, Money, Strict } from '../api/index.ts';
+import { Opaque, Ref } from '../api/index.ts';
+import { MPM_MAX_PAYLOAD_CHARS } from '../emv/index.ts';
+import type { Merchant, MerchantService } from '../merchants/index.ts';
 import { createCoalescer } from '../platform/coalescer.ts';
 import { DEFAULT_BATCHER_LIMITS } from '../platform/effect-batcher.ts';
 import type { Db } from '../platform/db.ts';

@@ -1,4 +1,4 @@
-import { sqlRefKind, type RefRegistry } from '../api/refs.ts';
+import { sqlRefKind, type RefRegistry } from '../api/index.ts';
 
 /** A risk alert is the participant's whose customer it concerns. */
 export function defineRiskRefs(refs: RefRegistry): void {

@@ -1,5 +1,5 @@
-import type { Actor, AuditService } from '../audit/service.ts';
-import type { EventOutbox } from '../webhooks/events.ts';
+import type { Actor, AuditService } from '../audit/index.ts';
+import type { EventOutbox } from '../webhooks/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Flusher, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';

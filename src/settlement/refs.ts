@@ -1,4 +1,4 @@
-import { sqlRefKind, type RefRegistry } from '../api/refs.ts';
+import { sqlRefKind, type RefRegistry } from '../api/index.ts';
 
 /**
  * A settlement window is the hub's, one per currency at a time, and every participant may name it: what a participant

@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox';
-import { actorOf, okResponse, principalOf, type Idempotent } from '../api/context.ts';
-import { Ref } from '../api/refs.ts';
-import { CurrencyCode, Strict } from '../api/schemas.ts';
-import type { LiquidityService } from '../liquidity/service.ts';
+import { actorOf, okResponse, principalOf, type Idempotent } from '../api/index.ts';
+import { Ref } from '../api/index.ts';
+import { CurrencyCode, Strict } from '../api/index.ts';
+import type { LiquidityService } from '../liquidity/index.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatMoney } from '../platform/money.ts';

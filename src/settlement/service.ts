@@ -1,12 +1,12 @@
-import type { Actor, AuditService } from '../audit/service.ts';
-import type { AccountService } from '../accounts/service.ts';
-import type { Ledger } from '../ledger/ledger.ts';
-import type { TransferInput } from '../ledger/types.ts';
+import type { Actor, AuditService } from '../audit/index.ts';
+import type { AccountService } from '../accounts/index.ts';
+import type { Ledger } from '../ledger/index.ts';
+import type { TransferInput } from '../ledger/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { formatMoney } from '../platform/money.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
-import type { EventOutbox } from '../webhooks/events.ts';
+import type { EventOutbox } from '../webhooks/index.ts';
 
 /**
  * Settlement between participants (docs/ARCHITECTURE.md, "Settlement").

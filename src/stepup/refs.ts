@@ -1,4 +1,4 @@
-import { sqlRefKind, type RefRegistry } from '../api/refs.ts';
+import { sqlRefKind, type RefRegistry } from '../api/index.ts';
 
 /** A step-up challenge and a passkey registration are the participant's and its customer's. */
 export function defineStepUpRefs(refs: RefRegistry): void {

@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
-import { actorOf, principalOf } from '../api/context.ts';
-import { Ref } from '../api/refs.ts';
-import { Strict, Timestamp } from '../api/schemas.ts';
-import type { CustomerService } from '../customers/service.ts';
+import { actorOf, principalOf } from '../api/index.ts';
+import { Ref } from '../api/index.ts';
+import { Strict, Timestamp } from '../api/index.ts';
+import type { CustomerService } from '../customers/index.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { STEP_UP_METHODS, type Challenge, type StepUpService } from './service.ts';

@@ -11,15 +11,15 @@ import {
   type PublicKeyCredentialRequestOptionsJSON,
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
-import type { Actor, AuditService } from '../audit/service.ts';
-import { canonicalJson } from '../audit/service.ts';
+import type { Actor, AuditService } from '../audit/index.ts';
+import { canonicalJson } from '../audit/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
 import { newOneTimeCode, sealForParticipant } from '../platform/recipient-seal.ts';
-import type { EventOutbox } from '../webhooks/events.ts';
+import type { EventOutbox } from '../webhooks/index.ts';
 
 /**
  * Real step-up: when risk asks for it, a payment is answered `step_up_required` with a signed step-up REQUEST (what is

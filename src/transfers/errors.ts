@@ -1,7 +1,7 @@
-import type { FxErrorCode } from '../fx/rates.ts';
-import type { RiskErrorCode } from '../risk/service.ts';
-import type { StepUpErrorCode } from '../stepup/service.ts';
-import type { LiquidityErrorCode } from '../liquidity/service.ts';
+import type { FxErrorCode } from '../fx/index.ts';
+import type { RiskErrorCode } from '../risk/index.ts';
+import type { StepUpErrorCode } from '../stepup/index.ts';
+import type { LiquidityErrorCode } from '../liquidity/index.ts';
 
 /** Every error code of accounts/linking, aliases, FX, risk and transfers (their statuses are in src/api/errors.ts). */
 export type TransfersErrorCode =

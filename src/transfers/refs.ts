@@ -1,4 +1,4 @@
-import { sqlRefKind, type RefRegistry } from '../api/refs.ts';
+import { sqlRefKind, type RefRegistry } from '../api/index.ts';
 
 /**
  * P2P objects and their holders: a quote is its payer's; a payment and a money request have two sides (payer and

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyBaseLogger } from 'fastify';
-import { principalOf } from '../api/context.ts';
-import { Strict } from '../api/schemas.ts';
-import { Ref } from '../api/refs.ts';
-import type { CustomerService } from '../customers/service.ts';
+import { principalOf } from '../api/index.ts';
+import { Strict } from '../api/index.ts';
+import { Ref } from '../api/index.ts';
+import type { CustomerService } from '../customers/index.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatMoney } from '../platform/money.ts';

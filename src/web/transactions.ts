@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { Strict } from '../api/schemas.ts';
+import { Strict } from '../api/index.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatMoney } from '../platform/money.ts';

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
-import { actorOf, created, principalOf, type Idempotent } from '../api/context.ts';
-import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/schemas.ts';
+import { actorOf, created, principalOf, type Idempotent } from '../api/index.ts';
+import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/index.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { WEBHOOK_SECRET_ROTATION, type WebhookSecretService } from './secrets.ts';

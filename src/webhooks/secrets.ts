@@ -1,4 +1,4 @@
-import type { Actor } from '../audit/service.ts';
+import type { Actor } from '../audit/index.ts';
 import type { Queryable } from '../platform/db.ts';
 import type { DomainError, Result } from '../platform/result.ts';
 import { signWebhook } from './signing.ts';

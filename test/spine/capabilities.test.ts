@@ -53,6 +53,22 @@ export function runtimeImports(text: string): string[] {
   return found.filter((s) => s.startsWith('.'));
 }
 
+/** Every relative module specifier a file names, type-only imports included. */
+function importSpecifiers(text: string): string[] {
+  const source = ts.createSourceFile('x.ts', text, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
+  const found: string[] = [];
+  const visit = (node: ts.Node): void => {
+    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier !== undefined && ts.isStringLiteral(node.moduleSpecifier)) found.push(node.moduleSpecifier.text);
+    else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
+      const [arg] = node.arguments;
+      if (arg !== undefined && ts.isStringLiteralLike(arg)) found.push(arg.text);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return found.filter((s) => s.startsWith('.'));
+}
+
 /** Folder → folders it loads, with one example import per edge. */
 function folderGraph(): Map<string, Map<string, string>> {
   const graph = new Map<string, Map<string, string>>();
@@ -126,6 +142,20 @@ describe('capability folders', () => {
       }
     }
     expect(offending).toEqual([]);
+  });
+
+  it('use each other only through the public module: an import into another folder names its index.ts (platform, the shared toolbox, excepted)', () => {
+    const deep: string[] = [];
+    for (const file of sourceFiles(SRC)) {
+      const from = folderOf(file);
+      for (const spec of importSpecifiers(readFileSync(file, 'utf8'))) {
+        const target = resolve(dirname(file), spec);
+        const to = folderOf(target);
+        if (to === from || to === '(root)' || to === 'platform') continue;
+        if (relative(join(SRC, to), target) !== 'index.ts') deep.push(`${relative(SRC, file)} → ${spec}`);
+      }
+    }
+    expect(deep, `imports past another capability's index.ts (python3 scripts/capability-index.py rewrites them):\n${deep.join('\n')}`).toEqual([]);
   });
 
   it('the check sees what it must: value imports and dynamic imports count, type-only imports do not', () => {

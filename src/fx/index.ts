@@ -1,0 +1,3 @@
+// The public interface of fx/: what other folders may use (scripts/capability-index.py keeps it).
+export * from './rates.ts';
+export * from './service.ts';
