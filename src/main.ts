@@ -6,6 +6,7 @@ import { createLedger, type Ledger } from './ledger/ledger.ts';
 import { createPaymentsModule, type PaymentsModule } from './payments/module.ts';
 import { createTransfersModule, type TransfersModule } from './transfers/module.ts';
 import { registerWebRoutes } from './web/routes.ts';
+import { createBudgetService, type BudgetService } from './web/budgets.ts';
 import { registerLedgerRoutes } from './ledger/routes.ts';
 import { createAuditService, type AuditService } from './audit/service.ts';
 import { registerAuditRoutes } from './audit/routes.ts';
@@ -86,6 +87,8 @@ export interface HubServices {
   readonly cards: CardsModule;
   readonly transfers: TransfersModule;
   readonly payments: PaymentsModule;
+  /** Customers' budgets and low-balance alerts (src/web/budgets.ts). */
+  readonly budgets: BudgetService;
 }
 
 export interface Hub extends HubServices {
@@ -210,6 +213,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   accountsOf = () => transfers.accounts;
   const liquidity = createLiquidityService({ db, clock, audit, events, ledger, accounts: transfers.accounts });
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs });
+  const budgets = createBudgetService({ db, clock, audit, events, accounts: transfers.accounts });
   const customerDataRights = createCustomerDataRights({ db, clock, vault, audit, events, cards: cards.cards, walletTokens: cards.walletTokens });
 
   // Per-participant limits: the participant's own setting (passed by the auth check), else the hub default.
@@ -251,7 +255,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent, positionAccount: liquidity.positionAccount });
   registerLiquidityRoutes(app, { liquidity, idempotent });
   registerSettlementRoutes(app, { db, settlement, documents: createSettlementDocuments({ clock, settlement }), liquidity, idempotent });
-  await registerWebRoutes(app, { db, vault, tokens, customers, clock, paymentLinks: payments.payments, demoEnabled: config.demo });
+  await registerWebRoutes(app, { db, vault, tokens, customers, clock, paymentLinks: payments.payments, budgets, demoEnabled: config.demo });
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
   payments.registerRoutes(app, { idempotent });
@@ -300,6 +304,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     cards,
     transfers,
     payments,
+    budgets,
     operatorToken,
     startBackground() {
       if (config.webhooks.enabled) webhooks.start(config.webhooks.pollMs);
@@ -310,6 +315,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
       every(AUDIT_CHAIN_INTERVAL_MS, 'audit-chain', () => audit.chain());
       every(SWEEP_INTERVAL_MS, 'idempotency-sweep', () => idempotency.sweep());
       every(SWEEP_INTERVAL_MS, 'card-request-key-sweep', () => cards.sweep());
+      every(30_000, 'budget-check', () => budgets.sweep());
     },
     async listen() {
       const address = await app.listen({ port: config.port, host: config.host });

@@ -1,0 +1,189 @@
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import AxeBuilder from '@axe-core/playwright';
+import type { Page } from 'playwright-core';
+import { demoParticipantId } from '../../src/demo/seed.ts';
+import type { TestHub } from '../support/hub.ts';
+import { SHOTS, openWebHarness, type WebHarness } from './support.ts';
+
+/**
+ * The cardholder's own controls and the wallet's pages, in Chromium against a real listening hub at 390×844:
+ * - freeze a card in the wallet (its bank is told by webhook), the card and the payment code say why it cannot pay
+ *   (not "no cards yet"), unfreeze it; a card frozen by the bank says so and offers no unfreeze; remove a card;
+ * - the budget and low-balance alert are saved at the hub (not in the browser): a fresh browser storage still shows
+ *   them, and crossing them is told to the wallet by webhook;
+ * - the wallet's other pages (bank accounts, top-up and withdrawal, aliases, requests, splits, red packets, payment
+ *   status) in both languages.
+ * Every view: axe (no serious or critical violation) and no horizontal overflow. Screenshots: test-results/web/controls-*.png.
+ */
+let h: WebHarness;
+let t: TestHub;
+let page: Page;
+let problems: string[] = [];
+const axeCounts: Record<string, number> = {};
+
+type Lang = 'en' | 'zh-CN';
+declare const localStorage: { setItem(key: string, value: string): void; removeItem(key: string): void; length: number; key(i: number): string | null };
+declare const document: { documentElement: { scrollWidth: number; clientWidth: number } };
+
+const PHONE = { width: 390, height: 844 };
+const li = { walletA: 'cus_demo_li_at_wallet_a', bank: 'cus_demo_li_at_bank_a' };
+
+async function setLang(p: Page, lang: Lang) {
+  await p.evaluate((l) => localStorage.setItem('hutong.lang', l), lang);
+  await p.reload();
+}
+
+async function check(p: Page, name: string) {
+  await p.waitForTimeout(150);
+  const result = await new AxeBuilder({ page: p }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  axeCounts[name] = bad.length;
+  expect(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(' | ')}`), `axe on ${name}`).toEqual([]);
+  const widths = await p.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+  expect(widths.scroll, `horizontal overflow on ${name}`).toBeLessThanOrEqual(widths.client);
+  await p.screenshot({ path: join(SHOTS, `controls-${name}.png`), fullPage: true });
+}
+
+const eventsOf = (participantKey: string, type: string) =>
+  t.hub.db.query<{ payload: Record<string, unknown> }>('select payload from events where participant_id = $1 and type = $2 order by id', [demoParticipantId(participantKey), type]);
+
+describe('the cardholder’s card controls, budgets at the hub and the wallet’s pages, at 390×844', () => {
+  beforeEach(() => {
+    problems.length = 0;
+  });
+  beforeAll(async () => {
+    h = await openWebHarness();
+    ({ t, page, problems } = h);
+    await page.setViewportSize(PHONE);
+  }, 180_000);
+  afterAll(async () => {
+    writeFileSync(join(SHOTS, 'controls-axe.json'), `${JSON.stringify(axeCounts, null, 2)}\n`);
+    await h?.close();
+  });
+
+  let cardId = '';
+  let cardLast4 = '';
+
+  it('freezes a card in the wallet (the bank is told), says why it cannot pay, withholds the payment code, and unfreezes it', async () => {
+    const accounts = await t.api('bank-a').get(`/v1/accounts?customerId=${li.bank}`);
+    const funding = (accounts.body.items as { id: string; currency: string }[]).find((a) => a.currency === 'CNY');
+    const issued = await t.api('bank-a').post('/v1/issuer/cards', { productId: 'cpr_demo_bank_a_debit', customerId: li.bank, fundingAccountId: funding?.id }, { 'idempotency-key': 'controls-card-1' });
+    expect(issued.status).toBe(201);
+    cardId = issued.body.card.id;
+    cardLast4 = issued.body.card.last4;
+    expect((await t.api('bank-a').post(`/v1/issuer/cards/${cardId}/activate`)).status).toBe(200);
+    await h.signIn('wallet-a', li.walletA);
+    await h.addCard(async () => {
+      await page.locator('input[name=cardNumber]').fill(issued.body.cardNumber);
+      await page.locator('input[name=expiry]').fill(issued.body.card.expiry);
+      await page.locator('input[name=cvv]').fill(issued.body.cvv);
+    });
+    await setLang(page, 'zh-CN');
+    await page.getByTestId('tab-home').click();
+    const tile = page.getByTestId('card-tile').filter({ hasText: cardLast4 });
+    await tile.waitFor();
+    const tokenRef = (await tile.getAttribute('data-token-ref')) ?? '';
+    await tile.getByTestId('card-freeze').click();
+    await tile.getByTestId('card-confirm-yes').waitFor();
+    await check(page, 'freeze-confirm-zh-CN');
+    await tile.getByTestId('card-confirm-yes').click();
+    const why = tile.getByTestId('card-suspended');
+    await why.waitFor();
+    expect(await why.getAttribute('data-by')).toBe('wallet');
+    expect(await why.textContent()).toContain('您已在本钱包冻结此卡');
+    await check(page, 'card-frozen-zh-CN');
+    // The hub's record, and the bank told by webhook.
+    expect((await t.api('wallet-a').get(`/v1/wallet/tokens/${tokenRef}`)).body).toMatchObject({ status: 'suspended', suspendedBy: 'wallet' });
+    expect((await eventsOf('bank-a', 'token.suspended')).map((e) => e.payload)).toContainEqual(expect.objectContaining({ cardId, status: 'suspended', by: 'wallet' }));
+
+    // The payment code says the card is frozen, not "no cards yet".
+    await page.getByTestId('tab-pay').click();
+    const code = page.getByTestId('payment-code');
+    await code.getByTestId('cpm-frozen').waitFor();
+    expect(await code.textContent()).not.toContain('还没有卡片');
+    expect(await code.getByTestId('cpm-qr').count()).toBe(0);
+    await check(page, 'code-frozen-zh-CN');
+
+    await page.getByTestId('tab-home').click();
+    await tile.getByTestId('card-unfreeze').click();
+    await tile.getByTestId('card-freeze').waitFor();
+    expect((await t.api('wallet-a').get(`/v1/wallet/tokens/${tokenRef}`)).body.status).toBe('active');
+    expect((await eventsOf('bank-a', 'token.resumed')).map((e) => e.payload)).toContainEqual(expect.objectContaining({ cardId, by: 'wallet' }));
+    await page.getByTestId('tab-pay').click();
+    await code.getByTestId('cpm-qr').waitFor();
+    expect(problems).toEqual([]);
+  }, 300_000);
+
+  it('a card the bank froze says so in both languages and offers no unfreeze; the bank lifts it', async () => {
+    expect((await t.api('bank-a').post(`/v1/issuer/cards/${cardId}/freeze`)).status).toBe(200);
+    for (const lang of ['en', 'zh-CN'] as const) {
+      await setLang(page, lang);
+      await page.getByTestId('tab-home').click();
+      const tile = page.getByTestId('card-tile').filter({ hasText: cardLast4 });
+      const why = tile.getByTestId('card-suspended');
+      await why.waitFor();
+      expect(await why.getAttribute('data-by')).toBe('card');
+      expect(await why.textContent()).toContain(lang === 'en' ? 'Your bank froze the card itself' : '您的银行已冻结此卡本身');
+      expect(await tile.getByTestId('card-unfreeze').count()).toBe(0);
+      await check(page, `card-frozen-by-bank-${lang}`);
+    }
+    expect((await t.api('bank-a').post(`/v1/issuer/cards/${cardId}/unfreeze`)).status).toBe(200);
+    await page.reload();
+    await page.getByTestId('card-tile').filter({ hasText: cardLast4 }).getByTestId('card-freeze').waitFor();
+    expect(problems).toEqual([]);
+  }, 300_000);
+
+  it('keeps the budget and low-balance alert at the hub: another browser storage still shows them, and crossing them is told by webhook', async () => {
+    await setLang(page, 'en');
+    // 李伟 spends 5.00 this month (a payment to 张敏), then sets a budget of 1.00 and an alert above his balance.
+    const q = await t.api('wallet-a').post('/v1/transfers/quotes', { customerId: li.walletA, payee: { type: 'handle', value: 'zhangmin' }, sendAmount: { amount: '5.00', currency: 'CNY' } });
+    expect((await t.api('wallet-a').post('/v1/transfers/payments', { quoteId: q.body.id }, { 'idempotency-key': randomUUID() })).status).toBe(201);
+    await page.getByTestId('quick-budget').click();
+    const budget = page.getByTestId('budget');
+    await budget.waitFor();
+    await check(page, 'budget-empty-en');
+    await budget.locator('input[name=budget-limit]').fill('1.00');
+    await budget.locator('input[name=budget-low]').fill('99999.00');
+    await budget.getByTestId('budget-save').click();
+    await budget.getByTestId('budget-saved').waitFor();
+    await budget.getByTestId('budget-over').waitFor();
+    await budget.getByTestId('budget-low').waitFor();
+    await check(page, 'budget-crossed-en');
+    expect((await eventsOf('wallet-a', 'budget.exceeded')).map((e) => e.payload)).toEqual([expect.objectContaining({ customerId: li.walletA, currency: 'CNY', monthlyLimit: { amount: '1.00', currency: 'CNY' } })]);
+    expect((await eventsOf('wallet-a', 'budget.low_balance')).map((e) => e.payload)).toEqual([expect.objectContaining({ customerId: li.walletA, threshold: { amount: '99999.00', currency: 'CNY' } })]);
+    // Not browser storage: with every hutong.budget* key gone, the page reads the same budget back from the hub.
+    const browserBudgetKeys = await page.evaluate(() => {
+      const keys: string[] = [];
+      for (let i = 0; i < localStorage.length; i++) if ((localStorage.key(i) ?? '').startsWith('hutong.budget')) keys.push(localStorage.key(i) ?? '');
+      return keys;
+    });
+    expect(browserBudgetKeys).toEqual([]);
+    await page.reload();
+    await page.getByTestId('quick-budget').click();
+    await expect.poll(() => page.locator('input[name=budget-limit]').inputValue()).toBe('1.00');
+    await setLang(page, 'zh-CN');
+    await page.getByTestId('quick-budget').click();
+    await page.getByTestId('budget-over').waitFor();
+    expect(await page.getByTestId('budget-over').textContent()).toContain('已超出预算');
+    await check(page, 'budget-crossed-zh-CN');
+    expect(problems).toEqual([]);
+  }, 300_000);
+
+  it('removes a card from the wallet after asking (the token is deleted; the bank is told)', async () => {
+    await setLang(page, 'en');
+    await page.getByTestId('tab-home').click();
+    const tile = page.getByTestId('card-tile').filter({ hasText: cardLast4 });
+    const tokenRef = (await tile.getAttribute('data-token-ref')) ?? '';
+    await tile.getByTestId('card-remove').click();
+    await tile.getByTestId('card-confirm-yes').waitFor();
+    await check(page, 'remove-confirm-en');
+    await tile.getByTestId('card-confirm-yes').click();
+    await expect.poll(() => page.getByTestId('card-tile').filter({ hasText: cardLast4 }).count()).toBe(0);
+    expect((await t.api('wallet-a').get(`/v1/wallet/tokens/${tokenRef}`)).body.status).toBe('deleted');
+    expect((await eventsOf('bank-a', 'token.deleted')).map((e) => e.payload)).toContainEqual(expect.objectContaining({ cardId, by: 'wallet' }));
+    expect(problems).toEqual([]);
+  }, 300_000);
+});
