@@ -36,7 +36,7 @@ describe('the pages’ dictionaries', () => {
   });
 
   it('hold every key the wallet page names', () => {
-    const sources = [...['App.tsx', 'Me.tsx', 'StepUp.tsx', 'Scan.tsx', 'CardControls.tsx', 'Budget.tsx', 'accounts.tsx'].map((f) => `wallet/${f}`), 'merchant/App.tsx', 'pay/App.tsx'].map((f) => read(`../../web/src/${f}`)).join('\n');
+    const sources = [...['App.tsx', 'Me.tsx', 'StepUp.tsx', 'Scan.tsx', 'CardControls.tsx', 'Budget.tsx', 'accounts.tsx', 'More.tsx'].map((f) => `wallet/${f}`), 'merchant/App.tsx', 'pay/App.tsx'].map((f) => read(`../../web/src/${f}`)).join('\n');
     // Keys named literally (t('…'), or kept in state and translated later), and the families built from a value.
     const literal = [...sources.matchAll(/'((?:app|common|signin|nav|home|card|add|pay|xfer|alias|history|budget|cat|me|stepup|passkey|links|quick|scan|receive|warning|merchant|paylink)\.[A-Za-z.]+)'/g)].map((m) => m[1] ?? '');
     const families = [

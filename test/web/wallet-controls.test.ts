@@ -186,4 +186,63 @@ describe('the cardholder’s card controls, budgets at the hub and the wallet’
     expect((await eventsOf('bank-a', 'token.deleted')).map((e) => e.payload)).toContainEqual(expect.objectContaining({ cardId, by: 'wallet' }));
     expect(problems).toEqual([]);
   }, 300_000);
+
+  it('the wallet’s pages in both languages: a bank account linked with the bank’s code, the aliases, payments with their status, requests sent, a split with reminders, red-packet details', async () => {
+    // What the pages show: a split and a red packet 李伟 sent (through the wallet's API, as another device would).
+    const split = await t.api('wallet-a').post('/v1/transfers/splits', { customerId: li.walletA, total: { amount: '30.00', currency: 'CNY' }, method: 'equal', members: [{ alias: { type: 'handle', value: 'liwei' } }, { alias: { type: 'handle', value: 'zhangmin' } }], note: 'Hotpot 火锅' }, { 'idempotency-key': randomUUID() });
+    expect(split.status).toBe(201);
+    const packet = await t.api('wallet-a').post('/v1/transfers/red-packets', { customerId: li.walletA, total: { amount: '8.88', currency: 'CNY' }, shares: 2, mode: 'equal', members: [{ type: 'handle', value: 'zhangmin' }], message: '新年快乐' }, { 'idempotency-key': randomUUID() });
+    expect(packet.status).toBe(201);
+    const zhang = await t.api('wallet-b').post(`/v1/transfers/red-packets/${packet.body.id as string}/claim`, { customerId: 'cus_demo_zhang_at_wallet_b' }, { 'idempotency-key': randomUUID() });
+    expect(zhang.status).toBe(201);
+
+    await setLang(page, 'zh-CN');
+    await page.getByTestId('tab-me').click();
+    const banks = page.getByTestId('bank-accounts');
+    await banks.getByTestId('bank-link-request').waitFor();
+    await check(page, 'me-zh-CN');
+    await banks.getByTestId('bank-link-request').click();
+    const code = (await banks.getByTestId('bank-demo-code').textContent({ timeout: 15_000 })) ?? '';
+    expect(code).toMatch(/^[0-9]{6}$/);
+    await banks.locator('input[name=bank-code]').fill(code);
+    await check(page, 'bank-consent-zh-CN');
+    await banks.getByTestId('bank-confirm').click();
+    await banks.getByTestId('bank-linked').waitFor({ timeout: 15_000 });
+    await expect.poll(() => banks.getByTestId('bank-link').count()).toBeGreaterThan(0);
+    expect((await t.api('wallet-a').get(`/v1/account-links?customerId=${li.walletA}`)).body.items.filter((l: { status: string }) => l.status === 'active').length).toBeGreaterThan(0);
+    // The home page now shows the linked bank's currencies too (CNY and USD), each in its own currency.
+    await page.getByTestId('tab-home').click();
+    await expect.poll(() => page.getByTestId('balances').locator('.figure[data-currency=USD]').count()).toBe(1);
+    await page.getByTestId('tab-me').click();
+
+    const aliases = page.getByTestId('aliases');
+    await aliases.locator('[data-testid=alias-row][data-value=liwei]').waitFor();
+    await check(page, 'me-linked-zh-CN');
+
+    for (const lang of ['zh-CN', 'en'] as const) {
+      await setLang(page, lang);
+      await page.getByTestId('tab-transfer').click();
+      const payments = page.getByTestId('payments');
+      await payments.locator('[data-testid=payment-row]').first().waitFor();
+      await payments.locator('[data-testid=payment-row] button').first().click();
+      const detail = payments.getByTestId('payment-detail');
+      await detail.waitFor();
+      expect(await detail.getAttribute('data-status')).toBe('completed');
+      expect(await detail.textContent()).toContain(lang === 'en' ? 'Completed' : '已完成');
+      const sent = page.getByTestId('sent-requests');
+      const splitRow = sent.locator(`[data-testid=split-status][data-split-id="${split.body.id as string}"]`);
+      await splitRow.getByTestId('split-paid').waitFor();
+      expect(await splitRow.getByTestId('split-paid').textContent()).toBe(lang === 'en' ? '0 of 1 paid' : '1人中已付0人');
+      const packets = page.getByTestId('sent-packets');
+      const mine = packets.locator(`[data-testid=sent-packet][data-packet-id="${packet.body.id as string}"]`);
+      await mine.getByTestId('packet-details').click();
+      await mine.getByTestId('packet-detail').waitFor();
+      expect(await mine.getByTestId('packet-detail').textContent()).toContain(lang === 'en' ? '1 of 2 opened' : '2个中已领1个');
+      await check(page, `transfer-pages-${lang}`);
+    }
+    const splitRow = page.locator(`[data-testid=split-status][data-split-id="${split.body.id as string}"]`);
+    await splitRow.getByTestId('split-remind').click();
+    await expect.poll(() => splitRow.getByTestId('split-remind').textContent()).toContain('Reminded');
+    expect(problems).toEqual([]);
+  }, 300_000);
 });

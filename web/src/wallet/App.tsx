@@ -9,6 +9,7 @@ import { Me } from './Me.tsx';
 import { CardControls, suspendedWhyKey } from './CardControls.tsx';
 import { CurrencySelect, useAccounts, useCurrencies, useCurrency } from './accounts.tsx';
 import { Budget } from './Budget.tsx';
+import { Payments, SentPackets, SentRequests } from './More.tsx';
 import { StepUp, useStepUp } from './StepUp.tsx';
 import { CameraScanner, PacketShare, ReceiveCode, decodeImage, parsePacketPayload, parseReceivePayload } from './Scan.tsx';
 
@@ -796,6 +797,9 @@ function Transfer({ api, session, payee, packet }: { api: Api; session: WalletSe
       <SplitBill api={api} session={session} />
       <RedPacket api={api} session={session} />
       <ClaimPacket api={api} session={session} initial={packet} />
+      <Payments api={api} session={session} />
+      <SentRequests api={api} session={session} />
+      <SentPackets api={api} session={session} />
     </div>
   );
 }
