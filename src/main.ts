@@ -7,6 +7,7 @@ import { createPaymentsModule, type PaymentsModule } from './payments/module.ts'
 import { createTransfersModule, type TransfersModule } from './transfers/module.ts';
 import { registerWebRoutes } from './web/routes.ts';
 import { createBudgetService, type BudgetService } from './web/budgets.ts';
+import { registerOperatorSettingsRoutes } from './web/operator-settings.ts';
 import { registerLedgerRoutes } from './ledger/routes.ts';
 import { createAuditService, type AuditService } from './audit/service.ts';
 import { registerAuditRoutes } from './audit/routes.ts';
@@ -256,6 +257,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   registerLiquidityRoutes(app, { liquidity, idempotent });
   registerSettlementRoutes(app, { db, settlement, documents: createSettlementDocuments({ clock, settlement }), liquidity, idempotent });
   await registerWebRoutes(app, { db, vault, tokens, customers, clock, paymentLinks: payments.payments, budgets, demoEnabled: config.demo });
+  registerOperatorSettingsRoutes(app, { fx: transfers.fx, risk: transfers.risk });
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
   payments.registerRoutes(app, { idempotent });

@@ -245,4 +245,27 @@ describe('the cardholder’s card controls, budgets at the hub and the wallet’
     await expect.poll(() => splitRow.getByTestId('split-remind').textContent()).toContain('Reminded');
     expect(problems).toEqual([]);
   }, 300_000);
+
+  it('the console shows the FX rates with the spread and the risk rules (the hub’s defaults, one participant’s), read only, in both languages', async () => {
+    const fx = await t.api('operator').get('/v1/operator/fx');
+    expect(fx.status).toBe(200);
+    expect(fx.body).toMatchObject({ base: 'EUR', spreadBps: expect.any(Number) });
+    expect(Object.keys(fx.body.rates)).toContain('CNY');
+    expect((await t.api('wallet-a').get('/v1/operator/fx')).status).toBeGreaterThanOrEqual(401);
+    expect((await t.api('operator').get('/v1/operator/risk/rules?participantId=nobody')).status).toBe(404);
+    await h.consoleSignIn();
+    for (const lang of ['en', 'zh-CN'] as const) {
+      await setLang(page, lang);
+      await page.getByTestId('tab-settings').click();
+      await page.locator('[data-testid=fx-rate][data-currency=CNY]').waitFor();
+      await expect.poll(() => page.locator('[data-testid=risk-rule]').count()).toBe(5);
+      await check(page, `console-settings-${lang}`);
+    }
+    const select = page.locator('select[name=rules-participant]');
+    const walletA = await select.locator('option', { hasText: 'Lantern' }).first().getAttribute('value');
+    await select.selectOption(walletA ?? '');
+    await expect.poll(() => page.locator('[data-testid=risk-rule]').count()).toBe(5);
+    expect(await page.locator('[data-testid=risk-rule][data-rule=velocity]').textContent()).toContain('要求加强验证');
+    expect(problems).toEqual([]);
+  }, 300_000);
 });

@@ -1579,6 +1579,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/operator/fx": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The FX reference rates in force (units per 1 EUR) and the spread charged on conversions
+         * @description As loaded from the ECB daily document (POST /v1/operator/fx/rates replaces them).
+         */
+        get: operations["getOperatorFx"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/risk/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The real-time risk rules: the hub’s defaults, or those in force for one participant (its overrides applied)
+         * @description Read only; a participant overrides its own thresholds with POST /v1/risk/rules.
+         */
+        get: operations["getOperatorRiskRules"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/issuer/card-products": {
         parameters: {
             query?: never;
@@ -11172,6 +11212,77 @@ export interface operations {
             422: components["responses"]["Error422_fbe21e45"];
             423: components["responses"]["Error423_58c64e83"];
             429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorFx: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        asOf: string;
+                        /** @enum {string} */
+                        base: "EUR";
+                        spreadBps: number;
+                        rates: {
+                            [key: string]: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["Error400_a0e183bc"];
+            401: components["responses"]["Error401_1d149c64"];
+            422: components["responses"]["Error422_f54a99c5"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorRiskRules: {
+        parameters: {
+            query?: {
+                /** @description A participant (omit for the hub’s defaults) */
+                participantId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        participantId: string | null;
+                        rules: {
+                            [key: string]: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["Error400_9e6ac321"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_90e4c470"];
+            404: components["responses"]["Error404_69d20eb9"];
+            409: components["responses"]["Error409_f944215d"];
+            428: components["responses"]["Error428_a36283f2"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
