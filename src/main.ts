@@ -6,6 +6,8 @@ import { createLedger, type Ledger } from './ledger/index.ts';
 import { createPaymentsModule, type PaymentsModule } from './payments/index.ts';
 import { createTransfersModule, type TransfersModule } from './transfers/index.ts';
 import { registerWebRoutes } from './web/index.ts';
+import { createBudgetService, type BudgetService } from './web/index.ts';
+import { registerOperatorSettingsRoutes } from './web/index.ts';
 import { registerLedgerRoutes } from './ledger/index.ts';
 import { createAuditService, type AuditService } from './audit/index.ts';
 import { registerAuditRoutes } from './audit/index.ts';
@@ -86,6 +88,8 @@ export interface HubServices {
   readonly cards: CardsModule;
   readonly transfers: TransfersModule;
   readonly payments: PaymentsModule;
+  /** Customers' budgets and low-balance alerts (src/web/budgets.ts). */
+  readonly budgets: BudgetService;
 }
 
 export interface Hub extends HubServices {
@@ -210,6 +214,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   accountsOf = () => transfers.accounts;
   const liquidity = createLiquidityService({ db, clock, audit, events, ledger, accounts: transfers.accounts });
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs });
+  const budgets = createBudgetService({ db, clock, audit, events, accounts: transfers.accounts });
   const customerDataRights = createCustomerDataRights({ db, clock, vault, audit, events, cards: cards.cards, walletTokens: cards.walletTokens });
 
   // Per-participant limits: the participant's own setting (passed by the auth check), else the hub default.
@@ -251,7 +256,8 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent, positionAccount: liquidity.positionAccount });
   registerLiquidityRoutes(app, { liquidity, idempotent });
   registerSettlementRoutes(app, { db, settlement, documents: createSettlementDocuments({ clock, settlement }), liquidity, idempotent });
-  await registerWebRoutes(app, { db, vault, tokens, customers, clock, paymentLinks: payments.payments, demoEnabled: config.demo });
+  await registerWebRoutes(app, { db, vault, tokens, customers, clock, paymentLinks: payments.payments, budgets, demoEnabled: config.demo });
+  registerOperatorSettingsRoutes(app, { fx: transfers.fx, risk: transfers.risk });
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
   payments.registerRoutes(app, { idempotent });
@@ -300,6 +306,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     cards,
     transfers,
     payments,
+    budgets,
     operatorToken,
     startBackground() {
       if (config.webhooks.enabled) webhooks.start(config.webhooks.pollMs);
@@ -310,6 +317,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
       every(AUDIT_CHAIN_INTERVAL_MS, 'audit-chain', () => audit.chain());
       every(SWEEP_INTERVAL_MS, 'idempotency-sweep', () => idempotency.sweep());
       every(SWEEP_INTERVAL_MS, 'card-request-key-sweep', () => cards.sweep());
+      every(30_000, 'budget-check', () => budgets.sweep());
     },
     async listen() {
       const address = await app.listen({ port: config.port, host: config.host });

@@ -257,6 +257,67 @@ export function spendingCategory(kind: Kind, mcc: string | null): string {
 
 const SPENDING_SOURCE_CAP = 5000;
 
+export interface SpendingSum {
+  key: string;
+  currency: string;
+  minor: bigint;
+  count: number;
+}
+
+/**
+ * Spending of the person behind the merged records (outgoing merchant payments less refunds, P2P payments sent with
+ * fees, red packets sent less what came back), summed by category or by month (YYYY-MM, UTC) and currency. Used by
+ * GET /v1/history/spending and by the budgets (./budgets.ts).
+ */
+export async function spendingOf(db: Db, records: readonly LinkedRecord[], by: 'category' | 'month', currency: string | undefined, log: Log = console): Promise<SpendingSum[]> {
+  const pids = records.map((r) => r.participantId);
+  const cids = records.map((r) => r.customerId);
+  const SET = '(select * from unnest($1::text[], $2::text[]))';
+  type Row = { kind: Kind; mcc: string | null; month: string; currency: string; total: bigint | string; n: bigint | string };
+  const params = [pids, cids, currency ?? null, SPENDING_SOURCE_CAP];
+  const month = (col: string) => `to_char(${col} at time zone 'UTC', 'YYYY-MM')`;
+  const rows = [
+    ...(await safe<Row>(
+      db,
+      log,
+      `select 'merchant' as kind, mcc, ${month('created_at')} as month, currency, sum(amount_minor - refunded_minor) as total, count(*) as n
+         from (select * from pay_authorizations where (payer_participant_id, payer_customer_id) in ${SET} and status in ('authorized', 'captured')
+                 and ($3::text is null or currency = $3) order by created_at desc limit $4) a
+        group by mcc, month, currency`,
+      params,
+    )),
+    ...(await safe<Row>(
+      db,
+      log,
+      `select 'transfer' as kind, null as mcc, ${month('created_at')} as month, send_currency as currency, sum(send_minor + fee_minor) as total, count(*) as n
+         from (select * from payments p where (payer_participant_id, payer_customer_id) in ${SET} and ($3::text is null or send_currency = $3)
+                 -- a payment between two records of the same person is not spending
+                 and not (payee_participant_id, payee_customer_id) in ${SET}
+               order by created_at desc limit $4) p
+        group by month, send_currency`,
+      params,
+    )),
+    ...(await safe<Row>(
+      db,
+      log,
+      `select 'red_packet' as kind, null as mcc, ${month('created_at')} as month, currency, sum(total_minor - refunded_minor) as total, count(*) as n
+         from (select * from red_packets where (participant_id, customer_id) in ${SET} and ($3::text is null or currency = $3) order by created_at desc limit $4) r
+        group by month, currency`,
+      params,
+    )),
+  ];
+  const sums = new Map<string, SpendingSum>();
+  for (const r of rows) {
+    const k = by === 'category' ? spendingCategory(r.kind, r.mcc) : r.month;
+    const id = `${k}\u0000${r.currency}`;
+    const s = sums.get(id) ?? { key: k, currency: r.currency, minor: 0n, count: 0 };
+    s.minor += BigInt(r.total);
+    s.count += Number(r.n);
+    sums.set(id, s);
+  }
+  return [...sums.values()];
+}
+
 export function registerHistoryRoutes(app: HttpServer, deps: HistoryDeps): void {
   app.addSchema(HistoryItem);
   app.addSchema(LinkedRecordSchema);
@@ -319,52 +380,8 @@ export function registerHistoryRoutes(app: HttpServer, deps: HistoryDeps): void 
       const { customerId, by, currency } = request.query;
       if ((await deps.customers.get(participantId, customerId)) === undefined) return reply.fail({ code: 'customer_not_found', message: 'no such customer' });
       const records = await linkedRecords(deps.db, participantId, customerId, request.log);
-      const pids = records.map((r) => r.participantId);
-      const cids = records.map((r) => r.customerId);
-      const SET = '(select * from unnest($1::text[], $2::text[]))';
-      type Row = { kind: Kind; mcc: string | null; month: string; currency: string; total: bigint | string; n: bigint | string };
-      const params = [pids, cids, currency ?? null, SPENDING_SOURCE_CAP];
-      const month = (col: string) => `to_char(${col} at time zone 'UTC', 'YYYY-MM')`;
-      const rows = [
-        ...(await safe<Row>(
-          deps.db,
-          request.log,
-          `select 'merchant' as kind, mcc, ${month('created_at')} as month, currency, sum(amount_minor - refunded_minor) as total, count(*) as n
-             from (select * from pay_authorizations where (payer_participant_id, payer_customer_id) in ${SET} and status in ('authorized', 'captured')
-                     and ($3::text is null or currency = $3) order by created_at desc limit $4) a
-            group by mcc, month, currency`,
-          params,
-        )),
-        ...(await safe<Row>(
-          deps.db,
-          request.log,
-          `select 'transfer' as kind, null as mcc, ${month('created_at')} as month, send_currency as currency, sum(send_minor + fee_minor) as total, count(*) as n
-             from (select * from payments p where (payer_participant_id, payer_customer_id) in ${SET} and ($3::text is null or send_currency = $3)
-                     -- a payment between two records of the same person is not spending
-                     and not (payee_participant_id, payee_customer_id) in ${SET}
-                   order by created_at desc limit $4) p
-            group by month, send_currency`,
-          params,
-        )),
-        ...(await safe<Row>(
-          deps.db,
-          request.log,
-          `select 'red_packet' as kind, null as mcc, ${month('created_at')} as month, currency, sum(total_minor - refunded_minor) as total, count(*) as n
-             from (select * from red_packets where (participant_id, customer_id) in ${SET} and ($3::text is null or currency = $3) order by created_at desc limit $4) r
-            group by month, currency`,
-          params,
-        )),
-      ];
-      const sums = new Map<string, { key: string; currency: string; minor: bigint; count: number }>();
-      for (const r of rows) {
-        const k = by === 'category' ? spendingCategory(r.kind, r.mcc) : r.month;
-        const id = `${k}\u0000${r.currency}`;
-        const s = sums.get(id) ?? { key: k, currency: r.currency, minor: 0n, count: 0 };
-        s.minor += BigInt(r.total);
-        s.count += Number(r.n);
-        sums.set(id, s);
-      }
-      const buckets = [...sums.values()]
+      const sums = await spendingOf(deps.db, records, by, currency, request.log);
+      const buckets = sums
         .filter((s) => s.minor > 0n)
         .sort((a, b) => (by === 'month' ? a.key.localeCompare(b.key) : b.minor > a.minor ? 1 : b.minor < a.minor ? -1 : a.key.localeCompare(b.key)) || a.currency.localeCompare(b.currency))
         .map((s) => ({ key: s.key, amount: formatMoney(s.minor, s.currency), count: s.count }));

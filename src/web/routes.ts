@@ -16,6 +16,7 @@ import { formatMoney } from '../platform/money.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { PaymentService } from '../payments/index.ts';
 import { registerHistoryRoutes } from './history.ts';
+import { registerBudgetRoutes, type BudgetService } from './budgets.ts';
 import { registerOperatorTransactionRoutes } from './transactions.ts';
 
 /**
@@ -43,6 +44,8 @@ export interface WebRouteDeps {
   readonly clock: Clock;
   /** The published payment links, for their hosted page. */
   readonly paymentLinks: Pick<PaymentService, 'getLink'>;
+  /** Customers' budgets and low-balance alerts (./budgets.ts). */
+  readonly budgets: BudgetService;
   /** The demo helpers answer only when true (the demo network is seeded). */
   readonly demoEnabled: boolean;
   /** Where the Vite build lives (default: web/dist of the repository). */
@@ -100,6 +103,7 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
   });
 
   registerHistoryRoutes(app, { db: deps.db, customers: deps.customers });
+  registerBudgetRoutes(app, { budgets: deps.budgets, customers: deps.customers });
   registerOperatorTransactionRoutes(app, { db: deps.db });
 
   app.get(

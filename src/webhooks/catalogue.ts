@@ -183,6 +183,15 @@ export const eventCatalogue = {
     summary: 'The card behind a token was replaced: the token now maps to the new card',
     data: Type.Composite([tokenChange, Type.Object({ cardLast4: Type.String(), cardExpiry: Type.String() })], { additionalProperties: true }),
   },
+  // Customers' budgets and alerts (kept at the hub, told to the customer's wallet)
+  'budget.exceeded': {
+    summary: "Your customer's spending this month passed the monthly budget they set (told once per month)",
+    data: Data({ customerId: Id('Your customer'), currency: Type.String(), month: Type.String({ description: 'YYYY-MM (UTC)' }), spent: Money, monthlyLimit: Money }),
+  },
+  'budget.low_balance': {
+    summary: "Your customer's available balance fell below the alert they set (told once, until it is back above)",
+    data: Data({ customerId: Id('Your customer'), currency: Type.String(), available: Money, threshold: Money }),
+  },
   // Acceptance: merchants and card payments
   'merchant.created': { summary: 'A merchant profile was created', data: Data({ merchantId: Id('The merchant'), settlementAccountId: Id('Its settlement account') }) },
   'payment.authorized': { summary: 'A card payment was authorized', data: withCardPayment({ channel: Type.String({ description: 'mpm_static, mpm_dynamic, cpm, tap or link' }), decidedBy: Type.String({ description: 'hosted, issuer, stand_in or account' }) }) },

@@ -25,6 +25,7 @@ export const TABLE_OWNER: Readonly<Record<string, string>> = {
   events: 'webhooks', webhook_deliveries: 'webhooks',
   idempotency_keys: 'platform', data_keys: 'platform',
   hub_heartbeat: 'system',
+  customer_budgets: 'web',
   settlement_windows: 'settlement', settlement_entries: 'settlement', settlement_net_positions: 'settlement', settlement_instructions: 'settlement',
 };
 

@@ -36,9 +36,9 @@ describe('the pages’ dictionaries', () => {
   });
 
   it('hold every key the wallet page names', () => {
-    const sources = [...['App.tsx', 'Me.tsx', 'StepUp.tsx', 'Scan.tsx'].map((f) => `wallet/${f}`), 'merchant/App.tsx', 'pay/App.tsx'].map((f) => read(`../../web/src/${f}`)).join('\n');
+    const sources = [...['App.tsx', 'Me.tsx', 'StepUp.tsx', 'Scan.tsx', 'CardControls.tsx', 'Budget.tsx', 'accounts.tsx', 'More.tsx'].map((f) => `wallet/${f}`), 'merchant/App.tsx', 'pay/App.tsx', 'console/Settings.tsx'].map((f) => read(`../../web/src/${f}`)).join('\n');
     // Keys named literally (t('…'), or kept in state and translated later), and the families built from a value.
-    const literal = [...sources.matchAll(/'((?:app|common|signin|nav|home|card|add|pay|xfer|alias|history|budget|cat|me|stepup|passkey|links|quick|scan|receive|warning|merchant|paylink)\.[A-Za-z.]+)'/g)].map((m) => m[1] ?? '');
+    const literal = [...sources.matchAll(/'((?:app|common|signin|nav|home|card|add|pay|xfer|alias|history|budget|cat|me|stepup|passkey|links|quick|scan|receive|warning|merchant|paylink|set)\.[A-Za-z.]+)'/g)].map((m) => m[1] ?? '');
     const families = [
       ...['otp', 'totp', 'passkey'].map((m) => `stepup.method.${m}`),
       'links.status.active',
@@ -50,6 +50,10 @@ describe('the pages’ dictionaries', () => {
       'merchant.confirm.void',
       'merchant.confirm.refund',
       ...['open', 'expired', 'paid'].map((s) => `paylink.state.${s}`),
+      // The console's settings view: rule names, actions and thresholds as they come from the hub.
+      ...['velocity', 'amount_vs_history', 'new_counterparty', 'flagged_counterparty', 'large_amount'].map((r) => `set.rule.${r}`),
+      ...['step_up', 'decline'].map((a) => `set.action.${a}`),
+      ...['windowS', 'maxCount', 'multiple', 'minHistory', 'minRefEurCents'].map((k) => `set.param.${k}`),
       ...['transfer', 'merchant', 'red_packet', 'account'].map((k) => `history.kind.${k}`),
       ...['completed', 'captured', 'authorized', 'posted', 'pending', 'paid', 'claimed', 'declined', 'voided', 'refunded', 'expired'].map((s) => `status.${s}`),
     ];

@@ -1355,6 +1355,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/budgets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your customer's budgets and low-balance alerts, with this month's spending and the available balance per currency
+         * @description Spending is counted as GET /v1/history/spending counts it (every record verified as the same person). Another participant’s customer answers 404.
+         */
+        get: operations["getBudgets"];
+        put?: never;
+        /**
+         * Set your customer's monthly budget and low-balance alert in one currency (both null removes them)
+         * @description Kept at the hub. When spending this month passes the budget, your webhook receives `budget.exceeded` (once per month); when the available balance falls below the alert, `budget.low_balance` (once, until the balance is back at or above it). A changed threshold is told again when crossed.
+         */
+        post: operations["postBudgets"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/operator/transactions": {
         parameters: {
             query?: never;
@@ -1547,6 +1571,46 @@ export interface paths {
          * @description The hub keeps only a keyed hash of the code; the code travels sealed to the participant that delivers it (`codeSealed` in its webhook). Here the demo plays that participant when it is a demo bank or wallet. Only for an object you hold, only in demo mode, only on loopback.
          */
         get: operations["getDemoV1CodesAccountLinkConsentsById"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/fx": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The FX reference rates in force (units per 1 EUR) and the spread charged on conversions
+         * @description As loaded from the ECB daily document (POST /v1/operator/fx/rates replaces them).
+         */
+        get: operations["getOperatorFx"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/risk/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The real-time risk rules: the hub’s defaults, or those in force for one participant (its overrides applied)
+         * @description Read only; a participant overrides its own thresholds with POST /v1/risk/rules.
+         */
+        get: operations["getOperatorRiskRules"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3539,6 +3603,46 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "budget.exceeded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Your customer's spending this month passed the monthly budget they set (told once per month)
+         * @description Your customer's spending this month passed the monthly budget they set (told once per month). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onBudgetExceeded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "budget.low_balance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Your customer's available balance fell below the alert they set (told once, until it is back above)
+         * @description Your customer's available balance fell below the alert they set (told once, until it is back above). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onBudgetLowBalance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "card.card_data_locked": {
         parameters: {
             query?: never;
@@ -5251,6 +5355,71 @@ export interface components {
             participantKind: string;
             /** @description How the record was linked: itself, a customer link the person consented to on both sides, or a bank account-link consent */
             via: "self" | "customer_link" | "account_link";
+        };
+        CustomerBudget: {
+            /**
+             * @description ISO 4217 alphabetic code
+             * @example CNY
+             */
+            currency: string;
+            /** @description Spending per calendar month (UTC) the customer wants to stay under */
+            monthlyLimit: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            } | null;
+            /** @description Tell the customer when the available balance falls below this */
+            lowBalance: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            } | null;
+            /** @description The month the figures are for, YYYY-MM (UTC) */
+            month: string;
+            spent: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            available: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            overBudget: boolean;
+            /** @description At or above 80 % of the budget, not over it */
+            nearBudget: boolean;
+            lowBalanceReached: boolean;
+            /** Format: date-time */
+            updatedAt: string;
         };
         OperatorTransaction: {
             /** @description Ledger transfer id */
@@ -10532,6 +10701,87 @@ export interface operations {
             503: components["responses"]["Error503_b47a2650"];
         };
     };
+    getBudgets: {
+        parameters: {
+            query: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["CustomerBudget"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_0d67e1c1"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_d8efb4d7"];
+            409: components["responses"]["Error409_f944215d"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postBudgets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer */
+                    customerId: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                    /** @description Decimal string in the currency, or null for no budget */
+                    monthlyLimit: string | null;
+                    /** @description Decimal string in the currency, or null for no alert */
+                    lowBalance: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        budget: components["schemas"]["CustomerBudget"] | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_2e079142"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_d8efb4d7"];
+            409: components["responses"]["Error409_f944215d"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
     getOperatorTransactions: {
         parameters: {
             query?: {
@@ -10962,6 +11212,77 @@ export interface operations {
             422: components["responses"]["Error422_fbe21e45"];
             423: components["responses"]["Error423_58c64e83"];
             429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorFx: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        asOf: string;
+                        /** @enum {string} */
+                        base: "EUR";
+                        spreadBps: number;
+                        rates: {
+                            [key: string]: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["Error400_a0e183bc"];
+            401: components["responses"]["Error401_1d149c64"];
+            422: components["responses"]["Error422_f54a99c5"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorRiskRules: {
+        parameters: {
+            query?: {
+                /** @description A participant (omit for the hub’s defaults) */
+                participantId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        participantId: string | null;
+                        rules: {
+                            [key: string]: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["Error400_9e6ac321"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_90e4c470"];
+            404: components["responses"]["Error404_69d20eb9"];
+            409: components["responses"]["Error409_f944215d"];
+            428: components["responses"]["Error428_a36283f2"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -16085,6 +16406,132 @@ export interface operations {
                         type: string;
                         /** @description Your customer */
                         customerId: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onBudgetExceeded: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "budget.exceeded";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description Your customer */
+                        customerId: string;
+                        currency: string;
+                        /** @description YYYY-MM (UTC) */
+                        month: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        spent: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        monthlyLimit: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onBudgetLowBalance: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "budget.low_balance";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description Your customer */
+                        customerId: string;
+                        currency: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        available: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        threshold: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
                     } & {
                         [key: string]: unknown;
                     };

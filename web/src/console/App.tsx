@@ -1,10 +1,11 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { createApi, type Api } from '../shared/api.ts';
 import { useI18n } from '../shared/i18n.tsx';
+import { Settings } from './Settings.tsx';
 import { ErrorBox, Field, LangSwitch, Money, Section, Select, Tabs, useAction, useLoad } from '../shared/ui.tsx';
 import { IssuerDesk } from '../issuer/Desk.tsx';
 
-type TabKey = 'participants' | 'transactions' | 'risk' | 'webhooks' | 'audit' | 'figures' | 'issuer';
+type TabKey = 'participants' | 'transactions' | 'risk' | 'webhooks' | 'audit' | 'figures' | 'issuer' | 'settings';
 const TOKEN_KEY = 'hutong.console.operator';
 
 export function ConsoleApp() {
@@ -41,7 +42,7 @@ export function ConsoleApp() {
               label="console"
               current={tab}
               onChange={setTab}
-              tabs={(['participants', 'transactions', 'risk', 'webhooks', 'audit', 'figures', 'issuer'] as const).map((k) => ({ key: k, label: t(`tab.${k}`) }))}
+              tabs={(['participants', 'transactions', 'risk', 'webhooks', 'audit', 'figures', 'issuer', 'settings'] as const).map((k) => ({ key: k, label: t(`tab.${k}`) }))}
             />
             {tab === 'participants' && <Participants api={api} />}
             {tab === 'transactions' && <Transactions api={api} />}
@@ -50,6 +51,7 @@ export function ConsoleApp() {
             {tab === 'audit' && <Audit api={api} />}
             {tab === 'figures' && <Figures api={api} />}
             {tab === 'issuer' && <Issuer api={api} />}
+            {tab === 'settings' && <Settings api={api} />}
           </>
         )}
       </main>

@@ -2,16 +2,19 @@ import { useEffect, useMemo, useState } from 'react';
 import QRCode from 'qrcode';
 import { ApiError, PageError, createApi, type Api } from '../shared/api.ts';
 import { useI18n } from '../shared/i18n.tsx';
-import { Bars, ErrorBox, Field, LangSwitch, Money, Section, Select, TextArea, useAction, useLoad } from '../shared/ui.tsx';
+import { ErrorBox, Field, LangSwitch, Money, Section, Select, TextArea, useAction, useLoad } from '../shared/ui.tsx';
 import { cpmPayload, toMinor, tokenCryptogram, unpredictableNumber } from './emv.ts';
 import { deviceId, loadDeviceToken, loadSession, nextAtc, openSession, saveDeviceToken, saveSession, sessionApi, type WalletSession } from './session.ts';
 import { Me } from './Me.tsx';
+import { CardControls, suspendedWhyKey } from './CardControls.tsx';
+import { CurrencySelect, useAccounts, useCurrencies, useCurrency } from './accounts.tsx';
+import { Budget } from './Budget.tsx';
+import { Payments, SentPackets, SentRequests } from './More.tsx';
 import { StepUp, useStepUp } from './StepUp.tsx';
 import { CameraScanner, PacketShare, ReceiveCode, decodeImage, parsePacketPayload, parseReceivePayload } from './Scan.tsx';
 
 type MoneyWire = { amount: string; currency: string };
-interface Token { tokenRef: string; status: string; tokenLast4: string; cardLast4: string; brand: string; expiry: string; par: string; createdAt: string }
-interface Account { id: string; currency: string; balance: MoneyWire; available: MoneyWire; heldBy: { participantId: string; name: string }; linkId: string | null }
+interface Token { tokenRef: string; status: string; suspendedBy: string | null; tokenLast4: string; cardLast4: string; brand: string; expiry: string; par: string; createdAt: string }
 interface Provisioning { id: string; status: string; stepUp: { method: string; attemptsRemaining: number } | null; cardLast4: string; brand: string; token: Token | null; tokenNumber?: string; tokenKey?: string }
 
 type TabKey = 'home' | 'add' | 'pay' | 'transfer' | 'history' | 'budget' | 'me';
@@ -169,10 +172,6 @@ function useTokens(api: Api, session: WalletSession) {
   return useLoad(async () => (await api.get<{ items: Token[] }>(`/v1/wallet/tokens?customerId=${encodeURIComponent(session.customerId)}&limit=100`)).items, [api]);
 }
 
-function useAccounts(api: Api, session: WalletSession) {
-  return useLoad(async () => (await api.get<{ items: Account[] }>(`/v1/accounts?customerId=${encodeURIComponent(session.customerId)}`)).items, [api]);
-}
-
 function Home({ api, session, go }: { api: Api; session: WalletSession; go: (tab: TabKey) => void }) {
   const { t, money } = useI18n();
   const tokens = useTokens(api, session);
@@ -273,11 +272,7 @@ function CardTile({ api, token, onChange }: { api: Api; token: Token; onChange: 
         <span>{t(`card.status.${token.status}`)}</span>
       </div>
       <div className="num">•••• •••• •••• {token.cardLast4}</div>
-      {token.status === 'suspended' && (
-        <p className="warn" data-testid="card-suspended">
-          {t('home.suspendedWhy')}
-        </p>
-      )}
+      <CardControls api={api} token={token} onChange={onChange} />
       <div className="muted" style={{ color: '#ffe6ea' }}>
         {t('home.tokenRef')}:
       </div>
@@ -632,6 +627,7 @@ function PaymentCode({ api, session }: { api: Api; session: WalletSession }) {
   const [tick, setTick] = useState(0);
   const active = (tokens.data ?? []).filter((x) => x.status === 'active');
   const current = active.find((x) => x.tokenRef === tokenRef) ?? active[0];
+  const frozen = (tokens.data ?? []).find((x) => x.status === 'suspended');
   // The code refreshes every 30 s (a new ATC and cryptogram); the seconds left are shown, and "refresh" starts over.
   const [left, setLeft] = useState(30);
   useEffect(() => {
@@ -673,7 +669,13 @@ function PaymentCode({ api, session }: { api: Api; session: WalletSession }) {
       }
     >
       {active.length > 1 && <Select label={t('pay.payWith')} value={current?.tokenRef ?? ''} onChange={setTokenRef} options={active.map((x) => ({ value: x.tokenRef, label: `${x.brand} …${x.cardLast4}` }))} />}
-      {tokens.data !== undefined && current === undefined && <p className="muted">{t('home.noCards')}</p>}
+      {tokens.data !== undefined && current === undefined && frozen === undefined && <p className="muted">{t('home.noCards')}</p>}
+      {current === undefined && frozen !== undefined && (
+        // A frozen card is not "no cards": the code is withheld until the card is unfrozen, and the page says why.
+        <p className="warn" data-testid="cpm-frozen">
+          {t('card.codeFrozen').replace('{last4}', frozen.cardLast4)} {t(suspendedWhyKey(frozen.suspendedBy))}
+        </p>
+      )}
       {image !== undefined && (
         <div className="qr">
           <img src={image} alt={`${t('pay.cpm')} ${current?.brand ?? ''} …${current?.cardLast4 ?? ''}`} data-testid="cpm-qr" />
@@ -786,24 +788,6 @@ function AliasInput({ type, value, onType, onValue, prefix }: { type: string; va
 }
 
 /** The currencies the customer holds (an account in each), the first one the default: amounts are never CNY-only. */
-function useCurrencies(api: Api, session: WalletSession): string[] {
-  const accounts = useAccounts(api, session);
-  const held = [...new Set((accounts.data ?? []).map((a) => a.currency))];
-  return held.length > 0 ? held : ['CNY'];
-}
-
-function CurrencySelect({ currencies, value, onChange, name }: { currencies: string[]; value: string; onChange: (v: string) => void; name: string }) {
-  const { t } = useI18n();
-  return <Select label={t('common.currency')} name={name} value={value} onChange={onChange} options={currencies.map((c) => ({ value: c, label: c }))} />;
-}
-
-/** The chosen currency, kept to one the customer holds once their accounts have loaded. */
-function useCurrency(currencies: string[]): [string, (c: string) => void] {
-  const [currency, setCurrency] = useState('');
-  const first = currencies[0] ?? 'CNY';
-  return [currencies.includes(currency) ? currency : first, setCurrency];
-}
-
 function Transfer({ api, session, payee, packet }: { api: Api; session: WalletSession; payee?: { type: string; value: string } | undefined; packet: string }) {
   return (
     <div className="grid">
@@ -813,6 +797,9 @@ function Transfer({ api, session, payee, packet }: { api: Api; session: WalletSe
       <SplitBill api={api} session={session} />
       <RedPacket api={api} session={session} />
       <ClaimPacket api={api} session={session} initial={packet} />
+      <Payments api={api} session={session} />
+      <SentRequests api={api} session={session} />
+      <SentPackets api={api} session={session} />
     </div>
   );
 }
@@ -1243,17 +1230,6 @@ async function loadHistory(api: Api, session: WalletSession): Promise<{ items: H
   return api.get(`/v1/history?customerId=${encodeURIComponent(session.customerId)}&limit=200`);
 }
 
-interface SpendingBucket {
-  key: string;
-  amount: MoneyWire;
-  count: number;
-}
-
-/** Spending summed on the hub over the whole history (GET /v1/history/spending), not over a page of it. */
-async function loadSpending(api: Api, session: WalletSession, by: 'category' | 'month'): Promise<SpendingBucket[]> {
-  return (await api.get<{ buckets: SpendingBucket[] }>(`/v1/history/spending?customerId=${encodeURIComponent(session.customerId)}&by=${by}&currency=CNY`)).buckets;
-}
-
 /** A status as words of the page's language (status.<code>); an unknown status shows as it came. */
 export function statusWord(status: string, t: (key: string) => string): string {
   const key = `status.${status}`;
@@ -1343,74 +1319,5 @@ function History({ api, session }: { api: Api; session: WalletSession }) {
         ))}
       </div>
     </Section>
-  );
-}
-
-function Budget({ api, session }: { api: Api; session: WalletSession }) {
-  const { t, money, month } = useI18n();
-  const key = `hutong.budget.${session.participantId}.${session.customerId}`;
-  const saved = JSON.parse(localStorage.getItem(key) ?? '{"limit":"2000","low":"100"}') as { limit: string; low: string };
-  const [limit, setLimit] = useState(saved.limit);
-  const [low, setLow] = useState(saved.low);
-  const byCategory = useLoad(() => loadSpending(api, session, 'category'), [api]);
-  const byMonthLoad = useLoad(() => loadSpending(api, session, 'month'), [api]);
-  const accounts = useAccounts(api, session);
-  const byCat = new Map<string, number>((byCategory.data ?? []).map((b) => [b.key, Number(b.amount.amount)]));
-  const byMonth = new Map<string, number>((byMonthLoad.data ?? []).map((b) => [b.key, Number(b.amount.amount)]));
-  const thisMonth = new Date().toISOString().slice(0, 7);
-  const spent = byMonth.get(thisMonth) ?? 0;
-  const own = (accounts.data ?? []).filter((a) => a.currency === 'CNY');
-  const balance = own.reduce((s, a) => s + Number(a.available.amount), 0);
-  const limitN = Number(limit);
-  const lowN = Number(low);
-  return (
-    <div className="grid">
-      <Section title={t('budget.title')} testId="budget">
-        <ErrorBox error={byCategory.error ?? byMonthLoad.error} />
-        <form
-          onSubmit={(e) => {
-            e.preventDefault();
-            localStorage.setItem(key, JSON.stringify({ limit, low }));
-          }}
-        >
-          <div className="row">
-            <Field label={`${t('budget.limit')} (CNY)`} name="budget-limit" value={limit} onChange={setLimit} inputMode="decimal" />
-            <Field label={`${t('budget.lowBalance')} (CNY)`} name="budget-low" value={low} onChange={setLow} inputMode="decimal" />
-          </div>
-          <button type="submit">{t('budget.save')}</button>
-        </form>
-        <p>
-          {t('budget.spent')}: <strong>{money(spent, 'CNY')}</strong> / {money(limitN || 0, 'CNY')}
-        </p>
-        <div className="bar-track" role="meter" aria-label={t('budget.spent')} aria-valuemin={0} aria-valuemax={limitN || 1} aria-valuenow={spent}>
-          <span className="bar" style={{ width: `${Math.min(100, Math.round((spent / (limitN || 1)) * 100))}%`, background: spent > limitN ? 'var(--red-dark)' : undefined }} />
-        </div>
-        {limitN > 0 && spent > limitN && (
-          <p className="error" role="alert">
-            {t('budget.over')}
-          </p>
-        )}
-        {limitN > 0 && spent <= limitN && spent > 0.8 * limitN && <p className="warn">{t('budget.near')}</p>}
-        {own.length > 0 && balance < lowN && (
-          <p className="warn" role="alert">
-            {t('budget.low')}: {money(balance, 'CNY')}
-          </p>
-        )}
-      </Section>
-      <Section title={t('budget.byCategory')}>
-        <Bars label={t('budget.byCategory')} rows={[...byCat].map(([k, v]) => ({ label: t(`cat.${k}`), value: v }))} format={(v) => money(v, 'CNY')} />
-        {byCat.size === 0 && <p className="muted">{t('history.empty')}</p>}
-      </Section>
-      <Section title={t('budget.byMonth')}>
-        <Bars
-          label={t('budget.byMonth')}
-          rows={[...byMonth]
-            .sort(([a], [b]) => a.localeCompare(b))
-            .map(([k, v]) => ({ label: month(`${k}-01T00:00:00Z`), value: v }))}
-          format={(v) => money(v, 'CNY')}
-        />
-        {byMonth.size === 0 && <p className="muted">{t('history.empty')}</p>}
-      </Section>
-    </div>
   );
 }

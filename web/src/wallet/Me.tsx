@@ -4,6 +4,7 @@ import { ApiError, createApi, type Api } from '../shared/api.ts';
 import { useI18n } from '../shared/i18n.tsx';
 import { ErrorBox, Field, Section, Select, useAction, useLoad } from '../shared/ui.tsx';
 import type { WalletSession } from './session.ts';
+import { Aliases, BankAccounts } from './More.tsx';
 
 /**
  * "我的 / Me": the signed-in customer's own settings: passkeys for approving payments (step-up), and links to their
@@ -19,6 +20,8 @@ export function Me({ api, session }: { api: Api; session: WalletSession }) {
         </p>
         <p className="muted mono">{session.customerId}</p>
       </Section>
+      <BankAccounts api={api} session={session} />
+      <Aliases api={api} session={session} />
       <Passkeys api={api} session={session} />
       <CustomerLinks api={api} session={session} />
     </div>
