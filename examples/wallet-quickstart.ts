@@ -14,10 +14,13 @@ import { AtcCounter, idempotencyKey, merchantQrFields, tokenPaymentSource, type 
 import { clientFor, errorCode, isEvent, must, runIfMain, withWebhooks, type CardData, type QuickstartEnv } from './support.ts';
 
 /** A token the wallet keeps: its reference, its key (shown once) and its counter, persisted together. */
-interface WalletToken {
+export interface WalletToken {
   readonly tokenRef: string;
   readonly tokenKey: string;
   readonly counter: AtcCounter;
+  /** The token's own number and expiry (MM/YY): what a phone hands a terminal on a tap. */
+  readonly tokenNumber: string;
+  readonly tokenExpiry: string;
 }
 
 /**
@@ -37,10 +40,10 @@ export async function addCard(wallet: HutongClient, customerId: string, card: Ca
       'complete the step-up',
     );
   }
-  const { token, tokenKey } = provisioning;
-  if (provisioning.status !== 'approved' || token === null || tokenKey === undefined) throw new Error(`the bank did not approve the card: ${provisioning.status}`);
+  const { token, tokenKey, tokenNumber } = provisioning;
+  if (provisioning.status !== 'approved' || token === null || tokenKey === undefined || tokenNumber === undefined) throw new Error(`the bank did not approve the card: ${provisioning.status}`);
   // The counter starts at 0 when the token is made; keep it with the token (the first payment sends 1).
-  return { tokenRef: token.tokenRef, tokenKey, counter: new AtcCounter(0) };
+  return { tokenRef: token.tokenRef, tokenKey, counter: new AtcCounter(0), tokenNumber, tokenExpiry: token.expiry };
 }
 
 export async function walletQuickstart(env: QuickstartEnv) {
@@ -76,7 +79,7 @@ export async function walletQuickstart(env: QuickstartEnv) {
   const shop = clientFor(env, 'merchant-a');
   const qr = await must(shop.POST('/v1/merchants/{merchantId}/qr-codes', { params: { path: { merchantId: 'mer_demo_merchant_a' } }, body: { kind: 'static' } }), 'the shop’s QR code');
   const preview = await must(walletA.POST('/v1/wallet/qr/preview', { body: { payload: qr.payload } }), 'preview the code');
-  log(`3. scanned ${JSON.stringify(preview.merchant ?? preview).slice(0, 80)}…`);
+  log(`3. scanned a ${preview.kind} code of ${preview.merchant.name} ${preview.merchant.nameZh} (${preview.merchant.city}), amount ${preview.amount === null ? 'typed by the payer' : preview.amount.amount}`);
   const amount = { amount: '12.30', currency: 'CNY' };
   const paid = await must(
     walletA.POST('/v1/wallet/payments/qr', {

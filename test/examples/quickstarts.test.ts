@@ -1,5 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bankQuickstart } from '../../examples/bank-quickstart.ts';
+import { merchantQuickstart } from '../../examples/merchant-quickstart.ts';
 import { walletQuickstart } from '../../examples/wallet-quickstart.ts';
 import type { QuickstartEnv } from '../../examples/support.ts';
 import { seedSandboxCards } from '../../src/demo/sandbox.ts';
@@ -31,7 +33,7 @@ describe('the quickstarts of docs/guides, against a fresh embedded hub', () => {
       card: { number: bankA.cardNumber, expiry: bankA.expiry, cvv: bankA.cvv },
       log: (line) => lines.push(line),
     };
-  }, 120_000);
+  }, 300_000);
   afterAll(async () => {
     // QUICKSTART_LOG=1 prints what each quickstart told (the guides quote it).
     if (process.env.QUICKSTART_LOG === '1') console.log(lines.join('\n'));
@@ -44,5 +46,25 @@ describe('the quickstarts of docs/guides, against a fresh embedded hub', () => {
     expect(result.p2p).toMatchObject({ status: 'completed' });
     expect(result.refusedWithRevokedToken).toBeTypeOf('string');
     expect(result.webhook).toMatchObject({ type: 'payment.received', data: { customerId: 'cus_demo_zhang_at_wallet_b', receiveAmount: { amount: '1.00', currency: 'CNY' } } });
-  }, 120_000);
+  }, 180_000);
+
+  it('bank: a product, a funded account, a card, provisioning rules and webhook, hosted and real-time decisions, suspend', async () => {
+    const result = await bankQuickstart(env);
+    expect(result.hosted).toBe('captured');
+    expect(result.decisions).toEqual({ approved: 'captured', declined: 'issuer_declined' });
+    expect(result.whileSuspended).toBe('token_not_active');
+    expect(result.resumed).toBe('captured');
+    expect(result.cancelled).toBe('cancelled');
+    expect(result.provisioned).toMatchObject({ cardId: result.cardId, walletParticipantId: 'par_demo_wallet_a' });
+  }, 180_000);
+
+  it('merchant: static and dynamic QR, a payment link, a tap captured and refunded in part, verified webhooks', async () => {
+    const result = await merchantQuickstart(env);
+    expect(result.payments.static).toMatchObject({ status: 'captured', amount: { amount: '8.80', currency: 'CNY' } });
+    expect(result.payments.dynamic).toMatchObject({ status: 'captured', amount: { amount: '23.50', currency: 'CNY' } });
+    expect(result.payments.link).toMatchObject({ status: 'captured', amount: { amount: '99.00', currency: 'CNY' } });
+    expect(result.tap.authorized).toMatchObject({ status: 'authorized', channel: 'tap' });
+    expect(result.tap.after).toMatchObject({ captured: { amount: '40.00', currency: 'CNY' }, refunded: { amount: '15.00', currency: 'CNY' } });
+    expect(result.eventTypes).toEqual(expect.arrayContaining(['payment.authorized', 'payment.captured', 'payment.refunded']));
+  }, 180_000);
 });

@@ -11106,7 +11106,10 @@ export interface operations {
     postIssuerCards: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -11165,15 +11168,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_91e2d11b"];
+            400: components["responses"]["Error400_1c6a4322"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_3c0f0521"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
+            409: components["responses"]["Error409_366198fc"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_6401f0e5"];
+            422: components["responses"]["Error422_0ba1d95d"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11434,7 +11437,10 @@ export interface operations {
     postIssuerCardsByCardIdReplace: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Card id */
                 cardId: string;
@@ -11462,15 +11468,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_91e2d11b"];
+            400: components["responses"]["Error400_1c6a4322"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_3c0f0521"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
+            409: components["responses"]["Error409_366198fc"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_6401f0e5"];
+            422: components["responses"]["Error422_0ba1d95d"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11930,7 +11936,10 @@ export interface operations {
     postWalletTokens: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -11994,15 +12003,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_5ca1c210"];
+            400: components["responses"]["Error400_7378205a"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_3c0f0521"];
             404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_1b1f1b10"];
+            409: components["responses"]["Error409_59464607"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0d4ce756"];
+            422: components["responses"]["Error422_480a57f6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -14430,10 +14439,30 @@ export interface operations {
                 content: {
                     "application/json": {
                         items: {
-                            [key: string]: unknown;
+                            /** @description Merchant id: the code’s merchant account (tag 26) names it */
+                            id: string;
+                            /** @description The merchant or acquirer participant that manages it */
+                            ownerParticipantId: string;
+                            /** @description The merchant participant itself, when the merchant is one (null for an acquirer’s merchant) */
+                            merchantParticipantId: string | null;
+                            /** @description Latin script (EMV tag 59) */
+                            name: string;
+                            /** @description Chinese script (EMV template 64) */
+                            nameZh: string;
+                            /** @description Merchant category code (ISO 18245) */
+                            mcc: string;
+                            /** @description ISO 3166-1 alpha-2 (EMV tag 58) */
+                            country: string;
+                            city: string;
+                            /** @description ISO 4217: the currency its codes and payments are in */
+                            currency: string;
+                            /** @description The ledger account its captured payments are credited to */
+                            settlementAccountId: string;
+                            /** @description Merchant fee in basis points, taken at capture */
+                            feeBps: number;
+                            /** Format: date-time */
+                            createdAt: string;
                         }[];
-                    } & {
-                        [key: string]: unknown;
                     };
                 };
             };
@@ -14485,7 +14514,29 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description Merchant id: the code’s merchant account (tag 26) names it */
+                        id: string;
+                        /** @description The merchant or acquirer participant that manages it */
+                        ownerParticipantId: string;
+                        /** @description The merchant participant itself, when the merchant is one (null for an acquirer’s merchant) */
+                        merchantParticipantId: string | null;
+                        /** @description Latin script (EMV tag 59) */
+                        name: string;
+                        /** @description Chinese script (EMV template 64) */
+                        nameZh: string;
+                        /** @description Merchant category code (ISO 18245) */
+                        mcc: string;
+                        /** @description ISO 3166-1 alpha-2 (EMV tag 58) */
+                        country: string;
+                        city: string;
+                        /** @description ISO 4217: the currency its codes and payments are in */
+                        currency: string;
+                        /** @description The ledger account its captured payments are credited to */
+                        settlementAccountId: string;
+                        /** @description Merchant fee in basis points, taken at capture */
+                        feeBps: number;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -14521,7 +14572,29 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description Merchant id: the code’s merchant account (tag 26) names it */
+                        id: string;
+                        /** @description The merchant or acquirer participant that manages it */
+                        ownerParticipantId: string;
+                        /** @description The merchant participant itself, when the merchant is one (null for an acquirer’s merchant) */
+                        merchantParticipantId: string | null;
+                        /** @description Latin script (EMV tag 59) */
+                        name: string;
+                        /** @description Chinese script (EMV template 64) */
+                        nameZh: string;
+                        /** @description Merchant category code (ISO 18245) */
+                        mcc: string;
+                        /** @description ISO 3166-1 alpha-2 (EMV tag 58) */
+                        country: string;
+                        city: string;
+                        /** @description ISO 4217: the currency its codes and payments are in */
+                        currency: string;
+                        /** @description The ledger account its captured payments are credited to */
+                        settlementAccountId: string;
+                        /** @description Merchant fee in basis points, taken at capture */
+                        feeBps: number;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -14703,14 +14776,44 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Decode a scanned merchant code: the merchant and the amount due (nothing is paid), and any departure from EMVCo the hub accepted (warnings) */
+            /** @description A scanned code, decoded */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The merchant, as a payer sees it */
+                        merchant: {
+                            id: string;
+                            name: string;
+                            nameZh: string;
+                            city: string;
+                            country: string;
+                            mcc: string;
+                        };
+                        kind: "static" | "dynamic";
+                        /** @description The amount due (a dynamic code); null when the payer enters it */
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        } | null;
+                        currency: string;
+                        /** @description When a dynamic code expires */
+                        expiresAt: string | null;
+                        /** @description Departures from EMVCo the hub accepted in this code */
+                        warnings: {
+                            code: "payload_longer_than_emvco_limit" | "lowercase_crc";
+                            message: string;
+                        }[];
                     };
                 };
             };
@@ -14870,14 +14973,63 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A payment your customer made */
+            /** @description Payment */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The payment (authorization) id */
+                        id: string;
+                        merchantId: string;
+                        /** @description mpm_static, mpm_dynamic, cpm, tap or link */
+                        channel: string;
+                        /** @description authorized, captured, voided, refunded, expired… */
+                        status: string;
+                        authorizationCode: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        captured: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Your paying customer */
+                        customerId: string | null;
+                        /** @description The token that paid, when a token paid */
+                        tokenId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -14936,7 +15088,83 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The payment (authorization) id */
+                        id: string;
+                        merchantId: string;
+                        /** @description How it was paid */
+                        channel: "mpm_static" | "mpm_dynamic" | "cpm" | "tap" | "link";
+                        /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
+                        status: "authorized" | "captured" | "voided" | "expired";
+                        authorizationCode: string;
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        decidedBy: "hosted" | "issuer" | "stand_in" | "account";
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        captured: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        source: "token" | "account";
+                        /** @description The card behind the token (for the merchant: an opaque id) */
+                        cardId: string | null;
+                        /** @description The token that paid */
+                        tokenId: string | null;
+                        /** @description The payer’s wallet */
+                        payerParticipantId: string | null;
+                        /** @description When an uncaptured authorization lapses */
+                        holdExpiresAt: string | null;
+                        /** @description 0–100 */
+                        riskScore: number;
+                        /** @description The merchant QR code it paid */
+                        qrId: string | null;
+                        /** @description The payment link it paid */
+                        linkId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
                     };
                 };
             };
@@ -15004,7 +15232,83 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The payment (authorization) id */
+                        id: string;
+                        merchantId: string;
+                        /** @description How it was paid */
+                        channel: "mpm_static" | "mpm_dynamic" | "cpm" | "tap" | "link";
+                        /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
+                        status: "authorized" | "captured" | "voided" | "expired";
+                        authorizationCode: string;
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        decidedBy: "hosted" | "issuer" | "stand_in" | "account";
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        captured: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        source: "token" | "account";
+                        /** @description The card behind the token (for the merchant: an opaque id) */
+                        cardId: string | null;
+                        /** @description The token that paid */
+                        tokenId: string | null;
+                        /** @description The payer’s wallet */
+                        payerParticipantId: string | null;
+                        /** @description When an uncaptured authorization lapses */
+                        holdExpiresAt: string | null;
+                        /** @description 0–100 */
+                        riskScore: number;
+                        /** @description The merchant QR code it paid */
+                        qrId: string | null;
+                        /** @description The payment link it paid */
+                        linkId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
                     };
                 };
             };
@@ -15067,7 +15371,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @description Its path on the hub: the payer’s wallet opens it with GET and pays it with POST …/pay */
+                        url: string;
+                        /** @description The merchant, as a payer sees it */
+                        merchant: {
+                            id: string;
+                            name: string;
+                            nameZh: string;
+                            city: string;
+                            country: string;
+                            mcc: string;
+                        };
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        description: string;
+                        /** @description false: paid once, then closed */
+                        multipleUse: boolean;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** @description How many times it was paid */
+                        payCount: number;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -15100,14 +15436,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Open a payment link (any participant: the payer’s wallet shows it) */
+            /** @description Payment link */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @description Its path on the hub: the payer’s wallet opens it with GET and pays it with POST …/pay */
+                        url: string;
+                        /** @description The merchant, as a payer sees it */
+                        merchant: {
+                            id: string;
+                            name: string;
+                            nameZh: string;
+                            city: string;
+                            country: string;
+                            mcc: string;
+                        };
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        description: string;
+                        /** @description false: paid once, then closed */
+                        multipleUse: boolean;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** @description How many times it was paid */
+                        payCount: number;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -15177,7 +15545,56 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The payment (authorization) id */
+                        id: string;
+                        merchantId: string;
+                        /** @description mpm_static, mpm_dynamic, cpm, tap or link */
+                        channel: string;
+                        /** @description authorized, captured, voided, refunded, expired… */
+                        status: string;
+                        authorizationCode: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        captured: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Your paying customer */
+                        customerId: string | null;
+                        /** @description The token that paid, when a token paid */
+                        tokenId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -15218,10 +15635,84 @@ export interface operations {
                 content: {
                     "application/json": {
                         items: {
-                            [key: string]: unknown;
+                            /** @description The payment (authorization) id */
+                            id: string;
+                            merchantId: string;
+                            /** @description How it was paid */
+                            channel: "mpm_static" | "mpm_dynamic" | "cpm" | "tap" | "link";
+                            /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
+                            status: "authorized" | "captured" | "voided" | "expired";
+                            authorizationCode: string;
+                            /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                            decidedBy: "hosted" | "issuer" | "stand_in" | "account";
+                            amount: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            captured: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            refunded: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            fee: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            source: "token" | "account";
+                            /** @description The card behind the token (for the merchant: an opaque id) */
+                            cardId: string | null;
+                            /** @description The token that paid */
+                            tokenId: string | null;
+                            /** @description The payer’s wallet */
+                            payerParticipantId: string | null;
+                            /** @description When an uncaptured authorization lapses */
+                            holdExpiresAt: string | null;
+                            /** @description 0–100 */
+                            riskScore: number;
+                            /** @description The merchant QR code it paid */
+                            qrId: string | null;
+                            /** @description The payment link it paid */
+                            linkId: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** Format: date-time */
+                            updatedAt: string;
                         }[];
-                    } & {
-                        [key: string]: unknown;
                     };
                 };
             };
@@ -15252,14 +15743,90 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description One of your merchants’ payments */
+            /** @description Authorization */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The payment (authorization) id */
+                        id: string;
+                        merchantId: string;
+                        /** @description How it was paid */
+                        channel: "mpm_static" | "mpm_dynamic" | "cpm" | "tap" | "link";
+                        /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
+                        status: "authorized" | "captured" | "voided" | "expired";
+                        authorizationCode: string;
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        decidedBy: "hosted" | "issuer" | "stand_in" | "account";
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        captured: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        source: "token" | "account";
+                        /** @description The card behind the token (for the merchant: an opaque id) */
+                        cardId: string | null;
+                        /** @description The token that paid */
+                        tokenId: string | null;
+                        /** @description The payer’s wallet */
+                        payerParticipantId: string | null;
+                        /** @description When an uncaptured authorization lapses */
+                        holdExpiresAt: string | null;
+                        /** @description 0–100 */
+                        riskScore: number;
+                        /** @description The merchant QR code it paid */
+                        qrId: string | null;
+                        /** @description The payment link it paid */
+                        linkId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
                     };
                 };
             };
@@ -15303,14 +15870,90 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Capture an authorization, fully or partly (once); the rest of the hold is released */
+            /** @description Authorization */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The payment (authorization) id */
+                        id: string;
+                        merchantId: string;
+                        /** @description How it was paid */
+                        channel: "mpm_static" | "mpm_dynamic" | "cpm" | "tap" | "link";
+                        /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
+                        status: "authorized" | "captured" | "voided" | "expired";
+                        authorizationCode: string;
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        decidedBy: "hosted" | "issuer" | "stand_in" | "account";
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        captured: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        source: "token" | "account";
+                        /** @description The card behind the token (for the merchant: an opaque id) */
+                        cardId: string | null;
+                        /** @description The token that paid */
+                        tokenId: string | null;
+                        /** @description The payer’s wallet */
+                        payerParticipantId: string | null;
+                        /** @description When an uncaptured authorization lapses */
+                        holdExpiresAt: string | null;
+                        /** @description 0–100 */
+                        riskScore: number;
+                        /** @description The merchant QR code it paid */
+                        qrId: string | null;
+                        /** @description The payment link it paid */
+                        linkId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
                     };
                 };
             };
@@ -15350,14 +15993,90 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Void an uncaptured authorization: the hold is released */
+            /** @description Authorization */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The payment (authorization) id */
+                        id: string;
+                        merchantId: string;
+                        /** @description How it was paid */
+                        channel: "mpm_static" | "mpm_dynamic" | "cpm" | "tap" | "link";
+                        /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
+                        status: "authorized" | "captured" | "voided" | "expired";
+                        authorizationCode: string;
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        decidedBy: "hosted" | "issuer" | "stand_in" | "account";
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        captured: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        source: "token" | "account";
+                        /** @description The card behind the token (for the merchant: an opaque id) */
+                        cardId: string | null;
+                        /** @description The token that paid */
+                        tokenId: string | null;
+                        /** @description The payer’s wallet */
+                        payerParticipantId: string | null;
+                        /** @description When an uncaptured authorization lapses */
+                        holdExpiresAt: string | null;
+                        /** @description 0–100 */
+                        riskScore: number;
+                        /** @description The merchant QR code it paid */
+                        qrId: string | null;
+                        /** @description The payment link it paid */
+                        linkId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
                     };
                 };
             };
@@ -15403,14 +16122,106 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Refund */
+            /** @description A refund and the payment after it */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        refundId: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Authorization */
+                        payment: {
+                            /** @description The payment (authorization) id */
+                            id: string;
+                            merchantId: string;
+                            /** @description How it was paid */
+                            channel: "mpm_static" | "mpm_dynamic" | "cpm" | "tap" | "link";
+                            /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
+                            status: "authorized" | "captured" | "voided" | "expired";
+                            authorizationCode: string;
+                            /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                            decidedBy: "hosted" | "issuer" | "stand_in" | "account";
+                            amount: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            captured: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            refunded: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            fee: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            source: "token" | "account";
+                            /** @description The card behind the token (for the merchant: an opaque id) */
+                            cardId: string | null;
+                            /** @description The token that paid */
+                            tokenId: string | null;
+                            /** @description The payer’s wallet */
+                            payerParticipantId: string | null;
+                            /** @description When an uncaptured authorization lapses */
+                            holdExpiresAt: string | null;
+                            /** @description 0–100 */
+                            riskScore: number;
+                            /** @description The merchant QR code it paid */
+                            qrId: string | null;
+                            /** @description The payment link it paid */
+                            linkId: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** Format: date-time */
+                            updatedAt: string;
+                        };
                     };
                 };
             };
@@ -15447,7 +16258,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        mode: "hosted" | "webhook";
+                        /** @description Your authorization endpoint (webhook mode) */
+                        authUrl: string | null;
+                        /** @description How long the hub waits for your answer */
+                        deadlineMs: number;
+                        /** @description What the hub decides when you do not answer in time */
+                        standIn: {
+                            action: "approve" | "decline";
+                            /** @description Up to this amount in minor units of the payment’s currency, stand-in approves */
+                            maxAmountMinor: string;
+                        };
                     };
                 };
             };
@@ -15475,20 +16296,31 @@ export interface operations {
                     deadlineMs?: number;
                     standIn?: {
                         action: "approve" | "decline";
+                        /** @description Minor units of the payment’s currency (the setting covers every currency of your cards) */
                         maxAmountMinor: string;
                     };
                 };
             };
         };
         responses: {
-            /** @description Choose hosted holds or a real-time authorization webhook (signed like webhooks, with a deadline and stand-in rules) */
+            /** @description How the hub decides on your card payments */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        mode: "hosted" | "webhook";
+                        /** @description Your authorization endpoint (webhook mode) */
+                        authUrl: string | null;
+                        /** @description How long the hub waits for your answer */
+                        deadlineMs: number;
+                        /** @description What the hub decides when you do not answer in time */
+                        standIn: {
+                            action: "approve" | "decline";
+                            /** @description Up to this amount in minor units of the payment’s currency, stand-in approves */
+                            maxAmountMinor: string;
+                        };
                     };
                 };
             };
