@@ -22,7 +22,8 @@ export interface Guide {
 /** The guides, in a reading order: quickstarts first, then the concepts, then the rest by name. */
 export function loadGuides(dir: string = GUIDES_DIR): Guide[] {
   if (!existsSync(dir)) return [];
-  const order = (name: string) => (name.startsWith('quickstart') ? 0 : name === 'sandbox' ? 1 : name === 'concepts' ? 2 : 3);
+  const first = ['quickstart-wallet', 'quickstart-bank', 'quickstart-merchant', 'sandbox'];
+  const order = (name: string) => (first.includes(name) ? first.indexOf(name) : first.length);
   return readdirSync(dir)
     .filter((f) => /^[a-z0-9-]+\.md$/.test(f))
     .map((f) => {
@@ -134,6 +135,9 @@ const STYLE =
   'p code,li code,td code{background:#f6f8fa;padding:.1rem .3rem;border-radius:4px}table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #d0d7de;padding:.3rem .6rem;vertical-align:top}' +
   'nav{font-size:14px;margin-bottom:1.5rem}blockquote{border-left:4px solid #d0d7de;margin:0;padding:0 1rem;color:#57606a}a{color:#0969da}';
 
+/** The pages run no script and load nothing: only their own inline style. */
+const PAGE_HEADERS = { 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'", 'x-content-type-options': 'nosniff' } as const;
+
 function page(title: string, body: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escapeHtml(title)} · Hutong</title><style>${STYLE}</style></head><body><nav><a href="/docs/guides">Guides</a> · <a href="/docs">API reference</a> · <a href="/openapi.json">openapi.json</a></nav>${body}</body></html>`;
 }
@@ -152,7 +156,7 @@ export function registerGuideRoutes(app: HttpServer, guides: readonly Guide[] = 
   app.get(
     '/docs/guides',
     { schema: { tags: ['system'], summary: 'The integration guides (HTML)', description: 'Quickstarts for a wallet, a bank and a merchant, and the concepts behind the API. Public.', security, response: { 200: Type.String({ description: 'text/html' }) } } },
-    async (_request, reply) => reply.type('text/html; charset=utf-8').send(index),
+    async (_request, reply) => reply.headers(PAGE_HEADERS).type('text/html; charset=utf-8').send(index),
   );
   app.get(
     '/docs/guides/:name',
@@ -170,8 +174,8 @@ export function registerGuideRoutes(app: HttpServer, guides: readonly Guide[] = 
     async (request, reply) => {
       const guide = byName.get(request.params.name);
       if (guide === undefined) return reply.fail({ code: 'not_found', message: `no guide ${request.params.name}: see /docs/guides` });
-      if (request.query.format === 'md') return reply.type('text/markdown; charset=utf-8').send(guide.markdown);
-      return reply.type('text/html; charset=utf-8').send(rendered.get(guide.name) ?? '');
+      if (request.query.format === 'md') return reply.headers(PAGE_HEADERS).type('text/markdown; charset=utf-8').send(guide.markdown);
+      return reply.headers(PAGE_HEADERS).type('text/html; charset=utf-8').send(rendered.get(guide.name) ?? '');
     },
   );
 }
