@@ -2,7 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/context.ts';
-import { AmountString, CountryCode, CurrencyCode, Money, Strict } from '../api/schemas.ts';
+import { AmountString, CountryCode, CurrencyCode, Exactly, Money, Strict } from '../api/schemas.ts';
 import { Opaque, Ref } from '../api/refs.ts';
 import { MPM_MAX_PAYLOAD_CHARS } from '../emv/mpm.ts';
 import type { Merchant, MerchantService } from '../merchants/service.ts';
@@ -234,10 +234,10 @@ const IssuerSettingsSchema = Type.Object(
   { additionalProperties: false, description: 'How the hub decides on your card payments' },
 );
 // The wire functions write what the schemas say (checked by the compiler).
-export const payerViewMatchesSchema = (a: Authorization): Static<typeof PayerPaymentSchema> => wirePayerView(a);
-export const qrMatchesSchema = (q: QrCode): Static<typeof QrCodeSchema> => wireQr(q);
-export const merchantMatchesSchema = (m: Merchant): Static<typeof MerchantSchema> => wireMerchant(m);
-export const authorizationMatchesSchema = (a: Authorization): Static<typeof AuthorizationSchema> => wireAuthorization(a);
+export const payerViewMatchesSchema = (a: Authorization) => Exactly<Static<typeof PayerPaymentSchema>>()(wirePayerView(a));
+export const qrMatchesSchema = (q: QrCode) => Exactly<Static<typeof QrCodeSchema>>()(wireQr(q));
+export const merchantMatchesSchema = (m: Merchant) => Exactly<Static<typeof MerchantSchema>>()(wireMerchant(m));
+export const authorizationMatchesSchema = (a: Authorization) => Exactly<Static<typeof AuthorizationSchema>>()(wireAuthorization(a));
 
 const wireLink = (l: PaymentLink, m: Merchant) => ({
   id: l.id,
@@ -250,7 +250,7 @@ const wireLink = (l: PaymentLink, m: Merchant) => ({
   payCount: l.payCount,
   createdAt: l.createdAt.toISOString(),
 });
-export const linkMatchesSchema = (l: PaymentLink, m: Merchant): Static<typeof PaymentLinkSchema> => wireLink(l, m);
+export const linkMatchesSchema = (l: PaymentLink, m: Merchant) => Exactly<Static<typeof PaymentLinkSchema>>()(wireLink(l, m));
 
 const Hex = (bytes: number, description: string) => Type.String({ pattern: `^[0-9A-Fa-f]{${bytes * 2}}$`, description });
 const WalletSourceSchema = Type.Union([

@@ -14,6 +14,7 @@ import type { HttpServer } from '../platform/http.ts';
 import { formatMoney, parseMoney } from '../platform/money.ts';
 import type { DomainError } from '../platform/result.ts';
 import type { ConfirmInput, QuoteInput, MoneyRequest, Payment, Quote, RedPacketView, SplitView, TransferService } from './service.ts';
+import * as W from './wire-schemas.ts';
 
 export interface TransferRouteDeps {
   readonly db: Db;
@@ -209,12 +210,12 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // ---- accounts and links ------------------------------------------------------------------------------------------
   app.post(
     '/v1/accounts',
-    { config: { idempotency: 'optional' }, schema: schema('accounts', 'Open an account for one of your customers', { body: Strict({ customerId: CustomerId, currency: CurrencyCode }), response: { 201: Obj('Account') } }) },
+    { config: { idempotency: 'optional' }, schema: schema('accounts', 'Open an account for one of your customers', { body: Strict({ customerId: CustomerId, currency: CurrencyCode }), response: { 201: W.OpenedAccountSchema } }) },
     async (request, reply) =>
       idempotent(request, reply, async (tx) => {
         const { participantId } = principalOf(request);
         const r = await accounts.openCustomerAccount(tx, actorOf(request, request.body.customerId), participantId, request.body.customerId, request.body.currency);
-        return r.ok ? created({ id: r.value.id, customerId: request.body.customerId, currency: r.value.currency, balance: money(0n, r.value.currency) }) : r.error;
+        return r.ok ? created(W.Exactly<Static<typeof W.OpenedAccountSchema>>()({ id: r.value.id, customerId: request.body.customerId, currency: r.value.currency, balance: money(0n, r.value.currency) })) : r.error;
       }),
   );
 
@@ -224,7 +225,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       schema: schema('accounts', 'Fund a customer account (cash-in): a ledger transfer from your funding account', {
         params: Strict({ accountId: Ref('account', 'Account id') }),
         body: Strict({ amount: Money }),
-        response: { 201: Obj('Deposit') },
+        response: { 201: W.DepositSchema },
       }),
     },
     async (request, reply) =>
@@ -238,7 +239,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
           const key = String(request.headers['idempotency-key']);
           const r = await accounts.deposit(tx, actorOf(request), participantId, request.params.accountId, amount.value.amountMinor, `dep_${participantId}_${key}`.slice(0, 64));
           if (!r.ok) return r.error;
-          return created({ accountId: request.params.accountId, amount: request.body.amount });
+          return created(W.Exactly<Static<typeof W.DepositSchema>>()({ accountId: request.params.accountId, amount: request.body.amount }));
         },
         { required: true },
       ),
@@ -318,26 +319,27 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     })),
   }));
 
-  app.delete('/v1/account-links/:linkId', { config: CUSTOMER, schema: schema('accounts', 'Unlink: revokes access at once (wallet or bank)', { params: Strict({ linkId: Ref('account_link', 'Link id') }) }) }, async (request, reply) => {
+  app.delete('/v1/account-links/:linkId', { config: CUSTOMER, schema: schema('accounts', 'Unlink: revokes access at once (wallet or bank)', { params: Strict({ linkId: Ref('account_link', 'Link id') }), response: { 200: W.RevokedLinkSchema } }) }, async (request, reply) => {
     const r = await db.transaction((tx) => accounts.revokeLink(tx, actorOf(request), principalOf(request).participantId, request.params.linkId));
     return r.ok ? { id: r.value.id, status: r.value.status } : reply.fail(r.error);
   });
 
   // ---- aliases -----------------------------------------------------------------------------------------------------
   const aliasBody = Strict({ customerId: CustomerId, type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), accountId: Ref('account', 'The account the alias points to') });
-  const wireAlias = (a: { id: string; type: string; value: string; accountId: string; flagged: boolean; createdAt: Date }) => ({ id: a.id, type: a.type, value: a.value, accountId: a.accountId, flagged: a.flagged, createdAt: a.createdAt.toISOString() });
-  app.post('/v1/aliases', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Register an alias (phone, email or handle) for a customer account', { body: aliasBody, response: { 201: Obj('Alias') } }) }, async (request, reply) =>
+  const wireAlias = (a: { id: string; type: string; value: string; accountId: string; flagged: boolean; createdAt: Date }) =>
+    W.Exactly<Static<typeof W.AliasSchema>>()({ id: a.id, type: a.type, value: a.value, accountId: a.accountId, flagged: a.flagged, createdAt: a.createdAt.toISOString() });
+  app.post('/v1/aliases', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Register an alias (phone, email or handle) for a customer account', { body: aliasBody, response: { 201: W.AliasSchema } }) }, async (request, reply) =>
     idempotent(request, reply, async (tx) => {
       const r = await aliases.register(tx, actorOf(request, request.body.customerId), await me(request), request.body);
       return r.ok ? created(wireAlias(r.value)) : r.error;
     }),
   );
-  app.get('/v1/aliases', { config: CUSTOMER, schema: schema('aliases', "List a customer's aliases", { querystring: Strict({ customerId: CustomerId }), response: { 200: Items('Alias') } }) }, async (request) => ({
+  app.get('/v1/aliases', { config: CUSTOMER, schema: schema('aliases', "List a customer's aliases", { querystring: Strict({ customerId: CustomerId }), response: { 200: Type.Object({ items: Type.Array(W.AliasSchema) }, { additionalProperties: false }) } }) }, async (request) => ({
     items: (await aliases.list(principalOf(request).participantId, request.query.customerId)).map(wireAlias),
   }));
-  app.delete('/v1/aliases/:aliasId', { schema: schema('aliases', 'Delete an alias', { params: Strict({ aliasId: Ref('alias', 'Alias id') }) }) }, async (request, reply) => {
+  app.delete('/v1/aliases/:aliasId', { schema: schema('aliases', 'Delete an alias', { params: Strict({ aliasId: Ref('alias', 'Alias id') }), response: { 200: W.DeletedAliasSchema } }) }, async (request, reply) => {
     const r = await db.transaction((tx) => aliases.remove(tx, actorOf(request), principalOf(request).participantId, request.params.aliasId));
-    return r.ok ? { id: r.value.id, deleted: true } : reply.fail(r.error);
+    return r.ok ? { id: r.value.id, deleted: true as const } : reply.fail(r.error);
   });
   app.get(
     '/v1/aliases/lookup',
@@ -345,20 +347,21 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       schema: schema('aliases', 'Verification of payee: who is behind an alias (masked name, participant), never account details', {
         description: 'Rate limited per participant and per customer; a miss costs more than a hit.',
         querystring: Strict({ customerId: CustomerId, type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }) }),
+        response: { 200: W.AliasLookupSchema },
       }),
     },
     async (request, reply) => {
       const r = await aliases.lookup(await me(request), request.query.customerId, request.query.type as AliasType, request.query.value);
-      return r.ok ? r.value : reply.fail(r.error);
+      return r.ok ? W.Exactly<Static<typeof W.AliasLookupSchema>>()({ ...r.value }) : reply.fail(r.error);
     },
   );
-  app.post('/v1/aliases/moves', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Move an alias here from another participant; the customer confirms with a code sent through its current holder', { body: aliasBody, response: { 201: Obj('Move') } }) }, async (request, reply) =>
+  app.post('/v1/aliases/moves', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Move an alias here from another participant; the customer confirms with a code sent through its current holder', { body: aliasBody, response: { 201: W.AliasMoveSchema } }) }, async (request, reply) =>
     idempotent(request, reply, async (tx) => {
       const r = await aliases.requestMove(tx, actorOf(request, request.body.customerId), await me(request), request.body);
-      return r.ok ? created({ id: r.value.id, status: 'pending', expiresAt: r.value.expiresAt.toISOString() }) : r.error;
+      return r.ok ? created({ id: r.value.id, status: 'pending' as const, expiresAt: r.value.expiresAt.toISOString() }) : r.error;
     }),
   );
-  app.post('/v1/aliases/moves/:moveId/confirm', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Confirm an alias move with the customer’s code', { params: Strict({ moveId: Ref('alias_move', 'Alias move id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }) }) }, async (request, reply) => {
+  app.post('/v1/aliases/moves/:moveId/confirm', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Confirm an alias move with the customer’s code', { params: Strict({ moveId: Ref('alias_move', 'Alias move id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }), response: { 200: W.AliasSchema } }) }, async (request, reply) => {
     let wrong = false;
     const res = await idempotent(request, reply, async (tx) => {
       const r = await aliases.confirmMove(tx, actorOf(request), principalOf(request).participantId, request.params.moveId, request.body.code);
@@ -371,26 +374,26 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     if (wrong) await countWrongMoveCode(db, request.params.moveId);
     return res;
   });
-  app.post('/v1/aliases/flags', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Flag an alias for suspected fraud (payers are warned, risk rules use it)', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), reason: Type.String({ minLength: 1, maxLength: 500 }) }), response: { 201: Obj('Flag') } }) }, async (request, reply) =>
+  app.post('/v1/aliases/flags', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Flag an alias for suspected fraud (payers are warned, risk rules use it)', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), reason: Type.String({ minLength: 1, maxLength: 500 }) }), response: { 201: W.AliasFlagSchema } }) }, async (request, reply) =>
     idempotent(request, reply, async (tx) => {
       const r = await aliases.flag(tx, actorOf(request), await me(request), request.body.type, request.body.value, request.body.reason);
       return r.ok ? created({ aliasId: r.value.id, flagged: true }) : r.error;
     }),
   );
-  app.post('/v1/aliases/flags/remove', { schema: schema('aliases', 'Withdraw your fraud flag on an alias', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }) }) }) }, async (request, reply) => {
+  app.post('/v1/aliases/flags/remove', { schema: schema('aliases', 'Withdraw your fraud flag on an alias', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }) }), response: { 200: W.AliasFlagSchema } }) }, async (request, reply) => {
     const r = await db.transaction(async (tx) => aliases.unflag(tx, actorOf(request), await me(request), request.body.type, request.body.value));
     return r.ok ? { aliasId: r.value.id, flagged: r.value.flagged } : reply.fail(r.error);
   });
 
   // ---- FX and fees -------------------------------------------------------------------------------------------------
-  app.get('/v1/fx/rates', { config: CUSTOMER, schema: schema('fx', 'Reference rates in force (per 1 EUR) and the spread', {}) }, async () => {
+  app.get('/v1/fx/rates', { config: CUSTOMER, schema: schema('fx', 'Reference rates in force (per 1 EUR) and the spread', { response: { 200: W.FxRatesSchema } }) }, async () => {
     const t = await fx.table();
-    return { asOf: t.asOf, base: 'EUR', spreadBps: fx.spreadBps(), rates: Object.fromEntries([...t.perEur.entries()].map(([c, v]) => [c, formatScaled(v, 6)])) };
+    return W.Exactly<Static<typeof W.FxRatesSchema>>()({ asOf: t.asOf, base: 'EUR' as const, spreadBps: fx.spreadBps(), rates: Object.fromEntries([...t.perEur.entries()].map(([c, v]) => [c, formatScaled(v, 6)])) });
   });
   app.post(
     '/v1/operator/fx/rates',
     { config: { idempotency: 'optional', auth: 'operator' },
-      schema: schema('fx', 'Replace the reference rates with an ECB daily XML document (eurofxref-daily.xml)', { operator: true, body: Strict({ xml: Type.String({ minLength: 20, maxLength: 200_000 }), spreadBps: Type.Optional(Type.Integer({ minimum: 0, maximum: 2000 })) }) }),
+      schema: schema('fx', 'Replace the reference rates with an ECB daily XML document (eurofxref-daily.xml)', { operator: true, body: Strict({ xml: Type.String({ minLength: 20, maxLength: 200_000 }), spreadBps: Type.Optional(Type.Integer({ minimum: 0, maximum: 2000 })) }), response: { 200: W.FxRefreshSchema } }),
     },
     async (request, reply) =>
       idempotent(request, reply, async (tx) => {

@@ -43,6 +43,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/docs/guides": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The integration guides (HTML)
+         * @description Quickstarts for a wallet, a bank and a merchant, and the concepts behind the API. Public.
+         */
+        get: operations["getDocsGuides"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/docs/guides/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One integration guide (HTML; its Markdown with ?format=md)
+         * @description The guides of docs/guides in this repository, as served by this hub. Public.
+         */
+        get: operations["getDocsGuidesByName"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/oauth/token": {
         parameters: {
             query?: never;
@@ -7846,6 +7886,58 @@ export interface operations {
             503: components["responses"]["Error503_b47a2650"];
         };
     };
+    getDocsGuides: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An HTML page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            400: components["responses"]["Error400_3f235b06"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getDocsGuidesByName: {
+        parameters: {
+            query?: {
+                format?: "html" | "md";
+            };
+            header?: never;
+            path: {
+                /** @description The guide, e.g. quickstart-wallet */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An HTML page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            400: components["responses"]["Error400_5e22aaac"];
+            404: components["responses"]["Error404_efedff88"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
     postOauthToken: {
         parameters: {
             query?: never;
@@ -12463,7 +12555,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The account id (acc_<customer>_<currency>) */
+                        id: string;
+                        customerId: string;
+                        currency: string;
+                        balance: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
                     };
                 };
             };
@@ -12513,14 +12620,26 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Deposit */
+            /** @description Deposit: the amount moved from your funding account to the account */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        accountId: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
                     };
                 };
             };
@@ -12694,14 +12813,16 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Unlink: revokes access at once (wallet or bank) */
+            /** @description The link, revoked */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @description revoked */
+                        status: string;
                     };
                 };
             };
@@ -12739,10 +12860,18 @@ export interface operations {
                 content: {
                     "application/json": {
                         items: {
-                            [key: string]: unknown;
+                            id: string;
+                            /** @description phone, email or handle */
+                            type: string;
+                            /** @description As stored: phones in E.164, emails lower-cased */
+                            value: string;
+                            /** @description The account it pays into */
+                            accountId: string;
+                            /** @description Reported for suspected fraud by some participant */
+                            flagged: boolean;
+                            /** Format: date-time */
+                            createdAt: string;
                         }[];
-                    } & {
-                        [key: string]: unknown;
                     };
                 };
             };
@@ -12788,7 +12917,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @description phone, email or handle */
+                        type: string;
+                        /** @description As stored: phones in E.164, emails lower-cased */
+                        value: string;
+                        /** @description The account it pays into */
+                        accountId: string;
+                        /** @description Reported for suspected fraud by some participant */
+                        flagged: boolean;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -12822,14 +12961,16 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Delete an alias */
+            /** @description The alias, deleted */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @enum {boolean} */
+                        deleted: true;
                     };
                 };
             };
@@ -12861,14 +13002,26 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Verification of payee: who is behind an alias (masked name, participant), never account details */
+            /** @description Verification of payee */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The alias, normalized */
+                        alias: string;
+                        type: "phone" | "email" | "handle";
+                        /** @description The payee’s name, masked (张*) */
+                        maskedName: string;
+                        /** @description The participant holding the payee’s account */
+                        participantId: string;
+                        participantName: string;
+                        /** @description The currency of the account it pays into */
+                        currency: string;
+                        flagged: boolean;
+                        /** @description What to show the payer when the alias is flagged */
+                        warning: string | null;
                     };
                 };
             };
@@ -12907,14 +13060,18 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Move */
+            /** @description Alias move: confirm it with the customer’s code */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @enum {string} */
+                        status: "pending";
+                        /** Format: date-time */
+                        expiresAt: string;
                     };
                 };
             };
@@ -12953,14 +13110,24 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Confirm an alias move with the customer’s code */
+            /** @description Alias */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @description phone, email or handle */
+                        type: string;
+                        /** @description As stored: phones in E.164, emails lower-cased */
+                        value: string;
+                        /** @description The account it pays into */
+                        accountId: string;
+                        /** @description Reported for suspected fraud by some participant */
+                        flagged: boolean;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -12998,14 +13165,15 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Flag */
+            /** @description Your fraud flag on the alias */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        aliasId: string;
+                        flagged: boolean;
                     };
                 };
             };
@@ -13039,14 +13207,15 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Withdraw your fraud flag on an alias */
+            /** @description Your fraud flag on the alias */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        aliasId: string;
+                        flagged: boolean;
                     };
                 };
             };
@@ -13073,14 +13242,22 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Reference rates in force (per 1 EUR) and the spread */
+            /** @description Reference rates */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The reference date of the rates (the ECB’s) */
+                        asOf: string;
+                        /** @enum {string} */
+                        base: "EUR";
+                        /** @description The spread applied to the mid rate, in basis points */
+                        spreadBps: number;
+                        rates: {
+                            [key: string]: string;
+                        };
                     };
                 };
             };
@@ -13112,14 +13289,17 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Replace the reference rates with an ECB daily XML document (eurofxref-daily.xml) */
+            /** @description The rates in force now */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        asOf: string;
+                        /** @description How many currencies the document priced */
+                        currencies: number;
+                        spreadBps: number;
                     };
                 };
             };
