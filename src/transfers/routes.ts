@@ -119,7 +119,7 @@ export const wirePayment = (p: Payment, viewer: string) => ({
 // The wire functions write what the schemas say (checked by the compiler).
 export const quoteMatchesSchema = (q: Quote): Static<typeof QuoteSchema> => wireQuote(q);
 
-export const wireRequest = (r: MoneyRequest) => ({
+export const wireRequest = (r: MoneyRequest) => W.Exactly<Static<typeof W.MoneyRequestSchema>>()({
   id: r.id,
   status: r.status,
   requester: { maskedName: r.requesterMaskedName, participantName: r.requesterParticipantName },
@@ -136,7 +136,7 @@ export const wireRequest = (r: MoneyRequest) => ({
   createdAt: r.createdAt.toISOString(),
 });
 
-export const wireSplit = (s: SplitView) => ({
+export const wireSplit = (s: SplitView) => W.Exactly<Static<typeof W.SplitSchema>>()({
   id: s.id,
   customerId: s.customerId,
   total: money(s.totalMinor, s.currency),
@@ -148,7 +148,7 @@ export const wireSplit = (s: SplitView) => ({
   createdAt: s.createdAt.toISOString(),
 });
 
-export const wirePacket = (p: RedPacketView) => ({
+export const wirePacket = (p: RedPacketView) => W.Exactly<Static<typeof W.RedPacketSchema>>()({
   id: p.id,
   total: money(p.totalMinor, p.currency),
   shares: p.shareCount,
@@ -483,7 +483,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: schema('transfers', 'Request money from an alias (never debits anything: the payer must approve in their own wallet)', {
         body: Strict({ customerId: CustomerId, payer: AliasRef, amount: Money, note: Type.Optional(Type.String({ maxLength: 140 })), accountId: Type.Optional(Ref('account', 'Account to receive into')) }),
-        response: { 201: Obj('Request') },
+        response: { 201: W.MoneyRequestSchema },
       }),
     },
     async (request, reply) =>
@@ -503,10 +503,10 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.get(
     '/v1/transfers/requests',
-    { config: CUSTOMER, schema: schema('transfers', 'Requests to or from a customer', { querystring: Strict({ customerId: CustomerId, role: Type.Union([Type.Literal('payer'), Type.Literal('requester')]) }), response: { 200: Items('Request') } }) },
+    { config: CUSTOMER, schema: schema('transfers', 'Requests to or from a customer', { querystring: Strict({ customerId: CustomerId, role: Type.Union([Type.Literal('payer'), Type.Literal('requester')]) }), response: { 200: Type.Object({ items: Type.Array(W.MoneyRequestSchema) }, { additionalProperties: false }) } }) },
     async (request) => ({ items: (await transfers.listRequests(principalOf(request).participantId, request.query.customerId, request.query.role, 100)).map(wireRequest) }),
   );
-  app.get('/v1/transfers/requests/:requestId', { config: CUSTOMER, schema: schema('transfers', 'A request', { params: Strict({ requestId: Ref('money_request', 'Request id') }) }) }, async (request, reply) => {
+  app.get('/v1/transfers/requests/:requestId', { config: CUSTOMER, schema: schema('transfers', 'A request', { params: Strict({ requestId: Ref('money_request', 'Request id') }), response: { 200: W.MoneyRequestSchema } }) }, async (request, reply) => {
     const r = await transfers.getRequest(principalOf(request).participantId, request.params.requestId);
     return r === undefined ? reply.fail({ code: 'request_not_found', message: 'no such request' }) : wireRequest(r);
   });
@@ -527,7 +527,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.post(
     '/v1/transfers/requests/:requestId/decline',
-    { config: { ...CUSTOMER, idempotency: 'optional' }, schema: schema('transfers', 'The payer declines, and may block the requester', { params: Strict({ requestId: Ref('money_request', 'Request id') }), body: Strict({ customerId: CustomerId, block: Type.Optional(Type.Boolean()) }) }) },
+    { config: { ...CUSTOMER, idempotency: 'optional' }, schema: schema('transfers', 'The payer declines, and may block the requester', { params: Strict({ requestId: Ref('money_request', 'Request id') }), body: Strict({ customerId: CustomerId, block: Type.Optional(Type.Boolean()) }), response: { 200: W.MoneyRequestSchema } }) },
     async (request, reply) =>
       idempotent(request, reply, async (tx) => {
         const r = await transfers.declineRequest(tx, actorOf(request, request.body.customerId), principalOf(request).participantId, request.params.requestId, request.body);
@@ -547,7 +547,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
           note: Type.Optional(Type.String({ maxLength: 140 })),
           members: Type.Array(Strict({ alias: AliasRef, shares: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), amount: Type.Optional(Type.String({ pattern: '^[0-9]{1,19}(\\.[0-9]{1,4})?$' })) }), { minItems: 2, maxItems: 50 }),
         }),
-        response: { 201: Obj('Split') },
+        response: { 201: W.SplitSchema },
       }),
     },
     async (request, reply) =>
@@ -575,7 +575,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         return r.ok ? created(wireSplit(r.value)) : r.error;
       }),
   );
-  app.get('/v1/transfers/splits/:splitId', { config: CUSTOMER, schema: schema('transfers', 'A split: who paid, who has not', { params: Strict({ splitId: Ref('split', 'Split id') }) }) }, async (request, reply) => {
+  app.get('/v1/transfers/splits/:splitId', { config: CUSTOMER, schema: schema('transfers', 'A split: who paid, who has not', { params: Strict({ splitId: Ref('split', 'Split id') }), response: { 200: W.SplitSchema } }) }, async (request, reply) => {
     const s = await transfers.getSplit(principalOf(request).participantId, request.params.splitId);
     return s === undefined ? reply.fail({ code: 'split_not_found', message: 'no such split' }) : wireSplit(s);
   });
@@ -599,7 +599,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
           message: Type.Optional(Type.String({ maxLength: 140 })),
           expiresInS: Type.Optional(Type.Integer({ minimum: 60, maximum: 604_800 })),
         }),
-        response: { 201: Obj('Red packet') },
+        response: { 201: W.RedPacketSchema },
       }),
     },
     async (request, reply) =>
@@ -615,13 +615,13 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         { required: true },
       ),
   );
-  app.get('/v1/transfers/red-packets/:packetId', { config: CUSTOMER, schema: schema('transfers', 'A red packet and its claims', { params: Strict({ packetId: Ref('red_packet', 'Red packet id') }) }) }, async (request, reply) => {
+  app.get('/v1/transfers/red-packets/:packetId', { config: CUSTOMER, schema: schema('transfers', 'A red packet and its claims', { params: Strict({ packetId: Ref('red_packet', 'Red packet id') }), response: { 200: W.RedPacketSchema } }) }, async (request, reply) => {
     const p = await transfers.getRedPacket(principalOf(request).participantId, request.params.packetId);
     return p === undefined ? reply.fail({ code: 'red_packet_not_found', message: 'no such red packet' }) : wirePacket(p);
   });
   app.post(
     '/v1/transfers/red-packets/:packetId/claim',
-    { config: { ...CUSTOMER, idempotency: 'required' }, schema: schema('transfers', 'Claim a share (once per group member)', { params: Strict({ packetId: Ref('red_packet', 'Red packet id') }), body: Strict({ customerId: CustomerId }), response: { 201: Obj('Claim') } }) },
+    { config: { ...CUSTOMER, idempotency: 'required' }, schema: schema('transfers', 'Claim a share (once per group member)', { params: Strict({ packetId: Ref('red_packet', 'Red packet id') }), body: Strict({ customerId: CustomerId }), response: { 201: W.RedPacketClaimSchema } }) },
     async (request, reply) =>
       idempotent(
         request,

@@ -54,3 +54,68 @@ export const FxRatesSchema = Closed(
 );
 export const FxRefreshSchema = Closed({ asOf: Type.String(), currencies: Type.Integer({ description: 'How many currencies the document priced' }), spreadBps: Type.Integer() }, 'The rates in force now');
 export { Exactly } from '../api/schemas.ts';
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T, description: string) => Type.Union([schema, Type.Null()], { description });
+export const MoneyRequestSchema = Closed(
+  {
+    id: Type.String(),
+    status: Type.Union(['pending', 'paid', 'declined', 'cancelled', 'expired'].map((s) => Type.Literal(s))),
+    requester: Closed({ maskedName: Type.String(), participantName: Type.String() }, 'Who asks (as the payer sees them)'),
+    requesterCustomerId: Type.String({ description: 'The requesting customer (at the requester’s participant)' }),
+    payerCustomerId: Type.String({ description: 'The customer asked to pay (at the payer’s participant)' }),
+    amount: Money,
+    note: Nullable(Type.String(), 'The requester’s note'),
+    firstTime: Type.Boolean({ description: 'The first request between these two' }),
+    flagged: Type.Boolean({ description: 'The requester’s alias is reported for suspected fraud' }),
+    warning: Type.String({ description: 'What to show the payer before they approve' }),
+    splitId: Nullable(Type.String(), 'The split bill it is a share of'),
+    paymentId: Nullable(Type.String(), 'The payment that paid it'),
+    expiresAt: Timestamp,
+    createdAt: Timestamp,
+  },
+  'A money request',
+);
+export const SplitSchema = Closed(
+  {
+    id: Type.String(),
+    customerId: Type.String({ description: 'The customer who paid the bill' }),
+    total: Money,
+    method: Type.Union([Type.Literal('equal'), Type.Literal('shares'), Type.Literal('amounts')]),
+    note: Nullable(Type.String(), 'The note'),
+    rounding: Type.String({ description: 'How shares are rounded' }),
+    members: Type.Array(
+      Closed(
+        {
+          index: Type.Integer(),
+          maskedName: Type.String(),
+          amount: Money,
+          isPayer: Type.Boolean({ description: 'The member who paid the bill (no request)' }),
+          requestId: Nullable(Type.String(), 'The money request sent to this member'),
+          status: Type.Union(['paid', 'pending', 'declined', 'expired', 'cancelled'].map((s) => Type.Literal(s))),
+        },
+        'A member and their share',
+      ),
+    ),
+    paidCount: Type.Integer(),
+    createdAt: Timestamp,
+  },
+  'A split bill',
+);
+export const RedPacketSchema = Closed(
+  {
+    id: Type.String(),
+    total: Money,
+    shares: Type.Integer(),
+    mode: Type.Union([Type.Literal('equal'), Type.Literal('random')]),
+    message: Nullable(Type.String(), 'The sender’s message'),
+    status: Type.Union([Type.Literal('open'), Type.Literal('completed'), Type.Literal('refunded')]),
+    claimedCount: Type.Integer(),
+    claimed: Money,
+    refunded: Money,
+    claims: Type.Array(Closed({ maskedName: Type.String(), amount: Money, claimedAt: Timestamp }, 'A claim')),
+    expiresAt: Timestamp,
+    createdAt: Timestamp,
+  },
+  'A red packet',
+);
+export const RedPacketClaimSchema = Closed({ packetId: Type.String(), amount: Money, packet: RedPacketSchema }, 'Your share, and the packet after it');

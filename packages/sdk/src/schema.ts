@@ -13768,10 +13768,46 @@ export interface operations {
                 content: {
                     "application/json": {
                         items: {
-                            [key: string]: unknown;
+                            id: string;
+                            status: "pending" | "paid" | "declined" | "cancelled" | "expired";
+                            /** @description Who asks (as the payer sees them) */
+                            requester: {
+                                maskedName: string;
+                                participantName: string;
+                            };
+                            /** @description The requesting customer (at the requester’s participant) */
+                            requesterCustomerId: string;
+                            /** @description The customer asked to pay (at the payer’s participant) */
+                            payerCustomerId: string;
+                            amount: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            /** @description The requester’s note */
+                            note: string | null;
+                            /** @description The first request between these two */
+                            firstTime: boolean;
+                            /** @description The requester’s alias is reported for suspected fraud */
+                            flagged: boolean;
+                            /** @description What to show the payer before they approve */
+                            warning: string;
+                            /** @description The split bill it is a share of */
+                            splitId: string | null;
+                            /** @description The payment that paid it */
+                            paymentId: string | null;
+                            /** Format: date-time */
+                            expiresAt: string;
+                            /** Format: date-time */
+                            createdAt: string;
                         }[];
-                    } & {
-                        [key: string]: unknown;
                     };
                 };
             };
@@ -13827,14 +13863,52 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Request */
+            /** @description A money request */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        status: "pending" | "paid" | "declined" | "cancelled" | "expired";
+                        /** @description Who asks (as the payer sees them) */
+                        requester: {
+                            maskedName: string;
+                            participantName: string;
+                        };
+                        /** @description The requesting customer (at the requester’s participant) */
+                        requesterCustomerId: string;
+                        /** @description The customer asked to pay (at the payer’s participant) */
+                        payerCustomerId: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description The requester’s note */
+                        note: string | null;
+                        /** @description The first request between these two */
+                        firstTime: boolean;
+                        /** @description The requester’s alias is reported for suspected fraud */
+                        flagged: boolean;
+                        /** @description What to show the payer before they approve */
+                        warning: string;
+                        /** @description The split bill it is a share of */
+                        splitId: string | null;
+                        /** @description The payment that paid it */
+                        paymentId: string | null;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -13866,14 +13940,52 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A request */
+            /** @description A money request */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        status: "pending" | "paid" | "declined" | "cancelled" | "expired";
+                        /** @description Who asks (as the payer sees them) */
+                        requester: {
+                            maskedName: string;
+                            participantName: string;
+                        };
+                        /** @description The requesting customer (at the requester’s participant) */
+                        requesterCustomerId: string;
+                        /** @description The customer asked to pay (at the payer’s participant) */
+                        payerCustomerId: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description The requester’s note */
+                        note: string | null;
+                        /** @description The first request between these two */
+                        firstTime: boolean;
+                        /** @description The requester’s alias is reported for suspected fraud */
+                        flagged: boolean;
+                        /** @description What to show the payer before they approve */
+                        warning: string;
+                        /** @description The split bill it is a share of */
+                        splitId: string | null;
+                        /** @description The payment that paid it */
+                        paymentId: string | null;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -14039,14 +14151,52 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The payer declines, and may block the requester */
+            /** @description A money request */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        status: "pending" | "paid" | "declined" | "cancelled" | "expired";
+                        /** @description Who asks (as the payer sees them) */
+                        requester: {
+                            maskedName: string;
+                            participantName: string;
+                        };
+                        /** @description The requesting customer (at the requester’s participant) */
+                        requesterCustomerId: string;
+                        /** @description The customer asked to pay (at the payer’s participant) */
+                        payerCustomerId: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description The requester’s note */
+                        note: string | null;
+                        /** @description The first request between these two */
+                        firstTime: boolean;
+                        /** @description The requester’s alias is reported for suspected fraud */
+                        flagged: boolean;
+                        /** @description What to show the payer before they approve */
+                        warning: string;
+                        /** @description The split bill it is a share of */
+                        splitId: string | null;
+                        /** @description The payment that paid it */
+                        paymentId: string | null;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -14107,14 +14257,57 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Split */
+            /** @description A split bill */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @description The customer who paid the bill */
+                        customerId: string;
+                        total: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        method: "equal" | "shares" | "amounts";
+                        /** @description The note */
+                        note: string | null;
+                        /** @description How shares are rounded */
+                        rounding: string;
+                        members: {
+                            index: number;
+                            maskedName: string;
+                            amount: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            /** @description The member who paid the bill (no request) */
+                            isPayer: boolean;
+                            /** @description The money request sent to this member */
+                            requestId: string | null;
+                            status: "paid" | "pending" | "declined" | "expired" | "cancelled";
+                        }[];
+                        paidCount: number;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -14146,14 +14339,57 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A split: who paid, who has not */
+            /** @description A split bill */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @description The customer who paid the bill */
+                        customerId: string;
+                        total: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        method: "equal" | "shares" | "amounts";
+                        /** @description The note */
+                        note: string | null;
+                        /** @description How shares are rounded */
+                        rounding: string;
+                        members: {
+                            index: number;
+                            maskedName: string;
+                            amount: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            /** @description The member who paid the bill (no request) */
+                            isPayer: boolean;
+                            /** @description The money request sent to this member */
+                            requestId: string | null;
+                            status: "paid" | "pending" | "declined" | "expired" | "cancelled";
+                        }[];
+                        paidCount: number;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -14255,14 +14491,77 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Red packet */
+            /** @description A red packet */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        total: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        shares: number;
+                        mode: "equal" | "random";
+                        /** @description The sender’s message */
+                        message: string | null;
+                        status: "open" | "completed" | "refunded";
+                        claimedCount: number;
+                        claimed: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        claims: {
+                            maskedName: string;
+                            amount: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            /** Format: date-time */
+                            claimedAt: string;
+                        }[];
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -14294,14 +14593,77 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A red packet and its claims */
+            /** @description A red packet */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        total: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        shares: number;
+                        mode: "equal" | "random";
+                        /** @description The sender’s message */
+                        message: string | null;
+                        status: "open" | "completed" | "refunded";
+                        claimedCount: number;
+                        claimed: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        claims: {
+                            maskedName: string;
+                            amount: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            /** Format: date-time */
+                            claimedAt: string;
+                        }[];
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -14341,14 +14703,93 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Claim */
+            /** @description Your share, and the packet after it */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        packetId: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description A red packet */
+                        packet: {
+                            id: string;
+                            total: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            shares: number;
+                            mode: "equal" | "random";
+                            /** @description The sender’s message */
+                            message: string | null;
+                            status: "open" | "completed" | "refunded";
+                            claimedCount: number;
+                            claimed: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            refunded: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            claims: {
+                                maskedName: string;
+                                amount: {
+                                    /**
+                                     * @description Decimal string in the currency, e.g. "12.30"
+                                     * @example 12.30
+                                     */
+                                    amount: string;
+                                    /**
+                                     * @description ISO 4217 alphabetic code
+                                     * @example CNY
+                                     */
+                                    currency: string;
+                                };
+                                /** Format: date-time */
+                                claimedAt: string;
+                            }[];
+                            /** Format: date-time */
+                            expiresAt: string;
+                            /** Format: date-time */
+                            createdAt: string;
+                        };
                     };
                 };
             };
