@@ -409,6 +409,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       schema: schema('fx', 'Set the fee for payments from one participant to another: fixed + basis points, charged to the payer', {
         operator: true,
         body: Strict({ payerParticipantId: Ref('participant', 'Payer participant'), payeeParticipantId: Ref('participant', 'Payee participant'), fixed: Money, bps: Type.Integer({ minimum: 0, maximum: 10_000 }) }),
+        response: { 200: W.FeeSchema },
       }),
     },
     async (request, reply) =>
@@ -417,7 +418,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         const fixedMinor = fixed.ok ? fixed.value.amountMinor : request.body.fixed.amount.match(/^0+(\.0+)?$/) !== null ? 0n : undefined;
         if (fixedMinor === undefined) return (fixed as { error: DomainError }).error;
         const r = await transfers.setFee(tx, actorOf(request), { ...request.body, fixedMinor, fixedCurrency: request.body.fixed.currency });
-        return r.ok ? okResponse({ ...request.body }) : r.error;
+        return r.ok ? okResponse(W.Exactly<Static<typeof W.FeeSchema>>()({ ...request.body })) : r.error;
       }),
   );
 
@@ -579,7 +580,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     const s = await transfers.getSplit(principalOf(request).participantId, request.params.splitId);
     return s === undefined ? reply.fail({ code: 'split_not_found', message: 'no such split' }) : wireSplit(s);
   });
-  app.post('/v1/transfers/splits/:splitId/remind', { config: CUSTOMER, schema: schema('transfers', 'Remind members who have not paid (at most once an hour)', { params: Strict({ splitId: Ref('split', 'Split id') }) }) }, async (request, reply) => {
+  app.post('/v1/transfers/splits/:splitId/remind', { config: CUSTOMER, schema: schema('transfers', 'Remind members who have not paid (at most once an hour)', { params: Strict({ splitId: Ref('split', 'Split id') }), response: { 200: W.RemindedSchema } }) }, async (request, reply) => {
     const r = await db.transaction((tx) => transfers.remind(tx, actorOf(request), principalOf(request).participantId, request.params.splitId));
     return r.ok ? r.value : reply.fail(r.error);
   });

@@ -119,3 +119,8 @@ export const RedPacketSchema = Closed(
   'A red packet',
 );
 export const RedPacketClaimSchema = Closed({ packetId: Type.String(), amount: Money, packet: RedPacketSchema }, 'Your share, and the packet after it');
+export const FeeSchema = Closed(
+  { payerParticipantId: Type.String(), payeeParticipantId: Type.String(), fixed: Money, bps: Type.Integer({ description: 'Basis points of the amount, added to the fixed part' }) },
+  'The fee in force between the two participants',
+);
+export const RemindedSchema = Closed({ reminded: Type.Integer({ description: 'How many members were reminded' }) }, 'Reminders sent');

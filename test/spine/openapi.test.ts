@@ -40,8 +40,6 @@ const HIDDEN = [/^\/openapi\.json$/, /^\/docs(\/|$)/, /^\/(app|wallet|console|me
  */
 const OPEN_SUCCESS_BODIES_KNOWN = new Set<string>([
   "POST /v1/account-links 201",
-  "POST /v1/operator/fees 200",
-  "POST /v1/transfers/splits/:splitId/remind 200",
   "POST /v1/risk/alerts/:alertId/resolve 200",
   "POST /v1/operator/risk/alerts/:alertId/resolve 200",
   "GET /v1/risk/rules 200",

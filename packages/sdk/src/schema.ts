@@ -13348,14 +13348,29 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Set the fee for payments from one participant to another: fixed + basis points, charged to the payer */
+            /** @description The fee in force between the two participants */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        payerParticipantId: string;
+                        payeeParticipantId: string;
+                        fixed: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Basis points of the amount, added to the fixed part */
+                        bps: number;
                     };
                 };
             };
@@ -14423,14 +14438,15 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Remind members who have not paid (at most once an hour) */
+            /** @description Reminders sent */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description How many members were reminded */
+                        reminded: number;
                     };
                 };
             };
