@@ -18,6 +18,7 @@ COPY src ./src
 COPY migrations ./migrations
 COPY web ./web
 COPY bin ./bin
+COPY docs ./docs
 RUN npm ci --no-audit --no-fund && npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime
@@ -34,6 +35,7 @@ COPY --from=build --chown=root:root /app/dist ./dist
 COPY --from=build --chown=root:root /app/web/dist ./web/dist
 COPY --from=build --chown=root:root /app/migrations ./migrations
 COPY --from=build --chown=root:root /app/bin ./bin
+COPY --from=build --chown=root:root /app/docs/guides ./docs/guides
 # The code is root's and read-only to the hub; its data and key directories belong to the unprivileged `node` user.
 RUN mkdir -p /var/lib/hutong/data /var/lib/hutong/keys && chown -R node:node /var/lib/hutong && chmod -R 0700 /var/lib/hutong
 USER node

@@ -305,7 +305,7 @@ const IDEMPOTENCY_KEY = {
     '(header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`.',
 };
 
-const MEDIA_TYPES: Readonly<Record<string, string>> = { 'image/png': 'A PNG image', 'image/svg+xml': 'An SVG image', 'text/csv': 'CSV text', 'text/plain': 'Plain text' };
+const MEDIA_TYPES: Readonly<Record<string, string>> = { 'image/png': 'A PNG image', 'image/svg+xml': 'An SVG image', 'text/csv': 'CSV text', 'text/plain': 'Plain text', 'text/html': 'An HTML page' };
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -32,3 +32,9 @@ export const IdempotencyHeaders = Type.Object(
 
 /** Object schema that refuses unknown fields (the default for every request body). */
 export const Strict = <T extends Parameters<typeof Type.Object>[0]>(properties: T) => Type.Object(properties, { additionalProperties: false });
+
+/**
+ * `value` typed as `S` when it has exactly S's keys: a wire object checked against its closed response schema
+ * (`Exactly<Static<typeof Schema>>()(wire)`), since the serializer silently drops a field the schema lacks.
+ */
+export const Exactly = <S>() => <W extends S>(value: W & Record<Exclude<keyof W, keyof S>, never>): S => value;

@@ -233,6 +233,8 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
   app.post(
     '/v1/issuer/cards',
     {
+      // withRequestKey honours an Idempotency-Key (declared here for the OpenAPI document).
+      config: { idempotency: 'optional' },
       schema: {
         tags: ['cards'],
         summary: 'Issue a card to one of your customers',
@@ -369,6 +371,7 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
   app.post(
     '/v1/issuer/cards/:cardId/replace',
     {
+      config: { idempotency: 'optional' },
       schema: {
         tags: ['cards'],
         summary: 'Replace a card with a new number (same account and PAR); every token follows the new card',

@@ -144,7 +144,7 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
 
   app.post(
     '/v1/wallet/tokens',
-    { config: CUSTOMER,
+    { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: {
         tags: ['tokens'],
         summary: "Add a card to the customer's wallet (provision a token)",

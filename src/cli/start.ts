@@ -39,6 +39,7 @@ export async function startCommand(io: CliIo, args: readonly string[] = []): Pro
   const lines = [
     '',
     `Hutong hub ready at ${base} in ${Date.now() - startedMs} ms (${hub.db.engine === 'pglite' ? `embedded PGlite, data in ${config.dataDir}` : 'PostgreSQL'})${demo !== undefined ? ' — DEMO MODE' : ''}`,
+    `  Guides:            ${base}/docs/guides   (quickstarts for a wallet, a bank, a merchant; the concepts)`,
     `  API docs:          ${base}/docs   (OpenAPI: ${base}/openapi.json)`,
     `  Health:            ${base}/health   Metrics: ${base}/metrics (operator credential)`,
     `  Operator console:  ${base}/console   (sign in with the operator credential: ${operatorCredential})`,

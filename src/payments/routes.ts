@@ -2,7 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/index.ts';
-import { AmountString, CountryCode, CurrencyCode, Money, Strict } from '../api/index.ts';
+import { AmountString, CountryCode, CurrencyCode, Exactly, Money, Strict } from '../api/index.ts';
 import { Opaque, Ref } from '../api/index.ts';
 import { MPM_MAX_PAYLOAD_CHARS } from '../emv/index.ts';
 import type { Merchant, MerchantService } from '../merchants/index.ts';
@@ -27,7 +27,6 @@ export interface PaymentRouteDeps {
 }
 
 const Obj = (description: string) => Type.Object({}, { additionalProperties: true, description });
-const Items = (description: string) => Type.Object({ items: Type.Array(Obj(description)) }, { additionalProperties: true });
 type SchemaParts = { body?: TSchema; params?: TSchema; querystring?: TSchema; headers?: TSchema; response?: Record<number, TSchema>; operator?: boolean; description?: string };
 function schema<P extends SchemaParts>(tag: string, summary: string, parts: P) {
   const { operator, response, ...rest } = parts;
@@ -139,9 +138,106 @@ const QrCodeSchema = Type.Object(
   },
   { additionalProperties: false, description: 'QR code' },
 );
+const DateTime = (description?: string) => Type.String({ format: 'date-time', ...(description !== undefined ? { description } : {}) });
+const NullableDateTime = (description: string) => Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description });
+/** A merchant profile (wireMerchant). */
+const MerchantSchema = Type.Object(
+  {
+    id: Type.String({ description: 'Merchant id: the code’s merchant account (tag 26) names it' }),
+    ownerParticipantId: Type.String({ description: 'The merchant or acquirer participant that manages it' }),
+    merchantParticipantId: NullableString('The merchant participant itself, when the merchant is one (null for an acquirer’s merchant)'),
+    name: Type.String({ description: 'Latin script (EMV tag 59)' }),
+    nameZh: Type.String({ description: 'Chinese script (EMV template 64)' }),
+    mcc: Type.String({ description: 'Merchant category code (ISO 18245)' }),
+    country: Type.String({ description: 'ISO 3166-1 alpha-2 (EMV tag 58)' }),
+    city: Type.String(),
+    currency: Type.String({ description: 'ISO 4217: the currency its codes and payments are in' }),
+    settlementAccountId: Type.String({ description: 'The ledger account its captured payments are credited to' }),
+    feeBps: Type.Integer({ description: 'Merchant fee in basis points, taken at capture' }),
+    createdAt: DateTime(),
+  },
+  { additionalProperties: false, description: 'Merchant' },
+);
+/** A card payment as the merchant (or its acquirer) sees it (wireAuthorization). */
+const AuthorizationSchema = Type.Object(
+  {
+    id: Type.String({ description: 'The payment (authorization) id' }),
+    merchantId: Type.String(),
+    channel: Type.Union(['mpm_static', 'mpm_dynamic', 'cpm', 'tap', 'link'].map((c) => Type.Literal(c)), { description: 'How it was paid' }),
+    status: Type.Union(['authorized', 'captured', 'voided', 'expired'].map((c) => Type.Literal(c)), { description: 'authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed)' }),
+    authorizationCode: Type.String(),
+    decidedBy: Type.Union(['hosted', 'issuer', 'stand_in', 'account'].map((c) => Type.Literal(c)), { description: 'Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment' }),
+    amount: Money,
+    captured: Money,
+    refunded: Money,
+    fee: Money,
+    source: Type.Union([Type.Literal('token'), Type.Literal('account')]),
+    cardId: NullableString('The card behind the token (for the merchant: an opaque id)'),
+    tokenId: NullableString('The token that paid'),
+    payerParticipantId: NullableString('The payer’s wallet'),
+    holdExpiresAt: NullableDateTime('When an uncaptured authorization lapses'),
+    riskScore: Type.Integer({ description: '0–100' }),
+    qrId: NullableString('The merchant QR code it paid'),
+    linkId: NullableString('The payment link it paid'),
+    createdAt: DateTime(),
+    updatedAt: DateTime(),
+  },
+  { additionalProperties: false, description: 'Authorization' },
+);
+const MerchantSummarySchema = Type.Object(
+  { id: Type.String(), name: Type.String(), nameZh: Type.String(), city: Type.String(), country: Type.String(), mcc: Type.String() },
+  { additionalProperties: false, description: 'The merchant, as a payer sees it' },
+);
+/** A payment link (wireLink). */
+const PaymentLinkSchema = Type.Object(
+  {
+    id: Type.String(),
+    url: Type.String({ description: 'Its path on the hub: the payer’s wallet opens it with GET and pays it with POST …/pay' }),
+    merchant: MerchantSummarySchema,
+    amount: Money,
+    description: Type.String(),
+    multipleUse: Type.Boolean({ description: 'false: paid once, then closed' }),
+    expiresAt: DateTime(),
+    payCount: Type.Integer({ description: 'How many times it was paid' }),
+    createdAt: DateTime(),
+  },
+  { additionalProperties: false, description: 'Payment link' },
+);
+const RefundSchema = Type.Object(
+  { refundId: Type.String(), amount: Money, payment: AuthorizationSchema },
+  { additionalProperties: false, description: 'A refund and the payment after it' },
+);
+const QrPreviewSchema = Type.Object(
+  {
+    merchant: MerchantSummarySchema,
+    kind: Type.Union([Type.Literal('static'), Type.Literal('dynamic')]),
+    amount: Type.Union([Money, Type.Null()], { description: 'The amount due (a dynamic code); null when the payer enters it' }),
+    currency: Type.String(),
+    expiresAt: NullableDateTime('When a dynamic code expires'),
+    warnings: Type.Array(
+      Type.Object({ code: Type.Union([Type.Literal('payload_longer_than_emvco_limit'), Type.Literal('lowercase_crc')]), message: Type.String() }, { additionalProperties: false }),
+      { description: 'Departures from EMVCo the hub accepted in this code' },
+    ),
+  },
+  { additionalProperties: false, description: 'A scanned code, decoded' },
+);
+const IssuerSettingsSchema = Type.Object(
+  {
+    mode: Type.Union([Type.Literal('hosted'), Type.Literal('webhook')]),
+    authUrl: NullableString('Your authorization endpoint (webhook mode)'),
+    deadlineMs: Type.Integer({ description: 'How long the hub waits for your answer' }),
+    standIn: Type.Object(
+      { action: Type.Union([Type.Literal('approve'), Type.Literal('decline')]), maxAmountMinor: Type.String({ description: 'Up to this amount in minor units of the payment’s currency, stand-in approves' }) },
+      { additionalProperties: false, description: 'What the hub decides when you do not answer in time' },
+    ),
+  },
+  { additionalProperties: false, description: 'How the hub decides on your card payments' },
+);
 // The wire functions write what the schemas say (checked by the compiler).
-export const payerViewMatchesSchema = (a: Authorization): Static<typeof PayerPaymentSchema> => wirePayerView(a);
-export const qrMatchesSchema = (q: QrCode): Static<typeof QrCodeSchema> => wireQr(q);
+export const payerViewMatchesSchema = (a: Authorization) => Exactly<Static<typeof PayerPaymentSchema>>()(wirePayerView(a));
+export const qrMatchesSchema = (q: QrCode) => Exactly<Static<typeof QrCodeSchema>>()(wireQr(q));
+export const merchantMatchesSchema = (m: Merchant) => Exactly<Static<typeof MerchantSchema>>()(wireMerchant(m));
+export const authorizationMatchesSchema = (a: Authorization) => Exactly<Static<typeof AuthorizationSchema>>()(wireAuthorization(a));
 
 const wireLink = (l: PaymentLink, m: Merchant) => ({
   id: l.id,
@@ -154,6 +250,7 @@ const wireLink = (l: PaymentLink, m: Merchant) => ({
   payCount: l.payCount,
   createdAt: l.createdAt.toISOString(),
 });
+export const linkMatchesSchema = (l: PaymentLink, m: Merchant) => Exactly<Static<typeof PaymentLinkSchema>>()(wireLink(l, m));
 
 const Hex = (bytes: number, description: string) => Type.String({ pattern: `^[0-9A-Fa-f]{${bytes * 2}}$`, description });
 const WalletSourceSchema = Type.Union([
@@ -220,7 +317,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
           currency: CurrencyCode,
           feeBps: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, description: 'Merchant fee in basis points, taken at capture' })),
         }),
-        response: { 201: Obj('Merchant') },
+        response: { 201: MerchantSchema },
       }),
     },
     async (request, reply) =>
@@ -229,10 +326,10 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
         return r.ok ? created(wireMerchant(r.value)) : r.error;
       }),
   );
-  app.get('/v1/merchants', { schema: schema('merchants', 'Your merchants', { response: { 200: Items('Merchant') } }) }, async (request) => ({
+  app.get('/v1/merchants', { schema: schema('merchants', 'Your merchants', { response: { 200: Type.Object({ items: Type.Array(MerchantSchema) }, { additionalProperties: false }) } }) }, async (request) => ({
     items: (await merchants.list(me(request), { limit: 200 })).map(wireMerchant),
   }));
-  app.get('/v1/merchants/:merchantId', { schema: schema('merchants', 'One of your merchants', { params: MerchantParams, response: { 200: Obj('Merchant') } }) }, async (request, reply) => {
+  app.get('/v1/merchants/:merchantId', { schema: schema('merchants', 'One of your merchants', { params: MerchantParams, response: { 200: MerchantSchema } }) }, async (request, reply) => {
     const m = await merchants.get(me(request), request.params.merchantId);
     return m === undefined ? reply.fail({ code: 'merchant_not_found', message: 'no such merchant' }) : wireMerchant(m);
   });
@@ -290,7 +387,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   }
   app.post(
     '/v1/wallet/qr/preview',
-    { config: CUSTOMER, schema: schema('qr', 'Decode a scanned merchant code: the merchant and the amount due (nothing is paid), and any departure from EMVCo the hub accepted (warnings)', { body: Strict({ payload: ScannedMpmPayload }) }) },
+    { config: CUSTOMER, schema: schema('qr', 'Decode a scanned merchant code: the merchant and the amount due (nothing is paid), and any departure from EMVCo the hub accepted (warnings)', { body: Strict({ payload: ScannedMpmPayload }), response: { 200: QrPreviewSchema } }) },
     async (request, reply) => {
       const r = await payments.previewQr(request.body.payload);
       if (!r.ok) return reply.fail(r.error);
@@ -319,7 +416,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
       });
     },
   );
-  app.get('/v1/wallet/payments/:paymentId', { config: CUSTOMER, schema: schema('payments', 'A payment your customer made', { params: PaymentParams }) }, async (request, reply) => {
+  app.get('/v1/wallet/payments/:paymentId', { config: CUSTOMER, schema: schema('payments', 'A payment your customer made', { params: PaymentParams, response: { 200: PayerPaymentSchema } }) }, async (request, reply) => {
     const a = await payments.get({ participantId: me(request), as: 'payer' }, request.params.paymentId);
     return a === undefined ? reply.fail({ code: 'payment_not_found', message: 'no such payment' }) : wirePayerView(a);
   });
@@ -331,7 +428,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
       schema: schema('payments', 'Authorize a consumer-presented QR code (base64 BER-TLV, CPV01) shown by any wallet', {
         params: MerchantParams,
         body: Strict({ payload: Type.String({ minLength: 1, maxLength: 1400 }), amount: Money }),
-        response: { 201: Obj('Authorization') },
+        response: { 201: AuthorizationSchema },
       }),
     },
     async (request, reply) => {
@@ -353,7 +450,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
           amount: Money,
           cryptogram: Hex(8, 'Token cryptogram'),
         }),
-        response: { 201: Obj('Authorization') },
+        response: { 201: AuthorizationSchema },
       }),
     },
     async (request, reply) => {
@@ -371,7 +468,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
       schema: schema('payment-links', 'Create a payment link (amount, description, expiry, single or multiple use)', {
         params: MerchantParams,
         body: Strict({ amount: Money, description: Type.String({ minLength: 1, maxLength: 200 }), expiresInS: Type.Integer({ minimum: 60, maximum: 30 * 86_400 }), multipleUse: Type.Optional(Type.Boolean()) }),
-        response: { 201: Obj('Payment link') },
+        response: { 201: PaymentLinkSchema },
       }),
     },
     async (request, reply) =>
@@ -385,13 +482,13 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
         return created(wireLink(r.value, merchant));
       }),
   );
-  app.get('/v1/payment-links/:linkId', { config: CUSTOMER, schema: schema('payment-links', 'Open a payment link (any participant: the payer’s wallet shows it)', { params: LinkParams }) }, async (request, reply) => {
+  app.get('/v1/payment-links/:linkId', { config: CUSTOMER, schema: schema('payment-links', 'Open a payment link (any participant: the payer’s wallet shows it)', { params: LinkParams, response: { 200: PaymentLinkSchema } }) }, async (request, reply) => {
     const found = await payments.getLink(request.params.linkId);
     return found === undefined ? reply.fail({ code: 'payment_link_not_found', message: 'no such payment link' }) : wireLink(found.link, found.merchant);
   });
   app.post(
     '/v1/payment-links/:linkId/pay',
-    { config: { ...CUSTOMER, idempotency: 'required' }, schema: schema('payment-links', 'Pay a payment link with one of your customer’s tokens or accounts (captured at once)', { params: LinkParams, body: Strict({ ...WalletPayFields }), response: { 201: Obj('Payment') } }) },
+    { config: { ...CUSTOMER, idempotency: 'required' }, schema: schema('payment-links', 'Pay a payment link with one of your customer’s tokens or accounts (captured at once)', { params: LinkParams, body: Strict({ ...WalletPayFields }), response: { 201: PayerPaymentSchema } }) },
     async (request, reply) =>
       cardPayment(request, reply, { channel: 'link', actor: actorOf(request, request.body.customerId), walletId: me(request), linkId: request.params.linkId, pay: walletInput(request.body) }),
   );
@@ -399,10 +496,10 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   // ---- after authorization -----------------------------------------------------------------------------------------
   app.get(
     '/v1/payments',
-    { schema: schema('payments', 'Your merchants’ payments, newest first', { querystring: Strict({ merchantId: Type.Optional(Ref('merchant', 'Only this merchant’s payments')) }), response: { 200: Items('Authorization') } }) },
+    { schema: schema('payments', 'Your merchants’ payments, newest first', { querystring: Strict({ merchantId: Type.Optional(Ref('merchant', 'Only this merchant’s payments')) }), response: { 200: Type.Object({ items: Type.Array(AuthorizationSchema) }, { additionalProperties: false }) } }) },
     async (request) => ({ items: (await payments.list(me(request), { ...(request.query.merchantId !== undefined ? { merchantId: request.query.merchantId } : {}), limit: 200 })).map(wireAuthorization) }),
   );
-  app.get('/v1/payments/:paymentId', { schema: schema('payments', 'One of your merchants’ payments', { params: PaymentParams }) }, async (request, reply) => {
+  app.get('/v1/payments/:paymentId', { schema: schema('payments', 'One of your merchants’ payments', { params: PaymentParams, response: { 200: AuthorizationSchema } }) }, async (request, reply) => {
     const a = await payments.get({ participantId: me(request), as: 'merchant' }, request.params.paymentId);
     return a === undefined ? reply.fail({ code: 'payment_not_found', message: 'no such payment' }) : wireAuthorization(a);
   });
@@ -415,7 +512,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   };
   app.post(
     '/v1/payments/:paymentId/capture',
-    { config: { idempotency: 'required' }, schema: schema('payments', 'Capture an authorization, fully or partly (once); the rest of the hold is released', { params: PaymentParams, body: OptionalAmount }) },
+    { config: { idempotency: 'required' }, schema: schema('payments', 'Capture an authorization, fully or partly (once); the rest of the hold is released', { params: PaymentParams, body: OptionalAmount, response: { 200: AuthorizationSchema } }) },
     async (request, reply) => {
       // A partial capture's amount is parsed in the payment's currency (one read); a full capture needs none.
       const amount = request.body.amount === undefined ? { ok: true as const, value: undefined } : await amountFor(request, request.params.paymentId, request.body.amount);
@@ -423,7 +520,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
       return capture(request, reply, { actor: actorOf(request), owner: me(request), authorizationId: request.params.paymentId, amountMinor: amount.value });
     },
   );
-  app.post('/v1/payments/:paymentId/void', { config: { idempotency: 'required' }, schema: schema('payments', 'Void an uncaptured authorization: the hold is released', { params: PaymentParams }) }, async (request, reply) =>
+  app.post('/v1/payments/:paymentId/void', { config: { idempotency: 'required' }, schema: schema('payments', 'Void an uncaptured authorization: the hold is released', { params: PaymentParams, response: { 200: AuthorizationSchema } }) }, async (request, reply) =>
     idempotent(
       request,
       reply,
@@ -436,7 +533,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   );
   app.post(
     '/v1/payments/:paymentId/refunds',
-    { config: { idempotency: 'required' }, schema: schema('payments', 'Refund a captured payment, fully or partly, several times, never above what was captured', { params: PaymentParams, body: OptionalAmount, response: { 201: Obj('Refund') } }) },
+    { config: { idempotency: 'required' }, schema: schema('payments', 'Refund a captured payment, fully or partly, several times, never above what was captured', { params: PaymentParams, body: OptionalAmount, response: { 201: RefundSchema } }) },
     async (request, reply) =>
       idempotent(
         request,
@@ -454,7 +551,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   // ---- issuers: decision mode and card-payment risk rules ----------------------------------------------------------
   const requireIssuer = (request: FastifyRequest): PErr | undefined => (principalOf(request).kind === 'issuer' ? undefined : { code: 'not_issuer_participant', message: 'only issuers configure card authorization' });
   const wireSettings = (s: Awaited<ReturnType<IssuerGateway['get']>>) => ({ mode: s.mode, authUrl: s.authUrl, deadlineMs: s.deadlineMs, standIn: { action: s.standIn.action, maxAmountMinor: s.standIn.maxAmountMinor.toString() } });
-  app.get('/v1/issuer/authorization-settings', { schema: schema('issuer', 'How the hub decides on your card payments', {}) }, async (request, reply) => {
+  app.get('/v1/issuer/authorization-settings', { schema: schema('issuer', 'How the hub decides on your card payments', { response: { 200: IssuerSettingsSchema } }) }, async (request, reply) => {
     const bad = requireIssuer(request);
     return bad !== undefined ? reply.fail(bad) : wireSettings(await issuers.get(me(request)));
   });
@@ -466,8 +563,9 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
           mode: Type.Union([Type.Literal('hosted'), Type.Literal('webhook')]),
           authUrl: Type.Optional(Type.String({ maxLength: 2048 })),
           deadlineMs: Type.Optional(Type.Integer({ minimum: 50, maximum: 10_000, description: 'Default 2000' })),
-          standIn: Type.Optional(Strict({ action: Type.Union([Type.Literal('approve'), Type.Literal('decline')]), maxAmountMinor: Type.String({ pattern: '^[0-9]{1,18}$' }) })),
+          standIn: Type.Optional(Strict({ action: Type.Union([Type.Literal('approve'), Type.Literal('decline')]), maxAmountMinor: Type.String({ pattern: '^[0-9]{1,18}$', description: 'Minor units of the payment’s currency (the setting covers every currency of your cards)' }) })),
         }),
+        response: { 200: IssuerSettingsSchema },
       }),
     },
     async (request, reply) => {

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { withDeadline, type Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import type { HttpMetrics } from '../platform/metrics.ts';
+import { registerGuideRoutes } from './guides.ts';
 
 /** What /health found: the hub committed a write to its database, or why it could not. */
 export type WriteCheck = { readonly ok: true } | { readonly ok: false; readonly reason: string };
@@ -109,6 +110,8 @@ export function registerSystemRoutes(
       return deps.metrics.registry.metrics();
     },
   );
+
+  registerGuideRoutes(app);
 
   app.get('/openapi.json', { config: { auth: 'none' }, schema: { hide: true } }, async () => {
     const document = structuredClone(app.swagger()) as Record<string, unknown> & { components?: { schemas?: Record<string, { properties?: Record<string, { properties?: Record<string, Record<string, unknown>> }> }> } };

@@ -14,6 +14,7 @@ import type { HttpServer } from '../platform/http.ts';
 import { formatMoney, parseMoney } from '../platform/money.ts';
 import type { DomainError } from '../platform/result.ts';
 import type { ConfirmInput, QuoteInput, MoneyRequest, Payment, Quote, RedPacketView, SplitView, TransferService } from './service.ts';
+import * as W from './wire-schemas.ts';
 
 export interface TransferRouteDeps {
   readonly db: Db;
@@ -118,7 +119,7 @@ export const wirePayment = (p: Payment, viewer: string) => ({
 // The wire functions write what the schemas say (checked by the compiler).
 export const quoteMatchesSchema = (q: Quote): Static<typeof QuoteSchema> => wireQuote(q);
 
-export const wireRequest = (r: MoneyRequest) => ({
+export const wireRequest = (r: MoneyRequest) => W.Exactly<Static<typeof W.MoneyRequestSchema>>()({
   id: r.id,
   status: r.status,
   requester: { maskedName: r.requesterMaskedName, participantName: r.requesterParticipantName },
@@ -135,7 +136,7 @@ export const wireRequest = (r: MoneyRequest) => ({
   createdAt: r.createdAt.toISOString(),
 });
 
-export const wireSplit = (s: SplitView) => ({
+export const wireSplit = (s: SplitView) => W.Exactly<Static<typeof W.SplitSchema>>()({
   id: s.id,
   customerId: s.customerId,
   total: money(s.totalMinor, s.currency),
@@ -147,7 +148,7 @@ export const wireSplit = (s: SplitView) => ({
   createdAt: s.createdAt.toISOString(),
 });
 
-export const wirePacket = (p: RedPacketView) => ({
+export const wirePacket = (p: RedPacketView) => W.Exactly<Static<typeof W.RedPacketSchema>>()({
   id: p.id,
   total: money(p.totalMinor, p.currency),
   shares: p.shareCount,
@@ -209,12 +210,12 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // ---- accounts and links ------------------------------------------------------------------------------------------
   app.post(
     '/v1/accounts',
-    { config: { idempotency: 'optional' }, schema: schema('accounts', 'Open an account for one of your customers', { body: Strict({ customerId: CustomerId, currency: CurrencyCode }), response: { 201: Obj('Account') } }) },
+    { config: { idempotency: 'optional' }, schema: schema('accounts', 'Open an account for one of your customers', { body: Strict({ customerId: CustomerId, currency: CurrencyCode }), response: { 201: W.OpenedAccountSchema } }) },
     async (request, reply) =>
       idempotent(request, reply, async (tx) => {
         const { participantId } = principalOf(request);
         const r = await accounts.openCustomerAccount(tx, actorOf(request, request.body.customerId), participantId, request.body.customerId, request.body.currency);
-        return r.ok ? created({ id: r.value.id, customerId: request.body.customerId, currency: r.value.currency, balance: money(0n, r.value.currency) }) : r.error;
+        return r.ok ? created(W.Exactly<Static<typeof W.OpenedAccountSchema>>()({ id: r.value.id, customerId: request.body.customerId, currency: r.value.currency, balance: money(0n, r.value.currency) })) : r.error;
       }),
   );
 
@@ -224,7 +225,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       schema: schema('accounts', 'Fund a customer account (cash-in): a ledger transfer from your funding account', {
         params: Strict({ accountId: Ref('account', 'Account id') }),
         body: Strict({ amount: Money }),
-        response: { 201: Obj('Deposit') },
+        response: { 201: W.DepositSchema },
       }),
     },
     async (request, reply) =>
@@ -238,7 +239,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
           const key = String(request.headers['idempotency-key']);
           const r = await accounts.deposit(tx, actorOf(request), participantId, request.params.accountId, amount.value.amountMinor, `dep_${participantId}_${key}`.slice(0, 64));
           if (!r.ok) return r.error;
-          return created({ accountId: request.params.accountId, amount: request.body.amount });
+          return created(W.Exactly<Static<typeof W.DepositSchema>>()({ accountId: request.params.accountId, amount: request.body.amount }));
         },
         { required: true },
       ),
@@ -318,26 +319,27 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     })),
   }));
 
-  app.delete('/v1/account-links/:linkId', { config: CUSTOMER, schema: schema('accounts', 'Unlink: revokes access at once (wallet or bank)', { params: Strict({ linkId: Ref('account_link', 'Link id') }) }) }, async (request, reply) => {
+  app.delete('/v1/account-links/:linkId', { config: CUSTOMER, schema: schema('accounts', 'Unlink: revokes access at once (wallet or bank)', { params: Strict({ linkId: Ref('account_link', 'Link id') }), response: { 200: W.RevokedLinkSchema } }) }, async (request, reply) => {
     const r = await db.transaction((tx) => accounts.revokeLink(tx, actorOf(request), principalOf(request).participantId, request.params.linkId));
     return r.ok ? { id: r.value.id, status: r.value.status } : reply.fail(r.error);
   });
 
   // ---- aliases -----------------------------------------------------------------------------------------------------
   const aliasBody = Strict({ customerId: CustomerId, type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), accountId: Ref('account', 'The account the alias points to') });
-  const wireAlias = (a: { id: string; type: string; value: string; accountId: string; flagged: boolean; createdAt: Date }) => ({ id: a.id, type: a.type, value: a.value, accountId: a.accountId, flagged: a.flagged, createdAt: a.createdAt.toISOString() });
-  app.post('/v1/aliases', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Register an alias (phone, email or handle) for a customer account', { body: aliasBody, response: { 201: Obj('Alias') } }) }, async (request, reply) =>
+  const wireAlias = (a: { id: string; type: string; value: string; accountId: string; flagged: boolean; createdAt: Date }) =>
+    W.Exactly<Static<typeof W.AliasSchema>>()({ id: a.id, type: a.type, value: a.value, accountId: a.accountId, flagged: a.flagged, createdAt: a.createdAt.toISOString() });
+  app.post('/v1/aliases', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Register an alias (phone, email or handle) for a customer account', { body: aliasBody, response: { 201: W.AliasSchema } }) }, async (request, reply) =>
     idempotent(request, reply, async (tx) => {
       const r = await aliases.register(tx, actorOf(request, request.body.customerId), await me(request), request.body);
       return r.ok ? created(wireAlias(r.value)) : r.error;
     }),
   );
-  app.get('/v1/aliases', { config: CUSTOMER, schema: schema('aliases', "List a customer's aliases", { querystring: Strict({ customerId: CustomerId }), response: { 200: Items('Alias') } }) }, async (request) => ({
+  app.get('/v1/aliases', { config: CUSTOMER, schema: schema('aliases', "List a customer's aliases", { querystring: Strict({ customerId: CustomerId }), response: { 200: Type.Object({ items: Type.Array(W.AliasSchema) }, { additionalProperties: false }) } }) }, async (request) => ({
     items: (await aliases.list(principalOf(request).participantId, request.query.customerId)).map(wireAlias),
   }));
-  app.delete('/v1/aliases/:aliasId', { schema: schema('aliases', 'Delete an alias', { params: Strict({ aliasId: Ref('alias', 'Alias id') }) }) }, async (request, reply) => {
+  app.delete('/v1/aliases/:aliasId', { schema: schema('aliases', 'Delete an alias', { params: Strict({ aliasId: Ref('alias', 'Alias id') }), response: { 200: W.DeletedAliasSchema } }) }, async (request, reply) => {
     const r = await db.transaction((tx) => aliases.remove(tx, actorOf(request), principalOf(request).participantId, request.params.aliasId));
-    return r.ok ? { id: r.value.id, deleted: true } : reply.fail(r.error);
+    return r.ok ? { id: r.value.id, deleted: true as const } : reply.fail(r.error);
   });
   app.get(
     '/v1/aliases/lookup',
@@ -345,20 +347,21 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       schema: schema('aliases', 'Verification of payee: who is behind an alias (masked name, participant), never account details', {
         description: 'Rate limited per participant and per customer; a miss costs more than a hit.',
         querystring: Strict({ customerId: CustomerId, type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }) }),
+        response: { 200: W.AliasLookupSchema },
       }),
     },
     async (request, reply) => {
       const r = await aliases.lookup(await me(request), request.query.customerId, request.query.type as AliasType, request.query.value);
-      return r.ok ? r.value : reply.fail(r.error);
+      return r.ok ? W.Exactly<Static<typeof W.AliasLookupSchema>>()({ ...r.value }) : reply.fail(r.error);
     },
   );
-  app.post('/v1/aliases/moves', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Move an alias here from another participant; the customer confirms with a code sent through its current holder', { body: aliasBody, response: { 201: Obj('Move') } }) }, async (request, reply) =>
+  app.post('/v1/aliases/moves', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Move an alias here from another participant; the customer confirms with a code sent through its current holder', { body: aliasBody, response: { 201: W.AliasMoveSchema } }) }, async (request, reply) =>
     idempotent(request, reply, async (tx) => {
       const r = await aliases.requestMove(tx, actorOf(request, request.body.customerId), await me(request), request.body);
-      return r.ok ? created({ id: r.value.id, status: 'pending', expiresAt: r.value.expiresAt.toISOString() }) : r.error;
+      return r.ok ? created({ id: r.value.id, status: 'pending' as const, expiresAt: r.value.expiresAt.toISOString() }) : r.error;
     }),
   );
-  app.post('/v1/aliases/moves/:moveId/confirm', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Confirm an alias move with the customer’s code', { params: Strict({ moveId: Ref('alias_move', 'Alias move id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }) }) }, async (request, reply) => {
+  app.post('/v1/aliases/moves/:moveId/confirm', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Confirm an alias move with the customer’s code', { params: Strict({ moveId: Ref('alias_move', 'Alias move id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }), response: { 200: W.AliasSchema } }) }, async (request, reply) => {
     let wrong = false;
     const res = await idempotent(request, reply, async (tx) => {
       const r = await aliases.confirmMove(tx, actorOf(request), principalOf(request).participantId, request.params.moveId, request.body.code);
@@ -371,26 +374,26 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     if (wrong) await countWrongMoveCode(db, request.params.moveId);
     return res;
   });
-  app.post('/v1/aliases/flags', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Flag an alias for suspected fraud (payers are warned, risk rules use it)', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), reason: Type.String({ minLength: 1, maxLength: 500 }) }), response: { 201: Obj('Flag') } }) }, async (request, reply) =>
+  app.post('/v1/aliases/flags', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Flag an alias for suspected fraud (payers are warned, risk rules use it)', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), reason: Type.String({ minLength: 1, maxLength: 500 }) }), response: { 201: W.AliasFlagSchema } }) }, async (request, reply) =>
     idempotent(request, reply, async (tx) => {
       const r = await aliases.flag(tx, actorOf(request), await me(request), request.body.type, request.body.value, request.body.reason);
       return r.ok ? created({ aliasId: r.value.id, flagged: true }) : r.error;
     }),
   );
-  app.post('/v1/aliases/flags/remove', { schema: schema('aliases', 'Withdraw your fraud flag on an alias', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }) }) }) }, async (request, reply) => {
+  app.post('/v1/aliases/flags/remove', { schema: schema('aliases', 'Withdraw your fraud flag on an alias', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }) }), response: { 200: W.AliasFlagSchema } }) }, async (request, reply) => {
     const r = await db.transaction(async (tx) => aliases.unflag(tx, actorOf(request), await me(request), request.body.type, request.body.value));
     return r.ok ? { aliasId: r.value.id, flagged: r.value.flagged } : reply.fail(r.error);
   });
 
   // ---- FX and fees -------------------------------------------------------------------------------------------------
-  app.get('/v1/fx/rates', { config: CUSTOMER, schema: schema('fx', 'Reference rates in force (per 1 EUR) and the spread', {}) }, async () => {
+  app.get('/v1/fx/rates', { config: CUSTOMER, schema: schema('fx', 'Reference rates in force (per 1 EUR) and the spread', { response: { 200: W.FxRatesSchema } }) }, async () => {
     const t = await fx.table();
-    return { asOf: t.asOf, base: 'EUR', spreadBps: fx.spreadBps(), rates: Object.fromEntries([...t.perEur.entries()].map(([c, v]) => [c, formatScaled(v, 6)])) };
+    return W.Exactly<Static<typeof W.FxRatesSchema>>()({ asOf: t.asOf, base: 'EUR' as const, spreadBps: fx.spreadBps(), rates: Object.fromEntries([...t.perEur.entries()].map(([c, v]) => [c, formatScaled(v, 6)])) });
   });
   app.post(
     '/v1/operator/fx/rates',
     { config: { idempotency: 'optional', auth: 'operator' },
-      schema: schema('fx', 'Replace the reference rates with an ECB daily XML document (eurofxref-daily.xml)', { operator: true, body: Strict({ xml: Type.String({ minLength: 20, maxLength: 200_000 }), spreadBps: Type.Optional(Type.Integer({ minimum: 0, maximum: 2000 })) }) }),
+      schema: schema('fx', 'Replace the reference rates with an ECB daily XML document (eurofxref-daily.xml)', { operator: true, body: Strict({ xml: Type.String({ minLength: 20, maxLength: 200_000 }), spreadBps: Type.Optional(Type.Integer({ minimum: 0, maximum: 2000 })) }), response: { 200: W.FxRefreshSchema } }),
     },
     async (request, reply) =>
       idempotent(request, reply, async (tx) => {
@@ -406,6 +409,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       schema: schema('fx', 'Set the fee for payments from one participant to another: fixed + basis points, charged to the payer', {
         operator: true,
         body: Strict({ payerParticipantId: Ref('participant', 'Payer participant'), payeeParticipantId: Ref('participant', 'Payee participant'), fixed: Money, bps: Type.Integer({ minimum: 0, maximum: 10_000 }) }),
+        response: { 200: W.FeeSchema },
       }),
     },
     async (request, reply) =>
@@ -414,7 +418,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         const fixedMinor = fixed.ok ? fixed.value.amountMinor : request.body.fixed.amount.match(/^0+(\.0+)?$/) !== null ? 0n : undefined;
         if (fixedMinor === undefined) return (fixed as { error: DomainError }).error;
         const r = await transfers.setFee(tx, actorOf(request), { ...request.body, fixedMinor, fixedCurrency: request.body.fixed.currency });
-        return r.ok ? okResponse({ ...request.body }) : r.error;
+        return r.ok ? okResponse(W.Exactly<Static<typeof W.FeeSchema>>()({ ...request.body })) : r.error;
       }),
   );
 
@@ -480,7 +484,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: schema('transfers', 'Request money from an alias (never debits anything: the payer must approve in their own wallet)', {
         body: Strict({ customerId: CustomerId, payer: AliasRef, amount: Money, note: Type.Optional(Type.String({ maxLength: 140 })), accountId: Type.Optional(Ref('account', 'Account to receive into')) }),
-        response: { 201: Obj('Request') },
+        response: { 201: W.MoneyRequestSchema },
       }),
     },
     async (request, reply) =>
@@ -500,10 +504,10 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.get(
     '/v1/transfers/requests',
-    { config: CUSTOMER, schema: schema('transfers', 'Requests to or from a customer', { querystring: Strict({ customerId: CustomerId, role: Type.Union([Type.Literal('payer'), Type.Literal('requester')]) }), response: { 200: Items('Request') } }) },
+    { config: CUSTOMER, schema: schema('transfers', 'Requests to or from a customer', { querystring: Strict({ customerId: CustomerId, role: Type.Union([Type.Literal('payer'), Type.Literal('requester')]) }), response: { 200: Type.Object({ items: Type.Array(W.MoneyRequestSchema) }, { additionalProperties: false }) } }) },
     async (request) => ({ items: (await transfers.listRequests(principalOf(request).participantId, request.query.customerId, request.query.role, 100)).map(wireRequest) }),
   );
-  app.get('/v1/transfers/requests/:requestId', { config: CUSTOMER, schema: schema('transfers', 'A request', { params: Strict({ requestId: Ref('money_request', 'Request id') }) }) }, async (request, reply) => {
+  app.get('/v1/transfers/requests/:requestId', { config: CUSTOMER, schema: schema('transfers', 'A request', { params: Strict({ requestId: Ref('money_request', 'Request id') }), response: { 200: W.MoneyRequestSchema } }) }, async (request, reply) => {
     const r = await transfers.getRequest(principalOf(request).participantId, request.params.requestId);
     return r === undefined ? reply.fail({ code: 'request_not_found', message: 'no such request' }) : wireRequest(r);
   });
@@ -524,7 +528,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.post(
     '/v1/transfers/requests/:requestId/decline',
-    { config: { ...CUSTOMER, idempotency: 'optional' }, schema: schema('transfers', 'The payer declines, and may block the requester', { params: Strict({ requestId: Ref('money_request', 'Request id') }), body: Strict({ customerId: CustomerId, block: Type.Optional(Type.Boolean()) }) }) },
+    { config: { ...CUSTOMER, idempotency: 'optional' }, schema: schema('transfers', 'The payer declines, and may block the requester', { params: Strict({ requestId: Ref('money_request', 'Request id') }), body: Strict({ customerId: CustomerId, block: Type.Optional(Type.Boolean()) }), response: { 200: W.MoneyRequestSchema } }) },
     async (request, reply) =>
       idempotent(request, reply, async (tx) => {
         const r = await transfers.declineRequest(tx, actorOf(request, request.body.customerId), principalOf(request).participantId, request.params.requestId, request.body);
@@ -544,7 +548,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
           note: Type.Optional(Type.String({ maxLength: 140 })),
           members: Type.Array(Strict({ alias: AliasRef, shares: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), amount: Type.Optional(Type.String({ pattern: '^[0-9]{1,19}(\\.[0-9]{1,4})?$' })) }), { minItems: 2, maxItems: 50 }),
         }),
-        response: { 201: Obj('Split') },
+        response: { 201: W.SplitSchema },
       }),
     },
     async (request, reply) =>
@@ -572,11 +576,11 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         return r.ok ? created(wireSplit(r.value)) : r.error;
       }),
   );
-  app.get('/v1/transfers/splits/:splitId', { config: CUSTOMER, schema: schema('transfers', 'A split: who paid, who has not', { params: Strict({ splitId: Ref('split', 'Split id') }) }) }, async (request, reply) => {
+  app.get('/v1/transfers/splits/:splitId', { config: CUSTOMER, schema: schema('transfers', 'A split: who paid, who has not', { params: Strict({ splitId: Ref('split', 'Split id') }), response: { 200: W.SplitSchema } }) }, async (request, reply) => {
     const s = await transfers.getSplit(principalOf(request).participantId, request.params.splitId);
     return s === undefined ? reply.fail({ code: 'split_not_found', message: 'no such split' }) : wireSplit(s);
   });
-  app.post('/v1/transfers/splits/:splitId/remind', { config: CUSTOMER, schema: schema('transfers', 'Remind members who have not paid (at most once an hour)', { params: Strict({ splitId: Ref('split', 'Split id') }) }) }, async (request, reply) => {
+  app.post('/v1/transfers/splits/:splitId/remind', { config: CUSTOMER, schema: schema('transfers', 'Remind members who have not paid (at most once an hour)', { params: Strict({ splitId: Ref('split', 'Split id') }), response: { 200: W.RemindedSchema } }) }, async (request, reply) => {
     const r = await db.transaction((tx) => transfers.remind(tx, actorOf(request), principalOf(request).participantId, request.params.splitId));
     return r.ok ? r.value : reply.fail(r.error);
   });
@@ -596,7 +600,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
           message: Type.Optional(Type.String({ maxLength: 140 })),
           expiresInS: Type.Optional(Type.Integer({ minimum: 60, maximum: 604_800 })),
         }),
-        response: { 201: Obj('Red packet') },
+        response: { 201: W.RedPacketSchema },
       }),
     },
     async (request, reply) =>
@@ -612,13 +616,13 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         { required: true },
       ),
   );
-  app.get('/v1/transfers/red-packets/:packetId', { config: CUSTOMER, schema: schema('transfers', 'A red packet and its claims', { params: Strict({ packetId: Ref('red_packet', 'Red packet id') }) }) }, async (request, reply) => {
+  app.get('/v1/transfers/red-packets/:packetId', { config: CUSTOMER, schema: schema('transfers', 'A red packet and its claims', { params: Strict({ packetId: Ref('red_packet', 'Red packet id') }), response: { 200: W.RedPacketSchema } }) }, async (request, reply) => {
     const p = await transfers.getRedPacket(principalOf(request).participantId, request.params.packetId);
     return p === undefined ? reply.fail({ code: 'red_packet_not_found', message: 'no such red packet' }) : wirePacket(p);
   });
   app.post(
     '/v1/transfers/red-packets/:packetId/claim',
-    { config: { ...CUSTOMER, idempotency: 'required' }, schema: schema('transfers', 'Claim a share (once per group member)', { params: Strict({ packetId: Ref('red_packet', 'Red packet id') }), body: Strict({ customerId: CustomerId }), response: { 201: Obj('Claim') } }) },
+    { config: { ...CUSTOMER, idempotency: 'required' }, schema: schema('transfers', 'Claim a share (once per group member)', { params: Strict({ packetId: Ref('red_packet', 'Red packet id') }), body: Strict({ customerId: CustomerId }), response: { 201: W.RedPacketClaimSchema } }) },
     async (request, reply) =>
       idempotent(
         request,

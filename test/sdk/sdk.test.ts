@@ -10,6 +10,7 @@ import {
   createHutongClient,
   idempotencyKey,
   merchantQrFields,
+  retryingFetch,
   signWebhook,
   toMinorUnits,
   tokenPaymentSource,
@@ -63,6 +64,37 @@ describe('the SDK helpers agree with the hub', () => {
     expect(verifyWebhook(secret, headers, body.replace('cred_1', 'cred_2'), { nowS: 1700000010 })).toEqual({ ok: false, reason: 'bad_signature' });
     expect(verifyWebhook(secret, headers, body, { nowS: 1700000000 + 301 })).toEqual({ ok: false, reason: 'stale_timestamp' });
     expect(verifyWebhook(secret, new Headers({ 'webhook-id': 'evt_1' }), body)).toEqual({ ok: false, reason: 'missing_headers' });
+  });
+});
+
+describe('the SDK retries only what is safe and useful', () => {
+  const answers = (statuses: readonly { status: number; code?: string }[]) => {
+    const calls: string[] = [];
+    const fake: typeof fetch = async (input) => {
+      const request = input instanceof Request ? input : new Request(input);
+      calls.push(request.method);
+      const next = statuses[Math.min(calls.length - 1, statuses.length - 1)] ?? { status: 200 };
+      return new Response(JSON.stringify(next.code === undefined ? {} : { error: { code: next.code, message: '' } }), { status: next.status, headers: { 'content-type': 'application/json' } });
+    };
+    return { calls, fetch: retryingFetch(fake, { baseDelayMs: 1, maxDelayMs: 1 }) };
+  };
+  const post = (f: typeof fetch, key: boolean) => f('http://hub.test/v1/x', { method: 'POST', body: '{}', headers: key ? { 'Idempotency-Key': 'k1' } : {} });
+
+  it('retries a keyed write while the first is in progress, never another conflict, never an unkeyed write', async () => {
+    const inProgress = answers([{ status: 409, code: 'idempotency_in_progress' }, { status: 201 }]);
+    expect((await post(inProgress.fetch, true)).status).toBe(201);
+    expect(inProgress.calls).toHaveLength(2);
+    const conflict = answers([{ status: 409, code: 'payment_state' }, { status: 201 }]);
+    const answered = await post(conflict.fetch, true);
+    expect(answered.status).toBe(409);
+    expect(await answered.json()).toEqual({ error: { code: 'payment_state', message: '' } });
+    expect(conflict.calls).toHaveLength(1);
+    const unkeyed = answers([{ status: 503, code: 'unavailable' }, { status: 201 }]);
+    expect((await post(unkeyed.fetch, false)).status).toBe(503);
+    expect(unkeyed.calls).toHaveLength(1);
+    const read = answers([{ status: 503, code: 'unavailable' }, { status: 429, code: 'rate_limited' }, { status: 200 }]);
+    expect((await read.fetch('http://hub.test/v1/y')).status).toBe(200);
+    expect(read.calls).toHaveLength(3);
   });
 });
 

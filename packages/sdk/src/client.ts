@@ -52,6 +52,16 @@ function retryable(request: Request): boolean {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The `error.code` of an error answer, read from a copy (the caller still reads the body). */
+async function errorCodeOf(response: Response): Promise<string | undefined> {
+  try {
+    const body = (await response.clone().json()) as { error?: { code?: unknown } };
+    return typeof body.error?.code === 'string' ? body.error.code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** fetch that retries network errors and 408/409/425/429/5xx-unavailable answers, with backoff, when that is safe. */
 export function retryingFetch(base: typeof fetch, options: RetryOptions = {}): typeof fetch {
   const attempts = Math.max(1, options.attempts ?? 4);
@@ -65,6 +75,9 @@ export function retryingFetch(base: typeof fetch, options: RetryOptions = {}): t
       try {
         const response = await base(request.clone());
         if (last || !RETRY_STATUSES.has(response.status)) return response;
+        // A 409 is worth retrying only while the first request with this key is still running; any other conflict
+        // (payment_state, customer_account_exists…) is the answer, and a retry would only replay it.
+        if (response.status === 409 && (await errorCodeOf(response)) !== 'idempotency_in_progress') return response;
         const after = Number(response.headers.get('retry-after'));
         const backoff = Number.isFinite(after) && after > 0 ? after * 1000 : Math.random() * baseDelay * 2 ** (attempt - 1);
         await response.body?.cancel();

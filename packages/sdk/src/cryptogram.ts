@@ -74,33 +74,60 @@ export function merchantQrFields(payload: string): Map<string, string> {
 
 const randomHex = (bytes: number) => [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, '0')).join('').toUpperCase();
 
-/**
- * The `source` of POST /v1/wallet/payments/qr (and payment links) for a token: the next ATC, a fresh unpredictable
- * number, and the cryptogram over the payment. `merchantCountry` is the QR's tag 58 (alpha-2) or numeric.
- */
-export function tokenPaymentSource(input: {
-  readonly tokenRef: string;
+interface CryptogramFor {
   readonly tokenKey: string;
   readonly counter: AtcCounter;
   readonly amount: { readonly amount: string; readonly currency: string };
+  /** The merchant's country: alpha-2 (a QR's tag 58) or ISO 3166 numeric. */
   readonly merchantCountry: string;
   readonly now?: Date;
-}): { type: 'token'; tokenRef: string; atc: number; cryptogram: string; unpredictableNumber: string } {
+}
+
+/** The next counter, a fresh unpredictable number and the cryptogram over them and the payment. */
+function cryptogramFor(input: CryptogramFor): { atc: number; cryptogram: string; unpredictableNumber: string } {
   const currency = CURRENCIES[input.amount.currency];
   if (currency === undefined) throw new RangeError(`unknown currency ${input.amount.currency}`);
   const countryNumeric = /^[0-9]{3}$/.test(input.merchantCountry) ? input.merchantCountry : COUNTRY_NUMERIC[input.merchantCountry];
   if (countryNumeric === undefined) throw new RangeError(`unknown country ${input.merchantCountry}`);
+  const amountMinor = toMinorUnits(input.amount);
   const atc = input.counter.next();
   const unpredictableNumber = randomHex(4);
   const cryptogram = computeTokenCryptogram({
     tokenKeyHex: input.tokenKey,
     atc,
-    amountMinor: toMinorUnits(input.amount),
+    amountMinor,
     currencyNumeric: currency.numeric,
     countryNumeric,
     transactionDate: (input.now ?? new Date()).toISOString().slice(2, 10).replace(/-/g, ''),
     transactionType: '00',
     unpredictableNumber,
   });
-  return { type: 'token', tokenRef: input.tokenRef, atc, cryptogram, unpredictableNumber };
+  return { atc, cryptogram, unpredictableNumber };
+}
+
+/**
+ * The `source` of POST /v1/wallet/payments/qr (and payment links) for a token: the next ATC, a fresh unpredictable
+ * number, and the cryptogram over the payment. `merchantCountry` is the QR's tag 58 (alpha-2) or numeric.
+ */
+export function tokenPaymentSource(input: CryptogramFor & { readonly tokenRef: string }): { type: 'token'; tokenRef: string; atc: number; cryptogram: string; unpredictableNumber: string } {
+  return { type: 'token', tokenRef: input.tokenRef, ...cryptogramFor(input) };
+}
+
+/**
+ * What a phone hands a merchant's terminal on a contactless tap, as the body of
+ * POST /v1/merchants/{merchantId}/payments/tap: the token's number and expiry (YYMM, as a card's track data carries it),
+ * the next ATC, a fresh unpredictable number, the amount and the cryptogram over them (the merchant's country included).
+ * `tokenNumber` and `tokenExpiry` (MM/YY) are what provisioning answered (`tokenNumber`, `token.expiry`).
+ */
+export function tokenTapData(input: CryptogramFor & { readonly tokenNumber: string; readonly tokenExpiry: string }): {
+  token: string;
+  expiry: string;
+  atc: number;
+  unpredictableNumber: string;
+  cryptogram: string;
+  amount: { amount: string; currency: string };
+} {
+  const expiry = /^(0[1-9]|1[0-2])\/([0-9]{2})$/.exec(input.tokenExpiry);
+  if (expiry === null) throw new RangeError(`a token expiry is MM/YY: ${input.tokenExpiry}`);
+  return { token: input.tokenNumber, expiry: `${expiry[2] ?? ''}${expiry[1] ?? ''}`, ...cryptogramFor(input), amount: { amount: input.amount.amount, currency: input.amount.currency } };
 }

@@ -14,6 +14,7 @@ export {
   toMinorUnits,
   tokenCryptogramData,
   tokenPaymentSource,
+  tokenTapData,
   verifyTokenCryptogram,
   type TokenCryptogramInput,
 } from './cryptogram.ts';

@@ -43,6 +43,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/docs/guides": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The integration guides (HTML)
+         * @description Quickstarts for a wallet, a bank and a merchant, and the concepts behind the API. Public.
+         */
+        get: operations["getDocsGuides"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/docs/guides/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One integration guide (HTML; its Markdown with ?format=md)
+         * @description The guides of docs/guides in this repository, as served by this hub. Public.
+         */
+        get: operations["getDocsGuidesByName"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/oauth/token": {
         parameters: {
             query?: never;
@@ -8015,6 +8055,58 @@ export interface operations {
             503: components["responses"]["Error503_b47a2650"];
         };
     };
+    getDocsGuides: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An HTML page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            400: components["responses"]["Error400_3f235b06"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getDocsGuidesByName: {
+        parameters: {
+            query?: {
+                format?: "html" | "md";
+            };
+            header?: never;
+            path: {
+                /** @description The guide, e.g. quickstart-wallet */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An HTML page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            400: components["responses"]["Error400_5e22aaac"];
+            404: components["responses"]["Error404_efedff88"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
     postOauthToken: {
         parameters: {
             query?: never;
@@ -11427,7 +11519,10 @@ export interface operations {
     postIssuerCards: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -11486,15 +11581,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_91e2d11b"];
+            400: components["responses"]["Error400_1c6a4322"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_3c0f0521"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
+            409: components["responses"]["Error409_366198fc"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_6401f0e5"];
+            422: components["responses"]["Error422_0ba1d95d"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11755,7 +11850,10 @@ export interface operations {
     postIssuerCardsByCardIdReplace: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Card id */
                 cardId: string;
@@ -11783,15 +11881,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_91e2d11b"];
+            400: components["responses"]["Error400_1c6a4322"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_3c0f0521"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
+            409: components["responses"]["Error409_366198fc"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_6401f0e5"];
+            422: components["responses"]["Error422_0ba1d95d"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12251,7 +12349,10 @@ export interface operations {
     postWalletTokens: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12315,15 +12416,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_5ca1c210"];
+            400: components["responses"]["Error400_7378205a"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_3c0f0521"];
             404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_1b1f1b10"];
+            409: components["responses"]["Error409_59464607"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0d4ce756"];
+            422: components["responses"]["Error422_480a57f6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12775,7 +12876,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The account id (acc_<customer>_<currency>) */
+                        id: string;
+                        customerId: string;
+                        currency: string;
+                        balance: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
                     };
                 };
             };
@@ -12825,14 +12941,26 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Deposit */
+            /** @description Deposit: the amount moved from your funding account to the account */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        accountId: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
                     };
                 };
             };
@@ -13006,14 +13134,16 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Unlink: revokes access at once (wallet or bank) */
+            /** @description The link, revoked */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @description revoked */
+                        status: string;
                     };
                 };
             };
@@ -13051,10 +13181,18 @@ export interface operations {
                 content: {
                     "application/json": {
                         items: {
-                            [key: string]: unknown;
+                            id: string;
+                            /** @description phone, email or handle */
+                            type: string;
+                            /** @description As stored: phones in E.164, emails lower-cased */
+                            value: string;
+                            /** @description The account it pays into */
+                            accountId: string;
+                            /** @description Reported for suspected fraud by some participant */
+                            flagged: boolean;
+                            /** Format: date-time */
+                            createdAt: string;
                         }[];
-                    } & {
-                        [key: string]: unknown;
                     };
                 };
             };
@@ -13100,7 +13238,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @description phone, email or handle */
+                        type: string;
+                        /** @description As stored: phones in E.164, emails lower-cased */
+                        value: string;
+                        /** @description The account it pays into */
+                        accountId: string;
+                        /** @description Reported for suspected fraud by some participant */
+                        flagged: boolean;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -13134,14 +13282,16 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Delete an alias */
+            /** @description The alias, deleted */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @enum {boolean} */
+                        deleted: true;
                     };
                 };
             };
@@ -13173,14 +13323,26 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Verification of payee: who is behind an alias (masked name, participant), never account details */
+            /** @description Verification of payee */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The alias, normalized */
+                        alias: string;
+                        type: "phone" | "email" | "handle";
+                        /** @description The payee’s name, masked (张*) */
+                        maskedName: string;
+                        /** @description The participant holding the payee’s account */
+                        participantId: string;
+                        participantName: string;
+                        /** @description The currency of the account it pays into */
+                        currency: string;
+                        flagged: boolean;
+                        /** @description What to show the payer when the alias is flagged */
+                        warning: string | null;
                     };
                 };
             };
@@ -13219,14 +13381,18 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Move */
+            /** @description Alias move: confirm it with the customer’s code */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @enum {string} */
+                        status: "pending";
+                        /** Format: date-time */
+                        expiresAt: string;
                     };
                 };
             };
@@ -13265,14 +13431,24 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Confirm an alias move with the customer’s code */
+            /** @description Alias */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @description phone, email or handle */
+                        type: string;
+                        /** @description As stored: phones in E.164, emails lower-cased */
+                        value: string;
+                        /** @description The account it pays into */
+                        accountId: string;
+                        /** @description Reported for suspected fraud by some participant */
+                        flagged: boolean;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -13310,14 +13486,15 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Flag */
+            /** @description Your fraud flag on the alias */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        aliasId: string;
+                        flagged: boolean;
                     };
                 };
             };
@@ -13351,14 +13528,15 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Withdraw your fraud flag on an alias */
+            /** @description Your fraud flag on the alias */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        aliasId: string;
+                        flagged: boolean;
                     };
                 };
             };
@@ -13385,14 +13563,22 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Reference rates in force (per 1 EUR) and the spread */
+            /** @description Reference rates */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The reference date of the rates (the ECB’s) */
+                        asOf: string;
+                        /** @enum {string} */
+                        base: "EUR";
+                        /** @description The spread applied to the mid rate, in basis points */
+                        spreadBps: number;
+                        rates: {
+                            [key: string]: string;
+                        };
                     };
                 };
             };
@@ -13424,14 +13610,17 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Replace the reference rates with an ECB daily XML document (eurofxref-daily.xml) */
+            /** @description The rates in force now */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        asOf: string;
+                        /** @description How many currencies the document priced */
+                        currencies: number;
+                        spreadBps: number;
                     };
                 };
             };
@@ -13480,14 +13669,29 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Set the fee for payments from one participant to another: fixed + basis points, charged to the payer */
+            /** @description The fee in force between the two participants */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        payerParticipantId: string;
+                        payeeParticipantId: string;
+                        fixed: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Basis points of the amount, added to the fixed part */
+                        bps: number;
                     };
                 };
             };
@@ -13900,10 +14104,46 @@ export interface operations {
                 content: {
                     "application/json": {
                         items: {
-                            [key: string]: unknown;
+                            id: string;
+                            status: "pending" | "paid" | "declined" | "cancelled" | "expired";
+                            /** @description Who asks (as the payer sees them) */
+                            requester: {
+                                maskedName: string;
+                                participantName: string;
+                            };
+                            /** @description The requesting customer (at the requester’s participant) */
+                            requesterCustomerId: string;
+                            /** @description The customer asked to pay (at the payer’s participant) */
+                            payerCustomerId: string;
+                            amount: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            /** @description The requester’s note */
+                            note: string | null;
+                            /** @description The first request between these two */
+                            firstTime: boolean;
+                            /** @description The requester’s alias is reported for suspected fraud */
+                            flagged: boolean;
+                            /** @description What to show the payer before they approve */
+                            warning: string;
+                            /** @description The split bill it is a share of */
+                            splitId: string | null;
+                            /** @description The payment that paid it */
+                            paymentId: string | null;
+                            /** Format: date-time */
+                            expiresAt: string;
+                            /** Format: date-time */
+                            createdAt: string;
                         }[];
-                    } & {
-                        [key: string]: unknown;
                     };
                 };
             };
@@ -13959,14 +14199,52 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Request */
+            /** @description A money request */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        status: "pending" | "paid" | "declined" | "cancelled" | "expired";
+                        /** @description Who asks (as the payer sees them) */
+                        requester: {
+                            maskedName: string;
+                            participantName: string;
+                        };
+                        /** @description The requesting customer (at the requester’s participant) */
+                        requesterCustomerId: string;
+                        /** @description The customer asked to pay (at the payer’s participant) */
+                        payerCustomerId: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description The requester’s note */
+                        note: string | null;
+                        /** @description The first request between these two */
+                        firstTime: boolean;
+                        /** @description The requester’s alias is reported for suspected fraud */
+                        flagged: boolean;
+                        /** @description What to show the payer before they approve */
+                        warning: string;
+                        /** @description The split bill it is a share of */
+                        splitId: string | null;
+                        /** @description The payment that paid it */
+                        paymentId: string | null;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -13998,14 +14276,52 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A request */
+            /** @description A money request */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        status: "pending" | "paid" | "declined" | "cancelled" | "expired";
+                        /** @description Who asks (as the payer sees them) */
+                        requester: {
+                            maskedName: string;
+                            participantName: string;
+                        };
+                        /** @description The requesting customer (at the requester’s participant) */
+                        requesterCustomerId: string;
+                        /** @description The customer asked to pay (at the payer’s participant) */
+                        payerCustomerId: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description The requester’s note */
+                        note: string | null;
+                        /** @description The first request between these two */
+                        firstTime: boolean;
+                        /** @description The requester’s alias is reported for suspected fraud */
+                        flagged: boolean;
+                        /** @description What to show the payer before they approve */
+                        warning: string;
+                        /** @description The split bill it is a share of */
+                        splitId: string | null;
+                        /** @description The payment that paid it */
+                        paymentId: string | null;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -14171,14 +14487,52 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The payer declines, and may block the requester */
+            /** @description A money request */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        status: "pending" | "paid" | "declined" | "cancelled" | "expired";
+                        /** @description Who asks (as the payer sees them) */
+                        requester: {
+                            maskedName: string;
+                            participantName: string;
+                        };
+                        /** @description The requesting customer (at the requester’s participant) */
+                        requesterCustomerId: string;
+                        /** @description The customer asked to pay (at the payer’s participant) */
+                        payerCustomerId: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description The requester’s note */
+                        note: string | null;
+                        /** @description The first request between these two */
+                        firstTime: boolean;
+                        /** @description The requester’s alias is reported for suspected fraud */
+                        flagged: boolean;
+                        /** @description What to show the payer before they approve */
+                        warning: string;
+                        /** @description The split bill it is a share of */
+                        splitId: string | null;
+                        /** @description The payment that paid it */
+                        paymentId: string | null;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -14239,14 +14593,57 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Split */
+            /** @description A split bill */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @description The customer who paid the bill */
+                        customerId: string;
+                        total: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        method: "equal" | "shares" | "amounts";
+                        /** @description The note */
+                        note: string | null;
+                        /** @description How shares are rounded */
+                        rounding: string;
+                        members: {
+                            index: number;
+                            maskedName: string;
+                            amount: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            /** @description The member who paid the bill (no request) */
+                            isPayer: boolean;
+                            /** @description The money request sent to this member */
+                            requestId: string | null;
+                            status: "paid" | "pending" | "declined" | "expired" | "cancelled";
+                        }[];
+                        paidCount: number;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -14278,14 +14675,57 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A split: who paid, who has not */
+            /** @description A split bill */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @description The customer who paid the bill */
+                        customerId: string;
+                        total: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        method: "equal" | "shares" | "amounts";
+                        /** @description The note */
+                        note: string | null;
+                        /** @description How shares are rounded */
+                        rounding: string;
+                        members: {
+                            index: number;
+                            maskedName: string;
+                            amount: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            /** @description The member who paid the bill (no request) */
+                            isPayer: boolean;
+                            /** @description The money request sent to this member */
+                            requestId: string | null;
+                            status: "paid" | "pending" | "declined" | "expired" | "cancelled";
+                        }[];
+                        paidCount: number;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -14319,14 +14759,15 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Remind members who have not paid (at most once an hour) */
+            /** @description Reminders sent */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description How many members were reminded */
+                        reminded: number;
                     };
                 };
             };
@@ -14387,14 +14828,77 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Red packet */
+            /** @description A red packet */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        total: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        shares: number;
+                        mode: "equal" | "random";
+                        /** @description The sender’s message */
+                        message: string | null;
+                        status: "open" | "completed" | "refunded";
+                        claimedCount: number;
+                        claimed: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        claims: {
+                            maskedName: string;
+                            amount: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            /** Format: date-time */
+                            claimedAt: string;
+                        }[];
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -14426,14 +14930,77 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A red packet and its claims */
+            /** @description A red packet */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        total: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        shares: number;
+                        mode: "equal" | "random";
+                        /** @description The sender’s message */
+                        message: string | null;
+                        status: "open" | "completed" | "refunded";
+                        claimedCount: number;
+                        claimed: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        claims: {
+                            maskedName: string;
+                            amount: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            /** Format: date-time */
+                            claimedAt: string;
+                        }[];
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -14473,14 +15040,93 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Claim */
+            /** @description Your share, and the packet after it */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        packetId: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description A red packet */
+                        packet: {
+                            id: string;
+                            total: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            shares: number;
+                            mode: "equal" | "random";
+                            /** @description The sender’s message */
+                            message: string | null;
+                            status: "open" | "completed" | "refunded";
+                            claimedCount: number;
+                            claimed: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            refunded: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            claims: {
+                                maskedName: string;
+                                amount: {
+                                    /**
+                                     * @description Decimal string in the currency, e.g. "12.30"
+                                     * @example 12.30
+                                     */
+                                    amount: string;
+                                    /**
+                                     * @description ISO 4217 alphabetic code
+                                     * @example CNY
+                                     */
+                                    currency: string;
+                                };
+                                /** Format: date-time */
+                                claimedAt: string;
+                            }[];
+                            /** Format: date-time */
+                            expiresAt: string;
+                            /** Format: date-time */
+                            createdAt: string;
+                        };
                     };
                 };
             };
@@ -14751,10 +15397,30 @@ export interface operations {
                 content: {
                     "application/json": {
                         items: {
-                            [key: string]: unknown;
+                            /** @description Merchant id: the code’s merchant account (tag 26) names it */
+                            id: string;
+                            /** @description The merchant or acquirer participant that manages it */
+                            ownerParticipantId: string;
+                            /** @description The merchant participant itself, when the merchant is one (null for an acquirer’s merchant) */
+                            merchantParticipantId: string | null;
+                            /** @description Latin script (EMV tag 59) */
+                            name: string;
+                            /** @description Chinese script (EMV template 64) */
+                            nameZh: string;
+                            /** @description Merchant category code (ISO 18245) */
+                            mcc: string;
+                            /** @description ISO 3166-1 alpha-2 (EMV tag 58) */
+                            country: string;
+                            city: string;
+                            /** @description ISO 4217: the currency its codes and payments are in */
+                            currency: string;
+                            /** @description The ledger account its captured payments are credited to */
+                            settlementAccountId: string;
+                            /** @description Merchant fee in basis points, taken at capture */
+                            feeBps: number;
+                            /** Format: date-time */
+                            createdAt: string;
                         }[];
-                    } & {
-                        [key: string]: unknown;
                     };
                 };
             };
@@ -14806,7 +15472,29 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description Merchant id: the code’s merchant account (tag 26) names it */
+                        id: string;
+                        /** @description The merchant or acquirer participant that manages it */
+                        ownerParticipantId: string;
+                        /** @description The merchant participant itself, when the merchant is one (null for an acquirer’s merchant) */
+                        merchantParticipantId: string | null;
+                        /** @description Latin script (EMV tag 59) */
+                        name: string;
+                        /** @description Chinese script (EMV template 64) */
+                        nameZh: string;
+                        /** @description Merchant category code (ISO 18245) */
+                        mcc: string;
+                        /** @description ISO 3166-1 alpha-2 (EMV tag 58) */
+                        country: string;
+                        city: string;
+                        /** @description ISO 4217: the currency its codes and payments are in */
+                        currency: string;
+                        /** @description The ledger account its captured payments are credited to */
+                        settlementAccountId: string;
+                        /** @description Merchant fee in basis points, taken at capture */
+                        feeBps: number;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -14842,7 +15530,29 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description Merchant id: the code’s merchant account (tag 26) names it */
+                        id: string;
+                        /** @description The merchant or acquirer participant that manages it */
+                        ownerParticipantId: string;
+                        /** @description The merchant participant itself, when the merchant is one (null for an acquirer’s merchant) */
+                        merchantParticipantId: string | null;
+                        /** @description Latin script (EMV tag 59) */
+                        name: string;
+                        /** @description Chinese script (EMV template 64) */
+                        nameZh: string;
+                        /** @description Merchant category code (ISO 18245) */
+                        mcc: string;
+                        /** @description ISO 3166-1 alpha-2 (EMV tag 58) */
+                        country: string;
+                        city: string;
+                        /** @description ISO 4217: the currency its codes and payments are in */
+                        currency: string;
+                        /** @description The ledger account its captured payments are credited to */
+                        settlementAccountId: string;
+                        /** @description Merchant fee in basis points, taken at capture */
+                        feeBps: number;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -15024,14 +15734,44 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Decode a scanned merchant code: the merchant and the amount due (nothing is paid), and any departure from EMVCo the hub accepted (warnings) */
+            /** @description A scanned code, decoded */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The merchant, as a payer sees it */
+                        merchant: {
+                            id: string;
+                            name: string;
+                            nameZh: string;
+                            city: string;
+                            country: string;
+                            mcc: string;
+                        };
+                        kind: "static" | "dynamic";
+                        /** @description The amount due (a dynamic code); null when the payer enters it */
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        } | null;
+                        currency: string;
+                        /** @description When a dynamic code expires */
+                        expiresAt: string | null;
+                        /** @description Departures from EMVCo the hub accepted in this code */
+                        warnings: {
+                            code: "payload_longer_than_emvco_limit" | "lowercase_crc";
+                            message: string;
+                        }[];
                     };
                 };
             };
@@ -15191,14 +15931,63 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A payment your customer made */
+            /** @description Payment */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The payment (authorization) id */
+                        id: string;
+                        merchantId: string;
+                        /** @description mpm_static, mpm_dynamic, cpm, tap or link */
+                        channel: string;
+                        /** @description authorized, captured, voided, refunded, expired… */
+                        status: string;
+                        authorizationCode: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        captured: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Your paying customer */
+                        customerId: string | null;
+                        /** @description The token that paid, when a token paid */
+                        tokenId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -15257,7 +16046,83 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The payment (authorization) id */
+                        id: string;
+                        merchantId: string;
+                        /** @description How it was paid */
+                        channel: "mpm_static" | "mpm_dynamic" | "cpm" | "tap" | "link";
+                        /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
+                        status: "authorized" | "captured" | "voided" | "expired";
+                        authorizationCode: string;
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        decidedBy: "hosted" | "issuer" | "stand_in" | "account";
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        captured: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        source: "token" | "account";
+                        /** @description The card behind the token (for the merchant: an opaque id) */
+                        cardId: string | null;
+                        /** @description The token that paid */
+                        tokenId: string | null;
+                        /** @description The payer’s wallet */
+                        payerParticipantId: string | null;
+                        /** @description When an uncaptured authorization lapses */
+                        holdExpiresAt: string | null;
+                        /** @description 0–100 */
+                        riskScore: number;
+                        /** @description The merchant QR code it paid */
+                        qrId: string | null;
+                        /** @description The payment link it paid */
+                        linkId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
                     };
                 };
             };
@@ -15325,7 +16190,83 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The payment (authorization) id */
+                        id: string;
+                        merchantId: string;
+                        /** @description How it was paid */
+                        channel: "mpm_static" | "mpm_dynamic" | "cpm" | "tap" | "link";
+                        /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
+                        status: "authorized" | "captured" | "voided" | "expired";
+                        authorizationCode: string;
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        decidedBy: "hosted" | "issuer" | "stand_in" | "account";
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        captured: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        source: "token" | "account";
+                        /** @description The card behind the token (for the merchant: an opaque id) */
+                        cardId: string | null;
+                        /** @description The token that paid */
+                        tokenId: string | null;
+                        /** @description The payer’s wallet */
+                        payerParticipantId: string | null;
+                        /** @description When an uncaptured authorization lapses */
+                        holdExpiresAt: string | null;
+                        /** @description 0–100 */
+                        riskScore: number;
+                        /** @description The merchant QR code it paid */
+                        qrId: string | null;
+                        /** @description The payment link it paid */
+                        linkId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
                     };
                 };
             };
@@ -15388,7 +16329,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @description Its path on the hub: the payer’s wallet opens it with GET and pays it with POST …/pay */
+                        url: string;
+                        /** @description The merchant, as a payer sees it */
+                        merchant: {
+                            id: string;
+                            name: string;
+                            nameZh: string;
+                            city: string;
+                            country: string;
+                            mcc: string;
+                        };
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        description: string;
+                        /** @description false: paid once, then closed */
+                        multipleUse: boolean;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** @description How many times it was paid */
+                        payCount: number;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -15421,14 +16394,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Open a payment link (any participant: the payer’s wallet shows it) */
+            /** @description Payment link */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        /** @description Its path on the hub: the payer’s wallet opens it with GET and pays it with POST …/pay */
+                        url: string;
+                        /** @description The merchant, as a payer sees it */
+                        merchant: {
+                            id: string;
+                            name: string;
+                            nameZh: string;
+                            city: string;
+                            country: string;
+                            mcc: string;
+                        };
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        description: string;
+                        /** @description false: paid once, then closed */
+                        multipleUse: boolean;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** @description How many times it was paid */
+                        payCount: number;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -15498,7 +16503,56 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The payment (authorization) id */
+                        id: string;
+                        merchantId: string;
+                        /** @description mpm_static, mpm_dynamic, cpm, tap or link */
+                        channel: string;
+                        /** @description authorized, captured, voided, refunded, expired… */
+                        status: string;
+                        authorizationCode: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        captured: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Your paying customer */
+                        customerId: string | null;
+                        /** @description The token that paid, when a token paid */
+                        tokenId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -15539,10 +16593,84 @@ export interface operations {
                 content: {
                     "application/json": {
                         items: {
-                            [key: string]: unknown;
+                            /** @description The payment (authorization) id */
+                            id: string;
+                            merchantId: string;
+                            /** @description How it was paid */
+                            channel: "mpm_static" | "mpm_dynamic" | "cpm" | "tap" | "link";
+                            /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
+                            status: "authorized" | "captured" | "voided" | "expired";
+                            authorizationCode: string;
+                            /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                            decidedBy: "hosted" | "issuer" | "stand_in" | "account";
+                            amount: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            captured: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            refunded: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            fee: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            source: "token" | "account";
+                            /** @description The card behind the token (for the merchant: an opaque id) */
+                            cardId: string | null;
+                            /** @description The token that paid */
+                            tokenId: string | null;
+                            /** @description The payer’s wallet */
+                            payerParticipantId: string | null;
+                            /** @description When an uncaptured authorization lapses */
+                            holdExpiresAt: string | null;
+                            /** @description 0–100 */
+                            riskScore: number;
+                            /** @description The merchant QR code it paid */
+                            qrId: string | null;
+                            /** @description The payment link it paid */
+                            linkId: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** Format: date-time */
+                            updatedAt: string;
                         }[];
-                    } & {
-                        [key: string]: unknown;
                     };
                 };
             };
@@ -15573,14 +16701,90 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description One of your merchants’ payments */
+            /** @description Authorization */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The payment (authorization) id */
+                        id: string;
+                        merchantId: string;
+                        /** @description How it was paid */
+                        channel: "mpm_static" | "mpm_dynamic" | "cpm" | "tap" | "link";
+                        /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
+                        status: "authorized" | "captured" | "voided" | "expired";
+                        authorizationCode: string;
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        decidedBy: "hosted" | "issuer" | "stand_in" | "account";
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        captured: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        source: "token" | "account";
+                        /** @description The card behind the token (for the merchant: an opaque id) */
+                        cardId: string | null;
+                        /** @description The token that paid */
+                        tokenId: string | null;
+                        /** @description The payer’s wallet */
+                        payerParticipantId: string | null;
+                        /** @description When an uncaptured authorization lapses */
+                        holdExpiresAt: string | null;
+                        /** @description 0–100 */
+                        riskScore: number;
+                        /** @description The merchant QR code it paid */
+                        qrId: string | null;
+                        /** @description The payment link it paid */
+                        linkId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
                     };
                 };
             };
@@ -15624,14 +16828,90 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Capture an authorization, fully or partly (once); the rest of the hold is released */
+            /** @description Authorization */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The payment (authorization) id */
+                        id: string;
+                        merchantId: string;
+                        /** @description How it was paid */
+                        channel: "mpm_static" | "mpm_dynamic" | "cpm" | "tap" | "link";
+                        /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
+                        status: "authorized" | "captured" | "voided" | "expired";
+                        authorizationCode: string;
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        decidedBy: "hosted" | "issuer" | "stand_in" | "account";
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        captured: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        source: "token" | "account";
+                        /** @description The card behind the token (for the merchant: an opaque id) */
+                        cardId: string | null;
+                        /** @description The token that paid */
+                        tokenId: string | null;
+                        /** @description The payer’s wallet */
+                        payerParticipantId: string | null;
+                        /** @description When an uncaptured authorization lapses */
+                        holdExpiresAt: string | null;
+                        /** @description 0–100 */
+                        riskScore: number;
+                        /** @description The merchant QR code it paid */
+                        qrId: string | null;
+                        /** @description The payment link it paid */
+                        linkId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
                     };
                 };
             };
@@ -15671,14 +16951,90 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Void an uncaptured authorization: the hold is released */
+            /** @description Authorization */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The payment (authorization) id */
+                        id: string;
+                        merchantId: string;
+                        /** @description How it was paid */
+                        channel: "mpm_static" | "mpm_dynamic" | "cpm" | "tap" | "link";
+                        /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
+                        status: "authorized" | "captured" | "voided" | "expired";
+                        authorizationCode: string;
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        decidedBy: "hosted" | "issuer" | "stand_in" | "account";
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        captured: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        source: "token" | "account";
+                        /** @description The card behind the token (for the merchant: an opaque id) */
+                        cardId: string | null;
+                        /** @description The token that paid */
+                        tokenId: string | null;
+                        /** @description The payer’s wallet */
+                        payerParticipantId: string | null;
+                        /** @description When an uncaptured authorization lapses */
+                        holdExpiresAt: string | null;
+                        /** @description 0–100 */
+                        riskScore: number;
+                        /** @description The merchant QR code it paid */
+                        qrId: string | null;
+                        /** @description The payment link it paid */
+                        linkId: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
                     };
                 };
             };
@@ -15724,14 +17080,106 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Refund */
+            /** @description A refund and the payment after it */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        refundId: string;
+                        amount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Authorization */
+                        payment: {
+                            /** @description The payment (authorization) id */
+                            id: string;
+                            merchantId: string;
+                            /** @description How it was paid */
+                            channel: "mpm_static" | "mpm_dynamic" | "cpm" | "tap" | "link";
+                            /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
+                            status: "authorized" | "captured" | "voided" | "expired";
+                            authorizationCode: string;
+                            /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                            decidedBy: "hosted" | "issuer" | "stand_in" | "account";
+                            amount: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            captured: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            refunded: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            fee: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            source: "token" | "account";
+                            /** @description The card behind the token (for the merchant: an opaque id) */
+                            cardId: string | null;
+                            /** @description The token that paid */
+                            tokenId: string | null;
+                            /** @description The payer’s wallet */
+                            payerParticipantId: string | null;
+                            /** @description When an uncaptured authorization lapses */
+                            holdExpiresAt: string | null;
+                            /** @description 0–100 */
+                            riskScore: number;
+                            /** @description The merchant QR code it paid */
+                            qrId: string | null;
+                            /** @description The payment link it paid */
+                            linkId: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** Format: date-time */
+                            updatedAt: string;
+                        };
                     };
                 };
             };
@@ -15768,7 +17216,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        mode: "hosted" | "webhook";
+                        /** @description Your authorization endpoint (webhook mode) */
+                        authUrl: string | null;
+                        /** @description How long the hub waits for your answer */
+                        deadlineMs: number;
+                        /** @description What the hub decides when you do not answer in time */
+                        standIn: {
+                            action: "approve" | "decline";
+                            /** @description Up to this amount in minor units of the payment’s currency, stand-in approves */
+                            maxAmountMinor: string;
+                        };
                     };
                 };
             };
@@ -15796,20 +17254,31 @@ export interface operations {
                     deadlineMs?: number;
                     standIn?: {
                         action: "approve" | "decline";
+                        /** @description Minor units of the payment’s currency (the setting covers every currency of your cards) */
                         maxAmountMinor: string;
                     };
                 };
             };
         };
         responses: {
-            /** @description Choose hosted holds or a real-time authorization webhook (signed like webhooks, with a deadline and stand-in rules) */
+            /** @description How the hub decides on your card payments */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        mode: "hosted" | "webhook";
+                        /** @description Your authorization endpoint (webhook mode) */
+                        authUrl: string | null;
+                        /** @description How long the hub waits for your answer */
+                        deadlineMs: number;
+                        /** @description What the hub decides when you do not answer in time */
+                        standIn: {
+                            action: "approve" | "decline";
+                            /** @description Up to this amount in minor units of the payment’s currency, stand-in approves */
+                            maxAmountMinor: string;
+                        };
                     };
                 };
             };
