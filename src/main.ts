@@ -58,6 +58,9 @@ import { createWebhookDispatcher, type WebhookDispatcher } from './webhooks/disp
 import { createEventOutbox, type EventOutbox } from './webhooks/events.ts';
 import { registerWebhookRoutes } from './webhooks/routes.ts';
 import { createWebhookSecretService } from './participants/webhook-secrets.ts';
+import { createConnectionService, type ConnectionService } from './participants/connections.ts';
+import { createConnectorService, type ConnectorService } from './connectors/service.ts';
+import { connectorSchemas, registerConnectorRoutes } from './connectors/routes.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -86,6 +89,9 @@ export interface HubServices {
   readonly cards: CardsModule;
   readonly transfers: TransfersModule;
   readonly payments: PaymentsModule;
+  /** Participants' modes per currency (hosted or connected) and the connectors that reach connected ones. */
+  readonly connections: ConnectionService;
+  readonly connectors: ConnectorService;
 }
 
 export interface Hub extends HubServices {
@@ -126,6 +132,8 @@ export function resolveOperatorToken(config: HubConfig): string {
 const CLOSE_STEP_MS = { http: 3_000, webhooks: 500, outbound: 500, audit: 1_000, db: 1_000 } as const;
 const AUDIT_CHAIN_INTERVAL_MS = 1_000;
 const LEDGER_EXPIRY_INTERVAL_MS = 1_000;
+/** Commit/abort messages to connected participants, and aborting payments past their deadline. */
+const CONNECTOR_INTERVAL_MS = 1_000;
 const SWEEP_INTERVAL_MS = 10 * 60_000;
 
 /** The composition root: every service is created here, with its dependencies explicit. */
@@ -206,7 +214,15 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     if (accountsOf === undefined) throw new Error('settlement: accounts not wired');
     return accountsOf();
   } });
-  const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, stepUp, ledger, settlement, refs });
+  const connections = createConnectionService({ db, clock, audit, outbound });
+  const connectors = createConnectorService({ db, clock, vault, logger, fetch: outboundFetch, connections });
+  const deliverConnectorMessages = () => {
+    connectors.deliverDue().catch((error: unknown) => logger.warn({ err: error }, 'connector messages: delivery failed (retried by the background job)'));
+  };
+  const transfers = createTransfersModule({
+    db, clock, audit, events, vault, customers, stepUp, ledger, settlement, refs,
+    connected: { connection: (p, c) => connections.connected(p, c), ask: (c, op, r) => connectors.ask(c, op, r), enqueue: (tx, m) => connectors.enqueue(tx, m), deliverSoon: deliverConnectorMessages },
+  });
   accountsOf = () => transfers.accounts;
   const liquidity = createLiquidityService({ db, clock, audit, events, ledger, accounts: transfers.accounts });
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs });
@@ -236,7 +252,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     documentRoute,
     finishDocument: shareErrorResponses,
   });
-  for (const schema of participantSchemas) app.addSchema(schema);
+  for (const schema of [...participantSchemas, ...connectorSchemas]) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });
   for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs]) define(refs);
   registerOwnership(app, { registry: refs, db }, callerOf);
@@ -255,6 +271,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
   payments.registerRoutes(app, { idempotent });
+  registerConnectorRoutes(app, { connectors, connections, idempotent, transferStatus: (participantId, paymentId) => transfers.transfers.connectorStatus(participantId, paymentId) });
   await app.ready();
 
   const timers: NodeJS.Timeout[] = [];
@@ -300,12 +317,16 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     cards,
     transfers,
     payments,
+    connections,
+    connectors,
     operatorToken,
     startBackground() {
       if (config.webhooks.enabled) webhooks.start(config.webhooks.pollMs);
       // @modules:background (each capability's periodic jobs, via every(ms, name, job))
       every(LEDGER_EXPIRY_INTERVAL_MS, 'ledger-pending-expiry', () => ledger.expirePending());
       every(30_000, 'red-packet-sweep', () => transfers.sweep());
+      every(CONNECTOR_INTERVAL_MS, 'connector-outbox', () => connectors.deliverDue());
+      every(CONNECTOR_INTERVAL_MS, 'connected-payment-recovery', () => transfers.transfers.recoverConnected());
       every(60_000, 'payment-hold-expiry', () => payments.sweep());
       every(AUDIT_CHAIN_INTERVAL_MS, 'audit-chain', () => audit.chain());
       every(SWEEP_INTERVAL_MS, 'idempotency-sweep', () => idempotency.sweep());

@@ -1,0 +1,168 @@
+import { Type } from '@sinclair/typebox';
+import { actorOf, okResponse, principalOf, type Idempotent } from '../api/context.ts';
+import { Ref } from '../api/refs.ts';
+import { CurrencyCode, Strict } from '../api/schemas.ts';
+import type { Connection, ConnectionService } from '../participants/connections.ts';
+import type { TransferStatus } from '../participant-sdk/protocol.ts';
+import type { HttpServer } from '../platform/http.ts';
+import type { ConnectorService } from './service.ts';
+
+const Reason = Type.Object(
+  { Rsn: Type.String({ pattern: '^[A-Z0-9]{4}$', description: 'ISO 20022 status reason code' }), AddtlInf: Type.Optional(Type.String({ maxLength: 500 })) },
+  { additionalProperties: false },
+);
+const TransferStatusSchema = Type.Object(
+  {
+    TxId: Type.String({ description: 'The payment id (the transfer id of every connector message)' }),
+    TxSts: Type.Union([Type.Literal('PDNG'), Type.Literal('ACSC'), Type.Literal('RJCT')], { description: 'ISO 20022: pending, settled, rejected' }),
+    StsRsnInf: Type.Optional(Reason),
+  },
+  { $id: 'ConnectorTransferStatus', additionalProperties: false, description: 'The hub’s decision on a transfer, as ISO 20022 pacs.002 states it.' },
+);
+const JwkSchema = Type.Object(
+  { kty: Type.Literal('OKP'), crv: Type.Literal('Ed25519'), x: Type.String(), kid: Type.Optional(Type.String()), use: Type.Optional(Type.String()), alg: Type.Optional(Type.String()) },
+  { additionalProperties: false },
+);
+const ConnectionSchema = Type.Object(
+  {
+    participantId: Type.String(),
+    currency: Type.String(),
+    mode: Type.Union([Type.Literal('hosted'), Type.Literal('connected')]),
+    endpointUrl: Type.Union([Type.String(), Type.Null()]),
+    publicJwk: Type.Union([JwkSchema, Type.Null()]),
+    deadlineMs: Type.Integer(),
+    updatedAt: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'ParticipantConnection', additionalProperties: false, description: 'A participant’s mode in one currency: hosted (the hub keeps its customers’ accounts) or connected (its own core system does, reached through its connector endpoint).' },
+);
+const wireConnection = (c: Connection) => ({
+  ...c,
+  publicJwk: c.publicJwk === null ? null : { kty: c.publicJwk.kty, crv: c.publicJwk.crv, x: c.publicJwk.x, ...(c.publicJwk.kid !== undefined ? { kid: c.publicJwk.kid } : {}) },
+  updatedAt: c.updatedAt.toISOString(),
+});
+
+export function registerConnectorRoutes(
+  app: HttpServer,
+  deps: { connectors: ConnectorService; connections: ConnectionService; idempotent: Idempotent; transferStatus: (participantId: string, paymentId: string) => Promise<TransferStatus | undefined> },
+): void {
+  const { connectors, connections, idempotent } = deps;
+
+  app.get(
+    '/v1/connector/jwks',
+    {
+      config: { auth: 'none' },
+      schema: {
+        tags: ['connector'],
+        summary: 'The hub’s connector signing key (JWK set)',
+        description:
+          'Connected participants verify the hub’s connector requests with this Ed25519 key: every request carries a detached JWS over its body in `x-jws-signature` ' +
+          '(protected header: alg EdDSA, kid, op, txid, iat). See the `connector` webhooks for the messages.',
+        response: { 200: Type.Object({ keys: Type.Array(JwkSchema) }, { additionalProperties: false }) },
+      },
+    },
+    async () => ({ keys: [await connectors.publicJwk()] }),
+  );
+
+  app.get(
+    '/v1/connector/transfers/:paymentId',
+    {
+      schema: {
+        tags: ['connector'],
+        summary: 'A transfer’s final state (for its payer’s or payee’s participant)',
+        description: 'Ask at any time — after a crash, or when a commit or abort is late: PDNG while the hub decides, then ACSC or RJCT with the reason, for good.',
+        security: [{ participant: [] }],
+        params: Strict({ paymentId: Ref('transfer', 'Payment id (TxId)') }),
+        response: { 200: Type.Ref(TransferStatusSchema) },
+      },
+    },
+    async (request, reply) => {
+      const status = await deps.transferStatus(principalOf(request).participantId, request.params.paymentId);
+      return status === undefined ? reply.fail({ code: 'payment_not_found', message: 'no such payment' }) : status;
+    },
+  );
+
+  app.post(
+    '/v1/connector/transfers/:paymentId/status',
+    {
+      schema: {
+        tags: ['connector'],
+        summary: 'Report a late or repeated answer: the hub answers what it decided',
+        description:
+          'A connected participant whose answer to reserve or accept reached the hub after its deadline (or twice) may report it here. The hub never changes its decision: ' +
+          'it answers its state (PDNG, ACSC or RJCT); the participant then follows it (releases on RJCT).',
+        security: [{ participant: [] }],
+        params: Strict({ paymentId: Ref('transfer', 'Payment id (TxId)') }),
+        body: Strict({ TxSts: Type.Union([Type.Literal('ACSP'), Type.Literal('RJCT')]), StsRsnInf: Type.Optional(Reason) }),
+        response: { 200: Type.Ref(TransferStatusSchema) },
+      },
+    },
+    async (request, reply) => {
+      const status = await deps.transferStatus(principalOf(request).participantId, request.params.paymentId);
+      return status === undefined ? reply.fail({ code: 'payment_not_found', message: 'no such payment' }) : status;
+    },
+  );
+
+  app.get(
+    '/v1/connector/connections',
+    {
+      schema: {
+        tags: ['connector'],
+        summary: 'Your modes per currency (hosted unless listed as connected)',
+        security: [{ participant: [] }],
+        response: { 200: Type.Object({ items: Type.Array(Type.Ref(ConnectionSchema)) }, { additionalProperties: false }) },
+      },
+    },
+    async (request) => ({ items: (await connections.list(principalOf(request).participantId)).map(wireConnection) }),
+  );
+
+  const ParticipantParams = Strict({ participantId: Ref('participant', 'Participant id') });
+  app.get(
+    '/v1/operator/participants/:participantId/connections',
+    {
+      config: { auth: 'operator' },
+      schema: { tags: ['operator'], summary: 'A participant’s modes per currency', security: [{ operator: [] }], params: ParticipantParams, response: { 200: Type.Object({ items: Type.Array(Type.Ref(ConnectionSchema)) }, { additionalProperties: false }) } },
+    },
+    async (request) => ({ items: (await connections.list(request.params.participantId)).map(wireConnection) }),
+  );
+
+  app.post(
+    '/v1/operator/participants/:participantId/connections',
+    {
+      config: { idempotency: 'optional', auth: 'operator' },
+      schema: {
+        tags: ['operator'],
+        summary: 'Set a participant’s mode in a currency: hosted, or connected (its connector endpoint, its Ed25519 public key, the deadline of each call)',
+        security: [{ operator: [] }],
+        params: ParticipantParams,
+        body: Strict({
+          currency: CurrencyCode,
+          mode: Type.Union([Type.Literal('hosted'), Type.Literal('connected')]),
+          endpointUrl: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'The base URL the hub POSTs reserve, accept, commit and abort to (…/reserve)' })),
+          publicJwk: Type.Optional(Strict({ kty: Type.String({ maxLength: 8 }), crv: Type.String({ maxLength: 16 }), x: Type.String({ maxLength: 64 }), kid: Type.Optional(Type.String({ maxLength: 128 })) })),
+          deadlineMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 30_000, description: 'How long the hub waits for each answer (default 2000)' })),
+        }),
+        response: { 200: Type.Ref(ConnectionSchema) },
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      // The URL's host is resolved before the transaction (DNS can be slow), as for webhook URLs.
+      if (b.endpointUrl !== undefined) {
+        const checked = await connections.checkEndpoint(b.endpointUrl);
+        if (!checked.ok) return reply.fail(checked.error);
+      }
+      return idempotent(request, reply, async (tx) => {
+        const r = await connections.set(tx, actorOf(request), request.params.participantId, {
+          currency: b.currency,
+          mode: b.mode,
+          endpointUrl: b.endpointUrl,
+          publicJwk: b.publicJwk,
+          deadlineMs: b.deadlineMs,
+        });
+        return r.ok ? okResponse(wireConnection(r.value)) : r.error;
+      });
+    },
+  );
+}
+
+export const connectorSchemas = [TransferStatusSchema, ConnectionSchema];
