@@ -134,32 +134,42 @@ export function createConnector(options: ConnectorOptions): Connector {
       }
     },
     listener() {
-      return (req, res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        req.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size <= 65_536) chunks.push(c);
-        });
-        req.on('end', () => {
-          const op = (req.url ?? '').split('?')[0]?.split('/').filter((s) => s !== '').pop() ?? '';
-          const sig = req.headers[SIGNATURE_HEADER];
-          const reply = req.method !== 'POST' ? Promise.resolve(plain(405, 'POST only')) : size > 65_536 ? Promise.resolve(plain(413, 'too large')) : connector.handle(op, Buffer.concat(chunks).toString('utf8'), typeof sig === 'string' ? sig : undefined);
-          reply.then(
-            (r) => {
-              res.writeHead(r.status, r.headers);
-              res.end(r.body);
-            },
-            () => {
-              res.writeHead(500, { 'content-type': 'application/json' });
-              res.end(JSON.stringify({ error: 'handler failed' }));
-            },
-          );
-        });
-      };
+      return nodeListener((op, body, signature) => connector.handle(op, body, signature));
     },
   };
   return connector;
+}
+
+/** A Node HTTP listener serving POST {base}/reserve|accept|commit|abort through `handle`. */
+export function nodeListener(handle: Connector['handle']): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= 65_536) chunks.push(c);
+    });
+    req.on('end', () => {
+      const op = (req.url ?? '').split('?')[0]?.split('/').filter((s) => s !== '').pop() ?? '';
+      const sig = req.headers[SIGNATURE_HEADER];
+      const reply =
+        req.method !== 'POST'
+          ? Promise.resolve(plain(405, 'POST only'))
+          : size > 65_536
+            ? Promise.resolve(plain(413, 'too large'))
+            : handle(op, Buffer.concat(chunks).toString('utf8'), typeof sig === 'string' ? sig : undefined);
+      reply.then(
+        (r) => {
+          res.writeHead(r.status, r.headers);
+          res.end(r.body);
+        },
+        () => {
+          res.writeHead(500, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: 'handler failed' }));
+        },
+      );
+    });
+  };
 }
 
 /** Serves a connector on a port (0: any free port); resolves with the server and its base URL. */
@@ -181,6 +191,8 @@ export async function serveConnector(connector: Connector, options: { port: numb
  */
 export interface HubClient {
   transferStatus(txId: string): Promise<TransferStatus | undefined>;
+  /** Reports an answer again (late or repeated): the hub answers what it decided. */
+  reportStatus(txId: string, status: { TxSts: 'ACSP' | 'RJCT'; StsRsnInf?: StatusReason }): Promise<TransferStatus | undefined>;
 }
 
 export function createHubClient(options: { hubUrl: string; clientId: string; clientSecret: string; fetch?: typeof fetch }): HubClient {
@@ -203,6 +215,16 @@ export function createHubClient(options: { hubUrl: string; clientId: string; cli
       const res = await doFetch(`${options.hubUrl}/v1/connector/transfers/${encodeURIComponent(txId)}`, { headers: { authorization: `Bearer ${await bearer()}` } });
       if (res.status === 404) return undefined;
       if (!res.ok) throw new Error(`hub transfer status: ${res.status}`);
+      return (await res.json()) as TransferStatus;
+    },
+    async reportStatus(txId, status) {
+      const res = await doFetch(`${options.hubUrl}/v1/connector/transfers/${encodeURIComponent(txId)}/status`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await bearer()}`, 'content-type': 'application/json' },
+        body: JSON.stringify(status),
+      });
+      if (res.status === 404) return undefined;
+      if (!res.ok) throw new Error(`hub status report: ${res.status}`);
       return (await res.json()) as TransferStatus;
     },
   };

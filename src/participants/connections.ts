@@ -123,7 +123,7 @@ export function createConnectionService(deps: { db: Db; clock: Clock; audit: Aud
          on conflict (participant_id, currency) do update set mode = excluded.mode, endpoint_url = excluded.endpoint_url, public_jwk = excluded.public_jwk,
            deadline_ms = excluded.deadline_ms, updated_at = excluded.updated_at
          returning *`,
-        [participantId, input.currency, input.mode, endpointUrl, publicJwk === null ? null : JSON.stringify(publicJwk), deadlineMs, now],
+        [participantId, input.currency, input.mode, endpointUrl, publicJwk, deadlineMs, now],
       );
       await audit.record(tx, { actor, action: 'participant.connection_set', objectType: 'participant', objectId: participantId, details: { currency: input.currency, mode: input.mode, deadlineMs } });
       const key = `${participantId}/${input.currency}`;
