@@ -97,16 +97,12 @@ describe.each(engines)('connected participants on %s', (engine) => {
   };
 
   beforeAll(async () => {
-    const t0 = Date.now();
     t = await startTestHub(engine, { clock });
-    console.log('hub', Date.now() - t0);
     bank = await createReferenceBank({ hubPublicJwk: await t.hub.connectors.publicJwk() });
-    console.log('bank', Date.now() - t0);
     await bank.listen(0);
     bankCred = await connectReferenceBank(t.hub, bank, { hubFetch, deadlineMs: 1_500 });
-    console.log('connected', Date.now() - t0);
     initialPosition = await position();
-  }, 120_000);
+  }, 240_000);
   afterAll(async () => {
     await bank?.close();
     await t?.close();
@@ -283,8 +279,8 @@ describe.each(engines)('connected participants on %s', (engine) => {
     bank.switches.refuse = { op: 'accept', reason: 'RR04' };
     const before = await snapshot();
     const id = await expectNothingMoved(await liPays('wangfang', '2.00'), 'RR04', before);
-    const [event] = await t.hub.db.query<{ participant_id: string; data: { reason: string } }>(`select participant_id, data from events where type = 'payment.rejected' and data->>'paymentId' = $1`, [id]);
-    expect(event).toEqual(expect.objectContaining({ participant_id: demoParticipantId('wallet-a'), data: expect.objectContaining({ reason: 'RR04' }) }));
+    const [event] = await t.hub.db.query<{ participant_id: string; payload: { reason: string } }>(`select participant_id, payload from events where type = 'payment.rejected' and payload->>'paymentId' = $1`, [id]);
+    expect(event).toEqual(expect.objectContaining({ participant_id: demoParticipantId('wallet-a'), payload: expect.objectContaining({ reason: 'RR04' }) }));
   });
 
   it('AB03: a payment left undecided (the hub stopped between reserve and decision) is aborted by recovery after its deadline', async () => {
@@ -333,15 +329,12 @@ describe.each(engines)('connected participants on %s', (engine) => {
     const before = await snapshot();
     bank.switches.down = false;
     const q = await t.api('wallet-a').post('/v1/transfers/quotes', { customerId: li(), payee: { type: 'handle', value: 'wangfang' }, sendAmount: { amount: '6.00', currency: 'CNY' } });
-    // Down right after accepting: the commit cannot be delivered yet.
-    const realAccept = bank.connector.handle;
-    void realAccept;
-    const pay = t.api('wallet-a').post('/v1/transfers/payments', { quoteId: q.body.id }, key());
-    const done = await pay;
+    const done = await t.api('wallet-a').post('/v1/transfers/payments', { quoteId: q.body.id }, key());
     expect(done.status).toBe(201);
+    await deliverAll(done.body.id);
+    // As if the bank had been down when the commit was first sent: the message is due again, unacknowledged.
     bank.switches.down = true;
     await t.hub.db.query('update connector_messages set acked_at = null, attempts = 0, next_at = $2 where payment_id = $1', [done.body.id, clock.now()]);
-    await t.hub.db.query(`update holds set state = 'accepted' where tx_id = $1`, [done.body.id]).catch(() => undefined);
     await t.hub.connectors.deliverDue();
     const [failed] = await t.hub.connectors.messages(done.body.id);
     expect(failed).toEqual(expect.objectContaining({ acked: false, attempts: 1, lastError: expect.stringMatching(/^AB05/) }));
@@ -378,7 +371,9 @@ describe.each(engines)('connected participants on %s', (engine) => {
     await t.hub.connectors.deliverDue();
     expect((await t.hub.connectors.messages(paymentId))[0]?.acked).toBe(false);
     const back = await bank.restart();
-    expect(back).toEqual({ committed: 0, released: 1, pending: 0 });
+    expect(back.released).toBeGreaterThanOrEqual(1);
+    expect((await bank.hold(paymentId))?.state).toBe('released');
+    expect(await bank.openHolds()).toEqual([]);
     expect(await bank.balance(wangAccount)).toBe(before.wang);
     expect(await balance(liAccount())).toBe(before.li);
     expect(await position()).toBe(before.pos);
