@@ -42,7 +42,7 @@ import { createTokenService, type TokenService } from './participants/tokens.ts'
 import { systemClock, type Clock } from './platform/clock.ts';
 import type { HubConfig } from './platform/config.ts';
 import { openDb, withDeadline, type Db } from './platform/db.ts';
-import { documentRoute, shareErrorResponses } from './api/openapi.ts';
+import { documentRoute, finishCallbacks, shareErrorResponses } from './api/openapi.ts';
 import { webhooksDocument } from './webhooks/catalogue.ts';
 import { createHttpServer, type HttpServer } from './platform/http.ts';
 import { createIdempotency, type Idempotency } from './platform/idempotency.ts';
@@ -250,7 +250,10 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     ],
     webhooks: webhooksDocument(),
     documentRoute,
-    finishDocument: shareErrorResponses,
+    finishDocument: (document) => {
+      finishCallbacks(document);
+      shareErrorResponses(document);
+    },
   });
   for (const schema of [...participantSchemas, ...connectorSchemas]) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });

@@ -35,6 +35,54 @@ const ConnectionSchema = Type.Object(
   },
   { $id: 'ParticipantConnection', additionalProperties: false, description: 'A participant’s mode in one currency: hosted (the hub keeps its customers’ accounts) or connected (its own core system does, reached through its connector endpoint).' },
 );
+// ---- the participant-side endpoints the hub calls (OpenAPI callbacks of the connection it registers) ----
+const WireAmount = Type.Object({ amount: Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?$' }), currency: Type.String({ pattern: '^[A-Z]{3}$' }) }, { additionalProperties: false });
+const AccountId = Type.Object({ Id: Type.Object({ Othr: Type.Object({ Id: Type.String({ description: 'The account at the participant, as it registered its customer (externalId)' }) }) }), Ccy: Type.String() });
+const Agent = Type.Object({ FinInstnId: Type.Object({ Othr: Type.Object({ Id: Type.String({ description: 'The participant id at the hub' }) }) }) });
+const ConnectorRequestSchema = Type.Object(
+  {
+    MsgId: Type.String(),
+    CreDtTm: Type.String({ format: 'date-time' }),
+    Op: Type.Union([Type.Literal('reserve'), Type.Literal('accept'), Type.Literal('commit'), Type.Literal('abort')]),
+    TxId: Type.String({ description: 'The payment id: every message of one transfer carries it (idempotency key)' }),
+    EndToEndId: Type.String(),
+    IntrBkSttlmAmt: WireAmount,
+    DbtrAgt: Agent,
+    CdtrAgt: Agent,
+    DbtrAcct: Type.Optional(AccountId),
+    CdtrAcct: Type.Optional(AccountId),
+    Dbtr: Type.Optional(Type.Object({ Nm: Type.String({ description: 'masked' }) })),
+    Cdtr: Type.Optional(Type.Object({ Nm: Type.String({ description: 'masked' }) })),
+    SttlmDdln: Type.String({ format: 'date-time', description: 'The payment’s deadline: an answer after it is ignored' }),
+    TxSts: Type.Optional(Type.Union([Type.Literal('ACSC'), Type.Literal('RJCT')])),
+    StsRsnInf: Type.Optional(Reason),
+  },
+  { description: 'A connector request (ISO 20022 element names, pacs.008). Signed: a detached JWS (EdDSA, the hub’s key from GET /v1/connector/jwks) over the body in the x-jws-signature header.' },
+);
+const ConnectorAnswerSchema = Type.Object(
+  {
+    OrgnlMsgId: Type.String(),
+    TxId: Type.String(),
+    TxSts: Type.Union([Type.Literal('ACSP'), Type.Literal('ACSC'), Type.Literal('ACCC'), Type.Literal('RJCT')]),
+    StsRsnInf: Type.Optional(Reason),
+  },
+  { description: 'The participant’s answer (pacs.002 status), signed by its registered key in x-jws-signature. The same request (operation, TxId) always gets the same answer.' },
+);
+const connectorCallback = (op: string, what: string) => ({
+  [`{$request.body#/endpointUrl}/${op}`]: {
+    post: {
+      requestBody: { description: what, required: true, content: { 'application/json': { schema: ConnectorRequestSchema } } },
+      responses: { 200: { description: `${what}: the signed answer`, content: { 'application/json': { schema: ConnectorAnswerSchema } } } },
+    },
+  },
+});
+const connectorCallbacks = {
+  reserve: connectorCallback('reserve', 'Payer side: hold IntrBkSttlmAmt on DbtrAcct until commit or abort (ACSP), or refuse (RJCT: AC01, AC04, AM04, AM02…)'),
+  accept: connectorCallback('accept', 'Payee side: will CdtrAcct take this credit (ACSP), or refuse (RJCT: AC01, AC04, AM02, RR04…)'),
+  commit: connectorCallback('commit', 'The hub committed: debit the hold (answer ACSC) or credit the customer (ACCC); retried with backoff until answered'),
+  abort: connectorCallback('abort', 'The hub aborted (StsRsnInf says why): release the hold or forget the acceptance (answer RJCT); retried until answered'),
+};
+
 const wireConnection = (c: Connection) => ({
   ...c,
   publicJwk: c.publicJwk === null ? null : { kty: c.publicJwk.kty, crv: c.publicJwk.crv, x: c.publicJwk.x, ...(c.publicJwk.kid !== undefined ? { kid: c.publicJwk.kid } : {}) },
@@ -133,6 +181,10 @@ export function registerConnectorRoutes(
         tags: ['operator'],
         summary: 'Set a participant’s mode in a currency: hosted, or connected (its connector endpoint, its Ed25519 public key, the deadline of each call)',
         security: [{ operator: [] }],
+        description:
+          'A connected participant’s own core system keeps its customers’ accounts; the hub keeps its position and calls its connector endpoint (see callbacks: ' +
+          'reserve, accept, commit, abort), each request signed by the hub (detached JWS, EdDSA), each answer signed by the key registered here.',
+        callbacks: connectorCallbacks,
         params: ParticipantParams,
         body: Strict({
           currency: CurrencyCode,
