@@ -475,7 +475,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   app.post(
     '/v1/transfers/payments',
     { config: { ...CUSTOMER, idempotency: 'required' },
-      schema: schema('transfers', 'Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing)', {
+      schema: schema('transfers', 'Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing), or, with a bank that keeps its own books, once it accepted', {
         body: Strict({ quoteId: Ref('quote', 'Quote id'), stepUpChallengeId: Type.Optional(Ref('step_up_challenge', 'After step_up_required: the challenge the customer completed for this payment')) }),
         response: { 201: TransferPaymentSchema },
       }),
