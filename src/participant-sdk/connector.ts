@@ -95,6 +95,12 @@ export function createConnector(options: ConnectorOptions): Connector {
     switch (op) {
       case 'reserve':
       case 'accept': {
+        // An abort that came first (the hub gave up before this request reached the bank) wins: never hold after it.
+        const aborted = await store.get(`abort:${request.TxId}`);
+        if (aborted !== undefined) {
+          const reason = (JSON.parse(aborted) as ConnectorAnswer).StsRsnInf ?? { Rsn: 'AB05' };
+          return { ...base, TxSts: 'RJCT', StsRsnInf: reason };
+        }
         const decision = await (op === 'reserve' ? options.handlers.reserve(request) : options.handlers.accept(request));
         if (decision.ok) return { ...base, TxSts: 'ACSP' };
         const reason = REASON_CODE.test(decision.reason.Rsn) ? decision.reason : { Rsn: 'NARR', AddtlInf: decision.reason.Rsn };
