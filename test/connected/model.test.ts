@@ -26,6 +26,8 @@ type Fault = 'none' | 'late' | 'down' | 'refuse' | 'duplicate' | 'crash';
 interface Model {
   li: bigint;
   wang: bigint;
+  /** The bank crashed (after a reserve) and answers nothing until it restarts. */
+  crashed: boolean;
   payments: { id: string | undefined; expect: 'completed' | 'rejected' | 'refused_by_hub'; key: string; body: unknown; status: number; payer: 'li' | 'wang' }[];
 }
 interface Real {
@@ -60,7 +62,7 @@ class Pay implements fc.AsyncCommand<Model, Real> {
     const funds = this.payer === 'li' ? m.li : m.wang;
     let expected: Model['payments'][number]['expect'];
     if (this.payer === 'li' && funds < this.amountMinor) expected = 'refused_by_hub';
-    else if (this.fault === 'late' || this.fault === 'down' || this.fault === 'refuse' || (this.fault === 'crash' && this.payer === 'wang')) expected = 'rejected';
+    else if (m.crashed || this.fault === 'late' || this.fault === 'down' || this.fault === 'refuse' || (this.fault === 'crash' && this.payer === 'wang')) expected = 'rejected';
     else if (funds < this.amountMinor) expected = 'rejected'; // AM04 at the bank
     else expected = 'completed';
     if (expected === 'completed') {
@@ -79,6 +81,7 @@ class Pay implements fc.AsyncCommand<Model, Real> {
       expect(res.status).toBe(422);
       expect(res.body.error.code).toBe('insufficient_funds');
     }
+    if (this.fault === 'crash' && this.payer === 'wang' && expected !== 'refused_by_hub') m.crashed = true;
     const id = res.status === 201 ? (res.body.id as string) : (res.body.error?.details?.paymentId as string | undefined);
     m.payments.push({ id, expect: expected, key, body: res.body, status: res.status, payer: this.payer });
   }
@@ -100,8 +103,9 @@ class Retry implements fc.AsyncCommand<Model, Real> {
 
 class RestartBank implements fc.AsyncCommand<Model, Real> {
   check = () => true;
-  async run(_m: Model, r: Real): Promise<void> {
+  async run(m: Model, r: Real): Promise<void> {
     await r.bank.restart();
+    m.crashed = false;
   }
   toString = () => 'RestartBank';
 }
@@ -187,7 +191,7 @@ describe.each(engines)('connected payments under faults, model-based, on %s', (e
         const start = { li: (await hubBalance(liAccount)).posted, wang: (await bank.balance(wangAccount)) ?? 0n };
         const books0 = await bank.books('CNY');
         const pos0 = await position();
-        const model: Model = { li: start.li, wang: start.wang, payments: [] };
+        const model: Model = { li: start.li, wang: start.wang, crashed: false, payments: [] };
         await fc.asyncModelRun(() => ({ model, real: { t, bank, pay, retry } }), cmds);
         // Quiesce: the bank comes back, the outbox is delivered (time moves past every backoff), recovery runs.
         Object.assign(bank.switches, { hang: false, down: false, refuse: undefined, duplicate: false, crashAfterReserve: false });
