@@ -81,8 +81,11 @@ export interface ConnectionService {
   checkEndpoint(url: string): Promise<Result<string, CErr>>;
   set(tx: Queryable, actor: Actor, participantId: string, input: SetConnectionInput): Promise<Result<Connection, CErr>>;
   list(participantId: string, q?: Queryable): Promise<Connection[]>;
-  /** The participant's connection in a currency when it is connected (cached briefly); undefined when hosted. */
-  connected(participantId: string, currency: string): Promise<Connection | undefined>;
+  /**
+   * The participant's connection in a currency when it is connected (cached briefly; a miss reads through `q`, the
+   * caller's transaction when it has one, so that it never waits for a second pool connection); undefined when hosted.
+   */
+  connected(participantId: string, currency: string, q?: Queryable): Promise<Connection | undefined>;
 }
 
 export function createConnectionService(deps: { db: Db; clock: Clock; audit: AuditService; outbound: Pick<OutboundPolicy, 'checkUrl' | 'checkUrlForm'> }): ConnectionService {
@@ -134,11 +137,11 @@ export function createConnectionService(deps: { db: Db; clock: Clock; audit: Aud
     async list(participantId, q = db) {
       return (await q.query<ConnectionRow>('select * from participant_connections where participant_id = $1 order by currency', [participantId])).map(toConnection);
     },
-    async connected(participantId, currency) {
+    async connected(participantId, currency, q = db) {
       const key = `${participantId}/${currency}`;
       const hit = cache.get(key);
       if (hit !== undefined && clock.nowMs() - hit.at < CACHE_TTL_MS) return hit.value;
-      const [row] = await db.query<ConnectionRow>(`select * from participant_connections where participant_id = $1 and currency = $2 and mode = 'connected'`, [participantId, currency]);
+      const [row] = await q.query<ConnectionRow>(`select * from participant_connections where participant_id = $1 and currency = $2 and mode = 'connected'`, [participantId, currency]);
       const value = row === undefined ? undefined : toConnection(row);
       if (cache.size > 10_000) cache.clear();
       cache.set(key, { at: clock.nowMs(), value });

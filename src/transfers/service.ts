@@ -103,7 +103,7 @@ type PlannedQuote = Quote & { readonly payeeAliasId: string; readonly payeeCusto
  */
 export interface ConnectedSides {
   /** The participant's connection in a currency when it is connected; undefined when hosted. */
-  connection(participantId: string, currency: string): Promise<Connection | undefined>;
+  connection(participantId: string, currency: string, q?: Queryable): Promise<Connection | undefined>;
   ask(connection: Connection, op: 'reserve' | 'accept', request: ConnectorRequest): Promise<AskOutcome>;
   enqueue(tx: Queryable, messages: readonly OutboxMessage[]): void;
   /** Sends the staged commit/abort messages now (after the deciding COMMIT), without waiting. */
@@ -1166,8 +1166,8 @@ export function createTransferService(deps: {
         let twoPhase: Planned['twoPhase'];
         const payerOwner = c?.owner_participant_id ?? q.payer_participant_id;
         const payeeOwner = c?.payee_owner ?? q.payee_participant_id;
-        const payerConn = sides === undefined ? undefined : await sides.connection(payerOwner, q.send_currency);
-        const payeeConn = sides === undefined ? undefined : await sides.connection(payeeOwner, q.receive_currency);
+        const payerConn = sides === undefined ? undefined : await sides.connection(payerOwner, q.send_currency, tx);
+        const payeeConn = sides === undefined ? undefined : await sides.connection(payeeOwner, q.receive_currency, tx);
         if (payerConn !== undefined || payeeConn !== undefined) {
           // Two-phase (docs/ARCHITECTURE.md, "Connected participants"): the hub reserves what it holds now — the payer
           // participant's position against its cap and a hosted payer's money — as pending transfers; a connected
