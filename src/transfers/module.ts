@@ -36,7 +36,11 @@ export function createTransfersModule(deps: { db: Db; clock: Clock; audit: Audit
   const { db, clock, audit, events, vault, customers, stepUp } = deps;
   // The ledger keeps no state between calls (applyInTx runs in the caller's transaction): a private instance is safe to share the database with.
   const ledger = deps.ledger ?? createLedger({ db, clock });
-  const accounts = createAccountService({ db, clock, audit, events, vault, ledger, customers });
+  const connected = deps.connected;
+  const accounts = createAccountService({
+    db, clock, audit, events, vault, ledger, customers,
+    connected: connected === undefined ? undefined : async (participantId, currency, q) => (await connected.connection(participantId, currency, q)) !== undefined,
+  });
   const aliases = createAliasService({ db, clock, audit, events, vault, accounts });
   const fx = createFxService({ db, clock, audit });
   const risk = createRiskService({ db, clock, audit, events });

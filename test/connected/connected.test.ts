@@ -132,6 +132,15 @@ describe.each(engines)('connected participants on %s', (engine) => {
     expect(JSON.stringify(jwks.body)).not.toContain('"d"');
   });
 
+  it('a connected bank cannot deposit into its customer’s account at the hub: it is an address, the money is at the bank', async () => {
+    const pos0 = await position();
+    const res = await bankApi('POST', `/v1/accounts/acc_${wang}_CNY/deposits`, { amount: { amount: '10.00', currency: 'CNY' } }, key());
+    expect(res.status).toBe(404);
+    expect(res.body.error.code).toBe('account_unavailable');
+    expect(await balance(`acc_${wang}_CNY`)).toBe(0n);
+    expect(await position()).toBe(pos0);
+  });
+
   it('a hosted wallet’s customer pays a connected bank’s customer: the bank credits its own books, the hub moves positions only', async () => {
     const [li0, pos0, wang0, total0] = [await balance(liAccount()), await position(), await bank.balance(wangAccount), await bankTotal()];
     const pay = await liPays('wangfang', '12.34');
