@@ -2501,8 +2501,8 @@ export interface paths {
         get: operations["getTransfersPayments"];
         put?: never;
         /**
-         * Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing)
-         * @description Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing)
+         * Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing), or, with a bank that keeps its own books, once it accepted
+         * @description Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing), or, with a bank that keeps its own books, once it accepted.
          *
          *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
