@@ -44,7 +44,7 @@ import { createTokenService, type TokenService } from './participants/index.ts';
 import { systemClock, type Clock } from './platform/clock.ts';
 import type { HubConfig } from './platform/config.ts';
 import { openDb, withDeadline, type Db } from './platform/db.ts';
-import { documentRoute, shareErrorResponses } from './api/index.ts';
+import { documentRoute, finishCallbacks, shareErrorResponses } from './api/index.ts';
 import { webhooksDocument } from './webhooks/index.ts';
 import { createHttpServer, type HttpServer } from './platform/http.ts';
 import { createIdempotency, type Idempotency } from './platform/idempotency.ts';
@@ -60,6 +60,9 @@ import { createWebhookDispatcher, type WebhookDispatcher } from './webhooks/inde
 import { createEventOutbox, type EventOutbox } from './webhooks/index.ts';
 import { registerWebhookRoutes } from './webhooks/index.ts';
 import { createWebhookSecretService } from './participants/index.ts';
+import { createConnectionService, type ConnectionService } from './participants/index.ts';
+import { createConnectorService, type ConnectorService } from './connectors/index.ts';
+import { connectorSchemas, registerConnectorRoutes } from './connectors/index.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -90,6 +93,9 @@ export interface HubServices {
   readonly payments: PaymentsModule;
   /** Customers' budgets and low-balance alerts (src/web/budgets.ts). */
   readonly budgets: BudgetService;
+  /** Participants' modes per currency (hosted or connected) and the connectors that reach connected ones. */
+  readonly connections: ConnectionService;
+  readonly connectors: ConnectorService;
 }
 
 export interface Hub extends HubServices {
@@ -130,6 +136,8 @@ export function resolveOperatorToken(config: HubConfig): string {
 const CLOSE_STEP_MS = { http: 3_000, webhooks: 500, outbound: 500, audit: 1_000, db: 1_000 } as const;
 const AUDIT_CHAIN_INTERVAL_MS = 1_000;
 const LEDGER_EXPIRY_INTERVAL_MS = 1_000;
+/** Commit/abort messages to connected participants, and aborting payments past their deadline. */
+const CONNECTOR_INTERVAL_MS = 1_000;
 const SWEEP_INTERVAL_MS = 10 * 60_000;
 
 /** The composition root: every service is created here, with its dependencies explicit. */
@@ -210,7 +218,15 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     if (accountsOf === undefined) throw new Error('settlement: accounts not wired');
     return accountsOf();
   } });
-  const transfers = createTransfersModule({ db, clock, audit, events, vault, customers, stepUp, ledger, settlement, refs });
+  const connections = createConnectionService({ db, clock, audit, outbound });
+  const connectors = createConnectorService({ db, clock, vault, logger, fetch: outboundFetch, connections });
+  const deliverConnectorMessages = () => {
+    connectors.deliverDue().catch((error: unknown) => logger.warn({ err: error }, 'connector messages: delivery failed (retried by the background job)'));
+  };
+  const transfers = createTransfersModule({
+    db, clock, audit, events, vault, customers, stepUp, ledger, settlement, refs,
+    connected: { connection: (p, c, q) => connections.connected(p, c, q), ask: (c, op, r) => connectors.ask(c, op, r), enqueue: (tx, m) => connectors.enqueue(tx, m), deliverSoon: deliverConnectorMessages },
+  });
   accountsOf = () => transfers.accounts;
   const liquidity = createLiquidityService({ db, clock, audit, events, ledger, accounts: transfers.accounts });
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs });
@@ -239,9 +255,12 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     ],
     webhooks: webhooksDocument(),
     documentRoute,
-    finishDocument: shareErrorResponses,
+    finishDocument: (document) => {
+      finishCallbacks(document);
+      shareErrorResponses(document);
+    },
   });
-  for (const schema of participantSchemas) app.addSchema(schema);
+  for (const schema of [...participantSchemas, ...connectorSchemas]) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });
   for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs]) define(refs);
   registerOwnership(app, { registry: refs, db }, callerOf);
@@ -261,6 +280,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
   payments.registerRoutes(app, { idempotent });
+  registerConnectorRoutes(app, { connectors, connections, idempotent, transferStatus: (participantId, paymentId) => transfers.transfers.connectorStatus(participantId, paymentId) });
   await app.ready();
 
   const timers: NodeJS.Timeout[] = [];
@@ -307,12 +327,16 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     transfers,
     payments,
     budgets,
+    connections,
+    connectors,
     operatorToken,
     startBackground() {
       if (config.webhooks.enabled) webhooks.start(config.webhooks.pollMs);
       // @modules:background (each capability's periodic jobs, via every(ms, name, job))
       every(LEDGER_EXPIRY_INTERVAL_MS, 'ledger-pending-expiry', () => ledger.expirePending());
       every(30_000, 'red-packet-sweep', () => transfers.sweep());
+      every(CONNECTOR_INTERVAL_MS, 'connector-outbox', () => connectors.deliverDue());
+      every(CONNECTOR_INTERVAL_MS, 'connected-payment-recovery', () => transfers.transfers.recoverConnected());
       every(60_000, 'payment-hold-expiry', () => payments.sweep());
       every(AUDIT_CHAIN_INTERVAL_MS, 'audit-chain', () => audit.chain());
       every(SWEEP_INTERVAL_MS, 'idempotency-sweep', () => idempotency.sweep());

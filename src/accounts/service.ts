@@ -111,7 +111,17 @@ const toLink = (r: LinkRow): AccountLink => ({
   revokedAt: r.revoked_at,
 });
 
-export function createAccountService(deps: { db: Db; clock: Clock; audit: AuditService; events: EventOutbox; vault: Vault; ledger: Ledger; customers: CustomerService }): AccountService {
+export function createAccountService(deps: {
+  db: Db;
+  clock: Clock;
+  audit: AuditService;
+  events: EventOutbox;
+  vault: Vault;
+  ledger: Ledger;
+  customers: CustomerService;
+  /** Whether a participant keeps its own books in a currency (connected): its customers' accounts here hold no money. */
+  connected?: ((participantId: string, currency: string, q: Queryable) => Promise<boolean>) | undefined;
+}): AccountService {
   const { db, clock, audit, events, vault, ledger, customers } = deps;
   const ensured = new Set<string>();
   const codeHash = (consentId: string, code: string) => vault.indexHash(`otp:${consentId}:${code}`);
@@ -164,6 +174,10 @@ export function createAccountService(deps: { db: Db; clock: Clock; audit: AuditS
     async deposit(tx, actor, participantId, accountId, amountMinor, transferId) {
       const acc = await ref(tx, accountId);
       if (acc === undefined || acc.ownerParticipantId !== participantId) return err('account_unavailable', 'no such account', { accountId });
+      if (acc.kind === 'customer' && deps.connected !== undefined && (await deps.connected(participantId, acc.currency, tx))) {
+        // A connected participant's customer account at the hub is an address only: the money is in its own core system.
+        return err('account_unavailable', `you keep your customers' ${acc.currency} accounts in your own books: the hub holds no money for them`, { accountId });
+      }
       const funding = await ensureSystemAccount('funding', participantId, acc.currency);
       // Money enters only from the participant's position, within its prefunded liquidity and net debit cap.
       const [r] = await ledger.applyInTx(tx, [{ id: transferId, debitAccountId: funding, creditAccountId: accountId, amountMinor, currency: acc.currency, purpose: 'deposit', metadata: { participantId } }]);

@@ -142,7 +142,7 @@ export type Idempotent = ((
    * one transaction, writing nothing for an input it refuses. Returns the route's runner; the Idempotency-Key is
    * required unless `keyRequired` is false.
    */
-  batched<I>(run: (tx: Tx, inputs: readonly I[]) => Promise<Outcome[]>, options?: { keyRequired?: boolean; limits?: EffectBatcherLimits }): (request: FastifyRequest, reply: FastifyReply, input: I) => Promise<FastifyReply>;
+  batched<I>(run: (tx: Tx, inputs: readonly I[]) => Promise<Outcome[]>, options?: { keyRequired?: boolean; limits?: EffectBatcherLimits; after?: AfterAnswer }): (request: FastifyRequest, reply: FastifyReply, input: I) => Promise<FastifyReply>;
   /**
    * batched, for an effect with a stage before its transaction (`prepare`: lock-free reads, an outside call such as an
    * issuer's decision). The key is required; a key already answered is replayed before `prepare` runs (so a retry
@@ -150,6 +150,13 @@ export type Idempotent = ((
    */
   prepared<I, P>(prepare: (input: I) => Promise<P>, run: (tx: Tx, prepared: readonly P[]) => Promise<Outcome[]>, options?: { limits?: EffectBatcherLimits }): (request: FastifyRequest, reply: FastifyReply, input: I) => Promise<FastifyReply>;
 };
+
+/**
+ * Work after the effect's transaction, on its stored answer (first or replayed) before it is sent: a payment with a
+ * connected side is answered reserved by its transaction and decided after it (src/transfers: settleConnected), so the
+ * answer, and every replay of it, says what was decided, not the reservation.
+ */
+export type AfterAnswer = (answer: StoredResponse) => Promise<StoredResponse>;
 
 /**
  * A route that runs an effect under an Idempotency-Key declares so in its config (`idempotency`), which is how the API
@@ -195,16 +202,19 @@ export function createIdempotentRunner(deps: { db: Db; idempotency: Idempotency;
     return answer(reply, await deps.idempotency.run(scope, key, hash, async (tx) => toEffect(await effect(tx))));
   };
   return Object.assign(runner, {
-    batched<I>(run: (tx: Tx, inputs: readonly I[]) => Promise<Outcome[]>, options: { keyRequired?: boolean; limits?: EffectBatcherLimits } = {}) {
+    batched<I>(run: (tx: Tx, inputs: readonly I[]) => Promise<Outcome[]>, options: { keyRequired?: boolean; limits?: EffectBatcherLimits; after?: AfterAnswer } = {}) {
       const batcher = createEffectBatcher<I>({ db: deps.db, idempotency: deps.idempotency }, async (tx, inputs) => (await run(tx, inputs)).map(toEffect), options.limits);
+      const after = options.after;
+      const finish = async (result: Result<StoredResponse & { readonly replayed: boolean }, DomainError>) =>
+        after === undefined || !result.ok ? result : ok({ ...(await after(result.value)), replayed: result.value.replayed });
       return async (request: FastifyRequest, reply: FastifyReply, input: I) => {
         checkDeclared(request, options.keyRequired !== false);
         const key = request.headers['idempotency-key'];
         if (typeof key !== 'string') {
           if (options.keyRequired !== false) return reply.fail({ code: 'idempotency_key_required', message: 'this request moves money: send an Idempotency-Key header' });
-          return answer(reply, await batcher.submit(undefined, input));
+          return answer(reply, await finish(await batcher.submit(undefined, input)));
         }
-        return answer(reply, await batcher.submit({ ...keyOf(request), key }, input));
+        return answer(reply, await finish(await batcher.submit({ ...keyOf(request), key }, input)));
       };
     },
     prepared<I, P>(prepare: (input: I) => Promise<P>, run: (tx: Tx, prepared: readonly P[]) => Promise<Outcome[]>, options: { limits?: EffectBatcherLimits } = {}) {

@@ -138,6 +138,9 @@ export const errorCatalogue = {
   account_exists: { status: 409, message: "an account with this id already exists" },
   account_has_pending: { status: 409, message: "the account has pending transfers" },
   invalid_page: { status: 400, message: "the cursor is not one this endpoint issued" },
+  // Connected participants
+  invalid_connection: { status: 400, message: "the participant's connection (mode, connector endpoint, public key, deadline) is not valid" },
+  payment_rejected: { status: 422, message: "the payment was refused by a participant that keeps its own books, or timed out: nothing moved (details.reason: ISO 20022 status reason)" },
   // Positions and liquidity
   liquidity_exceeded: { status: 422, message: "the payer participant's position cannot cover the amount (prefunded liquidity and net debit cap)" },
   liquidity_invalid: { status: 400, message: "the liquidity movement or cap is not valid" },

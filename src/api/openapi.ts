@@ -38,7 +38,7 @@ const codes = <const T extends readonly ErrorCode[]>(...list: T): T => list;
 
 export const errorGroups = {
   money: codes('invalid_amount', 'amount_not_positive', 'amount_precision', 'amount_too_large', 'unknown_currency'),
-  participants: codes('participant_not_found', 'participant_suspended', 'credential_not_found', 'credential_limit', 'invalid_client', 'invalid_webhook_url', 'invalid_country'),
+  participants: codes('participant_not_found', 'participant_suspended', 'credential_not_found', 'credential_limit', 'invalid_client', 'invalid_webhook_url', 'invalid_country', 'invalid_connection'),
   customers: codes('customer_not_found', 'customer_exists', 'invalid_phone', 'customer_has_balance'),
   customerLinks: codes(
     'link_customer_not_found',
@@ -104,6 +104,7 @@ export const errorGroups = {
     'fx_liquidity_insufficient',
     'ledger_rejected',
     'payment_not_found',
+    'payment_rejected',
     'request_not_found',
     'request_not_pending',
     'not_request_payer',
@@ -229,6 +230,7 @@ export const tagErrorGroups: Readonly<Record<string, readonly ErrorGroup[]>> = {
   payments: ['acceptance', 'declines', 'cards', 'money', 'stepUp', 'liquidity', 'fx', 'customers'],
   'payment-links': ['acceptance', 'declines', 'cards', 'money', 'stepUp', 'liquidity', 'fx', 'customers'],
   issuer: ['issuer'],
+  connector: ['participants', 'transfers'],
 };
 
 interface OperationShape {
@@ -398,6 +400,34 @@ export function documentRoute(route: RouteOptions): Record<string, unknown> {
     };
   }
   return out;
+}
+
+/**
+ * Callbacks (requests the hub makes to a URL a participant registered: the connector's reserve/accept/commit/abort)
+ * keep only their bodies through @fastify/swagger: each gets its summary (its request's description) and the note that
+ * the hub authenticates it by signature, not by a security scheme the participant defines.
+ */
+export function finishCallbacks(document: { paths?: Record<string, unknown> }): void {
+  for (const pathItem of Object.values(document.paths ?? {})) {
+    if (!isObject(pathItem)) continue;
+    for (const operation of Object.values(pathItem)) {
+      if (!isObject(operation) || !isObject(operation.callbacks)) continue;
+      for (const [name, callback] of Object.entries(operation.callbacks)) {
+        if (!isObject(callback)) continue;
+        for (const item of Object.values(callback)) {
+          if (!isObject(item)) continue;
+          for (const op of Object.values(item)) {
+            if (!isObject(op)) continue;
+            const body = isObject(op.requestBody) ? op.requestBody : {};
+            op.operationId ??= `connector${pascal(name)}`;
+            op.summary ??= typeof body.description === 'string' ? body.description : name;
+            op.description ??= 'Signed by the hub: a detached JWS over the body in the x-jws-signature header (GET /v1/connector/jwks); no bearer token.';
+            op.security ??= [];
+          }
+        }
+      }
+    }
+  }
 }
 
 /**

@@ -21,6 +21,8 @@ Usage:
   hutong qr decode <payload>   decode an EMV QR payload (merchant- or consumer-presented) to JSON
   hutong qr encode [options]   encode a merchant-presented EMV QR payload (hutong qr encode --help)
   hutong demo <scenario>       run a demo story on a fresh embedded hub (hutong demo --list)
+  hutong simulate bank [--port 9100] [--hub URL] [--slow MS|--hang|--down|--refuse reserve:AM04|--duplicate|--crash-after-reserve]
+                               run the reference bank (a connected participant with its own books) in its own process
   hutong doctor [--json]       check this deployment (database writable, migrations, autovacuum, synchronous standby,
                                clock, key location and key, demo mode, operator credential); exit 1 if a check fails
 
@@ -106,6 +108,10 @@ async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
     case 'demo': {
       const { runDemo } = await import('../demo/index.ts');
       return runDemo([...rest], io);
+    }
+    case 'simulate': {
+      const { simulateBankCommand } = await import('../demo/index.ts');
+      return simulateBankCommand(io, rest);
     }
     case undefined:
     case 'help':

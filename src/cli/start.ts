@@ -5,6 +5,7 @@ import { createHub } from '../main.ts';
 import { seedDemoNetwork, type DemoNetwork } from '../demo/index.ts';
 import { sandboxBannerLines, seedSandboxCards } from '../demo/index.ts';
 import type { CliIo } from './cli.ts';
+import { startConnectedBank } from '../demo/index.ts';
 
 /**
  * Where demo mode keeps the demo participants' client credentials: a 0600 file in the data directory, beside the
@@ -13,9 +14,12 @@ import type { CliIo } from './cli.ts';
 export const demoCredentialsPath = (config: Pick<HubConfig, 'dataDir'>) => join(config.dataDir, 'demo-credentials.json');
 const operatorTokenPath = (config: Pick<HubConfig, 'dataDir'>) => join(config.dataDir, 'operator-token');
 
-function writeDemoCredentials(config: HubConfig, demo: DemoNetwork): string {
+function writeDemoCredentials(config: HubConfig, demo: DemoNetwork, connected?: { key: string; participantId: string; clientId: string; clientSecret: string }): string {
   const path = demoCredentialsPath(config);
-  const body = Object.fromEntries(demo.participants.map((p) => [p.key, { participantId: p.participantId, kind: p.kind, name: p.name, clientId: p.clientId, clientSecret: p.clientSecret }]));
+  const body = Object.fromEntries([
+    ...demo.participants.map((p) => [p.key, { participantId: p.participantId, kind: p.kind, name: p.name, clientId: p.clientId, clientSecret: p.clientSecret }]),
+    ...(connected !== undefined ? [[connected.key, { participantId: connected.participantId, kind: 'issuer', name: 'connected bank', clientId: connected.clientId, clientSecret: connected.clientSecret }]] : []),
+  ]);
   writeFileSync(path, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
   chmodSync(path, 0o600);
   return path;
@@ -34,6 +38,8 @@ export async function startCommand(io: CliIo, args: readonly string[] = []): Pro
   hub.startBackground();
   await hub.listen();
   const base = `http://${config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host}:${config.port}`;
+  // The demo network's connected bank (its own books, its own PGlite data directory), in this process.
+  const connectedBank = demo !== undefined ? await startConnectedBank(hub, { dataDir: join(config.dataDir, 'reference-bank'), hubUrl: `http://127.0.0.1:${config.port}` }) : undefined;
   const operatorCredential =
     config.operatorToken !== undefined && config.operatorToken !== '' ? 'HUTONG_OPERATOR_TOKEN (as you set it)' : `the file ${operatorTokenPath(config)} (0600)`;
   const lines = [
@@ -45,11 +51,18 @@ export async function startCommand(io: CliIo, args: readonly string[] = []): Pro
     `  Operator console:  ${base}/console   (sign in with the operator credential: ${operatorCredential})`,
   ];
   if (demo !== undefined) {
-    const credentials = writeDemoCredentials(config, demo);
+    const credentials = writeDemoCredentials(config, demo, connectedBank?.credential);
     lines.push(
       `  Reference wallet:  ${base}/wallet    (pick a demo wallet and customer: no password, demo mode only)`,
       '',
-      `Demo network (${demo.created ? 'seeded now' : 'already seeded'}): ${demo.participants.map((p) => p.key).join(', ')}`,
+      `Demo network (${demo.created ? 'seeded now' : 'already seeded'}): ${demo.participants.map((p) => p.key).join(', ')}${connectedBank !== undefined ? `, ${connectedBank.credential.key}` : ''}`,
+      ...(connectedBank !== undefined
+        ? [
+            `  Hosted participants keep their customers' accounts at the hub; ${connectedBank.credential.key} (${connectedBank.name}) is CONNECTED: it keeps its own books`,
+            `  (the reference bank at ${connectedBank.url}) and answers the hub's reserve/accept/commit/abort. Pay its customer 王芳`,
+            '  (handle wangfang) from the reference wallet, or run another one: hutong simulate bank --port 9100.',
+          ]
+        : []),
       `  Their client credentials are in ${credentials} (0600); secrets are never printed.`,
       '  Each reads its webhook signing secret with GET /v1/webhooks/secret (rotate: POST /v1/webhooks/secret/rotate).',
       '  The demo helpers (/demo/v1/*: wallet sign-in, the one-time codes demo banks "text") answer only callers on this',
@@ -85,6 +98,7 @@ export async function startCommand(io: CliIo, args: readonly string[] = []): Pro
   process.once('SIGINT', () => force('second signal: stopping now'));
   process.once('SIGTERM', () => force('second signal: stopping now'));
   const overrun = setTimeout(() => force(`the hub did not stop within ${STOP_DEADLINE_MS / 1000} s; exiting`), STOP_DEADLINE_MS);
+  await connectedBank?.close().catch(() => undefined);
   await hub.close();
   clearTimeout(overrun);
   io.stderr('stopped cleanly');

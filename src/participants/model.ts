@@ -44,6 +44,7 @@ export type ParticipantErrorCode =
   | 'unauthorized'
   | 'forbidden'
   | 'invalid_webhook_url'
+  | 'invalid_connection'
   | 'invalid_country';
 
 /** Two active credentials at once: the old and the new during a rotation. */

@@ -157,7 +157,7 @@ export function defaultKeySource(settings: KeyFileSettings, notice: KeyFileNotic
   return fileKeySource(keyFilePath(settings.keyDir));
 }
 
-export type KeyPurpose = 'data' | 'index' | 'jwt' | 'audit_signing';
+export type KeyPurpose = 'data' | 'index' | 'jwt' | 'audit_signing' | 'connector_signing';
 
 /** The purposes of the stable secrets (`Vault.secret`): one key each, shared by every hub process through the database. */
 export type SecretPurpose = Exclude<KeyPurpose, 'data'>;

@@ -39,6 +39,7 @@ export type TransfersErrorCode =
   | 'fx_liquidity_insufficient'
   | 'ledger_rejected'
   | 'payment_not_found'
+  | 'payment_rejected'
   | 'fee_schedule_invalid'
   | 'request_not_found'
   | 'request_not_pending'

@@ -15,7 +15,7 @@ import type { EventOutbox } from '../webhooks/index.ts';
 import type { StepUpService } from '../stepup/index.ts';
 import type { SettlementService } from '../settlement/index.ts';
 import { registerTransferRoutes } from './routes.ts';
-import { createTransferService, ledgerMoneyMover, type TransferService } from './service.ts';
+import { createTransferService, ledgerMoneyMover, type ConnectedSides, type TransferService } from './service.ts';
 
 /** Transfers wired together: accounts and links, alias directory, FX, risk, and the P2P flows on top of the ledger. */
 export interface TransfersModule {
@@ -32,15 +32,19 @@ export interface TransfersModule {
 
 export const RED_PACKET_SWEEP_MS = 30_000;
 
-export function createTransfersModule(deps: { db: Db; clock: Clock; audit: AuditService; events: EventOutbox; vault: Vault; customers: CustomerService; stepUp: StepUpService; ledger?: Ledger; refs?: RefLearner; settlement?: Pick<SettlementService, 'recordMoves'> }): TransfersModule {
+export function createTransfersModule(deps: { db: Db; clock: Clock; audit: AuditService; events: EventOutbox; vault: Vault; customers: CustomerService; stepUp: StepUpService; ledger?: Ledger; refs?: RefLearner; settlement?: Pick<SettlementService, 'recordMoves'>; connected?: ConnectedSides }): TransfersModule {
   const { db, clock, audit, events, vault, customers, stepUp } = deps;
   // The ledger keeps no state between calls (applyInTx runs in the caller's transaction): a private instance is safe to share the database with.
   const ledger = deps.ledger ?? createLedger({ db, clock });
-  const accounts = createAccountService({ db, clock, audit, events, vault, ledger, customers });
+  const connected = deps.connected;
+  const accounts = createAccountService({
+    db, clock, audit, events, vault, ledger, customers,
+    connected: connected === undefined ? undefined : async (participantId, currency, q) => (await connected.connection(participantId, currency, q)) !== undefined,
+  });
   const aliases = createAliasService({ db, clock, audit, events, vault, accounts });
   const fx = createFxService({ db, clock, audit });
   const risk = createRiskService({ db, clock, audit, events });
-  const transfers = createTransferService({ db, clock, audit, events, customers, accounts, aliases, fx, risk, stepUp, mover: ledgerMoneyMover(ledger), settlement: deps.settlement, ...(deps.refs !== undefined ? { refs: deps.refs } : {}) });
+  const transfers = createTransferService({ db, clock, audit, events, customers, accounts, aliases, fx, risk, stepUp, mover: ledgerMoneyMover(ledger), settlement: deps.settlement, connected: deps.connected, ...(deps.refs !== undefined ? { refs: deps.refs } : {}) });
   return {
     ledger,
     accounts,

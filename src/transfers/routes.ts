@@ -13,6 +13,7 @@ import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatMoney, parseMoney } from '../platform/money.ts';
 import type { DomainError } from '../platform/result.ts';
+import { errorStatus } from '../api/index.ts';
 import type { ConfirmInput, QuoteInput, MoneyRequest, Payment, Quote, RedPacketView, SplitView, TransferService } from './service.ts';
 import * as W from './wire-schemas.ts';
 
@@ -69,7 +70,12 @@ const TransferPaymentSchema = Type.Object(
   {
     id: Type.String(),
     quoteId: Type.String(),
-    status: Type.Literal('completed'),
+    status: Type.Union([Type.Literal('completed'), Type.Literal('pending'), Type.Literal('rejected')], {
+      description: 'completed; pending while a participant that keeps its own books (connected) is being asked; rejected when it refused or did not answer before the deadline (nothing moved)',
+    }),
+    statusReason: Type.Optional(
+      Type.Object({ Rsn: Type.String({ description: 'ISO 20022 status reason code (AC01, AC04, AM02, AM04, AB03, AB05, DS0B, FF01…)' }), AddtlInf: Type.Optional(Type.String()) }, { additionalProperties: false }),
+    ),
     role: Type.Union([Type.Literal('payer'), Type.Literal('payee')]),
     customerId: Type.String({ description: 'Your customer (payer or payee)' }),
     sendAmount: Type.Optional(Money),
@@ -105,6 +111,7 @@ export const wirePayment = (p: Payment, viewer: string) => ({
   id: p.id,
   quoteId: p.quoteId,
   status: p.status,
+  statusReason: p.reason ?? undefined,
   role: p.payerParticipantId === viewer ? 'payer' : 'payee',
   customerId: p.payerParticipantId === viewer ? p.payerCustomerId : p.payeeCustomerId,
   sendAmount: p.payerParticipantId === viewer ? money(p.sendMinor, p.sendCurrency) : undefined,
@@ -450,13 +457,29 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
 
   // Confirms run batched: concurrent confirms share one transaction and set-based statements (transfers.confirmMany).
-  const confirm = idempotent.batched<ConfirmInput>(async (tx, inputs) =>
-    (await transfers.confirmMany(tx, inputs)).map((r, i) => (r.ok ? created(wirePayment(r.value, inputs[i]!.participantId)) : r.error)),
+  // A payment with a connected side is answered reserved by its batch and decided right after it (outside any
+  // transaction): the answer, first or replayed, is the decision.
+  const confirm = idempotent.batched<ConfirmInput>(
+    async (tx, inputs) => (await transfers.confirmMany(tx, inputs)).map((r, i) => (r.ok ? created(wirePayment(r.value, inputs[i]!.participantId)) : r.error)),
+    {
+      after: async (answer) => {
+        const body = answer.body as { id?: unknown; status?: unknown } | undefined;
+        if (answer.status !== 201 || body?.status !== 'pending' || typeof body.id !== 'string') return answer;
+        const p = await transfers.settleConnected(body.id);
+        if (p === undefined || p.status === 'pending') return answer;
+        if (p.status === 'completed') return { status: 201, body: wirePayment(p, p.payerParticipantId) };
+        const reason = p.reason ?? { Rsn: 'NARR' };
+        return {
+          status: errorStatus.payment_rejected,
+          body: { error: { code: 'payment_rejected', message: `the payment was refused: ${reason.Rsn}${reason.AddtlInf !== undefined ? ` (${reason.AddtlInf})` : ''}; nothing moved`, details: { paymentId: p.id, status: 'RJCT', reason } } },
+        };
+      },
+    },
   );
   app.post(
     '/v1/transfers/payments',
     { config: { ...CUSTOMER, idempotency: 'required' },
-      schema: schema('transfers', 'Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing)', {
+      schema: schema('transfers', 'Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing), or, with a bank that keeps its own books, once it accepted', {
         body: Strict({ quoteId: Ref('quote', 'Quote id'), stepUpChallengeId: Type.Optional(Ref('step_up_challenge', 'After step_up_required: the challenge the customer completed for this payment')) }),
         response: { 201: TransferPaymentSchema },
       }),

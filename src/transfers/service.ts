@@ -18,6 +18,9 @@ import { newId } from '../platform/ids.ts';
 import { createTokenBucketLimiter } from '../platform/rate-limit.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import type { EventOutbox } from '../webhooks/index.ts';
+import type { Connection } from '../participants/index.ts';
+import type { AskOutcome, OutboxMessage } from '../connectors/index.ts';
+import type { ConnectorRequest, StatusReason, TransferStatus } from '../participant-sdk/index.ts';
 import type { TErr } from './errors.ts';
 import { splitByShares, splitEqual, splitRandom } from './split.ts';
 
@@ -94,10 +97,28 @@ export interface Quote {
 /** A quote as planned, with what storing it needs beyond what the payer is shown. */
 type PlannedQuote = Quote & { readonly payeeAliasId: string; readonly payeeCustomerId: string; readonly payeeAccountId: string; readonly refEurCents: bigint };
 
+/**
+ * What a payment with a connected side needs from the participants' modes and the connectors (src/connectors), given
+ * by the composition root: the transfers capability decides, the connectors carry the messages.
+ */
+export interface ConnectedSides {
+  /** The participant's connection in a currency when it is connected; undefined when hosted. */
+  connection(participantId: string, currency: string, q?: Queryable): Promise<Connection | undefined>;
+  ask(connection: Connection, op: 'reserve' | 'accept', request: ConnectorRequest): Promise<AskOutcome>;
+  enqueue(tx: Queryable, messages: readonly OutboxMessage[]): void;
+  /** Sends the staged commit/abort messages now (after the deciding COMMIT), without waiting. */
+  deliverSoon(): void;
+}
+
+/** A margin on top of the connected sides' deadlines for the hub's own work between the calls. */
+export const CONNECTED_DEADLINE_MARGIN_MS = 1_000;
+
 export interface Payment {
   readonly id: string;
   readonly quoteId: string;
-  readonly status: 'completed';
+  /** `pending` while a connected participant is being asked; `rejected` (with `reason`, ISO 20022) when it refused or the deadline passed. */
+  readonly status: 'completed' | 'pending' | 'rejected';
+  readonly reason: StatusReason | null;
   readonly payerParticipantId: string;
   readonly payerCustomerId: string;
   readonly payeeParticipantId: string;
@@ -240,6 +261,17 @@ export interface TransferService {
   getRedPacket(participantId: string, id: string, q?: Queryable): Promise<RedPacketView | undefined>;
   /** Refunds what is unclaimed in packets past expiry, at most `maxPackets` per call. */
   sweepRedPackets(maxPackets?: number): Promise<{ refunded: number; completed: number }>;
+
+  /**
+   * Finishes a pending payment with a connected side: asks the payer's bank to reserve and the payee's bank to accept
+   * (outside any transaction), then commits the hub's legs and tells both to commit, or voids them and tells both to
+   * release. Idempotent: a decided payment is answered as it is. Undefined: no such payment.
+   */
+  settleConnected(paymentId: string): Promise<Payment | undefined>;
+  /** Aborts (AB03) pending payments whose deadline passed: after a crash nothing stays reserved. Returns how many. */
+  recoverConnected(limit?: number): Promise<number>;
+  /** A transfer's state as the connector protocol says it, for one of its two participants. */
+  connectorStatus(participantId: string, paymentId: string): Promise<TransferStatus | undefined>;
 }
 
 interface QuoteRow {
@@ -269,7 +301,10 @@ interface QuoteRow {
 interface PaymentRow {
   id: string;
   quote_id: string;
-  status: 'completed';
+  status: 'completed' | 'pending' | 'rejected';
+  reason: string | null;
+  connected: string[];
+  deadline_at: Date | null;
   payer_participant_id: string;
   payer_customer_id: string;
   payee_participant_id: string;
@@ -288,6 +323,7 @@ const toPayment = (r: PaymentRow): Payment => ({
   id: r.id,
   quoteId: r.quote_id,
   status: r.status,
+  reason: r.reason === null ? null : reasonOf(r.reason),
   payerParticipantId: r.payer_participant_id,
   payerCustomerId: r.payer_customer_id,
   payeeParticipantId: r.payee_participant_id,
@@ -352,10 +388,20 @@ function toRequest(r: RequestRow, nowMs: number): MoneyRequest {
   };
 }
 
+/** A stored reason `CODE` or `CODE: text` as ISO's StsRsnInf. */
+const reasonOf = (stored: string): StatusReason => {
+  const at = stored.indexOf(': ');
+  return at < 0 ? { Rsn: stored } : { Rsn: stored.slice(0, at), AddtlInf: stored.slice(at + 2) };
+};
+const storedReason = (r: StatusReason) => (r.AddtlInf === undefined ? r.Rsn : `${r.Rsn}: ${r.AddtlInf}`.slice(0, 500));
+
 const failed = (results: readonly TransferResult[]) => results.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed') ?? results.find((r) => !r.ok);
 
-/** A confirmed payment as staged: payment id, quote id, its transfer ids (comma-separated), created at (ISO). */
-type StagedPayment = readonly [string, string, string, string];
+/**
+ * A confirmed payment as staged: payment id, quote id, its transfer ids (comma-separated), created at (ISO), status,
+ * its connected sides (comma-separated), its deadline (ISO, or null).
+ */
+type StagedPayment = readonly [string, string, string, string, string, string, string | null];
 
 /**
  * Writes a batch's confirmed payments with its COMMIT, in one statement: each quote marked used, its payment recorded
@@ -365,16 +411,17 @@ type StagedPayment = readonly [string, string, string, string];
 const paymentFlusher: Flusher<StagedPayment> = {
   flush: (tx, rows) =>
     tx.query(
-      `with v as (select * from unnest($1::text[], $2::text[], $3::text[], $4::text[]) with ordinality as v(id, quote_id, tids, at, n)),
+      `with v as (select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) with ordinality as v(id, quote_id, tids, at, status, sides, deadline, n)),
             used as (update quotes q set status = 'used' from v where q.id = v.quote_id returning q.*),
             paid as (update money_requests r set status = 'paid', payment_id = v.id from v join used u on u.id = v.quote_id where r.id = u.request_id returning r.id)
        insert into payments (id, quote_id, payer_participant_id, payer_customer_id, source_account_id, payee_participant_id, payee_customer_id, payee_account_id, send_minor, send_currency,
-                             receive_minor, receive_currency, fee_minor, rate, ref_eur_cents, request_id, status, transfer_ids, created_at)
+                             receive_minor, receive_currency, fee_minor, rate, ref_eur_cents, request_id, status, transfer_ids, created_at, connected, deadline_at)
        select v.id, q.id, q.payer_participant_id, q.payer_customer_id, q.source_account_id, q.payee_participant_id, q.payee_customer_id, q.payee_account_id, q.send_minor, q.send_currency,
-              q.receive_minor, q.receive_currency, q.fee_minor, q.rate, q.ref_eur_cents, q.request_id, 'completed', string_to_array(v.tids, ','), v.at::timestamptz
+              q.receive_minor, q.receive_currency, q.fee_minor, q.rate, q.ref_eur_cents, q.request_id, v.status, string_to_array(v.tids, ','), v.at::timestamptz,
+              case when v.sides = '' then '{}'::text[] else string_to_array(v.sides, ',') end, v.deadline::timestamptz
          from v join used q on q.id = v.quote_id
         order by v.n`,
-      [0, 1, 2, 3].map((i) => rows.map((r) => r[i])),
+      [0, 1, 2, 3, 4, 5, 6].map((i) => rows.map((r) => r[i])),
     ),
 };
 
@@ -395,8 +442,10 @@ export function createTransferService(deps: {
   limits?: Partial<TransferLimits>;
   /** The ownership registry, told each committed quote's payer, so that its confirm costs no ownership query. */
   refs?: RefLearner;
+  /** Participants that keep their own books (connected) and the connectors that reach them; without it, every side is hosted. */
+  connected?: ConnectedSides | undefined;
 }): TransferService {
-  const { db, clock, audit, events, customers, accounts, aliases, fx, risk, stepUp, mover, settlement } = deps;
+  const { db, clock, audit, events, customers, accounts, aliases, fx, risk, stepUp, mover, settlement, connected: sides } = deps;
   const requestLimits: TransferLimits = { requestsPerMinute: 10, requestBurst: 10, ...deps.limits };
   const requestLimiter = createTokenBucketLimiter({ ratePerS: () => requestLimits.requestsPerMinute / 60, burst: () => requestLimits.requestBurst, nowMs: () => clock.nowMs() });
   const reminderLimiter = createTokenBucketLimiter({ ratePerS: () => 1 / 3600, burst: () => 1, nowMs: () => clock.nowMs() });
@@ -427,7 +476,7 @@ export function createTransferService(deps: {
     const dayStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
     const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
     const [r] = await q.query<{ day: bigint | null; month: bigint | null }>(
-      `select sum(ref_eur_cents) filter (where created_at >= $2)::int8 as day, sum(ref_eur_cents)::int8 as month from payments where payer_customer_id = $1 and created_at >= $3`,
+      `select sum(ref_eur_cents) filter (where created_at >= $2)::int8 as day, sum(ref_eur_cents)::int8 as month from payments where payer_customer_id = $1 and created_at >= $3 and status <> 'rejected'`,
       [customerId, dayStart, monthStart],
     );
     return { day: r?.day ?? 0n, month: r?.month ?? 0n };
@@ -478,7 +527,7 @@ export function createTransferService(deps: {
          from unnest($1::text[], $2::text[], $3::text[]) with ordinality as u(cid, pid, aid, n)
          join customers c on c.id = u.cid and c.participant_id = u.pid
          cross join lateral (select sum(ref_eur_cents) filter (where created_at >= $4)::int8 as day, sum(ref_eur_cents)::int8 as month
-                               from payments where payer_customer_id = u.cid and created_at >= $5) x
+                               from payments where payer_customer_id = u.cid and created_at >= $5 and status <> 'rejected') x
          left join ledger_accounts a on a.id = u.aid`,
       [items.map((i) => i.customerId), items.map((i) => i.participantId), items.map((i) => i.accountId), dayStart, monthStart],
     );
@@ -743,8 +792,157 @@ export function createTransferService(deps: {
     return ok(request);
   }
 
+
+  // Connected participants: the second phase ------------------------------------------------------------------------
+  interface PendingRow extends PaymentRow {
+    payee_account_id: string;
+    payer_external: string;
+    payer_name: string;
+    payee_external: string;
+    payee_name: string;
+    source_owner: string;
+    payee_owner: string;
+  }
+  const readPending = async (q: Queryable, paymentId: string, lock: boolean): Promise<PendingRow | undefined> => {
+    const [row] = await q.query<PendingRow>(
+      `select p.*, pc.external_id as payer_external, pc.name as payer_name, ec.external_id as payee_external, ec.name as payee_name,
+              coalesce(sa.owner_participant_id, p.payer_participant_id) as source_owner, coalesce(pa.owner_participant_id, p.payee_participant_id) as payee_owner
+         from payments p
+         join customers pc on pc.id = p.payer_customer_id
+         join customers ec on ec.id = p.payee_customer_id
+         left join ledger_accounts sa on sa.id = p.source_account_id
+         left join ledger_accounts pa on pa.id = p.payee_account_id
+        where p.id = $1${lock ? ' for update of p' : ''}`,
+      [paymentId],
+    );
+    return row;
+  };
+
+  const connectorRequest = (p: PendingRow, op: ConnectorRequest['Op'], extra: Partial<ConnectorRequest> = {}): ConnectorRequest => ({
+    MsgId: `${p.id}:${op}`,
+    CreDtTm: clock.now().toISOString(),
+    Op: op,
+    TxId: p.id,
+    EndToEndId: p.id,
+    // The payer's bank debits its customer what the payer pays (amount and fee); the payee's bank credits the amount.
+    IntrBkSttlmAmt: formatMoney(op === 'accept' ? p.receive_minor : p.send_minor + (p.connected.includes('payer') ? p.fee_minor : 0n), p.send_currency),
+    DbtrAgt: { FinInstnId: { Othr: { Id: p.source_owner } } },
+    CdtrAgt: { FinInstnId: { Othr: { Id: p.payee_owner } } },
+    ...(op === 'reserve' ? { DbtrAcct: { Id: { Othr: { Id: p.payer_external } }, Ccy: p.send_currency }, Cdtr: { Nm: maskName(p.payee_name) } } : {}),
+    ...(op === 'accept' ? { CdtrAcct: { Id: { Othr: { Id: p.payee_external } }, Ccy: p.receive_currency }, Dbtr: { Nm: maskName(p.payer_name) } } : {}),
+    SttlmDdln: (p.deadline_at ?? clock.now()).toISOString(),
+    ...extra,
+  });
+
+  /** The commit or abort message to one connected side (its reserve or accept, restated, with the decision). */
+  const decisionFor = (p: PendingRow, side: 'payer' | 'payee', reason: StatusReason | undefined): OutboxMessage => {
+    const original = connectorRequest(p, side === 'payer' ? 'reserve' : 'accept');
+    const op = reason === undefined ? ('commit' as const) : ('abort' as const);
+    return {
+      paymentId: p.id,
+      participantId: side === 'payer' ? p.source_owner : p.payee_owner,
+      kind: op,
+      request: { ...original, MsgId: `${p.id}:${op}:${side}`, Op: op, TxSts: reason === undefined ? 'ACSC' : 'RJCT', ...(reason !== undefined ? { StsRsnInf: reason } : {}) },
+    };
+  };
+
+  /** Decides a pending payment in one transaction: commit (post its legs) or abort (void them). */
+  const decide = async (paymentId: string, wanted: { commit: true } | { commit: false; reason: StatusReason }): Promise<Payment | undefined> => {
+    const decided = await db.transaction(async (tx) => {
+      const p = await readPending(tx, paymentId, true);
+      if (p === undefined || p.status !== 'pending') return p;
+      const nowMs = clock.nowMs();
+      let outcome: { commit: true } | { commit: false; reason: StatusReason } = wanted;
+      // An answer that arrives after the deadline is ignored: the recovery job may be aborting it, and the banks were
+      // told the deadline.
+      if (outcome.commit && p.deadline_at !== null && p.deadline_at.getTime() < nowMs) outcome = { commit: false, reason: { Rsn: 'AB05', AddtlInf: 'the answers came after the deadline' } };
+      const pendingIds = p.transfer_ids;
+      const meta = { paymentId };
+      let added: string[] = [];
+      if (outcome.commit) {
+        const legs: TransferInput[] = pendingIds.map((id) => ({ kind: 'post_pending' as const, id: `${id}:post`, pendingId: id, purpose: 'p2p_commit', metadata: meta }));
+        if (!p.connected.includes('payee')) {
+          const payeePos = await accounts.ensureSystemAccount('funding', p.payee_owner, p.receive_currency);
+          legs.push({ id: `${paymentId}:in`, debitAccountId: payeePos, creditAccountId: p.payee_account_id, amountMinor: p.receive_minor, currency: p.receive_currency, purpose: 'p2p', metadata: meta });
+        }
+        const results = await mover.move(tx, legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })));
+        const bad = failed(results);
+        if (bad !== undefined && !bad.ok) {
+          outcome = { commit: false, reason: { Rsn: 'NARR', AddtlInf: `the hub could not commit (${bad.error.code})` } };
+        } else {
+          added = legs.map((l) => l.id);
+          const posId = pendingIds.find((id) => id.endsWith(':pos'));
+          if (settlement !== undefined && posId !== undefined) {
+            await settlement.recordMoves(tx, [{ transferId: `${posId}:post`, paymentId, payerParticipantId: p.source_owner, payeeParticipantId: p.payee_owner, currency: p.send_currency, amountMinor: p.send_minor }]);
+          }
+        }
+      }
+      if (!outcome.commit) {
+        const voids: TransferInput[] = pendingIds.map((id) => ({ kind: 'void_pending' as const, id: `${id}:void`, pendingId: id, purpose: 'p2p_abort', metadata: meta }));
+        const results = await mover.move(tx, voids);
+        const bad = results.find((r) => !r.ok && r.error.code !== 'pending_already_resolved');
+        if (bad !== undefined && !bad.ok) throw new Error(`void of a reserved payment failed: ${bad.error.code}`);
+        added = voids.map((l) => l.id);
+        if (p.request_id !== null) await tx.query(`update money_requests set status = 'pending', payment_id = null where id = $1 and payment_id = $2`, [p.request_id, paymentId]);
+      }
+      const reason = outcome.commit ? null : storedReason(outcome.reason);
+      const [row] = await tx.query<PaymentRow>(
+        `update payments set status = $2, reason = $3, decided_at = $4, transfer_ids = transfer_ids || $5::text[] where id = $1 returning *`,
+        [paymentId, outcome.commit ? 'completed' : 'rejected', reason, new Date(nowMs), added],
+      );
+      const actor = { type: 'system' } as const;
+      if (outcome.commit) {
+        const receiveAmount = formatMoney(p.receive_minor, p.receive_currency);
+        await audit.record(tx, { actor, action: 'payment.completed', objectType: 'payment', objectId: paymentId, details: { quoteId: p.quote_id, connected: p.connected } });
+        await events.emit(tx, { participantId: p.payer_participant_id, type: 'payment.sent', data: { paymentId, sendAmount: formatMoney(p.send_minor, p.send_currency), fee: formatMoney(p.fee_minor, p.send_currency), receiveAmount, requestId: p.request_id, customerId: p.payer_customer_id } });
+        await events.emit(tx, { participantId: p.payee_participant_id, type: 'payment.received', data: { paymentId, receiveAmount, requestId: p.request_id, customerId: p.payee_customer_id } });
+      } else {
+        await audit.record(tx, { actor, action: 'payment.rejected', objectType: 'payment', objectId: paymentId, details: { quoteId: p.quote_id, reason } });
+        await events.emit(tx, { participantId: p.payer_participant_id, type: 'payment.rejected', data: { paymentId, customerId: p.payer_customer_id, status: 'RJCT', reason: outcome.reason.Rsn } });
+      }
+      // Both connected sides hear the decision, the one never asked included (releasing nothing is harmless).
+      const why = outcome.commit ? undefined : outcome.reason;
+      sides?.enqueue(tx, p.connected.map((side) => decisionFor(p, side as 'payer' | 'payee', why)));
+      return row === undefined ? undefined : { ...row, ...p, ...row };
+    });
+    if (decided !== undefined) sides?.deliverSoon();
+    return decided === undefined ? undefined : toPayment(decided);
+  };
+
+  const settleConnected = async (paymentId: string): Promise<Payment | undefined> => {
+    const p = await readPending(db, paymentId, false);
+    if (p === undefined || p.status !== 'pending' || sides === undefined) return p === undefined ? undefined : toPayment(p);
+    let outcome: AskOutcome = { ok: true };
+    for (const side of ['payer', 'payee'] as const) {
+      if (!outcome.ok || !p.connected.includes(side)) continue;
+      const connection = await sides.connection(side === 'payer' ? p.source_owner : p.payee_owner, p.send_currency);
+      outcome =
+        connection === undefined
+          ? { ok: false, reason: { Rsn: 'AB05', AddtlInf: 'the participant is no longer connected in this currency' }, hubReason: true }
+          : await sides.ask(connection, side === 'payer' ? 'reserve' : 'accept', connectorRequest(p, side === 'payer' ? 'reserve' : 'accept'));
+    }
+    return decide(paymentId, outcome.ok ? { commit: true } : { commit: false, reason: outcome.reason });
+  };
+
   const service: TransferService = {
     requestLimits,
+    settleConnected,
+    async recoverConnected(limit = 64) {
+      const due = await db.query<{ id: string }>(`select id from payments where status = 'pending' and deadline_at < $1 order by deadline_at limit $2`, [clock.now(), limit]);
+      let aborted = 0;
+      for (const { id } of due) {
+        const p = await decide(id, { commit: false, reason: { Rsn: 'AB03', AddtlInf: 'the deadline passed before the payment was decided' } });
+        if (p?.status === 'rejected') aborted += 1;
+      }
+      return aborted;
+    },
+    async connectorStatus(participantId, paymentId) {
+      const p = await readPending(db, paymentId, false);
+      if (p === undefined || (p.source_owner !== participantId && p.payee_owner !== participantId && p.payer_participant_id !== participantId && p.payee_participant_id !== participantId)) return undefined;
+      if (p.status === 'pending') return { TxId: p.id, TxSts: 'PDNG' };
+      if (p.status === 'completed') return { TxId: p.id, TxSts: 'ACSC' };
+      return { TxId: p.id, TxSts: 'RJCT', ...(p.reason !== null ? { StsRsnInf: reasonOf(p.reason) } : {}) };
+    },
     async quoteMany(tx, items) {
       if (items.length > MAX_QUOTE_BATCH) throw new Error(`quoteMany: at most ${MAX_QUOTE_BATCH} quotes at once`);
       const amounts = items.map(({ input }) =>
@@ -822,7 +1020,7 @@ export function createTransferService(deps: {
                join quotes q on q.id = u.id and q.payer_participant_id = u.participant_id
                join participants pp on pp.id = q.payer_participant_id
                cross join lateral (select sum(ref_eur_cents) filter (where created_at >= $4)::int8 as day, sum(ref_eur_cents)::int8 as month
-                                     from payments where payer_customer_id = q.payer_customer_id and created_at >= $5) x
+                                     from payments where payer_customer_id = q.payer_customer_id and created_at >= $5 and status <> 'rejected') x
                cross join lateral (${riskHistorySql({ participantId: 'q.payer_participant_id', customerId: 'q.payer_customer_id', counterparty: "q.payee_participant_id || ':' || q.payee_customer_id", since: 'u.since::timestamptz' })}) h
                left join ledger_accounts a on a.id = q.source_account_id
                left join ledger_accounts pa on pa.id = q.payee_account_id`,
@@ -883,6 +1081,8 @@ export function createTransferService(deps: {
         readonly riskInput: RiskInput;
         readonly challengeUsed: string | undefined;
         readonly move: PositionMove | undefined;
+        /** A payment with a connected side: its legs are reserved (pending) now, committed or voided once the participants answered. */
+        readonly twoPhase: { readonly sides: readonly ('payer' | 'payee')[]; readonly deadline: Date } | undefined;
       }
       const planned: Planned[] = [];
       for (const i of live) {
@@ -963,7 +1163,36 @@ export function createTransferService(deps: {
         const meta = { paymentId };
         const legs: TransferInput[] = [];
         let move: PositionMove | undefined;
-        if (q.send_currency === q.receive_currency) {
+        let twoPhase: Planned['twoPhase'];
+        const payerOwner = c?.owner_participant_id ?? q.payer_participant_id;
+        const payeeOwner = c?.payee_owner ?? q.payee_participant_id;
+        const payerConn = sides === undefined ? undefined : await sides.connection(payerOwner, q.send_currency, tx);
+        const payeeConn = sides === undefined ? undefined : await sides.connection(payeeOwner, q.receive_currency, tx);
+        if (payerConn !== undefined || payeeConn !== undefined) {
+          // Two-phase (docs/ARCHITECTURE.md, "Connected participants"): the hub reserves what it holds now — the payer
+          // participant's position against its cap and a hosted payer's money — as pending transfers; a connected
+          // side's customer account is moved by its own bank, which the hub asks after this COMMIT.
+          if (q.send_currency !== q.receive_currency) {
+            out[i] = err('currency_not_receivable', 'a payment with a participant that keeps its own books is in one currency: convert at the bank');
+            continue;
+          }
+          if (payerOwner === payeeOwner) {
+            out[i] = err('currency_not_receivable', 'a payment between two customers of one connected participant stays in its own books');
+            continue;
+          }
+          const payerPos = await accounts.ensureSystemAccount('funding', payerOwner, q.send_currency);
+          const payeePos = await accounts.ensureSystemAccount('funding', payeeOwner, q.send_currency);
+          legs.push({ kind: 'pending', id: legId('pos'), debitAccountId: payerPos, creditAccountId: payeePos, amountMinor: q.send_minor, currency: q.send_currency, purpose: 'position', metadata: meta });
+          if (payerConn === undefined) legs.push({ kind: 'pending', id: legId('p2p'), debitAccountId: q.source_account_id, creditAccountId: payerPos, amountMinor: q.send_minor, currency: q.send_currency, purpose: 'p2p', metadata: meta });
+          if (q.fee_minor > 0n) {
+            const feeAccount = await accounts.ensureSystemAccount('fees', input.participantId, q.send_currency);
+            // A connected payer's bank debits its customer send + fee; the fee leaves its position.
+            legs.push({ kind: 'pending', id: legId('fee'), debitAccountId: payerConn === undefined ? q.source_account_id : payerPos, creditAccountId: feeAccount, amountMinor: q.fee_minor, currency: q.send_currency, purpose: 'p2p_fee', metadata: meta });
+          }
+          const deadline = new Date(nowMs + (payerConn?.deadlineMs ?? 0) + (payeeConn?.deadlineMs ?? 0) + CONNECTED_DEADLINE_MARGIN_MS);
+          twoPhase = { sides: [...(payerConn !== undefined ? ['payer' as const] : []), ...(payeeConn !== undefined ? ['payee' as const] : [])], deadline };
+          move = { transferId: `${legId('pos')}:post`, paymentId, payerParticipantId: payerOwner, payeeParticipantId: payeeOwner, currency: q.send_currency, amountMinor: q.send_minor };
+        } else if (q.send_currency === q.receive_currency) {
           // Between two participants' customers the payment moves the payer participant's position down and the payee
           // participant's up, in the same linked chain (src/settlement); inside one participant, one leg.
           const payerP = c?.owner_participant_id ?? q.payer_participant_id;
@@ -995,11 +1224,11 @@ export function createTransferService(deps: {
           legs.push({ id: legId('fx_in'), debitAccountId: q.source_account_id, creditAccountId: liqIn, amountMinor: q.send_minor, currency: q.send_currency, purpose: 'p2p_fx_in', metadata: meta });
           legs.push({ id: legId('fx_out'), debitAccountId: liqOut, creditAccountId: q.payee_account_id, amountMinor: q.receive_minor, currency: q.receive_currency, purpose: 'p2p_fx_out', metadata: meta });
         }
-        if (q.fee_minor > 0n) {
+        if (q.fee_minor > 0n && twoPhase === undefined) {
           const feeAccount = await accounts.ensureSystemAccount('fees', input.participantId, q.send_currency);
           legs.push({ id: legId('fee'), debitAccountId: q.source_account_id, creditAccountId: feeAccount, amountMinor: q.fee_minor, currency: q.send_currency, purpose: 'p2p_fee', metadata: meta });
         }
-        planned.push({ i, q, paymentId, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), riskInput, challengeUsed, move });
+        planned.push({ i, q, paymentId, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), riskInput, challengeUsed, move, twoPhase });
         usedBy.set(q.payer_customer_id, { day: earlier.day + q.ref_eur_cents, month: earlier.month + q.ref_eur_cents });
         const s0 = seen ?? { recent: 0, count: 0, counterparties: new Set<string>() };
         s0.recent += 1;
@@ -1039,13 +1268,23 @@ export function createTransferService(deps: {
               : err('ledger_rejected', bad.error.message, { ledgerCode: code });
       }
       if (done.length === 0) return out.map((r) => r!);
-      // The committed position legs, in the settlement window open at this COMMIT.
-      const moves = done.flatMap((p) => (p.move === undefined ? [] : [p.move]));
+      // The committed position legs, in the settlement window open at this COMMIT (a two-phase payment's at its commit).
+      const moves = done.flatMap((p) => (p.move === undefined || p.twoPhase !== undefined ? [] : [p.move]));
       if (moves.length > 0 && settlement !== undefined) await settlement.recordMoves(tx, moves);
 
       // (5) The records of the payments whose money moved (payment, quote used, request paid), their audit records,
       // outbox events and risk observations: all staged, written set-based with the COMMIT.
-      for (const p of done) tx.hooks!.stage(paymentFlusher, [p.paymentId, p.q.id, p.legs.map((l) => l.id).join(','), now.toISOString()]);
+      for (const p of done) {
+        tx.hooks!.stage(paymentFlusher, [
+          p.paymentId,
+          p.q.id,
+          p.legs.map((l) => l.id).join(','),
+          now.toISOString(),
+          p.twoPhase === undefined ? 'completed' : 'pending',
+          p.twoPhase?.sides.join(',') ?? '',
+          p.twoPhase?.deadline.toISOString() ?? null,
+        ]);
+      }
       // A challenge pays once: used up by the payment it approved (its row is locked above, so no other batch has it).
       const consumed = done.filter((p) => p.challengeUsed !== undefined);
       if (consumed.length > 0) {
@@ -1064,13 +1303,19 @@ export function createTransferService(deps: {
         const sent = { paymentId: p.paymentId, sendAmount: formatMoney(q.send_minor, q.send_currency), fee: formatMoney(q.fee_minor, q.send_currency), receiveAmount, requestId: q.request_id };
         const received = { paymentId: p.paymentId, receiveAmount, requestId: q.request_id };
         await risk.observe(tx, p.riskInput);
+        if (p.twoPhase !== undefined) {
+          // Reserved: the payment is told to the participants once it is decided (settleConnected).
+          await audit.record(tx, { actor: input.actor, action: 'payment.reserved', objectType: 'payment', objectId: p.paymentId, details: { quoteId: q.id, connected: p.twoPhase.sides, deadline: p.twoPhase.deadline.toISOString() } });
+        } else {
         await audit.record(tx, { actor: input.actor, action: 'payment.completed', objectType: 'payment', objectId: p.paymentId, details: { quoteId: q.id, sendMinor: q.send_minor.toString(), sendCurrency: q.send_currency, receiveMinor: q.receive_minor.toString(), receiveCurrency: q.receive_currency } });
         await events.emit(tx, { participantId: input.participantId, type: 'payment.sent', data: { ...sent, customerId: q.payer_customer_id } });
         await events.emit(tx, { participantId: q.payee_participant_id, type: 'payment.received', data: { ...received, customerId: q.payee_customer_id } });
+        }
         out[p.i] = ok({
           id: p.paymentId,
           quoteId: q.id,
-          status: 'completed',
+          status: p.twoPhase === undefined ? 'completed' : 'pending',
+          reason: null,
           payerParticipantId: input.participantId,
           payerCustomerId: q.payer_customer_id,
           payeeParticipantId: q.payee_participant_id,

@@ -142,6 +142,10 @@ export const eventCatalogue = {
     summary: 'Your customer received a P2P payment (credited at once)',
     data: Data({ paymentId: Id('The payment'), customerId: Id('Your customer (payee)'), receiveAmount: Money, requestId: Type.Union([Id('The money request it paid'), Type.Null()]) }),
   },
+  'payment.rejected': {
+    summary: 'A P2P payment with a participant that keeps its own books was refused or timed out: nothing moved (ISO 20022 status RJCT and reason code)',
+    data: Data({ paymentId: Id('The payment'), customerId: Id('Your customer (payer)'), status: Type.Literal('RJCT'), reason: Type.String({ description: 'ISO 20022 status reason code: AC01, AC04, AM02, AM04, AB03, AB05, DS0B, FF01…' }) }),
+  },
   'money_request.created': { summary: 'Your customer’s money request was sent', data: Data({ requestId: Id('The request'), customerId: Id('Your customer') }) },
   'money_request.received': {
     summary: 'Your customer is asked for money',

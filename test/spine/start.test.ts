@@ -79,6 +79,8 @@ describe('starting the hub', () => {
     expect(s.banner).toContain(`${s.base}/wallet`);
     expect(s.banner).toMatch(/\/console/);
     expect(s.banner).toMatch(/only callers on this\s+machine \(loopback\)/);
+    // Both modes in the demo network: the reference bank, in this process with its own books, is connected.
+    expect(s.banner).toMatch(/bank-c \(.*\) is CONNECTED: it keeps its own books/);
     // No secret in the banner: not the operator credential, no client secret.
     const operatorToken = readFileSync(join(s.dataDir, 'operator-token'), 'utf8').trim();
     const credentialsFile = join(s.dataDir, 'demo-credentials.json');

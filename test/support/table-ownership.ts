@@ -9,7 +9,8 @@ export const ALLOW_FILE = join(ROOT, 'test/spine/table-ownership.allow.json');
 
 /** Table → the folder under src/ that owns it (docs/ARCHITECTURE.md, the map). */
 export const TABLE_OWNER: Readonly<Record<string, string>> = {
-  participants: 'participants', credentials: 'participants',
+  participants: 'participants', credentials: 'participants', participant_connections: 'participants',
+  connector_messages: 'connectors',
   customers: 'customers', customer_links: 'customers', customer_link_consents: 'customers', persons: 'customers', person_links: 'customers',
   card_products: 'cards', cards: 'cards', card_request_keys: 'cards', card_tokens: 'cards', token_provisionings: 'cards', issuer_token_settings: 'cards',
   pay_authorizations: 'payments', pay_issuer_asks: 'payments', pay_issuer_settings: 'payments', pay_qr_codes: 'payments', pay_links: 'payments', pay_refunds: 'payments', pay_risk_rules: 'payments',

@@ -2605,8 +2605,8 @@ export interface paths {
         get: operations["getTransfersPayments"];
         put?: never;
         /**
-         * Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing)
-         * @description Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing)
+         * Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing), or, with a bank that keeps its own books, once it accepted
+         * @description Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing), or, with a bank that keeps its own books, once it accepted.
          *
          *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
@@ -3461,6 +3461,114 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/connector/jwks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The hub’s connector signing key (JWK set)
+         * @description Connected participants verify the hub’s connector requests with this Ed25519 key: every request carries a detached JWS over its body in `x-jws-signature` (protected header: alg EdDSA, kid, op, txid, iat). See the `connector` webhooks for the messages.
+         */
+        get: operations["getConnectorJwks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/connector/transfers/{paymentId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A transfer’s final state (for its payer’s or payee’s participant)
+         * @description Ask at any time — after a crash, or when a commit or abort is late: PDNG while the hub decides, then ACSC or RJCT with the reason, for good.
+         */
+        get: operations["getConnectorTransfersByPaymentId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/connector/transfers/{paymentId}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report a late or repeated answer: the hub answers what it decided
+         * @description A connected participant whose answer to reserve or accept reached the hub after its deadline (or twice) may report it here. The hub never changes its decision: it answers its state (PDNG, ACSC or RJCT); the participant then follows it (releases on RJCT).
+         */
+        post: operations["postConnectorTransfersByPaymentIdStatus"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/connector/connections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your modes per currency (hosted unless listed as connected)
+         * @description Your modes per currency (hosted unless listed as connected)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getConnectorConnections"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/participants/{participantId}/connections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A participant’s modes per currency
+         * @description A participant’s modes per currency.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorParticipantsByParticipantIdConnections"];
+        put?: never;
+        /**
+         * Set a participant’s mode in a currency: hosted, or connected (its connector endpoint, its Ed25519 public key, the deadline of each call)
+         * @description A connected participant’s own core system keeps its customers’ accounts; the hub keeps its position and calls its connector endpoint (see callbacks: reserve, accept, commit, abort), each request signed by the hub (detached JWS, EdDSA), each answer signed by the key registered here.
+         */
+        post: operations["postOperatorParticipantsByParticipantIdConnections"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface webhooks {
     "account_link.consent_requested": {
@@ -4203,6 +4311,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "payment.rejected": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A P2P payment with a participant that keeps its own books was refused or timed out: nothing moved (ISO 20022 status RJCT and reason code)
+         * @description A P2P payment with a participant that keeps its own books was refused or timed out: nothing moved (ISO 20022 status RJCT and reason code). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onPaymentRejected"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "payment.sent": {
         parameters: {
             query?: never;
@@ -4532,7 +4660,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -4557,6 +4685,38 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
             revokedAt: string | null;
+        };
+        /** @description The hub’s decision on a transfer, as ISO 20022 pacs.002 states it. */
+        ConnectorTransferStatus: {
+            /** @description The payment id (the transfer id of every connector message) */
+            TxId: string;
+            /** @description ISO 20022: pending, settled, rejected */
+            TxSts: "PDNG" | "ACSC" | "RJCT";
+            StsRsnInf?: {
+                /** @description ISO 20022 status reason code */
+                Rsn: string;
+                AddtlInf?: string;
+            };
+        };
+        /** @description A participant’s mode in one currency: hosted (the hub keeps its customers’ accounts) or connected (its own core system does, reached through its connector endpoint). */
+        ParticipantConnection: {
+            participantId: string;
+            currency: string;
+            mode: "hosted" | "connected";
+            endpointUrl: string | null;
+            publicJwk: {
+                /** @enum {string} */
+                kty: "OKP";
+                /** @enum {string} */
+                crv: "Ed25519";
+                x: string;
+                kid?: string;
+                use?: string;
+                alg?: string;
+            } | null;
+            deadlineMs: number;
+            /** Format: date-time */
+            updatedAt: string;
         };
         Customer: {
             id: string;
@@ -5573,20 +5733,6 @@ export interface components {
         };
     };
     responses: {
-        /** @description Bad request: idempotency_key_invalid, invalid_country, invalid_webhook_url, malformed_json, malformed_request, unknown_field, validation_failed */
-        Error400_020f323c: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "idempotency_key_invalid" | "invalid_country" | "invalid_webhook_url" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, malformed_request, unknown_currency, validation_failed */
         Error400_07c37156: {
             headers: {
@@ -5667,6 +5813,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "idempotency_key_invalid" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: invalid_connection, invalid_country, invalid_webhook_url, malformed_request, validation_failed */
+        Error400_1a88a656: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "invalid_connection" | "invalid_country" | "invalid_webhook_url" | "malformed_request" | "validation_failed";
                     };
                 };
             };
@@ -5839,20 +5999,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: invalid_country, invalid_phone, invalid_webhook_url, malformed_json, malformed_request, unknown_field, validation_failed */
-        Error400_517d47eb: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "invalid_country" | "invalid_phone" | "invalid_webhook_url" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, liquidity_invalid, malformed_request, settlement_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_596a503f: {
             headers: {
@@ -5863,20 +6009,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "liquidity_invalid" | "malformed_request" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: challenge_request_invalid, invalid_country, invalid_phone, invalid_webhook_url, malformed_json, malformed_request, unknown_field, validation_failed */
-        Error400_5afa93c3: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "challenge_request_invalid" | "invalid_country" | "invalid_phone" | "invalid_webhook_url" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -5979,8 +6111,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, validation_failed */
-        Error400_79e6e28f: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_connection, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, validation_failed */
+        Error400_7efdf352: {
             headers: {
                 [name: string]: unknown;
             };
@@ -5988,35 +6120,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_json, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_7c5cb40c: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: challenge_request_invalid, invalid_country, invalid_phone, invalid_webhook_url, malformed_request, validation_failed */
-        Error400_7d31c351: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "challenge_request_invalid" | "invalid_country" | "invalid_phone" | "invalid_webhook_url" | "malformed_request" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_connection" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "validation_failed";
                     };
                 };
             };
@@ -6049,20 +6153,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: invalid_country, invalid_webhook_url, malformed_request, validation_failed */
-        Error400_86af8de2: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "invalid_country" | "invalid_webhook_url" | "malformed_request" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: invalid_phone, malformed_request, risk_rule_invalid, validation_failed */
         Error400_8dab41a5: {
             headers: {
@@ -6091,6 +6181,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_account, invalid_amount, invalid_connection, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_json, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_91335a92: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_connection" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
         Error400_91e2d11b: {
             headers: {
@@ -6101,20 +6205,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_account, invalid_amount, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_json, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_93c7e392: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_account" | "invalid_amount" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6189,6 +6279,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: invalid_connection, invalid_country, invalid_phone, invalid_webhook_url, malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_acd7796f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "invalid_connection" | "invalid_country" | "invalid_phone" | "invalid_webhook_url" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_b18458da: {
             headers: {
@@ -6203,6 +6307,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_account, invalid_amount, invalid_connection, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_json, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_b62b7f1b: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_account" | "invalid_amount" | "invalid_connection" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
         Error400_bf17260f: {
             headers: {
@@ -6213,6 +6331,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_connection, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_json, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_c506cea4: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_connection" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6245,8 +6377,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_account, invalid_amount, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_json, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_c85ea70f: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_connection, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_ca2a23c1: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6254,7 +6386,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_connection" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6273,6 +6405,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: idempotency_key_invalid, invalid_connection, invalid_country, invalid_webhook_url, malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_cefc3b13: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_key_invalid" | "invalid_connection" | "invalid_country" | "invalid_webhook_url" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_d5156168: {
             headers: {
@@ -6283,20 +6429,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_d5e7e468: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6329,6 +6461,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: challenge_request_invalid, invalid_connection, invalid_country, invalid_phone, invalid_webhook_url, malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_e29232cb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "challenge_request_invalid" | "invalid_connection" | "invalid_country" | "invalid_phone" | "invalid_webhook_url" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: idempotency_key_invalid, invalid_alias, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
         Error400_e6a1a433: {
             headers: {
@@ -6339,6 +6485,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "idempotency_key_invalid" | "invalid_alias" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: challenge_request_invalid, invalid_connection, invalid_country, invalid_phone, invalid_webhook_url, malformed_request, validation_failed */
+        Error400_e7bf7dcc: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "challenge_request_invalid" | "invalid_connection" | "invalid_country" | "invalid_phone" | "invalid_webhook_url" | "malformed_request" | "validation_failed";
                     };
                 };
             };
@@ -6399,6 +6559,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: invalid_connection, invalid_country, invalid_webhook_url, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, split_invalid, unknown_field, validation_failed */
+        Error400_fd1f4a42: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "invalid_connection" | "invalid_country" | "invalid_webhook_url" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "split_invalid" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_fd7dada6: {
             headers: {
@@ -6409,6 +6583,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: invalid_connection, invalid_country, invalid_webhook_url, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, split_invalid, validation_failed */
+        Error400_fe9dded9: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "invalid_connection" | "invalid_country" | "invalid_webhook_url" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "split_invalid" | "validation_failed";
                     };
                 };
             };
@@ -6567,6 +6755,20 @@ export interface components {
                 };
             };
         };
+        /** @description Forbidden: not_request_payer, participant_suspended, red_packet_not_member, request_blocked */
+        Error403_6f04ae79: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked";
+                    };
+                };
+            };
+        };
         /** @description Forbidden: forbidden, participant_suspended, webhook_secret_not_retrievable */
         Error403_76c8718b: {
             headers: {
@@ -6577,6 +6779,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "participant_suspended" | "webhook_secret_not_retrievable";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: forbidden, not_request_payer, participant_suspended, red_packet_not_member, request_blocked */
+        Error403_8fb62cf1: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "forbidden" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked";
                     };
                 };
             };
@@ -6675,6 +6891,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "participant_suspended" | "risk_declined";
+                    };
+                };
+            };
+        };
+        /** @description Not found: credential_not_found, not_found, participant_not_found, payment_not_found, quote_not_found, red_packet_not_found, request_not_found, split_not_found */
+        Error404_0a116fbe: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "credential_not_found" | "not_found" | "participant_not_found" | "payment_not_found" | "quote_not_found" | "red_packet_not_found" | "request_not_found" | "split_not_found";
                     };
                 };
             };
@@ -6955,6 +7185,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "merchant_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: credential_not_found, participant_not_found, payment_not_found, quote_not_found, red_packet_not_found, request_not_found, split_not_found */
+        Error404_b4aec2fb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "credential_not_found" | "participant_not_found" | "payment_not_found" | "quote_not_found" | "red_packet_not_found" | "request_not_found" | "split_not_found";
                     };
                 };
             };
@@ -7281,6 +7525,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: credential_limit, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_ad6a38b1: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "credential_limit" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
+                    };
+                };
+            };
+        };
         /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
         Error409_ae1b6f5b: {
             headers: {
@@ -7389,6 +7647,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "customer_exists" | "customer_has_balance";
+                    };
+                };
+            };
+        };
+        /** @description Gone: quote_expired, red_packet_expired */
+        Error410_1bae4961: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "quote_expired" | "red_packet_expired";
                     };
                 };
             };
@@ -7715,20 +7987,6 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
-        Error422_aa28ffa7: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
-                    };
-                };
-            };
-        };
         /** @description Unprocessable: account_closed, currency_mismatch, exceeds_credit_limit, exceeds_debits, insufficient_funds, linked_transfer_failed, liquidity_exceeded, overflow, post_amount_exceeds_pending, same_account */
         Error422_aa95d6ca: {
             headers: {
@@ -7743,6 +8001,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
+        Error422_b6822c74: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
         Error422_c7c02fb3: {
             headers: {
@@ -7753,6 +8025,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_unavailable, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
+        Error422_c845a434: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_unavailable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
                     };
                 };
             };
@@ -7813,20 +8099,6 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_unavailable, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
-        Error422_f49ddb7e: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_unavailable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
-                    };
-                };
-            };
-        };
         /** @description Unprocessable: fx_rate_unavailable */
         Error422_f54a99c5: {
             headers: {
@@ -7851,6 +8123,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "challenge_failed" | "passkey_registration_invalid" | "step_up_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: cannot_pay_self, currency_not_receivable, insufficient_funds, ledger_rejected, limit_exceeded, payment_rejected, source_currency_mismatch, split_amounts_mismatch */
+        Error422_fdd2b7f8: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "cannot_pay_self" | "currency_not_receivable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
                     };
                 };
             };
@@ -7925,6 +8211,20 @@ export interface components {
                 };
             };
         };
+        /** @description Too many requests: reminder_rate_limited, request_rate_limited, too_many_pending_requests */
+        Error429_2d49dfb2: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "reminder_rate_limited" | "request_rate_limited" | "too_many_pending_requests";
+                    };
+                };
+            };
+        };
         /** @description Too many requests: rate_limited */
         Error429_5394c22d: {
             headers: {
@@ -7949,6 +8249,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "alias_lookup_limited" | "rate_limited";
+                    };
+                };
+            };
+        };
+        /** @description Too many requests: rate_limited, reminder_rate_limited, request_rate_limited, too_many_pending_requests */
+        Error429_b8597fa3: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "rate_limited" | "reminder_rate_limited" | "request_rate_limited" | "too_many_pending_requests";
                     };
                 };
             };
@@ -8142,7 +8456,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_517d47eb"];
+            400: components["responses"]["Error400_acd7796f"];
             401: components["responses"]["Error401_00ed4114"];
             403: components["responses"]["Error403_2fea1cf0"];
             404: components["responses"]["Error404_6f7a8c56"];
@@ -8184,7 +8498,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_517d47eb"];
+            400: components["responses"]["Error400_acd7796f"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_6f7a8c56"];
@@ -8223,7 +8537,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_d5e7e468"];
+            400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -8277,7 +8591,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_c85ea70f"];
+            400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -8313,7 +8627,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_79e6e28f"];
+            400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -8351,7 +8665,7 @@ export interface operations {
                     "application/json": components["schemas"]["Participant"];
                 };
             };
-            400: components["responses"]["Error400_c85ea70f"];
+            400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -8391,7 +8705,7 @@ export interface operations {
                     "application/json": components["schemas"]["Participant"];
                 };
             };
-            400: components["responses"]["Error400_c85ea70f"];
+            400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -8437,7 +8751,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_c85ea70f"];
+            400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -8479,7 +8793,7 @@ export interface operations {
                     "application/json": components["schemas"]["Credential"];
                 };
             };
-            400: components["responses"]["Error400_c85ea70f"];
+            400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -8509,7 +8823,7 @@ export interface operations {
                     "application/json": components["schemas"]["Participant"];
                 };
             };
-            400: components["responses"]["Error400_86af8de2"];
+            400: components["responses"]["Error400_1a88a656"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_c9283990"];
@@ -8546,7 +8860,7 @@ export interface operations {
                     "application/json": components["schemas"]["Participant"];
                 };
             };
-            400: components["responses"]["Error400_020f323c"];
+            400: components["responses"]["Error400_cefc3b13"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_71f38203"];
@@ -8579,7 +8893,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_86af8de2"];
+            400: components["responses"]["Error400_1a88a656"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_c9283990"];
@@ -8620,7 +8934,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_020f323c"];
+            400: components["responses"]["Error400_cefc3b13"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_71f38203"];
@@ -8661,7 +8975,7 @@ export interface operations {
                     "application/json": components["schemas"]["Credential"];
                 };
             };
-            400: components["responses"]["Error400_020f323c"];
+            400: components["responses"]["Error400_cefc3b13"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_71f38203"];
@@ -8920,7 +9234,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_d5e7e468"];
+            400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -8986,7 +9300,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_7c5cb40c"];
+            400: components["responses"]["Error400_c506cea4"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -9024,7 +9338,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_d5e7e468"];
+            400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -9052,7 +9366,7 @@ export interface operations {
                     "application/json": components["schemas"]["AuditCheckpoint"];
                 };
             };
-            400: components["responses"]["Error400_79e6e28f"];
+            400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_3e6f13c5"];
@@ -9097,7 +9411,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_79e6e28f"];
+            400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_3e6f13c5"];
@@ -9275,7 +9589,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_d5e7e468"];
+            400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -9908,7 +10222,7 @@ export interface operations {
                     "application/json": components["schemas"]["LedgerAccount"];
                 };
             };
-            400: components["responses"]["Error400_c85ea70f"];
+            400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -9962,7 +10276,7 @@ export interface operations {
                     "application/json": components["schemas"]["LedgerTransfer"];
                 };
             };
-            400: components["responses"]["Error400_93c7e392"];
+            400: components["responses"]["Error400_b62b7f1b"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -10026,7 +10340,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_79e6e28f"];
+            400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -10079,7 +10393,7 @@ export interface operations {
                     "application/json": components["schemas"]["Position"];
                 };
             };
-            400: components["responses"]["Error400_93c7e392"];
+            400: components["responses"]["Error400_b62b7f1b"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -10134,7 +10448,7 @@ export interface operations {
                     "application/json": components["schemas"]["Position"];
                 };
             };
-            400: components["responses"]["Error400_93c7e392"];
+            400: components["responses"]["Error400_b62b7f1b"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -10183,7 +10497,7 @@ export interface operations {
                     "application/json": components["schemas"]["Position"];
                 };
             };
-            400: components["responses"]["Error400_c85ea70f"];
+            400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -10516,7 +10830,7 @@ export interface operations {
                     "application/json": string;
                 };
             };
-            400: components["responses"]["Error400_79e6e28f"];
+            400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -10547,7 +10861,7 @@ export interface operations {
                     "application/json": string;
                 };
             };
-            400: components["responses"]["Error400_79e6e28f"];
+            400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -10584,7 +10898,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_d5e7e468"];
+            400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -10615,7 +10929,7 @@ export interface operations {
                     "application/json": components["schemas"]["SettlementReport"];
                 };
             };
-            400: components["responses"]["Error400_79e6e28f"];
+            400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -10656,7 +10970,7 @@ export interface operations {
                     "application/json": components["schemas"]["SettlementReport"];
                 };
             };
-            400: components["responses"]["Error400_c85ea70f"];
+            400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -10699,7 +11013,7 @@ export interface operations {
                     "application/json": components["schemas"]["SettlementReport"];
                 };
             };
-            400: components["responses"]["Error400_c85ea70f"];
+            400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -10902,7 +11216,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_d5e7e468"];
+            400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
@@ -10995,7 +11309,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_7d31c351"];
+            400: components["responses"]["Error400_e7bf7dcc"];
             401: components["responses"]["Error401_00ed4114"];
             403: components["responses"]["Error403_2fea1cf0"];
             404: components["responses"]["Error404_7d7158b7"];
@@ -11047,7 +11361,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_5afa93c3"];
+            400: components["responses"]["Error400_e29232cb"];
             401: components["responses"]["Error401_00ed4114"];
             403: components["responses"]["Error403_2fea1cf0"];
             404: components["responses"]["Error404_5d1d709e"];
@@ -11095,7 +11409,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_5afa93c3"];
+            400: components["responses"]["Error400_e29232cb"];
             401: components["responses"]["Error401_00ed4114"];
             403: components["responses"]["Error403_2fea1cf0"];
             404: components["responses"]["Error404_5d1d709e"];
@@ -11142,7 +11456,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_5afa93c3"];
+            400: components["responses"]["Error400_e29232cb"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_2fea1cf0"];
             404: components["responses"]["Error404_5d1d709e"];
@@ -11181,7 +11495,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_7d31c351"];
+            400: components["responses"]["Error400_e7bf7dcc"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_5d1d709e"];
@@ -11219,7 +11533,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_7d31c351"];
+            400: components["responses"]["Error400_e7bf7dcc"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_5d1d709e"];
@@ -11257,7 +11571,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_7d31c351"];
+            400: components["responses"]["Error400_e7bf7dcc"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_5d1d709e"];
@@ -11295,7 +11609,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_7d31c351"];
+            400: components["responses"]["Error400_e7bf7dcc"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_5d1d709e"];
@@ -13848,7 +14162,7 @@ export interface operations {
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_aa28ffa7"];
+            422: components["responses"]["Error422_b6822c74"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -13890,7 +14204,7 @@ export interface operations {
             404: components["responses"]["Error404_bd2f59c5"];
             409: components["responses"]["Error409_b18d6c24"];
             410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_f49ddb7e"];
+            422: components["responses"]["Error422_c845a434"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -13928,8 +14242,13 @@ export interface operations {
                     "application/json": {
                         id: string;
                         quoteId: string;
-                        /** @enum {string} */
-                        status: "completed";
+                        /** @description completed; pending while a participant that keeps its own books (connected) is being asked; rejected when it refused or did not answer before the deadline (nothing moved) */
+                        status: "completed" | "pending" | "rejected";
+                        statusReason?: {
+                            /** @description ISO 20022 status reason code (AC01, AC04, AM02, AM04, AB03, AB05, DS0B, FF01…) */
+                            Rsn: string;
+                            AddtlInf?: string;
+                        };
                         role: "payer" | "payee";
                         /** @description Your customer (payer or payee) */
                         customerId: string;
@@ -13988,7 +14307,7 @@ export interface operations {
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_aa28ffa7"];
+            422: components["responses"]["Error422_b6822c74"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -14017,8 +14336,13 @@ export interface operations {
                     "application/json": {
                         id: string;
                         quoteId: string;
-                        /** @enum {string} */
-                        status: "completed";
+                        /** @description completed; pending while a participant that keeps its own books (connected) is being asked; rejected when it refused or did not answer before the deadline (nothing moved) */
+                        status: "completed" | "pending" | "rejected";
+                        statusReason?: {
+                            /** @description ISO 20022 status reason code (AC01, AC04, AM02, AM04, AB03, AB05, DS0B, FF01…) */
+                            Rsn: string;
+                            AddtlInf?: string;
+                        };
                         role: "payer" | "payee";
                         /** @description Your customer (payer or payee) */
                         customerId: string;
@@ -14075,7 +14399,7 @@ export interface operations {
             404: components["responses"]["Error404_bd2f59c5"];
             409: components["responses"]["Error409_b18d6c24"];
             410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_f49ddb7e"];
+            422: components["responses"]["Error422_c845a434"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -14153,7 +14477,7 @@ export interface operations {
             404: components["responses"]["Error404_bd2f59c5"];
             409: components["responses"]["Error409_b18d6c24"];
             410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_f49ddb7e"];
+            422: components["responses"]["Error422_c845a434"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -14256,7 +14580,7 @@ export interface operations {
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_aa28ffa7"];
+            422: components["responses"]["Error422_b6822c74"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -14331,7 +14655,7 @@ export interface operations {
             404: components["responses"]["Error404_bd2f59c5"];
             409: components["responses"]["Error409_b18d6c24"];
             410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_f49ddb7e"];
+            422: components["responses"]["Error422_c845a434"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -14456,7 +14780,7 @@ export interface operations {
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_aa28ffa7"];
+            422: components["responses"]["Error422_b6822c74"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -14544,7 +14868,7 @@ export interface operations {
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_aa28ffa7"];
+            422: components["responses"]["Error422_b6822c74"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -14655,7 +14979,7 @@ export interface operations {
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_aa28ffa7"];
+            422: components["responses"]["Error422_b6822c74"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -14735,7 +15059,7 @@ export interface operations {
             404: components["responses"]["Error404_bd2f59c5"];
             409: components["responses"]["Error409_b18d6c24"];
             410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_f49ddb7e"];
+            422: components["responses"]["Error422_c845a434"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -14779,7 +15103,7 @@ export interface operations {
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f49ddb7e"];
+            422: components["responses"]["Error422_c845a434"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -14910,7 +15234,7 @@ export interface operations {
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_aa28ffa7"];
+            422: components["responses"]["Error422_b6822c74"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -15010,7 +15334,7 @@ export interface operations {
             404: components["responses"]["Error404_bd2f59c5"];
             409: components["responses"]["Error409_b18d6c24"];
             410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_f49ddb7e"];
+            422: components["responses"]["Error422_c845a434"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -15138,7 +15462,7 @@ export interface operations {
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_aa28ffa7"];
+            422: components["responses"]["Error422_b6822c74"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -17408,6 +17732,248 @@ export interface operations {
             503: components["responses"]["Error503_b47a2650"];
         };
     };
+    getConnectorJwks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        keys: {
+                            /** @enum {string} */
+                            kty: "OKP";
+                            /** @enum {string} */
+                            crv: "Ed25519";
+                            x: string;
+                            kid?: string;
+                            use?: string;
+                            alg?: string;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_fe9dded9"];
+            401: components["responses"]["Error401_00ed4114"];
+            403: components["responses"]["Error403_6f04ae79"];
+            404: components["responses"]["Error404_b4aec2fb"];
+            409: components["responses"]["Error409_ad6a38b1"];
+            410: components["responses"]["Error410_1bae4961"];
+            422: components["responses"]["Error422_fdd2b7f8"];
+            429: components["responses"]["Error429_2d49dfb2"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_d3cb2853"];
+        };
+    };
+    getConnectorTransfersByPaymentId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Payment id (TxId) */
+                paymentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The hub’s decision on a transfer, as ISO 20022 pacs.002 states it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectorTransferStatus"];
+                };
+            };
+            400: components["responses"]["Error400_fe9dded9"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_8fb62cf1"];
+            404: components["responses"]["Error404_0a116fbe"];
+            409: components["responses"]["Error409_ad6a38b1"];
+            410: components["responses"]["Error410_1bae4961"];
+            422: components["responses"]["Error422_fdd2b7f8"];
+            429: components["responses"]["Error429_b8597fa3"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_d3cb2853"];
+        };
+    };
+    postConnectorTransfersByPaymentIdStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Payment id (TxId) */
+                paymentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    TxSts: "ACSP" | "RJCT";
+                    StsRsnInf?: {
+                        /** @description ISO 20022 status reason code */
+                        Rsn: string;
+                        AddtlInf?: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description The hub’s decision on a transfer, as ISO 20022 pacs.002 states it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectorTransferStatus"];
+                };
+            };
+            400: components["responses"]["Error400_fd1f4a42"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_8fb62cf1"];
+            404: components["responses"]["Error404_0a116fbe"];
+            409: components["responses"]["Error409_ad6a38b1"];
+            410: components["responses"]["Error410_1bae4961"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_fdd2b7f8"];
+            429: components["responses"]["Error429_b8597fa3"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_d3cb2853"];
+        };
+    };
+    getConnectorConnections: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["ParticipantConnection"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_fe9dded9"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_8fb62cf1"];
+            404: components["responses"]["Error404_b4aec2fb"];
+            409: components["responses"]["Error409_ad6a38b1"];
+            410: components["responses"]["Error410_1bae4961"];
+            422: components["responses"]["Error422_fdd2b7f8"];
+            429: components["responses"]["Error429_b8597fa3"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_d3cb2853"];
+        };
+    };
+    getOperatorParticipantsByParticipantIdConnections: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Participant id */
+                participantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["ParticipantConnection"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_7efdf352"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
+            422: components["responses"]["Error422_aa95d6ca"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorParticipantsByParticipantIdConnections: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Participant id */
+                participantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                    mode: "hosted" | "connected";
+                    /** @description The base URL the hub POSTs reserve, accept, commit and abort to (…/reserve) */
+                    endpointUrl?: string;
+                    publicJwk?: {
+                        kty: string;
+                        crv: string;
+                        x: string;
+                        kid?: string;
+                    };
+                    /** @description How long the hub waits for each answer (default 2000) */
+                    deadlineMs?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description A participant’s mode in one currency: hosted (the hub keeps its customers’ accounts) or connected (its own core system does, reached through its connector endpoint). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParticipantConnection"];
+                };
+            };
+            400: components["responses"]["Error400_91335a92"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_0573eac9"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_f4854a61"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
     onAccountLinkConsentRequested: {
         parameters: {
             query?: never;
@@ -19604,6 +20170,61 @@ export interface operations {
                             amount: string;
                             currency: string;
                         };
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onPaymentRejected: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "payment.rejected";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The payment */
+                        paymentId: string;
+                        /** @description Your customer (payer) */
+                        customerId: string;
+                        /** @constant */
+                        status: "RJCT";
+                        /** @description ISO 20022 status reason code: AC01, AC04, AM02, AM04, AB03, AB05, DS0B, FF01… */
+                        reason: string;
                     } & {
                         [key: string]: unknown;
                     };

@@ -1,0 +1,183 @@
+import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import type { Connection, ConnectionService } from '../participants/index.ts';
+import {
+  parseAnswer,
+  publicKeyOf,
+  SIGNATURE_HEADER,
+  signDetached,
+  verifyDetached,
+  type ConnectorOperation,
+  type ConnectorRequest,
+  type StatusReason,
+} from '../participant-sdk/index.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Db, Flusher, Queryable } from '../platform/db.ts';
+import type { Logger } from '../platform/logger.ts';
+import { describeOutboundFailure, type OutboundFetch } from '../platform/outbound.ts';
+import type { Vault } from '../platform/vault.ts';
+
+/**
+ * Outbound calls to connected participants (docs/ARCHITECTURE.md, "Connected participants"). Each request is signed
+ * with the hub's Ed25519 key (a detached JWS over the body, src/participant-sdk/protocol.ts) and sent through the
+ * outbound policy's guarded fetch with the participant's deadline; the answer must carry the participant's signature
+ * by the key the operator registered for it, for this operation and transfer. Anything else is no answer:
+ *   - no answer before the deadline, a refused or failed connection, a non-2xx status → AB05;
+ *   - an answer whose signature does not verify → DS0B; an answer that is not a valid message → FF01.
+ * Commit and abort messages go through an outbox (connector_messages), written in the transaction that decides the
+ * payment and delivered after its COMMIT, retried with exponential backoff until the participant acknowledges them,
+ * at most MAX_ATTEMPTS times (then left for the operator, with the last error).
+ */
+export type AskOutcome = { readonly ok: true } | { readonly ok: false; readonly reason: StatusReason; readonly hubReason: boolean };
+
+export interface OutboxMessage {
+  readonly paymentId: string;
+  readonly participantId: string;
+  readonly kind: 'commit' | 'abort';
+  readonly request: ConnectorRequest;
+}
+
+export interface ConnectorService {
+  /** The hub's public signing key, as connected participants verify its requests with (GET /v1/connector/jwks). */
+  publicJwk(): Promise<{ kty: 'OKP'; crv: 'Ed25519'; x: string; kid: string; use: 'sig'; alg: 'EdDSA' }>;
+  /** Asks a connected participant to reserve or accept; never throws for what the participant does. */
+  ask(connection: Connection, op: 'reserve' | 'accept', request: ConnectorRequest): Promise<AskOutcome>;
+  /** Stages commit/abort messages in the deciding transaction (written with its COMMIT, delivered after it). */
+  enqueue(tx: Queryable, messages: readonly OutboxMessage[]): void;
+  /** Sends the messages that are due (at most `limit`); returns how many were acknowledged. */
+  deliverDue(limit?: number): Promise<number>;
+  /** Every message of a payment, for the operator and tests. */
+  messages(paymentId: string): Promise<{ id: string; participantId: string; kind: string; attempts: number; acked: boolean; lastError: string | null }[]>;
+}
+
+export const MAX_ATTEMPTS = 12;
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_CAP_MS = 5 * 60_000;
+/** While one process sends a message, others leave it alone for this long. */
+const LEASE_MS = 30_000;
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+interface Signer {
+  readonly key: KeyObject;
+  readonly kid: string;
+  readonly x: string;
+}
+
+/** A staged outbox row: id, payment id, participant id, kind, body (JSON), next at (ISO). */
+type StagedMessage = readonly [string, string, string, string, string, string];
+const messageFlusher: Flusher<StagedMessage> = {
+  flush: (tx, rows) =>
+    tx.query(
+      `insert into connector_messages (id, payment_id, participant_id, kind, body, next_at, created_at)
+       select id, pid, par, kind, body::jsonb, at::timestamptz, at::timestamptz
+         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) as v(id, pid, par, kind, body, at)
+       on conflict (id) do nothing`,
+      [0, 1, 2, 3, 4, 5].map((i) => rows.map((r) => r[i])),
+    ),
+};
+
+export function createConnectorService(deps: { db: Db; clock: Clock; vault: Vault; logger: Logger; fetch: OutboundFetch; connections: Pick<ConnectionService, 'connected'> }): ConnectorService {
+  const { db, clock, vault, logger, fetch: doFetch, connections } = deps;
+  let signer: Promise<Signer> | undefined;
+  const signerOf = () => {
+    signer ??= vault
+      .secret('connector_signing')
+      .then((seed) => {
+        const key = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+        const jwk = createPublicKey(key).export({ format: 'jwk' });
+        const x = String(jwk.x);
+        return { key, x, kid: `hub-${createHash('sha256').update(x).digest('hex').slice(0, 16)}` };
+      })
+      .catch((error: unknown) => {
+        signer = undefined;
+        throw error;
+      });
+    return signer;
+  };
+
+  /** One signed call; the verified answer or the reason there is none. */
+  const call = async (connection: Connection, op: ConnectorOperation, request: ConnectorRequest, timeoutMs: number): Promise<AskOutcome & { status?: string }> => {
+    const s = await signerOf();
+    const body = JSON.stringify(request);
+    const signature = await signDetached(body, s.key, { kid: s.kid, op, txid: request.TxId, iat: Math.floor(clock.nowMs() / 1000) });
+    const url = `${(connection.endpointUrl ?? '').replace(/\/+$/, '')}/${op}`;
+    let text: string;
+    let answerSignature: string | undefined;
+    try {
+      const res = await doFetch(url, { method: 'POST', headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signature }, body, redirect: 'manual', signal: AbortSignal.timeout(Math.max(1, timeoutMs)) });
+      text = await res.text();
+      if (res.status < 200 || res.status > 299) return { ok: false, reason: { Rsn: 'AB05', AddtlInf: `the participant answered HTTP ${res.status}` }, hubReason: true };
+      answerSignature = res.headers.get(SIGNATURE_HEADER) ?? undefined;
+    } catch (error) {
+      return { ok: false, reason: { Rsn: 'AB05', AddtlInf: `no answer before the deadline (${describeOutboundFailure(error)})` }, hubReason: true };
+    }
+    const answer = parseAnswer(text);
+    if (answer === undefined || answer.TxId !== request.TxId) return { ok: false, reason: { Rsn: 'FF01', AddtlInf: 'the answer is not a valid connector message for this transfer' }, hubReason: true };
+    if (connection.publicJwk === null) return { ok: false, reason: { Rsn: 'DS0B', AddtlInf: 'no key registered' }, hubReason: true };
+    const verified = await verifyDetached(text, answerSignature, await publicKeyOf(connection.publicJwk), { op, txid: request.TxId, nowS: Math.floor(clock.nowMs() / 1000) });
+    if (!verified.ok) return { ok: false, reason: { Rsn: 'DS0B', AddtlInf: `the answer's signature does not verify (${verified.reason})` }, hubReason: true };
+    if (answer.TxSts === 'RJCT') return { ok: false, reason: answer.StsRsnInf ?? { Rsn: 'NARR' }, hubReason: false, status: answer.TxSts };
+    return { ok: true, status: answer.TxSts };
+  };
+
+  return {
+    async publicJwk() {
+      const s = await signerOf();
+      return { kty: 'OKP', crv: 'Ed25519', x: s.x, kid: s.kid, use: 'sig', alg: 'EdDSA' };
+    },
+    async ask(connection, op, request) {
+      const left = Date.parse(request.SttlmDdln) - clock.nowMs();
+      const outcome = await call(connection, op, request, Math.min(connection.deadlineMs, Math.max(1, left)));
+      // The answer counts only if it came before the payment's deadline (a late one is answered by the hub's decision).
+      if (outcome.ok && clock.nowMs() > Date.parse(request.SttlmDdln)) return { ok: false, reason: { Rsn: 'AB05', AddtlInf: 'the answer came after the deadline' }, hubReason: true };
+      if (outcome.ok) return { ok: true };
+      return { ok: false, reason: outcome.reason, hubReason: outcome.hubReason };
+    },
+    enqueue(tx, messages) {
+      const at = clock.now().toISOString();
+      for (const m of messages) {
+        tx.hooks!.stage(messageFlusher, [`${m.paymentId}:${m.kind}:${m.participantId}`, m.paymentId, m.participantId, m.kind, JSON.stringify(m.request), at]);
+      }
+    },
+    async deliverDue(limit = 32) {
+      const now = clock.now();
+      // Claim (a lease), outside the calls: no row lock is held while the participant answers.
+      const claimed = await db.transaction(async (tx) =>
+        tx.query<{ id: string; participant_id: string; kind: 'commit' | 'abort'; body: ConnectorRequest; attempts: number }>(
+          `update connector_messages m set next_at = $2, attempts = m.attempts + 1
+            where m.id in (select id from connector_messages where acked_at is null and next_at <= $1 and attempts < $4 order by next_at limit $3 for update skip locked)
+           returning m.id, m.participant_id, m.kind, m.body, m.attempts`,
+          [now, new Date(now.getTime() + LEASE_MS), limit, MAX_ATTEMPTS],
+        ),
+      );
+      let acked = 0;
+      await Promise.all(
+        claimed.map(async (m) => {
+          const connection = await connections.connected(m.participant_id, m.body.IntrBkSttlmAmt.currency);
+          const outcome =
+            connection === undefined
+              ? { ok: false as const, reason: { Rsn: 'NARR', AddtlInf: 'the participant is no longer connected in this currency' }, hubReason: true }
+              : await call(connection, m.kind, m.body, connection.deadlineMs);
+          // An abort acknowledged is RJCT by design; anything verified and signed for this message is its acknowledgement.
+          const acknowledged = outcome.ok || (m.kind === 'abort' && !outcome.hubReason);
+          if (acknowledged) {
+            acked += 1;
+            await db.query('update connector_messages set acked_at = $2, last_error = null where id = $1', [m.id, clock.now()]);
+          } else {
+            const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(20, m.attempts - 1));
+            const error = `${outcome.reason.Rsn}: ${outcome.reason.AddtlInf ?? ''}`.slice(0, 500);
+            await db.query('update connector_messages set next_at = $2, last_error = $3 where id = $1', [m.id, new Date(clock.nowMs() + backoff), error]);
+            if (m.attempts >= MAX_ATTEMPTS) logger.warn({ messageId: m.id, participantId: m.participant_id }, 'connector message not acknowledged after the last attempt');
+          }
+        }),
+      );
+      return acked;
+    },
+    async messages(paymentId) {
+      const rows = await db.query<{ id: string; participant_id: string; kind: string; attempts: number; acked_at: Date | null; last_error: string | null }>(
+        'select id, participant_id, kind, attempts, acked_at, last_error from connector_messages where payment_id = $1 order by id',
+        [paymentId],
+      );
+      return rows.map((r) => ({ id: r.id, participantId: r.participant_id, kind: r.kind, attempts: r.attempts, acked: r.acked_at !== null, lastError: r.last_error }));
+    },
+  };
+}

@@ -1,0 +1,252 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { Server } from 'node:http';
+import { createConnector, nodeListener, serveConnector, type AnswerStore, type Connector, type ConnectorReply, type Decision, type HubClient } from '../../participant-sdk/index.ts';
+import type { ConnectorRequest, StatusReason } from '../../participant-sdk/index.ts';
+import { openPglite, type Db } from '../../platform/db.ts';
+
+/**
+ * The reference bank: a connected participant's core system in miniature, built on the participant SDK
+ * (src/participant-sdk). It keeps its own books in its own database (a PGlite data directory, or memory): its
+ * customers' accounts, the holds of transfers in flight, and a clearing account per currency that mirrors its
+ * position at the hub (a payment out debits the customer and credits clearing: what the bank owes through the hub).
+ * So, per currency, Σ customers + clearing never changes, and clearing = −(the bank's position movements at the hub).
+ *
+ * Switches make it misbehave on purpose, for tests and demos: answer slowly or never (`hang`), be down (503), refuse
+ * with a given ISO reason, answer twice (report its answer again to the hub), or crash right after a reserve (it answers
+ * the reserve, then nothing until `restart()`, which asks the hub for the final state of every hold it still has).
+ */
+export interface BankSwitches {
+  /** Delay before each answer. */
+  slowMs: number;
+  /** Never answer (until `release()`): the hub's deadline passes. */
+  hang: boolean;
+  /** Answer 503 to everything. */
+  down: boolean;
+  /** Refuse reserve or accept with this reason. */
+  refuse: { readonly op: 'reserve' | 'accept'; readonly reason: string } | undefined;
+  /** After each reserve/accept answer, report it again to the hub (a duplicate, late reply). */
+  duplicate: boolean;
+  /** Crash right after the next reserve is held: no answers until restart(). */
+  crashAfterReserve: boolean;
+}
+
+export interface ReferenceBank {
+  readonly db: Db;
+  readonly connector: Connector;
+  readonly publicJwk: { kty: 'OKP'; crv: 'Ed25519'; x: string; kid: string };
+  readonly switches: BankSwitches;
+  /** Base URL of the connector (after listen). */
+  url(): string;
+  listen(port?: number, host?: string): Promise<string>;
+  openAccount(input: { id: string; name: string; currency: string; balanceMinor: bigint; maxCreditMinor?: bigint | undefined }): Promise<void>;
+  closeAccount(id: string): Promise<void>;
+  balance(id: string): Promise<bigint | undefined>;
+  /** Σ customers' balances and the clearing balance, per currency. */
+  books(currency: string): Promise<{ customers: bigint; clearing: bigint; held: bigint }>;
+  /** Holds by transfer id: state and side. */
+  hold(txId: string): Promise<{ state: string; side: string; amountMinor: bigint } | undefined>;
+  /** Transfers still held or accepted (not yet committed or released). */
+  openHolds(): Promise<string[]>;
+  /** Lets hung requests answer (they then answer as the books say). */
+  release(): void;
+  /** Comes back after a crash: asks the hub for the final state of every open hold and applies it. */
+  restart(): Promise<{ committed: number; released: number; pending: number }>;
+  /** Lets the bank ask the hub (restart, duplicate replies). */
+  setHub(hub: HubClient): void;
+  close(): Promise<void>;
+}
+
+const SCHEMA = `
+create table if not exists accounts (
+  id text primary key, name text not null, currency text not null, balance_minor bigint not null, closed boolean not null default false,
+  max_credit_minor bigint
+);
+create table if not exists clearing (currency text primary key, balance_minor bigint not null);
+create table if not exists holds (
+  tx_id text primary key, side text not null check (side in ('debit', 'credit')), account_id text not null, currency text not null,
+  amount_minor bigint not null, state text not null check (state in ('held', 'accepted', 'committed', 'released'))
+);
+create table if not exists answers (key text primary key, body text not null);
+`;
+
+/** Minor units of an ISO 4217 currency (what the hub's decimal strings carry). */
+const exponent = (currency: string) => new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
+export function toMinor(amount: string, currency: string): bigint {
+  const e = exponent(currency);
+  const [whole = '0', frac = ''] = amount.split('.');
+  return BigInt(whole) * 10n ** BigInt(e) + BigInt((frac + '0'.repeat(e)).slice(0, e) || '0');
+}
+
+export async function createReferenceBank(options: { dataDir?: string | undefined; hubPublicJwk: { kty: string; crv: string; x: string }; kid?: string }): Promise<ReferenceBank> {
+  const db = await openPglite(options.dataDir);
+  for (const statement of SCHEMA.split(';').map((s) => s.trim()).filter((s) => s !== '')) await db.query(statement);
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519') as { privateKey: KeyObject; publicKey: KeyObject };
+  const jwk = publicKey.export({ format: 'jwk' });
+  const kid = options.kid ?? 'reference-bank-1';
+  const switches: BankSwitches = { slowMs: 0, hang: false, down: false, refuse: undefined, duplicate: false, crashAfterReserve: false };
+  let crashed = false;
+  let waiters: (() => void)[] = [];
+  let hub: HubClient | undefined;
+  let server: { server: Server; url: string } | undefined;
+
+  const store: AnswerStore = {
+    get: async (key) => (await db.query<{ body: string }>('select body from answers where key = $1', [key]))[0]?.body,
+    put: async (key, body) => {
+      await db.query('insert into answers (key, body) values ($1, $2) on conflict (key) do nothing', [key, body]);
+    },
+  };
+
+  const refuse = (Rsn: string, AddtlInf?: string): Decision => ({ ok: false, reason: AddtlInf === undefined ? { Rsn } : { Rsn, AddtlInf } });
+  const accountOf = async (id: string | undefined) =>
+    id === undefined ? undefined : (await db.query<{ id: string; currency: string; balance_minor: bigint; closed: boolean; max_credit_minor: bigint | null }>('select * from accounts where id = $1', [id]))[0];
+
+  const handlers = {
+    async reserve(r: ConnectorRequest): Promise<Decision> {
+      if (switches.refuse?.op === 'reserve') return refuse(switches.refuse.reason);
+      const amount = toMinor(r.IntrBkSttlmAmt.amount, r.IntrBkSttlmAmt.currency);
+      return db.transaction(async (tx) => {
+        const [acc] = await tx.query<{ id: string; currency: string; balance_minor: bigint; closed: boolean; max_credit_minor: bigint | null }>('select * from accounts where id = $1 for update', [r.DbtrAcct?.Id.Othr.Id ?? '']);
+        if (acc === undefined || acc.currency !== r.IntrBkSttlmAmt.currency) return refuse('AC01', 'no such account in this currency');
+        if (acc.closed) return refuse('AC04');
+        const [held] = await tx.query<{ s: bigint | null }>(`select sum(amount_minor)::int8 as s from holds where account_id = $1 and side = 'debit' and state = 'held'`, [acc.id]);
+        if (acc.balance_minor - (held?.s ?? 0n) < amount) return refuse('AM04');
+        await tx.query(`insert into holds (tx_id, side, account_id, currency, amount_minor, state) values ($1, 'debit', $2, $3, $4, 'held') on conflict do nothing`, [r.TxId, acc.id, acc.currency, amount]);
+        return { ok: true } as const;
+      });
+    },
+    async accept(r: ConnectorRequest): Promise<Decision> {
+      if (switches.refuse?.op === 'accept') return refuse(switches.refuse.reason);
+      const amount = toMinor(r.IntrBkSttlmAmt.amount, r.IntrBkSttlmAmt.currency);
+      const acc = await accountOf(r.CdtrAcct?.Id.Othr.Id);
+      if (acc === undefined || acc.currency !== r.IntrBkSttlmAmt.currency) return refuse('AC01', 'no such account in this currency');
+      if (acc.closed) return refuse('AC04');
+      if (acc.max_credit_minor !== null && amount > acc.max_credit_minor) return refuse('AM02');
+      await db.query(`insert into holds (tx_id, side, account_id, currency, amount_minor, state) values ($1, 'credit', $2, $3, $4, 'accepted') on conflict do nothing`, [r.TxId, acc.id, acc.currency, amount]);
+      return { ok: true } as const;
+    },
+    async commit(r: ConnectorRequest): Promise<void> {
+      await settle(r.TxId, true);
+    },
+    async abort(r: ConnectorRequest): Promise<void> {
+      await settle(r.TxId, false);
+    },
+  };
+
+  /** Applies the hub's decision to a hold, once (its state moves only from held/accepted). */
+  const settle = async (txId: string, commit: boolean): Promise<'committed' | 'released' | 'none'> =>
+    db.transaction(async (tx) => {
+      const [h] = await tx.query<{ side: 'debit' | 'credit'; account_id: string; currency: string; amount_minor: bigint; state: string }>('select * from holds where tx_id = $1 for update', [txId]);
+      if (h === undefined || (h.state !== 'held' && h.state !== 'accepted')) return 'none';
+      if (!commit) {
+        await tx.query(`update holds set state = 'released' where tx_id = $1`, [txId]);
+        return 'released';
+      }
+      const delta = h.side === 'debit' ? -h.amount_minor : h.amount_minor;
+      await tx.query('update accounts set balance_minor = balance_minor + $2 where id = $1', [h.account_id, delta]);
+      await tx.query('insert into clearing (currency, balance_minor) values ($1, $2) on conflict (currency) do update set balance_minor = clearing.balance_minor + excluded.balance_minor', [h.currency, -delta]);
+      await tx.query(`update holds set state = 'committed' where tx_id = $1`, [txId]);
+      return 'committed';
+    });
+
+  const sdk = createConnector({ hubPublicJwk: options.hubPublicJwk, signingKey: privateKey, kid, handlers, store });
+  const unavailable: ConnectorReply = { status: 503, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: 'the bank is down' }) };
+
+  // The switches sit in front of the SDK, as a bank's network or process failures would.
+  const connector: Connector = {
+    async handle(op, body, signature) {
+      if (switches.down || crashed) return unavailable;
+      if (switches.hang) await new Promise<void>((resolve) => waiters.push(resolve));
+      if (switches.slowMs > 0) await new Promise((resolve) => setTimeout(resolve, switches.slowMs));
+      if (crashed) return unavailable;
+      const reply = await sdk.handle(op, body, signature);
+      if (op === 'reserve' && switches.crashAfterReserve && reply.status === 200) {
+        switches.crashAfterReserve = false;
+        crashed = true; // the hold is in the books; the answer is lost with the process
+        return unavailable;
+      }
+      if (switches.duplicate && (op === 'reserve' || op === 'accept') && reply.status === 200 && hub !== undefined) {
+        const answer = JSON.parse(reply.body) as { TxId: string; TxSts: 'ACSP' | 'RJCT'; StsRsnInf?: StatusReason };
+        const report = (txId: string, st: { TxSts: 'ACSP' | 'RJCT'; StsRsnInf?: StatusReason }) => (hub === undefined ? Promise.resolve(undefined) : hub.reportStatus(txId, st));
+        setImmediate(() => {
+          report(answer.TxId, { TxSts: answer.TxSts, ...(answer.StsRsnInf !== undefined ? { StsRsnInf: answer.StsRsnInf } : {}) }).catch(() => undefined);
+        });
+      }
+      return reply;
+    },
+    listener: () => nodeListener((op, body, signature) => connector.handle(op, body, signature)),
+  };
+
+  const bank: ReferenceBank = {
+    db,
+    connector,
+    publicJwk: { kty: 'OKP', crv: 'Ed25519', x: String(jwk.x), kid },
+    switches,
+    url: () => {
+      if (server === undefined) throw new Error('the reference bank is not listening');
+      return server.url;
+    },
+    async listen(port = 0, host = '127.0.0.1') {
+      server = await serveConnector(connector, { port, host });
+      return server.url;
+    },
+    async openAccount(input) {
+      await db.query('insert into accounts (id, name, currency, balance_minor, max_credit_minor) values ($1, $2, $3, $4, $5) on conflict (id) do nothing', [
+        input.id,
+        input.name,
+        input.currency,
+        input.balanceMinor,
+        input.maxCreditMinor ?? null,
+      ]);
+    },
+    async closeAccount(id) {
+      await db.query('update accounts set closed = true where id = $1', [id]);
+    },
+    async balance(id) {
+      return (await accountOf(id))?.balance_minor;
+    },
+    async books(currency) {
+      const [c] = await db.query<{ s: bigint | null }>('select sum(balance_minor)::int8 as s from accounts where currency = $1', [currency]);
+      const [k] = await db.query<{ balance_minor: bigint }>('select balance_minor from clearing where currency = $1', [currency]);
+      const [h] = await db.query<{ s: bigint | null }>(`select sum(amount_minor)::int8 as s from holds where currency = $1 and state = 'held'`, [currency]);
+      return { customers: c?.s ?? 0n, clearing: k?.balance_minor ?? 0n, held: h?.s ?? 0n };
+    },
+    async hold(txId) {
+      const [h] = await db.query<{ state: string; side: string; amount_minor: bigint }>('select state, side, amount_minor from holds where tx_id = $1', [txId]);
+      return h === undefined ? undefined : { state: h.state, side: h.side, amountMinor: h.amount_minor };
+    },
+    async openHolds() {
+      return (await db.query<{ tx_id: string }>(`select tx_id from holds where state in ('held', 'accepted') order by tx_id`)).map((r) => r.tx_id);
+    },
+    release() {
+      const w = waiters;
+      waiters = [];
+      for (const resolve of w) resolve();
+    },
+    async restart() {
+      crashed = false;
+      let committed = 0;
+      let released = 0;
+      let pending = 0;
+      for (const txId of await bank.openHolds()) {
+        const status = hub === undefined ? undefined : await hub.transferStatus(txId);
+        if (status?.TxSts === 'ACSC') committed += (await settle(txId, true)) === 'committed' ? 1 : 0;
+        else if (status?.TxSts === 'RJCT' || (status === undefined && hub !== undefined)) released += (await settle(txId, false)) === 'released' ? 1 : 0;
+        else pending += 1;
+      }
+      return { committed, released, pending };
+    },
+    setHub(client) {
+      hub = client;
+    },
+    async close() {
+      bank.release();
+      if (server !== undefined) {
+        const s = server.server;
+        s.closeAllConnections();
+        await new Promise<void>((resolve) => s.close(() => resolve()));
+      }
+      await db.close();
+    },
+  };
+  return bank;
+}

@@ -1,0 +1,93 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createConnector, type ConnectorHandlers } from '../../packages/participant-sdk/src/index.ts';
+import { signDetached, verifyDetached, publicKeyOf, SIGNATURE_HEADER, type ConnectorRequest } from '../../src/participant-sdk/protocol.ts';
+import { ROOT } from '../support/table-ownership.ts';
+
+/** The participant SDK on its own: what a bank gets, without a hub. */
+describe('participant SDK', () => {
+  const hub = generateKeyPairSync('ed25519');
+  const bank = generateKeyPairSync('ed25519');
+  const hubJwk = hub.publicKey.export({ format: 'jwk' });
+  const request = (op: ConnectorRequest['Op'], txId = 'pay_1'): ConnectorRequest => ({
+    MsgId: `${txId}:${op}`,
+    CreDtTm: new Date().toISOString(),
+    Op: op,
+    TxId: txId,
+    EndToEndId: txId,
+    IntrBkSttlmAmt: { amount: '12.34', currency: 'CNY' },
+    DbtrAgt: { FinInstnId: { Othr: { Id: 'par_a' } } },
+    CdtrAgt: { FinInstnId: { Othr: { Id: 'par_b' } } },
+    DbtrAcct: { Id: { Othr: { Id: 'ACC-1' } }, Ccy: 'CNY' },
+    SttlmDdln: new Date(Date.now() + 5_000).toISOString(),
+  });
+  const signedBy = async (key: typeof hub.privateKey, r: ConnectorRequest, binding: { op?: string; txid?: string } = {}) => {
+    const body = JSON.stringify(r);
+    return { body, signature: await signDetached(body, key, { kid: 'hub', op: binding.op ?? r.Op, txid: binding.txid ?? r.TxId, iat: Math.floor(Date.now() / 1000) }) };
+  };
+  const make = () => {
+    const calls: string[] = [];
+    const handlers: ConnectorHandlers = {
+      reserve: async (r) => {
+        calls.push(`reserve:${r.TxId}`);
+        return r.TxId === 'pay_poor' ? { ok: false, reason: { Rsn: 'AM04' } } : { ok: true };
+      },
+      accept: async () => ({ ok: true }),
+      commit: async (r) => {
+        calls.push(`commit:${r.TxId}`);
+      },
+      abort: async () => undefined,
+    };
+    const connector = createConnector({ hubPublicJwk: { kty: 'OKP', crv: 'Ed25519', x: String(hubJwk.x) }, signingKey: bank.privateKey, kid: 'bank-1', handlers });
+    return { connector, calls };
+  };
+
+  it('imports nothing from the hub: only jose, Node built-ins and its own files', () => {
+    const dir = join(ROOT, 'src/participant-sdk');
+    for (const file of readdirSync(dir)) {
+      const text = readFileSync(join(dir, file), 'utf8');
+      for (const m of text.matchAll(/from '([^']+)'/g)) expect(m[1], `${file} imports ${m[1]}`).toMatch(/^(jose|node:[a-z]+|\.\/[a-z-]+\.ts)$/);
+    }
+  });
+
+  it('answers a signed request once, signs its answer, and answers a duplicate from the store without calling the handler again', async () => {
+    const { connector, calls } = make();
+    const { body, signature } = await signedBy(hub.privateKey, request('reserve'));
+    const first = await connector.handle('reserve', body, signature);
+    const again = await connector.handle('reserve', body, signature);
+    expect(first.status).toBe(200);
+    expect(JSON.parse(first.body)).toEqual({ OrgnlMsgId: 'pay_1:reserve', TxId: 'pay_1', TxSts: 'ACSP' });
+    expect(again.body).toBe(first.body);
+    expect(calls).toEqual(['reserve:pay_1']);
+    const bankJwk = bank.publicKey.export({ format: 'jwk' });
+    const verified = await verifyDetached(first.body, first.headers[SIGNATURE_HEADER], await publicKeyOf({ kty: 'OKP', crv: 'Ed25519', x: String(bankJwk.x) }), { op: 'reserve', txid: 'pay_1', nowS: Math.floor(Date.now() / 1000) });
+    expect(verified.ok).toBe(true);
+  });
+
+  it('a refusal carries its ISO reason; a commit of the payer side answers ACSC', async () => {
+    const { connector } = make();
+    const poor = await signedBy(hub.privateKey, request('reserve', 'pay_poor'));
+    expect(JSON.parse((await connector.handle('reserve', poor.body, poor.signature)).body)).toEqual(expect.objectContaining({ TxSts: 'RJCT', StsRsnInf: { Rsn: 'AM04' } }));
+    const commit = await signedBy(hub.privateKey, request('commit'));
+    expect(JSON.parse((await connector.handle('commit', commit.body, commit.signature)).body).TxSts).toBe('ACSC');
+  });
+
+  it('refuses a request without the hub’s signature, signed by another key, or signed for another operation or transfer', async () => {
+    const { connector, calls } = make();
+    const r = request('reserve', 'pay_x');
+    const plain = JSON.stringify(r);
+    expect((await connector.handle('reserve', plain, undefined)).status).toBe(401);
+    const forged = await signedBy(bank.privateKey, r);
+    expect((await connector.handle('reserve', forged.body, forged.signature)).status).toBe(401);
+    const moved = await signedBy(hub.privateKey, r, { op: 'commit' });
+    expect((await connector.handle('reserve', moved.body, moved.signature)).status).toBe(401);
+    const other = await signedBy(hub.privateKey, r, { txid: 'pay_y' });
+    expect((await connector.handle('reserve', other.body, other.signature)).status).toBe(401);
+    // The body changed after signing.
+    const good = await signedBy(hub.privateKey, r);
+    expect((await connector.handle('reserve', good.body.replace('12.34', '99.99'), good.signature)).status).toBe(401);
+    expect(calls).toEqual([]);
+  });
+});
