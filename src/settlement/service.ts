@@ -120,12 +120,13 @@ export function interparticipantLegs(input: {
     return { legs: [{ id: input.legId(purpose), debitAccountId: input.sourceAccountId, creditAccountId: input.payeeAccountId, amountMinor, currency, purpose, metadata }], move: undefined };
   }
   const positionId = input.legId('pos');
+  const legs: TransferInput[] = [{ id: positionId, debitAccountId: input.payerPositionAccountId, creditAccountId: input.payeePositionAccountId, amountMinor, currency, purpose: 'position', metadata }];
+  // A side whose money IS the position (a connected issuer's card payment is held on its position, a refund goes back
+  // to it) has no customer leg on that side.
+  if (input.sourceAccountId !== input.payerPositionAccountId) legs.push({ id: input.legId(purpose), debitAccountId: input.sourceAccountId, creditAccountId: input.payerPositionAccountId, amountMinor, currency, purpose, metadata });
+  if (input.payeeAccountId !== input.payeePositionAccountId) legs.push({ id: input.legId(`${purpose}_in`), debitAccountId: input.payeePositionAccountId, creditAccountId: input.payeeAccountId, amountMinor, currency, purpose, metadata });
   return {
-    legs: [
-      { id: positionId, debitAccountId: input.payerPositionAccountId, creditAccountId: input.payeePositionAccountId, amountMinor, currency, purpose: 'position', metadata },
-      { id: input.legId(purpose), debitAccountId: input.sourceAccountId, creditAccountId: input.payerPositionAccountId, amountMinor, currency, purpose, metadata },
-      { id: input.legId(`${purpose}_in`), debitAccountId: input.payeePositionAccountId, creditAccountId: input.payeeAccountId, amountMinor, currency, purpose, metadata },
-    ],
+    legs,
     move: { transferId: positionId, paymentId: input.paymentId, payerParticipantId: input.payerParticipantId, payeeParticipantId: input.payeeParticipantId, currency, amountMinor },
   };
 }
