@@ -91,47 +91,58 @@ export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settle
   const { db, settlement, documents, liquidity, idempotent } = deps;
   for (const s of [WindowSchema, NetSchema, InstructionSchema, ReportSchema, EntrySchema]) app.addSchema(s);
 
+  const PositionsSchema = Type.Object(
+    {
+      items: Type.Array(
+        Type.Object(
+          { currency: Type.String(), unsettledPosition: WireMoney, liquidity: WireMoney, balance: WireMoney, reserved: WireMoney, netDebitCap: WireMoney, available: WireMoney },
+          { additionalProperties: false },
+        ),
+      ),
+    },
+    { additionalProperties: false },
+  );
+  /** A participant's positions with its net position in the windows not yet settled, per currency. */
+  const positionsOf = async (participantId: string) => {
+    const [positions, unsettled] = await Promise.all([liquidity.positions(participantId), settlement.unsettled(db, participantId)]);
+    const currencies = [...new Set([...positions.map((p) => p.currency), ...unsettled.keys()])].sort();
+    return {
+      items: currencies.map((currency) => {
+        const p = positions.find((x) => x.currency === currency);
+        const m = (v: bigint | undefined) => formatMoney(v ?? 0n, currency);
+        return {
+          currency,
+          unsettledPosition: m(unsettled.get(currency)),
+          liquidity: m(p?.liquidityMinor),
+          balance: m(p?.balanceMinor),
+          reserved: m(p?.reservedMinor),
+          netDebitCap: m(p?.netDebitCapMinor),
+          available: m(p?.availableMinor),
+        };
+      }),
+    };
+  };
   app.get(
     '/v1/settlement/positions',
+    { schema: { tags: ['settlement'], summary: 'Your positions: liquidity, balance and cap per currency, and your net position in the windows not yet settled', security: sec, response: { 200: PositionsSchema } } },
+    async (request) => positionsOf(principalOf(request).participantId),
+  );
+  app.get(
+    '/v1/operator/settlement/participants/:participantId/positions',
     {
+      config: operator,
       schema: {
-        tags: ['settlement'],
-        summary: 'Your positions: liquidity, balance and cap per currency, and your net position in the windows not yet settled',
-        security: sec,
-        response: {
-          200: Type.Object(
-            {
-              items: Type.Array(
-                Type.Object(
-                  { currency: Type.String(), unsettledPosition: WireMoney, liquidity: WireMoney, balance: WireMoney, reserved: WireMoney, netDebitCap: WireMoney, available: WireMoney },
-                  { additionalProperties: false },
-                ),
-              ),
-            },
-            { additionalProperties: false },
-          ),
-        },
+        tags: ['operator'],
+        summary: "A participant's positions as it sees them: liquidity, balance and cap per currency, and its net position in the windows not yet settled",
+        security: opSec,
+        params: Strict({ participantId: Ref('participant', 'The participant') }),
+        response: { 200: PositionsSchema },
       },
     },
-    async (request) => {
-      const me = principalOf(request).participantId;
-      const [positions, unsettled] = await Promise.all([liquidity.positions(me), settlement.unsettled(db, me)]);
-      const currencies = [...new Set([...positions.map((p) => p.currency), ...unsettled.keys()])].sort();
-      return {
-        items: currencies.map((currency) => {
-          const p = positions.find((x) => x.currency === currency);
-          const m = (v: bigint | undefined) => formatMoney(v ?? 0n, currency);
-          return {
-            currency,
-            unsettledPosition: m(unsettled.get(currency)),
-            liquidity: m(p?.liquidityMinor),
-            balance: m(p?.balanceMinor),
-            reserved: m(p?.reservedMinor),
-            netDebitCap: m(p?.netDebitCapMinor),
-            available: m(p?.availableMinor),
-          };
-        }),
-      };
+    async (request, reply) => {
+      const found = await liquidity.participantExists(db, request.params.participantId);
+      if (!found) return reply.fail({ code: 'participant_not_found', message: 'no such participant' });
+      return positionsOf(request.params.participantId);
     },
   );
 
@@ -247,6 +258,24 @@ export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settle
   }
 
   // ---- operator --------------------------------------------------------------------------------------------------
+  app.get(
+    '/v1/operator/settlement/windows/:windowId/participants/:participantId/camt053',
+    {
+      config: operator,
+      schema: {
+        tags: ['operator'],
+        summary: "A participant's ISO 20022 camt.053.001.08 statement of a window, as the participant downloads it",
+        security: opSec,
+        params: Strict({ windowId: Ref('settlement_window', 'The settlement window'), participantId: Ref('participant', 'The participant') }),
+        response: xml('camt.053.001.08'),
+      },
+    },
+    async (request, reply) => {
+      const stream = await documents.statement(db, request.params.windowId, request.params.participantId);
+      if (stream === undefined) return reply.fail({ code: 'settlement_window_not_found', message: 'no such settlement window, or nothing in it for this participant' });
+      return reply.type('application/xml; charset=utf-8').send(Readable.from(stream));
+    },
+  );
   app.get(
     '/v1/operator/settlement/windows',
     { config: operator, schema: { tags: ['operator'], summary: 'Settlement windows, newest first', security: opSec, querystring: ListQuery, response: { 200: Type.Object({ items: Type.Array(Type.Ref(WindowSchema)) }, { additionalProperties: false }) } } },

@@ -1033,6 +1033,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/operator/settlement/participants/{participantId}/positions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A participant's positions as it sees them: liquidity, balance and cap per currency, and its net position in the windows not yet settled
+         * @description A participant's positions as it sees them: liquidity, balance and cap per currency, and its net position in the windows not yet settled.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorSettlementParticipantsByParticipantIdPositions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/settlement/windows": {
         parameters: {
             query?: never;
@@ -1221,6 +1243,28 @@ export interface paths {
          *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
          */
         get: operations["getOperatorSettlementWindowsByWindowIdPacs002"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/settlement/windows/{windowId}/participants/{participantId}/camt053": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A participant's ISO 20022 camt.053.001.08 statement of a window, as the participant downloads it
+         * @description A participant's ISO 20022 camt.053.001.08 statement of a window, as the participant downloads it.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorSettlementWindowsByWindowIdParticipantsByParticipantIdCamt053"];
         put?: never;
         post?: never;
         delete?: never;
@@ -9991,6 +10035,65 @@ export interface operations {
             503: components["responses"]["Error503_b47a2650"];
         };
     };
+    getOperatorSettlementParticipantsByParticipantIdPositions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The participant */
+                participantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            currency: string;
+                            unsettledPosition: {
+                                amount: string;
+                                currency: string;
+                            };
+                            liquidity: {
+                                amount: string;
+                                currency: string;
+                            };
+                            balance: {
+                                amount: string;
+                                currency: string;
+                            };
+                            reserved: {
+                                amount: string;
+                                currency: string;
+                            };
+                            netDebitCap: {
+                                amount: string;
+                                currency: string;
+                            };
+                            available: {
+                                amount: string;
+                                currency: string;
+                            };
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_79e6e28f"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
+            422: components["responses"]["Error422_aa95d6ca"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
     getSettlementWindows: {
         parameters: {
             query?: {
@@ -10278,6 +10381,39 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description application/xml: pacs.002.001.10 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            400: components["responses"]["Error400_79e6e28f"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
+            422: components["responses"]["Error422_aa95d6ca"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorSettlementWindowsByWindowIdParticipantsByParticipantIdCamt053: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The settlement window */
+                windowId: string;
+                /** @description The participant */
+                participantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description application/xml: camt.053.001.08 */
             200: {
                 headers: {
                     [name: string]: unknown;
