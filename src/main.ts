@@ -27,7 +27,7 @@ import { createStepUpService, type StepUpService } from './stepup/service.ts';
 import { registerStepUpRoutes } from './stepup/routes.ts';
 import { createLiquidityService, type LiquidityService } from './liquidity/service.ts';
 import { registerLiquidityRoutes } from './liquidity/routes.ts';
-import { createSettlementService, type SettlementService } from './settlement/service.ts';
+import { createSettlementService, SETTLEMENT_SCHEDULE_INTERVAL_MS, type SettlementService } from './settlement/service.ts';
 import { registerSettlementRoutes } from './settlement/routes.ts';
 import { createSettlementDocuments } from './settlement/documents.ts';
 import { defineSettlementRefs } from './settlement/refs.ts';
@@ -307,6 +307,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
       every(LEDGER_EXPIRY_INTERVAL_MS, 'ledger-pending-expiry', () => ledger.expirePending());
       every(30_000, 'red-packet-sweep', () => transfers.sweep());
       every(60_000, 'payment-hold-expiry', () => payments.sweep());
+      every(SETTLEMENT_SCHEDULE_INTERVAL_MS, 'settlement-schedules', () => settlement.runSchedules());
       every(AUDIT_CHAIN_INTERVAL_MS, 'audit-chain', () => audit.chain());
       every(SWEEP_INTERVAL_MS, 'idempotency-sweep', () => idempotency.sweep());
       every(SWEEP_INTERVAL_MS, 'card-request-key-sweep', () => cards.sweep());

@@ -8,7 +8,7 @@ import type { HttpServer } from '../platform/http.ts';
 import { formatMoney } from '../platform/money.ts';
 import { Readable } from 'node:stream';
 import type { SettlementDocuments } from './documents.ts';
-import { MAX_ENTRIES_PAGE, type Instruction, type NetPosition, type SettlementService, type SettlementWindow, type WindowEntry, type WindowReport } from './service.ts';
+import { MAX_ENTRIES_PAGE, type SettlementSchedule, type Instruction, type NetPosition, type SettlementService, type SettlementWindow, type WindowEntry, type WindowReport } from './service.ts';
 
 const WireMoney = Type.Object({ amount: Type.String(), currency: Type.String() }, { additionalProperties: false });
 const WindowSchema = Type.Object(
@@ -289,6 +289,64 @@ export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settle
       if (r === undefined) return reply.fail({ code: 'settlement_window_not_found', message: 'no such settlement window' });
       return wireReport(r);
     },
+  );
+  const CurrencyParams = Strict({ currency: CurrencyCode });
+  const ModelSchema = Type.Union([Type.Literal('deferred_net'), Type.Literal('immediate_gross')], {
+    description: 'deferred_net: windows close into net positions the settlement bank settles; immediate_gross: each payment between participants moves their liquidity at once',
+  });
+  const ScheduleSchema = Type.Union([
+    Type.Object(
+      { everyMinutes: Type.Union([Type.Integer(), Type.Null()]), cutoffUtc: Type.Union([Type.String(), Type.Null()]), nextCloseAt: Type.String({ format: 'date-time' }) },
+      { additionalProperties: false },
+    ),
+    Type.Null(),
+  ]);
+  const CurrencySettingsSchema = Type.Object({ currency: Type.String(), model: ModelSchema, schedule: ScheduleSchema }, { additionalProperties: false });
+  const wireSchedule = (s: SettlementSchedule | null | undefined) => (s === null || s === undefined ? null : { everyMinutes: s.everyMinutes, cutoffUtc: s.cutoffUtc, nextCloseAt: s.nextCloseAt.toISOString() });
+  app.get(
+    '/v1/operator/settlement/currencies',
+    { config: operator, schema: { tags: ['operator'], summary: 'How each currency settles (model) and when its window closes by itself (schedule); a currency not listed settles deferred net and closes only when the operator closes it', security: opSec, response: { 200: Type.Object({ items: Type.Array(CurrencySettingsSchema) }, { additionalProperties: false }) } } },
+    async () => {
+      const [models, schedules] = await Promise.all([settlement.models(db), settlement.schedules(db)]);
+      const currencies = [...new Set([...models.map((m) => m.currency), ...schedules.map((x) => x.currency)])].sort();
+      return { items: currencies.map((c) => ({ currency: c, model: models.find((m) => m.currency === c)?.model ?? ('deferred_net' as const), schedule: wireSchedule(schedules.find((x) => x.currency === c)) })) };
+    },
+  );
+  app.post(
+    '/v1/operator/settlement/currencies/:currency/model',
+    { config: { ...operator, idempotency: 'optional' },
+      schema: { tags: ['operator'], summary: "Set a currency's settlement model; payments committed from now on settle by it", security: opSec, params: CurrencyParams, body: Strict({ model: ModelSchema }), response: { 200: CurrencySettingsSchema } },
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const r = await settlement.setModel(tx, actorOf(request), { currency: request.params.currency, model: request.body.model });
+        if (!r.ok) return r.error;
+        const schedules = await settlement.schedules(tx);
+        return okResponse({ currency: r.value.currency, model: r.value.model, schedule: wireSchedule(schedules.find((x) => x.currency === r.value.currency)) });
+      }),
+  );
+  app.post(
+    '/v1/operator/settlement/currencies/:currency/schedule',
+    { config: { ...operator, idempotency: 'optional' },
+      schema: {
+        tags: ['operator'],
+        summary: "Close a currency's window by itself: every N minutes, or daily at a cut-off time (UTC); an empty body removes the schedule",
+        security: opSec,
+        params: CurrencyParams,
+        body: Strict({
+          everyMinutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_080, description: 'Close every N minutes, counted from now' })),
+          cutoffUtc: Type.Optional(Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', description: 'Close daily at HH:MM UTC' })),
+        }),
+        response: { 200: CurrencySettingsSchema },
+      },
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const r = await settlement.setSchedule(tx, actorOf(request), { currency: request.params.currency, everyMinutes: request.body.everyMinutes, cutoffUtc: request.body.cutoffUtc });
+        if (!r.ok) return r.error;
+        const models = await settlement.models(tx);
+        return okResponse({ currency: request.params.currency, model: models.find((m) => m.currency === request.params.currency)?.model ?? ('deferred_net' as const), schedule: wireSchedule(r.value) });
+      }),
   );
   app.post(
     '/v1/operator/settlement/windows/close',

@@ -1317,6 +1317,72 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/operator/settlement/currencies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How each currency settles (model) and when its window closes by itself (schedule); a currency not listed settles deferred net and closes only when the operator closes it
+         * @description How each currency settles (model) and when its window closes by itself (schedule); a currency not listed settles deferred net and closes only when the operator closes it.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorSettlementCurrencies"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/settlement/currencies/{currency}/model": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a currency's settlement model; payments committed from now on settle by it
+         * @description Set a currency's settlement model; payments committed from now on settle by it.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postOperatorSettlementCurrenciesByCurrencyModel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/settlement/currencies/{currency}/schedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Close a currency's window by itself: every N minutes, or daily at a cut-off time (UTC); an empty body removes the schedule
+         * @description Close a currency's window by itself: every N minutes, or daily at a cut-off time (UTC); an empty body removes the schedule.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postOperatorSettlementCurrenciesByCurrencySchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/operator/settlement/windows/close": {
         parameters: {
             query?: never;
@@ -10496,6 +10562,160 @@ export interface operations {
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
             422: components["responses"]["Error422_aa95d6ca"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorSettlementCurrencies: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            currency: string;
+                            /** @description deferred_net: windows close into net positions the settlement bank settles; immediate_gross: each payment between participants moves their liquidity at once */
+                            model: "deferred_net" | "immediate_gross";
+                            schedule: {
+                                everyMinutes: number | null;
+                                cutoffUtc: string | null;
+                                /** Format: date-time */
+                                nextCloseAt: string;
+                            } | null;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_79e6e28f"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_3e6f13c5"];
+            409: components["responses"]["Error409_3e6fd0f3"];
+            422: components["responses"]["Error422_aa95d6ca"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorSettlementCurrenciesByCurrencyModel: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description deferred_net: windows close into net positions the settlement bank settles; immediate_gross: each payment between participants moves their liquidity at once */
+                    model: "deferred_net" | "immediate_gross";
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        currency: string;
+                        /** @description deferred_net: windows close into net positions the settlement bank settles; immediate_gross: each payment between participants moves their liquidity at once */
+                        model: "deferred_net" | "immediate_gross";
+                        schedule: {
+                            everyMinutes: number | null;
+                            cutoffUtc: string | null;
+                            /** Format: date-time */
+                            nextCloseAt: string;
+                        } | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_c85ea70f"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_0573eac9"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_f4854a61"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorSettlementCurrenciesByCurrencySchedule: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Close every N minutes, counted from now */
+                    everyMinutes?: number;
+                    /** @description Close daily at HH:MM UTC */
+                    cutoffUtc?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        currency: string;
+                        /** @description deferred_net: windows close into net positions the settlement bank settles; immediate_gross: each payment between participants moves their liquidity at once */
+                        model: "deferred_net" | "immediate_gross";
+                        schedule: {
+                            everyMinutes: number | null;
+                            cutoffUtc: string | null;
+                            /** Format: date-time */
+                            nextCloseAt: string;
+                        } | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_c85ea70f"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_0573eac9"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_f4854a61"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
