@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { actorOf, okResponse, principalOf, type Idempotent } from '../api/context.ts';
+import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/context.ts';
 import { Ref } from '../api/refs.ts';
 import { CurrencyCode, Strict } from '../api/schemas.ts';
 import type { LiquidityService } from '../liquidity/service.ts';
@@ -8,7 +8,8 @@ import type { HttpServer } from '../platform/http.ts';
 import { formatMoney } from '../platform/money.ts';
 import { Readable } from 'node:stream';
 import type { SettlementDocuments } from './documents.ts';
-import { MAX_ENTRIES_PAGE, type SettlementSchedule, type Instruction, type NetPosition, type SettlementService, type SettlementWindow, type WindowEntry, type WindowReport } from './service.ts';
+import { compareWithHub, MAX_LISTED, MAX_UPLOAD_ROWS, parseParticipantCsv, type Discrepancy } from './reconcile.ts';
+import { MAX_ENTRIES_PAGE, type SavedDiscrepancies, type SettlementSchedule, type Instruction, type NetPosition, type SettlementService, type SettlementWindow, type WindowEntry, type WindowReport } from './service.ts';
 
 const WireMoney = Type.Object({ amount: Type.String(), currency: Type.String() }, { additionalProperties: false });
 const WindowSchema = Type.Object(
@@ -74,6 +75,22 @@ const wireEntry = (e: WindowEntry, participantId: string) => ({
   counterpartyParticipantId: e.payerParticipantId === participantId ? e.payeeParticipantId : e.payerParticipantId,
   amount: formatMoney(e.amountMinor, e.currency),
   createdAt: e.createdAt.toISOString(),
+});
+
+const wireSide = (side: Discrepancy['hub'] | Discrepancy['participant']) =>
+  side === null ? null : { direction: side.direction, counterpartyParticipantId: side.counterpartyParticipantId, amount: formatMoney(side.amountMinor, side.currency) };
+const wireDiscrepancies = (d: SavedDiscrepancies) => ({
+  id: d.id,
+  windowId: d.windowId,
+  participantId: d.participantId,
+  matched: d.report.matched,
+  hubCount: d.report.hubCount,
+  participantCount: d.report.participantCount,
+  hubNet: formatMoney(d.report.hubNetMinor, d.currency),
+  participantNet: formatMoney(d.report.participantNetMinor, d.currency),
+  counts: { ...d.report.counts },
+  items: d.report.items.map((i) => ({ kind: i.kind, transferId: i.transferId, line: i.line, hub: wireSide(i.hub), participant: wireSide(i.participant) })),
+  createdAt: d.createdAt.toISOString(),
 });
 
 /** A CSV field: quoted when it holds a comma, quote or line break; a leading =, +, - or @ is neutralised (spreadsheets). */
@@ -219,6 +236,77 @@ export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settle
       if (next !== undefined) reply.header('x-next-cursor', next);
       return reply.type('text/csv; charset=utf-8').send(`${lines.join('\r\n')}\r\n`);
     },
+  );
+
+  // ---- reconciliation: the participant's own view against the hub's ---------------------------------------------------
+  const DiffSide = Type.Union([
+    Type.Object({ direction: Type.Union([Type.Literal('sent'), Type.Literal('received')]), counterpartyParticipantId: Type.Union([Type.String(), Type.Null()]), amount: WireMoney }, { additionalProperties: false }),
+    Type.Null(),
+  ]);
+  const DiscrepancyReportSchema = Type.Object(
+    {
+      id: Type.String(),
+      windowId: Type.String(),
+      participantId: Type.String(),
+      matched: Type.Integer(),
+      hubCount: Type.Integer(),
+      participantCount: Type.Integer(),
+      hubNet: WireMoney,
+      participantNet: WireMoney,
+      counts: Type.Record(Type.String(), Type.Integer(), { description: 'missing_at_participant, missing_at_hub, direction, counterparty, amount, currency, duplicate' }),
+      items: Type.Array(Type.Object({ kind: Type.String(), transferId: Type.String(), line: Type.Union([Type.Integer(), Type.Null()]), hub: DiffSide, participant: DiffSide }, { additionalProperties: false }), { description: `The first ${MAX_LISTED} differences` }),
+      createdAt: Type.String({ format: 'date-time' }),
+    },
+    { $id: 'SettlementDiscrepancyReport', additionalProperties: false, description: "A participant's view of a window compared with the hub's legs." },
+  );
+  app.addSchema(DiscrepancyReportSchema);
+  app.post(
+    '/v1/settlement/windows/:windowId/discrepancies',
+    { config: { idempotency: 'optional' },
+      schema: {
+        tags: ['settlement'],
+        summary: 'Upload your own view of a window (CSV) and get its differences from the hub’s legs',
+        description: `The CSV has the columns of transfers.csv (at least transfer_id, direction, amount and currency; counterparty_participant_id is compared when given), one header line, at most ${MAX_UPLOAD_ROWS} rows. The report is kept: the operator sees it.`,
+        security: sec,
+        params: WindowParams,
+        body: Strict({ csv: Type.String({ minLength: 1, maxLength: 60_000, description: 'The CSV text' }) }),
+        response: { 201: Type.Ref(DiscrepancyReportSchema) },
+      },
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const me = principalOf(request).participantId;
+        const w = await settlement.window(tx, request.params.windowId);
+        if (w === undefined) return { code: 'settlement_window_not_found', message: 'no such settlement window' };
+        const parsed = parseParticipantCsv(request.body.csv);
+        if (!parsed.ok) return parsed.error;
+        const windowId = w.id;
+        async function* pages() {
+          let after: string | undefined;
+          for (;;) {
+            const page = await settlement.entries(tx, windowId, me, after, MAX_ENTRIES_PAGE);
+            yield page;
+            if (page.length < MAX_ENTRIES_PAGE) return;
+            after = page[page.length - 1]?.transferId;
+          }
+        }
+        const report = await compareWithHub(me, pages(), parsed.value);
+        const saved = await settlement.saveDiscrepancies(tx, actorOf(request), { windowId: w.id, participantId: me, currency: w.currency, report });
+        return created(wireDiscrepancies(saved));
+      }),
+  );
+  app.get(
+    '/v1/operator/settlement/discrepancies',
+    { config: operator,
+      schema: {
+        tags: ['operator'],
+        summary: 'Discrepancy reports participants asked for, newest first',
+        security: opSec,
+        querystring: Strict({ windowId: Type.Optional(Type.String({ maxLength: 100 })), limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$' })) }),
+        response: { 200: Type.Object({ items: Type.Array(Type.Ref(DiscrepancyReportSchema)) }, { additionalProperties: false }) },
+      },
+    },
+    async (request) => ({ items: (await settlement.discrepancies(db, { windowId: request.query.windowId, limit: listLimit(request.query.limit) })).map(wireDiscrepancies) }),
   );
 
   // ---- ISO 20022 downloads ----------------------------------------------------------------------------------------

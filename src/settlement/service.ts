@@ -4,9 +4,11 @@ import type { Ledger } from '../ledger/ledger.ts';
 import type { TransferInput } from '../ledger/types.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
+import { newId } from '../platform/ids.ts';
 import { formatMoney } from '../platform/money.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import type { EventOutbox } from '../webhooks/events.ts';
+import type { Discrepancy, DiscrepancyKind, DiscrepancyReport } from './reconcile.ts';
 
 /**
  * Settlement between participants (docs/ARCHITECTURE.md, "Settlement").
@@ -34,10 +36,19 @@ import type { EventOutbox } from '../webhooks/events.ts';
  * window is settled, which ends its part of the positions (the funding balances already hold the effect). Recording
  * it again changes nothing.
  */
-export type SettlementErrorCode = 'settlement_window_not_found' | 'settlement_window_open' | 'settlement_invalid';
+export type SettlementErrorCode = 'settlement_window_not_found' | 'settlement_window_open' | 'settlement_invalid' | 'settlement_csv_invalid';
 
 /** How a currency settles: deferred net (default) or immediate gross (each payment moves liquidity at once). */
 export type SettlementModel = 'deferred_net' | 'immediate_gross';
+
+export interface SavedDiscrepancies {
+  readonly id: string;
+  readonly windowId: string;
+  readonly participantId: string;
+  readonly currency: string;
+  readonly report: DiscrepancyReport;
+  readonly createdAt: Date;
+}
 
 export interface SettlementSchedule {
   readonly currency: string;
@@ -239,6 +250,9 @@ export interface SettlementService {
   schedules(q: Queryable): Promise<SettlementSchedule[]>;
   /** Sets (or with neither `everyMinutes` nor `cutoffUtc`, removes) a currency's schedule. */
   setSchedule(tx: Queryable, actor: Actor, input: { currency: string; everyMinutes?: number | undefined; cutoffUtc?: string | undefined }): Promise<Result<SettlementSchedule | null, SErr>>;
+  /** Keeps a participant's reconciliation report (the operator lists them). */
+  saveDiscrepancies(tx: Queryable, actor: Actor, input: { windowId: string; participantId: string; currency: string; report: DiscrepancyReport }): Promise<SavedDiscrepancies>;
+  discrepancies(q: Queryable, filter: { windowId?: string | undefined; limit: number }): Promise<SavedDiscrepancies[]>;
   /** Closes every window whose schedule is due (each in its own transaction); answers the windows closed. */
   runSchedules(): Promise<string[]>;
 }
@@ -501,6 +515,49 @@ export function createSettlementService(deps: { db: Db; clock: Clock; audit: Aud
       if (row === undefined) throw new Error('settlement: schedule upsert returned nothing');
       await audit.record(tx, { actor, action: 'settlement.schedule_set', objectType: 'settlement_currency', objectId: input.currency, details: { ...shape, nextCloseAt: next.toISOString() } });
       return ok(toSchedule(row));
+    },
+    async saveDiscrepancies(tx, actor, input) {
+      const id = newId('rec');
+      const now = clock.now();
+      const { report } = input;
+      // Amounts in the items as decimal strings (JSON has no bigint).
+      const items = report.items.map((i) => ({ ...i, hub: i.hub === null ? null : { ...i.hub, amountMinor: i.hub.amountMinor.toString() }, participant: i.participant === null ? null : { ...i.participant, amountMinor: i.participant.amountMinor.toString() } }));
+      await tx.query(
+        `insert into settlement_discrepancy_reports (id, window_id, participant_id, currency, matched, hub_count, participant_count, hub_net_minor, participant_net_minor, counts, items, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+        [id, input.windowId, input.participantId, input.currency, report.matched, report.hubCount, report.participantCount, report.hubNetMinor, report.participantNetMinor, JSON.stringify(report.counts), JSON.stringify(items), now],
+      );
+      const differences = Object.values(report.counts).reduce((a, b) => a + b, 0);
+      await audit.record(tx, { actor, action: 'settlement.reconciled', objectType: 'settlement_window', objectId: input.windowId, details: { reportId: id, matched: report.matched, differences } });
+      return { id, windowId: input.windowId, participantId: input.participantId, currency: input.currency, report, createdAt: now };
+    },
+    async discrepancies(q, filter) {
+      const rows = await q.query<{
+        id: string; window_id: string; participant_id: string; currency: string; matched: number; hub_count: number; participant_count: number; hub_net_minor: bigint; participant_net_minor: bigint;
+        counts: Record<DiscrepancyKind, number> | string; items: unknown; created_at: Date;
+      }>('select * from settlement_discrepancy_reports where ($1::text is null or window_id = $1) order by created_at desc, id desc limit $2', [filter.windowId ?? null, filter.limit]);
+      const json = <T>(v: unknown): T => (typeof v === 'string' ? (JSON.parse(v) as T) : (v as T));
+      type StoredSide = { direction: 'sent' | 'received'; counterpartyParticipantId: string | null; amountMinor: string; currency: string } | null;
+      return rows.map((r) => ({
+        id: r.id,
+        windowId: r.window_id,
+        participantId: r.participant_id,
+        currency: r.currency,
+        createdAt: r.created_at,
+        report: {
+          matched: r.matched,
+          hubCount: r.hub_count,
+          participantCount: r.participant_count,
+          hubNetMinor: r.hub_net_minor,
+          participantNetMinor: r.participant_net_minor,
+          counts: json<Record<DiscrepancyKind, number>>(r.counts),
+          items: json<(Omit<Discrepancy, 'hub' | 'participant'> & { hub: StoredSide; participant: StoredSide })[]>(r.items).map((i) => ({
+            ...i,
+            hub: i.hub === null ? null : { direction: i.hub.direction, counterpartyParticipantId: i.hub.counterpartyParticipantId ?? '', amountMinor: BigInt(i.hub.amountMinor), currency: i.hub.currency },
+            participant: i.participant === null ? null : { ...i.participant, amountMinor: BigInt(i.participant.amountMinor) },
+          })),
+        },
+      }));
     },
     async runSchedules() {
       const closed: string[] = [];

@@ -31,7 +31,7 @@ describe.each(engines)('settlement models and schedules on %s', (engine) => {
     const as = t.api('anonymous');
     const id = created.body.participant.id as string;
     expect((await op().post(`/v1/operator/participants/${id}/liquidity`, { amount: { amount: liquidity, currency } }, key())).status).toBe(201);
-    return { id, get: (url: string) => as.get(url, auth), post: (url: string, body: unknown, headers: Record<string, string> = {}) => as.post(url, body, { ...auth, ...headers }) };
+    return { id, get: (url: string) => as.get(url, auth), getText: async (url: string) => String((await as.raw({ method: 'GET', url, headers: auth })).body), post: (url: string, body: unknown, headers: Record<string, string> = {}) => as.post(url, body, { ...auth, ...headers }) };
   };
   type Wallet = Awaited<ReturnType<typeof newWallet>>;
   let handles = 0;
@@ -150,5 +150,39 @@ describe.each(engines)('settlement models and schedules on %s', (engine) => {
     expect((await op().post('/v1/operator/settlement/currencies/SGD/schedule', {}, key())).body.schedule).toBeNull();
     clock.advance(3 * 86_400_000);
     expect(await t.hub.settlement.runSchedules()).toEqual([]);
+  });
+  it('reconciliation: a participant uploads its own view (CSV) and gets its differences from the hub; the operator sees the report', async () => {
+    const w1 = await newWallet('HKD', '500.00');
+    const w2 = await newWallet('HKD', '500.00');
+    const a = await openCustomer(w1, 'HKD', '100.00');
+    const b = await openCustomer(w2, 'HKD', '100.00');
+    for (const [from, to, amount] of [[a, b, '10.00'], [a, b, '20.00'], [b, a, '5.00'], [a, b, '1.25']] as const) expect((await pay(from, to, amount, 'HKD')).status).toBe(201);
+    const closed = await op().post('/v1/operator/settlement/windows/close', { currency: 'HKD' }, key());
+    const windowId = closed.body.window.id as string;
+    // The participant's books: the hub's CSV, with one leg missing, one amount different, one row the hub never saw.
+    const hubCsv = await w1.getText(`/v1/settlement/windows/${windowId}/transfers.csv`);
+    const lines = hubCsv.trim().split(/\r?\n/);
+    expect(lines).toHaveLength(5);
+    const [header, first, second, third, fourth] = lines as [string, string, string, string, string];
+    const changed = second.replace(/,(\d+\.\d{2}),HKD,/, (_m, amt: string) => `,${(Number(amt) + 1).toFixed(2)},HKD,`);
+    const upload = [header, first, changed, fourth, 'tr_not_at_hub,pay_x,received,someone,3.00,HKD,2026-03-02T08:00:00Z'].join('\r\n');
+    const r = await w1.post(`/v1/settlement/windows/${windowId}/discrepancies`, { csv: upload }, key());
+    expect({ status: r.status, error: r.body.error, upload }).toMatchObject({ status: 201 });
+    expect(r.body).toMatchObject({ windowId, participantId: w1.id, matched: 2, hubCount: 4, participantCount: 4, hubNet: { amount: '-26.25', currency: 'HKD' } });
+    expect(r.body.counts).toMatchObject({ missing_at_participant: 1, missing_at_hub: 1, amount: 1, direction: 0 });
+    expect(r.body.items.find((i: { kind: string }) => i.kind === 'missing_at_participant').transferId).toBe(third.split(',')[0]);
+    expect(r.body.items.find((i: { kind: string }) => i.kind === 'missing_at_hub')).toMatchObject({ transferId: 'tr_not_at_hub', line: 5, hub: null });
+    // The hub's own CSV uploaded unchanged: no difference, the totals equal the net position.
+    const same = await w1.post(`/v1/settlement/windows/${windowId}/discrepancies`, { csv: hubCsv }, key());
+    expect(same.body).toMatchObject({ matched: 4, items: [], hubNet: { amount: '-26.25' }, participantNet: { amount: '-26.25' } });
+    // A file the hub cannot read: a clear 422 naming the line, nothing kept.
+    const bad = await w1.post(`/v1/settlement/windows/${windowId}/discrepancies`, { csv: `${header}\r\nt1,p1,sideways,x,1.00,HKD,now` }, key());
+    expect(bad.status).toBe(422);
+    expect(bad.body.error).toMatchObject({ code: 'settlement_csv_invalid', details: { line: 2, column: 'direction' } });
+    expect((await w1.post(`/v1/settlement/windows/${windowId}/discrepancies`, { csv: 'a,b\r\n1,2' }, key())).body.error.code).toBe('settlement_csv_invalid');
+    expect((await w1.post('/v1/settlement/windows/win_HKD_999/discrepancies', { csv: hubCsv }, key())).status).toBe(404);
+    const listed = await op().get(`/v1/operator/settlement/discrepancies?windowId=${windowId}`);
+    expect(listed.body.items.map((i: { id: string }) => i.id).sort()).toEqual([r.body.id, same.body.id].sort());
+    expect(listed.body.items.find((i: { id: string }) => i.id === r.body.id)).toEqual(r.body);
   });
 });

@@ -1141,6 +1141,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/settlement/windows/{windowId}/discrepancies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload your own view of a window (CSV) and get its differences from the hub’s legs
+         * @description The CSV has the columns of transfers.csv (at least transfer_id, direction, amount and currency; counterparty_participant_id is compared when given), one header line, at most 5000 rows. The report is kept: the operator sees it.
+         */
+        post: operations["postSettlementWindowsByWindowIdDiscrepancies"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/settlement/discrepancies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Discrepancy reports participants asked for, newest first
+         * @description Discrepancy reports participants asked for, newest first.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorSettlementDiscrepancies"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/settlement/windows/{windowId}/camt053": {
         parameters: {
             query?: never;
@@ -4498,7 +4540,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -5329,6 +5371,51 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
         };
+        /** @description A participant's view of a window compared with the hub's legs. */
+        SettlementDiscrepancyReport: {
+            id: string;
+            windowId: string;
+            participantId: string;
+            matched: number;
+            hubCount: number;
+            participantCount: number;
+            hubNet: {
+                amount: string;
+                currency: string;
+            };
+            participantNet: {
+                amount: string;
+                currency: string;
+            };
+            /** @description missing_at_participant, missing_at_hub, direction, counterparty, amount, currency, duplicate */
+            counts: {
+                [key: string]: number;
+            };
+            /** @description The first 200 differences */
+            items: {
+                kind: string;
+                transferId: string;
+                line: number | null;
+                hub: {
+                    direction: "sent" | "received";
+                    counterpartyParticipantId: string | null;
+                    amount: {
+                        amount: string;
+                        currency: string;
+                    };
+                } | null;
+                participant: {
+                    direction: "sent" | "received";
+                    counterpartyParticipantId: string | null;
+                    amount: {
+                        amount: string;
+                        currency: string;
+                    };
+                } | null;
+            }[];
+            /** Format: date-time */
+            createdAt: string;
+        };
         HistoryItem: {
             id: string;
             /** @description account: money paid into an account (deposit, opening balance, operator funding) */
@@ -5484,6 +5571,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "idempotency_key_invalid" | "invalid_country" | "invalid_webhook_url" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_amount, liquidity_invalid, malformed_json, malformed_request, settlement_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_0383e42a: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_amount" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7028,6 +7129,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: idempotency_in_progress, settlement_window_open */
+        Error409_4aa87fd5: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_in_progress" | "settlement_window_open";
+                    };
+                };
+            };
+        };
         /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, idempotency_in_progress, payment_link_used, payment_state, provisioning_state, qr_already_paid, token_exists, token_state */
         Error409_5330c906: {
             headers: {
@@ -7486,6 +7601,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_closed" | "consent_code_invalid" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "post_amount_exceeds_pending" | "same_account";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: idempotency_key_reused, liquidity_exceeded */
+        Error422_24a48eea: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_key_reused" | "liquidity_exceeded";
                     };
                 };
             };
@@ -10303,6 +10432,83 @@ export interface operations {
             409: components["responses"]["Error409_61ace21e"];
             422: components["responses"]["Error422_3efebc2f"];
             429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postSettlementWindowsByWindowIdDiscrepancies: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The settlement window */
+                windowId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The CSV text */
+                    csv: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A participant's view of a window compared with the hub's legs. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementDiscrepancyReport"];
+                };
+            };
+            400: components["responses"]["Error400_0383e42a"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_3c64f123"];
+            409: components["responses"]["Error409_4aa87fd5"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_24a48eea"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorSettlementDiscrepancies: {
+        parameters: {
+            query?: {
+                windowId?: string;
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["SettlementDiscrepancyReport"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_d5e7e468"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
+            422: components["responses"]["Error422_aa95d6ca"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
