@@ -302,7 +302,7 @@ export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settle
         tags: ['operator'],
         summary: 'Discrepancy reports participants asked for, newest first',
         security: opSec,
-        querystring: Strict({ windowId: Type.Optional(Type.String({ maxLength: 100 })), limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$' })) }),
+        querystring: Strict({ windowId: Type.Optional(Ref('settlement_window', 'Only the reports of this window')), limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$' })) }),
         response: { 200: Type.Object({ items: Type.Array(Type.Ref(DiscrepancyReportSchema)) }, { additionalProperties: false }) },
       },
     },

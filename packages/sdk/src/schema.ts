@@ -7605,20 +7605,6 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: idempotency_key_reused, liquidity_exceeded */
-        Error422_24a48eea: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "idempotency_key_reused" | "liquidity_exceeded";
-                    };
-                };
-            };
-        };
         /** @description Unprocessable: liquidity_exceeded */
         Error422_3efebc2f: {
             headers: {
@@ -7689,6 +7675,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: account_closed, currency_mismatch, exceeds_credit_limit, exceeds_debits, insufficient_funds, linked_transfer_failed, liquidity_exceeded, overflow, post_amount_exceeds_pending, same_account, settlement_csv_invalid */
+        Error422_7545b8fb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_closed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "insufficient_funds" | "linked_transfer_failed" | "liquidity_exceeded" | "overflow" | "post_amount_exceeds_pending" | "same_account" | "settlement_csv_invalid";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: account_closed, consent_code_invalid, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, overflow, post_amount_exceeds_pending, same_account */
         Error422_8633125d: {
             headers: {
@@ -7699,6 +7699,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_closed" | "consent_code_invalid" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "post_amount_exceeds_pending" | "same_account";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: account_closed, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, liquidity_exceeded, overflow, post_amount_exceeds_pending, same_account, settlement_csv_invalid */
+        Error422_8d953c79: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_closed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "liquidity_exceeded" | "overflow" | "post_amount_exceeds_pending" | "same_account" | "settlement_csv_invalid";
                     };
                 };
             };
@@ -7759,8 +7773,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: account_closed, currency_mismatch, exceeds_credit_limit, exceeds_debits, insufficient_funds, linked_transfer_failed, liquidity_exceeded, overflow, post_amount_exceeds_pending, same_account */
-        Error422_aa95d6ca: {
+        /** @description Unprocessable: idempotency_key_reused, liquidity_exceeded, settlement_csv_invalid */
+        Error422_b3f28d58: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7768,7 +7782,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_closed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "insufficient_funds" | "linked_transfer_failed" | "liquidity_exceeded" | "overflow" | "post_amount_exceeds_pending" | "same_account";
+                        code?: "idempotency_key_reused" | "liquidity_exceeded" | "settlement_csv_invalid";
                     };
                 };
             };
@@ -7829,20 +7843,6 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: account_closed, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, liquidity_exceeded, overflow, post_amount_exceeds_pending, same_account */
-        Error422_f4854a61: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_closed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "liquidity_exceeded" | "overflow" | "post_amount_exceeds_pending" | "same_account";
-                    };
-                };
-            };
-        };
         /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_unavailable, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
         Error422_f49ddb7e: {
             headers: {
@@ -7853,6 +7853,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_unavailable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: liquidity_exceeded, settlement_csv_invalid */
+        Error422_f522a645: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "liquidity_exceeded" | "settlement_csv_invalid";
                     };
                 };
             };
@@ -8206,7 +8220,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -8262,7 +8276,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -8296,7 +8310,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -8336,7 +8350,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -8376,7 +8390,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -8422,7 +8436,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -8464,7 +8478,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -8903,7 +8917,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -8971,7 +8985,7 @@ export interface operations {
             409: components["responses"]["Error409_3e6fd0f3"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -9007,7 +9021,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -9035,7 +9049,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_3e6f13c5"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -9080,7 +9094,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_3e6f13c5"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -9258,7 +9272,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -9893,7 +9907,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -9947,7 +9961,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10009,7 +10023,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10064,7 +10078,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10119,7 +10133,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10168,7 +10182,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10224,7 +10238,7 @@ export interface operations {
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_a68bb532"];
             409: components["responses"]["Error409_61ace21e"];
-            422: components["responses"]["Error422_3efebc2f"];
+            422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10284,7 +10298,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10321,7 +10335,7 @@ export interface operations {
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_3c64f123"];
             409: components["responses"]["Error409_61ace21e"];
-            422: components["responses"]["Error422_3efebc2f"];
+            422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10353,7 +10367,7 @@ export interface operations {
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_3c64f123"];
             409: components["responses"]["Error409_61ace21e"];
-            422: components["responses"]["Error422_3efebc2f"];
+            422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10393,7 +10407,7 @@ export interface operations {
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_3c64f123"];
             409: components["responses"]["Error409_61ace21e"];
-            422: components["responses"]["Error422_3efebc2f"];
+            422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10430,7 +10444,7 @@ export interface operations {
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_3c64f123"];
             409: components["responses"]["Error409_61ace21e"];
-            422: components["responses"]["Error422_3efebc2f"];
+            422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10474,7 +10488,7 @@ export interface operations {
             409: components["responses"]["Error409_4aa87fd5"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_24a48eea"];
+            422: components["responses"]["Error422_b3f28d58"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10483,6 +10497,7 @@ export interface operations {
     getOperatorSettlementDiscrepancies: {
         parameters: {
             query?: {
+                /** @description Only the reports of this window */
                 windowId?: string;
                 limit?: string;
             };
@@ -10508,7 +10523,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10539,7 +10554,7 @@ export interface operations {
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_3c64f123"];
             409: components["responses"]["Error409_61ace21e"];
-            422: components["responses"]["Error422_3efebc2f"];
+            422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10571,7 +10586,7 @@ export interface operations {
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_3c64f123"];
             409: components["responses"]["Error409_61ace21e"];
-            422: components["responses"]["Error422_3efebc2f"];
+            422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10603,7 +10618,7 @@ export interface operations {
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_3c64f123"];
             409: components["responses"]["Error409_61ace21e"];
-            422: components["responses"]["Error422_3efebc2f"];
+            422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10635,7 +10650,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10666,7 +10681,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10699,7 +10714,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10736,7 +10751,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10767,7 +10782,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10807,7 +10822,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_3e6f13c5"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10863,7 +10878,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10921,7 +10936,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10964,7 +10979,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -11007,7 +11022,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -11127,7 +11142,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
