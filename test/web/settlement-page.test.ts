@@ -11,6 +11,8 @@ import { openWebHarness, type WebHarness } from './support.ts';
  * same values as the API), a participant's camt.053 downloaded, the settlement recorded, and a participant's
  * positions; axe (WCAG 2.x A/AA) finds no serious or critical violation, in English and 中文.
  */
+/** The little of the browser's globals used inside page.evaluate (the Node tsconfig has no DOM lib). */
+declare const document: { documentElement: { scrollWidth: number; clientWidth: number } };
 let h: WebHarness;
 let page: Page;
 let n = 0;
@@ -87,6 +89,12 @@ describe('the console settlement page in Chromium', () => {
     await expect.poll(async () => status.textContent()).toBe('已结算');
     await axe(page, 'settlement (zh)');
     await h.shot('settlement-4-zh');
+    // On a phone (360 px): still clean, and nothing wider than the screen.
+    await page.setViewportSize({ width: 360, height: 780 });
+    await axe(page, 'settlement (zh, 360 px)');
+    const widths = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+    expect(widths.scroll, 'horizontal overflow at 360 px').toBeLessThanOrEqual(widths.client);
+    await h.shot('settlement-5-phone');
     expect(h.problems).toEqual([]);
   }, 180_000);
 });
