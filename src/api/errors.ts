@@ -148,6 +148,7 @@ export const errorCatalogue = {
   settlement_window_not_found: { status: 404, message: "no such settlement window" },
   settlement_window_open: { status: 409, message: "the settlement window is still open: close it first" },
   settlement_invalid: { status: 400, message: "the settlement request is not valid" },
+  settlement_csv_invalid: { status: 422, message: "the uploaded CSV is not a settlement view the hub can read" },
   // FX
   fx_rates_invalid: { status: 400, message: "the rates document is not valid" },
   fx_rate_unavailable: { status: 422, message: "no reference rate for this currency or pair" },

@@ -196,7 +196,7 @@ export const errorGroups = {
     'card_not_found',
     'token_not_found',
   ),
-  settlement: codes('settlement_window_not_found', 'settlement_window_open', 'settlement_invalid'),
+  settlement: codes('settlement_window_not_found', 'settlement_window_open', 'settlement_invalid', 'settlement_csv_invalid'),
   webhooks: codes('webhook_secret_not_retrievable'),
   issuer: codes('not_issuer_participant', 'issuer_settings_invalid', 'invalid_authorization_url', 'payment_risk_rule_invalid'),
 } as const;

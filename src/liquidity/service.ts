@@ -47,6 +47,7 @@ export interface LiquidityService {
   /** Liquidity back to the participant's settlement bank account: never into the cap, never below what is reserved. */
   fundsOut(tx: Queryable, actor: Actor, input: { participantId: string; currency: string; amountMinor: bigint; transferId: string; reference?: string | undefined }): Promise<Result<Position, LErr>>;
   setNetDebitCap(tx: Queryable, actor: Actor, input: { participantId: string; currency: string; capMinor: bigint }): Promise<Result<Position, LErr>>;
+  participantExists(q: Queryable, participantId: string): Promise<boolean>;
 }
 
 export function createLiquidityService(deps: { db: Db; clock: Clock; audit: AuditService; events: EventOutbox; ledger: Ledger; accounts: AccountService }): LiquidityService {
@@ -120,6 +121,7 @@ export function createLiquidityService(deps: { db: Db; clock: Clock; audit: Audi
 
   return {
     positionAccount: (participantId, currency) => accounts.ensureSystemAccount('funding', participantId, currency),
+    participantExists,
     position: (participantId, currency) => position(participantId, currency),
     async positions(participantId) {
       const rows = await db.query<{ currency: string }>(`select distinct currency from ledger_accounts where owner_participant_id = $1 and kind = 'funding' order by currency limit 50`, [participantId]);

@@ -1,6 +1,9 @@
 import { randomInt } from 'node:crypto';
 import { positionLimit } from '../accounts/index.ts';
+import type { AccountService } from '../accounts/index.ts';
+import type { TransferInput } from '../ledger/index.ts';
 import type { Flusher } from '../platform/db.ts';
+import { interparticipantLegs, type PositionMove } from '../settlement/index.ts';
 import type { RiskDecision } from '../risk/index.ts';
 import type { PErr } from './errors.ts';
 
@@ -179,7 +182,7 @@ export const captureFlusher: Flusher<readonly [string, string, string, string]> 
 /** What a ledger refusal means for a card payment. */
 export function ledgerCode(error: { code: string; details?: unknown } | undefined): PErr {
   const code = error?.code ?? 'unknown';
-  if (error !== undefined && positionLimit(error)) return { code: 'liquidity_exceeded', message: "the issuer's position at the hub cannot cover the amount (prefunded liquidity and net debit cap)" };
+  if (error !== undefined && positionLimit(error)) return { code: 'liquidity_exceeded', message: "the paying participant's position at the hub cannot cover the amount (prefunded liquidity and net debit cap)" };
   if (code === 'insufficient_funds' || code === 'exceeds_credit_limit') return { code: 'insufficient_funds', message: 'the funding account cannot cover the amount' };
   if (code === 'pending_expired') return { code: 'payment_state', message: 'the authorization hold has expired', details: { status: 'expired' } };
   if (code === 'pending_already_resolved') return { code: 'payment_state', message: 'the authorization hold was already resolved' };
@@ -188,3 +191,78 @@ export function ledgerCode(error: { code: string; details?: unknown } | undefine
 
 /** The merchant's fee on a captured amount, rounded up to the minor unit. */
 export const merchantFee = (amountMinor: bigint, feeBps: number): bigint => (feeBps > 0 ? (amountMinor * BigInt(feeBps) + 9_999n) / 10_000n : 0n);
+
+/**
+ * The ledger legs that capture `amountMinor` of a card payment's hold, and the position move they make.
+ *
+ * Inside one participant (the issuer also owns the merchant) the hold is posted. Between two participants the hold is
+ * released into the payment's chain, which runs through both positions like every payment between participants
+ * (src/settlement): the issuer's position pays the merchant owner's (checked first against the issuer's liquidity and
+ * net debit cap: `liquidity_exceeded`), the customer's money goes to the issuer's position, and the merchant owner's
+ * position credits the merchant. A connected issuer's payment is held on its position itself, so that side has no
+ * customer leg. The caller links the legs (with any fee) into one chain and records the move in the open window.
+ */
+export async function captureLegs(
+  accounts: Pick<AccountService, 'ensureSystemAccount'>,
+  input: {
+    readonly authorizationId: string;
+    /** Part of the leg ids of a chain between participants (a refused attempt's ids stay failed in the ledger). */
+    readonly attempt?: string;
+    readonly holdId: string;
+    readonly amountMinor: bigint;
+    readonly currency: string;
+    readonly issuerParticipantId: string;
+    readonly merchantOwnerId: string;
+    readonly sourceAccountId: string;
+    readonly merchantAccountId: string;
+  },
+): Promise<{ legs: TransferInput[]; move: PositionMove | undefined }> {
+  const metadata = { authorizationId: input.authorizationId };
+  if (input.issuerParticipantId === input.merchantOwnerId) {
+    return { legs: [{ id: `${input.authorizationId}_capture`, kind: 'post_pending', pendingId: input.holdId, amountMinor: input.amountMinor, purpose: 'card_capture', metadata }], move: undefined };
+  }
+  const prefix = input.attempt === undefined ? input.authorizationId : `${input.authorizationId}_${input.attempt}`;
+  const chain = interparticipantLegs({
+    legId: (leg) => `${prefix}_${leg === 'card_capture' ? 'capture' : leg === 'card_capture_in' ? 'capture_in' : leg}`,
+    sourceAccountId: input.sourceAccountId,
+    payeeAccountId: input.merchantAccountId,
+    payerParticipantId: input.issuerParticipantId,
+    payeeParticipantId: input.merchantOwnerId,
+    payerPositionAccountId: await accounts.ensureSystemAccount('funding', input.issuerParticipantId, input.currency),
+    payeePositionAccountId: await accounts.ensureSystemAccount('funding', input.merchantOwnerId, input.currency),
+    amountMinor: input.amountMinor,
+    currency: input.currency,
+    purpose: 'card_capture',
+    paymentId: input.authorizationId,
+    metadata,
+  });
+  return { legs: [{ id: `${prefix}_release`, kind: 'void_pending', pendingId: input.holdId, purpose: 'card_release', metadata }, ...chain.legs], move: chain.move };
+}
+
+/**
+ * A refund of `amountMinor` from the merchant back to the payment's source. Between two participants it is a payment
+ * the other way: the merchant owner's position pays the issuer's (checked against the merchant owner's cover), with the
+ * customer legs through both positions. The first leg's id is `refundId` (the refund's transfer of record).
+ */
+export async function refundLegs(
+  accounts: Pick<AccountService, 'ensureSystemAccount'>,
+  input: { readonly refundId: string; readonly amountMinor: bigint; readonly currency: string; readonly issuerParticipantId: string; readonly merchantOwnerId: string; readonly sourceAccountId: string; readonly merchantAccountId: string; readonly authorizationId: string },
+): Promise<{ legs: TransferInput[]; move: PositionMove | undefined }> {
+  const metadata = { authorizationId: input.authorizationId };
+  const between = input.issuerParticipantId !== input.merchantOwnerId;
+  const chain = interparticipantLegs({
+    legId: (leg) => (leg === 'card_refund' ? input.refundId : `${input.refundId}_${leg}`),
+    sourceAccountId: input.merchantAccountId,
+    payeeAccountId: input.sourceAccountId,
+    payerParticipantId: input.merchantOwnerId,
+    payeeParticipantId: input.issuerParticipantId,
+    payerPositionAccountId: between ? await accounts.ensureSystemAccount('funding', input.merchantOwnerId, input.currency) : '',
+    payeePositionAccountId: between ? await accounts.ensureSystemAccount('funding', input.issuerParticipantId, input.currency) : '',
+    amountMinor: input.amountMinor,
+    currency: input.currency,
+    purpose: 'card_refund',
+    paymentId: input.refundId,
+    metadata,
+  });
+  return { legs: chain.legs.map((l, k) => ({ ...l, linked: k < chain.legs.length - 1 })), move: chain.move };
+}

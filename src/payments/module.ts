@@ -15,6 +15,7 @@ import { createPaymentRuleStore, type PaymentRuleStore } from './risk-rules.ts';
 import { registerPaymentRoutes } from './routes.ts';
 import { createPaymentService, type PaymentService } from './service.ts';
 import type { StepUpService } from '../stepup/index.ts';
+import type { SettlementService } from '../settlement/index.ts';
 
 /** Acceptance (pay anywhere): merchants, QR (MPM and CPM), tap, payment links, one authorization pipeline. */
 export interface PaymentsModule {
@@ -45,6 +46,8 @@ export function createPaymentsModule(deps: {
   holdTtlMs?: number;
   /** The ownership registry, told the holders of each committed payment. */
   refs?: RefLearner;
+  /** Records the position legs of card payments between participants in the open settlement window. */
+  settlement: Pick<SettlementService, 'recordMoves'>;
 }): PaymentsModule {
   const { db, clock, vault, audit, events, cards, transfers } = deps;
   const { ledger, accounts, risk, fx } = transfers;
@@ -66,6 +69,7 @@ export function createPaymentsModule(deps: {
     issuers,
     paymentRules,
     stepUp: deps.stepUp,
+    settlement: deps.settlement,
     ...(deps.holdTtlMs !== undefined ? { holdTtlMs: deps.holdTtlMs } : {}),
     ...(deps.refs !== undefined ? { refs: deps.refs } : {}),
   });

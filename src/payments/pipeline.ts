@@ -19,7 +19,8 @@ import type { VerifiedTokenPayment, WalletTokenService } from '../cards/index.ts
 import type { EventOutbox } from '../webhooks/index.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway, IssuerSettings } from './issuer.ts';
-import { authCode, authorizationFlusher, ledgerCode, merchantFee, SEVERITY, yymmdd, type Authorization, type PaymentChannel } from './model.ts';
+import type { PositionMove, SettlementService } from '../settlement/index.ts';
+import { authCode, authorizationFlusher, captureLegs, ledgerCode, merchantFee, SEVERITY, yymmdd, type Authorization, type PaymentChannel } from './model.ts';
 import { evaluatePaymentRules, type PaymentRuleStore, type PaymentRules } from './risk-rules.ts';
 
 /**
@@ -144,6 +145,8 @@ interface PipelineDeps {
   readonly notify: (tx: Queryable, a: Authorization, type: EventType, data?: Record<string, unknown>) => Promise<void>;
   /** Told each committed payment's holders (as payments/refs.ts reads them), so its capture costs no ownership query. */
   readonly refs?: RefLearner;
+  /** Records the position legs of payments between participants in the open settlement window. */
+  readonly settlement: Pick<SettlementService, 'recordMoves'>;
 }
 
 /** A channel's input resolved to what every channel has: a merchant, an amount and how the payer pays. */
@@ -811,6 +814,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         readonly x: { i: number; d: Decided };
         readonly legs: TransferInput[];
         readonly fee: bigint;
+        readonly move: PositionMove | undefined;
       }
       const planned: Planned[] = [];
       for (const x of live) {
@@ -825,14 +829,26 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         const legs: TransferInput[] = [
           { id: holdId, kind: 'pending', debitAccountId: d.fundingAccountId, creditAccountId: d.merchant.settlementAccountId, amountMinor: d.amountMinor, currency: d.currency, timeoutMs: deps.holdTtlMs, purpose: 'card_authorization', metadata: { authorizationId: d.id, merchantId: d.merchant.id } },
         ];
+        let move: PositionMove | undefined;
         if (d.capture) {
-          legs.push({ id: `${d.id}_capture`, kind: 'post_pending', pendingId: holdId, amountMinor: d.amountMinor, purpose: 'card_capture', metadata: { authorizationId: d.id } });
+          const captured = await captureLegs(accounts, {
+            authorizationId: d.id,
+            holdId,
+            amountMinor: d.amountMinor,
+            currency: d.currency,
+            issuerParticipantId: d.issuerId,
+            merchantOwnerId: d.merchant.ownerParticipantId,
+            sourceAccountId: d.fundingAccountId,
+            merchantAccountId: d.merchant.settlementAccountId,
+          });
+          legs.push(...captured.legs);
+          move = captured.move;
           if (fee > 0n) {
             const feeAccount = await accounts.ensureSystemAccount('fees', d.issuerId, d.currency);
             legs.push({ id: `${d.id}_fee`, debitAccountId: d.merchant.settlementAccountId, creditAccountId: feeAccount, amountMinor: fee, currency: d.currency, purpose: 'merchant_fee', metadata: { authorizationId: d.id, feeBps: d.merchant.feeBps } });
           }
         }
-        planned.push({ x, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), fee });
+        planned.push({ x, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), fee, move });
       }
       const results = planned.length === 0 ? [] : await ledger.applyInTx(tx, planned.flatMap((p) => p.legs));
       const done: Planned[] = [];
@@ -844,6 +860,9 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         if (failed !== undefined && !failed.ok) await refuse(p.x, ledgerCode(failed.error));
         else done.push(p);
       }
+      // The committed position legs, in the settlement window open at this COMMIT.
+      const moves = done.flatMap((p) => (p.move === undefined ? [] : [p.move]));
+      if (moves.length > 0) await deps.settlement.recordMoves(tx, moves);
 
       // (3) The records of the payments whose money moved, staged or set-based, with the COMMIT.
       const tokenUsed: Parameters<WalletTokenService['recordTokenUses']>[1][number][] = [];

@@ -19,9 +19,10 @@ import type { RiskService } from '../risk/index.ts';
 import type { StepUpService } from '../stepup/index.ts';
 import type { WalletTokenService } from '../cards/index.ts';
 import type { EventOutbox } from '../webhooks/index.ts';
+import type { PositionMove, SettlementService } from '../settlement/index.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway } from './issuer.ts';
-import { captureFlusher, DEFAULT_DYNAMIC_QR_TTL_S, DEFAULT_HOLD_TTL_MS, HUB_GUID, ledgerCode, MAX_SWEEP, MERCHANT_ACCOUNT_TAG, merchantFee, toAuth, type Authorization, type AuthRow } from './model.ts';
+import { captureFlusher, captureLegs, DEFAULT_DYNAMIC_QR_TTL_S, DEFAULT_HOLD_TTL_MS, HUB_GUID, ledgerCode, MAX_SWEEP, MERCHANT_ACCOUNT_TAG, merchantFee, refundLegs, toAuth, type Authorization, type AuthRow } from './model.ts';
 import { createCardPipeline, type CardPaymentInput, type CardPipeline } from './pipeline.ts';
 import type { PaymentRuleStore } from './risk-rules.ts';
 
@@ -173,6 +174,8 @@ export interface PaymentServiceDeps {
   readonly stepUp: StepUpService;
   readonly holdTtlMs?: number;
   readonly refs?: RefLearner;
+  /** Records the position legs of card payments between participants in the open settlement window. */
+  readonly settlement: Pick<SettlementService, 'recordMoves'>;
 }
 
 export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
@@ -222,7 +225,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       tx,
     );
     const taken = new Set<string>();
-    const planned: { i: number; a: Authorization; amount: bigint; fee: bigint; transfers: TransferInput[] }[] = [];
+    const planned: { i: number; a: Authorization; amount: bigint; fee: bigint; transfers: TransferInput[]; move: PositionMove | undefined }[] = [];
     for (const [i, item] of items.entries()) {
       const a = byId.get(item.authorizationId);
       if (a === undefined || a.ownerParticipantId !== item.owner) {
@@ -249,13 +252,27 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const merchant = merchantsById.get(a.merchantId);
       if (merchant === undefined) throw new Error('merchant vanished');
       const fee = merchantFee(amount, merchant.feeBps);
-      const transfers: TransferInput[] = [{ id: `${a.id}_capture`, kind: 'post_pending', pendingId: a.holdTransferId, amountMinor: amount, purpose: 'card_capture', metadata: { authorizationId: a.id }, ...(fee > 0n ? { linked: true } : {}) }];
+      const captured = await captureLegs(accounts, {
+        authorizationId: a.id,
+        // A capture refused by the issuer's cover may be tried again later: the ledger remembers failed ids, so each
+        // attempt's legs have their own.
+        attempt: newId('c').slice(-6),
+        holdId: a.holdTransferId,
+        amountMinor: amount,
+        currency: a.currency,
+        issuerParticipantId: a.issuerParticipantId,
+        merchantOwnerId: merchant.ownerParticipantId,
+        sourceAccountId: a.sourceAccountId,
+        merchantAccountId: merchant.settlementAccountId,
+      });
+      const legs: TransferInput[] = [...captured.legs];
       if (fee > 0n) {
         const feeAccount = await accounts.ensureSystemAccount('fees', a.issuerParticipantId, a.currency);
-        transfers.push({ id: `${a.id}_fee`, debitAccountId: merchant.settlementAccountId, creditAccountId: feeAccount, amountMinor: fee, currency: a.currency, purpose: 'merchant_fee', metadata: { authorizationId: a.id, feeBps: merchant.feeBps } });
+        legs.push({ id: `${a.id}_fee`, debitAccountId: merchant.settlementAccountId, creditAccountId: feeAccount, amountMinor: fee, currency: a.currency, purpose: 'merchant_fee', metadata: { authorizationId: a.id, feeBps: merchant.feeBps } });
       }
+      const transfers = legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 }));
       taken.add(a.id);
-      planned.push({ i, a, amount, fee, transfers });
+      planned.push({ i, a, amount, fee, transfers, move: captured.move });
     }
     if (planned.length === 0) return out.map((r) => r!);
     const results = await ledger.applyInTx(
@@ -272,6 +289,9 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       else done.push(p);
     }
     if (done.length === 0) return out.map((r) => r!);
+    // The committed position legs, in the settlement window open at this COMMIT.
+    const moves = done.flatMap((p) => (p.move === undefined ? [] : [p.move]));
+    if (moves.length > 0) await deps.settlement.recordMoves(tx, moves);
     const now = clock.now();
     for (const p of done) {
       tx.hooks!.stage(captureFlusher, [p.a.id, p.amount.toString(), p.fee.toString(), now.toISOString()]);
@@ -402,8 +422,20 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const merchant = await merchants.getById(a.merchantId, tx);
       if (merchant === undefined) throw new Error('merchant vanished');
       const refundId = newId('rfd');
-      const [r] = await ledger.applyInTx(tx, [{ id: refundId, debitAccountId: merchant.settlementAccountId, creditAccountId: a.sourceAccountId, amountMinor: amount, currency: a.currency, purpose: 'card_refund', metadata: { authorizationId: a.id } }]);
-      if (r === undefined || !r.ok) return { ok: false, error: ledgerCode(r?.ok === false ? r.error : undefined) };
+      const refund = await refundLegs(accounts, {
+        refundId,
+        amountMinor: amount,
+        currency: a.currency,
+        issuerParticipantId: a.issuerParticipantId,
+        merchantOwnerId: merchant.ownerParticipantId,
+        sourceAccountId: a.sourceAccountId,
+        merchantAccountId: merchant.settlementAccountId,
+        authorizationId: a.id,
+      });
+      const results = await ledger.applyInTx(tx, refund.legs);
+      const bad = results.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed') ?? results.find((r) => !r.ok);
+      if (results.length === 0 || (bad !== undefined && !bad.ok)) return { ok: false, error: ledgerCode(bad?.ok === false ? bad.error : undefined) };
+      if (refund.move !== undefined) await deps.settlement.recordMoves(tx, [refund.move]);
       await tx.query('insert into pay_refunds (id, authorization_id, amount_minor, transfer_id, created_at) values ($1, $2, $3, $4, $5)', [refundId, a.id, amount, refundId, clock.now()]);
       await tx.query('update pay_authorizations set refunded_minor = refunded_minor + $2, updated_at = $3 where id = $1', [a.id, amount, clock.now()]);
       const after = await reloadAuth(tx, a.id);

@@ -38,6 +38,9 @@ export function createSettlementDocuments(deps: { clock: Clock; settlement: Sett
     async statement(q, windowId, participantId) {
       const w = await settlement.window(q, windowId);
       if (w === undefined) return undefined;
+      // No such participant (the operator names one): nothing to state.
+      const me = (await parties(q, [participantId])).get(participantId);
+      if (me === undefined) return undefined;
       const [agg] = await q.query<{ dc: bigint; cc: bigint; dm: bigint; cm: bigint }>(
         `select (select count(*) from settlement_entries where window_id = $1 and payer_participant_id = $2) as dc,
                 (select coalesce(sum(amount_minor), 0)::int8 from settlement_entries where window_id = $1 and payer_participant_id = $2) as dm,
@@ -46,7 +49,6 @@ export function createSettlementDocuments(deps: { clock: Clock; settlement: Sett
         [windowId, participantId],
       );
       const totals: StatementTotals = { count: (agg?.dc ?? 0n) + (agg?.cc ?? 0n), debitCount: agg?.dc ?? 0n, creditCount: agg?.cc ?? 0n, debitMinor: agg?.dm ?? 0n, creditMinor: agg?.cm ?? 0n };
-      const me = (await parties(q, [participantId])).get(participantId) ?? { id: participantId, name: participantId };
       const now = clock.now();
       async function* pages() {
         let after: string | undefined;

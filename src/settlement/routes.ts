@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { actorOf, okResponse, principalOf, type Idempotent } from '../api/index.ts';
+import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/index.ts';
 import { Ref } from '../api/index.ts';
 import { CurrencyCode, Strict } from '../api/index.ts';
 import type { LiquidityService } from '../liquidity/index.ts';
@@ -8,7 +8,8 @@ import type { HttpServer } from '../platform/http.ts';
 import { formatMoney } from '../platform/money.ts';
 import { Readable } from 'node:stream';
 import type { SettlementDocuments } from './documents.ts';
-import { MAX_ENTRIES_PAGE, type Instruction, type NetPosition, type SettlementService, type SettlementWindow, type WindowEntry, type WindowReport } from './service.ts';
+import { compareWithHub, MAX_LISTED, MAX_UPLOAD_ROWS, parseParticipantCsv, type Discrepancy } from './reconcile.ts';
+import { MAX_ENTRIES_PAGE, type SavedDiscrepancies, type SettlementSchedule, type Instruction, type NetPosition, type SettlementService, type SettlementWindow, type WindowEntry, type WindowReport } from './service.ts';
 
 const WireMoney = Type.Object({ amount: Type.String(), currency: Type.String() }, { additionalProperties: false });
 const WindowSchema = Type.Object(
@@ -76,6 +77,22 @@ const wireEntry = (e: WindowEntry, participantId: string) => ({
   createdAt: e.createdAt.toISOString(),
 });
 
+const wireSide = (side: Discrepancy['hub'] | Discrepancy['participant']) =>
+  side === null ? null : { direction: side.direction, counterpartyParticipantId: side.counterpartyParticipantId, amount: formatMoney(side.amountMinor, side.currency) };
+const wireDiscrepancies = (d: SavedDiscrepancies) => ({
+  id: d.id,
+  windowId: d.windowId,
+  participantId: d.participantId,
+  matched: d.report.matched,
+  hubCount: d.report.hubCount,
+  participantCount: d.report.participantCount,
+  hubNet: formatMoney(d.report.hubNetMinor, d.currency),
+  participantNet: formatMoney(d.report.participantNetMinor, d.currency),
+  counts: { ...d.report.counts },
+  items: d.report.items.map((i) => ({ kind: i.kind, transferId: i.transferId, line: i.line, hub: wireSide(i.hub), participant: wireSide(i.participant) })),
+  createdAt: d.createdAt.toISOString(),
+});
+
 /** A CSV field: quoted when it holds a comma, quote or line break; a leading =, +, - or @ is neutralised (spreadsheets). */
 const csvField = (v: string) => {
   const safe = /^[=+\-@]/.test(v) && !/^-?[0-9.]+$/.test(v) ? `'${v}` : v;
@@ -91,47 +108,58 @@ export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settle
   const { db, settlement, documents, liquidity, idempotent } = deps;
   for (const s of [WindowSchema, NetSchema, InstructionSchema, ReportSchema, EntrySchema]) app.addSchema(s);
 
+  const PositionsSchema = Type.Object(
+    {
+      items: Type.Array(
+        Type.Object(
+          { currency: Type.String(), unsettledPosition: WireMoney, liquidity: WireMoney, balance: WireMoney, reserved: WireMoney, netDebitCap: WireMoney, available: WireMoney },
+          { additionalProperties: false },
+        ),
+      ),
+    },
+    { additionalProperties: false },
+  );
+  /** A participant's positions with its net position in the windows not yet settled, per currency. */
+  const positionsOf = async (participantId: string) => {
+    const [positions, unsettled] = await Promise.all([liquidity.positions(participantId), settlement.unsettled(db, participantId)]);
+    const currencies = [...new Set([...positions.map((p) => p.currency), ...unsettled.keys()])].sort();
+    return {
+      items: currencies.map((currency) => {
+        const p = positions.find((x) => x.currency === currency);
+        const m = (v: bigint | undefined) => formatMoney(v ?? 0n, currency);
+        return {
+          currency,
+          unsettledPosition: m(unsettled.get(currency)),
+          liquidity: m(p?.liquidityMinor),
+          balance: m(p?.balanceMinor),
+          reserved: m(p?.reservedMinor),
+          netDebitCap: m(p?.netDebitCapMinor),
+          available: m(p?.availableMinor),
+        };
+      }),
+    };
+  };
   app.get(
     '/v1/settlement/positions',
+    { schema: { tags: ['settlement'], summary: 'Your positions: liquidity, balance and cap per currency, and your net position in the windows not yet settled', security: sec, response: { 200: PositionsSchema } } },
+    async (request) => positionsOf(principalOf(request).participantId),
+  );
+  app.get(
+    '/v1/operator/settlement/participants/:participantId/positions',
     {
+      config: operator,
       schema: {
-        tags: ['settlement'],
-        summary: 'Your positions: liquidity, balance and cap per currency, and your net position in the windows not yet settled',
-        security: sec,
-        response: {
-          200: Type.Object(
-            {
-              items: Type.Array(
-                Type.Object(
-                  { currency: Type.String(), unsettledPosition: WireMoney, liquidity: WireMoney, balance: WireMoney, reserved: WireMoney, netDebitCap: WireMoney, available: WireMoney },
-                  { additionalProperties: false },
-                ),
-              ),
-            },
-            { additionalProperties: false },
-          ),
-        },
+        tags: ['operator'],
+        summary: "A participant's positions as it sees them: liquidity, balance and cap per currency, and its net position in the windows not yet settled",
+        security: opSec,
+        params: Strict({ participantId: Ref('participant', 'The participant') }),
+        response: { 200: PositionsSchema },
       },
     },
-    async (request) => {
-      const me = principalOf(request).participantId;
-      const [positions, unsettled] = await Promise.all([liquidity.positions(me), settlement.unsettled(db, me)]);
-      const currencies = [...new Set([...positions.map((p) => p.currency), ...unsettled.keys()])].sort();
-      return {
-        items: currencies.map((currency) => {
-          const p = positions.find((x) => x.currency === currency);
-          const m = (v: bigint | undefined) => formatMoney(v ?? 0n, currency);
-          return {
-            currency,
-            unsettledPosition: m(unsettled.get(currency)),
-            liquidity: m(p?.liquidityMinor),
-            balance: m(p?.balanceMinor),
-            reserved: m(p?.reservedMinor),
-            netDebitCap: m(p?.netDebitCapMinor),
-            available: m(p?.availableMinor),
-          };
-        }),
-      };
+    async (request, reply) => {
+      const found = await liquidity.participantExists(db, request.params.participantId);
+      if (!found) return reply.fail({ code: 'participant_not_found', message: 'no such participant' });
+      return positionsOf(request.params.participantId);
     },
   );
 
@@ -210,6 +238,77 @@ export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settle
     },
   );
 
+  // ---- reconciliation: the participant's own view against the hub's ---------------------------------------------------
+  const DiffSide = Type.Union([
+    Type.Object({ direction: Type.Union([Type.Literal('sent'), Type.Literal('received')]), counterpartyParticipantId: Type.Union([Type.String(), Type.Null()]), amount: WireMoney }, { additionalProperties: false }),
+    Type.Null(),
+  ]);
+  const DiscrepancyReportSchema = Type.Object(
+    {
+      id: Type.String(),
+      windowId: Type.String(),
+      participantId: Type.String(),
+      matched: Type.Integer(),
+      hubCount: Type.Integer(),
+      participantCount: Type.Integer(),
+      hubNet: WireMoney,
+      participantNet: WireMoney,
+      counts: Type.Record(Type.String(), Type.Integer(), { description: 'missing_at_participant, missing_at_hub, direction, counterparty, amount, currency, duplicate' }),
+      items: Type.Array(Type.Object({ kind: Type.String(), transferId: Type.String(), line: Type.Union([Type.Integer(), Type.Null()]), hub: DiffSide, participant: DiffSide }, { additionalProperties: false }), { description: `The first ${MAX_LISTED} differences` }),
+      createdAt: Type.String({ format: 'date-time' }),
+    },
+    { $id: 'SettlementDiscrepancyReport', additionalProperties: false, description: "A participant's view of a window compared with the hub's legs." },
+  );
+  app.addSchema(DiscrepancyReportSchema);
+  app.post(
+    '/v1/settlement/windows/:windowId/discrepancies',
+    { config: { idempotency: 'optional' },
+      schema: {
+        tags: ['settlement'],
+        summary: 'Upload your own view of a window (CSV) and get its differences from the hub’s legs',
+        description: `The CSV has the columns of transfers.csv (at least transfer_id, direction, amount and currency; counterparty_participant_id is compared when given), one header line, at most ${MAX_UPLOAD_ROWS} rows. The report is kept: the operator sees it.`,
+        security: sec,
+        params: WindowParams,
+        body: Strict({ csv: Type.String({ minLength: 1, maxLength: 60_000, description: 'The CSV text' }) }),
+        response: { 201: Type.Ref(DiscrepancyReportSchema) },
+      },
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const me = principalOf(request).participantId;
+        const w = await settlement.window(tx, request.params.windowId);
+        if (w === undefined) return { code: 'settlement_window_not_found', message: 'no such settlement window' };
+        const parsed = parseParticipantCsv(request.body.csv);
+        if (!parsed.ok) return parsed.error;
+        const windowId = w.id;
+        async function* pages() {
+          let after: string | undefined;
+          for (;;) {
+            const page = await settlement.entries(tx, windowId, me, after, MAX_ENTRIES_PAGE);
+            yield page;
+            if (page.length < MAX_ENTRIES_PAGE) return;
+            after = page[page.length - 1]?.transferId;
+          }
+        }
+        const report = await compareWithHub(me, pages(), parsed.value);
+        const saved = await settlement.saveDiscrepancies(tx, actorOf(request), { windowId: w.id, participantId: me, currency: w.currency, report });
+        return created(wireDiscrepancies(saved));
+      }),
+  );
+  app.get(
+    '/v1/operator/settlement/discrepancies',
+    { config: operator,
+      schema: {
+        tags: ['operator'],
+        summary: 'Discrepancy reports participants asked for, newest first',
+        security: opSec,
+        querystring: Strict({ windowId: Type.Optional(Ref('settlement_window', 'Only the reports of this window')), limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$' })) }),
+        response: { 200: Type.Object({ items: Type.Array(Type.Ref(DiscrepancyReportSchema)) }, { additionalProperties: false }) },
+      },
+    },
+    async (request) => ({ items: (await settlement.discrepancies(db, { windowId: request.query.windowId, limit: listLimit(request.query.limit) })).map(wireDiscrepancies) }),
+  );
+
   // ---- ISO 20022 downloads ----------------------------------------------------------------------------------------
   const xml = (what: string) => ({ 200: Type.Unsafe<string | Readable>({ type: 'string', description: `application/xml: ${what}` }) });
   const notFound = { code: 'settlement_window_not_found' as const, message: 'no such settlement window, or nothing in it for you' };
@@ -248,6 +347,24 @@ export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settle
 
   // ---- operator --------------------------------------------------------------------------------------------------
   app.get(
+    '/v1/operator/settlement/windows/:windowId/participants/:participantId/camt053',
+    {
+      config: operator,
+      schema: {
+        tags: ['operator'],
+        summary: "A participant's ISO 20022 camt.053.001.08 statement of a window, as the participant downloads it",
+        security: opSec,
+        params: Strict({ windowId: Ref('settlement_window', 'The settlement window'), participantId: Ref('participant', 'The participant') }),
+        response: xml('camt.053.001.08'),
+      },
+    },
+    async (request, reply) => {
+      const stream = await documents.statement(db, request.params.windowId, request.params.participantId);
+      if (stream === undefined) return reply.fail({ code: 'settlement_window_not_found', message: 'no such settlement window, or nothing in it for this participant' });
+      return reply.type('application/xml; charset=utf-8').send(Readable.from(stream));
+    },
+  );
+  app.get(
     '/v1/operator/settlement/windows',
     { config: operator, schema: { tags: ['operator'], summary: 'Settlement windows, newest first', security: opSec, querystring: ListQuery, response: { 200: Type.Object({ items: Type.Array(Type.Ref(WindowSchema)) }, { additionalProperties: false }) } } },
     async (request) => ({ items: (await settlement.windows(db, { currency: request.query.currency, limit: listLimit(request.query.limit) })).map(wireWindow) }),
@@ -260,6 +377,64 @@ export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settle
       if (r === undefined) return reply.fail({ code: 'settlement_window_not_found', message: 'no such settlement window' });
       return wireReport(r);
     },
+  );
+  const CurrencyParams = Strict({ currency: CurrencyCode });
+  const ModelSchema = Type.Union([Type.Literal('deferred_net'), Type.Literal('immediate_gross')], {
+    description: 'deferred_net: windows close into net positions the settlement bank settles; immediate_gross: each payment between participants moves their liquidity at once',
+  });
+  const ScheduleSchema = Type.Union([
+    Type.Object(
+      { everyMinutes: Type.Union([Type.Integer(), Type.Null()]), cutoffUtc: Type.Union([Type.String(), Type.Null()]), nextCloseAt: Type.String({ format: 'date-time' }) },
+      { additionalProperties: false },
+    ),
+    Type.Null(),
+  ]);
+  const CurrencySettingsSchema = Type.Object({ currency: Type.String(), model: ModelSchema, schedule: ScheduleSchema }, { additionalProperties: false });
+  const wireSchedule = (s: SettlementSchedule | null | undefined) => (s === null || s === undefined ? null : { everyMinutes: s.everyMinutes, cutoffUtc: s.cutoffUtc, nextCloseAt: s.nextCloseAt.toISOString() });
+  app.get(
+    '/v1/operator/settlement/currencies',
+    { config: operator, schema: { tags: ['operator'], summary: 'How each currency settles (model) and when its window closes by itself (schedule); a currency not listed settles deferred net and closes only when the operator closes it', security: opSec, response: { 200: Type.Object({ items: Type.Array(CurrencySettingsSchema) }, { additionalProperties: false }) } } },
+    async () => {
+      const [models, schedules] = await Promise.all([settlement.models(db), settlement.schedules(db)]);
+      const currencies = [...new Set([...models.map((m) => m.currency), ...schedules.map((x) => x.currency)])].sort();
+      return { items: currencies.map((c) => ({ currency: c, model: models.find((m) => m.currency === c)?.model ?? ('deferred_net' as const), schedule: wireSchedule(schedules.find((x) => x.currency === c)) })) };
+    },
+  );
+  app.post(
+    '/v1/operator/settlement/currencies/:currency/model',
+    { config: { ...operator, idempotency: 'optional' },
+      schema: { tags: ['operator'], summary: "Set a currency's settlement model; payments committed from now on settle by it", security: opSec, params: CurrencyParams, body: Strict({ model: ModelSchema }), response: { 200: CurrencySettingsSchema } },
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const r = await settlement.setModel(tx, actorOf(request), { currency: request.params.currency, model: request.body.model });
+        if (!r.ok) return r.error;
+        const schedules = await settlement.schedules(tx);
+        return okResponse({ currency: r.value.currency, model: r.value.model, schedule: wireSchedule(schedules.find((x) => x.currency === r.value.currency)) });
+      }),
+  );
+  app.post(
+    '/v1/operator/settlement/currencies/:currency/schedule',
+    { config: { ...operator, idempotency: 'optional' },
+      schema: {
+        tags: ['operator'],
+        summary: "Close a currency's window by itself: every N minutes, or daily at a cut-off time (UTC); an empty body removes the schedule",
+        security: opSec,
+        params: CurrencyParams,
+        body: Strict({
+          everyMinutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_080, description: 'Close every N minutes, counted from now' })),
+          cutoffUtc: Type.Optional(Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', description: 'Close daily at HH:MM UTC' })),
+        }),
+        response: { 200: CurrencySettingsSchema },
+      },
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const r = await settlement.setSchedule(tx, actorOf(request), { currency: request.params.currency, everyMinutes: request.body.everyMinutes, cutoffUtc: request.body.cutoffUtc });
+        if (!r.ok) return r.error;
+        const models = await settlement.models(tx);
+        return okResponse({ currency: request.params.currency, model: models.find((m) => m.currency === request.params.currency)?.model ?? ('deferred_net' as const), schedule: wireSchedule(r.value) });
+      }),
   );
   app.post(
     '/v1/operator/settlement/windows/close',

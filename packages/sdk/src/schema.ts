@@ -1073,6 +1073,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/operator/settlement/participants/{participantId}/positions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A participant's positions as it sees them: liquidity, balance and cap per currency, and its net position in the windows not yet settled
+         * @description A participant's positions as it sees them: liquidity, balance and cap per currency, and its net position in the windows not yet settled.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorSettlementParticipantsByParticipantIdPositions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/settlement/windows": {
         parameters: {
             query?: never;
@@ -1151,6 +1173,48 @@ export interface paths {
          *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
         get: operations["getSettlementWindowsByWindowIdTransfersCsv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/settlement/windows/{windowId}/discrepancies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload your own view of a window (CSV) and get its differences from the hub’s legs
+         * @description The CSV has the columns of transfers.csv (at least transfer_id, direction, amount and currency; counterparty_participant_id is compared when given), one header line, at most 5000 rows. The report is kept: the operator sees it.
+         */
+        post: operations["postSettlementWindowsByWindowIdDiscrepancies"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/settlement/discrepancies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Discrepancy reports participants asked for, newest first
+         * @description Discrepancy reports participants asked for, newest first.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorSettlementDiscrepancies"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1269,6 +1333,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/operator/settlement/windows/{windowId}/participants/{participantId}/camt053": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A participant's ISO 20022 camt.053.001.08 statement of a window, as the participant downloads it
+         * @description A participant's ISO 20022 camt.053.001.08 statement of a window, as the participant downloads it.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorSettlementWindowsByWindowIdParticipantsByParticipantIdCamt053"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/operator/settlement/windows": {
         parameters: {
             query?: never;
@@ -1307,6 +1393,72 @@ export interface paths {
         get: operations["getOperatorSettlementWindowsByWindowId"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/settlement/currencies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How each currency settles (model) and when its window closes by itself (schedule); a currency not listed settles deferred net and closes only when the operator closes it
+         * @description How each currency settles (model) and when its window closes by itself (schedule); a currency not listed settles deferred net and closes only when the operator closes it.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorSettlementCurrencies"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/settlement/currencies/{currency}/model": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a currency's settlement model; payments committed from now on settle by it
+         * @description Set a currency's settlement model; payments committed from now on settle by it.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postOperatorSettlementCurrenciesByCurrencyModel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/settlement/currencies/{currency}/schedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Close a currency's window by itself: every N minutes, or daily at a cut-off time (UTC); an empty body removes the schedule
+         * @description Close a currency's window by itself: every N minutes, or daily at a cut-off time (UTC); an empty body removes the schedule.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postOperatorSettlementCurrenciesByCurrencySchedule"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4660,7 +4812,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -5523,6 +5675,51 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
         };
+        /** @description A participant's view of a window compared with the hub's legs. */
+        SettlementDiscrepancyReport: {
+            id: string;
+            windowId: string;
+            participantId: string;
+            matched: number;
+            hubCount: number;
+            participantCount: number;
+            hubNet: {
+                amount: string;
+                currency: string;
+            };
+            participantNet: {
+                amount: string;
+                currency: string;
+            };
+            /** @description missing_at_participant, missing_at_hub, direction, counterparty, amount, currency, duplicate */
+            counts: {
+                [key: string]: number;
+            };
+            /** @description The first 200 differences */
+            items: {
+                kind: string;
+                transferId: string;
+                line: number | null;
+                hub: {
+                    direction: "sent" | "received";
+                    counterpartyParticipantId: string | null;
+                    amount: {
+                        amount: string;
+                        currency: string;
+                    };
+                } | null;
+                participant: {
+                    direction: "sent" | "received";
+                    counterpartyParticipantId: string | null;
+                    amount: {
+                        amount: string;
+                        currency: string;
+                    };
+                } | null;
+            }[];
+            /** Format: date-time */
+            createdAt: string;
+        };
         HistoryItem: {
             id: string;
             /** @description account: money paid into an account (deposit, opening balance, operator funding) */
@@ -5733,6 +5930,20 @@ export interface components {
         };
     };
     responses: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_amount, liquidity_invalid, malformed_json, malformed_request, settlement_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_0383e42a: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_amount" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, malformed_request, unknown_currency, validation_failed */
         Error400_07c37156: {
             headers: {
@@ -7371,6 +7582,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: idempotency_in_progress, settlement_window_open */
+        Error409_4aa87fd5: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_in_progress" | "settlement_window_open";
+                    };
+                };
+            };
+        };
         /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, idempotency_in_progress, payment_link_used, payment_state, provisioning_state, qr_already_paid, token_exists, token_state */
         Error409_5330c906: {
             headers: {
@@ -7931,6 +8156,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: account_closed, currency_mismatch, exceeds_credit_limit, exceeds_debits, insufficient_funds, linked_transfer_failed, liquidity_exceeded, overflow, post_amount_exceeds_pending, same_account, settlement_csv_invalid */
+        Error422_7545b8fb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_closed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "insufficient_funds" | "linked_transfer_failed" | "liquidity_exceeded" | "overflow" | "post_amount_exceeds_pending" | "same_account" | "settlement_csv_invalid";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: account_closed, consent_code_invalid, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, overflow, post_amount_exceeds_pending, same_account */
         Error422_8633125d: {
             headers: {
@@ -7941,6 +8180,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_closed" | "consent_code_invalid" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "post_amount_exceeds_pending" | "same_account";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: account_closed, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, liquidity_exceeded, overflow, post_amount_exceeds_pending, same_account, settlement_csv_invalid */
+        Error422_8d953c79: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_closed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "liquidity_exceeded" | "overflow" | "post_amount_exceeds_pending" | "same_account" | "settlement_csv_invalid";
                     };
                 };
             };
@@ -7987,8 +8240,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: account_closed, currency_mismatch, exceeds_credit_limit, exceeds_debits, insufficient_funds, linked_transfer_failed, liquidity_exceeded, overflow, post_amount_exceeds_pending, same_account */
-        Error422_aa95d6ca: {
+        /** @description Unprocessable: idempotency_key_reused, liquidity_exceeded, settlement_csv_invalid */
+        Error422_b3f28d58: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7996,7 +8249,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_closed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "insufficient_funds" | "linked_transfer_failed" | "liquidity_exceeded" | "overflow" | "post_amount_exceeds_pending" | "same_account";
+                        code?: "idempotency_key_reused" | "liquidity_exceeded" | "settlement_csv_invalid";
                     };
                 };
             };
@@ -8085,8 +8338,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: account_closed, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, liquidity_exceeded, overflow, post_amount_exceeds_pending, same_account */
-        Error422_f4854a61: {
+        /** @description Unprocessable: liquidity_exceeded, settlement_csv_invalid */
+        Error422_f522a645: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8094,7 +8347,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_closed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "liquidity_exceeded" | "overflow" | "post_amount_exceeds_pending" | "same_account";
+                        code?: "liquidity_exceeded" | "settlement_csv_invalid";
                     };
                 };
             };
@@ -8542,7 +8795,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -8598,7 +8851,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -8632,7 +8885,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -8672,7 +8925,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -8712,7 +8965,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -8758,7 +9011,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -8800,7 +9053,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -9239,7 +9492,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -9307,7 +9560,7 @@ export interface operations {
             409: components["responses"]["Error409_3e6fd0f3"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -9343,7 +9596,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -9371,7 +9624,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_3e6f13c5"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -9416,7 +9669,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_3e6f13c5"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -9594,7 +9847,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10229,7 +10482,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10283,7 +10536,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10345,7 +10598,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10400,7 +10653,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10455,7 +10708,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10504,7 +10757,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10560,8 +10813,67 @@ export interface operations {
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_a68bb532"];
             409: components["responses"]["Error409_61ace21e"];
-            422: components["responses"]["Error422_3efebc2f"];
+            422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorSettlementParticipantsByParticipantIdPositions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The participant */
+                participantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            currency: string;
+                            unsettledPosition: {
+                                amount: string;
+                                currency: string;
+                            };
+                            liquidity: {
+                                amount: string;
+                                currency: string;
+                            };
+                            balance: {
+                                amount: string;
+                                currency: string;
+                            };
+                            reserved: {
+                                amount: string;
+                                currency: string;
+                            };
+                            netDebitCap: {
+                                amount: string;
+                                currency: string;
+                            };
+                            available: {
+                                amount: string;
+                                currency: string;
+                            };
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_7efdf352"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10598,7 +10910,7 @@ export interface operations {
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_3c64f123"];
             409: components["responses"]["Error409_61ace21e"];
-            422: components["responses"]["Error422_3efebc2f"];
+            422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10630,7 +10942,7 @@ export interface operations {
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_3c64f123"];
             409: components["responses"]["Error409_61ace21e"];
-            422: components["responses"]["Error422_3efebc2f"];
+            422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10670,7 +10982,7 @@ export interface operations {
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_3c64f123"];
             409: components["responses"]["Error409_61ace21e"];
-            422: components["responses"]["Error422_3efebc2f"];
+            422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10707,8 +11019,86 @@ export interface operations {
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_3c64f123"];
             409: components["responses"]["Error409_61ace21e"];
-            422: components["responses"]["Error422_3efebc2f"];
+            422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postSettlementWindowsByWindowIdDiscrepancies: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The settlement window */
+                windowId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The CSV text */
+                    csv: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A participant's view of a window compared with the hub's legs. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementDiscrepancyReport"];
+                };
+            };
+            400: components["responses"]["Error400_0383e42a"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_3c64f123"];
+            409: components["responses"]["Error409_4aa87fd5"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_b3f28d58"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorSettlementDiscrepancies: {
+        parameters: {
+            query?: {
+                /** @description Only the reports of this window */
+                windowId?: string;
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["SettlementDiscrepancyReport"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_ca2a23c1"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10739,7 +11129,7 @@ export interface operations {
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_3c64f123"];
             409: components["responses"]["Error409_61ace21e"];
-            422: components["responses"]["Error422_3efebc2f"];
+            422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10771,7 +11161,7 @@ export interface operations {
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_3c64f123"];
             409: components["responses"]["Error409_61ace21e"];
-            422: components["responses"]["Error422_3efebc2f"];
+            422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10803,7 +11193,7 @@ export interface operations {
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_3c64f123"];
             409: components["responses"]["Error409_61ace21e"];
-            422: components["responses"]["Error422_3efebc2f"];
+            422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10835,7 +11225,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10866,7 +11256,40 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorSettlementWindowsByWindowIdParticipantsByParticipantIdCamt053: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The settlement window */
+                windowId: string;
+                /** @description The participant */
+                participantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description application/xml: camt.053.001.08 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            400: components["responses"]["Error400_7efdf352"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_3e6fd0f3"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10903,7 +11326,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10934,7 +11357,161 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorSettlementCurrencies: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            currency: string;
+                            /** @description deferred_net: windows close into net positions the settlement bank settles; immediate_gross: each payment between participants moves their liquidity at once */
+                            model: "deferred_net" | "immediate_gross";
+                            schedule: {
+                                everyMinutes: number | null;
+                                cutoffUtc: string | null;
+                                /** Format: date-time */
+                                nextCloseAt: string;
+                            } | null;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_7efdf352"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_3e6f13c5"];
+            409: components["responses"]["Error409_3e6fd0f3"];
+            422: components["responses"]["Error422_7545b8fb"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorSettlementCurrenciesByCurrencyModel: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description deferred_net: windows close into net positions the settlement bank settles; immediate_gross: each payment between participants moves their liquidity at once */
+                    model: "deferred_net" | "immediate_gross";
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        currency: string;
+                        /** @description deferred_net: windows close into net positions the settlement bank settles; immediate_gross: each payment between participants moves their liquidity at once */
+                        model: "deferred_net" | "immediate_gross";
+                        schedule: {
+                            everyMinutes: number | null;
+                            cutoffUtc: string | null;
+                            /** Format: date-time */
+                            nextCloseAt: string;
+                        } | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_91335a92"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_0573eac9"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_8d953c79"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorSettlementCurrenciesByCurrencySchedule: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Close every N minutes, counted from now */
+                    everyMinutes?: number;
+                    /** @description Close daily at HH:MM UTC */
+                    cutoffUtc?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        currency: string;
+                        /** @description deferred_net: windows close into net positions the settlement bank settles; immediate_gross: each payment between participants moves their liquidity at once */
+                        model: "deferred_net" | "immediate_gross";
+                        schedule: {
+                            everyMinutes: number | null;
+                            cutoffUtc: string | null;
+                            /** Format: date-time */
+                            nextCloseAt: string;
+                        } | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_91335a92"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_8cb7b618"];
+            409: components["responses"]["Error409_0573eac9"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -10977,7 +11554,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -11020,7 +11597,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -11221,7 +11798,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -17912,7 +18489,7 @@ export interface operations {
             403: components["responses"]["Error403_93d145ef"];
             404: components["responses"]["Error404_8cb7b618"];
             409: components["responses"]["Error409_3e6fd0f3"];
-            422: components["responses"]["Error422_aa95d6ca"];
+            422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -17969,7 +18546,7 @@ export interface operations {
             409: components["responses"]["Error409_0573eac9"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_f4854a61"];
+            422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };

@@ -4,8 +4,9 @@ import { useI18n } from '../shared/i18n.tsx';
 import { Settings } from './Settings.tsx';
 import { ErrorBox, Field, LangSwitch, Money, Section, Select, Tabs, useAction, useLoad } from '../shared/ui.tsx';
 import { IssuerDesk } from '../issuer/Desk.tsx';
+import { SettlementPage } from './Settlement.tsx';
 
-type TabKey = 'participants' | 'transactions' | 'risk' | 'webhooks' | 'audit' | 'figures' | 'issuer' | 'settings';
+type TabKey = 'participants' | 'transactions' | 'settlement' | 'risk' | 'webhooks' | 'audit' | 'figures' | 'issuer' | 'settings';
 const TOKEN_KEY = 'hutong.console.operator';
 
 export function ConsoleApp() {
@@ -42,10 +43,11 @@ export function ConsoleApp() {
               label="console"
               current={tab}
               onChange={setTab}
-              tabs={(['participants', 'transactions', 'risk', 'webhooks', 'audit', 'figures', 'issuer', 'settings'] as const).map((k) => ({ key: k, label: t(`tab.${k}`) }))}
+              tabs={(['participants', 'transactions', 'settlement', 'risk', 'webhooks', 'audit', 'figures', 'issuer', 'settings'] as const).map((k) => ({ key: k, label: t(`tab.${k}`) }))}
             />
             {tab === 'participants' && <Participants api={api} />}
             {tab === 'transactions' && <Transactions api={api} />}
+            {tab === 'settlement' && <SettlementPage api={api} />}
             {tab === 'risk' && <Risk api={api} />}
             {tab === 'webhooks' && <Webhooks api={api} />}
             {tab === 'audit' && <Audit api={api} />}
