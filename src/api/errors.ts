@@ -223,6 +223,9 @@ export const errorCatalogue = {
   step_up_failed: { status: 422, message: "the code was not accepted" },
   step_up_expired: { status: 410, message: "the one-time code has expired; start again" },
   step_up_locked: { status: 423, message: "too many wrong codes; start the provisioning again" },
+  device_key_invalid: { status: 400, message: "the device public key is not an ECDSA P-256 public key" },
+  device_not_bound: { status: 409, message: "the token is bound to no device" },
+  device_signature_invalid: { status: 403, message: "the request is not signed by the token's device" },
   card_not_active: { status: 402, message: "the card is not active (frozen, not yet activated or cancelled)" },
   card_expired: { status: 402, message: "the card has expired" },
   currency_not_allowed: { status: 402, message: "the card's controls do not allow this currency" },
@@ -236,6 +239,7 @@ export const errorCatalogue = {
   token_not_active: { status: 402, message: "the token is not active" },
   token_expired: { status: 402, message: "the token has expired or its expiry does not match" },
   cryptogram_invalid: { status: 402, message: "the cryptogram does not verify" },
+  key_exhausted: { status: 402, message: "the limited-use key is used up or expired; replenish it" },
   atc_replayed: { status: 402, message: "the transaction counter was already used" },
   // Acceptance: merchants, QR, links, card payments
   merchant_not_found: { status: 404, message: "no such merchant" },

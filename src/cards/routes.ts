@@ -7,7 +7,7 @@ import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatAmount, parseAmount } from '../platform/money.ts';
 import type { WalletTokenService } from './token-service.ts';
-import { ConsentEntrySchema, wireConsentEntry } from './token-routes.ts';
+import { ConsentEntrySchema, KeyInfoSchema, wireConsentEntry, wireKeyInfo } from './token-routes.ts';
 import { CHANNELS, type Card, type CardControls, type CardProduct, type IssuedCard } from './model.ts';
 import type { WithRequestKey } from './request-keys.ts';
 import type { CardService } from './service.ts';
@@ -453,6 +453,26 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
   }
 
   app.get(
+    '/v1/issuer/cards/:cardId/tokens/:tokenId/keys',
+    {
+      schema: {
+        tags: ['cards'],
+        summary: "A token's limited-use keys and their use (never the keys themselves), newest first",
+        security: sec,
+        params: Strict({ cardId: Ref('card', 'Card id'), tokenId: Ref('issuer_token', 'Token id') }),
+        response: { 200: Type.Object({ items: Type.Array(KeyInfoSchema) }, { additionalProperties: false }) },
+      },
+    },
+    async (request, reply) => {
+      const issuerId = issuerOf(request);
+      if (issuerId === undefined) return notIssuer(reply);
+      const result = await walletTokens.listKeys(issuerId, request.params.cardId, request.params.tokenId);
+      if (!result.ok) return reply.fail(result.error);
+      return { items: result.value.map(wireKeyInfo) };
+    },
+  );
+
+  app.get(
     '/v1/issuer/token-rules',
     { schema: { tags: ['cards'], summary: 'Your hosted provisioning rules', security: sec, response: { 200: RulesSchema } } },
     async (request, reply) => {
@@ -498,4 +518,10 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
 }
 
 const Decision = Type.Union([Type.Literal('approve'), Type.Literal('step_up'), Type.Literal('decline')]);
-const RulesSchema = Strict({ typed: Decision, byReference: Decision, newDevice: Decision });
+const RulesSchema = Strict({
+  typed: Decision,
+  byReference: Decision,
+  newDevice: Decision,
+  keyMaxTransactions: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'Payments one limited-use key of your tokens may sign (default 20)' })),
+  keyTtlHours: Type.Optional(Type.Integer({ minimum: 1, maximum: 26280, description: 'Hours one limited-use key lives (default 72)' })),
+});

@@ -80,6 +80,6 @@ export {
   type PaddingMethod,
   type TransactionData,
 } from './cryptogram.ts';
-export { computeTokenCryptogram, deriveTokenKey, tokenCryptogramData, verifyTokenCryptogram, type TokenCryptogramInput } from './token-cryptogram.ts';
+export { computeTokenCryptogram, deriveLimitedUseKey, deriveTokenKey, tokenCryptogramData, verifyTokenCryptogram, type TokenCryptogramInput } from './token-cryptogram.ts';
 export { runQrCommand, type CliOutput } from './qr-cli.ts';
 export { bytesToHex, hexToBytes } from './hex.ts';

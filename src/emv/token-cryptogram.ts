@@ -2,8 +2,13 @@
  * The hub's token cryptogram, modelled on Visa CVN 18 so that issuer HSMs can compute it with standard commands.
  * Pure TypeScript with no Node-only imports: wallets and browsers run it as well.
  *
- * Keys: token key = EMV Option A ICC master key derived from the issuer master key, the token number and PSN.
- *       session key = EMV common session key from the token key with R = ATC || 00 00 00 00 00 00.
+ * Keys: token master key = EMV Option A ICC master key derived from the issuer master key, the token number and PSN;
+ *       it never leaves the hub.
+ *       limited-use key (LUK, what the wallet holds) = EMV common session key derivation from the token master key
+ *       with R = key counter (2 bytes, big-endian) || 00 || FF FF FF FF FF (R[2] becomes F0 / 0F for the two halves,
+ *       and the FF tail keeps it apart from every ATC session key, whose R ends in zeros).
+ *       session key = EMV common session key from the LUK with R = ATC || 00 00 00 00 00 00.
+ * `tokenKeyHex` below is the key the wallet holds: its current limited-use key.
  * MAC:  ISO/IEC 9797-1 algorithm 3 (retail MAC), padding method 2, full 8 bytes, over 20 bytes of data:
  *
  *   offset  bytes  tag   content
@@ -17,7 +22,7 @@
  *
  * Malformed inputs throw RangeError: the hub builds these values itself, so a bad one is a bug, not a decline.
  */
-import { deriveAcSessionKey, deriveIccMasterKey, retailMac } from './cryptogram.ts';
+import { deriveAcSessionKey, deriveCommonSessionKey, deriveIccMasterKey, retailMac } from './cryptogram.ts';
 import { bytesToHex, concatBytes, constantTimeEqual, hexToBytes, mustHexToBytes } from './hex.ts';
 
 export interface TokenCryptogramInput {
@@ -39,6 +44,13 @@ export function deriveTokenKey(issuerMasterKeyHex: string, tokenNumber: string, 
   const issuerMasterKey = hexToBytes(issuerMasterKeyHex);
   if (issuerMasterKey?.length !== 16) throw new RangeError('issuer master key must be 32 hex characters');
   return bytesToHex(deriveIccMasterKey(issuerMasterKey, tokenNumber, psn));
+}
+
+/** The limited-use key number `keyCounter` (1–65535) of a token, from the token master key (see the top of this file). */
+export function deriveLimitedUseKey(tokenMasterKeyHex: string, keyCounter: number): string {
+  if (!Number.isInteger(keyCounter) || keyCounter < 1 || keyCounter > 0xffff) throw new RangeError(`key counter must be an integer 1–65535, got ${keyCounter}`);
+  const r = Uint8Array.of(keyCounter >> 8, keyCounter & 0xff, 0, 0xff, 0xff, 0xff, 0xff, 0xff);
+  return bytesToHex(deriveCommonSessionKey(tokenKey(tokenMasterKeyHex), r));
 }
 
 function digits(name: string, value: string, pattern: RegExp, widthDigits: number): Uint8Array {

@@ -139,7 +139,7 @@ describe.each(engines)('a wallet written with the SDK alone, over HTTP, on %s', 
     });
     expect(provisioned.error).toBeUndefined();
     const tokenRef = provisioned.data?.token?.tokenRef;
-    const tokenKey = provisioned.data?.tokenKey;
+    const tokenKey = provisioned.data?.limitedUseKey?.key;
     expect(tokenRef).toBeTypeOf('string');
     expect(tokenKey).toMatch(/^[0-9A-F]{32}$/);
     const counter = new AtcCounter(0);

@@ -8,9 +8,9 @@
  * payment sends 1) and keeps it across restarts. The hub refuses a counter not above the highest it has accepted for the
  * token (`atc_replayed`), so a counter that went back (a restored phone) must jump ahead, never repeat.
  */
-import { computeTokenCryptogram, deriveTokenKey, tokenCryptogramData, verifyTokenCryptogram, type TokenCryptogramInput } from '../../../src/emv/token-cryptogram.ts';
+import { computeTokenCryptogram, deriveLimitedUseKey, deriveTokenKey, tokenCryptogramData, verifyTokenCryptogram, type TokenCryptogramInput } from '../../../src/emv/token-cryptogram.ts';
 
-export { computeTokenCryptogram, deriveTokenKey, tokenCryptogramData, verifyTokenCryptogram, type TokenCryptogramInput };
+export { computeTokenCryptogram, deriveLimitedUseKey, deriveTokenKey, tokenCryptogramData, verifyTokenCryptogram, type TokenCryptogramInput };
 
 /** ISO 3166 numeric codes of the countries the hub accepts (as src/cards/numbers.ts). */
 export const COUNTRY_NUMERIC: Readonly<Record<string, string>> = {

@@ -1871,6 +1871,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/issuer/cards/{cardId}/tokens/{tokenId}/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A token's limited-use keys and their use (never the keys themselves), newest first
+         * @description A token's limited-use keys and their use (never the keys themselves), newest first.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getIssuerCardsByCardIdTokensByTokenIdKeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/issuer/token-rules": {
         parameters: {
             query?: never;
@@ -2069,6 +2091,26 @@ export interface paths {
          *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postWalletTokensByTokenRefDelete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/wallet/tokens/{tokenRef}/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replenish: a new limited-use key for a device-bound token, on a request its device signed
+         * @description The device signs {"purpose":"replenish","tokenRef":…,"keyCounter":<the current key’s number>} with the key the token was bound to (ES256 compact JWS). The current key is superseded; the new one signs the counters after the highest one used, for at most the issuer's number of payments and hours. A signature over an older key's number is refused (device_signature_invalid): a retry after success signs the new number. The answer carries the key and is never stored.
+         */
+        post: operations["postWalletTokensByTokenRefKeys"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4299,6 +4341,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "token.keys_replenished": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A token’s device obtained a new limited-use key (to the wallet and the issuer; never the key itself)
+         * @description A token’s device obtained a new limited-use key (to the wallet and the issuer; never the key itself). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onTokenKeysReplenished"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "token.provisioned": {
         parameters: {
             query?: never;
@@ -4388,7 +4450,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -5358,6 +5420,25 @@ export interface components {
             par: string;
             channels: string[];
             deviceId: string | null;
+            /** @description Bound to a device key: new keys need that device’s signature */
+            deviceBound: boolean;
+            /** @description The current limited-use key (not the key itself) */
+            key: {
+                /** @description The key’s number (1 for the key given at provisioning) */
+                keyCounter: number;
+                /** @description The first transaction counter (ATC) it signs */
+                firstAtc: number;
+                /** @description The last transaction counter it signs: past it, key_exhausted */
+                lastAtc: number;
+                /** Format: date-time */
+                expiresAt: string;
+                status: "active" | "superseded";
+                /** @description Payments made under it */
+                uses: number;
+                lastUsedAt: string | null;
+                /** Format: date-time */
+                createdAt: string;
+            } | null;
             lastUsedAt: string | null;
             /** Format: date-time */
             createdAt: string;
@@ -11760,6 +11841,59 @@ export interface operations {
             503: components["responses"]["Error503_b47a2650"];
         };
     };
+    getIssuerCardsByCardIdTokensByTokenIdKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Card id */
+                cardId: string;
+                /** @description Token id */
+                tokenId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** @description The key’s number (1 for the key given at provisioning) */
+                            keyCounter: number;
+                            /** @description The first transaction counter (ATC) it signs */
+                            firstAtc: number;
+                            /** @description The last transaction counter it signs: past it, key_exhausted */
+                            lastAtc: number;
+                            /** Format: date-time */
+                            expiresAt: string;
+                            status: "active" | "superseded";
+                            /** @description Payments made under it */
+                            uses: number;
+                            lastUsedAt: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_43538014"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_3c0f0521"];
+            404: components["responses"]["Error404_321f7c3c"];
+            409: components["responses"]["Error409_82f82aeb"];
+            410: components["responses"]["Error410_bab89309"];
+            422: components["responses"]["Error422_6401f0e5"];
+            423: components["responses"]["Error423_84ef32b6"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
     getIssuerTokenRules: {
         parameters: {
             query?: never;
@@ -11779,6 +11913,10 @@ export interface operations {
                         typed: "approve" | "step_up" | "decline";
                         byReference: "approve" | "step_up" | "decline";
                         newDevice: "approve" | "step_up" | "decline";
+                        /** @description Payments one limited-use key of your tokens may sign (default 20) */
+                        keyMaxTransactions?: number;
+                        /** @description Hours one limited-use key lives (default 72) */
+                        keyTtlHours?: number;
                     };
                 };
             };
@@ -11811,6 +11949,10 @@ export interface operations {
                     typed: "approve" | "step_up" | "decline";
                     byReference: "approve" | "step_up" | "decline";
                     newDevice: "approve" | "step_up" | "decline";
+                    /** @description Payments one limited-use key of your tokens may sign (default 20) */
+                    keyMaxTransactions?: number;
+                    /** @description Hours one limited-use key lives (default 72) */
+                    keyTtlHours?: number;
                 };
             };
         };
@@ -11825,6 +11967,10 @@ export interface operations {
                         typed: "approve" | "step_up" | "decline";
                         byReference: "approve" | "step_up" | "decline";
                         newDevice: "approve" | "step_up" | "decline";
+                        /** @description Payments one limited-use key of your tokens may sign (default 20) */
+                        keyMaxTransactions?: number;
+                        /** @description Hours one limited-use key lives (default 72) */
+                        keyTtlHours?: number;
                     };
                 };
             };
@@ -11943,6 +12089,16 @@ export interface operations {
                     consent: boolean;
                     /** @description Your id of the customer’s device */
                     deviceId?: string;
+                    devicePublicKey?: {
+                        /** @enum {string} */
+                        kty: "EC";
+                        /** @enum {string} */
+                        crv: "P-256";
+                        /** @description base64url, 32 bytes */
+                        x: string;
+                        /** @description base64url, 32 bytes */
+                        y: string;
+                    };
                     channels?: ("qr" | "tap" | "online")[];
                     source: {
                         /** @enum {string} */
@@ -11987,8 +12143,24 @@ export interface operations {
                         token: components["schemas"]["WalletToken"] | null;
                         /** @description The token (never a card number); shown when the token is created */
                         tokenNumber?: string;
-                        /** @description Per-token key (32 hex) for src/emv/token-cryptogram.ts; shown when the token is created */
-                        tokenKey?: string;
+                        limitedUseKey?: {
+                            /** @description The key’s number (1 for the key given at provisioning) */
+                            keyCounter: number;
+                            /** @description The first transaction counter (ATC) it signs */
+                            firstAtc: number;
+                            /** @description The last transaction counter it signs: past it, key_exhausted */
+                            lastAtc: number;
+                            /** Format: date-time */
+                            expiresAt: string;
+                            status: "active" | "superseded";
+                            /** @description Payments made under it */
+                            uses: number;
+                            lastUsedAt: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** @description The limited-use key (32 hex) for src/emv/token-cryptogram.ts; shown when it is made */
+                            key: string;
+                        };
                         /** Format: date-time */
                         createdAt: string;
                     };
@@ -12043,8 +12215,24 @@ export interface operations {
                         token: components["schemas"]["WalletToken"] | null;
                         /** @description The token (never a card number); shown when the token is created */
                         tokenNumber?: string;
-                        /** @description Per-token key (32 hex) for src/emv/token-cryptogram.ts; shown when the token is created */
-                        tokenKey?: string;
+                        limitedUseKey?: {
+                            /** @description The key’s number (1 for the key given at provisioning) */
+                            keyCounter: number;
+                            /** @description The first transaction counter (ATC) it signs */
+                            firstAtc: number;
+                            /** @description The last transaction counter it signs: past it, key_exhausted */
+                            lastAtc: number;
+                            /** Format: date-time */
+                            expiresAt: string;
+                            status: "active" | "superseded";
+                            /** @description Payments made under it */
+                            uses: number;
+                            lastUsedAt: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** @description The limited-use key (32 hex) for src/emv/token-cryptogram.ts; shown when it is made */
+                            key: string;
+                        };
                         /** Format: date-time */
                         createdAt: string;
                     };
@@ -12077,6 +12265,8 @@ export interface operations {
             content: {
                 "application/json": {
                     code: string;
+                    /** @description Compact JWS (ES256) by the device key over {"purpose":"step_up","provisioningId":…}: required when the card is being added with a devicePublicKey */
+                    deviceSignature?: string;
                 };
             };
         };
@@ -12103,8 +12293,24 @@ export interface operations {
                         token: components["schemas"]["WalletToken"] | null;
                         /** @description The token (never a card number); shown when the token is created */
                         tokenNumber?: string;
-                        /** @description Per-token key (32 hex) for src/emv/token-cryptogram.ts; shown when the token is created */
-                        tokenKey?: string;
+                        limitedUseKey?: {
+                            /** @description The key’s number (1 for the key given at provisioning) */
+                            keyCounter: number;
+                            /** @description The first transaction counter (ATC) it signs */
+                            firstAtc: number;
+                            /** @description The last transaction counter it signs: past it, key_exhausted */
+                            lastAtc: number;
+                            /** Format: date-time */
+                            expiresAt: string;
+                            status: "active" | "superseded";
+                            /** @description Payments made under it */
+                            uses: number;
+                            lastUsedAt: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** @description The limited-use key (32 hex) for src/emv/token-cryptogram.ts; shown when it is made */
+                            key: string;
+                        };
                         /** Format: date-time */
                         createdAt: string;
                     };
@@ -12282,6 +12488,66 @@ export interface operations {
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_480a57f6"];
+            423: components["responses"]["Error423_84ef32b6"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postWalletTokensByTokenRefKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Token reference id */
+                tokenRef: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Compact JWS (ES256) by the device key over {"purpose":"replenish","tokenRef":…,"keyCounter":…} */
+                    deviceSignature: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description The key’s number (1 for the key given at provisioning) */
+                        keyCounter: number;
+                        /** @description The first transaction counter (ATC) it signs */
+                        firstAtc: number;
+                        /** @description The last transaction counter it signs: past it, key_exhausted */
+                        lastAtc: number;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        status: "active" | "superseded";
+                        /** @description Payments made under it */
+                        uses: number;
+                        lastUsedAt: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** @description The limited-use key (32 hex) for src/emv/token-cryptogram.ts; shown when it is made */
+                        key: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_5ca1c210"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_3c0f0521"];
+            404: components["responses"]["Error404_236d80c9"];
+            409: components["responses"]["Error409_1b1f1b10"];
+            410: components["responses"]["Error410_bab89309"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_0d4ce756"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -18438,6 +18704,72 @@ export interface operations {
                         reason?: string;
                         /** @description The wallet holding the token (to the issuer) */
                         walletParticipantId?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onTokenKeysReplenished: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "token.keys_replenished";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The token (to the wallet) */
+                        tokenRef?: string;
+                        /** @description The card (to the issuer) */
+                        cardId?: string;
+                        /** @description The token id (to the issuer) */
+                        tokenId?: string;
+                        /** @description The wallet holding the token (to the issuer) */
+                        walletParticipantId?: string;
+                        /** @description The new key’s number */
+                        keyCounter: number;
+                        /** @description The first transaction counter it signs */
+                        firstAtc: number;
+                        /** @description The last transaction counter it signs */
+                        lastAtc: number;
+                        /**
+                         * Format: date-time
+                         * @description When it stops being accepted
+                         */
+                        expiresAt: string;
                     } & {
                         [key: string]: unknown;
                     };

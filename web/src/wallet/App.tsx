@@ -4,7 +4,8 @@ import { ApiError, PageError, createApi, type Api } from '../shared/api.ts';
 import { useI18n } from '../shared/i18n.tsx';
 import { Bars, ErrorBox, Field, LangSwitch, Money, Section, Select, TextArea, useAction, useLoad } from '../shared/ui.tsx';
 import { cpmPayload, toMinor, tokenCryptogram, unpredictableNumber } from './emv.ts';
-import { deviceId, loadDeviceToken, loadSession, nextAtc, openSession, saveDeviceToken, saveSession, sessionApi, type WalletSession } from './session.ts';
+import { deviceId, ensureFreshKey, loadDeviceToken, loadSession, nextAtc, openSession, saveLimitedUseKey, saveSession, sessionApi, type LimitedUseKeyWire, type WalletSession } from './session.ts';
+import { devicePublicKey, signAsDevice } from './device-key.ts';
 import { Me } from './Me.tsx';
 import { StepUp, useStepUp } from './StepUp.tsx';
 import { CameraScanner, PacketShare, ReceiveCode, decodeImage, parsePacketPayload, parseReceivePayload } from './Scan.tsx';
@@ -12,7 +13,7 @@ import { CameraScanner, PacketShare, ReceiveCode, decodeImage, parsePacketPayloa
 type MoneyWire = { amount: string; currency: string };
 interface Token { tokenRef: string; status: string; tokenLast4: string; cardLast4: string; brand: string; expiry: string; par: string; createdAt: string }
 interface Account { id: string; currency: string; balance: MoneyWire; available: MoneyWire; heldBy: { participantId: string; name: string }; linkId: string | null }
-interface Provisioning { id: string; status: string; stepUp: { method: string; attemptsRemaining: number } | null; cardLast4: string; brand: string; token: Token | null; tokenNumber?: string; tokenKey?: string }
+interface Provisioning { id: string; status: string; stepUp: { method: string; attemptsRemaining: number } | null; cardLast4: string; brand: string; token: Token | null; tokenNumber?: string; limitedUseKey?: LimitedUseKeyWire }
 
 type TabKey = 'home' | 'add' | 'pay' | 'transfer' | 'history' | 'budget' | 'me';
 
@@ -353,8 +354,8 @@ function AddCard({ api, session, onAdded }: { api: Api; session: WalletSession; 
   const [done, setDone] = useState<Provisioning | undefined>();
 
   const remember = (p: Provisioning) => {
-    if (p.token !== null && p.tokenKey !== undefined && p.tokenNumber !== undefined) {
-      saveDeviceToken(session.participantId, { tokenRef: p.token.tokenRef, tokenNumber: p.tokenNumber, tokenKey: p.tokenKey, expiry: p.token.expiry, atc: 0 });
+    if (p.token !== null && p.limitedUseKey !== undefined && p.tokenNumber !== undefined) {
+      saveLimitedUseKey(session.participantId, { tokenRef: p.token.tokenRef, tokenNumber: p.tokenNumber, expiry: p.token.expiry, atc: 0 }, p.limitedUseKey);
     }
   };
   const finish = (p: Provisioning) => {
@@ -366,7 +367,8 @@ function AddCard({ api, session, onAdded }: { api: Api; session: WalletSession; 
     setDemoCode(undefined);
     const source =
       mode === 'typed' ? { type: 'typed', cardNumber: cardNumber.replace(/\s+/g, ''), expiry, cvv } : tokenRef.trim() !== '' ? { type: 'token_ref', tokenRef: tokenRef.trim() } : { type: 'card_ref', cardRef: cardRef.trim() };
-    const p = await api.post<Provisioning>('/v1/wallet/tokens', { customerId: session.customerId, consent, deviceId: deviceId(), source });
+    // The token is bound to this browser's device key: only it obtains the token's next keys.
+    const p = await api.post<Provisioning>('/v1/wallet/tokens', { customerId: session.customerId, consent, deviceId: deviceId(), devicePublicKey: await devicePublicKey(), source });
     setProv(p);
     setCardNumber('');
     setCvv('');
@@ -381,7 +383,7 @@ function AddCard({ api, session, onAdded }: { api: Api; session: WalletSession; 
   });
   const confirm = useAction(async () => {
     if (prov === undefined) return;
-    const p = await api.post<Provisioning>(`/v1/wallet/provisionings/${prov.id}/step-up`, { code });
+    const p = await api.post<Provisioning>(`/v1/wallet/provisionings/${prov.id}/step-up`, { code, deviceSignature: await signAsDevice({ purpose: 'step_up', provisioningId: prov.id }) });
     setProv(p);
     setCode('');
     finish(p);
@@ -488,10 +490,11 @@ function PaySource({ api, session, value, onChange }: { api: Api; session: Walle
   return <Select label={t('pay.payWith')} name="source" value={value} onChange={onChange} options={options} />;
 }
 
-/** The wallet's payment source: a token with a fresh cryptogram over the amount, or an account. */
-function buildSource(session: WalletSession, source: string, amount: MoneyWire, country: string) {
+/** The wallet's payment source: a token with a fresh cryptogram over the amount (under a key that can sign it), or an account. */
+async function buildSource(api: Api, session: WalletSession, source: string, amount: MoneyWire, country: string) {
   const [kind, id = ''] = source.split(/:(.*)/s);
   if (kind === 'account') return { type: 'account', accountId: id };
+  await ensureFreshKey(api, session.participantId, id, signAsDevice);
   const device = loadDeviceToken(session.participantId, id);
   const atc = nextAtc(session.participantId, id);
   if (device === undefined || atc === undefined) throw new PageError('pay.noKey');
@@ -541,7 +544,7 @@ function Pay({ api, session, openLink, onPayee, onPacket }: { api: Api; session:
     const body = {
       customerId: session.customerId,
       payload: payload.trim(),
-      source: buildSource(session, source, due, preview.merchant.country),
+      source: await buildSource(api, session, source, due, preview.merchant.country),
       deviceId: deviceId(),
       ...(preview.amount === null ? { amount: due } : {}),
       ...(stepUpChallengeId !== undefined ? { stepUpChallengeId } : {}),
@@ -647,19 +650,28 @@ function PaymentCode({ api, session }: { api: Api; session: WalletSession }) {
     setShown(undefined);
     setError(undefined);
     if (current === undefined) return;
-    const device = loadDeviceToken(session.participantId, current.tokenRef);
-    const atc = nextAtc(session.participantId, current.tokenRef);
-    if (device === undefined || atc === undefined) {
-      setError(new PageError('pay.noKey'));
-      return;
-    }
-    try {
-      const payload = cpmPayload({ tokenNumber: device.tokenNumber, tokenKey: device.tokenKey, expiry: device.expiry, atc, brand: current.brand, currency: 'CNY', country: 'CN' });
-      setShown({ payload, atc });
-      QRCode.toDataURL(payload, { errorCorrectionLevel: 'M', margin: 1, width: 440 }).then(setImage, setError);
-    } catch (e) {
-      setError(e);
-    }
+    let stale = false;
+    void (async () => {
+      try {
+        // A code shown offline later must still verify: renew the key first when it cannot sign the next counter.
+        await ensureFreshKey(api, session.participantId, current.tokenRef, signAsDevice);
+        if (stale) return;
+        const atc = nextAtc(session.participantId, current.tokenRef);
+        const device = loadDeviceToken(session.participantId, current.tokenRef);
+        if (device === undefined || atc === undefined) {
+          setError(new PageError('pay.noKey'));
+          return;
+        }
+        const payload = cpmPayload({ tokenNumber: device.tokenNumber, tokenKey: device.tokenKey, expiry: device.expiry, atc, brand: current.brand, currency: 'CNY', country: 'CN' });
+        setShown({ payload, atc });
+        QRCode.toDataURL(payload, { errorCorrectionLevel: 'M', margin: 1, width: 440 }).then(setImage, setError);
+      } catch (e) {
+        setError(e);
+      }
+    })();
+    return () => {
+      stale = true;
+    };
   }, [current?.tokenRef, tick, session.participantId, t]);
   return (
     <Section
@@ -717,7 +729,7 @@ function PayLink({ api, session, initial }: { api: Api; session: WalletSession; 
     setPaid(
       await api.post(`/v1/payment-links/${encodeURIComponent(id())}/pay`, {
         customerId: session.customerId,
-        source: buildSource(session, source, amount, info.merchant?.country ?? 'CN'),
+        source: await buildSource(api, session, source, amount, info.merchant?.country ?? 'CN'),
         deviceId: deviceId(),
         ...(stepUpChallengeId !== undefined ? { stepUpChallengeId } : {}),
       }),
