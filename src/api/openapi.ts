@@ -144,6 +144,9 @@ export const errorGroups = {
     'step_up_failed',
     'step_up_expired',
     'step_up_locked',
+    'device_key_invalid',
+    'device_not_bound',
+    'device_signature_invalid',
   ),
   declines: codes(
     'card_not_active',
@@ -159,6 +162,7 @@ export const errorGroups = {
     'token_not_active',
     'token_expired',
     'cryptogram_invalid',
+    'key_exhausted',
     'atc_replayed',
     'insufficient_funds',
     'exceeds_credit_limit',

@@ -9,6 +9,7 @@ export {
   COUNTRY_NUMERIC,
   CURRENCIES,
   computeTokenCryptogram,
+  deriveLimitedUseKey,
   deriveTokenKey,
   merchantQrFields,
   toMinorUnits,
@@ -17,4 +18,5 @@ export {
   verifyTokenCryptogram,
   type TokenCryptogramInput,
 } from './cryptogram.ts';
+export { createDeviceKey, devicePublicKey, signDeviceStatement, type DeviceKeyPair, type DevicePublicKey, type DeviceStatement } from './device.ts';
 export type { components, operations, paths, webhooks } from './schema.ts';

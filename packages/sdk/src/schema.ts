@@ -5515,8 +5515,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_0df94bff: {
+        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_controls, invalid_credit_limit, invalid_phone, malformed_request, unknown_field, validation_failed */
+        Error400_0f75158b: {
             headers: {
                 [name: string]: unknown;
             };
@@ -5524,7 +5524,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -5543,8 +5543,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, idempotency_key_invalid, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
-        Error400_1c6a4322: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_currency, validation_failed */
+        Error400_18305163: {
             headers: {
                 [name: string]: unknown;
             };
@@ -5552,7 +5552,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "validation_failed";
                     };
                 };
             };
@@ -5655,6 +5655,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
+        Error400_36bbeebc: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: invalid_phone, malformed_json, malformed_request, risk_rule_invalid, unknown_field, validation_failed */
         Error400_3bae91a6: {
             headers: {
@@ -5697,8 +5711,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_currency, validation_failed */
-        Error400_43538014: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_46bc61e7: {
             headers: {
                 [name: string]: unknown;
             };
@@ -5706,7 +5720,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -5753,20 +5767,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, invalid_controls, invalid_credit_limit, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
-        Error400_5ca1c210: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: malformed_request, unknown_field, validation_failed */
         Error400_5e22aaac: {
             headers: {
@@ -5777,6 +5777,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, idempotency_key_invalid, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
+        Error400_61c4a7fe: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -5809,8 +5823,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, invalid_controls, invalid_credit_limit, invalid_phone, malformed_request, unknown_field, validation_failed */
-        Error400_6e48bb1f: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, validation_failed */
+        Error400_680da5ce: {
             headers: {
                 [name: string]: unknown;
             };
@@ -5818,7 +5832,21 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_request" | "unknown_field" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_controls, invalid_credit_limit, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_6c6b3a97: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -5833,20 +5861,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "invalid_phone" | "malformed_request" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, idempotency_key_invalid, invalid_controls, invalid_credit_limit, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
-        Error400_7378205a: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "idempotency_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -5889,20 +5903,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "challenge_request_invalid" | "invalid_country" | "invalid_phone" | "invalid_webhook_url" | "malformed_request" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, fee_schedule_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, validation_failed */
-        Error400_81285fce: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "validation_failed";
                     };
                 };
             };
@@ -5959,20 +5959,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "invalid_alias" | "invalid_phone" | "malformed_request" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
-        Error400_91e2d11b: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6075,8 +6061,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_bf17260f: {
+        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_controls, invalid_credit_limit, invalid_phone, malformed_request, validation_failed */
+        Error400_bed40edc: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6084,7 +6070,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_request" | "validation_failed";
                     };
                 };
             };
@@ -6131,6 +6117,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_c8d81742: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: invalid_authorization_url, issuer_settings_invalid, malformed_json, malformed_request, payment_risk_rule_invalid, unknown_field, validation_failed */
         Error400_cd91c452: {
             headers: {
@@ -6141,6 +6141,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "invalid_authorization_url" | "issuer_settings_invalid" | "malformed_json" | "malformed_request" | "payment_risk_rule_invalid" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
+        Error400_ceee0d24: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6159,6 +6173,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_d5480bbe: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_d5e7e468: {
             headers: {
@@ -6173,20 +6201,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, fee_schedule_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_e0b31c8e: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, liquidity_invalid, malformed_request, settlement_invalid, unknown_currency, validation_failed */
         Error400_e214d133: {
             headers: {
@@ -6197,6 +6211,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "liquidity_invalid" | "malformed_request" | "settlement_invalid" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, idempotency_key_invalid, invalid_controls, invalid_credit_limit, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_e4555057: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "idempotency_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6229,20 +6257,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, invalid_controls, invalid_credit_limit, invalid_phone, malformed_request, validation_failed */
-        Error400_f33d78a8: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_request" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
         Error400_f99af308: {
             headers: {
@@ -6253,20 +6267,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
-        Error400_fab22946: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6327,8 +6327,8 @@ export interface components {
                 };
             };
         };
-        /** @description Declined: atc_replayed, card_expired, card_not_active, channel_not_allowed, country_not_allowed, cryptogram_invalid, currency_not_allowed, exceeds_daily_limit, exceeds_monthly_limit, exceeds_transaction_limit, issuer_declined, issuer_unavailable, mcc_blocked, no_funding_account, token_expired, token_not_active, token_unknown */
-        Error402_81447ce0: {
+        /** @description Declined: atc_replayed, card_expired, card_not_active, channel_not_allowed, country_not_allowed, cryptogram_invalid, currency_not_allowed, exceeds_daily_limit, exceeds_monthly_limit, exceeds_transaction_limit, issuer_declined, issuer_unavailable, key_exhausted, mcc_blocked, no_funding_account, token_expired, token_not_active, token_unknown */
+        Error402_3dd778df: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6336,7 +6336,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "atc_replayed" | "card_expired" | "card_not_active" | "channel_not_allowed" | "country_not_allowed" | "cryptogram_invalid" | "currency_not_allowed" | "exceeds_daily_limit" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "issuer_declined" | "issuer_unavailable" | "mcc_blocked" | "no_funding_account" | "token_expired" | "token_not_active" | "token_unknown";
+                        code?: "atc_replayed" | "card_expired" | "card_not_active" | "channel_not_allowed" | "country_not_allowed" | "cryptogram_invalid" | "currency_not_allowed" | "exceeds_daily_limit" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "issuer_declined" | "issuer_unavailable" | "key_exhausted" | "mcc_blocked" | "no_funding_account" | "token_expired" | "token_not_active" | "token_unknown";
                     };
                 };
             };
@@ -6411,8 +6411,8 @@ export interface components {
                 };
             };
         };
-        /** @description Forbidden: forbidden, not_issuer, not_wallet, participant_suspended */
-        Error403_3c0f0521: {
+        /** @description Forbidden: device_signature_invalid, not_issuer, not_merchant, not_wallet, risk_declined */
+        Error403_370b157c: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6420,21 +6420,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "forbidden" | "not_issuer" | "not_wallet" | "participant_suspended";
-                    };
-                };
-            };
-        };
-        /** @description Forbidden: forbidden, not_issuer, not_merchant, not_wallet, participant_suspended, risk_declined */
-        Error403_40e74d13: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "forbidden" | "not_issuer" | "not_merchant" | "not_wallet" | "participant_suspended" | "risk_declined";
+                        code?: "device_signature_invalid" | "not_issuer" | "not_merchant" | "not_wallet" | "risk_declined";
                     };
                 };
             };
@@ -6449,6 +6435,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "participant_suspended" | "webhook_secret_not_retrievable";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: device_signature_invalid, forbidden, not_issuer, not_wallet, participant_suspended */
+        Error403_8a51d1a4: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "device_signature_invalid" | "forbidden" | "not_issuer" | "not_wallet" | "participant_suspended";
                     };
                 };
             };
@@ -6495,6 +6495,20 @@ export interface components {
                 };
             };
         };
+        /** @description Forbidden: device_signature_invalid, forbidden, not_issuer, not_merchant, not_wallet, participant_suspended, risk_declined */
+        Error403_9ccbfea1: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "device_signature_invalid" | "forbidden" | "not_issuer" | "not_merchant" | "not_wallet" | "participant_suspended" | "risk_declined";
+                    };
+                };
+            };
+        };
         /** @description Forbidden: forbidden, not_issuer_participant, participant_suspended */
         Error403_a3bbbbd0: {
             headers: {
@@ -6519,20 +6533,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "participant_suspended";
-                    };
-                };
-            };
-        };
-        /** @description Forbidden: not_issuer, not_merchant, not_wallet, risk_declined */
-        Error403_e778534b: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "not_issuer" | "not_merchant" | "not_wallet" | "risk_declined";
                     };
                 };
             };
@@ -6943,8 +6943,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, provisioning_state, token_exists, token_state */
-        Error409_1b1f1b10: {
+        /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, pending_already_resolved, pending_expired, provisioning_state, token_exists, token_state, transfer_exists_with_different_fields */
+        Error409_2726dfac: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6952,21 +6952,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "provisioning_state" | "token_exists" | "token_state";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, idempotency_in_progress, pending_already_resolved, pending_expired, provisioning_state, token_exists, token_state, transfer_exists_with_different_fields */
-        Error409_366198fc: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
+                        code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
                     };
                 };
             };
@@ -6995,34 +6981,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, idempotency_in_progress, payment_link_used, payment_state, provisioning_state, qr_already_paid, token_exists, token_state */
-        Error409_5330c906: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "payment_link_used" | "payment_state" | "provisioning_state" | "qr_already_paid" | "token_exists" | "token_state";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, idempotency_in_progress, provisioning_state, token_exists, token_state */
-        Error409_59464607: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "provisioning_state" | "token_exists" | "token_state";
                     };
                 };
             };
@@ -7083,6 +7041,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, provisioning_state, token_exists, token_state */
+        Error409_76e5163a: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "provisioning_state" | "token_exists" | "token_state";
+                    };
+                };
+            };
+        };
         /** @description Conflict: account_exists, account_has_pending, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, pending_already_resolved, pending_expired, transfer_exists_with_different_fields */
         Error409_7872a4a3: {
             headers: {
@@ -7125,8 +7097,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, pending_already_resolved, pending_expired, provisioning_state, token_exists, token_state, transfer_exists_with_different_fields */
-        Error409_82f82aeb: {
+        /** @description Conflict: authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, provisioning_state, token_exists, token_state */
+        Error409_91259d4e: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7134,7 +7106,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
+                        code?: "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "provisioning_state" | "token_exists" | "token_state";
                     };
                 };
             };
@@ -7181,6 +7153,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, payment_link_used, payment_state, provisioning_state, qr_already_paid, token_exists, token_state */
+        Error409_b1b6e52d: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "payment_link_used" | "payment_state" | "provisioning_state" | "qr_already_paid" | "token_exists" | "token_state";
+                    };
+                };
+            };
+        };
         /** @description Conflict: authenticator_exists, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance */
         Error409_b7e34968: {
             headers: {
@@ -7209,8 +7195,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, payment_link_used, payment_state, provisioning_state, qr_already_paid, token_exists, token_state */
-        Error409_ceea3069: {
+        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, payment_link_used, payment_state, provisioning_state, qr_already_paid, token_exists, token_state */
+        Error409_caaa5569: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7218,7 +7204,21 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "payment_link_used" | "payment_state" | "provisioning_state" | "qr_already_paid" | "token_exists" | "token_state";
+                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "payment_link_used" | "payment_state" | "provisioning_state" | "qr_already_paid" | "token_exists" | "token_state";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, pending_already_resolved, pending_expired, provisioning_state, token_exists, token_state, transfer_exists_with_different_fields */
+        Error409_ce5c1d03: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
                     };
                 };
             };
@@ -10688,11 +10688,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_81285fce"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_e778534b"];
+            400: components["responses"]["Error400_680da5ce"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_370b157c"];
             404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_ceea3069"];
+            409: components["responses"]["Error409_caaa5569"];
             410: components["responses"]["Error410_206e59cd"];
             422: components["responses"]["Error422_0b8336d7"];
             423: components["responses"]["Error423_84ef32b6"];
@@ -11073,11 +11073,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_fab22946"];
+            400: components["responses"]["Error400_ceee0d24"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
+            409: components["responses"]["Error409_ce5c1d03"];
             410: components["responses"]["Error410_bab89309"];
             422: components["responses"]["Error422_6401f0e5"];
             423: components["responses"]["Error423_84ef32b6"];
@@ -11128,11 +11128,11 @@ export interface operations {
                     "application/json": components["schemas"]["CardProduct"];
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
+            409: components["responses"]["Error409_2726dfac"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -11171,11 +11171,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_fab22946"];
+            400: components["responses"]["Error400_ceee0d24"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
+            409: components["responses"]["Error409_ce5c1d03"];
             410: components["responses"]["Error410_bab89309"];
             422: components["responses"]["Error422_6401f0e5"];
             423: components["responses"]["Error423_84ef32b6"];
@@ -11246,11 +11246,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_91e2d11b"];
+            400: components["responses"]["Error400_36bbeebc"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
+            409: components["responses"]["Error409_ce5c1d03"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -11282,11 +11282,11 @@ export interface operations {
                     "application/json": components["schemas"]["Card"];
                 };
             };
-            400: components["responses"]["Error400_43538014"];
+            400: components["responses"]["Error400_18305163"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
+            409: components["responses"]["Error409_ce5c1d03"];
             410: components["responses"]["Error410_bab89309"];
             422: components["responses"]["Error422_6401f0e5"];
             423: components["responses"]["Error423_84ef32b6"];
@@ -11323,11 +11323,11 @@ export interface operations {
                     "application/json": components["schemas"]["Card"];
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
+            409: components["responses"]["Error409_2726dfac"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -11366,11 +11366,11 @@ export interface operations {
                     "application/json": components["schemas"]["Card"];
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
+            409: components["responses"]["Error409_2726dfac"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -11409,11 +11409,11 @@ export interface operations {
                     "application/json": components["schemas"]["Card"];
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
+            409: components["responses"]["Error409_2726dfac"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -11452,11 +11452,11 @@ export interface operations {
                     "application/json": components["schemas"]["Card"];
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
+            409: components["responses"]["Error409_2726dfac"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -11497,11 +11497,11 @@ export interface operations {
                     "application/json": components["schemas"]["Card"];
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
+            409: components["responses"]["Error409_2726dfac"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -11543,11 +11543,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_91e2d11b"];
+            400: components["responses"]["Error400_36bbeebc"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
+            409: components["responses"]["Error409_ce5c1d03"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -11607,11 +11607,11 @@ export interface operations {
                     "application/json": components["schemas"]["Card"];
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
+            409: components["responses"]["Error409_2726dfac"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -11657,11 +11657,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_43538014"];
+            400: components["responses"]["Error400_18305163"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
+            409: components["responses"]["Error409_ce5c1d03"];
             410: components["responses"]["Error410_bab89309"];
             422: components["responses"]["Error422_6401f0e5"];
             423: components["responses"]["Error423_84ef32b6"];
@@ -11712,11 +11712,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
+            409: components["responses"]["Error409_2726dfac"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -11769,11 +11769,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
+            409: components["responses"]["Error409_2726dfac"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -11826,11 +11826,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
+            409: components["responses"]["Error409_2726dfac"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -11881,11 +11881,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_43538014"];
+            400: components["responses"]["Error400_18305163"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
+            409: components["responses"]["Error409_ce5c1d03"];
             410: components["responses"]["Error410_bab89309"];
             422: components["responses"]["Error422_6401f0e5"];
             423: components["responses"]["Error423_84ef32b6"];
@@ -11920,11 +11920,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_43538014"];
+            400: components["responses"]["Error400_18305163"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_40468148"];
-            409: components["responses"]["Error409_82f82aeb"];
+            409: components["responses"]["Error409_ce5c1d03"];
             410: components["responses"]["Error410_bab89309"];
             422: components["responses"]["Error422_6401f0e5"];
             423: components["responses"]["Error423_84ef32b6"];
@@ -11974,11 +11974,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
+            409: components["responses"]["Error409_2726dfac"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -12017,11 +12017,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_91e2d11b"];
+            400: components["responses"]["Error400_36bbeebc"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
+            409: components["responses"]["Error409_ce5c1d03"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -12060,11 +12060,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_6e48bb1f"];
+            400: components["responses"]["Error400_0f75158b"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_1b1f1b10"];
+            409: components["responses"]["Error409_76e5163a"];
             410: components["responses"]["Error410_bab89309"];
             422: components["responses"]["Error422_0d4ce756"];
             423: components["responses"]["Error423_84ef32b6"];
@@ -12166,11 +12166,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_5ca1c210"];
+            400: components["responses"]["Error400_6c6b3a97"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_1b1f1b10"];
+            409: components["responses"]["Error409_76e5163a"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -12238,11 +12238,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_f33d78a8"];
+            400: components["responses"]["Error400_bed40edc"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_1b1f1b10"];
+            409: components["responses"]["Error409_76e5163a"];
             410: components["responses"]["Error410_bab89309"];
             422: components["responses"]["Error422_0d4ce756"];
             423: components["responses"]["Error423_84ef32b6"];
@@ -12316,11 +12316,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_5ca1c210"];
+            400: components["responses"]["Error400_6c6b3a97"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_1b1f1b10"];
+            409: components["responses"]["Error409_76e5163a"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -12352,11 +12352,11 @@ export interface operations {
                     "application/json": components["schemas"]["WalletToken"];
                 };
             };
-            400: components["responses"]["Error400_f33d78a8"];
+            400: components["responses"]["Error400_bed40edc"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_1b1f1b10"];
+            409: components["responses"]["Error409_76e5163a"];
             410: components["responses"]["Error410_bab89309"];
             422: components["responses"]["Error422_0d4ce756"];
             423: components["responses"]["Error423_84ef32b6"];
@@ -12393,11 +12393,11 @@ export interface operations {
                     "application/json": components["schemas"]["WalletToken"];
                 };
             };
-            400: components["responses"]["Error400_7378205a"];
+            400: components["responses"]["Error400_e4555057"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_59464607"];
+            409: components["responses"]["Error409_91259d4e"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -12436,11 +12436,11 @@ export interface operations {
                     "application/json": components["schemas"]["WalletToken"];
                 };
             };
-            400: components["responses"]["Error400_7378205a"];
+            400: components["responses"]["Error400_e4555057"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_59464607"];
+            409: components["responses"]["Error409_91259d4e"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -12479,11 +12479,11 @@ export interface operations {
                     "application/json": components["schemas"]["WalletToken"];
                 };
             };
-            400: components["responses"]["Error400_7378205a"];
+            400: components["responses"]["Error400_e4555057"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_59464607"];
+            409: components["responses"]["Error409_91259d4e"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -12539,11 +12539,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_5ca1c210"];
+            400: components["responses"]["Error400_6c6b3a97"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_1b1f1b10"];
+            409: components["responses"]["Error409_76e5163a"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -12589,11 +12589,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_f33d78a8"];
+            400: components["responses"]["Error400_bed40edc"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_1b1f1b10"];
+            409: components["responses"]["Error409_76e5163a"];
             410: components["responses"]["Error410_bab89309"];
             422: components["responses"]["Error422_0d4ce756"];
             423: components["responses"]["Error423_84ef32b6"];
@@ -12635,11 +12635,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_7378205a"];
+            400: components["responses"]["Error400_e4555057"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
+            403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_59464607"];
+            409: components["responses"]["Error409_91259d4e"];
             410: components["responses"]["Error410_bab89309"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -15107,12 +15107,12 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_bf17260f"];
+            400: components["responses"]["Error400_46bc61e7"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
             404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_5330c906"];
+            409: components["responses"]["Error409_b1b6e52d"];
             410: components["responses"]["Error410_206e59cd"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -15147,12 +15147,12 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_81285fce"];
+            400: components["responses"]["Error400_680da5ce"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
             404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_ceea3069"];
+            409: components["responses"]["Error409_caaa5569"];
             410: components["responses"]["Error410_206e59cd"];
             422: components["responses"]["Error422_0b8336d7"];
             423: components["responses"]["Error423_84ef32b6"];
@@ -15206,12 +15206,12 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_bf17260f"];
+            400: components["responses"]["Error400_46bc61e7"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
             404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_5330c906"];
+            409: components["responses"]["Error409_b1b6e52d"];
             410: components["responses"]["Error410_206e59cd"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -15274,12 +15274,12 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_bf17260f"];
+            400: components["responses"]["Error400_46bc61e7"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
             404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_5330c906"];
+            409: components["responses"]["Error409_b1b6e52d"];
             410: components["responses"]["Error410_206e59cd"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -15337,12 +15337,12 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_0df94bff"];
+            400: components["responses"]["Error400_d5480bbe"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
             404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_5330c906"];
+            409: components["responses"]["Error409_b1b6e52d"];
             410: components["responses"]["Error410_206e59cd"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -15377,12 +15377,12 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_81285fce"];
+            400: components["responses"]["Error400_680da5ce"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
             404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_ceea3069"];
+            409: components["responses"]["Error409_caaa5569"];
             410: components["responses"]["Error410_206e59cd"];
             422: components["responses"]["Error422_0b8336d7"];
             423: components["responses"]["Error423_84ef32b6"];
@@ -15447,12 +15447,12 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_bf17260f"];
+            400: components["responses"]["Error400_46bc61e7"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
             404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_5330c906"];
+            409: components["responses"]["Error409_b1b6e52d"];
             410: components["responses"]["Error410_206e59cd"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -15491,12 +15491,12 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_e0b31c8e"];
+            400: components["responses"]["Error400_c8d81742"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
             404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_ceea3069"];
+            409: components["responses"]["Error409_caaa5569"];
             410: components["responses"]["Error410_206e59cd"];
             422: components["responses"]["Error422_0b8336d7"];
             423: components["responses"]["Error423_84ef32b6"];
@@ -15529,12 +15529,12 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_81285fce"];
+            400: components["responses"]["Error400_680da5ce"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
             404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_ceea3069"];
+            409: components["responses"]["Error409_caaa5569"];
             410: components["responses"]["Error410_206e59cd"];
             422: components["responses"]["Error422_0b8336d7"];
             423: components["responses"]["Error423_84ef32b6"];
@@ -15580,12 +15580,12 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_bf17260f"];
+            400: components["responses"]["Error400_46bc61e7"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
             404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_5330c906"];
+            409: components["responses"]["Error409_b1b6e52d"];
             410: components["responses"]["Error410_206e59cd"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -15627,12 +15627,12 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_bf17260f"];
+            400: components["responses"]["Error400_46bc61e7"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
             404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_5330c906"];
+            409: components["responses"]["Error409_b1b6e52d"];
             410: components["responses"]["Error410_206e59cd"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -15680,12 +15680,12 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_bf17260f"];
+            400: components["responses"]["Error400_46bc61e7"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
             404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_5330c906"];
+            409: components["responses"]["Error409_b1b6e52d"];
             410: components["responses"]["Error410_206e59cd"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
