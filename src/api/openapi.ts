@@ -147,6 +147,10 @@ export const errorGroups = {
     'device_key_invalid',
     'device_not_bound',
     'device_signature_invalid',
+    'push_receipt_invalid',
+    'push_receipt_used',
+    'push_receipt_expired',
+    'push_wallet_invalid',
   ),
   declines: codes(
     'card_not_active',

@@ -25,7 +25,11 @@ export type CardsErrorCode =
   | 'step_up_locked'
   | 'device_key_invalid'
   | 'device_not_bound'
-  | 'device_signature_invalid';
+  | 'device_signature_invalid'
+  | 'push_receipt_invalid'
+  | 'push_receipt_used'
+  | 'push_receipt_expired'
+  | 'push_wallet_invalid';
 
 /** Why a card payment is declined by the card's own state or controls (checkControls), for the card pipeline. */
 export type CardDeclineCode =

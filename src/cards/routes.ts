@@ -452,6 +452,37 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
     );
   }
 
+  app.post(
+    '/v1/issuer/cards/:cardId/push-provisionings',
+    {
+      schema: {
+        tags: ['cards'],
+        summary: 'Push provisioning: offer the card to a wallet ("add to wallet X" in your app)',
+        description:
+          'The cardholder asked for it in your app (cardholderConsent: true, recorded). Answers a one-time receipt, valid 10 minutes, that your app ' +
+          'hands to the wallet app (a deep link); the wallet redeems it for its customer as the source of POST /v1/wallet/tokens, once, with no ' +
+          'card data and no step-up. Not replayable: the receipt is shown once and never stored; a retry makes another one.',
+        security: sec,
+        params: CardParams,
+        body: Strict({ walletParticipantId: Ref('participant', 'The wallet to add the card to'), cardholderConsent: Type.Boolean({ description: 'The cardholder asked for it in your app (must be true)' }) }),
+        response: {
+          201: Type.Object(
+            { id: Type.String(), receipt: Type.String({ description: 'One-time, for the wallet: hand it over, do not keep it' }), cardId: Type.String(), walletParticipantId: Type.String(), expiresAt: Timestamp },
+            { additionalProperties: false },
+          ),
+        },
+      },
+    },
+    async (request, reply) => {
+      const issuerId = issuerOf(request);
+      if (issuerId === undefined) return notIssuer(reply);
+      const result = await deps.db.transaction((tx) => walletTokens.createPushReceipt(tx, actorOf(request), issuerId, request.params.cardId, request.body));
+      if (!result.ok) return reply.fail(result.error);
+      const p = result.value;
+      return reply.code(201).header('cache-control', 'no-store').send({ id: p.id, receipt: p.receipt, cardId: p.cardId, walletParticipantId: p.walletParticipantId, expiresAt: p.expiresAt.toISOString() });
+    },
+  );
+
   app.get(
     '/v1/issuer/cards/:cardId/tokens/:tokenId/keys',
     {

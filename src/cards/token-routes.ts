@@ -186,7 +186,8 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
         summary: "Add a card to the customer's wallet (provision a token)",
         description:
           'Either the card details typed once (source.type "typed"), or BY REFERENCE to a card the customer already holds: a token reference id ' +
-          "from the customer's other wallet (\"token_ref\") or the issuer's card id (\"card_ref\"), with no card data. The issuer's rules decide: " +
+          "from the customer's other wallet (\"token_ref\") or the issuer's card id (\"card_ref\"), with no card data; or a push receipt the issuer's app " +
+          'handed to yours ("push_receipt": approved at once, redeemable once). Otherwise the issuer\'s rules decide: ' +
           'approve, decline or step-up (a one-time code the issuer sends to the cardholder, or their authenticator app). Idempotency-Key honoured; ' +
           'the hub keeps only a keyed hash of the request.',
         security: sec,
@@ -200,6 +201,7 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
             Strict({ type: Type.Literal('typed'), cardNumber: Type.String({ pattern: '^[0-9 -]{12,23}$' }), expiry: Type.String({ pattern: '^(0[1-9]|1[0-2])/[0-9]{2}$' }), cvv: Type.String({ pattern: '^[0-9]{3,4}$' }) }),
             Strict({ type: Type.Literal('token_ref'), tokenRef: Ref('shared_token_ref', "A token reference id the customer's other wallet holds (that wallet's record of the customer must be linked to yours with consent)") }),
             Strict({ type: Type.Literal('card_ref'), cardRef: Ref('card_ref', "The issuer's card id (the cardholder's record at the issuer must be linked to your customer with consent)") }),
+            Strict({ type: Type.Literal('push_receipt'), receipt: Opaque("A push receipt the card's issuer made for your wallet (its app hands it to yours): one use, 10 minutes", { maxLength: 128, pattern: '^[A-Za-z0-9_.-]+$' }) }),
           ]),
         }),
         response: { 201: ProvisioningSchema },

@@ -42,7 +42,23 @@ const MAX_ATC = 0xffff;
 export type ProvisionSource =
   | { readonly type: 'typed'; readonly cardNumber: string; readonly expiry: string; readonly cvv: string }
   | { readonly type: 'token_ref'; readonly tokenRef: string }
-  | { readonly type: 'card_ref'; readonly cardRef: string };
+  | { readonly type: 'card_ref'; readonly cardRef: string }
+  /** A receipt the card's issuer made for this wallet (push provisioning): one use, minutes long. */
+  | { readonly type: 'push_receipt'; readonly receipt: string };
+
+export type ProvisioningMethod = 'typed' | 'token_ref' | 'card_ref' | 'push';
+/** How long a push receipt may be redeemed. */
+export const PUSH_RECEIPT_TTL_MS = 10 * 60_000;
+
+/** A push receipt as its issuer gets it, once. */
+export interface PushReceipt {
+  readonly id: string;
+  /** The one-time secret the issuer's app hands to the wallet app (never stored: the hub keeps only its id). */
+  readonly receipt: string;
+  readonly cardId: string;
+  readonly walletParticipantId: string;
+  readonly expiresAt: Date;
+}
 
 export interface ProvisionInput {
   readonly customerId: string;
@@ -60,7 +76,7 @@ export interface Provisioning {
   readonly id: string;
   readonly requestorParticipantId: string;
   readonly customerId: string;
-  readonly method: 'typed' | 'token_ref' | 'card_ref';
+  readonly method: ProvisioningMethod;
   readonly status: ProvisioningStatus;
   readonly stepUpMethod: 'otp' | 'totp' | null;
   readonly attemptsRemaining: number;
@@ -184,7 +200,7 @@ interface ProvisioningRow {
   customer_id: string;
   card_id: string;
   issuer_participant_id: string;
-  method: 'typed' | 'token_ref' | 'card_ref';
+  method: ProvisioningMethod;
   device_id: string | null;
   device_key: DevicePublicKey | null;
   device_key_thumbprint: string | null;
@@ -279,6 +295,12 @@ export interface WalletTokenService {
    * {purpose: "replenish", tokenRef, keyCounter: the current key's counter}). The current key is superseded.
    */
   replenish(tx: Queryable, actor: Actor, walletId: string, tokenRef: string, deviceSignature: string): Promise<Result<LimitedUseKey, TErr>>;
+  /**
+   * Push provisioning: the issuer offers one of its active cards to a wallet, the cardholder having asked for it in the
+   * issuer's app (cardholderConsent). The receipt is redeemed by that wallet only, once, within PUSH_RECEIPT_TTL_MS, as
+   * the source of a provisioning; the issuer's own ID&V stands for the step-up.
+   */
+  createPushReceipt(tx: Queryable, actor: Actor, issuerId: string, cardId: string, input: { walletParticipantId: string; cardholderConsent: boolean }): Promise<Result<PushReceipt, TErr>>;
   /** Every limited-use key of one of the issuer's tokens, newest first, with its use (never the key itself). */
   listKeys(issuerId: string, cardId: string, tokenId: string): Promise<Result<KeyInfo[], TErr>>;
   getProvisioning(walletId: string, provisioningId: string, q?: Queryable): Promise<Provisioning | undefined>;
@@ -418,6 +440,16 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
   let codeKeyPromise: Promise<Buffer> | undefined;
   const codeKey = () => (codeKeyPromise ??= vault.secret('index').then((k) => createHmac('sha256', k).update('hutong:step-up-hmac:v1').digest()));
   const codeHmac = async (provisioningId: string, code: string) => createHmac('sha256', await codeKey()).update(`${provisioningId}|${code}`).digest('base64url');
+  let pushKeyPromise: Promise<Buffer> | undefined;
+  const pushKey = () => (pushKeyPromise ??= vault.secret('index').then((k) => createHmac('sha256', k).update('hutong:push-receipt:v1').digest()));
+  /** A receipt is its id and a MAC of it under a vault key: redeemable without the hub storing anything redeemable. */
+  const pushReceiptOf = async (id: string) => `${id}.${createHmac('sha256', await pushKey()).update(id).digest('base64url')}`;
+  const pushReceiptId = async (receipt: string): Promise<string | undefined> => {
+    const id = receipt.split('.')[0] ?? '';
+    const given = Buffer.from(receipt);
+    const expected = Buffer.from(await pushReceiptOf(id));
+    return given.length === expected.length && timingSafeEqual(given, expected) ? id : undefined;
+  };
 
   const settings = async (q: Queryable, issuerId: string): Promise<{ masterKeyHex: string; rules: ProvisioningRules }> => {
     let [row] = await q.query<{ master_key_sealed: string; rules: Partial<ProvisioningRules> }>('select master_key_sealed, rules from issuer_token_settings where issuer_participant_id = $1', [issuerId]);
@@ -517,7 +549,21 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
     return { token, tokenNumber, limitedUseKey };
   };
 
-  const resolveCard = async (tx: Queryable, source: ProvisionSource): Promise<Result<Card, TErr>> => {
+  const resolveCard = async (tx: Queryable, walletId: string, source: ProvisionSource): Promise<Result<Card, TErr>> => {
+    if (source.type === 'push_receipt') {
+      const id = await pushReceiptId(source.receipt);
+      // Locked: of two redemptions at once, the second waits and finds it redeemed.
+      const [row] = id === undefined ? [] : await tx.query<{ card_id: string; status: 'issued' | 'redeemed'; expires_at: Date }>(
+        'select card_id, status, expires_at from token_push_receipts where id = $1 and wallet_participant_id = $2 for update',
+        [id, walletId],
+      );
+      if (row === undefined) return err('push_receipt_invalid', 'no such push receipt for this wallet');
+      if (row.status === 'redeemed') return err('push_receipt_used', 'the push receipt was redeemed already');
+      if (clock.now() >= row.expires_at) return err('push_receipt_expired', 'the push receipt has expired; ask the bank’s app again');
+      const card = await cards.getById(row.card_id, tx);
+      if (card === undefined) throw new Error('card vanished');
+      return ok(card);
+    }
     if (source.type === 'typed') {
       const digits = source.cardNumber.replace(/[ -]/g, '');
       const match = await cards.matchCardData(digits, source.expiry, source.cvv, tx);
@@ -614,7 +660,7 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       if (!input.consent) return err('consent_required', "the customer's consent to add the card is required (consent: true)");
       const [customer] = await tx.query<{ id: string }>('select id from customers where id = $1 and participant_id = $2', [input.customerId, walletId]);
       if (customer === undefined) return err('customer_not_found', 'no such customer', { customerId: input.customerId });
-      const resolved = await resolveCard(tx, input.source);
+      const resolved = await resolveCard(tx, walletId, input.source);
       if (!resolved.ok) return resolved;
       const card = resolved.value;
       if (card.status !== 'active') return err('card_state', 'the card cannot be added to a wallet now', { status: card.status });
@@ -632,7 +678,7 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       if (dup !== undefined) return err('token_exists', 'this wallet already holds a token for this card on this device', { tokenRef: dup.token_ref });
 
       const { rules } = await settings(tx, card.issuerParticipantId);
-      const method = input.source.type;
+      const method: ProvisioningMethod = input.source.type === 'push_receipt' ? 'push' : input.source.type;
       const decisions: RuleDecision[] = [method === 'typed' ? rules.typed : rules.byReference];
       const [seen] = await tx.query<{ id: string }>(
         `select id from card_tokens where card_id = $1 and requestor_participant_id = $2 and customer_id = $3 and device_id is not distinct from $4 limit 1`,
@@ -648,6 +694,8 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
         );
         if (moved !== undefined) decisions.push('step_up');
       }
+      // A push comes from the issuer's own app, where the cardholder signed in: that is the issuer's ID&V.
+      if (method === 'push') decisions.splice(0, decisions.length, 'approve');
       const decision: RuleDecision = decisions.includes('decline') ? 'decline' : decisions.includes('step_up') ? 'step_up' : 'approve';
 
       const id = newId('prv');
@@ -687,6 +735,12 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       }
       if (decision === 'approve') {
         const provisioned = await createToken(tx, actor, row, card);
+        if (input.source.type === 'push_receipt') {
+          const pushId = await pushReceiptId(input.source.receipt);
+          await tx.query(`update token_push_receipts set status = 'redeemed', customer_id = $2, customer_consent_at = $3, token_id = $4, redeemed_at = $3 where id = $1`, [pushId, input.customerId, now, provisioned.token.id]);
+          await tx.query('update token_provisionings set push_receipt_id = $2 where id = $1', [id, pushId]);
+          await audit.record(tx, { actor, action: 'token.push_redeemed', objectType: 'token_push_receipt', objectId: pushId ?? '', details: { cardId: card.id, tokenId: provisioned.token.id, customerId: input.customerId } });
+        }
         const fresh = await provisioningRow(tx, walletId, id);
         if (fresh === undefined) throw new Error('provisioning vanished');
         return ok({ provisioning: toProvisioning(fresh, card), provisioned });
@@ -770,6 +824,24 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       await events.emit(tx, { participantId: token.requestorParticipantId, type: 'token.keys_replenished', data: { tokenRef: token.tokenRef, ...data } });
       await events.emit(tx, { participantId: token.issuerParticipantId, type: 'token.keys_replenished', data: { cardId: token.cardId, tokenId: token.id, walletParticipantId: token.requestorParticipantId, ...data } });
       return ok(made);
+    },
+
+    async createPushReceipt(tx, actor, issuerId, cardId, input) {
+      if (!input.cardholderConsent) return err('consent_required', "the cardholder's consent, given in your app, is required (cardholderConsent: true)");
+      const card = await cards.get(issuerId, cardId, tx);
+      if (card === undefined) return err('card_not_found', 'no such card');
+      if (card.status !== 'active') return err('card_state', 'the card cannot be added to a wallet now', { status: card.status });
+      const [wallet] = await tx.query<{ kind: string; status: string }>('select kind, status from participants where id = $1', [input.walletParticipantId]);
+      if (wallet?.kind !== 'wallet' || wallet.status !== 'active') return err('push_wallet_invalid', 'the named participant is not an active wallet');
+      const id = newId('ppr');
+      const now = clock.now();
+      const expiresAt = new Date(now.getTime() + PUSH_RECEIPT_TTL_MS);
+      await tx.query(
+        `insert into token_push_receipts (id, card_id, issuer_participant_id, wallet_participant_id, status, expires_at, issuer_consent_at, created_at) values ($1, $2, $3, $4, 'issued', $5, $6, $6)`,
+        [id, card.id, issuerId, input.walletParticipantId, expiresAt, now],
+      );
+      await audit.record(tx, { actor, action: 'token.push_receipt_created', objectType: 'token_push_receipt', objectId: id, details: { cardId: card.id, walletParticipantId: input.walletParticipantId, cardholderConsent: true } });
+      return ok({ id, receipt: await pushReceiptOf(id), cardId: card.id, walletParticipantId: input.walletParticipantId, expiresAt });
     },
 
     async listKeys(issuerId, cardId, tokenId) {

@@ -1871,6 +1871,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/issuer/cards/{cardId}/push-provisionings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Push provisioning: offer the card to a wallet ("add to wallet X" in your app)
+         * @description The cardholder asked for it in your app (cardholderConsent: true, recorded). Answers a one-time receipt, valid 10 minutes, that your app hands to the wallet app (a deep link); the wallet redeems it for its customer as the source of POST /v1/wallet/tokens, once, with no card data and no step-up. Not replayable: the receipt is shown once and never stored; a retry makes another one.
+         */
+        post: operations["postIssuerCardsByCardIdPushProvisionings"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/issuer/cards/{cardId}/tokens/{tokenId}/keys": {
         parameters: {
             query?: never;
@@ -1958,7 +1978,7 @@ export interface paths {
         put?: never;
         /**
          * Add a card to the customer's wallet (provision a token)
-         * @description Either the card details typed once (source.type "typed"), or BY REFERENCE to a card the customer already holds: a token reference id from the customer's other wallet ("token_ref") or the issuer's card id ("card_ref"), with no card data. The issuer's rules decide: approve, decline or step-up (a one-time code the issuer sends to the cardholder, or their authenticator app). Idempotency-Key honoured; the hub keeps only a keyed hash of the request.
+         * @description Either the card details typed once (source.type "typed"), or BY REFERENCE to a card the customer already holds: a token reference id from the customer's other wallet ("token_ref") or the issuer's card id ("card_ref"), with no card data; or a push receipt the issuer's app handed to yours ("push_receipt": approved at once, redeemable once). Otherwise the issuer's rules decide: approve, decline or step-up (a one-time code the issuer sends to the cardholder, or their authenticator app). Idempotency-Key honoured; the hub keeps only a keyed hash of the request.
          */
         post: operations["postWalletTokens"];
         delete?: never;
@@ -4450,7 +4470,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -6551,34 +6571,6 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, customer_not_found, not_found, passkey_registration_not_found, provisioning_not_found, reference_not_found, token_not_found */
-        Error404_236d80c9: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "not_found" | "passkey_registration_not_found" | "provisioning_not_found" | "reference_not_found" | "token_not_found";
-                    };
-                };
-            };
-        };
-        /** @description Not found: account_not_found, card_not_found, card_product_not_found, challenge_not_found, customer_not_found, not_found, passkey_registration_not_found, pending_not_found, provisioning_not_found, reference_not_found, token_not_found, transfer_not_found */
-        Error404_321f7c3c: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_not_found" | "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "not_found" | "passkey_registration_not_found" | "pending_not_found" | "provisioning_not_found" | "reference_not_found" | "token_not_found" | "transfer_not_found";
-                    };
-                };
-            };
-        };
         /** @description Not found: not_found, settlement_window_not_found */
         Error404_3c64f123: {
             headers: {
@@ -6607,8 +6599,8 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: account_not_found, card_not_found, card_product_not_found, challenge_not_found, customer_not_found, passkey_registration_not_found, pending_not_found, provisioning_not_found, reference_not_found, token_not_found, transfer_not_found */
-        Error404_40468148: {
+        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, customer_not_found, not_found, passkey_registration_not_found, provisioning_not_found, push_receipt_invalid, reference_not_found, token_not_found */
+        Error404_5068dc08: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6616,7 +6608,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_not_found" | "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "passkey_registration_not_found" | "pending_not_found" | "provisioning_not_found" | "reference_not_found" | "token_not_found" | "transfer_not_found";
+                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "not_found" | "passkey_registration_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "reference_not_found" | "token_not_found";
                     };
                 };
             };
@@ -6645,6 +6637,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "challenge_not_found" | "credential_not_found" | "customer_not_found" | "not_found" | "participant_not_found" | "passkey_registration_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: account_not_found, card_not_found, card_product_not_found, challenge_not_found, customer_not_found, passkey_registration_not_found, pending_not_found, provisioning_not_found, push_receipt_invalid, reference_not_found, token_not_found, transfer_not_found */
+        Error404_6113ca96: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_not_found" | "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "passkey_registration_not_found" | "pending_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "reference_not_found" | "token_not_found" | "transfer_not_found";
                     };
                 };
             };
@@ -6747,6 +6753,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, customer_not_found, merchant_not_found, not_found, passkey_registration_not_found, payment_link_not_found, payment_not_found, provisioning_not_found, push_receipt_invalid, qr_not_found, reference_not_found, token_not_found */
+        Error404_8102258e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "merchant_not_found" | "not_found" | "passkey_registration_not_found" | "payment_link_not_found" | "payment_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "qr_not_found" | "reference_not_found" | "token_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: account_not_found, credential_not_found, customer_not_found, not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
         Error404_8cb7b618: {
             headers: {
@@ -6785,20 +6805,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_not_found" | "account_unavailable" | "bank_customer_not_found" | "consent_not_found" | "customer_not_found" | "link_not_found" | "not_found" | "pending_not_found" | "transfer_not_found";
-                    };
-                };
-            };
-        };
-        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, customer_not_found, merchant_not_found, not_found, passkey_registration_not_found, payment_link_not_found, payment_not_found, provisioning_not_found, qr_not_found, reference_not_found, token_not_found */
-        Error404_9e198bb4: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "merchant_not_found" | "not_found" | "passkey_registration_not_found" | "payment_link_not_found" | "payment_not_found" | "provisioning_not_found" | "qr_not_found" | "reference_not_found" | "token_not_found";
                     };
                 };
             };
@@ -6915,6 +6921,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: account_not_found, card_not_found, card_product_not_found, challenge_not_found, customer_not_found, not_found, passkey_registration_not_found, pending_not_found, provisioning_not_found, push_receipt_invalid, reference_not_found, token_not_found, transfer_not_found */
+        Error404_f522adb8: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_not_found" | "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "not_found" | "passkey_registration_not_found" | "pending_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "reference_not_found" | "token_not_found" | "transfer_not_found";
+                    };
+                };
+            };
+        };
         /** @description Conflict: credential_limit, idempotency_in_progress */
         Error409_03b5413e: {
             headers: {
@@ -6939,20 +6959,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, pending_already_resolved, pending_expired, provisioning_state, token_exists, token_state, transfer_exists_with_different_fields */
-        Error409_2726dfac: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
                     };
                 };
             };
@@ -6985,6 +6991,48 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, provisioning_state, push_receipt_used, token_exists, token_state */
+        Error409_3fe4c169: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "provisioning_state" | "push_receipt_used" | "token_exists" | "token_state";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, pending_already_resolved, pending_expired, provisioning_state, push_receipt_used, token_exists, token_state, transfer_exists_with_different_fields */
+        Error409_4737c33a: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "push_receipt_used" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, provisioning_state, push_receipt_used, token_exists, token_state */
+        Error409_5c21a269: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "provisioning_state" | "push_receipt_used" | "token_exists" | "token_state";
+                    };
+                };
+            };
+        };
         /** @description Conflict: authenticator_exists, challenge_method_unavailable, challenge_state, credential_limit, customer_exists, customer_has_balance */
         Error409_5effe622: {
             headers: {
@@ -7013,6 +7061,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
+        Error409_634c20eb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                    };
+                };
+            };
+        };
         /** @description Conflict: alias_taken, customer_exists, customer_has_balance, idempotency_in_progress */
         Error409_6c04134e: {
             headers: {
@@ -7037,20 +7099,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_exists" | "account_has_pending" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "pending_already_resolved" | "pending_expired" | "transfer_exists_with_different_fields";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, provisioning_state, token_exists, token_state */
-        Error409_76e5163a: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "provisioning_state" | "token_exists" | "token_state";
                     };
                 };
             };
@@ -7097,8 +7145,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, provisioning_state, token_exists, token_state */
-        Error409_91259d4e: {
+        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
+        Error409_8db96508: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7106,7 +7154,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "provisioning_state" | "token_exists" | "token_state";
+                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
                     };
                 };
             };
@@ -7139,6 +7187,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, pending_already_resolved, pending_expired, provisioning_state, push_receipt_used, token_exists, token_state, transfer_exists_with_different_fields */
+        Error409_b030c7eb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "push_receipt_used" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
+                    };
+                };
+            };
+        };
         /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
         Error409_b18d6c24: {
             headers: {
@@ -7149,20 +7211,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, payment_link_used, payment_state, provisioning_state, qr_already_paid, token_exists, token_state */
-        Error409_b1b6e52d: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "payment_link_used" | "payment_state" | "provisioning_state" | "qr_already_paid" | "token_exists" | "token_state";
                     };
                 };
             };
@@ -7191,34 +7239,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "idempotency_in_progress";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, payment_link_used, payment_state, provisioning_state, qr_already_paid, token_exists, token_state */
-        Error409_caaa5569: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "payment_link_used" | "payment_state" | "provisioning_state" | "qr_already_paid" | "token_exists" | "token_state";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, pending_already_resolved, pending_expired, provisioning_state, token_exists, token_state, transfer_exists_with_different_fields */
-        Error409_ce5c1d03: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
                     };
                 };
             };
@@ -7265,8 +7285,8 @@ export interface components {
                 };
             };
         };
-        /** @description Gone: challenge_expired, payment_link_expired, step_up_expired */
-        Error410_206e59cd: {
+        /** @description Gone: challenge_expired, push_receipt_expired, step_up_expired */
+        Error410_2da82c28: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7274,7 +7294,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "challenge_expired" | "payment_link_expired" | "step_up_expired";
+                        code?: "challenge_expired" | "push_receipt_expired" | "step_up_expired";
                     };
                 };
             };
@@ -7307,6 +7327,20 @@ export interface components {
                 };
             };
         };
+        /** @description Gone: challenge_expired, payment_link_expired, push_receipt_expired, step_up_expired */
+        Error410_71b67f42: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "challenge_expired" | "payment_link_expired" | "push_receipt_expired" | "step_up_expired";
+                    };
+                };
+            };
+        };
         /** @description Gone: consent_expired */
         Error410_b06f5a74: {
             headers: {
@@ -7317,20 +7351,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "consent_expired";
-                    };
-                };
-            };
-        };
-        /** @description Gone: challenge_expired, step_up_expired */
-        Error410_bab89309: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "challenge_expired" | "step_up_expired";
                     };
                 };
             };
@@ -7405,8 +7425,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
-        Error422_0b8336d7: {
+        /** @description Unprocessable: account_closed, card_data_invalid, card_request_key_reused, challenge_failed, currency_mismatch, exceeds_credit_limit, exceeds_debits, insufficient_funds, linked_transfer_failed, overflow, passkey_registration_invalid, post_amount_exceeds_pending, push_wallet_invalid, same_account, step_up_failed, step_up_invalid */
+        Error422_0cddceb6: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7414,35 +7434,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: account_closed, card_data_invalid, card_request_key_reused, challenge_failed, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, overflow, passkey_registration_invalid, post_amount_exceeds_pending, same_account, step_up_failed, step_up_invalid */
-        Error422_0ba1d95d: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_closed" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "passkey_registration_invalid" | "post_amount_exceeds_pending" | "same_account" | "step_up_failed" | "step_up_invalid";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: card_data_invalid, card_request_key_reused, challenge_failed, passkey_registration_invalid, step_up_failed, step_up_invalid */
-        Error422_0d4ce756: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "passkey_registration_invalid" | "step_up_failed" | "step_up_invalid";
+                        code?: "account_closed" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "passkey_registration_invalid" | "post_amount_exceeds_pending" | "push_wallet_invalid" | "same_account" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -7461,6 +7453,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
+        Error422_0faf9480: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: liquidity_exceeded */
         Error422_3efebc2f: {
             headers: {
@@ -7471,20 +7477,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "liquidity_exceeded";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: card_data_invalid, card_request_key_reused, challenge_failed, idempotency_key_reused, passkey_registration_invalid, step_up_failed, step_up_invalid */
-        Error422_480a57f6: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "idempotency_key_reused" | "passkey_registration_invalid" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -7503,8 +7495,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: account_closed, card_data_invalid, card_request_key_reused, challenge_failed, currency_mismatch, exceeds_credit_limit, exceeds_debits, insufficient_funds, linked_transfer_failed, overflow, passkey_registration_invalid, post_amount_exceeds_pending, same_account, step_up_failed, step_up_invalid */
-        Error422_6401f0e5: {
+        /** @description Unprocessable: account_closed, card_data_invalid, card_request_key_reused, challenge_failed, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, overflow, passkey_registration_invalid, post_amount_exceeds_pending, push_wallet_invalid, same_account, step_up_failed, step_up_invalid */
+        Error422_58d45daa: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7512,7 +7504,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_closed" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "passkey_registration_invalid" | "post_amount_exceeds_pending" | "same_account" | "step_up_failed" | "step_up_invalid";
+                        code?: "account_closed" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "passkey_registration_invalid" | "post_amount_exceeds_pending" | "push_wallet_invalid" | "same_account" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -7527,6 +7519,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_closed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "post_amount_exceeds_pending" | "same_account";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: card_data_invalid, card_request_key_reused, challenge_failed, idempotency_key_reused, passkey_registration_invalid, push_wallet_invalid, step_up_failed, step_up_invalid */
+        Error422_7e843282: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "idempotency_key_reused" | "passkey_registration_invalid" | "push_wallet_invalid" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -7615,8 +7621,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
-        Error422_c7c02fb3: {
+        /** @description Unprocessable: card_data_invalid, card_request_key_reused, challenge_failed, passkey_registration_invalid, push_wallet_invalid, step_up_failed, step_up_invalid */
+        Error422_ac9e288a: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7624,7 +7630,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                        code?: "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "passkey_registration_invalid" | "push_wallet_invalid" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -7653,6 +7659,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "fx_rate_unavailable" | "idempotency_key_reused";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
+        Error422_ee467b06: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -10691,10 +10711,10 @@ export interface operations {
             400: components["responses"]["Error400_680da5ce"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_370b157c"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_caaa5569"];
-            410: components["responses"]["Error410_206e59cd"];
-            422: components["responses"]["Error422_0b8336d7"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_8db96508"];
+            410: components["responses"]["Error410_71b67f42"];
+            422: components["responses"]["Error422_0faf9480"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11076,10 +11096,10 @@ export interface operations {
             400: components["responses"]["Error400_ceee0d24"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_ce5c1d03"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_6401f0e5"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11131,12 +11151,12 @@ export interface operations {
             400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_2726dfac"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11174,10 +11194,10 @@ export interface operations {
             400: components["responses"]["Error400_ceee0d24"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_ce5c1d03"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_6401f0e5"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11249,12 +11269,12 @@ export interface operations {
             400: components["responses"]["Error400_36bbeebc"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_ce5c1d03"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_6401f0e5"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11285,10 +11305,10 @@ export interface operations {
             400: components["responses"]["Error400_18305163"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_ce5c1d03"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_6401f0e5"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11326,12 +11346,12 @@ export interface operations {
             400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_2726dfac"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11369,12 +11389,12 @@ export interface operations {
             400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_2726dfac"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11412,12 +11432,12 @@ export interface operations {
             400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_2726dfac"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11455,12 +11475,12 @@ export interface operations {
             400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_2726dfac"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11500,12 +11520,12 @@ export interface operations {
             400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_2726dfac"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11546,12 +11566,12 @@ export interface operations {
             400: components["responses"]["Error400_36bbeebc"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_ce5c1d03"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_6401f0e5"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11610,12 +11630,12 @@ export interface operations {
             400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_2726dfac"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11660,10 +11680,10 @@ export interface operations {
             400: components["responses"]["Error400_18305163"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_ce5c1d03"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_6401f0e5"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11715,12 +11735,12 @@ export interface operations {
             400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_2726dfac"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11772,12 +11792,12 @@ export interface operations {
             400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_2726dfac"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11829,12 +11849,65 @@ export interface operations {
             400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_2726dfac"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
+            423: components["responses"]["Error423_84ef32b6"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postIssuerCardsByCardIdPushProvisionings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Card id */
+                cardId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The wallet to add the card to */
+                    walletParticipantId: string;
+                    /** @description The cardholder asked for it in your app (must be true) */
+                    cardholderConsent: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @description One-time, for the wallet: hand it over, do not keep it */
+                        receipt: string;
+                        cardId: string;
+                        walletParticipantId: string;
+                        /** Format: date-time */
+                        expiresAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_36bbeebc"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11884,10 +11957,10 @@ export interface operations {
             400: components["responses"]["Error400_18305163"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_ce5c1d03"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_6401f0e5"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11923,10 +11996,10 @@ export interface operations {
             400: components["responses"]["Error400_18305163"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_40468148"];
-            409: components["responses"]["Error409_ce5c1d03"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_6401f0e5"];
+            404: components["responses"]["Error404_6113ca96"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11977,12 +12050,12 @@ export interface operations {
             400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_2726dfac"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12020,12 +12093,12 @@ export interface operations {
             400: components["responses"]["Error400_36bbeebc"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_ce5c1d03"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_6401f0e5"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12063,10 +12136,10 @@ export interface operations {
             400: components["responses"]["Error400_0f75158b"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_76e5163a"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_0d4ce756"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_5c21a269"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_ac9e288a"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12116,6 +12189,11 @@ export interface operations {
                         type: "card_ref";
                         /** @description The issuer's card id (the cardholder's record at the issuer must be linked to your customer with consent) */
                         cardRef: string;
+                    } | {
+                        /** @enum {string} */
+                        type: "push_receipt";
+                        /** @description A push receipt the card's issuer made for your wallet (its app hands it to yours): one use, 10 minutes */
+                        receipt: string;
                     };
                 };
             };
@@ -12169,12 +12247,12 @@ export interface operations {
             400: components["responses"]["Error400_6c6b3a97"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_76e5163a"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_5c21a269"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0d4ce756"];
+            422: components["responses"]["Error422_ac9e288a"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12241,10 +12319,10 @@ export interface operations {
             400: components["responses"]["Error400_bed40edc"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_76e5163a"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_0d4ce756"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_5c21a269"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_ac9e288a"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12319,12 +12397,12 @@ export interface operations {
             400: components["responses"]["Error400_6c6b3a97"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_76e5163a"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_5c21a269"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0d4ce756"];
+            422: components["responses"]["Error422_ac9e288a"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12355,10 +12433,10 @@ export interface operations {
             400: components["responses"]["Error400_bed40edc"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_76e5163a"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_0d4ce756"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_5c21a269"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_ac9e288a"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12396,12 +12474,12 @@ export interface operations {
             400: components["responses"]["Error400_e4555057"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_91259d4e"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_3fe4c169"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_480a57f6"];
+            422: components["responses"]["Error422_7e843282"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12439,12 +12517,12 @@ export interface operations {
             400: components["responses"]["Error400_e4555057"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_91259d4e"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_3fe4c169"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_480a57f6"];
+            422: components["responses"]["Error422_7e843282"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12482,12 +12560,12 @@ export interface operations {
             400: components["responses"]["Error400_e4555057"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_91259d4e"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_3fe4c169"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_480a57f6"];
+            422: components["responses"]["Error422_7e843282"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12542,12 +12620,12 @@ export interface operations {
             400: components["responses"]["Error400_6c6b3a97"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_76e5163a"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_5c21a269"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0d4ce756"];
+            422: components["responses"]["Error422_ac9e288a"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12592,10 +12670,10 @@ export interface operations {
             400: components["responses"]["Error400_bed40edc"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_76e5163a"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_0d4ce756"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_5c21a269"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_ac9e288a"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12638,12 +12716,12 @@ export interface operations {
             400: components["responses"]["Error400_e4555057"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_91259d4e"];
-            410: components["responses"]["Error410_bab89309"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_3fe4c169"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_480a57f6"];
+            422: components["responses"]["Error422_7e843282"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -15111,12 +15189,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_b1b6e52d"];
-            410: components["responses"]["Error410_206e59cd"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_634c20eb"];
+            410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c7c02fb3"];
+            422: components["responses"]["Error422_ee467b06"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -15151,10 +15229,10 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_caaa5569"];
-            410: components["responses"]["Error410_206e59cd"];
-            422: components["responses"]["Error422_0b8336d7"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_8db96508"];
+            410: components["responses"]["Error410_71b67f42"];
+            422: components["responses"]["Error422_0faf9480"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -15210,12 +15288,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_b1b6e52d"];
-            410: components["responses"]["Error410_206e59cd"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_634c20eb"];
+            410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c7c02fb3"];
+            422: components["responses"]["Error422_ee467b06"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -15278,12 +15356,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_b1b6e52d"];
-            410: components["responses"]["Error410_206e59cd"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_634c20eb"];
+            410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c7c02fb3"];
+            422: components["responses"]["Error422_ee467b06"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -15341,12 +15419,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_b1b6e52d"];
-            410: components["responses"]["Error410_206e59cd"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_634c20eb"];
+            410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c7c02fb3"];
+            422: components["responses"]["Error422_ee467b06"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -15381,10 +15459,10 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_caaa5569"];
-            410: components["responses"]["Error410_206e59cd"];
-            422: components["responses"]["Error422_0b8336d7"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_8db96508"];
+            410: components["responses"]["Error410_71b67f42"];
+            422: components["responses"]["Error422_0faf9480"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -15451,12 +15529,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_b1b6e52d"];
-            410: components["responses"]["Error410_206e59cd"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_634c20eb"];
+            410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c7c02fb3"];
+            422: components["responses"]["Error422_ee467b06"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -15495,10 +15573,10 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_caaa5569"];
-            410: components["responses"]["Error410_206e59cd"];
-            422: components["responses"]["Error422_0b8336d7"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_8db96508"];
+            410: components["responses"]["Error410_71b67f42"];
+            422: components["responses"]["Error422_0faf9480"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -15533,10 +15611,10 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_caaa5569"];
-            410: components["responses"]["Error410_206e59cd"];
-            422: components["responses"]["Error422_0b8336d7"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_8db96508"];
+            410: components["responses"]["Error410_71b67f42"];
+            422: components["responses"]["Error422_0faf9480"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -15584,12 +15662,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_b1b6e52d"];
-            410: components["responses"]["Error410_206e59cd"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_634c20eb"];
+            410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c7c02fb3"];
+            422: components["responses"]["Error422_ee467b06"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -15631,12 +15709,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_b1b6e52d"];
-            410: components["responses"]["Error410_206e59cd"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_634c20eb"];
+            410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c7c02fb3"];
+            422: components["responses"]["Error422_ee467b06"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -15684,12 +15762,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_b1b6e52d"];
-            410: components["responses"]["Error410_206e59cd"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_634c20eb"];
+            410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c7c02fb3"];
+            422: components["responses"]["Error422_ee467b06"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
