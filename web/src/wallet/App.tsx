@@ -29,6 +29,15 @@ const parentTab = (tab: TabKey): TabKey => (tab === 'add' ? 'home' : tab === 'bu
 
 /** A payment link the page was opened for (/wallet?link=<id>, the "open in wallet" of /pay/<id>). */
 const linkFromAddress = (): string => new URLSearchParams(location.search).get('link') ?? '';
+/**
+ * A card the customer's bank pushed to this wallet (/wallet#push=<receipt>, opened by the bank's app): a one-time
+ * receipt, kept in the fragment so that it reaches no server log, and removed from the address once read.
+ */
+const pushFromAddress = (): string => {
+  const receipt = new URLSearchParams(location.hash.slice(1)).get('push') ?? '';
+  if (receipt !== '') history.replaceState(null, '', `${location.pathname}${location.search}`);
+  return receipt;
+};
 /** A red packet the page was opened for (/wallet?packet=<id>, a shared red packet's link). */
 const packetFromAddress = (): string => new URLSearchParams(location.search).get('packet') ?? '';
 
@@ -37,7 +46,8 @@ export function WalletApp() {
   const [session, setSession] = useState<WalletSession | undefined>(loadSession);
   const [openLink] = useState(linkFromAddress);
   const [packet, setPacket] = useState(packetFromAddress);
-  const start: TabKey = openLink !== '' ? 'pay' : packet !== '' ? 'transfer' : 'home';
+  const [pushReceipt, setPushReceipt] = useState(pushFromAddress);
+  const start: TabKey = pushReceipt !== '' ? 'add' : openLink !== '' ? 'pay' : packet !== '' ? 'transfer' : 'home';
   const [tab, setTab] = useState<TabKey>(start);
   const [payee, setPayee] = useState<{ type: string; value: string } | undefined>();
   const signOut = () => {
@@ -82,7 +92,7 @@ export function WalletApp() {
         ) : (
           <>
             {tab === 'home' && <Home api={api} session={session} go={go} />}
-            {tab === 'add' && <AddCard api={api} session={session} onAdded={() => go('home')} />}
+            {tab === 'add' && <AddCard api={api} session={session} pushReceipt={pushReceipt} onPushUsed={() => setPushReceipt('')} onAdded={() => go('home')} />}
             {tab === 'pay' && (
               <Pay
                 api={api}
@@ -339,7 +349,7 @@ function CardTile({ api, token, onChange }: { api: Api; token: Token; onChange: 
   );
 }
 
-function AddCard({ api, session, onAdded }: { api: Api; session: WalletSession; onAdded: () => void }) {
+function AddCard({ api, session, pushReceipt, onPushUsed, onAdded }: { api: Api; session: WalletSession; pushReceipt: string; onPushUsed: () => void; onAdded: () => void }) {
   const { t } = useI18n();
   const [mode, setMode] = useState<'typed' | 'ref'>('typed');
   const [cardNumber, setCardNumber] = useState('');
@@ -366,12 +376,20 @@ function AddCard({ api, session, onAdded }: { api: Api; session: WalletSession; 
     setDone(undefined);
     setDemoCode(undefined);
     const source =
-      mode === 'typed' ? { type: 'typed', cardNumber: cardNumber.replace(/\s+/g, ''), expiry, cvv } : tokenRef.trim() !== '' ? { type: 'token_ref', tokenRef: tokenRef.trim() } : { type: 'card_ref', cardRef: cardRef.trim() };
+      pushReceipt !== ''
+        ? { type: 'push_receipt', receipt: pushReceipt }
+        : mode === 'typed'
+          ? { type: 'typed', cardNumber: cardNumber.replace(/\s+/g, ''), expiry, cvv }
+          : tokenRef.trim() !== ''
+            ? { type: 'token_ref', tokenRef: tokenRef.trim() }
+            : { type: 'card_ref', cardRef: cardRef.trim() };
     // The token is bound to this browser's device key: only it obtains the token's next keys.
     const p = await api.post<Provisioning>('/v1/wallet/tokens', { customerId: session.customerId, consent, deviceId: deviceId(), devicePublicKey: await devicePublicKey(), source });
     setProv(p);
     setCardNumber('');
     setCvv('');
+    // A receipt is good once: whatever the answer, the next attempt is the customer's own.
+    if (pushReceipt !== '') onPushUsed();
     if (p.status === 'pending_step_up') {
       // Demo: read the code the demo bank "texted" the cardholder (the hub only holds it sealed to the bank).
       try {
@@ -406,7 +424,11 @@ function AddCard({ api, session, onAdded }: { api: Api; session: WalletSession; 
             void submit.run();
           }}
         >
-          {mode === 'typed' ? (
+          {pushReceipt !== '' ? (
+            <p className="ok" data-testid="push-offer">
+              {t('add.pushOffer')}
+            </p>
+          ) : mode === 'typed' ? (
             <>
               <Field label={t('add.cardNumber')} name="cardNumber" value={cardNumber} onChange={setCardNumber} inputMode="numeric" autoComplete="cc-number" />
               <div className="row">
@@ -424,7 +446,7 @@ function AddCard({ api, session, onAdded }: { api: Api; session: WalletSession; 
             <input type="checkbox" name="consent" checked={consent} onChange={(e) => setConsent(e.target.checked)} /> {t('add.consent')}
           </label>
           <button type="submit" disabled={submit.busy || !consent} data-testid="add-submit">
-            {t('add.submit')}
+            {pushReceipt !== '' ? t('add.pushSubmit') : t('add.submit')}
           </button>
         </form>
       ) : (
