@@ -24,3 +24,7 @@ alter table card_tokens add column device_key jsonb;
 alter table card_tokens add column device_key_thumbprint text;
 alter table token_provisionings add column device_key jsonb;
 alter table token_provisionings add column device_key_thumbprint text;
+
+-- Which cryptogram a product's tokens make: the hub's Visa CVN 18 model, or Mastercard M/Chip CVN 16 / 17 (the
+-- layouts in src/emv/token-cryptogram.ts).
+alter table card_products add column token_cryptogram text not null default 'visa_cvn18' check (token_cryptogram in ('visa_cvn18', 'mchip_cvn16', 'mchip_cvn17'));

@@ -12,6 +12,7 @@ import { CHANNELS, type Card, type CardControls, type CardProduct, type IssuedCa
 import type { WithRequestKey } from './request-keys.ts';
 import type { CardService } from './service.ts';
 import type { StepUpService } from '../stepup/service.ts';
+import { TOKEN_CRYPTOGRAM_SCHEMES } from '../emv/token-cryptogram.ts';
 
 const Channel = Type.Union(CHANNELS.map((c) => Type.Literal(c)));
 const Mcc = Type.String({ pattern: '^[0-9]{4}$' });
@@ -29,6 +30,11 @@ export const ControlsSchema = Type.Object(
   { additionalProperties: false, description: 'Spending controls; amounts in the card currency; an absent field means no limit' },
 );
 
+const TokenCryptogram = Type.Union(
+  TOKEN_CRYPTOGRAM_SCHEMES.map((s) => Type.Literal(s)),
+  { description: "The cryptogram this product's tokens make: visa_cvn18 (default), mchip_cvn16 or mchip_cvn17 (src/emv/token-cryptogram.ts)" },
+);
+
 const ProductSchema = Type.Object(
   {
     id: Type.String(),
@@ -40,6 +46,7 @@ const ProductSchema = Type.Object(
     type: Type.Union([Type.Literal('debit'), Type.Literal('credit')]),
     defaultCreditLimit: Type.Union([AmountString, Type.Null()]),
     validityYears: Type.Integer(),
+    tokenCryptogram: TokenCryptogram,
     createdAt: Timestamp,
   },
   { $id: 'CardProduct', additionalProperties: false },
@@ -88,6 +95,7 @@ const wireProduct = (p: CardProduct) => ({
   type: p.cardType,
   defaultCreditLimit: p.defaultCreditLimitMinor === null ? null : formatAmount(p.defaultCreditLimitMinor, p.currency),
   validityYears: p.validityYears,
+  tokenCryptogram: p.tokenCryptogram,
   createdAt: p.createdAt.toISOString(),
 });
 
@@ -188,6 +196,7 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
           type: Type.Union([Type.Literal('debit'), Type.Literal('credit')]),
           defaultCreditLimit: Type.Optional(AmountString),
           validityYears: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 })),
+          tokenCryptogram: Type.Optional(TokenCryptogram),
         }),
         response: { 201: Type.Ref(ProductSchema) },
       },
@@ -212,6 +221,7 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
           ...(b.panLength !== undefined ? { panLength: b.panLength } : {}),
           ...(limit !== undefined ? { defaultCreditLimitMinor: limit } : {}),
           ...(b.validityYears !== undefined ? { validityYears: b.validityYears } : {}),
+          ...(b.tokenCryptogram !== undefined ? { tokenCryptogram: b.tokenCryptogram } : {}),
         });
         return result.ok ? created(wireProduct(result.value)) : result.error;
       });

@@ -193,6 +193,32 @@ describe.each(engines)('limited-use keys and device binding on %s', (engine) => 
     expect(refused.body.error.code).toBe('device_not_bound');
   });
 
+  it.each(['mchip_cvn16', 'mchip_cvn17'] as const)("a %s product's tokens make and are checked with Mastercard's cryptogram", async (scheme) => {
+    const bin = scheme === 'mchip_cvn16' ? '5555661' : '5555662';
+    const product = await t.api('bank-a').post('/v1/issuer/card-products', { name: `M/Chip ${scheme}`, binPrefix: bin, brand: 'Mastercard', currency: 'CNY', type: 'debit', tokenCryptogram: scheme }, key());
+    expect(product.status).toBe(201);
+    expect(product.body.tokenCryptogram).toBe(scheme);
+    const issued = await t.hub.db.transaction(async (tx) => {
+      const made = await t.hub.cards.cards.issue(tx, SYSTEM, bankA, { productId: product.body.id, customerId: demoCustomerId('li-at-bank-a'), fundingAccountId: card.fundingAccountId });
+      if (!made.ok) throw new Error(made.error.code);
+      const active = await t.hub.cards.cards.transition(tx, SYSTEM, bankA, made.value.card.id, 'activate');
+      if (!active.ok) throw new Error(active.error.code);
+      return made.value;
+    });
+    const device = newDevice();
+    const res = await t.api('wallet-a').post(
+      '/v1/wallet/tokens',
+      { customerId: walletCustomer, consent: true, deviceId: `mc-${scheme}`, devicePublicKey: device.publicKey, source: { type: 'typed', cardNumber: issued.cardNumber, expiry: issued.card.expiry, cvv: issued.cvv } },
+      key(),
+    );
+    expect(res.status).toBe(201);
+    expect(res.body.token.cryptogramScheme).toBe(scheme);
+    const mc = asToken(res.body);
+    // The Visa-model cryptogram under the right key is not this product's: refused, nothing moves.
+    await refusedTap(mc, 1, 'cryptogram_invalid');
+    expect((await tap({ ...mc, scheme }, 2)).status).toBe(201);
+  });
+
   it('refuses a device key that is not a P-256 point', async () => {
     const bad = await provision({ ...newDevice(), publicKey: { kty: 'EC', crv: 'P-256', x: 'A'.repeat(43), y: 'B'.repeat(43) } }, 'broken');
     expect(bad.status).toBe(400);

@@ -4,7 +4,7 @@ import type { CardsErrorCode, TokenPaymentDeclineCode } from './errors.ts';
 import type { Card, Channel } from './model.ts';
 import { countryNumeric, currencyNumeric, expiryAfter, isExpired, randomCardNumber, TOKEN_BIN_PREFIXES, TOKEN_LENGTH } from './numbers.ts';
 import type { CardService } from './service.ts';
-import { deriveLimitedUseKey, deriveTokenKey, verifyTokenCryptogram } from '../emv/token-cryptogram.ts';
+import { deriveLimitedUseKey, deriveTokenKey, verifyTokenCryptogram, type TokenCryptogramScheme } from '../emv/token-cryptogram.ts';
 import { deviceKeyThumbprint, verifyDeviceStatement, type DevicePublicKey } from './device-keys.ts';
 import type { Clock } from '../platform/clock.ts';
 import { pipeliner, type Db, type Flusher, type Queryable } from '../platform/db.ts';
@@ -113,6 +113,8 @@ export interface WalletToken {
   readonly par: string;
   readonly cardLast4: string;
   readonly brand: string;
+  /** The cryptogram the token makes (its card product's). */
+  readonly cryptogramScheme: TokenCryptogramScheme;
 }
 
 /** A limited-use key as the issuer and the wallet see it (without the key). */
@@ -245,9 +247,10 @@ interface TokenRow {
   par: string;
   pan_last4: string;
   brand: string;
+  token_cryptogram: TokenCryptogramScheme;
 }
 
-const TOKEN_SELECT = `select t.*, c.par, c.pan_last4, p.brand, k.key_counter, k.first_atc as key_first_atc, k.last_atc as key_last_atc, k.expires_at as key_expires_at,
+const TOKEN_SELECT = `select t.*, c.par, c.pan_last4, p.brand, p.token_cryptogram, k.key_counter, k.first_atc as key_first_atc, k.last_atc as key_last_atc, k.expires_at as key_expires_at,
                               k.uses as key_uses, k.last_used_at as key_last_used_at, k.created_at as key_created_at
                          from card_tokens t join cards c on c.id = t.card_id join card_products p on p.id = c.product_id
                          left join token_keys k on k.token_id = t.id and k.status = 'active'`;
@@ -279,6 +282,7 @@ const toToken = (r: TokenRow): WalletToken => ({
   par: r.par,
   cardLast4: r.pan_last4,
   brand: r.brand,
+  cryptogramScheme: r.token_cryptogram,
 });
 
 export interface WalletTokenService {
@@ -367,6 +371,7 @@ function checkPresentedToken(
   if (key !== null && currency !== undefined && country !== undefined && Number.isInteger(input.atc) && input.atc >= key.firstAtc && input.atc <= MAX_ATC) {
     try {
       valid = verifyTokenCryptogram({
+        scheme: token.cryptogramScheme,
         tokenKeyHex: deriveLimitedUseKey(deriveTokenKey(masterKeyHex, input.tokenNumber, '00'), key.keyCounter),
         atc: input.atc,
         amountMinor: input.amountMinor,

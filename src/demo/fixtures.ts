@@ -4,7 +4,7 @@ import type { CardControls } from '../cards/model.ts';
 import { countryNumeric, currencyNumeric } from '../cards/numbers.ts';
 import { demoCustomerId, demoParticipantId } from './seed.ts';
 import { encodeCpm } from '../emv/cpm.ts';
-import { computeTokenCryptogram } from '../emv/token-cryptogram.ts';
+import { computeTokenCryptogram, type TokenCryptogramScheme } from '../emv/token-cryptogram.ts';
 import type { Hub } from '../main.ts';
 import { newId } from '../platform/ids.ts';
 
@@ -21,6 +21,8 @@ export interface WalletToken {
   readonly tokenRef: string;
   readonly tokenNumber: string;
   readonly tokenKey: string;
+  /** The card product's cryptogram (default visa_cvn18). */
+  readonly scheme?: TokenCryptogramScheme;
   /** YYMM as a terminal reads it. */
   readonly expiryYymm: string;
   atc: number;
@@ -115,6 +117,7 @@ export function nextCryptogram(t: WalletToken, input: { amountMinor: bigint; cur
   const atc = input.atc ?? (t.atc += 1);
   const unpredictableNumber = randomBytes(4).toString('hex').toUpperCase();
   const cryptogram = computeTokenCryptogram({
+    ...(t.scheme !== undefined ? { scheme: t.scheme } : {}),
     tokenKeyHex: t.tokenKey,
     atc,
     amountMinor: input.amountMinor,

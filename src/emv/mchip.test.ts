@@ -3,6 +3,7 @@ import { deriveIccMasterKey, deriveMastercardSessionKey, mastercardArpc, masterc
 import { keyCheckValue } from './des.ts';
 import { bytesToHex, mustHexToBytes } from './hex.ts';
 import { readTestDataFile } from './vector-files.ts';
+import { TOKEN_AIP, TOKEN_COUNTERS, TOKEN_CVR, computeTokenCryptogram, verifyTokenCryptogram } from './token-cryptogram.ts';
 
 /** Mastercard M/Chip CVN 16 and 17 against pyemv's HSM-checked known answers (test/data/emv-cryptogram/mchip-vectors.txt). */
 const sections = readTestDataFile('emv-cryptogram/mchip-vectors.txt')
@@ -53,4 +54,20 @@ describe.each(sections)('$title known answers', ({ title, body }) => {
 
 it('reads both sections', () => {
   expect(sections.map((s) => s.title.trim())).toEqual(['A. Mastercard CVN 16', 'B. Mastercard CVN 17']);
+});
+
+describe('M/Chip token cryptograms', () => {
+  const token = { tokenKeyHex: '0123456789ABCDEFFEDCBA9876543210', atc: 28, amountMinor: 9999n, currencyNumeric: '124', countryNumeric: '124', transactionDate: '260115', transactionType: '00', unpredictableNumber: 'ABCDEF12' };
+  const data: TransactionData = { amountAuthorised: '000000009999', amountOther: '000000000000', terminalCountry: '0124', tvr: '0000000000', transactionCurrency: '0124', transactionDate: '260115', transactionType: '00', unpredictableNumber: 'ABCDEF12', aip: TOKEN_AIP, atc: '001C' };
+  const key = mustHexToBytes(token.tokenKeyHex);
+  it('are the M/Chip ARQC over the token fields, with the fixed TVR, AIP, CVR and counters', () => {
+    expect(computeTokenCryptogram({ ...token, scheme: 'mchip_cvn16' })).toBe(bytesToHex(mastercardCvn16Arqc(key, { ...data, cvr: TOKEN_CVR })));
+    expect(computeTokenCryptogram({ ...token, scheme: 'mchip_cvn17' })).toBe(bytesToHex(mastercardCvn17Arqc(key, { ...data, cvr: TOKEN_CVR, counters: TOKEN_COUNTERS })));
+  });
+  it('verify only under their own scheme', () => {
+    const cryptogramHex = computeTokenCryptogram({ ...token, scheme: 'mchip_cvn16' });
+    expect(verifyTokenCryptogram({ ...token, scheme: 'mchip_cvn16', cryptogramHex })).toBe(true);
+    expect(verifyTokenCryptogram({ ...token, scheme: 'mchip_cvn17', cryptogramHex })).toBe(false);
+    expect(verifyTokenCryptogram({ ...token, cryptogramHex })).toBe(false);
+  });
 });

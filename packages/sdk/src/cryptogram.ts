@@ -11,9 +11,9 @@
  * counters `firstAtc`..`lastAtc` until `expiresAt`; past either the hub answers `key_exhausted`: replenish, and start
  * the counter at the new key's `firstAtc` (`new AtcCounter(firstAtc - 1)` when it is above the counter's last).
  */
-import { computeTokenCryptogram, deriveLimitedUseKey, deriveTokenKey, tokenCryptogramData, verifyTokenCryptogram, type TokenCryptogramInput } from '../../../src/emv/token-cryptogram.ts';
+import { computeTokenCryptogram, deriveLimitedUseKey, deriveTokenKey, tokenCryptogramData, verifyTokenCryptogram, type TokenCryptogramInput, type TokenCryptogramScheme } from '../../../src/emv/token-cryptogram.ts';
 
-export { computeTokenCryptogram, deriveLimitedUseKey, deriveTokenKey, tokenCryptogramData, verifyTokenCryptogram, type TokenCryptogramInput };
+export { computeTokenCryptogram, deriveLimitedUseKey, deriveTokenKey, tokenCryptogramData, verifyTokenCryptogram, type TokenCryptogramInput, type TokenCryptogramScheme };
 
 /** ISO 3166 numeric codes of the countries the hub accepts (as src/cards/numbers.ts). */
 export const COUNTRY_NUMERIC: Readonly<Record<string, string>> = {
@@ -84,6 +84,8 @@ const randomHex = (bytes: number) => [...crypto.getRandomValues(new Uint8Array(b
 export function tokenPaymentSource(input: {
   readonly tokenRef: string;
   readonly tokenKey: string;
+  /** The token's `cryptogramScheme` (its card product's): visa_cvn18 (default), mchip_cvn16 or mchip_cvn17. */
+  readonly scheme?: TokenCryptogramScheme;
   readonly counter: AtcCounter;
   readonly amount: { readonly amount: string; readonly currency: string };
   readonly merchantCountry: string;
@@ -96,6 +98,7 @@ export function tokenPaymentSource(input: {
   const atc = input.counter.next();
   const unpredictableNumber = randomHex(4);
   const cryptogram = computeTokenCryptogram({
+    ...(input.scheme !== undefined ? { scheme: input.scheme } : {}),
     tokenKeyHex: input.tokenKey,
     atc,
     amountMinor: toMinorUnits(input.amount),

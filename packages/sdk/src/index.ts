@@ -17,6 +17,7 @@ export {
   tokenPaymentSource,
   verifyTokenCryptogram,
   type TokenCryptogramInput,
+  type TokenCryptogramScheme,
 } from './cryptogram.ts';
 export { createDeviceKey, devicePublicKey, signDeviceStatement, type DeviceKeyPair, type DevicePublicKey, type DeviceStatement } from './device.ts';
 export type { components, operations, paths, webhooks } from './schema.ts';

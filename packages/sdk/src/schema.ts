@@ -5376,6 +5376,8 @@ export interface components {
             type: "debit" | "credit";
             defaultCreditLimit: string | null;
             validityYears: number;
+            /** @description The cryptogram this product's tokens make: visa_cvn18 (default), mchip_cvn16 or mchip_cvn17 (src/emv/token-cryptogram.ts) */
+            tokenCryptogram: "visa_cvn18" | "mchip_cvn16" | "mchip_cvn17";
             /** Format: date-time */
             createdAt: string;
         };
@@ -5440,6 +5442,8 @@ export interface components {
             par: string;
             channels: string[];
             deviceId: string | null;
+            /** @description The cryptogram to compute (src/emv/token-cryptogram.ts): visa_cvn18, mchip_cvn16 or mchip_cvn17 */
+            cryptogramScheme: string;
             /** @description Bound to a device key: new keys need that device’s signature */
             deviceBound: boolean;
             /** @description The current limited-use key (not the key itself) */
@@ -11135,6 +11139,8 @@ export interface operations {
                      */
                     defaultCreditLimit?: string;
                     validityYears?: number;
+                    /** @description The cryptogram this product's tokens make: visa_cvn18 (default), mchip_cvn16 or mchip_cvn17 (src/emv/token-cryptogram.ts) */
+                    tokenCryptogram?: "visa_cvn18" | "mchip_cvn16" | "mchip_cvn17";
                 };
             };
         };

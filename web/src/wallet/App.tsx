@@ -6,12 +6,13 @@ import { Bars, ErrorBox, Field, LangSwitch, Money, Section, Select, TextArea, us
 import { cpmPayload, toMinor, tokenCryptogram, unpredictableNumber } from './emv.ts';
 import { deviceId, ensureFreshKey, loadDeviceToken, loadSession, nextAtc, openSession, saveLimitedUseKey, saveSession, sessionApi, type LimitedUseKeyWire, type WalletSession } from './session.ts';
 import { devicePublicKey, signAsDevice } from './device-key.ts';
+import type { TokenCryptogramScheme } from '../../../src/emv/token-cryptogram.ts';
 import { Me } from './Me.tsx';
 import { StepUp, useStepUp } from './StepUp.tsx';
 import { CameraScanner, PacketShare, ReceiveCode, decodeImage, parsePacketPayload, parseReceivePayload } from './Scan.tsx';
 
 type MoneyWire = { amount: string; currency: string };
-interface Token { tokenRef: string; status: string; tokenLast4: string; cardLast4: string; brand: string; expiry: string; par: string; createdAt: string }
+interface Token { tokenRef: string; status: string; tokenLast4: string; cardLast4: string; brand: string; expiry: string; par: string; createdAt: string; cryptogramScheme?: TokenCryptogramScheme }
 interface Account { id: string; currency: string; balance: MoneyWire; available: MoneyWire; heldBy: { participantId: string; name: string }; linkId: string | null }
 interface Provisioning { id: string; status: string; stepUp: { method: string; attemptsRemaining: number } | null; cardLast4: string; brand: string; token: Token | null; tokenNumber?: string; limitedUseKey?: LimitedUseKeyWire }
 
@@ -365,7 +366,7 @@ function AddCard({ api, session, pushReceipt, onPushUsed, onAdded }: { api: Api;
 
   const remember = (p: Provisioning) => {
     if (p.token !== null && p.limitedUseKey !== undefined && p.tokenNumber !== undefined) {
-      saveLimitedUseKey(session.participantId, { tokenRef: p.token.tokenRef, tokenNumber: p.tokenNumber, expiry: p.token.expiry, atc: 0 }, p.limitedUseKey);
+      saveLimitedUseKey(session.participantId, { tokenRef: p.token.tokenRef, tokenNumber: p.tokenNumber, expiry: p.token.expiry, atc: 0, scheme: p.token.cryptogramScheme }, p.limitedUseKey);
     }
   };
   const finish = (p: Provisioning) => {
@@ -521,7 +522,7 @@ async function buildSource(api: Api, session: WalletSession, source: string, amo
   const atc = nextAtc(session.participantId, id);
   if (device === undefined || atc === undefined) throw new PageError('pay.noKey');
   const un = unpredictableNumber();
-  const cryptogram = tokenCryptogram({ tokenKey: device.tokenKey, atc, amountMinor: toMinor(amount.amount, amount.currency), currency: amount.currency, country, un });
+  const cryptogram = tokenCryptogram({ scheme: device.scheme, tokenKey: device.tokenKey, atc, amountMinor: toMinor(amount.amount, amount.currency), currency: amount.currency, country, un });
   return { type: 'token', tokenRef: id, atc, cryptogram, unpredictableNumber: un };
 }
 
@@ -684,7 +685,7 @@ function PaymentCode({ api, session }: { api: Api; session: WalletSession }) {
           setError(new PageError('pay.noKey'));
           return;
         }
-        const payload = cpmPayload({ tokenNumber: device.tokenNumber, tokenKey: device.tokenKey, expiry: device.expiry, atc, brand: current.brand, currency: 'CNY', country: 'CN' });
+        const payload = cpmPayload({ scheme: device.scheme, tokenNumber: device.tokenNumber, tokenKey: device.tokenKey, expiry: device.expiry, atc, brand: current.brand, currency: 'CNY', country: 'CN' });
         setShown({ payload, atc });
         QRCode.toDataURL(payload, { errorCorrectionLevel: 'M', margin: 1, width: 440 }).then(setImage, setError);
       } catch (e) {

@@ -1,4 +1,5 @@
 import { createApi, type Api } from '../shared/api.ts';
+import type { TokenCryptogramScheme } from '../../../src/emv/token-cryptogram.ts';
 
 /** A demo wallet session: a short-lived wallet access token from POST /demo/v1/session, renewed before it expires. */
 export interface WalletSession {
@@ -75,6 +76,8 @@ export interface DeviceToken {
   readonly firstAtc: number;
   readonly lastAtc: number;
   readonly keyExpiresAt: string;
+  /** The cryptogram the token makes (its card product's); absent for tokens stored before schemes: visa_cvn18. */
+  readonly scheme?: TokenCryptogramScheme;
   atc: number;
 }
 
@@ -118,7 +121,7 @@ export function nextAtc(participantId: string, tokenRef: string): number | undef
 }
 
 /** Stores a new limited-use key for a token the device holds (keeping its counter). */
-export function saveLimitedUseKey(participantId: string, base: { tokenRef: string; tokenNumber: string; expiry: string; atc: number }, k: LimitedUseKeyWire): void {
+export function saveLimitedUseKey(participantId: string, base: { tokenRef: string; tokenNumber: string; expiry: string; atc: number; scheme?: TokenCryptogramScheme }, k: LimitedUseKeyWire): void {
   saveDeviceToken(participantId, { ...base, tokenKey: k.key, keyCounter: k.keyCounter, firstAtc: k.firstAtc, lastAtc: k.lastAtc, keyExpiresAt: k.expiresAt });
 }
 
