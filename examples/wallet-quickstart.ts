@@ -40,10 +40,11 @@ export async function addCard(wallet: HutongClient, customerId: string, card: Ca
       'complete the step-up',
     );
   }
-  const { token, tokenKey, tokenNumber } = provisioning;
-  if (provisioning.status !== 'approved' || token === null || tokenKey === undefined || tokenNumber === undefined) throw new Error(`the bank did not approve the card: ${provisioning.status}`);
-  // The counter starts at 0 when the token is made; keep it with the token (the first payment sends 1).
-  return { tokenRef: token.tokenRef, tokenKey, counter: new AtcCounter(0), tokenNumber, tokenExpiry: token.expiry };
+  const { token, limitedUseKey, tokenNumber } = provisioning;
+  if (provisioning.status !== 'approved' || token === null || limitedUseKey === undefined || tokenNumber === undefined) throw new Error(`the bank did not approve the card: ${provisioning.status}`);
+  // The counter starts at 0 when the token is made; keep it with the token (the first payment sends 1). The key is a
+  // limited-use key: it signs counters firstAtc..lastAtc until expiresAt, then the device asks for the next one.
+  return { tokenRef: token.tokenRef, tokenKey: limitedUseKey.key, counter: new AtcCounter(limitedUseKey.firstAtc - 1), tokenNumber, tokenExpiry: token.expiry };
 }
 
 export async function walletQuickstart(env: QuickstartEnv) {

@@ -22,7 +22,14 @@ export type CardsErrorCode =
   | 'consent_required'
   | 'step_up_failed'
   | 'step_up_expired'
-  | 'step_up_locked';
+  | 'step_up_locked'
+  | 'device_key_invalid'
+  | 'device_not_bound'
+  | 'device_signature_invalid'
+  | 'push_receipt_invalid'
+  | 'push_receipt_used'
+  | 'push_receipt_expired'
+  | 'push_wallet_invalid';
 
 /** Why a card payment is declined by the card's own state or controls (checkControls), for the card pipeline. */
 export type CardDeclineCode =
@@ -44,4 +51,5 @@ export type TokenPaymentDeclineCode =
   | 'card_not_active'
   | 'channel_not_allowed'
   | 'cryptogram_invalid'
+  | 'key_exhausted'
   | 'atc_replayed';

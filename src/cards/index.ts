@@ -1,4 +1,5 @@
 // The public interface of cards/: what other folders may use (scripts/capability-index.py keeps it).
+export * from './device-keys.ts';
 export * from './errors.ts';
 export * from './model.ts';
 export * from './module.ts';

@@ -1,3 +1,4 @@
+import type { TokenCryptogramScheme } from '../emv/index.ts';
 export const CARD_STATUSES = ['inactive', 'active', 'frozen', 'lost', 'stolen', 'replaced', 'cancelled'] as const;
 export type CardStatus = (typeof CARD_STATUSES)[number];
 export const CHANNELS = ['qr', 'tap', 'online'] as const;
@@ -29,6 +30,8 @@ export interface CardProduct {
   readonly cardType: CardType;
   readonly defaultCreditLimitMinor: bigint | null;
   readonly validityYears: number;
+  /** The cryptogram its tokens make (src/emv/token-cryptogram.ts). */
+  readonly tokenCryptogram: TokenCryptogramScheme;
   readonly createdAt: Date;
 }
 

@@ -7,11 +7,12 @@ import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatAmount, parseAmount } from '../platform/money.ts';
 import type { WalletTokenService } from './token-service.ts';
-import { ConsentEntrySchema, wireConsentEntry } from './token-routes.ts';
+import { ConsentEntrySchema, KeyInfoSchema, wireConsentEntry, wireKeyInfo } from './token-routes.ts';
 import { CHANNELS, type Card, type CardControls, type CardProduct, type IssuedCard } from './model.ts';
 import type { WithRequestKey } from './request-keys.ts';
 import type { CardService } from './service.ts';
 import type { StepUpService } from '../stepup/index.ts';
+import { TOKEN_CRYPTOGRAM_SCHEMES } from '../emv/index.ts';
 
 const Channel = Type.Union(CHANNELS.map((c) => Type.Literal(c)));
 const Mcc = Type.String({ pattern: '^[0-9]{4}$' });
@@ -29,6 +30,11 @@ export const ControlsSchema = Type.Object(
   { additionalProperties: false, description: 'Spending controls; amounts in the card currency; an absent field means no limit' },
 );
 
+const TokenCryptogram = Type.Union(
+  TOKEN_CRYPTOGRAM_SCHEMES.map((s) => Type.Literal(s)),
+  { description: "The cryptogram this product's tokens make: visa_cvn18 (default), mchip_cvn16 or mchip_cvn17 (src/emv/token-cryptogram.ts)" },
+);
+
 const ProductSchema = Type.Object(
   {
     id: Type.String(),
@@ -40,6 +46,7 @@ const ProductSchema = Type.Object(
     type: Type.Union([Type.Literal('debit'), Type.Literal('credit')]),
     defaultCreditLimit: Type.Union([AmountString, Type.Null()]),
     validityYears: Type.Integer(),
+    tokenCryptogram: TokenCryptogram,
     createdAt: Timestamp,
   },
   { $id: 'CardProduct', additionalProperties: false },
@@ -88,6 +95,7 @@ const wireProduct = (p: CardProduct) => ({
   type: p.cardType,
   defaultCreditLimit: p.defaultCreditLimitMinor === null ? null : formatAmount(p.defaultCreditLimitMinor, p.currency),
   validityYears: p.validityYears,
+  tokenCryptogram: p.tokenCryptogram,
   createdAt: p.createdAt.toISOString(),
 });
 
@@ -188,6 +196,7 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
           type: Type.Union([Type.Literal('debit'), Type.Literal('credit')]),
           defaultCreditLimit: Type.Optional(AmountString),
           validityYears: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 })),
+          tokenCryptogram: Type.Optional(TokenCryptogram),
         }),
         response: { 201: Type.Ref(ProductSchema) },
       },
@@ -212,6 +221,7 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
           ...(b.panLength !== undefined ? { panLength: b.panLength } : {}),
           ...(limit !== undefined ? { defaultCreditLimitMinor: limit } : {}),
           ...(b.validityYears !== undefined ? { validityYears: b.validityYears } : {}),
+          ...(b.tokenCryptogram !== undefined ? { tokenCryptogram: b.tokenCryptogram } : {}),
         });
         return result.ok ? created(wireProduct(result.value)) : result.error;
       });
@@ -455,6 +465,57 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
     );
   }
 
+  app.post(
+    '/v1/issuer/cards/:cardId/push-provisionings',
+    {
+      schema: {
+        tags: ['cards'],
+        summary: 'Push provisioning: offer the card to a wallet ("add to wallet X" in your app)',
+        description:
+          'The cardholder asked for it in your app (cardholderConsent: true, recorded). Answers a one-time receipt, valid 10 minutes, that your app ' +
+          'hands to the wallet app (a deep link); the wallet redeems it for its customer as the source of POST /v1/wallet/tokens, once, with no ' +
+          'card data and no step-up. Not replayable: the receipt is shown once and never stored; a retry makes another one.',
+        security: sec,
+        params: CardParams,
+        body: Strict({ walletParticipantId: Ref('participant', 'The wallet to add the card to'), cardholderConsent: Type.Boolean({ description: 'The cardholder asked for it in your app (must be true)' }) }),
+        response: {
+          201: Type.Object(
+            { id: Type.String(), receipt: Type.String({ description: 'One-time, for the wallet: hand it over, do not keep it' }), cardId: Type.String(), walletParticipantId: Type.String(), expiresAt: Timestamp },
+            { additionalProperties: false },
+          ),
+        },
+      },
+    },
+    async (request, reply) => {
+      const issuerId = issuerOf(request);
+      if (issuerId === undefined) return notIssuer(reply);
+      const result = await deps.db.transaction((tx) => walletTokens.createPushReceipt(tx, actorOf(request), issuerId, request.params.cardId, request.body));
+      if (!result.ok) return reply.fail(result.error);
+      const p = result.value;
+      return reply.code(201).header('cache-control', 'no-store').send({ id: p.id, receipt: p.receipt, cardId: p.cardId, walletParticipantId: p.walletParticipantId, expiresAt: p.expiresAt.toISOString() });
+    },
+  );
+
+  app.get(
+    '/v1/issuer/cards/:cardId/tokens/:tokenId/keys',
+    {
+      schema: {
+        tags: ['cards'],
+        summary: "A token's limited-use keys and their use (never the keys themselves), newest first",
+        security: sec,
+        params: Strict({ cardId: Ref('card', 'Card id'), tokenId: Ref('issuer_token', 'Token id') }),
+        response: { 200: Type.Object({ items: Type.Array(KeyInfoSchema) }, { additionalProperties: false }) },
+      },
+    },
+    async (request, reply) => {
+      const issuerId = issuerOf(request);
+      if (issuerId === undefined) return notIssuer(reply);
+      const result = await walletTokens.listKeys(issuerId, request.params.cardId, request.params.tokenId);
+      if (!result.ok) return reply.fail(result.error);
+      return { items: result.value.map(wireKeyInfo) };
+    },
+  );
+
   app.get(
     '/v1/issuer/token-rules',
     { schema: { tags: ['cards'], summary: 'Your hosted provisioning rules', security: sec, response: { 200: RulesSchema } } },
@@ -501,4 +562,10 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
 }
 
 const Decision = Type.Union([Type.Literal('approve'), Type.Literal('step_up'), Type.Literal('decline')]);
-const RulesSchema = Strict({ typed: Decision, byReference: Decision, newDevice: Decision });
+const RulesSchema = Strict({
+  typed: Decision,
+  byReference: Decision,
+  newDevice: Decision,
+  keyMaxTransactions: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'Payments one limited-use key of your tokens may sign (default 20)' })),
+  keyTtlHours: Type.Optional(Type.Integer({ minimum: 1, maximum: 26280, description: 'Hours one limited-use key lives (default 72)' })),
+});

@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { TokenCryptogramScheme } from '../emv/index.ts';
 import type { Actor, AuditService } from '../audit/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
@@ -23,6 +24,7 @@ export interface NewProductInput {
   readonly cardType: CardType;
   readonly defaultCreditLimitMinor?: bigint;
   readonly validityYears?: number;
+  readonly tokenCryptogram?: TokenCryptogramScheme;
   readonly demoKey?: string;
   readonly id?: string;
 }
@@ -137,6 +139,7 @@ interface ProductRow {
   card_type: CardType;
   default_credit_limit_minor: bigint | null;
   validity_years: number;
+  token_cryptogram: TokenCryptogramScheme;
   created_at: Date;
 }
 
@@ -151,6 +154,7 @@ const toProduct = (r: ProductRow): CardProduct => ({
   cardType: r.card_type,
   defaultCreditLimitMinor: r.default_credit_limit_minor,
   validityYears: r.validity_years,
+  tokenCryptogram: r.token_cryptogram,
   createdAt: r.created_at,
 });
 
@@ -336,9 +340,9 @@ export function createCardService(deps: { db: Db; clock: Clock; vault: Vault; au
       if (clash !== undefined) return err('bin_taken', 'this BIN range overlaps an existing card product', { binPrefix: input.binPrefix });
       const id = input.id ?? newId('cpr');
       const rows = await tx.query<ProductRow>(
-        `insert into card_products (id, issuer_participant_id, name, bin_prefix, pan_length, brand, currency, card_type, default_credit_limit_minor, validity_years, demo_key, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) returning *`,
-        [id, issuerId, input.name, input.binPrefix, input.panLength ?? 16, input.brand, input.currency, input.cardType, input.defaultCreditLimitMinor ?? null, input.validityYears ?? 4, input.demoKey ?? null, clock.now()],
+        `insert into card_products (id, issuer_participant_id, name, bin_prefix, pan_length, brand, currency, card_type, default_credit_limit_minor, validity_years, demo_key, created_at, token_cryptogram)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) returning *`,
+        [id, issuerId, input.name, input.binPrefix, input.panLength ?? 16, input.brand, input.currency, input.cardType, input.defaultCreditLimitMinor ?? null, input.validityYears ?? 4, input.demoKey ?? null, clock.now(), input.tokenCryptogram ?? 'visa_cvn18'],
       );
       const row = rows[0];
       if (row === undefined) throw new Error('insert returned nothing');

@@ -7,9 +7,41 @@ import { CHANNELS } from './model.ts';
 import type { WithRequestKey } from './request-keys.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
-import type { ConsentEntry, ProvisionOutcome, ProvisionSource, WalletToken, WalletTokenService } from './token-service.ts';
+import type { ConsentEntry, KeyInfo, LimitedUseKey, ProvisionOutcome, ProvisionSource, WalletToken, WalletTokenService } from './token-service.ts';
 
 const Channel = Type.Union(CHANNELS.map((c) => Type.Literal(c)));
+
+const Base64UrlCoordinate = Type.String({ pattern: '^[A-Za-z0-9_-]{43}$', description: 'base64url, 32 bytes' });
+/** A device's ECDSA P-256 public key in JWK form (what WebCrypto's exportKey("jwk") gives, less ext and key_ops). */
+export const DevicePublicKeySchema = Strict({ kty: Type.Literal('EC'), crv: Type.Literal('P-256'), x: Base64UrlCoordinate, y: Base64UrlCoordinate });
+const DeviceSignature = (what: string) => Type.String({ maxLength: 1024, pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$', description: `Compact JWS (ES256) by the device key over ${what}` });
+
+const keyInfoFields = {
+  keyCounter: Type.Integer({ description: 'The key’s number (1 for the key given at provisioning)' }),
+  firstAtc: Type.Integer({ description: 'The first transaction counter (ATC) it signs' }),
+  lastAtc: Type.Integer({ description: 'The last transaction counter it signs: past it, key_exhausted' }),
+  expiresAt: Timestamp,
+  status: Type.Union([Type.Literal('active'), Type.Literal('superseded')]),
+  uses: Type.Integer({ description: 'Payments made under it' }),
+  lastUsedAt: Type.Union([Timestamp, Type.Null()]),
+  createdAt: Timestamp,
+};
+export const KeyInfoSchema = Type.Object(keyInfoFields, { additionalProperties: false });
+const LimitedUseKeySchema = Type.Object(
+  { ...keyInfoFields, key: Type.String({ description: 'The limited-use key (32 hex) for src/emv/token-cryptogram.ts; shown when it is made' }) },
+  { additionalProperties: false },
+);
+export const wireKeyInfo = (k: KeyInfo) => ({
+  keyCounter: k.keyCounter,
+  firstAtc: k.firstAtc,
+  lastAtc: k.lastAtc,
+  expiresAt: k.expiresAt.toISOString(),
+  status: k.status,
+  uses: k.uses,
+  lastUsedAt: k.lastUsedAt?.toISOString() ?? null,
+  createdAt: k.createdAt.toISOString(),
+});
+const wireLimitedUseKey = (k: LimitedUseKey) => ({ ...wireKeyInfo(k), key: k.key });
 
 export const ConsentEntrySchema = Type.Object(
   {
@@ -51,6 +83,9 @@ const TokenSchema = Type.Object(
     par: Type.String(),
     channels: Type.Array(Type.String()),
     deviceId: Type.Union([Type.String(), Type.Null()]),
+    cryptogramScheme: Type.String({ description: 'The cryptogram to compute (src/emv/token-cryptogram.ts): visa_cvn18, mchip_cvn16 or mchip_cvn17' }),
+    deviceBound: Type.Boolean({ description: 'Bound to a device key: new keys need that device’s signature' }),
+    key: Type.Union([KeyInfoSchema, Type.Null()], { description: 'The current limited-use key (not the key itself)' }),
     lastUsedAt: Type.Union([Timestamp, Type.Null()]),
     createdAt: Timestamp,
   },
@@ -69,6 +104,9 @@ const wireToken = (t: WalletToken) => ({
   par: t.par,
   channels: [...t.channels],
   deviceId: t.deviceId,
+  cryptogramScheme: t.cryptogramScheme,
+  deviceBound: t.deviceBound,
+  key: t.key === null ? null : wireKeyInfo(t.key),
   lastUsedAt: t.lastUsedAt?.toISOString() ?? null,
   createdAt: t.createdAt.toISOString(),
 });
@@ -94,7 +132,7 @@ const ProvisioningSchema = Type.Object(
     brand: Type.String(),
     token: Type.Union([Type.Ref(TokenSchema), Type.Null()]),
     tokenNumber: Type.Optional(Type.String({ description: 'The token (never a card number); shown when the token is created' })),
-    tokenKey: Type.Optional(Type.String({ description: 'Per-token key (32 hex) for src/emv/token-cryptogram.ts; shown when the token is created' })),
+    limitedUseKey: Type.Optional(LimitedUseKeySchema),
     createdAt: Timestamp,
   },
   { additionalProperties: false },
@@ -116,7 +154,7 @@ const wireOutcome = (o: ProvisionOutcome) => ({
   cardLast4: o.provisioning.cardLast4,
   brand: o.provisioning.brand,
   token: o.provisioned === undefined ? null : wireToken(o.provisioned.token),
-  ...(o.provisioned !== undefined ? { tokenNumber: o.provisioned.tokenNumber, tokenKey: o.provisioned.tokenKey } : {}),
+  ...(o.provisioned !== undefined ? { tokenNumber: o.provisioned.tokenNumber, limitedUseKey: wireLimitedUseKey(o.provisioned.limitedUseKey) } : {}),
   createdAt: o.provisioning.createdAt.toISOString(),
 });
 
@@ -150,7 +188,8 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
         summary: "Add a card to the customer's wallet (provision a token)",
         description:
           'Either the card details typed once (source.type "typed"), or BY REFERENCE to a card the customer already holds: a token reference id ' +
-          "from the customer's other wallet (\"token_ref\") or the issuer's card id (\"card_ref\"), with no card data. The issuer's rules decide: " +
+          "from the customer's other wallet (\"token_ref\") or the issuer's card id (\"card_ref\"), with no card data; or a push receipt the issuer's app " +
+          'handed to yours ("push_receipt": approved at once, redeemable once). Otherwise the issuer\'s rules decide: ' +
           'approve, decline or step-up (a one-time code the issuer sends to the cardholder, or their authenticator app). Idempotency-Key honoured; ' +
           'the hub keeps only a keyed hash of the request.',
         security: sec,
@@ -158,11 +197,13 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
           customerId: Ref('customer', 'Your customer'),
           consent: Type.Boolean({ description: "The customer's consent to add the card (must be true)" }),
           deviceId: Type.Optional(Opaque('Your id of the customer’s device')),
+          devicePublicKey: Type.Optional(DevicePublicKeySchema),
           channels: Type.Optional(Type.Array(Channel, { minItems: 1, maxItems: 3 })),
           source: Type.Union([
             Strict({ type: Type.Literal('typed'), cardNumber: Type.String({ pattern: '^[0-9 -]{12,23}$' }), expiry: Type.String({ pattern: '^(0[1-9]|1[0-2])/[0-9]{2}$' }), cvv: Type.String({ pattern: '^[0-9]{3,4}$' }) }),
             Strict({ type: Type.Literal('token_ref'), tokenRef: Ref('shared_token_ref', "A token reference id the customer's other wallet holds (that wallet's record of the customer must be linked to yours with consent)") }),
             Strict({ type: Type.Literal('card_ref'), cardRef: Ref('card_ref', "The issuer's card id (the cardholder's record at the issuer must be linked to your customer with consent)") }),
+            Strict({ type: Type.Literal('push_receipt'), receipt: Opaque("A push receipt the card's issuer made for your wallet (its app hands it to yours): one use, 10 minutes", { maxLength: 128, pattern: '^[A-Za-z0-9_.-]+$' }) }),
           ]),
         }),
         response: { 201: ProvisioningSchema },
@@ -181,6 +222,7 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
             consent: b.consent,
             source: b.source as ProvisionSource,
             ...(b.deviceId !== undefined ? { deviceId: b.deviceId } : {}),
+            ...(b.devicePublicKey !== undefined ? { devicePublicKey: b.devicePublicKey } : {}),
             ...(b.channels !== undefined ? { channels: b.channels } : {}),
           });
           return r.ok ? { ok: true, value: { objectId: r.value.provisioning.id, value: r.value } } : r;
@@ -226,7 +268,7 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
         description: `A wrong code says only that it was wrong and how many attempts remain (5 in all); codes expire after 5 minutes.`,
         security: sec,
         params: Strict({ provisioningId: Ref('provisioning', 'Provisioning id') }),
-        body: Strict({ code: Type.String({ minLength: 1, maxLength: 12 }) }),
+        body: Strict({ code: Type.String({ minLength: 1, maxLength: 12 }), deviceSignature: Type.Optional(DeviceSignature('{"purpose":"step_up","provisioningId":…}: required when the card is being added with a devicePublicKey')) }),
         response: { 200: ProvisioningSchema },
       },
     },
@@ -235,7 +277,7 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
       if (walletId === undefined) return notWallet(reply);
       // Not through the idempotency runner: a wrong code must count even though it answers an error, and the answer
       // (token number and key) must not be stored. A repeat after success answers provisioning_state.
-      const result = await db.transaction((tx) => walletTokens.completeStepUp(tx, actorOf(request), walletId, request.params.provisioningId, request.body.code));
+      const result = await db.transaction((tx) => walletTokens.completeStepUp(tx, actorOf(request), walletId, request.params.provisioningId, request.body.code, request.body.deviceSignature));
       if (!result.ok) return reply.fail(result.error);
       return reply.code(200).send(wireOutcome(result.value));
     },
@@ -293,6 +335,36 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
       },
     );
   }
+
+  app.post(
+    '/v1/wallet/tokens/:tokenRef/keys',
+    { config: CUSTOMER,
+      schema: {
+        tags: ['tokens'],
+        summary: 'Replenish: a new limited-use key for a device-bound token, on a request its device signed',
+        description:
+          'The device signs {"purpose":"replenish","tokenRef":…,"keyCounter":<the current key’s number>} with the key the token was bound to ' +
+          '(ES256 compact JWS). The current key is superseded; the new one signs the counters after the highest one used, for at most the ' +
+          "issuer's number of payments and hours. A signature over an older key's number is refused (device_signature_invalid): a retry " +
+          'after success signs the new number. The answer carries the key and is never stored.',
+        security: sec,
+        params: TokenParams,
+        body: Strict({ deviceSignature: DeviceSignature('{"purpose":"replenish","tokenRef":…,"keyCounter":…}') }),
+        response: { 201: LimitedUseKeySchema },
+      },
+    },
+    async (request, reply) => {
+      const walletId = walletOf(request);
+      if (walletId === undefined) return notWallet(reply);
+      // Not through the idempotency runner: the answer is a key, never stored; the signed counter makes a replay useless.
+      const result = await db.transaction(async (tx) => {
+        const token = await walletTokens.getForWallet(walletId, request.params.tokenRef, tx);
+        return walletTokens.replenish(tx, actorOf(request, token?.customerId), walletId, request.params.tokenRef, request.body.deviceSignature);
+      });
+      if (!result.ok) return reply.fail(result.error);
+      return reply.code(201).header('cache-control', 'no-store').send(wireLimitedUseKey(result.value));
+    },
+  );
 
   app.get(
     '/v1/wallet/tokens/:tokenRef/card-wallets',

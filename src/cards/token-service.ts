@@ -4,7 +4,8 @@ import type { CardsErrorCode, TokenPaymentDeclineCode } from './errors.ts';
 import type { Card, Channel } from './model.ts';
 import { countryNumeric, currencyNumeric, expiryAfter, isExpired, randomCardNumber, TOKEN_BIN_PREFIXES, TOKEN_LENGTH } from './numbers.ts';
 import type { CardService } from './service.ts';
-import { deriveTokenKey, verifyTokenCryptogram } from '../emv/index.ts';
+import { deriveLimitedUseKey, deriveTokenKey, verifyTokenCryptogram, type TokenCryptogramScheme } from '../emv/index.ts';
+import { deviceKeyThumbprint, verifyDeviceStatement, type DevicePublicKey } from './device-keys.ts';
 import type { Clock } from '../platform/clock.ts';
 import { pipeliner, type Db, type Flusher, type Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
@@ -23,23 +24,48 @@ export const TOKEN_VALIDITY_YEARS = 3;
 export const MAX_TOKENS_PER_CARD = 20;
 
 export type RuleDecision = 'approve' | 'step_up' | 'decline';
-/** Hosted provisioning rules per issuer. */
+/** Hosted provisioning rules per issuer, and how far one limited-use key of its tokens goes. */
 export interface ProvisioningRules {
   readonly typed: RuleDecision;
   readonly byReference: RuleDecision;
   readonly newDevice: RuleDecision;
+  /** Payments (transaction counters) one limited-use key may sign. */
+  readonly keyMaxTransactions: number;
+  /** Hours a limited-use key lives. */
+  readonly keyTtlHours: number;
 }
-export const DEFAULT_RULES: ProvisioningRules = { typed: 'step_up', byReference: 'step_up', newDevice: 'step_up' };
+export type ProvisioningRulesInput = Omit<ProvisioningRules, 'keyMaxTransactions' | 'keyTtlHours'> & Partial<Pick<ProvisioningRules, 'keyMaxTransactions' | 'keyTtlHours'>>;
+export const DEFAULT_RULES: ProvisioningRules = { typed: 'step_up', byReference: 'step_up', newDevice: 'step_up', keyMaxTransactions: 20, keyTtlHours: 72 };
+/** The highest transaction counter (2 bytes in the cryptogram). */
+const MAX_ATC = 0xffff;
 
 export type ProvisionSource =
   | { readonly type: 'typed'; readonly cardNumber: string; readonly expiry: string; readonly cvv: string }
   | { readonly type: 'token_ref'; readonly tokenRef: string }
-  | { readonly type: 'card_ref'; readonly cardRef: string };
+  | { readonly type: 'card_ref'; readonly cardRef: string }
+  /** A receipt the card's issuer made for this wallet (push provisioning): one use, minutes long. */
+  | { readonly type: 'push_receipt'; readonly receipt: string };
+
+export type ProvisioningMethod = 'typed' | 'token_ref' | 'card_ref' | 'push';
+/** How long a push receipt may be redeemed. */
+export const PUSH_RECEIPT_TTL_MS = 10 * 60_000;
+
+/** A push receipt as its issuer gets it, once. */
+export interface PushReceipt {
+  readonly id: string;
+  /** The one-time secret the issuer's app hands to the wallet app (never stored: the hub keeps only its id). */
+  readonly receipt: string;
+  readonly cardId: string;
+  readonly walletParticipantId: string;
+  readonly expiresAt: Date;
+}
 
 export interface ProvisionInput {
   readonly customerId: string;
   readonly consent: boolean;
   readonly deviceId?: string;
+  /** The device's public key: the token is bound to it (new keys and step-up answers need the device's signature). */
+  readonly devicePublicKey?: DevicePublicKey;
   readonly channels?: readonly Channel[];
   readonly source: ProvisionSource;
 }
@@ -50,7 +76,7 @@ export interface Provisioning {
   readonly id: string;
   readonly requestorParticipantId: string;
   readonly customerId: string;
-  readonly method: 'typed' | 'token_ref' | 'card_ref';
+  readonly method: ProvisioningMethod;
   readonly status: ProvisioningStatus;
   readonly stepUpMethod: 'otp' | 'totp' | null;
   readonly attemptsRemaining: number;
@@ -76,6 +102,10 @@ export interface WalletToken {
   readonly suspendedBy: string | null;
   readonly channels: readonly Channel[];
   readonly deviceId: string | null;
+  /** Bound to a device key: only that device obtains new limited-use keys. */
+  readonly deviceBound: boolean;
+  /** The current limited-use key (never the key itself), or null when it has none. */
+  readonly key: KeyInfo | null;
   readonly lastAtc: number | null;
   readonly lastUsedAt: Date | null;
   readonly createdAt: Date;
@@ -83,14 +113,34 @@ export interface WalletToken {
   readonly par: string;
   readonly cardLast4: string;
   readonly brand: string;
+  /** The cryptogram the token makes (its card product's). */
+  readonly cryptogramScheme: TokenCryptogramScheme;
 }
 
-/** Given to the wallet once, when its token is created: the token number (never a card number) and its key. */
+/** A limited-use key as the issuer and the wallet see it (without the key). */
+export interface KeyInfo {
+  readonly keyCounter: number;
+  /** The transaction counters it may sign, both inclusive. */
+  readonly firstAtc: number;
+  readonly lastAtc: number;
+  readonly expiresAt: Date;
+  readonly status: 'active' | 'superseded';
+  readonly uses: number;
+  readonly lastUsedAt: Date | null;
+  readonly createdAt: Date;
+}
+
+/** A limited-use key with the key itself: answered to the wallet when it is made (and to a retry of that request). */
+export interface LimitedUseKey extends KeyInfo {
+  /** 32 hex characters: the key for src/emv/token-cryptogram.ts. */
+  readonly key: string;
+}
+
+/** Given to the wallet when its token is created: the token number (never a card number) and its first limited-use key. */
 export interface ProvisionedToken {
   readonly token: WalletToken;
   readonly tokenNumber: string;
-  /** 32 hex characters: the per-token key for src/emv/token-cryptogram.ts. */
-  readonly tokenKey: string;
+  readonly limitedUseKey: LimitedUseKey;
 }
 
 export interface ProvisionOutcome {
@@ -140,6 +190,8 @@ export interface VerifiedTokenPayment {
   readonly requestorParticipantId: string;
   readonly walletCustomerId: string;
   readonly atc: number;
+  /** The limited-use key the cryptogram was made under. */
+  readonly keyCounter: number;
 }
 
 export type TokenParty = { readonly kind: 'wallet'; readonly participantId: string; readonly customerId?: string } | { readonly kind: 'issuer'; readonly participantId: string } | { readonly kind: 'customer'; readonly participantId: string; readonly customerId: string };
@@ -150,8 +202,10 @@ interface ProvisioningRow {
   customer_id: string;
   card_id: string;
   issuer_participant_id: string;
-  method: 'typed' | 'token_ref' | 'card_ref';
+  method: ProvisioningMethod;
   device_id: string | null;
+  device_key: DevicePublicKey | null;
+  device_key_thumbprint: string | null;
   channels: Channel[];
   status: ProvisioningStatus;
   step_up_method: 'otp' | 'totp' | null;
@@ -177,16 +231,34 @@ interface TokenRow {
   suspended_by: string | null;
   channels: Channel[];
   device_id: string | null;
+  device_key: DevicePublicKey | null;
+  device_key_thumbprint: string | null;
   last_atc: number | null;
   last_used_at: Date | null;
   created_at: Date;
   updated_at: Date;
+  key_counter: number | null;
+  key_first_atc: number | null;
+  key_last_atc: number | null;
+  key_expires_at: Date | null;
+  key_uses: number | null;
+  key_last_used_at: Date | null;
+  key_created_at: Date | null;
   par: string;
   pan_last4: string;
   brand: string;
+  token_cryptogram: TokenCryptogramScheme;
 }
 
-const TOKEN_SELECT = `select t.*, c.par, c.pan_last4, p.brand from card_tokens t join cards c on c.id = t.card_id join card_products p on p.id = c.product_id`;
+const TOKEN_SELECT = `select t.*, c.par, c.pan_last4, p.brand, p.token_cryptogram, k.key_counter, k.first_atc as key_first_atc, k.last_atc as key_last_atc, k.expires_at as key_expires_at,
+                              k.uses as key_uses, k.last_used_at as key_last_used_at, k.created_at as key_created_at
+                         from card_tokens t join cards c on c.id = t.card_id join card_products p on p.id = c.product_id
+                         left join token_keys k on k.token_id = t.id and k.status = 'active'`;
+
+const keyOf = (r: TokenRow): KeyInfo | null =>
+  r.key_counter === null || r.key_first_atc === null || r.key_last_atc === null || r.key_expires_at === null || r.key_created_at === null
+    ? null
+    : { keyCounter: r.key_counter, firstAtc: r.key_first_atc, lastAtc: r.key_last_atc, expiresAt: r.key_expires_at, status: 'active', uses: r.key_uses ?? 0, lastUsedAt: r.key_last_used_at, createdAt: r.key_created_at };
 
 const toToken = (r: TokenRow): WalletToken => ({
   id: r.id,
@@ -201,6 +273,8 @@ const toToken = (r: TokenRow): WalletToken => ({
   suspendedBy: r.suspended_by,
   channels: r.channels,
   deviceId: r.device_id,
+  deviceBound: r.device_key !== null,
+  key: keyOf(r),
   lastAtc: r.last_atc,
   lastUsedAt: r.last_used_at,
   createdAt: r.created_at,
@@ -208,6 +282,7 @@ const toToken = (r: TokenRow): WalletToken => ({
   par: r.par,
   cardLast4: r.pan_last4,
   brand: r.brand,
+  cryptogramScheme: r.token_cryptogram,
 });
 
 export interface WalletTokenService {
@@ -218,9 +293,22 @@ export interface WalletTokenService {
    */
   recordTypedFailure(tx: Queryable, source: Extract<ProvisionSource, { type: 'typed' }>): Promise<void>;
   /** Commits its own attempt count: call it in a transaction that commits even when it answers an error. */
-  completeStepUp(tx: Queryable, actor: Actor, walletId: string, provisioningId: string, code: string): Promise<Result<ProvisionOutcome, TErr>>;
+  completeStepUp(tx: Queryable, actor: Actor, walletId: string, provisioningId: string, code: string, deviceSignature?: string): Promise<Result<ProvisionOutcome, TErr>>;
+  /**
+   * A new limited-use key for a device-bound token, on a request its device signed (a compact ES256 JWS of
+   * {purpose: "replenish", tokenRef, keyCounter: the current key's counter}). The current key is superseded.
+   */
+  replenish(tx: Queryable, actor: Actor, walletId: string, tokenRef: string, deviceSignature: string): Promise<Result<LimitedUseKey, TErr>>;
+  /**
+   * Push provisioning: the issuer offers one of its active cards to a wallet, the cardholder having asked for it in the
+   * issuer's app (cardholderConsent). The receipt is redeemed by that wallet only, once, within PUSH_RECEIPT_TTL_MS, as
+   * the source of a provisioning; the issuer's own ID&V stands for the step-up.
+   */
+  createPushReceipt(tx: Queryable, actor: Actor, issuerId: string, cardId: string, input: { walletParticipantId: string; cardholderConsent: boolean }): Promise<Result<PushReceipt, TErr>>;
+  /** Every limited-use key of one of the issuer's tokens, newest first, with its use (never the key itself). */
+  listKeys(issuerId: string, cardId: string, tokenId: string): Promise<Result<KeyInfo[], TErr>>;
   getProvisioning(walletId: string, provisioningId: string, q?: Queryable): Promise<Provisioning | undefined>;
-  /** The token key again, for an idempotent retry of the request that created the token (same wallet only). */
+  /** The token's current limited-use key again, for an idempotent retry of the request that created the token (same wallet only). */
   reissue(walletId: string, tokenId: string, q?: Queryable): Promise<ProvisionedToken | undefined>;
   listForWallet(walletId: string, options: { customerId?: string; afterId?: string; limit: number }): Promise<WalletToken[]>;
   getForWallet(walletId: string, tokenRef: string, q?: Queryable): Promise<WalletToken | undefined>;
@@ -233,7 +321,7 @@ export interface WalletTokenService {
   listForCard(issuerId: string, cardId: string): Promise<Result<ConsentEntry[], TErr>>;
   getForIssuer(issuerId: string, cardId: string, tokenId: string, q?: Queryable): Promise<WalletToken | undefined>;
   getRules(issuerId: string): Promise<ProvisioningRules>;
-  setRules(tx: Queryable, actor: Actor, issuerId: string, rules: ProvisioningRules): Promise<ProvisioningRules>;
+  setRules(tx: Queryable, actor: Actor, issuerId: string, rules: ProvisioningRulesInput): Promise<ProvisioningRules>;
   verifyTokenPayment(input: VerifyTokenPaymentInput, tx?: Queryable): Promise<Result<VerifiedTokenPayment, DomainError<TokenPaymentDeclineCode>>>;
   /**
    * Checks many presented tokens (by number, or by reference when the wallet presents its own token) WITHOUT locking
@@ -276,11 +364,15 @@ function checkPresentedToken(
   const currency = currencyNumeric(input.currency);
   const country = countryNumeric(input.country);
   const date = typeof input.date === 'string' ? input.date : input.date.toISOString().slice(2, 10).replace(/-/g, '');
+  // The key of a cryptogram is the token's current limited-use key when the counter is at or past its first counter;
+  // a counter below it belongs to a superseded key (or to none), which verifies nothing.
+  const key = token.key;
   let valid = false;
-  if (currency !== undefined && country !== undefined && Number.isInteger(input.atc) && input.atc >= 0 && input.atc <= 0xffff) {
+  if (key !== null && currency !== undefined && country !== undefined && Number.isInteger(input.atc) && input.atc >= key.firstAtc && input.atc <= MAX_ATC) {
     try {
       valid = verifyTokenCryptogram({
-        tokenKeyHex: deriveTokenKey(masterKeyHex, input.tokenNumber, '00'),
+        scheme: token.cryptogramScheme,
+        tokenKeyHex: deriveLimitedUseKey(deriveTokenKey(masterKeyHex, input.tokenNumber, '00'), key.keyCounter),
         atc: input.atc,
         amountMinor: input.amountMinor,
         currencyNumeric: currency,
@@ -294,10 +386,16 @@ function checkPresentedToken(
       if (!(e instanceof RangeError)) throw e;
     }
   }
-  return valid ? undefined : refuse('cryptogram_invalid', 'the cryptogram does not verify');
+  if (!valid || key === null) return refuse('cryptogram_invalid', 'the cryptogram does not verify');
+  // A genuine cryptogram under a key that is used up or too old: the wallet must fetch a new key from its device.
+  if (input.atc > key.lastAtc) return refuse('key_exhausted', 'the limited-use key has signed all its payments; replenish it');
+  if (now >= key.expiresAt) return refuse('key_exhausted', 'the limited-use key has expired; replenish it');
+  return undefined;
 }
 
 const verifiedOf = (token: WalletToken, card: Card, atc: number): VerifiedTokenPayment => ({
+  // checkPresentedToken accepted it: the token has a current key.
+  keyCounter: token.key?.keyCounter ?? 0,
   tokenId: token.id,
   tokenRef: token.tokenRef,
   card,
@@ -313,14 +411,26 @@ const tokenUsed = (v: VerifiedTokenPayment, channel: Channel, actingParticipantI
   action: 'token.used',
   objectType: 'token',
   objectId: v.tokenId,
-  details: { cardId: v.card.id, atc: v.atc, channel, requestorParticipantId: v.requestorParticipantId },
+  details: { cardId: v.card.id, atc: v.atc, keyCounter: v.keyCounter, channel, requestorParticipantId: v.requestorParticipantId },
 });
 
 /** Token counters advanced by a batch of payments (the highest per token), written with the COMMIT. */
-const counterFlusher: Flusher<readonly [tokenId: string, atc: number, at: string]> = {
-  flush: (tx, rows) => {
+const counterFlusher: Flusher<readonly [tokenId: string, atc: number, at: string, keyCounter: number]> = {
+  flush: async (tx, rows) => {
     const highest = new Map<string, readonly [number, string]>();
     for (const [id, atc, at] of rows) if ((highest.get(id)?.[0] ?? -1) < atc) highest.set(id, [atc, at]);
+    // Each limited-use key's use, for the issuer: payments per (token, key).
+    const perKey = new Map<string, { id: string; key: number; n: number; at: string }>();
+    for (const [id, , at, key] of rows) {
+      const k = `${id} ${key}`;
+      const seen = perKey.get(k);
+      perKey.set(k, { id, key, n: (seen?.n ?? 0) + 1, at });
+    }
+    const keys = [...perKey.values()];
+    await tx.query(
+      `update token_keys k set uses = k.uses + v.n, last_used_at = v.at::timestamptz from unnest($1::text[], $2::int4[], $3::int4[], $4::text[]) as v(id, kc, n, at) where k.token_id = v.id and k.key_counter = v.kc`,
+      [keys.map((v) => v.id), keys.map((v) => v.key), keys.map((v) => v.n), keys.map((v) => v.at)],
+    );
     return tx.query(`update card_tokens t set last_atc = v.atc, last_used_at = v.at::timestamptz from unnest($1::text[], $2::int4[], $3::text[]) as v(id, atc, at) where t.id = v.id`, [
       [...highest.keys()],
       [...highest.values()].map((v) => v[0]),
@@ -335,9 +445,19 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
   let codeKeyPromise: Promise<Buffer> | undefined;
   const codeKey = () => (codeKeyPromise ??= vault.secret('index').then((k) => createHmac('sha256', k).update('hutong:step-up-hmac:v1').digest()));
   const codeHmac = async (provisioningId: string, code: string) => createHmac('sha256', await codeKey()).update(`${provisioningId}|${code}`).digest('base64url');
+  let pushKeyPromise: Promise<Buffer> | undefined;
+  const pushKey = () => (pushKeyPromise ??= vault.secret('index').then((k) => createHmac('sha256', k).update('hutong:push-receipt:v1').digest()));
+  /** A receipt is its id and a MAC of it under a vault key: redeemable without the hub storing anything redeemable. */
+  const pushReceiptOf = async (id: string) => `${id}.${createHmac('sha256', await pushKey()).update(id).digest('base64url')}`;
+  const pushReceiptId = async (receipt: string): Promise<string | undefined> => {
+    const id = receipt.split('.')[0] ?? '';
+    const given = Buffer.from(receipt);
+    const expected = Buffer.from(await pushReceiptOf(id));
+    return given.length === expected.length && timingSafeEqual(given, expected) ? id : undefined;
+  };
 
   const settings = async (q: Queryable, issuerId: string): Promise<{ masterKeyHex: string; rules: ProvisioningRules }> => {
-    let [row] = await q.query<{ master_key_sealed: string; rules: ProvisioningRules }>('select master_key_sealed, rules from issuer_token_settings where issuer_participant_id = $1', [issuerId]);
+    let [row] = await q.query<{ master_key_sealed: string; rules: Partial<ProvisioningRules> }>('select master_key_sealed, rules from issuer_token_settings where issuer_participant_id = $1', [issuerId]);
     if (row === undefined) {
       const now = clock.now();
       await q.query(
@@ -345,7 +465,7 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
          on conflict (issuer_participant_id) do nothing`,
         [issuerId, await vault.seal(randomBytes(16).toString('hex').toUpperCase()), DEFAULT_RULES, now],
       );
-      [row] = await q.query<{ master_key_sealed: string; rules: ProvisioningRules }>('select master_key_sealed, rules from issuer_token_settings where issuer_participant_id = $1', [issuerId]);
+      [row] = await q.query<{ master_key_sealed: string; rules: Partial<ProvisioningRules> }>('select master_key_sealed, rules from issuer_token_settings where issuer_participant_id = $1', [issuerId]);
       if (row === undefined) throw new Error('issuer token settings vanished');
     }
     return { masterKeyHex: await vault.open(row.master_key_sealed), rules: { ...DEFAULT_RULES, ...row.rules } };
@@ -377,8 +497,37 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
   };
 
 
+  /**
+   * Makes key number `keyCounter` of a token, for the counters after `lastAtc` (the highest one used), under the
+   * issuer's key rules; the caller holds the token row's lock and has superseded the previous key.
+   */
+  const makeKey = async (tx: Queryable, tokenId: string, tokenNumber: string, keyCounter: number, lastAtc: number | null, masterKeyHex: string, rules: ProvisioningRules): Promise<LimitedUseKey | undefined> => {
+    const firstAtc = (lastAtc ?? 0) + 1;
+    if (firstAtc > MAX_ATC || keyCounter > 0xffff) return undefined;
+    const now = clock.now();
+    const info: KeyInfo = {
+      keyCounter,
+      firstAtc,
+      lastAtc: Math.min(MAX_ATC, firstAtc + rules.keyMaxTransactions - 1),
+      expiresAt: new Date(now.getTime() + rules.keyTtlHours * 3_600_000),
+      status: 'active',
+      uses: 0,
+      lastUsedAt: null,
+      createdAt: now,
+    };
+    await tx.query(`insert into token_keys (token_id, key_counter, first_atc, last_atc, expires_at, status, uses, created_at) values ($1, $2, $3, $4, $5, 'active', 0, $6)`, [
+      tokenId,
+      keyCounter,
+      info.firstAtc,
+      info.lastAtc,
+      info.expiresAt,
+      now,
+    ]);
+    return { ...info, key: deriveLimitedUseKey(deriveTokenKey(masterKeyHex, tokenNumber, '00'), keyCounter) };
+  };
+
   const createToken = async (tx: Queryable, actor: Actor, prov: ProvisioningRow, card: Card): Promise<ProvisionedToken> => {
-    const { masterKeyHex } = await settings(tx, card.issuerParticipantId);
+    const { masterKeyHex, rules } = await settings(tx, card.issuerParticipantId);
     const now = clock.now();
     const id = newId('tok');
     const tokenRef = newId('tref');
@@ -388,22 +537,38 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       const candidate = randomCardNumber(TOKEN_BIN_PREFIXES[0] ?? '489537', TOKEN_LENGTH);
       const rows = await tx.query<{ id: string }>(
         `insert into card_tokens (id, token_ref, card_id, issuer_participant_id, requestor_participant_id, customer_id, provisioning_id, token_sealed, token_index,
-                                  token_last4, expiry, status, channels, device_id, created_at, updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $13, $14, $14) on conflict (token_index) do nothing returning id`,
-        [id, tokenRef, card.id, card.issuerParticipantId, prov.requestor_participant_id, prov.customer_id, prov.id, await vault.seal(candidate), await vault.indexHash(candidate), candidate.slice(-4), expiry, prov.channels, prov.device_id, now],
+                                  token_last4, expiry, status, channels, device_id, device_key, device_key_thumbprint, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $13, $14, $15, $16, $16) on conflict (token_index) do nothing returning id`,
+        [id, tokenRef, card.id, card.issuerParticipantId, prov.requestor_participant_id, prov.customer_id, prov.id, await vault.seal(candidate), await vault.indexHash(candidate), candidate.slice(-4), expiry, prov.channels, prov.device_id, prov.device_key, prov.device_key_thumbprint, now],
       );
       if (rows.length === 1) tokenNumber = candidate;
     }
     if (tokenNumber === undefined) throw new Error('no free token number');
+    const limitedUseKey = await makeKey(tx, id, tokenNumber, 1, null, masterKeyHex, rules);
+    if (limitedUseKey === undefined) throw new Error('a new token has room for keys');
     await tx.query(`update token_provisionings set status = 'approved', token_id = $2, updated_at = $3 where id = $1`, [prov.id, id, now]);
     await audit.record(tx, { actor, action: 'token.provisioned', objectType: 'token', objectId: id, details: { cardId: card.id, requestorParticipantId: prov.requestor_participant_id, method: prov.method, provisioningId: prov.id } });
     await events.emit(tx, { participantId: card.issuerParticipantId, type: 'token.provisioned', data: { cardId: card.id, tokenId: id, walletParticipantId: prov.requestor_participant_id, method: prov.method } });
     const token = await tokenById(id, tx);
     if (token === undefined) throw new Error('token vanished');
-    return { token, tokenNumber, tokenKey: deriveTokenKey(masterKeyHex, tokenNumber, '00') };
+    return { token, tokenNumber, limitedUseKey };
   };
 
-  const resolveCard = async (tx: Queryable, source: ProvisionSource): Promise<Result<Card, TErr>> => {
+  const resolveCard = async (tx: Queryable, walletId: string, source: ProvisionSource): Promise<Result<Card, TErr>> => {
+    if (source.type === 'push_receipt') {
+      const id = await pushReceiptId(source.receipt);
+      // Locked: of two redemptions at once, the second waits and finds it redeemed.
+      const [row] = id === undefined ? [] : await tx.query<{ card_id: string; status: 'issued' | 'redeemed'; expires_at: Date }>(
+        'select card_id, status, expires_at from token_push_receipts where id = $1 and wallet_participant_id = $2 for update',
+        [id, walletId],
+      );
+      if (row === undefined) return err('push_receipt_invalid', 'no such push receipt for this wallet');
+      if (row.status === 'redeemed') return err('push_receipt_used', 'the push receipt was redeemed already');
+      if (clock.now() >= row.expires_at) return err('push_receipt_expired', 'the push receipt has expired; ask the bank’s app again');
+      const card = await cards.getById(row.card_id, tx);
+      if (card === undefined) throw new Error('card vanished');
+      return ok(card);
+    }
     if (source.type === 'typed') {
       const digits = source.cardNumber.replace(/[ -]/g, '');
       const match = await cards.matchCardData(digits, source.expiry, source.cvv, tx);
@@ -423,12 +588,13 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
     return ok(card);
   };
 
-  const reveal = async (token: WalletToken, q: Queryable): Promise<ProvisionedToken> => {
+  const reveal = async (token: WalletToken, q: Queryable): Promise<ProvisionedToken | undefined> => {
     const [row] = await q.query<{ token_sealed: string }>('select token_sealed from card_tokens where id = $1', [token.id]);
     if (row === undefined) throw new Error('token vanished');
     const tokenNumber = await vault.open(row.token_sealed);
     const { masterKeyHex } = await settings(q, token.issuerParticipantId);
-    return { token, tokenNumber, tokenKey: deriveTokenKey(masterKeyHex, tokenNumber, '00') };
+    if (token.key === null) return undefined;
+    return { token, tokenNumber, limitedUseKey: { ...token.key, key: deriveLimitedUseKey(deriveTokenKey(masterKeyHex, tokenNumber, '00'), token.key.keyCounter) } };
   };
 
   const entries = async (cardId: string): Promise<ConsentEntry[]> => {
@@ -499,27 +665,42 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       if (!input.consent) return err('consent_required', "the customer's consent to add the card is required (consent: true)");
       const [customer] = await tx.query<{ id: string }>('select id from customers where id = $1 and participant_id = $2', [input.customerId, walletId]);
       if (customer === undefined) return err('customer_not_found', 'no such customer', { customerId: input.customerId });
-      const resolved = await resolveCard(tx, input.source);
+      const resolved = await resolveCard(tx, walletId, input.source);
       if (!resolved.ok) return resolved;
       const card = resolved.value;
       if (card.status !== 'active') return err('card_state', 'the card cannot be added to a wallet now', { status: card.status });
       const deviceId = input.deviceId ?? null;
+      const deviceKey = input.devicePublicKey ?? null;
+      const thumbprint = deviceKey === null ? null : await deviceKeyThumbprint(deviceKey);
+      if (deviceKey !== null && thumbprint === undefined) return err('device_key_invalid', 'devicePublicKey is not an ECDSA P-256 public key');
       const [{ n } = { n: 0n }] = await tx.query<{ n: bigint }>(`select count(*) as n from card_tokens where card_id = $1 and status <> 'deleted'`, [card.id]);
       if (n >= BigInt(MAX_TOKENS_PER_CARD)) return err('token_exists', `a card holds at most ${MAX_TOKENS_PER_CARD} tokens`);
       const [dup] = await tx.query<{ token_ref: string }>(
-        `select token_ref from card_tokens where card_id = $1 and requestor_participant_id = $2 and customer_id = $3 and coalesce(device_id, '') = coalesce($4, '') and status <> 'deleted'`,
-        [card.id, walletId, input.customerId, deviceId],
+        `select token_ref from card_tokens where card_id = $1 and requestor_participant_id = $2 and customer_id = $3 and status <> 'deleted'
+            and (coalesce(device_id, '') = coalesce($4, '') or device_key_thumbprint = $5)`,
+        [card.id, walletId, input.customerId, deviceId, thumbprint],
       );
       if (dup !== undefined) return err('token_exists', 'this wallet already holds a token for this card on this device', { tokenRef: dup.token_ref });
 
       const { rules } = await settings(tx, card.issuerParticipantId);
-      const method = input.source.type;
+      const method: ProvisioningMethod = input.source.type === 'push_receipt' ? 'push' : input.source.type;
       const decisions: RuleDecision[] = [method === 'typed' ? rules.typed : rules.byReference];
       const [seen] = await tx.query<{ id: string }>(
         `select id from card_tokens where card_id = $1 and requestor_participant_id = $2 and customer_id = $3 and device_id is not distinct from $4 limit 1`,
         [card.id, walletId, input.customerId, deviceId],
       );
       if (seen === undefined) decisions.push(rules.newDevice);
+      if (thumbprint !== null) {
+        // Moving a card to another device: the customer held it in this wallet on a device with another key. Only the
+        // issuer's ID&V (a step-up) binds it to the new one, whatever the rules say for a first device.
+        const [moved] = await tx.query<{ id: string }>(
+          `select id from card_tokens where card_id = $1 and requestor_participant_id = $2 and customer_id = $3 and device_key_thumbprint is not null and device_key_thumbprint <> $4 limit 1`,
+          [card.id, walletId, input.customerId, thumbprint],
+        );
+        if (moved !== undefined) decisions.push('step_up');
+      }
+      // A push comes from the issuer's own app, where the cardholder signed in: that is the issuer's ID&V.
+      if (method === 'push') decisions.splice(0, decisions.length, 'approve');
       const decision: RuleDecision = decisions.includes('decline') ? 'decline' : decisions.includes('step_up') ? 'step_up' : 'approve';
 
       const id = newId('prv');
@@ -535,9 +716,9 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       const status: ProvisioningStatus = decision === 'decline' ? 'declined' : decision === 'step_up' ? 'pending_step_up' : 'approved';
       const [row] = await tx.query<ProvisioningRow>(
         `insert into token_provisionings (id, requestor_participant_id, customer_id, card_id, issuer_participant_id, method, device_id, channels, status, step_up_method,
-                                          code_hmac, attempts, max_attempts, expires_at, created_at, updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $14) returning *`,
-        [id, walletId, input.customerId, card.id, card.issuerParticipantId, method, deviceId, channels, status, stepUpMethod, code === undefined ? null : await codeHmac(id, code), STEP_UP_MAX_ATTEMPTS, decision === 'step_up' ? new Date(now.getTime() + STEP_UP_TTL_MS) : null, now],
+                                          code_hmac, attempts, max_attempts, expires_at, created_at, updated_at, device_key, device_key_thumbprint)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $14, $15, $16) returning *`,
+        [id, walletId, input.customerId, card.id, card.issuerParticipantId, method, deviceId, channels, status, stepUpMethod, code === undefined ? null : await codeHmac(id, code), STEP_UP_MAX_ATTEMPTS, decision === 'step_up' ? new Date(now.getTime() + STEP_UP_TTL_MS) : null, now, deviceKey, thumbprint],
       );
       if (row === undefined) throw new Error('insert returned nothing');
       await audit.record(tx, { actor, action: `token.provisioning_${decision === 'approve' ? 'approved' : decision === 'decline' ? 'declined' : 'step_up'}`, objectType: 'token_provisioning', objectId: id, details: { cardId: card.id, method, stepUpMethod } });
@@ -559,6 +740,12 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       }
       if (decision === 'approve') {
         const provisioned = await createToken(tx, actor, row, card);
+        if (input.source.type === 'push_receipt') {
+          const pushId = await pushReceiptId(input.source.receipt);
+          await tx.query(`update token_push_receipts set status = 'redeemed', customer_id = $2, customer_consent_at = $3, token_id = $4, redeemed_at = $3 where id = $1`, [pushId, input.customerId, now, provisioned.token.id]);
+          await tx.query('update token_provisionings set push_receipt_id = $2 where id = $1', [id, pushId]);
+          await audit.record(tx, { actor, action: 'token.push_redeemed', objectType: 'token_push_receipt', objectId: pushId ?? '', details: { cardId: card.id, tokenId: provisioned.token.id, customerId: input.customerId } });
+        }
         const fresh = await provisioningRow(tx, walletId, id);
         if (fresh === undefined) throw new Error('provisioning vanished');
         return ok({ provisioning: toProvisioning(fresh, card), provisioned });
@@ -566,12 +753,17 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       return ok({ provisioning: toProvisioning(row, card) });
     },
 
-    async completeStepUp(tx, actor, walletId, provisioningId, code) {
+    async completeStepUp(tx, actor, walletId, provisioningId, code, deviceSignature) {
       const row = await provisioningRow(tx, walletId, provisioningId, true);
       if (row === undefined) return err('provisioning_not_found', 'no such provisioning');
       const card = await cards.getById(row.card_id, tx);
       if (card === undefined) throw new Error('card vanished');
       if (row.status !== 'pending_step_up') return err('provisioning_state', `the provisioning is ${row.status}`, { status: row.status, tokenId: row.token_id });
+      // The answer of a device-bound provisioning comes from that device: the wallet's server alone cannot complete it.
+      // Refused before the code is looked at, so it costs no attempt.
+      if (row.device_key !== null && (deviceSignature === undefined || !(await verifyDeviceStatement(row.device_key, deviceSignature, { purpose: 'step_up', provisioningId: row.id })))) {
+        return err('device_signature_invalid', 'the step-up answer is not signed by the device the card is being added to');
+      }
       const now = clock.now();
       if (row.expires_at === null || now >= row.expires_at) {
         await tx.query(`update token_provisionings set status = 'expired', updated_at = $2 where id = $1`, [row.id, now]);
@@ -610,6 +802,61 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       if (row === undefined) return undefined;
       const card = await cards.getById(row.card_id, q);
       return card === undefined ? undefined : toProvisioning(row, card);
+    },
+
+    async replenish(tx, actor, walletId, tokenRef, deviceSignature) {
+      const token = await getForWallet(walletId, tokenRef, tx);
+      if (token === undefined) return err('token_not_found', 'no such token');
+      const [locked] = await tx.query<{ status: TokenStatus; device_key: DevicePublicKey | null; last_atc: number | null; token_sealed: string }>(
+        'select status, device_key, last_atc, token_sealed from card_tokens where id = $1 for update',
+        [token.id],
+      );
+      if (locked === undefined) return err('token_not_found', 'no such token');
+      if (locked.status !== 'active') return err('token_state', `the token is ${locked.status}`, { status: locked.status });
+      if (locked.device_key === null) return err('device_not_bound', 'the token is bound to no device: add the card again from the device');
+      const [current] = await tx.query<{ key_counter: number }>(`select key_counter from token_keys where token_id = $1 and status = 'active'`, [token.id]);
+      const keyCounter = current?.key_counter ?? 0;
+      if (!(await verifyDeviceStatement(locked.device_key, deviceSignature, { purpose: 'replenish', tokenRef: token.tokenRef, keyCounter }))) {
+        // Also a signature over another counter: a replayed request for a key already replaced.
+        return err('device_signature_invalid', "the request is not signed by the token's device for its current key");
+      }
+      const { masterKeyHex, rules } = await settings(tx, token.issuerParticipantId);
+      await tx.query(`update token_keys set status = 'superseded' where token_id = $1 and status = 'active'`, [token.id]);
+      const made = await makeKey(tx, token.id, await vault.open(locked.token_sealed), keyCounter + 1, locked.last_atc, masterKeyHex, rules);
+      if (made === undefined) return err('token_state', "the token's transaction counter is used up: add the card again", { status: 'exhausted' });
+      await audit.record(tx, { actor, action: 'token.keys_replenished', objectType: 'token', objectId: token.id, details: { cardId: token.cardId, keyCounter: made.keyCounter, firstAtc: made.firstAtc, lastAtc: made.lastAtc } });
+      const data = { keyCounter: made.keyCounter, firstAtc: made.firstAtc, lastAtc: made.lastAtc, expiresAt: made.expiresAt.toISOString() };
+      await events.emit(tx, { participantId: token.requestorParticipantId, type: 'token.keys_replenished', data: { tokenRef: token.tokenRef, ...data } });
+      await events.emit(tx, { participantId: token.issuerParticipantId, type: 'token.keys_replenished', data: { cardId: token.cardId, tokenId: token.id, walletParticipantId: token.requestorParticipantId, ...data } });
+      return ok(made);
+    },
+
+    async createPushReceipt(tx, actor, issuerId, cardId, input) {
+      if (!input.cardholderConsent) return err('consent_required', "the cardholder's consent, given in your app, is required (cardholderConsent: true)");
+      const card = await cards.get(issuerId, cardId, tx);
+      if (card === undefined) return err('card_not_found', 'no such card');
+      if (card.status !== 'active') return err('card_state', 'the card cannot be added to a wallet now', { status: card.status });
+      const [wallet] = await tx.query<{ kind: string; status: string }>('select kind, status from participants where id = $1', [input.walletParticipantId]);
+      if (wallet?.kind !== 'wallet' || wallet.status !== 'active') return err('push_wallet_invalid', 'the named participant is not an active wallet');
+      const id = newId('ppr');
+      const now = clock.now();
+      const expiresAt = new Date(now.getTime() + PUSH_RECEIPT_TTL_MS);
+      await tx.query(
+        `insert into token_push_receipts (id, card_id, issuer_participant_id, wallet_participant_id, status, expires_at, issuer_consent_at, created_at) values ($1, $2, $3, $4, 'issued', $5, $6, $6)`,
+        [id, card.id, issuerId, input.walletParticipantId, expiresAt, now],
+      );
+      await audit.record(tx, { actor, action: 'token.push_receipt_created', objectType: 'token_push_receipt', objectId: id, details: { cardId: card.id, walletParticipantId: input.walletParticipantId, cardholderConsent: true } });
+      return ok({ id, receipt: await pushReceiptOf(id), cardId: card.id, walletParticipantId: input.walletParticipantId, expiresAt });
+    },
+
+    async listKeys(issuerId, cardId, tokenId) {
+      const token = await tokenById(tokenId);
+      if (token === undefined || token.issuerParticipantId !== issuerId || token.cardId !== cardId) return err('token_not_found', 'no such token');
+      const rows = await db.query<{ key_counter: number; first_atc: number; last_atc: number; expires_at: Date; status: 'active' | 'superseded'; uses: number; last_used_at: Date | null; created_at: Date }>(
+        'select key_counter, first_atc, last_atc, expires_at, status, uses, last_used_at, created_at from token_keys where token_id = $1 order by key_counter desc limit 100',
+        [token.id],
+      );
+      return ok(rows.map((r) => ({ keyCounter: r.key_counter, firstAtc: r.first_atc, lastAtc: r.last_atc, expiresAt: r.expires_at, status: r.status, uses: r.uses, lastUsedAt: r.last_used_at, createdAt: r.created_at })));
     },
 
     async reissue(walletId, tokenId, q = db) {
@@ -657,7 +904,8 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       return (await settings(db, issuerId)).rules;
     },
 
-    async setRules(tx, actor, issuerId, rules) {
+    async setRules(tx, actor, issuerId, input) {
+      const rules: ProvisioningRules = { ...DEFAULT_RULES, ...input };
       await settings(tx, issuerId);
       await tx.query('update issuer_token_settings set rules = $2, updated_at = $3 where issuer_participant_id = $1', [issuerId, rules, clock.now()]);
       await audit.record(tx, { actor, action: 'token.rules_set', objectType: 'issuer_token_settings', objectId: issuerId, details: { ...rules } });
@@ -684,6 +932,7 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
         );
         if (moved.length === 0) return err('atc_replayed', 'the transaction counter was already used');
         const verified = verifiedOf(token, card!, input.atc);
+        await tx.query('update token_keys set uses = uses + 1, last_used_at = $3 where token_id = $1 and key_counter = $2', [token.id, verified.keyCounter, now]);
         await audit.record(tx, tokenUsed(verified, input.channel, input.actingParticipantId ?? input.requestorParticipantId));
         return ok(verified);
       };
@@ -763,7 +1012,7 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       if (uses.length === 0) return;
       // The rows are locked by claimTokenCounters: the counters go out with the COMMIT.
       const at = clock.now().toISOString();
-      for (const u of uses) tx.hooks!.stage(counterFlusher, [u.verified.tokenId, u.verified.atc, at]);
+      for (const u of uses) tx.hooks!.stage(counterFlusher, [u.verified.tokenId, u.verified.atc, at, u.verified.keyCounter]);
       for (const u of uses) await audit.record(tx, tokenUsed(u.verified, u.channel, u.actingParticipantId));
     },
 

@@ -37,7 +37,7 @@ export function story(hub: Pick<Hub, 'db' | 'vault' | 'cards'>, call: Call, demo
       expect(prov.body.status).toBe('pending_step_up');
       const done = await call(wallet, 'POST', `/v1/wallet/provisionings/${prov.body.id}/step-up`, { code: await stepUpCode(prov.body.id) });
       expect(done.status).toBe(200);
-      return { tokenRef: done.body.token.tokenRef, tokenNumber: done.body.tokenNumber, tokenKey: done.body.tokenKey, par: done.body.token.par };
+      return { tokenRef: done.body.token.tokenRef, tokenNumber: done.body.tokenNumber, tokenKey: done.body.limitedUseKey.key, par: done.body.token.par };
     },
   };
 }

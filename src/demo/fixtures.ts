@@ -4,7 +4,7 @@ import type { CardControls } from '../cards/index.ts';
 import { countryNumeric, currencyNumeric } from '../cards/index.ts';
 import { demoCustomerId, demoParticipantId } from './seed.ts';
 import { encodeCpm } from '../emv/index.ts';
-import { computeTokenCryptogram } from '../emv/index.ts';
+import { computeTokenCryptogram, type TokenCryptogramScheme } from '../emv/index.ts';
 import type { Hub } from '../main.ts';
 import { newId } from '../platform/ids.ts';
 
@@ -21,6 +21,8 @@ export interface WalletToken {
   readonly tokenRef: string;
   readonly tokenNumber: string;
   readonly tokenKey: string;
+  /** The card product's cryptogram (default visa_cvn18). */
+  readonly scheme?: TokenCryptogramScheme;
   /** YYMM as a terminal reads it. */
   readonly expiryYymm: string;
   atc: number;
@@ -34,6 +36,12 @@ export interface CardInTwoWallets {
 }
 
 const SYSTEM = { type: 'system' } as const;
+/**
+ * The fixture's issuers let one limited-use key sign many payments for a long time: payment tests and the benchmark
+ * pay hundreds of times with one token and move the clock by months, which is not what they test.
+ */
+const FIXTURE_KEY_TRANSACTIONS = 65_535;
+const FIXTURE_KEY_HOURS = 26_280;
 
 export async function cardInTwoWallets(
   hub: Hub,
@@ -52,7 +60,7 @@ export async function cardInTwoWallets(
     if (!card.ok) throw new Error(`issue: ${card.error.code}`);
     const active = await hub.cards.cards.transition(tx, SYSTEM, bankA, card.value.card.id, 'activate');
     if (!active.ok) throw new Error(`activate: ${active.error.code}`);
-    await hub.cards.walletTokens.setRules(tx, SYSTEM, bankA, { typed: 'approve', byReference: 'approve', newDevice: 'approve' });
+    await hub.cards.walletTokens.setRules(tx, SYSTEM, bankA, { typed: 'approve', byReference: 'approve', newDevice: 'approve', keyMaxTransactions: FIXTURE_KEY_TRANSACTIONS, keyTtlHours: FIXTURE_KEY_HOURS });
     return card.value;
   });
   const provision = async (wallet: string, customerKey: string, source: unknown, deviceId: string): Promise<WalletToken> => {
@@ -60,7 +68,7 @@ export async function cardInTwoWallets(
     const res = await call(wallet, 'POST', '/v1/wallet/tokens', { customerId, consent: true, deviceId, source }, { 'idempotency-key': newId('k') });
     if (res.status !== 201 || res.body.tokenNumber === undefined) throw new Error(`provision in ${wallet}: ${res.status} ${JSON.stringify(res.body)}`);
     const expiry = String(res.body.token.expiry); // MM/YY
-    return { wallet, customerId, tokenRef: res.body.token.tokenRef, tokenNumber: res.body.tokenNumber, tokenKey: res.body.tokenKey, expiryYymm: `${expiry.slice(3, 5)}${expiry.slice(0, 2)}`, atc: 0 };
+    return { wallet, customerId, tokenRef: res.body.token.tokenRef, tokenNumber: res.body.tokenNumber, tokenKey: res.body.limitedUseKey.key, expiryYymm: `${expiry.slice(3, 5)}${expiry.slice(0, 2)}`, atc: 0 };
   };
   const a = await provision('wallet-a', 'li-at-wallet-a', { type: 'typed', cardNumber: issued.cardNumber, expiry: issued.card.expiry, cvv: issued.cvv }, 'phone-a');
   // Each wallet adds the card with its data (nothing here links the two wallet records: by reference needs that).
@@ -89,7 +97,7 @@ export async function cardInWallet(
     if (!card.ok) throw new Error(`issue: ${card.error.code}`);
     const active = await hub.cards.cards.transition(tx, SYSTEM, issuerId, card.value.card.id, 'activate');
     if (!active.ok) throw new Error(`activate: ${active.error.code}`);
-    await hub.cards.walletTokens.setRules(tx, SYSTEM, issuerId, { typed: 'approve', byReference: 'approve', newDevice: 'approve' });
+    await hub.cards.walletTokens.setRules(tx, SYSTEM, issuerId, { typed: 'approve', byReference: 'approve', newDevice: 'approve', keyMaxTransactions: FIXTURE_KEY_TRANSACTIONS, keyTtlHours: FIXTURE_KEY_HOURS });
     return card.value;
   });
   const customerId = demoCustomerId(spec.walletCustomerKey);
@@ -100,7 +108,7 @@ export async function cardInWallet(
   return {
     cardId: issued.card.id,
     fundingAccountId,
-    token: { wallet: spec.wallet, customerId, tokenRef: res.body.token.tokenRef, tokenNumber: res.body.tokenNumber, tokenKey: res.body.tokenKey, expiryYymm: `${expiry.slice(3, 5)}${expiry.slice(0, 2)}`, atc: 0 },
+    token: { wallet: spec.wallet, customerId, tokenRef: res.body.token.tokenRef, tokenNumber: res.body.tokenNumber, tokenKey: res.body.limitedUseKey.key, expiryYymm: `${expiry.slice(3, 5)}${expiry.slice(0, 2)}`, atc: 0 },
   };
 }
 
@@ -109,6 +117,7 @@ export function nextCryptogram(t: WalletToken, input: { amountMinor: bigint; cur
   const atc = input.atc ?? (t.atc += 1);
   const unpredictableNumber = randomBytes(4).toString('hex').toUpperCase();
   const cryptogram = computeTokenCryptogram({
+    ...(t.scheme !== undefined ? { scheme: t.scheme } : {}),
     tokenKeyHex: t.tokenKey,
     atc,
     amountMinor: input.amountMinor,

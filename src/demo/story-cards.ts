@@ -105,7 +105,7 @@ export const cardsScenario: DemoScenario = {
         const code = await codeFor(prov.id);
         const done = expectStatus(await h.call('wallet-b', 'POST', `/v1/wallet/provisionings/${prov.id}/step-up`, { code }), 200, 'step-up');
         tokenB = done.token.tokenRef;
-        tokenKeyB = done.tokenKey;
+        tokenKeyB = done.limitedUseKey.key;
         tokenNumberB = done.tokenNumber;
         const same = done.token.par === (await h.call('wallet-a', 'GET', `/v1/wallet/tokens/${tokenA}`)).body.par;
         return same && tokenNumberB !== cardNumber ? `a wrong code first: ${wrong.body.error.code} (${wrong.body.details?.attemptsRemaining ?? wrong.body.error.details?.attemptsRemaining} attempts left); then code ${code}\n token ${tokenB}: ${maskNumber(tokenNumberB)}, same PAR as wallet A's token` : false;

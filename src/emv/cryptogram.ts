@@ -183,3 +183,36 @@ function commandMacData(commandHeader: Uint8Array, atc: Uint8Array, arqc: Uint8A
 export function visaCommandMac(iccMasterKeySmi: Uint8Array, commandHeader: Uint8Array, atc: Uint8Array, arqc: Uint8Array, commandData: Uint8Array = new Uint8Array()): Uint8Array {
   return retailMac(deriveVisaSmSessionKey(iccMasterKeySmi, atc), commandMacData(commandHeader, atc, arqc, commandData), 2);
 }
+
+/**
+ * Mastercard proprietary session key derivation (SKD, M/Chip CVN 16/17): the EMV common derivation with
+ * R = ATC || 00 00 || unpredictable number, so that every transaction has its own key even for one ATC.
+ */
+export function deriveMastercardSessionKey(iccMasterKeyAc: Uint8Array, atc: Uint8Array, unpredictableNumber: Uint8Array): Uint8Array {
+  requireLength('ATC', atc, 2);
+  requireLength('unpredictable number', unpredictableNumber, 4);
+  return deriveCommonSessionKey(iccMasterKeyAc, concatBytes(atc, new Uint8Array(2), unpredictableNumber));
+}
+
+/**
+ * Mastercard M/Chip CVN 16: Mastercard SKD session key, retail MAC with padding method 2 over the transaction data
+ * and the 6-byte CVR (from 9F10).
+ */
+export function mastercardCvn16Arqc(iccMasterKeyAc: Uint8Array, data: TransactionData & { readonly cvr: string }): Uint8Array {
+  const cvr = requireLength('CVR', mustHexToBytes(data.cvr), 6);
+  const sessionKey = deriveMastercardSessionKey(iccMasterKeyAc, atcBytes(data), mustHexToBytes(data.unpredictableNumber));
+  return retailMac(sessionKey, concatBytes(transactionDataBytes(data), cvr), 2);
+}
+
+/** Mastercard M/Chip CVN 17: as CVN 16, with the card's 8 counter bytes (from 9F10) after the CVR. */
+export function mastercardCvn17Arqc(iccMasterKeyAc: Uint8Array, data: TransactionData & { readonly cvr: string; readonly counters: string }): Uint8Array {
+  const cvr = requireLength('CVR', mustHexToBytes(data.cvr), 6);
+  const counters = requireLength('counters', mustHexToBytes(data.counters), 8);
+  const sessionKey = deriveMastercardSessionKey(iccMasterKeyAc, atcBytes(data), mustHexToBytes(data.unpredictableNumber));
+  return retailMac(sessionKey, concatBytes(transactionDataBytes(data), cvr, counters), 2);
+}
+
+/** Mastercard CVN 16/17 ARPC: method 1 under the ICC master key itself (no session key). */
+export function mastercardArpc(iccMasterKeyAc: Uint8Array, arqc: Uint8Array, arc: Uint8Array): Uint8Array {
+  return arpcMethod1(iccMasterKeyAc, arqc, arc);
+}

@@ -68,7 +68,11 @@ export {
   deriveAcSessionKey,
   deriveCommonSessionKey,
   deriveIccMasterKey,
+  deriveMastercardSessionKey,
   deriveVisaSmSessionKey,
+  mastercardArpc,
+  mastercardCvn16Arqc,
+  mastercardCvn17Arqc,
   padIso9797,
   retailMac,
   transactionDataBytes,
@@ -80,7 +84,19 @@ export {
   type PaddingMethod,
   type TransactionData,
 } from './cryptogram.ts';
-export { computeTokenCryptogram, deriveTokenKey, tokenCryptogramData, verifyTokenCryptogram, type TokenCryptogramInput } from './token-cryptogram.ts';
+export {
+  computeTokenCryptogram,
+  deriveLimitedUseKey,
+  deriveTokenKey,
+  tokenCryptogramData,
+  verifyTokenCryptogram,
+  TOKEN_AIP,
+  TOKEN_COUNTERS,
+  TOKEN_CRYPTOGRAM_SCHEMES,
+  TOKEN_CVR,
+  type TokenCryptogramInput,
+  type TokenCryptogramScheme,
+} from './token-cryptogram.ts';
 export { runQrCommand, type CliOutput } from './qr-cli.ts';
 export { bytesToHex, hexToBytes } from './hex.ts';
 export * from './cpm.ts';

@@ -2,8 +2,13 @@
  * The hub's token cryptogram, modelled on Visa CVN 18 so that issuer HSMs can compute it with standard commands.
  * Pure TypeScript with no Node-only imports: wallets and browsers run it as well.
  *
- * Keys: token key = EMV Option A ICC master key derived from the issuer master key, the token number and PSN.
- *       session key = EMV common session key from the token key with R = ATC || 00 00 00 00 00 00.
+ * Keys: token master key = EMV Option A ICC master key derived from the issuer master key, the token number and PSN;
+ *       it never leaves the hub.
+ *       limited-use key (LUK, what the wallet holds) = EMV common session key derivation from the token master key
+ *       with R = key counter (2 bytes, big-endian) || 00 || FF FF FF FF FF (R[2] becomes F0 / 0F for the two halves,
+ *       and the FF tail keeps it apart from every ATC session key, whose R ends in zeros).
+ *       session key = EMV common session key from the LUK with R = ATC || 00 00 00 00 00 00.
+ * `tokenKeyHex` below is the key the wallet holds: its current limited-use key.
  * MAC:  ISO/IEC 9797-1 algorithm 3 (retail MAC), padding method 2, full 8 bytes, over 20 bytes of data:
  *
  *   offset  bytes  tag   content
@@ -17,10 +22,28 @@
  *
  * Malformed inputs throw RangeError: the hub builds these values itself, so a bad one is a bug, not a decline.
  */
-import { deriveAcSessionKey, deriveIccMasterKey, retailMac } from './cryptogram.ts';
+import { deriveAcSessionKey, deriveCommonSessionKey, deriveIccMasterKey, mastercardCvn16Arqc, mastercardCvn17Arqc, retailMac } from './cryptogram.ts';
 import { bytesToHex, concatBytes, constantTimeEqual, hexToBytes, mustHexToBytes } from './hex.ts';
 
+/**
+ * The cryptogram a card product's tokens make:
+ * - visa_cvn18 (the default): the layout above (modelled on Visa CVN 18);
+ * - mchip_cvn16 / mchip_cvn17: a Mastercard M/Chip ARQC (src/emv/cryptogram.ts, checked against published known answers)
+ *   under the limited-use key, with the Mastercard session key from ATC and unpredictable number, over 9F02 (amount),
+ *   9F03 = 0, 9F1A, 95 = 00 00 00 00 00, 5F2A, 9A, 9C, 9F37, 82 = TOKEN_AIP, 9F36 and the CVR TOKEN_CVR (CVN 17: then
+ *   the counters TOKEN_COUNTERS). A token has no terminal verification results or card risk counters of its own, so
+ *   these are fixed, and an issuer's HSM verifies the cryptogram with its standard M/Chip command.
+ */
+export type TokenCryptogramScheme = 'visa_cvn18' | 'mchip_cvn16' | 'mchip_cvn17';
+export const TOKEN_CRYPTOGRAM_SCHEMES: readonly TokenCryptogramScheme[] = ['visa_cvn18', 'mchip_cvn16', 'mchip_cvn17'];
+/** AIP of a token: offline data authentication not supported, cardholder verification supported (18 00 as M/Chip cards). */
+export const TOKEN_AIP = '1800';
+export const TOKEN_CVR = 'A00000000000';
+export const TOKEN_COUNTERS = '0000000000000000';
+
 export interface TokenCryptogramInput {
+  /** Default visa_cvn18. */
+  readonly scheme?: TokenCryptogramScheme;
   readonly tokenKeyHex: string;
   readonly atc: number;
   readonly amountMinor: bigint;
@@ -39,6 +62,13 @@ export function deriveTokenKey(issuerMasterKeyHex: string, tokenNumber: string, 
   const issuerMasterKey = hexToBytes(issuerMasterKeyHex);
   if (issuerMasterKey?.length !== 16) throw new RangeError('issuer master key must be 32 hex characters');
   return bytesToHex(deriveIccMasterKey(issuerMasterKey, tokenNumber, psn));
+}
+
+/** The limited-use key number `keyCounter` (1–65535) of a token, from the token master key (see the top of this file). */
+export function deriveLimitedUseKey(tokenMasterKeyHex: string, keyCounter: number): string {
+  if (!Number.isInteger(keyCounter) || keyCounter < 1 || keyCounter > 0xffff) throw new RangeError(`key counter must be an integer 1–65535, got ${keyCounter}`);
+  const r = Uint8Array.of(keyCounter >> 8, keyCounter & 0xff, 0, 0xff, 0xff, 0xff, 0xff, 0xff);
+  return bytesToHex(deriveCommonSessionKey(tokenKey(tokenMasterKeyHex), r));
 }
 
 function digits(name: string, value: string, pattern: RegExp, widthDigits: number): Uint8Array {
@@ -79,6 +109,25 @@ function tokenKey(tokenKeyHex: string): Uint8Array {
 
 /** 16 uppercase hex characters. */
 export function computeTokenCryptogram(input: TokenCryptogramInput): string {
+  if (input.scheme === 'mchip_cvn16' || input.scheme === 'mchip_cvn17') {
+    const data = tokenCryptogramData(input);
+    const hex = (from: number, to: number) => bytesToHex(data.subarray(from, to));
+    const transaction = {
+      amountAuthorised: hex(0, 6),
+      amountOther: '000000000000',
+      terminalCountry: hex(8, 10),
+      tvr: '0000000000',
+      transactionCurrency: hex(6, 8),
+      transactionDate: hex(10, 13),
+      transactionType: hex(13, 14),
+      unpredictableNumber: hex(14, 18),
+      aip: TOKEN_AIP,
+      atc: hex(18, 20),
+      cvr: TOKEN_CVR,
+    };
+    const key = tokenKey(input.tokenKeyHex);
+    return bytesToHex(input.scheme === 'mchip_cvn16' ? mastercardCvn16Arqc(key, transaction) : mastercardCvn17Arqc(key, { ...transaction, counters: TOKEN_COUNTERS }));
+  }
   const sessionKey = deriveAcSessionKey(tokenKey(input.tokenKeyHex), atcBytes(input.atc));
   return bytesToHex(retailMac(sessionKey, tokenCryptogramData(input), 2));
 }

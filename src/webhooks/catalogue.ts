@@ -196,6 +196,19 @@ export const eventCatalogue = {
     summary: "Your customer's available balance fell below the alert they set (told once, until it is back above)",
     data: Data({ customerId: Id('Your customer'), currency: Type.String(), available: Money, threshold: Money }),
   },
+  'token.keys_replenished': {
+    summary: 'A token’s device obtained a new limited-use key (to the wallet and the issuer; never the key itself)',
+    data: Data({
+      tokenRef: Type.Optional(Id('The token (to the wallet)')),
+      cardId: Type.Optional(Id('The card (to the issuer)')),
+      tokenId: Type.Optional(Id('The token id (to the issuer)')),
+      walletParticipantId: Type.Optional(Id('The wallet holding the token (to the issuer)')),
+      keyCounter: Type.Integer({ description: 'The new key’s number' }),
+      firstAtc: Type.Integer({ description: 'The first transaction counter it signs' }),
+      lastAtc: Type.Integer({ description: 'The last transaction counter it signs' }),
+      expiresAt: Time('When it stops being accepted'),
+    }),
+  },
   // Acceptance: merchants and card payments
   'merchant.created': { summary: 'A merchant profile was created', data: Data({ merchantId: Id('The merchant'), settlementAccountId: Id('Its settlement account') }) },
   'payment.authorized': { summary: 'A card payment was authorized', data: withCardPayment({ channel: Type.String({ description: 'mpm_static, mpm_dynamic, cpm, tap or link' }), decidedBy: Type.String({ description: 'hosted, issuer, stand_in or account' }) }) },

@@ -7,14 +7,18 @@ import {
   AtcCounter,
   COUNTRY_NUMERIC,
   CURRENCIES,
+  createDeviceKey,
   createHutongClient,
+  devicePublicKey,
   idempotencyKey,
   merchantQrFields,
   retryingFetch,
+  signDeviceStatement,
   signWebhook,
   toMinorUnits,
   tokenPaymentSource,
   verifyWebhook,
+  type DeviceKeyPair,
   type HutongClient,
   type WebhookEvent,
 } from '../../packages/sdk/src/index.ts';
@@ -166,12 +170,13 @@ describe.each(engines)('a wallet written with the SDK alone, over HTTP, on %s', 
     // 1. Wallet B adds the card (typed in by its customer): a token, its key, and a counter starting at 0.
     const walletB = as('wallet-b');
     const customerId = demoCustomerId('li-at-wallet-b');
+    const device = await createDeviceKey();
     const provisioned = await walletB.POST('/v1/wallet/tokens', {
-      body: { customerId, consent: true, deviceId: 'sdk-phone', source: { type: 'typed', cardNumber: issued.cardNumber, expiry: issued.card.expiry, cvv: issued.cvv } },
+      body: { customerId, consent: true, deviceId: 'sdk-phone', devicePublicKey: await devicePublicKey(device), source: { type: 'typed', cardNumber: issued.cardNumber, expiry: issued.card.expiry, cvv: issued.cvv } },
     });
     expect(provisioned.error).toBeUndefined();
     const tokenRef = provisioned.data?.token?.tokenRef;
-    const tokenKey = provisioned.data?.tokenKey;
+    const tokenKey = provisioned.data?.limitedUseKey?.key;
     expect(tokenRef).toBeTypeOf('string');
     expect(tokenKey).toMatch(/^[0-9A-F]{32}$/);
     const counter = new AtcCounter(0);
@@ -197,6 +202,17 @@ describe.each(engines)('a wallet written with the SDK alone, over HTTP, on %s', 
       params: { header: { 'Idempotency-Key': idempotencyKey() } },
     });
     expect(replay.error?.error.code).toBe('atc_replayed');
+    // The token is bound to the SDK's device key: that key, and only it, obtains the next limited-use key.
+    const replenish = async (pair: DeviceKeyPair) =>
+      walletB.POST('/v1/wallet/tokens/{tokenRef}/keys', {
+        params: { path: { tokenRef: String(tokenRef) } },
+        body: { deviceSignature: await signDeviceStatement(pair, { purpose: 'replenish', tokenRef: String(tokenRef), keyCounter: 1 }) },
+      });
+    expect((await replenish(await createDeviceKey())).error?.error.code).toBe('device_signature_invalid');
+    const renewed = await replenish(device);
+    expect(renewed.response.status).toBe(201);
+    expect(renewed.data).toMatchObject({ keyCounter: 2, firstAtc: 2 });
+    expect(renewed.data?.key).not.toBe(tokenKey);
 
     // 3. A new wallet, with a webhook URL, gives its customer a handle; wallet B's 张敏 pays it 1.00 CNY by alias.
     const operator = createHutongClient({ baseUrl, accessToken: t.hub.operatorToken });

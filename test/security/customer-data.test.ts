@@ -86,7 +86,7 @@ describe.each(engines)('a customer’s data: export and erasure on %s', (engine)
     const done = ok(await wallet.post(`/v1/wallet/provisionings/${prov.id}/step-up`, { code: generateSync({ secret: s.totpSecret, epoch: Math.floor(clock.nowMs() / 1000) }) }), 200);
     s.tokenRef = done.token.tokenRef;
     s.tokenNumber = done.tokenNumber;
-    s.tokenKey = done.tokenKey;
+    s.tokenKey = done.limitedUseKey.key;
 
     // An account with aliases; money in, then all of it paid out (a zero balance, payment records kept).
     s.account = ok(await wallet.post('/v1/accounts', { customerId: s.walletCustomer, currency: 'CNY' }, key()), 201).id;

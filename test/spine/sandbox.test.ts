@@ -78,7 +78,7 @@ describe.each(engines)('the sandbox on %s', (engine) => {
     );
     expect(added.status, JSON.stringify(added.body)).toBe(201);
     const expiry = String(added.body.token.expiry);
-    const token: WalletToken = { wallet: 'wallet-a', customerId: 'cus_demo_li_at_wallet_a', tokenRef: added.body.token.tokenRef, tokenNumber: added.body.tokenNumber, tokenKey: added.body.tokenKey, expiryYymm: `${expiry.slice(3, 5)}${expiry.slice(0, 2)}`, atc: 0 };
+    const token: WalletToken = { wallet: 'wallet-a', customerId: 'cus_demo_li_at_wallet_a', tokenRef: added.body.token.tokenRef, tokenNumber: added.body.tokenNumber, tokenKey: added.body.limitedUseKey.key, expiryYymm: `${expiry.slice(3, 5)}${expiry.slice(0, 2)}`, atc: 0 };
     const paid = await t.api('merchant-a').post('/v1/merchants/mer_demo_merchant_a/payments/tap', tapBody(token, { amount: '12.30', amountMinor: 1230n, now: clock.now() }), key());
     expect(paid.status, JSON.stringify(paid.body)).toBe(201);
     const held = await t.hub.transfers.ledger.getAccount(cardA.fundingAccountId);

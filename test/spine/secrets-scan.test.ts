@@ -357,7 +357,7 @@ describe.each(engines)('secrets scan (%s)', (engine: Engine) => {
       const done = await call('wallet-a', 'POST', `/v1/wallet/provisionings/${provisioning.body.id}/step-up`, { code: stepUpCode }, key());
       expect(done.status).toBe(200);
       keep('token number (step-up)', done.body.tokenNumber);
-      keep('token key (step-up)', done.body.tokenKey);
+      keep('token key (step-up)', done.body.limitedUseKey.key);
 
       // ---- a token payment: a card in two wallets (token numbers and keys), a tap with a cryptogram ---------------
       const inWallets = await cardInTwoWallets(hub, call);

@@ -12,7 +12,7 @@ export const TABLE_OWNER: Readonly<Record<string, string>> = {
   participants: 'participants', credentials: 'participants', participant_connections: 'participants',
   connector_messages: 'connectors',
   customers: 'customers', customer_links: 'customers', customer_link_consents: 'customers', persons: 'customers', person_links: 'customers',
-  card_products: 'cards', cards: 'cards', card_request_keys: 'cards', card_tokens: 'cards', token_provisionings: 'cards', issuer_token_settings: 'cards',
+  card_products: 'cards', cards: 'cards', card_request_keys: 'cards', card_tokens: 'cards', token_provisionings: 'cards', issuer_token_settings: 'cards', token_keys: 'cards', token_push_receipts: 'cards',
   pay_authorizations: 'payments', pay_issuer_asks: 'payments', pay_issuer_settings: 'payments', pay_qr_codes: 'payments', pay_links: 'payments', pay_refunds: 'payments', pay_risk_rules: 'payments',
   merchants: 'merchants',
   quotes: 'transfers', payments: 'transfers', money_requests: 'transfers', bill_splits: 'transfers', bill_split_members: 'transfers', red_packets: 'transfers', red_packet_members: 'transfers', red_packet_shares: 'transfers', payer_blocks: 'transfers', fee_schedules: 'transfers',

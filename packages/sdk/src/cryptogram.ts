@@ -1,16 +1,19 @@
 /**
  * Paying with a token: the wallet computes the token cryptogram (modelled on Visa CVN 18, the layout in
- * src/emv/token-cryptogram.ts) under the token key the hub gave it once, at provisioning (`tokenKey` of
- * POST /v1/wallet/tokens), over the amount, the currency, the merchant's country, today's date (UTC), type 00 (purchase),
- * a fresh unpredictable number and the transaction counter (ATC).
+ * src/emv/token-cryptogram.ts) under its current LIMITED-USE key (`limitedUseKey.key` of POST /v1/wallet/tokens, then
+ * of each replenishment, POST /v1/wallet/tokens/{tokenRef}/keys signed by the device: see device.ts), over the amount,
+ * the currency, the merchant's country, today's date (UTC), type 00 (purchase), a fresh unpredictable number and the
+ * transaction counter (ATC).
  *
  * The ATC: per token, starts at 0 when the token is provisioned; the wallet adds 1 before every payment (the first
  * payment sends 1) and keeps it across restarts. The hub refuses a counter not above the highest it has accepted for the
- * token (`atc_replayed`), so a counter that went back (a restored phone) must jump ahead, never repeat.
+ * token (`atc_replayed`), so a counter that went back (a restored phone) must jump ahead, never repeat. A key signs the
+ * counters `firstAtc`..`lastAtc` until `expiresAt`; past either the hub answers `key_exhausted`: replenish, and start
+ * the counter at the new key's `firstAtc` (`new AtcCounter(firstAtc - 1)` when it is above the counter's last).
  */
-import { computeTokenCryptogram, deriveTokenKey, tokenCryptogramData, verifyTokenCryptogram, type TokenCryptogramInput } from '../../../src/emv/token-cryptogram.ts';
+import { computeTokenCryptogram, deriveLimitedUseKey, deriveTokenKey, tokenCryptogramData, verifyTokenCryptogram, type TokenCryptogramInput, type TokenCryptogramScheme } from '../../../src/emv/token-cryptogram.ts';
 
-export { computeTokenCryptogram, deriveTokenKey, tokenCryptogramData, verifyTokenCryptogram, type TokenCryptogramInput };
+export { computeTokenCryptogram, deriveLimitedUseKey, deriveTokenKey, tokenCryptogramData, verifyTokenCryptogram, type TokenCryptogramInput, type TokenCryptogramScheme };
 
 /** ISO 3166 numeric codes of the countries the hub accepts (as src/cards/numbers.ts). */
 export const COUNTRY_NUMERIC: Readonly<Record<string, string>> = {
@@ -76,6 +79,8 @@ const randomHex = (bytes: number) => [...crypto.getRandomValues(new Uint8Array(b
 
 interface CryptogramFor {
   readonly tokenKey: string;
+  /** The token's `cryptogramScheme` (its card product's): visa_cvn18 (default), mchip_cvn16 or mchip_cvn17. */
+  readonly scheme?: TokenCryptogramScheme;
   readonly counter: AtcCounter;
   readonly amount: { readonly amount: string; readonly currency: string };
   /** The merchant's country: alpha-2 (a QR's tag 58) or ISO 3166 numeric. */
@@ -93,6 +98,7 @@ function cryptogramFor(input: CryptogramFor): { atc: number; cryptogram: string;
   const atc = input.counter.next();
   const unpredictableNumber = randomHex(4);
   const cryptogram = computeTokenCryptogram({
+    ...(input.scheme !== undefined ? { scheme: input.scheme } : {}),
     tokenKeyHex: input.tokenKey,
     atc,
     amountMinor,

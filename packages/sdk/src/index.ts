@@ -9,6 +9,7 @@ export {
   COUNTRY_NUMERIC,
   CURRENCIES,
   computeTokenCryptogram,
+  deriveLimitedUseKey,
   deriveTokenKey,
   merchantQrFields,
   toMinorUnits,
@@ -17,5 +18,7 @@ export {
   tokenTapData,
   verifyTokenCryptogram,
   type TokenCryptogramInput,
+  type TokenCryptogramScheme,
 } from './cryptogram.ts';
+export { createDeviceKey, devicePublicKey, signDeviceStatement, type DeviceKeyPair, type DevicePublicKey, type DeviceStatement } from './device.ts';
 export type { components, operations, paths, webhooks } from './schema.ts';

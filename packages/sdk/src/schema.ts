@@ -2127,6 +2127,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/issuer/cards/{cardId}/push-provisionings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Push provisioning: offer the card to a wallet ("add to wallet X" in your app)
+         * @description The cardholder asked for it in your app (cardholderConsent: true, recorded). Answers a one-time receipt, valid 10 minutes, that your app hands to the wallet app (a deep link); the wallet redeems it for its customer as the source of POST /v1/wallet/tokens, once, with no card data and no step-up. Not replayable: the receipt is shown once and never stored; a retry makes another one.
+         */
+        post: operations["postIssuerCardsByCardIdPushProvisionings"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/issuer/cards/{cardId}/tokens/{tokenId}/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A token's limited-use keys and their use (never the keys themselves), newest first
+         * @description A token's limited-use keys and their use (never the keys themselves), newest first.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getIssuerCardsByCardIdTokensByTokenIdKeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/issuer/token-rules": {
         parameters: {
             query?: never;
@@ -2192,7 +2234,7 @@ export interface paths {
         put?: never;
         /**
          * Add a card to the customer's wallet (provision a token)
-         * @description Either the card details typed once (source.type "typed"), or BY REFERENCE to a card the customer already holds: a token reference id from the customer's other wallet ("token_ref") or the issuer's card id ("card_ref"), with no card data. The issuer's rules decide: approve, decline or step-up (a one-time code the issuer sends to the cardholder, or their authenticator app). Idempotency-Key honoured; the hub keeps only a keyed hash of the request.
+         * @description Either the card details typed once (source.type "typed"), or BY REFERENCE to a card the customer already holds: a token reference id from the customer's other wallet ("token_ref") or the issuer's card id ("card_ref"), with no card data; or a push receipt the issuer's app handed to yours ("push_receipt": approved at once, redeemable once). Otherwise the issuer's rules decide: approve, decline or step-up (a one-time code the issuer sends to the cardholder, or their authenticator app). Idempotency-Key honoured; the hub keeps only a keyed hash of the request.
          */
         post: operations["postWalletTokens"];
         delete?: never;
@@ -2325,6 +2367,26 @@ export interface paths {
          *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postWalletTokensByTokenRefDelete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/wallet/tokens/{tokenRef}/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replenish: a new limited-use key for a device-bound token, on a request its device signed
+         * @description The device signs {"purpose":"replenish","tokenRef":…,"keyCounter":<the current key’s number>} with the key the token was bound to (ES256 compact JWS). The current key is superseded; the new one signs the counters after the highest one used, for at most the issuer's number of payments and hours. A signature over an older key's number is refused (device_signature_invalid): a retry after success signs the new number. The answer carries the key and is never stored.
+         */
+        post: operations["postWalletTokensByTokenRefKeys"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4723,6 +4785,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "token.keys_replenished": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A token’s device obtained a new limited-use key (to the wallet and the issuer; never the key itself)
+         * @description A token’s device obtained a new limited-use key (to the wallet and the issuer; never the key itself). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onTokenKeysReplenished"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "token.provisioned": {
         parameters: {
             query?: never;
@@ -4812,7 +4894,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -5860,6 +5942,8 @@ export interface components {
             type: "debit" | "credit";
             defaultCreditLimit: string | null;
             validityYears: number;
+            /** @description The cryptogram this product's tokens make: visa_cvn18 (default), mchip_cvn16 or mchip_cvn17 (src/emv/token-cryptogram.ts) */
+            tokenCryptogram: "visa_cvn18" | "mchip_cvn16" | "mchip_cvn17";
             /** Format: date-time */
             createdAt: string;
         };
@@ -5924,6 +6008,27 @@ export interface components {
             par: string;
             channels: string[];
             deviceId: string | null;
+            /** @description The cryptogram to compute (src/emv/token-cryptogram.ts): visa_cvn18, mchip_cvn16 or mchip_cvn17 */
+            cryptogramScheme: string;
+            /** @description Bound to a device key: new keys need that device’s signature */
+            deviceBound: boolean;
+            /** @description The current limited-use key (not the key itself) */
+            key: {
+                /** @description The key’s number (1 for the key given at provisioning) */
+                keyCounter: number;
+                /** @description The first transaction counter (ATC) it signs */
+                firstAtc: number;
+                /** @description The last transaction counter it signs: past it, key_exhausted */
+                lastAtc: number;
+                /** Format: date-time */
+                expiresAt: string;
+                status: "active" | "superseded";
+                /** @description Payments made under it */
+                uses: number;
+                lastUsedAt: string | null;
+                /** Format: date-time */
+                createdAt: string;
+            } | null;
             lastUsedAt: string | null;
             /** Format: date-time */
             createdAt: string;
@@ -6000,8 +6105,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_0df94bff: {
+        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_controls, invalid_credit_limit, invalid_phone, malformed_request, unknown_field, validation_failed */
+        Error400_0f75158b: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6009,7 +6114,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6028,6 +6133,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_currency, validation_failed */
+        Error400_18305163: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: invalid_connection, invalid_country, invalid_webhook_url, malformed_request, validation_failed */
         Error400_1a88a656: {
             headers: {
@@ -6038,20 +6157,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "invalid_connection" | "invalid_country" | "invalid_webhook_url" | "malformed_request" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, idempotency_key_invalid, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
-        Error400_1c6a4322: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6154,6 +6259,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
+        Error400_36bbeebc: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: invalid_phone, malformed_json, malformed_request, risk_rule_invalid, unknown_field, validation_failed */
         Error400_3bae91a6: {
             headers: {
@@ -6196,8 +6315,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_currency, validation_failed */
-        Error400_43538014: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_46bc61e7: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6205,7 +6324,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6224,20 +6343,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, invalid_controls, invalid_credit_limit, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
-        Error400_5ca1c210: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: malformed_request, unknown_field, validation_failed */
         Error400_5e22aaac: {
             headers: {
@@ -6248,6 +6353,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, idempotency_key_invalid, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
+        Error400_61c4a7fe: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6280,8 +6399,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, invalid_controls, invalid_credit_limit, invalid_phone, malformed_request, unknown_field, validation_failed */
-        Error400_6e48bb1f: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, validation_failed */
+        Error400_680da5ce: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6289,7 +6408,21 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_request" | "unknown_field" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_controls, invalid_credit_limit, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_6c6b3a97: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6308,20 +6441,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, idempotency_key_invalid, invalid_controls, invalid_credit_limit, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
-        Error400_7378205a: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "idempotency_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_connection, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, validation_failed */
         Error400_7efdf352: {
             headers: {
@@ -6332,20 +6451,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_connection" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, fee_schedule_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, validation_failed */
-        Error400_81285fce: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "validation_failed";
                     };
                 };
             };
@@ -6402,20 +6507,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_connection" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
-        Error400_91e2d11b: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6532,8 +6623,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_bf17260f: {
+        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_controls, invalid_credit_limit, invalid_phone, malformed_request, validation_failed */
+        Error400_bed40edc: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6541,7 +6632,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_request" | "validation_failed";
                     };
                 };
             };
@@ -6588,6 +6679,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_c8d81742: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_connection, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_ca2a23c1: {
             headers: {
@@ -6612,6 +6717,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "invalid_authorization_url" | "issuer_settings_invalid" | "malformed_json" | "malformed_request" | "payment_risk_rule_invalid" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
+        Error400_ceee0d24: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6644,8 +6763,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, fee_schedule_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_e0b31c8e: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_d5480bbe: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6653,7 +6772,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6682,6 +6801,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "challenge_request_invalid" | "invalid_connection" | "invalid_country" | "invalid_phone" | "invalid_webhook_url" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, idempotency_key_invalid, invalid_controls, invalid_credit_limit, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_e4555057: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "idempotency_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6728,20 +6861,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, invalid_controls, invalid_credit_limit, invalid_phone, malformed_request, validation_failed */
-        Error400_f33d78a8: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_request" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
         Error400_f99af308: {
             headers: {
@@ -6752,20 +6871,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
-        Error400_fab22946: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6854,8 +6959,8 @@ export interface components {
                 };
             };
         };
-        /** @description Declined: atc_replayed, card_expired, card_not_active, channel_not_allowed, country_not_allowed, cryptogram_invalid, currency_not_allowed, exceeds_daily_limit, exceeds_monthly_limit, exceeds_transaction_limit, issuer_declined, issuer_unavailable, mcc_blocked, no_funding_account, token_expired, token_not_active, token_unknown */
-        Error402_81447ce0: {
+        /** @description Declined: atc_replayed, card_expired, card_not_active, channel_not_allowed, country_not_allowed, cryptogram_invalid, currency_not_allowed, exceeds_daily_limit, exceeds_monthly_limit, exceeds_transaction_limit, issuer_declined, issuer_unavailable, key_exhausted, mcc_blocked, no_funding_account, token_expired, token_not_active, token_unknown */
+        Error402_3dd778df: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6863,7 +6968,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "atc_replayed" | "card_expired" | "card_not_active" | "channel_not_allowed" | "country_not_allowed" | "cryptogram_invalid" | "currency_not_allowed" | "exceeds_daily_limit" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "issuer_declined" | "issuer_unavailable" | "mcc_blocked" | "no_funding_account" | "token_expired" | "token_not_active" | "token_unknown";
+                        code?: "atc_replayed" | "card_expired" | "card_not_active" | "channel_not_allowed" | "country_not_allowed" | "cryptogram_invalid" | "currency_not_allowed" | "exceeds_daily_limit" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "issuer_declined" | "issuer_unavailable" | "key_exhausted" | "mcc_blocked" | "no_funding_account" | "token_expired" | "token_not_active" | "token_unknown";
                     };
                 };
             };
@@ -6938,8 +7043,8 @@ export interface components {
                 };
             };
         };
-        /** @description Forbidden: forbidden, not_issuer, not_wallet, participant_suspended */
-        Error403_3c0f0521: {
+        /** @description Forbidden: device_signature_invalid, not_issuer, not_merchant, not_wallet, risk_declined */
+        Error403_370b157c: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6947,21 +7052,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "forbidden" | "not_issuer" | "not_wallet" | "participant_suspended";
-                    };
-                };
-            };
-        };
-        /** @description Forbidden: forbidden, not_issuer, not_merchant, not_wallet, participant_suspended, risk_declined */
-        Error403_40e74d13: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "forbidden" | "not_issuer" | "not_merchant" | "not_wallet" | "participant_suspended" | "risk_declined";
+                        code?: "device_signature_invalid" | "not_issuer" | "not_merchant" | "not_wallet" | "risk_declined";
                     };
                 };
             };
@@ -6990,6 +7081,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "participant_suspended" | "webhook_secret_not_retrievable";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: device_signature_invalid, forbidden, not_issuer, not_wallet, participant_suspended */
+        Error403_8a51d1a4: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "device_signature_invalid" | "forbidden" | "not_issuer" | "not_wallet" | "participant_suspended";
                     };
                 };
             };
@@ -7050,6 +7155,20 @@ export interface components {
                 };
             };
         };
+        /** @description Forbidden: device_signature_invalid, forbidden, not_issuer, not_merchant, not_wallet, participant_suspended, risk_declined */
+        Error403_9ccbfea1: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "device_signature_invalid" | "forbidden" | "not_issuer" | "not_merchant" | "not_wallet" | "participant_suspended" | "risk_declined";
+                    };
+                };
+            };
+        };
         /** @description Forbidden: forbidden, not_issuer_participant, participant_suspended */
         Error403_a3bbbbd0: {
             headers: {
@@ -7074,20 +7193,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "participant_suspended";
-                    };
-                };
-            };
-        };
-        /** @description Forbidden: not_issuer, not_merchant, not_wallet, risk_declined */
-        Error403_e778534b: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "not_issuer" | "not_merchant" | "not_wallet" | "risk_declined";
                     };
                 };
             };
@@ -7120,34 +7225,6 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, customer_not_found, not_found, passkey_registration_not_found, provisioning_not_found, reference_not_found, token_not_found */
-        Error404_236d80c9: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "not_found" | "passkey_registration_not_found" | "provisioning_not_found" | "reference_not_found" | "token_not_found";
-                    };
-                };
-            };
-        };
-        /** @description Not found: account_not_found, card_not_found, card_product_not_found, challenge_not_found, customer_not_found, not_found, passkey_registration_not_found, pending_not_found, provisioning_not_found, reference_not_found, token_not_found, transfer_not_found */
-        Error404_321f7c3c: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_not_found" | "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "not_found" | "passkey_registration_not_found" | "pending_not_found" | "provisioning_not_found" | "reference_not_found" | "token_not_found" | "transfer_not_found";
-                    };
-                };
-            };
-        };
         /** @description Not found: not_found, settlement_window_not_found */
         Error404_3c64f123: {
             headers: {
@@ -7176,8 +7253,8 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: account_not_found, card_not_found, card_product_not_found, challenge_not_found, customer_not_found, passkey_registration_not_found, pending_not_found, provisioning_not_found, reference_not_found, token_not_found, transfer_not_found */
-        Error404_40468148: {
+        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, customer_not_found, not_found, passkey_registration_not_found, provisioning_not_found, push_receipt_invalid, reference_not_found, token_not_found */
+        Error404_5068dc08: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7185,7 +7262,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_not_found" | "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "passkey_registration_not_found" | "pending_not_found" | "provisioning_not_found" | "reference_not_found" | "token_not_found" | "transfer_not_found";
+                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "not_found" | "passkey_registration_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "reference_not_found" | "token_not_found";
                     };
                 };
             };
@@ -7214,6 +7291,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "challenge_not_found" | "credential_not_found" | "customer_not_found" | "not_found" | "participant_not_found" | "passkey_registration_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: account_not_found, card_not_found, card_product_not_found, challenge_not_found, customer_not_found, passkey_registration_not_found, pending_not_found, provisioning_not_found, push_receipt_invalid, reference_not_found, token_not_found, transfer_not_found */
+        Error404_6113ca96: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_not_found" | "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "passkey_registration_not_found" | "pending_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "reference_not_found" | "token_not_found" | "transfer_not_found";
                     };
                 };
             };
@@ -7316,6 +7407,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, customer_not_found, merchant_not_found, not_found, passkey_registration_not_found, payment_link_not_found, payment_not_found, provisioning_not_found, push_receipt_invalid, qr_not_found, reference_not_found, token_not_found */
+        Error404_8102258e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "merchant_not_found" | "not_found" | "passkey_registration_not_found" | "payment_link_not_found" | "payment_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "qr_not_found" | "reference_not_found" | "token_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: account_not_found, credential_not_found, customer_not_found, not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
         Error404_8cb7b618: {
             headers: {
@@ -7354,20 +7459,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_not_found" | "account_unavailable" | "bank_customer_not_found" | "consent_not_found" | "customer_not_found" | "link_not_found" | "not_found" | "pending_not_found" | "transfer_not_found";
-                    };
-                };
-            };
-        };
-        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, customer_not_found, merchant_not_found, not_found, passkey_registration_not_found, payment_link_not_found, payment_not_found, provisioning_not_found, qr_not_found, reference_not_found, token_not_found */
-        Error404_9e198bb4: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "merchant_not_found" | "not_found" | "passkey_registration_not_found" | "payment_link_not_found" | "payment_not_found" | "provisioning_not_found" | "qr_not_found" | "reference_not_found" | "token_not_found";
                     };
                 };
             };
@@ -7498,6 +7589,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: account_not_found, card_not_found, card_product_not_found, challenge_not_found, customer_not_found, not_found, passkey_registration_not_found, pending_not_found, provisioning_not_found, push_receipt_invalid, reference_not_found, token_not_found, transfer_not_found */
+        Error404_f522adb8: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_not_found" | "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "not_found" | "passkey_registration_not_found" | "pending_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "reference_not_found" | "token_not_found" | "transfer_not_found";
+                    };
+                };
+            };
+        };
         /** @description Conflict: credential_limit, idempotency_in_progress */
         Error409_03b5413e: {
             headers: {
@@ -7522,34 +7627,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, provisioning_state, token_exists, token_state */
-        Error409_1b1f1b10: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "provisioning_state" | "token_exists" | "token_state";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, idempotency_in_progress, pending_already_resolved, pending_expired, provisioning_state, token_exists, token_state, transfer_exists_with_different_fields */
-        Error409_366198fc: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
                     };
                 };
             };
@@ -7582,6 +7659,34 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, provisioning_state, push_receipt_used, token_exists, token_state */
+        Error409_3fe4c169: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "provisioning_state" | "push_receipt_used" | "token_exists" | "token_state";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, pending_already_resolved, pending_expired, provisioning_state, push_receipt_used, token_exists, token_state, transfer_exists_with_different_fields */
+        Error409_4737c33a: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "push_receipt_used" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
+                    };
+                };
+            };
+        };
         /** @description Conflict: idempotency_in_progress, settlement_window_open */
         Error409_4aa87fd5: {
             headers: {
@@ -7596,8 +7701,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, idempotency_in_progress, payment_link_used, payment_state, provisioning_state, qr_already_paid, token_exists, token_state */
-        Error409_5330c906: {
+        /** @description Conflict: authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, provisioning_state, push_receipt_used, token_exists, token_state */
+        Error409_5c21a269: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7605,21 +7710,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "payment_link_used" | "payment_state" | "provisioning_state" | "qr_already_paid" | "token_exists" | "token_state";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, idempotency_in_progress, provisioning_state, token_exists, token_state */
-        Error409_59464607: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "provisioning_state" | "token_exists" | "token_state";
+                        code?: "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "provisioning_state" | "push_receipt_used" | "token_exists" | "token_state";
                     };
                 };
             };
@@ -7648,6 +7739,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "settlement_window_open";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
+        Error409_634c20eb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
                     };
                 };
             };
@@ -7722,8 +7827,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, pending_already_resolved, pending_expired, provisioning_state, token_exists, token_state, transfer_exists_with_different_fields */
-        Error409_82f82aeb: {
+        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
+        Error409_8db96508: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7731,7 +7836,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
+                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
                     };
                 };
             };
@@ -7778,6 +7883,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, pending_already_resolved, pending_expired, provisioning_state, push_receipt_used, token_exists, token_state, transfer_exists_with_different_fields */
+        Error409_b030c7eb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "push_receipt_used" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
+                    };
+                };
+            };
+        };
         /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
         Error409_b18d6c24: {
             headers: {
@@ -7816,20 +7935,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "idempotency_in_progress";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, payment_link_used, payment_state, provisioning_state, qr_already_paid, token_exists, token_state */
-        Error409_ceea3069: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "payment_link_used" | "payment_state" | "provisioning_state" | "qr_already_paid" | "token_exists" | "token_state";
                     };
                 };
             };
@@ -7890,8 +7995,8 @@ export interface components {
                 };
             };
         };
-        /** @description Gone: challenge_expired, payment_link_expired, step_up_expired */
-        Error410_206e59cd: {
+        /** @description Gone: challenge_expired, push_receipt_expired, step_up_expired */
+        Error410_2da82c28: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7899,7 +8004,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "challenge_expired" | "payment_link_expired" | "step_up_expired";
+                        code?: "challenge_expired" | "push_receipt_expired" | "step_up_expired";
                     };
                 };
             };
@@ -7932,6 +8037,20 @@ export interface components {
                 };
             };
         };
+        /** @description Gone: challenge_expired, payment_link_expired, push_receipt_expired, step_up_expired */
+        Error410_71b67f42: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "challenge_expired" | "payment_link_expired" | "push_receipt_expired" | "step_up_expired";
+                    };
+                };
+            };
+        };
         /** @description Gone: consent_expired */
         Error410_b06f5a74: {
             headers: {
@@ -7942,20 +8061,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "consent_expired";
-                    };
-                };
-            };
-        };
-        /** @description Gone: challenge_expired, step_up_expired */
-        Error410_bab89309: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "challenge_expired" | "step_up_expired";
                     };
                 };
             };
@@ -8030,8 +8135,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
-        Error422_0b8336d7: {
+        /** @description Unprocessable: account_closed, card_data_invalid, card_request_key_reused, challenge_failed, currency_mismatch, exceeds_credit_limit, exceeds_debits, insufficient_funds, linked_transfer_failed, overflow, passkey_registration_invalid, post_amount_exceeds_pending, push_wallet_invalid, same_account, step_up_failed, step_up_invalid */
+        Error422_0cddceb6: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8039,35 +8144,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: account_closed, card_data_invalid, card_request_key_reused, challenge_failed, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, overflow, passkey_registration_invalid, post_amount_exceeds_pending, same_account, step_up_failed, step_up_invalid */
-        Error422_0ba1d95d: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_closed" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "passkey_registration_invalid" | "post_amount_exceeds_pending" | "same_account" | "step_up_failed" | "step_up_invalid";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: card_data_invalid, card_request_key_reused, challenge_failed, passkey_registration_invalid, step_up_failed, step_up_invalid */
-        Error422_0d4ce756: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "passkey_registration_invalid" | "step_up_failed" | "step_up_invalid";
+                        code?: "account_closed" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "passkey_registration_invalid" | "post_amount_exceeds_pending" | "push_wallet_invalid" | "same_account" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -8086,6 +8163,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
+        Error422_0faf9480: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: liquidity_exceeded */
         Error422_3efebc2f: {
             headers: {
@@ -8096,20 +8187,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "liquidity_exceeded";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: card_data_invalid, card_request_key_reused, challenge_failed, idempotency_key_reused, passkey_registration_invalid, step_up_failed, step_up_invalid */
-        Error422_480a57f6: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "idempotency_key_reused" | "passkey_registration_invalid" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -8128,8 +8205,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: account_closed, card_data_invalid, card_request_key_reused, challenge_failed, currency_mismatch, exceeds_credit_limit, exceeds_debits, insufficient_funds, linked_transfer_failed, overflow, passkey_registration_invalid, post_amount_exceeds_pending, same_account, step_up_failed, step_up_invalid */
-        Error422_6401f0e5: {
+        /** @description Unprocessable: account_closed, card_data_invalid, card_request_key_reused, challenge_failed, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, overflow, passkey_registration_invalid, post_amount_exceeds_pending, push_wallet_invalid, same_account, step_up_failed, step_up_invalid */
+        Error422_58d45daa: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8137,7 +8214,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_closed" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "passkey_registration_invalid" | "post_amount_exceeds_pending" | "same_account" | "step_up_failed" | "step_up_invalid";
+                        code?: "account_closed" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "passkey_registration_invalid" | "post_amount_exceeds_pending" | "push_wallet_invalid" | "same_account" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -8166,6 +8243,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_closed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "insufficient_funds" | "linked_transfer_failed" | "liquidity_exceeded" | "overflow" | "post_amount_exceeds_pending" | "same_account" | "settlement_csv_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: card_data_invalid, card_request_key_reused, challenge_failed, idempotency_key_reused, passkey_registration_invalid, push_wallet_invalid, step_up_failed, step_up_invalid */
+        Error422_7e843282: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "idempotency_key_reused" | "passkey_registration_invalid" | "push_wallet_invalid" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -8240,6 +8331,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: card_data_invalid, card_request_key_reused, challenge_failed, passkey_registration_invalid, push_wallet_invalid, step_up_failed, step_up_invalid */
+        Error422_ac9e288a: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "passkey_registration_invalid" | "push_wallet_invalid" | "step_up_failed" | "step_up_invalid";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: idempotency_key_reused, liquidity_exceeded, settlement_csv_invalid */
         Error422_b3f28d58: {
             headers: {
@@ -8264,20 +8369,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
-        Error422_c7c02fb3: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -8320,6 +8411,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "fx_rate_unavailable" | "idempotency_key_reused";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
+        Error422_ee467b06: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -11840,13 +11945,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_81285fce"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_e778534b"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_ceea3069"];
-            410: components["responses"]["Error410_206e59cd"];
-            422: components["responses"]["Error422_0b8336d7"];
+            400: components["responses"]["Error400_680da5ce"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_370b157c"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_8db96508"];
+            410: components["responses"]["Error410_71b67f42"];
+            422: components["responses"]["Error422_0faf9480"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12296,13 +12401,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_fab22946"];
+            400: components["responses"]["Error400_ceee0d24"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_6401f0e5"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12338,6 +12443,8 @@ export interface operations {
                      */
                     defaultCreditLimit?: string;
                     validityYears?: number;
+                    /** @description The cryptogram this product's tokens make: visa_cvn18 (default), mchip_cvn16 or mchip_cvn17 (src/emv/token-cryptogram.ts) */
+                    tokenCryptogram?: "visa_cvn18" | "mchip_cvn16" | "mchip_cvn17";
                 };
             };
         };
@@ -12351,15 +12458,15 @@ export interface operations {
                     "application/json": components["schemas"]["CardProduct"];
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12394,13 +12501,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_fab22946"];
+            400: components["responses"]["Error400_ceee0d24"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_6401f0e5"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12472,15 +12579,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12508,13 +12615,13 @@ export interface operations {
                     "application/json": components["schemas"]["Card"];
                 };
             };
-            400: components["responses"]["Error400_43538014"];
+            400: components["responses"]["Error400_18305163"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_6401f0e5"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12549,15 +12656,15 @@ export interface operations {
                     "application/json": components["schemas"]["Card"];
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12592,15 +12699,15 @@ export interface operations {
                     "application/json": components["schemas"]["Card"];
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12635,15 +12742,15 @@ export interface operations {
                     "application/json": components["schemas"]["Card"];
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12678,15 +12785,15 @@ export interface operations {
                     "application/json": components["schemas"]["Card"];
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12723,15 +12830,15 @@ export interface operations {
                     "application/json": components["schemas"]["Card"];
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12772,15 +12879,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12836,15 +12943,15 @@ export interface operations {
                     "application/json": components["schemas"]["Card"];
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12886,13 +12993,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_43538014"];
+            400: components["responses"]["Error400_18305163"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_6401f0e5"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12941,15 +13048,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12998,15 +13105,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -13055,15 +13162,121 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
+            423: components["responses"]["Error423_84ef32b6"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postIssuerCardsByCardIdPushProvisionings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Card id */
+                cardId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The wallet to add the card to */
+                    walletParticipantId: string;
+                    /** @description The cardholder asked for it in your app (must be true) */
+                    cardholderConsent: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @description One-time, for the wallet: hand it over, do not keep it */
+                        receipt: string;
+                        cardId: string;
+                        walletParticipantId: string;
+                        /** Format: date-time */
+                        expiresAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_36bbeebc"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_0cddceb6"];
+            423: components["responses"]["Error423_84ef32b6"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getIssuerCardsByCardIdTokensByTokenIdKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Card id */
+                cardId: string;
+                /** @description Token id */
+                tokenId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** @description The key’s number (1 for the key given at provisioning) */
+                            keyCounter: number;
+                            /** @description The first transaction counter (ATC) it signs */
+                            firstAtc: number;
+                            /** @description The last transaction counter it signs: past it, key_exhausted */
+                            lastAtc: number;
+                            /** Format: date-time */
+                            expiresAt: string;
+                            status: "active" | "superseded";
+                            /** @description Payments made under it */
+                            uses: number;
+                            lastUsedAt: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_18305163"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -13089,16 +13302,20 @@ export interface operations {
                         typed: "approve" | "step_up" | "decline";
                         byReference: "approve" | "step_up" | "decline";
                         newDevice: "approve" | "step_up" | "decline";
+                        /** @description Payments one limited-use key of your tokens may sign (default 20) */
+                        keyMaxTransactions?: number;
+                        /** @description Hours one limited-use key lives (default 72) */
+                        keyTtlHours?: number;
                     };
                 };
             };
-            400: components["responses"]["Error400_43538014"];
+            400: components["responses"]["Error400_18305163"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_40468148"];
-            409: components["responses"]["Error409_82f82aeb"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_6401f0e5"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_6113ca96"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -13121,6 +13338,10 @@ export interface operations {
                     typed: "approve" | "step_up" | "decline";
                     byReference: "approve" | "step_up" | "decline";
                     newDevice: "approve" | "step_up" | "decline";
+                    /** @description Payments one limited-use key of your tokens may sign (default 20) */
+                    keyMaxTransactions?: number;
+                    /** @description Hours one limited-use key lives (default 72) */
+                    keyTtlHours?: number;
                 };
             };
         };
@@ -13135,18 +13356,22 @@ export interface operations {
                         typed: "approve" | "step_up" | "decline";
                         byReference: "approve" | "step_up" | "decline";
                         newDevice: "approve" | "step_up" | "decline";
+                        /** @description Payments one limited-use key of your tokens may sign (default 20) */
+                        keyMaxTransactions?: number;
+                        /** @description Hours one limited-use key lives (default 72) */
+                        keyTtlHours?: number;
                     };
                 };
             };
-            400: components["responses"]["Error400_1c6a4322"];
+            400: components["responses"]["Error400_61c4a7fe"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_366198fc"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_b030c7eb"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0ba1d95d"];
+            422: components["responses"]["Error422_58d45daa"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -13181,15 +13406,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_91e2d11b"];
+            400: components["responses"]["Error400_36bbeebc"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_321f7c3c"];
-            409: components["responses"]["Error409_82f82aeb"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_f522adb8"];
+            409: components["responses"]["Error409_4737c33a"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_6401f0e5"];
+            422: components["responses"]["Error422_0cddceb6"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -13224,13 +13449,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_6e48bb1f"];
+            400: components["responses"]["Error400_0f75158b"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_1b1f1b10"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_0d4ce756"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_5c21a269"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_ac9e288a"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -13256,6 +13481,16 @@ export interface operations {
                     consent: boolean;
                     /** @description Your id of the customer’s device */
                     deviceId?: string;
+                    devicePublicKey?: {
+                        /** @enum {string} */
+                        kty: "EC";
+                        /** @enum {string} */
+                        crv: "P-256";
+                        /** @description base64url, 32 bytes */
+                        x: string;
+                        /** @description base64url, 32 bytes */
+                        y: string;
+                    };
                     channels?: ("qr" | "tap" | "online")[];
                     source: {
                         /** @enum {string} */
@@ -13273,6 +13508,11 @@ export interface operations {
                         type: "card_ref";
                         /** @description The issuer's card id (the cardholder's record at the issuer must be linked to your customer with consent) */
                         cardRef: string;
+                    } | {
+                        /** @enum {string} */
+                        type: "push_receipt";
+                        /** @description A push receipt the card's issuer made for your wallet (its app hands it to yours): one use, 10 minutes */
+                        receipt: string;
                     };
                 };
             };
@@ -13300,22 +13540,38 @@ export interface operations {
                         token: components["schemas"]["WalletToken"] | null;
                         /** @description The token (never a card number); shown when the token is created */
                         tokenNumber?: string;
-                        /** @description Per-token key (32 hex) for src/emv/token-cryptogram.ts; shown when the token is created */
-                        tokenKey?: string;
+                        limitedUseKey?: {
+                            /** @description The key’s number (1 for the key given at provisioning) */
+                            keyCounter: number;
+                            /** @description The first transaction counter (ATC) it signs */
+                            firstAtc: number;
+                            /** @description The last transaction counter it signs: past it, key_exhausted */
+                            lastAtc: number;
+                            /** Format: date-time */
+                            expiresAt: string;
+                            status: "active" | "superseded";
+                            /** @description Payments made under it */
+                            uses: number;
+                            lastUsedAt: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** @description The limited-use key (32 hex) for src/emv/token-cryptogram.ts; shown when it is made */
+                            key: string;
+                        };
                         /** Format: date-time */
                         createdAt: string;
                     };
                 };
             };
-            400: components["responses"]["Error400_7378205a"];
+            400: components["responses"]["Error400_e4555057"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_59464607"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_3fe4c169"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_480a57f6"];
+            422: components["responses"]["Error422_7e843282"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -13356,20 +13612,36 @@ export interface operations {
                         token: components["schemas"]["WalletToken"] | null;
                         /** @description The token (never a card number); shown when the token is created */
                         tokenNumber?: string;
-                        /** @description Per-token key (32 hex) for src/emv/token-cryptogram.ts; shown when the token is created */
-                        tokenKey?: string;
+                        limitedUseKey?: {
+                            /** @description The key’s number (1 for the key given at provisioning) */
+                            keyCounter: number;
+                            /** @description The first transaction counter (ATC) it signs */
+                            firstAtc: number;
+                            /** @description The last transaction counter it signs: past it, key_exhausted */
+                            lastAtc: number;
+                            /** Format: date-time */
+                            expiresAt: string;
+                            status: "active" | "superseded";
+                            /** @description Payments made under it */
+                            uses: number;
+                            lastUsedAt: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** @description The limited-use key (32 hex) for src/emv/token-cryptogram.ts; shown when it is made */
+                            key: string;
+                        };
                         /** Format: date-time */
                         createdAt: string;
                     };
                 };
             };
-            400: components["responses"]["Error400_f33d78a8"];
+            400: components["responses"]["Error400_bed40edc"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_1b1f1b10"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_0d4ce756"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_5c21a269"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_ac9e288a"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -13390,6 +13662,8 @@ export interface operations {
             content: {
                 "application/json": {
                     code: string;
+                    /** @description Compact JWS (ES256) by the device key over {"purpose":"step_up","provisioningId":…}: required when the card is being added with a devicePublicKey */
+                    deviceSignature?: string;
                 };
             };
         };
@@ -13416,22 +13690,38 @@ export interface operations {
                         token: components["schemas"]["WalletToken"] | null;
                         /** @description The token (never a card number); shown when the token is created */
                         tokenNumber?: string;
-                        /** @description Per-token key (32 hex) for src/emv/token-cryptogram.ts; shown when the token is created */
-                        tokenKey?: string;
+                        limitedUseKey?: {
+                            /** @description The key’s number (1 for the key given at provisioning) */
+                            keyCounter: number;
+                            /** @description The first transaction counter (ATC) it signs */
+                            firstAtc: number;
+                            /** @description The last transaction counter it signs: past it, key_exhausted */
+                            lastAtc: number;
+                            /** Format: date-time */
+                            expiresAt: string;
+                            status: "active" | "superseded";
+                            /** @description Payments made under it */
+                            uses: number;
+                            lastUsedAt: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** @description The limited-use key (32 hex) for src/emv/token-cryptogram.ts; shown when it is made */
+                            key: string;
+                        };
                         /** Format: date-time */
                         createdAt: string;
                     };
                 };
             };
-            400: components["responses"]["Error400_5ca1c210"];
+            400: components["responses"]["Error400_6c6b3a97"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_1b1f1b10"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_5c21a269"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0d4ce756"];
+            422: components["responses"]["Error422_ac9e288a"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -13459,13 +13749,13 @@ export interface operations {
                     "application/json": components["schemas"]["WalletToken"];
                 };
             };
-            400: components["responses"]["Error400_f33d78a8"];
+            400: components["responses"]["Error400_bed40edc"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_1b1f1b10"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_0d4ce756"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_5c21a269"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_ac9e288a"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -13500,15 +13790,15 @@ export interface operations {
                     "application/json": components["schemas"]["WalletToken"];
                 };
             };
-            400: components["responses"]["Error400_7378205a"];
+            400: components["responses"]["Error400_e4555057"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_59464607"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_3fe4c169"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_480a57f6"];
+            422: components["responses"]["Error422_7e843282"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -13543,15 +13833,15 @@ export interface operations {
                     "application/json": components["schemas"]["WalletToken"];
                 };
             };
-            400: components["responses"]["Error400_7378205a"];
+            400: components["responses"]["Error400_e4555057"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_59464607"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_3fe4c169"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_480a57f6"];
+            422: components["responses"]["Error422_7e843282"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -13586,15 +13876,75 @@ export interface operations {
                     "application/json": components["schemas"]["WalletToken"];
                 };
             };
-            400: components["responses"]["Error400_7378205a"];
+            400: components["responses"]["Error400_e4555057"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_59464607"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_3fe4c169"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_480a57f6"];
+            422: components["responses"]["Error422_7e843282"];
+            423: components["responses"]["Error423_84ef32b6"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postWalletTokensByTokenRefKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Token reference id */
+                tokenRef: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Compact JWS (ES256) by the device key over {"purpose":"replenish","tokenRef":…,"keyCounter":…} */
+                    deviceSignature: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description The key’s number (1 for the key given at provisioning) */
+                        keyCounter: number;
+                        /** @description The first transaction counter (ATC) it signs */
+                        firstAtc: number;
+                        /** @description The last transaction counter it signs: past it, key_exhausted */
+                        lastAtc: number;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        status: "active" | "superseded";
+                        /** @description Payments made under it */
+                        uses: number;
+                        lastUsedAt: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** @description The limited-use key (32 hex) for src/emv/token-cryptogram.ts; shown when it is made */
+                        key: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_6c6b3a97"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_5c21a269"];
+            410: components["responses"]["Error410_2da82c28"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_ac9e288a"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -13636,13 +13986,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_f33d78a8"];
+            400: components["responses"]["Error400_bed40edc"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_1b1f1b10"];
-            410: components["responses"]["Error410_bab89309"];
-            422: components["responses"]["Error422_0d4ce756"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_5c21a269"];
+            410: components["responses"]["Error410_2da82c28"];
+            422: components["responses"]["Error422_ac9e288a"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -13682,15 +14032,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_7378205a"];
+            400: components["responses"]["Error400_e4555057"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_236d80c9"];
-            409: components["responses"]["Error409_59464607"];
-            410: components["responses"]["Error410_bab89309"];
+            403: components["responses"]["Error403_8a51d1a4"];
+            404: components["responses"]["Error404_5068dc08"];
+            409: components["responses"]["Error409_3fe4c169"];
+            410: components["responses"]["Error410_2da82c28"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_480a57f6"];
+            422: components["responses"]["Error422_7e843282"];
             423: components["responses"]["Error423_84ef32b6"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -16803,16 +17153,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_bf17260f"];
+            400: components["responses"]["Error400_46bc61e7"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_5330c906"];
-            410: components["responses"]["Error410_206e59cd"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_634c20eb"];
+            410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c7c02fb3"];
+            422: components["responses"]["Error422_ee467b06"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -16892,14 +17242,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_81285fce"];
+            400: components["responses"]["Error400_680da5ce"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_ceea3069"];
-            410: components["responses"]["Error410_206e59cd"];
-            422: components["responses"]["Error422_0b8336d7"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_8db96508"];
+            410: components["responses"]["Error410_71b67f42"];
+            422: components["responses"]["Error422_0faf9480"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -17027,16 +17377,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_bf17260f"];
+            400: components["responses"]["Error400_46bc61e7"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_5330c906"];
-            410: components["responses"]["Error410_206e59cd"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_634c20eb"];
+            410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c7c02fb3"];
+            422: components["responses"]["Error422_ee467b06"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -17171,16 +17521,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_bf17260f"];
+            400: components["responses"]["Error400_46bc61e7"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_5330c906"];
-            410: components["responses"]["Error410_206e59cd"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_634c20eb"];
+            410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c7c02fb3"];
+            422: components["responses"]["Error422_ee467b06"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -17266,16 +17616,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_0df94bff"];
+            400: components["responses"]["Error400_d5480bbe"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_5330c906"];
-            410: components["responses"]["Error410_206e59cd"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_634c20eb"];
+            410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c7c02fb3"];
+            422: components["responses"]["Error422_ee467b06"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -17338,14 +17688,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_81285fce"];
+            400: components["responses"]["Error400_680da5ce"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_ceea3069"];
-            410: components["responses"]["Error410_206e59cd"];
-            422: components["responses"]["Error422_0b8336d7"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_8db96508"];
+            410: components["responses"]["Error410_71b67f42"];
+            422: components["responses"]["Error422_0faf9480"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -17457,16 +17807,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_bf17260f"];
+            400: components["responses"]["Error400_46bc61e7"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_5330c906"];
-            410: components["responses"]["Error410_206e59cd"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_634c20eb"];
+            410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c7c02fb3"];
+            422: components["responses"]["Error422_ee467b06"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -17575,14 +17925,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_e0b31c8e"];
+            400: components["responses"]["Error400_c8d81742"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_ceea3069"];
-            410: components["responses"]["Error410_206e59cd"];
-            422: components["responses"]["Error422_0b8336d7"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_8db96508"];
+            410: components["responses"]["Error410_71b67f42"];
+            422: components["responses"]["Error422_0faf9480"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -17689,14 +18039,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_81285fce"];
+            400: components["responses"]["Error400_680da5ce"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_ceea3069"];
-            410: components["responses"]["Error410_206e59cd"];
-            422: components["responses"]["Error422_0b8336d7"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_8db96508"];
+            410: components["responses"]["Error410_71b67f42"];
+            422: components["responses"]["Error422_0faf9480"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -17816,16 +18166,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_bf17260f"];
+            400: components["responses"]["Error400_46bc61e7"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_5330c906"];
-            410: components["responses"]["Error410_206e59cd"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_634c20eb"];
+            410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c7c02fb3"];
+            422: components["responses"]["Error422_ee467b06"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -17939,16 +18289,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_bf17260f"];
+            400: components["responses"]["Error400_46bc61e7"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_5330c906"];
-            410: components["responses"]["Error410_206e59cd"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_634c20eb"];
+            410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c7c02fb3"];
+            422: components["responses"]["Error422_ee467b06"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18084,16 +18434,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_bf17260f"];
+            400: components["responses"]["Error400_46bc61e7"];
             401: components["responses"]["Error401_1d149c64"];
-            402: components["responses"]["Error402_81447ce0"];
-            403: components["responses"]["Error403_40e74d13"];
-            404: components["responses"]["Error404_9e198bb4"];
-            409: components["responses"]["Error409_5330c906"];
-            410: components["responses"]["Error410_206e59cd"];
+            402: components["responses"]["Error402_3dd778df"];
+            403: components["responses"]["Error403_9ccbfea1"];
+            404: components["responses"]["Error404_8102258e"];
+            409: components["responses"]["Error409_634c20eb"];
+            410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c7c02fb3"];
+            422: components["responses"]["Error422_ee467b06"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -21552,6 +21902,72 @@ export interface operations {
                         reason?: string;
                         /** @description The wallet holding the token (to the issuer) */
                         walletParticipantId?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onTokenKeysReplenished: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "token.keys_replenished";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The token (to the wallet) */
+                        tokenRef?: string;
+                        /** @description The card (to the issuer) */
+                        cardId?: string;
+                        /** @description The token id (to the issuer) */
+                        tokenId?: string;
+                        /** @description The wallet holding the token (to the issuer) */
+                        walletParticipantId?: string;
+                        /** @description The new key’s number */
+                        keyCounter: number;
+                        /** @description The first transaction counter it signs */
+                        firstAtc: number;
+                        /** @description The last transaction counter it signs */
+                        lastAtc: number;
+                        /**
+                         * Format: date-time
+                         * @description When it stops being accepted
+                         */
+                        expiresAt: string;
                     } & {
                         [key: string]: unknown;
                     };

@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import type { Api } from '../shared/api.ts';
 import { useI18n } from '../shared/i18n.tsx';
-import { ErrorBox, Field, Section, useAction, useLoad } from '../shared/ui.tsx';
+import { ErrorBox, Field, Section, Select, useAction, useLoad } from '../shared/ui.tsx';
 
 /**
  * The issuer desk: a bank's cards (status in words, a search), freeze / unfreeze / replace / cancel after a
@@ -186,6 +186,7 @@ function CardDetail({ api, card, onChange }: { api: Api; card: Card; onChange: (
           </li>
         ))}
       </ul>
+      <PushToWallet api={api} card={card} onPushed={() => void tokens.reload()} />
       <h3>{t('iss.controls')}</h3>
       <form
         onSubmit={(ev) => {
@@ -205,6 +206,55 @@ function CardDetail({ api, card, onChange }: { api: Api; card: Card; onChange: (
       {saved && (
         <p className="ok" role="status">
           {t('common.done')} {perTx !== '' ? `· ${t('iss.perTx')} ${money(perTx, card.currency)}` : ''}
+        </p>
+      )}
+    </div>
+  );
+}
+
+/**
+ * Push provisioning, as the bank's app does it: "add to wallet X" for this card, the cardholder having asked for it.
+ * The hub answers a one-time receipt; the app hands it to the wallet app (here: a link to the reference wallet page,
+ * with the receipt in the fragment, which browsers never send to a server).
+ */
+function PushToWallet({ api, card, onPushed }: { api: Api; card: Card; onPushed: () => void }) {
+  const { t, date } = useI18n();
+  const wallets = useLoad(async () => (await api.get<{ wallets: { participantId: string; name: string }[] }>('/demo/v1/directory')).wallets, [api]);
+  const [wallet, setWallet] = useState('');
+  const [consent, setConsent] = useState(false);
+  const [pushed, setPushed] = useState<{ receipt: string; expiresAt: string } | undefined>();
+  const chosen = wallet !== '' ? wallet : (wallets.data?.[0]?.participantId ?? '');
+  const push = useAction(async () => {
+    setPushed(undefined);
+    setPushed(await api.post<{ receipt: string; expiresAt: string }>(`/v1/issuer/cards/${card.id}/push-provisionings`, { walletParticipantId: chosen, cardholderConsent: consent }));
+    setConsent(false);
+    onPushed();
+  });
+  if (card.status !== 'active') return null;
+  return (
+    <div data-testid="push-to-wallet">
+      <h3>{t('iss.push')}</h3>
+      <form
+        onSubmit={(ev) => {
+          ev.preventDefault();
+          void push.run();
+        }}
+      >
+        <Select label={t('iss.pushWallet')} name="push-wallet" value={chosen} onChange={setWallet} options={(wallets.data ?? []).map((w) => ({ value: w.participantId, label: w.name }))} />
+        <label className="row" style={{ marginBottom: '0.7rem' }}>
+          <input type="checkbox" name="push-consent" checked={consent} onChange={(e) => setConsent(e.target.checked)} /> {t('iss.pushConsent')}
+        </label>
+        <button type="submit" disabled={push.busy || !consent || chosen === ''} data-testid="push-submit">
+          {t('iss.pushSubmit')}
+        </button>
+      </form>
+      <ErrorBox error={wallets.error ?? push.error} />
+      {pushed !== undefined && (
+        <p className="ok" role="status" data-testid="push-ready">
+          {t('iss.pushReady')} {date(pushed.expiresAt)} ·{' '}
+          <a href={`/wallet#push=${encodeURIComponent(pushed.receipt)}`} target="_blank" rel="noopener" data-testid="push-open">
+            {t('iss.pushOpen')}
+          </a>
         </p>
       )}
     </div>

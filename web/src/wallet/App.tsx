@@ -4,7 +4,9 @@ import { ApiError, PageError, createApi, type Api } from '../shared/api.ts';
 import { useI18n } from '../shared/i18n.tsx';
 import { ErrorBox, Field, LangSwitch, Money, Section, Select, TextArea, useAction, useLoad } from '../shared/ui.tsx';
 import { cpmPayload, toMinor, tokenCryptogram, unpredictableNumber } from './emv.ts';
-import { deviceId, loadDeviceToken, loadSession, nextAtc, openSession, saveDeviceToken, saveSession, sessionApi, type WalletSession } from './session.ts';
+import { deviceId, ensureFreshKey, loadDeviceToken, loadSession, nextAtc, openSession, saveLimitedUseKey, saveSession, sessionApi, type LimitedUseKeyWire, type WalletSession } from './session.ts';
+import { devicePublicKey, signAsDevice } from './device-key.ts';
+import type { TokenCryptogramScheme } from '../../../src/emv/token-cryptogram.ts';
 import { Me } from './Me.tsx';
 import { CardControls, suspendedWhyKey } from './CardControls.tsx';
 import { CurrencySelect, useAccounts, useCurrencies, useCurrency } from './accounts.tsx';
@@ -14,8 +16,8 @@ import { StepUp, useStepUp } from './StepUp.tsx';
 import { CameraScanner, PacketShare, ReceiveCode, decodeImage, parsePacketPayload, parseReceivePayload } from './Scan.tsx';
 
 type MoneyWire = { amount: string; currency: string };
-interface Token { tokenRef: string; status: string; suspendedBy: string | null; tokenLast4: string; cardLast4: string; brand: string; expiry: string; par: string; createdAt: string }
-interface Provisioning { id: string; status: string; stepUp: { method: string; attemptsRemaining: number } | null; cardLast4: string; brand: string; token: Token | null; tokenNumber?: string; tokenKey?: string }
+interface Token { tokenRef: string; status: string; suspendedBy: string | null; tokenLast4: string; cardLast4: string; brand: string; expiry: string; par: string; createdAt: string; cryptogramScheme?: TokenCryptogramScheme }
+interface Provisioning { id: string; status: string; stepUp: { method: string; attemptsRemaining: number } | null; cardLast4: string; brand: string; token: Token | null; tokenNumber?: string; limitedUseKey?: LimitedUseKeyWire }
 
 type TabKey = 'home' | 'add' | 'pay' | 'transfer' | 'history' | 'budget' | 'me';
 
@@ -31,6 +33,15 @@ const parentTab = (tab: TabKey): TabKey => (tab === 'add' ? 'home' : tab === 'bu
 
 /** A payment link the page was opened for (/wallet?link=<id>, the "open in wallet" of /pay/<id>). */
 const linkFromAddress = (): string => new URLSearchParams(location.search).get('link') ?? '';
+/**
+ * A card the customer's bank pushed to this wallet (/wallet#push=<receipt>, opened by the bank's app): a one-time
+ * receipt, kept in the fragment so that it reaches no server log, and removed from the address once read.
+ */
+const pushFromAddress = (): string => {
+  const receipt = new URLSearchParams(location.hash.slice(1)).get('push') ?? '';
+  if (receipt !== '') history.replaceState(null, '', `${location.pathname}${location.search}`);
+  return receipt;
+};
 /** A red packet the page was opened for (/wallet?packet=<id>, a shared red packet's link). */
 const packetFromAddress = (): string => new URLSearchParams(location.search).get('packet') ?? '';
 
@@ -39,7 +50,8 @@ export function WalletApp() {
   const [session, setSession] = useState<WalletSession | undefined>(loadSession);
   const [openLink] = useState(linkFromAddress);
   const [packet, setPacket] = useState(packetFromAddress);
-  const start: TabKey = openLink !== '' ? 'pay' : packet !== '' ? 'transfer' : 'home';
+  const [pushReceipt, setPushReceipt] = useState(pushFromAddress);
+  const start: TabKey = pushReceipt !== '' ? 'add' : openLink !== '' ? 'pay' : packet !== '' ? 'transfer' : 'home';
   const [tab, setTab] = useState<TabKey>(start);
   const [payee, setPayee] = useState<{ type: string; value: string } | undefined>();
   const signOut = () => {
@@ -84,7 +96,7 @@ export function WalletApp() {
         ) : (
           <>
             {tab === 'home' && <Home api={api} session={session} go={go} />}
-            {tab === 'add' && <AddCard api={api} session={session} onAdded={() => go('home')} />}
+            {tab === 'add' && <AddCard api={api} session={session} pushReceipt={pushReceipt} onPushUsed={() => setPushReceipt('')} onAdded={() => go('home')} />}
             {tab === 'pay' && (
               <Pay
                 api={api}
@@ -333,7 +345,7 @@ function CardTile({ api, token, onChange }: { api: Api; token: Token; onChange: 
   );
 }
 
-function AddCard({ api, session, onAdded }: { api: Api; session: WalletSession; onAdded: () => void }) {
+function AddCard({ api, session, pushReceipt, onPushUsed, onAdded }: { api: Api; session: WalletSession; pushReceipt: string; onPushUsed: () => void; onAdded: () => void }) {
   const { t } = useI18n();
   const [mode, setMode] = useState<'typed' | 'ref'>('typed');
   const [cardNumber, setCardNumber] = useState('');
@@ -348,8 +360,8 @@ function AddCard({ api, session, onAdded }: { api: Api; session: WalletSession; 
   const [done, setDone] = useState<Provisioning | undefined>();
 
   const remember = (p: Provisioning) => {
-    if (p.token !== null && p.tokenKey !== undefined && p.tokenNumber !== undefined) {
-      saveDeviceToken(session.participantId, { tokenRef: p.token.tokenRef, tokenNumber: p.tokenNumber, tokenKey: p.tokenKey, expiry: p.token.expiry, atc: 0 });
+    if (p.token !== null && p.limitedUseKey !== undefined && p.tokenNumber !== undefined) {
+      saveLimitedUseKey(session.participantId, { tokenRef: p.token.tokenRef, tokenNumber: p.tokenNumber, expiry: p.token.expiry, atc: 0, scheme: p.token.cryptogramScheme }, p.limitedUseKey);
     }
   };
   const finish = (p: Provisioning) => {
@@ -360,11 +372,20 @@ function AddCard({ api, session, onAdded }: { api: Api; session: WalletSession; 
     setDone(undefined);
     setDemoCode(undefined);
     const source =
-      mode === 'typed' ? { type: 'typed', cardNumber: cardNumber.replace(/\s+/g, ''), expiry, cvv } : tokenRef.trim() !== '' ? { type: 'token_ref', tokenRef: tokenRef.trim() } : { type: 'card_ref', cardRef: cardRef.trim() };
-    const p = await api.post<Provisioning>('/v1/wallet/tokens', { customerId: session.customerId, consent, deviceId: deviceId(), source });
+      pushReceipt !== ''
+        ? { type: 'push_receipt', receipt: pushReceipt }
+        : mode === 'typed'
+          ? { type: 'typed', cardNumber: cardNumber.replace(/\s+/g, ''), expiry, cvv }
+          : tokenRef.trim() !== ''
+            ? { type: 'token_ref', tokenRef: tokenRef.trim() }
+            : { type: 'card_ref', cardRef: cardRef.trim() };
+    // The token is bound to this browser's device key: only it obtains the token's next keys.
+    const p = await api.post<Provisioning>('/v1/wallet/tokens', { customerId: session.customerId, consent, deviceId: deviceId(), devicePublicKey: await devicePublicKey(), source });
     setProv(p);
     setCardNumber('');
     setCvv('');
+    // A receipt is good once: whatever the answer, the next attempt is the customer's own.
+    if (pushReceipt !== '') onPushUsed();
     if (p.status === 'pending_step_up') {
       // Demo: read the code the demo bank "texted" the cardholder (the hub only holds it sealed to the bank).
       try {
@@ -376,7 +397,7 @@ function AddCard({ api, session, onAdded }: { api: Api; session: WalletSession; 
   });
   const confirm = useAction(async () => {
     if (prov === undefined) return;
-    const p = await api.post<Provisioning>(`/v1/wallet/provisionings/${prov.id}/step-up`, { code });
+    const p = await api.post<Provisioning>(`/v1/wallet/provisionings/${prov.id}/step-up`, { code, deviceSignature: await signAsDevice({ purpose: 'step_up', provisioningId: prov.id }) });
     setProv(p);
     setCode('');
     finish(p);
@@ -399,7 +420,11 @@ function AddCard({ api, session, onAdded }: { api: Api; session: WalletSession; 
             void submit.run();
           }}
         >
-          {mode === 'typed' ? (
+          {pushReceipt !== '' ? (
+            <p className="ok" data-testid="push-offer">
+              {t('add.pushOffer')}
+            </p>
+          ) : mode === 'typed' ? (
             <>
               <Field label={t('add.cardNumber')} name="cardNumber" value={cardNumber} onChange={setCardNumber} inputMode="numeric" autoComplete="cc-number" />
               <div className="row">
@@ -417,7 +442,7 @@ function AddCard({ api, session, onAdded }: { api: Api; session: WalletSession; 
             <input type="checkbox" name="consent" checked={consent} onChange={(e) => setConsent(e.target.checked)} /> {t('add.consent')}
           </label>
           <button type="submit" disabled={submit.busy || !consent} data-testid="add-submit">
-            {t('add.submit')}
+            {pushReceipt !== '' ? t('add.pushSubmit') : t('add.submit')}
           </button>
         </form>
       ) : (
@@ -483,15 +508,16 @@ function PaySource({ api, session, value, onChange }: { api: Api; session: Walle
   return <Select label={t('pay.payWith')} name="source" value={value} onChange={onChange} options={options} />;
 }
 
-/** The wallet's payment source: a token with a fresh cryptogram over the amount, or an account. */
-function buildSource(session: WalletSession, source: string, amount: MoneyWire, country: string) {
+/** The wallet's payment source: a token with a fresh cryptogram over the amount (under a key that can sign it), or an account. */
+async function buildSource(api: Api, session: WalletSession, source: string, amount: MoneyWire, country: string) {
   const [kind, id = ''] = source.split(/:(.*)/s);
   if (kind === 'account') return { type: 'account', accountId: id };
+  await ensureFreshKey(api, session.participantId, id, signAsDevice);
   const device = loadDeviceToken(session.participantId, id);
   const atc = nextAtc(session.participantId, id);
   if (device === undefined || atc === undefined) throw new PageError('pay.noKey');
   const un = unpredictableNumber();
-  const cryptogram = tokenCryptogram({ tokenKey: device.tokenKey, atc, amountMinor: toMinor(amount.amount, amount.currency), currency: amount.currency, country, un });
+  const cryptogram = tokenCryptogram({ scheme: device.scheme, tokenKey: device.tokenKey, atc, amountMinor: toMinor(amount.amount, amount.currency), currency: amount.currency, country, un });
   return { type: 'token', tokenRef: id, atc, cryptogram, unpredictableNumber: un };
 }
 
@@ -536,7 +562,7 @@ function Pay({ api, session, openLink, onPayee, onPacket }: { api: Api; session:
     const body = {
       customerId: session.customerId,
       payload: payload.trim(),
-      source: buildSource(session, source, due, preview.merchant.country),
+      source: await buildSource(api, session, source, due, preview.merchant.country),
       deviceId: deviceId(),
       ...(preview.amount === null ? { amount: due } : {}),
       ...(stepUpChallengeId !== undefined ? { stepUpChallengeId } : {}),
@@ -643,19 +669,28 @@ function PaymentCode({ api, session }: { api: Api; session: WalletSession }) {
     setShown(undefined);
     setError(undefined);
     if (current === undefined) return;
-    const device = loadDeviceToken(session.participantId, current.tokenRef);
-    const atc = nextAtc(session.participantId, current.tokenRef);
-    if (device === undefined || atc === undefined) {
-      setError(new PageError('pay.noKey'));
-      return;
-    }
-    try {
-      const payload = cpmPayload({ tokenNumber: device.tokenNumber, tokenKey: device.tokenKey, expiry: device.expiry, atc, brand: current.brand, currency: 'CNY', country: 'CN' });
-      setShown({ payload, atc });
-      QRCode.toDataURL(payload, { errorCorrectionLevel: 'M', margin: 1, width: 440 }).then(setImage, setError);
-    } catch (e) {
-      setError(e);
-    }
+    let stale = false;
+    void (async () => {
+      try {
+        // A code shown offline later must still verify: renew the key first when it cannot sign the next counter.
+        await ensureFreshKey(api, session.participantId, current.tokenRef, signAsDevice);
+        if (stale) return;
+        const atc = nextAtc(session.participantId, current.tokenRef);
+        const device = loadDeviceToken(session.participantId, current.tokenRef);
+        if (device === undefined || atc === undefined) {
+          setError(new PageError('pay.noKey'));
+          return;
+        }
+        const payload = cpmPayload({ scheme: device.scheme, tokenNumber: device.tokenNumber, tokenKey: device.tokenKey, expiry: device.expiry, atc, brand: current.brand, currency: 'CNY', country: 'CN' });
+        setShown({ payload, atc });
+        QRCode.toDataURL(payload, { errorCorrectionLevel: 'M', margin: 1, width: 440 }).then(setImage, setError);
+      } catch (e) {
+        setError(e);
+      }
+    })();
+    return () => {
+      stale = true;
+    };
   }, [current?.tokenRef, tick, session.participantId, t]);
   return (
     <Section
@@ -719,7 +754,7 @@ function PayLink({ api, session, initial }: { api: Api; session: WalletSession; 
     setPaid(
       await api.post(`/v1/payment-links/${encodeURIComponent(id())}/pay`, {
         customerId: session.customerId,
-        source: buildSource(session, source, amount, info.merchant?.country ?? 'CN'),
+        source: await buildSource(api, session, source, amount, info.merchant?.country ?? 'CN'),
         deviceId: deviceId(),
         ...(stepUpChallengeId !== undefined ? { stepUpChallengeId } : {}),
       }),

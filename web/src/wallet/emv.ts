@@ -1,4 +1,4 @@
-import { computeTokenCryptogram } from '../../../src/emv/token-cryptogram.ts';
+import { computeTokenCryptogram, type TokenCryptogramScheme } from '../../../src/emv/token-cryptogram.ts';
 import { encodeCpm } from '../../../src/emv/cpm.ts';
 
 /** Wallet-side EMV: token cryptograms (src/emv/token-cryptogram.ts, no Node-only imports) and the CPM payment code. */
@@ -16,8 +16,10 @@ export function unpredictableNumber(): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('').toUpperCase();
 }
 
-export function tokenCryptogram(input: { tokenKey: string; atc: number; amountMinor: bigint; currency: string; country: string; un: string; date?: Date }): string {
+export function tokenCryptogram(input: { scheme?: TokenCryptogramScheme | undefined; tokenKey: string; atc: number; amountMinor: bigint; currency: string; country: string; un: string; date?: Date }): string {
   return computeTokenCryptogram({
+    // The card product's own cryptogram (Visa model, Mastercard M/Chip CVN 16/17), as the hub told the wallet.
+    ...(input.scheme !== undefined ? { scheme: input.scheme } : {}),
     tokenKeyHex: input.tokenKey,
     atc: input.atc,
     amountMinor: input.amountMinor,
@@ -37,9 +39,9 @@ export function toMinor(amount: string, currency: string): bigint {
 }
 
 /** The consumer-presented code (EMV QRCPS, base64): token, ATC, cryptogram over amount 0 (the cashier sets it). */
-export function cpmPayload(input: { tokenNumber: string; tokenKey: string; expiry: string; atc: number; brand: string; currency: string; country: string }): string {
+export function cpmPayload(input: { scheme?: TokenCryptogramScheme | undefined; tokenNumber: string; tokenKey: string; expiry: string; atc: number; brand: string; currency: string; country: string }): string {
   const un = unpredictableNumber();
-  const cryptogram = tokenCryptogram({ tokenKey: input.tokenKey, atc: input.atc, amountMinor: 0n, currency: input.currency, country: input.country, un });
+  const cryptogram = tokenCryptogram({ scheme: input.scheme, tokenKey: input.tokenKey, atc: input.atc, amountMinor: 0n, currency: input.currency, country: input.country, un });
   const [mm = '01', yy = '30'] = input.expiry.split('/');
   const r = encodeCpm({
     aid: input.brand === 'UnionPay' ? 'A000000333010101' : input.brand === 'Mastercard' ? 'A0000000041010' : 'A0000000031010',

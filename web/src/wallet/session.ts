@@ -1,4 +1,5 @@
 import { createApi, type Api } from '../shared/api.ts';
+import type { TokenCryptogramScheme } from '../../../src/emv/token-cryptogram.ts';
 
 /** A demo wallet session: a short-lived wallet access token from POST /demo/v1/session, renewed before it expires. */
 export interface WalletSession {
@@ -61,13 +62,32 @@ export function sessionApi(session: WalletSession, onExpired: () => void): Api {
   }, onExpired);
 }
 
-/** The device's own store of token keys (what a phone keeps in its secure element), by token reference. */
+/**
+ * The device's own store of its tokens (what a phone keeps in its secure element), by token reference: the token number
+ * and its current LIMITED-USE key, which signs the counters firstAtc..lastAtc until keyExpiresAt; the device key (see
+ * device-key.ts) obtains the next one.
+ */
 export interface DeviceToken {
   readonly tokenRef: string;
   readonly tokenNumber: string;
   readonly tokenKey: string;
   readonly expiry: string;
+  readonly keyCounter: number;
+  readonly firstAtc: number;
+  readonly lastAtc: number;
+  readonly keyExpiresAt: string;
+  /** The cryptogram the token makes (its card product's); absent for tokens stored before schemes: visa_cvn18. */
+  readonly scheme?: TokenCryptogramScheme;
   atc: number;
+}
+
+/** A limited-use key as the hub answers it (at provisioning and replenishment). */
+export interface LimitedUseKeyWire {
+  readonly keyCounter: number;
+  readonly firstAtc: number;
+  readonly lastAtc: number;
+  readonly expiresAt: string;
+  readonly key: string;
 }
 
 const deviceKey = (participantId: string, tokenRef: string) => `hutong.device.${participantId}.${tokenRef}`;
@@ -94,7 +114,29 @@ export function loadDeviceToken(participantId: string, tokenRef: string): Device
 export function nextAtc(participantId: string, tokenRef: string): number | undefined {
   const t = loadDeviceToken(participantId, tokenRef);
   if (t === undefined) return undefined;
-  t.atc += 1;
+  // A new key starts past the counters the hub has seen: jump to it, never back.
+  t.atc = Math.max(t.atc + 1, t.firstAtc);
   saveDeviceToken(participantId, t);
   return t.atc;
+}
+
+/** Stores a new limited-use key for a token the device holds (keeping its counter). */
+export function saveLimitedUseKey(participantId: string, base: { tokenRef: string; tokenNumber: string; expiry: string; atc: number; scheme?: TokenCryptogramScheme }, k: LimitedUseKeyWire): void {
+  saveDeviceToken(participantId, { ...base, tokenKey: k.key, keyCounter: k.keyCounter, firstAtc: k.firstAtc, lastAtc: k.lastAtc, keyExpiresAt: k.expiresAt });
+}
+
+/**
+ * Before a payment: when the token's key cannot sign the next counter (used up, expired, or within a minute of it),
+ * asks the hub for the next key with a request the device key signs. Tokens stored before keys were limited have
+ * no key counter: they are left alone (the hub answers key_exhausted, and the card is added again).
+ */
+export async function ensureFreshKey(api: Api, participantId: string, tokenRef: string, sign: (statement: Record<string, string | number>) => Promise<string>): Promise<void> {
+  const t = loadDeviceToken(participantId, tokenRef);
+  if (t === undefined || typeof t.keyCounter !== 'number') return;
+  const spent = Math.max(t.atc + 1, t.firstAtc) > t.lastAtc;
+  const expiring = Date.parse(t.keyExpiresAt) - Date.now() < 60_000;
+  if (!spent && !expiring) return;
+  const deviceSignature = await sign({ purpose: 'replenish', tokenRef, keyCounter: t.keyCounter });
+  const fresh = await api.post<LimitedUseKeyWire>(`/v1/wallet/tokens/${encodeURIComponent(tokenRef)}/keys`, { deviceSignature });
+  saveLimitedUseKey(participantId, t, fresh);
 }
