@@ -100,7 +100,7 @@ describe.each(engines)('connected participants on %s', (engine) => {
     t = await startTestHub(engine, { clock });
     bank = await createReferenceBank({ hubPublicJwk: await t.hub.connectors.publicJwk() });
     await bank.listen(0);
-    bankCred = await connectReferenceBank(t.hub, bank, { hubFetch, deadlineMs: 1_500 });
+    bankCred = await connectReferenceBank(t.hub, bank, { hubFetch, deadlineMs: 10_000 });
     initialPosition = await position();
   }, 240_000);
   afterAll(async () => {
@@ -114,7 +114,7 @@ describe.each(engines)('connected participants on %s', (engine) => {
   it('the operator sets a participant connected per currency; a private key, a missing endpoint or a bad deadline are refused', async () => {
     const listed = await t.api('operator').get(`/v1/operator/participants/${bankC}/connections`);
     expect(listed.status).toBe(200);
-    expect(listed.body.items).toEqual([expect.objectContaining({ currency: 'CNY', mode: 'connected', endpointUrl: bank.url(), deadlineMs: 1_500 })]);
+    expect(listed.body.items).toEqual([expect.objectContaining({ currency: 'CNY', mode: 'connected', endpointUrl: bank.url(), deadlineMs: 10_000 })]);
     const own = await bankApi('GET', '/v1/connector/connections');
     expect(own.body.items).toHaveLength(1);
     const { privateKey } = generateKeyPairSync('ed25519');
@@ -246,7 +246,7 @@ describe.each(engines)('connected participants on %s', (engine) => {
     await deliverAll(paymentId);
     expect((await bank.hold(paymentId))?.state).toBe('released');
     expect(await bankTotal()).toBe(before.total);
-    await t.api('operator').post(`/v1/operator/participants/${bankC}/connections`, { currency: 'CNY', mode: 'connected', endpointUrl: bank.url(), publicJwk: bank.publicJwk, deadlineMs: 1_500 });
+    await t.api('operator').post(`/v1/operator/participants/${bankC}/connections`, { currency: 'CNY', mode: 'connected', endpointUrl: bank.url(), publicJwk: bank.publicJwk, deadlineMs: 10_000 });
   });
 
   it('AB05: a bank that is down is no answer', async () => {
@@ -263,7 +263,7 @@ describe.each(engines)('connected participants on %s', (engine) => {
     await t.api('operator').post(`/v1/operator/participants/${bankC}/connections`, { currency: 'CNY', mode: 'connected', endpointUrl: bank.url(), publicJwk: { kty: other.kty, crv: other.crv, x: other.x } });
     const before = await snapshot();
     const pay = await liPays('wangfang', '2.00');
-    await t.api('operator').post(`/v1/operator/participants/${bankC}/connections`, { currency: 'CNY', mode: 'connected', endpointUrl: bank.url(), publicJwk: bank.publicJwk, deadlineMs: 1_500 });
+    await t.api('operator').post(`/v1/operator/participants/${bankC}/connections`, { currency: 'CNY', mode: 'connected', endpointUrl: bank.url(), publicJwk: bank.publicJwk, deadlineMs: 10_000 });
     await expectNothingMoved(pay, 'DS0B', before);
   });
 
@@ -278,7 +278,7 @@ describe.each(engines)('connected participants on %s', (engine) => {
     await t.api('operator').post(`/v1/operator/participants/${bankC}/connections`, { currency: 'CNY', mode: 'connected', endpointUrl: `http://127.0.0.1:${port}`, publicJwk: bank.publicJwk });
     const before = await snapshot();
     const pay = await liPays('wangfang', '2.00');
-    await t.api('operator').post(`/v1/operator/participants/${bankC}/connections`, { currency: 'CNY', mode: 'connected', endpointUrl: bank.url(), publicJwk: bank.publicJwk, deadlineMs: 1_500 });
+    await t.api('operator').post(`/v1/operator/participants/${bankC}/connections`, { currency: 'CNY', mode: 'connected', endpointUrl: bank.url(), publicJwk: bank.publicJwk, deadlineMs: 10_000 });
     junk.closeAllConnections();
     await new Promise<void>((resolve) => junk.close(() => resolve()));
     await expectNothingMoved(pay, 'FF01', before);
@@ -302,7 +302,7 @@ describe.each(engines)('connected participants on %s', (engine) => {
     expect(await pendingOf(liAccount())).toBe(400n);
     expect((await bankApi('GET', `/v1/connector/transfers/${paymentId}`)).body.TxSts).toBe('PDNG');
     expect(await t.hub.transfers.transfers.recoverConnected()).toBe(0); // not yet past its deadline
-    clock.advance(10_000);
+    clock.advance(60_000);
     expect(await t.hub.transfers.transfers.recoverConnected()).toBe(1);
     const [row] = await t.hub.db.query<{ status: string; reason: string }>('select status, reason from payments where id = $1', [paymentId]);
     expect(row).toEqual({ status: 'rejected', reason: expect.stringMatching(/^AB03/) });

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/platform/clock.ts';
@@ -6,7 +6,7 @@ import { formatMoney } from '../../src/platform/money.ts';
 import { doubleMoves, openBank, randomPair, snapshot, type BankParty, type WalletKey } from '../ledger/p2p-bank.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
-import { HAPROXY, startHaproxy, type Balancer } from '../support/haproxy.ts';
+import { HAPROXY, startHaproxy, startHubServer, type Balancer } from '../support/haproxy.ts';
 import { freePort } from '../support/pg-cluster.ts';
 
 /**
@@ -39,26 +39,13 @@ describe.skipIf(!engines.includes('postgres') || (HAPROXY === undefined && !IN_C
   let base = '';
   const agent = new Agent({ connections: CLIENTS * 2, keepAliveTimeout: 10_000 });
 
-  const startHub = (i: number): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const url = t.database.url;
-      if (url === undefined) throw new Error('the balancer test needs PostgreSQL');
-      const child = spawn(process.execPath, ['--import', 'tsx', 'test/faults/hub-server.ts', url, t.dataDir, String(ports[i])], { stdio: ['ignore', 'pipe', 'pipe'] });
-      hubs[i] = child;
-      let err = '';
-      const timer = setTimeout(() => reject(new Error(`hub ${i} did not start: ${err}`)), 60_000);
-      child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2_000)));
-      child.stdout?.on('data', (d: Buffer) => {
-        if (d.toString().includes('listening')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`hub ${i} exited ${code}: ${err}`));
-      });
-    });
+  const startHub = (i: number): Promise<void> => {
+    const url = t.database.url;
+    if (url === undefined) throw new Error('the balancer test needs PostgreSQL');
+    const started = startHubServer({ url, dataDir: t.dataDir, port: ports[i] ?? 0, name: `hub ${i}` });
+    hubs[i] = started.child;
+    return started.ready;
+  };
 
   beforeAll(async () => {
     t = await startTestHub('postgres', { clock: systemClock, config: { rateLimitPerS: 1_000_000, webhooks: { enabled: false, pollMs: 500 } } });

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { defaultKeyDir, loadConfig } from '../../src/platform/config.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { formatMoney } from '../../src/platform/money.ts';
 import { doubleMoves, openBank, snapshot, type BankParty, type WalletKey } from '../ledger/p2p-bank.ts';
-import { HAPROXY, startHaproxy, type Balancer } from '../support/haproxy.ts';
+import { HAPROXY, startHaproxy, startHubServer, type Balancer } from '../support/haproxy.ts';
 import { clusterAvailable, createPgCluster, freePort, type PgCluster } from '../support/pg-cluster.ts';
 
 /**
@@ -60,24 +60,11 @@ describe.skipIf(!available)('bounded chaos: hubs killed and paused, PostgreSQL r
   const tokens = new Map<WalletKey, string>();
   const agent = new Agent({ connections: CLIENTS * 2, keepAliveTimeout: 10_000 });
 
-  const startHub = (i: number): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'test/faults/hub-server.ts', url, dataDir, String(ports[i]), 'background'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      hubs[i] = child;
-      let err = '';
-      const timer = setTimeout(() => reject(new Error(`hub ${i} did not start: ${err}`)), 180_000);
-      child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2_000)));
-      child.stdout?.on('data', (d: Buffer) => {
-        if (d.toString().includes('listening')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`hub ${i} exited ${code}: ${err}`));
-      });
-    });
+  const startHub = (i: number): Promise<void> => {
+    const started = startHubServer({ url, dataDir, port: ports[i] ?? 0, background: true, timeoutMs: 180_000, name: `hub ${i}` });
+    hubs[i] = started.child;
+    return started.ready;
+  };
 
   /** Starts a hub again, retrying while the database it needs to start is itself down or frozen. */
   const restartHub = async (i: number) => {

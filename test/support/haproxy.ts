@@ -72,3 +72,29 @@ export async function startHaproxy(backendPorts: readonly number[], options: { m
     },
   };
 }
+
+/**
+ * Starts one hub process (test/faults/hub-server.ts) on a database and data directory, listening on `port`; resolves
+ * with the child once it serves. `background` also runs the hub's background jobs. Bounded by `timeoutMs`.
+ */
+export function startHubServer(options: { url: string; dataDir: string; port: number; background?: boolean; timeoutMs?: number; name?: string }): { child: ChildProcess; ready: Promise<void> } {
+  const args = ['--import', 'tsx', 'test/faults/hub-server.ts', options.url, options.dataDir, String(options.port), ...(options.background === true ? ['background'] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const name = options.name ?? `hub on ${options.port}`;
+  const ready = new Promise<void>((resolve, reject) => {
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${err}`)), options.timeoutMs ?? 60_000);
+    child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2_000)));
+    child.stdout?.on('data', (d: Buffer) => {
+      if (d.toString().includes('listening')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited ${code}: ${err}`));
+    });
+  });
+  return { child, ready };
+}
