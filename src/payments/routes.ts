@@ -593,13 +593,26 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
     minAmountMinor: Type.Optional(Type.Integer({ minimum: 0 })),
     mccs: Type.Optional(Type.Array(Type.String({ pattern: '^[0-9]{4}$' }), { maxItems: 100 })),
   });
-  app.get('/v1/issuer/payment-risk-rules', { schema: schema('issuer', 'The card-payment risk rules in force for your cards (hub defaults with your overrides)', {}) }, async (request) => paymentRules.rules(me(request)));
-  app.post('/v1/issuer/payment-risk-rules', { schema: schema('issuer', 'Override one card-payment risk rule for your cards', { body: RuleBody }) }, async (request, reply) => {
+  const RuleInForce = Type.Object(
+    {
+      enabled: Type.Boolean(),
+      action: Type.Union([Type.Literal('step_up'), Type.Literal('decline')]),
+      score: Type.Integer(),
+      windowS: Type.Optional(Type.Integer({ description: 'velocity rules: the window, in seconds' })),
+      maxCount: Type.Optional(Type.Integer({ description: 'velocity rules: payments allowed in the window' })),
+      minAmountMinor: Type.Optional(Type.Integer({ description: 'the amount from which it applies, in minor units of the payment’s currency' })),
+      mccs: Type.Optional(Type.Array(Type.String(), { description: 'mcc: the merchant category codes it applies to' })),
+    },
+    { additionalProperties: false, description: 'A card-payment risk rule in force' },
+  );
+  const RulesInForce = Type.Object(Object.fromEntries(PAYMENT_RULE_NAMES.map((n) => [n, RuleInForce])), { additionalProperties: false, description: 'The rules in force: hub defaults with your overrides' });
+  app.get('/v1/issuer/payment-risk-rules', { schema: schema('issuer', 'The card-payment risk rules in force for your cards (hub defaults with your overrides)', { response: { 200: RulesInForce } }) }, async (request) => paymentRules.rules(me(request)));
+  app.post('/v1/issuer/payment-risk-rules', { schema: schema('issuer', 'Override one card-payment risk rule for your cards', { body: RuleBody, response: { 200: RuleBody } }) }, async (request, reply) => {
     const { rule, enabled, ...params } = request.body;
     const r = await db.transaction((tx) => paymentRules.setRule(tx, actorOf(request), me(request), rule as PaymentRuleName, params, enabled));
     return r.ok ? { rule, enabled, ...params } : reply.fail(r.error);
   });
-  app.post('/v1/operator/payment-risk-rules', { config: { auth: 'operator' }, schema: schema('issuer', 'Set a hub-wide default card-payment risk rule', { operator: true, body: RuleBody }) }, async (request, reply) => {
+  app.post('/v1/operator/payment-risk-rules', { config: { auth: 'operator' }, schema: schema('issuer', 'Set a hub-wide default card-payment risk rule', { operator: true, body: RuleBody, response: { 200: RuleBody } }) }, async (request, reply) => {
     const { rule, enabled, ...params } = request.body;
     const r = await db.transaction((tx) => paymentRules.setRule(tx, actorOf(request), '*', rule as PaymentRuleName, params, enabled));
     return r.ok ? { rule, enabled, ...params } : reply.fail(r.error);

@@ -170,14 +170,14 @@ export const wirePacket = (p: RedPacketView) => W.Exactly<Static<typeof W.RedPac
   createdAt: p.createdAt.toISOString(),
 });
 
-const wireAlert = (a: RiskAlert) => ({
+const wireAlert = (a: RiskAlert) => W.Exactly<Static<typeof W.AlertSchema>>()({
   id: a.id,
   participantId: a.participantId,
   customerId: a.customerId,
   channel: a.channel,
   decision: a.decision,
   score: a.score,
-  reasons: a.reasons,
+  reasons: a.reasons.map((r) => ({ rule: r.rule, score: r.score, action: r.action, message: r.message })),
   context: a.context,
   status: a.status,
   resolution: a.resolution,
@@ -281,7 +281,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       schema: schema('accounts', 'Ask a bank to link its accounts of this customer into your wallet', {
         description: 'The bank receives a 6-digit code in the `account_link.consent_requested` webhook, sealed to its webhook secret (`codeSealed`, opened like the step-up code), and shows it to its customer; the customer types it into the wallet.',
         body: Strict({ customerId: CustomerId, bankParticipantId: Ref('participant', 'The bank'), currency: Type.Optional(CurrencyCode) }),
-        response: { 201: Obj('Consent') },
+        response: { 201: W.ConsentSchema },
       }),
     },
     async (request, reply) =>
@@ -292,7 +292,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
           bankParticipantId: request.body.bankParticipantId,
           currency: request.body.currency,
         });
-        return r.ok ? created({ id: r.value.id, status: r.value.status, bankParticipantId: r.value.bankParticipantId, expiresAt: r.value.expiresAt.toISOString() }) : r.error;
+        return r.ok ? created(W.Exactly<Static<typeof W.ConsentSchema>>()({ id: r.value.id, status: r.value.status, bankParticipantId: r.value.bankParticipantId, expiresAt: r.value.expiresAt.toISOString() })) : r.error;
       }),
   );
 
@@ -661,17 +661,17 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // ---- risk --------------------------------------------------------------------------------------------------------
   const AlertQuery = Strict({ status: Type.Optional(Type.Union([Type.Literal('open'), Type.Literal('resolved')])) });
   const ResolveBody = Strict({ resolution: Type.String({ minLength: 1, maxLength: 500 }) });
-  app.get('/v1/risk/alerts', { schema: schema('risk', 'Risk alerts on your customers', { querystring: AlertQuery, response: { 200: Items('Alert') } }) }, async (request) => ({
+  app.get('/v1/risk/alerts', { schema: schema('risk', 'Risk alerts on your customers', { querystring: AlertQuery, response: { 200: W.AlertListSchema } }) }, async (request) => ({
     items: (await risk.listAlerts({ participantId: principalOf(request).participantId, ...(request.query.status !== undefined ? { status: request.query.status } : {}), limit: 200 })).map(wireAlert),
   }));
-  app.post('/v1/risk/alerts/:alertId/resolve', { schema: schema('risk', 'Resolve one of your alerts', { params: Strict({ alertId: Ref('risk_alert', 'Alert id') }), body: ResolveBody }) }, async (request, reply) => {
+  app.post('/v1/risk/alerts/:alertId/resolve', { schema: schema('risk', 'Resolve one of your alerts', { params: Strict({ alertId: Ref('risk_alert', 'Alert id') }), body: ResolveBody, response: { 200: W.AlertSchema } }) }, async (request, reply) => {
     const r = await db.transaction((tx) => risk.resolveAlert(tx, actorOf(request), request.params.alertId, principalOf(request).participantId, request.body.resolution));
     return r.ok ? wireAlert(r.value) : reply.fail(r.error);
   });
-  app.get('/v1/operator/risk/alerts', { config: { auth: 'operator' }, schema: schema('risk', 'Every risk alert', { operator: true, querystring: AlertQuery, response: { 200: Items('Alert') } }) }, async (request) => ({
+  app.get('/v1/operator/risk/alerts', { config: { auth: 'operator' }, schema: schema('risk', 'Every risk alert', { operator: true, querystring: AlertQuery, response: { 200: W.AlertListSchema } }) }, async (request) => ({
     items: (await risk.listAlerts({ ...(request.query.status !== undefined ? { status: request.query.status } : {}), limit: 200 })).map(wireAlert),
   }));
-  app.post('/v1/operator/risk/alerts/:alertId/resolve', { config: { auth: 'operator' }, schema: schema('risk', 'Resolve any alert', { operator: true, params: Strict({ alertId: Ref('risk_alert', 'Alert id') }), body: ResolveBody }) }, async (request, reply) => {
+  app.post('/v1/operator/risk/alerts/:alertId/resolve', { config: { auth: 'operator' }, schema: schema('risk', 'Resolve any alert', { operator: true, params: Strict({ alertId: Ref('risk_alert', 'Alert id') }), body: ResolveBody, response: { 200: W.AlertSchema } }) }, async (request, reply) => {
     const r = await db.transaction((tx) => risk.resolveAlert(tx, actorOf(request), request.params.alertId, undefined, request.body.resolution));
     return r.ok ? wireAlert(r.value) : reply.fail(r.error);
   });
@@ -686,8 +686,8 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     minHistory: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
     minRefEurCents: Type.Optional(Type.Integer({ minimum: 0 })),
   });
-  app.get('/v1/risk/rules', { schema: schema('risk', 'The risk rules in force for you (hub defaults with your overrides)', {}) }, async (request) => risk.rules(principalOf(request).participantId));
-  app.post('/v1/risk/rules', { schema: schema('risk', 'Override one risk rule’s thresholds for your customers', { body: RuleBody }) }, async (request, reply) => {
+  app.get('/v1/risk/rules', { schema: schema('risk', 'The risk rules in force for you (hub defaults with your overrides)', { response: { 200: W.P2pRulesSchema(RULE_NAMES) } }) }, async (request) => risk.rules(principalOf(request).participantId));
+  app.post('/v1/risk/rules', { schema: schema('risk', 'Override one risk rule’s thresholds for your customers', { body: RuleBody, response: { 200: RuleBody } }) }, async (request, reply) => {
     const { rule, enabled, ...params } = request.body;
     const r = await db.transaction((tx) => risk.setRule(tx, actorOf(request), principalOf(request).participantId, rule as RuleName, params, enabled));
     return r.ok ? { rule, enabled, ...params } : reply.fail(r.error);

@@ -124,3 +124,52 @@ export const FeeSchema = Closed(
   'The fee in force between the two participants',
 );
 export const RemindedSchema = Closed({ reminded: Type.Integer({ description: 'How many members were reminded' }) }, 'Reminders sent');
+
+export const ConsentSchema = Closed(
+  {
+    id: Type.String({ description: 'The consent id: the customer types the bank’s code into the wallet to confirm it' }),
+    status: Type.String({ description: 'pending until the customer confirms the bank’s code' }),
+    bankParticipantId: Type.String(),
+    expiresAt: Timestamp,
+  },
+  'Consent: the bank has been asked to link its accounts of this customer',
+);
+
+const RiskActionSchema = Type.Union([Type.Literal('step_up'), Type.Literal('decline')]);
+export const AlertSchema = Closed(
+  {
+    id: Type.String(),
+    participantId: Type.String(),
+    customerId: Type.String(),
+    channel: Type.String({ description: 'p2p, request, split, red_packet, card…' }),
+    decision: RiskActionSchema,
+    score: Type.Integer(),
+    reasons: Type.Array(Closed({ rule: Type.String(), score: Type.Integer(), action: RiskActionSchema, message: Type.String() }, 'A rule that fired')),
+    context: Type.Object({}, { additionalProperties: true, description: 'What the rules saw (amounts in EUR cents for comparison, counts)' }),
+    status: Type.Union([Type.Literal('open'), Type.Literal('resolved')]),
+    resolution: Type.Union([Type.String(), Type.Null()]),
+    createdAt: Timestamp,
+    resolvedAt: Type.Union([Timestamp, Type.Null()]),
+  },
+  'Risk alert',
+);
+export const AlertListSchema = Type.Object({ items: Type.Array(AlertSchema) }, { additionalProperties: false });
+
+/** A rule in force (hub default or your override), with the parameters its kind takes. */
+const P2pRuleSchema = Closed(
+  {
+    enabled: Type.Boolean(),
+    action: RiskActionSchema,
+    score: Type.Integer(),
+    windowS: Type.Optional(Type.Integer({ description: 'velocity: the window, in seconds' })),
+    maxCount: Type.Optional(Type.Integer({ description: 'velocity: payments allowed in the window' })),
+    multiple: Type.Optional(Type.Integer({ description: 'amount_vs_history: multiple of the customer’s average' })),
+    minHistory: Type.Optional(Type.Integer({ description: 'amount_vs_history: payments needed before it applies' })),
+    minRefEurCents: Type.Optional(Type.Integer({ description: 'threshold, in EUR cents (the hub’s reference currency for rules)' })),
+  },
+  'A risk rule in force',
+);
+/** The rules in force, one property per rule name. */
+export const rulesSchema = <N extends string>(names: readonly N[], rule: TObject) =>
+  Type.Object(Object.fromEntries(names.map((n) => [n, rule])) as Record<N, TObject>, { additionalProperties: false, description: 'The rules in force: hub defaults with your overrides' });
+export const P2pRulesSchema = (names: readonly string[]) => rulesSchema(names, P2pRuleSchema);

@@ -14284,14 +14284,20 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Consent */
+            /** @description Consent: the bank has been asked to link its accounts of this customer */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description The consent id: the customer types the bank’s code into the wallet to confirm it */
+                        id: string;
+                        /** @description pending until the customer confirms the bank’s code */
+                        status: string;
+                        bankParticipantId: string;
+                        /** Format: date-time */
+                        expiresAt: string;
                     };
                 };
             };
@@ -16416,10 +16422,29 @@ export interface operations {
                 content: {
                     "application/json": {
                         items: {
-                            [key: string]: unknown;
+                            id: string;
+                            participantId: string;
+                            customerId: string;
+                            /** @description p2p, request, split, red_packet, card… */
+                            channel: string;
+                            decision: "step_up" | "decline";
+                            score: number;
+                            reasons: {
+                                rule: string;
+                                score: number;
+                                action: "step_up" | "decline";
+                                message: string;
+                            }[];
+                            /** @description What the rules saw (amounts in EUR cents for comparison, counts) */
+                            context: {
+                                [key: string]: unknown;
+                            };
+                            status: "open" | "resolved";
+                            resolution: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            resolvedAt: string | null;
                         }[];
-                    } & {
-                        [key: string]: unknown;
                     };
                 };
             };
@@ -16452,14 +16477,35 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Resolve one of your alerts */
+            /** @description Risk alert */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        participantId: string;
+                        customerId: string;
+                        /** @description p2p, request, split, red_packet, card… */
+                        channel: string;
+                        decision: "step_up" | "decline";
+                        score: number;
+                        reasons: {
+                            rule: string;
+                            score: number;
+                            action: "step_up" | "decline";
+                            message: string;
+                        }[];
+                        /** @description What the rules saw (amounts in EUR cents for comparison, counts) */
+                        context: {
+                            [key: string]: unknown;
+                        };
+                        status: "open" | "resolved";
+                        resolution: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        resolvedAt: string | null;
                     };
                 };
             };
@@ -16495,10 +16541,29 @@ export interface operations {
                 content: {
                     "application/json": {
                         items: {
-                            [key: string]: unknown;
+                            id: string;
+                            participantId: string;
+                            customerId: string;
+                            /** @description p2p, request, split, red_packet, card… */
+                            channel: string;
+                            decision: "step_up" | "decline";
+                            score: number;
+                            reasons: {
+                                rule: string;
+                                score: number;
+                                action: "step_up" | "decline";
+                                message: string;
+                            }[];
+                            /** @description What the rules saw (amounts in EUR cents for comparison, counts) */
+                            context: {
+                                [key: string]: unknown;
+                            };
+                            status: "open" | "resolved";
+                            resolution: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            resolvedAt: string | null;
                         }[];
-                    } & {
-                        [key: string]: unknown;
                     };
                 };
             };
@@ -16530,14 +16595,35 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Resolve any alert */
+            /** @description Risk alert */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        id: string;
+                        participantId: string;
+                        customerId: string;
+                        /** @description p2p, request, split, red_packet, card… */
+                        channel: string;
+                        decision: "step_up" | "decline";
+                        score: number;
+                        reasons: {
+                            rule: string;
+                            score: number;
+                            action: "step_up" | "decline";
+                            message: string;
+                        }[];
+                        /** @description What the rules saw (amounts in EUR cents for comparison, counts) */
+                        context: {
+                            [key: string]: unknown;
+                        };
+                        status: "open" | "resolved";
+                        resolution: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        resolvedAt: string | null;
                     };
                 };
             };
@@ -16562,14 +16648,93 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The risk rules in force for you (hub defaults with your overrides) */
+            /** @description The rules in force: hub defaults with your overrides */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description A risk rule in force */
+                        velocity: {
+                            enabled: boolean;
+                            action: "step_up" | "decline";
+                            score: number;
+                            /** @description velocity: the window, in seconds */
+                            windowS?: number;
+                            /** @description velocity: payments allowed in the window */
+                            maxCount?: number;
+                            /** @description amount_vs_history: multiple of the customer’s average */
+                            multiple?: number;
+                            /** @description amount_vs_history: payments needed before it applies */
+                            minHistory?: number;
+                            /** @description threshold, in EUR cents (the hub’s reference currency for rules) */
+                            minRefEurCents?: number;
+                        };
+                        /** @description A risk rule in force */
+                        amount_vs_history: {
+                            enabled: boolean;
+                            action: "step_up" | "decline";
+                            score: number;
+                            /** @description velocity: the window, in seconds */
+                            windowS?: number;
+                            /** @description velocity: payments allowed in the window */
+                            maxCount?: number;
+                            /** @description amount_vs_history: multiple of the customer’s average */
+                            multiple?: number;
+                            /** @description amount_vs_history: payments needed before it applies */
+                            minHistory?: number;
+                            /** @description threshold, in EUR cents (the hub’s reference currency for rules) */
+                            minRefEurCents?: number;
+                        };
+                        /** @description A risk rule in force */
+                        new_counterparty: {
+                            enabled: boolean;
+                            action: "step_up" | "decline";
+                            score: number;
+                            /** @description velocity: the window, in seconds */
+                            windowS?: number;
+                            /** @description velocity: payments allowed in the window */
+                            maxCount?: number;
+                            /** @description amount_vs_history: multiple of the customer’s average */
+                            multiple?: number;
+                            /** @description amount_vs_history: payments needed before it applies */
+                            minHistory?: number;
+                            /** @description threshold, in EUR cents (the hub’s reference currency for rules) */
+                            minRefEurCents?: number;
+                        };
+                        /** @description A risk rule in force */
+                        flagged_counterparty: {
+                            enabled: boolean;
+                            action: "step_up" | "decline";
+                            score: number;
+                            /** @description velocity: the window, in seconds */
+                            windowS?: number;
+                            /** @description velocity: payments allowed in the window */
+                            maxCount?: number;
+                            /** @description amount_vs_history: multiple of the customer’s average */
+                            multiple?: number;
+                            /** @description amount_vs_history: payments needed before it applies */
+                            minHistory?: number;
+                            /** @description threshold, in EUR cents (the hub’s reference currency for rules) */
+                            minRefEurCents?: number;
+                        };
+                        /** @description A risk rule in force */
+                        large_amount: {
+                            enabled: boolean;
+                            action: "step_up" | "decline";
+                            score: number;
+                            /** @description velocity: the window, in seconds */
+                            windowS?: number;
+                            /** @description velocity: payments allowed in the window */
+                            maxCount?: number;
+                            /** @description amount_vs_history: multiple of the customer’s average */
+                            multiple?: number;
+                            /** @description amount_vs_history: payments needed before it applies */
+                            minHistory?: number;
+                            /** @description threshold, in EUR cents (the hub’s reference currency for rules) */
+                            minRefEurCents?: number;
+                        };
                     };
                 };
             };
@@ -16607,14 +16772,22 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Override one risk rule’s thresholds for your customers */
+            /** @description Default Response */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        rule: "velocity" | "amount_vs_history" | "new_counterparty" | "flagged_counterparty" | "large_amount";
+                        enabled: boolean;
+                        action: "step_up" | "decline";
+                        score: number;
+                        windowS?: number;
+                        maxCount?: number;
+                        multiple?: number;
+                        minHistory?: number;
+                        minRefEurCents?: number;
                     };
                 };
             };
@@ -18553,14 +18726,97 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The card-payment risk rules in force for your cards (hub defaults with your overrides) */
+            /** @description The rules in force: hub defaults with your overrides */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        /** @description A card-payment risk rule in force */
+                        token_velocity: {
+                            enabled: boolean;
+                            action: "step_up" | "decline";
+                            score: number;
+                            /** @description velocity rules: the window, in seconds */
+                            windowS?: number;
+                            /** @description velocity rules: payments allowed in the window */
+                            maxCount?: number;
+                            /** @description the amount from which it applies, in minor units of the payment’s currency */
+                            minAmountMinor?: number;
+                            /** @description mcc: the merchant category codes it applies to */
+                            mccs?: string[];
+                        };
+                        /** @description A card-payment risk rule in force */
+                        card_velocity: {
+                            enabled: boolean;
+                            action: "step_up" | "decline";
+                            score: number;
+                            /** @description velocity rules: the window, in seconds */
+                            windowS?: number;
+                            /** @description velocity rules: payments allowed in the window */
+                            maxCount?: number;
+                            /** @description the amount from which it applies, in minor units of the payment’s currency */
+                            minAmountMinor?: number;
+                            /** @description mcc: the merchant category codes it applies to */
+                            mccs?: string[];
+                        };
+                        /** @description A card-payment risk rule in force */
+                        device_velocity: {
+                            enabled: boolean;
+                            action: "step_up" | "decline";
+                            score: number;
+                            /** @description velocity rules: the window, in seconds */
+                            windowS?: number;
+                            /** @description velocity rules: payments allowed in the window */
+                            maxCount?: number;
+                            /** @description the amount from which it applies, in minor units of the payment’s currency */
+                            minAmountMinor?: number;
+                            /** @description mcc: the merchant category codes it applies to */
+                            mccs?: string[];
+                        };
+                        /** @description A card-payment risk rule in force */
+                        new_device: {
+                            enabled: boolean;
+                            action: "step_up" | "decline";
+                            score: number;
+                            /** @description velocity rules: the window, in seconds */
+                            windowS?: number;
+                            /** @description velocity rules: payments allowed in the window */
+                            maxCount?: number;
+                            /** @description the amount from which it applies, in minor units of the payment’s currency */
+                            minAmountMinor?: number;
+                            /** @description mcc: the merchant category codes it applies to */
+                            mccs?: string[];
+                        };
+                        /** @description A card-payment risk rule in force */
+                        country_mismatch: {
+                            enabled: boolean;
+                            action: "step_up" | "decline";
+                            score: number;
+                            /** @description velocity rules: the window, in seconds */
+                            windowS?: number;
+                            /** @description velocity rules: payments allowed in the window */
+                            maxCount?: number;
+                            /** @description the amount from which it applies, in minor units of the payment’s currency */
+                            minAmountMinor?: number;
+                            /** @description mcc: the merchant category codes it applies to */
+                            mccs?: string[];
+                        };
+                        /** @description A card-payment risk rule in force */
+                        mcc: {
+                            enabled: boolean;
+                            action: "step_up" | "decline";
+                            score: number;
+                            /** @description velocity rules: the window, in seconds */
+                            windowS?: number;
+                            /** @description velocity rules: payments allowed in the window */
+                            maxCount?: number;
+                            /** @description the amount from which it applies, in minor units of the payment’s currency */
+                            minAmountMinor?: number;
+                            /** @description mcc: the merchant category codes it applies to */
+                            mccs?: string[];
+                        };
                     };
                 };
             };
@@ -18594,14 +18850,21 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Override one card-payment risk rule for your cards */
+            /** @description Default Response */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        rule: "token_velocity" | "card_velocity" | "device_velocity" | "new_device" | "country_mismatch" | "mcc";
+                        enabled: boolean;
+                        action: "step_up" | "decline";
+                        score: number;
+                        windowS?: number;
+                        maxCount?: number;
+                        minAmountMinor?: number;
+                        mccs?: string[];
                     };
                 };
             };
@@ -18638,14 +18901,21 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Set a hub-wide default card-payment risk rule */
+            /** @description Default Response */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        [key: string]: unknown;
+                        rule: "token_velocity" | "card_velocity" | "device_velocity" | "new_device" | "country_mismatch" | "mcc";
+                        enabled: boolean;
+                        action: "step_up" | "decline";
+                        score: number;
+                        windowS?: number;
+                        maxCount?: number;
+                        minAmountMinor?: number;
+                        mccs?: string[];
                     };
                 };
             };
