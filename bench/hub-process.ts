@@ -32,10 +32,11 @@ const ENTRY = fileURLToPath(import.meta.url);
  * The configuration of a bench hub, the bench's own and every other process's: the scratch database, the shared data
  * directory (key file), its share of connections, request rate limits out of the way, no webhook delivery, silent.
  */
-export function benchHubConfig(options: Pick<HubProcessOptions, 'databaseUrl' | 'dataDir' | 'pool'>): HubConfig {
+export function benchHubConfig(options: Pick<HubProcessOptions, 'databaseUrl' | 'dataDir' | 'pool'> & { demo?: boolean }): HubConfig {
   return loadConfig(
     { HUTONG_DATA_DIR: options.dataDir, HUTONG_LOG_LEVEL: 'silent', DATABASE_URL: options.databaseUrl, HUTONG_RATE_LIMIT_PER_S: '1000000', HUTONG_DB_MAX_CONNECTIONS: String(options.pool), HUTONG_WEBHOOKS: '0' },
-    { port: 0, host: '127.0.0.1', operatorToken: 'op_bench' },
+    // Demo mode only where a bench needs what only it allows (a connected bank's connector on plain http, loopback).
+    { port: 0, host: '127.0.0.1', operatorToken: 'op_bench', demo: options.demo === true },
   );
 }
 /** Bounded: each is a whole hub. */

@@ -12,6 +12,8 @@ import { benchHubConfig, startHubProcesses, type HubProcesses } from '../hub-pro
 import { measureHttpLoad } from '../http-load.ts';
 import type { BenchResult } from '../recorder.ts';
 import { countingDb } from '../sql-counter.ts';
+import { benchBankAccount, startBankProcess, type BankProcess } from '../bank-process.ts';
+import { processCpuMs } from '../proc.ts';
 import { startHaproxy, type Balancer } from '../../test/support/haproxy.ts';
 import type { Scenario } from './index.ts';
 
@@ -36,6 +38,12 @@ import type { Scenario } from './index.ts';
  * hub processes and measures twice in the same run: one hub direct (`p2p`) and every hub through the balancer
  * (`p2p-balancer`).
  *
+ * `--connected` adds a measurement in the same run with every payer at a connected bank: the reference bank in its
+ * own process (bench/bank-process.ts, its own books), asked to reserve over signed HTTP before the hub commits and
+ * told to commit after (the connector outbox delivered every 100 ms, as the hub's background job does each second);
+ * the payees are the same hosted customers. Reported as `p2p-connected`, with the bank process's CPU per payment
+ * and its ratio to the hosted figure measured just before.
+ *
  * Options: --seconds=N (measured) --warmup=N --max-ops=N --clients=N --payers=N --payees=N --pool=N --hubs=N
  * --balancer --hot-payee --no-network --sql-detail.
  */
@@ -45,7 +53,8 @@ function option(args: readonly string[], name: string, fallback: number): number
 }
 
 interface Party {
-  readonly participantKey: 'wallet-a' | 'wallet-b';
+  /** The demo key of the participant that calls the API for this customer (headersOf's key). */
+  readonly participantKey: string;
   readonly customerId: string;
   readonly handle: string;
 }
@@ -101,13 +110,17 @@ export const p2pScenario: Scenario = {
     const network = !args.includes('--no-network');
     const sqlDetail = args.includes('--sql-detail');
     const throughBalancer = args.includes('--balancer');
+    const connected = args.includes('--connected');
     const warmup = option(args, 'warmup', 4);
     const scratch = await createScratchPostgres();
     const dataDir = mkdtempSync(join(tmpdir(), 'hutong-bench-'));
     const { db, counter } = countingDb(openPostgres({ url: scratch.url, maxConnections: hubPool }));
-    const config = benchHubConfig({ databaseUrl: scratch.url, dataDir, pool: hubPool });
+    // --connected: the reference bank listens on plain http on loopback, which the hub accepts in demo mode only (both
+    // measurements of the run then have it).
+    const config = benchHubConfig({ databaseUrl: scratch.url, dataDir, pool: hubPool, demo: connected });
     let others: HubProcesses | undefined;
     let balancer: Balancer | undefined;
+    let bank: BankProcess | undefined;
     const hub = await createHub(config, { logger: createLogger({ level: 'silent' }), db });
     try {
       const demo = await seedDemoNetwork(hub);
@@ -137,7 +150,7 @@ export const p2pScenario: Scenario = {
       const bases = [base, ...started.bases];
       if (throughBalancer) balancer = await startHaproxy(bases.map((b) => Number(new URL(b).port)), { maxconn: Math.max(1000, clients * 4) });
       let run = 0;
-      const measure = (scenario: string, hot: boolean, via: readonly string[] = bases): Promise<BenchResult> =>
+      const measure = (scenario: string, hot: boolean, via: readonly string[] = bases, from: readonly Party[] = payers, extra: Record<string, number | string> = {}): Promise<BenchResult> =>
         measureHttpLoad({
           scenario,
           op: 'p2p',
@@ -146,25 +159,57 @@ export const p2pScenario: Scenario = {
           warmupSeconds: warmup,
           seconds,
           maxOps,
-          data: { tag: `b${run++}`, headersOf, payers, payees, hotPayee: hot } satisfies P2pData,
+          data: { tag: `b${run++}`, headersOf, payers: from, payees, hotPayee: hot } satisfies P2pData,
           database: new URL(scratch.url).pathname.slice(1),
           counter,
           requestsPerOp: 3,
           sqlDetail,
           analyze: () => hub.db.exec('analyze'),
           hubPids: started.pids,
-          extra: { payers: payers.length, payees: hot ? 1 : payees.length, pool, hubs: via.length === 1 && via[0] === base ? 1 : hubCount, ...(via[0] === balancer?.base ? { via: 'haproxy' } : {}) },
+          extra: { payers: payers.length, payees: hot ? 1 : payees.length, pool, hubs: via.length === 1 && via[0] === base ? 1 : hubCount, ...(via[0] === balancer?.base ? { via: 'haproxy' } : {}), ...extra },
         });
 
+      let hostedResult: BenchResult | undefined;
       if (network && balancer !== undefined) {
         // The same run: one hub direct, then every hub through the balancer.
         yield await measure('p2p', false, [base]);
         yield await measure('p2p-balancer', false, [balancer.base]);
-      } else if (network) yield await measure('p2p', false);
+      } else if (network) {
+        hostedResult = await measure('p2p', false);
+        yield hostedResult;
+      }
       if (hotPayee) yield await measure('p2p-hot-payee', true);
+      if (connected) {
+        // The hosted figure of the same run: the one just measured, or measured now.
+        const measuredNow = hostedResult === undefined;
+        const hosted = hostedResult ?? (await measure('p2p', false));
+        bank = await startBankProcess({ hubPublicJwk: await hub.connectors.publicJwk(), accounts: payerCount, balanceMinor: String(10_000_000_00n) });
+        const connectedPayers = await connectBenchBank(hub, bank, payerCount);
+        const tokenRes = await fetch(`${base}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'client_credentials', client_id: connectedPayers.clientId, client_secret: connectedPayers.clientSecret }) });
+        headersOf[BENCH_BANK_KEY] = { authorization: `Bearer ${((await tokenRes.json()) as { access_token: string }).access_token}`, 'content-type': 'application/json' };
+        // Commit messages to the bank, as the hub's background job sends them (here more often, so none piles up).
+        let delivering = true;
+        const delivery = (async () => {
+          while (delivering) {
+            await hub.connectors.deliverDue(512).catch(() => 0);
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        })();
+        const bankCpu0 = processCpuMs(bank.pid) ?? 0;
+        const started = performance.now();
+        const result = await measure('p2p-connected', false, bases, connectedPayers.parties);
+        const elapsedS = (performance.now() - started) / 1000;
+        delivering = false;
+        await delivery;
+        const bankCpuMs = (processCpuMs(bank.pid) ?? 0) - bankCpu0;
+        const ops = Math.max(1, Math.round(result.ops_per_s * elapsedS));
+        if (measuredNow) yield hosted;
+        yield { ...result, bank_cpu_ms_per_op: Math.round((bankCpuMs / ops) * 100) / 100, vs_hosted: Math.round((result.ops_per_s / Math.max(1, hosted.ops_per_s)) * 100) / 100 };
+      }
       const violations = await hub.transfers.ledger.checkInvariants();
       if (violations.length > 0) throw new Error(`ledger invariants violated after the bench: ${JSON.stringify(violations.slice(0, 3))}`);
     } finally {
+      await bank?.stop();
       await balancer?.stop();
       await others?.stop();
       await hub.close();
@@ -175,3 +220,46 @@ export const p2pScenario: Scenario = {
     }
   },
 };
+
+const BENCH_BANK_KEY = 'bench-bank';
+
+/**
+ * The bench's connected bank at the hub: a participant connected in CNY (the bank process's URL and key), prefunded
+ * liquidity for its position, and `count` customers whose accounts live at the bank (their hub accounts are addresses).
+ */
+async function connectBenchBank(hub: Hub, bank: BankProcess, count: number): Promise<{ clientId: string; clientSecret: string; parties: Party[] }> {
+  const system = { type: 'system' } as const;
+  const id = 'pt_bench_connected_bank';
+  const made = await hub.db.transaction(async (tx) => {
+    const r = await hub.participants.create(tx, system, { id, kind: 'issuer', name: 'Bench connected bank', country: 'CN', currencies: ['CNY'] });
+    if (!r.ok) throw new Error(`bench bank: ${r.error.message}`);
+    const funded = await hub.liquidity.fundsIn(tx, system, { participantId: id, currency: 'CNY', amountMinor: 10_000_000_00n * BigInt(count), transferId: `bench-liquidity-connected-${count}` });
+    if (!funded.ok) throw new Error(`bench bank liquidity: ${funded.error.code}`);
+    const c = await hub.connections.set(tx, system, id, { currency: 'CNY', mode: 'connected', endpointUrl: bank.url, publicJwk: bank.publicJwk, deadlineMs: 10_000 });
+    if (!c.ok) throw new Error(`bench bank connection: ${c.error.message}`);
+    return r.value.credential;
+  });
+  const participant = await hub.participants.get(id);
+  if (participant === undefined) throw new Error('bench bank: participant missing');
+  const parties: Party[] = [];
+  for (let first = 0; first < count; first += SETUP_CONCURRENCY) {
+    const chunk = Array.from({ length: Math.min(SETUP_CONCURRENCY, count - first) }, (_, k) => first + k);
+    parties.push(
+      ...(await Promise.all(
+        chunk.map((i) =>
+          hub.db.transaction(async (tx): Promise<Party> => {
+            const c = await hub.customers.create(tx, system, participant, { externalId: benchBankAccount(i), name: `Bench connected payer ${i}`, kycLevel: 3 });
+            if (!c.ok) throw new Error(c.error.code);
+            const a = await hub.transfers.accounts.openCustomerAccount(tx, system, id, c.value.id, 'CNY');
+            if (!a.ok) throw new Error(a.error.code);
+            const handle = `bench.cpayer${i}`;
+            const al = await hub.transfers.aliases.register(tx, system, participant, { customerId: c.value.id, type: 'handle', value: handle, accountId: a.value.id });
+            if (!al.ok) throw new Error(al.error.code);
+            return { participantKey: BENCH_BANK_KEY, customerId: c.value.id, handle };
+          }),
+        ),
+      )),
+    );
+  }
+  return { clientId: made.id, clientSecret: made.clientSecret, parties };
+}

@@ -100,7 +100,7 @@ describe.each(engines)('connected participants on %s', (engine) => {
     t = await startTestHub(engine, { clock });
     bank = await createReferenceBank({ hubPublicJwk: await t.hub.connectors.publicJwk() });
     await bank.listen(0);
-    bankCred = await connectReferenceBank(t.hub, bank, { hubFetch, deadlineMs: 10_000 });
+    bankCred = await connectReferenceBank(t.hub, bank, { hubFetch, deadlineMs: 1_500 });
     initialPosition = await position();
   }, 240_000);
   afterAll(async () => {
@@ -114,7 +114,7 @@ describe.each(engines)('connected participants on %s', (engine) => {
   it('the operator sets a participant connected per currency; a private key, a missing endpoint or a bad deadline are refused', async () => {
     const listed = await t.api('operator').get(`/v1/operator/participants/${bankC}/connections`);
     expect(listed.status).toBe(200);
-    expect(listed.body.items).toEqual([expect.objectContaining({ currency: 'CNY', mode: 'connected', endpointUrl: bank.url(), deadlineMs: 10_000 })]);
+    expect(listed.body.items).toEqual([expect.objectContaining({ currency: 'CNY', mode: 'connected', endpointUrl: bank.url(), deadlineMs: 1_500 })]);
     const own = await bankApi('GET', '/v1/connector/connections');
     expect(own.body.items).toHaveLength(1);
     const { privateKey } = generateKeyPairSync('ed25519');
@@ -369,6 +369,7 @@ describe.each(engines)('connected participants on %s', (engine) => {
   });
 
   it('a bank that crashes between reserve and commit finds the final state at the hub when it comes back', async () => {
+    await t.api('operator').post(`/v1/operator/participants/${bankC}/connections`, { currency: 'CNY', mode: 'connected', endpointUrl: bank.url(), publicJwk: bank.publicJwk, deadlineMs: 1_500 });
     bank.switches.crashAfterReserve = true;
     const before = await snapshot();
     const pay = await wangPays('liwei', '8.00');
