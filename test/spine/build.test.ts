@@ -124,10 +124,10 @@ describe('the container image', () => {
     for (const m of buildStage.matchAll(/^COPY (?!--from)(.+) \S+$/gm)) {
       for (const source of (m[1] ?? '').split(' ')) expect(existsSync(join(ROOT, source)), `Dockerfile copies ${source}`).toBe(true);
     }
-    // The runtime stage: the package root (package.json, migrations/), the build, the pages, the CLI and the pruned
-    // production dependencies; no sources; an unprivileged user.
+    // The runtime stage: the package root (package.json, migrations/), the build, the pages, the guides the hub serves at
+    // /docs/guides, the CLI and the pruned production dependencies; no sources; an unprivileged user.
     const shipped = [...runtimeStage.matchAll(/^COPY --from=build \S+ \/app\/(\S+) /gm)].map((m) => m[1]);
-    expect(shipped.sort()).toEqual(['bin', 'dist', 'migrations', 'node_modules', 'package.json', 'web/dist']);
+    expect(shipped.sort()).toEqual(['bin', 'dist', 'docs/guides', 'migrations', 'node_modules', 'package.json', 'web/dist']);
     expect(runtimeStage).toMatch(/^USER node$/m);
     const compose = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8');
     expect(compose).toMatch(/image: postgres:15/);
