@@ -89,6 +89,7 @@ describe.skipIf(!available)('failover to a synchronous standby under load (pg_au
     const accountIds = parties.map((p) => p.accountId);
     const before = await snapshot(hub.db, accountIds);
 
+    /** `at`: when the confirm that succeeded was sent. */
     const acknowledged: { key: string; wallet: WalletKey; quoteId: string; paymentId: string; at: number }[] = [];
     const unresolved: string[] = [];
     const refused: Record<string, number> = {};
@@ -106,9 +107,11 @@ describe.skipIf(!available)('failover to a synchronous standby under load (pg_au
         const key = `fo_${c}_${n++}`;
         const deadline = Date.now() + PAYMENT_DEADLINE_MS;
         for (;;) {
+          // When the request that succeeded was sent: a payment committed just before the kill can be answered after it.
+          const sentAt = performance.now();
           const r = await post(from.wallet, '/v1/transfers/payments', { quoteId: q.body.id }, { 'idempotency-key': key }).catch(() => undefined);
           if (r !== undefined && r.status === 201) {
-            acknowledged.push({ key, wallet: from.wallet, quoteId: q.body.id as string, paymentId: r.body.id as string, at: performance.now() });
+            acknowledged.push({ key, wallet: from.wallet, quoteId: q.body.id as string, paymentId: r.body.id as string, at: sentAt });
             break;
           }
           if (r !== undefined && !retryable(r)) {
@@ -133,7 +136,7 @@ describe.skipIf(!available)('failover to a synchronous standby under load (pg_au
     const killedAt = performance.now();
     const promoted = await formation.waitForPromotion(killedPort, SERVE_AGAIN_LIMIT_MS + 30_000);
     const promotedAfterMs = performance.now() - killedAt;
-    // The hub serves again: a payment acknowledged after the kill.
+    // The hub serves again: a payment whose confirm was sent after the kill is acknowledged.
     while (performance.now() - killedAt < SERVE_AGAIN_LIMIT_MS + 30_000 && !acknowledged.some((a) => a.at > killedAt)) await new Promise((r) => setTimeout(r, 100));
     const firstAfter = acknowledged.find((a) => a.at > killedAt);
     const servedAgainAfterMs = firstAfter === undefined ? Number.POSITIVE_INFINITY : firstAfter.at - killedAt;
