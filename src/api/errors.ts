@@ -173,6 +173,10 @@ export const errorCatalogue = {
   alias_move_not_found: { status: 404, message: "no such alias move" },
   alias_move_expired: { status: 410, message: "the code expired; ask for a new move" },
   alias_code_invalid: { status: 422, message: "wrong code" },
+  alias_verification_not_found: { status: 404, message: "no such alias verification" },
+  alias_verification_expired: { status: 410, message: "the code expired; ask for a new one" },
+  alias_verification_locked: { status: 403, message: "too many wrong codes for this verification; ask for a new code" },
+  alias_verification_required: { status: 403, message: "a customer adds a phone number or e-mail address by confirming a code sent there: POST /v1/aliases/verifications" },
   alias_move_locked: { status: 403, message: "too many wrong codes for this alias move; start a new move" },
   alias_lookup_limited: { status: 429, message: "too many alias lookups; slow down" },
   // Transfers: P2P, requests, splits, red packets

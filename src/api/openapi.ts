@@ -90,7 +90,7 @@ export const errorGroups = {
   fx: codes('fx_rates_invalid', 'fx_rate_unavailable', 'fee_schedule_invalid'),
   risk: codes('risk_alert_not_found', 'risk_rule_invalid', 'risk_declined', 'step_up_required'),
   accounts: codes('customer_account_exists', 'account_unavailable', 'bank_customer_not_found', 'consent_not_found', 'consent_expired', 'consent_code_invalid', 'consent_locked', 'link_not_found'),
-  aliases: codes('invalid_alias', 'alias_taken', 'alias_not_found', 'alias_move_not_found', 'alias_move_expired', 'alias_code_invalid', 'alias_move_locked', 'alias_lookup_limited'),
+  aliases: codes('invalid_alias', 'alias_taken', 'alias_not_found', 'alias_move_not_found', 'alias_move_expired', 'alias_code_invalid', 'alias_move_locked', 'alias_lookup_limited', 'alias_verification_not_found', 'alias_verification_expired', 'alias_verification_locked', 'alias_verification_required'),
   transfers: codes(
     'quote_amount_required',
     'quote_amount_conflict',

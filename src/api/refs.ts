@@ -35,6 +35,7 @@ export const REF_KINDS = [
   'account_link_consent',
   'alias',
   'alias_move',
+  'alias_verification',
   'card_product',
   'card',
   'card_ref',

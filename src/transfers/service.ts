@@ -47,6 +47,17 @@ export const FIRST_TIME_WARNING = 'You have never paid this person before: it ma
  * transaction. A participant that keeps its own books would get its own mover (a pending ledger transfer to its
  * settlement account, an API call, then post or void) without changing the payment flow.
  */
+/** A bound on the fee schedules listed at once (one per ordered pair of participants that has one). */
+export const FEE_LIST_LIMIT = 500;
+
+export interface FeeScheduleRecord {
+  readonly payerParticipantId: string;
+  readonly payeeParticipantId: string;
+  readonly fixedMinor: bigint;
+  readonly fixedCurrency: string;
+  readonly bps: number;
+}
+
 export interface MoneyMover {
   readonly name: string;
   move(tx: Queryable, legs: readonly TransferInput[]): Promise<TransferResult[]>;
@@ -230,6 +241,8 @@ export interface TransferService {
   getPayment(participantId: string, id: string): Promise<Payment | undefined>;
   listPayments(participantId: string, customerId: string | undefined, limit: number): Promise<Payment[]>;
   setFee(tx: Queryable, actor: Actor, input: { payerParticipantId: string; payeeParticipantId: string; fixedMinor: bigint; fixedCurrency: string; bps: number }): Promise<Result<void, TErr>>;
+  /** The fee schedules in force, by payer then payee (at most FEE_LIST_LIMIT). */
+  listFees(): Promise<FeeScheduleRecord[]>;
 
   createRequest(
     tx: Queryable,
@@ -1345,6 +1358,13 @@ export function createTransferService(deps: {
         [participantId, customerId ?? null, limit],
       );
       return rows.map(toPayment);
+    },
+    async listFees() {
+      const rows = await db.query<{ payer_participant_id: string; payee_participant_id: string; fixed_minor: bigint; fixed_currency: string; bps: number }>(
+        'select payer_participant_id, payee_participant_id, fixed_minor, fixed_currency, bps from fee_schedules order by payer_participant_id, payee_participant_id limit $1',
+        [FEE_LIST_LIMIT],
+      );
+      return rows.map((r) => ({ payerParticipantId: r.payer_participant_id, payeeParticipantId: r.payee_participant_id, fixedMinor: BigInt(r.fixed_minor), fixedCurrency: r.fixed_currency, bps: r.bps }));
     },
     async setFee(tx, actor, input) {
       if (input.bps < 0 || input.bps > 10_000 || input.fixedMinor < 0n) return err('fee_schedule_invalid', 'bps must be 0–10000 and the fixed fee ≥ 0');

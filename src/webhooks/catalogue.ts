@@ -130,6 +130,10 @@ export const eventCatalogue = {
     summary: 'Another participant asks to move one of your aliases: send the sealed code to the customer, who confirms it there',
     data: Data({ moveId: Id('The move'), aliasId: Id('The alias'), customerId: Id('Your customer'), toParticipantName: Type.String(), codeSealed: Sealed, expiresAt: Time('The code expires') }),
   },
+  'alias.verification_requested': {
+    summary: 'Your customer is adding a phone number or e-mail address as an alias: send the sealed code there; they confirm it in the wallet',
+    data: Data({ verificationId: Id('The verification'), customerId: Id('Your customer'), type: Type.String({ description: 'phone or email' }), value: Type.String({ description: 'The normalized number (E.164) or address to send the code to' }), codeSealed: Sealed, expiresAt: Time('The code expires') }),
+  },
   'alias.moved_away': { summary: 'One of your aliases moved to another participant', data: aliasChange },
   'alias.moved_in': { summary: 'An alias moved to you', data: aliasChange },
   'alias.flagged': { summary: 'A participant flagged one of your aliases for suspected fraud', data: aliasChange },

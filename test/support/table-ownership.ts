@@ -17,7 +17,7 @@ export const TABLE_OWNER: Readonly<Record<string, string>> = {
   merchants: 'merchants',
   quotes: 'transfers', payments: 'transfers', money_requests: 'transfers', bill_splits: 'transfers', bill_split_members: 'transfers', red_packets: 'transfers', red_packet_members: 'transfers', red_packet_shares: 'transfers', payer_blocks: 'transfers', fee_schedules: 'transfers',
   account_links: 'accounts', account_link_consents: 'accounts',
-  aliases: 'aliases', alias_moves: 'aliases', alias_flags: 'aliases',
+  aliases: 'aliases', alias_moves: 'aliases', alias_verifications: 'aliases', alias_flags: 'aliases',
   fx_rates: 'fx', fx_liquidity_accounts: 'fx',
   risk_rules: 'risk', risk_observations: 'risk', risk_alerts: 'risk',
   step_up_challenges: 'stepup', customer_authenticators: 'stepup', customer_passkeys: 'stepup', passkey_registrations: 'stepup',

@@ -1751,6 +1751,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/demo/v1/codes/alias-verifications/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Demo only: the one-time code a demo participant would give its customer for a new alias (phone or e-mail)
+         * @description The hub keeps only a keyed hash of the code; the code travels sealed to the participant that delivers it (`codeSealed` in its webhook). Here the demo plays that participant when it is a demo bank or wallet. Only for an object you hold, only in demo mode, only on loopback.
+         */
+        get: operations["getDemoV1CodesAliasVerificationsById"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/demo/v1/codes/account-link-consents/{id}": {
         parameters: {
             query?: never;
@@ -2573,12 +2593,56 @@ export interface paths {
         get: operations["getAliases"];
         put?: never;
         /**
-         * Register an alias (phone, email or handle) for a customer account
-         * @description Register an alias (phone, email or handle) for a customer account.
+         * Register an alias (phone, email or handle) for a customer account. A participant registers what it has verified itself; a customer session registers handles here and confirms a phone or e-mail with a code (POST /v1/aliases/verifications)
+         * @description Register an alias (phone, email or handle) for a customer account. A participant registers what it has verified itself; a customer session registers handles here and confirms a phone or e-mail with a code (POST /v1/aliases/verifications)
          *
-         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postAliases"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/aliases/verifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a phone number or e-mail address as an alias: a one-time code goes to it through your participant (alias.verification_requested); confirm it to register the alias
+         * @description Add a phone number or e-mail address as an alias: a one-time code goes to it through your participant (alias.verification_requested); confirm it to register the alias.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postAliasesVerifications"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/aliases/verifications/{verificationId}/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm a new alias with the code sent to the number or address (five tries): the alias is registered
+         * @description Confirm a new alias with the code sent to the number or address (five tries): the alias is registered.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postAliasesVerificationsByVerificationIdConfirm"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2599,7 +2663,7 @@ export interface paths {
          * Delete an alias
          * @description Delete an alias.
          *
-         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         delete: operations["deleteAliasesByAliasId"];
         options?: never;
@@ -2659,8 +2723,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Confirm an alias move with the customer’s code
-         * @description Confirm an alias move with the customer’s code.
+         * Confirm an alias move with the customer’s code (five tries)
+         * @description Confirm an alias move with the customer’s code (five tries)
          *
          *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
@@ -2766,7 +2830,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * The fee schedules in force between participants (payer → payee: fixed + basis points)
+         * @description The fee schedules in force between participants (payer → payee: fixed + basis points)
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorFees"];
         put?: never;
         /**
          * Set the fee for payments from one participant to another: fixed + basis points, charged to the payer
@@ -3965,6 +4035,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "alias.verification_requested": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Your customer is adding a phone number or e-mail address as an alias: send the sealed code there; they confirm it in the wallet
+         * @description Your customer is adding a phone number or e-mail address as an alias: send the sealed code there; they confirm it in the wallet. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onAliasVerificationRequested"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "budget.exceeded": {
         parameters: {
             query?: never;
@@ -4894,7 +4984,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -7001,8 +7091,8 @@ export interface components {
                 };
             };
         };
-        /** @description Forbidden: alias_move_locked, consent_locked, forbidden, not_request_payer, participant_suspended, red_packet_not_member, request_blocked, risk_declined */
-        Error403_27a4fb7b: {
+        /** @description Forbidden: alias_move_locked, alias_verification_locked, alias_verification_required, forbidden, participant_suspended */
+        Error403_295ddc39: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7010,21 +7100,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "alias_move_locked" | "consent_locked" | "forbidden" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked" | "risk_declined";
-                    };
-                };
-            };
-        };
-        /** @description Forbidden: alias_move_locked, forbidden, participant_suspended */
-        Error403_2e2b1ec4: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_move_locked" | "forbidden" | "participant_suspended";
+                        code?: "alias_move_locked" | "alias_verification_locked" | "alias_verification_required" | "forbidden" | "participant_suspended";
                     };
                 };
             };
@@ -7053,6 +7129,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "device_signature_invalid" | "not_issuer" | "not_merchant" | "not_wallet" | "risk_declined";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: alias_move_locked, alias_verification_locked, alias_verification_required, consent_locked, forbidden, not_request_payer, participant_suspended, red_packet_not_member, request_blocked, risk_declined */
+        Error403_5c3bb578: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_move_locked" | "alias_verification_locked" | "alias_verification_required" | "consent_locked" | "forbidden" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked" | "risk_declined";
                     };
                 };
             };
@@ -7225,6 +7315,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: alias_move_not_found, alias_not_found, alias_verification_not_found, customer_not_found, not_found */
+        Error404_333bbf6e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_move_not_found" | "alias_not_found" | "alias_verification_not_found" | "customer_not_found" | "not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: not_found, settlement_window_not_found */
         Error404_3c64f123: {
             headers: {
@@ -7333,20 +7437,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "credential_not_found" | "customer_not_found" | "not_found" | "participant_not_found";
-                    };
-                };
-            };
-        };
-        /** @description Not found: alias_move_not_found, alias_not_found, customer_not_found, not_found */
-        Error404_719faff3: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_move_not_found" | "alias_not_found" | "customer_not_found" | "not_found";
                     };
                 };
             };
@@ -7519,8 +7609,8 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: account_unavailable, alias_move_not_found, alias_not_found, bank_customer_not_found, challenge_not_found, consent_not_found, customer_not_found, link_not_found, not_found, passkey_registration_not_found, payment_not_found, quote_not_found, red_packet_not_found, request_not_found, risk_alert_not_found, split_not_found */
-        Error404_bd2f59c5: {
+        /** @description Not found: account_unavailable, alias_move_not_found, alias_not_found, alias_verification_not_found, bank_customer_not_found, challenge_not_found, consent_not_found, customer_not_found, link_not_found, not_found, passkey_registration_not_found, payment_not_found, quote_not_found, red_packet_not_found, request_not_found, risk_alert_not_found, split_not_found */
+        Error404_bbff06f5: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7528,7 +7618,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_unavailable" | "alias_move_not_found" | "alias_not_found" | "bank_customer_not_found" | "challenge_not_found" | "consent_not_found" | "customer_not_found" | "link_not_found" | "not_found" | "passkey_registration_not_found" | "payment_not_found" | "quote_not_found" | "red_packet_not_found" | "request_not_found" | "risk_alert_not_found" | "split_not_found";
+                        code?: "account_unavailable" | "alias_move_not_found" | "alias_not_found" | "alias_verification_not_found" | "bank_customer_not_found" | "challenge_not_found" | "consent_not_found" | "customer_not_found" | "link_not_found" | "not_found" | "passkey_registration_not_found" | "payment_not_found" | "quote_not_found" | "red_packet_not_found" | "request_not_found" | "risk_alert_not_found" | "split_not_found";
                     };
                 };
             };
@@ -8023,6 +8113,20 @@ export interface components {
                 };
             };
         };
+        /** @description Gone: alias_move_expired, alias_verification_expired, challenge_expired, consent_expired, quote_expired, red_packet_expired */
+        Error410_463f0e5e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_move_expired" | "alias_verification_expired" | "challenge_expired" | "consent_expired" | "quote_expired" | "red_packet_expired";
+                    };
+                };
+            };
+        };
         /** @description Gone: challenge_expired */
         Error410_50794bc8: {
             headers: {
@@ -8065,8 +8169,8 @@ export interface components {
                 };
             };
         };
-        /** @description Gone: alias_move_expired, challenge_expired, consent_expired, quote_expired, red_packet_expired */
-        Error410_caa8b1fc: {
+        /** @description Gone: alias_move_expired, alias_verification_expired */
+        Error410_f9d5f923: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8074,21 +8178,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "alias_move_expired" | "challenge_expired" | "consent_expired" | "quote_expired" | "red_packet_expired";
-                    };
-                };
-            };
-        };
-        /** @description Gone: alias_move_expired */
-        Error410_cc2009d1: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_move_expired";
+                        code?: "alias_move_expired" | "alias_verification_expired";
                     };
                 };
             };
@@ -12266,6 +12356,44 @@ export interface operations {
             503: components["responses"]["Error503_b47a2650"];
         };
     };
+    getDemoV1CodesAliasVerificationsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object the code is for */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        code: string;
+                        deliveredBy: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_e7bf7dcc"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_5d1d709e"];
+            409: components["responses"]["Error409_5effe622"];
+            410: components["responses"]["Error410_50794bc8"];
+            422: components["responses"]["Error422_fbe21e45"];
+            423: components["responses"]["Error423_58c64e83"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
     getDemoV1CodesAccountLinkConsentsById: {
         parameters: {
             query?: never;
@@ -14445,10 +14573,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_90965daf"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_d7e774dd"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             422: components["responses"]["Error422_d176face"];
             429: components["responses"]["Error429_8945dd90"];
             500: components["responses"]["Error500_3586a13f"];
@@ -14501,10 +14629,118 @@ export interface operations {
             };
             400: components["responses"]["Error400_e6a1a433"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_6c04134e"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_9b07f582"];
+            429: components["responses"]["Error429_8945dd90"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postAliasesVerifications: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer id */
+                    customerId: string;
+                    type: "phone" | "email";
+                    value: string;
+                    /** @description The account the alias will point to */
+                    accountId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Alias verification: confirm it with the code sent to the number or address */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @enum {string} */
+                        status: "pending";
+                        /** Format: date-time */
+                        expiresAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_e6a1a433"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
+            409: components["responses"]["Error409_6c04134e"];
+            410: components["responses"]["Error410_f9d5f923"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_9b07f582"];
+            429: components["responses"]["Error429_8945dd90"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postAliasesVerificationsByVerificationIdConfirm: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Alias verification id */
+                verificationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    code: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Alias */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @description phone, email or handle */
+                        type: string;
+                        /** @description As stored: phones in E.164, emails lower-cased */
+                        value: string;
+                        /** @description The account it pays into */
+                        accountId: string;
+                        /** @description Reported for suspected fraud by some participant */
+                        flagged: boolean;
+                        /** Format: date-time */
+                        createdAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_e6a1a433"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
+            409: components["responses"]["Error409_6c04134e"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_9b07f582"];
@@ -14544,10 +14780,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_c6b49afd"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_d7e774dd"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_d176face"];
@@ -14595,10 +14831,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_90965daf"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_d7e774dd"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             422: components["responses"]["Error422_d176face"];
             429: components["responses"]["Error429_8945dd90"];
             500: components["responses"]["Error500_3586a13f"];
@@ -14645,10 +14881,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_e6a1a433"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_6c04134e"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_9b07f582"];
@@ -14701,10 +14937,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_e6a1a433"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_6c04134e"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_9b07f582"];
@@ -14747,10 +14983,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_e6a1a433"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_6c04134e"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_9b07f582"];
@@ -14789,10 +15025,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_c6b49afd"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_d7e774dd"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_d176face"];
@@ -14878,6 +15114,50 @@ export interface operations {
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_e5a58e60"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorFees: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            payerParticipantId: string;
+                            payeeParticipantId: string;
+                            fixed: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            /** @description Basis points of the amount, added to the fixed part */
+                            bps: number;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_a0e183bc"];
+            401: components["responses"]["Error401_1d149c64"];
+            422: components["responses"]["Error422_f54a99c5"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -15089,10 +15369,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_658bb4e2"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
+            403: components["responses"]["Error403_5c3bb578"];
+            404: components["responses"]["Error404_bbff06f5"];
             409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_b6822c74"];
@@ -15133,10 +15413,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_b18458da"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
+            403: components["responses"]["Error403_5c3bb578"];
+            404: components["responses"]["Error404_bbff06f5"];
             409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            410: components["responses"]["Error410_463f0e5e"];
             422: components["responses"]["Error422_c845a434"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
@@ -15234,10 +15514,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_fd7dada6"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
+            403: components["responses"]["Error403_5c3bb578"];
+            404: components["responses"]["Error404_bbff06f5"];
             409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_b6822c74"];
@@ -15328,10 +15608,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_a0761ab4"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
+            403: components["responses"]["Error403_5c3bb578"];
+            404: components["responses"]["Error404_bbff06f5"];
             409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            410: components["responses"]["Error410_463f0e5e"];
             422: components["responses"]["Error422_c845a434"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
@@ -15406,10 +15686,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_b18458da"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
+            403: components["responses"]["Error403_5c3bb578"];
+            404: components["responses"]["Error404_bbff06f5"];
             409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            410: components["responses"]["Error410_463f0e5e"];
             422: components["responses"]["Error422_c845a434"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
@@ -15507,10 +15787,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_658bb4e2"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
+            403: components["responses"]["Error403_5c3bb578"];
+            404: components["responses"]["Error404_bbff06f5"];
             409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_b6822c74"];
@@ -15584,10 +15864,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_a0761ab4"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
+            403: components["responses"]["Error403_5c3bb578"];
+            404: components["responses"]["Error404_bbff06f5"];
             409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            410: components["responses"]["Error410_463f0e5e"];
             422: components["responses"]["Error422_c845a434"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
@@ -15707,10 +15987,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_658bb4e2"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
+            403: components["responses"]["Error403_5c3bb578"];
+            404: components["responses"]["Error404_bbff06f5"];
             409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_b6822c74"];
@@ -15795,10 +16075,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_658bb4e2"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
+            403: components["responses"]["Error403_5c3bb578"];
+            404: components["responses"]["Error404_bbff06f5"];
             409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_b6822c74"];
@@ -15906,10 +16186,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_658bb4e2"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
+            403: components["responses"]["Error403_5c3bb578"];
+            404: components["responses"]["Error404_bbff06f5"];
             409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_b6822c74"];
@@ -15988,10 +16268,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_a0761ab4"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
+            403: components["responses"]["Error403_5c3bb578"];
+            404: components["responses"]["Error404_bbff06f5"];
             409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            410: components["responses"]["Error410_463f0e5e"];
             422: components["responses"]["Error422_c845a434"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
@@ -16030,10 +16310,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_d5156168"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
+            403: components["responses"]["Error403_5c3bb578"];
+            404: components["responses"]["Error404_bbff06f5"];
             409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_c845a434"];
@@ -16161,10 +16441,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_fd7dada6"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
+            403: components["responses"]["Error403_5c3bb578"];
+            404: components["responses"]["Error404_bbff06f5"];
             409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_b6822c74"];
@@ -16263,10 +16543,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_a0761ab4"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
+            403: components["responses"]["Error403_5c3bb578"];
+            404: components["responses"]["Error404_bbff06f5"];
             409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            410: components["responses"]["Error410_463f0e5e"];
             422: components["responses"]["Error422_c845a434"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
@@ -16389,10 +16669,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_fd7dada6"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
+            403: components["responses"]["Error403_5c3bb578"];
+            404: components["responses"]["Error404_bbff06f5"];
             409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_b6822c74"];
@@ -19638,6 +19918,68 @@ export interface operations {
                         type: string;
                         /** @description Your customer */
                         customerId: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onAliasVerificationRequested: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "alias.verification_requested";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The verification */
+                        verificationId: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description phone or email */
+                        type: string;
+                        /** @description The normalized number (E.164) or address to send the code to */
+                        value: string;
+                        /** @description A one-time code sealed to you (src/platform/recipient-seal.ts): open it with your webhook secret; never shown in clear */
+                        codeSealed: string;
+                        /**
+                         * Format: date-time
+                         * @description The code expires
+                         */
+                        expiresAt: string;
                     } & {
                         [key: string]: unknown;
                     };

@@ -173,28 +173,136 @@ interface Alias {
 }
 
 /**
- * The customer's aliases (phone, e-mail, handle): how others pay them, each pointing at one of their accounts. Read
- * only here: registering or removing one is the wallet back end's call (it verifies the phone or e-mail first), which a
- * customer session may not make.
+ * The customer's aliases (phone, e-mail, handle): how others pay them, each pointing at one of their accounts. A handle
+ * is added at once; a phone number or e-mail address after the code the wallet sends to it (here, in the demo, the code
+ * the demo wallet "sent" is shown); removing one is asked first.
  */
 export function Aliases({ api, session }: { api: Api; session: WalletSession }) {
   const { t } = useI18n();
   const list = useLoad(async () => (await api.get<{ items: Alias[] }>(`/v1/aliases?${q(session)}`)).items, [api]);
   const accounts = useAccounts(api, session);
   const currencyOf = (id: string) => accounts.data?.find((a) => a.id === id)?.currency ?? '';
+  const [type, setType] = useState<'handle' | 'phone' | 'email'>('handle');
+  const [value, setValue] = useState('');
+  const [accountId, setAccountId] = useState('');
+  const target = accountId !== '' ? accountId : (accounts.data?.[0]?.id ?? '');
+  const [pending, setPending] = useState<{ id: string; value: string } | undefined>();
+  const [demoCode, setDemoCode] = useState<string | undefined>();
+  const [code, setCode] = useState('');
+  const [added, setAdded] = useState<string | undefined>();
+  const [confirming, setConfirming] = useState<string | undefined>();
+  const add = useAction(async () => {
+    setAdded(undefined);
+    const body = { customerId: session.customerId, type, value: value.trim(), accountId: target };
+    if (type === 'handle') {
+      const a = await api.post<Alias>('/v1/aliases', body);
+      setValue('');
+      setAdded(a.value);
+      await list.reload();
+      return;
+    }
+    const v = await api.post<{ id: string }>('/v1/aliases/verifications', body);
+    setPending({ id: v.id, value: value.trim() });
+    try {
+      setDemoCode((await api.get<{ code: string }>(`/demo/v1/codes/alias-verifications/${encodeURIComponent(v.id)}`)).code);
+    } catch {
+      setDemoCode(undefined);
+    }
+  });
+  const confirm = useAction(async () => {
+    if (pending === undefined) return;
+    const a = await api.post<Alias>(`/v1/aliases/verifications/${encodeURIComponent(pending.id)}/confirm`, { code });
+    setPending(undefined);
+    setCode('');
+    setDemoCode(undefined);
+    setValue('');
+    setAdded(a.value);
+    await list.reload();
+  });
+  const remove = useAction(async (id: string) => {
+    await api.del(`/v1/aliases/${encodeURIComponent(id)}`);
+    setConfirming(undefined);
+    await list.reload();
+  });
   return (
     <Section title={t('alias.title')} testId="aliases">
       <p className="muted">{t('alias.hint')}</p>
-      <ErrorBox error={list.error} />
+      <ErrorBox error={list.error ?? remove.error} />
       {list.data === undefined && list.error === undefined && <p className="skeleton">{t('common.loading')}</p>}
       {list.data?.length === 0 && <p className="muted">{t('alias.none')}</p>}
       {(list.data ?? []).map((a) => (
         <div key={a.id} className="list-row" data-testid="alias-row" data-value={a.value}>
-          {t(`alias.${a.type}`)}: <strong>{a.value}</strong> → {currencyOf(a.accountId)}
-          {a.flagged && <span className="pill failed"> {t('alias.flagged')}</span>}
+          <div className="row" style={{ justifyContent: 'space-between' }}>
+            <span>
+              {t(`alias.${a.type}`)}: <strong>{a.value}</strong> → {currencyOf(a.accountId)}
+              {a.flagged && <span className="pill failed"> {t('alias.flagged')}</span>}
+            </span>
+            {confirming !== a.id && (
+              <button type="button" className="secondary" onClick={() => setConfirming(a.id)} data-testid="alias-remove">
+                {t('alias.remove')}
+              </button>
+            )}
+          </div>
+          {confirming === a.id && (
+            <div className="warn row" role="group" aria-label={t('alias.removeConfirm')}>
+              <span>{t('alias.removeConfirm')}</span>
+              <button type="button" onClick={() => void remove.run(a.id)} disabled={remove.busy} data-testid="alias-remove-yes">
+                {t('alias.removeYes')}
+              </button>
+              <button type="button" className="secondary" onClick={() => setConfirming(undefined)}>
+                {t('common.cancel')}
+              </button>
+            </div>
+          )}
         </div>
       ))}
-      <p className="muted">{t('alias.howToAdd')}</p>
+      {added !== undefined && (
+        <p className="ok" data-testid="alias-added">
+          {t('alias.added').replace('{value}', added)} ✓
+        </p>
+      )}
+      {pending === undefined ? (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            void add.run();
+          }}
+          data-testid="alias-add"
+        >
+          <Select label={t('xfer.aliasType')} name="alias-type" value={type} onChange={(v) => setType(v === 'phone' || v === 'email' ? v : 'handle')} options={(['handle', 'phone', 'email'] as const).map((k) => ({ value: k, label: t(`alias.${k}`) }))} />
+          <Field label={t('xfer.alias')} name="alias-value" value={value} onChange={setValue} />
+          <Select label={t('alias.account')} name="alias-account" value={target} onChange={setAccountId} options={(accounts.data ?? []).map((a) => ({ value: a.id, label: a.currency }))} />
+          <ErrorBox error={add.error} />
+          <button type="submit" disabled={add.busy || value.trim() === '' || target === ''} data-testid="alias-add-submit">
+            {type === 'handle' ? t('alias.add') : t('alias.sendCode')}
+          </button>
+        </form>
+      ) : (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            void confirm.run();
+          }}
+          data-testid="alias-verify"
+        >
+          <p>{t('alias.codeSent').replace('{value}', pending.value)}</p>
+          {demoCode !== undefined && (
+            <p className="warn">
+              {t('alias.demoCode')} <strong data-testid="alias-demo-code">{demoCode}</strong>
+            </p>
+          )}
+          <Field label={t('add.code')} name="alias-code" value={code} onChange={(v) => setCode(v.replace(/\D/g, '').slice(0, 6))} inputMode="numeric" autoComplete="one-time-code" />
+          <ErrorBox error={confirm.error} />
+          <div className="row">
+            <button type="submit" disabled={confirm.busy || code.length !== 6} data-testid="alias-verify-submit">
+              {t('common.confirm')}
+            </button>
+            <button type="button" className="secondary" onClick={() => setPending(undefined)}>
+              {t('common.cancel')}
+            </button>
+          </div>
+        </form>
+      )}
     </Section>
   );
 }
