@@ -76,8 +76,8 @@ const entryOf = (e: WindowEntry, participantId: string) => {
  * letters, times ISO 8601), so the document is the one the builder would write — the stream test compares both — at a
  * fraction of the cost of building a node tree per entry (the builder was most of a large statement's time).
  */
-const MARK = (k: number) => `\u0001${k}\u0001`;
-const MARKS = /\u0001(\d)\u0001/;
+const MARK = (k: number) => `\uE000${k}\uE000`;
+const MARKS = /\uE000(\d)\uE000/;
 interface EntryTemplate {
   /** Literal XML pieces; between piece i and i+1 goes the value named by slots[i]. */
   readonly pieces: readonly string[];
