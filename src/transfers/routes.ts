@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { actorOf, created, okResponse, participantOf, principalOf, type Idempotent } from '../api/index.ts';
 import { CurrencyCode, Money, Strict, Timestamp } from '../api/index.ts';
 import { Ref } from '../api/index.ts';
-import { countWrongConsentCode, type AccountService } from '../accounts/index.ts';
+import { takeConsentTry, type AccountService } from '../accounts/index.ts';
 import { takeMoveTry, takeVerificationTry, type AliasService } from '../aliases/index.ts';
 import { ALIAS_TYPES, type AliasType } from '../aliases/index.ts';
 import type { FxService } from '../fx/index.ts';
@@ -300,17 +300,12 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     '/v1/account-links/consents/:consentId/confirm',
     { config: { ...CUSTOMER, idempotency: 'optional' }, schema: schema('accounts', 'Confirm a link with the code the customer received from the bank', { params: Strict({ consentId: Ref('account_link_consent', 'Consent id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }), response: { 201: Items('Link') } }) },
     async (request, reply) => {
-      let wrong = false;
-      const res = await idempotent(request, reply, async (tx) => {
+      await takeConsentTry(db, request.params.consentId);
+      return idempotent(request, reply, async (tx) => {
         const r = await accounts.confirmLink(tx, actorOf(request), principalOf(request).participantId, request.params.consentId, request.body.code);
-        if (!r.ok) {
-          wrong = r.error.code === 'consent_code_invalid';
-          return r.error;
-        }
+        if (!r.ok) return r.error;
         return created({ items: r.value.map((l) => ({ id: l.id, accountId: l.accountId, bankParticipantId: l.bankParticipantId, status: l.status })) });
       });
-      if (wrong) await countWrongConsentCode(db, request.params.consentId);
-      return res;
     },
   );
 
