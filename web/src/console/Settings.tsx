@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import type { Api } from '../shared/api.ts';
 import { useI18n } from '../shared/i18n.tsx';
-import { ErrorBox, Field, Money, Section, Select, useAction, useLoad } from '../shared/ui.tsx';
+import { ConfirmBar, ErrorBox, Field, Money, Section, Select, useAction, useLoad } from '../shared/ui.tsx';
 
 interface FxView {
   asOf: string;
@@ -159,20 +159,15 @@ function Fees({ api, participants }: { api: Api; participants: readonly { id: st
         )}
       </form>
       {asking && (
-        <div className="warn row" role="group" aria-label={t('set.feeConfirm')} data-testid="fee-confirm">
-          <span>
-            {t('set.feeConfirm')
-              .replace('{payer}', nameOf(payer))
-              .replace('{payee}', nameOf(payee))
-              .replace('{fixed}', `${fixed.trim()} ${currency.trim()}`)
-              .replace('{pct}', pct.format(Number(bps) / 100))}
-          </span>
-          <button type="button" onClick={() => void save.run()} disabled={save.busy} data-testid="fee-set-yes">
-            {t('common.confirm')}
-          </button>
-          <button type="button" className="secondary" onClick={() => setAsking(false)}>
-            {t('common.cancel')}
-          </button>
+        <div data-testid="fee-confirm">
+          <ConfirmBar
+            question={t('set.feeConfirm').replace('{payer}', nameOf(payer)).replace('{payee}', nameOf(payee)).replace('{fixed}', `${fixed.trim()} ${currency.trim()}`).replace('{pct}', pct.format(Number(bps) / 100))}
+            yes={t('common.confirm')}
+            busy={save.busy}
+            onYes={() => void save.run()}
+            onCancel={() => setAsking(false)}
+            yesTestId="fee-set-yes"
+          />
         </div>
       )}
       <ErrorBox error={save.error} />

@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useState } from 'react';
 import { createApi, type Api } from '../shared/api.ts';
 import { useI18n } from '../shared/i18n.tsx';
-import { ErrorBox, Field, Money, Section, Select, useAction, useLoad } from '../shared/ui.tsx';
+import { CodeForm, ConfirmBar, ErrorBox, Field, Money, Section, Select, useAction, useLoad } from '../shared/ui.tsx';
 import { useAccounts, type MoneyWire } from './accounts.tsx';
 import type { WalletSession } from './session.ts';
 
@@ -100,17 +100,7 @@ export function BankAccounts({ api, session }: { api: Api; session: WalletSessio
                 </button>
               )}
             </div>
-            {confirming === l.id && (
-              <div className="warn row" role="group" aria-label={t('me.unlinkConfirm')}>
-                <span>{t('me.unlinkConfirm')}</span>
-                <button type="button" onClick={() => void unlink.run(l.id)} disabled={unlink.busy} data-testid="bank-unlink-yes">
-                  {t('me.unlinkYes')}
-                </button>
-                <button type="button" className="secondary" onClick={() => setConfirming(undefined)}>
-                  {t('common.cancel')}
-                </button>
-              </div>
-            )}
+            {confirming === l.id && <ConfirmBar question={t('me.unlinkConfirm')} yes={t('me.unlinkYes')} busy={unlink.busy} onYes={() => void unlink.run(l.id)} onCancel={() => setConfirming(undefined)} yesTestId="bank-unlink-yes" />}
           </div>
         );
       })}
@@ -127,29 +117,18 @@ export function BankAccounts({ api, session }: { api: Api; session: WalletSessio
           </button>
         </form>
       ) : (
-        <form
-          onSubmit={(e) => {
-            e.preventDefault();
-            void confirm.run();
-          }}
-          data-testid="bank-consent"
-        >
-          <p>{t('me.bankCodeSent').replace('{name}', bankName(bank))}</p>
-          {demoCode !== undefined && (
-            <p className="warn">
-              {t('links.demoCode')} {bankName(bank)}: <strong data-testid="bank-demo-code">{demoCode}</strong>
-            </p>
-          )}
-          <Field label={t('add.code')} name="bank-code" value={code} onChange={(v) => setCode(v.replace(/\D/g, '').slice(0, 6))} inputMode="numeric" autoComplete="one-time-code" />
-          <div className="row">
-            <button type="submit" disabled={confirm.busy || code.length !== 6} data-testid="bank-confirm">
-              {t('common.confirm')}
-            </button>
-            <button type="button" className="secondary" onClick={() => setConsent(undefined)}>
-              {t('common.cancel')}
-            </button>
-          </div>
-        </form>
+        <CodeForm
+          sent={t('me.bankCodeSent').replace('{name}', bankName(bank))}
+          demo={demoCode === undefined ? undefined : { label: `${t('links.demoCode')} ${bankName(bank)}:`, code: demoCode, testId: 'bank-demo-code' }}
+          name="bank-code"
+          code={code}
+          onCode={setCode}
+          busy={confirm.busy}
+          onSubmit={() => void confirm.run()}
+          onCancel={() => setConsent(undefined)}
+          testId="bank-consent"
+          submitTestId="bank-confirm"
+        />
       )}
       <ErrorBox error={request.error ?? confirm.error} />
       {linked && (
@@ -243,17 +222,7 @@ export function Aliases({ api, session }: { api: Api; session: WalletSession }) 
               </button>
             )}
           </div>
-          {confirming === a.id && (
-            <div className="warn row" role="group" aria-label={t('alias.removeConfirm')}>
-              <span>{t('alias.removeConfirm')}</span>
-              <button type="button" onClick={() => void remove.run(a.id)} disabled={remove.busy} data-testid="alias-remove-yes">
-                {t('alias.removeYes')}
-              </button>
-              <button type="button" className="secondary" onClick={() => setConfirming(undefined)}>
-                {t('common.cancel')}
-              </button>
-            </div>
-          )}
+          {confirming === a.id && <ConfirmBar question={t('alias.removeConfirm')} yes={t('alias.removeYes')} busy={remove.busy} onYes={() => void remove.run(a.id)} onCancel={() => setConfirming(undefined)} yesTestId="alias-remove-yes" />}
         </div>
       ))}
       {added !== undefined && (
@@ -278,30 +247,20 @@ export function Aliases({ api, session }: { api: Api; session: WalletSession }) 
           </button>
         </form>
       ) : (
-        <form
-          onSubmit={(e) => {
-            e.preventDefault();
-            void confirm.run();
-          }}
-          data-testid="alias-verify"
+        <CodeForm
+          sent={t('alias.codeSent').replace('{value}', pending.value)}
+          demo={demoCode === undefined ? undefined : { label: t('alias.demoCode'), code: demoCode, testId: 'alias-demo-code' }}
+          name="alias-code"
+          code={code}
+          onCode={setCode}
+          busy={confirm.busy}
+          onSubmit={() => void confirm.run()}
+          onCancel={() => setPending(undefined)}
+          testId="alias-verify"
+          submitTestId="alias-verify-submit"
         >
-          <p>{t('alias.codeSent').replace('{value}', pending.value)}</p>
-          {demoCode !== undefined && (
-            <p className="warn">
-              {t('alias.demoCode')} <strong data-testid="alias-demo-code">{demoCode}</strong>
-            </p>
-          )}
-          <Field label={t('add.code')} name="alias-code" value={code} onChange={(v) => setCode(v.replace(/\D/g, '').slice(0, 6))} inputMode="numeric" autoComplete="one-time-code" />
           <ErrorBox error={confirm.error} />
-          <div className="row">
-            <button type="submit" disabled={confirm.busy || code.length !== 6} data-testid="alias-verify-submit">
-              {t('common.confirm')}
-            </button>
-            <button type="button" className="secondary" onClick={() => setPending(undefined)}>
-              {t('common.cancel')}
-            </button>
-          </div>
-        </form>
+        </CodeForm>
       )}
     </Section>
   );
