@@ -18,7 +18,7 @@ export const TABLE_OWNER: Readonly<Record<string, string>> = {
   quotes: 'transfers', payments: 'transfers', money_requests: 'transfers', bill_splits: 'transfers', bill_split_members: 'transfers', red_packets: 'transfers', red_packet_members: 'transfers', red_packet_shares: 'transfers', payer_blocks: 'transfers', fee_schedules: 'transfers',
   account_links: 'accounts', account_link_consents: 'accounts',
   aliases: 'aliases', alias_moves: 'aliases', alias_flags: 'aliases',
-  fx_rates: 'fx', fx_liquidity_accounts: 'fx',
+  fx_rates: 'fx', fx_liquidity_accounts: 'fx', fx_providers: 'fx', fx_provider_rates: 'fx',
   risk_rules: 'risk', risk_observations: 'risk', risk_alerts: 'risk',
   step_up_challenges: 'stepup', customer_authenticators: 'stepup', customer_passkeys: 'stepup', passkey_registrations: 'stepup',
   ledger_accounts: 'ledger', ledger_transfers: 'ledger', ledger_pending: 'ledger', ledger_history: 'ledger', ledger_transfer_failures: 'ledger',

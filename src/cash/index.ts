@@ -1,0 +1,2 @@
+// The public interface of cash/: what other folders may use (scripts/capability-index.py keeps it).
+export * from './errors.ts';
