@@ -66,6 +66,8 @@ const KIND_TABLES: Record<RefKind, string> = {
   customer_link_consent: `select id, participant_id as participant, customer_id as customer from customer_link_consents`,
   passkey: `select id, participant_id as participant, customer_id as customer from passkey_registrations`,
   settlement_window: `select id, null as participant, null as customer from settlement_windows`,
+  liquidity_request: `select id, participant_id as participant, null as customer from liquidity_requests`,
+  cash_movement: `select id, participant_id as participant, customer_id as customer from cash_movements`,
 };
 
 /** Kinds anyone authenticated may name: a participant in the directory, a payment link its merchant published. */

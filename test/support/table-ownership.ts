@@ -19,6 +19,7 @@ export const TABLE_OWNER: Readonly<Record<string, string>> = {
   account_links: 'accounts', account_link_consents: 'accounts',
   aliases: 'aliases', alias_moves: 'aliases', alias_flags: 'aliases',
   fx_rates: 'fx', fx_liquidity_accounts: 'fx', fx_providers: 'fx', fx_provider_rates: 'fx',
+  liquidity_requests: 'liquidity', liquidity_approval_thresholds: 'liquidity', cash_movements: 'cash',
   risk_rules: 'risk', risk_observations: 'risk', risk_alerts: 'risk',
   step_up_challenges: 'stepup', customer_authenticators: 'stepup', customer_passkeys: 'stepup', passkey_registrations: 'stepup',
   ledger_accounts: 'ledger', ledger_transfers: 'ledger', ledger_pending: 'ledger', ledger_history: 'ledger', ledger_transfer_failures: 'ledger',
