@@ -48,7 +48,7 @@ export function registerCashRoutes(app: HttpServer, deps: { db: Db; cash: CashSe
       {
         config: { ...CUSTOMER, idempotency: 'required' },
         schema: {
-          tags: ['accounts'],
+          tags: ['cash'],
           summary,
           description:
             'The link must be the customer’s and active, the amount in the linked account’s currency, and the customer must hold an open wallet account in it. ' +
@@ -88,7 +88,7 @@ export function registerCashRoutes(app: HttpServer, deps: { db: Db; cash: CashSe
     {
       config: CUSTOMER,
       schema: {
-        tags: ['accounts'],
+        tags: ['cash'],
         summary: 'The customer’s withdrawals and top-ups, newest first',
         security: [{ participant: [] }],
         params: CustomerParams,
@@ -106,7 +106,7 @@ export function registerCashRoutes(app: HttpServer, deps: { db: Db; cash: CashSe
     {
       config: CUSTOMER,
       schema: {
-        tags: ['accounts'],
+        tags: ['cash'],
         summary: 'One withdrawal or top-up of the customer (its status)',
         security: [{ participant: [] }],
         params: Strict({ customerId: Ref('customer', 'Your customer'), movementId: Ref('cash_movement', 'The withdrawal or top-up') }),
