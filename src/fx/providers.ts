@@ -166,7 +166,9 @@ export function createFxProviders(deps: { clock: Clock; audit: AuditService; eve
       );
       const rate: FxRate = { id, providerParticipantId: providerId, sendCurrency: input.sendCurrency, receiveCurrency: input.receiveCurrency, tiers: input.tiers, postedAt: now, expiresAt: input.expiresAt };
       await audit.record(tx, { actor, action: 'fx.rate_posted', objectType: 'fx_rate', objectId: id, details: { pair: `${input.sendCurrency}/${input.receiveCurrency}`, tiers: input.tiers.length, expiresAt: input.expiresAt.toISOString() } });
-      await events.emit(tx, { participantId: providerId, type: 'fx.rate_posted', data: wireRate(rate) });
+      // The event names the pair as from/to (money in events is { amount, currency }; no currency stands apart from an amount).
+      const { sendCurrency: from, receiveCurrency: to, ...rest } = wireRate(rate);
+      await events.emit(tx, { participantId: providerId, type: 'fx.rate_posted', data: { ...rest, from, to } });
       return ok(rate);
     },
     current,

@@ -124,8 +124,8 @@ export const eventCatalogue = {
     data: Data({
       id: Id('The rate'),
       providerParticipantId: Id('You'),
-      sendCurrency: Type.String(),
-      receiveCurrency: Type.String(),
+      from: Type.String({ description: 'The currency sent (the tiers are amounts of it)' }),
+      to: Type.String({ description: 'The currency delivered' }),
       tiers: Type.Array(Data({ min: Money, max: Type.Union([Money, Type.Null()]), rate: Type.String() })),
       postedAt: Time('Posted'),
       expiresAt: Time('Expires'),

@@ -21728,8 +21728,10 @@ export interface operations {
                         id: string;
                         /** @description You */
                         providerParticipantId: string;
-                        sendCurrency: string;
-                        receiveCurrency: string;
+                        /** @description The currency sent (the tiers are amounts of it) */
+                        from: string;
+                        /** @description The currency delivered */
+                        to: string;
                         tiers: ({
                             /** @description Money: a decimal string and its ISO 4217 currency */
                             min: {
