@@ -64,7 +64,7 @@ describe.each(engines)('FX provider participants on %s', (engine) => {
 
   /** A fresh FX provider (registered by the operator), prefunded in both currencies. */
   const newProvider = async (currencies: string[]) => {
-    const p = await newParticipant('issuer', currencies, '100000.00');
+    const p = await newParticipant('issuer', currencies, '100000');
     const reg = await op().post('/v1/operator/fx/providers', { participantId: p.id });
     expect(reg.status).toBe(200);
     expect(reg.body.participantId).toBe(p.id);
@@ -183,6 +183,38 @@ describe.each(engines)('FX provider participants on %s', (engine) => {
     expect(expired.body.error.code).toBe('fx_rate_expired');
     // A quote taken before the expiry cannot outlive its rate.
     expect((await w1.post('/v1/transfers/payments', { quoteId: best.body.id }, key())).body.error.code).toBe('quote_expired');
+  });
+
+  it('concurrent payments through one provider: its positions move by exactly the sums, every payment in both windows once', async () => {
+    const provider = await newProvider(['HKD', 'JPY']);
+    const posted = await provider.post('/v1/fx/provider-rates', { sendCurrency: 'HKD', receiveCurrency: 'JPY', tiers: [{ min: { amount: '0.01', currency: 'HKD' }, rate: '19.5' }], expiresAt: iso(3_600_000) });
+    expect(posted.status).toBe(201);
+    const w1 = await newParticipant('wallet', ['HKD'], '100000.00');
+    const w2 = await newParticipant('wallet', ['JPY'], '100000');
+    const payee = await openCustomer(w2, 'JPY', '0');
+    const payers = await Promise.all(Array.from({ length: 16 }, () => openCustomer(w1, 'HKD', '100.00')));
+    const before = { hkd: await balance(`fund_${provider.id}_HKD`), jpy: await balance(`fund_${provider.id}_JPY`) };
+    const paid = await Promise.all(
+      payers.map(async (a, i) => {
+        const q = await quote(a, payee, { amount: `${i + 1}.00`, currency: 'HKD' }, provider.id);
+        expect(q.status).toBe(201);
+        const p = await w1.post('/v1/transfers/payments', { quoteId: q.body.id }, key());
+        expect(p.status).toBe(201);
+        return { id: p.body.id as string, send: BigInt(i + 1) * 100n, receive: BigInt(Math.floor((i + 1) * 19.5)) };
+      }),
+    );
+    const sent = paid.reduce((s, p) => s + p.send, 0n);
+    const received = paid.reduce((s, p) => s + p.receive, 0n);
+    expect(await balance(`fund_${provider.id}_HKD`)).toBe(before.hkd + sent);
+    expect(await balance(`fund_${provider.id}_JPY`)).toBe(before.jpy - received);
+    expect(await balance(payee.accountId)).toBe(received);
+    const entries = await t.hub.db.query<{ payment_id: string; currency: string; n: bigint }>(
+      'select payment_id, currency, count(*) as n from settlement_entries where payment_id = any($1::text[]) group by payment_id, currency',
+      [paid.map((p) => p.id)],
+    );
+    expect(entries).toHaveLength(32);
+    expect(entries.every((e) => e.n === 1n)).toBe(true);
+    expect(await t.hub.ledger.checkInvariants()).toEqual([]);
   });
 
   it('the demo network’s FX provider converts the demo wallets’ payments from its posted rates', async () => {
