@@ -85,6 +85,8 @@ export interface AccountService {
   requestLink(tx: Queryable, actor: Actor, input: { walletParticipantId: string; walletCustomerId: string; bankParticipantId: string; currency?: string | undefined }): Promise<Result<Consent, TErr>>;
   confirmLink(tx: Queryable, actor: Actor, walletParticipantId: string, consentId: string, code: string): Promise<Result<AccountLink[], TErr>>;
   listLinks(participantId: string, customerId?: string): Promise<AccountLink[]>;
+  /** A wallet customer's active link, its row locked (FOR SHARE) until the caller's COMMIT, so a revocation waits for it. */
+  activeLink(tx: Queryable, linkId: string, walletParticipantId: string, walletCustomerId: string): Promise<AccountLink | undefined>;
   revokeLink(tx: Queryable, actor: Actor, participantId: string, linkId: string): Promise<Result<AccountLink, TErr>>;
 }
 
@@ -315,6 +317,13 @@ export function createAccountService(deps: {
         [participantId, customerId ?? null],
       );
       return rows.map(toLink);
+    },
+    async activeLink(tx, linkId, walletParticipantId, walletCustomerId) {
+      const [row] = await tx.query<LinkRow>(
+        `select * from account_links where id = $1 and wallet_participant_id = $2 and wallet_customer_id = $3 and status = 'active' for share`,
+        [linkId, walletParticipantId, walletCustomerId],
+      );
+      return row === undefined ? undefined : toLink(row);
     },
     async revokeLink(tx, actor, participantId, linkId) {
       const rows = await tx.query<LinkRow>(

@@ -59,6 +59,8 @@ export const REF_KINDS = [
   'customer_link_consent',
   'passkey',
   'settlement_window',
+  'liquidity_request',
+  'cash_movement',
 ] as const;
 export type RefKind = (typeof REF_KINDS)[number];
 

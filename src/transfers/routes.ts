@@ -57,6 +57,8 @@ const QuoteSchema = Type.Object(
     rate: NullableString('Rate applied (receive per send), null in one currency'),
     midRate: NullableString('Mid-market reference rate, null in one currency'),
     spreadBps: Type.Integer({ description: 'Spread over the mid rate, basis points' }),
+    fxRateId: NullableString('The FX provider’s posted rate this quote bound (GET /v1/fx/rates), null in one currency'),
+    fxProviderId: NullableString('The FX provider participant the conversion goes through: its positions move in both currencies'),
     rounding: Type.String(),
     requestId: NullableString('The money request this quote pays'),
     warnings: Type.Array(Type.String()),
@@ -100,6 +102,8 @@ export const wireQuote = (q: Quote) => ({
   rate: q.rate,
   midRate: q.midRate,
   spreadBps: q.spreadBps,
+  fxRateId: q.fxRateId,
+  fxProviderId: q.fxProviderId,
   rounding: 'in the hub’s favour: received amounts round down, paid amounts and fees round up, to the currency’s minor unit',
   requestId: q.requestId,
   warnings: [...q.warnings],
@@ -457,7 +461,8 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     '/v1/transfers/quotes',
     { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: schema('transfers', 'Quote a payment to an alias: fee, FX rate and spread, locked for 30 seconds', {
-        body: Strict({ customerId: CustomerId, sourceAccountId: Type.Optional(Ref('account', 'Own or linked account to pay from')), payee: AliasRef, sendAmount: Type.Optional(Money), receiveAmount: Type.Optional(Money) }),
+        body: Strict({ customerId: CustomerId, sourceAccountId: Type.Optional(Ref('account', 'Own or linked account to pay from')), payee: AliasRef, sendAmount: Type.Optional(Money), receiveAmount: Type.Optional(Money),
+          fxProviderId: Type.Optional(Ref('participant', 'Across currencies: the FX provider to convert through (by default the best rate in force that prices the amount)')) }),
         response: { 201: QuoteSchema },
       }),
     },
@@ -469,7 +474,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       if (receive?.ok === false) return reply.fail(receive.error);
       return quote(request, reply, {
         payer: await me(request),
-        input: { customerId: b.customerId, sourceAccountId: b.sourceAccountId, payee: b.payee, sendAmount: send?.ok === true ? send.value : undefined, receiveAmount: receive?.ok === true ? receive.value : undefined },
+        input: { customerId: b.customerId, sourceAccountId: b.sourceAccountId, payee: b.payee, sendAmount: send?.ok === true ? send.value : undefined, receiveAmount: receive?.ok === true ? receive.value : undefined, fxProviderId: b.fxProviderId },
       });
     },
   );

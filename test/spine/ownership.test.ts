@@ -67,6 +67,8 @@ const KIND_TABLES: Record<RefKind, string> = {
   customer_link_consent: `select id, participant_id as participant, customer_id as customer from customer_link_consents`,
   passkey: `select id, participant_id as participant, customer_id as customer from passkey_registrations`,
   settlement_window: `select id, null as participant, null as customer from settlement_windows`,
+  liquidity_request: `select id, participant_id as participant, null as customer from liquidity_requests`,
+  cash_movement: `select id, participant_id as participant, customer_id as customer from cash_movements`,
 };
 
 /** Kinds anyone authenticated may name: a participant in the directory, a payment link its merchant published. */
@@ -166,6 +168,18 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
       await ok(t.api(as).post('/v1/account-links', { customerId: cus(who), bankParticipantId: me(bank) }, key()), 201);
       const link = await ok(t.api(as).post('/v1/customer-links', { customerId: cus(who), participantId: me(bank) }, key()), 201);
       await ok(t.api(as).post(`/v1/customer-links/consents/${link.id}/confirm`, { code: await openSentCode(t.hub, 'customer_link.consent_requested', link.id) }), 201);
+    }
+    // Liquidity requests of two participants; top-ups of two wallets' customers from their linked bank accounts.
+    for (const p of ['wallet-a', 'wallet-b']) await ok(t.api(p).post('/v1/liquidity/requests', { direction: 'top_up', amount: { amount: '1.00', currency: 'CNY' } }, key()), 201);
+    await ok(wb.post('/v1/accounts', { customerId: cus('zhang-at-wallet-b'), currency: 'HKD' }, key()), 201);
+    for (const [as, who, cur] of [
+      ['wallet-a', 'li-at-wallet-a', 'CNY'],
+      ['wallet-b', 'zhang-at-wallet-b', 'HKD'],
+    ] as const) {
+      const links = await ok(t.api(as).get(`/v1/account-links?customerId=${cus(who)}`), 200);
+      const link = (links.items as { id: string; accountId: string; status: string }[]).find((l) => l.status === 'active' && l.accountId.endsWith(`_${cur}`));
+      expect(link).toBeDefined();
+      await ok(t.api(as).post(`/v1/customers/${cus(who)}/top-ups`, { linkId: link!.id, amount: { amount: '1.00', currency: cur } }, key()), 201);
     }
     await ok(wa.post('/v1/aliases/moves', { customerId: cus('li-at-wallet-a'), type: 'handle', value: 'maria.tan', accountId: 'acc_cus_demo_li_at_wallet_a_CNY' }, key()), 201);
     await ok(wb.post('/v1/aliases/moves', { customerId: cus('zhang-at-wallet-b'), type: 'handle', value: 'liwei', accountId: 'acc_cus_demo_zhang_at_wallet_b_CNY' }, key()), 201);

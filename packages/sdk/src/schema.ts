@@ -1051,6 +1051,226 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/liquidity/requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your liquidity requests, newest first
+         * @description Your liquidity requests, newest first.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getLiquidityRequests"];
+        put?: never;
+        /**
+         * Ask to top up your position from your settlement bank account, or to cash out to it
+         * @description Up to the operator’s approval threshold for the currency the money moves at once (a recorded ledger transfer between your settlement-bank mirror and your position; a cash-out never takes more than the prefunded liquidity left: liquidity_exceeded); above it the request waits for the operator (webhooks `liquidity.request_approved` / `liquidity.request_rejected`). Idempotency-Key required.
+         */
+        post: operations["postLiquidityRequests"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/liquidity/requests/{requestId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One of your liquidity requests
+         * @description One of your liquidity requests.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getLiquidityRequestsByRequestId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/liquidity/requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Participants’ liquidity requests (pending_approval: those waiting for you)
+         * @description Participants’ liquidity requests (pending_approval: those waiting for you)
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorLiquidityRequests"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/liquidity/requests/{requestId}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a pending liquidity request: the money moves now (a cash-out still within the prefunded liquidity left)
+         * @description Approve a pending liquidity request: the money moves now (a cash-out still within the prefunded liquidity left)
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postOperatorLiquidityRequestsByRequestIdApprove"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/liquidity/requests/{requestId}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reject a pending liquidity request: nothing moves
+         * @description Reject a pending liquidity request: nothing moves.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postOperatorLiquidityRequestsByRequestIdReject"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/liquidity/thresholds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set the approval threshold of a currency: participants’ liquidity requests up to it complete at once, larger ones wait for your approval
+         * @description Set the approval threshold of a currency: participants’ liquidity requests up to it complete at once, larger ones wait for your approval.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postOperatorLiquidityThresholds"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customerId}/withdrawals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Withdraw from the customer’s wallet account to a bank account linked into the wallet
+         * @description The link must be the customer’s and active, the amount in the linked account’s currency, and the customer must hold an open wallet account in it. The money moves through both participants’ positions like any payment between them (liquidity_exceeded when the paying side’s position cannot cover it; insufficient_funds when the paying account cannot) and the position leg is settled in the currency’s window. Webhooks `cash.withdrawal_completed` / `cash.top_up_completed` go to the wallet and to the bank. Idempotency-Key required.
+         */
+        post: operations["postCustomersByCustomerIdWithdrawals"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customerId}/top-ups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Top up the customer’s wallet account from a bank account linked into the wallet
+         * @description The link must be the customer’s and active, the amount in the linked account’s currency, and the customer must hold an open wallet account in it. The money moves through both participants’ positions like any payment between them (liquidity_exceeded when the paying side’s position cannot cover it; insufficient_funds when the paying account cannot) and the position leg is settled in the currency’s window. Webhooks `cash.withdrawal_completed` / `cash.top_up_completed` go to the wallet and to the bank. Idempotency-Key required.
+         */
+        post: operations["postCustomersByCustomerIdTopUps"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customerId}/cash-movements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The customer’s withdrawals and top-ups, newest first
+         * @description The customer’s withdrawals and top-ups, newest first.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getCustomersByCustomerIdCashMovements"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customerId}/cash-movements/{movementId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One withdrawal or top-up of the customer (its status)
+         * @description One withdrawal or top-up of the customer (its status)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getCustomersByCustomerIdCashMovementsByMovementId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/settlement/positions": {
         parameters: {
             query?: never;
@@ -3265,6 +3485,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/operator/fx/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Register a participant as an FX provider: it may then post rates, and payments across currencies convert through its positions
+         * @description Register a participant as an FX provider: it may then post rates, and payments across currencies convert through its positions.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postOperatorFxProviders"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/fx/provider-rates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The FX providers’ rates in force (newest per provider and pair), optionally for one pair or one provider
+         * @description The FX providers’ rates in force (newest per provider and pair), optionally for one pair or one provider.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getFxProviderRates"];
+        put?: never;
+        /**
+         * Post your rate for a currency pair (FX providers): size tiers and an expiry; it replaces your previous rate for the pair
+         * @description Tiers price the amount sent (in the send currency): sorted, not overlapping, the last one may leave `max` out. A quote binds the best rate in force that prices its amount (fx_tier_not_covered when none does; fx_rate_expired when the pair’s rates have expired), and the payment then moves your position up in the currency sent and down in the currency delivered.
+         */
+        post: operations["postFxProviderRates"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/merchants": {
         parameters: {
             query?: never;
@@ -4115,6 +4383,46 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "cash.top_up_completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A customer topped up their wallet from a linked bank account (to the wallet: its customer credited; to the bank: its customer debited)
+         * @description A customer topped up their wallet from a linked bank account (to the wallet: its customer credited; to the bank: its customer debited). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onCashTopUpCompleted"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "cash.withdrawal_completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A customer withdrew money to a bank account linked into their wallet (to the wallet: its customer paid out; to the bank: its customer credited)
+         * @description A customer withdrew money to a bank account linked into their wallet (to the wallet: its customer paid out; to the bank: its customer credited). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onCashWithdrawalCompleted"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "credential.issued": {
         parameters: {
             query?: never;
@@ -4235,6 +4543,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "fx.rate_posted": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * You posted an FX rate: it is in force for its pair until it expires or you post a newer one
+         * @description You posted an FX rate: it is in force for its pair until it expires or you post a newer one. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onFxRatePosted"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "ledger.account_funded": {
         parameters: {
             query?: never;
@@ -4349,6 +4677,66 @@ export interface webhooks {
          * @description The operator set your net debit cap. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
          */
         post: operations["onLiquidityNetDebitCapSet"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "liquidity.request_approved": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The operator approved your liquidity request: the money moved
+         * @description The operator approved your liquidity request: the money moved. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onLiquidityRequestApproved"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "liquidity.request_created": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Your liquidity request was recorded (completed at once, or waiting for the operator’s approval)
+         * @description Your liquidity request was recorded (completed at once, or waiting for the operator’s approval). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onLiquidityRequestCreated"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "liquidity.request_rejected": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The operator rejected your liquidity request: nothing moved
+         * @description The operator rejected your liquidity request: nothing moved. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onLiquidityRequestRejected"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4984,7 +5372,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -5788,6 +6176,58 @@ export interface components {
                 currency: string;
             };
         };
+        /** @description A participant’s request to move money between its settlement bank account and its position: completed at once up to the operator’s approval threshold, otherwise pending until the operator approves or rejects it. */
+        LiquidityRequest: {
+            /** @description The liquidity request */
+            id: string;
+            participantId: string;
+            /** @description top_up: settlement bank account → position; cash_out: position → settlement bank account */
+            direction: "top_up" | "cash_out";
+            amount: {
+                amount: string;
+                currency: string;
+            };
+            /** @description Your settlement bank reference */
+            reference: string | null;
+            status: "pending_approval" | "completed" | "rejected";
+            /** @description Why the operator rejected it */
+            reason: string | null;
+            /** @description The ledger transfer that moved the money, once completed */
+            transferId: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            decidedAt: string | null;
+        };
+        /** @description A customer’s withdrawal to, or top-up from, a bank account linked into their wallet: a payment between the wallet and the bank through both positions. */
+        CashMovement: {
+            /** @description The withdrawal or top-up */
+            id: string;
+            /** @description withdrawal: wallet account → linked bank account; top_up: linked bank account → wallet account */
+            kind: "withdrawal" | "top_up";
+            /** @description Your customer */
+            customerId: string;
+            /** @description The account link used */
+            linkId: string;
+            /** @description The customer’s account at your wallet */
+            walletAccountId: string;
+            /** @description The linked account at the bank */
+            bankAccountId: string;
+            /** @description The bank holding it */
+            bankParticipantId: string;
+            amount: {
+                amount: string;
+                currency: string;
+            };
+            /**
+             * @description completed: the money moved (a refused request moves nothing and answers an error)
+             * @enum {string}
+             */
+            status: "completed";
+            /** @description The ledger transfers (the position leg first, between the two participants) */
+            transferIds: string[];
+            /** Format: date-time */
+            createdAt: string;
+        };
         /** @description A settlement window: one is open per currency; a payment between two participants belongs to the window its position leg committed in. */
         SettlementWindow: {
             id: string;
@@ -6123,8 +6563,78 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
         };
+        /** @description A rate an FX provider posted for a currency pair: size tiers on the amount sent, each its own rate, in force until it expires or the provider posts a newer one. */
+        FxProviderRate: {
+            /** @description The rate: a quote binds it by this id (fxRateId) */
+            id: string;
+            /** @description The FX provider participant that posted it */
+            providerParticipantId: string;
+            sendCurrency: string;
+            receiveCurrency: string;
+            tiers: {
+                min: {
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    amount: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                };
+                /** @description null: no upper bound */
+                max: {
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    amount: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                } | null;
+                /** @description Receive units per send unit (the customer rate, spread included), 8 decimals */
+                rate: string;
+            }[];
+            /** Format: date-time */
+            postedAt: string;
+            /** Format: date-time */
+            expiresAt: string;
+        };
     };
     responses: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_01f62780: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_0262ec75: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_amount, liquidity_invalid, malformed_json, malformed_request, settlement_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_0383e42a: {
             headers: {
@@ -6279,6 +6789,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_amount, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_2a49f85b: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_amount" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
         Error400_2e079142: {
             headers: {
@@ -6303,6 +6827,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "challenge_request_invalid" | "invalid_phone" | "malformed_request" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_31c92255: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6377,6 +6915,34 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_3d5fd4fb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, validation_failed */
+        Error400_3e0e4500: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: malformed_request, validation_failed */
         Error400_3f235b06: {
             headers: {
@@ -6401,20 +6967,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "malformed_request" | "merchant_invalid" | "unknown_currency" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_46bc61e7: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6447,6 +6999,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, split_invalid, unknown_currency, validation_failed */
+        Error400_60e4af86: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "split_invalid" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, idempotency_key_invalid, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
         Error400_61c4a7fe: {
             headers: {
@@ -6457,6 +7023,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_61fabb1c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6475,8 +7055,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_658bb4e2: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_66dd2f01: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6484,21 +7064,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, validation_failed */
-        Error400_680da5ce: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6541,6 +7107,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_connection" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_8119621f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6629,8 +7209,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, validation_failed */
-        Error400_a0761ab4: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_a32d24c2: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6638,21 +7218,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rates_invalid, invalid_amount, malformed_request, unknown_currency, validation_failed */
-        Error400_a0e183bc: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "malformed_request" | "unknown_currency" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6685,20 +7251,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_b18458da: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_account, invalid_amount, invalid_connection, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_json, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_b62b7f1b: {
             headers: {
@@ -6709,6 +7261,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_account" | "invalid_amount" | "invalid_connection" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_b8c10200: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6769,20 +7335,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_c8d81742: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_connection, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_ca2a23c1: {
             headers: {
@@ -6839,8 +7391,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_d5156168: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_d2e39a7a: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6848,13 +7400,13 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_d5480bbe: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_amount, malformed_request, unknown_currency, validation_failed */
+        Error400_d602df48: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6862,7 +7414,21 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_amount" | "malformed_request" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_d897858e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6909,6 +7475,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, validation_failed */
+        Error400_e5f52025: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: idempotency_key_invalid, invalid_alias, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
         Error400_e6a1a433: {
             headers: {
@@ -6951,8 +7531,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_f99af308: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_fadd8ab3: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6960,7 +7540,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6975,20 +7555,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "invalid_connection" | "invalid_country" | "invalid_webhook_url" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "split_invalid" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_fd7dada6: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7119,8 +7685,8 @@ export interface components {
                 };
             };
         };
-        /** @description Forbidden: device_signature_invalid, not_issuer, not_merchant, not_wallet, risk_declined */
-        Error403_370b157c: {
+        /** @description Forbidden: consent_locked, forbidden, not_request_payer, participant_suspended, red_packet_not_member, request_blocked */
+        Error403_36067716: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7128,13 +7694,13 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "device_signature_invalid" | "not_issuer" | "not_merchant" | "not_wallet" | "risk_declined";
+                        code?: "consent_locked" | "forbidden" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked";
                     };
                 };
             };
         };
-        /** @description Forbidden: alias_move_locked, alias_verification_locked, alias_verification_required, consent_locked, forbidden, not_request_payer, participant_suspended, red_packet_not_member, request_blocked, risk_declined */
-        Error403_5c3bb578: {
+        /** @description Forbidden: alias_move_locked, alias_verification_locked, alias_verification_required, consent_locked, forbidden, fx_provider_not_registered, not_request_payer, participant_suspended, red_packet_not_member, request_blocked, risk_declined */
+        Error403_3f53c981: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7142,7 +7708,21 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "alias_move_locked" | "alias_verification_locked" | "alias_verification_required" | "consent_locked" | "forbidden" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked" | "risk_declined";
+                        code?: "alias_move_locked" | "alias_verification_locked" | "alias_verification_required" | "consent_locked" | "forbidden" | "fx_provider_not_registered" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked" | "risk_declined";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: device_signature_invalid, forbidden, fx_provider_not_registered, not_issuer, not_merchant, not_wallet, participant_suspended, risk_declined */
+        Error403_4cc20035: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "device_signature_invalid" | "forbidden" | "fx_provider_not_registered" | "not_issuer" | "not_merchant" | "not_wallet" | "participant_suspended" | "risk_declined";
                     };
                 };
             };
@@ -7171,6 +7751,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "participant_suspended" | "webhook_secret_not_retrievable";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: fx_provider_not_registered */
+        Error403_81f9bec4: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "fx_provider_not_registered";
                     };
                 };
             };
@@ -7245,20 +7839,6 @@ export interface components {
                 };
             };
         };
-        /** @description Forbidden: device_signature_invalid, forbidden, not_issuer, not_merchant, not_wallet, participant_suspended, risk_declined */
-        Error403_9ccbfea1: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "device_signature_invalid" | "forbidden" | "not_issuer" | "not_merchant" | "not_wallet" | "participant_suspended" | "risk_declined";
-                    };
-                };
-            };
-        };
         /** @description Forbidden: forbidden, not_issuer_participant, participant_suspended */
         Error403_a3bbbbd0: {
             headers: {
@@ -7273,6 +7853,20 @@ export interface components {
                 };
             };
         };
+        /** @description Forbidden: device_signature_invalid, fx_provider_not_registered, not_issuer, not_merchant, not_wallet, risk_declined */
+        Error403_a74895ab: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "device_signature_invalid" | "fx_provider_not_registered" | "not_issuer" | "not_merchant" | "not_wallet" | "risk_declined";
+                    };
+                };
+            };
+        };
         /** @description Forbidden: forbidden, participant_suspended */
         Error403_c1e479c2: {
             headers: {
@@ -7283,6 +7877,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "participant_suspended";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: forbidden, fx_provider_not_registered, participant_suspended */
+        Error403_fab9fdae: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "forbidden" | "fx_provider_not_registered" | "participant_suspended";
                     };
                 };
             };
@@ -7315,6 +7923,34 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: liquidity_request_not_found */
+        Error404_1731a11c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "liquidity_request_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: account_unavailable, alias_move_not_found, alias_not_found, alias_verification_not_found, bank_customer_not_found, challenge_not_found, consent_not_found, customer_not_found, link_not_found, liquidity_request_not_found, not_found, passkey_registration_not_found, payment_not_found, quote_not_found, red_packet_not_found, request_not_found, risk_alert_not_found, split_not_found */
+        Error404_249ae09f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_unavailable" | "alias_move_not_found" | "alias_not_found" | "alias_verification_not_found" | "bank_customer_not_found" | "challenge_not_found" | "consent_not_found" | "customer_not_found" | "link_not_found" | "liquidity_request_not_found" | "not_found" | "passkey_registration_not_found" | "payment_not_found" | "quote_not_found" | "red_packet_not_found" | "request_not_found" | "risk_alert_not_found" | "split_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: alias_move_not_found, alias_not_found, alias_verification_not_found, customer_not_found, not_found */
         Error404_333bbf6e: {
             headers: {
@@ -7325,34 +7961,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "alias_move_not_found" | "alias_not_found" | "alias_verification_not_found" | "customer_not_found" | "not_found";
-                    };
-                };
-            };
-        };
-        /** @description Not found: not_found, settlement_window_not_found */
-        Error404_3c64f123: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "not_found" | "settlement_window_not_found";
-                    };
-                };
-            };
-        };
-        /** @description Not found: account_not_found, credential_not_found, customer_not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
-        Error404_3e6f13c5: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
                     };
                 };
             };
@@ -7497,8 +8105,8 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, customer_not_found, merchant_not_found, not_found, passkey_registration_not_found, payment_link_not_found, payment_not_found, provisioning_not_found, push_receipt_invalid, qr_not_found, reference_not_found, token_not_found */
-        Error404_8102258e: {
+        /** @description Not found: account_not_found, credential_not_found, customer_not_found, liquidity_request_not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
+        Error404_80863626: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7506,13 +8114,13 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "merchant_not_found" | "not_found" | "passkey_registration_not_found" | "payment_link_not_found" | "payment_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "qr_not_found" | "reference_not_found" | "token_not_found";
+                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "liquidity_request_not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
                     };
                 };
             };
         };
-        /** @description Not found: account_not_found, credential_not_found, customer_not_found, not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
-        Error404_8cb7b618: {
+        /** @description Not found: liquidity_request_not_found, not_found */
+        Error404_81f365c1: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7520,7 +8128,21 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
+                        code?: "liquidity_request_not_found" | "not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: liquidity_request_not_found, settlement_window_not_found */
+        Error404_9093b7e2: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "liquidity_request_not_found" | "settlement_window_not_found";
                     };
                 };
             };
@@ -7553,20 +8175,6 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: settlement_window_not_found */
-        Error404_a68bb532: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "settlement_window_not_found";
-                    };
-                };
-            };
-        };
         /** @description Not found: merchant_not_found */
         Error404_ad6b13df: {
             headers: {
@@ -7577,6 +8185,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "merchant_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, customer_not_found, liquidity_request_not_found, merchant_not_found, not_found, passkey_registration_not_found, payment_link_not_found, payment_not_found, provisioning_not_found, push_receipt_invalid, qr_not_found, reference_not_found, token_not_found */
+        Error404_b05a4bed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "liquidity_request_not_found" | "merchant_not_found" | "not_found" | "passkey_registration_not_found" | "payment_link_not_found" | "payment_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "qr_not_found" | "reference_not_found" | "token_not_found";
                     };
                 };
             };
@@ -7609,20 +8231,6 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: account_unavailable, alias_move_not_found, alias_not_found, alias_verification_not_found, bank_customer_not_found, challenge_not_found, consent_not_found, customer_not_found, link_not_found, not_found, passkey_registration_not_found, payment_not_found, quote_not_found, red_packet_not_found, request_not_found, risk_alert_not_found, split_not_found */
-        Error404_bbff06f5: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_unavailable" | "alias_move_not_found" | "alias_not_found" | "alias_verification_not_found" | "bank_customer_not_found" | "challenge_not_found" | "consent_not_found" | "customer_not_found" | "link_not_found" | "not_found" | "passkey_registration_not_found" | "payment_not_found" | "quote_not_found" | "red_packet_not_found" | "request_not_found" | "risk_alert_not_found" | "split_not_found";
-                    };
-                };
-            };
-        };
         /** @description Not found: customer_not_found, risk_alert_not_found */
         Error404_bf5686e0: {
             headers: {
@@ -7651,6 +8259,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: liquidity_request_not_found, not_found, settlement_window_not_found */
+        Error404_cd5547e6: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "liquidity_request_not_found" | "not_found" | "settlement_window_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: customer_not_found, not_found */
         Error404_d8efb4d7: {
             headers: {
@@ -7665,6 +8287,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: account_unavailable, bank_customer_not_found, cash_movement_not_found, consent_not_found, customer_not_found, link_not_found, liquidity_request_not_found, not_found, payment_not_found, quote_not_found, red_packet_not_found, request_not_found, split_not_found */
+        Error404_ecb32f8f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_unavailable" | "bank_customer_not_found" | "cash_movement_not_found" | "consent_not_found" | "customer_not_found" | "link_not_found" | "liquidity_request_not_found" | "not_found" | "payment_not_found" | "quote_not_found" | "red_packet_not_found" | "request_not_found" | "split_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: not_found */
         Error404_efedff88: {
             headers: {
@@ -7675,6 +8311,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: account_not_found, credential_not_found, customer_not_found, liquidity_request_not_found, not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
+        Error404_f3dfdaec: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "liquidity_request_not_found" | "not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
                     };
                 };
             };
@@ -7707,8 +8357,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, idempotency_in_progress, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields */
-        Error409_0573eac9: {
+        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, liquidity_request_decided, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
+        Error409_0427cbb3: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7716,7 +8366,35 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
+                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "liquidity_request_decided" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, liquidity_request_decided, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields */
+        Error409_28864a0c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_35da40af: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -7731,20 +8409,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "credential_limit";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields */
-        Error409_3e6fd0f3: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
                     };
                 };
             };
@@ -7777,8 +8441,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: idempotency_in_progress, settlement_window_open */
-        Error409_4aa87fd5: {
+        /** @description Conflict: customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_4a5df6de: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7786,7 +8450,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "idempotency_in_progress" | "settlement_window_open";
+                        code?: "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -7805,6 +8469,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: liquidity_request_decided */
+        Error409_5d0dd0ec: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "liquidity_request_decided";
+                    };
+                };
+            };
+        };
         /** @description Conflict: authenticator_exists, challenge_method_unavailable, challenge_state, credential_limit, customer_exists, customer_has_balance */
         Error409_5effe622: {
             headers: {
@@ -7819,8 +8497,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: settlement_window_open */
-        Error409_61ace21e: {
+        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_67aaa654: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7828,21 +8506,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "settlement_window_open";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
-        Error409_634c20eb: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -7903,6 +8567,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: idempotency_in_progress, liquidity_request_decided, settlement_window_open */
+        Error409_7c4fe179: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_in_progress" | "liquidity_request_decided" | "settlement_window_open";
+                    };
+                };
+            };
+        };
         /** @description Conflict: customer_exists, customer_has_balance, customer_link_exists */
         Error409_8101a95a: {
             headers: {
@@ -7917,8 +8595,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
-        Error409_8db96508: {
+        /** @description Conflict: customer_account_exists, customer_exists, customer_has_balance, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_833cdaaf: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7926,7 +8604,35 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                        code?: "customer_account_exists" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: idempotency_in_progress, liquidity_request_decided */
+        Error409_986bbccc: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_in_progress" | "liquidity_request_decided";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields */
+        Error409_a43c0dd1: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
                     };
                 };
             };
@@ -7959,20 +8665,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_ae1b6f5b: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
-                    };
-                };
-            };
-        };
         /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, pending_already_resolved, pending_expired, provisioning_state, push_receipt_used, token_exists, token_state, transfer_exists_with_different_fields */
         Error409_b030c7eb: {
             headers: {
@@ -7983,20 +8675,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "push_receipt_used" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_b18d6c24: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -8029,6 +8707,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: liquidity_request_decided, settlement_window_open */
+        Error409_c783a4c0: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "liquidity_request_decided" | "settlement_window_open";
+                    };
+                };
+            };
+        };
         /** @description Conflict: account_exists, account_has_pending, pending_already_resolved, pending_expired, transfer_exists_with_different_fields */
         Error409_cf758ff7: {
             headers: {
@@ -8053,6 +8745,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "alias_taken" | "customer_exists" | "customer_has_balance";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, liquidity_request_decided, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
+        Error409_f0f1702b: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "liquidity_request_decided" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
                     };
                 };
             };
@@ -8109,6 +8815,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "customer_link_consent_expired";
+                    };
+                };
+            };
+        };
+        /** @description Gone: consent_expired, quote_expired, red_packet_expired */
+        Error410_4315ae46: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "consent_expired" | "quote_expired" | "red_packet_expired";
                     };
                 };
             };
@@ -8211,6 +8931,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
+        Error422_04db75b5: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: idempotency_key_reused */
         Error422_06923c18: {
             headers: {
@@ -8253,8 +8987,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
-        Error422_0faf9480: {
+        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
+        Error422_1679f91e: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8262,7 +8996,35 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: idempotency_key_reused, liquidity_exceeded */
+        Error422_24a48eea: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_key_reused" | "liquidity_exceeded";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused */
+        Error422_3c24a8bb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "idempotency_key_reused";
                     };
                 };
             };
@@ -8291,6 +9053,34 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "qr_expired" | "qr_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
+        Error422_5472fecd: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
+        Error422_5571f6bb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
                     };
                 };
             };
@@ -8449,8 +9239,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
-        Error422_b6822c74: {
+        /** @description Unprocessable: cannot_pay_self, cash_link_invalid, consent_code_invalid, currency_not_receivable, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, payment_rejected, source_currency_mismatch, split_amounts_mismatch */
+        Error422_c2eaa509: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8458,21 +9248,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_unavailable, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
-        Error422_c845a434: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_unavailable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
+                        code?: "cannot_pay_self" | "cash_link_invalid" | "consent_code_invalid" | "currency_not_receivable" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
                     };
                 };
             };
@@ -8491,8 +9267,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: fx_rate_unavailable, idempotency_key_reused */
-        Error422_e5a58e60: {
+        /** @description Unprocessable: cannot_pay_self, cash_link_invalid, consent_code_invalid, currency_not_receivable, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, payment_rejected, source_currency_mismatch, split_amounts_mismatch */
+        Error422_dbc90fd2: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8500,21 +9276,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "fx_rate_unavailable" | "idempotency_key_reused";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
-        Error422_ee467b06: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                        code?: "cannot_pay_self" | "cash_link_invalid" | "consent_code_invalid" | "currency_not_receivable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
                     };
                 };
             };
@@ -8547,8 +9309,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: fx_rate_unavailable */
-        Error422_f54a99c5: {
+        /** @description Unprocessable: fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered */
+        Error422_f5ea0143: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8556,7 +9318,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "fx_rate_unavailable";
+                        code?: "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered";
                     };
                 };
             };
@@ -8988,8 +9750,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -9042,8 +9804,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -9078,8 +9840,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -9116,8 +9878,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -9156,8 +9918,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -9202,8 +9964,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -9244,8 +10006,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -9685,8 +10447,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -9751,8 +10513,8 @@ export interface operations {
             400: components["responses"]["Error400_c506cea4"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_7545b8fb"];
@@ -9789,8 +10551,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -9817,8 +10579,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_3e6f13c5"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_80863626"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -9862,8 +10624,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_3e6f13c5"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_80863626"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10040,8 +10802,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10673,8 +11435,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -10727,8 +11489,8 @@ export interface operations {
             400: components["responses"]["Error400_b62b7f1b"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -10759,6 +11521,8 @@ export interface operations {
             400: components["responses"]["Error400_0ba2e13a"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_1731a11c"];
+            409: components["responses"]["Error409_5d0dd0ec"];
             422: components["responses"]["Error422_3efebc2f"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -10791,8 +11555,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10844,8 +11608,8 @@ export interface operations {
             400: components["responses"]["Error400_b62b7f1b"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -10899,8 +11663,8 @@ export interface operations {
             400: components["responses"]["Error400_b62b7f1b"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -10948,13 +11712,488 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getLiquidityRequests: {
+        parameters: {
+            query?: {
+                status?: "pending_approval" | "completed" | "rejected";
+                /** @description At most 200 (default 50) */
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["LiquidityRequest"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_66dd2f01"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_81f365c1"];
+            409: components["responses"]["Error409_5d0dd0ec"];
+            422: components["responses"]["Error422_3efebc2f"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postLiquidityRequests: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    direction: "top_up" | "cash_out";
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                    /** @description Your settlement bank reference */
+                    reference?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A participant’s request to move money between its settlement bank account and its position: completed at once up to the operator’s approval threshold, otherwise pending until the operator approves or rejects it. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiquidityRequest"];
+                };
+            };
+            400: components["responses"]["Error400_d897858e"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_81f365c1"];
+            409: components["responses"]["Error409_986bbccc"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_24a48eea"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getLiquidityRequestsByRequestId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The liquidity request */
+                requestId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A participant’s request to move money between its settlement bank account and its position: completed at once up to the operator’s approval threshold, otherwise pending until the operator approves or rejects it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiquidityRequest"];
+                };
+            };
+            400: components["responses"]["Error400_0ba2e13a"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_81f365c1"];
+            409: components["responses"]["Error409_5d0dd0ec"];
+            422: components["responses"]["Error422_3efebc2f"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorLiquidityRequests: {
+        parameters: {
+            query?: {
+                status?: "pending_approval" | "completed" | "rejected";
+                /** @description At most 200 (default 50) */
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["LiquidityRequest"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_ca2a23c1"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
+            422: components["responses"]["Error422_7545b8fb"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorLiquidityRequestsByRequestIdApprove: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The liquidity request */
+                requestId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description A participant’s request to move money between its settlement bank account and its position: completed at once up to the operator’s approval threshold, otherwise pending until the operator approves or rejects it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiquidityRequest"];
+                };
+            };
+            400: components["responses"]["Error400_91335a92"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_8d953c79"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorLiquidityRequestsByRequestIdReject: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The liquidity request */
+                requestId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A participant’s request to move money between its settlement bank account and its position: completed at once up to the operator’s approval threshold, otherwise pending until the operator approves or rejects it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiquidityRequest"];
+                };
+            };
+            400: components["responses"]["Error400_91335a92"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_8d953c79"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorLiquidityThresholds: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    threshold: {
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Requests above this amount wait for the operator’s approval */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        threshold: {
+                            amount: string;
+                            currency: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["Error400_91335a92"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_8d953c79"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postCustomersByCustomerIdWithdrawals: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The customer’s account link (GET /v1/account-links) */
+                    linkId: string;
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description A customer’s withdrawal to, or top-up from, a bank account linked into their wallet: a payment between the wallet and the bank through both positions. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CashMovement"];
+                };
+            };
+            400: components["responses"]["Error400_3d5fd4fb"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_36067716"];
+            404: components["responses"]["Error404_ecb32f8f"];
+            409: components["responses"]["Error409_4a5df6de"];
+            410: components["responses"]["Error410_4315ae46"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_c2eaa509"];
+            429: components["responses"]["Error429_b8597fa3"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_d3cb2853"];
+        };
+    };
+    postCustomersByCustomerIdTopUps: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The customer’s account link (GET /v1/account-links) */
+                    linkId: string;
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description A customer’s withdrawal to, or top-up from, a bank account linked into their wallet: a payment between the wallet and the bank through both positions. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CashMovement"];
+                };
+            };
+            400: components["responses"]["Error400_3d5fd4fb"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_36067716"];
+            404: components["responses"]["Error404_ecb32f8f"];
+            409: components["responses"]["Error409_4a5df6de"];
+            410: components["responses"]["Error410_4315ae46"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_c2eaa509"];
+            429: components["responses"]["Error429_b8597fa3"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_d3cb2853"];
+        };
+    };
+    getCustomersByCustomerIdCashMovements: {
+        parameters: {
+            query?: {
+                /** @description At most 200 (default 50) */
+                limit?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["CashMovement"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_0262ec75"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_36067716"];
+            404: components["responses"]["Error404_ecb32f8f"];
+            409: components["responses"]["Error409_833cdaaf"];
+            410: components["responses"]["Error410_4315ae46"];
+            422: components["responses"]["Error422_dbc90fd2"];
+            429: components["responses"]["Error429_b8597fa3"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_d3cb2853"];
+        };
+    };
+    getCustomersByCustomerIdCashMovementsByMovementId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your customer */
+                customerId: string;
+                /** @description The withdrawal or top-up */
+                movementId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A customer’s withdrawal to, or top-up from, a bank account linked into their wallet: a payment between the wallet and the bank through both positions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CashMovement"];
+                };
+            };
+            400: components["responses"]["Error400_60e4af86"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_36067716"];
+            404: components["responses"]["Error404_ecb32f8f"];
+            409: components["responses"]["Error409_833cdaaf"];
+            410: components["responses"]["Error410_4315ae46"];
+            422: components["responses"]["Error422_dbc90fd2"];
+            429: components["responses"]["Error429_b8597fa3"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     getSettlementPositions: {
@@ -11006,8 +12245,8 @@ export interface operations {
             400: components["responses"]["Error400_e214d133"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_a68bb532"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_9093b7e2"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11066,8 +12305,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11103,8 +12342,8 @@ export interface operations {
             400: components["responses"]["Error400_596a503f"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11135,8 +12374,8 @@ export interface operations {
             400: components["responses"]["Error400_e214d133"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11175,8 +12414,8 @@ export interface operations {
             400: components["responses"]["Error400_596a503f"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11212,8 +12451,8 @@ export interface operations {
             400: components["responses"]["Error400_596a503f"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11254,8 +12493,8 @@ export interface operations {
             400: components["responses"]["Error400_0383e42a"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_4aa87fd5"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_7c4fe179"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_b3f28d58"];
@@ -11291,8 +12530,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11322,8 +12561,8 @@ export interface operations {
             400: components["responses"]["Error400_e214d133"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11354,8 +12593,8 @@ export interface operations {
             400: components["responses"]["Error400_e214d133"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11386,8 +12625,8 @@ export interface operations {
             400: components["responses"]["Error400_e214d133"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11418,8 +12657,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11449,8 +12688,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11482,8 +12721,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11519,8 +12758,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11550,8 +12789,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11590,8 +12829,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_3e6f13c5"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_80863626"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11644,8 +12883,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11702,8 +12941,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11745,8 +12984,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11788,8 +13027,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11991,8 +13230,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12035,13 +13274,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_680da5ce"];
+            400: components["responses"]["Error400_e5f52025"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_370b157c"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_8db96508"];
+            403: components["responses"]["Error403_a74895ab"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_f0f1702b"];
             410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_0faf9480"];
+            422: components["responses"]["Error422_5472fecd"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12458,9 +13697,10 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0e183bc"];
+            400: components["responses"]["Error400_d602df48"];
             401: components["responses"]["Error401_1d149c64"];
-            422: components["responses"]["Error422_f54a99c5"];
+            403: components["responses"]["Error403_81f9bec4"];
+            422: components["responses"]["Error422_f5ea0143"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -15065,10 +16305,10 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0e183bc"];
+            400: components["responses"]["Error400_d602df48"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            422: components["responses"]["Error422_f54a99c5"];
+            403: components["responses"]["Error403_fab9fdae"];
+            422: components["responses"]["Error422_f5ea0143"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -15107,13 +16347,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_f99af308"];
+            400: components["responses"]["Error400_fadd8ab3"];
             401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_81f9bec4"];
             404: components["responses"]["Error404_efedff88"];
             409: components["responses"]["Error409_b942a286"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_e5a58e60"];
+            422: components["responses"]["Error422_3c24a8bb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -15155,9 +16396,10 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0e183bc"];
+            400: components["responses"]["Error400_d602df48"];
             401: components["responses"]["Error401_1d149c64"];
-            422: components["responses"]["Error422_f54a99c5"];
+            403: components["responses"]["Error403_81f9bec4"];
+            422: components["responses"]["Error422_f5ea0143"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -15222,13 +16464,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_f99af308"];
+            400: components["responses"]["Error400_fadd8ab3"];
             401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_81f9bec4"];
             404: components["responses"]["Error404_efedff88"];
             409: components["responses"]["Error409_b942a286"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_e5a58e60"];
+            422: components["responses"]["Error422_3c24a8bb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -15278,6 +16521,8 @@ export interface operations {
                          */
                         currency: string;
                     };
+                    /** @description Across currencies: the FX provider to convert through (by default the best rate in force that prices the amount) */
+                    fxProviderId?: string;
                 };
             };
         };
@@ -15356,6 +16601,10 @@ export interface operations {
                         midRate: string | null;
                         /** @description Spread over the mid rate, basis points */
                         spreadBps: number;
+                        /** @description The FX provider’s posted rate this quote bound (GET /v1/fx/rates), null in one currency */
+                        fxRateId: string | null;
+                        /** @description The FX provider participant the conversion goes through: its positions move in both currencies */
+                        fxProviderId: string | null;
                         rounding: string;
                         /** @description The money request this quote pays */
                         requestId: string | null;
@@ -15367,15 +16616,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_658bb4e2"];
+            400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_5c3bb578"];
-            404: components["responses"]["Error404_bbff06f5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -15411,13 +16660,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_b18458da"];
+            400: components["responses"]["Error400_61fabb1c"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_5c3bb578"];
-            404: components["responses"]["Error404_bbff06f5"];
-            409: components["responses"]["Error409_b18d6c24"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_c845a434"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -15512,15 +16761,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_fd7dada6"];
+            400: components["responses"]["Error400_b8c10200"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_5c3bb578"];
-            404: components["responses"]["Error404_bbff06f5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -15606,13 +16855,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0761ab4"];
+            400: components["responses"]["Error400_3e0e4500"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_5c3bb578"];
-            404: components["responses"]["Error404_bbff06f5"];
-            409: components["responses"]["Error409_b18d6c24"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_c845a434"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -15684,13 +16933,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_b18458da"];
+            400: components["responses"]["Error400_61fabb1c"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_5c3bb578"];
-            404: components["responses"]["Error404_bbff06f5"];
-            409: components["responses"]["Error409_b18d6c24"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_c845a434"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -15785,15 +17034,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_658bb4e2"];
+            400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_5c3bb578"];
-            404: components["responses"]["Error404_bbff06f5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -15862,13 +17111,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0761ab4"];
+            400: components["responses"]["Error400_3e0e4500"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_5c3bb578"];
-            404: components["responses"]["Error404_bbff06f5"];
-            409: components["responses"]["Error409_b18d6c24"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_c845a434"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -15974,6 +17223,10 @@ export interface operations {
                         midRate: string | null;
                         /** @description Spread over the mid rate, basis points */
                         spreadBps: number;
+                        /** @description The FX provider’s posted rate this quote bound (GET /v1/fx/rates), null in one currency */
+                        fxRateId: string | null;
+                        /** @description The FX provider participant the conversion goes through: its positions move in both currencies */
+                        fxProviderId: string | null;
                         rounding: string;
                         /** @description The money request this quote pays */
                         requestId: string | null;
@@ -15985,15 +17238,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_658bb4e2"];
+            400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_5c3bb578"];
-            404: components["responses"]["Error404_bbff06f5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16073,15 +17326,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_658bb4e2"];
+            400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_5c3bb578"];
-            404: components["responses"]["Error404_bbff06f5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16184,15 +17437,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_658bb4e2"];
+            400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_5c3bb578"];
-            404: components["responses"]["Error404_bbff06f5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16266,13 +17519,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0761ab4"];
+            400: components["responses"]["Error400_3e0e4500"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_5c3bb578"];
-            404: components["responses"]["Error404_bbff06f5"];
-            409: components["responses"]["Error409_b18d6c24"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_c845a434"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16308,15 +17561,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_d5156168"];
+            400: components["responses"]["Error400_8119621f"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_5c3bb578"];
-            404: components["responses"]["Error404_bbff06f5"];
-            409: components["responses"]["Error409_b18d6c24"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c845a434"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16439,15 +17692,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_fd7dada6"];
+            400: components["responses"]["Error400_b8c10200"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_5c3bb578"];
-            404: components["responses"]["Error404_bbff06f5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16541,13 +17794,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0761ab4"];
+            400: components["responses"]["Error400_3e0e4500"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_5c3bb578"];
-            404: components["responses"]["Error404_bbff06f5"];
-            409: components["responses"]["Error409_b18d6c24"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_c845a434"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16667,15 +17920,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_fd7dada6"];
+            400: components["responses"]["Error400_b8c10200"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_5c3bb578"];
-            404: components["responses"]["Error404_bbff06f5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -17079,6 +18332,172 @@ export interface operations {
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             428: components["responses"]["Error428_a36283f2"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorFxProviders: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The participant */
+                    participantId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description An FX provider participant */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        participantId: string;
+                        /** Format: date-time */
+                        registeredAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_fadd8ab3"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_81f9bec4"];
+            404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_3c24a8bb"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getFxProviderRates: {
+        parameters: {
+            query?: {
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                sendCurrency?: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                receiveCurrency?: string;
+                /** @description Only this provider’s rates */
+                providerId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["FxProviderRate"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_2a49f85b"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_fab9fdae"];
+            404: components["responses"]["Error404_efedff88"];
+            422: components["responses"]["Error422_f5ea0143"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postFxProviderRates: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    sendCurrency: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    receiveCurrency: string;
+                    tiers: {
+                        min: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        max?: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Receive units per send unit, e.g. "1.0791" */
+                        rate: string;
+                    }[];
+                    /** Format: date-time */
+                    expiresAt: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A rate an FX provider posted for a currency pair: size tiers on the amount sent, each its own rate, in force until it expires or the provider posts a newer one. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FxProviderRate"];
+                };
+            };
+            400: components["responses"]["Error400_fadd8ab3"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_fab9fdae"];
+            404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_3c24a8bb"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -17606,16 +19025,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_0427cbb3"];
             410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_04db75b5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -17695,14 +19114,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_680da5ce"];
+            400: components["responses"]["Error400_e5f52025"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_8db96508"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_f0f1702b"];
             410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_0faf9480"];
+            422: components["responses"]["Error422_5472fecd"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -17830,16 +19249,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_0427cbb3"];
             410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_04db75b5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -17974,16 +19393,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_0427cbb3"];
             410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_04db75b5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18069,16 +19488,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_d5480bbe"];
+            400: components["responses"]["Error400_a32d24c2"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_0427cbb3"];
             410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_04db75b5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18141,14 +19560,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_680da5ce"];
+            400: components["responses"]["Error400_e5f52025"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_8db96508"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_f0f1702b"];
             410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_0faf9480"];
+            422: components["responses"]["Error422_5472fecd"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18260,16 +19679,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_0427cbb3"];
             410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_04db75b5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18378,14 +19797,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_c8d81742"];
+            400: components["responses"]["Error400_01f62780"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_8db96508"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_f0f1702b"];
             410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_0faf9480"];
+            422: components["responses"]["Error422_5472fecd"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18492,14 +19911,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_680da5ce"];
+            400: components["responses"]["Error400_e5f52025"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_8db96508"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_f0f1702b"];
             410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_0faf9480"];
+            422: components["responses"]["Error422_5472fecd"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18619,16 +20038,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_0427cbb3"];
             410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_04db75b5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18742,16 +20161,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_0427cbb3"];
             410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_04db75b5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18887,16 +20306,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_0427cbb3"];
             410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_04db75b5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19387,8 +20806,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -19442,8 +20861,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -20184,6 +21603,126 @@ export interface operations {
             };
         };
     };
+    onCashTopUpCompleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "cash.top_up_completed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The withdrawal or top-up */
+                        id: string;
+                        /** @description withdrawal or top_up */
+                        kind: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        status: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onCashWithdrawalCompleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "cash.withdrawal_completed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The withdrawal or top-up */
+                        id: string;
+                        /** @description withdrawal or top_up */
+                        kind: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        status: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     onCredentialIssued: {
         parameters: {
             query?: never;
@@ -20481,6 +22020,87 @@ export interface operations {
                         /** @description The participant that revoked it */
                         by?: string;
                         reason?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onFxRatePosted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "fx.rate_posted";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The rate */
+                        id: string;
+                        /** @description You */
+                        providerParticipantId: string;
+                        /** @description The currency sent (the tiers are amounts of it) */
+                        from: string;
+                        /** @description The currency delivered */
+                        to: string;
+                        tiers: ({
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            min: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                            max: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            } | null;
+                            rate: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        /**
+                         * Format: date-time
+                         * @description Posted
+                         */
+                        postedAt: string;
+                        /**
+                         * Format: date-time
+                         * @description Expires
+                         */
+                        expiresAt: string;
                     } & {
                         [key: string]: unknown;
                     };
@@ -20922,6 +22542,189 @@ export interface operations {
                         } & {
                             [key: string]: unknown;
                         };
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onLiquidityRequestApproved: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "liquidity.request_approved";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The liquidity request */
+                        id: string;
+                        /** @description top_up (settlement bank → position) or cash_out (position → settlement bank) */
+                        direction: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description pending_approval, completed or rejected */
+                        status: string;
+                        reference: string | null;
+                        reason: string | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onLiquidityRequestCreated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "liquidity.request_created";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The liquidity request */
+                        id: string;
+                        /** @description top_up (settlement bank → position) or cash_out (position → settlement bank) */
+                        direction: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description pending_approval, completed or rejected */
+                        status: string;
+                        reference: string | null;
+                        reason: string | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onLiquidityRequestRejected: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "liquidity.request_rejected";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The liquidity request */
+                        id: string;
+                        /** @description top_up (settlement bank → position) or cash_out (position → settlement bank) */
+                        direction: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description pending_approval, completed or rejected */
+                        status: string;
+                        reference: string | null;
+                        reason: string | null;
                     } & {
                         [key: string]: unknown;
                     };

@@ -4,6 +4,7 @@ import { useI18n } from '../shared/i18n.tsx';
 import { CodeForm, ConfirmBar, ErrorBox, Field, Money, Section, Select, useAction, useLoad } from '../shared/ui.tsx';
 import { useAccounts, type MoneyWire } from './accounts.tsx';
 import type { WalletSession } from './session.ts';
+import { CashMoves } from './Cash.tsx';
 
 /** A status in words of the page's language (status.<code>); an unknown one shows as it came. */
 function useStatusWord() {
@@ -136,7 +137,7 @@ export function BankAccounts({ api, session }: { api: Api; session: WalletSessio
           {t('me.bankLinked')} ✓
         </p>
       )}
-      <p className="muted">{t('me.topUpLater')}</p>
+      <CashMoves api={api} session={session} links={active} accounts={accounts.data ?? []} bankName={bankName} onMoved={() => accounts.reload()} />
     </Section>
   );
 }
