@@ -59,7 +59,7 @@ import { ensurePrivateDir, privateFileWarnings } from './platform/file-modes.ts'
 import { registerSystemRoutes } from './system/index.ts';
 import { createWebhookDispatcher, type WebhookDispatcher } from './webhooks/index.ts';
 import { createEventOutbox, type EventOutbox } from './webhooks/index.ts';
-import { registerWebhookRoutes } from './webhooks/index.ts';
+import { defineWebhookRefs, registerWebhookRoutes } from './webhooks/index.ts';
 import { createWebhookSecretService } from './participants/index.ts';
 import { createConnectionService, type ConnectionService } from './participants/index.ts';
 import { createConnectorService, type ConnectorService } from './connectors/index.ts';
@@ -265,13 +265,13 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   });
   for (const schema of [...participantSchemas, ...connectorSchemas]) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });
-  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs, defineLiquidityRefs, defineCashRefs]) define(refs);
+  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs, defineLiquidityRefs, defineCashRefs, defineWebhookRefs]) define(refs);
   registerOwnership(app, { registry: refs, db }, callerOf);
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
   registerParticipantRoutes(app, { participants, tokens, idempotent, authFailures: createFailureLimiter({ nowMs: () => clock.nowMs() }) });
   registerCustomerRoutes(app, { customers, participants, idempotent, dataRights: customerDataRights });
   registerAuditRoutes(app, { audit });
-  registerWebhookRoutes(app, { db, secrets: createWebhookSecretService({ db, clock, vault, audit }), idempotent, demoEnabled: config.demo });
+  registerWebhookRoutes(app, { db, secrets: createWebhookSecretService({ db, clock, vault, audit }), idempotent, audit, demoEnabled: config.demo });
   registerStepUpRoutes(app, { db, stepUp, customers });
   registerCustomerLinkRoutes(app, { db, links: customerLinks, idempotent });
   // @modules:routes (each capability registers its routes here)

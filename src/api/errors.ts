@@ -183,6 +183,8 @@ export const errorCatalogue = {
   alias_move_not_found: { status: 404, message: "no such alias move" },
   alias_move_expired: { status: 410, message: "the code expired; ask for a new move" },
   alias_code_invalid: { status: 422, message: "wrong code" },
+  webhook_delivery_not_found: { status: 404, message: "no such webhook delivery" },
+  webhook_url_missing: { status: 409, message: "the participant has no webhook URL to deliver to" },
   alias_verification_not_found: { status: 404, message: "no such alias verification" },
   alias_verification_expired: { status: 410, message: "the code expired; ask for a new one" },
   alias_verification_locked: { status: 403, message: "too many wrong codes for this verification; ask for a new code" },

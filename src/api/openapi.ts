@@ -206,7 +206,7 @@ export const errorGroups = {
     'token_not_found',
   ),
   settlement: codes('settlement_window_not_found', 'settlement_window_open', 'settlement_invalid', 'settlement_csv_invalid'),
-  webhooks: codes('webhook_secret_not_retrievable'),
+  webhooks: codes('webhook_secret_not_retrievable', 'webhook_delivery_not_found', 'webhook_url_missing'),
   issuer: codes('not_issuer_participant', 'issuer_settings_invalid', 'invalid_authorization_url', 'payment_risk_rule_invalid'),
 } as const;
 

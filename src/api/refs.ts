@@ -36,6 +36,7 @@ export const REF_KINDS = [
   'alias',
   'alias_move',
   'alias_verification',
+  'webhook_delivery',
   'card_product',
   'card',
   'card_ref',

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { Strict } from '../api/index.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
-import { formatMoney } from '../platform/money.ts';
+import { currencyMinorUnit, formatMoney, supportedCurrencies } from '../platform/money.ts';
 
 /**
  * GET /v1/operator/transactions: the operator's live view of money movements — every ledger transfer, newest first,
@@ -79,10 +79,27 @@ interface Row {
   packet_message: string | null;
 }
 
+/** Every (currency, minor units) an amount typed in a search box can mean. */
+function amountCandidates(q: string): { currencies: string[]; minors: string[] } {
+  const [whole = '0', fraction = ''] = q.split('.');
+  const currencies: string[] = [];
+  const minors: string[] = [];
+  for (const currency of supportedCurrencies()) {
+    const digits = currencyMinorUnit(currency);
+    if (digits === undefined || fraction.length > digits) continue;
+    currencies.push(currency);
+    minors.push((BigInt(whole) * 10n ** BigInt(digits) + BigInt(fraction.padEnd(digits, '0') || '0')).toString());
+  }
+  return { currencies, minors };
+}
+
 /** One page of transfers, newest first (exported for the console and tests). */
 export async function listOperatorTransactions(db: Db, options: { q?: string | undefined; limit: number; cursor?: { at: Date; id: string } | undefined }) {
   const q = options.q?.trim() ?? '';
   const like = `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  // An amount ("12.34", "88") finds transfers of that amount in every currency it can be written in: the pairs
+  // (currency, minor units) for each currency whose minor unit fits its decimals.
+  const amounts = /^[0-9]{1,15}(\.[0-9]{1,3})?$/.test(q) ? amountCandidates(q) : { currencies: [] as string[], minors: [] as string[] };
   const rows = await db.query<Row & Record<string, unknown>>(
     `select t.id, t.kind, t.amount_minor, t.currency, t.purpose, t.created_at, t.debit_account_id, t.credit_account_id,
             da.owner_participant_id as debit_pid, dp.name as debit_name, da.kind as debit_kind,
@@ -99,11 +116,14 @@ export async function listOperatorTransactions(db: Db, options: { q?: string | u
        left join red_packets rp on rp.id = t.metadata->>'packetId'
       where ($1 = '' or t.id ilike $2 or t.purpose ilike $2 or dp.name ilike $2 or cp.name ilike $2
              or da.owner_participant_id = $1 or ca.owner_participant_id = $1
-             or t.metadata->>'paymentId' = $1 or t.metadata->>'authorizationId' = $1 or t.metadata->>'packetId' = $1)
+             or t.metadata->>'paymentId' = $1 or t.metadata->>'authorizationId' = $1 or t.metadata->>'packetId' = $1
+             or (t.currency, t.amount_minor) in (select * from unnest($6::text[], $7::int8[]))
+             or t.debit_account_id in (select account_id from aliases where value = $1 or value = lower($1))
+             or t.credit_account_id in (select account_id from aliases where value = $1 or value = lower($1)))
         and ($3::timestamptz is null or (t.created_at, t.id) < ($3::timestamptz, $4::text))
       order by t.created_at desc, t.id desc
       limit $5`,
-    [q, like, options.cursor?.at ?? null, options.cursor?.id ?? '', options.limit + 1],
+    [q, like, options.cursor?.at ?? null, options.cursor?.id ?? '', options.limit + 1, amounts.currencies, amounts.minors],
   );
   const page = rows.slice(0, options.limit);
   const last = page.at(-1);

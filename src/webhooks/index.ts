@@ -2,6 +2,7 @@
 export * from './catalogue.ts';
 export * from './dispatcher.ts';
 export * from './events.ts';
+export * from './refs.ts';
 export * from './routes.ts';
 export * from './secrets.ts';
 export * from './signing.ts';

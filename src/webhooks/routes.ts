@@ -1,7 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import { actorOf, created, principalOf, type Idempotent } from '../api/index.ts';
-import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/index.ts';
+import { Page, PageQuery, Ref, Strict, Timestamp, pageLimit } from '../api/index.ts';
+import type { AuditService } from '../audit/index.ts';
 import type { Db } from '../platform/db.ts';
+import { newId } from '../platform/ids.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { WEBHOOK_SECRET_ROTATION, type WebhookSecretService } from './secrets.ts';
 
@@ -81,6 +83,7 @@ export interface WebhookRouteDeps {
   readonly db: Db;
   readonly secrets: WebhookSecretService;
   readonly idempotent: Idempotent;
+  readonly audit: AuditService;
   /** Demo mode: the demo participants may read their secret again. */
   readonly demoEnabled: boolean;
 }
@@ -176,4 +179,44 @@ export function registerWebhookRoutes(app: HttpServer, deps: WebhookRouteDeps): 
     { config: { auth: 'operator' }, schema: { tags: ['operator'], summary: 'All webhook deliveries, newest first', security: [{ operator: [] }], querystring: DeliveryQuery, response: { 200: Page(Type.Ref(DeliverySchema)) } } },
     async (request) => list(request.query, null),
   );
+
+  /**
+   * Sends a delivery's event again, as a new delivery to the participant's webhook URL as it is now (fixed since the
+   * failure, perhaps), with a fresh round of attempts; the old delivery stays as it was. Receivers dedupe by
+   * `webhook-id` (the event's id), so a redelivered event that had arrived is harmless.
+   */
+  const redeliver = async (actor: Parameters<AuditService['record']>[1]['actor'], deliveryId: string, participantId: string | null) => {
+    return deps.db.transaction(async (tx) => {
+      const [old] = await tx.query<{ event_id: string; participant_id: string; webhook_url: string | null }>(
+        `select d.event_id, d.participant_id, p.webhook_url from webhook_deliveries d join participants p on p.id = d.participant_id where d.id = $1 and ($2::text is null or d.participant_id = $2)`,
+        [deliveryId, participantId],
+      );
+      if (old === undefined) return { code: 'webhook_delivery_not_found', message: 'no such webhook delivery', details: { deliveryId } } as const;
+      if (old.webhook_url === null || old.webhook_url === '') return { code: 'webhook_url_missing', message: 'the participant has no webhook URL to deliver to', details: { participantId: old.participant_id } } as const;
+      const id = newId('whd');
+      const [row] = await tx.query<DeliveryRow>(
+        `with made as (insert into webhook_deliveries (id, event_id, participant_id, url, status, attempts, next_attempt_at, created_at) values ($1, $2, $3, $4, 'pending', 0, now(), now()) returning *)
+         select made.*, e.type from made join events e on e.event_id = made.event_id`,
+        [id, old.event_id, old.participant_id, old.webhook_url],
+      );
+      if (row === undefined) throw new Error('a redelivery row vanished inside its transaction');
+      await deps.audit.record(tx, { actor, action: 'webhook.redelivered', objectType: 'webhook_delivery', objectId: deliveryId, details: { newDeliveryId: id, eventId: old.event_id } });
+      return wire(row);
+    });
+  };
+  const redeliverSchema = (operator: boolean) => ({
+    tags: [operator ? 'operator' : 'webhooks'],
+    summary: operator ? "Send a delivery's event again to its participant (a new delivery, fresh attempts)" : "Send one of your deliveries' event again (a new delivery to your webhook URL as it is now, fresh attempts)",
+    security: [operator ? { operator: [] } : { participant: [] }],
+    params: Strict({ deliveryId: Ref('webhook_delivery', 'The delivery whose event to send again') }),
+    response: { 201: Type.Ref(DeliverySchema) },
+  });
+  app.post('/v1/webhooks/deliveries/:deliveryId/redeliver', { config: { bodyless: true }, schema: redeliverSchema(false) }, async (request, reply) => {
+    const r = await redeliver(actorOf(request), request.params.deliveryId, principalOf(request).participantId);
+    return 'code' in r ? reply.fail(r) : reply.code(201).send(r);
+  });
+  app.post('/v1/operator/webhooks/deliveries/:deliveryId/redeliver', { config: { bodyless: true, auth: 'operator' }, schema: redeliverSchema(true) }, async (request, reply) => {
+    const r = await redeliver(actorOf(request), request.params.deliveryId, null);
+    return 'code' in r ? reply.fail(r) : reply.code(201).send(r);
+  });
 }

@@ -18,7 +18,7 @@ import { signWebhook } from './signing.ts';
  * A secret is shown once (in the answer to its creation or rotation, stored sealed under the Idempotency-Key); the
  * demo participants' can also be read again (GET /v1/webhooks/secret), by the participant itself, in demo mode only.
  */
-export type WebhookSecretErrorCode = 'webhook_secret_not_retrievable' | 'participant_not_found';
+export type WebhookSecretErrorCode = 'webhook_secret_not_retrievable' | 'participant_not_found' | 'webhook_delivery_not_found' | 'webhook_url_missing';
 
 export const WEBHOOK_SECRET_ROTATION = {
   /** How long the previous secret stays active after a rotation unless the request says otherwise. */

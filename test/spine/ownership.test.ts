@@ -45,6 +45,7 @@ const KIND_TABLES: Record<RefKind, string> = {
   alias: `select id, participant_id as participant, customer_id as customer from aliases`,
   alias_move: `select id, to_participant_id as participant, to_customer_id as customer from alias_moves`,
   alias_verification: `select id, participant_id as participant, customer_id as customer from alias_verifications`,
+  webhook_delivery: `select id, participant_id as participant, null as customer from webhook_deliveries`,
   card_product: `select id, issuer_participant_id as participant, null as customer from card_products`,
   card: `select id, issuer_participant_id as participant, customer_id as customer from cards`,
   card_ref: `select id, issuer_participant_id as participant, customer_id as customer from cards`,
@@ -197,6 +198,14 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
         expect(ch.ok).toBe(true);
         expect((await t.hub.stepUp.passkeyRegistrationOptions(tx, me(p), cus(c), c)).ok).toBe(true);
       });
+    }
+    // Webhook deliveries of two participants (a failed one each).
+    for (const p of ['wallet-a', 'wallet-b']) {
+      await t.hub.db.query(
+        `insert into webhook_deliveries (id, event_id, participant_id, url, status, attempts, next_attempt_at, last_error, created_at)
+         select $1, event_id, participant_id, 'https://example.com/hooks', 'failed', 8, $3, 'HTTP 500', $3 from events where participant_id = $2 order by id limit 1`,
+        [`whd_sweep_${p}`, me(p), clock.now()],
+      );
     }
     // Risk alerts of two participants.
     for (const p of ['wallet-a', 'wallet-b']) {

@@ -129,5 +129,21 @@ describe.each(engines)('webhook delivery from the outbox on %s', (engine) => {
       { status: 'failed', attempts: WEBHOOK_LIMITS.maxAttempts },
       { status: 'failed', attempts: WEBHOOK_LIMITS.maxAttempts },
     ]);
+
+    // The receiver is fixed; the operator sends the failed event again: a new delivery that arrives, the old one kept.
+    status = 204;
+    const [failed] = await t.hub.db.query<{ id: string; event_id: string }>('select id, event_id from webhook_deliveries where participant_id = $1 order by created_at, id limit 1', [created.body.participant.id]);
+    const before = receiver.received.length;
+    // Another participant cannot name it; the operator can.
+    expect((await t.api('wallet-a').post(`/v1/webhooks/deliveries/${failed?.id ?? ''}/redeliver`)).status).toBe(404);
+    const again = await t.api('operator').post(`/v1/operator/webhooks/deliveries/${failed?.id ?? ''}/redeliver`);
+    expect(again.status).toBe(201);
+    expect(again.body).toMatchObject({ eventId: failed?.event_id, status: 'pending', attempts: 0, url: receiver.url });
+    await t.hub.webhooks.runOnce();
+    expect(receiver.received.length).toBe(before + 1);
+    expect(receiver.received.at(-1)?.headers['webhook-id']).toBe(failed?.event_id);
+    const after = await t.hub.db.query<{ id: string; status: string }>('select id, status from webhook_deliveries where event_id = $1 order by created_at, id', [failed?.event_id ?? '']);
+    expect(after.map((d) => d.status).sort()).toEqual(['delivered', 'failed']);
+    expect((await t.api('operator').get(`/v1/operator/audit?limit=5`)).body.items.some((a: { action: string }) => a.action === 'webhook.redelivered')).toBe(true);
   });
 });

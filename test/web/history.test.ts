@@ -117,6 +117,15 @@ describe.each(engines)('unified history and operator transactions on %s', (engin
     for (const i of byName.body.items) expect(`${i.debit.participantName} ${i.credit.participantName}`).toMatch(/Lantern/);
     const byPurpose = await t.api('operator').get('/v1/operator/transactions?q=p2p');
     for (const i of byPurpose.body.items) expect(`${i.id} ${i.purpose}`).toMatch(/p2p/);
+    // By amount: 12.34 finds the payment's legs, and only transfers of 12.34 (in a currency with cents).
+    const byAmount = await t.api('operator').get('/v1/operator/transactions?q=12.34&limit=200');
+    expect(byAmount.body.items.some((i: any) => i.reference?.id === paymentFromA)).toBe(true);
+    for (const i of byAmount.body.items) expect(i.amount.amount).toBe('12.34');
+    // By alias: zhangmin's handle finds the transfers into or out of the account it points to.
+    const byAlias = await t.api('operator').get('/v1/operator/transactions?q=zhangmin&limit=200');
+    expect(byAlias.body.items.some((i: any) => i.reference?.id === paymentFromA)).toBe(true);
+    const [zhangAccount] = await t.hub.db.query<{ account_id: string }>(`select account_id from aliases where type = 'handle' and value = 'zhangmin'`);
+    for (const i of byAlias.body.items) expect([i.debit.accountId, i.credit.accountId]).toContain(zhangAccount?.account_id);
 
     // Pages: bounded size, a cursor to the next page, no overlap.
     const p1 = await t.api('operator').get('/v1/operator/transactions?limit=2');

@@ -292,13 +292,25 @@ describe('more of the wallet and console pages in Chromium', () => {
     await page.getByTestId('tab-webhooks').click();
     const section = page.getByTestId('webhooks');
     await section.waitFor();
-    // The payment link and the payment code paid merchant A in steps 1–2: their events were delivered to its endpoint.
+    // The payment link and the payment code paid merchant A in steps 1–2: their events are queued for its endpoint.
     await expect.poll(async () => section.getByTestId('webhook-row').count(), { timeout: 15_000 }).toBeGreaterThan(0);
     const rows = await section.getByTestId('webhook-row').allTextContents();
     expect(rows.some((r) => r.includes('payment.authorized') && r.includes('/hooks'))).toBe(true);
     // The participant created in step 5 with a webhook URL was told of its suspension at that URL.
     expect(rows.some((r) => r.includes('participant.suspended') && r.includes('https://noodle.example/hutong-hooks'))).toBe(true);
     await h.shot('more-8-webhook-deliveries');
+    // Delivered (the dispatcher runs here on demand), then sent again from the console: a new delivery of the same
+    // event reaches merchant A's endpoint.
+    await h.t.hub.webhooks.runOnce();
+    const delivered = section.locator('[data-testid=webhook-row]', { hasText: 'payment.authorized' }).filter({ has: page.getByTestId('webhook-redeliver') }).first();
+    await delivered.waitFor({ timeout: 15_000 });
+    const hooksBefore = hooks.length;
+    await delivered.getByTestId('webhook-redeliver').click();
+    await section.getByTestId('webhook-resent').waitFor({ timeout: 15_000 });
+    await h.t.hub.webhooks.runOnce();
+    expect(hooks.length).toBe(hooksBefore + 1);
+    expect(hooks.at(-1)).toContain('payment.authorized');
+    await h.shot('more-8-webhook-redelivered');
     expect(h.problems).toEqual([]);
   });
 

@@ -639,6 +639,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks/deliveries/{deliveryId}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send one of your deliveries' event again (a new delivery to your webhook URL as it is now, fresh attempts)
+         * @description Send one of your deliveries' event again (a new delivery to your webhook URL as it is now, fresh attempts)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        post: operations["postWebhooksDeliveriesByDeliveryIdRedeliver"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/webhooks/deliveries/{deliveryId}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a delivery's event again to its participant (a new delivery, fresh attempts)
+         * @description Send a delivery's event again to its participant (a new delivery, fresh attempts)
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        post: operations["postOperatorWebhooksDeliveriesByDeliveryIdRedeliver"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/step-up/challenges": {
         parameters: {
             query?: never;
@@ -5372,7 +5416,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_delivery_not_found" | "webhook_secret_not_retrievable" | "webhook_url_missing";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -6761,6 +6805,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_1c0a8dbe: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: idempotency_key_invalid, malformed_json, malformed_request, unknown_field, validation_failed */
         Error400_22a13a44: {
             headers: {
@@ -8035,6 +8093,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: account_not_found, credential_not_found, customer_not_found, liquidity_request_not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found, webhook_delivery_not_found */
+        Error404_6f285c23: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "liquidity_request_not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found" | "webhook_delivery_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: credential_not_found, customer_not_found, not_found, participant_not_found */
         Error404_6f7a8c56: {
             headers: {
@@ -8059,6 +8131,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "credential_not_found" | "not_found" | "participant_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: account_not_found, credential_not_found, customer_not_found, liquidity_request_not_found, not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found, webhook_delivery_not_found */
+        Error404_777c53ca: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "liquidity_request_not_found" | "not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found" | "webhook_delivery_not_found";
                     };
                 };
             };
@@ -8101,20 +8187,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "challenge_not_found" | "credential_not_found" | "customer_not_found" | "participant_not_found" | "passkey_registration_not_found";
-                    };
-                };
-            };
-        };
-        /** @description Not found: account_not_found, credential_not_found, customer_not_found, liquidity_request_not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
-        Error404_80863626: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "liquidity_request_not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
                     };
                 };
             };
@@ -8287,6 +8359,34 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: webhook_delivery_not_found */
+        Error404_e7e9719d: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "webhook_delivery_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: not_found, webhook_delivery_not_found */
+        Error404_eca48805: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "not_found" | "webhook_delivery_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: account_unavailable, bank_customer_not_found, cash_movement_not_found, consent_not_found, customer_not_found, link_not_found, liquidity_request_not_found, not_found, payment_not_found, quote_not_found, red_packet_not_found, request_not_found, split_not_found */
         Error404_ecb32f8f: {
             headers: {
@@ -8311,20 +8411,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "not_found";
-                    };
-                };
-            };
-        };
-        /** @description Not found: account_not_found, credential_not_found, customer_not_found, liquidity_request_not_found, not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
-        Error404_f3dfdaec: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "liquidity_request_not_found" | "not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
                     };
                 };
             };
@@ -8371,8 +8457,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, liquidity_request_decided, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields */
-        Error409_28864a0c: {
+        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields, webhook_url_missing */
+        Error409_28370064: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8380,7 +8466,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
+                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields" | "webhook_url_missing";
                     };
                 };
             };
@@ -8451,6 +8537,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: idempotency_in_progress, webhook_url_missing */
+        Error409_578f4a3c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_in_progress" | "webhook_url_missing";
                     };
                 };
             };
@@ -8539,6 +8639,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: webhook_url_missing */
+        Error409_7746a90c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "webhook_url_missing";
+                    };
+                };
+            };
+        };
         /** @description Conflict: account_exists, account_has_pending, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, pending_already_resolved, pending_expired, transfer_exists_with_different_fields */
         Error409_7872a4a3: {
             headers: {
@@ -8619,20 +8733,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "idempotency_in_progress" | "liquidity_request_decided";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields */
-        Error409_a43c0dd1: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
                     };
                 };
             };
@@ -8731,6 +8831,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_exists" | "account_has_pending" | "pending_already_resolved" | "pending_expired" | "transfer_exists_with_different_fields";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, liquidity_request_decided, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields, webhook_url_missing */
+        Error409_d575c7f5: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields" | "webhook_url_missing";
                     };
                 };
             };
@@ -9750,8 +9864,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -9804,8 +9918,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -9840,8 +9954,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -9878,8 +9992,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -9918,8 +10032,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -9964,8 +10078,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -10006,8 +10120,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -10447,8 +10561,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10513,8 +10627,8 @@ export interface operations {
             400: components["responses"]["Error400_c506cea4"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_7545b8fb"];
@@ -10551,8 +10665,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10579,8 +10693,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_80863626"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_6f285c23"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10624,8 +10738,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_80863626"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_6f285c23"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10690,6 +10804,8 @@ export interface operations {
             400: components["responses"]["Error400_3f235b06"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_76c8718b"];
+            404: components["responses"]["Error404_e7e9719d"];
+            409: components["responses"]["Error409_7746a90c"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10726,8 +10842,8 @@ export interface operations {
             400: components["responses"]["Error400_22a13a44"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_76c8718b"];
-            404: components["responses"]["Error404_efedff88"];
-            409: components["responses"]["Error409_b942a286"];
+            404: components["responses"]["Error404_eca48805"];
+            409: components["responses"]["Error409_578f4a3c"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_06923c18"];
@@ -10766,7 +10882,8 @@ export interface operations {
             400: components["responses"]["Error400_5e22aaac"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_76c8718b"];
-            404: components["responses"]["Error404_efedff88"];
+            404: components["responses"]["Error404_eca48805"];
+            409: components["responses"]["Error409_7746a90c"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10802,8 +10919,82 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
+            422: components["responses"]["Error422_7545b8fb"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postWebhooksDeliveriesByDeliveryIdRedeliver: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The delivery whose event to send again */
+                deliveryId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["NoBody"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            400: components["responses"]["Error400_1c0a8dbe"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_76c8718b"];
+            404: components["responses"]["Error404_eca48805"];
+            409: components["responses"]["Error409_7746a90c"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorWebhooksDeliveriesByDeliveryIdRedeliver: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The delivery whose event to send again */
+                deliveryId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["NoBody"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            400: components["responses"]["Error400_c506cea4"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11435,8 +11626,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11489,8 +11680,8 @@ export interface operations {
             400: components["responses"]["Error400_b62b7f1b"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11555,8 +11746,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11608,8 +11799,8 @@ export interface operations {
             400: components["responses"]["Error400_b62b7f1b"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11663,8 +11854,8 @@ export interface operations {
             400: components["responses"]["Error400_b62b7f1b"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11712,8 +11903,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11869,8 +12060,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11907,8 +12098,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11949,8 +12140,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -12000,8 +12191,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -12305,8 +12496,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12530,8 +12721,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12657,8 +12848,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12688,8 +12879,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12721,8 +12912,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12758,8 +12949,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12789,8 +12980,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12829,8 +13020,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_80863626"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_6f285c23"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12883,8 +13074,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -12941,8 +13132,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -12984,8 +13175,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -13027,8 +13218,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -13230,8 +13421,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -20806,8 +20997,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_28864a0c"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_d575c7f5"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -20861,8 +21052,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_f3dfdaec"];
-            409: components["responses"]["Error409_a43c0dd1"];
+            404: components["responses"]["Error404_777c53ca"];
+            409: components["responses"]["Error409_28370064"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];

@@ -430,9 +430,21 @@ function Webhooks({ api }: { api: Api }) {
   const { t, date } = useI18n();
   const word = (x: string) => (t(`status.${x}`) === `status.${x}` ? x : t(`status.${x}`));
   const list = useLoad(async () => (await api.get<{ items: any[] }>('/v1/operator/webhooks/deliveries?limit=100')).items, [api], 5000);
+  const [resent, setResent] = useState<string | undefined>();
+  const redeliver = useAction(async (id: string) => {
+    setResent(undefined);
+    await api.post(`/v1/operator/webhooks/deliveries/${encodeURIComponent(id)}/redeliver`);
+    setResent(id);
+    await list.reload();
+  });
   return (
     <Section title={t('tab.webhooks')} testId="webhooks">
-      <ErrorBox error={list.error} />
+      <ErrorBox error={list.error ?? redeliver.error} />
+      {resent !== undefined && (
+        <p className="ok" role="status" data-testid="webhook-resent">
+          {t('wh.resent')} ✓
+        </p>
+      )}
       <table>
         <thead>
           <tr>
@@ -442,6 +454,9 @@ function Webhooks({ api }: { api: Api }) {
             <th>{t('wh.attempts')}</th>
             <th>URL</th>
             <th>{t('wh.reason')}</th>
+            <th>
+              <span className="sr-only">{t('wh.redeliver')}</span>
+            </th>
           </tr>
         </thead>
         <tbody>
@@ -455,6 +470,13 @@ function Webhooks({ api }: { api: Api }) {
               <td>{d.attempts}</td>
               <td className="mono">{d.url ?? ''}</td>
               <td>{d.lastError !== null && d.lastError !== undefined ? <span className="mono">{d.lastError}</span> : d.status === 'delivered' ? '' : t('wh.noReason')}</td>
+              <td>
+                {d.status !== 'pending' && (
+                  <button type="button" className="secondary" onClick={() => void redeliver.run(d.id)} disabled={redeliver.busy} data-testid="webhook-redeliver">
+                    {t('wh.redeliver')}
+                  </button>
+                )}
+              </td>
             </tr>
           ))}
         </tbody>
