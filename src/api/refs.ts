@@ -58,6 +58,10 @@ export const REF_KINDS = [
   'customer_link_consent',
   'passkey',
   'settlement_window',
+  'coupon',
+  'wallet_coupon',
+  'membership_program',
+  'savings_pot',
 ] as const;
 export type RefKind = (typeof REF_KINDS)[number];
 

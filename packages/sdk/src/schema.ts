@@ -3675,6 +3675,324 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/pots": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your customer's savings pots, here and at every participant their record is linked to with consent
+         * @description Your customer's savings pots, here and at every participant their record is linked to with consent.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getPots"];
+        put?: never;
+        /**
+         * Open a named savings pot for your customer (a ledger account of its own), with an optional goal and lock
+         * @description Money moves in from, and out to, the customer’s own account in the pot’s currency. Before `lockedUntil` a withdrawal answers `pot_locked`.
+         */
+        post: operations["postPots"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pots/{potId}/deposits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move money from your customer’s account into the pot
+         * @description Move money from your customer’s account into the pot.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
+         */
+        post: operations["postPotsByPotIdDeposits"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pots/{potId}/withdrawals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move money from the pot back into your customer’s account (refused with pot_locked before its lock date)
+         * @description Move money from the pot back into your customer’s account (refused with pot_locked before its lock date)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
+         */
+        post: operations["postPotsByPotIdWithdrawals"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/merchants/{merchantId}/coupons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your merchant's coupons
+         * @description Your merchant's coupons.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getMerchantsByMerchantIdCoupons"];
+        put?: never;
+        /**
+         * Publish a coupon of your merchant: an amount or a percentage off, a minimum spend, an expiry and a per-customer limit
+         * @description Give exactly one of `amountOff` and `percentOff`. With `pointsCost`, issuers’ cardholders take it for reward points instead of keeping it for free.
+         */
+        post: operations["postMerchantsByMerchantIdCoupons"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/coupons/{couponId}/withdraw": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Withdraw one of your merchants’ coupons: no wallet may keep or use it any more
+         * @description Withdraw one of your merchants’ coupons: no wallet may keep or use it any more.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postCouponsByCouponIdWithdraw"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/offers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Coupons and membership programmes merchants publish, for your customers to keep
+         * @description Coupons priced in reward points are not listed here: a cardholder takes one through their card’s rewards.
+         */
+        get: operations["getOffers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/wallet/coupons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The coupons and membership cards your customer keeps
+         * @description The coupons and membership cards your customer keeps.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getWalletCoupons"];
+        put?: never;
+        /**
+         * Keep a merchant's coupon in your customer's wallet (coupon_expired when it lapsed, coupon_already_held when kept)
+         * @description Keep a merchant's coupon in your customer's wallet (coupon_expired when it lapsed, coupon_already_held when kept)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postWalletCoupons"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/wallet/offers/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Before the customer confirms: the coupon a payment of a scanned code or a payment link would apply, the amount to pay, and their membership card there
+         * @description Nothing is written. Paying the same code or link (POST /v1/wallet/payments/qr, POST /v1/payment-links/{linkId}/pay) applies the same coupon, checked again under its lock.
+         */
+        post: operations["postWalletOffersPreview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/merchants/{merchantId}/membership-programs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a membership programme of your merchant: wallets keep its membership cards
+         * @description Start a membership programme of your merchant: wallets keep its membership cards.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postMerchantsByMerchantIdMembershipPrograms"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/wallet/memberships": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Join a merchant's membership programme: the membership card (its member number) is kept in your customer's wallet
+         * @description Join a merchant's membership programme: the membership card (its member number) is kept in your customer's wallet.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postWalletMemberships"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/card-products/{productId}/reward-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your card product's rewards rules
+         * @description Your card product's rewards rules.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getCardProductsByProductIdRewardRules"];
+        put?: never;
+        /**
+         * Add a rewards rule to your card product: points per 1.00 spent, or cashback in basis points, for every category or one MCC, with an optional cap per card and month
+         * @description Earned when a payment is captured, reversed in proportion when it is refunded. `monthlyCap`: points for a points rule, a decimal amount in the product’s currency for a cashback rule.
+         */
+        post: operations["postCardProductsByProductIdRewardRules"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cards/{cardId}/rewards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your card's rewards: points, cashback and the latest entries (earned, reversed, redeemed)
+         * @description Your card's rewards: points, cashback and the latest entries (earned, reversed, redeemed)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getCardsByCardIdRewards"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cards/{cardId}/rewards/redemptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Redeem your card's rewards: cashback into the card's account (from your position), or points for a merchant's coupon priced in points
+         * @description Cashback is a ledger transfer from your position to the card’s funding account (liquidity_exceeded past your cover). A coupon goes into the wallet of `customerId` (your customer). Past the balance: rewards_insufficient.
+         */
+        post: operations["postCardsByCardIdRewardsRedemptions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/issuer/insights": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Insights over your own cards: spend by category, merchant, channel, wallet and month, and decline reasons per day
+         * @description Totals only, over payments and declines of cards you issued: no customer, card or payment is named, and no other participant’s cards are counted. Default range: the last 90 days.
+         */
+        get: operations["getIssuerInsights"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/connector/jwks": {
         parameters: {
             query?: never;
@@ -4025,6 +4343,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "coupon.claimed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A wallet's customer kept one of your merchants' coupons (to the merchant's owner; no customer is named)
+         * @description A wallet's customer kept one of your merchants' coupons (to the merchant's owner; no customer is named). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onCouponClaimed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "credential.issued": {
         parameters: {
             query?: never;
@@ -4259,6 +4597,26 @@ export interface webhooks {
          * @description The operator set your net debit cap. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
          */
         post: operations["onLiquidityNetDebitCapSet"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "membership.joined": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A wallet's customer joined one of your merchants' membership programmes (to the merchant's owner)
+         * @description A wallet's customer joined one of your merchants' membership programmes (to the merchant's owner). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onMembershipJoined"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4585,6 +4943,66 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "pot.deposited": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Money moved from your customer's account into one of their savings pots
+         * @description Money moved from your customer's account into one of their savings pots. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onPotDeposited"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "pot.goal_reached": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Your customer's savings pot reached its goal (told when a deposit crosses it)
+         * @description Your customer's savings pot reached its goal (told when a deposit crosses it). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onPotGoalReached"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "pot.withdrawn": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Money moved from your customer's savings pot back into their account
+         * @description Money moved from your customer's savings pot back into their account. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onPotWithdrawn"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "red_packet.claimed": {
         parameters: {
             query?: never;
@@ -4659,6 +5077,66 @@ export interface webhooks {
          * @description An expired red packet’s unclaimed amount went back to the sender. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
          */
         post: operations["onRedPacketRefunded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "reward.earned": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * One of your cards earned rewards on a captured payment (to the issuer)
+         * @description One of your cards earned rewards on a captured payment (to the issuer). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onRewardEarned"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "reward.redeemed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * One of your cards' rewards redeemed: cashback paid into its account from your position, or points for a coupon
+         * @description One of your cards' rewards redeemed: cashback paid into its account from your position, or points for a coupon. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onRewardRedeemed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "reward.reversed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rewards taken back from one of your cards because its payment was refunded (in proportion to the refund)
+         * @description Rewards taken back from one of your cards because its payment was refunded (in proportion to the refund). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onRewardReversed"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4894,7 +5372,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "coupon_already_held" | "coupon_expired" | "coupon_invalid" | "coupon_limit_reached" | "coupon_not_applicable" | "coupon_not_found" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "membership_card_not_found" | "membership_exists" | "membership_program_not_found" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "pot_limit_reached" | "pot_locked" | "pot_not_found" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "reward_rule_invalid" | "rewards_insufficient" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -6033,6 +6511,158 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
         };
+        Coupon: {
+            id: string;
+            merchantId: string;
+            merchantName: string;
+            name: string;
+            kind: "amount" | "percent";
+            amountOff: {
+                amount: string;
+                currency: string;
+            } | null;
+            percentOff: number | null;
+            minSpend: {
+                amount: string;
+                currency: string;
+            };
+            perCustomerLimit: number;
+            pointsCost: string | null;
+            /** Format: date-time */
+            expiresAt: string;
+            status: "active" | "withdrawn";
+        };
+        WalletCoupon: {
+            id: string;
+            coupon: components["schemas"]["Coupon"];
+            uses: number;
+            usesLeft: number;
+            /** @description Active, not expired and not used up */
+            usable: boolean;
+            source: "claimed" | "points";
+            /** Format: date-time */
+            createdAt: string;
+        };
+        MembershipProgram: {
+            id: string;
+            merchantId: string;
+            merchantName: string;
+            name: string;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        MembershipCard: {
+            id: string;
+            program: components["schemas"]["MembershipProgram"];
+            memberNumber: string;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        SavingsPot: {
+            id: string;
+            name: string;
+            balance: {
+                amount: string;
+                currency: string;
+            };
+            goal: {
+                amount: string;
+                currency: string;
+            } | null;
+            goalReached: boolean;
+            lockedUntil: string | null;
+            locked: boolean;
+            /** @description Held at your participant (false: at a participant the customer linked with consent; read only) */
+            own: boolean;
+            holderParticipantId: string;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        RewardRule: {
+            id: string;
+            cardProductId: string;
+            kind: "points" | "cashback";
+            mcc: string | null;
+            pointsPerUnit: number | null;
+            cashbackBps: number | null;
+            monthlyCap: string | null;
+            active: boolean;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        RewardBalance: {
+            cardId: string;
+            points: string;
+            cashback: {
+                amount: string;
+                currency: string;
+            }[];
+            entries: {
+                id: string;
+                reason: "earned" | "reversed" | "redeemed";
+                kind: "points" | "cashback";
+                points: string | null;
+                cashback: {
+                    amount: string;
+                    currency: string;
+                } | null;
+                paymentId: string | null;
+                /** Format: date-time */
+                createdAt: string;
+            }[];
+        };
+        IssuerInsights: {
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            byCategory: {
+                key: string;
+                count: number;
+                spend: {
+                    amount: string;
+                    currency: string;
+                };
+            }[];
+            byMerchant: {
+                key: string;
+                name: string;
+                count: number;
+                spend: {
+                    amount: string;
+                    currency: string;
+                };
+            }[];
+            byChannel: {
+                key: string;
+                count: number;
+                spend: {
+                    amount: string;
+                    currency: string;
+                };
+            }[];
+            byWallet: {
+                key: string;
+                count: number;
+                spend: {
+                    amount: string;
+                    currency: string;
+                };
+            }[];
+            byMonth: {
+                key: string;
+                count: number;
+                spend: {
+                    amount: string;
+                    currency: string;
+                };
+            }[];
+            declines: {
+                day: string;
+                reason: string;
+                count: number;
+            }[];
+        };
     };
     responses: {
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_amount, liquidity_invalid, malformed_json, malformed_request, settlement_invalid, unknown_currency, unknown_field, validation_failed */
@@ -6147,6 +6777,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: idempotency_key_invalid, idempotency_key_required, malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_185efe90: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_key_invalid" | "idempotency_key_required" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: invalid_connection, invalid_country, invalid_webhook_url, malformed_request, validation_failed */
         Error400_1a88a656: {
             headers: {
@@ -6157,6 +6801,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "invalid_connection" | "invalid_country" | "invalid_webhook_url" | "malformed_request" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_1c0a8dbe: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -17262,6 +17920,10 @@ export interface operations {
                     deviceCountry?: string;
                     /** @description After step_up_required: the challenge the customer completed for this payment */
                     stepUpChallengeId?: string;
+                    /** @description A coupon your customer keeps for this merchant, to apply (it must apply: coupon_expired, coupon_limit_reached, coupon_not_applicable otherwise). Without it the best eligible one is applied (POST /v1/wallet/offers/preview shows which) */
+                    walletCouponId?: string;
+                    /** @description false: apply no coupon (default true) */
+                    applyCoupon?: boolean;
                 };
             };
         };
@@ -17916,6 +18578,10 @@ export interface operations {
                     deviceCountry?: string;
                     /** @description After step_up_required: the challenge the customer completed for this payment */
                     stepUpChallengeId?: string;
+                    /** @description A coupon your customer keeps for this merchant, to apply (it must apply: coupon_expired, coupon_limit_reached, coupon_not_applicable otherwise). Without it the best eligible one is applied (POST /v1/wallet/offers/preview shows which) */
+                    walletCouponId?: string;
+                    /** @description false: apply no coupon (default true) */
+                    applyCoupon?: boolean;
                 };
             };
         };
@@ -18929,6 +19595,812 @@ export interface operations {
             503: components["responses"]["Error503_b47a2650"];
         };
     };
+    getPots: {
+        parameters: {
+            query: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["SavingsPot"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_5e22aaac"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postPots: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer */
+                    customerId: string;
+                    name: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    goal?: string;
+                    /**
+                     * Format: date-time
+                     * @description ISO 8601 date-time
+                     */
+                    lockedUntil?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavingsPot"];
+                };
+            };
+            400: components["responses"]["Error400_22a13a44"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_06923c18"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postPotsByPotIdDeposits: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description The savings pot */
+                potId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavingsPot"];
+                };
+            };
+            400: components["responses"]["Error400_185efe90"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_06923c18"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postPotsByPotIdWithdrawals: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description The savings pot */
+                potId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavingsPot"];
+                };
+            };
+            400: components["responses"]["Error400_185efe90"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_06923c18"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getMerchantsByMerchantIdCoupons: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your merchant */
+                merchantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Coupon"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_3f235b06"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postMerchantsByMerchantIdCoupons: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Your merchant */
+                merchantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    amountOff?: string;
+                    percentOff?: number;
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    minSpend?: string;
+                    perCustomerLimit: number;
+                    pointsCost?: number;
+                    /**
+                     * Format: date-time
+                     * @description ISO 8601 date-time
+                     */
+                    expiresAt: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Coupon"];
+                };
+            };
+            400: components["responses"]["Error400_22a13a44"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_06923c18"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postCouponsByCouponIdWithdraw: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Your coupon */
+                couponId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["NoBody"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Coupon"];
+                };
+            };
+            400: components["responses"]["Error400_22a13a44"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_06923c18"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOffers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        coupons: components["schemas"]["Coupon"][];
+                        membershipPrograms: components["schemas"]["MembershipProgram"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_3f235b06"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getWalletCoupons: {
+        parameters: {
+            query: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        coupons: components["schemas"]["WalletCoupon"][];
+                        memberships: components["schemas"]["MembershipCard"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_5e22aaac"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postWalletCoupons: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer */
+                    customerId: string;
+                    /** @description A published coupon */
+                    couponId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WalletCoupon"];
+                };
+            };
+            400: components["responses"]["Error400_22a13a44"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_06923c18"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postWalletOffersPreview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer */
+                    customerId: string;
+                    /** @description The scanned merchant-presented code */
+                    payload?: string;
+                    /** @description A payment link */
+                    linkId?: string;
+                    amount?: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                    /** @description A coupon your customer keeps, to check instead of the best one */
+                    walletCouponId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        merchantId: string;
+                        merchantName: string;
+                        amountDue: {
+                            amount: string;
+                            currency: string;
+                        };
+                        coupon: {
+                            walletCouponId: string;
+                            couponId: string;
+                            name: string;
+                            discount: {
+                                amount: string;
+                                currency: string;
+                            };
+                        } | null;
+                        amountToPay: {
+                            amount: string;
+                            currency: string;
+                        };
+                        memberships: components["schemas"]["MembershipCard"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_1c0a8dbe"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postMerchantsByMerchantIdMembershipPrograms: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Your merchant */
+                merchantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipProgram"];
+                };
+            };
+            400: components["responses"]["Error400_22a13a44"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_06923c18"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postWalletMemberships: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer */
+                    customerId: string;
+                    /** @description A membership programme */
+                    programId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipCard"];
+                };
+            };
+            400: components["responses"]["Error400_22a13a44"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_06923c18"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getCardProductsByProductIdRewardRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your card product */
+                productId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["RewardRule"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_3f235b06"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postCardProductsByProductIdRewardRules: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Your card product */
+                productId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    kind: "points" | "cashback";
+                    mcc?: string;
+                    pointsPerUnit?: number;
+                    cashbackBps?: number;
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    monthlyCap?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RewardRule"];
+                };
+            };
+            400: components["responses"]["Error400_22a13a44"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_06923c18"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getCardsByCardIdRewards: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your card */
+                cardId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RewardBalance"];
+                };
+            };
+            400: components["responses"]["Error400_3f235b06"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postCardsByCardIdRewardsRedemptions: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description Your card */
+                cardId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    kind: "cashback" | "coupon";
+                    amount?: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                    /** @description A coupon priced in points */
+                    couponId?: string;
+                    /** @description Your customer whose wallet keeps the coupon */
+                    customerId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        redemptionId: string;
+                        balance: components["schemas"]["RewardBalance"];
+                        walletCoupon: components["schemas"]["WalletCoupon"] | null;
+                        transferId: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_185efe90"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_06923c18"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getIssuerInsights: {
+        parameters: {
+            query?: {
+                /** @description ISO 8601 date-time */
+                from?: string;
+                /** @description ISO 8601 date-time */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IssuerInsights"];
+                };
+            };
+            400: components["responses"]["Error400_5e22aaac"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_efedff88"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
     getConnectorJwks: {
         parameters: {
             query?: never;
@@ -19842,6 +21314,61 @@ export interface operations {
             };
         };
     };
+    onCouponClaimed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "coupon.claimed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The coupon */
+                        couponId: string;
+                        /** @description The merchant */
+                        merchantId: string;
+                        /** @description The wallet that keeps it */
+                        claimedBy: string;
+                        /** @description claimed, or points (taken for reward points) */
+                        source: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     onCredentialIssued: {
         parameters: {
             query?: never;
@@ -20580,6 +22107,60 @@ export interface operations {
                         } & {
                             [key: string]: unknown;
                         };
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onMembershipJoined: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "membership.joined";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The programme */
+                        programId: string;
+                        /** @description The merchant */
+                        merchantId: string;
+                        memberNumber: string;
+                        /** @description The wallet that keeps the card */
+                        walletParticipantId: string;
                     } & {
                         [key: string]: unknown;
                     };
@@ -21587,6 +23168,207 @@ export interface operations {
             };
         };
     };
+    onPotDeposited: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "pot.deposited";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The pot */
+                        potId: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        name: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        balance: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        goal: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        } | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onPotGoalReached: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "pot.goal_reached";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The pot */
+                        potId: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        name: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        balance: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        goal: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        } | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onPotWithdrawn: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "pot.withdrawn";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The pot */
+                        potId: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        name: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        balance: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        goal: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        } | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     onRedPacketClaimed: {
         parameters: {
             query?: never;
@@ -21782,6 +23564,189 @@ export interface operations {
                         customerId: string;
                         /** @description Money: a decimal string and its ISO 4217 currency */
                         refunded: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onRewardEarned: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "reward.earned";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The card */
+                        cardId: string;
+                        /** @description The payment */
+                        authorizationId: string;
+                        /** @description points or cashback */
+                        kind: string;
+                        points?: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        cashback?: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onRewardRedeemed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "reward.redeemed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The card */
+                        cardId: string;
+                        /** @description cashback or coupon */
+                        kind: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        cashback?: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description The ledger transfer of the cashback */
+                        transferId?: string;
+                        points?: string;
+                        /** @description The coupon */
+                        couponId?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onRewardReversed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "reward.reversed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The card */
+                        cardId: string;
+                        /** @description The payment */
+                        authorizationId: string;
+                        /** @description The refund */
+                        refundId: string;
+                        kind: string;
+                        points?: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        cashback?: {
                             /** @description Decimal string in the currency, e.g. "12.30" */
                             amount: string;
                             currency: string;
