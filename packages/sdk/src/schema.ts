@@ -6777,8 +6777,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: idempotency_key_invalid, idempotency_key_required, malformed_json, malformed_request, unknown_field, validation_failed */
-        Error400_185efe90: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_phone, malformed_request, reward_rule_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_1a5a0651: {
             headers: {
                 [name: string]: unknown;
             };
@@ -6786,7 +6786,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "idempotency_key_invalid" | "idempotency_key_required" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_phone" | "malformed_request" | "reward_rule_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6801,20 +6801,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "invalid_connection" | "invalid_country" | "invalid_webhook_url" | "malformed_request" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: malformed_json, malformed_request, unknown_field, validation_failed */
-        Error400_1c0a8dbe: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6857,6 +6843,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_30d5302f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6973,6 +6973,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_phone, malformed_request, reward_rule_invalid, unknown_currency, validation_failed */
+        Error400_457de0d6: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_phone" | "malformed_request" | "reward_rule_invalid" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
         Error400_46bc61e7: {
             headers: {
@@ -6983,6 +6997,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_4985650d: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7127,6 +7155,34 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_phone, malformed_json, malformed_request, reward_rule_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_8934da5c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "reward_rule_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, idempotency_key_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_8c27428e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "idempotency_key_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: invalid_phone, malformed_request, risk_rule_invalid, validation_failed */
         Error400_8dab41a5: {
             headers: {
@@ -7263,6 +7319,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, reward_rule_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_b5629f0c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "reward_rule_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7435,6 +7505,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_request, unknown_currency, validation_failed */
+        Error400_df2969e5: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_request" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, liquidity_invalid, malformed_request, settlement_invalid, unknown_currency, validation_failed */
         Error400_e214d133: {
             headers: {
@@ -7505,6 +7589,34 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_phone, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_ea83bb48: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_f252a5f8: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
         Error400_f2a0f481: {
             headers: {
@@ -7529,6 +7641,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_phone, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_fbd4f48c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_phone" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7883,6 +8009,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: account_unavailable, card_not_found, card_product_not_found, coupon_not_found, customer_not_found, not_found */
+        Error404_28a93c41: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_unavailable" | "card_not_found" | "card_product_not_found" | "coupon_not_found" | "customer_not_found" | "not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: not_found, settlement_window_not_found */
         Error404_3c64f123: {
             headers: {
@@ -8065,8 +8205,8 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, customer_not_found, merchant_not_found, not_found, passkey_registration_not_found, payment_link_not_found, payment_not_found, provisioning_not_found, push_receipt_invalid, qr_not_found, reference_not_found, token_not_found */
-        Error404_8102258e: {
+        /** @description Not found: coupon_not_found, customer_not_found, membership_card_not_found, membership_program_not_found, merchant_not_found, not_found, payment_link_not_found, qr_not_found */
+        Error404_8311d009: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8074,7 +8214,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "merchant_not_found" | "not_found" | "passkey_registration_not_found" | "payment_link_not_found" | "payment_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "qr_not_found" | "reference_not_found" | "token_not_found";
+                        code?: "coupon_not_found" | "customer_not_found" | "membership_card_not_found" | "membership_program_not_found" | "merchant_not_found" | "not_found" | "payment_link_not_found" | "qr_not_found";
                     };
                 };
             };
@@ -8089,6 +8229,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: coupon_not_found, customer_not_found, membership_card_not_found, membership_program_not_found, merchant_not_found, payment_link_not_found, qr_not_found */
+        Error404_919d0d05: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_not_found" | "customer_not_found" | "membership_card_not_found" | "membership_program_not_found" | "merchant_not_found" | "payment_link_not_found" | "qr_not_found";
                     };
                 };
             };
@@ -8121,6 +8275,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: account_unavailable, customer_not_found, not_found, pot_not_found */
+        Error404_a5e505b7: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_unavailable" | "customer_not_found" | "not_found" | "pot_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: settlement_window_not_found */
         Error404_a68bb532: {
             headers: {
@@ -8145,6 +8313,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "merchant_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, coupon_not_found, customer_not_found, merchant_not_found, not_found, passkey_registration_not_found, payment_link_not_found, payment_not_found, provisioning_not_found, push_receipt_invalid, qr_not_found, reference_not_found, token_not_found */
+        Error404_b00d42a6: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "coupon_not_found" | "customer_not_found" | "merchant_not_found" | "not_found" | "passkey_registration_not_found" | "payment_link_not_found" | "payment_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "qr_not_found" | "reference_not_found" | "token_not_found";
                     };
                 };
             };
@@ -8289,6 +8471,34 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: coupon_already_held, coupon_limit_reached, customer_exists, customer_has_balance, membership_exists */
+        Error409_14d160c3: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_already_held" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "membership_exists";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, coupon_limit_reached, customer_exists, customer_has_balance, device_not_bound, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
+        Error409_219d66a0: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                    };
+                };
+            };
+        };
         /** @description Conflict: credential_limit */
         Error409_3debd01a: {
             headers: {
@@ -8345,6 +8555,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: customer_exists, customer_has_balance, pot_limit_reached, pot_locked */
+        Error409_4a1e4795: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "customer_exists" | "customer_has_balance" | "pot_limit_reached" | "pot_locked";
+                    };
+                };
+            };
+        };
         /** @description Conflict: idempotency_in_progress, settlement_window_open */
         Error409_4aa87fd5: {
             headers: {
@@ -8355,6 +8579,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "idempotency_in_progress" | "settlement_window_open";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: coupon_already_held, coupon_limit_reached, customer_exists, customer_has_balance, idempotency_in_progress, membership_exists */
+        Error409_52e233b6: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_already_held" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "membership_exists";
                     };
                 };
             };
@@ -8401,20 +8639,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
-        Error409_634c20eb: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
-                    };
-                };
-            };
-        };
         /** @description Conflict: alias_taken, customer_exists, customer_has_balance, idempotency_in_progress */
         Error409_6c04134e: {
             headers: {
@@ -8457,6 +8681,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: coupon_already_held, customer_exists, customer_has_balance, idempotency_in_progress */
+        Error409_7a41bcb9: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_already_held" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress";
+                    };
+                };
+            };
+        };
         /** @description Conflict: credential_limit, customer_exists, customer_has_balance */
         Error409_7bb43587: {
             headers: {
@@ -8485,8 +8723,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
-        Error409_8db96508: {
+        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, coupon_limit_reached, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
+        Error409_9caae1ef: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8494,7 +8732,21 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: customer_exists, customer_has_balance, idempotency_in_progress, pot_limit_reached, pot_locked */
+        Error409_a0887ee8: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "pot_limit_reached" | "pot_locked";
                     };
                 };
             };
@@ -8625,6 +8877,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: coupon_already_held, customer_exists, customer_has_balance */
+        Error409_f36888c0: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_already_held" | "customer_exists" | "customer_has_balance";
+                    };
+                };
+            };
+        };
         /** @description Conflict: customer_exists, customer_has_balance */
         Error409_f944215d: {
             headers: {
@@ -8695,8 +8961,8 @@ export interface components {
                 };
             };
         };
-        /** @description Gone: challenge_expired, payment_link_expired, push_receipt_expired, step_up_expired */
-        Error410_71b67f42: {
+        /** @description Gone: challenge_expired, coupon_expired, payment_link_expired, push_receipt_expired, step_up_expired */
+        Error410_65a39733: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8704,7 +8970,21 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "challenge_expired" | "payment_link_expired" | "push_receipt_expired" | "step_up_expired";
+                        code?: "challenge_expired" | "coupon_expired" | "payment_link_expired" | "push_receipt_expired" | "step_up_expired";
+                    };
+                };
+            };
+        };
+        /** @description Gone: coupon_expired */
+        Error410_746ad44f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_expired";
                     };
                 };
             };
@@ -8821,8 +9101,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
-        Error422_0faf9480: {
+        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, coupon_not_applicable, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
+        Error422_1e92d84a: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8830,7 +9110,49 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "coupon_not_applicable" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: coupon_not_applicable, idempotency_key_reused, ledger_rejected, liquidity_exceeded, rewards_insufficient */
+        Error422_233636cb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_not_applicable" | "idempotency_key_reused" | "ledger_rejected" | "liquidity_exceeded" | "rewards_insufficient";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: coupon_not_applicable, idempotency_key_reused, payment_currency_mismatch, qr_expired, qr_invalid, qr_unknown_merchant */
+        Error422_2cee0e4d: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_not_applicable" | "idempotency_key_reused" | "payment_currency_mismatch" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, coupon_not_applicable, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
+        Error422_3b4e61c5: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "coupon_not_applicable" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -8863,6 +9185,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: coupon_not_applicable, ledger_rejected, liquidity_exceeded, rewards_insufficient */
+        Error422_522820e5: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_not_applicable" | "ledger_rejected" | "liquidity_exceeded" | "rewards_insufficient";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: account_closed, card_data_invalid, card_request_key_reused, challenge_failed, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, overflow, passkey_registration_invalid, post_amount_exceeds_pending, push_wallet_invalid, same_account, step_up_failed, step_up_invalid */
         Error422_58d45daa: {
             headers: {
@@ -8891,6 +9227,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: idempotency_key_reused, insufficient_funds, ledger_rejected */
+        Error422_718154c0: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: account_closed, currency_mismatch, exceeds_credit_limit, exceeds_debits, insufficient_funds, linked_transfer_failed, liquidity_exceeded, overflow, post_amount_exceeds_pending, same_account, settlement_csv_invalid */
         Error422_7545b8fb: {
             headers: {
@@ -8915,6 +9265,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "idempotency_key_reused" | "passkey_registration_invalid" | "push_wallet_invalid" | "step_up_failed" | "step_up_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: coupon_not_applicable, payment_currency_mismatch, qr_expired, qr_invalid, qr_unknown_merchant */
+        Error422_811642ab: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_not_applicable" | "payment_currency_mismatch" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant";
                     };
                 };
             };
@@ -8985,6 +9349,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "customer_link_code_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: insufficient_funds, ledger_rejected */
+        Error422_a8a9c7ee: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "insufficient_funds" | "ledger_rejected";
                     };
                 };
             };
@@ -9069,20 +9447,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "fx_rate_unavailable" | "idempotency_key_reused";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
-        Error422_ee467b06: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -12606,10 +12970,10 @@ export interface operations {
             400: components["responses"]["Error400_680da5ce"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_370b157c"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_8db96508"];
-            410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_0faf9480"];
+            404: components["responses"]["Error404_b00d42a6"];
+            409: components["responses"]["Error409_219d66a0"];
+            410: components["responses"]["Error410_65a39733"];
+            422: components["responses"]["Error422_3b4e61c5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             500: components["responses"]["Error500_3586a13f"];
@@ -17992,12 +18356,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
-            410: components["responses"]["Error410_71b67f42"];
+            404: components["responses"]["Error404_b00d42a6"];
+            409: components["responses"]["Error409_9caae1ef"];
+            410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_1e92d84a"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18081,10 +18445,10 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_8db96508"];
-            410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_0faf9480"];
+            404: components["responses"]["Error404_b00d42a6"];
+            409: components["responses"]["Error409_219d66a0"];
+            410: components["responses"]["Error410_65a39733"];
+            422: components["responses"]["Error422_3b4e61c5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18216,12 +18580,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
-            410: components["responses"]["Error410_71b67f42"];
+            404: components["responses"]["Error404_b00d42a6"];
+            409: components["responses"]["Error409_9caae1ef"];
+            410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_1e92d84a"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18360,12 +18724,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
-            410: components["responses"]["Error410_71b67f42"];
+            404: components["responses"]["Error404_b00d42a6"];
+            409: components["responses"]["Error409_9caae1ef"];
+            410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_1e92d84a"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18455,12 +18819,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
-            410: components["responses"]["Error410_71b67f42"];
+            404: components["responses"]["Error404_b00d42a6"];
+            409: components["responses"]["Error409_9caae1ef"];
+            410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_1e92d84a"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18527,10 +18891,10 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_8db96508"];
-            410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_0faf9480"];
+            404: components["responses"]["Error404_b00d42a6"];
+            409: components["responses"]["Error409_219d66a0"];
+            410: components["responses"]["Error410_65a39733"];
+            422: components["responses"]["Error422_3b4e61c5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18650,12 +19014,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
-            410: components["responses"]["Error410_71b67f42"];
+            404: components["responses"]["Error404_b00d42a6"];
+            409: components["responses"]["Error409_9caae1ef"];
+            410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_1e92d84a"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18768,10 +19132,10 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_8db96508"];
-            410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_0faf9480"];
+            404: components["responses"]["Error404_b00d42a6"];
+            409: components["responses"]["Error409_219d66a0"];
+            410: components["responses"]["Error410_65a39733"];
+            422: components["responses"]["Error422_3b4e61c5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18882,10 +19246,10 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_8db96508"];
-            410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_0faf9480"];
+            404: components["responses"]["Error404_b00d42a6"];
+            409: components["responses"]["Error409_219d66a0"];
+            410: components["responses"]["Error410_65a39733"];
+            422: components["responses"]["Error422_3b4e61c5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19009,12 +19373,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
-            410: components["responses"]["Error410_71b67f42"];
+            404: components["responses"]["Error404_b00d42a6"];
+            409: components["responses"]["Error409_9caae1ef"];
+            410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_1e92d84a"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19132,12 +19496,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
-            410: components["responses"]["Error410_71b67f42"];
+            404: components["responses"]["Error404_b00d42a6"];
+            409: components["responses"]["Error409_9caae1ef"];
+            410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_1e92d84a"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19277,12 +19641,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
-            410: components["responses"]["Error410_71b67f42"];
+            404: components["responses"]["Error404_b00d42a6"];
+            409: components["responses"]["Error409_9caae1ef"];
+            410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_1e92d84a"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19618,10 +19982,12 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_5e22aaac"];
+            400: components["responses"]["Error400_fbd4f48c"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
+            404: components["responses"]["Error404_a5e505b7"];
+            409: components["responses"]["Error409_4a1e4795"];
+            422: components["responses"]["Error422_a8a9c7ee"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -19671,14 +20037,14 @@ export interface operations {
                     "application/json": components["schemas"]["SavingsPot"];
                 };
             };
-            400: components["responses"]["Error400_22a13a44"];
+            400: components["responses"]["Error400_30d5302f"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
-            409: components["responses"]["Error409_b942a286"];
+            404: components["responses"]["Error404_a5e505b7"];
+            409: components["responses"]["Error409_a0887ee8"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_06923c18"];
+            422: components["responses"]["Error422_718154c0"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -19725,14 +20091,14 @@ export interface operations {
                     "application/json": components["schemas"]["SavingsPot"];
                 };
             };
-            400: components["responses"]["Error400_185efe90"];
+            400: components["responses"]["Error400_ea83bb48"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
-            409: components["responses"]["Error409_b942a286"];
+            404: components["responses"]["Error404_a5e505b7"];
+            409: components["responses"]["Error409_a0887ee8"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_06923c18"];
+            422: components["responses"]["Error422_718154c0"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -19779,14 +20145,14 @@ export interface operations {
                     "application/json": components["schemas"]["SavingsPot"];
                 };
             };
-            400: components["responses"]["Error400_185efe90"];
+            400: components["responses"]["Error400_ea83bb48"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
-            409: components["responses"]["Error409_b942a286"];
+            404: components["responses"]["Error404_a5e505b7"];
+            409: components["responses"]["Error409_a0887ee8"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_06923c18"];
+            422: components["responses"]["Error422_718154c0"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -19815,10 +20181,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_3f235b06"];
+            400: components["responses"]["Error400_df2969e5"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
+            404: components["responses"]["Error404_8311d009"];
+            409: components["responses"]["Error409_14d160c3"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_811642ab"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -19872,14 +20241,15 @@ export interface operations {
                     "application/json": components["schemas"]["Coupon"];
                 };
             };
-            400: components["responses"]["Error400_22a13a44"];
+            400: components["responses"]["Error400_8c27428e"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
-            409: components["responses"]["Error409_b942a286"];
+            404: components["responses"]["Error404_8311d009"];
+            409: components["responses"]["Error409_52e233b6"];
+            410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_06923c18"];
+            422: components["responses"]["Error422_2cee0e4d"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -19913,14 +20283,15 @@ export interface operations {
                     "application/json": components["schemas"]["Coupon"];
                 };
             };
-            400: components["responses"]["Error400_22a13a44"];
+            400: components["responses"]["Error400_8c27428e"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
-            409: components["responses"]["Error409_b942a286"];
+            404: components["responses"]["Error404_8311d009"];
+            409: components["responses"]["Error409_52e233b6"];
+            410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_06923c18"];
+            422: components["responses"]["Error422_2cee0e4d"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -19947,9 +20318,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_3f235b06"];
+            400: components["responses"]["Error400_df2969e5"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_919d0d05"];
+            409: components["responses"]["Error409_14d160c3"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_811642ab"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -19979,10 +20354,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_5e22aaac"];
+            400: components["responses"]["Error400_f252a5f8"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
+            404: components["responses"]["Error404_8311d009"];
+            409: components["responses"]["Error409_14d160c3"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_811642ab"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -20018,14 +20396,15 @@ export interface operations {
                     "application/json": components["schemas"]["WalletCoupon"];
                 };
             };
-            400: components["responses"]["Error400_22a13a44"];
+            400: components["responses"]["Error400_8c27428e"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
-            409: components["responses"]["Error409_b942a286"];
+            404: components["responses"]["Error404_8311d009"];
+            409: components["responses"]["Error409_52e233b6"];
+            410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_06923c18"];
+            422: components["responses"]["Error422_2cee0e4d"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -20095,12 +20474,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_1c0a8dbe"];
+            400: components["responses"]["Error400_4985650d"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
+            404: components["responses"]["Error404_8311d009"];
+            409: components["responses"]["Error409_14d160c3"];
+            410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_811642ab"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -20136,14 +20518,15 @@ export interface operations {
                     "application/json": components["schemas"]["MembershipProgram"];
                 };
             };
-            400: components["responses"]["Error400_22a13a44"];
+            400: components["responses"]["Error400_8c27428e"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
-            409: components["responses"]["Error409_b942a286"];
+            404: components["responses"]["Error404_8311d009"];
+            409: components["responses"]["Error409_52e233b6"];
+            410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_06923c18"];
+            422: components["responses"]["Error422_2cee0e4d"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -20179,14 +20562,15 @@ export interface operations {
                     "application/json": components["schemas"]["MembershipCard"];
                 };
             };
-            400: components["responses"]["Error400_22a13a44"];
+            400: components["responses"]["Error400_8c27428e"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
-            409: components["responses"]["Error409_b942a286"];
+            404: components["responses"]["Error404_8311d009"];
+            409: components["responses"]["Error409_52e233b6"];
+            410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_06923c18"];
+            422: components["responses"]["Error422_2cee0e4d"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -20215,10 +20599,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_3f235b06"];
+            400: components["responses"]["Error400_457de0d6"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
+            404: components["responses"]["Error404_28a93c41"];
+            409: components["responses"]["Error409_f36888c0"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_522820e5"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -20262,14 +20649,15 @@ export interface operations {
                     "application/json": components["schemas"]["RewardRule"];
                 };
             };
-            400: components["responses"]["Error400_22a13a44"];
+            400: components["responses"]["Error400_b5629f0c"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
-            409: components["responses"]["Error409_b942a286"];
+            404: components["responses"]["Error404_28a93c41"];
+            409: components["responses"]["Error409_7a41bcb9"];
+            410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_06923c18"];
+            422: components["responses"]["Error422_233636cb"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -20296,10 +20684,13 @@ export interface operations {
                     "application/json": components["schemas"]["RewardBalance"];
                 };
             };
-            400: components["responses"]["Error400_3f235b06"];
+            400: components["responses"]["Error400_457de0d6"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
+            404: components["responses"]["Error404_28a93c41"];
+            409: components["responses"]["Error409_f36888c0"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_522820e5"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -20356,14 +20747,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_185efe90"];
+            400: components["responses"]["Error400_8934da5c"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
-            409: components["responses"]["Error409_b942a286"];
+            404: components["responses"]["Error404_28a93c41"];
+            409: components["responses"]["Error409_7a41bcb9"];
+            410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_06923c18"];
+            422: components["responses"]["Error422_233636cb"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -20392,10 +20784,13 @@ export interface operations {
                     "application/json": components["schemas"]["IssuerInsights"];
                 };
             };
-            400: components["responses"]["Error400_5e22aaac"];
+            400: components["responses"]["Error400_1a5a0651"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_efedff88"];
+            404: components["responses"]["Error404_28a93c41"];
+            409: components["responses"]["Error409_f36888c0"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_522820e5"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
