@@ -777,7 +777,8 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
       const refuse = async (x: { i: number; d: Decided }, error: PErr) => {
         out[x.i] = { ok: false, error };
         if (x.d.issuerApproved) await reversal(tx, x.d, error.code);
-        if (x.d.card !== undefined && !error.code.startsWith('coupon_')) await deps.recordDeclines?.(tx, [declineOf(x.d, x.d.card.id, error.code)]);
+        // A refusal of the card (its cover, limits, counter, the issuer): not a code or link already used, not a coupon.
+        if (x.d.card !== undefined && !/^(coupon_|qr_|payment_link_)/.test(error.code)) await deps.recordDeclines?.(tx, [declineOf(x.d, x.d.card.id, error.code)]);
       };
 
       // (1) Locks, in one global order before any ledger account: token rows (each counter claimed), dynamic codes,
