@@ -228,7 +228,7 @@ export const errorGroups = {
     'qr_expired',
     'qr_unknown_merchant',
   ),
-  rewards: codes('reward_rule_invalid', 'rewards_insufficient', 'card_product_not_found', 'card_not_found', 'coupon_not_found', 'coupon_expired', 'coupon_not_applicable', 'coupon_already_held', 'account_unavailable', 'liquidity_exceeded', 'ledger_rejected'),
+  rewards: codes('reward_rule_invalid', 'rewards_insufficient', 'card_product_not_found', 'card_not_found', 'token_not_found', 'coupon_not_found', 'coupon_expired', 'coupon_not_applicable', 'coupon_already_held', 'account_unavailable', 'liquidity_exceeded', 'ledger_rejected'),
 } as const;
 
 export type ErrorGroup = keyof typeof errorGroups;

@@ -21,6 +21,7 @@ export type ValueErrorCode =
   | 'reward_rule_invalid'
   | 'rewards_insufficient'
   | 'card_not_found'
+  | 'token_not_found'
   | 'card_product_not_found'
   | 'merchant_not_found'
   | 'customer_not_found'

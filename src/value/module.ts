@@ -58,6 +58,7 @@ export function createValueModule(deps: {
         insights: payments.insights,
         payments: payments.payments,
         cards: { getProduct: (issuerId, productId) => deps.cards.cards.getProduct(issuerId, productId) },
+        tokenCard: async (walletId, tokenRef) => (await deps.cards.walletTokens.getForWallet(walletId, tokenRef))?.cardId,
         now: () => clock.now(),
       });
     },

@@ -69,7 +69,7 @@ const RuleSchema = Type.Object(
 );
 const BalanceSchema = Type.Object(
   {
-    cardId: Type.String(),
+    cardId: Nullable(Type.String({ description: 'The card (to its issuer; null to a wallet)' })),
     points: Type.String(),
     cashback: Type.Array(WireMoney),
     entries: Type.Array(
@@ -187,6 +187,8 @@ export interface ValueRouteDeps {
   readonly insights: InsightService;
   readonly payments: Pick<PaymentService, 'previewQr' | 'getLink'>;
   readonly cards: { getProduct(issuerId: string, productId: string): Promise<{ currency: string } | undefined> };
+  /** The card behind one of the wallet's tokens (undefined: not the wallet's). */
+  readonly tokenCard: (walletId: string, tokenRef: string) => Promise<string | undefined>;
   readonly now: () => Date;
 }
 
@@ -557,6 +559,27 @@ export function registerValueRoutes(app: HttpServer, deps: ValueRouteDeps): void
     '/v1/cards/:cardId/rewards',
     { config: CUSTOMER, schema: { tags: ['rewards'], summary: "Your card's rewards: points, cashback and the latest entries (earned, reversed, redeemed)", security: sec, params: CardParams, response: { 200: Type.Ref(BalanceSchema) } } },
     async (request) => wireBalance(await rewards.balance(request.params.cardId)),
+  );
+
+  app.get(
+    '/v1/wallet/tokens/:tokenRef/rewards',
+    {
+      config: CUSTOMER,
+      schema: {
+        tags: ['rewards'],
+        summary: "The rewards of the card behind one of your customer's tokens: points and cashback, as its issuer keeps them",
+        description: 'The same balance in every wallet that holds the card. Entries name no payment (a payment made through another wallet is not yours to see).',
+        security: sec,
+        params: Strict({ tokenRef: Ref('token', 'Your token') }),
+        response: { 200: Type.Ref(BalanceSchema) },
+      },
+    },
+    async (request, reply) => {
+      const cardId = await deps.tokenCard(me(request), request.params.tokenRef);
+      if (cardId === undefined) return reply.fail({ code: 'token_not_found', message: 'no such token' });
+      const b = wireBalance(await rewards.balance(cardId));
+      return { ...b, cardId: null, entries: b.entries.map((e) => ({ ...e, paymentId: null })) };
+    },
   );
 
   app.post(

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cardInTwoWallets, tokenSource, type CardInTwoWallets } from '../../src/demo/fixtures.ts';
+import { cardInTwoWallets, tapBody, tokenSource, type CardInTwoWallets } from '../../src/demo/fixtures.ts';
 import { demoCustomerId, demoParticipantId } from '../../src/demo/seed.ts';
 import { createFakeClock, type FakeClock } from '../../src/platform/clock.ts';
 import { openSentCode } from '../../src/platform/sent-codes.ts';
@@ -162,6 +162,14 @@ describe.each(engines)('value beyond paying on %s', (engine) => {
     expect(rewards.status).toBe(200);
     expect(rewards.body).toMatchObject({ points: '115', cashback: [{ amount: '0.50', currency: 'CNY' }] });
     expect((await t.api('bank-b').get(`/v1/cards/${card.cardId}/rewards`)).status).toBe(404);
+    // Every wallet holding the card sees the same balance through its own token, with no payment named; not another's token.
+    for (const tok of [card.a, card.b]) {
+      const seen = await t.api(tok.wallet).get(`/v1/wallet/tokens/${tok.tokenRef}/rewards`);
+      expect(seen.status, JSON.stringify(seen.body)).toBe(200);
+      expect(seen.body).toMatchObject({ cardId: null, points: '115', cashback: [{ amount: '0.50', currency: 'CNY' }] });
+      expect(seen.body.entries.every((e: { paymentId: string | null }) => e.paymentId === null)).toBe(true);
+    }
+    expect((await t.api('wallet-a').get(`/v1/wallet/tokens/${card.b.tokenRef}/rewards`)).status).toBe(404);
     // A refund of half the first payment takes back half its points and cashback.
     const refund = await merchant.post(`/v1/payments/${p1.body.id as string}/refunds`, { amount: '45.00' }, key());
     expect(refund.status, JSON.stringify(refund.body)).toBe(201);
@@ -200,5 +208,38 @@ describe.each(engines)('value beyond paying on %s', (engine) => {
     // Bank B issued none of these cards: it sees nothing of them.
     const other = await t.api('bank-b').get('/v1/issuer/insights');
     expect(other.body).toMatchObject({ byMerchant: [], byWallet: [], declines: [] });
+  });
+
+  it('a tapped payment earns nothing while authorized and earns when the merchant captures it (cashback within what the cap has left)', async () => {
+    const before = (await t.api('bank-a').get(`/v1/cards/${card.cardId}/rewards`)).body;
+    const tap = await t.api('merchant-a').post(`/v1/merchants/${MERCHANT}/payments/tap`, tapBody(card.a, { amountMinor: 1000n, amount: '10.00', now: clock.now() }), key());
+    expect(tap.status, JSON.stringify(tap.body)).toBe(201);
+    expect(tap.body.status).toBe('authorized');
+    expect((await t.api('bank-a').get(`/v1/cards/${card.cardId}/rewards`)).body.points).toBe(before.points);
+    const captured = await t.api('merchant-a').post(`/v1/payments/${tap.body.id as string}/capture`, {}, key());
+    expect(captured.status, JSON.stringify(captured.body)).toBe(200);
+    const after = (await t.api('bank-a').get(`/v1/cards/${card.cardId}/rewards`)).body;
+    expect(BigInt(after.points) - BigInt(before.points)).toBe(10n);
+    // The month's cashback: 0.50 earned, 0.25 taken back by the refund: 0.25 of the cap is left; 2 % of 10.00 is 0.20.
+    expect(after.cashback).toEqual([{ amount: '0.20', currency: 'CNY' }]);
+  });
+
+  it('two payments racing for a coupon with one use left: one gets the discount, the other is refused and pays nothing', async () => {
+    const coupon = await t.api('merchant-a').post(`/v1/merchants/${MERCHANT}/coupons`, { name: 'Once', amountOff: '2.00', perCustomerLimit: 1, expiresAt: '2026-12-31T00:00:00Z' }, key());
+    const kept = await t.api('wallet-b').post('/v1/wallet/coupons', { customerId: card.b.customerId, couponId: coupon.body.id }, key());
+    expect(kept.status).toBe(201);
+    const qr = await t.api('merchant-a').post(`/v1/merchants/${MERCHANT}/qr-codes`, { kind: 'static' }, key());
+    // From 李伟's own account at wallet B (two card cryptograms racing would also race for the token's counter).
+    const account = `acc_${card.b.customerId}_CNY`;
+    const funding = await balanceOf(account);
+    const results = await Promise.all(
+      [1, 2].map(() => t.api('wallet-b').post('/v1/wallet/payments/qr', { payload: qr.body.payload, amount: { amount: '10.00', currency: 'CNY' }, customerId: card.b.customerId, source: { type: 'account', accountId: account }, walletCouponId: kept.body.id }, key())),
+    );
+    expect(results.map((r) => r.status).sort(), JSON.stringify(results.map((r) => r.body))).toEqual([201, 409]);
+    expect(results.find((r) => r.status === 409)?.body.error.code).toBe('coupon_limit_reached');
+    expect(results.find((r) => r.status === 201)?.body.amount).toEqual({ amount: '8.00', currency: 'CNY' });
+    expect(await balanceOf(account)).toBe(funding - 800n);
+    const [row] = await t.hub.db.query<{ uses: number }>('select uses from wallet_coupons where id = $1', [kept.body.id]);
+    expect(row?.uses).toBe(1);
   });
 });

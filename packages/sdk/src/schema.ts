@@ -3953,6 +3953,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/wallet/tokens/{tokenRef}/rewards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The rewards of the card behind one of your customer's tokens: points and cashback, as its issuer keeps them
+         * @description The same balance in every wallet that holds the card. Entries name no payment (a payment made through another wallet is not yours to see).
+         */
+        get: operations["getWalletTokensByTokenRefRewards"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/cards/{cardId}/rewards/redemptions": {
         parameters: {
             query?: never;
@@ -6591,7 +6611,7 @@ export interface components {
             createdAt: string;
         };
         RewardBalance: {
-            cardId: string;
+            cardId: string | null;
             points: string;
             cashback: {
                 amount: string;
@@ -8009,20 +8029,6 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: account_unavailable, card_not_found, card_product_not_found, coupon_not_found, customer_not_found, not_found */
-        Error404_28a93c41: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_unavailable" | "card_not_found" | "card_product_not_found" | "coupon_not_found" | "customer_not_found" | "not_found";
-                    };
-                };
-            };
-        };
         /** @description Not found: not_found, settlement_window_not_found */
         Error404_3c64f123: {
             headers: {
@@ -8033,6 +8039,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "not_found" | "settlement_window_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: account_unavailable, card_not_found, card_product_not_found, coupon_not_found, customer_not_found, not_found, token_not_found */
+        Error404_3cdfedf3: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_unavailable" | "card_not_found" | "card_product_not_found" | "coupon_not_found" | "customer_not_found" | "not_found" | "token_not_found";
                     };
                 };
             };
@@ -20602,7 +20622,7 @@ export interface operations {
             400: components["responses"]["Error400_457de0d6"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_28a93c41"];
+            404: components["responses"]["Error404_3cdfedf3"];
             409: components["responses"]["Error409_f36888c0"];
             410: components["responses"]["Error410_746ad44f"];
             422: components["responses"]["Error422_522820e5"];
@@ -20652,7 +20672,7 @@ export interface operations {
             400: components["responses"]["Error400_b5629f0c"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_28a93c41"];
+            404: components["responses"]["Error404_3cdfedf3"];
             409: components["responses"]["Error409_7a41bcb9"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
@@ -20687,7 +20707,40 @@ export interface operations {
             400: components["responses"]["Error400_457de0d6"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_28a93c41"];
+            404: components["responses"]["Error404_3cdfedf3"];
+            409: components["responses"]["Error409_f36888c0"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_522820e5"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getWalletTokensByTokenRefRewards: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your token */
+                tokenRef: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RewardBalance"];
+                };
+            };
+            400: components["responses"]["Error400_457de0d6"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_3cdfedf3"];
             409: components["responses"]["Error409_f36888c0"];
             410: components["responses"]["Error410_746ad44f"];
             422: components["responses"]["Error422_522820e5"];
@@ -20750,7 +20803,7 @@ export interface operations {
             400: components["responses"]["Error400_8934da5c"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_28a93c41"];
+            404: components["responses"]["Error404_3cdfedf3"];
             409: components["responses"]["Error409_7a41bcb9"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
@@ -20787,7 +20840,7 @@ export interface operations {
             400: components["responses"]["Error400_1a5a0651"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_28a93c41"];
+            404: components["responses"]["Error404_3cdfedf3"];
             409: components["responses"]["Error409_f36888c0"];
             410: components["responses"]["Error410_746ad44f"];
             422: components["responses"]["Error422_522820e5"];
