@@ -244,6 +244,42 @@ export function registerValueRoutes(app: HttpServer, deps: ValueRouteDeps): void
     },
   );
 
+  app.patch(
+    '/v1/pots/:potId',
+    {
+      config: { ...CUSTOMER, idempotency: 'optional' },
+      schema: {
+        tags: ['pots'],
+        summary: 'Rename a savings pot, change its goal, or extend its lock (a lock in force is never shortened or removed: pot_locked)',
+        security: sec,
+        params: PotParams,
+        body: Strict({
+          name: Type.Optional(Type.String({ minLength: 1, maxLength: 60 })),
+          goal: Type.Optional(Type.Union([AmountString, Type.Null()])),
+          lockedUntil: Type.Optional(Type.Union([IsoDate, Type.Null()])),
+        }),
+        response: { 200: Type.Ref(PotSchema) },
+      },
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const b = request.body;
+        const pot = await pots.get(me(request), request.params.potId, tx);
+        if (pot === undefined) return { code: 'pot_not_found', message: 'no such savings pot' };
+        let goal: bigint | null | undefined;
+        if (b.goal === null) goal = null;
+        else if (b.goal !== undefined) {
+          const g = parseAmount(b.goal, pot.currency, { field: 'goal' });
+          if (!g.ok) return g.error;
+          goal = g.value;
+        }
+        const lock = b.lockedUntil === undefined || b.lockedUntil === null ? b.lockedUntil : new Date(b.lockedUntil);
+        if (lock instanceof Date && Number.isNaN(lock.getTime())) return { code: 'validation_failed', message: 'lockedUntil is not a date', details: { field: 'lockedUntil' } };
+        const r = await pots.update(tx, actorOf(request, pot.customerId), me(request), pot.id, { name: b.name, goalMinor: goal, lockedUntil: lock });
+        return r.ok ? okResponse(wirePot(r.value, now())) : r.error;
+      }),
+  );
+
   for (const [path, direction, summary] of [
     ['deposits', 'in', 'Move money from your customer’s account into the pot'],
     ['withdrawals', 'out', 'Move money from the pot back into your customer’s account (refused with pot_locked before its lock date)'],

@@ -63,6 +63,14 @@ describe.each(engines)('value beyond paying on %s', (engine) => {
     expect(locked.status).toBe(409);
     expect(locked.body.error.code).toBe('pot_locked');
     expect(await balanceOf(mainId)).toBe(before - 5500n);
+    // A lock in force may be extended, never shortened or removed.
+    const shorten = await t.api('wallet-a').patch(`/v1/pots/${potId}`, { lockedUntil: '2026-04-01T00:00:00Z' });
+    expect(shorten.status).toBe(409);
+    expect(shorten.body.error.code).toBe('pot_locked');
+    expect((await t.api('wallet-a').patch(`/v1/pots/${potId}`, { lockedUntil: null })).body.error.code).toBe('pot_locked');
+    const extended = await t.api('wallet-a').patch(`/v1/pots/${potId}`, { lockedUntil: '2026-06-02T00:00:00Z', name: 'Chengdu' });
+    expect(extended.status, JSON.stringify(extended.body)).toBe(200);
+    expect(extended.body).toMatchObject({ name: 'Chengdu', lockedUntil: '2026-06-02T00:00:00.000Z', locked: true });
     // Another wallet cannot name the pot; more than the account holds is refused.
     expect((await t.api('wallet-b').post(`/v1/pots/${potId}/deposits`, { amount: { amount: '1.00', currency: 'CNY' } }, key())).status).toBe(404);
     const tooMuch = await t.api('wallet-a').post(`/v1/pots/${potId}/deposits`, { amount: { amount: '99999999.00', currency: 'CNY' } }, key());

@@ -9,7 +9,7 @@ import { SHOTS, openWebHarness, type WebHarness } from './support.ts';
 /**
  * The value pages in Chromium against a real listening hub at 390×844, in both languages: the wallet's savings pots
  * (create one, save into it: the hub's ledger holds it), its coupons and membership cards, the coupon and amount to pay
- * shown before a merchant-code payment, and the issuer desk's insights over the bank's own cards. Every view: axe (no
+ * shown before a merchant-code payment, the card's rewards, and the issuer desk's insights over the bank's own cards. Every view: axe (no
  * serious or critical violation) and no horizontal overflow. Screenshots: test-results/web/value-*.png.
  */
 let h: WebHarness;
@@ -104,6 +104,7 @@ describe('savings pots, coupons and issuer insights in the pages, at 390×844', 
 
   it('the issuer desk shows insights over the bank’s own cards', async () => {
     const card = await cardInTwoWallets(t.hub, (as, method, path, body, headers) => (method === 'GET' ? t.api(as).get(path, headers) : method === 'PATCH' ? t.api(as).patch(path, body, headers) : t.api(as).post(path, body, headers)));
+    expect((await t.api('bank-a').post('/v1/card-products/cpr_demo_bank_a_debit/reward-rules', { kind: 'points', pointsPerUnit: 1 }, key())).status).toBe(201);
     const qr = await t.api('merchant-a').post(`/v1/merchants/${MERCHANT}/qr-codes`, { kind: 'static' }, key());
     const paid = await t.api('wallet-b').post('/v1/wallet/payments/qr', { payload: qr.body.payload, amount: { amount: '12.30', currency: 'CNY' }, customerId: card.b.customerId, source: tokenSource(card.b, { amountMinor: 1230n, now: new Date() }), applyCoupon: false }, key());
     expect(paid.status).toBe(201);
@@ -120,6 +121,12 @@ describe('savings pots, coupons and issuer insights in the pages, at 390×844', 
       await check(desk, `issuer-insights-${lang}`);
     }
     await desk.close();
+    // The cardholder's wallet shows the card's rewards (12 points for 12.30).
+    await h.signIn('wallet-b', card.b.customerId);
+    await page.getByTestId('tab-history').click();
+    await page.getByTestId('tab-coupons').click();
+    await expect.poll(() => page.getByTestId('card-rewards').textContent().catch(() => '')).toContain('12 points');
+    await check(page, 'card-rewards-en');
     expect(h.problems).toEqual([]);
   }, 300_000);
 });

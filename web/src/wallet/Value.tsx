@@ -110,6 +110,7 @@ export function Coupons({ api, session }: { api: Api; session: WalletSession }) 
   const keptIds = new Set((kept.data?.coupons ?? []).map((k) => k.coupon.id));
   return (
     <div className="grid">
+      <CardRewards api={api} session={session} />
       <Section title={t('coupons.kept')} testId="coupons">
         <p className="muted">{t('coupons.about')}</p>
         <ErrorBox error={kept.error} />
@@ -212,5 +213,37 @@ export function OfferLine({ api, session, payload, amount }: { api: Api; session
         </p>
       ))}
     </div>
+  );
+}
+
+interface RewardBalance { points: string; cashback: MoneyWire[] }
+
+/** Each card's rewards as its bank keeps them (GET /v1/wallet/tokens/{tokenRef}/rewards): the same in every wallet. */
+function CardRewards({ api, session }: { api: Api; session: WalletSession }) {
+  const { t, money } = useI18n();
+  const rewards = useLoad(async () => {
+    const tokens = (await api.get<{ items: { tokenRef: string; cardLast4: string; brand: string; status: string }[] }>(`/v1/wallet/tokens?customerId=${encodeURIComponent(session.customerId)}&limit=100`)).items.filter((x) => x.status !== 'deleted');
+    return Promise.all(tokens.map(async (x) => ({ ...x, balance: await api.get<RewardBalance>(`/v1/wallet/tokens/${encodeURIComponent(x.tokenRef)}/rewards`) })));
+  }, [api]);
+  const earning = (rewards.data ?? []).filter((r) => r.balance.points !== '0' || r.balance.cashback.some((c) => Number(c.amount) !== 0));
+  if (earning.length === 0) return null;
+  return (
+    <Section title={t('rewards.title')} testId="card-rewards">
+      <ul className="activity">
+        {earning.map((r) => (
+          <li key={r.tokenRef} data-testid="card-reward">
+            <div className="activity-row">
+              <div className="title">
+                {r.brand} •••• {r.cardLast4}
+              </div>
+              <span>
+                {r.balance.points} {t('rewards.points')}
+                {r.balance.cashback.map((c) => ` · ${t('rewards.cashback')} ${money(c.amount, c.currency)}`).join('')}
+              </span>
+            </div>
+          </li>
+        ))}
+      </ul>
+    </Section>
   );
 }
