@@ -1051,6 +1051,226 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/liquidity/requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your liquidity requests, newest first
+         * @description Your liquidity requests, newest first.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getLiquidityRequests"];
+        put?: never;
+        /**
+         * Ask to top up your position from your settlement bank account, or to cash out to it
+         * @description Up to the operator’s approval threshold for the currency the money moves at once (a recorded ledger transfer between your settlement-bank mirror and your position; a cash-out never takes more than the prefunded liquidity left: liquidity_exceeded); above it the request waits for the operator (webhooks `liquidity.request_approved` / `liquidity.request_rejected`). Idempotency-Key required.
+         */
+        post: operations["postLiquidityRequests"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/liquidity/requests/{requestId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One of your liquidity requests
+         * @description One of your liquidity requests.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getLiquidityRequestsByRequestId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/liquidity/requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Participants’ liquidity requests (pending_approval: those waiting for you)
+         * @description Participants’ liquidity requests (pending_approval: those waiting for you)
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorLiquidityRequests"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/liquidity/requests/{requestId}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a pending liquidity request: the money moves now (a cash-out still within the prefunded liquidity left)
+         * @description Approve a pending liquidity request: the money moves now (a cash-out still within the prefunded liquidity left)
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postOperatorLiquidityRequestsByRequestIdApprove"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/liquidity/requests/{requestId}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reject a pending liquidity request: nothing moves
+         * @description Reject a pending liquidity request: nothing moves.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postOperatorLiquidityRequestsByRequestIdReject"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/liquidity/thresholds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set the approval threshold of a currency: participants’ liquidity requests up to it complete at once, larger ones wait for your approval
+         * @description Set the approval threshold of a currency: participants’ liquidity requests up to it complete at once, larger ones wait for your approval.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postOperatorLiquidityThresholds"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customerId}/withdrawals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Withdraw from the customer’s wallet account to a bank account linked into the wallet
+         * @description The link must be the customer’s and active, the amount in the linked account’s currency, and the customer must hold an open wallet account in it. The money moves through both participants’ positions like any payment between them (liquidity_exceeded when the paying side’s position cannot cover it; insufficient_funds when the paying account cannot) and the position leg is settled in the currency’s window. Webhooks `cash.withdrawal_completed` / `cash.top_up_completed` go to the wallet and to the bank. Idempotency-Key required.
+         */
+        post: operations["postCustomersByCustomerIdWithdrawals"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customerId}/top-ups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Top up the customer’s wallet account from a bank account linked into the wallet
+         * @description The link must be the customer’s and active, the amount in the linked account’s currency, and the customer must hold an open wallet account in it. The money moves through both participants’ positions like any payment between them (liquidity_exceeded when the paying side’s position cannot cover it; insufficient_funds when the paying account cannot) and the position leg is settled in the currency’s window. Webhooks `cash.withdrawal_completed` / `cash.top_up_completed` go to the wallet and to the bank. Idempotency-Key required.
+         */
+        post: operations["postCustomersByCustomerIdTopUps"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customerId}/cash-movements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The customer’s withdrawals and top-ups, newest first
+         * @description The customer’s withdrawals and top-ups, newest first.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getCustomersByCustomerIdCashMovements"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customerId}/cash-movements/{movementId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One withdrawal or top-up of the customer (its status)
+         * @description One withdrawal or top-up of the customer (its status)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getCustomersByCustomerIdCashMovementsByMovementId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/settlement/positions": {
         parameters: {
             query?: never;
@@ -1743,6 +1963,26 @@ export interface paths {
          * @description The hub keeps only a keyed hash of the code; the code travels sealed to the participant that delivers it (`codeSealed` in its webhook). Here the demo plays that participant when it is a demo bank or wallet. Only for an object you hold, only in demo mode, only on loopback.
          */
         get: operations["getDemoV1CodesCustomerLinkConsentsById"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/demo/v1/codes/alias-verifications/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Demo only: the one-time code a demo participant would give its customer for a new alias (phone or e-mail)
+         * @description The hub keeps only a keyed hash of the code; the code travels sealed to the participant that delivers it (`codeSealed` in its webhook). Here the demo plays that participant when it is a demo bank or wallet. Only for an object you hold, only in demo mode, only on loopback.
+         */
+        get: operations["getDemoV1CodesAliasVerificationsById"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2573,12 +2813,56 @@ export interface paths {
         get: operations["getAliases"];
         put?: never;
         /**
-         * Register an alias (phone, email or handle) for a customer account
-         * @description Register an alias (phone, email or handle) for a customer account.
+         * Register an alias (phone, email or handle) for a customer account. A participant registers what it has verified itself; a customer session registers handles here and confirms a phone or e-mail with a code (POST /v1/aliases/verifications)
+         * @description Register an alias (phone, email or handle) for a customer account. A participant registers what it has verified itself; a customer session registers handles here and confirms a phone or e-mail with a code (POST /v1/aliases/verifications)
          *
-         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postAliases"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/aliases/verifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a phone number or e-mail address as an alias: a one-time code goes to it through your participant (alias.verification_requested); confirm it to register the alias
+         * @description Add a phone number or e-mail address as an alias: a one-time code goes to it through your participant (alias.verification_requested); confirm it to register the alias.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postAliasesVerifications"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/aliases/verifications/{verificationId}/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm a new alias with the code sent to the number or address (five tries): the alias is registered
+         * @description Confirm a new alias with the code sent to the number or address (five tries): the alias is registered.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postAliasesVerificationsByVerificationIdConfirm"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2599,7 +2883,7 @@ export interface paths {
          * Delete an alias
          * @description Delete an alias.
          *
-         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         delete: operations["deleteAliasesByAliasId"];
         options?: never;
@@ -2659,8 +2943,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Confirm an alias move with the customer’s code
-         * @description Confirm an alias move with the customer’s code.
+         * Confirm an alias move with the customer’s code (five tries)
+         * @description Confirm an alias move with the customer’s code (five tries)
          *
          *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
@@ -2766,7 +3050,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * The fee schedules in force between participants (payer → payee: fixed + basis points)
+         * @description The fee schedules in force between participants (payer → payee: fixed + basis points)
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorFees"];
         put?: never;
         /**
          * Set the fee for payments from one participant to another: fixed + basis points, charged to the payer
@@ -3189,6 +3479,54 @@ export interface paths {
          *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
         post: operations["postRiskRules"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/fx/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Register a participant as an FX provider: it may then post rates, and payments across currencies convert through its positions
+         * @description Register a participant as an FX provider: it may then post rates, and payments across currencies convert through its positions.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postOperatorFxProviders"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/fx/provider-rates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The FX providers’ rates in force (newest per provider and pair), optionally for one pair or one provider
+         * @description The FX providers’ rates in force (newest per provider and pair), optionally for one pair or one provider.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getFxProviderRates"];
+        put?: never;
+        /**
+         * Post your rate for a currency pair (FX providers): size tiers and an expiry; it replaces your previous rate for the pair
+         * @description Tiers price the amount sent (in the send currency): sorted, not overlapping, the last one may leave `max` out. A quote binds the best rate in force that prices its amount (fx_tier_not_covered when none does; fx_rate_expired when the pair’s rates have expired), and the payment then moves your position up in the currency sent and down in the currency delivered.
+         */
+        post: operations["postFxProviderRates"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4325,6 +4663,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "alias.verification_requested": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Your customer is adding a phone number or e-mail address as an alias: send the sealed code there; they confirm it in the wallet
+         * @description Your customer is adding a phone number or e-mail address as an alias: send the sealed code there; they confirm it in the wallet. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onAliasVerificationRequested"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "budget.exceeded": {
         parameters: {
             query?: never;
@@ -4379,6 +4737,46 @@ export interface webhooks {
          * @description Typed card data for one of your cards failed too often: locked for a while. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
          */
         post: operations["onCardCardDataLocked"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "cash.top_up_completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A customer topped up their wallet from a linked bank account (to the wallet: its customer credited; to the bank: its customer debited)
+         * @description A customer topped up their wallet from a linked bank account (to the wallet: its customer credited; to the bank: its customer debited). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onCashTopUpCompleted"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "cash.withdrawal_completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A customer withdrew money to a bank account linked into their wallet (to the wallet: its customer paid out; to the bank: its customer credited)
+         * @description A customer withdrew money to a bank account linked into their wallet (to the wallet: its customer paid out; to the bank: its customer credited). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onCashWithdrawalCompleted"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4525,6 +4923,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "fx.rate_posted": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * You posted an FX rate: it is in force for its pair until it expires or you post a newer one
+         * @description You posted an FX rate: it is in force for its pair until it expires or you post a newer one. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onFxRatePosted"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "ledger.account_funded": {
         parameters: {
             query?: never;
@@ -4639,6 +5057,66 @@ export interface webhooks {
          * @description The operator set your net debit cap. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
          */
         post: operations["onLiquidityNetDebitCapSet"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "liquidity.request_approved": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The operator approved your liquidity request: the money moved
+         * @description The operator approved your liquidity request: the money moved. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onLiquidityRequestApproved"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "liquidity.request_created": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Your liquidity request was recorded (completed at once, or waiting for the operator’s approval)
+         * @description Your liquidity request was recorded (completed at once, or waiting for the operator’s approval). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onLiquidityRequestCreated"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "liquidity.request_rejected": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The operator rejected your liquidity request: nothing moved
+         * @description The operator rejected your liquidity request: nothing moved. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onLiquidityRequestRejected"];
         delete?: never;
         options?: never;
         head?: never;
@@ -5414,7 +5892,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "coupon_already_held" | "coupon_expired" | "coupon_invalid" | "coupon_limit_reached" | "coupon_not_applicable" | "coupon_not_found" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "membership_card_not_found" | "membership_exists" | "membership_program_not_found" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "pot_limit_reached" | "pot_locked" | "pot_not_found" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "reward_rule_invalid" | "rewards_insufficient" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "coupon_already_held" | "coupon_expired" | "coupon_invalid" | "coupon_limit_reached" | "coupon_not_applicable" | "coupon_not_found" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "membership_card_not_found" | "membership_exists" | "membership_program_not_found" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "pot_limit_reached" | "pot_locked" | "pot_not_found" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "reward_rule_invalid" | "rewards_insufficient" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -6218,6 +6696,58 @@ export interface components {
                 currency: string;
             };
         };
+        /** @description A participant’s request to move money between its settlement bank account and its position: completed at once up to the operator’s approval threshold, otherwise pending until the operator approves or rejects it. */
+        LiquidityRequest: {
+            /** @description The liquidity request */
+            id: string;
+            participantId: string;
+            /** @description top_up: settlement bank account → position; cash_out: position → settlement bank account */
+            direction: "top_up" | "cash_out";
+            amount: {
+                amount: string;
+                currency: string;
+            };
+            /** @description Your settlement bank reference */
+            reference: string | null;
+            status: "pending_approval" | "completed" | "rejected";
+            /** @description Why the operator rejected it */
+            reason: string | null;
+            /** @description The ledger transfer that moved the money, once completed */
+            transferId: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            decidedAt: string | null;
+        };
+        /** @description A customer’s withdrawal to, or top-up from, a bank account linked into their wallet: a payment between the wallet and the bank through both positions. */
+        CashMovement: {
+            /** @description The withdrawal or top-up */
+            id: string;
+            /** @description withdrawal: wallet account → linked bank account; top_up: linked bank account → wallet account */
+            kind: "withdrawal" | "top_up";
+            /** @description Your customer */
+            customerId: string;
+            /** @description The account link used */
+            linkId: string;
+            /** @description The customer’s account at your wallet */
+            walletAccountId: string;
+            /** @description The linked account at the bank */
+            bankAccountId: string;
+            /** @description The bank holding it */
+            bankParticipantId: string;
+            amount: {
+                amount: string;
+                currency: string;
+            };
+            /**
+             * @description completed: the money moved (a refused request moves nothing and answers an error)
+             * @enum {string}
+             */
+            status: "completed";
+            /** @description The ledger transfers (the position leg first, between the two participants) */
+            transferIds: string[];
+            /** Format: date-time */
+            createdAt: string;
+        };
         /** @description A settlement window: one is open per currency; a payment between two participants belongs to the window its position leg committed in. */
         SettlementWindow: {
             id: string;
@@ -6553,6 +7083,48 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
         };
+        /** @description A rate an FX provider posted for a currency pair: size tiers on the amount sent, each its own rate, in force until it expires or the provider posts a newer one. */
+        FxProviderRate: {
+            /** @description The rate: a quote binds it by this id (fxRateId) */
+            id: string;
+            /** @description The FX provider participant that posted it */
+            providerParticipantId: string;
+            sendCurrency: string;
+            receiveCurrency: string;
+            tiers: {
+                min: {
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    amount: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                };
+                /** @description null: no upper bound */
+                max: {
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    amount: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                } | null;
+                /** @description Receive units per send unit (the customer rate, spread included), 8 decimals */
+                rate: string;
+            }[];
+            /** Format: date-time */
+            postedAt: string;
+            /** Format: date-time */
+            expiresAt: string;
+        };
         Coupon: {
             id: string;
             merchantId: string;
@@ -6707,6 +7279,34 @@ export interface components {
         };
     };
     responses: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_01f62780: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_0262ec75: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_amount, liquidity_invalid, malformed_json, malformed_request, settlement_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_0383e42a: {
             headers: {
@@ -6875,6 +7475,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_amount, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_2a49f85b: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_amount" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
         Error400_2e079142: {
             headers: {
@@ -6913,6 +7527,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "challenge_request_invalid" | "invalid_phone" | "malformed_request" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_31c92255: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -6987,6 +7615,34 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_3d5fd4fb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, validation_failed */
+        Error400_3e0e4500: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: malformed_request, validation_failed */
         Error400_3f235b06: {
             headers: {
@@ -7025,20 +7681,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_phone" | "malformed_request" | "reward_rule_invalid" | "unknown_currency" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_46bc61e7: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7085,6 +7727,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, split_invalid, unknown_currency, validation_failed */
+        Error400_60e4af86: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "split_invalid" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, idempotency_key_invalid, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
         Error400_61c4a7fe: {
             headers: {
@@ -7095,6 +7751,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_61fabb1c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7113,8 +7783,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_658bb4e2: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_66dd2f01: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7122,21 +7792,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, validation_failed */
-        Error400_680da5ce: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7179,6 +7835,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_connection" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_8119621f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7295,8 +7965,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, validation_failed */
-        Error400_a0761ab4: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_a32d24c2: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7304,21 +7974,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rates_invalid, invalid_amount, malformed_request, unknown_currency, validation_failed */
-        Error400_a0e183bc: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "malformed_request" | "unknown_currency" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7351,20 +8007,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_b18458da: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, reward_rule_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_b5629f0c: {
             headers: {
@@ -7389,6 +8031,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_account" | "invalid_amount" | "invalid_connection" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_b8c10200: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7449,20 +8105,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_c8d81742: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_connection, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_ca2a23c1: {
             headers: {
@@ -7519,8 +8161,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_d5156168: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_d2e39a7a: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7528,13 +8170,13 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_d5480bbe: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_amount, malformed_request, unknown_currency, validation_failed */
+        Error400_d602df48: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7542,7 +8184,21 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_amount" | "malformed_request" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_d897858e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7599,6 +8255,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "idempotency_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, validation_failed */
+        Error400_e5f52025: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "validation_failed";
                     };
                 };
             };
@@ -7673,8 +8343,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_f99af308: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_fadd8ab3: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7682,7 +8352,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7711,20 +8381,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "invalid_connection" | "invalid_country" | "invalid_webhook_url" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "split_invalid" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_fd7dada6: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7827,8 +8483,8 @@ export interface components {
                 };
             };
         };
-        /** @description Forbidden: alias_move_locked, consent_locked, forbidden, not_request_payer, participant_suspended, red_packet_not_member, request_blocked, risk_declined */
-        Error403_27a4fb7b: {
+        /** @description Forbidden: alias_move_locked, alias_verification_locked, alias_verification_required, forbidden, participant_suspended */
+        Error403_295ddc39: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7836,21 +8492,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "alias_move_locked" | "consent_locked" | "forbidden" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked" | "risk_declined";
-                    };
-                };
-            };
-        };
-        /** @description Forbidden: alias_move_locked, forbidden, participant_suspended */
-        Error403_2e2b1ec4: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_move_locked" | "forbidden" | "participant_suspended";
+                        code?: "alias_move_locked" | "alias_verification_locked" | "alias_verification_required" | "forbidden" | "participant_suspended";
                     };
                 };
             };
@@ -7869,8 +8511,8 @@ export interface components {
                 };
             };
         };
-        /** @description Forbidden: device_signature_invalid, not_issuer, not_merchant, not_wallet, risk_declined */
-        Error403_370b157c: {
+        /** @description Forbidden: consent_locked, forbidden, not_request_payer, participant_suspended, red_packet_not_member, request_blocked */
+        Error403_36067716: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7878,7 +8520,35 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "device_signature_invalid" | "not_issuer" | "not_merchant" | "not_wallet" | "risk_declined";
+                        code?: "consent_locked" | "forbidden" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: alias_move_locked, alias_verification_locked, alias_verification_required, consent_locked, forbidden, fx_provider_not_registered, not_request_payer, participant_suspended, red_packet_not_member, request_blocked, risk_declined */
+        Error403_3f53c981: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_move_locked" | "alias_verification_locked" | "alias_verification_required" | "consent_locked" | "forbidden" | "fx_provider_not_registered" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked" | "risk_declined";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: device_signature_invalid, forbidden, fx_provider_not_registered, not_issuer, not_merchant, not_wallet, participant_suspended, risk_declined */
+        Error403_4cc20035: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "device_signature_invalid" | "forbidden" | "fx_provider_not_registered" | "not_issuer" | "not_merchant" | "not_wallet" | "participant_suspended" | "risk_declined";
                     };
                 };
             };
@@ -7907,6 +8577,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "participant_suspended" | "webhook_secret_not_retrievable";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: fx_provider_not_registered */
+        Error403_81f9bec4: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "fx_provider_not_registered";
                     };
                 };
             };
@@ -7981,20 +8665,6 @@ export interface components {
                 };
             };
         };
-        /** @description Forbidden: device_signature_invalid, forbidden, not_issuer, not_merchant, not_wallet, participant_suspended, risk_declined */
-        Error403_9ccbfea1: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "device_signature_invalid" | "forbidden" | "not_issuer" | "not_merchant" | "not_wallet" | "participant_suspended" | "risk_declined";
-                    };
-                };
-            };
-        };
         /** @description Forbidden: forbidden, not_issuer_participant, participant_suspended */
         Error403_a3bbbbd0: {
             headers: {
@@ -8009,6 +8679,20 @@ export interface components {
                 };
             };
         };
+        /** @description Forbidden: device_signature_invalid, fx_provider_not_registered, not_issuer, not_merchant, not_wallet, risk_declined */
+        Error403_a74895ab: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "device_signature_invalid" | "fx_provider_not_registered" | "not_issuer" | "not_merchant" | "not_wallet" | "risk_declined";
+                    };
+                };
+            };
+        };
         /** @description Forbidden: forbidden, participant_suspended */
         Error403_c1e479c2: {
             headers: {
@@ -8019,6 +8703,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "participant_suspended";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: forbidden, fx_provider_not_registered, participant_suspended */
+        Error403_fab9fdae: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "forbidden" | "fx_provider_not_registered" | "participant_suspended";
                     };
                 };
             };
@@ -8051,8 +8749,8 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: not_found, settlement_window_not_found */
-        Error404_3c64f123: {
+        /** @description Not found: liquidity_request_not_found */
+        Error404_1731a11c: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8060,7 +8758,35 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "not_found" | "settlement_window_not_found";
+                        code?: "liquidity_request_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: account_unavailable, alias_move_not_found, alias_not_found, alias_verification_not_found, bank_customer_not_found, challenge_not_found, consent_not_found, customer_not_found, link_not_found, liquidity_request_not_found, not_found, passkey_registration_not_found, payment_not_found, quote_not_found, red_packet_not_found, request_not_found, risk_alert_not_found, split_not_found */
+        Error404_249ae09f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_unavailable" | "alias_move_not_found" | "alias_not_found" | "alias_verification_not_found" | "bank_customer_not_found" | "challenge_not_found" | "consent_not_found" | "customer_not_found" | "link_not_found" | "liquidity_request_not_found" | "not_found" | "passkey_registration_not_found" | "payment_not_found" | "quote_not_found" | "red_packet_not_found" | "request_not_found" | "risk_alert_not_found" | "split_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: alias_move_not_found, alias_not_found, alias_verification_not_found, customer_not_found, not_found */
+        Error404_333bbf6e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_move_not_found" | "alias_not_found" | "alias_verification_not_found" | "customer_not_found" | "not_found";
                     };
                 };
             };
@@ -8079,8 +8805,8 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: account_not_found, credential_not_found, customer_not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
-        Error404_3e6f13c5: {
+        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, coupon_not_found, customer_not_found, liquidity_request_not_found, merchant_not_found, not_found, passkey_registration_not_found, payment_link_not_found, payment_not_found, provisioning_not_found, push_receipt_invalid, qr_not_found, reference_not_found, token_not_found */
+        Error404_3f083ccf: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8088,7 +8814,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
+                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "coupon_not_found" | "customer_not_found" | "liquidity_request_not_found" | "merchant_not_found" | "not_found" | "passkey_registration_not_found" | "payment_link_not_found" | "payment_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "qr_not_found" | "reference_not_found" | "token_not_found";
                     };
                 };
             };
@@ -8177,20 +8903,6 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: alias_move_not_found, alias_not_found, customer_not_found, not_found */
-        Error404_719faff3: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_move_not_found" | "alias_not_found" | "customer_not_found" | "not_found";
-                    };
-                };
-            };
-        };
         /** @description Not found: credential_not_found, not_found, participant_not_found */
         Error404_71f38203: {
             headers: {
@@ -8247,6 +8959,34 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: account_not_found, credential_not_found, customer_not_found, liquidity_request_not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
+        Error404_80863626: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "liquidity_request_not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: liquidity_request_not_found, not_found */
+        Error404_81f365c1: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "liquidity_request_not_found" | "not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: coupon_not_found, customer_not_found, membership_card_not_found, membership_program_not_found, merchant_not_found, not_found, payment_link_not_found, qr_not_found */
         Error404_8311d009: {
             headers: {
@@ -8261,8 +9001,8 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: account_not_found, credential_not_found, customer_not_found, not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
-        Error404_8cb7b618: {
+        /** @description Not found: liquidity_request_not_found, settlement_window_not_found */
+        Error404_9093b7e2: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8270,7 +9010,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
+                        code?: "liquidity_request_not_found" | "settlement_window_not_found";
                     };
                 };
             };
@@ -8331,20 +9071,6 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: settlement_window_not_found */
-        Error404_a68bb532: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "settlement_window_not_found";
-                    };
-                };
-            };
-        };
         /** @description Not found: merchant_not_found */
         Error404_ad6b13df: {
             headers: {
@@ -8355,20 +9081,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "merchant_not_found";
-                    };
-                };
-            };
-        };
-        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, coupon_not_found, customer_not_found, merchant_not_found, not_found, passkey_registration_not_found, payment_link_not_found, payment_not_found, provisioning_not_found, push_receipt_invalid, qr_not_found, reference_not_found, token_not_found */
-        Error404_b00d42a6: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "coupon_not_found" | "customer_not_found" | "merchant_not_found" | "not_found" | "passkey_registration_not_found" | "payment_link_not_found" | "payment_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "qr_not_found" | "reference_not_found" | "token_not_found";
                     };
                 };
             };
@@ -8401,20 +9113,6 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: account_unavailable, alias_move_not_found, alias_not_found, bank_customer_not_found, challenge_not_found, consent_not_found, customer_not_found, link_not_found, not_found, passkey_registration_not_found, payment_not_found, quote_not_found, red_packet_not_found, request_not_found, risk_alert_not_found, split_not_found */
-        Error404_bd2f59c5: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_unavailable" | "alias_move_not_found" | "alias_not_found" | "bank_customer_not_found" | "challenge_not_found" | "consent_not_found" | "customer_not_found" | "link_not_found" | "not_found" | "passkey_registration_not_found" | "payment_not_found" | "quote_not_found" | "red_packet_not_found" | "request_not_found" | "risk_alert_not_found" | "split_not_found";
-                    };
-                };
-            };
-        };
         /** @description Not found: customer_not_found, risk_alert_not_found */
         Error404_bf5686e0: {
             headers: {
@@ -8443,6 +9141,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: liquidity_request_not_found, not_found, settlement_window_not_found */
+        Error404_cd5547e6: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "liquidity_request_not_found" | "not_found" | "settlement_window_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: customer_not_found, not_found */
         Error404_d8efb4d7: {
             headers: {
@@ -8457,6 +9169,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: account_unavailable, bank_customer_not_found, cash_movement_not_found, consent_not_found, customer_not_found, link_not_found, liquidity_request_not_found, not_found, payment_not_found, quote_not_found, red_packet_not_found, request_not_found, split_not_found */
+        Error404_ecb32f8f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_unavailable" | "bank_customer_not_found" | "cash_movement_not_found" | "consent_not_found" | "customer_not_found" | "link_not_found" | "liquidity_request_not_found" | "not_found" | "payment_not_found" | "quote_not_found" | "red_packet_not_found" | "request_not_found" | "split_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: not_found */
         Error404_efedff88: {
             headers: {
@@ -8467,6 +9193,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: account_not_found, credential_not_found, customer_not_found, liquidity_request_not_found, not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
+        Error404_f3dfdaec: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "liquidity_request_not_found" | "not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
                     };
                 };
             };
@@ -8499,20 +9239,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, idempotency_in_progress, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields */
-        Error409_0573eac9: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
-                    };
-                };
-            };
-        };
         /** @description Conflict: coupon_already_held, coupon_limit_reached, customer_exists, customer_has_balance, membership_exists */
         Error409_14d160c3: {
             headers: {
@@ -8527,8 +9253,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, coupon_limit_reached, customer_exists, customer_has_balance, device_not_bound, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
-        Error409_219d66a0: {
+        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, liquidity_request_decided, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields */
+        Error409_28864a0c: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8536,7 +9262,21 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_35da40af: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -8551,20 +9291,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "credential_limit";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields */
-        Error409_3e6fd0f3: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
                     };
                 };
             };
@@ -8611,8 +9337,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: idempotency_in_progress, settlement_window_open */
-        Error409_4aa87fd5: {
+        /** @description Conflict: customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_4a5df6de: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8620,7 +9346,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "idempotency_in_progress" | "settlement_window_open";
+                        code?: "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -8653,6 +9379,34 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: liquidity_request_decided */
+        Error409_5d0dd0ec: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "liquidity_request_decided";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, coupon_limit_reached, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, liquidity_request_decided, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
+        Error409_5d6ce5ad: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "liquidity_request_decided" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                    };
+                };
+            };
+        };
         /** @description Conflict: authenticator_exists, challenge_method_unavailable, challenge_state, credential_limit, customer_exists, customer_has_balance */
         Error409_5effe622: {
             headers: {
@@ -8667,8 +9421,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: settlement_window_open */
-        Error409_61ace21e: {
+        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_67aaa654: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8676,7 +9430,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "settlement_window_open";
+                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -8751,6 +9505,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: idempotency_in_progress, liquidity_request_decided, settlement_window_open */
+        Error409_7c4fe179: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_in_progress" | "liquidity_request_decided" | "settlement_window_open";
+                    };
+                };
+            };
+        };
         /** @description Conflict: customer_exists, customer_has_balance, customer_link_exists */
         Error409_8101a95a: {
             headers: {
@@ -8765,8 +9533,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, coupon_limit_reached, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
-        Error409_9caae1ef: {
+        /** @description Conflict: customer_account_exists, customer_exists, customer_has_balance, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_833cdaaf: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8774,7 +9542,35 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                        code?: "customer_account_exists" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, coupon_limit_reached, customer_exists, customer_has_balance, device_not_bound, liquidity_request_decided, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
+        Error409_8dee6b52: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "liquidity_request_decided" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: idempotency_in_progress, liquidity_request_decided */
+        Error409_986bbccc: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_in_progress" | "liquidity_request_decided";
                     };
                 };
             };
@@ -8789,6 +9585,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "pot_limit_reached" | "pot_locked";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields */
+        Error409_a43c0dd1: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
                     };
                 };
             };
@@ -8821,20 +9631,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_ae1b6f5b: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
-                    };
-                };
-            };
-        };
         /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, pending_already_resolved, pending_expired, provisioning_state, push_receipt_used, token_exists, token_state, transfer_exists_with_different_fields */
         Error409_b030c7eb: {
             headers: {
@@ -8845,20 +9641,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "push_receipt_used" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_b18d6c24: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -8887,6 +9669,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "idempotency_in_progress";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: liquidity_request_decided, settlement_window_open */
+        Error409_c783a4c0: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "liquidity_request_decided" | "settlement_window_open";
                     };
                 };
             };
@@ -8989,6 +9785,34 @@ export interface components {
                 };
             };
         };
+        /** @description Gone: consent_expired, quote_expired, red_packet_expired */
+        Error410_4315ae46: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "consent_expired" | "quote_expired" | "red_packet_expired";
+                    };
+                };
+            };
+        };
+        /** @description Gone: alias_move_expired, alias_verification_expired, challenge_expired, consent_expired, quote_expired, red_packet_expired */
+        Error410_463f0e5e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_move_expired" | "alias_verification_expired" | "challenge_expired" | "consent_expired" | "quote_expired" | "red_packet_expired";
+                    };
+                };
+            };
+        };
         /** @description Gone: challenge_expired */
         Error410_50794bc8: {
             headers: {
@@ -9045,8 +9869,8 @@ export interface components {
                 };
             };
         };
-        /** @description Gone: alias_move_expired, challenge_expired, consent_expired, quote_expired, red_packet_expired */
-        Error410_caa8b1fc: {
+        /** @description Gone: alias_move_expired, alias_verification_expired */
+        Error410_f9d5f923: {
             headers: {
                 [name: string]: unknown;
             };
@@ -9054,21 +9878,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "alias_move_expired" | "challenge_expired" | "consent_expired" | "quote_expired" | "red_packet_expired";
-                    };
-                };
-            };
-        };
-        /** @description Gone: alias_move_expired */
-        Error410_cc2009d1: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_move_expired";
+                        code?: "alias_move_expired" | "alias_verification_expired";
                     };
                 };
             };
@@ -9143,8 +9953,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, coupon_not_applicable, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
-        Error422_1e92d84a: {
+        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
+        Error422_1679f91e: {
             headers: {
                 [name: string]: unknown;
             };
@@ -9152,7 +9962,21 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "coupon_not_applicable" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, coupon_not_applicable, cpm_invalid, exceeds_credit_limit, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
+        Error422_1a7afb67: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "coupon_not_applicable" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -9171,6 +9995,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: idempotency_key_reused, liquidity_exceeded */
+        Error422_24a48eea: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_key_reused" | "liquidity_exceeded";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: coupon_not_applicable, idempotency_key_reused, payment_currency_mismatch, qr_expired, qr_invalid, qr_unknown_merchant */
         Error422_2cee0e4d: {
             headers: {
@@ -9185,8 +10023,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, coupon_not_applicable, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
-        Error422_3b4e61c5: {
+        /** @description Unprocessable: fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused */
+        Error422_3c24a8bb: {
             headers: {
                 [name: string]: unknown;
             };
@@ -9194,7 +10032,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "coupon_not_applicable" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                        code?: "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "idempotency_key_reused";
                     };
                 };
             };
@@ -9237,6 +10075,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "coupon_not_applicable" | "ledger_rejected" | "liquidity_exceeded" | "rewards_insufficient";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
+        Error422_5571f6bb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
                     };
                 };
             };
@@ -9339,6 +10191,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, coupon_not_applicable, cpm_invalid, exceeds_credit_limit, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
+        Error422_88eea7da: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "coupon_not_applicable" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: account_closed, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, liquidity_exceeded, overflow, post_amount_exceeds_pending, same_account, settlement_csv_invalid */
         Error422_8d953c79: {
             headers: {
@@ -9437,8 +10303,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
-        Error422_b6822c74: {
+        /** @description Unprocessable: cannot_pay_self, cash_link_invalid, consent_code_invalid, currency_not_receivable, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, payment_rejected, source_currency_mismatch, split_amounts_mismatch */
+        Error422_c2eaa509: {
             headers: {
                 [name: string]: unknown;
             };
@@ -9446,21 +10312,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_unavailable, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
-        Error422_c845a434: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_unavailable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
+                        code?: "cannot_pay_self" | "cash_link_invalid" | "consent_code_invalid" | "currency_not_receivable" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
                     };
                 };
             };
@@ -9479,8 +10331,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: fx_rate_unavailable, idempotency_key_reused */
-        Error422_e5a58e60: {
+        /** @description Unprocessable: cannot_pay_self, cash_link_invalid, consent_code_invalid, currency_not_receivable, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, payment_rejected, source_currency_mismatch, split_amounts_mismatch */
+        Error422_dbc90fd2: {
             headers: {
                 [name: string]: unknown;
             };
@@ -9488,7 +10340,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "fx_rate_unavailable" | "idempotency_key_reused";
+                        code?: "cannot_pay_self" | "cash_link_invalid" | "consent_code_invalid" | "currency_not_receivable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
                     };
                 };
             };
@@ -9521,8 +10373,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: fx_rate_unavailable */
-        Error422_f54a99c5: {
+        /** @description Unprocessable: fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered */
+        Error422_f5ea0143: {
             headers: {
                 [name: string]: unknown;
             };
@@ -9530,7 +10382,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "fx_rate_unavailable";
+                        code?: "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered";
                     };
                 };
             };
@@ -9962,8 +10814,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10016,8 +10868,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -10052,8 +10904,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10090,8 +10942,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -10130,8 +10982,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -10176,8 +11028,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -10218,8 +11070,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -10659,8 +11511,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10725,8 +11577,8 @@ export interface operations {
             400: components["responses"]["Error400_c506cea4"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_7545b8fb"];
@@ -10763,8 +11615,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10791,8 +11643,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_3e6f13c5"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_80863626"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10836,8 +11688,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_3e6f13c5"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_80863626"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11014,8 +11866,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11647,8 +12499,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11701,8 +12553,8 @@ export interface operations {
             400: components["responses"]["Error400_b62b7f1b"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11733,6 +12585,8 @@ export interface operations {
             400: components["responses"]["Error400_0ba2e13a"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_1731a11c"];
+            409: components["responses"]["Error409_5d0dd0ec"];
             422: components["responses"]["Error422_3efebc2f"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11765,8 +12619,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11818,8 +12672,8 @@ export interface operations {
             400: components["responses"]["Error400_b62b7f1b"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11873,8 +12727,8 @@ export interface operations {
             400: components["responses"]["Error400_b62b7f1b"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11922,13 +12776,488 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getLiquidityRequests: {
+        parameters: {
+            query?: {
+                status?: "pending_approval" | "completed" | "rejected";
+                /** @description At most 200 (default 50) */
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["LiquidityRequest"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_66dd2f01"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_81f365c1"];
+            409: components["responses"]["Error409_5d0dd0ec"];
+            422: components["responses"]["Error422_3efebc2f"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postLiquidityRequests: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    direction: "top_up" | "cash_out";
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                    /** @description Your settlement bank reference */
+                    reference?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A participant’s request to move money between its settlement bank account and its position: completed at once up to the operator’s approval threshold, otherwise pending until the operator approves or rejects it. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiquidityRequest"];
+                };
+            };
+            400: components["responses"]["Error400_d897858e"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_81f365c1"];
+            409: components["responses"]["Error409_986bbccc"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_24a48eea"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getLiquidityRequestsByRequestId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The liquidity request */
+                requestId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A participant’s request to move money between its settlement bank account and its position: completed at once up to the operator’s approval threshold, otherwise pending until the operator approves or rejects it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiquidityRequest"];
+                };
+            };
+            400: components["responses"]["Error400_0ba2e13a"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_81f365c1"];
+            409: components["responses"]["Error409_5d0dd0ec"];
+            422: components["responses"]["Error422_3efebc2f"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorLiquidityRequests: {
+        parameters: {
+            query?: {
+                status?: "pending_approval" | "completed" | "rejected";
+                /** @description At most 200 (default 50) */
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["LiquidityRequest"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_ca2a23c1"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
+            422: components["responses"]["Error422_7545b8fb"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorLiquidityRequestsByRequestIdApprove: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The liquidity request */
+                requestId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description A participant’s request to move money between its settlement bank account and its position: completed at once up to the operator’s approval threshold, otherwise pending until the operator approves or rejects it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiquidityRequest"];
+                };
+            };
+            400: components["responses"]["Error400_91335a92"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_8d953c79"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorLiquidityRequestsByRequestIdReject: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The liquidity request */
+                requestId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A participant’s request to move money between its settlement bank account and its position: completed at once up to the operator’s approval threshold, otherwise pending until the operator approves or rejects it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiquidityRequest"];
+                };
+            };
+            400: components["responses"]["Error400_91335a92"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_8d953c79"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorLiquidityThresholds: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    threshold: {
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Requests above this amount wait for the operator’s approval */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        threshold: {
+                            amount: string;
+                            currency: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["Error400_91335a92"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_8d953c79"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postCustomersByCustomerIdWithdrawals: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The customer’s account link (GET /v1/account-links) */
+                    linkId: string;
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description A customer’s withdrawal to, or top-up from, a bank account linked into their wallet: a payment between the wallet and the bank through both positions. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CashMovement"];
+                };
+            };
+            400: components["responses"]["Error400_3d5fd4fb"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_36067716"];
+            404: components["responses"]["Error404_ecb32f8f"];
+            409: components["responses"]["Error409_4a5df6de"];
+            410: components["responses"]["Error410_4315ae46"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_c2eaa509"];
+            429: components["responses"]["Error429_b8597fa3"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_d3cb2853"];
+        };
+    };
+    postCustomersByCustomerIdTopUps: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The customer’s account link (GET /v1/account-links) */
+                    linkId: string;
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description A customer’s withdrawal to, or top-up from, a bank account linked into their wallet: a payment between the wallet and the bank through both positions. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CashMovement"];
+                };
+            };
+            400: components["responses"]["Error400_3d5fd4fb"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_36067716"];
+            404: components["responses"]["Error404_ecb32f8f"];
+            409: components["responses"]["Error409_4a5df6de"];
+            410: components["responses"]["Error410_4315ae46"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_c2eaa509"];
+            429: components["responses"]["Error429_b8597fa3"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_d3cb2853"];
+        };
+    };
+    getCustomersByCustomerIdCashMovements: {
+        parameters: {
+            query?: {
+                /** @description At most 200 (default 50) */
+                limit?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["CashMovement"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_0262ec75"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_36067716"];
+            404: components["responses"]["Error404_ecb32f8f"];
+            409: components["responses"]["Error409_833cdaaf"];
+            410: components["responses"]["Error410_4315ae46"];
+            422: components["responses"]["Error422_dbc90fd2"];
+            429: components["responses"]["Error429_b8597fa3"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_d3cb2853"];
+        };
+    };
+    getCustomersByCustomerIdCashMovementsByMovementId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your customer */
+                customerId: string;
+                /** @description The withdrawal or top-up */
+                movementId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A customer’s withdrawal to, or top-up from, a bank account linked into their wallet: a payment between the wallet and the bank through both positions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CashMovement"];
+                };
+            };
+            400: components["responses"]["Error400_60e4af86"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_36067716"];
+            404: components["responses"]["Error404_ecb32f8f"];
+            409: components["responses"]["Error409_833cdaaf"];
+            410: components["responses"]["Error410_4315ae46"];
+            422: components["responses"]["Error422_dbc90fd2"];
+            429: components["responses"]["Error429_b8597fa3"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     getSettlementPositions: {
@@ -11980,8 +13309,8 @@ export interface operations {
             400: components["responses"]["Error400_e214d133"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_a68bb532"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_9093b7e2"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12040,8 +13369,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12077,8 +13406,8 @@ export interface operations {
             400: components["responses"]["Error400_596a503f"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12109,8 +13438,8 @@ export interface operations {
             400: components["responses"]["Error400_e214d133"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12149,8 +13478,8 @@ export interface operations {
             400: components["responses"]["Error400_596a503f"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12186,8 +13515,8 @@ export interface operations {
             400: components["responses"]["Error400_596a503f"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12228,8 +13557,8 @@ export interface operations {
             400: components["responses"]["Error400_0383e42a"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_4aa87fd5"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_7c4fe179"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_b3f28d58"];
@@ -12265,8 +13594,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12296,8 +13625,8 @@ export interface operations {
             400: components["responses"]["Error400_e214d133"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12328,8 +13657,8 @@ export interface operations {
             400: components["responses"]["Error400_e214d133"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12360,8 +13689,8 @@ export interface operations {
             400: components["responses"]["Error400_e214d133"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12392,8 +13721,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12423,8 +13752,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12456,8 +13785,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12493,8 +13822,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12524,8 +13853,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12564,8 +13893,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_3e6f13c5"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_80863626"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12618,8 +13947,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -12676,8 +14005,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -12719,8 +14048,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -12762,8 +14091,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -12965,8 +14294,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -13009,13 +14338,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_680da5ce"];
+            400: components["responses"]["Error400_e5f52025"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_370b157c"];
-            404: components["responses"]["Error404_b00d42a6"];
-            409: components["responses"]["Error409_219d66a0"];
+            403: components["responses"]["Error403_a74895ab"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_8dee6b52"];
             410: components["responses"]["Error410_65a39733"];
-            422: components["responses"]["Error422_3b4e61c5"];
+            422: components["responses"]["Error422_88eea7da"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             500: components["responses"]["Error500_3586a13f"];
@@ -13330,6 +14659,44 @@ export interface operations {
             503: components["responses"]["Error503_b47a2650"];
         };
     };
+    getDemoV1CodesAliasVerificationsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object the code is for */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        code: string;
+                        deliveredBy: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_e7bf7dcc"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_5d1d709e"];
+            409: components["responses"]["Error409_5effe622"];
+            410: components["responses"]["Error410_50794bc8"];
+            422: components["responses"]["Error422_fbe21e45"];
+            423: components["responses"]["Error423_58c64e83"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
     getDemoV1CodesAccountLinkConsentsById: {
         parameters: {
             query?: never;
@@ -13394,9 +14761,10 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0e183bc"];
+            400: components["responses"]["Error400_d602df48"];
             401: components["responses"]["Error401_1d149c64"];
-            422: components["responses"]["Error422_f54a99c5"];
+            403: components["responses"]["Error403_81f9bec4"];
+            422: components["responses"]["Error422_f5ea0143"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -15509,10 +16877,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_90965daf"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_d7e774dd"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             422: components["responses"]["Error422_d176face"];
             429: components["responses"]["Error429_8945dd90"];
             500: components["responses"]["Error500_3586a13f"];
@@ -15565,10 +16933,118 @@ export interface operations {
             };
             400: components["responses"]["Error400_e6a1a433"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_6c04134e"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_9b07f582"];
+            429: components["responses"]["Error429_8945dd90"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postAliasesVerifications: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer id */
+                    customerId: string;
+                    type: "phone" | "email";
+                    value: string;
+                    /** @description The account the alias will point to */
+                    accountId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Alias verification: confirm it with the code sent to the number or address */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @enum {string} */
+                        status: "pending";
+                        /** Format: date-time */
+                        expiresAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_e6a1a433"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
+            409: components["responses"]["Error409_6c04134e"];
+            410: components["responses"]["Error410_f9d5f923"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_9b07f582"];
+            429: components["responses"]["Error429_8945dd90"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postAliasesVerificationsByVerificationIdConfirm: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Alias verification id */
+                verificationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    code: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Alias */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @description phone, email or handle */
+                        type: string;
+                        /** @description As stored: phones in E.164, emails lower-cased */
+                        value: string;
+                        /** @description The account it pays into */
+                        accountId: string;
+                        /** @description Reported for suspected fraud by some participant */
+                        flagged: boolean;
+                        /** Format: date-time */
+                        createdAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_e6a1a433"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
+            409: components["responses"]["Error409_6c04134e"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_9b07f582"];
@@ -15608,10 +17084,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_c6b49afd"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_d7e774dd"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_d176face"];
@@ -15659,10 +17135,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_90965daf"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_d7e774dd"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             422: components["responses"]["Error422_d176face"];
             429: components["responses"]["Error429_8945dd90"];
             500: components["responses"]["Error500_3586a13f"];
@@ -15709,10 +17185,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_e6a1a433"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_6c04134e"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_9b07f582"];
@@ -15765,10 +17241,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_e6a1a433"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_6c04134e"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_9b07f582"];
@@ -15811,10 +17287,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_e6a1a433"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_6c04134e"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_9b07f582"];
@@ -15853,10 +17329,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_c6b49afd"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_d7e774dd"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_d176face"];
@@ -15893,10 +17369,10 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0e183bc"];
+            400: components["responses"]["Error400_d602df48"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            422: components["responses"]["Error422_f54a99c5"];
+            403: components["responses"]["Error403_fab9fdae"];
+            422: components["responses"]["Error422_f5ea0143"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -15935,13 +17411,59 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_f99af308"];
+            400: components["responses"]["Error400_fadd8ab3"];
             401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_81f9bec4"];
             404: components["responses"]["Error404_efedff88"];
             409: components["responses"]["Error409_b942a286"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_e5a58e60"];
+            422: components["responses"]["Error422_3c24a8bb"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorFees: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            payerParticipantId: string;
+                            payeeParticipantId: string;
+                            fixed: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            /** @description Basis points of the amount, added to the fixed part */
+                            bps: number;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_d602df48"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_81f9bec4"];
+            422: components["responses"]["Error422_f5ea0143"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -16006,13 +17528,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_f99af308"];
+            400: components["responses"]["Error400_fadd8ab3"];
             401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_81f9bec4"];
             404: components["responses"]["Error404_efedff88"];
             409: components["responses"]["Error409_b942a286"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_e5a58e60"];
+            422: components["responses"]["Error422_3c24a8bb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -16062,6 +17585,8 @@ export interface operations {
                          */
                         currency: string;
                     };
+                    /** @description Across currencies: the FX provider to convert through (by default the best rate in force that prices the amount) */
+                    fxProviderId?: string;
                 };
             };
         };
@@ -16140,6 +17665,10 @@ export interface operations {
                         midRate: string | null;
                         /** @description Spread over the mid rate, basis points */
                         spreadBps: number;
+                        /** @description The FX provider’s posted rate this quote bound (GET /v1/fx/rates), null in one currency */
+                        fxRateId: string | null;
+                        /** @description The FX provider participant the conversion goes through: its positions move in both currencies */
+                        fxProviderId: string | null;
                         rounding: string;
                         /** @description The money request this quote pays */
                         requestId: string | null;
@@ -16151,15 +17680,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_658bb4e2"];
+            400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16195,13 +17724,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_b18458da"];
+            400: components["responses"]["Error400_61fabb1c"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
+            410: components["responses"]["Error410_463f0e5e"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16296,15 +17825,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_fd7dada6"];
+            400: components["responses"]["Error400_b8c10200"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16390,13 +17919,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0761ab4"];
+            400: components["responses"]["Error400_3e0e4500"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
+            410: components["responses"]["Error410_463f0e5e"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16468,13 +17997,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_b18458da"];
+            400: components["responses"]["Error400_61fabb1c"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
+            410: components["responses"]["Error410_463f0e5e"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16569,15 +18098,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_658bb4e2"];
+            400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16646,13 +18175,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0761ab4"];
+            400: components["responses"]["Error400_3e0e4500"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
+            410: components["responses"]["Error410_463f0e5e"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16758,6 +18287,10 @@ export interface operations {
                         midRate: string | null;
                         /** @description Spread over the mid rate, basis points */
                         spreadBps: number;
+                        /** @description The FX provider’s posted rate this quote bound (GET /v1/fx/rates), null in one currency */
+                        fxRateId: string | null;
+                        /** @description The FX provider participant the conversion goes through: its positions move in both currencies */
+                        fxProviderId: string | null;
                         rounding: string;
                         /** @description The money request this quote pays */
                         requestId: string | null;
@@ -16769,15 +18302,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_658bb4e2"];
+            400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16857,15 +18390,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_658bb4e2"];
+            400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16968,15 +18501,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_658bb4e2"];
+            400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -17050,13 +18583,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0761ab4"];
+            400: components["responses"]["Error400_3e0e4500"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
+            410: components["responses"]["Error410_463f0e5e"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -17092,15 +18625,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_d5156168"];
+            400: components["responses"]["Error400_8119621f"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c845a434"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -17223,15 +18756,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_fd7dada6"];
+            400: components["responses"]["Error400_b8c10200"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -17325,13 +18858,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0761ab4"];
+            400: components["responses"]["Error400_3e0e4500"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
+            410: components["responses"]["Error410_463f0e5e"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -17451,15 +18984,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_fd7dada6"];
+            400: components["responses"]["Error400_b8c10200"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -17863,6 +19396,172 @@ export interface operations {
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             428: components["responses"]["Error428_a36283f2"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorFxProviders: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The participant */
+                    participantId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description An FX provider participant */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        participantId: string;
+                        /** Format: date-time */
+                        registeredAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_fadd8ab3"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_81f9bec4"];
+            404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_3c24a8bb"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getFxProviderRates: {
+        parameters: {
+            query?: {
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                sendCurrency?: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                receiveCurrency?: string;
+                /** @description Only this provider’s rates */
+                providerId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["FxProviderRate"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_2a49f85b"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_fab9fdae"];
+            404: components["responses"]["Error404_efedff88"];
+            422: components["responses"]["Error422_f5ea0143"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postFxProviderRates: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    sendCurrency: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    receiveCurrency: string;
+                    tiers: {
+                        min: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        max?: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Receive units per send unit, e.g. "1.0791" */
+                        rate: string;
+                    }[];
+                    /** Format: date-time */
+                    expiresAt: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A rate an FX provider posted for a currency pair: size tiers on the amount sent, each its own rate, in force until it expires or the provider posts a newer one. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FxProviderRate"];
+                };
+            };
+            400: components["responses"]["Error400_fadd8ab3"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_fab9fdae"];
+            404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_3c24a8bb"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -18394,16 +20093,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_b00d42a6"];
-            409: components["responses"]["Error409_9caae1ef"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_1e92d84a"];
+            422: components["responses"]["Error422_1a7afb67"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18483,14 +20182,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_680da5ce"];
+            400: components["responses"]["Error400_e5f52025"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_b00d42a6"];
-            409: components["responses"]["Error409_219d66a0"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_8dee6b52"];
             410: components["responses"]["Error410_65a39733"];
-            422: components["responses"]["Error422_3b4e61c5"];
+            422: components["responses"]["Error422_88eea7da"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18618,16 +20317,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_b00d42a6"];
-            409: components["responses"]["Error409_9caae1ef"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_1e92d84a"];
+            422: components["responses"]["Error422_1a7afb67"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18762,16 +20461,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_b00d42a6"];
-            409: components["responses"]["Error409_9caae1ef"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_1e92d84a"];
+            422: components["responses"]["Error422_1a7afb67"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18857,16 +20556,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_d5480bbe"];
+            400: components["responses"]["Error400_a32d24c2"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_b00d42a6"];
-            409: components["responses"]["Error409_9caae1ef"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_1e92d84a"];
+            422: components["responses"]["Error422_1a7afb67"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18929,14 +20628,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_680da5ce"];
+            400: components["responses"]["Error400_e5f52025"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_b00d42a6"];
-            409: components["responses"]["Error409_219d66a0"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_8dee6b52"];
             410: components["responses"]["Error410_65a39733"];
-            422: components["responses"]["Error422_3b4e61c5"];
+            422: components["responses"]["Error422_88eea7da"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19052,16 +20751,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_b00d42a6"];
-            409: components["responses"]["Error409_9caae1ef"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_1e92d84a"];
+            422: components["responses"]["Error422_1a7afb67"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19170,14 +20869,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_c8d81742"];
+            400: components["responses"]["Error400_01f62780"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_b00d42a6"];
-            409: components["responses"]["Error409_219d66a0"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_8dee6b52"];
             410: components["responses"]["Error410_65a39733"];
-            422: components["responses"]["Error422_3b4e61c5"];
+            422: components["responses"]["Error422_88eea7da"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19284,14 +20983,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_680da5ce"];
+            400: components["responses"]["Error400_e5f52025"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_b00d42a6"];
-            409: components["responses"]["Error409_219d66a0"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_8dee6b52"];
             410: components["responses"]["Error410_65a39733"];
-            422: components["responses"]["Error422_3b4e61c5"];
+            422: components["responses"]["Error422_88eea7da"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19411,16 +21110,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_b00d42a6"];
-            409: components["responses"]["Error409_9caae1ef"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_1e92d84a"];
+            422: components["responses"]["Error422_1a7afb67"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19534,16 +21233,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_b00d42a6"];
-            409: components["responses"]["Error409_9caae1ef"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_1e92d84a"];
+            422: components["responses"]["Error422_1a7afb67"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19679,16 +21378,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_b00d42a6"];
-            409: components["responses"]["Error409_9caae1ef"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_1e92d84a"];
+            422: components["responses"]["Error422_1a7afb67"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -21094,8 +22793,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -21149,8 +22848,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -21648,6 +23347,68 @@ export interface operations {
             };
         };
     };
+    onAliasVerificationRequested: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "alias.verification_requested";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The verification */
+                        verificationId: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description phone or email */
+                        type: string;
+                        /** @description The normalized number (E.164) or address to send the code to */
+                        value: string;
+                        /** @description A one-time code sealed to you (src/platform/recipient-seal.ts): open it with your webhook secret; never shown in clear */
+                        codeSealed: string;
+                        /**
+                         * Format: date-time
+                         * @description The code expires
+                         */
+                        expiresAt: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     onBudgetExceeded: {
         parameters: {
             query?: never;
@@ -21806,6 +23567,126 @@ export interface operations {
                          * @description Until
                          */
                         lockedUntil: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onCashTopUpCompleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "cash.top_up_completed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The withdrawal or top-up */
+                        id: string;
+                        /** @description withdrawal or top_up */
+                        kind: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        status: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onCashWithdrawalCompleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "cash.withdrawal_completed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The withdrawal or top-up */
+                        id: string;
+                        /** @description withdrawal or top_up */
+                        kind: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        status: string;
                     } & {
                         [key: string]: unknown;
                     };
@@ -22181,6 +24062,87 @@ export interface operations {
                         /** @description The participant that revoked it */
                         by?: string;
                         reason?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onFxRatePosted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "fx.rate_posted";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The rate */
+                        id: string;
+                        /** @description You */
+                        providerParticipantId: string;
+                        /** @description The currency sent (the tiers are amounts of it) */
+                        from: string;
+                        /** @description The currency delivered */
+                        to: string;
+                        tiers: ({
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            min: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                            max: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            } | null;
+                            rate: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        /**
+                         * Format: date-time
+                         * @description Posted
+                         */
+                        postedAt: string;
+                        /**
+                         * Format: date-time
+                         * @description Expires
+                         */
+                        expiresAt: string;
                     } & {
                         [key: string]: unknown;
                     };
@@ -22622,6 +24584,189 @@ export interface operations {
                         } & {
                             [key: string]: unknown;
                         };
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onLiquidityRequestApproved: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "liquidity.request_approved";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The liquidity request */
+                        id: string;
+                        /** @description top_up (settlement bank → position) or cash_out (position → settlement bank) */
+                        direction: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description pending_approval, completed or rejected */
+                        status: string;
+                        reference: string | null;
+                        reason: string | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onLiquidityRequestCreated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "liquidity.request_created";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The liquidity request */
+                        id: string;
+                        /** @description top_up (settlement bank → position) or cash_out (position → settlement bank) */
+                        direction: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description pending_approval, completed or rejected */
+                        status: string;
+                        reference: string | null;
+                        reason: string | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onLiquidityRequestRejected: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "liquidity.request_rejected";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The liquidity request */
+                        id: string;
+                        /** @description top_up (settlement bank → position) or cash_out (position → settlement bank) */
+                        direction: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description pending_approval, completed or rejected */
+                        status: string;
+                        reference: string | null;
+                        reason: string | null;
                     } & {
                         [key: string]: unknown;
                     };
