@@ -63,6 +63,7 @@ import { defineWebhookRefs, registerWebhookRoutes } from './webhooks/index.ts';
 import { createWebhookSecretService } from './participants/index.ts';
 import { createConnectionService, type ConnectionService } from './participants/index.ts';
 import { createConnectorService, type ConnectorService } from './connectors/index.ts';
+import { createValueModule, defineValueRefs, type ValueModule } from './value/index.ts';
 import { connectorSchemas, registerConnectorRoutes } from './connectors/index.ts';
 
 export const HUB_VERSION = '0.1.0';
@@ -94,6 +95,8 @@ export interface HubServices {
   readonly payments: PaymentsModule;
   /** Customers' budgets and low-balance alerts (src/web/budgets.ts). */
   readonly budgets: BudgetService;
+  /** Rewards, coupons and membership cards, savings pots (src/value). */
+  readonly value: ValueModule;
   /** Participants' modes per currency (hosted or connected) and the connectors that reach connected ones. */
   readonly connections: ConnectionService;
   readonly connectors: ConnectorService;
@@ -234,6 +237,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   const cash = createCashService({ clock, audit, events, ledger, accounts: transfers.accounts, settlement, connected: async (p, c, q) => (await connections.connected(p, c, q)) !== undefined });
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs, settlement });
   const budgets = createBudgetService({ db, clock, audit, events, accounts: transfers.accounts });
+  const value = createValueModule({ db, clock, audit, events, ledger, accounts: transfers.accounts, customers, customerLinks, cards, payments });
   const customerDataRights = createCustomerDataRights({ db, clock, vault, audit, events, cards: cards.cards, walletTokens: cards.walletTokens });
 
   // Per-participant limits: the participant's own setting (passed by the auth check), else the hub default.
@@ -265,7 +269,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   });
   for (const schema of [...participantSchemas, ...connectorSchemas]) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });
-  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs, defineLiquidityRefs, defineCashRefs, defineWebhookRefs]) define(refs);
+  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs, defineLiquidityRefs, defineCashRefs, defineWebhookRefs, defineValueRefs]) define(refs);
   registerOwnership(app, { registry: refs, db }, callerOf);
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
   registerParticipantRoutes(app, { participants, tokens, idempotent, authFailures: createFailureLimiter({ nowMs: () => clock.nowMs() }) });
@@ -285,6 +289,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
   payments.registerRoutes(app, { idempotent });
+  value.registerRoutes(app, { idempotent });
   registerConnectorRoutes(app, { connectors, connections, idempotent, transferStatus: (participantId, paymentId) => transfers.transfers.connectorStatus(participantId, paymentId) });
   await app.ready();
 
@@ -332,6 +337,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     transfers,
     payments,
     budgets,
+    value,
     connections,
     connectors,
     operatorToken,

@@ -12,6 +12,7 @@ import type { LiquidityErrorCode } from '../liquidity/index.ts';
 import type { SettlementErrorCode } from '../settlement/index.ts';
 import type { CashErrorCode } from '../cash/index.ts';
 import type { WebhookSecretErrorCode } from '../webhooks/index.ts';
+import type { ValueErrorCode } from '../value/index.ts';
 
 /**
  * THE error catalogue: every code the API can answer, with its HTTP status and default message — defined once, here.
@@ -52,6 +53,7 @@ export type ErrorCode =
   | SettlementErrorCode
   | CashErrorCode
   | WebhookSecretErrorCode
+  | ValueErrorCode
   ;
 
 export interface ErrorEntry {
@@ -294,6 +296,21 @@ export const errorCatalogue = {
   invalid_authorization_url: { status: 400, message: "the authorization URL is missing or not allowed" },
   payment_risk_rule_invalid: { status: 400, message: "the card-payment risk rule is not valid" },
   payment_ledger_rejected: { status: 422, message: "the ledger refused the payment" },
+  // Value: savings pots, coupons and membership cards, rewards
+  pot_not_found: { status: 404, message: "no such savings pot" },
+  pot_locked: { status: 409, message: "the savings pot is locked until its date" },
+  pot_limit_reached: { status: 409, message: "the customer has as many savings pots as allowed" },
+  coupon_not_found: { status: 404, message: "no such coupon" },
+  coupon_expired: { status: 410, message: "the coupon has expired" },
+  coupon_limit_reached: { status: 409, message: "the coupon was used as many times as allowed per customer" },
+  coupon_not_applicable: { status: 422, message: "the coupon does not apply to this payment" },
+  coupon_invalid: { status: 400, message: "the coupon is not valid" },
+  coupon_already_held: { status: 409, message: "the customer already keeps this coupon" },
+  membership_program_not_found: { status: 404, message: "no such membership programme" },
+  membership_card_not_found: { status: 404, message: "no such membership card" },
+  membership_exists: { status: 409, message: "the customer already holds this membership card" },
+  reward_rule_invalid: { status: 400, message: "the rewards rule is not valid" },
+  rewards_insufficient: { status: 422, message: "the card's rewards balance does not cover the redemption" },
 } as const satisfies Record<ErrorCode, ErrorEntry>;
 
 export const errorStatus: Readonly<Record<ErrorCode, number>> = Object.fromEntries(Object.entries(errorCatalogue).map(([code, e]) => [code, e.status])) as Record<ErrorCode, number>;

@@ -208,6 +208,28 @@ export const errorGroups = {
   settlement: codes('settlement_window_not_found', 'settlement_window_open', 'settlement_invalid', 'settlement_csv_invalid'),
   webhooks: codes('webhook_secret_not_retrievable', 'webhook_delivery_not_found', 'webhook_url_missing'),
   issuer: codes('not_issuer_participant', 'issuer_settings_invalid', 'invalid_authorization_url', 'payment_risk_rule_invalid'),
+  couponUse: codes('coupon_not_found', 'coupon_expired', 'coupon_limit_reached', 'coupon_not_applicable'),
+  pots: codes('pot_not_found', 'pot_locked', 'pot_limit_reached', 'account_unavailable', 'insufficient_funds', 'ledger_rejected'),
+  offers: codes(
+    'coupon_not_found',
+    'coupon_expired',
+    'coupon_limit_reached',
+    'coupon_not_applicable',
+    'coupon_invalid',
+    'coupon_already_held',
+    'membership_program_not_found',
+    'membership_card_not_found',
+    'membership_exists',
+    'merchant_not_found',
+    'payment_link_not_found',
+    'amount_required',
+    'payment_currency_mismatch',
+    'qr_invalid',
+    'qr_not_found',
+    'qr_expired',
+    'qr_unknown_merchant',
+  ),
+  rewards: codes('reward_rule_invalid', 'rewards_insufficient', 'card_product_not_found', 'card_not_found', 'token_not_found', 'coupon_not_found', 'coupon_expired', 'coupon_not_applicable', 'coupon_already_held', 'account_unavailable', 'liquidity_exceeded', 'ledger_rejected'),
 } as const;
 
 export type ErrorGroup = keyof typeof errorGroups;
@@ -237,9 +259,12 @@ export const tagErrorGroups: Readonly<Record<string, readonly ErrorGroup[]>> = {
   risk: ['risk', 'customers'],
   merchants: ['merchants', 'money'],
   qr: ['qr', 'money'],
-  payments: ['acceptance', 'declines', 'cards', 'money', 'stepUp', 'liquidity', 'fx', 'customers'],
-  'payment-links': ['acceptance', 'declines', 'cards', 'money', 'stepUp', 'liquidity', 'fx', 'customers'],
+  payments: ['acceptance', 'declines', 'cards', 'money', 'stepUp', 'liquidity', 'fx', 'customers', 'couponUse'],
+  'payment-links': ['acceptance', 'declines', 'cards', 'money', 'stepUp', 'liquidity', 'fx', 'customers', 'couponUse'],
   issuer: ['issuer'],
+  pots: ['pots', 'customers', 'money'],
+  offers: ['offers', 'customers', 'money'],
+  rewards: ['rewards', 'customers', 'money'],
   connector: ['participants', 'transfers'],
 };
 

@@ -62,6 +62,10 @@ export const REF_KINDS = [
   'settlement_window',
   'liquidity_request',
   'cash_movement',
+  'coupon',
+  'wallet_coupon',
+  'membership_program',
+  'savings_pot',
 ] as const;
 export type RefKind = (typeof REF_KINDS)[number];
 

@@ -13,8 +13,8 @@ import type { DomainError, Result } from '../platform/result.ts';
  * - creditsMustNotExceedDebits: credits_pending + credits_posted ≤ debits_posted, failing gives `exceeds_debits`.
  * Pending amounts count against limits (they are reserved) but only posted amounts count as available credit.
  */
-export type AccountKind = 'customer' | 'settlement' | 'fees' | 'fx_liquidity' | 'suspense' | 'funding' | 'merchant' | 'credit';
-export const ACCOUNT_KINDS: readonly AccountKind[] = ['customer', 'settlement', 'fees', 'fx_liquidity', 'suspense', 'funding', 'merchant', 'credit'];
+export type AccountKind = 'customer' | 'settlement' | 'fees' | 'fx_liquidity' | 'suspense' | 'funding' | 'merchant' | 'credit' | 'savings';
+export const ACCOUNT_KINDS: readonly AccountKind[] = ['customer', 'settlement', 'fees', 'fx_liquidity', 'suspense', 'funding', 'merchant', 'credit', 'savings'];
 
 export interface NewAccount {
   /** Defaults to a fresh `acc_…` id. */

@@ -3,3 +3,5 @@ export * from './errors.ts';
 export * from './module.ts';
 export * from './refs.ts';
 export * from './service.ts';
+export * from './offers.ts';
+export * from './insights.ts';

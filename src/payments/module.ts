@@ -14,6 +14,8 @@ import { createIssuerGateway, type IssuerGateway } from './issuer.ts';
 import { createPaymentRuleStore, type PaymentRuleStore } from './risk-rules.ts';
 import { registerPaymentRoutes } from './routes.ts';
 import { createPaymentService, type PaymentService } from './service.ts';
+import { createInsightService, type InsightService } from './insights.ts';
+import type { ValueHooks } from './offers.ts';
 import type { StepUpService } from '../stepup/index.ts';
 import type { SettlementService } from '../settlement/index.ts';
 
@@ -23,6 +25,10 @@ export interface PaymentsModule {
   readonly payments: PaymentService;
   readonly issuers: IssuerGateway;
   readonly paymentRules: PaymentRuleStore;
+  /** Issuers' insights over their own cards' payments and declines. */
+  readonly insights: InsightService;
+  /** Coupons and rewards: the composition root fills these in once it has created them (src/value). */
+  readonly value: ValueHooks;
   registerRoutes(app: HttpServer, deps: { idempotent: Idempotent }): void;
   /** Expires uncaptured holds (registered at the background anchor). */
   sweep(): Promise<{ expired: number; reversed: number }>;
@@ -54,7 +60,11 @@ export function createPaymentsModule(deps: {
   const merchants = createMerchantService({ db, clock, audit, events, ledger });
   const issuers = createIssuerGateway({ db, clock, vault, audit, outbound: deps.outbound, fetch: deps.fetch });
   const paymentRules = createPaymentRuleStore({ db, clock, audit });
+  const insights = createInsightService({ db, clock, merchants });
+  const value: ValueHooks = {};
   const payments = createPaymentService({
+    value,
+    recordDeclines: (q, items) => insights.recordDeclines(q, items),
     db,
     clock,
     audit,
@@ -78,6 +88,8 @@ export function createPaymentsModule(deps: {
     payments,
     issuers,
     paymentRules,
+    insights,
+    value,
     registerRoutes(app, { idempotent }) {
       registerPaymentRoutes(app, { db, idempotent, merchants, payments, issuers, paymentRules });
     },

@@ -18,6 +18,7 @@ import type { StepUpBinding, StepUpService } from '../stepup/index.ts';
 import type { VerifiedTokenPayment, WalletTokenService } from '../cards/index.ts';
 import type { EventOutbox } from '../webhooks/index.ts';
 import type { PErr } from './errors.ts';
+import type { AppliedCoupon, ValueHooks } from './offers.ts';
 import type { IssuerGateway, IssuerSettings } from './issuer.ts';
 import type { PositionMove, SettlementService } from '../settlement/index.ts';
 import { authCode, authorizationFlusher, captureLegs, ledgerCode, merchantFee, SEVERITY, yymmdd, type Authorization, type PaymentChannel } from './model.ts';
@@ -55,6 +56,10 @@ export interface WalletPayInput {
   readonly deviceCountry?: string | undefined;
   /** After step_up_required: the challenge the customer completed for this payment. */
   readonly stepUpChallengeId?: string | undefined;
+  /** A coupon the customer keeps to apply (it must apply); without it the best eligible one is applied. */
+  readonly walletCouponId?: string | undefined;
+  /** False: apply no coupon. */
+  readonly applyCoupon?: boolean | undefined;
 }
 
 export interface TapInput {
@@ -106,6 +111,8 @@ export interface Decided {
   readonly fundingAccountId: string | undefined;
   /** The issuer approved in real time: the approval is used or reversed. */
   readonly issuerApproved: boolean;
+  /** The merchant's coupon applied: amountMinor is what is charged, after its discount. */
+  readonly coupon?: AppliedCoupon | undefined;
 }
 
 export type Staged = Decided | PErr;
@@ -147,6 +154,23 @@ interface PipelineDeps {
   readonly refs?: RefLearner;
   /** Records the position legs of payments between participants in the open settlement window. */
   readonly settlement: Pick<SettlementService, 'recordMoves'>;
+  /** Coupons and rewards (src/value), set by the composition root. */
+  readonly value?: ValueHooks;
+  /** A decline of a known card, kept for its issuer's insights. */
+  readonly recordDeclines?: (q: Queryable, items: readonly Decline[]) => Promise<void>;
+}
+
+/** A card payment declined for a known card (the issuer's insights count them). */
+export interface Decline {
+  readonly issuerParticipantId: string;
+  readonly cardId: string;
+  readonly merchantId: string;
+  readonly mcc: string;
+  readonly channel: PaymentChannel;
+  readonly walletParticipantId: string | null;
+  readonly reason: string;
+  readonly amountMinor: bigint;
+  readonly currency: string;
 }
 
 /** A channel's input resolved to what every channel has: a merchant, an amount and how the payer pays. */
@@ -166,6 +190,7 @@ interface Resolved {
   readonly qrId: string | null;
   readonly linkId: string | null;
   readonly capture: boolean;
+  readonly coupon?: AppliedCoupon | undefined;
 }
 
 interface StatsRow {
@@ -323,6 +348,17 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         channel = 'link';
         linkId = link.id;
       }
+      // The merchant's coupon the customer keeps: the named one (it must apply) or the best eligible one.
+      let coupon: AppliedCoupon | undefined;
+      const offers = deps.value?.offers;
+      if (offers !== undefined && (pay.applyCoupon !== false || pay.walletCouponId !== undefined)) {
+        const chosen = await offers.choose(db, { participantId: input.walletId, customerId: pay.customerId, merchantId: merchant.id, amountMinor, currency: merchant.currency, walletCouponId: pay.walletCouponId, apply: pay.applyCoupon !== false });
+        if (!chosen.ok) {
+          out[i] = chosen.error;
+          continue;
+        }
+        coupon = chosen.value;
+      }
       const source: Resolved['source'] =
         pay.source.type === 'token'
           ? {
@@ -341,9 +377,11 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         ...base,
         channel,
         merchant,
-        amountMinor,
+        // The cryptogram covers the amount due; the customer is charged it less the coupon's discount.
+        amountMinor: coupon === undefined ? amountMinor : amountMinor - coupon.discountMinor,
         currency: merchant.currency,
         source,
+        coupon,
         deviceId: pay.deviceId ?? null,
         deviceCountry: pay.deviceCountry,
         stepUpChallengeId: pay.stepUpChallengeId,
@@ -668,11 +706,22 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           decidedBy: card === undefined ? 'account' : 'hosted',
           fundingAccountId: realTime ? undefined : c.fundingAccountId,
           issuerApproved: false,
+          coupon: r.coupon,
         };
       }
-      // A refusal by risk writes its alert (the issuer and the operator list and resolve them): the one thing it writes.
-      if (alerts.length > 0) await db.transaction(async (tx) => {
+      // A refusal by risk writes its alert (the issuer and the operator list and resolve them); a decline of a known
+      // card is kept for the issuer's insights. Nothing else is written.
+      const declines: Decline[] = [];
+      for (const c of candidates) {
+        const o = out[c.r.i];
+        if (c.card !== undefined && o !== undefined && !isDecided(o) && o.code !== 'step_up_required') {
+          declines.push({ issuerParticipantId: c.card.issuerParticipantId, cardId: c.card.id, merchantId: c.r.merchant.id, mcc: c.r.merchant.mcc, channel: c.r.channel, walletParticipantId: c.payerParticipantId, reason: o.code, amountMinor: c.r.amountMinor, currency: c.r.currency });
+        }
+      }
+      const recordDeclines = deps.recordDeclines;
+      if (alerts.length > 0 || (declines.length > 0 && recordDeclines !== undefined)) await db.transaction(async (tx) => {
         for (const a of alerts) await risk.raiseAlert(tx, a.input, a.assessment, a.context);
+        if (declines.length > 0) await recordDeclines?.(tx, declines);
       });
       return out.map((o, i) => o ?? { code: 'payment_ledger_rejected', message: `payment ${i} was not decided` });
     },
@@ -706,6 +755,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
       );
       if (!answer.approved) {
         await db.query(`update pay_issuer_asks set status = 'declined', resolved_at = $2 where authorization_id = $1`, [d.id, clock.now()]);
+        await deps.recordDeclines?.(db, [declineOf(d, card.id, answer.by === 'issuer' ? 'issuer_declined' : 'issuer_unavailable')]);
         return answer.by === 'issuer'
           ? { code: 'issuer_declined', message: 'the issuer declined the payment', details: { reason: answer.reason } }
           : { code: 'issuer_unavailable', message: 'the issuer did not answer in time and its stand-in rules decline', details: { reason: answer.reason } };
@@ -727,6 +777,8 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
       const refuse = async (x: { i: number; d: Decided }, error: PErr) => {
         out[x.i] = { ok: false, error };
         if (x.d.issuerApproved) await reversal(tx, x.d, error.code);
+        // A refusal of the card (its cover, limits, counter, the issuer): not a code or link already used, not a coupon.
+        if (x.d.card !== undefined && !/^(coupon_|qr_|payment_link_)/.test(error.code)) await deps.recordDeclines?.(tx, [declineOf(x.d, x.d.card.id, error.code)]);
       };
 
       // (1) Locks, in one global order before any ledger account: token rows (each counter claimed), dynamic codes,
@@ -800,6 +852,16 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           });
           if (declined !== undefined) await refuse(x, { code: declined, message: `declined by the card's controls: ${declined}` });
           else byCard.set(card.id, earlier + x.d.amountMinor);
+        }
+      }
+      // The coupons applied, locked and checked again (their expiry, the uses left, counting this batch's own).
+      const offers = deps.value?.offers;
+      const couponed = live.flatMap((x) => (out[x.i] === undefined && x.d.coupon !== undefined ? [{ x, coupon: x.d.coupon }] : []));
+      if (offers !== undefined && couponed.length > 0) {
+        const refused = await offers.claim(tx, couponed.map((c) => c.coupon));
+        for (const [k, c] of couponed.entries()) {
+          const r = refused[k];
+          if (r !== undefined) await refuse(c.x, r);
         }
       }
       const proofs = live.flatMap((x) => (out[x.i] === undefined && x.d.stepUp !== undefined ? [{ x, proof: x.d.stepUp }] : []));
@@ -915,7 +977,11 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         if (d.issuerApproved) usedAsks.push(d.id);
         await risk.observe(tx, d.riskInput);
         await audit.record(tx, { actor: d.actor, action: 'payment.authorized', objectType: 'payment', objectId: d.id, details: { merchantId: d.merchant.id, channel: d.channel, amountMinor: d.amountMinor.toString(), currency: d.currency, decidedBy: d.decidedBy, cardId: a.cardId, riskScore: d.score } });
-        await deps.notify(tx, { ...a, status: 'authorized', capturedMinor: 0n }, 'payment.authorized', { channel: d.channel, decidedBy: d.decidedBy });
+        await deps.notify(tx, { ...a, status: 'authorized', capturedMinor: 0n }, 'payment.authorized', {
+          channel: d.channel,
+          decidedBy: d.decidedBy,
+          ...(d.coupon === undefined ? {} : { coupon: { couponId: d.coupon.couponId, name: d.coupon.name, amountDue: formatMoney(d.coupon.originalMinor, d.currency), discount: formatMoney(d.coupon.discountMinor, d.currency) } }),
+        });
         if (d.capture) {
           await audit.record(tx, { actor: d.actor, action: 'payment.captured', objectType: 'payment', objectId: d.id, details: { amountMinor: d.amountMinor.toString(), feeMinor: fee.toString() } });
           await deps.notify(tx, a, 'payment.captured', { fee: formatMoney(fee, d.currency) });
@@ -923,6 +989,11 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         out[x.i] = ok(a);
       }
       await walletTokens.recordTokenUses(tx, tokenUsed);
+      const used = done.flatMap(({ x }) => (x.d.coupon === undefined ? [] : [{ authorizationId: x.d.id, coupon: x.d.coupon, currency: x.d.currency }]));
+      if (offers !== undefined && used.length > 0) await offers.record(tx, used);
+      const rewards = deps.value?.rewards;
+      const earned = done.flatMap(({ x }) => (x.d.capture && x.d.card !== undefined ? [{ authorizationId: x.d.id, cardId: x.d.card.id, issuerParticipantId: x.d.issuerId, mcc: x.d.merchant.mcc, amountMinor: x.d.amountMinor, currency: x.d.currency }] : []));
+      if (rewards !== undefined && earned.length > 0) await rewards.captured(tx, earned);
       await all([
         () =>
           paidQrs.length === 0
@@ -966,6 +1037,10 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
       return { reversed, used };
     },
   };
+}
+
+function declineOf(d: Decided, cardId: string, reason: string): Decline {
+  return { issuerParticipantId: d.issuerId, cardId, merchantId: d.merchant.id, mcc: d.merchant.mcc, channel: d.channel, walletParticipantId: d.payerParticipantId, reason, amountMinor: d.amountMinor, currency: d.currency };
 }
 
 /** Every slot of a batch's answers is filled by the time it returns; an empty one is a bug. */

@@ -266,6 +266,8 @@ const WalletPayFields = {
   deviceId: Type.Optional(Opaque('Your id of the customer’s device')),
   deviceCountry: Type.Optional(CountryCode),
   stepUpChallengeId: Type.Optional(Ref('step_up_challenge', 'After step_up_required: the challenge the customer completed for this payment')),
+  walletCouponId: Type.Optional(Ref('wallet_coupon', 'A coupon your customer keeps for this merchant, to apply (it must apply: coupon_expired, coupon_limit_reached, coupon_not_applicable otherwise). Without it the best eligible one is applied (POST /v1/wallet/offers/preview shows which)')),
+  applyCoupon: Type.Optional(Type.Boolean({ description: 'false: apply no coupon (default true)' })),
 };
 const PaymentParams = Strict({ paymentId: Ref('card_payment', 'Payment (authorization) id') });
 const MerchantParams = Strict({ merchantId: Ref('merchant', 'Merchant id') });
@@ -275,12 +277,14 @@ const OptionalAmount = Strict({ amount: Type.Optional(AmountString) });
 /** Routes a customer session (the customer's own app) may call. */
 const CUSTOMER = { customer: true } as const;
 
-const walletInput = (body: { customerId: string; source: WalletPayInput['source']; deviceId?: string; deviceCountry?: string; stepUpChallengeId?: string }): WalletPayInput => ({
+const walletInput = (body: { customerId: string; source: WalletPayInput['source']; deviceId?: string; deviceCountry?: string; stepUpChallengeId?: string; walletCouponId?: string; applyCoupon?: boolean }): WalletPayInput => ({
   customerId: body.customerId,
   source: body.source,
   ...(body.deviceId !== undefined ? { deviceId: body.deviceId } : {}),
   ...(body.deviceCountry !== undefined ? { deviceCountry: body.deviceCountry } : {}),
   ...(body.stepUpChallengeId !== undefined ? { stepUpChallengeId: body.stepUpChallengeId } : {}),
+  ...(body.walletCouponId !== undefined ? { walletCouponId: body.walletCouponId } : {}),
+  ...(body.applyCoupon !== undefined ? { applyCoupon: body.applyCoupon } : {}),
 });
 
 export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): void {

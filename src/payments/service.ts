@@ -23,7 +23,8 @@ import type { PositionMove, SettlementService } from '../settlement/index.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway } from './issuer.ts';
 import { captureFlusher, captureLegs, DEFAULT_DYNAMIC_QR_TTL_S, DEFAULT_HOLD_TTL_MS, HUB_GUID, ledgerCode, MAX_SWEEP, MERCHANT_ACCOUNT_TAG, merchantFee, refundLegs, toAuth, type Authorization, type AuthRow } from './model.ts';
-import { createCardPipeline, type CardPaymentInput, type CardPipeline } from './pipeline.ts';
+import { createCardPipeline, type CardPaymentInput, type CardPipeline, type Decline } from './pipeline.ts';
+import type { ValueHooks } from './offers.ts';
 import type { PaymentRuleStore } from './risk-rules.ts';
 
 export type { Authorization, AuthorizationStatus, PaymentChannel } from './model.ts';
@@ -176,6 +177,10 @@ export interface PaymentServiceDeps {
   readonly refs?: RefLearner;
   /** Records the position legs of card payments between participants in the open settlement window. */
   readonly settlement: Pick<SettlementService, 'recordMoves'>;
+  /** Coupons and rewards (src/value), set by the composition root after it creates them. */
+  readonly value?: ValueHooks;
+  /** Keeps declines of known cards for their issuers' insights. */
+  readonly recordDeclines?: (q: Queryable, items: readonly Decline[]) => Promise<void>;
 }
 
 export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
@@ -292,6 +297,8 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     // The committed position legs, in the settlement window open at this COMMIT.
     const moves = done.flatMap((p) => (p.move === undefined ? [] : [p.move]));
     if (moves.length > 0) await deps.settlement.recordMoves(tx, moves);
+    const earned = done.flatMap((p) => (p.a.cardId === null ? [] : [{ authorizationId: p.a.id, cardId: p.a.cardId, issuerParticipantId: p.a.issuerParticipantId, mcc: p.a.mcc, amountMinor: p.amount, currency: p.a.currency }]));
+    if (deps.value?.rewards !== undefined && earned.length > 0) await deps.value.rewards.captured(tx, earned);
     const now = clock.now();
     for (const p of done) {
       tx.hooks!.stage(captureFlusher, [p.a.id, p.amount.toString(), p.fee.toString(), now.toISOString()]);
@@ -438,6 +445,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       if (refund.move !== undefined) await deps.settlement.recordMoves(tx, [refund.move]);
       await tx.query('insert into pay_refunds (id, authorization_id, amount_minor, transfer_id, created_at) values ($1, $2, $3, $4, $5)', [refundId, a.id, amount, refundId, clock.now()]);
       await tx.query('update pay_authorizations set refunded_minor = refunded_minor + $2, updated_at = $3 where id = $1', [a.id, amount, clock.now()]);
+      await deps.value?.rewards?.refunded(tx, { authorizationId: a.id, refundId, amountMinor: amount, capturedMinor: a.capturedMinor, refundedMinor: a.refundedMinor + amount });
       const after = await reloadAuth(tx, a.id);
       await audit.record(tx, { actor, action: 'payment.refunded', objectType: 'payment', objectId: a.id, details: { refundId, amountMinor: amount.toString() } });
       await notify(tx, after, 'payment.refunded', { refundId, refundAmount: formatMoney(amount, a.currency) });

@@ -241,6 +241,39 @@ export const eventCatalogue = {
     summary: "Your customer's available balance fell below the alert they set (told once, until it is back above)",
     data: Data({ customerId: Id('Your customer'), currency: Type.String(), available: Money, threshold: Money }),
   },
+  // Value: savings pots, coupons and membership cards, rewards
+  'pot.deposited': {
+    summary: "Money moved from your customer's account into one of their savings pots",
+    data: Data({ potId: Id('The pot'), customerId: Id('Your customer'), name: Type.String(), amount: Money, balance: Money, goal: Type.Union([Money, Type.Null()]) }),
+  },
+  'pot.withdrawn': {
+    summary: "Money moved from your customer's savings pot back into their account",
+    data: Data({ potId: Id('The pot'), customerId: Id('Your customer'), name: Type.String(), amount: Money, balance: Money, goal: Type.Union([Money, Type.Null()]) }),
+  },
+  'pot.goal_reached': {
+    summary: "Your customer's savings pot reached its goal (told when a deposit crosses it)",
+    data: Data({ potId: Id('The pot'), customerId: Id('Your customer'), name: Type.String(), balance: Money, goal: Type.Union([Money, Type.Null()]) }),
+  },
+  'coupon.claimed': {
+    summary: "A wallet's customer kept one of your merchants' coupons (to the merchant's owner; no customer is named)",
+    data: Data({ couponId: Id('The coupon'), merchantId: Id('The merchant'), claimedBy: Id('The wallet that keeps it'), source: Type.String({ description: 'claimed, or points (taken for reward points)' }) }),
+  },
+  'membership.joined': {
+    summary: "A wallet's customer joined one of your merchants' membership programmes (to the merchant's owner)",
+    data: Data({ programId: Id('The programme'), merchantId: Id('The merchant'), memberNumber: Type.String(), walletParticipantId: Id('The wallet that keeps the card') }),
+  },
+  'reward.earned': {
+    summary: 'One of your cards earned rewards on a captured payment (to the issuer)',
+    data: Data({ cardId: Id('The card'), authorizationId: Id('The payment'), kind: Type.String({ description: 'points or cashback' }), points: Type.Optional(Type.String()), cashback: Type.Optional(Money) }),
+  },
+  'reward.reversed': {
+    summary: "Rewards taken back from one of your cards because its payment was refunded (in proportion to the refund)",
+    data: Data({ cardId: Id('The card'), authorizationId: Id('The payment'), refundId: Id('The refund'), kind: Type.String(), points: Type.Optional(Type.String()), cashback: Type.Optional(Money) }),
+  },
+  'reward.redeemed': {
+    summary: "One of your cards' rewards redeemed: cashback paid into its account from your position, or points for a coupon",
+    data: Data({ cardId: Id('The card'), kind: Type.String({ description: 'cashback or coupon' }), cashback: Type.Optional(Money), transferId: Type.Optional(Id('The ledger transfer of the cashback')), points: Type.Optional(Type.String()), couponId: Type.Optional(Id('The coupon')) }),
+  },
   'token.keys_replenished': {
     summary: 'A token’s device obtained a new limited-use key (to the wallet and the issuer; never the key itself)',
     data: Data({

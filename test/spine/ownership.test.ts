@@ -24,6 +24,8 @@ const engines = await availableEngines();
 /** Who calls an operation in the sweep, by path: the participant the route is for. */
 const CALLERS: readonly [RegExp, string][] = [
   [/^\/v1\/issuer\//, 'bank-a'],
+  [/^\/v1\/(card-products|cards)\//, 'bank-a'],
+  [/^\/v1\/coupons\//, 'merchant-a'],
   [/^\/v1\/(merchants|payments)(\/|$)/, 'merchant-a'],
   [/^\/(v1|demo\/v1)\//, 'wallet-a'],
 ];
@@ -70,10 +72,14 @@ const KIND_TABLES: Record<RefKind, string> = {
   settlement_window: `select id, null as participant, null as customer from settlement_windows`,
   liquidity_request: `select id, participant_id as participant, null as customer from liquidity_requests`,
   cash_movement: `select id, participant_id as participant, customer_id as customer from cash_movements`,
+  coupon: `select id, owner_participant_id as participant, null as customer from coupons`,
+  wallet_coupon: `select id, participant_id as participant, customer_id as customer from wallet_coupons`,
+  membership_program: `select id, owner_participant_id as participant, null as customer from membership_programs`,
+  savings_pot: `select id, participant_id as participant, customer_id as customer from savings_pots`,
 };
 
 /** Kinds anyone authenticated may name: a participant in the directory, a payment link its merchant published. */
-const PUBLIC_KINDS: ReadonlySet<RefKind> = new Set(['participant', 'payment_link', 'settlement_window']);
+const PUBLIC_KINDS: ReadonlySet<RefKind> = new Set(['participant', 'payment_link', 'settlement_window', 'coupon', 'membership_program']);
 
 /**
  * Objects another participant may legitimately name (the relations the ownership rule grants: both sides of a money
@@ -214,6 +220,17 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
         [`ral_sweep_${p}`, me(p), cus(p === 'wallet-a' ? 'li-at-wallet-a' : 'zhang-at-wallet-b'), clock.now()],
       );
     }
+    // Coupons and membership programmes of both merchants, kept by customers of both wallets; savings pots.
+    const coupons: Record<string, string> = {};
+    for (const m of ['a', 'b']) {
+      const c = await ok(t.api(`merchant-${m}`).post(`/v1/merchants/mer_demo_merchant_${m}/coupons`, { name: `Sweep ${m}`, amountOff: '1.00', minSpend: '5.00', perCustomerLimit: 2, expiresAt: '2027-01-01T00:00:00Z' }, key()), 201);
+      coupons[m] = c.id;
+      await ok(t.api(`merchant-${m}`).post(`/v1/merchants/mer_demo_merchant_${m}/membership-programs`, { name: `Club ${m}` }, key()), 201);
+    }
+    await ok(wa.post('/v1/wallet/coupons', { customerId: cus('li-at-wallet-a'), couponId: coupons.a }, key()), 201);
+    await ok(wb.post('/v1/wallet/coupons', { customerId: cus('zhang-at-wallet-b'), couponId: coupons.a }, key()), 201);
+    await ok(wa.post('/v1/pots', { customerId: cus('li-at-wallet-a'), name: 'Trip', currency: 'CNY' }, key()), 201);
+    await ok(wb.post('/v1/pots', { customerId: cus('zhang-at-wallet-b'), name: 'Trip', currency: 'CNY' }, key()), 201);
     // A second customer at wallet A with objects of its own (the "another customer" side).
     const other = await ok(wa.post('/v1/customers', { externalId: `sweep-other-${randomBytes(3).toString('hex')}`, name: 'Other Customer', phone: '+8613700000999' }, key()), 201);
     const otherAcc = await ok(wa.post('/v1/accounts', { customerId: other.id, currency: 'CNY' }, key()), 201);
@@ -226,6 +243,8 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
     await ok(wa.post('/v1/transfers/requests', { customerId: other.id, payer: { type: 'handle', value: 'maria.tan' }, amount: { amount: '1.00', currency: 'CNY' } }, key()), 201);
     await ok(wa.post('/v1/transfers/splits', { customerId: other.id, total: { amount: '2.00', currency: 'CNY' }, method: 'equal', members: [{ alias: { type: 'handle', value: 'maria.tan' } }, { alias: { type: 'handle', value: 'zhangmin' } }] }, key()), 201);
     await ok(wa.post('/v1/transfers/red-packets', { customerId: other.id, total: { amount: '1.00', currency: 'CNY' }, shares: 1, mode: 'equal', members: [{ type: 'handle', value: 'li.jade' }] }, key()), 201);
+    await ok(wa.post('/v1/wallet/coupons', { customerId: other.id, couponId: coupons.a }, key()), 201);
+    await ok(wa.post('/v1/pots', { customerId: other.id, name: 'Other pot', currency: 'CNY' }, key()), 201);
     await t.hub.db.transaction(async (tx) => {
       const binding = { purpose: 'transfer' as const, participantId: me('wallet-a'), customerId: other.id, amountMinor: 100n, currency: 'CNY', payee: 'customer:x/z' };
       const offer = await t.hub.stepUp.offer(tx, binding, { amount: { amount: '1.00', currency: 'CNY' }, payeeName: 'X' }, { participantId: me('wallet-a'), customerId: other.id });

@@ -28,6 +28,8 @@ export const TABLE_OWNER: Readonly<Record<string, string>> = {
   idempotency_keys: 'platform', data_keys: 'platform',
   hub_heartbeat: 'system',
   customer_budgets: 'web',
+  reward_rules: 'value', reward_entries: 'value', coupons: 'value', wallet_coupons: 'value', coupon_redemptions: 'value', membership_programs: 'value', membership_cards: 'value', savings_pots: 'value',
+  pay_declines: 'payments',
   settlement_windows: 'settlement', settlement_entries: 'settlement', settlement_net_positions: 'settlement', settlement_instructions: 'settlement', settlement_currency_models: 'settlement', settlement_schedules: 'settlement', settlement_discrepancy_reports: 'settlement',
 };
 

@@ -4057,6 +4057,366 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/pots": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your customer's savings pots, here and at every participant their record is linked to with consent
+         * @description Your customer's savings pots, here and at every participant their record is linked to with consent.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getPots"];
+        put?: never;
+        /**
+         * Open a named savings pot for your customer (a ledger account of its own), with an optional goal and lock
+         * @description Money moves in from, and out to, the customer’s own account in the pot’s currency. Before `lockedUntil` a withdrawal answers `pot_locked`.
+         */
+        post: operations["postPots"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pots/{potId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Rename a savings pot, change its goal, or extend its lock (a lock in force is never shortened or removed: pot_locked)
+         * @description Rename a savings pot, change its goal, or extend its lock (a lock in force is never shortened or removed: pot_locked)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        patch: operations["patchPotsByPotId"];
+        trace?: never;
+    };
+    "/v1/pots/{potId}/deposits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move money from your customer’s account into the pot
+         * @description Move money from your customer’s account into the pot.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
+         */
+        post: operations["postPotsByPotIdDeposits"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pots/{potId}/withdrawals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move money from the pot back into your customer’s account (refused with pot_locked before its lock date)
+         * @description Move money from the pot back into your customer’s account (refused with pot_locked before its lock date)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
+         */
+        post: operations["postPotsByPotIdWithdrawals"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/merchants/{merchantId}/coupons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your merchant's coupons
+         * @description Your merchant's coupons.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getMerchantsByMerchantIdCoupons"];
+        put?: never;
+        /**
+         * Publish a coupon of your merchant: an amount or a percentage off, a minimum spend, an expiry and a per-customer limit
+         * @description Give exactly one of `amountOff` and `percentOff`. With `pointsCost`, issuers’ cardholders take it for reward points instead of keeping it for free.
+         */
+        post: operations["postMerchantsByMerchantIdCoupons"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/coupons/{couponId}/withdraw": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Withdraw one of your merchants’ coupons: no wallet may keep or use it any more
+         * @description Withdraw one of your merchants’ coupons: no wallet may keep or use it any more.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postCouponsByCouponIdWithdraw"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/offers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Coupons and membership programmes merchants publish, for your customers to keep
+         * @description Coupons priced in reward points are not listed here: a cardholder takes one through their card’s rewards.
+         */
+        get: operations["getOffers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/wallet/coupons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The coupons and membership cards your customer keeps
+         * @description The coupons and membership cards your customer keeps.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getWalletCoupons"];
+        put?: never;
+        /**
+         * Keep a merchant's coupon in your customer's wallet (coupon_expired when it lapsed, coupon_already_held when kept)
+         * @description Keep a merchant's coupon in your customer's wallet (coupon_expired when it lapsed, coupon_already_held when kept)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postWalletCoupons"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/wallet/offers/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Before the customer confirms: the coupon a payment of a scanned code or a payment link would apply, the amount to pay, and their membership card there
+         * @description Nothing is written. Paying the same code or link (POST /v1/wallet/payments/qr, POST /v1/payment-links/{linkId}/pay) applies the same coupon, checked again under its lock.
+         */
+        post: operations["postWalletOffersPreview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/merchants/{merchantId}/membership-programs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a membership programme of your merchant: wallets keep its membership cards
+         * @description Start a membership programme of your merchant: wallets keep its membership cards.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postMerchantsByMerchantIdMembershipPrograms"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/wallet/memberships": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Join a merchant's membership programme: the membership card (its member number) is kept in your customer's wallet
+         * @description Join a merchant's membership programme: the membership card (its member number) is kept in your customer's wallet.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postWalletMemberships"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/card-products/{productId}/reward-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your card product's rewards rules
+         * @description Your card product's rewards rules.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getCardProductsByProductIdRewardRules"];
+        put?: never;
+        /**
+         * Add a rewards rule to your card product: points per 1.00 spent, or cashback in basis points, for every category or one MCC, with an optional cap per card and month
+         * @description Earned when a payment is captured, reversed in proportion when it is refunded. `monthlyCap`: points for a points rule, a decimal amount in the product’s currency for a cashback rule.
+         */
+        post: operations["postCardProductsByProductIdRewardRules"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cards/{cardId}/rewards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your card's rewards: points, cashback and the latest entries (earned, reversed, redeemed)
+         * @description Your card's rewards: points, cashback and the latest entries (earned, reversed, redeemed)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getCardsByCardIdRewards"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/wallet/tokens/{tokenRef}/rewards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The rewards of the card behind one of your customer's tokens: points and cashback, as its issuer keeps them
+         * @description The same balance in every wallet that holds the card. Entries name no payment (a payment made through another wallet is not yours to see).
+         */
+        get: operations["getWalletTokensByTokenRefRewards"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cards/{cardId}/rewards/redemptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Redeem your card's rewards: cashback into the card's account (from your position), or points for a merchant's coupon priced in points
+         * @description Cashback is a ledger transfer from your position to the card’s funding account (liquidity_exceeded past your cover). A coupon goes into the wallet of `customerId` (your customer). Past the balance: rewards_insufficient.
+         */
+        post: operations["postCardsByCardIdRewardsRedemptions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/issuer/insights": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Insights over your own cards: spend by category, merchant, channel, wallet and month, and decline reasons per day
+         * @description Totals only, over payments and declines of cards you issued: no customer, card or payment is named, and no other participant’s cards are counted. Default range: the last 90 days.
+         */
+        get: operations["getIssuerInsights"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/connector/jwks": {
         parameters: {
             query?: never;
@@ -4467,6 +4827,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "coupon.claimed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A wallet's customer kept one of your merchants' coupons (to the merchant's owner; no customer is named)
+         * @description A wallet's customer kept one of your merchants' coupons (to the merchant's owner; no customer is named). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onCouponClaimed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "credential.issued": {
         parameters: {
             query?: never;
@@ -4781,6 +5161,26 @@ export interface webhooks {
          * @description The operator rejected your liquidity request: nothing moved. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
          */
         post: operations["onLiquidityRequestRejected"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "membership.joined": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A wallet's customer joined one of your merchants' membership programmes (to the merchant's owner)
+         * @description A wallet's customer joined one of your merchants' membership programmes (to the merchant's owner). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onMembershipJoined"];
         delete?: never;
         options?: never;
         head?: never;
@@ -5107,6 +5507,66 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "pot.deposited": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Money moved from your customer's account into one of their savings pots
+         * @description Money moved from your customer's account into one of their savings pots. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onPotDeposited"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "pot.goal_reached": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Your customer's savings pot reached its goal (told when a deposit crosses it)
+         * @description Your customer's savings pot reached its goal (told when a deposit crosses it). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onPotGoalReached"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "pot.withdrawn": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Money moved from your customer's savings pot back into their account
+         * @description Money moved from your customer's savings pot back into their account. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onPotWithdrawn"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "red_packet.claimed": {
         parameters: {
             query?: never;
@@ -5181,6 +5641,66 @@ export interface webhooks {
          * @description An expired red packet’s unclaimed amount went back to the sender. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
          */
         post: operations["onRedPacketRefunded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "reward.earned": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * One of your cards earned rewards on a captured payment (to the issuer)
+         * @description One of your cards earned rewards on a captured payment (to the issuer). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onRewardEarned"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "reward.redeemed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * One of your cards' rewards redeemed: cashback paid into its account from your position, or points for a coupon
+         * @description One of your cards' rewards redeemed: cashback paid into its account from your position, or points for a coupon. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onRewardRedeemed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "reward.reversed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rewards taken back from one of your cards because its payment was refunded (in proportion to the refund)
+         * @description Rewards taken back from one of your cards because its payment was refunded (in proportion to the refund). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onRewardReversed"];
         delete?: never;
         options?: never;
         head?: never;
@@ -5416,7 +5936,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_delivery_not_found" | "webhook_secret_not_retrievable" | "webhook_url_missing";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "coupon_already_held" | "coupon_expired" | "coupon_invalid" | "coupon_limit_reached" | "coupon_not_applicable" | "coupon_not_found" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "membership_card_not_found" | "membership_exists" | "membership_program_not_found" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "pot_limit_reached" | "pot_locked" | "pot_not_found" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "reward_rule_invalid" | "rewards_insufficient" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_delivery_not_found" | "webhook_secret_not_retrievable" | "webhook_url_missing";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -6649,6 +7169,158 @@ export interface components {
             /** Format: date-time */
             expiresAt: string;
         };
+        Coupon: {
+            id: string;
+            merchantId: string;
+            merchantName: string;
+            name: string;
+            kind: "amount" | "percent";
+            amountOff: {
+                amount: string;
+                currency: string;
+            } | null;
+            percentOff: number | null;
+            minSpend: {
+                amount: string;
+                currency: string;
+            };
+            perCustomerLimit: number;
+            pointsCost: string | null;
+            /** Format: date-time */
+            expiresAt: string;
+            status: "active" | "withdrawn";
+        };
+        WalletCoupon: {
+            id: string;
+            coupon: components["schemas"]["Coupon"];
+            uses: number;
+            usesLeft: number;
+            /** @description Active, not expired and not used up */
+            usable: boolean;
+            source: "claimed" | "points";
+            /** Format: date-time */
+            createdAt: string;
+        };
+        MembershipProgram: {
+            id: string;
+            merchantId: string;
+            merchantName: string;
+            name: string;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        MembershipCard: {
+            id: string;
+            program: components["schemas"]["MembershipProgram"];
+            memberNumber: string;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        SavingsPot: {
+            id: string;
+            name: string;
+            balance: {
+                amount: string;
+                currency: string;
+            };
+            goal: {
+                amount: string;
+                currency: string;
+            } | null;
+            goalReached: boolean;
+            lockedUntil: string | null;
+            locked: boolean;
+            /** @description Held at your participant (false: at a participant the customer linked with consent; read only) */
+            own: boolean;
+            holderParticipantId: string;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        RewardRule: {
+            id: string;
+            cardProductId: string;
+            kind: "points" | "cashback";
+            mcc: string | null;
+            pointsPerUnit: number | null;
+            cashbackBps: number | null;
+            monthlyCap: string | null;
+            active: boolean;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        RewardBalance: {
+            cardId: string | null;
+            points: string;
+            cashback: {
+                amount: string;
+                currency: string;
+            }[];
+            entries: {
+                id: string;
+                reason: "earned" | "reversed" | "redeemed";
+                kind: "points" | "cashback";
+                points: string | null;
+                cashback: {
+                    amount: string;
+                    currency: string;
+                } | null;
+                paymentId: string | null;
+                /** Format: date-time */
+                createdAt: string;
+            }[];
+        };
+        IssuerInsights: {
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            byCategory: {
+                key: string;
+                count: number;
+                spend: {
+                    amount: string;
+                    currency: string;
+                };
+            }[];
+            byMerchant: {
+                key: string;
+                name: string;
+                count: number;
+                spend: {
+                    amount: string;
+                    currency: string;
+                };
+            }[];
+            byChannel: {
+                key: string;
+                count: number;
+                spend: {
+                    amount: string;
+                    currency: string;
+                };
+            }[];
+            byWallet: {
+                key: string;
+                count: number;
+                spend: {
+                    amount: string;
+                    currency: string;
+                };
+            }[];
+            byMonth: {
+                key: string;
+                count: number;
+                spend: {
+                    amount: string;
+                    currency: string;
+                };
+            }[];
+            declines: {
+                day: string;
+                reason: string;
+                count: number;
+            }[];
+        };
     };
     responses: {
         /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
@@ -6791,6 +7463,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_phone, malformed_request, reward_rule_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_1a5a0651: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_phone" | "malformed_request" | "reward_rule_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: invalid_connection, invalid_country, invalid_webhook_url, malformed_request, validation_failed */
         Error400_1a88a656: {
             headers: {
@@ -6871,6 +7557,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_30d5302f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7025,6 +7725,34 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "malformed_request" | "merchant_invalid" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_phone, malformed_request, reward_rule_invalid, unknown_currency, validation_failed */
+        Error400_457de0d6: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_phone" | "malformed_request" | "reward_rule_invalid" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_4985650d: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7197,6 +7925,34 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_phone, malformed_json, malformed_request, reward_rule_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_8934da5c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "reward_rule_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, idempotency_key_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_8c27428e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "idempotency_key_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: invalid_phone, malformed_request, risk_rule_invalid, validation_failed */
         Error400_8dab41a5: {
             headers: {
@@ -7305,6 +8061,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "invalid_connection" | "invalid_country" | "invalid_phone" | "invalid_webhook_url" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, reward_rule_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_b5629f0c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "reward_rule_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7491,6 +8261,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_request, unknown_currency, validation_failed */
+        Error400_df2969e5: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_request" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, liquidity_invalid, malformed_request, settlement_invalid, unknown_currency, validation_failed */
         Error400_e214d133: {
             headers: {
@@ -7575,6 +8359,34 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_phone, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_ea83bb48: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_f252a5f8: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
         Error400_f2a0f481: {
             headers: {
@@ -7599,6 +8411,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_phone, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_fbd4f48c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_phone" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -8023,6 +8849,34 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: account_unavailable, card_not_found, card_product_not_found, coupon_not_found, customer_not_found, not_found, token_not_found */
+        Error404_3cdfedf3: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_unavailable" | "card_not_found" | "card_product_not_found" | "coupon_not_found" | "customer_not_found" | "not_found" | "token_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, coupon_not_found, customer_not_found, liquidity_request_not_found, merchant_not_found, not_found, passkey_registration_not_found, payment_link_not_found, payment_not_found, provisioning_not_found, push_receipt_invalid, qr_not_found, reference_not_found, token_not_found */
+        Error404_3f083ccf: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "coupon_not_found" | "customer_not_found" | "liquidity_request_not_found" | "merchant_not_found" | "not_found" | "passkey_registration_not_found" | "payment_link_not_found" | "payment_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "qr_not_found" | "reference_not_found" | "token_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, customer_not_found, not_found, passkey_registration_not_found, provisioning_not_found, push_receipt_invalid, reference_not_found, token_not_found */
         Error404_5068dc08: {
             headers: {
@@ -8205,6 +9059,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: coupon_not_found, customer_not_found, membership_card_not_found, membership_program_not_found, merchant_not_found, not_found, payment_link_not_found, qr_not_found */
+        Error404_8311d009: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_not_found" | "customer_not_found" | "membership_card_not_found" | "membership_program_not_found" | "merchant_not_found" | "not_found" | "payment_link_not_found" | "qr_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: liquidity_request_not_found, settlement_window_not_found */
         Error404_9093b7e2: {
             headers: {
@@ -8215,6 +9083,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "liquidity_request_not_found" | "settlement_window_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: coupon_not_found, customer_not_found, membership_card_not_found, membership_program_not_found, merchant_not_found, payment_link_not_found, qr_not_found */
+        Error404_919d0d05: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_not_found" | "customer_not_found" | "membership_card_not_found" | "membership_program_not_found" | "merchant_not_found" | "payment_link_not_found" | "qr_not_found";
                     };
                 };
             };
@@ -8247,6 +9129,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: account_unavailable, customer_not_found, not_found, pot_not_found */
+        Error404_a5e505b7: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_unavailable" | "customer_not_found" | "not_found" | "pot_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: merchant_not_found */
         Error404_ad6b13df: {
             headers: {
@@ -8257,20 +9153,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "merchant_not_found";
-                    };
-                };
-            };
-        };
-        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, customer_not_found, liquidity_request_not_found, merchant_not_found, not_found, passkey_registration_not_found, payment_link_not_found, payment_not_found, provisioning_not_found, push_receipt_invalid, qr_not_found, reference_not_found, token_not_found */
-        Error404_b05a4bed: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "liquidity_request_not_found" | "merchant_not_found" | "not_found" | "passkey_registration_not_found" | "payment_link_not_found" | "payment_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "qr_not_found" | "reference_not_found" | "token_not_found";
                     };
                 };
             };
@@ -8443,8 +9325,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, liquidity_request_decided, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
-        Error409_0427cbb3: {
+        /** @description Conflict: coupon_already_held, coupon_limit_reached, customer_exists, customer_has_balance, membership_exists */
+        Error409_14d160c3: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8452,7 +9334,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "liquidity_request_decided" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                        code?: "coupon_already_held" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "membership_exists";
                     };
                 };
             };
@@ -8527,6 +9409,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: customer_exists, customer_has_balance, pot_limit_reached, pot_locked */
+        Error409_4a1e4795: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "customer_exists" | "customer_has_balance" | "pot_limit_reached" | "pot_locked";
+                    };
+                };
+            };
+        };
         /** @description Conflict: customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
         Error409_4a5df6de: {
             headers: {
@@ -8537,6 +9433,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: coupon_already_held, coupon_limit_reached, customer_exists, customer_has_balance, idempotency_in_progress, membership_exists */
+        Error409_52e233b6: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_already_held" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "membership_exists";
                     };
                 };
             };
@@ -8579,6 +9489,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "liquidity_request_decided";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, coupon_limit_reached, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, liquidity_request_decided, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
+        Error409_5d6ce5ad: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "liquidity_request_decided" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
                     };
                 };
             };
@@ -8667,6 +9591,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: coupon_already_held, customer_exists, customer_has_balance, idempotency_in_progress */
+        Error409_7a41bcb9: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_already_held" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress";
+                    };
+                };
+            };
+        };
         /** @description Conflict: credential_limit, customer_exists, customer_has_balance */
         Error409_7bb43587: {
             headers: {
@@ -8723,6 +9661,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, coupon_limit_reached, customer_exists, customer_has_balance, device_not_bound, liquidity_request_decided, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
+        Error409_8dee6b52: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "liquidity_request_decided" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                    };
+                };
+            };
+        };
         /** @description Conflict: idempotency_in_progress, liquidity_request_decided */
         Error409_986bbccc: {
             headers: {
@@ -8733,6 +9685,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "idempotency_in_progress" | "liquidity_request_decided";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: customer_exists, customer_has_balance, idempotency_in_progress, pot_limit_reached, pot_locked */
+        Error409_a0887ee8: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "pot_limit_reached" | "pot_locked";
                     };
                 };
             };
@@ -8863,8 +9829,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, liquidity_request_decided, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
-        Error409_f0f1702b: {
+        /** @description Conflict: coupon_already_held, customer_exists, customer_has_balance */
+        Error409_f36888c0: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8872,7 +9838,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "liquidity_request_decided" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                        code?: "coupon_already_held" | "customer_exists" | "customer_has_balance";
                     };
                 };
             };
@@ -8975,8 +9941,8 @@ export interface components {
                 };
             };
         };
-        /** @description Gone: challenge_expired, payment_link_expired, push_receipt_expired, step_up_expired */
-        Error410_71b67f42: {
+        /** @description Gone: challenge_expired, coupon_expired, payment_link_expired, push_receipt_expired, step_up_expired */
+        Error410_65a39733: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8984,7 +9950,21 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "challenge_expired" | "payment_link_expired" | "push_receipt_expired" | "step_up_expired";
+                        code?: "challenge_expired" | "coupon_expired" | "payment_link_expired" | "push_receipt_expired" | "step_up_expired";
+                    };
+                };
+            };
+        };
+        /** @description Gone: coupon_expired */
+        Error410_746ad44f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_expired";
                     };
                 };
             };
@@ -9045,20 +10025,6 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
-        Error422_04db75b5: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
-                    };
-                };
-            };
-        };
         /** @description Unprocessable: idempotency_key_reused */
         Error422_06923c18: {
             headers: {
@@ -9115,6 +10081,34 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, coupon_not_applicable, cpm_invalid, exceeds_credit_limit, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
+        Error422_1a7afb67: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "coupon_not_applicable" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: coupon_not_applicable, idempotency_key_reused, ledger_rejected, liquidity_exceeded, rewards_insufficient */
+        Error422_233636cb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_not_applicable" | "idempotency_key_reused" | "ledger_rejected" | "liquidity_exceeded" | "rewards_insufficient";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: idempotency_key_reused, liquidity_exceeded */
         Error422_24a48eea: {
             headers: {
@@ -9125,6 +10119,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "idempotency_key_reused" | "liquidity_exceeded";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: coupon_not_applicable, idempotency_key_reused, payment_currency_mismatch, qr_expired, qr_invalid, qr_unknown_merchant */
+        Error422_2cee0e4d: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_not_applicable" | "idempotency_key_reused" | "payment_currency_mismatch" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant";
                     };
                 };
             };
@@ -9171,8 +10179,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
-        Error422_5472fecd: {
+        /** @description Unprocessable: coupon_not_applicable, ledger_rejected, liquidity_exceeded, rewards_insufficient */
+        Error422_522820e5: {
             headers: {
                 [name: string]: unknown;
             };
@@ -9180,7 +10188,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                        code?: "coupon_not_applicable" | "ledger_rejected" | "liquidity_exceeded" | "rewards_insufficient";
                     };
                 };
             };
@@ -9227,6 +10235,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: idempotency_key_reused, insufficient_funds, ledger_rejected */
+        Error422_718154c0: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: account_closed, currency_mismatch, exceeds_credit_limit, exceeds_debits, insufficient_funds, linked_transfer_failed, liquidity_exceeded, overflow, post_amount_exceeds_pending, same_account, settlement_csv_invalid */
         Error422_7545b8fb: {
             headers: {
@@ -9255,6 +10277,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: coupon_not_applicable, payment_currency_mismatch, qr_expired, qr_invalid, qr_unknown_merchant */
+        Error422_811642ab: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_not_applicable" | "payment_currency_mismatch" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: account_closed, consent_code_invalid, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, overflow, post_amount_exceeds_pending, same_account */
         Error422_8633125d: {
             headers: {
@@ -9265,6 +10301,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_closed" | "consent_code_invalid" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "post_amount_exceeds_pending" | "same_account";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, coupon_not_applicable, cpm_invalid, exceeds_credit_limit, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
+        Error422_88eea7da: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "coupon_not_applicable" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -9321,6 +10371,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "customer_link_code_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: insufficient_funds, ledger_rejected */
+        Error422_a8a9c7ee: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "insufficient_funds" | "ledger_rejected";
                     };
                 };
             };
@@ -13468,10 +14532,10 @@ export interface operations {
             400: components["responses"]["Error400_e5f52025"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_a74895ab"];
-            404: components["responses"]["Error404_b05a4bed"];
-            409: components["responses"]["Error409_f0f1702b"];
-            410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_5472fecd"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_8dee6b52"];
+            410: components["responses"]["Error410_65a39733"];
+            422: components["responses"]["Error422_88eea7da"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             500: components["responses"]["Error500_3586a13f"];
@@ -19152,6 +20216,10 @@ export interface operations {
                     deviceCountry?: string;
                     /** @description After step_up_required: the challenge the customer completed for this payment */
                     stepUpChallengeId?: string;
+                    /** @description A coupon your customer keeps for this merchant, to apply (it must apply: coupon_expired, coupon_limit_reached, coupon_not_applicable otherwise). Without it the best eligible one is applied (POST /v1/wallet/offers/preview shows which) */
+                    walletCouponId?: string;
+                    /** @description false: apply no coupon (default true) */
+                    applyCoupon?: boolean;
                 };
             };
         };
@@ -19220,12 +20288,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_4cc20035"];
-            404: components["responses"]["Error404_b05a4bed"];
-            409: components["responses"]["Error409_0427cbb3"];
-            410: components["responses"]["Error410_71b67f42"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_5d6ce5ad"];
+            410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_04db75b5"];
+            422: components["responses"]["Error422_1a7afb67"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19309,10 +20377,10 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_4cc20035"];
-            404: components["responses"]["Error404_b05a4bed"];
-            409: components["responses"]["Error409_f0f1702b"];
-            410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_5472fecd"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_8dee6b52"];
+            410: components["responses"]["Error410_65a39733"];
+            422: components["responses"]["Error422_88eea7da"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19444,12 +20512,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_4cc20035"];
-            404: components["responses"]["Error404_b05a4bed"];
-            409: components["responses"]["Error409_0427cbb3"];
-            410: components["responses"]["Error410_71b67f42"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_5d6ce5ad"];
+            410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_04db75b5"];
+            422: components["responses"]["Error422_1a7afb67"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19588,12 +20656,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_4cc20035"];
-            404: components["responses"]["Error404_b05a4bed"];
-            409: components["responses"]["Error409_0427cbb3"];
-            410: components["responses"]["Error410_71b67f42"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_5d6ce5ad"];
+            410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_04db75b5"];
+            422: components["responses"]["Error422_1a7afb67"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19683,12 +20751,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_4cc20035"];
-            404: components["responses"]["Error404_b05a4bed"];
-            409: components["responses"]["Error409_0427cbb3"];
-            410: components["responses"]["Error410_71b67f42"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_5d6ce5ad"];
+            410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_04db75b5"];
+            422: components["responses"]["Error422_1a7afb67"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19755,10 +20823,10 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_4cc20035"];
-            404: components["responses"]["Error404_b05a4bed"];
-            409: components["responses"]["Error409_f0f1702b"];
-            410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_5472fecd"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_8dee6b52"];
+            410: components["responses"]["Error410_65a39733"];
+            422: components["responses"]["Error422_88eea7da"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19806,6 +20874,10 @@ export interface operations {
                     deviceCountry?: string;
                     /** @description After step_up_required: the challenge the customer completed for this payment */
                     stepUpChallengeId?: string;
+                    /** @description A coupon your customer keeps for this merchant, to apply (it must apply: coupon_expired, coupon_limit_reached, coupon_not_applicable otherwise). Without it the best eligible one is applied (POST /v1/wallet/offers/preview shows which) */
+                    walletCouponId?: string;
+                    /** @description false: apply no coupon (default true) */
+                    applyCoupon?: boolean;
                 };
             };
         };
@@ -19874,12 +20946,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_4cc20035"];
-            404: components["responses"]["Error404_b05a4bed"];
-            409: components["responses"]["Error409_0427cbb3"];
-            410: components["responses"]["Error410_71b67f42"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_5d6ce5ad"];
+            410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_04db75b5"];
+            422: components["responses"]["Error422_1a7afb67"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19992,10 +21064,10 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_4cc20035"];
-            404: components["responses"]["Error404_b05a4bed"];
-            409: components["responses"]["Error409_f0f1702b"];
-            410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_5472fecd"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_8dee6b52"];
+            410: components["responses"]["Error410_65a39733"];
+            422: components["responses"]["Error422_88eea7da"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -20106,10 +21178,10 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_4cc20035"];
-            404: components["responses"]["Error404_b05a4bed"];
-            409: components["responses"]["Error409_f0f1702b"];
-            410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_5472fecd"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_8dee6b52"];
+            410: components["responses"]["Error410_65a39733"];
+            422: components["responses"]["Error422_88eea7da"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -20233,12 +21305,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_4cc20035"];
-            404: components["responses"]["Error404_b05a4bed"];
-            409: components["responses"]["Error409_0427cbb3"];
-            410: components["responses"]["Error410_71b67f42"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_5d6ce5ad"];
+            410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_04db75b5"];
+            422: components["responses"]["Error422_1a7afb67"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -20356,12 +21428,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_4cc20035"];
-            404: components["responses"]["Error404_b05a4bed"];
-            409: components["responses"]["Error409_0427cbb3"];
-            410: components["responses"]["Error410_71b67f42"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_5d6ce5ad"];
+            410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_04db75b5"];
+            422: components["responses"]["Error422_1a7afb67"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -20501,12 +21573,12 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
             403: components["responses"]["Error403_4cc20035"];
-            404: components["responses"]["Error404_b05a4bed"];
-            409: components["responses"]["Error409_0427cbb3"];
-            410: components["responses"]["Error410_71b67f42"];
+            404: components["responses"]["Error404_3f083ccf"];
+            409: components["responses"]["Error409_5d6ce5ad"];
+            410: components["responses"]["Error410_65a39733"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_04db75b5"];
+            422: components["responses"]["Error422_1a7afb67"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -20815,6 +21887,921 @@ export interface operations {
             404: components["responses"]["Error404_efedff88"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getPots: {
+        parameters: {
+            query: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["SavingsPot"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_fbd4f48c"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_a5e505b7"];
+            409: components["responses"]["Error409_4a1e4795"];
+            422: components["responses"]["Error422_a8a9c7ee"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postPots: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer */
+                    customerId: string;
+                    name: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    goal?: string;
+                    /**
+                     * Format: date-time
+                     * @description ISO 8601 date-time
+                     */
+                    lockedUntil?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavingsPot"];
+                };
+            };
+            400: components["responses"]["Error400_30d5302f"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_a5e505b7"];
+            409: components["responses"]["Error409_a0887ee8"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_718154c0"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    patchPotsByPotId: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The savings pot */
+                potId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    goal?: string | null;
+                    lockedUntil?: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavingsPot"];
+                };
+            };
+            400: components["responses"]["Error400_30d5302f"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_a5e505b7"];
+            409: components["responses"]["Error409_a0887ee8"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_718154c0"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postPotsByPotIdDeposits: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description The savings pot */
+                potId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavingsPot"];
+                };
+            };
+            400: components["responses"]["Error400_ea83bb48"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_a5e505b7"];
+            409: components["responses"]["Error409_a0887ee8"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_718154c0"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postPotsByPotIdWithdrawals: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description The savings pot */
+                potId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavingsPot"];
+                };
+            };
+            400: components["responses"]["Error400_ea83bb48"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_a5e505b7"];
+            409: components["responses"]["Error409_a0887ee8"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_718154c0"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getMerchantsByMerchantIdCoupons: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your merchant */
+                merchantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Coupon"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_df2969e5"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_8311d009"];
+            409: components["responses"]["Error409_14d160c3"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_811642ab"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postMerchantsByMerchantIdCoupons: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Your merchant */
+                merchantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    amountOff?: string;
+                    percentOff?: number;
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    minSpend?: string;
+                    perCustomerLimit: number;
+                    pointsCost?: number;
+                    /**
+                     * Format: date-time
+                     * @description ISO 8601 date-time
+                     */
+                    expiresAt: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Coupon"];
+                };
+            };
+            400: components["responses"]["Error400_8c27428e"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_8311d009"];
+            409: components["responses"]["Error409_52e233b6"];
+            410: components["responses"]["Error410_746ad44f"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_2cee0e4d"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postCouponsByCouponIdWithdraw: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Your coupon */
+                couponId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["NoBody"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Coupon"];
+                };
+            };
+            400: components["responses"]["Error400_8c27428e"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_8311d009"];
+            409: components["responses"]["Error409_52e233b6"];
+            410: components["responses"]["Error410_746ad44f"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_2cee0e4d"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOffers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        coupons: components["schemas"]["Coupon"][];
+                        membershipPrograms: components["schemas"]["MembershipProgram"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_df2969e5"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_919d0d05"];
+            409: components["responses"]["Error409_14d160c3"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_811642ab"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getWalletCoupons: {
+        parameters: {
+            query: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        coupons: components["schemas"]["WalletCoupon"][];
+                        memberships: components["schemas"]["MembershipCard"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_f252a5f8"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_8311d009"];
+            409: components["responses"]["Error409_14d160c3"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_811642ab"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postWalletCoupons: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer */
+                    customerId: string;
+                    /** @description A published coupon */
+                    couponId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WalletCoupon"];
+                };
+            };
+            400: components["responses"]["Error400_8c27428e"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_8311d009"];
+            409: components["responses"]["Error409_52e233b6"];
+            410: components["responses"]["Error410_746ad44f"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_2cee0e4d"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postWalletOffersPreview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer */
+                    customerId: string;
+                    /** @description The scanned merchant-presented code */
+                    payload?: string;
+                    /** @description A payment link */
+                    linkId?: string;
+                    amount?: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                    /** @description A coupon your customer keeps, to check instead of the best one */
+                    walletCouponId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        merchantId: string;
+                        merchantName: string;
+                        amountDue: {
+                            amount: string;
+                            currency: string;
+                        };
+                        coupon: {
+                            walletCouponId: string;
+                            couponId: string;
+                            name: string;
+                            discount: {
+                                amount: string;
+                                currency: string;
+                            };
+                        } | null;
+                        amountToPay: {
+                            amount: string;
+                            currency: string;
+                        };
+                        memberships: components["schemas"]["MembershipCard"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_4985650d"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_8311d009"];
+            409: components["responses"]["Error409_14d160c3"];
+            410: components["responses"]["Error410_746ad44f"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_811642ab"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postMerchantsByMerchantIdMembershipPrograms: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Your merchant */
+                merchantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipProgram"];
+                };
+            };
+            400: components["responses"]["Error400_8c27428e"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_8311d009"];
+            409: components["responses"]["Error409_52e233b6"];
+            410: components["responses"]["Error410_746ad44f"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_2cee0e4d"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postWalletMemberships: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer */
+                    customerId: string;
+                    /** @description A membership programme */
+                    programId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipCard"];
+                };
+            };
+            400: components["responses"]["Error400_8c27428e"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_8311d009"];
+            409: components["responses"]["Error409_52e233b6"];
+            410: components["responses"]["Error410_746ad44f"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_2cee0e4d"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getCardProductsByProductIdRewardRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your card product */
+                productId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["RewardRule"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_457de0d6"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_3cdfedf3"];
+            409: components["responses"]["Error409_f36888c0"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_522820e5"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postCardProductsByProductIdRewardRules: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Your card product */
+                productId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    kind: "points" | "cashback";
+                    mcc?: string;
+                    pointsPerUnit?: number;
+                    cashbackBps?: number;
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    monthlyCap?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RewardRule"];
+                };
+            };
+            400: components["responses"]["Error400_b5629f0c"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_3cdfedf3"];
+            409: components["responses"]["Error409_7a41bcb9"];
+            410: components["responses"]["Error410_746ad44f"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_233636cb"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getCardsByCardIdRewards: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your card */
+                cardId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RewardBalance"];
+                };
+            };
+            400: components["responses"]["Error400_457de0d6"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_3cdfedf3"];
+            409: components["responses"]["Error409_f36888c0"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_522820e5"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getWalletTokensByTokenRefRewards: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your token */
+                tokenRef: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RewardBalance"];
+                };
+            };
+            400: components["responses"]["Error400_457de0d6"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_3cdfedf3"];
+            409: components["responses"]["Error409_f36888c0"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_522820e5"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postCardsByCardIdRewardsRedemptions: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description Your card */
+                cardId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    kind: "cashback" | "coupon";
+                    amount?: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                    /** @description A coupon priced in points */
+                    couponId?: string;
+                    /** @description Your customer whose wallet keeps the coupon */
+                    customerId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        redemptionId: string;
+                        balance: components["schemas"]["RewardBalance"];
+                        walletCoupon: components["schemas"]["WalletCoupon"] | null;
+                        transferId: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_8934da5c"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_3cdfedf3"];
+            409: components["responses"]["Error409_7a41bcb9"];
+            410: components["responses"]["Error410_746ad44f"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_233636cb"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getIssuerInsights: {
+        parameters: {
+            query?: {
+                /** @description ISO 8601 date-time */
+                from?: string;
+                /** @description ISO 8601 date-time */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IssuerInsights"];
+                };
+            };
+            400: components["responses"]["Error400_1a5a0651"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_3cdfedf3"];
+            409: components["responses"]["Error409_f36888c0"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_522820e5"];
+            429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -21914,6 +23901,61 @@ export interface operations {
             };
         };
     };
+    onCouponClaimed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "coupon.claimed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The coupon */
+                        couponId: string;
+                        /** @description The merchant */
+                        merchantId: string;
+                        /** @description The wallet that keeps it */
+                        claimedBy: string;
+                        /** @description claimed, or points (taken for reward points) */
+                        source: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     onCredentialIssued: {
         parameters: {
             query?: never;
@@ -22939,6 +24981,60 @@ export interface operations {
             };
         };
     };
+    onMembershipJoined: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "membership.joined";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The programme */
+                        programId: string;
+                        /** @description The merchant */
+                        merchantId: string;
+                        memberNumber: string;
+                        /** @description The wallet that keeps the card */
+                        walletParticipantId: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     onMerchantCreated: {
         parameters: {
             query?: never;
@@ -23923,6 +26019,207 @@ export interface operations {
             };
         };
     };
+    onPotDeposited: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "pot.deposited";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The pot */
+                        potId: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        name: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        balance: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        goal: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        } | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onPotGoalReached: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "pot.goal_reached";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The pot */
+                        potId: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        name: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        balance: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        goal: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        } | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onPotWithdrawn: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "pot.withdrawn";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The pot */
+                        potId: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        name: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        balance: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        goal: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        } | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     onRedPacketClaimed: {
         parameters: {
             query?: never;
@@ -24118,6 +26415,189 @@ export interface operations {
                         customerId: string;
                         /** @description Money: a decimal string and its ISO 4217 currency */
                         refunded: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onRewardEarned: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "reward.earned";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The card */
+                        cardId: string;
+                        /** @description The payment */
+                        authorizationId: string;
+                        /** @description points or cashback */
+                        kind: string;
+                        points?: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        cashback?: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onRewardRedeemed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "reward.redeemed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The card */
+                        cardId: string;
+                        /** @description cashback or coupon */
+                        kind: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        cashback?: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description The ledger transfer of the cashback */
+                        transferId?: string;
+                        points?: string;
+                        /** @description The coupon */
+                        couponId?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onRewardReversed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "reward.reversed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The card */
+                        cardId: string;
+                        /** @description The payment */
+                        authorizationId: string;
+                        /** @description The refund */
+                        refundId: string;
+                        kind: string;
+                        points?: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        cashback?: {
                             /** @description Decimal string in the currency, e.g. "12.30" */
                             amount: string;
                             currency: string;

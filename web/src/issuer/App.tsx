@@ -4,6 +4,7 @@ import { DeskSignIn, loadDeskSession, type DeskSession } from '../shared/desk-se
 import { useI18n } from '../shared/i18n.tsx';
 import { LangSwitch } from '../shared/ui.tsx';
 import { IssuerDesk } from './Desk.tsx';
+import { IssuerInsights } from './Insights.tsx';
 
 /**
  * 发卡行工作台 / the issuer desk (/issuer): a demo bank's cards and their tokens. Demo: the page gets a short-lived
@@ -45,7 +46,10 @@ export function IssuerApp() {
             }}
           />
         ) : (
-          <IssuerDesk api={api} name={session.name} />
+          <>
+            <IssuerDesk api={api} name={session.name} />
+            <IssuerInsights api={api} />
+          </>
         )}
       </main>
     </>

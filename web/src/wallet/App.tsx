@@ -11,6 +11,7 @@ import { Me } from './Me.tsx';
 import { CardControls, suspendedWhyKey } from './CardControls.tsx';
 import { CurrencySelect, useAccounts, useCurrencies, useCurrency } from './accounts.tsx';
 import { Budget } from './Budget.tsx';
+import { Coupons, OfferLine, Pots } from './Value.tsx';
 import { Payments, SentPackets, SentRequests } from './More.tsx';
 import { StepUp, useStepUp } from './StepUp.tsx';
 import { CameraScanner, PacketShare, ReceiveCode, decodeImage, parsePacketPayload, parseReceivePayload } from './Scan.tsx';
@@ -19,7 +20,7 @@ type MoneyWire = { amount: string; currency: string };
 interface Token { tokenRef: string; status: string; suspendedBy: string | null; tokenLast4: string; cardLast4: string; brand: string; expiry: string; par: string; createdAt: string; cryptogramScheme?: TokenCryptogramScheme }
 interface Provisioning { id: string; status: string; stepUp: { method: string; attemptsRemaining: number } | null; cardLast4: string; brand: string; token: Token | null; tokenNumber?: string; limitedUseKey?: LimitedUseKeyWire }
 
-type TabKey = 'home' | 'add' | 'pay' | 'transfer' | 'history' | 'budget' | 'me';
+type TabKey = 'home' | 'add' | 'pay' | 'transfer' | 'history' | 'budget' | 'pots' | 'coupons' | 'me';
 
 /** The five tabs of the bottom bar (首页 / 收付款 / 转账 / 账单 / 我的); "add a card" and "budget" open from them. */
 const MAIN_TABS: readonly { key: TabKey; icon: string; label: string }[] = [
@@ -29,7 +30,7 @@ const MAIN_TABS: readonly { key: TabKey; icon: string; label: string }[] = [
   { key: 'history', icon: '☰', label: 'nav.history' },
   { key: 'me', icon: '◉', label: 'nav.me' },
 ];
-const parentTab = (tab: TabKey): TabKey => (tab === 'add' ? 'home' : tab === 'budget' ? 'history' : tab);
+const parentTab = (tab: TabKey): TabKey => (tab === 'add' ? 'home' : tab === 'budget' || tab === 'pots' || tab === 'coupons' ? 'history' : tab);
 
 /** A payment link the page was opened for (/wallet?link=<id>, the "open in wallet" of /pay/<id>). */
 const linkFromAddress = (): string => new URLSearchParams(location.search).get('link') ?? '';
@@ -113,7 +114,7 @@ export function WalletApp() {
               />
             )}
             {tab === 'transfer' && <Transfer api={api} session={session} payee={payee} packet={packet} />}
-            {(tab === 'history' || tab === 'budget') && (
+            {(tab === 'history' || tab === 'budget' || tab === 'pots' || tab === 'coupons') && (
               <nav className="segmented" aria-label={t('nav.history')}>
                 <button type="button" data-testid="tab-activity" aria-current={tab === 'history' ? 'page' : undefined} onClick={() => setTab('history')}>
                   {t('history.title')}
@@ -121,10 +122,18 @@ export function WalletApp() {
                 <button type="button" data-testid="tab-budget" aria-current={tab === 'budget' ? 'page' : undefined} onClick={() => setTab('budget')}>
                   {t('nav.budget')}
                 </button>
+                <button type="button" data-testid="tab-pots" aria-current={tab === 'pots' ? 'page' : undefined} onClick={() => setTab('pots')}>
+                  {t('nav.pots')}
+                </button>
+                <button type="button" data-testid="tab-coupons" aria-current={tab === 'coupons' ? 'page' : undefined} onClick={() => setTab('coupons')}>
+                  {t('nav.coupons')}
+                </button>
               </nav>
             )}
             {tab === 'history' && <History api={api} session={session} />}
             {tab === 'budget' && <Budget api={api} session={session} />}
+            {tab === 'pots' && <Pots api={api} session={session} />}
+            {tab === 'coupons' && <Coupons api={api} session={session} />}
             {tab === 'me' && <Me api={api} session={session} />}
           </>
         )}
@@ -622,6 +631,7 @@ function Pay({ api, session, openLink, onPayee, onPacket }: { api: Api; session:
             ) : (
               <Field label={`${t('common.amount')} (${preview.currency ?? ''})`} name="amount" value={amount} onChange={setAmount} inputMode="decimal" />
             )}
+            <OfferLine api={api} session={session} payload={payload.trim()} amount={preview.amount === null ? { amount, currency: preview.currency ?? 'CNY' } : null} />
             <PaySource api={api} session={session} value={source} onChange={setSource} />
             <button type="submit" disabled={pay.busy || source === '' || stepUp.offer !== undefined || paid !== undefined} data-testid="qr-pay">
               {t('pay.payNow')}
