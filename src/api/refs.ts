@@ -58,6 +58,7 @@ export const REF_KINDS = [
   'customer_link_consent',
   'passkey',
   'settlement_window',
+  'offline_purse',
 ] as const;
 export type RefKind = (typeof REF_KINDS)[number];
 

@@ -24,7 +24,7 @@ const engines = await availableEngines();
 /** Who calls an operation in the sweep, by path: the participant the route is for. */
 const CALLERS: readonly [RegExp, string][] = [
   [/^\/v1\/issuer\//, 'bank-a'],
-  [/^\/v1\/(merchants|payments)(\/|$)/, 'merchant-a'],
+  [/^\/v1\/(merchants|payments|offline\/payments)(\/|$)/, 'merchant-a'],
   [/^\/(v1|demo\/v1)\//, 'wallet-a'],
 ];
 const callerOf = (path: string) => CALLERS.find(([re]) => re.test(path))?.[1];
@@ -66,6 +66,7 @@ const KIND_TABLES: Record<RefKind, string> = {
   customer_link_consent: `select id, participant_id as participant, customer_id as customer from customer_link_consents`,
   passkey: `select id, participant_id as participant, customer_id as customer from passkey_registrations`,
   settlement_window: `select id, null as participant, null as customer from settlement_windows`,
+  offline_purse: `select id, participant_id as participant, customer_id as customer from offline_purses`,
 };
 
 /** Kinds anyone authenticated may name: a participant in the directory, a payment link its merchant published. */
@@ -205,6 +206,16 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
       await t.hub.stepUp.createChallenge(tx, { type: 'system' }, { participantId: me('wallet-a'), customerId: other.id }, offer.request, 'otp');
       await t.hub.stepUp.passkeyRegistrationOptions(tx, me('wallet-a'), other.id, 'other');
     });
+    // Offline purses: 李伟's at wallet A, the other customer's at wallet A, 张敏's at wallet B (each its own device key).
+    for (const [as, customerId, accountId] of [
+      ['wallet-a', cus('li-at-wallet-a'), 'acc_cus_demo_li_at_wallet_a_CNY'],
+      ['wallet-a', other.id, otherAcc.id],
+      ['wallet-b', cus('zhang-at-wallet-b'), 'acc_cus_demo_zhang_at_wallet_b_CNY'],
+    ] as const) {
+      const device = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+      const jwk = await crypto.subtle.exportKey('jwk', device.publicKey);
+      await ok(t.api(as).post('/v1/offline/purses', { customerId, accountId, devicePublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y }, amount: '5.00' }, key()), 201);
+    }
   }
 
   /** Counts every write to every table (statement-level triggers), so that "writes nothing" is checked exactly. */
