@@ -207,6 +207,27 @@ export const errorGroups = {
   settlement: codes('settlement_window_not_found', 'settlement_window_open', 'settlement_invalid', 'settlement_csv_invalid'),
   webhooks: codes('webhook_secret_not_retrievable'),
   issuer: codes('not_issuer_participant', 'issuer_settings_invalid', 'invalid_authorization_url', 'payment_risk_rule_invalid'),
+  offline: codes(
+    'offline_purse_not_found',
+    'offline_purse_exists',
+    'offline_purse_closed',
+    'offline_purse_blocked',
+    'offline_limit_exceeded',
+    'offline_reserve_exhausted',
+    'offline_token_invalid',
+    'offline_signature_invalid',
+    'offline_token_replayed',
+    'offline_counter_reused',
+    'offline_token_expired',
+    'offline_wrong_merchant',
+    'offline_unload_invalid',
+    'device_key_invalid',
+    'account_unavailable',
+    'insufficient_funds',
+    'merchant_not_found',
+    'ledger_rejected',
+    'not_wallet',
+  ),
 } as const;
 
 export type ErrorGroup = keyof typeof errorGroups;
@@ -239,6 +260,7 @@ export const tagErrorGroups: Readonly<Record<string, readonly ErrorGroup[]>> = {
   'payment-links': ['acceptance', 'declines', 'cards', 'money', 'stepUp', 'liquidity', 'fx', 'customers'],
   issuer: ['issuer'],
   connector: ['participants', 'transfers'],
+  offline: ['offline', 'money', 'customers'],
 };
 
 interface OperationShape {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoCustomerId, demoParticipantId } from '../../src/demo/seed.ts';
 import { signOfflinePayment, signOfflineUnload, OFFLINE_UPLOAD_WINDOW_MS } from '../../src/offline/index.ts';
 import { createFakeClock, type FakeClock } from '../../src/platform/clock.ts';
+import { readOfflineToken, verifyOfflineToken } from '../../packages/sdk/src/index.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
 
@@ -107,6 +108,10 @@ describe.each(engines)('offline small payments on %s', (engine) => {
   it('the device pays with no network; the merchant uploads the token and is paid from the reserve; the same token twice is a replay', async () => {
     const merchantBefore = await available(`mst_${merchantA}_CNY`);
     const token = await pay(phone, purseId, 1, '12.30');
+    // The terminal, offline: reads the claims and checks the signature against the device key it was shown (SDK).
+    expect(readOfflineToken(token)?.claims).toEqual({ v: 1, purse: purseId, ctr: 1, amt: '12.30', cur: 'CNY', mer: merchantA, iat: nowS() });
+    expect(await verifyOfflineToken(phone.publicJwk, token)).toBe(true);
+    expect(await verifyOfflineToken((await newDevice()).publicJwk, token)).toBe(false);
     const paid = await upload(token);
     expect(paid.status, JSON.stringify(paid.body)).toBe(201);
     expect(paid.body).toMatchObject({ purseId, counter: 1, merchantId: merchantA, amount: { amount: '12.30', currency: 'CNY' } });

@@ -21,4 +21,5 @@ export {
   type TokenCryptogramScheme,
 } from './cryptogram.ts';
 export { createDeviceKey, devicePublicKey, signDeviceStatement, type DeviceKeyPair, type DevicePublicKey, type DeviceStatement } from './device.ts';
+export { readOfflineToken, signOfflinePayment, signOfflineUnload, verifyOfflineToken, type OfflineDeviceKey, type OfflinePaymentClaims, type OfflineUnloadStatement } from './offline.ts';
 export type { components, operations, paths, webhooks } from './schema.ts';
