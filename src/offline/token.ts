@@ -9,8 +9,8 @@
  * This module is shared by the hub and the wallet side: it uses only WebCrypto and TextEncoder (no Node-only import).
  */
 
-/** A WebCrypto ECDSA P-256 private key (the type only: erased, so the browser build imports nothing from Node). */
-type SigningKey = import('node:crypto').webcrypto.CryptoKey;
+/** A WebCrypto ECDSA P-256 private key (whatever this environment's WebCrypto calls its key type). */
+type SigningKey = Parameters<typeof crypto.subtle.sign>[1];
 
 export const OFFLINE_TOKEN_TYPE = 'hutong-offline+jws';
 
@@ -44,7 +44,7 @@ const b64url = (bytes: Uint8Array): string => {
   return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 };
 
-const fromB64url = (text: string): Uint8Array | undefined => {
+const fromB64url = (text: string): Uint8Array<ArrayBuffer> | undefined => {
   if (!/^[A-Za-z0-9_-]*$/.test(text)) return undefined;
   try {
     const bin = atob(text.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (text.length % 4)) % 4));
