@@ -4,6 +4,7 @@ import type { Hub } from '../main.ts';
 import { demoParticipantId, type DemoNetwork } from './seed.ts';
 import { computeTokenCryptogram } from '../emv/index.ts';
 import { openSentCode, sentCode } from '../platform/sent-codes.ts';
+import { newDevice } from './device.ts';
 
 export type Call = (as: string, method: 'GET' | 'POST' | 'PATCH', url: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number; body: any }>;
 
@@ -32,10 +33,12 @@ export function story(hub: Pick<Hub, 'db' | 'vault' | 'cards'>, call: Call, demo
     },
     async provision(wallet: 'wallet-a' | 'wallet-b', source: unknown, deviceId = `dev-${randomBytes(3).toString('hex')}`): Promise<{ tokenRef: string; tokenNumber: string; tokenKey: string; par: string }> {
       const customerId = cust(wallet === 'wallet-a' ? 'li-at-wallet-a' : 'li-at-wallet-b');
-      const prov = await call(wallet, 'POST', '/v1/wallet/tokens', { customerId, consent: true, deviceId, source });
+      const device = newDevice();
+      const prov = await call(wallet, 'POST', '/v1/wallet/tokens', { customerId, consent: true, deviceId, devicePublicKey: device.publicKey, source });
       expect(prov.status).toBe(201);
       expect(prov.body.status).toBe('pending_step_up');
-      const done = await call(wallet, 'POST', `/v1/wallet/provisionings/${prov.body.id}/step-up`, { code: await stepUpCode(prov.body.id) });
+      const deviceSignature = await device.sign({ purpose: 'step_up', provisioningId: prov.body.id });
+      const done = await call(wallet, 'POST', `/v1/wallet/provisionings/${prov.body.id}/step-up`, { code: await stepUpCode(prov.body.id), deviceSignature });
       expect(done.status).toBe(200);
       return { tokenRef: done.body.token.tokenRef, tokenNumber: done.body.tokenNumber, tokenKey: done.body.limitedUseKey.key, par: done.body.token.par };
     },

@@ -2342,7 +2342,7 @@ export interface paths {
         put?: never;
         /**
          * Add a card to the customer's wallet (provision a token)
-         * @description Either the card details typed once (source.type "typed"), or BY REFERENCE to a card the customer already holds: a token reference id from the customer's other wallet ("token_ref") or the issuer's card id ("card_ref"), with no card data; or a push receipt the issuer's app handed to yours ("push_receipt": approved at once, redeemable once). Otherwise the issuer's rules decide: approve, decline or step-up (a one-time code the issuer sends to the cardholder, or their authenticator app). Idempotency-Key honoured; the hub keeps only a keyed hash of the request.
+         * @description Either the card details typed once (source.type "typed"), or BY REFERENCE to a card the customer already holds: a token reference id from the customer's other wallet ("token_ref") or the issuer's card id ("card_ref"), with no card data; or a push receipt the issuer's app handed to yours ("push_receipt": approved at once, redeemable once). Otherwise the issuer's rules decide: approve, decline or step-up (a one-time code the issuer sends to the cardholder, or their authenticator app). Every token is bound to the device's public key (`devicePublicKey`, required): only that device obtains new limited-use keys and answers a step-up, and the card on another device of the customer's in this wallet needs the issuer's ID&V again. Idempotency-Key honoured; the hub keeps only a keyed hash of the request.
          */
         post: operations["postWalletTokens"];
         delete?: never;
@@ -14181,7 +14181,7 @@ export interface operations {
                     consent: boolean;
                     /** @description Your id of the customer’s device */
                     deviceId?: string;
-                    devicePublicKey?: {
+                    devicePublicKey: {
                         /** @enum {string} */
                         kty: "EC";
                         /** @enum {string} */
