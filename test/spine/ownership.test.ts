@@ -8,6 +8,7 @@ import { createFakeClock } from '../../src/platform/clock.ts';
 import { cardInTwoWallets, tapBody } from '../../src/demo/fixtures.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
+import { newDevice } from '../../src/demo/device.ts';
 
 const engines = await availableEngines();
 
@@ -130,8 +131,12 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
     const zhangCard = await ok(t.api('bank-b').post('/v1/issuer/cards', { productId: 'cpr_demo_bank_b_credit', customerId: cus('zhang-at-bank-b') }, key()), 201);
     await ok(t.api('bank-b').post(`/v1/issuer/cards/${zhangCard.card.id}/activate`), 200);
     const typed = { type: 'typed', cardNumber: zhangCard.cardNumber, expiry: zhangCard.card.expiry, cvv: zhangCard.cvv };
-    const prov = await ok(wb.post('/v1/wallet/tokens', { customerId: cus('zhang-at-wallet-b'), consent: true, deviceId: 'zb-1', source: typed }, key()), 201);
-    if (prov.status === 'pending_step_up') await ok(wb.post(`/v1/wallet/provisionings/${prov.id}/step-up`, { code: await openSentCode(t.hub, 'token.step_up_requested', prov.id) }), 200);
+    const zhangPhone = newDevice();
+    const prov = await ok(wb.post('/v1/wallet/tokens', { customerId: cus('zhang-at-wallet-b'), consent: true, deviceId: 'zb-1', devicePublicKey: zhangPhone.publicKey, source: typed }, key()), 201);
+    if (prov.status === 'pending_step_up') {
+      const code = await openSentCode(t.hub, 'token.step_up_requested', prov.id);
+      await ok(wb.post(`/v1/wallet/provisionings/${prov.id}/step-up`, { code, deviceSignature: await zhangPhone.sign({ purpose: 'step_up', provisioningId: prov.id }) }), 200);
+    }
     // Card payments at each merchant (the one at merchant B written directly: its currency needs another card).
     await ok(t.api('merchant-a').post('/v1/merchants/mer_demo_merchant_a/payments/tap', tapBody(card.a, { amountMinor: 100n, amount: '1.00', now: clock.now() }), key()), 201);
     await ok(t.api('merchant-a').post('/v1/merchants/mer_demo_merchant_a/payments/tap', tapBody(card.b, { amountMinor: 100n, amount: '1.00', now: clock.now() }), key()), 201);
