@@ -187,6 +187,21 @@ describe.each(engines)('offline small payments on %s', (engine) => {
     expect(settled[0]?.total).toBe('2000');
   });
 
+  it('concurrent uploads of one counter (the same token and a clone) settle exactly one payment', async () => {
+    const device = await newDevice();
+    const opened = await open(device, '10.00');
+    const id = opened.body.id as string;
+    const original = await pay(device, id, 1, '6.00');
+    const clone = await pay(device, id, 1, '7.00');
+    const answers = await Promise.all([original, clone, original, clone, original, clone].map((tok) => upload(tok)));
+    expect(answers.filter((a) => a.status === 201)).toHaveLength(1);
+    expect(answers.filter((a) => a.status !== 201).map((a) => a.body.error.code).every((c) => c === 'offline_token_replayed' || c === 'offline_counter_reused')).toBe(true);
+    const paid = answers.find((a) => a.status === 201)?.body.amount.amount as string;
+    expect(await available(`off_${id}`)).toBe(1000n - BigInt(Number(paid) * 100));
+    expect((await t.hub.db.query('select id from offline_payments where purse_id = $1', [id])).length).toBe(1);
+    expect((await wa().get(`/v1/offline/purses/${id}`)).body.purse.status).toBe('blocked');
+  });
+
   it('unload: the device signs its last counter and what it has left; that goes back at once, tokens up to the counter are still paid, later ones refused', async () => {
     const before = await available(liAccount);
     // Spent offline, not uploaded yet: counter 2 for 7.70.
@@ -231,8 +246,11 @@ describe.each(engines)('offline small payments on %s', (engine) => {
     // The merchant never uploaded the 10.00 token in time.
     const late = await upload(await pay(device, id, 1, '10.00', merchantA, nowS() - 3600));
     expect(late.body.error.code).toBe('offline_purse_closed');
+    // Every unloaded or blocked purse of 李伟's past its window goes back: this one's 10.00 among them.
+    const [due] = await t.hub.db.query<{ total: string }>(`select coalesce(sum(loaded_minor - settled_minor - unloaded_minor), 0)::text as total from offline_purses where customer_id = $1 and status in ('unloaded', 'blocked')`, [li]);
+    expect((await wa().get(`/v1/offline/purses/${id}`)).body.purse.balance.amount).toBe('10.00');
     expect(await t.hub.offline.sweep()).toBeGreaterThanOrEqual(1);
-    expect(await available(liAccount)).toBe(before + 1000n);
+    expect(await available(liAccount)).toBe(before + BigInt(due?.total ?? '0'));
     expect((await wa().get(`/v1/offline/purses/${id}`)).body.purse).toMatchObject({ status: 'closed', balance: { amount: '0.00' } });
     expect((await events('offline.purse_closed')).some((e) => e.payload.purseId === id)).toBe(true);
     expect(await t.hub.ledger.checkInvariants()).toEqual([]);
