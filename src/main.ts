@@ -31,7 +31,7 @@ import { createSettlementService, SETTLEMENT_SCHEDULE_INTERVAL_MS, type Settleme
 import { registerSettlementRoutes } from './settlement/index.ts';
 import { createSettlementDocuments } from './settlement/index.ts';
 import { defineSettlementRefs } from './settlement/index.ts';
-import { createOfflineService, defineOfflineRefs, registerOfflineRoutes, type OfflineService } from './offline/index.ts';
+import { createOfflineService, defineOfflineRefs, registerOfflineRoutes, vaultOfflineIssuer, type OfflineService } from './offline/index.ts';
 import type { AccountService } from './accounts/index.ts';
 import { errorStatus } from './api/index.ts';
 import { createCustomerService, type CustomerService } from './customers/index.ts';
@@ -278,7 +278,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   // @modules:routes (each capability registers its routes here)
   registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent, positionAccount: liquidity.positionAccount });
   registerLiquidityRoutes(app, { liquidity, idempotent });
-  registerOfflineRoutes(app, { db, idempotent, offline });
+  registerOfflineRoutes(app, { db, idempotent, offline, issuer: vaultOfflineIssuer(vault), nowS: () => Math.floor(clock.nowMs() / 1000) });
   registerSettlementRoutes(app, { db, settlement, documents: createSettlementDocuments({ clock, settlement }), liquidity, idempotent });
   await registerWebRoutes(app, { db, vault, tokens, customers, clock, paymentLinks: payments.payments, budgets, demoEnabled: config.demo });
   registerOperatorSettingsRoutes(app, { fx: transfers.fx, risk: transfers.risk });

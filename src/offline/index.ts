@@ -1,4 +1,5 @@
 // The public interface of offline/: what other folders may use (scripts/capability-index.py keeps it).
+export * from './certificate.ts';
 export * from './refs.ts';
 export * from './routes.ts';
 export * from './service.ts';

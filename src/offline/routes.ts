@@ -8,6 +8,7 @@ import type { HttpServer } from '../platform/http.ts';
 import { deterministicId } from '../platform/ids.ts';
 import { formatMoney } from '../platform/money.ts';
 import type { Static } from '@sinclair/typebox';
+import { CERTIFICATE_TTL_S, type OfflineIssuer } from './certificate.ts';
 import { OFFLINE_DEVICE_LIMIT_MAJOR, OFFLINE_UPLOAD_WINDOW_MS, type OfflinePayment, type OfflinePurse, type OfflineService } from './service.ts';
 
 const Coordinate = Type.String({ pattern: '^[A-Za-z0-9_-]{43}$', description: 'Base64url P-256 coordinate (32 bytes)' });
@@ -46,6 +47,11 @@ const OfflinePurseSchema = Type.Object(
     lastSettledCounter: Type.Union([Type.Integer(), Type.Null()], { description: 'The highest counter settled so far: the device signs its next payment above it' }),
     uploadDeadline: Type.Union([Timestamp, Type.Null()]),
     createdAt: Timestamp,
+    certificate: Type.Union([Type.String(), Type.Null()], {
+      description:
+        'The hub’s certificate for the device to show a terminal with each token (compact JWS, EdDSA, under GET /v1/offline/certificate-key): the purse, ' +
+        'its currency, the device key and what the hub holds for it now; null once the purse takes no new payments',
+    }),
   },
   {
     $id: 'OfflinePurse',
@@ -56,7 +62,8 @@ const OfflinePurseSchema = Type.Object(
 type PurseWire = Static<typeof OfflinePurseSchema>;
 type PaymentWire = Static<typeof OfflinePaymentSchema>;
 
-const wirePurse = (p: OfflinePurse): PurseWire =>
+/** The purse on the wire, with a fresh certificate while it takes payments. */
+const wirePurse = (p: OfflinePurse, issuer: OfflineIssuer, nowS: number): PurseWire =>
   Exactly<PurseWire>()({
     id: p.id,
     customerId: p.customerId,
@@ -74,6 +81,10 @@ const wirePurse = (p: OfflinePurse): PurseWire =>
     lastSettledCounter: p.lastSettledCounter,
     uploadDeadline: p.uploadDeadline === null ? null : p.uploadDeadline.toISOString(),
     createdAt: p.createdAt.toISOString(),
+    certificate:
+      p.status === 'active'
+        ? issuer.certify({ purse: p.id, cur: p.currency, reserved: formatMoney(p.balanceMinor, p.currency).amount, key: p.deviceKey, iat: nowS, exp: nowS + CERTIFICATE_TTL_S })
+        : null,
   });
 const wirePayment = (p: OfflinePayment): PaymentWire =>
   Exactly<PaymentWire>()({
@@ -97,8 +108,8 @@ function walletOf(request: FastifyRequest): string | undefined {
 const notWallet = (reply: FastifyReply) => reply.fail({ code: 'not_wallet', message: 'only wallets hold offline purses' });
 const keyOf = (request: FastifyRequest) => String(request.headers['idempotency-key']);
 
-export function registerOfflineRoutes(app: HttpServer, deps: { db: Db; idempotent: Idempotent; offline: OfflineService }): void {
-  const { db, idempotent, offline } = deps;
+export function registerOfflineRoutes(app: HttpServer, deps: { db: Db; idempotent: Idempotent; offline: OfflineService; issuer: () => Promise<OfflineIssuer>; nowS: () => number }): void {
+  const { db, idempotent, offline, issuer, nowS } = deps;
   app.addSchema(OfflinePurseSchema);
   app.addSchema(OfflinePaymentSchema);
 
@@ -127,6 +138,8 @@ export function registerOfflineRoutes(app: HttpServer, deps: { db: Db; idempoten
     async (request, reply) => {
       const walletId = walletOf(request);
       if (walletId === undefined) return notWallet(reply);
+      // Outside the effect's transaction: the signing secret may be created on first use.
+      const signer = await issuer();
       const b = request.body;
       return idempotent(
         request,
@@ -140,7 +153,7 @@ export function registerOfflineRoutes(app: HttpServer, deps: { db: Db; idempoten
             amount: b.amount,
             transferKey: deterministicId('offl', walletId, keyOf(request)),
           });
-          return r.ok ? created(wirePurse(r.value)) : r.error;
+          return r.ok ? created(wirePurse(r.value, signer, nowS())) : r.error;
         },
         { required: true },
       );
@@ -162,7 +175,9 @@ export function registerOfflineRoutes(app: HttpServer, deps: { db: Db; idempoten
     async (request, reply) => {
       const walletId = walletOf(request);
       if (walletId === undefined) return notWallet(reply);
-      return { items: (await offline.list(db, walletId, request.query.customerId)).map(wirePurse) };
+      // Outside the effect's transaction: the signing secret may be created on first use.
+      const signer = await issuer();
+      return { items: (await offline.list(db, walletId, request.query.customerId)).map((p) => wirePurse(p, signer, nowS())) };
     },
   );
 
@@ -181,9 +196,11 @@ export function registerOfflineRoutes(app: HttpServer, deps: { db: Db; idempoten
     async (request, reply) => {
       const walletId = walletOf(request);
       if (walletId === undefined) return notWallet(reply);
+      // Outside the effect's transaction: the signing secret may be created on first use.
+      const signer = await issuer();
       const purse = await offline.get(db, walletId, request.params.purseId);
       if (purse === undefined) return reply.fail({ code: 'offline_purse_not_found', message: 'no such offline purse' });
-      return { purse: wirePurse(purse), payments: (await offline.payments(db, purse.id)).map(wirePayment) };
+      return { purse: wirePurse(purse, signer, nowS()), payments: (await offline.payments(db, purse.id)).map(wirePayment) };
     },
   );
 
@@ -204,12 +221,14 @@ export function registerOfflineRoutes(app: HttpServer, deps: { db: Db; idempoten
     async (request, reply) => {
       const walletId = walletOf(request);
       if (walletId === undefined) return notWallet(reply);
+      // Outside the effect's transaction: the signing secret may be created on first use.
+      const signer = await issuer();
       return idempotent(
         request,
         reply,
         async (tx) => {
           const r = await offline.load(tx, actorOf(request), walletId, request.params.purseId, { amount: request.body.amount, transferKey: deterministicId('offl', walletId, keyOf(request)) });
-          return r.ok ? created(wirePurse(r.value)) : r.error;
+          return r.ok ? created(wirePurse(r.value, signer, nowS())) : r.error;
         },
         { required: true },
       );
@@ -240,15 +259,44 @@ export function registerOfflineRoutes(app: HttpServer, deps: { db: Db; idempoten
     async (request, reply) => {
       const walletId = walletOf(request);
       if (walletId === undefined) return notWallet(reply);
+      // Outside the effect's transaction: the signing secret may be created on first use.
+      const signer = await issuer();
       return idempotent(
         request,
         reply,
         async (tx) => {
           const r = await offline.unload(tx, actorOf(request), walletId, request.params.purseId, request.body);
-          return r.ok ? { status: 200, body: wirePurse(r.value) } : r.error;
+          return r.ok ? { status: 200, body: wirePurse(r.value, signer, nowS()) } : r.error;
         },
         { required: true },
       );
+    },
+  );
+
+  app.get(
+    '/v1/offline/certificate-key',
+    {
+      schema: {
+        tags: ['offline'],
+        summary: 'The hub’s key for offline purse certificates: configure it in your terminals',
+        description:
+          'A terminal checks, with no network, that the purse certificate the payer’s device shows was signed by this key (Ed25519), then that the payment ' +
+          'token is signed by the device key the certificate names (SDK: verifyOfflinePayment).',
+        security: sec,
+        response: {
+          200: Type.Object(
+            {
+              keyId: Type.String(),
+              publicKey: Type.Object({ kty: Type.Literal('OKP'), crv: Type.Literal('Ed25519'), x: Type.String(), kid: Type.String(), alg: Type.Literal('EdDSA'), use: Type.Literal('sig') }, { additionalProperties: false }),
+            },
+            { additionalProperties: false },
+          ),
+        },
+      },
+    },
+    async () => {
+      const { publicKey } = await issuer();
+      return { keyId: publicKey.keyId, publicKey: publicKey.jwk };
     },
   );
 

@@ -71,6 +71,7 @@ export interface OfflinePurse {
   readonly sourceAccountId: string;
   readonly deviceId: string | null;
   readonly deviceKeyThumbprint: string;
+  readonly deviceKey: OfflineDeviceKey;
   readonly limitMinor: bigint;
   /** What the reserve holds now: loaded − settled − unloaded. */
   readonly balanceMinor: bigint;
@@ -155,6 +156,7 @@ const toPurse = (r: PurseRow): OfflinePurse => {
     sourceAccountId: r.source_account_id,
     deviceId: r.device_id,
     deviceKeyThumbprint: r.device_key_thumbprint,
+    deviceKey: r.device_key,
     limitMinor: BigInt(r.limit_minor),
     balanceMinor: loaded - settled - unloaded,
     loadedMinor: loaded,

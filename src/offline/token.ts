@@ -143,3 +143,53 @@ export async function verifyStatement(key: OfflineDeviceKey, jws: string, expect
     return false;
   }
 }
+
+/** The hub's certificate key as it publishes it (GET /v1/offline/certificate-key). */
+export interface OfflineHubKey {
+  readonly kty: 'OKP';
+  readonly crv: 'Ed25519';
+  readonly x: string;
+}
+
+export type OfflineCheck =
+  | { readonly ok: true; readonly claims: OfflinePaymentClaims; readonly reserved: string }
+  | { readonly ok: false; readonly reason: 'certificate_invalid' | 'certificate_expired' | 'token_invalid' | 'wrong_purse' | 'over_reserved' | 'signature_invalid' };
+
+/**
+ * The terminal's check, with no network: the purse certificate is the hub's (Ed25519 under `hubKey`) and current; the
+ * token is for that purse and currency, within what the hub reserved, and signed by the device key the certificate
+ * names. Whether the counter was used before is the terminal's own record to keep (and the hub's at upload).
+ */
+export async function verifyOfflinePayment(hubKey: OfflineHubKey, certificate: string, token: string, nowS: number): Promise<OfflineCheck> {
+  const parts = certificate.split('.');
+  if (parts.length !== 3) return { ok: false, reason: 'certificate_invalid' };
+  const [h, p, s] = parts as [string, string, string];
+  const signature = fromB64url(s);
+  let cert: Record<string, unknown>;
+  try {
+    const header = JSON.parse(new TextDecoder().decode(fromB64url(h) ?? new Uint8Array())) as Record<string, unknown>;
+    if (header.alg !== 'EdDSA' || signature === undefined) return { ok: false, reason: 'certificate_invalid' };
+    const publicKey = await crypto.subtle.importKey('jwk', { kty: hubKey.kty, crv: hubKey.crv, x: hubKey.x }, { name: 'Ed25519' }, false, ['verify']);
+    if (!(await crypto.subtle.verify({ name: 'Ed25519' }, publicKey, signature, new TextEncoder().encode(`${h}.${p}`)))) return { ok: false, reason: 'certificate_invalid' };
+    cert = JSON.parse(new TextDecoder().decode(fromB64url(p) ?? new Uint8Array())) as Record<string, unknown>;
+  } catch {
+    return { ok: false, reason: 'certificate_invalid' };
+  }
+  const key = cert.key as OfflineDeviceKey | undefined;
+  if (typeof cert.purse !== 'string' || typeof cert.cur !== 'string' || typeof cert.reserved !== 'string' || typeof cert.exp !== 'number' || key === undefined || typeof key !== 'object') {
+    return { ok: false, reason: 'certificate_invalid' };
+  }
+  if (cert.exp <= nowS) return { ok: false, reason: 'certificate_expired' };
+  const read = readOfflineToken(token);
+  if (read === undefined) return { ok: false, reason: 'token_invalid' };
+  if (read.claims.purse !== cert.purse || read.claims.cur !== cert.cur) return { ok: false, reason: 'wrong_purse' };
+  if (minorOf(read.claims.amt) > minorOf(cert.reserved)) return { ok: false, reason: 'over_reserved' };
+  if (!(await verifyCompactEs256(key, token))) return { ok: false, reason: 'signature_invalid' };
+  return { ok: true, claims: read.claims, reserved: cert.reserved };
+}
+
+/** A decimal string as an integer of its smallest unit at 4 decimals (for comparing two amounts of one currency). */
+const minorOf = (amount: string): bigint => {
+  const [whole = '0', frac = ''] = amount.split('.');
+  return BigInt(whole) * 10_000n + BigInt((frac + '0000').slice(0, 4));
+};

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoCustomerId, demoParticipantId } from '../../src/demo/seed.ts';
 import { signOfflinePayment, signOfflineUnload, OFFLINE_UPLOAD_WINDOW_MS } from '../../src/offline/index.ts';
 import { createFakeClock, type FakeClock } from '../../src/platform/clock.ts';
-import { readOfflineToken, verifyOfflineToken } from '../../packages/sdk/src/index.ts';
+import { readOfflineToken, verifyOfflinePayment, verifyOfflineToken } from '../../packages/sdk/src/index.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
 
@@ -132,6 +132,23 @@ describe.each(engines)('offline small payments on %s', (engine) => {
     expect(view.body.payments).toHaveLength(1);
     // Another wallet does not see it.
     expect((await t.api('wallet-b').get(`/v1/offline/purses/${purseId}`)).body.error.code).toBe('offline_purse_not_found');
+  });
+
+  it('the terminal, offline, trusts the device key through the hub’s certificate (SDK verifyOfflinePayment)', async () => {
+    const hubKey = (await ma().get('/v1/offline/certificate-key')).body;
+    expect(hubKey.publicKey).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', kid: hubKey.keyId });
+    const view = await wa().get(`/v1/offline/purses/${purseId}`);
+    const certificate = view.body.purse.certificate as string;
+    expect(certificate.split('.')).toHaveLength(3);
+    const token = await pay(phone, purseId, 2, '20.00');
+    expect(await verifyOfflinePayment(hubKey.publicKey, certificate, token, nowS())).toMatchObject({ ok: true, reserved: '487.70', claims: { purse: purseId, ctr: 2, amt: '20.00' } });
+    // More than the hub reserved, another device's token, a certificate from another hub, an expired one: refused at the counter.
+    expect(await verifyOfflinePayment(hubKey.publicKey, certificate, await pay(phone, purseId, 2, '487.71'), nowS())).toEqual({ ok: false, reason: 'over_reserved' });
+    expect(await verifyOfflinePayment(hubKey.publicKey, certificate, await pay(await newDevice(), purseId, 2, '1.00'), nowS())).toEqual({ ok: false, reason: 'signature_invalid' });
+    expect(await verifyOfflinePayment(hubKey.publicKey, certificate, await pay(phone, 'opu_other', 2, '1.00'), nowS())).toEqual({ ok: false, reason: 'wrong_purse' });
+    const otherHub = await crypto.subtle.exportKey('jwk', ((await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])) as import('node:crypto').webcrypto.CryptoKeyPair).publicKey);
+    expect(await verifyOfflinePayment({ kty: 'OKP', crv: 'Ed25519', x: otherHub.x ?? '' }, certificate, token, nowS())).toEqual({ ok: false, reason: 'certificate_invalid' });
+    expect(await verifyOfflinePayment(hubKey.publicKey, certificate, token, nowS() + 31 * 86_400)).toEqual({ ok: false, reason: 'certificate_expired' });
   });
 
   it('refuses a token for another merchant, by another key, malformed, or signed too long ago; nothing moves', async () => {

@@ -1,5 +1,6 @@
 import AxeBuilder from '@axe-core/playwright';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyOfflinePayment } from '../../packages/sdk/src/index.ts';
 import { openWebHarness, type WebHarness } from './support.ts';
 
 /**
@@ -45,6 +46,10 @@ describe('offline payments in the wallet page', () => {
     expect(requests.filter((u) => u.includes('/v1/'))).toEqual([]);
     // Offline, the hub cannot be asked: a refresh fails, and nothing was settled yet.
     const token = await page.getByTestId('offline-token-text').first().inputValue();
+    // The terminal, offline too, checks the hub's certificate the device showed and the token under the key it names.
+    const certificate = await page.getByTestId('offline-certificate-text').first().inputValue();
+    const hubKey = (await t.api('merchant-a').get('/v1/offline/certificate-key')).body.publicKey;
+    expect(await verifyOfflinePayment(hubKey, certificate, token, Math.floor(Date.now() / 1000))).toMatchObject({ ok: true, claims: { ctr: 1, amt: '12.30', mer: merchantA } });
     expect((await t.hub.db.query('select id from offline_payments')).length).toBe(0);
     await h.shot('offline-paid-offline');
 

@@ -1139,6 +1139,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/offline/certificate-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The hub’s key for offline purse certificates: configure it in your terminals
+         * @description A terminal checks, with no network, that the purse certificate the payer’s device shows was signed by this key (Ed25519), then that the payment token is signed by the device key the certificate names (SDK: verifyOfflinePayment).
+         */
+        get: operations["getOfflineCertificateKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/offline/payments": {
         parameters: {
             query?: never;
@@ -5946,6 +5966,8 @@ export interface components {
             uploadDeadline: string | null;
             /** Format: date-time */
             createdAt: string;
+            /** @description The hub’s certificate for the device to show a terminal with each token (compact JWS, EdDSA, under GET /v1/offline/certificate-key): the purse, its currency, the device key and what the hub holds for it now; null once the purse takes no new payments */
+            certificate: string | null;
         };
         /** @description An offline payment token a merchant uploaded and the hub settled from the purse’s reserve */
         OfflinePayment: {
@@ -7691,6 +7713,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "credential_not_found" | "customer_not_found" | "not_found" | "participant_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: account_unavailable, customer_not_found, merchant_not_found, offline_purse_not_found */
+        Error404_7066ea7d: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_unavailable" | "customer_not_found" | "merchant_not_found" | "offline_purse_not_found";
                     };
                 };
             };
@@ -11521,6 +11557,50 @@ export interface operations {
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_2f253760"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOfflineCertificateKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        keyId: string;
+                        publicKey: {
+                            /** @enum {string} */
+                            kty: "OKP";
+                            /** @enum {string} */
+                            crv: "Ed25519";
+                            x: string;
+                            kid: string;
+                            /** @enum {string} */
+                            alg: "EdDSA";
+                            /** @enum {string} */
+                            use: "sig";
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["Error400_e0567dd3"];
+            401: components["responses"]["Error401_1d149c64"];
+            402: components["responses"]["Error402_239e0e55"];
+            403: components["responses"]["Error403_ac4a982a"];
+            404: components["responses"]["Error404_7066ea7d"];
+            409: components["responses"]["Error409_16d4ca94"];
+            422: components["responses"]["Error422_f9560f71"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];

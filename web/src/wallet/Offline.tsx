@@ -17,6 +17,7 @@ interface HubPurse {
   settled: MoneyWire;
   status: 'active' | 'unloaded' | 'blocked' | 'closed';
   lastSettledCounter: number | null;
+  certificate: string | null;
 }
 interface HubOfflinePayment {
   id: string;
@@ -34,7 +35,9 @@ interface DeviceState {
   currency: string;
   counter: number;
   remainingMinor: number;
-  tokens: { counter: number; merchantId: string; amount: string; token: string }[];
+  /** The hub's latest certificate for this device's key: shown to the terminal with each token. */
+  certificate: string | null;
+  tokens: { counter: number; merchantId: string; amount: string; token: string; certificate: string | null }[];
 }
 
 const stateKey = (session: WalletSession) => `hutong.offline.${session.participantId}.${session.customerId}`;
@@ -77,10 +80,10 @@ export function Offline({ api, session }: { api: Api; session: WalletSession }) 
     if (state === undefined) {
       if (own === undefined) return;
       const p = await api.post<HubPurse>('/v1/offline/purses', { customerId: session.customerId, accountId: own.id, devicePublicKey: await devicePublicKey(), amount: amount.trim() }, { idempotencyKey: newKey() });
-      update({ purseId: p.id, currency: p.currency, counter: p.lastSettledCounter ?? 0, remainingMinor: toMinor(p.balance.amount), tokens: [] });
+      update({ purseId: p.id, currency: p.currency, counter: p.lastSettledCounter ?? 0, remainingMinor: toMinor(p.balance.amount), certificate: p.certificate, tokens: [] });
     } else {
-      await api.post<HubPurse>(`/v1/offline/purses/${encodeURIComponent(state.purseId)}/load`, { amount: amount.trim() }, { idempotencyKey: newKey() });
-      update({ ...state, remainingMinor: state.remainingMinor + toMinor(amount.trim()) });
+      const p = await api.post<HubPurse>(`/v1/offline/purses/${encodeURIComponent(state.purseId)}/load`, { amount: amount.trim() }, { idempotencyKey: newKey() });
+      update({ ...state, remainingMinor: state.remainingMinor + toMinor(amount.trim()), certificate: p.certificate });
     }
     setAmount('');
     await purse.reload();
@@ -93,7 +96,7 @@ export function Offline({ api, session }: { api: Api; session: WalletSession }) 
     if (!(minor > 0) || minor > state.remainingMinor) throw new PageError('offline.notEnough');
     const counter = state.counter + 1;
     const token = await signOfflinePayment((await deviceKeyPair()).privateKey, { purse: state.purseId, ctr: counter, amt: fromMinor(minor), cur: state.currency, mer: merchant.trim(), iat: Math.floor(Date.now() / 1000) });
-    update({ ...state, counter, remainingMinor: state.remainingMinor - minor, tokens: [...state.tokens, { counter, merchantId: merchant.trim(), amount: fromMinor(minor), token }] });
+    update({ ...state, counter, remainingMinor: state.remainingMinor - minor, tokens: [...state.tokens, { counter, merchantId: merchant.trim(), amount: fromMinor(minor), token, certificate: state.certificate }] });
     setPay('');
   });
 
@@ -156,6 +159,7 @@ export function Offline({ api, session }: { api: Api; session: WalletSession }) 
               <li key={tok.counter} data-testid="offline-token" data-counter={tok.counter} data-settled={settled.has(tok.counter) ? 'true' : 'false'}>
                 #{tok.counter} · {money(tok.amount, state.currency)} · {tok.merchantId} · {settled.has(tok.counter) ? t('offline.tokenSettled') : t('offline.tokenWaiting')}
                 <textarea readOnly value={tok.token} rows={2} aria-label={t('offline.token')} data-testid="offline-token-text" />
+                {tok.certificate !== null && <textarea readOnly value={tok.certificate} rows={2} aria-label={t('offline.certificate')} data-testid="offline-certificate-text" />}
               </li>
             ))}
           </ul>
