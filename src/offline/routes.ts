@@ -274,6 +274,30 @@ export function registerOfflineRoutes(app: HttpServer, deps: { db: Db; idempoten
   );
 
   app.get(
+    '/v1/offline/payments',
+    {
+      schema: {
+        tags: ['offline'],
+        summary: 'The offline payments settled to your merchant, newest first',
+        security: sec,
+        querystring: Strict({
+          merchantId: Ref('merchant', 'Your merchant'),
+          limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: 'At most 200; default 50' })),
+          before: Type.Optional(Type.String({ format: 'date-time', description: 'Only those settled before this time (the last settledAt of the previous page)' })),
+        }),
+        response: { 200: Type.Object({ items: Type.Array(Type.Ref(OfflinePaymentSchema)) }, { additionalProperties: false }) },
+      },
+    },
+    async (request, reply) => {
+      const { merchantId, limit, before } = request.query;
+      const n = Math.min(Math.max(Number(limit ?? 50), 1), 200);
+      const beforeAt = before === undefined ? undefined : new Date(before);
+      if (beforeAt !== undefined && Number.isNaN(beforeAt.getTime())) return reply.fail({ code: 'validation_failed', message: 'before must be a date-time', details: { field: 'before' } });
+      return { items: (await offline.merchantPayments(db, merchantId, n, beforeAt)).map(wirePayment) };
+    },
+  );
+
+  app.get(
     '/v1/offline/certificate-key',
     {
       schema: {

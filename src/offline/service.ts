@@ -114,6 +114,8 @@ export interface OfflineService {
   get(q: Queryable, walletId: string, purseId: string): Promise<OfflinePurse | undefined>;
   list(q: Queryable, walletId: string, customerId: string): Promise<OfflinePurse[]>;
   payments(q: Queryable, purseId: string): Promise<OfflinePayment[]>;
+  /** What a merchant was paid by offline tokens, newest first (at most `limit`, settled before `before` when given). */
+  merchantPayments(q: Queryable, merchantId: string, limit: number, before?: Date): Promise<OfflinePayment[]>;
   /** Purses unloaded or blocked whose upload window has passed: what is left goes back to the customer. */
   sweep(limit?: number): Promise<number>;
 }
@@ -441,6 +443,15 @@ export function createOfflineService(deps: {
     },
     async payments(q, purseId) {
       const rows = await q.query<PaymentRow>('select id, purse_id, counter, merchant_id, amount_minor, currency, signed_at, settled_at from offline_payments where purse_id = $1 order by counter', [purseId]);
+      return rows.map(toPayment);
+    },
+
+    async merchantPayments(q, merchantId, limit, before) {
+      const rows = await q.query<PaymentRow>(
+        `select id, purse_id, counter, merchant_id, amount_minor, currency, signed_at, settled_at from offline_payments
+          where merchant_id = $1 and ($2::timestamptz is null or settled_at < $2) order by settled_at desc, id desc limit $3`,
+        [merchantId, before ?? null, limit],
+      );
       return rows.map(toPayment);
     },
 

@@ -126,6 +126,14 @@ describe.each(engines)('offline small payments on %s', (engine) => {
     expect(replay.body.error).toMatchObject({ code: 'offline_token_replayed', details: { paymentId: paid.body.id } });
     expect(await available(`mst_${merchantA}_CNY`)).toBe(merchantBefore + 1230n);
 
+    // The merchant lists what it was paid offline; another merchant's owner cannot name this merchant.
+    const listed = await ma().get(`/v1/offline/payments?merchantId=${merchantA}`);
+    expect(listed.status).toBe(200);
+    expect(listed.body.items.map((p: { id: string }) => p.id)).toContain(paid.body.id);
+    expect((await t.api('merchant-b').get(`/v1/offline/payments?merchantId=${merchantA}`)).status).toBe(404);
+    expect((await ma().get(`/v1/offline/payments?merchantId=${merchantA}&before=${encodeURIComponent(paid.body.settledAt)}`)).body.items.map((p: { id: string }) => p.id)).not.toContain(paid.body.id);
+    expect((await ma().get(`/v1/offline/payments?merchantId=${merchantA}&before=yesterday`)).status).toBe(400);
+
     const view = await wa().get(`/v1/offline/purses/${purseId}`);
     expect(view.status).toBe(200);
     expect(view.body.purse).toMatchObject({ balance: { amount: '487.70' }, settled: { amount: '12.30' }, lastSettledCounter: 1 });

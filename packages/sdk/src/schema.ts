@@ -1139,6 +1139,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/offline/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The offline payments settled to your merchant, newest first
+         * @description The offline payments settled to your merchant, newest first.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getOfflinePayments"];
+        put?: never;
+        /**
+         * Upload an offline payment token your terminal took: the hub settles it from the payer’s reserve
+         * @description The token is what the payer's device signed with no network (purse, counter, amount, merchant). Settled once: the same token again answers offline_token_replayed (with the payment id); another token under a counter already settled is a double spend (offline_counter_reused: refused, the payer's purse is blocked and its wallet told). The hub pays at most what the purse reserved (offline_reserve_exhausted). The token itself makes the upload idempotent: no Idempotency-Key.
+         */
+        post: operations["postOfflinePayments"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/offline/certificate-key": {
         parameters: {
             query?: never;
@@ -1153,26 +1179,6 @@ export interface paths {
         get: operations["getOfflineCertificateKey"];
         put?: never;
         post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/offline/payments": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Upload an offline payment token your terminal took: the hub settles it from the payer’s reserve
-         * @description The token is what the payer's device signed with no network (purse, counter, amount, merchant). Settled once: the same token again answers offline_token_replayed (with the payment id); another token under a counter already settled is a double spend (offline_counter_reused: refused, the payer's purse is blocked and its wallet told). The hub pays at most what the purse reserved (offline_reserve_exhausted). The token itself makes the upload idempotent: no Idempotency-Key.
-         */
-        post: operations["postOfflinePayments"];
         delete?: never;
         options?: never;
         head?: never;
@@ -11562,9 +11568,16 @@ export interface operations {
             503: components["responses"]["Error503_b47a2650"];
         };
     };
-    getOfflineCertificateKey: {
+    getOfflinePayments: {
         parameters: {
-            query?: never;
+            query: {
+                /** @description Your merchant */
+                merchantId: string;
+                /** @description At most 200; default 50 */
+                limit?: string;
+                /** @description Only those settled before this time (the last settledAt of the previous page) */
+                before?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -11578,27 +11591,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        keyId: string;
-                        publicKey: {
-                            /** @enum {string} */
-                            kty: "OKP";
-                            /** @enum {string} */
-                            crv: "Ed25519";
-                            x: string;
-                            kid: string;
-                            /** @enum {string} */
-                            alg: "EdDSA";
-                            /** @enum {string} */
-                            use: "sig";
-                        };
+                        items: components["schemas"]["OfflinePayment"][];
                     };
                 };
             };
-            400: components["responses"]["Error400_e0567dd3"];
+            400: components["responses"]["Error400_21c85937"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_239e0e55"];
             403: components["responses"]["Error403_ac4a982a"];
-            404: components["responses"]["Error404_7066ea7d"];
+            404: components["responses"]["Error404_fe22d7d2"];
             409: components["responses"]["Error409_16d4ca94"];
             422: components["responses"]["Error422_f9560f71"];
             429: components["responses"]["Error429_5394c22d"];
@@ -11641,6 +11642,50 @@ export interface operations {
             409: components["responses"]["Error409_16d4ca94"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_f9560f71"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOfflineCertificateKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        keyId: string;
+                        publicKey: {
+                            /** @enum {string} */
+                            kty: "OKP";
+                            /** @enum {string} */
+                            crv: "Ed25519";
+                            x: string;
+                            kid: string;
+                            /** @enum {string} */
+                            alg: "EdDSA";
+                            /** @enum {string} */
+                            use: "sig";
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["Error400_e0567dd3"];
+            401: components["responses"]["Error401_1d149c64"];
+            402: components["responses"]["Error402_239e0e55"];
+            403: components["responses"]["Error403_ac4a982a"];
+            404: components["responses"]["Error404_7066ea7d"];
+            409: components["responses"]["Error409_16d4ca94"];
             422: components["responses"]["Error422_f9560f71"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
