@@ -10,7 +10,7 @@
  *   npm start            # in another terminal: the demo hub, which prints the sandbox test cards
  *   CARD_NUMBER=… CARD_EXPIRY=MM/YY CARD_CVV=… npx tsx examples/wallet-quickstart.ts
  */
-import { AtcCounter, idempotencyKey, merchantQrFields, tokenPaymentSource, type HutongClient } from '../packages/sdk/src/index.ts';
+import { AtcCounter, createDeviceKey, devicePublicKey, idempotencyKey, merchantQrFields, signDeviceStatement, tokenPaymentSource, type DeviceKeyPair, type HutongClient } from '../packages/sdk/src/index.ts';
 import { clientFor, errorCode, isEvent, must, runIfMain, withWebhooks, type CardData, type QuickstartEnv } from './support.ts';
 
 /** A token the wallet keeps: its reference, its key (shown once) and its counter, persisted together. */
@@ -21,22 +21,29 @@ export interface WalletToken {
   /** The token's own number and expiry (MM/YY): what a phone hands a terminal on a tap. */
   readonly tokenNumber: string;
   readonly tokenExpiry: string;
+  /** The device key the token is bound to (non-extractable): it signs the requests for new limited-use keys. */
+  readonly device: DeviceKeyPair;
 }
 
 /**
- * Adds a card for a customer. Demo banks confirm a typed card with a one-time code they send the cardholder; in demo
- * mode the hub plays the bank and hands the code to the wallet's callers on this machine (/demo/v1/step-up-codes).
- * With a real bank, the customer types the code they received.
+ * Adds a card for a customer, bound to the customer's device: a WebCrypto P-256 key made on the device (the private
+ * key never leaves it). Demo banks confirm a typed card with a one-time code they send the cardholder; in demo mode the
+ * hub plays the bank and hands the code to the wallet's callers on this machine (/demo/v1/step-up-codes). With a real
+ * bank, the customer types the code they received; the answer is signed by the device.
  */
 export async function addCard(wallet: HutongClient, customerId: string, card: CardData, deviceId: string): Promise<WalletToken> {
+  const device = await createDeviceKey();
   let provisioning = await must(
-    wallet.POST('/v1/wallet/tokens', { body: { customerId, consent: true, deviceId, source: { type: 'typed', cardNumber: card.number, expiry: card.expiry, cvv: card.cvv } } }),
+    wallet.POST('/v1/wallet/tokens', {
+      body: { customerId, consent: true, deviceId, devicePublicKey: await devicePublicKey(device), source: { type: 'typed', cardNumber: card.number, expiry: card.expiry, cvv: card.cvv } },
+    }),
     'add the card',
   );
   if (provisioning.status === 'pending_step_up') {
     const { code } = await must(wallet.GET('/demo/v1/step-up-codes/{id}', { params: { path: { id: provisioning.id } } }), 'the one-time code (demo)');
+    const deviceSignature = await signDeviceStatement(device, { purpose: 'step_up', provisioningId: provisioning.id });
     provisioning = await must(
-      wallet.POST('/v1/wallet/provisionings/{provisioningId}/step-up', { params: { path: { provisioningId: provisioning.id } }, body: { code } }),
+      wallet.POST('/v1/wallet/provisionings/{provisioningId}/step-up', { params: { path: { provisioningId: provisioning.id } }, body: { code, deviceSignature } }),
       'complete the step-up',
     );
   }
@@ -44,7 +51,7 @@ export async function addCard(wallet: HutongClient, customerId: string, card: Ca
   if (provisioning.status !== 'approved' || token === null || limitedUseKey === undefined || tokenNumber === undefined) throw new Error(`the bank did not approve the card: ${provisioning.status}`);
   // The counter starts at 0 when the token is made; keep it with the token (the first payment sends 1). The key is a
   // limited-use key: it signs counters firstAtc..lastAtc until expiresAt, then the device asks for the next one.
-  return { tokenRef: token.tokenRef, tokenKey: limitedUseKey.key, counter: new AtcCounter(limitedUseKey.firstAtc - 1), tokenNumber, tokenExpiry: token.expiry };
+  return { tokenRef: token.tokenRef, tokenKey: limitedUseKey.key, counter: new AtcCounter(limitedUseKey.firstAtc - 1), tokenNumber, tokenExpiry: token.expiry, device };
 }
 
 export async function walletQuickstart(env: QuickstartEnv) {

@@ -32,6 +32,7 @@ import { createSettlementService, SETTLEMENT_SCHEDULE_INTERVAL_MS, type Settleme
 import { registerSettlementRoutes } from './settlement/index.ts';
 import { createSettlementDocuments } from './settlement/index.ts';
 import { defineSettlementRefs } from './settlement/index.ts';
+import { createOfflineService, defineOfflineRefs, registerOfflineRoutes, vaultOfflineIssuer, type OfflineService } from './offline/index.ts';
 import type { AccountService } from './accounts/index.ts';
 import { errorStatus } from './api/index.ts';
 import { createCustomerService, type CustomerService } from './customers/index.ts';
@@ -97,6 +98,8 @@ export interface HubServices {
   readonly budgets: BudgetService;
   /** Rewards, coupons and membership cards, savings pots (src/value). */
   readonly value: ValueModule;
+  /** Offline small payments: purses reserved per device, tokens settled when merchants upload them (src/offline). */
+  readonly offline: OfflineService;
   /** Participants' modes per currency (hosted or connected) and the connectors that reach connected ones. */
   readonly connections: ConnectionService;
   readonly connectors: ConnectorService;
@@ -238,6 +241,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs, settlement });
   const budgets = createBudgetService({ db, clock, audit, events, accounts: transfers.accounts });
   const value = createValueModule({ db, clock, audit, events, ledger, accounts: transfers.accounts, customers, customerLinks, cards, payments });
+  const offline = createOfflineService({ db, clock, audit, events, ledger, accounts: transfers.accounts, merchants: payments.merchants, settlement });
   const customerDataRights = createCustomerDataRights({ db, clock, vault, audit, events, cards: cards.cards, walletTokens: cards.walletTokens });
 
   // Per-participant limits: the participant's own setting (passed by the auth check), else the hub default.
@@ -269,7 +273,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   });
   for (const schema of [...participantSchemas, ...connectorSchemas]) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });
-  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs, defineLiquidityRefs, defineCashRefs, defineWebhookRefs, defineValueRefs]) define(refs);
+  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs, defineLiquidityRefs, defineCashRefs, defineWebhookRefs, defineValueRefs, defineOfflineRefs]) define(refs);
   registerOwnership(app, { registry: refs, db }, callerOf);
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
   registerParticipantRoutes(app, { participants, tokens, idempotent, authFailures: createFailureLimiter({ nowMs: () => clock.nowMs() }) });
@@ -283,6 +287,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   registerLiquidityRoutes(app, { liquidity, idempotent });
   registerLiquidityRequestRoutes(app, { db, requests: liquidityRequests, idempotent });
   registerCashRoutes(app, { db, cash, idempotent });
+  registerOfflineRoutes(app, { db, idempotent, offline, issuer: vaultOfflineIssuer(vault), nowS: () => Math.floor(clock.nowMs() / 1000) });
   registerSettlementRoutes(app, { db, settlement, documents: createSettlementDocuments({ clock, settlement }), liquidity, idempotent });
   await registerWebRoutes(app, { db, vault, tokens, customers, clock, paymentLinks: payments.payments, budgets, demoEnabled: config.demo });
   registerOperatorSettingsRoutes(app, { fx: transfers.fx, risk: transfers.risk });
@@ -338,6 +343,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     payments,
     budgets,
     value,
+    offline,
     connections,
     connectors,
     operatorToken,
@@ -354,6 +360,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
       every(SWEEP_INTERVAL_MS, 'idempotency-sweep', () => idempotency.sweep());
       every(SWEEP_INTERVAL_MS, 'card-request-key-sweep', () => cards.sweep());
       every(30_000, 'budget-check', () => budgets.sweep());
+      every(60_000, 'offline-purse-sweep', () => offline.sweep());
     },
     async listen() {
       const address = await app.listen({ port: config.port, host: config.host });

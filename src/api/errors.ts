@@ -13,6 +13,7 @@ import type { SettlementErrorCode } from '../settlement/index.ts';
 import type { CashErrorCode } from '../cash/index.ts';
 import type { WebhookSecretErrorCode } from '../webhooks/index.ts';
 import type { ValueErrorCode } from '../value/index.ts';
+import type { OfflineErrorCode } from '../offline/index.ts';
 
 /**
  * THE error catalogue: every code the API can answer, with its HTTP status and default message — defined once, here.
@@ -54,6 +55,7 @@ export type ErrorCode =
   | CashErrorCode
   | WebhookSecretErrorCode
   | ValueErrorCode
+  | OfflineErrorCode
   ;
 
 export interface ErrorEntry {
@@ -311,6 +313,20 @@ export const errorCatalogue = {
   membership_exists: { status: 409, message: "the customer already holds this membership card" },
   reward_rule_invalid: { status: 400, message: "the rewards rule is not valid" },
   rewards_insufficient: { status: 422, message: "the card's rewards balance does not cover the redemption" },
+  // Offline small payments
+  offline_purse_not_found: { status: 404, message: "no such offline purse" },
+  offline_purse_exists: { status: 409, message: "this device already has an open offline purse in this currency" },
+  offline_purse_closed: { status: 409, message: "the offline purse was unloaded or closed: it takes no more loads or later tokens" },
+  offline_purse_blocked: { status: 409, message: "the offline purse is blocked: a payment counter was signed twice" },
+  offline_limit_exceeded: { status: 422, message: "an offline purse holds at most its per-device limit" },
+  offline_reserve_exhausted: { status: 402, message: "the offline purse's reserve does not cover this token" },
+  offline_token_invalid: { status: 422, message: "not a valid offline payment token" },
+  offline_signature_invalid: { status: 422, message: "not signed by the offline purse's device key" },
+  offline_token_replayed: { status: 409, message: "this offline token was already presented and settled" },
+  offline_counter_reused: { status: 409, message: "another payment was already settled under this counter: a double spend" },
+  offline_token_expired: { status: 422, message: "the offline token was signed too long ago to be uploaded" },
+  offline_wrong_merchant: { status: 422, message: "the offline token pays another merchant" },
+  offline_unload_invalid: { status: 422, message: "the unload contradicts what the hub holds or has settled" },
 } as const satisfies Record<ErrorCode, ErrorEntry>;
 
 export const errorStatus: Readonly<Record<ErrorCode, number>> = Object.fromEntries(Object.entries(errorCatalogue).map(([code, e]) => [code, e.status])) as Record<ErrorCode, number>;

@@ -230,6 +230,27 @@ export const errorGroups = {
     'qr_unknown_merchant',
   ),
   rewards: codes('reward_rule_invalid', 'rewards_insufficient', 'card_product_not_found', 'card_not_found', 'token_not_found', 'coupon_not_found', 'coupon_expired', 'coupon_not_applicable', 'coupon_already_held', 'account_unavailable', 'liquidity_exceeded', 'ledger_rejected'),
+  offline: codes(
+    'offline_purse_not_found',
+    'offline_purse_exists',
+    'offline_purse_closed',
+    'offline_purse_blocked',
+    'offline_limit_exceeded',
+    'offline_reserve_exhausted',
+    'offline_token_invalid',
+    'offline_signature_invalid',
+    'offline_token_replayed',
+    'offline_counter_reused',
+    'offline_token_expired',
+    'offline_wrong_merchant',
+    'offline_unload_invalid',
+    'device_key_invalid',
+    'account_unavailable',
+    'insufficient_funds',
+    'merchant_not_found',
+    'ledger_rejected',
+    'not_wallet',
+  ),
 } as const;
 
 export type ErrorGroup = keyof typeof errorGroups;
@@ -266,6 +287,7 @@ export const tagErrorGroups: Readonly<Record<string, readonly ErrorGroup[]>> = {
   offers: ['offers', 'customers', 'money'],
   rewards: ['rewards', 'customers', 'money'],
   connector: ['participants', 'transfers'],
+  offline: ['offline', 'money', 'customers'],
 };
 
 interface OperationShape {

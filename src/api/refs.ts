@@ -66,6 +66,7 @@ export const REF_KINDS = [
   'wallet_coupon',
   'membership_program',
   'savings_pot',
+  'offline_purse',
 ] as const;
 export type RefKind = (typeof REF_KINDS)[number];
 

@@ -12,7 +12,7 @@ import { isTokenNumber } from './numbers.ts';
 
 const engines = await availableEngines();
 
-import { story, payment, type Call } from '../demo/card-story.ts';
+import { story, payment, withDevices, type Call } from '../demo/card-story.ts';
 
 describe('checkControls', () => {
   const card = { status: 'active' as const, expiry: '12/30', currency: 'CNY', controls: { perTransactionMaxMinor: 10_000n, dailyLimitMinor: 20_000n, monthlyLimitMinor: 50_000n, blockedMccs: ['7995'], allowedCountries: ['CN', 'HK'], channels: ['qr' as const, 'tap' as const] } };
@@ -35,10 +35,11 @@ describe.each(engines)('cards and tokens on %s', (engine) => {
   let t: TestHub;
   let clock: FakeClock;
   let s: ReturnType<typeof story>;
-  const call: Call = async (as, method, url, body, headers) => {
+  // Every wallet here binds its tokens to a device (one per device id) and signs step-up answers with it.
+  const call: Call = withDevices(async (as, method, url, body, headers) => {
     const api = t.api(as);
     return method === 'GET' ? api.get(url, headers) : method === 'PATCH' ? api.patch(url, body, headers) : api.post(url, body, headers);
-  };
+  });
   beforeAll(async () => {
     clock = createFakeClock(Date.UTC(2026, 0, 15, 8, 0, 0));
     t = await startTestHub(engine, { clock, config: { webhooks: { enabled: false, pollMs: 1000 }, accessTokenTtlS: 86_400 } });

@@ -14,6 +14,7 @@ import { createLogger, luhnValid } from '../platform/logger.ts';
 const engines = await availableEngines();
 
 import { story, type Call } from '../demo/card-story.ts';
+import { newDevice } from '../demo/device.ts';
 
 /** Every file under a directory, recursively. */
 function files(dir: string): string[] {
@@ -66,7 +67,7 @@ describe.each(engines)('no card number in clear after a full card story (%s)', (
       pans.push(retried.body.cardNumber);
       await call('bank-a', 'POST', `/v1/issuer/cards/${retried.body.card.id}/activate`);
       const a = await s.provision('wallet-a', { type: 'typed', cardNumber: card.cardNumber, expiry: card.expiry, cvv: card.cvv });
-      const bad = await call('wallet-b', 'POST', '/v1/wallet/tokens', { customerId: demo.customers.get('li-at-wallet-b'), consent: true, source: { type: 'typed', cardNumber: card.cardNumber, expiry: card.expiry, cvv: card.cvv === '000' ? '001' : '000' } }, { 'idempotency-key': 'k2' });
+      const bad = await call('wallet-b', 'POST', '/v1/wallet/tokens', { customerId: demo.customers.get('li-at-wallet-b'), consent: true, devicePublicKey: newDevice().publicKey, source: { type: 'typed', cardNumber: card.cardNumber, expiry: card.expiry, cvv: card.cvv === '000' ? '001' : '000' } }, { 'idempotency-key': 'k2' });
       expect(bad.status).toBe(422);
       await s.linkCustomer('wallet-b', 'li-at-wallet-b', 'wallet-a');
       await s.provision('wallet-b', { type: 'token_ref', tokenRef: a.tokenRef });

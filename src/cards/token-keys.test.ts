@@ -185,11 +185,28 @@ describe.each(engines)('limited-use keys and device binding on %s', (engine) => 
     expect(res.body.error.code).toBe('token_state');
   });
 
-  it('a token bound to no device gets no new key', async () => {
-    const res = await provision(undefined, 'old-phone');
-    expect(res.status).toBe(201);
-    expect(res.body.token.deviceBound).toBe(false);
-    const refused = await replenish(res.body.token.tokenRef, await newDevice().sign({ purpose: 'replenish', tokenRef: res.body.token.tokenRef, keyCounter: 1 }));
+  it('a card cannot be added without a device key: refused, nothing is written', async () => {
+    const count = async () => (await t.hub.db.query<{ n: bigint }>('select (select count(*) from card_tokens) + (select count(*) from token_provisionings) as n'))[0]?.n;
+    const before = await count();
+    const res = await provision(undefined, 'no-key-phone');
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('validation_failed');
+    expect(JSON.stringify(res.body.error)).toContain('devicePublicKey');
+    expect(await count()).toBe(before);
+  });
+
+  it('a token made before binding was required (bound to no device) gets no new key', async () => {
+    const device = newDevice();
+    const prov = await provision(device, 'old-phone');
+    expect(prov.status).toBe(201);
+    // Another device of the customer's: the issuer's step-up, answered from this device.
+    const code = await openSentCode(t.hub, 'token.step_up_requested', prov.body.id);
+    const res = await t.api('wallet-a').post(`/v1/wallet/provisionings/${prov.body.id}/step-up`, { code, deviceSignature: await device.sign({ purpose: 'step_up', provisioningId: prov.body.id }) });
+    expect(res.status).toBe(200);
+    // As such a token is stored: no device key.
+    await t.hub.db.query('update card_tokens set device_key = null, device_key_thumbprint = null where token_ref = $1', [res.body.token.tokenRef]);
+    expect((await t.api('wallet-a').get(`/v1/wallet/tokens/${res.body.token.tokenRef}`)).body.deviceBound).toBe(false);
+    const refused = await replenish(res.body.token.tokenRef, await device.sign({ purpose: 'replenish', tokenRef: res.body.token.tokenRef, keyCounter: 1 }));
     expect(refused.body.error.code).toBe('device_not_bound');
   });
 

@@ -190,14 +190,15 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
           'Either the card details typed once (source.type "typed"), or BY REFERENCE to a card the customer already holds: a token reference id ' +
           "from the customer's other wallet (\"token_ref\") or the issuer's card id (\"card_ref\"), with no card data; or a push receipt the issuer's app " +
           'handed to yours ("push_receipt": approved at once, redeemable once). Otherwise the issuer\'s rules decide: ' +
-          'approve, decline or step-up (a one-time code the issuer sends to the cardholder, or their authenticator app). Idempotency-Key honoured; ' +
-          'the hub keeps only a keyed hash of the request.',
+          'approve, decline or step-up (a one-time code the issuer sends to the cardholder, or their authenticator app). Every token is bound to the ' +
+          "device's public key (`devicePublicKey`, required): only that device obtains new limited-use keys and answers a step-up, and the card on " +
+          "another device of the customer's in this wallet needs the issuer's ID&V again. Idempotency-Key honoured; the hub keeps only a keyed hash of the request.",
         security: sec,
         body: Strict({
           customerId: Ref('customer', 'Your customer'),
           consent: Type.Boolean({ description: "The customer's consent to add the card (must be true)" }),
           deviceId: Type.Optional(Opaque('Your id of the customer’s device')),
-          devicePublicKey: Type.Optional(DevicePublicKeySchema),
+          devicePublicKey: DevicePublicKeySchema,
           channels: Type.Optional(Type.Array(Channel, { minItems: 1, maxItems: 3 })),
           source: Type.Union([
             Strict({ type: Type.Literal('typed'), cardNumber: Type.String({ pattern: '^[0-9 -]{12,23}$' }), expiry: Type.String({ pattern: '^(0[1-9]|1[0-2])/[0-9]{2}$' }), cvv: Type.String({ pattern: '^[0-9]{3,4}$' }) }),
@@ -222,7 +223,7 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
             consent: b.consent,
             source: b.source as ProvisionSource,
             ...(b.deviceId !== undefined ? { deviceId: b.deviceId } : {}),
-            ...(b.devicePublicKey !== undefined ? { devicePublicKey: b.devicePublicKey } : {}),
+            devicePublicKey: b.devicePublicKey,
             ...(b.channels !== undefined ? { channels: b.channels } : {}),
           });
           return r.ok ? { ok: true, value: { objectId: r.value.provisioning.id, value: r.value } } : r;

@@ -64,8 +64,8 @@ export interface ProvisionInput {
   readonly customerId: string;
   readonly consent: boolean;
   readonly deviceId?: string;
-  /** The device's public key: the token is bound to it (new keys and step-up answers need the device's signature). */
-  readonly devicePublicKey?: DevicePublicKey;
+  /** The device's public key, required: the token is bound to it (new keys and step-up answers need the device's signature). */
+  readonly devicePublicKey: DevicePublicKey;
   readonly channels?: readonly Channel[];
   readonly source: ProvisionSource;
 }
@@ -670,9 +670,10 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
       const card = resolved.value;
       if (card.status !== 'active') return err('card_state', 'the card cannot be added to a wallet now', { status: card.status });
       const deviceId = input.deviceId ?? null;
-      const deviceKey = input.devicePublicKey ?? null;
-      const thumbprint = deviceKey === null ? null : await deviceKeyThumbprint(deviceKey);
-      if (deviceKey !== null && thumbprint === undefined) return err('device_key_invalid', 'devicePublicKey is not an ECDSA P-256 public key');
+      // Every new token is bound to a device key (tokens made before binding was required may have none).
+      const deviceKey = input.devicePublicKey;
+      const thumbprint = await deviceKeyThumbprint(deviceKey);
+      if (thumbprint === undefined) return err('device_key_invalid', 'devicePublicKey is not an ECDSA P-256 public key');
       const [{ n } = { n: 0n }] = await tx.query<{ n: bigint }>(`select count(*) as n from card_tokens where card_id = $1 and status <> 'deleted'`, [card.id]);
       if (n >= BigInt(MAX_TOKENS_PER_CARD)) return err('token_exists', `a card holds at most ${MAX_TOKENS_PER_CARD} tokens`);
       const [dup] = await tx.query<{ token_ref: string }>(
@@ -690,7 +691,7 @@ export function createWalletTokenService(deps: { db: Db; clock: Clock; vault: Va
         [card.id, walletId, input.customerId, deviceId],
       );
       if (seen === undefined) decisions.push(rules.newDevice);
-      if (thumbprint !== null) {
+      {
         // Moving a card to another device: the customer held it in this wallet on a device with another key. Only the
         // issuer's ID&V (a step-up) binds it to the new one, whatever the rules say for a first device.
         const [moved] = await tx.query<{ id: string }>(

@@ -4,8 +4,36 @@ import type { Hub } from '../main.ts';
 import { demoParticipantId, type DemoNetwork } from './seed.ts';
 import { computeTokenCryptogram } from '../emv/index.ts';
 import { openSentCode, sentCode } from '../platform/sent-codes.ts';
+import { newDevice, type Device } from './device.ts';
 
 export type Call = (as: string, method: 'GET' | 'POST' | 'PATCH', url: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number; body: any }>;
+
+/**
+ * A caller whose wallets bind every token to a device: a POST /v1/wallet/tokens without `devicePublicKey` gets the key
+ * of the device named by its `deviceId` (one device per wallet and device id, made on first use), and a step-up answer
+ * without `deviceSignature` is signed by the device its provisioning was made for. Everything else passes through.
+ */
+export function withDevices(call: Call): Call {
+  const devices = new Map<string, Device>();
+  const byProvisioning = new Map<string, Device>();
+  return async (as, method, url, body, headers) => {
+    if (method === 'POST' && url === '/v1/wallet/tokens' && typeof body === 'object' && body !== null && !('devicePublicKey' in body)) {
+      const deviceKey = `${as}/${String((body as { deviceId?: unknown }).deviceId ?? randomBytes(4).toString('hex'))}`;
+      const device = devices.get(deviceKey) ?? newDevice();
+      devices.set(deviceKey, device);
+      const res = await call(as, method, url, { ...body, devicePublicKey: device.publicKey }, headers);
+      if (typeof res.body?.id === 'string') byProvisioning.set(res.body.id, device);
+      return res;
+    }
+    const stepUp = /^\/v1\/wallet\/provisionings\/([^/]+)\/step-up$/.exec(url);
+    if (method === 'POST' && stepUp !== null && typeof body === 'object' && body !== null && !('deviceSignature' in body)) {
+      const provisioningId = stepUp[1] ?? '';
+      const device = byProvisioning.get(provisioningId);
+      if (device !== undefined) return call(as, method, url, { ...body, deviceSignature: await device.sign({ purpose: 'step_up', provisioningId }) }, headers);
+    }
+    return call(as, method, url, body, headers);
+  };
+}
 
 /** Drives the card story through the HTTP API of an in-process hub. */
 export function story(hub: Pick<Hub, 'db' | 'vault' | 'cards'>, call: Call, demo: DemoNetwork) {
@@ -32,10 +60,12 @@ export function story(hub: Pick<Hub, 'db' | 'vault' | 'cards'>, call: Call, demo
     },
     async provision(wallet: 'wallet-a' | 'wallet-b', source: unknown, deviceId = `dev-${randomBytes(3).toString('hex')}`): Promise<{ tokenRef: string; tokenNumber: string; tokenKey: string; par: string }> {
       const customerId = cust(wallet === 'wallet-a' ? 'li-at-wallet-a' : 'li-at-wallet-b');
-      const prov = await call(wallet, 'POST', '/v1/wallet/tokens', { customerId, consent: true, deviceId, source });
+      const device = newDevice();
+      const prov = await call(wallet, 'POST', '/v1/wallet/tokens', { customerId, consent: true, deviceId, devicePublicKey: device.publicKey, source });
       expect(prov.status).toBe(201);
       expect(prov.body.status).toBe('pending_step_up');
-      const done = await call(wallet, 'POST', `/v1/wallet/provisionings/${prov.body.id}/step-up`, { code: await stepUpCode(prov.body.id) });
+      const deviceSignature = await device.sign({ purpose: 'step_up', provisioningId: prov.body.id });
+      const done = await call(wallet, 'POST', `/v1/wallet/provisionings/${prov.body.id}/step-up`, { code: await stepUpCode(prov.body.id), deviceSignature });
       expect(done.status).toBe(200);
       return { tokenRef: done.body.token.tokenRef, tokenNumber: done.body.tokenNumber, tokenKey: done.body.limitedUseKey.key, par: done.body.token.par };
     },

@@ -7,6 +7,7 @@ import { encodeCpm } from '../emv/index.ts';
 import { computeTokenCryptogram, type TokenCryptogramScheme } from '../emv/index.ts';
 import type { Hub } from '../main.ts';
 import { newId } from '../platform/ids.ts';
+import { newDevice } from './device.ts';
 
 /**
  * Shared by the payments tests, `hutong demo pay` and the authorize benchmark: a debit card at bank-a funded by a
@@ -65,7 +66,7 @@ export async function cardInTwoWallets(
   });
   const provision = async (wallet: string, customerKey: string, source: unknown, deviceId: string): Promise<WalletToken> => {
     const customerId = demoCustomerId(customerKey);
-    const res = await call(wallet, 'POST', '/v1/wallet/tokens', { customerId, consent: true, deviceId, source }, { 'idempotency-key': newId('k') });
+    const res = await call(wallet, 'POST', '/v1/wallet/tokens', { customerId, consent: true, deviceId, devicePublicKey: newDevice().publicKey, source }, { 'idempotency-key': newId('k') });
     if (res.status !== 201 || res.body.tokenNumber === undefined) throw new Error(`provision in ${wallet}: ${res.status} ${JSON.stringify(res.body)}`);
     const expiry = String(res.body.token.expiry); // MM/YY
     return { wallet, customerId, tokenRef: res.body.token.tokenRef, tokenNumber: res.body.tokenNumber, tokenKey: res.body.limitedUseKey.key, expiryYymm: `${expiry.slice(3, 5)}${expiry.slice(0, 2)}`, atc: 0 };
@@ -102,7 +103,7 @@ export async function cardInWallet(
   });
   const customerId = demoCustomerId(spec.walletCustomerKey);
   const source = { type: 'typed', cardNumber: issued.cardNumber, expiry: issued.card.expiry, cvv: issued.cvv };
-  const res = await call(spec.wallet, 'POST', '/v1/wallet/tokens', { customerId, consent: true, deviceId: `phone-${spec.walletCustomerKey}`, source }, { 'idempotency-key': newId('k') });
+  const res = await call(spec.wallet, 'POST', '/v1/wallet/tokens', { customerId, consent: true, deviceId: `phone-${spec.walletCustomerKey}`, devicePublicKey: newDevice().publicKey, source }, { 'idempotency-key': newId('k') });
   if (res.status !== 201 || res.body.tokenNumber === undefined) throw new Error(`provision in ${spec.wallet}: ${res.status} ${JSON.stringify(res.body)}`);
   const expiry = String(res.body.token.expiry);
   return {

@@ -7,6 +7,7 @@ import { openSentCode } from '../platform/sent-codes.ts';
 import { computeTokenCryptogram } from '../emv/index.ts';
 import { openSealed } from '../platform/recipient-seal.ts';
 import { maskNumber } from '../cards/index.ts';
+import { newDevice } from './device.ts';
 
 interface Received {
   readonly participant: string;
@@ -61,6 +62,9 @@ export const cardsScenario: DemoScenario = {
       let expiry = '';
       let cvv = '';
       let tokenA = '';
+      // 李伟's two phones: each token is bound to its phone's key.
+      const phone1 = newDevice();
+      const phone2 = newDevice();
       let tokenB = '';
       let tokenKeyB = '';
       let tokenNumberB = '';
@@ -80,13 +84,13 @@ export const cardsScenario: DemoScenario = {
       });
       await h.step('wallet A adds the card by typing it once; bank-a sends 李伟 a code; wallet A completes the step-up', async () => {
         const prov = expectStatus(
-          await h.call('wallet-a', 'POST', '/v1/wallet/tokens', { customerId: li.walletA, consent: true, deviceId: 'phone-1', source: { type: 'typed', cardNumber, expiry, cvv } }),
+          await h.call('wallet-a', 'POST', '/v1/wallet/tokens', { customerId: li.walletA, consent: true, deviceId: 'phone-1', devicePublicKey: phone1.publicKey, source: { type: 'typed', cardNumber, expiry, cvv } }),
           201,
           'provision',
         );
         if (prov.status !== 'pending_step_up') return false;
         const code = await codeFor(prov.id);
-        const done = expectStatus(await h.call('wallet-a', 'POST', `/v1/wallet/provisionings/${prov.id}/step-up`, { code }), 200, 'step-up');
+        const done = expectStatus(await h.call('wallet-a', 'POST', `/v1/wallet/provisionings/${prov.id}/step-up`, { code, deviceSignature: await phone1.sign({ purpose: 'step_up', provisioningId: prov.id }) }), 200, 'step-up');
         tokenA = done.token.tokenRef;
         return `step-up code from bank-a (webhook, decrypted by the bank): ${code}\n token ${tokenA}: ${maskNumber(done.tokenNumber)} (a token number from the hub range, not the card number), exp ${done.token.expiry}`;
       });
@@ -97,13 +101,14 @@ export const cardsScenario: DemoScenario = {
         return `link ${link.id}: ${link.other.participantName} ↔ Jade Wallet, revocable on either side (a card step-up alone links nothing)`;
       });
       await h.step('wallet B adds the SAME card BY REFERENCE to wallet A’s token — no card number typed — with a new code', async () => {
-        const body = { customerId: li.walletB, consent: true, deviceId: 'phone-2', source: { type: 'token_ref', tokenRef: tokenA } };
+        const body = { customerId: li.walletB, consent: true, deviceId: 'phone-2', devicePublicKey: phone2.publicKey, source: { type: 'token_ref', tokenRef: tokenA } };
         if (JSON.stringify(body).includes(cardNumber)) return false;
         const prov = expectStatus(await h.call('wallet-b', 'POST', '/v1/wallet/tokens', body), 201, 'provision');
-        const wrong = await h.call('wallet-b', 'POST', `/v1/wallet/provisionings/${prov.id}/step-up`, { code: '000000' === (await codeFor(prov.id)) ? '111111' : '000000' });
+        const deviceSignature = await phone2.sign({ purpose: 'step_up', provisioningId: prov.id });
+        const wrong = await h.call('wallet-b', 'POST', `/v1/wallet/provisionings/${prov.id}/step-up`, { code: '000000' === (await codeFor(prov.id)) ? '111111' : '000000', deviceSignature });
         if (wrong.status !== 422) return false;
         const code = await codeFor(prov.id);
-        const done = expectStatus(await h.call('wallet-b', 'POST', `/v1/wallet/provisionings/${prov.id}/step-up`, { code }), 200, 'step-up');
+        const done = expectStatus(await h.call('wallet-b', 'POST', `/v1/wallet/provisionings/${prov.id}/step-up`, { code, deviceSignature }), 200, 'step-up');
         tokenB = done.token.tokenRef;
         tokenKeyB = done.limitedUseKey.key;
         tokenNumberB = done.tokenNumber;

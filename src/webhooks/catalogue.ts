@@ -232,6 +232,35 @@ export const eventCatalogue = {
     summary: 'The card behind a token was replaced: the token now maps to the new card',
     data: Type.Composite([tokenChange, Type.Object({ cardLast4: Type.String(), cardExpiry: Type.String() })], { additionalProperties: true }),
   },
+  // Offline small payments (src/offline)
+  'offline.payment_settled': {
+    summary: 'An offline payment token a merchant uploaded was settled from the payer’s offline purse (to the wallet and to the merchant’s owner)',
+    data: Data({
+      offlinePaymentId: Id('The offline payment'),
+      purseId: Id('The offline purse'),
+      customerId: Type.Optional(Id('Your customer (to the wallet)')),
+      counter: Type.Integer({ description: 'The device’s payment counter' }),
+      merchantId: Id('The merchant'),
+      amount: Money,
+      signedAt: Time('When the device signed it'),
+    }),
+  },
+  'offline.double_spend': {
+    summary: 'A second payment token under a counter already settled was refused: the purse is blocked (no more loads) and pays other counters only from what it reserved',
+    data: Data({
+      purseId: Id('The offline purse'),
+      customerId: Id('Your customer'),
+      counter: Type.Integer({ description: 'The counter signed twice' }),
+      settledPaymentId: Id('The payment settled under that counter'),
+      merchantId: Id('The merchant that presented the refused token'),
+      amount: Money,
+      status: Type.String({ description: 'The purse status now' }),
+    }),
+  },
+  'offline.purse_closed': {
+    summary: 'An unloaded or blocked offline purse passed its upload window: what was left went back to your customer’s account',
+    data: Data({ purseId: Id('The offline purse'), customerId: Id('Your customer'), released: Money }),
+  },
   // Customers' budgets and alerts (kept at the hub, told to the customer's wallet)
   'budget.exceeded': {
     summary: "Your customer's spending this month passed the monthly budget they set (told once per month)",

@@ -7,6 +7,7 @@ import { createFakeClock } from '../../src/platform/clock.ts';
 import type { Db } from '../../src/platform/db.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
+import { newDevice } from '../../src/demo/device.ts';
 
 const engines = await availableEngines();
 
@@ -81,9 +82,10 @@ describe.each(engines)('a customer’s data: export and erasure on %s', (engine)
     s.walletCustomer = ok(await wallet.post('/v1/customers', { externalId: 'gdpr-wallet-1', name: NAME, phone: PHONE }, s.walletCreateKey), 201).id;
     const linkConsent = ok(await wallet.post('/v1/customer-links', { customerId: s.walletCustomer, participantId: demoParticipantId('bank-a') }, key()), 201);
     ok(await wallet.post(`/v1/customer-links/consents/${linkConsent.id}/confirm`, { code: await openSentCode(t.hub, 'customer_link.consent_requested', linkConsent.id) }), 201);
-    const prov = ok(await wallet.post('/v1/wallet/tokens', { customerId: s.walletCustomer, consent: true, deviceId: 'gdpr-device', source: { type: 'card_ref', cardRef: s.cardId } }, key()), 201);
+    const device = newDevice();
+    const prov = ok(await wallet.post('/v1/wallet/tokens', { customerId: s.walletCustomer, consent: true, deviceId: 'gdpr-device', devicePublicKey: device.publicKey, source: { type: 'card_ref', cardRef: s.cardId } }, key()), 201);
     expect(prov.stepUp.method).toBe('totp');
-    const done = ok(await wallet.post(`/v1/wallet/provisionings/${prov.id}/step-up`, { code: generateSync({ secret: s.totpSecret, epoch: Math.floor(clock.nowMs() / 1000) }) }), 200);
+    const done = ok(await wallet.post(`/v1/wallet/provisionings/${prov.id}/step-up`, { code: generateSync({ secret: s.totpSecret, epoch: Math.floor(clock.nowMs() / 1000) }), deviceSignature: await device.sign({ purpose: 'step_up', provisioningId: prov.id }) }), 200);
     s.tokenRef = done.token.tokenRef;
     s.tokenNumber = done.tokenNumber;
     s.tokenKey = done.limitedUseKey.key;

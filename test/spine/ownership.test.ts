@@ -8,6 +8,7 @@ import { createFakeClock } from '../../src/platform/clock.ts';
 import { cardInTwoWallets, tapBody } from '../../src/demo/fixtures.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
+import { newDevice } from '../../src/demo/device.ts';
 
 const engines = await availableEngines();
 
@@ -26,7 +27,7 @@ const CALLERS: readonly [RegExp, string][] = [
   [/^\/v1\/issuer\//, 'bank-a'],
   [/^\/v1\/(card-products|cards)\//, 'bank-a'],
   [/^\/v1\/coupons\//, 'merchant-a'],
-  [/^\/v1\/(merchants|payments)(\/|$)/, 'merchant-a'],
+  [/^\/v1\/(merchants|payments|offline\/payments)(\/|$)/, 'merchant-a'],
   [/^\/(v1|demo\/v1)\//, 'wallet-a'],
 ];
 const callerOf = (path: string) => CALLERS.find(([re]) => re.test(path))?.[1];
@@ -76,6 +77,7 @@ const KIND_TABLES: Record<RefKind, string> = {
   wallet_coupon: `select id, participant_id as participant, customer_id as customer from wallet_coupons`,
   membership_program: `select id, owner_participant_id as participant, null as customer from membership_programs`,
   savings_pot: `select id, participant_id as participant, customer_id as customer from savings_pots`,
+  offline_purse: `select id, participant_id as participant, customer_id as customer from offline_purses`,
 };
 
 /** Kinds anyone authenticated may name: a participant in the directory, a payment link its merchant published. */
@@ -139,8 +141,12 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
     const zhangCard = await ok(t.api('bank-b').post('/v1/issuer/cards', { productId: 'cpr_demo_bank_b_credit', customerId: cus('zhang-at-bank-b') }, key()), 201);
     await ok(t.api('bank-b').post(`/v1/issuer/cards/${zhangCard.card.id}/activate`), 200);
     const typed = { type: 'typed', cardNumber: zhangCard.cardNumber, expiry: zhangCard.card.expiry, cvv: zhangCard.cvv };
-    const prov = await ok(wb.post('/v1/wallet/tokens', { customerId: cus('zhang-at-wallet-b'), consent: true, deviceId: 'zb-1', source: typed }, key()), 201);
-    if (prov.status === 'pending_step_up') await ok(wb.post(`/v1/wallet/provisionings/${prov.id}/step-up`, { code: await openSentCode(t.hub, 'token.step_up_requested', prov.id) }), 200);
+    const zhangPhone = newDevice();
+    const prov = await ok(wb.post('/v1/wallet/tokens', { customerId: cus('zhang-at-wallet-b'), consent: true, deviceId: 'zb-1', devicePublicKey: zhangPhone.publicKey, source: typed }, key()), 201);
+    if (prov.status === 'pending_step_up') {
+      const code = await openSentCode(t.hub, 'token.step_up_requested', prov.id);
+      await ok(wb.post(`/v1/wallet/provisionings/${prov.id}/step-up`, { code, deviceSignature: await zhangPhone.sign({ purpose: 'step_up', provisioningId: prov.id }) }), 200);
+    }
     // Card payments at each merchant (the one at merchant B written directly: its currency needs another card).
     await ok(t.api('merchant-a').post('/v1/merchants/mer_demo_merchant_a/payments/tap', tapBody(card.a, { amountMinor: 100n, amount: '1.00', now: clock.now() }), key()), 201);
     await ok(t.api('merchant-a').post('/v1/merchants/mer_demo_merchant_a/payments/tap', tapBody(card.b, { amountMinor: 100n, amount: '1.00', now: clock.now() }), key()), 201);
@@ -251,6 +257,16 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
       await t.hub.stepUp.createChallenge(tx, { type: 'system' }, { participantId: me('wallet-a'), customerId: other.id }, offer.request, 'otp');
       await t.hub.stepUp.passkeyRegistrationOptions(tx, me('wallet-a'), other.id, 'other');
     });
+    // Offline purses: 李伟's at wallet A, the other customer's at wallet A, 张敏's at wallet B (each its own device key).
+    for (const [as, customerId, accountId] of [
+      ['wallet-a', cus('li-at-wallet-a'), 'acc_cus_demo_li_at_wallet_a_CNY'],
+      ['wallet-a', other.id, otherAcc.id],
+      ['wallet-b', cus('zhang-at-wallet-b'), 'acc_cus_demo_zhang_at_wallet_b_CNY'],
+    ] as const) {
+      const device = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+      const jwk = await crypto.subtle.exportKey('jwk', device.publicKey);
+      await ok(t.api(as).post('/v1/offline/purses', { customerId, accountId, devicePublicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y }, amount: '5.00' }, key()), 201);
+    }
   }
 
   /** Counts every write to every table (statement-level triggers), so that "writes nothing" is checked exactly. */

@@ -9,6 +9,7 @@ import { verifyWebhook } from '../../src/webhooks/signing.ts';
 import { WEBHOOK_SECRET_ROTATION } from '../../src/webhooks/secrets.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
+import { newDevice } from '../../src/demo/device.ts';
 
 /**
  * The sandbox an integrator starts from (issue 19): the demo hub's test cards — one per demo bank, funded, added to a
@@ -73,7 +74,7 @@ describe.each(engines)('the sandbox on %s', (engine) => {
     await t.hub.db.transaction((tx) => t.hub.cards.walletTokens.setRules(tx, SYSTEM, demoParticipantId('bank-a'), { typed: 'approve', byReference: 'approve', newDevice: 'approve' }));
     const added = await t.api('wallet-a').post(
       '/v1/wallet/tokens',
-      { customerId: 'cus_demo_li_at_wallet_a', consent: true, deviceId: 'sandbox-phone', source: { type: 'typed', cardNumber: cardA.cardNumber, expiry: cardA.expiry, cvv: cardA.cvv } },
+      { customerId: 'cus_demo_li_at_wallet_a', consent: true, deviceId: 'sandbox-phone', devicePublicKey: newDevice().publicKey, source: { type: 'typed', cardNumber: cardA.cardNumber, expiry: cardA.expiry, cvv: cardA.cvv } },
       key(),
     );
     expect(added.status, JSON.stringify(added.body)).toBe(201);

@@ -21,6 +21,7 @@ import { createLogger } from '../../src/platform/logger.ts';
 import { openSealed } from '../../src/platform/recipient-seal.ts';
 import { verifyWebhook } from '../../src/webhooks/signing.ts';
 import { availableEngines, createScratchPostgres, type Engine } from '../support/engines.ts';
+import { newDevice } from '../../src/demo/device.ts';
 
 /**
  * The proof of "no secret at rest in clear, none in logs". A hub on disk (PGlite in a data directory, or a scratch
@@ -349,12 +350,13 @@ describe.each(engines)('secrets scan (%s)', (engine: Engine) => {
       keep('keyed card CVV', keyedCard.body.cvv, 'cvv');
 
       // ---- token provisioning by typing the card, with a step-up code sent to the bank ----------------------------
-      const provisioning = await call('wallet-a', 'POST', '/v1/wallet/tokens', { customerId: demo.customers.get('li-at-wallet-a'), consent: true, deviceId: 'scan-phone', source: { type: 'typed', cardNumber: card.cardNumber, expiry: card.expiry, cvv: card.cvv } }, key());
+      const scanPhone = newDevice();
+      const provisioning = await call('wallet-a', 'POST', '/v1/wallet/tokens', { customerId: demo.customers.get('li-at-wallet-a'), consent: true, deviceId: 'scan-phone', devicePublicKey: scanPhone.publicKey, source: { type: 'typed', cardNumber: card.cardNumber, expiry: card.expiry, cvv: card.cvv } }, key());
       expect(provisioning.status).toBe(201);
       expect(provisioning.body.status).toBe('pending_step_up');
       const stepUpCode = await codeFromWebhook('bank-a', 'token.step_up_requested', 'provisioningId', provisioning.body.id, await webhookSecretOf(demoParticipantId('bank-a')));
       expect((await call('wallet-a', 'GET', `/demo/v1/step-up-codes/${provisioning.body.id}`)).body.code).toBe(stepUpCode); // the wallet page's demo helper
-      const done = await call('wallet-a', 'POST', `/v1/wallet/provisionings/${provisioning.body.id}/step-up`, { code: stepUpCode }, key());
+      const done = await call('wallet-a', 'POST', `/v1/wallet/provisionings/${provisioning.body.id}/step-up`, { code: stepUpCode, deviceSignature: await scanPhone.sign({ purpose: 'step_up', provisioningId: provisioning.body.id }) }, key());
       expect(done.status).toBe(200);
       keep('token number (step-up)', done.body.tokenNumber);
       keep('token key (step-up)', done.body.limitedUseKey.key);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openWebHarness, type WebHarness } from './support.ts';
+import { newDevice } from '../../src/demo/device.ts';
 
 /**
  * Push provisioning end to end in Chromium: in the issuer desk the bank adds a card to a wallet for its cardholder;
@@ -82,7 +83,7 @@ describe('push provisioning from the issuer desk to the wallet page, in Chromium
     })`);
     expect(extractable).toEqual([false, 'P-256']);
     // A receipt is good once.
-    const again = await t.api('wallet-a').post('/v1/wallet/tokens', { customerId: li.walletA, consent: true, source: { type: 'push_receipt', receipt } });
+    const again = await t.api('wallet-a').post('/v1/wallet/tokens', { customerId: li.walletA, consent: true, devicePublicKey: newDevice().publicKey, source: { type: 'push_receipt', receipt } });
     expect(again.status).toBe(409);
     expect(again.body.error.code).toBe('push_receipt_used');
 

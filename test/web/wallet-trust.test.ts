@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { CDPSession } from 'playwright-core';
 import { DEFAULT_RULES } from '../../src/risk/service.ts';
 import { openWebHarness, type WebHarness } from './support.ts';
+import { newDevice } from '../../src/demo/device.ts';
 
 /**
  * The reference wallet's trust features in Debian's Chromium against a real hub, through the page like a person:
@@ -400,7 +401,7 @@ describe('the wallet page: customer links, passkeys and step-up, one customer at
     expect((await asPage('POST', `/v1/wallet/tokens/${herRef}/suspend`)).status).toBe(404);
     expect((await asPage('GET', `/v1/wallet/tokens/${herRef}/card-wallets`)).status).toBe(404);
     // Nor can he add her card by its reference.
-    const byRef = await asPage('POST', '/v1/wallet/tokens', { customerId: li.walletB, consent: true, source: { type: 'token_ref', tokenRef: herRef } });
+    const byRef = await asPage('POST', '/v1/wallet/tokens', { customerId: li.walletB, consent: true, devicePublicKey: newDevice().publicKey, source: { type: 'token_ref', tokenRef: herRef } });
     expect(byRef.status).toBe(404);
     expect(byRef.body.error.code).toBe('reference_not_found');
     // The list, with or without the filter, holds only his tokens; naming her as the filter answers 404.

@@ -21,4 +21,16 @@ export {
   type TokenCryptogramScheme,
 } from './cryptogram.ts';
 export { createDeviceKey, devicePublicKey, signDeviceStatement, type DeviceKeyPair, type DevicePublicKey, type DeviceStatement } from './device.ts';
+export {
+  readOfflineToken,
+  signOfflinePayment,
+  signOfflineUnload,
+  verifyOfflinePayment,
+  verifyOfflineToken,
+  type OfflineCheck,
+  type OfflineDeviceKey,
+  type OfflineHubKey,
+  type OfflinePaymentClaims,
+  type OfflineUnloadStatement,
+} from './offline.ts';
 export type { components, operations, paths, webhooks } from './schema.ts';

@@ -1315,6 +1315,140 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/offline/purses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your customer's offline purses
+         * @description Your customer's offline purses.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getOfflinePurses"];
+        put?: never;
+        /**
+         * Open an offline purse for your customer's device and load it
+         * @description Moves `amount` from the customer's own account at your wallet into a reserve the hub keeps for the device (at most 500.00 in the currency: offline_limit_exceeded). The device then pays merchants with no network by signing offline payment tokens with the private key of `devicePublicKey` (ECDSA P-256; the SDK: signOfflinePayment). One open purse per device key and currency (offline_purse_exists). Idempotency-Key required.
+         */
+        post: operations["postOfflinePurses"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/offline/purses/{purseId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An offline purse and the payments settled from it
+         * @description An offline purse and the payments settled from it.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getOfflinePursesByPurseId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/offline/purses/{purseId}/load": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Load more into an active offline purse, up to its limit
+         * @description From the account the purse was opened with. A blocked purse (offline_purse_blocked) or an unloaded one (offline_purse_closed) takes nothing. Idempotency-Key required.
+         */
+        post: operations["postOfflinePursesByPurseIdLoad"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/offline/purses/{purseId}/unload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Unload: the balance the device has not spent goes back to the customer’s account
+         * @description The device signs {"purpose":"offline_unload","purseId":…,"lastCounter":<the last counter it signed a payment with>,"remaining":"<its unspent balance>"} (SDK: signOfflineUnload). `remaining` goes back at once; what the device spent but merchants have not uploaded yet stays reserved for their tokens with counters up to lastCounter, for 30 days, then goes back too. Idempotency-Key required.
+         */
+        post: operations["postOfflinePursesByPurseIdUnload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/offline/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The offline payments settled to your merchant, newest first
+         * @description The offline payments settled to your merchant, newest first.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getOfflinePayments"];
+        put?: never;
+        /**
+         * Upload an offline payment token your terminal took: the hub settles it from the payer’s reserve
+         * @description The token is what the payer's device signed with no network (purse, counter, amount, merchant). Settled once: the same token again answers offline_token_replayed (with the payment id); another token under a counter already settled is a double spend (offline_counter_reused: refused, the payer's purse is blocked and its wallet told). The hub pays at most what the purse reserved (offline_reserve_exhausted). The token itself makes the upload idempotent: no Idempotency-Key.
+         */
+        post: operations["postOfflinePayments"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/offline/certificate-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The hub’s key for offline purse certificates: configure it in your terminals
+         * @description A terminal checks, with no network, that the purse certificate the payer’s device shows was signed by this key (Ed25519), then that the payment token is signed by the device key the certificate names (SDK: verifyOfflinePayment).
+         */
+        get: operations["getOfflineCertificateKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/settlement/positions": {
         parameters: {
             query?: never;
@@ -2518,7 +2652,7 @@ export interface paths {
         put?: never;
         /**
          * Add a card to the customer's wallet (provision a token)
-         * @description Either the card details typed once (source.type "typed"), or BY REFERENCE to a card the customer already holds: a token reference id from the customer's other wallet ("token_ref") or the issuer's card id ("card_ref"), with no card data; or a push receipt the issuer's app handed to yours ("push_receipt": approved at once, redeemable once). Otherwise the issuer's rules decide: approve, decline or step-up (a one-time code the issuer sends to the cardholder, or their authenticator app). Idempotency-Key honoured; the hub keeps only a keyed hash of the request.
+         * @description Either the card details typed once (source.type "typed"), or BY REFERENCE to a card the customer already holds: a token reference id from the customer's other wallet ("token_ref") or the issuer's card id ("card_ref"), with no card data; or a push receipt the issuer's app handed to yours ("push_receipt": approved at once, redeemable once). Otherwise the issuer's rules decide: approve, decline or step-up (a one-time code the issuer sends to the cardholder, or their authenticator app). Every token is bound to the device's public key (`devicePublicKey`, required): only that device obtains new limited-use keys and answers a step-up, and the card on another device of the customer's in this wallet needs the issuer's ID&V again. Idempotency-Key honoured; the hub keeps only a keyed hash of the request.
          */
         post: operations["postWalletTokens"];
         delete?: never;
@@ -5287,6 +5421,66 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "offline.double_spend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A second payment token under a counter already settled was refused: the purse is blocked (no more loads) and pays other counters only from what it reserved
+         * @description A second payment token under a counter already settled was refused: the purse is blocked (no more loads) and pays other counters only from what it reserved. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onOfflineDoubleSpend"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "offline.payment_settled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An offline payment token a merchant uploaded was settled from the payer’s offline purse (to the wallet and to the merchant’s owner)
+         * @description An offline payment token a merchant uploaded was settled from the payer’s offline purse (to the wallet and to the merchant’s owner). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onOfflinePaymentSettled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "offline.purse_closed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An unloaded or blocked offline purse passed its upload window: what was left went back to your customer’s account
+         * @description An unloaded or blocked offline purse passed its upload window: what was left went back to your customer’s account. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onOfflinePurseClosed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "participant.active": {
         parameters: {
             query?: never;
@@ -5936,7 +6130,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "coupon_already_held" | "coupon_expired" | "coupon_invalid" | "coupon_limit_reached" | "coupon_not_applicable" | "coupon_not_found" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "membership_card_not_found" | "membership_exists" | "membership_program_not_found" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "pot_limit_reached" | "pot_locked" | "pot_not_found" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "reward_rule_invalid" | "rewards_insufficient" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_delivery_not_found" | "webhook_secret_not_retrievable" | "webhook_url_missing";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "coupon_already_held" | "coupon_expired" | "coupon_invalid" | "coupon_limit_reached" | "coupon_not_applicable" | "coupon_not_found" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "membership_card_not_found" | "membership_exists" | "membership_program_not_found" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "offline_counter_reused" | "offline_limit_exceeded" | "offline_purse_blocked" | "offline_purse_closed" | "offline_purse_exists" | "offline_purse_not_found" | "offline_reserve_exhausted" | "offline_signature_invalid" | "offline_token_expired" | "offline_token_invalid" | "offline_token_replayed" | "offline_unload_invalid" | "offline_wrong_merchant" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "pot_limit_reached" | "pot_locked" | "pot_not_found" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "reward_rule_invalid" | "rewards_insufficient" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_delivery_not_found" | "webhook_secret_not_retrievable" | "webhook_url_missing";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -6792,6 +6986,114 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
         };
+        /** @description A customer's offline balance on one device, reserved at the hub (at most 500.00 in the currency per device) */
+        OfflinePurse: {
+            /** @description The offline purse */
+            id: string;
+            customerId: string;
+            currency: string;
+            /** @description The account it is loaded from and unloads to */
+            accountId: string;
+            deviceId: string | null;
+            /** @description RFC 7638 thumbprint of the device key its tokens are signed with */
+            deviceKeyThumbprint: string;
+            limit: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            balance: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            loaded: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            settled: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            unloaded: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            /** @description active: spendable offline; unloaded: merchants may still upload tokens up to lastCounter until uploadDeadline; blocked: a counter was signed twice; closed */
+            status: "active" | "unloaded" | "blocked" | "closed";
+            /** @description The last counter the device declared when it unloaded */
+            lastCounter: number | null;
+            /** @description The highest counter settled so far: the device signs its next payment above it */
+            lastSettledCounter: number | null;
+            uploadDeadline: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description The hub’s certificate for the device to show a terminal with each token (compact JWS, EdDSA, under GET /v1/offline/certificate-key): the purse, its currency, the device key and what the hub holds for it now; null once the purse takes no new payments */
+            certificate: string | null;
+        };
+        /** @description An offline payment token a merchant uploaded and the hub settled from the purse’s reserve */
+        OfflinePayment: {
+            /** @description The offline payment */
+            id: string;
+            purseId: string;
+            /** @description The device's payment counter the token was signed with */
+            counter: number;
+            merchantId: string;
+            amount: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            /** Format: date-time */
+            signedAt: string;
+            /** Format: date-time */
+            settledAt: string;
+        };
         /** @description A settlement window: one is open per currency; a payment between two participants belongs to the window its position leg committed in. */
         SettlementWindow: {
             id: string;
@@ -7477,6 +7779,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, device_key_invalid, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_phone, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_1a6f1cf6: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "device_key_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: invalid_connection, invalid_country, invalid_webhook_url, malformed_request, validation_failed */
         Error400_1a88a656: {
             headers: {
@@ -7501,6 +7817,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, device_key_invalid, invalid_amount, invalid_phone, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_21c85937: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "device_key_invalid" | "invalid_amount" | "invalid_phone" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -8051,6 +8381,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, device_key_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_abf4d37b: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "device_key_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: invalid_connection, invalid_country, invalid_phone, invalid_webhook_url, malformed_json, malformed_request, unknown_field, validation_failed */
         Error400_acd7796f: {
             headers: {
@@ -8275,6 +8619,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, device_key_invalid, invalid_amount, invalid_phone, malformed_request, unknown_currency, validation_failed */
+        Error400_e0567dd3: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "device_key_invalid" | "invalid_amount" | "invalid_phone" | "malformed_request" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, liquidity_invalid, malformed_request, settlement_invalid, unknown_currency, validation_failed */
         Error400_e214d133: {
             headers: {
@@ -8495,6 +8853,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "invalid_client" | "unauthorized";
+                    };
+                };
+            };
+        };
+        /** @description Declined: offline_reserve_exhausted */
+        Error402_239e0e55: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "offline_reserve_exhausted";
                     };
                 };
             };
@@ -8751,6 +9123,20 @@ export interface components {
                 };
             };
         };
+        /** @description Forbidden: forbidden, not_wallet, participant_suspended */
+        Error403_ac4a982a: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "forbidden" | "not_wallet" | "participant_suspended";
+                    };
+                };
+            };
+        };
         /** @description Forbidden: forbidden, participant_suspended */
         Error403_c1e479c2: {
             headers: {
@@ -8971,6 +9357,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "credential_not_found" | "customer_not_found" | "not_found" | "participant_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: account_unavailable, customer_not_found, merchant_not_found, offline_purse_not_found */
+        Error404_7066ea7d: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_unavailable" | "customer_not_found" | "merchant_not_found" | "offline_purse_not_found";
                     };
                 };
             };
@@ -9311,6 +9711,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: account_unavailable, customer_not_found, merchant_not_found, not_found, offline_purse_not_found */
+        Error404_fe22d7d2: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_unavailable" | "customer_not_found" | "merchant_not_found" | "not_found" | "offline_purse_not_found";
+                    };
+                };
+            };
+        };
         /** @description Conflict: credential_limit, idempotency_in_progress */
         Error409_03b5413e: {
             headers: {
@@ -9335,6 +9749,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "coupon_already_held" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "membership_exists";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: customer_exists, customer_has_balance, offline_counter_reused, offline_purse_blocked, offline_purse_closed, offline_purse_exists, offline_token_replayed */
+        Error409_16d4ca94: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "customer_exists" | "customer_has_balance" | "offline_counter_reused" | "offline_purse_blocked" | "offline_purse_closed" | "offline_purse_exists" | "offline_token_replayed";
                     };
                 };
             };
@@ -9657,6 +10085,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "customer_account_exists" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: customer_exists, customer_has_balance, idempotency_in_progress, offline_counter_reused, offline_purse_blocked, offline_purse_closed, offline_purse_exists, offline_token_replayed */
+        Error409_8596cba8: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "offline_counter_reused" | "offline_purse_blocked" | "offline_purse_closed" | "offline_purse_exists" | "offline_token_replayed";
                     };
                 };
             };
@@ -10137,6 +10579,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: idempotency_key_reused, insufficient_funds, ledger_rejected, offline_limit_exceeded, offline_signature_invalid, offline_token_expired, offline_token_invalid, offline_unload_invalid, offline_wrong_merchant */
+        Error422_2f253760: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "offline_limit_exceeded" | "offline_signature_invalid" | "offline_token_expired" | "offline_token_invalid" | "offline_unload_invalid" | "offline_wrong_merchant";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused */
         Error422_3c24a8bb: {
             headers: {
@@ -10497,6 +10953,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: insufficient_funds, ledger_rejected, offline_limit_exceeded, offline_signature_invalid, offline_token_expired, offline_token_invalid, offline_unload_invalid, offline_wrong_merchant */
+        Error422_f9560f71: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "insufficient_funds" | "ledger_rejected" | "offline_limit_exceeded" | "offline_signature_invalid" | "offline_token_expired" | "offline_token_invalid" | "offline_unload_invalid" | "offline_wrong_merchant";
                     };
                 };
             };
@@ -13451,6 +13921,361 @@ export interface operations {
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
+    getOfflinePurses: {
+        parameters: {
+            query: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["OfflinePurse"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_21c85937"];
+            401: components["responses"]["Error401_1d149c64"];
+            402: components["responses"]["Error402_239e0e55"];
+            403: components["responses"]["Error403_ac4a982a"];
+            404: components["responses"]["Error404_fe22d7d2"];
+            409: components["responses"]["Error409_16d4ca94"];
+            422: components["responses"]["Error422_f9560f71"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOfflinePurses: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer */
+                    customerId: string;
+                    /** @description The customer's account at your wallet the purse is loaded from (and unloads to) */
+                    accountId: string;
+                    devicePublicKey: {
+                        /** @enum {string} */
+                        kty: "EC";
+                        /** @enum {string} */
+                        crv: "P-256";
+                        /** @description Base64url P-256 coordinate (32 bytes) */
+                        x: string;
+                        /** @description Base64url P-256 coordinate (32 bytes) */
+                        y: string;
+                    };
+                    /** @description Your id of the device */
+                    deviceId?: string;
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    amount: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A customer's offline balance on one device, reserved at the hub (at most 500.00 in the currency per device) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OfflinePurse"];
+                };
+            };
+            400: components["responses"]["Error400_1a6f1cf6"];
+            401: components["responses"]["Error401_1d149c64"];
+            402: components["responses"]["Error402_239e0e55"];
+            403: components["responses"]["Error403_ac4a982a"];
+            404: components["responses"]["Error404_fe22d7d2"];
+            409: components["responses"]["Error409_8596cba8"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_2f253760"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOfflinePursesByPurseId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Offline purse id */
+                purseId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        purse: components["schemas"]["OfflinePurse"];
+                        payments: components["schemas"]["OfflinePayment"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_e0567dd3"];
+            401: components["responses"]["Error401_1d149c64"];
+            402: components["responses"]["Error402_239e0e55"];
+            403: components["responses"]["Error403_ac4a982a"];
+            404: components["responses"]["Error404_fe22d7d2"];
+            409: components["responses"]["Error409_16d4ca94"];
+            422: components["responses"]["Error422_f9560f71"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOfflinePursesByPurseIdLoad: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description Offline purse id */
+                purseId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    amount: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A customer's offline balance on one device, reserved at the hub (at most 500.00 in the currency per device) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OfflinePurse"];
+                };
+            };
+            400: components["responses"]["Error400_1a6f1cf6"];
+            401: components["responses"]["Error401_1d149c64"];
+            402: components["responses"]["Error402_239e0e55"];
+            403: components["responses"]["Error403_ac4a982a"];
+            404: components["responses"]["Error404_fe22d7d2"];
+            409: components["responses"]["Error409_8596cba8"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_2f253760"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOfflinePursesByPurseIdUnload: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description Offline purse id */
+                purseId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    lastCounter: number;
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    remaining: string;
+                    /** @description Compact JWS (ES256) by the purse’s device key over the unload statement */
+                    deviceSignature: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A customer's offline balance on one device, reserved at the hub (at most 500.00 in the currency per device) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OfflinePurse"];
+                };
+            };
+            400: components["responses"]["Error400_1a6f1cf6"];
+            401: components["responses"]["Error401_1d149c64"];
+            402: components["responses"]["Error402_239e0e55"];
+            403: components["responses"]["Error403_ac4a982a"];
+            404: components["responses"]["Error404_fe22d7d2"];
+            409: components["responses"]["Error409_8596cba8"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_2f253760"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOfflinePayments: {
+        parameters: {
+            query: {
+                /** @description Your merchant */
+                merchantId: string;
+                /** @description At most 200; default 50 */
+                limit?: string;
+                /** @description Only those settled before this time (the last settledAt of the previous page) */
+                before?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["OfflinePayment"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_21c85937"];
+            401: components["responses"]["Error401_1d149c64"];
+            402: components["responses"]["Error402_239e0e55"];
+            403: components["responses"]["Error403_ac4a982a"];
+            404: components["responses"]["Error404_fe22d7d2"];
+            409: components["responses"]["Error409_16d4ca94"];
+            422: components["responses"]["Error422_f9560f71"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOfflinePayments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your merchant (the one the token pays) */
+                    merchantId: string;
+                    /** @description The offline payment token (compact JWS, ES256) */
+                    token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description An offline payment token a merchant uploaded and the hub settled from the purse’s reserve */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OfflinePayment"];
+                };
+            };
+            400: components["responses"]["Error400_abf4d37b"];
+            401: components["responses"]["Error401_1d149c64"];
+            402: components["responses"]["Error402_239e0e55"];
+            403: components["responses"]["Error403_ac4a982a"];
+            404: components["responses"]["Error404_fe22d7d2"];
+            409: components["responses"]["Error409_16d4ca94"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_f9560f71"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOfflineCertificateKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        keyId: string;
+                        publicKey: {
+                            /** @enum {string} */
+                            kty: "OKP";
+                            /** @enum {string} */
+                            crv: "Ed25519";
+                            x: string;
+                            kid: string;
+                            /** @enum {string} */
+                            alg: "EdDSA";
+                            /** @enum {string} */
+                            use: "sig";
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["Error400_e0567dd3"];
+            401: components["responses"]["Error401_1d149c64"];
+            402: components["responses"]["Error402_239e0e55"];
+            403: components["responses"]["Error403_ac4a982a"];
+            404: components["responses"]["Error404_7066ea7d"];
+            409: components["responses"]["Error409_16d4ca94"];
+            422: components["responses"]["Error422_f9560f71"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
     getSettlementPositions: {
         parameters: {
             query?: never;
@@ -16104,7 +16929,7 @@ export interface operations {
                     consent: boolean;
                     /** @description Your id of the customer’s device */
                     deviceId?: string;
-                    devicePublicKey?: {
+                    devicePublicKey: {
                         /** @enum {string} */
                         kty: "EC";
                         /** @enum {string} */
@@ -25280,6 +26105,196 @@ export interface operations {
                         /** @description Your customer (payer) */
                         customerId: string;
                         warning: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onOfflineDoubleSpend: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "offline.double_spend";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The offline purse */
+                        purseId: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description The counter signed twice */
+                        counter: number;
+                        /** @description The payment settled under that counter */
+                        settledPaymentId: string;
+                        /** @description The merchant that presented the refused token */
+                        merchantId: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description The purse status now */
+                        status: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onOfflinePaymentSettled: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "offline.payment_settled";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The offline payment */
+                        offlinePaymentId: string;
+                        /** @description The offline purse */
+                        purseId: string;
+                        /** @description Your customer (to the wallet) */
+                        customerId?: string;
+                        /** @description The device’s payment counter */
+                        counter: number;
+                        /** @description The merchant */
+                        merchantId: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /**
+                         * Format: date-time
+                         * @description When the device signed it
+                         */
+                        signedAt: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onOfflinePurseClosed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "offline.purse_closed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The offline purse */
+                        purseId: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        released: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
                     } & {
                         [key: string]: unknown;
                     };

@@ -12,6 +12,7 @@ import { CardControls, suspendedWhyKey } from './CardControls.tsx';
 import { CurrencySelect, useAccounts, useCurrencies, useCurrency } from './accounts.tsx';
 import { Budget } from './Budget.tsx';
 import { Coupons, OfferLine, Pots } from './Value.tsx';
+import { Offline } from './Offline.tsx';
 import { Payments, SentPackets, SentRequests } from './More.tsx';
 import { StepUp, useStepUp } from './StepUp.tsx';
 import { CameraScanner, PacketShare, ReceiveCode, decodeImage, parsePacketPayload, parseReceivePayload } from './Scan.tsx';
@@ -20,7 +21,7 @@ type MoneyWire = { amount: string; currency: string };
 interface Token { tokenRef: string; status: string; suspendedBy: string | null; tokenLast4: string; cardLast4: string; brand: string; expiry: string; par: string; createdAt: string; cryptogramScheme?: TokenCryptogramScheme }
 interface Provisioning { id: string; status: string; stepUp: { method: string; attemptsRemaining: number } | null; cardLast4: string; brand: string; token: Token | null; tokenNumber?: string; limitedUseKey?: LimitedUseKeyWire }
 
-type TabKey = 'home' | 'add' | 'pay' | 'transfer' | 'history' | 'budget' | 'pots' | 'coupons' | 'me';
+type TabKey = 'home' | 'add' | 'pay' | 'transfer' | 'history' | 'budget' | 'pots' | 'coupons' | 'offline' | 'me';
 
 /** The five tabs of the bottom bar (首页 / 收付款 / 转账 / 账单 / 我的); "add a card" and "budget" open from them. */
 const MAIN_TABS: readonly { key: TabKey; icon: string; label: string }[] = [
@@ -30,7 +31,7 @@ const MAIN_TABS: readonly { key: TabKey; icon: string; label: string }[] = [
   { key: 'history', icon: '☰', label: 'nav.history' },
   { key: 'me', icon: '◉', label: 'nav.me' },
 ];
-const parentTab = (tab: TabKey): TabKey => (tab === 'add' ? 'home' : tab === 'budget' || tab === 'pots' || tab === 'coupons' ? 'history' : tab);
+const parentTab = (tab: TabKey): TabKey => (tab === 'add' ? 'home' : tab === 'budget' || tab === 'pots' || tab === 'coupons' ? 'history' : tab === 'offline' ? 'pay' : tab);
 
 /** A payment link the page was opened for (/wallet?link=<id>, the "open in wallet" of /pay/<id>). */
 const linkFromAddress = (): string => new URLSearchParams(location.search).get('link') ?? '';
@@ -134,6 +135,7 @@ export function WalletApp() {
             {tab === 'budget' && <Budget api={api} session={session} />}
             {tab === 'pots' && <Pots api={api} session={session} />}
             {tab === 'coupons' && <Coupons api={api} session={session} />}
+            {tab === 'offline' && <Offline api={api} session={session} />}
             {tab === 'me' && <Me api={api} session={session} />}
           </>
         )}
@@ -237,6 +239,10 @@ function Home({ api, session, go }: { api: Api; session: WalletSession; go: (tab
         <button type="button" onClick={() => go('budget')} data-testid="quick-budget">
           <span className="icon" aria-hidden="true">◔</span>
           {t('nav.budget')}
+        </button>
+        <button type="button" onClick={() => go('offline')} data-testid="quick-offline">
+          <span className="icon" aria-hidden="true">⇣</span>
+          {t('nav.offline')}
         </button>
       </nav>
       <div className="grid" style={{ marginTop: '0.75rem' }}>
