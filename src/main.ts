@@ -1,7 +1,8 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { createCardsModule, type CardsModule } from './cards/index.ts';
+import { createCardsModule, type CardsModule, type CreditOf } from './cards/index.ts';
+import { createCreditService, registerCreditRoutes, type CreditService } from './credit/index.ts';
 import { createLedger, type Ledger } from './ledger/index.ts';
 import { createPaymentsModule, type PaymentsModule } from './payments/index.ts';
 import { createTransfersModule, type TransfersModule } from './transfers/index.ts';
@@ -93,6 +94,7 @@ export interface HubServices {
   readonly payments: PaymentsModule;
   /** Customers' budgets and low-balance alerts (src/web/budgets.ts). */
   readonly budgets: BudgetService;
+  readonly credit: CreditService;
   /** Participants' modes per currency (hosted or connected) and the connectors that reach connected ones. */
   readonly connections: ConnectionService;
   readonly connectors: ConnectorService;
@@ -211,7 +213,17 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   // One ownership check for every id any route names (each capability says who holds its objects); the capabilities
   // that create hot objects tell it their holders after COMMIT.
   const refs = createRefRegistry();
-  const cards = createCardsModule({ db, clock, vault, audit, events, stepUp });
+  // A credit card's credit account (the ledger enforces its limit), opened in the issuing transaction; every wallet
+  // holding the card shows its line (the credit service, created below).
+  const creditLines: { of?: CreditOf } = {};
+  const cards = createCardsModule({
+    db, clock, vault, audit, events, stepUp,
+    openCreditAccount: async (c) => {
+      const opened = await ledger.createAccount({ id: c.id, ownerParticipantId: c.issuerId, customerId: c.customerId, currency: c.currency, kind: 'credit', debitsMustNotExceedCredits: true, creditLimitMinor: c.limitMinor });
+      if (!opened.ok) throw new Error(`credit account ${c.id}: ${opened.error.code}`);
+    },
+    creditOf: (ids) => (creditLines.of === undefined ? Promise.resolve(new Map()) : creditLines.of(ids)),
+  });
   // Settlement records the position legs of payments between participants (created first: transfers and payments use it).
   let accountsOf: (() => AccountService) | undefined = undefined;
   const settlement = createSettlementService({ db, clock, audit, events, ledger, accounts: () => {
@@ -230,6 +242,8 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   accountsOf = () => transfers.accounts;
   const liquidity = createLiquidityService({ db, clock, audit, events, ledger, accounts: transfers.accounts });
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs, settlement });
+  const credit: CreditService = createCreditService({ db, clock, audit, events, ledger, accounts: transfers.accounts, settlement, cards: cards.cards });
+  creditLines.of = (ids) => credit.lines(ids);
   const budgets = createBudgetService({ db, clock, audit, events, accounts: transfers.accounts });
   const customerDataRights = createCustomerDataRights({ db, clock, vault, audit, events, cards: cards.cards, walletTokens: cards.walletTokens });
 
@@ -280,6 +294,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
   payments.registerRoutes(app, { idempotent });
+  registerCreditRoutes(app, { credit, walletTokens: cards.walletTokens, accounts: transfers.accounts, idempotent });
   registerConnectorRoutes(app, { connectors, connections, idempotent, transferStatus: (participantId, paymentId) => transfers.transfers.connectorStatus(participantId, paymentId) });
   await app.ready();
 
@@ -326,6 +341,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     cards,
     transfers,
     payments,
+    credit,
     budgets,
     connections,
     connectors,
@@ -343,6 +359,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
       every(SWEEP_INTERVAL_MS, 'idempotency-sweep', () => idempotency.sweep());
       every(SWEEP_INTERVAL_MS, 'card-request-key-sweep', () => cards.sweep());
       every(30_000, 'budget-check', () => budgets.sweep());
+      every(60_000, 'credit-statements-overdue', () => credit.markOverdue());
     },
     async listen() {
       const address = await app.listen({ port: config.port, host: config.host });

@@ -11,6 +11,7 @@ import type { CustomerLinkErrorCode } from '../customers/index.ts';
 import type { LiquidityErrorCode } from '../liquidity/index.ts';
 import type { SettlementErrorCode } from '../settlement/index.ts';
 import type { WebhookSecretErrorCode } from '../webhooks/index.ts';
+import type { CreditErrorCode } from '../credit/index.ts';
 
 /**
  * THE error catalogue: every code the API can answer, with its HTTP status and default message — defined once, here.
@@ -50,6 +51,7 @@ export type ErrorCode =
   | LiquidityErrorCode
   | SettlementErrorCode
   | WebhookSecretErrorCode
+  | CreditErrorCode
   ;
 
 export interface ErrorEntry {
@@ -278,6 +280,11 @@ export const errorCatalogue = {
   invalid_authorization_url: { status: 400, message: "the authorization URL is missing or not allowed" },
   payment_risk_rule_invalid: { status: 400, message: "the card-payment risk rule is not valid" },
   payment_ledger_rejected: { status: 422, message: "the ledger refused the payment" },
+  // Credit lines: credit cards' lines, banks' lines, statements, repayments
+  card_not_credit: { status: 409, message: "this is not a credit card" },
+  credit_line_not_found: { status: 404, message: "no credit line of yours has this account" },
+  repayment_exceeds_balance: { status: 422, message: "the repayment is more than is owed on the credit line" },
+  repayment_account_invalid: { status: 422, message: "repayments come from a customer account the payer may debit, in the line's currency" },
 } as const satisfies Record<ErrorCode, ErrorEntry>;
 
 export const errorStatus: Readonly<Record<ErrorCode, number>> = Object.fromEntries(Object.entries(errorCatalogue).map(([code, e]) => [code, e.status])) as Record<ErrorCode, number>;

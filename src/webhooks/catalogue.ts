@@ -220,6 +220,28 @@ export const eventCatalogue = {
     summary: 'An authorization your issuer approved did not complete: reverse your hold',
     data: Data({ authorizationId: Id('The authorization'), cardId: Type.Union([Id('The card'), Type.Null()]), amount: Money, reason: Type.String() }),
   },
+  // Credit lines
+  'credit.line_opened': { summary: 'You opened a credit line for a customer', data: Data({ accountId: Id('The credit line'), customerId: Id('Your customer'), limit: Money }) },
+  'credit.limit_changed': { summary: "A credit line's limit changed", data: Data({ accountId: Id('The credit line'), customerId: Id('Your customer'), limit: Money }) },
+  'credit.statement_issued': {
+    summary: 'A statement of a credit line closed: send it to the cardholder',
+    data: Data({ statementId: Id('The statement'), accountId: Id('The credit line'), customerId: Id('Your customer'), balance: Money, minimumPayment: Money, dueAt: Time('The due date') }),
+  },
+  'credit.statement_overdue': {
+    summary: 'A statement reached its due date with less than its minimum payment paid',
+    data: Data({ statementId: Id('The statement'), accountId: Id('The credit line'), customerId: Id('Your customer'), minimumPayment: Money, paid: Money, dueAt: Time('The due date') }),
+  },
+  'credit.repayment_received': {
+    summary: 'A credit line was repaid (to the issuer, and to the wallet that paid it)',
+    data: Data({
+      repaymentId: Id('The repayment'),
+      accountId: Id('The credit line'),
+      customerId: Type.Union([Id("The issuer's customer"), Type.Null()]),
+      amount: Money,
+      owed: Money,
+      statementId: Type.Union([Id('The statement it counted against'), Type.Null()]),
+    }),
+  },
 } as const satisfies Record<string, EventEntry>;
 
 export type EventType = keyof typeof eventCatalogue;

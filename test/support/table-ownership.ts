@@ -27,6 +27,7 @@ export const TABLE_OWNER: Readonly<Record<string, string>> = {
   idempotency_keys: 'platform', data_keys: 'platform',
   hub_heartbeat: 'system',
   customer_budgets: 'web',
+  credit_statements: 'credit', credit_repayments: 'credit',
   settlement_windows: 'settlement', settlement_entries: 'settlement', settlement_net_positions: 'settlement', settlement_instructions: 'settlement', settlement_currency_models: 'settlement', settlement_schedules: 'settlement', settlement_discrepancy_reports: 'settlement',
 };
 
