@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createCardsModule, type CardsModule, type CreditOf } from './cards/index.ts';
 import { createCreditService, registerCreditRoutes, type CreditService } from './credit/index.ts';
+import { createDisputeService, defineDisputeRefs, registerDisputeRoutes, type DisputeService } from './disputes/index.ts';
 import { createLedger, type Ledger } from './ledger/index.ts';
 import { createPaymentsModule, type PaymentsModule } from './payments/index.ts';
 import { createTransfersModule, type TransfersModule } from './transfers/index.ts';
@@ -95,6 +96,7 @@ export interface HubServices {
   /** Customers' budgets and low-balance alerts (src/web/budgets.ts). */
   readonly budgets: BudgetService;
   readonly credit: CreditService;
+  readonly disputes: DisputeService;
   /** Participants' modes per currency (hosted or connected) and the connectors that reach connected ones. */
   readonly connections: ConnectionService;
   readonly connectors: ConnectorService;
@@ -244,6 +246,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs, settlement });
   const credit: CreditService = createCreditService({ db, clock, audit, events, ledger, accounts: transfers.accounts, settlement, cards: cards.cards });
   creditLines.of = (ids) => credit.lines(ids);
+  const disputes: DisputeService = createDisputeService({ db, clock, audit, events, ledger, accounts: transfers.accounts, settlement, payments: payments.payments, merchants: payments.merchants, transfers: transfers.transfers });
   const budgets = createBudgetService({ db, clock, audit, events, accounts: transfers.accounts });
   const customerDataRights = createCustomerDataRights({ db, clock, vault, audit, events, cards: cards.cards, walletTokens: cards.walletTokens });
 
@@ -276,7 +279,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   });
   for (const schema of [...participantSchemas, ...connectorSchemas]) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });
-  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs]) define(refs);
+  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs, defineDisputeRefs]) define(refs);
   registerOwnership(app, { registry: refs, db }, callerOf);
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
   registerParticipantRoutes(app, { participants, tokens, idempotent, authFailures: createFailureLimiter({ nowMs: () => clock.nowMs() }) });
@@ -294,6 +297,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   cards.registerRoutes(app, { idempotent });
   transfers.registerRoutes(app, { idempotent });
   payments.registerRoutes(app, { idempotent });
+  registerDisputeRoutes(app, { disputes, idempotent });
   registerCreditRoutes(app, { credit, walletTokens: cards.walletTokens, accounts: transfers.accounts, idempotent });
   registerConnectorRoutes(app, { connectors, connections, idempotent, transferStatus: (participantId, paymentId) => transfers.transfers.connectorStatus(participantId, paymentId) });
   await app.ready();
@@ -342,6 +346,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     transfers,
     payments,
     credit,
+    disputes,
     budgets,
     connections,
     connectors,
@@ -360,6 +365,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
       every(SWEEP_INTERVAL_MS, 'card-request-key-sweep', () => cards.sweep());
       every(30_000, 'budget-check', () => budgets.sweep());
       every(60_000, 'credit-statements-overdue', () => credit.markOverdue());
+      every(60_000, 'dispute-deadlines', () => disputes.sweep());
     },
     async listen() {
       const address = await app.listen({ port: config.port, host: config.host });

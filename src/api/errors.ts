@@ -12,6 +12,7 @@ import type { LiquidityErrorCode } from '../liquidity/index.ts';
 import type { SettlementErrorCode } from '../settlement/index.ts';
 import type { WebhookSecretErrorCode } from '../webhooks/index.ts';
 import type { CreditErrorCode } from '../credit/index.ts';
+import type { DisputesErrorCode } from '../disputes/index.ts';
 
 /**
  * THE error catalogue: every code the API can answer, with its HTTP status and default message — defined once, here.
@@ -52,6 +53,7 @@ export type ErrorCode =
   | SettlementErrorCode
   | WebhookSecretErrorCode
   | CreditErrorCode
+  | DisputesErrorCode
   ;
 
 export interface ErrorEntry {
@@ -285,6 +287,19 @@ export const errorCatalogue = {
   credit_line_not_found: { status: 404, message: "no credit line of yours has this account" },
   repayment_exceeds_balance: { status: 422, message: "the repayment is more than is owed on the credit line" },
   repayment_account_invalid: { status: 422, message: "repayments come from a customer account the payer may debit, in the line's currency" },
+  // Disputes and fraud recalls
+  dispute_not_found: { status: 404, message: "no such dispute" },
+  dispute_window_closed: { status: 422, message: "the payment is too old to dispute (card: 120 days, P2P: 80 days)" },
+  dispute_deadline_passed: { status: 409, message: "the answer to this dispute was due earlier" },
+  dispute_state: { status: 409, message: "the dispute cannot take this step in its current state" },
+  dispute_exists: { status: 409, message: "this payment already has an open dispute" },
+  dispute_amount_invalid: { status: 422, message: "a dispute is for a positive amount, at most what was paid less refunds" },
+  dispute_not_party: { status: 403, message: "only the party whose turn it is may take this step" },
+  recall_not_found: { status: 404, message: "no such recall" },
+  recall_window_closed: { status: 422, message: "fraud is reported within 80 days of the payment" },
+  recall_deadline_passed: { status: 409, message: "the recall's deadline passed (analysis within 7 days, refund within 11)" },
+  recall_state: { status: 409, message: "the recall cannot take this step in its current state" },
+  recall_exists: { status: 409, message: "this payment was already recalled" },
 } as const satisfies Record<ErrorCode, ErrorEntry>;
 
 export const errorStatus: Readonly<Record<ErrorCode, number>> = Object.fromEntries(Object.entries(errorCatalogue).map(([code, e]) => [code, e.status])) as Record<ErrorCode, number>;

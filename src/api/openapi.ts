@@ -207,6 +207,26 @@ export const errorGroups = {
   settlement: codes('settlement_window_not_found', 'settlement_window_open', 'settlement_invalid', 'settlement_csv_invalid'),
   webhooks: codes('webhook_secret_not_retrievable'),
   issuer: codes('not_issuer_participant', 'issuer_settings_invalid', 'invalid_authorization_url', 'payment_risk_rule_invalid'),
+  credit: codes('not_issuer', 'not_wallet', 'card_not_credit', 'credit_line_not_found', 'repayment_exceeds_balance', 'repayment_account_invalid', 'insufficient_funds', 'currency_mismatch', 'token_not_found', 'account_not_found', 'currency_not_receivable'),
+  disputes: codes(
+    'not_wallet',
+    'dispute_not_found',
+    'dispute_window_closed',
+    'dispute_deadline_passed',
+    'dispute_state',
+    'dispute_exists',
+    'dispute_amount_invalid',
+    'dispute_not_party',
+    'recall_not_found',
+    'recall_window_closed',
+    'recall_deadline_passed',
+    'recall_state',
+    'recall_exists',
+    'payment_not_found',
+    'payment_state',
+    'currency_mismatch',
+    'insufficient_funds',
+  ),
 } as const;
 
 export type ErrorGroup = keyof typeof errorGroups;
@@ -239,6 +259,8 @@ export const tagErrorGroups: Readonly<Record<string, readonly ErrorGroup[]>> = {
   'payment-links': ['acceptance', 'declines', 'cards', 'money', 'stepUp', 'liquidity', 'fx', 'customers'],
   issuer: ['issuer'],
   connector: ['participants', 'transfers'],
+  credit: ['credit', 'customers', 'money', 'liquidity'],
+  disputes: ['disputes', 'customers', 'money', 'liquidity'],
 };
 
 interface OperationShape {

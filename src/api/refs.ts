@@ -58,6 +58,8 @@ export const REF_KINDS = [
   'customer_link_consent',
   'passkey',
   'settlement_window',
+  'dispute',
+  'recall',
 ] as const;
 export type RefKind = (typeof REF_KINDS)[number];
 

@@ -66,6 +66,8 @@ const KIND_TABLES: Record<RefKind, string> = {
   customer_link_consent: `select id, participant_id as participant, customer_id as customer from customer_link_consents`,
   passkey: `select id, participant_id as participant, customer_id as customer from passkey_registrations`,
   settlement_window: `select id, null as participant, null as customer from settlement_windows`,
+  dispute: `select id, wallet_participant_id as participant, customer_id as customer from disputes`,
+  recall: `select id, wallet_participant_id as participant, customer_id as customer from recalls`,
 };
 
 /** Kinds anyone authenticated may name: a participant in the directory, a payment link its merchant published. */

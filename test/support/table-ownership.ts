@@ -28,6 +28,7 @@ export const TABLE_OWNER: Readonly<Record<string, string>> = {
   hub_heartbeat: 'system',
   customer_budgets: 'web',
   credit_statements: 'credit', credit_repayments: 'credit',
+  disputes: 'disputes', dispute_steps: 'disputes', recalls: 'disputes', recall_holds: 'disputes',
   settlement_windows: 'settlement', settlement_entries: 'settlement', settlement_net_positions: 'settlement', settlement_instructions: 'settlement', settlement_currency_models: 'settlement', settlement_schedules: 'settlement', settlement_discrepancy_reports: 'settlement',
 };
 
