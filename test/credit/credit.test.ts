@@ -3,6 +3,7 @@ import { customerAccountId } from '../../src/accounts/index.ts';
 import { demoCustomerId, demoParticipantId } from '../../src/demo/seed.ts';
 import { tapBody, type WalletToken } from '../../src/demo/fixtures.ts';
 import { createFakeClock, type FakeClock } from '../../src/platform/clock.ts';
+import { openSentCode } from '../../src/platform/sent-codes.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
 
@@ -42,7 +43,7 @@ describe.each(engines)('credit lines on %s', (engine) => {
     t = await startTestHub(engine, { clock });
     const bank = t.api('bank-b');
     // A new customer of the bank, with an empty HKD account.
-    const customer = await bank.post('/v1/customers', { externalId: 'PRB-credit-1', name: '张敏', phone: '+85291234567' }, key());
+    const customer = await bank.post('/v1/customers', { externalId: 'PRB-credit-1', name: '张敏', phone: '+85290000001' }, key());
     expect(customer.status).toBe(201);
     zhang = customer.body.id;
     repaymentAccount = customerAccountId(zhang, 'HKD');
@@ -170,5 +171,31 @@ describe.each(engines)('credit lines on %s', (engine) => {
     const notLine = await t.api('bank-b').get(`/v1/issuer/credit-lines/${repaymentAccount}`);
     expect(notLine.status).toBe(404);
     expect(notLine.body.error.code).toBe('credit_line_not_found');
+  });
+
+  it("a bank's credit line, linked into a wallet with the bank's consent, pays a merchant there up to its limit", async () => {
+    const bankCustomer = demoCustomerId('zhang-at-bank-b');
+    const walletCustomer = demoCustomerId('zhang-at-wallet-b');
+    const opened = await t.api('bank-b').post('/v1/issuer/credit-lines', { customerId: bankCustomer, limit: { amount: '300.00', currency: 'HKD' } }, key());
+    expect(opened.status).toBe(201);
+    const lineId = opened.body.accountId;
+    const wb = t.api('wallet-b');
+    const consent = await wb.post('/v1/account-links', { customerId: walletCustomer, bankParticipantId: demoParticipantId('bank-b'), currency: 'HKD' }, key());
+    expect(consent.status).toBe(201);
+    const code = await openSentCode(t.hub, 'account_link.consent_requested', consent.body.id);
+    const links = await wb.post(`/v1/account-links/consents/${consent.body.id}/confirm`, { code }, key());
+    expect(links.status).toBe(201);
+    const listed = await wb.get(`/v1/accounts?customerId=${walletCustomer}`);
+    expect(listed.body.items.map((a: { id: string }) => a.id)).toContain(lineId);
+    const qr = await t.api('merchant-b').post(`/v1/merchants/${MERCHANT_B}/qr-codes`, { kind: 'static' }, key());
+    expect(qr.status).toBe(201);
+    const pay = (amount: string) => wb.post('/v1/wallet/payments/qr', { payload: qr.body.payload, amount: { amount, currency: 'HKD' }, customerId: walletCustomer, source: { type: 'account', accountId: lineId } }, key());
+    const paid = await pay('250.00');
+    expect(paid.status, JSON.stringify(paid.body)).toBe(201);
+    const over = await pay('50.01');
+    expect(over.status).toBe(422);
+    expect(over.body.error.code).toBe('exceeds_credit_limit');
+    expect((await t.api('bank-b').get(`/v1/issuer/credit-lines/${lineId}`)).body).toMatchObject({ owed: { amount: '250.00' }, available: { amount: '50.00' } });
+    expect(await t.hub.ledger.checkInvariants()).toEqual([]);
   });
 });
