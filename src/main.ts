@@ -244,7 +244,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   accountsOf = () => transfers.accounts;
   const liquidity = createLiquidityService({ db, clock, audit, events, ledger, accounts: transfers.accounts });
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs, settlement });
-  const credit: CreditService = createCreditService({ db, clock, audit, events, ledger, accounts: transfers.accounts, settlement, cards: cards.cards });
+  const credit: CreditService = createCreditService({ db, clock, audit, events, ledger, accounts: transfers.accounts, settlement, cards: cards.cards, walletTokens: cards.walletTokens });
   creditLines.of = (ids) => credit.lines(ids);
   const disputes: DisputeService = createDisputeService({ db, clock, audit, events, ledger, accounts: transfers.accounts, settlement, payments: payments.payments, merchants: payments.merchants, transfers: transfers.transfers });
   const budgets = createBudgetService({ db, clock, audit, events, accounts: transfers.accounts });

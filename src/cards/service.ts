@@ -259,6 +259,8 @@ export type OpenCreditAccount = (input: { id: string; issuerId: string; customer
 
 /** A credit card's own ledger account. */
 export const creditAccountIdOf = (cardId: string) => `acc_credit_${cardId}`;
+/** The card whose own credit account this is, or undefined for any other account. */
+export const cardIdOfCreditAccount = (accountId: string): string | undefined => (accountId.startsWith('acc_credit_') ? accountId.slice('acc_credit_'.length) : undefined);
 
 export function createCardService(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox; tokens: TokenPropagation; openCreditAccount?: OpenCreditAccount }): CardService {
   const { db, clock, vault, audit, events, tokens } = deps;

@@ -1,6 +1,6 @@
 import { positionLimit, type AccountService } from '../accounts/index.ts';
 import type { Actor, AuditService } from '../audit/index.ts';
-import type { Card, CardService, CreditView } from '../cards/index.ts';
+import { cardIdOfCreditAccount, type Card, type CardService, type CreditView, type WalletTokenService } from '../cards/index.ts';
 import type { Ledger, Account } from '../ledger/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
@@ -137,8 +137,9 @@ export function createCreditService(deps: {
   accounts: AccountService;
   settlement: SettlementService;
   cards: CardService;
+  walletTokens: WalletTokenService;
 }): CreditService {
-  const { db, clock, audit, events, ledger, accounts, settlement, cards } = deps;
+  const { db, clock, audit, events, ledger, accounts, settlement, cards, walletTokens } = deps;
 
   const latestStatements = async (q: Queryable, accountIds: readonly string[]) => {
     if (accountIds.length === 0) return new Map<string, Statement>();
@@ -221,7 +222,7 @@ export function createCreditService(deps: {
           newId('cst'),
           issuerId,
           current.customerId,
-          input.cardId ?? null,
+          input.cardId ?? cardIdOfCreditAccount(accountId) ?? null,
           accountId,
           currency,
           prev?.period_end ?? null,
@@ -239,6 +240,20 @@ export function createCreditService(deps: {
         type: 'credit.statement_issued',
         data: { statementId: statement.id, accountId, customerId: current.customerId, balance: formatMoney(balance, currency), minimumPayment: formatMoney(statement.minimumMinor, currency), dueAt: statement.dueAt.toISOString() },
       });
+      // Every wallet holding a live token of the card is told too, by its own token and customer.
+      if (statement.cardId !== null) {
+        const held = await walletTokens.listForCard(issuerId, statement.cardId);
+        for (const entry of held.ok ? held.value : []) {
+          if (entry.status !== 'active') continue;
+          const token = await walletTokens.getForIssuer(issuerId, statement.cardId, entry.id, tx);
+          if (token === undefined) continue;
+          await events.emit(tx, {
+            participantId: token.requestorParticipantId,
+            type: 'credit.statement_issued',
+            data: { statementId: statement.id, tokenRef: token.tokenRef, customerId: token.customerId, balance: formatMoney(balance, currency), minimumPayment: formatMoney(statement.minimumMinor, currency), dueAt: statement.dueAt.toISOString() },
+          });
+        }
+      }
       return ok(statement);
     },
     async statements(issuerId, accountId, limit) {

@@ -249,8 +249,16 @@ export const eventCatalogue = {
   'credit.line_opened': { summary: 'You opened a credit line for a customer', data: Data({ accountId: Id('The credit line'), customerId: Id('Your customer'), limit: Money }) },
   'credit.limit_changed': { summary: "A credit line's limit changed", data: Data({ accountId: Id('The credit line'), customerId: Id('Your customer'), limit: Money }) },
   'credit.statement_issued': {
-    summary: 'A statement of a credit line closed: send it to the cardholder',
-    data: Data({ statementId: Id('The statement'), accountId: Id('The credit line'), customerId: Id('Your customer'), balance: Money, minimumPayment: Money, dueAt: Time('The due date') }),
+    summary: 'A statement of a credit line closed (to the issuer, and to every wallet holding a token of the card)',
+    data: Data({
+      statementId: Id('The statement'),
+      accountId: Type.Optional(Id('The credit line (to the issuer)')),
+      tokenRef: Type.Optional(Id('Your token of the card (to a wallet)')),
+      customerId: Id('Your customer'),
+      balance: Money,
+      minimumPayment: Money,
+      dueAt: Time('The due date'),
+    }),
   },
   'credit.statement_overdue': {
     summary: 'A statement reached its due date with less than its minimum payment paid',

@@ -114,6 +114,12 @@ describe.each(engines)('credit lines on %s', (engine) => {
     expect(s.status).toBe(201);
     expect(s.body).toMatchObject({ balance: { amount: '6000.00', currency: 'HKD' }, minimumPayment: { amount: '300.00', currency: 'HKD' }, paid: { amount: '0.00' }, status: 'due', periodStart: null });
     expect(new Date(s.body.dueAt).getTime() - clock.nowMs()).toBe(20 * 86_400_000);
+    // Every wallet holding the card is told, by its own token.
+    const told = await t.hub.db.query<{ participant_id: string; payload: { tokenRef?: string } }>(`select participant_id, payload from events where type = 'credit.statement_issued' and payload->>'statementId' = $1 order by participant_id`, [s.body.id]);
+    expect(told.map((e) => [e.participant_id, e.payload.tokenRef ?? null])).toEqual(
+      [[demoParticipantId('bank-b'), null], [demoParticipantId('wallet-b'), inB.tokenRef], [demoParticipantId('wallet-c'), inC.tokenRef]].sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+    );
+    expect(s.body.cardId).toBe(cardId);
     // Every wallet shows it.
     const inWallet = await t.api('wallet-c').get(`/v1/wallet/tokens/${inC.tokenRef}`);
     expect(inWallet.body.credit.statement).toMatchObject({ id: s.body.id, minimumPayment: { amount: '300.00' }, status: 'due' });
