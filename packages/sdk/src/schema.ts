@@ -4483,8 +4483,8 @@ export interface webhooks {
         get?: never;
         put?: never;
         /**
-         * A statement of a credit line closed: send it to the cardholder
-         * @description A statement of a credit line closed: send it to the cardholder. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         * A statement of a credit line closed (to the issuer, and to every wallet holding a token of the card)
+         * @description A statement of a credit line closed (to the issuer, and to every wallet holding a token of the card). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
          */
         post: operations["onCreditStatementIssued"];
         delete?: never;
@@ -21992,8 +21992,10 @@ export interface operations {
                     data: {
                         /** @description The statement */
                         statementId: string;
-                        /** @description The credit line */
-                        accountId: string;
+                        /** @description The credit line (to the issuer) */
+                        accountId?: string;
+                        /** @description Your token of the card (to a wallet) */
+                        tokenRef?: string;
                         /** @description Your customer */
                         customerId: string;
                         /** @description Money: a decimal string and its ISO 4217 currency */
