@@ -491,9 +491,9 @@ export function createDisputeService(deps: {
       if (existing !== undefined) return err('recall_exists', 'this payment was already recalled', { recallId: existing.id });
       const id = newId('rcl');
       const currency = p.sendCurrency;
-      const [inserted] = await tx.query<RecallRow>(
+      await tx.query(
         `insert into recalls (id, payment_id, wallet_participant_id, customer_id, payee_participant_id, victim_account_id, amount_minor, currency, reason, status, analysis_due_at, refund_due_at, created_at, updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'analysing', $10, $11, $12, $12) returning *`,
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'analysing', $10, $11, $12, $12)`,
         [id, p.id, input.walletId, input.customerId, p.payeeParticipantId, p.sourceAccountId, p.sendMinor, currency, input.reason, new Date(now.getTime() + RECALL_ANALYSIS_MS), new Date(now.getTime() + RECALL_REFUND_MS), now],
       );
       await addStep(tx, id, input.walletId, 'opened', input.reason, p.sendMinor);
@@ -550,7 +550,6 @@ export function createDisputeService(deps: {
       }
       const [row] = await tx.query<RecallRow>('update recalls set frozen_minor = $2 where id = $1 returning *', [id, frozen]);
       await audit.record(tx, { actor, action: 'recall.opened', objectType: 'recall', objectId: id, details: { paymentId: p.id, amountMinor: p.sendMinor.toString(), frozenMinor: frozen.toString(), holds: seq } });
-      void inserted;
       await tellRecall(tx, row!, 'recall.opened', input.walletId);
       return ok(await toRecall(tx, row!));
     },
