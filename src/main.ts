@@ -28,7 +28,8 @@ import { defineStepUpRefs } from './stepup/index.ts';
 import { createStepUpService, type StepUpService } from './stepup/index.ts';
 import { registerStepUpRoutes } from './stepup/index.ts';
 import { createLiquidityService, type LiquidityService } from './liquidity/index.ts';
-import { registerLiquidityRoutes } from './liquidity/index.ts';
+import { createCashService, defineCashRefs, registerCashRoutes } from './cash/index.ts';
+import { createLiquidityRequests, defineLiquidityRefs, registerLiquidityRequestRoutes, registerLiquidityRoutes } from './liquidity/index.ts';
 import { createSettlementService, SETTLEMENT_SCHEDULE_INTERVAL_MS, type SettlementService } from './settlement/index.ts';
 import { registerSettlementRoutes } from './settlement/index.ts';
 import { createSettlementDocuments } from './settlement/index.ts';
@@ -243,6 +244,8 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   });
   accountsOf = () => transfers.accounts;
   const liquidity = createLiquidityService({ db, clock, audit, events, ledger, accounts: transfers.accounts });
+  const liquidityRequests = createLiquidityRequests({ clock, audit, events, liquidity });
+  const cash = createCashService({ clock, audit, events, ledger, accounts: transfers.accounts, settlement, connected: async (p, c, q) => (await connections.connected(p, c, q)) !== undefined });
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs, settlement });
   const credit: CreditService = createCreditService({ db, clock, audit, events, ledger, accounts: transfers.accounts, settlement, cards: cards.cards, walletTokens: cards.walletTokens });
   creditLines.of = (ids) => credit.lines(ids);
@@ -279,7 +282,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   });
   for (const schema of [...participantSchemas, ...connectorSchemas]) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });
-  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs, defineDisputeRefs]) define(refs);
+  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs, defineLiquidityRefs, defineCashRefs, defineDisputeRefs]) define(refs);
   registerOwnership(app, { registry: refs, db }, callerOf);
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
   registerParticipantRoutes(app, { participants, tokens, idempotent, authFailures: createFailureLimiter({ nowMs: () => clock.nowMs() }) });
@@ -291,6 +294,8 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   // @modules:routes (each capability registers its routes here)
   registerLedgerRoutes(app, { db, ledger, participants, audit, events, idempotent, positionAccount: liquidity.positionAccount });
   registerLiquidityRoutes(app, { liquidity, idempotent });
+  registerLiquidityRequestRoutes(app, { db, requests: liquidityRequests, idempotent });
+  registerCashRoutes(app, { db, cash, idempotent });
   registerSettlementRoutes(app, { db, settlement, documents: createSettlementDocuments({ clock, settlement }), liquidity, idempotent });
   await registerWebRoutes(app, { db, vault, tokens, customers, clock, paymentLinks: payments.payments, budgets, demoEnabled: config.demo });
   registerOperatorSettingsRoutes(app, { fx: transfers.fx, risk: transfers.risk });

@@ -85,6 +85,8 @@ export interface AccountService {
   requestLink(tx: Queryable, actor: Actor, input: { walletParticipantId: string; walletCustomerId: string; bankParticipantId: string; currency?: string | undefined }): Promise<Result<Consent, TErr>>;
   confirmLink(tx: Queryable, actor: Actor, walletParticipantId: string, consentId: string, code: string): Promise<Result<AccountLink[], TErr>>;
   listLinks(participantId: string, customerId?: string): Promise<AccountLink[]>;
+  /** A wallet customer's active link, its row locked (FOR SHARE) until the caller's COMMIT, so a revocation waits for it. */
+  activeLink(tx: Queryable, linkId: string, walletParticipantId: string, walletCustomerId: string): Promise<AccountLink | undefined>;
   revokeLink(tx: Queryable, actor: Actor, participantId: string, linkId: string): Promise<Result<AccountLink, TErr>>;
 }
 
@@ -283,11 +285,12 @@ export function createAccountService(deps: {
       if (c === undefined) return err('consent_not_found', 'no such consent', { consentId });
       if (c.status !== 'pending') return err(c.status === 'expired' ? 'consent_expired' : 'consent_locked', `the consent is ${c.status}`);
       if (c.expires_at.getTime() <= clock.nowMs()) return err('consent_expired', 'the code expired; ask for a new one');
-      if (c.attempts >= CONSENT_MAX_ATTEMPTS) return err('consent_locked', 'too many wrong codes; ask for a new one');
+      // This request's try was taken already (takeConsentTry): locked only beyond the last allowed try.
+      if (c.attempts > CONSENT_MAX_ATTEMPTS) return err('consent_locked', 'too many wrong codes; ask for a new one');
       const given = Buffer.from(await codeHash(consentId, code));
       const expected = Buffer.from(c.code_hash);
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-        return err('consent_code_invalid', 'wrong code', { attemptsLeft: Math.max(0, CONSENT_MAX_ATTEMPTS - c.attempts - 1), consentId });
+        return err('consent_code_invalid', 'wrong code', { attemptsLeft: Math.max(0, CONSENT_MAX_ATTEMPTS - c.attempts), consentId });
       }
       await tx.query(`update account_link_consents set status = 'confirmed' where id = $1`, [consentId]);
       const accounts = (await ledger.listAccounts({ ownerParticipantId: c.bank_participant_id, customerId: c.bank_customer_id })).filter(
@@ -316,6 +319,13 @@ export function createAccountService(deps: {
       );
       return rows.map(toLink);
     },
+    async activeLink(tx, linkId, walletParticipantId, walletCustomerId) {
+      const [row] = await tx.query<LinkRow>(
+        `select * from account_links where id = $1 and wallet_participant_id = $2 and wallet_customer_id = $3 and status = 'active' for share`,
+        [linkId, walletParticipantId, walletCustomerId],
+      );
+      return row === undefined ? undefined : toLink(row);
+    },
     async revokeLink(tx, actor, participantId, linkId) {
       const rows = await tx.query<LinkRow>(
         `update account_links set status = 'revoked', revoked_at = coalesce(revoked_at, $3) where id = $1 and (wallet_participant_id = $2 or bank_participant_id = $2) returning *`,
@@ -330,9 +340,13 @@ export function createAccountService(deps: {
   };
 }
 
-/** Counts a wrong code outside the rolled-back request (the request's own writes are undone). */
-export async function countWrongConsentCode(db: Db, consentId: string): Promise<void> {
-  await db.query(`update account_link_consents set attempts = attempts + 1, status = case when attempts + 1 >= $2 then 'failed' else status end where id = $1 and status = 'pending'`, [
+/**
+ * Takes one of the consent code's tries before the code is checked, outside the request's transaction (a refused
+ * request rolls back; its try must stay counted) and before its answer is sent: concurrent guesses cannot get past the
+ * limit. Every try counts, the right one too; the one after the last allowed fails the consent.
+ */
+export async function takeConsentTry(db: Db, consentId: string): Promise<void> {
+  await db.query(`update account_link_consents set attempts = attempts + 1, status = case when attempts + 1 > $2 then 'failed' else status end where id = $1 and status = 'pending'`, [
     consentId,
     CONSENT_MAX_ATTEMPTS,
   ]);

@@ -21,6 +21,7 @@ import { createCoalescer } from '../platform/coalescer.ts';
  */
 export const ALIAS_MOVE_TTL_MS = 10 * 60_000;
 export const ALIAS_MOVE_MAX_ATTEMPTS = 5;
+export const ALIAS_VERIFICATION_TTL_MS = 10 * 60_000;
 
 export interface AliasLimits {
   participantPerS: number;
@@ -72,6 +73,12 @@ export interface AliasService {
   remove(tx: Queryable, actor: Actor, participantId: string, aliasId: string): Promise<Result<AliasRecord, TErr>>;
   requestMove(tx: Queryable, actor: Actor, participant: { id: string; country: string }, input: { customerId: string; type: AliasType; value: string; accountId: string }): Promise<Result<{ id: string; expiresAt: Date }, TErr>>;
   confirmMove(tx: Queryable, actor: Actor, participantId: string, moveId: string, code: string): Promise<Result<AliasRecord, TErr>>;
+  /**
+   * A customer adding a phone or e-mail alias themselves proves they control it: a one-time code goes, sealed, to
+   * their participant (alias.verification_requested), which delivers it to that number or address.
+   */
+  requestVerification(tx: Queryable, actor: Actor, participant: { id: string; country: string }, input: { customerId: string; type: 'phone' | 'email'; value: string; accountId: string }): Promise<Result<{ id: string; expiresAt: Date }, TErr>>;
+  confirmVerification(tx: Queryable, actor: Actor, participant: { id: string; country: string }, verificationId: string, code: string): Promise<Result<AliasRecord, TErr>>;
   flag(tx: Queryable, actor: Actor, participant: { id: string; country: string }, type: AliasType, value: string, reason: string): Promise<Result<AliasRecord, TErr>>;
   unflag(tx: Queryable, actor: Actor, participant: { id: string; country: string }, type: AliasType, value: string): Promise<Result<AliasRecord, TErr>>;
 }
@@ -116,6 +123,7 @@ export function createAliasService(deps: { db: Db; clock: Clock; audit: AuditSer
   const byParticipant = createTokenBucketLimiter({ ratePerS: () => limits.participantPerS, burst: () => limits.participantBurst, nowMs: () => clock.nowMs() });
   const byCustomer = createTokenBucketLimiter({ ratePerS: () => limits.customerPerS, burst: () => limits.customerBurst, nowMs: () => clock.nowMs() });
   const codeHash = (moveId: string, code: string) => vault.indexHash(`alias-move:${moveId}:${code}`);
+  const verificationHash = (verificationId: string, code: string) => vault.indexHash(`alias-verification:${verificationId}:${code}`);
 
   const resolve: AliasService['resolve'] = async (q, type, value, defaultCountry) => {
     const normalized = normalizeAlias(type, value, defaultCountry);
@@ -147,6 +155,23 @@ export function createAliasService(deps: { db: Db; clock: Clock; audit: AuditSer
       return { code: 'account_unavailable', message: "the alias must point to one of this customer's accounts", details: { accountId } };
     }
     return undefined;
+  };
+
+  /** Registers a normalized alias for a checked target: taken aliases are refused, never overwritten. */
+  const insertAlias = async (tx: Queryable, actor: Actor, participantId: string, input: { customerId: string; type: AliasType; value: string; accountId: string }): Promise<Result<AliasRecord, TErr>> => {
+    const now = clock.now();
+    const id = newId('ali');
+    const rows = await tx.query<{ id: string }>(
+      `insert into aliases (id, type, value, participant_id, customer_id, account_id, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $7)
+       on conflict (type, value) do nothing returning id`,
+      [id, input.type, input.value, participantId, input.customerId, input.accountId, now],
+    );
+    if (rows.length === 0) return err('alias_taken', 'this alias is registered already; to move it here, ask for a move with the customer’s confirmation', { type: input.type });
+    await audit.record(tx, { actor, action: 'alias.registered', objectType: 'alias', objectId: id, details: { type: input.type, customerId: input.customerId } });
+    await events.emit(tx, { participantId, type: 'alias.registered', data: { aliasId: id, type: input.type, customerId: input.customerId } });
+    const registered = await byId(tx, id);
+    if (registered === undefined) throw new Error(`alias ${id} vanished inside its own transaction`);
+    return ok(registered);
   };
 
   return {
@@ -190,17 +215,7 @@ export function createAliasService(deps: { db: Db; clock: Clock; audit: AuditSer
       if (value === undefined) return err('invalid_alias', `not a valid ${input.type}`, { type: input.type });
       const bad = await checkTarget(tx, participant.id, input.customerId, input.accountId);
       if (bad !== undefined) return { ok: false, error: bad };
-      const now = clock.now();
-      const id = newId('ali');
-      const rows = await tx.query<{ id: string }>(
-        `insert into aliases (id, type, value, participant_id, customer_id, account_id, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $7)
-         on conflict (type, value) do nothing returning id`,
-        [id, input.type, value, participant.id, input.customerId, input.accountId, now],
-      );
-      if (rows.length === 0) return err('alias_taken', 'this alias is registered already; to move it here, ask for a move with the customer’s confirmation', { type: input.type });
-      await audit.record(tx, { actor, action: 'alias.registered', objectType: 'alias', objectId: id, details: { type: input.type, customerId: input.customerId } });
-      await events.emit(tx, { participantId: participant.id, type: 'alias.registered', data: { aliasId: id, type: input.type, customerId: input.customerId } });
-      return ok((await byId(tx, id))!);
+      return insertAlias(tx, actor, participant.id, { ...input, value });
     },
     async list(participantId, customerId) {
       return (await db.query<AliasRow>(`${SELECT} where a.participant_id = $1 and a.customer_id = $2 order by a.created_at, a.id limit 50`, [participantId, customerId])).map(toAlias);
@@ -251,7 +266,8 @@ export function createAliasService(deps: { db: Db; clock: Clock; audit: AuditSer
         [moveId, participantId],
       );
       if (m === undefined) return err('alias_move_not_found', 'no such alias move', { moveId });
-      if (m.status !== 'pending' || m.attempts >= ALIAS_MOVE_MAX_ATTEMPTS) return err('alias_move_locked', `the move is ${m.status}`);
+      // This request's try was taken already (takeMoveTry): the limit is passed only beyond the last allowed try.
+      if (m.status !== 'pending' || m.attempts > ALIAS_MOVE_MAX_ATTEMPTS) return err('alias_move_locked', `the move is ${m.status}`);
       if (m.expires_at.getTime() <= clock.nowMs()) return err('alias_move_expired', 'the code expired; ask for a new move');
       const given = Buffer.from(await codeHash(moveId, code));
       const expected = Buffer.from(m.code_hash);
@@ -264,6 +280,50 @@ export function createAliasService(deps: { db: Db; clock: Clock; audit: AuditSer
       await events.emit(tx, { participantId: before.participantId, type: 'alias.moved_away', data: { aliasId: m.alias_id, customerId: before.customerId } });
       await events.emit(tx, { participantId, type: 'alias.moved_in', data: { aliasId: m.alias_id, customerId: m.to_customer_id } });
       return ok((await byId(tx, m.alias_id))!);
+    },
+    async requestVerification(tx, actor, participant, input) {
+      const value = normalizeAlias(input.type, input.value, participant.country);
+      if (value === undefined) return err('invalid_alias', `not a valid ${input.type}`, { type: input.type });
+      const bad = await checkTarget(tx, participant.id, input.customerId, input.accountId);
+      if (bad !== undefined) return { ok: false, error: bad };
+      // Checked now so the customer is not sent a code for an alias they could not get; checked again at confirmation.
+      if ((await resolve(tx, input.type, value, participant.country)) !== undefined) {
+        return err('alias_taken', 'this alias is registered already; to move it here, ask for a move with the customer’s confirmation', { type: input.type });
+      }
+      const id = newId('avf');
+      const code = newOneTimeCode();
+      const expiresAt = new Date(clock.nowMs() + ALIAS_VERIFICATION_TTL_MS);
+      await tx.query(
+        `insert into alias_verifications (id, participant_id, customer_id, account_id, type, value, code_hash, status, expires_at, created_at) values ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9)`,
+        [id, participant.id, input.customerId, input.accountId, input.type, value, await verificationHash(id, code), expiresAt, clock.now()],
+      );
+      await audit.record(tx, { actor, action: 'alias.verification_requested', objectType: 'alias_verification', objectId: id, details: { type: input.type, customerId: input.customerId } });
+      // The participant sends the code to the number or address being added (it is its own customer's), so only the
+      // person who controls it can confirm.
+      await events.emit(tx, {
+        participantId: participant.id,
+        type: 'alias.verification_requested',
+        data: { verificationId: id, customerId: input.customerId, type: input.type, value, codeSealed: await sealForParticipant(tx, vault, participant.id, code, id), expiresAt: expiresAt.toISOString() },
+      });
+      return ok({ id, expiresAt });
+    },
+    async confirmVerification(tx, actor, participant, verificationId, code) {
+      const [v] = await tx.query<{ customer_id: string; account_id: string; type: 'phone' | 'email'; value: string; code_hash: string; attempts: number; status: string; expires_at: Date }>(
+        'select * from alias_verifications where id = $1 and participant_id = $2 for update',
+        [verificationId, participant.id],
+      );
+      if (v === undefined) return err('alias_verification_not_found', 'no such alias verification', { verificationId });
+      // This request's try was taken already (takeVerificationTry).
+      if (v.status !== 'pending' || v.attempts > ALIAS_MOVE_MAX_ATTEMPTS) return err('alias_verification_locked', `the verification is ${v.status}`);
+      if (v.expires_at.getTime() <= clock.nowMs()) return err('alias_verification_expired', 'the code expired; ask for a new one');
+      const given = Buffer.from(await verificationHash(verificationId, code));
+      const expected = Buffer.from(v.code_hash);
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) return err('alias_code_invalid', 'wrong code', { verificationId });
+      const bad = await checkTarget(tx, participant.id, v.customer_id, v.account_id);
+      if (bad !== undefined) return { ok: false, error: bad };
+      const registered = await insertAlias(tx, actor, participant.id, { customerId: v.customer_id, type: v.type, value: v.value, accountId: v.account_id });
+      if (registered.ok) await tx.query(`update alias_verifications set status = 'confirmed' where id = $1`, [verificationId]);
+      return registered;
     },
     async flag(tx, actor, participant, type, value, reason) {
       const found = await resolve(tx, type, value, participant.country);
@@ -283,6 +343,13 @@ export function createAliasService(deps: { db: Db; clock: Clock; audit: AuditSer
   };
 }
 
-export async function countWrongMoveCode(db: Db, moveId: string): Promise<void> {
-  await db.query(`update alias_moves set attempts = attempts + 1, status = case when attempts + 1 >= $2 then 'failed' else status end where id = $1 and status = 'pending'`, [moveId, ALIAS_MOVE_MAX_ATTEMPTS]);
+/**
+ * Takes one of a code's tries before the code is checked, outside the request's transaction (a refused request rolls
+ * back, its try must stay counted) and before its answer is sent, so that neither concurrent guesses nor a fast next
+ * request get past the limit: every try counts, the right one too, and the (MAX+1)th fails the move or verification.
+ */
+async function takeTry(db: Db, table: 'alias_moves' | 'alias_verifications', id: string): Promise<void> {
+  await db.query(`update ${table} set attempts = attempts + 1, status = case when attempts + 1 > $2 then 'failed' else status end where id = $1 and status = 'pending'`, [id, ALIAS_MOVE_MAX_ATTEMPTS]);
 }
+export const takeMoveTry = (db: Db, moveId: string): Promise<void> => takeTry(db, 'alias_moves', moveId);
+export const takeVerificationTry = (db: Db, verificationId: string): Promise<void> => takeTry(db, 'alias_verifications', verificationId);

@@ -10,6 +10,7 @@ import type { StepUpErrorCode } from '../stepup/index.ts';
 import type { CustomerLinkErrorCode } from '../customers/index.ts';
 import type { LiquidityErrorCode } from '../liquidity/index.ts';
 import type { SettlementErrorCode } from '../settlement/index.ts';
+import type { CashErrorCode } from '../cash/index.ts';
 import type { WebhookSecretErrorCode } from '../webhooks/index.ts';
 import type { CreditErrorCode } from '../credit/index.ts';
 import type { DisputesErrorCode } from '../disputes/index.ts';
@@ -51,6 +52,7 @@ export type ErrorCode =
   | CustomerLinkErrorCode
   | LiquidityErrorCode
   | SettlementErrorCode
+  | CashErrorCode
   | WebhookSecretErrorCode
   | CreditErrorCode
   | DisputesErrorCode
@@ -155,6 +157,14 @@ export const errorCatalogue = {
   settlement_csv_invalid: { status: 422, message: "the uploaded CSV is not a settlement view the hub can read" },
   // FX
   fx_rates_invalid: { status: 400, message: "the rates document is not valid" },
+  fx_rate_expired: { status: 422, message: "the FX rate expired: the provider must post a new one" },
+  fx_tier_not_covered: { status: 422, message: "no tier of the FX rates in force prices this amount" },
+  fx_provider_not_registered: { status: 403, message: "this participant is not registered as an FX provider" },
+  fx_rate_invalid: { status: 400, message: "the FX rate is not valid" },
+  liquidity_request_not_found: { status: 404, message: "no such liquidity request" },
+  liquidity_request_decided: { status: 409, message: "the liquidity request was already approved or rejected" },
+  cash_movement_not_found: { status: 404, message: "no such withdrawal or top-up" },
+  cash_link_invalid: { status: 422, message: "the linked bank account cannot be used for this (revoked, another currency, or kept in the bank's own books)" },
   fx_rate_unavailable: { status: 422, message: "no reference rate for this currency or pair" },
   // Risk
   risk_alert_not_found: { status: 404, message: "no such alert" },
@@ -177,6 +187,10 @@ export const errorCatalogue = {
   alias_move_not_found: { status: 404, message: "no such alias move" },
   alias_move_expired: { status: 410, message: "the code expired; ask for a new move" },
   alias_code_invalid: { status: 422, message: "wrong code" },
+  alias_verification_not_found: { status: 404, message: "no such alias verification" },
+  alias_verification_expired: { status: 410, message: "the code expired; ask for a new one" },
+  alias_verification_locked: { status: 403, message: "too many wrong codes for this verification; ask for a new code" },
+  alias_verification_required: { status: 403, message: "a customer adds a phone number or e-mail address by confirming a code sent there: POST /v1/aliases/verifications" },
   alias_move_locked: { status: 403, message: "too many wrong codes for this alias move; start a new move" },
   alias_lookup_limited: { status: 429, message: "too many alias lookups; slow down" },
   // Transfers: P2P, requests, splits, red packets

@@ -35,6 +35,7 @@ export const REF_KINDS = [
   'account_link_consent',
   'alias',
   'alias_move',
+  'alias_verification',
   'card_product',
   'card',
   'card_ref',
@@ -60,6 +61,8 @@ export const REF_KINDS = [
   'settlement_window',
   'dispute',
   'recall',
+  'liquidity_request',
+  'cash_movement',
 ] as const;
 export type RefKind = (typeof REF_KINDS)[number];
 

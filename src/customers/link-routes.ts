@@ -65,12 +65,11 @@ export function registerCustomerLinkRoutes(app: HttpServer, deps: { db: Db; link
       },
     },
     async (request, reply) => {
-      // Not under an Idempotency-Key: a wrong code must count although the request is refused and rolled back.
+      // Not under an Idempotency-Key: the try is taken before the code is checked and stays taken although a wrong code
+      // is refused and rolled back.
+      await links.takeTry(request.params.consentId);
       const r = await db.transaction((tx) => links.confirm(tx, actorOf(request), principalOf(request).participantId, request.params.consentId, request.body.code));
-      if (!r.ok) {
-        if (r.error.code === 'customer_link_code_invalid') await links.countWrongCode(request.params.consentId);
-        return reply.fail(r.error);
-      }
+      if (!r.ok) return reply.fail(r.error);
       return reply.code(201).send(wireLink(r.value));
     },
   );

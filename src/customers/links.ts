@@ -61,7 +61,8 @@ export interface CustomerLinkService {
   /** The records actively linked to this one (direct links only), for merged histories. */
   linked(participantId: string, customerId: string, q?: Queryable): Promise<{ participantId: string; customerId: string }[]>;
   /** Counts a wrong code outside the refused request's transaction (which rolls back). */
-  countWrongCode(consentId: string): Promise<void>;
+  /** Takes one of the consent code's tries before it is checked (see the step-up challenges' takeTry): every try counts. */
+  takeTry(consentId: string): Promise<void>;
 }
 
 interface LinkRow {
@@ -146,11 +147,12 @@ export function createCustomerLinkService(deps: { db: Db; clock: Clock; vault: V
       if (c === undefined) return err('customer_link_consent_not_found', 'no such consent');
       if (c.status !== 'pending') return err(c.status === 'expired' ? 'customer_link_consent_expired' : 'customer_link_consent_locked', `the consent is ${c.status}`);
       if (c.expires_at.getTime() <= clock.nowMs()) return err('customer_link_consent_expired', 'the code expired; ask for a new one');
-      if (c.attempts >= LINK_CONSENT_MAX_ATTEMPTS) return err('customer_link_consent_locked', 'too many wrong codes; ask for a new one');
+      // This request's try was taken already (takeTry).
+      if (c.attempts > LINK_CONSENT_MAX_ATTEMPTS) return err('customer_link_consent_locked', 'too many wrong codes; ask for a new one');
       const given = Buffer.from(await codeHash(consentId, code));
       const expected = Buffer.from(c.code_hash);
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-        return err('customer_link_code_invalid', 'wrong code', { attemptsRemaining: Math.max(0, LINK_CONSENT_MAX_ATTEMPTS - c.attempts - 1) });
+        return err('customer_link_code_invalid', 'wrong code', { attemptsRemaining: Math.max(0, LINK_CONSENT_MAX_ATTEMPTS - c.attempts) });
       }
       await tx.query(`update customer_link_consents set status = 'confirmed', code_hash = '' where id = $1`, [consentId]);
       const id = newId('cln');
@@ -202,8 +204,8 @@ export function createCustomerLinkService(deps: { db: Db; clock: Clock; vault: V
       return rows.map((r) => ({ participantId: r.other_participant_id, customerId: r.other_customer_id }));
     },
 
-    async countWrongCode(consentId) {
-      await db.query(`update customer_link_consents set attempts = attempts + 1, status = case when attempts + 1 >= $2 then 'failed' else status end where id = $1 and status = 'pending'`, [
+    async takeTry(consentId) {
+      await db.query(`update customer_link_consents set attempts = attempts + 1, status = case when attempts + 1 > $2 then 'failed' else status end where id = $1 and status = 'pending'`, [
         consentId,
         LINK_CONSENT_MAX_ATTEMPTS,
       ]);

@@ -1,12 +1,14 @@
-import { customerAccountId, systemAccountId } from '../accounts/index.ts';
+import { customerAccountId } from '../accounts/index.ts';
+import { conversion, DEMO_RATE_TTL_MS } from '../fx/index.ts';
+import { currencyMinorUnit } from '../platform/money.ts';
 import type { AliasType } from '../aliases/index.ts';
 import type { Hub } from '../main.ts';
 import { DEMO_PARTICIPANTS, demoParticipantId } from './seed.ts';
 
 /**
  * Demo data for P2P (accounts, aliases, transfers), idempotent: customer accounts with opening balances funded by recorded ledger transfers from
- * each participant's funding account (never balance edits), aliases, FX liquidity accounts (held by Pearl River Bank),
- * the demo FX rates and one fee schedule.
+ * each participant's funding account (never balance edits), aliases, the demo FX provider (Pearl River Bank: its
+ * positions hold the FX liquidity, its rates come from the bundled reference file) and one fee schedule.
  */
 export const DEMO_ACCOUNTS: readonly { customer: string; participant: string; currency: string; opening: bigint }[] = [
   { customer: 'li-at-bank-a', participant: 'bank-a', currency: 'CNY', opening: 5_000_000n },
@@ -71,12 +73,10 @@ export async function seedDemoTransfers(hubLike: object, customerIds: ReadonlyMa
     });
   };
 
-  for (const { currency, amount } of FX_LIQUIDITY) {
-    const id = await accounts.ensureSystemAccount('fx_liquidity', provider, currency);
-    await db.query('insert into fx_liquidity_accounts (currency, account_id) values ($1, $2) on conflict do nothing', [currency, id]);
-    await fund(provider, id, currency, amount, `seed_fxl_${currency}`);
-  }
-  void systemAccountId;
+  // The demo FX provider (Pearl River Bank) is an FX provider participant: its positions hold the FX liquidity recorded
+  // above, and it posts rates for every pair of its currencies, derived from the bundled reference file (the demo
+  // provider's only source): two size tiers, 0.5% and 0.3% under the mid rate, up to one million units sent.
+  await postDemoProviderRates(hub);
 
   for (const spec of DEMO_ACCOUNTS) {
     const customerId = customerIds.get(spec.customer);
@@ -107,4 +107,50 @@ export async function seedDemoTransfers(hubLike: object, customerIds: ReadonlyMa
     const r = await transfers.setFee(tx, system, { payerParticipantId: demoParticipantId('wallet-a'), payeeParticipantId: demoParticipantId('wallet-c'), fixedMinor: 100n, fixedCurrency: 'CNY', bps: 25 });
     if (!r.ok) throw new Error('demo seed: fee');
   });
+}
+
+/** The demo provider's tiers: up to this many units sent at 50 bps under the mid rate, then up to the cap at 30 bps. */
+const DEMO_TIERS: readonly { upToUnits: bigint | null; spreadBps: number }[] = [
+  { upToUnits: 10_000n, spreadBps: 50 },
+  { upToUnits: 1_000_000n, spreadBps: 30 },
+];
+
+/**
+ * Registers the demo FX provider and posts its rates for every ordered pair of the FX currencies (unless a rate it
+ * posted earlier still stands for more than a day): idempotent, run at every demo start.
+ */
+export async function postDemoProviderRates(hub: Hub): Promise<number> {
+  const { db } = hub;
+  const { fx } = hub.transfers;
+  const provider = demoParticipantId(FX_PROVIDER);
+  const system = { type: 'system' } as const;
+  const table = await fx.table();
+  const now = hub.clock.nowMs();
+  let posted = 0;
+  await db.transaction(async (tx) => {
+    await fx.providers.register(tx, system, provider);
+    const standing = await fx.providers.current(tx, { providerId: provider });
+    for (const { currency: from } of FX_LIQUIDITY) {
+      for (const { currency: to } of FX_LIQUIDITY) {
+        if (from === to) continue;
+        if (standing.some((r) => r.sendCurrency === from && r.receiveCurrency === to && r.expiresAt.getTime() - now > 86_400_000)) continue;
+        const unit = 10n ** BigInt(currencyMinorUnit(from) ?? 2);
+        let min = 1n;
+        const tiers = [];
+        for (const t of DEMO_TIERS) {
+          const c = conversion(table, from, to, t.spreadBps);
+          if (!c.ok) break;
+          const max = t.upToUnits === null ? null : t.upToUnits * unit;
+          tiers.push({ minMinor: min, maxMinor: max, rate: c.value.rate });
+          if (max === null) break;
+          min = max + 1n;
+        }
+        if (tiers.length === 0) continue;
+        const r = await fx.providers.post(tx, system, provider, { sendCurrency: from, receiveCurrency: to, tiers, expiresAt: new Date(now + DEMO_RATE_TTL_MS) });
+        if (!r.ok) throw new Error(`demo seed: FX rate ${from}/${to}: ${r.error.code}`);
+        posted += 1;
+      }
+    }
+  });
+  return posted;
 }

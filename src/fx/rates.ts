@@ -23,7 +23,7 @@ function minorScale(currency: string): bigint {
   return 10n ** BigInt(unit);
 }
 
-export type FxErrorCode = 'fx_rates_invalid' | 'fx_rate_unavailable';
+export type FxErrorCode = 'fx_rates_invalid' | 'fx_rate_unavailable' | 'fx_rate_expired' | 'fx_tier_not_covered' | 'fx_provider_not_registered' | 'fx_rate_invalid';
 
 export interface RateTable {
   /** The ECB publication date (YYYY-MM-DD). */

@@ -2,10 +2,13 @@ import type { Actor, AuditService } from '../audit/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { ok, type DomainError, type Result } from '../platform/result.ts';
+import type { EventOutbox } from '../webhooks/index.ts';
+import { createFxProviders, type FxProviders } from './providers.ts';
 import { formatScaled, loadRatesFile, parseEcbXml, parseScaledDecimal, RATE_SCALE_DIGITS, type FxErrorCode, type RateTable } from './rates.ts';
 
 /**
- * The rate table in force: kept in the database (so every hub process and restart sees the same one) and cached in
+ * The REFERENCE rate table in force (mid rates: limits and risk weigh every currency in EUR by it, quotes show the mid
+ * rate beside the provider's): kept in the database (so every hub process and restart sees the same one) and cached in
  * memory. `refresh(xml)` replaces it as a whole; quotes already issued keep the rate they locked.
  */
 export interface FxService {
@@ -15,9 +18,11 @@ export interface FxService {
   ensureLoaded(): Promise<void>;
   spreadBps(): number;
   setSpreadBps(bps: number): void;
+  /** FX provider participants and the rates they post: what payments across currencies convert through. */
+  readonly providers: FxProviders;
 }
 
-export function createFxService(deps: { db: Db; clock: Clock; audit: AuditService; spreadBps?: number }): FxService {
+export function createFxService(deps: { db: Db; clock: Clock; audit: AuditService; events: EventOutbox; spreadBps?: number }): FxService {
   const { db, clock, audit } = deps;
   let cached: RateTable | undefined;
   let spread = deps.spreadBps ?? 50;
@@ -42,7 +47,10 @@ export function createFxService(deps: { db: Db; clock: Clock; audit: AuditServic
     );
   };
 
+  const providers = createFxProviders({ clock, audit, events: deps.events });
+
   return {
+    providers,
     async table() {
       if (cached !== undefined) return cached;
       const fromDb = await readDb(db);

@@ -1,10 +1,12 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/index.ts';
 import { Ref } from '../api/index.ts';
-import { CurrencyCode, Money, Strict } from '../api/index.ts';
+import { CurrencyCode, Exactly, Money, Strict } from '../api/index.ts';
+import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { deterministicId } from '../platform/ids.ts';
-import { parseAmount, parseMoney } from '../platform/money.ts';
+import { formatMoney, parseAmount, parseMoney } from '../platform/money.ts';
+import { wireLiquidityRequest, type LiquidityRequest, type LiquidityRequests } from './requests.ts';
 import { wirePosition, type LiquidityService } from './service.ts';
 
 const WireMoney = Type.Object({ amount: Type.String(), currency: Type.String() }, { additionalProperties: false });
@@ -108,6 +110,145 @@ export function registerLiquidityRoutes(app: HttpServer, deps: { liquidity: Liqu
         if (!cap.ok) return cap.error;
         const r = await liquidity.setNetDebitCap(tx, actorOf(request), { participantId: request.params.participantId, currency: request.body.cap.currency, capMinor: cap.value });
         return r.ok ? okResponse(wirePosition(r.value)) : r.error;
+      }),
+  );
+}
+
+const LiquidityRequestSchema = Type.Object(
+  {
+    id: Type.String({ description: 'The liquidity request' }),
+    participantId: Type.String(),
+    direction: Type.Union([Type.Literal('top_up'), Type.Literal('cash_out')], { description: 'top_up: settlement bank account → position; cash_out: position → settlement bank account' }),
+    amount: WireMoney,
+    reference: Type.Union([Type.String(), Type.Null()], { description: 'Your settlement bank reference' }),
+    status: Type.Union([Type.Literal('pending_approval'), Type.Literal('completed'), Type.Literal('rejected')]),
+    reason: Type.Union([Type.String(), Type.Null()], { description: 'Why the operator rejected it' }),
+    transferId: Type.Union([Type.String(), Type.Null()], { description: 'The ledger transfer that moved the money, once completed' }),
+    createdAt: Type.String({ format: 'date-time' }),
+    decidedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  },
+  {
+    $id: 'LiquidityRequest',
+    additionalProperties: false,
+    description: 'A participant’s request to move money between its settlement bank account and its position: completed at once up to the operator’s approval threshold, otherwise pending until the operator approves or rejects it.',
+  },
+);
+const ThresholdSchema = Type.Object({ threshold: WireMoney }, { additionalProperties: false, description: 'Requests above this amount wait for the operator’s approval' });
+const RequestParams = Strict({ requestId: Ref('liquidity_request', 'The liquidity request') });
+const StatusQuery = Strict({
+  status: Type.Optional(Type.Union([Type.Literal('pending_approval'), Type.Literal('completed'), Type.Literal('rejected')])),
+  limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: 'At most 200 (default 50)' })),
+});
+const limitOf = (s: string | undefined) => Math.min(Math.max(s === undefined ? 50 : Number(s), 1), 200);
+
+/** Participants' cash-out and top-up requests, and the operator's approvals (src/liquidity/requests.ts). */
+export function registerLiquidityRequestRoutes(app: HttpServer, deps: { db: Db; requests: LiquidityRequests; idempotent: Idempotent }): void {
+  const { db, requests, idempotent } = deps;
+  app.addSchema(LiquidityRequestSchema);
+  const one = Type.Ref(LiquidityRequestSchema);
+  const many = Type.Object({ items: Type.Array(Type.Ref(LiquidityRequestSchema)) }, { additionalProperties: false });
+  const wire = (r: LiquidityRequest) => Exactly<Static<typeof LiquidityRequestSchema>>()(wireLiquidityRequest(r));
+
+  app.post(
+    '/v1/liquidity/requests',
+    {
+      config: { idempotency: 'required' },
+      schema: {
+        tags: ['liquidity'],
+        summary: 'Ask to top up your position from your settlement bank account, or to cash out to it',
+        description:
+          'Up to the operator’s approval threshold for the currency the money moves at once (a recorded ledger transfer between your settlement-bank mirror and your ' +
+          'position; a cash-out never takes more than the prefunded liquidity left: liquidity_exceeded); above it the request waits for the operator (webhooks ' +
+          '`liquidity.request_approved` / `liquidity.request_rejected`). Idempotency-Key required.',
+        security: [{ participant: [] }],
+        body: Strict({
+          direction: Type.Union([Type.Literal('top_up'), Type.Literal('cash_out')]),
+          amount: Money,
+          reference: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Your settlement bank reference' })),
+        }),
+        response: { 201: one },
+      },
+    },
+    async (request, reply) =>
+      idempotent(
+        request,
+        reply,
+        async (tx) => {
+          const amount = parseMoney(request.body.amount);
+          if (!amount.ok) return amount.error;
+          const r = await requests.request(tx, actorOf(request), {
+            participantId: principalOf(request).participantId,
+            direction: request.body.direction,
+            currency: amount.value.currency,
+            amountMinor: amount.value.amountMinor,
+            reference: request.body.reference,
+          });
+          return r.ok ? created(wire(r.value)) : r.error;
+        },
+        { required: true },
+      ),
+  );
+  app.get(
+    '/v1/liquidity/requests',
+    { schema: { tags: ['liquidity'], summary: 'Your liquidity requests, newest first', security: [{ participant: [] }], querystring: StatusQuery, response: { 200: many } } },
+    async (request) => ({ items: (await requests.list(db, { participantId: principalOf(request).participantId, status: request.query.status, limit: limitOf(request.query.limit) })).map(wire) }),
+  );
+  app.get(
+    '/v1/liquidity/requests/:requestId',
+    { schema: { tags: ['liquidity'], summary: 'One of your liquidity requests', security: [{ participant: [] }], params: RequestParams, response: { 200: one } } },
+    async (request, reply) => {
+      const r = await requests.get(db, request.params.requestId, principalOf(request).participantId);
+      return r === undefined ? reply.fail({ code: 'liquidity_request_not_found', message: 'no such liquidity request' }) : wire(r);
+    },
+  );
+  app.get(
+    '/v1/operator/liquidity/requests',
+    { config: operator, schema: { tags: ['operator'], summary: 'Participants’ liquidity requests (pending_approval: those waiting for you)', security: opSec, querystring: StatusQuery, response: { 200: many } } },
+    async (request) => ({ items: (await requests.list(db, { status: request.query.status, limit: limitOf(request.query.limit) })).map(wire) }),
+  );
+  for (const [action, summary] of [
+    ['approve', 'Approve a pending liquidity request: the money moves now (a cash-out still within the prefunded liquidity left)'],
+    ['reject', 'Reject a pending liquidity request: nothing moves'],
+  ] as const) {
+    app.post(
+      `/v1/operator/liquidity/requests/:requestId/${action}`,
+      {
+        config: { ...operator, idempotency: 'optional' },
+        schema: {
+          tags: ['operator'],
+          summary,
+          security: opSec,
+          params: RequestParams,
+          body: action === 'reject' ? Strict({ reason: Type.String({ minLength: 1, maxLength: 200 }) }) : Strict({}),
+          response: { 200: one },
+        },
+      },
+      async (request, reply) =>
+        idempotent(request, reply, async (tx) => {
+          const body = request.body as { reason?: string };
+          const r = action === 'approve' ? await requests.approve(tx, actorOf(request), request.params.requestId) : await requests.reject(tx, actorOf(request), request.params.requestId, body.reason ?? '');
+          return r.ok ? okResponse(wire(r.value)) : r.error;
+        }),
+    );
+  }
+  app.post(
+    '/v1/operator/liquidity/thresholds',
+    {
+      config: { ...operator, idempotency: 'optional' },
+      schema: {
+        tags: ['operator'],
+        summary: 'Set the approval threshold of a currency: participants’ liquidity requests up to it complete at once, larger ones wait for your approval',
+        security: opSec,
+        body: Strict({ threshold: Type.Object({ amount: Type.String({ pattern: '^[0-9]{1,31}(\\.[0-9]{1,31})?$', maxLength: 40 }), currency: CurrencyCode }, { additionalProperties: false }) }),
+        response: { 200: ThresholdSchema },
+      },
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const t = parseAmount(request.body.threshold.amount, request.body.threshold.currency, { allowZero: true, field: 'threshold' });
+        if (!t.ok) return t.error;
+        const r = await requests.setThreshold(tx, actorOf(request), request.body.threshold.currency, t.value);
+        return r.ok ? okResponse({ threshold: formatMoney(r.value.thresholdMinor, r.value.currency) }) : r.error;
       }),
   );
 }

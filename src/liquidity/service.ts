@@ -18,7 +18,7 @@ import type { EventOutbox } from '../webhooks/index.ts';
  * enforces it under the position's row lock, so concurrent movements never cross it; a movement that would is refused
  * with `liquidity_exceeded`. (Settlement of positions between participants builds on this.)
  */
-export type LiquidityErrorCode = 'liquidity_exceeded' | 'liquidity_invalid';
+export type LiquidityErrorCode = 'liquidity_exceeded' | 'liquidity_invalid' | 'liquidity_request_not_found' | 'liquidity_request_decided';
 
 type LErr = DomainError<LiquidityErrorCode | 'participant_not_found' | 'ledger_rejected'>;
 

@@ -6,6 +6,7 @@ export const SEALED_CODE_EVENTS = {
   'token.step_up_requested': 'provisioningId',
   'account_link.consent_requested': 'consentId',
   'alias.move_requested': 'moveId',
+  'alias.verification_requested': 'verificationId',
   'step_up.code_requested': 'challengeId',
   'customer_link.consent_requested': 'consentId',
 } as const;

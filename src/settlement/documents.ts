@@ -15,6 +15,8 @@ export interface SettlementDocuments {
 }
 
 const MAX_PACS008_TRANSFERS = 100_000;
+/** Entries read per round trip for a statement: larger than an API page (fewer index descents), one page in memory. */
+const STATEMENT_PAGE = 5_000;
 
 export function createSettlementDocuments(deps: { clock: Clock; settlement: SettlementService }): SettlementDocuments {
   const { clock, settlement } = deps;
@@ -51,12 +53,18 @@ export function createSettlementDocuments(deps: { clock: Clock; settlement: Sett
       const totals: StatementTotals = { count: (agg?.dc ?? 0n) + (agg?.cc ?? 0n), debitCount: agg?.dc ?? 0n, creditCount: agg?.cc ?? 0n, debitMinor: agg?.dm ?? 0n, creditMinor: agg?.cm ?? 0n };
       const now = clock.now();
       async function* pages() {
-        let after: string | undefined;
-        for (;;) {
-          const page = await settlement.entries(q, windowId, participantId, after, MAX_ENTRIES_PAGE);
-          yield page;
-          if (page.length < MAX_ENTRIES_PAGE) return;
-          after = page[page.length - 1]?.transferId;
+        // The next page is asked for while this one is written out, so the database and the rendering overlap.
+        let next: Promise<WindowEntry[]> | undefined = settlement.entries(q, windowId, participantId, undefined, STATEMENT_PAGE);
+        try {
+          while (next !== undefined) {
+            const page: WindowEntry[] = await next;
+            const last = page.at(-1)?.transferId;
+            next = page.length === STATEMENT_PAGE && last !== undefined ? settlement.entries(q, windowId, participantId, last, STATEMENT_PAGE) : undefined;
+            yield page;
+          }
+        } finally {
+          // A reader that stops early leaves at most one page in flight: its failure is nobody's to handle.
+          next?.catch(() => undefined);
         }
       }
       return camt053Stream(

@@ -61,14 +61,28 @@ describe('ISO 20022 settlement messages', () => {
     expect(await validate(camt053(statementInput(2), []), CAMT053)).toEqual([]);
   });
 
-  it('the streamed statement is the same document as the one built at once', async () => {
-    const entries = Array.from({ length: 25 }, (_, i) => entry(i, i % 2, 2, BigInt(100 + i)));
-    const pages = async function* () {
-      for (let i = 0; i < entries.length; i += 10) yield entries.slice(i, i + 10);
-    };
-    let streamed = '';
-    for await (const part of camt053Stream(statementInput(2), totalsOf(entries, P[2]!.id), pages())) streamed += part;
-    expect(streamed).toBe(camt053(statementInput(2), entries));
+  it('the streamed statement (entries from the library-built template) is the same document as the one built at once', async () => {
+    for (const currency of ['CNY', 'JPY', 'BHD']) {
+      // Credits and debits of participant 2, amounts from 1 minor unit up.
+      const entries = Array.from({ length: 25 }, (_, i) => (i % 3 === 0 ? entry(i, 2, i % 2, BigInt(1 + i * 997), currency) : entry(i, i % 2, 2, BigInt(100 + i), currency)));
+      const pages = async function* () {
+        for (let i = 0; i < entries.length; i += 10) yield entries.slice(i, i + 10);
+      };
+      let streamed = '';
+      for await (const part of camt053Stream(statementInput(2, currency), totalsOf(entries, P[2]!.id), pages())) streamed += part;
+      expect(streamed).toBe(camt053(statementInput(2, currency), entries));
+      expect(streamed).toContain('<CdtDbtInd>DBIT</CdtDbtInd>');
+      expect(streamed).toContain('<CdtDbtInd>CRDT</CdtDbtInd>');
+      expect(await validate(streamed, CAMT053)).toEqual([]);
+    }
+    // A value that would need escaping never reaches the template.
+    const bad = { ...entry(99, 0, 2, 5n), paymentId: 'pay_<x>' };
+    const stream = camt053Stream(statementInput(2), totalsOf([bad], P[2]!.id), (async function* () {
+      yield [bad];
+    })());
+    await expect((async () => {
+      for await (const _part of stream) void _part;
+    })()).rejects.toThrow(/hub id pattern/);
   });
 
   it('a pacs.008.001.08 validates against the official XSD; its pacs.002 parses back to the same values', async () => {

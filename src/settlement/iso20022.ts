@@ -69,6 +69,67 @@ const entryOf = (e: WindowEntry, participantId: string) => {
   };
 };
 
+/**
+ * Statement entries rendered from a template the library built: the entry element is built once per side (credit,
+ * debit) with marker values, split at the markers, and each entry is then the template's pieces around its own values.
+ * The values are checked to need no escaping (ids match SAFE, amounts are digits and a point, currencies three capital
+ * letters, times ISO 8601), so the document is the one the builder would write — the stream test compares both — at a
+ * fraction of the cost of building a node tree per entry (the builder was most of a large statement's time).
+ */
+const MARK = (k: number) => `\uE000${k}\uE000`;
+const MARKS = /\uE000(\d)\uE000/;
+interface EntryTemplate {
+  /** Literal XML pieces; between piece i and i+1 goes the value named by slots[i]. */
+  readonly pieces: readonly string[];
+  readonly slots: readonly number[];
+}
+const templateOf = (credit: boolean): EntryTemplate => {
+  // Slots: 0 transferId, 1 currency, 2 amount, 3 booked at, 4 paymentId.
+  const amount = { '@Ccy': MARK(1), '#text': MARK(2) };
+  const xml = entryBuilder.build({
+    Ntry: [
+      {
+        NtryRef: MARK(0),
+        Amt: amount,
+        CdtDbtInd: credit ? 'CRDT' : 'DBIT',
+        Sts: { Cd: 'BOOK' },
+        BookgDt: { DtTm: MARK(3) },
+        BkTxCd: { Domn: { Cd: 'PMNT', Fmly: { Cd: credit ? 'RCDT' : 'ICDT', SubFmlyCd: 'DMCT' } } },
+        NtryDtls: { TxDtls: { Refs: { EndToEndId: MARK(4), TxId: MARK(0) }, Amt: amount, CdtDbtInd: credit ? 'CRDT' : 'DBIT' } },
+      },
+    ],
+  }) as string;
+  const parts = xml.split(MARKS);
+  const pieces: string[] = [];
+  const slots: number[] = [];
+  parts.forEach((part, i) => (i % 2 === 0 ? pieces.push(part) : slots.push(Number(part))));
+  if (slots.length !== 8) throw new Error(`camt.053: the entry template has ${slots.length} value slots, expected 8`);
+  return { pieces, slots };
+};
+const CREDIT_ENTRY = templateOf(true);
+const DEBIT_ENTRY = templateOf(false);
+const AMOUNT = /^[0-9]+(\.[0-9]+)?$/;
+const CURRENCY = /^[A-Z]{3}$/;
+
+function renderEntries(entries: readonly WindowEntry[], participantId: string): string {
+  let out = '';
+  const values: string[] = ['', '', '', '', ''];
+  for (const e of entries) {
+    if (!SAFE.test(e.transferId) || !SAFE.test(e.paymentId)) throw new Error('camt.053: an entry id holds characters outside the hub id pattern');
+    const amount = formatAmount(e.amountMinor < 0n ? -e.amountMinor : e.amountMinor, e.currency);
+    if (!AMOUNT.test(amount) || !CURRENCY.test(e.currency)) throw new Error('camt.053: an entry amount or currency is not in its plain form');
+    values[0] = e.transferId;
+    values[1] = e.currency;
+    values[2] = amount;
+    values[3] = e.createdAt.toISOString();
+    values[4] = e.paymentId;
+    const t = e.payeeParticipantId === participantId ? CREDIT_ENTRY : DEBIT_ENTRY;
+    out += t.pieces[0];
+    for (let i = 0; i < t.slots.length; i++) out += (values[t.slots[i] ?? 0] ?? '') + (t.pieces[i + 1] ?? '');
+  }
+  return out;
+}
+
 /** The statement's document around its entries, split where the entries go (so that they can be streamed). */
 function statementShell(input: StatementInput, t: StatementTotals): { head: string; tail: string } {
   const net = t.creditMinor - t.debitMinor;
@@ -126,12 +187,12 @@ export function camt053(input: StatementInput, entries: readonly WindowEntry[]):
 
 /**
  * A camt.053 statement written in pieces: the totals first (one aggregate query), then the entries page by page, each
- * page built by the library; memory stays that of one page whatever the window's size.
+ * page rendered from the library-built entry template; memory stays that of one page whatever the window's size.
  */
 export async function* camt053Stream(input: StatementInput, totals: StatementTotals, pages: AsyncIterable<readonly WindowEntry[]>): AsyncGenerator<string> {
   const { head, tail } = statementShell(input, totals);
   yield head;
-  for await (const page of pages) if (page.length > 0) yield entryBuilder.build({ Ntry: page.map((e) => entryOf(e, input.participant.id)) }) as string;
+  for await (const page of pages) if (page.length > 0) yield renderEntries(page, input.participant.id);
   yield tail;
 }
 

@@ -125,6 +125,8 @@ export interface WindowReport {
 }
 
 export const MAX_ENTRIES_PAGE = 1000;
+/** What a window entry is read as (only what WindowEntry carries: fewer values to parse per row). */
+const ENTRY_COLUMNS = 'transfer_id, payment_id, payer_participant_id, payee_participant_id, currency, amount_minor, created_at';
 /** How often the hub looks for windows due to close by their schedule. */
 export const SETTLEMENT_SCHEDULE_INTERVAL_MS = 15_000;
 /** The reference of a window settled as it closed (every leg in it settled gross). */
@@ -455,11 +457,11 @@ export function createSettlementService(deps: { db: Db; clock: Clock; audit: Aud
     async entries(q, windowId, participantId, after, limit) {
       const rows = await q.query<{ transfer_id: string; payment_id: string; payer_participant_id: string; payee_participant_id: string; currency: string; amount_minor: bigint; created_at: Date }>(
         participantId === undefined
-          ? `select * from settlement_entries where window_id = $1 and transfer_id > $2 order by transfer_id limit $3`
+          ? `select ${ENTRY_COLUMNS} from settlement_entries where window_id = $1 and transfer_id > $2 order by transfer_id limit $3`
           : `select * from (
-               (select * from settlement_entries where window_id = $1 and payer_participant_id = $4 and transfer_id > $2 order by transfer_id limit $3)
+               (select ${ENTRY_COLUMNS} from settlement_entries where window_id = $1 and payer_participant_id = $4 and transfer_id > $2 order by transfer_id limit $3)
                union all
-               (select * from settlement_entries where window_id = $1 and payee_participant_id = $4 and payer_participant_id <> $4 and transfer_id > $2 order by transfer_id limit $3)
+               (select ${ENTRY_COLUMNS} from settlement_entries where window_id = $1 and payee_participant_id = $4 and payer_participant_id <> $4 and transfer_id > $2 order by transfer_id limit $3)
              ) x order by transfer_id limit $3`,
         participantId === undefined ? [windowId, after ?? '', limit] : [windowId, after ?? '', limit, participantId],
       );

@@ -98,10 +98,12 @@ export function registerStepUpRoutes(app: HttpServer, deps: { db: Db; stepUp: St
       const principal = principalOf(request);
       const body = request.body;
       const proof = 'code' in body ? { code: body.code } : { webauthn: body.webauthn as unknown as AuthenticationResponseJSON };
-      // Not through the idempotency runner: a wrong answer must count although the request is refused and rolled back.
+      // Not through the idempotency runner: the try is taken before the answer is checked, and stays taken although a
+      // wrong answer is refused and rolled back.
+      await stepUp.takeTry(request.params.challengeId);
       const result = await db.transaction((tx) => stepUp.completeChallenge(tx, actorOf(request), principal.participantId, request.params.challengeId, proof));
       if (!result.ok) {
-        if (result.error.code === 'challenge_failed' || result.error.code === 'challenge_locked') await stepUp.countWrongCode(request.params.challengeId);
+        if (result.error.code === 'challenge_locked') await stepUp.markExhausted(request.params.challengeId);
         return reply.fail(result.error);
       }
       return wireChallenge(result.value);

@@ -140,7 +140,14 @@ export interface StepUpService {
   registerPasskey(tx: Queryable, actor: Actor, participantId: string, customerId: string, registrationId: string, response: RegistrationResponseJSON): Promise<Result<{ credentialId: string; createdAt: Date }, SErr>>;
   listPasskeys(participantId: string, customerId: string): Promise<{ credentialId: string; createdAt: Date; lastUsedAt: Date | null }[]>;
   /** Counts a wrong code outside the refused request's transaction (which rolls back). */
-  countWrongCode(challengeId: string): Promise<void>;
+  /**
+   * Takes one of a challenge's tries before its answer is checked, outside the answer's transaction (a refused answer
+   * rolls back; its try must stay counted) and before the answer goes out, so concurrent guesses get no more tries than
+   * sequential ones. Every try counts, the right one too.
+   */
+  takeTry(challengeId: string): Promise<void>;
+  /** After the last try failed: the challenge is failed (a new payment attempt asks for a new one). */
+  markExhausted(challengeId: string): Promise<void>;
 }
 
 interface ChallengeRow {
@@ -340,7 +347,8 @@ export function createStepUpService(deps: { db: Db; clock: Clock; vault: Vault; 
         await tx.query(`update step_up_challenges set status = 'expired' where id = $1`, [row.id]);
         return err('challenge_expired', 'the challenge expired; retry the payment for a new one');
       }
-      if (row.attempts >= row.max_attempts) return err('challenge_locked', 'too many wrong answers; retry the payment for a new challenge');
+      // This answer's try was taken already (takeTry): locked only beyond the last allowed try.
+      if (row.attempts > row.max_attempts) return err('challenge_locked', 'too many wrong answers; retry the payment for a new challenge');
       let valid = false;
       if (row.method === 'otp' && 'code' in proof && row.code_hash !== null) {
         const given = Buffer.from(await codeHash(row.id, proof.code));
@@ -373,7 +381,7 @@ export function createStepUpService(deps: { db: Db; clock: Clock; vault: Vault; 
         }
       }
       if (!valid) {
-        const remaining = row.max_attempts - row.attempts - 1;
+        const remaining = row.max_attempts - row.attempts;
         return remaining <= 0
           ? err('challenge_locked', 'too many wrong answers; retry the payment for a new challenge', { attemptsRemaining: 0 })
           : err('challenge_failed', 'the answer was not accepted', { attemptsRemaining: remaining });
@@ -482,8 +490,11 @@ export function createStepUpService(deps: { db: Db; clock: Clock; vault: Vault; 
       return rows.map((r) => ({ credentialId: r.credential_id, createdAt: r.created_at, lastUsedAt: r.last_used_at }));
     },
 
-    async countWrongCode(challengeId) {
-      await db.query(`update step_up_challenges set attempts = attempts + 1, status = case when attempts + 1 >= max_attempts then 'failed' else status end where id = $1 and status = 'pending'`, [challengeId]);
+    async takeTry(challengeId) {
+      await db.query(`update step_up_challenges set attempts = attempts + 1, status = case when attempts + 1 > max_attempts then 'failed' else status end where id = $1 and status = 'pending'`, [challengeId]);
+    },
+    async markExhausted(challengeId) {
+      await db.query(`update step_up_challenges set status = 'failed' where id = $1 and status = 'pending' and attempts >= max_attempts`, [challengeId]);
     },
   };
 }

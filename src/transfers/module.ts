@@ -4,7 +4,7 @@ import { createAccountService, type AccountService } from '../accounts/index.ts'
 import { createAliasService, type AliasService } from '../aliases/index.ts';
 import type { Idempotent } from '../api/index.ts';
 import type { CustomerService } from '../customers/index.ts';
-import { createFxService, type FxService } from '../fx/index.ts';
+import { createFxService, registerFxProviderRoutes, type FxService } from '../fx/index.ts';
 import { createLedger, type Ledger } from '../ledger/index.ts';
 import { createRiskService, type RiskService } from '../risk/index.ts';
 import type { Clock } from '../platform/clock.ts';
@@ -42,7 +42,7 @@ export function createTransfersModule(deps: { db: Db; clock: Clock; audit: Audit
     connected: connected === undefined ? undefined : async (participantId, currency, q) => (await connected.connection(participantId, currency, q)) !== undefined,
   });
   const aliases = createAliasService({ db, clock, audit, events, vault, accounts });
-  const fx = createFxService({ db, clock, audit });
+  const fx = createFxService({ db, clock, audit, events });
   const risk = createRiskService({ db, clock, audit, events });
   const transfers = createTransferService({ db, clock, audit, events, customers, accounts, aliases, fx, risk, stepUp, mover: ledgerMoneyMover(ledger), settlement: deps.settlement, connected: deps.connected, ...(deps.refs !== undefined ? { refs: deps.refs } : {}) });
   return {
@@ -54,6 +54,7 @@ export function createTransfersModule(deps: { db: Db; clock: Clock; audit: Audit
     transfers,
     registerRoutes(app, { idempotent }) {
       registerTransferRoutes(app, { db, idempotent, accounts, aliases, fx, risk, transfers });
+      registerFxProviderRoutes(app, { db, providers: fx.providers, idempotent });
     },
     sweep: () => transfers.sweepRedPackets(),
   };

@@ -3,8 +3,8 @@ import type { FastifyRequest } from 'fastify';
 import { actorOf, created, okResponse, participantOf, principalOf, type Idempotent } from '../api/index.ts';
 import { CurrencyCode, Money, Strict, Timestamp } from '../api/index.ts';
 import { Ref } from '../api/index.ts';
-import { countWrongConsentCode, type AccountService } from '../accounts/index.ts';
-import { countWrongMoveCode, type AliasService } from '../aliases/index.ts';
+import { takeConsentTry, type AccountService } from '../accounts/index.ts';
+import { takeMoveTry, takeVerificationTry, type AliasService } from '../aliases/index.ts';
 import { ALIAS_TYPES, type AliasType } from '../aliases/index.ts';
 import type { FxService } from '../fx/index.ts';
 import { formatScaled } from '../fx/index.ts';
@@ -57,6 +57,8 @@ const QuoteSchema = Type.Object(
     rate: NullableString('Rate applied (receive per send), null in one currency'),
     midRate: NullableString('Mid-market reference rate, null in one currency'),
     spreadBps: Type.Integer({ description: 'Spread over the mid rate, basis points' }),
+    fxRateId: NullableString('The FX provider’s posted rate this quote bound (GET /v1/fx/rates), null in one currency'),
+    fxProviderId: NullableString('The FX provider participant the conversion goes through: its positions move in both currencies'),
     rounding: Type.String(),
     requestId: NullableString('The money request this quote pays'),
     warnings: Type.Array(Type.String()),
@@ -100,6 +102,8 @@ export const wireQuote = (q: Quote) => ({
   rate: q.rate,
   midRate: q.midRate,
   spreadBps: q.spreadBps,
+  fxRateId: q.fxRateId,
+  fxProviderId: q.fxProviderId,
   rounding: 'in the hub’s favour: received amounts round down, paid amounts and fees round up, to the currency’s minor unit',
   requestId: q.requestId,
   warnings: [...q.warnings],
@@ -300,17 +304,12 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     '/v1/account-links/consents/:consentId/confirm',
     { config: { ...CUSTOMER, idempotency: 'optional' }, schema: schema('accounts', 'Confirm a link with the code the customer received from the bank', { params: Strict({ consentId: Ref('account_link_consent', 'Consent id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }), response: { 201: Items('Link') } }) },
     async (request, reply) => {
-      let wrong = false;
-      const res = await idempotent(request, reply, async (tx) => {
+      await takeConsentTry(db, request.params.consentId);
+      return idempotent(request, reply, async (tx) => {
         const r = await accounts.confirmLink(tx, actorOf(request), principalOf(request).participantId, request.params.consentId, request.body.code);
-        if (!r.ok) {
-          wrong = r.error.code === 'consent_code_invalid';
-          return r.error;
-        }
+        if (!r.ok) return r.error;
         return created({ items: r.value.map((l) => ({ id: l.id, accountId: l.accountId, bankParticipantId: l.bankParticipantId, status: l.status })) });
       });
-      if (wrong) await countWrongConsentCode(db, request.params.consentId);
-      return res;
     },
   );
 
@@ -335,16 +334,37 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   const aliasBody = Strict({ customerId: CustomerId, type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), accountId: Ref('account', 'The account the alias points to') });
   const wireAlias = (a: { id: string; type: string; value: string; accountId: string; flagged: boolean; createdAt: Date }) =>
     W.Exactly<Static<typeof W.AliasSchema>>()({ id: a.id, type: a.type, value: a.value, accountId: a.accountId, flagged: a.flagged, createdAt: a.createdAt.toISOString() });
-  app.post('/v1/aliases', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Register an alias (phone, email or handle) for a customer account', { body: aliasBody, response: { 201: W.AliasSchema } }) }, async (request, reply) =>
+  app.post('/v1/aliases', { config: { ...CUSTOMER, idempotency: 'optional' }, schema: schema('aliases', 'Register an alias (phone, email or handle) for a customer account. A participant registers what it has verified itself; a customer session registers handles here and confirms a phone or e-mail with a code (POST /v1/aliases/verifications)', { body: aliasBody, response: { 201: W.AliasSchema } }) }, async (request, reply) =>
     idempotent(request, reply, async (tx) => {
+      if (principalOf(request).customerId !== undefined && request.body.type !== 'handle') return { code: 'alias_verification_required', message: 'a customer adds a phone number or e-mail address by confirming a code sent there: POST /v1/aliases/verifications', details: { type: request.body.type } };
       const r = await aliases.register(tx, actorOf(request, request.body.customerId), await me(request), request.body);
       return r.ok ? created(wireAlias(r.value)) : r.error;
     }),
   );
+  app.post(
+    '/v1/aliases/verifications',
+    { config: { ...CUSTOMER, idempotency: 'optional' }, schema: schema('aliases', 'Add a phone number or e-mail address as an alias: a one-time code goes to it through your participant (alias.verification_requested); confirm it to register the alias', { body: Strict({ customerId: CustomerId, type: Type.Union([Type.Literal('phone'), Type.Literal('email')]), value: Type.String({ minLength: 1, maxLength: 254 }), accountId: Ref('account', 'The account the alias will point to') }), response: { 201: W.AliasVerificationSchema } }) },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const r = await aliases.requestVerification(tx, actorOf(request, request.body.customerId), await me(request), request.body);
+        return r.ok ? created(W.Exactly<Static<typeof W.AliasVerificationSchema>>()({ id: r.value.id, status: 'pending' as const, expiresAt: r.value.expiresAt.toISOString() })) : r.error;
+      }),
+  );
+  app.post(
+    '/v1/aliases/verifications/:verificationId/confirm',
+    { config: { ...CUSTOMER, idempotency: 'optional' }, schema: schema('aliases', 'Confirm a new alias with the code sent to the number or address (five tries): the alias is registered', { params: Strict({ verificationId: Ref('alias_verification', 'Alias verification id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }), response: { 201: W.AliasSchema } }) },
+    async (request, reply) => {
+      await takeVerificationTry(db, request.params.verificationId);
+      return idempotent(request, reply, async (tx) => {
+        const r = await aliases.confirmVerification(tx, actorOf(request), await me(request), request.params.verificationId, request.body.code);
+        return r.ok ? created(wireAlias(r.value)) : r.error;
+      });
+    },
+  );
   app.get('/v1/aliases', { config: CUSTOMER, schema: schema('aliases', "List a customer's aliases", { querystring: Strict({ customerId: CustomerId }), response: { 200: Type.Object({ items: Type.Array(W.AliasSchema) }, { additionalProperties: false }) } }) }, async (request) => ({
     items: (await aliases.list(principalOf(request).participantId, request.query.customerId)).map(wireAlias),
   }));
-  app.delete('/v1/aliases/:aliasId', { schema: schema('aliases', 'Delete an alias', { params: Strict({ aliasId: Ref('alias', 'Alias id') }), response: { 200: W.DeletedAliasSchema } }) }, async (request, reply) => {
+  app.delete('/v1/aliases/:aliasId', { config: CUSTOMER, schema: schema('aliases', 'Delete an alias', { params: Strict({ aliasId: Ref('alias', 'Alias id') }), response: { 200: W.DeletedAliasSchema } }) }, async (request, reply) => {
     const r = await db.transaction((tx) => aliases.remove(tx, actorOf(request), principalOf(request).participantId, request.params.aliasId));
     return r.ok ? { id: r.value.id, deleted: true as const } : reply.fail(r.error);
   });
@@ -368,18 +388,12 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       return r.ok ? created({ id: r.value.id, status: 'pending' as const, expiresAt: r.value.expiresAt.toISOString() }) : r.error;
     }),
   );
-  app.post('/v1/aliases/moves/:moveId/confirm', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Confirm an alias move with the customer’s code', { params: Strict({ moveId: Ref('alias_move', 'Alias move id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }), response: { 200: W.AliasSchema } }) }, async (request, reply) => {
-    let wrong = false;
-    const res = await idempotent(request, reply, async (tx) => {
+  app.post('/v1/aliases/moves/:moveId/confirm', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Confirm an alias move with the customer’s code (five tries)', { params: Strict({ moveId: Ref('alias_move', 'Alias move id') }), body: Strict({ code: Type.String({ pattern: '^[0-9]{6}$' }) }), response: { 200: W.AliasSchema } }) }, async (request, reply) => {
+    await takeMoveTry(db, request.params.moveId);
+    return idempotent(request, reply, async (tx) => {
       const r = await aliases.confirmMove(tx, actorOf(request), principalOf(request).participantId, request.params.moveId, request.body.code);
-      if (!r.ok) {
-        wrong = r.error.code === 'alias_code_invalid';
-        return r.error;
-      }
-      return okResponse(wireAlias(r.value));
+      return r.ok ? okResponse(wireAlias(r.value)) : r.error;
     });
-    if (wrong) await countWrongMoveCode(db, request.params.moveId);
-    return res;
   });
   app.post('/v1/aliases/flags', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Flag an alias for suspected fraud (payers are warned, risk rules use it)', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), reason: Type.String({ minLength: 1, maxLength: 500 }) }), response: { 201: W.AliasFlagSchema } }) }, async (request, reply) =>
     idempotent(request, reply, async (tx) => {
@@ -429,6 +443,14 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       }),
   );
 
+  app.get(
+    '/v1/operator/fees',
+    { config: { auth: 'operator' }, schema: schema('fx', 'The fee schedules in force between participants (payer → payee: fixed + basis points)', { operator: true, response: { 200: Type.Object({ items: Type.Array(W.FeeSchema) }, { additionalProperties: false }) } }) },
+    async () => ({
+      items: (await transfers.listFees()).map((f) => W.Exactly<Static<typeof W.FeeSchema>>()({ payerParticipantId: f.payerParticipantId, payeeParticipantId: f.payeeParticipantId, fixed: formatMoney(f.fixedMinor, f.fixedCurrency), bps: f.bps })),
+    }),
+  );
+
   // ---- pay ---------------------------------------------------------------------------------------------------------
   // Quotes run batched: concurrent quotes share one transaction, their reads and their insert set-based.
   const quote = idempotent.batched<{ payer: { id: string; country: string }; input: QuoteInput }>(
@@ -439,7 +461,8 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     '/v1/transfers/quotes',
     { config: { ...CUSTOMER, idempotency: 'optional' },
       schema: schema('transfers', 'Quote a payment to an alias: fee, FX rate and spread, locked for 30 seconds', {
-        body: Strict({ customerId: CustomerId, sourceAccountId: Type.Optional(Ref('account', 'Own or linked account to pay from')), payee: AliasRef, sendAmount: Type.Optional(Money), receiveAmount: Type.Optional(Money) }),
+        body: Strict({ customerId: CustomerId, sourceAccountId: Type.Optional(Ref('account', 'Own or linked account to pay from')), payee: AliasRef, sendAmount: Type.Optional(Money), receiveAmount: Type.Optional(Money),
+          fxProviderId: Type.Optional(Ref('participant', 'Across currencies: the FX provider to convert through (by default the best rate in force that prices the amount)')) }),
         response: { 201: QuoteSchema },
       }),
     },
@@ -451,7 +474,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       if (receive?.ok === false) return reply.fail(receive.error);
       return quote(request, reply, {
         payer: await me(request),
-        input: { customerId: b.customerId, sourceAccountId: b.sourceAccountId, payee: b.payee, sendAmount: send?.ok === true ? send.value : undefined, receiveAmount: receive?.ok === true ? receive.value : undefined },
+        input: { customerId: b.customerId, sourceAccountId: b.sourceAccountId, payee: b.payee, sendAmount: send?.ok === true ? send.value : undefined, receiveAmount: receive?.ok === true ? receive.value : undefined, fxProviderId: b.fxProviderId },
       });
     },
   );

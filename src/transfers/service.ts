@@ -7,8 +7,8 @@ import { maskName, type AliasType } from '../aliases/index.ts';
 import { interparticipantLegs, type PositionMove, type SettlementService } from '../settlement/index.ts';
 import type { StepUpBinding, StepUpService } from '../stepup/index.ts';
 import type { CustomerService } from '../customers/index.ts';
-import { computeFee, conversion, convertReceiveToSend, convertSendToReceive, formatScaled, toEurCents } from '../fx/index.ts';
-import type { FxService } from '../fx/index.ts';
+import { computeFee, conversion, convertReceiveToSend, formatScaled, toEurCents } from '../fx/index.ts';
+import type { BoundRate, FxService } from '../fx/index.ts';
 import type { Ledger } from '../ledger/index.ts';
 import type { TransferInput, TransferResult } from '../ledger/index.ts';
 import { riskHistoryOf, riskHistorySql, type RiskInput, type RiskRules, type RiskService } from '../risk/index.ts';
@@ -47,6 +47,17 @@ export const FIRST_TIME_WARNING = 'You have never paid this person before: it ma
  * transaction. A participant that keeps its own books would get its own mover (a pending ledger transfer to its
  * settlement account, an API call, then post or void) without changing the payment flow.
  */
+/** A bound on the fee schedules listed at once (one per ordered pair of participants that has one). */
+export const FEE_LIST_LIMIT = 500;
+
+export interface FeeScheduleRecord {
+  readonly payerParticipantId: string;
+  readonly payeeParticipantId: string;
+  readonly fixedMinor: bigint;
+  readonly fixedCurrency: string;
+  readonly bps: number;
+}
+
 export interface MoneyMover {
   readonly name: string;
   move(tx: Queryable, legs: readonly TransferInput[]): Promise<TransferResult[]>;
@@ -88,6 +99,9 @@ export interface Quote {
   readonly rate: string | null;
   readonly midRate: string | null;
   readonly spreadBps: number;
+  /** The FX provider's posted rate this quote bound (null in one currency). */
+  readonly fxRateId: string | null;
+  readonly fxProviderId: string | null;
   readonly requestId: string | null;
   readonly warnings: readonly string[];
   readonly expiresAt: Date;
@@ -204,6 +218,8 @@ export interface QuoteInput {
   readonly payee: { readonly type: AliasType; readonly value: string };
   readonly sendAmount?: { readonly amountMinor: bigint; readonly currency: string } | undefined;
   readonly receiveAmount?: { readonly amountMinor: bigint; readonly currency: string } | undefined;
+  /** The FX provider to convert through (across currencies); by default the one whose rate in force is best. */
+  readonly fxProviderId?: string | undefined;
 }
 
 /** Bound on quotes planned in one transaction (one batch of the quotes batcher). */
@@ -233,6 +249,8 @@ export interface TransferService {
   getPayment(participantId: string, id: string): Promise<Payment | undefined>;
   listPayments(participantId: string, customerId: string | undefined, limit: number): Promise<Payment[]>;
   setFee(tx: Queryable, actor: Actor, input: { payerParticipantId: string; payeeParticipantId: string; fixedMinor: bigint; fixedCurrency: string; bps: number }): Promise<Result<void, TErr>>;
+  /** The fee schedules in force, by payer then payee (at most FEE_LIST_LIMIT). */
+  listFees(): Promise<FeeScheduleRecord[]>;
 
   createRequest(
     tx: Queryable,
@@ -293,6 +311,8 @@ interface QuoteRow {
   fee_minor: bigint;
   rate: string | null;
   mid_rate: string | null;
+  fx_rate_id: string | null;
+  fx_provider_participant_id: string | null;
   spread_bps: number;
   ref_eur_cents: bigint;
   request_id: string | null;
@@ -457,7 +477,6 @@ export function createTransferService(deps: {
   const requestLimiter = createTokenBucketLimiter({ ratePerS: () => requestLimits.requestsPerMinute / 60, burst: () => requestLimits.requestBurst, nowMs: () => clock.nowMs() });
   const reminderLimiter = createTokenBucketLimiter({ ratePerS: () => 1 / 3600, burst: () => 1, nowMs: () => clock.nowMs() });
   const feeCache = new Map<string, { fixedMinor: bigint; fixedCurrency: string; bps: number } | null>();
-  const fxLiquidity = new Map<string, string>();
 
 
   const feeFor = async (q: Queryable, payer: string, payee: string) => {
@@ -468,14 +487,6 @@ export function createTransferService(deps: {
     if (feeCache.size > 10_000) feeCache.clear();
     feeCache.set(key, v);
     return v;
-  };
-
-  const liquidityAccount = async (q: Queryable, currency: string) => {
-    const cached = fxLiquidity.get(currency);
-    if (cached !== undefined) return cached;
-    const [r] = await q.query<{ account_id: string }>('select account_id from fx_liquidity_accounts where currency = $1', [currency]);
-    if (r !== undefined) fxLiquidity.set(currency, r.account_id);
-    return r?.account_id;
   };
 
   const usedToday = async (q: Queryable, customerId: string): Promise<{ day: bigint; month: bigint }> => {
@@ -584,6 +595,7 @@ export function createTransferService(deps: {
     sourceAccountId: string | undefined,
     requestId: string | null,
     context?: PayerContext | undefined | 'missing',
+    fxProviderId?: string | undefined,
   ): Promise<Result<PlannedQuote, TErr>> {
     const wanted = sourceAccountId ?? customerAccountId(customerId, amount.mode === 'send' ? amount.currency : payee.currency);
     const ctx = context === 'missing' ? undefined : (context ?? (await payerContext(tx, payer.id, customerId, wanted)));
@@ -598,17 +610,28 @@ export function createTransferService(deps: {
     const table = await fx.table();
     const sendCurrency = source.currency;
     const receiveCurrency = payee.currency;
-    const spreadBps = sendCurrency === receiveCurrency ? 0 : fx.spreadBps();
-    const conv = conversion(table, sendCurrency, receiveCurrency, spreadBps);
-    if (!conv.ok) return err('currency_not_receivable', `the hub cannot convert ${sendCurrency} to ${receiveCurrency}`, { from: sendCurrency, to: receiveCurrency });
     let sendMinor: bigint;
     let receiveMinor: bigint;
-    if (amount.mode === 'send') {
+    // Across currencies the conversion is an FX provider's (src/fx/providers.ts): the best rate in force that prices
+    // the amount, or the chosen provider's; the quote binds it by id and lives no longer than it.
+    let bound: BoundRate | undefined;
+    let midRate: string | null = null;
+    let spreadBps = 0;
+    if (sendCurrency === receiveCurrency) {
       sendMinor = amount.amountMinor;
-      receiveMinor = convertSendToReceive(table, sendCurrency, receiveCurrency, spreadBps, sendMinor);
-    } else {
       receiveMinor = amount.amountMinor;
-      sendMinor = convertReceiveToSend(table, sendCurrency, receiveCurrency, spreadBps, receiveMinor);
+    } else {
+      const b = await fx.providers.bind(tx, { sendCurrency, receiveCurrency, mode: amount.mode, amountMinor: amount.amountMinor, providerId: fxProviderId });
+      if (!b.ok) return b;
+      bound = b.value;
+      sendMinor = bound.sendMinor;
+      receiveMinor = bound.receiveMinor;
+      const mid = conversion(table, sendCurrency, receiveCurrency, 0);
+      if (mid.ok) {
+        midRate = formatScaled(mid.value.midRate, 8);
+        const bps = ((mid.value.midRate - bound.rate) * 10_000n) / mid.value.midRate;
+        spreadBps = bps < 0n ? 0 : bps > 9_999n ? 9_999 : Number(bps);
+      }
     }
     if (receiveMinor <= 0n || sendMinor <= 0n) return err('currency_not_receivable', 'the amount is below one minor unit once converted');
     const fee = await feeFor(tx, payer.id, payee.participantId);
@@ -634,12 +657,14 @@ export function createTransferService(deps: {
       receiveMinor,
       receiveCurrency,
       feeMinor,
-      rate: sendCurrency === receiveCurrency ? null : formatScaled(conv.value.rate, 8),
-      midRate: sendCurrency === receiveCurrency ? null : formatScaled(conv.value.midRate, 8),
+      rate: bound === undefined ? null : formatScaled(bound.rate, 8),
+      midRate,
       spreadBps,
+      fxRateId: bound?.rateId ?? null,
+      fxProviderId: bound?.providerParticipantId ?? null,
       requestId,
       warnings: payee.flagged ? [FLAGGED_WARNING] : [],
-      expiresAt: new Date(now.getTime() + QUOTE_TTL_MS),
+      expiresAt: new Date(Math.min(now.getTime() + QUOTE_TTL_MS, bound?.expiresAt.getTime() ?? Infinity)),
       createdAt: now,
       payeeAliasId: payee.aliasId,
       payeeCustomerId: payee.customerId,
@@ -654,11 +679,12 @@ export function createTransferService(deps: {
     const col = <T>(f: (q: PlannedQuote) => T) => quotes.map(f);
     await tx.query(
       `insert into quotes (id, payer_participant_id, payer_customer_id, source_account_id, payee_alias_id, payee_participant_id, payee_customer_id, payee_account_id,
-         send_minor, send_currency, receive_minor, receive_currency, fee_minor, rate, mid_rate, spread_bps, ref_eur_cents, risk, request_id, status, expires_at, created_at)
-       select id, pp, pc, src, pa, pep, pec, pea, sm::int8, sc, rm::int8, rc, fm::int8, rate, mid, bps, ref::int8, '{}'::jsonb, req, 'open', exp::timestamptz, at::timestamptz
+         send_minor, send_currency, receive_minor, receive_currency, fee_minor, rate, mid_rate, spread_bps, ref_eur_cents, risk, request_id, status, expires_at, created_at,
+         fx_rate_id, fx_provider_participant_id)
+       select id, pp, pc, src, pa, pep, pec, pea, sm::int8, sc, rm::int8, rc, fm::int8, rate, mid, bps, ref::int8, '{}'::jsonb, req, 'open', exp::timestamptz, at::timestamptz, fxr, fxp
          from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-                     $14::text[], $15::text[], $16::int4[], $17::text[], $18::text[], $19::text[], $20::text[])
-              as v(id, pp, pc, src, pa, pep, pec, pea, sm, sc, rm, rc, fm, rate, mid, bps, ref, req, exp, at)`,
+                     $14::text[], $15::text[], $16::int4[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[])
+              as v(id, pp, pc, src, pa, pep, pec, pea, sm, sc, rm, rc, fm, rate, mid, bps, ref, req, exp, at, fxr, fxp)`,
       [
         col((q) => q.id),
         col((q) => q.payerParticipantId),
@@ -680,6 +706,8 @@ export function createTransferService(deps: {
         col((q) => q.requestId),
         col((q) => q.expiresAt.toISOString()),
         col((q) => q.createdAt.toISOString()),
+        col((q) => q.fxRateId),
+        col((q) => q.fxProviderId),
       ],
     );
     const learner = deps.refs;
@@ -973,7 +1001,7 @@ export function createTransferService(deps: {
         else if (input.sendAmount !== undefined && input.receiveAmount !== undefined) out.push(err('quote_amount_conflict', 'give one of sendAmount and receiveAmount, not both: the hub computes the other'));
         else if (alias === undefined) out.push(err('alias_not_found', 'no account is registered under this alias'));
         else {
-          const quote = await planQuote(tx, payer, input.customerId, payeeFromAlias(alias), amount, input.sourceAccountId, null, contextOf.get(i));
+          const quote = await planQuote(tx, payer, input.customerId, payeeFromAlias(alias), amount, input.sourceAccountId, null, contextOf.get(i), input.fxProviderId);
           if (quote.ok) planned.push(quote.value);
           out.push(quote);
         }
@@ -1087,7 +1115,9 @@ export function createTransferService(deps: {
         readonly legs: TransferInput[];
         readonly riskInput: RiskInput;
         readonly challengeUsed: string | undefined;
-        readonly move: PositionMove | undefined;
+        readonly moves: readonly PositionMove[];
+        /** Across currencies: the FX provider's position in the currency delivered (its cover refuses as fx_liquidity_insufficient). */
+        readonly fxProviderPosition: string | undefined;
         /** A payment with a connected side: its legs are reserved (pending) now, committed or voided once the participants answered. */
         readonly twoPhase: { readonly sides: readonly ('payer' | 'payee')[]; readonly deadline: Date } | undefined;
       }
@@ -1170,6 +1200,8 @@ export function createTransferService(deps: {
         const meta = { paymentId };
         const legs: TransferInput[] = [];
         let move: PositionMove | undefined;
+        const fxMoves: PositionMove[] = [];
+        let fxProviderPosition: string | undefined;
         let twoPhase: Planned['twoPhase'];
         const payerOwner = c?.owner_participant_id ?? q.payer_participant_id;
         const payeeOwner = c?.payee_owner ?? q.payee_participant_id;
@@ -1222,20 +1254,56 @@ export function createTransferService(deps: {
           legs.push(...chain.legs);
           move = chain.move;
         } else {
-          const liqIn = await liquidityAccount(tx, q.send_currency);
-          const liqOut = await liquidityAccount(tx, q.receive_currency);
-          if (liqIn === undefined || liqOut === undefined) {
-            out[i] = err('currency_not_receivable', 'no FX liquidity for this currency pair');
+          // Across currencies, through the FX provider the quote bound (src/fx/providers.ts), as two payments between
+          // participants: the payer's participant pays the provider in the currency sent (the provider's position
+          // rises there), the provider pays the payee's participant in the currency delivered (its position falls
+          // there, within its liquidity and cap). A side that is the provider itself moves no position.
+          const provider = q.fx_provider_participant_id;
+          if (provider === null) {
+            out[i] = err('fx_rate_unavailable', 'this quote bound no FX provider’s rate: quote again');
             continue;
           }
-          legs.push({ id: legId('fx_in'), debitAccountId: q.source_account_id, creditAccountId: liqIn, amountMinor: q.send_minor, currency: q.send_currency, purpose: 'p2p_fx_in', metadata: meta });
-          legs.push({ id: legId('fx_out'), debitAccountId: liqOut, creditAccountId: q.payee_account_id, amountMinor: q.receive_minor, currency: q.receive_currency, purpose: 'p2p_fx_out', metadata: meta });
+          const payerP = c?.owner_participant_id ?? q.payer_participant_id;
+          const payeeP = c?.payee_owner ?? q.payee_participant_id;
+          const providerIn = await accounts.ensureSystemAccount('funding', provider, q.send_currency);
+          const providerOut = await accounts.ensureSystemAccount('funding', provider, q.receive_currency);
+          const sendSide = interparticipantLegs({
+            legId: (l) => legId(`fx_in_${l}`),
+            sourceAccountId: q.source_account_id,
+            payeeAccountId: providerIn,
+            payerParticipantId: payerP,
+            payeeParticipantId: provider,
+            payerPositionAccountId: await accounts.ensureSystemAccount('funding', payerP, q.send_currency),
+            payeePositionAccountId: providerIn,
+            amountMinor: q.send_minor,
+            currency: q.send_currency,
+            purpose: 'p2p_fx_in',
+            paymentId,
+            metadata: { ...meta, fxRateId: q.fx_rate_id },
+          });
+          const receiveSide = interparticipantLegs({
+            legId: (l) => legId(`fx_out_${l}`),
+            sourceAccountId: providerOut,
+            payeeAccountId: q.payee_account_id,
+            payerParticipantId: provider,
+            payeeParticipantId: payeeP,
+            payerPositionAccountId: providerOut,
+            payeePositionAccountId: await accounts.ensureSystemAccount('funding', payeeP, q.receive_currency),
+            amountMinor: q.receive_minor,
+            currency: q.receive_currency,
+            purpose: 'p2p_fx_out',
+            paymentId,
+            metadata: { ...meta, fxRateId: q.fx_rate_id },
+          });
+          legs.push(...sendSide.legs, ...receiveSide.legs);
+          if (settlement !== undefined) for (const m of [sendSide.move, receiveSide.move]) if (m !== undefined) fxMoves.push(m);
+          fxProviderPosition = providerOut;
         }
         if (q.fee_minor > 0n && twoPhase === undefined) {
           const feeAccount = await accounts.ensureSystemAccount('fees', input.participantId, q.send_currency);
           legs.push({ id: legId('fee'), debitAccountId: q.source_account_id, creditAccountId: feeAccount, amountMinor: q.fee_minor, currency: q.send_currency, purpose: 'p2p_fee', metadata: meta });
         }
-        planned.push({ i, q, paymentId, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), riskInput, challengeUsed, move, twoPhase });
+        planned.push({ i, q, paymentId, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), riskInput, challengeUsed, moves: move === undefined ? fxMoves : [move, ...fxMoves], fxProviderPosition, twoPhase });
         usedBy.set(q.payer_customer_id, { day: earlier.day + q.ref_eur_cents, month: earlier.month + q.ref_eur_cents });
         const s0 = seen ?? { recent: 0, count: 0, counterparties: new Set<string>() };
         s0.recent += 1;
@@ -1264,19 +1332,19 @@ export function createTransferService(deps: {
         const code = bad.error.code;
         const leg = p.legs[mine.indexOf(bad)];
         out[p.i] =
-          (code === 'insufficient_funds' || code === 'exceeds_credit_limit') && leg !== undefined && leg.purpose === 'position'
+          (code === 'insufficient_funds' || code === 'exceeds_credit_limit') && leg !== undefined && leg.purpose === 'position' && p.fxProviderPosition !== undefined && 'debitAccountId' in leg && leg.debitAccountId === p.fxProviderPosition
+            ? err('fx_liquidity_insufficient', "the FX provider's position cannot deliver this amount right now (its liquidity and net debit cap)", { currency: p.q.receive_currency })
+            : (code === 'insufficient_funds' || code === 'exceeds_credit_limit') && leg !== undefined && leg.purpose === 'position'
             ? err('liquidity_exceeded', "the payer participant's position cannot cover this payment (prefunded liquidity and net debit cap)", { currency: p.q.send_currency })
             : code === 'insufficient_funds'
-            ? leg !== undefined && 'debitAccountId' in leg && leg.debitAccountId.startsWith('fxl_')
-              ? err('fx_liquidity_insufficient', 'not enough FX liquidity for this conversion right now')
-              : err('insufficient_funds', 'the source account does not hold enough money')
+            ? err('insufficient_funds', 'the source account does not hold enough money')
             : code === 'account_closed'
               ? err('account_unavailable', 'an account in this payment is closed')
               : err('ledger_rejected', bad.error.message, { ledgerCode: code });
       }
       if (done.length === 0) return out.map((r) => r!);
       // The committed position legs, in the settlement window open at this COMMIT (a two-phase payment's at its commit).
-      const moves = done.flatMap((p) => (p.move === undefined || p.twoPhase !== undefined ? [] : [p.move]));
+      const moves = done.flatMap((p) => (p.twoPhase !== undefined ? [] : p.moves));
       if (moves.length > 0 && settlement !== undefined) await settlement.recordMoves(tx, moves);
 
       // (5) The records of the payments whose money moved (payment, quote used, request paid), their audit records,
@@ -1354,6 +1422,13 @@ export function createTransferService(deps: {
         [participantId, customerId ?? null, limit],
       );
       return rows.map(toPayment);
+    },
+    async listFees() {
+      const rows = await db.query<{ payer_participant_id: string; payee_participant_id: string; fixed_minor: bigint; fixed_currency: string; bps: number }>(
+        'select payer_participant_id, payee_participant_id, fixed_minor, fixed_currency, bps from fee_schedules order by payer_participant_id, payee_participant_id limit $1',
+        [FEE_LIST_LIMIT],
+      );
+      return rows.map((r) => ({ payerParticipantId: r.payer_participant_id, payeeParticipantId: r.payee_participant_id, fixedMinor: BigInt(r.fixed_minor), fixedCurrency: r.fixed_currency, bps: r.bps }));
     },
     async setFee(tx, actor, input) {
       if (input.bps < 0 || input.bps > 10_000 || input.fixedMinor < 0n) return err('fee_schedule_invalid', 'bps must be 0–10000 and the fixed fee ≥ 0');

@@ -197,7 +197,9 @@ describe.each(engines)('P2P transfers on %s', (engine) => {
     const stored = await t.hub.db.query<{ code_hash: string }>('select code_hash from account_link_consents where id = $1', [consent.body.id]);
     expect(stored[0]!.code_hash).not.toContain(code);
     const wrong = code === '000000' ? '111111' : '000000';
-    expect((await t.api('wallet-a').post(`/v1/account-links/consents/${consent.body.id}/confirm`, { code: wrong })).body.error.code).toBe('consent_code_invalid');
+    const first = await t.api('wallet-a').post(`/v1/account-links/consents/${consent.body.id}/confirm`, { code: wrong });
+    expect(first.body.error.code).toBe('consent_code_invalid');
+    expect(first.body.error.details.attemptsLeft).toBe(4);
     const ok = await t.api('wallet-a').post(`/v1/account-links/consents/${consent.body.id}/confirm`, { code });
     expect(ok.status).toBe(201);
     expect(ok.body.items).toHaveLength(2);
@@ -215,6 +217,19 @@ describe.each(engines)('P2P transfers on %s', (engine) => {
     const refused = await t.api('wallet-a').post('/v1/transfers/payments', { quoteId: q2.body.id }, key());
     expect(refused.body.error.code).toBe('account_unavailable');
     expect(await balance(bankCny)).toBe(b0 - 5000n);
+  });
+
+  it('a link code takes no more than five tries, even guessed all at once; the sixth, right or wrong, finds the consent locked', async () => {
+    const li = cus('li-at-wallet-a');
+    const consent = await t.api('wallet-a').post('/v1/account-links', { customerId: li, bankParticipantId: demoParticipantId('bank-a') }, key());
+    expect(consent.status).toBe(201);
+    const code = await openSentCode(t.hub, 'account_link.consent_requested', consent.body.id);
+    const wrong = code === '000000' ? '111111' : '000000';
+    const answers = await Promise.all(Array.from({ length: 12 }, () => t.api('wallet-a').post(`/v1/account-links/consents/${consent.body.id}/confirm`, { code: wrong })));
+    const codes = answers.map((r) => r.body.error?.code as string);
+    expect(codes.filter((c) => c === 'consent_code_invalid').length).toBeLessThanOrEqual(5);
+    expect(codes.filter((c) => c !== 'consent_code_invalid').every((c) => c === 'consent_locked')).toBe(true);
+    expect((await t.api('wallet-a').post(`/v1/account-links/consents/${consent.body.id}/confirm`, { code })).body.error.code).toBe('consent_locked');
   });
 
   it('moves an alias with a code sealed to its current holder; a wrong code is refused', async () => {

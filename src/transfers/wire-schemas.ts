@@ -42,6 +42,7 @@ export const AliasLookupSchema = Closed(
   'Verification of payee',
 );
 export const AliasMoveSchema = Closed({ id: Type.String(), status: Type.Literal('pending'), expiresAt: Timestamp }, 'Alias move: confirm it with the customer’s code');
+export const AliasVerificationSchema = Closed({ id: Type.String(), status: Type.Literal('pending'), expiresAt: Timestamp }, 'Alias verification: confirm it with the code sent to the number or address');
 export const AliasFlagSchema = Closed({ aliasId: Type.String(), flagged: Type.Boolean() }, 'Your fraud flag on the alias');
 export const FxRatesSchema = Closed(
   {

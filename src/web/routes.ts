@@ -313,6 +313,7 @@ export async function registerWebRoutes(app: HttpServer, deps: WebRouteDeps): Pr
     { path: '/demo/v1/step-up-codes/:id', kind: 'provisioning', event: 'token.step_up_requested', what: "a card provisioning's step-up" },
     { path: '/demo/v1/codes/step-up-challenges/:id', kind: 'step_up_challenge', event: 'step_up.code_requested', what: "a payment's step-up challenge" },
     { path: '/demo/v1/codes/customer-link-consents/:id', kind: 'customer_link_consent', event: 'customer_link.consent_requested', what: 'a customer link consent' },
+    { path: '/demo/v1/codes/alias-verifications/:id', kind: 'alias_verification', event: 'alias.verification_requested', what: 'a new alias (phone or e-mail)' },
     { path: '/demo/v1/codes/account-link-consents/:id', kind: 'account_link_consent', event: 'account_link.consent_requested', what: 'an account link consent' },
   ] as const;
   for (const route of codeRoutes) {

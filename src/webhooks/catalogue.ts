@@ -65,6 +65,21 @@ const recallChange = Data({
 });
 const aliasChange = Data({ aliasId: Id('The alias'), customerId: Id('Your customer') });
 const linkRevoked = Data({ linkId: Id('The link'), customerId: Type.Optional(Id('Your customer')), by: Type.Optional(Id('The participant that revoked it')), reason: Type.Optional(Type.String()) });
+const liquidityRequest = Data({
+  id: Id('The liquidity request'),
+  direction: Type.String({ description: 'top_up (settlement bank → position) or cash_out (position → settlement bank)' }),
+  amount: Money,
+  status: Type.String({ description: 'pending_approval, completed or rejected' }),
+  reference: Type.Union([Type.String(), Type.Null()]),
+  reason: Type.Union([Type.String(), Type.Null()]),
+});
+const cashMovement = Data({
+  id: Id('The withdrawal or top-up'),
+  kind: Type.String({ description: 'withdrawal or top_up' }),
+  customerId: Id('Your customer'),
+  amount: Money,
+  status: Type.String(),
+});
 const position = Data({
   participantId: Id('The participant'),
   currency: Type.String(),
@@ -128,6 +143,32 @@ export const eventCatalogue = {
     summary: 'The settlement bank confirmed the window: your position moved by its net',
     data: Data({ windowId: Id('The settlement window'), currency: Type.String(), netPosition: Money, sent: Money, received: Money, reference: Type.String({ description: "The settlement bank's reference" }) }),
   },
+  // FX providers
+  'fx.rate_posted': {
+    summary: 'You posted an FX rate: it is in force for its pair until it expires or you post a newer one',
+    data: Data({
+      id: Id('The rate'),
+      providerParticipantId: Id('You'),
+      from: Type.String({ description: 'The currency sent (the tiers are amounts of it)' }),
+      to: Type.String({ description: 'The currency delivered' }),
+      tiers: Type.Array(Data({ min: Money, max: Type.Union([Money, Type.Null()]), rate: Type.String() })),
+      postedAt: Time('Posted'),
+      expiresAt: Time('Expires'),
+    }),
+  },
+  // Liquidity requests (a participant moving money between its settlement bank account and its position)
+  'liquidity.request_created': { summary: 'Your liquidity request was recorded (completed at once, or waiting for the operator’s approval)', data: liquidityRequest },
+  'liquidity.request_approved': { summary: 'The operator approved your liquidity request: the money moved', data: liquidityRequest },
+  'liquidity.request_rejected': { summary: 'The operator rejected your liquidity request: nothing moved', data: liquidityRequest },
+  // Customers' withdrawals to and top-ups from a linked bank account
+  'cash.withdrawal_completed': {
+    summary: 'A customer withdrew money to a bank account linked into their wallet (to the wallet: its customer paid out; to the bank: its customer credited)',
+    data: cashMovement,
+  },
+  'cash.top_up_completed': {
+    summary: 'A customer topped up their wallet from a linked bank account (to the wallet: its customer credited; to the bank: its customer debited)',
+    data: cashMovement,
+  },
   // Risk
   'risk.alert_raised': {
     summary: 'A risk rule raised an alert on one of your customers',
@@ -154,6 +195,10 @@ export const eventCatalogue = {
   'alias.move_requested': {
     summary: 'Another participant asks to move one of your aliases: send the sealed code to the customer, who confirms it there',
     data: Data({ moveId: Id('The move'), aliasId: Id('The alias'), customerId: Id('Your customer'), toParticipantName: Type.String(), codeSealed: Sealed, expiresAt: Time('The code expires') }),
+  },
+  'alias.verification_requested': {
+    summary: 'Your customer is adding a phone number or e-mail address as an alias: send the sealed code there; they confirm it in the wallet',
+    data: Data({ verificationId: Id('The verification'), customerId: Id('Your customer'), type: Type.String({ description: 'phone or email' }), value: Type.String({ description: 'The normalized number (E.164) or address to send the code to' }), codeSealed: Sealed, expiresAt: Time('The code expires') }),
   },
   'alias.moved_away': { summary: 'One of your aliases moved to another participant', data: aliasChange },
   'alias.moved_in': { summary: 'An alias moved to you', data: aliasChange },

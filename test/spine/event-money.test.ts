@@ -127,8 +127,13 @@ describe('money in events', () => {
       expect((await op.post(`/v1/operator/ledger/accounts/${opened.body.id}/fund`, { amount: { amount: '12.5', currency: 'SGD' } }, { 'idempotency-key': 'evt-fund-1' })).status).toBe(201);
       expect((await op.post('/v1/operator/participants/par_demo_bank_a/liquidity/withdrawals', { amount: { amount: '7', currency: 'CNY' } }, { 'idempotency-key': 'evt-liq-out-1' })).status).toBe(201);
       expect((await op.post('/v1/operator/participants/par_demo_bank_a/net-debit-cap', { cap: { amount: '100', currency: 'CNY' } }, { 'idempotency-key': 'evt-cap-1' })).status).toBe(200);
+      // A participant's liquidity request, approved by the operator.
+      const asked = await t.api('wallet-c').post('/v1/liquidity/requests', { direction: 'top_up', amount: { amount: '5', currency: 'SGD' } }, { 'idempotency-key': 'evt-liq-req-1' });
+      expect(asked.status).toBe(201);
+      expect((await op.post(`/v1/operator/liquidity/requests/${asked.body.id as string}/approve`, {})).status).toBe(200);
       const events = emitted.slice(from);
-      expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(['ledger.account_funded', 'liquidity.funds_out', 'liquidity.net_debit_cap_set']));
+      expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(['ledger.account_funded', 'liquidity.funds_out', 'liquidity.net_debit_cap_set', 'liquidity.request_created', 'liquidity.request_approved']));
+      expect(events.find((e) => e.type === 'liquidity.request_approved')?.data.amount).toEqual({ amount: '5.00', currency: 'SGD' });
       expect(events.find((e) => e.type === 'ledger.account_funded')?.data.amount).toEqual({ amount: '12.50', currency: 'SGD' });
       expect(events.find((e) => e.type === 'liquidity.funds_out')?.data.amount).toEqual({ amount: '7.00', currency: 'CNY' });
       expect(problemsOf(events)).toEqual([]);

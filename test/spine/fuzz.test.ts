@@ -71,6 +71,7 @@ const ID_SOURCES: Record<string, string> = {
   alertId: 'select id as v from risk_alerts',
   aliasId: 'select id as v from aliases',
   moveId: 'select id as v from alias_moves',
+  verificationId: 'select id as v from alias_verifications',
   consentId: 'select id as v from account_link_consents',
   provisioningId: 'select id as v from token_provisionings',
   requestId: 'select id as v from money_requests',

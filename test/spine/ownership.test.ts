@@ -44,6 +44,7 @@ const KIND_TABLES: Record<RefKind, string> = {
   account_link_consent: `select id, wallet_participant_id as participant, wallet_customer_id as customer from account_link_consents`,
   alias: `select id, participant_id as participant, customer_id as customer from aliases`,
   alias_move: `select id, to_participant_id as participant, to_customer_id as customer from alias_moves`,
+  alias_verification: `select id, participant_id as participant, customer_id as customer from alias_verifications`,
   card_product: `select id, issuer_participant_id as participant, null as customer from card_products`,
   card: `select id, issuer_participant_id as participant, customer_id as customer from cards`,
   card_ref: `select id, issuer_participant_id as participant, customer_id as customer from cards`,
@@ -68,6 +69,8 @@ const KIND_TABLES: Record<RefKind, string> = {
   settlement_window: `select id, null as participant, null as customer from settlement_windows`,
   dispute: `select id, wallet_participant_id as participant, customer_id as customer from disputes`,
   recall: `select id, wallet_participant_id as participant, customer_id as customer from recalls`,
+  liquidity_request: `select id, participant_id as participant, null as customer from liquidity_requests`,
+  cash_movement: `select id, participant_id as participant, customer_id as customer from cash_movements`,
 };
 
 /** Kinds anyone authenticated may name: a participant in the directory, a payment link its merchant published. */
@@ -182,8 +185,22 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
       const link = await ok(t.api(as).post('/v1/customer-links', { customerId: cus(who), participantId: me(bank) }, key()), 201);
       await ok(t.api(as).post(`/v1/customer-links/consents/${link.id}/confirm`, { code: await openSentCode(t.hub, 'customer_link.consent_requested', link.id) }), 201);
     }
+    // Liquidity requests of two participants; top-ups of two wallets' customers from their linked bank accounts.
+    for (const p of ['wallet-a', 'wallet-b']) await ok(t.api(p).post('/v1/liquidity/requests', { direction: 'top_up', amount: { amount: '1.00', currency: 'CNY' } }, key()), 201);
+    await ok(wb.post('/v1/accounts', { customerId: cus('zhang-at-wallet-b'), currency: 'HKD' }, key()), 201);
+    for (const [as, who, cur] of [
+      ['wallet-a', 'li-at-wallet-a', 'CNY'],
+      ['wallet-b', 'zhang-at-wallet-b', 'HKD'],
+    ] as const) {
+      const links = await ok(t.api(as).get(`/v1/account-links?customerId=${cus(who)}`), 200);
+      const link = (links.items as { id: string; accountId: string; status: string }[]).find((l) => l.status === 'active' && l.accountId.endsWith(`_${cur}`));
+      expect(link).toBeDefined();
+      await ok(t.api(as).post(`/v1/customers/${cus(who)}/top-ups`, { linkId: link!.id, amount: { amount: '1.00', currency: cur } }, key()), 201);
+    }
     await ok(wa.post('/v1/aliases/moves', { customerId: cus('li-at-wallet-a'), type: 'handle', value: 'maria.tan', accountId: 'acc_cus_demo_li_at_wallet_a_CNY' }, key()), 201);
     await ok(wb.post('/v1/aliases/moves', { customerId: cus('zhang-at-wallet-b'), type: 'handle', value: 'liwei', accountId: 'acc_cus_demo_zhang_at_wallet_b_CNY' }, key()), 201);
+    await ok(wa.post('/v1/aliases/verifications', { customerId: cus('li-at-wallet-a'), type: 'email', value: 'li.sweep@example.com', accountId: 'acc_cus_demo_li_at_wallet_a_CNY' }, key()), 201);
+    await ok(wb.post('/v1/aliases/verifications', { customerId: cus('zhang-at-wallet-b'), type: 'email', value: 'zhang.sweep@example.com', accountId: 'acc_cus_demo_zhang_at_wallet_b_CNY' }, key()), 201);
     // Step-up challenges and passkey registrations, through the service (their routes are swept below).
     for (const [p, c] of [
       ['wallet-a', 'li-at-wallet-a'],
@@ -209,6 +226,7 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
     const otherAcc = await ok(wa.post('/v1/accounts', { customerId: other.id, currency: 'CNY' }, key()), 201);
     await ok(wa.post(`/v1/accounts/${otherAcc.id}/deposits`, { amount: { amount: '50.00', currency: 'CNY' } }, key()), 201);
     await ok(wa.post('/v1/aliases', { customerId: other.id, type: 'handle', value: 'sweep.other', accountId: otherAcc.id }, key()), 201);
+    await ok(wa.post('/v1/aliases/verifications', { customerId: other.id, type: 'email', value: 'other.sweep@example.com', accountId: otherAcc.id }, key()), 201);
     const oq = await ok(wa.post('/v1/transfers/quotes', { customerId: other.id, payee: { type: 'handle', value: 'zhangmin' }, sendAmount: { amount: '1.00', currency: 'CNY' } }, key()), 201);
     await ok(wa.post('/v1/transfers/payments', { quoteId: oq.id }, key()), 201);
     await ok(wa.post('/v1/transfers/quotes', { customerId: other.id, payee: { type: 'handle', value: 'zhangmin' }, sendAmount: { amount: '1.00', currency: 'CNY' } }, key()), 201);

@@ -389,6 +389,12 @@ describe.each(engines)('secrets scan (%s)', (engine: Engine) => {
       const moveCode = await codeFromWebhook('wallet-a', 'alias.move_requested', 'moveId', move.body.id, await webhookSecretOf(demoParticipantId('wallet-a')));
       expect((await call('wallet-b', 'POST', `/v1/aliases/moves/${move.body.id}/confirm`, { code: moveCode }, key())).status).toBe(200);
 
+      // ---- a new e-mail alias: the code reaches the customer's own wallet sealed ------------------------------------
+      const verification = await call('wallet-a', 'POST', '/v1/aliases/verifications', { customerId: li, type: 'email', value: `scan.${randomBytes(4).toString('hex')}@example.com`, accountId: `acc_${li}_CNY` }, key());
+      expect(verification.status).toBe(201);
+      const verificationCode = await codeFromWebhook('wallet-a', 'alias.verification_requested', 'verificationId', verification.body.id, await webhookSecretOf(demoParticipantId('wallet-a')));
+      expect((await call('wallet-a', 'POST', `/v1/aliases/verifications/${verification.body.id}/confirm`, { code: verificationCode }, key())).status).toBe(201);
+
       // ---- a customer link: the code reaches the other participant sealed --------------------------------------------
       const linkConsent = await call('wallet-a', 'POST', '/v1/customer-links', { customerId: li, participantId: demoParticipantId('bank-a') }, key());
       expect(linkConsent.status).toBe(201);
@@ -456,7 +462,7 @@ describe.each(engines)('secrets scan (%s)', (engine: Engine) => {
       expect(found('planted log code', planted.code, 'code', (h) => h.name === 'logs')).toBe(1);
       expect(haystacks[0]?.text).toContain('"url":"/v1/me"'); // request lines are logged (with the path only)
 
-      expect(secrets.filter((s) => s.kind === 'code')).toHaveLength(5);
+      expect(secrets.filter((s) => s.kind === 'code')).toHaveLength(6);
       expect(secrets.filter((s) => s.kind === 'cvv')).toHaveLength(4); // two issued cards, two sandbox test cards
       expect(secrets.length).toBeGreaterThan(30);
       const hits = secrets.flatMap((s) => findingsOf(s, haystacks, tableText).map((where) => `${s.label} (${s.kind}) in ${where}`));

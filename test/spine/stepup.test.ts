@@ -143,6 +143,15 @@ describe.each(engines)('step-up challenges on %s', (engine) => {
     expect((await wallet().post(`/v1/step-up/challenges/${ch.body.id}/complete`, { code: wrong })).body.error.code).toBe('challenge_locked');
     expect((await wallet().post(`/v1/step-up/challenges/${ch.body.id}/complete`, { code })).status).not.toBe(200);
 
+    // Guessed all at once: no more tries than one by one (each try is taken before its answer is checked).
+    const raced = await challenge((await confirm(await quote(payer, payee, '7.00'))).body.error.details.stepUp.request);
+    const raceCode = await openSentCode(t.hub, 'step_up.code_requested', raced.body.id);
+    const raceWrong = raceCode === '000000' ? '111111' : '000000';
+    const answers = await Promise.all(Array.from({ length: 12 }, () => wallet().post(`/v1/step-up/challenges/${raced.body.id}/complete`, { code: raceWrong })));
+    expect(answers.filter((r) => r.body.error?.code === 'challenge_failed').length).toBeLessThanOrEqual(4);
+    expect(answers.every((r) => r.status !== 200)).toBe(true);
+    expect((await wallet().post(`/v1/step-up/challenges/${raced.body.id}/complete`, { code: raceCode })).status).not.toBe(200);
+
     // The customer's authenticator app, enrolled by the wallet's back end.
     const enrolled = await wallet().post(`/v1/step-up/customers/${payer}/totp`);
     expect(enrolled.status).toBe(201);

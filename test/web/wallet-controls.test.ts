@@ -218,6 +218,23 @@ describe('the cardholder’s card controls, budgets at the hub and the wallet’
     const aliases = page.getByTestId('aliases');
     await aliases.locator('[data-testid=alias-row][data-value=liwei]').waitFor();
     await check(page, 'me-linked-zh-CN');
+    // An e-mail alias added with the code the wallet sent to it, then removed after the page asks.
+    await aliases.locator('select[name=alias-type]').selectOption('email');
+    await aliases.locator('input[name=alias-value]').fill('li.page@example.com');
+    await aliases.getByTestId('alias-add-submit').click();
+    const aliasCode = (await aliases.getByTestId('alias-demo-code').textContent({ timeout: 15_000 })) ?? '';
+    expect(aliasCode).toMatch(/^[0-9]{6}$/);
+    await aliases.locator('input[name=alias-code]').fill(aliasCode);
+    await check(page, 'alias-verify-zh-CN');
+    await aliases.getByTestId('alias-verify-submit').click();
+    const added = aliases.locator('[data-testid=alias-row][data-value="li.page@example.com"]');
+    await added.waitFor({ timeout: 15_000 });
+    expect((await t.api('wallet-b').get('/v1/aliases/lookup?customerId=cus_demo_zhang_at_wallet_b&type=email&value=li.page%40example.com')).status).toBe(200);
+    await added.getByTestId('alias-remove').click();
+    await check(page, 'alias-remove-zh-CN');
+    await added.getByTestId('alias-remove-yes').click();
+    await expect.poll(() => added.count()).toBe(0);
+    expect((await t.api('wallet-b').get('/v1/aliases/lookup?customerId=cus_demo_zhang_at_wallet_b&type=email&value=li.page%40example.com')).status).toBe(404);
 
     for (const lang of ['zh-CN', 'en'] as const) {
       await setLang(page, lang);
@@ -246,7 +263,7 @@ describe('the cardholder’s card controls, budgets at the hub and the wallet’
     expect(problems).toEqual([]);
   }, 300_000);
 
-  it('the console shows the FX rates with the spread and the risk rules (the hub’s defaults, one participant’s), read only, in both languages', async () => {
+  it('the console shows the FX rates with the spread and the risk rules (the hub’s defaults, one participant’s) in both languages, and sets a fee after asking', async () => {
     const fx = await t.api('operator').get('/v1/operator/fx');
     expect(fx.status).toBe(200);
     expect(fx.body).toMatchObject({ base: 'EUR', spreadBps: expect.any(Number) });
@@ -266,6 +283,25 @@ describe('the cardholder’s card controls, budgets at the hub and the wallet’
     await select.selectOption(walletA ?? '');
     await expect.poll(() => page.locator('[data-testid=risk-rule]').count()).toBe(5);
     expect(await page.locator('[data-testid=risk-rule][data-rule=velocity]').textContent()).toContain('要求加强验证');
+
+    // Fees: the operator sets wallet A → wallet B at 0.10 CNY + 25 bp after the page asks; the table and the next quote show it.
+    const fees = page.getByTestId('settings-fees');
+    const [payerId, payeeId] = [demoParticipantId('wallet-a'), demoParticipantId('wallet-b')];
+    await fees.locator('select[name=fee-payer]').selectOption(payerId);
+    await fees.locator('select[name=fee-payee]').selectOption(payeeId);
+    await fees.locator('input[name=fee-fixed]').fill('0.10');
+    await fees.locator('input[name=fee-bps]').fill('25');
+    await fees.getByTestId('fee-set').click();
+    await fees.getByTestId('fee-confirm').waitFor();
+    expect((await t.api('operator').get('/v1/operator/fees')).body.items.filter((f: { payerParticipantId: string; payeeParticipantId: string }) => f.payerParticipantId === payerId && f.payeeParticipantId === payeeId)).toEqual([]);
+    await check(page, 'console-fee-confirm-zh-CN');
+    await fees.getByTestId('fee-set-yes').click();
+    await fees.locator(`[data-testid=fee-row][data-payer="${payerId}"][data-payee="${payeeId}"]`).waitFor({ timeout: 15_000 });
+    expect((await t.api('operator').get('/v1/operator/fees')).body.items).toContainEqual({ payerParticipantId: payerId, payeeParticipantId: payeeId, fixed: { amount: '0.10', currency: 'CNY' }, bps: 25 });
+    expect((await t.api('wallet-a').get('/v1/operator/fees')).status).toBeGreaterThanOrEqual(401);
+    const quote = await t.api('wallet-a').post('/v1/transfers/quotes', { customerId: li.walletA, payee: { type: 'handle', value: 'zhangmin' }, sendAmount: { amount: '100.00', currency: 'CNY' } });
+    expect(quote.status).toBe(201);
+    expect(quote.body.fee).toEqual({ amount: '0.35', currency: 'CNY' });
     expect(problems).toEqual([]);
   }, 300_000);
 });

@@ -1051,6 +1051,226 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/liquidity/requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your liquidity requests, newest first
+         * @description Your liquidity requests, newest first.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getLiquidityRequests"];
+        put?: never;
+        /**
+         * Ask to top up your position from your settlement bank account, or to cash out to it
+         * @description Up to the operator’s approval threshold for the currency the money moves at once (a recorded ledger transfer between your settlement-bank mirror and your position; a cash-out never takes more than the prefunded liquidity left: liquidity_exceeded); above it the request waits for the operator (webhooks `liquidity.request_approved` / `liquidity.request_rejected`). Idempotency-Key required.
+         */
+        post: operations["postLiquidityRequests"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/liquidity/requests/{requestId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One of your liquidity requests
+         * @description One of your liquidity requests.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getLiquidityRequestsByRequestId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/liquidity/requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Participants’ liquidity requests (pending_approval: those waiting for you)
+         * @description Participants’ liquidity requests (pending_approval: those waiting for you)
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorLiquidityRequests"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/liquidity/requests/{requestId}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a pending liquidity request: the money moves now (a cash-out still within the prefunded liquidity left)
+         * @description Approve a pending liquidity request: the money moves now (a cash-out still within the prefunded liquidity left)
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postOperatorLiquidityRequestsByRequestIdApprove"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/liquidity/requests/{requestId}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reject a pending liquidity request: nothing moves
+         * @description Reject a pending liquidity request: nothing moves.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postOperatorLiquidityRequestsByRequestIdReject"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/liquidity/thresholds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set the approval threshold of a currency: participants’ liquidity requests up to it complete at once, larger ones wait for your approval
+         * @description Set the approval threshold of a currency: participants’ liquidity requests up to it complete at once, larger ones wait for your approval.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postOperatorLiquidityThresholds"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customerId}/withdrawals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Withdraw from the customer’s wallet account to a bank account linked into the wallet
+         * @description The link must be the customer’s and active, the amount in the linked account’s currency, and the customer must hold an open wallet account in it. The money moves through both participants’ positions like any payment between them (liquidity_exceeded when the paying side’s position cannot cover it; insufficient_funds when the paying account cannot) and the position leg is settled in the currency’s window. Webhooks `cash.withdrawal_completed` / `cash.top_up_completed` go to the wallet and to the bank. Idempotency-Key required.
+         */
+        post: operations["postCustomersByCustomerIdWithdrawals"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customerId}/top-ups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Top up the customer’s wallet account from a bank account linked into the wallet
+         * @description The link must be the customer’s and active, the amount in the linked account’s currency, and the customer must hold an open wallet account in it. The money moves through both participants’ positions like any payment between them (liquidity_exceeded when the paying side’s position cannot cover it; insufficient_funds when the paying account cannot) and the position leg is settled in the currency’s window. Webhooks `cash.withdrawal_completed` / `cash.top_up_completed` go to the wallet and to the bank. Idempotency-Key required.
+         */
+        post: operations["postCustomersByCustomerIdTopUps"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customerId}/cash-movements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The customer’s withdrawals and top-ups, newest first
+         * @description The customer’s withdrawals and top-ups, newest first.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getCustomersByCustomerIdCashMovements"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customerId}/cash-movements/{movementId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One withdrawal or top-up of the customer (its status)
+         * @description One withdrawal or top-up of the customer (its status)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getCustomersByCustomerIdCashMovementsByMovementId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/settlement/positions": {
         parameters: {
             query?: never;
@@ -1743,6 +1963,26 @@ export interface paths {
          * @description The hub keeps only a keyed hash of the code; the code travels sealed to the participant that delivers it (`codeSealed` in its webhook). Here the demo plays that participant when it is a demo bank or wallet. Only for an object you hold, only in demo mode, only on loopback.
          */
         get: operations["getDemoV1CodesCustomerLinkConsentsById"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/demo/v1/codes/alias-verifications/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Demo only: the one-time code a demo participant would give its customer for a new alias (phone or e-mail)
+         * @description The hub keeps only a keyed hash of the code; the code travels sealed to the participant that delivers it (`codeSealed` in its webhook). Here the demo plays that participant when it is a demo bank or wallet. Only for an object you hold, only in demo mode, only on loopback.
+         */
+        get: operations["getDemoV1CodesAliasVerificationsById"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2573,12 +2813,56 @@ export interface paths {
         get: operations["getAliases"];
         put?: never;
         /**
-         * Register an alias (phone, email or handle) for a customer account
-         * @description Register an alias (phone, email or handle) for a customer account.
+         * Register an alias (phone, email or handle) for a customer account. A participant registers what it has verified itself; a customer session registers handles here and confirms a phone or e-mail with a code (POST /v1/aliases/verifications)
+         * @description Register an alias (phone, email or handle) for a customer account. A participant registers what it has verified itself; a customer session registers handles here and confirms a phone or e-mail with a code (POST /v1/aliases/verifications)
          *
-         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postAliases"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/aliases/verifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a phone number or e-mail address as an alias: a one-time code goes to it through your participant (alias.verification_requested); confirm it to register the alias
+         * @description Add a phone number or e-mail address as an alias: a one-time code goes to it through your participant (alias.verification_requested); confirm it to register the alias.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postAliasesVerifications"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/aliases/verifications/{verificationId}/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm a new alias with the code sent to the number or address (five tries): the alias is registered
+         * @description Confirm a new alias with the code sent to the number or address (five tries): the alias is registered.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postAliasesVerificationsByVerificationIdConfirm"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2599,7 +2883,7 @@ export interface paths {
          * Delete an alias
          * @description Delete an alias.
          *
-         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         delete: operations["deleteAliasesByAliasId"];
         options?: never;
@@ -2659,8 +2943,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Confirm an alias move with the customer’s code
-         * @description Confirm an alias move with the customer’s code.
+         * Confirm an alias move with the customer’s code (five tries)
+         * @description Confirm an alias move with the customer’s code (five tries)
          *
          *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
@@ -2766,7 +3050,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * The fee schedules in force between participants (payer → payee: fixed + basis points)
+         * @description The fee schedules in force between participants (payer → payee: fixed + basis points)
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
+         */
+        get: operations["getOperatorFees"];
         put?: never;
         /**
          * Set the fee for payments from one participant to another: fixed + basis points, charged to the payer
@@ -3189,6 +3479,54 @@ export interface paths {
          *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
         post: operations["postRiskRules"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/fx/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Register a participant as an FX provider: it may then post rates, and payments across currencies convert through its positions
+         * @description Register a participant as an FX provider: it may then post rates, and payments across currencies convert through its positions.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postOperatorFxProviders"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/fx/provider-rates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The FX providers’ rates in force (newest per provider and pair), optionally for one pair or one provider
+         * @description The FX providers’ rates in force (newest per provider and pair), optionally for one pair or one provider.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getFxProviderRates"];
+        put?: never;
+        /**
+         * Post your rate for a currency pair (FX providers): size tiers and an expiry; it replaces your previous rate for the pair
+         * @description Tiers price the amount sent (in the send currency): sorted, not overlapping, the last one may leave `max` out. A quote binds the best rate in force that prices its amount (fx_tier_not_covered when none does; fx_rate_expired when the pair’s rates have expired), and the payment then moves your position up in the currency sent and down in the currency delivered.
+         */
+        post: operations["postFxProviderRates"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4313,6 +4651,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "alias.verification_requested": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Your customer is adding a phone number or e-mail address as an alias: send the sealed code there; they confirm it in the wallet
+         * @description Your customer is adding a phone number or e-mail address as an alias: send the sealed code there; they confirm it in the wallet. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onAliasVerificationRequested"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "budget.exceeded": {
         parameters: {
             query?: never;
@@ -4367,6 +4725,46 @@ export interface webhooks {
          * @description Typed card data for one of your cards failed too often: locked for a while. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
          */
         post: operations["onCardCardDataLocked"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "cash.top_up_completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A customer topped up their wallet from a linked bank account (to the wallet: its customer credited; to the bank: its customer debited)
+         * @description A customer topped up their wallet from a linked bank account (to the wallet: its customer credited; to the bank: its customer debited). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onCashTopUpCompleted"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "cash.withdrawal_completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A customer withdrew money to a bank account linked into their wallet (to the wallet: its customer paid out; to the bank: its customer credited)
+         * @description A customer withdrew money to a bank account linked into their wallet (to the wallet: its customer paid out; to the bank: its customer credited). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onCashWithdrawalCompleted"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4633,6 +5031,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "fx.rate_posted": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * You posted an FX rate: it is in force for its pair until it expires or you post a newer one
+         * @description You posted an FX rate: it is in force for its pair until it expires or you post a newer one. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onFxRatePosted"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "ledger.account_funded": {
         parameters: {
             query?: never;
@@ -4747,6 +5165,66 @@ export interface webhooks {
          * @description The operator set your net debit cap. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
          */
         post: operations["onLiquidityNetDebitCapSet"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "liquidity.request_approved": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The operator approved your liquidity request: the money moved
+         * @description The operator approved your liquidity request: the money moved. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onLiquidityRequestApproved"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "liquidity.request_created": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Your liquidity request was recorded (completed at once, or waiting for the operator’s approval)
+         * @description Your liquidity request was recorded (completed at once, or waiting for the operator’s approval). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onLiquidityRequestCreated"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "liquidity.request_rejected": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The operator rejected your liquidity request: nothing moved
+         * @description The operator rejected your liquidity request: nothing moved. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onLiquidityRequestRejected"];
         delete?: never;
         options?: never;
         head?: never;
@@ -5422,7 +5900,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_credit" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "credit_line_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "dispute_amount_invalid" | "dispute_deadline_passed" | "dispute_exists" | "dispute_not_found" | "dispute_not_party" | "dispute_state" | "dispute_window_closed" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "recall_deadline_passed" | "recall_exists" | "recall_not_found" | "recall_state" | "recall_window_closed" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "repayment_account_invalid" | "repayment_exceeds_balance" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_credit" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "credit_line_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "dispute_amount_invalid" | "dispute_deadline_passed" | "dispute_exists" | "dispute_not_found" | "dispute_not_party" | "dispute_state" | "dispute_window_closed" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "recall_deadline_passed" | "recall_exists" | "recall_not_found" | "recall_state" | "recall_window_closed" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "repayment_account_invalid" | "repayment_exceeds_balance" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -6226,6 +6704,58 @@ export interface components {
                 currency: string;
             };
         };
+        /** @description A participant’s request to move money between its settlement bank account and its position: completed at once up to the operator’s approval threshold, otherwise pending until the operator approves or rejects it. */
+        LiquidityRequest: {
+            /** @description The liquidity request */
+            id: string;
+            participantId: string;
+            /** @description top_up: settlement bank account → position; cash_out: position → settlement bank account */
+            direction: "top_up" | "cash_out";
+            amount: {
+                amount: string;
+                currency: string;
+            };
+            /** @description Your settlement bank reference */
+            reference: string | null;
+            status: "pending_approval" | "completed" | "rejected";
+            /** @description Why the operator rejected it */
+            reason: string | null;
+            /** @description The ledger transfer that moved the money, once completed */
+            transferId: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            decidedAt: string | null;
+        };
+        /** @description A customer’s withdrawal to, or top-up from, a bank account linked into their wallet: a payment between the wallet and the bank through both positions. */
+        CashMovement: {
+            /** @description The withdrawal or top-up */
+            id: string;
+            /** @description withdrawal: wallet account → linked bank account; top_up: linked bank account → wallet account */
+            kind: "withdrawal" | "top_up";
+            /** @description Your customer */
+            customerId: string;
+            /** @description The account link used */
+            linkId: string;
+            /** @description The customer’s account at your wallet */
+            walletAccountId: string;
+            /** @description The linked account at the bank */
+            bankAccountId: string;
+            /** @description The bank holding it */
+            bankParticipantId: string;
+            amount: {
+                amount: string;
+                currency: string;
+            };
+            /**
+             * @description completed: the money moved (a refused request moves nothing and answers an error)
+             * @enum {string}
+             */
+            status: "completed";
+            /** @description The ledger transfers (the position leg first, between the two participants) */
+            transferIds: string[];
+            /** Format: date-time */
+            createdAt: string;
+        };
         /** @description A settlement window: one is open per currency; a payment between two participants belongs to the window its position leg committed in. */
         SettlementWindow: {
             id: string;
@@ -6648,6 +7178,48 @@ export interface components {
             createdAt: string;
             credit?: components["schemas"]["CreditLine"];
         };
+        /** @description A rate an FX provider posted for a currency pair: size tiers on the amount sent, each its own rate, in force until it expires or the provider posts a newer one. */
+        FxProviderRate: {
+            /** @description The rate: a quote binds it by this id (fxRateId) */
+            id: string;
+            /** @description The FX provider participant that posted it */
+            providerParticipantId: string;
+            sendCurrency: string;
+            receiveCurrency: string;
+            tiers: {
+                min: {
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    amount: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                };
+                /** @description null: no upper bound */
+                max: {
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    amount: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                } | null;
+                /** @description Receive units per send unit (the customer rate, spread included), 8 decimals */
+                rate: string;
+            }[];
+            /** Format: date-time */
+            postedAt: string;
+            /** Format: date-time */
+            expiresAt: string;
+        };
         DisputeStep: {
             seq: number;
             /** @description Who acted (null: the hub, on a deadline) */
@@ -6910,6 +7482,34 @@ export interface components {
         };
     };
     responses: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_01f62780: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_0262ec75: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_amount, liquidity_invalid, malformed_json, malformed_request, settlement_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_0383e42a: {
             headers: {
@@ -7064,6 +7664,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_amount, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_2a49f85b: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_amount" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
         Error400_2dee90b7: {
             headers: {
@@ -7102,6 +7716,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "challenge_request_invalid" | "invalid_phone" | "malformed_request" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_31c92255: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7176,6 +7804,34 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_3d5fd4fb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, validation_failed */
+        Error400_3e0e4500: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: malformed_request, validation_failed */
         Error400_3f235b06: {
             headers: {
@@ -7200,20 +7856,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "malformed_request" | "merchant_invalid" | "unknown_currency" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_46bc61e7: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7246,6 +7888,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, split_invalid, unknown_currency, validation_failed */
+        Error400_60e4af86: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "split_invalid" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, idempotency_key_invalid, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_json, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
         Error400_61c4a7fe: {
             headers: {
@@ -7256,6 +7912,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_61fabb1c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7274,8 +7944,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_658bb4e2: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_66dd2f01: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7283,21 +7953,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, validation_failed */
-        Error400_680da5ce: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7340,6 +7996,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_connection" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_8119621f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7428,8 +8098,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, validation_failed */
-        Error400_a0761ab4: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_a32d24c2: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7437,21 +8107,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rates_invalid, invalid_amount, malformed_request, unknown_currency, validation_failed */
-        Error400_a0e183bc: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "malformed_request" | "unknown_currency" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7484,20 +8140,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_b18458da: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_account, invalid_amount, invalid_connection, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_json, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_b62b7f1b: {
             headers: {
@@ -7508,6 +8150,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_account" | "invalid_amount" | "invalid_connection" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_b8c10200: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7564,20 +8220,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_json" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_c8d81742: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7652,8 +8294,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_d5156168: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_d2e39a7a: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7661,13 +8303,13 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_d5480bbe: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_amount, malformed_request, unknown_currency, validation_failed */
+        Error400_d602df48: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7675,7 +8317,21 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_amount" | "malformed_request" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_d897858e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7718,6 +8374,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "idempotency_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, invalid_amount, invalid_controls, invalid_credit_limit, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, validation_failed */
+        Error400_e5f52025: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_amount" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "validation_failed";
                     };
                 };
             };
@@ -7778,8 +8448,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_f99af308: {
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_amount, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_fadd8ab3: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7787,7 +8457,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "invalid_amount" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7802,20 +8472,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "invalid_connection" | "invalid_country" | "invalid_webhook_url" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "split_invalid" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rates_invalid, idempotency_key_invalid, idempotency_key_required, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_fd7dada6: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "challenge_request_invalid" | "fee_schedule_invalid" | "fx_rates_invalid" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_alias" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "quote_amount_conflict" | "quote_amount_required" | "red_packet_invalid" | "risk_rule_invalid" | "split_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -7932,8 +8588,8 @@ export interface components {
                 };
             };
         };
-        /** @description Forbidden: alias_move_locked, consent_locked, forbidden, not_request_payer, participant_suspended, red_packet_not_member, request_blocked, risk_declined */
-        Error403_27a4fb7b: {
+        /** @description Forbidden: alias_move_locked, alias_verification_locked, alias_verification_required, forbidden, participant_suspended */
+        Error403_295ddc39: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7941,21 +8597,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "alias_move_locked" | "consent_locked" | "forbidden" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked" | "risk_declined";
-                    };
-                };
-            };
-        };
-        /** @description Forbidden: alias_move_locked, forbidden, participant_suspended */
-        Error403_2e2b1ec4: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_move_locked" | "forbidden" | "participant_suspended";
+                        code?: "alias_move_locked" | "alias_verification_locked" | "alias_verification_required" | "forbidden" | "participant_suspended";
                     };
                 };
             };
@@ -7974,8 +8616,8 @@ export interface components {
                 };
             };
         };
-        /** @description Forbidden: device_signature_invalid, not_issuer, not_merchant, not_wallet, risk_declined */
-        Error403_370b157c: {
+        /** @description Forbidden: consent_locked, forbidden, not_request_payer, participant_suspended, red_packet_not_member, request_blocked */
+        Error403_36067716: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7983,7 +8625,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "device_signature_invalid" | "not_issuer" | "not_merchant" | "not_wallet" | "risk_declined";
+                        code?: "consent_locked" | "forbidden" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked";
                     };
                 };
             };
@@ -7998,6 +8640,34 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "not_issuer" | "not_wallet" | "participant_suspended";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: alias_move_locked, alias_verification_locked, alias_verification_required, consent_locked, forbidden, fx_provider_not_registered, not_request_payer, participant_suspended, red_packet_not_member, request_blocked, risk_declined */
+        Error403_3f53c981: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_move_locked" | "alias_verification_locked" | "alias_verification_required" | "consent_locked" | "forbidden" | "fx_provider_not_registered" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked" | "risk_declined";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: device_signature_invalid, forbidden, fx_provider_not_registered, not_issuer, not_merchant, not_wallet, participant_suspended, risk_declined */
+        Error403_4cc20035: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "device_signature_invalid" | "forbidden" | "fx_provider_not_registered" | "not_issuer" | "not_merchant" | "not_wallet" | "participant_suspended" | "risk_declined";
                     };
                 };
             };
@@ -8026,6 +8696,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "participant_suspended" | "webhook_secret_not_retrievable";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: fx_provider_not_registered */
+        Error403_81f9bec4: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "fx_provider_not_registered";
                     };
                 };
             };
@@ -8100,20 +8784,6 @@ export interface components {
                 };
             };
         };
-        /** @description Forbidden: device_signature_invalid, forbidden, not_issuer, not_merchant, not_wallet, participant_suspended, risk_declined */
-        Error403_9ccbfea1: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "device_signature_invalid" | "forbidden" | "not_issuer" | "not_merchant" | "not_wallet" | "participant_suspended" | "risk_declined";
-                    };
-                };
-            };
-        };
         /** @description Forbidden: forbidden, not_issuer_participant, participant_suspended */
         Error403_a3bbbbd0: {
             headers: {
@@ -8128,6 +8798,20 @@ export interface components {
                 };
             };
         };
+        /** @description Forbidden: device_signature_invalid, fx_provider_not_registered, not_issuer, not_merchant, not_wallet, risk_declined */
+        Error403_a74895ab: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "device_signature_invalid" | "fx_provider_not_registered" | "not_issuer" | "not_merchant" | "not_wallet" | "risk_declined";
+                    };
+                };
+            };
+        };
         /** @description Forbidden: forbidden, participant_suspended */
         Error403_c1e479c2: {
             headers: {
@@ -8138,6 +8822,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "participant_suspended";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: forbidden, fx_provider_not_registered, participant_suspended */
+        Error403_fab9fdae: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "forbidden" | "fx_provider_not_registered" | "participant_suspended";
                     };
                 };
             };
@@ -8170,8 +8868,8 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: not_found, settlement_window_not_found */
-        Error404_3c64f123: {
+        /** @description Not found: customer_not_found, dispute_not_found, liquidity_request_not_found, payment_not_found, recall_not_found */
+        Error404_13311832: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8179,13 +8877,13 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "not_found" | "settlement_window_not_found";
+                        code?: "customer_not_found" | "dispute_not_found" | "liquidity_request_not_found" | "payment_not_found" | "recall_not_found";
                     };
                 };
             };
         };
-        /** @description Not found: account_not_found, credit_line_not_found, customer_not_found, not_found, token_not_found */
-        Error404_3e112d0f: {
+        /** @description Not found: liquidity_request_not_found */
+        Error404_1731a11c: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8193,13 +8891,13 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_not_found" | "credit_line_not_found" | "customer_not_found" | "not_found" | "token_not_found";
+                        code?: "liquidity_request_not_found";
                     };
                 };
             };
         };
-        /** @description Not found: account_not_found, credential_not_found, customer_not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
-        Error404_3e6f13c5: {
+        /** @description Not found: account_unavailable, alias_move_not_found, alias_not_found, alias_verification_not_found, bank_customer_not_found, challenge_not_found, consent_not_found, customer_not_found, link_not_found, liquidity_request_not_found, not_found, passkey_registration_not_found, payment_not_found, quote_not_found, red_packet_not_found, request_not_found, risk_alert_not_found, split_not_found */
+        Error404_249ae09f: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8207,7 +8905,35 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
+                        code?: "account_unavailable" | "alias_move_not_found" | "alias_not_found" | "alias_verification_not_found" | "bank_customer_not_found" | "challenge_not_found" | "consent_not_found" | "customer_not_found" | "link_not_found" | "liquidity_request_not_found" | "not_found" | "passkey_registration_not_found" | "payment_not_found" | "quote_not_found" | "red_packet_not_found" | "request_not_found" | "risk_alert_not_found" | "split_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: alias_move_not_found, alias_not_found, alias_verification_not_found, customer_not_found, not_found */
+        Error404_333bbf6e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_move_not_found" | "alias_not_found" | "alias_verification_not_found" | "customer_not_found" | "not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: customer_not_found, dispute_not_found, liquidity_request_not_found, not_found, payment_not_found, recall_not_found */
+        Error404_45b16c1f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "customer_not_found" | "dispute_not_found" | "liquidity_request_not_found" | "not_found" | "payment_not_found" | "recall_not_found";
                     };
                 };
             };
@@ -8296,20 +9022,6 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: alias_move_not_found, alias_not_found, customer_not_found, not_found */
-        Error404_719faff3: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_move_not_found" | "alias_not_found" | "customer_not_found" | "not_found";
-                    };
-                };
-            };
-        };
         /** @description Not found: credential_not_found, not_found, participant_not_found */
         Error404_71f38203: {
             headers: {
@@ -8366,8 +9078,8 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: customer_not_found, dispute_not_found, not_found, payment_not_found, recall_not_found */
-        Error404_7fdb9f2f: {
+        /** @description Not found: account_not_found, credential_not_found, customer_not_found, liquidity_request_not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
+        Error404_80863626: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8375,13 +9087,13 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "customer_not_found" | "dispute_not_found" | "not_found" | "payment_not_found" | "recall_not_found";
+                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "liquidity_request_not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
                     };
                 };
             };
         };
-        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, customer_not_found, merchant_not_found, not_found, passkey_registration_not_found, payment_link_not_found, payment_not_found, provisioning_not_found, push_receipt_invalid, qr_not_found, reference_not_found, token_not_found */
-        Error404_8102258e: {
+        /** @description Not found: liquidity_request_not_found, not_found */
+        Error404_81f365c1: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8389,13 +9101,13 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "merchant_not_found" | "not_found" | "passkey_registration_not_found" | "payment_link_not_found" | "payment_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "qr_not_found" | "reference_not_found" | "token_not_found";
+                        code?: "liquidity_request_not_found" | "not_found";
                     };
                 };
             };
         };
-        /** @description Not found: account_not_found, credential_not_found, customer_not_found, not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
-        Error404_8cb7b618: {
+        /** @description Not found: liquidity_request_not_found, settlement_window_not_found */
+        Error404_9093b7e2: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8403,7 +9115,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
+                        code?: "liquidity_request_not_found" | "settlement_window_not_found";
                     };
                 };
             };
@@ -8436,8 +9148,8 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: settlement_window_not_found */
-        Error404_a68bb532: {
+        /** @description Not found: account_not_found, credit_line_not_found, customer_not_found, liquidity_request_not_found, not_found, token_not_found */
+        Error404_a16a9a80: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8445,21 +9157,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "settlement_window_not_found";
-                    };
-                };
-            };
-        };
-        /** @description Not found: customer_not_found, dispute_not_found, payment_not_found, recall_not_found */
-        Error404_a88fde13: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "customer_not_found" | "dispute_not_found" | "payment_not_found" | "recall_not_found";
+                        code?: "account_not_found" | "credit_line_not_found" | "customer_not_found" | "liquidity_request_not_found" | "not_found" | "token_not_found";
                     };
                 };
             };
@@ -8474,6 +9172,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "merchant_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: card_not_found, card_product_not_found, challenge_not_found, customer_not_found, liquidity_request_not_found, merchant_not_found, not_found, passkey_registration_not_found, payment_link_not_found, payment_not_found, provisioning_not_found, push_receipt_invalid, qr_not_found, reference_not_found, token_not_found */
+        Error404_b05a4bed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "customer_not_found" | "liquidity_request_not_found" | "merchant_not_found" | "not_found" | "passkey_registration_not_found" | "payment_link_not_found" | "payment_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "qr_not_found" | "reference_not_found" | "token_not_found";
                     };
                 };
             };
@@ -8506,20 +9218,6 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: account_unavailable, alias_move_not_found, alias_not_found, bank_customer_not_found, challenge_not_found, consent_not_found, customer_not_found, link_not_found, not_found, passkey_registration_not_found, payment_not_found, quote_not_found, red_packet_not_found, request_not_found, risk_alert_not_found, split_not_found */
-        Error404_bd2f59c5: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_unavailable" | "alias_move_not_found" | "alias_not_found" | "bank_customer_not_found" | "challenge_not_found" | "consent_not_found" | "customer_not_found" | "link_not_found" | "not_found" | "passkey_registration_not_found" | "payment_not_found" | "quote_not_found" | "red_packet_not_found" | "request_not_found" | "risk_alert_not_found" | "split_not_found";
-                    };
-                };
-            };
-        };
         /** @description Not found: customer_not_found, risk_alert_not_found */
         Error404_bf5686e0: {
             headers: {
@@ -8548,6 +9246,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: liquidity_request_not_found, not_found, settlement_window_not_found */
+        Error404_cd5547e6: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "liquidity_request_not_found" | "not_found" | "settlement_window_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: customer_not_found, not_found */
         Error404_d8efb4d7: {
             headers: {
@@ -8562,6 +9274,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: account_unavailable, bank_customer_not_found, cash_movement_not_found, consent_not_found, customer_not_found, link_not_found, liquidity_request_not_found, not_found, payment_not_found, quote_not_found, red_packet_not_found, request_not_found, split_not_found */
+        Error404_ecb32f8f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_unavailable" | "bank_customer_not_found" | "cash_movement_not_found" | "consent_not_found" | "customer_not_found" | "link_not_found" | "liquidity_request_not_found" | "not_found" | "payment_not_found" | "quote_not_found" | "red_packet_not_found" | "request_not_found" | "split_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: not_found */
         Error404_efedff88: {
             headers: {
@@ -8572,6 +9298,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: account_not_found, credential_not_found, customer_not_found, liquidity_request_not_found, not_found, participant_not_found, pending_not_found, settlement_window_not_found, transfer_not_found */
+        Error404_f3dfdaec: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_not_found" | "credential_not_found" | "customer_not_found" | "liquidity_request_not_found" | "not_found" | "participant_not_found" | "pending_not_found" | "settlement_window_not_found" | "transfer_not_found";
                     };
                 };
             };
@@ -8604,8 +9344,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, idempotency_in_progress, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields */
-        Error409_0573eac9: {
+        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, liquidity_request_decided, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
+        Error409_0427cbb3: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8613,13 +9353,13 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
+                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "liquidity_request_decided" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
                     };
                 };
             };
         };
-        /** @description Conflict: customer_exists, customer_has_balance, dispute_deadline_passed, dispute_exists, dispute_state, idempotency_in_progress, payment_state, recall_deadline_passed, recall_exists, recall_state */
-        Error409_10510c47: {
+        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, liquidity_request_decided, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields */
+        Error409_28864a0c: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8627,13 +9367,13 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "customer_exists" | "customer_has_balance" | "dispute_deadline_passed" | "dispute_exists" | "dispute_state" | "idempotency_in_progress" | "payment_state" | "recall_deadline_passed" | "recall_exists" | "recall_state";
+                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
                     };
                 };
             };
         };
-        /** @description Conflict: card_not_credit, customer_exists, customer_has_balance, idempotency_in_progress */
-        Error409_2071389a: {
+        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_35da40af: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8641,7 +9381,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "card_not_credit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress";
+                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -8656,20 +9396,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "credential_limit";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields */
-        Error409_3e6fd0f3: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
                     };
                 };
             };
@@ -8702,8 +9428,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: idempotency_in_progress, settlement_window_open */
-        Error409_4aa87fd5: {
+        /** @description Conflict: customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_4a5df6de: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8711,7 +9437,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "idempotency_in_progress" | "settlement_window_open";
+                        code?: "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -8730,6 +9456,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: liquidity_request_decided */
+        Error409_5d0dd0ec: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "liquidity_request_decided";
+                    };
+                };
+            };
+        };
         /** @description Conflict: authenticator_exists, challenge_method_unavailable, challenge_state, credential_limit, customer_exists, customer_has_balance */
         Error409_5effe622: {
             headers: {
@@ -8744,8 +9484,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: settlement_window_open */
-        Error409_61ace21e: {
+        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_67aaa654: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8753,21 +9493,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "settlement_window_open";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
-        Error409_634c20eb: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -8800,20 +9526,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: card_not_credit, customer_exists, customer_has_balance */
-        Error409_70ca6ad0: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "card_not_credit" | "customer_exists" | "customer_has_balance";
-                    };
-                };
-            };
-        };
         /** @description Conflict: account_exists, account_has_pending, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, pending_already_resolved, pending_expired, transfer_exists_with_different_fields */
         Error409_7872a4a3: {
             headers: {
@@ -8842,6 +9554,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: idempotency_in_progress, liquidity_request_decided, settlement_window_open */
+        Error409_7c4fe179: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_in_progress" | "liquidity_request_decided" | "settlement_window_open";
+                    };
+                };
+            };
+        };
         /** @description Conflict: customer_exists, customer_has_balance, customer_link_exists */
         Error409_8101a95a: {
             headers: {
@@ -8856,8 +9582,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: customer_exists, customer_has_balance, dispute_deadline_passed, dispute_exists, dispute_state, payment_state, recall_deadline_passed, recall_exists, recall_state */
-        Error409_84c2f295: {
+        /** @description Conflict: customer_exists, customer_has_balance, dispute_deadline_passed, dispute_exists, dispute_state, liquidity_request_decided, payment_state, recall_deadline_passed, recall_exists, recall_state */
+        Error409_81528727: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8865,13 +9591,13 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "customer_exists" | "customer_has_balance" | "dispute_deadline_passed" | "dispute_exists" | "dispute_state" | "payment_state" | "recall_deadline_passed" | "recall_exists" | "recall_state";
+                        code?: "customer_exists" | "customer_has_balance" | "dispute_deadline_passed" | "dispute_exists" | "dispute_state" | "liquidity_request_decided" | "payment_state" | "recall_deadline_passed" | "recall_exists" | "recall_state";
                     };
                 };
             };
         };
-        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
-        Error409_8db96508: {
+        /** @description Conflict: customer_account_exists, customer_exists, customer_has_balance, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_833cdaaf: {
             headers: {
                 [name: string]: unknown;
             };
@@ -8879,7 +9605,35 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                        code?: "customer_account_exists" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: idempotency_in_progress, liquidity_request_decided */
+        Error409_986bbccc: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_in_progress" | "liquidity_request_decided";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields */
+        Error409_a43c0dd1: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields";
                     };
                 };
             };
@@ -8912,20 +9666,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_ae1b6f5b: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
-                    };
-                };
-            };
-        };
         /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, pending_already_resolved, pending_expired, provisioning_state, push_receipt_used, token_exists, token_state, transfer_exists_with_different_fields */
         Error409_b030c7eb: {
             headers: {
@@ -8936,20 +9676,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "push_receipt_used" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_b18d6c24: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -8982,6 +9708,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: liquidity_request_decided, settlement_window_open */
+        Error409_c783a4c0: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "liquidity_request_decided" | "settlement_window_open";
+                    };
+                };
+            };
+        };
         /** @description Conflict: account_exists, account_has_pending, pending_already_resolved, pending_expired, transfer_exists_with_different_fields */
         Error409_cf758ff7: {
             headers: {
@@ -8996,6 +9736,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: customer_exists, customer_has_balance, dispute_deadline_passed, dispute_exists, dispute_state, idempotency_in_progress, liquidity_request_decided, payment_state, recall_deadline_passed, recall_exists, recall_state */
+        Error409_d652b384: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "customer_exists" | "customer_has_balance" | "dispute_deadline_passed" | "dispute_exists" | "dispute_state" | "idempotency_in_progress" | "liquidity_request_decided" | "payment_state" | "recall_deadline_passed" | "recall_exists" | "recall_state";
+                    };
+                };
+            };
+        };
         /** @description Conflict: alias_taken, customer_exists, customer_has_balance */
         Error409_d7e774dd: {
             headers: {
@@ -9006,6 +9760,48 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "alias_taken" | "customer_exists" | "customer_has_balance";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: card_not_credit, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided */
+        Error409_ef50f38c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "card_not_credit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: already_captured, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, liquidity_request_decided, payment_link_used, payment_state, provisioning_state, push_receipt_used, qr_already_paid, token_exists, token_state */
+        Error409_f0f1702b: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "liquidity_request_decided" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: card_not_credit, customer_exists, customer_has_balance, liquidity_request_decided */
+        Error409_f7ec260f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "card_not_credit" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided";
                     };
                 };
             };
@@ -9066,6 +9862,34 @@ export interface components {
                 };
             };
         };
+        /** @description Gone: consent_expired, quote_expired, red_packet_expired */
+        Error410_4315ae46: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "consent_expired" | "quote_expired" | "red_packet_expired";
+                    };
+                };
+            };
+        };
+        /** @description Gone: alias_move_expired, alias_verification_expired, challenge_expired, consent_expired, quote_expired, red_packet_expired */
+        Error410_463f0e5e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_move_expired" | "alias_verification_expired" | "challenge_expired" | "consent_expired" | "quote_expired" | "red_packet_expired";
+                    };
+                };
+            };
+        };
         /** @description Gone: challenge_expired */
         Error410_50794bc8: {
             headers: {
@@ -9108,8 +9932,8 @@ export interface components {
                 };
             };
         };
-        /** @description Gone: alias_move_expired, challenge_expired, consent_expired, quote_expired, red_packet_expired */
-        Error410_caa8b1fc: {
+        /** @description Gone: alias_move_expired, alias_verification_expired */
+        Error410_f9d5f923: {
             headers: {
                 [name: string]: unknown;
             };
@@ -9117,21 +9941,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "alias_move_expired" | "challenge_expired" | "consent_expired" | "quote_expired" | "red_packet_expired";
-                    };
-                };
-            };
-        };
-        /** @description Gone: alias_move_expired */
-        Error410_cc2009d1: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_move_expired";
+                        code?: "alias_move_expired" | "alias_verification_expired";
                     };
                 };
             };
@@ -9160,6 +9970,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "unsupported_media_type";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
+        Error422_04db75b5: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
                     };
                 };
             };
@@ -9206,8 +10030,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
-        Error422_0faf9480: {
+        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
+        Error422_1679f91e: {
             headers: {
                 [name: string]: unknown;
             };
@@ -9215,7 +10039,35 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: idempotency_key_reused, liquidity_exceeded */
+        Error422_24a48eea: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_key_reused" | "liquidity_exceeded";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused */
+        Error422_3c24a8bb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "idempotency_key_reused";
                     };
                 };
             };
@@ -9258,6 +10110,34 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "qr_expired" | "qr_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
+        Error422_5472fecd: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
+        Error422_5571f6bb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
                     };
                 };
             };
@@ -9430,8 +10310,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
-        Error422_b6822c74: {
+        /** @description Unprocessable: cannot_pay_self, cash_link_invalid, consent_code_invalid, currency_not_receivable, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, payment_rejected, source_currency_mismatch, split_amounts_mismatch */
+        Error422_c2eaa509: {
             headers: {
                 [name: string]: unknown;
             };
@@ -9439,21 +10319,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_unavailable, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
-        Error422_c845a434: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_unavailable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
+                        code?: "cannot_pay_self" | "cash_link_invalid" | "consent_code_invalid" | "currency_not_receivable" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
                     };
                 };
             };
@@ -9472,8 +10338,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: fx_rate_unavailable, idempotency_key_reused */
-        Error422_e5a58e60: {
+        /** @description Unprocessable: cannot_pay_self, cash_link_invalid, consent_code_invalid, currency_not_receivable, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, payment_rejected, source_currency_mismatch, split_amounts_mismatch */
+        Error422_dbc90fd2: {
             headers: {
                 [name: string]: unknown;
             };
@@ -9481,21 +10347,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "fx_rate_unavailable" | "idempotency_key_reused";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
-        Error422_ee467b06: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_mismatch" | "capture_exceeds_authorized" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "cpm_invalid" | "exceeds_credit_limit" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_source_invalid" | "push_wallet_invalid" | "qr_expired" | "qr_invalid" | "qr_unknown_merchant" | "refund_exceeds_captured" | "step_up_failed" | "step_up_invalid";
+                        code?: "cannot_pay_self" | "cash_link_invalid" | "consent_code_invalid" | "currency_not_receivable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
                     };
                 };
             };
@@ -9542,8 +10394,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: fx_rate_unavailable */
-        Error422_f54a99c5: {
+        /** @description Unprocessable: fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered */
+        Error422_f5ea0143: {
             headers: {
                 [name: string]: unknown;
             };
@@ -9551,7 +10403,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "fx_rate_unavailable";
+                        code?: "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered";
                     };
                 };
             };
@@ -9997,8 +10849,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10051,8 +10903,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -10087,8 +10939,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10125,8 +10977,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -10165,8 +11017,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -10211,8 +11063,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -10253,8 +11105,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -10694,8 +11546,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10760,8 +11612,8 @@ export interface operations {
             400: components["responses"]["Error400_c506cea4"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_7545b8fb"];
@@ -10798,8 +11650,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10826,8 +11678,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_3e6f13c5"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_80863626"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -10871,8 +11723,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_3e6f13c5"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_80863626"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11049,8 +11901,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11682,8 +12534,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11736,8 +12588,8 @@ export interface operations {
             400: components["responses"]["Error400_b62b7f1b"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11768,6 +12620,8 @@ export interface operations {
             400: components["responses"]["Error400_0ba2e13a"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_1731a11c"];
+            409: components["responses"]["Error409_5d0dd0ec"];
             422: components["responses"]["Error422_3efebc2f"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -11800,8 +12654,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -11853,8 +12707,8 @@ export interface operations {
             400: components["responses"]["Error400_b62b7f1b"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11908,8 +12762,8 @@ export interface operations {
             400: components["responses"]["Error400_b62b7f1b"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -11957,13 +12811,488 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getLiquidityRequests: {
+        parameters: {
+            query?: {
+                status?: "pending_approval" | "completed" | "rejected";
+                /** @description At most 200 (default 50) */
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["LiquidityRequest"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_66dd2f01"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_81f365c1"];
+            409: components["responses"]["Error409_5d0dd0ec"];
+            422: components["responses"]["Error422_3efebc2f"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postLiquidityRequests: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    direction: "top_up" | "cash_out";
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                    /** @description Your settlement bank reference */
+                    reference?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A participant’s request to move money between its settlement bank account and its position: completed at once up to the operator’s approval threshold, otherwise pending until the operator approves or rejects it. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiquidityRequest"];
+                };
+            };
+            400: components["responses"]["Error400_d897858e"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_81f365c1"];
+            409: components["responses"]["Error409_986bbccc"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_24a48eea"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getLiquidityRequestsByRequestId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The liquidity request */
+                requestId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A participant’s request to move money between its settlement bank account and its position: completed at once up to the operator’s approval threshold, otherwise pending until the operator approves or rejects it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiquidityRequest"];
+                };
+            };
+            400: components["responses"]["Error400_0ba2e13a"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_81f365c1"];
+            409: components["responses"]["Error409_5d0dd0ec"];
+            422: components["responses"]["Error422_3efebc2f"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorLiquidityRequests: {
+        parameters: {
+            query?: {
+                status?: "pending_approval" | "completed" | "rejected";
+                /** @description At most 200 (default 50) */
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["LiquidityRequest"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_ca2a23c1"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
+            422: components["responses"]["Error422_7545b8fb"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorLiquidityRequestsByRequestIdApprove: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The liquidity request */
+                requestId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description A participant’s request to move money between its settlement bank account and its position: completed at once up to the operator’s approval threshold, otherwise pending until the operator approves or rejects it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiquidityRequest"];
+                };
+            };
+            400: components["responses"]["Error400_91335a92"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_8d953c79"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorLiquidityRequestsByRequestIdReject: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The liquidity request */
+                requestId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A participant’s request to move money between its settlement bank account and its position: completed at once up to the operator’s approval threshold, otherwise pending until the operator approves or rejects it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiquidityRequest"];
+                };
+            };
+            400: components["responses"]["Error400_91335a92"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_8d953c79"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorLiquidityThresholds: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    threshold: {
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Requests above this amount wait for the operator’s approval */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        threshold: {
+                            amount: string;
+                            currency: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["Error400_91335a92"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_93d145ef"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_8d953c79"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postCustomersByCustomerIdWithdrawals: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The customer’s account link (GET /v1/account-links) */
+                    linkId: string;
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description A customer’s withdrawal to, or top-up from, a bank account linked into their wallet: a payment between the wallet and the bank through both positions. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CashMovement"];
+                };
+            };
+            400: components["responses"]["Error400_3d5fd4fb"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_36067716"];
+            404: components["responses"]["Error404_ecb32f8f"];
+            409: components["responses"]["Error409_4a5df6de"];
+            410: components["responses"]["Error410_4315ae46"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_c2eaa509"];
+            429: components["responses"]["Error429_b8597fa3"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_d3cb2853"];
+        };
+    };
+    postCustomersByCustomerIdTopUps: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The customer’s account link (GET /v1/account-links) */
+                    linkId: string;
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description A customer’s withdrawal to, or top-up from, a bank account linked into their wallet: a payment between the wallet and the bank through both positions. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CashMovement"];
+                };
+            };
+            400: components["responses"]["Error400_3d5fd4fb"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_36067716"];
+            404: components["responses"]["Error404_ecb32f8f"];
+            409: components["responses"]["Error409_4a5df6de"];
+            410: components["responses"]["Error410_4315ae46"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_c2eaa509"];
+            429: components["responses"]["Error429_b8597fa3"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_d3cb2853"];
+        };
+    };
+    getCustomersByCustomerIdCashMovements: {
+        parameters: {
+            query?: {
+                /** @description At most 200 (default 50) */
+                limit?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["CashMovement"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_0262ec75"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_36067716"];
+            404: components["responses"]["Error404_ecb32f8f"];
+            409: components["responses"]["Error409_833cdaaf"];
+            410: components["responses"]["Error410_4315ae46"];
+            422: components["responses"]["Error422_dbc90fd2"];
+            429: components["responses"]["Error429_b8597fa3"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_d3cb2853"];
+        };
+    };
+    getCustomersByCustomerIdCashMovementsByMovementId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your customer */
+                customerId: string;
+                /** @description The withdrawal or top-up */
+                movementId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A customer’s withdrawal to, or top-up from, a bank account linked into their wallet: a payment between the wallet and the bank through both positions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CashMovement"];
+                };
+            };
+            400: components["responses"]["Error400_60e4af86"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_36067716"];
+            404: components["responses"]["Error404_ecb32f8f"];
+            409: components["responses"]["Error409_833cdaaf"];
+            410: components["responses"]["Error410_4315ae46"];
+            422: components["responses"]["Error422_dbc90fd2"];
+            429: components["responses"]["Error429_b8597fa3"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     getSettlementPositions: {
@@ -12015,8 +13344,8 @@ export interface operations {
             400: components["responses"]["Error400_e214d133"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_a68bb532"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_9093b7e2"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12075,8 +13404,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12112,8 +13441,8 @@ export interface operations {
             400: components["responses"]["Error400_596a503f"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12144,8 +13473,8 @@ export interface operations {
             400: components["responses"]["Error400_e214d133"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12184,8 +13513,8 @@ export interface operations {
             400: components["responses"]["Error400_596a503f"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12221,8 +13550,8 @@ export interface operations {
             400: components["responses"]["Error400_596a503f"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12263,8 +13592,8 @@ export interface operations {
             400: components["responses"]["Error400_0383e42a"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_4aa87fd5"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_7c4fe179"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_b3f28d58"];
@@ -12300,8 +13629,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12331,8 +13660,8 @@ export interface operations {
             400: components["responses"]["Error400_e214d133"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12363,8 +13692,8 @@ export interface operations {
             400: components["responses"]["Error400_e214d133"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12395,8 +13724,8 @@ export interface operations {
             400: components["responses"]["Error400_e214d133"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_3c64f123"];
-            409: components["responses"]["Error409_61ace21e"];
+            404: components["responses"]["Error404_cd5547e6"];
+            409: components["responses"]["Error409_c783a4c0"];
             422: components["responses"]["Error422_f522a645"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -12427,8 +13756,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12458,8 +13787,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12491,8 +13820,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12528,8 +13857,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12559,8 +13888,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12599,8 +13928,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_3e6f13c5"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_80863626"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -12653,8 +13982,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -12711,8 +14040,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -12754,8 +14083,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -12797,8 +14126,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -13000,8 +14329,8 @@ export interface operations {
             400: components["responses"]["Error400_ca2a23c1"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -13044,13 +14373,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_680da5ce"];
+            400: components["responses"]["Error400_e5f52025"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_370b157c"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_8db96508"];
+            403: components["responses"]["Error403_a74895ab"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_f0f1702b"];
             410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_0faf9480"];
+            422: components["responses"]["Error422_5472fecd"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             500: components["responses"]["Error500_3586a13f"];
@@ -13365,6 +14694,44 @@ export interface operations {
             503: components["responses"]["Error503_b47a2650"];
         };
     };
+    getDemoV1CodesAliasVerificationsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object the code is for */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        code: string;
+                        deliveredBy: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_e7bf7dcc"];
+            401: components["responses"]["Error401_56384072"];
+            403: components["responses"]["Error403_c1e479c2"];
+            404: components["responses"]["Error404_5d1d709e"];
+            409: components["responses"]["Error409_5effe622"];
+            410: components["responses"]["Error410_50794bc8"];
+            422: components["responses"]["Error422_fbe21e45"];
+            423: components["responses"]["Error423_58c64e83"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
     getDemoV1CodesAccountLinkConsentsById: {
         parameters: {
             query?: never;
@@ -13429,9 +14796,10 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0e183bc"];
+            400: components["responses"]["Error400_d602df48"];
             401: components["responses"]["Error401_1d149c64"];
-            422: components["responses"]["Error422_f54a99c5"];
+            403: components["responses"]["Error403_81f9bec4"];
+            422: components["responses"]["Error422_f5ea0143"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -15544,10 +16912,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_90965daf"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_d7e774dd"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             422: components["responses"]["Error422_d176face"];
             429: components["responses"]["Error429_8945dd90"];
             500: components["responses"]["Error500_3586a13f"];
@@ -15600,10 +16968,118 @@ export interface operations {
             };
             400: components["responses"]["Error400_e6a1a433"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_6c04134e"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_9b07f582"];
+            429: components["responses"]["Error429_8945dd90"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postAliasesVerifications: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer id */
+                    customerId: string;
+                    type: "phone" | "email";
+                    value: string;
+                    /** @description The account the alias will point to */
+                    accountId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Alias verification: confirm it with the code sent to the number or address */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @enum {string} */
+                        status: "pending";
+                        /** Format: date-time */
+                        expiresAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_e6a1a433"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
+            409: components["responses"]["Error409_6c04134e"];
+            410: components["responses"]["Error410_f9d5f923"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_9b07f582"];
+            429: components["responses"]["Error429_8945dd90"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postAliasesVerificationsByVerificationIdConfirm: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Alias verification id */
+                verificationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    code: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Alias */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @description phone, email or handle */
+                        type: string;
+                        /** @description As stored: phones in E.164, emails lower-cased */
+                        value: string;
+                        /** @description The account it pays into */
+                        accountId: string;
+                        /** @description Reported for suspected fraud by some participant */
+                        flagged: boolean;
+                        /** Format: date-time */
+                        createdAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_e6a1a433"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
+            409: components["responses"]["Error409_6c04134e"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_9b07f582"];
@@ -15643,10 +17119,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_c6b49afd"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_d7e774dd"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_d176face"];
@@ -15694,10 +17170,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_90965daf"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_d7e774dd"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             422: components["responses"]["Error422_d176face"];
             429: components["responses"]["Error429_8945dd90"];
             500: components["responses"]["Error500_3586a13f"];
@@ -15744,10 +17220,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_e6a1a433"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_6c04134e"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_9b07f582"];
@@ -15800,10 +17276,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_e6a1a433"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_6c04134e"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_9b07f582"];
@@ -15846,10 +17322,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_e6a1a433"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_6c04134e"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_9b07f582"];
@@ -15888,10 +17364,10 @@ export interface operations {
             };
             400: components["responses"]["Error400_c6b49afd"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_2e2b1ec4"];
-            404: components["responses"]["Error404_719faff3"];
+            403: components["responses"]["Error403_295ddc39"];
+            404: components["responses"]["Error404_333bbf6e"];
             409: components["responses"]["Error409_d7e774dd"];
-            410: components["responses"]["Error410_cc2009d1"];
+            410: components["responses"]["Error410_f9d5f923"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_d176face"];
@@ -15928,10 +17404,10 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0e183bc"];
+            400: components["responses"]["Error400_d602df48"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            422: components["responses"]["Error422_f54a99c5"];
+            403: components["responses"]["Error403_fab9fdae"];
+            422: components["responses"]["Error422_f5ea0143"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -15970,13 +17446,59 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_f99af308"];
+            400: components["responses"]["Error400_fadd8ab3"];
             401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_81f9bec4"];
             404: components["responses"]["Error404_efedff88"];
             409: components["responses"]["Error409_b942a286"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_e5a58e60"];
+            422: components["responses"]["Error422_3c24a8bb"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOperatorFees: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            payerParticipantId: string;
+                            payeeParticipantId: string;
+                            fixed: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            /** @description Basis points of the amount, added to the fixed part */
+                            bps: number;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_d602df48"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_81f9bec4"];
+            422: components["responses"]["Error422_f5ea0143"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -16041,13 +17563,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_f99af308"];
+            400: components["responses"]["Error400_fadd8ab3"];
             401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_81f9bec4"];
             404: components["responses"]["Error404_efedff88"];
             409: components["responses"]["Error409_b942a286"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_e5a58e60"];
+            422: components["responses"]["Error422_3c24a8bb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
         };
@@ -16097,6 +17620,8 @@ export interface operations {
                          */
                         currency: string;
                     };
+                    /** @description Across currencies: the FX provider to convert through (by default the best rate in force that prices the amount) */
+                    fxProviderId?: string;
                 };
             };
         };
@@ -16175,6 +17700,10 @@ export interface operations {
                         midRate: string | null;
                         /** @description Spread over the mid rate, basis points */
                         spreadBps: number;
+                        /** @description The FX provider’s posted rate this quote bound (GET /v1/fx/rates), null in one currency */
+                        fxRateId: string | null;
+                        /** @description The FX provider participant the conversion goes through: its positions move in both currencies */
+                        fxProviderId: string | null;
                         rounding: string;
                         /** @description The money request this quote pays */
                         requestId: string | null;
@@ -16186,15 +17715,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_658bb4e2"];
+            400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16230,13 +17759,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_b18458da"];
+            400: components["responses"]["Error400_61fabb1c"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
+            410: components["responses"]["Error410_463f0e5e"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16331,15 +17860,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_fd7dada6"];
+            400: components["responses"]["Error400_b8c10200"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16425,13 +17954,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0761ab4"];
+            400: components["responses"]["Error400_3e0e4500"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
+            410: components["responses"]["Error410_463f0e5e"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16503,13 +18032,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_b18458da"];
+            400: components["responses"]["Error400_61fabb1c"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
+            410: components["responses"]["Error410_463f0e5e"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16604,15 +18133,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_658bb4e2"];
+            400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16681,13 +18210,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0761ab4"];
+            400: components["responses"]["Error400_3e0e4500"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
+            410: components["responses"]["Error410_463f0e5e"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16793,6 +18322,10 @@ export interface operations {
                         midRate: string | null;
                         /** @description Spread over the mid rate, basis points */
                         spreadBps: number;
+                        /** @description The FX provider’s posted rate this quote bound (GET /v1/fx/rates), null in one currency */
+                        fxRateId: string | null;
+                        /** @description The FX provider participant the conversion goes through: its positions move in both currencies */
+                        fxProviderId: string | null;
                         rounding: string;
                         /** @description The money request this quote pays */
                         requestId: string | null;
@@ -16804,15 +18337,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_658bb4e2"];
+            400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -16892,15 +18425,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_658bb4e2"];
+            400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -17003,15 +18536,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_658bb4e2"];
+            400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -17085,13 +18618,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0761ab4"];
+            400: components["responses"]["Error400_3e0e4500"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
+            410: components["responses"]["Error410_463f0e5e"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -17127,15 +18660,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_d5156168"];
+            400: components["responses"]["Error400_8119621f"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c845a434"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -17258,15 +18791,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_fd7dada6"];
+            400: components["responses"]["Error400_b8c10200"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -17360,13 +18893,13 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_a0761ab4"];
+            400: components["responses"]["Error400_3e0e4500"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
-            410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_35da40af"];
+            410: components["responses"]["Error410_463f0e5e"];
+            422: components["responses"]["Error422_5571f6bb"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -17486,15 +19019,15 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_fd7dada6"];
+            400: components["responses"]["Error400_b8c10200"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
-            404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
-            410: components["responses"]["Error410_caa8b1fc"];
+            403: components["responses"]["Error403_3f53c981"];
+            404: components["responses"]["Error404_249ae09f"];
+            409: components["responses"]["Error409_67aaa654"];
+            410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_1679f91e"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -17898,6 +19431,172 @@ export interface operations {
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             428: components["responses"]["Error428_a36283f2"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOperatorFxProviders: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The participant */
+                    participantId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description An FX provider participant */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        participantId: string;
+                        /** Format: date-time */
+                        registeredAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_fadd8ab3"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_81f9bec4"];
+            404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_3c24a8bb"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getFxProviderRates: {
+        parameters: {
+            query?: {
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                sendCurrency?: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                receiveCurrency?: string;
+                /** @description Only this provider’s rates */
+                providerId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["FxProviderRate"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_2a49f85b"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_fab9fdae"];
+            404: components["responses"]["Error404_efedff88"];
+            422: components["responses"]["Error422_f5ea0143"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postFxProviderRates: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    sendCurrency: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    receiveCurrency: string;
+                    tiers: {
+                        min: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        max?: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Receive units per send unit, e.g. "1.0791" */
+                        rate: string;
+                    }[];
+                    /** Format: date-time */
+                    expiresAt: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A rate an FX provider posted for a currency pair: size tiers on the amount sent, each its own rate, in force until it expires or the provider posts a newer one. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FxProviderRate"];
+                };
+            };
+            400: components["responses"]["Error400_fadd8ab3"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_fab9fdae"];
+            404: components["responses"]["Error404_efedff88"];
+            409: components["responses"]["Error409_b942a286"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_3c24a8bb"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -18425,16 +20124,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_0427cbb3"];
             410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_04db75b5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18514,14 +20213,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_680da5ce"];
+            400: components["responses"]["Error400_e5f52025"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_8db96508"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_f0f1702b"];
             410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_0faf9480"];
+            422: components["responses"]["Error422_5472fecd"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18649,16 +20348,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_0427cbb3"];
             410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_04db75b5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18793,16 +20492,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_0427cbb3"];
             410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_04db75b5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18888,16 +20587,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_d5480bbe"];
+            400: components["responses"]["Error400_a32d24c2"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_0427cbb3"];
             410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_04db75b5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -18960,14 +20659,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_680da5ce"];
+            400: components["responses"]["Error400_e5f52025"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_8db96508"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_f0f1702b"];
             410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_0faf9480"];
+            422: components["responses"]["Error422_5472fecd"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19079,16 +20778,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_0427cbb3"];
             410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_04db75b5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19197,14 +20896,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_c8d81742"];
+            400: components["responses"]["Error400_01f62780"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_8db96508"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_f0f1702b"];
             410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_0faf9480"];
+            422: components["responses"]["Error422_5472fecd"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19311,14 +21010,14 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_680da5ce"];
+            400: components["responses"]["Error400_e5f52025"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_8db96508"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_f0f1702b"];
             410: components["responses"]["Error410_71b67f42"];
-            422: components["responses"]["Error422_0faf9480"];
+            422: components["responses"]["Error422_5472fecd"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19438,16 +21137,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_0427cbb3"];
             410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_04db75b5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19561,16 +21260,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_0427cbb3"];
             410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_04db75b5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -19706,16 +21405,16 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_46bc61e7"];
+            400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_9ccbfea1"];
-            404: components["responses"]["Error404_8102258e"];
-            409: components["responses"]["Error409_634c20eb"];
+            403: components["responses"]["Error403_4cc20035"];
+            404: components["responses"]["Error404_b05a4bed"];
+            409: components["responses"]["Error409_0427cbb3"];
             410: components["responses"]["Error410_71b67f42"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ee467b06"];
+            422: components["responses"]["Error422_04db75b5"];
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
@@ -20076,8 +21775,8 @@ export interface operations {
             400: components["responses"]["Error400_2dee90b7"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_09dbe6aa"];
-            404: components["responses"]["Error404_7fdb9f2f"];
-            409: components["responses"]["Error409_10510c47"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_ff08a02b"];
@@ -20109,8 +21808,8 @@ export interface operations {
             400: components["responses"]["Error400_cd04c90d"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_09dbe6aa"];
-            404: components["responses"]["Error404_a88fde13"];
-            409: components["responses"]["Error409_84c2f295"];
+            404: components["responses"]["Error404_13311832"];
+            409: components["responses"]["Error409_81528727"];
             422: components["responses"]["Error422_41e41a92"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -20141,8 +21840,8 @@ export interface operations {
             400: components["responses"]["Error400_cd04c90d"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_09dbe6aa"];
-            404: components["responses"]["Error404_7fdb9f2f"];
-            409: components["responses"]["Error409_84c2f295"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_81528727"];
             422: components["responses"]["Error422_41e41a92"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -20183,8 +21882,8 @@ export interface operations {
             400: components["responses"]["Error400_2dee90b7"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_09dbe6aa"];
-            404: components["responses"]["Error404_7fdb9f2f"];
-            409: components["responses"]["Error409_10510c47"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_ff08a02b"];
@@ -20227,8 +21926,8 @@ export interface operations {
             400: components["responses"]["Error400_2dee90b7"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_09dbe6aa"];
-            404: components["responses"]["Error404_7fdb9f2f"];
-            409: components["responses"]["Error409_10510c47"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_ff08a02b"];
@@ -20271,8 +21970,8 @@ export interface operations {
             400: components["responses"]["Error400_2dee90b7"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_09dbe6aa"];
-            404: components["responses"]["Error404_7fdb9f2f"];
-            409: components["responses"]["Error409_10510c47"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_ff08a02b"];
@@ -20315,8 +22014,8 @@ export interface operations {
             400: components["responses"]["Error400_2dee90b7"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_09dbe6aa"];
-            404: components["responses"]["Error404_7fdb9f2f"];
-            409: components["responses"]["Error409_10510c47"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_ff08a02b"];
@@ -20359,8 +22058,8 @@ export interface operations {
             400: components["responses"]["Error400_2dee90b7"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_09dbe6aa"];
-            404: components["responses"]["Error404_7fdb9f2f"];
-            409: components["responses"]["Error409_10510c47"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_ff08a02b"];
@@ -20393,8 +22092,8 @@ export interface operations {
             400: components["responses"]["Error400_cd04c90d"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_09dbe6aa"];
-            404: components["responses"]["Error404_7fdb9f2f"];
-            409: components["responses"]["Error409_84c2f295"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_81528727"];
             422: components["responses"]["Error422_41e41a92"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -20436,8 +22135,8 @@ export interface operations {
             400: components["responses"]["Error400_2dee90b7"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_09dbe6aa"];
-            404: components["responses"]["Error404_7fdb9f2f"];
-            409: components["responses"]["Error409_10510c47"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_ff08a02b"];
@@ -20489,8 +22188,8 @@ export interface operations {
             400: components["responses"]["Error400_2dee90b7"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_3e112d0f"];
-            409: components["responses"]["Error409_2071389a"];
+            404: components["responses"]["Error404_a16a9a80"];
+            409: components["responses"]["Error409_ef50f38c"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_557a61c9"];
@@ -20523,8 +22222,8 @@ export interface operations {
             400: components["responses"]["Error400_cd04c90d"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_3e112d0f"];
-            409: components["responses"]["Error409_70ca6ad0"];
+            404: components["responses"]["Error404_a16a9a80"];
+            409: components["responses"]["Error409_f7ec260f"];
             422: components["responses"]["Error422_ef96e3d9"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -20575,8 +22274,8 @@ export interface operations {
             400: components["responses"]["Error400_f1fd57ae"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_3e112d0f"];
-            409: components["responses"]["Error409_2071389a"];
+            404: components["responses"]["Error404_a16a9a80"];
+            409: components["responses"]["Error409_ef50f38c"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_557a61c9"];
@@ -20611,8 +22310,8 @@ export interface operations {
             400: components["responses"]["Error400_cd04c90d"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_3e112d0f"];
-            409: components["responses"]["Error409_70ca6ad0"];
+            404: components["responses"]["Error404_a16a9a80"];
+            409: components["responses"]["Error409_f7ec260f"];
             422: components["responses"]["Error422_ef96e3d9"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
@@ -20653,8 +22352,8 @@ export interface operations {
             400: components["responses"]["Error400_2dee90b7"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_3e112d0f"];
-            409: components["responses"]["Error409_2071389a"];
+            404: components["responses"]["Error404_a16a9a80"];
+            409: components["responses"]["Error409_ef50f38c"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_557a61c9"];
@@ -20709,8 +22408,8 @@ export interface operations {
             400: components["responses"]["Error400_2dee90b7"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_3e112d0f"];
-            409: components["responses"]["Error409_2071389a"];
+            404: components["responses"]["Error404_a16a9a80"];
+            409: components["responses"]["Error409_ef50f38c"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_557a61c9"];
@@ -20766,8 +22465,8 @@ export interface operations {
             400: components["responses"]["Error400_2dee90b7"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_3c0f0521"];
-            404: components["responses"]["Error404_3e112d0f"];
-            409: components["responses"]["Error409_2071389a"];
+            404: components["responses"]["Error404_a16a9a80"];
+            409: components["responses"]["Error409_ef50f38c"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_557a61c9"];
@@ -20954,8 +22653,8 @@ export interface operations {
             400: components["responses"]["Error400_7efdf352"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_3e6fd0f3"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_28864a0c"];
             422: components["responses"]["Error422_7545b8fb"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -21009,8 +22708,8 @@ export interface operations {
             400: components["responses"]["Error400_91335a92"];
             401: components["responses"]["Error401_56384072"];
             403: components["responses"]["Error403_93d145ef"];
-            404: components["responses"]["Error404_8cb7b618"];
-            409: components["responses"]["Error409_0573eac9"];
+            404: components["responses"]["Error404_f3dfdaec"];
+            409: components["responses"]["Error409_a43c0dd1"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_8d953c79"];
@@ -21508,6 +23207,68 @@ export interface operations {
             };
         };
     };
+    onAliasVerificationRequested: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "alias.verification_requested";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The verification */
+                        verificationId: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description phone or email */
+                        type: string;
+                        /** @description The normalized number (E.164) or address to send the code to */
+                        value: string;
+                        /** @description A one-time code sealed to you (src/platform/recipient-seal.ts): open it with your webhook secret; never shown in clear */
+                        codeSealed: string;
+                        /**
+                         * Format: date-time
+                         * @description The code expires
+                         */
+                        expiresAt: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     onBudgetExceeded: {
         parameters: {
             query?: never;
@@ -21666,6 +23427,126 @@ export interface operations {
                          * @description Until
                          */
                         lockedUntil: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onCashTopUpCompleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "cash.top_up_completed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The withdrawal or top-up */
+                        id: string;
+                        /** @description withdrawal or top_up */
+                        kind: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        status: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onCashWithdrawalCompleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "cash.withdrawal_completed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The withdrawal or top-up */
+                        id: string;
+                        /** @description withdrawal or top_up */
+                        kind: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        status: string;
                     } & {
                         [key: string]: unknown;
                     };
@@ -22470,6 +24351,87 @@ export interface operations {
             };
         };
     };
+    onFxRatePosted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "fx.rate_posted";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The rate */
+                        id: string;
+                        /** @description You */
+                        providerParticipantId: string;
+                        /** @description The currency sent (the tiers are amounts of it) */
+                        from: string;
+                        /** @description The currency delivered */
+                        to: string;
+                        tiers: ({
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            min: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                            max: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            } | null;
+                            rate: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        /**
+                         * Format: date-time
+                         * @description Posted
+                         */
+                        postedAt: string;
+                        /**
+                         * Format: date-time
+                         * @description Expires
+                         */
+                        expiresAt: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     onLedgerAccountFunded: {
         parameters: {
             query?: never;
@@ -22888,6 +24850,189 @@ export interface operations {
                         } & {
                             [key: string]: unknown;
                         };
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onLiquidityRequestApproved: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "liquidity.request_approved";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The liquidity request */
+                        id: string;
+                        /** @description top_up (settlement bank → position) or cash_out (position → settlement bank) */
+                        direction: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description pending_approval, completed or rejected */
+                        status: string;
+                        reference: string | null;
+                        reason: string | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onLiquidityRequestCreated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "liquidity.request_created";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The liquidity request */
+                        id: string;
+                        /** @description top_up (settlement bank → position) or cash_out (position → settlement bank) */
+                        direction: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description pending_approval, completed or rejected */
+                        status: string;
+                        reference: string | null;
+                        reason: string | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onLiquidityRequestRejected: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "liquidity.request_rejected";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The liquidity request */
+                        id: string;
+                        /** @description top_up (settlement bank → position) or cash_out (position → settlement bank) */
+                        direction: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description pending_approval, completed or rejected */
+                        status: string;
+                        reference: string | null;
+                        reason: string | null;
                     } & {
                         [key: string]: unknown;
                     };

@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import type { Api } from '../shared/api.ts';
 import { useI18n } from '../shared/i18n.tsx';
-import { ErrorBox, Section, Select, useLoad } from '../shared/ui.tsx';
+import { ConfirmBar, ErrorBox, Field, Money, Section, Select, useAction, useLoad } from '../shared/ui.tsx';
 
 interface FxView {
   asOf: string;
@@ -76,9 +76,101 @@ export function Settings({ api }: { api: Api }) {
           </div>
         ))}
       </Section>
-      <Section title={t('set.fees')}>
-        <p className="muted">{t('set.feesNote')}</p>
-      </Section>
+      <Fees api={api} participants={participants.data ?? []} />
     </div>
+  );
+}
+
+interface Fee {
+  payerParticipantId: string;
+  payeeParticipantId: string;
+  fixed: { amount: string; currency: string };
+  bps: number;
+}
+
+/**
+ * The fee schedules in force (payer → payee: a fixed part plus basis points of the amount, charged to the payer), and
+ * setting one: the page shows what will be charged and asks before it changes what every such payment costs.
+ */
+function Fees({ api, participants }: { api: Api; participants: readonly { id: string; name: string }[] }) {
+  const { t, lang } = useI18n();
+  const fees = useLoad(async () => (await api.get<{ items: Fee[] }>('/v1/operator/fees')).items, [api]);
+  const [payer, setPayer] = useState('');
+  const [payee, setPayee] = useState('');
+  const [fixed, setFixed] = useState('0.00');
+  const [currency, setCurrency] = useState('CNY');
+  const [bps, setBps] = useState('0');
+  const [asking, setAsking] = useState(false);
+  const nameOf = (id: string) => participants.find((p) => p.id === id)?.name ?? id;
+  const pct = new Intl.NumberFormat(lang, { maximumFractionDigits: 2 });
+  const options = [{ value: '', label: t('set.feeChoose') }, ...participants.map((p) => ({ value: p.id, label: p.name }))];
+  const valid = payer !== '' && payee !== '' && /^[0-9]+(\.[0-9]{1,3})?$/.test(fixed.trim()) && /^[0-9]{1,5}$/.test(bps.trim()) && Number(bps) <= 10_000 && /^[A-Z]{3}$/.test(currency.trim());
+  const save = useAction(async () => {
+    await api.post('/v1/operator/fees', { payerParticipantId: payer, payeeParticipantId: payee, fixed: { amount: fixed.trim(), currency: currency.trim() }, bps: Number(bps) });
+    setAsking(false);
+    await fees.reload();
+  });
+  return (
+    <Section title={t('set.fees')} testId="settings-fees">
+      <p className="muted">{t('set.feesHint')}</p>
+      <ErrorBox error={fees.error} />
+      {fees.data === undefined && fees.error === undefined && <p className="skeleton">{t('common.loading')}</p>}
+      {fees.data?.length === 0 && <p className="muted">{t('set.feesNone')}</p>}
+      {(fees.data ?? []).length > 0 && (
+        <table aria-label={t('set.fees')}>
+          <thead>
+            <tr>
+              <th scope="col">{t('set.feePayer')}</th>
+              <th scope="col">{t('set.feePayee')}</th>
+              <th scope="col">{t('set.feeFixed')}</th>
+              <th scope="col">{t('set.feeRate')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {(fees.data ?? []).map((f) => (
+              <tr key={`${f.payerParticipantId}>${f.payeeParticipantId}`} data-testid="fee-row" data-payer={f.payerParticipantId} data-payee={f.payeeParticipantId}>
+                <td>{nameOf(f.payerParticipantId)}</td>
+                <td>{nameOf(f.payeeParticipantId)}</td>
+                <td>
+                  <Money amount={f.fixed.amount} currency={f.fixed.currency} />
+                </td>
+                <td className="mono">{pct.format(f.bps / 100)} %</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          setAsking(true);
+        }}
+        data-testid="fee-form"
+      >
+        <Select label={t('set.feePayer')} name="fee-payer" value={payer} onChange={setPayer} options={options} />
+        <Select label={t('set.feePayee')} name="fee-payee" value={payee} onChange={setPayee} options={options} />
+        <Field label={t('set.feeFixed')} name="fee-fixed" value={fixed} onChange={setFixed} inputMode="decimal" />
+        <Field label={t('common.currency')} name="fee-currency" value={currency} onChange={(v) => setCurrency(v.toUpperCase())} />
+        <Field label={t('set.feeBps')} name="fee-bps" value={bps} onChange={setBps} inputMode="numeric" />
+        {!asking && (
+          <button type="submit" disabled={!valid} data-testid="fee-set">
+            {t('set.feeSet')}
+          </button>
+        )}
+      </form>
+      {asking && (
+        <div data-testid="fee-confirm">
+          <ConfirmBar
+            question={t('set.feeConfirm').replace('{payer}', nameOf(payer)).replace('{payee}', nameOf(payee)).replace('{fixed}', `${fixed.trim()} ${currency.trim()}`).replace('{pct}', pct.format(Number(bps) / 100))}
+            yes={t('common.confirm')}
+            busy={save.busy}
+            onYes={() => void save.run()}
+            onCancel={() => setAsking(false)}
+            yesTestId="fee-set-yes"
+          />
+        </div>
+      )}
+      <ErrorBox error={save.error} />
+    </Section>
   );
 }

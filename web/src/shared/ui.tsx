@@ -175,3 +175,68 @@ export function Bars({ rows, format, label }: { rows: readonly { label: string; 
     </figure>
   );
 }
+
+/** A destructive action, asked first: the question, a yes and a cancel (the pages never act on one click). */
+export function ConfirmBar(props: { question: string; yes: string; busy: boolean; onYes: () => void; onCancel: () => void; yesTestId: string }) {
+  const { t } = useI18n();
+  return (
+    <div className="warn row" role="group" aria-label={props.question}>
+      <span>{props.question}</span>
+      <button type="button" onClick={props.onYes} disabled={props.busy} data-testid={props.yesTestId}>
+        {props.yes}
+      </button>
+      <button type="button" className="secondary" onClick={props.onCancel} disabled={props.busy}>
+        {t('common.cancel')}
+      </button>
+    </div>
+  );
+}
+
+/**
+ * The form a customer types a one-time code into: what was sent where, the demo participant's code when the demo shows
+ * it (a real app shows nothing there), the six digits, confirm and cancel.
+ */
+export function CodeForm(props: {
+  sent: string;
+  demo?: { label: string; code: string; testId: string } | undefined;
+  name: string;
+  code: string;
+  onCode: (code: string) => void;
+  busy: boolean;
+  onSubmit: () => void;
+  onCancel: () => void;
+  testId: string;
+  submitTestId: string;
+  /** When the code can no longer be confirmed (locked, expired): confirm is off and cancel says so. */
+  cancelLabel?: string | undefined;
+  deadEnd?: boolean | undefined;
+  children?: ReactNode;
+}) {
+  const { t } = useI18n();
+  return (
+    <form
+      onSubmit={(e) => {
+        e.preventDefault();
+        props.onSubmit();
+      }}
+      data-testid={props.testId}
+    >
+      <p>{props.sent}</p>
+      {props.demo !== undefined && (
+        <p className="warn">
+          {props.demo.label} <strong data-testid={props.demo.testId}>{props.demo.code}</strong>
+        </p>
+      )}
+      <Field label={t('add.code')} name={props.name} value={props.code} onChange={(v) => props.onCode(v.replace(/\D/g, '').slice(0, 6))} inputMode="numeric" autoComplete="one-time-code" />
+      {props.children}
+      <div className="row">
+        <button type="submit" disabled={props.busy || props.code.length !== 6 || props.deadEnd === true} data-testid={props.submitTestId}>
+          {t('common.confirm')}
+        </button>
+        <button type="button" className="secondary" onClick={props.onCancel} disabled={props.busy}>
+          {props.cancelLabel ?? t('common.cancel')}
+        </button>
+      </div>
+    </form>
+  );
+}

@@ -2,7 +2,7 @@ import { useEffect, useMemo, useState } from 'react';
 import { browserSupportsWebAuthn, startRegistration, WebAuthnError, type PublicKeyCredentialCreationOptionsJSON } from '@simplewebauthn/browser';
 import { ApiError, createApi, type Api } from '../shared/api.ts';
 import { useI18n } from '../shared/i18n.tsx';
-import { ErrorBox, Field, Section, Select, useAction, useLoad } from '../shared/ui.tsx';
+import { CodeForm, ConfirmBar, ErrorBox, Section, Select, useAction, useLoad } from '../shared/ui.tsx';
 import type { WalletSession } from './session.ts';
 import { Aliases, BankAccounts } from './More.tsx';
 
@@ -233,17 +233,9 @@ function CustomerLinks({ api, session }: { api: Api; session: WalletSession }) {
               </button>
             )}
           </div>
+          {/* Revoking takes effect at once on both sides (cards added through the link stay; new ones need a new link): asked first. */}
           {l.status === 'active' && confirmRevoke === l.id && (
-            // Revoking takes effect at once on both sides (cards added through the link stay; new ones need a new link): asked first.
-            <div className="warn row" role="group" aria-label={t('links.revokeConfirm').replace('{name}', l.other.participantName)} style={{ marginTop: '0.4rem' }}>
-              <span>{t('links.revokeConfirm').replace('{name}', l.other.participantName)}</span>
-              <button type="button" onClick={() => void revoke.run(l.id)} disabled={revoke.busy} data-testid="link-revoke-yes">
-                {t('links.revokeYes')}
-              </button>
-              <button type="button" className="secondary" onClick={() => setConfirmRevoke(undefined)} disabled={revoke.busy}>
-                {t('common.cancel')}
-              </button>
-            </div>
+            <ConfirmBar question={t('links.revokeConfirm').replace('{name}', l.other.participantName)} yes={t('links.revokeYes')} busy={revoke.busy} onYes={() => void revoke.run(l.id)} onCancel={() => setConfirmRevoke(undefined)} yesTestId="link-revoke-yes" />
           )}
         </div>
       ))}
@@ -261,29 +253,20 @@ function CustomerLinks({ api, session }: { api: Api; session: WalletSession }) {
           </button>
         </form>
       ) : (
-        <form
-          onSubmit={(e) => {
-            e.preventDefault();
-            void confirm.run();
-          }}
-          data-testid="link-consent"
-        >
-          <p>{t('links.codeSent').replace('{name}', otherName(consent.otherParticipantId))}</p>
-          {demo !== undefined && (
-            <p className="warn">
-              {t('links.demoCode')} {demo.deliveredBy}: <strong data-testid="link-demo-code">{demo.code}</strong>
-            </p>
-          )}
-          <Field label={t('add.code')} name="link-code" value={code} onChange={(v) => setCode(v.replace(/\D/g, '').slice(0, 6))} inputMode="numeric" autoComplete="one-time-code" />
-          <div className="row">
-            <button type="submit" disabled={confirm.busy || code.length !== 6 || problem?.deadEnd === true} data-testid="link-confirm">
-              {t('common.confirm')}
-            </button>
-            <button type="button" className="secondary" onClick={startOver} disabled={confirm.busy}>
-              {problem?.deadEnd === true ? t('links.newCode') : t('common.cancel')}
-            </button>
-          </div>
-        </form>
+        <CodeForm
+          sent={t('links.codeSent').replace('{name}', otherName(consent.otherParticipantId))}
+          demo={demo === undefined ? undefined : { label: `${t('links.demoCode')} ${demo.deliveredBy}:`, code: demo.code, testId: 'link-demo-code' }}
+          name="link-code"
+          code={code}
+          onCode={setCode}
+          busy={confirm.busy}
+          onSubmit={() => void confirm.run()}
+          onCancel={startOver}
+          cancelLabel={problem?.deadEnd === true ? t('links.newCode') : undefined}
+          deadEnd={problem?.deadEnd === true}
+          testId="link-consent"
+          submitTestId="link-confirm"
+        />
       )}
       {problem !== undefined && (
         <p className={problem.deadEnd ? 'error' : 'warn'} role="alert" data-testid="link-problem">

@@ -1,9 +1,10 @@
 import { useEffect, useMemo, useState } from 'react';
 import { createApi, type Api } from '../shared/api.ts';
 import { useI18n } from '../shared/i18n.tsx';
-import { ErrorBox, Field, Money, Section, Select, useAction, useLoad } from '../shared/ui.tsx';
+import { CodeForm, ConfirmBar, ErrorBox, Field, Money, Section, Select, useAction, useLoad } from '../shared/ui.tsx';
 import { useAccounts, type MoneyWire } from './accounts.tsx';
 import type { WalletSession } from './session.ts';
+import { CashMoves } from './Cash.tsx';
 
 /** A status in words of the page's language (status.<code>); an unknown one shows as it came. */
 function useStatusWord() {
@@ -100,17 +101,7 @@ export function BankAccounts({ api, session }: { api: Api; session: WalletSessio
                 </button>
               )}
             </div>
-            {confirming === l.id && (
-              <div className="warn row" role="group" aria-label={t('me.unlinkConfirm')}>
-                <span>{t('me.unlinkConfirm')}</span>
-                <button type="button" onClick={() => void unlink.run(l.id)} disabled={unlink.busy} data-testid="bank-unlink-yes">
-                  {t('me.unlinkYes')}
-                </button>
-                <button type="button" className="secondary" onClick={() => setConfirming(undefined)}>
-                  {t('common.cancel')}
-                </button>
-              </div>
-            )}
+            {confirming === l.id && <ConfirmBar question={t('me.unlinkConfirm')} yes={t('me.unlinkYes')} busy={unlink.busy} onYes={() => void unlink.run(l.id)} onCancel={() => setConfirming(undefined)} yesTestId="bank-unlink-yes" />}
           </div>
         );
       })}
@@ -127,29 +118,18 @@ export function BankAccounts({ api, session }: { api: Api; session: WalletSessio
           </button>
         </form>
       ) : (
-        <form
-          onSubmit={(e) => {
-            e.preventDefault();
-            void confirm.run();
-          }}
-          data-testid="bank-consent"
-        >
-          <p>{t('me.bankCodeSent').replace('{name}', bankName(bank))}</p>
-          {demoCode !== undefined && (
-            <p className="warn">
-              {t('links.demoCode')} {bankName(bank)}: <strong data-testid="bank-demo-code">{demoCode}</strong>
-            </p>
-          )}
-          <Field label={t('add.code')} name="bank-code" value={code} onChange={(v) => setCode(v.replace(/\D/g, '').slice(0, 6))} inputMode="numeric" autoComplete="one-time-code" />
-          <div className="row">
-            <button type="submit" disabled={confirm.busy || code.length !== 6} data-testid="bank-confirm">
-              {t('common.confirm')}
-            </button>
-            <button type="button" className="secondary" onClick={() => setConsent(undefined)}>
-              {t('common.cancel')}
-            </button>
-          </div>
-        </form>
+        <CodeForm
+          sent={t('me.bankCodeSent').replace('{name}', bankName(bank))}
+          demo={demoCode === undefined ? undefined : { label: `${t('links.demoCode')} ${bankName(bank)}:`, code: demoCode, testId: 'bank-demo-code' }}
+          name="bank-code"
+          code={code}
+          onCode={setCode}
+          busy={confirm.busy}
+          onSubmit={() => void confirm.run()}
+          onCancel={() => setConsent(undefined)}
+          testId="bank-consent"
+          submitTestId="bank-confirm"
+        />
       )}
       <ErrorBox error={request.error ?? confirm.error} />
       {linked && (
@@ -157,7 +137,7 @@ export function BankAccounts({ api, session }: { api: Api; session: WalletSessio
           {t('me.bankLinked')} ✓
         </p>
       )}
-      <p className="muted">{t('me.topUpLater')}</p>
+      <CashMoves api={api} session={session} links={active} accounts={accounts.data ?? []} bankName={bankName} onMoved={() => accounts.reload()} />
     </Section>
   );
 }
@@ -173,28 +153,116 @@ interface Alias {
 }
 
 /**
- * The customer's aliases (phone, e-mail, handle): how others pay them, each pointing at one of their accounts. Read
- * only here: registering or removing one is the wallet back end's call (it verifies the phone or e-mail first), which a
- * customer session may not make.
+ * The customer's aliases (phone, e-mail, handle): how others pay them, each pointing at one of their accounts. A handle
+ * is added at once; a phone number or e-mail address after the code the wallet sends to it (here, in the demo, the code
+ * the demo wallet "sent" is shown); removing one is asked first.
  */
 export function Aliases({ api, session }: { api: Api; session: WalletSession }) {
   const { t } = useI18n();
   const list = useLoad(async () => (await api.get<{ items: Alias[] }>(`/v1/aliases?${q(session)}`)).items, [api]);
   const accounts = useAccounts(api, session);
   const currencyOf = (id: string) => accounts.data?.find((a) => a.id === id)?.currency ?? '';
+  const [type, setType] = useState<'handle' | 'phone' | 'email'>('handle');
+  const [value, setValue] = useState('');
+  const [accountId, setAccountId] = useState('');
+  const target = accountId !== '' ? accountId : (accounts.data?.[0]?.id ?? '');
+  const [pending, setPending] = useState<{ id: string; value: string } | undefined>();
+  const [demoCode, setDemoCode] = useState<string | undefined>();
+  const [code, setCode] = useState('');
+  const [added, setAdded] = useState<string | undefined>();
+  const [confirming, setConfirming] = useState<string | undefined>();
+  const add = useAction(async () => {
+    setAdded(undefined);
+    const body = { customerId: session.customerId, type, value: value.trim(), accountId: target };
+    if (type === 'handle') {
+      const a = await api.post<Alias>('/v1/aliases', body);
+      setValue('');
+      setAdded(a.value);
+      await list.reload();
+      return;
+    }
+    const v = await api.post<{ id: string }>('/v1/aliases/verifications', body);
+    setPending({ id: v.id, value: value.trim() });
+    try {
+      setDemoCode((await api.get<{ code: string }>(`/demo/v1/codes/alias-verifications/${encodeURIComponent(v.id)}`)).code);
+    } catch {
+      setDemoCode(undefined);
+    }
+  });
+  const confirm = useAction(async () => {
+    if (pending === undefined) return;
+    const a = await api.post<Alias>(`/v1/aliases/verifications/${encodeURIComponent(pending.id)}/confirm`, { code });
+    setPending(undefined);
+    setCode('');
+    setDemoCode(undefined);
+    setValue('');
+    setAdded(a.value);
+    await list.reload();
+  });
+  const remove = useAction(async (id: string) => {
+    await api.del(`/v1/aliases/${encodeURIComponent(id)}`);
+    setConfirming(undefined);
+    await list.reload();
+  });
   return (
     <Section title={t('alias.title')} testId="aliases">
       <p className="muted">{t('alias.hint')}</p>
-      <ErrorBox error={list.error} />
+      <ErrorBox error={list.error ?? remove.error} />
       {list.data === undefined && list.error === undefined && <p className="skeleton">{t('common.loading')}</p>}
       {list.data?.length === 0 && <p className="muted">{t('alias.none')}</p>}
       {(list.data ?? []).map((a) => (
         <div key={a.id} className="list-row" data-testid="alias-row" data-value={a.value}>
-          {t(`alias.${a.type}`)}: <strong>{a.value}</strong> → {currencyOf(a.accountId)}
-          {a.flagged && <span className="pill failed"> {t('alias.flagged')}</span>}
+          <div className="row" style={{ justifyContent: 'space-between' }}>
+            <span>
+              {t(`alias.${a.type}`)}: <strong>{a.value}</strong> → {currencyOf(a.accountId)}
+              {a.flagged && <span className="pill failed"> {t('alias.flagged')}</span>}
+            </span>
+            {confirming !== a.id && (
+              <button type="button" className="secondary" onClick={() => setConfirming(a.id)} data-testid="alias-remove">
+                {t('alias.remove')}
+              </button>
+            )}
+          </div>
+          {confirming === a.id && <ConfirmBar question={t('alias.removeConfirm')} yes={t('alias.removeYes')} busy={remove.busy} onYes={() => void remove.run(a.id)} onCancel={() => setConfirming(undefined)} yesTestId="alias-remove-yes" />}
         </div>
       ))}
-      <p className="muted">{t('alias.howToAdd')}</p>
+      {added !== undefined && (
+        <p className="ok" data-testid="alias-added">
+          {t('alias.added').replace('{value}', added)} ✓
+        </p>
+      )}
+      {pending === undefined ? (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            void add.run();
+          }}
+          data-testid="alias-add"
+        >
+          <Select label={t('xfer.aliasType')} name="alias-type" value={type} onChange={(v) => setType(v === 'phone' || v === 'email' ? v : 'handle')} options={(['handle', 'phone', 'email'] as const).map((k) => ({ value: k, label: t(`alias.${k}`) }))} />
+          <Field label={t('xfer.alias')} name="alias-value" value={value} onChange={setValue} />
+          <Select label={t('alias.account')} name="alias-account" value={target} onChange={setAccountId} options={(accounts.data ?? []).map((a) => ({ value: a.id, label: a.currency }))} />
+          <ErrorBox error={add.error} />
+          <button type="submit" disabled={add.busy || value.trim() === '' || target === ''} data-testid="alias-add-submit">
+            {type === 'handle' ? t('alias.add') : t('alias.sendCode')}
+          </button>
+        </form>
+      ) : (
+        <CodeForm
+          sent={t('alias.codeSent').replace('{value}', pending.value)}
+          demo={demoCode === undefined ? undefined : { label: t('alias.demoCode'), code: demoCode, testId: 'alias-demo-code' }}
+          name="alias-code"
+          code={code}
+          onCode={setCode}
+          busy={confirm.busy}
+          onSubmit={() => void confirm.run()}
+          onCancel={() => setPending(undefined)}
+          testId="alias-verify"
+          submitTestId="alias-verify-submit"
+        >
+          <ErrorBox error={confirm.error} />
+        </CodeForm>
+      )}
     </Section>
   );
 }
