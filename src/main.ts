@@ -1,7 +1,9 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { createCardsModule, type CardsModule } from './cards/index.ts';
+import { createCardsModule, type CardsModule, type CreditOf } from './cards/index.ts';
+import { createCreditService, registerCreditRoutes, type CreditService } from './credit/index.ts';
+import { createDisputeService, defineDisputeRefs, registerDisputeRoutes, type DisputeService } from './disputes/index.ts';
 import { createLedger, type Ledger } from './ledger/index.ts';
 import { createPaymentsModule, type PaymentsModule } from './payments/index.ts';
 import { createTransfersModule, type TransfersModule } from './transfers/index.ts';
@@ -100,6 +102,8 @@ export interface HubServices {
   readonly value: ValueModule;
   /** Offline small payments: purses reserved per device, tokens settled when merchants upload them (src/offline). */
   readonly offline: OfflineService;
+  readonly credit: CreditService;
+  readonly disputes: DisputeService;
   /** Participants' modes per currency (hosted or connected) and the connectors that reach connected ones. */
   readonly connections: ConnectionService;
   readonly connectors: ConnectorService;
@@ -218,7 +222,17 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   // One ownership check for every id any route names (each capability says who holds its objects); the capabilities
   // that create hot objects tell it their holders after COMMIT.
   const refs = createRefRegistry();
-  const cards = createCardsModule({ db, clock, vault, audit, events, stepUp });
+  // A credit card's credit account (the ledger enforces its limit), opened in the issuing transaction; every wallet
+  // holding the card shows its line (the credit service, created below).
+  const creditLines: { of?: CreditOf } = {};
+  const cards = createCardsModule({
+    db, clock, vault, audit, events, stepUp,
+    openCreditAccount: async (c) => {
+      const opened = await ledger.createAccount({ id: c.id, ownerParticipantId: c.issuerId, customerId: c.customerId, currency: c.currency, kind: 'credit', debitsMustNotExceedCredits: true, creditLimitMinor: c.limitMinor });
+      if (!opened.ok) throw new Error(`credit account ${c.id}: ${opened.error.code}`);
+    },
+    creditOf: (ids) => (creditLines.of === undefined ? Promise.resolve(new Map()) : creditLines.of(ids)),
+  });
   // Settlement records the position legs of payments between participants (created first: transfers and payments use it).
   let accountsOf: (() => AccountService) | undefined = undefined;
   const settlement = createSettlementService({ db, clock, audit, events, ledger, accounts: () => {
@@ -239,6 +253,9 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   const liquidityRequests = createLiquidityRequests({ clock, audit, events, liquidity });
   const cash = createCashService({ clock, audit, events, ledger, accounts: transfers.accounts, settlement, connected: async (p, c, q) => (await connections.connected(p, c, q)) !== undefined });
   const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs, settlement });
+  const credit: CreditService = createCreditService({ db, clock, audit, events, ledger, accounts: transfers.accounts, settlement, cards: cards.cards, walletTokens: cards.walletTokens });
+  creditLines.of = (ids) => credit.lines(ids);
+  const disputes: DisputeService = createDisputeService({ db, clock, audit, events, ledger, accounts: transfers.accounts, settlement, payments: payments.payments, merchants: payments.merchants, transfers: transfers.transfers });
   const budgets = createBudgetService({ db, clock, audit, events, accounts: transfers.accounts });
   const value = createValueModule({ db, clock, audit, events, ledger, accounts: transfers.accounts, customers, customerLinks, cards, payments });
   const offline = createOfflineService({ db, clock, audit, events, ledger, accounts: transfers.accounts, merchants: payments.merchants, settlement });
@@ -273,7 +290,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   });
   for (const schema of [...participantSchemas, ...connectorSchemas]) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });
-  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs, defineLiquidityRefs, defineCashRefs, defineWebhookRefs, defineValueRefs, defineOfflineRefs]) define(refs);
+  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs, defineLiquidityRefs, defineCashRefs, defineWebhookRefs, defineValueRefs, defineOfflineRefs, defineDisputeRefs]) define(refs);
   registerOwnership(app, { registry: refs, db }, callerOf);
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
   registerParticipantRoutes(app, { participants, tokens, idempotent, authFailures: createFailureLimiter({ nowMs: () => clock.nowMs() }) });
@@ -295,6 +312,8 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   transfers.registerRoutes(app, { idempotent });
   payments.registerRoutes(app, { idempotent });
   value.registerRoutes(app, { idempotent });
+  registerDisputeRoutes(app, { disputes, idempotent });
+  registerCreditRoutes(app, { credit, walletTokens: cards.walletTokens, accounts: transfers.accounts, idempotent });
   registerConnectorRoutes(app, { connectors, connections, idempotent, transferStatus: (participantId, paymentId) => transfers.transfers.connectorStatus(participantId, paymentId) });
   await app.ready();
 
@@ -341,6 +360,8 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
     cards,
     transfers,
     payments,
+    credit,
+    disputes,
     budgets,
     value,
     offline,
@@ -361,6 +382,8 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
       every(SWEEP_INTERVAL_MS, 'card-request-key-sweep', () => cards.sweep());
       every(30_000, 'budget-check', () => budgets.sweep());
       every(60_000, 'offline-purse-sweep', () => offline.sweep());
+      every(60_000, 'credit-statements-overdue', () => credit.markOverdue());
+      every(60_000, 'dispute-deadlines', () => disputes.sweep());
     },
     async listen() {
       const address = await app.listen({ port: config.port, host: config.host });

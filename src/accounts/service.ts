@@ -211,7 +211,8 @@ export function createAccountService(deps: {
     ref,
     async debitable(q, participantId, customerId, accountId) {
       const acc = await ref(q, accountId);
-      if (acc === undefined || acc.kind !== 'customer' || acc.closed) return undefined;
+      // A bank's credit line (kind credit) is debitable like a deposit account: its limit is the ledger's.
+      if (acc === undefined || (acc.kind !== 'customer' && acc.kind !== 'credit') || acc.closed) return undefined;
       if (acc.ownerParticipantId === participantId && acc.customerId === customerId) return acc;
       const [link] = await q.query('select 1 as x from account_links where wallet_participant_id = $1 and wallet_customer_id = $2 and account_id = $3 and status = $4', [
         participantId,
@@ -293,7 +294,7 @@ export function createAccountService(deps: {
       }
       await tx.query(`update account_link_consents set status = 'confirmed' where id = $1`, [consentId]);
       const accounts = (await ledger.listAccounts({ ownerParticipantId: c.bank_participant_id, customerId: c.bank_customer_id })).filter(
-        (a) => a.kind === 'customer' && !a.closed && (c.currency === null || a.currency === c.currency),
+        (a) => (a.kind === 'customer' || a.kind === 'credit') && !a.closed && (c.currency === null || a.currency === c.currency),
       );
       const now = clock.now();
       const links: AccountLink[] = [];

@@ -14,6 +14,8 @@ import type { CashErrorCode } from '../cash/index.ts';
 import type { WebhookSecretErrorCode } from '../webhooks/index.ts';
 import type { ValueErrorCode } from '../value/index.ts';
 import type { OfflineErrorCode } from '../offline/index.ts';
+import type { CreditErrorCode } from '../credit/index.ts';
+import type { DisputesErrorCode } from '../disputes/index.ts';
 
 /**
  * THE error catalogue: every code the API can answer, with its HTTP status and default message — defined once, here.
@@ -56,6 +58,8 @@ export type ErrorCode =
   | WebhookSecretErrorCode
   | ValueErrorCode
   | OfflineErrorCode
+  | CreditErrorCode
+  | DisputesErrorCode
   ;
 
 export interface ErrorEntry {
@@ -327,6 +331,24 @@ export const errorCatalogue = {
   offline_token_expired: { status: 422, message: "the offline token was signed too long ago to be uploaded" },
   offline_wrong_merchant: { status: 422, message: "the offline token pays another merchant" },
   offline_unload_invalid: { status: 422, message: "the unload contradicts what the hub holds or has settled" },
+  // Credit lines: credit cards' lines, banks' lines, statements, repayments
+  card_not_credit: { status: 409, message: "this is not a credit card" },
+  credit_line_not_found: { status: 404, message: "no credit line of yours has this account" },
+  repayment_exceeds_balance: { status: 422, message: "the repayment is more than is owed on the credit line" },
+  repayment_account_invalid: { status: 422, message: "repayments come from a customer account the payer may debit, in the line's currency" },
+  // Disputes and fraud recalls
+  dispute_not_found: { status: 404, message: "no such dispute" },
+  dispute_window_closed: { status: 422, message: "the payment is too old to dispute (card: 120 days, P2P: 80 days)" },
+  dispute_deadline_passed: { status: 409, message: "the answer to this dispute was due earlier" },
+  dispute_state: { status: 409, message: "the dispute cannot take this step in its current state" },
+  dispute_exists: { status: 409, message: "this payment already has an open dispute" },
+  dispute_amount_invalid: { status: 422, message: "a dispute is for a positive amount, at most what was paid less refunds" },
+  dispute_not_party: { status: 403, message: "only the party whose turn it is may take this step" },
+  recall_not_found: { status: 404, message: "no such recall" },
+  recall_window_closed: { status: 422, message: "fraud is reported within 80 days of the payment" },
+  recall_deadline_passed: { status: 409, message: "the recall's deadline passed (analysis within 7 days, refund within 11)" },
+  recall_state: { status: 409, message: "the recall cannot take this step in its current state" },
+  recall_exists: { status: 409, message: "this payment was already recalled" },
 } as const satisfies Record<ErrorCode, ErrorEntry>;
 
 export const errorStatus: Readonly<Record<ErrorCode, number>> = Object.fromEntries(Object.entries(errorCatalogue).map(([code, e]) => [code, e.status])) as Record<ErrorCode, number>;

@@ -251,6 +251,26 @@ export const errorGroups = {
     'ledger_rejected',
     'not_wallet',
   ),
+  credit: codes('not_issuer', 'not_wallet', 'card_not_credit', 'credit_line_not_found', 'repayment_exceeds_balance', 'repayment_account_invalid', 'insufficient_funds', 'currency_mismatch', 'token_not_found', 'account_not_found', 'currency_not_receivable'),
+  disputes: codes(
+    'not_wallet',
+    'dispute_not_found',
+    'dispute_window_closed',
+    'dispute_deadline_passed',
+    'dispute_state',
+    'dispute_exists',
+    'dispute_amount_invalid',
+    'dispute_not_party',
+    'recall_not_found',
+    'recall_window_closed',
+    'recall_deadline_passed',
+    'recall_state',
+    'recall_exists',
+    'payment_not_found',
+    'payment_state',
+    'currency_mismatch',
+    'insufficient_funds',
+  ),
 } as const;
 
 export type ErrorGroup = keyof typeof errorGroups;
@@ -288,6 +308,8 @@ export const tagErrorGroups: Readonly<Record<string, readonly ErrorGroup[]>> = {
   rewards: ['rewards', 'customers', 'money'],
   connector: ['participants', 'transfers'],
   offline: ['offline', 'money', 'customers'],
+  credit: ['credit', 'customers', 'money', 'liquidity'],
+  disputes: ['disputes', 'customers', 'money', 'liquidity'],
 };
 
 interface OperationShape {

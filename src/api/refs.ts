@@ -60,6 +60,8 @@ export const REF_KINDS = [
   'customer_link_consent',
   'passkey',
   'settlement_window',
+  'dispute',
+  'recall',
   'liquidity_request',
   'cash_movement',
   'coupon',

@@ -50,8 +50,11 @@ export interface Card {
   readonly brand: string;
   readonly currency: string;
   readonly cardType: CardType;
+  /** A credit card's own credit account (opened at issuance); a debit card's customer account. */
   readonly fundingAccountId: string | null;
   readonly creditLimitMinor: bigint | null;
+  /** A credit card only: the customer's account the issuer takes repayments from by default. */
+  readonly repaymentAccountId: string | null;
   readonly controls: CardControls;
   readonly replacesCardId: string | null;
   readonly replacedByCardId: string | null;
@@ -65,3 +68,24 @@ export interface IssuedCard {
   readonly cardNumber: string;
   readonly cvv: string;
 }
+
+/** A credit line as a wallet shows it: its limit, what is available and owed now, and the latest statement. */
+export interface CreditView {
+  readonly currency: string;
+  readonly limitMinor: bigint;
+  /** limit − owed − amounts held by pending authorisations. */
+  readonly availableMinor: bigint;
+  /** Posted spending not yet repaid. */
+  readonly owedMinor: bigint;
+  readonly statement: {
+    readonly id: string;
+    readonly balanceMinor: bigint;
+    readonly minimumMinor: bigint;
+    readonly paidMinor: bigint;
+    readonly dueAt: Date;
+    readonly status: string;
+  } | null;
+}
+
+/** The credit lines of these accounts (ones that are not credit lines are absent). Wired by the credit capability. */
+export type CreditOf = (accountIds: readonly string[]) => Promise<Map<string, CreditView>>;

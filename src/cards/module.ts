@@ -11,7 +11,8 @@ import type { EventOutbox } from '../webhooks/index.ts';
 import type { StepUpService } from '../stepup/index.ts';
 import { createRequestKeys, sweepRequestKeys } from './request-keys.ts';
 import { registerCardRoutes } from './routes.ts';
-import { createCardService, type CardService } from './service.ts';
+import { createCardService, type CardService, type OpenCreditAccount } from './service.ts';
+import type { CreditOf } from './model.ts';
 
 /** One card, many wallets: the issuer's cards and the wallets' tokens, wired as one module. */
 export interface CardsModule {
@@ -22,7 +23,7 @@ export interface CardsModule {
   sweep(): Promise<number>;
 }
 
-export function createCardsModule(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox; stepUp: StepUpService }): CardsModule {
+export function createCardsModule(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox; stepUp: StepUpService; openCreditAccount?: OpenCreditAccount; creditOf?: CreditOf }): CardsModule {
   const propagation = createTokenPropagation(deps);
   const cards = createCardService({ ...deps, tokens: propagation });
   const walletTokens = createWalletTokenService({ ...deps, cards });
@@ -32,7 +33,7 @@ export function createCardsModule(deps: { db: Db; clock: Clock; vault: Vault; au
     walletTokens,
     registerRoutes(app, { idempotent }) {
       registerCardRoutes(app, { cards, walletTokens, idempotent, withRequestKey, db: deps.db, stepUp: deps.stepUp });
-      registerWalletTokenRoutes(app, { walletTokens, idempotent, withRequestKey, db: deps.db });
+      registerWalletTokenRoutes(app, { walletTokens, idempotent, withRequestKey, db: deps.db, creditOf: deps.creditOf });
     },
     sweep: () => sweepRequestKeys(deps),
   };

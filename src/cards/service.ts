@@ -171,6 +171,7 @@ interface CardRow {
   par: string;
   funding_account_id: string | null;
   credit_limit_minor: bigint | null;
+  repayment_account_id: string | null;
   controls: StoredControls;
   replaces_card_id: string | null;
   replaced_by_card_id: string | null;
@@ -200,6 +201,7 @@ const toCard = (r: CardRow): Card => ({
   cardType: r.card_type,
   fundingAccountId: r.funding_account_id,
   creditLimitMinor: r.credit_limit_minor,
+  repaymentAccountId: r.repayment_account_id,
   controls: loadControls(r.controls),
   replacesCardId: r.replaces_card_id,
   replacedByCardId: r.replaced_by_card_id,
@@ -252,7 +254,15 @@ export interface CardService {
   checkControls: typeof checkControls;
 }
 
-export function createCardService(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox; tokens: TokenPropagation }): CardService {
+/** Opens a credit card's credit account (the ledger enforces its limit), in the issuing transaction. */
+export type OpenCreditAccount = (input: { id: string; issuerId: string; customerId: string; currency: string; limitMinor: bigint }) => Promise<void>;
+
+/** A credit card's own ledger account. */
+export const creditAccountIdOf = (cardId: string) => `acc_credit_${cardId}`;
+/** The card whose own credit account this is, or undefined for any other account. */
+export const cardIdOfCreditAccount = (accountId: string): string | undefined => (accountId.startsWith('acc_credit_') ? accountId.slice('acc_credit_'.length) : undefined);
+
+export function createCardService(deps: { db: Db; clock: Clock; vault: Vault; audit: AuditService; events: EventOutbox; tokens: TokenPropagation; openCreditAccount?: OpenCreditAccount }): CardService {
   const { db, clock, vault, audit, events, tokens } = deps;
 
   let cvvKeyPromise: Promise<Buffer> | undefined;
@@ -287,7 +297,7 @@ export function createCardService(deps: { db: Db; clock: Clock; vault: Vault; au
   const insertCard = async (
     tx: Queryable,
     product: CardProduct,
-    fields: { id: string; customerId: string; par: string; fundingAccountId: string | null; creditLimitMinor: bigint | null; controls: CardControls; replacesCardId: string | null; demoKey: string | null },
+    fields: { id: string; customerId: string; par: string; fundingAccountId: string | null; creditLimitMinor: bigint | null; repaymentAccountId: string | null; controls: CardControls; replacesCardId: string | null; demoKey: string | null },
   ): Promise<{ pan: string; expiry: string }> => {
     const now = clock.now();
     const expiry = expiryAfter(now, product.validityYears);
@@ -295,8 +305,8 @@ export function createCardService(deps: { db: Db; clock: Clock; vault: Vault; au
       const pan = randomCardNumber(product.binPrefix, product.panLength);
       const rows = await tx.query<{ id: string }>(
         `insert into cards (id, issuer_participant_id, product_id, customer_id, pan_sealed, pan_index, pan_first6, pan_last4, expiry, status, par,
-                            funding_account_id, credit_limit_minor, controls, replaces_card_id, demo_key, created_at, updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'inactive', $10, $11, $12, $13, $14, $15, $16, $16)
+                            funding_account_id, credit_limit_minor, controls, replaces_card_id, demo_key, created_at, updated_at, repayment_account_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'inactive', $10, $11, $12, $13, $14, $15, $16, $16, $17)
          on conflict (pan_index) do nothing returning id`,
         [
           fields.id,
@@ -315,6 +325,7 @@ export function createCardService(deps: { db: Db; clock: Clock; vault: Vault; au
           fields.replacesCardId,
           fields.demoKey,
           now,
+          fields.repaymentAccountId,
         ],
       );
       if (rows.length === 1) return { pan, expiry };
@@ -367,12 +378,17 @@ export function createCardService(deps: { db: Db; clock: Clock; vault: Vault; au
       if (invalid !== undefined) return err('invalid_controls', invalid);
       const id = input.id ?? newId('crd');
       const creditLimit = product.cardType === 'credit' ? (input.creditLimitMinor ?? product.defaultCreditLimitMinor ?? 0n) : null;
+      // A credit card spends from its own credit account, whose limit the ledger enforces; the account the issuer names
+      // is where repayments come from. (Without the ledger wired, the old behaviour: the named account funds it.)
+      const credit = creditLimit !== null && deps.openCreditAccount !== undefined;
+      if (credit) await deps.openCreditAccount!({ id: creditAccountIdOf(id), issuerId, customerId: input.customerId, currency: product.currency, limitMinor: creditLimit });
       const { pan } = await insertCard(tx, product, {
         id,
         customerId: input.customerId,
         par: newPar(),
-        fundingAccountId: input.fundingAccountId ?? null,
+        fundingAccountId: credit ? creditAccountIdOf(id) : (input.fundingAccountId ?? null),
         creditLimitMinor: creditLimit,
+        repaymentAccountId: credit ? (input.fundingAccountId ?? null) : null,
         controls,
         replacesCardId: null,
         demoKey: input.demoKey ?? null,
@@ -452,6 +468,7 @@ export function createCardService(deps: { db: Db; clock: Clock; vault: Vault; au
         par: old.par,
         fundingAccountId: old.fundingAccountId,
         creditLimitMinor: old.creditLimitMinor,
+        repaymentAccountId: old.repaymentAccountId,
         controls: old.controls,
         replacesCardId: old.id,
         demoKey: null,

@@ -3,7 +3,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { actorOf, okResponse, principalOf, type Idempotent } from '../api/index.ts';
 import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/index.ts';
 import { Opaque, Ref } from '../api/index.ts';
-import { CHANNELS } from './model.ts';
+import { CHANNELS, type CreditOf, type CreditView } from './model.ts';
+import { formatMoney } from '../platform/money.ts';
+import { Money } from '../api/index.ts';
 import type { WithRequestKey } from './request-keys.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
@@ -70,6 +72,49 @@ export const wireConsentEntry = (e: ConsentEntry) => ({
   lastUsedAt: e.lastUsedAt?.toISOString() ?? null,
 });
 
+/** A credit card's line as every wallet holding the card shows it. */
+export const CreditLineSchema = Type.Object(
+  {
+    limit: Money,
+    available: Type.Object(Money.properties, { additionalProperties: false, description: 'What can still be spent: the limit less what is owed and held' }),
+    owed: Money,
+    statement: Type.Union([
+      Type.Object(
+        {
+          id: Type.String(),
+          balance: Money,
+          minimumPayment: Money,
+          paid: Money,
+          dueAt: Timestamp,
+          status: Type.Union([Type.Literal('due'), Type.Literal('minimum_paid'), Type.Literal('paid'), Type.Literal('overdue')]),
+        },
+        { additionalProperties: false },
+      ),
+      Type.Null(),
+    ], { description: 'The latest statement, or null before the first' }),
+  },
+  { $id: 'CreditLine', additionalProperties: false, description: "A credit card's credit line (present on credit cards' tokens in list and get answers)" },
+);
+
+type StatementStatus = 'due' | 'minimum_paid' | 'paid' | 'overdue';
+
+export const wireCreditLine = (c: CreditView) => ({
+  limit: formatMoney(c.limitMinor, c.currency),
+  available: formatMoney(c.availableMinor, c.currency),
+  owed: formatMoney(c.owedMinor, c.currency),
+  statement:
+    c.statement === null
+      ? null
+      : {
+          id: c.statement.id,
+          balance: formatMoney(c.statement.balanceMinor, c.currency),
+          minimumPayment: formatMoney(c.statement.minimumMinor, c.currency),
+          paid: formatMoney(c.statement.paidMinor, c.currency),
+          dueAt: c.statement.dueAt.toISOString(),
+          status: c.statement.status as StatementStatus,
+        },
+});
+
 const TokenSchema = Type.Object(
   {
     tokenRef: Type.String({ description: 'Token reference id: how you (and, by reference, the customer) name this token' }),
@@ -88,6 +133,7 @@ const TokenSchema = Type.Object(
     key: Type.Union([KeyInfoSchema, Type.Null()], { description: 'The current limited-use key (not the key itself)' }),
     lastUsedAt: Type.Union([Timestamp, Type.Null()]),
     createdAt: Timestamp,
+    credit: Type.Optional(Type.Ref(CreditLineSchema)),
   },
   { $id: 'WalletToken', additionalProperties: false },
 );
@@ -163,6 +209,8 @@ export interface WalletRouteDeps {
   readonly idempotent: Idempotent;
   readonly withRequestKey: WithRequestKey;
   readonly db: Db;
+  /** Credit cards' lines (the credit capability), shown on their tokens. */
+  readonly creditOf?: CreditOf | undefined;
 }
 
 const sec = [{ participant: [] }];
@@ -178,7 +226,17 @@ const notWallet = (reply: FastifyReply) => reply.fail({ code: 'not_wallet', mess
 
 export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps): void {
   const { walletTokens, idempotent, withRequestKey, db } = deps;
+  app.addSchema(CreditLineSchema);
   app.addSchema(TokenSchema);
+  /** Tokens of credit cards carry their line (limit, available, owed, latest statement), read in one call. */
+  const withCredit = async (tokens: readonly WalletToken[]) => {
+    const ids = tokens.flatMap((t) => (t.creditAccountId === null ? [] : [t.creditAccountId]));
+    const lines = ids.length === 0 || deps.creditOf === undefined ? new Map<string, CreditView>() : await deps.creditOf(ids);
+    return tokens.map((t) => {
+      const line = t.creditAccountId === null ? undefined : lines.get(t.creditAccountId);
+      return { ...wireToken(t), ...(line !== undefined ? { credit: wireCreditLine(line) } : {}) };
+    });
+  };
 
   app.post(
     '/v1/wallet/tokens',
@@ -304,7 +362,7 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
         ...(request.query.customerId !== undefined ? { customerId: request.query.customerId } : {}),
         ...(request.query.cursor !== undefined ? { afterId: request.query.cursor } : {}),
       });
-      return { items: items.map(wireToken), nextCursor: items.length === limit ? (items.at(-1)?.tokenRef ?? null) : null };
+      return { items: await withCredit(items), nextCursor: items.length === limit ? (items.at(-1)?.tokenRef ?? null) : null };
     },
   );
 
@@ -316,7 +374,7 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
       if (walletId === undefined) return notWallet(reply);
       const token = await walletTokens.getForWallet(walletId, request.params.tokenRef);
       if (token === undefined) return reply.fail({ code: 'token_not_found', message: 'no such token' });
-      return wireToken(token);
+      return (await withCredit([token]))[0]!;
     },
   );
 

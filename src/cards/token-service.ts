@@ -115,6 +115,8 @@ export interface WalletToken {
   readonly brand: string;
   /** The cryptogram the token makes (its card product's). */
   readonly cryptogramScheme: TokenCryptogramScheme;
+  /** A credit card's credit account (whose limit and balance every wallet holding the card shows), else null. */
+  readonly creditAccountId: string | null;
 }
 
 /** A limited-use key as the issuer and the wallet see it (without the key). */
@@ -248,9 +250,11 @@ interface TokenRow {
   pan_last4: string;
   brand: string;
   token_cryptogram: TokenCryptogramScheme;
+  card_funding_account_id: string | null;
+  card_type: string;
 }
 
-const TOKEN_SELECT = `select t.*, c.par, c.pan_last4, p.brand, p.token_cryptogram, k.key_counter, k.first_atc as key_first_atc, k.last_atc as key_last_atc, k.expires_at as key_expires_at,
+const TOKEN_SELECT = `select t.*, c.par, c.pan_last4, c.funding_account_id as card_funding_account_id, p.card_type, p.brand, p.token_cryptogram, k.key_counter, k.first_atc as key_first_atc, k.last_atc as key_last_atc, k.expires_at as key_expires_at,
                               k.uses as key_uses, k.last_used_at as key_last_used_at, k.created_at as key_created_at
                          from card_tokens t join cards c on c.id = t.card_id join card_products p on p.id = c.product_id
                          left join token_keys k on k.token_id = t.id and k.status = 'active'`;
@@ -283,6 +287,7 @@ const toToken = (r: TokenRow): WalletToken => ({
   cardLast4: r.pan_last4,
   brand: r.brand,
   cryptogramScheme: r.token_cryptogram,
+  creditAccountId: r.card_type === 'credit' ? r.card_funding_account_id : null,
 });
 
 export interface WalletTokenService {

@@ -31,6 +31,7 @@ export type PaymentsErrorCode =
   | 'payment_source_invalid'
   | 'no_funding_account'
   | 'insufficient_funds'
+  | 'exceeds_credit_limit'
   | 'risk_declined'
   | 'step_up_required'
   | 'issuer_declined'

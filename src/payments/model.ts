@@ -183,7 +183,8 @@ export const captureFlusher: Flusher<readonly [string, string, string, string]> 
 export function ledgerCode(error: { code: string; details?: unknown } | undefined): PErr {
   const code = error?.code ?? 'unknown';
   if (error !== undefined && positionLimit(error)) return { code: 'liquidity_exceeded', message: "the paying participant's position at the hub cannot cover the amount (prefunded liquidity and net debit cap)" };
-  if (code === 'insufficient_funds' || code === 'exceeds_credit_limit') return { code: 'insufficient_funds', message: 'the funding account cannot cover the amount' };
+  if (code === 'exceeds_credit_limit') return { code: 'exceeds_credit_limit', message: "the card's credit line cannot cover the amount (its limit less what is owed and held)" };
+  if (code === 'insufficient_funds') return { code: 'insufficient_funds', message: 'the funding account cannot cover the amount' };
   if (code === 'pending_expired') return { code: 'payment_state', message: 'the authorization hold has expired', details: { status: 'expired' } };
   if (code === 'pending_already_resolved') return { code: 'payment_state', message: 'the authorization hold was already resolved' };
   return { code: 'payment_ledger_rejected', message: `the ledger refused the transfer: ${code}`, details: { ledgerCode: code } };

@@ -145,6 +145,9 @@ export interface Payment {
   readonly rate: string | null;
   readonly requestId: string | null;
   readonly transferIds: readonly string[];
+  /** The payer's account debited and the payee's account credited (disputes and recalls move money between them). */
+  readonly sourceAccountId: string;
+  readonly payeeAccountId: string;
   readonly createdAt: Date;
 }
 
@@ -337,6 +340,8 @@ interface PaymentRow {
   rate: string | null;
   request_id: string | null;
   transfer_ids: string[];
+  source_account_id: string;
+  payee_account_id: string;
   created_at: Date;
 }
 const toPayment = (r: PaymentRow): Payment => ({
@@ -356,6 +361,8 @@ const toPayment = (r: PaymentRow): Payment => ({
   rate: r.rate,
   requestId: r.request_id,
   transferIds: r.transfer_ids,
+  sourceAccountId: r.source_account_id,
+  payeeAccountId: r.payee_account_id,
   createdAt: r.created_at,
 });
 
@@ -1396,6 +1403,8 @@ export function createTransferService(deps: {
           rate: q.rate,
           requestId: q.request_id,
           transferIds: p.legs.map((l) => l.id),
+          sourceAccountId: q.source_account_id,
+          payeeAccountId: q.payee_account_id,
           createdAt: now,
         });
       }

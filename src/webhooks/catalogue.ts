@@ -38,6 +38,31 @@ const cardPayment = Data({
   authorizationCode: Type.Union([Type.String(), Type.Null()]),
 });
 const withCardPayment = <P extends Parameters<typeof Type.Object>[0]>(properties: P) => Type.Composite([cardPayment, Type.Object(properties)], { additionalProperties: true });
+const disputeChange = Data({
+  disputeId: Id('The dispute'),
+  kind: Type.Union([Type.Literal('card'), Type.Literal('p2p')]),
+  paymentId: Id('The disputed payment (card payment or P2P payment)'),
+  status: Type.String({ description: 'opened, chargeback, won_by_customer, won_by_respondent, rejected or refunded' }),
+  amount: Money,
+  reason: Type.String(),
+  respondBy: Time('When the next answer is due'),
+  by: Type.Union([Id('The participant that acted'), Type.Null()], { description: 'null: the hub, on a deadline' }),
+  evidence: Type.Union([Type.String(), Type.Null()]),
+  customerId: Type.Union([Id('Your customer (to the wallet only)'), Type.Null()]),
+});
+const recallChange = Data({
+  recallId: Id('The recall'),
+  paymentId: Id('The P2P payment'),
+  status: Type.String({ description: 'analysing, refunded, rejected or expired' }),
+  amount: Money,
+  frozen: Money,
+  reason: Type.String(),
+  analysisDueAt: Time('The payee’s participant analyses by then (7 days)'),
+  refundDueAt: Time('The refund is made by then (11 days), else the holds lapse'),
+  by: Type.Union([Id('The participant that acted'), Type.Null()]),
+  holds: Type.Array(Data({ accountId: Id('Your account'), hop: Type.Integer(), amount: Money, status: Type.String() }), { description: 'The holds on your own accounts' }),
+  customerId: Type.Union([Id('Your customer (to the wallet only)'), Type.Null()]),
+});
 const aliasChange = Data({ aliasId: Id('The alias'), customerId: Id('Your customer') });
 const linkRevoked = Data({ linkId: Id('The link'), customerId: Type.Optional(Id('Your customer')), by: Type.Optional(Id('The participant that revoked it')), reason: Type.Optional(Type.String()) });
 const liquidityRequest = Data({
@@ -327,6 +352,44 @@ export const eventCatalogue = {
     summary: 'An authorization your issuer approved did not complete: reverse your hold',
     data: Data({ authorizationId: Id('The authorization'), cardId: Type.Union([Id('The card'), Type.Null()]), amount: Money, reason: Type.String() }),
   },
+  // Credit lines
+  'credit.line_opened': { summary: 'You opened a credit line for a customer', data: Data({ accountId: Id('The credit line'), customerId: Id('Your customer'), limit: Money }) },
+  'credit.limit_changed': { summary: "A credit line's limit changed", data: Data({ accountId: Id('The credit line'), customerId: Id('Your customer'), limit: Money }) },
+  'credit.statement_issued': {
+    summary: 'A statement of a credit line closed (to the issuer, and to every wallet holding a token of the card)',
+    data: Data({
+      statementId: Id('The statement'),
+      accountId: Type.Optional(Id('The credit line (to the issuer)')),
+      tokenRef: Type.Optional(Id('Your token of the card (to a wallet)')),
+      customerId: Id('Your customer'),
+      balance: Money,
+      minimumPayment: Money,
+      dueAt: Time('The due date'),
+    }),
+  },
+  'credit.statement_overdue': {
+    summary: 'A statement reached its due date with less than its minimum payment paid',
+    data: Data({ statementId: Id('The statement'), accountId: Id('The credit line'), customerId: Id('Your customer'), minimumPayment: Money, paid: Money, dueAt: Time('The due date') }),
+  },
+  'credit.repayment_received': {
+    summary: 'A credit line was repaid (to the issuer, and to the wallet that paid it)',
+    data: Data({
+      repaymentId: Id('The repayment'),
+      accountId: Id('The credit line'),
+      customerId: Type.Union([Id("The issuer's customer"), Type.Null()]),
+      amount: Money,
+      owed: Money,
+      statementId: Type.Union([Id('The statement it counted against'), Type.Null()]),
+    }),
+  },
+  // Disputes and fraud recalls
+  'dispute.opened': { summary: 'A customer disputed a card or P2P payment (to the wallet, the issuer or payer’s participant, and the merchant’s or payee’s participant)', data: disputeChange },
+  'dispute.updated': { summary: 'A dispute moved on: charged back, rejected, accepted, represented, refunded, or its deadline passed unanswered', data: disputeChange },
+  'recall.opened': {
+    summary: 'A fraud recall of a P2P payment froze what was left of the money (to the payer’s wallet, the payee’s participant and every participant holding a frozen account)',
+    data: recallChange,
+  },
+  'recall.decided': { summary: 'A fraud recall was decided (refunded or rejected by the payee’s participant) or lapsed unanswered', data: recallChange },
 } as const satisfies Record<string, EventEntry>;
 
 export type EventType = keyof typeof eventCatalogue;

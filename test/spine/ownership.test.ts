@@ -71,6 +71,8 @@ const KIND_TABLES: Record<RefKind, string> = {
   customer_link_consent: `select id, participant_id as participant, customer_id as customer from customer_link_consents`,
   passkey: `select id, participant_id as participant, customer_id as customer from passkey_registrations`,
   settlement_window: `select id, null as participant, null as customer from settlement_windows`,
+  dispute: `select id, wallet_participant_id as participant, customer_id as customer from disputes`,
+  recall: `select id, wallet_participant_id as participant, customer_id as customer from recalls`,
   liquidity_request: `select id, participant_id as participant, null as customer from liquidity_requests`,
   cash_movement: `select id, participant_id as participant, customer_id as customer from cash_movements`,
   coupon: `select id, owner_participant_id as participant, null as customer from coupons`,
@@ -99,6 +101,8 @@ const SHARED_SQL: Partial<Record<RefKind, string>> = {
   card_wallet_entry: `select e.id from card_tokens e join card_tokens mine on mine.card_id = e.card_id where mine.requestor_participant_id = $1`,
   shared_token_ref: `select t.token_ref as id from card_tokens t join cards c on c.id = t.card_id join customer_links l on l.participant_id = $1
                        and ((l.other_participant_id = t.requestor_participant_id and l.other_customer_id = t.customer_id) or (l.other_participant_id = c.issuer_participant_id and l.other_customer_id = c.customer_id))`,
+  dispute: `select id from disputes where wallet_participant_id = $1 or issuer_participant_id = $1 or respondent_participant_id = $1`,
+  recall: `select id from recalls where wallet_participant_id = $1 or payee_participant_id = $1 union select recall_id from recall_holds where owner_participant_id = $1`,
   card_ref: `select c.id from cards c join customer_links l on l.other_participant_id = c.issuer_participant_id and l.other_customer_id = c.customer_id where l.participant_id = $1`,
 };
 
@@ -155,6 +159,18 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
                                       auth_code, decided_by, hold_transfer_id, country, mcc, created_at, updated_at)
        values ('pay_sweep_merchant_b', $1, 'mer_demo_merchant_b', 'tap', 'authorized', 'account', $2, 'acc_sweep', 100, 'HKD', 'ABC123', 'hosted', 'hold_sweep', 'HK', '5814', $3, $3)`,
       [me('merchant-b'), me('bank-b'), clock.now()],
+    );
+    // A dispute and a fraud recall of wallet B's customer (written directly: the sweep needs objects, not their story).
+    await t.hub.db.query(
+      `insert into disputes (id, kind, payment_id, wallet_participant_id, customer_id, issuer_participant_id, respondent_participant_id, payer_account_id, respondent_account_id,
+                             amount_minor, currency, reason, status, respond_by, created_at, updated_at)
+       values ('dsp_sweep', 'card', 'pay_sweep_merchant_b', $1, $2, $3, $4, 'acc_sweep', 'acc_sweep_m', 100, 'HKD', 'sweep', 'opened', $5, $5, $5)`,
+      [me('wallet-b'), cus('zhang-at-wallet-b'), me('bank-b'), me('merchant-b'), new Date(clock.nowMs() + 86_400_000)],
+    );
+    await t.hub.db.query(
+      `insert into recalls (id, payment_id, wallet_participant_id, customer_id, payee_participant_id, victim_account_id, amount_minor, currency, reason, status, analysis_due_at, refund_due_at, created_at, updated_at)
+       values ('rcl_sweep', 'pay_sweep', $1, $2, $3, 'acc_sweep', 100, 'CNY', 'sweep', 'analysing', $4, $4, $4, $4)`,
+      [me('wallet-b'), cus('zhang-at-wallet-b'), me('wallet-c'), new Date(clock.nowMs() + 86_400_000)],
     );
     for (const m of ['a', 'b']) await ok(t.api(`merchant-${m}`).post(`/v1/merchants/mer_demo_merchant_${m}/qr-codes`, { kind: 'static' }, key()), 201);
     await ok(t.api('merchant-a').post('/v1/merchants/mer_demo_merchant_a/payment-links', { amount: { amount: '5.00', currency: 'CNY' }, description: 'Sweep', expiresInS: 3600 }, key()), 201);

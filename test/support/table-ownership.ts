@@ -31,6 +31,8 @@ export const TABLE_OWNER: Readonly<Record<string, string>> = {
   reward_rules: 'value', reward_entries: 'value', coupons: 'value', wallet_coupons: 'value', coupon_redemptions: 'value', membership_programs: 'value', membership_cards: 'value', savings_pots: 'value',
   pay_declines: 'payments',
   offline_purses: 'offline', offline_payments: 'offline', offline_double_spends: 'offline',
+  credit_statements: 'credit', credit_repayments: 'credit',
+  disputes: 'disputes', dispute_steps: 'disputes', recalls: 'disputes', recall_holds: 'disputes',
   settlement_windows: 'settlement', settlement_entries: 'settlement', settlement_net_positions: 'settlement', settlement_instructions: 'settlement', settlement_currency_models: 'settlement', settlement_schedules: 'settlement', settlement_discrepancy_reports: 'settlement',
 };
 

@@ -4551,6 +4551,354 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/wallet/disputes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dispute a card payment or a P2P payment your customer made
+         * @description Name exactly one of cardPaymentId and transferId. Card payments can be disputed within 120 days, P2P payments within 80 (`dispute_window_closed`). The issuer (or, for P2P, you as the payer’s participant) and the merchant’s or payee’s participant are told (`dispute.opened`); each answer is due within 10 days.
+         */
+        post: operations["postWalletDisputes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Disputes you are a party to, newest first
+         * @description Disputes you are a party to, newest first.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getDisputes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes/{disputeId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A dispute and its trail (who did what, with what evidence)
+         * @description A dispute and its trail (who did what, with what evidence)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getDisputesByDisputeId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes/{disputeId}/chargeback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Card issuer: charge the payment back (the money goes from the merchant back to the cardholder)
+         * @description Card issuer: charge the payment back (the money goes from the merchant back to the cardholder)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
+         */
+        post: operations["postDisputesByDisputeIdChargeback"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes/{disputeId}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Card issuer: reject the dispute (nothing moves)
+         * @description Card issuer: reject the dispute (nothing moves)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
+         */
+        post: operations["postDisputesByDisputeIdReject"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes/{disputeId}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Merchant’s or payee’s participant: accept (a chargeback stands; a P2P payment is refunded from the payee’s account)
+         * @description Merchant’s or payee’s participant: accept (a chargeback stands; a P2P payment is refunded from the payee’s account)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
+         */
+        post: operations["postDisputesByDisputeIdAccept"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes/{disputeId}/represent": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Merchant’s or payee’s participant: contest with evidence (a card chargeback’s money goes back to the merchant)
+         * @description Merchant’s or payee’s participant: contest with evidence (a card chargeback’s money goes back to the merchant)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
+         */
+        post: operations["postDisputesByDisputeIdRepresent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/wallet/recalls": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report a P2P payment as fraud: the hub follows the money and freezes what is left
+         * @description Within 80 days of the payment (`recall_window_closed`). The hub freezes what is still in the payee’s account and, for what already left it, in the accounts the money went to next (two hops). The payee’s participant analyses within 7 days (`recall_deadline_passed` after); a confirmed fraud refunds what was frozen at once; unanswered, the holds lapse after 11 days.
+         */
+        post: operations["postWalletRecalls"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/recalls/{recallId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A fraud recall: what was frozen where, and its trail
+         * @description A fraud recall: what was frozen where, and its trail.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getRecallsByRecallId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/recalls/{recallId}/analysis": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Payee’s participant: the analysis of a fraud recall (accept: refund what was frozen; reject: release it)
+         * @description Payee’s participant: the analysis of a fraud recall (accept: refund what was frozen; reject: release it)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
+         */
+        post: operations["postRecallsByRecallIdAnalysis"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/issuer/credit-lines": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Open a credit line for one of your customers
+         * @description A ledger account of kind credit whose debits may exceed its credits up to the limit (the ledger enforces it). The customer links it into any wallet like a bank account and pays from it there. A credit card has its own line, opened when the card is issued (its fundingAccountId).
+         */
+        post: operations["postIssuerCreditLines"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/issuer/credit-lines/{accountId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A credit line: limit, available, owed, latest statement
+         * @description A credit line: limit, available, owed, latest statement.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getIssuerCreditLinesByAccountId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/issuer/credit-lines/{accountId}/limit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change a credit line’s limit (applies to the next authorisation)
+         * @description Change a credit line’s limit (applies to the next authorisation)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postIssuerCreditLinesByAccountIdLimit"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/issuer/credit-lines/{accountId}/statements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A credit line’s statements, newest first
+         * @description A credit line’s statements, newest first.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getIssuerCreditLinesByAccountIdStatements"];
+        put?: never;
+        /**
+         * Close a statement now: the balance owed, the minimum payment and the due date
+         * @description The `credit.statement_issued` webhook tells you (send it on to the cardholder). A statement still short of its minimum payment at its due date becomes overdue (`credit.statement_overdue`).
+         */
+        post: operations["postIssuerCreditLinesByAccountIdStatements"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/issuer/credit-lines/{accountId}/repayments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Take a repayment from the customer's account with you (a direct debit)
+         * @description Take a repayment from the customer's account with you (a direct debit)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
+         */
+        post: operations["postIssuerCreditLinesByAccountIdRepayments"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/wallet/credit-repayments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Repay a credit card in your wallet from an account the customer pays from here
+         * @description The card is named by its token in your wallet; the money comes from the customer’s account with you or a bank account linked into your wallet. Between participants it moves through both positions and is settled like a payment.
+         */
+        post: operations["postWalletCreditRepayments"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/connector/jwks": {
         parameters: {
             query?: never;
@@ -5021,6 +5369,106 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "credit.limit_changed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A credit line's limit changed
+         * @description A credit line's limit changed. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onCreditLimitChanged"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "credit.line_opened": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * You opened a credit line for a customer
+         * @description You opened a credit line for a customer. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onCreditLineOpened"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "credit.repayment_received": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A credit line was repaid (to the issuer, and to the wallet that paid it)
+         * @description A credit line was repaid (to the issuer, and to the wallet that paid it). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onCreditRepaymentReceived"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "credit.statement_issued": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A statement of a credit line closed (to the issuer, and to every wallet holding a token of the card)
+         * @description A statement of a credit line closed (to the issuer, and to every wallet holding a token of the card). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onCreditStatementIssued"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "credit.statement_overdue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A statement reached its due date with less than its minimum payment paid
+         * @description A statement reached its due date with less than its minimum payment paid. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onCreditStatementOverdue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "customer.erased": {
         parameters: {
             query?: never;
@@ -5095,6 +5543,46 @@ export interface webhooks {
          * @description A customer link was revoked. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
          */
         post: operations["onCustomerLinkRevoked"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "dispute.opened": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A customer disputed a card or P2P payment (to the wallet, the issuer or payer’s participant, and the merchant’s or payee’s participant)
+         * @description A customer disputed a card or P2P payment (to the wallet, the issuer or payer’s participant, and the merchant’s or payee’s participant). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onDisputeOpened"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "dispute.updated": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A dispute moved on: charged back, rejected, accepted, represented, refunded, or its deadline passed unanswered
+         * @description A dispute moved on: charged back, rejected, accepted, represented, refunded, or its deadline passed unanswered. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onDisputeUpdated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -5761,6 +6249,46 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "recall.decided": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A fraud recall was decided (refunded or rejected by the payee’s participant) or lapsed unanswered
+         * @description A fraud recall was decided (refunded or rejected by the payee’s participant) or lapsed unanswered. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onRecallDecided"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "recall.opened": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A fraud recall of a P2P payment froze what was left of the money (to the payer’s wallet, the payee’s participant and every participant holding a frozen account)
+         * @description A fraud recall of a P2P payment froze what was left of the money (to the payer’s wallet, the payee’s participant and every participant holding a frozen account). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onRecallOpened"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "red_packet.claimed": {
         parameters: {
             query?: never;
@@ -6130,7 +6658,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "coupon_already_held" | "coupon_expired" | "coupon_invalid" | "coupon_limit_reached" | "coupon_not_applicable" | "coupon_not_found" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "membership_card_not_found" | "membership_exists" | "membership_program_not_found" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "offline_counter_reused" | "offline_limit_exceeded" | "offline_purse_blocked" | "offline_purse_closed" | "offline_purse_exists" | "offline_purse_not_found" | "offline_reserve_exhausted" | "offline_signature_invalid" | "offline_token_expired" | "offline_token_invalid" | "offline_token_replayed" | "offline_unload_invalid" | "offline_wrong_merchant" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "pot_limit_reached" | "pot_locked" | "pot_not_found" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "reward_rule_invalid" | "rewards_insufficient" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_delivery_not_found" | "webhook_secret_not_retrievable" | "webhook_url_missing";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_credit" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "coupon_already_held" | "coupon_expired" | "coupon_invalid" | "coupon_limit_reached" | "coupon_not_applicable" | "coupon_not_found" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "credit_line_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "dispute_amount_invalid" | "dispute_deadline_passed" | "dispute_exists" | "dispute_not_found" | "dispute_not_party" | "dispute_state" | "dispute_window_closed" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "membership_card_not_found" | "membership_exists" | "membership_program_not_found" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "offline_counter_reused" | "offline_limit_exceeded" | "offline_purse_blocked" | "offline_purse_closed" | "offline_purse_exists" | "offline_purse_not_found" | "offline_reserve_exhausted" | "offline_signature_invalid" | "offline_token_expired" | "offline_token_invalid" | "offline_token_replayed" | "offline_unload_invalid" | "offline_wrong_merchant" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "pot_limit_reached" | "pot_locked" | "pot_not_found" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "recall_deadline_passed" | "recall_exists" | "recall_not_found" | "recall_state" | "recall_window_closed" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "repayment_account_invalid" | "repayment_exceeds_balance" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "reward_rule_invalid" | "rewards_insufficient" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_delivery_not_found" | "webhook_secret_not_retrievable" | "webhook_url_missing";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -7358,8 +7886,11 @@ export interface components {
             type: string;
             /** @description Payment account reference (29 characters), shared by every token of the card */
             par: string;
+            /** @description The ledger account the card spends from: a credit card's own credit account (its limit enforced by the ledger), a debit card's customer account */
             fundingAccountId: string | null;
             creditLimit: string | null;
+            /** @description A credit card: the account repayments come from by default (the fundingAccountId given at issuance) */
+            repaymentAccountId: string | null;
             /** @description Spending controls; amounts in the card currency; an absent field means no limit */
             controls: {
                 /**
@@ -7388,6 +7919,89 @@ export interface components {
             createdAt: string;
             /** Format: date-time */
             updatedAt: string;
+        };
+        /** @description A credit card's credit line (present on credit cards' tokens in list and get answers) */
+        CreditLine: {
+            limit: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            /** @description What can still be spent: the limit less what is owed and held */
+            available: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            owed: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            /** @description The latest statement, or null before the first */
+            statement: {
+                id: string;
+                balance: {
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    amount: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                };
+                minimumPayment: {
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    amount: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                };
+                paid: {
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    amount: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                };
+                /** Format: date-time */
+                dueAt: string;
+                status: "due" | "minimum_paid" | "paid" | "overdue";
+            } | null;
         };
         WalletToken: {
             /** @description Token reference id: how you (and, by reference, the customer) name this token */
@@ -7428,6 +8042,7 @@ export interface components {
             lastUsedAt: string | null;
             /** Format: date-time */
             createdAt: string;
+            credit?: components["schemas"]["CreditLine"];
         };
         /** @description A rate an FX provider posted for a currency pair: size tiers on the amount sent, each its own rate, in force until it expires or the provider posts a newer one. */
         FxProviderRate: {
@@ -7622,6 +8237,266 @@ export interface components {
                 reason: string;
                 count: number;
             }[];
+        };
+        DisputeStep: {
+            seq: number;
+            /** @description Who acted (null: the hub, on a deadline) */
+            participantId: string | null;
+            action: string;
+            evidence: string | null;
+            amount: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            } | null;
+            /** Format: date-time */
+            at: string;
+        };
+        Dispute: {
+            id: string;
+            kind: "card" | "p2p";
+            paymentId: string;
+            walletParticipantId: string;
+            /** @description The wallet’s customer (to the wallet only) */
+            customerId: string | null;
+            /** @description Card: the issuer; P2P: the payer’s participant */
+            issuerParticipantId: string;
+            /** @description Card: the merchant’s participant; P2P: the payee’s participant */
+            respondentParticipantId: string;
+            amount: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            reason: string;
+            /** @description opened → (card) chargeback or rejected → won_by_customer (accepted or unanswered) or won_by_respondent (represented); (P2P) opened → refunded or won_by_respondent */
+            status: "opened" | "chargeback" | "won_by_customer" | "won_by_respondent" | "rejected" | "refunded";
+            /** Format: date-time */
+            respondBy: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            steps: components["schemas"]["DisputeStep"][];
+        };
+        Recall: {
+            id: string;
+            paymentId: string;
+            walletParticipantId: string;
+            /** @description The wallet’s customer (to the wallet only) */
+            customerId: string | null;
+            payeeParticipantId: string;
+            amount: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            /** @description What the recall found and froze */
+            frozen: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            refunded: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            reason: string;
+            status: "analysing" | "refunded" | "rejected" | "expired";
+            /** Format: date-time */
+            analysisDueAt: string;
+            /** Format: date-time */
+            refundDueAt: string;
+            holds: {
+                /** @description Your own accounts only (null for another participant’s) */
+                accountId: string | null;
+                ownerParticipantId: string;
+                /** @description 0: the payee’s account; 1, 2: where the money went next */
+                hop: number;
+                amount: {
+                    /**
+                     * @description Decimal string in the currency, e.g. "12.30"
+                     * @example 12.30
+                     */
+                    amount: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                };
+                status: "held" | "refunded" | "released";
+            }[];
+            steps: components["schemas"]["DisputeStep"][];
+            /** Format: date-time */
+            createdAt: string;
+        };
+        CreditStatement: {
+            id: string;
+            /** @description The credit line (a credit card’s credit account or a bank credit line) */
+            accountId: string;
+            cardId: string | null;
+            customerId: string;
+            /** @description The previous statement’s end; null for the first */
+            periodStart: string | null;
+            /** Format: date-time */
+            periodEnd: string;
+            balance: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            /** @description 5 % of the balance rounded up, at least 10.00, at most the balance */
+            minimumPayment: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            paid: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            /** Format: date-time */
+            dueAt: string;
+            status: "due" | "minimum_paid" | "paid" | "overdue";
+            /** Format: date-time */
+            createdAt: string;
+        };
+        CreditLineAccount: {
+            accountId: string;
+            customerId: string;
+            limit: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            /** @description The limit less what is owed and held by pending authorisations */
+            available: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            owed: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            /** @description The latest statement */
+            statement: components["schemas"]["CreditStatement"] | null;
+        };
+        CreditRepayment: {
+            id: string;
+            accountId: string;
+            fromAccountId: string;
+            amount: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            /** @description Still owed after this repayment */
+            owed: {
+                /**
+                 * @description Decimal string in the currency, e.g. "12.30"
+                 * @example 12.30
+                 */
+                amount: string;
+                /**
+                 * @description ISO 4217 alphabetic code
+                 * @example CNY
+                 */
+                currency: string;
+            };
+            /** @description The statement it counted against */
+            statementId: string | null;
+            statementStatus: string | null;
+            /** Format: date-time */
+            createdAt: string;
         };
     };
     responses: {
@@ -7873,6 +8748,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "fee_schedule_invalid" | "fx_rate_invalid" | "fx_rates_invalid" | "invalid_amount" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_2dee90b7: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -8521,6 +9410,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, validation_failed */
+        Error400_cd04c90d: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: invalid_authorization_url, issuer_settings_invalid, malformed_json, malformed_request, payment_risk_rule_invalid, unknown_field, validation_failed */
         Error400_cd91c452: {
             headers: {
@@ -8731,6 +9634,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_f1fd57ae: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_request, unknown_currency, unknown_field, validation_failed */
         Error400_f252a5f8: {
             headers: {
@@ -8885,6 +9802,20 @@ export interface components {
                 };
             };
         };
+        /** @description Forbidden: dispute_not_party, forbidden, not_wallet, participant_suspended */
+        Error403_09dbe6aa: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "dispute_not_party" | "forbidden" | "not_wallet" | "participant_suspended";
+                    };
+                };
+            };
+        };
         /** @description Forbidden: forbidden, not_merchant, participant_suspended */
         Error403_1fa302c7: {
             headers: {
@@ -8951,6 +9882,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "consent_locked" | "forbidden" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: forbidden, not_issuer, not_wallet, participant_suspended */
+        Error403_3c0f0521: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "forbidden" | "not_issuer" | "not_wallet" | "participant_suspended";
                     };
                 };
             };
@@ -9193,6 +10138,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: customer_not_found, dispute_not_found, liquidity_request_not_found, payment_not_found, recall_not_found */
+        Error404_13311832: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "customer_not_found" | "dispute_not_found" | "liquidity_request_not_found" | "payment_not_found" | "recall_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: liquidity_request_not_found */
         Error404_1731a11c: {
             headers: {
@@ -9259,6 +10218,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "card_not_found" | "card_product_not_found" | "challenge_not_found" | "coupon_not_found" | "customer_not_found" | "liquidity_request_not_found" | "merchant_not_found" | "not_found" | "passkey_registration_not_found" | "payment_link_not_found" | "payment_not_found" | "provisioning_not_found" | "push_receipt_invalid" | "qr_not_found" | "reference_not_found" | "token_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: customer_not_found, dispute_not_found, liquidity_request_not_found, not_found, payment_not_found, recall_not_found */
+        Error404_45b16c1f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "customer_not_found" | "dispute_not_found" | "liquidity_request_not_found" | "not_found" | "payment_not_found" | "recall_not_found";
                     };
                 };
             };
@@ -9525,6 +10498,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_not_found" | "account_unavailable" | "bank_customer_not_found" | "consent_not_found" | "customer_not_found" | "link_not_found" | "not_found" | "pending_not_found" | "transfer_not_found";
+                    };
+                };
+            };
+        };
+        /** @description Not found: account_not_found, credit_line_not_found, customer_not_found, liquidity_request_not_found, not_found, token_not_found */
+        Error404_a16a9a80: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_not_found" | "credit_line_not_found" | "customer_not_found" | "liquidity_request_not_found" | "not_found" | "token_not_found";
                     };
                 };
             };
@@ -10075,6 +11062,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: customer_exists, customer_has_balance, dispute_deadline_passed, dispute_exists, dispute_state, liquidity_request_decided, payment_state, recall_deadline_passed, recall_exists, recall_state */
+        Error409_81528727: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "customer_exists" | "customer_has_balance" | "dispute_deadline_passed" | "dispute_exists" | "dispute_state" | "liquidity_request_decided" | "payment_state" | "recall_deadline_passed" | "recall_exists" | "recall_state";
+                    };
+                };
+            };
+        };
         /** @description Conflict: customer_account_exists, customer_exists, customer_has_balance, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
         Error409_833cdaaf: {
             headers: {
@@ -10257,6 +11258,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: customer_exists, customer_has_balance, dispute_deadline_passed, dispute_exists, dispute_state, idempotency_in_progress, liquidity_request_decided, payment_state, recall_deadline_passed, recall_exists, recall_state */
+        Error409_d652b384: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "customer_exists" | "customer_has_balance" | "dispute_deadline_passed" | "dispute_exists" | "dispute_state" | "idempotency_in_progress" | "liquidity_request_decided" | "payment_state" | "recall_deadline_passed" | "recall_exists" | "recall_state";
+                    };
+                };
+            };
+        };
         /** @description Conflict: alias_taken, customer_exists, customer_has_balance */
         Error409_d7e774dd: {
             headers: {
@@ -10271,6 +11286,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: card_not_credit, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided */
+        Error409_ef50f38c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "card_not_credit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided";
+                    };
+                };
+            };
+        };
         /** @description Conflict: coupon_already_held, customer_exists, customer_has_balance */
         Error409_f36888c0: {
             headers: {
@@ -10281,6 +11310,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "coupon_already_held" | "customer_exists" | "customer_has_balance";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: card_not_credit, customer_exists, customer_has_balance, liquidity_request_decided */
+        Error409_f7ec260f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "card_not_credit" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided";
                     };
                 };
             };
@@ -10621,6 +11664,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: currency_mismatch, dispute_amount_invalid, dispute_window_closed, insufficient_funds, liquidity_exceeded, recall_window_closed */
+        Error422_41e41a92: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "currency_mismatch" | "dispute_amount_invalid" | "dispute_window_closed" | "insufficient_funds" | "liquidity_exceeded" | "recall_window_closed";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: qr_expired, qr_invalid */
         Error422_506f01b4: {
             headers: {
@@ -10659,6 +11716,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: currency_mismatch, currency_not_receivable, idempotency_key_reused, insufficient_funds, liquidity_exceeded, repayment_account_invalid, repayment_exceeds_balance */
+        Error422_557a61c9: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "currency_mismatch" | "currency_not_receivable" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "repayment_account_invalid" | "repayment_exceeds_balance";
                     };
                 };
             };
@@ -10929,6 +12000,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: currency_mismatch, currency_not_receivable, insufficient_funds, liquidity_exceeded, repayment_account_invalid, repayment_exceeds_balance */
+        Error422_ef96e3d9: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "currency_mismatch" | "currency_not_receivable" | "insufficient_funds" | "liquidity_exceeded" | "repayment_account_invalid" | "repayment_exceeds_balance";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: liquidity_exceeded, settlement_csv_invalid */
         Error422_f522a645: {
             headers: {
@@ -10995,6 +12080,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "cannot_pay_self" | "currency_not_receivable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: currency_mismatch, dispute_amount_invalid, dispute_window_closed, idempotency_key_reused, insufficient_funds, liquidity_exceeded, recall_window_closed */
+        Error422_ff08a02b: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "currency_mismatch" | "dispute_amount_invalid" | "dispute_window_closed" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "recall_window_closed";
                     };
                 };
             };
@@ -23631,6 +24730,754 @@ export interface operations {
             503: components["responses"]["Error503_b47a2650"];
         };
     };
+    postWalletDisputes: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer, the payer */
+                    customerId: string;
+                    /** @description The card payment */
+                    cardPaymentId?: string;
+                    /** @description The P2P payment */
+                    transferId?: string;
+                    reason: string;
+                    amount?: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dispute"];
+                };
+            };
+            400: components["responses"]["Error400_2dee90b7"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_09dbe6aa"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_d652b384"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_ff08a02b"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getDisputes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Dispute"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_cd04c90d"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_09dbe6aa"];
+            404: components["responses"]["Error404_13311832"];
+            409: components["responses"]["Error409_81528727"];
+            422: components["responses"]["Error422_41e41a92"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getDisputesByDisputeId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Dispute id */
+                disputeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dispute"];
+                };
+            };
+            400: components["responses"]["Error400_cd04c90d"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_09dbe6aa"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_81528727"];
+            422: components["responses"]["Error422_41e41a92"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postDisputesByDisputeIdChargeback: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description Dispute id */
+                disputeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description What you rely on (a receipt, a delivery record, a police report number…), kept in the dispute’s trail */
+                    evidence: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dispute"];
+                };
+            };
+            400: components["responses"]["Error400_2dee90b7"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_09dbe6aa"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_d652b384"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_ff08a02b"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postDisputesByDisputeIdReject: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description Dispute id */
+                disputeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description What you rely on (a receipt, a delivery record, a police report number…), kept in the dispute’s trail */
+                    evidence: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dispute"];
+                };
+            };
+            400: components["responses"]["Error400_2dee90b7"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_09dbe6aa"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_d652b384"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_ff08a02b"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postDisputesByDisputeIdAccept: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description Dispute id */
+                disputeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description What you rely on (a receipt, a delivery record, a police report number…), kept in the dispute’s trail */
+                    evidence?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dispute"];
+                };
+            };
+            400: components["responses"]["Error400_2dee90b7"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_09dbe6aa"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_d652b384"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_ff08a02b"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postDisputesByDisputeIdRepresent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description Dispute id */
+                disputeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description What you rely on (a receipt, a delivery record, a police report number…), kept in the dispute’s trail */
+                    evidence: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dispute"];
+                };
+            };
+            400: components["responses"]["Error400_2dee90b7"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_09dbe6aa"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_d652b384"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_ff08a02b"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postWalletRecalls: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer, the payer */
+                    customerId: string;
+                    /** @description The P2P payment */
+                    transferId: string;
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Recall"];
+                };
+            };
+            400: components["responses"]["Error400_2dee90b7"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_09dbe6aa"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_d652b384"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_ff08a02b"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getRecallsByRecallId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Recall id */
+                recallId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Recall"];
+                };
+            };
+            400: components["responses"]["Error400_cd04c90d"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_09dbe6aa"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_81528727"];
+            422: components["responses"]["Error422_41e41a92"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postRecallsByRecallIdAnalysis: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description Recall id */
+                recallId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    decision: "accept" | "reject";
+                    /** @description What you rely on (a receipt, a delivery record, a police report number…), kept in the dispute’s trail */
+                    evidence: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Recall"];
+                };
+            };
+            400: components["responses"]["Error400_2dee90b7"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_09dbe6aa"];
+            404: components["responses"]["Error404_45b16c1f"];
+            409: components["responses"]["Error409_d652b384"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_ff08a02b"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postIssuerCreditLines: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer */
+                    customerId: string;
+                    limit: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditLineAccount"];
+                };
+            };
+            400: components["responses"]["Error400_2dee90b7"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_3c0f0521"];
+            404: components["responses"]["Error404_a16a9a80"];
+            409: components["responses"]["Error409_ef50f38c"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_557a61c9"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getIssuerCreditLinesByAccountId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The credit line’s account (a credit card’s fundingAccountId, or a line you opened) */
+                accountId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditLineAccount"];
+                };
+            };
+            400: components["responses"]["Error400_cd04c90d"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_3c0f0521"];
+            404: components["responses"]["Error404_a16a9a80"];
+            409: components["responses"]["Error409_f7ec260f"];
+            422: components["responses"]["Error422_ef96e3d9"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postIssuerCreditLinesByAccountIdLimit: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The credit line’s account (a credit card’s fundingAccountId, or a line you opened) */
+                accountId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    limit: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditLineAccount"];
+                };
+            };
+            400: components["responses"]["Error400_f1fd57ae"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_3c0f0521"];
+            404: components["responses"]["Error404_a16a9a80"];
+            409: components["responses"]["Error409_ef50f38c"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_557a61c9"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getIssuerCreditLinesByAccountIdStatements: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The credit line’s account (a credit card’s fundingAccountId, or a line you opened) */
+                accountId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["CreditStatement"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_cd04c90d"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_3c0f0521"];
+            404: components["responses"]["Error404_a16a9a80"];
+            409: components["responses"]["Error409_f7ec260f"];
+            422: components["responses"]["Error422_ef96e3d9"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postIssuerCreditLinesByAccountIdStatements: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description The credit line’s account (a credit card’s fundingAccountId, or a line you opened) */
+                accountId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Default 21 */
+                    dueInDays?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditStatement"];
+                };
+            };
+            400: components["responses"]["Error400_2dee90b7"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_3c0f0521"];
+            404: components["responses"]["Error404_a16a9a80"];
+            409: components["responses"]["Error409_ef50f38c"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_557a61c9"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postIssuerCreditLinesByAccountIdRepayments: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description The credit line’s account (a credit card’s fundingAccountId, or a line you opened) */
+                accountId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The customer's account with you */
+                    fromAccountId: string;
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditRepayment"];
+                };
+            };
+            400: components["responses"]["Error400_2dee90b7"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_3c0f0521"];
+            404: components["responses"]["Error404_a16a9a80"];
+            409: components["responses"]["Error409_ef50f38c"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_557a61c9"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postWalletCreditRepayments: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer */
+                    customerId: string;
+                    /** @description The credit card’s token in your wallet */
+                    tokenRef: string;
+                    /** @description The account paying */
+                    fromAccountId: string;
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditRepayment"];
+                };
+            };
+            400: components["responses"]["Error400_2dee90b7"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_3c0f0521"];
+            404: components["responses"]["Error404_a16a9a80"];
+            409: components["responses"]["Error409_ef50f38c"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_557a61c9"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
     getConnectorJwks: {
         parameters: {
             query?: never;
@@ -24879,6 +26726,327 @@ export interface operations {
             };
         };
     };
+    onCreditLimitChanged: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "credit.limit_changed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The credit line */
+                        accountId: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        limit: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onCreditLineOpened: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "credit.line_opened";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The credit line */
+                        accountId: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        limit: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onCreditRepaymentReceived: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "credit.repayment_received";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The repayment */
+                        repaymentId: string;
+                        /** @description The credit line */
+                        accountId: string;
+                        customerId: string | null;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        owed: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        statementId: string | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onCreditStatementIssued: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "credit.statement_issued";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The statement */
+                        statementId: string;
+                        /** @description The credit line (to the issuer) */
+                        accountId?: string;
+                        /** @description Your token of the card (to a wallet) */
+                        tokenRef?: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        balance: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        minimumPayment: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /**
+                         * Format: date-time
+                         * @description The due date
+                         */
+                        dueAt: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onCreditStatementOverdue: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "credit.statement_overdue";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The statement */
+                        statementId: string;
+                        /** @description The credit line */
+                        accountId: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        minimumPayment: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        paid: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /**
+                         * Format: date-time
+                         * @description The due date
+                         */
+                        dueAt: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     onCustomerErased: {
         parameters: {
             query?: never;
@@ -25078,6 +27246,146 @@ export interface operations {
                         /** @description The participant that revoked it */
                         by?: string;
                         reason?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onDisputeOpened: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "dispute.opened";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The dispute */
+                        disputeId: string;
+                        kind: "card" | "p2p";
+                        /** @description The disputed payment (card payment or P2P payment) */
+                        paymentId: string;
+                        /** @description opened, chargeback, won_by_customer, won_by_respondent, rejected or refunded */
+                        status: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        reason: string;
+                        /**
+                         * Format: date-time
+                         * @description When the next answer is due
+                         */
+                        respondBy: string;
+                        /** @description null: the hub, on a deadline */
+                        by: string | null;
+                        evidence: string | null;
+                        customerId: string | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onDisputeUpdated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "dispute.updated";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The dispute */
+                        disputeId: string;
+                        kind: "card" | "p2p";
+                        /** @description The disputed payment (card payment or P2P payment) */
+                        paymentId: string;
+                        /** @description opened, chargeback, won_by_customer, won_by_respondent, rejected or refunded */
+                        status: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        reason: string;
+                        /**
+                         * Format: date-time
+                         * @description When the next answer is due
+                         */
+                        respondBy: string;
+                        /** @description null: the hub, on a deadline */
+                        by: string | null;
+                        evidence: string | null;
+                        customerId: string | null;
                     } & {
                         [key: string]: unknown;
                     };
@@ -27212,6 +29520,192 @@ export interface operations {
                             amount: string;
                             currency: string;
                         } | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onRecallDecided: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "recall.decided";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The recall */
+                        recallId: string;
+                        /** @description The P2P payment */
+                        paymentId: string;
+                        /** @description analysing, refunded, rejected or expired */
+                        status: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        frozen: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        reason: string;
+                        /**
+                         * Format: date-time
+                         * @description The payee’s participant analyses by then (7 days)
+                         */
+                        analysisDueAt: string;
+                        /**
+                         * Format: date-time
+                         * @description The refund is made by then (11 days), else the holds lapse
+                         */
+                        refundDueAt: string;
+                        by: string | null;
+                        /** @description The holds on your own accounts */
+                        holds: ({
+                            /** @description Your account */
+                            accountId: string;
+                            hop: number;
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            amount: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                            status: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        customerId: string | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onRecallOpened: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "recall.opened";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The recall */
+                        recallId: string;
+                        /** @description The P2P payment */
+                        paymentId: string;
+                        /** @description analysing, refunded, rejected or expired */
+                        status: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        frozen: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        reason: string;
+                        /**
+                         * Format: date-time
+                         * @description The payee’s participant analyses by then (7 days)
+                         */
+                        analysisDueAt: string;
+                        /**
+                         * Format: date-time
+                         * @description The refund is made by then (11 days), else the holds lapse
+                         */
+                        refundDueAt: string;
+                        by: string | null;
+                        /** @description The holds on your own accounts */
+                        holds: ({
+                            /** @description Your account */
+                            accountId: string;
+                            hop: number;
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            amount: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                            status: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        customerId: string | null;
                     } & {
                         [key: string]: unknown;
                     };

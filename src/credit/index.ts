@@ -1,0 +1,4 @@
+// The public interface of credit/: what other folders may use (scripts/capability-index.py keeps it).
+export * from './errors.ts';
+export * from './routes.ts';
+export * from './service.ts';

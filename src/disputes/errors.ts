@@ -1,0 +1,20 @@
+/** Codes the disputes capability answers (statuses and messages in src/api/errors.ts). */
+export type DisputesErrorCode =
+  | 'dispute_not_found'
+  | 'dispute_window_closed'
+  | 'dispute_deadline_passed'
+  | 'dispute_state'
+  | 'dispute_exists'
+  | 'dispute_amount_invalid'
+  | 'dispute_not_party'
+  | 'recall_not_found'
+  | 'recall_window_closed'
+  | 'recall_deadline_passed'
+  | 'recall_state'
+  | 'recall_exists'
+  | 'payment_not_found'
+  | 'payment_state'
+  | 'currency_mismatch'
+  | 'insufficient_funds'
+  | 'liquidity_exceeded'
+  | 'not_wallet';
