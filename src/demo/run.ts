@@ -14,6 +14,7 @@ const SCENARIOS: Record<string, () => Promise<DemoScenario>> = {
   transfers: async () => (await import('./story-transfers.ts')).transfersScenario,
   pay: async () => (await import('./story-pay.ts')).payScenario,
   settlement: async () => (await import('./story-settlement.ts')).settlementScenario,
+  value: async () => (await import('./story-value.ts')).valueScenario,
 };
 
 export async function runDemo(args: string[], io: CliIo): Promise<number> {

@@ -1,3 +1,4 @@
+import { newDevice } from './device.ts';
 import { customerAccountId } from '../accounts/index.ts';
 import type { CliIo } from '../cli/index.ts';
 import { tapBody, type WalletToken } from './fixtures.ts';
@@ -20,7 +21,7 @@ export async function valueCreditStory(h: DemoHarness, prefix = 'demo-value-cred
   let repaymentAccount = '';
 
   const provision = async (wallet: string, customerId: string, deviceId: string, card: { cardNumber: string; expiry: string; cvv: string }): Promise<WalletToken> => {
-    const res = expectStatus(await h.call(wallet, 'POST', '/v1/wallet/tokens', { customerId, consent: true, deviceId, source: { type: 'typed', ...card } }, key()), 201, `add the card to ${wallet}`);
+    const res = expectStatus(await h.call(wallet, 'POST', '/v1/wallet/tokens', { customerId, consent: true, deviceId, devicePublicKey: newDevice().publicKey, source: { type: 'typed', ...card } }, key()), 201, `add the card to ${wallet}`);
     const expiry = String(res.token.expiry);
     return { wallet, customerId, tokenRef: res.token.tokenRef, tokenNumber: res.tokenNumber, tokenKey: res.limitedUseKey.key, expiryYymm: `${expiry.slice(3, 5)}${expiry.slice(0, 2)}`, atc: 0 };
   };

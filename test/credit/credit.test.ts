@@ -1,3 +1,4 @@
+import { newDevice } from '../../src/demo/device.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { customerAccountId } from '../../src/accounts/index.ts';
 import { demoCustomerId, demoParticipantId } from '../../src/demo/seed.ts';
@@ -60,7 +61,7 @@ describe.each(engines)('credit lines on %s', (engine) => {
     );
     const card = (await t.hub.cards.cards.reveal(demoParticipantId('bank-b'), cardId))!;
     const provision = async (wallet: string, customerId: string, deviceId: string): Promise<WalletToken> => {
-      const res = await t.api(wallet).post('/v1/wallet/tokens', { customerId, consent: true, deviceId, source: { type: 'typed', cardNumber: card.cardNumber, expiry: card.card.expiry, cvv: card.cvv } }, key());
+      const res = await t.api(wallet).post('/v1/wallet/tokens', { customerId, consent: true, deviceId, devicePublicKey: newDevice().publicKey, source: { type: 'typed', cardNumber: card.cardNumber, expiry: card.card.expiry, cvv: card.cvv } }, key());
       expect(res.status).toBe(201);
       const expiry = String(res.body.token.expiry);
       return { wallet, customerId, tokenRef: res.body.token.tokenRef, tokenNumber: res.body.tokenNumber, tokenKey: res.body.limitedUseKey.key, expiryYymm: `${expiry.slice(3, 5)}${expiry.slice(0, 2)}`, atc: 0 };

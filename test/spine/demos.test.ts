@@ -11,7 +11,7 @@ const BIN = join(import.meta.dirname, '..', '..', 'bin', 'hutong.js');
  * story says (each step checks its own outcome). Run as a user would, through the CLI.
  */
 describe('hutong demo', () => {
-  it.each(['network', 'cards', 'pay', 'transfers', 'settlement'])('`hutong demo %s` exits 0 with every step checked', async (scenario) => {
+  it.each(['network', 'cards', 'pay', 'transfers', 'settlement', 'value'])('`hutong demo %s` exits 0 with every step checked', async (scenario) => {
     const { stdout } = await run(process.execPath, [BIN, 'demo', scenario], { env: { ...process.env, HUTONG_LOG_LEVEL: 'silent' }, timeout: 120_000 });
     expect(stdout).toContain(`✔ demo ${scenario}: every step behaved as expected`);
     expect(stdout).not.toContain('✘');
