@@ -56,6 +56,13 @@ export interface ConnectorRequest {
   readonly CdtrAcct?: AccountId;
   readonly Dbtr?: { readonly Nm: string };
   readonly Cdtr?: { readonly Nm: string };
+  /**
+   * On a reserve a wallet initiated from an account the customer linked by open-banking consent: the consent the bank
+   * granted (its own id, `MndtId`) and the wallet that initiates (`InitgPty`). The bank authorizes the debit only while
+   * that consent is active for `DbtrAcct` (else RJCT MD01).
+   */
+  readonly MndtRltdInf?: { readonly MndtId: string };
+  readonly InitgPty?: { readonly Id: { readonly OrgId: { readonly Othr: { readonly Id: string } } } };
   /** The deadline of this payment: an answer after it is ignored, and the hub aborts. */
   readonly SttlmDdln: string;
   readonly TxSts?: 'ACSC' | 'RJCT';
@@ -93,6 +100,7 @@ export const REASONS = {
   AM04: 'insufficient funds',
   AG01: 'transaction forbidden',
   RR04: 'regulatory reason',
+  MD01: 'no mandate: the customer’s consent is revoked or does not cover the debit',
   AB03: 'aborted: settlement deadline passed',
   AB05: 'timeout at the participant',
   DS0B: 'signature invalid',

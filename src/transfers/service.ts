@@ -20,6 +20,7 @@ import { err, ok, type Result } from '../platform/result.ts';
 import type { EventOutbox } from '../webhooks/index.ts';
 import type { Connection } from '../participants/index.ts';
 import type { AskOutcome, OutboxMessage } from '../connectors/index.ts';
+import type { OpenBankingService } from '../accounts/index.ts';
 import type { ConnectorRequest, StatusReason, TransferStatus } from '../participant-sdk/index.ts';
 import type { TErr } from './errors.ts';
 import { splitByShares, splitEqual, splitRandom } from './split.ts';
@@ -444,8 +445,10 @@ export function createTransferService(deps: {
   refs?: RefLearner;
   /** Participants that keep their own books (connected) and the connectors that reach them; without it, every side is hosted. */
   connected?: ConnectedSides | undefined;
+  /** Accounts at connected banks linked by the bank's consent: every debit of one names the consent at reserve time. */
+  openBanking?: Pick<OpenBankingService, 'mandateFor' | 'revokedFor' | 'endedAtBank'> | undefined;
 }): TransferService {
-  const { db, clock, audit, events, customers, accounts, aliases, fx, risk, stepUp, mover, settlement, connected: sides } = deps;
+  const { db, clock, audit, events, customers, accounts, aliases, fx, risk, stepUp, mover, settlement, connected: sides, openBanking } = deps;
   const requestLimits: TransferLimits = { requestsPerMinute: 10, requestBurst: 10, ...deps.limits };
   const requestLimiter = createTokenBucketLimiter({ ratePerS: () => requestLimits.requestsPerMinute / 60, burst: () => requestLimits.requestBurst, nowMs: () => clock.nowMs() });
   const reminderLimiter = createTokenBucketLimiter({ ratePerS: () => 1 / 3600, burst: () => 1, nowMs: () => clock.nowMs() });
@@ -796,6 +799,7 @@ export function createTransferService(deps: {
   // Connected participants: the second phase ------------------------------------------------------------------------
   interface PendingRow extends PaymentRow {
     payee_account_id: string;
+    source_account_id: string;
     payer_external: string;
     payer_name: string;
     payee_external: string;
@@ -808,15 +812,19 @@ export function createTransferService(deps: {
       `select p.*, pc.external_id as payer_external, pc.name as payer_name, ec.external_id as payee_external, ec.name as payee_name,
               coalesce(sa.owner_participant_id, p.payer_participant_id) as source_owner, coalesce(pa.owner_participant_id, p.payee_participant_id) as payee_owner
          from payments p
-         join customers pc on pc.id = p.payer_customer_id
-         join customers ec on ec.id = p.payee_customer_id
          left join ledger_accounts sa on sa.id = p.source_account_id
+         join customers pc on pc.id = coalesce(sa.customer_id, p.payer_customer_id)
+         join customers ec on ec.id = p.payee_customer_id
          left join ledger_accounts pa on pa.id = p.payee_account_id
         where p.id = $1${lock ? ' for update of p' : ''}`,
       [paymentId],
     );
     return row;
   };
+
+  /** The reserve of a debit a wallet initiates from an account linked by open-banking consent names that consent. */
+  const mandateOf = (m: { bankConsentId: string } | undefined, p: PendingRow): Partial<ConnectorRequest> =>
+    m === undefined ? {} : { MndtRltdInf: { MndtId: m.bankConsentId }, InitgPty: { Id: { OrgId: { Othr: { Id: p.payer_participant_id } } } } };
 
   const connectorRequest = (p: PendingRow, op: ConnectorRequest['Op'], extra: Partial<ConnectorRequest> = {}): ConnectorRequest => ({
     MsgId: `${p.id}:${op}`,
@@ -913,13 +921,23 @@ export function createTransferService(deps: {
     const p = await readPending(db, paymentId, false);
     if (p === undefined || p.status !== 'pending' || sides === undefined) return p === undefined ? undefined : toPayment(p);
     let outcome: AskOutcome = { ok: true };
+    // A wallet paying from an account its customer linked at the bank: the bank authorizes the debit under that consent.
+    const linked = p.connected.includes('payer') && p.source_owner !== p.payer_participant_id && openBanking !== undefined;
+    const mandate = linked ? await openBanking.mandateFor(db, p.payer_participant_id, p.payer_customer_id, p.source_account_id) : undefined;
+    if (linked && mandate === undefined && (await openBanking.revokedFor(db, p.payer_participant_id, p.payer_customer_id, p.source_account_id))) {
+      outcome = { ok: false, reason: { Rsn: 'MD01', AddtlInf: 'the customer revoked the consent to debit this account' }, hubReason: true };
+    }
     for (const side of ['payer', 'payee'] as const) {
       if (!outcome.ok || !p.connected.includes(side)) continue;
       const connection = await sides.connection(side === 'payer' ? p.source_owner : p.payee_owner, p.send_currency);
       outcome =
         connection === undefined
           ? { ok: false, reason: { Rsn: 'AB05', AddtlInf: 'the participant is no longer connected in this currency' }, hubReason: true }
-          : await sides.ask(connection, side === 'payer' ? 'reserve' : 'accept', connectorRequest(p, side === 'payer' ? 'reserve' : 'accept'));
+          : await sides.ask(connection, side === 'payer' ? 'reserve' : 'accept', connectorRequest(p, side === 'payer' ? 'reserve' : 'accept', side === 'payer' ? mandateOf(mandate, p) : {}));
+      // The bank refused the debit for lack of consent: the customer revoked it at the bank; the links end here too.
+      if (!outcome.ok && !outcome.hubReason && side === 'payer' && mandate !== undefined && outcome.reason.Rsn === 'MD01') {
+        await openBanking!.endedAtBank(mandate.consentId, 'the bank refused a debit under it (MD01)');
+      }
     }
     return decide(paymentId, outcome.ok ? { commit: true } : { commit: false, reason: outcome.reason });
   };
@@ -1092,7 +1110,10 @@ export function createTransferService(deps: {
         const debitable =
           c !== undefined && c.acc_id !== null && c.kind === 'customer' && c.closed === false && ((c.owner_participant_id === input.participantId && c.acc_customer_id === q.payer_customer_id) || c.linked);
         if (!debitable) {
-          out[i] = err('account_unavailable', 'the source account is no longer available (link revoked?)');
+          out[i] =
+            openBanking !== undefined && (await openBanking.revokedFor(tx, input.participantId, q.payer_customer_id, q.source_account_id))
+              ? err('consent_revoked', 'the customer revoked the consent to use this account (in the wallet or at the bank): link it again to pay from it', { accountId: q.source_account_id })
+              : err('account_unavailable', 'the source account is no longer available (link revoked?)');
           continue;
         }
         if (q.request_id !== null && !pendingRequests.has(q.request_id)) {

@@ -42,6 +42,7 @@ const KIND_TABLES: Record<RefKind, string> = {
   account: `select id, owner_participant_id as participant, customer_id as customer from ledger_accounts`,
   account_link: `select id, wallet_participant_id as participant, wallet_customer_id as customer from account_links`,
   account_link_consent: `select id, wallet_participant_id as participant, wallet_customer_id as customer from account_link_consents`,
+  open_banking_consent: `select id, wallet_participant_id as participant, wallet_customer_id as customer from open_banking_consents`,
   alias: `select id, participant_id as participant, customer_id as customer from aliases`,
   alias_move: `select id, to_participant_id as participant, to_customer_id as customer from alias_moves`,
   card_product: `select id, issuer_participant_id as participant, null as customer from card_products`,

@@ -7,7 +7,7 @@ import { createReferenceBank } from './reference-bank.ts';
  * PGlite data directory, listening on loopback, connected to the hub in CNY.
  */
 export async function startConnectedBank(hub: Hub, options: { dataDir: string; hubUrl: string }): Promise<{ url: string; name: string; credential: ConnectedBankCredential; close(): Promise<void> }> {
-  const bank = await createReferenceBank({ dataDir: options.dataDir, hubPublicJwk: await hub.connectors.publicJwk() });
+  const bank = await createReferenceBank({ dataDir: options.dataDir, hubPublicJwk: await hub.connectors.publicJwk(), name: CONNECTED_BANK.name });
   const url = await bank.listen(0, '127.0.0.1');
   const credential = await connectReferenceBank(hub, bank, { hubUrl: options.hubUrl });
   return { url, name: CONNECTED_BANK.name, credential, close: () => bank.close() };
