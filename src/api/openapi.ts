@@ -89,7 +89,7 @@ export const errorGroups = {
   liquidity: codes('liquidity_exceeded', 'liquidity_invalid'),
   fx: codes('fx_rates_invalid', 'fx_rate_unavailable', 'fee_schedule_invalid'),
   risk: codes('risk_alert_not_found', 'risk_rule_invalid', 'risk_declined', 'step_up_required'),
-  accounts: codes('customer_account_exists', 'account_unavailable', 'bank_customer_not_found', 'consent_not_found', 'consent_expired', 'consent_code_invalid', 'consent_locked', 'link_not_found'),
+  accounts: codes('customer_account_exists', 'account_unavailable', 'bank_customer_not_found', 'consent_not_found', 'consent_expired', 'consent_code_invalid', 'consent_locked', 'link_not_found', 'consent_revoked', 'consent_not_active', 'consent_state_invalid', 'bank_authorization_failed', 'bank_unavailable', 'open_banking_unavailable'),
   aliases: codes('invalid_alias', 'alias_taken', 'alias_not_found', 'alias_move_not_found', 'alias_move_expired', 'alias_code_invalid', 'alias_move_locked', 'alias_lookup_limited'),
   transfers: codes(
     'quote_amount_required',

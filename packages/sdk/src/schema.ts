@@ -2853,6 +2853,122 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/open-banking/consents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A customer’s open-banking consents (active, revoked, waiting for the bank)
+         * @description A customer’s open-banking consents (active, revoked, waiting for the bank)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getOpenBankingConsents"];
+        put?: never;
+        /**
+         * Link an account at a bank that keeps its own books: start the bank’s consent (OAuth 2.0 authorization code with PKCE)
+         * @description The hub is the bank’s OAuth client: it makes the PKCE verifier and the state and keeps them (sealed, hashed). Send the customer to `authorizeUrl`; the bank redirects to `redirectUri` with `code` and `state`; hand both to POST /v1/open-banking/consents/{consentId}/authorize. The access grant the bank gives stays sealed at the hub.
+         */
+        post: operations["postOpenBankingConsents"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/open-banking/consents/{consentId}/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish linking: the code and state the bank redirected with (the hub exchanges them for the bank’s grant)
+         * @description Finish linking: the code and state the bank redirected with (the hub exchanges them for the bank’s grant)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        post: operations["postOpenBankingConsentsByConsentIdAuthorize"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/open-banking/consents/{consentId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An open-banking consent
+         * @description An open-banking consent.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getOpenBankingConsentsByConsentId"];
+        put?: never;
+        post?: never;
+        /**
+         * Revoke the consent: its links end at once, and the hub revokes the grant at the bank
+         * @description Revoke the consent: its links end at once, and the hub revokes the grant at the bank.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        delete: operations["deleteOpenBankingConsentsByConsentId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/open-banking/consents/{consentId}/balances": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The balances of the consent’s accounts, read at the bank now
+         * @description Answers 403 consent_revoked once the customer revoked the consent, in the wallet or at the bank.
+         */
+        get: operations["getOpenBankingConsentsByConsentIdBalances"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/open-banking/consents/{consentId}/quotes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Initiate a payment from the consent’s account: a quote to confirm with POST /v1/transfers/payments (the bank authorizes the debit)
+         * @description The same quote as POST /v1/transfers/quotes with the consent’s account as the source. Answers 403 consent_revoked once the consent ended.
+         */
+        post: operations["postOpenBankingConsentsByConsentIdQuotes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/transfers/requests": {
         parameters: {
             query?: never;
@@ -4894,7 +5010,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_authorization_failed" | "bank_customer_not_found" | "bank_unavailable" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_active" | "consent_not_found" | "consent_required" | "consent_revoked" | "consent_state_invalid" | "country_not_allowed" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_rate_unavailable" | "fx_rates_invalid" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "mcc_blocked" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "open_banking_unavailable" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_secret_not_retrievable";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -6441,6 +6557,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_currency, validation_failed */
+        Error400_730379ec: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_connection, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, validation_failed */
         Error400_7efdf352: {
             headers: {
@@ -7001,8 +7131,8 @@ export interface components {
                 };
             };
         };
-        /** @description Forbidden: alias_move_locked, consent_locked, forbidden, not_request_payer, participant_suspended, red_packet_not_member, request_blocked, risk_declined */
-        Error403_27a4fb7b: {
+        /** @description Forbidden: consent_locked, consent_revoked, forbidden, participant_suspended */
+        Error403_237c357d: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7010,7 +7140,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "alias_move_locked" | "consent_locked" | "forbidden" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked" | "risk_declined";
+                        code?: "consent_locked" | "consent_revoked" | "forbidden" | "participant_suspended";
                     };
                 };
             };
@@ -7039,6 +7169,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "participant_suspended";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: alias_move_locked, consent_locked, consent_revoked, forbidden, not_request_payer, participant_suspended, red_packet_not_member, request_blocked, risk_declined */
+        Error403_36fd529c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_move_locked" | "consent_locked" | "consent_revoked" | "forbidden" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked" | "risk_declined";
                     };
                 };
             };
@@ -7123,20 +7267,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "risk_declined";
-                    };
-                };
-            };
-        };
-        /** @description Forbidden: consent_locked, forbidden, participant_suspended */
-        Error403_9358ef66: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "consent_locked" | "forbidden" | "participant_suspended";
                     };
                 };
             };
@@ -7631,6 +7761,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: account_exists, account_has_pending, consent_not_active, customer_account_exists, customer_exists, customer_has_balance, pending_already_resolved, pending_expired, transfer_exists_with_different_fields */
+        Error409_2001dc96: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_exists" | "account_has_pending" | "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "pending_already_resolved" | "pending_expired" | "transfer_exists_with_different_fields";
+                    };
+                };
+            };
+        };
         /** @description Conflict: credential_limit */
         Error409_3debd01a: {
             headers: {
@@ -7683,6 +7827,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "push_receipt_used" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: account_exists, account_has_pending, consent_not_active, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, pending_already_resolved, pending_expired, transfer_exists_with_different_fields */
+        Error409_497b2c78: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_exists" | "account_has_pending" | "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "transfer_exists_with_different_fields";
                     };
                 };
             };
@@ -7771,8 +7929,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: account_exists, account_has_pending, customer_account_exists, customer_exists, customer_has_balance, pending_already_resolved, pending_expired, transfer_exists_with_different_fields */
-        Error409_6f61bd96: {
+        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, consent_not_active, customer_account_exists, customer_exists, customer_has_balance, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_77102fa8: {
             headers: {
                 [name: string]: unknown;
             };
@@ -7780,21 +7938,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "pending_already_resolved" | "pending_expired" | "transfer_exists_with_different_fields";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: account_exists, account_has_pending, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, pending_already_resolved, pending_expired, transfer_exists_with_different_fields */
-        Error409_7872a4a3: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "transfer_exists_with_different_fields";
+                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -7869,20 +8013,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_ae1b6f5b: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
-                    };
-                };
-            };
-        };
         /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, pending_already_resolved, pending_expired, provisioning_state, push_receipt_used, token_exists, token_state, transfer_exists_with_different_fields */
         Error409_b030c7eb: {
             headers: {
@@ -7893,20 +8023,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "push_receipt_used" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_b18d6c24: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -7963,6 +8079,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "alias_taken" | "customer_exists" | "customer_has_balance";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, consent_not_active, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_ed180bde: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -8149,20 +8279,6 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: account_closed, consent_code_invalid, currency_mismatch, exceeds_credit_limit, exceeds_debits, insufficient_funds, linked_transfer_failed, overflow, post_amount_exceeds_pending, same_account */
-        Error422_0f68e8bd: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_closed" | "consent_code_invalid" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "post_amount_exceeds_pending" | "same_account";
-                    };
-                };
-            };
-        };
         /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, cpm_invalid, exceeds_credit_limit, fx_rate_unavailable, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
         Error422_0faf9480: {
             headers: {
@@ -8187,6 +8303,34 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "liquidity_exceeded";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: alias_code_invalid, bank_authorization_failed, cannot_pay_self, challenge_failed, consent_code_invalid, consent_state_invalid, currency_not_receivable, fx_rate_unavailable, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, open_banking_unavailable, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
+        Error422_42245e6f: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_code_invalid" | "bank_authorization_failed" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "consent_state_invalid" | "currency_not_receivable" | "fx_rate_unavailable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "open_banking_unavailable" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: account_closed, bank_authorization_failed, consent_code_invalid, consent_state_invalid, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, open_banking_unavailable, overflow, post_amount_exceeds_pending, same_account */
+        Error422_470c1025: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_closed" | "bank_authorization_failed" | "consent_code_invalid" | "consent_state_invalid" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "open_banking_unavailable" | "overflow" | "post_amount_exceeds_pending" | "same_account";
                     };
                 };
             };
@@ -8261,20 +8405,6 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: account_closed, consent_code_invalid, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, overflow, post_amount_exceeds_pending, same_account */
-        Error422_8633125d: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_closed" | "consent_code_invalid" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "post_amount_exceeds_pending" | "same_account";
-                    };
-                };
-            };
-        };
         /** @description Unprocessable: account_closed, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, liquidity_exceeded, overflow, post_amount_exceeds_pending, same_account, settlement_csv_invalid */
         Error422_8d953c79: {
             headers: {
@@ -8331,6 +8461,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: alias_code_invalid, bank_authorization_failed, cannot_pay_self, challenge_failed, consent_code_invalid, consent_state_invalid, currency_not_receivable, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, open_banking_unavailable, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
+        Error422_aa4c1928: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_code_invalid" | "bank_authorization_failed" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "consent_state_invalid" | "currency_not_receivable" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "open_banking_unavailable" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: card_data_invalid, card_request_key_reused, challenge_failed, passkey_registration_invalid, push_wallet_invalid, step_up_failed, step_up_invalid */
         Error422_ac9e288a: {
             headers: {
@@ -8355,34 +8499,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "idempotency_key_reused" | "liquidity_exceeded" | "settlement_csv_invalid";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_unavailable, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
-        Error422_b6822c74: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_unavailable" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_unavailable, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
-        Error422_c845a434: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_unavailable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
                     };
                 };
             };
@@ -8467,6 +8583,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "fx_rate_unavailable";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: account_closed, bank_authorization_failed, consent_code_invalid, consent_state_invalid, currency_mismatch, exceeds_credit_limit, exceeds_debits, insufficient_funds, linked_transfer_failed, open_banking_unavailable, overflow, post_amount_exceeds_pending, same_account */
+        Error422_f8ff3b01: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_closed" | "bank_authorization_failed" | "consent_code_invalid" | "consent_state_invalid" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "insufficient_funds" | "linked_transfer_failed" | "open_banking_unavailable" | "overflow" | "post_amount_exceeds_pending" | "same_account";
                     };
                 };
             };
@@ -8635,6 +8765,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "internal";
+                    };
+                };
+            };
+        };
+        /** @description Bad gateway: bank_unavailable */
+        Error502_60f8be50: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "bank_unavailable";
                     };
                 };
             };
@@ -14076,13 +14220,14 @@ export interface operations {
             };
             400: components["responses"]["Error400_f2a0f481"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_9358ef66"];
+            403: components["responses"]["Error403_237c357d"];
             404: components["responses"]["Error404_9dfbd8f7"];
-            409: components["responses"]["Error409_6f61bd96"];
+            409: components["responses"]["Error409_2001dc96"];
             410: components["responses"]["Error410_b06f5a74"];
-            422: components["responses"]["Error422_0f68e8bd"];
+            422: components["responses"]["Error422_f8ff3b01"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_b47a2650"];
         };
     };
@@ -14138,15 +14283,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_6342c4a8"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_9358ef66"];
+            403: components["responses"]["Error403_237c357d"];
             404: components["responses"]["Error404_9dfbd8f7"];
-            409: components["responses"]["Error409_7872a4a3"];
+            409: components["responses"]["Error409_497b2c78"];
             410: components["responses"]["Error410_b06f5a74"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_8633125d"];
+            422: components["responses"]["Error422_470c1025"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_b47a2650"];
         };
     };
@@ -14207,15 +14353,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_a35733dd"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_9358ef66"];
+            403: components["responses"]["Error403_237c357d"];
             404: components["responses"]["Error404_9dfbd8f7"];
-            409: components["responses"]["Error409_7872a4a3"];
+            409: components["responses"]["Error409_497b2c78"];
             410: components["responses"]["Error410_b06f5a74"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_8633125d"];
+            422: components["responses"]["Error422_470c1025"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_b47a2650"];
         };
     };
@@ -14248,13 +14395,14 @@ export interface operations {
             };
             400: components["responses"]["Error400_f2a0f481"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_9358ef66"];
+            403: components["responses"]["Error403_237c357d"];
             404: components["responses"]["Error404_9dfbd8f7"];
-            409: components["responses"]["Error409_6f61bd96"];
+            409: components["responses"]["Error409_2001dc96"];
             410: components["responses"]["Error410_b06f5a74"];
-            422: components["responses"]["Error422_0f68e8bd"];
+            422: components["responses"]["Error422_f8ff3b01"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_b47a2650"];
         };
     };
@@ -14303,15 +14451,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_6342c4a8"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_9358ef66"];
+            403: components["responses"]["Error403_237c357d"];
             404: components["responses"]["Error404_9dfbd8f7"];
-            409: components["responses"]["Error409_7872a4a3"];
+            409: components["responses"]["Error409_497b2c78"];
             410: components["responses"]["Error410_b06f5a74"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_8633125d"];
+            422: components["responses"]["Error422_470c1025"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_b47a2650"];
         };
     };
@@ -14353,15 +14502,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_6342c4a8"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_9358ef66"];
+            403: components["responses"]["Error403_237c357d"];
             404: components["responses"]["Error404_9dfbd8f7"];
-            409: components["responses"]["Error409_7872a4a3"];
+            409: components["responses"]["Error409_497b2c78"];
             410: components["responses"]["Error410_b06f5a74"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_8633125d"];
+            422: components["responses"]["Error422_470c1025"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_b47a2650"];
         };
     };
@@ -14396,15 +14546,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_c7f83438"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_9358ef66"];
+            403: components["responses"]["Error403_237c357d"];
             404: components["responses"]["Error404_9dfbd8f7"];
-            409: components["responses"]["Error409_6f61bd96"];
+            409: components["responses"]["Error409_2001dc96"];
             410: components["responses"]["Error410_b06f5a74"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0f68e8bd"];
+            422: components["responses"]["Error422_f8ff3b01"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_b47a2650"];
         };
     };
@@ -15089,17 +15240,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_658bb4e2"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
+            403: components["responses"]["Error403_36fd529c"];
             404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
+            409: components["responses"]["Error409_ed180bde"];
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_aa4c1928"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -15133,15 +15285,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_b18458da"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
+            403: components["responses"]["Error403_36fd529c"];
             404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
+            409: components["responses"]["Error409_77102fa8"];
             410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            422: components["responses"]["Error422_42245e6f"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -15234,17 +15387,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_fd7dada6"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
+            403: components["responses"]["Error403_36fd529c"];
             404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
+            409: components["responses"]["Error409_ed180bde"];
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_aa4c1928"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -15328,16 +15482,574 @@ export interface operations {
             };
             400: components["responses"]["Error400_a0761ab4"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
+            403: components["responses"]["Error403_36fd529c"];
             404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
+            409: components["responses"]["Error409_77102fa8"];
             410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            422: components["responses"]["Error422_42245e6f"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
+        };
+    };
+    getOpenBankingConsents: {
+        parameters: {
+            query: {
+                /** @description Your customer id */
+                customerId: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** @description Consent id */
+                            id: string;
+                            /** @description Your customer */
+                            customerId: string;
+                            /** @description The bank that holds the account (connected: it keeps its own books) */
+                            bankParticipantId: string;
+                            currency: string;
+                            status: "awaiting_authorization" | "active" | "revoked" | "failed";
+                            /** @description What the bank granted: accounts (balances) and payments (debits the bank authorizes one by one) */
+                            scope: string;
+                            links: {
+                                linkId: string;
+                                /** @description Pay from it with sourceAccountId */
+                                accountId: string;
+                                status: "active" | "revoked";
+                            }[];
+                            /**
+                             * Format: date-time
+                             * @description The customer must approve at the bank before this
+                             */
+                            expiresAt: string;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** @description When the bank granted access */
+                            authorizedAt: string | null;
+                            /** @description When the consent ended */
+                            revokedAt: string | null;
+                            /** @description Where the customer revoked it */
+                            revokedBy: "wallet" | "bank" | null;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_f2a0f481"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_2001dc96"];
+            410: components["responses"]["Error410_b06f5a74"];
+            422: components["responses"]["Error422_f8ff3b01"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOpenBankingConsents: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer id */
+                    customerId: string;
+                    /** @description The bank (connected in this currency) */
+                    bankParticipantId: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                    /** @description Where the bank sends the customer back (https; http only on localhost) */
+                    redirectUri: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Consent id */
+                        id: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description The bank that holds the account (connected: it keeps its own books) */
+                        bankParticipantId: string;
+                        currency: string;
+                        status: "awaiting_authorization" | "active" | "revoked" | "failed";
+                        /** @description What the bank granted: accounts (balances) and payments (debits the bank authorizes one by one) */
+                        scope: string;
+                        links: {
+                            linkId: string;
+                            /** @description Pay from it with sourceAccountId */
+                            accountId: string;
+                            status: "active" | "revoked";
+                        }[];
+                        /**
+                         * Format: date-time
+                         * @description The customer must approve at the bank before this
+                         */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** @description When the bank granted access */
+                        authorizedAt: string | null;
+                        /** @description When the consent ended */
+                        revokedAt: string | null;
+                        /** @description Where the customer revoked it */
+                        revokedBy: "wallet" | "bank" | null;
+                        /** @description Send the customer here (the bank’s OAuth 2.0 authorize endpoint, PKCE S256): the bank redirects to redirectUri with code and state */
+                        authorizeUrl: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_6342c4a8"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_497b2c78"];
+            410: components["responses"]["Error410_b06f5a74"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_470c1025"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOpenBankingConsentsByConsentIdAuthorize: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Open-banking consent id */
+                consentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    code: string;
+                    state: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Consent id */
+                        id: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description The bank that holds the account (connected: it keeps its own books) */
+                        bankParticipantId: string;
+                        currency: string;
+                        status: "awaiting_authorization" | "active" | "revoked" | "failed";
+                        /** @description What the bank granted: accounts (balances) and payments (debits the bank authorizes one by one) */
+                        scope: string;
+                        links: {
+                            linkId: string;
+                            /** @description Pay from it with sourceAccountId */
+                            accountId: string;
+                            status: "active" | "revoked";
+                        }[];
+                        /**
+                         * Format: date-time
+                         * @description The customer must approve at the bank before this
+                         */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** @description When the bank granted access */
+                        authorizedAt: string | null;
+                        /** @description When the consent ended */
+                        revokedAt: string | null;
+                        /** @description Where the customer revoked it */
+                        revokedBy: "wallet" | "bank" | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_c7f83438"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_2001dc96"];
+            410: components["responses"]["Error410_b06f5a74"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_f8ff3b01"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOpenBankingConsentsByConsentId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Open-banking consent id */
+                consentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Consent id */
+                        id: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description The bank that holds the account (connected: it keeps its own books) */
+                        bankParticipantId: string;
+                        currency: string;
+                        status: "awaiting_authorization" | "active" | "revoked" | "failed";
+                        /** @description What the bank granted: accounts (balances) and payments (debits the bank authorizes one by one) */
+                        scope: string;
+                        links: {
+                            linkId: string;
+                            /** @description Pay from it with sourceAccountId */
+                            accountId: string;
+                            status: "active" | "revoked";
+                        }[];
+                        /**
+                         * Format: date-time
+                         * @description The customer must approve at the bank before this
+                         */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** @description When the bank granted access */
+                        authorizedAt: string | null;
+                        /** @description When the consent ended */
+                        revokedAt: string | null;
+                        /** @description Where the customer revoked it */
+                        revokedBy: "wallet" | "bank" | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_730379ec"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_2001dc96"];
+            410: components["responses"]["Error410_b06f5a74"];
+            422: components["responses"]["Error422_f8ff3b01"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    deleteOpenBankingConsentsByConsentId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Open-banking consent id */
+                consentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["NoBody"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Consent id */
+                        id: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description The bank that holds the account (connected: it keeps its own books) */
+                        bankParticipantId: string;
+                        currency: string;
+                        status: "awaiting_authorization" | "active" | "revoked" | "failed";
+                        /** @description What the bank granted: accounts (balances) and payments (debits the bank authorizes one by one) */
+                        scope: string;
+                        links: {
+                            linkId: string;
+                            /** @description Pay from it with sourceAccountId */
+                            accountId: string;
+                            status: "active" | "revoked";
+                        }[];
+                        /**
+                         * Format: date-time
+                         * @description The customer must approve at the bank before this
+                         */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** @description When the bank granted access */
+                        authorizedAt: string | null;
+                        /** @description When the consent ended */
+                        revokedAt: string | null;
+                        /** @description Where the customer revoked it */
+                        revokedBy: "wallet" | "bank" | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_c7f83438"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_2001dc96"];
+            410: components["responses"]["Error410_b06f5a74"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_f8ff3b01"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOpenBankingConsentsByConsentIdBalances: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Open-banking consent id */
+                consentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            accountId: string;
+                            linkId: string;
+                            balance: {
+                                amount: string;
+                                currency: string;
+                            };
+                            available: {
+                                amount: string;
+                                currency: string;
+                            };
+                            /**
+                             * Format: date-time
+                             * @description As the bank stated it
+                             */
+                            asOf: string;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_730379ec"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_2001dc96"];
+            410: components["responses"]["Error410_b06f5a74"];
+            422: components["responses"]["Error422_f8ff3b01"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOpenBankingConsentsByConsentIdQuotes: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Open-banking consent id */
+                consentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    payee: {
+                        type: "phone" | "email" | "handle";
+                        value: string;
+                    };
+                    sendAmount?: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                    receiveAmount?: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description A quote */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Quote id: confirm it with POST /v1/transfers/payments before it expires */
+                        id: string;
+                        /** @description The paying customer */
+                        customerId: string;
+                        /** @description The account debited */
+                        sourceAccountId: string;
+                        payee: {
+                            maskedName: string;
+                            participantId: string;
+                            participantName: string;
+                            /** @description The alias is flagged for suspected fraud */
+                            flagged: boolean;
+                        };
+                        sendAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        receiveAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        totalDebit: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Rate applied (receive per send), null in one currency */
+                        rate: string | null;
+                        /** @description Mid-market reference rate, null in one currency */
+                        midRate: string | null;
+                        /** @description Spread over the mid rate, basis points */
+                        spreadBps: number;
+                        rounding: string;
+                        /** @description The money request this quote pays */
+                        requestId: string | null;
+                        warnings: string[];
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_6342c4a8"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_497b2c78"];
+            410: components["responses"]["Error410_b06f5a74"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_470c1025"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getTransfersRequests: {
@@ -15406,15 +16118,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_b18458da"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
+            403: components["responses"]["Error403_36fd529c"];
             404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
+            409: components["responses"]["Error409_77102fa8"];
             410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            422: components["responses"]["Error422_42245e6f"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -15507,17 +16220,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_658bb4e2"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
+            403: components["responses"]["Error403_36fd529c"];
             404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
+            409: components["responses"]["Error409_ed180bde"];
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_aa4c1928"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -15584,15 +16298,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_a0761ab4"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
+            403: components["responses"]["Error403_36fd529c"];
             404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
+            409: components["responses"]["Error409_77102fa8"];
             410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            422: components["responses"]["Error422_42245e6f"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -15707,17 +16422,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_658bb4e2"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
+            403: components["responses"]["Error403_36fd529c"];
             404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
+            409: components["responses"]["Error409_ed180bde"];
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_aa4c1928"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -15795,17 +16511,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_658bb4e2"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
+            403: components["responses"]["Error403_36fd529c"];
             404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
+            409: components["responses"]["Error409_ed180bde"];
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_aa4c1928"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -15906,17 +16623,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_658bb4e2"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
+            403: components["responses"]["Error403_36fd529c"];
             404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
+            409: components["responses"]["Error409_ed180bde"];
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_aa4c1928"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -15988,15 +16706,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_a0761ab4"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
+            403: components["responses"]["Error403_36fd529c"];
             404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
+            409: components["responses"]["Error409_77102fa8"];
             410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            422: components["responses"]["Error422_42245e6f"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -16030,17 +16749,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_d5156168"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
+            403: components["responses"]["Error403_36fd529c"];
             404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
+            409: components["responses"]["Error409_77102fa8"];
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c845a434"];
+            422: components["responses"]["Error422_42245e6f"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -16161,17 +16881,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_fd7dada6"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
+            403: components["responses"]["Error403_36fd529c"];
             404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
+            409: components["responses"]["Error409_ed180bde"];
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_aa4c1928"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -16263,15 +16984,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_a0761ab4"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
+            403: components["responses"]["Error403_36fd529c"];
             404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_b18d6c24"];
+            409: components["responses"]["Error409_77102fa8"];
             410: components["responses"]["Error410_caa8b1fc"];
-            422: components["responses"]["Error422_c845a434"];
+            422: components["responses"]["Error422_42245e6f"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -16389,17 +17111,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_fd7dada6"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_27a4fb7b"];
+            403: components["responses"]["Error403_36fd529c"];
             404: components["responses"]["Error404_bd2f59c5"];
-            409: components["responses"]["Error409_ae1b6f5b"];
+            409: components["responses"]["Error409_ed180bde"];
             410: components["responses"]["Error410_caa8b1fc"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_b6822c74"];
+            422: components["responses"]["Error422_aa4c1928"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
