@@ -167,6 +167,13 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
       const link = await ok(t.api(as).post('/v1/customer-links', { customerId: cus(who), participantId: me(bank) }, key()), 201);
       await ok(t.api(as).post(`/v1/customer-links/consents/${link.id}/confirm`, { code: await openSentCode(t.hub, 'customer_link.consent_requested', link.id) }), 201);
     }
+    // Open-banking consents (their start needs a connected bank, absent here): written directly, one per wallet customer.
+    await t.hub.db.query(
+      `insert into open_banking_consents (id, wallet_participant_id, wallet_customer_id, bank_participant_id, currency, status, state_hash, redirect_uri, verifier_sealed, scope, expires_at, created_at)
+       select 'obc_sweep_' || c.id, c.participant_id, c.id, $3, 'CNY', 'awaiting_authorization', 'h', 'https://wallet.example/cb', 'sealed', 'accounts payments', $4, $4
+         from customers c where c.participant_id in ($1, $2)`,
+      [me('wallet-a'), me('wallet-b'), me('bank-a'), clock.now()],
+    );
     await ok(wa.post('/v1/aliases/moves', { customerId: cus('li-at-wallet-a'), type: 'handle', value: 'maria.tan', accountId: 'acc_cus_demo_li_at_wallet_a_CNY' }, key()), 201);
     await ok(wb.post('/v1/aliases/moves', { customerId: cus('zhang-at-wallet-b'), type: 'handle', value: 'liwei', accountId: 'acc_cus_demo_zhang_at_wallet_b_CNY' }, key()), 201);
     // Step-up challenges and passkey registrations, through the service (their routes are swept below).
