@@ -1554,6 +1554,11 @@ export function createTransferService(deps: {
       const source = await pickSource(tx, sender.id, input.customerId, input.sourceAccountId, input.currency);
       if (source === undefined) return err('account_unavailable', 'no such account to pay from');
       if (source.currency !== input.currency) return err('source_currency_mismatch', `the source account holds ${source.currency}`);
+      // A red packet's money waits in the hub's escrow until claimed: a participant that keeps its own books (connected)
+      // holds its customers' money itself, so it can neither fund one nor be paid a share through the escrow.
+      if (sides !== undefined && (await sides.connection(source.ownerParticipantId, input.currency, tx)) !== undefined) {
+        return err('currency_not_receivable', `red packets are held in the hub's escrow: an account at a participant that keeps its own ${input.currency} books cannot fund one`);
+      }
       const table = await fx.table();
       const reference = toEurCents(table, input.currency, input.totalMinor);
       if (!reference.ok) return reference;
@@ -1564,6 +1569,9 @@ export function createTransferService(deps: {
         const alias = await aliases.resolve(tx, m.type, m.value, sender.country);
         if (alias === undefined) return err('alias_not_found', `member ${i + 1}: no account is registered under this alias`, { member: i });
         if (alias.currency !== input.currency) return err('currency_not_receivable', `member ${i + 1} cannot receive ${input.currency}`, { member: i });
+        if (sides !== undefined && (await sides.connection(alias.participantId, input.currency, tx)) !== undefined) {
+          return err('currency_not_receivable', `member ${i + 1} banks with a participant that keeps its own ${input.currency} books: a red packet share cannot be paid to it from the hub's escrow`, { member: i });
+        }
         members.set(`${alias.participantId}:${alias.customerId}`, alias);
       }
       const escrow = await accounts.ensureSystemAccount('suspense', sender.id, input.currency);

@@ -150,6 +150,21 @@ describe.each(engines)('payment kinds with a connected bank on %s', (engine) => 
     await expectConserved();
   });
 
+  it('red packets, held in the hub’s escrow, are refused with a connected side: neither funded from the bank nor shared to its customers', async () => {
+    const li0 = await balance(liAccount());
+    const toBank = await t.api('wallet-a').post('/v1/transfers/red-packets', { customerId: li(), total: { amount: '2.00', currency: 'CNY' }, shares: 2, mode: 'equal', members: [{ type: 'handle', value: 'zhangmin' }, { type: 'handle', value: 'wangfang' }] }, key());
+    expect(toBank.status).toBe(422);
+    expect(toBank.body.error).toEqual(expect.objectContaining({ code: 'currency_not_receivable', details: { member: 1 } }));
+    expect(await balance(liAccount())).toBe(li0);
+    const fromBank = await bankApi('POST', '/v1/transfers/red-packets', { customerId: wang, total: { amount: '2.00', currency: 'CNY' }, shares: 1, mode: 'equal', members: [{ type: 'handle', value: 'liwei' }] }, key());
+    expect(fromBank.status).toBe(422);
+    expect(fromBank.body.error.code).toBe('currency_not_receivable');
+    // Between hosted members it works as before.
+    const hosted = await t.api('wallet-a').post('/v1/transfers/red-packets', { customerId: li(), total: { amount: '2.00', currency: 'CNY' }, shares: 1, mode: 'equal', members: [{ type: 'handle', value: 'zhangmin' }] }, key());
+    expect(hosted.status).toBe(201);
+    await expectConserved();
+  });
+
   it('a split created by a connected bank’s customer: a hosted member’s share is credited at the bank', async () => {
     const split = await bankApi('POST', '/v1/transfers/splits', { customerId: wang, total: { amount: '12.00', currency: 'CNY' }, method: 'equal', members: [{ alias: { type: 'handle', value: 'liwei' } }, { alias: { type: 'handle', value: 'chenjie' } }] }, key());
     expect(split.status).toBe(201);
