@@ -89,8 +89,10 @@ export interface TransferStatus {
 
 /**
  * ISO 20022 status reason codes this protocol uses. A participant may answer any four-character code; the hub produces
- * AB05 (no valid answer before the deadline), AB03 (the deadline passed with the payment undecided: the recovery job),
- * DS0B (an answer whose signature does not verify) and FF01 (an answer that is not a valid message).
+ * AB05 (no valid answer before the deadline, or the participant no longer connected), AB03 (the deadline passed with the
+ * payment undecided: the recovery job), DS0B (an answer whose signature does not verify), FF01 (an answer that is not a
+ * valid message) and MD01 (the customer revoked the open-banking consent a wallet's debit relied on before the bank was
+ * asked; a bank answers MD01 itself when its consent no longer covers the debit).
  */
 export const REASONS = {
   AC01: 'incorrect account number',

@@ -202,6 +202,24 @@ describe.each(engines)('open-banking account access on %s', (engine) => {
     expect(await t.hub.ledger.checkInvariants()).toEqual([]);
   });
 
+  it('MD01 from the hub: a consent revoked in the wallet after a payment was reserved, before the bank is asked, aborts it unasked', async () => {
+    const { consentId } = await link();
+    const q = await quoteFrom(consentId, '5.00');
+    const [reserved] = await t.hub.db.transaction((tx) => t.hub.transfers.transfers.confirmMany(tx, [{ actor: { type: 'system' }, participantId: demoParticipantId('wallet-a'), quoteId: q.body.id }]));
+    const paymentId = reserved?.ok ? reserved.value.id : '';
+    expect(reserved?.ok && reserved.value.status).toBe('pending');
+    expect((await wallet().delete(`/v1/open-banking/consents/${consentId}`)).status).toBe(200);
+    const bank0 = await bank.balance(wang.bankAccount);
+    const decided = await t.hub.transfers.transfers.settleConnected(paymentId);
+    expect(decided?.status).toBe('rejected');
+    expect(decided?.reason?.Rsn).toBe('MD01');
+    expect(await bank.hold(paymentId)).toBeUndefined(); // the bank was never asked to debit
+    await deliverAll(paymentId);
+    expect(await bank.balance(wang.bankAccount)).toBe(bank0);
+    expect((await wallet().get(`/v1/transfers/payments/${paymentId}`)).body.statusReason.Rsn).toBe('MD01');
+    expect(await t.hub.ledger.checkInvariants()).toEqual([]);
+  });
+
   it('revoked at the bank: the next debit is refused by the bank (MD01) and the hub ends the consent; reads are refused', async () => {
     const { consentId } = await link();
     const q = await quoteFrom(consentId, '4.00');
