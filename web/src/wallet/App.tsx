@@ -11,6 +11,7 @@ import { Me } from './Me.tsx';
 import { CardControls, suspendedWhyKey } from './CardControls.tsx';
 import { CurrencySelect, useAccounts, useCurrencies, useCurrency } from './accounts.tsx';
 import { Budget } from './Budget.tsx';
+import { returnedFromBank } from './BankAccess.tsx';
 import { Payments, SentPackets, SentRequests } from './More.tsx';
 import { StepUp, useStepUp } from './StepUp.tsx';
 import { CameraScanner, PacketShare, ReceiveCode, decodeImage, parsePacketPayload, parseReceivePayload } from './Scan.tsx';
@@ -51,7 +52,7 @@ export function WalletApp() {
   const [openLink] = useState(linkFromAddress);
   const [packet, setPacket] = useState(packetFromAddress);
   const [pushReceipt, setPushReceipt] = useState(pushFromAddress);
-  const start: TabKey = pushReceipt !== '' ? 'add' : openLink !== '' ? 'pay' : packet !== '' ? 'transfer' : 'home';
+  const start: TabKey = pushReceipt !== '' ? 'add' : openLink !== '' ? 'pay' : packet !== '' ? 'transfer' : returnedFromBank() ? 'me' : 'home';
   const [tab, setTab] = useState<TabKey>(start);
   const [payee, setPayee] = useState<{ type: string; value: string } | undefined>();
   const signOut = () => {
