@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { actorOf, created, okResponse, participantOf, principalOf, type Idempotent } from '../api/index.ts';
 import { CurrencyCode, Money, Strict, Timestamp } from '../api/index.ts';
 import { Ref } from '../api/index.ts';
-import { countWrongConsentCode, isRedirectUri, type AccountService, type OpenBankingConsent, type OpenBankingService } from '../accounts/index.ts';
+import { countWrongConsentCode, customerAccountId, isRedirectUri, type AccountService, type OpenBankingConsent, type OpenBankingService } from '../accounts/index.ts';
 import { countWrongMoveCode, type AliasService } from '../aliases/index.ts';
 import { ALIAS_TYPES, type AliasType } from '../aliases/index.ts';
 import type { FxService } from '../fx/index.ts';
@@ -647,6 +647,41 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         });
       },
     );
+    // Top-up and withdrawal: between the consent's account at the bank and the customer's own account here.
+    for (const [path, direction, summary] of [
+      ['top-ups', 'in', 'Top up the customer’s account here from the consent’s account at the bank: a quote to confirm with POST /v1/transfers/payments (the bank authorizes the debit)'],
+      ['withdrawals', 'out', 'Withdraw from the customer’s account here to the consent’s account at the bank: a quote to confirm with POST /v1/transfers/payments (the bank accepts the credit)'],
+    ] as const) {
+      app.post(
+        `/v1/open-banking/consents/:consentId/${path}`,
+        { config: { ...CUSTOMER, idempotency: 'optional' },
+          schema: schema('accounts', summary, {
+            description: 'Answers 403 consent_revoked once the consent ended.',
+            params: ConsentParams,
+            body: Strict({ amount: Money, accountId: Type.Optional(Ref('account', 'The customer’s own account here (default: theirs in the amount’s currency)')) }),
+            response: { 201: QuoteSchema },
+          }),
+        },
+        async (request, reply) => {
+          const source = await ob.sourceOf(principalOf(request).participantId, request.params.consentId);
+          if (!source.ok) return reply.fail(source.error);
+          const amount = parse(request.body.amount);
+          if (!amount.ok) return reply.fail(amount.error);
+          const here = request.body.accountId ?? customerAccountId(source.value.customerId, amount.value.currency);
+          const payer = await me(request);
+          return idempotent(request, reply, async (tx) => {
+            const r = await transfers.quoteOwnTransfer(tx, payer, {
+              customerId: source.value.customerId,
+              sourceAccountId: direction === 'in' ? source.value.accountId : here,
+              payeeAccountId: direction === 'in' ? here : source.value.accountId,
+              amountMinor: amount.value.amountMinor,
+              currency: amount.value.currency,
+            });
+            return r.ok ? created(wireQuote(r.value)) : r.error;
+          });
+        },
+      );
+    }
   }
 
   // ---- requests ----------------------------------------------------------------------------------------------------

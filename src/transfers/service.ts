@@ -269,6 +269,16 @@ export interface TransferService {
    * release. Idempotent: a decided payment is answered as it is. Undefined: no such payment.
    */
   settleConnected(paymentId: string): Promise<Payment | undefined>;
+  /**
+   * A quote between two accounts the customer may use here: their own, and one linked into the wallet (a top-up from a
+   * bank account, a withdrawal to it). Confirmed as any quote (POST /v1/transfers/payments): with a connected bank, the
+   * bank reserves the debit or accepts the credit.
+   */
+  quoteOwnTransfer(
+    tx: Queryable,
+    payer: Participant,
+    input: { customerId: string; sourceAccountId: string; payeeAccountId: string; amountMinor: bigint; currency: string },
+  ): Promise<Result<Quote, TErr>>;
   /** Aborts (AB03) pending payments whose deadline passed: after a crash nothing stays reserved. Returns how many. */
   recoverConnected(limit?: number): Promise<number>;
   /** A transfer's state as the connector protocol says it, for one of its two participants. */
@@ -580,6 +590,8 @@ export function createTransferService(deps: {
     sourceAccountId: string | undefined,
     requestId: string | null,
     context?: PayerContext | undefined | 'missing',
+    /** Between two accounts the customer may both use (a top-up from a linked bank account, a withdrawal to it). */
+    ownAccounts = false,
   ): Promise<Result<PlannedQuote, TErr>> {
     const wanted = sourceAccountId ?? customerAccountId(customerId, amount.mode === 'send' ? amount.currency : payee.currency);
     const ctx = context === 'missing' ? undefined : (context ?? (await payerContext(tx, payer.id, customerId, wanted)));
@@ -588,7 +600,7 @@ export function createTransferService(deps: {
     // No account in that currency: the customer's first own account (the payment converts).
     const source = ctx.source ?? (sourceAccountId === undefined ? await pickSource(tx, payer.id, customerId, undefined, amount.mode === 'send' ? amount.currency : payee.currency) : undefined);
     if (source === undefined) return err('account_unavailable', 'no such account to pay from (or its link was revoked)', { sourceAccountId: sourceAccountId ?? null });
-    if (source.id === payee.accountId || (payee.participantId === payer.id && payee.customerId === customerId)) return err('cannot_pay_self', 'the payee is the payer');
+    if (source.id === payee.accountId || (!ownAccounts && payee.participantId === payer.id && payee.customerId === customerId)) return err('cannot_pay_self', 'the payee is the payer');
     if (amount.mode === 'send' && amount.currency !== source.currency) return err('source_currency_mismatch', `the source account holds ${source.currency}`, { currency: source.currency });
     if (amount.mode === 'receive' && amount.currency !== payee.currency) return err('currency_not_receivable', `the payee receives ${payee.currency} only`, { currency: amount.currency, receivable: payee.currency });
     const table = await fx.table();
@@ -1419,6 +1431,27 @@ export function createTransferService(deps: {
         return ok({ ...quote.value, warnings });
       }
       return quote;
+    },
+    async quoteOwnTransfer(tx, payer, input) {
+      // The destination: the customer's own account here, or an account linked into this wallet (active link).
+      const target = await accounts.debitable(tx, payer.id, input.customerId, input.payeeAccountId);
+      if (target === undefined) return err('account_unavailable', 'no such account to move money to (or its link was revoked)', { accountId: input.payeeAccountId });
+      if (target.customerId === null) return err('account_unavailable', 'not a customer account', { accountId: input.payeeAccountId });
+      const [holder] = await tx.query<{ name: string; participant_name: string }>(
+        'select c.name, p.name as participant_name from customers c join participants p on p.id = c.participant_id where c.id = $1',
+        [target.customerId],
+      );
+      const payee: Payee = {
+        aliasId: '',
+        participantId: target.ownerParticipantId,
+        participantName: holder?.participant_name ?? target.ownerParticipantId,
+        customerId: target.customerId,
+        customerName: holder?.name ?? '',
+        accountId: target.id,
+        currency: target.currency,
+        flagged: false,
+      };
+      return makeQuote(tx, payer, input.customerId, payee, { mode: 'send', amountMinor: input.amountMinor, currency: input.currency }, input.sourceAccountId, null, undefined, true);
     },
     async declineRequest(tx, actor, participantId, requestId, input) {
       const [r] = await tx.query<RequestRow>(`${REQUEST_SELECT} where r.id = $1 and r.payer_participant_id = $2`, [requestId, participantId]);

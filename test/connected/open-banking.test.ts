@@ -202,6 +202,40 @@ describe.each(engines)('open-banking account access on %s', (engine) => {
     expect(await t.hub.ledger.checkInvariants()).toEqual([]);
   });
 
+  it('top-up from the linked bank account and withdrawal to it, through the same confirm path (reserve at the bank / accept at the bank)', async () => {
+    const { consentId } = await link();
+    const liAccount = `acc_${li()}_CNY`;
+    const [li0, bank0] = [await hubBalance(liAccount), (await bank.balance(wang.bankAccount))!];
+    const topUp = await wallet().post(`/v1/open-banking/consents/${consentId}/top-ups`, { amount: { amount: '10.00', currency: 'CNY' } }, key());
+    expect(topUp.status).toBe(201);
+    expect(topUp.body).toEqual(expect.objectContaining({ sourceAccountId: wangHubAccount }));
+    const paidIn = await wallet().post('/v1/transfers/payments', { quoteId: topUp.body.id }, key());
+    expect(paidIn.status).toBe(201);
+    expect(paidIn.body.status).toBe('completed');
+    await deliverAll(paidIn.body.id);
+    expect(await hubBalance(liAccount)).toBe(li0 + 1000n);
+    expect(await bank.balance(wang.bankAccount)).toBe(bank0 - 1000n);
+
+    const withdrawal = await wallet().post(`/v1/open-banking/consents/${consentId}/withdrawals`, { amount: { amount: '4.00', currency: 'CNY' } }, key());
+    expect(withdrawal.status).toBe(201);
+    expect(withdrawal.body.sourceAccountId).toBe(liAccount);
+    const paidOut = await wallet().post('/v1/transfers/payments', { quoteId: withdrawal.body.id }, key());
+    expect(paidOut.status).toBe(201);
+    expect(paidOut.body.status).toBe('completed');
+    await deliverAll(paidOut.body.id);
+    expect(await hubBalance(liAccount)).toBe(li0 + 600n);
+    expect(await bank.balance(wang.bankAccount)).toBe(bank0 - 600n);
+    // The account at the bank stays an address at the hub: it never holds money.
+    expect(await hubBalance(wangHubAccount)).toBe(0n);
+    expect(await t.hub.ledger.checkInvariants()).toEqual([]);
+
+    // After revocation neither is offered.
+    await wallet().delete(`/v1/open-banking/consents/${consentId}`);
+    const after = await wallet().post(`/v1/open-banking/consents/${consentId}/withdrawals`, { amount: { amount: '1.00', currency: 'CNY' } }, key());
+    expect(after.status).toBe(403);
+    expect(after.body.error.code).toBe('consent_revoked');
+  });
+
   it('MD01 from the hub: a consent revoked in the wallet after a payment was reserved, before the bank is asked, aborts it unasked', async () => {
     const { consentId } = await link();
     const q = await quoteFrom(consentId, '5.00');

@@ -2969,6 +2969,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/open-banking/consents/{consentId}/top-ups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Top up the customer’s account here from the consent’s account at the bank: a quote to confirm with POST /v1/transfers/payments (the bank authorizes the debit)
+         * @description Answers 403 consent_revoked once the consent ended.
+         */
+        post: operations["postOpenBankingConsentsByConsentIdTopUps"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/open-banking/consents/{consentId}/withdrawals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Withdraw from the customer’s account here to the consent’s account at the bank: a quote to confirm with POST /v1/transfers/payments (the bank accepts the credit)
+         * @description Answers 403 consent_revoked once the consent ended.
+         */
+        post: operations["postOpenBankingConsentsByConsentIdWithdrawals"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/transfers/requests": {
         parameters: {
             query?: never;
@@ -15948,6 +15988,274 @@ export interface operations {
                          */
                         currency: string;
                     };
+                };
+            };
+        };
+        responses: {
+            /** @description A quote */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Quote id: confirm it with POST /v1/transfers/payments before it expires */
+                        id: string;
+                        /** @description The paying customer */
+                        customerId: string;
+                        /** @description The account debited */
+                        sourceAccountId: string;
+                        payee: {
+                            maskedName: string;
+                            participantId: string;
+                            participantName: string;
+                            /** @description The alias is flagged for suspected fraud */
+                            flagged: boolean;
+                        };
+                        sendAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        receiveAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        totalDebit: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Rate applied (receive per send), null in one currency */
+                        rate: string | null;
+                        /** @description Mid-market reference rate, null in one currency */
+                        midRate: string | null;
+                        /** @description Spread over the mid rate, basis points */
+                        spreadBps: number;
+                        rounding: string;
+                        /** @description The money request this quote pays */
+                        requestId: string | null;
+                        warnings: string[];
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_6342c4a8"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_497b2c78"];
+            410: components["responses"]["Error410_b06f5a74"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_470c1025"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOpenBankingConsentsByConsentIdTopUps: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Open-banking consent id */
+                consentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                    /** @description The customer’s own account here (default: theirs in the amount’s currency) */
+                    accountId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A quote */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Quote id: confirm it with POST /v1/transfers/payments before it expires */
+                        id: string;
+                        /** @description The paying customer */
+                        customerId: string;
+                        /** @description The account debited */
+                        sourceAccountId: string;
+                        payee: {
+                            maskedName: string;
+                            participantId: string;
+                            participantName: string;
+                            /** @description The alias is flagged for suspected fraud */
+                            flagged: boolean;
+                        };
+                        sendAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        receiveAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        totalDebit: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Rate applied (receive per send), null in one currency */
+                        rate: string | null;
+                        /** @description Mid-market reference rate, null in one currency */
+                        midRate: string | null;
+                        /** @description Spread over the mid rate, basis points */
+                        spreadBps: number;
+                        rounding: string;
+                        /** @description The money request this quote pays */
+                        requestId: string | null;
+                        warnings: string[];
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_6342c4a8"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_497b2c78"];
+            410: components["responses"]["Error410_b06f5a74"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_470c1025"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOpenBankingConsentsByConsentIdWithdrawals: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Open-banking consent id */
+                consentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                    /** @description The customer’s own account here (default: theirs in the amount’s currency) */
+                    accountId?: string;
                 };
             };
         };
