@@ -204,6 +204,8 @@ export function createOpenBankingService(deps: {
       const r = await read(db, walletParticipantId, consentId);
       if (r === undefined) return err('consent_not_found', 'no such consent');
       if (r.status === 'revoked') return { ok: false, error: revokedError(r) };
+      // A retry after the answer was lost: the consent is what the first call made of it.
+      if (r.status === 'active') return ok((await one(db, r))!);
       if (r.status !== 'awaiting_authorization') return err('consent_not_active', `the consent is ${r.status}: start a new one`, { consentId, status: r.status });
       if (r.expires_at.getTime() <= clock.nowMs()) return err('consent_expired', 'the customer did not approve in time: start a new consent');
       const given = Buffer.from(await stateHash(consentId, input.state));

@@ -119,6 +119,10 @@ describe.each(engines)('open-banking account access on %s', (engine) => {
     const done = await wallet().post(`/v1/open-banking/consents/${started.body.id}/authorize`, { code, state: url.searchParams.get('state') });
     expect(done.status).toBe(200);
     expect(done.body).toEqual(expect.objectContaining({ status: 'active', links: [expect.objectContaining({ accountId: wangHubAccount, status: 'active' })], revokedBy: null }));
+    // A retry (the answer was lost) answers the same consent; the code is not exchanged twice.
+    const retried = await wallet().post(`/v1/open-banking/consents/${started.body.id}/authorize`, { code, state: url.searchParams.get('state') });
+    expect(retried.status).toBe(200);
+    expect(retried.body).toEqual(done.body);
     // The grant: sealed at the hub, and it is the token the bank issued (the bank keeps its hash).
     const [granted] = await t.hub.db.query<{ access_token_sealed: string; bank_consent_id: string }>('select access_token_sealed, bank_consent_id from open_banking_consents where id = $1', [started.body.id]);
     const token = await t.hub.vault.open(granted!.access_token_sealed);
