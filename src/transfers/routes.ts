@@ -305,6 +305,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     '/v1/accounts',
     { config: CUSTOMER,
       schema: schema('accounts', "List a customer's accounts: their own and every linked bank account, with balances", {
+        description: 'An account at a bank that keeps its own books (linked by the bank’s consent) holds no balance at the hub: read it with GET /v1/open-banking/consents/{consentId}/balances.',
         querystring: Strict({ customerId: CustomerId }),
         response: { 200: Items('Account with balance') },
       }),

@@ -176,6 +176,9 @@ describe.each(engines)('open-banking account access on %s', (engine) => {
     // The reserve named the bank's consent and the initiating wallet.
     const [answer] = await bank.db.query<{ body: string }>(`select body from answers where key like $1`, [`reserve:${pay.body.id}%`]);
     expect(answer).toBeDefined();
+    // The hub's account list does not show it with a hub balance (it holds none): its balance is the bank's.
+    const listed = await wallet().get(`/v1/accounts?customerId=${li()}`);
+    expect(listed.body.items.map((a: { id: string }) => a.id)).not.toContain(wangHubAccount);
     const after = await wallet().get(`/v1/open-banking/consents/${consentId}/balances`);
     expect(after.body.items[0].balance.amount).toBe((Number(before - 2500n) / 100).toFixed(2));
 

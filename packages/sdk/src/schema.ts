@@ -2446,9 +2446,7 @@ export interface paths {
         };
         /**
          * List a customer's accounts: their own and every linked bank account, with balances
-         * @description List a customer's accounts: their own and every linked bank account, with balances.
-         *
-         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         * @description An account at a bank that keeps its own books (linked by the bank’s consent) holds no balance at the hub: read it with GET /v1/open-banking/consents/{consentId}/balances.
          */
         get: operations["getAccounts"];
         put?: never;
