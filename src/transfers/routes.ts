@@ -836,9 +836,23 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         reply,
         async (tx) => {
           const r = await transfers.claimRedPacket(tx, actorOf(request, request.body.customerId), principalOf(request).participantId, request.params.packetId, request.body.customerId);
-          return r.ok ? created({ packetId: request.params.packetId, amount: money(r.value.amountMinor, r.value.currency), packet: wirePacket(r.value.packet) }) : r.error;
+          return r.ok
+            ? created({ packetId: request.params.packetId, amount: money(r.value.amountMinor, r.value.currency), packet: wirePacket(r.value.packet), ...(r.value.paymentId !== undefined ? { paymentId: r.value.paymentId } : {}) })
+            : r.error;
         },
-        { required: true },
+        // A member whose bank keeps its own books: the share's payment is decided after the claim's transaction (the
+        // bank accepts, or refuses and the share is claimable again), and the answer, first or replayed, says which.
+        { required: true, after: async (answer) => {
+          const body = answer.body as { paymentId?: unknown } | undefined;
+          if (answer.status !== 201 || typeof body?.paymentId !== 'string') return answer;
+          const p = await transfers.settleConnected(body.paymentId);
+          if (p === undefined || p.status !== 'rejected') return answer;
+          const reason = p.reason ?? { Rsn: 'NARR' };
+          return {
+            status: errorStatus.payment_rejected,
+            body: { error: { code: 'payment_rejected', message: `the member's bank refused the share: ${reason.Rsn}${reason.AddtlInf !== undefined ? ` (${reason.AddtlInf})` : ''}; it can be claimed again`, details: { paymentId: p.id, status: 'RJCT', reason } } },
+          };
+        } },
       ),
   );
 

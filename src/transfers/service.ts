@@ -258,7 +258,8 @@ export interface TransferService {
     sender: Participant,
     input: { customerId: string; sourceAccountId?: string | undefined; totalMinor: bigint; currency: string; shares: number; mode: 'equal' | 'random'; members: readonly { type: AliasType; value: string }[]; message?: string | undefined; expiresInS?: number | undefined },
   ): Promise<Result<RedPacketView, TErr>>;
-  claimRedPacket(tx: Queryable, actor: Actor, participantId: string, packetId: string, customerId: string): Promise<Result<{ amountMinor: bigint; currency: string; packet: RedPacketView }, TErr>>;
+  /** A member at a participant that keeps its own books is paid through the two-phase path: `paymentId`, pending (settleConnected decides). */
+  claimRedPacket(tx: Queryable, actor: Actor, participantId: string, packetId: string, customerId: string): Promise<Result<{ amountMinor: bigint; currency: string; packet: RedPacketView; paymentId?: string }, TErr>>;
   getRedPacket(participantId: string, id: string, q?: Queryable): Promise<RedPacketView | undefined>;
   /** Refunds what is unclaimed in packets past expiry, at most `maxPackets` per call. */
   sweepRedPackets(maxPackets?: number): Promise<{ refunded: number; completed: number }>;
@@ -866,6 +867,30 @@ export function createTransferService(deps: {
     };
   };
 
+  /**
+   * A red packet share whose payment (to a connected member) was aborted: claimable again while the packet is open, or
+   * refunded to the sender when the packet was swept meanwhile (nothing stays in the escrow).
+   */
+  const releaseShare = async (tx: Queryable, paymentId: string) => {
+    const [share] = await tx.query<{ packet_id: string; idx: number; amount_minor: bigint; claimed_by_participant_id: string; claimed_by_customer_id: string }>(
+      'select packet_id, idx, amount_minor, claimed_by_participant_id, claimed_by_customer_id from red_packet_shares where payment_id = $1 for update',
+      [paymentId],
+    );
+    if (share === undefined) return;
+    const [packet] = await tx.query<{ status: string; escrow_account_id: string; source_account_id: string; currency: string }>('select status, escrow_account_id, source_account_id, currency from red_packets where id = $1 for update', [share.packet_id]);
+    const open = packet?.status === 'open';
+    await tx.query(
+      `update red_packet_shares set claimed_by_participant_id = null, claimed_by_customer_id = null, claimed_at = null, payment_id = null, refunded = $3 where packet_id = $1 and idx = $2`,
+      [share.packet_id, share.idx, !open],
+    );
+    await tx.query('update red_packet_members set claimed_minor = null, claimed_at = null where packet_id = $1 and participant_id = $2 and customer_id = $3', [share.packet_id, share.claimed_by_participant_id, share.claimed_by_customer_id]);
+    if (!open && packet !== undefined) {
+      const [moved] = await mover.move(tx, [{ id: `${share.packet_id}:refund:${share.idx}`, debitAccountId: packet.escrow_account_id, creditAccountId: packet.source_account_id, amountMinor: share.amount_minor, currency: packet.currency, purpose: 'red_packet_refund', metadata: { packetId: share.packet_id } }]);
+      if (moved === undefined || !moved.ok) throw new Error(`red packet ${share.packet_id}: refund of an aborted share failed`);
+      await tx.query('update red_packets set refunded_minor = coalesce(refunded_minor, 0) + $2 where id = $1', [share.packet_id, share.amount_minor]);
+    }
+  };
+
   /** Decides a pending payment in one transaction: commit (post its legs) or abort (void them). */
   const decide = async (paymentId: string, wanted: { commit: true } | { commit: false; reason: StatusReason }): Promise<Payment | undefined> => {
     const decided = await db.transaction(async (tx) => {
@@ -904,6 +929,7 @@ export function createTransferService(deps: {
         if (bad !== undefined && !bad.ok) throw new Error(`void of a reserved payment failed: ${bad.error.code}`);
         added = voids.map((l) => l.id);
         if (p.request_id !== null) await tx.query(`update money_requests set status = 'pending', payment_id = null where id = $1 and payment_id = $2`, [p.request_id, paymentId]);
+        await releaseShare(tx, paymentId);
       }
       const reason = outcome.commit ? null : storedReason(outcome.reason);
       const [row] = await tx.query<PaymentRow>(
@@ -1588,7 +1614,7 @@ export function createTransferService(deps: {
       if (source === undefined) return err('account_unavailable', 'no such account to pay from');
       if (source.currency !== input.currency) return err('source_currency_mismatch', `the source account holds ${source.currency}`);
       // A red packet's money waits in the hub's escrow until claimed: a participant that keeps its own books (connected)
-      // holds its customers' money itself, so it can neither fund one nor be paid a share through the escrow.
+      // holds its customers' money itself, so it cannot fund one from the escrow's side (its members can claim: below).
       if (sides !== undefined && (await sides.connection(source.ownerParticipantId, input.currency, tx)) !== undefined) {
         return err('currency_not_receivable', `red packets are held in the hub's escrow: an account at a participant that keeps its own ${input.currency} books cannot fund one`);
       }
@@ -1602,9 +1628,6 @@ export function createTransferService(deps: {
         const alias = await aliases.resolve(tx, m.type, m.value, sender.country);
         if (alias === undefined) return err('alias_not_found', `member ${i + 1}: no account is registered under this alias`, { member: i });
         if (alias.currency !== input.currency) return err('currency_not_receivable', `member ${i + 1} cannot receive ${input.currency}`, { member: i });
-        if (sides !== undefined && (await sides.connection(alias.participantId, input.currency, tx)) !== undefined) {
-          return err('currency_not_receivable', `member ${i + 1} banks with a participant that keeps its own ${input.currency} books: a red packet share cannot be paid to it from the hub's escrow`, { member: i });
-        }
         members.set(`${alias.participantId}:${alias.customerId}`, alias);
       }
       const escrow = await accounts.ensureSystemAccount('suspense', sender.id, input.currency);
@@ -1652,6 +1675,37 @@ export function createTransferService(deps: {
         [packetId, participantId, customerId, clock.now()],
       );
       if (share === undefined) return err('red_packet_empty', 'every share was claimed');
+      const memberConn = sides === undefined ? undefined : await sides.connection(participantId, packet.currency, tx);
+      if (memberConn !== undefined && sides !== undefined) {
+        // The member's bank keeps its own books: the share is paid as a payment with a connected payee (the one
+        // two-phase path): reserved here (escrow → the sender participant's position → the bank's position, pending),
+        // then the bank is asked to accept (settleConnected, after this COMMIT) and the payment decided.
+        // One payment per attempt: a share released by a refusal is paid by a new one when claimed again.
+        const paymentId = `pay_rpk_${packetId.slice(4)}_${share.idx}_${newId('att').slice(4, 12)}`;
+        const legId = (leg: string) => `${paymentId}:${leg}`;
+        const payerPos = await accounts.ensureSystemAccount('funding', packet.participant_id, packet.currency);
+        const payeePos = await accounts.ensureSystemAccount('funding', participantId, packet.currency);
+        const meta = { paymentId, packetId };
+        const legs: TransferInput[] = [
+          { kind: 'pending', id: legId('p2p'), debitAccountId: packet.escrow_account_id, creditAccountId: payerPos, amountMinor: share.amount_minor, currency: packet.currency, purpose: 'red_packet_claim', metadata: meta },
+          { kind: 'pending', id: legId('pos'), debitAccountId: payerPos, creditAccountId: payeePos, amountMinor: share.amount_minor, currency: packet.currency, purpose: 'position', metadata: meta },
+        ];
+        const reserved = await mover.move(tx, legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })));
+        const bad = failed(reserved);
+        if (bad !== undefined && !bad.ok) return err('ledger_rejected', 'the share could not be reserved', { ledgerCode: bad.error.code });
+        const now = clock.now();
+        const deadline = new Date(now.getTime() + memberConn.deadlineMs + CONNECTED_DEADLINE_MARGIN_MS);
+        await tx.query(
+          `insert into payments (id, quote_id, payer_participant_id, payer_customer_id, source_account_id, payee_participant_id, payee_customer_id, payee_account_id, send_minor, send_currency,
+                                 receive_minor, receive_currency, fee_minor, rate, ref_eur_cents, request_id, status, transfer_ids, created_at, connected, deadline_at)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $10, 0, null, 0, null, 'pending', $11, $12, '{payee}', $13)`,
+          [paymentId, `rpk:${paymentId}`, packet.participant_id, packet.customer_id, packet.escrow_account_id, participantId, customerId, member.account_id, share.amount_minor, packet.currency, legs.map((l) => l.id), now, deadline],
+        );
+        await tx.query('update red_packet_shares set payment_id = $3 where packet_id = $1 and idx = $2', [packetId, share.idx, paymentId]);
+        await tx.query('update red_packet_members set claimed_minor = $4, claimed_at = $5 where packet_id = $1 and participant_id = $2 and customer_id = $3', [packetId, participantId, customerId, share.amount_minor, now]);
+        await audit.record(tx, { actor, action: 'payment.reserved', objectType: 'payment', objectId: paymentId, details: { packetId, connected: ['payee'], deadline: deadline.toISOString() } });
+        return ok({ amountMinor: share.amount_minor, currency: packet.currency, packet: await packetView(tx, packet), paymentId });
+      }
       const [moved] = await mover.move(tx, [
         { id: `${packetId}:claim:${share.idx}`, debitAccountId: packet.escrow_account_id, creditAccountId: member.account_id, amountMinor: share.amount_minor, currency: packet.currency, purpose: 'red_packet_claim', metadata: { packetId } },
       ]);

@@ -10,8 +10,9 @@ import { startTestHub, type TestHub } from '../support/hub.ts';
  * Payment kinds beyond P2P with a participant that keeps its own books (bank-c, the reference bank): money requests and
  * bill splits, with the payer or the payee at the connected bank. They pay through the one confirm path P2P uses
  * (quote → confirm → reserve at the payer's bank / accept at the payee's → commit or abort), so the bank's books and
- * the hub's positions move together, and a refusal leaves the request payable again. Red packets, whose money waits in
- * the hub's escrow, are refused with a connected side (the escrow cannot hold a bank's customer's money).
+ * the hub's positions move together, and a refusal leaves the request payable again. A red packet share claimed by a
+ * connected bank's customer is paid through the same two-phase path (the bank accepts); a connected bank's customer
+ * cannot fund one (the packet's money waits in the hub's escrow).
  */
 const engines = await availableEngines();
 let n = 0;
@@ -150,19 +151,61 @@ describe.each(engines)('payment kinds with a connected bank on %s', (engine) => 
     await expectConserved();
   });
 
-  it('red packets, held in the hub’s escrow, are refused with a connected side: neither funded from the bank nor shared to its customers', async () => {
+  it('a red packet shared with a connected bank’s customer: the share is paid through the two-phase path (the bank accepts); a refusal releases it', async () => {
+    const made = await t.api('wallet-a').post('/v1/transfers/red-packets', { customerId: li(), total: { amount: '6.00', currency: 'CNY' }, shares: 2, mode: 'equal', members: [{ type: 'handle', value: 'zhangmin' }, { type: 'handle', value: 'wangfang' }] }, key());
+    expect(made.status).toBe(201);
+    const escrow = `esc_${demoParticipantId('wallet-a')}_CNY`;
+    const [escrow0, wang0, pos0] = [await balance(escrow), (await bank.balance(wangAccount))!, await position()];
+    // The bank refuses first (the account is closed): nothing moves, the share can be claimed again.
+    await bank.closeAccount(wangAccount);
+    const refused = await bankApi('POST', `/v1/transfers/red-packets/${made.body.id}/claim`, { customerId: wang }, key());
+    expect(refused.status).toBe(422);
+    expect(refused.body.error).toEqual(expect.objectContaining({ code: 'payment_rejected', details: expect.objectContaining({ reason: expect.objectContaining({ Rsn: 'AC04' }) }) }));
+    await deliverAll(refused.body.error.details.paymentId);
+    expect(await balance(escrow)).toBe(escrow0);
+    expect(await position()).toBe(pos0);
+    await bank.db.query('update accounts set closed = false where id = $1', [wangAccount]);
+    // Claimed again: accepted by the bank, committed; the bank credits its customer, the hub moves positions only.
+    const claimed = await bankApi('POST', `/v1/transfers/red-packets/${made.body.id}/claim`, { customerId: wang }, key());
+    expect(claimed.status).toBe(201);
+    expect(claimed.body.amount).toEqual({ amount: '3.00', currency: 'CNY' });
+    expect(typeof claimed.body.paymentId).toBe('string');
+    expect(await balance(escrow)).toBe(escrow0 - 300n);
+    expect(await position()).toBe(pos0 + 300n);
+    expect(await balance(`acc_${wang}_CNY`)).toBe(0n);
+    await deliverAll(claimed.body.paymentId);
+    expect(await bank.balance(wangAccount)).toBe(wang0 + 300n);
+    expect((await bankApi('GET', `/v1/connector/transfers/${claimed.body.paymentId}`)).body.TxSts).toBe('ACSC');
+    // Once per member, as for any member.
+    const again = await bankApi('POST', `/v1/transfers/red-packets/${made.body.id}/claim`, { customerId: wang }, key());
+    expect(again.body.error.code).toBe('red_packet_already_claimed');
+    await expectConserved();
+  });
+
+  it('a share refused by the member’s bank after the packet expired is refunded to the sender (nothing stays in escrow)', async () => {
     const li0 = await balance(liAccount());
-    const toBank = await t.api('wallet-a').post('/v1/transfers/red-packets', { customerId: li(), total: { amount: '2.00', currency: 'CNY' }, shares: 2, mode: 'equal', members: [{ type: 'handle', value: 'zhangmin' }, { type: 'handle', value: 'wangfang' }] }, key());
-    expect(toBank.status).toBe(422);
-    expect(toBank.body.error).toEqual(expect.objectContaining({ code: 'currency_not_receivable', details: { member: 1 } }));
+    const made = await t.api('wallet-a').post('/v1/transfers/red-packets', { customerId: li(), total: { amount: '2.00', currency: 'CNY' }, shares: 1, mode: 'equal', members: [{ type: 'handle', value: 'wangfang' }], expiresInS: 60 }, key());
+    expect(made.status).toBe(201);
+    // The claim's transaction only (its answer from the bank still to come), then the packet expires and is swept.
+    const r = await t.hub.db.transaction((tx) => t.hub.transfers.transfers.claimRedPacket(tx, { type: 'system' }, bankC, made.body.id, wang));
+    expect(r.ok && r.value.paymentId).toBeTruthy();
+    const paymentId = r.ok ? r.value.paymentId! : '';
+    clock.advance(61_000);
+    await t.hub.transfers.sweep();
+    expect(await balance(liAccount())).toBe(li0 - 200n);
+    bank.switches.refuse = { op: 'accept', reason: 'RR04' };
+    const decided = await t.hub.transfers.transfers.settleConnected(paymentId);
+    expect(decided?.status).toBe('rejected');
     expect(await balance(liAccount())).toBe(li0);
+    expect(await balance(`esc_${demoParticipantId('wallet-a')}_CNY`)).toBeGreaterThanOrEqual(0n);
+    await deliverAll(paymentId);
+    await expectConserved();
+  });
+
+  it('a connected bank’s customer cannot fund a red packet: its money is at the bank, not in the hub’s escrow', async () => {
     const fromBank = await bankApi('POST', '/v1/transfers/red-packets', { customerId: wang, total: { amount: '2.00', currency: 'CNY' }, shares: 1, mode: 'equal', members: [{ type: 'handle', value: 'liwei' }] }, key());
     expect(fromBank.status).toBe(422);
     expect(fromBank.body.error.code).toBe('currency_not_receivable');
-    // Between hosted members it works as before.
-    const hosted = await t.api('wallet-a').post('/v1/transfers/red-packets', { customerId: li(), total: { amount: '2.00', currency: 'CNY' }, shares: 1, mode: 'equal', members: [{ type: 'handle', value: 'zhangmin' }] }, key());
-    expect(hosted.status).toBe(201);
-    await expectConserved();
   });
 
   it('a split created by a connected bank’s customer: a hosted member’s share is credited at the bank', async () => {

@@ -17412,6 +17412,8 @@ export interface operations {
                             /** Format: date-time */
                             createdAt: string;
                         };
+                        /** @description When your bank keeps its own books: the payment that paid your share (accepted by the bank, then committed) */
+                        paymentId?: string;
                     };
                 };
             };
