@@ -6,8 +6,8 @@ import { openWebHarness, type WebHarness } from './support.ts';
 /**
  * The wallet page links a bank account by the bank's consent, in Chromium against a real hub and the reference bank
  * (its own books, listening on loopback): the customer starts in "Me", approves on the bank's own page with the
- * account's passcode, comes back to the wallet, reads the balance the bank states, and revokes; in English and in
- * Chinese. Any page error or console error fails the step; a screenshot per step (test-results/web/bank-access-*.png).
+ * account's passcode, comes back to the wallet, reads the balance the bank states, tops up from it and withdraws to it,
+ * and revokes; in English and in Chinese. Any page error or console error fails the step; a screenshot per step (test-results/web/bank-access-*.png).
  */
 let h: WebHarness;
 let bank: ReferenceBank;
@@ -50,7 +50,7 @@ describe('linking a bank account by the bank’s consent in the wallet page (Chr
     await bank?.close();
   });
 
-  it('links at the bank’s page, shows the balance the bank states, and revokes: the bank sees it revoked', async () => {
+  it('links at the bank’s page, shows the balance the bank states, tops up and withdraws, and revokes: the bank sees it revoked', async () => {
     const { page } = h;
     await h.signIn('wallet-a', li);
     await h.shot('bank-access-1-me');
@@ -62,6 +62,28 @@ describe('linking a bank account by the bank’s consent in the wallet page (Chr
     const shown = (await consent.getByTestId('bank-access-balance').textContent({ timeout: 15_000 })) ?? '';
     expect(shown.replace(/[^0-9.·]/g, '').split('·')[0]).toBe(expected);
     await h.shot('bank-access-3-balance');
+    // Top up from the bank account, then withdraw part of it back: the bank's books and the wallet account move.
+    const liAccount = `acc_${li}_CNY`;
+    const hubBalance = async () => {
+      const r = await h.t.hub.transfers.ledger.getAccount(liAccount);
+      if (!r.ok) throw new Error(r.error.code);
+      return r.value.creditsPostedMinor - r.value.debitsPostedMinor;
+    };
+    const [hub0, bank0] = [await hubBalance(), (await bank.balance(wang.bankAccount))!];
+    await consent.locator('input[name=bank-access-amount]').fill('12.00');
+    await consent.getByTestId('bank-access-top-up').click();
+    await page.getByTestId('bank-access-moved').waitFor({ timeout: 15_000 });
+    expect(await hubBalance()).toBe(hub0 + 1200n);
+    await consent.locator('input[name=bank-access-amount]').fill('2.00');
+    await consent.getByTestId('bank-access-withdraw').click();
+    await expect(page.getByTestId('bank-access-moved').textContent({ timeout: 15_000 })).resolves.toBe('Withdrawn to your bank account.');
+    expect(await hubBalance()).toBe(hub0 + 1000n);
+    for (let i = 0; i < 50 && (await bank.balance(wang.bankAccount)) !== bank0 - 1000n; i++) {
+      await h.t.hub.connectors.deliverDue();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(await bank.balance(wang.bankAccount)).toBe(bank0 - 1000n);
+    await h.shot('bank-access-3b-moved');
     await consent.getByTestId('bank-access-revoke').click();
     await page.locator('[data-testid=bank-access-consent][data-status=revoked]').first().waitFor({ timeout: 15_000 });
     await expect(page.locator('[data-testid=bank-access-consent][data-status=revoked]').first().getByTestId('bank-access-status').textContent()).resolves.toBe('revoked in this wallet');

@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { createApi, type Api } from '../shared/api.ts';
 import { useI18n } from '../shared/i18n.tsx';
-import { ErrorBox, Money, Section, Select, useAction, useLoad } from '../shared/ui.tsx';
+import { ErrorBox, Field, Money, Section, Select, useAction, useLoad } from '../shared/ui.tsx';
 import { CurrencySelect, useCurrencies, useCurrency, type MoneyWire } from './accounts.tsx';
 import type { WalletSession } from './session.ts';
 
@@ -91,12 +91,29 @@ export function BankAccess({ api, session }: { api: Api; session: WalletSession 
     setBalances((b) => ({ ...b, [consentId]: [] }));
     await consents.reload();
   });
+  // Top-up from the bank account or withdrawal to it: a quote between the customer's own accounts, then confirmed (the
+  // bank authorizes the debit, or accepts the credit).
+  const [amount, setAmount] = useState('');
+  const [moved, setMoved] = useState<string | undefined>();
+  const move = useAction(async (consentId: string, kind: 'top-ups' | 'withdrawals', currencyOf: string) => {
+    setMoved(undefined);
+    const quote = await api.post<{ id: string }>(`/v1/open-banking/consents/${encodeURIComponent(consentId)}/${kind}`, { amount: { amount: amount.trim(), currency: currencyOf } });
+    await api.post('/v1/transfers/payments', { quoteId: quote.id });
+    setMoved(kind === 'top-ups' ? t('bankAccess.toppedUp') : t('bankAccess.withdrawn'));
+    setAmount('');
+    await read.run(consentId);
+  });
   const shown = (consents.data ?? []).filter((c) => c.status === 'active' || c.status === 'revoked');
 
   return (
     <Section title={t('bankAccess.title')} testId="bank-access">
       <p className="muted">{t('bankAccess.intro')}</p>
-      <ErrorBox error={directory.error ?? consents.error ?? start.error ?? finish.error ?? read.error ?? revoke.error} />
+      <ErrorBox error={directory.error ?? consents.error ?? start.error ?? finish.error ?? read.error ?? revoke.error ?? move.error} />
+      {moved !== undefined && (
+        <p className="ok" data-testid="bank-access-moved" role="status">
+          {moved}
+        </p>
+      )}
       {linked && (
         <p className="ok" data-testid="bank-access-linked" role="status">
           {t('bankAccess.linked')}
@@ -129,6 +146,17 @@ export function BankAccess({ api, session }: { api: Api; session: WalletSession 
                 </button>
                 <button type="button" className="secondary" data-testid="bank-access-revoke" disabled={revoke.busy} onClick={() => void revoke.run(c.id)}>
                   {t('bankAccess.revoke')}
+                </button>
+              </div>
+            )}
+            {c.status === 'active' && (
+              <div className="row">
+                <Field label={`${t('bankAccess.amount')} (${c.currency})`} name="bank-access-amount" value={amount} onChange={setAmount} inputMode="decimal" />
+                <button type="button" data-testid="bank-access-top-up" disabled={move.busy || amount.trim() === ''} onClick={() => void move.run(c.id, 'top-ups', c.currency)}>
+                  {t('bankAccess.topUp')}
+                </button>
+                <button type="button" className="secondary" data-testid="bank-access-withdraw" disabled={move.busy || amount.trim() === ''} onClick={() => void move.run(c.id, 'withdrawals', c.currency)}>
+                  {t('bankAccess.withdraw')}
                 </button>
               </div>
             )}
