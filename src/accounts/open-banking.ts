@@ -2,6 +2,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Actor, AuditService } from '../audit/index.ts';
 import type { BankCallFailure, OpenBankingClient } from '../connectors/index.ts';
 import type { Connection } from '../participants/index.ts';
+import type { CustomerService } from '../customers/index.ts';
+import type { Ledger } from '../ledger/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
@@ -116,6 +118,8 @@ export function createOpenBankingService(deps: {
   audit: AuditService;
   events: EventOutbox;
   vault: Vault;
+  customers: Pick<CustomerService, 'get' | 'findByExternalId'>;
+  ledger: Pick<Ledger, 'getAccounts'>;
   bank: OpenBankingClient;
   /** The bank's connection in a currency when it keeps its own books there. */
   connection: (participantId: string, currency: string, q?: Queryable) => Promise<Connection | undefined>;
@@ -180,7 +184,7 @@ export function createOpenBankingService(deps: {
 
   const service: OpenBankingService = {
     async start(tx, actor, input) {
-      const [customer] = await tx.query<{ id: string }>('select id from customers where participant_id = $1 and id = $2', [input.walletParticipantId, input.walletCustomerId]);
+      const customer = await deps.customers.get(input.walletParticipantId, input.walletCustomerId, tx);
       if (customer === undefined) return err('customer_not_found', 'no such customer', { customerId: input.walletCustomerId });
       if (input.bankParticipantId === input.walletParticipantId) return err('open_banking_unavailable', 'link an account held by another participant');
       const connection = await deps.connection(input.bankParticipantId, input.currency, tx);
@@ -221,17 +225,20 @@ export function createOpenBankingService(deps: {
         return err('bank_authorization_failed', `the bank refused the code: ${grant.detail}`);
       }
       const sealed = await vault.seal(grant.accessToken);
+      // The bank names its own account ids: as the bank registered its customers at the hub (externalId). Read before the
+      // transaction (customers and ledger accounts are their capabilities' own reads).
+      const found = [];
+      for (const a of grant.accounts.filter((g) => g.currency === r.currency)) {
+        const c = await deps.customers.findByExternalId(r.bank_participant_id, a.id);
+        if (c !== undefined) found.push(c.id);
+      }
+      const accounts = (await deps.ledger.getAccounts(found.map((id) => customerAccountId(id, r.currency))))
+        .filter((a) => a.kind === 'customer' && !a.closed && a.customerId !== null)
+        .map((a) => ({ id: a.id, customer_id: a.customerId! }))
+        .sort((a, b) => a.id.localeCompare(b.id));
       const outcome = await db.transaction(async (tx): Promise<Result<OpenBankingConsent, TErr> | 'raced'> => {
         const locked = await read(tx, walletParticipantId, consentId, true);
         if (locked === undefined || locked.status !== 'awaiting_authorization') return 'raced';
-        // The bank names its own account ids: as the bank registered its customers at the hub (externalId).
-        const found = await tx.query<{ customer_id: string; external_id: string }>(
-          `select id as customer_id, external_id from customers where participant_id = $1 and external_id = any($2::text[]) order by id`,
-          [r.bank_participant_id, grant.accounts.filter((a) => a.currency === r.currency).map((a) => a.id)],
-        );
-        const accounts = (
-          await tx.query<{ id: string; customer_id: string }>(`select id, customer_id from ledger_accounts where id = any($1::text[]) and kind = 'customer' and not closed`, [found.map((f) => customerAccountId(f.customer_id, r.currency))])
-        ).sort((a, b) => a.id.localeCompare(b.id));
         if (accounts.length === 0) {
           await tx.query(`update open_banking_consents set status = 'failed' where id = $1`, [consentId]);
           return err('bank_authorization_failed', 'the bank granted no account the hub knows in this currency');
@@ -279,14 +286,17 @@ export function createOpenBankingService(deps: {
       if (!r.ok) return r;
       const connection = await deps.connection(r.value.bank_participant_id, r.value.currency);
       if (connection === undefined) return err('open_banking_unavailable', 'the bank no longer keeps its own books in this currency');
-      const links = await db.query<{ id: string; account_id: string; external_id: string }>(
-        `select l.id, l.account_id, c.external_id from account_links l join customers c on c.id = l.bank_customer_id where l.consent_id = $1 and l.status = 'active' order by l.id`,
+      const links = await db.query<{ id: string; account_id: string; bank_customer_id: string }>(
+        `select id, account_id, bank_customer_id from account_links where consent_id = $1 and status = 'active' order by id`,
         [consentId],
       );
       const token = await vault.open(r.value.access_token_sealed!);
       const out: AccountBalanceAtBank[] = [];
       for (const l of links) {
-        const b = await bank.readBalance(connection, token, l.external_id);
+        // The bank's own account id: its customer's externalId at the hub.
+        const holder = await deps.customers.get(r.value.bank_participant_id, l.bank_customer_id);
+        if (holder === undefined) continue;
+        const b = await bank.readBalance(connection, token, holder.externalId);
         if (!b.ok) return failure(b, consentId);
         out.push({ accountId: l.account_id, linkId: l.id, balance: b.balance, available: b.available, asOf: b.asOf });
       }

@@ -47,7 +47,7 @@ export function createTransfersModule(deps: { db: Db; clock: Clock; audit: Audit
   const openBanking =
     connected === undefined || deps.openBankingClient === undefined
       ? undefined
-      : createOpenBankingService({ db, clock, audit, events, vault, bank: deps.openBankingClient, connection: (p, c, q) => connected.connection(p, c, q) });
+      : createOpenBankingService({ db, clock, audit, events, vault, customers, ledger, bank: deps.openBankingClient, connection: (p, c, q) => connected.connection(p, c, q) });
   const aliases = createAliasService({ db, clock, audit, events, vault, accounts });
   const fx = createFxService({ db, clock, audit });
   const risk = createRiskService({ db, clock, audit, events });
