@@ -247,6 +247,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   const transfers = createTransfersModule({
     db, clock, audit, events, vault, customers, stepUp, ledger, settlement, refs,
     connected: { connection: (p, c, q) => connections.connected(p, c, q), ask: (c, op, r) => connectors.ask(c, op, r), enqueue: (tx, m) => connectors.enqueue(tx, m), deliverSoon: deliverConnectorMessages },
+    openBankingClient: connectors,
   });
   accountsOf = () => transfers.accounts;
   const liquidity = createLiquidityService({ db, clock, audit, events, ledger, accounts: transfers.accounts });

@@ -25,6 +25,10 @@ export function defineAccountRefs(refs: RefRegistry): void {
     ),
   );
   refs.define(
+    'open_banking_consent',
+    sqlRefKind({ code: 'consent_not_found', message: 'no such consent' }, `select id, wallet_participant_id as participant_id, wallet_customer_id as customer_id from open_banking_consents where id = any($1::text[])`, { immutable: true }),
+  );
+  refs.define(
     'account_link_consent',
     sqlRefKind({ code: 'consent_not_found', message: 'no such consent' }, `select id, wallet_participant_id as participant_id, wallet_customer_id as customer_id from account_link_consents where id = any($1::text[])`, { immutable: true }),
   );

@@ -228,7 +228,14 @@ export function createAccountService(deps: {
         `select id, account_id, bank_participant_id from account_links where wallet_participant_id = $1 and wallet_customer_id = $2 and status = 'active' order by id limit 100`,
         [participantId, customerId],
       );
-      const linked = await ledger.getAccounts(links.map((l) => l.account_id));
+      // An account at a bank that keeps its own books in its currency is an address at the hub (no balance here): its
+      // balance is read at the bank (GET /v1/open-banking/consents/{id}/balances), so it is not listed with a hub balance.
+      const atHub = [];
+      for (const a of await ledger.getAccounts(links.map((l) => l.account_id))) {
+        const holder = links.find((l) => l.account_id === a.id)?.bank_participant_id ?? '';
+        if (deps.connected === undefined || !(await deps.connected(holder, a.currency, db))) atHub.push(a);
+      }
+      const linked = atHub;
       const names = new Map(
         (await db.query<{ id: string; name: string }>('select id, name from participants where id = any($1::text[])', [[participantId, ...links.map((l) => l.bank_participant_id)]])).map((r) => [r.id, r.name]),
       );

@@ -135,7 +135,8 @@ export type Idempotent = ((
   request: FastifyRequest,
   reply: FastifyReply,
   effect: (tx: Tx) => Promise<Outcome>,
-  options?: { required?: boolean },
+  /** `after`: work on the stored answer (first or replayed) before it is sent, as for `batched` (AfterAnswer). */
+  options?: { required?: boolean; after?: AfterAnswer },
 ) => Promise<FastifyReply>) & {
   /**
    * For a route whose effects run batched (src/platform/effect-batcher.ts): `run` answers every input of a batch in
@@ -190,16 +191,19 @@ export function createIdempotentRunner(deps: { db: Db; idempotency: Idempotency;
     if (result.value.replayed) reply.header('idempotent-replayed', 'true');
     return reply.code(result.value.status).send(result.value.body);
   };
-  const runner = async (request: FastifyRequest, reply: FastifyReply, effect: (tx: Tx) => Promise<Outcome>, options: { required?: boolean } = {}) => {
+  const runner = async (request: FastifyRequest, reply: FastifyReply, effect: (tx: Tx) => Promise<Outcome>, options: { required?: boolean; after?: AfterAnswer } = {}) => {
     checkDeclared(request, options.required === true);
     const key = request.headers['idempotency-key'];
     if (typeof key !== 'string') {
       if (options.required === true) return reply.fail({ code: 'idempotency_key_required', message: 'this request moves money: send an Idempotency-Key header' });
-      const stored = await runEffect(deps.db, async (tx) => toEffect(await effect(tx)));
+      const ran = await runEffect(deps.db, async (tx) => toEffect(await effect(tx)));
+      const stored = options.after === undefined ? ran : await options.after(ran);
       return reply.code(stored.status).send(stored.body);
     }
     const { scope, hash } = keyOf(request);
-    return answer(reply, await deps.idempotency.run(scope, key, hash, async (tx) => toEffect(await effect(tx))));
+    const result = await deps.idempotency.run(scope, key, hash, async (tx) => toEffect(await effect(tx)));
+    const after = options.after;
+    return answer(reply, after === undefined || !result.ok ? result : ok({ ...(await after(result.value)), replayed: result.value.replayed }));
   };
   return Object.assign(runner, {
     batched<I>(run: (tx: Tx, inputs: readonly I[]) => Promise<Outcome[]>, options: { keyRequired?: boolean; limits?: EffectBatcherLimits; after?: AfterAnswer } = {}) {

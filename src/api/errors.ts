@@ -184,6 +184,12 @@ export const errorCatalogue = {
   consent_code_invalid: { status: 422, message: "wrong code" },
   consent_locked: { status: 403, message: "too many wrong codes; ask for a new one" },
   link_not_found: { status: 404, message: "no such link" },
+  consent_revoked: { status: 403, message: "the customer revoked this consent (in the wallet or at the bank): link the account again to use it" },
+  consent_not_active: { status: 409, message: "the consent is not active: the customer has not approved it at the bank yet, or it failed" },
+  consent_state_invalid: { status: 422, message: "the state does not match the authorization request of this consent" },
+  bank_authorization_failed: { status: 422, message: "the bank refused to grant access (the code is wrong, used or expired, or PKCE did not match): start again" },
+  bank_unavailable: { status: 502, message: "the bank did not answer, or its answer was not signed by its registered key: try again" },
+  open_banking_unavailable: { status: 422, message: "this participant does not keep its own books in this currency: there is no account at the bank to link by consent" },
   // Aliases
   invalid_alias: { status: 400, message: "not a valid alias of its type" },
   alias_taken: { status: 409, message: "the alias is already registered" },

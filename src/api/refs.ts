@@ -33,6 +33,7 @@ export const REF_KINDS = [
   'account',
   'account_link',
   'account_link_consent',
+  'open_banking_consent',
   'alias',
   'alias_move',
   'alias_verification',

@@ -61,6 +61,8 @@ export async function startCommand(io: CliIo, args: readonly string[] = []): Pro
             `  Hosted participants keep their customers' accounts at the hub; ${connectedBank.credential.key} (${connectedBank.name}) is CONNECTED: it keeps its own books`,
             `  (the reference bank at ${connectedBank.url}) and answers the hub's reserve/accept/commit/abort. Pay its customer 王芳`,
             '  (handle wangfang) from the reference wallet, or run another one: hutong simulate bank --port 9100.',
+            `  Link her account into a wallet by the bank's consent (wallet → Me → ${connectedBank.name}): approve at the bank with account`,
+            `  ${connectedBank.signIn.account} and passcode ${connectedBank.signIn.passcode} (a simulation of the bank's own sign-in).`,
           ]
         : []),
       `  Their client credentials are in ${credentials} (0600); secrets are never printed.`,

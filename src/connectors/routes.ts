@@ -53,6 +53,12 @@ const ConnectorRequestSchema = Type.Object(
     CdtrAcct: Type.Optional(AccountId),
     Dbtr: Type.Optional(Type.Object({ Nm: Type.String({ description: 'masked' }) })),
     Cdtr: Type.Optional(Type.Object({ Nm: Type.String({ description: 'masked' }) })),
+    MndtRltdInf: Type.Optional(
+      Type.Object({ MndtId: Type.String({ description: 'Your own id of the open-banking consent the customer granted (the token answer’s consent_id)' }) }, {
+        description: 'On a reserve a wallet initiated from an account linked by your open-banking consent: authorize the debit only while that consent is active for DbtrAcct and payments (else RJCT MD01)',
+      }),
+    ),
+    InitgPty: Type.Optional(Type.Object({ Id: Type.Object({ OrgId: Type.Object({ Othr: Type.Object({ Id: Type.String({ description: 'The initiating wallet’s participant id' }) }) }) }) })),
     SttlmDdln: Type.String({ format: 'date-time', description: 'The payment’s deadline: an answer after it is ignored' }),
     TxSts: Type.Optional(Type.Union([Type.Literal('ACSC'), Type.Literal('RJCT')])),
     StsRsnInf: Type.Optional(Reason),

@@ -36,7 +36,7 @@ export interface OutboxMessage {
   readonly request: ConnectorRequest;
 }
 
-export interface ConnectorService {
+export interface ConnectorService extends OpenBankingClient {
   /** The hub's public signing key, as connected participants verify its requests with (GET /v1/connector/jwks). */
   publicJwk(): Promise<{ kty: 'OKP'; crv: 'Ed25519'; x: string; kid: string; use: 'sig'; alg: 'EdDSA' }>;
   /** Asks a connected participant to reserve or accept; never throws for what the participant does. */
@@ -48,6 +48,36 @@ export interface ConnectorService {
   /** Every message of a payment, for the operator and tests. */
   messages(paymentId: string): Promise<{ id: string; participantId: string; kind: string; attempts: number; acked: boolean; lastError: string | null }[]>;
 }
+
+/** What the bank's token endpoint granted (OAuth 2.0 authorization code with PKCE): a bearer token and the accounts it covers. */
+export interface BankGrant {
+  readonly accessToken: string;
+  readonly expiresInS: number;
+  readonly scope: string;
+  readonly bankConsentId: string;
+  readonly accounts: readonly { readonly id: string; readonly currency: string }[];
+}
+export type BankCallFailure = { readonly ok: false; readonly kind: 'refused' | 'revoked' | 'unavailable'; readonly detail: string };
+export interface BankBalance {
+  readonly balance: { readonly amount: string; readonly currency: string };
+  readonly available: { readonly amount: string; readonly currency: string };
+  readonly asOf: string;
+}
+
+/**
+ * The hub as a connected bank's OAuth 2.0 client (open-banking account access, src/accounts/open-banking.ts). The bank's
+ * endpoints sit under its connector URL: `/oauth/authorize` (the customer's approval, in their browser), `/oauth/token`
+ * and `/oauth/revoke` (RFC 7009), signed by the hub's connector key (the client's authentication), and
+ * `/ob/balances` with the bearer token (signed as well). Token and balance answers must carry the bank's connector
+ * signature.
+ */
+export interface OpenBankingClient {
+  authorizeUrl(connection: Connection, params: { redirectUri: string; state: string; codeChallenge: string; scope: string }): string;
+  exchangeCode(connection: Connection, params: { code: string; codeVerifier: string; redirectUri: string }): Promise<({ ok: true } & BankGrant) | BankCallFailure>;
+  readBalance(connection: Connection, accessToken: string, accountId: string): Promise<({ ok: true } & BankBalance) | BankCallFailure>;
+  revokeGrant(connection: Connection, accessToken: string, bankConsentId: string): Promise<{ ok: boolean }>;
+}
+export const OPEN_BANKING_CLIENT_ID = 'hutong';
 
 export const MAX_ATTEMPTS = 12;
 const BACKOFF_BASE_MS = 500;
@@ -119,7 +149,81 @@ export function createConnectorService(deps: { db: Db; clock: Clock; vault: Vaul
     return { ok: true, status: answer.TxSts };
   };
 
+  const base = (connection: Connection) => (connection.endpointUrl ?? '').replace(/\/+$/, '');
+  /** A signed POST to the bank's OAuth side; the answer, verified when `verifyAs` is given. */
+  const oauthPost = async (connection: Connection, path: string, op: string, txid: string, payload: object, verifyAs?: string) => {
+    const s = await signerOf();
+    const body = JSON.stringify(payload);
+    const signature = await signDetached(body, s.key, { kid: s.kid, op, txid, iat: Math.floor(clock.nowMs() / 1000) });
+    const res = await doFetch(`${base(connection)}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signature }, body, redirect: 'manual', signal: AbortSignal.timeout(connection.deadlineMs) });
+    const text = await res.text();
+    let verified = true;
+    if (verifyAs !== undefined && res.status === 200) {
+      verified = connection.publicJwk !== null && (await verifyDetached(text, res.headers.get(SIGNATURE_HEADER) ?? undefined, await publicKeyOf(connection.publicJwk), { op: verifyAs, txid, nowS: Math.floor(clock.nowMs() / 1000) })).ok;
+    }
+    return { status: res.status, text, verified };
+  };
+  const parsed = (text: string): Record<string, unknown> => {
+    try {
+      const v: unknown = JSON.parse(text);
+      return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+    } catch {
+      return {};
+    }
+  };
+  const isWireMoney = (v: unknown): v is { amount: string; currency: string } =>
+    typeof v === 'object' && v !== null && typeof (v as { amount?: unknown }).amount === 'string' && /^-?[0-9]{1,18}(\.[0-9]{1,4})?$/.test((v as { amount: string }).amount) && typeof (v as { currency?: unknown }).currency === 'string';
+
   return {
+    authorizeUrl(connection, params) {
+      const q = new URLSearchParams({ response_type: 'code', client_id: OPEN_BANKING_CLIENT_ID, redirect_uri: params.redirectUri, scope: params.scope, state: params.state, code_challenge: params.codeChallenge, code_challenge_method: 'S256' });
+      return `${base(connection)}/oauth/authorize?${q.toString()}`;
+    },
+    async exchangeCode(connection, params) {
+      try {
+        const r = await oauthPost(connection, '/oauth/token', 'token', params.code, { grant_type: 'authorization_code', code: params.code, code_verifier: params.codeVerifier, redirect_uri: params.redirectUri, client_id: OPEN_BANKING_CLIENT_ID }, 'token');
+        const body = parsed(r.text);
+        if (r.status === 400 || r.status === 401) return { ok: false, kind: 'refused', detail: `${String(body.error ?? r.status)}: ${String(body.error_description ?? '')}`.slice(0, 300) };
+        if (r.status !== 200) return { ok: false, kind: 'unavailable', detail: `the bank answered HTTP ${r.status}` };
+        if (!r.verified) return { ok: false, kind: 'unavailable', detail: 'the token answer is not signed by the bank’s registered key' };
+        const accounts = Array.isArray(body.accounts) ? body.accounts.filter((a): a is { id: string; currency: string } => typeof a === 'object' && a !== null && typeof a.id === 'string' && typeof a.currency === 'string') : [];
+        if (typeof body.access_token !== 'string' || typeof body.consent_id !== 'string' || accounts.length === 0) return { ok: false, kind: 'unavailable', detail: 'the token answer is not a grant' };
+        return { ok: true, accessToken: body.access_token, expiresInS: typeof body.expires_in === 'number' ? body.expires_in : 0, scope: typeof body.scope === 'string' ? body.scope : '', bankConsentId: body.consent_id, accounts: accounts.map((a) => ({ id: a.id, currency: a.currency })) };
+      } catch (error) {
+        return { ok: false, kind: 'unavailable', detail: describeOutboundFailure(error) };
+      }
+    },
+    async readBalance(connection, accessToken, accountId) {
+      try {
+        const s = await signerOf();
+        const payload = JSON.stringify({ account_id: accountId });
+        const signature = await signDetached(payload, s.key, { kid: s.kid, op: 'balance', txid: accountId, iat: Math.floor(clock.nowMs() / 1000) });
+        const res = await doFetch(`${base(connection)}/ob/balances`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${accessToken}`, [SIGNATURE_HEADER]: signature },
+          body: payload,
+          redirect: 'manual',
+          signal: AbortSignal.timeout(connection.deadlineMs),
+        });
+        const text = await res.text();
+        const body = parsed(text);
+        if ((res.status === 401 || res.status === 403) && (body.error === 'consent_revoked' || body.error === 'invalid_token' || body.error === 'insufficient_scope')) return { ok: false, kind: 'revoked', detail: String(body.error) };
+        if (res.status !== 200) return { ok: false, kind: 'unavailable', detail: `the bank answered HTTP ${res.status}` };
+        const signed = connection.publicJwk !== null && (await verifyDetached(text, res.headers.get(SIGNATURE_HEADER) ?? undefined, await publicKeyOf(connection.publicJwk), { op: 'balance', txid: accountId, nowS: Math.floor(clock.nowMs() / 1000) })).ok;
+        if (!signed || !isWireMoney(body.balance) || !isWireMoney(body.available)) return { ok: false, kind: 'unavailable', detail: 'the balance answer is not signed by the bank or not a balance' };
+        return { ok: true, balance: body.balance, available: body.available, asOf: typeof body.asOf === 'string' ? body.asOf : clock.now().toISOString() };
+      } catch (error) {
+        return { ok: false, kind: 'unavailable', detail: describeOutboundFailure(error) };
+      }
+    },
+    async revokeGrant(connection, accessToken, bankConsentId) {
+      try {
+        const r = await oauthPost(connection, '/oauth/revoke', 'revoke', bankConsentId, { token: accessToken, token_type_hint: 'access_token', consent_id: bankConsentId });
+        return { ok: r.status === 200 };
+      } catch {
+        return { ok: false };
+      }
+    },
     async publicJwk() {
       const s = await signerOf();
       return { kty: 'OKP', crv: 'Ed25519', x: s.x, kid: s.kid, use: 'sig', alg: 'EdDSA' };

@@ -56,6 +56,13 @@ export interface ConnectorRequest {
   readonly CdtrAcct?: AccountId;
   readonly Dbtr?: { readonly Nm: string };
   readonly Cdtr?: { readonly Nm: string };
+  /**
+   * On a reserve a wallet initiated from an account the customer linked by open-banking consent: the consent the bank
+   * granted (its own id, `MndtId`) and the wallet that initiates (`InitgPty`). The bank authorizes the debit only while
+   * that consent is active for `DbtrAcct` (else RJCT MD01).
+   */
+  readonly MndtRltdInf?: { readonly MndtId: string };
+  readonly InitgPty?: { readonly Id: { readonly OrgId: { readonly Othr: { readonly Id: string } } } };
   /** The deadline of this payment: an answer after it is ignored, and the hub aborts. */
   readonly SttlmDdln: string;
   readonly TxSts?: 'ACSC' | 'RJCT';
@@ -82,8 +89,10 @@ export interface TransferStatus {
 
 /**
  * ISO 20022 status reason codes this protocol uses. A participant may answer any four-character code; the hub produces
- * AB05 (no valid answer before the deadline), AB03 (the deadline passed with the payment undecided: the recovery job),
- * DS0B (an answer whose signature does not verify) and FF01 (an answer that is not a valid message).
+ * AB05 (no valid answer before the deadline, or the participant no longer connected), AB03 (the deadline passed with the
+ * payment undecided: the recovery job), DS0B (an answer whose signature does not verify), FF01 (an answer that is not a
+ * valid message) and MD01 (the customer revoked the open-banking consent a wallet's debit relied on before the bank was
+ * asked; a bank answers MD01 itself when its consent no longer covers the debit).
  */
 export const REASONS = {
   AC01: 'incorrect account number',
@@ -93,6 +102,7 @@ export const REASONS = {
   AM04: 'insufficient funds',
   AG01: 'transaction forbidden',
   RR04: 'regulatory reason',
+  MD01: 'no mandate: the customer’s consent is revoked or does not cover the debit',
   AB03: 'aborted: settlement deadline passed',
   AB05: 'timeout at the participant',
   DS0B: 'signature invalid',

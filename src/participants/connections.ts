@@ -91,6 +91,9 @@ export interface ConnectionService {
 export function createConnectionService(deps: { db: Db; clock: Clock; audit: AuditService; outbound: Pick<OutboundPolicy, 'checkUrl' | 'checkUrlForm'> }): ConnectionService {
   const { db, clock, audit, outbound } = deps;
   const cache = new Map<string, { at: number; value: Connection | undefined }>();
+  // Bumped by every change (at its write and after its COMMIT): a read that began before a change and ends after it
+  // does not cache what it read (it may be the old row), so a change is never undone by a stale entry.
+  let generation = 0;
 
   const checkedUrl = (url: string, verdict: { allowed: true } | { allowed: false; message: string; reason: string }): Result<string, CErr> => {
     if (url.length > MAX_URL_CHARS) return err('invalid_connection', `endpointUrl must be at most ${MAX_URL_CHARS} characters`);
@@ -130,8 +133,12 @@ export function createConnectionService(deps: { db: Db; clock: Clock; audit: Aud
       );
       await audit.record(tx, { actor, action: 'participant.connection_set', objectType: 'participant', objectId: participantId, details: { currency: input.currency, mode: input.mode, deadlineMs } });
       const key = `${participantId}/${input.currency}`;
+      generation += 1;
       cache.delete(key);
-      tx.hooks?.afterCommit(() => cache.delete(key));
+      tx.hooks?.afterCommit(() => {
+        generation += 1;
+        cache.delete(key);
+      });
       return ok(toConnection(row!));
     },
     async list(participantId, q = db) {
@@ -141,10 +148,11 @@ export function createConnectionService(deps: { db: Db; clock: Clock; audit: Aud
       const key = `${participantId}/${currency}`;
       const hit = cache.get(key);
       if (hit !== undefined && clock.nowMs() - hit.at < CACHE_TTL_MS) return hit.value;
+      const started = generation;
       const [row] = await q.query<ConnectionRow>(`select * from participant_connections where participant_id = $1 and currency = $2 and mode = 'connected'`, [participantId, currency]);
       const value = row === undefined ? undefined : toConnection(row);
       if (cache.size > 10_000) cache.clear();
-      cache.set(key, { at: clock.nowMs(), value });
+      if (started === generation) cache.set(key, { at: clock.nowMs(), value });
       return value;
     },
   };

@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { actorOf, created, okResponse, participantOf, principalOf, type Idempotent } from '../api/index.ts';
 import { CurrencyCode, Money, Strict, Timestamp } from '../api/index.ts';
 import { Ref } from '../api/index.ts';
-import { takeConsentTry, type AccountService } from '../accounts/index.ts';
+import { customerAccountId, isRedirectUri, takeConsentTry, type AccountService, type OpenBankingConsent, type OpenBankingService } from '../accounts/index.ts';
 import { takeMoveTry, takeVerificationTry, type AliasService } from '../aliases/index.ts';
 import { ALIAS_TYPES, type AliasType } from '../aliases/index.ts';
 import type { FxService } from '../fx/index.ts';
@@ -25,7 +25,56 @@ export interface TransferRouteDeps {
   readonly fx: FxService;
   readonly risk: RiskService;
   readonly transfers: TransferService;
+  readonly openBanking?: OpenBankingService | undefined;
 }
+
+const WireMoneySchema = Type.Object({ amount: Type.String(), currency: Type.String() }, { additionalProperties: false });
+const NullableTime = (description: string) => Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description });
+/** An open-banking consent as the wallet sees it (wireConsent): never its grant, verifier or state. */
+const OpenBankingConsentSchema = Type.Object(
+  {
+    id: Type.String({ description: 'Consent id' }),
+    customerId: Type.String({ description: 'Your customer' }),
+    bankParticipantId: Type.String({ description: 'The bank that holds the account (connected: it keeps its own books)' }),
+    currency: Type.String(),
+    status: Type.Union([Type.Literal('awaiting_authorization'), Type.Literal('active'), Type.Literal('revoked'), Type.Literal('failed')]),
+    scope: Type.String({ description: 'What the bank granted: accounts (balances) and payments (debits the bank authorizes one by one)' }),
+    links: Type.Array(Type.Object({ linkId: Type.String(), accountId: Type.String({ description: 'Pay from it with sourceAccountId' }), status: Type.Union([Type.Literal('active'), Type.Literal('revoked')]) }, { additionalProperties: false })),
+    expiresAt: Type.String({ format: 'date-time', description: 'The customer must approve at the bank before this' }),
+    createdAt: Type.String({ format: 'date-time' }),
+    authorizedAt: NullableTime('When the bank granted access'),
+    revokedAt: NullableTime('When the consent ended'),
+    revokedBy: Type.Union([Type.Literal('wallet'), Type.Literal('bank'), Type.Null()], { description: 'Where the customer revoked it' }),
+  },
+  { additionalProperties: false },
+);
+const StartedConsentSchema = Type.Object(
+  { ...OpenBankingConsentSchema.properties, authorizeUrl: Type.String({ description: 'Send the customer here (the bank’s OAuth 2.0 authorize endpoint, PKCE S256): the bank redirects to redirectUri with code and state' }) },
+  { additionalProperties: false },
+);
+const BankBalancesSchema = Type.Object(
+  {
+    items: Type.Array(
+      Type.Object({ accountId: Type.String(), linkId: Type.String(), balance: WireMoneySchema, available: WireMoneySchema, asOf: Type.String({ format: 'date-time', description: 'As the bank stated it' }) }, { additionalProperties: false }),
+    ),
+  },
+  { additionalProperties: false },
+);
+const wireConsent = (c: OpenBankingConsent) =>
+  W.Exactly<Static<typeof OpenBankingConsentSchema>>()({
+    id: c.id,
+    customerId: c.walletCustomerId,
+    bankParticipantId: c.bankParticipantId,
+    currency: c.currency,
+    status: c.status,
+    scope: c.scope,
+    links: c.links.map((l) => ({ linkId: l.linkId, accountId: l.accountId, status: l.status })),
+    expiresAt: c.expiresAt.toISOString(),
+    createdAt: c.createdAt.toISOString(),
+    authorizedAt: c.authorizedAt?.toISOString() ?? null,
+    revokedAt: c.revokedAt?.toISOString() ?? null,
+    revokedBy: c.revokedBy,
+  });
 
 const AliasTypeSchema = Type.Union(ALIAS_TYPES.map((t) => Type.Literal(t)));
 const AliasRef = Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }) });
@@ -260,6 +309,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     '/v1/accounts',
     { config: CUSTOMER,
       schema: schema('accounts', "List a customer's accounts: their own and every linked bank account, with balances", {
+        description: 'An account at a bank that keeps its own books (linked by the bank’s consent) holds no balance at the hub: read it with GET /v1/open-banking/consents/{consentId}/balances.',
         querystring: Strict({ customerId: CustomerId }),
         response: { 200: Items('Account with balance') },
       }),
@@ -524,6 +574,140 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     },
   );
 
+  // ---- open-banking account access (accounts at connected banks, by the bank's OAuth consent) ----------------------
+  const ob = deps.openBanking;
+  if (ob !== undefined) {
+    const ConsentParams = Strict({ consentId: Ref('open_banking_consent', 'Open-banking consent id') });
+    app.post(
+      '/v1/open-banking/consents',
+      { config: { ...CUSTOMER, idempotency: 'optional' },
+        schema: schema('accounts', 'Link an account at a bank that keeps its own books: start the bank’s consent (OAuth 2.0 authorization code with PKCE)', {
+          description:
+            'The hub is the bank’s OAuth client: it makes the PKCE verifier and the state and keeps them (sealed, hashed). Send the customer to `authorizeUrl`; the bank redirects ' +
+            'to `redirectUri` with `code` and `state`; hand both to POST /v1/open-banking/consents/{consentId}/authorize. The access grant the bank gives stays sealed at the hub.',
+          body: Strict({
+            customerId: CustomerId,
+            bankParticipantId: Ref('participant', 'The bank (connected in this currency)'),
+            currency: CurrencyCode,
+            redirectUri: Type.String({ minLength: 1, maxLength: 2048, description: 'Where the bank sends the customer back (https; http only on localhost)' }),
+          }),
+          response: { 201: StartedConsentSchema },
+        }),
+      },
+      async (request, reply) => {
+        if (!isRedirectUri(request.body.redirectUri)) return reply.fail({ code: 'validation_failed', message: 'redirectUri must be an https URL (http only on localhost) without a fragment', details: { field: 'redirectUri' } });
+        return idempotent(request, reply, async (tx) => {
+          const r = await ob.start(tx, actorOf(request, request.body.customerId), {
+            walletParticipantId: principalOf(request).participantId,
+            walletCustomerId: request.body.customerId,
+            bankParticipantId: request.body.bankParticipantId,
+            currency: request.body.currency,
+            redirectUri: request.body.redirectUri,
+          });
+          return r.ok ? created({ ...wireConsent(r.value.consent), authorizeUrl: r.value.authorizeUrl }) : r.error;
+        });
+      },
+    );
+    app.post(
+      '/v1/open-banking/consents/:consentId/authorize',
+      { config: CUSTOMER,
+        schema: schema('accounts', 'Finish linking: the code and state the bank redirected with (the hub exchanges them for the bank’s grant)', {
+          params: ConsentParams,
+          body: Strict({ code: Type.String({ minLength: 1, maxLength: 512 }), state: Type.String({ minLength: 1, maxLength: 512 }) }),
+          response: { 200: OpenBankingConsentSchema },
+        }),
+      },
+      async (request, reply) => {
+        const r = await ob.authorize(actorOf(request), principalOf(request).participantId, request.params.consentId, request.body);
+        return r.ok ? wireConsent(r.value) : reply.fail(r.error);
+      },
+    );
+    app.get(
+      '/v1/open-banking/consents',
+      { config: CUSTOMER, schema: schema('accounts', 'A customer’s open-banking consents (active, revoked, waiting for the bank)', { querystring: Strict({ customerId: CustomerId }), response: { 200: Type.Object({ items: Type.Array(OpenBankingConsentSchema) }, { additionalProperties: false }) } }) },
+      async (request) => ({ items: (await ob.list(principalOf(request).participantId, request.query.customerId)).map(wireConsent) }),
+    );
+    app.get('/v1/open-banking/consents/:consentId', { config: CUSTOMER, schema: schema('accounts', 'An open-banking consent', { params: ConsentParams, response: { 200: OpenBankingConsentSchema } }) }, async (request, reply) => {
+      const c = await ob.get(principalOf(request).participantId, request.params.consentId);
+      return c === undefined ? reply.fail({ code: 'consent_not_found', message: 'no such consent' }) : wireConsent(c);
+    });
+    app.get(
+      '/v1/open-banking/consents/:consentId/balances',
+      { config: CUSTOMER, schema: schema('accounts', 'The balances of the consent’s accounts, read at the bank now', { description: 'Answers 403 consent_revoked once the customer revoked the consent, in the wallet or at the bank.', params: ConsentParams, response: { 200: BankBalancesSchema } }) },
+      async (request, reply) => {
+        const r = await ob.balances(principalOf(request).participantId, request.params.consentId);
+        return r.ok ? { items: r.value.map((b) => ({ accountId: b.accountId, linkId: b.linkId, balance: b.balance, available: b.available, asOf: b.asOf })) } : reply.fail(r.error);
+      },
+    );
+    app.delete(
+      '/v1/open-banking/consents/:consentId',
+      { config: CUSTOMER, schema: schema('accounts', 'Revoke the consent: its links end at once, and the hub revokes the grant at the bank', { params: ConsentParams, response: { 200: OpenBankingConsentSchema } }) },
+      async (request, reply) => {
+        const r = await ob.revoke(actorOf(request), principalOf(request).participantId, request.params.consentId);
+        return r.ok ? wireConsent(r.value) : reply.fail(r.error);
+      },
+    );
+    app.post(
+      '/v1/open-banking/consents/:consentId/quotes',
+      { config: { ...CUSTOMER, idempotency: 'optional' },
+        schema: schema('accounts', 'Initiate a payment from the consent’s account: a quote to confirm with POST /v1/transfers/payments (the bank authorizes the debit)', {
+          description: 'The same quote as POST /v1/transfers/quotes with the consent’s account as the source. Answers 403 consent_revoked once the consent ended.',
+          params: ConsentParams,
+          body: Strict({ payee: AliasRef, sendAmount: Type.Optional(Money), receiveAmount: Type.Optional(Money) }),
+          response: { 201: QuoteSchema },
+        }),
+      },
+      async (request, reply) => {
+        const source = await ob.sourceOf(principalOf(request).participantId, request.params.consentId);
+        if (!source.ok) return reply.fail(source.error);
+        const b = request.body;
+        const send = b.sendAmount === undefined ? undefined : parse(b.sendAmount, 'sendAmount');
+        const receive = b.receiveAmount === undefined ? undefined : parse(b.receiveAmount, 'receiveAmount');
+        if (send?.ok === false) return reply.fail(send.error);
+        if (receive?.ok === false) return reply.fail(receive.error);
+        return quote(request, reply, {
+          payer: await me(request),
+          input: { customerId: source.value.customerId, sourceAccountId: source.value.accountId, payee: b.payee, sendAmount: send?.ok === true ? send.value : undefined, receiveAmount: receive?.ok === true ? receive.value : undefined },
+        });
+      },
+    );
+    // Top-up and withdrawal: between the consent's account at the bank and the customer's own account here.
+    for (const [path, direction, summary] of [
+      ['top-ups', 'in', 'Top up the customer’s account here from the consent’s account at the bank: a quote to confirm with POST /v1/transfers/payments (the bank authorizes the debit)'],
+      ['withdrawals', 'out', 'Withdraw from the customer’s account here to the consent’s account at the bank: a quote to confirm with POST /v1/transfers/payments (the bank accepts the credit)'],
+    ] as const) {
+      app.post(
+        `/v1/open-banking/consents/:consentId/${path}`,
+        { config: { ...CUSTOMER, idempotency: 'optional' },
+          schema: schema('accounts', summary, {
+            description: 'Answers 403 consent_revoked once the consent ended.',
+            params: ConsentParams,
+            body: Strict({ amount: Money, accountId: Type.Optional(Ref('account', 'The customer’s own account here (default: theirs in the amount’s currency)')) }),
+            response: { 201: QuoteSchema },
+          }),
+        },
+        async (request, reply) => {
+          const source = await ob.sourceOf(principalOf(request).participantId, request.params.consentId);
+          if (!source.ok) return reply.fail(source.error);
+          const amount = parse(request.body.amount);
+          if (!amount.ok) return reply.fail(amount.error);
+          const here = request.body.accountId ?? customerAccountId(source.value.customerId, amount.value.currency);
+          const payer = await me(request);
+          return idempotent(request, reply, async (tx) => {
+            const r = await transfers.quoteOwnTransfer(tx, payer, {
+              customerId: source.value.customerId,
+              sourceAccountId: direction === 'in' ? source.value.accountId : here,
+              payeeAccountId: direction === 'in' ? here : source.value.accountId,
+              amountMinor: amount.value.amountMinor,
+              currency: amount.value.currency,
+            });
+            return r.ok ? created(wireQuote(r.value)) : r.error;
+          });
+        },
+      );
+    }
+  }
+
   // ---- requests ----------------------------------------------------------------------------------------------------
   app.post(
     '/v1/transfers/requests',
@@ -675,9 +859,23 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         reply,
         async (tx) => {
           const r = await transfers.claimRedPacket(tx, actorOf(request, request.body.customerId), principalOf(request).participantId, request.params.packetId, request.body.customerId);
-          return r.ok ? created({ packetId: request.params.packetId, amount: money(r.value.amountMinor, r.value.currency), packet: wirePacket(r.value.packet) }) : r.error;
+          return r.ok
+            ? created({ packetId: request.params.packetId, amount: money(r.value.amountMinor, r.value.currency), packet: wirePacket(r.value.packet), ...(r.value.paymentId !== undefined ? { paymentId: r.value.paymentId } : {}) })
+            : r.error;
         },
-        { required: true },
+        // A member whose bank keeps its own books: the share's payment is decided after the claim's transaction (the
+        // bank accepts, or refuses and the share is claimable again), and the answer, first or replayed, says which.
+        { required: true, after: async (answer) => {
+          const body = answer.body as { paymentId?: unknown } | undefined;
+          if (answer.status !== 201 || typeof body?.paymentId !== 'string') return answer;
+          const p = await transfers.settleConnected(body.paymentId);
+          if (p === undefined || p.status !== 'rejected') return answer;
+          const reason = p.reason ?? { Rsn: 'NARR' };
+          return {
+            status: errorStatus.payment_rejected,
+            body: { error: { code: 'payment_rejected', message: `the member's bank refused the share: ${reason.Rsn}${reason.AddtlInf !== undefined ? ` (${reason.AddtlInf})` : ''}; it can be claimed again`, details: { paymentId: p.id, status: 'RJCT', reason } } },
+          };
+        } },
       ),
   );
 

@@ -20,6 +20,7 @@ import { err, ok, type Result } from '../platform/result.ts';
 import type { EventOutbox } from '../webhooks/index.ts';
 import type { Connection } from '../participants/index.ts';
 import type { AskOutcome, OutboxMessage } from '../connectors/index.ts';
+import type { OpenBankingService } from '../accounts/index.ts';
 import type { ConnectorRequest, StatusReason, TransferStatus } from '../participant-sdk/index.ts';
 import type { TErr } from './errors.ts';
 import { splitByShares, splitEqual, splitRandom } from './split.ts';
@@ -278,7 +279,8 @@ export interface TransferService {
     sender: Participant,
     input: { customerId: string; sourceAccountId?: string | undefined; totalMinor: bigint; currency: string; shares: number; mode: 'equal' | 'random'; members: readonly { type: AliasType; value: string }[]; message?: string | undefined; expiresInS?: number | undefined },
   ): Promise<Result<RedPacketView, TErr>>;
-  claimRedPacket(tx: Queryable, actor: Actor, participantId: string, packetId: string, customerId: string): Promise<Result<{ amountMinor: bigint; currency: string; packet: RedPacketView }, TErr>>;
+  /** A member at a participant that keeps its own books is paid through the two-phase path: `paymentId`, pending (settleConnected decides). */
+  claimRedPacket(tx: Queryable, actor: Actor, participantId: string, packetId: string, customerId: string): Promise<Result<{ amountMinor: bigint; currency: string; packet: RedPacketView; paymentId?: string }, TErr>>;
   getRedPacket(participantId: string, id: string, q?: Queryable): Promise<RedPacketView | undefined>;
   /** Refunds what is unclaimed in packets past expiry, at most `maxPackets` per call. */
   sweepRedPackets(maxPackets?: number): Promise<{ refunded: number; completed: number }>;
@@ -289,6 +291,16 @@ export interface TransferService {
    * release. Idempotent: a decided payment is answered as it is. Undefined: no such payment.
    */
   settleConnected(paymentId: string): Promise<Payment | undefined>;
+  /**
+   * A quote between two accounts the customer may use here: their own, and one linked into the wallet (a top-up from a
+   * bank account, a withdrawal to it). Confirmed as any quote (POST /v1/transfers/payments): with a connected bank, the
+   * bank reserves the debit or accepts the credit.
+   */
+  quoteOwnTransfer(
+    tx: Queryable,
+    payer: Participant,
+    input: { customerId: string; sourceAccountId: string; payeeAccountId: string; amountMinor: bigint; currency: string },
+  ): Promise<Result<Quote, TErr>>;
   /** Aborts (AB03) pending payments whose deadline passed: after a crash nothing stays reserved. Returns how many. */
   recoverConnected(limit?: number): Promise<number>;
   /** A transfer's state as the connector protocol says it, for one of its two participants. */
@@ -471,8 +483,10 @@ export function createTransferService(deps: {
   refs?: RefLearner;
   /** Participants that keep their own books (connected) and the connectors that reach them; without it, every side is hosted. */
   connected?: ConnectedSides | undefined;
+  /** Accounts at connected banks linked by the bank's consent: every debit of one names the consent at reserve time. */
+  openBanking?: Pick<OpenBankingService, 'mandateFor' | 'revokedFor' | 'endedAtBank'> | undefined;
 }): TransferService {
-  const { db, clock, audit, events, customers, accounts, aliases, fx, risk, stepUp, mover, settlement, connected: sides } = deps;
+  const { db, clock, audit, events, customers, accounts, aliases, fx, risk, stepUp, mover, settlement, connected: sides, openBanking } = deps;
   const requestLimits: TransferLimits = { requestsPerMinute: 10, requestBurst: 10, ...deps.limits };
   const requestLimiter = createTokenBucketLimiter({ ratePerS: () => requestLimits.requestsPerMinute / 60, burst: () => requestLimits.requestBurst, nowMs: () => clock.nowMs() });
   const reminderLimiter = createTokenBucketLimiter({ ratePerS: () => 1 / 3600, burst: () => 1, nowMs: () => clock.nowMs() });
@@ -596,6 +610,8 @@ export function createTransferService(deps: {
     requestId: string | null,
     context?: PayerContext | undefined | 'missing',
     fxProviderId?: string | undefined,
+    /** Between two accounts the customer may both use (a top-up from a linked bank account, a withdrawal to it). */
+    ownAccounts = false,
   ): Promise<Result<PlannedQuote, TErr>> {
     const wanted = sourceAccountId ?? customerAccountId(customerId, amount.mode === 'send' ? amount.currency : payee.currency);
     const ctx = context === 'missing' ? undefined : (context ?? (await payerContext(tx, payer.id, customerId, wanted)));
@@ -604,7 +620,7 @@ export function createTransferService(deps: {
     // No account in that currency: the customer's first own account (the payment converts).
     const source = ctx.source ?? (sourceAccountId === undefined ? await pickSource(tx, payer.id, customerId, undefined, amount.mode === 'send' ? amount.currency : payee.currency) : undefined);
     if (source === undefined) return err('account_unavailable', 'no such account to pay from (or its link was revoked)', { sourceAccountId: sourceAccountId ?? null });
-    if (source.id === payee.accountId || (payee.participantId === payer.id && payee.customerId === customerId)) return err('cannot_pay_self', 'the payee is the payer');
+    if (source.id === payee.accountId || (!ownAccounts && payee.participantId === payer.id && payee.customerId === customerId)) return err('cannot_pay_self', 'the payee is the payer');
     if (amount.mode === 'send' && amount.currency !== source.currency) return err('source_currency_mismatch', `the source account holds ${source.currency}`, { currency: source.currency });
     if (amount.mode === 'receive' && amount.currency !== payee.currency) return err('currency_not_receivable', `the payee receives ${payee.currency} only`, { currency: amount.currency, receivable: payee.currency });
     const table = await fx.table();
@@ -831,6 +847,7 @@ export function createTransferService(deps: {
   // Connected participants: the second phase ------------------------------------------------------------------------
   interface PendingRow extends PaymentRow {
     payee_account_id: string;
+    source_account_id: string;
     payer_external: string;
     payer_name: string;
     payee_external: string;
@@ -843,15 +860,19 @@ export function createTransferService(deps: {
       `select p.*, pc.external_id as payer_external, pc.name as payer_name, ec.external_id as payee_external, ec.name as payee_name,
               coalesce(sa.owner_participant_id, p.payer_participant_id) as source_owner, coalesce(pa.owner_participant_id, p.payee_participant_id) as payee_owner
          from payments p
-         join customers pc on pc.id = p.payer_customer_id
-         join customers ec on ec.id = p.payee_customer_id
          left join ledger_accounts sa on sa.id = p.source_account_id
+         join customers pc on pc.id = coalesce(sa.customer_id, p.payer_customer_id)
+         join customers ec on ec.id = p.payee_customer_id
          left join ledger_accounts pa on pa.id = p.payee_account_id
         where p.id = $1${lock ? ' for update of p' : ''}`,
       [paymentId],
     );
     return row;
   };
+
+  /** The reserve of a debit a wallet initiates from an account linked by open-banking consent names that consent. */
+  const mandateOf = (m: { bankConsentId: string } | undefined, p: PendingRow): Partial<ConnectorRequest> =>
+    m === undefined ? {} : { MndtRltdInf: { MndtId: m.bankConsentId }, InitgPty: { Id: { OrgId: { Othr: { Id: p.payer_participant_id } } } } };
 
   const connectorRequest = (p: PendingRow, op: ConnectorRequest['Op'], extra: Partial<ConnectorRequest> = {}): ConnectorRequest => ({
     MsgId: `${p.id}:${op}`,
@@ -879,6 +900,30 @@ export function createTransferService(deps: {
       kind: op,
       request: { ...original, MsgId: `${p.id}:${op}:${side}`, Op: op, TxSts: reason === undefined ? 'ACSC' : 'RJCT', ...(reason !== undefined ? { StsRsnInf: reason } : {}) },
     };
+  };
+
+  /**
+   * A red packet share whose payment (to a connected member) was aborted: claimable again while the packet is open, or
+   * refunded to the sender when the packet was swept meanwhile (nothing stays in the escrow).
+   */
+  const releaseShare = async (tx: Queryable, paymentId: string) => {
+    const [share] = await tx.query<{ packet_id: string; idx: number; amount_minor: bigint; claimed_by_participant_id: string; claimed_by_customer_id: string }>(
+      'select packet_id, idx, amount_minor, claimed_by_participant_id, claimed_by_customer_id from red_packet_shares where payment_id = $1 for update',
+      [paymentId],
+    );
+    if (share === undefined) return;
+    const [packet] = await tx.query<{ status: string; escrow_account_id: string; source_account_id: string; currency: string }>('select status, escrow_account_id, source_account_id, currency from red_packets where id = $1 for update', [share.packet_id]);
+    const open = packet?.status === 'open';
+    await tx.query(
+      `update red_packet_shares set claimed_by_participant_id = null, claimed_by_customer_id = null, claimed_at = null, payment_id = null, refunded = $3 where packet_id = $1 and idx = $2`,
+      [share.packet_id, share.idx, !open],
+    );
+    await tx.query('update red_packet_members set claimed_minor = null, claimed_at = null where packet_id = $1 and participant_id = $2 and customer_id = $3', [share.packet_id, share.claimed_by_participant_id, share.claimed_by_customer_id]);
+    if (!open && packet !== undefined) {
+      const [moved] = await mover.move(tx, [{ id: `${share.packet_id}:refund:${share.idx}`, debitAccountId: packet.escrow_account_id, creditAccountId: packet.source_account_id, amountMinor: share.amount_minor, currency: packet.currency, purpose: 'red_packet_refund', metadata: { packetId: share.packet_id } }]);
+      if (moved === undefined || !moved.ok) throw new Error(`red packet ${share.packet_id}: refund of an aborted share failed`);
+      await tx.query('update red_packets set refunded_minor = coalesce(refunded_minor, 0) + $2 where id = $1', [share.packet_id, share.amount_minor]);
+    }
   };
 
   /** Decides a pending payment in one transaction: commit (post its legs) or abort (void them). */
@@ -919,6 +964,7 @@ export function createTransferService(deps: {
         if (bad !== undefined && !bad.ok) throw new Error(`void of a reserved payment failed: ${bad.error.code}`);
         added = voids.map((l) => l.id);
         if (p.request_id !== null) await tx.query(`update money_requests set status = 'pending', payment_id = null where id = $1 and payment_id = $2`, [p.request_id, paymentId]);
+        await releaseShare(tx, paymentId);
       }
       const reason = outcome.commit ? null : storedReason(outcome.reason);
       const [row] = await tx.query<PaymentRow>(
@@ -948,13 +994,23 @@ export function createTransferService(deps: {
     const p = await readPending(db, paymentId, false);
     if (p === undefined || p.status !== 'pending' || sides === undefined) return p === undefined ? undefined : toPayment(p);
     let outcome: AskOutcome = { ok: true };
+    // A wallet paying from an account its customer linked at the bank: the bank authorizes the debit under that consent.
+    const linked = p.connected.includes('payer') && p.source_owner !== p.payer_participant_id && openBanking !== undefined;
+    const mandate = linked ? await openBanking.mandateFor(db, p.payer_participant_id, p.payer_customer_id, p.source_account_id) : undefined;
+    if (linked && mandate === undefined && (await openBanking.revokedFor(db, p.payer_participant_id, p.payer_customer_id, p.source_account_id))) {
+      outcome = { ok: false, reason: { Rsn: 'MD01', AddtlInf: 'the customer revoked the consent to debit this account' }, hubReason: true };
+    }
     for (const side of ['payer', 'payee'] as const) {
       if (!outcome.ok || !p.connected.includes(side)) continue;
       const connection = await sides.connection(side === 'payer' ? p.source_owner : p.payee_owner, p.send_currency);
       outcome =
         connection === undefined
           ? { ok: false, reason: { Rsn: 'AB05', AddtlInf: 'the participant is no longer connected in this currency' }, hubReason: true }
-          : await sides.ask(connection, side === 'payer' ? 'reserve' : 'accept', connectorRequest(p, side === 'payer' ? 'reserve' : 'accept'));
+          : await sides.ask(connection, side === 'payer' ? 'reserve' : 'accept', connectorRequest(p, side === 'payer' ? 'reserve' : 'accept', side === 'payer' ? mandateOf(mandate, p) : {}));
+      // The bank refused the debit for lack of consent: the customer revoked it at the bank; the links end here too.
+      if (!outcome.ok && !outcome.hubReason && side === 'payer' && mandate !== undefined && outcome.reason.Rsn === 'MD01') {
+        await openBanking!.endedAtBank(mandate.consentId, 'the bank refused a debit under it (MD01)');
+      }
     }
     return decide(paymentId, outcome.ok ? { commit: true } : { commit: false, reason: outcome.reason });
   };
@@ -1129,7 +1185,10 @@ export function createTransferService(deps: {
         const debitable =
           c !== undefined && c.acc_id !== null && c.kind === 'customer' && c.closed === false && ((c.owner_participant_id === input.participantId && c.acc_customer_id === q.payer_customer_id) || c.linked);
         if (!debitable) {
-          out[i] = err('account_unavailable', 'the source account is no longer available (link revoked?)');
+          out[i] =
+            openBanking !== undefined && (await openBanking.revokedFor(tx, input.participantId, q.payer_customer_id, q.source_account_id))
+              ? err('consent_revoked', 'the customer revoked the consent to use this account (in the wallet or at the bank): link it again to pay from it', { accountId: q.source_account_id })
+              : err('account_unavailable', 'the source account is no longer available (link revoked?)');
           continue;
         }
         if (q.request_id !== null && !pendingRequests.has(q.request_id)) {
@@ -1483,6 +1542,27 @@ export function createTransferService(deps: {
       }
       return quote;
     },
+    async quoteOwnTransfer(tx, payer, input) {
+      // The destination: the customer's own account here, or an account linked into this wallet (active link).
+      const target = await accounts.debitable(tx, payer.id, input.customerId, input.payeeAccountId);
+      if (target === undefined) return err('account_unavailable', 'no such account to move money to (or its link was revoked)', { accountId: input.payeeAccountId });
+      if (target.customerId === null) return err('account_unavailable', 'not a customer account', { accountId: input.payeeAccountId });
+      const [holder] = await tx.query<{ name: string; participant_name: string }>(
+        'select c.name, p.name as participant_name from customers c join participants p on p.id = c.participant_id where c.id = $1',
+        [target.customerId],
+      );
+      const payee: Payee = {
+        aliasId: '',
+        participantId: target.ownerParticipantId,
+        participantName: holder?.participant_name ?? target.ownerParticipantId,
+        customerId: target.customerId,
+        customerName: holder?.name ?? '',
+        accountId: target.id,
+        currency: target.currency,
+        flagged: false,
+      };
+      return makeQuote(tx, payer, input.customerId, payee, { mode: 'send', amountMinor: input.amountMinor, currency: input.currency }, input.sourceAccountId, null, undefined, undefined, true);
+    },
     async declineRequest(tx, actor, participantId, requestId, input) {
       const [r] = await tx.query<RequestRow>(`${REQUEST_SELECT} where r.id = $1 and r.payer_participant_id = $2`, [requestId, participantId]);
       if (r === undefined) return err('request_not_found', 'no such request', { requestId });
@@ -1617,6 +1697,11 @@ export function createTransferService(deps: {
       const source = await pickSource(tx, sender.id, input.customerId, input.sourceAccountId, input.currency);
       if (source === undefined) return err('account_unavailable', 'no such account to pay from');
       if (source.currency !== input.currency) return err('source_currency_mismatch', `the source account holds ${source.currency}`);
+      // A red packet's money waits in the hub's escrow until claimed: a participant that keeps its own books (connected)
+      // holds its customers' money itself, so it cannot fund one from the escrow's side (its members can claim: below).
+      if (sides !== undefined && (await sides.connection(source.ownerParticipantId, input.currency, tx)) !== undefined) {
+        return err('currency_not_receivable', `red packets are held in the hub's escrow: an account at a participant that keeps its own ${input.currency} books cannot fund one`);
+      }
       const table = await fx.table();
       const reference = toEurCents(table, input.currency, input.totalMinor);
       if (!reference.ok) return reference;
@@ -1674,6 +1759,37 @@ export function createTransferService(deps: {
         [packetId, participantId, customerId, clock.now()],
       );
       if (share === undefined) return err('red_packet_empty', 'every share was claimed');
+      const memberConn = sides === undefined ? undefined : await sides.connection(participantId, packet.currency, tx);
+      if (memberConn !== undefined && sides !== undefined) {
+        // The member's bank keeps its own books: the share is paid as a payment with a connected payee (the one
+        // two-phase path): reserved here (escrow → the sender participant's position → the bank's position, pending),
+        // then the bank is asked to accept (settleConnected, after this COMMIT) and the payment decided.
+        // One payment per attempt: a share released by a refusal is paid by a new one when claimed again.
+        const paymentId = `pay_rpk_${packetId.slice(4)}_${share.idx}_${newId('att').slice(4, 12)}`;
+        const legId = (leg: string) => `${paymentId}:${leg}`;
+        const payerPos = await accounts.ensureSystemAccount('funding', packet.participant_id, packet.currency);
+        const payeePos = await accounts.ensureSystemAccount('funding', participantId, packet.currency);
+        const meta = { paymentId, packetId };
+        const legs: TransferInput[] = [
+          { kind: 'pending', id: legId('p2p'), debitAccountId: packet.escrow_account_id, creditAccountId: payerPos, amountMinor: share.amount_minor, currency: packet.currency, purpose: 'red_packet_claim', metadata: meta },
+          { kind: 'pending', id: legId('pos'), debitAccountId: payerPos, creditAccountId: payeePos, amountMinor: share.amount_minor, currency: packet.currency, purpose: 'position', metadata: meta },
+        ];
+        const reserved = await mover.move(tx, legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })));
+        const bad = failed(reserved);
+        if (bad !== undefined && !bad.ok) return err('ledger_rejected', 'the share could not be reserved', { ledgerCode: bad.error.code });
+        const now = clock.now();
+        const deadline = new Date(now.getTime() + memberConn.deadlineMs + CONNECTED_DEADLINE_MARGIN_MS);
+        await tx.query(
+          `insert into payments (id, quote_id, payer_participant_id, payer_customer_id, source_account_id, payee_participant_id, payee_customer_id, payee_account_id, send_minor, send_currency,
+                                 receive_minor, receive_currency, fee_minor, rate, ref_eur_cents, request_id, status, transfer_ids, created_at, connected, deadline_at)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $10, 0, null, 0, null, 'pending', $11, $12, '{payee}', $13)`,
+          [paymentId, `rpk:${paymentId}`, packet.participant_id, packet.customer_id, packet.escrow_account_id, participantId, customerId, member.account_id, share.amount_minor, packet.currency, legs.map((l) => l.id), now, deadline],
+        );
+        await tx.query('update red_packet_shares set payment_id = $3 where packet_id = $1 and idx = $2', [packetId, share.idx, paymentId]);
+        await tx.query('update red_packet_members set claimed_minor = $4, claimed_at = $5 where packet_id = $1 and participant_id = $2 and customer_id = $3', [packetId, participantId, customerId, share.amount_minor, now]);
+        await audit.record(tx, { actor, action: 'payment.reserved', objectType: 'payment', objectId: paymentId, details: { packetId, connected: ['payee'], deadline: deadline.toISOString() } });
+        return ok({ amountMinor: share.amount_minor, currency: packet.currency, packet: await packetView(tx, packet), paymentId });
+      }
       const [moved] = await mover.move(tx, [
         { id: `${packetId}:claim:${share.idx}`, debitAccountId: packet.escrow_account_id, creditAccountId: member.account_id, amountMinor: share.amount_minor, currency: packet.currency, purpose: 'red_packet_claim', metadata: { packetId } },
       ]);

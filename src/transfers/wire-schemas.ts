@@ -119,7 +119,10 @@ export const RedPacketSchema = Closed(
   },
   'A red packet',
 );
-export const RedPacketClaimSchema = Closed({ packetId: Type.String(), amount: Money, packet: RedPacketSchema }, 'Your share, and the packet after it');
+export const RedPacketClaimSchema = Closed(
+  { packetId: Type.String(), amount: Money, packet: RedPacketSchema, paymentId: Type.Optional(Type.String({ description: 'When your bank keeps its own books: the payment that paid your share (accepted by the bank, then committed)' })) },
+  'Your share, and the packet after it',
+);
 export const FeeSchema = Closed(
   { payerParticipantId: Type.String(), payeeParticipantId: Type.String(), fixed: Money, bps: Type.Integer({ description: 'Basis points of the amount, added to the fixed part' }) },
   'The fee in force between the two participants',

@@ -368,6 +368,30 @@ describe.each(engines)('connected participants on %s', (engine) => {
     expect(await balance(liAccount())).toBe(before.li - 150n);
   });
 
+  it('AB05: a participant no longer connected when the hub comes to ask it (switched to hosted after the reserve) is no answer', async () => {
+    const before = await snapshot();
+    const q = await t.api('wallet-a').post('/v1/transfers/quotes', { customerId: li(), payee: { type: 'handle', value: 'wangfang' }, sendAmount: { amount: '2.50', currency: 'CNY' } });
+    const [reserved] = await t.hub.db.transaction((tx) => t.hub.transfers.transfers.confirmMany(tx, [{ actor: { type: 'system' }, participantId: demoParticipantId('wallet-a'), quoteId: q.body.id }]));
+    const paymentId = reserved?.ok ? reserved.value.id : '';
+    expect(reserved?.ok && reserved.value.status).toBe('pending');
+    expect((await t.api('operator').post(`/v1/operator/participants/${bankC}/connections`, { currency: 'CNY', mode: 'hosted' })).status).toBe(200);
+    const decided = await t.hub.transfers.transfers.settleConnected(paymentId);
+    expect(decided?.status).toBe('rejected');
+    expect(decided?.reason).toEqual(expect.objectContaining({ Rsn: 'AB05', AddtlInf: expect.stringContaining('no longer connected') }));
+    expect((await bank.hold(paymentId))).toBeUndefined(); // never asked
+    expect(await balance(liAccount())).toBe(before.li);
+    expect(await pendingOf(liAccount())).toBe(0n);
+    // The abort waits until the bank is reachable again (its connection restored), then is acknowledged.
+    await t.hub.connectors.deliverDue();
+    expect((await t.hub.connectors.messages(paymentId))[0]).toEqual(expect.objectContaining({ kind: 'abort', acked: false }));
+    await t.api('operator').post(`/v1/operator/participants/${bankC}/connections`, { currency: 'CNY', mode: 'connected', endpointUrl: bank.url(), publicJwk: bank.publicJwk, deadlineMs: 10_000 });
+    clock.advance(2_000);
+    const [abort] = await deliverAll(paymentId);
+    expect(abort).toEqual(expect.objectContaining({ kind: 'abort', acked: true }));
+    expect(await bankTotal()).toBe(before.total);
+    await expectConserved();
+  });
+
   it('a bank that crashes between reserve and commit finds the final state at the hub when it comes back', async () => {
     await t.api('operator').post(`/v1/operator/participants/${bankC}/connections`, { currency: 'CNY', mode: 'connected', endpointUrl: bank.url(), publicJwk: bank.publicJwk, deadlineMs: 1_500 });
     bank.switches.crashAfterReserve = true;

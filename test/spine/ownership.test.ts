@@ -45,6 +45,7 @@ const KIND_TABLES: Record<RefKind, string> = {
   account: `select id, owner_participant_id as participant, customer_id as customer from ledger_accounts`,
   account_link: `select id, wallet_participant_id as participant, wallet_customer_id as customer from account_links`,
   account_link_consent: `select id, wallet_participant_id as participant, wallet_customer_id as customer from account_link_consents`,
+  open_banking_consent: `select id, wallet_participant_id as participant, wallet_customer_id as customer from open_banking_consents`,
   alias: `select id, participant_id as participant, customer_id as customer from aliases`,
   alias_move: `select id, to_participant_id as participant, to_customer_id as customer from alias_moves`,
   alias_verification: `select id, participant_id as participant, customer_id as customer from alias_verifications`,
@@ -210,6 +211,13 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
       expect(link).toBeDefined();
       await ok(t.api(as).post(`/v1/customers/${cus(who)}/top-ups`, { linkId: link!.id, amount: { amount: '1.00', currency: cur } }, key()), 201);
     }
+    // Open-banking consents (their start needs a connected bank, absent here): written directly, one per wallet customer.
+    await t.hub.db.query(
+      `insert into open_banking_consents (id, wallet_participant_id, wallet_customer_id, bank_participant_id, currency, status, state_hash, redirect_uri, verifier_sealed, scope, expires_at, created_at)
+       select 'obc_sweep_' || c.id, c.participant_id, c.id, $3, 'CNY', 'awaiting_authorization', 'h', 'https://wallet.example/cb', 'sealed', 'accounts payments', $4, $4
+         from customers c where c.participant_id in ($1, $2)`,
+      [me('wallet-a'), me('wallet-b'), me('bank-a'), clock.now()],
+    );
     await ok(wa.post('/v1/aliases/moves', { customerId: cus('li-at-wallet-a'), type: 'handle', value: 'maria.tan', accountId: 'acc_cus_demo_li_at_wallet_a_CNY' }, key()), 201);
     await ok(wb.post('/v1/aliases/moves', { customerId: cus('zhang-at-wallet-b'), type: 'handle', value: 'liwei', accountId: 'acc_cus_demo_zhang_at_wallet_b_CNY' }, key()), 201);
     await ok(wa.post('/v1/aliases/verifications', { customerId: cus('li-at-wallet-a'), type: 'email', value: 'li.sweep@example.com', accountId: 'acc_cus_demo_li_at_wallet_a_CNY' }, key()), 201);

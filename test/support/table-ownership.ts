@@ -16,7 +16,7 @@ export const TABLE_OWNER: Readonly<Record<string, string>> = {
   pay_authorizations: 'payments', pay_issuer_asks: 'payments', pay_issuer_settings: 'payments', pay_qr_codes: 'payments', pay_links: 'payments', pay_refunds: 'payments', pay_risk_rules: 'payments',
   merchants: 'merchants',
   quotes: 'transfers', payments: 'transfers', money_requests: 'transfers', bill_splits: 'transfers', bill_split_members: 'transfers', red_packets: 'transfers', red_packet_members: 'transfers', red_packet_shares: 'transfers', payer_blocks: 'transfers', fee_schedules: 'transfers',
-  account_links: 'accounts', account_link_consents: 'accounts',
+  account_links: 'accounts', account_link_consents: 'accounts', open_banking_consents: 'accounts',
   aliases: 'aliases', alias_moves: 'aliases', alias_verifications: 'aliases', alias_flags: 'aliases',
   fx_rates: 'fx', fx_liquidity_accounts: 'fx', fx_providers: 'fx', fx_provider_rates: 'fx',
   liquidity_requests: 'liquidity', liquidity_approval_thresholds: 'liquidity', cash_movements: 'cash',

@@ -2864,9 +2864,7 @@ export interface paths {
         };
         /**
          * List a customer's accounts: their own and every linked bank account, with balances
-         * @description List a customer's accounts: their own and every linked bank account, with balances.
-         *
-         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         * @description An account at a bank that keeps its own books (linked by the bank’s consent) holds no balance at the hub: read it with GET /v1/open-banking/consents/{consentId}/balances.
          */
         get: operations["getAccounts"];
         put?: never;
@@ -3315,6 +3313,162 @@ export interface paths {
         get: operations["getTransfersPaymentsByPaymentId"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/open-banking/consents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A customer’s open-banking consents (active, revoked, waiting for the bank)
+         * @description A customer’s open-banking consents (active, revoked, waiting for the bank)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getOpenBankingConsents"];
+        put?: never;
+        /**
+         * Link an account at a bank that keeps its own books: start the bank’s consent (OAuth 2.0 authorization code with PKCE)
+         * @description The hub is the bank’s OAuth client: it makes the PKCE verifier and the state and keeps them (sealed, hashed). Send the customer to `authorizeUrl`; the bank redirects to `redirectUri` with `code` and `state`; hand both to POST /v1/open-banking/consents/{consentId}/authorize. The access grant the bank gives stays sealed at the hub.
+         */
+        post: operations["postOpenBankingConsents"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/open-banking/consents/{consentId}/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish linking: the code and state the bank redirected with (the hub exchanges them for the bank’s grant)
+         * @description Finish linking: the code and state the bank redirected with (the hub exchanges them for the bank’s grant)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        post: operations["postOpenBankingConsentsByConsentIdAuthorize"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/open-banking/consents/{consentId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An open-banking consent
+         * @description An open-banking consent.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getOpenBankingConsentsByConsentId"];
+        put?: never;
+        post?: never;
+        /**
+         * Revoke the consent: its links end at once, and the hub revokes the grant at the bank
+         * @description Revoke the consent: its links end at once, and the hub revokes the grant at the bank.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        delete: operations["deleteOpenBankingConsentsByConsentId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/open-banking/consents/{consentId}/balances": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The balances of the consent’s accounts, read at the bank now
+         * @description Answers 403 consent_revoked once the customer revoked the consent, in the wallet or at the bank.
+         */
+        get: operations["getOpenBankingConsentsByConsentIdBalances"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/open-banking/consents/{consentId}/quotes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Initiate a payment from the consent’s account: a quote to confirm with POST /v1/transfers/payments (the bank authorizes the debit)
+         * @description The same quote as POST /v1/transfers/quotes with the consent’s account as the source. Answers 403 consent_revoked once the consent ended.
+         */
+        post: operations["postOpenBankingConsentsByConsentIdQuotes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/open-banking/consents/{consentId}/top-ups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Top up the customer’s account here from the consent’s account at the bank: a quote to confirm with POST /v1/transfers/payments (the bank authorizes the debit)
+         * @description Answers 403 consent_revoked once the consent ended.
+         */
+        post: operations["postOpenBankingConsentsByConsentIdTopUps"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/open-banking/consents/{consentId}/withdrawals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Withdraw from the customer’s account here to the consent’s account at the bank: a quote to confirm with POST /v1/transfers/payments (the bank accepts the credit)
+         * @description Answers 403 consent_revoked once the consent ended.
+         */
+        post: operations["postOpenBankingConsentsByConsentIdWithdrawals"];
         delete?: never;
         options?: never;
         head?: never;
@@ -6658,7 +6812,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_customer_not_found" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_credit" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_found" | "consent_required" | "country_not_allowed" | "coupon_already_held" | "coupon_expired" | "coupon_invalid" | "coupon_limit_reached" | "coupon_not_applicable" | "coupon_not_found" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "credit_line_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "dispute_amount_invalid" | "dispute_deadline_passed" | "dispute_exists" | "dispute_not_found" | "dispute_not_party" | "dispute_state" | "dispute_window_closed" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "membership_card_not_found" | "membership_exists" | "membership_program_not_found" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "offline_counter_reused" | "offline_limit_exceeded" | "offline_purse_blocked" | "offline_purse_closed" | "offline_purse_exists" | "offline_purse_not_found" | "offline_reserve_exhausted" | "offline_signature_invalid" | "offline_token_expired" | "offline_token_invalid" | "offline_token_replayed" | "offline_unload_invalid" | "offline_wrong_merchant" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "pot_limit_reached" | "pot_locked" | "pot_not_found" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "recall_deadline_passed" | "recall_exists" | "recall_not_found" | "recall_state" | "recall_window_closed" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "repayment_account_invalid" | "repayment_exceeds_balance" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "reward_rule_invalid" | "rewards_insufficient" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_delivery_not_found" | "webhook_secret_not_retrievable" | "webhook_url_missing";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_authorization_failed" | "bank_customer_not_found" | "bank_unavailable" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_credit" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_active" | "consent_not_found" | "consent_required" | "consent_revoked" | "consent_state_invalid" | "country_not_allowed" | "coupon_already_held" | "coupon_expired" | "coupon_invalid" | "coupon_limit_reached" | "coupon_not_applicable" | "coupon_not_found" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "credit_line_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "dispute_amount_invalid" | "dispute_deadline_passed" | "dispute_exists" | "dispute_not_found" | "dispute_not_party" | "dispute_state" | "dispute_window_closed" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "membership_card_not_found" | "membership_exists" | "membership_program_not_found" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "offline_counter_reused" | "offline_limit_exceeded" | "offline_purse_blocked" | "offline_purse_closed" | "offline_purse_exists" | "offline_purse_not_found" | "offline_reserve_exhausted" | "offline_signature_invalid" | "offline_token_expired" | "offline_token_invalid" | "offline_token_replayed" | "offline_unload_invalid" | "offline_wrong_merchant" | "open_banking_unavailable" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "pot_limit_reached" | "pot_locked" | "pot_not_found" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "recall_deadline_passed" | "recall_exists" | "recall_not_found" | "recall_state" | "recall_window_closed" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "repayment_account_invalid" | "repayment_exceeds_balance" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "reward_rule_invalid" | "rewards_insufficient" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_delivery_not_found" | "webhook_secret_not_retrievable" | "webhook_url_missing";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -9102,6 +9256,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_currency, validation_failed */
+        Error400_730379ec: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_connection, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, validation_failed */
         Error400_7efdf352: {
             headers: {
@@ -9844,6 +10012,20 @@ export interface components {
                 };
             };
         };
+        /** @description Forbidden: consent_locked, consent_revoked, forbidden, participant_suspended */
+        Error403_237c357d: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "consent_locked" | "consent_revoked" | "forbidden" | "participant_suspended";
+                    };
+                };
+            };
+        };
         /** @description Forbidden: alias_move_locked, alias_verification_locked, alias_verification_required, forbidden, participant_suspended */
         Error403_295ddc39: {
             headers: {
@@ -9872,20 +10054,6 @@ export interface components {
                 };
             };
         };
-        /** @description Forbidden: consent_locked, forbidden, not_request_payer, participant_suspended, red_packet_not_member, request_blocked */
-        Error403_36067716: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "consent_locked" | "forbidden" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked";
-                    };
-                };
-            };
-        };
         /** @description Forbidden: forbidden, not_issuer, not_wallet, participant_suspended */
         Error403_3c0f0521: {
             headers: {
@@ -9896,20 +10064,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "not_issuer" | "not_wallet" | "participant_suspended";
-                    };
-                };
-            };
-        };
-        /** @description Forbidden: alias_move_locked, alias_verification_locked, alias_verification_required, consent_locked, forbidden, fx_provider_not_registered, not_request_payer, participant_suspended, red_packet_not_member, request_blocked, risk_declined */
-        Error403_3f53c981: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_move_locked" | "alias_verification_locked" | "alias_verification_required" | "consent_locked" | "forbidden" | "fx_provider_not_registered" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked" | "risk_declined";
                     };
                 };
             };
@@ -9952,6 +10106,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "participant_suspended" | "webhook_secret_not_retrievable";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: consent_locked, consent_revoked, forbidden, not_request_payer, participant_suspended, red_packet_not_member, request_blocked */
+        Error403_7b94af94: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "consent_locked" | "consent_revoked" | "forbidden" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked";
                     };
                 };
             };
@@ -10008,20 +10176,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "risk_declined";
-                    };
-                };
-            };
-        };
-        /** @description Forbidden: consent_locked, forbidden, participant_suspended */
-        Error403_9358ef66: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "consent_locked" | "forbidden" | "participant_suspended";
                     };
                 };
             };
@@ -10092,6 +10246,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "participant_suspended";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: alias_move_locked, alias_verification_locked, alias_verification_required, consent_locked, consent_revoked, forbidden, fx_provider_not_registered, not_request_payer, participant_suspended, red_packet_not_member, request_blocked, risk_declined */
+        Error403_e336be1d: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_move_locked" | "alias_verification_locked" | "alias_verification_required" | "consent_locked" | "consent_revoked" | "forbidden" | "fx_provider_not_registered" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked" | "risk_declined";
                     };
                 };
             };
@@ -10754,6 +10922,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: account_exists, account_has_pending, consent_not_active, customer_account_exists, customer_exists, customer_has_balance, pending_already_resolved, pending_expired, transfer_exists_with_different_fields */
+        Error409_2001dc96: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_exists" | "account_has_pending" | "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "pending_already_resolved" | "pending_expired" | "transfer_exists_with_different_fields";
+                    };
+                };
+            };
+        };
         /** @description Conflict: account_exists, account_has_pending, credential_limit, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, pending_already_resolved, pending_expired, settlement_window_open, transfer_exists_with_different_fields, webhook_url_missing */
         Error409_28370064: {
             headers: {
@@ -10768,20 +10950,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_35da40af: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
-                    };
-                };
-            };
-        };
         /** @description Conflict: credential_limit */
         Error409_3debd01a: {
             headers: {
@@ -10792,6 +10960,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "credential_limit";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: consent_not_active, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_3edb92bb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -10824,6 +11006,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: account_exists, account_has_pending, consent_not_active, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, pending_already_resolved, pending_expired, transfer_exists_with_different_fields */
+        Error409_497b2c78: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_exists" | "account_has_pending" | "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "transfer_exists_with_different_fields";
+                    };
+                };
+            };
+        };
         /** @description Conflict: customer_exists, customer_has_balance, pot_limit_reached, pot_locked */
         Error409_4a1e4795: {
             headers: {
@@ -10838,8 +11034,8 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_4a5df6de: {
+        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, consent_not_active, customer_account_exists, customer_exists, customer_has_balance, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_51f33a56: {
             headers: {
                 [name: string]: unknown;
             };
@@ -10847,7 +11043,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
+                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -10936,20 +11132,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_67aaa654: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
-                    };
-                };
-            };
-        };
         /** @description Conflict: alias_taken, customer_exists, customer_has_balance, idempotency_in_progress */
         Error409_6c04134e: {
             headers: {
@@ -10964,20 +11146,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: account_exists, account_has_pending, customer_account_exists, customer_exists, customer_has_balance, pending_already_resolved, pending_expired, transfer_exists_with_different_fields */
-        Error409_6f61bd96: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "pending_already_resolved" | "pending_expired" | "transfer_exists_with_different_fields";
-                    };
-                };
-            };
-        };
         /** @description Conflict: webhook_url_missing */
         Error409_7746a90c: {
             headers: {
@@ -10988,20 +11156,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "webhook_url_missing";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: account_exists, account_has_pending, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, pending_already_resolved, pending_expired, transfer_exists_with_different_fields */
-        Error409_7872a4a3: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_exists" | "account_has_pending" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "transfer_exists_with_different_fields";
                     };
                 };
             };
@@ -11072,20 +11226,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "customer_exists" | "customer_has_balance" | "dispute_deadline_passed" | "dispute_exists" | "dispute_state" | "liquidity_request_decided" | "payment_state" | "recall_deadline_passed" | "recall_exists" | "recall_state";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: customer_account_exists, customer_exists, customer_has_balance, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_833cdaaf: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "customer_account_exists" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -11226,6 +11366,34 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "liquidity_request_decided" | "settlement_window_open";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: consent_not_active, customer_account_exists, customer_exists, customer_has_balance, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_c95d4e67: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, consent_not_active, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
+        Error409_cf5c3768: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -11538,34 +11706,6 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: account_closed, consent_code_invalid, currency_mismatch, exceeds_credit_limit, exceeds_debits, insufficient_funds, linked_transfer_failed, overflow, post_amount_exceeds_pending, same_account */
-        Error422_0f68e8bd: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_closed" | "consent_code_invalid" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "post_amount_exceeds_pending" | "same_account";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
-        Error422_1679f91e: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
-                    };
-                };
-            };
-        };
         /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, coupon_not_applicable, cpm_invalid, exceeds_credit_limit, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
         Error422_1a7afb67: {
             headers: {
@@ -11678,6 +11818,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: account_closed, bank_authorization_failed, consent_code_invalid, consent_state_invalid, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, open_banking_unavailable, overflow, post_amount_exceeds_pending, same_account */
+        Error422_470c1025: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_closed" | "bank_authorization_failed" | "consent_code_invalid" | "consent_state_invalid" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "open_banking_unavailable" | "overflow" | "post_amount_exceeds_pending" | "same_account";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: qr_expired, qr_invalid */
         Error422_506f01b4: {
             headers: {
@@ -11692,6 +11846,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: bank_authorization_failed, cannot_pay_self, cash_link_invalid, consent_code_invalid, consent_state_invalid, currency_not_receivable, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, open_banking_unavailable, payment_rejected, source_currency_mismatch, split_amounts_mismatch */
+        Error422_511fa382: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "bank_authorization_failed" | "cannot_pay_self" | "cash_link_invalid" | "consent_code_invalid" | "consent_state_invalid" | "currency_not_receivable" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "open_banking_unavailable" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: coupon_not_applicable, ledger_rejected, liquidity_exceeded, rewards_insufficient */
         Error422_522820e5: {
             headers: {
@@ -11702,20 +11870,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "coupon_not_applicable" | "ledger_rejected" | "liquidity_exceeded" | "rewards_insufficient";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: alias_code_invalid, cannot_pay_self, challenge_failed, consent_code_invalid, currency_not_receivable, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
-        Error422_5571f6bb: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_code_invalid" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "currency_not_receivable" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
                     };
                 };
             };
@@ -11744,6 +11898,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_closed" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "passkey_registration_invalid" | "post_amount_exceeds_pending" | "push_wallet_invalid" | "same_account" | "step_up_failed" | "step_up_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: alias_code_invalid, bank_authorization_failed, cannot_pay_self, challenge_failed, consent_code_invalid, consent_state_invalid, currency_not_receivable, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, open_banking_unavailable, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
+        Error422_5c5bb60d: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_code_invalid" | "bank_authorization_failed" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "consent_state_invalid" | "currency_not_receivable" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "open_banking_unavailable" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
                     };
                 };
             };
@@ -11818,20 +11986,6 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: account_closed, consent_code_invalid, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, overflow, post_amount_exceeds_pending, same_account */
-        Error422_8633125d: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "account_closed" | "consent_code_invalid" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "post_amount_exceeds_pending" | "same_account";
-                    };
-                };
-            };
-        };
         /** @description Unprocessable: amount_mismatch, capture_exceeds_authorized, card_data_invalid, card_request_key_reused, challenge_failed, coupon_not_applicable, cpm_invalid, exceeds_credit_limit, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, insufficient_funds, liquidity_exceeded, passkey_registration_invalid, payment_currency_mismatch, payment_ledger_rejected, payment_source_invalid, push_wallet_invalid, qr_expired, qr_invalid, qr_unknown_merchant, refund_exceeds_captured, step_up_failed, step_up_invalid */
         Error422_88eea7da: {
             headers: {
@@ -11856,6 +12010,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_closed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "liquidity_exceeded" | "overflow" | "post_amount_exceeds_pending" | "same_account" | "settlement_csv_invalid";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: alias_code_invalid, bank_authorization_failed, cannot_pay_self, challenge_failed, consent_code_invalid, consent_state_invalid, currency_not_receivable, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, open_banking_unavailable, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
+        Error422_8e6023a4: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_code_invalid" | "bank_authorization_failed" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "consent_state_invalid" | "currency_not_receivable" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "open_banking_unavailable" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
                     };
                 };
             };
@@ -11944,8 +12112,8 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: cannot_pay_self, cash_link_invalid, consent_code_invalid, currency_not_receivable, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, payment_rejected, source_currency_mismatch, split_amounts_mismatch */
-        Error422_c2eaa509: {
+        /** @description Unprocessable: bank_authorization_failed, cannot_pay_self, cash_link_invalid, consent_code_invalid, consent_state_invalid, currency_not_receivable, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, open_banking_unavailable, payment_rejected, source_currency_mismatch, split_amounts_mismatch */
+        Error422_ba72db6f: {
             headers: {
                 [name: string]: unknown;
             };
@@ -11953,7 +12121,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "cannot_pay_self" | "cash_link_invalid" | "consent_code_invalid" | "currency_not_receivable" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
+                        code?: "bank_authorization_failed" | "cannot_pay_self" | "cash_link_invalid" | "consent_code_invalid" | "consent_state_invalid" | "currency_not_receivable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "open_banking_unavailable" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
                     };
                 };
             };
@@ -11968,20 +12136,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "alias_code_invalid";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: cannot_pay_self, cash_link_invalid, consent_code_invalid, currency_not_receivable, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, payment_rejected, source_currency_mismatch, split_amounts_mismatch */
-        Error422_dbc90fd2: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "cannot_pay_self" | "cash_link_invalid" | "consent_code_invalid" | "currency_not_receivable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
                     };
                 };
             };
@@ -12038,6 +12192,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: account_closed, bank_authorization_failed, consent_code_invalid, consent_state_invalid, currency_mismatch, exceeds_credit_limit, exceeds_debits, insufficient_funds, linked_transfer_failed, open_banking_unavailable, overflow, post_amount_exceeds_pending, same_account */
+        Error422_f8ff3b01: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "account_closed" | "bank_authorization_failed" | "consent_code_invalid" | "consent_state_invalid" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "insufficient_funds" | "linked_transfer_failed" | "open_banking_unavailable" | "overflow" | "post_amount_exceeds_pending" | "same_account";
                     };
                 };
             };
@@ -12234,6 +12402,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "internal";
+                    };
+                };
+            };
+        };
+        /** @description Bad gateway: bank_unavailable */
+        Error502_60f8be50: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "bank_unavailable";
                     };
                 };
             };
@@ -14878,15 +15060,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_3d5fd4fb"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_36067716"];
+            403: components["responses"]["Error403_7b94af94"];
             404: components["responses"]["Error404_ecb32f8f"];
-            409: components["responses"]["Error409_4a5df6de"];
+            409: components["responses"]["Error409_3edb92bb"];
             410: components["responses"]["Error410_4315ae46"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c2eaa509"];
+            422: components["responses"]["Error422_511fa382"];
             429: components["responses"]["Error429_b8597fa3"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -14935,15 +15118,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_3d5fd4fb"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_36067716"];
+            403: components["responses"]["Error403_7b94af94"];
             404: components["responses"]["Error404_ecb32f8f"];
-            409: components["responses"]["Error409_4a5df6de"];
+            409: components["responses"]["Error409_3edb92bb"];
             410: components["responses"]["Error410_4315ae46"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_c2eaa509"];
+            422: components["responses"]["Error422_511fa382"];
             429: components["responses"]["Error429_b8597fa3"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -14975,13 +15159,14 @@ export interface operations {
             };
             400: components["responses"]["Error400_0262ec75"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_36067716"];
+            403: components["responses"]["Error403_7b94af94"];
             404: components["responses"]["Error404_ecb32f8f"];
-            409: components["responses"]["Error409_833cdaaf"];
+            409: components["responses"]["Error409_c95d4e67"];
             410: components["responses"]["Error410_4315ae46"];
-            422: components["responses"]["Error422_dbc90fd2"];
+            422: components["responses"]["Error422_ba72db6f"];
             429: components["responses"]["Error429_b8597fa3"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -15010,13 +15195,14 @@ export interface operations {
             };
             400: components["responses"]["Error400_60e4af86"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_36067716"];
+            403: components["responses"]["Error403_7b94af94"];
             404: components["responses"]["Error404_ecb32f8f"];
-            409: components["responses"]["Error409_833cdaaf"];
+            409: components["responses"]["Error409_c95d4e67"];
             410: components["responses"]["Error410_4315ae46"];
-            422: components["responses"]["Error422_dbc90fd2"];
+            422: components["responses"]["Error422_ba72db6f"];
             429: components["responses"]["Error429_b8597fa3"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -18623,13 +18809,14 @@ export interface operations {
             };
             400: components["responses"]["Error400_f2a0f481"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_9358ef66"];
+            403: components["responses"]["Error403_237c357d"];
             404: components["responses"]["Error404_9dfbd8f7"];
-            409: components["responses"]["Error409_6f61bd96"];
+            409: components["responses"]["Error409_2001dc96"];
             410: components["responses"]["Error410_b06f5a74"];
-            422: components["responses"]["Error422_0f68e8bd"];
+            422: components["responses"]["Error422_f8ff3b01"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_b47a2650"];
         };
     };
@@ -18685,15 +18872,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_6342c4a8"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_9358ef66"];
+            403: components["responses"]["Error403_237c357d"];
             404: components["responses"]["Error404_9dfbd8f7"];
-            409: components["responses"]["Error409_7872a4a3"];
+            409: components["responses"]["Error409_497b2c78"];
             410: components["responses"]["Error410_b06f5a74"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_8633125d"];
+            422: components["responses"]["Error422_470c1025"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_b47a2650"];
         };
     };
@@ -18754,15 +18942,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_a35733dd"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_9358ef66"];
+            403: components["responses"]["Error403_237c357d"];
             404: components["responses"]["Error404_9dfbd8f7"];
-            409: components["responses"]["Error409_7872a4a3"];
+            409: components["responses"]["Error409_497b2c78"];
             410: components["responses"]["Error410_b06f5a74"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_8633125d"];
+            422: components["responses"]["Error422_470c1025"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_b47a2650"];
         };
     };
@@ -18795,13 +18984,14 @@ export interface operations {
             };
             400: components["responses"]["Error400_f2a0f481"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_9358ef66"];
+            403: components["responses"]["Error403_237c357d"];
             404: components["responses"]["Error404_9dfbd8f7"];
-            409: components["responses"]["Error409_6f61bd96"];
+            409: components["responses"]["Error409_2001dc96"];
             410: components["responses"]["Error410_b06f5a74"];
-            422: components["responses"]["Error422_0f68e8bd"];
+            422: components["responses"]["Error422_f8ff3b01"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_b47a2650"];
         };
     };
@@ -18850,15 +19040,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_6342c4a8"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_9358ef66"];
+            403: components["responses"]["Error403_237c357d"];
             404: components["responses"]["Error404_9dfbd8f7"];
-            409: components["responses"]["Error409_7872a4a3"];
+            409: components["responses"]["Error409_497b2c78"];
             410: components["responses"]["Error410_b06f5a74"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_8633125d"];
+            422: components["responses"]["Error422_470c1025"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_b47a2650"];
         };
     };
@@ -18900,15 +19091,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_6342c4a8"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_9358ef66"];
+            403: components["responses"]["Error403_237c357d"];
             404: components["responses"]["Error404_9dfbd8f7"];
-            409: components["responses"]["Error409_7872a4a3"];
+            409: components["responses"]["Error409_497b2c78"];
             410: components["responses"]["Error410_b06f5a74"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_8633125d"];
+            422: components["responses"]["Error422_470c1025"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_b47a2650"];
         };
     };
@@ -18943,15 +19135,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_c7f83438"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_9358ef66"];
+            403: components["responses"]["Error403_237c357d"];
             404: components["responses"]["Error404_9dfbd8f7"];
-            409: components["responses"]["Error409_6f61bd96"];
+            409: components["responses"]["Error409_2001dc96"];
             410: components["responses"]["Error410_b06f5a74"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_0f68e8bd"];
+            422: components["responses"]["Error422_f8ff3b01"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_b47a2650"];
         };
     };
@@ -19797,17 +19990,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3f53c981"];
+            403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_67aaa654"];
+            409: components["responses"]["Error409_cf5c3768"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_1679f91e"];
+            422: components["responses"]["Error422_5c5bb60d"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -19841,15 +20035,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_61fabb1c"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3f53c981"];
+            403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_35da40af"];
+            409: components["responses"]["Error409_51f33a56"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_5571f6bb"];
+            422: components["responses"]["Error422_8e6023a4"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -19942,17 +20137,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_b8c10200"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3f53c981"];
+            403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_67aaa654"];
+            409: components["responses"]["Error409_cf5c3768"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_1679f91e"];
+            422: components["responses"]["Error422_5c5bb60d"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -20036,16 +20232,854 @@ export interface operations {
             };
             400: components["responses"]["Error400_3e0e4500"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3f53c981"];
+            403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_35da40af"];
+            409: components["responses"]["Error409_51f33a56"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_5571f6bb"];
+            422: components["responses"]["Error422_8e6023a4"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
+        };
+    };
+    getOpenBankingConsents: {
+        parameters: {
+            query: {
+                /** @description Your customer id */
+                customerId: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** @description Consent id */
+                            id: string;
+                            /** @description Your customer */
+                            customerId: string;
+                            /** @description The bank that holds the account (connected: it keeps its own books) */
+                            bankParticipantId: string;
+                            currency: string;
+                            status: "awaiting_authorization" | "active" | "revoked" | "failed";
+                            /** @description What the bank granted: accounts (balances) and payments (debits the bank authorizes one by one) */
+                            scope: string;
+                            links: {
+                                linkId: string;
+                                /** @description Pay from it with sourceAccountId */
+                                accountId: string;
+                                status: "active" | "revoked";
+                            }[];
+                            /**
+                             * Format: date-time
+                             * @description The customer must approve at the bank before this
+                             */
+                            expiresAt: string;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** @description When the bank granted access */
+                            authorizedAt: string | null;
+                            /** @description When the consent ended */
+                            revokedAt: string | null;
+                            /** @description Where the customer revoked it */
+                            revokedBy: "wallet" | "bank" | null;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_f2a0f481"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_2001dc96"];
+            410: components["responses"]["Error410_b06f5a74"];
+            422: components["responses"]["Error422_f8ff3b01"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOpenBankingConsents: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer id */
+                    customerId: string;
+                    /** @description The bank (connected in this currency) */
+                    bankParticipantId: string;
+                    /**
+                     * @description ISO 4217 alphabetic code
+                     * @example CNY
+                     */
+                    currency: string;
+                    /** @description Where the bank sends the customer back (https; http only on localhost) */
+                    redirectUri: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Consent id */
+                        id: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description The bank that holds the account (connected: it keeps its own books) */
+                        bankParticipantId: string;
+                        currency: string;
+                        status: "awaiting_authorization" | "active" | "revoked" | "failed";
+                        /** @description What the bank granted: accounts (balances) and payments (debits the bank authorizes one by one) */
+                        scope: string;
+                        links: {
+                            linkId: string;
+                            /** @description Pay from it with sourceAccountId */
+                            accountId: string;
+                            status: "active" | "revoked";
+                        }[];
+                        /**
+                         * Format: date-time
+                         * @description The customer must approve at the bank before this
+                         */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** @description When the bank granted access */
+                        authorizedAt: string | null;
+                        /** @description When the consent ended */
+                        revokedAt: string | null;
+                        /** @description Where the customer revoked it */
+                        revokedBy: "wallet" | "bank" | null;
+                        /** @description Send the customer here (the bank’s OAuth 2.0 authorize endpoint, PKCE S256): the bank redirects to redirectUri with code and state */
+                        authorizeUrl: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_6342c4a8"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_497b2c78"];
+            410: components["responses"]["Error410_b06f5a74"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_470c1025"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOpenBankingConsentsByConsentIdAuthorize: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Open-banking consent id */
+                consentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    code: string;
+                    state: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Consent id */
+                        id: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description The bank that holds the account (connected: it keeps its own books) */
+                        bankParticipantId: string;
+                        currency: string;
+                        status: "awaiting_authorization" | "active" | "revoked" | "failed";
+                        /** @description What the bank granted: accounts (balances) and payments (debits the bank authorizes one by one) */
+                        scope: string;
+                        links: {
+                            linkId: string;
+                            /** @description Pay from it with sourceAccountId */
+                            accountId: string;
+                            status: "active" | "revoked";
+                        }[];
+                        /**
+                         * Format: date-time
+                         * @description The customer must approve at the bank before this
+                         */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** @description When the bank granted access */
+                        authorizedAt: string | null;
+                        /** @description When the consent ended */
+                        revokedAt: string | null;
+                        /** @description Where the customer revoked it */
+                        revokedBy: "wallet" | "bank" | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_c7f83438"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_2001dc96"];
+            410: components["responses"]["Error410_b06f5a74"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_f8ff3b01"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOpenBankingConsentsByConsentId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Open-banking consent id */
+                consentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Consent id */
+                        id: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description The bank that holds the account (connected: it keeps its own books) */
+                        bankParticipantId: string;
+                        currency: string;
+                        status: "awaiting_authorization" | "active" | "revoked" | "failed";
+                        /** @description What the bank granted: accounts (balances) and payments (debits the bank authorizes one by one) */
+                        scope: string;
+                        links: {
+                            linkId: string;
+                            /** @description Pay from it with sourceAccountId */
+                            accountId: string;
+                            status: "active" | "revoked";
+                        }[];
+                        /**
+                         * Format: date-time
+                         * @description The customer must approve at the bank before this
+                         */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** @description When the bank granted access */
+                        authorizedAt: string | null;
+                        /** @description When the consent ended */
+                        revokedAt: string | null;
+                        /** @description Where the customer revoked it */
+                        revokedBy: "wallet" | "bank" | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_730379ec"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_2001dc96"];
+            410: components["responses"]["Error410_b06f5a74"];
+            422: components["responses"]["Error422_f8ff3b01"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    deleteOpenBankingConsentsByConsentId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Open-banking consent id */
+                consentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["NoBody"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Consent id */
+                        id: string;
+                        /** @description Your customer */
+                        customerId: string;
+                        /** @description The bank that holds the account (connected: it keeps its own books) */
+                        bankParticipantId: string;
+                        currency: string;
+                        status: "awaiting_authorization" | "active" | "revoked" | "failed";
+                        /** @description What the bank granted: accounts (balances) and payments (debits the bank authorizes one by one) */
+                        scope: string;
+                        links: {
+                            linkId: string;
+                            /** @description Pay from it with sourceAccountId */
+                            accountId: string;
+                            status: "active" | "revoked";
+                        }[];
+                        /**
+                         * Format: date-time
+                         * @description The customer must approve at the bank before this
+                         */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** @description When the bank granted access */
+                        authorizedAt: string | null;
+                        /** @description When the consent ended */
+                        revokedAt: string | null;
+                        /** @description Where the customer revoked it */
+                        revokedBy: "wallet" | "bank" | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_c7f83438"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_2001dc96"];
+            410: components["responses"]["Error410_b06f5a74"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_f8ff3b01"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getOpenBankingConsentsByConsentIdBalances: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Open-banking consent id */
+                consentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            accountId: string;
+                            linkId: string;
+                            balance: {
+                                amount: string;
+                                currency: string;
+                            };
+                            available: {
+                                amount: string;
+                                currency: string;
+                            };
+                            /**
+                             * Format: date-time
+                             * @description As the bank stated it
+                             */
+                            asOf: string;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_730379ec"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_2001dc96"];
+            410: components["responses"]["Error410_b06f5a74"];
+            422: components["responses"]["Error422_f8ff3b01"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOpenBankingConsentsByConsentIdQuotes: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Open-banking consent id */
+                consentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    payee: {
+                        type: "phone" | "email" | "handle";
+                        value: string;
+                    };
+                    sendAmount?: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                    receiveAmount?: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description A quote */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Quote id: confirm it with POST /v1/transfers/payments before it expires */
+                        id: string;
+                        /** @description The paying customer */
+                        customerId: string;
+                        /** @description The account debited */
+                        sourceAccountId: string;
+                        payee: {
+                            maskedName: string;
+                            participantId: string;
+                            participantName: string;
+                            /** @description The alias is flagged for suspected fraud */
+                            flagged: boolean;
+                        };
+                        sendAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        receiveAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        totalDebit: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Rate applied (receive per send), null in one currency */
+                        rate: string | null;
+                        /** @description Mid-market reference rate, null in one currency */
+                        midRate: string | null;
+                        /** @description Spread over the mid rate, basis points */
+                        spreadBps: number;
+                        /** @description The FX provider’s posted rate this quote bound (GET /v1/fx/rates), null in one currency */
+                        fxRateId: string | null;
+                        /** @description The FX provider participant the conversion goes through: its positions move in both currencies */
+                        fxProviderId: string | null;
+                        rounding: string;
+                        /** @description The money request this quote pays */
+                        requestId: string | null;
+                        warnings: string[];
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_6342c4a8"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_497b2c78"];
+            410: components["responses"]["Error410_b06f5a74"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_470c1025"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOpenBankingConsentsByConsentIdTopUps: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Open-banking consent id */
+                consentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                    /** @description The customer’s own account here (default: theirs in the amount’s currency) */
+                    accountId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A quote */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Quote id: confirm it with POST /v1/transfers/payments before it expires */
+                        id: string;
+                        /** @description The paying customer */
+                        customerId: string;
+                        /** @description The account debited */
+                        sourceAccountId: string;
+                        payee: {
+                            maskedName: string;
+                            participantId: string;
+                            participantName: string;
+                            /** @description The alias is flagged for suspected fraud */
+                            flagged: boolean;
+                        };
+                        sendAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        receiveAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        totalDebit: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Rate applied (receive per send), null in one currency */
+                        rate: string | null;
+                        /** @description Mid-market reference rate, null in one currency */
+                        midRate: string | null;
+                        /** @description Spread over the mid rate, basis points */
+                        spreadBps: number;
+                        /** @description The FX provider’s posted rate this quote bound (GET /v1/fx/rates), null in one currency */
+                        fxRateId: string | null;
+                        /** @description The FX provider participant the conversion goes through: its positions move in both currencies */
+                        fxProviderId: string | null;
+                        rounding: string;
+                        /** @description The money request this quote pays */
+                        requestId: string | null;
+                        warnings: string[];
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_6342c4a8"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_497b2c78"];
+            410: components["responses"]["Error410_b06f5a74"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_470c1025"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postOpenBankingConsentsByConsentIdWithdrawals: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Open-banking consent id */
+                consentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    amount: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                    /** @description The customer’s own account here (default: theirs in the amount’s currency) */
+                    accountId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A quote */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Quote id: confirm it with POST /v1/transfers/payments before it expires */
+                        id: string;
+                        /** @description The paying customer */
+                        customerId: string;
+                        /** @description The account debited */
+                        sourceAccountId: string;
+                        payee: {
+                            maskedName: string;
+                            participantId: string;
+                            participantName: string;
+                            /** @description The alias is flagged for suspected fraud */
+                            flagged: boolean;
+                        };
+                        sendAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        receiveAmount: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        fee: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        totalDebit: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        /** @description Rate applied (receive per send), null in one currency */
+                        rate: string | null;
+                        /** @description Mid-market reference rate, null in one currency */
+                        midRate: string | null;
+                        /** @description Spread over the mid rate, basis points */
+                        spreadBps: number;
+                        /** @description The FX provider’s posted rate this quote bound (GET /v1/fx/rates), null in one currency */
+                        fxRateId: string | null;
+                        /** @description The FX provider participant the conversion goes through: its positions move in both currencies */
+                        fxProviderId: string | null;
+                        rounding: string;
+                        /** @description The money request this quote pays */
+                        requestId: string | null;
+                        warnings: string[];
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error400_6342c4a8"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_237c357d"];
+            404: components["responses"]["Error404_9dfbd8f7"];
+            409: components["responses"]["Error409_497b2c78"];
+            410: components["responses"]["Error410_b06f5a74"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_470c1025"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
+            503: components["responses"]["Error503_b47a2650"];
         };
     };
     getTransfersRequests: {
@@ -20114,15 +21148,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_61fabb1c"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3f53c981"];
+            403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_35da40af"];
+            409: components["responses"]["Error409_51f33a56"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_5571f6bb"];
+            422: components["responses"]["Error422_8e6023a4"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -20215,17 +21250,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3f53c981"];
+            403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_67aaa654"];
+            409: components["responses"]["Error409_cf5c3768"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_1679f91e"];
+            422: components["responses"]["Error422_5c5bb60d"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -20292,15 +21328,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_3e0e4500"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3f53c981"];
+            403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_35da40af"];
+            409: components["responses"]["Error409_51f33a56"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_5571f6bb"];
+            422: components["responses"]["Error422_8e6023a4"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -20419,17 +21456,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3f53c981"];
+            403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_67aaa654"];
+            409: components["responses"]["Error409_cf5c3768"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_1679f91e"];
+            422: components["responses"]["Error422_5c5bb60d"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -20507,17 +21545,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3f53c981"];
+            403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_67aaa654"];
+            409: components["responses"]["Error409_cf5c3768"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_1679f91e"];
+            422: components["responses"]["Error422_5c5bb60d"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -20618,17 +21657,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_d2e39a7a"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3f53c981"];
+            403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_67aaa654"];
+            409: components["responses"]["Error409_cf5c3768"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_1679f91e"];
+            422: components["responses"]["Error422_5c5bb60d"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -20700,15 +21740,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_3e0e4500"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3f53c981"];
+            403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_35da40af"];
+            409: components["responses"]["Error409_51f33a56"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_5571f6bb"];
+            422: components["responses"]["Error422_8e6023a4"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -20742,17 +21783,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_8119621f"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3f53c981"];
+            403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_35da40af"];
+            409: components["responses"]["Error409_51f33a56"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_5571f6bb"];
+            422: components["responses"]["Error422_8e6023a4"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -20873,17 +21915,18 @@ export interface operations {
             };
             400: components["responses"]["Error400_b8c10200"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3f53c981"];
+            403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_67aaa654"];
+            409: components["responses"]["Error409_cf5c3768"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_1679f91e"];
+            422: components["responses"]["Error422_5c5bb60d"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -20975,15 +22018,16 @@ export interface operations {
             };
             400: components["responses"]["Error400_3e0e4500"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3f53c981"];
+            403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_35da40af"];
+            409: components["responses"]["Error409_51f33a56"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_5571f6bb"];
+            422: components["responses"]["Error422_8e6023a4"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };
@@ -21096,22 +22140,25 @@ export interface operations {
                             /** Format: date-time */
                             createdAt: string;
                         };
+                        /** @description When your bank keeps its own books: the payment that paid your share (accepted by the bank, then committed) */
+                        paymentId?: string;
                     };
                 };
             };
             400: components["responses"]["Error400_b8c10200"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_3f53c981"];
+            403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_67aaa654"];
+            409: components["responses"]["Error409_cf5c3768"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_1679f91e"];
+            422: components["responses"]["Error422_5c5bb60d"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
             500: components["responses"]["Error500_3586a13f"];
+            502: components["responses"]["Error502_60f8be50"];
             503: components["responses"]["Error503_d3cb2853"];
         };
     };

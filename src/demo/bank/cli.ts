@@ -39,7 +39,7 @@ export async function simulateBankCommand(io: CliIo, args: readonly string[]): P
   }
   const [hubKey] = ((await jwks.json()) as { keys: { kty: string; crv: string; x: string }[] }).keys;
   if (hubKey === undefined) return 1;
-  const bank = await createReferenceBank({ dataDir, hubPublicJwk: hubKey });
+  const bank = await createReferenceBank({ dataDir, hubPublicJwk: hubKey, name: CONNECTED_BANK.name });
   const refuse = valueOf(args, '--refuse');
   const [op, reason] = refuse?.split(':') ?? [];
   Object.assign(bank.switches, {
@@ -50,7 +50,7 @@ export async function simulateBankCommand(io: CliIo, args: readonly string[]): P
     duplicate: args.includes('--duplicate'),
     crashAfterReserve: args.includes('--crash-after-reserve'),
   });
-  for (const c of CONNECTED_CUSTOMERS) await bank.openAccount({ id: c.bankAccount, name: c.name, currency: CONNECTED_BANK.currency, balanceMinor: c.openingMinor });
+  for (const c of CONNECTED_CUSTOMERS) await bank.openAccount({ id: c.bankAccount, name: c.name, currency: CONNECTED_BANK.currency, balanceMinor: c.openingMinor, passcode: c.passcode });
   const url = await bank.listen(port, '127.0.0.1');
   const tokenFile = join(config.dataDir, 'operator-token');
   const operator = config.operatorToken ?? (existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : undefined);
@@ -72,7 +72,7 @@ export async function simulateBankCommand(io: CliIo, args: readonly string[]): P
       connected
         ? `  connected at ${hubUrl} as ${participantId} in ${CONNECTED_BANK.currency}`
         : `  connect it: POST ${hubUrl}/v1/operator/participants/${participantId}/connections ${JSON.stringify(connection)}`,
-      `  customers: ${CONNECTED_CUSTOMERS.map((c) => `${c.name} ${c.bankAccount} (handle ${c.handle})`).join(', ')}`,
+      `  customers: ${CONNECTED_CUSTOMERS.map((c) => `${c.name} ${c.bankAccount} (handle ${c.handle}, passcode ${c.passcode} to approve a wallet at ${url}/oauth/authorize)`).join(', ')}`,
     ].join('\n'),
   );
   await new Promise<void>((resolve) => {

@@ -12,9 +12,10 @@ import type { ReferenceBank } from './reference-bank.ts';
  * only as addresses: their ledger accounts at the hub never hold money; the bank's position does.
  */
 export const CONNECTED_BANK = { key: 'bank-c', name: 'Bund Street Bank 外滩银行', country: 'CN', currency: 'CNY' } as const;
-export const CONNECTED_CUSTOMERS: readonly { key: string; bankAccount: string; name: string; phone: string; handle: string; openingMinor: bigint }[] = [
-  { key: 'wang-at-bank-c', bankAccount: 'BSB-6200-0001', name: '王芳', phone: '+8613900139002', handle: 'wangfang', openingMinor: 2_000_000n },
-  { key: 'chen-at-bank-c', bankAccount: 'BSB-6200-0002', name: '陈杰', phone: '+8613900139003', handle: 'chenjie', openingMinor: 300_000n },
+/** `passcode`: how the customer signs in at the reference bank to approve a wallet's access (a simulation). */
+export const CONNECTED_CUSTOMERS: readonly { key: string; bankAccount: string; name: string; phone: string; handle: string; openingMinor: bigint; passcode: string }[] = [
+  { key: 'wang-at-bank-c', bankAccount: 'BSB-6200-0001', name: '王芳', phone: '+8613900139002', handle: 'wangfang', openingMinor: 2_000_000n, passcode: 'wang-2468' },
+  { key: 'chen-at-bank-c', bankAccount: 'BSB-6200-0002', name: '陈杰', phone: '+8613900139003', handle: 'chenjie', openingMinor: 300_000n, passcode: 'chen-1357' },
 ];
 
 export interface ConnectedBankCredential {
@@ -57,7 +58,7 @@ export async function connectReferenceBank(hub: Hub, bank: ReferenceBank, option
   const participant = await hub.participants.get(id);
   if (participant === undefined) throw new Error('connected bank: participant missing');
   for (const c of CONNECTED_CUSTOMERS) {
-    await bank.openAccount({ id: c.bankAccount, name: c.name, currency: CONNECTED_BANK.currency, balanceMinor: c.openingMinor });
+    await bank.openAccount({ id: c.bankAccount, name: c.name, currency: CONNECTED_BANK.currency, balanceMinor: c.openingMinor, passcode: c.passcode });
     const customerId = demoCustomerId(c.key);
     if ((await hub.customers.get(id, customerId)) !== undefined) continue;
     await hub.db.transaction(async (tx) => {

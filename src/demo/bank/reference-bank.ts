@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { createConnector, nodeListener, serveConnector, type AnswerStore, type Connector, type ConnectorReply, type Decision, type HubClient } from '../../participant-sdk/index.ts';
 import type { ConnectorRequest, StatusReason } from '../../participant-sdk/index.ts';
 import { openPglite, type Db } from '../../platform/db.ts';
+import { createBankOpenBanking, OPEN_BANKING_SCHEMA, withOpenBanking, type BankOpenBanking } from './open-banking.ts';
 
 /**
  * The reference bank: a connected participant's core system in miniature, built on the participant SDK
@@ -35,10 +36,12 @@ export interface ReferenceBank {
   readonly connector: Connector;
   readonly publicJwk: { kty: 'OKP'; crv: 'Ed25519'; x: string; kid: string };
   readonly switches: BankSwitches;
+  /** Its open-banking side: OAuth 2.0 with PKCE for the hub, balances, consents (./open-banking.ts). */
+  readonly openBanking: BankOpenBanking;
   /** Base URL of the connector (after listen). */
   url(): string;
   listen(port?: number, host?: string): Promise<string>;
-  openAccount(input: { id: string; name: string; currency: string; balanceMinor: bigint; maxCreditMinor?: bigint | undefined }): Promise<void>;
+  openAccount(input: { id: string; name: string; currency: string; balanceMinor: bigint; maxCreditMinor?: bigint | undefined; passcode?: string | undefined }): Promise<void>;
   closeAccount(id: string): Promise<void>;
   balance(id: string): Promise<bigint | undefined>;
   /** Σ customers' balances and the clearing balance, per currency. */
@@ -77,9 +80,9 @@ export function toMinor(amount: string, currency: string): bigint {
   return BigInt(whole) * 10n ** BigInt(e) + BigInt((frac + '0'.repeat(e)).slice(0, e) || '0');
 }
 
-export async function createReferenceBank(options: { dataDir?: string | undefined; hubPublicJwk: { kty: string; crv: string; x: string }; kid?: string }): Promise<ReferenceBank> {
+export async function createReferenceBank(options: { dataDir?: string | undefined; hubPublicJwk: { kty: string; crv: string; x: string }; kid?: string; name?: string }): Promise<ReferenceBank> {
   const db = await openPglite(options.dataDir);
-  for (const statement of SCHEMA.split(';').map((s) => s.trim()).filter((s) => s !== '')) await db.query(statement);
+  for (const statement of `${SCHEMA};${OPEN_BANKING_SCHEMA}`.split(';').map((s) => s.trim()).filter((s) => s !== '')) await db.query(statement);
   const { privateKey, publicKey } = generateKeyPairSync('ed25519') as { privateKey: KeyObject; publicKey: KeyObject };
   const jwk = publicKey.export({ format: 'jwk' });
   const kid = options.kid ?? 'reference-bank-1';
@@ -100,9 +103,15 @@ export async function createReferenceBank(options: { dataDir?: string | undefine
   const accountOf = async (id: string | undefined) =>
     id === undefined ? undefined : (await db.query<{ id: string; currency: string; balance_minor: bigint; closed: boolean; max_credit_minor: bigint | null }>('select * from accounts where id = $1', [id]))[0];
 
+  const openBanking = createBankOpenBanking({ db, signingKey: privateKey, kid, hubPublicJwk: options.hubPublicJwk, bankName: options.name ?? 'Reference bank' });
+
   const handlers = {
     async reserve(r: ConnectorRequest): Promise<Decision> {
       if (switches.refuse?.op === 'reserve') return refuse(switches.refuse.reason);
+      // A debit a wallet initiates under the customer's consent: the bank authorizes it only while the consent is active
+      // and covers this account and payments (MD01: no mandate).
+      const mandate = r.MndtRltdInf?.MndtId;
+      if (mandate !== undefined && !(await openBanking.mandateAllows(mandate, r.DbtrAcct?.Id.Othr.Id ?? ''))) return refuse('MD01', 'the customer’s consent is revoked or does not cover this debit');
       const amount = toMinor(r.IntrBkSttlmAmt.amount, r.IntrBkSttlmAmt.currency);
       return db.transaction(async (tx) => {
         const [acc] = await tx.query<{ id: string; currency: string; balance_minor: bigint; closed: boolean; max_credit_minor: bigint | null }>('select * from accounts where id = $1 for update', [r.DbtrAcct?.Id.Othr.Id ?? '']);
@@ -181,21 +190,23 @@ export async function createReferenceBank(options: { dataDir?: string | undefine
     connector,
     publicJwk: { kty: 'OKP', crv: 'Ed25519', x: String(jwk.x), kid },
     switches,
+    openBanking,
     url: () => {
       if (server === undefined) throw new Error('the reference bank is not listening');
       return server.url;
     },
     async listen(port = 0, host = '127.0.0.1') {
-      server = await serveConnector(connector, { port, host });
+      server = await serveConnector({ ...connector, listener: () => withOpenBanking(openBanking, connector.listener()) }, { port, host });
       return server.url;
     },
     async openAccount(input) {
-      await db.query('insert into accounts (id, name, currency, balance_minor, max_credit_minor) values ($1, $2, $3, $4, $5) on conflict (id) do nothing', [
+      await db.query('insert into accounts (id, name, currency, balance_minor, max_credit_minor, passcode) values ($1, $2, $3, $4, $5, $6) on conflict (id) do update set passcode = coalesce(accounts.passcode, excluded.passcode)', [
         input.id,
         input.name,
         input.currency,
         input.balanceMinor,
         input.maxCreditMinor ?? null,
+        input.passcode ?? null,
       ]);
     },
     async closeAccount(id) {

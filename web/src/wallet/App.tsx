@@ -13,6 +13,7 @@ import { CurrencySelect, useAccounts, useCurrencies, useCurrency } from './accou
 import { Budget } from './Budget.tsx';
 import { Coupons, OfferLine, Pots } from './Value.tsx';
 import { Offline } from './Offline.tsx';
+import { returnedFromBank } from './BankAccess.tsx';
 import { Payments, SentPackets, SentRequests } from './More.tsx';
 import { StepUp, useStepUp } from './StepUp.tsx';
 import { CameraScanner, PacketShare, ReceiveCode, decodeImage, parsePacketPayload, parseReceivePayload } from './Scan.tsx';
@@ -53,7 +54,7 @@ export function WalletApp() {
   const [openLink] = useState(linkFromAddress);
   const [packet, setPacket] = useState(packetFromAddress);
   const [pushReceipt, setPushReceipt] = useState(pushFromAddress);
-  const start: TabKey = pushReceipt !== '' ? 'add' : openLink !== '' ? 'pay' : packet !== '' ? 'transfer' : 'home';
+  const start: TabKey = pushReceipt !== '' ? 'add' : openLink !== '' ? 'pay' : packet !== '' ? 'transfer' : returnedFromBank() ? 'me' : 'home';
   const [tab, setTab] = useState<TabKey>(start);
   const [payee, setPayee] = useState<{ type: string; value: string } | undefined>();
   const signOut = () => {

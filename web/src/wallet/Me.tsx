@@ -5,6 +5,7 @@ import { useI18n } from '../shared/i18n.tsx';
 import { CodeForm, ConfirmBar, ErrorBox, Section, Select, useAction, useLoad } from '../shared/ui.tsx';
 import type { WalletSession } from './session.ts';
 import { Aliases, BankAccounts } from './More.tsx';
+import { BankAccess } from './BankAccess.tsx';
 
 /**
  * "我的 / Me": the signed-in customer's own settings: passkeys for approving payments (step-up), and links to their
@@ -21,6 +22,7 @@ export function Me({ api, session }: { api: Api; session: WalletSession }) {
         <p className="muted mono">{session.customerId}</p>
       </Section>
       <BankAccounts api={api} session={session} />
+      <BankAccess api={api} session={session} />
       <Aliases api={api} session={session} />
       <Passkeys api={api} session={session} />
       <CustomerLinks api={api} session={session} />
