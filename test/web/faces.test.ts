@@ -1,11 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import AxeBuilder from '@axe-core/playwright';
 import QRCode from 'qrcode';
 import type { Page } from 'playwright-core';
 import type { TestHub } from '../support/hub.ts';
-import { SHOTS, openWebHarness, type WebHarness } from './support.ts';
+import { SHOTS, checkView, openWebHarness, setPageLang, type WebHarness } from './support.ts';
 
 /**
  * The faces as products, in Chromium against a real listening hub with the demo network (./support.ts):
@@ -25,25 +24,10 @@ let problems: string[] = [];
 const axeCounts: Record<string, number> = {};
 
 type Lang = 'en' | 'zh-CN';
-/** The little of the browser's globals used inside page.evaluate (the Node tsconfig has no DOM lib). */
-declare const localStorage: { setItem(key: string, value: string): void };
-declare const document: { documentElement: { scrollWidth: number; clientWidth: number } };
+const setLang = (p: Page, lang: Lang) => setPageLang(p, lang);
 
-async function setLang(p: Page, lang: Lang) {
-  await p.evaluate((l) => localStorage.setItem('hutong.lang', l), lang);
-  await p.reload();
-}
-
-/** axe (WCAG 2.x A/AA) on what is on screen, and the width check at the current viewport. */
 async function check(p: Page, name: string) {
-  await p.waitForTimeout(150);
-  const result = await new AxeBuilder({ page: p }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  axeCounts[name] = bad.length;
-  expect(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(' | ')}`), `axe on ${name}`).toEqual([]);
-  const widths = await p.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
-  expect(widths.scroll, `horizontal overflow on ${name}`).toBeLessThanOrEqual(widths.client);
-  await p.screenshot({ path: join(SHOTS, `faces-${name}.png`), fullPage: true });
+  axeCounts[name] = await checkView(p, `faces-${name}`);
 }
 
 const PHONE = { width: 360, height: 780 };

@@ -1,10 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import AxeBuilder from '@axe-core/playwright';
 import type { Page } from 'playwright-core';
 import type { TestHub } from '../support/hub.ts';
-import { SHOTS, openWebHarness, type WebHarness } from './support.ts';
+import { SHOTS, checkView, openWebHarness, setPageLang, type WebHarness } from './support.ts';
 
 /**
  * A customer's golden path on a phone (390×844), in 中文 and in English, clicked through in Chromium against a real
@@ -21,7 +20,6 @@ let problems: string[] = [];
 const axeCounts: Record<string, number> = {};
 
 type Lang = 'en' | 'zh-CN';
-declare const localStorage: { setItem(key: string, value: string): void };
 declare const document: { documentElement: { scrollWidth: number; clientWidth: number }; querySelectorAll(s: string): ArrayLike<Target> };
 declare const getComputedStyle: (e: Target) => { visibility: string; display: string };
 interface Target {
@@ -55,24 +53,14 @@ async function targets(p: Page): Promise<{ measured: number; small: string[] }> 
 }
 
 async function check(p: Page, name: string) {
-  await p.waitForTimeout(150);
-  const result = await new AxeBuilder({ page: p }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  axeCounts[name] = bad.length;
-  expect(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(' | ')}`), `axe on ${name}`).toEqual([]);
-  const widths = await p.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
-  expect(widths.scroll, `horizontal overflow on ${name}`).toBeLessThanOrEqual(widths.client);
+  axeCounts[name] = await checkView(p, `golden-${name}`);
   const measured = await targets(p);
   expect(measured.small, `tap targets under 44 px on ${name}`).toEqual([]);
   // The sign-in form has its two selects and a button, every other view the top bar and the five tabs at least.
   expect(measured.measured, `controls measured on ${name}`).toBeGreaterThanOrEqual(3);
-  await p.screenshot({ path: join(SHOTS, `golden-${name}.png`), fullPage: true });
 }
 
-async function setLang(p: Page, lang: Lang) {
-  await p.evaluate((l) => localStorage.setItem('hutong.lang', l), lang);
-  await p.reload();
-}
+const setLang = (p: Page, lang: Lang) => setPageLang(p, lang);
 
 describe('a customer’s golden path at 390×844, in 中文 and English', () => {
   beforeEach(() => {

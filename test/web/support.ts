@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { expect } from 'vitest';
+import AxeBuilder from '@axe-core/playwright';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { systemClock } from '../../src/platform/clock.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
@@ -117,4 +118,32 @@ export async function openWebHarness(options: { host?: 'localhost' | '127.0.0.1'
       rmSync(userDataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The little of the browser's globals these checks use inside page.evaluate (the Node tsconfig has no DOM lib). */
+declare const localStorage: { setItem(key: string, value: string): void };
+declare const document: { documentElement: { scrollWidth: number; clientWidth: number } };
+
+/** The pages' language, as a person picks it (kept in the browser's storage), applied by a reload. */
+export async function setPageLang(p: Page, lang: 'en' | 'zh-CN'): Promise<void> {
+  await p.evaluate((l) => localStorage.setItem('hutong.lang', l), lang);
+  await p.reload();
+}
+
+/**
+ * What every view is checked for: axe (WCAG 2.x A and AA: no serious or critical violation), no horizontal overflow at
+ * the viewport (unless `overflow: false`), and a full-page screenshot `test-results/web/<file>.png`. Answers the number
+ * of serious or critical violations (0 when the check passed), for the axe counts a test writes out.
+ */
+export async function checkView(p: Page, file: string, options: { overflow?: boolean } = {}): Promise<number> {
+  await p.waitForTimeout(150);
+  const result = await new AxeBuilder({ page: p }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  expect(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(' | ')}`), `axe on ${file}`).toEqual([]);
+  if (options.overflow !== false) {
+    const widths = await p.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+    expect(widths.scroll, `horizontal overflow on ${file}`).toBeLessThanOrEqual(widths.client);
+  }
+  await p.screenshot({ path: join(SHOTS, `${file}.png`), fullPage: true });
+  return bad.length;
 }

@@ -1,10 +1,8 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import AxeBuilder from '@axe-core/playwright';
 import type { Page } from 'playwright-core';
 import { cardInTwoWallets, tokenSource } from '../../src/demo/fixtures.ts';
 import type { TestHub } from '../support/hub.ts';
-import { SHOTS, openWebHarness, type WebHarness } from './support.ts';
+import { checkView, openWebHarness, setPageLang, type WebHarness } from './support.ts';
 
 /**
  * The value pages in Chromium against a real listening hub at 390×844, in both languages: the wallet's savings pots
@@ -17,26 +15,15 @@ let t: TestHub;
 let page: Page;
 
 type Lang = 'en' | 'zh-CN';
-declare const localStorage: { setItem(key: string, value: string): void };
-declare const document: { documentElement: { scrollWidth: number; clientWidth: number } };
 const PHONE = { width: 390, height: 844 };
 const LI = 'cus_demo_li_at_wallet_a';
 const MERCHANT = 'mer_demo_merchant_a';
 const key = () => ({ 'idempotency-key': crypto.randomUUID() });
 
-async function setLang(p: Page, lang: Lang) {
-  await p.evaluate((l) => localStorage.setItem('hutong.lang', l), lang);
-  await p.reload();
-}
+const setLang = (p: Page, lang: Lang) => setPageLang(p, lang);
 
 async function check(p: Page, name: string) {
-  await p.waitForTimeout(150);
-  const result = await new AxeBuilder({ page: p }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(' | ')}`), `axe on ${name}`).toEqual([]);
-  const widths = await p.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
-  expect(widths.scroll, `horizontal overflow on ${name}`).toBeLessThanOrEqual(widths.client);
-  await p.screenshot({ path: join(SHOTS, `value-${name}.png`), fullPage: true });
+  await checkView(p, `value-${name}`);
 }
 
 describe('savings pots, coupons and issuer insights in the pages, at 390×844', () => {

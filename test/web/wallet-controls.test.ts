@@ -2,11 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import AxeBuilder from '@axe-core/playwright';
 import type { Page } from 'playwright-core';
 import { demoParticipantId } from '../../src/demo/seed.ts';
 import type { TestHub } from '../support/hub.ts';
-import { SHOTS, openWebHarness, type WebHarness } from './support.ts';
+import { SHOTS, checkView, openWebHarness, setPageLang, type WebHarness } from './support.ts';
 
 /**
  * The cardholder's own controls and the wallet's pages, in Chromium against a real listening hub at 390×844:
@@ -26,25 +25,14 @@ const axeCounts: Record<string, number> = {};
 
 type Lang = 'en' | 'zh-CN';
 declare const localStorage: { setItem(key: string, value: string): void; removeItem(key: string): void; length: number; key(i: number): string | null };
-declare const document: { documentElement: { scrollWidth: number; clientWidth: number } };
 
 const PHONE = { width: 390, height: 844 };
 const li = { walletA: 'cus_demo_li_at_wallet_a', bank: 'cus_demo_li_at_bank_a' };
 
-async function setLang(p: Page, lang: Lang) {
-  await p.evaluate((l) => localStorage.setItem('hutong.lang', l), lang);
-  await p.reload();
-}
+const setLang = (p: Page, lang: Lang) => setPageLang(p, lang);
 
 async function check(p: Page, name: string) {
-  await p.waitForTimeout(150);
-  const result = await new AxeBuilder({ page: p }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  axeCounts[name] = bad.length;
-  expect(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(' | ')}`), `axe on ${name}`).toEqual([]);
-  const widths = await p.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
-  expect(widths.scroll, `horizontal overflow on ${name}`).toBeLessThanOrEqual(widths.client);
-  await p.screenshot({ path: join(SHOTS, `controls-${name}.png`), fullPage: true });
+  axeCounts[name] = await checkView(p, `controls-${name}`);
 }
 
 const eventsOf = (participantKey: string, type: string) =>
