@@ -15,6 +15,7 @@ import { riskHistoryOf, riskHistorySql, type RiskInput, type RiskRules, type Ris
 import type { Clock } from '../platform/clock.ts';
 import { pipeliner, type Db, type Flusher, type Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
+import { createCoalescer } from '../platform/coalescer.ts';
 import { createTokenBucketLimiter } from '../platform/rate-limit.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import type { EventOutbox } from '../webhooks/index.ts';
@@ -49,6 +50,8 @@ export const FIRST_TIME_WARNING = 'You have never paid this person before: it ma
  * settlement account, an API call, then post or void) without changing the payment flow.
  */
 /** A bound on the fee schedules listed at once (one per ordered pair of participants that has one). */
+/** Bound on the connected payments decided in one transaction. */
+const MAX_DECIDE_BATCH = 64;
 export const FEE_LIST_LIMIT = 500;
 
 export interface FeeScheduleRecord {
@@ -926,68 +929,104 @@ export function createTransferService(deps: {
     }
   };
 
-  /** Decides a pending payment in one transaction: commit (post its legs) or abort (void them). */
-  const decide = async (paymentId: string, wanted: { commit: true } | { commit: false; reason: StatusReason }): Promise<Payment | undefined> => {
-    const decided = await db.transaction(async (tx) => {
-      const p = await readPending(tx, paymentId, true);
-      if (p === undefined || p.status !== 'pending') return p;
-      const nowMs = clock.nowMs();
-      let outcome: { commit: true } | { commit: false; reason: StatusReason } = wanted;
-      // An answer that arrives after the deadline is ignored: the recovery job may be aborting it, and the banks were
-      // told the deadline.
-      if (outcome.commit && p.deadline_at !== null && p.deadline_at.getTime() < nowMs) outcome = { commit: false, reason: { Rsn: 'AB05', AddtlInf: 'the answers came after the deadline' } };
-      const pendingIds = p.transfer_ids;
-      const meta = { paymentId };
-      let added: string[] = [];
-      if (outcome.commit) {
-        const legs: TransferInput[] = pendingIds.map((id) => ({ kind: 'post_pending' as const, id: `${id}:post`, pendingId: id, purpose: 'p2p_commit', metadata: meta }));
-        if (!p.connected.includes('payee')) {
-          const payeePos = await accounts.ensureSystemAccount('funding', p.payee_owner, p.receive_currency);
-          legs.push({ id: `${paymentId}:in`, debitAccountId: payeePos, creditAccountId: p.payee_account_id, amountMinor: p.receive_minor, currency: p.receive_currency, purpose: 'p2p', metadata: meta });
-        }
-        const results = await mover.move(tx, legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })));
-        const bad = failed(results);
-        if (bad !== undefined && !bad.ok) {
-          outcome = { commit: false, reason: { Rsn: 'NARR', AddtlInf: `the hub could not commit (${bad.error.code})` } };
-        } else {
-          added = legs.map((l) => l.id);
-          const posId = pendingIds.find((id) => id.endsWith(':pos'));
-          if (settlement !== undefined && posId !== undefined) {
-            await settlement.recordMoves(tx, [{ transferId: `${posId}:post`, paymentId, payerParticipantId: p.source_owner, payeeParticipantId: p.payee_owner, currency: p.send_currency, amountMinor: p.send_minor }]);
-          }
-        }
+  type Wanted = { commit: true } | { commit: false; reason: StatusReason };
+  /** Decides one pending payment inside a transaction: commit (post its legs) or abort (void them). */
+  const decideIn = async (tx: Queryable, paymentId: string, wanted: Wanted) => {
+    const p = await readPending(tx, paymentId, true);
+    if (p === undefined || p.status !== 'pending') return p;
+    const nowMs = clock.nowMs();
+    let outcome: { commit: true } | { commit: false; reason: StatusReason } = wanted;
+    // An answer that arrives after the deadline is ignored: the recovery job may be aborting it, and the banks were
+    // told the deadline.
+    if (outcome.commit && p.deadline_at !== null && p.deadline_at.getTime() < nowMs) outcome = { commit: false, reason: { Rsn: 'AB05', AddtlInf: 'the answers came after the deadline' } };
+    const pendingIds = p.transfer_ids;
+    const meta = { paymentId };
+    let added: string[] = [];
+    if (outcome.commit) {
+      const legs: TransferInput[] = pendingIds.map((id) => ({ kind: 'post_pending' as const, id: `${id}:post`, pendingId: id, purpose: 'p2p_commit', metadata: meta }));
+      if (!p.connected.includes('payee')) {
+        const payeePos = await accounts.ensureSystemAccount('funding', p.payee_owner, p.receive_currency);
+        legs.push({ id: `${paymentId}:in`, debitAccountId: payeePos, creditAccountId: p.payee_account_id, amountMinor: p.receive_minor, currency: p.receive_currency, purpose: 'p2p', metadata: meta });
       }
-      if (!outcome.commit) {
-        const voids: TransferInput[] = pendingIds.map((id) => ({ kind: 'void_pending' as const, id: `${id}:void`, pendingId: id, purpose: 'p2p_abort', metadata: meta }));
-        const results = await mover.move(tx, voids);
-        const bad = results.find((r) => !r.ok && r.error.code !== 'pending_already_resolved');
-        if (bad !== undefined && !bad.ok) throw new Error(`void of a reserved payment failed: ${bad.error.code}`);
-        added = voids.map((l) => l.id);
-        if (p.request_id !== null) await tx.query(`update money_requests set status = 'pending', payment_id = null where id = $1 and payment_id = $2`, [p.request_id, paymentId]);
-        await releaseShare(tx, paymentId);
-      }
-      const reason = outcome.commit ? null : storedReason(outcome.reason);
-      const [row] = await tx.query<PaymentRow>(
-        `update payments set status = $2, reason = $3, decided_at = $4, transfer_ids = transfer_ids || $5::text[] where id = $1 returning *`,
-        [paymentId, outcome.commit ? 'completed' : 'rejected', reason, new Date(nowMs), added],
-      );
-      const actor = { type: 'system' } as const;
-      if (outcome.commit) {
-        const receiveAmount = formatMoney(p.receive_minor, p.receive_currency);
-        await audit.record(tx, { actor, action: 'payment.completed', objectType: 'payment', objectId: paymentId, details: { quoteId: p.quote_id, connected: p.connected } });
-        await events.emit(tx, { participantId: p.payer_participant_id, type: 'payment.sent', data: { paymentId, sendAmount: formatMoney(p.send_minor, p.send_currency), fee: formatMoney(p.fee_minor, p.send_currency), receiveAmount, requestId: p.request_id, customerId: p.payer_customer_id } });
-        await events.emit(tx, { participantId: p.payee_participant_id, type: 'payment.received', data: { paymentId, receiveAmount, requestId: p.request_id, customerId: p.payee_customer_id } });
+      const results = await mover.move(tx, legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })));
+      const bad = failed(results);
+      if (bad !== undefined && !bad.ok) {
+        outcome = { commit: false, reason: { Rsn: 'NARR', AddtlInf: `the hub could not commit (${bad.error.code})` } };
       } else {
-        await audit.record(tx, { actor, action: 'payment.rejected', objectType: 'payment', objectId: paymentId, details: { quoteId: p.quote_id, reason } });
-        await events.emit(tx, { participantId: p.payer_participant_id, type: 'payment.rejected', data: { paymentId, customerId: p.payer_customer_id, status: 'RJCT', reason: outcome.reason.Rsn } });
+        added = legs.map((l) => l.id);
+        const posId = pendingIds.find((id) => id.endsWith(':pos'));
+        if (settlement !== undefined && posId !== undefined) {
+          await settlement.recordMoves(tx, [{ transferId: `${posId}:post`, paymentId, payerParticipantId: p.source_owner, payeeParticipantId: p.payee_owner, currency: p.send_currency, amountMinor: p.send_minor }]);
+        }
       }
-      // Both connected sides hear the decision, the one never asked included (releasing nothing is harmless).
-      const why = outcome.commit ? undefined : outcome.reason;
-      sides?.enqueue(tx, p.connected.map((side) => decisionFor(p, side as 'payer' | 'payee', why)));
-      return row === undefined ? undefined : { ...row, ...p, ...row };
-    });
-    if (decided !== undefined) sides?.deliverSoon();
-    return decided === undefined ? undefined : toPayment(decided);
+    }
+    if (!outcome.commit) {
+      const voids: TransferInput[] = pendingIds.map((id) => ({ kind: 'void_pending' as const, id: `${id}:void`, pendingId: id, purpose: 'p2p_abort', metadata: meta }));
+      const results = await mover.move(tx, voids);
+      const bad = results.find((r) => !r.ok && r.error.code !== 'pending_already_resolved');
+      if (bad !== undefined && !bad.ok) throw new Error(`void of a reserved payment failed: ${bad.error.code}`);
+      added = voids.map((l) => l.id);
+      if (p.request_id !== null) await tx.query(`update money_requests set status = 'pending', payment_id = null where id = $1 and payment_id = $2`, [p.request_id, paymentId]);
+      await releaseShare(tx, paymentId);
+    }
+    const reason = outcome.commit ? null : storedReason(outcome.reason);
+    const [row] = await tx.query<PaymentRow>(
+      `update payments set status = $2, reason = $3, decided_at = $4, transfer_ids = transfer_ids || $5::text[] where id = $1 returning *`,
+      [paymentId, outcome.commit ? 'completed' : 'rejected', reason, new Date(nowMs), added],
+    );
+    const actor = { type: 'system' } as const;
+    if (outcome.commit) {
+      const receiveAmount = formatMoney(p.receive_minor, p.receive_currency);
+      await audit.record(tx, { actor, action: 'payment.completed', objectType: 'payment', objectId: paymentId, details: { quoteId: p.quote_id, connected: p.connected } });
+      await events.emit(tx, { participantId: p.payer_participant_id, type: 'payment.sent', data: { paymentId, sendAmount: formatMoney(p.send_minor, p.send_currency), fee: formatMoney(p.fee_minor, p.send_currency), receiveAmount, requestId: p.request_id, customerId: p.payer_customer_id } });
+      await events.emit(tx, { participantId: p.payee_participant_id, type: 'payment.received', data: { paymentId, receiveAmount, requestId: p.request_id, customerId: p.payee_customer_id } });
+    } else {
+      await audit.record(tx, { actor, action: 'payment.rejected', objectType: 'payment', objectId: paymentId, details: { quoteId: p.quote_id, reason } });
+      await events.emit(tx, { participantId: p.payer_participant_id, type: 'payment.rejected', data: { paymentId, customerId: p.payer_customer_id, status: 'RJCT', reason: outcome.reason.Rsn } });
+    }
+    // Both connected sides hear the decision, the one never asked included (releasing nothing is harmless).
+    const why = outcome.commit ? undefined : outcome.reason;
+    sides?.enqueue(tx, p.connected.map((side) => decisionFor(p, side as 'payer' | 'payee', why)));
+    return row === undefined ? undefined : { ...row, ...p, ...row };
+  };
+  type Decided = { ok: true; row: Awaited<ReturnType<typeof decideIn>> } | { ok: false; error: unknown };
+  /**
+   * Payments whose banks answered at about the same time are decided in one transaction (each payment's row locked in
+   * id order), as confirms are batched: a connected payment's decision was a transaction of its own, the largest cost of
+   * the connected path after the banks' answers. A batch that fails (a deadlock with another transaction, a bug in one
+   * payment) is decided again one payment per transaction, so that each caller gets its own payment's answer.
+   */
+  const decisions = createCoalescer(
+    async (items: readonly { paymentId: string; wanted: Wanted }[]): Promise<Decided[]> => {
+      const order = items.map((_, i) => i).sort((a, b) => ((items[a]?.paymentId ?? '') < (items[b]?.paymentId ?? '') ? -1 : 1));
+      try {
+        return await db.transaction(async (tx) => {
+          const out: Decided[] = items.map(() => ({ ok: true, row: undefined }));
+          for (const i of order) {
+            const item = items[i];
+            if (item !== undefined) out[i] = { ok: true, row: await decideIn(tx, item.paymentId, item.wanted) };
+          }
+          return out;
+        });
+      } catch {
+        return Promise.all(
+          items.map(async (item): Promise<Decided> => {
+            try {
+              return { ok: true, row: await db.transaction((tx) => decideIn(tx, item.paymentId, item.wanted)) };
+            } catch (error) {
+              return { ok: false, error };
+            }
+          }),
+        );
+      }
+    },
+    { maxBatch: MAX_DECIDE_BATCH },
+  );
+  const decide = async (paymentId: string, wanted: Wanted): Promise<Payment | undefined> => {
+    const decided = await decisions.load({ paymentId, wanted });
+    if (!decided.ok) throw decided.error;
+    if (decided.row !== undefined) sides?.deliverSoon();
+    return decided.row === undefined ? undefined : toPayment(decided.row);
   };
 
   const settleConnected = async (paymentId: string): Promise<Payment | undefined> => {

@@ -204,6 +204,7 @@ export function createCouponService(deps: { db: Db; clock: Clock; audit: AuditSe
       const db2 = discountOf(b.coupon, input.amountMinor);
       if (da !== db2) return da > db2 ? -1 : 1;
       if (a.coupon.expiresAt.getTime() !== b.coupon.expiresAt.getTime()) return a.coupon.expiresAt.getTime() - b.coupon.expiresAt.getTime();
+      if (a.createdAt.getTime() !== b.createdAt.getTime()) return a.createdAt.getTime() - b.createdAt.getTime();
       return a.id.localeCompare(b.id);
     });
     const best = usable[0];

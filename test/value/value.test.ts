@@ -233,16 +233,17 @@ describe.each(engines)('value beyond paying on %s', (engine) => {
   });
 
   it('a payment link applies the best coupon too, shown first by the preview; applyCoupon false applies none', async () => {
-    const coupon = await t.api('merchant-a').post(`/v1/merchants/${MERCHANT}/coupons`, { name: 'Link deal', amountOff: '3.00', minSpend: '25.00', perCustomerLimit: 5, expiresAt: '2026-12-31T00:00:00Z' }, key());
+    // 3.50 off: more than the 10 % coupon kept earlier (3.00 of 30.00), so the best is this one.
+    const coupon = await t.api('merchant-a').post(`/v1/merchants/${MERCHANT}/coupons`, { name: 'Link deal', amountOff: '3.50', minSpend: '25.00', perCustomerLimit: 5, expiresAt: '2026-12-31T00:00:00Z' }, key());
     expect((await t.api('wallet-b').post('/v1/wallet/coupons', { customerId: card.b.customerId, couponId: coupon.body.id }, key())).status).toBe(201);
     const link = await t.api('merchant-a').post(`/v1/merchants/${MERCHANT}/payment-links`, { amount: { amount: '30.00', currency: 'CNY' }, description: 'Tickets', expiresInS: 3600, multipleUse: true }, key());
     expect(link.status).toBe(201);
     const preview = await t.api('wallet-b').post('/v1/wallet/offers/preview', { customerId: card.b.customerId, linkId: link.body.id });
-    expect(preview.body).toMatchObject({ amountDue: { amount: '30.00' }, coupon: { couponId: coupon.body.id, discount: { amount: '3.00' } }, amountToPay: { amount: '27.00' } });
+    expect(preview.body).toMatchObject({ amountDue: { amount: '30.00' }, coupon: { couponId: coupon.body.id, discount: { amount: '3.50' } }, amountToPay: { amount: '26.50' } });
     const account = `acc_${card.b.customerId}_CNY`;
     const paid = await t.api('wallet-b').post(`/v1/payment-links/${link.body.id as string}/pay`, { customerId: card.b.customerId, source: { type: 'account', accountId: account } }, key());
     expect(paid.status, JSON.stringify(paid.body)).toBe(201);
-    expect(paid.body.amount).toEqual({ amount: '27.00', currency: 'CNY' });
+    expect(paid.body.amount).toEqual({ amount: '26.50', currency: 'CNY' });
     const full = await t.api('wallet-b').post(`/v1/payment-links/${link.body.id as string}/pay`, { customerId: card.b.customerId, source: { type: 'account', accountId: account }, applyCoupon: false }, key());
     expect(full.body.amount).toEqual({ amount: '30.00', currency: 'CNY' });
     // Another customer's kept coupon cannot be named.
