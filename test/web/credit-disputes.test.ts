@@ -143,6 +143,8 @@ describe('credit lines and disputes in the wallet and on the issuer desk, at 390
     await box.getByTestId('dispute-opened').waitFor({ timeout: 15_000 });
     const mine = box.getByTestId('dispute-row');
     await expect.poll(() => mine.count()).toBe(1);
+    // The payment now being decided offers no second dispute.
+    await expect.poll(() => row.getByTestId('history-dispute').count()).toBe(0);
     disputeId = (await mine.first().getAttribute('data-dispute-id')) ?? '';
     const d = (await t.api('wallet-b').get(`/v1/disputes/${disputeId}`)).body;
     expect(d).toMatchObject({ kind: 'card', paymentId: cardPaymentId, status: 'opened', customerId: zhang, amount: { amount: '200.00', currency: 'HKD' }, issuerParticipantId: demoParticipantId('bank-b') });

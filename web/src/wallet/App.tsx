@@ -12,7 +12,7 @@ import { CardControls, suspendedWhyKey } from './CardControls.tsx';
 import { CurrencySelect, useAccounts, useCurrencies, useCurrency } from './accounts.tsx';
 import { Budget } from './Budget.tsx';
 import { CreditLinePanel, type CreditLine } from './Credit.tsx';
-import { Disputes } from './Disputes.tsx';
+import { Disputes, useMyDisputes } from './Disputes.tsx';
 import { Coupons, OfferLine, Pots } from './Value.tsx';
 import { Offline } from './Offline.tsx';
 import { returnedFromBank } from './BankAccess.tsx';
@@ -1308,6 +1308,9 @@ function History({ api, session }: { api: Api; session: WalletSession }) {
   const { t, date, month, money } = useI18n();
   const h = useLoad(() => loadHistory(api, session), [api]);
   const [disputing, setDisputing] = useState<HistoryItem | undefined>();
+  const disputes = useMyDisputes(api, session);
+  // A payment with a dispute still being decided offers no second one (the hub would answer dispute_exists).
+  const disputed = new Set((disputes.data ?? []).filter((d) => d.status === 'opened' || d.status === 'chargeback').map((d) => d.paymentId));
   const [query, setQuery] = useState('');
   const [kind, setKind] = useState<string>('all');
   const others = (h.data?.linked ?? []).filter((r) => r.via !== 'self');
@@ -1370,7 +1373,7 @@ function History({ api, session }: { api: Api; session: WalletSession }) {
                     <div>
                       <span className={`pill ${i.status}`}>{statusWord(i.status, t)}</span>
                     </div>
-                    {i.own && i.direction === 'out' && (i.kind === 'merchant' || i.kind === 'transfer') && i.amount !== undefined && (
+                    {i.own && i.direction === 'out' && (i.kind === 'merchant' || i.kind === 'transfer') && i.amount !== undefined && !disputed.has(i.id) && (
                       <button type="button" className="secondary" onClick={() => setDisputing(i)} data-testid="history-dispute" aria-label={`${t('dispute.this')}: ${historyTitle(i, t)}`}>
                         {t('dispute.this')}
                       </button>
@@ -1386,6 +1389,7 @@ function History({ api, session }: { api: Api; session: WalletSession }) {
     <Disputes
       api={api}
       session={session}
+      list={disputes}
       payment={disputing === undefined || disputing.amount === undefined ? undefined : { kind: disputing.kind === 'merchant' ? 'card' : 'p2p', id: disputing.id, title: historyTitle(disputing, t), amount: disputing.amount }}
       onClear={() => setDisputing(undefined)}
     />

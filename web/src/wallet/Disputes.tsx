@@ -43,15 +43,19 @@ export function DisputeTrail({ dispute, names }: { dispute: Dispute; names?: Rec
   );
 }
 
+/** The customer's disputes (GET /v1/disputes: a customer session lists its own customer's), newest first. */
+export function useMyDisputes(api: Api, session: WalletSession) {
+  return useLoad(async () => (await api.get<{ items: Dispute[] }>(`/v1/disputes?customerId=${encodeURIComponent(session.customerId)}`)).items, [api]);
+}
+
 /**
  * "Dispute this payment" (POST /v1/wallet/disputes: a payment the customer made, its reason, optionally part of its
  * amount) and the customer's disputes with their status and trail (GET /v1/disputes, a customer session sees its own).
  * `payment` is the payment the customer chose in their history or payment detail; a card payment made with a card in
  * the wallet can also be named by the reference on its receipt.
  */
-export function Disputes({ api, session, payment, onClear }: { api: Api; session: WalletSession; payment?: { kind: 'card' | 'p2p'; id: string; title: string; amount: MoneyWire } | undefined; onClear?: () => void }) {
+export function Disputes({ api, session, list, payment, onClear }: { api: Api; session: WalletSession; list: ReturnType<typeof useMyDisputes>; payment?: { kind: 'card' | 'p2p'; id: string; title: string; amount: MoneyWire } | undefined; onClear?: () => void }) {
   const { t } = useI18n();
-  const list = useLoad(async () => (await api.get<{ items: Dispute[] }>(`/v1/disputes?customerId=${encodeURIComponent(session.customerId)}`)).items, [api]);
   const [reference, setReference] = useState('');
   const [reason, setReason] = useState('');
   const [amount, setAmount] = useState('');
