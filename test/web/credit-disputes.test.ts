@@ -168,6 +168,7 @@ describe('credit lines and disputes in the wallet and on the issuer desk, at 390
       await setLang(desk, lang);
       await row.waitFor();
       expect(await row.getByTestId('issuer-dispute-status').textContent()).toBe(lang === 'en' ? 'Open: waiting for an answer' : '处理中：等待答复');
+      expect(await row.getByTestId('dispute-trail').textContent()).toContain(lang === 'en' ? 'The cardholder’s wallet: opened the dispute' : '持卡人的钱包: 提出争议');
       await check(desk, `issuer-disputes-${lang}`);
     }
     expect(await row.getByTestId('issuer-chargeback').isDisabled()).toBe(true);

@@ -50,7 +50,7 @@ export function IssuerDisputes({ api }: { api: Api }) {
                   {t(`dispute.kind.${d.kind}`)} · <span className="mono">{d.paymentId}</span> · {t('dispute.respondBy')} {date(d.respondBy)}
                 </span>
               </div>
-              <DisputeTrail dispute={d} />
+              <DisputeTrail dispute={d} asIssuer />
               {open && (
                 <>
                   <TextArea label={t('dispute.evidence')} name={`evidence-${d.id}`} rows={2} value={evidence[d.id] ?? ''} onChange={(v) => setEvidence({ ...evidence, [d.id]: v })} />

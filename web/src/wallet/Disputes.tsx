@@ -21,10 +21,10 @@ export function disputeStatusWord(status: string, t: (key: string) => string): s
   return w === key ? status : w;
 }
 
-/** The trail of a dispute: each step, who acted (the wallet, the bank, the merchant's side, the hub), the amount moved. */
-export function DisputeTrail({ dispute, names }: { dispute: Dispute; names?: Record<string, string> }) {
+/** The trail of a dispute: each step, who acted (the wallet, the bank, the merchant's side, the hub), the amount moved; `asIssuer` words it for the bank's desk. */
+export function DisputeTrail({ dispute, asIssuer }: { dispute: Dispute; asIssuer?: boolean }) {
   const { t, date } = useI18n();
-  const who = (id: string | null) => (id === null ? t('dispute.who.hub') : id === dispute.walletParticipantId ? t('dispute.who.wallet') : id === dispute.issuerParticipantId ? t('dispute.who.issuer') : id === dispute.respondentParticipantId ? t('dispute.who.respondent') : (names?.[id] ?? id));
+  const who = (id: string | null) => (id === null ? t('dispute.who.hub') : id === dispute.walletParticipantId ? t(asIssuer === true ? 'dispute.who.holderWallet' : 'dispute.who.wallet') : id === dispute.issuerParticipantId ? t(asIssuer === true ? 'dispute.who.you' : 'dispute.who.issuer') : id === dispute.respondentParticipantId ? t('dispute.who.respondent') : id);
   return (
     <ol className="trail" data-testid="dispute-trail">
       {dispute.steps.map((s) => (
