@@ -2,14 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import AxeBuilder from '@axe-core/playwright';
 import type { Page } from 'playwright-core';
 import { customerAccountId } from '../../src/accounts/index.ts';
 import { newDevice } from '../../src/demo/device.ts';
 import { tapBody, type WalletToken } from '../../src/demo/fixtures.ts';
 import { demoCustomerId, demoParticipantId } from '../../src/demo/seed.ts';
 import type { TestHub } from '../support/hub.ts';
-import { SHOTS, openWebHarness, type WebHarness } from './support.ts';
+import { SHOTS, checkView, openWebHarness, setPageLang, type WebHarness } from './support.ts';
 
 /**
  * Credit lines and disputes in the pages, in Chromium against a real listening hub at 390×844, in both languages:
@@ -25,28 +24,14 @@ let page: Page;
 let problems: string[] = [];
 const axeCounts: Record<string, number> = {};
 
-type Lang = 'en' | 'zh-CN';
-declare const localStorage: { setItem(key: string, value: string): void };
-declare const document: { documentElement: { scrollWidth: number; clientWidth: number } };
-
 const PHONE = { width: 390, height: 844 };
 const key = () => ({ 'idempotency-key': randomUUID() });
 const zhang = demoCustomerId('zhang-at-wallet-b');
+const setLang = setPageLang;
 
-async function setLang(p: Page, lang: Lang) {
-  await p.evaluate((l) => localStorage.setItem('hutong.lang', l), lang);
-  await p.reload();
-}
-
+/** The shared view check (axe, overflow, screenshot test-results/web/credit-<name>.png), counted for credit-axe.json. */
 async function check(p: Page, name: string) {
-  await p.waitForTimeout(150);
-  const result = await new AxeBuilder({ page: p }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  axeCounts[name] = bad.length;
-  expect(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(' | ')}`), `axe on ${name}`).toEqual([]);
-  const widths = await p.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
-  expect(widths.scroll, `horizontal overflow on ${name}`).toBeLessThanOrEqual(widths.client);
-  await p.screenshot({ path: join(SHOTS, `credit-${name}.png`), fullPage: true });
+  axeCounts[name] = await checkView(p, `credit-${name}`);
 }
 
 describe('credit lines and disputes in the wallet and on the issuer desk, at 390×844', () => {
