@@ -172,10 +172,23 @@ export function registerDisputeRoutes(app: HttpServer, deps: { disputes: Dispute
 
   app.get(
     '/v1/disputes',
-    { schema: { tags: ['disputes'], summary: 'Disputes you are a party to, newest first', security: sec, response: { 200: Strict({ items: Type.Array(Type.Ref(DisputeSchema)) }) } } },
+    {
+      config: { customer: true },
+      schema: {
+        tags: ['disputes'],
+        summary: 'Disputes you are a party to, newest first',
+        description: 'A wallet may ask for one customer’s disputes only (`customerId`); a customer session sees its own customer’s.',
+        security: sec,
+        querystring: Strict({ customerId: Type.Optional(Ref('customer', 'Only the disputes this customer of yours opened')) }),
+        response: { 200: Strict({ items: Type.Array(Type.Ref(DisputeSchema)) }) },
+      },
+    },
     async (request) => {
       const me = principalOf(request).participantId;
-      return { items: (await disputes.list(me, 100)).map((d) => wireDispute(d, me)) };
+      const customerId = (request.query as { customerId?: string }).customerId;
+      const all = await disputes.list(me, 100);
+      const mine = customerId === undefined ? all : all.filter((d) => d.walletParticipantId === me && d.customerId === customerId);
+      return { items: mine.map((d) => wireDispute(d, me)) };
     },
   );
 

@@ -90,6 +90,12 @@ describe.each(engines)('disputes and recalls on %s', (engine) => {
     expect(seen.body.customerId).toBeNull();
     // Another wallet does not see it at all.
     expect((await t.api('wallet-b').get(`/v1/disputes/${id}`)).status).toBe(404);
+    // The wallet lists it under its customer (what the customer's own app shows), not under another customer's.
+    const listIds = async (path: string) => ((await t.api('wallet-a').get(path)).body.items as { id: string }[]).map((d) => d.id);
+    expect(await listIds(`/v1/disputes?customerId=${card.a.customerId}`)).toContain(id);
+    const other = await newCustomer('wallet-a', '王芳', 'dispute.list.other');
+    expect(await listIds(`/v1/disputes?customerId=${other.id}`)).toEqual([]);
+    expect(await listIds('/v1/disputes')).toContain(id);
     // A second dispute of the same payment while this one is open: dispute_exists.
     expect((await t.api('wallet-a').post('/v1/wallet/disputes', { customerId: card.a.customerId, cardPaymentId: paymentId, reason: 'again' }, key())).body.error.code).toBe('dispute_exists');
     // The merchant cannot charge back; it is the issuer's step.

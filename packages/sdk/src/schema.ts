@@ -4734,9 +4734,7 @@ export interface paths {
         };
         /**
          * Disputes you are a party to, newest first
-         * @description Disputes you are a party to, newest first.
-         *
-         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         * @description A wallet may ask for one customer’s disputes only (`customerId`); a customer session sees its own customer’s.
          */
         get: operations["getDisputes"];
         put?: never;
@@ -9130,6 +9128,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
+        Error400_4d7edd43: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_phone" | "liquidity_invalid" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, liquidity_invalid, malformed_request, settlement_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_596a503f: {
             headers: {
@@ -10302,20 +10314,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "credential_not_found" | "not_found" | "participant_not_found" | "payment_not_found" | "quote_not_found" | "red_packet_not_found" | "request_not_found" | "split_not_found";
-                    };
-                };
-            };
-        };
-        /** @description Not found: customer_not_found, dispute_not_found, liquidity_request_not_found, payment_not_found, recall_not_found */
-        Error404_13311832: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "customer_not_found" | "dispute_not_found" | "liquidity_request_not_found" | "payment_not_found" | "recall_not_found";
                     };
                 };
             };
@@ -25837,7 +25835,10 @@ export interface operations {
     };
     getDisputes: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only the disputes this customer of yours opened */
+                customerId?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -25855,10 +25856,10 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_cd04c90d"];
+            400: components["responses"]["Error400_4d7edd43"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_09dbe6aa"];
-            404: components["responses"]["Error404_13311832"];
+            404: components["responses"]["Error404_45b16c1f"];
             409: components["responses"]["Error409_81528727"];
             422: components["responses"]["Error422_41e41a92"];
             429: components["responses"]["Error429_5394c22d"];

@@ -4,6 +4,7 @@ import { DeskSignIn, loadDeskSession, type DeskSession } from '../shared/desk-se
 import { useI18n } from '../shared/i18n.tsx';
 import { LangSwitch } from '../shared/ui.tsx';
 import { IssuerDesk } from './Desk.tsx';
+import { IssuerDisputes } from './Disputes.tsx';
 import { IssuerInsights } from './Insights.tsx';
 
 /**
@@ -48,6 +49,7 @@ export function IssuerApp() {
         ) : (
           <>
             <IssuerDesk api={api} name={session.name} />
+            <IssuerDisputes api={api} />
             <IssuerInsights api={api} />
           </>
         )}

@@ -11,6 +11,8 @@ import { Me } from './Me.tsx';
 import { CardControls, suspendedWhyKey } from './CardControls.tsx';
 import { CurrencySelect, useAccounts, useCurrencies, useCurrency } from './accounts.tsx';
 import { Budget } from './Budget.tsx';
+import { CreditLinePanel, type CreditLine } from './Credit.tsx';
+import { Disputes, useMyDisputes } from './Disputes.tsx';
 import { Coupons, OfferLine, Pots } from './Value.tsx';
 import { Offline } from './Offline.tsx';
 import { returnedFromBank } from './BankAccess.tsx';
@@ -19,7 +21,7 @@ import { StepUp, useStepUp } from './StepUp.tsx';
 import { CameraScanner, PacketShare, ReceiveCode, decodeImage, parsePacketPayload, parseReceivePayload } from './Scan.tsx';
 
 type MoneyWire = { amount: string; currency: string };
-interface Token { tokenRef: string; status: string; suspendedBy: string | null; tokenLast4: string; cardLast4: string; brand: string; expiry: string; par: string; createdAt: string; cryptogramScheme?: TokenCryptogramScheme }
+interface Token { tokenRef: string; status: string; suspendedBy: string | null; tokenLast4: string; cardLast4: string; brand: string; expiry: string; par: string; createdAt: string; cryptogramScheme?: TokenCryptogramScheme; credit?: CreditLine | null }
 interface Provisioning { id: string; status: string; stepUp: { method: string; attemptsRemaining: number } | null; cardLast4: string; brand: string; token: Token | null; tokenNumber?: string; limitedUseKey?: LimitedUseKeyWire }
 
 type TabKey = 'home' | 'add' | 'pay' | 'transfer' | 'history' | 'budget' | 'pots' | 'coupons' | 'offline' | 'me';
@@ -252,7 +254,10 @@ function Home({ api, session, go }: { api: Api; session: WalletSession; go: (tab
           {tokens.data === undefined && tokens.error === undefined && <p className="skeleton" data-testid="cards-loading">{t('common.loading')}</p>}
           {tokens.data !== undefined && mine.length === 0 && <p className="muted">{t('home.noCards')}</p>}
           {mine.map((tok) => (
-            <CardTile key={tok.tokenRef} api={api} token={tok} onChange={() => void tokens.reload()} />
+            <div key={tok.tokenRef}>
+              <CardTile api={api} token={tok} onChange={() => void tokens.reload()} />
+              {tok.credit !== undefined && tok.credit !== null && <CreditLinePanel api={api} session={session} tokenRef={tok.tokenRef} credit={tok.credit} onChange={() => void tokens.reload()} />}
+            </div>
           ))}
         </Section>
         <Section title={t('home.accounts')} testId="accounts">
@@ -1302,6 +1307,10 @@ const HISTORY_KINDS = ['all', 'transfer', 'merchant', 'red_packet', 'account'] a
 function History({ api, session }: { api: Api; session: WalletSession }) {
   const { t, date, month, money } = useI18n();
   const h = useLoad(() => loadHistory(api, session), [api]);
+  const [disputing, setDisputing] = useState<HistoryItem | undefined>();
+  const disputes = useMyDisputes(api, session);
+  // A payment with a dispute still being decided offers no second one (the hub would answer dispute_exists).
+  const disputed = new Set((disputes.data ?? []).filter((d) => d.status === 'opened' || d.status === 'chargeback').map((d) => d.paymentId));
   const [query, setQuery] = useState('');
   const [kind, setKind] = useState<string>('all');
   const others = (h.data?.linked ?? []).filter((r) => r.via !== 'self');
@@ -1320,6 +1329,7 @@ function History({ api, session }: { api: Api; session: WalletSession }) {
     else months.push({ key, items: [i] });
   }
   return (
+    <>
     <Section
       title={t('history.title')}
       testId="history"
@@ -1363,6 +1373,11 @@ function History({ api, session }: { api: Api; session: WalletSession }) {
                     <div>
                       <span className={`pill ${i.status}`}>{statusWord(i.status, t)}</span>
                     </div>
+                    {i.own && i.direction === 'out' && (i.kind === 'merchant' || i.kind === 'transfer') && i.amount !== undefined && !disputed.has(i.id) && (
+                      <button type="button" className="secondary" onClick={() => setDisputing(i)} data-testid="history-dispute" aria-label={`${t('dispute.this')}: ${historyTitle(i, t)}`}>
+                        {t('dispute.this')}
+                      </button>
+                    )}
                   </div>
                 </li>
               ))}
@@ -1371,5 +1386,13 @@ function History({ api, session }: { api: Api; session: WalletSession }) {
         ))}
       </div>
     </Section>
+    <Disputes
+      api={api}
+      session={session}
+      list={disputes}
+      payment={disputing === undefined || disputing.amount === undefined ? undefined : { kind: disputing.kind === 'merchant' ? 'card' : 'p2p', id: disputing.id, title: historyTitle(disputing, t), amount: disputing.amount }}
+      onClear={() => setDisputing(undefined)}
+    />
+    </>
   );
 }
