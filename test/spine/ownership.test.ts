@@ -80,11 +80,12 @@ const KIND_TABLES: Record<RefKind, string> = {
   wallet_coupon: `select id, participant_id as participant, customer_id as customer from wallet_coupons`,
   membership_program: `select id, owner_participant_id as participant, null as customer from membership_programs`,
   savings_pot: `select id, participant_id as participant, customer_id as customer from savings_pots`,
+  targeted_offer: `select id, issuer_participant_id as participant, null as customer from targeted_offers`,
   offline_purse: `select id, participant_id as participant, customer_id as customer from offline_purses`,
 };
 
 /** Kinds anyone authenticated may name: a participant in the directory, a payment link its merchant published. */
-const PUBLIC_KINDS: ReadonlySet<RefKind> = new Set(['participant', 'payment_link', 'settlement_window', 'coupon', 'membership_program']);
+const PUBLIC_KINDS: ReadonlySet<RefKind> = new Set(['participant', 'payment_link', 'settlement_window', 'coupon', 'membership_program', 'targeted_offer']);
 
 /**
  * Objects another participant may legitimately name (the relations the ownership rule grants: both sides of a money
