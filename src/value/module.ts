@@ -44,7 +44,16 @@ export function createValueModule(deps: {
   const pots = createPotService({ db, clock, audit, events, ledger, accounts, customerLinks: deps.customerLinks });
   const coupons = createCouponService({ db, clock, audit, events, merchants: payments.merchants });
   const rewards = createRewardService({ db, clock, audit, events, ledger, accounts, cards: deps.cards.cards, coupons });
-  const targeted = createTargetedOfferService({ db, clock, audit, events, coupons });
+  const targeted = createTargetedOfferService({
+    db,
+    clock,
+    audit,
+    events,
+    coupons,
+    insights: payments.insights,
+    customerCards: async (walletId, customerId) =>
+      (await deps.cards.walletTokens.listForWallet(walletId, { customerId, limit: 200 })).filter((t) => t.status !== 'deleted').map((t) => ({ cardId: t.cardId, issuerParticipantId: t.issuerParticipantId })),
+  });
   payments.value.offers = coupons.paymentOffers;
   payments.value.rewards = rewards;
   return {

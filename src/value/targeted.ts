@@ -1,4 +1,5 @@
 import type { Actor, AuditService } from '../audit/index.ts';
+import type { InsightService } from '../payments/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
@@ -101,8 +102,18 @@ const toOffer = (r: OfferRow): TargetedOffer => ({
 });
 
 const MAX_ACTIVE_PER_ISSUER = 50;
+const DAY_MS = 86_400_000;
 
-export function createTargetedOfferService(deps: { db: Db; clock: Clock; audit: AuditService; events: EventOutbox; coupons: Pick<CouponService, 'get' | 'claim'> }): TargetedOfferService {
+export function createTargetedOfferService(deps: {
+  db: Db;
+  clock: Clock;
+  audit: AuditService;
+  events: EventOutbox;
+  coupons: Pick<CouponService, 'get' | 'claim'>;
+  /** The cards behind the customer's tokens in this wallet (not deleted), with their issuers. */
+  customerCards: (walletId: string, customerId: string) => Promise<{ cardId: string; issuerParticipantId: string }[]>;
+  insights: Pick<InsightService, 'cardSpend'>;
+}): TargetedOfferService {
   const { db, clock, audit, events } = deps;
 
   const consent: TargetedOfferService['consent'] = async (participantId, customerId, q = db) => {
@@ -116,25 +127,21 @@ export function createTargetedOfferService(deps: { db: Db; clock: Clock; audit: 
    * once consent is established.
    */
   const evaluate = async (q: Queryable, participantId: string, customerId: string, offerId?: string) => {
-    const cards = await q.query<{ card_id: string; issuer_participant_id: string }>(
-      `select distinct card_id, issuer_participant_id from card_tokens where requestor_participant_id = $1 and customer_id = $2 and status <> 'deleted'`,
-      [participantId, customerId],
-    );
+    const cards = await deps.customerCards(participantId, customerId);
     if (cards.length === 0) return [];
     const now = clock.now();
-    const rows = await q.query<OfferRow & { spent: string }>(
-      `select o.*, coalesce((
-                select sum(a.captured_minor - a.refunded_minor) from pay_authorizations a
-                 where a.issuer_participant_id = o.issuer_participant_id and a.card_id = any($2::text[]) and a.currency = o.currency
-                   and a.captured_minor > 0 and a.created_at >= $3::timestamptz - make_interval(days => o.window_days) and a.created_at <= $3::timestamptz
-                   and (o.mcc is null or a.mcc = o.mcc) and (o.merchant_id is null or a.merchant_id = o.merchant_id)), 0)::text as spent
-         from targeted_offers o
-        where o.issuer_participant_id = any($1::text[]) and o.status = 'active' and o.expires_at > $3 and ($4::text is null or o.id = $4)
-        order by o.created_at, o.id limit 200`,
-      [[...new Set(cards.map((c) => c.issuer_participant_id))], cards.map((c) => c.card_id), now, offerId ?? null],
+    const rows = await q.query<OfferRow>(
+      `select * from targeted_offers where issuer_participant_id = any($1::text[]) and status = 'active' and expires_at > $2 and ($3::text is null or id = $3) order by created_at, id limit 200`,
+      [[...new Set(cards.map((c) => c.issuerParticipantId))], now, offerId ?? null],
     );
-    // A card counts only for its own issuer's offers (the query also filters the authorizations by the offer's issuer).
-    return rows.filter((r) => BigInt(r.spent) >= BigInt(r.min_spend_minor)).map((r) => toOffer(r));
+    const eligible: TargetedOffer[] = [];
+    for (const offer of rows.map(toOffer)) {
+      // Only the offer's own issuer's cards count.
+      const cardIds = cards.filter((c) => c.issuerParticipantId === offer.issuerParticipantId).map((c) => c.cardId);
+      const spent = await deps.insights.cardSpend(q, { issuerParticipantId: offer.issuerParticipantId, cardIds, currency: offer.currency, since: new Date(now.getTime() - offer.windowDays * DAY_MS), until: now, mcc: offer.mcc, merchantId: offer.merchantId });
+      if (spent >= offer.minSpendMinor) eligible.push(offer);
+    }
+    return eligible;
   };
 
   return {

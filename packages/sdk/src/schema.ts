@@ -9300,20 +9300,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_4985650d: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, liquidity_invalid, malformed_request, settlement_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_596a503f: {
             headers: {
@@ -9454,6 +9440,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, targeted_offer_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_7b20da7b: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "targeted_offer_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_connection, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, validation_failed */
         Error400_7efdf352: {
             headers: {
@@ -9510,20 +9510,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, idempotency_key_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_8c27428e: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "idempotency_key_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: invalid_phone, malformed_request, risk_rule_invalid, validation_failed */
         Error400_8dab41a5: {
             headers: {
@@ -9562,6 +9548,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_connection" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, idempotency_key_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, targeted_offer_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_981f9f1e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "idempotency_key_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "targeted_offer_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -9860,20 +9860,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_request, unknown_currency, validation_failed */
-        Error400_df2969e5: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_request" | "unknown_currency" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, device_key_invalid, invalid_amount, invalid_phone, malformed_request, unknown_currency, validation_failed */
         Error400_e0567dd3: {
             headers: {
@@ -9972,6 +9958,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_request, targeted_offer_invalid, unknown_currency, validation_failed */
+        Error400_ea2de8fd: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_request" | "targeted_offer_invalid" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_phone, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
         Error400_ea83bb48: {
             headers: {
@@ -10000,20 +10000,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_f252a5f8: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
         Error400_f2a0f481: {
             headers: {
@@ -10024,6 +10010,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_request, targeted_offer_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_f8583abc: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_request" | "targeted_offer_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -10434,6 +10434,20 @@ export interface components {
                 };
             };
         };
+        /** @description Forbidden: forbidden, offer_consent_required, participant_suspended */
+        Error403_d4096c3d: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "forbidden" | "offer_consent_required" | "participant_suspended";
+                    };
+                };
+            };
+        };
         /** @description Forbidden: alias_move_locked, alias_verification_locked, alias_verification_required, consent_locked, consent_revoked, forbidden, fx_provider_not_registered, not_request_payer, participant_suspended, red_packet_not_member, request_blocked, risk_declined */
         Error403_e336be1d: {
             headers: {
@@ -10784,20 +10798,6 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: coupon_not_found, customer_not_found, membership_card_not_found, membership_program_not_found, merchant_not_found, not_found, payment_link_not_found, qr_not_found */
-        Error404_8311d009: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "coupon_not_found" | "customer_not_found" | "membership_card_not_found" | "membership_program_not_found" | "merchant_not_found" | "not_found" | "payment_link_not_found" | "qr_not_found";
-                    };
-                };
-            };
-        };
         /** @description Not found: liquidity_request_not_found, settlement_window_not_found */
         Error404_9093b7e2: {
             headers: {
@@ -10808,20 +10808,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "liquidity_request_not_found" | "settlement_window_not_found";
-                    };
-                };
-            };
-        };
-        /** @description Not found: coupon_not_found, customer_not_found, membership_card_not_found, membership_program_not_found, merchant_not_found, payment_link_not_found, qr_not_found */
-        Error404_919d0d05: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "coupon_not_found" | "customer_not_found" | "membership_card_not_found" | "membership_program_not_found" | "merchant_not_found" | "payment_link_not_found" | "qr_not_found";
                     };
                 };
             };
@@ -10924,6 +10910,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: coupon_not_found, customer_not_found, membership_card_not_found, membership_program_not_found, merchant_not_found, payment_link_not_found, qr_not_found, targeted_offer_not_found */
+        Error404_bb5cc4e1: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_not_found" | "customer_not_found" | "membership_card_not_found" | "membership_program_not_found" | "merchant_not_found" | "payment_link_not_found" | "qr_not_found" | "targeted_offer_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: customer_not_found, risk_alert_not_found */
         Error404_bf5686e0: {
             headers: {
@@ -11022,6 +11022,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: coupon_not_found, customer_not_found, membership_card_not_found, membership_program_not_found, merchant_not_found, not_found, payment_link_not_found, qr_not_found, targeted_offer_not_found */
+        Error404_ee3e2c76: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_not_found" | "customer_not_found" | "membership_card_not_found" | "membership_program_not_found" | "merchant_not_found" | "not_found" | "payment_link_not_found" | "qr_not_found" | "targeted_offer_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: not_found */
         Error404_efedff88: {
             headers: {
@@ -11078,20 +11092,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: coupon_already_held, coupon_limit_reached, customer_exists, customer_has_balance, membership_exists */
-        Error409_14d160c3: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "coupon_already_held" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "membership_exists";
-                    };
-                };
-            };
-        };
         /** @description Conflict: customer_exists, customer_has_balance, offline_counter_reused, offline_purse_blocked, offline_purse_closed, offline_purse_exists, offline_token_replayed */
         Error409_16d4ca94: {
             headers: {
@@ -11130,6 +11130,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields" | "webhook_url_missing";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: coupon_already_held, coupon_limit_reached, customer_exists, customer_has_balance, membership_exists, targeted_offer_accepted, targeted_offer_not_eligible */
+        Error409_36e499de: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_already_held" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "membership_exists" | "targeted_offer_accepted" | "targeted_offer_not_eligible";
                     };
                 };
             };
@@ -11232,20 +11246,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: coupon_already_held, coupon_limit_reached, customer_exists, customer_has_balance, idempotency_in_progress, membership_exists */
-        Error409_52e233b6: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "coupon_already_held" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "membership_exists";
-                    };
-                };
-            };
-        };
         /** @description Conflict: idempotency_in_progress, webhook_url_missing */
         Error409_578f4a3c: {
             headers: {
@@ -11256,6 +11256,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "idempotency_in_progress" | "webhook_url_missing";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: coupon_already_held, coupon_limit_reached, customer_exists, customer_has_balance, idempotency_in_progress, membership_exists, targeted_offer_accepted, targeted_offer_not_eligible */
+        Error409_599fffb6: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_already_held" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "membership_exists" | "targeted_offer_accepted" | "targeted_offer_not_eligible";
                     };
                 };
             };
@@ -25313,11 +25327,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_df2969e5"];
+            400: components["responses"]["Error400_ea2de8fd"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_14d160c3"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_36e499de"];
             410: components["responses"]["Error410_746ad44f"];
             422: components["responses"]["Error422_811642ab"];
             429: components["responses"]["Error429_5394c22d"];
@@ -25373,11 +25387,11 @@ export interface operations {
                     "application/json": components["schemas"]["Coupon"];
                 };
             };
-            400: components["responses"]["Error400_8c27428e"];
+            400: components["responses"]["Error400_981f9f1e"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_52e233b6"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -25415,11 +25429,11 @@ export interface operations {
                     "application/json": components["schemas"]["Coupon"];
                 };
             };
-            400: components["responses"]["Error400_8c27428e"];
+            400: components["responses"]["Error400_981f9f1e"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_52e233b6"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -25450,11 +25464,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_df2969e5"];
+            400: components["responses"]["Error400_ea2de8fd"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_919d0d05"];
-            409: components["responses"]["Error409_14d160c3"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_bb5cc4e1"];
+            409: components["responses"]["Error409_36e499de"];
             410: components["responses"]["Error410_746ad44f"];
             422: components["responses"]["Error422_811642ab"];
             429: components["responses"]["Error429_5394c22d"];
@@ -25486,11 +25500,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_f252a5f8"];
+            400: components["responses"]["Error400_f8583abc"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_14d160c3"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_36e499de"];
             410: components["responses"]["Error410_746ad44f"];
             422: components["responses"]["Error422_811642ab"];
             429: components["responses"]["Error429_5394c22d"];
@@ -25528,11 +25542,11 @@ export interface operations {
                     "application/json": components["schemas"]["WalletCoupon"];
                 };
             };
-            400: components["responses"]["Error400_8c27428e"];
+            400: components["responses"]["Error400_981f9f1e"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_52e233b6"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -25606,11 +25620,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_4985650d"];
+            400: components["responses"]["Error400_7b20da7b"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_14d160c3"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_36e499de"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -25650,11 +25664,11 @@ export interface operations {
                     "application/json": components["schemas"]["MembershipProgram"];
                 };
             };
-            400: components["responses"]["Error400_8c27428e"];
+            400: components["responses"]["Error400_981f9f1e"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_52e233b6"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -25694,11 +25708,11 @@ export interface operations {
                     "application/json": components["schemas"]["MembershipCard"];
                 };
             };
-            400: components["responses"]["Error400_8c27428e"];
+            400: components["responses"]["Error400_981f9f1e"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_52e233b6"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -25947,11 +25961,11 @@ export interface operations {
                     "application/json": components["schemas"]["OfferConsent"];
                 };
             };
-            400: components["responses"]["Error400_f252a5f8"];
+            400: components["responses"]["Error400_f8583abc"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_14d160c3"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_36e499de"];
             410: components["responses"]["Error410_746ad44f"];
             422: components["responses"]["Error422_811642ab"];
             429: components["responses"]["Error429_5394c22d"];
@@ -25988,11 +26002,11 @@ export interface operations {
                     "application/json": components["schemas"]["OfferConsent"];
                 };
             };
-            400: components["responses"]["Error400_8c27428e"];
+            400: components["responses"]["Error400_981f9f1e"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_52e233b6"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -26026,11 +26040,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_f252a5f8"];
+            400: components["responses"]["Error400_f8583abc"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_14d160c3"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_36e499de"];
             410: components["responses"]["Error410_746ad44f"];
             422: components["responses"]["Error422_811642ab"];
             429: components["responses"]["Error429_5394c22d"];
@@ -26072,11 +26086,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_8c27428e"];
+            400: components["responses"]["Error400_981f9f1e"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_52e233b6"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -26106,11 +26120,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_df2969e5"];
+            400: components["responses"]["Error400_ea2de8fd"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_919d0d05"];
-            409: components["responses"]["Error409_14d160c3"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_bb5cc4e1"];
+            409: components["responses"]["Error409_36e499de"];
             410: components["responses"]["Error410_746ad44f"];
             422: components["responses"]["Error422_811642ab"];
             429: components["responses"]["Error429_5394c22d"];
@@ -26167,11 +26181,11 @@ export interface operations {
                     "application/json": components["schemas"]["IssuerTargetedOffer"];
                 };
             };
-            400: components["responses"]["Error400_8c27428e"];
+            400: components["responses"]["Error400_981f9f1e"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_52e233b6"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -26209,11 +26223,11 @@ export interface operations {
                     "application/json": components["schemas"]["IssuerTargetedOffer"];
                 };
             };
-            400: components["responses"]["Error400_8c27428e"];
+            400: components["responses"]["Error400_981f9f1e"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_52e233b6"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
