@@ -228,6 +228,11 @@ export const errorGroups = {
     'qr_not_found',
     'qr_expired',
     'qr_unknown_merchant',
+    'offer_consent_required',
+    'targeted_offer_not_found',
+    'targeted_offer_invalid',
+    'targeted_offer_not_eligible',
+    'targeted_offer_accepted',
   ),
   rewards: codes('reward_rule_invalid', 'rewards_insufficient', 'card_product_not_found', 'card_not_found', 'token_not_found', 'coupon_not_found', 'coupon_expired', 'coupon_not_applicable', 'coupon_already_held', 'account_unavailable', 'liquidity_exceeded', 'ledger_rejected'),
   offline: codes(

@@ -69,6 +69,7 @@ export const REF_KINDS = [
   'wallet_coupon',
   'membership_program',
   'savings_pot',
+  'targeted_offer',
   'offline_purse',
 ] as const;
 export type RefKind = (typeof REF_KINDS)[number];

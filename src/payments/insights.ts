@@ -34,6 +34,11 @@ export interface IssuerInsights {
 export interface InsightService {
   insights(issuerParticipantId: string, range: { from: Date; to: Date }): Promise<IssuerInsights>;
   recordDeclines(q: Queryable, items: readonly Decline[]): Promise<void>;
+  /**
+   * What some of one issuer's cards spent (captured less refunded, in one currency) since a time, in one merchant
+   * category or at one merchant: for offers targeted by a consenting customer's own spending.
+   */
+  cardSpend(q: Queryable, input: { issuerParticipantId: string; cardIds: readonly string[]; currency: string; since: Date; until: Date; mcc: string | null; merchantId: string | null }): Promise<bigint>;
 }
 
 /** Merchant category codes (ISO 18245) grouped for the issuer desk; any other code is its own category. */
@@ -109,6 +114,17 @@ export function createInsightService(deps: { db: Db; clock: Clock; merchants: Pi
         byMonth: month.map(toRow).sort((a, b) => a.key.localeCompare(b.key)),
         declines: declines.map((d) => ({ day: d.day, reason: d.reason, count: Number(d.n) })),
       };
+    },
+
+    async cardSpend(q, input) {
+      if (input.cardIds.length === 0) return 0n;
+      const [r] = await q.query<{ spent: string | null }>(
+        `select sum(captured_minor - refunded_minor)::text as spent from pay_authorizations
+          where issuer_participant_id = $1 and card_id = any($2::text[]) and currency = $3 and captured_minor > 0 and created_at >= $4 and created_at <= $5
+            and ($6::text is null or mcc = $6) and ($7::text is null or merchant_id = $7)`,
+        [input.issuerParticipantId, [...input.cardIds], input.currency, input.since, input.until, input.mcc, input.merchantId],
+      );
+      return BigInt(r?.spent ?? '0');
     },
 
     async recordDeclines(q, items) {

@@ -40,7 +40,7 @@ export interface WalletCoupon {
   readonly participantId: string;
   readonly customerId: string;
   readonly uses: number;
-  readonly source: 'claimed' | 'points';
+  readonly source: 'claimed' | 'points' | 'offer';
   readonly createdAt: Date;
 }
 
@@ -86,7 +86,7 @@ export interface CouponService {
   /** Coupons any wallet's customer may keep: active, not expired, free (not priced in points). */
   offers(merchantId?: string): Promise<Coupon[]>;
   get(couponId: string, q?: Queryable): Promise<Coupon | undefined>;
-  claim(tx: Queryable, actor: Actor, participantId: string, customerId: string, couponId: string, source?: 'claimed' | 'points'): Promise<Result<WalletCoupon, VErr>>;
+  claim(tx: Queryable, actor: Actor, participantId: string, customerId: string, couponId: string, source?: 'claimed' | 'points' | 'offer'): Promise<Result<WalletCoupon, VErr>>;
   wallet(participantId: string, customerId: string): Promise<WalletCoupon[]>;
   /** The coupon a payment of this amount at this merchant would apply, and the customer's membership there. */
   preview(input: { participantId: string; customerId: string; merchantId: string; amountMinor: bigint; currency: string; walletCouponId?: string | undefined }): Promise<Result<OfferPreview, PErr>>;
@@ -120,7 +120,7 @@ interface WalletCouponRow {
   participant_id: string;
   customer_id: string;
   uses: number;
-  source: 'claimed' | 'points';
+  source: 'claimed' | 'points' | 'offer';
   created_at: Date;
 }
 const big = (v: string | bigint | null): bigint | null => (v === null ? null : BigInt(v));

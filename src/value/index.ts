@@ -6,3 +6,4 @@ export * from './pots.ts';
 export * from './refs.ts';
 export * from './rewards.ts';
 export * from './routes.ts';
+export * from './targeted.ts';

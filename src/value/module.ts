@@ -13,16 +13,18 @@ import { createCouponService, type CouponService } from './coupons.ts';
 import { createPotService, type PotService } from './pots.ts';
 import { createRewardService, type RewardService } from './rewards.ts';
 import { registerValueRoutes } from './routes.ts';
+import { createTargetedOfferService, type TargetedOfferService } from './targeted.ts';
 
 /**
  * Value beyond paying: issuers' rewards (earned at capture, reversed on refund, redeemed as cashback or for coupons)
  * and insights, merchants' coupons and membership cards kept in wallets (applied to payments by the card pipeline),
- * and customers' savings pots. Created after payments; it hands the pipeline its hooks (payments.value).
+ * customers' savings pots, and issuers' offers targeted by a consenting customer's own card spending. Created after payments; it hands the pipeline its hooks (payments.value).
  */
 export interface ValueModule {
   readonly pots: PotService;
   readonly coupons: CouponService;
   readonly rewards: RewardService;
+  readonly targeted: TargetedOfferService;
   registerRoutes(app: HttpServer, deps: { idempotent: Idempotent }): void;
 }
 
@@ -42,12 +44,23 @@ export function createValueModule(deps: {
   const pots = createPotService({ db, clock, audit, events, ledger, accounts, customerLinks: deps.customerLinks });
   const coupons = createCouponService({ db, clock, audit, events, merchants: payments.merchants });
   const rewards = createRewardService({ db, clock, audit, events, ledger, accounts, cards: deps.cards.cards, coupons });
+  const targeted = createTargetedOfferService({
+    db,
+    clock,
+    audit,
+    events,
+    coupons,
+    insights: payments.insights,
+    customerCards: async (walletId, customerId) =>
+      (await deps.cards.walletTokens.listForWallet(walletId, { customerId, limit: 200 })).filter((t) => t.status !== 'deleted').map((t) => ({ cardId: t.cardId, issuerParticipantId: t.issuerParticipantId })),
+  });
   payments.value.offers = coupons.paymentOffers;
   payments.value.rewards = rewards;
   return {
     pots,
     coupons,
     rewards,
+    targeted,
     registerRoutes(app, { idempotent }) {
       registerValueRoutes(app, {
         idempotent,
@@ -55,6 +68,7 @@ export function createValueModule(deps: {
         pots,
         coupons,
         rewards,
+        targeted,
         insights: payments.insights,
         payments: payments.payments,
         cards: { getProduct: (issuerId, productId) => deps.cards.cards.getProduct(issuerId, productId) },

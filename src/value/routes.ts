@@ -11,6 +11,7 @@ import { formatMoney, parseAmount, parseMoney } from '../platform/money.ts';
 import type { Coupon, CouponService, MembershipCard, MembershipProgram, WalletCoupon } from './coupons.ts';
 import type { Pot, PotService, VisiblePot } from './pots.ts';
 import type { RewardBalance, RewardRule, RewardService } from './rewards.ts';
+import type { EligibleOffer, OfferConsent, TargetedOffer, TargetedOfferService } from './targeted.ts';
 
 const WireMoney = Type.Object({ amount: Type.String(), currency: Type.String() }, { additionalProperties: false });
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
@@ -33,7 +34,7 @@ const CouponSchema = Type.Object(
   { $id: 'Coupon', additionalProperties: false },
 );
 const WalletCouponSchema = Type.Object(
-  { id: Type.String(), coupon: Type.Ref(CouponSchema), uses: Type.Integer(), usesLeft: Type.Integer(), usable: Type.Boolean({ description: 'Active, not expired and not used up' }), source: Type.Union([Type.Literal('claimed'), Type.Literal('points')]), createdAt: Timestamp },
+  { id: Type.String(), coupon: Type.Ref(CouponSchema), uses: Type.Integer(), usesLeft: Type.Integer(), usable: Type.Boolean({ description: 'Active, not expired and not used up' }), source: Type.Union([Type.Literal('claimed'), Type.Literal('points'), Type.Literal('offer')], { description: 'claimed, points (taken for reward points) or offer (an accepted targeted offer)' }), createdAt: Timestamp },
   { $id: 'WalletCoupon', additionalProperties: false },
 );
 const ProgramSchema = Type.Object({ id: Type.String(), merchantId: Type.String(), merchantName: Type.String(), name: Type.String(), createdAt: Timestamp }, { $id: 'MembershipProgram', additionalProperties: false });
@@ -168,6 +169,47 @@ const wireBalance = (b: RewardBalance) => ({
 });
 const wireInsight = (r: InsightRow) => ({ key: r.key, count: r.count, spend: formatMoney(r.amountMinor, r.currency) });
 
+const ConsentSchema = Type.Object(
+  { customerId: Type.String(), consent: Type.Boolean({ description: 'Offers targeted by the customer’s own card spending (default false)' }), givenAt: Nullable(Timestamp), withdrawnAt: Nullable(Timestamp) },
+  { $id: 'OfferConsent', additionalProperties: false },
+);
+const targetedFields = {
+  id: Type.String(),
+  issuerParticipantId: Type.String(),
+  name: Type.String(),
+  mcc: Nullable(Type.String({ description: 'The merchant category whose spend counts (or merchantId)' })),
+  merchantId: Nullable(Type.String({ description: 'The merchant whose spend counts (or mcc)' })),
+  minSpend: WireMoney,
+  windowDays: Type.Integer(),
+  couponId: Type.String(),
+  expiresAt: Timestamp,
+  status: Type.Union([Type.Literal('active'), Type.Literal('withdrawn')]),
+  createdAt: Timestamp,
+};
+const IssuerTargetedOfferSchema = Type.Object(
+  { ...targetedFields, eligibleCount: Type.Integer({ description: 'Consenting customers found eligible (no one named)' }), acceptedCount: Type.Integer({ description: 'Customers who accepted it' }) },
+  { $id: 'IssuerTargetedOffer', additionalProperties: false },
+);
+const EligibleOfferSchema = Type.Object(
+  { ...targetedFields, coupon: Type.Ref(CouponSchema), accepted: Type.Boolean() },
+  { $id: 'EligibleTargetedOffer', additionalProperties: false },
+);
+const wireConsent = (c: OfferConsent) => ({ customerId: c.customerId, consent: c.consented, givenAt: c.givenAt?.toISOString() ?? null, withdrawnAt: c.withdrawnAt?.toISOString() ?? null });
+const wireTargeted = (o: TargetedOffer) => ({
+  id: o.id,
+  issuerParticipantId: o.issuerParticipantId,
+  name: o.name,
+  mcc: o.mcc,
+  merchantId: o.merchantId,
+  minSpend: formatMoney(o.minSpendMinor, o.currency),
+  windowDays: o.windowDays,
+  couponId: o.couponId,
+  expiresAt: o.expiresAt.toISOString(),
+  status: o.status,
+  createdAt: o.createdAt.toISOString(),
+});
+const wireEligible = (e: EligibleOffer) => ({ ...wireTargeted(e.offer), coupon: wireCoupon(e.coupon), accepted: e.accepted });
+
 const CUSTOMER = { customer: true } as const;
 const sec = [{ participant: [] }];
 const CustomerQuery = Strict({ customerId: Ref('customer', 'Your customer') });
@@ -184,6 +226,7 @@ export interface ValueRouteDeps {
   readonly pots: PotService;
   readonly coupons: CouponService;
   readonly rewards: RewardService;
+  readonly targeted: TargetedOfferService;
   readonly insights: InsightService;
   readonly payments: Pick<PaymentService, 'previewQr' | 'getLink'>;
   readonly cards: { getProduct(issuerId: string, productId: string): Promise<{ currency: string } | undefined> };
@@ -193,8 +236,8 @@ export interface ValueRouteDeps {
 }
 
 export function registerValueRoutes(app: HttpServer, deps: ValueRouteDeps): void {
-  const { idempotent, customers, pots, coupons, rewards, insights, payments, now } = deps;
-  for (const s of [CouponSchema, WalletCouponSchema, ProgramSchema, MembershipSchema, PotSchema, RuleSchema, BalanceSchema, InsightsSchema]) app.addSchema(s);
+  const { idempotent, customers, pots, coupons, rewards, targeted, insights, payments, now } = deps;
+  for (const s of [CouponSchema, WalletCouponSchema, ProgramSchema, MembershipSchema, PotSchema, RuleSchema, BalanceSchema, InsightsSchema, ConsentSchema, IssuerTargetedOfferSchema, EligibleOfferSchema]) app.addSchema(s);
   const me = (request: FastifyRequest) => principalOf(request).participantId;
   const keyOf = (request: FastifyRequest) => String(request.headers['idempotency-key']);
 
@@ -660,6 +703,134 @@ export function registerValueRoutes(app: HttpServer, deps: ValueRouteDeps): void
         },
         { required: true },
       ),
+  );
+
+  // ---- Offers targeted by the customer's own spending (issuers publish, wallets show them with consent) ----
+  app.get(
+    '/v1/wallet/targeted-offers/consent',
+    { config: CUSTOMER, schema: { tags: ['offers'], summary: "Whether your customer consented to offers targeted by their own card spending (default: no)", security: sec, querystring: CustomerQuery, response: { 200: Type.Ref(ConsentSchema) } } },
+    async (request, reply) => {
+      const { customerId } = request.query;
+      if ((await customers.get(me(request), customerId)) === undefined) return reply.fail({ code: 'customer_not_found', message: 'no such customer' });
+      return wireConsent(await targeted.consent(me(request), customerId));
+    },
+  );
+
+  app.post(
+    '/v1/wallet/targeted-offers/consent',
+    {
+      config: { ...CUSTOMER, idempotency: 'optional' },
+      schema: {
+        tags: ['offers'],
+        summary: "Give or withdraw your customer's consent to offers targeted by their own card spending",
+        description: 'Recorded with its time and audited. Without consent the hub reads nothing of the customer’s spending for offers; withdrawing also removes what was computed (offers already accepted stay accepted).',
+        security: sec,
+        body: Strict({ customerId: Ref('customer', 'Your customer'), consent: Type.Boolean() }),
+        response: { 200: Type.Ref(ConsentSchema) },
+      },
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const { customerId, consent } = request.body;
+        if ((await customers.get(me(request), customerId, tx)) === undefined) return { code: 'customer_not_found', message: 'no such customer' };
+        return okResponse(wireConsent(await targeted.setConsent(tx, actorOf(request, customerId), me(request), customerId, consent)));
+      }),
+  );
+
+  app.get(
+    '/v1/wallet/targeted-offers',
+    {
+      config: CUSTOMER,
+      schema: {
+        tags: ['offers'],
+        summary: 'The targeted offers your customer is eligible for (none without their consent)',
+        description: 'Evaluated over the spending of the cards behind your customer’s tokens, each offer only over its own issuer’s cards. The issuer is told how many customers were eligible, never who.',
+        security: sec,
+        querystring: CustomerQuery,
+        response: { 200: Type.Object({ consent: Type.Boolean(), items: Type.Array(Type.Ref(EligibleOfferSchema)) }, { additionalProperties: false }) },
+      },
+    },
+    async (request, reply) => {
+      const { customerId } = request.query;
+      if ((await customers.get(me(request), customerId)) === undefined) return reply.fail({ code: 'customer_not_found', message: 'no such customer' });
+      const c = await targeted.consent(me(request), customerId);
+      return { consent: c.consented, items: c.consented ? (await targeted.eligible(me(request), customerId)).map(wireEligible) : [] };
+    },
+  );
+
+  app.post(
+    '/v1/wallet/targeted-offers/:offerId/accept',
+    {
+      config: { ...CUSTOMER, idempotency: 'optional' },
+      schema: {
+        tags: ['offers'],
+        summary: "Accept a targeted offer your customer is eligible for: its coupon goes into their wallet",
+        description: 'offer_consent_required without consent; targeted_offer_not_eligible when the spending condition is not met; targeted_offer_accepted when accepted before.',
+        security: sec,
+        params: Strict({ offerId: Ref('targeted_offer', 'A targeted offer') }),
+        body: Strict({ customerId: Ref('customer', 'Your customer') }),
+        response: { 201: Type.Object({ offerId: Type.String(), walletCoupon: Type.Ref(WalletCouponSchema) }, { additionalProperties: false }) },
+      },
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const { customerId } = request.body;
+        if ((await customers.get(me(request), customerId, tx)) === undefined) return { code: 'customer_not_found', message: 'no such customer' };
+        const r = await targeted.accept(tx, actorOf(request, customerId), me(request), customerId, request.params.offerId);
+        return r.ok ? created({ offerId: r.value.offer.id, walletCoupon: wireWalletCoupon(r.value.walletCoupon, now()) }) : r.error;
+      }),
+  );
+
+  app.post(
+    '/v1/issuer/targeted-offers',
+    {
+      config: { idempotency: 'optional' },
+      schema: {
+        tags: ['offers'],
+        summary: "Publish an offer for your cardholders targeted by their own spending: spent at least minSpend at a category (mcc) or at the coupon's merchant in the last windowDays days; a merchant's free coupon is offered",
+        description: 'Shown only to customers who consented in their wallet, evaluated only over the cards you issued. You see how many were eligible and accepted, never who.',
+        security: sec,
+        body: Strict({
+          name: Type.String({ minLength: 1, maxLength: 80 }),
+          mcc: Type.Optional(Type.String({ pattern: '^[0-9]{4}$', description: 'Spend at this merchant category counts; without it, spend at the coupon’s merchant' })),
+          minSpend: Money,
+          windowDays: Type.Integer({ minimum: 1, maximum: 365 }),
+          couponId: Ref('coupon', 'A published coupon (free to keep)'),
+          expiresAt: IsoDate,
+        }),
+        response: { 201: Type.Ref(IssuerTargetedOfferSchema) },
+      },
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const b = request.body;
+        const m = parseMoney(b.minSpend);
+        if (!m.ok) return m.error;
+        if (m.value.amountMinor <= 0n) return { code: 'targeted_offer_invalid', message: 'minSpend must be positive', details: { field: 'minSpend' } };
+        const r = await targeted.create(tx, actorOf(request), me(request), { name: b.name, mcc: b.mcc ?? null, minSpendMinor: m.value.amountMinor, currency: m.value.currency, windowDays: b.windowDays, couponId: b.couponId, expiresAt: new Date(b.expiresAt) });
+        return r.ok ? created({ ...wireTargeted(r.value), eligibleCount: 0, acceptedCount: 0 }) : r.error;
+      }),
+  );
+
+  app.get(
+    '/v1/issuer/targeted-offers',
+    { schema: { tags: ['offers'], summary: 'Your targeted offers, with how many customers were eligible and accepted (no one named)', security: sec, response: { 200: Type.Object({ items: Type.Array(Type.Ref(IssuerTargetedOfferSchema)) }, { additionalProperties: false }) } } },
+    async (request) => ({ items: (await targeted.listForIssuer(me(request))).map((o) => ({ ...wireTargeted(o), eligibleCount: o.eligibleCount, acceptedCount: o.acceptedCount })) }),
+  );
+
+  app.post(
+    '/v1/issuer/targeted-offers/:offerId/withdraw',
+    {
+      config: { idempotency: 'optional' },
+      schema: { tags: ['offers'], summary: 'Withdraw your targeted offer: no longer shown or accepted (coupons already kept stay)', security: sec, params: Strict({ offerId: Ref('targeted_offer', 'Your targeted offer') }), response: { 200: Type.Ref(IssuerTargetedOfferSchema) } },
+    },
+    async (request, reply) =>
+      idempotent(request, reply, async (tx) => {
+        const r = await targeted.withdraw(tx, actorOf(request), me(request), request.params.offerId);
+        if (!r.ok) return r.error;
+        const counts = (await targeted.listForIssuer(me(request))).find((o) => o.id === r.value.id);
+        return okResponse({ ...wireTargeted(r.value), eligibleCount: counts?.eligibleCount ?? 0, acceptedCount: counts?.acceptedCount ?? 0 });
+      }),
   );
 
   app.get(

@@ -312,6 +312,10 @@ export const eventCatalogue = {
     summary: "A wallet's customer kept one of your merchants' coupons (to the merchant's owner; no customer is named)",
     data: Data({ couponId: Id('The coupon'), merchantId: Id('The merchant'), claimedBy: Id('The wallet that keeps it'), source: Type.String({ description: 'claimed, or points (taken for reward points)' }) }),
   },
+  'targeted_offer.accepted': {
+    summary: 'A customer accepted one of your targeted offers (to the issuer; no customer, card or wallet is named)',
+    data: Data({ offerId: Id('Your targeted offer'), acceptedCount: Type.Integer({ description: 'How many customers accepted it so far' }) }),
+  },
   'membership.joined': {
     summary: "A wallet's customer joined one of your merchants' membership programmes (to the merchant's owner)",
     data: Data({ programId: Id('The programme'), merchantId: Id('The merchant'), memberNumber: Type.String(), walletParticipantId: Id('The wallet that keeps the card') }),

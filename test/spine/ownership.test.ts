@@ -80,11 +80,12 @@ const KIND_TABLES: Record<RefKind, string> = {
   wallet_coupon: `select id, participant_id as participant, customer_id as customer from wallet_coupons`,
   membership_program: `select id, owner_participant_id as participant, null as customer from membership_programs`,
   savings_pot: `select id, participant_id as participant, customer_id as customer from savings_pots`,
+  targeted_offer: `select id, issuer_participant_id as participant, null as customer from targeted_offers`,
   offline_purse: `select id, participant_id as participant, customer_id as customer from offline_purses`,
 };
 
 /** Kinds anyone authenticated may name: a participant in the directory, a payment link its merchant published. */
-const PUBLIC_KINDS: ReadonlySet<RefKind> = new Set(['participant', 'payment_link', 'settlement_window', 'coupon', 'membership_program']);
+const PUBLIC_KINDS: ReadonlySet<RefKind> = new Set(['participant', 'payment_link', 'settlement_window', 'coupon', 'membership_program', 'targeted_offer']);
 
 /**
  * Objects another participant may legitimately name (the relations the ownership rule grants: both sides of a money
@@ -259,6 +260,8 @@ describe.each(engines)('ownership sweep on %s', (engine) => {
     }
     await ok(wa.post('/v1/wallet/coupons', { customerId: cus('li-at-wallet-a'), couponId: coupons.a }, key()), 201);
     await ok(wb.post('/v1/wallet/coupons', { customerId: cus('zhang-at-wallet-b'), couponId: coupons.a }, key()), 201);
+    // Targeted offers of both banks (public ids: wallets name them to accept them).
+    for (const b of ['a', 'b']) await ok(t.api(`bank-${b}`).post('/v1/issuer/targeted-offers', { name: `Sweep ${b}`, minSpend: { amount: '1.00', currency: 'CNY' }, windowDays: 30, couponId: coupons.a, expiresAt: '2027-01-01T00:00:00Z' }, key()), 201);
     await ok(wa.post('/v1/pots', { customerId: cus('li-at-wallet-a'), name: 'Trip', currency: 'CNY' }, key()), 201);
     await ok(wb.post('/v1/pots', { customerId: cus('zhang-at-wallet-b'), name: 'Trip', currency: 'CNY' }, key()), 201);
     // A second customer at wallet A with objects of its own (the "another customer" side).

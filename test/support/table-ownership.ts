@@ -28,7 +28,7 @@ export const TABLE_OWNER: Readonly<Record<string, string>> = {
   idempotency_keys: 'platform', data_keys: 'platform',
   hub_heartbeat: 'system',
   customer_budgets: 'web',
-  reward_rules: 'value', reward_entries: 'value', coupons: 'value', wallet_coupons: 'value', coupon_redemptions: 'value', membership_programs: 'value', membership_cards: 'value', savings_pots: 'value',
+  reward_rules: 'value', reward_entries: 'value', coupons: 'value', wallet_coupons: 'value', coupon_redemptions: 'value', membership_programs: 'value', membership_cards: 'value', savings_pots: 'value', offer_consents: 'value', targeted_offers: 'value', targeted_offer_eligibility: 'value', targeted_offer_acceptances: 'value',
   pay_declines: 'payments',
   offline_purses: 'offline', offline_payments: 'offline', offline_double_spends: 'offline',
   credit_statements: 'credit', credit_repayments: 'credit',

@@ -4685,6 +4685,120 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/wallet/targeted-offers/consent": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Whether your customer consented to offers targeted by their own card spending (default: no)
+         * @description Whether your customer consented to offers targeted by their own card spending (default: no)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
+         */
+        get: operations["getWalletTargetedOffersConsent"];
+        put?: never;
+        /**
+         * Give or withdraw your customer's consent to offers targeted by their own card spending
+         * @description Recorded with its time and audited. Without consent the hub reads nothing of the customer’s spending for offers; withdrawing also removes what was computed (offers already accepted stay accepted).
+         */
+        post: operations["postWalletTargetedOffersConsent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/wallet/targeted-offers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The targeted offers your customer is eligible for (none without their consent)
+         * @description Evaluated over the spending of the cards behind your customer’s tokens, each offer only over its own issuer’s cards. The issuer is told how many customers were eligible, never who.
+         */
+        get: operations["getWalletTargetedOffers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/wallet/targeted-offers/{offerId}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Accept a targeted offer your customer is eligible for: its coupon goes into their wallet
+         * @description offer_consent_required without consent; targeted_offer_not_eligible when the spending condition is not met; targeted_offer_accepted when accepted before.
+         */
+        post: operations["postWalletTargetedOffersByOfferIdAccept"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/issuer/targeted-offers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your targeted offers, with how many customers were eligible and accepted (no one named)
+         * @description Your targeted offers, with how many customers were eligible and accepted (no one named)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         */
+        get: operations["getIssuerTargetedOffers"];
+        put?: never;
+        /**
+         * Publish an offer for your cardholders targeted by their own spending: spent at least minSpend at a category (mcc) or at the coupon's merchant in the last windowDays days; a merchant's free coupon is offered
+         * @description Shown only to customers who consented in their wallet, evaluated only over the cards you issued. You see how many were eligible and accepted, never who.
+         */
+        post: operations["postIssuerTargetedOffers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/issuer/targeted-offers/{offerId}/withdraw": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Withdraw your targeted offer: no longer shown or accepted (coupons already kept stay)
+         * @description Withdraw your targeted offer: no longer shown or accepted (coupons already kept stay)
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
+         */
+        post: operations["postIssuerTargetedOffersByOfferIdWithdraw"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/issuer/insights": {
         parameters: {
             query?: never;
@@ -6661,6 +6775,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "targeted_offer.accepted": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A customer accepted one of your targeted offers (to the issuer; no customer, card or wallet is named)
+         * @description A customer accepted one of your targeted offers (to the issuer; no customer, card or wallet is named). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onTargetedOfferAccepted"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "token.card_replaced": {
         parameters: {
             query?: never;
@@ -6810,7 +6944,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_authorization_failed" | "bank_customer_not_found" | "bank_unavailable" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_credit" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_active" | "consent_not_found" | "consent_required" | "consent_revoked" | "consent_state_invalid" | "country_not_allowed" | "coupon_already_held" | "coupon_expired" | "coupon_invalid" | "coupon_limit_reached" | "coupon_not_applicable" | "coupon_not_found" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "credit_line_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "dispute_amount_invalid" | "dispute_deadline_passed" | "dispute_exists" | "dispute_not_found" | "dispute_not_party" | "dispute_state" | "dispute_window_closed" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "membership_card_not_found" | "membership_exists" | "membership_program_not_found" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "offline_counter_reused" | "offline_limit_exceeded" | "offline_purse_blocked" | "offline_purse_closed" | "offline_purse_exists" | "offline_purse_not_found" | "offline_reserve_exhausted" | "offline_signature_invalid" | "offline_token_expired" | "offline_token_invalid" | "offline_token_replayed" | "offline_unload_invalid" | "offline_wrong_merchant" | "open_banking_unavailable" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "pot_limit_reached" | "pot_locked" | "pot_not_found" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "recall_deadline_passed" | "recall_exists" | "recall_not_found" | "recall_state" | "recall_window_closed" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "repayment_account_invalid" | "repayment_exceeds_balance" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "reward_rule_invalid" | "rewards_insufficient" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_delivery_not_found" | "webhook_secret_not_retrievable" | "webhook_url_missing";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_authorization_failed" | "bank_customer_not_found" | "bank_unavailable" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_credit" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_active" | "consent_not_found" | "consent_required" | "consent_revoked" | "consent_state_invalid" | "country_not_allowed" | "coupon_already_held" | "coupon_expired" | "coupon_invalid" | "coupon_limit_reached" | "coupon_not_applicable" | "coupon_not_found" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "credit_line_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "dispute_amount_invalid" | "dispute_deadline_passed" | "dispute_exists" | "dispute_not_found" | "dispute_not_party" | "dispute_state" | "dispute_window_closed" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "membership_card_not_found" | "membership_exists" | "membership_program_not_found" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "offer_consent_required" | "offline_counter_reused" | "offline_limit_exceeded" | "offline_purse_blocked" | "offline_purse_closed" | "offline_purse_exists" | "offline_purse_not_found" | "offline_reserve_exhausted" | "offline_signature_invalid" | "offline_token_expired" | "offline_token_invalid" | "offline_token_replayed" | "offline_unload_invalid" | "offline_wrong_merchant" | "open_banking_unavailable" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "pot_limit_reached" | "pot_locked" | "pot_not_found" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "recall_deadline_passed" | "recall_exists" | "recall_not_found" | "recall_state" | "recall_window_closed" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "reminder_rate_limited" | "repayment_account_invalid" | "repayment_exceeds_balance" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "reward_rule_invalid" | "rewards_insufficient" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "targeted_offer_accepted" | "targeted_offer_invalid" | "targeted_offer_not_eligible" | "targeted_offer_not_found" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_delivery_not_found" | "webhook_secret_not_retrievable" | "webhook_url_missing";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -8266,7 +8400,8 @@ export interface components {
             usesLeft: number;
             /** @description Active, not expired and not used up */
             usable: boolean;
-            source: "claimed" | "points";
+            /** @description claimed, points (taken for reward points) or offer (an accepted targeted offer) */
+            source: "claimed" | "points" | "offer";
             /** Format: date-time */
             createdAt: string;
         };
@@ -8389,6 +8524,55 @@ export interface components {
                 reason: string;
                 count: number;
             }[];
+        };
+        OfferConsent: {
+            customerId: string;
+            /** @description Offers targeted by the customer’s own card spending (default false) */
+            consent: boolean;
+            givenAt: string | null;
+            withdrawnAt: string | null;
+        };
+        IssuerTargetedOffer: {
+            id: string;
+            issuerParticipantId: string;
+            name: string;
+            mcc: string | null;
+            merchantId: string | null;
+            minSpend: {
+                amount: string;
+                currency: string;
+            };
+            windowDays: number;
+            couponId: string;
+            /** Format: date-time */
+            expiresAt: string;
+            status: "active" | "withdrawn";
+            /** Format: date-time */
+            createdAt: string;
+            /** @description Consenting customers found eligible (no one named) */
+            eligibleCount: number;
+            /** @description Customers who accepted it */
+            acceptedCount: number;
+        };
+        EligibleTargetedOffer: {
+            id: string;
+            issuerParticipantId: string;
+            name: string;
+            mcc: string | null;
+            merchantId: string | null;
+            minSpend: {
+                amount: string;
+                currency: string;
+            };
+            windowDays: number;
+            couponId: string;
+            /** Format: date-time */
+            expiresAt: string;
+            status: "active" | "withdrawn";
+            /** Format: date-time */
+            createdAt: string;
+            coupon: components["schemas"]["Coupon"];
+            accepted: boolean;
         };
         DisputeStep: {
             seq: number;
@@ -9114,20 +9298,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_4985650d: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_phone, liquidity_invalid, malformed_request, unknown_currency, unknown_field, validation_failed */
         Error400_4d7edd43: {
             headers: {
@@ -9282,6 +9452,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, targeted_offer_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_7b20da7b: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "targeted_offer_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_connection, invalid_country, invalid_page, invalid_phone, invalid_transfer, invalid_webhook_url, linked_chain_open, liquidity_invalid, malformed_request, metadata_too_large, settlement_invalid, unknown_currency, validation_failed */
         Error400_7efdf352: {
             headers: {
@@ -9338,20 +9522,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, idempotency_key_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_8c27428e: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "idempotency_key_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: invalid_phone, malformed_request, risk_rule_invalid, validation_failed */
         Error400_8dab41a5: {
             headers: {
@@ -9390,6 +9560,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_connection" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, idempotency_key_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, targeted_offer_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_981f9f1e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "idempotency_key_invalid" | "invalid_amount" | "invalid_phone" | "malformed_json" | "malformed_request" | "targeted_offer_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -9688,20 +9872,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_request, unknown_currency, validation_failed */
-        Error400_df2969e5: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_request" | "unknown_currency" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, device_key_invalid, invalid_amount, invalid_phone, malformed_request, unknown_currency, validation_failed */
         Error400_e0567dd3: {
             headers: {
@@ -9800,6 +9970,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_request, targeted_offer_invalid, unknown_currency, validation_failed */
+        Error400_ea2de8fd: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_request" | "targeted_offer_invalid" | "unknown_currency" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_phone, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
         Error400_ea83bb48: {
             headers: {
@@ -9828,20 +10012,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_request, unknown_currency, unknown_field, validation_failed */
-        Error400_f252a5f8: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_currency, unknown_field, validation_failed */
         Error400_f2a0f481: {
             headers: {
@@ -9852,6 +10022,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_account" | "invalid_amount" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "linked_chain_open" | "malformed_request" | "metadata_too_large" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_required, amount_too_large, coupon_invalid, invalid_amount, invalid_phone, malformed_request, targeted_offer_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_f8583abc: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "coupon_invalid" | "invalid_amount" | "invalid_phone" | "malformed_request" | "targeted_offer_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -10262,6 +10446,20 @@ export interface components {
                 };
             };
         };
+        /** @description Forbidden: forbidden, offer_consent_required, participant_suspended */
+        Error403_d4096c3d: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "forbidden" | "offer_consent_required" | "participant_suspended";
+                    };
+                };
+            };
+        };
         /** @description Forbidden: alias_move_locked, alias_verification_locked, alias_verification_required, consent_locked, consent_revoked, forbidden, fx_provider_not_registered, not_request_payer, participant_suspended, red_packet_not_member, request_blocked, risk_declined */
         Error403_e336be1d: {
             headers: {
@@ -10598,20 +10796,6 @@ export interface components {
                 };
             };
         };
-        /** @description Not found: coupon_not_found, customer_not_found, membership_card_not_found, membership_program_not_found, merchant_not_found, not_found, payment_link_not_found, qr_not_found */
-        Error404_8311d009: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "coupon_not_found" | "customer_not_found" | "membership_card_not_found" | "membership_program_not_found" | "merchant_not_found" | "not_found" | "payment_link_not_found" | "qr_not_found";
-                    };
-                };
-            };
-        };
         /** @description Not found: liquidity_request_not_found, settlement_window_not_found */
         Error404_9093b7e2: {
             headers: {
@@ -10622,20 +10806,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "liquidity_request_not_found" | "settlement_window_not_found";
-                    };
-                };
-            };
-        };
-        /** @description Not found: coupon_not_found, customer_not_found, membership_card_not_found, membership_program_not_found, merchant_not_found, payment_link_not_found, qr_not_found */
-        Error404_919d0d05: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "coupon_not_found" | "customer_not_found" | "membership_card_not_found" | "membership_program_not_found" | "merchant_not_found" | "payment_link_not_found" | "qr_not_found";
                     };
                 };
             };
@@ -10738,6 +10908,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: coupon_not_found, customer_not_found, membership_card_not_found, membership_program_not_found, merchant_not_found, payment_link_not_found, qr_not_found, targeted_offer_not_found */
+        Error404_bb5cc4e1: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_not_found" | "customer_not_found" | "membership_card_not_found" | "membership_program_not_found" | "merchant_not_found" | "payment_link_not_found" | "qr_not_found" | "targeted_offer_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: customer_not_found, risk_alert_not_found */
         Error404_bf5686e0: {
             headers: {
@@ -10836,6 +11020,20 @@ export interface components {
                 };
             };
         };
+        /** @description Not found: coupon_not_found, customer_not_found, membership_card_not_found, membership_program_not_found, merchant_not_found, not_found, payment_link_not_found, qr_not_found, targeted_offer_not_found */
+        Error404_ee3e2c76: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_not_found" | "customer_not_found" | "membership_card_not_found" | "membership_program_not_found" | "merchant_not_found" | "not_found" | "payment_link_not_found" | "qr_not_found" | "targeted_offer_not_found";
+                    };
+                };
+            };
+        };
         /** @description Not found: not_found */
         Error404_efedff88: {
             headers: {
@@ -10892,20 +11090,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: coupon_already_held, coupon_limit_reached, customer_exists, customer_has_balance, membership_exists */
-        Error409_14d160c3: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "coupon_already_held" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "membership_exists";
-                    };
-                };
-            };
-        };
         /** @description Conflict: customer_exists, customer_has_balance, offline_counter_reused, offline_purse_blocked, offline_purse_closed, offline_purse_exists, offline_token_replayed */
         Error409_16d4ca94: {
             headers: {
@@ -10944,6 +11128,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_exists" | "account_has_pending" | "credential_limit" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "pending_already_resolved" | "pending_expired" | "settlement_window_open" | "transfer_exists_with_different_fields" | "webhook_url_missing";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: coupon_already_held, coupon_limit_reached, customer_exists, customer_has_balance, membership_exists, targeted_offer_accepted, targeted_offer_not_eligible */
+        Error409_36e499de: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_already_held" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "membership_exists" | "targeted_offer_accepted" | "targeted_offer_not_eligible";
                     };
                 };
             };
@@ -11046,20 +11244,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: coupon_already_held, coupon_limit_reached, customer_exists, customer_has_balance, idempotency_in_progress, membership_exists */
-        Error409_52e233b6: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "coupon_already_held" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "membership_exists";
-                    };
-                };
-            };
-        };
         /** @description Conflict: idempotency_in_progress, webhook_url_missing */
         Error409_578f4a3c: {
             headers: {
@@ -11070,6 +11254,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "idempotency_in_progress" | "webhook_url_missing";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: coupon_already_held, coupon_limit_reached, customer_exists, customer_has_balance, idempotency_in_progress, membership_exists, targeted_offer_accepted, targeted_offer_not_eligible */
+        Error409_599fffb6: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "coupon_already_held" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "membership_exists" | "targeted_offer_accepted" | "targeted_offer_not_eligible";
                     };
                 };
             };
@@ -25127,11 +25325,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_df2969e5"];
+            400: components["responses"]["Error400_ea2de8fd"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_14d160c3"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_36e499de"];
             410: components["responses"]["Error410_746ad44f"];
             422: components["responses"]["Error422_811642ab"];
             429: components["responses"]["Error429_5394c22d"];
@@ -25187,11 +25385,11 @@ export interface operations {
                     "application/json": components["schemas"]["Coupon"];
                 };
             };
-            400: components["responses"]["Error400_8c27428e"];
+            400: components["responses"]["Error400_981f9f1e"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_52e233b6"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -25229,11 +25427,11 @@ export interface operations {
                     "application/json": components["schemas"]["Coupon"];
                 };
             };
-            400: components["responses"]["Error400_8c27428e"];
+            400: components["responses"]["Error400_981f9f1e"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_52e233b6"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -25264,11 +25462,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_df2969e5"];
+            400: components["responses"]["Error400_ea2de8fd"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_919d0d05"];
-            409: components["responses"]["Error409_14d160c3"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_bb5cc4e1"];
+            409: components["responses"]["Error409_36e499de"];
             410: components["responses"]["Error410_746ad44f"];
             422: components["responses"]["Error422_811642ab"];
             429: components["responses"]["Error429_5394c22d"];
@@ -25300,11 +25498,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_f252a5f8"];
+            400: components["responses"]["Error400_f8583abc"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_14d160c3"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_36e499de"];
             410: components["responses"]["Error410_746ad44f"];
             422: components["responses"]["Error422_811642ab"];
             429: components["responses"]["Error429_5394c22d"];
@@ -25342,11 +25540,11 @@ export interface operations {
                     "application/json": components["schemas"]["WalletCoupon"];
                 };
             };
-            400: components["responses"]["Error400_8c27428e"];
+            400: components["responses"]["Error400_981f9f1e"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_52e233b6"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -25420,11 +25618,11 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_4985650d"];
+            400: components["responses"]["Error400_7b20da7b"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_14d160c3"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_36e499de"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -25464,11 +25662,11 @@ export interface operations {
                     "application/json": components["schemas"]["MembershipProgram"];
                 };
             };
-            400: components["responses"]["Error400_8c27428e"];
+            400: components["responses"]["Error400_981f9f1e"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_52e233b6"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -25508,11 +25706,11 @@ export interface operations {
                     "application/json": components["schemas"]["MembershipCard"];
                 };
             };
-            400: components["responses"]["Error400_8c27428e"];
+            400: components["responses"]["Error400_981f9f1e"];
             401: components["responses"]["Error401_1d149c64"];
-            403: components["responses"]["Error403_c1e479c2"];
-            404: components["responses"]["Error404_8311d009"];
-            409: components["responses"]["Error409_52e233b6"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
             410: components["responses"]["Error410_746ad44f"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -25735,6 +25933,303 @@ export interface operations {
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
             422: components["responses"]["Error422_233636cb"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getWalletTargetedOffersConsent: {
+        parameters: {
+            query: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OfferConsent"];
+                };
+            };
+            400: components["responses"]["Error400_f8583abc"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_36e499de"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_811642ab"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postWalletTargetedOffersConsent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer */
+                    customerId: string;
+                    consent: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OfferConsent"];
+                };
+            };
+            400: components["responses"]["Error400_981f9f1e"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
+            410: components["responses"]["Error410_746ad44f"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_2cee0e4d"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getWalletTargetedOffers: {
+        parameters: {
+            query: {
+                /** @description Your customer */
+                customerId: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        consent: boolean;
+                        items: components["schemas"]["EligibleTargetedOffer"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_f8583abc"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_36e499de"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_811642ab"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postWalletTargetedOffersByOfferIdAccept: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description A targeted offer */
+                offerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Your customer */
+                    customerId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        offerId: string;
+                        walletCoupon: components["schemas"]["WalletCoupon"];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_981f9f1e"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
+            410: components["responses"]["Error410_746ad44f"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_2cee0e4d"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    getIssuerTargetedOffers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["IssuerTargetedOffer"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error400_ea2de8fd"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_bb5cc4e1"];
+            409: components["responses"]["Error409_36e499de"];
+            410: components["responses"]["Error410_746ad44f"];
+            422: components["responses"]["Error422_811642ab"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postIssuerTargetedOffers: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    /** @description Spend at this merchant category counts; without it, spend at the coupon’s merchant */
+                    mcc?: string;
+                    minSpend: {
+                        /**
+                         * @description Decimal string in the currency, e.g. "12.30"
+                         * @example 12.30
+                         */
+                        amount: string;
+                        /**
+                         * @description ISO 4217 alphabetic code
+                         * @example CNY
+                         */
+                        currency: string;
+                    };
+                    windowDays: number;
+                    /** @description A published coupon (free to keep) */
+                    couponId: string;
+                    /**
+                     * Format: date-time
+                     * @description ISO 8601 date-time
+                     */
+                    expiresAt: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IssuerTargetedOffer"];
+                };
+            };
+            400: components["responses"]["Error400_981f9f1e"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
+            410: components["responses"]["Error410_746ad44f"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_2cee0e4d"];
+            429: components["responses"]["Error429_5394c22d"];
+            500: components["responses"]["Error500_3586a13f"];
+            503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    postIssuerTargetedOffersByOfferIdWithdraw: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key you choose (e.g. a UUID), unique per intended effect. A retry with the same key and the same request replays the first answer (header `idempotent-replayed: true`) and never repeats the effect; the same key with a different request answers `idempotency_key_reused`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Your targeted offer */
+                offerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["NoBody"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IssuerTargetedOffer"];
+                };
+            };
+            400: components["responses"]["Error400_981f9f1e"];
+            401: components["responses"]["Error401_1d149c64"];
+            403: components["responses"]["Error403_d4096c3d"];
+            404: components["responses"]["Error404_ee3e2c76"];
+            409: components["responses"]["Error409_599fffb6"];
+            410: components["responses"]["Error410_746ad44f"];
+            413: components["responses"]["Error413_bd3bdc2b"];
+            415: components["responses"]["Error415_cdc15fd0"];
+            422: components["responses"]["Error422_2cee0e4d"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -31421,6 +31916,57 @@ export interface operations {
                         expiresAt: string;
                         /** @description A one-time code sealed to you (src/platform/recipient-seal.ts): open it with your webhook secret; never shown in clear */
                         codeSealed: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onTargetedOfferAccepted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "targeted_offer.accepted";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description Your targeted offer */
+                        offerId: string;
+                        /** @description How many customers accepted it so far */
+                        acceptedCount: number;
                     } & {
                         [key: string]: unknown;
                     };

@@ -111,6 +111,7 @@ export function Coupons({ api, session }: { api: Api; session: WalletSession }) 
   return (
     <div className="grid">
       <CardRewards api={api} session={session} />
+      <TargetedOffers api={api} session={session} onAccepted={kept.reload} />
       <Section title={t('coupons.kept')} testId="coupons">
         <p className="muted">{t('coupons.about')}</p>
         <ErrorBox error={kept.error} />
@@ -180,6 +181,58 @@ export function Coupons({ api, session }: { api: Api; session: WalletSession }) 
         </ul>
       </Section>
     </div>
+  );
+}
+
+interface TargetedOffer { id: string; name: string; minSpend: MoneyWire; windowDays: number; mcc: string | null; coupon: Coupon; accepted: boolean }
+
+/**
+ * Offers targeted by the customer's own card spending: their consent (POST /v1/wallet/targeted-offers/consent, off by
+ * default) and, only while it is on, the offers they are eligible for, accepted into their coupons.
+ */
+function TargetedOffers({ api, session, onAccepted }: { api: Api; session: WalletSession; onAccepted: () => Promise<void> }) {
+  const { t, money } = useI18n();
+  const q = `customerId=${encodeURIComponent(session.customerId)}`;
+  const offers = useLoad(async () => api.get<{ consent: boolean; items: TargetedOffer[] }>(`/v1/wallet/targeted-offers?${q}`), [api]);
+  const consent = useAction(async (on: boolean) => {
+    await api.post('/v1/wallet/targeted-offers/consent', { customerId: session.customerId, consent: on });
+    await offers.reload();
+  });
+  const accept = useAction(async (offerId: string) => {
+    await api.post(`/v1/wallet/targeted-offers/${encodeURIComponent(offerId)}/accept`, { customerId: session.customerId });
+    await offers.reload();
+    await onAccepted();
+  });
+  const on = offers.data?.consent === true;
+  return (
+    <Section title={t('targeted.title')} testId="targeted-offers">
+      <p className="muted">{t('targeted.about')}</p>
+      <label>
+        <input type="checkbox" name="targeted-consent" data-testid="targeted-consent" checked={on} disabled={consent.busy || offers.data === undefined} onChange={(e) => void consent.run(e.target.checked)} /> {t('targeted.consent')}
+      </label>
+      <ErrorBox error={offers.error ?? consent.error ?? accept.error} />
+      {offers.data !== undefined && !on && <p className="muted">{t('targeted.off')}</p>}
+      {on && offers.data?.items.length === 0 && <p className="muted">{t('targeted.none')}</p>}
+      <ul className="activity">
+        {(offers.data?.items ?? []).map((o) => (
+          <li key={o.id} data-testid="targeted-offer">
+            <div className="activity-row">
+              <div>
+                <div className="title">
+                  {o.coupon.merchantName} · {o.coupon.name}
+                </div>
+                <div className="muted">
+                  {o.name} · {t('targeted.condition')} {money(o.minSpend.amount, o.minSpend.currency)} / {o.windowDays} {t('targeted.days')}
+                </div>
+              </div>
+              <button type="button" disabled={accept.busy || o.accepted} onClick={() => void accept.run(o.id)}>
+                {o.accepted ? t('targeted.accepted') : t('targeted.accept')}
+              </button>
+            </div>
+          </li>
+        ))}
+      </ul>
+    </Section>
   );
 }
 
