@@ -63,7 +63,9 @@ describe.each(engines)('the sandbox on %s', (engine) => {
       expect(card).toMatchObject({ status: 'active', fundingAccountId: c.fundingAccountId, customerId: c.holderCustomerId, currency: c.currency });
       const funding = await t.hub.transfers.ledger.getAccount(c.fundingAccountId);
       if (!funding.ok) throw new Error(funding.error.code);
-      expect(funding.value.creditsPostedMinor - funding.value.debitsPostedMinor).toBeGreaterThan(0n);
+      // Something to spend: a debit card's funded account, a credit card's line (its own credit account, limit unused).
+      const available = funding.value.creditsPostedMinor - funding.value.debitsPostedMinor - funding.value.debitsPendingMinor + (funding.value.creditLimitMinor ?? 0n);
+      expect(available).toBeGreaterThan(0n);
       expect((await t.hub.cards.cards.matchCardData(c.cardNumber, c.expiry, c.cvv))?.matches).toBe(true);
     }
     // A restart prints the same cards.
