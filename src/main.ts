@@ -241,12 +241,9 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   } });
   const connections = createConnectionService({ db, clock, audit, outbound });
   const connectors = createConnectorService({ db, clock, vault, logger, fetch: outboundFetch, connections });
-  const deliverConnectorMessages = () => {
-    connectors.deliverDue().catch((error: unknown) => logger.warn({ err: error }, 'connector messages: delivery failed (retried by the background job)'));
-  };
   const transfers = createTransfersModule({
     db, clock, audit, events, vault, customers, stepUp, ledger, settlement, refs,
-    connected: { connection: (p, c, q) => connections.connected(p, c, q), ask: (c, op, r) => connectors.ask(c, op, r), enqueue: (tx, m) => connectors.enqueue(tx, m), deliverSoon: deliverConnectorMessages },
+    connected: { connection: (p, c, q) => connections.connected(p, c, q), ask: (c, op, r) => connectors.ask(c, op, r), enqueue: (tx, m) => connectors.enqueue(tx, m), deliverSoon: () => connectors.deliverSoon() },
     openBankingClient: connectors,
   });
   accountsOf = () => transfers.accounts;
@@ -410,6 +407,8 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
       await step('http', () => app.close());
       // @modules:close (each capability flushes and stops here, before storage closes)
       await step('webhooks', () => webhooks.stop());
+      // A round of commit/abort messages to connected banks still under way ends before the outbound pool closes.
+      await step('webhooks', () => connectors.drain());
       await step('outbound', () => outbound.close());
       await step('audit', () => audit.chain());
       if (ownsDb) await step('db', () => db.close());

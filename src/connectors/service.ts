@@ -45,6 +45,14 @@ export interface ConnectorService extends OpenBankingClient {
   enqueue(tx: Queryable, messages: readonly OutboxMessage[]): void;
   /** Sends the messages that are due (at most `limit`); returns how many were acknowledged. */
   deliverDue(limit?: number): Promise<number>;
+  /**
+   * Sends what is due soon, without waiting: one round at a time per process (a call while one runs asks for one more
+   * round after it), so that many decisions in a burst cost a few rounds, not one each. Failures wait for the
+   * background job's next round.
+   */
+  deliverSoon(): void;
+  /** Resolves once no round started by deliverSoon is running (for shutdown, and for tests that race one). */
+  drain(): Promise<void>;
   /** Every message of a payment, for the operator and tests. */
   messages(paymentId: string): Promise<{ id: string; participantId: string; kind: string; attempts: number; acked: boolean; lastError: string | null }[]>;
 }
@@ -84,6 +92,8 @@ const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 5 * 60_000;
 /** While one process sends a message, others leave it alone for this long. */
 const LEASE_MS = 30_000;
+/** Messages one round of deliverSoon claims. */
+const DELIVER_SOON_BATCH = 128;
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
 interface Signer {
@@ -174,7 +184,32 @@ export function createConnectorService(deps: { db: Db; clock: Clock; vault: Vaul
   const isWireMoney = (v: unknown): v is { amount: string; currency: string } =>
     typeof v === 'object' && v !== null && typeof (v as { amount?: unknown }).amount === 'string' && /^-?[0-9]{1,18}(\.[0-9]{1,4})?$/.test((v as { amount: string }).amount) && typeof (v as { currency?: unknown }).currency === 'string';
 
-  return {
+  const rounds: { running: Promise<void> | undefined; again: boolean } = { running: undefined, again: false };
+  const service: ConnectorService = {
+    deliverSoon() {
+      if (rounds.running !== undefined) {
+        rounds.again = true;
+        return;
+      }
+      rounds.again = false;
+      rounds.running = (async () => {
+        try {
+          // Bounded: a round per call that came in meanwhile collapses into one, and a round that finds nothing ends it.
+          for (let round = 0; round < 64; round++) {
+            rounds.again = false;
+            const sent = await service.deliverDue(DELIVER_SOON_BATCH);
+            if (!rounds.again && sent < DELIVER_SOON_BATCH) break;
+          }
+        } catch (error) {
+          logger.warn({ err: error }, 'connector messages: delivery failed (retried by the background job)');
+        } finally {
+          rounds.running = undefined;
+        }
+      })();
+    },
+    async drain() {
+      while (rounds.running !== undefined) await rounds.running;
+    },
     authorizeUrl(connection, params) {
       const q = new URLSearchParams({ response_type: 'code', client_id: OPEN_BANKING_CLIENT_ID, redirect_uri: params.redirectUri, scope: params.scope, state: params.state, code_challenge: params.codeChallenge, code_challenge_method: 'S256' });
       return `${base(connection)}/oauth/authorize?${q.toString()}`;
@@ -253,7 +288,8 @@ export function createConnectorService(deps: { db: Db; clock: Clock; vault: Vaul
           [now, new Date(now.getTime() + LEASE_MS), limit, MAX_ATTEMPTS],
         ),
       );
-      let acked = 0;
+      const acks: { id: string }[] = [];
+      const retries: { id: string; nextAt: Date; error: string }[] = [];
       await Promise.all(
         claimed.map(async (m) => {
           const connection = await connections.connected(m.participant_id, m.body.IntrBkSttlmAmt.currency);
@@ -264,16 +300,23 @@ export function createConnectorService(deps: { db: Db; clock: Clock; vault: Vaul
           // An abort acknowledged is RJCT by design; anything verified and signed for this message is its acknowledgement.
           const acknowledged = outcome.ok || (m.kind === 'abort' && !outcome.hubReason);
           if (acknowledged) {
-            acked += 1;
-            await db.query('update connector_messages set acked_at = $2, last_error = null where id = $1', [m.id, clock.now()]);
+            acks.push({ id: m.id });
           } else {
             const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(20, m.attempts - 1));
-            const error = `${outcome.reason.Rsn}: ${outcome.reason.AddtlInf ?? ''}`.slice(0, 500);
-            await db.query('update connector_messages set next_at = $2, last_error = $3 where id = $1', [m.id, new Date(clock.nowMs() + backoff), error]);
+            retries.push({ id: m.id, nextAt: new Date(clock.nowMs() + backoff), error: `${outcome.reason.Rsn}: ${outcome.reason.AddtlInf ?? ''}`.slice(0, 500) });
             if (m.attempts >= MAX_ATTEMPTS) logger.warn({ messageId: m.id, participantId: m.participant_id }, 'connector message not acknowledged after the last attempt');
           }
         }),
       );
+      // Every outcome of the round in two statements (not one per message).
+      if (acks.length > 0) await db.query('update connector_messages set acked_at = $2, last_error = null where id = any($1::text[])', [acks.map((a) => a.id), clock.now()]);
+      if (retries.length > 0) {
+        await db.query(
+          `update connector_messages m set next_at = u.next_at::timestamptz, last_error = u.error from unnest($1::text[], $2::text[], $3::text[]) as u(id, next_at, error) where m.id = u.id`,
+          [retries.map((r) => r.id), retries.map((r) => r.nextAt.toISOString()), retries.map((r) => r.error)],
+        );
+      }
+      const acked = acks.length;
       return acked;
     },
     async messages(paymentId) {
@@ -284,4 +327,5 @@ export function createConnectorService(deps: { db: Db; clock: Clock; vault: Vaul
       return rows.map((r) => ({ id: r.id, participantId: r.participant_id, kind: r.kind, attempts: r.attempts, acked: r.acked_at !== null, lastError: r.last_error }));
     },
   };
+  return service;
 }

@@ -157,11 +157,24 @@ export async function verifyDetached(
   return { ok: true, header };
 }
 
+/** Imported public keys by `x`: a key is imported once, not for every message it verifies (bounded; oldest dropped). */
+const publicKeys = new Map<string, Promise<SigningKey>>();
+const MAX_CACHED_PUBLIC_KEYS = 256;
+
 /** An Ed25519 public JWK as a verification key. */
-export async function publicKeyOf(jwk: { readonly kty: string; readonly crv: string; readonly x: string }): Promise<SigningKey> {
-  const key = await importJWK({ kty: jwk.kty, crv: jwk.crv, x: jwk.x } as JWK, 'EdDSA');
-  if (key instanceof Uint8Array) throw new Error('an Ed25519 public key was expected');
-  return key;
+export function publicKeyOf(jwk: { readonly kty: string; readonly crv: string; readonly x: string }): Promise<SigningKey> {
+  const cacheKey = `${jwk.kty}:${jwk.crv}:${jwk.x}`;
+  const cached = publicKeys.get(cacheKey);
+  if (cached !== undefined) return cached;
+  const imported = importJWK({ kty: jwk.kty, crv: jwk.crv, x: jwk.x } as JWK, 'EdDSA').then((key) => {
+    if (key instanceof Uint8Array) throw new Error('an Ed25519 public key was expected');
+    return key;
+  });
+  // A key that fails to import is not remembered.
+  imported.catch(() => publicKeys.delete(cacheKey));
+  if (publicKeys.size >= MAX_CACHED_PUBLIC_KEYS) publicKeys.delete(publicKeys.keys().next().value ?? '');
+  publicKeys.set(cacheKey, imported);
+  return imported;
 }
 
 /** An Ed25519 private JWK (with `d`) as a signing key. */

@@ -858,19 +858,26 @@ export function createTransferService(deps: {
     source_owner: string;
     payee_owner: string;
   }
-  const readPending = async (q: Queryable, paymentId: string, lock: boolean): Promise<PendingRow | undefined> => {
-    const [row] = await q.query<PendingRow>(
-      `select p.*, pc.external_id as payer_external, pc.name as payer_name, ec.external_id as payee_external, ec.name as payee_name,
+  const PENDING_SELECT = `select p.*, pc.external_id as payer_external, pc.name as payer_name, ec.external_id as payee_external, ec.name as payee_name,
               coalesce(sa.owner_participant_id, p.payer_participant_id) as source_owner, coalesce(pa.owner_participant_id, p.payee_participant_id) as payee_owner
          from payments p
          left join ledger_accounts sa on sa.id = p.source_account_id
          join customers pc on pc.id = coalesce(sa.customer_id, p.payer_customer_id)
          join customers ec on ec.id = p.payee_customer_id
-         left join ledger_accounts pa on pa.id = p.payee_account_id
-        where p.id = $1${lock ? ' for update of p' : ''}`,
-      [paymentId],
-    );
-    return row;
+         left join ledger_accounts pa on pa.id = p.payee_account_id`;
+  /** A payment as its second phase needs it; concurrent reads (payments answered reserved together) go out as one statement. */
+  const pendingReads = createCoalescer(
+    async (ids: readonly string[]) => {
+      const rows = new Map((await db.query<PendingRow>(`${PENDING_SELECT} where p.id = any($1::text[])`, [[...new Set(ids)]])).map((r) => [r.id, r]));
+      return ids.map((id) => rows.get(id));
+    },
+    { maxBatch: MAX_DECIDE_BATCH, maxInFlight: 2 },
+  );
+  const readPending = (paymentId: string): Promise<PendingRow | undefined> => pendingReads.load(paymentId);
+  /** Payments to decide, their rows locked in id order (every decider takes them in that order: no deadlock between two). */
+  const lockPending = async (tx: Queryable, paymentIds: readonly string[]): Promise<Map<string, PendingRow>> => {
+    const rows = await tx.query<PendingRow>(`${PENDING_SELECT} where p.id = any($1::text[]) order by p.id for update of p`, [[...paymentIds]]);
+    return new Map(rows.map((r) => [r.id, r]));
   };
 
   /** The reserve of a debit a wallet initiates from an account linked by open-banking consent names that consent. */
@@ -930,94 +937,142 @@ export function createTransferService(deps: {
   };
 
   type Wanted = { commit: true } | { commit: false; reason: StatusReason };
-  /** Decides one pending payment inside a transaction: commit (post its legs) or abort (void them). */
-  const decideIn = async (tx: Queryable, paymentId: string, wanted: Wanted) => {
-    const p = await readPending(tx, paymentId, true);
-    if (p === undefined || p.status !== 'pending') return p;
+  type DecidedRow = PendingRow | undefined;
+  /**
+   * Decides pending payments in one transaction, set-based as confirms are: their rows locked in id order, every
+   * commit's legs in ONE ledger call (a linked chain per payment: all or nothing each), the voids of the others in one
+   * more, their position moves recorded together, one update of the payments. Each hot account (the connected bank's
+   * position, a payee participant's) is locked once per batch and only for these few statements: deciding payments
+   * one statement group after another held those locks for the whole batch and made every confirm wait behind it.
+   */
+  const decideMany = async (tx: Queryable, items: readonly { paymentId: string; wanted: Wanted }[]): Promise<DecidedRow[]> => {
+    const rows = await lockPending(tx, [...new Set(items.map((i) => i.paymentId))]);
     const nowMs = clock.nowMs();
-    let outcome: { commit: true } | { commit: false; reason: StatusReason } = wanted;
-    // An answer that arrives after the deadline is ignored: the recovery job may be aborting it, and the banks were
-    // told the deadline.
-    if (outcome.commit && p.deadline_at !== null && p.deadline_at.getTime() < nowMs) outcome = { commit: false, reason: { Rsn: 'AB05', AddtlInf: 'the answers came after the deadline' } };
-    const pendingIds = p.transfer_ids;
-    const meta = { paymentId };
-    let added: string[] = [];
-    if (outcome.commit) {
-      const legs: TransferInput[] = pendingIds.map((id) => ({ kind: 'post_pending' as const, id: `${id}:post`, pendingId: id, purpose: 'p2p_commit', metadata: meta }));
+    // The first answer for a payment decides it (a later one in the same batch finds it decided).
+    const outcomes = new Map<string, Wanted>();
+    for (const item of items) {
+      const p = rows.get(item.paymentId);
+      if (p === undefined || p.status !== 'pending' || outcomes.has(p.id)) continue;
+      // An answer that arrives after the deadline is ignored: the recovery job may be aborting it, and the banks were
+      // told the deadline.
+      const late = item.wanted.commit && p.deadline_at !== null && p.deadline_at.getTime() < nowMs;
+      outcomes.set(p.id, late ? { commit: false, reason: { Rsn: 'AB05', AddtlInf: 'the answers came after the deadline' } } : item.wanted);
+    }
+    if (outcomes.size === 0) return items.map((i) => rows.get(i.paymentId));
+    const added = new Map<string, string[]>();
+    // Commits: each payment's pending legs posted and, for a hosted payee, its credit, as one linked chain.
+    const commitLegs: TransferInput[] = [];
+    const chainOf = new Map<string, string>();
+    for (const [id, outcome] of outcomes) {
+      const p = rows.get(id);
+      if (p === undefined || !outcome.commit) continue;
+      const meta = { paymentId: id };
+      const legs: TransferInput[] = p.transfer_ids.map((t) => ({ kind: 'post_pending' as const, id: `${t}:post`, pendingId: t, purpose: 'p2p_commit', metadata: meta }));
       if (!p.connected.includes('payee')) {
         const payeePos = await accounts.ensureSystemAccount('funding', p.payee_owner, p.receive_currency);
-        legs.push({ id: `${paymentId}:in`, debitAccountId: payeePos, creditAccountId: p.payee_account_id, amountMinor: p.receive_minor, currency: p.receive_currency, purpose: 'p2p', metadata: meta });
+        legs.push({ id: `${id}:in`, debitAccountId: payeePos, creditAccountId: p.payee_account_id, amountMinor: p.receive_minor, currency: p.receive_currency, purpose: 'p2p', metadata: meta });
       }
-      const results = await mover.move(tx, legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })));
-      const bad = failed(results);
-      if (bad !== undefined && !bad.ok) {
-        outcome = { commit: false, reason: { Rsn: 'NARR', AddtlInf: `the hub could not commit (${bad.error.code})` } };
-      } else {
-        added = legs.map((l) => l.id);
-        const posId = pendingIds.find((id) => id.endsWith(':pos'));
-        if (settlement !== undefined && posId !== undefined) {
-          await settlement.recordMoves(tx, [{ transferId: `${posId}:post`, paymentId, payerParticipantId: p.source_owner, payeeParticipantId: p.payee_owner, currency: p.send_currency, amountMinor: p.send_minor }]);
-        }
-      }
+      legs.forEach((l, k) => {
+        commitLegs.push({ ...l, linked: k < legs.length - 1 });
+        chainOf.set(l.id, id);
+      });
     }
-    if (!outcome.commit) {
-      const voids: TransferInput[] = pendingIds.map((id) => ({ kind: 'void_pending' as const, id: `${id}:void`, pendingId: id, purpose: 'p2p_abort', metadata: meta }));
+    if (commitLegs.length > 0) {
+      const results = await mover.move(tx, commitLegs);
+      const byPayment = new Map<string, TransferResult[]>();
+      results.forEach((r, k) => {
+        const id = chainOf.get(commitLegs[k]?.id ?? '');
+        if (id !== undefined) byPayment.set(id, [...(byPayment.get(id) ?? []), r]);
+      });
+      const moves: PositionMove[] = [];
+      for (const [id, rs] of byPayment) {
+        const p = rows.get(id);
+        if (p === undefined) continue;
+        const bad = failed(rs);
+        if (bad !== undefined && !bad.ok) {
+          outcomes.set(id, { commit: false, reason: { Rsn: 'NARR', AddtlInf: `the hub could not commit (${bad.error.code})` } });
+          continue;
+        }
+        added.set(id, commitLegs.filter((l) => chainOf.get(l.id) === id).map((l) => l.id));
+        const posId = p.transfer_ids.find((t) => t.endsWith(':pos'));
+        if (posId !== undefined) moves.push({ transferId: `${posId}:post`, paymentId: id, payerParticipantId: p.source_owner, payeeParticipantId: p.payee_owner, currency: p.send_currency, amountMinor: p.send_minor });
+      }
+      if (settlement !== undefined) await settlement.recordMoves(tx, moves);
+    }
+    // Aborts (refused, late, or a commit the ledger refused): every pending leg voided.
+    const voids: TransferInput[] = [];
+    for (const [id, outcome] of outcomes) {
+      const p = rows.get(id);
+      if (p === undefined || outcome.commit) continue;
+      const legs = p.transfer_ids.map((t) => ({ kind: 'void_pending' as const, id: `${t}:void`, pendingId: t, purpose: 'p2p_abort', metadata: { paymentId: id } }));
+      voids.push(...legs);
+      added.set(id, legs.map((l) => l.id));
+    }
+    if (voids.length > 0) {
       const results = await mover.move(tx, voids);
       const bad = results.find((r) => !r.ok && r.error.code !== 'pending_already_resolved');
       if (bad !== undefined && !bad.ok) throw new Error(`void of a reserved payment failed: ${bad.error.code}`);
-      added = voids.map((l) => l.id);
-      if (p.request_id !== null) await tx.query(`update money_requests set status = 'pending', payment_id = null where id = $1 and payment_id = $2`, [p.request_id, paymentId]);
-      await releaseShare(tx, paymentId);
     }
-    const reason = outcome.commit ? null : storedReason(outcome.reason);
-    const [row] = await tx.query<PaymentRow>(
-      `update payments set status = $2, reason = $3, decided_at = $4, transfer_ids = transfer_ids || $5::text[] where id = $1 returning *`,
-      [paymentId, outcome.commit ? 'completed' : 'rejected', reason, new Date(nowMs), added],
+    const decidedIds = [...outcomes.keys()];
+    const updated = await tx.query<PaymentRow>(
+      `update payments p set status = u.status, reason = u.reason, decided_at = $4, transfer_ids = p.transfer_ids || string_to_array(u.added, ',')
+         from unnest($1::text[], $2::text[], $3::text[], $5::text[]) as u(id, status, reason, added)
+        where p.id = u.id returning p.*`,
+      [
+        decidedIds,
+        decidedIds.map((id) => (outcomes.get(id)?.commit === true ? 'completed' : 'rejected')),
+        decidedIds.map((id) => {
+          const o = outcomes.get(id);
+          return o === undefined || o.commit ? null : storedReason(o.reason);
+        }),
+        new Date(nowMs),
+        decidedIds.map((id) => (added.get(id) ?? []).join(',')),
+      ],
     );
+    const after = new Map(updated.map((r) => [r.id, r]));
     const actor = { type: 'system' } as const;
-    if (outcome.commit) {
-      const receiveAmount = formatMoney(p.receive_minor, p.receive_currency);
-      await audit.record(tx, { actor, action: 'payment.completed', objectType: 'payment', objectId: paymentId, details: { quoteId: p.quote_id, connected: p.connected } });
-      await events.emit(tx, { participantId: p.payer_participant_id, type: 'payment.sent', data: { paymentId, sendAmount: formatMoney(p.send_minor, p.send_currency), fee: formatMoney(p.fee_minor, p.send_currency), receiveAmount, requestId: p.request_id, customerId: p.payer_customer_id } });
-      await events.emit(tx, { participantId: p.payee_participant_id, type: 'payment.received', data: { paymentId, receiveAmount, requestId: p.request_id, customerId: p.payee_customer_id } });
-    } else {
-      await audit.record(tx, { actor, action: 'payment.rejected', objectType: 'payment', objectId: paymentId, details: { quoteId: p.quote_id, reason } });
-      await events.emit(tx, { participantId: p.payer_participant_id, type: 'payment.rejected', data: { paymentId, customerId: p.payer_customer_id, status: 'RJCT', reason: outcome.reason.Rsn } });
+    for (const [id, outcome] of outcomes) {
+      const p = rows.get(id);
+      const row = after.get(id);
+      if (p === undefined || row === undefined) continue;
+      if (outcome.commit) {
+        const receiveAmount = formatMoney(p.receive_minor, p.receive_currency);
+        await audit.record(tx, { actor, action: 'payment.completed', objectType: 'payment', objectId: id, details: { quoteId: p.quote_id, connected: p.connected } });
+        await events.emit(tx, { participantId: p.payer_participant_id, type: 'payment.sent', data: { paymentId: id, sendAmount: formatMoney(p.send_minor, p.send_currency), fee: formatMoney(p.fee_minor, p.send_currency), receiveAmount, requestId: p.request_id, customerId: p.payer_customer_id } });
+        await events.emit(tx, { participantId: p.payee_participant_id, type: 'payment.received', data: { paymentId: id, receiveAmount, requestId: p.request_id, customerId: p.payee_customer_id } });
+      } else {
+        if (p.request_id !== null) await tx.query(`update money_requests set status = 'pending', payment_id = null where id = $1 and payment_id = $2`, [p.request_id, id]);
+        await releaseShare(tx, id);
+        await audit.record(tx, { actor, action: 'payment.rejected', objectType: 'payment', objectId: id, details: { quoteId: p.quote_id, reason: row.reason } });
+        await events.emit(tx, { participantId: p.payer_participant_id, type: 'payment.rejected', data: { paymentId: id, customerId: p.payer_customer_id, status: 'RJCT', reason: outcome.reason.Rsn } });
+      }
+      // Both connected sides hear the decision, the one never asked included (releasing nothing is harmless).
+      const why = outcome.commit ? undefined : outcome.reason;
+      sides?.enqueue(tx, p.connected.map((side) => decisionFor(p, side as 'payer' | 'payee', why)));
+      rows.set(id, { ...p, ...row });
     }
-    // Both connected sides hear the decision, the one never asked included (releasing nothing is harmless).
-    const why = outcome.commit ? undefined : outcome.reason;
-    sides?.enqueue(tx, p.connected.map((side) => decisionFor(p, side as 'payer' | 'payee', why)));
-    return row === undefined ? undefined : { ...row, ...p, ...row };
+    return items.map((i) => rows.get(i.paymentId));
   };
-  type Decided = { ok: true; row: Awaited<ReturnType<typeof decideIn>> } | { ok: false; error: unknown };
+  type Decided = { ok: true; row: DecidedRow } | { ok: false; error: unknown };
   /**
-   * Payments whose banks answered at about the same time are decided in one transaction (each payment's row locked in
-   * id order), as confirms are batched: a connected payment's decision was a transaction of its own, the largest cost of
-   * the connected path after the banks' answers. A batch that fails (a deadlock with another transaction, a bug in one
-   * payment) is decided again one payment per transaction, so that each caller gets its own payment's answer.
+   * Payments whose banks answered at about the same time are decided in one transaction (decideMany), as confirms are
+   * batched. A batch that fails (a bug in one payment) is decided again one payment per transaction, so that each
+   * caller gets its own payment's answer.
    */
   const decisions = createCoalescer(
     async (items: readonly { paymentId: string; wanted: Wanted }[]): Promise<Decided[]> => {
-      const order = items.map((_, i) => i).sort((a, b) => ((items[a]?.paymentId ?? '') < (items[b]?.paymentId ?? '') ? -1 : 1));
       try {
-        return await db.transaction(async (tx) => {
-          const out: Decided[] = items.map(() => ({ ok: true, row: undefined }));
-          for (const i of order) {
-            const item = items[i];
-            if (item !== undefined) out[i] = { ok: true, row: await decideIn(tx, item.paymentId, item.wanted) };
-          }
-          return out;
-        });
+        return (await db.transaction((tx) => decideMany(tx, items))).map((row) => ({ ok: true, row }));
       } catch {
-        return Promise.all(
-          items.map(async (item): Promise<Decided> => {
-            try {
-              return { ok: true, row: await db.transaction((tx) => decideIn(tx, item.paymentId, item.wanted)) };
-            } catch (error) {
-              return { ok: false, error };
-            }
-          }),
-        );
+        const out: Decided[] = [];
+        for (const item of items) {
+          try {
+            out.push({ ok: true, row: (await db.transaction((tx) => decideMany(tx, [item])))[0] });
+          } catch (error) {
+            out.push({ ok: false, error });
+          }
+        }
+        return out;
       }
     },
     { maxBatch: MAX_DECIDE_BATCH },
@@ -1030,7 +1085,7 @@ export function createTransferService(deps: {
   };
 
   const settleConnected = async (paymentId: string): Promise<Payment | undefined> => {
-    const p = await readPending(db, paymentId, false);
+    const p = await readPending(paymentId);
     if (p === undefined || p.status !== 'pending' || sides === undefined) return p === undefined ? undefined : toPayment(p);
     let outcome: AskOutcome = { ok: true };
     // A wallet paying from an account its customer linked at the bank: the bank authorizes the debit under that consent.
@@ -1067,7 +1122,7 @@ export function createTransferService(deps: {
       return aborted;
     },
     async connectorStatus(participantId, paymentId) {
-      const p = await readPending(db, paymentId, false);
+      const p = await readPending(paymentId);
       if (p === undefined || (p.source_owner !== participantId && p.payee_owner !== participantId && p.payer_participant_id !== participantId && p.payee_participant_id !== participantId)) return undefined;
       if (p.status === 'pending') return { TxId: p.id, TxSts: 'PDNG' };
       if (p.status === 'completed') return { TxId: p.id, TxSts: 'ACSC' };
