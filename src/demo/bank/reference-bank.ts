@@ -69,6 +69,7 @@ create table if not exists holds (
   tx_id text primary key, side text not null check (side in ('debit', 'credit')), account_id text not null, currency text not null,
   amount_minor bigint not null, state text not null check (state in ('held', 'accepted', 'committed', 'released'))
 );
+create index if not exists holds_account_held on holds (account_id) where state = 'held';
 create table if not exists answers (key text primary key, body text not null);
 `;
 
@@ -113,15 +114,21 @@ export async function createReferenceBank(options: { dataDir?: string | undefine
       const mandate = r.MndtRltdInf?.MndtId;
       if (mandate !== undefined && !(await openBanking.mandateAllows(mandate, r.DbtrAcct?.Id.Othr.Id ?? ''))) return refuse('MD01', 'the customer’s consent is revoked or does not cover this debit');
       const amount = toMinor(r.IntrBkSttlmAmt.amount, r.IntrBkSttlmAmt.currency);
-      return db.transaction(async (tx) => {
-        const [acc] = await tx.query<{ id: string; currency: string; balance_minor: bigint; closed: boolean; max_credit_minor: bigint | null }>('select * from accounts where id = $1 for update', [r.DbtrAcct?.Id.Othr.Id ?? '']);
-        if (acc === undefined || acc.currency !== r.IntrBkSttlmAmt.currency) return refuse('AC01', 'no such account in this currency');
-        if (acc.closed) return refuse('AC04');
-        const [held] = await tx.query<{ s: bigint | null }>(`select sum(amount_minor)::int8 as s from holds where account_id = $1 and side = 'debit' and state = 'held'`, [acc.id]);
-        if (acc.balance_minor - (held?.s ?? 0n) < amount) return refuse('AM04');
-        await tx.query(`insert into holds (tx_id, side, account_id, currency, amount_minor, state) values ($1, 'debit', $2, $3, $4, 'held') on conflict do nothing`, [r.TxId, acc.id, acc.currency, amount]);
-        return { ok: true } as const;
-      });
+      // One statement: the account locked, what its holds already take, and the hold added only when it fits.
+      const [acc] = await db.query<{ currency: string; closed: boolean; available: bigint }>(
+        `with acc as (select id, currency, closed, balance_minor from accounts where id = $1 for update),
+              held as (select coalesce(sum(amount_minor), 0)::int8 as s from holds where account_id = $1 and side = 'debit' and state = 'held'),
+              ins as (insert into holds (tx_id, side, account_id, currency, amount_minor, state)
+                      select $2, 'debit', acc.id, acc.currency, $3, 'held' from acc, held
+                       where acc.currency = $4 and not acc.closed and acc.balance_minor - held.s >= $3
+                      on conflict do nothing returning tx_id)
+         select acc.currency, acc.closed, (acc.balance_minor - held.s)::int8 as available, (select count(*) from ins)::int as inserted from acc, held`,
+        [r.DbtrAcct?.Id.Othr.Id ?? '', r.TxId, amount, r.IntrBkSttlmAmt.currency],
+      );
+      if (acc === undefined || acc.currency !== r.IntrBkSttlmAmt.currency) return refuse('AC01', 'no such account in this currency');
+      if (acc.closed) return refuse('AC04');
+      if (acc.available < amount) return refuse('AM04');
+      return { ok: true } as const;
     },
     async accept(r: ConnectorRequest): Promise<Decision> {
       if (switches.refuse?.op === 'accept') return refuse(switches.refuse.reason);
@@ -142,20 +149,22 @@ export async function createReferenceBank(options: { dataDir?: string | undefine
   };
 
   /** Applies the hub's decision to a hold, once (its state moves only from held/accepted). */
-  const settle = async (txId: string, commit: boolean): Promise<'committed' | 'released' | 'none'> =>
-    db.transaction(async (tx) => {
-      const [h] = await tx.query<{ side: 'debit' | 'credit'; account_id: string; currency: string; amount_minor: bigint; state: string }>('select * from holds where tx_id = $1 for update', [txId]);
-      if (h === undefined || (h.state !== 'held' && h.state !== 'accepted')) return 'none';
-      if (!commit) {
-        await tx.query(`update holds set state = 'released' where tx_id = $1`, [txId]);
-        return 'released';
-      }
-      const delta = h.side === 'debit' ? -h.amount_minor : h.amount_minor;
-      await tx.query('update accounts set balance_minor = balance_minor + $2 where id = $1', [h.account_id, delta]);
-      await tx.query('insert into clearing (currency, balance_minor) values ($1, $2) on conflict (currency) do update set balance_minor = clearing.balance_minor + excluded.balance_minor', [h.currency, -delta]);
-      await tx.query(`update holds set state = 'committed' where tx_id = $1`, [txId]);
-      return 'committed';
-    });
+  const settle = async (txId: string, commit: boolean): Promise<'committed' | 'released' | 'none'> => {
+    // One statement: the hold's state moves only from held/accepted, and on commit the customer's account and the
+    // clearing account move by it (a debit: customer down, clearing up; a credit the other way).
+    const [done] = await db.query<{ n: number }>(
+      `with h as (update holds set state = case when $2::boolean then 'committed' else 'released' end
+                   where tx_id = $1 and state in ('held', 'accepted') returning side, account_id, currency, amount_minor),
+            a as (update accounts set balance_minor = balance_minor + case when h.side = 'debit' then -h.amount_minor else h.amount_minor end
+                    from h where $2::boolean and accounts.id = h.account_id returning 1),
+            c as (insert into clearing (currency, balance_minor)
+                  select h.currency, case when h.side = 'debit' then h.amount_minor else -h.amount_minor end from h where $2::boolean
+                  on conflict (currency) do update set balance_minor = clearing.balance_minor + excluded.balance_minor returning 1)
+       select (select count(*) from h)::int as n, (select count(*) from a)::int as a, (select count(*) from c)::int as c`,
+      [txId, commit],
+    );
+    return (done?.n ?? 0) === 0 ? 'none' : commit ? 'committed' : 'released';
+  };
 
   const sdk = createConnector({ hubPublicJwk: options.hubPublicJwk, signingKey: privateKey, kid, handlers, store });
   const unavailable: ConnectorReply = { status: 503, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: 'the bank is down' }) };
