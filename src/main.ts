@@ -1,3 +1,4 @@
+import { Histogram } from 'prom-client';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -241,9 +242,23 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   } });
   const connections = createConnectionService({ db, clock, audit, outbound });
   const connectors = createConnectorService({ db, clock, vault, logger, fetch: outboundFetch, connections });
+  // What each phase of a payment with a connected bank takes: the bank's answer to reserve/accept, the hub's decision.
+  const connectedPhases = new Histogram<'phase'>({
+    name: 'hutong_connected_phase_seconds',
+    help: 'Phases of payments with a connected participant: reserve and accept (the bank answering), decide (the hub committing or aborting)',
+    labelNames: ['phase'],
+    buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [metrics.registry],
+  });
   const transfers = createTransfersModule({
     db, clock, audit, events, vault, customers, stepUp, ledger, settlement, refs,
-    connected: { connection: (p, c, q) => connections.connected(p, c, q), ask: (c, op, r) => connectors.ask(c, op, r), enqueue: (tx, m) => connectors.enqueue(tx, m), deliverSoon: () => connectors.deliverSoon() },
+    connected: {
+      connection: (p, c, q) => connections.connected(p, c, q),
+      ask: (c, op, r) => connectors.ask(c, op, r),
+      enqueue: (tx, m) => connectors.enqueue(tx, m),
+      deliverSoon: () => connectors.deliverSoon(),
+      observe: (phase, ms) => connectedPhases.observe({ phase }, ms / 1000),
+    },
     openBankingClient: connectors,
   });
   accountsOf = () => transfers.accounts;

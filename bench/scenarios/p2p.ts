@@ -196,6 +196,7 @@ export const p2pScenario: Scenario = {
           }
         })();
         const bankCpu0 = processCpuMs(bank.pid) ?? 0;
+        const phases0 = await connectedPhases(hub);
         const started = performance.now();
         const result = await measure('p2p-connected', false, bases, connectedPayers.parties);
         const elapsedS = (performance.now() - started) / 1000;
@@ -204,7 +205,20 @@ export const p2pScenario: Scenario = {
         const bankCpuMs = (processCpuMs(bank.pid) ?? 0) - bankCpu0;
         const ops = Math.max(1, Math.round(result.ops_per_s * elapsedS));
         if (measuredNow) yield hosted;
-        yield { ...result, bank_cpu_ms_per_op: Math.round((bankCpuMs / ops) * 100) / 100, vs_hosted: Math.round((result.ops_per_s / Math.max(1, hosted.ops_per_s)) * 100) / 100 };
+        // What each phase adds to a payment (mean over the warm-up and the measurement, from the hub's own histogram).
+        const phases1 = await connectedPhases(hub);
+        const phaseMs = (phase: string) => {
+          const n = (phases1.get(phase)?.count ?? 0) - (phases0.get(phase)?.count ?? 0);
+          return n === 0 ? '' : Math.round((((phases1.get(phase)?.sum ?? 0) - (phases0.get(phase)?.sum ?? 0)) / n) * 1e5) / 100;
+        };
+        yield {
+          ...result,
+          bank_cpu_ms_per_op: Math.round((bankCpuMs / ops) * 100) / 100,
+          vs_hosted: Math.round((result.ops_per_s / Math.max(1, hosted.ops_per_s)) * 100) / 100,
+          reserve_ms: phaseMs('reserve'),
+          decide_ms: phaseMs('decide'),
+          p50_over_hosted_ms: Math.round((result.p50_ms - hosted.p50_ms) * 100) / 100,
+        };
       }
       const violations = await hub.transfers.ledger.checkInvariants();
       if (violations.length > 0) throw new Error(`ledger invariants violated after the bench: ${JSON.stringify(violations.slice(0, 3))}`);
@@ -222,6 +236,21 @@ export const p2pScenario: Scenario = {
 };
 
 const BENCH_BANK_KEY = 'bench-bank';
+
+/** The hub's connected-phase histogram (hutong_connected_phase_seconds): sum (s) and count per phase. */
+async function connectedPhases(hub: Hub): Promise<Map<string, { sum: number; count: number }>> {
+  const out = new Map<string, { sum: number; count: number }>();
+  const metric = hub.metrics.registry.getSingleMetric('hutong_connected_phase_seconds');
+  if (metric === undefined) return out;
+  for (const v of (await metric.get()).values as readonly { labels: Record<string, string | number>; value: number; metricName?: string }[]) {
+    const phase = String(v.labels.phase ?? '');
+    const entry = out.get(phase) ?? { sum: 0, count: 0 };
+    if (v.metricName === 'hutong_connected_phase_seconds_sum') entry.sum = v.value;
+    else if (v.metricName === 'hutong_connected_phase_seconds_count') entry.count = v.value;
+    out.set(phase, entry);
+  }
+  return out;
+}
 
 /**
  * The bench's connected bank at the hub: a participant connected in CNY (the bank process's URL and key), prefunded

@@ -126,7 +126,10 @@ export interface ConnectedSides {
   enqueue(tx: Queryable, messages: readonly OutboxMessage[]): void;
   /** Sends the staged commit/abort messages now (after the deciding COMMIT), without waiting. */
   deliverSoon(): void;
+  /** How long each phase of a connected payment took (the bank's reserve or accept, the hub's decision), for /metrics. */
+  observe?(phase: ConnectedPhase, ms: number): void;
 }
+export type ConnectedPhase = 'reserve' | 'accept' | 'decide';
 
 /** A margin on top of the connected sides' deadlines for the hub's own work between the calls. */
 export const CONNECTED_DEADLINE_MARGIN_MS = 1_000;
@@ -1097,16 +1100,22 @@ export function createTransferService(deps: {
     for (const side of ['payer', 'payee'] as const) {
       if (!outcome.ok || !p.connected.includes(side)) continue;
       const connection = await sides.connection(side === 'payer' ? p.source_owner : p.payee_owner, p.send_currency);
+      const op = side === 'payer' ? 'reserve' : 'accept';
+      const askedAt = performance.now();
       outcome =
         connection === undefined
           ? { ok: false, reason: { Rsn: 'AB05', AddtlInf: 'the participant is no longer connected in this currency' }, hubReason: true }
-          : await sides.ask(connection, side === 'payer' ? 'reserve' : 'accept', connectorRequest(p, side === 'payer' ? 'reserve' : 'accept', side === 'payer' ? mandateOf(mandate, p) : {}));
+          : await sides.ask(connection, op, connectorRequest(p, op, side === 'payer' ? mandateOf(mandate, p) : {}));
+      if (connection !== undefined) sides.observe?.(op, performance.now() - askedAt);
       // The bank refused the debit for lack of consent: the customer revoked it at the bank; the links end here too.
       if (!outcome.ok && !outcome.hubReason && side === 'payer' && mandate !== undefined && outcome.reason.Rsn === 'MD01') {
         await openBanking!.endedAtBank(mandate.consentId, 'the bank refused a debit under it (MD01)');
       }
     }
-    return decide(paymentId, outcome.ok ? { commit: true } : { commit: false, reason: outcome.reason });
+    const decidingAt = performance.now();
+    const decided = await decide(paymentId, outcome.ok ? { commit: true } : { commit: false, reason: outcome.reason });
+    sides.observe?.('decide', performance.now() - decidingAt);
+    return decided;
   };
 
   const service: TransferService = {
