@@ -1,4 +1,5 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { FlattenedSign, flattenedVerify } from 'jose';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -44,11 +45,38 @@ describe('participant SDK', () => {
     return { connector, calls };
   };
 
-  it('imports nothing from the hub: only jose, Node built-ins and its own files', () => {
+  it('its detached JWS is standard: jose verifies what it signs, it verifies what jose signs, and nothing altered passes', async () => {
+    const body = JSON.stringify(request('reserve'));
+    const nowS = Math.floor(Date.now() / 1000);
+    const ours = await signDetached(body, hub.privateKey, { kid: 'hub', op: 'reserve', txid: 'pay_1', iat: nowS });
+    const [protectedB64, empty, sig] = ours.split('.');
+    expect(empty).toBe('');
+    const byJose = await flattenedVerify({ protected: protectedB64 ?? '', payload: Buffer.from(body).toString('base64url'), signature: sig ?? '' }, hub.publicKey, { algorithms: ['EdDSA'] });
+    expect(byJose.protectedHeader).toEqual({ alg: 'EdDSA', kid: 'hub', op: 'reserve', txid: 'pay_1', iat: nowS });
+    const theirs = await new FlattenedSign(new TextEncoder().encode(body)).setProtectedHeader({ alg: 'EdDSA', kid: 'bank', op: 'commit', txid: 'pay_9', iat: nowS }).sign(bank.privateKey);
+    const bankKey = await publicKeyOf({ kty: 'OKP', crv: 'Ed25519', x: String(bank.publicKey.export({ format: 'jwk' }).x) });
+    expect(await verifyDetached(body, `${theirs.protected ?? ''}..${theirs.signature}`, bankKey, { op: 'commit', txid: 'pay_9', nowS })).toEqual({ ok: true, header: { alg: 'EdDSA', kid: 'bank', op: 'commit', txid: 'pay_9', iat: nowS } });
+    // One byte of the body, the header or the signature changed: refused.
+    const hubKey = await publicKeyOf({ kty: 'OKP', crv: 'Ed25519', x: String(hubJwk.x) });
+    expect((await verifyDetached(body.replace('12.34', '12.35'), ours, hubKey, { op: 'reserve', txid: 'pay_1', nowS })).ok).toBe(false);
+    const otherHeader = Buffer.from(JSON.stringify({ alg: 'EdDSA', kid: 'hub', op: 'reserve', txid: 'pay_1', iat: nowS + 1 })).toString('base64url');
+    expect(await verifyDetached(body, `${otherHeader}..${sig ?? ''}`, hubKey, { op: 'reserve', txid: 'pay_1', nowS })).toEqual({ ok: false, reason: 'bad_signature' });
+    const flipped = `${(sig ?? '').slice(0, -2)}${(sig ?? '').endsWith('A') ? 'B' : 'A'}${(sig ?? '').slice(-1)}`;
+    expect((await verifyDetached(body, `${protectedB64 ?? ''}..${flipped}`, hubKey, { op: 'reserve', txid: 'pay_1', nowS })).ok).toBe(false);
+    // Signed by another key, or with a header this protocol does not accept (another alg, a critical extension).
+    expect((await verifyDetached(body, ours, bankKey, { op: 'reserve', txid: 'pay_1', nowS })).ok).toBe(false);
+    for (const header of [{ alg: 'EdDSA', crit: ['exp'], exp: nowS, op: 'reserve', txid: 'pay_1', iat: nowS }, { alg: 'ES256', op: 'reserve', txid: 'pay_1', iat: nowS }, { alg: 'EdDSA', b64: false, crit: ['b64'], op: 'reserve', txid: 'pay_1', iat: nowS }]) {
+      const h = Buffer.from(JSON.stringify(header)).toString('base64url');
+      const s = sign(null, Buffer.from(`${h}.${Buffer.from(body).toString('base64url')}`), hub.privateKey).toString('base64url');
+      expect(await verifyDetached(body, `${h}..${s}`, hubKey, { op: 'reserve', txid: 'pay_1', nowS })).toEqual({ ok: false, reason: 'bad_signature' });
+    }
+  });
+
+  it('imports nothing from the hub: only Node built-ins and its own files', () => {
     const dir = join(ROOT, 'src/participant-sdk');
     for (const file of readdirSync(dir)) {
       const text = readFileSync(join(dir, file), 'utf8');
-      for (const m of text.matchAll(/from '([^']+)'/g)) expect(m[1], `${file} imports ${m[1]}`).toMatch(/^(jose|node:[a-z]+|\.\/[a-z-]+\.ts)$/);
+      for (const m of text.matchAll(/from '([^']+)'/g)) expect(m[1], `${file} imports ${m[1]}`).toMatch(/^(node:[a-z]+|\.\/[a-z-]+\.ts)$/);
     }
   });
 
