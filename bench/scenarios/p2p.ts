@@ -169,6 +169,9 @@ export const p2pScenario: Scenario = {
           extra: { payers: payers.length, payees: hot ? 1 : payees.length, pool, hubs: via.length === 1 && via[0] === base ? 1 : hubCount, ...(via[0] === balancer?.base ? { via: 'haproxy' } : {}), ...extra },
         });
 
+      // Every payer has used the app before the measurement (its first request's one-time ownership lookup is not a
+      // payment's cost), hosted and connected alike.
+      await touchCustomers(base, headersOf, payers);
       let hostedResult: BenchResult | undefined;
       if (network && balancer !== undefined) {
         // The same run: one hub direct, then every hub through the balancer.
@@ -187,6 +190,7 @@ export const p2pScenario: Scenario = {
         const connectedPayers = await connectBenchBank(hub, bank, payerCount);
         const tokenRes = await fetch(`${base}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'client_credentials', client_id: connectedPayers.clientId, client_secret: connectedPayers.clientSecret }) });
         headersOf[BENCH_BANK_KEY] = { authorization: `Bearer ${((await tokenRes.json()) as { access_token: string }).access_token}`, 'content-type': 'application/json' };
+        await touchCustomers(base, headersOf, connectedPayers.parties);
         // Commit messages to the bank, as the hub's background job sends them (here more often, so none piles up).
         let delivering = true;
         const delivery = (async () => {
@@ -236,6 +240,19 @@ export const p2pScenario: Scenario = {
 };
 
 const BENCH_BANK_KEY = 'bench-bank';
+
+/** One read of each party's customer record through its participant (GET /v1/customers/{id}), a few at a time. */
+async function touchCustomers(base: string, headersOf: Record<string, Record<string, string>>, parties: readonly Party[]): Promise<void> {
+  for (let first = 0; first < parties.length; first += 16) {
+    await Promise.all(
+      parties.slice(first, first + 16).map(async (p) => {
+        const res = await fetch(`${base}/v1/customers/${p.customerId}`, { headers: headersOf[p.participantKey] ?? {} });
+        if (res.status !== 200) throw new Error(`bench: customer ${p.customerId} answered ${res.status}`);
+        await res.arrayBuffer();
+      }),
+    );
+  }
+}
 
 /** The hub's connected-phase histogram (hutong_connected_phase_seconds): sum (s) and count per phase. */
 async function connectedPhases(hub: Hub): Promise<Map<string, { sum: number; count: number }>> {
