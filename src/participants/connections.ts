@@ -91,6 +91,7 @@ export interface ConnectionService {
 export function createConnectionService(deps: { db: Db; clock: Clock; audit: AuditService; outbound: Pick<OutboundPolicy, 'checkUrl' | 'checkUrlForm'> }): ConnectionService {
   const { db, clock, audit, outbound } = deps;
   const cache = new Map<string, { at: number; value: Connection | undefined }>();
+  const reading = new Map<string, Promise<Connection | undefined>>();
   // Bumped by every change (at its write and after its COMMIT): a read that began before a change and ends after it
   // does not cache what it read (it may be the old row), so a change is never undone by a stale entry.
   let generation = 0;
@@ -135,9 +136,11 @@ export function createConnectionService(deps: { db: Db; clock: Clock; audit: Aud
       const key = `${participantId}/${input.currency}`;
       generation += 1;
       cache.delete(key);
+      reading.delete(key);
       tx.hooks?.afterCommit(() => {
         generation += 1;
         cache.delete(key);
+        reading.delete(key);
       });
       return ok(toConnection(row!));
     },
@@ -148,12 +151,25 @@ export function createConnectionService(deps: { db: Db; clock: Clock; audit: Aud
       const key = `${participantId}/${currency}`;
       const hit = cache.get(key);
       if (hit !== undefined && clock.nowMs() - hit.at < CACHE_TTL_MS) return hit.value;
+      // Outside a transaction, callers that miss together share one read (every payment of a busy bank missed at once
+      // each time the entry expired, and each read waited for a pooled connection).
+      const shared = q === db ? reading.get(key) : undefined;
+      if (shared !== undefined) return shared;
       const started = generation;
-      const [row] = await q.query<ConnectionRow>(`select * from participant_connections where participant_id = $1 and currency = $2 and mode = 'connected'`, [participantId, currency]);
-      const value = row === undefined ? undefined : toConnection(row);
-      if (cache.size > 10_000) cache.clear();
-      if (started === generation) cache.set(key, { at: clock.nowMs(), value });
-      return value;
+      const read = (async () => {
+        const [row] = await q.query<ConnectionRow>(`select * from participant_connections where participant_id = $1 and currency = $2 and mode = 'connected'`, [participantId, currency]);
+        const value = row === undefined ? undefined : toConnection(row);
+        if (cache.size > 10_000) cache.clear();
+        if (started === generation) cache.set(key, { at: clock.nowMs(), value });
+        return value;
+      })();
+      if (q !== db) return read;
+      reading.set(key, read);
+      try {
+        return await read;
+      } finally {
+        if (reading.get(key) === read) reading.delete(key);
+      }
     },
   };
 }
