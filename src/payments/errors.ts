@@ -51,4 +51,4 @@ export type PaymentsErrorCode =
 export type CouponUseErrorCode = 'coupon_not_found' | 'coupon_expired' | 'coupon_limit_reached' | 'coupon_not_applicable';
 
 /** What payment services answer: their own codes, and a step-up proof refused (the step-up module's code). */
-export type PErr = DomainError<PaymentsErrorCode | Extract<StepUpErrorCode, 'step_up_invalid'> | Extract<LiquidityErrorCode, 'liquidity_exceeded'> | Extract<FxErrorCode, 'fx_rate_unavailable'>>;
+export type PErr = DomainError<PaymentsErrorCode | Extract<StepUpErrorCode, 'step_up_invalid'> | Extract<LiquidityErrorCode, 'liquidity_exceeded'> | Extract<FxErrorCode, 'fx_rate_unavailable' | 'fx_rate_expired' | 'fx_tier_not_covered'>>;
