@@ -175,7 +175,7 @@ describe.each(engines)('card payments across currencies on %s', (engine) => {
     expect(read.body.fx).toMatchObject({ rateId, providerParticipantId: bankB, charged: { amount: '100.00', currency: 'CNY' } });
   });
 
-  it('a scanned HKD code paid from a CNY account, through the provider the wallet names: captured at once through both positions', async () => {
+  it('a scanned HKD code paid from a CNY account through the provider the wallet names, and an HKD payment link paid with the CNY card: captured at once through both positions', async () => {
     const qr = await t.api('merchant-b').post(`/v1/merchants/${merchantId}/qr-codes`, { kind: 'dynamic', amount: '21.60' }, key());
     expect(qr.status).toBe(201);
     const accountId = customerAccountId(demoCustomerId('li-at-wallet-a'), 'CNY');
@@ -193,6 +193,24 @@ describe.each(engines)('card payments across currencies on %s', (engine) => {
     expect(await entriesOf(paid.body.id)).toEqual([
       { payer_participant_id: walletA, payee_participant_id: bankB, currency: 'CNY', amount_minor: 20_00n },
       { payer_participant_id: bankB, payee_participant_id: merchantB, currency: 'HKD', amount_minor: 21_60n },
+    ]);
+    await conserved();
+
+    // A payment link in HKD, paid with the CNY card's token in wallet-a (the provider by default: the best rate in force).
+    const link = await t.api('merchant-b').post(`/v1/merchants/${merchantId}/payment-links`, { amount: { amount: '54.00', currency: 'HKD' }, description: 'Dim sum', expiresInS: 600 }, key());
+    expect(link.status).toBe(201);
+    const cardBefore = await balance(card.fundingAccountId);
+    const p1 = await positions();
+    const viaLink = await t.api('wallet-a').post(`/v1/payment-links/${link.body.id}/pay`, { customerId: card.a.customerId, source: tokenSource(card.a, { amountMinor: 54_00n, currency: 'HKD', country: 'HK', now: clock.now() }) }, key());
+    expect(viaLink.status, JSON.stringify(viaLink.body)).toBe(201);
+    expect(viaLink.body).toMatchObject({ status: 'captured', amount: { amount: '54.00', currency: 'HKD' }, fx: { rateId, charged: { amount: '50.00', currency: 'CNY' }, captured: { amount: '50.00', currency: 'CNY' } } });
+    expect(await balance(card.fundingAccountId)).toBe(cardBefore - 50_00n);
+    const p2 = await positions();
+    expect(p2.providerCny - p1.providerCny).toBe(50_00n);
+    expect(p2.providerHkd - p1.providerHkd).toBe(-54_00n);
+    expect(await entriesOf(viaLink.body.id)).toEqual([
+      { payer_participant_id: bankA, payee_participant_id: bankB, currency: 'CNY', amount_minor: 50_00n },
+      { payer_participant_id: bankB, payee_participant_id: merchantB, currency: 'HKD', amount_minor: 54_00n },
     ]);
     await conserved();
   });
