@@ -45,6 +45,7 @@ export type PaymentsErrorCode =
   | 'invalid_authorization_url'
   | 'payment_risk_rule_invalid'
   | 'payment_ledger_rejected'
+  | 'fx_liquidity_insufficient'
   | CouponUseErrorCode;
 
 /** A coupon the payer's wallet named (or the one chosen) that cannot be applied to this payment. */

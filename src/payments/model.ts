@@ -231,8 +231,10 @@ export const captureFlusher: Flusher<readonly [string, string, string, string, s
 };
 
 /** What a ledger refusal means for a card payment. */
-export function ledgerCode(error: { code: string; details?: unknown } | undefined): PErr {
+export function ledgerCode(error: { code: string; details?: unknown } | undefined, fxProviderPosition?: string): PErr {
   const code = error?.code ?? 'unknown';
+  // Across currencies the FX provider's position pays out: its liquidity and cap refuse as in a P2P payment.
+  if (error !== undefined && fxProviderPosition !== undefined && positionLimit(error, fxProviderPosition)) return { code: 'fx_liquidity_insufficient', message: "the FX provider's position cannot deliver this amount right now (its liquidity and net debit cap)" };
   if (error !== undefined && positionLimit(error)) return { code: 'liquidity_exceeded', message: "the paying participant's position at the hub cannot cover the amount (prefunded liquidity and net debit cap)" };
   if (code === 'exceeds_credit_limit') return { code: 'exceeds_credit_limit', message: "the card's credit line cannot cover the amount (its limit less what is owed and held)" };
   if (code === 'insufficient_funds') return { code: 'insufficient_funds', message: 'the funding account cannot cover the amount' };
@@ -369,7 +371,7 @@ export async function fxCaptureLegs(
     readonly sourceAccountId: string;
     readonly merchantAccountId: string;
   },
-): Promise<{ legs: TransferInput[]; moves: PositionMove[] }> {
+): Promise<{ legs: TransferInput[]; moves: PositionMove[]; providerPosition: string }> {
   const metadata = { authorizationId: input.authorizationId, fxRateId: input.rateId };
   const prefix = input.attempt === undefined ? input.authorizationId : `${input.authorizationId}_${input.attempt}`;
   const provider = input.providerParticipantId;
@@ -406,6 +408,7 @@ export async function fxCaptureLegs(
   return {
     legs: [{ id: `${prefix}_release`, kind: 'void_pending', pendingId: input.holdId, purpose: 'card_release', metadata }, ...sendSide.legs, ...receiveSide.legs],
     moves: [sendSide.move, receiveSide.move].filter((m): m is PositionMove => m !== undefined),
+    providerPosition: providerOut,
   };
 }
 
@@ -430,7 +433,7 @@ export async function fxRefundLegs(
     readonly merchantAccountId: string;
     readonly authorizationId: string;
   },
-): Promise<{ legs: TransferInput[]; moves: PositionMove[] }> {
+): Promise<{ legs: TransferInput[]; moves: PositionMove[]; providerPosition: string }> {
   const metadata = { authorizationId: input.authorizationId, fxRateId: input.rateId };
   const provider = input.providerParticipantId;
   const providerIn = await accounts.ensureSystemAccount('funding', provider, input.currency);
@@ -465,5 +468,5 @@ export async function fxRefundLegs(
     metadata,
   });
   const legs = [...merchantSide.legs, ...payerSide.legs];
-  return { legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), moves: [merchantSide.move, payerSide.move].filter((m): m is PositionMove => m !== undefined) };
+  return { legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), moves: [merchantSide.move, payerSide.move].filter((m): m is PositionMove => m !== undefined), providerPosition: providerOut };
 }

@@ -924,6 +924,8 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         readonly legs: TransferInput[];
         readonly fee: bigint;
         readonly moves: PositionMove[];
+        /** Across currencies, captured at once: the FX provider's position that pays the merchant's side. */
+        readonly fxOut: string | undefined;
       }
       const planned: Planned[] = [];
       for (const x of live) {
@@ -954,6 +956,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
               },
         ];
         const moves: PositionMove[] = [];
+        let fxOut: string | undefined;
         if (d.capture && fx !== undefined) {
           const captured = await fxCaptureLegs(accounts, {
             authorizationId: d.id,
@@ -971,6 +974,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           });
           legs.push(...captured.legs);
           moves.push(...captured.moves);
+          fxOut = captured.providerPosition;
         } else if (d.capture) {
           const captured = await captureLegs(accounts, {
             authorizationId: d.id,
@@ -991,7 +995,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
             legs.push({ id: `${d.id}_fee`, debitAccountId: d.merchant.settlementAccountId, creditAccountId: feeAccount, amountMinor: fee, currency: d.currency, purpose: 'merchant_fee', metadata: { authorizationId: d.id, feeBps: d.merchant.feeBps } });
           }
         }
-        planned.push({ x, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), fee, moves });
+        planned.push({ x, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), fee, moves, fxOut });
       }
       const results = planned.length === 0 ? [] : await ledger.applyInTx(tx, planned.flatMap((p) => p.legs));
       const done: Planned[] = [];
@@ -1000,7 +1004,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         const mine = results.slice(at, at + p.legs.length);
         at += p.legs.length;
         const failed = mine.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed') ?? mine.find((r) => !r.ok);
-        if (failed !== undefined && !failed.ok) await refuse(p.x, ledgerCode(failed.error));
+        if (failed !== undefined && !failed.ok) await refuse(p.x, ledgerCode(failed.error, p.fxOut));
         else done.push(p);
       }
       // The committed position legs, in the settlement window open at this COMMIT.

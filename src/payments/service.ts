@@ -230,7 +230,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       tx,
     );
     const taken = new Set<string>();
-    const planned: { i: number; a: Authorization; amount: bigint; fee: bigint; transfers: TransferInput[]; moves: PositionMove[]; sourceMinor: bigint | null }[] = [];
+    const planned: { i: number; a: Authorization; amount: bigint; fee: bigint; transfers: TransferInput[]; moves: PositionMove[]; sourceMinor: bigint | null; fxOut: string | undefined }[] = [];
     for (const [i, item] of items.entries()) {
       const a = byId.get(item.authorizationId);
       if (a === undefined || a.ownerParticipantId !== item.owner) {
@@ -267,7 +267,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const sourceMinor = fx === null ? null : fxSourceForCapture({ ...a, fx }, amount);
       const captured =
         fx === null || sourceMinor === null
-          ? await captureLegs(accounts, common).then((c) => ({ legs: c.legs, moves: c.move === undefined ? [] : [c.move] }))
+          ? await captureLegs(accounts, common).then((c) => ({ legs: c.legs, moves: c.move === undefined ? [] : [c.move], providerPosition: undefined }))
           : await fxCaptureLegs(accounts, { ...common, sourceMinor, sourceCurrency: fx.sourceCurrency, providerParticipantId: fx.providerParticipantId, rateId: fx.rateId });
       const legs: TransferInput[] = [...captured.legs];
       if (fee > 0n) {
@@ -276,7 +276,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       }
       const transfers = legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 }));
       taken.add(a.id);
-      planned.push({ i, a, amount, fee, transfers, moves: captured.moves, sourceMinor });
+      planned.push({ i, a, amount, fee, transfers, moves: captured.moves, sourceMinor, fxOut: captured.providerPosition });
     }
     if (planned.length === 0) return out.map((r) => r!);
     const results = await ledger.applyInTx(
@@ -289,7 +289,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const mine = results.slice(at, at + p.transfers.length);
       at += p.transfers.length;
       const failed = mine.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed') ?? mine.find((r) => !r.ok);
-      if (failed !== undefined && !failed.ok) out[p.i] = { ok: false, error: ledgerCode(failed.error) };
+      if (failed !== undefined && !failed.ok) out[p.i] = { ok: false, error: ledgerCode(failed.error, p.fxOut) };
       else done.push(p);
     }
     if (done.length === 0) return out.map((r) => r!);
@@ -437,11 +437,11 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       if (sourceMinor !== null && sourceMinor <= 0n) return err('refund_exceeds_captured', 'this refund is less than one minor unit of the payer’s currency once converted', { refundable: formatAmount(remaining, a.currency) });
       const refund =
         fx === null || sourceMinor === null
-          ? await refundLegs(accounts, common).then((r) => ({ legs: r.legs, moves: r.move === undefined ? [] : [r.move] }))
+          ? await refundLegs(accounts, common).then((r) => ({ legs: r.legs, moves: r.move === undefined ? [] : [r.move], providerPosition: undefined }))
           : await fxRefundLegs(accounts, { ...common, sourceMinor, sourceCurrency: fx.sourceCurrency, providerParticipantId: fx.providerParticipantId, rateId: fx.rateId });
       const results = await ledger.applyInTx(tx, refund.legs);
       const bad = results.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed') ?? results.find((r) => !r.ok);
-      if (results.length === 0 || (bad !== undefined && !bad.ok)) return { ok: false, error: ledgerCode(bad?.ok === false ? bad.error : undefined) };
+      if (results.length === 0 || (bad !== undefined && !bad.ok)) return { ok: false, error: ledgerCode(bad?.ok === false ? bad.error : undefined, refund.providerPosition) };
       if (refund.moves.length > 0) await deps.settlement.recordMoves(tx, refund.moves);
       await tx.query('insert into pay_refunds (id, authorization_id, amount_minor, transfer_id, created_at, source_amount_minor) values ($1, $2, $3, $4, $5, $6)', [refundId, a.id, amount, refundId, clock.now(), sourceMinor]);
       await tx.query('update pay_authorizations set refunded_minor = refunded_minor + $2, source_refunded_minor = source_refunded_minor + $4, updated_at = $3 where id = $1', [a.id, amount, clock.now(), sourceMinor]);

@@ -13,8 +13,9 @@ const engines = await availableEngines();
  * Card and QR payments across currencies, through the HTTP API on both engines: a CNY card (bank-a) pays an HKD
  * merchant (merchant-b's); the authorization binds the FX provider's rate (Pearl River Bank, bank-b, the demo's
  * provider, here posting CNY→HKD at 1.08), holds the card's account in CNY, and capture and refunds convert at that
- * rate through the provider's positions in both currencies, each position leg recorded for settlement. No rate for
- * the pair, or an expired one, is refused with its code and nothing written; a retried request moves no money twice.
+ * rate through the provider's positions in both currencies, each position leg recorded for settlement. A merchant QR
+ * code and a payment link take the same pipeline. No rate for the pair, an expired one, or a provider position that
+ * cannot deliver is refused with its code and nothing written; a retried request moves no money twice.
  */
 describe.each(engines)('card payments across currencies on %s', (engine) => {
   let t: TestHub;
@@ -212,6 +213,25 @@ describe.each(engines)('card payments across currencies on %s', (engine) => {
       { payer_participant_id: bankA, payee_participant_id: bankB, currency: 'CNY', amount_minor: 50_00n },
       { payer_participant_id: bankB, payee_participant_id: merchantB, currency: 'HKD', amount_minor: 54_00n },
     ]);
+    await conserved();
+
+    // A provider whose HKD position cannot deliver (10.00 of liquidity): fx_liquidity_insufficient, nothing written.
+    const op = t.api('operator');
+    const created = await op.post('/v1/operator/participants', { kind: 'issuer', name: `Thin FX ${randomBytes(3).toString('hex')}`, country: 'HK', currencies: ['CNY', 'HKD'] });
+    expect(created.status).toBe(201);
+    const thin = created.body.participant.id as string;
+    for (const currency of ['CNY', 'HKD']) expect((await op.post(`/v1/operator/participants/${thin}/liquidity`, { amount: { amount: '10.00', currency } }, key())).status).toBe(201);
+    expect((await op.post('/v1/operator/fx/providers', { participantId: thin })).status).toBe(200);
+    const token = await t.api('anonymous').post('/oauth/token', { grant_type: 'client_credentials', client_id: created.body.credential.clientId, client_secret: created.body.credential.clientSecret });
+    const thinRate = await t.api('anonymous').post('/v1/fx/provider-rates', { sendCurrency: 'CNY', receiveCurrency: 'HKD', tiers: [{ min: { amount: '0.01', currency: 'CNY' }, rate: '1.10' }], expiresAt: new Date(clock.nowMs() + 1_800_000).toISOString() }, { authorization: `Bearer ${token.body.access_token}`, ...key() });
+    expect(thinRate.status).toBe(201);
+    const qr2 = await t.api('merchant-b').post(`/v1/merchants/${merchantId}/qr-codes`, { kind: 'dynamic', amount: '22.00' }, key());
+    const before2 = { ...(await counts()), account: await balance(accountId), ...(await positions()) };
+    const short = await t.api('wallet-a').post('/v1/wallet/payments/qr', { payload: qr2.body.payload, customerId: demoCustomerId('li-at-wallet-a'), source: { type: 'account', accountId }, fxProviderId: thin }, key());
+    expect(short.status, JSON.stringify(short.body)).toBe(503);
+    expect(short.body.error.code).toBe('fx_liquidity_insufficient');
+    expect({ ...(await counts()), account: await balance(accountId), ...(await positions()) }).toEqual(before2);
+    expect(await balance(`fund_${thin}_HKD`)).toBe(10_00n);
     await conserved();
   });
 

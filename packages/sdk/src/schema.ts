@@ -16837,7 +16837,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     getDemoV1Directory: {
@@ -23504,7 +23504,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     getWalletPaymentsByPaymentId: {
@@ -23636,7 +23636,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     postMerchantsByMerchantIdPaymentsCpm: {
@@ -23818,7 +23818,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     postMerchantsByMerchantIdPaymentsTap: {
@@ -24007,7 +24007,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     postMerchantsByMerchantIdPaymentLinks: {
@@ -24102,7 +24102,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     getPaymentLinksByLinkId: {
@@ -24172,7 +24172,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     postPaymentLinksByLinkIdPay: {
@@ -24344,7 +24344,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     getPayments: {
@@ -24505,7 +24505,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     getPaymentsByPaymentId: {
@@ -24664,7 +24664,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     postPaymentsByPaymentIdCapture: {
@@ -24838,7 +24838,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     postPaymentsByPaymentIdVoid: {
@@ -25006,7 +25006,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     postPaymentsByPaymentIdRefunds: {
@@ -25196,7 +25196,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     getIssuerAuthorizationSettings: {
