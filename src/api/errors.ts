@@ -292,7 +292,7 @@ export const errorCatalogue = {
   qr_unknown_merchant: { status: 422, message: "the code does not name a merchant of this hub" },
   amount_mismatch: { status: 422, message: "the amount differs from the amount in the code" },
   amount_required: { status: 400, message: "an amount is required here" },
-  payment_currency_mismatch: { status: 422, message: "the payment's currency is not the merchant's or the source account's" },
+  payment_currency_mismatch: { status: 422, message: "the payment's currency is not the merchant's (a payer's account in another currency converts through an FX provider)" },
   payment_link_not_found: { status: 404, message: "no such payment link" },
   payment_link_expired: { status: 410, message: "the payment link has expired" },
   payment_link_used: { status: 409, message: "the payment link was already paid" },

@@ -204,6 +204,7 @@ export const errorGroups = {
     'payment_ledger_rejected',
     'card_not_found',
     'token_not_found',
+    'fx_liquidity_insufficient',
   ),
   settlement: codes('settlement_window_not_found', 'settlement_window_open', 'settlement_invalid', 'settlement_csv_invalid'),
   webhooks: codes('webhook_secret_not_retrievable', 'webhook_delivery_not_found', 'webhook_url_missing'),

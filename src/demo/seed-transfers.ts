@@ -1,5 +1,5 @@
 import { customerAccountId } from '../accounts/index.ts';
-import { conversion, DEMO_RATE_TTL_MS } from '../fx/index.ts';
+import { conversion, DEMO_RATE_TTL_MS, loadRatesFile } from '../fx/index.ts';
 import { currencyMinorUnit } from '../platform/money.ts';
 import type { AliasType } from '../aliases/index.ts';
 import type { Hub } from '../main.ts';
@@ -124,7 +124,11 @@ export async function postDemoProviderRates(hub: Hub): Promise<number> {
   const { fx } = hub.transfers;
   const provider = demoParticipantId(FX_PROVIDER);
   const system = { type: 'system' } as const;
-  const table = await fx.table();
+  // The bundled file is the demo provider's own source, read here: not the hub's reference table (which the operator
+  // may have replaced with its own rates for limits and risk).
+  const file = loadRatesFile();
+  if (!file.ok) throw new Error(`demo rates: ${file.error.message}`);
+  const table = file.value;
   const now = hub.clock.nowMs();
   let posted = 0;
   await db.transaction(async (tx) => {

@@ -45,10 +45,11 @@ export type PaymentsErrorCode =
   | 'invalid_authorization_url'
   | 'payment_risk_rule_invalid'
   | 'payment_ledger_rejected'
+  | 'fx_liquidity_insufficient'
   | CouponUseErrorCode;
 
 /** A coupon the payer's wallet named (or the one chosen) that cannot be applied to this payment. */
 export type CouponUseErrorCode = 'coupon_not_found' | 'coupon_expired' | 'coupon_limit_reached' | 'coupon_not_applicable';
 
 /** What payment services answer: their own codes, and a step-up proof refused (the step-up module's code). */
-export type PErr = DomainError<PaymentsErrorCode | Extract<StepUpErrorCode, 'step_up_invalid'> | Extract<LiquidityErrorCode, 'liquidity_exceeded'> | Extract<FxErrorCode, 'fx_rate_unavailable'>>;
+export type PErr = DomainError<PaymentsErrorCode | Extract<StepUpErrorCode, 'step_up_invalid'> | Extract<LiquidityErrorCode, 'liquidity_exceeded'> | Extract<FxErrorCode, 'fx_rate_unavailable' | 'fx_rate_expired' | 'fx_tier_not_covered'>>;

@@ -4,6 +4,8 @@ import type { AccountService } from '../accounts/index.ts';
 import type { TransferInput } from '../ledger/index.ts';
 import type { Flusher } from '../platform/db.ts';
 import { interparticipantLegs, type PositionMove } from '../settlement/index.ts';
+import { formatScaled, parseScaledDecimal, RATE_SCALE_DIGITS, sendFor } from '../fx/index.ts';
+import { currencyMinorUnit } from '../platform/money.ts';
 import type { RiskDecision } from '../risk/index.ts';
 import type { PErr } from './errors.ts';
 
@@ -47,8 +49,26 @@ export interface Authorization {
   readonly riskScore: number;
   readonly country: string;
   readonly mcc: string;
+  /** Across currencies: the FX provider's rate the authorization bound and the payer's side in its account's currency. */
+  readonly fx: CardFx | null;
   readonly createdAt: Date;
   readonly updatedAt: Date;
+}
+
+/**
+ * A card payment across currencies: the source account holds `sourceCurrency`, the merchant takes the payment's
+ * currency. The authorization bound one FX provider's posted rate (receive units per send unit, scaled by 10^12, the
+ * tier that priced the amount); the hold, every capture and every refund convert at it.
+ */
+export interface CardFx {
+  readonly rateId: string;
+  readonly providerParticipantId: string;
+  readonly rate: bigint;
+  readonly sourceCurrency: string;
+  /** Held on the payer's account: what the merchant's amount costs at the rate, rounded up. */
+  readonly sourceAmountMinor: bigint;
+  readonly sourceCapturedMinor: bigint;
+  readonly sourceRefundedMinor: bigint;
 }
 
 export interface AuthRow {
@@ -79,6 +99,13 @@ export interface AuthRow {
   risk_score: number;
   country: string;
   mcc: string;
+  fx_rate_id: string | null;
+  fx_provider_participant_id: string | null;
+  fx_rate: string | null;
+  source_currency: string | null;
+  source_amount_minor: bigint | null;
+  source_captured_minor: bigint | null;
+  source_refunded_minor: bigint | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -111,6 +138,18 @@ export const toAuth = (r: AuthRow): Authorization => ({
   riskScore: r.risk_score,
   country: r.country,
   mcc: r.mcc,
+  fx:
+    r.fx_rate_id !== null && r.fx_provider_participant_id !== null && r.fx_rate !== null && r.source_currency !== null && r.source_amount_minor !== null
+      ? {
+          rateId: r.fx_rate_id,
+          providerParticipantId: r.fx_provider_participant_id,
+          rate: parseScaledDecimal(r.fx_rate) ?? 0n,
+          sourceCurrency: r.source_currency,
+          sourceAmountMinor: BigInt(r.source_amount_minor),
+          sourceCapturedMinor: BigInt(r.source_captured_minor ?? 0n),
+          sourceRefundedMinor: BigInt(r.source_refunded_minor ?? 0n),
+        }
+      : null,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -128,14 +167,16 @@ export const authorizationFlusher: Flusher<Authorization> = {
     return tx.query(
       `insert into pay_authorizations (id, owner_participant_id, merchant_id, channel, status, source_kind, issuer_participant_id, card_id, token_id, payer_participant_id,
                                        payer_customer_id, source_account_id, device_id, amount_minor, currency, auth_code, decided_by, hold_transfer_id, hold_expires_at,
-                                       qr_id, link_id, risk_score, country, mcc, created_at, updated_at, captured_minor, fee_minor)
+                                       qr_id, link_id, risk_score, country, mcc, created_at, updated_at, captured_minor, fee_minor,
+                                       fx_rate_id, fx_provider_participant_id, fx_rate, source_currency, source_amount_minor, source_captured_minor, source_refunded_minor)
        select id, owner, merchant, channel, status, source_kind, issuer, card, token, payer, payer_customer, source_account, device, amount::int8, currency, code, decided_by, hold,
-              hold_expires::timestamptz, qr, link, score, country, mcc, at::timestamptz, at::timestamptz, captured::int8, fee::int8
+              hold_expires::timestamptz, qr, link, score, country, mcc, at::timestamptz, at::timestamptz, captured::int8, fee::int8,
+              fxr, fxp, fx_rate, src_cur, src_amount::int8, src_captured::int8, case when fxr is null then null else 0 end
          from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
                      $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::int4[], $23::text[], $24::text[], $25::text[],
-                     $26::text[], $27::text[])
+                     $26::text[], $27::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::text[], $33::text[])
               as v(id, owner, merchant, channel, status, source_kind, issuer, card, token, payer, payer_customer, source_account, device, amount, currency, code, decided_by, hold,
-                   hold_expires, qr, link, score, country, mcc, at, captured, fee)`,
+                   hold_expires, qr, link, score, country, mcc, at, captured, fee, fxr, fxp, fx_rate, src_cur, src_amount, src_captured)`,
       [
         col((a) => a.id),
         col((a) => a.ownerParticipantId),
@@ -164,24 +205,36 @@ export const authorizationFlusher: Flusher<Authorization> = {
         col((a) => a.createdAt.toISOString()),
         col((a) => a.capturedMinor.toString()),
         col((a) => a.feeMinor.toString()),
+        col((a) => a.fx?.rateId ?? null),
+        col((a) => a.fx?.providerParticipantId ?? null),
+        col((a) => (a.fx === null ? null : formatScaled(a.fx.rate, RATE_SCALE_DIGITS))),
+        col((a) => a.fx?.sourceCurrency ?? null),
+        col((a) => a.fx?.sourceAmountMinor.toString() ?? null),
+        col((a) => a.fx?.sourceCapturedMinor.toString() ?? null),
       ],
     );
   },
 };
 
-/** Captured authorizations of a batch (id, captured amount, fee, at), updated with the COMMIT; their rows are locked. */
-export const captureFlusher: Flusher<readonly [string, string, string, string]> = {
+/**
+ * Captured authorizations of a batch (id, captured amount, fee, at, and across currencies the amount taken from the
+ * payer's account, else null), updated with the COMMIT; their rows are locked.
+ */
+export const captureFlusher: Flusher<readonly [string, string, string, string, string | null]> = {
   flush: (tx, rows) =>
     tx.query(
-      `update pay_authorizations a set status = 'captured', captured_minor = v.amount::int8, fee_minor = v.fee::int8, updated_at = v.at::timestamptz
-         from unnest($1::text[], $2::text[], $3::text[], $4::text[]) as v(id, amount, fee, at) where a.id = v.id`,
-      [0, 1, 2, 3].map((i) => rows.map((r) => r[i])),
+      `update pay_authorizations a set status = 'captured', captured_minor = v.amount::int8, fee_minor = v.fee::int8, updated_at = v.at::timestamptz,
+              source_captured_minor = coalesce(v.src::int8, a.source_captured_minor)
+         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) as v(id, amount, fee, at, src) where a.id = v.id`,
+      [0, 1, 2, 3, 4].map((i) => rows.map((r) => r[i] ?? null)),
     ),
 };
 
 /** What a ledger refusal means for a card payment. */
-export function ledgerCode(error: { code: string; details?: unknown } | undefined): PErr {
+export function ledgerCode(error: { code: string; details?: unknown } | undefined, fxProviderPosition?: string): PErr {
   const code = error?.code ?? 'unknown';
+  // Across currencies the FX provider's position pays out: its liquidity and cap refuse as in a P2P payment.
+  if (error !== undefined && fxProviderPosition !== undefined && positionLimit(error, fxProviderPosition)) return { code: 'fx_liquidity_insufficient', message: "the FX provider's position cannot deliver this amount right now (its liquidity and net debit cap)" };
   if (error !== undefined && positionLimit(error)) return { code: 'liquidity_exceeded', message: "the paying participant's position at the hub cannot cover the amount (prefunded liquidity and net debit cap)" };
   if (code === 'exceeds_credit_limit') return { code: 'exceeds_credit_limit', message: "the card's credit line cannot cover the amount (its limit less what is owed and held)" };
   if (code === 'insufficient_funds') return { code: 'insufficient_funds', message: 'the funding account cannot cover the amount' };
@@ -266,4 +319,154 @@ export async function refundLegs(
     metadata,
   });
   return { legs: chain.legs.map((l, k) => ({ ...l, linked: k < chain.legs.length - 1 })), move: chain.move };
+}
+
+/**
+ * What a card payment across currencies takes from the payer's account for `amountMinor` of the merchant's currency,
+ * at the authorization's bound rate: rounded up (the customer pays), never more than what is held; the whole amount
+ * authorized takes exactly the hold.
+ */
+export function fxSourceForCapture(a: Pick<Authorization, 'amountMinor' | 'currency'> & { fx: CardFx }, amountMinor: bigint): bigint {
+  if (amountMinor === a.amountMinor) return a.fx.sourceAmountMinor;
+  const s = sendFor(a.fx.rate, a.fx.sourceCurrency, a.currency, amountMinor);
+  return s > a.fx.sourceAmountMinor ? a.fx.sourceAmountMinor : s;
+}
+
+/**
+ * What a refund of `amountMinor` (merchant's currency) gives back to the payer's account at the bound rate: rounded
+ * down (the customer receives), never more than is left of what was taken; the refund that completes the captured
+ * amount gives back exactly what is left, so a payment refunded in full returns every minor unit taken.
+ */
+export function fxSourceForRefund(a: Pick<Authorization, 'currency' | 'capturedMinor' | 'refundedMinor'> & { fx: CardFx }, amountMinor: bigint): bigint {
+  const left = a.fx.sourceCapturedMinor - a.fx.sourceRefundedMinor;
+  if (a.refundedMinor + amountMinor === a.capturedMinor) return left;
+  // The inverse direction of the bound rate (send units per receive unit), rounded down: the customer receives.
+  const scale = (c: string) => 10n ** BigInt(currencyMinorUnit(c) ?? 2);
+  const back = (amountMinor * 10n ** BigInt(RATE_SCALE_DIGITS) * scale(a.fx.sourceCurrency)) / (a.fx.rate * scale(a.currency));
+  return back > left ? left : back;
+}
+
+/**
+ * The legs that capture `amountMinor` of a card payment across currencies, and the two position moves they make: the
+ * hold on the payer's account released, then two payments between participants through the FX provider the
+ * authorization bound (as a P2P payment across currencies): the issuer pays the provider `sourceMinor` in the source
+ * currency (the provider's position rises there), the provider pays the merchant's owner `amountMinor` in the
+ * merchant's currency (its position falls there, within its liquidity and cap). A side that is the provider itself
+ * moves no position.
+ */
+export async function fxCaptureLegs(
+  accounts: Pick<AccountService, 'ensureSystemAccount'>,
+  input: {
+    readonly authorizationId: string;
+    readonly attempt?: string;
+    readonly holdId: string;
+    readonly amountMinor: bigint;
+    readonly currency: string;
+    readonly sourceMinor: bigint;
+    readonly sourceCurrency: string;
+    readonly providerParticipantId: string;
+    readonly rateId: string;
+    readonly issuerParticipantId: string;
+    readonly merchantOwnerId: string;
+    readonly sourceAccountId: string;
+    readonly merchantAccountId: string;
+  },
+): Promise<{ legs: TransferInput[]; moves: PositionMove[]; providerPosition: string }> {
+  const metadata = { authorizationId: input.authorizationId, fxRateId: input.rateId };
+  const prefix = input.attempt === undefined ? input.authorizationId : `${input.authorizationId}_${input.attempt}`;
+  const provider = input.providerParticipantId;
+  const providerIn = await accounts.ensureSystemAccount('funding', provider, input.sourceCurrency);
+  const providerOut = await accounts.ensureSystemAccount('funding', provider, input.currency);
+  const sendSide = interparticipantLegs({
+    legId: (leg) => `${prefix}_fx_in_${leg}`,
+    sourceAccountId: input.sourceAccountId,
+    payeeAccountId: providerIn,
+    payerParticipantId: input.issuerParticipantId,
+    payeeParticipantId: provider,
+    payerPositionAccountId: await accounts.ensureSystemAccount('funding', input.issuerParticipantId, input.sourceCurrency),
+    payeePositionAccountId: providerIn,
+    amountMinor: input.sourceMinor,
+    currency: input.sourceCurrency,
+    purpose: 'card_fx_in',
+    paymentId: input.authorizationId,
+    metadata,
+  });
+  const receiveSide = interparticipantLegs({
+    legId: (leg) => `${prefix}_fx_out_${leg}`,
+    sourceAccountId: providerOut,
+    payeeAccountId: input.merchantAccountId,
+    payerParticipantId: provider,
+    payeeParticipantId: input.merchantOwnerId,
+    payerPositionAccountId: providerOut,
+    payeePositionAccountId: await accounts.ensureSystemAccount('funding', input.merchantOwnerId, input.currency),
+    amountMinor: input.amountMinor,
+    currency: input.currency,
+    purpose: 'card_fx_out',
+    paymentId: input.authorizationId,
+    metadata,
+  });
+  return {
+    legs: [{ id: `${prefix}_release`, kind: 'void_pending', pendingId: input.holdId, purpose: 'card_release', metadata }, ...sendSide.legs, ...receiveSide.legs],
+    moves: [sendSide.move, receiveSide.move].filter((m): m is PositionMove => m !== undefined),
+    providerPosition: providerOut,
+  };
+}
+
+/**
+ * A refund across currencies, linked: the merchant's owner pays the provider `amountMinor` in the merchant's currency,
+ * the provider pays the issuer `sourceMinor` back in the source currency, onto the payer's account. The merchant's
+ * leg's id is `refundId` (the refund's transfer of record).
+ */
+export async function fxRefundLegs(
+  accounts: Pick<AccountService, 'ensureSystemAccount'>,
+  input: {
+    readonly refundId: string;
+    readonly amountMinor: bigint;
+    readonly currency: string;
+    readonly sourceMinor: bigint;
+    readonly sourceCurrency: string;
+    readonly providerParticipantId: string;
+    readonly rateId: string;
+    readonly issuerParticipantId: string;
+    readonly merchantOwnerId: string;
+    readonly sourceAccountId: string;
+    readonly merchantAccountId: string;
+    readonly authorizationId: string;
+  },
+): Promise<{ legs: TransferInput[]; moves: PositionMove[]; providerPosition: string }> {
+  const metadata = { authorizationId: input.authorizationId, fxRateId: input.rateId };
+  const provider = input.providerParticipantId;
+  const providerIn = await accounts.ensureSystemAccount('funding', provider, input.currency);
+  const providerOut = await accounts.ensureSystemAccount('funding', provider, input.sourceCurrency);
+  const merchantSide = interparticipantLegs({
+    // The merchant's leg is the refund's transfer of record: its id is the refund's.
+    legId: (leg) => (leg === 'card_refund' ? input.refundId : `${input.refundId}_fx_in_${leg}`),
+    sourceAccountId: input.merchantAccountId,
+    payeeAccountId: providerIn,
+    payerParticipantId: input.merchantOwnerId,
+    payeeParticipantId: provider,
+    payerPositionAccountId: await accounts.ensureSystemAccount('funding', input.merchantOwnerId, input.currency),
+    payeePositionAccountId: providerIn,
+    amountMinor: input.amountMinor,
+    currency: input.currency,
+    purpose: 'card_refund',
+    paymentId: input.refundId,
+    metadata,
+  });
+  const payerSide = interparticipantLegs({
+    legId: (leg) => `${input.refundId}_fx_out_${leg}`,
+    sourceAccountId: providerOut,
+    payeeAccountId: input.sourceAccountId,
+    payerParticipantId: provider,
+    payeeParticipantId: input.issuerParticipantId,
+    payerPositionAccountId: providerOut,
+    payeePositionAccountId: await accounts.ensureSystemAccount('funding', input.issuerParticipantId, input.sourceCurrency),
+    amountMinor: input.sourceMinor,
+    currency: input.sourceCurrency,
+    purpose: 'card_refund_fx',
+    paymentId: input.refundId,
+    metadata,
+  });
+  const legs = [...merchantSide.legs, ...payerSide.legs];
+  return { legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), moves: [merchantSide.move, payerSide.move].filter((m): m is PositionMove => m !== undefined), providerPosition: providerOut };
 }

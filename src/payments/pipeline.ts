@@ -21,7 +21,8 @@ import type { PErr } from './errors.ts';
 import type { AppliedCoupon, ValueHooks } from './offers.ts';
 import type { IssuerGateway, IssuerSettings } from './issuer.ts';
 import type { PositionMove, SettlementService } from '../settlement/index.ts';
-import { authCode, authorizationFlusher, captureLegs, ledgerCode, merchantFee, SEVERITY, yymmdd, type Authorization, type PaymentChannel } from './model.ts';
+import type { FxProviders } from '../fx/index.ts';
+import { authCode, authorizationFlusher, captureLegs, fxCaptureLegs, ledgerCode, merchantFee, SEVERITY, yymmdd, type Authorization, type PaymentChannel } from './model.ts';
 import { evaluatePaymentRules, type PaymentRuleStore, type PaymentRules } from './risk-rules.ts';
 
 /**
@@ -58,6 +59,8 @@ export interface WalletPayInput {
   readonly stepUpChallengeId?: string | undefined;
   /** A coupon the customer keeps to apply (it must apply); without it the best eligible one is applied. */
   readonly walletCouponId?: string | undefined;
+  /** Across currencies: the FX provider to convert through; by default the one whose rate in force is best. */
+  readonly fxProviderId?: string | undefined;
   /** False: apply no coupon. */
   readonly applyCoupon?: boolean | undefined;
 }
@@ -113,6 +116,18 @@ export interface Decided {
   readonly issuerApproved: boolean;
   /** The merchant's coupon applied: amountMinor is what is charged, after its discount. */
   readonly coupon?: AppliedCoupon | undefined;
+  /** Across currencies: the rate bound and what is held on the payer's account, in its currency. */
+  readonly fx?: DecidedFx | undefined;
+}
+
+/** The FX provider's rate a payment across currencies bound in stage 1 (providers.ts `bind`, mode receive). */
+export interface DecidedFx {
+  readonly rateId: string;
+  readonly providerParticipantId: string;
+  readonly rate: bigint;
+  readonly expiresAt: Date;
+  readonly sourceCurrency: string;
+  readonly sourceAmountMinor: bigint;
 }
 
 export type Staged = Decided | PErr;
@@ -158,6 +173,8 @@ interface PipelineDeps {
   readonly value?: ValueHooks;
   /** A decline of a known card, kept for its issuer's insights. */
   readonly recordDeclines?: (q: Queryable, items: readonly Decline[]) => Promise<void>;
+  /** Binds an FX provider's rate for a payment whose source account holds another currency than the merchant's. */
+  readonly fxProviders: Pick<FxProviders, 'bind'>;
 }
 
 /** A card payment declined for a known card (the issuer's insights count them). */
@@ -191,6 +208,7 @@ interface Resolved {
   readonly linkId: string | null;
   readonly capture: boolean;
   readonly coupon?: AppliedCoupon | undefined;
+  readonly fxProviderId?: string | undefined;
 }
 
 interface StatsRow {
@@ -215,8 +233,8 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
     const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
     const stats = await q.query<StatsRow>(
       `select u.n,
-              coalesce(sum(a.amount_minor - a.refunded_minor) filter (where a.created_at >= $7 and a.status in ('authorized', 'captured')), 0)::text as today,
-              coalesce(sum(a.amount_minor - a.refunded_minor) filter (where a.status in ('authorized', 'captured')), 0)::text as month,
+              coalesce(sum(coalesce(a.source_amount_minor - a.source_refunded_minor, a.amount_minor - a.refunded_minor)) filter (where a.created_at >= $7 and a.status in ('authorized', 'captured')), 0)::text as today,
+              coalesce(sum(coalesce(a.source_amount_minor - a.source_refunded_minor, a.amount_minor - a.refunded_minor)) filter (where a.status in ('authorized', 'captured')), 0)::text as month,
               count(a.id) filter (where a.token_id = u.token_id and a.created_at > u.token_since::timestamptz) as token_recent,
               count(a.id) filter (where a.created_at > u.card_since::timestamptz) as card_recent,
               count(a.id) as total,
@@ -388,6 +406,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         qrId,
         linkId,
         capture: true,
+        fxProviderId: pay.fxProviderId,
       });
     }
     return resolved;
@@ -443,6 +462,8 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         readonly payerCustomerId: string | null;
         readonly fundingAccountId: string | undefined;
         readonly riskInput: RiskInput;
+        /** The currency the payer's account holds (the card's for a card). */
+        readonly sourceCurrency: string;
       }
       const candidates: Candidate[] = [];
       for (const r of resolved) {
@@ -489,15 +510,12 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
             payerCustomerId: v.value.walletCustomerId,
             fundingAccountId: card.fundingAccountId ?? undefined,
             riskInput: { ...base, participantId: card.issuerParticipantId, customerId: card.customerId },
+            sourceCurrency: card.currency,
           });
         } else {
           const acc = await accounts.debitable(db, r.source.walletId, r.source.customerId, r.source.accountId);
           if (acc === undefined) {
             out[r.i] = { code: 'payment_source_invalid', message: 'no such account for this customer' };
-            continue;
-          }
-          if (acc.currency !== r.currency) {
-            out[r.i] = { code: 'payment_currency_mismatch', message: `the account holds ${acc.currency}` };
             continue;
           }
           candidates.push({
@@ -509,6 +527,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
             payerCustomerId: r.source.customerId,
             fundingAccountId: acc.id,
             riskInput: { ...base, participantId: acc.ownerParticipantId, customerId: acc.customerId ?? r.source.customerId },
+            sourceCurrency: acc.currency,
           });
         }
       }
@@ -570,11 +589,28 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
       for (const [k, c] of candidates.entries()) {
         const { r, card } = c;
         const st = stats.get(k);
+        // Across currencies (the payer's account holds another currency than the merchant's): an FX provider's rate in
+        // force is bound now (the chosen provider's, or the best that prices the amount), as a P2P quote binds one; the
+        // merchant gets its amount, the payer's account is held what it costs at that rate. A real-time issuer holds on
+        // its own position in the merchant's currency (it converts itself), so its card stays in one currency.
+        let fx: DecidedFx | undefined;
+        if (c.sourceCurrency !== r.currency && !(card !== undefined && settingsOf.get(c.issuerId)?.mode === 'webhook')) {
+          const bound = await deps.fxProviders.bind(db, { sendCurrency: c.sourceCurrency, receiveCurrency: r.currency, mode: 'receive', amountMinor: r.amountMinor, providerId: r.fxProviderId });
+          if (!bound.ok) {
+            const e = bound.error;
+            out[r.i] = { code: e.code === 'fx_rate_expired' || e.code === 'fx_tier_not_covered' ? e.code : 'fx_rate_unavailable', message: e.message, ...(e.details !== undefined ? { details: e.details } : {}) };
+            continue;
+          }
+          const b = bound.value;
+          fx = { rateId: b.rateId, providerParticipantId: b.providerParticipantId, rate: b.rate, expiresAt: b.expiresAt, sourceCurrency: c.sourceCurrency, sourceAmountMinor: b.sendMinor };
+        }
+        // What the payer's card is charged, in its own currency: what its controls and spend limits weigh.
+        const charged = fx === undefined ? { amountMinor: r.amountMinor, currency: r.currency } : { amountMinor: fx.sourceAmountMinor, currency: fx.sourceCurrency };
         const mine = card === undefined ? undefined : (byCard.get(card.id) ?? { spent: 0n, count: 0, tokens: new Map<string, number>() });
         if (card !== undefined && mine !== undefined) {
           const declined = cards.checkControls(card, {
-            amountMinor: r.amountMinor,
-            currency: r.currency,
+            amountMinor: charged.amountMinor,
+            currency: charged.currency,
             mcc: r.merchant.mcc,
             country: r.merchant.country,
             channel: c.token?.channel ?? 'qr',
@@ -671,7 +707,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           continue;
         }
         if (card !== undefined && mine !== undefined && c.token !== undefined) {
-          mine.spent += r.amountMinor;
+          mine.spent += charged.amountMinor;
           mine.count += 1;
           mine.tokens.set(c.token.verified.tokenId, (mine.tokens.get(c.token.verified.tokenId) ?? 0) + 1);
           byCard.set(card.id, mine);
@@ -707,6 +743,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           fundingAccountId: realTime ? undefined : c.fundingAccountId,
           issuerApproved: false,
           coupon: r.coupon,
+          fx,
         };
       }
       // A refusal by risk writes its alert (the issuer and the operator list and resolve them); a decline of a known
@@ -714,7 +751,8 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
       const declines: Decline[] = [];
       for (const c of candidates) {
         const o = out[c.r.i];
-        if (c.card !== undefined && o !== undefined && !isDecided(o) && o.code !== 'step_up_required') {
+        // An FX refusal (no rate for the pair, expired, no tier) is not the card's: nothing is written for it.
+        if (c.card !== undefined && o !== undefined && !isDecided(o) && o.code !== 'step_up_required' && !o.code.startsWith('fx_')) {
           declines.push({ issuerParticipantId: c.card.issuerParticipantId, cardId: c.card.id, merchantId: c.r.merchant.id, mcc: c.r.merchant.mcc, channel: c.r.channel, walletParticipantId: c.payerParticipantId, reason: o.code, amountMinor: c.r.amountMinor, currency: c.r.currency });
         }
       }
@@ -772,8 +810,16 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
       staged.forEach((s, i) => {
         if (isDecided(s)) live.push({ i, d: s });
       });
-      if (live.length === 0) return settled(out);
       const now = clock.now();
+      // A rate bound in stage 1 that expired since is refused before any lock or write (no counter claimed): pay again.
+      for (const [k, x] of [...live.entries()].reverse()) {
+        const fx = x.d.fx;
+        if (fx !== undefined && fx.expiresAt.getTime() <= now.getTime()) {
+          out[x.i] = { ok: false, error: { code: 'fx_rate_expired', message: `the ${fx.sourceCurrency}/${x.d.currency} rate expired at ${fx.expiresAt.toISOString()}: pay again`, details: { rateId: fx.rateId, expiredAt: fx.expiresAt.toISOString() } } };
+          live.splice(k, 1);
+        }
+      }
+      if (live.length === 0) return settled(out);
       const refuse = async (x: { i: number; d: Decided }, error: PErr) => {
         out[x.i] = { ok: false, error };
         if (x.d.issuerApproved) await reversal(tx, x.d, error.code);
@@ -840,9 +886,10 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         for (const [k, { x, card }] of limited.entries()) {
           const st = spend.get(k);
           const earlier = byCard.get(card.id) ?? 0n;
+          const charged = x.d.fx === undefined ? { amountMinor: x.d.amountMinor, currency: x.d.currency } : { amountMinor: x.d.fx.sourceAmountMinor, currency: x.d.fx.sourceCurrency };
           const declined = cards.checkControls(card, {
-            amountMinor: x.d.amountMinor,
-            currency: x.d.currency,
+            amountMinor: charged.amountMinor,
+            currency: charged.currency,
             mcc: x.d.merchant.mcc,
             country: x.d.merchant.country,
             channel: x.d.token?.channel ?? 'qr',
@@ -851,7 +898,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
             now,
           });
           if (declined !== undefined) await refuse(x, { code: declined, message: `declined by the card's controls: ${declined}` });
-          else byCard.set(card.id, earlier + x.d.amountMinor);
+          else byCard.set(card.id, earlier + charged.amountMinor);
         }
       }
       // The coupons applied, locked and checked again (their expiry, the uses left, counting this batch's own).
@@ -876,7 +923,9 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         readonly x: { i: number; d: Decided };
         readonly legs: TransferInput[];
         readonly fee: bigint;
-        readonly move: PositionMove | undefined;
+        readonly moves: PositionMove[];
+        /** Across currencies, captured at once: the FX provider's position that pays the merchant's side. */
+        readonly fxOut: string | undefined;
       }
       const planned: Planned[] = [];
       for (const x of live) {
@@ -888,11 +937,45 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         }
         const holdId = `${d.id}_hold`;
         const fee = d.capture ? merchantFee(d.amountMinor, d.merchant.feeBps) : 0n;
+        const fx = d.fx;
+        // Across currencies the payer's account is held in its own currency, towards the FX provider's position there
+        // (released at capture, when the money goes through the provider's positions in both currencies).
         const legs: TransferInput[] = [
-          { id: holdId, kind: 'pending', debitAccountId: d.fundingAccountId, creditAccountId: d.merchant.settlementAccountId, amountMinor: d.amountMinor, currency: d.currency, timeoutMs: deps.holdTtlMs, purpose: 'card_authorization', metadata: { authorizationId: d.id, merchantId: d.merchant.id } },
+          fx === undefined
+            ? { id: holdId, kind: 'pending', debitAccountId: d.fundingAccountId, creditAccountId: d.merchant.settlementAccountId, amountMinor: d.amountMinor, currency: d.currency, timeoutMs: deps.holdTtlMs, purpose: 'card_authorization', metadata: { authorizationId: d.id, merchantId: d.merchant.id } }
+            : {
+                id: holdId,
+                kind: 'pending',
+                debitAccountId: d.fundingAccountId,
+                creditAccountId: await accounts.ensureSystemAccount('funding', fx.providerParticipantId, fx.sourceCurrency),
+                amountMinor: fx.sourceAmountMinor,
+                currency: fx.sourceCurrency,
+                timeoutMs: deps.holdTtlMs,
+                purpose: 'card_authorization',
+                metadata: { authorizationId: d.id, merchantId: d.merchant.id, fxRateId: fx.rateId },
+              },
         ];
-        let move: PositionMove | undefined;
-        if (d.capture) {
+        const moves: PositionMove[] = [];
+        let fxOut: string | undefined;
+        if (d.capture && fx !== undefined) {
+          const captured = await fxCaptureLegs(accounts, {
+            authorizationId: d.id,
+            holdId,
+            amountMinor: d.amountMinor,
+            currency: d.currency,
+            sourceMinor: fx.sourceAmountMinor,
+            sourceCurrency: fx.sourceCurrency,
+            providerParticipantId: fx.providerParticipantId,
+            rateId: fx.rateId,
+            issuerParticipantId: d.issuerId,
+            merchantOwnerId: d.merchant.ownerParticipantId,
+            sourceAccountId: d.fundingAccountId,
+            merchantAccountId: d.merchant.settlementAccountId,
+          });
+          legs.push(...captured.legs);
+          moves.push(...captured.moves);
+          fxOut = captured.providerPosition;
+        } else if (d.capture) {
           const captured = await captureLegs(accounts, {
             authorizationId: d.id,
             holdId,
@@ -904,13 +987,15 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
             merchantAccountId: d.merchant.settlementAccountId,
           });
           legs.push(...captured.legs);
-          move = captured.move;
+          if (captured.move !== undefined) moves.push(captured.move);
+        }
+        if (d.capture) {
           if (fee > 0n) {
             const feeAccount = await accounts.ensureSystemAccount('fees', d.issuerId, d.currency);
             legs.push({ id: `${d.id}_fee`, debitAccountId: d.merchant.settlementAccountId, creditAccountId: feeAccount, amountMinor: fee, currency: d.currency, purpose: 'merchant_fee', metadata: { authorizationId: d.id, feeBps: d.merchant.feeBps } });
           }
         }
-        planned.push({ x, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), fee, move });
+        planned.push({ x, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), fee, moves, fxOut });
       }
       const results = planned.length === 0 ? [] : await ledger.applyInTx(tx, planned.flatMap((p) => p.legs));
       const done: Planned[] = [];
@@ -919,11 +1004,11 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         const mine = results.slice(at, at + p.legs.length);
         at += p.legs.length;
         const failed = mine.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed') ?? mine.find((r) => !r.ok);
-        if (failed !== undefined && !failed.ok) await refuse(p.x, ledgerCode(failed.error));
+        if (failed !== undefined && !failed.ok) await refuse(p.x, ledgerCode(failed.error, p.fxOut));
         else done.push(p);
       }
       // The committed position legs, in the settlement window open at this COMMIT.
-      const moves = done.flatMap((p) => (p.move === undefined ? [] : [p.move]));
+      const moves = done.flatMap((p) => p.moves);
       if (moves.length > 0) await deps.settlement.recordMoves(tx, moves);
 
       // (3) The records of the payments whose money moved, staged or set-based, with the COMMIT.
@@ -961,6 +1046,18 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           riskScore: d.score,
           country: d.merchant.country,
           mcc: d.merchant.mcc,
+          fx:
+            d.fx === undefined
+              ? null
+              : {
+                  rateId: d.fx.rateId,
+                  providerParticipantId: d.fx.providerParticipantId,
+                  rate: d.fx.rate,
+                  sourceCurrency: d.fx.sourceCurrency,
+                  sourceAmountMinor: d.fx.sourceAmountMinor,
+                  sourceCapturedMinor: d.capture ? d.fx.sourceAmountMinor : 0n,
+                  sourceRefundedMinor: 0n,
+                },
           createdAt: now,
           updatedAt: now,
         };

@@ -11,6 +11,7 @@ import { DEFAULT_BATCHER_LIMITS } from '../platform/effect-batcher.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatMoney, parseAmount, parseMoney } from '../platform/money.ts';
+import { formatScaled } from '../fx/index.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway } from './issuer.ts';
 import { PAYMENT_RULE_NAMES, type PaymentRuleName, type PaymentRuleStore } from './risk-rules.ts';
@@ -50,6 +51,19 @@ export const wireMerchant = (m: Merchant) => ({
   createdAt: m.createdAt.toISOString(),
 });
 
+/** Across currencies: the rate the authorization bound and the payer's side, in its account's currency. */
+const wireFx = (a: Authorization) =>
+  a.fx === null
+    ? null
+    : {
+        rateId: a.fx.rateId,
+        providerParticipantId: a.fx.providerParticipantId,
+        rate: formatScaled(a.fx.rate, 8),
+        charged: money(a.fx.sourceAmountMinor, a.fx.sourceCurrency),
+        captured: money(a.fx.sourceCapturedMinor, a.fx.sourceCurrency),
+        refunded: money(a.fx.sourceRefundedMinor, a.fx.sourceCurrency),
+      };
+
 export const wireAuthorization = (a: Authorization) => ({
   id: a.id,
   merchantId: a.merchantId,
@@ -69,6 +83,7 @@ export const wireAuthorization = (a: Authorization) => ({
   riskScore: a.riskScore,
   qrId: a.qrId,
   linkId: a.linkId,
+  fx: wireFx(a),
   createdAt: a.createdAt.toISOString(),
   updatedAt: a.updatedAt.toISOString(),
 });
@@ -84,6 +99,7 @@ const wirePayerView = (a: Authorization) => ({
   refunded: money(a.refundedMinor, a.currency),
   customerId: a.payerCustomerId,
   tokenId: a.tokenId,
+  fx: wireFx(a),
   createdAt: a.createdAt.toISOString(),
 });
 
@@ -102,7 +118,32 @@ const wireQr = (q: QrCode) => ({
   createdAt: q.createdAt.toISOString(),
 });
 
+const FX_NOTE =
+  'The amount is in the merchant’s currency. When the paying account (the card’s, or the account named) holds another currency, the authorization binds an FX provider’s rate in force ' +
+  '(fxRateId in `fx`) and the payer’s account is held what the amount costs at it; capture and refunds convert at that rate through the provider’s positions in both currencies. ' +
+  'No provider quotes the pair: fx_rate_unavailable; its rates expired: fx_rate_expired; no tier prices the amount: fx_tier_not_covered (nothing is written).';
 const NullableString = (description: string) => Type.Union([Type.String(), Type.Null()], { description });
+/** wireFx: a card payment across currencies, its payer's side. */
+const PaymentFxSchema = Type.Union(
+  [
+    Type.Object(
+      {
+        rateId: Type.String({ description: 'The FX provider’s posted rate the authorization bound (GET /v1/fx/provider-rates)' }),
+        providerParticipantId: Type.String({ description: 'The FX provider participant whose positions convert it' }),
+        rate: Type.String({ description: 'Merchant-currency units per unit of the payer’s currency (the provider’s customer rate, its margin included), 8 decimals' }),
+        charged: Money,
+        captured: Money,
+        refunded: Money,
+      },
+      { additionalProperties: false },
+    ),
+    Type.Null(),
+  ],
+  {
+    description:
+      'A payment across currencies (the payer’s account holds another currency than the merchant’s): the rate bound and the payer’s side — charged: held on the payer’s account at authorization (the amount at the rate, rounded up); captured: taken (a partial capture converts its share at the same rate, rounded up); refunded: given back (at the same rate, rounded down; the refund that completes the captured amount returns all that is left). null in one currency',
+  },
+);
 /** A card payment as the paying wallet sees it (wirePayerView). */
 const PayerPaymentSchema = Type.Object(
   {
@@ -116,6 +157,7 @@ const PayerPaymentSchema = Type.Object(
     refunded: Money,
     customerId: NullableString('Your paying customer'),
     tokenId: NullableString('The token that paid, when a token paid'),
+    fx: PaymentFxSchema,
     createdAt: Type.String({ format: 'date-time' }),
   },
   { additionalProperties: false, description: 'Payment' },
@@ -179,6 +221,7 @@ const AuthorizationSchema = Type.Object(
     riskScore: Type.Integer({ description: '0–100' }),
     qrId: NullableString('The merchant QR code it paid'),
     linkId: NullableString('The payment link it paid'),
+    fx: PaymentFxSchema,
     createdAt: DateTime(),
     updatedAt: DateTime(),
   },
@@ -268,6 +311,9 @@ const WalletPayFields = {
   stepUpChallengeId: Type.Optional(Ref('step_up_challenge', 'After step_up_required: the challenge the customer completed for this payment')),
   walletCouponId: Type.Optional(Ref('wallet_coupon', 'A coupon your customer keeps for this merchant, to apply (it must apply: coupon_expired, coupon_limit_reached, coupon_not_applicable otherwise). Without it the best eligible one is applied (POST /v1/wallet/offers/preview shows which)')),
   applyCoupon: Type.Optional(Type.Boolean({ description: 'false: apply no coupon (default true)' })),
+  fxProviderId: Type.Optional(
+    Ref('participant', 'When the source account holds another currency than the merchant’s: the FX provider to convert through (by default the one whose rate in force is best). No rate for the pair: fx_rate_unavailable; expired: fx_rate_expired; no tier prices the amount: fx_tier_not_covered'),
+  ),
 };
 const PaymentParams = Strict({ paymentId: Ref('card_payment', 'Payment (authorization) id') });
 const MerchantParams = Strict({ merchantId: Ref('merchant', 'Merchant id') });
@@ -277,7 +323,7 @@ const OptionalAmount = Strict({ amount: Type.Optional(AmountString) });
 /** Routes a customer session (the customer's own app) may call. */
 const CUSTOMER = { customer: true } as const;
 
-const walletInput = (body: { customerId: string; source: WalletPayInput['source']; deviceId?: string; deviceCountry?: string; stepUpChallengeId?: string; walletCouponId?: string; applyCoupon?: boolean }): WalletPayInput => ({
+const walletInput = (body: { customerId: string; source: WalletPayInput['source']; deviceId?: string; deviceCountry?: string; stepUpChallengeId?: string; walletCouponId?: string; applyCoupon?: boolean; fxProviderId?: string }): WalletPayInput => ({
   customerId: body.customerId,
   source: body.source,
   ...(body.deviceId !== undefined ? { deviceId: body.deviceId } : {}),
@@ -285,6 +331,7 @@ const walletInput = (body: { customerId: string; source: WalletPayInput['source'
   ...(body.stepUpChallengeId !== undefined ? { stepUpChallengeId: body.stepUpChallengeId } : {}),
   ...(body.walletCouponId !== undefined ? { walletCouponId: body.walletCouponId } : {}),
   ...(body.applyCoupon !== undefined ? { applyCoupon: body.applyCoupon } : {}),
+  ...(body.fxProviderId !== undefined ? { fxProviderId: body.fxProviderId } : {}),
 });
 
 export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): void {
@@ -403,6 +450,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
     '/v1/wallet/payments/qr',
     { config: { ...CUSTOMER, idempotency: 'required' },
       schema: schema('payments', 'Pay a scanned merchant-presented code with one of your tokens or accounts (captured at once)', {
+        description: FX_NOTE,
         body: Strict({ payload: ScannedMpmPayload, amount: Type.Optional(Money), ...WalletPayFields }),
         response: { 201: PayerPaymentSchema },
       }),
@@ -430,6 +478,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
     '/v1/merchants/:merchantId/payments/cpm',
     { config: { idempotency: 'required' },
       schema: schema('payments', 'Authorize a consumer-presented QR code (base64 BER-TLV, CPV01) shown by any wallet', {
+        description: `${FX_NOTE} A terminal cannot choose the provider: the best rate in force is bound.`,
         params: MerchantParams,
         body: Strict({ payload: Type.String({ minLength: 1, maxLength: 1400 }), amount: Money }),
         response: { 201: AuthorizationSchema },
@@ -445,6 +494,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
     '/v1/merchants/:merchantId/payments/tap',
     { config: { idempotency: 'required' },
       schema: schema('payments', 'Authorize a contactless tap: token, expiry, ATC, unpredictable number, amount and cryptogram from the terminal', {
+        description: `${FX_NOTE} A terminal cannot choose the provider: the best rate in force is bound.`,
         params: MerchantParams,
         body: Strict({
           token: Type.String({ pattern: '^[0-9]{13,19}$' }),
@@ -492,7 +542,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   });
   app.post(
     '/v1/payment-links/:linkId/pay',
-    { config: { ...CUSTOMER, idempotency: 'required' }, schema: schema('payment-links', 'Pay a payment link with one of your customer’s tokens or accounts (captured at once)', { params: LinkParams, body: Strict({ ...WalletPayFields }), response: { 201: PayerPaymentSchema } }) },
+    { config: { ...CUSTOMER, idempotency: 'required' }, schema: schema('payment-links', 'Pay a payment link with one of your customer’s tokens or accounts (captured at once)', { description: FX_NOTE, params: LinkParams, body: Strict({ ...WalletPayFields }), response: { 201: PayerPaymentSchema } }) },
     async (request, reply) =>
       cardPayment(request, reply, { channel: 'link', actor: actorOf(request, request.body.customerId), walletId: me(request), linkId: request.params.linkId, pay: walletInput(request.body) }),
   );

@@ -22,7 +22,7 @@ import type { EventOutbox } from '../webhooks/index.ts';
 import type { PositionMove, SettlementService } from '../settlement/index.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway } from './issuer.ts';
-import { captureFlusher, captureLegs, DEFAULT_DYNAMIC_QR_TTL_S, DEFAULT_HOLD_TTL_MS, HUB_GUID, ledgerCode, MAX_SWEEP, MERCHANT_ACCOUNT_TAG, merchantFee, refundLegs, toAuth, type Authorization, type AuthRow } from './model.ts';
+import { captureFlusher, captureLegs, DEFAULT_DYNAMIC_QR_TTL_S, DEFAULT_HOLD_TTL_MS, fxCaptureLegs, fxRefundLegs, fxSourceForCapture, fxSourceForRefund, HUB_GUID, ledgerCode, MAX_SWEEP, MERCHANT_ACCOUNT_TAG, merchantFee, refundLegs, toAuth, type Authorization, type AuthRow } from './model.ts';
 import { createCardPipeline, type CardPaymentInput, type CardPipeline, type Decline } from './pipeline.ts';
 import type { ValueHooks } from './offers.ts';
 import type { PaymentRuleStore } from './risk-rules.ts';
@@ -230,7 +230,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       tx,
     );
     const taken = new Set<string>();
-    const planned: { i: number; a: Authorization; amount: bigint; fee: bigint; transfers: TransferInput[]; move: PositionMove | undefined }[] = [];
+    const planned: { i: number; a: Authorization; amount: bigint; fee: bigint; transfers: TransferInput[]; moves: PositionMove[]; sourceMinor: bigint | null; fxOut: string | undefined }[] = [];
     for (const [i, item] of items.entries()) {
       const a = byId.get(item.authorizationId);
       if (a === undefined || a.ownerParticipantId !== item.owner) {
@@ -257,19 +257,18 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const merchant = merchantsById.get(a.merchantId);
       if (merchant === undefined) throw new Error('merchant vanished');
       const fee = merchantFee(amount, merchant.feeBps);
-      const captured = await captureLegs(accounts, {
-        authorizationId: a.id,
-        // A capture refused by the issuer's cover may be tried again later: the ledger remembers failed ids, so each
-        // attempt's legs have their own.
-        attempt: newId('c').slice(-6),
-        holdId: a.holdTransferId,
-        amountMinor: amount,
-        currency: a.currency,
-        issuerParticipantId: a.issuerParticipantId,
-        merchantOwnerId: merchant.ownerParticipantId,
-        sourceAccountId: a.sourceAccountId,
-        merchantAccountId: merchant.settlementAccountId,
-      });
+      // A capture refused by the issuer's cover may be tried again later: the ledger remembers failed ids, so each
+      // attempt's legs have their own.
+      const attempt = newId('c').slice(-6);
+      const common = { authorizationId: a.id, attempt, holdId: a.holdTransferId, amountMinor: amount, currency: a.currency, issuerParticipantId: a.issuerParticipantId, merchantOwnerId: merchant.ownerParticipantId, sourceAccountId: a.sourceAccountId, merchantAccountId: merchant.settlementAccountId };
+      // Across currencies the capture converts at the authorization's bound rate (a partial capture takes its share of
+      // the hold, rounded up), through the provider's positions in both currencies.
+      const fx = a.fx;
+      const sourceMinor = fx === null ? null : fxSourceForCapture({ ...a, fx }, amount);
+      const captured =
+        fx === null || sourceMinor === null
+          ? await captureLegs(accounts, common).then((c) => ({ legs: c.legs, moves: c.move === undefined ? [] : [c.move], providerPosition: undefined }))
+          : await fxCaptureLegs(accounts, { ...common, sourceMinor, sourceCurrency: fx.sourceCurrency, providerParticipantId: fx.providerParticipantId, rateId: fx.rateId });
       const legs: TransferInput[] = [...captured.legs];
       if (fee > 0n) {
         const feeAccount = await accounts.ensureSystemAccount('fees', a.issuerParticipantId, a.currency);
@@ -277,7 +276,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       }
       const transfers = legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 }));
       taken.add(a.id);
-      planned.push({ i, a, amount, fee, transfers, move: captured.move });
+      planned.push({ i, a, amount, fee, transfers, moves: captured.moves, sourceMinor, fxOut: captured.providerPosition });
     }
     if (planned.length === 0) return out.map((r) => r!);
     const results = await ledger.applyInTx(
@@ -290,19 +289,20 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const mine = results.slice(at, at + p.transfers.length);
       at += p.transfers.length;
       const failed = mine.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed') ?? mine.find((r) => !r.ok);
-      if (failed !== undefined && !failed.ok) out[p.i] = { ok: false, error: ledgerCode(failed.error) };
+      if (failed !== undefined && !failed.ok) out[p.i] = { ok: false, error: ledgerCode(failed.error, p.fxOut) };
       else done.push(p);
     }
     if (done.length === 0) return out.map((r) => r!);
     // The committed position legs, in the settlement window open at this COMMIT.
-    const moves = done.flatMap((p) => (p.move === undefined ? [] : [p.move]));
+    const moves = done.flatMap((p) => p.moves);
     if (moves.length > 0) await deps.settlement.recordMoves(tx, moves);
     const earned = done.flatMap((p) => (p.a.cardId === null ? [] : [{ authorizationId: p.a.id, cardId: p.a.cardId, issuerParticipantId: p.a.issuerParticipantId, mcc: p.a.mcc, amountMinor: p.amount, currency: p.a.currency }]));
     if (deps.value?.rewards !== undefined && earned.length > 0) await deps.value.rewards.captured(tx, earned);
     const now = clock.now();
     for (const p of done) {
-      tx.hooks!.stage(captureFlusher, [p.a.id, p.amount.toString(), p.fee.toString(), now.toISOString()]);
-      const captured: Authorization = { ...p.a, status: 'captured', capturedMinor: p.amount, feeMinor: p.fee, updatedAt: now };
+      tx.hooks!.stage(captureFlusher, [p.a.id, p.amount.toString(), p.fee.toString(), now.toISOString(), p.sourceMinor?.toString() ?? null]);
+      const fx = p.a.fx === null || p.sourceMinor === null ? p.a.fx : { ...p.a.fx, sourceCapturedMinor: p.sourceMinor };
+      const captured: Authorization = { ...p.a, status: 'captured', capturedMinor: p.amount, feeMinor: p.fee, fx, updatedAt: now };
       await audit.record(tx, { actor: items[p.i]!.actor, action: 'payment.captured', objectType: 'payment', objectId: p.a.id, details: { amountMinor: p.amount.toString(), feeMinor: p.fee.toString() } });
       await notify(tx, captured, 'payment.captured', { fee: formatMoney(p.fee, p.a.currency) });
       out[p.i] = ok(captured);
@@ -339,7 +339,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
 
   const ownMerchant = async (q: Queryable, owner: string, merchantId: string) => merchants.get(owner, merchantId, q);
 
-  const pipeline = createCardPipeline({ ...deps, holdTtlMs, refEurCents, resolveQr, notify });
+  const pipeline = createCardPipeline({ ...deps, holdTtlMs, refEurCents, resolveQr, notify, fxProviders: fx.providers });
 
   return {
     ...pipeline,
@@ -429,22 +429,22 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const merchant = await merchants.getById(a.merchantId, tx);
       if (merchant === undefined) throw new Error('merchant vanished');
       const refundId = newId('rfd');
-      const refund = await refundLegs(accounts, {
-        refundId,
-        amountMinor: amount,
-        currency: a.currency,
-        issuerParticipantId: a.issuerParticipantId,
-        merchantOwnerId: merchant.ownerParticipantId,
-        sourceAccountId: a.sourceAccountId,
-        merchantAccountId: merchant.settlementAccountId,
-        authorizationId: a.id,
-      });
+      const common = { refundId, amountMinor: amount, currency: a.currency, issuerParticipantId: a.issuerParticipantId, merchantOwnerId: merchant.ownerParticipantId, sourceAccountId: a.sourceAccountId, merchantAccountId: merchant.settlementAccountId, authorizationId: a.id };
+      // Across currencies the refund converts back at the authorization's bound rate (rounded down for the payer; the
+      // refund that completes the captured amount returns all that is left of what was taken).
+      const fx = a.fx;
+      const sourceMinor = fx === null ? null : fxSourceForRefund({ ...a, fx }, amount);
+      if (sourceMinor !== null && sourceMinor <= 0n) return err('refund_exceeds_captured', 'this refund is less than one minor unit of the payer’s currency once converted', { refundable: formatAmount(remaining, a.currency) });
+      const refund =
+        fx === null || sourceMinor === null
+          ? await refundLegs(accounts, common).then((r) => ({ legs: r.legs, moves: r.move === undefined ? [] : [r.move], providerPosition: undefined }))
+          : await fxRefundLegs(accounts, { ...common, sourceMinor, sourceCurrency: fx.sourceCurrency, providerParticipantId: fx.providerParticipantId, rateId: fx.rateId });
       const results = await ledger.applyInTx(tx, refund.legs);
       const bad = results.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed') ?? results.find((r) => !r.ok);
-      if (results.length === 0 || (bad !== undefined && !bad.ok)) return { ok: false, error: ledgerCode(bad?.ok === false ? bad.error : undefined) };
-      if (refund.move !== undefined) await deps.settlement.recordMoves(tx, [refund.move]);
-      await tx.query('insert into pay_refunds (id, authorization_id, amount_minor, transfer_id, created_at) values ($1, $2, $3, $4, $5)', [refundId, a.id, amount, refundId, clock.now()]);
-      await tx.query('update pay_authorizations set refunded_minor = refunded_minor + $2, updated_at = $3 where id = $1', [a.id, amount, clock.now()]);
+      if (results.length === 0 || (bad !== undefined && !bad.ok)) return { ok: false, error: ledgerCode(bad?.ok === false ? bad.error : undefined, refund.providerPosition) };
+      if (refund.moves.length > 0) await deps.settlement.recordMoves(tx, refund.moves);
+      await tx.query('insert into pay_refunds (id, authorization_id, amount_minor, transfer_id, created_at, source_amount_minor) values ($1, $2, $3, $4, $5, $6)', [refundId, a.id, amount, refundId, clock.now(), sourceMinor]);
+      await tx.query('update pay_authorizations set refunded_minor = refunded_minor + $2, source_refunded_minor = source_refunded_minor + $4, updated_at = $3 where id = $1', [a.id, amount, clock.now(), sourceMinor]);
       await deps.value?.rewards?.refunded(tx, { authorizationId: a.id, refundId, amountMinor: amount, capturedMinor: a.capturedMinor, refundedMinor: a.refundedMinor + amount });
       const after = await reloadAuth(tx, a.id);
       await audit.record(tx, { actor, action: 'payment.refunded', objectType: 'payment', objectId: a.id, details: { refundId, amountMinor: amount.toString() } });

@@ -4014,9 +4014,7 @@ export interface paths {
         put?: never;
         /**
          * Pay a scanned merchant-presented code with one of your tokens or accounts (captured at once)
-         * @description Pay a scanned merchant-presented code with one of your tokens or accounts (captured at once)
-         *
-         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
+         * @description The amount is in the merchant’s currency. When the paying account (the card’s, or the account named) holds another currency, the authorization binds an FX provider’s rate in force (fxRateId in `fx`) and the payer’s account is held what the amount costs at it; capture and refunds convert at that rate through the provider’s positions in both currencies. No provider quotes the pair: fx_rate_unavailable; its rates expired: fx_rate_expired; no tier prices the amount: fx_tier_not_covered (nothing is written).
          */
         post: operations["postWalletPaymentsQr"];
         delete?: never;
@@ -4058,9 +4056,7 @@ export interface paths {
         put?: never;
         /**
          * Authorize a consumer-presented QR code (base64 BER-TLV, CPV01) shown by any wallet
-         * @description Authorize a consumer-presented QR code (base64 BER-TLV, CPV01) shown by any wallet.
-         *
-         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
+         * @description The amount is in the merchant’s currency. When the paying account (the card’s, or the account named) holds another currency, the authorization binds an FX provider’s rate in force (fxRateId in `fx`) and the payer’s account is held what the amount costs at it; capture and refunds convert at that rate through the provider’s positions in both currencies. No provider quotes the pair: fx_rate_unavailable; its rates expired: fx_rate_expired; no tier prices the amount: fx_tier_not_covered (nothing is written). A terminal cannot choose the provider: the best rate in force is bound.
          */
         post: operations["postMerchantsByMerchantIdPaymentsCpm"];
         delete?: never;
@@ -4080,9 +4076,7 @@ export interface paths {
         put?: never;
         /**
          * Authorize a contactless tap: token, expiry, ATC, unpredictable number, amount and cryptogram from the terminal
-         * @description Authorize a contactless tap: token, expiry, ATC, unpredictable number, amount and cryptogram from the terminal.
-         *
-         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
+         * @description The amount is in the merchant’s currency. When the paying account (the card’s, or the account named) holds another currency, the authorization binds an FX provider’s rate in force (fxRateId in `fx`) and the payer’s account is held what the amount costs at it; capture and refunds convert at that rate through the provider’s positions in both currencies. No provider quotes the pair: fx_rate_unavailable; its rates expired: fx_rate_expired; no tier prices the amount: fx_tier_not_covered (nothing is written). A terminal cannot choose the provider: the best rate in force is bound.
          */
         post: operations["postMerchantsByMerchantIdPaymentsTap"];
         delete?: never;
@@ -4146,9 +4140,7 @@ export interface paths {
         put?: never;
         /**
          * Pay a payment link with one of your customer’s tokens or accounts (captured at once)
-         * @description Pay a payment link with one of your customer’s tokens or accounts (captured at once)
-         *
-         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
+         * @description The amount is in the merchant’s currency. When the paying account (the card’s, or the account named) holds another currency, the authorization binds an FX provider’s rate in force (fxRateId in `fx`) and the payer’s account is held what the amount costs at it; capture and refunds convert at that rate through the provider’s positions in both currencies. No provider quotes the pair: fx_rate_unavailable; its rates expired: fx_rate_expired; no tier prices the amount: fx_tier_not_covered (nothing is written).
          */
         post: operations["postPaymentLinksByLinkIdPay"];
         delete?: never;
@@ -16845,7 +16837,7 @@ export interface operations {
             423: components["responses"]["Error423_84ef32b6"];
             428: components["responses"]["Error428_a36283f2"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     getDemoV1Directory: {
@@ -23387,6 +23379,8 @@ export interface operations {
                     walletCouponId?: string;
                     /** @description false: apply no coupon (default true) */
                     applyCoupon?: boolean;
+                    /** @description When the source account holds another currency than the merchant’s: the FX provider to convert through (by default the one whose rate in force is best). No rate for the pair: fx_rate_unavailable; expired: fx_rate_expired; no tier prices the amount: fx_tier_not_covered */
+                    fxProviderId?: string;
                 };
             };
         };
@@ -23446,6 +23440,51 @@ export interface operations {
                         customerId: string | null;
                         /** @description The token that paid, when a token paid */
                         tokenId: string | null;
+                        /** @description A payment across currencies (the payer’s account holds another currency than the merchant’s): the rate bound and the payer’s side — charged: held on the payer’s account at authorization (the amount at the rate, rounded up); captured: taken (a partial capture converts its share at the same rate, rounded up); refunded: given back (at the same rate, rounded down; the refund that completes the captured amount returns all that is left). null in one currency */
+                        fx: {
+                            /** @description The FX provider’s posted rate the authorization bound (GET /v1/fx/provider-rates) */
+                            rateId: string;
+                            /** @description The FX provider participant whose positions convert it */
+                            providerParticipantId: string;
+                            /** @description Merchant-currency units per unit of the payer’s currency (the provider’s customer rate, its margin included), 8 decimals */
+                            rate: string;
+                            charged: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            captured: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            refunded: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                        } | null;
                         /** Format: date-time */
                         createdAt: string;
                     };
@@ -23465,7 +23504,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     getWalletPaymentsByPaymentId: {
@@ -23535,6 +23574,51 @@ export interface operations {
                         customerId: string | null;
                         /** @description The token that paid, when a token paid */
                         tokenId: string | null;
+                        /** @description A payment across currencies (the payer’s account holds another currency than the merchant’s): the rate bound and the payer’s side — charged: held on the payer’s account at authorization (the amount at the rate, rounded up); captured: taken (a partial capture converts its share at the same rate, rounded up); refunded: given back (at the same rate, rounded down; the refund that completes the captured amount returns all that is left). null in one currency */
+                        fx: {
+                            /** @description The FX provider’s posted rate the authorization bound (GET /v1/fx/provider-rates) */
+                            rateId: string;
+                            /** @description The FX provider participant whose positions convert it */
+                            providerParticipantId: string;
+                            /** @description Merchant-currency units per unit of the payer’s currency (the provider’s customer rate, its margin included), 8 decimals */
+                            rate: string;
+                            charged: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            captured: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            refunded: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                        } | null;
                         /** Format: date-time */
                         createdAt: string;
                     };
@@ -23552,7 +23636,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     postMerchantsByMerchantIdPaymentsCpm: {
@@ -23668,6 +23752,51 @@ export interface operations {
                         qrId: string | null;
                         /** @description The payment link it paid */
                         linkId: string | null;
+                        /** @description A payment across currencies (the payer’s account holds another currency than the merchant’s): the rate bound and the payer’s side — charged: held on the payer’s account at authorization (the amount at the rate, rounded up); captured: taken (a partial capture converts its share at the same rate, rounded up); refunded: given back (at the same rate, rounded down; the refund that completes the captured amount returns all that is left). null in one currency */
+                        fx: {
+                            /** @description The FX provider’s posted rate the authorization bound (GET /v1/fx/provider-rates) */
+                            rateId: string;
+                            /** @description The FX provider participant whose positions convert it */
+                            providerParticipantId: string;
+                            /** @description Merchant-currency units per unit of the payer’s currency (the provider’s customer rate, its margin included), 8 decimals */
+                            rate: string;
+                            charged: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            captured: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            refunded: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                        } | null;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -23689,7 +23818,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     postMerchantsByMerchantIdPaymentsTap: {
@@ -23812,6 +23941,51 @@ export interface operations {
                         qrId: string | null;
                         /** @description The payment link it paid */
                         linkId: string | null;
+                        /** @description A payment across currencies (the payer’s account holds another currency than the merchant’s): the rate bound and the payer’s side — charged: held on the payer’s account at authorization (the amount at the rate, rounded up); captured: taken (a partial capture converts its share at the same rate, rounded up); refunded: given back (at the same rate, rounded down; the refund that completes the captured amount returns all that is left). null in one currency */
+                        fx: {
+                            /** @description The FX provider’s posted rate the authorization bound (GET /v1/fx/provider-rates) */
+                            rateId: string;
+                            /** @description The FX provider participant whose positions convert it */
+                            providerParticipantId: string;
+                            /** @description Merchant-currency units per unit of the payer’s currency (the provider’s customer rate, its margin included), 8 decimals */
+                            rate: string;
+                            charged: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            captured: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            refunded: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                        } | null;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -23833,7 +24007,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     postMerchantsByMerchantIdPaymentLinks: {
@@ -23928,7 +24102,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     getPaymentLinksByLinkId: {
@@ -23998,7 +24172,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     postPaymentLinksByLinkIdPay: {
@@ -24045,6 +24219,8 @@ export interface operations {
                     walletCouponId?: string;
                     /** @description false: apply no coupon (default true) */
                     applyCoupon?: boolean;
+                    /** @description When the source account holds another currency than the merchant’s: the FX provider to convert through (by default the one whose rate in force is best). No rate for the pair: fx_rate_unavailable; expired: fx_rate_expired; no tier prices the amount: fx_tier_not_covered */
+                    fxProviderId?: string;
                 };
             };
         };
@@ -24104,6 +24280,51 @@ export interface operations {
                         customerId: string | null;
                         /** @description The token that paid, when a token paid */
                         tokenId: string | null;
+                        /** @description A payment across currencies (the payer’s account holds another currency than the merchant’s): the rate bound and the payer’s side — charged: held on the payer’s account at authorization (the amount at the rate, rounded up); captured: taken (a partial capture converts its share at the same rate, rounded up); refunded: given back (at the same rate, rounded down; the refund that completes the captured amount returns all that is left). null in one currency */
+                        fx: {
+                            /** @description The FX provider’s posted rate the authorization bound (GET /v1/fx/provider-rates) */
+                            rateId: string;
+                            /** @description The FX provider participant whose positions convert it */
+                            providerParticipantId: string;
+                            /** @description Merchant-currency units per unit of the payer’s currency (the provider’s customer rate, its margin included), 8 decimals */
+                            rate: string;
+                            charged: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            captured: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            refunded: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                        } | null;
                         /** Format: date-time */
                         createdAt: string;
                     };
@@ -24123,7 +24344,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     getPayments: {
@@ -24219,6 +24440,51 @@ export interface operations {
                             qrId: string | null;
                             /** @description The payment link it paid */
                             linkId: string | null;
+                            /** @description A payment across currencies (the payer’s account holds another currency than the merchant’s): the rate bound and the payer’s side — charged: held on the payer’s account at authorization (the amount at the rate, rounded up); captured: taken (a partial capture converts its share at the same rate, rounded up); refunded: given back (at the same rate, rounded down; the refund that completes the captured amount returns all that is left). null in one currency */
+                            fx: {
+                                /** @description The FX provider’s posted rate the authorization bound (GET /v1/fx/provider-rates) */
+                                rateId: string;
+                                /** @description The FX provider participant whose positions convert it */
+                                providerParticipantId: string;
+                                /** @description Merchant-currency units per unit of the payer’s currency (the provider’s customer rate, its margin included), 8 decimals */
+                                rate: string;
+                                charged: {
+                                    /**
+                                     * @description Decimal string in the currency, e.g. "12.30"
+                                     * @example 12.30
+                                     */
+                                    amount: string;
+                                    /**
+                                     * @description ISO 4217 alphabetic code
+                                     * @example CNY
+                                     */
+                                    currency: string;
+                                };
+                                captured: {
+                                    /**
+                                     * @description Decimal string in the currency, e.g. "12.30"
+                                     * @example 12.30
+                                     */
+                                    amount: string;
+                                    /**
+                                     * @description ISO 4217 alphabetic code
+                                     * @example CNY
+                                     */
+                                    currency: string;
+                                };
+                                refunded: {
+                                    /**
+                                     * @description Decimal string in the currency, e.g. "12.30"
+                                     * @example 12.30
+                                     */
+                                    amount: string;
+                                    /**
+                                     * @description ISO 4217 alphabetic code
+                                     * @example CNY
+                                     */
+                                    currency: string;
+                                };
+                            } | null;
                             /** Format: date-time */
                             createdAt: string;
                             /** Format: date-time */
@@ -24239,7 +24505,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     getPaymentsByPaymentId: {
@@ -24334,6 +24600,51 @@ export interface operations {
                         qrId: string | null;
                         /** @description The payment link it paid */
                         linkId: string | null;
+                        /** @description A payment across currencies (the payer’s account holds another currency than the merchant’s): the rate bound and the payer’s side — charged: held on the payer’s account at authorization (the amount at the rate, rounded up); captured: taken (a partial capture converts its share at the same rate, rounded up); refunded: given back (at the same rate, rounded down; the refund that completes the captured amount returns all that is left). null in one currency */
+                        fx: {
+                            /** @description The FX provider’s posted rate the authorization bound (GET /v1/fx/provider-rates) */
+                            rateId: string;
+                            /** @description The FX provider participant whose positions convert it */
+                            providerParticipantId: string;
+                            /** @description Merchant-currency units per unit of the payer’s currency (the provider’s customer rate, its margin included), 8 decimals */
+                            rate: string;
+                            charged: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            captured: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            refunded: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                        } | null;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -24353,7 +24664,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     postPaymentsByPaymentIdCapture: {
@@ -24461,6 +24772,51 @@ export interface operations {
                         qrId: string | null;
                         /** @description The payment link it paid */
                         linkId: string | null;
+                        /** @description A payment across currencies (the payer’s account holds another currency than the merchant’s): the rate bound and the payer’s side — charged: held on the payer’s account at authorization (the amount at the rate, rounded up); captured: taken (a partial capture converts its share at the same rate, rounded up); refunded: given back (at the same rate, rounded down; the refund that completes the captured amount returns all that is left). null in one currency */
+                        fx: {
+                            /** @description The FX provider’s posted rate the authorization bound (GET /v1/fx/provider-rates) */
+                            rateId: string;
+                            /** @description The FX provider participant whose positions convert it */
+                            providerParticipantId: string;
+                            /** @description Merchant-currency units per unit of the payer’s currency (the provider’s customer rate, its margin included), 8 decimals */
+                            rate: string;
+                            charged: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            captured: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            refunded: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                        } | null;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -24482,7 +24838,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     postPaymentsByPaymentIdVoid: {
@@ -24584,6 +24940,51 @@ export interface operations {
                         qrId: string | null;
                         /** @description The payment link it paid */
                         linkId: string | null;
+                        /** @description A payment across currencies (the payer’s account holds another currency than the merchant’s): the rate bound and the payer’s side — charged: held on the payer’s account at authorization (the amount at the rate, rounded up); captured: taken (a partial capture converts its share at the same rate, rounded up); refunded: given back (at the same rate, rounded down; the refund that completes the captured amount returns all that is left). null in one currency */
+                        fx: {
+                            /** @description The FX provider’s posted rate the authorization bound (GET /v1/fx/provider-rates) */
+                            rateId: string;
+                            /** @description The FX provider participant whose positions convert it */
+                            providerParticipantId: string;
+                            /** @description Merchant-currency units per unit of the payer’s currency (the provider’s customer rate, its margin included), 8 decimals */
+                            rate: string;
+                            charged: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            captured: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            refunded: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                        } | null;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -24605,7 +25006,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     postPaymentsByPaymentIdRefunds: {
@@ -24728,6 +25129,51 @@ export interface operations {
                             qrId: string | null;
                             /** @description The payment link it paid */
                             linkId: string | null;
+                            /** @description A payment across currencies (the payer’s account holds another currency than the merchant’s): the rate bound and the payer’s side — charged: held on the payer’s account at authorization (the amount at the rate, rounded up); captured: taken (a partial capture converts its share at the same rate, rounded up); refunded: given back (at the same rate, rounded down; the refund that completes the captured amount returns all that is left). null in one currency */
+                            fx: {
+                                /** @description The FX provider’s posted rate the authorization bound (GET /v1/fx/provider-rates) */
+                                rateId: string;
+                                /** @description The FX provider participant whose positions convert it */
+                                providerParticipantId: string;
+                                /** @description Merchant-currency units per unit of the payer’s currency (the provider’s customer rate, its margin included), 8 decimals */
+                                rate: string;
+                                charged: {
+                                    /**
+                                     * @description Decimal string in the currency, e.g. "12.30"
+                                     * @example 12.30
+                                     */
+                                    amount: string;
+                                    /**
+                                     * @description ISO 4217 alphabetic code
+                                     * @example CNY
+                                     */
+                                    currency: string;
+                                };
+                                captured: {
+                                    /**
+                                     * @description Decimal string in the currency, e.g. "12.30"
+                                     * @example 12.30
+                                     */
+                                    amount: string;
+                                    /**
+                                     * @description ISO 4217 alphabetic code
+                                     * @example CNY
+                                     */
+                                    currency: string;
+                                };
+                                refunded: {
+                                    /**
+                                     * @description Decimal string in the currency, e.g. "12.30"
+                                     * @example 12.30
+                                     */
+                                    amount: string;
+                                    /**
+                                     * @description ISO 4217 alphabetic code
+                                     * @example CNY
+                                     */
+                                    currency: string;
+                                };
+                            } | null;
                             /** Format: date-time */
                             createdAt: string;
                             /** Format: date-time */
@@ -24750,7 +25196,7 @@ export interface operations {
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
-            503: components["responses"]["Error503_b47a2650"];
+            503: components["responses"]["Error503_d3cb2853"];
         };
     };
     getIssuerAuthorizationSettings: {
