@@ -346,6 +346,21 @@ export function fxSourceForRefund(a: Pick<Authorization, 'currency' | 'capturedM
   return back > left ? left : back;
 }
 
+/** What both FX leg builders take: the payment in the merchant's currency, its converted side, and who is on each side. */
+interface FxLegInput {
+  readonly authorizationId: string;
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  readonly sourceMinor: bigint;
+  readonly sourceCurrency: string;
+  readonly providerParticipantId: string;
+  readonly rateId: string;
+  readonly issuerParticipantId: string;
+  readonly merchantOwnerId: string;
+  readonly sourceAccountId: string;
+  readonly merchantAccountId: string;
+}
+
 /**
  * The legs that capture `amountMinor` of a card payment across currencies, and the two position moves they make: the
  * hold on the payer's account released, then two payments between participants through the FX provider the
@@ -356,21 +371,7 @@ export function fxSourceForRefund(a: Pick<Authorization, 'currency' | 'capturedM
  */
 export async function fxCaptureLegs(
   accounts: Pick<AccountService, 'ensureSystemAccount'>,
-  input: {
-    readonly authorizationId: string;
-    readonly attempt?: string;
-    readonly holdId: string;
-    readonly amountMinor: bigint;
-    readonly currency: string;
-    readonly sourceMinor: bigint;
-    readonly sourceCurrency: string;
-    readonly providerParticipantId: string;
-    readonly rateId: string;
-    readonly issuerParticipantId: string;
-    readonly merchantOwnerId: string;
-    readonly sourceAccountId: string;
-    readonly merchantAccountId: string;
-  },
+  input: FxLegInput & { readonly attempt?: string; readonly holdId: string },
 ): Promise<{ legs: TransferInput[]; moves: PositionMove[]; providerPosition: string }> {
   const metadata = { authorizationId: input.authorizationId, fxRateId: input.rateId };
   const prefix = input.attempt === undefined ? input.authorizationId : `${input.authorizationId}_${input.attempt}`;
@@ -419,20 +420,7 @@ export async function fxCaptureLegs(
  */
 export async function fxRefundLegs(
   accounts: Pick<AccountService, 'ensureSystemAccount'>,
-  input: {
-    readonly refundId: string;
-    readonly amountMinor: bigint;
-    readonly currency: string;
-    readonly sourceMinor: bigint;
-    readonly sourceCurrency: string;
-    readonly providerParticipantId: string;
-    readonly rateId: string;
-    readonly issuerParticipantId: string;
-    readonly merchantOwnerId: string;
-    readonly sourceAccountId: string;
-    readonly merchantAccountId: string;
-    readonly authorizationId: string;
-  },
+  input: FxLegInput & { readonly refundId: string },
 ): Promise<{ legs: TransferInput[]; moves: PositionMove[]; providerPosition: string }> {
   const metadata = { authorizationId: input.authorizationId, fxRateId: input.rateId };
   const provider = input.providerParticipantId;
