@@ -23,7 +23,7 @@ import { defineCardRefs } from './cards/index.ts';
 import { defineTokenRefs } from './cards/index.ts';
 import { defineTransferRefs } from './transfers/index.ts';
 import { defineRiskRefs } from './risk/index.ts';
-import { definePaymentRefs } from './payments/index.ts';
+import { connectorTransferHolders, definePaymentRefs } from './payments/index.ts';
 import { defineStepUpRefs } from './stepup/index.ts';
 import { createStepUpService, type StepUpService } from './stepup/index.ts';
 import { registerStepUpRoutes } from './stepup/index.ts';
@@ -303,7 +303,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   });
   for (const schema of [...participantSchemas, ...connectorSchemas]) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });
-  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs, defineLiquidityRefs, defineCashRefs, defineWebhookRefs, defineValueRefs, defineOfflineRefs, defineDisputeRefs]) define(refs);
+  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, (r: RefRegistry) => defineTransferRefs(r, { connectorTransfers: connectorTransferHolders }), defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs, defineLiquidityRefs, defineCashRefs, defineWebhookRefs, defineValueRefs, defineOfflineRefs, defineDisputeRefs]) define(refs);
   registerOwnership(app, { registry: refs, db }, callerOf);
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
   registerParticipantRoutes(app, { participants, tokens, idempotent, authFailures: createFailureLimiter({ nowMs: () => clock.nowMs() }) });

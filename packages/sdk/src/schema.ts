@@ -10166,6 +10166,20 @@ export interface components {
                 };
             };
         };
+        /** @description Forbidden: consent_revoked, device_signature_invalid, forbidden, fx_provider_not_registered, not_issuer, not_merchant, not_wallet, participant_suspended, risk_declined */
+        Error403_017690d5: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "consent_revoked" | "device_signature_invalid" | "forbidden" | "fx_provider_not_registered" | "not_issuer" | "not_merchant" | "not_wallet" | "participant_suspended" | "risk_declined";
+                    };
+                };
+            };
+        };
         /** @description Forbidden: dispute_not_party, forbidden, not_wallet, participant_suspended */
         Error403_09dbe6aa: {
             headers: {
@@ -10260,20 +10274,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "not_issuer" | "not_wallet" | "participant_suspended";
-                    };
-                };
-            };
-        };
-        /** @description Forbidden: device_signature_invalid, forbidden, fx_provider_not_registered, not_issuer, not_merchant, not_wallet, participant_suspended, risk_declined */
-        Error403_4cc20035: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "device_signature_invalid" | "forbidden" | "fx_provider_not_registered" | "not_issuer" | "not_merchant" | "not_wallet" | "participant_suspended" | "risk_declined";
                     };
                 };
             };
@@ -10404,20 +10404,6 @@ export interface components {
                 };
             };
         };
-        /** @description Forbidden: device_signature_invalid, fx_provider_not_registered, not_issuer, not_merchant, not_wallet, risk_declined */
-        Error403_a74895ab: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "device_signature_invalid" | "fx_provider_not_registered" | "not_issuer" | "not_merchant" | "not_wallet" | "risk_declined";
-                    };
-                };
-            };
-        };
         /** @description Forbidden: forbidden, not_wallet, participant_suspended */
         Error403_ac4a982a: {
             headers: {
@@ -10442,6 +10428,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "participant_suspended";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: consent_revoked, device_signature_invalid, fx_provider_not_registered, not_issuer, not_merchant, not_wallet, risk_declined */
+        Error403_cdcc4753: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "consent_revoked" | "device_signature_invalid" | "fx_provider_not_registered" | "not_issuer" | "not_merchant" | "not_wallet" | "risk_declined";
                     };
                 };
             };
@@ -16837,7 +16837,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_e5f52025"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_a74895ab"];
+            403: components["responses"]["Error403_cdcc4753"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_8dee6b52"];
             410: components["responses"]["Error410_65a39733"];
@@ -23374,7 +23374,7 @@ export interface operations {
                     } | {
                         /** @enum {string} */
                         type: "account";
-                        /** @description An account your customer may debit (own, or linked with the bank’s consent) */
+                        /** @description An account your customer may debit (own, or linked with the bank’s consent). At a bank that keeps its own books (connected), the bank is asked to reserve the debit within its deadline — under the open-banking consent when you linked it — and the payment completes only if it does: its refusals answer insufficient_funds (AM04), consent_revoked (MD01: the consent ends here too) or issuer_declined, no valid answer in time issuer_unavailable (AB05), each with details.reason (ISO 20022) and details.paymentId; nothing is debited, and the bank releases its hold when the hub’s abort reaches it. */
                         accountId: string;
                     };
                     /** @description Your id of the customer’s device */
@@ -23454,7 +23454,7 @@ export interface operations {
             400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
@@ -23543,7 +23543,7 @@ export interface operations {
             400: components["responses"]["Error400_e5f52025"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_8dee6b52"];
             410: components["responses"]["Error410_65a39733"];
@@ -23678,7 +23678,7 @@ export interface operations {
             400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
@@ -23822,7 +23822,7 @@ export interface operations {
             400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
@@ -23917,7 +23917,7 @@ export interface operations {
             400: components["responses"]["Error400_a32d24c2"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
@@ -23989,7 +23989,7 @@ export interface operations {
             400: components["responses"]["Error400_e5f52025"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_8dee6b52"];
             410: components["responses"]["Error410_65a39733"];
@@ -24032,7 +24032,7 @@ export interface operations {
                     } | {
                         /** @enum {string} */
                         type: "account";
-                        /** @description An account your customer may debit (own, or linked with the bank’s consent) */
+                        /** @description An account your customer may debit (own, or linked with the bank’s consent). At a bank that keeps its own books (connected), the bank is asked to reserve the debit within its deadline — under the open-banking consent when you linked it — and the payment completes only if it does: its refusals answer insufficient_funds (AM04), consent_revoked (MD01: the consent ends here too) or issuer_declined, no valid answer in time issuer_unavailable (AB05), each with details.reason (ISO 20022) and details.paymentId; nothing is debited, and the bank releases its hold when the hub’s abort reaches it. */
                         accountId: string;
                     };
                     /** @description Your id of the customer’s device */
@@ -24112,7 +24112,7 @@ export interface operations {
             400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
@@ -24230,7 +24230,7 @@ export interface operations {
             400: components["responses"]["Error400_01f62780"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_8dee6b52"];
             410: components["responses"]["Error410_65a39733"];
@@ -24344,7 +24344,7 @@ export interface operations {
             400: components["responses"]["Error400_e5f52025"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_8dee6b52"];
             410: components["responses"]["Error410_65a39733"];
@@ -24471,7 +24471,7 @@ export interface operations {
             400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
@@ -24594,7 +24594,7 @@ export interface operations {
             400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
@@ -24739,7 +24739,7 @@ export interface operations {
             400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
