@@ -166,7 +166,7 @@ const AuthorizationSchema = Type.Object(
     channel: Type.Union(['mpm_static', 'mpm_dynamic', 'cpm', 'tap', 'link'].map((c) => Type.Literal(c)), { description: 'How it was paid' }),
     status: Type.Union(['authorized', 'captured', 'voided', 'expired'].map((c) => Type.Literal(c)), { description: 'authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed)' }),
     authorizationCode: Type.String(),
-    decidedBy: Type.Union(['hosted', 'issuer', 'stand_in', 'account'].map((c) => Type.Literal(c)), { description: 'Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment' }),
+    decidedBy: Type.Union(['hosted', 'issuer', 'stand_in', 'account'].map((c) => Type.Literal(c)), { description: 'Who approved: the hub for the issuer (hosted), the issuer in real time (or the bank that keeps the paying account, by its connector reserve), its stand-in rules, or an account payment' }),
     amount: Money,
     captured: Money,
     refunded: Money,

@@ -23603,7 +23603,7 @@ export interface operations {
                         /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
                         status: "authorized" | "captured" | "voided" | "expired";
                         authorizationCode: string;
-                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time (or the bank that keeps the paying account, by its connector reserve), its stand-in rules, or an account payment */
                         decidedBy: "hosted" | "issuer" | "stand_in" | "account";
                         amount: {
                             /**
@@ -23747,7 +23747,7 @@ export interface operations {
                         /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
                         status: "authorized" | "captured" | "voided" | "expired";
                         authorizationCode: string;
-                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time (or the bank that keeps the paying account, by its connector reserve), its stand-in rules, or an account payment */
                         decidedBy: "hosted" | "issuer" | "stand_in" | "account";
                         amount: {
                             /**
@@ -24154,7 +24154,7 @@ export interface operations {
                             /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
                             status: "authorized" | "captured" | "voided" | "expired";
                             authorizationCode: string;
-                            /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                            /** @description Who approved: the hub for the issuer (hosted), the issuer in real time (or the bank that keeps the paying account, by its connector reserve), its stand-in rules, or an account payment */
                             decidedBy: "hosted" | "issuer" | "stand_in" | "account";
                             amount: {
                                 /**
@@ -24269,7 +24269,7 @@ export interface operations {
                         /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
                         status: "authorized" | "captured" | "voided" | "expired";
                         authorizationCode: string;
-                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time (or the bank that keeps the paying account, by its connector reserve), its stand-in rules, or an account payment */
                         decidedBy: "hosted" | "issuer" | "stand_in" | "account";
                         amount: {
                             /**
@@ -24396,7 +24396,7 @@ export interface operations {
                         /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
                         status: "authorized" | "captured" | "voided" | "expired";
                         authorizationCode: string;
-                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time (or the bank that keeps the paying account, by its connector reserve), its stand-in rules, or an account payment */
                         decidedBy: "hosted" | "issuer" | "stand_in" | "account";
                         amount: {
                             /**
@@ -24519,7 +24519,7 @@ export interface operations {
                         /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
                         status: "authorized" | "captured" | "voided" | "expired";
                         authorizationCode: string;
-                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time (or the bank that keeps the paying account, by its connector reserve), its stand-in rules, or an account payment */
                         decidedBy: "hosted" | "issuer" | "stand_in" | "account";
                         amount: {
                             /**
@@ -24663,7 +24663,7 @@ export interface operations {
                             /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
                             status: "authorized" | "captured" | "voided" | "expired";
                             authorizationCode: string;
-                            /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                            /** @description Who approved: the hub for the issuer (hosted), the issuer in real time (or the bank that keeps the paying account, by its connector reserve), its stand-in rules, or an account payment */
                             decidedBy: "hosted" | "issuer" | "stand_in" | "account";
                             amount: {
                                 /**
