@@ -24,7 +24,7 @@ import { defineCardRefs } from './cards/index.ts';
 import { defineTokenRefs } from './cards/index.ts';
 import { defineTransferRefs } from './transfers/index.ts';
 import { defineRiskRefs } from './risk/index.ts';
-import { definePaymentRefs } from './payments/index.ts';
+import { connectorTransferHolders, definePaymentRefs } from './payments/index.ts';
 import { defineStepUpRefs } from './stepup/index.ts';
 import { createStepUpService, type StepUpService } from './stepup/index.ts';
 import { registerStepUpRoutes } from './stepup/index.ts';
@@ -265,7 +265,22 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   const liquidity = createLiquidityService({ db, clock, audit, events, ledger, accounts: transfers.accounts });
   const liquidityRequests = createLiquidityRequests({ clock, audit, events, liquidity });
   const cash = createCashService({ clock, audit, events, ledger, accounts: transfers.accounts, settlement, connected: async (p, c, q) => (await connections.connected(p, c, q)) !== undefined });
-  const payments = createPaymentsModule({ db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs, settlement });
+  const openBanking = transfers.openBanking;
+  const payments = createPaymentsModule({
+    db, clock, vault, audit, events, cards, transfers, stepUp, outbound, fetch: outboundFetch, refs, settlement,
+    banks: {
+      connection: (p, c, q) => connections.connected(p, c, q),
+      ask: (c, op, r) => connectors.ask(c, op, r),
+      enqueue: (tx, m) => connectors.enqueue(tx, m),
+      deliverSoon: () => connectors.deliverSoon(),
+      debtor: async (bankId, customerId, q) => {
+        const c = await customers.get(bankId, customerId, q);
+        return c === undefined ? undefined : { externalId: c.externalId, name: c.name };
+      },
+      mandateFor: async (q, w, c, a) => (openBanking === undefined ? undefined : openBanking.mandateFor(q, w, c, a)),
+      endedAtBank: async (consentId, why) => openBanking?.endedAtBank(consentId, why),
+    },
+  });
   const credit: CreditService = createCreditService({ db, clock, audit, events, ledger, accounts: transfers.accounts, settlement, cards: cards.cards, walletTokens: cards.walletTokens });
   creditLines.of = (ids) => credit.lines(ids);
   const disputes: DisputeService = createDisputeService({ db, clock, audit, events, ledger, accounts: transfers.accounts, settlement, payments: payments.payments, merchants: payments.merchants, transfers: transfers.transfers });
@@ -303,7 +318,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   });
   for (const schema of [...participantSchemas, ...connectorSchemas]) app.addSchema(schema);
   registerAuth(app, { tokens, participants, operatorToken, limiter });
-  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, defineTransferRefs, defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs, defineLiquidityRefs, defineCashRefs, defineWebhookRefs, defineValueRefs, defineOfflineRefs, defineDisputeRefs]) define(refs);
+  for (const define of [defineParticipantRefs, defineCustomerRefs, defineCustomerLinkRefs, defineAccountRefs, defineAliasRefs, defineCardRefs, defineTokenRefs, (r: RefRegistry) => defineTransferRefs(r, { connectorTransfers: connectorTransferHolders }), defineRiskRefs, definePaymentRefs, defineStepUpRefs, defineSettlementRefs, defineLiquidityRefs, defineCashRefs, defineWebhookRefs, defineValueRefs, defineOfflineRefs, defineDisputeRefs]) define(refs);
   registerOwnership(app, { registry: refs, db }, callerOf);
   registerSystemRoutes(app, { db, metrics, errorStatus, version: HUB_VERSION });
   registerParticipantRoutes(app, { participants, tokens, idempotent, authFailures: createFailureLimiter({ nowMs: () => clock.nowMs() }) });
@@ -327,7 +342,7 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
   value.registerRoutes(app, { idempotent });
   registerDisputeRoutes(app, { disputes, idempotent });
   registerCreditRoutes(app, { credit, walletTokens: cards.walletTokens, accounts: transfers.accounts, idempotent });
-  registerConnectorRoutes(app, { connectors, connections, idempotent, transferStatus: (participantId, paymentId) => transfers.transfers.connectorStatus(participantId, paymentId) });
+  registerConnectorRoutes(app, { connectors, connections, idempotent, transferStatus: async (participantId, paymentId) => (await transfers.transfers.connectorStatus(participantId, paymentId)) ?? payments.payments.connectorStatus(participantId, paymentId) });
   await app.ready();
 
   const timers: NodeJS.Timeout[] = [];

@@ -174,6 +174,8 @@ export const errorGroups = {
     'exceeds_credit_limit',
     'issuer_declined',
     'issuer_unavailable',
+    // A bank that keeps its own books refused the debit under the customer's open-banking consent (MD01).
+    'consent_revoked',
     'risk_declined',
     'step_up_required',
   ),

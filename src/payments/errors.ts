@@ -36,6 +36,8 @@ export type PaymentsErrorCode =
   | 'step_up_required'
   | 'issuer_declined'
   | 'issuer_unavailable'
+  /** A bank that keeps its own books refused a debit under the customer's open-banking consent (MD01). */
+  | 'consent_revoked'
   | 'payment_not_found'
   | 'payment_state'
   | 'already_captured'

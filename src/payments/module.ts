@@ -13,7 +13,7 @@ import type { EventOutbox } from '../webhooks/index.ts';
 import { createIssuerGateway, type IssuerGateway } from './issuer.ts';
 import { createPaymentRuleStore, type PaymentRuleStore } from './risk-rules.ts';
 import { registerPaymentRoutes } from './routes.ts';
-import { createPaymentService, type PaymentService } from './service.ts';
+import { createPaymentService, type ConnectedBanks, type PaymentService } from './service.ts';
 import { createInsightService, type InsightService } from './insights.ts';
 import type { ValueHooks } from './offers.ts';
 import type { StepUpService } from '../stepup/index.ts';
@@ -54,6 +54,8 @@ export function createPaymentsModule(deps: {
   refs?: RefLearner;
   /** Records the position legs of card payments between participants in the open settlement window. */
   settlement: Pick<SettlementService, 'recordMoves'>;
+  /** Banks that keep their own books: payments from accounts there are reserved at the bank. */
+  banks?: ConnectedBanks;
 }): PaymentsModule {
   const { db, clock, vault, audit, events, cards, transfers } = deps;
   const { ledger, accounts, risk, fx } = transfers;
@@ -82,6 +84,7 @@ export function createPaymentsModule(deps: {
     settlement: deps.settlement,
     ...(deps.holdTtlMs !== undefined ? { holdTtlMs: deps.holdTtlMs } : {}),
     ...(deps.refs !== undefined ? { refs: deps.refs } : {}),
+    ...(deps.banks !== undefined ? { banks: deps.banks } : {}),
   });
   return {
     merchants,

@@ -23,6 +23,9 @@ import type { IssuerGateway, IssuerSettings } from './issuer.ts';
 import type { PositionMove, SettlementService } from '../settlement/index.ts';
 import type { FxProviders } from '../fx/index.ts';
 import { authCode, authorizationFlusher, captureLegs, fxCaptureLegs, ledgerCode, merchantFee, SEVERITY, yymmdd, type Authorization, type PaymentChannel } from './model.ts';
+import type { AskOutcome, OutboxMessage } from '../connectors/index.ts';
+import type { Connection } from '../participants/index.ts';
+import type { ConnectorRequest, StatusReason } from '../participant-sdk/index.ts';
 import { evaluatePaymentRules, type PaymentRuleStore, type PaymentRules } from './risk-rules.ts';
 
 /**
@@ -43,6 +46,13 @@ import { evaluatePaymentRules, type PaymentRuleStore, type PaymentRules } from '
  *    pushes — QR, links — the capture and the merchant's fee, linked); then the records, set-based, with the COMMIT.
  *    A payment refused here after its issuer approved is reversed to the issuer (a signed webhook, retried), and
  *    sweepIssuerAsks reverses any approval a crash or a rollback left unused.
+ *
+ * An account at a bank that keeps its own books (a connected participant: the bank's own customer paying through the
+ * bank, or a wallet's customer paying from an account linked by the bank's open-banking consent) takes the same three
+ * stages: the bank is the issuer asked in stage 2, by the connector's signed `reserve` (naming the consent as mandate
+ * when a wallet initiates), bounded by the bank's deadline; the hold and capture are on the bank's position (as for a
+ * real-time issuer) and the COMMIT stages the connector `commit` in the outbox; a refusal, a missed deadline, a refusal
+ * under lock or an ask a crash left unused stages `abort` instead, so the bank releases its hold once it is delivered.
  */
 
 /** How a wallet pays: one of its tokens (with a fresh cryptogram) or an account its customer may debit. */
@@ -118,6 +128,8 @@ export interface Decided {
   readonly coupon?: AppliedCoupon | undefined;
   /** Across currencies: the rate bound and what is held on the payer's account, in its currency. */
   readonly fx?: DecidedFx | undefined;
+  /** An account at a bank that keeps its own books: the bank is asked to reserve (stage 2), then told commit or abort. */
+  readonly bank?: BankSide | undefined;
 }
 
 /** The FX provider's rate a payment across currencies bound in stage 1 (providers.ts `bind`, mode receive). */
@@ -139,6 +151,8 @@ export interface CardPipeline {
   commitMany(tx: Queryable, staged: readonly Staged[]): Promise<Result<Authorization, PErr>[]>;
   /** Reverses issuer approvals left unused past their deadline (a crash, a rollback), at most `max` per call. */
   sweepIssuerAsks(max?: number): Promise<{ reversed: number; used: number }>;
+  /** The hub's decision on a payment a connected bank was asked to reserve (that bank only), as pacs.002 states it. */
+  connectorStatus(participantId: string, paymentId: string): Promise<{ TxId: string; TxSts: 'PDNG' | 'ACSC' | 'RJCT'; StsRsnInf?: StatusReason } | undefined>;
 }
 
 /** Bound on payments in one call of any stage. */
@@ -175,6 +189,38 @@ interface PipelineDeps {
   readonly recordDeclines?: (q: Queryable, items: readonly Decline[]) => Promise<void>;
   /** Binds an FX provider's rate for a payment whose source account holds another currency than the merchant's. */
   readonly fxProviders: Pick<FxProviders, 'bind'>;
+  /** Banks that keep their own books (connected participants): asked to reserve a debit of their customer's account. */
+  readonly banks?: ConnectedBanks;
+}
+
+/** What the pipeline needs of the connector (main.ts wires the connectors service and the open-banking consents). */
+export interface ConnectedBanks {
+  /** The participant's connection in a currency when it keeps its own books; undefined when hosted. */
+  connection(participantId: string, currency: string, q?: Queryable): Promise<Connection | undefined>;
+  ask(connection: Connection, op: 'reserve', request: ConnectorRequest): Promise<AskOutcome>;
+  enqueue(tx: Queryable, messages: readonly OutboxMessage[]): void;
+  deliverSoon(): void;
+  /** The bank's account id and the customer's name (the reserve's DbtrAcct and the hub's record). */
+  debtor(bankParticipantId: string, customerId: string, q: Queryable): Promise<{ externalId: string; name: string } | undefined>;
+  /** The open-banking consent a wallet's debit of a linked account relies on (its bank id is the reserve's mandate). */
+  mandateFor(q: Queryable, walletParticipantId: string, walletCustomerId: string, accountId: string): Promise<{ consentId: string; bankConsentId: string } | undefined>;
+  /** The bank refused a debit under the consent (MD01): the links end at the hub too. */
+  endedAtBank(consentId: string, why: string): Promise<void>;
+}
+
+/** A margin on top of the bank's deadline for the hub's own work between the reserve and the commit. */
+export const BANK_DEADLINE_MARGIN_MS = 1_000;
+
+/** The bank's side of a payment from an account it keeps: who to ask, for which account, under which consent. */
+export interface BankSide {
+  readonly connection: Connection;
+  /** The bank's own id of the account (DbtrAcct) and its holder's name. */
+  readonly debtor: { readonly externalId: string; readonly name: string };
+  /** The wallet's open-banking consent, when a wallet initiates from a linked account (the reserve's mandate). */
+  readonly mandate: { readonly consentId: string; readonly bankConsentId: string } | undefined;
+  readonly walletId: string;
+  /** The reserve sent in stage 2; commit and abort restate it. */
+  readonly request?: ConnectorRequest | undefined;
 }
 
 /** A card payment declined for a known card (the issuer's insights count them). */
@@ -412,7 +458,52 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
     return resolved;
   };
 
+  /** The reserve of a debit at the bank (the payment's id is the transfer's), bounded by the bank's deadline. */
+  const reserveOf = (d: Decided, b: BankSide): ConnectorRequest => ({
+    MsgId: `${d.id}:reserve`,
+    CreDtTm: clock.now().toISOString(),
+    Op: 'reserve',
+    TxId: d.id,
+    EndToEndId: d.id,
+    IntrBkSttlmAmt: formatMoney(d.amountMinor, d.currency),
+    DbtrAgt: { FinInstnId: { Othr: { Id: d.issuerId } } },
+    CdtrAgt: { FinInstnId: { Othr: { Id: d.merchant.ownerParticipantId } } },
+    DbtrAcct: { Id: { Othr: { Id: b.debtor.externalId } }, Ccy: d.currency },
+    Cdtr: { Nm: d.merchant.name },
+    ...(b.mandate !== undefined ? { MndtRltdInf: { MndtId: b.mandate.bankConsentId }, InitgPty: { Id: { OrgId: { Othr: { Id: b.walletId } } } } } : {}),
+    SttlmDdln: new Date(clock.nowMs() + b.connection.deadlineMs + BANK_DEADLINE_MARGIN_MS).toISOString(),
+  });
+  /** The commit (no reason) or abort of a reserve, restating it, for the connector outbox. */
+  const decisionOf = (paymentId: string, bankId: string, request: ConnectorRequest, reason: StatusReason | undefined): OutboxMessage => {
+    const op = reason === undefined ? ('commit' as const) : ('abort' as const);
+    return { paymentId, participantId: bankId, kind: op, request: { ...request, MsgId: `${paymentId}:${op}:payer`, Op: op, TxSts: reason === undefined ? 'ACSC' : 'RJCT', ...(reason !== undefined ? { StsRsnInf: reason } : {}) } };
+  };
+  /** The bank's answer as the API says it: what the customer can act on, the ISO reason in details. */
+  const bankRefusal = (paymentId: string, reason: StatusReason, hubReason: boolean): PErr => {
+    // The payment's id is the TxId the bank knows it by (its final state: GET /v1/connector/transfers/{id}).
+    const details = { reason, paymentId };
+    if (hubReason) return { code: 'issuer_unavailable', message: 'the bank gave no valid answer before the deadline: nothing was debited', details };
+    if (reason.Rsn === 'AM04') return { code: 'insufficient_funds', message: 'the bank refused the debit: the account does not hold enough (AM04)', details };
+    if (reason.Rsn === 'MD01') return { code: 'consent_revoked', message: 'the bank refused the debit: the customer’s consent no longer holds (MD01); link the account again', details: { ...details, revokedBy: 'bank' } };
+    return { code: 'issuer_declined', message: 'the bank declined the debit', details };
+  };
+  /** Stages the abort at the bank in `tx` (delivered after its COMMIT, retried until acknowledged). */
+  const abortAtBank = (tx: Queryable, paymentId: string, bankId: string, request: ConnectorRequest, reason: StatusReason) => {
+    const banks = deps.banks;
+    if (banks === undefined) throw new Error('card pipeline: a bank ask without connected banks');
+    banks.enqueue(tx, [decisionOf(paymentId, bankId, request, reason)]);
+    hooksOf(tx).afterCommit(() => banks.deliverSoon());
+  };
+
   const reversal = async (tx: Queryable, d: Decided, reason: string) => {
+    const request = d.bank?.request;
+    if (request !== undefined) {
+      // A bank's reserve the payment does not use: aborted at the bank (its hold released), not a webhook.
+      abortAtBank(tx, d.id, d.issuerId, request, { Rsn: reason === 'bank_deadline' ? 'AB05' : 'NARR', AddtlInf: `the hub did not complete the payment (${reason})` });
+      await tx.query(`update pay_issuer_asks set status = 'reversed', resolved_at = $2 where authorization_id = $1 and status = 'asking'`, [d.id, clock.now()]);
+      await audit.record(tx, { actor: { type: 'system' }, action: 'payment.authorization_reversed', objectType: 'payment', objectId: d.id, details: { issuerParticipantId: d.issuerId, reason, connected: true } });
+      return;
+    }
     await events.emit(tx, {
       participantId: d.issuerId,
       type: 'payment.authorization_reversed',
@@ -420,6 +511,34 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
     });
     await tx.query(`update pay_issuer_asks set status = 'reversed', resolved_at = $2 where authorization_id = $1 and status = 'asking'`, [d.id, clock.now()]);
     await audit.record(tx, { actor: { type: 'system' }, action: 'payment.authorization_reversed', objectType: 'payment', objectId: d.id, details: { issuerParticipantId: d.issuerId, reason } });
+  };
+
+  /**
+   * Stage 2 for an account at a bank that keeps its own books: the ask recorded first (with the reserve, so that whatever
+   * happens next an unused reserve is aborted), then the signed reserve, outside any transaction, bounded by the bank's
+   * deadline. A refusal or no valid answer stages the abort at once (a bank that reserved late releases on it).
+   */
+  const askBank = async (d: Decided, b: BankSide): Promise<Staged> => {
+    const banks = deps.banks;
+    if (banks === undefined) throw new Error('card pipeline: a bank ask without connected banks');
+    const request = reserveOf(d, b);
+    await db.query(
+      `insert into pay_issuer_asks (authorization_id, issuer_participant_id, card_id, amount_minor, currency, status, created_at, expires_at, connector_request) values ($1, $2, null, $3, $4, 'asking', $5, $6, $7::text::jsonb)`,
+      [d.id, d.issuerId, d.amountMinor, d.currency, clock.now(), new Date(request.SttlmDdln), JSON.stringify(request)],
+    );
+    const answer = await banks.ask(b.connection, 'reserve', request);
+    if (!answer.ok) {
+      await db.transaction(async (tx) => {
+        const [asked] = await tx.query<{ status: string }>(`update pay_issuer_asks set status = 'declined', resolved_at = $2 where authorization_id = $1 and status = 'asking' returning status`, [d.id, clock.now()]);
+        // Told even when it refused (releasing nothing is harmless): a bank that reserved after the deadline releases.
+        if (asked !== undefined) abortAtBank(tx, d.id, d.issuerId, request, answer.reason);
+        await audit.record(tx, { actor: d.actor, action: 'payment.declined', objectType: 'payment', objectId: d.id, details: { issuerParticipantId: d.issuerId, merchantId: d.merchant.id, reason: answer.reason.Rsn, connected: true } });
+      });
+      if (!answer.hubReason && answer.reason.Rsn === 'MD01' && b.mandate !== undefined) await banks.endedAtBank(b.mandate.consentId, 'the bank refused a card payment’s debit under it (MD01)');
+      return bankRefusal(d.id, answer.reason, answer.hubReason);
+    }
+    const fundingAccountId = await accounts.ensureSystemAccount('funding', d.issuerId, d.currency);
+    return { ...d, bank: { ...b, request }, decidedBy: 'issuer', fundingAccountId, issuerApproved: true };
   };
 
   return {
@@ -464,6 +583,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         readonly riskInput: RiskInput;
         /** The currency the payer's account holds (the card's for a card). */
         readonly sourceCurrency: string;
+        readonly bank?: BankSide | undefined;
       }
       const candidates: Candidate[] = [];
       for (const r of resolved) {
@@ -518,7 +638,29 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
             out[r.i] = { code: 'payment_source_invalid', message: 'no such account for this customer' };
             continue;
           }
+          // An account at a bank that keeps its own books: the hub's account is only its address (it holds nothing), so
+          // the bank is asked to reserve the debit (stage 2); a wallet other than the bank debits it only under the
+          // customer's open-banking consent, which the reserve names.
+          const banks = deps.banks;
+          const connection = banks === undefined ? undefined : await banks.connection(acc.ownerParticipantId, acc.currency, db);
+          let bank: BankSide | undefined;
+          if (banks !== undefined && connection !== undefined) {
+            const own = acc.ownerParticipantId === r.source.walletId;
+            const mandate = own ? undefined : await banks.mandateFor(db, r.source.walletId, r.source.customerId, acc.id);
+            const debtor = acc.customerId === null ? undefined : await banks.debtor(acc.ownerParticipantId, acc.customerId, db);
+            if ((!own && mandate === undefined) || debtor === undefined) {
+              out[r.i] = { code: 'payment_source_invalid', message: 'the bank has not authorized this wallet to debit the account' };
+              continue;
+            }
+            // The bank converts nothing for the hub: its customer pays in the merchant's currency.
+            if (acc.currency !== r.currency) {
+              out[r.i] = { code: 'payment_currency_mismatch', message: `the account holds ${acc.currency}; an account at a bank that keeps its own books pays in the merchant's currency` };
+              continue;
+            }
+            bank = { connection, debtor, mandate, walletId: r.source.walletId };
+          }
           candidates.push({
+            bank,
             r,
             token: undefined,
             card: undefined,
@@ -740,10 +882,12 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           spendLimited: card !== undefined && (card.controls.dailyLimitMinor !== undefined || card.controls.monthlyLimitMinor !== undefined),
           askIssuer: realTime ? issuerSettings : undefined,
           decidedBy: card === undefined ? 'account' : 'hosted',
-          fundingAccountId: realTime ? undefined : c.fundingAccountId,
+          // A real-time issuer's or a bank's payment is held on its position once it approved (stage 2).
+          fundingAccountId: realTime || c.bank !== undefined ? undefined : c.fundingAccountId,
           issuerApproved: false,
           coupon: r.coupon,
           fx,
+          bank: c.bank,
         };
       }
       // A refusal by risk writes its alert (the issuer and the operator list and resolve them); a decline of a known
@@ -765,6 +909,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
     },
 
     async askIssuer(staged) {
+      if (isDecided(staged) && staged.bank !== undefined && staged.bank.request === undefined) return askBank(staged, staged.bank);
       if (!isDecided(staged) || staged.askIssuer === undefined || staged.card === undefined) return staged;
       const d = staged;
       const card = staged.card;
@@ -822,7 +967,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
       if (live.length === 0) return settled(out);
       const refuse = async (x: { i: number; d: Decided }, error: PErr) => {
         out[x.i] = { ok: false, error };
-        if (x.d.issuerApproved) await reversal(tx, x.d, error.code);
+        if (x.d.issuerApproved) await reversal(tx, x.d, error.code === 'issuer_unavailable' && x.d.bank !== undefined ? 'bank_deadline' : error.code);
         // A refusal of the card (its cover, limits, counter, the issuer): not a code or link already used, not a coupon.
         if (x.d.card !== undefined && !/^(coupon_|qr_|payment_link_)/.test(error.code)) await deps.recordDeclines?.(tx, [declineOf(x.d, x.d.card.id, error.code)]);
       };
@@ -873,6 +1018,8 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         const open = new Set(asks.filter((a) => a.status === 'asking').map((a) => a.authorization_id));
         for (const x of approved) {
           if (!open.has(x.d.id)) out[x.i] = { ok: false, error: { code: 'issuer_unavailable', message: "the issuer's approval lapsed before the payment completed: pay again" } };
+          // A bank's reserve holds until the deadline it was told: past it the bank may release, so the hub aborts.
+          else if (x.d.bank?.request !== undefined && now.getTime() > Date.parse(x.d.bank.request.SttlmDdln)) await refuse(x, { code: 'issuer_unavailable', message: 'the payment was not completed before the bank’s deadline: nothing was debited', details: { reason: { Rsn: 'AB05' }, paymentId: x.d.id } });
         }
       }
       const limited = live.flatMap((x) => (out[x.i] === undefined && x.d.spendLimited && x.d.card !== undefined ? [{ x, card: x.d.card }] : []));
@@ -1072,6 +1219,12 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         if (d.qrId !== null) paidQrs.push([d.qrId, d.id]);
         if (d.linkId !== null) paidLinks.push(d.linkId);
         if (d.issuerApproved) usedAsks.push(d.id);
+        // The bank commits its hold once this COMMIT is durable (the outbox delivers it, retried until acknowledged).
+        if (d.bank?.request !== undefined) {
+          deps.banks?.enqueue(tx, [decisionOf(d.id, d.issuerId, d.bank.request, undefined)]);
+          const banks = deps.banks;
+          if (banks !== undefined) hooks.afterCommit(() => banks.deliverSoon());
+        }
         await risk.observe(tx, d.riskInput);
         await audit.record(tx, { actor: d.actor, action: 'payment.authorized', objectType: 'payment', objectId: d.id, details: { merchantId: d.merchant.id, channel: d.channel, amountMinor: d.amountMinor.toString(), currency: d.currency, decidedBy: d.decidedBy, cardId: a.cardId, riskScore: d.score } });
         await deps.notify(tx, { ...a, status: 'authorized', capturedMinor: 0n }, 'payment.authorized', {
@@ -1103,8 +1256,8 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
     },
 
     async sweepIssuerAsks(max = 500) {
-      const due = await db.query<{ authorization_id: string; issuer_participant_id: string; card_id: string | null; amount_minor: bigint; currency: string; used: boolean }>(
-        `select k.authorization_id, k.issuer_participant_id, k.card_id, k.amount_minor, k.currency, exists (select 1 from pay_authorizations a where a.id = k.authorization_id) as used
+      const due = await db.query<{ authorization_id: string; issuer_participant_id: string; card_id: string | null; amount_minor: bigint; currency: string; used: boolean; connector_request: ConnectorRequest | null }>(
+        `select k.authorization_id, k.issuer_participant_id, k.card_id, k.amount_minor, k.currency, k.connector_request, exists (select 1 from pay_authorizations a where a.id = k.authorization_id) as used
            from pay_issuer_asks k where k.status = 'asking' and k.expires_at <= $1 order by k.expires_at limit $2`,
         [clock.now(), Math.min(max, 1000)],
       );
@@ -1122,6 +1275,13 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
             return;
           }
           reversed += 1;
+          if (row.connector_request !== null) {
+            // A bank's reserve left unused (a crash between the ask and the commit, a rollback): aborted at the bank.
+            abortAtBank(tx, row.authorization_id, row.issuer_participant_id, row.connector_request, { Rsn: 'AB03', AddtlInf: 'the deadline passed before the payment was completed' });
+            await tx.query(`update pay_issuer_asks set status = 'reversed', resolved_at = $2 where authorization_id = $1`, [row.authorization_id, clock.now()]);
+            await audit.record(tx, { actor: { type: 'system' }, action: 'payment.authorization_reversed', objectType: 'payment', objectId: row.authorization_id, details: { issuerParticipantId: row.issuer_participant_id, reason: 'not_completed', connected: true } });
+            return;
+          }
           await events.emit(tx, {
             participantId: row.issuer_participant_id,
             type: 'payment.authorization_reversed',
@@ -1132,6 +1292,14 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         });
       }
       return { reversed, used };
+    },
+
+    async connectorStatus(participantId, paymentId) {
+      const [k] = await db.query<{ status: string }>('select status from pay_issuer_asks where authorization_id = $1 and issuer_participant_id = $2 and connector_request is not null', [paymentId, participantId]);
+      if (k === undefined) return undefined;
+      if (k.status === 'asking') return { TxId: paymentId, TxSts: 'PDNG' };
+      if (k.status === 'used') return { TxId: paymentId, TxSts: 'ACSC' };
+      return { TxId: paymentId, TxSts: 'RJCT', StsRsnInf: { Rsn: k.status === 'declined' ? 'NARR' : 'AB03', AddtlInf: 'the hub did not complete the payment' } };
     },
   };
 }

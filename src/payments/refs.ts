@@ -1,4 +1,5 @@
-import { sqlRefKind, type RefRegistry } from '../api/index.ts';
+import { holdersFromSql, sqlRefKind, type RefRegistry } from '../api/index.ts';
+import type { Queryable } from '../platform/db.ts';
 
 /**
  * Merchants, their QR codes and their card payments are the merchant owner's (a card payment is also its payer's
@@ -19,3 +20,11 @@ export function definePaymentRefs(refs: RefRegistry): void {
     ),
   );
 }
+
+/**
+ * A card payment the hub asked a connected bank to reserve (pipeline.ts) is also a connector transfer of that bank: it
+ * names it where a transfer id is expected (GET /v1/connector/transfers/{id}, the final state after a crash). The ask
+ * is recorded before the reserve is sent, and its bank never changes.
+ */
+export const connectorTransferHolders = (q: Queryable, ids: readonly string[]) =>
+  holdersFromSql(q, `select authorization_id as id, issuer_participant_id as participant_id, null::text as customer_id from pay_issuer_asks where authorization_id = any($1::text[]) and connector_request is not null`, ids);

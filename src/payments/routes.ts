@@ -208,7 +208,7 @@ const AuthorizationSchema = Type.Object(
     channel: Type.Union(['mpm_static', 'mpm_dynamic', 'cpm', 'tap', 'link'].map((c) => Type.Literal(c)), { description: 'How it was paid' }),
     status: Type.Union(['authorized', 'captured', 'voided', 'expired'].map((c) => Type.Literal(c)), { description: 'authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed)' }),
     authorizationCode: Type.String(),
-    decidedBy: Type.Union(['hosted', 'issuer', 'stand_in', 'account'].map((c) => Type.Literal(c)), { description: 'Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment' }),
+    decidedBy: Type.Union(['hosted', 'issuer', 'stand_in', 'account'].map((c) => Type.Literal(c)), { description: 'Who approved: the hub for the issuer (hosted), the issuer in real time (or the bank that keeps the paying account, by its connector reserve), its stand-in rules, or an account payment' }),
     amount: Money,
     captured: Money,
     refunded: Money,
@@ -298,7 +298,13 @@ export const linkMatchesSchema = (l: PaymentLink, m: Merchant) => Exactly<Static
 const Hex = (bytes: number, description: string) => Type.String({ pattern: `^[0-9A-Fa-f]{${bytes * 2}}$`, description });
 const WalletSourceSchema = Type.Union([
   Strict({ type: Type.Literal('token'), tokenRef: Ref('token', 'Your token reference'), atc: Type.Integer({ minimum: 0, maximum: 65535 }), cryptogram: Hex(8, 'Token cryptogram over amount, currency, the merchant’s country, today (UTC), type 00, UN, ATC'), unpredictableNumber: Hex(4, 'Unpredictable number') }),
-  Strict({ type: Type.Literal('account'), accountId: Ref('account', 'An account your customer may debit (own, or linked with the bank’s consent)') }),
+  Strict({
+    type: Type.Literal('account'),
+    accountId: Ref(
+      'account',
+      'An account your customer may debit (own, or linked with the bank’s consent). At a bank that keeps its own books (connected), the bank is asked to reserve the debit within its deadline — under the open-banking consent when you linked it — and the payment completes only if it does: its refusals answer insufficient_funds (AM04), consent_revoked (MD01: the consent ends here too) or issuer_declined, no valid answer in time issuer_unavailable (AB05), each with details.reason (ISO 20022) and details.paymentId; nothing is debited, and the bank releases its hold when the hub’s abort reaches it.',
+    ),
+  }),
 ]);
 /** A scanned merchant-presented code: national codes run past EMVCo's 512 characters (see src/emv/mpm.ts). */
 const ScannedMpmPayload = Type.String({ minLength: 1, maxLength: MPM_MAX_PAYLOAD_CHARS, description: 'The scanned EMV merchant-presented payload' });

@@ -23,12 +23,12 @@ import type { PositionMove, SettlementService } from '../settlement/index.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway } from './issuer.ts';
 import { captureFlusher, captureLegs, DEFAULT_DYNAMIC_QR_TTL_S, DEFAULT_HOLD_TTL_MS, fxCaptureLegs, fxRefundLegs, fxSourceForCapture, fxSourceForRefund, HUB_GUID, ledgerCode, MAX_SWEEP, MERCHANT_ACCOUNT_TAG, merchantFee, refundLegs, toAuth, type Authorization, type AuthRow } from './model.ts';
-import { createCardPipeline, type CardPaymentInput, type CardPipeline, type Decline } from './pipeline.ts';
+import { createCardPipeline, type CardPaymentInput, type CardPipeline, type ConnectedBanks, type Decline } from './pipeline.ts';
 import type { ValueHooks } from './offers.ts';
 import type { PaymentRuleStore } from './risk-rules.ts';
 
 export type { Authorization, AuthorizationStatus, PaymentChannel } from './model.ts';
-export type { CardPaymentInput, TapInput, WalletPayInput, WalletSource } from './pipeline.ts';
+export type { CardPaymentInput, ConnectedBanks, TapInput, WalletPayInput, WalletSource } from './pipeline.ts';
 
 export interface QrCode {
   readonly id: string;
@@ -181,6 +181,8 @@ export interface PaymentServiceDeps {
   readonly value?: ValueHooks;
   /** Keeps declines of known cards for their issuers' insights. */
   readonly recordDeclines?: (q: Queryable, items: readonly Decline[]) => Promise<void>;
+  /** Banks that keep their own books: a payment from an account there is reserved at the bank (pipeline.ts). */
+  readonly banks?: ConnectedBanks;
 }
 
 export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
@@ -426,6 +428,10 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const remaining = a.capturedMinor - a.refundedMinor;
       const amount = amountMinor ?? remaining;
       if (amount <= 0n || amount > remaining) return err('refund_exceeds_captured', 'refunds cannot exceed what was captured', { refundable: formatAmount(remaining, a.currency) });
+      // Paid from an account at a bank that keeps its own books: the refund would credit the bank's position with no
+      // message telling the bank to credit its customer (the connector has no refund yet), so it is refused.
+      const [atBank] = await tx.query<{ x: number }>('select 1 as x from pay_issuer_asks where authorization_id = $1 and connector_request is not null', [a.id]);
+      if (atBank !== undefined) return err('payment_state', 'a payment from an account at a bank that keeps its own books cannot be refunded through the hub yet: refund it as a payment to the customer', { status: a.status });
       const merchant = await merchants.getById(a.merchantId, tx);
       if (merchant === undefined) throw new Error('merchant vanished');
       const refundId = newId('rfd');

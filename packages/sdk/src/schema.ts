@@ -10158,6 +10158,20 @@ export interface components {
                 };
             };
         };
+        /** @description Forbidden: consent_revoked, device_signature_invalid, forbidden, fx_provider_not_registered, not_issuer, not_merchant, not_wallet, participant_suspended, risk_declined */
+        Error403_017690d5: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "consent_revoked" | "device_signature_invalid" | "forbidden" | "fx_provider_not_registered" | "not_issuer" | "not_merchant" | "not_wallet" | "participant_suspended" | "risk_declined";
+                    };
+                };
+            };
+        };
         /** @description Forbidden: dispute_not_party, forbidden, not_wallet, participant_suspended */
         Error403_09dbe6aa: {
             headers: {
@@ -10252,20 +10266,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "not_issuer" | "not_wallet" | "participant_suspended";
-                    };
-                };
-            };
-        };
-        /** @description Forbidden: device_signature_invalid, forbidden, fx_provider_not_registered, not_issuer, not_merchant, not_wallet, participant_suspended, risk_declined */
-        Error403_4cc20035: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "device_signature_invalid" | "forbidden" | "fx_provider_not_registered" | "not_issuer" | "not_merchant" | "not_wallet" | "participant_suspended" | "risk_declined";
                     };
                 };
             };
@@ -10396,20 +10396,6 @@ export interface components {
                 };
             };
         };
-        /** @description Forbidden: device_signature_invalid, fx_provider_not_registered, not_issuer, not_merchant, not_wallet, risk_declined */
-        Error403_a74895ab: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "device_signature_invalid" | "fx_provider_not_registered" | "not_issuer" | "not_merchant" | "not_wallet" | "risk_declined";
-                    };
-                };
-            };
-        };
         /** @description Forbidden: forbidden, not_wallet, participant_suspended */
         Error403_ac4a982a: {
             headers: {
@@ -10434,6 +10420,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "forbidden" | "participant_suspended";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: consent_revoked, device_signature_invalid, fx_provider_not_registered, not_issuer, not_merchant, not_wallet, risk_declined */
+        Error403_cdcc4753: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "consent_revoked" | "device_signature_invalid" | "fx_provider_not_registered" | "not_issuer" | "not_merchant" | "not_wallet" | "risk_declined";
                     };
                 };
             };
@@ -16829,7 +16829,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_e5f52025"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_a74895ab"];
+            403: components["responses"]["Error403_cdcc4753"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_8dee6b52"];
             410: components["responses"]["Error410_65a39733"];
@@ -23366,7 +23366,7 @@ export interface operations {
                     } | {
                         /** @enum {string} */
                         type: "account";
-                        /** @description An account your customer may debit (own, or linked with the bank’s consent) */
+                        /** @description An account your customer may debit (own, or linked with the bank’s consent). At a bank that keeps its own books (connected), the bank is asked to reserve the debit within its deadline — under the open-banking consent when you linked it — and the payment completes only if it does: its refusals answer insufficient_funds (AM04), consent_revoked (MD01: the consent ends here too) or issuer_declined, no valid answer in time issuer_unavailable (AB05), each with details.reason (ISO 20022) and details.paymentId; nothing is debited, and the bank releases its hold when the hub’s abort reaches it. */
                         accountId: string;
                     };
                     /** @description Your id of the customer’s device */
@@ -23493,7 +23493,7 @@ export interface operations {
             400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
@@ -23627,7 +23627,7 @@ export interface operations {
             400: components["responses"]["Error400_e5f52025"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_8dee6b52"];
             410: components["responses"]["Error410_65a39733"];
@@ -23687,7 +23687,7 @@ export interface operations {
                         /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
                         status: "authorized" | "captured" | "voided" | "expired";
                         authorizationCode: string;
-                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time (or the bank that keeps the paying account, by its connector reserve), its stand-in rules, or an account payment */
                         decidedBy: "hosted" | "issuer" | "stand_in" | "account";
                         amount: {
                             /**
@@ -23807,7 +23807,7 @@ export interface operations {
             400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
@@ -23876,7 +23876,7 @@ export interface operations {
                         /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
                         status: "authorized" | "captured" | "voided" | "expired";
                         authorizationCode: string;
-                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time (or the bank that keeps the paying account, by its connector reserve), its stand-in rules, or an account payment */
                         decidedBy: "hosted" | "issuer" | "stand_in" | "account";
                         amount: {
                             /**
@@ -23996,7 +23996,7 @@ export interface operations {
             400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
@@ -24091,7 +24091,7 @@ export interface operations {
             400: components["responses"]["Error400_a32d24c2"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
@@ -24163,7 +24163,7 @@ export interface operations {
             400: components["responses"]["Error400_e5f52025"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_8dee6b52"];
             410: components["responses"]["Error410_65a39733"];
@@ -24206,7 +24206,7 @@ export interface operations {
                     } | {
                         /** @enum {string} */
                         type: "account";
-                        /** @description An account your customer may debit (own, or linked with the bank’s consent) */
+                        /** @description An account your customer may debit (own, or linked with the bank’s consent). At a bank that keeps its own books (connected), the bank is asked to reserve the debit within its deadline — under the open-banking consent when you linked it — and the payment completes only if it does: its refusals answer insufficient_funds (AM04), consent_revoked (MD01: the consent ends here too) or issuer_declined, no valid answer in time issuer_unavailable (AB05), each with details.reason (ISO 20022) and details.paymentId; nothing is debited, and the bank releases its hold when the hub’s abort reaches it. */
                         accountId: string;
                     };
                     /** @description Your id of the customer’s device */
@@ -24333,7 +24333,7 @@ export interface operations {
             400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
@@ -24375,7 +24375,7 @@ export interface operations {
                             /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
                             status: "authorized" | "captured" | "voided" | "expired";
                             authorizationCode: string;
-                            /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                            /** @description Who approved: the hub for the issuer (hosted), the issuer in real time (or the bank that keeps the paying account, by its connector reserve), its stand-in rules, or an account payment */
                             decidedBy: "hosted" | "issuer" | "stand_in" | "account";
                             amount: {
                                 /**
@@ -24496,7 +24496,7 @@ export interface operations {
             400: components["responses"]["Error400_01f62780"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_8dee6b52"];
             410: components["responses"]["Error410_65a39733"];
@@ -24535,7 +24535,7 @@ export interface operations {
                         /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
                         status: "authorized" | "captured" | "voided" | "expired";
                         authorizationCode: string;
-                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time (or the bank that keeps the paying account, by its connector reserve), its stand-in rules, or an account payment */
                         decidedBy: "hosted" | "issuer" | "stand_in" | "account";
                         amount: {
                             /**
@@ -24655,7 +24655,7 @@ export interface operations {
             400: components["responses"]["Error400_e5f52025"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_8dee6b52"];
             410: components["responses"]["Error410_65a39733"];
@@ -24707,7 +24707,7 @@ export interface operations {
                         /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
                         status: "authorized" | "captured" | "voided" | "expired";
                         authorizationCode: string;
-                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time (or the bank that keeps the paying account, by its connector reserve), its stand-in rules, or an account payment */
                         decidedBy: "hosted" | "issuer" | "stand_in" | "account";
                         amount: {
                             /**
@@ -24827,7 +24827,7 @@ export interface operations {
             400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
@@ -24875,7 +24875,7 @@ export interface operations {
                         /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
                         status: "authorized" | "captured" | "voided" | "expired";
                         authorizationCode: string;
-                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                        /** @description Who approved: the hub for the issuer (hosted), the issuer in real time (or the bank that keeps the paying account, by its connector reserve), its stand-in rules, or an account payment */
                         decidedBy: "hosted" | "issuer" | "stand_in" | "account";
                         amount: {
                             /**
@@ -24995,7 +24995,7 @@ export interface operations {
             400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
@@ -25064,7 +25064,7 @@ export interface operations {
                             /** @description authorized: held, capture or void it; captured (refunds keep it captured); voided; expired (the hold lapsed) */
                             status: "authorized" | "captured" | "voided" | "expired";
                             authorizationCode: string;
-                            /** @description Who approved: the hub for the issuer (hosted), the issuer in real time, its stand-in rules, or an account payment */
+                            /** @description Who approved: the hub for the issuer (hosted), the issuer in real time (or the bank that keeps the paying account, by its connector reserve), its stand-in rules, or an account payment */
                             decidedBy: "hosted" | "issuer" | "stand_in" | "account";
                             amount: {
                                 /**
@@ -25185,7 +25185,7 @@ export interface operations {
             400: components["responses"]["Error400_31c92255"];
             401: components["responses"]["Error401_1d149c64"];
             402: components["responses"]["Error402_3dd778df"];
-            403: components["responses"]["Error403_4cc20035"];
+            403: components["responses"]["Error403_017690d5"];
             404: components["responses"]["Error404_3f083ccf"];
             409: components["responses"]["Error409_5d6ce5ad"];
             410: components["responses"]["Error410_65a39733"];
