@@ -404,6 +404,9 @@ async function assembleHub(config: HubConfig, options: CreateHubOptions, opened:
       every(CONNECTOR_INTERVAL_MS, 'connector-outbox', () => connectors.deliverDue());
       every(CONNECTOR_INTERVAL_MS, 'connected-payment-recovery', () => transfers.transfers.recoverConnected());
       every(60_000, 'payment-hold-expiry', () => payments.sweep());
+      // A bank's reserve of a merchant payment left unused is aborted within a second of its deadline, as P2P ones are
+      // (the hold expiry's minute would leave the customer's money held at the bank that long).
+      every(CONNECTOR_INTERVAL_MS, 'payment-ask-sweep', () => payments.sweepAsks());
       every(SETTLEMENT_SCHEDULE_INTERVAL_MS, 'settlement-schedules', () => settlement.runSchedules());
       every(AUDIT_CHAIN_INTERVAL_MS, 'audit-chain', () => audit.chain());
       every(SWEEP_INTERVAL_MS, 'idempotency-sweep', () => idempotency.sweep());

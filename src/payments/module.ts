@@ -32,6 +32,8 @@ export interface PaymentsModule {
   registerRoutes(app: HttpServer, deps: { idempotent: Idempotent }): void;
   /** Expires uncaptured holds (registered at the background anchor). */
   sweep(): Promise<{ expired: number; reversed: number }>;
+  /** Reverses unused issuer approvals and aborts banks' unused reserves once their deadline passed. */
+  sweepAsks(): Promise<{ reversed: number; used: number }>;
 }
 
 export const PAYMENT_SWEEP_MS = 60_000;
@@ -97,5 +99,6 @@ export function createPaymentsModule(deps: {
       registerPaymentRoutes(app, { db, idempotent, merchants, payments, issuers, paymentRules });
     },
     sweep: () => payments.sweep(),
+    sweepAsks: () => payments.sweepAsks(),
   };
 }

@@ -156,6 +156,8 @@ export interface PaymentService extends CardPipeline {
   list(owner: string, options: { merchantId?: string; limit: number }): Promise<Authorization[]>;
   /** Expires uncaptured holds (the ledger voids pendings past their deadline; the authorizations follow) and reverses unused issuer approvals. */
   sweep(): Promise<{ expired: number; reversed: number }>;
+  /** Reverses issuer approvals and aborts banks' reserves left unused past their deadline (the hold expiry's sweep does it too, less often). */
+  sweepAsks(): Promise<{ reversed: number; used: number }>;
 }
 
 export interface PaymentServiceDeps {
@@ -469,6 +471,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       );
       return rows.map(toAuth);
     },
+    sweepAsks: () => pipeline.sweepIssuerAsks(MAX_SWEEP),
     async sweep() {
       await ledger.expirePending({ maxCount: MAX_SWEEP });
       const due = await db.query<{ id: string; hold_transfer_id: string }>(
