@@ -5,7 +5,7 @@ import type { TransferInput } from '../ledger/index.ts';
 import type { Flusher } from '../platform/db.ts';
 import { interparticipantLegs, type PositionMove } from '../settlement/index.ts';
 import { formatScaled, parseScaledDecimal, RATE_SCALE_DIGITS, sendFor } from '../fx/index.ts';
-import { currencyMinorUnit } from '../platform/money.ts';
+import { currencyMinorUnit, formatMoney } from '../platform/money.ts';
 import type { RiskDecision } from '../risk/index.ts';
 import type { PErr } from './errors.ts';
 
@@ -54,6 +54,19 @@ export interface Authorization {
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }
+
+/** Across currencies, on the wire (answers and webhooks alike): the rate bound and the payer's side, in its account's currency. */
+export const wireCardFx = (fx: CardFx | null) =>
+  fx === null
+    ? null
+    : {
+        rateId: fx.rateId,
+        providerParticipantId: fx.providerParticipantId,
+        rate: formatScaled(fx.rate, 8),
+        charged: formatMoney(fx.sourceAmountMinor, fx.sourceCurrency),
+        captured: formatMoney(fx.sourceCapturedMinor, fx.sourceCurrency),
+        refunded: formatMoney(fx.sourceRefundedMinor, fx.sourceCurrency),
+      };
 
 /**
  * A card payment across currencies: the source account holds `sourceCurrency`, the merchant takes the payment's

@@ -1227,7 +1227,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         }
         await risk.observe(tx, d.riskInput);
         await audit.record(tx, { actor: d.actor, action: 'payment.authorized', objectType: 'payment', objectId: d.id, details: { merchantId: d.merchant.id, channel: d.channel, amountMinor: d.amountMinor.toString(), currency: d.currency, decidedBy: d.decidedBy, cardId: a.cardId, riskScore: d.score } });
-        await deps.notify(tx, { ...a, status: 'authorized', capturedMinor: 0n }, 'payment.authorized', {
+        await deps.notify(tx, { ...a, status: 'authorized', capturedMinor: 0n, fx: a.fx === null ? null : { ...a.fx, sourceCapturedMinor: 0n } }, 'payment.authorized', {
           channel: d.channel,
           decidedBy: d.decidedBy,
           ...(d.coupon === undefined ? {} : { coupon: { couponId: d.coupon.couponId, name: d.coupon.name, amountDue: formatMoney(d.coupon.originalMinor, d.currency), discount: formatMoney(d.coupon.discountMinor, d.currency) } }),

@@ -11,11 +11,11 @@ import { DEFAULT_BATCHER_LIMITS } from '../platform/effect-batcher.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatMoney, parseAmount, parseMoney } from '../platform/money.ts';
-import { formatScaled } from '../fx/index.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway } from './issuer.ts';
 import { PAYMENT_RULE_NAMES, type PaymentRuleName, type PaymentRuleStore } from './risk-rules.ts';
 import { MAX_CARD_BATCH, type CardPaymentInput, type Staged } from './pipeline.ts';
+import { wireCardFx } from './model.ts';
 import type { Authorization, CaptureItem, PaymentLink, PaymentService, QrCode, WalletPayInput } from './service.ts';
 
 export interface PaymentRouteDeps {
@@ -52,17 +52,7 @@ export const wireMerchant = (m: Merchant) => ({
 });
 
 /** Across currencies: the rate the authorization bound and the payer's side, in its account's currency. */
-const wireFx = (a: Authorization) =>
-  a.fx === null
-    ? null
-    : {
-        rateId: a.fx.rateId,
-        providerParticipantId: a.fx.providerParticipantId,
-        rate: formatScaled(a.fx.rate, 8),
-        charged: money(a.fx.sourceAmountMinor, a.fx.sourceCurrency),
-        captured: money(a.fx.sourceCapturedMinor, a.fx.sourceCurrency),
-        refunded: money(a.fx.sourceRefundedMinor, a.fx.sourceCurrency),
-      };
+const wireFx = (a: Authorization) => wireCardFx(a.fx);
 
 export const wireAuthorization = (a: Authorization) => ({
   id: a.id,

@@ -22,6 +22,7 @@ import type { EventOutbox } from '../webhooks/index.ts';
 import type { PositionMove, SettlementService } from '../settlement/index.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway } from './issuer.ts';
+import { wireCardFx } from './model.ts';
 import { captureFlusher, captureLegs, DEFAULT_DYNAMIC_QR_TTL_S, DEFAULT_HOLD_TTL_MS, fxCaptureLegs, fxRefundLegs, fxSourceForCapture, fxSourceForRefund, HUB_GUID, ledgerCode, MAX_SWEEP, MERCHANT_ACCOUNT_TAG, merchantFee, refundLegs, toAuth, type Authorization, type AuthRow } from './model.ts';
 import { createCardPipeline, type CardPaymentInput, type CardPipeline, type ConnectedBanks, type Decline } from './pipeline.ts';
 import type { ValueHooks } from './offers.ts';
@@ -196,7 +197,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
 
   const refEurCents = async (currency: string, amountMinor: bigint) => toEurCents(await fx.table(), currency, amountMinor);
 
-  type Notified = Pick<Authorization, 'id' | 'merchantId' | 'status' | 'amountMinor' | 'currency' | 'capturedMinor' | 'refundedMinor' | 'authCode' | 'ownerParticipantId' | 'issuerParticipantId' | 'payerParticipantId'>;
+  type Notified = Pick<Authorization, 'id' | 'merchantId' | 'status' | 'amountMinor' | 'currency' | 'capturedMinor' | 'refundedMinor' | 'authCode' | 'ownerParticipantId' | 'issuerParticipantId' | 'payerParticipantId' | 'fx'>;
   const notify = async (tx: Queryable, a: Notified, type: EventType, data: Record<string, unknown> = {}) => {
     const payload = {
       authorizationId: a.id,
@@ -206,6 +207,8 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       captured: formatMoney(a.capturedMinor, a.currency),
       refunded: formatMoney(a.refundedMinor, a.currency),
       authorizationCode: a.authCode,
+      // Across currencies, the payer's side as the answers show it (null: one currency).
+      fx: wireCardFx(a.fx),
       ...data,
     };
     const targets = new Set([a.ownerParticipantId, a.issuerParticipantId, ...(a.payerParticipantId !== null ? [a.payerParticipantId] : [])]);

@@ -36,6 +36,20 @@ const cardPayment = Data({
   captured: Money,
   refunded: Money,
   authorizationCode: Type.Union([Type.String(), Type.Null()]),
+  fx: Type.Union(
+    [
+      Type.Object({
+        rateId: Id('The FX provider’s posted rate the authorization bound'),
+        providerParticipantId: Id('The FX provider participant whose positions convert it'),
+        rate: Type.String({ description: 'Merchant-currency units per unit of the payer’s currency, 8 decimals' }),
+        charged: Money,
+        captured: Money,
+        refunded: Money,
+      }),
+      Type.Null(),
+    ],
+    { description: 'Across currencies: the payer’s side in its account’s currency (as the payment’s answers show it); null when the payer’s account holds the merchant’s currency' },
+  ),
 });
 const withCardPayment = <P extends Parameters<typeof Type.Object>[0]>(properties: P) => Type.Composite([cardPayment, Type.Object(properties)], { additionalProperties: true });
 const disputeChange = Data({

@@ -174,6 +174,16 @@ describe.each(engines)('card payments across currencies on %s', (engine) => {
     // The merchant's read shows both sides and the rate id.
     const read = await t.api('merchant-b').get(`/v1/payments/${id}`);
     expect(read.body.fx).toMatchObject({ rateId, providerParticipantId: bankB, charged: { amount: '100.00', currency: 'CNY' } });
+
+    // The webhooks say the same as the answers, the payer's side included, each at its step.
+    const fxOf = async (type: string) =>
+      (await t.hub.db.query<{ payload: { fx: unknown } }>(`select payload from events where participant_id = $1 and type = $2 and payload->>'authorizationId' = $3 order by id`, [merchantB, type, id])).map((e) => e.payload.fx);
+    expect(await fxOf('payment.authorized')).toEqual([{ rateId, providerParticipantId: bankB, rate: '1.08000000', charged: { amount: '100.00', currency: 'CNY' }, captured: { amount: '0.00', currency: 'CNY' }, refunded: { amount: '0.00', currency: 'CNY' } }]);
+    expect(await fxOf('payment.captured')).toEqual([expect.objectContaining({ captured: { amount: '46.30', currency: 'CNY' }, refunded: { amount: '0.00', currency: 'CNY' } })]);
+    expect(await fxOf('payment.refunded')).toEqual([
+      expect.objectContaining({ captured: { amount: '46.30', currency: 'CNY' }, refunded: { amount: '18.51', currency: 'CNY' } }),
+      expect.objectContaining({ captured: { amount: '46.30', currency: 'CNY' }, refunded: { amount: '46.30', currency: 'CNY' } }),
+    ]);
   });
 
   it('a scanned HKD code paid from a CNY account through the provider the wallet names, and an HKD payment link paid with the CNY card: captured at once through both positions', async () => {

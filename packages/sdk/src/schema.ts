@@ -30819,6 +30819,33 @@ export interface operations {
                             currency: string;
                         };
                         authorizationCode: string | null;
+                        /** @description Across currencies: the payer’s side in its account’s currency (as the payment’s answers show it); null when the payer’s account holds the merchant’s currency */
+                        fx: {
+                            /** @description The FX provider’s posted rate the authorization bound */
+                            rateId: string;
+                            /** @description The FX provider participant whose positions convert it */
+                            providerParticipantId: string;
+                            /** @description Merchant-currency units per unit of the payer’s currency, 8 decimals */
+                            rate: string;
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            charged: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            captured: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            refunded: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                        } | null;
                         /** @description mpm_static, mpm_dynamic, cpm, tap or link */
                         channel: string;
                         /** @description hosted, issuer, stand_in or account */
@@ -30895,6 +30922,33 @@ export interface operations {
                             currency: string;
                         };
                         authorizationCode: string | null;
+                        /** @description Across currencies: the payer’s side in its account’s currency (as the payment’s answers show it); null when the payer’s account holds the merchant’s currency */
+                        fx: {
+                            /** @description The FX provider’s posted rate the authorization bound */
+                            rateId: string;
+                            /** @description The FX provider participant whose positions convert it */
+                            providerParticipantId: string;
+                            /** @description Merchant-currency units per unit of the payer’s currency, 8 decimals */
+                            rate: string;
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            charged: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            captured: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            refunded: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                        } | null;
                         /** @description Money: a decimal string and its ISO 4217 currency */
                         fee: {
                             /** @description Decimal string in the currency, e.g. "12.30" */
@@ -30973,6 +31027,33 @@ export interface operations {
                             currency: string;
                         };
                         authorizationCode: string | null;
+                        /** @description Across currencies: the payer’s side in its account’s currency (as the payment’s answers show it); null when the payer’s account holds the merchant’s currency */
+                        fx: {
+                            /** @description The FX provider’s posted rate the authorization bound */
+                            rateId: string;
+                            /** @description The FX provider participant whose positions convert it */
+                            providerParticipantId: string;
+                            /** @description Merchant-currency units per unit of the payer’s currency, 8 decimals */
+                            rate: string;
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            charged: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            captured: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            refunded: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                        } | null;
                     } & {
                         [key: string]: unknown;
                     };
@@ -31103,6 +31184,33 @@ export interface operations {
                             currency: string;
                         };
                         authorizationCode: string | null;
+                        /** @description Across currencies: the payer’s side in its account’s currency (as the payment’s answers show it); null when the payer’s account holds the merchant’s currency */
+                        fx: {
+                            /** @description The FX provider’s posted rate the authorization bound */
+                            rateId: string;
+                            /** @description The FX provider participant whose positions convert it */
+                            providerParticipantId: string;
+                            /** @description Merchant-currency units per unit of the payer’s currency, 8 decimals */
+                            rate: string;
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            charged: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            captured: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            refunded: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                        } | null;
                         /** @description The refund */
                         refundId: string;
                         /** @description Money: a decimal string and its ISO 4217 currency */
@@ -31308,6 +31416,33 @@ export interface operations {
                             currency: string;
                         };
                         authorizationCode: string | null;
+                        /** @description Across currencies: the payer’s side in its account’s currency (as the payment’s answers show it); null when the payer’s account holds the merchant’s currency */
+                        fx: {
+                            /** @description The FX provider’s posted rate the authorization bound */
+                            rateId: string;
+                            /** @description The FX provider participant whose positions convert it */
+                            providerParticipantId: string;
+                            /** @description Merchant-currency units per unit of the payer’s currency, 8 decimals */
+                            rate: string;
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            charged: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            captured: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                            /** @description Money: a decimal string and its ISO 4217 currency */
+                            refunded: {
+                                /** @description Decimal string in the currency, e.g. "12.30" */
+                                amount: string;
+                                currency: string;
+                            };
+                        } | null;
                     } & {
                         [key: string]: unknown;
                     };
