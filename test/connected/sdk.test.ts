@@ -61,7 +61,10 @@ describe('participant SDK', () => {
     expect((await verifyDetached(body.replace('12.34', '12.35'), ours, hubKey, { op: 'reserve', txid: 'pay_1', nowS })).ok).toBe(false);
     const otherHeader = Buffer.from(JSON.stringify({ alg: 'EdDSA', kid: 'hub', op: 'reserve', txid: 'pay_1', iat: nowS + 1 })).toString('base64url');
     expect(await verifyDetached(body, `${otherHeader}..${sig ?? ''}`, hubKey, { op: 'reserve', txid: 'pay_1', nowS })).toEqual({ ok: false, reason: 'bad_signature' });
-    const flipped = `${(sig ?? '').slice(0, -2)}${(sig ?? '').endsWith('A') ? 'B' : 'A'}${(sig ?? '').slice(-1)}`;
+    // One character of the signature changed (the second to last: the last one carries padding bits).
+    const at = (sig ?? '').length - 2;
+    const flipped = `${(sig ?? '').slice(0, at)}${(sig ?? '').charAt(at) === 'A' ? 'B' : 'A'}${(sig ?? '').slice(at + 1)}`;
+    expect(flipped).not.toBe(sig);
     expect((await verifyDetached(body, `${protectedB64 ?? ''}..${flipped}`, hubKey, { op: 'reserve', txid: 'pay_1', nowS })).ok).toBe(false);
     // Signed by another key, or with a header this protocol does not accept (another alg, a critical extension).
     expect((await verifyDetached(body, ours, bankKey, { op: 'reserve', txid: 'pay_1', nowS })).ok).toBe(false);
