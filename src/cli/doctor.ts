@@ -121,6 +121,16 @@ async function databaseChecks(db: Db): Promise<Check[]> {
   } catch (error) {
     checks.push({ name: 'clock', status: 'fail', detail: message(error) });
   }
+  try {
+    // The operator's reference rates: without them limits and risk cannot weigh other currencies than EUR.
+    const [table] = await deadline(db.query<{ t: string | null }>(`select to_regclass('fx_rates')::text as t`), 'fx rates');
+    const [rates] = table?.t == null ? [] : await deadline(db.query<{ n: bigint; as_of: string | null }>('select count(*) as n, max(as_of) as as_of from fx_rates'), 'fx rates');
+    if (rates === undefined || BigInt(rates.n) === 0n) {
+      checks.push({ name: 'fx reference rates', status: 'warn', detail: 'none loaded: payments in currencies other than EUR are refused (fx_rate_unavailable)', fix: 'POST /v1/operator/fx/rates with the ECB daily document (eurofxref-daily.xml)' });
+    } else checks.push({ name: 'fx reference rates', status: 'ok', detail: `${rates.n} currencies as of ${rates.as_of ?? '?'}` });
+  } catch (error) {
+    checks.push({ name: 'fx reference rates', status: 'fail', detail: message(error) });
+  }
   return checks;
 }
 

@@ -79,6 +79,13 @@ export async function startCommand(io: CliIo, args: readonly string[] = []): Pro
     );
   } else {
     lines.push('', 'No demo network and no demo helpers (run with --demo, or `npm start`, for the demo).');
+    // Limits and risk weigh amounts in EUR by the operator's reference rates; the hub ships none for production.
+    if ((await hub.transfers.fx.table()).asOf === null) {
+      lines.push(
+        'No FX reference rates loaded: payments in currencies other than EUR are refused (fx_rate_unavailable) until the',
+        `operator loads them: POST ${base}/v1/operator/fx/rates with the ECB daily document (eurofxref-daily.xml).`,
+      );
+    }
   }
   lines.push('', 'Ctrl-C stops the hub (in-flight requests finish first).', '');
   io.stdout(lines.join('\n'));

@@ -1,5 +1,6 @@
 import { customerAccountId } from '../accounts/index.ts';
-import { conversion, DEMO_RATE_TTL_MS, loadRatesFile } from '../fx/index.ts';
+import { readFileSync } from 'node:fs';
+import { conversion, DEMO_RATE_TTL_MS, DEMO_RATES_PATH, loadRatesFile } from '../fx/index.ts';
 import { currencyMinorUnit } from '../platform/money.ts';
 import type { AliasType } from '../aliases/index.ts';
 import type { Hub } from '../main.ts';
@@ -46,7 +47,13 @@ export async function seedDemoTransfers(hubLike: object, customerIds: ReadonlyMa
   const { db } = hub;
   const { ledger, accounts, aliases, fx, transfers } = hub.transfers;
   const system = { type: 'system' } as const;
-  await fx.ensureLoaded();
+  // The demo network's operator loads the reference rates (limits and risk weigh amounts in EUR by them) from the
+  // bundled file, once, as a real operator does with POST /v1/operator/fx/rates; a hub outside demo mode has none
+  // until its operator loads its own.
+  if ((await fx.table()).asOf === null) {
+    const loaded = await db.transaction((tx) => fx.refresh(tx, system, readFileSync(DEMO_RATES_PATH, 'utf8')));
+    if (!loaded.ok) throw new Error(`demo rates: ${loaded.error.message}`);
+  }
 
   // The operator records each demo participant's prefunded liquidity first: every opening balance below comes out of
   // the participant's position, as money always does (no money from nothing).

@@ -26,11 +26,17 @@ function minorScale(currency: string): bigint {
 export type FxErrorCode = 'fx_rates_invalid' | 'fx_rate_unavailable' | 'fx_rate_expired' | 'fx_tier_not_covered' | 'fx_provider_not_registered' | 'fx_rate_invalid';
 
 export interface RateTable {
-  /** The ECB publication date (YYYY-MM-DD). */
-  readonly asOf: string;
+  /** The ECB publication date (YYYY-MM-DD); null for the empty table (no reference rates loaded). */
+  readonly asOf: string | null;
   /** Units of the currency per 1 EUR, scaled by 10^RATE_SCALE_DIGITS. EUR itself is present as 1. */
   readonly perEur: ReadonlyMap<string, bigint>;
 }
+
+/** A table as published: it has a date. */
+export type PublishedRateTable = RateTable & { readonly asOf: string };
+
+/** No reference rates: every conversion and every EUR weighing of another currency answers `fx_rate_unavailable`. */
+export const EMPTY_TABLE: RateTable = { asOf: null, perEur: new Map() };
 
 /** Parses a decimal string to a scaled integer, exactly (no float on the way). */
 export function parseScaledDecimal(text: string, scaleDigits = RATE_SCALE_DIGITS): bigint | undefined {
@@ -51,7 +57,7 @@ export function formatScaled(value: bigint, digits = 8): string {
 }
 
 /** Parses the ECB daily XML. Strict about what it accepts: known currencies, positive decimal rates, one date. */
-export function parseEcbXml(xml: string): Result<RateTable, DomainError<FxErrorCode>> {
+export function parseEcbXml(xml: string): Result<PublishedRateTable, DomainError<FxErrorCode>> {
   if (xml.length > 200_000) return err('fx_rates_invalid', 'the rates document is too large');
   const time = /<Cube\s+time=["'](\d{4}-\d{2}-\d{2})["']\s*>/.exec(xml);
   if (time === null) return err('fx_rates_invalid', 'no <Cube time="YYYY-MM-DD"> element');
@@ -71,7 +77,7 @@ export function parseEcbXml(xml: string): Result<RateTable, DomainError<FxErrorC
   return ok({ asOf: time[1] ?? '', perEur });
 }
 
-export function loadRatesFile(path: string = DEMO_RATES_PATH): Result<RateTable, DomainError<FxErrorCode>> {
+export function loadRatesFile(path: string = DEMO_RATES_PATH): Result<PublishedRateTable, DomainError<FxErrorCode>> {
   return parseEcbXml(readFileSync(path, 'utf8'));
 }
 
@@ -119,9 +125,14 @@ export function convertReceiveToSend(table: RateTable, from: string, to: string,
 
 /** Mid-rate equivalent in EUR cents, rounded up: the reference unit for limits and risk. */
 export function toEurCents(table: RateTable, currency: string, amountMinor: bigint): Result<bigint, DomainError<'fx_rate_unavailable'>> {
+  // EUR is the reference unit itself: weighed without any table.
+  if (currency === 'EUR') return ok(amountMinor);
   const r = table.perEur.get(currency);
   // No reference rate: limits and risk cannot be weighed, so the payment is refused rather than counted in a unit it is not.
-  if (r === undefined) return err('fx_rate_unavailable', `no reference rate for ${currency}: limits and risk cannot be evaluated`, { currency });
+  if (r === undefined) {
+    const why = table.perEur.size === 0 ? 'the operator has loaded no reference rates (POST /v1/operator/fx/rates)' : `no reference rate for ${currency}`;
+    return err('fx_rate_unavailable', `${why}: limits and risk cannot be evaluated`, { currency });
+  }
   const minorUnit = currencyMinorUnit(currency);
   if (minorUnit === undefined) return err('fx_rate_unavailable', `${currency} is not an ISO 4217 currency with a minor unit`, { currency });
   return ok(ceilDiv(amountMinor * 100n * RATE_SCALE, r * 10n ** BigInt(minorUnit)));

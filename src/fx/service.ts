@@ -4,27 +4,33 @@ import type { Db, Queryable } from '../platform/db.ts';
 import { ok, type DomainError, type Result } from '../platform/result.ts';
 import type { EventOutbox } from '../webhooks/index.ts';
 import { createFxProviders, type FxProviders } from './providers.ts';
-import { formatScaled, loadRatesFile, parseEcbXml, parseScaledDecimal, RATE_SCALE_DIGITS, type FxErrorCode, type RateTable } from './rates.ts';
+import { EMPTY_TABLE, formatScaled, parseEcbXml, parseScaledDecimal, RATE_SCALE_DIGITS, type FxErrorCode, type PublishedRateTable, type RateTable } from './rates.ts';
 
 /**
  * The REFERENCE rate table in force (mid rates: limits and risk weigh every currency in EUR by it, quotes show the mid
- * rate beside the provider's): kept in the database (so every hub process and restart sees the same one) and cached in
- * memory. `refresh(xml)` replaces it as a whole; quotes already issued keep the rate they locked.
+ * rate beside the provider's): the operator's data (`POST /v1/operator/fx/rates`), kept in the database (so every hub
+ * process and restart sees the same one) and cached in memory. `refresh(xml)` replaces it as a whole; quotes already
+ * issued keep the rate they locked. Until the operator loads one the table is empty and every amount that must be
+ * weighed in EUR is refused (`fx_rate_unavailable`): no file shipped with the hub stands in for the operator's rates
+ * (the bundled demo file is the demo FX provider's source, and the demo network loads it as its operator would).
  */
 export interface FxService {
+  /** The table in force; empty (`asOf` null) while the operator has loaded none. */
   table(): Promise<RateTable>;
-  refresh(tx: Queryable, actor: Actor, xml: string): Promise<Result<RateTable, DomainError<FxErrorCode>>>;
-  /** Loads the shipped demo file when the database has no rates yet. */
-  ensureLoaded(): Promise<void>;
+  refresh(tx: Queryable, actor: Actor, xml: string): Promise<Result<PublishedRateTable, DomainError<FxErrorCode>>>;
   spreadBps(): number;
   setSpreadBps(bps: number): void;
   /** FX provider participants and the rates they post: what payments across currencies convert through. */
   readonly providers: FxProviders;
 }
 
+/** How long an empty answer is kept before the database is read again (another process may load the rates). */
+const EMPTY_RECHECK_MS = 1_000;
+
 export function createFxService(deps: { db: Db; clock: Clock; audit: AuditService; events: EventOutbox; spreadBps?: number }): FxService {
   const { db, clock, audit } = deps;
   let cached: RateTable | undefined;
+  let emptyUntilMs = 0;
   let spread = deps.spreadBps ?? 50;
 
   const readDb = async (q: Queryable): Promise<RateTable | undefined> => {
@@ -38,7 +44,7 @@ export function createFxService(deps: { db: Db; clock: Clock; audit: AuditServic
     return { asOf: rows[0]?.as_of ?? '', perEur };
   };
 
-  const write = async (q: Queryable, table: RateTable) => {
+  const write = async (q: Queryable, table: PublishedRateTable) => {
     await q.query('delete from fx_rates');
     const entries = [...table.perEur.entries()];
     await q.query(
@@ -53,27 +59,21 @@ export function createFxService(deps: { db: Db; clock: Clock; audit: AuditServic
     providers,
     async table() {
       if (cached !== undefined) return cached;
+      if (clock.nowMs() < emptyUntilMs) return EMPTY_TABLE;
       const fromDb = await readDb(db);
       if (fromDb !== undefined) {
         cached = fromDb;
         return fromDb;
       }
-      const demo = loadRatesFile();
-      if (!demo.ok) throw new Error(`demo rates: ${demo.error.message}`);
-      return demo.value;
-    },
-    async ensureLoaded() {
-      if ((await readDb(db)) !== undefined) return;
-      const demo = loadRatesFile();
-      if (!demo.ok) throw new Error(`demo rates: ${demo.error.message}`);
-      await db.transaction((tx) => write(tx, demo.value));
-      cached = demo.value;
+      emptyUntilMs = clock.nowMs() + EMPTY_RECHECK_MS;
+      return EMPTY_TABLE;
     },
     async refresh(tx, actor, xml) {
       const parsed = parseEcbXml(xml);
       if (!parsed.ok) return parsed;
       await write(tx, parsed.value);
       cached = parsed.value;
+      emptyUntilMs = 0;
       await audit.record(tx, { actor, action: 'fx.rates_refreshed', objectType: 'fx_rates', objectId: parsed.value.asOf, details: { currencies: parsed.value.perEur.size } });
       return ok(parsed.value);
     },

@@ -46,7 +46,7 @@ export const AliasVerificationSchema = Closed({ id: Type.String(), status: Type.
 export const AliasFlagSchema = Closed({ aliasId: Type.String(), flagged: Type.Boolean() }, 'Your fraud flag on the alias');
 export const FxRatesSchema = Closed(
   {
-    asOf: Type.String({ description: 'The reference date of the rates (the ECB’s)' }),
+    asOf: Type.Union([Type.String(), Type.Null()], { description: 'The reference date of the rates (the ECB’s); null while the operator has loaded none (then `rates` is empty and amounts in other currencies than EUR are refused with fx_rate_unavailable)' }),
     base: Type.Literal('EUR'),
     spreadBps: Type.Integer({ description: 'The spread applied to the mid rate, in basis points' }),
     rates: Type.Record(Type.String({ pattern: '^[A-Z]{3}$' }), Type.String({ description: 'Units of the currency per 1 EUR, a decimal string' })),

@@ -27,7 +27,7 @@ export function registerOperatorSettingsRoutes(app: HttpServer, deps: { fx: Pick
         security: sec,
         response: {
           200: Type.Object(
-            { asOf: Type.String(), base: Type.Literal('EUR'), spreadBps: Type.Integer(), rates: Type.Record(Type.String(), Type.String({ description: 'Units per 1 EUR, decimal string' })) },
+            { asOf: Type.Union([Type.String(), Type.Null()], { description: 'null while no reference rates are loaded' }), base: Type.Literal('EUR'), spreadBps: Type.Integer(), rates: Type.Record(Type.String(), Type.String({ description: 'Units per 1 EUR, decimal string' })) },
             { additionalProperties: false },
           ),
         },

@@ -50,6 +50,8 @@ describe('hutong doctor on PostgreSQL', async () => {
     expect(byName(checks, 'clock').status).toBe('ok');
     expect(byName(checks, 'demo mode').status).toBe('ok');
     expect(byName(checks, 'operator credential').status).toBe('ok');
+    // A first start loads no reference FX rates (outside demo mode): the operator's to load.
+    expect(byName(checks, 'fx reference rates')).toMatchObject({ status: 'warn', fix: expect.stringContaining('/v1/operator/fx/rates') });
     // What the server really has: this machine's cluster runs without autovacuum and without a standby.
     const probe = openPostgres({ url: scratch.url, maxConnections: 1 });
     const [row] = await probe.query<{ setting: string }>(`select setting from pg_settings where name = 'autovacuum'`);

@@ -17240,7 +17240,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        asOf: string;
+                        /** @description null while no reference rates are loaded */
+                        asOf: string | null;
                         /** @enum {string} */
                         base: "EUR";
                         spreadBps: number;
@@ -19853,8 +19854,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description The reference date of the rates (the ECB’s) */
-                        asOf: string;
+                        /** @description The reference date of the rates (the ECB’s); null while the operator has loaded none (then `rates` is empty and amounts in other currencies than EUR are refused with fx_rate_unavailable) */
+                        asOf: string | null;
                         /** @enum {string} */
                         base: "EUR";
                         /** @description The spread applied to the mid rate, in basis points */

@@ -4,7 +4,8 @@ import { useI18n } from '../shared/i18n.tsx';
 import { ConfirmBar, ErrorBox, Field, Money, Section, Select, useAction, useLoad } from '../shared/ui.tsx';
 
 interface FxView {
-  asOf: string;
+  /** null while the operator has loaded no reference rates. */
+  asOf: string | null;
   base: string;
   spreadBps: number;
   rates: Record<string, string>;
@@ -34,7 +35,8 @@ export function Settings({ api }: { api: Api }) {
         {fx.data !== undefined && (
           <>
             <p>
-              {t('set.asOf')} {date(`${fx.data.asOf}T00:00:00Z`, false)} · {t('set.spread')} <strong data-testid="fx-spread">{nf.format(fx.data.spreadBps / 100)} %</strong>
+              {fx.data.asOf === null ? <span data-testid="fx-none">{t('set.noRates')}</span> : <>{t('set.asOf')} {date(`${fx.data.asOf}T00:00:00Z`, false)}</>} · {t('set.spread')}{' '}
+              <strong data-testid="fx-spread">{nf.format(fx.data.spreadBps / 100)} %</strong>
             </p>
             <table aria-label={t('set.fx')}>
               <thead>
