@@ -42,7 +42,7 @@ USER node
 VOLUME ["/var/lib/hutong"]
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-ENTRYPOINT ["node", "--max-semi-space-size=32", "bin/hutong.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=32", "--max-old-space-size=256", "bin/hutong.js"]
 # A real deployment: nothing seeded, no demo helper. Run `migrate` once before rolling out several hubs if you like;
 # `start` applies pending migrations itself (under an advisory lock).
 CMD ["start"]

@@ -36,3 +36,14 @@ export function machineCpu(): { busy: number; total: number } {
   const total = fields.reduce((a, b) => a + b, 0);
   return { busy: total - idle, total };
 }
+
+/** A process's resident and peak resident memory in bytes (VmRSS, VmHWM); undefined when it is not (or no longer) there. */
+export function processMemory(pid: number): { rss: number; peak: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) * 1024;
+    return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+  } catch {
+    return undefined;
+  }
+}

@@ -5,9 +5,11 @@ import { createHub } from '../../src/main.ts';
 import { defaultKeyDir } from '../../src/platform/config.ts';
 import { openPostgres } from '../../src/platform/db.ts';
 import { createLogger } from '../../src/platform/logger.ts';
-import { createSettlementDocuments } from '../../src/settlement/documents.ts';
 import { createScratchPostgres } from '../../test/support/engines.ts';
+import { request } from 'undici';
 import { benchHubConfig } from '../hub-process.ts';
+import { processMemory } from '../proc.ts';
+import { startProductionHub, type ProductionHub } from '../production-hub.ts';
 import type { BenchResult } from '../recorder.ts';
 import type { Scenario } from './index.ts';
 
@@ -15,9 +17,12 @@ import type { Scenario } from './index.ts';
  * settlement: close a window holding N transfers (100,000 then 1,000,000 by default; `--sizes=100000,1000000`) between
  * `--participants=N` (20) participants, and write every participant's camt.053 for it (streamed: each statement is
  * counted, not kept). The window's transfers are seeded with one set-based INSERT (generate_series) into
- * settlement_entries — the rows a payment's commit writes beside its ledger transfer — and ANALYZEd. Each line gives the
- * close time, the statements' time and bytes, and the process's resident memory after the size (and its peak so far:
- * memory must not grow with the window). PostgreSQL only (a scratch database on 127.0.0.1:5432).
+ * settlement_entries — the rows a payment's commit writes beside its ledger transfer — and ANALYZEd. The window is closed
+ * through the settlement service in this process; every participant's camt.053 is then downloaded over HTTP from a hub
+ * started as production starts it (`hutong start` on dist/, its own process). Each line gives the close time, the
+ * statements' time and bytes, and that hub's resident memory: before any window (`rss_floor_mb`), the most while this
+ * size's statements streamed (`rss_mb`), and its peak so far (`peak_rss_mb`): memory must not grow with the window.
+ * PostgreSQL only (a scratch database on 127.0.0.1:5432).
  */
 function option(args: readonly string[], name: string, fallback: string): string {
   const found = args.find((a) => a.startsWith(`--${name}=`));
@@ -25,6 +30,7 @@ function option(args: readonly string[], name: string, fallback: string): string
 }
 
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
+const OPERATOR_TOKEN = 'op_bench_settlement_statements_0123456789';
 
 export const settlementScenario: Scenario = {
   name: 'settlement',
@@ -36,6 +42,7 @@ export const settlementScenario: Scenario = {
     const dataDir = mkdtempSync(join(tmpdir(), 'hutong-bench-'));
     const db = openPostgres({ url: scratch.url, maxConnections: 4 });
     const hub = await createHub(benchHubConfig({ databaseUrl: scratch.url, dataDir, pool: 4 }), { logger: createLogger({ level: 'silent' }), db });
+    let production: ProductionHub | undefined;
     try {
       const now = new Date();
       await db.query(
@@ -43,7 +50,11 @@ export const settlementScenario: Scenario = {
          select 'par_bench_' || g, 'wallet', 'Bench Wallet ' || g, 'CN', '{CNY}', 'sealed', 'active', $1, $1 from generate_series(0, $2 - 1) g`,
         [now, participants],
       );
-      const documents = createSettlementDocuments({ clock: hub.clock, settlement: hub.settlement });
+      // The statements are downloaded from the hub as production runs it (its own process, the compiled build): its
+      // resident memory is what is measured, from before the first window (the floor) to each size's peak.
+      const statements = await startProductionHub({ databaseUrl: scratch.url, dataDir, operatorToken: OPERATOR_TOKEN, log: (line) => process.stderr.write(`${line}\n`) });
+      production = statements;
+      const floorRss = processMemory(statements.pid)?.rss ?? Number.NaN;
       for (const size of sizes) {
         const open = await hub.settlement.openWindow(db, 'CNY');
         const seedStart = performance.now();
@@ -69,18 +80,32 @@ export const settlementScenario: Scenario = {
         const camtStart = performance.now();
         let bytes = 0;
         let entries = 0;
-        let rssMax = process.memoryUsage().rss;
-        for (const n of closed.value.netPositions) {
-          const stream = await documents.statement(db, closed.value.window.id, n.participantId);
-          if (stream === undefined) throw new Error('no statement');
-          for await (const part of stream) {
-            bytes += Buffer.byteLength(part);
-            // Counted in place (a split would copy every page once more and weigh on the memory measured).
-            for (let at = part.indexOf('<Ntry>'); at >= 0; at = part.indexOf('<Ntry>', at + 6)) entries += 1;
-            const rss = process.memoryUsage().rss;
-            if (rss > rssMax) rssMax = rss;
+        let rssMax = 0;
+        const sample = () => {
+          const m = processMemory(statements.pid);
+          if (m !== undefined && m.rss > rssMax) rssMax = m.rss;
+        };
+        const sampler = setInterval(sample, 50);
+        try {
+          for (const n of closed.value.netPositions) {
+            const answer = await request(`${statements.base}/v1/operator/settlement/windows/${closed.value.window.id}/participants/${n.participantId}/camt053`, {
+              headers: { authorization: `Bearer ${OPERATOR_TOKEN}` },
+            });
+            if (answer.statusCode !== 200) throw new Error(`camt.053 download: ${answer.statusCode} ${await answer.body.text()}`);
+            // Entries counted across chunk boundaries (an element may be cut between two chunks).
+            let carry = '';
+            for await (const chunk of answer.body) {
+              const buffer = chunk as Buffer;
+              bytes += buffer.length;
+              const text = carry + buffer.toString('latin1');
+              for (let at = text.indexOf('<Ntry>'); at >= 0; at = text.indexOf('<Ntry>', at + 6)) entries += 1;
+              carry = text.slice(-5);
+            }
           }
+        } finally {
+          clearInterval(sampler);
         }
+        sample();
         const camtMs = performance.now() - camtStart;
         if (entries !== size * 2) throw new Error(`statements hold ${entries} entries, expected ${size * 2} (each transfer on both sides)`);
         const result: BenchResult = {
@@ -96,12 +121,14 @@ export const settlementScenario: Scenario = {
           camt053_s: Number((camtMs / 1000).toFixed(1)),
           camt053_mb: mb(bytes),
           total_s: Number(((closeMs + camtMs) / 1000).toFixed(1)),
+          rss_floor_mb: mb(floorRss),
           rss_mb: mb(rssMax),
-          peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+          peak_rss_mb: mb(processMemory(statements.pid)?.peak ?? Number.NaN),
         };
         yield result;
       }
     } finally {
+      await production?.stop();
       await hub.close();
       await db.close();
       await scratch.drop();

@@ -16,7 +16,7 @@ export interface SettlementDocuments {
 
 const MAX_PACS008_TRANSFERS = 100_000;
 /** Entries read per round trip for a statement: larger than an API page (fewer index descents), one page in memory. */
-const STATEMENT_PAGE = 5_000;
+const STATEMENT_PAGE = 1_000;
 
 export function createSettlementDocuments(deps: { clock: Clock; settlement: SettlementService }): SettlementDocuments {
   const { clock, settlement } = deps;
