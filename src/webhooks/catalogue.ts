@@ -402,7 +402,7 @@ export const eventCatalogue = {
   'payment.expired': { summary: 'An uncaptured card authorization expired: its hold was released', data: cardPayment },
   'payment.authorization_reversed': {
     summary: 'An authorization your issuer approved did not complete: reverse your hold',
-    data: Data({ authorizationId: Id('The authorization'), cardId: Type.Union([Id('The card'), Type.Null()]), amount: Money, reason: Type.String() }),
+    data: Data({ authorizationId: Id('The authorization'), cardId: Type.Union([Id('The card'), Type.Null()]), amount: Type.Object(Money.properties, { additionalProperties: false, description: 'What you approved: the authorization request’s amount, in the card’s currency' }), reason: Type.String() }),
   },
   // Credit lines
   'credit.line_opened': { summary: 'You opened a credit line for a customer', data: Data({ accountId: Id('The credit line'), customerId: Id('Your customer'), limit: Money }) },

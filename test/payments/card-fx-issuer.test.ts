@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cardInTwoWallets, tapBody, type CardInTwoWallets } from '../../src/demo/fixtures.ts';
+import { cardInTwoWallets, tapBody, tokenSource, type CardInTwoWallets } from '../../src/demo/fixtures.ts';
 import { demoParticipantId } from '../../src/demo/seed.ts';
 import { createFakeClock, type FakeClock } from '../../src/platform/clock.ts';
 import { verifyWebhook } from '../../src/webhooks/signing.ts';
@@ -16,7 +16,9 @@ const engines = await availableEngines();
  * engines: bank-a's CNY card pays merchant-b's HKD merchant. The rate is bound as for a hosted card (Pearl River Bank,
  * bank-b, posting CNY→HKD at 1.08); bank-a's endpoint is asked for the amount in CNY with the merchant's side and the
  * rate; the hold, the capture and the refunds are on bank-a's CNY position (not the card's account: the issuer keeps
- * its own books), with the FX legs through the provider's positions in both currencies.
+ * its own books), with the FX legs through the provider's positions in both currencies; a scanned code captures at
+ * once. A decline moves nothing; a retry asks once; a rate expiring while the issuer is asked reverses the approval in
+ * CNY, and one expiring after authorization leaves the capture at the bound rate.
  */
 describe.each(engines)('a real-time issuer’s card across currencies on %s', (engine) => {
   let t: TestHub;
@@ -193,6 +195,23 @@ describe.each(engines)('a real-time issuer’s card across currencies on %s', (e
       { ...fx0, captured: { amount: '46.30', currency: 'CNY' }, refunded: { amount: '18.51', currency: 'CNY' } },
       { ...fx0, captured: { amount: '46.30', currency: 'CNY' }, refunded: { amount: '46.30', currency: 'CNY' } },
     ]);
+  });
+
+  it('a scanned HKD code paid with the card through the provider the wallet names: the issuer asked in CNY, captured at once through both positions', async () => {
+    const qr = await t.api('merchant-b').post(`/v1/merchants/${merchantId}/qr-codes`, { kind: 'dynamic', amount: '21.60' }, key());
+    expect(qr.status).toBe(201);
+    const p0 = await positions();
+    const paid = await t.api('wallet-a').post('/v1/wallet/payments/qr', { payload: qr.body.payload, customerId: card.a.customerId, source: tokenSource(card.a, { amountMinor: 21_60n, currency: 'HKD', country: 'HK', now: clock.now() }), fxProviderId: bankB }, key());
+    expect(paid.status, JSON.stringify(paid.body)).toBe(201);
+    // 21.60 HKD at 1.08 = 20.00 CNY, asked of the issuer and taken from its CNY position at once.
+    expect(paid.body).toMatchObject({ status: 'captured', amount: { amount: '21.60', currency: 'HKD' }, fx: { rateId, providerParticipantId: bankB, charged: { amount: '20.00', currency: 'CNY' }, captured: { amount: '20.00', currency: 'CNY' } } });
+    expect(asked.at(-1)?.data).toMatchObject({ authorizationId: paid.body.id, amount: { amount: '20.00', currency: 'CNY' }, merchantAmount: { amount: '21.60', currency: 'HKD' }, fx: { rateId, providerParticipantId: bankB, rate: '1.08000000' } });
+    expect(await positions()).toEqual({ ...p0, issuerCny: p0.issuerCny - 20_00n, providerCny: p0.providerCny + 20_00n, providerHkd: p0.providerHkd - 21_60n, merchant: p0.merchant + 21_60n - 22n });
+    expect(await entriesOf(paid.body.id)).toEqual([
+      { payer_participant_id: bankA, payee_participant_id: bankB, currency: 'CNY', amount_minor: 20_00n },
+      { payer_participant_id: bankB, payee_participant_id: merchantB, currency: 'HKD', amount_minor: 21_60n },
+    ]);
+    await conserved();
   });
 
   it('an issuer decline moves nothing', async () => {

@@ -30843,7 +30843,7 @@ export interface operations {
                         /** @description The authorization */
                         authorizationId: string;
                         cardId: string | null;
-                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        /** @description What you approved: the authorization request’s amount, in the card’s currency */
                         amount: {
                             /** @description Decimal string in the currency, e.g. "12.30" */
                             amount: string;
