@@ -5,7 +5,7 @@ import { newId } from '../platform/ids.ts';
 import { outboundRefusalOf, type OutboundFetch, type OutboundPolicy } from '../platform/outbound.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
-import { activeSealedSecrets, signWithEach } from '../webhooks/index.ts';
+import { activeSealedSecrets, signWithEach, AUTHORIZATION_REQUEST_TYPE, type IssuerAuthorizationRequest } from '../webhooks/index.ts';
 import type { PErr } from './errors.ts';
 
 /**
@@ -14,7 +14,8 @@ import type { PErr } from './errors.ts';
  *   ledger transfer), so insufficient funds decline at once;
  * - webhook: the hub POSTs the authorization request, signed like webhooks (Standard Webhooks, the issuer's webhook
  *   secret), to the issuer's endpoint and waits at most `deadlineMs`; when the issuer does not answer in time (or
- *   answers garbage) the issuer's stand-in rules decide: approve up to `standInMaxMinor`, else decline.
+ *   answers garbage) the issuer's stand-in rules decide: approve up to `standInMaxMinor` (in the card's currency, the
+ *   currency of the request's `amount`), else decline.
  *   The call goes through the outbound policy (src/platform/outbound.ts): `authUrl` is checked when it is set and again,
  *   after DNS, at each call; a refused call, like a redirect, falls to the stand-in rules as a timeout does.
  */
@@ -50,7 +51,8 @@ export interface IssuerGateway {
   /** Checks the settings (the `authUrl` without DNS, which `checkAuthUrl` did) and stores them. */
   set(tx: Queryable, actor: Actor, settings: IssuerSettings): Promise<Result<IssuerSettings, PErr>>;
   /** Asks a webhook-mode issuer; never throws for the issuer's failures (they fall to stand-in). */
-  ask(settings: IssuerSettings, request: Record<string, unknown>, amountMinor: bigint, q: Queryable): Promise<IssuerDecision>;
+  /** `amountMinor` is the request's `amount` (the card's currency), which the stand-in rule weighs. */
+  ask(settings: IssuerSettings, request: IssuerAuthorizationRequest, amountMinor: bigint, q: Queryable): Promise<IssuerDecision>;
 }
 
 interface Row {
@@ -111,7 +113,7 @@ export function createIssuerGateway(deps: { db: Db; clock: Clock; vault: Vault; 
       const secrets = await Promise.all(activeSealedSecrets(p, clock.now()).map((sealed) => vault.open(sealed)));
       const id = newId('areq');
       const ts = Math.floor(clock.nowMs() / 1000);
-      const body = JSON.stringify({ type: 'authorization.request', data: request });
+      const body = JSON.stringify({ type: AUTHORIZATION_REQUEST_TYPE, data: request });
       try {
         const res = await doFetch(s.authUrl, {
           method: 'POST',

@@ -1,4 +1,4 @@
-import type { EventType } from '../webhooks/index.ts';
+import type { EventType, IssuerAuthorizationRequest } from '../webhooks/index.ts';
 import type { AccountService } from '../accounts/index.ts';
 import type { Actor, AuditService } from '../audit/index.ts';
 import type { Card, Channel } from '../cards/index.ts';
@@ -21,7 +21,7 @@ import type { PErr } from './errors.ts';
 import type { AppliedCoupon, ValueHooks } from './offers.ts';
 import type { IssuerGateway, IssuerSettings } from './issuer.ts';
 import type { PositionMove, SettlementService } from '../settlement/index.ts';
-import type { FxProviders } from '../fx/index.ts';
+import { formatScaled, type FxProviders } from '../fx/index.ts';
 import { authCode, authorizationFlusher, captureLegs, fxCaptureLegs, ledgerCode, merchantFee, SEVERITY, yymmdd, type Authorization, type PaymentChannel } from './model.ts';
 import type { AskOutcome, OutboxMessage } from '../connectors/index.ts';
 import type { Connection } from '../participants/index.ts';
@@ -495,6 +495,9 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
     hooksOf(tx).afterCommit(() => banks.deliverSoon());
   };
 
+  /** What the payer's card or account is charged, in its own currency (across currencies: at the bound rate). */
+  const chargedOf = (d: Decided) => (d.fx === undefined ? { amountMinor: d.amountMinor, currency: d.currency } : { amountMinor: d.fx.sourceAmountMinor, currency: d.fx.sourceCurrency });
+
   const reversal = async (tx: Queryable, d: Decided, reason: string) => {
     const request = d.bank?.request;
     if (request !== undefined) {
@@ -504,10 +507,12 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
       await audit.record(tx, { actor: { type: 'system' }, action: 'payment.authorization_reversed', objectType: 'payment', objectId: d.id, details: { issuerParticipantId: d.issuerId, reason, connected: true } });
       return;
     }
+    // The issuer approved the amount in its card's currency: the reversal names that amount.
+    const charged = chargedOf(d);
     await events.emit(tx, {
       participantId: d.issuerId,
       type: 'payment.authorization_reversed',
-      data: { authorizationId: d.id, cardId: d.card?.id ?? null, amount: formatMoney(d.amountMinor, d.currency), reason },
+      data: { authorizationId: d.id, cardId: d.card?.id ?? null, amount: formatMoney(charged.amountMinor, charged.currency), reason },
     });
     await tx.query(`update pay_issuer_asks set status = 'reversed', resolved_at = $2 where authorization_id = $1 and status = 'asking'`, [d.id, clock.now()]);
     await audit.record(tx, { actor: { type: 'system' }, action: 'payment.authorization_reversed', objectType: 'payment', objectId: d.id, details: { issuerParticipantId: d.issuerId, reason } });
@@ -733,10 +738,10 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         const st = stats.get(k);
         // Across currencies (the payer's account holds another currency than the merchant's): an FX provider's rate in
         // force is bound now (the chosen provider's, or the best that prices the amount), as a P2P quote binds one; the
-        // merchant gets its amount, the payer's account is held what it costs at that rate. A real-time issuer holds on
-        // its own position in the merchant's currency (it converts itself), so its card stays in one currency.
+        // merchant gets its amount, the payer's account is held what it costs at that rate. A real-time issuer's card is
+        // bound the same way: the issuer is asked for the amount in the card's currency, held on its position there.
         let fx: DecidedFx | undefined;
-        if (c.sourceCurrency !== r.currency && !(card !== undefined && settingsOf.get(c.issuerId)?.mode === 'webhook')) {
+        if (c.sourceCurrency !== r.currency) {
           const bound = await deps.fxProviders.bind(db, { sendCurrency: c.sourceCurrency, receiveCurrency: r.currency, mode: 'receive', amountMinor: r.amountMinor, providerId: r.fxProviderId });
           if (!bound.ok) {
             const e = bound.error;
@@ -914,28 +919,29 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
       const d = staged;
       const card = staged.card;
       const s = staged.askIssuer;
+      // The issuer keeps its card's books in the card's currency: across currencies it is asked (and its stand-in rule
+      // weighs, and a reversal names) the amount at the rate bound in stage 1, with the merchant's side to show.
+      const charged = chargedOf(d);
       // Recorded before the ask: whatever happens next (a refusal under lock, a rollback, a crash), an approval this
       // payment does not use is reversed to the issuer (commitMany, or sweepIssuerAsks after the deadline).
       await db.query(
         `insert into pay_issuer_asks (authorization_id, issuer_participant_id, card_id, amount_minor, currency, status, created_at, expires_at) values ($1, $2, $3, $4, $5, 'asking', $6, $7)`,
-        [d.id, d.issuerId, card.id, d.amountMinor, d.currency, clock.now(), new Date(clock.nowMs() + s.deadlineMs + ISSUER_ASK_GRACE_MS)],
+        [d.id, d.issuerId, card.id, charged.amountMinor, charged.currency, clock.now(), new Date(clock.nowMs() + s.deadlineMs + ISSUER_ASK_GRACE_MS)],
       );
-      const answer = await issuers.ask(
-        s,
-        {
-          authorizationId: d.id,
-          cardId: card.id,
-          customerId: card.customerId,
-          tokenId: d.token?.verified.tokenId ?? null,
-          walletParticipantId: d.payerParticipantId,
-          amount: formatMoney(d.amountMinor, d.currency),
-          merchant: { id: d.merchant.id, name: d.merchant.name, mcc: d.merchant.mcc, country: d.merchant.country, city: d.merchant.city },
-          channel: d.channel,
-          riskScore: d.score,
-        },
-        d.amountMinor,
-        db,
-      );
+      const request: IssuerAuthorizationRequest = {
+        authorizationId: d.id,
+        cardId: card.id,
+        customerId: card.customerId,
+        tokenId: d.token?.verified.tokenId ?? null,
+        walletParticipantId: d.payerParticipantId,
+        amount: formatMoney(charged.amountMinor, charged.currency),
+        merchantAmount: formatMoney(d.amountMinor, d.currency),
+        fx: d.fx === undefined ? null : { rateId: d.fx.rateId, providerParticipantId: d.fx.providerParticipantId, rate: formatScaled(d.fx.rate, 8) },
+        merchant: { id: d.merchant.id, name: d.merchant.name, mcc: d.merchant.mcc, country: d.merchant.country, city: d.merchant.city },
+        channel: d.channel,
+        riskScore: d.score,
+      };
+      const answer = await issuers.ask(s, request, charged.amountMinor, db);
       if (!answer.approved) {
         await db.query(`update pay_issuer_asks set status = 'declined', resolved_at = $2 where authorization_id = $1`, [d.id, clock.now()]);
         await deps.recordDeclines?.(db, [declineOf(d, card.id, answer.by === 'issuer' ? 'issuer_declined' : 'issuer_unavailable')]);
@@ -943,8 +949,8 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           ? { code: 'issuer_declined', message: 'the issuer declined the payment', details: { reason: answer.reason } }
           : { code: 'issuer_unavailable', message: 'the issuer did not answer in time and its stand-in rules decline', details: { reason: answer.reason } };
       }
-      // An approved payment of a real-time issuer is held on the issuer's position at the hub.
-      const fundingAccountId = await accounts.ensureSystemAccount('funding', d.issuerId, d.currency);
+      // An approved payment of a real-time issuer is held on the issuer's position at the hub, in the card's currency.
+      const fundingAccountId = await accounts.ensureSystemAccount('funding', d.issuerId, charged.currency);
       return { ...d, askIssuer: undefined, decidedBy: answer.by, fundingAccountId, issuerApproved: true };
     },
 
@@ -956,12 +962,14 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         if (isDecided(s)) live.push({ i, d: s });
       });
       const now = clock.now();
-      // A rate bound in stage 1 that expired since is refused before any lock or write (no counter claimed): pay again.
+      // A rate bound in stage 1 that expired since is refused before any lock or money (no counter claimed): pay again.
+      // A real-time issuer that approved it meanwhile is told at once (its reversal, with the COMMIT).
       for (const [k, x] of [...live.entries()].reverse()) {
         const fx = x.d.fx;
         if (fx !== undefined && fx.expiresAt.getTime() <= now.getTime()) {
           out[x.i] = { ok: false, error: { code: 'fx_rate_expired', message: `the ${fx.sourceCurrency}/${x.d.currency} rate expired at ${fx.expiresAt.toISOString()}: pay again`, details: { rateId: fx.rateId, expiredAt: fx.expiresAt.toISOString() } } };
           live.splice(k, 1);
+          if (x.d.issuerApproved) await reversal(tx, x.d, 'fx_rate_expired');
         }
       }
       if (live.length === 0) return settled(out);

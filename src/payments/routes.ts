@@ -260,7 +260,7 @@ const IssuerSettingsSchema = Type.Object(
     authUrl: NullableString('Your authorization endpoint (webhook mode)'),
     deadlineMs: Type.Integer({ description: 'How long the hub waits for your answer' }),
     standIn: Type.Object(
-      { action: Type.Union([Type.Literal('approve'), Type.Literal('decline')]), maxAmountMinor: Type.String({ description: 'Up to this amount in minor units of the payment’s currency, stand-in approves' }) },
+      { action: Type.Union([Type.Literal('approve'), Type.Literal('decline')]), maxAmountMinor: Type.String({ description: 'Up to this amount in minor units of the card’s currency (the authorization request’s amount), stand-in approves' }) },
       { additionalProperties: false, description: 'What the hub decides when you do not answer in time' },
     ),
   },
@@ -608,12 +608,12 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   app.post(
     '/v1/issuer/authorization-settings',
     {
-      schema: schema('issuer', 'Choose hosted holds or a real-time authorization webhook (signed like webhooks, with a deadline and stand-in rules)', {
+      schema: schema('issuer', 'Choose hosted holds or a real-time authorization webhook (signed like webhooks, with a deadline and stand-in rules; the request: authorization.request under webhooks)', {
         body: Strict({
           mode: Type.Union([Type.Literal('hosted'), Type.Literal('webhook')]),
           authUrl: Type.Optional(Type.String({ maxLength: 2048 })),
           deadlineMs: Type.Optional(Type.Integer({ minimum: 50, maximum: 10_000, description: 'Default 2000' })),
-          standIn: Type.Optional(Strict({ action: Type.Union([Type.Literal('approve'), Type.Literal('decline')]), maxAmountMinor: Type.String({ pattern: '^[0-9]{1,18}$', description: 'Minor units of the payment’s currency (the setting covers every currency of your cards)' }) })),
+          standIn: Type.Optional(Strict({ action: Type.Union([Type.Literal('approve'), Type.Literal('decline')]), maxAmountMinor: Type.String({ pattern: '^[0-9]{1,18}$', description: 'Minor units of the card’s currency, the authorization request’s amount (the setting covers every currency of your cards)' }) })),
         }),
         response: { 200: IssuerSettingsSchema },
       }),

@@ -1,4 +1,4 @@
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
 /**
  * THE catalogue of webhook events: every event type the hub emits, what it means and its payload (`data`). The outbox
@@ -103,6 +103,40 @@ const position = Data({
   netDebitCap: Money,
   available: Money,
 });
+
+/**
+ * What the hub POSTs to a real-time issuer's authorization endpoint (`authUrl`, webhook mode): not an event of the
+ * outbox but a call answered at once (`{ "decision": "approve" }` or `{ "decision": "decline", "reason": "…" }`), signed
+ * like webhooks. `amount` is what to hold, in the card's currency; across currencies `merchantAmount` is the merchant's
+ * side and `fx` the rate the hub bound (absent fields before: issuers that ignore them decide as before).
+ */
+export const issuerAuthorizationRequest = Data({
+  authorizationId: Id('The card payment (authorization) the hub will create if you approve'),
+  cardId: Id('Your card'),
+  customerId: Id('Your cardholder'),
+  tokenId: Type.Union([Id('The token presented'), Type.Null()]),
+  walletParticipantId: Type.Union([Id('The wallet that presented it'), Type.Null()]),
+  amount: Type.Object(Money.properties, { additionalProperties: false, description: 'What to approve and hold, in the card’s currency (across currencies: the merchant’s amount at the bound rate, rounded up)' }),
+  merchantAmount: Type.Object(Money.properties, { additionalProperties: false, description: 'What the merchant is paid, in its currency (the same as amount when the card pays in the merchant’s currency)' }),
+  fx: Type.Union(
+    [
+      Type.Object(
+        {
+          rateId: Id('The FX provider’s posted rate the hub bound'),
+          providerParticipantId: Id('The FX provider participant whose positions convert it'),
+          rate: Type.String({ description: 'Merchant-currency units per unit of the card’s currency, 8 decimals' }),
+        },
+        { additionalProperties: false },
+      ),
+      Type.Null(),
+    ],
+    { description: 'Across currencies: the rate bound (capture and refunds convert at it); null in one currency' },
+  ),
+  merchant: Type.Object({ id: Id('The merchant'), name: Type.String(), mcc: Type.String(), country: Type.String(), city: Type.String() }, { additionalProperties: false }),
+  channel: Type.String({ description: 'mpm_static, mpm_dynamic, cpm, tap or link' }),
+  riskScore: Type.Integer({ description: 'The hub’s risk score (0–100)' }),
+});
+export type IssuerAuthorizationRequest = Static<typeof issuerAuthorizationRequest>;
 
 export interface EventEntry {
   readonly summary: string;
@@ -368,7 +402,7 @@ export const eventCatalogue = {
   'payment.expired': { summary: 'An uncaptured card authorization expired: its hold was released', data: cardPayment },
   'payment.authorization_reversed': {
     summary: 'An authorization your issuer approved did not complete: reverse your hold',
-    data: Data({ authorizationId: Id('The authorization'), cardId: Type.Union([Id('The card'), Type.Null()]), amount: Money, reason: Type.String() }),
+    data: Data({ authorizationId: Id('The authorization'), cardId: Type.Union([Id('The card'), Type.Null()]), amount: Type.Object(Money.properties, { additionalProperties: false, description: 'What you approved: the authorization request’s amount, in the card’s currency' }), reason: Type.String() }),
   },
   // Credit lines
   'credit.line_opened': { summary: 'You opened a credit line for a customer', data: Data({ accountId: Id('The credit line'), customerId: Id('Your customer'), limit: Money }) },
@@ -446,10 +480,46 @@ const signatureHeaders = [
   },
 ];
 
-/** The OpenAPI 3.1 `webhooks` section: one POST to your webhook URL per event type, with its payload. */
+/** The type of the issuer authorization request (not an event: see `issuerAuthorizationRequest`). */
+export const AUTHORIZATION_REQUEST_TYPE = 'authorization.request';
+
+/**
+ * The OpenAPI 3.1 `webhooks` section: one POST to your webhook URL per event type, with its payload, and the
+ * authorization request a real-time issuer's endpoint receives.
+ */
 export function webhooksDocument(): Record<string, unknown> {
-  return Object.fromEntries(
-    EVENT_TYPES.map((type) => {
+  const authorizationRequest = {
+    post: {
+      operationId: 'onAuthorizationRequest',
+      tags: ['webhooks'],
+      summary: 'A card payment of yours to decide (real-time issuers: POST /v1/issuer/authorization-settings, mode webhook)',
+      description:
+        'Sent as a POST to your `authUrl` (not your webhook URL), signed per Standard Webhooks with your webhook secret, once per payment (a retried request ' +
+        'replays its answer without asking again). Answer within your `deadlineMs`: `{ "decision": "approve" }` or `{ "decision": "decline", "reason": "…" }`; ' +
+        'no valid answer in time lets your stand-in rule decide. Hold `amount` (your card’s currency); an approval the payment does not use is ' +
+        'reversed by `payment.authorization_reversed`, in the same currency.',
+      security: [],
+      // The id is the request's (`areq_…`), not an event's: each request is sent once, never retried.
+      parameters: signatureHeaders.map((h) => (h.name === 'webhook-id' ? { ...h, description: 'The request id (`areq_…`): each authorization request is sent once, never retried' } : h)),
+      requestBody: {
+        required: true,
+        content: { 'application/json': { schema: Type.Object({ type: Type.Literal(AUTHORIZATION_REQUEST_TYPE), data: issuerAuthorizationRequest }, { additionalProperties: false }) } },
+      },
+      responses: {
+        '200': {
+          description: 'Your decision',
+          content: {
+            'application/json': {
+              schema: Type.Object({ decision: Type.Union([Type.Literal('approve'), Type.Literal('decline')]), reason: Type.Optional(Type.String({ maxLength: 64, description: 'Why you declined (shown to the payer in details.reason)' })) }),
+            },
+          },
+        },
+      },
+    },
+  };
+  return Object.fromEntries([
+    [AUTHORIZATION_REQUEST_TYPE, authorizationRequest],
+    ...EVENT_TYPES.map((type) => {
       const entry: EventEntry = eventCatalogue[type];
       return [
         type,
@@ -472,5 +542,5 @@ export function webhooksDocument(): Record<string, unknown> {
         },
       ];
     }),
-  );
+  ]);
 }

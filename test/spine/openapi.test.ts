@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorCatalogue } from '../../src/api/errors.ts';
 import { registeredRoutes } from '../../src/platform/http.ts';
-import { EVENT_TYPES, eventCatalogue } from '../../src/webhooks/catalogue.ts';
+import { AUTHORIZATION_REQUEST_TYPE, EVENT_TYPES, eventCatalogue } from '../../src/webhooks/catalogue.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
 
@@ -160,8 +160,9 @@ describe('the API document', () => {
   });
 
   it('describes every event type under webhooks, and every event type the source emits is in the catalogue', () => {
-    expect(Object.keys(doc.webhooks ?? {}).sort()).toEqual([...EVENT_TYPES].sort());
-    for (const type of EVENT_TYPES) {
+    // Every event type, and the authorization request a real-time issuer's endpoint receives (not an event).
+    expect(Object.keys(doc.webhooks ?? {}).sort()).toEqual([...EVENT_TYPES, AUTHORIZATION_REQUEST_TYPE].sort());
+    for (const type of [...EVENT_TYPES, AUTHORIZATION_REQUEST_TYPE]) {
       const op = doc.webhooks?.[type]?.post;
       expect(op?.operationId, type).toMatch(/^on[A-Z]/);
       expect(JSON.stringify(op?.requestBody), type).toContain(`"const":"${type}"`);

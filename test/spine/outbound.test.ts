@@ -5,6 +5,7 @@ import { demoParticipantId } from '../../src/demo/seed.ts';
 import { createFakeClock } from '../../src/platform/clock.ts';
 import type { HostResolver, ResolvedAddress } from '../../src/platform/outbound.ts';
 import { WEBHOOK_LIMITS } from '../../src/webhooks/dispatcher.ts';
+import type { IssuerAuthorizationRequest } from '../../src/webhooks/catalogue.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
 
@@ -88,6 +89,20 @@ async function startReceiver(respond: (path: string) => { status: number; header
 }
 
 const newParticipant = (webhookUrl: string) => ({ kind: 'wallet', name: 'Hooked wallet', country: 'CN', currencies: ['CNY'], webhookUrl });
+/** An authorization request of `amount` CNY (what the endpoint is sent does not matter here, only whether it is). */
+const askFor = (amount: string): IssuerAuthorizationRequest => ({
+  authorizationId: 'pay_outbound_test',
+  cardId: 'crd_outbound_test',
+  customerId: 'cus_outbound_test',
+  tokenId: null,
+  walletParticipantId: null,
+  amount: { amount, currency: 'CNY' },
+  merchantAmount: { amount, currency: 'CNY' },
+  fx: null,
+  merchant: { id: 'mer_outbound_test', name: 'Test', mcc: '5812', country: 'CN', city: 'Shanghai' },
+  channel: 'tap',
+  riskScore: 0,
+});
 const webhookSettings = (authUrl: string) => ({ mode: 'webhook', authUrl, deadlineMs: 1_000, standIn: { action: 'approve', maxAmountMinor: '10000' } });
 
 describe.each(engines)('outside demo mode on %s: the hub calls no address it should not', (engine) => {
@@ -182,8 +197,8 @@ describe.each(engines)('outside demo mode on %s: the hub calls no address it sho
     try {
       resolver.rebind(['127.0.0.1']);
       const settings = await t.hub.payments.issuers.get(demoParticipantId('bank-a'));
-      expect(await t.hub.payments.issuers.ask(settings, { amount: '5.00' }, 500n, t.hub.db)).toEqual({ by: 'stand_in', approved: true, reason: 'address_not_allowed' });
-      expect(await t.hub.payments.issuers.ask(settings, { amount: '500.00' }, 50_000n, t.hub.db)).toEqual({ by: 'stand_in', approved: false, reason: 'address_not_allowed' });
+      expect(await t.hub.payments.issuers.ask(settings, askFor('5.00'), 500n, t.hub.db)).toEqual({ by: 'stand_in', approved: true, reason: 'address_not_allowed' });
+      expect(await t.hub.payments.issuers.ask(settings, askFor('500.00'), 50_000n, t.hub.db)).toEqual({ by: 'stand_in', approved: false, reason: 'address_not_allowed' });
       expect(receiver.seen.connections).toBe(0);
     } finally {
       resolver.rebind(undefined);
@@ -240,11 +255,11 @@ describe.each(engines)('in demo mode on %s: receivers on this machine, but never
     expect((await t.api('bank-a').post('/v1/issuer/authorization-settings', webhookSettings(`http://127.0.0.1:${redirecting.port}/authorize`))).status).toBe(200);
     try {
       const settings = await t.hub.payments.issuers.get(demoParticipantId('bank-a'));
-      expect(await t.hub.payments.issuers.ask(settings, { amount: '5.00' }, 500n, t.hub.db)).toEqual({ by: 'stand_in', approved: true, reason: 'redirect_not_followed' });
+      expect(await t.hub.payments.issuers.ask(settings, askFor('5.00'), 500n, t.hub.db)).toEqual({ by: 'stand_in', approved: true, reason: 'redirect_not_followed' });
       expect(target.seen.connections).toBe(0);
       // The same endpoint without the redirect decides itself.
       expect((await t.api('bank-a').post('/v1/issuer/authorization-settings', webhookSettings(`http://127.0.0.1:${target.port}/authorize`))).status).toBe(200);
-      expect(await t.hub.payments.issuers.ask(await t.hub.payments.issuers.get(demoParticipantId('bank-a')), { amount: '5.00' }, 500n, t.hub.db)).toEqual({ by: 'issuer', approved: true });
+      expect(await t.hub.payments.issuers.ask(await t.hub.payments.issuers.get(demoParticipantId('bank-a')), askFor('5.00'), 500n, t.hub.db)).toEqual({ by: 'issuer', approved: true });
     } finally {
       await t.api('bank-a').post('/v1/issuer/authorization-settings', { mode: 'hosted' });
     }

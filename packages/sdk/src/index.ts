@@ -3,7 +3,7 @@
  * helpers an integrator needs beside it.
  */
 export { createHutongClient, idempotencyKey, retryingFetch, type HutongClient, type HutongClientOptions, type RetryOptions } from './client.ts';
-export { signWebhook, verifyWebhook, type WebhookEvent, type WebhookEventType, type WebhookVerifyFailure } from './webhooks.ts';
+export { signWebhook, verifyWebhook, type AuthorizationRequest, type WebhookEvent, type WebhookEventType, type WebhookVerifyFailure } from './webhooks.ts';
 export {
   AtcCounter,
   COUNTRY_NUMERIC,

@@ -4275,8 +4275,8 @@ export interface paths {
         get: operations["getIssuerAuthorizationSettings"];
         put?: never;
         /**
-         * Choose hosted holds or a real-time authorization webhook (signed like webhooks, with a deadline and stand-in rules)
-         * @description Choose hosted holds or a real-time authorization webhook (signed like webhooks, with a deadline and stand-in rules)
+         * Choose hosted holds or a real-time authorization webhook (signed like webhooks, with a deadline and stand-in rules; the request: authorization.request under webhooks)
+         * @description Choose hosted holds or a real-time authorization webhook (signed like webhooks, with a deadline and stand-in rules; the request: authorization.request under webhooks)
          *
          *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
@@ -5267,6 +5267,26 @@ export interface paths {
     };
 }
 export interface webhooks {
+    "authorization.request": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A card payment of yours to decide (real-time issuers: POST /v1/issuer/authorization-settings, mode webhook)
+         * @description Sent as a POST to your `authUrl` (not your webhook URL), signed per Standard Webhooks with your webhook secret, once per payment (a retried request replays its answer without asking again). Answer within your `deadlineMs`: `{ "decision": "approve" }` or `{ "decision": "decline", "reason": "…" }`; no valid answer in time lets your stand-in rule decide. Hold `amount` (your card’s currency); an approval the payment does not use is reversed by `payment.authorization_reversed`, in the same currency.
+         */
+        post: operations["onAuthorizationRequest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "account_link.consent_requested": {
         parameters: {
             query?: never;
@@ -25224,7 +25244,7 @@ export interface operations {
                         /** @description What the hub decides when you do not answer in time */
                         standIn: {
                             action: "approve" | "decline";
-                            /** @description Up to this amount in minor units of the payment’s currency, stand-in approves */
+                            /** @description Up to this amount in minor units of the card’s currency (the authorization request’s amount), stand-in approves */
                             maxAmountMinor: string;
                         };
                     };
@@ -25254,7 +25274,7 @@ export interface operations {
                     deadlineMs?: number;
                     standIn?: {
                         action: "approve" | "decline";
-                        /** @description Minor units of the payment’s currency (the setting covers every currency of your cards) */
+                        /** @description Minor units of the card’s currency, the authorization request’s amount (the setting covers every currency of your cards) */
                         maxAmountMinor: string;
                     };
                 };
@@ -25276,7 +25296,7 @@ export interface operations {
                         /** @description What the hub decides when you do not answer in time */
                         standIn: {
                             action: "approve" | "decline";
-                            /** @description Up to this amount in minor units of the payment’s currency, stand-in approves */
+                            /** @description Up to this amount in minor units of the card’s currency (the authorization request’s amount), stand-in approves */
                             maxAmountMinor: string;
                         };
                     };
@@ -27708,6 +27728,89 @@ export interface operations {
             422: components["responses"]["Error422_8d953c79"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
+        };
+    };
+    onAuthorizationRequest: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The request id (`areq_…`): each authorization request is sent once, never retried */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "authorization.request";
+                    data: {
+                        /** @description The card payment (authorization) the hub will create if you approve */
+                        authorizationId: string;
+                        /** @description Your card */
+                        cardId: string;
+                        /** @description Your cardholder */
+                        customerId: string;
+                        tokenId: string | null;
+                        walletParticipantId: string | null;
+                        /** @description What to approve and hold, in the card’s currency (across currencies: the merchant’s amount at the bound rate, rounded up) */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description What the merchant is paid, in its currency (the same as amount when the card pays in the merchant’s currency) */
+                        merchantAmount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** @description Across currencies: the rate bound (capture and refunds convert at it); null in one currency */
+                        fx: {
+                            /** @description The FX provider’s posted rate the hub bound */
+                            rateId: string;
+                            /** @description The FX provider participant whose positions convert it */
+                            providerParticipantId: string;
+                            /** @description Merchant-currency units per unit of the card’s currency, 8 decimals */
+                            rate: string;
+                        } | null;
+                        merchant: {
+                            /** @description The merchant */
+                            id: string;
+                            name: string;
+                            mcc: string;
+                            country: string;
+                            city: string;
+                        };
+                        /** @description mpm_static, mpm_dynamic, cpm, tap or link */
+                        channel: string;
+                        /** @description The hub’s risk score (0–100) */
+                        riskScore: number;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Your decision */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        decision: "approve" | "decline";
+                        /** @description Why you declined (shown to the payer in details.reason) */
+                        reason?: string;
+                    };
+                };
+            };
         };
     };
     onAccountLinkConsentRequested: {
@@ -30741,7 +30844,7 @@ export interface operations {
                         /** @description The authorization */
                         authorizationId: string;
                         cardId: string | null;
-                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        /** @description What you approved: the authorization request’s amount, in the card’s currency */
                         amount: {
                             /** @description Decimal string in the currency, e.g. "12.30" */
                             amount: string;

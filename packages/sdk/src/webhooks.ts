@@ -6,7 +6,10 @@ import type { webhooks } from './schema.ts';
  * seconds) and `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">` under `whsec_<base64 key>`; during a
  * secret rotation the header carries several signatures and any may match.
  */
-export type WebhookEventType = keyof webhooks;
+/** Every event type delivered to your webhook URL (the issuer authorization request is not an event: `AuthorizationRequest`). */
+export type WebhookEventType = Exclude<keyof webhooks, 'authorization.request'>;
+/** What a real-time issuer's `authUrl` receives (signed the same way: check it with `verifyWebhook`), `{ type, data }`. */
+export type AuthorizationRequest = NonNullable<webhooks['authorization.request']['post']['requestBody']>['content']['application/json'];
 /** The body of one event type's delivery: `{ id, type, createdAt, data }` with that event's payload. */
 export type WebhookEvent<T extends WebhookEventType = WebhookEventType> = T extends WebhookEventType
   ? NonNullable<webhooks[T]['post']['requestBody']>['content']['application/json']
