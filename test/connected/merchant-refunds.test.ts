@@ -123,6 +123,22 @@ describe.each(engines)('refunds of merchant payments paid from an account at a c
     expect(events.some((e) => e.participant_id === demoParticipantId('wallet-a'))).toBe(true);
   });
 
+  it('two refunds at once for more than is left between them: the one asking counts, the other is refused before the bank is asked', async () => {
+    const { id } = await paid('10.00');
+    const before = await snapshot();
+    net.bank.switches.slowMs = 200;
+    const [a, b] = await Promise.all([refund(id, '6.00'), refund(id, '6.00')]);
+    const statuses = [a.status, b.status].sort();
+    expect(statuses).toEqual([201, 422]);
+    const refused = a.status === 422 ? a : b;
+    const done = a.status === 201 ? a : b;
+    expect(refused.body.error).toEqual(expect.objectContaining({ code: 'refund_exceeds_captured', details: { refundable: '4.00' } }));
+    await net.deliverAll(done.body.refundId);
+    expect(await snapshot()).toEqual({ ...before, pos: before.pos + 600n, merchant: before.merchant - 600n, atBank: before.atBank + 600n });
+    expect(await net.t.hub.db.query('select status from pay_refunds where authorization_id = $1', [id])).toEqual([{ status: 'completed' }]);
+    await net.expectConserved();
+  });
+
   it('the bank refuses the credit (AC04, closed account): refund_rejected, the refund failed, nothing moved at the hub or at the bank; the payment stays refundable', async () => {
     const { id } = await paid('8.00');
     const before = await snapshot();
