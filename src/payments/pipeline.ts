@@ -182,7 +182,7 @@ export interface BankRefund {
   readonly currency: string;
   readonly status: 'asking' | 'completed' | 'failed';
   readonly reason: StatusReason | null;
-  /** What the API answers for a failed refund: refund_rejected (the bank refused or did not answer), or the hub's own refusal (the merchant's funds). */
+  /** What the API answers for a failed refund: refund_rejected (the bank refused or did not answer), or the ledger's own refusal (liquidity_exceeded…). */
   readonly error: PErr | undefined;
 }
 
@@ -577,7 +577,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
    * locks it), then the ask and the refund. Accepted before the deadline → the money moves merchant → its owner's
    * position → the bank's position (a payment between participants, recorded in the settlement window), the refund is
    * `completed`, the commit staged in the outbox and `payment.refunded` emitted. Otherwise (refused, no valid answer,
-   * late, or the ledger refusing the merchant's side) nothing moves: the refund is `failed` with the reason and the
+   * late, or the ledger refusing it: the merchant owner's position past its cover) nothing moves: the refund is `failed` with the reason and the
    * abort is staged. A refund already decided (by a replay, or the sweep) is left as it is.
    */
   const decideRefund = async (tx: Queryable, refundId: string, authorizationId: string, answer: AskOutcome, request: ConnectorRequest): Promise<'completed' | 'failed' | 'decided'> => {
