@@ -304,6 +304,7 @@ export const errorCatalogue = {
   already_captured: { status: 409, message: "the payment was already captured" },
   capture_exceeds_authorized: { status: 422, message: "a capture must be positive and at most the authorized amount" },
   refund_exceeds_captured: { status: 422, message: "refunds cannot exceed what was captured" },
+  refund_rejected: { status: 422, message: "the bank that keeps the payer's account refused the refund's credit, or did not answer in time: nothing moved (details.reason: ISO 20022 status reason)" },
   issuer_settings_invalid: { status: 400, message: "the authorization settings are not valid" },
   invalid_authorization_url: { status: 400, message: "the authorization URL is missing or not allowed" },
   payment_risk_rule_invalid: { status: 400, message: "the card-payment risk rule is not valid" },

@@ -203,6 +203,7 @@ export const errorGroups = {
     'already_captured',
     'capture_exceeds_authorized',
     'refund_exceeds_captured',
+    'refund_rejected',
     'payment_ledger_rejected',
     'card_not_found',
     'token_not_found',

@@ -59,6 +59,9 @@ const ConnectorRequestSchema = Type.Object(
       }),
     ),
     InitgPty: Type.Optional(Type.Object({ Id: Type.Object({ OrgId: Type.Object({ Othr: Type.Object({ Id: Type.String({ description: 'The initiating wallet’s participant id' }) }) }) }) })),
+    OrgnlTxId: Type.Optional(
+      Type.String({ description: 'On an accept that returns money of an earlier transfer (a merchant’s refund of a payment your customer paid from CdtrAcct): that transfer’s TxId (EndToEndId is then that transfer’s too), as in a pacs.004 return' }),
+    ),
     SttlmDdln: Type.String({ format: 'date-time', description: 'The payment’s deadline: an answer after it is ignored' }),
     TxSts: Type.Optional(Type.Union([Type.Literal('ACSC'), Type.Literal('RJCT')])),
     StsRsnInf: Type.Optional(Reason),

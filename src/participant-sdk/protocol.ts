@@ -62,6 +62,11 @@ export interface ConnectorRequest {
    */
   readonly MndtRltdInf?: { readonly MndtId: string };
   readonly InitgPty?: { readonly Id: { readonly OrgId: { readonly Othr: { readonly Id: string } } } };
+  /**
+   * On an accept that returns money of an earlier transfer (a merchant's refund of a payment the customer paid from
+   * this account): that transfer's TxId, as in a pacs.004 return. `EndToEndId` is then that transfer's too.
+   */
+  readonly OrgnlTxId?: string;
   /** The deadline of this payment: an answer after it is ignored, and the hub aborts. */
   readonly SttlmDdln: string;
   readonly TxSts?: 'ACSC' | 'RJCT';

@@ -43,6 +43,8 @@ export type PaymentsErrorCode =
   | 'already_captured'
   | 'capture_exceeds_authorized'
   | 'refund_exceeds_captured'
+  /** The payer's bank (it keeps its own books) refused the refund's credit or did not answer in time (ISO 20022 reason in details). */
+  | 'refund_rejected'
   | 'issuer_settings_invalid'
   | 'invalid_authorization_url'
   | 'payment_risk_rule_invalid'

@@ -12,7 +12,7 @@ import type { RefLearner } from '../api/index.ts';
 import { pipeliner, type Db, type Queryable, type TxHooks } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { formatAmount, formatMoney } from '../platform/money.ts';
-import { ok, type Result } from '../platform/result.ts';
+import { err, ok, type Result } from '../platform/result.ts';
 import { riskHistoryOf, riskHistorySql, type RiskAssessment, type RiskDecision, type RiskInput, type RiskReason, type RiskRules, type RiskService } from '../risk/index.ts';
 import type { StepUpBinding, StepUpService } from '../stepup/index.ts';
 import type { VerifiedTokenPayment, WalletTokenService } from '../cards/index.ts';
@@ -22,10 +22,10 @@ import type { AppliedCoupon, ValueHooks } from './offers.ts';
 import type { IssuerGateway, IssuerSettings } from './issuer.ts';
 import type { PositionMove, SettlementService } from '../settlement/index.ts';
 import { formatScaled, type FxProviders } from '../fx/index.ts';
-import { authCode, authorizationFlusher, captureLegs, fxCaptureLegs, ledgerCode, merchantFee, SEVERITY, yymmdd, type Authorization, type PaymentChannel } from './model.ts';
+import { authCode, authorizationFlusher, captureLegs, fxCaptureLegs, ledgerCode, merchantFee, refundLegs, SEVERITY, toAuth, yymmdd, type Authorization, type AuthRow, type PaymentChannel } from './model.ts';
 import type { AskOutcome, OutboxMessage } from '../connectors/index.ts';
 import type { Connection } from '../participants/index.ts';
-import type { ConnectorRequest, StatusReason } from '../participant-sdk/index.ts';
+import { REASONS, type ConnectorRequest, type StatusReason } from '../participant-sdk/index.ts';
 import { evaluatePaymentRules, type PaymentRuleStore, type PaymentRules } from './risk-rules.ts';
 
 /**
@@ -151,8 +151,39 @@ export interface CardPipeline {
   commitMany(tx: Queryable, staged: readonly Staged[]): Promise<Result<Authorization, PErr>[]>;
   /** Reverses issuer approvals left unused past their deadline (a crash, a rollback), at most `max` per call. */
   sweepIssuerAsks(max?: number): Promise<{ reversed: number; used: number }>;
+  /**
+   * A refund of a payment paid from an account at a connected bank (`reserve`: the bank's reserve of that payment),
+   * written `asking` in the caller's transaction, whose lock on the payment's row it relies on: the refund and the
+   * bank's ask recorded (the accept it will send kept with it, so that an unused one is aborted), nothing moved yet.
+   */
+  reserveRefundAtBank(tx: Queryable, input: { readonly actor: Actor; readonly authorization: Authorization; readonly merchant: Merchant; readonly amountMinor: bigint; readonly reserve: ConnectorRequest }): Promise<Result<{ refundId: string }, PErr>>;
+  /**
+   * Settles such a refund, outside any transaction: the bank asked to accept the credit to its customer's account
+   * (bounded by its deadline), then decided in one transaction — the money moved at the hub and the commit staged in
+   * the outbox, or nothing moved, the refund `failed` and the abort staged. A refund already decided is read, not asked
+   * again (a replayed Idempotency-Key); one this process is settling is awaited.
+   */
+  settleRefundAtBank(refundId: string): Promise<BankRefund | undefined>;
   /** The hub's decision on a payment a connected bank was asked to reserve (that bank only), as pacs.002 states it. */
   connectorStatus(participantId: string, paymentId: string): Promise<{ TxId: string; TxSts: 'PDNG' | 'ACSC' | 'RJCT'; StsRsnInf?: StatusReason } | undefined>;
+}
+
+/** Why a refund credited at the payer's bank failed, as kept on it: the ISO reason, who gave it, and the hub's own refusal. */
+interface StoredRefundReason extends StatusReason {
+  readonly by: 'bank' | 'hub';
+  readonly error?: PErr | undefined;
+}
+
+/** A refund credited at the payer's bank: its state and, once failed, why (the bank's ISO reason, or the hub's refusal). */
+export interface BankRefund {
+  readonly refundId: string;
+  readonly authorizationId: string;
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  readonly status: 'asking' | 'completed' | 'failed';
+  readonly reason: StatusReason | null;
+  /** What the API answers for a failed refund: refund_rejected (the bank refused or did not answer), or the ledger's own refusal (liquidity_exceeded…). */
+  readonly error: PErr | undefined;
 }
 
 /** Bound on payments in one call of any stage. */
@@ -197,7 +228,7 @@ interface PipelineDeps {
 export interface ConnectedBanks {
   /** The participant's connection in a currency when it keeps its own books; undefined when hosted. */
   connection(participantId: string, currency: string, q?: Queryable): Promise<Connection | undefined>;
-  ask(connection: Connection, op: 'reserve', request: ConnectorRequest): Promise<AskOutcome>;
+  ask(connection: Connection, op: 'reserve' | 'accept', request: ConnectorRequest): Promise<AskOutcome>;
   enqueue(tx: Queryable, messages: readonly OutboxMessage[]): void;
   deliverSoon(): void;
   /** The bank's account id and the customer's name (the reserve's DbtrAcct and the hub's record). */
@@ -474,9 +505,9 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
     SttlmDdln: new Date(clock.nowMs() + b.connection.deadlineMs + BANK_DEADLINE_MARGIN_MS).toISOString(),
   });
   /** The commit (no reason) or abort of a reserve, restating it, for the connector outbox. */
-  const decisionOf = (paymentId: string, bankId: string, request: ConnectorRequest, reason: StatusReason | undefined): OutboxMessage => {
+  const decisionOf = (paymentId: string, bankId: string, request: ConnectorRequest, reason: StatusReason | undefined, side: 'payer' | 'payee' = 'payer'): OutboxMessage => {
     const op = reason === undefined ? ('commit' as const) : ('abort' as const);
-    return { paymentId, participantId: bankId, kind: op, request: { ...request, MsgId: `${paymentId}:${op}:payer`, Op: op, TxSts: reason === undefined ? 'ACSC' : 'RJCT', ...(reason !== undefined ? { StsRsnInf: reason } : {}) } };
+    return { paymentId, participantId: bankId, kind: op, request: { ...request, MsgId: `${paymentId}:${op}:${side}`, Op: op, TxSts: reason === undefined ? 'ACSC' : 'RJCT', ...(reason !== undefined ? { StsRsnInf: reason } : {}) } };
   };
   /** The bank's answer as the API says it: what the customer can act on, the ISO reason in details. */
   const bankRefusal = (paymentId: string, reason: StatusReason, hubReason: boolean): PErr => {
@@ -491,7 +522,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
   const abortAtBank = (tx: Queryable, paymentId: string, bankId: string, request: ConnectorRequest, reason: StatusReason) => {
     const banks = deps.banks;
     if (banks === undefined) throw new Error('card pipeline: a bank ask without connected banks');
-    banks.enqueue(tx, [decisionOf(paymentId, bankId, request, reason)]);
+    banks.enqueue(tx, [decisionOf(paymentId, bankId, request, reason, request.Op === 'accept' ? 'payee' : 'payer')]);
     hooksOf(tx).afterCommit(() => banks.deliverSoon());
   };
 
@@ -546,7 +577,154 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
     return { ...d, bank: { ...b, request }, decidedBy: 'issuer', fundingAccountId, issuerApproved: true };
   };
 
+  /**
+   * Decides a refund credited at the payer's bank, in `tx`: the payment's row locked first (as a refund's reservation
+   * locks it), then the ask and the refund. Accepted before the deadline → the money moves merchant → its owner's
+   * position → the bank's position (a payment between participants, recorded in the settlement window), the refund is
+   * `completed`, the commit staged in the outbox and `payment.refunded` emitted. Otherwise (refused, no valid answer,
+   * late, or the ledger refusing it: the merchant owner's position past its cover) nothing moves: the refund is `failed` with the reason and the
+   * abort is staged. A refund already decided (by a replay, or the sweep) is left as it is.
+   */
+  const decideRefund = async (tx: Queryable, refundId: string, authorizationId: string, answer: AskOutcome, request: ConnectorRequest): Promise<'completed' | 'failed' | 'decided'> => {
+    const [row] = await tx.query<AuthRow>('select * from pay_authorizations where id = $1 for update', [authorizationId]);
+    const [ask] = await tx.query<{ status: string }>('select status from pay_issuer_asks where authorization_id = $1 for update', [refundId]);
+    const [refund] = await tx.query<{ status: string; amount_minor: bigint }>('select status, amount_minor from pay_refunds where id = $1 for update', [refundId]);
+    if (row === undefined || ask === undefined || refund === undefined) throw new Error(`refund ${refundId}: its payment, ask or record vanished`);
+    if (ask.status !== 'asking' || refund.status !== 'asking') return 'decided';
+    const a = toAuth(row);
+    const amount = BigInt(refund.amount_minor);
+    const now = clock.now();
+    let failure: StoredRefundReason | undefined;
+    if (!answer.ok) failure = { ...answer.reason, by: answer.hubReason ? 'hub' : 'bank' };
+    else if (now.getTime() > Date.parse(request.SttlmDdln)) failure = { Rsn: 'AB05', AddtlInf: 'the answer came after the deadline', by: 'hub' };
+    else {
+      const merchant = await merchants.getById(a.merchantId, tx);
+      if (merchant === undefined) throw new Error('merchant vanished');
+      const legs = await refundLegs(accounts, { refundId, amountMinor: amount, currency: a.currency, issuerParticipantId: a.issuerParticipantId, merchantOwnerId: merchant.ownerParticipantId, sourceAccountId: a.sourceAccountId, merchantAccountId: merchant.settlementAccountId, authorizationId: a.id });
+      const results = await ledger.applyInTx(tx, legs.legs);
+      const bad = results.find((r) => !r.ok && r.error.code !== 'linked_transfer_failed') ?? results.find((r) => !r.ok);
+      if (results.length === 0 || (bad !== undefined && !bad.ok)) {
+        const error = ledgerCode(bad?.ok === false ? bad.error : undefined);
+        failure = { Rsn: 'NARR', AddtlInf: `the hub could not move the refund (${error.code})`, by: 'hub', error };
+      } else if (legs.move !== undefined) await deps.settlement.recordMoves(tx, [legs.move]);
+    }
+    if (failure !== undefined) {
+      abortAtBank(tx, refundId, a.issuerParticipantId, request, { Rsn: failure.Rsn, ...(failure.AddtlInf !== undefined ? { AddtlInf: failure.AddtlInf } : {}) });
+      await tx.query('update pay_issuer_asks set status = $2, resolved_at = $3 where authorization_id = $1', [refundId, failure.by === 'bank' ? 'declined' : 'reversed', now]);
+      await tx.query(`update pay_refunds set status = 'failed', reason = $2::text::jsonb where id = $1`, [refundId, JSON.stringify(failure)]);
+      await audit.record(tx, { actor: { type: 'system' }, action: 'payment.refund_failed', objectType: 'payment', objectId: a.id, details: { refundId, amountMinor: amount.toString(), reason: failure.Rsn, connected: true } });
+      return 'failed';
+    }
+    // The bank credits its customer once this COMMIT is durable (the outbox delivers it, retried until acknowledged).
+    const banks = deps.banks;
+    if (banks === undefined) throw new Error('card pipeline: a bank refund without connected banks');
+    banks.enqueue(tx, [decisionOf(refundId, a.issuerParticipantId, request, undefined, 'payee')]);
+    hooksOf(tx).afterCommit(() => banks.deliverSoon());
+    await all([
+      () => tx.query(`update pay_issuer_asks set status = 'used', resolved_at = $2 where authorization_id = $1`, [refundId, now]),
+      () => tx.query(`update pay_refunds set status = 'completed' where id = $1`, [refundId]),
+      () => tx.query('update pay_authorizations set refunded_minor = refunded_minor + $2, updated_at = $3 where id = $1', [a.id, amount, now]),
+    ]);
+    await deps.value?.rewards?.refunded(tx, { authorizationId: a.id, refundId, amountMinor: amount, capturedMinor: a.capturedMinor, refundedMinor: a.refundedMinor + amount });
+    const after: Authorization = { ...a, refundedMinor: a.refundedMinor + amount, updatedAt: now };
+    await audit.record(tx, { actor: { type: 'system' }, action: 'payment.refunded', objectType: 'payment', objectId: a.id, details: { refundId, amountMinor: amount.toString(), connected: true } });
+    await deps.notify(tx, after, 'payment.refunded', { refundId, refundAmount: formatMoney(amount, a.currency) });
+    return 'completed';
+  };
+
+  interface BankRefundRow {
+    id: string;
+    authorization_id: string;
+    amount_minor: bigint;
+    status: BankRefund['status'];
+    reason: StoredRefundReason | null;
+    currency: string;
+    issuer_participant_id: string;
+    connector_request: ConnectorRequest | null;
+  }
+  const readBankRefund = async (refundId: string) =>
+    (
+      await db.query<BankRefundRow>(
+        `select r.id, r.authorization_id, r.amount_minor, r.status, r.reason, k.currency, k.issuer_participant_id, k.connector_request
+           from pay_refunds r join pay_issuer_asks k on k.authorization_id = r.id where r.id = $1 and k.refund_of is not null`,
+        [refundId],
+      )
+    )[0];
+  const toBankRefund = (r: BankRefundRow): BankRefund => {
+    const reason = r.reason === null ? null : { Rsn: r.reason.Rsn, ...(r.reason.AddtlInf !== undefined ? { AddtlInf: r.reason.AddtlInf } : {}) };
+    const details = { refundId: r.id, paymentId: r.authorization_id, status: 'failed', reason };
+    let error: PErr | undefined;
+    if (r.status === 'failed' && r.reason !== null) {
+      const why = r.reason;
+      if (why.error !== undefined) error = { ...why.error, details: { ...details, ...(typeof why.error.details === 'object' && why.error.details !== null ? why.error.details : {}) } };
+      else if (why.by === 'bank') error = { code: 'refund_rejected', message: `the customer’s bank refused the credit: ${REASONS[why.Rsn as keyof typeof REASONS] ?? 'refused'} (${why.Rsn}); nothing was refunded`, details };
+      else error = { code: 'refund_rejected', message: `the customer’s bank gave no valid answer in time (${why.Rsn}); nothing was refunded`, details };
+    }
+    return { refundId: r.id, authorizationId: r.authorization_id, amountMinor: BigInt(r.amount_minor), currency: r.currency, status: r.status, reason, error };
+  };
+  /** Refunds this process is settling: a replay waits for the same ask instead of sending another. */
+  const settling = new Map<string, Promise<BankRefund | undefined>>();
+
   return {
+    async reserveRefundAtBank(tx, { actor, authorization: a, merchant, amountMinor, reserve }) {
+      const banks = deps.banks;
+      const connection = banks === undefined ? undefined : await banks.connection(a.issuerParticipantId, a.currency, tx);
+      if (connection === undefined || reserve.DbtrAcct === undefined) {
+        return err('refund_rejected', 'the payer’s bank no longer keeps its own books through the hub in this currency: nothing was refunded', { paymentId: a.id, reason: { Rsn: 'AB05', AddtlInf: 'the participant is no longer connected in this currency' } });
+      }
+      const refundId = newId('rfd');
+      const now = clock.now();
+      // The credit goes back to the account the payment was debited from; the end-to-end id is the payment's, so that
+      // the bank books it against the debit it made (OrgnlTxId, as a pacs.004 return names the original).
+      const request: ConnectorRequest = {
+        MsgId: `${refundId}:accept`,
+        CreDtTm: now.toISOString(),
+        Op: 'accept',
+        TxId: refundId,
+        EndToEndId: a.id,
+        OrgnlTxId: a.id,
+        IntrBkSttlmAmt: formatMoney(amountMinor, a.currency),
+        DbtrAgt: { FinInstnId: { Othr: { Id: merchant.ownerParticipantId } } },
+        CdtrAgt: { FinInstnId: { Othr: { Id: a.issuerParticipantId } } },
+        CdtrAcct: reserve.DbtrAcct,
+        Dbtr: { Nm: merchant.name },
+        SttlmDdln: new Date(now.getTime() + connection.deadlineMs + BANK_DEADLINE_MARGIN_MS).toISOString(),
+      };
+      await all([
+        () => tx.query(`insert into pay_refunds (id, authorization_id, amount_minor, transfer_id, created_at, status) values ($1, $2, $3, $1, $4, 'asking')`, [refundId, a.id, amountMinor, now]),
+        () =>
+          tx.query(
+            `insert into pay_issuer_asks (authorization_id, issuer_participant_id, card_id, amount_minor, currency, status, created_at, expires_at, connector_request, refund_of) values ($1, $2, null, $3, $4, 'asking', $5, $6, $7::text::jsonb, $8)`,
+            [refundId, a.issuerParticipantId, amountMinor, a.currency, now, new Date(request.SttlmDdln), JSON.stringify(request), a.id],
+          ),
+      ]);
+      await audit.record(tx, { actor, action: 'payment.refund_requested', objectType: 'payment', objectId: a.id, details: { refundId, amountMinor: amountMinor.toString(), bankParticipantId: a.issuerParticipantId } });
+      return ok({ refundId });
+    },
+
+    settleRefundAtBank(refundId) {
+      const running = settling.get(refundId);
+      if (running !== undefined) return running;
+      const settled = (async () => {
+        const r = await readBankRefund(refundId);
+        const request = r?.connector_request ?? null;
+        if (r === undefined || r.status !== 'asking' || request === null) return r === undefined ? undefined : toBankRefund(r);
+        const banks = deps.banks;
+        const connection = banks === undefined ? undefined : await banks.connection(r.issuer_participant_id, r.currency);
+        const answer: AskOutcome =
+          banks === undefined || connection === undefined ? { ok: false, reason: { Rsn: 'AB05', AddtlInf: 'the participant is no longer connected in this currency' }, hubReason: true } : await banks.ask(connection, 'accept', request);
+        await db.transaction((tx) => decideRefund(tx, refundId, r.authorization_id, answer, request));
+        const decided = await readBankRefund(refundId);
+        return decided === undefined ? undefined : toBankRefund(decided);
+      })();
+      settling.set(refundId, settled);
+      const forget = () => {
+        if (settling.get(refundId) === settled) settling.delete(refundId);
+      };
+      settled.then(forget, forget);
+      return settled;
+    },
+
     async decideMany(inputs) {
       if (inputs.length > MAX_CARD_BATCH) throw new Error(`decideMany: at most ${MAX_CARD_BATCH} payments at once`);
       const out: (Staged | undefined)[] = inputs.map(() => undefined);
@@ -1264,14 +1442,24 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
     },
 
     async sweepIssuerAsks(max = 500) {
-      const due = await db.query<{ authorization_id: string; issuer_participant_id: string; card_id: string | null; amount_minor: bigint; currency: string; used: boolean; connector_request: ConnectorRequest | null }>(
-        `select k.authorization_id, k.issuer_participant_id, k.card_id, k.amount_minor, k.currency, k.connector_request, exists (select 1 from pay_authorizations a where a.id = k.authorization_id) as used
+      const due = await db.query<{ authorization_id: string; issuer_participant_id: string; card_id: string | null; amount_minor: bigint; currency: string; connector_request: ConnectorRequest | null; refund_of: string | null }>(
+        `select k.authorization_id, k.issuer_participant_id, k.card_id, k.amount_minor, k.currency, k.connector_request, k.refund_of
            from pay_issuer_asks k where k.status = 'asking' and k.expires_at <= $1 order by k.expires_at limit $2`,
         [clock.now(), Math.min(max, 1000)],
       );
       let reversed = 0;
       let used = 0;
       for (const row of due) {
+        const refundOf = row.refund_of;
+        if (refundOf !== null && row.connector_request !== null) {
+          // A refund's accept left undecided (the hub stopped between the ask and the decision): decided as failed, the
+          // abort staged (a refund decided meanwhile is left as it is).
+          const request = row.connector_request;
+          const outcome = await db.transaction((tx) => decideRefund(tx, row.authorization_id, refundOf, { ok: false, reason: { Rsn: 'AB03', AddtlInf: 'the deadline passed before the refund was completed' }, hubReason: true }, request));
+          if (outcome === 'failed') reversed += 1;
+          else if (outcome === 'completed') used += 1;
+          continue;
+        }
         await db.transaction(async (tx) => {
           // Locked: a commit still running for this payment decides first (it marks the ask used, or reverses it).
           const [locked] = await tx.query<{ status: string }>('select status from pay_issuer_asks where authorization_id = $1 for update', [row.authorization_id]);
@@ -1303,10 +1491,15 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
     },
 
     async connectorStatus(participantId, paymentId) {
-      const [k] = await db.query<{ status: string }>('select status from pay_issuer_asks where authorization_id = $1 and issuer_participant_id = $2 and connector_request is not null', [paymentId, participantId]);
+      // A refund's accept is keyed by the refund's id, and keeps why it failed.
+      const [k] = await db.query<{ status: string; reason: StoredRefundReason | null }>(
+        'select k.status, r.reason from pay_issuer_asks k left join pay_refunds r on r.id = k.authorization_id where k.authorization_id = $1 and k.issuer_participant_id = $2 and k.connector_request is not null',
+        [paymentId, participantId],
+      );
       if (k === undefined) return undefined;
       if (k.status === 'asking') return { TxId: paymentId, TxSts: 'PDNG' };
       if (k.status === 'used') return { TxId: paymentId, TxSts: 'ACSC' };
+      if (k.reason !== null) return { TxId: paymentId, TxSts: 'RJCT', StsRsnInf: { Rsn: k.reason.Rsn, ...(k.reason.AddtlInf !== undefined ? { AddtlInf: k.reason.AddtlInf } : {}) } };
       return { TxId: paymentId, TxSts: 'RJCT', StsRsnInf: { Rsn: k.status === 'declined' ? 'NARR' : 'AB03', AddtlInf: 'the hub did not complete the payment' } };
     },
   };

@@ -1,7 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
-import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/index.ts';
+import { actorOf, created, errorStatus, okResponse, principalOf, type Idempotent } from '../api/index.ts';
 import { AmountString, CountryCode, CurrencyCode, Exactly, Money, Strict } from '../api/index.ts';
 import { Opaque, Ref } from '../api/index.ts';
 import { MPM_MAX_PAYLOAD_CHARS } from '../emv/index.ts';
@@ -592,9 +592,28 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
           const amount = await amountFor(request, request.params.paymentId, request.body.amount);
           if (!amount.ok) return amount.error;
           const r = await payments.refund(tx, actorOf(request), me(request), request.params.paymentId, amount.value);
-          return r.ok ? created({ refundId: r.value.refundId, amount: money(r.value.amountMinor, r.value.authorization.currency), payment: wireAuthorization(r.value.authorization) }) : r.error;
+          if (!r.ok) return r.error;
+          const body = { refundId: r.value.refundId, amount: money(r.value.amountMinor, r.value.authorization.currency), payment: wireAuthorization(r.value.authorization) };
+          // Paid from an account at a bank that keeps its own books: stored as asking; the answer step settles it.
+          return created(r.value.atBank ? { ...body, atBank: true } : body);
         },
-        { required: true },
+        {
+          required: true,
+          // The bank asked to accept the credit after the refund's COMMIT (no lock held while it answers), then the
+          // refund decided; the answer, first or replayed, is the decision (a decided refund is not asked again).
+          after: async (answer) => {
+            const body = answer.body as { refundId?: unknown; atBank?: unknown } | undefined;
+            if (answer.status !== 201 || body?.atBank !== true || typeof body.refundId !== 'string') return answer;
+            const shown = Object.fromEntries(Object.entries(body).filter(([k]) => k !== 'atBank'));
+            const settled = await payments.settleRefundAtBank(body.refundId);
+            if (settled === undefined || settled.status === 'completed') return { status: 201, body: shown };
+            const error: PErr =
+              settled.status === 'asking'
+                ? { code: 'payment_state', message: 'the refund is still being decided with the customer’s bank: ask again', details: { refundId: settled.refundId } }
+                : (settled.error ?? { code: 'refund_rejected', message: 'the refund failed: nothing was refunded' });
+            return { status: errorStatus[error.code], body: { error: { code: error.code, message: error.message, ...(error.details !== undefined ? { details: error.details } : {}) } } };
+          },
+        },
       ),
   );
 

@@ -27,9 +27,10 @@ import { captureFlusher, captureLegs, DEFAULT_DYNAMIC_QR_TTL_S, DEFAULT_HOLD_TTL
 import { createCardPipeline, type CardPaymentInput, type CardPipeline, type ConnectedBanks, type Decline } from './pipeline.ts';
 import type { ValueHooks } from './offers.ts';
 import type { PaymentRuleStore } from './risk-rules.ts';
+import type { ConnectorRequest } from '../participant-sdk/index.ts';
 
 export type { Authorization, AuthorizationStatus, PaymentChannel } from './model.ts';
-export type { CardPaymentInput, ConnectedBanks, TapInput, WalletPayInput, WalletSource } from './pipeline.ts';
+export type { BankRefund, CardPaymentInput, ConnectedBanks, TapInput, WalletPayInput, WalletSource } from './pipeline.ts';
 
 export interface QrCode {
   readonly id: string;
@@ -151,7 +152,12 @@ export interface PaymentService extends CardPipeline {
    */
   captureMany(tx: Queryable, items: readonly CaptureItem[]): Promise<Result<Authorization, PErr>[]>;
   void(tx: Queryable, actor: Actor, owner: string, authorizationId: string): Promise<Result<Authorization, PErr>>;
-  refund(tx: Queryable, actor: Actor, owner: string, authorizationId: string, amountMinor?: bigint): Promise<Result<{ authorization: Authorization; refundId: string; amountMinor: bigint }, PErr>>;
+  /**
+   * A refund, in the caller's transaction. Of a payment paid from an account at a bank that keeps its own books it is
+   * only written asking (`atBank`, `authorization` as it will be once completed): the caller settles it after its
+   * COMMIT with settleRefundAtBank, outside any transaction.
+   */
+  refund(tx: Queryable, actor: Actor, owner: string, authorizationId: string, amountMinor?: bigint): Promise<Result<{ authorization: Authorization; refundId: string; amountMinor: bigint; atBank: boolean }, PErr>>;
   /** Scoped to the merchant's owner, or (viewer 'payer') to the paying wallet. */
   get(viewer: { participantId: string; as: 'merchant' | 'payer' }, authorizationId: string, q?: Queryable): Promise<Authorization | undefined>;
   list(owner: string, options: { merchantId?: string; limit: number }): Promise<Authorization[]>;
@@ -430,15 +436,25 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const a = await lockAuth(tx, owner, authorizationId);
       if (a === undefined) return err('payment_not_found', 'no such payment');
       if (a.status !== 'captured') return err('payment_state', `only a captured payment can be refunded; this one is ${a.status}`, { status: a.status });
-      const remaining = a.capturedMinor - a.refundedMinor;
+      // Paid from an account at a bank that keeps its own books (the bank reserved the debit): the refund credits the
+      // customer there, so the bank must accept it first. Refunds still asking count against what is left to refund
+      // (the payment's row is locked: two refunds cannot both take the same rest).
+      const [atBank] = await tx.query<{ connector_request: ConnectorRequest; asking: string }>(
+        `select k.connector_request, (select coalesce(sum(r.amount_minor), 0) from pay_refunds r where r.authorization_id = k.authorization_id and r.status = 'asking')::text as asking
+           from pay_issuer_asks k where k.authorization_id = $1 and k.connector_request is not null`,
+        [a.id],
+      );
+      const remaining = a.capturedMinor - a.refundedMinor - (atBank === undefined ? 0n : BigInt(atBank.asking));
       const amount = amountMinor ?? remaining;
-      if (amount <= 0n || amount > remaining) return err('refund_exceeds_captured', 'refunds cannot exceed what was captured', { refundable: formatAmount(remaining, a.currency) });
-      // Paid from an account at a bank that keeps its own books: the refund would credit the bank's position with no
-      // message telling the bank to credit its customer (the connector has no refund yet), so it is refused.
-      const [atBank] = await tx.query<{ x: number }>('select 1 as x from pay_issuer_asks where authorization_id = $1 and connector_request is not null', [a.id]);
-      if (atBank !== undefined) return err('payment_state', 'a payment from an account at a bank that keeps its own books cannot be refunded through the hub yet: refund it as a payment to the customer', { status: a.status });
+      if (amount <= 0n || amount > remaining) return err('refund_exceeds_captured', 'refunds cannot exceed what was captured', { refundable: formatAmount(remaining > 0n ? remaining : 0n, a.currency) });
       const merchant = await merchants.getById(a.merchantId, tx);
       if (merchant === undefined) throw new Error('merchant vanished');
+      if (atBank !== undefined) {
+        // Written asking, nothing moved: the route's answer step asks the bank and decides (settleRefundAtBank).
+        const reserved = await pipeline.reserveRefundAtBank(tx, { actor, authorization: a, merchant, amountMinor: amount, reserve: atBank.connector_request });
+        if (!reserved.ok) return reserved;
+        return ok({ authorization: { ...a, refundedMinor: a.refundedMinor + amount }, refundId: reserved.value.refundId, amountMinor: amount, atBank: true });
+      }
       const refundId = newId('rfd');
       const common = { refundId, amountMinor: amount, currency: a.currency, issuerParticipantId: a.issuerParticipantId, merchantOwnerId: merchant.ownerParticipantId, sourceAccountId: a.sourceAccountId, merchantAccountId: merchant.settlementAccountId, authorizationId: a.id };
       // Across currencies the refund converts back at the authorization's bound rate (rounded down for the payer; the
@@ -460,7 +476,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const after = await reloadAuth(tx, a.id);
       await audit.record(tx, { actor, action: 'payment.refunded', objectType: 'payment', objectId: a.id, details: { refundId, amountMinor: amount.toString() } });
       await notify(tx, after, 'payment.refunded', { refundId, refundAmount: formatMoney(amount, a.currency) });
-      return ok({ authorization: after, refundId, amountMinor: amount });
+      return ok({ authorization: after, refundId, amountMinor: amount, atBank: false });
     },
     async get(viewer, authorizationId, q = db) {
       const column = viewer.as === 'merchant' ? 'owner_participant_id' : 'payer_participant_id';
