@@ -247,7 +247,16 @@ export const eventCatalogue = {
   'money_request.reminder': { summary: 'A reminder to pay a split share', data: Data({ requestId: Id('The request'), customerId: Id('Your customer (payer)'), warning: Type.String() }) },
   'red_packet.received': { summary: 'Your customers may claim a red packet', data: Data({ packetId: Id('The red packet'), customerIds: Type.Array(Id('Your customer')), message: Type.Union([Type.String(), Type.Null()]) }) },
   'red_packet.claimed': { summary: 'A red packet share was claimed (to the claimer: its amount)', data: Data({ packetId: Id('The red packet'), customerId: Id('The claiming (or sending) customer'), amount: Type.Optional(Money) }) },
-  'red_packet.refunded': { summary: 'An expired red packet’s unclaimed amount went back to the sender', data: Data({ packetId: Id('The red packet'), customerId: Id('Your customer (sender)'), refunded: Money }) },
+  'red_packet.refunded': {
+    summary: 'An expired red packet’s unclaimed amount went back to the sender (to the sender’s bank, which accepted it, when a bank that keeps its own books funded it)',
+    data: Data({
+      packetId: Id('The red packet'),
+      customerId: Id('Your customer (sender)'),
+      refunded: Money,
+      status: Type.Optional(Type.Union([Type.Literal('refunded'), Type.Literal('refunding')], { description: 'Refunded through the sender’s bank: refunding while a share released since waits for the next refund' })),
+      paymentId: Type.Optional(Id('Refunded through the sender’s bank: the refund payment (the TxId the bank knows)')),
+    }),
+  },
   'red_packet.funded': {
     summary: 'Your customer’s red packet, funded from an account at a bank that keeps its own books, is open: the bank reserved and the hub committed it into escrow',
     data: Data({ packetId: Id('The red packet'), customerId: Id('Your customer (sender)'), status: Type.Literal('open'), paymentId: Id('The funding payment (the TxId the bank knows)'), total: Money }),

@@ -6677,8 +6677,8 @@ export interface webhooks {
         get?: never;
         put?: never;
         /**
-         * An expired red packet’s unclaimed amount went back to the sender
-         * @description An expired red packet’s unclaimed amount went back to the sender. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         * An expired red packet’s unclaimed amount went back to the sender (to the sender’s bank, which accepted it, when a bank that keeps its own books funded it)
+         * @description An expired red packet’s unclaimed amount went back to the sender (to the sender’s bank, which accepted it, when a bank that keeps its own books funded it). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
          */
         post: operations["onRedPacketRefunded"];
         delete?: never;
@@ -32328,6 +32328,10 @@ export interface operations {
                             amount: string;
                             currency: string;
                         };
+                        /** @description Refunded through the sender’s bank: refunding while a share released since waits for the next refund */
+                        status?: "refunded" | "refunding";
+                        /** @description Refunded through the sender’s bank: the refund payment (the TxId the bank knows) */
+                        paymentId?: string;
                     } & {
                         [key: string]: unknown;
                     };
