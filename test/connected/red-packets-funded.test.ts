@@ -33,6 +33,11 @@ describe.each(engines)('red packets funded from an account at a connected bank o
   const reserves = async (paymentId: string) => (await net.bank.db.query<{ key: string }>('select key from answers where key like $1', [`reserve:${paymentId}%`])).length;
   const packetPayments = async (packetId: string, prefix: 'rpf' | 'rpr') =>
     net.t.hub.db.query<{ id: string; status: string; reason: string | null }>(`select id, status, reason from payments where id like $1 order by created_at, id`, [`pay_${prefix}_${packetId.slice(4)}%`]);
+  const events = async (type: string, packetId: string) =>
+    (await net.t.hub.db.query<{ participant_id: string; payload: any }>(`select participant_id, payload from events where type = $1 and payload->>'packetId' = $2 order by created_at`, [type, packetId])).map((e) => ({
+      participantId: e.participant_id,
+      ...e.payload,
+    }));
   const fromBank = (body: object, headers = key()) => net.bankApi('POST', '/v1/transfers/red-packets', { customerId: wangId, mode: 'equal', ...body }, headers);
   const packetSeen = async (id: string) => (await net.bankApi('GET', `/v1/transfers/red-packets/${id}`)).body;
 
@@ -66,6 +71,9 @@ describe.each(engines)('red packets funded from an account at a connected bank o
     expect((await net.bank.hold(fundingId))?.state).toBe('committed');
     expect(await net.bank.balance(wang.bankAccount)).toBe(wang0 - 900n);
     expect((await net.bankApi('GET', `/v1/connector/transfers/${fundingId}`)).body.TxSts).toBe('ACSC');
+    // Webhooks: the sender's bank hears it is open; each member's participant that its customers may claim.
+    expect(await events('red_packet.funded', made.body.id)).toEqual([expect.objectContaining({ participantId: net.bankC, customerId: wangId, status: 'open', paymentId: fundingId, total: { amount: '9.00', currency: 'CNY' } })]);
+    expect((await events('red_packet.received', made.body.id)).map((e) => e.participantId).sort()).toEqual([net.bankC, walletA, demoParticipantId('wallet-b')].sort());
     await net.expectConserved();
 
     // A hosted member (wallet-a): paid from the escrow through the positions (the bank owes wallet-a at settlement).
@@ -100,6 +108,7 @@ describe.each(engines)('red packets funded from an account at a connected bank o
     const [refund] = await packetPayments(made.body.id, 'rpr');
     expect(refund).toEqual(expect.objectContaining({ status: 'completed' }));
     expect(await packetSeen(made.body.id)).toEqual(expect.objectContaining({ status: 'refunded', refunded: { amount: '3.00', currency: 'CNY' }, claimedCount: 2 }));
+    expect(await events('red_packet.refunded', made.body.id)).toEqual([expect.objectContaining({ participantId: net.bankC, status: 'refunded', paymentId: refund!.id, refunded: { amount: '3.00', currency: 'CNY' } })]);
     expect(await bal(bankEscrow())).toBe(esc0);
     expect(await net.position()).toBe(pos0 - 300n);
     expect(await bal(wangHubAccount)).toBe(0n);
@@ -181,6 +190,8 @@ describe.each(engines)('red packets funded from an account at a connected bank o
     const claim = await net.t.api('wallet-a').post(`/v1/transfers/red-packets/${packetId}/claim`, { customerId: li() }, key());
     expect(claim.status).toBe(409);
     expect(claim.body.error.code).toBe('red_packet_not_open');
+    expect(await events('red_packet.failed', packetId)).toEqual([expect.objectContaining({ participantId: net.bankC, status: 'failed', reason: 'AM04' })]);
+    expect(await events('red_packet.received', packetId)).toEqual([]);
     await net.deliverAll(refused.body.error.details.paymentId);
     expect((await net.bankApi('GET', `/v1/connector/transfers/${refused.body.error.details.paymentId}`)).body.TxSts).toBe('RJCT');
     await net.expectConserved();
@@ -241,6 +252,7 @@ describe.each(engines)('red packets funded from an account at a connected bank o
     expect(Date.parse(seen.refundRetryAt)).toBeGreaterThan(net.clock.nowMs());
     const [first] = await packetPayments(made.body.id, 'rpr');
     expect(first).toEqual(expect.objectContaining({ status: 'rejected', reason: 'AC04' }));
+    expect(await events('red_packet.refund_delayed', made.body.id)).toEqual([expect.objectContaining({ status: 'refunding', reason: 'AC04', paymentId: first!.id, amount: { amount: '3.00', currency: 'CNY' }, retryAt: seen.refundRetryAt })]);
     await net.deliverAll(first!.id);
     // Nothing moved: the money waits in the escrow; the customer's hub address never holds it.
     expect(await bal(bankEscrow())).toBe(esc1);
