@@ -236,6 +236,59 @@ describe.each(engines)('red packets funded from an account at a connected bank o
     await net.expectConserved();
   });
 
+  it('a hub stopped between the packet’s transaction and the ask: recovery aborts the funding at its deadline (AB03), the packet failed, nothing moved', async () => {
+    const [pos0, esc0, wang0] = [await net.position(), await bal(bankEscrow()), (await net.bank.balance(wang.bankAccount))!];
+    const bankP = (await net.t.hub.participants.get(net.bankC))!;
+    const r = await net.t.hub.db.transaction((tx) =>
+      net.t.hub.transfers.transfers.createRedPacket(tx, { type: 'system' }, bankP, { customerId: wangId, totalMinor: 500n, currency: 'CNY', shares: 1, mode: 'equal', members: [{ type: 'handle', value: 'liwei' }] }),
+    );
+    expect(r.ok && r.value.status).toBe('funding');
+    const packet = r.ok ? r.value : undefined;
+    // Reserved at the hub only: the bank's position holds it pending; nothing posted.
+    expect(await net.position()).toBe(pos0);
+    expect((await net.t.api('wallet-a').post(`/v1/transfers/red-packets/${packet!.id}/claim`, { customerId: li() }, key())).body.error.code).toBe('red_packet_not_open');
+    net.clock.advance(10_000);
+    expect(await net.t.hub.transfers.transfers.recoverConnected()).toBeGreaterThanOrEqual(1);
+    expect(await packetSeen(packet!.id)).toEqual(expect.objectContaining({ status: 'failed', reason: expect.objectContaining({ Rsn: 'AB03' }) }));
+    await net.deliverAll(packet!.fundingPaymentId!);
+    expect(await net.position()).toBe(pos0);
+    expect(await bal(bankEscrow())).toBe(esc0);
+    expect(await net.bank.balance(wang.bankAccount)).toBe(wang0);
+    expect(await net.bank.openHolds()).toEqual([]);
+    await net.expectConserved();
+  });
+
+  it('a connected member’s share the bank refuses after the sweep goes back to the sender’s bank by the next refund (never into a hub address)', async () => {
+    const [pos0, esc0, wang0, chen0] = [await net.position(), await bal(bankEscrow()), (await net.bank.balance(wang.bankAccount))!, (await net.bank.balance(chen.bankAccount))!];
+    const made = await fromBank({ total: { amount: '1.50', currency: 'CNY' }, shares: 1, members: [{ type: 'handle', value: 'chenjie' }], expiresInS: 60 });
+    expect(made.status).toBe(201);
+    await net.deliverAll(made.body.fundingPaymentId);
+    // The claim's transaction only (the bank's answer still to come), then the packet expires: nothing left to refund.
+    const claimed = await net.t.hub.db.transaction((tx) => net.t.hub.transfers.transfers.claimRedPacket(tx, { type: 'system' }, net.bankC, made.body.id, chenId));
+    const paymentId = claimed.ok ? claimed.value.paymentId! : '';
+    net.clock.advance(61_000);
+    await net.t.hub.transfers.sweep();
+    expect((await packetSeen(made.body.id)).status).toBe('completed');
+    net.bank.switches.refuse = { op: 'accept', reason: 'AC04' };
+    expect((await net.t.hub.transfers.transfers.settleConnected(paymentId))?.status).toBe('rejected');
+    await net.deliverAll(paymentId);
+    // Released into the rest, in the escrow, due for a refund through the bank.
+    expect(await packetSeen(made.body.id)).toEqual(expect.objectContaining({ status: 'refunding' }));
+    expect(await bal(bankEscrow())).toBe(esc0 + 150n);
+    expect(await bal(wangHubAccount)).toBe(0n);
+    resetSwitches(net.bank);
+    await net.t.hub.transfers.sweep();
+    const [refund] = await packetPayments(made.body.id, 'rpr');
+    expect(refund?.status).toBe('completed');
+    await net.deliverAll(refund!.id);
+    expect(await packetSeen(made.body.id)).toEqual(expect.objectContaining({ status: 'refunded', refunded: { amount: '1.50', currency: 'CNY' } }));
+    expect(await bal(bankEscrow())).toBe(esc0);
+    expect(await net.position()).toBe(pos0);
+    expect(await net.bank.balance(wang.bankAccount)).toBe(wang0);
+    expect(await net.bank.balance(chen.bankAccount)).toBe(chen0);
+    await net.expectConserved();
+  });
+
   it('the sender’s bank refuses the refund: the rest stays in escrow, visibly refunding, and is returned on the next try', async () => {
     const wang0 = (await net.bank.balance(wang.bankAccount))!;
     const made = await fromBank({ total: { amount: '3.00', currency: 'CNY' }, shares: 1, members: [{ type: 'handle', value: 'liwei' }], expiresInS: 60 });
