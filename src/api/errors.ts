@@ -235,6 +235,7 @@ export const errorCatalogue = {
   red_packet_already_claimed: { status: 409, message: "this customer claimed this packet already" },
   red_packet_empty: { status: 409, message: "every share was claimed" },
   red_packet_expired: { status: 410, message: "the red packet has expired" },
+  red_packet_not_open: { status: 409, message: "the red packet is not open: its sender’s bank has not funded it (yet, or refused)" },
   // Cards and tokens
   not_issuer: { status: 403, message: "only issuers (banks) manage cards" },
   not_wallet: { status: 403, message: "only wallets (token requestors) hold tokens" },

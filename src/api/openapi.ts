@@ -122,6 +122,8 @@ export const errorGroups = {
     'red_packet_already_claimed',
     'red_packet_empty',
     'red_packet_expired',
+    'red_packet_not_open',
+    'consent_revoked',
     'insufficient_funds',
   ),
   cards: codes(

@@ -171,7 +171,8 @@ export function createCustomerDataRights(deps: {
             and ((payer_participant_id = $2 and payer_customer_id = $1) or card_id in (select id from cards where customer_id = $1 and issuer_participant_id = $2))`,
         [customerId, participantId],
       ),
-      q.query<{ n: bigint }>(`select count(*) as n from red_packets where participant_id = $2 and customer_id = $1 and status = 'open'`, [customerId, participantId]),
+      // A packet still being funded by the sender's bank, open, or whose rest is going back to that bank holds money.
+      q.query<{ n: bigint }>(`select count(*) as n from red_packets where participant_id = $2 and customer_id = $1 and status in ('funding', 'open', 'refunding')`, [customerId, participantId]),
     ]);
     const withMoney = accounts.filter((a) => a.debits_posted !== a.credits_posted || a.debits_pending !== 0n || a.credits_pending !== 0n);
     return {

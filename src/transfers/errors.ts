@@ -66,7 +66,8 @@ export type TransfersErrorCode =
   | 'red_packet_not_member'
   | 'red_packet_already_claimed'
   | 'red_packet_empty'
-  | 'red_packet_expired';
+  | 'red_packet_expired'
+  | 'red_packet_not_open';
 
 /** What transfer services answer: their own codes, a step-up proof refused, a participant's position at its cap. */
 export type TErr = { readonly code: TransfersErrorCode | Extract<StepUpErrorCode, 'step_up_invalid'> | Extract<LiquidityErrorCode, 'liquidity_exceeded'>; readonly message: string; readonly details?: object };

@@ -215,6 +215,9 @@ export const wirePacket = (p: RedPacketView) => W.Exactly<Static<typeof W.RedPac
   mode: p.mode,
   message: p.message,
   status: p.status,
+  fundingPaymentId: p.fundingPaymentId,
+  reason: p.reason,
+  refundRetryAt: p.refundRetryAt?.toISOString() ?? null,
   claimedCount: p.claimedCount,
   claimed: money(p.claimedMinor, p.currency),
   refunded: money(p.refundedMinor, p.currency),
@@ -819,7 +822,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   app.post(
     '/v1/transfers/red-packets',
     { config: { ...CUSTOMER, idempotency: 'required' },
-      schema: schema('transfers', 'Send a red packet (红包) to a group: funded into escrow now, claimed share by share, the rest refunded at expiry', {
+      schema: schema('transfers', 'Send a red packet (红包) to a group: funded into escrow now (from an account at a bank that keeps its own books: once the bank reserved, else insufficient_funds / consent_revoked / payment_rejected and the packet failed), claimed share by share, the rest refunded at expiry (to that bank, which accepts)', {
         body: Strict({
           customerId: CustomerId,
           sourceAccountId: Type.Optional(Ref('account', 'Own or linked account to pay from')),
@@ -843,7 +846,26 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
           const r = await transfers.createRedPacket(tx, actorOf(request, request.body.customerId), await me(request), { ...request.body, totalMinor: total.value.amountMinor, currency: total.value.currency });
           return r.ok ? created(wirePacket(r.value)) : r.error;
         },
-        { required: true },
+        // Funded from an account at a bank that keeps its own books: the bank is asked after the packet's transaction
+        // and the answer, first or replayed, is the decision (the packet open, or the bank's refusal as P2P's codes
+        // say it). A replay asks nothing: the decided payment is answered as it is.
+        { required: true, after: async (answer) => {
+          const body = answer.body as { id?: unknown; fundingPaymentId?: unknown } | undefined;
+          if (answer.status !== 201 || typeof body?.id !== 'string' || typeof body.fundingPaymentId !== 'string') return answer;
+          const p = await transfers.settleConnected(body.fundingPaymentId);
+          const packet = await transfers.getRedPacket(principalOf(request).participantId, body.id);
+          if (p === undefined || packet === undefined || p.status !== 'rejected') return packet === undefined ? answer : { status: 201, body: wirePacket(packet) };
+          const reason = p.reason ?? { Rsn: 'NARR' };
+          const details = { paymentId: p.id, status: 'RJCT', reason, packetId: packet.id, packetStatus: packet.status };
+          const why = `${reason.Rsn}${reason.AddtlInf !== undefined ? ` (${reason.AddtlInf})` : ''}`;
+          const error =
+            reason.Rsn === 'AM04'
+              ? { code: 'insufficient_funds' as const, message: 'the bank refused the debit: the account does not hold enough (AM04); the packet failed, nothing moved', details }
+              : reason.Rsn === 'MD01'
+                ? { code: 'consent_revoked' as const, message: 'the bank refused the debit: the customer’s consent no longer holds (MD01); link the account again', details: { ...details, revokedBy: 'bank' } }
+                : { code: 'payment_rejected' as const, message: `the bank refused to fund the packet: ${why}; the packet failed, nothing moved`, details };
+          return { status: errorStatus[error.code], body: { error } };
+        } },
       ),
   );
   app.get('/v1/transfers/red-packets/:packetId', { config: CUSTOMER, schema: schema('transfers', 'A red packet and its claims', { params: Strict({ packetId: Ref('red_packet', 'Red packet id') }), response: { 200: W.RedPacketSchema } }) }, async (request, reply) => {

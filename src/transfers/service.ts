@@ -200,7 +200,18 @@ export interface RedPacketView {
   readonly shareCount: number;
   readonly mode: 'equal' | 'random';
   readonly message: string | null;
-  readonly status: 'open' | 'completed' | 'refunded';
+  /**
+   * `funding` while the sender's bank is asked to reserve (a packet funded from an account at a connected bank), then
+   * `open`, or `failed` (refused: nothing moved); at expiry `completed`, `refunded`, or `refunding` while the rest goes
+   * back to the sender's bank (waiting in the escrow for the next try after a refusal).
+   */
+  readonly status: RedPacketStatus;
+  /** The payment that funds it from an account at a connected bank (null when funded from an account at the hub). */
+  readonly fundingPaymentId: string | null;
+  /** Why the funding was refused (`failed`), or the last refund attempt (`refunding`): ISO 20022. */
+  readonly reason: StatusReason | null;
+  /** `refunding` after a refusal: when the refund is tried again. */
+  readonly refundRetryAt: Date | null;
   readonly claimedCount: number;
   readonly claimedMinor: bigint;
   readonly refundedMinor: bigint;
@@ -208,6 +219,16 @@ export interface RedPacketView {
   readonly expiresAt: Date;
   readonly createdAt: Date;
 }
+
+export type RedPacketStatus = 'funding' | 'open' | 'failed' | 'refunding' | 'completed' | 'refunded';
+
+/** Payments of red packets funded from (and refunded to) an account at a connected bank: their ids say which. */
+const FUNDING_PREFIX = 'pay_rpf_';
+const REFUND_PREFIX = 'pay_rpr_';
+/** A refund the sender's bank refused is tried again after 1 min, doubling, at most hourly: the money waits in escrow. */
+export const REFUND_RETRY_MS = 60_000;
+const REFUND_RETRY_MAX_MS = 3_600_000;
+export const refundRetryDelayMs = (attempts: number) => Math.min(REFUND_RETRY_MS * 2 ** Math.max(0, Math.min(attempts - 1, 10)), REFUND_RETRY_MAX_MS);
 
 type Participant = { readonly id: string; readonly country: string };
 
@@ -759,8 +780,13 @@ export function createTransferService(deps: {
     share_count: number;
     mode: 'equal' | 'random';
     message: string | null;
-    status: 'open' | 'completed' | 'refunded';
+    status: RedPacketStatus;
     refunded_minor: bigint;
+    funding_payment_id: string | null;
+    refund_payment_id: string | null;
+    refund_attempts: number;
+    refund_at: Date | null;
+    reason: string | null;
     expires_at: Date;
     created_at: Date;
   }
@@ -781,6 +807,9 @@ export function createTransferService(deps: {
       mode: row.mode,
       message: row.message,
       status: row.status,
+      fundingPaymentId: row.funding_payment_id,
+      reason: row.reason === null ? null : reasonOf(row.reason),
+      refundRetryAt: row.status === 'refunding' && row.refund_payment_id === null ? row.refund_at : null,
       claimedCount: claims.length,
       claimedMinor: claims.reduce((s, c) => s + c.amount_minor, 0n),
       refundedMinor: row.refunded_minor,
@@ -788,6 +817,15 @@ export function createTransferService(deps: {
       expiresAt: row.expires_at,
       createdAt: row.created_at,
     };
+  };
+
+  /** Tells each member's participant its customers may claim the packet (once it is open). */
+  const announcePacket = async (tx: Queryable, packetId: string, message: string | null) => {
+    const byParticipant = await tx.query<{ participant_id: string; customer_ids: string[] }>(
+      'select participant_id, array_agg(customer_id order by customer_id) as customer_ids from red_packet_members where packet_id = $1 group by participant_id order by participant_id',
+      [packetId],
+    );
+    for (const m of byParticipant) await events.emit(tx, { participantId: m.participant_id, type: 'red_packet.received', data: { packetId, customerIds: m.customer_ids, message } });
   };
 
   const visiblePacket = async (q: Queryable, participantId: string, id: string): Promise<PacketRow | undefined> => {
@@ -925,18 +963,82 @@ export function createTransferService(deps: {
       [paymentId],
     );
     if (share === undefined) return;
-    const [packet] = await tx.query<{ status: string; escrow_account_id: string; source_account_id: string; currency: string }>('select status, escrow_account_id, source_account_id, currency from red_packets where id = $1 for update', [share.packet_id]);
+    const [packet] = await tx.query<{ status: string; escrow_account_id: string; source_account_id: string; currency: string; funding_payment_id: string | null; refund_payment_id: string | null }>(
+      'select status, escrow_account_id, source_account_id, currency, funding_payment_id, refund_payment_id from red_packets where id = $1 for update',
+      [share.packet_id],
+    );
     const open = packet?.status === 'open';
+    // Funded from a connected bank: the rest goes back to the bank by a payment (never into the account's hub address),
+    // so a share released after the sweep waits, unclaimed, for the packet's next refund.
+    const viaBank = packet !== undefined && packet.funding_payment_id !== null;
     await tx.query(
       `update red_packet_shares set claimed_by_participant_id = null, claimed_by_customer_id = null, claimed_at = null, payment_id = null, refunded = $3 where packet_id = $1 and idx = $2`,
-      [share.packet_id, share.idx, !open],
+      [share.packet_id, share.idx, !open && !viaBank],
     );
     await tx.query('update red_packet_members set claimed_minor = null, claimed_at = null where packet_id = $1 and participant_id = $2 and customer_id = $3', [share.packet_id, share.claimed_by_participant_id, share.claimed_by_customer_id]);
+    if (!open && viaBank) {
+      await tx.query(`update red_packets set status = 'refunding', refund_at = case when refund_payment_id is null then $2::timestamptz else refund_at end where id = $1`, [share.packet_id, clock.now()]);
+      return;
+    }
     if (!open && packet !== undefined) {
       const [moved] = await mover.move(tx, [{ id: `${share.packet_id}:refund:${share.idx}`, debitAccountId: packet.escrow_account_id, creditAccountId: packet.source_account_id, amountMinor: share.amount_minor, currency: packet.currency, purpose: 'red_packet_refund', metadata: { packetId: share.packet_id } }]);
       if (moved === undefined || !moved.ok) throw new Error(`red packet ${share.packet_id}: refund of an aborted share failed`);
       await tx.query('update red_packets set refunded_minor = coalesce(refunded_minor, 0) + $2 where id = $1', [share.packet_id, share.amount_minor]);
     }
+  };
+
+  /** A packet's funding payment decided: the packet opens (its members told), or fails with nothing moved. */
+  const packetFunded = async (tx: Queryable, paymentId: string, reason: StatusReason | undefined) => {
+    const [packet] = await tx.query<PacketRow>(`update red_packets set status = $2, reason = $3 where funding_payment_id = $1 and status = 'funding' returning *`, [
+      paymentId,
+      reason === undefined ? 'open' : 'failed',
+      reason === undefined ? null : storedReason(reason),
+    ]);
+    if (packet === undefined) return;
+    const data = { packetId: packet.id, customerId: packet.customer_id, status: packet.status, paymentId };
+    if (reason === undefined) {
+      await audit.record(tx, { actor: { type: 'system' }, action: 'red_packet.funded', objectType: 'red_packet', objectId: packet.id, details: { paymentId } });
+      await events.emit(tx, { participantId: packet.participant_id, type: 'red_packet.funded', data: { ...data, total: formatMoney(packet.total_minor, packet.currency) } });
+      await announcePacket(tx, packet.id, packet.message);
+    } else {
+      await audit.record(tx, { actor: { type: 'system' }, action: 'red_packet.failed', objectType: 'red_packet', objectId: packet.id, details: { paymentId, reason: reason.Rsn } });
+      await events.emit(tx, { participantId: packet.participant_id, type: 'red_packet.failed', data: { ...data, reason: reason.Rsn } });
+    }
+  };
+
+  /**
+   * A refund to the sender's bank decided. Committed: the shares it carried are refunded, and the packet `refunded`
+   * unless a share was released meanwhile (then `refunding` again, due now). Refused: the money is back in the escrow,
+   * its shares wait for the next try (backing off), the packet stays `refunding` with the bank's reason.
+   */
+  const packetRefundDecided = async (tx: Queryable, p: PendingRow, reason: StatusReason | undefined) => {
+    const [packet] = await tx.query<PacketRow>('select * from red_packets where refund_payment_id = $1 for update', [p.id]);
+    if (packet === undefined) return;
+    const now = clock.now();
+    if (reason === undefined) {
+      const [left] = await tx.query<{ n: number }>('select count(*)::int as n from red_packet_shares where packet_id = $1 and claimed_at is null and not refunded', [packet.id]);
+      const done = (left?.n ?? 0) === 0;
+      await tx.query(`update red_packets set refunded_minor = refunded_minor + $2, refund_payment_id = null, reason = null, status = $3, refund_at = $4 where id = $1`, [
+        packet.id,
+        p.receive_minor,
+        done ? 'refunded' : 'refunding',
+        done ? null : now,
+      ]);
+      await audit.record(tx, { actor: { type: 'system' }, action: 'red_packet.refunded', objectType: 'red_packet', objectId: packet.id, details: { refundedMinor: p.receive_minor.toString(), paymentId: p.id } });
+      await events.emit(tx, { participantId: packet.participant_id, type: 'red_packet.refunded', data: { packetId: packet.id, customerId: packet.customer_id, refunded: formatMoney(p.receive_minor, p.receive_currency), status: done ? 'refunded' : 'refunding', paymentId: p.id } });
+      return;
+    }
+    await tx.query('update red_packet_shares set refunded = false, refund_payment_id = null where packet_id = $1 and refund_payment_id = $2', [packet.id, p.id]);
+    // The attempt was counted when its payment was written (refundViaBank).
+    const attempts = Math.max(1, packet.refund_attempts);
+    const retryAt = new Date(now.getTime() + refundRetryDelayMs(attempts));
+    await tx.query(`update red_packets set refund_payment_id = null, refund_at = $2, reason = $3 where id = $1`, [packet.id, retryAt, storedReason(reason)]);
+    await audit.record(tx, { actor: { type: 'system' }, action: 'red_packet.refund_delayed', objectType: 'red_packet', objectId: packet.id, details: { paymentId: p.id, reason: reason.Rsn, attempts, retryAt: retryAt.toISOString() } });
+    await events.emit(tx, {
+      participantId: packet.participant_id,
+      type: 'red_packet.refund_delayed',
+      data: { packetId: packet.id, customerId: packet.customer_id, status: 'refunding', paymentId: p.id, reason: reason.Rsn, amount: formatMoney(p.receive_minor, p.receive_currency), retryAt: retryAt.toISOString() },
+    });
   };
 
   type Wanted = { commit: true } | { commit: false; reason: StatusReason };
@@ -971,7 +1073,9 @@ export function createTransferService(deps: {
       if (p === undefined || !outcome.commit) continue;
       const meta = { paymentId: id };
       const legs: TransferInput[] = p.transfer_ids.map((t) => ({ kind: 'post_pending' as const, id: `${t}:post`, pendingId: t, purpose: 'p2p_commit', metadata: meta }));
-      if (!p.connected.includes('payee')) {
+      // A payee credit already reserved (a red packet funded by the bank's own customer: its position → the escrow) is
+      // posted with the others.
+      if (!p.connected.includes('payee') && !p.transfer_ids.includes(`${id}:in`)) {
         const payeePos = await accounts.ensureSystemAccount('funding', p.payee_owner, p.receive_currency);
         legs.push({ id: `${id}:in`, debitAccountId: payeePos, creditAccountId: p.payee_account_id, amountMinor: p.receive_minor, currency: p.receive_currency, purpose: 'p2p', metadata: meta });
       }
@@ -1038,7 +1142,14 @@ export function createTransferService(deps: {
       const p = rows.get(id);
       const row = after.get(id);
       if (p === undefined || row === undefined) continue;
-      if (outcome.commit) {
+      const packetPayment = id.startsWith(FUNDING_PREFIX) || id.startsWith(REFUND_PREFIX);
+      if (packetPayment) {
+        // A red packet's funding or refund: the packet's own state and events say what happened.
+        await audit.record(tx, { actor, action: outcome.commit ? 'payment.completed' : 'payment.rejected', objectType: 'payment', objectId: id, details: { quoteId: p.quote_id, connected: p.connected, reason: row.reason } });
+        const why = outcome.commit ? undefined : outcome.reason;
+        if (id.startsWith(FUNDING_PREFIX)) await packetFunded(tx, id, why);
+        else await packetRefundDecided(tx, p, why);
+      } else if (outcome.commit) {
         const receiveAmount = formatMoney(p.receive_minor, p.receive_currency);
         await audit.record(tx, { actor, action: 'payment.completed', objectType: 'payment', objectId: id, details: { quoteId: p.quote_id, connected: p.connected } });
         await events.emit(tx, { participantId: p.payer_participant_id, type: 'payment.sent', data: { paymentId: id, sendAmount: formatMoney(p.send_minor, p.send_currency), fee: formatMoney(p.fee_minor, p.send_currency), receiveAmount, requestId: p.request_id, customerId: p.payer_customer_id } });
@@ -1117,6 +1228,57 @@ export function createTransferService(deps: {
     sides.observe?.('decide', performance.now() - decidingAt);
     return decided;
   };
+
+  /**
+   * The rest of an expired packet funded from an account at a connected bank goes back there: a payment with a connected
+   * payee (escrow → the sender participant's position → the bank's, pending; the bank accepts, then committed), never
+   * into the account's hub address. Nothing left: `completed` (or `refunded` after earlier refunds). Written in the
+   * sweep's transaction, the packet `refunding` meanwhile; answers the payment to decide after the COMMIT. When the hub
+   * cannot reserve it (the sender participant's position), the packet waits for the next try with the money in escrow.
+   */
+  async function refundViaBank(tx: Queryable, p: PacketRow, sum: bigint): Promise<string | undefined> {
+    const now = clock.now();
+    if (sum === 0n) {
+      const status = p.refunded_minor > 0n ? 'refunded' : 'completed';
+      await tx.query(`update red_packets set status = $2, refund_at = null where id = $1`, [p.id, status]);
+      await audit.record(tx, { actor: { type: 'system' }, action: `red_packet.${status}`, objectType: 'red_packet', objectId: p.id, details: { refundedMinor: p.refunded_minor.toString() } });
+      if (p.status === 'open') await events.emit(tx, { participantId: p.participant_id, type: 'red_packet.completed', data: { packetId: p.id, customerId: p.customer_id, refunded: formatMoney(0n, p.currency) } });
+      return undefined;
+    }
+    const [source] = await tx.query<{ owner_participant_id: string; customer_id: string | null }>('select owner_participant_id, customer_id from ledger_accounts where id = $1', [p.source_account_id]);
+    const bankConn = source === undefined || sides === undefined ? undefined : await sides.connection(source.owner_participant_id, p.currency, tx);
+    const attempts = p.refund_attempts + 1;
+    const wait = async (reason: StatusReason) => {
+      const retryAt = new Date(now.getTime() + refundRetryDelayMs(attempts));
+      await tx.query(`update red_packets set status = 'refunding', refund_attempts = $2, refund_at = $3, reason = $4 where id = $1`, [p.id, attempts, retryAt, storedReason(reason)]);
+      await audit.record(tx, { actor: { type: 'system' }, action: 'red_packet.refund_delayed', objectType: 'red_packet', objectId: p.id, details: { reason: reason.Rsn, attempts, retryAt: retryAt.toISOString() } });
+      return undefined;
+    };
+    if (source === undefined || source.customer_id === null || bankConn === undefined) return wait({ Rsn: 'AB05', AddtlInf: 'the sender’s bank is not connected in this currency' });
+    const paymentId = `${REFUND_PREFIX}${p.id.slice(4)}_${attempts}`;
+    const legId = (leg: string) => `${paymentId}:${leg}`;
+    const senderPos = await accounts.ensureSystemAccount('funding', p.participant_id, p.currency);
+    const bankPos = await accounts.ensureSystemAccount('funding', source.owner_participant_id, p.currency);
+    const meta = { paymentId, packetId: p.id };
+    const legs: TransferInput[] = [
+      { kind: 'pending', id: legId('p2p'), debitAccountId: p.escrow_account_id, creditAccountId: senderPos, amountMinor: sum, currency: p.currency, purpose: 'red_packet_refund', metadata: meta },
+      ...(senderPos === bankPos ? [] : [{ kind: 'pending' as const, id: legId('pos'), debitAccountId: senderPos, creditAccountId: bankPos, amountMinor: sum, currency: p.currency, purpose: 'position', metadata: meta }]),
+    ];
+    const reserved = await mover.move(tx, legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })));
+    const bad = failed(reserved);
+    if (bad !== undefined && !bad.ok) return wait({ Rsn: 'NARR', AddtlInf: `the hub could not reserve the refund (${bad.error.code})` });
+    const deadline = new Date(now.getTime() + bankConn.deadlineMs + CONNECTED_DEADLINE_MARGIN_MS);
+    await tx.query(
+      `insert into payments (id, quote_id, payer_participant_id, payer_customer_id, source_account_id, payee_participant_id, payee_customer_id, payee_account_id, send_minor, send_currency,
+                             receive_minor, receive_currency, fee_minor, rate, ref_eur_cents, request_id, status, transfer_ids, created_at, connected, deadline_at)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $10, 0, null, 0, null, 'pending', $11, $12, '{payee}', $13)`,
+      [paymentId, `rpk:${paymentId}`, p.participant_id, p.customer_id, p.escrow_account_id, source.owner_participant_id, source.customer_id, p.source_account_id, sum, p.currency, legs.map((l) => l.id), now, deadline],
+    );
+    await tx.query('update red_packet_shares set refunded = true, refund_payment_id = $2 where packet_id = $1 and claimed_at is null and not refunded', [p.id, paymentId]);
+    await tx.query(`update red_packets set status = 'refunding', refund_payment_id = $2, refund_attempts = $3, refund_at = null where id = $1`, [p.id, paymentId, attempts]);
+    await audit.record(tx, { actor: { type: 'system' }, action: 'payment.reserved', objectType: 'payment', objectId: paymentId, details: { packetId: p.id, connected: ['payee'], deadline: deadline.toISOString() } });
+    return paymentId;
+  }
 
   const service: TransferService = {
     requestLimits,
@@ -1800,11 +1962,10 @@ export function createTransferService(deps: {
       const source = await pickSource(tx, sender.id, input.customerId, input.sourceAccountId, input.currency);
       if (source === undefined) return err('account_unavailable', 'no such account to pay from');
       if (source.currency !== input.currency) return err('source_currency_mismatch', `the source account holds ${source.currency}`);
-      // A red packet's money waits in the hub's escrow until claimed: a participant that keeps its own books (connected)
-      // holds its customers' money itself, so it cannot fund one from the escrow's side (its members can claim: below).
-      if (sides !== undefined && (await sides.connection(source.ownerParticipantId, input.currency, tx)) !== undefined) {
-        return err('currency_not_receivable', `red packets are held in the hub's escrow: an account at a participant that keeps its own ${input.currency} books cannot fund one`);
-      }
+      // A red packet's money waits in the hub's escrow until claimed. An account at a participant that keeps its own
+      // books (connected: the bank's own customer, or an account a wallet's customer linked by the bank's consent)
+      // funds it through the one two-phase path: a payment, payer connected, payee the escrow (below).
+      const bankConn = sides === undefined ? undefined : await sides.connection(source.ownerParticipantId, input.currency, tx);
       const table = await fx.table();
       const reference = toEurCents(table, input.currency, input.totalMinor);
       if (!reference.ok) return reference;
@@ -1821,12 +1982,44 @@ export function createTransferService(deps: {
       const id = newId('rpk');
       const now = clock.now();
       const amounts = input.mode === 'equal' ? splitEqual(input.totalMinor, input.shares) : splitRandom(input.totalMinor, input.shares);
-      const [funded] = await mover.move(tx, [{ id: `${id}:fund`, debitAccountId: source.id, creditAccountId: escrow, amountMinor: input.totalMinor, currency: input.currency, purpose: 'red_packet_fund', metadata: { packetId: id } }]);
-      if (funded === undefined || !funded.ok) return funded?.ok === false && funded.error.code === 'insufficient_funds' ? err('insufficient_funds', 'the source account does not hold enough money') : err('ledger_rejected', 'the packet could not be funded');
+      let fundingPaymentId: string | null = null;
+      if (bankConn === undefined) {
+        const [funded] = await mover.move(tx, [{ id: `${id}:fund`, debitAccountId: source.id, creditAccountId: escrow, amountMinor: input.totalMinor, currency: input.currency, purpose: 'red_packet_fund', metadata: { packetId: id } }]);
+        if (funded === undefined || !funded.ok) return funded?.ok === false && funded.error.code === 'insufficient_funds' ? err('insufficient_funds', 'the source account does not hold enough money') : err('ledger_rejected', 'the packet could not be funded');
+      } else {
+        // Reserved here (the hub's legs pending, against the bank's position), the bank asked to reserve after this
+        // COMMIT (settleConnected, the create route's `after` step), then committed into the escrow (the packet
+        // `open`) or voided (`failed`). The bank's own customer: its position → the escrow. A wallet's customer paying
+        // from a linked account: the bank's position → the wallet's (a settlement move), and the wallet's → the escrow
+        // at the commit, as for any payment to a hosted payee.
+        const paymentId = `${FUNDING_PREFIX}${id.slice(4)}`;
+        const bankPos = await accounts.ensureSystemAccount('funding', source.ownerParticipantId, input.currency);
+        const meta = { paymentId, packetId: id };
+        const leg: TransferInput =
+          source.ownerParticipantId === sender.id
+            ? { kind: 'pending', id: `${paymentId}:in`, debitAccountId: bankPos, creditAccountId: escrow, amountMinor: input.totalMinor, currency: input.currency, purpose: 'red_packet_fund', metadata: meta }
+            : { kind: 'pending', id: `${paymentId}:pos`, debitAccountId: bankPos, creditAccountId: await accounts.ensureSystemAccount('funding', sender.id, input.currency), amountMinor: input.totalMinor, currency: input.currency, purpose: 'position', metadata: meta };
+        const [reserved] = await mover.move(tx, [leg]);
+        if (reserved === undefined || !reserved.ok) {
+          const code = reserved?.ok === false ? reserved.error.code : 'no_result';
+          return code === 'insufficient_funds' || code === 'exceeds_credit_limit'
+            ? err('liquidity_exceeded', "the bank's position cannot cover this packet (prefunded liquidity and net debit cap)", { currency: input.currency })
+            : err('ledger_rejected', 'the packet could not be reserved', { ledgerCode: code });
+        }
+        const deadline = new Date(now.getTime() + bankConn.deadlineMs + CONNECTED_DEADLINE_MARGIN_MS);
+        await tx.query(
+          `insert into payments (id, quote_id, payer_participant_id, payer_customer_id, source_account_id, payee_participant_id, payee_customer_id, payee_account_id, send_minor, send_currency,
+                                 receive_minor, receive_currency, fee_minor, rate, ref_eur_cents, request_id, status, transfer_ids, created_at, connected, deadline_at)
+           values ($1, $2, $3, $4, $5, $3, $4, $6, $7, $8, $7, $8, 0, null, $9, null, 'pending', $10, $11, '{payer}', $12)`,
+          [paymentId, `rpk:${paymentId}`, sender.id, input.customerId, source.id, escrow, input.totalMinor, input.currency, reference.value, [leg.id], now, deadline],
+        );
+        await audit.record(tx, { actor, action: 'payment.reserved', objectType: 'payment', objectId: paymentId, details: { packetId: id, connected: ['payer'], deadline: deadline.toISOString() } });
+        fundingPaymentId = paymentId;
+      }
       await tx.query(
-        `insert into red_packets (id, participant_id, customer_id, source_account_id, escrow_account_id, total_minor, currency, share_count, mode, message, status, expires_at, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12)`,
-        [id, sender.id, input.customerId, source.id, escrow, input.totalMinor, input.currency, input.shares, input.mode, input.message ?? null, new Date(now.getTime() + ttlMs), now],
+        `insert into red_packets (id, participant_id, customer_id, source_account_id, escrow_account_id, total_minor, currency, share_count, mode, message, status, expires_at, created_at, funding_payment_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, $11, $12, $14)`,
+        [id, sender.id, input.customerId, source.id, escrow, input.totalMinor, input.currency, input.shares, input.mode, input.message ?? null, new Date(now.getTime() + ttlMs), now, fundingPaymentId === null ? 'open' : 'funding', fundingPaymentId],
       );
       await tx.query(`insert into red_packet_shares (packet_id, idx, amount_minor) select $1, u.i::int - 1, u.a::int8 from unnest($2::text[]) with ordinality as u(a, i)`, [id, amounts.map(String)]);
       const list = [...members.values()];
@@ -1836,9 +2029,12 @@ export function createTransferService(deps: {
         list.map((m) => m.customerId),
         list.map((m) => m.accountId),
       ]);
-      await audit.record(tx, { actor, action: 'red_packet.created', objectType: 'red_packet', objectId: id, details: { totalMinor: input.totalMinor.toString(), currency: input.currency, shares: input.shares, mode: input.mode } });
-      for (const p of new Set(list.map((m) => m.participantId))) {
-        await events.emit(tx, { participantId: p, type: 'red_packet.received', data: { packetId: id, customerIds: list.filter((m) => m.participantId === p).map((m) => m.customerId), message: input.message ?? null } });
+      await audit.record(tx, { actor, action: 'red_packet.created', objectType: 'red_packet', objectId: id, details: { totalMinor: input.totalMinor.toString(), currency: input.currency, shares: input.shares, mode: input.mode, fundingPaymentId } });
+      // Members hear of a packet funded by a bank once it is open (packetFunded).
+      if (fundingPaymentId === null) {
+        for (const p of new Set(list.map((m) => m.participantId))) {
+          await events.emit(tx, { participantId: p, type: 'red_packet.received', data: { packetId: id, customerIds: list.filter((m) => m.participantId === p).map((m) => m.customerId), message: input.message ?? null } });
+        }
       }
       const [row] = await tx.query<PacketRow>('select * from red_packets where id = $1', [id]);
       return ok(await packetView(tx, row!));
@@ -1853,6 +2049,8 @@ export function createTransferService(deps: {
       );
       if (member === undefined) return err('red_packet_not_member', 'this customer is not in the packet’s group');
       if (member.claimed_at !== null) return err('red_packet_already_claimed', 'this customer claimed this packet already');
+      // A packet its sender's bank has not funded (yet, or refused) holds nothing to claim.
+      if (packet.status === 'funding' || packet.status === 'failed') return err('red_packet_not_open', packet.status === 'funding' ? 'the red packet is still being funded by the sender’s bank' : 'the sender’s bank refused to fund the red packet', { status: packet.status });
       if (packet.status !== 'open' || packet.expires_at.getTime() <= clock.nowMs()) return err('red_packet_expired', 'the red packet has expired');
       // One unclaimed share, skipping shares other claims hold right now: never two claims on one share.
       const [share] = await tx.query<{ idx: number; amount_minor: bigint }>(
@@ -1873,9 +2071,12 @@ export function createTransferService(deps: {
         const payerPos = await accounts.ensureSystemAccount('funding', packet.participant_id, packet.currency);
         const payeePos = await accounts.ensureSystemAccount('funding', participantId, packet.currency);
         const meta = { paymentId, packetId };
+        // A packet the member's own bank funded (its escrow is that bank's) moves no position between participants.
         const legs: TransferInput[] = [
           { kind: 'pending', id: legId('p2p'), debitAccountId: packet.escrow_account_id, creditAccountId: payerPos, amountMinor: share.amount_minor, currency: packet.currency, purpose: 'red_packet_claim', metadata: meta },
-          { kind: 'pending', id: legId('pos'), debitAccountId: payerPos, creditAccountId: payeePos, amountMinor: share.amount_minor, currency: packet.currency, purpose: 'position', metadata: meta },
+          ...(payerPos === payeePos
+            ? []
+            : [{ kind: 'pending' as const, id: legId('pos'), debitAccountId: payerPos, creditAccountId: payeePos, amountMinor: share.amount_minor, currency: packet.currency, purpose: 'position', metadata: meta }]),
         ];
         const reserved = await mover.move(tx, legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })));
         const bad = failed(reserved);
@@ -1893,10 +2094,36 @@ export function createTransferService(deps: {
         await audit.record(tx, { actor, action: 'payment.reserved', objectType: 'payment', objectId: paymentId, details: { packetId, connected: ['payee'], deadline: deadline.toISOString() } });
         return ok({ amountMinor: share.amount_minor, currency: packet.currency, packet: await packetView(tx, packet), paymentId });
       }
-      const [moved] = await mover.move(tx, [
-        { id: `${packetId}:claim:${share.idx}`, debitAccountId: packet.escrow_account_id, creditAccountId: member.account_id, amountMinor: share.amount_minor, currency: packet.currency, purpose: 'red_packet_claim', metadata: { packetId } },
-      ]);
+      // The escrow of a packet a connected bank funded holds money that left that bank's position: a member at another
+      // participant is paid through the positions (escrow → the bank's → the member's participant's → the member), the
+      // move recorded for settlement, as a payment from the bank's customer would be.
+      const viaPositions = packet.funding_payment_id !== null && packet.participant_id !== participantId;
+      const claimId = `${packetId}:claim:${share.idx}`;
+      const claimLegs: TransferInput[] = viaPositions
+        ? [
+            { id: `${claimId}:out`, debitAccountId: packet.escrow_account_id, creditAccountId: await accounts.ensureSystemAccount('funding', packet.participant_id, packet.currency), amountMinor: share.amount_minor, currency: packet.currency, purpose: 'red_packet_claim', metadata: { packetId } },
+            ...interparticipantLegs({
+              legId: (leg) => `${claimId}:${leg}`,
+              sourceAccountId: await accounts.ensureSystemAccount('funding', packet.participant_id, packet.currency),
+              payeeAccountId: member.account_id,
+              payerParticipantId: packet.participant_id,
+              payeeParticipantId: participantId,
+              payerPositionAccountId: await accounts.ensureSystemAccount('funding', packet.participant_id, packet.currency),
+              payeePositionAccountId: await accounts.ensureSystemAccount('funding', participantId, packet.currency),
+              amountMinor: share.amount_minor,
+              currency: packet.currency,
+              purpose: 'red_packet_claim',
+              paymentId: claimId,
+              metadata: { packetId },
+            }).legs,
+          ]
+        : [{ id: claimId, debitAccountId: packet.escrow_account_id, creditAccountId: member.account_id, amountMinor: share.amount_minor, currency: packet.currency, purpose: 'red_packet_claim', metadata: { packetId } }];
+      const claimed = await mover.move(tx, claimLegs.map((l, k) => ({ ...l, linked: k < claimLegs.length - 1 })));
+      const moved = failed(claimed) ?? claimed[0];
       if (moved === undefined || !moved.ok) return err('ledger_rejected', 'the share could not be paid', { ledgerCode: moved?.ok === false ? moved.error.code : null });
+      if (viaPositions && settlement !== undefined) {
+        await settlement.recordMoves(tx, [{ transferId: `${claimId}:pos`, paymentId: claimId, payerParticipantId: packet.participant_id, payeeParticipantId: participantId, currency: packet.currency, amountMinor: share.amount_minor }]);
+      }
       await tx.query('update red_packet_members set claimed_minor = $4, claimed_at = $5 where packet_id = $1 and participant_id = $2 and customer_id = $3', [packetId, participantId, customerId, share.amount_minor, clock.now()]);
       await audit.record(tx, { actor, action: 'red_packet.claimed', objectType: 'red_packet', objectId: packetId, details: { customerId, amountMinor: share.amount_minor.toString() } });
       await events.emit(tx, { participantId, type: 'red_packet.claimed', data: { packetId, customerId, amount: formatMoney(share.amount_minor, packet.currency) } });
@@ -1908,16 +2135,27 @@ export function createTransferService(deps: {
       return row === undefined ? undefined : packetView(q, row);
     },
     async sweepRedPackets(maxPackets = 100) {
-      const due = await db.query<{ id: string }>(`select id from red_packets where status = 'open' and expires_at <= $1 order by expires_at limit $2`, [clock.now(), Math.min(maxPackets, 1000)]);
+      const now = clock.now();
+      // Expired open packets, and packets whose refund to the sender's bank is due (again).
+      const due = await db.query<{ id: string }>(
+        `select id from (select id, expires_at as at from red_packets where status = 'open' and expires_at <= $1
+                          union all select id, refund_at from red_packets where status = 'refunding' and refund_payment_id is null and refund_at <= $1) d
+          order by at limit $2`,
+        [now, Math.min(maxPackets, 1000)],
+      );
       let refunded = 0;
       let completed = 0;
       for (const { id } of due) {
-        await db.transaction(async (tx) => {
-          const [p] = await tx.query<PacketRow>(`select * from red_packets where id = $1 and status = 'open' for update`, [id]);
-          if (p === undefined) return;
+        const refundPayment = await db.transaction(async (tx): Promise<string | undefined> => {
+          const [p] = await tx.query<PacketRow>(
+            `select * from red_packets where id = $1 and (status = 'open' or (status = 'refunding' and refund_payment_id is null)) for update`,
+            [id],
+          );
+          if (p === undefined) return undefined;
           // Waits for claims in flight on these shares; rows they claimed drop out when rechecked.
           const rest = await tx.query<{ idx: number; amount_minor: bigint }>(`select idx, amount_minor from red_packet_shares where packet_id = $1 and claimed_at is null and not refunded for update`, [id]);
           const sum = rest.reduce((s, r) => s + r.amount_minor, 0n);
+          if (p.funding_payment_id !== null) return refundViaBank(tx, p, sum);
           if (sum > 0n) {
             const [moved] = await mover.move(tx, [{ id: `${id}:refund`, debitAccountId: p.escrow_account_id, creditAccountId: p.source_account_id, amountMinor: sum, currency: p.currency, purpose: 'red_packet_refund', metadata: { packetId: id } }]);
             if (moved === undefined || !moved.ok) throw new Error(`red packet ${id}: refund failed: ${moved?.ok === false ? moved.error.code : 'no result'}`);
@@ -1927,7 +2165,13 @@ export function createTransferService(deps: {
           await tx.query(`update red_packets set status = $2, refunded_minor = $3 where id = $1`, [id, sum > 0n ? 'refunded' : 'completed', sum]);
           await audit.record(tx, { actor: { type: 'system' }, action: sum > 0n ? 'red_packet.refunded' : 'red_packet.completed', objectType: 'red_packet', objectId: id, details: { refundedMinor: sum.toString() } });
           await events.emit(tx, { participantId: p.participant_id, type: sum > 0n ? 'red_packet.refunded' : 'red_packet.completed', data: { packetId: id, customerId: p.customer_id, refunded: formatMoney(sum, p.currency) } });
+          return undefined;
         });
+        if (refundPayment === undefined) continue;
+        // The sender's bank asked to accept the refund, outside any transaction; a failure here leaves the payment
+        // pending, and the recovery job aborts it at its deadline (the packet then waits for the next try).
+        const decided = await settleConnected(refundPayment).catch(() => undefined);
+        if (decided?.status === 'completed') refunded++;
       }
       return { refunded, completed };
     },

@@ -109,7 +109,20 @@ export const RedPacketSchema = Closed(
     shares: Type.Integer(),
     mode: Type.Union([Type.Literal('equal'), Type.Literal('random')]),
     message: Nullable(Type.String(), 'The sender’s message'),
-    status: Type.Union([Type.Literal('open'), Type.Literal('completed'), Type.Literal('refunded')]),
+    status: Type.Union(
+      [Type.Literal('funding'), Type.Literal('open'), Type.Literal('failed'), Type.Literal('refunding'), Type.Literal('completed'), Type.Literal('refunded')],
+      {
+        description:
+          'funding while the sender’s bank (an account at a bank that keeps its own books) is asked to reserve; open once funded; failed when the bank refused or did not answer in time (nothing moved, nothing to claim); ' +
+          'at expiry completed (every share claimed), refunded (the rest back to the sender), or refunding while the rest goes back to the sender’s bank — after a refusal it waits in the hub’s escrow until refundRetryAt',
+      },
+    ),
+    fundingPaymentId: Nullable(Type.String(), 'Funded from an account at a bank that keeps its own books: the funding payment (the TxId the bank knows)'),
+    reason: Nullable(
+      Type.Object({ Rsn: Type.String({ description: 'ISO 20022 status reason code (AM04, AC04, MD01, AB05…)' }), AddtlInf: Type.Optional(Type.String()) }, { additionalProperties: false }),
+      'failed: why the bank refused to fund it; refunding: why the last refund was refused',
+    ),
+    refundRetryAt: Nullable(Timestamp, 'refunding after a refusal: when the refund to the sender’s bank is tried again'),
     claimedCount: Type.Integer(),
     claimed: Money,
     refunded: Money,

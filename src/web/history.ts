@@ -301,7 +301,7 @@ export async function spendingOf(db: Db, records: readonly LinkedRecord[], by: '
       db,
       log,
       `select 'red_packet' as kind, null as mcc, ${month('created_at')} as month, currency, sum(total_minor - refunded_minor) as total, count(*) as n
-         from (select * from red_packets where (participant_id, customer_id) in ${SET} and ($3::text is null or currency = $3) order by created_at desc limit $4) r
+         from (select * from red_packets where (participant_id, customer_id) in ${SET} and status <> 'failed' and ($3::text is null or currency = $3) order by created_at desc limit $4) r
         group by month, currency`,
       params,
     )),

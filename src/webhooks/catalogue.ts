@@ -281,7 +281,28 @@ export const eventCatalogue = {
   'money_request.reminder': { summary: 'A reminder to pay a split share', data: Data({ requestId: Id('The request'), customerId: Id('Your customer (payer)'), warning: Type.String() }) },
   'red_packet.received': { summary: 'Your customers may claim a red packet', data: Data({ packetId: Id('The red packet'), customerIds: Type.Array(Id('Your customer')), message: Type.Union([Type.String(), Type.Null()]) }) },
   'red_packet.claimed': { summary: 'A red packet share was claimed (to the claimer: its amount)', data: Data({ packetId: Id('The red packet'), customerId: Id('The claiming (or sending) customer'), amount: Type.Optional(Money) }) },
-  'red_packet.refunded': { summary: 'An expired red packet’s unclaimed amount went back to the sender', data: Data({ packetId: Id('The red packet'), customerId: Id('Your customer (sender)'), refunded: Money }) },
+  'red_packet.refunded': {
+    summary: 'An expired red packet’s unclaimed amount went back to the sender (to the sender’s bank, which accepted it, when a bank that keeps its own books funded it)',
+    data: Data({
+      packetId: Id('The red packet'),
+      customerId: Id('Your customer (sender)'),
+      refunded: Money,
+      status: Type.Optional(Type.Union([Type.Literal('refunded'), Type.Literal('refunding')], { description: 'Refunded through the sender’s bank: refunding while a share released since waits for the next refund' })),
+      paymentId: Type.Optional(Id('Refunded through the sender’s bank: the refund payment (the TxId the bank knows)')),
+    }),
+  },
+  'red_packet.funded': {
+    summary: 'Your customer’s red packet, funded from an account at a bank that keeps its own books, is open: the bank reserved and the hub committed it into escrow',
+    data: Data({ packetId: Id('The red packet'), customerId: Id('Your customer (sender)'), status: Type.Literal('open'), paymentId: Id('The funding payment (the TxId the bank knows)'), total: Money }),
+  },
+  'red_packet.failed': {
+    summary: 'The sender’s bank refused (or did not answer in time) to fund your customer’s red packet: nothing moved, nobody can claim it',
+    data: Data({ packetId: Id('The red packet'), customerId: Id('Your customer (sender)'), status: Type.Literal('failed'), paymentId: Id('The funding payment'), reason: Type.String({ description: 'ISO 20022 status reason code (AM04, AC04, MD01, AB05…)' }) }),
+  },
+  'red_packet.refund_delayed': {
+    summary: 'The sender’s bank refused the refund of an expired red packet’s rest: the money stays in the hub’s escrow and the refund is tried again at retryAt',
+    data: Data({ packetId: Id('The red packet'), customerId: Id('Your customer (sender)'), status: Type.Literal('refunding'), paymentId: Id('The refused refund payment'), reason: Type.String({ description: 'ISO 20022 status reason code' }), amount: Money, retryAt: Type.String({ format: 'date-time' }) }),
+  },
   'red_packet.completed': { summary: 'A red packet expired with every share claimed', data: Data({ packetId: Id('The red packet'), customerId: Id('Your customer (sender)'), refunded: Money }) },
   // Cards and tokens
   'card.card_data_locked': { summary: 'Typed card data for one of your cards failed too often: locked for a while', data: Data({ cardId: Id('The card'), failures: Type.Integer(), lockedUntil: Time('Until') }) },

@@ -11,8 +11,8 @@ import { startTestHub, type TestHub } from '../support/hub.ts';
  * bill splits, with the payer or the payee at the connected bank. They pay through the one confirm path P2P uses
  * (quote → confirm → reserve at the payer's bank / accept at the payee's → commit or abort), so the bank's books and
  * the hub's positions move together, and a refusal leaves the request payable again. A red packet share claimed by a
- * connected bank's customer is paid through the same two-phase path (the bank accepts); a connected bank's customer
- * cannot fund one (the packet's money waits in the hub's escrow).
+ * connected bank's customer is paid through the same two-phase path (the bank accepts); packets funded from an account
+ * at the connected bank: red-packets-funded.test.ts.
  */
 const engines = await availableEngines();
 let n = 0;
@@ -200,12 +200,6 @@ describe.each(engines)('payment kinds with a connected bank on %s', (engine) => 
     expect(await balance(`esc_${demoParticipantId('wallet-a')}_CNY`)).toBeGreaterThanOrEqual(0n);
     await deliverAll(paymentId);
     await expectConserved();
-  });
-
-  it('a connected bank’s customer cannot fund a red packet: its money is at the bank, not in the hub’s escrow', async () => {
-    const fromBank = await bankApi('POST', '/v1/transfers/red-packets', { customerId: wang, total: { amount: '2.00', currency: 'CNY' }, shares: 1, mode: 'equal', members: [{ type: 'handle', value: 'liwei' }] }, key());
-    expect(fromBank.status).toBe(422);
-    expect(fromBank.body.error.code).toBe('currency_not_receivable');
   });
 
   it('a split created by a connected bank’s customer: a hosted member’s share is credited at the bank', async () => {

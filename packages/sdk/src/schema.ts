@@ -3645,8 +3645,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Send a red packet (红包) to a group: funded into escrow now, claimed share by share, the rest refunded at expiry
-         * @description Send a red packet (红包) to a group: funded into escrow now, claimed share by share, the rest refunded at expiry.
+         * Send a red packet (红包) to a group: funded into escrow now (from an account at a bank that keeps its own books: once the bank reserved, else insufficient_funds / consent_revoked / payment_rejected and the packet failed), claimed share by share, the rest refunded at expiry (to that bank, which accepts)
+         * @description Send a red packet (红包) to a group: funded into escrow now (from an account at a bank that keeps its own books: once the bank reserved, else insufficient_funds / consent_revoked / payment_rejected and the packet failed), claimed share by share, the rest refunded at expiry (to that bank, which accepts)
          *
          *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
@@ -6607,6 +6607,46 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "red_packet.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The sender’s bank refused (or did not answer in time) to fund your customer’s red packet: nothing moved, nobody can claim it
+         * @description The sender’s bank refused (or did not answer in time) to fund your customer’s red packet: nothing moved, nobody can claim it. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onRedPacketFailed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "red_packet.funded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Your customer’s red packet, funded from an account at a bank that keeps its own books, is open: the bank reserved and the hub committed it into escrow
+         * @description Your customer’s red packet, funded from an account at a bank that keeps its own books, is open: the bank reserved and the hub committed it into escrow. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onRedPacketFunded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "red_packet.received": {
         parameters: {
             query?: never;
@@ -6627,6 +6667,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "red_packet.refund_delayed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The sender’s bank refused the refund of an expired red packet’s rest: the money stays in the hub’s escrow and the refund is tried again at retryAt
+         * @description The sender’s bank refused the refund of an expired red packet’s rest: the money stays in the hub’s escrow and the refund is tried again at retryAt. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         */
+        post: operations["onRedPacketRefundDelayed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "red_packet.refunded": {
         parameters: {
             query?: never;
@@ -6637,8 +6697,8 @@ export interface webhooks {
         get?: never;
         put?: never;
         /**
-         * An expired red packet’s unclaimed amount went back to the sender
-         * @description An expired red packet’s unclaimed amount went back to the sender. Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
+         * An expired red packet’s unclaimed amount went back to the sender (to the sender’s bank, which accepted it, when a bank that keeps its own books funded it)
+         * @description An expired red packet’s unclaimed amount went back to the sender (to the sender’s bank, which accepted it, when a bank that keeps its own books funded it). Sent as a POST to your webhook URL (PATCH /v1/me), signed per Standard Webhooks; retried with backoff until you answer 2xx. The same event may arrive more than once: deduplicate on `id`.
          */
         post: operations["onRedPacketRefunded"];
         delete?: never;
@@ -6956,7 +7016,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_authorization_failed" | "bank_customer_not_found" | "bank_unavailable" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_credit" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_active" | "consent_not_found" | "consent_required" | "consent_revoked" | "consent_state_invalid" | "country_not_allowed" | "coupon_already_held" | "coupon_expired" | "coupon_invalid" | "coupon_limit_reached" | "coupon_not_applicable" | "coupon_not_found" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "credit_line_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "dispute_amount_invalid" | "dispute_deadline_passed" | "dispute_exists" | "dispute_not_found" | "dispute_not_party" | "dispute_state" | "dispute_window_closed" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "membership_card_not_found" | "membership_exists" | "membership_program_not_found" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "offer_consent_required" | "offline_counter_reused" | "offline_limit_exceeded" | "offline_purse_blocked" | "offline_purse_closed" | "offline_purse_exists" | "offline_purse_not_found" | "offline_reserve_exhausted" | "offline_signature_invalid" | "offline_token_expired" | "offline_token_invalid" | "offline_token_replayed" | "offline_unload_invalid" | "offline_wrong_merchant" | "open_banking_unavailable" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "pot_limit_reached" | "pot_locked" | "pot_not_found" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "recall_deadline_passed" | "recall_exists" | "recall_not_found" | "recall_state" | "recall_window_closed" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "reference_not_found" | "refund_exceeds_captured" | "refund_rejected" | "reminder_rate_limited" | "repayment_account_invalid" | "repayment_exceeds_balance" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "reward_rule_invalid" | "rewards_insufficient" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "targeted_offer_accepted" | "targeted_offer_invalid" | "targeted_offer_not_eligible" | "targeted_offer_not_found" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_delivery_not_found" | "webhook_secret_not_retrievable" | "webhook_url_missing";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_authorization_failed" | "bank_customer_not_found" | "bank_unavailable" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_credit" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_active" | "consent_not_found" | "consent_required" | "consent_revoked" | "consent_state_invalid" | "country_not_allowed" | "coupon_already_held" | "coupon_expired" | "coupon_invalid" | "coupon_limit_reached" | "coupon_not_applicable" | "coupon_not_found" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "credit_line_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "dispute_amount_invalid" | "dispute_deadline_passed" | "dispute_exists" | "dispute_not_found" | "dispute_not_party" | "dispute_state" | "dispute_window_closed" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "membership_card_not_found" | "membership_exists" | "membership_program_not_found" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "offer_consent_required" | "offline_counter_reused" | "offline_limit_exceeded" | "offline_purse_blocked" | "offline_purse_closed" | "offline_purse_exists" | "offline_purse_not_found" | "offline_reserve_exhausted" | "offline_signature_invalid" | "offline_token_expired" | "offline_token_invalid" | "offline_token_replayed" | "offline_unload_invalid" | "offline_wrong_merchant" | "open_banking_unavailable" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "pot_limit_reached" | "pot_locked" | "pot_not_found" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "recall_deadline_passed" | "recall_exists" | "recall_not_found" | "recall_state" | "recall_window_closed" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "red_packet_not_open" | "reference_not_found" | "refund_exceeds_captured" | "refund_rejected" | "reminder_rate_limited" | "repayment_account_invalid" | "repayment_exceeds_balance" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "reward_rule_invalid" | "rewards_insufficient" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "targeted_offer_accepted" | "targeted_offer_invalid" | "targeted_offer_not_eligible" | "targeted_offer_not_found" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_delivery_not_found" | "webhook_secret_not_retrievable" | "webhook_url_missing";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -10290,8 +10350,8 @@ export interface components {
                 };
             };
         };
-        /** @description Forbidden: not_request_payer, participant_suspended, red_packet_not_member, request_blocked */
-        Error403_6f04ae79: {
+        /** @description Forbidden: consent_revoked, forbidden, not_request_payer, participant_suspended, red_packet_not_member, request_blocked */
+        Error403_6167e475: {
             headers: {
                 [name: string]: unknown;
             };
@@ -10299,7 +10359,21 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked";
+                        code?: "consent_revoked" | "forbidden" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked";
+                    };
+                };
+            };
+        };
+        /** @description Forbidden: consent_revoked, not_request_payer, participant_suspended, red_packet_not_member, request_blocked */
+        Error403_66ba0fc6: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "consent_revoked" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked";
                     };
                 };
             };
@@ -10356,20 +10430,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "device_signature_invalid" | "forbidden" | "not_issuer" | "not_wallet" | "participant_suspended";
-                    };
-                };
-            };
-        };
-        /** @description Forbidden: forbidden, not_request_payer, participant_suspended, red_packet_not_member, request_blocked */
-        Error403_8fb62cf1: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "forbidden" | "not_request_payer" | "participant_suspended" | "red_packet_not_member" | "request_blocked";
                     };
                 };
             };
@@ -11116,6 +11176,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: consent_not_active, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, red_packet_not_open, request_not_pending */
+        Error409_19bfa29a: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_not_open" | "request_not_pending";
+                    };
+                };
+            };
+        };
         /** @description Conflict: account_exists, account_has_pending, consent_not_active, customer_account_exists, customer_exists, customer_has_balance, pending_already_resolved, pending_expired, transfer_exists_with_different_fields */
         Error409_2001dc96: {
             headers: {
@@ -11172,20 +11246,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: consent_not_active, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_3edb92bb: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
-                    };
-                };
-            };
-        };
         /** @description Conflict: authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, provisioning_state, push_receipt_used, token_exists, token_state */
         Error409_3fe4c169: {
             headers: {
@@ -11238,20 +11298,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "customer_exists" | "customer_has_balance" | "pot_limit_reached" | "pot_locked";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, consent_not_active, customer_account_exists, customer_exists, customer_has_balance, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_51f33a56: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -11438,6 +11484,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: consent_not_active, customer_account_exists, customer_exists, customer_has_balance, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, red_packet_not_open, request_not_pending */
+        Error409_838b5e14: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_not_open" | "request_not_pending";
+                    };
+                };
+            };
+        };
         /** @description Conflict: customer_exists, customer_has_balance, idempotency_in_progress, offline_counter_reused, offline_purse_blocked, offline_purse_closed, offline_purse_exists, offline_token_replayed */
         Error409_8596cba8: {
             headers: {
@@ -11462,6 +11522,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "already_captured" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "coupon_limit_reached" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "liquidity_request_decided" | "payment_link_used" | "payment_state" | "provisioning_state" | "push_receipt_used" | "qr_already_paid" | "token_exists" | "token_state";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: credential_limit, quote_already_used, red_packet_already_claimed, red_packet_empty, red_packet_not_open, request_not_pending */
+        Error409_9122f601: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "credential_limit" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_not_open" | "request_not_pending";
                     };
                 };
             };
@@ -11508,20 +11582,6 @@ export interface components {
                 };
             };
         };
-        /** @description Conflict: credential_limit, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_ad6a38b1: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "credential_limit" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
-                    };
-                };
-            };
-        };
         /** @description Conflict: account_exists, account_has_pending, authenticator_exists, bin_taken, card_state, challenge_method_unavailable, challenge_state, customer_exists, customer_has_balance, device_not_bound, idempotency_in_progress, pending_already_resolved, pending_expired, provisioning_state, push_receipt_used, token_exists, token_state, transfer_exists_with_different_fields */
         Error409_b030c7eb: {
             headers: {
@@ -11532,6 +11592,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_exists" | "account_has_pending" | "authenticator_exists" | "bin_taken" | "card_state" | "challenge_method_unavailable" | "challenge_state" | "customer_exists" | "customer_has_balance" | "device_not_bound" | "idempotency_in_progress" | "pending_already_resolved" | "pending_expired" | "provisioning_state" | "push_receipt_used" | "token_exists" | "token_state" | "transfer_exists_with_different_fields";
+                    };
+                };
+            };
+        };
+        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, consent_not_active, customer_account_exists, customer_exists, customer_has_balance, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, red_packet_not_open, request_not_pending */
+        Error409_b5995b8b: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_not_open" | "request_not_pending";
                     };
                 };
             };
@@ -11564,6 +11638,20 @@ export interface components {
                 };
             };
         };
+        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, consent_not_active, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, red_packet_not_open, request_not_pending */
+        Error409_baf03201: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_not_open" | "request_not_pending";
+                    };
+                };
+            };
+        };
         /** @description Conflict: liquidity_request_decided, settlement_window_open */
         Error409_c783a4c0: {
             headers: {
@@ -11574,34 +11662,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "liquidity_request_decided" | "settlement_window_open";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: consent_not_active, customer_account_exists, customer_exists, customer_has_balance, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_c95d4e67: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
-                    };
-                };
-            };
-        };
-        /** @description Conflict: alias_taken, authenticator_exists, challenge_method_unavailable, challenge_state, consent_not_active, customer_account_exists, customer_exists, customer_has_balance, idempotency_in_progress, liquidity_request_decided, quote_already_used, red_packet_already_claimed, red_packet_empty, request_not_pending */
-        Error409_cf5c3768: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_taken" | "authenticator_exists" | "challenge_method_unavailable" | "challenge_state" | "consent_not_active" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "idempotency_in_progress" | "liquidity_request_decided" | "quote_already_used" | "red_packet_already_claimed" | "red_packet_empty" | "request_not_pending";
                     };
                 };
             };
@@ -15270,7 +15330,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_7b94af94"];
             404: components["responses"]["Error404_ecb32f8f"];
-            409: components["responses"]["Error409_3edb92bb"];
+            409: components["responses"]["Error409_19bfa29a"];
             410: components["responses"]["Error410_4315ae46"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -15328,7 +15388,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_7b94af94"];
             404: components["responses"]["Error404_ecb32f8f"];
-            409: components["responses"]["Error409_3edb92bb"];
+            409: components["responses"]["Error409_19bfa29a"];
             410: components["responses"]["Error410_4315ae46"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -15369,7 +15429,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_7b94af94"];
             404: components["responses"]["Error404_ecb32f8f"];
-            409: components["responses"]["Error409_c95d4e67"];
+            409: components["responses"]["Error409_838b5e14"];
             410: components["responses"]["Error410_4315ae46"];
             422: components["responses"]["Error422_ba72db6f"];
             429: components["responses"]["Error429_b8597fa3"];
@@ -15405,7 +15465,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_7b94af94"];
             404: components["responses"]["Error404_ecb32f8f"];
-            409: components["responses"]["Error409_c95d4e67"];
+            409: components["responses"]["Error409_838b5e14"];
             410: components["responses"]["Error410_4315ae46"];
             422: components["responses"]["Error422_ba72db6f"];
             429: components["responses"]["Error429_b8597fa3"];
@@ -20201,7 +20261,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_cf5c3768"];
+            409: components["responses"]["Error409_baf03201"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -20246,7 +20306,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_51f33a56"];
+            409: components["responses"]["Error409_b5995b8b"];
             410: components["responses"]["Error410_463f0e5e"];
             422: components["responses"]["Error422_8e6023a4"];
             423: components["responses"]["Error423_58c64e83"];
@@ -20348,7 +20408,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_cf5c3768"];
+            409: components["responses"]["Error409_baf03201"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -20443,7 +20503,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_51f33a56"];
+            409: components["responses"]["Error409_b5995b8b"];
             410: components["responses"]["Error410_463f0e5e"];
             422: components["responses"]["Error422_8e6023a4"];
             423: components["responses"]["Error423_58c64e83"];
@@ -21359,7 +21419,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_51f33a56"];
+            409: components["responses"]["Error409_b5995b8b"];
             410: components["responses"]["Error410_463f0e5e"];
             422: components["responses"]["Error422_8e6023a4"];
             423: components["responses"]["Error423_58c64e83"];
@@ -21461,7 +21521,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_cf5c3768"];
+            409: components["responses"]["Error409_baf03201"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -21539,7 +21599,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_51f33a56"];
+            409: components["responses"]["Error409_b5995b8b"];
             410: components["responses"]["Error410_463f0e5e"];
             422: components["responses"]["Error422_8e6023a4"];
             423: components["responses"]["Error423_58c64e83"];
@@ -21667,7 +21727,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_cf5c3768"];
+            409: components["responses"]["Error409_baf03201"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -21756,7 +21816,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_cf5c3768"];
+            409: components["responses"]["Error409_baf03201"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -21868,7 +21928,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_cf5c3768"];
+            409: components["responses"]["Error409_baf03201"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -21951,7 +22011,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_51f33a56"];
+            409: components["responses"]["Error409_b5995b8b"];
             410: components["responses"]["Error410_463f0e5e"];
             422: components["responses"]["Error422_8e6023a4"];
             423: components["responses"]["Error423_58c64e83"];
@@ -21994,7 +22054,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_51f33a56"];
+            409: components["responses"]["Error409_b5995b8b"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -22072,7 +22132,18 @@ export interface operations {
                         mode: "equal" | "random";
                         /** @description The sender’s message */
                         message: string | null;
-                        status: "open" | "completed" | "refunded";
+                        /** @description funding while the sender’s bank (an account at a bank that keeps its own books) is asked to reserve; open once funded; failed when the bank refused or did not answer in time (nothing moved, nothing to claim); at expiry completed (every share claimed), refunded (the rest back to the sender), or refunding while the rest goes back to the sender’s bank — after a refusal it waits in the hub’s escrow until refundRetryAt */
+                        status: "funding" | "open" | "failed" | "refunding" | "completed" | "refunded";
+                        /** @description Funded from an account at a bank that keeps its own books: the funding payment (the TxId the bank knows) */
+                        fundingPaymentId: string | null;
+                        /** @description failed: why the bank refused to fund it; refunding: why the last refund was refused */
+                        reason: {
+                            /** @description ISO 20022 status reason code (AM04, AC04, MD01, AB05…) */
+                            Rsn: string;
+                            AddtlInf?: string;
+                        } | null;
+                        /** @description refunding after a refusal: when the refund to the sender’s bank is tried again */
+                        refundRetryAt: string | null;
                         claimedCount: number;
                         claimed: {
                             /**
@@ -22126,7 +22197,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_cf5c3768"];
+            409: components["responses"]["Error409_baf03201"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -22175,7 +22246,18 @@ export interface operations {
                         mode: "equal" | "random";
                         /** @description The sender’s message */
                         message: string | null;
-                        status: "open" | "completed" | "refunded";
+                        /** @description funding while the sender’s bank (an account at a bank that keeps its own books) is asked to reserve; open once funded; failed when the bank refused or did not answer in time (nothing moved, nothing to claim); at expiry completed (every share claimed), refunded (the rest back to the sender), or refunding while the rest goes back to the sender’s bank — after a refusal it waits in the hub’s escrow until refundRetryAt */
+                        status: "funding" | "open" | "failed" | "refunding" | "completed" | "refunded";
+                        /** @description Funded from an account at a bank that keeps its own books: the funding payment (the TxId the bank knows) */
+                        fundingPaymentId: string | null;
+                        /** @description failed: why the bank refused to fund it; refunding: why the last refund was refused */
+                        reason: {
+                            /** @description ISO 20022 status reason code (AM04, AC04, MD01, AB05…) */
+                            Rsn: string;
+                            AddtlInf?: string;
+                        } | null;
+                        /** @description refunding after a refusal: when the refund to the sender’s bank is tried again */
+                        refundRetryAt: string | null;
                         claimedCount: number;
                         claimed: {
                             /**
@@ -22229,7 +22311,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_51f33a56"];
+            409: components["responses"]["Error409_b5995b8b"];
             410: components["responses"]["Error410_463f0e5e"];
             422: components["responses"]["Error422_8e6023a4"];
             423: components["responses"]["Error423_58c64e83"];
@@ -22301,7 +22383,18 @@ export interface operations {
                             mode: "equal" | "random";
                             /** @description The sender’s message */
                             message: string | null;
-                            status: "open" | "completed" | "refunded";
+                            /** @description funding while the sender’s bank (an account at a bank that keeps its own books) is asked to reserve; open once funded; failed when the bank refused or did not answer in time (nothing moved, nothing to claim); at expiry completed (every share claimed), refunded (the rest back to the sender), or refunding while the rest goes back to the sender’s bank — after a refusal it waits in the hub’s escrow until refundRetryAt */
+                            status: "funding" | "open" | "failed" | "refunding" | "completed" | "refunded";
+                            /** @description Funded from an account at a bank that keeps its own books: the funding payment (the TxId the bank knows) */
+                            fundingPaymentId: string | null;
+                            /** @description failed: why the bank refused to fund it; refunding: why the last refund was refused */
+                            reason: {
+                                /** @description ISO 20022 status reason code (AM04, AC04, MD01, AB05…) */
+                                Rsn: string;
+                                AddtlInf?: string;
+                            } | null;
+                            /** @description refunding after a refusal: when the refund to the sender’s bank is tried again */
+                            refundRetryAt: string | null;
                             claimedCount: number;
                             claimed: {
                                 /**
@@ -22358,7 +22451,7 @@ export interface operations {
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_e336be1d"];
             404: components["responses"]["Error404_249ae09f"];
-            409: components["responses"]["Error409_cf5c3768"];
+            409: components["responses"]["Error409_baf03201"];
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -27519,9 +27612,9 @@ export interface operations {
             };
             400: components["responses"]["Error400_fe9dded9"];
             401: components["responses"]["Error401_00ed4114"];
-            403: components["responses"]["Error403_6f04ae79"];
+            403: components["responses"]["Error403_66ba0fc6"];
             404: components["responses"]["Error404_b4aec2fb"];
-            409: components["responses"]["Error409_ad6a38b1"];
+            409: components["responses"]["Error409_9122f601"];
             410: components["responses"]["Error410_1bae4961"];
             422: components["responses"]["Error422_fdd2b7f8"];
             429: components["responses"]["Error429_2d49dfb2"];
@@ -27552,9 +27645,9 @@ export interface operations {
             };
             400: components["responses"]["Error400_fe9dded9"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_8fb62cf1"];
+            403: components["responses"]["Error403_6167e475"];
             404: components["responses"]["Error404_0a116fbe"];
-            409: components["responses"]["Error409_ad6a38b1"];
+            409: components["responses"]["Error409_9122f601"];
             410: components["responses"]["Error410_1bae4961"];
             422: components["responses"]["Error422_fdd2b7f8"];
             429: components["responses"]["Error429_b8597fa3"];
@@ -27596,9 +27689,9 @@ export interface operations {
             };
             400: components["responses"]["Error400_fd1f4a42"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_8fb62cf1"];
+            403: components["responses"]["Error403_6167e475"];
             404: components["responses"]["Error404_0a116fbe"];
-            409: components["responses"]["Error409_ad6a38b1"];
+            409: components["responses"]["Error409_9122f601"];
             410: components["responses"]["Error410_1bae4961"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
@@ -27630,9 +27723,9 @@ export interface operations {
             };
             400: components["responses"]["Error400_fe9dded9"];
             401: components["responses"]["Error401_56384072"];
-            403: components["responses"]["Error403_8fb62cf1"];
+            403: components["responses"]["Error403_6167e475"];
             404: components["responses"]["Error404_b4aec2fb"];
-            409: components["responses"]["Error409_ad6a38b1"];
+            409: components["responses"]["Error409_9122f601"];
             410: components["responses"]["Error410_1bae4961"];
             422: components["responses"]["Error422_fdd2b7f8"];
             429: components["responses"]["Error429_b8597fa3"];
@@ -32071,6 +32164,124 @@ export interface operations {
             };
         };
     };
+    onRedPacketFailed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "red_packet.failed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The red packet */
+                        packetId: string;
+                        /** @description Your customer (sender) */
+                        customerId: string;
+                        /** @constant */
+                        status: "failed";
+                        /** @description The funding payment */
+                        paymentId: string;
+                        /** @description ISO 20022 status reason code (AM04, AC04, MD01, AB05…) */
+                        reason: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onRedPacketFunded: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "red_packet.funded";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The red packet */
+                        packetId: string;
+                        /** @description Your customer (sender) */
+                        customerId: string;
+                        /** @constant */
+                        status: "open";
+                        /** @description The funding payment (the TxId the bank knows) */
+                        paymentId: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        total: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     onRedPacketReceived: {
         parameters: {
             query?: never;
@@ -32099,6 +32310,71 @@ export interface operations {
                         packetId: string;
                         customerIds: string[];
                         message: string | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Received: any 2xx answer acknowledges the event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (e.g. a bad signature): the hub retries, then gives up */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onRedPacketRefundDelayed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id: the same on every retry of this delivery (deduplicate on it) */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed: refuse one too far from your clock (5 minutes) */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">` under your secret `whsec_<base64 key>`; several during a secret rotation: accept the request when any matches (the SDK: `verifyWebhook`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The event id (also the `webhook-id` header): deduplicate on it */
+                    id: string;
+                    /** @constant */
+                    type: "red_packet.refund_delayed";
+                    /** Format: date-time */
+                    createdAt: string;
+                    data: {
+                        /** @description The red packet */
+                        packetId: string;
+                        /** @description Your customer (sender) */
+                        customerId: string;
+                        /** @constant */
+                        status: "refunding";
+                        /** @description The refused refund payment */
+                        paymentId: string;
+                        /** @description ISO 20022 status reason code */
+                        reason: string;
+                        /** @description Money: a decimal string and its ISO 4217 currency */
+                        amount: {
+                            /** @description Decimal string in the currency, e.g. "12.30" */
+                            amount: string;
+                            currency: string;
+                        };
+                        /** Format: date-time */
+                        retryAt: string;
                     } & {
                         [key: string]: unknown;
                     };
@@ -32156,6 +32432,10 @@ export interface operations {
                             amount: string;
                             currency: string;
                         };
+                        /** @description Refunded through the sender’s bank: refunding while a share released since waits for the next refund */
+                        status?: "refunded" | "refunding";
+                        /** @description Refunded through the sender’s bank: the refund payment (the TxId the bank knows) */
+                        paymentId?: string;
                     } & {
                         [key: string]: unknown;
                     };
