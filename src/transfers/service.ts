@@ -2094,10 +2094,11 @@ export function createTransferService(deps: {
         await audit.record(tx, { actor, action: 'payment.reserved', objectType: 'payment', objectId: paymentId, details: { packetId, connected: ['payee'], deadline: deadline.toISOString() } });
         return ok({ amountMinor: share.amount_minor, currency: packet.currency, packet: await packetView(tx, packet), paymentId });
       }
-      // The escrow of a packet a connected bank funded holds money that left that bank's position: a member at another
-      // participant is paid through the positions (escrow → the bank's → the member's participant's → the member), the
-      // move recorded for settlement, as a payment from the bank's customer would be.
-      const viaPositions = packet.funding_payment_id !== null && packet.participant_id !== participantId;
+      // The escrow holds money the sender's participant answers for (its customer's, or its position's when a connected
+      // bank funded the packet): a member at another participant is paid through the positions (escrow → the sender
+      // participant's → the member's participant's → the member), the move recorded for settlement, as a payment from
+      // the sender would be. A member at the sender's own participant moves no position.
+      const viaPositions = packet.participant_id !== participantId;
       const claimId = `${packetId}:claim:${share.idx}`;
       const claimLegs: TransferInput[] = viaPositions
         ? [
