@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HubConfig } from '../platform/config.ts';
 import { systemClock } from '../platform/clock.ts';
+import { referenceRatesIn } from '../fx/index.ts';
 import { openDb, type Db } from '../platform/db.ts';
 import { privateFileWarnings } from '../platform/file-modes.ts';
 import { loadMigrations } from '../platform/migrate.ts';
@@ -123,11 +124,10 @@ async function databaseChecks(db: Db): Promise<Check[]> {
   }
   try {
     // The operator's reference rates: without them limits and risk cannot weigh other currencies than EUR.
-    const [table] = await deadline(db.query<{ t: string | null }>(`select to_regclass('fx_rates')::text as t`), 'fx rates');
-    const [rates] = table?.t == null ? [] : await deadline(db.query<{ n: bigint; as_of: string | null }>('select count(*) as n, max(as_of) as as_of from fx_rates'), 'fx rates');
-    if (rates === undefined || BigInt(rates.n) === 0n) {
+    const rates = await deadline(referenceRatesIn(db), 'fx rates');
+    if (rates === undefined || rates.currencies === 0) {
       checks.push({ name: 'fx reference rates', status: 'warn', detail: 'none loaded: payments in currencies other than EUR are refused (fx_rate_unavailable)', fix: 'POST /v1/operator/fx/rates with the ECB daily document (eurofxref-daily.xml)' });
-    } else checks.push({ name: 'fx reference rates', status: 'ok', detail: `${rates.n} currencies as of ${rates.as_of ?? '?'}` });
+    } else checks.push({ name: 'fx reference rates', status: 'ok', detail: `${rates.currencies} currencies as of ${rates.asOf ?? '?'}` });
   } catch (error) {
     checks.push({ name: 'fx reference rates', status: 'fail', detail: message(error) });
   }

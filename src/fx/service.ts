@@ -24,6 +24,17 @@ export interface FxService {
   readonly providers: FxProviders;
 }
 
+/**
+ * What reference table the database holds (for `hutong doctor`, which reads a database without building a hub):
+ * how many currencies and their date; undefined when the database has not been migrated yet.
+ */
+export async function referenceRatesIn(q: Queryable): Promise<{ currencies: number; asOf: string | null } | undefined> {
+  const [table] = await q.query<{ t: string | null }>(`select to_regclass('fx_rates')::text as t`);
+  if (table?.t == null) return undefined;
+  const [row] = await q.query<{ n: bigint; as_of: string | null }>('select count(*) as n, max(as_of) as as_of from fx_rates');
+  return { currencies: Number(row?.n ?? 0n), asOf: row?.as_of ?? null };
+}
+
 /** How long an empty answer is kept before the database is read again (another process may load the rates). */
 const EMPTY_RECHECK_MS = 1_000;
 
