@@ -348,6 +348,18 @@ export function createDisputeService(deps: {
     }
     return out;
   };
+  /**
+   * P2P payments the hub cannot dispute or recall by moving its own accounts. A red packet's own movements (its funding
+   * or refund at the sender's bank, a share paid to a connected member) are not a customer's payment: the packet itself
+   * returns what is unclaimed. A payment with a side at a bank that keeps its own books moved that side's money in the
+   * bank's books, not in a hub account: a refund would credit (or a recall freeze) the bank's position at the hub,
+   * never its customer, so the claim goes to that bank.
+   */
+  const notReturnable = (p: { id: string; redPacket: boolean; connected: readonly string[] }, what: 'disputed' | 'recalled'): Result<never, DErr> | undefined => {
+    if (p.redPacket) return err('dispute_internal_payment', `a red packet’s own payment cannot be ${what}: the packet returns what is not claimed`, { paymentId: p.id });
+    if (p.connected.length > 0) return err('dispute_at_connected_bank', `this payment moved money at a bank that keeps its own books: it cannot be ${what} at the hub; the claim goes to that bank`, { paymentId: p.id, connected: [...p.connected] });
+    return undefined;
+  };
   const isCustomerAccount = async (id: string) => {
     const a = await accounts.ref(db, id);
     return a !== undefined && a.kind === 'customer';
@@ -362,6 +374,12 @@ export function createDisputeService(deps: {
         if (a === undefined || a.payerCustomerId !== input.customerId) return err('payment_not_found', 'no such payment of this customer');
         if (a.status !== 'captured') return err('payment_state', `only a captured payment can be disputed; this one is ${a.status}`, { status: a.status });
         if (now.getTime() - a.createdAt.getTime() > CARD_DISPUTE_WINDOW_MS) return err('dispute_window_closed', 'card payments can be disputed within 120 days', { paidAt: a.createdAt.toISOString() });
+        // Paid from an account at a bank that keeps its own books: a chargeback would have to credit the customer at
+        // the bank (and a representment debit them there again), which the hub cannot do by moving its own accounts —
+        // that would credit the bank's position with no message to the bank. Refused until disputes speak to the bank;
+        // the merchant's refund (which the bank accepts) is the way back meanwhile.
+        const side = await deps.payments.bankSide(a.id, tx);
+        if (side.atBank) return err('dispute_at_connected_bank', 'this payment was paid from an account at a bank that keeps its own books: it is disputed with that bank, or refunded by the merchant', { paymentId: a.id, bankParticipantId: a.issuerParticipantId });
         const merchant = await deps.merchants.getById(a.merchantId, tx);
         if (merchant === undefined) throw new Error('merchant vanished');
         row = {
@@ -374,12 +392,15 @@ export function createDisputeService(deps: {
           payer_account_id: a.sourceAccountId,
           respondent_account_id: merchant.settlementAccountId,
           currency: a.currency,
-          disputable: a.capturedMinor - a.refundedMinor,
+          // Refunds still asking a bank are not in refundedMinor yet but take their part of what is left.
+          disputable: a.capturedMinor - a.refundedMinor - side.askingMinor,
           paidAt: a.createdAt,
         };
       } else {
         const p = await deps.transfers.getPayment(input.walletId, input.paymentId);
         if (p === undefined || p.payerParticipantId !== input.walletId || p.payerCustomerId !== input.customerId) return err('payment_not_found', 'no such payment sent by this customer');
+        const refused = notReturnable(p, 'disputed');
+        if (refused !== undefined) return refused;
         if (p.status !== 'completed') return err('payment_state', `only a completed payment can be disputed; this one is ${p.status}`, { status: p.status });
         if (p.sendCurrency !== p.receiveCurrency) return err('currency_mismatch', 'a payment converted between currencies is recalled by its payee’s participant, not disputed here');
         if (now.getTime() - p.createdAt.getTime() > P2P_DISPUTE_WINDOW_MS) return err('dispute_window_closed', 'P2P payments can be disputed within 80 days', { paidAt: p.createdAt.toISOString() });
@@ -484,6 +505,8 @@ export function createDisputeService(deps: {
       const now = clock.now();
       const p = await deps.transfers.getPayment(input.walletId, input.paymentId);
       if (p === undefined || p.payerParticipantId !== input.walletId || p.payerCustomerId !== input.customerId) return err('payment_not_found', 'no such payment sent by this customer');
+      const refused = notReturnable(p, 'recalled');
+      if (refused !== undefined) return refused;
       if (p.status !== 'completed') return err('payment_state', `only a completed payment can be recalled; this one is ${p.status}`, { status: p.status });
       if (p.sendCurrency !== p.receiveCurrency) return err('currency_mismatch', 'a payment converted between currencies cannot be recalled here');
       if (now.getTime() - p.createdAt.getTime() > RECALL_WINDOW_MS) return err('recall_window_closed', 'fraud is reported within 80 days of the payment', { paidAt: p.createdAt.toISOString() });
