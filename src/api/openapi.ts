@@ -283,6 +283,8 @@ export const errorGroups = {
     'payment_state',
     'currency_mismatch',
     'insufficient_funds',
+    'liquidity_exceeded',
+    'refund_rejected',
   ),
 } as const;
 

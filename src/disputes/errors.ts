@@ -19,4 +19,5 @@ export type DisputesErrorCode =
   | 'currency_mismatch'
   | 'insufficient_funds'
   | 'liquidity_exceeded'
+  | 'refund_rejected'
   | 'not_wallet';

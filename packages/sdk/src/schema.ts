@@ -4883,8 +4883,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Card issuer: charge the payment back (the money goes from the merchant back to the cardholder)
-         * @description Card issuer: charge the payment back (the money goes from the merchant back to the cardholder)
+         * Card issuer: charge the payment back (the money goes from the merchant back to the cardholder; paid from an account at a connected bank, the bank accepts the credit first, else `refund_rejected` and nothing moves)
+         * @description Card issuer: charge the payment back (the money goes from the merchant back to the cardholder; paid from an account at a connected bank, the bank accepts the credit first, else `refund_rejected` and nothing moves)
          *
          *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
@@ -11974,6 +11974,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: currency_mismatch, dispute_amount_invalid, dispute_at_connected_bank, dispute_internal_payment, dispute_window_closed, idempotency_key_reused, insufficient_funds, liquidity_exceeded, recall_window_closed, refund_rejected */
+        Error422_1ed4665c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "currency_mismatch" | "dispute_amount_invalid" | "dispute_at_connected_bank" | "dispute_internal_payment" | "dispute_window_closed" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "recall_window_closed" | "refund_rejected";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: coupon_not_applicable, idempotency_key_reused, ledger_rejected, liquidity_exceeded, rewards_insufficient */
         Error422_233636cb: {
             headers: {
@@ -12040,20 +12054,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "offline_limit_exceeded" | "offline_signature_invalid" | "offline_token_expired" | "offline_token_invalid" | "offline_unload_invalid" | "offline_wrong_merchant";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: currency_mismatch, dispute_amount_invalid, dispute_at_connected_bank, dispute_internal_payment, dispute_window_closed, idempotency_key_reused, insufficient_funds, liquidity_exceeded, recall_window_closed */
-        Error422_38c8da46: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "currency_mismatch" | "dispute_amount_invalid" | "dispute_at_connected_bank" | "dispute_internal_payment" | "dispute_window_closed" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "recall_window_closed";
                     };
                 };
             };
@@ -12254,20 +12254,6 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: currency_mismatch, dispute_amount_invalid, dispute_at_connected_bank, dispute_internal_payment, dispute_window_closed, insufficient_funds, liquidity_exceeded, recall_window_closed */
-        Error422_84e1f324: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "currency_mismatch" | "dispute_amount_invalid" | "dispute_at_connected_bank" | "dispute_internal_payment" | "dispute_window_closed" | "insufficient_funds" | "liquidity_exceeded" | "recall_window_closed";
-                    };
-                };
-            };
-        };
         /** @description Unprocessable: account_closed, currency_mismatch, exceeds_credit_limit, exceeds_debits, idempotency_key_reused, insufficient_funds, linked_transfer_failed, liquidity_exceeded, overflow, post_amount_exceeds_pending, same_account, settlement_csv_invalid */
         Error422_8d953c79: {
             headers: {
@@ -12404,6 +12390,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "bank_authorization_failed" | "cannot_pay_self" | "cash_link_invalid" | "consent_code_invalid" | "consent_state_invalid" | "currency_not_receivable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "open_banking_unavailable" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: currency_mismatch, dispute_amount_invalid, dispute_at_connected_bank, dispute_internal_payment, dispute_window_closed, insufficient_funds, liquidity_exceeded, recall_window_closed, refund_rejected */
+        Error422_c87eb9ca: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "currency_mismatch" | "dispute_amount_invalid" | "dispute_at_connected_bank" | "dispute_internal_payment" | "dispute_window_closed" | "insufficient_funds" | "liquidity_exceeded" | "recall_window_closed" | "refund_rejected";
                     };
                 };
             };
@@ -26882,7 +26882,7 @@ export interface operations {
             409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_38c8da46"];
+            422: components["responses"]["Error422_1ed4665c"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -26916,7 +26916,7 @@ export interface operations {
             403: components["responses"]["Error403_09dbe6aa"];
             404: components["responses"]["Error404_45b16c1f"];
             409: components["responses"]["Error409_81528727"];
-            422: components["responses"]["Error422_84e1f324"];
+            422: components["responses"]["Error422_c87eb9ca"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -26948,7 +26948,7 @@ export interface operations {
             403: components["responses"]["Error403_09dbe6aa"];
             404: components["responses"]["Error404_45b16c1f"];
             409: components["responses"]["Error409_81528727"];
-            422: components["responses"]["Error422_84e1f324"];
+            422: components["responses"]["Error422_c87eb9ca"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -26992,7 +26992,7 @@ export interface operations {
             409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_38c8da46"];
+            422: components["responses"]["Error422_1ed4665c"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -27036,7 +27036,7 @@ export interface operations {
             409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_38c8da46"];
+            422: components["responses"]["Error422_1ed4665c"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -27080,7 +27080,7 @@ export interface operations {
             409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_38c8da46"];
+            422: components["responses"]["Error422_1ed4665c"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -27124,7 +27124,7 @@ export interface operations {
             409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_38c8da46"];
+            422: components["responses"]["Error422_1ed4665c"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -27168,7 +27168,7 @@ export interface operations {
             409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_38c8da46"];
+            422: components["responses"]["Error422_1ed4665c"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -27200,7 +27200,7 @@ export interface operations {
             403: components["responses"]["Error403_09dbe6aa"];
             404: components["responses"]["Error404_45b16c1f"];
             409: components["responses"]["Error409_81528727"];
-            422: components["responses"]["Error422_84e1f324"];
+            422: components["responses"]["Error422_c87eb9ca"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -27245,7 +27245,7 @@ export interface operations {
             409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_38c8da46"];
+            422: components["responses"]["Error422_1ed4665c"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
