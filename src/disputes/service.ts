@@ -500,7 +500,7 @@ export function createDisputeService(deps: {
         if (!refund.ok) {
           if (refund.error.code === 'refund_exceeds_captured') return err('dispute_amount_invalid', 'refunds since the dispute was opened leave less than it claims', refund.error.details);
           if (refund.error.code === 'refund_rejected') return err('refund_rejected', refund.error.message, refund.error.details);
-          if (refund.error.code === 'payment_state') return err('payment_state', refund.error.message, refund.error.details);
+          if (refund.error.code === 'payment_state' || refund.error.code === 'payment_not_found') return err(refund.error.code, refund.error.message, refund.error.details);
           throw new Error(`dispute: the chargeback's refund was refused: ${refund.error.code}`);
         }
         if (!refund.value.atBank) throw new Error('dispute: a payment paid at a bank was refunded at the hub');
