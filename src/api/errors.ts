@@ -356,6 +356,8 @@ export const errorCatalogue = {
   dispute_state: { status: 409, message: "the dispute cannot take this step in its current state" },
   dispute_exists: { status: 409, message: "this payment already has an open dispute" },
   dispute_amount_invalid: { status: 422, message: "a dispute is for a positive amount, at most what was paid less refunds" },
+  dispute_at_connected_bank: { status: 422, message: "the money is kept at a bank that keeps its own books: the hub cannot return, freeze or take it back there; it is taken up with that bank" },
+  dispute_internal_payment: { status: 422, message: "a red packet's own payment is not a customer's payment and cannot be disputed or recalled" },
   dispute_not_party: { status: 403, message: "only the party whose turn it is may take this step" },
   recall_not_found: { status: 404, message: "no such recall" },
   recall_window_closed: { status: 422, message: "fraud is reported within 80 days of the payment" },

@@ -272,6 +272,8 @@ export const errorGroups = {
     'dispute_exists',
     'dispute_amount_invalid',
     'dispute_not_party',
+    'dispute_at_connected_bank',
+    'dispute_internal_payment',
     'recall_not_found',
     'recall_window_closed',
     'recall_deadline_passed',
@@ -281,6 +283,8 @@ export const errorGroups = {
     'payment_state',
     'currency_mismatch',
     'insufficient_funds',
+    'liquidity_exceeded',
+    'refund_rejected',
   ),
 } as const;
 

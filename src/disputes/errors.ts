@@ -7,6 +7,8 @@ export type DisputesErrorCode =
   | 'dispute_exists'
   | 'dispute_amount_invalid'
   | 'dispute_not_party'
+  | 'dispute_at_connected_bank'
+  | 'dispute_internal_payment'
   | 'recall_not_found'
   | 'recall_window_closed'
   | 'recall_deadline_passed'
@@ -17,4 +19,5 @@ export type DisputesErrorCode =
   | 'currency_mismatch'
   | 'insufficient_funds'
   | 'liquidity_exceeded'
+  | 'refund_rejected'
   | 'not_wallet';

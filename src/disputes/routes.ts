@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/index.ts';
+import { actorOf, created, errorStatus, okResponse, principalOf, type Idempotent } from '../api/index.ts';
+import type { StoredResponse } from '../platform/idempotency.ts';
 import { Exactly, Money, Strict, Timestamp } from '../api/index.ts';
 import { Ref } from '../api/index.ts';
 import type { HttpServer } from '../platform/http.ts';
@@ -202,7 +203,13 @@ export function registerDisputeRoutes(app: HttpServer, deps: { disputes: Dispute
     },
   );
 
-  const decide = (path: string, summary: string, body: ReturnType<typeof Strict>, run: (participantId: string, id: string, b: Record<string, unknown>, tx: Parameters<Parameters<Idempotent>[2]>[0], actor: ReturnType<typeof actorOf>) => ReturnType<DisputeService['respond']>) =>
+  const decide = (
+    path: string,
+    summary: string,
+    body: ReturnType<typeof Strict>,
+    run: (participantId: string, id: string, b: Record<string, unknown>, tx: Parameters<Parameters<Idempotent>[2]>[0], actor: ReturnType<typeof actorOf>) => ReturnType<DisputeService['respond']>,
+    after?: (me: string, id: string, answer: StoredResponse) => Promise<StoredResponse>,
+  ) =>
     app.post(
       `/v1/disputes/:disputeId/${path}`,
       { config: { idempotency: 'required' }, schema: { tags: ['disputes'], summary, security: sec, params: DisputeParams, body, response: { 200: Type.Ref(DisputeSchema) } } },
@@ -213,14 +220,31 @@ export function registerDisputeRoutes(app: HttpServer, deps: { disputes: Dispute
           reply,
           async (tx) => {
             const r = await run(me, (request.params as { disputeId: string }).disputeId, request.body as Record<string, unknown>, tx, actorOf(request));
-            return r.ok ? okResponse(wireDispute(r.value, me)) : r.error;
+            if (!r.ok) return r.error;
+            // A chargeback asking the customer's bank: its refund kept with the stored answer for the answer step.
+            const body = wireDispute(r.value, me);
+            return okResponse(r.value.chargebackAtBank === null ? body : { ...body, chargebackAtBank: r.value.chargebackAtBank });
           },
-          { required: true },
+          after === undefined ? { required: true } : { required: true, after: (answer) => after(me, (request.params as { disputeId: string }).disputeId, answer) },
         );
       },
     );
-  decide('chargeback', 'Card issuer: charge the payment back (the money goes from the merchant back to the cardholder)', Strict({ evidence: Evidence }), (me, id, b, tx, actor) =>
-    disputes.issuerDecides(tx, actor, me, id, { decision: 'chargeback', evidence: String(b.evidence) }),
+  decide(
+    'chargeback',
+    'Card issuer: charge the payment back (the money goes from the merchant back to the cardholder; paid from an account at a connected bank, the bank accepts the credit first, else `refund_rejected` and nothing moves)',
+    Strict({ evidence: Evidence }),
+    (me, id, b, tx, actor) => disputes.issuerDecides(tx, actor, me, id, { decision: 'chargeback', evidence: String(b.evidence) }),
+    // Paid from an account at a connected bank: the bank asked after the COMMIT (no lock held while it answers), the
+    // dispute decided; the answer, first or replayed, is that decision (a decided chargeback is not asked again).
+    async (me, id, answer) => {
+      const body = answer.body as { chargebackAtBank?: unknown } | undefined;
+      if (answer.status !== 200 || typeof body?.chargebackAtBank !== 'string') return answer;
+      const settled = await disputes.settleChargebackAtBank(id, body.chargebackAtBank);
+      if (settled === undefined) return { status: 200, body: Object.fromEntries(Object.entries(body).filter(([k]) => k !== 'chargebackAtBank')) };
+      if (settled.ok) return { status: 200, body: wireDispute(settled.value, me) };
+      const e = settled.error;
+      return { status: errorStatus[e.code], body: { error: { code: e.code, message: e.message, ...(e.details !== undefined ? { details: e.details } : {}) } } };
+    },
   );
   decide('reject', 'Card issuer: reject the dispute (nothing moves)', Strict({ evidence: Evidence }), (me, id, b, tx, actor) => disputes.issuerDecides(tx, actor, me, id, { decision: 'reject', evidence: String(b.evidence) }));
   decide('accept', 'Merchant’s or payee’s participant: accept (a chargeback stands; a P2P payment is refunded from the payee’s account)', Strict({ evidence: Type.Optional(Evidence) }), (me, id, b, tx, actor) =>

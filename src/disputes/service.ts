@@ -53,6 +53,8 @@ export interface Dispute {
   readonly currency: string;
   readonly reason: string;
   readonly status: DisputeStatus;
+  /** A chargeback's refund still asking the customer's bank (the payment was paid from an account there); else null. */
+  readonly chargebackAtBank: string | null;
   readonly respondBy: Date;
   readonly createdAt: Date;
   readonly updatedAt: Date;
@@ -101,6 +103,8 @@ interface DisputeRow {
   currency: string;
   reason: string;
   status: DisputeStatus;
+  /** The chargeback's transfer; for a payment paid at a connected bank, its refund there (still `opened` while asking). */
+  chargeback_transfer_id: string | null;
   respond_by: Date;
   created_at: Date;
   updated_at: Date;
@@ -142,6 +146,14 @@ export interface DisputeService {
   list(participantId: string, limit: number): Promise<Dispute[]>;
   /** The card issuer charges the payment back (money from the merchant to the cardholder) or rejects the dispute. */
   issuerDecides(tx: Queryable, actor: Actor, participantId: string, id: string, input: { decision: 'chargeback' | 'reject'; evidence: string }): Promise<Result<Dispute, DErr>>;
+  /**
+   * A chargeback of a payment paid from an account at a connected bank, after issuerDecides' COMMIT and outside any
+   * transaction: the bank asked to accept the credit to its customer (the payments capability's refund at the bank),
+   * then the dispute decided — `chargeback` once the refund completed, still `opened` (the failure as a step) when the
+   * bank refused or did not answer, nothing moved. `refundId` is the dispute's `chargebackAtBank` as issuerDecides
+   * answered it: a replay reads the decided refund (the bank is not asked again) and answers the same decision.
+   */
+  settleChargebackAtBank(id: string, refundId: string): Promise<Result<Dispute, DErr> | undefined>;
   /** The merchant's owner (after a chargeback) or the payee's participant (P2P) accepts, or represents with evidence. */
   respond(tx: Queryable, actor: Actor, participantId: string, id: string, input: { decision: 'accept' | 'represent'; evidence?: string | undefined }): Promise<Result<Dispute, DErr>>;
   openRecall(tx: Queryable, actor: Actor, input: { walletId: string; customerId: string; paymentId: string; reason: string }): Promise<Result<Recall, DErr>>;
@@ -196,6 +208,7 @@ export function createDisputeService(deps: {
     currency: r.currency,
     reason: r.reason,
     status: r.status,
+    chargebackAtBank: r.status === 'opened' ? r.chargeback_transfer_id : null,
     respondBy: r.respond_by,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
@@ -348,20 +361,66 @@ export function createDisputeService(deps: {
     }
     return out;
   };
+  /**
+   * P2P payments the hub cannot dispute or recall by moving its own accounts. A red packet's own movements (its funding
+   * or refund at the sender's bank, a share paid to a connected member) are not a customer's payment: the packet itself
+   * returns what is unclaimed. A payment with a side at a bank that keeps its own books moved that side's money in the
+   * bank's books, not in a hub account: a refund would credit (or a recall freeze) the bank's position at the hub,
+   * never its customer, so the claim goes to that bank.
+   */
+  const notReturnable = (p: { id: string; redPacket: boolean; connected: readonly string[] }, what: 'disputed' | 'recalled'): Result<never, DErr> | undefined => {
+    if (p.redPacket) return err('dispute_internal_payment', `a red packet’s own payment cannot be ${what}: the packet returns what is not claimed`, { paymentId: p.id });
+    if (p.connected.length > 0) return err('dispute_at_connected_bank', `this payment moved money at a bank that keeps its own books: it cannot be ${what} at the hub; the claim goes to that bank`, { paymentId: p.id, connected: [...p.connected] });
+    return undefined;
+  };
   const isCustomerAccount = async (id: string) => {
     const a = await accounts.ref(db, id);
     return a !== undefined && a.kind === 'customer';
   };
 
+  const settleChargebackAtBank: DisputeService['settleChargebackAtBank'] = async (id, refundId) => {
+    const settled = await deps.payments.settleRefundAtBank(refundId);
+    if (settled === undefined) return undefined;
+    if (settled.status === 'asking') return err('dispute_state', 'the chargeback is still being decided with the customer’s bank: ask again', { refundId });
+    return db.transaction(async (tx): Promise<Result<Dispute, DErr>> => {
+      const now = await disputeRow(tx, id, true);
+      if (now === undefined) throw new Error('dispute vanished');
+      const first = now.status === 'opened' && now.chargeback_transfer_id === refundId;
+      const amount = BigInt(now.amount_minor);
+      if (!first && settled.status === 'completed') return ok(await toDispute(tx, now));
+      if (first && settled.status === 'completed') {
+        const updated = await setStatus(tx, id, 'chargeback', { respondBy: new Date(clock.nowMs() + DISPUTE_RESPONSE_MS) });
+        await addStep(tx, id, now.issuer_participant_id, 'chargeback', null, amount);
+        await audit.record(tx, { actor: { type: 'system' }, action: 'dispute.charged_back', objectType: 'dispute', objectId: id, details: { by: now.issuer_participant_id, refundId } });
+        await tellDispute(tx, updated, 'dispute.updated', now.issuer_participant_id, null);
+        return ok(await toDispute(tx, updated));
+      }
+      // Refused or unanswered: nothing moved anywhere; the dispute stays open (the issuer may charge back again). A
+      // replay answers the same refusal.
+      if (first) {
+        await tx.query('update disputes set chargeback_transfer_id = null, updated_at = $2 where id = $1', [id, clock.now()]);
+        const why = settled.reason === null ? 'refused' : `${settled.reason.Rsn}${settled.reason.AddtlInf !== undefined ? `: ${settled.reason.AddtlInf}` : ''}`;
+        await addStep(tx, id, null, 'chargeback_failed', why, null);
+        await audit.record(tx, { actor: { type: 'system' }, action: 'dispute.chargeback_failed', objectType: 'dispute', objectId: id, details: { refundId, reason: settled.reason?.Rsn ?? null } });
+      }
+      const e = settled.error;
+      if (e !== undefined && e.code === 'liquidity_exceeded') return err('liquidity_exceeded', e.message, e.details);
+      return err('refund_rejected', e?.message ?? 'the customer’s bank refused the chargeback’s credit: nothing moved', { refundId, reason: settled.reason });
+    });
+   };
+
   return {
     async open(tx, actor, input) {
       const now = clock.now();
-      let row: Omit<DisputeRow, 'id' | 'status' | 'respond_by' | 'created_at' | 'updated_at' | 'reason' | 'amount_minor'> & { disputable: bigint; paidAt: Date };
+      let row: Omit<DisputeRow, 'id' | 'status' | 'respond_by' | 'created_at' | 'updated_at' | 'reason' | 'amount_minor' | 'chargeback_transfer_id'> & { disputable: bigint; paidAt: Date };
       if (input.kind === 'card') {
         const a = await deps.payments.get({ participantId: input.walletId, as: 'payer' }, input.paymentId, tx);
         if (a === undefined || a.payerCustomerId !== input.customerId) return err('payment_not_found', 'no such payment of this customer');
         if (a.status !== 'captured') return err('payment_state', `only a captured payment can be disputed; this one is ${a.status}`, { status: a.status });
         if (now.getTime() - a.createdAt.getTime() > CARD_DISPUTE_WINDOW_MS) return err('dispute_window_closed', 'card payments can be disputed within 120 days', { paidAt: a.createdAt.toISOString() });
+        // Paid from an account at a bank that keeps its own books: a chargeback credits the customer there through the
+        // refund's path (settleChargebackAtBank); refunds still asking the bank take their part of what is left.
+        const side = await deps.payments.bankSide(a.id, tx);
         const merchant = await deps.merchants.getById(a.merchantId, tx);
         if (merchant === undefined) throw new Error('merchant vanished');
         row = {
@@ -374,12 +433,15 @@ export function createDisputeService(deps: {
           payer_account_id: a.sourceAccountId,
           respondent_account_id: merchant.settlementAccountId,
           currency: a.currency,
-          disputable: a.capturedMinor - a.refundedMinor,
+          // Refunds still asking a bank are not in refundedMinor yet but take their part of what is left.
+          disputable: a.capturedMinor - a.refundedMinor - side.askingMinor,
           paidAt: a.createdAt,
         };
       } else {
         const p = await deps.transfers.getPayment(input.walletId, input.paymentId);
         if (p === undefined || p.payerParticipantId !== input.walletId || p.payerCustomerId !== input.customerId) return err('payment_not_found', 'no such payment sent by this customer');
+        const refused = notReturnable(p, 'disputed');
+        if (refused !== undefined) return refused;
         if (p.status !== 'completed') return err('payment_state', `only a completed payment can be disputed; this one is ${p.status}`, { status: p.status });
         if (p.sendCurrency !== p.receiveCurrency) return err('currency_mismatch', 'a payment converted between currencies is recalled by its payee’s participant, not disputed here');
         if (now.getTime() - p.createdAt.getTime() > P2P_DISPUTE_WINDOW_MS) return err('dispute_window_closed', 'P2P payments can be disputed within 80 days', { paidAt: p.createdAt.toISOString() });
@@ -427,8 +489,26 @@ export function createDisputeService(deps: {
       if (d.kind !== 'card' || d.issuer_participant_id !== participantId) return err('dispute_not_party', 'only the card issuer charges back or rejects a card dispute');
       if (d.status !== 'opened') return err('dispute_state', `the dispute is ${d.status}`, { status: d.status });
       if (d.respond_by.getTime() < clock.nowMs()) return err('dispute_deadline_passed', 'the issuer’s decision was due by respondBy', { respondBy: d.respond_by.toISOString() });
+      if (d.chargeback_transfer_id !== null) return err('dispute_state', 'a chargeback is being decided with the customer’s bank', { status: d.status, refundId: d.chargeback_transfer_id });
       const amount = BigInt(d.amount_minor);
       let updated: DisputeRow;
+      if (input.decision === 'chargeback' && (await deps.payments.bankSide(d.payment_id, tx)).atBank) {
+        // Never a move between hub accounts (it would credit the bank's position, its customer never credited): the
+        // merchant's owner refunds through the bank (accept, then commit or abort through the outbox). Written
+        // asking here; settleChargebackAtBank asks the bank after this COMMIT and decides the dispute.
+        const refund = await deps.payments.refund(tx, actor, d.respondent_participant_id, d.payment_id, amount);
+        if (!refund.ok) {
+          if (refund.error.code === 'refund_exceeds_captured') return err('dispute_amount_invalid', 'refunds since the dispute was opened leave less than it claims', refund.error.details);
+          if (refund.error.code === 'refund_rejected') return err('refund_rejected', refund.error.message, refund.error.details);
+          if (refund.error.code === 'payment_state' || refund.error.code === 'payment_not_found') return err(refund.error.code, refund.error.message, refund.error.details);
+          throw new Error(`dispute: the chargeback's refund was refused: ${refund.error.code}`);
+        }
+        if (!refund.value.atBank) throw new Error('dispute: a payment paid at a bank was refunded at the hub');
+        const [row] = await tx.query<DisputeRow>('update disputes set chargeback_transfer_id = $2, updated_at = $3 where id = $1 returning *', [id, refund.value.refundId, clock.now()]);
+        await addStep(tx, id, participantId, 'chargeback_asked_bank', input.evidence, amount);
+        await audit.record(tx, { actor, action: 'dispute.chargeback_asked', objectType: 'dispute', objectId: id, details: { by: participantId, refundId: refund.value.refundId } });
+        return ok(await toDispute(tx, row!));
+      }
       if (input.decision === 'chargeback') {
         const transferId = newId('chb');
         const moved = await move(tx, { id: transferId, fromAccountId: d.respondent_account_id, fromParticipantId: d.respondent_participant_id, toAccountId: d.payer_account_id, toParticipantId: d.issuer_participant_id, amountMinor: amount, currency: d.currency, purpose: 'chargeback', objectId: id });
@@ -443,6 +523,7 @@ export function createDisputeService(deps: {
       await tellDispute(tx, updated, 'dispute.updated', participantId, input.evidence);
       return ok(await toDispute(tx, updated));
     },
+    settleChargebackAtBank,
     async respond(tx, actor, participantId, id, input) {
       const d = await disputeRow(tx, id, true);
       if (d === undefined) return err('dispute_not_found', 'no such dispute');
@@ -451,6 +532,11 @@ export function createDisputeService(deps: {
       if (d.status !== expected) return err('dispute_state', `the dispute is ${d.status}`, { status: d.status });
       if (d.respond_by.getTime() < clock.nowMs()) return err('dispute_deadline_passed', 'the answer was due by respondBy', { respondBy: d.respond_by.toISOString() });
       if (input.decision === 'represent' && (input.evidence === undefined || input.evidence.trim() === '')) return err('dispute_state', 'a representment needs evidence');
+      // A chargeback credited at the customer's bank cannot be represented by the hub: the money back to the merchant
+      // would be a debit of the customer's account at the bank, which the hub has no mandate to reserve.
+      if (d.kind === 'card' && input.decision === 'represent' && d.chargeback_transfer_id !== null && (await deps.payments.bankSide(d.payment_id, tx)).atBank) {
+        return err('dispute_at_connected_bank', 'the chargeback was credited at the customer’s bank: a representment is taken up with that bank', { paymentId: d.payment_id });
+      }
       const amount = BigInt(d.amount_minor);
       let updated: DisputeRow;
       let action: string;
@@ -484,6 +570,8 @@ export function createDisputeService(deps: {
       const now = clock.now();
       const p = await deps.transfers.getPayment(input.walletId, input.paymentId);
       if (p === undefined || p.payerParticipantId !== input.walletId || p.payerCustomerId !== input.customerId) return err('payment_not_found', 'no such payment sent by this customer');
+      const refused = notReturnable(p, 'recalled');
+      if (refused !== undefined) return refused;
       if (p.status !== 'completed') return err('payment_state', `only a completed payment can be recalled; this one is ${p.status}`, { status: p.status });
       if (p.sendCurrency !== p.receiveCurrency) return err('currency_mismatch', 'a payment converted between currencies cannot be recalled here');
       if (now.getTime() - p.createdAt.getTime() > RECALL_WINDOW_MS) return err('recall_window_closed', 'fraud is reported within 80 days of the payment', { paidAt: p.createdAt.toISOString() });
@@ -595,6 +683,17 @@ export function createDisputeService(deps: {
           await tellDispute(tx, updated, 'dispute.updated', null, null);
           disputes += 1;
         });
+      }
+      // A chargeback at a bank left asking (the hub stopped between its COMMIT and the ask): decided now — the refund's
+      // own sweep fails it past the bank's deadline (AB03, aborted at the bank), or the bank is asked. A minute's
+      // grace leaves the route's own answer step to do it.
+      const atBank = await db.query<{ id: string; chargeback_transfer_id: string }>(
+        `select id, chargeback_transfer_id from disputes where status = 'opened' and chargeback_transfer_id is not null and updated_at < $1 order by updated_at limit 100`,
+        [new Date(now.getTime() - 60_000)],
+      );
+      for (const { id, chargeback_transfer_id: refundId } of atBank) {
+        const r = await settleChargebackAtBank(id, refundId);
+        if (r?.ok === true && r.value.status === 'chargeback') disputes += 1;
       }
       const dueRecalls = await db.query<{ id: string }>(`select id from recalls where status = 'analysing' and refund_due_at < $1 order by refund_due_at limit 100`, [now]);
       // The holds' own deadline is the refund deadline: the ledger voids them (as its background job would).

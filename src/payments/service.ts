@@ -158,6 +158,11 @@ export interface PaymentService extends CardPipeline {
    * COMMIT with settleRefundAtBank, outside any transaction.
    */
   refund(tx: Queryable, actor: Actor, owner: string, authorizationId: string, amountMinor?: bigint): Promise<Result<{ authorization: Authorization; refundId: string; amountMinor: bigint; atBank: boolean }, PErr>>;
+  /**
+   * Whether a payment was paid from an account at a bank that keeps its own books (its money comes back only through
+   * the bank: refundAtBank), and how much of it refunds still asking the bank take (not in refundedMinor yet).
+   */
+  bankSide(authorizationId: string, q?: Queryable): Promise<{ atBank: boolean; askingMinor: bigint }>;
   /** Scoped to the merchant's owner, or (viewer 'payer') to the paying wallet. */
   get(viewer: { participantId: string; as: 'merchant' | 'payer' }, authorizationId: string, q?: Queryable): Promise<Authorization | undefined>;
   list(owner: string, options: { merchantId?: string; limit: number }): Promise<Authorization[]>;
@@ -353,8 +358,21 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
   const ownMerchant = async (q: Queryable, owner: string, merchantId: string) => merchants.get(owner, merchantId, q);
 
   const pipeline = createCardPipeline({ ...deps, holdTtlMs, refEurCents, resolveQr, notify, fxProviders: fx.providers });
+  /** The bank's reserve of a payment paid from an account it keeps (undefined when hosted), and the sum of its refunds still asking. */
+  const bankReserve = async (q: Queryable, authorizationId: string) =>
+    (
+      await q.query<{ connector_request: ConnectorRequest; asking: string }>(
+        `select k.connector_request, (select coalesce(sum(r.amount_minor), 0) from pay_refunds r where r.authorization_id = k.authorization_id and r.status = 'asking')::text as asking
+           from pay_issuer_asks k where k.authorization_id = $1 and k.connector_request is not null`,
+        [authorizationId],
+      )
+    )[0];
 
   return {
+    async bankSide(authorizationId, q = db) {
+      const r = await bankReserve(q, authorizationId);
+      return r === undefined ? { atBank: false, askingMinor: 0n } : { atBank: true, askingMinor: BigInt(r.asking) };
+    },
     ...pipeline,
     async pay(inputs) {
       const staged = await Promise.all((await pipeline.decideMany(inputs)).map((s) => pipeline.askIssuer(s)));
@@ -439,11 +457,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       // Paid from an account at a bank that keeps its own books (the bank reserved the debit): the refund credits the
       // customer there, so the bank must accept it first. Refunds still asking count against what is left to refund
       // (the payment's row is locked: two refunds cannot both take the same rest).
-      const [atBank] = await tx.query<{ connector_request: ConnectorRequest; asking: string }>(
-        `select k.connector_request, (select coalesce(sum(r.amount_minor), 0) from pay_refunds r where r.authorization_id = k.authorization_id and r.status = 'asking')::text as asking
-           from pay_issuer_asks k where k.authorization_id = $1 and k.connector_request is not null`,
-        [a.id],
-      );
+      const atBank = await bankReserve(tx, a.id);
       const remaining = a.capturedMinor - a.refundedMinor - (atBank === undefined ? 0n : BigInt(atBank.asking));
       const amount = amountMinor ?? remaining;
       if (amount <= 0n || amount > remaining) return err('refund_exceeds_captured', 'refunds cannot exceed what was captured', { refundable: formatAmount(remaining > 0n ? remaining : 0n, a.currency) });

@@ -155,6 +155,10 @@ export interface Payment {
   /** The payer's account debited and the payee's account credited (disputes and recalls move money between them). */
   readonly sourceAccountId: string;
   readonly payeeAccountId: string;
+  /** Its sides at participants that keep their own books (the money moved at the bank, not in a hub account). */
+  readonly connected: readonly ('payer' | 'payee')[];
+  /** A red packet's own movement (its funding or refund at the sender's bank, a share paid to a connected member), not a customer's payment. */
+  readonly redPacket: boolean;
   readonly createdAt: Date;
 }
 
@@ -225,6 +229,9 @@ export type RedPacketStatus = 'funding' | 'open' | 'failed' | 'refunding' | 'com
 /** Payments of red packets funded from (and refunded to) an account at a connected bank: their ids say which. */
 const FUNDING_PREFIX = 'pay_rpf_';
 const REFUND_PREFIX = 'pay_rpr_';
+/** A share of a red packet paid to a member at a connected bank. */
+const CLAIM_PREFIX = 'pay_rpk_';
+const isRedPacketPayment = (id: string) => id.startsWith(FUNDING_PREFIX) || id.startsWith(REFUND_PREFIX) || id.startsWith(CLAIM_PREFIX);
 /** A refund the sender's bank refused is tried again after 1 min, doubling, at most hourly: the money waits in escrow. */
 export const REFUND_RETRY_MS = 60_000;
 const REFUND_RETRY_MAX_MS = 3_600_000;
@@ -402,6 +409,8 @@ const toPayment = (r: PaymentRow): Payment => ({
   transferIds: r.transfer_ids,
   sourceAccountId: r.source_account_id,
   payeeAccountId: r.payee_account_id,
+  connected: r.connected.filter((side): side is 'payer' | 'payee' => side === 'payer' || side === 'payee'),
+  redPacket: isRedPacketPayment(r.id),
   createdAt: r.created_at,
 });
 
@@ -1729,6 +1738,8 @@ export function createTransferService(deps: {
           transferIds: p.legs.map((l) => l.id),
           sourceAccountId: q.source_account_id,
           payeeAccountId: q.payee_account_id,
+          connected: p.twoPhase?.sides ?? [],
+          redPacket: false,
           createdAt: now,
         });
       }
@@ -2066,7 +2077,7 @@ export function createTransferService(deps: {
         // two-phase path): reserved here (escrow → the sender participant's position → the bank's position, pending),
         // then the bank is asked to accept (settleConnected, after this COMMIT) and the payment decided.
         // One payment per attempt: a share released by a refusal is paid by a new one when claimed again.
-        const paymentId = `pay_rpk_${packetId.slice(4)}_${share.idx}_${newId('att').slice(4, 12)}`;
+        const paymentId = `${CLAIM_PREFIX}${packetId.slice(4)}_${share.idx}_${newId('att').slice(4, 12)}`;
         const legId = (leg: string) => `${paymentId}:${leg}`;
         const payerPos = await accounts.ensureSystemAccount('funding', packet.participant_id, packet.currency);
         const payeePos = await accounts.ensureSystemAccount('funding', participantId, packet.currency);

@@ -4883,8 +4883,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Card issuer: charge the payment back (the money goes from the merchant back to the cardholder)
-         * @description Card issuer: charge the payment back (the money goes from the merchant back to the cardholder)
+         * Card issuer: charge the payment back (the money goes from the merchant back to the cardholder; paid from an account at a connected bank, the bank accepts the credit first, else `refund_rejected` and nothing moves)
+         * @description Card issuer: charge the payment back (the money goes from the merchant back to the cardholder; paid from an account at a connected bank, the bank accepts the credit first, else `refund_rejected` and nothing moves)
          *
          *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
@@ -7016,7 +7016,7 @@ export interface components {
                  * @description Stable machine-readable code; see the `x-error-codes` list of this document.
                  * @enum {string}
                  */
-                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_authorization_failed" | "bank_customer_not_found" | "bank_unavailable" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_credit" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_active" | "consent_not_found" | "consent_required" | "consent_revoked" | "consent_state_invalid" | "country_not_allowed" | "coupon_already_held" | "coupon_expired" | "coupon_invalid" | "coupon_limit_reached" | "coupon_not_applicable" | "coupon_not_found" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "credit_line_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "dispute_amount_invalid" | "dispute_deadline_passed" | "dispute_exists" | "dispute_not_found" | "dispute_not_party" | "dispute_state" | "dispute_window_closed" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "membership_card_not_found" | "membership_exists" | "membership_program_not_found" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "offer_consent_required" | "offline_counter_reused" | "offline_limit_exceeded" | "offline_purse_blocked" | "offline_purse_closed" | "offline_purse_exists" | "offline_purse_not_found" | "offline_reserve_exhausted" | "offline_signature_invalid" | "offline_token_expired" | "offline_token_invalid" | "offline_token_replayed" | "offline_unload_invalid" | "offline_wrong_merchant" | "open_banking_unavailable" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "pot_limit_reached" | "pot_locked" | "pot_not_found" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "recall_deadline_passed" | "recall_exists" | "recall_not_found" | "recall_state" | "recall_window_closed" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "red_packet_not_open" | "reference_not_found" | "refund_exceeds_captured" | "refund_rejected" | "reminder_rate_limited" | "repayment_account_invalid" | "repayment_exceeds_balance" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "reward_rule_invalid" | "rewards_insufficient" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "targeted_offer_accepted" | "targeted_offer_invalid" | "targeted_offer_not_eligible" | "targeted_offer_not_found" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_delivery_not_found" | "webhook_secret_not_retrievable" | "webhook_url_missing";
+                code: "account_closed" | "account_exists" | "account_has_pending" | "account_not_found" | "account_unavailable" | "alias_code_invalid" | "alias_lookup_limited" | "alias_move_expired" | "alias_move_locked" | "alias_move_not_found" | "alias_not_found" | "alias_taken" | "alias_verification_expired" | "alias_verification_locked" | "alias_verification_not_found" | "alias_verification_required" | "already_captured" | "amount_mismatch" | "amount_not_positive" | "amount_precision" | "amount_required" | "amount_too_large" | "atc_replayed" | "authenticator_exists" | "bank_authorization_failed" | "bank_customer_not_found" | "bank_unavailable" | "bin_in_token_range" | "bin_taken" | "body_too_large" | "cannot_pay_self" | "capture_exceeds_authorized" | "card_data_invalid" | "card_expired" | "card_not_active" | "card_not_credit" | "card_not_found" | "card_product_not_found" | "card_request_key_reused" | "card_state" | "cash_link_invalid" | "cash_movement_not_found" | "challenge_expired" | "challenge_failed" | "challenge_locked" | "challenge_method_unavailable" | "challenge_not_found" | "challenge_request_invalid" | "challenge_state" | "channel_not_allowed" | "consent_code_invalid" | "consent_expired" | "consent_locked" | "consent_not_active" | "consent_not_found" | "consent_required" | "consent_revoked" | "consent_state_invalid" | "country_not_allowed" | "coupon_already_held" | "coupon_expired" | "coupon_invalid" | "coupon_limit_reached" | "coupon_not_applicable" | "coupon_not_found" | "cpm_invalid" | "credential_limit" | "credential_not_found" | "credit_line_not_found" | "cryptogram_invalid" | "currency_mismatch" | "currency_not_allowed" | "currency_not_receivable" | "customer_account_exists" | "customer_exists" | "customer_has_balance" | "customer_link_code_invalid" | "customer_link_consent_expired" | "customer_link_consent_locked" | "customer_link_consent_not_found" | "customer_link_exists" | "customer_link_not_found" | "customer_not_found" | "device_key_invalid" | "device_not_bound" | "device_signature_invalid" | "dispute_amount_invalid" | "dispute_at_connected_bank" | "dispute_deadline_passed" | "dispute_exists" | "dispute_internal_payment" | "dispute_not_found" | "dispute_not_party" | "dispute_state" | "dispute_window_closed" | "exceeds_credit_limit" | "exceeds_daily_limit" | "exceeds_debits" | "exceeds_monthly_limit" | "exceeds_transaction_limit" | "fee_schedule_invalid" | "forbidden" | "fx_liquidity_insufficient" | "fx_provider_not_registered" | "fx_rate_expired" | "fx_rate_invalid" | "fx_rate_unavailable" | "fx_rates_invalid" | "fx_tier_not_covered" | "headers_too_large" | "idempotency_in_progress" | "idempotency_key_invalid" | "idempotency_key_required" | "idempotency_key_reused" | "insufficient_funds" | "internal" | "invalid_account" | "invalid_alias" | "invalid_amount" | "invalid_authorization_url" | "invalid_client" | "invalid_connection" | "invalid_controls" | "invalid_country" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "issuer_declined" | "issuer_settings_invalid" | "issuer_unavailable" | "key_exhausted" | "ledger_rejected" | "limit_exceeded" | "link_customer_not_found" | "link_not_found" | "linked_chain_open" | "linked_transfer_failed" | "liquidity_exceeded" | "liquidity_invalid" | "liquidity_request_decided" | "liquidity_request_not_found" | "malformed_json" | "malformed_request" | "mcc_blocked" | "membership_card_not_found" | "membership_exists" | "membership_program_not_found" | "merchant_invalid" | "merchant_not_found" | "metadata_too_large" | "no_funding_account" | "not_found" | "not_issuer" | "not_issuer_participant" | "not_merchant" | "not_request_payer" | "not_wallet" | "offer_consent_required" | "offline_counter_reused" | "offline_limit_exceeded" | "offline_purse_blocked" | "offline_purse_closed" | "offline_purse_exists" | "offline_purse_not_found" | "offline_reserve_exhausted" | "offline_signature_invalid" | "offline_token_expired" | "offline_token_invalid" | "offline_token_replayed" | "offline_unload_invalid" | "offline_wrong_merchant" | "open_banking_unavailable" | "overflow" | "participant_not_found" | "participant_suspended" | "passkey_registration_invalid" | "passkey_registration_not_found" | "payment_currency_mismatch" | "payment_ledger_rejected" | "payment_link_expired" | "payment_link_not_found" | "payment_link_used" | "payment_not_found" | "payment_rejected" | "payment_risk_rule_invalid" | "payment_source_invalid" | "payment_state" | "pending_already_resolved" | "pending_expired" | "pending_not_found" | "post_amount_exceeds_pending" | "pot_limit_reached" | "pot_locked" | "pot_not_found" | "provisioning_not_found" | "provisioning_state" | "push_receipt_expired" | "push_receipt_invalid" | "push_receipt_used" | "push_wallet_invalid" | "qr_already_paid" | "qr_expired" | "qr_invalid" | "qr_not_found" | "qr_unknown_merchant" | "quote_already_used" | "quote_amount_conflict" | "quote_amount_required" | "quote_expired" | "quote_not_found" | "rate_limited" | "recall_deadline_passed" | "recall_exists" | "recall_not_found" | "recall_state" | "recall_window_closed" | "red_packet_already_claimed" | "red_packet_empty" | "red_packet_expired" | "red_packet_invalid" | "red_packet_not_found" | "red_packet_not_member" | "red_packet_not_open" | "reference_not_found" | "refund_exceeds_captured" | "refund_rejected" | "reminder_rate_limited" | "repayment_account_invalid" | "repayment_exceeds_balance" | "request_blocked" | "request_not_found" | "request_not_pending" | "request_rate_limited" | "request_timeout" | "reward_rule_invalid" | "rewards_insufficient" | "risk_alert_not_found" | "risk_declined" | "risk_rule_invalid" | "same_account" | "settlement_csv_invalid" | "settlement_invalid" | "settlement_window_not_found" | "settlement_window_open" | "source_currency_mismatch" | "split_amounts_mismatch" | "split_invalid" | "split_not_found" | "step_up_expired" | "step_up_failed" | "step_up_invalid" | "step_up_locked" | "step_up_required" | "targeted_offer_accepted" | "targeted_offer_invalid" | "targeted_offer_not_eligible" | "targeted_offer_not_found" | "token_exists" | "token_expired" | "token_not_active" | "token_not_found" | "token_state" | "token_unknown" | "too_many_pending_requests" | "transfer_exists_with_different_fields" | "transfer_not_found" | "unauthorized" | "unavailable" | "unknown_currency" | "unknown_field" | "unsupported_media_type" | "validation_failed" | "webhook_delivery_not_found" | "webhook_secret_not_retrievable" | "webhook_url_missing";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -11974,6 +11974,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: currency_mismatch, dispute_amount_invalid, dispute_at_connected_bank, dispute_internal_payment, dispute_window_closed, idempotency_key_reused, insufficient_funds, liquidity_exceeded, recall_window_closed, refund_rejected */
+        Error422_1ed4665c: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "currency_mismatch" | "dispute_amount_invalid" | "dispute_at_connected_bank" | "dispute_internal_payment" | "dispute_window_closed" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "recall_window_closed" | "refund_rejected";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: coupon_not_applicable, idempotency_key_reused, ledger_rejected, liquidity_exceeded, rewards_insufficient */
         Error422_233636cb: {
             headers: {
@@ -12068,20 +12082,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "liquidity_exceeded";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: currency_mismatch, dispute_amount_invalid, dispute_window_closed, insufficient_funds, liquidity_exceeded, recall_window_closed */
-        Error422_41e41a92: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "currency_mismatch" | "dispute_amount_invalid" | "dispute_window_closed" | "insufficient_funds" | "liquidity_exceeded" | "recall_window_closed";
                     };
                 };
             };
@@ -12394,6 +12394,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: currency_mismatch, dispute_amount_invalid, dispute_at_connected_bank, dispute_internal_payment, dispute_window_closed, insufficient_funds, liquidity_exceeded, recall_window_closed, refund_rejected */
+        Error422_c87eb9ca: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "currency_mismatch" | "dispute_amount_invalid" | "dispute_at_connected_bank" | "dispute_internal_payment" | "dispute_window_closed" | "insufficient_funds" | "liquidity_exceeded" | "recall_window_closed" | "refund_rejected";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: alias_code_invalid */
         Error422_d176face: {
             headers: {
@@ -12516,20 +12530,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "cannot_pay_self" | "currency_not_receivable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: currency_mismatch, dispute_amount_invalid, dispute_window_closed, idempotency_key_reused, insufficient_funds, liquidity_exceeded, recall_window_closed */
-        Error422_ff08a02b: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "currency_mismatch" | "dispute_amount_invalid" | "dispute_window_closed" | "idempotency_key_reused" | "insufficient_funds" | "liquidity_exceeded" | "recall_window_closed";
                     };
                 };
             };
@@ -26882,7 +26882,7 @@ export interface operations {
             409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ff08a02b"];
+            422: components["responses"]["Error422_1ed4665c"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -26916,7 +26916,7 @@ export interface operations {
             403: components["responses"]["Error403_09dbe6aa"];
             404: components["responses"]["Error404_45b16c1f"];
             409: components["responses"]["Error409_81528727"];
-            422: components["responses"]["Error422_41e41a92"];
+            422: components["responses"]["Error422_c87eb9ca"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -26948,7 +26948,7 @@ export interface operations {
             403: components["responses"]["Error403_09dbe6aa"];
             404: components["responses"]["Error404_45b16c1f"];
             409: components["responses"]["Error409_81528727"];
-            422: components["responses"]["Error422_41e41a92"];
+            422: components["responses"]["Error422_c87eb9ca"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -26992,7 +26992,7 @@ export interface operations {
             409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ff08a02b"];
+            422: components["responses"]["Error422_1ed4665c"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -27036,7 +27036,7 @@ export interface operations {
             409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ff08a02b"];
+            422: components["responses"]["Error422_1ed4665c"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -27080,7 +27080,7 @@ export interface operations {
             409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ff08a02b"];
+            422: components["responses"]["Error422_1ed4665c"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -27124,7 +27124,7 @@ export interface operations {
             409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ff08a02b"];
+            422: components["responses"]["Error422_1ed4665c"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -27168,7 +27168,7 @@ export interface operations {
             409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ff08a02b"];
+            422: components["responses"]["Error422_1ed4665c"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -27200,7 +27200,7 @@ export interface operations {
             403: components["responses"]["Error403_09dbe6aa"];
             404: components["responses"]["Error404_45b16c1f"];
             409: components["responses"]["Error409_81528727"];
-            422: components["responses"]["Error422_41e41a92"];
+            422: components["responses"]["Error422_c87eb9ca"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
@@ -27245,7 +27245,7 @@ export interface operations {
             409: components["responses"]["Error409_d652b384"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_ff08a02b"];
+            422: components["responses"]["Error422_1ed4665c"];
             429: components["responses"]["Error429_5394c22d"];
             500: components["responses"]["Error500_3586a13f"];
             503: components["responses"]["Error503_b47a2650"];
