@@ -160,11 +160,7 @@ describe.each(engines)('disputes and recalls of payments at a connected bank on 
     const refundId = timedOut.body.error.details.refundId as string;
     expect(await chargebackOf(disputeId)).toEqual({ status: 'opened', chargeback_transfer_id: null });
     expect(await snapshot()).toEqual(before);
-    net.bank.switches.hang = false;
-    net.bank.release();
-    await net.t.hub.connectors.drain();
-    await net.deliverAll(refundId);
-    for (let i = 0; i < 100 && (await net.bank.hold(refundId))?.state === 'accepted'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    await net.wakeBank(refundId, 'accepted');
     expect(await net.bank.openHolds()).toEqual([]);
     expect(await snapshot()).toEqual(before);
     await net.expectConserved();

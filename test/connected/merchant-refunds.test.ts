@@ -184,11 +184,7 @@ describe.each(engines)('refunds of merchant payments paid from an account at a c
     expect(await refundOf(refundId)).toEqual(expect.objectContaining({ status: 'failed' }));
     expect(await snapshot()).toEqual(before);
     // The bank wakes up: the late accept and the abort, in either order; once the abort is delivered nothing is open.
-    net.bank.switches.hang = false;
-    net.bank.release();
-    await net.t.hub.connectors.drain();
-    await net.deliverAll(refundId);
-    for (let i = 0; i < 100 && (await net.bank.hold(refundId))?.state === 'accepted'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    await net.wakeBank(refundId, 'accepted');
     expect([undefined, 'released']).toContain((await net.bank.hold(refundId))?.state);
     expect(await net.bank.openHolds()).toEqual([]);
     expect(await snapshot()).toEqual(before);

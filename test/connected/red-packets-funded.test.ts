@@ -205,11 +205,7 @@ describe.each(engines)('red packets funded from an account at a connected bank o
     expect(timedOut.body.error).toEqual(expect.objectContaining({ code: 'payment_rejected', details: expect.objectContaining({ reason: expect.objectContaining({ Rsn: 'AB05' }), packetStatus: 'failed' }) }));
     const id = timedOut.body.error.details.paymentId as string;
     expect((await net.t.hub.connectors.messages(id)).map((m) => m.kind)).toEqual(['abort']);
-    net.bank.switches.hang = false;
-    net.bank.release();
-    await net.t.hub.connectors.drain();
-    await net.deliverAll(id);
-    for (let i = 0; i < 100 && (await net.bank.hold(id))?.state === 'held'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    await net.wakeBank(id, 'held');
     expect([undefined, 'released']).toContain((await net.bank.hold(id))?.state);
     expect(await net.bank.openHolds()).toEqual([]);
     expect(await packetSeen(timedOut.body.error.details.packetId)).toEqual(expect.objectContaining({ status: 'failed' }));

@@ -28,6 +28,12 @@ export interface ConnectedNetwork {
   bankApi(method: 'GET' | 'POST', url: string, payload?: object, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
   /** Delivers the payment's commit/abort messages until every one is acknowledged. */
   deliverAll(paymentId: string): Promise<void>;
+  /**
+   * The bank, hung until now, wakes up: it handles what it was sent (the late request and the abort, in either order)
+   * and the payment's messages are delivered; then waits (bounded) until the bank's hold for it is no longer `open`
+   * (`held` for a reserve, `accepted` for an accept), so that a test can assert it was released.
+   */
+  wakeBank(paymentId: string, open: 'held' | 'accepted'): Promise<void>;
   /** Links the bank's customer 王芳's account into `wallet`'s customer by the bank's consent; the hub consent id. */
   link(wallet: string, customerId: string): Promise<string>;
   close(): Promise<void>;
@@ -36,7 +42,9 @@ export interface ConnectedNetwork {
 export async function startConnectedNetwork(engine: Engine, options: { deadlineMs?: number } = {}): Promise<ConnectedNetwork> {
   const clock = createFakeClock(Date.now());
   const t = await startTestHub(engine, { clock });
-  const bank = await createReferenceBank({ hubPublicJwk: await t.hub.connectors.publicJwk() });
+  // The bank signs and checks signatures by the hub's fake clock: tests that advance it past the signatures' maximum
+  // age (300 s) would otherwise see the bank refuse the hub's requests as stale.
+  const bank = await createReferenceBank({ hubPublicJwk: await t.hub.connectors.publicJwk(), nowMs: () => clock.nowMs() });
   await bank.listen(0);
   const bankCred = await connectReferenceBank(t.hub, bank, { deadlineMs: options.deadlineMs ?? 5_000 });
   const bankC = demoParticipantId('bank-c');
@@ -73,6 +81,13 @@ export async function startConnectedNetwork(engine: Engine, options: { deadlineM
         if ((await t.hub.connectors.messages(paymentId)).every((m) => m.acked)) return;
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
+    },
+    async wakeBank(paymentId, open) {
+      bank.switches.hang = false;
+      bank.release();
+      await t.hub.connectors.drain();
+      await net.deliverAll(paymentId);
+      for (let i = 0; i < 100 && (await bank.hold(paymentId))?.state === open; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     },
     async link(wallet, customerId) {
       const wang = CONNECTED_CUSTOMERS[0]!;

@@ -81,7 +81,14 @@ export function toMinor(amount: string, currency: string): bigint {
   return BigInt(whole) * 10n ** BigInt(e) + BigInt((frac + '0'.repeat(e)).slice(0, e) || '0');
 }
 
-export async function createReferenceBank(options: { dataDir?: string | undefined; hubPublicJwk: { kty: string; crv: string; x: string }; kid?: string; name?: string }): Promise<ReferenceBank> {
+export async function createReferenceBank(options: {
+  dataDir?: string | undefined;
+  hubPublicJwk: { kty: string; crv: string; x: string };
+  kid?: string;
+  name?: string;
+  /** The clock its signatures are made and checked by (a test hub's fake clock: both sides agree on signing times). */
+  nowMs?: () => number;
+}): Promise<ReferenceBank> {
   const db = await openPglite(options.dataDir);
   for (const statement of `${SCHEMA};${OPEN_BANKING_SCHEMA}`.split(';').map((s) => s.trim()).filter((s) => s !== '')) await db.query(statement);
   const { privateKey, publicKey } = generateKeyPairSync('ed25519') as { privateKey: KeyObject; publicKey: KeyObject };
@@ -166,7 +173,7 @@ export async function createReferenceBank(options: { dataDir?: string | undefine
     return (done?.n ?? 0) === 0 ? 'none' : commit ? 'committed' : 'released';
   };
 
-  const sdk = createConnector({ hubPublicJwk: options.hubPublicJwk, signingKey: privateKey, kid, handlers, store });
+  const sdk = createConnector({ hubPublicJwk: options.hubPublicJwk, signingKey: privateKey, kid, handlers, store, ...(options.nowMs !== undefined ? { nowMs: options.nowMs } : {}) });
   const unavailable: ConnectorReply = { status: 503, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: 'the bank is down' }) };
 
   // The switches sit in front of the SDK, as a bank's network or process failures would.
