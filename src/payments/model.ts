@@ -309,7 +309,7 @@ export async function captureLegs(
 /**
  * The merchant's fee on a capture, from its settlement account to the issuer's fees account. The capture's position leg
  * carried the whole amount to the merchant's owner, so between two participants the fee is a payment back the other
- * way, through both positions (recorded for settlement); inside one participant it is one leg.
+ * way, through both positions (recorded for settlement); inside one participant it is one leg. Linked after the capture.
  */
 export async function feeLegs(
   accounts: Pick<AccountService, 'ensureSystemAccount'>,
@@ -327,7 +327,7 @@ export async function feeLegs(
 ): Promise<{ legs: TransferInput[]; move: PositionMove | undefined }> {
   const between = input.issuerParticipantId !== input.merchantOwnerId;
   const prefix = !between || input.attempt === undefined ? input.authorizationId : `${input.authorizationId}_${input.attempt}`;
-  return interparticipantLegs({
+  const chain = interparticipantLegs({
     legId: (leg) => `${prefix}_${leg === 'merchant_fee' ? 'fee' : leg === 'merchant_fee_in' ? 'fee_in' : `fee_${leg}`}`,
     sourceAccountId: input.merchantAccountId,
     payeeAccountId: await accounts.ensureSystemAccount('fees', input.issuerParticipantId, input.currency),
@@ -341,6 +341,10 @@ export async function feeLegs(
     paymentId: `${input.authorizationId}_fee`,
     metadata: { authorizationId: input.authorizationId, feeBps: input.feeBps },
   });
+  // The fee comes out of what the capture just paid the merchant owner, so its position leg goes after the merchant's
+  // leg into that position: the owner's liquidity or cap is never asked to cover it (a merchant owner may have none).
+  const [position, ...rest] = chain.legs;
+  return { legs: chain.move === undefined || position === undefined ? chain.legs : [...rest.slice(0, 1), position, ...rest.slice(1)], move: chain.move };
 }
 
 /**
