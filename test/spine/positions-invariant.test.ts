@@ -11,8 +11,8 @@ import { describeViolations, positionViolations, type PositionViolation } from '
 /**
  * The positions invariant (see `test/support/positions-invariant.ts`): no payment between customers of two different
  * participants leaves their positions untouched. Checked over every kind of money movement the hub has: first the
- * demo stories (each on its own fresh hub, checked just before the hub closes), then targeted calls for what they do
- * not cover, on both engines.
+ * demo stories (each on its own fresh embedded hub, as `hutong demo` runs them: PGlite; checked just before the hub
+ * closes), then targeted calls for what they do not cover, on both engines.
  */
 
 // Each demo story opens its own hub through the harness: check the invariant on it just before it closes.
@@ -42,8 +42,9 @@ describe('positions invariant over the demo stories', () => {
     const out: string[] = [];
     const code = await runDemo([scenario], { stdout: (s: string) => out.push(s), stderr: (s: string) => out.push(s) });
     expect(code, out.join('\n')).toBe(0);
-    const vs = storyChecks.get(scenario) ?? [];
-    expect(vs, describeViolations(vs)).toEqual([]);
+    const vs = storyChecks.get(scenario);
+    expect(vs, 'the story’s hub was checked before it closed').toBeDefined();
+    expect(vs, describeViolations(vs ?? [])).toEqual([]);
   }, 180_000);
 });
 
