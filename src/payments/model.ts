@@ -307,6 +307,47 @@ export async function captureLegs(
 }
 
 /**
+ * The merchant's fee on a capture, from its settlement account to the issuer's fees account. The capture's position leg
+ * carried the whole amount to the merchant's owner, so between two participants the fee is a payment back the other
+ * way, through both positions (recorded for settlement); inside one participant it is one leg. Linked after the capture.
+ */
+export async function feeLegs(
+  accounts: Pick<AccountService, 'ensureSystemAccount'>,
+  input: {
+    readonly authorizationId: string;
+    /** As the capture's: part of the leg ids between participants (a refused attempt's ids stay failed in the ledger). */
+    readonly attempt?: string;
+    readonly feeMinor: bigint;
+    readonly feeBps: number;
+    readonly currency: string;
+    readonly issuerParticipantId: string;
+    readonly merchantOwnerId: string;
+    readonly merchantAccountId: string;
+  },
+): Promise<{ legs: TransferInput[]; move: PositionMove | undefined }> {
+  const between = input.issuerParticipantId !== input.merchantOwnerId;
+  const prefix = !between || input.attempt === undefined ? input.authorizationId : `${input.authorizationId}_${input.attempt}`;
+  const chain = interparticipantLegs({
+    legId: (leg) => `${prefix}_${leg === 'merchant_fee' ? 'fee' : leg === 'merchant_fee_in' ? 'fee_in' : `fee_${leg}`}`,
+    sourceAccountId: input.merchantAccountId,
+    payeeAccountId: await accounts.ensureSystemAccount('fees', input.issuerParticipantId, input.currency),
+    payerParticipantId: input.merchantOwnerId,
+    payeeParticipantId: input.issuerParticipantId,
+    payerPositionAccountId: between ? await accounts.ensureSystemAccount('funding', input.merchantOwnerId, input.currency) : '',
+    payeePositionAccountId: between ? await accounts.ensureSystemAccount('funding', input.issuerParticipantId, input.currency) : '',
+    amountMinor: input.feeMinor,
+    currency: input.currency,
+    purpose: 'merchant_fee',
+    paymentId: `${input.authorizationId}_fee`,
+    metadata: { authorizationId: input.authorizationId, feeBps: input.feeBps },
+  });
+  // The fee comes out of what the capture just paid the merchant owner, so its position leg goes after the merchant's
+  // leg into that position: the owner's liquidity or cap is never asked to cover it (a merchant owner may have none).
+  const [position, ...rest] = chain.legs;
+  return { legs: chain.move === undefined || position === undefined ? chain.legs : [...rest.slice(0, 1), position, ...rest.slice(1)], move: chain.move };
+}
+
+/**
  * A refund of `amountMinor` from the merchant back to the payment's source. Between two participants it is a payment
  * the other way: the merchant owner's position pays the issuer's (checked against the merchant owner's cover), with the
  * customer legs through both positions. The first leg's id is `refundId` (the refund's transfer of record).

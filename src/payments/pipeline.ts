@@ -22,7 +22,7 @@ import type { AppliedCoupon, ValueHooks } from './offers.ts';
 import type { IssuerGateway, IssuerSettings } from './issuer.ts';
 import type { PositionMove, SettlementService } from '../settlement/index.ts';
 import { formatScaled, type FxProviders } from '../fx/index.ts';
-import { authCode, authorizationFlusher, captureLegs, fxCaptureLegs, ledgerCode, merchantFee, refundLegs, SEVERITY, toAuth, yymmdd, type Authorization, type AuthRow, type PaymentChannel } from './model.ts';
+import { authCode, authorizationFlusher, captureLegs, feeLegs, fxCaptureLegs, ledgerCode, merchantFee, refundLegs, SEVERITY, toAuth, yymmdd, type Authorization, type AuthRow, type PaymentChannel } from './model.ts';
 import type { AskOutcome, OutboxMessage } from '../connectors/index.ts';
 import type { Connection } from '../participants/index.ts';
 import { REASONS, type ConnectorRequest, type StatusReason } from '../participant-sdk/index.ts';
@@ -1324,8 +1324,9 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         }
         if (d.capture) {
           if (fee > 0n) {
-            const feeAccount = await accounts.ensureSystemAccount('fees', d.issuerId, d.currency);
-            legs.push({ id: `${d.id}_fee`, debitAccountId: d.merchant.settlementAccountId, creditAccountId: feeAccount, amountMinor: fee, currency: d.currency, purpose: 'merchant_fee', metadata: { authorizationId: d.id, feeBps: d.merchant.feeBps } });
+            const charged = await feeLegs(accounts, { authorizationId: d.id, feeMinor: fee, feeBps: d.merchant.feeBps, currency: d.currency, issuerParticipantId: d.issuerId, merchantOwnerId: d.merchant.ownerParticipantId, merchantAccountId: d.merchant.settlementAccountId });
+            legs.push(...charged.legs);
+            if (charged.move !== undefined) moves.push(charged.move);
           }
         }
         planned.push({ x, legs: legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 })), fee, moves, fxOut });

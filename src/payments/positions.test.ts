@@ -82,9 +82,12 @@ describe.each(engines)('card payments move positions on %s', (engine) => {
     expect(await posted(`mst_${MERCHANT_A}_CNY`)).toBe(mst0 + 3000n - fee);
     expect(await posted(fundI)).toBe(fi0);
     expect(await posted(fundA)).toBe(fa0);
-    // … and each side's unsettled position moved by the captured amount.
-    expect(cents(await unsettled('bank-a'))).toBe(cents(issuerBefore) - 3000n);
-    expect(cents(await unsettled('merchant-a'))).toBe(cents(merchantBefore) + 3000n);
+    // … and each side's unsettled position moved by the captured amount, less the merchant's fee, which the merchant
+    // owner pays the issuer (its own entry).
+    expect(fee).toBeGreaterThan(0n);
+    expect(await entriesOf(`${auth.body.id}_fee`)).toEqual([{ transfer_id: `${prefix}_fee_pos`, payer_participant_id: merchantA, payee_participant_id: bankA, amount_minor: fee, currency: 'CNY' }]);
+    expect(cents(await unsettled('bank-a'))).toBe(cents(issuerBefore) - 3000n + fee);
+    expect(cents(await unsettled('merchant-a'))).toBe(cents(merchantBefore) + 3000n - fee);
     expect(await t.hub.transfers.ledger.checkInvariants()).toEqual([]);
 
     // A refund is a payment the other way: the merchant owner's position pays the issuer's.
@@ -92,8 +95,8 @@ describe.each(engines)('card payments move positions on %s', (engine) => {
     expect(refund.status).toBe(201);
     expect(await entriesOf(refund.body.refundId)).toEqual([{ transfer_id: `${refund.body.refundId}_pos`, payer_participant_id: merchantA, payee_participant_id: bankA, amount_minor: 1000n, currency: 'CNY' }]);
     expect(await posted(card.fundingAccountId)).toBe(src0 - 2000n);
-    expect(cents(await unsettled('bank-a'))).toBe(cents(issuerBefore) - 2000n);
-    expect(cents(await unsettled('merchant-a'))).toBe(cents(merchantBefore) + 2000n);
+    expect(cents(await unsettled('bank-a'))).toBe(cents(issuerBefore) - 2000n + fee);
+    expect(cents(await unsettled('merchant-a'))).toBe(cents(merchantBefore) + 2000n - fee);
     expect(await posted(fundI)).toBe(fi0);
     expect(await posted(fundA)).toBe(fa0);
   });
@@ -113,7 +116,9 @@ describe.each(engines)('card payments move positions on %s', (engine) => {
     const paid = await t.api('wallet-a').post(`${link.body.url}/pay`, { customerId: created.body.id, source: { type: 'account', accountId } }, key());
     expect(paid.status).toBe(201);
     expect(await entriesOf(paid.body.id)).toEqual([{ transfer_id: `${paid.body.id}_pos`, payer_participant_id: walletA, payee_participant_id: merchantA, amount_minor: 1880n, currency: 'CNY' }]);
-    expect(cents(await unsettled('wallet-a'))).toBe(cents(before) - 1880n);
+    // Less the merchant's fee, which the merchant owner pays the wallet (whose account paid) through the positions.
+    const [charged] = await t.hub.db.query<{ fee_minor: bigint }>('select fee_minor from pay_authorizations where id = $1', [paid.body.id]);
+    expect(cents(await unsettled('wallet-a'))).toBe(cents(before) - 1880n + (charged?.fee_minor ?? 0n));
     expect(await posted(accountId)).toBe(10_000n - 1880n);
     // And a token payment pushed from a wallet (a static QR) moves the card issuer's position.
     const qr = await t.api('merchant-a').post(`/v1/merchants/${MERCHANT_A}/qr-codes`, { kind: 'static' }, key());

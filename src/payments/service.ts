@@ -23,7 +23,7 @@ import type { PositionMove, SettlementService } from '../settlement/index.ts';
 import type { PErr } from './errors.ts';
 import type { IssuerGateway } from './issuer.ts';
 import { wireCardFx } from './model.ts';
-import { captureFlusher, captureLegs, DEFAULT_DYNAMIC_QR_TTL_S, DEFAULT_HOLD_TTL_MS, fxCaptureLegs, fxRefundLegs, fxSourceForCapture, fxSourceForRefund, HUB_GUID, ledgerCode, MAX_SWEEP, MERCHANT_ACCOUNT_TAG, merchantFee, refundLegs, toAuth, type Authorization, type AuthRow } from './model.ts';
+import { captureFlusher, captureLegs, DEFAULT_DYNAMIC_QR_TTL_S, DEFAULT_HOLD_TTL_MS, feeLegs, fxCaptureLegs, fxRefundLegs, fxSourceForCapture, fxSourceForRefund, HUB_GUID, ledgerCode, MAX_SWEEP, MERCHANT_ACCOUNT_TAG, merchantFee, refundLegs, toAuth, type Authorization, type AuthRow } from './model.ts';
 import { createCardPipeline, type CardPaymentInput, type CardPipeline, type ConnectedBanks, type Decline } from './pipeline.ts';
 import type { ValueHooks } from './offers.ts';
 import type { PaymentRuleStore } from './risk-rules.ts';
@@ -288,13 +288,15 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
           ? await captureLegs(accounts, common).then((c) => ({ legs: c.legs, moves: c.move === undefined ? [] : [c.move], providerPosition: undefined }))
           : await fxCaptureLegs(accounts, { ...common, sourceMinor, sourceCurrency: fx.sourceCurrency, providerParticipantId: fx.providerParticipantId, rateId: fx.rateId });
       const legs: TransferInput[] = [...captured.legs];
+      const moves = [...captured.moves];
       if (fee > 0n) {
-        const feeAccount = await accounts.ensureSystemAccount('fees', a.issuerParticipantId, a.currency);
-        legs.push({ id: `${a.id}_fee`, debitAccountId: merchant.settlementAccountId, creditAccountId: feeAccount, amountMinor: fee, currency: a.currency, purpose: 'merchant_fee', metadata: { authorizationId: a.id, feeBps: merchant.feeBps } });
+        const charged = await feeLegs(accounts, { authorizationId: a.id, attempt, feeMinor: fee, feeBps: merchant.feeBps, currency: a.currency, issuerParticipantId: a.issuerParticipantId, merchantOwnerId: merchant.ownerParticipantId, merchantAccountId: merchant.settlementAccountId });
+        legs.push(...charged.legs);
+        if (charged.move !== undefined) moves.push(charged.move);
       }
       const transfers = legs.map((l, k) => ({ ...l, linked: k < legs.length - 1 }));
       taken.add(a.id);
-      planned.push({ i, a, amount, fee, transfers, moves: captured.moves, sourceMinor, fxOut: captured.providerPosition });
+      planned.push({ i, a, amount, fee, transfers, moves, sourceMinor, fxOut: captured.providerPosition });
     }
     if (planned.length === 0) return out.map((r) => r!);
     const results = await ledger.applyInTx(
