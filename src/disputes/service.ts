@@ -505,9 +505,10 @@ export function createDisputeService(deps: {
         }
         if (!refund.value.atBank) throw new Error('dispute: a payment paid at a bank was refunded at the hub');
         const [row] = await tx.query<DisputeRow>('update disputes set chargeback_transfer_id = $2, updated_at = $3 where id = $1 returning *', [id, refund.value.refundId, clock.now()]);
+        if (row === undefined) throw new Error(`dispute ${id} vanished under its lock`);
         await addStep(tx, id, participantId, 'chargeback_asked_bank', input.evidence, amount);
         await audit.record(tx, { actor, action: 'dispute.chargeback_asked', objectType: 'dispute', objectId: id, details: { by: participantId, refundId: refund.value.refundId } });
-        return ok(await toDispute(tx, row!));
+        return ok(await toDispute(tx, row));
       }
       if (input.decision === 'chargeback') {
         const transferId = newId('chb');
