@@ -11,6 +11,7 @@ import type { TokenBucketLimiter } from '../platform/rate-limit.ts';
 import { ok, type DomainError, type Result } from '../platform/result.ts';
 import { createEffectBatcher, type EffectBatcherLimits } from '../platform/effect-batcher.ts';
 import type { Caller } from './refs.ts';
+import { errorStatus } from './errors.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -127,6 +128,14 @@ export function okResponse<B>(body: B, options: ResponseOptions<B> = {}): Stored
   return options.secrets === undefined ? { status: 200, body } : { status: 200, body, secrets: options.secrets };
 }
 
+/**
+ * A domain error as an answer to store or send: its catalogue status and `{ error: { code, message, details? } }`.
+ * For the steps that answer after a transaction (`after`), as the runner answers a domain error inside one.
+ */
+export function errorAnswer(error: DomainError, status: Readonly<Record<string, number>> = errorStatus): StoredResponse {
+  return { status: status[error.code] ?? 500, body: { error: error.details === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, details: error.details } } };
+}
+
 function isDomainError(o: Outcome): o is DomainError {
   return 'code' in o && 'message' in o && !('status' in o);
 }
@@ -180,7 +189,7 @@ function checkDeclared(request: FastifyRequest, required: boolean): void {
 export function createIdempotentRunner(deps: { db: Db; idempotency: Idempotency; errorStatus: Readonly<Record<string, number>> }): Idempotent {
   const toEffect = (o: Outcome): EffectResponse =>
     isDomainError(o)
-      ? { status: deps.errorStatus[o.code] ?? 500, body: { error: o.details === undefined ? { code: o.code, message: o.message } : { code: o.code, message: o.message, details: o.details } }, commit: false }
+      ? { ...errorAnswer(o, deps.errorStatus), commit: false }
       : { ...o, commit: true };
   const keyOf = (request: FastifyRequest) => ({
     scope: request.principal?.participantId ?? 'operator',

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { actorOf, created, errorStatus, okResponse, principalOf, type Idempotent } from '../api/index.ts';
+import { actorOf, created, errorAnswer, okResponse, principalOf, type Idempotent } from '../api/index.ts';
 import type { StoredResponse } from '../platform/idempotency.ts';
 import { Exactly, Money, Strict, Timestamp } from '../api/index.ts';
 import { Ref } from '../api/index.ts';
@@ -242,8 +242,7 @@ export function registerDisputeRoutes(app: HttpServer, deps: { disputes: Dispute
       const settled = await disputes.settleChargebackAtBank(id, body.chargebackAtBank);
       if (settled === undefined) return { status: 200, body: Object.fromEntries(Object.entries(body).filter(([k]) => k !== 'chargebackAtBank')) };
       if (settled.ok) return { status: 200, body: wireDispute(settled.value, me) };
-      const e = settled.error;
-      return { status: errorStatus[e.code], body: { error: { code: e.code, message: e.message, ...(e.details !== undefined ? { details: e.details } : {}) } } };
+      return errorAnswer(settled.error);
     },
   );
   decide('reject', 'Card issuer: reject the dispute (nothing moves)', Strict({ evidence: Evidence }), (me, id, b, tx, actor) => disputes.issuerDecides(tx, actor, me, id, { decision: 'reject', evidence: String(b.evidence) }));

@@ -1,7 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
-import { actorOf, created, errorStatus, okResponse, principalOf, type Idempotent } from '../api/index.ts';
+import { actorOf, created, errorAnswer, okResponse, principalOf, type Idempotent } from '../api/index.ts';
 import { AmountString, CountryCode, CurrencyCode, Exactly, Money, Strict } from '../api/index.ts';
 import { Opaque, Ref } from '../api/index.ts';
 import { MPM_MAX_PAYLOAD_CHARS } from '../emv/index.ts';
@@ -611,7 +611,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
               settled.status === 'asking'
                 ? { code: 'payment_state', message: 'the refund is still being decided with the customer’s bank: ask again', details: { refundId: settled.refundId } }
                 : (settled.error ?? { code: 'refund_rejected', message: 'the refund failed: nothing was refunded' });
-            return { status: errorStatus[error.code], body: { error: { code: error.code, message: error.message, ...(error.details !== undefined ? { details: error.details } : {}) } } };
+            return errorAnswer(error);
           },
         },
       ),

@@ -13,7 +13,8 @@ import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { formatMoney, parseMoney } from '../platform/money.ts';
 import type { DomainError } from '../platform/result.ts';
-import { errorStatus } from '../api/index.ts';
+import { errorAnswer } from '../api/index.ts';
+import type { StatusReason } from '../participant-sdk/index.ts';
 import type { ConfirmInput, QuoteInput, MoneyRequest, Payment, Quote, RedPacketView, SplitView, TransferService } from './service.ts';
 import * as W from './wire-schemas.ts';
 
@@ -535,6 +536,8 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // Confirms run batched: concurrent confirms share one transaction and set-based statements (transfers.confirmMany).
   // A payment with a connected side is answered reserved by its batch and decided right after it (outside any
   // transaction): the answer, first or replayed, is the decision.
+  /** A bank's ISO reason as the API's messages state it: `AM04 (what the bank added)`. */
+  const reasonText = (reason: StatusReason) => `${reason.Rsn}${reason.AddtlInf !== undefined ? ` (${reason.AddtlInf})` : ''}`;
   const confirm = idempotent.batched<ConfirmInput>(
     async (tx, inputs) => (await transfers.confirmMany(tx, inputs)).map((r, i) => (r.ok ? created(wirePayment(r.value, inputs[i]!.participantId)) : r.error)),
     {
@@ -545,10 +548,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         if (p === undefined || p.status === 'pending') return answer;
         if (p.status === 'completed') return { status: 201, body: wirePayment(p, p.payerParticipantId) };
         const reason = p.reason ?? { Rsn: 'NARR' };
-        return {
-          status: errorStatus.payment_rejected,
-          body: { error: { code: 'payment_rejected', message: `the payment was refused: ${reason.Rsn}${reason.AddtlInf !== undefined ? ` (${reason.AddtlInf})` : ''}; nothing moved`, details: { paymentId: p.id, status: 'RJCT', reason } } },
-        };
+        return errorAnswer({ code: 'payment_rejected', message: `the payment was refused: ${reasonText(reason)}; nothing moved`, details: { paymentId: p.id, status: 'RJCT', reason } });
       },
     },
   );
@@ -857,14 +857,13 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
           if (p === undefined || packet === undefined || p.status !== 'rejected') return packet === undefined ? answer : { status: 201, body: wirePacket(packet) };
           const reason = p.reason ?? { Rsn: 'NARR' };
           const details = { paymentId: p.id, status: 'RJCT', reason, packetId: packet.id, packetStatus: packet.status };
-          const why = `${reason.Rsn}${reason.AddtlInf !== undefined ? ` (${reason.AddtlInf})` : ''}`;
           const error =
             reason.Rsn === 'AM04'
               ? { code: 'insufficient_funds' as const, message: 'the bank refused the debit: the account does not hold enough (AM04); the packet failed, nothing moved', details }
               : reason.Rsn === 'MD01'
                 ? { code: 'consent_revoked' as const, message: 'the bank refused the debit: the customer’s consent no longer holds (MD01); link the account again', details: { ...details, revokedBy: 'bank' } }
-                : { code: 'payment_rejected' as const, message: `the bank refused to fund the packet: ${why}; the packet failed, nothing moved`, details };
-          return { status: errorStatus[error.code], body: { error } };
+                : { code: 'payment_rejected' as const, message: `the bank refused to fund the packet: ${reasonText(reason)}; the packet failed, nothing moved`, details };
+          return errorAnswer(error);
         } },
       ),
   );
@@ -893,10 +892,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
           const p = await transfers.settleConnected(body.paymentId);
           if (p === undefined || p.status !== 'rejected') return answer;
           const reason = p.reason ?? { Rsn: 'NARR' };
-          return {
-            status: errorStatus.payment_rejected,
-            body: { error: { code: 'payment_rejected', message: `the member's bank refused the share: ${reason.Rsn}${reason.AddtlInf !== undefined ? ` (${reason.AddtlInf})` : ''}; it can be claimed again`, details: { paymentId: p.id, status: 'RJCT', reason } } },
-          };
+          return errorAnswer({ code: 'payment_rejected', message: `the member's bank refused the share: ${reasonText(reason)}; it can be claimed again`, details: { paymentId: p.id, status: 'RJCT', reason } });
         } },
       ),
   );
