@@ -85,11 +85,38 @@ const connectorCallback = (op: string, what: string) => ({
     },
   },
 });
+const ConnectorBatchSchema = Type.Object(
+  {
+    MsgId: Type.String({ description: 'The batch’s id: the signature’s txid' }),
+    CreDtTm: Type.String({ format: 'date-time' }),
+    Op: Type.Literal('batch'),
+    NbOfTxs: Type.Integer({ minimum: 1, maximum: 128, description: 'How many items (GrpHdr.NbOfTxs)' }),
+    TxInf: Type.Array(ConnectorRequestSchema, { minItems: 1, maxItems: 128, description: 'Each item the request the hub would send alone; a transfer at most once' }),
+  },
+  { description: 'Several connector requests in one signed message (detached JWS bound to op `batch` and txid MsgId).' },
+);
+const ConnectorBatchAnswerSchema = Type.Object(
+  { OrgnlMsgId: Type.String(), TxInfAndSts: Type.Array(ConnectorAnswerSchema, { description: 'One status per item, as its request alone would be answered' }) },
+  { description: 'The answers to a batch, signed once (op `batch`, txid the batch’s MsgId).' },
+);
 const connectorCallbacks = {
   reserve: connectorCallback('reserve', 'Payer side: hold IntrBkSttlmAmt on DbtrAcct until commit or abort (ACSP), or refuse (RJCT: AC01, AC04, AM04, AM02…)'),
   accept: connectorCallback('accept', 'Payee side: will CdtrAcct take this credit (ACSP), or refuse (RJCT: AC01, AC04, AM02, RR04…)'),
   commit: connectorCallback('commit', 'The hub committed: debit the hold (answer ACSC) or credit the customer (ACCC); retried with backoff until answered'),
   abort: connectorCallback('abort', 'The hub aborted (StsRsnInf says why): release the hold or forget the acceptance (answer RJCT); retried until answered'),
+  batch: {
+    '{$request.body#/endpointUrl}/batch': {
+      post: {
+        requestBody: {
+          description:
+            'Optional for a participant: requests the hub has for you at about the same time (reserves and accepts of payments confirmed together, commits and aborts of one delivery round), each answered by its own rules. Answer 404 if you do not serve batches: the hub then sends them one by one.',
+          required: true,
+          content: { 'application/json': { schema: ConnectorBatchSchema } },
+        },
+        responses: { 200: { description: 'The signed answers, one per item', content: { 'application/json': { schema: ConnectorBatchAnswerSchema } } } },
+      },
+    },
+  },
 };
 
 const wireConnection = (c: Connection) => ({
@@ -192,7 +219,7 @@ export function registerConnectorRoutes(
         security: [{ operator: [] }],
         description:
           'A connected participant’s own core system keeps its customers’ accounts; the hub keeps its position and calls its connector endpoint (see callbacks: ' +
-          'reserve, accept, commit, abort), each request signed by the hub (detached JWS, EdDSA), each answer signed by the key registered here.',
+          'reserve, accept, commit, abort, and batch for several at once), each request signed by the hub (detached JWS, EdDSA), each answer signed by the key registered here.',
         callbacks: connectorCallbacks,
         params: ParticipantParams,
         body: Strict({

@@ -1,16 +1,21 @@
-import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
 import type { Connection, ConnectionService } from '../participants/index.ts';
 import {
+  BATCH_OPERATION,
+  MAX_BATCH_ITEMS,
   parseAnswer,
+  parseBatchAnswer,
   publicKeyOf,
   SIGNATURE_HEADER,
   signDetached,
   verifyDetached,
+  type ConnectorBatch,
   type ConnectorOperation,
   type ConnectorRequest,
   type StatusReason,
 } from '../participant-sdk/index.ts';
 import type { Clock } from '../platform/clock.ts';
+import { createCoalescer, type Coalescer } from '../platform/coalescer.ts';
 import type { Db, Flusher, Queryable } from '../platform/db.ts';
 import type { Logger } from '../platform/logger.ts';
 import { describeOutboundFailure, type OutboundFetch } from '../platform/outbound.ts';
@@ -25,7 +30,10 @@ import type { Vault } from '../platform/vault.ts';
  *   - an answer whose signature does not verify → DS0B; an answer that is not a valid message → FF01.
  * Commit and abort messages go through an outbox (connector_messages), written in the transaction that decides the
  * payment and delivered after its COMMIT, retried with exponential backoff until the participant acknowledges them,
- * at most MAX_ATTEMPTS times (then left for the operator, with the last error).
+ * at most MAX_ATTEMPTS times (then left for the operator, with the last error). The messages of one delivery round for
+ * one participant go as one signed batch (POST {base}/batch, src/participant-sdk/protocol.ts); a participant that
+ * does not serve it (404) gets them one by one until BATCH_RETRY_MS have passed or its connection is registered again.
+ * Reserves and accepts asked of one participant while its earlier ones are out go together the same way.
  */
 export type AskOutcome = { readonly ok: true } | { readonly ok: false; readonly reason: StatusReason; readonly hubReason: boolean };
 
@@ -94,6 +102,10 @@ const BACKOFF_CAP_MS = 5 * 60_000;
 const LEASE_MS = 30_000;
 /** Messages one round of deliverSoon claims. */
 const DELIVER_SOON_BATCH = 128;
+/** Batches of asks one participant may have out at once (the next forms meanwhile). */
+const ASK_BATCHES_IN_FLIGHT = 2;
+/** After a participant answered 404 to a batch, its messages go one by one for this long. */
+const BATCH_RETRY_MS = 10 * 60_000;
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
 interface Signer {
@@ -157,6 +169,101 @@ export function createConnectorService(deps: { db: Db; clock: Clock; vault: Vaul
     if (!verified.ok) return { ok: false, reason: { Rsn: 'DS0B', AddtlInf: `the answer's signature does not verify (${verified.reason})` }, hubReason: true };
     if (answer.TxSts === 'RJCT') return { ok: false, reason: answer.StsRsnInf ?? { Rsn: 'NARR' }, hubReason: false, status: answer.TxSts };
     return { ok: true, status: answer.TxSts };
+  };
+
+  /**
+   * Participants that answered 404 to a batch: their messages go one by one until BATCH_RETRY_MS have passed or their
+   * connection is registered again (it may have been upgraded). Bounded: one entry per participant.
+   */
+  const batchRefused = new Map<string, { readonly untilMs: number; readonly registeredAtMs: number }>();
+  const refuseBatches = (connection: Connection) => batchRefused.set(connection.participantId, { untilMs: clock.nowMs() + BATCH_RETRY_MS, registeredAtMs: connection.updatedAt.getTime() });
+  const batchesRefused = (connection: Connection) => {
+    const r = batchRefused.get(connection.participantId);
+    return r !== undefined && r.untilMs > clock.nowMs() && r.registeredAtMs === connection.updatedAt.getTime();
+  };
+  /**
+   * One signed batch of commits and aborts to a participant: the outcome of each message (by its id), or `unsupported`
+   * when the participant does not serve batches. A failure of the whole exchange is every message's outcome.
+   */
+  const callBatch = async (connection: Connection, items: readonly { readonly id: string; readonly body: ConnectorRequest }[], timeoutMs: number): Promise<Map<string, AskOutcome> | 'unsupported'> => {
+    const s = await signerOf();
+    const msgId = `batch-${randomUUID()}`;
+    const batch: ConnectorBatch = { MsgId: msgId, CreDtTm: clock.now().toISOString(), Op: BATCH_OPERATION, NbOfTxs: items.length, TxInf: items.map((i) => i.body) };
+    const body = JSON.stringify(batch);
+    const signature = await signDetached(body, s.key, { kid: s.kid, op: BATCH_OPERATION, txid: msgId, iat: Math.floor(clock.nowMs() / 1000) });
+    const all = (outcome: AskOutcome) => new Map(items.map((i) => [i.id, outcome]));
+    let text: string;
+    let answerSignature: string | undefined;
+    try {
+      const res = await doFetch(`${base(connection)}/${BATCH_OPERATION}`, { method: 'POST', headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signature }, body, redirect: 'manual', signal: AbortSignal.timeout(Math.max(1, timeoutMs)) });
+      text = await res.text();
+      if (res.status === 404) return 'unsupported';
+      if (res.status < 200 || res.status > 299) return all({ ok: false, reason: { Rsn: 'AB05', AddtlInf: `the participant answered HTTP ${res.status}` }, hubReason: true });
+      answerSignature = res.headers.get(SIGNATURE_HEADER) ?? undefined;
+    } catch (error) {
+      return all({ ok: false, reason: { Rsn: 'AB05', AddtlInf: `no answer before the deadline (${describeOutboundFailure(error)})` }, hubReason: true });
+    }
+    if (connection.publicJwk === null) return all({ ok: false, reason: { Rsn: 'DS0B', AddtlInf: 'no key registered' }, hubReason: true });
+    const verified = await verifyDetached(text, answerSignature, await publicKeyOf(connection.publicJwk), { op: BATCH_OPERATION, txid: msgId, nowS: Math.floor(clock.nowMs() / 1000) });
+    if (!verified.ok) return all({ ok: false, reason: { Rsn: 'DS0B', AddtlInf: `the answer's signature does not verify (${verified.reason})` }, hubReason: true });
+    const answer = parseBatchAnswer(text);
+    if (answer === undefined || answer.OrgnlMsgId !== msgId) return all({ ok: false, reason: { Rsn: 'FF01', AddtlInf: 'the answer is not a valid connector batch answer for this batch' }, hubReason: true });
+    const byTx = new Map(answer.TxInfAndSts.map((a) => [a.TxId, a]));
+    return new Map(
+      items.map((i): [string, AskOutcome] => {
+        const a = byTx.get(i.body.TxId);
+        if (a === undefined || a.OrgnlMsgId !== i.body.MsgId) return [i.id, { ok: false, reason: { Rsn: 'FF01', AddtlInf: 'the batch answer has no status for this message' }, hubReason: true }];
+        if (a.TxSts === 'RJCT') return [i.id, { ok: false, reason: a.StsRsnInf ?? { Rsn: 'NARR' }, hubReason: false }];
+        return [i.id, { ok: true }];
+      }),
+    );
+  };
+
+  /** One reserve or accept, answered only if before the payment's deadline (a late answer is the hub's decision's). */
+  type Ask = { readonly connection: Connection; readonly op: 'reserve' | 'accept'; readonly request: ConnectorRequest };
+  const leftMs = (request: ConnectorRequest) => Date.parse(request.SttlmDdln) - clock.nowMs();
+  const inTime = (request: ConnectorRequest, outcome: AskOutcome): AskOutcome => {
+    if (outcome.ok && clock.nowMs() > Date.parse(request.SttlmDdln)) return { ok: false, reason: { Rsn: 'AB05', AddtlInf: 'the answer came after the deadline' }, hubReason: true };
+    return outcome.ok ? { ok: true } : { ok: false, reason: outcome.reason, hubReason: outcome.hubReason };
+  };
+  const askAlone = async (a: Ask): Promise<AskOutcome> => inTime(a.request, await call(a.connection, a.op, a.request, Math.min(a.connection.deadlineMs, Math.max(1, leftMs(a.request)))));
+  /**
+   * Asks of one participant that arrive while one of its batches is out go together in the next (as the coalescer
+   * batches reads): under load one signed exchange carries many payments' reserves, alone the first goes at once. A
+   * transfer asked twice in one batch (it should not be) has its second ask sent alone.
+   */
+  const sendAsks = async (asks: readonly Ask[]): Promise<AskOutcome[]> => {
+    const first = asks[0];
+    if (first === undefined) return [];
+    if (asks.length === 1 || batchesRefused(first.connection)) return Promise.all(asks.map(askAlone));
+    const seen = new Set<string>();
+    const together: { id: string; body: ConnectorRequest }[] = [];
+    asks.forEach((a, i) => {
+      if (seen.has(a.request.TxId)) return;
+      seen.add(a.request.TxId);
+      together.push({ id: String(i), body: a.request });
+    });
+    const timeoutMs = Math.min(first.connection.deadlineMs, ...asks.map((a) => Math.max(1, leftMs(a.request))));
+    const outcomes = await callBatch(first.connection, together, timeoutMs);
+    if (outcomes === 'unsupported') {
+      refuseBatches(first.connection);
+      return Promise.all(asks.map(askAlone));
+    }
+    return Promise.all(asks.map(async (a, i) => {
+      const outcome = outcomes.get(String(i));
+      return outcome === undefined ? askAlone(a) : inTime(a.request, outcome);
+    }));
+  };
+  /** A coalescer per participant and currency (bounded by the connections there are). */
+  const askers = new Map<string, Coalescer<Ask, AskOutcome>>();
+  const askerOf = (connection: Connection) => {
+    const key = `${connection.participantId}\u0000${connection.currency}`;
+    let asker = askers.get(key);
+    if (asker === undefined) {
+      asker = createCoalescer(sendAsks, { maxBatch: MAX_BATCH_ITEMS, maxInFlight: ASK_BATCHES_IN_FLIGHT });
+      askers.set(key, asker);
+    }
+    return asker;
   };
 
   const base = (connection: Connection) => (connection.endpointUrl ?? '').replace(/\/+$/, '');
@@ -263,13 +370,8 @@ export function createConnectorService(deps: { db: Db; clock: Clock; vault: Vaul
       const s = await signerOf();
       return { kty: 'OKP', crv: 'Ed25519', x: s.x, kid: s.kid, use: 'sig', alg: 'EdDSA' };
     },
-    async ask(connection, op, request) {
-      const left = Date.parse(request.SttlmDdln) - clock.nowMs();
-      const outcome = await call(connection, op, request, Math.min(connection.deadlineMs, Math.max(1, left)));
-      // The answer counts only if it came before the payment's deadline (a late one is answered by the hub's decision).
-      if (outcome.ok && clock.nowMs() > Date.parse(request.SttlmDdln)) return { ok: false, reason: { Rsn: 'AB05', AddtlInf: 'the answer came after the deadline' }, hubReason: true };
-      if (outcome.ok) return { ok: true };
-      return { ok: false, reason: outcome.reason, hubReason: outcome.hubReason };
+    ask(connection, op, request) {
+      return askerOf(connection).load({ connection, op, request });
     },
     enqueue(tx, messages) {
       const at = clock.now().toISOString();
@@ -290,22 +392,51 @@ export function createConnectorService(deps: { db: Db; clock: Clock; vault: Vaul
       );
       const acks: { id: string }[] = [];
       const retries: { id: string; nextAt: Date; error: string }[] = [];
+      const record = (m: (typeof claimed)[number], outcome: AskOutcome) => {
+        // An abort acknowledged is RJCT by design; anything verified and signed for this message is its acknowledgement.
+        const acknowledged = outcome.ok || (m.kind === 'abort' && !outcome.hubReason);
+        if (acknowledged) {
+          acks.push({ id: m.id });
+        } else {
+          const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(20, m.attempts - 1));
+          retries.push({ id: m.id, nextAt: new Date(clock.nowMs() + backoff), error: `${outcome.reason.Rsn}: ${outcome.reason.AddtlInf ?? ''}`.slice(0, 500) });
+          if (m.attempts >= MAX_ATTEMPTS) logger.warn({ messageId: m.id, participantId: m.participant_id }, 'connector message not acknowledged after the last attempt');
+        }
+      };
+      // The round's messages by participant and currency (one connection each): one batch per group of more than one.
+      const groups = new Map<string, (typeof claimed)[number][]>();
+      for (const m of claimed) {
+        const key = `${m.participant_id}\u0000${m.body.IntrBkSttlmAmt.currency}`;
+        const group = groups.get(key);
+        if (group === undefined) groups.set(key, [m]);
+        else group.push(m);
+      }
       await Promise.all(
-        claimed.map(async (m) => {
-          const connection = await connections.connected(m.participant_id, m.body.IntrBkSttlmAmt.currency);
-          const outcome =
-            connection === undefined
-              ? { ok: false as const, reason: { Rsn: 'NARR', AddtlInf: 'the participant is no longer connected in this currency' }, hubReason: true }
-              : await call(connection, m.kind, m.body, connection.deadlineMs);
-          // An abort acknowledged is RJCT by design; anything verified and signed for this message is its acknowledgement.
-          const acknowledged = outcome.ok || (m.kind === 'abort' && !outcome.hubReason);
-          if (acknowledged) {
-            acks.push({ id: m.id });
-          } else {
-            const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(20, m.attempts - 1));
-            retries.push({ id: m.id, nextAt: new Date(clock.nowMs() + backoff), error: `${outcome.reason.Rsn}: ${outcome.reason.AddtlInf ?? ''}`.slice(0, 500) });
-            if (m.attempts >= MAX_ATTEMPTS) logger.warn({ messageId: m.id, participantId: m.participant_id }, 'connector message not acknowledged after the last attempt');
+        [...groups.values()].map(async (group) => {
+          const first = group[0];
+          if (first === undefined) return;
+          const connection = await connections.connected(first.participant_id, first.body.IntrBkSttlmAmt.currency);
+          if (connection === undefined) {
+            for (const m of group) record(m, { ok: false, reason: { Rsn: 'NARR', AddtlInf: 'the participant is no longer connected in this currency' }, hubReason: true });
+            return;
           }
+          const alone: typeof group = [];
+          if (group.length > 1 && !batchesRefused(connection)) {
+            for (let i = 0; i < group.length; i += MAX_BATCH_ITEMS) {
+              const chunk = group.slice(i, i + MAX_BATCH_ITEMS);
+              const outcomes = await callBatch(connection, chunk, connection.deadlineMs);
+              if (outcomes === 'unsupported') {
+                refuseBatches(connection);
+                alone.push(...group.slice(i));
+                break;
+              }
+              batchRefused.delete(first.participant_id);
+              for (const m of chunk) record(m, outcomes.get(m.id) ?? { ok: false, reason: { Rsn: 'FF01', AddtlInf: 'no outcome' }, hubReason: true });
+            }
+          } else {
+            alone.push(...group);
+          }
+          await Promise.all(alone.map(async (m) => record(m, await call(connection, m.kind, m.body, connection.deadlineMs))));
         }),
       );
       // Every outcome of the round in two statements (not one per message).

@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
+  BATCH_OPERATION,
   CONNECTOR_OPERATIONS,
+  parseBatch,
   parseRequest,
   publicKeyOf,
   REASON_CODE,
@@ -32,12 +34,21 @@ export interface ConnectorHandlers {
   commit(request: ConnectorRequest): Promise<void>;
   /** The hub aborted: release the hold (payer side) or forget the acceptance (payee side). */
   abort(request: ConnectorRequest): Promise<void>;
+  /**
+   * Optional: commits and aborts of several transfers at once (a batch from the hub), e.g. in one statement of the
+   * bank's own database. Without it a batch's items are committed or aborted one by one.
+   */
+  settleMany?(items: readonly { readonly request: ConnectorRequest; readonly commit: boolean }[]): Promise<void>;
 }
 
 /** Where answers are kept by operation and transfer id, so that a repeated request is answered the same. */
 export interface AnswerStore {
   get(key: string): Promise<string | undefined>;
   put(key: string, answer: string): Promise<void>;
+  /** Optional: several answers in one read (a reserve and its abort, a batch's items); absent keys are left out. */
+  getMany?(keys: readonly string[]): Promise<Map<string, string>>;
+  /** Optional: several answers written at once (a batch's). */
+  putMany?(entries: readonly (readonly [string, string])[]): Promise<void>;
 }
 
 export function memoryAnswerStore(): AnswerStore {
@@ -70,7 +81,7 @@ export interface ConnectorReply {
 export interface Connector {
   /** Handles one request: `op` from the path (…/reserve), the raw body and the signature header. */
   handle(op: string, body: string, signature: string | undefined): Promise<ConnectorReply>;
-  /** A Node HTTP listener serving POST {base}/reserve|accept|commit|abort. */
+  /** A Node HTTP listener serving POST {base}/reserve|accept|commit|abort|batch. */
   listener(): (req: IncomingMessage, res: ServerResponse) => void;
 }
 
@@ -84,19 +95,39 @@ export function createConnector(options: ConnectorOptions): Connector {
   // its answer instead of running the handler again.
   const running = new Map<string, Promise<unknown>>();
 
-  const signed = async (op: ConnectorOperation, answer: ConnectorAnswer): Promise<ConnectorReply> => {
+  const signed = async (op: string, txid: string, answer: object): Promise<ConnectorReply> => {
     const body = JSON.stringify(answer);
-    const signature = await signDetached(body, options.signingKey, { kid: options.kid, op, txid: answer.TxId, iat: Math.floor(nowMs() / 1000) });
+    const signature = await signDetached(body, options.signingKey, { kid: options.kid, op, txid, iat: Math.floor(nowMs() / 1000) });
     return { status: 200, headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signature }, body };
   };
+  const getMany = async (keys: readonly string[]): Promise<Map<string, string>> => {
+    if (store.getMany !== undefined) return store.getMany(keys);
+    const found = new Map<string, string>();
+    for (const key of keys) {
+      const body = await store.get(key);
+      if (body !== undefined) found.set(key, body);
+    }
+    return found;
+  };
+  const putMany = async (entries: readonly (readonly [string, string])[]): Promise<void> => {
+    if (store.putMany !== undefined) return store.putMany(entries);
+    for (const [key, body] of entries) await store.put(key, body);
+  };
+  const keyOf = (request: ConnectorRequest) => `${request.Op}:${request.TxId}`;
+  /** The answer to a commit or abort once the handler has applied it. */
+  const settledAnswer = (request: ConnectorRequest): ConnectorAnswer => {
+    const base = { OrgnlMsgId: request.MsgId, TxId: request.TxId };
+    if (request.Op === 'commit') return { ...base, TxSts: request.DbtrAcct !== undefined ? 'ACSC' : 'ACCC' };
+    return { ...base, TxSts: 'RJCT', ...(request.StsRsnInf !== undefined ? { StsRsnInf: request.StsRsnInf } : {}) };
+  };
 
-  const answerFor = async (op: ConnectorOperation, request: ConnectorRequest): Promise<ConnectorAnswer> => {
+  /** `aborted`: the stored answer to this transfer's abort, if one came first. */
+  const answerFor = async (op: ConnectorOperation, request: ConnectorRequest, aborted: string | undefined): Promise<ConnectorAnswer> => {
     const base = { OrgnlMsgId: request.MsgId, TxId: request.TxId };
     switch (op) {
       case 'reserve':
       case 'accept': {
         // An abort that came first (the hub gave up before this request reached the bank) wins: never hold after it.
-        const aborted = await store.get(`abort:${request.TxId}`);
         if (aborted !== undefined) {
           const reason = (JSON.parse(aborted) as ConnectorAnswer).StsRsnInf ?? { Rsn: 'AB05' };
           return { ...base, TxSts: 'RJCT', StsRsnInf: reason };
@@ -108,36 +139,89 @@ export function createConnector(options: ConnectorOptions): Connector {
       }
       case 'commit':
         await options.handlers.commit(request);
-        return { ...base, TxSts: request.DbtrAcct !== undefined ? 'ACSC' : 'ACCC' };
+        return settledAnswer(request);
       case 'abort':
         await options.handlers.abort(request);
-        return { ...base, TxSts: 'RJCT', ...(request.StsRsnInf !== undefined ? { StsRsnInf: request.StsRsnInf } : {}) };
+        return settledAnswer(request);
     }
+  };
+
+  /** Runs `work` for a transfer after whatever runs for it already (a duplicate waits for the first's answer). */
+  const serialized = <T>(txId: string, work: () => Promise<T>): Promise<T> => {
+    const before = running.get(txId);
+    const result = (before ?? Promise.resolve()).catch(() => undefined).then(work);
+    running.set(txId, result);
+    const forget = () => {
+      if (running.get(txId) === result) running.delete(txId);
+    };
+    result.then(forget, forget);
+    return result;
+  };
+
+  /** One operation on one transfer, answered once: a stored answer is read, never made again. */
+  const once = (operation: ConnectorOperation, request: ConnectorRequest): Promise<ConnectorAnswer> =>
+    serialized(request.TxId, async () => {
+      const key = `${operation}:${request.TxId}`;
+      const abortKey = `abort:${request.TxId}`;
+      // A reserve or accept reads its own stored answer and the transfer's abort in one go.
+      const stored = await getMany(operation === 'reserve' || operation === 'accept' ? [key, abortKey] : [key]);
+      const existing = stored.get(key);
+      if (existing !== undefined) return JSON.parse(existing) as ConnectorAnswer;
+      const answer = await answerFor(operation, request, stored.get(abortKey));
+      await store.put(key, JSON.stringify(answer));
+      return answer;
+    });
+
+  /**
+   * A batch. Its commits and aborts of transfers with nothing running share one read of stored answers, one settle
+   * (`settleMany` when the bank has it) and one write; a reserve or accept, or an item whose transfer has a request
+   * running, is answered as the request alone would be.
+   */
+  const batchOf = async (items: readonly ConnectorRequest[]): Promise<ConnectorAnswer[]> => {
+    const settles = (r: ConnectorRequest) => r.Op === 'commit' || r.Op === 'abort';
+    const together = items.filter((r) => settles(r) && !running.has(r.TxId));
+    const shared = (async () => {
+      const stored = await getMany(together.map(keyOf));
+      const answers = new Map<string, ConnectorAnswer>();
+      const fresh: ConnectorRequest[] = [];
+      for (const r of together) {
+        const s = stored.get(keyOf(r));
+        if (s !== undefined) answers.set(r.TxId, JSON.parse(s) as ConnectorAnswer);
+        else fresh.push(r);
+      }
+      if (fresh.length > 0) {
+        if (options.handlers.settleMany !== undefined) await options.handlers.settleMany(fresh.map((request) => ({ request, commit: request.Op === 'commit' })));
+        else for (const r of fresh) await (r.Op === 'commit' ? options.handlers.commit(r) : options.handlers.abort(r));
+        for (const r of fresh) answers.set(r.TxId, settledAnswer(r));
+        await putMany(fresh.map((r) => [keyOf(r), JSON.stringify(answers.get(r.TxId))] as const));
+      }
+      return answers;
+    })();
+    const pick = (r: ConnectorRequest) => async () => {
+      const answer = (await shared).get(r.TxId);
+      if (answer === undefined) throw new Error(`batch: no answer made for ${r.TxId}`);
+      return answer;
+    };
+    // Registered before any await, so that a request for one of these transfers arriving meanwhile waits for it.
+    return Promise.all(items.map((r) => (together.includes(r) ? serialized(r.TxId, pick(r)) : once(r.Op, r))));
   };
 
   const connector: Connector = {
     async handle(op, body, signature) {
+      if (op === BATCH_OPERATION) {
+        const batch = parseBatch(body);
+        if (batch === undefined) return plain(400, 'not a connector batch');
+        const verified = await verifyDetached(body, signature, await hubKey, { op: BATCH_OPERATION, txid: batch.MsgId, nowS: Math.floor(nowMs() / 1000) });
+        if (!verified.ok) return plain(401, `signature: ${verified.reason}`);
+        return signed(BATCH_OPERATION, batch.MsgId, { OrgnlMsgId: batch.MsgId, TxInfAndSts: await batchOf(batch.TxInf) });
+      }
       if (!(CONNECTOR_OPERATIONS as readonly string[]).includes(op)) return plain(404, 'unknown operation');
       const operation = op as ConnectorOperation;
       const request = parseRequest(body);
       if (request === undefined || request.Op !== operation) return plain(400, 'not a connector request');
       const verified = await verifyDetached(body, signature, await hubKey, { op: operation, txid: request.TxId, nowS: Math.floor(nowMs() / 1000) });
       if (!verified.ok) return plain(401, `signature: ${verified.reason}`);
-      const key = `${operation}:${request.TxId}`;
-      const before = running.get(request.TxId) ?? Promise.resolve();
-      const work = before.catch(() => undefined).then(async () => {
-        const stored = await store.get(key);
-        if (stored !== undefined) return JSON.parse(stored) as ConnectorAnswer;
-        const answer = await answerFor(operation, request);
-        await store.put(key, JSON.stringify(answer));
-        return answer;
-      });
-      running.set(request.TxId, work);
-      try {
-        return await signed(operation, await work);
-      } finally {
-        if (running.get(request.TxId) === work) running.delete(request.TxId);
-      }
+      return signed(operation, request.TxId, await once(operation, request));
     },
     listener() {
       return nodeListener((op, body, signature) => connector.handle(op, body, signature));
@@ -146,7 +230,7 @@ export function createConnector(options: ConnectorOptions): Connector {
   return connector;
 }
 
-/** A Node HTTP listener serving POST {base}/reserve|accept|commit|abort through `handle`. */
+/** A Node HTTP listener serving POST {base}/reserve|accept|commit|abort|batch through `handle`. */
 export function nodeListener(handle: Connector['handle']): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const chunks: Buffer[] = [];

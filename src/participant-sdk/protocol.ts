@@ -84,6 +84,30 @@ export interface ConnectorAnswer {
   readonly StsRsnInf?: StatusReason;
 }
 
+/**
+ * Messages the hub has for one participant at about the same time, sent together (POST {base}/batch): one signed
+ * request and one signed answer instead of one exchange per transfer, as ISO 20022 groups transactions in one pacs
+ * message (`GrpHdr.NbOfTxs`). Each item is the very request the hub would send alone (reserves and accepts of payments
+ * being confirmed together; commits and aborts of one delivery round), answered by the same per-transfer rules (once
+ * per operation and TxId; each reserve or accept within its own SttlmDdln); the answer lists one `TxInfAndSts` per
+ * item, each transfer at most once per batch. The signature is bound to op `batch` and txid `MsgId`. A participant that
+ * does not serve `/batch` (404) gets the messages one by one.
+ */
+export const BATCH_OPERATION = 'batch';
+/** At most this many items in one batch (the hub sends no more; a participant refuses more). */
+export const MAX_BATCH_ITEMS = 128;
+export interface ConnectorBatch {
+  readonly MsgId: string;
+  readonly CreDtTm: string;
+  readonly Op: typeof BATCH_OPERATION;
+  readonly NbOfTxs: number;
+  readonly TxInf: readonly ConnectorRequest[];
+}
+export interface ConnectorBatchAnswer {
+  readonly OrgnlMsgId: string;
+  readonly TxInfAndSts: readonly ConnectorAnswer[];
+}
+
 /** The hub's final word on a transfer (GET /v1/connector/transfers/{id}): PDNG while it is being decided. */
 export interface TransferStatus {
   readonly TxId: string;
@@ -237,6 +261,10 @@ export function parseRequest(text: string): ConnectorRequest | undefined {
   } catch {
     return undefined;
   }
+  return requestOf(v);
+}
+
+function requestOf(v: unknown): ConnectorRequest | undefined {
   if (!isObject(v)) return undefined;
   if (typeof v.MsgId !== 'string' || typeof v.TxId !== 'string' || typeof v.EndToEndId !== 'string' || typeof v.SttlmDdln !== 'string') return undefined;
   if (typeof v.Op !== 'string' || !(CONNECTOR_OPERATIONS as readonly string[]).includes(v.Op)) return undefined;
@@ -251,9 +279,45 @@ export function parseAnswer(text: string): ConnectorAnswer | undefined {
   } catch {
     return undefined;
   }
+  return answerOf(v);
+}
+
+function answerOf(v: unknown): ConnectorAnswer | undefined {
   if (!isObject(v) || typeof v.TxId !== 'string' || typeof v.OrgnlMsgId !== 'string') return undefined;
   if (v.TxSts !== 'ACSP' && v.TxSts !== 'ACSC' && v.TxSts !== 'ACCC' && v.TxSts !== 'RJCT') return undefined;
   if (v.StsRsnInf !== undefined && (!isObject(v.StsRsnInf) || typeof v.StsRsnInf.Rsn !== 'string' || !REASON_CODE.test(v.StsRsnInf.Rsn))) return undefined;
   if (v.TxSts === 'RJCT' && v.StsRsnInf === undefined) return undefined;
   return v as unknown as ConnectorAnswer;
+}
+
+/** A parsed batch: valid requests, at most MAX_BATCH_ITEMS, each transfer once, NbOfTxs true. */
+export function parseBatch(text: string): ConnectorBatch | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(v) || typeof v.MsgId !== 'string' || v.Op !== BATCH_OPERATION || !Array.isArray(v.TxInf)) return undefined;
+  if (v.TxInf.length === 0 || v.TxInf.length > MAX_BATCH_ITEMS || v.NbOfTxs !== v.TxInf.length) return undefined;
+  const txIds = new Set<string>();
+  for (const item of v.TxInf as unknown[]) {
+    const r = requestOf(item);
+    if (r === undefined || txIds.has(r.TxId)) return undefined;
+    txIds.add(r.TxId);
+  }
+  return v as unknown as ConnectorBatch;
+}
+
+/** A parsed batch answer: every status valid (as parseAnswer checks one). */
+export function parseBatchAnswer(text: string): ConnectorBatchAnswer | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(v) || typeof v.OrgnlMsgId !== 'string' || !Array.isArray(v.TxInfAndSts)) return undefined;
+  for (const a of v.TxInfAndSts as unknown[]) if (answerOf(a) === undefined) return undefined;
+  return v as unknown as ConnectorBatchAnswer;
 }

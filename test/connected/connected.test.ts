@@ -98,7 +98,8 @@ describe.each(engines)('connected participants on %s', (engine) => {
 
   beforeAll(async () => {
     t = await startTestHub(engine, { clock });
-    bank = await createReferenceBank({ hubPublicJwk: await t.hub.connectors.publicJwk() });
+    // The bank signs and checks signatures by the hub's fake clock (tests below advance it by minutes).
+    bank = await createReferenceBank({ hubPublicJwk: await t.hub.connectors.publicJwk(), nowMs: () => clock.nowMs() });
     await bank.listen(0);
     bankCred = await connectReferenceBank(t.hub, bank, { hubFetch, deadlineMs: 1_500 });
     initialPosition = await position();
@@ -354,6 +355,107 @@ describe.each(engines)('connected participants on %s', (engine) => {
     const [acked] = await deliverAll(done.body.id);
     expect(acked).toEqual(expect.objectContaining({ acked: true, attempts: 2 }));
     expect(await bankTotal()).toBe(before.total);
+  });
+
+  /** The payments of a test that made many leave the risk rules' velocity window (600 s), as later tests expect. */
+  const leaveVelocityWindow = () => clock.advance(601_000);
+  /**
+   * The bank's connection registered again (as after an upgrade): the hub forgets that the bank refused batches (it
+   * sends single messages to a bank that answered 404 to a batch until then).
+   */
+  const registerAgain = async (deadlineMs = 1_500) => {
+    clock.advance(1);
+    await t.hub.db.transaction(async (tx) => {
+      const r = await t.hub.connections.set(tx, { type: 'system' }, bankC, { currency: 'CNY', mode: 'connected', endpointUrl: bank.url(), publicJwk: bank.publicJwk, deadlineMs });
+      if (!r.ok) throw new Error(r.error.code);
+    });
+  };
+
+  it('the commits of one delivery round go to the bank as one signed batch; a bank without batches gets them one by one', async () => {
+    for (const noBatch of [false, true]) {
+      const before = await snapshot();
+      // The bank takes reserves but not commits for now: the three payments' commits wait in the outbox together.
+      Object.assign(bank.switches, { downFor: ['commit', 'batch'], noBatch });
+      try {
+        const ids: string[] = [];
+        for (const amount of ['1.00', '2.00', '3.00']) {
+          const paid = await wangPays('liwei', amount);
+          expect(paid.status).toBe(201);
+          ids.push(paid.body.id as string);
+        }
+        await t.hub.connectors.drain();
+        // Held at the bank, not yet debited; the hub has completed the payments (Li is paid).
+        expect(await bank.balance(wangAccount)).toBe(before.wang);
+        expect(await balance(liAccount())).toBe(before.li + 600n);
+        for (const id of ids) expect((await bank.hold(id))?.state).toBe('held');
+        bank.switches.downFor = [];
+        bank.served.clear();
+        clock.advance(60_000);
+        expect(await t.hub.connectors.deliverDue()).toBe(3);
+        expect(Object.fromEntries(bank.served)).toEqual(noBatch ? { commit: 3 } : { batch: 1 });
+        for (const id of ids) {
+          expect((await bank.hold(id))?.state).toBe('committed');
+          expect(await t.hub.connectors.messages(id)).toEqual([expect.objectContaining({ kind: 'commit', acked: true })]);
+        }
+        expect(await bank.balance(wangAccount)).toBe((before.wang ?? 0n) - 600n);
+        expect(await bankTotal()).toBe(before.total);
+        await expectConserved();
+      } finally {
+        Object.assign(bank.switches, { downFor: [], noBatch: false });
+        await t.hub.connectors.drain();
+        clock.advance(60_000);
+        await t.hub.connectors.deliverDue();
+        if (noBatch) await registerAgain();
+      }
+    }
+    leaveVelocityWindow();
+  });
+
+  it('reserves asked while others are out go to the bank together in one signed batch; each payment keeps its own answer', async () => {
+    const amounts = ['1.00', '2.00', '3.00', '4.00', '5.00', '6.00'];
+    const pendingAtHub = async () => (await t.hub.db.query<{ n: number }>(`select count(*)::int as n from payments where status = 'pending'`))[0]?.n ?? 0;
+    // A deadline long enough for the held asks below on a loaded machine.
+    await registerAgain(10_000);
+    for (const noBatch of [false, true]) {
+      const before = await snapshot();
+      bank.served.clear();
+      bank.switches.noBatch = noBatch;
+      try {
+        let paid: Awaited<ReturnType<typeof wangPays>>[];
+        if (noBatch) {
+          paid = await Promise.all(amounts.map((amount) => wangPays('liwei', amount)));
+          // The batch answered 404: every reserve went alone.
+          expect(bank.served.get('reserve')).toBe(6);
+        } else {
+          // The bank holds the first two asks (the batches one participant may have out); the other four payments'
+          // asks wait behind them and go together once the bank answers.
+          bank.switches.hang = true;
+          const paying = Promise.all(amounts.map((amount) => wangPays('liwei', amount)));
+          for (let i = 0; i < 500 && ((bank.served.get('reserve') ?? 0) < 2 || (await pendingAtHub()) < 6); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          bank.switches.hang = false;
+          bank.release();
+          paid = await paying;
+          expect(bank.served.get('reserve')).toBe(2);
+          expect(bank.served.get('batch')).toBe(1);
+        }
+        expect(paid.map((p) => p.status)).toEqual([201, 201, 201, 201, 201, 201]);
+        for (const p of paid) await deliverAll(p.body.id as string);
+        for (const p of paid) expect((await bank.hold(p.body.id as string))?.state).toBe('committed');
+        expect(await bank.balance(wangAccount)).toBe((before.wang ?? 0n) - 2100n);
+        expect(await balance(liAccount())).toBe(before.li + 2100n);
+        await expectConserved();
+      } finally {
+        Object.assign(bank.switches, { hang: false, noBatch: false });
+        bank.release();
+        // Whatever an assertion left undelivered is delivered before the next test.
+        await t.hub.connectors.drain();
+        clock.advance(60_000);
+        await t.hub.connectors.deliverDue();
+        if (noBatch) await registerAgain();
+      }
+    }
+    leaveVelocityWindow();
   });
 
   it('duplicate replies: the bank reports its answer again, the hub answers its decision, nothing changes', async () => {

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createConnector, type ConnectorHandlers } from '../../packages/participant-sdk/src/index.ts';
-import { signDetached, verifyDetached, publicKeyOf, SIGNATURE_HEADER, type ConnectorRequest } from '../../src/participant-sdk/protocol.ts';
+import { MAX_BATCH_ITEMS, signDetached, verifyDetached, publicKeyOf, SIGNATURE_HEADER, type ConnectorBatch, type ConnectorRequest } from '../../src/participant-sdk/protocol.ts';
 import { ROOT } from '../support/table-ownership.ts';
 
 /** The participant SDK on its own: what a bank gets, without a hub. */
@@ -28,7 +28,7 @@ describe('participant SDK', () => {
     const body = JSON.stringify(r);
     return { body, signature: await signDetached(body, key, { kid: 'hub', op: binding.op ?? r.Op, txid: binding.txid ?? r.TxId, iat: Math.floor(Date.now() / 1000) }) };
   };
-  const make = () => {
+  const make = (withSettleMany = false) => {
     const calls: string[] = [];
     const handlers: ConnectorHandlers = {
       reserve: async (r) => {
@@ -39,10 +39,24 @@ describe('participant SDK', () => {
       commit: async (r) => {
         calls.push(`commit:${r.TxId}`);
       },
-      abort: async () => undefined,
+      abort: async (r) => {
+        calls.push(`abort:${r.TxId}`);
+      },
+      ...(withSettleMany
+        ? {
+            settleMany: async (items: readonly { readonly request: ConnectorRequest; readonly commit: boolean }[]) => {
+              calls.push(`settleMany:${items.map((i) => `${i.commit ? 'commit' : 'abort'}:${i.request.TxId}`).join(',')}`);
+            },
+          }
+        : {}),
     };
     const connector = createConnector({ hubPublicJwk: { kty: 'OKP', crv: 'Ed25519', x: String(hubJwk.x) }, signingKey: bank.privateKey, kid: 'bank-1', handlers });
     return { connector, calls };
+  };
+  const batchOf = async (items: readonly ConnectorRequest[], binding: { op?: string; txid?: string } = {}, msgId = `batch-${items.length}`) => {
+    const batch: ConnectorBatch = { MsgId: msgId, CreDtTm: new Date().toISOString(), Op: 'batch', NbOfTxs: items.length, TxInf: items };
+    const body = JSON.stringify(batch);
+    return { body, signature: await signDetached(body, hub.privateKey, { kid: 'hub', op: binding.op ?? 'batch', txid: binding.txid ?? msgId, iat: Math.floor(Date.now() / 1000) }) };
   };
 
   it('its detached JWS is standard: jose verifies what it signs, it verifies what jose signs, and nothing altered passes', async () => {
@@ -120,5 +134,85 @@ describe('participant SDK', () => {
     const good = await signedBy(hub.privateKey, r);
     expect((await connector.handle('reserve', good.body.replace('12.34', '99.99'), good.signature)).status).toBe(401);
     expect(calls).toEqual([]);
+  });
+
+  it('answers a signed batch of commits and aborts item by item, once: a replay and a single request after it read the stored answers', async () => {
+    const bankKey = await publicKeyOf({ kty: 'OKP', crv: 'Ed25519', x: String(bank.publicKey.export({ format: 'jwk' }).x) });
+    for (const withSettleMany of [false, true]) {
+      const { connector, calls } = make(withSettleMany);
+      // pay_2 was committed alone before: the batch reads its answer, never commits it again.
+      const alone = await signedBy(hub.privateKey, request('commit', 'pay_2'));
+      expect((await connector.handle('commit', alone.body, alone.signature)).status).toBe(200);
+      const items = [request('commit', 'pay_1'), request('commit', 'pay_2'), { ...request('abort', 'pay_3'), StsRsnInf: { Rsn: 'AB05' } }];
+      const { body, signature } = await batchOf(items);
+      const first = await connector.handle('batch', body, signature);
+      expect(first.status).toBe(200);
+      expect(JSON.parse(first.body)).toEqual({
+        OrgnlMsgId: 'batch-3',
+        TxInfAndSts: [
+          { OrgnlMsgId: 'pay_1:commit', TxId: 'pay_1', TxSts: 'ACSC' },
+          { OrgnlMsgId: 'pay_2:commit', TxId: 'pay_2', TxSts: 'ACSC' },
+          { OrgnlMsgId: 'pay_3:abort', TxId: 'pay_3', TxSts: 'RJCT', StsRsnInf: { Rsn: 'AB05' } },
+        ],
+      });
+      // The answer is signed once, bound to the batch (op batch, txid its MsgId).
+      expect((await verifyDetached(first.body, first.headers[SIGNATURE_HEADER], bankKey, { op: 'batch', txid: 'batch-3', nowS: Math.floor(Date.now() / 1000) })).ok).toBe(true);
+      expect((await verifyDetached(first.body, first.headers[SIGNATURE_HEADER], bankKey, { op: 'commit', txid: 'pay_1', nowS: Math.floor(Date.now() / 1000) })).ok).toBe(false);
+      const again = await connector.handle('batch', body, signature);
+      expect(JSON.parse(again.body)).toEqual(JSON.parse(first.body));
+      const single = await signedBy(hub.privateKey, request('commit', 'pay_1'));
+      expect(JSON.parse((await connector.handle('commit', single.body, single.signature)).body)).toEqual({ OrgnlMsgId: 'pay_1:commit', TxId: 'pay_1', TxSts: 'ACSC' });
+      // A reserve after its transfer's abort came in a batch is refused with the abort's reason, the handler not asked.
+      const late = await signedBy(hub.privateKey, request('reserve', 'pay_3'));
+      expect(JSON.parse((await connector.handle('reserve', late.body, late.signature)).body)).toEqual(expect.objectContaining({ TxSts: 'RJCT', StsRsnInf: { Rsn: 'AB05' } }));
+      expect(calls).toEqual(withSettleMany ? ['commit:pay_2', 'settleMany:commit:pay_1,abort:pay_3'] : ['commit:pay_2', 'commit:pay_1', 'abort:pay_3']);
+    }
+  });
+
+  it('a batch and a request for one transfer at the same time: the handler runs once', async () => {
+    const { connector, calls } = make(true);
+    const single = await signedBy(hub.privateKey, request('commit', 'pay_1'));
+    const { body, signature } = await batchOf([request('commit', 'pay_1'), request('commit', 'pay_2')]);
+    const [a, b, c] = await Promise.all([connector.handle('commit', single.body, single.signature), connector.handle('batch', body, signature), connector.handle('batch', body, signature)]);
+    expect([a.status, b.status, c.status]).toEqual([200, 200, 200]);
+    expect(b.body).toBe(c.body);
+    expect(calls.filter((x) => x.includes('pay_1'))).toHaveLength(1);
+    expect(calls.filter((x) => x.includes('pay_2'))).toHaveLength(1);
+  });
+
+  it('refuses a batch not signed for it, with a transfer twice, a wrong count, no item or too many items, calling no handler', async () => {
+    const { connector, calls } = make(true);
+    const two = [request('commit', 'pay_1'), request('abort', 'pay_2')];
+    const unsigned = await batchOf(two);
+    expect((await connector.handle('batch', unsigned.body, undefined)).status).toBe(401);
+    expect((await connector.handle('batch', unsigned.body, (await batchOf(two, { op: 'commit' })).signature)).status).toBe(401);
+    expect((await connector.handle('batch', unsigned.body, (await batchOf(two, { txid: 'pay_1' })).signature)).status).toBe(401);
+    expect((await connector.handle('batch', unsigned.body.replace('12.34', '99.99'), unsigned.signature)).status).toBe(401);
+    for (const items of [[request('reserve', 'pay_1'), request('commit', 'pay_1')], [request('commit', 'pay_1'), request('abort', 'pay_1')], [], Array.from({ length: MAX_BATCH_ITEMS + 1 }, (_, i) => request('commit', `pay_${i}`))]) {
+      const b = await batchOf(items);
+      expect((await connector.handle('batch', b.body, b.signature)).status).toBe(400);
+    }
+    const wrongCount = JSON.stringify({ ...(JSON.parse(unsigned.body) as ConnectorBatch), NbOfTxs: 3 });
+    expect((await connector.handle('batch', wrongCount, await signDetached(wrongCount, hub.privateKey, { kid: 'hub', op: 'batch', txid: 'batch-2', iat: Math.floor(Date.now() / 1000) }))).status).toBe(400);
+    expect(calls).toEqual([]);
+  });
+
+  it('answers the reserves of a batch each by its own rules: refusals with their reason, once per transfer, an abort that came first wins', async () => {
+    const { connector, calls } = make(true);
+    const abortFirst = await batchOf([{ ...request('abort', 'pay_late'), StsRsnInf: { Rsn: 'AB05' } }], {}, 'batch-abort');
+    expect((await connector.handle('batch', abortFirst.body, abortFirst.signature)).status).toBe(200);
+    const { body, signature } = await batchOf([request('reserve', 'pay_1'), request('reserve', 'pay_poor'), request('reserve', 'pay_late')]);
+    const first = await connector.handle('batch', body, signature);
+    expect(JSON.parse(first.body).TxInfAndSts).toEqual([
+      { OrgnlMsgId: 'pay_1:reserve', TxId: 'pay_1', TxSts: 'ACSP' },
+      { OrgnlMsgId: 'pay_poor:reserve', TxId: 'pay_poor', TxSts: 'RJCT', StsRsnInf: { Rsn: 'AM04' } },
+      { OrgnlMsgId: 'pay_late:reserve', TxId: 'pay_late', TxSts: 'RJCT', StsRsnInf: { Rsn: 'AB05' } },
+    ]);
+    const again = await connector.handle('batch', body, signature);
+    expect(JSON.parse(again.body)).toEqual(JSON.parse(first.body));
+    // The same reserve alone afterwards: the stored answer.
+    const alone = await signedBy(hub.privateKey, request('reserve', 'pay_1'));
+    expect(JSON.parse((await connector.handle('reserve', alone.body, alone.signature)).body).TxSts).toBe('ACSP');
+    expect(calls).toEqual(['settleMany:abort:pay_late', 'reserve:pay_1', 'reserve:pay_poor']);
   });
 });

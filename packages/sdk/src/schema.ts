@@ -5256,7 +5256,7 @@ export interface paths {
         put?: never;
         /**
          * Set a participant’s mode in a currency: hosted, or connected (its connector endpoint, its Ed25519 public key, the deadline of each call)
-         * @description A connected participant’s own core system keeps its customers’ accounts; the hub keeps its position and calls its connector endpoint (see callbacks: reserve, accept, commit, abort), each request signed by the hub (detached JWS, EdDSA), each answer signed by the key registered here.
+         * @description A connected participant’s own core system keeps its customers’ accounts; the hub keeps its position and calls its connector endpoint (see callbacks: reserve, accept, commit, abort, and batch for several at once), each request signed by the hub (detached JWS, EdDSA), each answer signed by the key registered here.
          */
         post: operations["postOperatorParticipantsByParticipantIdConnections"];
         delete?: never;

@@ -1,6 +1,6 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { Server } from 'node:http';
-import { createConnector, nodeListener, serveConnector, type AnswerStore, type Connector, type ConnectorReply, type Decision, type HubClient } from '../../participant-sdk/index.ts';
+import { createConnector, nodeListener, parseBatch, serveConnector, type AnswerStore, type Connector, type ConnectorReply, type Decision, type HubClient } from '../../participant-sdk/index.ts';
 import type { ConnectorRequest, StatusReason } from '../../participant-sdk/index.ts';
 import { openPglite, type Db } from '../../platform/db.ts';
 import { createBankOpenBanking, OPEN_BANKING_SCHEMA, withOpenBanking, type BankOpenBanking } from './open-banking.ts';
@@ -29,6 +29,10 @@ export interface BankSwitches {
   duplicate: boolean;
   /** Crash right after the next reserve is held: no answers until restart(). */
   crashAfterReserve: boolean;
+  /** Answer 503 to these operations only (e.g. ['commit', 'batch']: the hub's deliveries fail, its asks do not). */
+  downFor: readonly string[];
+  /** Answer 404 to batches, as a participant that serves only single messages. */
+  noBatch: boolean;
 }
 
 export interface ReferenceBank {
@@ -36,6 +40,8 @@ export interface ReferenceBank {
   readonly connector: Connector;
   readonly publicJwk: { kty: 'OKP'; crv: 'Ed25519'; x: string; kid: string };
   readonly switches: BankSwitches;
+  /** Requests that reached the connector, by operation (reserve, accept, commit, abort, batch). */
+  readonly served: Map<string, number>;
   /** Its open-banking side: OAuth 2.0 with PKCE for the hub, balances, consents (./open-banking.ts). */
   readonly openBanking: BankOpenBanking;
   /** Base URL of the connector (after listen). */
@@ -74,7 +80,17 @@ create table if not exists answers (key text primary key, body text not null);
 `;
 
 /** Minor units of an ISO 4217 currency (what the hub's decimal strings carry). */
-const exponent = (currency: string) => new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
+const exponents = new Map<string, number>();
+const exponent = (currency: string) => {
+  // Remembered per currency (at most the ISO 4217 list): building an Intl.NumberFormat per amount was a visible part of
+  // the bank's CPU per payment.
+  let e = exponents.get(currency);
+  if (e === undefined) {
+    e = new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
+    exponents.set(currency, e);
+  }
+  return e;
+};
 export function toMinor(amount: string, currency: string): bigint {
   const e = exponent(currency);
   const [whole = '0', frac = ''] = amount.split('.');
@@ -94,7 +110,8 @@ export async function createReferenceBank(options: {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519') as { privateKey: KeyObject; publicKey: KeyObject };
   const jwk = publicKey.export({ format: 'jwk' });
   const kid = options.kid ?? 'reference-bank-1';
-  const switches: BankSwitches = { slowMs: 0, hang: false, down: false, refuse: undefined, duplicate: false, crashAfterReserve: false };
+  const switches: BankSwitches = { slowMs: 0, hang: false, down: false, refuse: undefined, duplicate: false, crashAfterReserve: false, downFor: [], noBatch: false };
+  const served = new Map<string, number>();
   let crashed = false;
   let waiters: (() => void)[] = [];
   let hub: HubClient | undefined;
@@ -104,6 +121,10 @@ export async function createReferenceBank(options: {
     get: async (key) => (await db.query<{ body: string }>('select body from answers where key = $1', [key]))[0]?.body,
     put: async (key, body) => {
       await db.query('insert into answers (key, body) values ($1, $2) on conflict (key) do nothing', [key, body]);
+    },
+    getMany: async (keys) => new Map((await db.query<{ key: string; body: string }>('select key, body from answers where key = any($1::text[])', [keys])).map((r) => [r.key, r.body])),
+    putMany: async (entries) => {
+      await db.query('insert into answers (key, body) select * from unnest($1::text[], $2::text[]) on conflict (key) do nothing', [entries.map((e) => e[0]), entries.map((e) => e[1])]);
     },
   };
 
@@ -153,6 +174,29 @@ export async function createReferenceBank(options: {
     async abort(r: ConnectorRequest): Promise<void> {
       await settle(r.TxId, false);
     },
+    async settleMany(items: readonly { readonly request: ConnectorRequest; readonly commit: boolean }[]): Promise<void> {
+      await settleAll(items.map((i) => i.request.TxId), items.map((i) => i.commit));
+    },
+  };
+
+  /**
+   * A batch of decisions in one statement, with the same rules as `settle`: each hold moves once, and the accounts and
+   * clearing move by the sum of the committed holds on each (several holds of one account may be in a batch).
+   */
+  const settleAll = async (txIds: readonly string[], commits: readonly boolean[]): Promise<void> => {
+    await db.query(
+      `with u as (select * from unnest($1::text[], $2::boolean[]) as u(tx_id, commit)),
+            h as (update holds set state = case when u.commit then 'committed' else 'released' end
+                    from u where holds.tx_id = u.tx_id and holds.state in ('held', 'accepted')
+                  returning u.commit, holds.side, holds.account_id, holds.currency, holds.amount_minor),
+            moves as (select account_id, currency, sum(case when side = 'debit' then -amount_minor else amount_minor end)::int8 as delta from h where commit group by account_id, currency),
+            a as (update accounts set balance_minor = balance_minor + moves.delta from moves where accounts.id = moves.account_id returning 1),
+            c as (insert into clearing (currency, balance_minor)
+                  select currency, -sum(delta)::int8 from moves group by currency
+                  on conflict (currency) do update set balance_minor = clearing.balance_minor + excluded.balance_minor returning 1)
+       select (select count(*) from a)::int as a, (select count(*) from c)::int as c`,
+      [txIds, commits],
+    );
   };
 
   /** Applies the hub's decision to a hold, once (its state moves only from held/accepted). */
@@ -179,22 +223,37 @@ export async function createReferenceBank(options: {
   // The switches sit in front of the SDK, as a bank's network or process failures would.
   const connector: Connector = {
     async handle(op, body, signature) {
-      if (switches.down || crashed) return unavailable;
+      if (switches.down || crashed || switches.downFor.includes(op)) return unavailable;
+      if (switches.noBatch && op === 'batch') return { status: 404, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: 'unknown operation' }) };
+      served.set(op, (served.get(op) ?? 0) + 1);
       if (switches.hang) await new Promise<void>((resolve) => waiters.push(resolve));
       if (switches.slowMs > 0) await new Promise((resolve) => setTimeout(resolve, switches.slowMs));
       if (crashed) return unavailable;
       const reply = await sdk.handle(op, body, signature);
-      if (op === 'reserve' && switches.crashAfterReserve && reply.status === 200) {
+      if (reply.status !== 200) return reply;
+      // What the reply answers to reserves and accepts, alone or in a batch (the switches below act on those).
+      const asked = (): { TxId: string; TxSts: 'ACSP' | 'RJCT'; StsRsnInf?: StatusReason; op: string }[] => {
+        if (op === 'reserve' || op === 'accept') return [{ ...(JSON.parse(reply.body) as { TxId: string; TxSts: 'ACSP' | 'RJCT'; StsRsnInf?: StatusReason }), op }];
+        if (op !== 'batch') return [];
+        const request = parseBatch(body);
+        const answers = (JSON.parse(reply.body) as { TxInfAndSts: { TxId: string; TxSts: 'ACSP' | 'RJCT'; StsRsnInf?: StatusReason }[] }).TxInfAndSts;
+        return (request?.TxInf ?? []).flatMap((r, i) => {
+          const a = answers[i];
+          return a !== undefined && (r.Op === 'reserve' || r.Op === 'accept') ? [{ ...a, op: r.Op }] : [];
+        });
+      };
+      if (switches.crashAfterReserve && asked().some((a) => a.op === 'reserve')) {
         switches.crashAfterReserve = false;
-        crashed = true; // the hold is in the books; the answer is lost with the process
+        crashed = true; // the holds are in the books; the answer is lost with the process
         return unavailable;
       }
-      if (switches.duplicate && (op === 'reserve' || op === 'accept') && reply.status === 200 && hub !== undefined) {
-        const answer = JSON.parse(reply.body) as { TxId: string; TxSts: 'ACSP' | 'RJCT'; StsRsnInf?: StatusReason };
+      if (switches.duplicate && hub !== undefined) {
         const report = (txId: string, st: { TxSts: 'ACSP' | 'RJCT'; StsRsnInf?: StatusReason }) => (hub === undefined ? Promise.resolve(undefined) : hub.reportStatus(txId, st));
-        setImmediate(() => {
-          report(answer.TxId, { TxSts: answer.TxSts, ...(answer.StsRsnInf !== undefined ? { StsRsnInf: answer.StsRsnInf } : {}) }).catch(() => undefined);
-        });
+        for (const answer of asked()) {
+          setImmediate(() => {
+            report(answer.TxId, { TxSts: answer.TxSts, ...(answer.StsRsnInf !== undefined ? { StsRsnInf: answer.StsRsnInf } : {}) }).catch(() => undefined);
+          });
+        }
       }
       return reply;
     },
@@ -206,6 +265,7 @@ export async function createReferenceBank(options: {
     connector,
     publicJwk: { kty: 'OKP', crv: 'Ed25519', x: String(jwk.x), kid },
     switches,
+    served,
     openBanking,
     url: () => {
       if (server === undefined) throw new Error('the reference bank is not listening');
