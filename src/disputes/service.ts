@@ -418,6 +418,9 @@ export function createDisputeService(deps: {
         if (a === undefined || a.payerCustomerId !== input.customerId) return err('payment_not_found', 'no such payment of this customer');
         if (a.status !== 'captured') return err('payment_state', `only a captured payment can be disputed; this one is ${a.status}`, { status: a.status });
         if (now.getTime() - a.createdAt.getTime() > CARD_DISPUTE_WINDOW_MS) return err('dispute_window_closed', 'card payments can be disputed within 120 days', { paidAt: a.createdAt.toISOString() });
+        // A chargeback moves the merchant's currency back; the payer's account holds another, so the money would have to
+        // convert back through the FX provider, which the hub's chargeback does not do.
+        if (a.fx !== null) return err('currency_mismatch', 'a card payment converted between currencies cannot be disputed at the hub', { currency: a.currency, sourceCurrency: a.fx.sourceCurrency });
         // Paid from an account at a bank that keeps its own books: a chargeback credits the customer there through the
         // refund's path (settleChargebackAtBank); refunds still asking the bank take their part of what is left.
         const side = await deps.payments.bankSide(a.id, tx);
@@ -433,8 +436,9 @@ export function createDisputeService(deps: {
           payer_account_id: a.sourceAccountId,
           respondent_account_id: merchant.settlementAccountId,
           currency: a.currency,
-          // Refunds still asking a bank are not in refundedMinor yet but take their part of what is left.
-          disputable: a.capturedMinor - a.refundedMinor - side.askingMinor,
+          // Refunds still asking a bank are not in refundedMinor yet but take their part of what is left; what earlier
+          // disputes charged back is not the merchant's to give back again.
+          disputable: a.capturedMinor - a.refundedMinor - a.chargedBackMinor - side.askingMinor,
           paidAt: a.createdAt,
         };
       } else {
@@ -460,7 +464,7 @@ export function createDisputeService(deps: {
         };
       }
       const amount = input.amountMinor ?? row.disputable;
-      if (amount <= 0n || amount > row.disputable) return err('dispute_amount_invalid', 'a dispute is for at most what was paid (less refunds)', { disputable: formatMoney(row.disputable, row.currency) });
+      if (amount <= 0n || amount > row.disputable) return err('dispute_amount_invalid', 'a dispute is for at most what was paid (less refunds and chargebacks)', { disputable: formatMoney(row.disputable, row.currency) });
       const [open] = await tx.query<{ id: string }>(`select id from disputes where payment_id = $1 and status in ('opened', 'chargeback') limit 1`, [row.payment_id]);
       if (open !== undefined) return err('dispute_exists', 'this payment already has an open dispute', { disputeId: open.id });
       const id = newId('dsp');
@@ -511,6 +515,20 @@ export function createDisputeService(deps: {
         return ok(await toDispute(tx, row));
       }
       if (input.decision === 'chargeback') {
+        // Recorded on the payment first (its row locked), so that its merchant cannot refund the same money again and
+        // refunds made since the dispute was opened are counted: refused with nothing moved when they left less.
+        const recorded = await deps.payments.chargedBack(tx, d.payment_id, amount);
+        if (!recorded.ok) {
+          const e = recorded.error;
+          if (e.code === 'refund_exceeds_captured') {
+            const left = e.details !== undefined && 'refundable' in e.details && typeof e.details.refundable === 'string' ? e.details.refundable : undefined;
+            if (left === undefined) throw new Error('dispute: a refusal of the chargeback without what is left');
+            return err('dispute_amount_invalid', 'refunds since the dispute was opened leave less than it claims', { disputable: { amount: left, currency: d.currency }, paymentId: d.payment_id });
+          }
+          if (e.code === 'payment_currency_mismatch') return err('currency_mismatch', e.message, e.details);
+          if (e.code === 'payment_state' || e.code === 'payment_not_found') return err(e.code, e.message, e.details);
+          throw new Error(`dispute: the payment refused the chargeback: ${e.code}`);
+        }
         const transferId = newId('chb');
         const moved = await move(tx, { id: transferId, fromAccountId: d.respondent_account_id, fromParticipantId: d.respondent_participant_id, toAccountId: d.payer_account_id, toParticipantId: d.issuer_participant_id, amountMinor: amount, currency: d.currency, purpose: 'chargeback', objectId: id });
         if (!moved.ok) return moved;
@@ -545,7 +563,9 @@ export function createDisputeService(deps: {
         updated = await setStatus(tx, id, 'won_by_customer');
         action = 'accepted';
       } else if (d.kind === 'card') {
-        // Representment: the chargeback's money goes back to the merchant.
+        // Representment: the chargeback's money goes back to the merchant, and the payment's merchant may refund it again.
+        const given = await deps.payments.represented(tx, d.payment_id, amount);
+        if (!given.ok) throw new Error(`dispute: the payment refused the representment: ${given.error.code}`);
         const transferId = newId('rpm');
         const moved = await move(tx, { id: transferId, fromAccountId: d.payer_account_id, fromParticipantId: d.issuer_participant_id, toAccountId: d.respondent_account_id, toParticipantId: d.respondent_participant_id, amountMinor: amount, currency: d.currency, purpose: 'representment', objectId: id });
         if (!moved.ok) return moved;

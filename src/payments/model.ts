@@ -39,6 +39,8 @@ export interface Authorization {
   readonly currency: string;
   readonly capturedMinor: bigint;
   readonly refundedMinor: bigint;
+  /** Charged back by the card issuer at the hub (a dispute; a representment gives it back): no longer refundable. */
+  readonly chargedBackMinor: bigint;
   readonly feeMinor: bigint;
   readonly authCode: string;
   readonly decidedBy: 'hosted' | 'issuer' | 'stand_in' | 'account';
@@ -102,6 +104,7 @@ export interface AuthRow {
   currency: string;
   captured_minor: bigint;
   refunded_minor: bigint;
+  charged_back_minor: bigint;
   fee_minor: bigint;
   auth_code: string;
   decided_by: Authorization['decidedBy'];
@@ -141,6 +144,7 @@ export const toAuth = (r: AuthRow): Authorization => ({
   currency: r.currency,
   capturedMinor: BigInt(r.captured_minor),
   refundedMinor: BigInt(r.refunded_minor),
+  chargedBackMinor: BigInt(r.charged_back_minor),
   feeMinor: BigInt(r.fee_minor),
   authCode: r.auth_code,
   decidedBy: r.decided_by,

@@ -1370,6 +1370,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           currency: d.currency,
           capturedMinor: d.capture ? d.amountMinor : 0n,
           refundedMinor: 0n,
+          chargedBackMinor: 0n,
           feeMinor: fee,
           authCode: authCode(),
           decidedBy: d.decidedBy,

@@ -64,6 +64,7 @@ export const wireAuthorization = (a: Authorization) => ({
   amount: money(a.amountMinor, a.currency),
   captured: money(a.capturedMinor, a.currency),
   refunded: money(a.refundedMinor, a.currency),
+  chargedBack: money(a.chargedBackMinor, a.currency),
   fee: money(a.feeMinor, a.currency),
   source: a.sourceKind,
   cardId: a.cardId,
@@ -87,6 +88,7 @@ const wirePayerView = (a: Authorization) => ({
   amount: money(a.amountMinor, a.currency),
   captured: money(a.capturedMinor, a.currency),
   refunded: money(a.refundedMinor, a.currency),
+  chargedBack: money(a.chargedBackMinor, a.currency),
   customerId: a.payerCustomerId,
   tokenId: a.tokenId,
   fx: wireFx(a),
@@ -145,6 +147,7 @@ const PayerPaymentSchema = Type.Object(
     amount: Money,
     captured: Money,
     refunded: Money,
+    chargedBack: Money,
     customerId: NullableString('Your paying customer'),
     tokenId: NullableString('The token that paid, when a token paid'),
     fx: PaymentFxSchema,
@@ -202,6 +205,7 @@ const AuthorizationSchema = Type.Object(
     amount: Money,
     captured: Money,
     refunded: Money,
+    chargedBack: Money,
     fee: Money,
     source: Type.Union([Type.Literal('token'), Type.Literal('account')]),
     cardId: NullableString('The card behind the token (for the merchant: an opaque id)'),
@@ -583,7 +587,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
   );
   app.post(
     '/v1/payments/:paymentId/refunds',
-    { config: { idempotency: 'required' }, schema: schema('payments', 'Refund a captured payment, fully or partly, several times, never above what was captured', { params: PaymentParams, body: OptionalAmount, response: { 201: RefundSchema } }) },
+    { config: { idempotency: 'required' }, schema: schema('payments', 'Refund a captured payment, fully or partly, several times, never above what was captured less what was refunded or charged back', { params: PaymentParams, body: OptionalAmount, response: { 201: RefundSchema } }) },
     async (request, reply) =>
       idempotent(
         request,

@@ -159,6 +159,18 @@ export interface PaymentService extends CardPipeline {
    */
   refund(tx: Queryable, actor: Actor, owner: string, authorizationId: string, amountMinor?: bigint): Promise<Result<{ authorization: Authorization; refundId: string; amountMinor: bigint; atBank: boolean }, PErr>>;
   /**
+   * A chargeback of a payment paid at the hub, in the caller's transaction (the disputes capability moves the money in
+   * the same one): recorded on the payment so that refunds and later disputes count it. The payment's row is locked:
+   * at most what is left after refunds, refunds still asking a bank and earlier chargebacks
+   * (`refund_exceeds_captured`, details.refundable, nothing written). Only a captured payment in one currency
+   * (`payment_state`, `payment_currency_mismatch`: the chargeback's money would have to convert back through the FX
+   * provider). A payment paid at a bank that keeps its own books is charged back through `refund` (its refunded
+   * amount), never here.
+   */
+  chargedBack(tx: Queryable, authorizationId: string, amountMinor: bigint): Promise<Result<Authorization, PErr>>;
+  /** A representment: `amountMinor` of what was charged back (chargedBack) is the merchant's again, and refundable. */
+  represented(tx: Queryable, authorizationId: string, amountMinor: bigint): Promise<Result<Authorization, PErr>>;
+  /**
    * Whether a payment was paid from an account at a bank that keeps its own books (its money comes back only through
    * the bank: refundAtBank), and how much of it refunds still asking the bank take (not in refundedMinor yet).
    */
@@ -370,6 +382,16 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       )
     )[0];
 
+  /**
+   * What is left to refund or charge back of a captured payment: not refunded, not charged back, not taken by refunds
+   * still asking a bank (`atBank`: its bankReserve).
+   */
+  const refundable = (a: Authorization, atBank: { asking: string } | undefined) => a.capturedMinor - a.refundedMinor - a.chargedBackMinor - (atBank === undefined ? 0n : BigInt(atBank.asking));
+  const lockById = async (tx: Queryable, id: string) => {
+    const [row] = await tx.query<AuthRow>('select * from pay_authorizations where id = $1 for update', [id]);
+    return row === undefined ? undefined : toAuth(row);
+  };
+
   return {
     async bankSide(authorizationId, q = db) {
       const r = await bankReserve(q, authorizationId);
@@ -457,12 +479,13 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       if (a === undefined) return err('payment_not_found', 'no such payment');
       if (a.status !== 'captured') return err('payment_state', `only a captured payment can be refunded; this one is ${a.status}`, { status: a.status });
       // Paid from an account at a bank that keeps its own books (the bank reserved the debit): the refund credits the
-      // customer there, so the bank must accept it first. Refunds still asking count against what is left to refund
-      // (the payment's row is locked: two refunds cannot both take the same rest).
+      // customer there, so the bank must accept it first. Refunds still asking and chargebacks count against what is
+      // left to refund (the payment's row is locked: two refunds, or a refund and a chargeback, cannot both take the
+      // same rest).
       const atBank = await bankReserve(tx, a.id);
-      const remaining = a.capturedMinor - a.refundedMinor - (atBank === undefined ? 0n : BigInt(atBank.asking));
+      const remaining = refundable(a, atBank);
       const amount = amountMinor ?? remaining;
-      if (amount <= 0n || amount > remaining) return err('refund_exceeds_captured', 'refunds cannot exceed what was captured', { refundable: formatAmount(remaining > 0n ? remaining : 0n, a.currency) });
+      if (amount <= 0n || amount > remaining) return err('refund_exceeds_captured', 'refunds cannot exceed what was captured, less what was refunded or charged back', { refundable: formatAmount(remaining > 0n ? remaining : 0n, a.currency) });
       const merchant = await merchants.getById(a.merchantId, tx);
       if (merchant === undefined) throw new Error('merchant vanished');
       if (atBank !== undefined) {
@@ -493,6 +516,28 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       await audit.record(tx, { actor, action: 'payment.refunded', objectType: 'payment', objectId: a.id, details: { refundId, amountMinor: amount.toString() } });
       await notify(tx, after, 'payment.refunded', { refundId, refundAmount: formatMoney(amount, a.currency) });
       return ok({ authorization: after, refundId, amountMinor: amount, atBank: false });
+    },
+    async chargedBack(tx, authorizationId, amountMinor) {
+      if (amountMinor <= 0n) throw new Error('chargedBack: the amount must be positive');
+      const a = await lockById(tx, authorizationId);
+      if (a === undefined) return err('payment_not_found', 'no such payment');
+      if (a.status !== 'captured') return err('payment_state', `only a captured payment can be charged back; this one is ${a.status}`, { status: a.status });
+      if (a.fx !== null) return err('payment_currency_mismatch', 'a payment across currencies cannot be charged back at the hub: its money would convert back through the FX provider', { currency: a.currency, sourceCurrency: a.fx.sourceCurrency });
+      const atBank = await bankReserve(tx, a.id);
+      if (atBank !== undefined) throw new Error('chargedBack: a payment paid at a bank is charged back through its refund');
+      const left = refundable(a, atBank);
+      if (amountMinor > left) return err('refund_exceeds_captured', 'a chargeback cannot exceed what is left of the captured amount after refunds and chargebacks', { refundable: formatAmount(left > 0n ? left : 0n, a.currency) });
+      await tx.query('update pay_authorizations set charged_back_minor = charged_back_minor + $2, updated_at = $3 where id = $1', [a.id, amountMinor, clock.now()]);
+      return ok(await reloadAuth(tx, a.id));
+    },
+    async represented(tx, authorizationId, amountMinor) {
+      if (amountMinor <= 0n) throw new Error('represented: the amount must be positive');
+      const a = await lockById(tx, authorizationId);
+      if (a === undefined) return err('payment_not_found', 'no such payment');
+      // Only what chargedBack recorded comes back: more would make refundable more than was captured.
+      if (amountMinor > a.chargedBackMinor) throw new Error(`represented: ${amountMinor} exceeds the ${a.chargedBackMinor} charged back of ${a.id}`);
+      await tx.query('update pay_authorizations set charged_back_minor = charged_back_minor - $2, updated_at = $3 where id = $1', [a.id, amountMinor, clock.now()]);
+      return ok(await reloadAuth(tx, a.id));
     },
     async get(viewer, authorizationId, q = db) {
       const column = viewer.as === 'merchant' ? 'owner_participant_id' : 'payer_participant_id';

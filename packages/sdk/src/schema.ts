@@ -4247,8 +4247,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Refund a captured payment, fully or partly, several times, never above what was captured
-         * @description Refund a captured payment, fully or partly, several times, never above what was captured.
+         * Refund a captured payment, fully or partly, several times, never above what was captured less what was refunded or charged back
+         * @description Refund a captured payment, fully or partly, several times, never above what was captured less what was refunded or charged back.
          *
          *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
@@ -23550,6 +23550,18 @@ export interface operations {
                              */
                             currency: string;
                         };
+                        chargedBack: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
                         /** @description Your paying customer */
                         customerId: string | null;
                         /** @description The token that paid, when a token paid */
@@ -23673,6 +23685,18 @@ export interface operations {
                             currency: string;
                         };
                         refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        chargedBack: {
                             /**
                              * @description Decimal string in the currency, e.g. "12.30"
                              * @example 12.30
@@ -23828,6 +23852,18 @@ export interface operations {
                             currency: string;
                         };
                         refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        chargedBack: {
                             /**
                              * @description Decimal string in the currency, e.g. "12.30"
                              * @example 12.30
@@ -24017,6 +24053,18 @@ export interface operations {
                             currency: string;
                         };
                         refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        chargedBack: {
                             /**
                              * @description Decimal string in the currency, e.g. "12.30"
                              * @example 12.30
@@ -24390,6 +24438,18 @@ export interface operations {
                              */
                             currency: string;
                         };
+                        chargedBack: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
                         /** @description Your paying customer */
                         customerId: string | null;
                         /** @description The token that paid, when a token paid */
@@ -24516,6 +24576,18 @@ export interface operations {
                                 currency: string;
                             };
                             refunded: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            chargedBack: {
                                 /**
                                  * @description Decimal string in the currency, e.g. "12.30"
                                  * @example 12.30
@@ -24676,6 +24748,18 @@ export interface operations {
                             currency: string;
                         };
                         refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        chargedBack: {
                             /**
                              * @description Decimal string in the currency, e.g. "12.30"
                              * @example 12.30
@@ -24859,6 +24943,18 @@ export interface operations {
                              */
                             currency: string;
                         };
+                        chargedBack: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
                         fee: {
                             /**
                              * @description Decimal string in the currency, e.g. "12.30"
@@ -25016,6 +25112,18 @@ export interface operations {
                             currency: string;
                         };
                         refunded: {
+                            /**
+                             * @description Decimal string in the currency, e.g. "12.30"
+                             * @example 12.30
+                             */
+                            amount: string;
+                            /**
+                             * @description ISO 4217 alphabetic code
+                             * @example CNY
+                             */
+                            currency: string;
+                        };
+                        chargedBack: {
                             /**
                              * @description Decimal string in the currency, e.g. "12.30"
                              * @example 12.30
@@ -25205,6 +25313,18 @@ export interface operations {
                                 currency: string;
                             };
                             refunded: {
+                                /**
+                                 * @description Decimal string in the currency, e.g. "12.30"
+                                 * @example 12.30
+                                 */
+                                amount: string;
+                                /**
+                                 * @description ISO 4217 alphabetic code
+                                 * @example CNY
+                                 */
+                                currency: string;
+                            };
+                            chargedBack: {
                                 /**
                                  * @description Decimal string in the currency, e.g. "12.30"
                                  * @example 12.30
