@@ -131,6 +131,9 @@ export interface ConnectedSides {
 }
 export type ConnectedPhase = 'reserve' | 'accept' | 'decide';
 
+/** The hub's own MD01: the consent the debit relied on ended at the hub before the bank was asked (the bank is not asked). */
+export const CONSENT_ENDED_AT_HUB: StatusReason = { Rsn: 'MD01', AddtlInf: 'the customer revoked the consent to debit this account' };
+
 /** A margin on top of the connected sides' deadlines for the hub's own work between the calls. */
 export const CONNECTED_DEADLINE_MARGIN_MS = 1_000;
 
@@ -1215,7 +1218,7 @@ export function createTransferService(deps: {
     const linked = p.connected.includes('payer') && p.source_owner !== p.payer_participant_id && openBanking !== undefined;
     const mandate = linked ? await openBanking.mandateFor(db, p.payer_participant_id, p.payer_customer_id, p.source_account_id) : undefined;
     if (linked && mandate === undefined && (await openBanking.revokedFor(db, p.payer_participant_id, p.payer_customer_id, p.source_account_id))) {
-      outcome = { ok: false, reason: { Rsn: 'MD01', AddtlInf: 'the customer revoked the consent to debit this account' }, hubReason: true };
+      outcome = { ok: false, reason: CONSENT_ENDED_AT_HUB, hubReason: true };
     }
     for (const side of ['payer', 'payee'] as const) {
       if (!outcome.ok || !p.connected.includes(side)) continue;
