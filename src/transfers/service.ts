@@ -4,7 +4,7 @@ import { customerAccountId, type AccountRef, type AccountService } from '../acco
 import { FLAGGED_WARNING, type AliasRecord, type AliasService } from '../aliases/index.ts';
 import { formatMoney } from '../platform/money.ts';
 import { maskName, type AliasType } from '../aliases/index.ts';
-import { interparticipantLegs, type PositionMove, type SettlementService } from '../settlement/index.ts';
+import { interparticipantLegs, positionAccounts, type PositionMove, type SettlementService } from '../settlement/index.ts';
 import type { StepUpBinding, StepUpService } from '../stepup/index.ts';
 import type { CustomerService } from '../customers/index.ts';
 import { computeFee, conversion, convertReceiveToSend, formatScaled, toEurCents } from '../fx/index.ts';
@@ -1572,15 +1572,15 @@ export function createTransferService(deps: {
           // participant's up, in the same linked chain (src/settlement); inside one participant, one leg.
           const payerP = c?.owner_participant_id ?? q.payer_participant_id;
           const payeeP = c?.payee_owner ?? q.payee_participant_id;
-          const between = settlement !== undefined && payerP !== payeeP;
+          // Without settlement (no positions kept) the chain is written as one inside the payer's participant.
+          const positionPayee = settlement !== undefined ? payeeP : payerP;
           const chain = interparticipantLegs({
             legId,
             sourceAccountId: q.source_account_id,
             payeeAccountId: q.payee_account_id,
             payerParticipantId: payerP,
-            payeeParticipantId: between ? payeeP : payerP,
-            payerPositionAccountId: between ? await accounts.ensureSystemAccount('funding', payerP, q.send_currency) : '',
-            payeePositionAccountId: between ? await accounts.ensureSystemAccount('funding', payeeP, q.send_currency) : '',
+            payeeParticipantId: positionPayee,
+            ...(await positionAccounts(accounts, payerP, positionPayee, q.send_currency)),
             amountMinor: q.send_minor,
             currency: q.send_currency,
             purpose: 'p2p',
