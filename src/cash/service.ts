@@ -8,7 +8,7 @@ import type { Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { formatMoney } from '../platform/money.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
-import { interparticipantLegs, type SettlementService } from '../settlement/index.ts';
+import { interparticipantLegs, positionAccounts, type SettlementService } from '../settlement/index.ts';
 import type { TransfersErrorCode } from '../transfers/index.ts';
 import type { EventOutbox } from '../webhooks/index.ts';
 import type { CashErrorCode } from './errors.ts';
@@ -116,15 +116,13 @@ export function createCashService(deps: {
       const out = input.kind === 'withdrawal';
       const payerP = out ? input.participantId : link.bankParticipantId;
       const payeeP = out ? link.bankParticipantId : input.participantId;
-      const between = payerP !== payeeP;
       const chain = interparticipantLegs({
         legId: (leg) => `${id}:${leg}`,
         sourceAccountId: out ? walletAccountId : bank.id,
         payeeAccountId: out ? bank.id : walletAccountId,
         payerParticipantId: payerP,
         payeeParticipantId: payeeP,
-        payerPositionAccountId: between ? await accounts.ensureSystemAccount('funding', payerP, input.currency) : '',
-        payeePositionAccountId: between ? await accounts.ensureSystemAccount('funding', payeeP, input.currency) : '',
+        ...(await positionAccounts(accounts, payerP, payeeP, input.currency)),
         amountMinor: input.amountMinor,
         currency: input.currency,
         purpose: out ? 'withdrawal' : 'top_up',

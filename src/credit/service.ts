@@ -7,7 +7,7 @@ import type { Db, Queryable } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { currencyMinorUnit, formatMoney, isCurrency } from '../platform/money.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
-import { interparticipantLegs, type SettlementService } from '../settlement/index.ts';
+import { interparticipantLegs, positionAccounts, type SettlementService } from '../settlement/index.ts';
 import type { EventOutbox } from '../webhooks/index.ts';
 import type { CreditErrorCode } from './errors.ts';
 
@@ -270,15 +270,13 @@ export function createCreditService(deps: {
       if (input.amountMinor > current.view.owedMinor) {
         return err('repayment_exceeds_balance', 'the repayment is more than is owed', { owed: formatMoney(current.view.owedMinor, currency) });
       }
-      const between = source.ownerParticipantId !== input.issuerId;
       const chain = interparticipantLegs({
         legId: (leg) => (leg === 'credit_repayment' ? input.id : `${input.id}_${leg}`),
         sourceAccountId: source.id,
         payeeAccountId: input.accountId,
         payerParticipantId: source.ownerParticipantId,
         payeeParticipantId: input.issuerId,
-        payerPositionAccountId: between ? await accounts.ensureSystemAccount('funding', source.ownerParticipantId, currency) : '',
-        payeePositionAccountId: between ? await accounts.ensureSystemAccount('funding', input.issuerId, currency) : '',
+        ...(await positionAccounts(accounts, source.ownerParticipantId, input.issuerId, currency)),
         amountMinor: input.amountMinor,
         currency,
         purpose: 'credit_repayment',

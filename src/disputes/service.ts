@@ -7,7 +7,7 @@ import type { Db, Queryable, Tx } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { formatMoney } from '../platform/money.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
-import { interparticipantLegs, type PositionMove, type SettlementService } from '../settlement/index.ts';
+import { interparticipantLegs, positionAccounts, type PositionMove, type SettlementService } from '../settlement/index.ts';
 import type { TransfersModule } from '../transfers/index.ts';
 import type { EventOutbox } from '../webhooks/index.ts';
 import type { DisputesErrorCode } from './errors.ts';
@@ -247,15 +247,13 @@ export function createDisputeService(deps: {
 
   /** Moves money from one side's account to the other's (through both positions when they are at two participants). */
   const move = async (tx: Queryable, input: { id: string; fromAccountId: string; fromParticipantId: string; toAccountId: string; toParticipantId: string; amountMinor: bigint; currency: string; purpose: string; objectId: string }): Promise<Result<void, DErr>> => {
-    const between = input.fromParticipantId !== input.toParticipantId;
     const chain = interparticipantLegs({
       legId: (leg) => (leg === input.purpose ? input.id : `${input.id}_${leg}`),
       sourceAccountId: input.fromAccountId,
       payeeAccountId: input.toAccountId,
       payerParticipantId: input.fromParticipantId,
       payeeParticipantId: input.toParticipantId,
-      payerPositionAccountId: between ? await accounts.ensureSystemAccount('funding', input.fromParticipantId, input.currency) : '',
-      payeePositionAccountId: between ? await accounts.ensureSystemAccount('funding', input.toParticipantId, input.currency) : '',
+      ...(await positionAccounts(accounts, input.fromParticipantId, input.toParticipantId, input.currency)),
       amountMinor: input.amountMinor,
       currency: input.currency,
       purpose: input.purpose,
@@ -625,15 +623,13 @@ export function createDisputeService(deps: {
           if (take > 0n) {
             seq += 1;
             const holdId = `${id}_h${seq}`;
-            const between = a.ownerParticipantId !== p.payerParticipantId;
             const chain = interparticipantLegs({
               legId: (leg) => `${holdId}_${leg}`,
               sourceAccountId: a.id,
               payeeAccountId: p.sourceAccountId,
               payerParticipantId: a.ownerParticipantId,
               payeeParticipantId: p.payerParticipantId,
-              payerPositionAccountId: between ? await accounts.ensureSystemAccount('funding', a.ownerParticipantId, currency) : '',
-              payeePositionAccountId: between ? await accounts.ensureSystemAccount('funding', p.payerParticipantId, currency) : '',
+              ...(await positionAccounts(accounts, a.ownerParticipantId, p.payerParticipantId, currency)),
               amountMinor: take,
               currency,
               purpose: 'fraud_recall',

@@ -3,7 +3,7 @@ import { positionLimit } from '../accounts/index.ts';
 import type { AccountService } from '../accounts/index.ts';
 import type { TransferInput } from '../ledger/index.ts';
 import type { Flusher } from '../platform/db.ts';
-import { interparticipantLegs, type PositionMove } from '../settlement/index.ts';
+import { interparticipantLegs, positionAccounts, type PositionMove } from '../settlement/index.ts';
 import { formatScaled, parseScaledDecimal, RATE_SCALE_DIGITS, sendFor } from '../fx/index.ts';
 import { currencyMinorUnit, formatMoney } from '../platform/money.ts';
 import type { RiskDecision } from '../risk/index.ts';
@@ -337,8 +337,7 @@ export async function feeLegs(
     payeeAccountId: await accounts.ensureSystemAccount('fees', input.issuerParticipantId, input.currency),
     payerParticipantId: input.merchantOwnerId,
     payeeParticipantId: input.issuerParticipantId,
-    payerPositionAccountId: between ? await accounts.ensureSystemAccount('funding', input.merchantOwnerId, input.currency) : '',
-    payeePositionAccountId: between ? await accounts.ensureSystemAccount('funding', input.issuerParticipantId, input.currency) : '',
+    ...(await positionAccounts(accounts, input.merchantOwnerId, input.issuerParticipantId, input.currency)),
     amountMinor: input.feeMinor,
     currency: input.currency,
     purpose: 'merchant_fee',
@@ -361,15 +360,13 @@ export async function refundLegs(
   input: { readonly refundId: string; readonly amountMinor: bigint; readonly currency: string; readonly issuerParticipantId: string; readonly merchantOwnerId: string; readonly sourceAccountId: string; readonly merchantAccountId: string; readonly authorizationId: string },
 ): Promise<{ legs: TransferInput[]; move: PositionMove | undefined }> {
   const metadata = { authorizationId: input.authorizationId };
-  const between = input.issuerParticipantId !== input.merchantOwnerId;
   const chain = interparticipantLegs({
     legId: (leg) => (leg === 'card_refund' ? input.refundId : `${input.refundId}_${leg}`),
     sourceAccountId: input.merchantAccountId,
     payeeAccountId: input.sourceAccountId,
     payerParticipantId: input.merchantOwnerId,
     payeeParticipantId: input.issuerParticipantId,
-    payerPositionAccountId: between ? await accounts.ensureSystemAccount('funding', input.merchantOwnerId, input.currency) : '',
-    payeePositionAccountId: between ? await accounts.ensureSystemAccount('funding', input.issuerParticipantId, input.currency) : '',
+    ...(await positionAccounts(accounts, input.merchantOwnerId, input.issuerParticipantId, input.currency)),
     amountMinor: input.amountMinor,
     currency: input.currency,
     purpose: 'card_refund',

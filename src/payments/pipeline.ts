@@ -23,7 +23,7 @@ import type { IssuerGateway, IssuerSettings } from './issuer.ts';
 import type { PositionMove, SettlementService } from '../settlement/index.ts';
 import { formatScaled, type FxProviders } from '../fx/index.ts';
 import { authCode, authorizationFlusher, captureLegs, feeLegs, fxCaptureLegs, ledgerCode, merchantFee, refundLegs, SEVERITY, toAuth, yymmdd, type Authorization, type AuthRow, type PaymentChannel } from './model.ts';
-import type { AskOutcome, OutboxMessage } from '../connectors/index.ts';
+import { bankRefusal, reasonText, type AskOutcome, type OutboxMessage } from '../connectors/index.ts';
 import type { Connection } from '../participants/index.ts';
 import { REASONS, type ConnectorRequest, type StatusReason } from '../participant-sdk/index.ts';
 import { evaluatePaymentRules, type PaymentRuleStore, type PaymentRules } from './risk-rules.ts';
@@ -510,13 +510,11 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
     return { paymentId, participantId: bankId, kind: op, request: { ...request, MsgId: `${paymentId}:${op}:${side}`, Op: op, TxSts: reason === undefined ? 'ACSC' : 'RJCT', ...(reason !== undefined ? { StsRsnInf: reason } : {}) } };
   };
   /** The bank's answer as the API says it: what the customer can act on, the ISO reason in details. */
-  const bankRefusal = (paymentId: string, reason: StatusReason, hubReason: boolean): PErr => {
+  const refusalOf = (paymentId: string, reason: StatusReason, hubReason: boolean): PErr => {
     // The payment's id is the TxId the bank knows it by (its final state: GET /v1/connector/transfers/{id}).
-    const details = { reason, paymentId };
-    if (hubReason) return { code: 'issuer_unavailable', message: 'the bank gave no valid answer before the deadline: nothing was debited', details };
-    if (reason.Rsn === 'AM04') return { code: 'insufficient_funds', message: 'the bank refused the debit: the account does not hold enough (AM04)', details };
-    if (reason.Rsn === 'MD01') return { code: 'consent_revoked', message: 'the bank refused the debit: the customer’s consent no longer holds (MD01); link the account again', details: { ...details, revokedBy: 'bank' } };
-    return { code: 'issuer_declined', message: 'the bank declined the debit', details };
+    if (hubReason) return { code: 'issuer_unavailable', message: `the bank gave no valid answer before the deadline (${reasonText(reason)}): nothing was debited`, details: { paymentId, status: 'RJCT', reason } };
+    // A card payment's own contract for the rest: issuer_declined, as a card issuer's refusal.
+    return bankRefusal({ paymentId, reason, side: 'payer', refused: 'the debit', outcome: 'nothing was debited' }, 'issuer_declined');
   };
   /** Stages the abort at the bank in `tx` (delivered after its COMMIT, retried until acknowledged). */
   const abortAtBank = (tx: Queryable, paymentId: string, bankId: string, request: ConnectorRequest, reason: StatusReason) => {
@@ -571,7 +569,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         await audit.record(tx, { actor: d.actor, action: 'payment.declined', objectType: 'payment', objectId: d.id, details: { issuerParticipantId: d.issuerId, merchantId: d.merchant.id, reason: answer.reason.Rsn, connected: true } });
       });
       if (!answer.hubReason && answer.reason.Rsn === 'MD01' && b.mandate !== undefined) await banks.endedAtBank(b.mandate.consentId, 'the bank refused a card payment’s debit under it (MD01)');
-      return bankRefusal(d.id, answer.reason, answer.hubReason);
+      return refusalOf(d.id, answer.reason, answer.hubReason);
     }
     const fundingAccountId = await accounts.ensureSystemAccount('funding', d.issuerId, d.currency);
     return { ...d, bank: { ...b, request }, decidedBy: 'issuer', fundingAccountId, issuerApproved: true };
@@ -1205,7 +1203,7 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
         for (const x of approved) {
           if (!open.has(x.d.id)) out[x.i] = { ok: false, error: { code: 'issuer_unavailable', message: "the issuer's approval lapsed before the payment completed: pay again" } };
           // A bank's reserve holds until the deadline it was told: past it the bank may release, so the hub aborts.
-          else if (x.d.bank?.request !== undefined && now.getTime() > Date.parse(x.d.bank.request.SttlmDdln)) await refuse(x, { code: 'issuer_unavailable', message: 'the payment was not completed before the bank’s deadline: nothing was debited', details: { reason: { Rsn: 'AB05' }, paymentId: x.d.id } });
+          else if (x.d.bank?.request !== undefined && now.getTime() > Date.parse(x.d.bank.request.SttlmDdln)) await refuse(x, { code: 'issuer_unavailable', message: 'the payment was not completed before the bank’s deadline: nothing was debited', details: { paymentId: x.d.id, status: 'RJCT', reason: { Rsn: 'AB05' } } });
         }
       }
       const limited = live.flatMap((x) => (out[x.i] === undefined && x.d.spendLimited && x.d.card !== undefined ? [{ x, card: x.d.card }] : []));

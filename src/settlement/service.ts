@@ -168,6 +168,22 @@ export function interparticipantLegs(input: {
   };
 }
 
+/**
+ * The position accounts `interparticipantLegs` takes for a payment from `payerParticipantId` to `payeeParticipantId` in
+ * `currency`: their funding accounts between two participants (payer's first); none inside one, where the chain has no
+ * position leg.
+ */
+export async function positionAccounts(
+  accounts: Pick<AccountService, 'ensureSystemAccount'>,
+  payerParticipantId: string,
+  payeeParticipantId: string,
+  currency: string,
+): Promise<{ readonly payerPositionAccountId: string; readonly payeePositionAccountId: string }> {
+  if (payerParticipantId === payeeParticipantId) return { payerPositionAccountId: '', payeePositionAccountId: '' };
+  const payerPositionAccountId = await accounts.ensureSystemAccount('funding', payerParticipantId, currency);
+  return { payerPositionAccountId, payeePositionAccountId: await accounts.ensureSystemAccount('funding', payeeParticipantId, currency) };
+}
+
 /** Greedy pairing of net positions into instructions: the largest debtor pays the largest creditor, and so on. */
 export function instructionsFor(windowId: string, currency: string, nets: readonly NetPosition[]): Instruction[] {
   const debtors = nets.filter((n) => n.netMinor < 0n).map((n) => ({ id: n.participantId, left: -n.netMinor }));

@@ -14,8 +14,8 @@ import type { HttpServer } from '../platform/http.ts';
 import { formatMoney, parseMoney } from '../platform/money.ts';
 import type { DomainError } from '../platform/result.ts';
 import { errorAnswer } from '../api/index.ts';
-import type { StatusReason } from '../participant-sdk/index.ts';
-import type { ConfirmInput, QuoteInput, MoneyRequest, Payment, Quote, RedPacketView, SplitView, TransferService } from './service.ts';
+import { bankRefusal, type RefusingSide } from '../connectors/index.ts';
+import { CONSENT_ENDED_AT_HUB, type ConfirmInput, type QuoteInput, type MoneyRequest, type Payment, type Quote, type RedPacketView, type SplitView, type TransferService } from './service.ts';
 import * as W from './wire-schemas.ts';
 
 export interface TransferRouteDeps {
@@ -536,8 +536,18 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   // Confirms run batched: concurrent confirms share one transaction and set-based statements (transfers.confirmMany).
   // A payment with a connected side is answered reserved by its batch and decided right after it (outside any
   // transaction): the answer, first or replayed, is the decision.
-  /** A bank's ISO reason as the API's messages state it: `AM04 (what the bank added)`. */
-  const reasonText = (reason: StatusReason) => `${reason.Rsn}${reason.AddtlInf !== undefined ? ` (${reason.AddtlInf})` : ''}`;
+  /**
+   * A refused payment with a connected side as the API answers it (src/connectors: bankRefusal), the same code for the
+   * same reason on every route. Which bank refused is not stored with the reason; the payer's bank is asked first and
+   * its refusal ends the asking, and only the payer's bank speaks about the payer's account (AM04, MD01), so a payment
+   * whose payer is connected reads those codes as its bank's; one whose payer is not was refused by the payee's bank.
+   */
+  const refusal = (p: Payment, refused: string, outcome: string, details?: Readonly<Record<string, unknown>>) => {
+    const reason = p.reason ?? { Rsn: 'NARR' };
+    const side: RefusingSide = p.connected.includes('payer') ? 'payer' : 'payee';
+    const byHub = reason.Rsn === CONSENT_ENDED_AT_HUB.Rsn && reason.AddtlInf === CONSENT_ENDED_AT_HUB.AddtlInf;
+    return errorAnswer(bankRefusal({ paymentId: p.id, reason, side, refused, outcome, byHub, ...(details !== undefined ? { details } : {}) }, 'payment_rejected'));
+  };
   const confirm = idempotent.batched<ConfirmInput>(
     async (tx, inputs) => (await transfers.confirmMany(tx, inputs)).map((r, i) => (r.ok ? created(wirePayment(r.value, inputs[i]!.participantId)) : r.error)),
     {
@@ -547,8 +557,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
         const p = await transfers.settleConnected(body.id);
         if (p === undefined || p.status === 'pending') return answer;
         if (p.status === 'completed') return { status: 201, body: wirePayment(p, p.payerParticipantId) };
-        const reason = p.reason ?? { Rsn: 'NARR' };
-        return errorAnswer({ code: 'payment_rejected', message: `the payment was refused: ${reasonText(reason)}; nothing moved`, details: { paymentId: p.id, status: 'RJCT', reason } });
+        return refusal(p, 'the payment', 'nothing moved');
       },
     },
   );
@@ -556,6 +565,11 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     '/v1/transfers/payments',
     { config: { ...CUSTOMER, idempotency: 'required' },
       schema: schema('transfers', 'Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing), or, with a bank that keeps its own books, once it accepted', {
+        description:
+          'With a side at a bank that keeps its own books (connected), the payer’s bank is asked to reserve the debit and the payee’s to accept the credit, each within its deadline; ' +
+          'the payment completes only if both do. A refusal answers, with details.paymentId, details.status RJCT and details.reason (ISO 20022), nothing moved: the payer’s bank ' +
+          'refusing for lack of funds (AM04) insufficient_funds, for a consent that no longer holds (MD01) consent_revoked (the consent’s links end here too); any other refusal, ' +
+          'by either bank, or no valid answer in time (AB05, AB03, DS0B, FF01) payment_rejected. A replay of the Idempotency-Key answers the same.',
         body: Strict({ quoteId: Ref('quote', 'Quote id'), stepUpChallengeId: Type.Optional(Ref('step_up_challenge', 'After step_up_required: the challenge the customer completed for this payment')) }),
         response: { 201: TransferPaymentSchema },
       }),
@@ -855,15 +869,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
           const p = await transfers.settleConnected(body.fundingPaymentId);
           const packet = await transfers.getRedPacket(principalOf(request).participantId, body.id);
           if (p === undefined || packet === undefined || p.status !== 'rejected') return packet === undefined ? answer : { status: 201, body: wirePacket(packet) };
-          const reason = p.reason ?? { Rsn: 'NARR' };
-          const details = { paymentId: p.id, status: 'RJCT', reason, packetId: packet.id, packetStatus: packet.status };
-          const error =
-            reason.Rsn === 'AM04'
-              ? { code: 'insufficient_funds' as const, message: 'the bank refused the debit: the account does not hold enough (AM04); the packet failed, nothing moved', details }
-              : reason.Rsn === 'MD01'
-                ? { code: 'consent_revoked' as const, message: 'the bank refused the debit: the customer’s consent no longer holds (MD01); link the account again', details: { ...details, revokedBy: 'bank' } }
-                : { code: 'payment_rejected' as const, message: `the bank refused to fund the packet: ${reasonText(reason)}; the packet failed, nothing moved`, details };
-          return errorAnswer(error);
+          return refusal(p, 'the packet’s funding', 'the packet failed, nothing moved', { packetId: packet.id, packetStatus: packet.status });
         } },
       ),
   );
@@ -873,7 +879,10 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   });
   app.post(
     '/v1/transfers/red-packets/:packetId/claim',
-    { config: { ...CUSTOMER, idempotency: 'required' }, schema: schema('transfers', 'Claim a share (once per group member)', { params: Strict({ packetId: Ref('red_packet', 'Red packet id') }), body: Strict({ customerId: CustomerId }), response: { 201: W.RedPacketClaimSchema } }) },
+    { config: { ...CUSTOMER, idempotency: 'required' },
+      schema: schema('transfers', 'Claim a share (once per group member)', {
+        description: 'A member whose bank keeps its own books is paid once that bank accepts the credit; a refusal answers payment_rejected (details.paymentId, details.status RJCT, details.reason: ISO 20022) and the share can be claimed again.',
+        params: Strict({ packetId: Ref('red_packet', 'Red packet id') }), body: Strict({ customerId: CustomerId }), response: { 201: W.RedPacketClaimSchema } }) },
     async (request, reply) =>
       idempotent(
         request,
@@ -891,8 +900,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
           if (answer.status !== 201 || typeof body?.paymentId !== 'string') return answer;
           const p = await transfers.settleConnected(body.paymentId);
           if (p === undefined || p.status !== 'rejected') return answer;
-          const reason = p.reason ?? { Rsn: 'NARR' };
-          return errorAnswer({ code: 'payment_rejected', message: `the member's bank refused the share: ${reasonText(reason)}; it can be claimed again`, details: { paymentId: p.id, status: 'RJCT', reason } });
+          return refusal(p, 'the share', 'it can be claimed again');
         } },
       ),
   );

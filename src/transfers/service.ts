@@ -4,7 +4,7 @@ import { customerAccountId, type AccountRef, type AccountService } from '../acco
 import { FLAGGED_WARNING, type AliasRecord, type AliasService } from '../aliases/index.ts';
 import { formatMoney } from '../platform/money.ts';
 import { maskName, type AliasType } from '../aliases/index.ts';
-import { interparticipantLegs, type PositionMove, type SettlementService } from '../settlement/index.ts';
+import { interparticipantLegs, positionAccounts, type PositionMove, type SettlementService } from '../settlement/index.ts';
 import type { StepUpBinding, StepUpService } from '../stepup/index.ts';
 import type { CustomerService } from '../customers/index.ts';
 import { computeFee, conversion, convertReceiveToSend, formatScaled, toEurCents } from '../fx/index.ts';
@@ -130,6 +130,9 @@ export interface ConnectedSides {
   observe?(phase: ConnectedPhase, ms: number): void;
 }
 export type ConnectedPhase = 'reserve' | 'accept' | 'decide';
+
+/** The hub's own MD01: the consent the debit relied on ended at the hub before the bank was asked (the bank is not asked). */
+export const CONSENT_ENDED_AT_HUB: StatusReason = { Rsn: 'MD01', AddtlInf: 'the customer revoked the consent to debit this account' };
 
 /** A margin on top of the connected sides' deadlines for the hub's own work between the calls. */
 export const CONNECTED_DEADLINE_MARGIN_MS = 1_000;
@@ -1215,7 +1218,7 @@ export function createTransferService(deps: {
     const linked = p.connected.includes('payer') && p.source_owner !== p.payer_participant_id && openBanking !== undefined;
     const mandate = linked ? await openBanking.mandateFor(db, p.payer_participant_id, p.payer_customer_id, p.source_account_id) : undefined;
     if (linked && mandate === undefined && (await openBanking.revokedFor(db, p.payer_participant_id, p.payer_customer_id, p.source_account_id))) {
-      outcome = { ok: false, reason: { Rsn: 'MD01', AddtlInf: 'the customer revoked the consent to debit this account' }, hubReason: true };
+      outcome = { ok: false, reason: CONSENT_ENDED_AT_HUB, hubReason: true };
     }
     for (const side of ['payer', 'payee'] as const) {
       if (!outcome.ok || !p.connected.includes(side)) continue;
@@ -1569,15 +1572,15 @@ export function createTransferService(deps: {
           // participant's up, in the same linked chain (src/settlement); inside one participant, one leg.
           const payerP = c?.owner_participant_id ?? q.payer_participant_id;
           const payeeP = c?.payee_owner ?? q.payee_participant_id;
-          const between = settlement !== undefined && payerP !== payeeP;
+          // Without settlement (no positions kept) the chain is written as one inside the payer's participant.
+          const positionPayee = settlement !== undefined ? payeeP : payerP;
           const chain = interparticipantLegs({
             legId,
             sourceAccountId: q.source_account_id,
             payeeAccountId: q.payee_account_id,
             payerParticipantId: payerP,
-            payeeParticipantId: between ? payeeP : payerP,
-            payerPositionAccountId: between ? await accounts.ensureSystemAccount('funding', payerP, q.send_currency) : '',
-            payeePositionAccountId: between ? await accounts.ensureSystemAccount('funding', payeeP, q.send_currency) : '',
+            payeeParticipantId: positionPayee,
+            ...(await positionAccounts(accounts, payerP, positionPayee, q.send_currency)),
             amountMinor: q.send_minor,
             currency: q.send_currency,
             purpose: 'p2p',

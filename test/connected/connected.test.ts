@@ -181,11 +181,20 @@ describe.each(engines)('connected participants on %s', (engine) => {
     await expectConserved();
   });
 
-  /** A refused payment moves nothing anywhere: hub balances and pendings, the bank's books; the bank is told to release. */
-  const expectNothingMoved = async (pay: { status: number; body: any }, reason: string, before: { li: bigint; pos: bigint; total: bigint; wang: bigint | undefined }) => {
-    expect(pay.status).toBe(422);
-    expect(pay.body.error.code).toBe('payment_rejected');
-    expect(pay.body.error.details.reason.Rsn).toBe(reason);
+  /**
+   * A refused payment moves nothing anywhere: hub balances and pendings, the bank's books; the bank is told to release.
+   * Answered payment_rejected (422) unless the payer's bank refused for a reason about the payer's account.
+   */
+  const expectNothingMoved = async (
+    pay: { status: number; body: any },
+    reason: string,
+    before: { li: bigint; pos: bigint; total: bigint; wang: bigint | undefined },
+    answered: { status: number; code: string } = { status: 422, code: 'payment_rejected' },
+  ) => {
+    expect(pay.status, JSON.stringify(pay.body)).toBe(answered.status);
+    expect(pay.body.error.code).toBe(answered.code);
+    expect(pay.body.error.details).toEqual(expect.objectContaining({ status: 'RJCT', reason: expect.objectContaining({ Rsn: reason }) }));
+    expect(pay.body.error.message).toContain(reason);
     const paymentId = pay.body.error.details.paymentId as string;
     expect(await balance(liAccount())).toBe(before.li);
     expect(await pendingOf(liAccount())).toBe(0n);
@@ -220,10 +229,30 @@ describe.each(engines)('connected participants on %s', (engine) => {
     await bank.db.query(`update accounts set id = $1 where id = 'BSB-GONE'`, [chenAccount]);
   });
 
-  it('AM04: the payer’s bank account does not hold enough', async () => {
+  it('AM04: the payer’s bank account does not hold enough → insufficient_funds (as a card payment or a red packet from the account answers), and a retry answers the same', async () => {
     const before = await snapshot();
     const held = before.wang ?? 0n;
-    await expectNothingMoved(await wangPays('liwei', ((Number(held) + 100) / 100).toFixed(2)), 'AM04', before);
+    const amount = ((Number(held) + 100) / 100).toFixed(2);
+    const q = await bankApi('POST', '/v1/transfers/quotes', { customerId: wang, sourceAccountId: `acc_${wang}_CNY`, payee: { type: 'handle', value: 'liwei' }, sendAmount: { amount, currency: 'CNY' } });
+    const retryKey = key();
+    const pay = await bankApi('POST', '/v1/transfers/payments', { quoteId: q.body.id }, retryKey);
+    await expectNothingMoved(pay, 'AM04', before, { status: 422, code: 'insufficient_funds' });
+    const replay = await bankApi('POST', '/v1/transfers/payments', { quoteId: q.body.id }, retryKey);
+    expect(replay).toEqual(pay);
+  });
+
+  it('MD01: the payer’s bank refuses the debit for lack of a mandate → consent_revoked, nothing moved', async () => {
+    bank.switches.refuse = { op: 'reserve', reason: 'MD01' };
+    const before = await snapshot();
+    const pay = await wangPays('liwei', '1.00');
+    await expectNothingMoved(pay, 'MD01', before, { status: 403, code: 'consent_revoked' });
+    expect(pay.body.error.details.revokedBy).toBe('bank');
+  });
+
+  it('the payee’s bank speaks only for the credit: its AM04 is payment_rejected, not the payer’s insufficient_funds', async () => {
+    bank.switches.refuse = { op: 'accept', reason: 'AM04' };
+    const before = await snapshot();
+    await expectNothingMoved(await liPays('wangfang', '1.00'), 'AM04', before);
   });
 
   it('AM02: the payee’s bank refuses an amount over its limit', async () => {

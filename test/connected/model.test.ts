@@ -93,10 +93,14 @@ class Pay implements fc.AsyncCommand<Model, Real> {
     s.down = false;
     const funds = this.payer === 'li' ? m.li : m.wang;
     let expected: Model['payments'][number]['expect'];
+    // A refusal's code: the payer's bank refusing for lack of funds (AM04) says so; any other refusal is payment_rejected.
+    let code = 'payment_rejected';
     if (this.payer === 'li' && funds < this.amountMinor) expected = 'refused_by_hub';
     else if (m.crashed || this.fault === 'late' || this.fault === 'down' || this.fault === 'refuse' || (this.fault === 'crash' && this.payer === 'wang')) expected = 'rejected';
-    else if (funds < this.amountMinor) expected = 'rejected'; // AM04 at the bank
-    else expected = 'completed';
+    else if (funds < this.amountMinor) {
+      expected = 'rejected'; // AM04 at wang's bank
+      code = 'insufficient_funds';
+    } else expected = 'completed';
     if (expected === 'completed') {
       expect(res.status, JSON.stringify(res.body)).toBe(201);
       if (this.payer === 'li') {
@@ -108,7 +112,8 @@ class Pay implements fc.AsyncCommand<Model, Real> {
       }
     } else if (expected === 'rejected') {
       expect(res.status, JSON.stringify(res.body)).toBe(422);
-      expect(res.body.error.code).toBe('payment_rejected');
+      expect(res.body.error.code).toBe(code);
+      expect(res.body.error.details.status).toBe('RJCT');
     } else {
       expect(res.status).toBe(422);
       expect(res.body.error.code).toBe('insufficient_funds');
@@ -193,7 +198,9 @@ class CrashHub implements fc.AsyncCommand<Model, Real> {
         }
       } else {
         expect(res.status, JSON.stringify(res.body)).toBe(422);
-        expect(res.body.error.code).toBe('payment_rejected');
+        // Wang's bank refusing the debit for lack of funds answers insufficient_funds; every other refusal payment_rejected.
+        const am04 = p.payer === 'wang' && res.body.error.details.reason.Rsn === 'AM04';
+        expect(res.body.error.code).toBe(am04 ? 'insufficient_funds' : 'payment_rejected');
         expect(res.body.error.details.paymentId).toBe(row.id);
       }
       m.payments.push({ id: row.id, expect: row.status as 'completed' | 'rejected', key: keys[i]!, body: res.body, status: res.status, payer: p.payer });

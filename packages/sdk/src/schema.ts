@@ -3286,9 +3286,7 @@ export interface paths {
         put?: never;
         /**
          * Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing), or, with a bank that keeps its own books, once it accepted
-         * @description Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing), or, with a bank that keeps its own books, once it accepted.
-         *
-         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
+         * @description With a side at a bank that keeps its own books (connected), the payer’s bank is asked to reserve the debit and the payee’s to accept the credit, each within its deadline; the payment completes only if both do. A refusal answers, with details.paymentId, details.status RJCT and details.reason (ISO 20022), nothing moved: the payer’s bank refusing for lack of funds (AM04) insufficient_funds, for a consent that no longer holds (MD01) consent_revoked (the consent’s links end here too); any other refusal, by either bank, or no valid answer in time (AB05, AB03, DS0B, FF01) payment_rejected. A replay of the Idempotency-Key answers the same.
          */
         post: operations["postTransfersPayments"];
         delete?: never;
@@ -3690,9 +3688,7 @@ export interface paths {
         put?: never;
         /**
          * Claim a share (once per group member)
-         * @description Claim a share (once per group member)
-         *
-         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
+         * @description A member whose bank keeps its own books is paid once that bank accepts the credit; a refusal answers payment_rejected (details.paymentId, details.status RJCT, details.reason: ISO 20022) and the share can be claimed again.
          */
         post: operations["postTransfersRedPacketsByPacketIdClaim"];
         delete?: never;
