@@ -49,14 +49,15 @@ export interface ConnectorService extends OpenBankingClient {
   publicJwk(): Promise<{ kty: 'OKP'; crv: 'Ed25519'; x: string; kid: string; use: 'sig'; alg: 'EdDSA' }>;
   /** Asks a connected participant to reserve or accept; never throws for what the participant does. */
   ask(connection: Connection, op: 'reserve' | 'accept', request: ConnectorRequest): Promise<AskOutcome>;
-  /** Stages commit/abort messages in the deciding transaction (written with its COMMIT, delivered after it). */
+  /** Stages commit/abort messages in the deciding transaction (written with its COMMIT, sent by deliverSoon after it). */
   enqueue(tx: Queryable, messages: readonly OutboxMessage[]): void;
   /** Sends the messages that are due (at most `limit`); returns how many were acknowledged. */
   deliverDue(limit?: number): Promise<number>;
   /**
-   * Sends what is due soon, without waiting: one round at a time per process (a call while one runs asks for one more
-   * round after it), so that many decisions in a burst cost a few rounds, not one each. Failures wait for the
-   * background job's next round.
+   * Sends the messages this process committed, without waiting (they were written leased to it: no claim statement):
+   * one round at a time per process (a call while one runs asks for one more round after it), so that many decisions
+   * in a burst cost a few rounds, not one each. Failures, and messages of a process that died before sending them,
+   * wait for the background job (deliverDue).
    */
   deliverSoon(): void;
   /** Resolves once no round started by deliverSoon is running (for shutdown, and for tests that race one). */
@@ -114,16 +115,31 @@ interface Signer {
   readonly x: string;
 }
 
-/** A staged outbox row: id, payment id, participant id, kind, body (JSON), next at (ISO). */
-type StagedMessage = readonly [string, string, string, string, string, string];
+/** A message on its way: claimed from the outbox, or fresh from this process's commit. */
+interface Outgoing {
+  readonly id: string;
+  readonly participant_id: string;
+  readonly kind: 'commit' | 'abort';
+  readonly body: ConnectorRequest;
+  readonly attempts: number;
+}
+/** Fresh messages a process keeps to send at once (beyond it they wait for the background job when their lease ends). */
+const MAX_FRESH = 10_000;
+
+/**
+ * A staged outbox row: id, payment id, participant id, kind, body (JSON), created at (ISO), next at (ISO). A row is
+ * written as claimed by its own process (first attempt, leased): that process sends it right after the COMMIT without
+ * claiming it again; the background job takes it only if the lease ends unacknowledged (the process died meanwhile).
+ */
+type StagedMessage = readonly [string, string, string, string, string, string, string];
 const messageFlusher: Flusher<StagedMessage> = {
   flush: (tx, rows) =>
     tx.query(
-      `insert into connector_messages (id, payment_id, participant_id, kind, body, next_at, created_at)
-       select id, pid, par, kind, body::jsonb, at::timestamptz, at::timestamptz
-         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) as v(id, pid, par, kind, body, at)
+      `insert into connector_messages (id, payment_id, participant_id, kind, body, created_at, next_at, attempts)
+       select id, pid, par, kind, body::jsonb, at::timestamptz, nxt::timestamptz, 1
+         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) as v(id, pid, par, kind, body, at, nxt)
        on conflict (id) do nothing`,
-      [0, 1, 2, 3, 4, 5].map((i) => rows.map((r) => r[i])),
+      [0, 1, 2, 3, 4, 5, 6].map((i) => rows.map((r) => r[i])),
     ),
 };
 
@@ -291,26 +307,84 @@ export function createConnectorService(deps: { db: Db; clock: Clock; vault: Vaul
   const isWireMoney = (v: unknown): v is { amount: string; currency: string } =>
     typeof v === 'object' && v !== null && typeof (v as { amount?: unknown }).amount === 'string' && /^-?[0-9]{1,18}(\.[0-9]{1,4})?$/.test((v as { amount: string }).amount) && typeof (v as { currency?: unknown }).currency === 'string';
 
-  const rounds: { running: Promise<void> | undefined; again: boolean } = { running: undefined, again: false };
+  /** Sends messages (claimed, or fresh from this process's commits) and writes every outcome in two statements; returns how many were acknowledged. */
+  const sendRound = async (messages: readonly Outgoing[]): Promise<number> => {
+    const acks: { id: string }[] = [];
+    const retries: { id: string; nextAt: Date; error: string }[] = [];
+    const record = (m: Outgoing, outcome: AskOutcome) => {
+      // An abort acknowledged is RJCT by design; anything verified and signed for this message is its acknowledgement.
+      const acknowledged = outcome.ok || (m.kind === 'abort' && !outcome.hubReason);
+      if (acknowledged) {
+        acks.push({ id: m.id });
+      } else {
+        const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(20, m.attempts - 1));
+        retries.push({ id: m.id, nextAt: new Date(clock.nowMs() + backoff), error: `${outcome.reason.Rsn}: ${outcome.reason.AddtlInf ?? ''}`.slice(0, 500) });
+        if (m.attempts >= MAX_ATTEMPTS) logger.warn({ messageId: m.id, participantId: m.participant_id }, 'connector message not acknowledged after the last attempt');
+      }
+    };
+    // The round's messages by participant and currency (one connection each): one batch per group of more than one.
+    const groups = new Map<string, Outgoing[]>();
+    for (const m of messages) {
+      const key = `${m.participant_id}\u0000${m.body.IntrBkSttlmAmt.currency}`;
+      const group = groups.get(key);
+      if (group === undefined) groups.set(key, [m]);
+      else group.push(m);
+    }
+    await Promise.all(
+      [...groups.values()].map(async (group) => {
+        const first = group[0];
+        if (first === undefined) return;
+        const connection = await connections.connected(first.participant_id, first.body.IntrBkSttlmAmt.currency);
+        if (connection === undefined) {
+          for (const m of group) record(m, { ok: false, reason: { Rsn: 'NARR', AddtlInf: 'the participant is no longer connected in this currency' }, hubReason: true });
+          return;
+        }
+        const alone: typeof group = [];
+        if (group.length > 1 && !batchesRefused(connection)) {
+          for (let i = 0; i < group.length; i += MAX_BATCH_ITEMS) {
+            const chunk = group.slice(i, i + MAX_BATCH_ITEMS);
+            const outcomes = await callBatch(connection, chunk, connection.deadlineMs);
+            if (outcomes === 'unsupported') {
+              refuseBatches(connection);
+              alone.push(...group.slice(i));
+              break;
+            }
+            batchRefused.delete(first.participant_id);
+            for (const m of chunk) record(m, outcomes.get(m.id) ?? { ok: false, reason: { Rsn: 'FF01', AddtlInf: 'no outcome' }, hubReason: true });
+          }
+        } else {
+          alone.push(...group);
+        }
+        await Promise.all(alone.map(async (m) => record(m, await call(connection, m.kind, m.body, connection.deadlineMs))));
+      }),
+    );
+    // Every outcome of the round in two statements (not one per message).
+    if (acks.length > 0) await db.query('update connector_messages set acked_at = $2, last_error = null where id = any($1::text[])', [acks.map((a) => a.id), clock.now()]);
+    if (retries.length > 0) {
+      await db.query(
+        `update connector_messages m set next_at = u.next_at::timestamptz, last_error = u.error from unnest($1::text[], $2::text[], $3::text[]) as u(id, next_at, error) where m.id = u.id`,
+        [retries.map((r) => r.id), retries.map((r) => r.nextAt.toISOString()), retries.map((r) => r.error)],
+      );
+    }
+    return acks.length;
+  };
+
+  const rounds: { running: Promise<void> | undefined } = { running: undefined };
+  /** Messages committed by this process, not sent yet (deliverSoon sends them). */
+  const fresh: Outgoing[] = [];
   const service: ConnectorService = {
     deliverSoon() {
-      if (rounds.running !== undefined) {
-        rounds.again = true;
-        return;
-      }
-      rounds.again = false;
+      // A round running takes what was committed meanwhile in its next round.
+      if (rounds.running !== undefined) return;
       rounds.running = (async () => {
         try {
-          // Bounded: a round per call that came in meanwhile collapses into one, and a round that finds nothing ends it.
-          for (let round = 0; round < 64; round++) {
-            rounds.again = false;
-            const sent = await service.deliverDue(DELIVER_SOON_BATCH);
-            if (!rounds.again && sent < DELIVER_SOON_BATCH) break;
-          }
+          // Bounded: at most 64 rounds of DELIVER_SOON_BATCH per call; what is left is taken by a call right after.
+          for (let round = 0; round < 64 && fresh.length > 0; round++) await sendRound(fresh.splice(0, DELIVER_SOON_BATCH));
         } catch (error) {
           logger.warn({ err: error }, 'connector messages: delivery failed (retried by the background job)');
         } finally {
           rounds.running = undefined;
+          if (fresh.length > 0) setImmediate(() => service.deliverSoon());
         }
       })();
     },
@@ -374,81 +448,33 @@ export function createConnectorService(deps: { db: Db; clock: Clock; vault: Vaul
       return askerOf(connection).load({ connection, op, request });
     },
     enqueue(tx, messages) {
-      const at = clock.now().toISOString();
+      const hooks = tx.hooks;
+      if (hooks === undefined) throw new Error('connector messages are staged in a transaction');
+      const now = clock.nowMs();
+      const at = new Date(now).toISOString();
+      const leaseEnd = new Date(now + LEASE_MS).toISOString();
+      const outgoing: Outgoing[] = [];
       for (const m of messages) {
-        tx.hooks!.stage(messageFlusher, [`${m.paymentId}:${m.kind}:${m.participantId}`, m.paymentId, m.participantId, m.kind, JSON.stringify(m.request), at]);
+        const id = `${m.paymentId}:${m.kind}:${m.participantId}`;
+        hooks.stage(messageFlusher, [id, m.paymentId, m.participantId, m.kind, JSON.stringify(m.request), at, leaseEnd]);
+        outgoing.push({ id, participant_id: m.participantId, kind: m.kind, body: m.request, attempts: 1 });
       }
+      hooks.afterCommit(() => {
+        for (const o of outgoing) if (fresh.length < MAX_FRESH) fresh.push(o);
+      });
     },
     async deliverDue(limit = 32) {
       const now = clock.now();
       // Claim (a lease), outside the calls: no row lock is held while the participant answers.
       const claimed = await db.transaction(async (tx) =>
-        tx.query<{ id: string; participant_id: string; kind: 'commit' | 'abort'; body: ConnectorRequest; attempts: number }>(
+        tx.query<Outgoing>(
           `update connector_messages m set next_at = $2, attempts = m.attempts + 1
             where m.id in (select id from connector_messages where acked_at is null and next_at <= $1 and attempts < $4 order by next_at limit $3 for update skip locked)
            returning m.id, m.participant_id, m.kind, m.body, m.attempts`,
           [now, new Date(now.getTime() + LEASE_MS), limit, MAX_ATTEMPTS],
         ),
       );
-      const acks: { id: string }[] = [];
-      const retries: { id: string; nextAt: Date; error: string }[] = [];
-      const record = (m: (typeof claimed)[number], outcome: AskOutcome) => {
-        // An abort acknowledged is RJCT by design; anything verified and signed for this message is its acknowledgement.
-        const acknowledged = outcome.ok || (m.kind === 'abort' && !outcome.hubReason);
-        if (acknowledged) {
-          acks.push({ id: m.id });
-        } else {
-          const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(20, m.attempts - 1));
-          retries.push({ id: m.id, nextAt: new Date(clock.nowMs() + backoff), error: `${outcome.reason.Rsn}: ${outcome.reason.AddtlInf ?? ''}`.slice(0, 500) });
-          if (m.attempts >= MAX_ATTEMPTS) logger.warn({ messageId: m.id, participantId: m.participant_id }, 'connector message not acknowledged after the last attempt');
-        }
-      };
-      // The round's messages by participant and currency (one connection each): one batch per group of more than one.
-      const groups = new Map<string, (typeof claimed)[number][]>();
-      for (const m of claimed) {
-        const key = `${m.participant_id}\u0000${m.body.IntrBkSttlmAmt.currency}`;
-        const group = groups.get(key);
-        if (group === undefined) groups.set(key, [m]);
-        else group.push(m);
-      }
-      await Promise.all(
-        [...groups.values()].map(async (group) => {
-          const first = group[0];
-          if (first === undefined) return;
-          const connection = await connections.connected(first.participant_id, first.body.IntrBkSttlmAmt.currency);
-          if (connection === undefined) {
-            for (const m of group) record(m, { ok: false, reason: { Rsn: 'NARR', AddtlInf: 'the participant is no longer connected in this currency' }, hubReason: true });
-            return;
-          }
-          const alone: typeof group = [];
-          if (group.length > 1 && !batchesRefused(connection)) {
-            for (let i = 0; i < group.length; i += MAX_BATCH_ITEMS) {
-              const chunk = group.slice(i, i + MAX_BATCH_ITEMS);
-              const outcomes = await callBatch(connection, chunk, connection.deadlineMs);
-              if (outcomes === 'unsupported') {
-                refuseBatches(connection);
-                alone.push(...group.slice(i));
-                break;
-              }
-              batchRefused.delete(first.participant_id);
-              for (const m of chunk) record(m, outcomes.get(m.id) ?? { ok: false, reason: { Rsn: 'FF01', AddtlInf: 'no outcome' }, hubReason: true });
-            }
-          } else {
-            alone.push(...group);
-          }
-          await Promise.all(alone.map(async (m) => record(m, await call(connection, m.kind, m.body, connection.deadlineMs))));
-        }),
-      );
-      // Every outcome of the round in two statements (not one per message).
-      if (acks.length > 0) await db.query('update connector_messages set acked_at = $2, last_error = null where id = any($1::text[])', [acks.map((a) => a.id), clock.now()]);
-      if (retries.length > 0) {
-        await db.query(
-          `update connector_messages m set next_at = u.next_at::timestamptz, last_error = u.error from unnest($1::text[], $2::text[], $3::text[]) as u(id, next_at, error) where m.id = u.id`,
-          [retries.map((r) => r.id), retries.map((r) => r.nextAt.toISOString()), retries.map((r) => r.error)],
-        );
-      }
-      const acked = acks.length;
-      return acked;
+      return sendRound(claimed);
     },
     async messages(paymentId) {
       const rows = await db.query<{ id: string; participant_id: string; kind: string; attempts: number; acked_at: Date | null; last_error: string | null }>(

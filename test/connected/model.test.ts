@@ -151,9 +151,15 @@ class CrashHub implements fc.AsyncCommand<Model, Real> {
   async run(m: Model, r: Real): Promise<void> {
     const { t, bank } = r;
     Object.assign(bank.switches, { hang: false, down: false, refuse: undefined, duplicate: false, crashAfterReserve: false });
-    const op = (url: string) => url.slice(url.lastIndexOf('/') + 1);
-    if (this.at === 'answer-lost') t.faults.onFetch = (url, _b, phase) => (phase === 'answered' && (op(url) === 'reserve' || op(url) === 'accept') ? t.faults.kill() : undefined);
-    if (this.at === 'before-message') t.faults.onFetch = (url, _b, phase) => (phase === 'sending' && (op(url) === 'commit' || op(url) === 'abort') ? t.faults.kill() : undefined);
+    // The operations a call carries: its own, or its items' when it is a batch.
+    const ops = (url: string, body: string | undefined): string[] => {
+      const op = url.slice(url.lastIndexOf('/') + 1);
+      if (op !== 'batch') return [op];
+      return ((JSON.parse(body ?? '{}') as { TxInf?: { Op: string }[] }).TxInf ?? []).map((i) => i.Op);
+    };
+    const carries = (url: string, body: string | undefined, wanted: readonly string[]) => ops(url, body).some((o) => wanted.includes(o));
+    if (this.at === 'answer-lost') t.faults.onFetch = (url, body, phase) => (phase === 'answered' && carries(url, body, ['reserve', 'accept']) ? t.faults.kill() : undefined);
+    if (this.at === 'before-message') t.faults.onFetch = (url, body, phase) => (phase === 'sending' && carries(url, body, ['commit', 'abort']) ? t.faults.kill() : undefined);
     const keys = this.payments.map(() => `model-crash-${++seq}-${Date.now()}`);
     // Quoted first, so that the statement a kill lands on is one of the confirm batch, the asks or the decide batch.
     for (const [i, p] of this.payments.entries()) await r.quote(p.payer, p.amountMinor, keys[i]!);
@@ -282,6 +288,8 @@ describe.each(engines)('connected payments under faults, model-based, on %s', (e
         payer === 'li'
           ? await t.api('wallet-a').post('/v1/transfers/quotes', { customerId: li, payee: { type: 'handle', value: 'wangfang' }, sendAmount: amount })
           : await asBank('POST', '/v1/transfers/quotes', { customerId: wang, sourceAccountId: `acc_${wang}_CNY`, payee: { type: 'handle', value: 'liwei' }, sendAmount: amount });
+      // A quote that fails says why here (a payment without one would fail as a request without quoteId).
+      expect(q.status, JSON.stringify(q.body)).toBe(201);
       lastQuote.set(key, q.body.id);
     };
     const pay: Real['pay'] = async (payer, amountMinor, key) => {
