@@ -255,13 +255,16 @@ const isAmount = (v: unknown): v is Amount => isObject(v) && typeof v.amount ===
 
 /** A parsed request, or why it is not one. */
 export function parseRequest(text: string): ConnectorRequest | undefined {
-  let v: unknown;
+  return requestOf(jsonOf(text));
+}
+
+/** The JSON value of `text`, or undefined when it is not JSON. */
+function jsonOf(text: string): unknown {
   try {
-    v = JSON.parse(text);
+    return JSON.parse(text) as unknown;
   } catch {
     return undefined;
   }
-  return requestOf(v);
 }
 
 function requestOf(v: unknown): ConnectorRequest | undefined {
@@ -273,13 +276,7 @@ function requestOf(v: unknown): ConnectorRequest | undefined {
 }
 
 export function parseAnswer(text: string): ConnectorAnswer | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  return answerOf(v);
+  return answerOf(jsonOf(text));
 }
 
 function answerOf(v: unknown): ConnectorAnswer | undefined {
@@ -292,12 +289,7 @@ function answerOf(v: unknown): ConnectorAnswer | undefined {
 
 /** A parsed batch: valid requests, at most MAX_BATCH_ITEMS, each transfer once, NbOfTxs true. */
 export function parseBatch(text: string): ConnectorBatch | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
+  const v = jsonOf(text);
   if (!isObject(v) || typeof v.MsgId !== 'string' || v.Op !== BATCH_OPERATION || !Array.isArray(v.TxInf)) return undefined;
   if (v.TxInf.length === 0 || v.TxInf.length > MAX_BATCH_ITEMS || v.NbOfTxs !== v.TxInf.length) return undefined;
   const txIds = new Set<string>();
@@ -311,12 +303,7 @@ export function parseBatch(text: string): ConnectorBatch | undefined {
 
 /** A parsed batch answer: every status valid (as parseAnswer checks one). */
 export function parseBatchAnswer(text: string): ConnectorBatchAnswer | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
+  const v = jsonOf(text);
   if (!isObject(v) || typeof v.OrgnlMsgId !== 'string' || !Array.isArray(v.TxInfAndSts)) return undefined;
   for (const a of v.TxInfAndSts as unknown[]) if (answerOf(a) === undefined) return undefined;
   return v as unknown as ConnectorBatchAnswer;

@@ -400,6 +400,17 @@ describe.each(engines)('connected participants on %s', (engine) => {
     });
   };
 
+  /**
+   * Whatever a batch test (or its failed assertion) left undelivered is delivered before the next test; after its
+   * no-batch part the bank's connection is registered again.
+   */
+  const deliverLeftovers = async (noBatch: boolean) => {
+    await t.hub.connectors.drain();
+    clock.advance(60_000);
+    await t.hub.connectors.deliverDue();
+    if (noBatch) await registerAgain();
+  };
+
   it('the commits of one delivery round go to the bank as one signed batch; a bank without batches gets them one by one', async () => {
     for (const noBatch of [false, true]) {
       const before = await snapshot();
@@ -431,10 +442,7 @@ describe.each(engines)('connected participants on %s', (engine) => {
         await expectConserved();
       } finally {
         Object.assign(bank.switches, { downFor: [], noBatch: false });
-        await t.hub.connectors.drain();
-        clock.advance(60_000);
-        await t.hub.connectors.deliverDue();
-        if (noBatch) await registerAgain();
+        await deliverLeftovers(noBatch);
       }
     }
     leaveVelocityWindow();
@@ -477,11 +485,7 @@ describe.each(engines)('connected participants on %s', (engine) => {
       } finally {
         Object.assign(bank.switches, { hang: false, noBatch: false });
         bank.release();
-        // Whatever an assertion left undelivered is delivered before the next test.
-        await t.hub.connectors.drain();
-        clock.advance(60_000);
-        await t.hub.connectors.deliverDue();
-        if (noBatch) await registerAgain();
+        await deliverLeftovers(noBatch);
       }
     }
     leaveVelocityWindow();

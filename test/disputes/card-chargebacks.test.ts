@@ -6,6 +6,7 @@ import { createFakeClock, type FakeClock } from '../../src/platform/clock.ts';
 import { MIGRATIONS_DIR, splitStatements } from '../../src/platform/migrate.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
+import { expectLedgerBalanced, apiCallOf } from '../support/checks.ts';
 
 /**
  * A chargeback of a card payment paid at the hub and the payment's refunds share one amount: what was captured. The
@@ -32,16 +33,7 @@ describe.each(engines)('card chargebacks and refunds of the same payment on %s',
     return a.value.creditsPostedMinor - a.value.debitsPostedMinor;
   };
   const balances = async () => ({ customer: await balance(card.fundingAccountId), merchant: await balance(merchantAccount) });
-  const conserved = async () => {
-    const rows = await t.hub.db.query<{ currency: string; d: bigint; c: bigint; dp: bigint; cp: bigint }>(
-      'select currency, sum(debits_posted)::int8 as d, sum(credits_posted)::int8 as c, sum(debits_pending)::int8 as dp, sum(credits_pending)::int8 as cp from ledger_accounts group by currency',
-    );
-    for (const r of rows) {
-      expect(r.d, r.currency).toBe(r.c);
-      expect(r.dp, r.currency).toBe(r.cp);
-    }
-    expect(await t.hub.ledger.checkInvariants()).toEqual([]);
-  };
+  const conserved = () => expectLedgerBalanced(t);
   /** A captured card payment of 李伟's card at merchant-a; its id, the balances before it, and the merchant's fee. */
   const paid = async (amount: string, amountMinor: bigint) => {
     const before = await balances();
@@ -67,10 +59,7 @@ describe.each(engines)('card chargebacks and refunds of the same payment on %s',
   beforeAll(async () => {
     clock = createFakeClock(Date.now());
     t = await startTestHub(engine, { clock });
-    const call = async (as: string, method: 'GET' | 'POST' | 'PATCH', path: string, body?: unknown, headers?: Record<string, string>) => {
-      const api = t.api(as);
-      return method === 'GET' ? api.get(path, headers) : method === 'POST' ? api.post(path, body, headers) : api.patch(path, body, headers);
-    };
+    const call = apiCallOf(t);
     card = await cardInTwoWallets(t.hub, call);
     merchantAccount = String((await t.api('merchant-a').get(`/v1/merchants/${MERCHANT}`)).body.settlementAccountId);
   });

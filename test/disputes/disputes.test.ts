@@ -5,6 +5,7 @@ import { cardInTwoWallets, tapBody, type CardInTwoWallets } from '../../src/demo
 import { createFakeClock, type FakeClock } from '../../src/platform/clock.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
+import { apiCallOf } from '../support/checks.ts';
 
 /**
  * Disputes and fraud recalls end to end: a customer disputes a card payment (the issuer charges back, the merchant's
@@ -66,10 +67,7 @@ describe.each(engines)('disputes and recalls on %s', (engine) => {
   beforeAll(async () => {
     clock = createFakeClock(Date.now());
     t = await startTestHub(engine, { clock });
-    const call = async (as: string, method: 'GET' | 'POST' | 'PATCH', path: string, body?: unknown, headers?: Record<string, string>) => {
-      const api = t.api(as);
-      return method === 'GET' ? api.get(path, headers) : method === 'POST' ? api.post(path, body, headers) : api.patch(path, body, headers);
-    };
+    const call = apiCallOf(t);
     card = await cardInTwoWallets(t.hub, call);
   });
   afterAll(async () => {

@@ -6,6 +6,7 @@ import { demoCustomerId, demoParticipantId } from '../../src/demo/seed.ts';
 import { createFakeClock, type FakeClock } from '../../src/platform/clock.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
+import { expectLedgerBalanced } from '../support/checks.ts';
 
 const engines = await availableEngines();
 
@@ -49,16 +50,7 @@ describe.each(engines)('card payments across currencies on %s', (engine) => {
     const n = async (table: string) => (await t.hub.db.query<{ n: bigint }>(`select count(*) as n from ${table}`))[0]?.n;
     return { transfers: await n('ledger_transfers'), payments: await n('pay_authorizations'), declines: await n('pay_declines'), alerts: await n('risk_alerts'), entries: await n('settlement_entries'), refunds: await n('pay_refunds') };
   };
-  const conserved = async () => {
-    const rows = await t.hub.db.query<{ currency: string; d: bigint; c: bigint; dp: bigint; cp: bigint }>(
-      'select currency, sum(debits_posted)::int8 as d, sum(credits_posted)::int8 as c, sum(debits_pending)::int8 as dp, sum(credits_pending)::int8 as cp from ledger_accounts group by currency',
-    );
-    for (const r of rows) {
-      expect(r.d, r.currency).toBe(r.c);
-      expect(r.dp, r.currency).toBe(r.cp);
-    }
-    expect(await t.hub.ledger.checkInvariants()).toEqual([]);
-  };
+  const conserved = () => expectLedgerBalanced(t);
   const entriesOf = (paymentId: string) =>
     t.hub.db.query<{ payer_participant_id: string; payee_participant_id: string; currency: string; amount_minor: bigint }>(
       'select payer_participant_id, payee_participant_id, currency, amount_minor from settlement_entries where payment_id = $1 order by currency',

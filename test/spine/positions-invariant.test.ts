@@ -7,6 +7,7 @@ import { openSentCode } from '../../src/platform/sent-codes.ts';
 import { availableEngines } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
 import { describeViolations, positionViolations, type PositionViolation } from '../support/positions-invariant.ts';
+import { apiCallOf } from '../support/checks.ts';
 
 /**
  * The positions invariant (see `test/support/positions-invariant.ts`): no payment between customers of two different
@@ -78,10 +79,7 @@ describe.each(engines)('positions invariant over targeted payments on %s', (engi
   beforeAll(async () => {
     clock = createFakeClock(Date.now());
     t = await startTestHub(engine, { clock });
-    const call = async (as: string, method: 'GET' | 'POST' | 'PATCH', path: string, body?: unknown, headers?: Record<string, string>) => {
-      const api = t.api(as);
-      return method === 'GET' ? api.get(path, headers) : method === 'POST' ? api.post(path, body, headers) : api.patch(path, body, headers);
-    };
+    const call = apiCallOf(t);
     card = await cardInTwoWallets(t.hub, call);
   }, 120_000);
   afterAll(async () => {
