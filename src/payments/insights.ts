@@ -78,10 +78,10 @@ export function createInsightService(deps: { db: Db; clock: Clock; merchants: Pi
   const toRow = (r: Agg): InsightRow => ({ key: r.key, currency: r.currency, count: Number(r.n), amountMinor: BigInt(r.minor) });
   const spendBy = async (issuer: string, range: { from: Date; to: Date }, keyExpr: string): Promise<Agg[]> =>
     db.query<Agg>(
-      `select ${keyExpr} as key, currency, count(*)::int as n, sum(captured_minor - refunded_minor)::text as minor
+      `select ${keyExpr} as key, currency, count(*)::int as n, sum(captured_minor - refunded_minor - charged_back_minor)::text as minor
          from pay_authorizations
         where issuer_participant_id = $1 and card_id is not null and captured_minor > 0 and created_at >= $2 and created_at < $3
-        group by 1, 2 order by sum(captured_minor - refunded_minor) desc, 1 limit 50`,
+        group by 1, 2 order by sum(captured_minor - refunded_minor - charged_back_minor) desc, 1 limit 50`,
       [issuer, range.from, range.to],
     );
   return {
@@ -119,7 +119,7 @@ export function createInsightService(deps: { db: Db; clock: Clock; merchants: Pi
     async cardSpend(q, input) {
       if (input.cardIds.length === 0) return 0n;
       const [r] = await q.query<{ spent: string | null }>(
-        `select sum(captured_minor - refunded_minor)::text as spent from pay_authorizations
+        `select sum(captured_minor - refunded_minor - charged_back_minor)::text as spent from pay_authorizations
           where issuer_participant_id = $1 and card_id = any($2::text[]) and currency = $3 and captured_minor > 0 and created_at >= $4 and created_at <= $5
             and ($6::text is null or mcc = $6) and ($7::text is null or merchant_id = $7)`,
         [input.issuerParticipantId, [...input.cardIds], input.currency, input.since, input.until, input.mcc, input.merchantId],

@@ -140,8 +140,17 @@ describe.each(engines)('card chargebacks and refunds of the same payment on %s',
 
   it('a partial chargeback of 40.00 of 100.00 leaves 60.00 refundable, and a second dispute claims at most that', async () => {
     const { id, before, fee } = await paid('100.00', 10_000n);
+    // What the issuer's insights count as spent at the merchant (net of refunds and chargebacks).
+    const spentAtMerchant = async () => {
+      const i = await t.api('bank-a').get('/v1/issuer/insights');
+      expect(i.status).toBe(200);
+      // CNY: two decimals, so the digits are the minor units.
+      return BigInt(((i.body.byMerchant as { key: string; spend: { amount: string } }[]).find((m) => m.key === MERCHANT)?.spend.amount ?? '0.00').replace('.', ''));
+    };
+    const spent0 = await spentAtMerchant();
     const disputeId = await dispute(id, '40.00');
     expect((await chargeback(disputeId)).status).toBe(200);
+    expect(await spentAtMerchant()).toBe(spent0 - 4_000n);
     expect(await balances()).toEqual({ customer: before.customer - 6_000n, merchant: before.merchant + 6_000n - fee });
     expect(await paymentOf(id)).toMatchObject({ chargedBack: { amount: '40.00' } });
 
