@@ -55,8 +55,8 @@ export interface ConnectorService extends OpenBankingClient {
   deliverDue(limit?: number): Promise<number>;
   /**
    * Sends the messages this process committed, without waiting (they were written leased to it: no claim statement):
-   * one round at a time per process (a call while one runs asks for one more round after it), so that many decisions
-   * in a burst cost a few rounds, not one each. Failures, and messages of a process that died before sending them,
+   * one round at a time per process (a round running takes what was committed meanwhile in its next round), so that
+   * many decisions in a burst cost a few rounds, not one each. Failures, and messages of a process that died before sending them,
    * wait for the background job (deliverDue).
    */
   deliverSoon(): void;
@@ -101,7 +101,7 @@ const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 5 * 60_000;
 /** While one process sends a message, others leave it alone for this long. */
 const LEASE_MS = 30_000;
-/** Messages one round of deliverSoon claims. */
+/** Messages one round of deliverSoon sends. */
 const DELIVER_SOON_BATCH = 128;
 /** Batches of asks one participant may have out at once (the next forms meanwhile). */
 const ASK_BATCHES_IN_FLIGHT = 2;
@@ -198,8 +198,9 @@ export function createConnectorService(deps: { db: Db; clock: Clock; vault: Vaul
     return r !== undefined && r.untilMs > clock.nowMs() && r.registeredAtMs === connection.updatedAt.getTime();
   };
   /**
-   * One signed batch of commits and aborts to a participant: the outcome of each message (by its id), or `unsupported`
-   * when the participant does not serve batches. A failure of the whole exchange is every message's outcome.
+   * One signed batch to a participant (reserves and accepts, or commits and aborts): the outcome of each item (by its
+   * id), or `unsupported` when the participant does not serve batches. A failure of the whole exchange is every item's
+   * outcome.
    */
   const callBatch = async (connection: Connection, items: readonly { readonly id: string; readonly body: ConnectorRequest }[], timeoutMs: number): Promise<Map<string, AskOutcome> | 'unsupported'> => {
     const s = await signerOf();

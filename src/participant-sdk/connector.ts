@@ -180,7 +180,8 @@ export function createConnector(options: ConnectorOptions): Connector {
   const batchOf = async (items: readonly ConnectorRequest[]): Promise<ConnectorAnswer[]> => {
     const settles = (r: ConnectorRequest) => r.Op === 'commit' || r.Op === 'abort';
     const together = items.filter((r) => settles(r) && !running.has(r.TxId));
-    const shared = (async () => {
+    // Only when some item waits for it (a rejection nobody awaits would be unhandled).
+    const shared = together.length === 0 ? Promise.resolve(new Map<string, ConnectorAnswer>()) : (async () => {
       const stored = await getMany(together.map(keyOf));
       const answers = new Map<string, ConnectorAnswer>();
       const fresh: ConnectorRequest[] = [];
