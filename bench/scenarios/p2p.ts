@@ -191,7 +191,8 @@ export const p2pScenario: Scenario = {
         const tokenRes = await fetch(`${base}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'client_credentials', client_id: connectedPayers.clientId, client_secret: connectedPayers.clientSecret }) });
         headersOf[BENCH_BANK_KEY] = { authorization: `Bearer ${((await tokenRes.json()) as { access_token: string }).access_token}`, 'content-type': 'application/json' };
         await touchCustomers(base, headersOf, connectedPayers.parties);
-        // Commit messages to the bank, as the hub's background job sends them (here more often, so none piles up).
+        // The background job's deliveries (retries, and messages whose lease ended), as main.ts runs it, here more
+        // often; fresh commit messages go right after their decision (deliverSoon), as in production.
         let delivering = true;
         const delivery = (async () => {
           while (delivering) {

@@ -1,6 +1,6 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { Server } from 'node:http';
-import { createConnector, nodeListener, parseBatch, serveConnector, type AnswerStore, type Connector, type ConnectorReply, type Decision, type HubClient } from '../../participant-sdk/index.ts';
+import { BATCH_OPERATION, CONNECTOR_OPERATIONS, createConnector, nodeListener, parseBatch, serveConnector, type AnswerStore, type Connector, type ConnectorReply, type Decision, type HubClient } from '../../participant-sdk/index.ts';
 import type { ConnectorRequest, StatusReason } from '../../participant-sdk/index.ts';
 import { openPglite, type Db } from '../../platform/db.ts';
 import { createBankOpenBanking, OPEN_BANKING_SCHEMA, withOpenBanking, type BankOpenBanking } from './open-banking.ts';
@@ -180,11 +180,13 @@ export async function createReferenceBank(options: {
   };
 
   /**
-   * A batch of decisions in one statement, with the same rules as `settle`: each hold moves once, and the accounts and
-   * clearing move by the sum of the committed holds on each (several holds of one account may be in a batch).
+   * Applies the hub's decisions to holds in one statement, each once (a hold's state moves only from held/accepted);
+   * on commit the customers' accounts and the clearing account move by the sum of the committed holds on each (a
+   * debit: customer down, clearing up; a credit the other way; several holds of one account may be in a batch).
+   * Returns how many holds moved.
    */
-  const settleAll = async (txIds: readonly string[], commits: readonly boolean[]): Promise<void> => {
-    await db.query(
+  const settleAll = async (txIds: readonly string[], commits: readonly boolean[]): Promise<number> => {
+    const [done] = await db.query<{ n: number }>(
       `with u as (select * from unnest($1::text[], $2::boolean[]) as u(tx_id, commit)),
             h as (update holds set state = case when u.commit then 'committed' else 'released' end
                     from u where holds.tx_id = u.tx_id and holds.state in ('held', 'accepted')
@@ -194,28 +196,13 @@ export async function createReferenceBank(options: {
             c as (insert into clearing (currency, balance_minor)
                   select currency, -sum(delta)::int8 from moves group by currency
                   on conflict (currency) do update set balance_minor = clearing.balance_minor + excluded.balance_minor returning 1)
-       select (select count(*) from a)::int as a, (select count(*) from c)::int as c`,
+       select (select count(*) from h)::int as n, (select count(*) from a)::int as a, (select count(*) from c)::int as c`,
       [txIds, commits],
     );
+    return done?.n ?? 0;
   };
-
-  /** Applies the hub's decision to a hold, once (its state moves only from held/accepted). */
-  const settle = async (txId: string, commit: boolean): Promise<'committed' | 'released' | 'none'> => {
-    // One statement: the hold's state moves only from held/accepted, and on commit the customer's account and the
-    // clearing account move by it (a debit: customer down, clearing up; a credit the other way).
-    const [done] = await db.query<{ n: number }>(
-      `with h as (update holds set state = case when $2::boolean then 'committed' else 'released' end
-                   where tx_id = $1 and state in ('held', 'accepted') returning side, account_id, currency, amount_minor),
-            a as (update accounts set balance_minor = balance_minor + case when h.side = 'debit' then -h.amount_minor else h.amount_minor end
-                    from h where $2::boolean and accounts.id = h.account_id returning 1),
-            c as (insert into clearing (currency, balance_minor)
-                  select h.currency, case when h.side = 'debit' then h.amount_minor else -h.amount_minor end from h where $2::boolean
-                  on conflict (currency) do update set balance_minor = clearing.balance_minor + excluded.balance_minor returning 1)
-       select (select count(*) from h)::int as n, (select count(*) from a)::int as a, (select count(*) from c)::int as c`,
-      [txId, commit],
-    );
-    return (done?.n ?? 0) === 0 ? 'none' : commit ? 'committed' : 'released';
-  };
+  /** Applies the hub's decision to one hold. */
+  const settle = async (txId: string, commit: boolean): Promise<'committed' | 'released' | 'none'> => ((await settleAll([txId], [commit])) === 0 ? 'none' : commit ? 'committed' : 'released');
 
   const sdk = createConnector({ hubPublicJwk: options.hubPublicJwk, signingKey: privateKey, kid, handlers, store, ...(options.nowMs !== undefined ? { nowMs: options.nowMs } : {}) });
   const unavailable: ConnectorReply = { status: 503, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: 'the bank is down' }) };
@@ -225,7 +212,8 @@ export async function createReferenceBank(options: {
     async handle(op, body, signature) {
       if (switches.down || crashed || switches.downFor.includes(op)) return unavailable;
       if (switches.noBatch && op === 'batch') return { status: 404, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: 'unknown operation' }) };
-      served.set(op, (served.get(op) ?? 0) + 1);
+      // Counted for known operations only (the path is the caller's: anything else would grow the map).
+      if (op === BATCH_OPERATION || (CONNECTOR_OPERATIONS as readonly string[]).includes(op)) served.set(op, (served.get(op) ?? 0) + 1);
       if (switches.hang) await new Promise<void>((resolve) => waiters.push(resolve));
       if (switches.slowMs > 0) await new Promise((resolve) => setTimeout(resolve, switches.slowMs));
       if (crashed) return unavailable;
