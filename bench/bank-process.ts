@@ -4,7 +4,8 @@ import { createReferenceBank } from '../src/demo/bank/reference-bank.ts';
 
 /**
  * The reference bank (a connected participant keeping its own books) in a process of its own, for
- * `npm run bench -- p2p --connected`: its own PGlite books, `accounts` customer accounts `BB-0`… funded with
+ * `npm run bench -- p2p --connected`: its own books (a PostgreSQL database of its own when `databaseUrl` is given, as a
+ * bank's core system would keep them; PGlite otherwise), `accounts` customer accounts `BB-0`… funded with
  * `balanceMinor` each, its connector listening on loopback. The bench's hub asks it to reserve, accept, commit and
  * abort over HTTP, signed, as it would a bank's core system.
  */
@@ -12,6 +13,7 @@ export interface BankProcessOptions {
   readonly hubPublicJwk: { kty: string; crv: string; x: string };
   readonly accounts: number;
   readonly balanceMinor: string;
+  readonly databaseUrl?: string | undefined;
 }
 
 export interface BankProcess {
@@ -51,7 +53,7 @@ if (process.env.HUTONG_BENCH_BANK === '1' && process.send !== undefined) {
   process.once('message', (raw) => {
     void (async () => {
       const o = raw as BankProcessOptions;
-      const bank = await createReferenceBank({ hubPublicJwk: o.hubPublicJwk });
+      const bank = await createReferenceBank({ hubPublicJwk: o.hubPublicJwk, databaseUrl: o.databaseUrl });
       // Bounded: the bench's payer count.
       for (let i = 0; i < Math.min(o.accounts, 100_000); i++) await bank.openAccount({ id: benchBankAccount(i), name: `Bench payer ${i}`, currency: 'CNY', balanceMinor: BigInt(o.balanceMinor) });
       const url = await bank.listen(0, '127.0.0.1');

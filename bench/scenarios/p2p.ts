@@ -13,7 +13,7 @@ import { measureHttpLoad } from '../http-load.ts';
 import type { BenchResult } from '../recorder.ts';
 import { countingDb } from '../sql-counter.ts';
 import { benchBankAccount, startBankProcess, type BankProcess } from '../bank-process.ts';
-import { processCpuMs } from '../proc.ts';
+import { backendCpuMs, processCpuMs } from '../proc.ts';
 import { startHaproxy, type Balancer } from '../../test/support/haproxy.ts';
 import type { Scenario } from './index.ts';
 
@@ -41,11 +41,13 @@ import type { Scenario } from './index.ts';
  * `--connected` adds a measurement in the same run with every payer at a connected bank: the reference bank in its
  * own process (bench/bank-process.ts, its own books), asked to reserve over signed HTTP before the hub commits and
  * told to commit after (the connector outbox delivered every 100 ms, as the hub's background job does each second);
- * the payees are the same hosted customers. Reported as `p2p-connected`, with the bank process's CPU per payment
- * and its ratio to the hosted figure measured just before.
+ * the payees are the same hosted customers. Reported as `p2p-connected`, with the bank's CPU per payment (its process
+ * and the PostgreSQL backends of its own database) and its ratio to the hosted figure measured just before. The bank
+ * keeps its books on PostgreSQL, as a bank's core system does; `--bank-pglite` keeps them in PGlite in its process
+ * (WebAssembly: about three times the CPU per payment, all of it on the bank's one thread).
  *
  * Options: --seconds=N (measured) --warmup=N --max-ops=N --clients=N --payers=N --payees=N --pool=N --hubs=N
- * --balancer --hot-payee --no-network --sql-detail.
+ * --balancer --hot-payee --no-network --sql-detail --bank-pglite.
  */
 function option(args: readonly string[], name: string, fallback: number): number {
   const found = args.find((a) => a.startsWith(`--${name}=`));
@@ -84,7 +86,7 @@ async function createParty(hub: Hub, kind: 'payer' | 'payee', i: number, fundMin
     const a = await m.accounts.openCustomerAccount(tx, { type: 'system' }, participant.id, c.value.id, 'CNY');
     if (!a.ok) throw new Error(a.error.code);
     if (fundMinor > 0n) {
-      const d = await m.accounts.deposit(tx, { type: 'system' }, participant.id, a.value.id, fundMinor, `bench_fund_${kind}_${i}`);
+      const d = await m.accounts.deposit(tx, { type: 'system' }, participant.id, a.value.id, fundMinor, 'CNY', `bench_fund_${kind}_${i}`);
       if (!d.ok) throw new Error(d.error.code);
     }
     const al = await m.aliases.register(tx, { type: 'system' }, participant, { customerId: c.value.id, type: 'handle', value: handle, accountId: a.value.id });
@@ -121,6 +123,7 @@ export const p2pScenario: Scenario = {
     let others: HubProcesses | undefined;
     let balancer: Balancer | undefined;
     let bank: BankProcess | undefined;
+    let bankBooks: { url: string; drop: () => Promise<void> } | undefined;
     const hub = await createHub(config, { logger: createLogger({ level: 'silent' }), db });
     try {
       const demo = await seedDemoNetwork(hub);
@@ -186,7 +189,10 @@ export const p2pScenario: Scenario = {
         // The hosted figure of the same run: the one just measured, or measured now.
         const measuredNow = hostedResult === undefined;
         const hosted = hostedResult ?? (await measure('p2p', false));
-        bank = await startBankProcess({ hubPublicJwk: await hub.connectors.publicJwk(), accounts: payerCount, balanceMinor: String(10_000_000_00n) });
+        bankBooks = args.includes('--bank-pglite') ? undefined : await createScratchPostgres();
+        bank = await startBankProcess({ hubPublicJwk: await hub.connectors.publicJwk(), accounts: payerCount, balanceMinor: String(10_000_000_00n), databaseUrl: bankBooks?.url });
+        const bankDatabase = bankBooks === undefined ? undefined : new URL(bankBooks.url).pathname.slice(1);
+        const bankCpu = () => (processCpuMs(bank?.pid ?? 0) ?? 0) + (bankDatabase === undefined ? 0 : backendCpuMs(bankDatabase));
         const connectedPayers = await connectBenchBank(hub, bank, payerCount);
         const tokenRes = await fetch(`${base}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'client_credentials', client_id: connectedPayers.clientId, client_secret: connectedPayers.clientSecret }) });
         headersOf[BENCH_BANK_KEY] = { authorization: `Bearer ${((await tokenRes.json()) as { access_token: string }).access_token}`, 'content-type': 'application/json' };
@@ -200,14 +206,14 @@ export const p2pScenario: Scenario = {
             await new Promise((r) => setTimeout(r, 100));
           }
         })();
-        const bankCpu0 = processCpuMs(bank.pid) ?? 0;
+        const bankCpu0 = bankCpu();
         const phases0 = await connectedPhases(hub);
         const started = performance.now();
         const result = await measure('p2p-connected', false, bases, connectedPayers.parties);
         const elapsedS = (performance.now() - started) / 1000;
         delivering = false;
         await delivery;
-        const bankCpuMs = (processCpuMs(bank.pid) ?? 0) - bankCpu0;
+        const bankCpuMs = bankCpu() - bankCpu0;
         const ops = Math.max(1, Math.round(result.ops_per_s * elapsedS));
         if (measuredNow) yield hosted;
         // What each phase adds to a payment (mean over the warm-up and the measurement, from the hub's own histogram).
@@ -219,6 +225,7 @@ export const p2pScenario: Scenario = {
         yield {
           ...result,
           bank_cpu_ms_per_op: Math.round((bankCpuMs / ops) * 100) / 100,
+          bank_books: bankBooks === undefined ? 'pglite' : 'postgres',
           vs_hosted: Math.round((result.ops_per_s / Math.max(1, hosted.ops_per_s)) * 100) / 100,
           reserve_ms: phaseMs('reserve'),
           decide_ms: phaseMs('decide'),
@@ -229,6 +236,7 @@ export const p2pScenario: Scenario = {
       if (violations.length > 0) throw new Error(`ledger invariants violated after the bench: ${JSON.stringify(violations.slice(0, 3))}`);
     } finally {
       await bank?.stop();
+      await bankBooks?.drop();
       await balancer?.stop();
       await others?.stop();
       await hub.close();

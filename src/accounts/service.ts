@@ -77,7 +77,8 @@ export interface AccountService {
   readonly ledger: Ledger;
   ensureSystemAccount(kind: SystemAccountKind, participantId: string, currency: string): Promise<string>;
   openCustomerAccount(tx: Queryable, actor: Actor, participantId: string, customerId: string, currency: string): Promise<Result<Account, TErr>>;
-  deposit(tx: Queryable, actor: Actor, participantId: string, accountId: string, amountMinor: bigint, transferId: string): Promise<Result<void, TErr>>;
+  /** Cash-in of `amountMinor` of `currency` (the account's own: anything else is currency_mismatch, nothing written). */
+  deposit(tx: Queryable, actor: Actor, participantId: string, accountId: string, amountMinor: bigint, currency: string, transferId: string): Promise<Result<void, TErr>>;
   ref(q: Queryable, accountId: string): Promise<AccountRef | undefined>;
   /** The account if this participant's customer may pay from it: their own account, or one linked and active. */
   debitable(q: Queryable, participantId: string, customerId: string, accountId: string): Promise<AccountRef | undefined>;
@@ -173,9 +174,10 @@ export function createAccountService(deps: {
       await audit.record(tx, { actor, action: 'account.opened', objectType: 'account', objectId: id, details: { customerId, currency } });
       return ok(created.value);
     },
-    async deposit(tx, actor, participantId, accountId, amountMinor, transferId) {
+    async deposit(tx, actor, participantId, accountId, amountMinor, currency, transferId) {
       const acc = await ref(tx, accountId);
       if (acc === undefined || acc.ownerParticipantId !== participantId) return err('account_unavailable', 'no such account', { accountId });
+      if (currency !== acc.currency) return err('currency_mismatch', `this account holds ${acc.currency}`, { accountId, currency: acc.currency });
       if (acc.kind === 'customer' && deps.connected !== undefined && (await deps.connected(participantId, acc.currency, tx))) {
         // A connected participant's customer account at the hub is an address only: the money is in its own core system.
         return err('account_unavailable', `you keep your customers' ${acc.currency} accounts in your own books: the hub holds no money for them`, { accountId });

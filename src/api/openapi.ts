@@ -91,7 +91,7 @@ export const errorGroups = {
   cash: codes('cash_movement_not_found', 'cash_link_invalid'),
   risk: codes('risk_alert_not_found', 'risk_rule_invalid', 'risk_declined', 'step_up_required'),
   aliases: codes('invalid_alias', 'alias_taken', 'alias_not_found', 'alias_move_not_found', 'alias_move_expired', 'alias_code_invalid', 'alias_move_locked', 'alias_lookup_limited', 'alias_verification_not_found', 'alias_verification_expired', 'alias_verification_locked', 'alias_verification_required'),
-  accounts: codes('customer_account_exists', 'account_unavailable', 'bank_customer_not_found', 'consent_not_found', 'consent_expired', 'consent_code_invalid', 'consent_locked', 'link_not_found', 'consent_revoked', 'consent_not_active', 'consent_state_invalid', 'bank_authorization_failed', 'bank_unavailable', 'open_banking_unavailable'),
+  accounts: codes('customer_account_exists', 'account_unavailable', 'currency_mismatch', 'bank_customer_not_found', 'consent_not_found', 'consent_expired', 'consent_code_invalid', 'consent_locked', 'link_not_found', 'consent_revoked', 'consent_not_active', 'consent_state_invalid', 'bank_authorization_failed', 'bank_unavailable', 'open_banking_unavailable'),
   transfers: codes(
     'quote_amount_required',
     'quote_amount_conflict',

@@ -66,7 +66,7 @@ describe.each(engines)('limited-use keys and device binding on %s', (engine) => 
     card = await t.hub.db.transaction(async (tx) => {
       const opened = await t.hub.transfers.accounts.openCustomerAccount(tx, SYSTEM, bankA, holder, 'CNY');
       if (!opened.ok && opened.error.code !== 'customer_account_exists') throw new Error(opened.error.code);
-      const dep = await t.hub.transfers.accounts.deposit(tx, SYSTEM, bankA, fundingAccountId, 1_000_000n, 'dep_token_keys');
+      const dep = await t.hub.transfers.accounts.deposit(tx, SYSTEM, bankA, fundingAccountId, 1_000_000n, 'CNY', 'dep_token_keys');
       if (!dep.ok) throw new Error(dep.error.code);
       const issued = await t.hub.cards.cards.issue(tx, SYSTEM, bankA, { productId: 'cpr_demo_bank_a_debit', customerId: holder, fundingAccountId });
       if (!issued.ok) throw new Error(issued.error.code);

@@ -55,7 +55,7 @@ export async function cardInTwoWallets(
   const issued = await hub.db.transaction(async (tx) => {
     const opened = await hub.transfers.accounts.openCustomerAccount(tx, SYSTEM, bankA, holder, 'CNY');
     if (!opened.ok && opened.error.code !== 'customer_account_exists') throw new Error(`open account: ${opened.error.code}`);
-    const dep = await hub.transfers.accounts.deposit(tx, SYSTEM, bankA, fundingAccountId, options.depositMinor ?? 1_000_000n, newId('dep'));
+    const dep = await hub.transfers.accounts.deposit(tx, SYSTEM, bankA, fundingAccountId, options.depositMinor ?? 1_000_000n, 'CNY', newId('dep'));
     if (!dep.ok) throw new Error(`deposit: ${dep.error.code}`);
     const card = await hub.cards.cards.issue(tx, SYSTEM, bankA, { productId: 'cpr_demo_bank_a_debit', customerId: holder, fundingAccountId, ...(options.controls !== undefined ? { controls: options.controls } : {}) });
     if (!card.ok) throw new Error(`issue: ${card.error.code}`);
@@ -92,7 +92,7 @@ export async function cardInWallet(
   const issued = await hub.db.transaction(async (tx) => {
     const opened = await hub.transfers.accounts.openCustomerAccount(tx, SYSTEM, issuerId, holder, spec.currency);
     if (!opened.ok && opened.error.code !== 'customer_account_exists') throw new Error(`open account: ${opened.error.code}`);
-    const dep = await hub.transfers.accounts.deposit(tx, SYSTEM, issuerId, fundingAccountId, spec.depositMinor ?? 1_000_000n, newId('dep'));
+    const dep = await hub.transfers.accounts.deposit(tx, SYSTEM, issuerId, fundingAccountId, spec.depositMinor ?? 1_000_000n, spec.currency, newId('dep'));
     if (!dep.ok) throw new Error(`deposit: ${dep.error.code}`);
     const card = await hub.cards.cards.issue(tx, SYSTEM, issuerId, { productId: spec.productId, customerId: holder, fundingAccountId });
     if (!card.ok) throw new Error(`issue: ${card.error.code}`);

@@ -197,7 +197,7 @@ describe.each(engines)('payments on %s', (engine) => {
     const accountId = await t.hub.db.transaction(async (tx) => {
       const opened = await t.hub.transfers.accounts.openCustomerAccount(tx, { type: 'system' }, demoParticipantId('wallet-a'), walletCustomer, 'CNY');
       if (!opened.ok) throw new Error(opened.error.code);
-      await t.hub.transfers.accounts.deposit(tx, { type: 'system' }, demoParticipantId('wallet-a'), opened.value.id, 10_000n, 'dep-link-test');
+      await t.hub.transfers.accounts.deposit(tx, { type: 'system' }, demoParticipantId('wallet-a'), opened.value.id, 10_000n, 'CNY', 'dep-link-test');
       return opened.value.id;
     });
     const multi = await t.api('merchant-a').post(`/v1/merchants/${MERCHANT_A}/payment-links`, { amount: { amount: '40.00', currency: 'CNY' }, description: 'Monthly pass', expiresInS: 3600, multipleUse: true }, key());

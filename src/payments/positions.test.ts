@@ -109,7 +109,7 @@ describe.each(engines)('card payments move positions on %s', (engine) => {
     const accountId = await t.hub.db.transaction(async (tx) => {
       const opened = await t.hub.transfers.accounts.openCustomerAccount(tx, { type: 'system' }, walletA, created.body.id, 'CNY');
       if (!opened.ok) throw new Error(opened.error.code);
-      await t.hub.transfers.accounts.deposit(tx, { type: 'system' }, walletA, opened.value.id, 10_000n, 'dep-pos-link');
+      await t.hub.transfers.accounts.deposit(tx, { type: 'system' }, walletA, opened.value.id, 10_000n, 'CNY', 'dep-pos-link');
       return opened.value.id;
     });
     const before = await unsettled('wallet-a');

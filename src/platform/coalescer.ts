@@ -1,8 +1,10 @@
 /**
  * Reads of one kind that arrive while a previous read of that kind is running are answered together by ONE statement
- * (a DataLoader without its cache): the first read goes out at once, the ones arriving meanwhile form the next batch,
- * up to `maxBatch`. For hot, read-only lookups outside transactions (the alias directory), where each statement costs
- * far more than the rows it returns. Nothing is cached: every answer comes from a statement started after it was asked.
+ * (a DataLoader without its cache): reads asked in one turn of the event loop go out together (the batch leaves in the
+ * loop's check phase, after every I/O callback of that turn has run: a confirm batch's payments, or the requests read
+ * off the sockets at once), and the ones arriving while `maxInFlight` batches run form the next, up to `maxBatch`. For
+ * hot, read-only lookups outside transactions (the alias directory), where each statement costs far more than the rows
+ * it returns. Nothing is cached: every answer comes from a statement started after it was asked.
  */
 export interface Coalescer<K, V> {
   load(key: K): Promise<V>;
@@ -12,7 +14,9 @@ export function createCoalescer<K, V>(loadMany: (keys: readonly K[]) => Promise<
   const maxInFlight = options.maxInFlight ?? 1;
   const waiting: { key: K; resolve: (v: V) => void; reject: (e: unknown) => void }[] = [];
   let inFlight = 0;
+  let scheduled = false;
   const pump = (): void => {
+    scheduled = false;
     while (inFlight < maxInFlight && waiting.length > 0) {
       const batch = waiting.splice(0, options.maxBatch);
       inFlight++;
@@ -35,7 +39,10 @@ export function createCoalescer<K, V>(loadMany: (keys: readonly K[]) => Promise<
     load(key) {
       return new Promise<V>((resolve, reject) => {
         waiting.push({ key, resolve, reject });
-        pump();
+        if (!scheduled && inFlight < maxInFlight) {
+          scheduled = true;
+          setImmediate(pump);
+        }
       });
     },
   };

@@ -42,6 +42,7 @@ export type TransfersErrorCode =
   | 'cannot_pay_self'
   | 'currency_not_receivable'
   | 'source_currency_mismatch'
+  | 'currency_mismatch'
   | 'limit_exceeded'
   | 'risk_declined'
   | 'step_up_required'

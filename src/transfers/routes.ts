@@ -301,7 +301,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
           if (!amount.ok) return amount.error;
           const { participantId } = principalOf(request);
           const key = String(request.headers['idempotency-key']);
-          const r = await accounts.deposit(tx, actorOf(request), participantId, request.params.accountId, amount.value.amountMinor, `dep_${participantId}_${key}`.slice(0, 64));
+          const r = await accounts.deposit(tx, actorOf(request), participantId, request.params.accountId, amount.value.amountMinor, amount.value.currency, `dep_${participantId}_${key}`.slice(0, 64));
           if (!r.ok) return r.error;
           return created(W.Exactly<Static<typeof W.DepositSchema>>()({ accountId: request.params.accountId, amount: request.body.amount }));
         },

@@ -25,6 +25,21 @@ describe.each(engines)('P2P transfers on %s', (engine) => {
   }, 60_000);
   afterAll(async () => t?.close());
 
+  it('a deposit is in the account’s own currency: another one is refused with nothing moved, whatever its exponent', async () => {
+    const to = acc('li-at-wallet-a', 'CNY');
+    const position = `fund_${demoParticipantId('wallet-a')}_CNY`;
+    const [b0, p0] = [await balance(to), await balance(position)];
+    for (const amount of [{ amount: '1.00', currency: 'HKD' }, { amount: '5', currency: 'JPY' }, { amount: '1.001', currency: 'KWD' }]) {
+      const res = await t.api('wallet-a').post(`/v1/accounts/${to}/deposits`, { amount }, key());
+      expect(res.status, JSON.stringify(res.body)).toBe(422);
+      expect(res.body.error).toMatchObject({ code: 'currency_mismatch', details: { accountId: to, currency: 'CNY' } });
+    }
+    expect([await balance(to), await balance(position)]).toEqual([b0, p0]);
+    const ok = await t.api('wallet-a').post(`/v1/accounts/${to}/deposits`, { amount: { amount: '1.00', currency: 'CNY' } }, key());
+    expect(ok.status).toBe(201);
+    expect([await balance(to), await balance(position)]).toEqual([b0 + 100n, p0 - 100n]);
+  });
+
   it('verification of payee answers a masked name and the participant, never account details', async () => {
     const res = await t.api('wallet-a').get(`/v1/aliases/lookup?customerId=${cus('li-at-wallet-a')}&type=handle&value=zhangmin`);
     expect(res.status).toBe(200);
@@ -103,7 +118,7 @@ describe.each(engines)('P2P transfers on %s', (engine) => {
       return q.body.id as string;
     };
     // Earlier tests may have spent this payer's money: start from a known amount.
-    const funded = await t.hub.db.transaction((tx) => t.hub.transfers.accounts.deposit(tx, { type: 'system' }, demoParticipantId('wallet-b'), from, 10_000n, `fund-${Date.now()}`));
+    const funded = await t.hub.db.transaction((tx) => t.hub.transfers.accounts.deposit(tx, { type: 'system' }, demoParticipantId('wallet-b'), from, 10_000n, 'CNY', `fund-${Date.now()}`));
     expect(funded.ok).toBe(true);
     const b0 = await balance(from);
     const small = await quote('1.00');
@@ -121,7 +136,7 @@ describe.each(engines)('P2P transfers on %s', (engine) => {
     expect(Object.fromEntries(states.map((r) => [r.id, r.status]))).toEqual({ [small]: 'used', [tooBig]: 'open' });
     // The refused quote is still open: once the account holds enough, confirming it again pays (its first attempt's
     // recorded ledger failure belongs to that attempt only).
-    const dep = await t.hub.db.transaction((tx) => t.hub.transfers.accounts.deposit(tx, { type: 'system' }, demoParticipantId('wallet-b'), from, 200n, `topup-${Date.now()}`));
+    const dep = await t.hub.db.transaction((tx) => t.hub.transfers.accounts.deposit(tx, { type: 'system' }, demoParticipantId('wallet-b'), from, 200n, 'CNY', `topup-${Date.now()}`));
     expect(dep.ok).toBe(true);
     const retry = await t.api('wallet-b').post('/v1/transfers/payments', { quoteId: tooBig }, key());
     expect(retry.status).toBe(201);

@@ -464,17 +464,25 @@ describe.each(engines)('connected participants on %s', (engine) => {
           // The batch answered 404: every reserve went alone.
           expect(bank.served.get('reserve')).toBe(6);
         } else {
-          // The bank holds the first two asks (the batches one participant may have out); the other four payments'
-          // asks wait behind them and go together once the bank answers.
+          // The bank holds the first two asks (the batches one participant may have out; each payment sent once the
+          // one before reached the bank, so each goes alone); the other four payments' asks wait behind them and go
+          // together once the bank answers.
           bank.switches.hang = true;
-          const paying = Promise.all(amounts.map((amount) => wangPays('liwei', amount)));
-          for (let i = 0; i < 500 && ((bank.served.get('reserve') ?? 0) < 2 || (await pendingAtHub()) < 6); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+          const waitFor = async (done: () => Promise<boolean>) => {
+            for (let i = 0; i < 500 && !(await done()); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+          };
+          const first = wangPays('liwei', amounts[0]!);
+          await waitFor(async () => (bank.served.get('reserve') ?? 0) >= 1);
+          const second = wangPays('liwei', amounts[1]!);
+          await waitFor(async () => (bank.served.get('reserve') ?? 0) >= 2);
+          const paying = Promise.all([first, second, ...amounts.slice(2).map((amount) => wangPays('liwei', amount))]);
+          await waitFor(async () => (await pendingAtHub()) >= 6);
           await new Promise((resolve) => setTimeout(resolve, 100));
           bank.switches.hang = false;
           bank.release();
           paid = await paying;
           expect(bank.served.get('reserve')).toBe(2);
-          expect(bank.served.get('batch')).toBe(1);
+          expect(bank.served.get('batch:reserve')).toBe(1);
         }
         expect(paid.map((p) => p.status)).toEqual([201, 201, 201, 201, 201, 201]);
         for (const p of paid) await deliverAll(p.body.id as string);

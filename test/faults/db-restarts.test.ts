@@ -49,7 +49,7 @@ async function createParty(hub: Hub, kind: 'payer' | 'payee', i: number): Promis
     const a = await hub.transfers.accounts.openCustomerAccount(tx, { type: 'system' }, participant.id, c.value.id, 'CNY');
     if (!a.ok) throw new Error(a.error.code);
     if (kind === 'payer') {
-      const d = await hub.transfers.accounts.deposit(tx, { type: 'system' }, participant.id, a.value.id, 1_000_000n, `fault_fund_${i}`);
+      const d = await hub.transfers.accounts.deposit(tx, { type: 'system' }, participant.id, a.value.id, 1_000_000n, 'CNY', `fault_fund_${i}`);
       if (!d.ok) throw new Error(d.error.code);
     }
     const al = await hub.transfers.aliases.register(tx, { type: 'system' }, participant, { customerId: c.value.id, type: 'handle', value: handle, accountId: a.value.id });

@@ -72,7 +72,7 @@ export async function openBank(hub: Hub, options: { count: number; fundMinor: bi
             if (!c.ok) throw new Error(c.error.code);
             const a = await hub.transfers.accounts.openCustomerAccount(tx, SYSTEM, participant.id, c.value.id, 'CNY');
             if (!a.ok) throw new Error(a.error.code);
-            const d = await hub.transfers.accounts.deposit(tx, SYSTEM, participant.id, a.value.id, options.fundMinor, `${options.tag}_fund_${index}`);
+            const d = await hub.transfers.accounts.deposit(tx, SYSTEM, participant.id, a.value.id, options.fundMinor, 'CNY', `${options.tag}_fund_${index}`);
             if (!d.ok) throw new Error(d.error.code);
             const al = await hub.transfers.aliases.register(tx, SYSTEM, participant, { customerId: c.value.id, type: 'handle', value: handle, accountId: a.value.id });
             if (!al.ok) throw new Error(al.error.code);

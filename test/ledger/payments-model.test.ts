@@ -135,7 +135,7 @@ class Deposit implements fc.AsyncCommand<Model, Real> {
   check = () => true;
   async run(m: Model, real: Real): Promise<void> {
     const p = real.parties[this.to]!;
-    const r = await real.t.hub.db.transaction((tx) => real.t.hub.transfers.accounts.deposit(tx, { type: 'system' }, demoParticipantId(p.wallet), p.accountId, this.amount, `${real.run}-dep-${real.seq++}`));
+    const r = await real.t.hub.db.transaction((tx) => real.t.hub.transfers.accounts.deposit(tx, { type: 'system' }, demoParticipantId(p.wallet), p.accountId, this.amount, 'CNY', `${real.run}-dep-${real.seq++}`));
     expect(r.ok).toBe(true);
     m.balances[this.to]! += this.amount;
     await compare(m, real);

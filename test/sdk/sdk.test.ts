@@ -157,7 +157,7 @@ describe.each(engines)('a wallet written with the SDK alone, over HTTP, on %s', 
       const fundingAccountId = customerAccountId(holder, 'CNY');
       const opened = await t.hub.transfers.accounts.openCustomerAccount(tx, SYSTEM, bankA, holder, 'CNY');
       if (!opened.ok && opened.error.code !== 'customer_account_exists') throw new Error(opened.error.code);
-      const dep = await t.hub.transfers.accounts.deposit(tx, SYSTEM, bankA, fundingAccountId, 100_000n, newId('dep'));
+      const dep = await t.hub.transfers.accounts.deposit(tx, SYSTEM, bankA, fundingAccountId, 100_000n, 'CNY', newId('dep'));
       if (!dep.ok) throw new Error(dep.error.code);
       const card = await t.hub.cards.cards.issue(tx, SYSTEM, bankA, { productId: 'cpr_demo_bank_a_debit', customerId: holder, fundingAccountId });
       if (!card.ok) throw new Error(card.error.code);

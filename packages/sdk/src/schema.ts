@@ -12026,6 +12026,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: bank_authorization_failed, cannot_pay_self, cash_link_invalid, consent_code_invalid, consent_state_invalid, currency_mismatch, currency_not_receivable, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, open_banking_unavailable, payment_rejected, source_currency_mismatch, split_amounts_mismatch */
+        Error422_2c603960: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "bank_authorization_failed" | "cannot_pay_self" | "cash_link_invalid" | "consent_code_invalid" | "consent_state_invalid" | "currency_mismatch" | "currency_not_receivable" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "open_banking_unavailable" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: coupon_not_applicable, idempotency_key_reused, payment_currency_mismatch, qr_expired, qr_invalid, qr_unknown_merchant */
         Error422_2cee0e4d: {
             headers: {
@@ -12050,6 +12064,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "offline_limit_exceeded" | "offline_signature_invalid" | "offline_token_expired" | "offline_token_invalid" | "offline_unload_invalid" | "offline_wrong_merchant";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: bank_authorization_failed, cannot_pay_self, cash_link_invalid, consent_code_invalid, consent_state_invalid, currency_mismatch, currency_not_receivable, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, open_banking_unavailable, payment_rejected, source_currency_mismatch, split_amounts_mismatch */
+        Error422_3120fc5a: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "bank_authorization_failed" | "cannot_pay_self" | "cash_link_invalid" | "consent_code_invalid" | "consent_state_invalid" | "currency_mismatch" | "currency_not_receivable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "open_banking_unavailable" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
                     };
                 };
             };
@@ -12096,6 +12124,20 @@ export interface components {
                 };
             };
         };
+        /** @description Unprocessable: alias_code_invalid, bank_authorization_failed, cannot_pay_self, challenge_failed, consent_code_invalid, consent_state_invalid, currency_mismatch, currency_not_receivable, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, open_banking_unavailable, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
+        Error422_4ec129d5: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_code_invalid" | "bank_authorization_failed" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "consent_state_invalid" | "currency_mismatch" | "currency_not_receivable" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "open_banking_unavailable" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
+                    };
+                };
+            };
+        };
         /** @description Unprocessable: qr_expired, qr_invalid */
         Error422_506f01b4: {
             headers: {
@@ -12106,20 +12148,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "qr_expired" | "qr_invalid";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: bank_authorization_failed, cannot_pay_self, cash_link_invalid, consent_code_invalid, consent_state_invalid, currency_not_receivable, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, open_banking_unavailable, payment_rejected, source_currency_mismatch, split_amounts_mismatch */
-        Error422_511fa382: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "bank_authorization_failed" | "cannot_pay_self" | "cash_link_invalid" | "consent_code_invalid" | "consent_state_invalid" | "currency_not_receivable" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "open_banking_unavailable" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
                     };
                 };
             };
@@ -12162,20 +12190,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_closed" | "card_data_invalid" | "card_request_key_reused" | "challenge_failed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "overflow" | "passkey_registration_invalid" | "post_amount_exceeds_pending" | "push_wallet_invalid" | "same_account" | "step_up_failed" | "step_up_invalid";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: alias_code_invalid, bank_authorization_failed, cannot_pay_self, challenge_failed, consent_code_invalid, consent_state_invalid, currency_not_receivable, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, idempotency_key_reused, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, open_banking_unavailable, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
-        Error422_5c5bb60d: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_code_invalid" | "bank_authorization_failed" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "consent_state_invalid" | "currency_not_receivable" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "idempotency_key_reused" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "open_banking_unavailable" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
                     };
                 };
             };
@@ -12260,20 +12274,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "account_closed" | "currency_mismatch" | "exceeds_credit_limit" | "exceeds_debits" | "idempotency_key_reused" | "insufficient_funds" | "linked_transfer_failed" | "liquidity_exceeded" | "overflow" | "post_amount_exceeds_pending" | "same_account" | "settlement_csv_invalid";
-                    };
-                };
-            };
-        };
-        /** @description Unprocessable: alias_code_invalid, bank_authorization_failed, cannot_pay_self, challenge_failed, consent_code_invalid, consent_state_invalid, currency_not_receivable, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, open_banking_unavailable, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
-        Error422_8e6023a4: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "alias_code_invalid" | "bank_authorization_failed" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "consent_state_invalid" | "currency_not_receivable" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "open_banking_unavailable" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
                     };
                 };
             };
@@ -12376,20 +12376,6 @@ export interface components {
                 };
             };
         };
-        /** @description Unprocessable: bank_authorization_failed, cannot_pay_self, cash_link_invalid, consent_code_invalid, consent_state_invalid, currency_not_receivable, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, open_banking_unavailable, payment_rejected, source_currency_mismatch, split_amounts_mismatch */
-        Error422_ba72db6f: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "bank_authorization_failed" | "cannot_pay_self" | "cash_link_invalid" | "consent_code_invalid" | "consent_state_invalid" | "currency_not_receivable" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "open_banking_unavailable" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch";
-                    };
-                };
-            };
-        };
         /** @description Unprocessable: currency_mismatch, dispute_amount_invalid, dispute_at_connected_bank, dispute_internal_payment, dispute_window_closed, insufficient_funds, liquidity_exceeded, recall_window_closed, refund_rejected */
         Error422_c87eb9ca: {
             headers: {
@@ -12400,6 +12386,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "currency_mismatch" | "dispute_amount_invalid" | "dispute_at_connected_bank" | "dispute_internal_payment" | "dispute_window_closed" | "insufficient_funds" | "liquidity_exceeded" | "recall_window_closed" | "refund_rejected";
+                    };
+                };
+            };
+        };
+        /** @description Unprocessable: alias_code_invalid, bank_authorization_failed, cannot_pay_self, challenge_failed, consent_code_invalid, consent_state_invalid, currency_mismatch, currency_not_receivable, fx_rate_expired, fx_rate_unavailable, fx_tier_not_covered, insufficient_funds, ledger_rejected, limit_exceeded, liquidity_exceeded, open_banking_unavailable, passkey_registration_invalid, payment_rejected, source_currency_mismatch, split_amounts_mismatch, step_up_invalid */
+        Error422_cb84755b: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "alias_code_invalid" | "bank_authorization_failed" | "cannot_pay_self" | "challenge_failed" | "consent_code_invalid" | "consent_state_invalid" | "currency_mismatch" | "currency_not_receivable" | "fx_rate_expired" | "fx_rate_unavailable" | "fx_tier_not_covered" | "insufficient_funds" | "ledger_rejected" | "limit_exceeded" | "liquidity_exceeded" | "open_banking_unavailable" | "passkey_registration_invalid" | "payment_rejected" | "source_currency_mismatch" | "split_amounts_mismatch" | "step_up_invalid";
                     };
                 };
             };
@@ -15330,7 +15330,7 @@ export interface operations {
             410: components["responses"]["Error410_4315ae46"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_511fa382"];
+            422: components["responses"]["Error422_2c603960"];
             429: components["responses"]["Error429_b8597fa3"];
             500: components["responses"]["Error500_3586a13f"];
             502: components["responses"]["Error502_60f8be50"];
@@ -15388,7 +15388,7 @@ export interface operations {
             410: components["responses"]["Error410_4315ae46"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_511fa382"];
+            422: components["responses"]["Error422_2c603960"];
             429: components["responses"]["Error429_b8597fa3"];
             500: components["responses"]["Error500_3586a13f"];
             502: components["responses"]["Error502_60f8be50"];
@@ -15427,7 +15427,7 @@ export interface operations {
             404: components["responses"]["Error404_ecb32f8f"];
             409: components["responses"]["Error409_838b5e14"];
             410: components["responses"]["Error410_4315ae46"];
-            422: components["responses"]["Error422_ba72db6f"];
+            422: components["responses"]["Error422_3120fc5a"];
             429: components["responses"]["Error429_b8597fa3"];
             500: components["responses"]["Error500_3586a13f"];
             502: components["responses"]["Error502_60f8be50"];
@@ -15463,7 +15463,7 @@ export interface operations {
             404: components["responses"]["Error404_ecb32f8f"];
             409: components["responses"]["Error409_838b5e14"];
             410: components["responses"]["Error410_4315ae46"];
-            422: components["responses"]["Error422_ba72db6f"];
+            422: components["responses"]["Error422_3120fc5a"];
             429: components["responses"]["Error429_b8597fa3"];
             500: components["responses"]["Error500_3586a13f"];
             502: components["responses"]["Error502_60f8be50"];
@@ -20261,7 +20261,7 @@ export interface operations {
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_5c5bb60d"];
+            422: components["responses"]["Error422_4ec129d5"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -20304,7 +20304,7 @@ export interface operations {
             404: components["responses"]["Error404_249ae09f"];
             409: components["responses"]["Error409_b5995b8b"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_8e6023a4"];
+            422: components["responses"]["Error422_cb84755b"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -20408,7 +20408,7 @@ export interface operations {
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_5c5bb60d"];
+            422: components["responses"]["Error422_4ec129d5"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -20501,7 +20501,7 @@ export interface operations {
             404: components["responses"]["Error404_249ae09f"];
             409: components["responses"]["Error409_b5995b8b"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_8e6023a4"];
+            422: components["responses"]["Error422_cb84755b"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -21417,7 +21417,7 @@ export interface operations {
             404: components["responses"]["Error404_249ae09f"];
             409: components["responses"]["Error409_b5995b8b"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_8e6023a4"];
+            422: components["responses"]["Error422_cb84755b"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -21521,7 +21521,7 @@ export interface operations {
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_5c5bb60d"];
+            422: components["responses"]["Error422_4ec129d5"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -21597,7 +21597,7 @@ export interface operations {
             404: components["responses"]["Error404_249ae09f"];
             409: components["responses"]["Error409_b5995b8b"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_8e6023a4"];
+            422: components["responses"]["Error422_cb84755b"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -21727,7 +21727,7 @@ export interface operations {
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_5c5bb60d"];
+            422: components["responses"]["Error422_4ec129d5"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -21816,7 +21816,7 @@ export interface operations {
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_5c5bb60d"];
+            422: components["responses"]["Error422_4ec129d5"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -21928,7 +21928,7 @@ export interface operations {
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_5c5bb60d"];
+            422: components["responses"]["Error422_4ec129d5"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -22009,7 +22009,7 @@ export interface operations {
             404: components["responses"]["Error404_249ae09f"];
             409: components["responses"]["Error409_b5995b8b"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_8e6023a4"];
+            422: components["responses"]["Error422_cb84755b"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -22054,7 +22054,7 @@ export interface operations {
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_8e6023a4"];
+            422: components["responses"]["Error422_cb84755b"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -22197,7 +22197,7 @@ export interface operations {
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_5c5bb60d"];
+            422: components["responses"]["Error422_4ec129d5"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -22309,7 +22309,7 @@ export interface operations {
             404: components["responses"]["Error404_249ae09f"];
             409: components["responses"]["Error409_b5995b8b"];
             410: components["responses"]["Error410_463f0e5e"];
-            422: components["responses"]["Error422_8e6023a4"];
+            422: components["responses"]["Error422_cb84755b"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];
@@ -22451,7 +22451,7 @@ export interface operations {
             410: components["responses"]["Error410_463f0e5e"];
             413: components["responses"]["Error413_bd3bdc2b"];
             415: components["responses"]["Error415_cdc15fd0"];
-            422: components["responses"]["Error422_5c5bb60d"];
+            422: components["responses"]["Error422_4ec129d5"];
             423: components["responses"]["Error423_58c64e83"];
             428: components["responses"]["Error428_a36283f2"];
             429: components["responses"]["Error429_24e331fe"];

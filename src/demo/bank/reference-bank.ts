@@ -2,12 +2,13 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { Server } from 'node:http';
 import { BATCH_OPERATION, CONNECTOR_OPERATIONS, createConnector, nodeListener, parseBatch, serveConnector, type AnswerStore, type Connector, type ConnectorReply, type Decision, type HubClient } from '../../participant-sdk/index.ts';
 import type { ConnectorRequest, StatusReason } from '../../participant-sdk/index.ts';
-import { openPglite, type Db } from '../../platform/db.ts';
+import { openPglite, openPostgres, type Db } from '../../platform/db.ts';
 import { createBankOpenBanking, OPEN_BANKING_SCHEMA, withOpenBanking, type BankOpenBanking } from './open-banking.ts';
 
 /**
  * The reference bank: a connected participant's core system in miniature, built on the participant SDK
- * (src/participant-sdk). It keeps its own books in its own database (a PGlite data directory, or memory): its
+ * (src/participant-sdk). It keeps its own books in its own database (a PGlite data directory or memory, or a PostgreSQL
+ * database of its own — never the hub's: its tables have plain names such as `accounts`): its
  * customers' accounts, the holds of transfers in flight, and a clearing account per currency that mirrors its
  * position at the hub (a payment out debits the customer and credits clearing: what the bank owes through the hub).
  * So, per currency, Σ customers + clearing never changes, and clearing = −(the bank's position movements at the hub).
@@ -40,7 +41,7 @@ export interface ReferenceBank {
   readonly connector: Connector;
   readonly publicJwk: { kty: 'OKP'; crv: 'Ed25519'; x: string; kid: string };
   readonly switches: BankSwitches;
-  /** Requests that reached the connector, by operation (reserve, accept, commit, abort, batch). */
+  /** Requests that reached the connector, by operation (reserve, accept, commit, abort, batch), and batches by the operations they carry (`batch:reserve`, …). */
   readonly served: Map<string, number>;
   /** Its open-banking side: OAuth 2.0 with PKCE for the hub, balances, consents (./open-banking.ts). */
   readonly openBanking: BankOpenBanking;
@@ -70,6 +71,7 @@ create table if not exists accounts (
   id text primary key, name text not null, currency text not null, balance_minor bigint not null, closed boolean not null default false,
   max_credit_minor bigint
 );
+alter table accounts add column if not exists held_minor bigint not null default 0;
 create table if not exists clearing (currency text primary key, balance_minor bigint not null);
 create table if not exists holds (
   tx_id text primary key, side text not null check (side in ('debit', 'credit')), account_id text not null, currency text not null,
@@ -77,6 +79,7 @@ create table if not exists holds (
 );
 create index if not exists holds_account_held on holds (account_id) where state = 'held';
 create table if not exists answers (key text primary key, body text not null);
+update accounts a set held_minor = coalesce((select sum(h.amount_minor) from holds h where h.account_id = a.id and h.side = 'debit' and h.state = 'held'), 0);
 `;
 
 /** Minor units of an ISO 4217 currency (what the hub's decimal strings carry). */
@@ -99,13 +102,15 @@ export function toMinor(amount: string, currency: string): bigint {
 
 export async function createReferenceBank(options: {
   dataDir?: string | undefined;
+  /** Its books on PostgreSQL instead of PGlite: a database of its own (the schema is created at start). */
+  databaseUrl?: string | undefined;
   hubPublicJwk: { kty: string; crv: string; x: string };
   kid?: string;
   name?: string;
   /** The clock its signatures are made and checked by (a test hub's fake clock: both sides agree on signing times). */
   nowMs?: () => number;
 }): Promise<ReferenceBank> {
-  const db = await openPglite(options.dataDir);
+  const db = options.databaseUrl !== undefined ? openPostgres({ url: options.databaseUrl, maxConnections: 8 }) : await openPglite(options.dataDir);
   for (const statement of `${SCHEMA};${OPEN_BANKING_SCHEMA}`.split(';').map((s) => s.trim()).filter((s) => s !== '')) await db.query(statement);
   const { privateKey, publicKey } = generateKeyPairSync('ed25519') as { privateKey: KeyObject; publicKey: KeyObject };
   const jwk = publicKey.export({ format: 'jwk' });
@@ -142,21 +147,26 @@ export async function createReferenceBank(options: {
       const mandate = r.MndtRltdInf?.MndtId;
       if (mandate !== undefined && !(await openBanking.mandateAllows(mandate, r.DbtrAcct?.Id.Othr.Id ?? ''))) return refuse('MD01', 'the customer’s consent is revoked or does not cover this debit');
       const amount = toMinor(r.IntrBkSttlmAmt.amount, r.IntrBkSttlmAmt.currency);
-      // One statement: the account locked, what its holds already take, and the hold added only when it fits.
-      const [acc] = await db.query<{ currency: string; closed: boolean; available: bigint }>(
-        `with acc as (select id, currency, closed, balance_minor from accounts where id = $1 for update),
-              held as (select coalesce(sum(amount_minor), 0)::int8 as s from holds where account_id = $1 and side = 'debit' and state = 'held'),
+      // One statement: the amount held on the account row only when it fits (the row's lock makes the check and the
+      // hold one step, also with concurrent reserves on several connections), then the hold itself. The SDK runs one
+      // request per transfer at a time, so a transfer is never held twice. When nothing was held, the account as it
+      // stood says why.
+      const [acc] = await db.query<{ currency: string; closed: boolean; available: bigint; held: boolean }>(
+        `with up as (update accounts set held_minor = held_minor + $3
+                      where id = $1 and currency = $4 and not closed and balance_minor - held_minor >= $3
+                        and not exists (select 1 from holds where tx_id = $2)
+                     returning id, currency),
               ins as (insert into holds (tx_id, side, account_id, currency, amount_minor, state)
-                      select $2, 'debit', acc.id, acc.currency, $3, 'held' from acc, held
-                       where acc.currency = $4 and not acc.closed and acc.balance_minor - held.s >= $3
-                      on conflict do nothing returning tx_id)
-         select acc.currency, acc.closed, (acc.balance_minor - held.s)::int8 as available, (select count(*) from ins)::int as inserted from acc, held`,
+                      select $2, 'debit', up.id, up.currency, $3, 'held' from up returning tx_id)
+         select a.currency, a.closed, (a.balance_minor - a.held_minor)::int8 as available, exists (select 1 from ins) as held from accounts a where a.id = $1`,
         [r.DbtrAcct?.Id.Othr.Id ?? '', r.TxId, amount, r.IntrBkSttlmAmt.currency],
       );
       if (acc === undefined || acc.currency !== r.IntrBkSttlmAmt.currency) return refuse('AC01', 'no such account in this currency');
+      if (acc.held) return { ok: true } as const;
       if (acc.closed) return refuse('AC04');
       if (acc.available < amount) return refuse('AM04');
-      return { ok: true } as const;
+      // Already held for this transfer (its answer was lost before it was stored): held it stays.
+      return (await bank.hold(r.TxId))?.state === 'held' ? ({ ok: true } as const) : refuse('AM04');
     },
     async accept(r: ConnectorRequest): Promise<Decision> {
       if (switches.refuse?.op === 'accept') return refuse(switches.refuse.reason);
@@ -182,22 +192,27 @@ export async function createReferenceBank(options: {
   /**
    * Applies the hub's decisions to holds in one statement, each once (a hold's state moves only from held/accepted);
    * on commit the customers' accounts and the clearing account move by the sum of the committed holds on each (a
-   * debit: customer down, clearing up; a credit the other way; several holds of one account may be in a batch).
+   * debit: customer down, clearing up; a credit the other way; several holds of one account may be in a batch), and a
+   * debit hold, committed or released, no longer counts in the account's held amount.
    * Returns how many holds moved.
    */
   const settleAll = async (txIds: readonly string[], commits: readonly boolean[]): Promise<number> => {
     const [done] = await db.query<{ n: number }>(
-      `with u as (select * from unnest($1::text[], $2::boolean[]) as u(tx_id, commit)),
+      `with u as (select tx_id, c::boolean as commit from unnest($1::text[], $2::text[]) as u(tx_id, c)),
             h as (update holds set state = case when u.commit then 'committed' else 'released' end
                     from u where holds.tx_id = u.tx_id and holds.state in ('held', 'accepted')
                   returning u.commit, holds.side, holds.account_id, holds.currency, holds.amount_minor),
-            moves as (select account_id, currency, sum(case when side = 'debit' then -amount_minor else amount_minor end)::int8 as delta from h where commit group by account_id, currency),
-            a as (update accounts set balance_minor = balance_minor + moves.delta from moves where accounts.id = moves.account_id returning 1),
+            moves as (select account_id, currency,
+                             sum(case when not commit then 0 when side = 'debit' then -amount_minor else amount_minor end)::int8 as delta,
+                             sum(case when side = 'debit' then amount_minor else 0 end)::int8 as unheld
+                        from h group by account_id, currency),
+            a as (update accounts set balance_minor = balance_minor + moves.delta, held_minor = held_minor - moves.unheld from moves where accounts.id = moves.account_id returning 1),
             c as (insert into clearing (currency, balance_minor)
-                  select currency, -sum(delta)::int8 from moves group by currency
+                  select currency, -sum(delta)::int8 from moves where delta <> 0 group by currency
                   on conflict (currency) do update set balance_minor = clearing.balance_minor + excluded.balance_minor returning 1)
        select (select count(*) from h)::int as n, (select count(*) from a)::int as a, (select count(*) from c)::int as c`,
-      [txIds, commits],
+      // As text: the PostgreSQL driver sends a JavaScript boolean array as one boolean.
+      [txIds, commits.map(String)],
     );
     return done?.n ?? 0;
   };
@@ -214,6 +229,9 @@ export async function createReferenceBank(options: {
       if (switches.noBatch && op === 'batch') return { status: 404, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: 'unknown operation' }) };
       // Counted for known operations only (the path is the caller's: anything else would grow the map).
       if (op === BATCH_OPERATION || (CONNECTOR_OPERATIONS as readonly string[]).includes(op)) served.set(op, (served.get(op) ?? 0) + 1);
+      if (op === BATCH_OPERATION) {
+        for (const carried of new Set((parseBatch(body)?.TxInf ?? []).map((i) => i.Op))) served.set(`batch:${carried}`, (served.get(`batch:${carried}`) ?? 0) + 1);
+      }
       if (switches.hang) await new Promise<void>((resolve) => waiters.push(resolve));
       if (switches.slowMs > 0) await new Promise((resolve) => setTimeout(resolve, switches.slowMs));
       if (crashed) return unavailable;
