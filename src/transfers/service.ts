@@ -44,14 +44,9 @@ export const REQUEST_WARNING =
   'Approving this request SENDS money from your account. You never receive money by approving a request. Only approve if you know the requester and expect to pay them.';
 export const FIRST_TIME_WARNING = 'You have never paid this person before: it may be a scam.';
 
-/**
- * How money moves between two accounts. The hub-ledger mover applies linked ledger transfers inside the caller's
- * transaction. A participant that keeps its own books would get its own mover (a pending ledger transfer to its
- * settlement account, an API call, then post or void) without changing the payment flow.
- */
-/** A bound on the fee schedules listed at once (one per ordered pair of participants that has one). */
 /** Bound on the connected payments decided in one transaction. */
 const MAX_DECIDE_BATCH = 64;
+/** A bound on the fee schedules listed at once (one per ordered pair of participants that has one). */
 export const FEE_LIST_LIMIT = 500;
 
 export interface FeeScheduleRecord {
@@ -1201,7 +1196,7 @@ export function createTransferService(deps: {
         return out;
       }
     },
-    { maxBatch: MAX_DECIDE_BATCH },
+    { maxBatch: MAX_DECIDE_BATCH, maxInFlight: Number(process.env.AB_DEC ?? 1) },
   );
   const decide = async (paymentId: string, wanted: Wanted): Promise<Payment | undefined> => {
     const decided = await decisions.load({ paymentId, wanted });
