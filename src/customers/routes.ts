@@ -88,19 +88,22 @@ export function registerCustomerRoutes(
       schema: {
         tags: ['customers'],
         summary: 'List your customers',
+        description: 'By id, `limit` at a time; pass `nextCursor` as `cursor` for the next page (any other cursor: 400 invalid_page).',
         security: [{ participant: [] }],
         querystring: Type.Composite([PageQuery, Type.Object({ externalId: Type.Optional(Opaque('Your own id of the customer', { pattern: '^[^\\x00-\\x1f\\x7f]+$' })) })], { additionalProperties: false }),
         response: { 200: Page(Type.Ref(CustomerSchema)) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const participantId = principalOf(request).participantId;
       if (request.query.externalId !== undefined) {
         const found = await customers.findByExternalId(participantId, request.query.externalId);
         return { items: found === undefined ? [] : [wireCustomer(found)], nextCursor: null };
       }
       const limit = pageLimit(request.query.limit);
-      const items = await customers.list(participantId, { limit, ...(request.query.cursor !== undefined ? { afterId: request.query.cursor } : {}) });
+      const page = await customers.list(participantId, { limit, ...(request.query.cursor !== undefined ? { afterId: request.query.cursor } : {}) });
+      if (!page.ok) return reply.fail(page.error);
+      const items = page.value;
       return { items: items.map(wireCustomer), nextCursor: items.length === limit ? (items.at(-1)?.id ?? null) : null };
     },
   );

@@ -155,15 +155,10 @@ export function registerDisputeRoutes(app: HttpServer, deps: { disputes: Dispute
         request,
         reply,
         async (tx) => {
-          let amountMinor: bigint | undefined;
-          if (b.amount !== undefined) {
-            const parsed = parseMoney(b.amount);
-            if (!parsed.ok) return parsed.error;
-            amountMinor = parsed.value.amountMinor;
-          }
+          const amount = b.amount === undefined ? undefined : parseMoney(b.amount);
+          if (amount !== undefined && !amount.ok) return amount.error;
           const kind = b.cardPaymentId !== undefined ? 'card' : 'p2p';
-          const r = await disputes.open(tx, actorOf(request, b.customerId), { walletId: p.participantId, customerId: b.customerId, kind, paymentId: (b.cardPaymentId ?? b.transferId)!, reason: b.reason, amountMinor });
-          if (r.ok && b.amount !== undefined && b.amount.currency !== r.value.currency) return { code: 'currency_mismatch', message: `the payment is in ${r.value.currency}` };
+          const r = await disputes.open(tx, actorOf(request, b.customerId), { walletId: p.participantId, customerId: b.customerId, kind, paymentId: (b.cardPaymentId ?? b.transferId)!, reason: b.reason, amount: amount?.value });
           return r.ok ? created(wireDispute(r.value, p.participantId)) : r.error;
         },
         { required: true },

@@ -5,7 +5,7 @@ import type { PaymentsModule } from '../payments/index.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db, Queryable, Tx } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
-import { formatMoney } from '../platform/money.ts';
+import { formatMoney, type Money } from '../platform/money.ts';
 import { err, ok, type DomainError, type Result } from '../platform/result.ts';
 import { interparticipantLegs, positionAccounts, type PositionMove, type SettlementService } from '../settlement/index.ts';
 import type { TransfersModule } from '../transfers/index.ts';
@@ -141,7 +141,8 @@ interface HoldRow {
 }
 
 export interface DisputeService {
-  open(tx: Queryable, actor: Actor, input: { walletId: string; customerId: string; kind: DisputeKind; paymentId: string; reason: string; amountMinor?: bigint | undefined }): Promise<Result<Dispute, DErr>>;
+  /** `amount` (default: all that is disputable) is in the payment's currency: another is currency_mismatch, nothing written. */
+  open(tx: Queryable, actor: Actor, input: { walletId: string; customerId: string; kind: DisputeKind; paymentId: string; reason: string; amount?: Money | undefined }): Promise<Result<Dispute, DErr>>;
   get(id: string, q?: Queryable): Promise<Dispute | undefined>;
   list(participantId: string, limit: number): Promise<Dispute[]>;
   /** The card issuer charges the payment back (money from the merchant to the cardholder) or rejects the dispute. */
@@ -461,7 +462,8 @@ export function createDisputeService(deps: {
           paidAt: p.createdAt,
         };
       }
-      const amount = input.amountMinor ?? row.disputable;
+      if (input.amount !== undefined && input.amount.currency !== row.currency) return err('currency_mismatch', `the payment is in ${row.currency}`, { currency: row.currency });
+      const amount = input.amount?.amountMinor ?? row.disputable;
       if (amount <= 0n || amount > row.disputable) return err('dispute_amount_invalid', 'a dispute is for at most what was paid (less refunds and chargebacks)', { disputable: formatMoney(row.disputable, row.currency) });
       const [open] = await tx.query<{ id: string }>(`select id from disputes where payment_id = $1 and status in ('opened', 'chargeback') limit 1`, [row.payment_id]);
       if (open !== undefined) return err('dispute_exists', 'this payment already has an open dispute', { disputeId: open.id });

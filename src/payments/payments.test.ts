@@ -111,6 +111,27 @@ describe.each(engines)('payments on %s', (engine) => {
     expect(expired.body.error.code).toBe('qr_expired');
   });
 
+  it('MPM: an amount in another currency than the merchant’s is refused on static and dynamic codes, nothing moved', async () => {
+    const pay = (payload: string, amount: { amount: string; currency: string }, minor: bigint) =>
+      t.api('wallet-b').post('/v1/wallet/payments/qr', { payload, amount, customerId: card.b.customerId, source: tokenSource(card.b, { amountMinor: minor, now: clock.now() }) }, key());
+    const fixed = await t.api('merchant-a').post(`/v1/merchants/${MERCHANT_A}/qr-codes`, { kind: 'static' }, key());
+    const dynamic = await t.api('merchant-a').post(`/v1/merchants/${MERCHANT_A}/qr-codes`, { kind: 'dynamic', amount: '45.00', expiresInS: 120 }, key());
+    const payer = await balance(card.fundingAccountId);
+    const merchant = await balance(settlementA);
+    for (const [payload, amount, minor] of [
+      [fixed.body.payload, '1.00', 100n],
+      [dynamic.body.payload, '45.00', 4500n], // the code's minor units, in HKD
+    ] as const) {
+      const refused = await pay(payload, { amount, currency: 'HKD' }, minor);
+      expect(refused.status).toBe(422);
+      expect(refused.body.error).toMatchObject({ code: 'payment_currency_mismatch', details: { currency: 'CNY' } });
+    }
+    expect(await balance(card.fundingAccountId)).toEqual(payer);
+    expect(await balance(settlementA)).toEqual(merchant);
+    // Nothing was recorded against the dynamic code either: its own currency still pays it.
+    expect((await pay(dynamic.body.payload, { amount: '45.00', currency: 'CNY' }, 4500n)).status).toBe(201);
+  });
+
   it('CPM: authorize, partial capture, several refunds never above captured; idempotent retries replay', async () => {
     const payload = cpmPayload(card.b, { amountMinor: 8000n, now: clock.now() });
     const headers = key();

@@ -11,7 +11,7 @@ import type { Clock } from '../platform/clock.ts';
 import type { RefLearner } from '../api/index.ts';
 import { pipeliner, type Db, type Queryable, type TxHooks } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
-import { formatAmount, formatMoney } from '../platform/money.ts';
+import { formatAmount, formatMoney, type Money } from '../platform/money.ts';
 import { err, ok, type Result } from '../platform/result.ts';
 import { riskHistoryOf, riskHistorySql, type RiskAssessment, type RiskDecision, type RiskInput, type RiskReason, type RiskRules, type RiskService } from '../risk/index.ts';
 import type { StepUpBinding, StepUpService } from '../stepup/index.ts';
@@ -90,7 +90,7 @@ export interface TapInput {
 export type CardPaymentInput =
   | { readonly channel: 'tap'; readonly actor: Actor; readonly owner: string; readonly merchantId: string; readonly tap: TapInput }
   | { readonly channel: 'cpm'; readonly actor: Actor; readonly owner: string; readonly merchantId: string; readonly payload: string; readonly amountMinor: bigint; readonly currency: string }
-  | { readonly channel: 'qr'; readonly actor: Actor; readonly walletId: string; readonly payload: string; readonly amountMinor?: bigint | undefined; readonly pay: WalletPayInput }
+  | { readonly channel: 'qr'; readonly actor: Actor; readonly walletId: string; readonly payload: string; readonly amount?: Money | undefined; readonly pay: WalletPayInput }
   | { readonly channel: 'link'; readonly actor: Actor; readonly walletId: string; readonly linkId: string; readonly pay: WalletPayInput };
 
 /** A payment stage 1 decided to go ahead with: everything the commit needs. */
@@ -399,12 +399,17 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           continue;
         }
         merchant = qr.value.merchant;
+        // The payer's amount is checked in the code's currency, not only in its minor units: 1.00 HKD is not 1.00 CNY.
+        if (input.amount !== undefined && input.amount.currency !== qr.value.currency) {
+          out[i] = { code: 'payment_currency_mismatch', message: `this merchant takes ${qr.value.currency}`, details: { currency: qr.value.currency } };
+          continue;
+        }
         if (qr.value.qr !== undefined) {
           if (qr.value.qr.paidAuthorizationId !== null) {
             out[i] = { code: 'qr_already_paid', message: 'this dynamic code was already paid' };
             continue;
           }
-          if (input.amountMinor !== undefined && input.amountMinor !== qr.value.amountMinor) {
+          if (input.amount !== undefined && input.amount.amountMinor !== qr.value.amountMinor) {
             out[i] = { code: 'amount_mismatch', message: 'the amount differs from the amount in the code' };
             continue;
           }
@@ -412,11 +417,11 @@ export function createCardPipeline(deps: PipelineDeps): CardPipeline {
           channel = 'mpm_dynamic';
           qrId = qr.value.qr.id;
         } else {
-          if (input.amountMinor === undefined) {
+          if (input.amount === undefined) {
             out[i] = { code: 'amount_required', message: 'a static code: send the amount the payer entered' };
             continue;
           }
-          amountMinor = input.amountMinor;
+          amountMinor = input.amount.amountMinor;
           channel = 'mpm_static';
         }
       } else {

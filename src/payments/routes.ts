@@ -463,7 +463,7 @@ export function registerPaymentRoutes(app: HttpServer, deps: PaymentRouteDeps): 
         actor: actorOf(request, request.body.customerId),
         walletId: me(request),
         payload: request.body.payload,
-        amountMinor: amount?.value.amountMinor,
+        amount: amount?.value,
         pay: walletInput(request.body),
       });
     },

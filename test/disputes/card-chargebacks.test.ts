@@ -204,4 +204,16 @@ describe.each(engines)('card chargebacks and refunds of the same payment on %s',
     expect(opened.body.error.code).toBe('currency_mismatch');
     expect(await t.hub.db.query('select id from disputes where payment_id = $1', [res.body.id])).toEqual([]);
   });
+
+  it('a dispute amount in another currency than the payment’s is currency_mismatch whatever its size, nothing written', async () => {
+    const { id } = await paid('100.00', 10_000n);
+    const after = await balances();
+    for (const amount of ['200.00', '50.00']) {
+      const res = await t.api('wallet-a').post('/v1/wallet/disputes', { customerId: card.a.customerId, cardPaymentId: id, reason: 'not received', amount: { amount, currency: 'HKD' } }, key());
+      expect(res.status).toBe(422);
+      expect(res.body.error).toMatchObject({ code: 'currency_mismatch', details: { currency: 'CNY' } });
+    }
+    expect(await t.hub.db.query('select id from disputes where payment_id = $1', [id])).toEqual([]);
+    expect(await balances()).toEqual(after);
+  });
 });

@@ -75,6 +75,21 @@ describe.each(engines)('HTTP conventions on %s', (engine) => {
     expect((await t.api('wallet-b').get('/v1/customers?externalId=iso-1')).body.items).toEqual([]);
   });
 
+  it('pages customers by the cursor it issued and refuses any other cursor (400 invalid_page) instead of answering a page', async () => {
+    const api = t.api('wallet-a');
+    for (const n of [1, 2, 3]) expect((await api.post('/v1/customers', { externalId: `page-${n}`, name: `Page ${n}` })).status).toBe(201);
+    const first = await api.get('/v1/customers?limit=1');
+    expect(first.status).toBe(200);
+    expect(first.body.nextCursor).toBe(first.body.items[0].id);
+    const second = await api.get(`/v1/customers?limit=1&cursor=${first.body.nextCursor}`);
+    expect(second.status).toBe(200);
+    expect(second.body.items[0].id > first.body.items[0].id).toBe(true);
+    expectError(await api.get('/v1/customers?cursor=abc'), 400, 'invalid_page');
+    // Another participant's customer is no cursor of this list either (and says nothing about that customer).
+    const theirs = await t.api('wallet-b').post('/v1/customers', { externalId: 'page-b', name: 'Page B' });
+    expectError(await api.get(`/v1/customers?limit=1&cursor=${theirs.body.id}`), 400, 'invalid_page');
+  });
+
   it('uses a caller-supplied request id or makes one', async () => {
     const res = await t.api('wallet-a').get('/v1/me', { 'x-request-id': 'corr-12345678' });
     expect(res.headers['x-request-id']).toBe('corr-12345678');

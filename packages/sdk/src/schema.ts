@@ -346,9 +346,7 @@ export interface paths {
         };
         /**
          * List your customers
-         * @description List your customers.
-         *
-         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
+         * @description By id, `limit` at a time; pass `nextCursor` as `cursor` for the next page (any other cursor: 400 invalid_page).
          */
         get: operations["getCustomers"];
         put?: never;
@@ -9016,20 +9014,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: idempotency_key_invalid, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
-        Error400_16851c49: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "idempotency_key_invalid" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_account, invalid_amount, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_currency, validation_failed */
         Error400_18305163: {
             headers: {
@@ -9492,20 +9476,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: invalid_phone, malformed_request, validation_failed */
-        Error400_6ed31cc5: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "invalid_phone" | "malformed_request" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_account, invalid_amount, invalid_page, invalid_phone, invalid_transfer, linked_chain_open, malformed_request, metadata_too_large, unknown_currency, validation_failed */
         Error400_730379ec: {
             headers: {
@@ -9576,6 +9546,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: invalid_page, invalid_phone, malformed_request, unknown_field, validation_failed */
+        Error400_87244b68: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "invalid_page" | "invalid_phone" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, invalid_phone, malformed_json, malformed_request, reward_rule_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_8934da5c: {
             headers: {
@@ -9628,6 +9612,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_account" | "invalid_amount" | "invalid_connection" | "invalid_country" | "invalid_page" | "invalid_phone" | "invalid_transfer" | "invalid_webhook_url" | "linked_chain_open" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "metadata_too_large" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: invalid_page, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_9663bce7: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "invalid_page" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -9926,6 +9924,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: idempotency_key_invalid, invalid_page, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_d7291976: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_key_invalid" | "invalid_page" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
         Error400_d897858e: {
             headers: {
@@ -9936,6 +9948,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "idempotency_key_required" | "invalid_amount" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: invalid_page, invalid_phone, malformed_request, validation_failed */
+        Error400_df7f002e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "invalid_page" | "invalid_phone" | "malformed_request" | "validation_failed";
                     };
                 };
             };
@@ -13419,7 +13445,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_0d67e1c1"];
+            400: components["responses"]["Error400_87244b68"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_571f4e2f"];
@@ -13463,7 +13489,7 @@ export interface operations {
                     "application/json": components["schemas"]["Customer"];
                 };
             };
-            400: components["responses"]["Error400_16851c49"];
+            400: components["responses"]["Error400_d7291976"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_571f4e2f"];
@@ -13499,7 +13525,7 @@ export interface operations {
                     "application/json": components["schemas"]["Customer"];
                 };
             };
-            400: components["responses"]["Error400_6ed31cc5"];
+            400: components["responses"]["Error400_df7f002e"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_571f4e2f"];
@@ -13533,7 +13559,7 @@ export interface operations {
                     "application/json": components["schemas"]["CustomerExport"];
                 };
             };
-            400: components["responses"]["Error400_6ed31cc5"];
+            400: components["responses"]["Error400_df7f002e"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_571f4e2f"];
@@ -13593,7 +13619,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_16851c49"];
+            400: components["responses"]["Error400_d7291976"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_571f4e2f"];
@@ -14404,7 +14430,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_0d67e1c1"];
+            400: components["responses"]["Error400_87244b68"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_571f4e2f"];
@@ -14453,7 +14479,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_16851c49"];
+            400: components["responses"]["Error400_d7291976"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_571f4e2f"];
@@ -14495,7 +14521,7 @@ export interface operations {
                     "application/json": components["schemas"]["CustomerLink"];
                 };
             };
-            400: components["responses"]["Error400_2e079142"];
+            400: components["responses"]["Error400_9663bce7"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_571f4e2f"];
@@ -14538,7 +14564,7 @@ export interface operations {
                     "application/json": components["schemas"]["CustomerLink"];
                 };
             };
-            400: components["responses"]["Error400_16851c49"];
+            400: components["responses"]["Error400_d7291976"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_571f4e2f"];
