@@ -104,7 +104,7 @@ const LEASE_MS = 30_000;
 /** Messages one round of deliverSoon sends. */
 const DELIVER_SOON_BATCH = 128;
 /** Batches of asks one participant may have out at once (the next forms meanwhile). */
-const ASK_BATCHES_IN_FLIGHT = Number(process.env.AB_ASK ?? 2);
+const ASK_BATCHES_IN_FLIGHT = 2;
 /** After a participant answered 404 to a batch, its messages go one by one for this long. */
 const BATCH_RETRY_MS = 10 * 60_000;
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');

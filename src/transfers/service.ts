@@ -1196,7 +1196,7 @@ export function createTransferService(deps: {
         return out;
       }
     },
-    { maxBatch: MAX_DECIDE_BATCH, maxInFlight: Number(process.env.AB_DEC ?? 1) },
+    { maxBatch: MAX_DECIDE_BATCH },
   );
   const decide = async (paymentId: string, wanted: Wanted): Promise<Payment | undefined> => {
     const decided = await decisions.load({ paymentId, wanted });
