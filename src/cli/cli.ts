@@ -6,28 +6,39 @@ import { StartupError } from '../platform/startup-error.ts';
 import { systemClock } from '../platform/clock.ts';
 import { join } from 'node:path';
 
+/** Each command's lines in the usage text, by command name (what `hutong <command> --help` prints). */
+const COMMAND_USAGE: Readonly<Record<string, string>> = {
+  start: `  hutong start [--demo]        run the hub (PGlite in ./data, or DATABASE_URL=postgres://…); --demo (what npm start
+                               runs) seeds the demo network and enables the demo helpers on loopback`,
+  token: `  hutong token <participant>   an access token for a demo participant (wallet-a, bank-a…) from the demo hub on this
+                               machine (at PORT, 8080 unless set: PORT=8090 hutong token wallet-a for a hub on 8090)`,
+  migrate: '  hutong migrate               apply database migrations and exit',
+  audit: `  hutong audit verify [--against <file>]
+                               recompute the audit hash chain and check its signed checkpoints; exit 1 naming the
+                               first problem; --against also checks a checkpoint exported earlier
+  hutong audit checkpoint      print the newest signed audit checkpoint as JSON, to keep outside the database`,
+  keys: '  hutong keys rotate           re-wrap every data key under a new key-encrypting key',
+  qr: `  hutong qr decode <payload>   decode an EMV QR payload (merchant- or consumer-presented) to JSON
+  hutong qr encode [options]   encode a merchant-presented EMV QR payload (hutong qr encode --help)`,
+  demo: '  hutong demo <scenario>       run a demo story on a fresh embedded hub (hutong demo --list)',
+  simulate: `  hutong simulate bank [--port 9100] [--hub URL] [--slow MS|--hang|--down|--refuse reserve:AM04|--duplicate|--crash-after-reserve]
+                               serve the demo's connected bank (bank-c) from its own process, with its own books, to
+                               try its failure switches (hutong simulate bank --help)`,
+  doctor: `  hutong doctor [--json]       check this deployment (database writable, migrations, autovacuum, synchronous standby,
+                               clock, key location and key, demo mode, operator credential); exit 1 if a check fails`,
+};
+
+const ENVIRONMENT = `Environment: PORT (8080), HUTONG_DATA_DIR (./data), HUTONG_KEY_DIR (<data dir>-keys), DATABASE_URL,
+             HUTONG_OPERATOR_TOKEN, HUTONG_KEK, HUTONG_LOG_LEVEL.`;
+
 const USAGE = `hutong — the Hutong (互通) interoperability hub
 
 Usage:
-  hutong start [--demo]        run the hub (PGlite in ./data, or DATABASE_URL=postgres://…); --demo (what npm start
-                               runs) seeds the demo network and enables the demo helpers on loopback
-  hutong token <participant>   an access token for a demo participant (wallet-a, bank-a…) from the demo hub on this machine
-  hutong migrate               apply database migrations and exit
-  hutong audit verify [--against <file>]
-                               recompute the audit hash chain and check its signed checkpoints; exit 1 naming the
-                               first problem; --against also checks a checkpoint exported earlier
-  hutong audit checkpoint      print the newest signed audit checkpoint as JSON, to keep outside the database
-  hutong keys rotate           re-wrap every data key under a new key-encrypting key
-  hutong qr decode <payload>   decode an EMV QR payload (merchant- or consumer-presented) to JSON
-  hutong qr encode [options]   encode a merchant-presented EMV QR payload (hutong qr encode --help)
-  hutong demo <scenario>       run a demo story on a fresh embedded hub (hutong demo --list)
-  hutong simulate bank [--port 9100] [--hub URL] [--slow MS|--hang|--down|--refuse reserve:AM04|--duplicate|--crash-after-reserve]
-                               run the reference bank (a connected participant with its own books) in its own process
-  hutong doctor [--json]       check this deployment (database writable, migrations, autovacuum, synchronous standby,
-                               clock, key location and key, demo mode, operator credential); exit 1 if a check fails
+${Object.values(COMMAND_USAGE).join('\n')}
 
-Environment: PORT (8080), HUTONG_DATA_DIR (./data), HUTONG_KEY_DIR (<data dir>-keys), DATABASE_URL,
-             HUTONG_OPERATOR_TOKEN, HUTONG_KEK, HUTONG_LOG_LEVEL.`;
+${ENVIRONMENT}`;
+
+const wantsHelp = (args: readonly string[]) => args.includes('--help') || args.includes('-h');
 
 export interface CliIo {
   stdout(text: string): void;
@@ -64,6 +75,12 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
 
 async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
+  // Usage, not the command: `hutong start --help` must not start a hub, nor `hutong migrate --help` migrate. qr and
+  // simulate have their own, longer help.
+  if (command !== undefined && command !== 'qr' && command !== 'simulate' && Object.hasOwn(COMMAND_USAGE, command) && wantsHelp(rest)) {
+    io.stdout(`Usage:\n${COMMAND_USAGE[command]}\n\n${ENVIRONMENT}`);
+    return 0;
+  }
   switch (command) {
     case 'start': {
       const { startCommand } = await import('./start.ts');

@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig, type HubConfig } from '../platform/config.ts';
+import { DEFAULT_PORT, loadConfig, type HubConfig } from '../platform/config.ts';
 import { createHub } from '../main.ts';
 import { seedDemoNetwork, type DemoNetwork } from '../demo/index.ts';
 import { sandboxBannerLines, seedSandboxCards } from '../demo/index.ts';
@@ -40,6 +40,8 @@ export async function startCommand(io: CliIo, args: readonly string[] = []): Pro
   const base = `http://${config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host}:${config.port}`;
   // The demo network's connected bank (its own books, its own PGlite data directory), in this process.
   const connectedBank = demo !== undefined ? await startConnectedBank(hub, { dataDir: join(config.dataDir, 'reference-bank'), hubUrl: `http://127.0.0.1:${config.port}` }) : undefined;
+  // The CLI's commands find the hub by PORT: on another port than the default, the commands printed here say so.
+  const portPrefix = config.port === DEFAULT_PORT ? '' : `PORT=${config.port} `;
   const operatorCredential =
     config.operatorToken !== undefined && config.operatorToken !== '' ? 'HUTONG_OPERATOR_TOKEN (as you set it)' : `the file ${operatorTokenPath(config)} (0600)`;
   const lines = [
@@ -60,7 +62,9 @@ export async function startCommand(io: CliIo, args: readonly string[] = []): Pro
         ? [
             `  Hosted participants keep their customers' accounts at the hub; ${connectedBank.credential.key} (${connectedBank.name}) is CONNECTED: it keeps its own books`,
             `  (the reference bank at ${connectedBank.url}) and answers the hub's reserve/accept/commit/abort. Pay its customer 王芳`,
-            '  (handle wangfang) from the reference wallet, or run another one: hutong simulate bank --port 9100.',
+            '  (handle wangfang) from the reference wallet. To see a bank misbehave, serve the same participant from its own process,',
+            `  with fresh books and a failure switch: ${portPrefix}npx hutong simulate bank --port 9100 --refuse accept:AC04 (payments to her are`,
+            `  refused; Ctrl-C hands ${connectedBank.credential.key} back to this process). It is not a second bank: \`npx hutong simulate bank --help\`.`,
             `  Link her account into a wallet by the bank's consent (wallet → Me → ${connectedBank.name}): approve at the bank with account`,
             `  ${connectedBank.signIn.account} and passcode ${connectedBank.signIn.passcode} (a simulation of the bank's own sign-in).`,
           ]
@@ -73,7 +77,7 @@ export async function startCommand(io: CliIo, args: readonly string[] = []): Pro
       ...sandboxBannerLines(testCards),
       '',
       'Try it (from this machine):',
-      '  TOKEN=$(npx hutong token wallet-a)',
+      `  TOKEN=$(${portPrefix}npx hutong token wallet-a)`,
       `  curl -s ${base}/v1/customers -H "Authorization: Bearer $TOKEN"`,
       '  npx hutong demo --list      (stories that drive the API step by step)',
     );
@@ -157,7 +161,10 @@ export async function tokenCommand(io: CliIo, args: readonly string[]): Promise<
     io.stdout(body.access_token);
     return 0;
   } catch (error) {
-    io.stderr(`no hub answers at ${base} (${error instanceof Error ? error.message : String(error)}): is it running?`);
+    io.stderr(
+      `no hub answers at ${base} (${error instanceof Error ? error.message : String(error)}): is it running? ` +
+        `A hub on another port: PORT=<its port> hutong token ${key} (PORT is ${process.env.PORT ?? process.env.HUTONG_PORT ?? 'not set: 8080'})`,
+    );
     return 1;
   }
 }

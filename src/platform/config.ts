@@ -48,6 +48,9 @@ function int(value: string | undefined, fallback: number): number {
   return parsed;
 }
 
+/** The port the hub listens on, and the CLI's commands look for it on, unless PORT says otherwise. */
+export const DEFAULT_PORT = 8080;
+
 /** The key directory when HUTONG_KEY_DIR is not set: a sibling of the data directory named after it. */
 export const defaultKeyDir = (dataDir: string) => `${resolve(dataDir)}-keys`;
 
@@ -55,7 +58,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const dataDir = overrides.dataDir ?? resolve(env.HUTONG_DATA_DIR ?? join(process.cwd(), 'data'));
   const keyDir = env.HUTONG_KEY_DIR !== undefined && env.HUTONG_KEY_DIR !== '' ? resolve(env.HUTONG_KEY_DIR) : defaultKeyDir(dataDir);
   return {
-    port: int(env.PORT ?? env.HUTONG_PORT, 8080),
+    port: int(env.PORT ?? env.HUTONG_PORT, DEFAULT_PORT),
     host: env.HUTONG_HOST ?? '127.0.0.1',
     databaseUrl: env.DATABASE_URL === '' ? undefined : env.DATABASE_URL,
     dataDir,

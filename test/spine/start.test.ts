@@ -81,6 +81,9 @@ describe('starting the hub', () => {
     expect(s.banner).toMatch(/only callers on this\s+machine \(loopback\)/);
     // Both modes in the demo network: the reference bank, in this process with its own books, is connected.
     expect(s.banner).toMatch(/bank-c \(.*\) is CONNECTED: it keeps its own books/);
+    // Its second process is bank-c itself served apart (with a failure switch), on the hub's PORT: not another bank.
+    expect(s.banner).toContain(`PORT=${new URL(s.base).port} npx hutong simulate bank --port 9100 --refuse accept:AC04`);
+    expect(s.banner).toContain('It is not a second bank');
     // No secret in the banner: not the operator credential, no client secret.
     const operatorToken = readFileSync(join(s.dataDir, 'operator-token'), 'utf8').trim();
     const credentialsFile = join(s.dataDir, 'demo-credentials.json');
@@ -106,6 +109,31 @@ describe('starting the hub', () => {
     expect(asCustomer.status).toBe(403);
     const minted = await fetch(`${s.base}/v1/credentials`, { method: 'POST', headers: { authorization: `Bearer ${accessToken}` } });
     expect(minted.status).toBe(403);
+
+    // `hutong simulate bank` serves bank-c from its own process with its own books, never the directory the hub's own
+    // bank holds (two openers of one PGlite directory lose each other's books), and hands bank-c back when stopped.
+    const operator = { authorization: `Bearer ${operatorToken}` };
+    const connection = async () =>
+      ((await (await fetch(`${s.base}/v1/operator/participants/par_demo_bank_c/connections`, { headers: operator })).json()) as { items: { currency: string; endpointUrl: string }[] }).items.find((c) => c.currency === 'CNY')?.endpointUrl;
+    const inProcess = await connection();
+    expect(inProcess).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const sharing = await run(s.env, ['simulate', 'bank', '--port', String(await freePort()), '--data-dir', join(s.dataDir, 'reference-bank')]);
+    expect(sharing.code).toBe(1);
+    expect(sharing.stderr).toMatch(/reference-bank is in use by process \d+/);
+    const port = await freePort();
+    const simulated = spawn(process.execPath, [BIN, 'simulate', 'bank', '--port', String(port)], { env: s.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(simulated);
+    let out = '';
+    simulated.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    simulated.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    await expect.poll(() => out, { timeout: 60_000 }).toContain('switches:');
+    expect(out).toContain(`its own books, in ${join(s.dataDir, `simulated-bank-${port}`)}`);
+    expect(await connection()).toBe(`http://127.0.0.1:${port}`);
+    const exited = new Promise((ok) => simulated.once('exit', ok));
+    simulated.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(out).toContain(`handed par_demo_bank_c back to ${inProcess}`);
+    expect(await connection()).toBe(inProcess);
     s.child.kill('SIGTERM');
   }, 240_000);
 

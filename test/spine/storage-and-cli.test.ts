@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -151,4 +151,46 @@ describe('logs', () => {
     expect(all).toContain('424242******4242');
     expect(maskPans('order 12345678901234 ref')).toBe('order 12345678901234 ref'); // not Luhn-valid: left alone
   });
+});
+
+describe('`hutong <command> --help`', () => {
+  it('prints the command\'s usage and does nothing else: no hub started or asked, no database opened', async () => {
+    const { runCli } = await import('../../src/cli/cli.ts');
+    const dataDir = mkdtempSync(join(tmpdir(), 'hutong-help-'));
+    const saved = { ...process.env };
+    // A port nothing listens on: a command that reached for a hub instead of printing its usage would fail.
+    Object.assign(process.env, { HUTONG_DATA_DIR: dataDir, PORT: '9', DATABASE_URL: '' });
+    try {
+      for (const argv of [['start', '--help'], ['token', '--help'], ['migrate', '--help'], ['audit', 'verify', '--help'], ['keys', 'rotate', '-h'], ['demo', '--help'], ['doctor', '--help'], ['simulate', 'bank', '--help'], ['qr', '--help']]) {
+        const out: string[] = [];
+        const err: string[] = [];
+        const code = await runCli(argv, { stdout: (t) => out.push(t), stderr: (t) => err.push(t) });
+        expect({ argv, code, err }).toEqual({ argv, code: 0, err: [] });
+        expect(out.join('\n'), argv.join(' ')).toContain(argv[0] === 'qr' ? 'hutong qr' : `hutong ${argv[0]}`);
+      }
+      expect(readdirSync(dataDir)).toEqual([]);
+    } finally {
+      process.env = saved;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('`hutong token` and `hutong simulate bank` look for the hub at PORT and, when none answers there, say how to point them at it', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hutong-port-'));
+    try {
+      writeFileSync(join(dataDir, 'demo-credentials.json'), JSON.stringify({ 'wallet-a': { clientId: 'cli_x', clientSecret: 'sk_x' } }));
+      const env = { ...process.env, HUTONG_DATA_DIR: dataDir, PORT: '9', DATABASE_URL: '', HUTONG_LOG_LEVEL: 'silent' };
+      const cli = async (...args: string[]) => run(process.execPath, [BIN, ...args], { env, timeout: 60_000 }).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+      const token = await cli('token', 'wallet-a');
+      expect(token.code).toBe(1);
+      expect(token.stderr).toContain('no hub answers at http://127.0.0.1:9');
+      expect(token.stderr).toContain('PORT=<its port> hutong token wallet-a');
+      const bank = await cli('simulate', 'bank');
+      expect(bank.code).toBe(1);
+      expect(bank.stderr).toContain('no hub answers at http://localhost:9');
+      expect(bank.stderr).toContain('PORT=<its port> hutong simulate bank');
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

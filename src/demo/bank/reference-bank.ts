@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { BATCH_OPERATION, CONNECTOR_OPERATIONS, createConnector, nodeListener, parseBatch, serveConnector, type AnswerStore, type Connector, type ConnectorReply, type Decision, type HubClient } from '../../participant-sdk/index.ts';
 import type { ConnectorRequest, StatusReason } from '../../participant-sdk/index.ts';
 import { openPglite, openPostgres, type Db } from '../../platform/db.ts';
+import { lockDataDir } from './dir-lock.ts';
 import { createBankOpenBanking, OPEN_BANKING_SCHEMA, withOpenBanking, type BankOpenBanking } from './open-banking.ts';
 
 /**
@@ -110,7 +111,15 @@ export async function createReferenceBank(options: {
   /** The clock its signatures are made and checked by (a test hub's fake clock: both sides agree on signing times). */
   nowMs?: () => number;
 }): Promise<ReferenceBank> {
-  const db = options.databaseUrl !== undefined ? openPostgres({ url: options.databaseUrl, maxConnections: 8 }) : await openPglite(options.dataDir);
+  // Two openers of one PostgreSQL database share one set of books; two of one PGlite directory each keep their own.
+  const lock = options.databaseUrl !== undefined || options.dataDir === undefined ? undefined : lockDataDir(options.dataDir);
+  const db =
+    options.databaseUrl !== undefined
+      ? openPostgres({ url: options.databaseUrl, maxConnections: 8 })
+      : await openPglite(options.dataDir).catch((error: unknown) => {
+          lock?.release();
+          throw error;
+        });
   for (const statement of `${SCHEMA};${OPEN_BANKING_SCHEMA}`.split(';').map((s) => s.trim()).filter((s) => s !== '')) await db.query(statement);
   const { privateKey, publicKey } = generateKeyPairSync('ed25519') as { privateKey: KeyObject; publicKey: KeyObject };
   const jwk = publicKey.export({ format: 'jwk' });
@@ -339,6 +348,7 @@ export async function createReferenceBank(options: {
         await new Promise<void>((resolve) => s.close(() => resolve()));
       }
       await db.close();
+      lock?.release();
     },
   };
   return bank;
