@@ -10,7 +10,13 @@ import { err, ok, type Result } from '../platform/result.ts';
 import type { Vault } from '../platform/vault.ts';
 import type { EventOutbox } from '../webhooks/index.ts';
 import type { TErr } from '../transfers/index.ts';
-import { maskName, normalizeAlias, type AliasType } from './normalize.ts';
+import { HANDLE_PATTERN, HANDLE_RULE, maskName, normalizeAlias, type AliasType } from './normalize.ts';
+
+/** A value its type cannot read; for a handle, the rule it breaks (a phone or e-mail address's form is well known). */
+const invalidAlias = (type: AliasType) =>
+  type === 'handle'
+    ? err('invalid_alias', `not a valid handle: ${HANDLE_RULE}`, { type, pattern: HANDLE_PATTERN.source })
+    : err('invalid_alias', `not a valid ${type}`, { type });
 import { createCoalescer } from '../platform/coalescer.ts';
 
 /**
@@ -212,7 +218,7 @@ export function createAliasService(deps: { db: Db; clock: Clock; audit: AuditSer
     },
     async register(tx, actor, participant, input) {
       const value = normalizeAlias(input.type, input.value, participant.country);
-      if (value === undefined) return err('invalid_alias', `not a valid ${input.type}`, { type: input.type });
+      if (value === undefined) return invalidAlias(input.type);
       const bad = await checkTarget(tx, participant.id, input.customerId, input.accountId);
       if (bad !== undefined) return { ok: false, error: bad };
       return insertAlias(tx, actor, participant.id, { ...input, value });
@@ -283,7 +289,7 @@ export function createAliasService(deps: { db: Db; clock: Clock; audit: AuditSer
     },
     async requestVerification(tx, actor, participant, input) {
       const value = normalizeAlias(input.type, input.value, participant.country);
-      if (value === undefined) return err('invalid_alias', `not a valid ${input.type}`, { type: input.type });
+      if (value === undefined) return invalidAlias(input.type);
       const bad = await checkTarget(tx, participant.id, input.customerId, input.accountId);
       if (bad !== undefined) return { ok: false, error: bad };
       // Checked now so the customer is not sent a code for an alias they could not get; checked again at confirmation.

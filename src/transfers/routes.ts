@@ -5,7 +5,7 @@ import { CurrencyCode, Money, Strict, Timestamp } from '../api/index.ts';
 import { Ref } from '../api/index.ts';
 import { customerAccountId, isRedirectUri, takeConsentTry, type AccountService, type OpenBankingConsent, type OpenBankingService } from '../accounts/index.ts';
 import { takeMoveTry, takeVerificationTry, type AliasService } from '../aliases/index.ts';
-import { ALIAS_TYPES, type AliasType } from '../aliases/index.ts';
+import { ALIAS_TYPES, ALIAS_VALUE_DESCRIPTION, type AliasType } from '../aliases/index.ts';
 import type { FxService } from '../fx/index.ts';
 import { formatScaled } from '../fx/index.ts';
 import { RULE_NAMES, type RiskAlert, type RiskService, type RuleName } from '../risk/index.ts';
@@ -78,7 +78,8 @@ const wireConsent = (c: OpenBankingConsent) =>
   });
 
 const AliasTypeSchema = Type.Union(ALIAS_TYPES.map((t) => Type.Literal(t)));
-const AliasRef = Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }) });
+const AliasValue = Type.String({ minLength: 1, maxLength: 254, description: ALIAS_VALUE_DESCRIPTION });
+const AliasRef = Strict({ type: AliasTypeSchema, value: AliasValue });
 const CustomerId = Ref('customer', 'Your customer id');
 /** Responses are documented as objects; the wire* functions below fix their fields. */
 const Obj = (description: string) => Type.Object({}, { additionalProperties: true, description });
@@ -385,7 +386,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   });
 
   // ---- aliases -----------------------------------------------------------------------------------------------------
-  const aliasBody = Strict({ customerId: CustomerId, type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), accountId: Ref('account', 'The account the alias points to') });
+  const aliasBody = Strict({ customerId: CustomerId, type: AliasTypeSchema, value: AliasValue, accountId: Ref('account', 'The account the alias points to') });
   const wireAlias = (a: { id: string; type: string; value: string; accountId: string; flagged: boolean; createdAt: Date }) =>
     W.Exactly<Static<typeof W.AliasSchema>>()({ id: a.id, type: a.type, value: a.value, accountId: a.accountId, flagged: a.flagged, createdAt: a.createdAt.toISOString() });
   app.post('/v1/aliases', { config: { ...CUSTOMER, idempotency: 'optional' }, schema: schema('aliases', 'Register an alias (phone, email or handle) for a customer account. A participant registers what it has verified itself; a customer session registers handles here and confirms a phone or e-mail with a code (POST /v1/aliases/verifications)', { body: aliasBody, response: { 201: W.AliasSchema } }) }, async (request, reply) =>
@@ -397,7 +398,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
   );
   app.post(
     '/v1/aliases/verifications',
-    { config: { ...CUSTOMER, idempotency: 'optional' }, schema: schema('aliases', 'Add a phone number or e-mail address as an alias: a one-time code goes to it through your participant (alias.verification_requested); confirm it to register the alias', { body: Strict({ customerId: CustomerId, type: Type.Union([Type.Literal('phone'), Type.Literal('email')]), value: Type.String({ minLength: 1, maxLength: 254 }), accountId: Ref('account', 'The account the alias will point to') }), response: { 201: W.AliasVerificationSchema } }) },
+    { config: { ...CUSTOMER, idempotency: 'optional' }, schema: schema('aliases', 'Add a phone number or e-mail address as an alias: a one-time code goes to it through your participant (alias.verification_requested); confirm it to register the alias', { body: Strict({ customerId: CustomerId, type: Type.Union([Type.Literal('phone'), Type.Literal('email')]), value: AliasValue, accountId: Ref('account', 'The account the alias will point to') }), response: { 201: W.AliasVerificationSchema } }) },
     async (request, reply) =>
       idempotent(request, reply, async (tx) => {
         const r = await aliases.requestVerification(tx, actorOf(request, request.body.customerId), await me(request), request.body);
@@ -427,7 +428,7 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
     { config: CUSTOMER,
       schema: schema('aliases', 'Verification of payee: who is behind an alias (masked name, participant), never account details', {
         description: 'Rate limited per participant and per customer; a miss costs more than a hit.',
-        querystring: Strict({ customerId: CustomerId, type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }) }),
+        querystring: Strict({ customerId: CustomerId, type: AliasTypeSchema, value: AliasValue }),
         response: { 200: W.AliasLookupSchema },
       }),
     },
@@ -449,13 +450,13 @@ export function registerTransferRoutes(app: HttpServer, deps: TransferRouteDeps)
       return r.ok ? okResponse(wireAlias(r.value)) : r.error;
     });
   });
-  app.post('/v1/aliases/flags', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Flag an alias for suspected fraud (payers are warned, risk rules use it)', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }), reason: Type.String({ minLength: 1, maxLength: 500 }) }), response: { 201: W.AliasFlagSchema } }) }, async (request, reply) =>
+  app.post('/v1/aliases/flags', { config: { idempotency: 'optional' }, schema: schema('aliases', 'Flag an alias for suspected fraud (payers are warned, risk rules use it)', { body: Strict({ type: AliasTypeSchema, value: AliasValue, reason: Type.String({ minLength: 1, maxLength: 500 }) }), response: { 201: W.AliasFlagSchema } }) }, async (request, reply) =>
     idempotent(request, reply, async (tx) => {
       const r = await aliases.flag(tx, actorOf(request), await me(request), request.body.type, request.body.value, request.body.reason);
       return r.ok ? created({ aliasId: r.value.id, flagged: true }) : r.error;
     }),
   );
-  app.post('/v1/aliases/flags/remove', { schema: schema('aliases', 'Withdraw your fraud flag on an alias', { body: Strict({ type: AliasTypeSchema, value: Type.String({ minLength: 1, maxLength: 254 }) }), response: { 200: W.AliasFlagSchema } }) }, async (request, reply) => {
+  app.post('/v1/aliases/flags/remove', { schema: schema('aliases', 'Withdraw your fraud flag on an alias', { body: Strict({ type: AliasTypeSchema, value: AliasValue }), response: { 200: W.AliasFlagSchema } }) }, async (request, reply) => {
     const r = await db.transaction(async (tx) => aliases.unflag(tx, actorOf(request), await me(request), request.body.type, request.body.value));
     return r.ok ? { aliasId: r.value.id, flagged: r.value.flagged } : reply.fail(r.error);
   });

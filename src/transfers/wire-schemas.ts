@@ -20,7 +20,7 @@ export const AliasSchema = Closed(
   {
     id: Type.String(),
     type: Type.String({ description: 'phone, email or handle' }),
-    value: Type.String({ description: 'As stored: phones in E.164, emails lower-cased' }),
+    value: Type.String({ description: 'As stored: phones in E.164, emails and handles lower-cased (a handle without its @)' }),
     accountId: Type.String({ description: 'The account it pays into' }),
     flagged: Type.Boolean({ description: 'Reported for suspected fraud by some participant' }),
     createdAt: Timestamp,

@@ -43,6 +43,23 @@ describe.each(engines)('aliases a customer adds and removes under their own sess
     expect(await aliasCount()).toBe(before);
   });
 
+  it('refuses a handle that breaks the rule, saying what the rule is', async () => {
+    const before = await aliasCount();
+    for (const value of ['li', '_li', 'li-self', '李明明', 'l'.repeat(31)]) {
+      const r = await t.api('anonymous').post('/v1/aliases', { customerId: li(), type: 'handle', value, accountId: liCny() }, { ...asLi, ...key() });
+      expect(r.status, value).toBe(400);
+      expect(r.body.error).toMatchObject({ code: 'invalid_alias', details: { type: 'handle', pattern: '^[a-z0-9][a-z0-9_.]{2,29}$' } });
+      expect(r.body.error.message).toContain('3 to 30 characters');
+    }
+    // The rule's bounds: 30 characters, a leading '@' and upper case are accepted and normalised.
+    const longest = await t.api('anonymous').post('/v1/aliases', { customerId: li(), type: 'handle', value: `@Li${'x'.repeat(28)}`, accountId: liCny() }, { ...asLi, ...key() });
+    expect(longest.status).toBe(201);
+    expect(longest.body.value).toBe(`li${'x'.repeat(28)}`);
+    expect(await aliasCount()).toBe(before + 1);
+    const spec = (await t.hub.app.inject({ method: 'GET', url: '/openapi.json' })).json() as { paths: Record<string, { post?: { requestBody: { content: Record<string, { schema: { properties: { value: { description?: string } } } }> } } }> };
+    expect(spec.paths['/v1/aliases']?.post?.requestBody.content['application/json']?.schema.properties.value.description).toContain("handle: 3 to 30 characters: lower-case letters a-z, digits, '_' and '.'");
+  });
+
   it('adds an e-mail address after the code its wallet delivered; a wrong code is refused and counted; the code never travels in clear', async () => {
     const v = await t.api('anonymous').post('/v1/aliases/verifications', { customerId: li(), type: 'email', value: 'Li.Wei.Self@Example.com', accountId: liCny() }, { ...asLi, ...key() });
     expect(v.status).toBe(201);
