@@ -19462,7 +19462,7 @@ export interface operations {
                             id: string;
                             /** @description phone, email or handle */
                             type: string;
-                            /** @description As stored: phones in E.164, emails lower-cased */
+                            /** @description As stored: phones in E.164, emails and handles lower-cased (a handle without its @) */
                             value: string;
                             /** @description The account it pays into */
                             accountId: string;
@@ -19502,6 +19502,7 @@ export interface operations {
                     /** @description Your customer id */
                     customerId: string;
                     type: "phone" | "email" | "handle";
+                    /** @description phone: a number in E.164 (+8613800138000) or national form (read in your participant's country); email: an address, lower-cased; handle: 3 to 30 characters: lower-case letters a-z, digits, '_' and '.', the first a letter or digit (a leading '@' is dropped and upper case lowered) */
                     value: string;
                     /** @description The account the alias points to */
                     accountId: string;
@@ -19519,7 +19520,7 @@ export interface operations {
                         id: string;
                         /** @description phone, email or handle */
                         type: string;
-                        /** @description As stored: phones in E.164, emails lower-cased */
+                        /** @description As stored: phones in E.164, emails and handles lower-cased (a handle without its @) */
                         value: string;
                         /** @description The account it pays into */
                         accountId: string;
@@ -19560,6 +19561,7 @@ export interface operations {
                     /** @description Your customer id */
                     customerId: string;
                     type: "phone" | "email";
+                    /** @description phone: a number in E.164 (+8613800138000) or national form (read in your participant's country); email: an address, lower-cased; handle: 3 to 30 characters: lower-case letters a-z, digits, '_' and '.', the first a letter or digit (a leading '@' is dropped and upper case lowered) */
                     value: string;
                     /** @description The account the alias will point to */
                     accountId: string;
@@ -19627,7 +19629,7 @@ export interface operations {
                         id: string;
                         /** @description phone, email or handle */
                         type: string;
-                        /** @description As stored: phones in E.164, emails lower-cased */
+                        /** @description As stored: phones in E.164, emails and handles lower-cased (a handle without its @) */
                         value: string;
                         /** @description The account it pays into */
                         accountId: string;
@@ -19701,6 +19703,7 @@ export interface operations {
                 /** @description Your customer id */
                 customerId: string;
                 type: "phone" | "email" | "handle";
+                /** @description phone: a number in E.164 (+8613800138000) or national form (read in your participant's country); email: an address, lower-cased; handle: 3 to 30 characters: lower-case letters a-z, digits, '_' and '.', the first a letter or digit (a leading '@' is dropped and upper case lowered) */
                 value: string;
             };
             header?: never;
@@ -19760,6 +19763,7 @@ export interface operations {
                     /** @description Your customer id */
                     customerId: string;
                     type: "phone" | "email" | "handle";
+                    /** @description phone: a number in E.164 (+8613800138000) or national form (read in your participant's country); email: an address, lower-cased; handle: 3 to 30 characters: lower-case letters a-z, digits, '_' and '.', the first a letter or digit (a leading '@' is dropped and upper case lowered) */
                     value: string;
                     /** @description The account the alias points to */
                     accountId: string;
@@ -19827,7 +19831,7 @@ export interface operations {
                         id: string;
                         /** @description phone, email or handle */
                         type: string;
-                        /** @description As stored: phones in E.164, emails lower-cased */
+                        /** @description As stored: phones in E.164, emails and handles lower-cased (a handle without its @) */
                         value: string;
                         /** @description The account it pays into */
                         accountId: string;
@@ -19866,6 +19870,7 @@ export interface operations {
             content: {
                 "application/json": {
                     type: "phone" | "email" | "handle";
+                    /** @description phone: a number in E.164 (+8613800138000) or national form (read in your participant's country); email: an address, lower-cased; handle: 3 to 30 characters: lower-case letters a-z, digits, '_' and '.', the first a letter or digit (a leading '@' is dropped and upper case lowered) */
                     value: string;
                     reason: string;
                 };
@@ -19909,6 +19914,7 @@ export interface operations {
             content: {
                 "application/json": {
                     type: "phone" | "email" | "handle";
+                    /** @description phone: a number in E.164 (+8613800138000) or national form (read in your participant's country); email: an address, lower-cased; handle: 3 to 30 characters: lower-case letters a-z, digits, '_' and '.', the first a letter or digit (a leading '@' is dropped and upper case lowered) */
                     value: string;
                 };
             };
@@ -20158,6 +20164,7 @@ export interface operations {
                     sourceAccountId?: string;
                     payee: {
                         type: "phone" | "email" | "handle";
+                        /** @description phone: a number in E.164 (+8613800138000) or national form (read in your participant's country); email: an address, lower-cased; handle: 3 to 30 characters: lower-case letters a-z, digits, '_' and '.', the first a letter or digit (a leading '@' is dropped and upper case lowered) */
                         value: string;
                     };
                     sendAmount?: {
@@ -20963,6 +20970,7 @@ export interface operations {
                 "application/json": {
                     payee: {
                         type: "phone" | "email" | "handle";
+                        /** @description phone: a number in E.164 (+8613800138000) or national form (read in your participant's country); email: an address, lower-cased; handle: 3 to 30 characters: lower-case letters a-z, digits, '_' and '.', the first a letter or digit (a leading '@' is dropped and upper case lowered) */
                         value: string;
                     };
                     sendAmount?: {
@@ -21469,6 +21477,7 @@ export interface operations {
                     customerId: string;
                     payer: {
                         type: "phone" | "email" | "handle";
+                        /** @description phone: a number in E.164 (+8613800138000) or national form (read in your participant's country); email: an address, lower-cased; handle: 3 to 30 characters: lower-case letters a-z, digits, '_' and '.', the first a letter or digit (a leading '@' is dropped and upper case lowered) */
                         value: string;
                     };
                     amount: {
@@ -21883,6 +21892,7 @@ export interface operations {
                     members: {
                         alias: {
                             type: "phone" | "email" | "handle";
+                            /** @description phone: a number in E.164 (+8613800138000) or national form (read in your participant's country); email: an address, lower-cased; handle: 3 to 30 characters: lower-case letters a-z, digits, '_' and '.', the first a letter or digit (a leading '@' is dropped and upper case lowered) */
                             value: string;
                         };
                         shares?: number;
@@ -22122,6 +22132,7 @@ export interface operations {
                     mode: "equal" | "random";
                     members: {
                         type: "phone" | "email" | "handle";
+                        /** @description phone: a number in E.164 (+8613800138000) or national form (read in your participant's country); email: an address, lower-cased; handle: 3 to 30 characters: lower-case letters a-z, digits, '_' and '.', the first a letter or digit (a leading '@' is dropped and upper case lowered) */
                         value: string;
                     }[];
                     message?: string;
