@@ -4,9 +4,10 @@ import { demoCustomerId, demoParticipantId } from './seed.ts';
 
 /**
  * The sandbox's test cards (demo mode only: `hutong start --demo` seeds them after the demo network, and its banner and
- * docs/guides/sandbox.md list them): one active card per demo bank, held by that bank's demo customer and funded by
- * the customer's account at the bank (opened and funded by the demo network, from the bank's prefunded position), so
- * that a wallet can add it by its number, expiry and CVV and pay with it at once. Idempotent: a restart reuses them.
+ * docs/guides/sandbox.md list them): one active card per hosted demo bank, held by that bank's demo customer and
+ * funded — a debit card by the customer's account at the bank (opened and funded by the demo network, from the bank's
+ * prefunded position), a credit card by its own credit line at the product's default limit — so that a wallet can add
+ * it by its number, expiry and CVV and pay with it at once. Idempotent: a restart reuses them.
  * Their numbers are random on the first start of a data directory and stay the same after; the CVV is derived, as for
  * every card, and read back with the number through the issuer's `reveal` — data of demo cards at demo banks, which
  * is why only a hub in demo mode prints it.

@@ -1,6 +1,12 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { customerAccountId } from '../../src/accounts/index.ts';
+import { creditAccountIdOf } from '../../src/cards/service.ts';
+import { SANDBOX_CARDS } from '../../src/demo/sandbox.ts';
+import { DEMO_CARD_PRODUCTS } from '../../src/demo/seed-cards.ts';
+import { demoCustomerId } from '../../src/demo/seed.ts';
+import { formatAmount } from '../../src/platform/money.ts';
 import { GUIDES_DIR, loadGuides, renderMarkdown } from '../../src/system/guides.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
 
@@ -40,6 +46,32 @@ describe('docs/guides', () => {
     }
     const support = readFileSync(join(dirname(GUIDES_DIR), '..', 'examples', 'support.ts'), 'utf8');
     expect([...support.matchAll(/from '([^']+)'/g)].map((m) => m[1] ?? '').filter((i) => i.startsWith('.') && !i.startsWith('../packages/sdk/'))).toEqual([]);
+  });
+
+  it('gives shell commands that run wherever Node does (no uuidgen), and names every demo bank with its mode', () => {
+    const readme = readFileSync(join(dirname(GUIDES_DIR), '..', 'README.md'), 'utf8');
+    for (const [name, text] of [...guides.map((g) => [g.name, g.markdown] as const), ['README', readme] as const]) expect(text, name).not.toMatch(/uuidgen/);
+    for (const [name, text] of [['README', readme], ['sandbox', guides.find((g) => g.name === 'sandbox')?.markdown ?? ''], ['quickstart-wallet', guides.find((g) => g.name === 'quickstart-wallet')?.markdown ?? '']] as const) {
+      expect(text, name).not.toMatch(/two banks/);
+      expect(text, name).toMatch(/bank-c[^]{0,200}connected/);
+    }
+    // Every command of the CLI is in the README's table.
+    const table = readme.slice(readme.indexOf('## CLI'), readme.indexOf('## Configuration'));
+    for (const command of ['start', 'token', 'migrate', 'audit', 'keys', 'qr', 'demo', 'simulate', 'doctor']) expect(table).toContain(`| \`${command}`);
+  });
+
+  it('says which account each sandbox test card spends from: a debit card its funding account, a credit card its credit line', () => {
+    const sandbox = guides.find((g) => g.name === 'sandbox')?.markdown ?? '';
+    for (const card of SANDBOX_CARDS) {
+      const product = DEMO_CARD_PRODUCTS.find((p) => p.id === card.productId);
+      const row = sandbox.split('\n').find((line) => line.startsWith(`| \`${card.bank}\``)) ?? '';
+      const spendsFrom = row.split('|').at(-2)?.trim() ?? '';
+      if (product?.cardType === 'credit') {
+        expect(spendsFrom).toMatch(new RegExp(`^\`${creditAccountIdOf(card.id)}\`, a credit line of ${formatAmount(product.defaultCreditLimitMinor, card.currency).replace(/\B(?=(\d{3})+(?!\d))/g, ',')} ${card.currency}`));
+      } else {
+        expect(spendsFrom).toMatch(new RegExp(`^\`${customerAccountId(demoCustomerId(card.holder), card.currency)}\``));
+      }
+    }
   });
 
   it('renders Markdown with everything it does not format escaped', () => {
