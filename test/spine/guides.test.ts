@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { customerAccountId } from '../../src/accounts/index.ts';
+import { HANDLE_PATTERN } from '../../src/aliases/index.ts';
 import { creditAccountIdOf } from '../../src/cards/service.ts';
 import { SANDBOX_CARDS } from '../../src/demo/sandbox.ts';
 import { DEMO_CARD_PRODUCTS } from '../../src/demo/seed-cards.ts';
@@ -55,6 +56,8 @@ describe('docs/guides', () => {
       expect(text, name).not.toMatch(/two banks/);
       expect(text, name).toMatch(/bank-c[^]{0,200}connected/);
     }
+    // The handle rule the hub enforces is the one the wallet quickstart states.
+    expect(guides.find((g) => g.name === 'quickstart-wallet')?.markdown).toContain(`\`${HANDLE_PATTERN.source}\``);
     // Every command of the CLI is in the README's table.
     const table = readme.slice(readme.indexOf('## CLI'), readme.indexOf('## Configuration'));
     for (const command of ['start', 'token', 'migrate', 'audit', 'keys', 'qr', 'demo', 'simulate', 'doctor']) expect(table).toContain(`| \`${command}`);
