@@ -150,3 +150,19 @@ describe("a reference bank's data directory", () => {
     await bank.close();
   });
 });
+
+describe('books kept before accounts had a held amount', () => {
+  it('are given it once, from their open debit holds, when the bank next starts', async () => {
+    const dataDir = join(root, 'older');
+    const older = await createReferenceBank({ dataDir, hubPublicJwk: HUB_KEY });
+    await older.openAccount({ id: 'ACC-OLD', name: 'Li', currency: 'CNY', balanceMinor: 10_000n });
+    // The books as an earlier version left them: an open debit hold of 60.00 and no held amount on the account.
+    await older.db.query(`insert into holds (tx_id, side, account_id, currency, amount_minor, state) values ('tx_old_1', 'debit', 'ACC-OLD', 'CNY', 6_000, 'held')`);
+    await older.db.query('alter table accounts drop column held_minor');
+    await older.close();
+    const bank = await createReferenceBank({ dataDir, hubPublicJwk: HUB_KEY });
+    const [row] = await bank.db.query<{ held_minor: bigint }>(`select held_minor from accounts where id = 'ACC-OLD'`);
+    expect(row?.held_minor).toBe(6_000n);
+    await bank.close();
+  });
+});

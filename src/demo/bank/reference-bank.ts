@@ -80,8 +80,9 @@ create table if not exists holds (
 );
 create index if not exists holds_account_held on holds (account_id) where state = 'held';
 create table if not exists answers (key text primary key, body text not null);
-update accounts a set held_minor = coalesce((select sum(h.amount_minor) from holds h where h.account_id = a.id and h.side = 'debit' and h.state = 'held'), 0);
 `;
+/** Books kept before accounts had a held amount: it is what their open debit holds take. */
+const BACKFILL_HELD = `update accounts a set held_minor = coalesce((select sum(h.amount_minor) from holds h where h.account_id = a.id and h.side = 'debit' and h.state = 'held'), 0)`;
 
 /** Minor units of an ISO 4217 currency (what the hub's decimal strings carry). */
 const exponents = new Map<string, number>();
@@ -120,7 +121,11 @@ export async function createReferenceBank(options: {
           lock?.release();
           throw error;
         });
+  // Only once, when the column is added: run again beside another opener of the same PostgreSQL books, it could miss a
+  // hold being taken meanwhile.
+  const [column] = await db.query<{ present: boolean }>(`select exists (select 1 from information_schema.columns where table_name = 'accounts' and column_name = 'held_minor') as present`);
   for (const statement of `${SCHEMA};${OPEN_BANKING_SCHEMA}`.split(';').map((s) => s.trim()).filter((s) => s !== '')) await db.query(statement);
+  if (column?.present !== true) await db.query(BACKFILL_HELD);
   const { privateKey, publicKey } = generateKeyPairSync('ed25519') as { privateKey: KeyObject; publicKey: KeyObject };
   const jwk = publicKey.export({ format: 'jwk' });
   const kid = options.kid ?? 'reference-bank-1';
