@@ -3,7 +3,10 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CONNECTED_CUSTOMERS } from '../../src/demo/bank/connect.ts';
+import { createScratchPostgres, postgresReachable } from '../support/engines.ts';
 
 /**
  * The two ways to start the hub, as a user runs them (the real CLI in a child process, embedded PGlite): `hutong start
@@ -134,6 +137,35 @@ describe('starting the hub', () => {
     expect(await exited).toBe(0);
     expect(out).toContain(`handed par_demo_bank_c back to ${inProcess}`);
     expect(await connection()).toBe(inProcess);
+
+    // The same with its books in a PostgreSQL database of its own (--database-url): its customers' accounts are there.
+    if (await postgresReachable()) {
+      const books = await createScratchPostgres();
+      try {
+        const pgPort = await freePort();
+        const onPg = spawn(process.execPath, [BIN, 'simulate', 'bank', '--port', String(pgPort), '--database-url', books.url], { env: s.env, stdio: ['ignore', 'pipe', 'pipe'] });
+        children.push(onPg);
+        let pgOut = '';
+        onPg.stdout.on('data', (c: Buffer) => (pgOut += c.toString('utf8')));
+        onPg.stderr.on('data', (c: Buffer) => (pgOut += c.toString('utf8')));
+        await expect.poll(() => pgOut, { timeout: 60_000 }).toContain('switches:');
+        expect(pgOut).toContain(`its own books, in PostgreSQL at ${new URL(books.url).host}${new URL(books.url).pathname}`);
+        expect(await connection()).toBe(`http://127.0.0.1:${pgPort}`);
+        const sql = postgres(books.url, { max: 1, onnotice: () => undefined });
+        const accounts = await sql<{ id: string }[]>`select id from accounts order by id`;
+        await sql.end();
+        expect(accounts.map((a) => a.id)).toEqual(CONNECTED_CUSTOMERS.map((c) => c.bankAccount).sort());
+        const pgExited = new Promise((ok) => onPg.once('exit', ok));
+        onPg.kill('SIGTERM');
+        expect(await pgExited).toBe(0);
+        expect(await connection()).toBe(inProcess);
+      } finally {
+        await books.drop();
+      }
+    }
+    const refused = await run(s.env, ['simulate', 'bank', '--database-url', 'mysql://elsewhere/books']);
+    expect(refused.code).toBe(64);
+    expect(refused.stderr).toContain('--database-url: a postgres:// URL');
     s.child.kill('SIGTERM');
   }, 240_000);
 

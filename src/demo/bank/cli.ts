@@ -5,13 +5,14 @@ import { CONNECTED_BANK, CONNECTED_CUSTOMERS } from './connect.ts';
 import { createReferenceBank } from './reference-bank.ts';
 import { demoParticipantId } from '../seed.ts';
 
-export const SIMULATE_USAGE = `hutong simulate bank [--port 9100] [--hub URL] [--data-dir DIR] [--participant ID]
+export const SIMULATE_USAGE = `hutong simulate bank [--port 9100] [--hub URL] [--data-dir DIR | --database-url URL] [--participant ID]
                      [--slow MS] [--hang] [--down] [--refuse reserve:AM04|accept:AC04] [--duplicate] [--crash-after-reserve]
   Serves the demo's connected bank (${CONNECTED_BANK.key}, ${CONNECTED_BANK.name}) from its own process instead of the hub's, to try its
   failure switches: its connector answers the hub's reserve/accept/commit/abort, signed, slowly or never or refusing
   as the switches say. It is the same participant (its customers ${CONNECTED_CUSTOMERS.map((c) => `${c.name} ${c.bankAccount}`).join(', ')}) with its
   own books, opened fresh in --data-dir (default <data dir>/simulated-bank-<port>; never the directory of the bank the
-  hub runs itself, which the hub holds while it runs). With the operator credential (HUTONG_OPERATOR_TOKEN, or the
+  hub runs itself, which the hub holds while it runs), or in a PostgreSQL database of its own (--database-url
+  postgres://…; never the hub's). With the operator credential (HUTONG_OPERATOR_TOKEN, or the
   hub's data directory) it takes over --participant's ${CONNECTED_BANK.currency} connection at the hub, and on Ctrl-C hands it back.
   --hub: the hub's URL (default http://localhost:$PORT, PORT 8080 unless set).`;
 
@@ -41,6 +42,11 @@ export async function simulateBankCommand(io: CliIo, args: readonly string[]): P
     io.stderr(`--port: not a port number (1–65535)\n${SIMULATE_USAGE}`);
     return 64;
   }
+  const databaseUrl = valueOf(args, '--database-url');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    io.stderr(`--database-url: a postgres:// URL of a database of the bank's own\n${SIMULATE_USAGE}`);
+    return 64;
+  }
   const hubUrl = (valueOf(args, '--hub') ?? `http://localhost:${config.port}`).replace(/\/+$/, '');
   // Its own directory by default: the hub's in-process bank holds <data dir>/reference-bank while it runs.
   const dataDir = valueOf(args, '--data-dir') ?? join(config.dataDir, `simulated-bank-${port}`);
@@ -55,7 +61,8 @@ export async function simulateBankCommand(io: CliIo, args: readonly string[]): P
   }
   const [hubKey] = ((await jwks.json()) as { keys: { kty: string; crv: string; x: string }[] }).keys;
   if (hubKey === undefined) return 1;
-  const bank = await createReferenceBank({ dataDir, hubPublicJwk: hubKey, name: CONNECTED_BANK.name });
+  const bank = await createReferenceBank({ ...(databaseUrl !== undefined ? { databaseUrl } : { dataDir }), hubPublicJwk: hubKey, name: CONNECTED_BANK.name });
+  const books = databaseUrl !== undefined ? `PostgreSQL at ${new URL(databaseUrl).host}${new URL(databaseUrl).pathname}` : dataDir;
   const refuse = valueOf(args, '--refuse');
   const [op, reason] = refuse?.split(':') ?? [];
   Object.assign(bank.switches, {
@@ -96,7 +103,7 @@ export async function simulateBankCommand(io: CliIo, args: readonly string[]): P
   }
   io.stdout(
     [
-      `Reference bank listening at ${url} (its own books, in ${dataDir})`,
+      `Reference bank listening at ${url} (its own books, in ${books})`,
       `  switches: ${JSON.stringify(bank.switches)}`,
       connected
         ? `  serving ${participantId} at ${hubUrl} in ${CONNECTED_BANK.currency} instead of ${previous?.endpointUrl ?? 'nothing'} until Ctrl-C, which hands it back`
