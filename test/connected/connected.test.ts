@@ -432,7 +432,7 @@ describe.each(engines)('connected participants on %s', (engine) => {
         bank.served.clear();
         clock.advance(60_000);
         expect(await t.hub.connectors.deliverDue()).toBe(3);
-        expect(Object.fromEntries(bank.served)).toEqual(noBatch ? { commit: 3 } : { batch: 1 });
+        expect(Object.fromEntries(bank.served)).toEqual(noBatch ? { commit: 3 } : { batch: 1, 'batch:commit': 1 });
         for (const id of ids) {
           expect((await bank.hold(id))?.state).toBe('committed');
           expect(await t.hub.connectors.messages(id)).toEqual([expect.objectContaining({ kind: 'commit', acked: true })]);

@@ -397,7 +397,10 @@ describe.each(engines)('connected payments under faults, model-based, on %s', (e
 
   it('the same when the hub is killed with work in flight and a new one recovers', async () => {
     await runModel({ runs: KILL_RUNS, ms: KILL_TIME_LIMIT_MS, kills: true });
-    // Most kills must land with work in flight (a kill point reached), or the command tests nothing.
-    expect(stats.caught).toBeGreaterThanOrEqual(Math.ceil(stats.kills / 2));
+    // Most kills must land with work in flight (a kill point reached), or the command tests nothing. A kill point can
+    // lie past the work of its payments (a statement number beyond their last, no ask when the hub refuses at once):
+    // about one kill in four misses, so with the handful of runs outside CI (4) one landing is asked, and half with
+    // CI's (16–22 within its bound).
+    expect(stats.caught).toBeGreaterThanOrEqual(stats.kills >= 10 ? Math.ceil(stats.kills / 2) : 1);
   }, KILL_TIME_LIMIT_MS + 120_000);
 });
