@@ -2,5 +2,6 @@
 export * from './context.ts';
 export * from './errors.ts';
 export * from './openapi.ts';
+export * from './paging.ts';
 export * from './refs.ts';
 export * from './schemas.ts';

@@ -7,7 +7,7 @@ import { errorCatalogue, type ErrorCode } from './errors.ts';
  * path, schema, config), so that it cannot drift from what the route does:
  * - `operationId`: stable camelCase from method and path (`GET /v1/transfers/payments/:paymentId` →
  *   `getTransfersPaymentsByPaymentId`), unless the route sets its own;
- * - `description`: the route's own, else its summary followed by who may call it, whether a customer session may,
+ * - `description`: the route's own, else its summary, followed by who may call it, whether a customer session may,
  *   and how it takes an Idempotency-Key;
  * - the `Idempotency-Key` header, from `config.idempotency` (which the idempotent runner checks at run time);
  * - one response per error status, listing the codes the operation can answer (platform codes from its shape and
@@ -297,8 +297,8 @@ export const tagErrorGroups: Readonly<Record<string, readonly ErrorGroup[]>> = {
   operator: ['participants', 'ledger', 'paging', 'liquidity', 'money', 'customers', 'settlement', 'webhooks'],
   participants: ['participants'],
   customers: ['customers', 'customerLinks', 'paging'],
-  audit: [],
-  webhooks: ['webhooks'],
+  audit: ['paging'],
+  webhooks: ['webhooks', 'paging'],
   settlement: ['settlement', 'liquidity', 'money'],
   'step-up': ['stepUp', 'customers'],
   ledger: ['ledger', 'paging'],
@@ -306,7 +306,7 @@ export const tagErrorGroups: Readonly<Record<string, readonly ErrorGroup[]>> = {
   history: ['customers'],
   demo: ['participants', 'customers', 'stepUp'],
   cards: ['cards', 'customers', 'stepUp', 'money', 'ledger', 'paging'],
-  tokens: ['cards', 'stepUp', 'customers'],
+  tokens: ['cards', 'stepUp', 'customers', 'paging'],
   accounts: ['accounts', 'customers', 'money', 'ledger', 'paging'],
   cash: ['cash', 'accounts', 'customers', 'money', 'liquidity', 'transfers'],
   aliases: ['aliases', 'customers'],
@@ -417,7 +417,8 @@ function mediaResponse(schema: unknown): Record<string, unknown> | undefined {
   return { description, content: { [media]: { schema: binary ? { type: 'string', contentMediaType: media, contentEncoding: 'binary' } : { type: 'string', contentMediaType: media } } } };
 }
 
-function describe(summary: string, op: OperationShape): string {
+/** The route's own description, else its summary, followed by who may call it and how it takes an Idempotency-Key. */
+function describe(text: string, op: OperationShape): string {
   const who =
     op.auth === 'none'
       ? 'No authentication.'
@@ -431,7 +432,7 @@ function describe(summary: string, op: OperationShape): string {
       : op.idempotency === 'optional'
         ? ' Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.'
         : '';
-  const base = summary.trim();
+  const base = text.trim();
   return `${base}${/[.!?)]$/.test(base) ? '' : '.'}\n\n${who}${customer}${key}`;
 }
 
@@ -461,7 +462,7 @@ export function documentRoute(route: RouteOptions): Record<string, unknown> {
     ...schema,
     operationId: typeof schema.operationId === 'string' ? schema.operationId : operationIdOf(method, route.url),
     summary,
-    description: typeof schema.description === 'string' ? schema.description : describe(summary, shape),
+    description: describe(typeof schema.description === 'string' ? schema.description : summary, shape),
   };
   delete out.produces;
   if (!Array.isArray(schema.security)) out.security = shape.auth === 'none' ? [] : [{ [shape.auth]: [] }];

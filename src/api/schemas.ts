@@ -12,7 +12,7 @@ export const PAGE_LIMIT_MAX = 200;
 export const PageQuery = Type.Object(
   {
     limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: `Page size, 1–${PAGE_LIMIT_MAX} (default 50)` })),
-    cursor: Type.Optional(Type.String({ maxLength: 200, description: 'Opaque cursor from the previous page' })),
+    cursor: Type.Optional(Type.String({ maxLength: 200, description: 'The `nextCursor` of the previous page (any other cursor: 400 invalid_page)' })),
   },
   { additionalProperties: false },
 );

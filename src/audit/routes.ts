@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
+import type { FastifyReply } from 'fastify';
 import { principalOf } from '../api/index.ts';
-import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/index.ts';
+import { Page, PageQuery, Strict, Timestamp, pageLimit, refuseUnknownCursor } from '../api/index.ts';
 import { Opaque } from '../api/index.ts';
 import type { HttpServer } from '../platform/http.ts';
 import type { AuditRecord, AuditService } from './service.ts';
@@ -43,9 +44,20 @@ export function registerAuditRoutes(app: HttpServer, deps: { audit: AuditService
   app.addSchema(AuditRecordSchema);
   app.addSchema(AuditCheckpointSchema);
 
-  const page = async (query: { limit?: string; cursor?: string; objectType?: string; objectId?: string }, participantId?: string) => {
+  const page = async (reply: FastifyReply, query: { limit?: string; cursor?: string; objectType?: string; objectId?: string }, participantId?: string) => {
     const limit = pageLimit(query.limit);
-    const cursor = query.cursor !== undefined && /^[0-9]{1,19}$/.test(query.cursor) ? BigInt(query.cursor) : undefined;
+    // The cursor is the id of the previous page's last record, which was one of the records this query lists.
+    const refused = await refuseUnknownCursor(query.cursor, async (cursor) => {
+      const record = /^[0-9]{1,18}$/.test(cursor) ? await audit.get(BigInt(cursor)) : undefined;
+      const listed =
+        record !== undefined &&
+        (participantId === undefined || record.actorParticipantId === participantId) &&
+        (query.objectType === undefined || record.objectType === query.objectType) &&
+        (query.objectId === undefined || record.objectId === query.objectId);
+      return listed ? record : undefined;
+    });
+    if (refused !== undefined) return reply.fail(refused);
+    const cursor = query.cursor !== undefined ? BigInt(query.cursor) : undefined;
     const items = await audit.list({
       limit,
       ...(participantId !== undefined ? { participantId } : {}),
@@ -59,7 +71,7 @@ export function registerAuditRoutes(app: HttpServer, deps: { audit: AuditService
   app.get(
     '/v1/operator/audit',
     { config: { auth: 'operator' }, schema: { tags: ['operator'], summary: 'The audit trail, newest first', security: [{ operator: [] }], querystring: AuditQuery, response: { 200: Page(Type.Ref(AuditRecordSchema)) } } },
-    async (request) => page(request.query),
+    async (request, reply) => page(reply, request.query),
   );
 
   app.post(
@@ -173,6 +185,6 @@ export function registerAuditRoutes(app: HttpServer, deps: { audit: AuditService
   app.get(
     '/v1/audit',
     { schema: { tags: ['audit'], summary: 'Audit records of actions you took, newest first', security: [{ participant: [] }], querystring: AuditQuery, response: { 200: Page(Type.Ref(AuditRecordSchema)) } } },
-    async (request) => page(request.query, principalOf(request).participantId),
+    async (request, reply) => page(reply, request.query, principalOf(request).participantId),
   );
 }

@@ -84,6 +84,7 @@ export interface AuditService {
    */
   verify(options?: { readonly against?: AuditCheckpointWire; readonly onProgress?: (checked: number) => void }): Promise<VerifyResult>;
   list(filter: { participantId?: string; objectType?: string; objectId?: string; afterId?: bigint; limit: number }): Promise<AuditRecord[]>;
+  get(id: bigint): Promise<AuditRecord | undefined>;
   /** Checkpoints, newest first; `beforeSeq` is the cursor. */
   listCheckpoints(filter: { beforeSeq?: bigint; limit: number }): Promise<AuditCheckpoint[]>;
   latestCheckpoint(): Promise<AuditCheckpoint | undefined>;
@@ -246,6 +247,11 @@ export function createAuditService(deps: { db: Db; clock: Clock; vault: Vault; l
       const where = conditions.length === 0 ? '' : `where ${conditions.join(' and ')}`;
       const rows = await db.query<AuditRow>(`select * from audit_log ${where} order by id desc limit $${params.length}`, params);
       return rows.map(toRecord);
+    },
+
+    async get(id) {
+      const [row] = await db.query<AuditRow>('select * from audit_log where id = $1', [id.toString()]);
+      return row === undefined ? undefined : toRecord(row);
     },
 
     async listCheckpoints(filter) {

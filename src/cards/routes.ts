@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { actorOf, okResponse, created, principalOf, type Idempotent } from '../api/index.ts';
-import { AmountString, CurrencyCode, Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/index.ts';
+import { AmountString, CurrencyCode, Page, PageQuery, Strict, Timestamp, pageLimit, refuseUnknownCursor } from '../api/index.ts';
 import { Ref } from '../api/index.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
@@ -237,6 +237,8 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
       const issuerId = issuerOf(request);
       if (issuerId === undefined) return notIssuer(reply);
       const limit = pageLimit(request.query.limit);
+      const refused = await refuseUnknownCursor(request.query.cursor, (id) => cards.getProduct(issuerId, id));
+      if (refused !== undefined) return reply.fail(refused);
       const items = await cards.listProducts(issuerId, { limit, ...(request.query.cursor !== undefined ? { afterId: request.query.cursor } : {}) });
       return { items: items.map(wireProduct), nextCursor: items.length === limit ? (items.at(-1)?.id ?? null) : null };
     },
@@ -317,6 +319,12 @@ export function registerCardRoutes(app: HttpServer, deps: CardRouteDeps): void {
       const issuerId = issuerOf(request);
       if (issuerId === undefined) return notIssuer(reply);
       const limit = pageLimit(request.query.limit);
+      const { customerId } = request.query;
+      const refused = await refuseUnknownCursor(request.query.cursor, async (id) => {
+        const card = await cards.get(issuerId, id);
+        return customerId === undefined || card?.customerId === customerId ? card : undefined;
+      });
+      if (refused !== undefined) return reply.fail(refused);
       const items = await cards.list(issuerId, {
         limit,
         ...(request.query.customerId !== undefined ? { customerId: request.query.customerId } : {}),

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { actorOf, okResponse, principalOf, type Idempotent } from '../api/index.ts';
-import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/index.ts';
+import { Page, PageQuery, Strict, Timestamp, pageLimit, refuseUnknownCursor } from '../api/index.ts';
 import { Opaque, Ref } from '../api/index.ts';
 import { CHANNELS, type CreditOf, type CreditView } from './model.ts';
 import { formatMoney } from '../platform/money.ts';
@@ -357,6 +357,13 @@ export function registerWalletTokenRoutes(app: HttpServer, deps: WalletRouteDeps
       const walletId = walletOf(request);
       if (walletId === undefined) return notWallet(reply);
       const limit = pageLimit(request.query.limit);
+      // Within the customer filter (a customer session always has one): another customer's token is no cursor of this list.
+      const { customerId } = request.query;
+      const refused = await refuseUnknownCursor(request.query.cursor, async (tokenRef) => {
+        const token = await walletTokens.getForWallet(walletId, tokenRef);
+        return customerId === undefined || token?.customerId === customerId ? token : undefined;
+      });
+      if (refused !== undefined) return reply.fail(refused);
       const items = await walletTokens.listForWallet(walletId, {
         limit,
         ...(request.query.customerId !== undefined ? { customerId: request.query.customerId } : {}),

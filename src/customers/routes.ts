@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/index.ts';
-import { Page, PageQuery, Strict, Timestamp, pageLimit } from '../api/index.ts';
+import { Page, PageQuery, Strict, Timestamp, pageLimit, refuseUnknownCursor } from '../api/index.ts';
 import { Opaque, Ref } from '../api/index.ts';
 import type { HttpServer } from '../platform/http.ts';
 import type { ParticipantService } from '../participants/index.ts';
@@ -88,7 +88,6 @@ export function registerCustomerRoutes(
       schema: {
         tags: ['customers'],
         summary: 'List your customers',
-        description: 'By id, `limit` at a time; pass `nextCursor` as `cursor` for the next page (any other cursor: 400 invalid_page).',
         security: [{ participant: [] }],
         querystring: Type.Composite([PageQuery, Type.Object({ externalId: Type.Optional(Opaque('Your own id of the customer', { pattern: '^[^\\x00-\\x1f\\x7f]+$' })) })], { additionalProperties: false }),
         response: { 200: Page(Type.Ref(CustomerSchema)) },
@@ -101,9 +100,9 @@ export function registerCustomerRoutes(
         return { items: found === undefined ? [] : [wireCustomer(found)], nextCursor: null };
       }
       const limit = pageLimit(request.query.limit);
-      const page = await customers.list(participantId, { limit, ...(request.query.cursor !== undefined ? { afterId: request.query.cursor } : {}) });
-      if (!page.ok) return reply.fail(page.error);
-      const items = page.value;
+      const refused = await refuseUnknownCursor(request.query.cursor, (id) => customers.get(participantId, id));
+      if (refused !== undefined) return reply.fail(refused);
+      const items = await customers.list(participantId, { limit, ...(request.query.cursor !== undefined ? { afterId: request.query.cursor } : {}) });
       return { items: items.map(wireCustomer), nextCursor: items.length === limit ? (items.at(-1)?.id ?? null) : null };
     },
   );

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { actorOf, created, principalOf, type Idempotent } from '../api/index.ts';
-import { CurrencyCode, Money, Strict, Timestamp, pageLimit, PageQuery } from '../api/index.ts';
+import { CurrencyCode, Money, Strict, Timestamp, pageLimit, PageQuery, refuseUnknownCursor } from '../api/index.ts';
 import { Ref } from '../api/index.ts';
 import type { AuditService } from '../audit/index.ts';
 import type { ParticipantService } from '../participants/index.ts';
@@ -106,8 +106,11 @@ export function registerLedgerRoutes(app: HttpServer, deps: LedgerRouteDeps): vo
         response: { 200: Type.Object({ items: Type.Array(Type.Ref(AccountSchema)) }, { additionalProperties: false }) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { currency, customerId, limit } = request.query;
+      // One page only (no nextCursor), so no cursor is one this list issued: refused rather than answering page one again.
+      const refused = await refuseUnknownCursor(request.query.cursor, () => Promise.resolve(undefined));
+      if (refused !== undefined) return reply.fail(refused);
       const accounts = await ledger.listAccounts({
         ownerParticipantId: principalOf(request).participantId,
         limit: pageLimit(limit),

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { Idempotent } from '../api/index.ts';
 import { actorOf, created, okResponse, principalOf } from '../api/index.ts';
-import { CountryCode, CurrencyCode, PageQuery, Page, Strict, Timestamp, pageLimit } from '../api/index.ts';
+import { CountryCode, CurrencyCode, PageQuery, Page, Strict, Timestamp, pageLimit, refuseUnknownCursor } from '../api/index.ts';
 import { Opaque, Ref } from '../api/index.ts';
 import type { HttpServer } from '../platform/http.ts';
 import type { FailureLimiter } from '../platform/rate-limit.ts';
@@ -221,8 +221,10 @@ export function registerParticipantRoutes(app: HttpServer, deps: ParticipantRout
         response: { 200: Page(Type.Ref(ParticipantSchema)) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const limit = pageLimit(request.query.limit);
+      const refused = await refuseUnknownCursor(request.query.cursor, (id) => participants.get(id));
+      if (refused !== undefined) return reply.fail(refused);
       const items = await participants.list({ limit, ...(request.query.kind !== undefined ? { kind: request.query.kind } : {}), ...(request.query.cursor !== undefined ? { afterId: request.query.cursor } : {}) });
       return { items: items.map(wireParticipant), nextCursor: items.length === limit ? (items.at(-1)?.id ?? null) : null };
     },

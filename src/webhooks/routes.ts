@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
+import type { FastifyReply } from 'fastify';
 import { actorOf, created, principalOf, type Idempotent } from '../api/index.ts';
-import { Page, PageQuery, Ref, Strict, Timestamp, pageLimit } from '../api/index.ts';
+import { Page, PageQuery, Ref, Strict, Timestamp, pageLimit, refuseUnknownCursor } from '../api/index.ts';
 import type { AuditService } from '../audit/index.ts';
 import type { Db } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
@@ -153,9 +154,16 @@ export function registerWebhookRoutes(app: HttpServer, deps: WebhookRouteDeps): 
       }),
   );
 
-  const list = async (query: { limit?: string; cursor?: string; status?: string }, participantId: string | null) => {
+  const list = async (reply: FastifyReply, query: { limit?: string; cursor?: string; status?: string }, participantId: string | null) => {
     const limit = pageLimit(query.limit);
-    // Cursor: "<created_at ISO>|<id>" of the last item (newest first).
+    // Cursor: "<created_at ISO>|<id>" of the last item (newest first). Not matched against `status`, which changes
+    // while a client pages (a pending delivery that was the last of a page may be delivered by the next).
+    const refused = await refuseUnknownCursor(query.cursor, async (cursor) => {
+      const [at, id] = cursor.split('|');
+      const [row] = await deps.db.query<{ created_at: Date }>('select created_at from webhook_deliveries where id = $1 and ($2::text is null or participant_id = $2)', [id ?? '', participantId]);
+      return row !== undefined && row.created_at.toISOString() === at ? row : undefined;
+    });
+    if (refused !== undefined) return reply.fail(refused);
     const [cursorAt, cursorId] = (query.cursor ?? '').split('|');
     const rows = await deps.db.query<DeliveryRow>(
       `select d.*, e.type from webhook_deliveries d join events e on e.event_id = d.event_id
@@ -171,13 +179,13 @@ export function registerWebhookRoutes(app: HttpServer, deps: WebhookRouteDeps): 
   app.get(
     '/v1/webhooks/deliveries',
     { schema: { tags: ['webhooks'], summary: 'Your webhook deliveries and their outcomes, newest first', security: [{ participant: [] }], querystring: DeliveryQuery, response: { 200: Page(Type.Ref(DeliverySchema)) } } },
-    async (request) => list(request.query, principalOf(request).participantId),
+    async (request, reply) => list(reply, request.query, principalOf(request).participantId),
   );
 
   app.get(
     '/v1/operator/webhooks/deliveries',
     { config: { auth: 'operator' }, schema: { tags: ['operator'], summary: 'All webhook deliveries, newest first', security: [{ operator: [] }], querystring: DeliveryQuery, response: { 200: Page(Type.Ref(DeliverySchema)) } } },
-    async (request) => list(request.query, null),
+    async (request, reply) => list(reply, request.query, null),
   );
 
   /**

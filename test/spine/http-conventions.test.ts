@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newDevice } from '../../src/demo/device.ts';
+import { demoCustomerId, demoParticipantId } from '../../src/demo/seed.ts';
 import { openPostgres, type Db } from '../../src/platform/db.ts';
 import { availableEngines, TEST_PG_URL } from '../support/engines.ts';
 import { startTestHub, type TestHub } from '../support/hub.ts';
@@ -88,6 +91,77 @@ describe.each(engines)('HTTP conventions on %s', (engine) => {
     // Another participant's customer is no cursor of this list either (and says nothing about that customer).
     const theirs = await t.api('wallet-b').post('/v1/customers', { externalId: 'page-b', name: 'Page B' });
     expectError(await api.get(`/v1/customers?limit=1&cursor=${theirs.body.id}`), 400, 'invalid_page');
+  });
+
+  it('pages every keyset list by the cursor it issued and refuses an unknown or another caller’s cursor (400 invalid_page)', async () => {
+    const key = () => ({ 'idempotency-key': randomUUID() });
+    const created = async (res: Promise<{ status: number; body: any }>) => {
+      const r = await res;
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+      return r.body;
+    };
+    // Two card products and two cards (then two tokens of them at wallet-a) at bank-a; one of each at bank-b and wallet-b.
+    const [bankA, bankB, walletA, walletB] = [t.api('bank-a'), t.api('bank-b'), t.api('wallet-a'), t.api('wallet-b')];
+    const product = (api: typeof bankA, binPrefix: string, currency: string) => created(api.post('/v1/issuer/card-products', { name: `Cursor ${binPrefix}`, binPrefix, brand: 'UnionPay', currency, type: 'debit' }, key()));
+    await product(bankA, '62299901', 'CNY');
+    const theirProduct = await product(bankB, '62299902', 'HKD');
+    const card = async (api: typeof bankA, productId: string, customerKey: string) => {
+      const issued = await created(api.post('/v1/issuer/cards', { productId, customerId: demoCustomerId(customerKey) }, key()));
+      expect((await api.post(`/v1/issuer/cards/${issued.card.id}/activate`, {}, key())).status).toBe(200);
+      return issued;
+    };
+    const mine = [await card(bankA, 'cpr_demo_bank_a_debit', 'li-at-bank-a'), await card(bankA, 'cpr_demo_bank_a_debit', 'li-at-bank-a')];
+    const theirCard = await card(bankB, theirProduct.id, 'zhang-at-bank-b');
+    const other = await created(bankA.post('/v1/customers', { externalId: 'cursor-other', name: 'Other' }));
+    const otherCustomersCard = (await created(bankA.post('/v1/issuer/cards', { productId: 'cpr_demo_bank_a_debit', customerId: other.id }, key()))).card.id;
+    for (const issuer of ['bank-a', 'bank-b']) {
+      await t.hub.db.transaction((tx) =>
+        t.hub.cards.walletTokens.setRules(tx, { type: 'system' }, demoParticipantId(issuer), { typed: 'approve', byReference: 'approve', newDevice: 'approve', keyMaxTransactions: 100, keyTtlHours: 24 }),
+      );
+    }
+    const token = (api: typeof bankA, customerKey: string, issued: any) =>
+      created(api.post('/v1/wallet/tokens', { customerId: demoCustomerId(customerKey), consent: true, devicePublicKey: newDevice().publicKey, source: { type: 'typed', cardNumber: issued.cardNumber, expiry: issued.card.expiry, cvv: issued.cvv } }, key()));
+    for (const issued of mine) await token(walletA, 'li-at-wallet-a', issued);
+    const theirToken = await token(walletB, 'zhang-at-wallet-b', theirCard);
+    // Webhook deliveries (delivered already, so the dispatcher leaves them alone): two to wallet-a, one to wallet-b.
+    for (const [n, participant] of [[1, 'wallet-a'], [2, 'wallet-a'], [3, 'wallet-b']] as const) {
+      await t.hub.db.query(`insert into events (event_id, participant_id, type, payload, created_at) values ($1, $2, 'customer.created', '{}', now())`, [`evt_cursor_${n}`, demoParticipantId(participant)]);
+      await t.hub.db.query(
+        `insert into webhook_deliveries (id, event_id, participant_id, url, status, attempts, next_attempt_at, created_at) values ($1, $2, $3, 'https://example.test/hook', 'delivered', 1, now(), now() - $4 * interval '1 second')`,
+        [`whd_cursor_${n}`, `evt_cursor_${n}`, demoParticipantId(participant), n],
+      );
+    }
+    const theirAudit = (await walletB.get('/v1/audit?limit=1')).body.items[0];
+    const theirDelivery = (await walletB.get('/v1/webhooks/deliveries?limit=1')).body.items[0];
+    const lists: { as: string; url: string; foreign: string[] }[] = [
+      { as: 'bank-a', url: '/v1/issuer/card-products', foreign: [theirProduct.id] },
+      { as: 'bank-a', url: '/v1/issuer/cards', foreign: [theirCard.card.id] },
+      // Another customer's card of the same issuer is outside a list filtered by customer.
+      { as: 'bank-a', url: `/v1/issuer/cards?customerId=${demoCustomerId('li-at-bank-a')}`, foreign: [theirCard.card.id, otherCustomersCard] },
+      { as: 'wallet-a', url: '/v1/wallet/tokens', foreign: [theirToken.token.tokenRef] },
+      { as: 'wallet-a', url: '/v1/customers', foreign: [demoCustomerId('li-at-wallet-b')] },
+      { as: 'operator', url: '/v1/operator/participants', foreign: [] },
+      { as: 'wallet-a', url: '/v1/audit', foreign: [String(theirAudit.id)] },
+      { as: 'operator', url: '/v1/operator/audit', foreign: [] },
+      { as: 'wallet-a', url: '/v1/webhooks/deliveries', foreign: [`${theirDelivery.createdAt}|${theirDelivery.id}`] },
+      { as: 'operator', url: '/v1/operator/webhooks/deliveries', foreign: [] },
+    ];
+    for (const { as, url, foreign } of lists) {
+      const api = t.api(as);
+      const join = url.includes('?') ? '&' : '?';
+      const whole = await api.get(`${url}${join}limit=200`);
+      expect(whole.status, url).toBe(200);
+      const first = await api.get(`${url}${join}limit=1`);
+      expect(first.body.nextCursor, url).toEqual(expect.any(String));
+      const second = await api.get(`${url}${join}limit=1&cursor=${encodeURIComponent(first.body.nextCursor)}`);
+      expect(second.status, url).toBe(200);
+      expect([...first.body.items, ...second.body.items], url).toEqual(whole.body.items.slice(0, 2));
+      for (const cursor of ['abc', '12345', `${first.body.nextCursor}x`, ...foreign]) {
+        expectError(await api.get(`${url}${join}limit=1&cursor=${encodeURIComponent(cursor)}`), 400, 'invalid_page');
+      }
+    }
+    // A list that answers one page issues no cursor, so none is one of its own.
+    expectError(await walletA.get('/v1/ledger/accounts?cursor=acc_anything'), 400, 'invalid_page');
   });
 
   it('uses a caller-supplied request id or makes one', async () => {

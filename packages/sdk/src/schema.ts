@@ -13,6 +13,8 @@ export interface paths {
         /**
          * Health: the hub can commit to its database
          * @description Healthy (200) when the hub committed a write to its database within 2 s (checked at most about once a second); otherwise 503 `unavailable` with Retry-After and the reason, while the database is restarting, unreachable, read-only or unable to commit. For load balancers and orchestrators.
+         *
+         *     No authentication.
          */
         get: operations["getHealth"];
         put?: never;
@@ -33,6 +35,8 @@ export interface paths {
         /**
          * Prometheus metrics (operator credential)
          * @description Prometheus text format. Send the operator credential as `Authorization: Bearer <token>` (Prometheus: `authorization.credentials_file` in the scrape config).
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
          */
         get: operations["getMetrics"];
         put?: never;
@@ -53,6 +57,8 @@ export interface paths {
         /**
          * The integration guides (HTML)
          * @description Quickstarts for a wallet, a bank and a merchant, and the concepts behind the API. Public.
+         *
+         *     No authentication.
          */
         get: operations["getDocsGuides"];
         put?: never;
@@ -73,6 +79,8 @@ export interface paths {
         /**
          * One integration guide (HTML; its Markdown with ?format=md)
          * @description The guides of docs/guides in this repository, as served by this hub. Public.
+         *
+         *     No authentication.
          */
         get: operations["getDocsGuidesByName"];
         put?: never;
@@ -95,6 +103,8 @@ export interface paths {
         /**
          * Get an access token (OAuth 2.0 client credentials)
          * @description Form or JSON body; the client id and secret may also come as HTTP Basic credentials. Tokens live 5 minutes by default. After 10 failed attempts within a minute for one client id, or from one source address, every attempt (a correct one too) answers 429 `rate_limited` with `Retry-After` for a minute.
+         *
+         *     No authentication.
          */
         post: operations["postOauthToken"];
         delete?: never;
@@ -115,6 +125,8 @@ export interface paths {
         /**
          * A short-lived access token for one of your customers' own app
          * @description Your back end (holding your client credential) asks for a token bound to one customer and hands it to that customer’s app. The token reaches only the operations a customer app needs (marked for customer sessions), and every id it names resolves only inside that customer’s cards, tokens, accounts and history; anything else answers 404, and operations for your back end answer 403. It expires with your own token’s lifetime and stops working at once if your credential is revoked.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
         post: operations["postCustomerSessions"];
         delete?: never;
@@ -141,6 +153,8 @@ export interface paths {
         /**
          * Create a participant (bank, wallet, merchant or acquirer)
          * @description Answers the participant, its first API credential and its webhook signing secret, each secret shown once.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postOperatorParticipants"];
         delete?: never;
@@ -346,13 +360,17 @@ export interface paths {
         };
         /**
          * List your customers
-         * @description By id, `limit` at a time; pass `nextCursor` as `cursor` for the next page (any other cursor: 400 invalid_page).
+         * @description List your customers.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
         get: operations["getCustomers"];
         put?: never;
         /**
          * Register one of your customers
          * @description You know the customer by your own id (externalId). Phone numbers are stored in E.164.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postCustomers"];
         delete?: never;
@@ -393,6 +411,8 @@ export interface paths {
         /**
          * Export everything the hub holds about one of your customers (the person's data access and portability)
          * @description JSON: the customer record, accounts and balances, ledger transfers of their accounts, cards (masked), wallet tokens and provisionings (no token number, key or code), aliases, account links and consents, person links, P2P payments, money requests, split bills, red packets, card payments, risk alerts, whether an authenticator is enrolled, and the audit records naming the customer. Each list is capped (`truncated` names the lists that were cut; `notes` says where to read the rest). The export itself is recorded in the audit trail.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
         get: operations["getCustomersByCustomerIdExport"];
         put?: never;
@@ -415,6 +435,8 @@ export interface paths {
         /**
          * Erase one of your customers' personal data (pseudonymise)
          * @description The name becomes "Erased customer", the phone is removed and the external id becomes a pseudonym. Aliases, authenticators, person links and pending account-link consents are deleted; active account links are revoked, wallet tokens deleted, cards cancelled (with their tokens at every wallet). Ledger accounts and transfers, payment records and audit records are kept as they are (they name the customer by id only), so the books and the audit chain still verify. Refused with 409 `customer_has_balance` while the customer holds money, a pending card hold or an open red packet. Emits `customer.erased`. Send an Idempotency-Key to retry safely; erasing an erased customer changes nothing.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postCustomersByCustomerIdErase"];
         delete?: never;
@@ -457,6 +479,8 @@ export interface paths {
         /**
          * Chain pending records, then recompute the whole hash chain and check every signed checkpoint
          * @description Reports the first problem: a record altered, deleted from the middle or moved; the chain recomputed after a change (it no longer matches a signed checkpoint); the newest records deleted (a checkpoint covers more than the chain holds); checkpoints deleted, altered or forged. With `against` (a checkpoint exported earlier and kept outside the database, as `GET /v1/operator/audit/checkpoints/latest` or `hutong audit checkpoint` print it), also checks that the database still holds the state it signed: deleting both the newest records and the newest checkpoints shows only that way.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
          */
         post: operations["postOperatorAuditVerify"];
         delete?: never;
@@ -563,6 +587,8 @@ export interface paths {
         /**
          * Your webhook signing secret (demo participants, in demo mode)
          * @description The Standard Webhooks secret that signs your webhooks and issuer authorization requests, and the previous one while it is still active after a rotation. A secret is shown once, when it is made; only the demo participants of a hub in demo mode can read theirs again (others answer webhook_secret_not_retrievable: rotate to get a new one).
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
         get: operations["getWebhooksSecret"];
         put?: never;
@@ -585,6 +611,8 @@ export interface paths {
         /**
          * Rotate your webhook signing secret (the previous one stays active for a while)
          * @description Makes a new signing secret, shown once in the answer. The previous one keeps signing for `previousSecretExpiresInS` seconds (default 86400, at most 604800; 0 retires it at once): meanwhile `webhook-signature` carries one signature per active secret, space-separated, and a receiver holding either verifies. Rotating again drops the older one. Send an Idempotency-Key: a retry answers the same secret.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postWebhooksSecretRotate"];
         delete?: never;
@@ -693,6 +721,8 @@ export interface paths {
         /**
          * Start a step-up challenge for a payment that answered step_up_required
          * @description Send the `details.stepUp.request` of the `step_up_required` answer and one of its `methods`. `otp`: a 6-digit code is delivered to the customer by the participant that knows them (the card’s issuer, or the account holder), sealed to it in the `step_up.code_requested` webhook. `totp`: the customer’s authenticator app. `passkey`: the answer carries `webauthn` request options for navigator.credentials.get. Then POST the proof to /v1/step-up/challenges/{id}/complete and retry the payment with `stepUpChallengeId` (a new Idempotency-Key): the challenge is bound to that payment’s customer, amount, currency and payee, and pays once.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         post: operations["postStepUpChallenges"];
         delete?: never;
@@ -735,6 +765,8 @@ export interface paths {
         /**
          * Answer a step-up challenge: the one-time or authenticator code, or the passkey assertion
          * @description Five wrong answers lock the challenge. A completed challenge must be used by the payment within 10 minutes.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         post: operations["postStepUpChallengesByChallengeIdComplete"];
         delete?: never;
@@ -755,6 +787,8 @@ export interface paths {
         /**
          * Enrol a customer's authenticator app (TOTP) for step-up
          * @description Answers the secret and an otpauth:// URI once (show it as a QR code in your app); the hub keeps it sealed.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
         post: operations["postStepUpCustomersByCustomerIdTotp"];
         delete?: never;
@@ -775,6 +809,8 @@ export interface paths {
         /**
          * Start registering a passkey for the customer (WebAuthn registration options)
          * @description Pass `options` to navigator.credentials.create (or @simplewebauthn/browser startRegistration), then POST the result with `registrationId`.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         post: operations["postStepUpCustomersByCustomerIdPasskeysOptions"];
         delete?: never;
@@ -829,6 +865,8 @@ export interface paths {
         /**
          * Link the customer's record at another participant (their consent on both sides)
          * @description The other participant (a bank or wallet that holds the same person, found by their verified phone number) receives a one-time code in the `customer_link.consent_requested` webhook (`codeSealed`, sealed to it) and shows it only to that customer after authenticating them; the customer types it into your app (POST /v1/customer-links/consents/{consentId}/confirm). A link lets you name that person’s card or token at the other participant (adding a card by reference) and merges their history; either side can revoke it.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postCustomerLinks"];
         delete?: never;
@@ -849,6 +887,8 @@ export interface paths {
         /**
          * Confirm a customer link with the code the other participant gave its customer
          * @description Five wrong codes lock the consent; codes expire after 10 minutes.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         post: operations["postCustomerLinksConsentsByConsentIdConfirm"];
         delete?: never;
@@ -979,6 +1019,8 @@ export interface paths {
         /**
          * Fund a participant's account from its own position: a recorded transfer, never a balance edit
          * @description The money comes from the owner’s position (its prefunded liquidity and net debit cap): past them, liquidity_exceeded.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postOperatorLedgerAccountsByAccountIdFund"];
         delete?: never;
@@ -1043,6 +1085,8 @@ export interface paths {
         /**
          * Record prefunded liquidity the settlement bank confirmed (funds in): the participant’s position rises
          * @description A recorded ledger transfer between the participant’s settlement-bank mirror account and its position; Idempotency-Key required (a retry moves nothing twice).
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postOperatorParticipantsByParticipantIdLiquidity"];
         delete?: never;
@@ -1063,6 +1107,8 @@ export interface paths {
         /**
          * Return liquidity to the participant’s settlement bank account (funds out): never more than it prefunded and has not used
          * @description A recorded ledger transfer between the participant’s settlement-bank mirror account and its position; Idempotency-Key required (a retry moves nothing twice).
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postOperatorParticipantsByParticipantIdLiquidityWithdrawals"];
         delete?: never;
@@ -1111,6 +1157,8 @@ export interface paths {
         /**
          * Ask to top up your position from your settlement bank account, or to cash out to it
          * @description Up to the operator’s approval threshold for the currency the money moves at once (a recorded ledger transfer between your settlement-bank mirror and your position; a cash-out never takes more than the prefunded liquidity left: liquidity_exceeded); above it the request waits for the operator (webhooks `liquidity.request_approved` / `liquidity.request_rejected`). Idempotency-Key required.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postLiquidityRequests"];
         delete?: never;
@@ -1241,6 +1289,8 @@ export interface paths {
         /**
          * Withdraw from the customer’s wallet account to a bank account linked into the wallet
          * @description The link must be the customer’s and active, the amount in the linked account’s currency, and the customer must hold an open wallet account in it. The money moves through both participants’ positions like any payment between them (liquidity_exceeded when the paying side’s position cannot cover it; insufficient_funds when the paying account cannot) and the position leg is settled in the currency’s window. Webhooks `cash.withdrawal_completed` / `cash.top_up_completed` go to the wallet and to the bank. Idempotency-Key required.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postCustomersByCustomerIdWithdrawals"];
         delete?: never;
@@ -1261,6 +1311,8 @@ export interface paths {
         /**
          * Top up the customer’s wallet account from a bank account linked into the wallet
          * @description The link must be the customer’s and active, the amount in the linked account’s currency, and the customer must hold an open wallet account in it. The money moves through both participants’ positions like any payment between them (liquidity_exceeded when the paying side’s position cannot cover it; insufficient_funds when the paying account cannot) and the position leg is settled in the currency’s window. Webhooks `cash.withdrawal_completed` / `cash.top_up_completed` go to the wallet and to the bank. Idempotency-Key required.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postCustomersByCustomerIdTopUps"];
         delete?: never;
@@ -1331,6 +1383,8 @@ export interface paths {
         /**
          * Open an offline purse for your customer's device and load it
          * @description Moves `amount` from the customer's own account at your wallet into a reserve the hub keeps for the device (at most 500.00 in the currency: offline_limit_exceeded). The device then pays merchants with no network by signing offline payment tokens with the private key of `devicePublicKey` (ECDSA P-256; the SDK: signOfflinePayment). One open purse per device key and currency (offline_purse_exists). Idempotency-Key required.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postOfflinePurses"];
         delete?: never;
@@ -1373,6 +1427,8 @@ export interface paths {
         /**
          * Load more into an active offline purse, up to its limit
          * @description From the account the purse was opened with. A blocked purse (offline_purse_blocked) or an unloaded one (offline_purse_closed) takes nothing. Idempotency-Key required.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postOfflinePursesByPurseIdLoad"];
         delete?: never;
@@ -1393,6 +1449,8 @@ export interface paths {
         /**
          * Unload: the balance the device has not spent goes back to the customer’s account
          * @description The device signs {"purpose":"offline_unload","purseId":…,"lastCounter":<the last counter it signed a payment with>,"remaining":"<its unspent balance>"} (SDK: signOfflineUnload). `remaining` goes back at once; what the device spent but merchants have not uploaded yet stays reserved for their tokens with counters up to lastCounter, for 30 days, then goes back too. Idempotency-Key required.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postOfflinePursesByPurseIdUnload"];
         delete?: never;
@@ -1419,6 +1477,8 @@ export interface paths {
         /**
          * Upload an offline payment token your terminal took: the hub settles it from the payer’s reserve
          * @description The token is what the payer's device signed with no network (purse, counter, amount, merchant). Settled once: the same token again answers offline_token_replayed (with the payment id); another token under a counter already settled is a double spend (offline_counter_reused: refused, the payer's purse is blocked and its wallet told). The hub pays at most what the purse reserved (offline_reserve_exhausted). The token itself makes the upload idempotent: no Idempotency-Key.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
         post: operations["postOfflinePayments"];
         delete?: never;
@@ -1437,6 +1497,8 @@ export interface paths {
         /**
          * The hub’s key for offline purse certificates: configure it in your terminals
          * @description A terminal checks, with no network, that the purse certificate the payer’s device shows was signed by this key (Ed25519), then that the payment token is signed by the device key the certificate names (SDK: verifyOfflinePayment).
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
         get: operations["getOfflineCertificateKey"];
         put?: never;
@@ -1545,6 +1607,8 @@ export interface paths {
         /**
          * Your transfers in a settlement window (cursor-paginated), with the totals of the page
          * @description Reconciliation: over every page, received − sent equals your net position in the window.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
         get: operations["getSettlementWindowsByWindowIdTransfers"];
         put?: never;
@@ -1589,6 +1653,8 @@ export interface paths {
         /**
          * Upload your own view of a window (CSV) and get its differences from the hub’s legs
          * @description The CSV has the columns of transfers.csv (at least transfer_id, direction, amount and currency; counterparty_participant_id is compared when given), one header line, at most 5000 rows. The report is kept: the operator sees it.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postSettlementWindowsByWindowIdDiscrepancies"];
         delete?: never;
@@ -1895,6 +1961,8 @@ export interface paths {
         /**
          * Record that the settlement bank confirmed a closed window’s instructions: liquidity moves, the window is settled
          * @description Recording it again changes nothing and answers the settled window.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postOperatorSettlementWindowsByWindowIdSettlement"];
         delete?: never;
@@ -1913,6 +1981,8 @@ export interface paths {
         /**
          * The unified history of the person behind your customer, across every wallet and bank the hub verified as theirs, newest first
          * @description Merges only customer records linked through verification (a card step-up code, a bank account-link consent code), never by name or phone. Each item names the participant it happened at (`own` is false for a linked record at another participant). A customer with no verified link sees only their own entries. Another participant's customer answers 404.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         get: operations["getHistory"];
         put?: never;
@@ -1933,6 +2003,8 @@ export interface paths {
         /**
          * Spending of the person behind your customer (all verified-linked records), summed by category or by month
          * @description Outgoing merchant payments (less refunds), P2P payments sent (with fees) and red packets sent, summed on the server over the whole history (not a page of it). Categories come from the merchant category code: transport, food, groceries, shopping, transfer, packet. Same privacy rule as GET /v1/history.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         get: operations["getHistorySpending"];
         put?: never;
@@ -1953,12 +2025,16 @@ export interface paths {
         /**
          * Your customer's budgets and low-balance alerts, with this month's spending and the available balance per currency
          * @description Spending is counted as GET /v1/history/spending counts it (every record verified as the same person). Another participant’s customer answers 404.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         get: operations["getBudgets"];
         put?: never;
         /**
          * Set your customer's monthly budget and low-balance alert in one currency (both null removes them)
          * @description Kept at the hub. When spending this month passes the budget, your webhook receives `budget.exceeded` (once per month); when the available balance falls below the alert, `budget.low_balance` (once, until the balance is back at or above it). A changed threshold is told again when crossed.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         post: operations["postBudgets"];
         delete?: never;
@@ -1977,6 +2053,8 @@ export interface paths {
         /**
          * Live money movements: ledger transfers with their participants and payment records, newest first, searchable
          * @description Every ledger transfer, joined with the P2P payment, card payment or red packet it belongs to. `q` matches a transfer, payment, authorization or packet id, a participant id or name (substring, case-insensitive) or a purpose. Page size 1–200 (default 50); pass `nextCursor` as `cursor` for the next page.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
          */
         get: operations["getOperatorTransactions"];
         put?: never;
@@ -1997,6 +2075,8 @@ export interface paths {
         /**
          * A payment link as its hosted page shows it (public: whoever holds the link may see what it asks for)
          * @description What /pay/<link id> shows before any wallet is involved: the merchant, the amount, the description and whether it can still be paid. Paying goes through a wallet (POST /v1/payment-links/:linkId/pay with a customer session).
+         *
+         *     No authentication.
          */
         get: operations["getPublicPaymentLinksByLinkId"];
         put?: never;
@@ -2017,6 +2097,8 @@ export interface paths {
         /**
          * Demo only: the demo wallets and their customers, for the reference wallet app sign-in, and the demo banks
          * @description The banks (and the other wallets) are what the reference wallet offers to link a customer’s records at (POST /v1/customer-links).
+         *
+         *     No authentication.
          */
         get: operations["getDemoV1Directory"];
         put?: never;
@@ -2039,6 +2121,8 @@ export interface paths {
         /**
          * Demo only: a short-lived access token for a demo wallet acting for one of its customers
          * @description Stands in for a wallet back end, so that the reference wallet app in the browser never holds a client secret. Answers 404 unless the hub runs in demo mode (hutong start --demo); only demo wallets (seeded, with a demo key) and their customers qualify. The token is an ordinary participant access token (same lifetime as POST /oauth/token).
+         *
+         *     No authentication.
          */
         post: operations["postDemoV1Session"];
         delete?: never;
@@ -2059,6 +2143,8 @@ export interface paths {
         /**
          * Demo only: a short-lived access token for a demo merchant (the counter, /merchant) or a demo bank (the issuer desk, /issuer)
          * @description Stands in for the merchant’s or the bank’s own back end, so that the page in the browser never holds a client secret. Answers 404 unless the hub runs in demo mode, for callers on this machine; only demo merchants and demo banks (seeded, with a demo key) qualify.
+         *
+         *     No authentication.
          */
         post: operations["postDemoV1DeskSession"];
         delete?: never;
@@ -2079,6 +2165,8 @@ export interface paths {
         /**
          * Demo only: the operator gets a short-lived access token for a demo bank (the console’s issuer view)
          * @description Operator credential required. Answers 404 unless the hub runs with the demo network; only demo issuers (seeded, with a demo key) qualify.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
          */
         post: operations["postDemoV1IssuerSession"];
         delete?: never;
@@ -2097,6 +2185,8 @@ export interface paths {
         /**
          * Demo only: the one-time code a demo participant would give its customer for a card provisioning's step-up
          * @description The hub keeps only a keyed hash of the code; the code travels sealed to the participant that delivers it (`codeSealed` in its webhook). Here the demo plays that participant when it is a demo bank or wallet. Only for an object you hold, only in demo mode, only on loopback.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         get: operations["getDemoV1StepUpCodesById"];
         put?: never;
@@ -2117,6 +2207,8 @@ export interface paths {
         /**
          * Demo only: the one-time code a demo participant would give its customer for a payment's step-up challenge
          * @description The hub keeps only a keyed hash of the code; the code travels sealed to the participant that delivers it (`codeSealed` in its webhook). Here the demo plays that participant when it is a demo bank or wallet. Only for an object you hold, only in demo mode, only on loopback.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         get: operations["getDemoV1CodesStepUpChallengesById"];
         put?: never;
@@ -2137,6 +2229,8 @@ export interface paths {
         /**
          * Demo only: the one-time code a demo participant would give its customer for a customer link consent
          * @description The hub keeps only a keyed hash of the code; the code travels sealed to the participant that delivers it (`codeSealed` in its webhook). Here the demo plays that participant when it is a demo bank or wallet. Only for an object you hold, only in demo mode, only on loopback.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         get: operations["getDemoV1CodesCustomerLinkConsentsById"];
         put?: never;
@@ -2157,6 +2251,8 @@ export interface paths {
         /**
          * Demo only: the one-time code a demo participant would give its customer for a new alias (phone or e-mail)
          * @description The hub keeps only a keyed hash of the code; the code travels sealed to the participant that delivers it (`codeSealed` in its webhook). Here the demo plays that participant when it is a demo bank or wallet. Only for an object you hold, only in demo mode, only on loopback.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         get: operations["getDemoV1CodesAliasVerificationsById"];
         put?: never;
@@ -2177,6 +2273,8 @@ export interface paths {
         /**
          * Demo only: the one-time code a demo participant would give its customer for an account link consent
          * @description The hub keeps only a keyed hash of the code; the code travels sealed to the participant that delivers it (`codeSealed` in its webhook). Here the demo plays that participant when it is a demo bank or wallet. Only for an object you hold, only in demo mode, only on loopback.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         get: operations["getDemoV1CodesAccountLinkConsentsById"];
         put?: never;
@@ -2197,6 +2295,8 @@ export interface paths {
         /**
          * The FX reference rates in force (units per 1 EUR) and the spread charged on conversions
          * @description As loaded from the ECB daily document (POST /v1/operator/fx/rates replaces them).
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
          */
         get: operations["getOperatorFx"];
         put?: never;
@@ -2217,6 +2317,8 @@ export interface paths {
         /**
          * The real-time risk rules: the hub’s defaults, or those in force for one participant (its overrides applied)
          * @description Read only; a participant overrides its own thresholds with POST /v1/risk/rules.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`).
          */
         get: operations["getOperatorRiskRules"];
         put?: never;
@@ -2273,6 +2375,8 @@ export interface paths {
         /**
          * Issue a card to one of your customers
          * @description Answers the card number and CVV once: the hub stores the number sealed and derives the CVV, never storing it. With an Idempotency-Key a retry answers the same card (the hub keeps only a keyed hash of the request, never the answer). The card starts inactive: activate it.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postIssuerCards"];
         delete?: never;
@@ -2425,6 +2529,8 @@ export interface paths {
         /**
          * Replace a card with a new number (same account and PAR); every token follows the new card
          * @description Answers the new number and CVV once. Each wallet holding a token gets a token.card_replaced webhook.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postIssuerCardsByCardIdReplace"];
         delete?: never;
@@ -2555,6 +2661,8 @@ export interface paths {
         /**
          * Push provisioning: offer the card to a wallet ("add to wallet X" in your app)
          * @description The cardholder asked for it in your app (cardholderConsent: true, recorded). Answers a one-time receipt, valid 10 minutes, that your app hands to the wallet app (a deep link); the wallet redeems it for its customer as the source of POST /v1/wallet/tokens, once, with no card data and no step-up. Not replayable: the receipt is shown once and never stored; a retry makes another one.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
         post: operations["postIssuerCardsByCardIdPushProvisionings"];
         delete?: never;
@@ -2625,6 +2733,8 @@ export interface paths {
         /**
          * Enroll a cardholder with an authenticator app (TOTP); step-ups then ask for its code
          * @description Answers the TOTP secret once (stored sealed). Not replayable: a retry answers authenticator_exists.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
         post: operations["postIssuerCustomersByCustomerIdAuthenticator"];
         delete?: never;
@@ -2651,6 +2761,8 @@ export interface paths {
         /**
          * Add a card to the customer's wallet (provision a token)
          * @description Either the card details typed once (source.type "typed"), or BY REFERENCE to a card the customer already holds: a token reference id from the customer's other wallet ("token_ref") or the issuer's card id ("card_ref"), with no card data; or a push receipt the issuer's app handed to yours ("push_receipt": approved at once, redeemable once). Otherwise the issuer's rules decide: approve, decline or step-up (a one-time code the issuer sends to the cardholder, or their authenticator app). Every token is bound to the device's public key (`devicePublicKey`, required): only that device obtains new limited-use keys and answers a step-up, and the card on another device of the customer's in this wallet needs the issuer's ID&V again. Idempotency-Key honoured; the hub keeps only a keyed hash of the request.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postWalletTokens"];
         delete?: never;
@@ -2693,6 +2805,8 @@ export interface paths {
         /**
          * Complete a step-up with the code the cardholder received (or their authenticator code)
          * @description A wrong code says only that it was wrong and how many attempts remain (5 in all); codes expire after 5 minutes.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         post: operations["postWalletProvisioningsByProvisioningIdStepUp"];
         delete?: never;
@@ -2801,6 +2915,8 @@ export interface paths {
         /**
          * Replenish: a new limited-use key for a device-bound token, on a request its device signed
          * @description The device signs {"purpose":"replenish","tokenRef":…,"keyCounter":<the current key’s number>} with the key the token was bound to (ES256 compact JWS). The current key is superseded; the new one signs the counters after the highest one used, for at most the issuer's number of payments and hours. A signature over an older key's number is refused (device_signature_invalid): a retry after success signs the new number. The answer carries the key and is never stored.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         post: operations["postWalletTokensByTokenRefKeys"];
         delete?: never;
@@ -2863,6 +2979,8 @@ export interface paths {
         /**
          * List a customer's accounts: their own and every linked bank account, with balances
          * @description An account at a bank that keeps its own books (linked by the bank’s consent) holds no balance at the hub: read it with GET /v1/open-banking/consents/{consentId}/balances.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         get: operations["getAccounts"];
         put?: never;
@@ -2919,6 +3037,8 @@ export interface paths {
         /**
          * Ask a bank to link its accounts of this customer into your wallet
          * @description The bank receives a 6-digit code in the `account_link.consent_requested` webhook, sealed to its webhook secret (`codeSealed`, opened like the step-up code), and shows it to its customer; the customer types it into the wallet.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postAccountLinks"];
         delete?: never;
@@ -3075,6 +3195,8 @@ export interface paths {
         /**
          * Verification of payee: who is behind an alias (masked name, participant), never account details
          * @description Rate limited per participant and per customer; a miss costs more than a hit.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         get: operations["getAliasesLookup"];
         put?: never;
@@ -3285,6 +3407,8 @@ export interface paths {
         /**
          * Confirm a quote: the payee is credited at once (linked ledger transfers, all or nothing), or, with a bank that keeps its own books, once it accepted
          * @description With a side at a bank that keeps its own books (connected), the payer’s bank is asked to reserve the debit and the payee’s to accept the credit, each within its deadline; the payment completes only if both do. A refusal answers, with details.paymentId, details.status RJCT and details.reason (ISO 20022), nothing moved: the payer’s bank refusing for lack of funds (AM04) insufficient_funds, for a consent that no longer holds (MD01) consent_revoked (the consent’s links end here too); any other refusal, by either bank, or no valid answer in time (AB05, AB03, DS0B, FF01) payment_rejected. A replay of the Idempotency-Key answers the same.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postTransfersPayments"];
         delete?: never;
@@ -3333,6 +3457,8 @@ export interface paths {
         /**
          * Link an account at a bank that keeps its own books: start the bank’s consent (OAuth 2.0 authorization code with PKCE)
          * @description The hub is the bank’s OAuth client: it makes the PKCE verifier and the state and keeps them (sealed, hashed). Send the customer to `authorizeUrl`; the bank redirects to `redirectUri` with `code` and `state`; hand both to POST /v1/open-banking/consents/{consentId}/authorize. The access grant the bank gives stays sealed at the hub.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postOpenBankingConsents"];
         delete?: never;
@@ -3401,6 +3527,8 @@ export interface paths {
         /**
          * The balances of the consent’s accounts, read at the bank now
          * @description Answers 403 consent_revoked once the customer revoked the consent, in the wallet or at the bank.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         get: operations["getOpenBankingConsentsByConsentIdBalances"];
         put?: never;
@@ -3423,6 +3551,8 @@ export interface paths {
         /**
          * Initiate a payment from the consent’s account: a quote to confirm with POST /v1/transfers/payments (the bank authorizes the debit)
          * @description The same quote as POST /v1/transfers/quotes with the consent’s account as the source. Answers 403 consent_revoked once the consent ended.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postOpenBankingConsentsByConsentIdQuotes"];
         delete?: never;
@@ -3443,6 +3573,8 @@ export interface paths {
         /**
          * Top up the customer’s account here from the consent’s account at the bank: a quote to confirm with POST /v1/transfers/payments (the bank authorizes the debit)
          * @description Answers 403 consent_revoked once the consent ended.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postOpenBankingConsentsByConsentIdTopUps"];
         delete?: never;
@@ -3463,6 +3595,8 @@ export interface paths {
         /**
          * Withdraw from the customer’s account here to the consent’s account at the bank: a quote to confirm with POST /v1/transfers/payments (the bank accepts the credit)
          * @description Answers 403 consent_revoked once the consent ended.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postOpenBankingConsentsByConsentIdWithdrawals"];
         delete?: never;
@@ -3687,6 +3821,8 @@ export interface paths {
         /**
          * Claim a share (once per group member)
          * @description A member whose bank keeps its own books is paid once that bank accepts the credit; a refusal answers payment_rejected (details.paymentId, details.status RJCT, details.reason: ISO 20022) and the share can be claimed again.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postTransfersRedPacketsByPacketIdClaim"];
         delete?: never;
@@ -3851,6 +3987,8 @@ export interface paths {
         /**
          * Post your rate for a currency pair (FX providers): size tiers and an expiry; it replaces your previous rate for the pair
          * @description Tiers price the amount sent (in the send currency): sorted, not overlapping, the last one may leave `max` out. A quote binds the best rate in force that prices its amount (fx_tier_not_covered when none does; fx_rate_expired when the pair’s rates have expired), and the payment then moves your position up in the currency sent and down in the currency delivered.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postFxProviderRates"];
         delete?: never;
@@ -4009,6 +4147,8 @@ export interface paths {
         /**
          * Pay a scanned merchant-presented code with one of your tokens or accounts (captured at once)
          * @description The amount is in the merchant’s currency. When the paying account (the card’s, or the account named) holds another currency, the authorization binds an FX provider’s rate in force (fxRateId in `fx`) and the payer’s account is held what the amount costs at it; capture and refunds convert at that rate through the provider’s positions in both currencies. No provider quotes the pair: fx_rate_unavailable; its rates expired: fx_rate_expired; no tier prices the amount: fx_tier_not_covered (nothing is written).
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postWalletPaymentsQr"];
         delete?: never;
@@ -4051,6 +4191,8 @@ export interface paths {
         /**
          * Authorize a consumer-presented QR code (base64 BER-TLV, CPV01) shown by any wallet
          * @description The amount is in the merchant’s currency. When the paying account (the card’s, or the account named) holds another currency, the authorization binds an FX provider’s rate in force (fxRateId in `fx`) and the payer’s account is held what the amount costs at it; capture and refunds convert at that rate through the provider’s positions in both currencies. No provider quotes the pair: fx_rate_unavailable; its rates expired: fx_rate_expired; no tier prices the amount: fx_tier_not_covered (nothing is written). A terminal cannot choose the provider: the best rate in force is bound.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postMerchantsByMerchantIdPaymentsCpm"];
         delete?: never;
@@ -4071,6 +4213,8 @@ export interface paths {
         /**
          * Authorize a contactless tap: token, expiry, ATC, unpredictable number, amount and cryptogram from the terminal
          * @description The amount is in the merchant’s currency. When the paying account (the card’s, or the account named) holds another currency, the authorization binds an FX provider’s rate in force (fxRateId in `fx`) and the payer’s account is held what the amount costs at it; capture and refunds convert at that rate through the provider’s positions in both currencies. No provider quotes the pair: fx_rate_unavailable; its rates expired: fx_rate_expired; no tier prices the amount: fx_tier_not_covered (nothing is written). A terminal cannot choose the provider: the best rate in force is bound.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postMerchantsByMerchantIdPaymentsTap"];
         delete?: never;
@@ -4135,6 +4279,8 @@ export interface paths {
         /**
          * Pay a payment link with one of your customer’s tokens or accounts (captured at once)
          * @description The amount is in the merchant’s currency. When the paying account (the card’s, or the account named) holds another currency, the authorization binds an FX provider’s rate in force (fxRateId in `fx`) and the payer’s account is held what the amount costs at it; capture and refunds convert at that rate through the provider’s positions in both currencies. No provider quotes the pair: fx_rate_unavailable; its rates expired: fx_rate_expired; no tier prices the amount: fx_tier_not_covered (nothing is written).
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postPaymentLinksByLinkIdPay"];
         delete?: never;
@@ -4349,6 +4495,8 @@ export interface paths {
         /**
          * Open a named savings pot for your customer (a ledger account of its own), with an optional goal and lock
          * @description Money moves in from, and out to, the customer’s own account in the pot’s currency. Before `lockedUntil` a withdrawal answers `pot_locked`.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postPots"];
         delete?: never;
@@ -4441,6 +4589,8 @@ export interface paths {
         /**
          * Publish a coupon of your merchant: an amount or a percentage off, a minimum spend, an expiry and a per-customer limit
          * @description Give exactly one of `amountOff` and `percentOff`. With `pointsCost`, issuers’ cardholders take it for reward points instead of keeping it for free.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postMerchantsByMerchantIdCoupons"];
         delete?: never;
@@ -4481,6 +4631,8 @@ export interface paths {
         /**
          * Coupons and membership programmes merchants publish, for your customers to keep
          * @description Coupons priced in reward points are not listed here: a cardholder takes one through their card’s rewards.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         get: operations["getOffers"];
         put?: never;
@@ -4531,6 +4683,8 @@ export interface paths {
         /**
          * Before the customer confirms: the coupon a payment of a scanned code or a payment link would apply, the amount to pay, and their membership card there
          * @description Nothing is written. Paying the same code or link (POST /v1/wallet/payments/qr, POST /v1/payment-links/{linkId}/pay) applies the same coupon, checked again under its lock.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         post: operations["postWalletOffersPreview"];
         delete?: never;
@@ -4601,6 +4755,8 @@ export interface paths {
         /**
          * Add a rewards rule to your card product: points per 1.00 spent, or cashback in basis points, for every category or one MCC, with an optional cap per card and month
          * @description Earned when a payment is captured, reversed in proportion when it is refunded. `monthlyCap`: points for a points rule, a decimal amount in the product’s currency for a cashback rule.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postCardProductsByProductIdRewardRules"];
         delete?: never;
@@ -4641,6 +4797,8 @@ export interface paths {
         /**
          * The rewards of the card behind one of your customer's tokens: points and cashback, as its issuer keeps them
          * @description The same balance in every wallet that holds the card. Entries name no payment (a payment made through another wallet is not yours to see).
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         get: operations["getWalletTokensByTokenRefRewards"];
         put?: never;
@@ -4663,6 +4821,8 @@ export interface paths {
         /**
          * Redeem your card's rewards: cashback into the card's account (from your position), or points for a merchant's coupon priced in points
          * @description Cashback is a ledger transfer from your position to the card’s funding account (liquidity_exceeded past your cover). A coupon goes into the wallet of `customerId` (your customer). Past the balance: rewards_insufficient.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postCardsByCardIdRewardsRedemptions"];
         delete?: never;
@@ -4689,6 +4849,8 @@ export interface paths {
         /**
          * Give or withdraw your customer's consent to offers targeted by their own card spending
          * @description Recorded with its time and audited. Without consent the hub reads nothing of the customer’s spending for offers; withdrawing also removes what was computed (offers already accepted stay accepted).
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postWalletTargetedOffersConsent"];
         delete?: never;
@@ -4707,6 +4869,8 @@ export interface paths {
         /**
          * The targeted offers your customer is eligible for (none without their consent)
          * @description Evaluated over the spending of the cards behind your customer’s tokens, each offer only over its own issuer’s cards. The issuer is told how many customers were eligible, never who.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         get: operations["getWalletTargetedOffers"];
         put?: never;
@@ -4729,6 +4893,8 @@ export interface paths {
         /**
          * Accept a targeted offer your customer is eligible for: its coupon goes into their wallet
          * @description offer_consent_required without consent; targeted_offer_not_eligible when the spending condition is not met; targeted_offer_accepted when accepted before.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postWalletTargetedOffersByOfferIdAccept"];
         delete?: never;
@@ -4755,6 +4921,8 @@ export interface paths {
         /**
          * Publish an offer for your cardholders targeted by their own spending: spent at least minSpend at a category (mcc) or at the coupon's merchant in the last windowDays days; a merchant's free coupon is offered
          * @description Shown only to customers who consented in their wallet, evaluated only over the cards you issued. You see how many were eligible and accepted, never who.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postIssuerTargetedOffers"];
         delete?: never;
@@ -4795,6 +4963,8 @@ export interface paths {
         /**
          * Insights over your own cards: spend by category, merchant, channel, wallet and month, and decline reasons per day
          * @description Totals only, over payments and declines of cards you issued: no customer, card or payment is named, and no other participant’s cards are counted. Default range: the last 90 days.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
         get: operations["getIssuerInsights"];
         put?: never;
@@ -4817,6 +4987,8 @@ export interface paths {
         /**
          * Dispute a card payment or a P2P payment your customer made
          * @description Name exactly one of cardPaymentId and transferId. Card payments can be disputed within 120 days, P2P payments within 80 (`dispute_window_closed`). The issuer (or, for P2P, you as the payer’s participant) and the merchant’s or payee’s participant are told (`dispute.opened`); each answer is due within 10 days.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postWalletDisputes"];
         delete?: never;
@@ -4835,6 +5007,8 @@ export interface paths {
         /**
          * Disputes you are a party to, newest first
          * @description A wallet may ask for one customer’s disputes only (`customerId`); a customer session sees its own customer’s.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too.
          */
         get: operations["getDisputes"];
         put?: never;
@@ -4967,6 +5141,8 @@ export interface paths {
         /**
          * Report a P2P payment as fraud: the hub follows the money and freezes what is left
          * @description Within 80 days of the payment (`recall_window_closed`). The hub freezes what is still in the payee’s account and, for what already left it, in the accounts the money went to next (two hops). The payee’s participant analyses within 7 days (`recall_deadline_passed` after); a confirmed fraud refunds what was frozen at once; unanswered, the holds lapse after 11 days.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postWalletRecalls"];
         delete?: never;
@@ -5031,6 +5207,8 @@ export interface paths {
         /**
          * Open a credit line for one of your customers
          * @description A ledger account of kind credit whose debits may exceed its credits up to the limit (the ledger enforces it). The customer links it into any wallet like a bank account and pays from it there. A credit card has its own line, opened when the card is issued (its fundingAccountId).
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postIssuerCreditLines"];
         delete?: never;
@@ -5101,6 +5279,8 @@ export interface paths {
         /**
          * Close a statement now: the balance owed, the minimum payment and the due date
          * @description The `credit.statement_issued` webhook tells you (send it on to the cardholder). A statement still short of its minimum payment at its due date becomes overdue (`credit.statement_overdue`).
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postIssuerCreditLinesByAccountIdStatements"];
         delete?: never;
@@ -5143,6 +5323,8 @@ export interface paths {
         /**
          * Repay a credit card in your wallet from an account the customer pays from here
          * @description The card is named by its token in your wallet; the money comes from the customer’s account with you or a bank account linked into your wallet. Between participants it moves through both positions and is settled like a payment.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token (`POST /v1/customer-sessions`) may call it too. Moves money: send an `Idempotency-Key` (required); a retry with the same key replays the first answer.
          */
         post: operations["postWalletCreditRepayments"];
         delete?: never;
@@ -5161,6 +5343,8 @@ export interface paths {
         /**
          * The hub’s connector signing key (JWK set)
          * @description Connected participants verify the hub’s connector requests with this Ed25519 key: every request carries a detached JWS over its body in `x-jws-signature` (protected header: alg EdDSA, kid, op, txid, iat). See the `connector` webhooks for the messages.
+         *
+         *     No authentication.
          */
         get: operations["getConnectorJwks"];
         put?: never;
@@ -5181,6 +5365,8 @@ export interface paths {
         /**
          * A transfer’s final state (for its payer’s or payee’s participant)
          * @description Ask at any time — after a crash, or when a commit or abort is late: PDNG while the hub decides, then ACSC or RJCT with the reason, for good.
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
         get: operations["getConnectorTransfersByPaymentId"];
         put?: never;
@@ -5203,6 +5389,8 @@ export interface paths {
         /**
          * Report a late or repeated answer: the hub answers what it decided
          * @description A connected participant whose answer to reserve or accept reached the hub after its deadline (or twice) may report it here. The hub never changes its decision: it answers its state (PDNG, ACSC or RJCT); the participant then follows it (releases on RJCT).
+         *
+         *     Authentication: a participant access token from `POST /oauth/token` (`Authorization: Bearer <token>`). A customer session token may not.
          */
         post: operations["postConnectorTransfersByPaymentIdStatus"];
         delete?: never;
@@ -5251,6 +5439,8 @@ export interface paths {
         /**
          * Set a participant’s mode in a currency: hosted, or connected (its connector endpoint, its Ed25519 public key, the deadline of each call)
          * @description A connected participant’s own core system keeps its customers’ accounts; the hub keeps its position and calls its connector endpoint (see callbacks: reserve, accept, commit, abort, and batch for several at once), each request signed by the hub (detached JWS, EdDSA), each answer signed by the key registered here.
+         *
+         *     Authentication: the operator credential (`Authorization: Bearer <operator token>`). Accepts an `Idempotency-Key`: a retry with the same key replays the first answer instead of acting twice.
          */
         post: operations["postOperatorParticipantsByParticipantIdConnections"];
         delete?: never;
@@ -8930,6 +9120,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_029be094: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_amount, liquidity_invalid, malformed_json, malformed_request, settlement_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_0383e42a: {
             headers: {
@@ -8972,6 +9176,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, idempotency_key_invalid, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_0b9c20e8: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "idempotency_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, liquidity_invalid, malformed_request, unknown_currency, validation_failed */
         Error400_0ba2e13a: {
             headers: {
@@ -9000,8 +9218,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_controls, invalid_credit_limit, invalid_phone, malformed_request, unknown_field, validation_failed */
-        Error400_0f75158b: {
+        /** @description Bad request: invalid_page, malformed_request, validation_failed */
+        Error400_162d5958: {
             headers: {
                 [name: string]: unknown;
             };
@@ -9009,7 +9227,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_request" | "unknown_field" | "validation_failed";
+                        code?: "invalid_page" | "malformed_request" | "validation_failed";
                     };
                 };
             };
@@ -9070,20 +9288,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: malformed_json, malformed_request, unknown_field, validation_failed */
-        Error400_1c0a8dbe: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, device_key_invalid, invalid_amount, invalid_phone, malformed_request, unknown_currency, unknown_field, validation_failed */
         Error400_21c85937: {
             headers: {
@@ -9094,20 +9298,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "device_key_invalid" | "invalid_amount" | "invalid_phone" | "malformed_request" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: idempotency_key_invalid, malformed_json, malformed_request, unknown_field, validation_failed */
-        Error400_22a13a44: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "idempotency_key_invalid" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -9462,8 +9652,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_controls, invalid_credit_limit, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
-        Error400_6c6b3a97: {
+        /** @description Bad request: invalid_page, malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_6d38d386: {
             headers: {
                 [name: string]: unknown;
             };
@@ -9471,7 +9661,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                        code?: "invalid_page" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -9728,6 +9918,34 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: idempotency_key_invalid, invalid_page, malformed_json, malformed_request, unknown_field, validation_failed */
+        Error400_b07b78cb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_key_invalid" | "invalid_page" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, malformed_request, unknown_field, validation_failed */
+        Error400_b4656bad: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_amount, invalid_phone, malformed_json, malformed_request, reward_rule_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_b5629f0c: {
             headers: {
@@ -9770,8 +9988,8 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_controls, invalid_credit_limit, invalid_phone, malformed_request, validation_failed */
-        Error400_bed40edc: {
+        /** @description Bad request: invalid_page, malformed_request, unknown_field, validation_failed */
+        Error400_bda32e03: {
             headers: {
                 [name: string]: unknown;
             };
@@ -9779,7 +9997,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_request" | "validation_failed";
+                        code?: "invalid_page" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -9938,6 +10156,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, invalid_controls, invalid_credit_limit, invalid_page, invalid_phone, malformed_request, validation_failed */
+        Error400_d7ad80a3: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_page" | "invalid_phone" | "malformed_request" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, idempotency_key_required, invalid_amount, liquidity_invalid, malformed_json, malformed_request, unknown_currency, unknown_field, validation_failed */
         Error400_d897858e: {
             headers: {
@@ -10004,20 +10236,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "challenge_request_invalid" | "invalid_connection" | "invalid_country" | "invalid_phone" | "invalid_webhook_url" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: bin_in_token_range, challenge_request_invalid, consent_required, device_key_invalid, idempotency_key_invalid, invalid_controls, invalid_credit_limit, invalid_phone, malformed_json, malformed_request, unknown_field, validation_failed */
-        Error400_e4555057: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "bin_in_token_range" | "challenge_request_invalid" | "consent_required" | "device_key_invalid" | "idempotency_key_invalid" | "invalid_controls" | "invalid_credit_limit" | "invalid_phone" | "malformed_json" | "malformed_request" | "unknown_field" | "validation_failed";
                     };
                 };
             };
@@ -12944,7 +13162,7 @@ export interface operations {
             query?: {
                 /** @description Page size, 1–200 (default 50) */
                 limit?: string;
-                /** @description Opaque cursor from the previous page */
+                /** @description The `nextCursor` of the previous page (any other cursor: 400 invalid_page) */
                 cursor?: string;
                 kind?: "issuer" | "wallet" | "merchant" | "acquirer";
             };
@@ -13422,7 +13640,7 @@ export interface operations {
             query?: {
                 /** @description Page size, 1–200 (default 50) */
                 limit?: string;
-                /** @description Opaque cursor from the previous page */
+                /** @description The `nextCursor` of the previous page (any other cursor: 400 invalid_page) */
                 cursor?: string;
                 /** @description Your own id of the customer */
                 externalId?: string;
@@ -13639,7 +13857,7 @@ export interface operations {
             query?: {
                 /** @description Page size, 1–200 (default 50) */
                 limit?: string;
-                /** @description Opaque cursor from the previous page */
+                /** @description The `nextCursor` of the previous page (any other cursor: 400 invalid_page) */
                 cursor?: string;
                 objectType?: string;
                 /** @description Only records about this object (among those you may see) */
@@ -13855,7 +14073,7 @@ export interface operations {
             query?: {
                 /** @description Page size, 1–200 (default 50) */
                 limit?: string;
-                /** @description Opaque cursor from the previous page */
+                /** @description The `nextCursor` of the previous page (any other cursor: 400 invalid_page) */
                 cursor?: string;
                 objectType?: string;
                 /** @description Only records about this object (among those you may see) */
@@ -13879,7 +14097,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_5e22aaac"];
+            400: components["responses"]["Error400_bda32e03"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_efedff88"];
@@ -13906,7 +14124,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookSecret"];
                 };
             };
-            400: components["responses"]["Error400_3f235b06"];
+            400: components["responses"]["Error400_162d5958"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_76c8718b"];
             404: components["responses"]["Error404_e7e9719d"];
@@ -13944,7 +14162,7 @@ export interface operations {
                     "application/json": components["schemas"]["RotatedWebhookSecret"];
                 };
             };
-            400: components["responses"]["Error400_22a13a44"];
+            400: components["responses"]["Error400_b07b78cb"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_76c8718b"];
             404: components["responses"]["Error404_eca48805"];
@@ -13962,7 +14180,7 @@ export interface operations {
             query?: {
                 /** @description Page size, 1–200 (default 50) */
                 limit?: string;
-                /** @description Opaque cursor from the previous page */
+                /** @description The `nextCursor` of the previous page (any other cursor: 400 invalid_page) */
                 cursor?: string;
                 status?: "pending" | "delivered" | "failed";
             };
@@ -13984,7 +14202,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_5e22aaac"];
+            400: components["responses"]["Error400_bda32e03"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_76c8718b"];
             404: components["responses"]["Error404_eca48805"];
@@ -13999,7 +14217,7 @@ export interface operations {
             query?: {
                 /** @description Page size, 1–200 (default 50) */
                 limit?: string;
-                /** @description Opaque cursor from the previous page */
+                /** @description The `nextCursor` of the previous page (any other cursor: 400 invalid_page) */
                 cursor?: string;
                 status?: "pending" | "delivered" | "failed";
             };
@@ -14056,7 +14274,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookDelivery"];
                 };
             };
-            400: components["responses"]["Error400_1c0a8dbe"];
+            400: components["responses"]["Error400_6d38d386"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_76c8718b"];
             404: components["responses"]["Error404_eca48805"];
@@ -14584,7 +14802,7 @@ export interface operations {
             query?: {
                 /** @description Page size, 1–200 (default 50) */
                 limit?: string;
-                /** @description Opaque cursor from the previous page */
+                /** @description The `nextCursor` of the previous page (any other cursor: 400 invalid_page) */
                 cursor?: string;
                 /**
                  * @description ISO 4217 alphabetic code
@@ -14659,7 +14877,7 @@ export interface operations {
             query?: {
                 /** @description Page size, 1–200 (default 50) */
                 limit?: string;
-                /** @description Opaque cursor from the previous page */
+                /** @description The `nextCursor` of the previous page (any other cursor: 400 invalid_page) */
                 cursor?: string;
             };
             header?: never;
@@ -17404,7 +17622,7 @@ export interface operations {
             query?: {
                 /** @description Page size, 1–200 (default 50) */
                 limit?: string;
-                /** @description Opaque cursor from the previous page */
+                /** @description The `nextCursor` of the previous page (any other cursor: 400 invalid_page) */
                 cursor?: string;
             };
             header?: never;
@@ -17502,7 +17720,7 @@ export interface operations {
             query?: {
                 /** @description Page size, 1–200 (default 50) */
                 limit?: string;
-                /** @description Opaque cursor from the previous page */
+                /** @description The `nextCursor` of the previous page (any other cursor: 400 invalid_page) */
                 cursor?: string;
                 /** @description Only this customer’s cards */
                 customerId?: string;
@@ -18450,7 +18668,7 @@ export interface operations {
             query?: {
                 /** @description Page size, 1–200 (default 50) */
                 limit?: string;
-                /** @description Opaque cursor from the previous page */
+                /** @description The `nextCursor` of the previous page (any other cursor: 400 invalid_page) */
                 cursor?: string;
                 /** @description Only this customer’s tokens */
                 customerId?: string;
@@ -18473,7 +18691,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_0f75158b"];
+            400: components["responses"]["Error400_b4656bad"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_5068dc08"];
@@ -18587,7 +18805,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_e4555057"];
+            400: components["responses"]["Error400_0b9c20e8"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_5068dc08"];
@@ -18659,7 +18877,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_bed40edc"];
+            400: components["responses"]["Error400_d7ad80a3"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_5068dc08"];
@@ -18737,7 +18955,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_6c6b3a97"];
+            400: components["responses"]["Error400_029be094"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_5068dc08"];
@@ -18773,7 +18991,7 @@ export interface operations {
                     "application/json": components["schemas"]["WalletToken"];
                 };
             };
-            400: components["responses"]["Error400_bed40edc"];
+            400: components["responses"]["Error400_d7ad80a3"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_5068dc08"];
@@ -18814,7 +19032,7 @@ export interface operations {
                     "application/json": components["schemas"]["WalletToken"];
                 };
             };
-            400: components["responses"]["Error400_e4555057"];
+            400: components["responses"]["Error400_0b9c20e8"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_5068dc08"];
@@ -18857,7 +19075,7 @@ export interface operations {
                     "application/json": components["schemas"]["WalletToken"];
                 };
             };
-            400: components["responses"]["Error400_e4555057"];
+            400: components["responses"]["Error400_0b9c20e8"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_5068dc08"];
@@ -18900,7 +19118,7 @@ export interface operations {
                     "application/json": components["schemas"]["WalletToken"];
                 };
             };
-            400: components["responses"]["Error400_e4555057"];
+            400: components["responses"]["Error400_0b9c20e8"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_5068dc08"];
@@ -18960,7 +19178,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_6c6b3a97"];
+            400: components["responses"]["Error400_029be094"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_5068dc08"];
@@ -19010,7 +19228,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_bed40edc"];
+            400: components["responses"]["Error400_d7ad80a3"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_5068dc08"];
@@ -19056,7 +19274,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_e4555057"];
+            400: components["responses"]["Error400_0b9c20e8"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_8a51d1a4"];
             404: components["responses"]["Error404_5068dc08"];
