@@ -299,7 +299,7 @@ export const tagErrorGroups: Readonly<Record<string, readonly ErrorGroup[]>> = {
   customers: ['customers', 'customerLinks', 'paging'],
   audit: ['paging'],
   webhooks: ['webhooks', 'paging'],
-  settlement: ['settlement', 'liquidity', 'money'],
+  settlement: ['settlement', 'liquidity', 'money', 'paging'],
   'step-up': ['stepUp', 'customers'],
   ledger: ['ledger', 'paging'],
   liquidity: ['liquidity', 'money'],

@@ -128,7 +128,7 @@ export function registerAuditRoutes(app: HttpServer, deps: { audit: AuditService
 
   const CheckpointQuery = Strict({
     limit: PageQuery.properties.limit,
-    cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$', description: 'nextCursor of the previous page' })),
+    cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$', description: 'The `nextCursor` of the previous page (any other cursor: 400 invalid_page)' })),
   });
   app.get(
     '/v1/operator/audit/checkpoints',
@@ -136,8 +136,10 @@ export function registerAuditRoutes(app: HttpServer, deps: { audit: AuditService
       config: { auth: 'operator' },
       schema: { tags: ['operator'], summary: 'Signed checkpoints of the audit chain, newest first', security: [{ operator: [] }], querystring: CheckpointQuery, response: { 200: Page(Type.Ref(AuditCheckpointSchema)) } },
     },
-    async (request) => {
+    async (request, reply) => {
       const limit = pageLimit(request.query.limit);
+      const refused = await refuseUnknownCursor(request.query.cursor, (seq) => audit.getCheckpoint(BigInt(seq)));
+      if (refused !== undefined) return reply.fail(refused);
       const items = await audit.listCheckpoints({ limit, ...(request.query.cursor !== undefined ? { beforeSeq: BigInt(request.query.cursor) } : {}) });
       return { items: items.map((c) => checkpointToWire(c)), nextCursor: items.length === limit ? (items.at(-1)?.seq.toString() ?? null) : null };
     },

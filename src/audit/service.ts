@@ -87,6 +87,7 @@ export interface AuditService {
   get(id: bigint): Promise<AuditRecord | undefined>;
   /** Checkpoints, newest first; `beforeSeq` is the cursor. */
   listCheckpoints(filter: { beforeSeq?: bigint; limit: number }): Promise<AuditCheckpoint[]>;
+  getCheckpoint(seq: bigint): Promise<AuditCheckpoint | undefined>;
   latestCheckpoint(): Promise<AuditCheckpoint | undefined>;
   /** The public half of the checkpoint signing key, to check exported checkpoints with. */
   publicKey(): Promise<AuditPublicKey>;
@@ -261,6 +262,11 @@ export function createAuditService(deps: { db: Db; clock: Clock; vault: Vault; l
           ? await db.query<CheckpointRow>('select * from audit_checkpoints order by seq desc limit $1', [limit])
           : await db.query<CheckpointRow>('select * from audit_checkpoints where seq < $1 order by seq desc limit $2', [filter.beforeSeq.toString(), limit]);
       return rows.map(checkpointFromRow);
+    },
+
+    async getCheckpoint(seq) {
+      const [row] = await db.query<CheckpointRow>('select * from audit_checkpoints where seq = $1', [seq.toString()]);
+      return row === undefined ? undefined : checkpointFromRow(row);
     },
 
     latestCheckpoint: () => newestCheckpoint(db),

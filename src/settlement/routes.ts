@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { actorOf, created, okResponse, principalOf, type Idempotent } from '../api/index.ts';
 import { Ref } from '../api/index.ts';
-import { CurrencyCode, Strict } from '../api/index.ts';
+import { CurrencyCode, Strict, refuseUnknownCursor } from '../api/index.ts';
 import type { LiquidityService } from '../liquidity/index.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
@@ -183,7 +183,7 @@ export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settle
   );
 
   const PageQuery = Strict({
-    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]+$', description: 'The `nextCursor` of the previous page' })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]+$', description: 'The `nextCursor` of the previous page (any other cursor: 400 invalid_page)' })),
     limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: `1–${MAX_ENTRIES_PAGE} (default 100)` })),
   });
   const pageLimit = (s: string | undefined) => Math.min(Math.max(Number(s ?? 100), 1), MAX_ENTRIES_PAGE);
@@ -206,6 +206,8 @@ export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settle
       const me = principalOf(request).participantId;
       if ((await settlement.window(db, request.params.windowId)) === undefined) return reply.fail({ code: 'settlement_window_not_found', message: 'no such settlement window' });
       const limit = pageLimit(request.query.limit);
+      const refused = await refuseUnknownCursor(request.query.cursor, (transferId) => settlement.entryOf(db, request.params.windowId, me, transferId));
+      if (refused !== undefined) return reply.fail(refused);
       const rows = await settlement.entries(db, request.params.windowId, me, request.query.cursor, limit);
       return { items: rows.map((e) => wireEntry(e, me)), nextCursor: rows.length === limit ? (rows[rows.length - 1]?.transferId ?? null) : null };
     },
@@ -226,6 +228,8 @@ export function registerSettlementRoutes(app: HttpServer, deps: { db: Db; settle
       const me = principalOf(request).participantId;
       if ((await settlement.window(db, request.params.windowId)) === undefined) return reply.fail({ code: 'settlement_window_not_found', message: 'no such settlement window' });
       const limit = pageLimit(request.query.limit);
+      const refused = await refuseUnknownCursor(request.query.cursor, (transferId) => settlement.entryOf(db, request.params.windowId, me, transferId));
+      if (refused !== undefined) return reply.fail(refused);
       const rows = await settlement.entries(db, request.params.windowId, me, request.query.cursor, limit);
       const lines = ['transfer_id,payment_id,direction,counterparty_participant_id,amount,currency,created_at'];
       for (const e of rows) {

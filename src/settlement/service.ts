@@ -261,6 +261,8 @@ export interface SettlementService {
   windows(q: Queryable, filter: { currency?: string | undefined; participantId?: string | undefined; limit: number }): Promise<SettlementWindow[]>;
   /** A participant's legs in a window, in transfer-id order after `after`. */
   entries(q: Queryable, windowId: string, participantId: string | undefined, after: string | undefined, limit: number): Promise<WindowEntry[]>;
+  /** The transfer id when it is one of the participant's legs in the window (an `entries` cursor it issued), else undefined. */
+  entryOf(q: Queryable, windowId: string, participantId: string, transferId: string): Promise<string | undefined>;
   /** Received − sent over the windows not yet settled, per currency (legs settled gross are settled). */
   unsettled(q: Queryable, participantId: string): Promise<Map<string, bigint>>;
   models(q: Queryable): Promise<{ currency: string; model: SettlementModel }[]>;
@@ -482,6 +484,13 @@ export function createSettlementService(deps: { db: Db; clock: Clock; audit: Aud
         participantId === undefined ? [windowId, after ?? '', limit] : [windowId, after ?? '', limit, participantId],
       );
       return rows.map((r) => ({ transferId: r.transfer_id, paymentId: r.payment_id, payerParticipantId: r.payer_participant_id, payeeParticipantId: r.payee_participant_id, currency: r.currency, amountMinor: r.amount_minor, createdAt: r.created_at }));
+    },
+    async entryOf(q, windowId, participantId, transferId) {
+      const [row] = await q.query<{ transfer_id: string }>(
+        'select transfer_id from settlement_entries where window_id = $1 and transfer_id = $2 and (payer_participant_id = $3 or payee_participant_id = $3)',
+        [windowId, transferId, participantId],
+      );
+      return row?.transfer_id;
     },
     async unsettled(q, participantId) {
       const rows = await q.query<{ currency: string; net: bigint }>(

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { Strict } from '../api/index.ts';
+import { Strict, refuseUnknownCursor } from '../api/index.ts';
 import type { Db } from '../platform/db.ts';
 import type { HttpServer } from '../platform/http.ts';
 import { currencyMinorUnit, formatMoney, supportedCurrencies } from '../platform/money.ts';
@@ -163,18 +163,22 @@ export function registerOperatorTransactionRoutes(app: HttpServer, deps: { db: D
         querystring: Strict({
           q: Type.Optional(Type.String({ maxLength: 100, description: 'Search: id, participant id or name, purpose' })),
           limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: `Page size, 1–${TX_PAGE_MAX} (default 50)` })),
-          cursor: Type.Optional(Type.String({ maxLength: 300, pattern: '^[A-Za-z0-9_-]+$', description: 'Opaque cursor from the previous page' })),
+          cursor: Type.Optional(Type.String({ maxLength: 300, pattern: '^[A-Za-z0-9_-]+$', description: 'The `nextCursor` of the previous page (any other cursor: 400 invalid_page)' })),
         }),
         response: { 200: Type.Object({ items: Type.Array(Type.Ref(OperatorTransaction)), nextCursor: Type.Union([Type.String(), Type.Null()]) }, { additionalProperties: false }) },
       },
     },
     async (request, reply) => {
       const limit = Math.min(Math.max(Number(request.query.limit ?? 50), 1), TX_PAGE_MAX);
-      let cursor: { at: Date; id: string } | undefined;
-      if (request.query.cursor !== undefined) {
-        cursor = decodeCursor(request.query.cursor);
-        if (cursor === undefined) return reply.fail({ code: 'validation_failed', message: 'cursor is not one this endpoint gave' });
-      }
+      // The cursor names the previous page's last transfer, by id and time: a transfer that is not there (or not then) is none.
+      const refused = await refuseUnknownCursor(request.query.cursor, async (encoded) => {
+        const decoded = decodeCursor(encoded);
+        if (decoded === undefined) return undefined;
+        const [row] = await deps.db.query<{ created_at: Date }>('select created_at from ledger_transfers where id = $1', [decoded.id]);
+        return row !== undefined && new Date(row.created_at).getTime() === decoded.at.getTime() ? decoded : undefined;
+      });
+      if (refused !== undefined) return reply.fail(refused);
+      const cursor = request.query.cursor !== undefined ? decodeCursor(request.query.cursor) : undefined;
       return listOperatorTransactions(deps.db, { q: request.query.q, limit, cursor });
     },
   );

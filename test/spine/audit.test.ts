@@ -180,6 +180,10 @@ describe.each(engines)('the signed audit trail on %s', (engine) => {
     expect(latest.status).toBe(200);
     expect(latest.body).toMatchObject({ seq: '3', hash: page.body.items[0].hash, publicKey: key.body.pem });
     expect((await operator().get('/v1/operator/audit/checkpoints?cursor=x')).status).toBe(400);
+    // A number that is no checkpoint's is no cursor of this list either (it would answer the checkpoints below it).
+    const unknown = await operator().get('/v1/operator/audit/checkpoints?cursor=99');
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error.code).toBe('invalid_page');
     // Operator routes: a participant's token is refused.
     for (const url of ['/v1/operator/audit/checkpoints', '/v1/operator/audit/checkpoints/latest', '/v1/operator/audit/public-key']) {
       expect((await t.api('wallet-a').get(url)).status).toBe(401);

@@ -231,6 +231,14 @@ describe.each(engines)('settlement on %s', (engine) => {
       cursor = page.body.nextCursor;
     } while (cursor !== null);
     expect(seen).toHaveLength(6);
+    // A cursor that is none of its legs in this window answers 400 invalid_page, in JSON and CSV alike, not a page.
+    for (const bad of ['trf_unknown', `${seen[0].transferId}x`]) {
+      for (const path of ['transfers', 'transfers.csv']) {
+        const refused = await w1.get(`/v1/settlement/windows/${windowId}/${path}?limit=2&cursor=${encodeURIComponent(bad)}`);
+        expect(refused.status).toBe(400);
+        expect(refused.body.error.code).toBe('invalid_page');
+      }
+    }
     expect(new Set(seen.map((e) => e.transferId)).size).toBe(6);
     const total = seen.reduce((s, e) => s + (e.direction === 'received' ? 1n : -1n) * BigInt(e.amount.amount.replace('.', '')), 0n);
     expect(total).toBe(-14_65n);

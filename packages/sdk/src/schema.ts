@@ -9134,20 +9134,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_amount, liquidity_invalid, malformed_json, malformed_request, settlement_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_0383e42a: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_amount" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, malformed_request, unknown_currency, validation_failed */
         Error400_07c37156: {
             headers: {
@@ -9554,20 +9540,6 @@ export interface components {
                 };
             };
         };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, liquidity_invalid, malformed_request, settlement_invalid, unknown_currency, unknown_field, validation_failed */
-        Error400_596a503f: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "liquidity_invalid" | "malformed_request" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
-                    };
-                };
-            };
-        };
         /** @description Bad request: malformed_request, unknown_field, validation_failed */
         Error400_5e22aaac: {
             headers: {
@@ -9788,6 +9760,20 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "invalid_alias" | "invalid_phone" | "malformed_request" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_page, liquidity_invalid, malformed_request, settlement_invalid, unknown_currency, validation_failed */
+        Error400_90a77cbb: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_page" | "liquidity_invalid" | "malformed_request" | "settlement_invalid" | "unknown_currency" | "validation_failed";
                     };
                 };
             };
@@ -10114,6 +10100,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, idempotency_key_invalid, invalid_amount, invalid_page, liquidity_invalid, malformed_json, malformed_request, settlement_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_d1c2dcac: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "idempotency_key_invalid" | "invalid_amount" | "invalid_page" | "liquidity_invalid" | "malformed_json" | "malformed_request" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, challenge_request_invalid, fee_schedule_invalid, fx_rate_invalid, fx_rates_invalid, idempotency_key_invalid, invalid_alias, invalid_amount, invalid_phone, liquidity_invalid, malformed_json, malformed_request, quote_amount_conflict, quote_amount_required, red_packet_invalid, risk_rule_invalid, split_invalid, unknown_currency, unknown_field, validation_failed */
         Error400_d2e39a7a: {
             headers: {
@@ -10184,6 +10184,20 @@ export interface components {
                 };
             };
         };
+        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, invalid_page, liquidity_invalid, malformed_request, settlement_invalid, unknown_currency, unknown_field, validation_failed */
+        Error400_db44298e: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "invalid_page" | "liquidity_invalid" | "malformed_request" | "settlement_invalid" | "unknown_currency" | "unknown_field" | "validation_failed";
+                    };
+                };
+            };
+        };
         /** @description Bad request: invalid_page, invalid_phone, malformed_request, validation_failed */
         Error400_df7f002e: {
             headers: {
@@ -10208,20 +10222,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "device_key_invalid" | "invalid_amount" | "invalid_phone" | "malformed_request" | "unknown_currency" | "validation_failed";
-                    };
-                };
-            };
-        };
-        /** @description Bad request: amount_not_positive, amount_precision, amount_too_large, invalid_amount, liquidity_invalid, malformed_request, settlement_invalid, unknown_currency, validation_failed */
-        Error400_e214d133: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorBody"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "amount_not_positive" | "amount_precision" | "amount_too_large" | "invalid_amount" | "liquidity_invalid" | "malformed_request" | "settlement_invalid" | "unknown_currency" | "validation_failed";
                     };
                 };
             };
@@ -13964,7 +13964,7 @@ export interface operations {
             query?: {
                 /** @description Page size, 1–200 (default 50) */
                 limit?: string;
-                /** @description nextCursor of the previous page */
+                /** @description The `nextCursor` of the previous page (any other cursor: 400 invalid_page) */
                 cursor?: string;
             };
             header?: never;
@@ -16115,7 +16115,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_e214d133"];
+            400: components["responses"]["Error400_90a77cbb"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_9093b7e2"];
@@ -16212,7 +16212,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_596a503f"];
+            400: components["responses"]["Error400_db44298e"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_cd5547e6"];
@@ -16244,7 +16244,7 @@ export interface operations {
                     "application/json": components["schemas"]["SettlementReport"];
                 };
             };
-            400: components["responses"]["Error400_e214d133"];
+            400: components["responses"]["Error400_90a77cbb"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_cd5547e6"];
@@ -16258,7 +16258,7 @@ export interface operations {
     getSettlementWindowsByWindowIdTransfers: {
         parameters: {
             query?: {
-                /** @description The `nextCursor` of the previous page */
+                /** @description The `nextCursor` of the previous page (any other cursor: 400 invalid_page) */
                 cursor?: string;
                 /** @description 1–1000 (default 100) */
                 limit?: string;
@@ -16284,7 +16284,7 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error400_596a503f"];
+            400: components["responses"]["Error400_db44298e"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_cd5547e6"];
@@ -16298,7 +16298,7 @@ export interface operations {
     getSettlementWindowsByWindowIdTransfersCsv: {
         parameters: {
             query?: {
-                /** @description The `nextCursor` of the previous page */
+                /** @description The `nextCursor` of the previous page (any other cursor: 400 invalid_page) */
                 cursor?: string;
                 /** @description 1–1000 (default 100) */
                 limit?: string;
@@ -16321,7 +16321,7 @@ export interface operations {
                     "application/json": string;
                 };
             };
-            400: components["responses"]["Error400_596a503f"];
+            400: components["responses"]["Error400_db44298e"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_cd5547e6"];
@@ -16363,7 +16363,7 @@ export interface operations {
                     "application/json": components["schemas"]["SettlementDiscrepancyReport"];
                 };
             };
-            400: components["responses"]["Error400_0383e42a"];
+            400: components["responses"]["Error400_d1c2dcac"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_cd5547e6"];
@@ -16431,7 +16431,7 @@ export interface operations {
                     "application/json": string;
                 };
             };
-            400: components["responses"]["Error400_e214d133"];
+            400: components["responses"]["Error400_90a77cbb"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_cd5547e6"];
@@ -16463,7 +16463,7 @@ export interface operations {
                     "application/json": string;
                 };
             };
-            400: components["responses"]["Error400_e214d133"];
+            400: components["responses"]["Error400_90a77cbb"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_cd5547e6"];
@@ -16495,7 +16495,7 @@ export interface operations {
                     "application/json": string;
                 };
             };
-            400: components["responses"]["Error400_e214d133"];
+            400: components["responses"]["Error400_90a77cbb"];
             401: components["responses"]["Error401_1d149c64"];
             403: components["responses"]["Error403_c1e479c2"];
             404: components["responses"]["Error404_cd5547e6"];
@@ -17079,7 +17079,7 @@ export interface operations {
                 q?: string;
                 /** @description Page size, 1–200 (default 50) */
                 limit?: string;
-                /** @description Opaque cursor from the previous page */
+                /** @description The `nextCursor` of the previous page (any other cursor: 400 invalid_page) */
                 cursor?: string;
             };
             header?: never;
