@@ -166,13 +166,14 @@ export function registerGuideRoutes(app: HttpServer, guides: readonly Guide[] = 
         summary: 'One integration guide (HTML; its Markdown with ?format=md)',
         description: 'The guides of docs/guides in this repository, as served by this hub. Public.',
         security,
-        params: Type.Object({ name: Type.String({ pattern: '^[a-z0-9-]{1,64}$', description: 'The guide, e.g. quickstart-wallet' }) }, { additionalProperties: false }),
+        params: Type.Object({ name: Type.String({ pattern: '^[a-z0-9-]{1,64}(\\.md)?$', description: 'The guide, e.g. quickstart-wallet (or its file name, quickstart-wallet.md, as the repository links it)' }) }, { additionalProperties: false }),
         querystring: Type.Object({ format: Type.Optional(Type.Union([Type.Literal('html'), Type.Literal('md')])) }, { additionalProperties: false }),
         response: { 200: Type.String({ description: 'text/html' }) },
       },
     },
     async (request, reply) => {
-      const guide = byName.get(request.params.name);
+      // The file name too: guides link each other by it (quickstart-bank.md), and people paste those links.
+      const guide = byName.get(request.params.name.replace(/\.md$/, ''));
       if (guide === undefined) return reply.fail({ code: 'not_found', message: `no guide ${request.params.name}: see /docs/guides` });
       if (request.query.format === 'md') return reply.headers(PAGE_HEADERS).type('text/markdown; charset=utf-8').send(guide.markdown);
       return reply.headers(PAGE_HEADERS).type('text/html; charset=utf-8').send(rendered.get(guide.name) ?? '');

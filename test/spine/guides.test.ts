@@ -108,6 +108,7 @@ describe('/docs/guides on the hub', () => {
       const page = await anonymous.get(`/docs/guides/${g.name}`);
       expect(page.status, g.name).toBe(200);
       expect(String(page.body)).toContain('<h1');
+      expect((await anonymous.get(`/docs/guides/${g.name}.md`)).body, `${g.name}.md`).toBe(page.body);
       const md = await anonymous.get(`/docs/guides/${g.name}?format=md`);
       expect(md.headers['content-type']).toContain('text/markdown');
       expect(md.body).toBe(g.markdown);

@@ -13046,7 +13046,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description The guide, e.g. quickstart-wallet */
+                /** @description The guide, e.g. quickstart-wallet (or its file name, quickstart-wallet.md, as the repository links it) */
                 name: string;
             };
             cookie?: never;
