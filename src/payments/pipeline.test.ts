@@ -100,10 +100,19 @@ describe.each(engines)('card pipeline on %s', (engine) => {
     expect((await useIssuerWebhook(2_000)).status).toBe(200);
     const before = asked.length;
     // Two copies of one tap race: both pass the lock-free checks and both are approved by the issuer; under the token's
-    // lock only one claims the counter. The other is reversed.
+    // lock only one claims the counter. The other is reversed. The second is sent while the issuer holds the first's
+    // question: sent in the same instant they would be decided in one batch, which refuses the copy before asking anyone.
     const body = bodyA('6.00', 600n);
     const [k1, k2] = [key(), key()];
-    const results = await Promise.all([tapA(body, k1), tapA(body, k2)]);
+    issuerDelayMs = 300;
+    let results: Awaited<ReturnType<typeof tapA>>[];
+    try {
+      const first = tapA(body, k1);
+      for (let i = 0; i < 500 && asked.length === before; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      results = await Promise.all([first, tapA(body, k2)]);
+    } finally {
+      issuerDelayMs = 0;
+    }
     expect(results.map((r) => r.status).sort()).toEqual([201, 402]);
     const won = results.find((r) => r.status === 201)!;
     const lost = results.find((r) => r.status !== 201)!;

@@ -118,7 +118,7 @@ export const errorMessagesEn: Readonly<Record<string, string>> = {
   bank_authorization_failed: 'The bank did not grant access. Start again.',
   bank_unavailable: 'Your bank is not answering. Try again in a moment.',
   open_banking_unavailable: 'This bank cannot be linked this way.',
-  invalid_alias: "That phone, e-mail or handle is not valid. A handle is 3 to 30 lower-case letters, digits, '_' or '.', starting with a letter or digit.",
+  invalid_alias: "That phone, e-mail or handle is not valid. A handle is 3 to 30 lower-case letters, digits, underscores or dots, starting with a letter or digit.",
   alias_taken: 'That phone, e-mail or handle is registered already.',
   alias_not_found: 'No one was found with that phone, e-mail or handle.',
   alias_move_not_found: 'That move was not found.',
